@@ -1,0 +1,198 @@
+"""Per-log configuration with Kafka's topic-level names and defaults.
+
+Topic configs arrive as strings (CreateTopics, AlterConfigs) and are reported
+back as strings (DescribeConfigs), so this module owns the mapping between
+Kafka's names and the typed ``LogConfig`` the storage layer reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+from suoi.log.errors import InvalidConfigError
+
+__all__ = ["TOPIC_CONFIG_DEFAULTS", "LogConfig"]
+
+_LONG_MAX = 9223372036854775807
+_DAY_MS = 24 * 60 * 60 * 1000
+
+TimestampType = Literal["CreateTime", "LogAppendTime"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """Effective settings of one partition log (Kafka defaults)."""
+
+    segment_bytes: int = 1 << 30
+    segment_ms: int = 7 * _DAY_MS
+    retention_ms: int = 7 * _DAY_MS  # -1 = keep forever
+    retention_bytes: int = -1  # -1 = no size limit
+    max_message_bytes: int = 1048588
+    message_timestamp_type: TimestampType = "CreateTime"
+    cleanup_policy: tuple[str, ...] = ("delete",)
+    flush_interval_messages: int | None = None  # None = leave it to the page cache
+    flush_interval_ms: int | None = None
+    index_interval_bytes: int = 4096
+
+    @property
+    def log_append_time(self) -> bool:
+        return self.message_timestamp_type == "LogAppendTime"
+
+    @property
+    def deletes(self) -> bool:
+        """Whether retention deletes segments (``delete`` in cleanup.policy)."""
+        return "delete" in self.cleanup_policy
+
+    @classmethod
+    def from_topic_configs(cls, base: LogConfig, overrides: Mapping[str, str]) -> LogConfig:
+        """Apply Kafka topic-config overrides (string values) on top of ``base``.
+
+        Raises ``InvalidConfigError`` naming the offending key, so the API
+        layer can return it verbatim as the error message.
+        """
+        changes: dict[str, Any] = {}
+        for name, raw in overrides.items():
+            if name in _PASSTHROUGH:
+                continue
+            spec = _TOPIC_CONFIGS.get(name)
+            if spec is None:
+                raise InvalidConfigError(f"Unknown topic config name: {name}")
+            attr, parse = spec
+            try:
+                changes[attr] = parse(str(raw).strip())
+            except (ValueError, TypeError) as e:
+                raise InvalidConfigError(f"Invalid value {raw!r} for configuration {name}: {e}") from None
+        return dataclasses.replace(base, **changes)
+
+    @classmethod
+    def from_broker_configs(cls, props: Mapping[str, str]) -> LogConfig:
+        """Build the broker default from ``log.*`` server properties.
+
+        Like Kafka, ``log.retention.ms`` beats ``.minutes`` beats ``.hours``
+        and ``log.roll.ms`` beats ``log.roll.hours``.
+        """
+        topic: dict[str, str] = {}
+        for broker_name, topic_name in _BROKER_TO_TOPIC.items():
+            if broker_name in props:
+                topic[topic_name] = props[broker_name]
+        for name, scale in (("log.retention.hours", 3_600_000), ("log.retention.minutes", 60_000)):
+            if "log.retention.ms" not in props and name in props:
+                topic["retention.ms"] = str(int(props[name]) * scale)
+        if "log.roll.ms" not in props and "log.roll.hours" in props:
+            topic["segment.ms"] = str(int(props["log.roll.hours"]) * 3_600_000)
+        return cls.from_topic_configs(cls(), topic)
+
+    def to_topic_configs(self) -> dict[str, str]:
+        """Kafka-named string values of every supported config (DescribeConfigs)."""
+        out = dict(_PASSTHROUGH)
+        for name, (attr, _parse) in _TOPIC_CONFIGS.items():
+            value = getattr(self, attr)
+            if value is None:
+                out[name] = str(_LONG_MAX)
+            elif isinstance(value, tuple):
+                out[name] = ",".join(value)
+            else:
+                out[name] = str(value)
+        return out
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _int_range(minimum: int, maximum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be in [{minimum}, {maximum}]")
+        return value
+
+    return parse
+
+
+def _optional_long(minimum: int) -> Callable[[str], int | None]:
+    """Kafka uses Long.MAX_VALUE for 'never'; we store that as None."""
+    inner = _int_at_least(minimum)
+
+    def parse(raw: str) -> int | None:
+        value = inner(raw)
+        return None if value >= _LONG_MAX else value
+
+    return parse
+
+
+def _cleanup_policy(raw: str) -> tuple[str, ...]:
+    items = tuple(sorted({p.strip() for p in raw.split(",") if p.strip()}))
+    if not items or any(p not in ("delete", "compact") for p in items):
+        raise ValueError("must be a list of 'delete' and/or 'compact'")
+    return items
+
+
+def _timestamp_type(raw: str) -> str:
+    if raw not in ("CreateTime", "LogAppendTime"):
+        raise ValueError("must be CreateTime or LogAppendTime")
+    return raw
+
+
+_INT32_MAX = 2**31 - 1
+
+_TOPIC_CONFIGS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "segment.bytes": ("segment_bytes", _int_range(14, _INT32_MAX)),
+    "segment.ms": ("segment_ms", _int_at_least(1)),
+    "retention.ms": ("retention_ms", _int_at_least(-1)),
+    "retention.bytes": ("retention_bytes", _int_at_least(-1)),
+    "max.message.bytes": ("max_message_bytes", _int_range(0, _INT32_MAX)),
+    "message.timestamp.type": ("message_timestamp_type", _timestamp_type),
+    "cleanup.policy": ("cleanup_policy", _cleanup_policy),
+    "flush.messages": ("flush_interval_messages", _optional_long(1)),
+    "flush.ms": ("flush_interval_ms", _optional_long(0)),
+    "index.interval.bytes": ("index_interval_bytes", _int_range(0, _INT32_MAX)),
+}
+
+#: Kafka topic configs that clients commonly send; accepted and reported with
+#: their Kafka defaults but not (yet) acted upon by the storage layer.
+_PASSTHROUGH: dict[str, str] = {
+    "compression.type": "producer",
+    "min.insync.replicas": "1",
+    "unclean.leader.election.enable": "false",
+    "delete.retention.ms": "86400000",
+    "min.compaction.lag.ms": "0",
+    "max.compaction.lag.ms": str(_LONG_MAX),
+    "min.cleanable.dirty.ratio": "0.5",
+    "file.delete.delay.ms": "60000",
+    "segment.index.bytes": "10485760",
+    "segment.jitter.ms": "0",
+    "preallocate": "false",
+    "message.downconversion.enable": "true",
+    "message.timestamp.difference.max.ms": str(_LONG_MAX),
+    "message.timestamp.before.max.ms": str(_LONG_MAX),
+    "message.timestamp.after.max.ms": str(_LONG_MAX),
+    "follower.replication.throttled.replicas": "",
+    "leader.replication.throttled.replicas": "",
+}
+
+_BROKER_TO_TOPIC: dict[str, str] = {
+    "log.segment.bytes": "segment.bytes",
+    "log.roll.ms": "segment.ms",
+    "log.retention.ms": "retention.ms",
+    "log.retention.bytes": "retention.bytes",
+    "message.max.bytes": "max.message.bytes",
+    "log.message.timestamp.type": "message.timestamp.type",
+    "log.cleanup.policy": "cleanup.policy",
+    "log.flush.interval.messages": "flush.messages",
+    "log.flush.interval.ms": "flush.ms",
+    "log.index.interval.bytes": "index.interval.bytes",
+}
+
+#: Every topic config name suoi accepts, mapped to its Kafka default.
+TOPIC_CONFIG_DEFAULTS: Mapping[str, str] = MappingProxyType(LogConfig().to_topic_configs())

@@ -1,0 +1,59 @@
+"""Storage-layer errors, each carrying the Kafka error code the API layer sends.
+
+Keeping the code on the exception lets request handlers map any storage
+failure to a response with a single ``except LogError as e: e.error_code``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidConfigError",
+    "InvalidPartitionsError",
+    "InvalidTopicError",
+    "KafkaStorageError",
+    "LogError",
+    "OffsetOutOfRangeError",
+    "TopicExistsError",
+    "UnknownTopicOrPartitionError",
+]
+
+
+class LogError(Exception):
+    """Base class of storage errors; ``error_code`` is the Kafka error code."""
+
+    error_code: int = -1  # UNKNOWN_SERVER_ERROR
+
+
+class OffsetOutOfRangeError(LogError):
+    """Requested offset is below the log start offset or beyond the log end offset."""
+
+    error_code = 1
+
+
+class UnknownTopicOrPartitionError(LogError, KeyError):
+    error_code = 3
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidTopicError(LogError, ValueError):
+    error_code = 17
+
+
+class TopicExistsError(LogError):
+    error_code = 36
+
+
+class InvalidPartitionsError(LogError, ValueError):
+    error_code = 37
+
+
+class InvalidConfigError(LogError, ValueError):
+    error_code = 40
+
+
+class KafkaStorageError(LogError, OSError):
+    """The disk failed underneath us (ENOSPC, EIO...); the log was left as before."""
+
+    error_code = 56

@@ -1,0 +1,163 @@
+"""Sparse offset and time indexes of a log segment.
+
+Both are append-only files of fixed-size big-endian entries, mirrored in
+memory as ``array`` columns so lookups are a C-level ``bisect``.  We skip
+Kafka's mmap/preallocation: entries are appended with ``os.write`` as they
+are created, and on recovery an index that does not look right is simply
+rebuilt from the log, which is the source of truth.
+
+* ``.index``: (relative offset int32, position int32) - one entry per
+  ``index.interval.bytes`` of log, pointing at the start of a batch.
+* ``.timeindex``: (timestamp int64, relative offset int32) - the segment's
+  max timestamp so far and the base offset of the batch that first reached
+  it; timestamps strictly increase.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from array import array
+from bisect import bisect_right
+from pathlib import Path
+
+__all__ = ["OffsetIndex", "TimeIndex"]
+
+
+class _FixedIndex:
+    """Two parallel sorted columns persisted as fixed-size entries."""
+
+    _entry: struct.Struct
+    _key_code: str
+    _value_code: str
+
+    def __init__(self, path: Path, base_offset: int) -> None:
+        self.path = path
+        self.base_offset = base_offset
+        self._keys: array[int] = array(self._key_code)
+        self._values: array[int] = array(self._value_code)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def load(self) -> bool:
+        """Read the file into memory; return False (and empty) if it is malformed.
+
+        A size that is not a multiple of the entry size means a torn write.
+        Ordering violations mean the file cannot be trusted for bisecting.
+        """
+        size = os.fstat(self._fd).st_size
+        self._keys = array(self._key_code)
+        self._values = array(self._value_code)
+        if size % self._entry.size:
+            return False
+        data = os.pread(self._fd, size, 0)
+        for key, value in self._entry.iter_unpack(data):
+            self._keys.append(key)
+            self._values.append(value)
+        if not self._ordered():
+            self.reset()
+            return False
+        return True
+
+    def _ordered(self) -> bool:
+        raise NotImplementedError
+
+    def _add(self, key: int, value: int) -> None:
+        os.write(self._fd, self._entry.pack(key, value))
+        self._keys.append(key)
+        self._values.append(value)
+
+    def reset(self) -> None:
+        """Drop every entry (before a rebuild from the log)."""
+        os.ftruncate(self._fd, 0)
+        self._keys = array(self._key_code)
+        self._values = array(self._value_code)
+
+    def truncate_entries(self, count: int) -> None:
+        """Keep only the first ``count`` entries (undo a failed append)."""
+        if count < len(self._keys):
+            os.ftruncate(self._fd, count * self._entry.size)
+            del self._keys[count:]
+            del self._values[count:]
+
+    def flush(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def delete(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+class OffsetIndex(_FixedIndex):
+    """Maps an offset to the file position of a batch at or before it."""
+
+    _entry = struct.Struct(">ii")
+    _key_code = "i"
+    _value_code = "i"
+
+    def _ordered(self) -> bool:
+        k, v = self._keys, self._values
+        if k and (k[0] < 0 or v[0] < 0):
+            return False
+        return all(k[i] < k[i + 1] and v[i] < v[i + 1] for i in range(len(k) - 1))
+
+    def append(self, offset: int, position: int) -> None:
+        self._add(offset - self.base_offset, position)
+
+    def lookup(self, offset: int) -> tuple[int, int]:
+        """Largest indexed ``(offset, position)`` with offset <= target, else (base, 0)."""
+        i = bisect_right(self._keys, offset - self.base_offset) - 1
+        if i < 0:
+            return self.base_offset, 0
+        return self.base_offset + self._keys[i], self._values[i]
+
+    def last_entry(self) -> tuple[int, int] | None:
+        if not self._keys:
+            return None
+        return self.base_offset + self._keys[-1], self._values[-1]
+
+
+class TimeIndex(_FixedIndex):
+    """Maps a timestamp to the offset from which a forward scan may start."""
+
+    _entry = struct.Struct(">qi")
+    _key_code = "q"
+    _value_code = "i"
+
+    def _ordered(self) -> bool:
+        k, v = self._keys, self._values
+        if v and v[0] < 0:
+            return False
+        return all(k[i] < k[i + 1] and v[i] <= v[i + 1] for i in range(len(k) - 1))
+
+    def maybe_append(self, timestamp: int, offset: int) -> bool:
+        """Append only if ``timestamp`` beats the last entry (keeps keys sorted)."""
+        if self._keys and timestamp <= self._keys[-1]:
+            return False
+        self._add(timestamp, offset - self.base_offset)
+        return True
+
+    def lookup(self, timestamp: int) -> int:
+        """Offset of the last entry with timestamp <= target, else the base offset.
+
+        Every batch before that offset has a max timestamp below the entry's,
+        so a forward scan for the first batch reaching ``timestamp`` may start
+        there without missing anything.
+        """
+        i = bisect_right(self._keys, timestamp) - 1
+        if i < 0:
+            return self.base_offset
+        return self.base_offset + self._values[i]
+
+    def last_entry(self) -> tuple[int, int] | None:
+        """``(timestamp, offset)`` of the newest entry."""
+        if not self._keys:
+            return None
+        return self._keys[-1], self.base_offset + self._values[-1]

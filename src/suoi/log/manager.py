@@ -1,0 +1,271 @@
+"""Owner of every topic's partition logs across one or more log directories.
+
+Topic metadata (id, partition count, config overrides) lives in small JSON
+files under ``<first log dir>/__suoi_topics/`` written with temp+rename, so a
+crash leaves either the old or the new version.  Creation writes metadata
+before any partition directory; deletion removes metadata first.  Hence any
+partition directory without metadata at start-up is a leftover and is set
+aside with a ``-stray`` suffix (Kafka's name) rather than silently adopted by
+a future topic of the same name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from suoi.log.config import LogConfig
+from suoi.log.errors import (
+    InvalidPartitionsError,
+    InvalidTopicError,
+    TopicExistsError,
+    UnknownTopicOrPartitionError,
+)
+from suoi.log.partition_log import PartitionLog, wall_clock_ms
+
+__all__ = ["METADATA_DIR", "LogManager", "TopicInfo", "validate_topic_name"]
+
+logger = logging.getLogger("suoi.log")
+
+METADATA_DIR = "__suoi_topics"
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+_PARTITION_DIR = re.compile(r"(.+)-(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    """A topic as the storage layer knows it; ``configs`` are the overrides only."""
+
+    name: str
+    topic_id: uuid.UUID
+    partitions: int
+    configs: Mapping[str, str]
+    config: LogConfig
+
+
+def validate_topic_name(name: str) -> None:
+    """Kafka's rules: 1-249 chars of ``[a-zA-Z0-9._-]``, and not ``.`` or ``..``."""
+    if name in (".", ".."):
+        raise InvalidTopicError(f"Topic name cannot be '{name}'")
+    if not _TOPIC_NAME.fullmatch(name):
+        raise InvalidTopicError(
+            f"Topic name {name!r} is illegal: it must be 1-249 characters of ASCII "
+            "alphanumerics, '.', '_' and '-'"
+        )
+
+
+class LogManager:
+    """Creates, opens, deletes and maintains partition logs."""
+
+    def __init__(
+        self,
+        log_dirs: list[Path],
+        default_config: LogConfig,
+        now_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        if not log_dirs:
+            raise ValueError("at least one log dir is required")
+        self.log_dirs = [Path(d) for d in log_dirs]
+        self.default_config = default_config
+        self._now_ms = now_ms
+        self._meta_dir = self.log_dirs[0] / METADATA_DIR
+        self._topics: dict[str, TopicInfo] = {}
+        self._by_id: dict[uuid.UUID, TopicInfo] = {}
+        self._logs: dict[tuple[str, int], PartitionLog] = {}
+        for d in self.log_dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        self._meta_dir.mkdir(exist_ok=True)
+
+    # ------------------------------------------------------------------ start-up
+
+    def load(self) -> None:
+        """Reopen (and recover) every partition of every persisted topic."""
+        for meta in sorted(self._meta_dir.glob("*.json")):
+            raw = json.loads(meta.read_text())
+            overrides = {str(k): str(v) for k, v in raw.get("configs", {}).items()}
+            info = TopicInfo(
+                name=raw["name"],
+                topic_id=uuid.UUID(raw["topic_id"]),
+                partitions=int(raw["partitions"]),
+                configs=MappingProxyType(overrides),
+                config=LogConfig.from_topic_configs(self.default_config, overrides),
+            )
+            self._register(info)
+        existing = self._scan_partition_dirs()
+        for info in self._topics.values():
+            for p in range(info.partitions):
+                self._open_partition(info, p, existing.get((info.name, p)))
+        for (topic, p), path in existing.items():
+            info = self._topics.get(topic)
+            if info is None or p >= info.partitions:
+                stray = path.with_name(f"{path.name}.{uuid.uuid4().hex}-stray")
+                logger.warning("partition dir %s has no topic metadata, renaming to %s", path, stray.name)
+                path.rename(stray)
+
+    def _scan_partition_dirs(self) -> dict[tuple[str, int], Path]:
+        found: dict[tuple[str, int], Path] = {}
+        for d in self.log_dirs:
+            for child in d.iterdir():
+                if not child.is_dir() or child.name == METADATA_DIR:
+                    continue
+                if child.name.endswith("-delete"):
+                    shutil.rmtree(child, ignore_errors=True)  # interrupted deletion
+                    continue
+                m = _PARTITION_DIR.fullmatch(child.name)
+                if m:
+                    found[(m.group(1), int(m.group(2)))] = child
+        return found
+
+    # ------------------------------------------------------------------ topics
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: Mapping[str, str] | None = None,
+        *,
+        topic_id: uuid.UUID | None = None,
+    ) -> TopicInfo:
+        """Create a topic and its empty partition logs.
+
+        Validation happens before anything touches the disk, in Kafka's order:
+        name, existence, partition count, configs.
+        """
+        validate_topic_name(name)
+        if name in self._topics:
+            raise TopicExistsError(f"Topic '{name}' already exists.")
+        if partitions < 1:
+            raise InvalidPartitionsError(f"Number of partitions must be larger than 0 (got {partitions}).")
+        overrides = {str(k): str(v) for k, v in (configs or {}).items()}
+        config = LogConfig.from_topic_configs(self.default_config, overrides)
+        info = TopicInfo(name, topic_id or uuid.uuid4(), partitions, MappingProxyType(overrides), config)
+        self._write_meta(info)
+        self._register(info)
+        for p in range(partitions):
+            self._open_partition(info, p, None)
+        return info
+
+    def create_partitions(self, name: str, total: int) -> TopicInfo:
+        """Grow a topic to ``total`` partitions (CreatePartitions)."""
+        info = self._require(name)
+        if total <= info.partitions:
+            raise InvalidPartitionsError(
+                f"Topic currently has {info.partitions} partitions, which is higher than or "
+                f"equal to the requested {total}."
+            )
+        new = TopicInfo(info.name, info.topic_id, total, info.configs, info.config)
+        self._write_meta(new)
+        self._register(new)
+        for p in range(info.partitions, total):
+            self._open_partition(new, p, None)
+        return new
+
+    def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicInfo:
+        """Replace a topic's overrides; live logs pick up the new config at once."""
+        info = self._require(name)
+        overrides = {str(k): str(v) for k, v in configs.items()}
+        config = LogConfig.from_topic_configs(self.default_config, overrides)
+        new = TopicInfo(info.name, info.topic_id, info.partitions, MappingProxyType(overrides), config)
+        self._write_meta(new)
+        self._register(new)
+        for p in range(new.partitions):
+            self._logs[(name, p)].config = config
+        return new
+
+    def delete_topic(self, name: str) -> TopicInfo:
+        """Forget the topic, then remove its data Kafka-style via ``-delete`` dirs."""
+        info = self._require(name)
+        (self._meta_dir / f"{name}.json").unlink(missing_ok=True)
+        del self._topics[name]
+        self._by_id.pop(info.topic_id, None)
+        for p in range(info.partitions):
+            log = self._logs.pop((name, p), None)
+            if log is None:
+                continue
+            log.close()
+            doomed = log.directory.with_name(f"{log.directory.name}.{info.topic_id.hex}-delete")
+            os.rename(log.directory, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+        return info
+
+    def topics(self) -> dict[str, TopicInfo]:
+        return dict(self._topics)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
+        return self._by_id.get(topic_id)
+
+    def get_log(self, topic: str, partition: int) -> PartitionLog | None:
+        return self._logs.get((topic, partition))
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Run retention on every log; returns the number of segments deleted."""
+        now = self._now_ms() if now_ms is None else now_ms
+        return sum(log.apply_retention(now) for log in self._logs.values())
+
+    def flush_due(self, now_ms: int | None = None) -> int:
+        """Flush logs whose ``flush.ms`` has elapsed; returns how many flushed."""
+        now = self._now_ms() if now_ms is None else now_ms
+        return sum(1 for log in self._logs.values() if log.maybe_flush(now))
+
+    def flush(self) -> None:
+        for log in self._logs.values():
+            log.flush()
+
+    def close(self) -> None:
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+
+    # ------------------------------------------------------------------ internals
+
+    def _require(self, name: str) -> TopicInfo:
+        info = self._topics.get(name)
+        if info is None:
+            raise UnknownTopicOrPartitionError(f"Topic '{name}' does not exist.")
+        return info
+
+    def _register(self, info: TopicInfo) -> None:
+        self._topics[info.name] = info
+        self._by_id[info.topic_id] = info
+
+    def _open_partition(self, info: TopicInfo, partition: int, path: Path | None) -> None:
+        if path is None:
+            path = self._least_loaded_dir() / f"{info.name}-{partition}"
+        self._logs[(info.name, partition)] = PartitionLog.open(
+            path, info.name, partition, info.config, now_ms=self._now_ms
+        )
+
+    def _least_loaded_dir(self) -> Path:
+        """Kafka places a new partition in the log dir holding the fewest."""
+        counts = dict.fromkeys(self.log_dirs, 0)
+        for log in self._logs.values():
+            parent = log.directory.parent
+            if parent in counts:
+                counts[parent] += 1
+        return min(self.log_dirs, key=lambda d: counts[d])
+
+    def _write_meta(self, info: TopicInfo) -> None:
+        doc = {
+            "version": 1,
+            "name": info.name,
+            "topic_id": str(info.topic_id),
+            "partitions": info.partitions,
+            "configs": dict(info.configs),
+        }
+        path = self._meta_dir / f"{info.name}.json"
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)

@@ -1,0 +1,415 @@
+"""The log of one topic partition: an ordered list of segments.
+
+Not thread-safe by design: the broker calls it from its single event-loop
+thread, and every operation is a handful of syscalls on page-cache-backed
+files, so a lock would only add cost.  Time is injected (``now_ms``) so that
+rolling, retention and flushing are testable without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from suoi.log.config import LogConfig
+from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
+from suoi.log.segment import BatchPlacement, LogSegment
+from suoi.protocol.records import assign_offsets, set_log_append_time, validate_batches
+
+__all__ = ["LOG_START_OFFSET_FILE", "AppendInfo", "PartitionLog", "wall_clock_ms"]
+
+logger = logging.getLogger("suoi.log")
+
+LOG_START_OFFSET_FILE = "log-start-offset"
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendInfo:
+    """What a Produce response needs to report about a successful append."""
+
+    base_offset: int
+    last_offset: int
+    log_append_time_ms: int  # -1 for CreateTime topics
+    log_start_offset: int
+    max_timestamp: int
+    record_count: int
+
+
+class PartitionLog:
+    """Append-only, segmented log of a single partition (use ``open``)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        topic: str,
+        partition: int,
+        config: LogConfig,
+        segments: list[LogSegment],
+        log_start_offset: int,
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self.config = config
+        self._now_ms = now_ms
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self._log_end_offset = segments[-1].next_offset
+        self._log_start_offset = log_start_offset
+        #: Last offset (exclusive) visible to consumers.  Equal to the log end
+        #: offset until replication exists; kept separate so it can take over.
+        self._high_watermark = self._log_end_offset
+        self._unflushed_messages = 0
+        self._last_flush_ms = now_ms()
+        self._unflushed_segments: list[LogSegment] = []
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        topic: str,
+        partition: int,
+        config: LogConfig,
+        now_ms: Callable[[], int] = wall_clock_ms,
+    ) -> PartitionLog:
+        """Open (creating if needed) and recover the log in ``directory``.
+
+        Sealed segments are trusted if their indexes are consistent; the last
+        segment is always fully re-scanned because an unclean shutdown can
+        only have torn its tail.  If recovery truncates a sealed segment, all
+        later segments are dropped: their offsets no longer follow on.
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        bases = sorted(
+            int(p.stem) for p in directory.glob("*.log") if len(p.stem) == 20 and p.stem.isdigit()
+        )
+        known = {f"{b:020d}" for b in bases}
+        for p in directory.iterdir():
+            if p.suffix in (".index", ".timeindex") and p.stem not in known:
+                p.unlink()
+        interval = config.index_interval_bytes
+        segments: list[LogSegment] = []
+        for i, base in enumerate(bases):
+            seg = LogSegment(directory, base, index_interval_bytes=interval)
+            is_last = i == len(bases) - 1
+            truncated = seg.recover() if is_last else seg.load()
+            segments.append(seg)
+            if truncated and not is_last:
+                logger.warning(
+                    "%s-%d: segment %d was corrupt, dropping %d later segments",
+                    topic, partition, base, len(bases) - i - 1,
+                )  # fmt: skip
+                for later in bases[i + 1 :]:
+                    LogSegment(directory, later, index_interval_bytes=interval).delete()
+                break
+        if not segments:
+            segments.append(LogSegment.create(directory, 0, index_interval_bytes=interval))
+        log_start = segments[0].base_offset
+        persisted = _read_log_start_offset(directory)
+        if persisted is not None:
+            log_start = min(max(log_start, persisted), segments[-1].next_offset)
+        return cls(directory, topic, partition, config, segments, log_start, now_ms)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._log_end_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self._high_watermark
+
+    @property
+    def size_in_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def segments(self) -> Sequence[LogSegment]:
+        return tuple(self._segments)
+
+    @property
+    def _active(self) -> LogSegment:
+        return self._segments[-1]
+
+    # ------------------------------------------------------------------ writes
+
+    def append(self, records: bytes | bytearray | memoryview) -> AppendInfo:
+        """Validate, assign offsets to and append a produced records blob.
+
+        Raises the ``suoi.protocol.records`` validation errors before touching
+        the log, or ``KafkaStorageError`` if the disk write fails (the log is
+        then unchanged).
+        """
+        cfg = self.config
+        headers = validate_batches(records, max_batch_bytes=cfg.max_message_bytes)
+        buf = bytearray(records)
+        now = self._now_ms()
+        append_time = cfg.log_append_time
+        placements: list[BatchPlacement] = []
+        next_offset = self._log_end_offset
+        pos = 0
+        max_ts = -1
+        count = 0
+        for h in headers:
+            base = next_offset
+            assign_offsets(buf, pos, base)
+            ts = h.max_timestamp
+            if append_time:
+                set_log_append_time(buf, pos, now)
+                ts = now
+            next_offset = base + h.last_offset_delta + 1
+            placements.append((pos, base, next_offset - 1, ts, h.size))
+            max_ts = max(max_ts, ts)
+            count += h.records_count
+            pos += h.size
+        seg = self._active
+        if seg.should_roll(len(buf), next_offset - 1, now, cfg.segment_bytes, cfg.segment_ms):
+            seg = self._roll()
+        seg.append(buf, placements, now)
+        first_offset = self._log_end_offset
+        self._log_end_offset = next_offset
+        self._high_watermark = next_offset
+        self._unflushed_messages += count
+        if cfg.flush_interval_messages is not None and self._unflushed_messages >= cfg.flush_interval_messages:
+            self.flush()
+        return AppendInfo(
+            base_offset=first_offset,
+            last_offset=next_offset - 1,
+            log_append_time_ms=now if append_time else -1,
+            log_start_offset=self._log_start_offset,
+            max_timestamp=max_ts,
+            record_count=count,
+        )
+
+    def roll(self) -> LogSegment:
+        """Start a new segment at the log end offset (no-op if the active one is empty)."""
+        if self._active.size == 0:
+            return self._active
+        return self._roll()
+
+    def _roll(self) -> LogSegment:
+        old = self._active
+        old.seal()
+        try:
+            new = LogSegment.create(
+                self.directory, self._log_end_offset, index_interval_bytes=self.config.index_interval_bytes
+            )
+        except OSError as e:
+            raise KafkaStorageError(e.errno, f"cannot roll {self.directory}: {e.strerror}") from e
+        self._unflushed_segments.append(old)
+        self._segments.append(new)
+        self._bases.append(new.base_offset)
+        return new
+
+    def flush(self) -> None:
+        """fsync everything written since the last flush."""
+        for seg in (*self._unflushed_segments, self._active):
+            if seg.fd >= 0:
+                seg.flush()
+        self._unflushed_segments.clear()
+        self._unflushed_messages = 0
+        self._last_flush_ms = self._now_ms()
+
+    def maybe_flush(self, now_ms: int) -> bool:
+        """Honour ``flush.ms``; returns whether a flush happened."""
+        interval = self.config.flush_interval_ms
+        if interval is None or self._unflushed_messages == 0 or now_ms - self._last_flush_ms < interval:
+            return False
+        self.flush()
+        return True
+
+    # ------------------------------------------------------------------ reads
+
+    def read(
+        self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_batch: bool = True
+    ) -> bytes:
+        """Whole batches starting with the one containing ``offset``.
+
+        Stops before any batch reaching ``max_offset`` (default: the high
+        watermark) and within ``max_bytes`` - except that with
+        ``min_one_batch`` the first batch is returned whatever its size, as
+        Kafka does so that a consumer can never get stuck.  May span segments.
+        """
+        if offset < self._log_start_offset or offset > self._log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is out of range [{self._log_start_offset}, {self._log_end_offset}] "
+                f"for {self.topic}-{self.partition}"
+            )
+        limit = self._high_watermark if max_offset is None else max_offset
+        if offset >= limit:
+            return b""
+        parts: list[bytes] = []
+        remaining = max_bytes
+        first = min_one_batch
+        i = bisect_right(self._bases, offset) - 1
+        while i < len(self._segments) and (remaining > 0 or first):
+            seg = self._segments[i]
+            pos = seg.locate(offset)
+            if pos is not None:
+                data, at_end = seg.read_from(pos, remaining, limit, first)
+                if data:
+                    parts.append(data)
+                    remaining -= len(data)
+                    first = False
+                if not at_end:
+                    break
+            i += 1
+            if i < len(self._segments):
+                offset = self._segments[i].base_offset
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """``(offset, timestamp)`` of the first batch with max timestamp >= target.
+
+        Kafka answers with the first *record* whose timestamp is >= target; we
+        only read batch headers, so this returns the containing batch's base
+        offset (clamped to the log start offset) and its max timestamp.  A
+        consumer seeking there receives at most a few earlier records of the
+        same batch.  None if no such batch exists below the high watermark.
+        """
+        lso = self._log_start_offset
+        for seg in self._segments:
+            if seg.max_timestamp < timestamp_ms or seg.next_offset <= lso:
+                continue
+            h = seg.find_timestamp(timestamp_ms, lso)
+            if h is not None:
+                if h.last_offset >= self._high_watermark:
+                    return None
+                return max(h.base_offset, lso), h.max_timestamp
+        return None
+
+    def max_timestamp(self) -> tuple[int, int]:
+        """``(timestamp, offset)`` for ListOffsets MAX_TIMESTAMP; (-1, -1) if empty.
+
+        The offset is the last offset of the batch holding the max timestamp
+        (the first one for LogAppendTime batches, whose records all share it).
+        """
+        lso = self._log_start_offset
+        best: LogSegment | None = None
+        for seg in self._segments:
+            if seg.next_offset > lso and (best is None or seg.max_timestamp > best.max_timestamp):
+                best = seg
+        if best is None or best.max_timestamp < 0:
+            return -1, -1
+        h = best.header_at_offset(best.offset_of_max_timestamp)
+        if h is None:
+            return -1, -1
+        offset = h.base_offset if h.timestamp_type == 1 else h.last_offset
+        return best.max_timestamp, max(offset, lso)
+
+    # ------------------------------------------------------------------ deletion
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: advance the log start offset (-1 means the high watermark).
+
+        Whole segments below the new start are removed at once; the rest of
+        the data becomes unreadable immediately and goes with its segment.
+        """
+        if offset == -1:
+            offset = self._high_watermark
+        if offset < 0 or offset > self._high_watermark:
+            raise OffsetOutOfRangeError(
+                f"cannot delete records before {offset}: high watermark is {self._high_watermark}"
+            )
+        if offset > self._log_start_offset:
+            self._log_start_offset = offset
+            while len(self._segments) > 1 and self._segments[1].base_offset <= offset:
+                self._delete_oldest()
+            self._persist_log_start_offset()
+        return self._log_start_offset
+
+    def apply_retention(self, now_ms: int) -> int:
+        """Delete expired segments (retention.ms / retention.bytes); returns how many.
+
+        Only applies with ``cleanup.policy`` containing ``delete``.  When
+        every segment, including a non-empty active one, is past retention.ms,
+        the log is rolled first so the data can expire; the new segment
+        starts at the log end offset, so offsets are never reused.
+        """
+        cfg = self.config
+        if not cfg.deletes:
+            return 0
+        deleted = 0
+        if cfg.retention_ms >= 0:
+            expired = 0
+            for seg in self._segments:
+                if seg.size == 0 or now_ms - seg.largest_timestamp <= cfg.retention_ms:
+                    break
+                expired += 1
+            if expired == len(self._segments):
+                self._roll()
+            for _ in range(expired):
+                self._delete_oldest()
+                deleted += 1
+        if cfg.retention_bytes >= 0:
+            excess = self.size_in_bytes - cfg.retention_bytes
+            while len(self._segments) > 1 and excess - self._segments[0].size >= 0:
+                excess -= self._segments[0].size
+                self._delete_oldest()
+                deleted += 1
+        if deleted and self._segments[0].base_offset > self._log_start_offset:
+            self._log_start_offset = self._segments[0].base_offset
+            self._persist_log_start_offset()
+        return deleted
+
+    def _delete_oldest(self) -> None:
+        seg = self._segments.pop(0)
+        self._bases.pop(0)
+        if seg in self._unflushed_segments:
+            self._unflushed_segments.remove(seg)
+        seg.delete()
+
+    def _persist_log_start_offset(self) -> None:
+        """Atomic temp+rename, so a crash leaves either the old or the new value."""
+        path = self.directory / LOG_START_OFFSET_FILE
+        tmp = path.with_suffix(".tmp")
+        try:
+            with open(tmp, "w") as f:
+                f.write(f"{self._log_start_offset}\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            raise KafkaStorageError(e.errno, f"cannot persist log start offset: {e.strerror}") from e
+
+    def close(self) -> None:
+        for seg in self._segments:
+            seg.close()
+
+    def delete(self) -> None:
+        """Close and remove the whole partition directory."""
+        self.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"PartitionLog({self.topic}-{self.partition}, start={self._log_start_offset}, "
+            f"end={self._log_end_offset}, segments={len(self._segments)})"
+        )
+
+
+def _read_log_start_offset(directory: Path) -> int | None:
+    try:
+        return int((directory / LOG_START_OFFSET_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None

@@ -1,0 +1,326 @@
+"""One log segment: a ``.log`` file of record batches plus its two indexes.
+
+A segment only ever holds whole v2 batches, stored byte-for-byte as the
+producer sent them (after offset assignment).  All reads go through one file
+descriptor opened at start-up with ``os.pread``, so concurrent readers never
+share a file position and no read pays for an ``open()``.
+
+Batches are located with the sparse offset index and then a forward scan
+that only reads 61-byte headers - record payloads are never decoded here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from suoi.log.errors import KafkaStorageError
+from suoi.log.index import OffsetIndex, TimeIndex
+from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_batch_header, verify_crc
+
+__all__ = ["BatchPlacement", "LogSegment", "segment_file_name"]
+
+logger = logging.getLogger("suoi.log")
+
+#: Fault-injection seam: tests replace this to simulate ENOSPC/EIO.
+_write = os.write
+
+_MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
+_HEADER_SCAN_CHUNK = 16 * 1024
+_RECOVERY_CHUNK = 8 * 1024 * 1024
+_INT32_MAX = 2**31 - 1
+
+#: (position relative to the appended chunk, base offset, last offset, max timestamp, size)
+BatchPlacement = tuple[int, int, int, int, int]
+
+
+def segment_file_name(base_offset: int, suffix: str) -> str:
+    """Kafka's naming: the base offset zero-padded to 20 digits."""
+    return f"{base_offset:020d}{suffix}"
+
+
+class LogSegment:
+    """Files and in-memory state of a single segment."""
+
+    def __init__(self, directory: Path, base_offset: int, *, index_interval_bytes: int) -> None:
+        self.base_offset = base_offset
+        self.log_path = directory / segment_file_name(base_offset, ".log")
+        self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self.offset_index = OffsetIndex(directory / segment_file_name(base_offset, ".index"), base_offset)
+        self.time_index = TimeIndex(directory / segment_file_name(base_offset, ".timeindex"), base_offset)
+        self.size = os.fstat(self._fd).st_size
+        #: Offset after the last batch: the log end offset while this segment is active.
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = base_offset
+        #: Time from which segment.ms is measured (first append), None while empty.
+        self.rolling_base_ms: int | None = None
+        self._index_interval = index_interval_bytes
+        self._bytes_since_index = 0
+
+    # ------------------------------------------------------------------ life cycle
+
+    @classmethod
+    def create(cls, directory: Path, base_offset: int, *, index_interval_bytes: int) -> LogSegment:
+        """A fresh, empty segment (stale files with the same name are cleared)."""
+        seg = cls(directory, base_offset, index_interval_bytes=index_interval_bytes)
+        if seg.size:
+            os.ftruncate(seg._fd, 0)
+            seg.size = 0
+        seg.offset_index.reset()
+        seg.time_index.reset()
+        return seg
+
+    def load(self) -> int:
+        """Open a sealed segment cheaply, falling back to full recovery.
+
+        Trusts the indexes if they are well-formed and the batches from the
+        last offset-index entry to the end of file chain up exactly; only that
+        tail is read.  Returns the number of bytes truncated by recovery.
+        """
+        if not (self.offset_index.load() and self.time_index.load()):
+            logger.warning("rebuilding indexes of %s", self.log_path)
+            return self.recover()
+        last = self.offset_index.last_entry()
+        start_offset, start = last if last is not None else (self.base_offset, 0)
+        if start >= self.size and self.size:
+            return self.recover()
+        end = start
+        self._bytes_since_index = 0
+        tail_max_ts, tail_max_offset = -1, self.base_offset
+        for pos, h in self._iter_headers(start):
+            if (pos == start and last is not None and h.base_offset != start_offset) or h.magic != 2:
+                break
+            if h.max_timestamp > tail_max_ts:
+                tail_max_ts, tail_max_offset = h.max_timestamp, h.base_offset
+            self.next_offset = h.next_offset
+            self._bytes_since_index += h.size
+            if self.rolling_base_ms is None and pos == 0:
+                self.rolling_base_ms = h.max_timestamp
+            end = pos + h.size
+        if end != self.size:
+            logger.warning("index of %s is inconsistent with the log, rebuilding", self.log_path)
+            return self.recover()
+        entry = self.time_index.last_entry()
+        if entry is not None:
+            self.max_timestamp, self.offset_of_max_timestamp = entry
+        if tail_max_ts > self.max_timestamp:
+            self.max_timestamp, self.offset_of_max_timestamp = tail_max_ts, tail_max_offset
+        return 0
+
+    def recover(self) -> int:
+        """Rebuild both indexes by scanning every batch with CRC checks.
+
+        The log is truncated at the first torn or corrupt batch - anything
+        after it cannot be trusted.  Returns the number of bytes removed.
+        """
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.next_offset = self.base_offset
+        self.max_timestamp, self.offset_of_max_timestamp = -1, self.base_offset
+        self._bytes_since_index = 0
+        self.rolling_base_ms = None
+        valid_end = 0
+        for pos, h in self._iter_verified():
+            if pos == 0:
+                self.rolling_base_ms = h.max_timestamp
+            self._index_batch(pos, h.base_offset, h.last_offset, h.max_timestamp, h.size)
+            valid_end = pos + h.size
+        truncated = self.size - valid_end
+        if truncated:
+            logger.warning(
+                "truncating %d bytes of torn/corrupt data at position %d of %s",
+                truncated, valid_end, self.log_path,
+            )  # fmt: skip
+            os.ftruncate(self._fd, valid_end)
+            self.size = valid_end
+        return truncated
+
+    def seal(self) -> None:
+        """Called on roll: make the time index end with the segment's max timestamp,
+        so retention and ``load()`` never need to scan a sealed segment."""
+        if self.max_timestamp >= 0:
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+
+    def flush(self) -> None:
+        os.fsync(self._fd)
+        self.offset_index.flush()
+        self.time_index.flush()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self.offset_index.close()
+        self.time_index.close()
+
+    def delete(self) -> None:
+        self.close()
+        self.log_path.unlink(missing_ok=True)
+        self.offset_index.delete()
+        self.time_index.delete()
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    @property
+    def largest_timestamp(self) -> int:
+        """Kafka's retention clock: max record timestamp, else file mtime."""
+        if self.max_timestamp >= 0:
+            return self.max_timestamp
+        return int(os.stat(self.log_path).st_mtime * 1000)
+
+    def should_roll(self, incoming_bytes: int, last_offset: int, now_ms: int, segment_bytes: int, segment_ms: int) -> bool:  # fmt: skip
+        """Roll criteria; an empty segment is never rolled (it would stay empty)."""
+        if self.size == 0:
+            return False
+        if self.size + incoming_bytes > segment_bytes:
+            return True
+        if self.rolling_base_ms is not None and now_ms - self.rolling_base_ms > segment_ms:
+            return True
+        # Relative offsets in the index are int32.
+        return last_offset - self.base_offset > _INT32_MAX
+
+    # ------------------------------------------------------------------ writes
+
+    def append(self, data: bytes | bytearray, batches: list[BatchPlacement], now_ms: int) -> None:
+        """Write already-offset-assigned batches with one write and index them.
+
+        On any OSError the file and indexes are cut back to their previous
+        state, so a failed append is invisible.
+        """
+        pos0 = self.size
+        saved = (self.next_offset, self.max_timestamp, self.offset_of_max_timestamp, self._bytes_since_index)
+        n_index, n_time = len(self.offset_index), len(self.time_index)
+        try:
+            view = memoryview(data)
+            written = 0
+            while written < len(view):
+                written += _write(self._fd, view[written:])
+            self.size = pos0 + len(view)
+            for rel, base, last, max_ts, size in batches:
+                self._index_batch(pos0 + rel, base, last, max_ts, size)
+        except OSError as e:
+            self.next_offset, self.max_timestamp, self.offset_of_max_timestamp, self._bytes_since_index = saved
+            try:
+                os.ftruncate(self._fd, pos0)
+                self.offset_index.truncate_entries(n_index)
+                self.time_index.truncate_entries(n_time)
+            except OSError:
+                logger.exception("could not roll back failed append to %s", self.log_path)
+            self.size = pos0
+            raise KafkaStorageError(e.errno, f"append to {self.log_path} failed: {e.strerror}") from e
+        if self.rolling_base_ms is None:
+            self.rolling_base_ms = now_ms
+
+    def _index_batch(self, pos: int, base: int, last: int, max_ts: int, size: int) -> None:
+        if max_ts > self.max_timestamp:
+            self.max_timestamp, self.offset_of_max_timestamp = max_ts, base
+        if self._bytes_since_index > self._index_interval:
+            self.offset_index.append(base, pos)
+            if self.max_timestamp >= 0:
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+            self._bytes_since_index = 0
+        self._bytes_since_index += size
+        self.next_offset = last + 1
+
+    # ------------------------------------------------------------------ reads
+
+    def locate(self, offset: int) -> int | None:
+        """Position of the first batch whose last offset is >= ``offset``."""
+        if offset >= self.next_offset:
+            return None
+        _, start = self.offset_index.lookup(offset)
+        for pos, h in self._iter_headers(start):
+            if h.last_offset >= offset:
+                return pos
+        return None
+
+    def read_from(self, pos: int, max_bytes: int, max_offset: int, min_one: bool) -> tuple[bytes, bool]:
+        """Whole batches from ``pos``: at most ``max_bytes`` and all below ``max_offset``.
+
+        With ``min_one`` the first batch is returned even if it alone exceeds
+        ``max_bytes``, so a consumer can always make progress.  The flag
+        returned is True when the scan reached the end of the segment.
+        """
+        end = self.size
+        want = min(max(max_bytes, 0), end - pos)
+        data = os.pread(self._fd, want, pos) if want > 0 else b""
+        p = 0
+        n = len(data)
+        while n - p >= HEADER_SIZE:
+            h = parse_batch_header(data, p)
+            if p + h.size > n or h.last_offset >= max_offset:
+                break
+            p += h.size
+        if p == 0 and min_one and pos < end:
+            h = parse_batch_header(os.pread(self._fd, HEADER_SIZE, pos))
+            if h.last_offset >= max_offset:
+                return b"", False
+            data = os.pread(self._fd, h.size, pos)
+            return data, pos + h.size >= end
+        return (data if p == n else data[:p]), pos + p >= end
+
+    def find_timestamp(self, timestamp: int, min_offset: int) -> BatchHeader | None:
+        """First batch (not wholly below ``min_offset``) with max timestamp >= target."""
+        start = max(self.time_index.lookup(timestamp), min_offset)
+        pos = self.locate(start)
+        if pos is None:
+            return None
+        for _, h in self._iter_headers(pos):
+            if h.last_offset >= min_offset and h.max_timestamp >= timestamp:
+                return h
+        return None
+
+    def header_at_offset(self, offset: int) -> BatchHeader | None:
+        pos = self.locate(offset)
+        if pos is None:
+            return None
+        return parse_batch_header(os.pread(self._fd, HEADER_SIZE, pos))
+
+    def _iter_headers(self, start: int) -> Iterator[tuple[int, BatchHeader]]:
+        """Walk batch headers from ``start`` reading in chunks; stops at junk."""
+        end = self.size
+        pos = start
+        buf = b""
+        buf_start = 0
+        while end - pos >= HEADER_SIZE:
+            rel = pos - buf_start
+            if rel + HEADER_SIZE > len(buf):
+                buf = os.pread(self._fd, min(_HEADER_SCAN_CHUNK, end - pos), pos)
+                buf_start, rel = pos, 0
+                if len(buf) < HEADER_SIZE:
+                    return
+            h = parse_batch_header(buf, rel)
+            if h.batch_length < _MIN_BATCH_LENGTH or pos + h.size > end:
+                return
+            yield pos, h
+            pos += h.size
+
+    def _iter_verified(self) -> Iterator[tuple[int, BatchHeader]]:
+        """Walk whole batches from the start, checking framing, CRC and offsets."""
+        end = os.fstat(self._fd).st_size
+        self.size = end
+        pos = 0
+        buf = b""
+        buf_start = 0
+        expected = self.base_offset
+        while end - pos >= HEADER_SIZE:
+            rel = pos - buf_start
+            if rel + HEADER_SIZE > len(buf):
+                buf = os.pread(self._fd, min(_RECOVERY_CHUNK, end - pos), pos)
+                buf_start, rel = pos, 0
+            h = parse_batch_header(buf, rel)
+            if h.magic != 2 or h.batch_length < _MIN_BATCH_LENGTH or pos + h.size > end:
+                return
+            if rel + h.size > len(buf):
+                buf = os.pread(self._fd, min(max(_RECOVERY_CHUNK, h.size), end - pos), pos)
+                buf_start, rel = pos, 0
+            if not verify_crc(buf, rel, h) or h.base_offset < expected or h.last_offset_delta < 0:
+                return
+            yield pos, h
+            expected = h.next_offset
+            pos += h.size
