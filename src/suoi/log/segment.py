@@ -48,8 +48,12 @@ class LogSegment:
         self.base_offset = base_offset
         self.log_path = directory / segment_file_name(base_offset, ".log")
         self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        self.offset_index = OffsetIndex(directory / segment_file_name(base_offset, ".index"), base_offset)
-        self.time_index = TimeIndex(directory / segment_file_name(base_offset, ".timeindex"), base_offset)
+        index_path = directory / segment_file_name(base_offset, ".index")
+        time_index_path = directory / segment_file_name(base_offset, ".timeindex")
+        #: An absent index cannot be told apart from an empty one once created.
+        self._indexes_missing = not (index_path.exists() and time_index_path.exists())
+        self.offset_index = OffsetIndex(index_path, base_offset)
+        self.time_index = TimeIndex(time_index_path, base_offset)
         self.size = os.fstat(self._fd).st_size
         #: Offset after the last batch: the log end offset while this segment is active.
         self.next_offset = base_offset
@@ -80,13 +84,13 @@ class LogSegment:
         last offset-index entry to the end of file chain up exactly; only that
         tail is read.  Returns the number of bytes truncated by recovery.
         """
-        if not (self.offset_index.load() and self.time_index.load()):
+        if self._indexes_missing or not (self.offset_index.load() and self.time_index.load()):
             logger.warning("rebuilding indexes of %s", self.log_path)
-            return self.recover()
+            return self._recover_sealed()
         last = self.offset_index.last_entry()
         start_offset, start = last if last is not None else (self.base_offset, 0)
         if start >= self.size and self.size:
-            return self.recover()
+            return self._recover_sealed()
         end = start
         self._bytes_since_index = 0
         tail_max_ts, tail_max_offset = -1, self.base_offset
@@ -102,13 +106,18 @@ class LogSegment:
             end = pos + h.size
         if end != self.size:
             logger.warning("index of %s is inconsistent with the log, rebuilding", self.log_path)
-            return self.recover()
+            return self._recover_sealed()
         entry = self.time_index.last_entry()
         if entry is not None:
             self.max_timestamp, self.offset_of_max_timestamp = entry
         if tail_max_ts > self.max_timestamp:
             self.max_timestamp, self.offset_of_max_timestamp = tail_max_ts, tail_max_offset
         return 0
+
+    def _recover_sealed(self) -> int:
+        truncated = self.recover()
+        self.seal()
+        return truncated
 
     def recover(self) -> int:
         """Rebuild both indexes by scanning every batch with CRC checks.
