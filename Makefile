@@ -1,0 +1,39 @@
+# suoi — a Kafka-compatible broker in Python.
+#   make run    create .venv, install, start one broker on 127.0.0.1:9092 (data in ./suoi-data)
+#   make test   create .venv with test extras, install test tools (kcat), run the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast venv bench tools clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) -m suoi broker --listeners PLAINTEXT://127.0.0.1:9092 --log-dirs ./suoi-data
+
+# kcat (Debian's build, on librdkafka 2.0.2) is one of the real clients the tests drive.
+tools:
+	@command -v kcat >/dev/null 2>&1 || command -v kafkacat >/dev/null 2>&1 || \
+	  { echo "installing kcat from Debian's packages"; \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat >/dev/null; }
+
+test: venv tools
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Skips the slow fault-injection tests (CI runs everything through `make test`).
+test-fast: venv tools
+	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) benchmarks/bench.py --suoi
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

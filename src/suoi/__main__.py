@@ -1,0 +1,3 @@
+from suoi.cli.main import main
+
+raise SystemExit(main())

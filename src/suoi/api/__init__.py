@@ -1,0 +1,21 @@
+"""One handler per Kafka API: decode -> call a broker service -> describe the response.
+
+Handlers are registered with their api key and version range (`registry.api`); the
+ApiVersions reply is derived from that registry, so what we advertise is exactly what
+is implemented. Importing this package registers every handler.
+"""
+
+from suoi.api import (  # noqa: F401  (imported for registration)
+    api_versions,
+    create_topics,
+    delete_records,
+    delete_topics,
+    describe_cluster,
+    fetch,
+    list_offsets,
+    metadata,
+    produce,
+)
+from suoi.api.registry import REGISTRY, ApiSpec, RequestContext
+
+__all__ = ["REGISTRY", "ApiSpec", "RequestContext"]

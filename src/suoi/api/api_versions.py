@@ -1,0 +1,27 @@
+"""ApiVersions (key 18): derived from the handler registry, so we advertise exactly what
+is implemented (plus Produce's deliberate v0 floor, see `legacy_produce`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from suoi.api.registry import REGISTRY, RequestContext, api
+from suoi.model import ErrorCode
+
+if TYPE_CHECKING:
+    from suoi.broker import Broker
+
+
+def api_versions_data(broker: "Broker", error: ErrorCode = ErrorCode.none) -> dict[str, Any]:
+    keys = [
+        {"api_key": s.api_key, "min_version": s.advertised_min, "max_version": s.max_version}
+        for s in sorted(REGISTRY.values(), key=lambda s: s.api_key)
+    ]
+    # Only the fields every version defines; kio omits tagged fields left at defaults,
+    # which older clients (librdkafka 2.0) need.
+    return {"error_code": error, "api_keys": keys, "throttle_time": 0}
+
+
+@api(18, "ApiVersions", 0, 4)
+def handle_api_versions(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    return api_versions_data(ctx.broker)

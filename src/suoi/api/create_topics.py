@@ -1,0 +1,81 @@
+"""CreateTopics (key 19): partitions and topic configs, persisted with the topic.
+
+A single node can hold one replica, so replication.factor > 1 is refused with
+INVALID_REPLICATION_FACTOR rather than silently creating less durability than asked.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from suoi.api.registry import RequestContext, api
+from suoi.log.config import LogConfig
+from suoi.log.errors import LogError, TopicExistsError
+from suoi.log.manager import validate_topic_name
+from suoi.model import ErrorCode
+
+log = logging.getLogger("suoi.api")
+TOPIC_CONFIG_SOURCE = 1
+
+
+def _result(name: str, error: ErrorCode, message: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "topic_id": None, "error_code": error, "error_message": message,
+            "num_partitions": -1, "replication_factor": -1, "configs": None, **extra}
+
+
+@api(19, "CreateTopics", 2, 7)
+def handle_create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    results = []
+    seen: set[str] = set()
+    for topic in request.topics:
+        name = topic.name
+        if name in seen:
+            results.append(_result(name, ErrorCode.invalid_request, "topic listed twice in one request"))
+            continue
+        seen.add(name)
+        configs = {c.name: c.value for c in topic.configs if c.value is not None}
+        partitions = topic.num_partitions
+        rf = topic.replication_factor
+        if topic.assignments:
+            if partitions != -1 or rf != -1:
+                results.append(_result(name, ErrorCode.invalid_request,
+                                       "replica assignment given together with partitions/replication factor"))
+                continue
+            partitions = len(topic.assignments)
+            rf = len(topic.assignments[0].broker_ids)
+            bad = [b for a in topic.assignments for b in a.broker_ids if b != broker.node_id]
+            if bad:
+                results.append(_result(name, ErrorCode.invalid_replica_assignment, f"unknown broker ids {sorted(set(bad))}"))
+                continue
+        if partitions == -1:
+            partitions = broker.config.get_int("num.partitions")
+        if rf == -1:
+            rf = broker.config.get_int("default.replication.factor")
+        if partitions < 1:
+            results.append(_result(name, ErrorCode.invalid_partitions, "number of partitions must be at least 1"))
+            continue
+        if rf < 1 or rf > 1:
+            results.append(_result(name, ErrorCode.invalid_replication_factor,
+                                   f"replication factor {rf} is not possible: this cluster has 1 broker"))
+            continue
+        try:
+            if request.validate_only:
+                if name in broker.logs.topics():
+                    raise TopicExistsError(f"topic {name!r} already exists")
+                validate_topic_name(name)
+                LogConfig.from_topic_configs(broker.log_config, configs)
+                info_id = None
+            else:
+                info_id = broker.create_topic(name, partitions, configs).topic_id
+        except LogError as exc:
+            results.append(_result(name, ErrorCode(exc.error_code), str(exc)))
+            continue
+        results.append(_result(
+            name, ErrorCode.none, None, topic_id=info_id, num_partitions=partitions, replication_factor=rf,
+            configs=[{"name": k, "value": v, "read_only": False, "config_source": TOPIC_CONFIG_SOURCE,
+                      "is_sensitive": False} for k, v in sorted(configs.items())],
+        ))
+    return {"throttle_time": 0, "topics": results}
+

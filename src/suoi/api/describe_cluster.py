@@ -1,0 +1,25 @@
+"""DescribeCluster (key 60): this broker is the whole cluster and its controller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from suoi.api.registry import RequestContext, api
+
+# endpoint_type 1 = brokers, 2 = controllers (KIP-919); a combined node answers both.
+
+
+@api(60, "DescribeCluster", 0, 2)
+def handle_describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    host, port = broker.endpoint
+    return {
+        "throttle_time": 0,
+        "error_code": 0,
+        "error_message": None,
+        "endpoint_type": getattr(request, "endpoint_type", 1),
+        "cluster_id": broker.cluster_id,
+        "controller_id": broker.node_id,
+        "brokers": [{"broker_id": broker.node_id, "host": host, "port": port, "rack": None, "is_fenced": False}],
+        "cluster_authorized_operations": -2147483648,
+    }

@@ -1,0 +1,55 @@
+"""ListOffsets (key 2): earliest, latest, max-timestamp, or the first offset at a time.
+
+Consumers call this to resolve auto.offset.reset and offsetsForTimes. "Latest" is the
+high watermark (the last stable offset for read_committed), never an offset a consumer
+could not yet read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from suoi.api.registry import RequestContext, api
+from suoi.model import ErrorCode
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+
+
+@api(2, "ListOffsets", 1, 10)
+def handle_list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    logs = ctx.broker.logs
+    topics = []
+    for topic in request.topics:
+        info = logs.topics().get(topic.name)
+        partitions = []
+        for p in topic.partitions:
+            plog = logs.get_log(topic.name, p.partition_index) if info is not None else None
+            if plog is None:
+                partitions.append({"partition_index": p.partition_index,
+                                   "error_code": ErrorCode.unknown_topic_or_partition})
+                continue
+            ts = p.timestamp
+            offset, found_ts = -1, -1
+            if ts == LATEST:
+                offset = plog.high_watermark
+            elif ts in (EARLIEST, EARLIEST_LOCAL):
+                offset = plog.log_start_offset
+            elif ts == MAX_TIMESTAMP:
+                found_ts, offset = plog.max_timestamp()
+            elif ts == LATEST_TIERED:
+                offset = -1  # no tiered storage: nothing is tiered
+            elif ts >= 0:
+                hit = plog.offset_for_timestamp(ts)
+                if hit is not None:
+                    offset, found_ts = hit
+            else:
+                partitions.append({"partition_index": p.partition_index, "error_code": ErrorCode.invalid_request})
+                continue
+            partitions.append({"partition_index": p.partition_index, "error_code": ErrorCode.none,
+                               "timestamp": found_ts, "offset": offset, "leader_epoch": 0})
+        topics.append({"name": topic.name, "partitions": partitions})
+    return {"throttle_time": 0, "topics": topics}

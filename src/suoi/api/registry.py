@@ -1,0 +1,61 @@
+"""Handler registry: api key -> (version range, handler).
+
+A handler is `handler(ctx, request) -> dict | None | Awaitable[dict | None]`. The dict
+describes the response in the most recent version's field names; `protocol.codec.build`
+fits it to the version the client asked for. `None` means "send nothing" (acks=0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from suoi.broker import Broker
+
+ResponseData: TypeAlias = dict[str, Any] | None
+Handler: TypeAlias = Callable[["RequestContext", Any], ResponseData | Awaitable[ResponseData]]
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What a handler may know about the request besides its body."""
+
+    broker: "Broker"
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    client_host: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSpec:
+    api_key: int
+    name: str
+    min_version: int
+    max_version: int
+    handler: Handler
+    advertised_min: int  # what ApiVersions says; below min_version the handler rejects
+
+    def supports(self, version: int) -> bool:
+        return self.min_version <= version <= self.max_version
+
+
+REGISTRY: dict[int, ApiSpec] = {}
+
+
+def api(api_key: int, name: str, min_version: int, max_version: int, *, advertised_min: int | None = None) -> Callable[[Handler], Handler]:
+    """Register a handler for `api_key` in [min_version, max_version]."""
+
+    def register(fn: Handler) -> Handler:
+        if api_key in REGISTRY:
+            raise RuntimeError(f"api key {api_key} registered twice")
+        REGISTRY[api_key] = ApiSpec(
+            api_key, name, min_version, max_version, fn,
+            min_version if advertised_min is None else advertised_min,
+        )
+        return fn
+
+    return register

@@ -1,0 +1,159 @@
+"""The single-node broker: wires configuration, storage, listeners and housekeeping.
+
+Lifecycle: `start()` recovers every partition log (truncating torn tails), then binds
+the listeners, then starts the retention and flush tasks; `stop()` reverses that order
+so no request is served by a log that is closing. All state is touched only from the
+event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from suoi.config import BrokerConfig, Listener
+from suoi.log.config import LogConfig
+from suoi.log.manager import LogManager, TopicInfo
+from suoi.net.server import start_listener
+from suoi.notify import AppendNotifier
+
+log = logging.getLogger("suoi.broker")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def log_config_from(cfg: BrokerConfig) -> LogConfig:
+    return LogConfig(
+        segment_bytes=cfg.get_int("log.segment.bytes"),
+        segment_ms=cfg.segment_ms,
+        retention_ms=cfg.retention_ms,
+        retention_bytes=cfg.get_int("log.retention.bytes"),
+        max_message_bytes=cfg.get_int("message.max.bytes"),
+        message_timestamp_type=str(cfg.get("log.message.timestamp.type")),  # type: ignore[arg-type]
+        cleanup_policy=tuple(x.strip() for x in str(cfg.get("log.cleanup.policy")).split(",") if x.strip()),
+        flush_interval_messages=cfg.optional_int("log.flush.interval.messages"),
+        flush_interval_ms=cfg.optional_int("log.flush.interval.ms"),
+        index_interval_bytes=cfg.get_int("log.index.interval.bytes"),
+    )
+
+
+def _load_or_create_meta(log_dir: Path, node_id: int, configured_cluster_id: str | None) -> str:
+    """Read (or write on first start) meta.properties, as Kafka does, for the cluster id."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    meta = log_dir / "meta.properties"
+    if meta.exists():
+        values = dict(line.split("=", 1) for line in meta.read_text().splitlines() if "=" in line and not line.startswith("#"))
+        stored_node = int(values.get("node.id", node_id))
+        if stored_node != node_id:
+            raise RuntimeError(f"{meta} belongs to node.id={stored_node}, but this broker is node.id={node_id}")
+        return values["cluster.id"]
+    cluster_id = configured_cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    tmp = meta.with_suffix(".tmp")
+    tmp.write_text(f"#suoi broker metadata\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n")
+    os.replace(tmp, meta)
+    return cluster_id
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig, *, now_ms: Callable[[], int] = _now_ms) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.now_ms = now_ms
+        self.log_config = log_config_from(config)
+        self.logs = LogManager(config.log_dirs, self.log_config, now_ms=now_ms)
+        self.notifier = AppendNotifier()
+        self.connections: set[Any] = set()
+        self.cluster_id = ""
+        self._servers: list[asyncio.Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.bound: list[Listener] = []
+        self._stopped = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        self.cluster_id = _load_or_create_meta(self.config.log_dirs[0], self.node_id, self.config.get("cluster.id"))  # type: ignore[arg-type]
+        started = time.monotonic()
+        self.logs.load()
+        log.info("loaded %d topics from %s in %.2fs", len(self.logs.topics()),
+                 ",".join(map(str, self.config.log_dirs)), time.monotonic() - started)
+        max_request = self.config.get_int("socket.request.max.bytes")
+        advertised = self.config.advertised_listeners
+        for listener in self.config.listeners:
+            server = await start_listener(self, listener.host or None, listener.port, max_request)  # type: ignore[arg-type]
+            port = server.sockets[0].getsockname()[1]
+            self._servers.append(server)
+            self.bound.append(Listener(listener.name, listener.host, port))
+            log.info("listening on %s://%s:%d", listener.name, listener.host or "*", port)
+        # An advertised port of 0 means "whatever we bound" (used by tests and `suoi.testing`).
+        self.advertised = [
+            Listener(a.name, a.host, a.port or (self.bound[i].port if i < len(self.bound) else a.port))
+            for i, a in enumerate(advertised)
+        ]
+        self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
+        self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
+        log.info("suoi broker node.id=%d cluster.id=%s started", self.node_id, self.cluster_id)
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.logs.close()
+        self._stopped.set()
+        log.info("suoi broker node.id=%d stopped cleanly", self.node_id)
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    # -- services for handlers -------------------------------------------------------
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        first = self.advertised[0]
+        return first.host, first.port
+
+    def auto_create_enabled(self) -> bool:
+        return self.config.get_bool("auto.create.topics.enable")
+
+    def create_topic(self, name: str, partitions: int | None = None, configs: dict[str, str] | None = None) -> TopicInfo:
+        if partitions is None or partitions < 0:
+            partitions = self.config.get_int("num.partitions")
+        info = self.logs.create_topic(name, partitions, configs or {})
+        log.info("created topic %s with %d partitions%s", name, partitions,
+                 f" configs={configs}" if configs else "")
+        return info
+
+    # -- housekeeping ----------------------------------------------------------------
+    async def _retention_loop(self) -> None:
+        interval = self.config.get_int("log.retention.check.interval.ms") / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                deleted = self.logs.apply_retention(self.now_ms())
+                if deleted:
+                    log.info("retention deleted %d segments", deleted)
+            except Exception:
+                log.exception("retention pass failed")
+
+    async def _flush_loop(self) -> None:
+        interval = self.config.get_int("log.flush.scheduler.interval.ms") / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.logs.flush_due(self.now_ms())
+            except Exception:
+                log.exception("scheduled flush failed")

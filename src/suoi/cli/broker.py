@@ -1,0 +1,85 @@
+"""`suoi broker`: run a broker in the foreground until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("suoi")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "broker",
+        help="run a broker",
+        description="Run a Kafka-compatible broker. Accepts Apache Kafka's server.properties keys; "
+        "flags override the file.",
+    )
+    p.add_argument("--config", "-c", type=Path, help="a server.properties file")
+    p.add_argument("--listeners", help="e.g. PLAINTEXT://127.0.0.1:9092 (default)")
+    p.add_argument("--advertised-listeners", help="addresses given to clients (default: listeners)")
+    p.add_argument("--log-dirs", help="comma-separated data directories (default ./suoi-data)")
+    p.add_argument("--node-id", type=int, help="this broker's node.id (default 1)")
+    p.add_argument("--override", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any property, repeatable (e.g. -o log.retention.ms=60000)")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from suoi.config import load_config, read_properties
+
+    file_values = read_properties(args.config) if args.config else {}
+    overrides: dict[str, str] = {}
+    for item in args.override:
+        if "=" not in item:
+            print(f"suoi broker: --override expects KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        k, v = item.split("=", 1)
+        overrides[k.strip()] = v.strip()
+    for flag, key in (("listeners", "listeners"), ("advertised_listeners", "advertised.listeners"),
+                      ("log_dirs", "log.dirs"), ("node_id", "node.id")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[key] = str(value)
+    try:
+        config = load_config(file_values, overrides)
+    except ValueError as exc:
+        print(f"suoi broker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        return int(runner(_serve(config)))
+    except OSError as exc:
+        print(f"suoi broker: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(config: Any) -> int:
+    from suoi.broker import Broker
+
+    broker = Broker(config)
+    await broker.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await broker.stop()
+    return 0

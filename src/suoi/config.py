@@ -1,0 +1,197 @@
+"""Broker configuration, read with Kafka's own property names.
+
+A user's `server.properties` from Apache Kafka mostly works as is: the keys we know are
+applied, keys that belong to Kafka features suoi does not have yet are reported once at
+start, and anything else is warned about as unknown rather than ignored silently.
+Command-line flags override the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+log = logging.getLogger("suoi.config")
+
+HOUR_MS = 3_600_000
+
+# key -> (parser, default). Defaults are Apache Kafka's, except the listener, which binds
+# loopback only so that a first `make run` does not expose a broker to the network.
+_INT = int
+
+
+def _bool(v: str) -> bool:
+    s = v.strip().lower()
+    if s in ("true", "1", "yes"):
+        return True
+    if s in ("false", "0", "no"):
+        return False
+    raise ValueError(f"not a boolean: {v!r}")
+
+
+def _str(v: str) -> str:
+    return v.strip()
+
+
+KNOWN: dict[str, tuple[object, object]] = {
+    "node.id": (_INT, 1),
+    "broker.id": (_INT, None),
+    "listeners": (_str, "PLAINTEXT://127.0.0.1:9092"),
+    "advertised.listeners": (_str, None),
+    "listener.security.protocol.map": (_str, None),
+    "log.dirs": (_str, None),
+    "log.dir": (_str, "./suoi-data"),
+    "num.partitions": (_INT, 1),
+    "default.replication.factor": (_INT, 1),
+    "auto.create.topics.enable": (_bool, True),
+    "delete.topic.enable": (_bool, True),
+    "log.retention.hours": (_INT, 168),
+    "log.retention.minutes": (_INT, None),
+    "log.retention.ms": (_INT, None),
+    "log.retention.bytes": (_INT, -1),
+    "log.retention.check.interval.ms": (_INT, 300_000),
+    "log.segment.bytes": (_INT, 1024 * 1024 * 1024),
+    "log.roll.hours": (_INT, 168),
+    "log.roll.ms": (_INT, None),
+    "log.index.interval.bytes": (_INT, 4096),
+    "log.cleanup.policy": (_str, "delete"),
+    "log.message.timestamp.type": (_str, "CreateTime"),
+    "message.max.bytes": (_INT, 1048588),
+    "socket.request.max.bytes": (_INT, 104857600),
+    "log.flush.interval.messages": (_INT, None),
+    "log.flush.interval.ms": (_INT, None),
+    "log.flush.scheduler.interval.ms": (_INT, 1000),
+    "cluster.id": (_str, None),
+}
+
+# Keys of Kafka features that later suoi issues bring; accepted with a note, not an error.
+NOT_YET = {
+    "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
+    "controller.listener.names", "inter.broker.listener.name", "num.network.threads",
+    "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir", "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms", "min.insync.replicas", "broker.rack",
+    "offsets.topic.num.partitions", "zookeeper.connect", "log.cleaner.enable",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str
+    host: str
+    port: int
+
+    @staticmethod
+    def parse_many(value: str) -> list["Listener"]:
+        out = []
+        for item in filter(None, (x.strip() for x in value.split(","))):
+            parts = urlsplit(item if "://" in item else f"PLAINTEXT://{item}")
+            host = parts.hostname if parts.hostname is not None else ""
+            if parts.port is None:
+                raise ValueError(f"listener {item!r} has no port")
+            out.append(Listener(parts.scheme.upper(), host, parts.port))
+        if not out:
+            raise ValueError("no listeners configured")
+        return out
+
+
+@dataclass(slots=True)
+class BrokerConfig:
+    """Typed view of the properties the broker uses."""
+
+    values: dict[str, object] = field(default_factory=dict)
+
+    def get(self, key: str) -> object:
+        if key in self.values:
+            return self.values[key]
+        return KNOWN[key][1]
+
+    @property
+    def node_id(self) -> int:
+        broker_id = self.get("broker.id")
+        return int(broker_id if broker_id is not None and "node.id" not in self.values else self.get("node.id"))  # type: ignore[arg-type]
+
+    @property
+    def listeners(self) -> list[Listener]:
+        return Listener.parse_many(str(self.get("listeners")))
+
+    @property
+    def advertised_listeners(self) -> list[Listener]:
+        adv = self.get("advertised.listeners")
+        listeners = Listener.parse_many(str(adv)) if adv else self.listeners
+        # A wildcard bind address cannot be advertised; tell clients the loopback name.
+        return [Listener(x.name, x.host if x.host not in ("", "0.0.0.0", "::") else "127.0.0.1", x.port) for x in listeners]
+
+    @property
+    def log_dirs(self) -> list[Path]:
+        raw = self.get("log.dirs") or self.get("log.dir")
+        return [Path(p.strip()) for p in str(raw).split(",") if p.strip()]
+
+    @property
+    def retention_ms(self) -> int:
+        for key, factor in (("log.retention.ms", 1), ("log.retention.minutes", 60_000), ("log.retention.hours", HOUR_MS)):
+            v = self.get(key)
+            if v is not None and (key in self.values or key == "log.retention.hours"):
+                return -1 if int(v) < 0 else int(v) * factor  # type: ignore[call-overload]
+        return 168 * HOUR_MS
+
+    @property
+    def segment_ms(self) -> int:
+        if self.get("log.roll.ms") is not None:
+            return int(self.get("log.roll.ms"))  # type: ignore[call-overload]
+        return int(self.get("log.roll.hours")) * HOUR_MS  # type: ignore[call-overload]
+
+    def get_int(self, key: str) -> int:
+        return int(self.get(key))  # type: ignore[call-overload]
+
+    def optional_int(self, key: str) -> int | None:
+        v = self.get(key)
+        return None if v is None else int(v)  # type: ignore[call-overload]
+
+    def get_bool(self, key: str) -> bool:
+        return bool(self.get(key))
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """Parse a Java .properties file (the subset Kafka configs use)."""
+    out: dict[str, str] = {}
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if not line or line[0] in "#!":
+            continue
+        if line.endswith("\\"):
+            pending = line[:-1]
+            continue
+        for i, ch in enumerate(line):
+            if ch in "=:":
+                out[line[:i].strip()] = line[i + 1 :].strip()
+                break
+        else:
+            out[line] = ""
+    return out
+
+
+def load_config(file_values: Mapping[str, str], overrides: Mapping[str, str]) -> BrokerConfig:
+    """Merge file values and command-line overrides; warn about unknown keys."""
+    merged = {**file_values, **overrides}
+    values: dict[str, object] = {}
+    for key, raw in merged.items():
+        if key in KNOWN:
+            parser = KNOWN[key][0]
+            try:
+                values[key] = parser(raw)  # type: ignore[operator]
+            except ValueError as exc:
+                raise ValueError(f"invalid value for {key}: {raw!r} ({exc})") from None
+        elif key in NOT_YET:
+            log.info("config %s=%s is accepted but not used by this version of suoi", key, raw)
+        else:
+            log.warning("unknown config key %s (ignored)", key)
+    cfg = BrokerConfig(values)
+    cfg.listeners  # validate early  # noqa: B018
+    return cfg

@@ -1,0 +1,261 @@
+"""Request/response (de)serialisation through kio, plus version-agnostic building.
+
+kio generates one frozen dataclass per (API, version). Handlers stay version-agnostic by
+describing a response as plain dicts/lists; `build()` turns that into the class of the
+version the client asked for, dropping fields that version lacks and converting plain
+ints to the few richer types kio uses (ErrorCode, timedelta, datetime). This is the only
+place that knows those details.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import struct
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING
+from functools import cache
+from typing import Any, NamedTuple
+
+from kio.index import load_request_schema, load_response_schema
+from kio.schema.errors import ErrorCode
+from kio.serial import entity_reader, entity_writer
+
+_HEADER_PREFIX = struct.Struct(">hhi")
+_INT32 = struct.Struct(">i")
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+API_VERSIONS_KEY = 18
+
+
+class DecodeError(Exception):
+    """A frame whose header or body does not parse: the peer broke the protocol."""
+
+
+class UnsupportedApi(Exception):
+    """The api key or version has no schema; the caller answers UNSUPPORTED_VERSION."""
+
+    def __init__(self, api_key: int, api_version: int, correlation_id: int) -> None:
+        super().__init__(f"unsupported api_key={api_key} api_version={api_version}")
+        self.api_key = api_key
+        self.api_version = api_version
+        self.correlation_id = correlation_id
+
+
+class RequestPrefix(NamedTuple):
+    """The fixed first 8 bytes of every request header, readable for any api/version."""
+
+    api_key: int
+    api_version: int
+    correlation_id: int
+
+
+class Request(NamedTuple):
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    body: Any
+
+
+def read_prefix(frame: bytes) -> RequestPrefix:
+    if len(frame) < _HEADER_PREFIX.size:
+        raise DecodeError(f"request of {len(frame)} bytes is shorter than a request header")
+    return RequestPrefix(*_HEADER_PREFIX.unpack_from(frame, 0))
+
+
+@cache
+def _request_readers(api_key: int, api_version: int) -> tuple[Any, Any]:
+    schema = load_request_schema(api_key, api_version)
+    return entity_reader(schema.__header_schema__), entity_reader(schema)
+
+
+def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
+    """Parse header and body of a request whose api key/version we have a schema for.
+
+    Raises UnsupportedApi when kio knows no such schema, DecodeError when bytes are bad.
+    """
+    try:
+        read_header, read_body = _request_readers(prefix.api_key, prefix.api_version)
+    except Exception:
+        raise UnsupportedApi(*prefix) from None
+    try:
+        header, used = read_header(frame, 0)
+        body, body_size = read_body(frame, used)
+    except Exception as exc:  # kio raises several types for short/garbled input
+        raise DecodeError(f"cannot decode api_key={prefix.api_key} v{prefix.api_version}: {exc!r}") from exc
+    return Request(prefix.api_key, prefix.api_version, prefix.correlation_id, header.client_id, body)
+
+
+class GatherBuffer:
+    """A write target for kio that keeps large payloads (record data) as separate parts.
+
+    kio writes a message as many small `write()` calls; small ones are coalesced into one
+    bytearray while large ones (record batches read from segments) are kept by reference,
+    so a fetch response is never copied into one big buffer before reaching the socket.
+    """
+
+    __slots__ = ("parts", "_small", "size")
+    LARGE = 32 * 1024
+
+    def __init__(self) -> None:
+        self.parts: list[bytes | bytearray | memoryview] = []
+        self._small = bytearray()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        n = len(data)
+        self.size += n
+        if n >= self.LARGE:
+            if self._small:
+                self.parts.append(self._small)
+                self._small = bytearray()
+            self.parts.append(data)
+        else:
+            self._small += data
+        return n
+
+    def finish(self) -> list[bytes | bytearray | memoryview]:
+        if self._small:
+            self.parts.append(self._small)
+            self._small = bytearray()
+        return self.parts
+
+
+@cache
+def _response_writers(cls: type) -> tuple[Any, Any]:
+    return entity_writer(cls.__header_schema__), entity_writer(cls)
+
+
+def encode_response(correlation_id: int, response: Any) -> list[bytes | bytearray | memoryview]:
+    """Serialise header + body as size-prefixed parts ready for `transport.writelines`."""
+    header_cls = type(response).__header_schema__
+    write_header, write_body = _response_writers(type(response))
+    buf = GatherBuffer()
+    buf.write(_INT32.pack(0))  # size placeholder, patched below
+    write_header(buf, header_cls(correlation_id=correlation_id))
+    write_body(buf, response)
+    parts = buf.finish()
+    first = parts[0]
+    assert isinstance(first, bytearray)
+    _INT32.pack_into(first, 0, buf.size - 4)
+    return parts
+
+
+def encode_raw(correlation_id: int, body: bytes) -> bytes:
+    """A response with a v0 header and a hand-made body (for requests with no schema)."""
+    return _INT32.pack(4 + len(body)) + _INT32.pack(correlation_id) + body
+
+
+def response_class(api_key: int, api_version: int) -> type:
+    return load_response_schema(api_key, api_version)
+
+
+# --- version-agnostic building -------------------------------------------------------
+
+
+class _FieldPlan(NamedTuple):
+    name: str
+    kind: str  # "plain" | "entity" | "entities" | "error" | "ms" | "datetime"
+    nested: type | None
+    default: Any  # MISSING when required
+
+
+def _entity_type(tp: Any) -> tuple[str, type | None]:
+    """Classify a field type: a nested entity, a tuple of entities, or a plain value."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return _entity_type(args[0])
+        return "plain", None
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if args and dataclasses.is_dataclass(args[0]):
+            return "entities", args[0]
+        return "plain", None
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return "entity", tp
+    return "plain", None
+
+
+@cache
+def _plan(cls: type) -> tuple[_FieldPlan, ...]:
+    plans = []
+    for f in dataclasses.fields(cls):
+        kind, nested = _entity_type(f.type)
+        kafka_type = f.metadata.get("kafka_type")
+        if kind == "plain":
+            if kafka_type == "error_code":
+                kind = "error"
+            elif kafka_type in ("timedelta_i32", "timedelta_i64"):
+                kind = "ms"
+            elif kafka_type == "datetime_i64":
+                kind = "datetime"
+        if f.default is not MISSING:
+            default = f.default
+        elif f.default_factory is not MISSING:
+            default = f.default_factory()
+        else:
+            default = MISSING
+        plans.append(_FieldPlan(f.name, kind, nested, default))
+    return tuple(plans)
+
+
+def build(cls: type, data: Mapping[str, Any]) -> Any:
+    """Build `cls` (any kio entity) from a dict, recursively.
+
+    Keys the class lacks are ignored (older/newer versions have fewer/more fields);
+    fields missing from the dict take the schema default. Nested entities are given as
+    dicts, arrays of them as lists of dicts. A required field with no value is a bug in a
+    handler, so it raises.
+    """
+    kwargs: dict[str, Any] = {}
+    for p in _plan(cls):
+        if p.name in data:
+            value = data[p.name]
+        elif p.default is not MISSING:
+            continue
+        elif p.kind == "entities":
+            value = ()
+        else:
+            raise TypeError(f"{cls.__module__}.{cls.__qualname__}: missing required field {p.name!r}")
+        kwargs[p.name] = _convert(p, value)
+    return cls(**kwargs)
+
+
+def _convert(p: _FieldPlan, value: Any) -> Any:
+    kind = p.kind
+    if kind == "plain" or value is None:
+        return value
+    if kind == "entities":
+        nested = p.nested
+        assert nested is not None
+        return tuple(v if not isinstance(v, Mapping) else build(nested, v) for v in value)
+    if kind == "entity":
+        assert p.nested is not None
+        return value if not isinstance(value, Mapping) else build(p.nested, value)
+    if kind == "error":
+        return value if isinstance(value, ErrorCode) else ErrorCode(value)
+    if kind == "ms":
+        return value if isinstance(value, datetime.timedelta) else datetime.timedelta(milliseconds=value)
+    if kind == "datetime":
+        if isinstance(value, datetime.datetime):
+            return value
+        return None if value < 0 else _EPOCH + datetime.timedelta(milliseconds=value)
+    return value
+
+
+def build_response(api_key: int, api_version: int, data: Mapping[str, Any]) -> Any:
+    return build(response_class(api_key, api_version), data)
+
+
+def ms(value: datetime.timedelta | int | None) -> int:
+    """A kio duration (timedelta) or plain int as integer milliseconds."""
+    if value is None:
+        return 0
+    if isinstance(value, datetime.timedelta):
+        return round(value.total_seconds() * 1000)
+    return int(value)
