@@ -106,7 +106,7 @@ class LogManager:
         for (topic, p), path in existing.items():
             info = self._topics.get(topic)
             if info is None or p >= info.partitions:
-                stray = path.with_name(f"{path.name}.{uuid.uuid4().hex}-stray")
+                stray = _set_aside_name(path, uuid.uuid4(), "-stray")
                 logger.warning("partition dir %s has no topic metadata, renaming to %s", path, stray.name)
                 path.rename(stray)
 
@@ -183,7 +183,7 @@ class LogManager:
     def delete_topic(self, name: str) -> TopicInfo:
         """Forget the topic, then remove its data Kafka-style via ``-delete`` dirs."""
         info = self._require(name)
-        (self._meta_dir / f"{name}.json").unlink(missing_ok=True)
+        self._meta_path(info).unlink(missing_ok=True)
         del self._topics[name]
         self._by_id.pop(info.topic_id, None)
         for p in range(info.partitions):
@@ -191,7 +191,7 @@ class LogManager:
             if log is None:
                 continue
             log.close()
-            doomed = log.directory.with_name(f"{log.directory.name}.{info.topic_id.hex}-delete")
+            doomed = _set_aside_name(log.directory, uuid.uuid4(), "-delete")
             os.rename(log.directory, doomed)
             shutil.rmtree(doomed, ignore_errors=True)
         return info
@@ -254,6 +254,10 @@ class LogManager:
                 counts[parent] += 1
         return min(self.log_dirs, key=lambda d: counts[d])
 
+    def _meta_path(self, info: TopicInfo) -> Path:
+        """Named by topic id: a 249-char topic name plus a suffix would not fit NAME_MAX."""
+        return self._meta_dir / f"{info.topic_id.hex}.json"
+
     def _write_meta(self, info: TopicInfo) -> None:
         doc = {
             "version": 1,
@@ -262,10 +266,19 @@ class LogManager:
             "partitions": info.partitions,
             "configs": dict(info.configs),
         }
-        path = self._meta_dir / f"{info.name}.json"
+        path = self._meta_path(info)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+
+def _set_aside_name(path: Path, unique: uuid.UUID, suffix: str) -> Path:
+    """``<topic>-<partition>.<uuid><suffix>``, truncating the topic like Kafka
+    does so the name stays within the 255-byte file name limit."""
+    m = _PARTITION_DIR.fullmatch(path.name)
+    topic, partition = (m.group(1), m.group(2)) if m else (path.name, "")
+    tail = f"-{partition}.{unique.hex}{suffix}" if m else f".{unique.hex}{suffix}"
+    return path.with_name(topic[: 255 - len(tail)] + tail)
