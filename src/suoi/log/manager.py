@@ -104,8 +104,8 @@ class LogManager:
             for p in range(info.partitions):
                 self._open_partition(info, p, existing.get((info.name, p)))
         for (topic, p), path in existing.items():
-            info = self._topics.get(topic)
-            if info is None or p >= info.partitions:
+            owner = self._topics.get(topic)
+            if owner is None or p >= owner.partitions:
                 stray = _set_aside_name(path, uuid.uuid4(), "-stray")
                 logger.warning("partition dir %s has no topic metadata, renaming to %s", path, stray.name)
                 path.rename(stray)

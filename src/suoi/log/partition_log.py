@@ -16,15 +16,19 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
+from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.protocol.records import assign_offsets, set_log_append_time, validate_batches
 
 __all__ = ["LOG_START_OFFSET_FILE", "AppendInfo", "PartitionLog", "wall_clock_ms"]
 
 logger = logging.getLogger("suoi.log")
+
+_T = TypeVar("_T")
 
 LOG_START_OFFSET_FILE = "log-start-offset"
 
@@ -247,16 +251,49 @@ class PartitionLog:
         watermark) and within ``max_bytes`` - except that with
         ``min_one_batch`` the first batch is returned whatever its size, as
         Kafka does so that a consumer can never get stuck.  May span segments.
+        Raises ``OffsetOutOfRangeError`` outside [log start, log end].
         """
+
+        def take(seg: LogSegment, pos: int, budget: int, limit: int, first: bool) -> tuple[bytes, int, bool]:
+            data, at_end = seg.read_from(pos, budget, limit, first)
+            return data, len(data), at_end
+
+        parts = self._walk(offset, max_bytes, max_offset, min_one_batch, take)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def read_regions(
+        self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_batch: bool = True
+    ) -> list[tuple[int, int, int]]:
+        """Same selection as ``read`` but as ``(fd, position, length)`` file regions,
+        for a zero-copy ``sendfile`` path.  Only batch headers are read.  The fds
+        belong to the segments: use them before the next retention/deletion."""
+
+        Region = tuple[int, int, int]
+
+        def take(seg: LogSegment, pos: int, budget: int, limit: int, first: bool) -> tuple[Region, int, bool]:
+            length, at_end = seg.region_from(pos, budget, limit, first)
+            return (seg.fd, pos, length), length, at_end
+
+        return self._walk(offset, max_bytes, max_offset, min_one_batch, take)
+
+    def _walk(
+        self,
+        offset: int,
+        max_bytes: int,
+        max_offset: int | None,
+        min_one_batch: bool,
+        take: Callable[[LogSegment, int, int, int, bool], tuple[_T, int, bool]],
+    ) -> list[_T]:
+        """Visit segments from the one holding ``offset`` while budget remains."""
         if offset < self._log_start_offset or offset > self._log_end_offset:
             raise OffsetOutOfRangeError(
                 f"offset {offset} is out of range [{self._log_start_offset}, {self._log_end_offset}] "
                 f"for {self.topic}-{self.partition}"
             )
         limit = self._high_watermark if max_offset is None else max_offset
+        out: list[_T] = []
         if offset >= limit:
-            return b""
-        parts: list[bytes] = []
+            return out
         remaining = max_bytes
         first = min_one_batch
         i = bisect_right(self._bases, offset) - 1
@@ -264,19 +301,17 @@ class PartitionLog:
             seg = self._segments[i]
             pos = seg.locate(offset)
             if pos is not None:
-                data, at_end = seg.read_from(pos, remaining, limit, first)
-                if data:
-                    parts.append(data)
-                    remaining -= len(data)
+                item, n, at_end = take(seg, pos, remaining, limit, first)
+                if n:
+                    out.append(item)
+                    remaining -= n
                     first = False
                 if not at_end:
                     break
             i += 1
             if i < len(self._segments):
                 offset = self._segments[i].base_offset
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
+        return out
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """``(offset, timestamp)`` of the first batch with max timestamp >= target.
@@ -349,24 +384,15 @@ class PartitionLog:
         cfg = self.config
         if not cfg.deletes:
             return 0
-        deleted = 0
-        if cfg.retention_ms >= 0:
-            expired = 0
-            for seg in self._segments:
-                if seg.size == 0 or now_ms - seg.largest_timestamp <= cfg.retention_ms:
-                    break
-                expired += 1
-            if expired == len(self._segments):
-                self._roll()
-            for _ in range(expired):
-                self._delete_oldest()
-                deleted += 1
-        if cfg.retention_bytes >= 0:
-            excess = self.size_in_bytes - cfg.retention_bytes
-            while len(self._segments) > 1 and excess - self._segments[0].size >= 0:
-                excess -= self._segments[0].size
-                self._delete_oldest()
-                deleted += 1
+        deleted = expired_by_time(self._segments, now_ms, cfg.retention_ms)
+        if deleted == len(self._segments):
+            self._roll()
+        for _ in range(deleted):
+            self._delete_oldest()
+        by_size = expired_by_size(self._segments, cfg.retention_bytes)
+        for _ in range(by_size):
+            self._delete_oldest()
+        deleted += by_size
         if deleted and self._segments[0].base_offset > self._log_start_offset:
             self._log_start_offset = self._segments[0].base_offset
             self._persist_log_start_offset()

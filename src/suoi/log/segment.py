@@ -182,7 +182,9 @@ class LogSegment:
             return self.max_timestamp
         return int(os.stat(self.log_path).st_mtime * 1000)
 
-    def should_roll(self, incoming_bytes: int, last_offset: int, now_ms: int, segment_bytes: int, segment_ms: int) -> bool:  # fmt: skip
+    def should_roll(
+        self, incoming_bytes: int, last_offset: int, now_ms: int, segment_bytes: int, segment_ms: int
+    ) -> bool:
         """Roll criteria; an empty segment is never rolled (it would stay empty)."""
         if self.size == 0:
             return False
@@ -272,6 +274,18 @@ class LogSegment:
             data = os.pread(self._fd, h.size, pos)
             return data, pos + h.size >= end
         return (data if p == n else data[:p]), pos + p >= end
+
+    def region_from(self, pos: int, max_bytes: int, max_offset: int, min_one: bool) -> tuple[int, bool]:
+        """Like ``read_from`` but only measures: returns (length, reached end)."""
+        end = self.size
+        p = pos
+        for bpos, h in self._iter_headers(pos):
+            if h.last_offset >= max_offset:
+                return p - pos, False
+            if bpos + h.size - pos > max_bytes and not (min_one and bpos == pos):
+                return p - pos, False
+            p = bpos + h.size
+        return p - pos, p >= end
 
     def find_timestamp(self, timestamp: int, min_offset: int) -> BatchHeader | None:
         """First batch (not wholly below ``min_offset``) with max timestamp >= target."""

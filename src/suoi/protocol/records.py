@@ -162,7 +162,7 @@ class BatchHeader:
 def parse_batch_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
     """Decode the 61-byte header at ``pos``; raises ``struct.error`` if short."""
     f = _HEADER.unpack_from(buf, pos)
-    return BatchHeader(*f, size=LOG_OVERHEAD + f[1])
+    return BatchHeader(*f, LOG_OVERHEAD + f[1])
 
 
 def iter_batches(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, BatchHeader]]:
@@ -345,7 +345,7 @@ def build_batch(
     base_ts = stamps[0] if stamps else timestamp_ms
     max_ts = max(stamps) if stamps else timestamp_ms
     body = bytearray()
-    for delta, (rec, ts) in enumerate(zip(recs, stamps)):
+    for delta, (rec, ts) in enumerate(zip(recs, stamps, strict=True)):
         r = bytearray(b"\x00")  # record attributes, unused
         _write_varint(r, ts - base_ts)
         _write_varint(r, delta)

@@ -224,3 +224,19 @@ def test_flush_interval_messages_and_ms(open_log: OpenLog, clock: Clock) -> None
     assert not log.maybe_flush(clock.now + 50)
     assert log.maybe_flush(clock.advance(100))
     assert not log.maybe_flush(clock.advance(100))  # nothing new to flush
+
+
+def test_read_regions_select_the_same_bytes_as_read(open_log: OpenLog) -> None:
+    log = open_log(segment_bytes=700, index_interval_bytes=150)
+    for i in range(30):
+        log.append(batch(1 + i % 3, payload=40 + i * 3, tag=i))
+    assert len(log.segments) > 3
+    for offset in (0, 1, 7, 20, 33, 50, log.log_end_offset):
+        for max_bytes in (0, 1, 150, 700, 1500, 1 << 20):
+            for min_one in (True, False):
+                for max_offset in (None, 25):
+                    expected = log.read(offset, max_bytes, max_offset=max_offset, min_one_batch=min_one)
+                    regions = log.read_regions(offset, max_bytes, max_offset=max_offset, min_one_batch=min_one)
+                    got = b"".join(os.pread(fd, length, pos) for fd, pos, length in regions)
+                    assert got == expected, (offset, max_bytes, min_one, max_offset)
+                    assert all(length > 0 for _, _, length in regions)

@@ -32,7 +32,8 @@ def _batch(n: int = 3, ts: int = 1000, **kw: object) -> bytes:
 
 def _legacy_message(magic: int) -> bytes:
     """A v0/v1 message set entry: offset, size, crc, magic, attributes, ..."""
-    body = struct.pack(">bb", magic, 0) + (struct.pack(">q", 0) if magic == 1 else b"") + struct.pack(">ii", -1, 1) + b"x"
+    timestamp = struct.pack(">q", 0) if magic == 1 else b""
+    body = struct.pack(">bb", magic, 0) + timestamp + struct.pack(">ii", -1, 1) + b"x"
     return struct.pack(">qiI", 0, len(body) + 4, 0) + body
 
 
