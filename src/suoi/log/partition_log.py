@@ -211,8 +211,8 @@ class PartitionLog:
 
     def _roll(self) -> LogSegment:
         old = self._active
-        old.seal()
         try:
+            old.seal()
             new = LogSegment.create(
                 self.directory, self._log_end_offset, index_interval_bytes=self.config.index_interval_bytes
             )
@@ -225,9 +225,12 @@ class PartitionLog:
 
     def flush(self) -> None:
         """fsync everything written since the last flush."""
-        for seg in (*self._unflushed_segments, self._active):
-            if seg.fd >= 0:
-                seg.flush()
+        try:
+            for seg in (*self._unflushed_segments, self._active):
+                if seg.fd >= 0:
+                    seg.flush()
+        except OSError as e:
+            raise KafkaStorageError(e.errno, f"fsync of {self.directory} failed: {e.strerror}") from e
         self._unflushed_segments.clear()
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms()

@@ -161,8 +161,8 @@ class BatchHeader:
 
 def parse_batch_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
     """Decode the 61-byte header at ``pos``; raises ``struct.error`` if short."""
-    f = _HEADER.unpack_from(buf, pos)
-    return BatchHeader(*f, LOG_OVERHEAD + f[1])
+    bo, length, epoch, magic, crc, attrs, lod, base_ts, max_ts, pid, pepoch, seq, count = _HEADER.unpack_from(buf, pos)
+    return BatchHeader(bo, length, epoch, magic, crc, attrs, lod, base_ts, max_ts, pid, pepoch, seq, count, 12 + length)
 
 
 def iter_batches(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, BatchHeader]]:

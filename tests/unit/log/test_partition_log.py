@@ -240,3 +240,23 @@ def test_read_regions_select_the_same_bytes_as_read(open_log: OpenLog) -> None:
                     got = b"".join(os.pread(fd, length, pos) for fd, pos, length in regions)
                     assert got == expected, (offset, max_bytes, min_one, max_offset)
                     assert all(length > 0 for _, _, length in regions)
+
+
+def test_on_disk_index_format(open_log: OpenLog) -> None:
+    """Kafka's layout: .index = (relative offset int32, position int32) big-endian,
+    .timeindex = (timestamp int64, relative offset int32)."""
+    import struct
+
+    size = len(batch(2))
+    log = open_log(segment_bytes=size * 4, index_interval_bytes=0)
+    for ts in (10, 20, 15, 30, 40, 50):
+        log.append(batch(2, ts=ts))
+    seg = log.segments[1]
+    assert seg.log_path.name == "00000000000000000008.log"
+    index = (log.directory / "00000000000000000008.index").read_bytes()
+    assert list(struct.iter_unpack(">ii", index)) == [(2, size)]  # offset 10 at 2nd batch
+    log.roll()  # sealing appends the final max-timestamp entry
+    timeindex = (log.directory / "00000000000000000008.timeindex").read_bytes()
+    assert list(struct.iter_unpack(">qi", timeindex)) == [(50, 2)]  # first batch needs no entry
+    timeindex0 = (log.directory / "00000000000000000000.timeindex").read_bytes()
+    assert list(struct.iter_unpack(">qi", timeindex0)) == [(20, 2), (30, 6)]
