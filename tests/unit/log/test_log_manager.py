@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import Clock, batch
+from log_helpers import Clock, batch
 
 from suoi.log.config import LogConfig
 from suoi.log.errors import (

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 
 import pytest
-from conftest import OpenLog, batch
+from log_helpers import OpenLog, batch
 
 from suoi.protocol.records import iter_records
 

@@ -1,0 +1,33 @@
+"""Helpers shared by the storage tests (a uniquely named module, so it cannot
+clash with other test packages' ``conftest`` on ``sys.path``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from suoi.log.partition_log import PartitionLog
+from suoi.protocol.records import build_batch
+
+
+class Clock:
+    """Manually advanced milliseconds clock, so no test ever sleeps."""
+
+    def __init__(self, now: int = 1_700_000_000_000) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, ms: int) -> int:
+        self.now += ms
+        return self.now
+
+
+def batch(n: int = 3, ts: int = 1000, payload: int = 10, tag: int = 0) -> bytes:
+    """A v2 batch of ``n`` records with ``payload``-byte values."""
+    return build_batch(
+        [(b"k%d" % i, (b"%d-%d-" % (tag, i)).ljust(payload, b"x")) for i in range(n)], timestamp_ms=ts
+    )
+
+
+OpenLog = Callable[..., PartitionLog]
