@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from suoi.config import BrokerConfig, Listener
+from suoi.coordinator.txn.producer_ids import ProducerIdManager
 from suoi.log.config import LogConfig
 from suoi.log.manager import LogManager, TopicInfo
 from suoi.net.server import start_listener
@@ -72,6 +73,7 @@ class Broker:
         self.log_config = log_config_from(config)
         self.logs = LogManager(config.log_dirs, self.log_config, now_ms=now_ms)
         self.notifier = AppendNotifier()
+        self.producer_ids = ProducerIdManager(config.log_dirs[0])
         self.connections: set[Any] = set()
         self.cluster_id = ""
         self._servers: list[asyncio.Server] = []

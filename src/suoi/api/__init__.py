@@ -12,6 +12,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     delete_topics,
     describe_cluster,
     fetch,
+    init_producer_id,
     list_offsets,
     metadata,
     produce,

@@ -1,0 +1,151 @@
+"""Idempotent-producer state of one partition: the last batches of each producer id.
+
+Kafka's idempotence (KIP-98) lets a producer retry a batch without duplicating it: each
+batch carries (producer id, epoch, base sequence), and the partition leader remembers,
+per producer, the sequence ranges and offsets of its last five batches. A retry of one
+of those is answered with the original offsets and not appended again; a gap in the
+sequence is OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is INVALID_PRODUCER_EPOCH.
+
+This class is pure bookkeeping (no I/O): the partition log feeds it batch headers on
+append and on recovery, and persists `snapshot()` so that a restart need only replay
+the log after the snapshot's offset.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+from suoi.log.errors import LogError
+from suoi.protocol.records import BatchHeader
+
+NO_PRODUCER_ID = -1
+NO_SEQUENCE = -1
+MAX_CACHED_BATCHES = 5  # what a producer may have in flight (max.in.flight.requests <= 5)
+_INT32_MAX = 2**31 - 1
+
+
+class OutOfOrderSequenceError(LogError):
+    error_code = 45
+
+
+class InvalidProducerEpochError(LogError):
+    error_code = 47
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMetadata:
+    first_seq: int
+    last_seq: int
+    first_offset: int
+    last_offset: int
+    timestamp: int
+
+
+@dataclass(slots=True)
+class ProducerEntry:
+    producer_id: int
+    epoch: int
+    batches: collections.deque[BatchMetadata] = field(
+        default_factory=lambda: collections.deque(maxlen=MAX_CACHED_BATCHES))
+    last_timestamp: int = -1
+
+    @property
+    def last_seq(self) -> int:
+        return self.batches[-1].last_seq if self.batches else NO_SEQUENCE
+
+
+def _last_seq(header: BatchHeader) -> int:
+    """Sequences wrap from Int32.MAX to 0, like Kafka's DefaultRecordBatch.incrementSequence."""
+    seq = header.base_sequence + header.last_offset_delta
+    return seq - _INT32_MAX - 1 if seq > _INT32_MAX else seq
+
+
+def _in_sequence(last_seq: int, next_seq: int) -> bool:
+    return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == _INT32_MAX)
+
+
+class ProducerStateManager:
+    """Producer id -> ProducerEntry for one partition, with expiry."""
+
+    def __init__(self, expiration_ms: int = 86_400_000) -> None:
+        self.expiration_ms = expiration_ms
+        self.producers: dict[int, ProducerEntry] = {}
+
+    def check(self, header: BatchHeader) -> BatchMetadata | None:
+        """Validate an incoming batch; return the cached metadata if it is a duplicate.
+
+        Raises InvalidProducerEpochError or OutOfOrderSequenceError. Batches without a
+        producer id are not tracked and always pass.
+        """
+        pid = header.producer_id
+        if pid == NO_PRODUCER_ID:
+            return None
+        entry = self.producers.get(pid)
+        if entry is None:
+            # Unknown producer (new, or its state expired / was removed by retention):
+            # accept any sequence, as Kafka has since KIP-360.
+            return None
+        epoch = header.producer_epoch
+        if epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"producer {pid} epoch {epoch} is older than the current epoch {entry.epoch}")
+        first_seq = header.base_sequence
+        if epoch > entry.epoch:
+            if first_seq != 0:
+                raise OutOfOrderSequenceError(
+                    f"producer {pid} new epoch {epoch} must start at sequence 0, got {first_seq}")
+            return None
+        last_seq = _last_seq(header)
+        for cached in entry.batches:
+            if cached.first_seq == first_seq and cached.last_seq == last_seq:
+                return cached
+        if entry.batches and not _in_sequence(entry.last_seq, first_seq):
+            raise OutOfOrderSequenceError(
+                f"producer {pid} epoch {epoch}: expected sequence {entry.last_seq + 1}, got {first_seq}")
+        return None
+
+    def update(self, header: BatchHeader, first_offset: int, last_offset: int, timestamp: int) -> None:
+        """Record an appended batch (also used when replaying the log on recovery)."""
+        pid = header.producer_id
+        if pid == NO_PRODUCER_ID or header.is_control:
+            return
+        entry = self.producers.get(pid)
+        if entry is None or header.producer_epoch > entry.epoch:
+            entry = ProducerEntry(pid, header.producer_epoch)
+            self.producers[pid] = entry
+        entry.batches.append(BatchMetadata(header.base_sequence, _last_seq(header), first_offset, last_offset, timestamp))
+        entry.last_timestamp = max(entry.last_timestamp, timestamp)
+
+    def expire(self, now_ms: int) -> int:
+        """Forget producers idle longer than producer.id.expiration.ms."""
+        stale = [pid for pid, e in self.producers.items() if now_ms - e.last_timestamp > self.expiration_ms]
+        for pid in stale:
+            del self.producers[pid]
+        return len(stale)
+
+    def truncate_to(self, first_kept_offset: int) -> None:
+        """Drop batches below the log start offset (retention / DeleteRecords)."""
+        for pid in list(self.producers):
+            entry = self.producers[pid]
+            while entry.batches and entry.batches[0].last_offset < first_kept_offset:
+                entry.batches.popleft()
+            if not entry.batches:
+                del self.producers[pid]
+
+    # -- persistence (our own JSON format, documented in log/README.md) --------------
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [
+            {"pid": e.producer_id, "epoch": e.epoch, "ts": e.last_timestamp,
+             "batches": [[b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp] for b in e.batches]}
+            for e in self.producers.values()
+        ]
+
+    def restore(self, data: list[dict[str, Any]]) -> None:
+        self.producers.clear()
+        for item in data:
+            entry = ProducerEntry(int(item["pid"]), int(item["epoch"]), last_timestamp=int(item["ts"]))
+            for b in item["batches"]:
+                entry.batches.append(BatchMetadata(*map(int, b)))
+            self.producers[entry.producer_id] = entry
