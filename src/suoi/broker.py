@@ -45,6 +45,7 @@ def log_config_from(cfg: BrokerConfig) -> LogConfig:
         flush_interval_messages=cfg.optional_int("log.flush.interval.messages"),
         flush_interval_ms=cfg.optional_int("log.flush.interval.ms"),
         index_interval_bytes=cfg.get_int("log.index.interval.bytes"),
+        producer_id_expiration_ms=cfg.get_int("producer.id.expiration.ms"),
     )
 
 

@@ -65,6 +65,7 @@ KNOWN: dict[str, tuple[object, object]] = {
     "log.flush.interval.ms": (_INT, None),
     "log.flush.scheduler.interval.ms": (_INT, 1000),
     "cluster.id": (_str, None),
+    "producer.id.expiration.ms": (_INT, 86_400_000),
 }
 
 # Keys of Kafka features that later suoi issues bring; accepted with a note, not an error.

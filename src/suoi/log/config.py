@@ -37,6 +37,7 @@ class LogConfig:
     flush_interval_messages: int | None = None  # None = leave it to the page cache
     flush_interval_ms: int | None = None
     index_interval_bytes: int = 4096
+    producer_id_expiration_ms: int = 86_400_000  # broker-wide producer.id.expiration.ms
 
     @property
     def log_append_time(self) -> bool:

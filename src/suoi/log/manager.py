@@ -210,7 +210,11 @@ class LogManager:
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Run retention on every log; returns the number of segments deleted."""
         now = self._now_ms() if now_ms is None else now_ms
-        return sum(log.apply_retention(now) for log in self._logs.values())
+        deleted = 0
+        for log in self._logs.values():
+            deleted += log.apply_retention(now)
+            log.expire_producers(now)
+        return deleted
 
     def flush_due(self, now_ms: int | None = None) -> int:
         """Flush logs whose ``flush.ms`` has elapsed; returns how many flushed."""

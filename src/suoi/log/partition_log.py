@@ -20,9 +20,15 @@ from typing import TypeVar
 
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
+from suoi.log.producer_state import ProducerStateManager, load_snapshot, write_snapshot
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
-from suoi.protocol.records import assign_offsets, set_log_append_time, validate_batches
+from suoi.protocol.records import (
+    InvalidRecordError,
+    assign_offsets,
+    set_log_append_time,
+    validate_batches,
+)
 
 __all__ = ["LOG_START_OFFSET_FILE", "AppendInfo", "PartitionLog", "wall_clock_ms"]
 
@@ -77,6 +83,9 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = now_ms()
         self._unflushed_segments: list[LogSegment] = []
+        #: Idempotent producers' recent batches (KIP-98), rebuilt from snapshot + log tail.
+        self.producer_state = ProducerStateManager(config.producer_id_expiration_ms)
+        self._rebuild_producer_state()
 
     # ------------------------------------------------------------------ opening
 
@@ -164,8 +173,16 @@ class PartitionLog:
         """
         cfg = self.config
         headers = validate_batches(records, max_batch_bytes=cfg.max_message_bytes)
-        buf = bytearray(records)
         now = self._now_ms()
+        if headers[0].producer_id >= 0:
+            if len(headers) > 1:
+                raise InvalidRecordError("an idempotent producer must send one batch per partition per request")
+            duplicate = self.producer_state.check(headers[0])
+            if duplicate is not None:
+                # A retry of a batch already in the log: answer with its original offsets.
+                return AppendInfo(duplicate.first_offset, duplicate.last_offset, -1,
+                                  self._log_start_offset, duplicate.timestamp, 0)
+        buf = bytearray(records)
         append_time = cfg.log_append_time
         placements: list[BatchPlacement] = []
         next_offset = self._log_end_offset
@@ -188,6 +205,8 @@ class PartitionLog:
         if seg.should_roll(len(buf), next_offset - 1, now, cfg.segment_bytes, cfg.segment_ms):
             seg = self._roll()
         seg.append(buf, placements, now)
+        for h, (_, base, last, ts, _) in zip(headers, placements, strict=True):
+            self.producer_state.update(h, base, last, ts)
         first_offset = self._log_end_offset
         self._log_end_offset = next_offset
         self._high_watermark = next_offset
@@ -212,6 +231,7 @@ class PartitionLog:
     def _roll(self) -> LogSegment:
         old = self._active
         try:
+            write_snapshot(self.directory, self._log_end_offset, self.producer_state)
             old.seal()
             new = LogSegment.create(
                 self.directory, self._log_end_offset, index_interval_bytes=self.config.index_interval_bytes
@@ -374,6 +394,7 @@ class PartitionLog:
             while len(self._segments) > 1 and self._segments[1].base_offset <= offset:
                 self._delete_oldest()
             self._persist_log_start_offset()
+            self.producer_state.truncate_to(offset)
         return self._log_start_offset
 
     def apply_retention(self, now_ms: int) -> int:
@@ -399,6 +420,7 @@ class PartitionLog:
         if deleted and self._segments[0].base_offset > self._log_start_offset:
             self._log_start_offset = self._segments[0].base_offset
             self._persist_log_start_offset()
+            self.producer_state.truncate_to(self._log_start_offset)
         return deleted
 
     def _delete_oldest(self) -> None:
@@ -422,8 +444,28 @@ class PartitionLog:
             raise KafkaStorageError(e.errno, f"cannot persist log start offset: {e.strerror}") from e
 
     def close(self) -> None:
+        try:
+            write_snapshot(self.directory, self._log_end_offset, self.producer_state)
+        except OSError as e:
+            logger.warning("%s-%d: cannot write producer snapshot: %s", self.topic, self.partition, e)
         for seg in self._segments:
             seg.close()
+
+    def _rebuild_producer_state(self) -> None:
+        """Load the newest producer snapshot, then replay batch headers after it."""
+        start = max(load_snapshot(self.directory, self.producer_state, self._log_end_offset),
+                    self._segments[0].base_offset)
+        for seg in self._segments:
+            if seg.next_offset <= start:
+                continue
+            for h in seg.headers_from(start):
+                if h.producer_id >= 0 and h.base_offset >= start:
+                    self.producer_state.update(h, h.base_offset, h.last_offset, h.max_timestamp)
+        self.producer_state.truncate_to(self._log_start_offset)
+
+    def expire_producers(self, now_ms: int) -> int:
+        """Forget idle producer ids (producer.id.expiration.ms)."""
+        return self.producer_state.expire(now_ms)
 
     def delete(self) -> None:
         """Close and remove the whole partition directory."""

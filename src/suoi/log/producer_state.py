@@ -14,11 +14,17 @@ the log after the snapshot's offset.
 from __future__ import annotations
 
 import collections
+import json
+import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from suoi.log.errors import LogError
 from suoi.protocol.records import BatchHeader
+
+logger = logging.getLogger("suoi.log")
 
 NO_PRODUCER_ID = -1
 NO_SEQUENCE = -1
@@ -149,3 +155,44 @@ class ProducerStateManager:
             for b in item["batches"]:
                 entry.batches.append(BatchMetadata(*map(int, b)))
             self.producers[entry.producer_id] = entry
+
+
+# -- snapshot files ---------------------------------------------------------------------
+# `<20-digit offset>.snapshot` in the partition directory: JSON of `snapshot()`, valid for
+# the log up to (excluding) that offset. Written at segment roll and at clean close, so
+# a restart replays only the batch headers after the newest usable snapshot.
+
+SNAPSHOT_SUFFIX = ".snapshot"
+KEEP_SNAPSHOTS = 2
+
+
+def snapshot_offsets(directory: Path) -> list[int]:
+    return sorted(int(p.stem) for p in directory.glob(f"*{SNAPSHOT_SUFFIX}") if p.stem.isdigit())
+
+
+def write_snapshot(directory: Path, offset: int, state: ProducerStateManager) -> None:
+    path = directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
+    tmp = path.with_suffix(".snapshot.tmp")
+    tmp.write_text(json.dumps({"version": 1, "offset": offset, "producers": state.snapshot()}))
+    os.replace(tmp, path)
+    for old in snapshot_offsets(directory)[:-KEEP_SNAPSHOTS]:
+        (directory / f"{old:020d}{SNAPSHOT_SUFFIX}").unlink(missing_ok=True)
+
+
+def load_snapshot(directory: Path, state: ProducerStateManager, log_end_offset: int) -> int:
+    """Restore the newest snapshot not past the log end; return the offset to replay from.
+
+    Snapshots beyond the log end (the log was truncated by recovery) or unreadable ones
+    are deleted; with none usable, replay starts at 0 (the whole log).
+    """
+    for offset in reversed(snapshot_offsets(directory)):
+        path = directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
+        if offset <= log_end_offset:
+            try:
+                state.restore(json.loads(path.read_text())["producers"])
+                return offset
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                logger.warning("%s: ignoring unreadable producer snapshot (%s)", path, exc)
+        path.unlink(missing_ok=True)
+    state.producers.clear()
+    return 0

@@ -304,6 +304,12 @@ class LogSegment:
             return None
         return parse_batch_header(os.pread(self._fd, HEADER_SIZE, pos))
 
+    def headers_from(self, offset: int) -> Iterator[BatchHeader]:
+        """Batch headers from the batch holding ``offset`` (or the segment start) onwards."""
+        pos = self.locate(offset) if offset > self.base_offset else 0
+        for _, h in self._iter_headers(pos or 0):
+            yield h
+
     def _iter_headers(self, start: int) -> Iterator[tuple[int, BatchHeader]]:
         """Walk batch headers from ``start`` reading in chunks; stops at junk."""
         end = self.size

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from log_helpers import Clock, OpenLog
+from tests.unit.log.log_helpers import Clock, OpenLog
 
 from suoi.log.config import LogConfig
 from suoi.log.partition_log import PartitionLog

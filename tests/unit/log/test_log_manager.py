@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from log_helpers import Clock, batch
+from tests.unit.log.log_helpers import Clock, batch
 
 from suoi.log.config import LogConfig
 from suoi.log.errors import (

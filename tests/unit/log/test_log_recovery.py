@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 
 import pytest
-from log_helpers import OpenLog, batch
+from tests.unit.log.log_helpers import OpenLog, batch
 
 from suoi.protocol.records import iter_records
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from log_helpers import Clock, OpenLog, batch
+from tests.unit.log.log_helpers import Clock, OpenLog, batch
 
 from suoi.log.errors import OffsetOutOfRangeError
 from suoi.protocol.records import iter_records

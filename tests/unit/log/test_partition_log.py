@@ -6,7 +6,7 @@ import errno
 import os
 
 import pytest
-from log_helpers import Clock, OpenLog, batch
+from tests.unit.log.log_helpers import Clock, OpenLog, batch
 
 from suoi.log import segment as segment_module
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
