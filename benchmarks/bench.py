@@ -463,7 +463,10 @@ def latency_phase(bootstrap: str, topic: str, partitions: int, rate: int, second
     def consumer_loop():
         try:
             while not state["stop"]:
-                for m in c.consume(num_messages=1000, timeout=0.1):
+                # poll(), not consume(num_messages=N): a batch consume waits for N
+                # messages or the whole timeout, which would add up to 100 ms here.
+                m = c.poll(0.1)
+                for m in ([m] if m is not None else []):
                     now = time.perf_counter_ns()
                     if m.error() is not None:
                         state["err"] = state["err"] or str(m.error())
