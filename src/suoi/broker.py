@@ -116,6 +116,10 @@ class Broker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        try:
+            self.logs.flush()  # a clean shutdown leaves nothing only in the page cache
+        except OSError:
+            log.exception("flush at shutdown failed")
         self.logs.close()
         self._stopped.set()
         log.info("suoi broker node.id=%d stopped cleanly", self.node_id)

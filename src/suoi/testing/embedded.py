@@ -29,12 +29,15 @@ class EmbeddedBroker:
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, *,
                  overrides: dict[str, str] | None = None, host: str = "127.0.0.1",
-                 port: int | None = None, start_timeout: float = 30.0) -> None:
+                 port: int | None = None, start_timeout: float = 30.0,
+                 log_dirs: list[str | os.PathLike[str]] | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="suoi-test-"))
         self.host = host
         self.port = port or free_port(host)
         self.overrides = dict(overrides or {})
+        #: Where partition data lives; by default `data_dir/data`.
+        self.log_dirs = [Path(p) for p in log_dirs] if log_dirs else [self.data_dir / "data"]
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "broker.log"
@@ -52,7 +55,7 @@ class EmbeddedBroker:
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "suoi", "broker",
                "--listeners", f"PLAINTEXT://{self.host}:{self.port}",
-               "--log-dirs", str(self.data_dir / "data")]
+               "--log-dirs", ",".join(str(p) for p in self.log_dirs)]
         for k, v in self.overrides.items():
             cmd += ["--override", f"{k}={v}"]
         return cmd
