@@ -1,0 +1,50 @@
+"""Dependencies point one way (ARCHITECTURE.md): lower layers never import higher ones.
+
+Checked statically from each module's import statements, so a violation fails here
+before it becomes a cycle somewhere else.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[3] / "src" / "suoi"
+
+# package -> suoi packages it must not import
+FORBIDDEN = {
+    "model": {"protocol", "log", "api", "net", "broker", "coordinator", "cli", "testing"},
+    "protocol": {"log", "api", "net", "broker", "coordinator", "cli", "testing"},
+    "log": {"api", "net", "broker", "coordinator", "cli", "testing"},
+    "coordinator": {"api", "net", "cli", "testing"},
+    "api": {"net", "cli", "testing"},
+}
+NO_ASYNCIO = {"model", "protocol", "log"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_imports_point_one_way(package: str) -> None:
+    files = sorted((SRC / package).rglob("*.py"))
+    assert files, f"no modules found for {package}"
+    violations = []
+    for path in files:
+        for name in imported_modules(path):
+            parts = name.split(".")
+            if parts[0] == "suoi" and len(parts) > 1 and parts[1] in FORBIDDEN[package]:
+                violations.append(f"{path.relative_to(SRC)} imports {name}")
+            if package in NO_ASYNCIO and parts[0] == "asyncio":
+                violations.append(f"{path.relative_to(SRC)} imports asyncio (sans-IO layer)")
+    assert violations == []

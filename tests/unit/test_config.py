@@ -1,0 +1,70 @@
+"""Broker configuration: Kafka property names, overrides, warnings for unknown keys."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from suoi.broker import log_config_from
+from suoi.config import Listener, load_config, read_properties
+
+
+def test_server_properties_file_with_kafka_names(tmp_path: Path) -> None:
+    path = tmp_path / "server.properties"
+    path.write_text(
+        "# a Kafka server.properties\n"
+        "node.id=3\n"
+        "listeners=PLAINTEXT://127.0.0.1:19092\n"
+        "advertised.listeners=PLAINTEXT://broker.example:19092\n"
+        "log.dirs=/tmp/a,/tmp/b\n"
+        "num.partitions = 6\n"
+        "log.retention.hours=1\n"
+        "log.segment.bytes=1048576\n"
+        "message.max.bytes: 2000000\n"
+        "log.flush.interval.messages=10000\n"
+        "auto.create.topics.enable=false\n"
+        "long.value=a\\\n  b\n"
+    )
+    values = read_properties(path)
+    assert values["long.value"] == "ab"
+    cfg = load_config(values, {"num.partitions": "2"})
+    assert cfg.node_id == 3
+    assert cfg.listeners == [Listener("PLAINTEXT", "127.0.0.1", 19092)]
+    assert cfg.advertised_listeners == [Listener("PLAINTEXT", "broker.example", 19092)]
+    assert cfg.log_dirs == [Path("/tmp/a"), Path("/tmp/b")]
+    assert cfg.get_int("num.partitions") == 2  # command-line override wins
+    assert cfg.get_bool("auto.create.topics.enable") is False
+    lc = log_config_from(cfg)
+    assert (lc.retention_ms, lc.segment_bytes, lc.max_message_bytes) == (3_600_000, 1048576, 2_000_000)
+    assert lc.flush_interval_messages == 10000 and lc.flush_interval_ms is None
+
+
+def test_defaults_bind_loopback_and_keep_a_week() -> None:
+    cfg = load_config({}, {})
+    assert cfg.listeners == [Listener("PLAINTEXT", "127.0.0.1", 9092)]
+    assert cfg.log_dirs == [Path("./suoi-data")]
+    assert cfg.retention_ms == 168 * 3_600_000
+    assert log_config_from(cfg).segment_ms == 168 * 3_600_000
+
+
+def test_retention_ms_beats_hours_and_minus_one_is_forever() -> None:
+    assert load_config({"log.retention.hours": "5", "log.retention.ms": "1234"}, {}).retention_ms == 1234
+    assert load_config({"log.retention.minutes": "2"}, {}).retention_ms == 120_000
+    assert load_config({"log.retention.ms": "-1"}, {}).retention_ms == -1
+
+
+def test_unknown_keys_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="suoi.config"):
+        load_config({"log.retention.hourz": "5", "process.roles": "broker,controller"}, {})
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["unknown config key log.retention.hourz (ignored)"]
+    assert any("process.roles" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+
+
+@pytest.mark.parametrize("key,value", [("num.partitions", "many"), ("auto.create.topics.enable", "maybe"),
+                                       ("listeners", "PLAINTEXT://127.0.0.1")])
+def test_bad_values_are_rejected_with_the_key_named(key: str, value: str) -> None:
+    with pytest.raises(ValueError, match=key if key != "listeners" else "port"):
+        load_config({key: value}, {})
