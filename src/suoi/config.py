@@ -87,7 +87,7 @@ class Listener:
     port: int
 
     @staticmethod
-    def parse_many(value: str) -> list["Listener"]:
+    def parse_many(value: str) -> list[Listener]:
         out = []
         for item in filter(None, (x.strip() for x in value.split(","))):
             parts = urlsplit(item if "://" in item else f"PLAINTEXT://{item}")
@@ -113,8 +113,10 @@ class BrokerConfig:
 
     @property
     def node_id(self) -> int:
-        broker_id = self.get("broker.id")
-        return int(broker_id if broker_id is not None and "node.id" not in self.values else self.get("node.id"))  # type: ignore[arg-type]
+        # broker.id is the pre-KRaft name; node.id wins when both are given.
+        if "node.id" not in self.values and self.get("broker.id") is not None:
+            return self.get_int("broker.id")
+        return self.get_int("node.id")
 
     @property
     def listeners(self) -> list[Listener]:

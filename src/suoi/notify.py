@@ -30,7 +30,7 @@ class AppendNotifier:
         try:
             await asyncio.wait_for(fut, timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             for tp in tps:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from suoi.broker import Broker
 
 
-def api_versions_data(broker: "Broker", error: ErrorCode = ErrorCode.none) -> dict[str, Any]:
+def api_versions_data(broker: Broker, error: ErrorCode = ErrorCode.none) -> dict[str, Any]:
     keys = [
         {"api_key": s.api_key, "min_version": s.advertised_min, "max_version": s.max_version}
         for s in sorted(REGISTRY.values(), key=lambda s: s.api_key)

@@ -45,7 +45,7 @@ class ProtocolViolation(Exception):
     """The client sent bytes we cannot interpret; the connection must be closed."""
 
 
-def dispatch(broker: "Broker", frame: bytes, client_host: str) -> Outcome:
+def dispatch(broker: Broker, frame: bytes, client_host: str) -> Outcome:
     """Handle one request frame.
 
     Returns the framed response parts, None when no response is due (acks=0), or an
@@ -88,7 +88,7 @@ async def _finish_later(pending: Awaitable[ResponseData], request: Request) -> P
     return _encode(request, await pending)
 
 
-def _unsupported_version(broker: "Broker", frame: bytes, api_key: int, version: int,
+def _unsupported_version(broker: Broker, frame: bytes, api_key: int, version: int,
                          correlation_id: int, client_host: str) -> Parts | None:
     """Answer a request whose version we do not implement, as Kafka does."""
     log.warning("client %s sent api key %d at unsupported version %d", client_host, api_key, version)
@@ -108,7 +108,7 @@ def _unsupported_version(broker: "Broker", frame: bytes, api_key: int, version: 
         return [encode_raw(correlation_id, _INT16.pack(ErrorCode.unsupported_version))]
 
 
-def _error_response(cls: type) -> Any:
+def _error_response(cls: Any) -> Any:
     """A response of `cls` with UNSUPPORTED_VERSION in its top-level error code."""
     import dataclasses
 
@@ -140,5 +140,5 @@ def _zero_fields(cls: type) -> dict[str, Any]:
     return out
 
 
-def schedule(outcome: Awaitable[Parts | None]) -> "asyncio.Future[Parts | None]":
+def schedule(outcome: Awaitable[Parts | None]) -> asyncio.Future[Parts | None]:
     return asyncio.ensure_future(outcome)

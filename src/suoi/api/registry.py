@@ -22,7 +22,7 @@ Handler: TypeAlias = Callable[["RequestContext", Any], ResponseData | Awaitable[
 class RequestContext:
     """What a handler may know about the request besides its body."""
 
-    broker: "Broker"
+    broker: Broker
     api_key: int
     api_version: int
     correlation_id: int

@@ -17,7 +17,7 @@ log = logging.getLogger("suoi.api")
 ZERO_UUID = uuid.UUID(int=0)
 
 
-def resolve_or_create(broker: "Broker", name: str | None, topic_id: uuid.UUID | None,
+def resolve_or_create(broker: Broker, name: str | None, topic_id: uuid.UUID | None,
                       allow_create: bool) -> tuple[TopicInfo | None, ErrorCode]:
     """Find a topic by name (or id when the name is null); maybe auto-create it."""
     logs = broker.logs
@@ -38,7 +38,7 @@ def resolve_or_create(broker: "Broker", name: str | None, topic_id: uuid.UUID | 
         return None, ErrorCode(exc.error_code)
 
 
-def partition_leader_data(broker: "Broker", partition: int) -> dict[str, Any]:
+def partition_leader_data(broker: Broker, partition: int) -> dict[str, Any]:
     """Leadership of one partition; on a single node this broker leads everything."""
     node = broker.node_id
     return {

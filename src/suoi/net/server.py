@@ -27,7 +27,7 @@ _NO_RESPONSE = object()
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, broker: "Broker", max_request_size: int) -> None:
+    def __init__(self, broker: Broker, max_request_size: int) -> None:
         self._broker = broker
         self._decoder = FrameDecoder(max_request_size)
         self._transport: asyncio.Transport | None = None
@@ -99,7 +99,7 @@ class KafkaConnection(asyncio.Protocol):
         self._queue.append(item)
         self._flush()
 
-    def _on_done(self, fut: "asyncio.Future[Parts | None]") -> None:
+    def _on_done(self, fut: asyncio.Future[Parts | None]) -> None:
         if fut.cancelled() or self._closed:
             return
         exc = fut.exception()
@@ -154,7 +154,7 @@ class KafkaConnection(asyncio.Protocol):
             self._transport.close()
 
 
-async def start_listener(broker: "Broker", host: str, port: int, max_request_size: int) -> asyncio.Server:
+async def start_listener(broker: Broker, host: str, port: int, max_request_size: int) -> asyncio.Server:
     """Bind a listener; port 0 picks a free port (see `server.sockets`)."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(

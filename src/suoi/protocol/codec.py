@@ -25,7 +25,7 @@ from kio.serial import entity_reader, entity_writer
 
 _HEADER_PREFIX = struct.Struct(">hhi")
 _INT32 = struct.Struct(">i")
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 API_VERSIONS_KEY = 18
 
@@ -125,14 +125,14 @@ class GatherBuffer:
 
 
 @cache
-def _response_writers(cls: type) -> tuple[Any, Any]:
+def _response_writers(cls: Any) -> tuple[Any, Any]:
     return entity_writer(cls.__header_schema__), entity_writer(cls)
 
 
 def encode_response(correlation_id: int, response: Any) -> list[bytes | bytearray | memoryview]:
     """Serialise header + body as size-prefixed parts ready for `transport.writelines`."""
     header_cls = type(response).__header_schema__
-    write_header, write_body = _response_writers(type(response))
+    write_header, write_body = _response_writers(type(response))  # type: ignore[arg-type]
     buf = GatherBuffer()
     buf.write(_INT32.pack(0))  # size placeholder, patched below
     write_header(buf, header_cls(correlation_id=correlation_id))
@@ -167,13 +167,13 @@ def _entity_type(tp: Any) -> tuple[str, type | None]:
     """Classify a field type: a nested entity, a tuple of entities, or a plain value."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return _entity_type(args[0])
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(members) == 1:
+            return _entity_type(members[0])
         return "plain", None
     if origin is tuple:
         args = typing.get_args(tp)
-        if args and dataclasses.is_dataclass(args[0]):
+        if args and isinstance(args[0], type) and dataclasses.is_dataclass(args[0]):
             return "entities", args[0]
         return "plain", None
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):

@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -41,7 +42,7 @@ class EmbeddedBroker:
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "broker.log"
-        self._log_file = None
+        self._log_file: IO[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -60,7 +61,7 @@ class EmbeddedBroker:
             cmd += ["--override", f"{k}={v}"]
         return cmd
 
-    def start(self) -> "EmbeddedBroker":
+    def start(self) -> EmbeddedBroker:
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("broker already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +97,7 @@ class EmbeddedBroker:
         """SIGKILL: no flush, no goodbye; recovery runs at the next start."""
         return self._signal(signal.SIGKILL, 10.0)
 
-    def restart(self) -> "EmbeddedBroker":
+    def restart(self) -> EmbeddedBroker:
         self.stop()
         return self.start()
 
@@ -122,7 +123,7 @@ class EmbeddedBroker:
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
