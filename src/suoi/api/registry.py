@@ -46,7 +46,9 @@ class ApiSpec:
 REGISTRY: dict[int, ApiSpec] = {}
 
 
-def api(api_key: int, name: str, min_version: int, max_version: int, *, advertised_min: int | None = None) -> Callable[[Handler], Handler]:
+def api(
+    api_key: int, name: str, min_version: int, max_version: int, *, advertised_min: int | None = None
+) -> Callable[[Handler], Handler]:
     """Register a handler for `api_key` in [min_version, max_version]."""
 
     def register(fn: Handler) -> Handler:
