@@ -24,7 +24,9 @@ from suoi.log.producer_state import ProducerStateManager, load_snapshot, write_s
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.protocol.records import (
+    BatchHeader,
     InvalidRecordError,
+    iter_records,
     assign_offsets,
     set_log_append_time,
     validate_batches,
@@ -337,13 +339,11 @@ class PartitionLog:
         return out
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
-        """``(offset, timestamp)`` of the first batch with max timestamp >= target.
+        """``(offset, timestamp)`` of the first record with timestamp >= target.
 
-        Kafka answers with the first *record* whose timestamp is >= target; we
-        only read batch headers, so this returns the containing batch's base
-        offset (clamped to the log start offset) and its max timestamp.  A
-        consumer seeking there receives at most a few earlier records of the
-        same batch.  None if no such batch exists below the high watermark.
+        Batch headers (via the time index) find the batch; only that one batch
+        is decoded to find the record, as Kafka does. None if no such record
+        exists below the high watermark.
         """
         lso = self._log_start_offset
         for seg in self._segments:
@@ -353,7 +353,7 @@ class PartitionLog:
             if h is not None:
                 if h.last_offset >= self._high_watermark:
                     return None
-                return max(h.base_offset, lso), h.max_timestamp
+                return _first_record_at_or_after(seg, h, timestamp_ms, lso)
         return None
 
     def max_timestamp(self) -> tuple[int, int]:
@@ -477,6 +477,20 @@ class PartitionLog:
             f"PartitionLog({self.topic}-{self.partition}, start={self._log_start_offset}, "
             f"end={self._log_end_offset}, segments={len(self._segments)})"
         )
+
+
+def _first_record_at_or_after(seg: LogSegment, h: BatchHeader, timestamp_ms: int, lso: int) -> tuple[int, int]:
+    """Decode the one batch ``h`` to find its first record at or after ``timestamp_ms``."""
+    pos = seg.locate(h.base_offset)
+    if pos is not None:
+        try:
+            for record in iter_records(os.pread(seg.fd, h.size, pos)):
+                assert record.offset is not None and record.timestamp_ms is not None
+                if record.offset >= lso and record.timestamp_ms >= timestamp_ms:
+                    return record.offset, record.timestamp_ms
+        except (NotImplementedError, ValueError, IndexError) as e:
+            logger.warning("%s: cannot decode batch at offset %d for a time lookup: %s", seg, h.base_offset, e)
+    return max(h.base_offset, lso), h.max_timestamp
 
 
 def _read_log_start_offset(directory: Path) -> int | None:
