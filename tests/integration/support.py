@@ -1,0 +1,188 @@
+"""Helpers shared by the integration tests: kio requests over RawClient, health checks
+and broker-log assertions. Everything talks to a real broker process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kio.schema.api_versions.v3.request import ApiVersionsRequest
+from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
+from kio.schema.errors import ErrorCode
+from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
+from kio.schema.list_offsets.v7.request import ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic
+from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
+
+from suoi.protocol.records import build_batch, iter_records
+from suoi.testing import EmbeddedBroker
+from tests.conftest import wait_until
+from tests.rawclient import RawClient
+
+EARLIEST = -2
+LATEST = -1
+
+
+def ms(n: int) -> datetime.timedelta:
+    return datetime.timedelta(milliseconds=n)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# -- requests ---------------------------------------------------------------------------
+
+def api_versions_req() -> ApiVersionsRequest:
+    return ApiVersionsRequest(client_software_name="suoi-it", client_software_version="1.0")
+
+
+def metadata_req(*names: str, allow_create: bool = True) -> MetadataRequest:
+    return MetadataRequest(
+        topics=tuple(MetadataRequestTopic(topic_id=None, name=n) for n in names),
+        allow_auto_topic_creation=allow_create, include_topic_authorized_operations=False)
+
+
+def create_topics_req(*names: str, partitions: int = 1, configs: dict[str, str] | None = None) -> CreateTopicsRequest:
+    cfg = tuple(CreatableTopicConfig(name=k, value=v) for k, v in (configs or {}).items())
+    return CreateTopicsRequest(
+        topics=tuple(CreatableTopic(name=n, num_partitions=partitions, replication_factor=1,
+                                    assignments=(), configs=cfg) for n in names),
+        timeout=ms(10_000), validate_only=False)
+
+
+def produce_req(topic: str, partition: int, records: bytes, acks: int = -1) -> ProduceRequest:
+    return ProduceRequest(acks=acks, timeout=ms(10_000), topic_data=(
+        TopicProduceData(name=topic, partition_data=(PartitionProduceData(index=partition, records=records),)),))
+
+
+def fetch_req(topic: str, partition: int, offset: int, *, max_wait_ms: int = 0, min_bytes: int = 1,
+              max_bytes: int = 1 << 20) -> FetchRequest:
+    return FetchRequest(max_wait=ms(max_wait_ms), min_bytes=min_bytes, max_bytes=max_bytes,
+                        topics=(FetchTopic(topic=topic, partitions=(FetchPartition(
+                            partition=partition, fetch_offset=offset, partition_max_bytes=max_bytes),)),),
+                        forgotten_topics_data=())
+
+
+def list_offsets_req(topic: str, partition: int, timestamp: int) -> ListOffsetsRequest:
+    return ListOffsetsRequest(replica_id=-1, isolation_level=0, topics=(
+        ListOffsetsTopic(name=topic, partitions=(ListOffsetsPartition(partition_index=partition,
+                                                                      timestamp=timestamp),)),))
+
+
+# -- one-shot helpers (each on its own connection unless a client is given) --------------
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> None:
+    with RawClient(bootstrap) as c:
+        result = c.request(create_topics_req(name, partitions=partitions, configs=configs)).topics[0]
+    assert result.error_code == ErrorCode.none, (result.error_code, result.error_message)
+
+
+def produce(bootstrap: str, topic: str, partition: int, records: bytes):  # type: ignore[no-untyped-def]
+    with RawClient(bootstrap) as c:
+        return c.request(produce_req(topic, partition, records)).responses[0].partition_responses[0]
+
+
+def fetch(bootstrap: str, topic: str, partition: int, offset: int, **kw: int):  # type: ignore[no-untyped-def]
+    with RawClient(bootstrap) as c:
+        return c.request(fetch_req(topic, partition, offset, **kw)).responses[0].partitions[0]
+
+
+def list_offset(bootstrap: str, topic: str, partition: int, timestamp: int) -> tuple[ErrorCode, int]:
+    with RawClient(bootstrap) as c:
+        p = c.request(list_offsets_req(topic, partition, timestamp)).topics[0].partitions[0]
+    return p.error_code, p.offset
+
+
+def log_end(bootstrap: str, topic: str, partition: int = 0) -> int:
+    err, off = list_offset(bootstrap, topic, partition, LATEST)
+    assert err == ErrorCode.none
+    return off
+
+
+def log_start(bootstrap: str, topic: str, partition: int = 0) -> int:
+    err, off = list_offset(bootstrap, topic, partition, EARLIEST)
+    assert err == ErrorCode.none
+    return off
+
+
+def read_all(bootstrap: str, topic: str, partition: int = 0, offset: int = 0) -> list[tuple[int, bytes | None]]:
+    """(offset, value) of every record from `offset` to the high watermark, via raw Fetch."""
+    out: list[tuple[int, bytes | None]] = []
+    while True:
+        p = fetch(bootstrap, topic, partition, offset)
+        assert p.error_code == ErrorCode.none, p.error_code
+        recs = [(r.offset, r.value) for r in iter_records(p.records or b"") if r.offset >= offset]
+        if not recs:
+            assert offset >= p.high_watermark, (offset, p.high_watermark)
+            return out
+        out += recs
+        offset = recs[-1][0] + 1
+
+
+# -- health and logs --------------------------------------------------------------------
+
+def assert_serves(broker: EmbeddedBroker) -> None:
+    """The broker still answers normal traffic on a NEW connection: ApiVersions, Metadata,
+    and a produce + fetch round trip on a fresh topic."""
+    assert broker.proc is not None and broker.proc.poll() is None, "broker process died"
+    with RawClient(broker.bootstrap) as c:
+        av = c.request(api_versions_req())
+        assert av.error_code == ErrorCode.none
+        assert {k.api_key for k in av.api_keys} >= {0, 1, 2, 3, 18}
+        topic = unique("health")
+        md = c.request(metadata_req(topic))
+        assert md.topics[0].error_code == ErrorCode.none
+        assert len(md.topics[0].partitions) >= 1
+        value = uuid.uuid4().bytes
+        pr = c.request(produce_req(topic, 0, build_batch([(b"k", value)])))
+        part = pr.responses[0].partition_responses[0]
+        assert part.error_code == ErrorCode.none
+        fr = c.request(fetch_req(topic, 0, part.base_offset)).responses[0].partitions[0]
+        assert fr.error_code == ErrorCode.none
+        assert [r.value for r in iter_records(fr.records or b"")] == [value]
+
+
+class LogWatch:
+    """Broker-log lines written after this point."""
+
+    def __init__(self, broker: EmbeddedBroker) -> None:
+        self.broker = broker
+        self.start = len(broker.logs())
+
+    def new(self) -> str:
+        return self.broker.logs()[self.start:]
+
+    def wait_for(self, pattern: str, level: str = "WARNING", timeout: float = 5.0) -> str:
+        rx = re.compile(rf"^.*\b{level}\b.*{pattern}.*$", re.MULTILINE | re.IGNORECASE)
+
+        def found() -> str | None:
+            m = rx.search(self.new())
+            return m.group(0) if m else None
+
+        try:
+            return wait_until(found, timeout, message=f"a {level} log line matching {pattern!r}")
+        except AssertionError:
+            pytest.fail(f"broker did not log a {level} line matching {pattern!r}; new log output:\n{self.new()}")
+
+
+def partition_dir(broker: EmbeddedBroker, topic: str, partition: int = 0) -> Path:
+    return broker.data_dir / "data" / f"{topic}-{partition}"
+
+
+def segment_files(broker: EmbeddedBroker, topic: str, partition: int = 0, suffix: str = ".log") -> list[Path]:
+    return sorted(partition_dir(broker, topic, partition).glob(f"*{suffix}"))
+
+
+def module_broker(tmp_path_factory: pytest.TempPathFactory,
+                  overrides: dict[str, str] | None = None) -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker(tmp_path_factory.mktemp("suoi-it"), overrides=overrides)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
