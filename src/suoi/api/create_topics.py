@@ -20,6 +20,10 @@ TOPIC_CONFIG_SOURCE = 1
 
 
 def _result(name: str, error: ErrorCode, message: str | None = None, **extra: Any) -> dict[str, Any]:
+    if error != ErrorCode.none:
+        # An existing topic is routine (--if-not-exists); anything else is bad input.
+        level = logging.INFO if error == ErrorCode.topic_already_exists else logging.WARNING
+        log.log(level, "CreateTopics %r refused (%s): %s", name, error.name, message)
     return {"name": name, "topic_id": None, "error_code": error, "error_message": message,
             "num_partitions": -1, "replication_factor": -1, "configs": None, **extra}
 

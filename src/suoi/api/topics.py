@@ -34,7 +34,7 @@ def resolve_or_create(broker: Broker, name: str | None, topic_id: uuid.UUID | No
     try:
         return broker.create_topic(name), ErrorCode.none
     except LogError as exc:
-        log.info("auto-creating topic %r failed: %s", name, exc)
+        log.warning("auto-creating topic %r failed: %s", name, exc)
         return None, ErrorCode(exc.error_code)
 
 

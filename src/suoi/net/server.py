@@ -46,6 +46,9 @@ class KafkaConnection(asyncio.Protocol):
         self._broker.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._decoder.buffered and not self._closed:
+            log.warning("connection from %s closed in the middle of a request (%d bytes unread)",
+                        self._peer, self._decoder.buffered)
         self._closed = True
         self._broker.connections.discard(self)
         for item in self._queue:
