@@ -38,6 +38,11 @@ class LogConfig:
     flush_interval_ms: int | None = None
     index_interval_bytes: int = 4096
     producer_id_expiration_ms: int = 86_400_000  # broker-wide producer.id.expiration.ms
+    # Log compaction (cleanup.policy=compact), see suoi.log.cleaner.
+    delete_retention_ms: int = _DAY_MS  # how long tombstones outlive their first cleaning
+    min_compaction_lag_ms: int = 0  # records younger than this are not compacted
+    max_compaction_lag_ms: int | None = None  # None = never force compaction
+    min_cleanable_dirty_ratio: float = 0.5
 
     @property
     def log_append_time(self) -> bool:
@@ -47,6 +52,11 @@ class LogConfig:
     def deletes(self) -> bool:
         """Whether retention deletes segments (``delete`` in cleanup.policy)."""
         return "delete" in self.cleanup_policy
+
+    @property
+    def compacts(self) -> bool:
+        """Whether the log cleaner compacts this log (``compact`` in cleanup.policy)."""
+        return "compact" in self.cleanup_policy
 
     @classmethod
     def from_topic_configs(cls, base: LogConfig, overrides: Mapping[str, str]) -> LogConfig:
@@ -132,6 +142,13 @@ def _optional_long(minimum: int) -> Callable[[str], int | None]:
     return parse
 
 
+def _ratio(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be in [0, 1]")
+    return value
+
+
 def _cleanup_policy(raw: str) -> tuple[str, ...]:
     items = tuple(sorted({p.strip() for p in raw.split(",") if p.strip()}))
     if not items or any(p not in ("delete", "compact") for p in items):
@@ -158,6 +175,10 @@ _TOPIC_CONFIGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "flush.messages": ("flush_interval_messages", _optional_long(1)),
     "flush.ms": ("flush_interval_ms", _optional_long(0)),
     "index.interval.bytes": ("index_interval_bytes", _int_range(0, _INT32_MAX)),
+    "delete.retention.ms": ("delete_retention_ms", _int_at_least(0)),
+    "min.compaction.lag.ms": ("min_compaction_lag_ms", _int_at_least(0)),
+    "max.compaction.lag.ms": ("max_compaction_lag_ms", _optional_long(1)),
+    "min.cleanable.dirty.ratio": ("min_cleanable_dirty_ratio", _ratio),
 }
 
 #: Kafka topic configs that clients commonly send; accepted and reported with
@@ -166,10 +187,6 @@ _PASSTHROUGH: dict[str, str] = {
     "compression.type": "producer",
     "min.insync.replicas": "1",
     "unclean.leader.election.enable": "false",
-    "delete.retention.ms": "86400000",
-    "min.compaction.lag.ms": "0",
-    "max.compaction.lag.ms": str(_LONG_MAX),
-    "min.cleanable.dirty.ratio": "0.5",
     "file.delete.delay.ms": "60000",
     "segment.index.bytes": "10485760",
     "segment.jitter.ms": "0",
@@ -193,6 +210,10 @@ _BROKER_TO_TOPIC: dict[str, str] = {
     "log.flush.interval.messages": "flush.messages",
     "log.flush.interval.ms": "flush.ms",
     "log.index.interval.bytes": "index.interval.bytes",
+    "log.cleaner.delete.retention.ms": "delete.retention.ms",
+    "log.cleaner.min.compaction.lag.ms": "min.compaction.lag.ms",
+    "log.cleaner.max.compaction.lag.ms": "max.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio": "min.cleanable.dirty.ratio",
 }
 
 #: Every topic config name suoi accepts, mapped to its Kafka default.

@@ -216,6 +216,10 @@ class LogManager:
             log.expire_producers(now)
         return deleted
 
+    def compactable_logs(self) -> list[PartitionLog]:
+        """Logs with ``compact`` in cleanup.policy, for the log cleaner (see ``suoi.log.cleaner``)."""
+        return [log for log in self._logs.values() if log.config.compacts]
+
     def flush_due(self, now_ms: int | None = None) -> int:
         """Flush logs whose ``flush.ms`` has elapsed; returns how many flushed."""
         now = self._now_ms() if now_ms is None else now_ms

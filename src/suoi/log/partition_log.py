@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from suoi.log.cleaner_files import complete_swaps
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
 from suoi.log.producer_state import ProducerStateManager, load_snapshot, write_snapshot
@@ -26,8 +27,9 @@ from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.protocol.records import (
     BatchHeader,
     InvalidRecordError,
-    iter_records,
     assign_offsets,
+    decode_batch_records,
+    iter_records,
     set_log_append_time,
     validate_batches,
 )
@@ -108,6 +110,7 @@ class PartitionLog:
         later segments are dropped: their offsets no longer follow on.
         """
         directory.mkdir(parents=True, exist_ok=True)
+        complete_swaps(directory)  # finish or undo an interrupted log-cleaner swap
         bases = sorted(
             int(p.stem) for p in directory.glob("*.log") if len(p.stem) == 20 and p.stem.isdigit()
         )
@@ -175,6 +178,8 @@ class PartitionLog:
         """
         cfg = self.config
         headers = validate_batches(records, max_batch_bytes=cfg.max_message_bytes)
+        if cfg.compacts:
+            self._require_keys(records, headers)
         now = self._now_ms()
         if headers[0].producer_id >= 0:
             if len(headers) > 1:
@@ -376,6 +381,24 @@ class PartitionLog:
         return best.max_timestamp, max(offset, lso)
 
     # ------------------------------------------------------------------ deletion
+
+    def _require_keys(self, records: bytes | bytearray | memoryview, headers: list[BatchHeader]) -> None:
+        """Compacted topics reject null keys, as Kafka does (decodes records, so compact topics only)."""
+        pos = 0
+        for h in headers:
+            if not h.is_control and any(r.key is None for r in decode_batch_records(records, pos, h)):
+                raise InvalidRecordError(
+                    f"Compacted topic cannot accept message without key in topic partition {self.topic}-{self.partition}."
+                )
+            pos += h.size
+
+    def replace_segments(self, old: Sequence[LogSegment], new: LogSegment) -> None:
+        """Log-cleaner hook: ``old`` (consecutive, sealed, files already gone) become ``new``."""
+        i = self._segments.index(old[0])
+        assert self._segments[i : i + len(old)] == list(old), "cleaned segments must be consecutive"
+        self._segments[i : i + len(old)] = [new]
+        self._bases[i : i + len(old)] = [new.base_offset]
+        self._unflushed_segments = [s for s in self._unflushed_segments if s not in old]
 
     def delete_records_before(self, offset: int) -> int:
         """DeleteRecords: advance the log start offset (-1 means the high watermark).

@@ -44,12 +44,16 @@ def segment_file_name(base_offset: int, suffix: str) -> str:
 class LogSegment:
     """Files and in-memory state of a single segment."""
 
-    def __init__(self, directory: Path, base_offset: int, *, index_interval_bytes: int) -> None:
+    def __init__(
+        self, directory: Path, base_offset: int, *, index_interval_bytes: int, suffix: str = ""
+    ) -> None:
+        """``suffix`` (e.g. ``.cleaned``) is appended to all three file names;
+        the log cleaner writes its output segments that way."""
         self.base_offset = base_offset
-        self.log_path = directory / segment_file_name(base_offset, ".log")
+        self.log_path = directory / segment_file_name(base_offset, ".log" + suffix)
         self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        index_path = directory / segment_file_name(base_offset, ".index")
-        time_index_path = directory / segment_file_name(base_offset, ".timeindex")
+        index_path = directory / segment_file_name(base_offset, ".index" + suffix)
+        time_index_path = directory / segment_file_name(base_offset, ".timeindex" + suffix)
         #: An absent index cannot be told apart from an empty one once created.
         self._indexes_missing = not (index_path.exists() and time_index_path.exists())
         self.offset_index = OffsetIndex(index_path, base_offset)
@@ -67,9 +71,11 @@ class LogSegment:
     # ------------------------------------------------------------------ life cycle
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, *, index_interval_bytes: int) -> LogSegment:
+    def create(
+        cls, directory: Path, base_offset: int, *, index_interval_bytes: int, suffix: str = ""
+    ) -> LogSegment:
         """A fresh, empty segment (stale files with the same name are cleared)."""
-        seg = cls(directory, base_offset, index_interval_bytes=index_interval_bytes)
+        seg = cls(directory, base_offset, index_interval_bytes=index_interval_bytes, suffix=suffix)
         if seg.size:
             os.ftruncate(seg._fd, 0)
             seg.size = 0

@@ -17,9 +17,9 @@ Layout of a v2 batch (big-endian)::
 the end of the batch, which is why the base offset and the partition leader
 epoch can be rewritten without recomputing it.
 
-A small encoder/decoder for *uncompressed* batches (``build_batch`` and
-``iter_records``) is provided for tests and for the broker's own internal
-topics.
+A small record encoder/decoder (``build_batch``, ``iter_records``,
+``decode_batch_records``; any codec via ``compression``) serves tests, the
+broker's internal topics and the log cleaner.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from crc32c import crc32c
+
+from suoi.protocol.compression import compress, decompress
 
 __all__ = [
     "HEADER_SIZE",
@@ -43,6 +45,7 @@ __all__ = [
     "UnsupportedForMessageFormatError",
     "assign_offsets",
     "build_batch",
+    "decode_batch_records",
     "iter_batches",
     "iter_records",
     "parse_batch_header",
@@ -268,7 +271,7 @@ def set_log_append_time(buf: bytearray, pos: int, timestamp_ms: int) -> None:
 
 
 # --------------------------------------------------------------------------
-# Uncompressed record encoding (tests, internal topics)
+# Record encoding (tests, internal topics, log compaction)
 # --------------------------------------------------------------------------
 
 
@@ -333,19 +336,38 @@ def build_batch(
     is_transactional: bool = False,
     is_control: bool = False,
     log_append_time: bool = False,
+    compression: int = 0,
+    keep_offsets: bool = False,
+    last_offset_delta: int | None = None,
+    max_timestamp: int | None = None,
+    delete_horizon_ms: int | None = None,
 ) -> bytes:
-    """Encode an uncompressed v2 batch.
+    """Encode a v2 batch, compressed with codec ``compression`` (0 = none).
 
     Records without an explicit timestamp get ``timestamp_ms``.  The batch's
     baseTimestamp is the first record's timestamp and maxTimestamp the
     largest, matching what the Java producer writes.
+
+    For rewriting a stored batch (log compaction): ``keep_offsets`` takes each
+    record's offset delta from ``record.offset - base_offset``;
+    ``last_offset_delta`` and ``max_timestamp`` override the computed header
+    fields; ``delete_horizon_ms`` sets attribute bit 6 and stores the horizon
+    as baseTimestamp, record timestamps staying relative to it (KIP-534).
     """
     recs = [r if isinstance(r, SimpleRecord) else SimpleRecord(r[0], r[1]) for r in records]
     stamps = [timestamp_ms if r.timestamp_ms is None else r.timestamp_ms for r in recs]
     base_ts = stamps[0] if stamps else timestamp_ms
     max_ts = max(stamps) if stamps else timestamp_ms
+    if max_timestamp is not None:
+        max_ts = max_timestamp
+    if delete_horizon_ms is not None:
+        base_ts = delete_horizon_ms
+    if keep_offsets:
+        deltas = [(r.offset if r.offset is not None else base_offset) - base_offset for r in recs]
+    else:
+        deltas = list(range(len(recs)))
     body = bytearray()
-    for delta, (rec, ts) in enumerate(zip(recs, stamps, strict=True)):
+    for delta, rec, ts in zip(deltas, recs, stamps, strict=True):
         r = bytearray(b"\x00")  # record attributes, unused
         _write_varint(r, ts - base_ts)
         _write_varint(r, delta)
@@ -361,28 +383,54 @@ def build_batch(
         (_TIMESTAMP_TYPE_BIT if log_append_time else 0)
         | (_TRANSACTIONAL_BIT if is_transactional else 0)
         | (_CONTROL_BIT if is_control else 0)
+        | (_DELETE_HORIZON_BIT if delete_horizon_ms is not None else 0)
+        | (compression & _COMPRESSION_MASK)
     )
     count = len(recs)
+    if last_offset_delta is None:
+        last_offset_delta = max(deltas[-1] if deltas else 0, 0)
+    if compression and body:
+        body = bytearray(compress(compression, body))
     buf = bytearray(HEADER_SIZE) + body
     _HEADER.pack_into(
         buf, 0, base_offset, len(buf) - LOG_OVERHEAD, partition_leader_epoch, 2, 0, attrs,
-        max(count - 1, 0), base_ts, max_ts, producer_id, producer_epoch, base_sequence, count,
+        last_offset_delta, base_ts, max_ts, producer_id, producer_epoch, base_sequence, count,
     )  # fmt: skip
     _I.pack_into(buf, _CRC_OFFSET, crc32c(memoryview(buf)[ATTRIBUTES_OFFSET:]))
     return bytes(buf)
 
 
 def iter_records(buf: bytes | bytearray | memoryview) -> Iterator[SimpleRecord]:
-    """Decode every record of every complete, *uncompressed* batch in ``buf``.
+    """Decode every record of every complete batch in ``buf`` (any codec).
 
     Timestamps follow the batch's timestamp type: with LogAppendTime every
     record reports the batch maxTimestamp, as Kafka consumers do.
     """
     view = memoryview(buf)
     for pos, h in iter_batches(view):
-        if h.compression:
-            raise NotImplementedError("iter_records only decodes uncompressed batches")
+        yield from decode_batch_records(view, pos, h)
+
+
+def decode_batch_records(
+    buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader
+) -> list[SimpleRecord]:
+    """The records of the batch at ``pos`` with absolute offsets and timestamps.
+
+    Compressed batches are decompressed first; raises ``CorruptRecordError``
+    if the records section does not decode.
+    """
+    view = memoryview(buf)
+    if h.compression:
+        try:
+            view = memoryview(decompress(h.compression, view[pos + HEADER_SIZE : pos + h.size]))
+        except ValueError as e:
+            raise CorruptRecordError(str(e)) from e
+        p = 0
+    else:
+        view = view[: pos + h.size]
         p = pos + HEADER_SIZE
+    out: list[SimpleRecord] = []
+    try:
         for _ in range(h.records_count):
             _length, p = _read_varint(view, p)
             p += 1  # attributes
@@ -397,4 +445,7 @@ def iter_records(buf: bytes | bytearray | memoryview) -> Iterator[SimpleRecord]:
                 hval, p = _read_bytes(view, p)
                 headers.append(((hkey or b"").decode(), hval))
             ts = h.max_timestamp if h.timestamp_type == 1 else h.base_timestamp + ts_delta
-            yield SimpleRecord(key, value, ts, tuple(headers), h.base_offset + off_delta)
+            out.append(SimpleRecord(key, value, ts, tuple(headers), h.base_offset + off_delta))
+    except (IndexError, UnicodeDecodeError) as e:
+        raise CorruptRecordError(f"malformed records in batch at offset {h.base_offset}") from e
+    return out

@@ -1,0 +1,419 @@
+"""Log compaction (``cleanup.policy=compact``), with Kafka's semantics.
+
+A compacted log keeps, for every key, at least its latest record.  The log is
+split by the *first dirty offset* (persisted in the cleaner checkpoint) into a
+clean head, already compacted, and a dirty tail.  A cleaning pass:
+
+1. picks the cleanable range: sealed segments only (never the active one),
+   ending at the first segment holding records younger than
+   ``min.compaction.lag.ms``; it runs when dirty bytes / cleanable bytes
+   exceeds ``min.cleanable.dirty.ratio``, when the first dirty segment is older
+   than ``max.compaction.lag.ms``, or when a tombstone's delete horizon passed;
+2. builds an offset map key -> latest offset over the dirty segments;
+3. rewrites every segment from the start of the log to the end of that range,
+   grouped into runs of at most ``segment.bytes``, keeping a record only if no
+   later record has the same key.  Records keep their offsets.  Batches whose
+   records all survive are copied byte for byte; others are re-encoded with
+   the same codec, producer id/epoch/base sequence, timestamp type and last
+   offset (Kafka keeps the last offset so that consumers and producer state
+   see the same batch range).
+
+Tombstones (null values) survive their first cleaning: the rewritten batch
+gets the delete-horizon attribute (KIP-534, baseTimestamp = now +
+``delete.retention.ms``); a later cleaning after that time drops them.
+Null-key records are dropped (Kafka rejects them on produce).  Control
+batches are always kept (simplification: Kafka also drops markers of
+emptied transactions after the horizon).  A batch whose records are all
+dropped disappears, except the last batch of an active idempotent producer
+and the last batch of each rewritten group, which stay as header-only empty
+batches (the first so a restart rebuilds producer sequences, the second so a
+cleaned segment always ends where its originals did - see ``cleaner_files``).
+
+Threading: ``plan`` and ``commit`` run on the event-loop thread (they touch
+the ``PartitionLog``); ``build`` may run in a worker thread - it reads the
+planned sealed segments through its own file descriptors and writes only
+``.cleaned`` files.  ``commit`` discards the result if the log's segments
+changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from suoi.log import cleaner_files as files
+from suoi.log.cleaner_files import CleanerCheckpoint
+from suoi.log.partition_log import PartitionLog
+from suoi.log.segment import BatchPlacement, LogSegment
+from suoi.protocol.records import HEADER_SIZE, BatchHeader, SimpleRecord, build_batch, decode_batch_records, parse_batch_header
+
+__all__ = ["CleanPlan", "CleanResult", "LogCleaner"]
+
+logger = logging.getLogger("suoi.log.cleaner")
+
+_READ_CHUNK = 8 * 1024 * 1024
+_WRITE_CHUNK = 1024 * 1024
+_INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class _PlannedSegment:
+    segment: LogSegment  # identity checked at commit; never touched by build
+    base_offset: int
+    next_offset: int
+    size: int
+    fd: int  # the cleaner's own read-only descriptor
+
+
+@dataclass(slots=True)
+class CleanPlan:
+    """What one pass will clean; holds open descriptors until ``close``."""
+
+    directory: Path
+    name: str
+    segments: list[_PlannedSegment]  # log start .. first uncleanable offset
+    first_dirty_offset: int
+    now_ms: int
+    delete_retention_ms: int
+    segment_bytes: int
+    index_interval_bytes: int
+    producer_last_offsets: dict[int, int]  # pid -> last offset of its last batch
+    _closed: bool = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            for s in self.segments:
+                os.close(s.fd)
+
+
+@dataclass(slots=True)
+class _Group:
+    base_offset: int
+    old: list[LogSegment]
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass(slots=True)
+class CleanResult:
+    plan: CleanPlan
+    groups: list[_Group]
+    end_offset: int  # the new first dirty offset
+    delete_horizon_ms: int
+    records_removed: int = 0
+    bytes_in: int = field(default=0)
+    bytes_out: int = field(default=0)
+
+
+class LogCleaner:
+    """Compacts ``PartitionLog``s; one instance may serve every log."""
+
+    def __init__(self, *, max_map_entries: int = 2_000_000) -> None:
+        #: Bounds the offset map (Kafka's dedupe buffer); a pass that would
+        #: exceed it stops at a segment boundary and the rest waits.
+        self.max_map_entries = max_map_entries
+
+    # ------------------------------------------------------------------ phase 1
+
+    def plan(self, log: PartitionLog, now_ms: int, *, force: bool = False) -> CleanPlan | None:
+        """Event-loop thread: choose what to clean, or None if nothing is due.
+
+        ``force`` ignores the dirty ratio (but still honours the lag and the
+        active segment).
+        """
+        cfg = log.config
+        if not cfg.compacts:
+            return None
+        segs = log.segments
+        cp = files.read_checkpoint(log.directory)
+        first_dirty = cp.first_dirty_offset
+        if first_dirty < log.log_start_offset or first_dirty > log.log_end_offset:
+            first_dirty = log.log_start_offset
+        limit = min(segs[-1].base_offset, log.high_watermark)
+        lag = cfg.min_compaction_lag_ms
+        cleanable: list[LogSegment] = []
+        for seg in segs[:-1]:
+            if seg.next_offset > limit:
+                break
+            if lag > 0 and seg.next_offset > first_dirty and seg.largest_timestamp > now_ms - lag:
+                break
+            cleanable.append(seg)
+        if not cleanable or all(s.size == 0 for s in cleanable):
+            return None
+        dirty = [s for s in cleanable if s.next_offset > first_dirty]
+        dirty_bytes = sum(s.size for s in dirty)
+        total = sum(s.size for s in cleanable)
+        due = force or (dirty_bytes > 0 and dirty_bytes / total > cfg.min_cleanable_dirty_ratio)
+        if not due and dirty and cfg.max_compaction_lag_ms is not None:
+            h = dirty[0].header_at_offset(dirty[0].base_offset)
+            due = h is not None and now_ms - h.max_timestamp > cfg.max_compaction_lag_ms
+        if not due and 0 <= cp.delete_horizon_ms <= now_ms:
+            due = True
+        if not due:
+            return None
+        planned: list[_PlannedSegment] = []
+        try:
+            for seg in cleanable:
+                fd = os.open(seg.log_path, os.O_RDONLY)
+                planned.append(_PlannedSegment(seg, seg.base_offset, seg.next_offset, seg.size, fd))
+        except OSError:
+            for p in planned:
+                os.close(p.fd)
+            raise
+        producers = {
+            pid: e.batches[-1].last_offset for pid, e in log.producer_state.producers.items() if e.batches
+        }
+        return CleanPlan(
+            directory=log.directory, name=f"{log.topic}-{log.partition}", segments=planned,
+            first_dirty_offset=first_dirty, now_ms=now_ms, delete_retention_ms=cfg.delete_retention_ms,
+            segment_bytes=cfg.segment_bytes, index_interval_bytes=cfg.index_interval_bytes,
+            producer_last_offsets=producers,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ phase 2
+
+    def build(self, plan: CleanPlan) -> CleanResult:
+        """Any thread: write the cleaned segments as ``.cleaned`` files.
+
+        Closes the plan's descriptors.  On failure nothing is left behind.
+        """
+        groups: list[_Group] = []
+        try:
+            offset_map, end = self._build_offset_map(plan)
+            segs = [s for s in plan.segments if s.next_offset <= end]
+            ctx = _Filter(plan, offset_map)
+            for run in _group_by_size(segs, plan.segment_bytes):
+                group = _Group(run[0].base_offset, [s.segment for s in run])
+                groups.append(group)
+                if not self._clean_group(plan, run, ctx, group):
+                    groups.pop()
+            files.crash_hook("built")
+            return CleanResult(
+                plan, groups, end, ctx.min_horizon, ctx.removed,
+                sum(g.bytes_in for g in groups), sum(g.bytes_out for g in groups),
+            )  # fmt: skip
+        except BaseException:
+            for g in groups:
+                files.remove_cleaned(plan.directory, g.base_offset)
+            raise
+        finally:
+            plan.close()
+
+    def _build_offset_map(self, plan: CleanPlan) -> tuple[dict[bytes, int], int]:
+        """key -> latest offset over the dirty segments; returns (map, end of range)."""
+        offset_map: dict[bytes, int] = {}
+        end = plan.first_dirty_offset
+        for s in plan.segments:
+            if s.next_offset <= plan.first_dirty_offset:
+                end = s.next_offset
+                continue
+            if len(offset_map) >= self.max_map_entries and end > plan.first_dirty_offset:
+                break
+            for raw, h in _iter_batches(s):
+                if h.is_control or h.records_count == 0:
+                    continue
+                for r in decode_batch_records(raw, 0, h):
+                    if r.key is not None:
+                        offset_map[r.key] = r.offset  # type: ignore[assignment]
+            end = s.next_offset
+        return offset_map, end
+
+    def _clean_group(self, plan: CleanPlan, run: list[_PlannedSegment], ctx: _Filter, group: _Group) -> bool:
+        out = LogSegment.create(
+            plan.directory, group.base_offset, index_interval_bytes=plan.index_interval_bytes, suffix=files.CLEANED
+        )
+        try:
+            buf = bytearray()
+            placements: list[BatchPlacement] = []
+            last: tuple[bytes, BatchHeader] | None = None
+            last_kept = False
+            for s in run:
+                group.bytes_in += s.size
+                for raw, h in _iter_batches(s):
+                    last = (raw, h)
+                    kept = ctx.filter(raw, h)
+                    last_kept = kept is not None
+                    if kept is not None:
+                        _add(buf, placements, kept)
+                        if len(buf) >= _WRITE_CHUNK:
+                            out.append(buf, placements, plan.now_ms)
+                            buf, placements = bytearray(), []
+            if last is None:
+                out.delete()
+                return False
+            if not last_kept:  # keep the group's end offset: header-only batch
+                _add(buf, placements, _empty_batch(last[1]))
+            if buf:
+                out.append(buf, placements, plan.now_ms)
+            out.seal()
+            out.flush()
+            group.bytes_out = out.size
+        finally:
+            out.close()
+        return True
+
+    # ------------------------------------------------------------------ phase 3
+
+    def commit(self, log: PartitionLog, result: CleanResult) -> bool:
+        """Event-loop thread: swap the cleaned segments in; False if discarded.
+
+        The result is discarded (its files deleted) if any segment it
+        replaces is no longer part of the log - retention, DeleteRecords or
+        topic deletion got there first.
+        """
+        plan = result.plan
+        current = {id(s) for s in log.segments}
+        valid = log.directory == plan.directory and log.config.compacts and all(
+            id(seg) in current and seg.fd >= 0 for g in result.groups for seg in g.old
+        )
+        if not valid:
+            logger.info("%s: log changed during cleaning, discarding the result", plan.name)
+            for g in result.groups:
+                files.remove_cleaned(plan.directory, g.base_offset)
+            return False
+        for g in result.groups:
+            files.install_group(log.directory, g.base_offset, g.old)
+            new = LogSegment(log.directory, g.base_offset, index_interval_bytes=log.config.index_interval_bytes)
+            new.load()
+            log.replace_segments(g.old, new)
+        files.crash_hook("checkpoint")
+        files.write_checkpoint(log.directory, CleanerCheckpoint(result.end_offset, result.delete_horizon_ms))
+        if result.groups:
+            logger.info(
+                "%s: cleaned offsets [%d, %d): %d -> %d bytes, %d records removed",
+                plan.name, plan.segments[0].base_offset, result.end_offset,
+                result.bytes_in, result.bytes_out, result.records_removed,
+            )  # fmt: skip
+        return True
+
+    # ------------------------------------------------------------------ convenience
+
+    def clean(self, log: PartitionLog, now_ms: int, *, force: bool = False) -> CleanResult | None:
+        """All three phases synchronously (tests, tools); None if nothing was due."""
+        plan = self.plan(log, now_ms, force=force)
+        if plan is None:
+            return None
+        result = self.build(plan)
+        return result if self.commit(log, result) else None
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _iter_batches(s: _PlannedSegment) -> Iterator[tuple[bytes, BatchHeader]]:
+    """Whole batches of a planned segment, read in chunks through its own fd."""
+    pos = 0
+    while pos < s.size:
+        chunk = os.pread(s.fd, min(_READ_CHUNK, s.size - pos), pos)
+        p = 0
+        while len(chunk) - p >= HEADER_SIZE:
+            h = parse_batch_header(chunk, p)
+            if h.size < HEADER_SIZE:
+                raise OSError(f"corrupt batch at position {pos + p} of segment {s.base_offset}")
+            if p + h.size > len(chunk):
+                break
+            yield chunk[p : p + h.size], h
+            p += h.size
+        if p == 0:
+            if len(chunk) >= HEADER_SIZE and (h := parse_batch_header(chunk)).size <= s.size - pos:
+                yield os.pread(s.fd, h.size, pos), h  # a batch larger than the chunk
+                p = h.size
+            else:
+                raise OSError(f"unreadable batch at position {pos} of segment {s.base_offset}")
+        pos += p
+
+
+def _add(buf: bytearray, placements: list[BatchPlacement], data: bytes) -> None:
+    hdr = parse_batch_header(data)
+    placements.append((len(buf), hdr.base_offset, hdr.last_offset, hdr.max_timestamp, len(data)))
+    buf += data
+
+
+def _empty_batch(h: BatchHeader) -> bytes:
+    """Kafka's header-only batch: same offsets, producer fields and max timestamp, no records."""
+    return build_batch(
+        [], base_offset=h.base_offset, timestamp_ms=h.max_timestamp, producer_id=h.producer_id,
+        producer_epoch=h.producer_epoch, base_sequence=h.base_sequence,
+        partition_leader_epoch=h.partition_leader_epoch, is_transactional=h.is_transactional,
+        is_control=h.is_control, log_append_time=h.timestamp_type == 1,
+        last_offset_delta=h.last_offset_delta, max_timestamp=h.max_timestamp,
+    )  # fmt: skip
+
+
+def _group_by_size(segs: list[_PlannedSegment], max_bytes: int) -> Iterator[list[_PlannedSegment]]:
+    """Consecutive segments whose total size fits ``segment.bytes`` (Kafka's groupSegmentsBySize)."""
+    i = 0
+    while i < len(segs):
+        run = [segs[i]]
+        size = segs[i].size
+        i += 1
+        while (
+            i < len(segs)
+            and size + segs[i].size <= max_bytes
+            and segs[i].next_offset - 1 - run[0].base_offset <= _INT32_MAX
+        ):
+            size += segs[i].size
+            run.append(segs[i])
+            i += 1
+        yield run
+
+
+def _ts(r: SimpleRecord) -> int:
+    return -1 if r.timestamp_ms is None else r.timestamp_ms
+
+
+class _Filter:
+    """Decides, batch by batch, what survives; counts removals and horizons."""
+
+    def __init__(self, plan: CleanPlan, offset_map: dict[bytes, int]) -> None:
+        self.map = offset_map
+        self.now = plan.now_ms
+        self.retention = plan.delete_retention_ms
+        self.producers = plan.producer_last_offsets
+        self.min_horizon = -1
+        self.removed = 0
+
+    def _note_horizon(self, horizon: int) -> None:
+        if self.min_horizon < 0 or horizon < self.min_horizon:
+            self.min_horizon = horizon
+
+    def filter(self, raw: bytes, h: BatchHeader) -> bytes | None:
+        """The batch to write (``raw`` itself if unchanged), or None to drop it."""
+        if h.is_control:
+            return raw
+        records = decode_batch_records(raw, 0, h)
+        has_horizon = h.has_delete_horizon
+        expired = has_horizon and self.now >= h.base_timestamp
+        kept: list[SimpleRecord] = []
+        for r in records:
+            if r.key is None:
+                continue
+            latest = self.map.get(r.key)
+            if latest is not None and r.offset < latest:  # type: ignore[operator]
+                continue
+            if r.value is None and expired:
+                continue
+            kept.append(r)
+        self.removed += len(records) - len(kept)
+        tombstones = any(r.value is None for r in kept)
+        horizon = h.base_timestamp if has_horizon else (self.now + self.retention if tombstones else None)
+        if tombstones and horizon is not None:
+            self._note_horizon(horizon)
+        if len(kept) == len(records) and (has_horizon or not tombstones):
+            return raw
+        if not kept:
+            retain = h.producer_id >= 0 and self.producers.get(h.producer_id) == h.last_offset
+            return _empty_batch(h) if retain else None
+        log_append = h.timestamp_type == 1
+        return build_batch(
+            kept, base_offset=h.base_offset, producer_id=h.producer_id, producer_epoch=h.producer_epoch,
+            base_sequence=h.base_sequence, partition_leader_epoch=h.partition_leader_epoch,
+            is_transactional=h.is_transactional, log_append_time=log_append, compression=h.compression,
+            keep_offsets=True, last_offset_delta=h.last_offset_delta,
+            max_timestamp=h.max_timestamp if log_append else max(_ts(r) for r in kept),
+            delete_horizon_ms=horizon,
+        )  # fmt: skip
