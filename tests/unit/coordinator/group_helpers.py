@@ -1,4 +1,4 @@
-"""A driver for GroupCoordinator: a manual clock, numbered tokens, deterministic member ids,
+"""A driver for GroupStateMachine: a manual clock, numbered tokens, deterministic member ids,
 and a record of every reply (asserting that no token is answered twice)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 from suoi.coordinator.group import (
     ClassicGroup,
     GroupConfig,
-    GroupCoordinator,
     GroupSnapshot,
+    GroupStateMachine,
     HeartbeatRequest,
     JoinGroupRequest,
     LeaveGroupRequest,
@@ -35,7 +35,7 @@ def protos(*names: str) -> tuple[Protocol, ...]:
 class Harness:
     def __init__(self, config: GroupConfig | None = None, now: int = 1_000) -> None:
         self.ids = count(1)
-        self.gc = GroupCoordinator(
+        self.gc = GroupStateMachine(
             config or GroupConfig(initial_rebalance_delay_ms=0), new_member_id=lambda p: f"{p}-{next(self.ids)}"
         )
         self.now = now
@@ -78,7 +78,7 @@ class Harness:
             require_known_member_id=(instance is None) if require_known is None else require_known,
             supports_skip_assignment=skip,
         )
-        self._record(self.gc.join_group(req, self.now))
+        self._record(self.gc.join(req, self.now))
         return token
 
     def sync(self, member_id: str, generation: int, assignments: dict[str, bytes] | None = None, *,
@@ -90,7 +90,7 @@ class Harness:
             protocol_type=protocol_type, protocol_name=protocol_name,
             assignments=tuple(SyncAssignment(m, a) for m, a in (assignments or {}).items()),
         )
-        self._record(self.gc.sync_group(req, self.now))
+        self._record(self.gc.sync(req, self.now))
         return token
 
     def heartbeat(self, member_id: str, generation: int, *, group: str = GROUP, instance: str | None = None) -> int:
@@ -103,7 +103,7 @@ class Harness:
     def leave(self, *members: LeaveMember | str, group: str = GROUP) -> Any:
         token = next(self.tokens)
         ms = tuple(LeaveMember(member_id=m) if isinstance(m, str) else m for m in members)
-        self._record(self.gc.leave_group(LeaveGroupRequest(token=token, group_id=group, members=ms), self.now))
+        self._record(self.gc.leave(LeaveGroupRequest(token=token, group_id=group, members=ms), self.now))
         return self.replies[token]
 
     # ------------------------------------------------------------------ scenarios

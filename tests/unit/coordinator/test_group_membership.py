@@ -152,6 +152,17 @@ def test_delete_groups() -> None:
     assert outs == [PersistGroup("empty", None)]
     assert h.gc.describe("empty").state == "Dead"
     assert h.gc.delete_groups(["empty"])[0] == {"empty": Err.GROUP_ID_NOT_FOUND}
+    assert h.gc.delete_group("g") == Err.NON_EMPTY_GROUP
+
+
+def test_empty_since_for_offset_retention() -> None:
+    h = Harness()
+    assert h.gc.empty_since("unknown") == 0
+    (a,) = h.stable_group(1)
+    assert h.gc.empty_since("g") is None
+    h.advance(1_234)
+    h.leave(a)
+    assert h.gc.empty_since("g") == h.now
 
 
 def test_describe_and_list() -> None:
@@ -182,7 +193,7 @@ def test_restore_from_snapshot() -> None:
     assert GroupSnapshot.from_dict(snap.to_dict()) == snap
 
     h2 = Harness(now=50_000)
-    assert h2.gc.restore("g", GroupSnapshot.from_dict(snap.to_dict()), h2.now) == []
+    assert h2.gc.restore(GroupSnapshot.from_dict(snap.to_dict()), h2.now) == []
     d = h2.gc.describe("g")
     assert (d.state, d.protocol_data) == ("Stable", "range")
     assert {m.member_id: m.assignment for m in d.members} == {a: f"a-{a}".encode(), b: f"a-{b}".encode()}
@@ -193,15 +204,15 @@ def test_restore_from_snapshot() -> None:
     h2.heartbeat(a, 1)
     h2.advance(1_000)
     assert set(h2.grp().members) == {a}
-    # tombstone
-    h2.gc.restore("g", None, h2.now)
+    # a tombstone replayed later
+    h2.gc.unload(["g"])
     assert h2.gc.describe("g").state == "Dead"
 
 
 def test_restore_empty_group_keeps_generation() -> None:
     h = Harness()
     snap = GroupSnapshot(group_id="g", generation_id=7, protocol_type="consumer", protocol_name=None, leader=None)
-    h.gc.restore("g", snap, h.now)
+    h.gc.restore(snap, h.now)
     assert h.state() == "Empty" and h.generation() == 7
     a = h.new_member()
     t = h.join(a)
@@ -214,7 +225,7 @@ def test_restore_over_capacity_rebalances() -> None:
     h.stable_group(3)
     snap = h.snap()
     h2 = Harness(GroupConfig(initial_rebalance_delay_ms=0, max_size=2))
-    h2.gc.restore("g", snap, h2.now)
+    h2.gc.restore(snap, h2.now)
     assert h2.state() == "PreparingRebalance"
     ids = [m.member_id for m in snap.members]
     t0, t1 = h2.join(ids[0]), h2.join(ids[1])

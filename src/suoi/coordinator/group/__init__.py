@@ -1,7 +1,7 @@
 """Classic consumer groups as a sans-IO state machine (see README.md)."""
 
 from .errors import Err
-from .machine import GroupCoordinator
+from .machine import GroupStateMachine
 from .state import ClassicGroup, GroupState, Member
 from .types import (
     GroupConfig,
@@ -32,11 +32,11 @@ __all__ = [
     "ClassicGroup",
     "Err",
     "GroupConfig",
-    "GroupCoordinator",
     "GroupDescription",
     "GroupListing",
     "GroupSnapshot",
     "GroupState",
+    "GroupStateMachine",
     "HeartbeatRequest",
     "HeartbeatResult",
     "JoinGroupRequest",

@@ -1,6 +1,6 @@
 """The classic consumer-group protocol as a sans-IO state machine.
 
-`GroupCoordinator` owns every classic group of one coordinator. Each event method takes a
+`GroupStateMachine` owns every classic group of one coordinator. Each event method takes a
 request (with the runtime's opaque `token`) and the current time in ms and returns a list
 of outputs: `Reply` for that request or for requests parked earlier, and `PersistGroup`
 effects the runtime must append *before* sending the replies of the same list. Parked
@@ -58,7 +58,7 @@ def _default_member_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4()}"
 
 
-class GroupCoordinator:
+class GroupStateMachine:
     def __init__(self, config: GroupConfig | None = None, *, new_member_id: Callable[[str], str] | None = None) -> None:
         """`new_member_id(prefix)` makes member ids; prefix is the group instance id or client id."""
         self.config = config or GroupConfig()
@@ -80,7 +80,7 @@ class GroupCoordinator:
 
     # ================================================================================ JoinGroup
 
-    def join_group(self, req: JoinGroupRequest, now_ms: int) -> list[Output]:
+    def join(self, req: JoinGroupRequest, now_ms: int) -> list[Output]:
         out: list[Output] = []
         cfg = self.config
         if not req.group_id:
@@ -251,7 +251,7 @@ class GroupCoordinator:
 
     # ================================================================================ SyncGroup
 
-    def sync_group(self, req: SyncGroupRequest, now_ms: int) -> list[Output]:
+    def sync(self, req: SyncGroupRequest, now_ms: int) -> list[Output]:
         out: list[Output] = []
         g = self._groups.get(req.group_id)
         err = self._validate_sync(g, req)
@@ -332,7 +332,7 @@ class GroupCoordinator:
 
     # =============================================================================== LeaveGroup
 
-    def leave_group(self, req: LeaveGroupRequest, now_ms: int) -> list[Output]:
+    def leave(self, req: LeaveGroupRequest, now_ms: int) -> list[Output]:
         out: list[Output] = []
         g = self._groups.get(req.group_id)
         if g is None:
@@ -413,23 +413,37 @@ class GroupCoordinator:
             return Err.GROUP_ID_NOT_FOUND
         return Err.NONE
 
+    def delete_group(self, group_id: str) -> int:
+        """Delete an Empty group; on NONE the caller appends its tombstone (and its offsets')."""
+        g = self._groups.get(group_id)
+        if not group_id:
+            return Err.INVALID_GROUP_ID
+        if g is None or g.is_(S.DEAD):
+            return Err.GROUP_ID_NOT_FOUND
+        if not g.is_(S.EMPTY):
+            return Err.NON_EMPTY_GROUP
+        self._drop_group(g, Err.COORDINATOR_NOT_AVAILABLE, [])  # an Empty group has nothing parked
+        return Err.NONE
+
     def delete_groups(self, group_ids: Iterable[str]) -> tuple[dict[str, int], list[Output]]:
-        """Per-group error codes, and the tombstones to append before answering."""
+        """Per-group error codes, and the `PersistGroup(group_id, None)` tombstones to append."""
         errors: dict[str, int] = {}
         out: list[Output] = []
         for gid in group_ids:
-            g = self._groups.get(gid)
-            if not gid:
-                errors[gid] = Err.INVALID_GROUP_ID
-            elif g is None or g.is_(S.DEAD):
-                errors[gid] = Err.GROUP_ID_NOT_FOUND
-            elif not g.is_(S.EMPTY):
-                errors[gid] = Err.NON_EMPTY_GROUP
-            else:
-                self._drop_group(g, Err.COORDINATOR_NOT_AVAILABLE, out)
+            errors[gid] = self.delete_group(gid)
+            if errors[gid] == Err.NONE:
                 out.append(PersistGroup(gid, None))
-                errors[gid] = Err.NONE
         return errors, out
+
+    def empty_since(self, group_id: str) -> int | None:
+        """For offset retention: when the group became Empty; None while it has members;
+        0 for a group this machine does not know (offsets only)."""
+        g = self._groups.get(group_id)
+        if g is None:
+            return 0
+        if not g.is_(S.EMPTY):
+            return None
+        return g.state_timestamp_ms or 0
 
     def describe(self, group_id: str) -> GroupDescription:
         if not group_id:
@@ -474,14 +488,14 @@ class GroupCoordinator:
             if states is None or g.state.value.lower() in states
         ]
 
-    def restore(self, group_id: str, snapshot: GroupSnapshot | None, now_ms: int) -> list[Output]:
-        """Replay one persisted group record (None: tombstone). Members get fresh sessions."""
+    def restore(self, snapshot: GroupSnapshot, now_ms: int) -> list[Output]:
+        """Rebuild a group from its last persisted record (an Empty or Stable group, as Kafka
+        loads it); members get fresh sessions from `now_ms`. A tombstone: `unload([group_id])`."""
         out: list[Output] = []
+        group_id = snapshot.group_id
         old = self._groups.get(group_id)
         if old is not None:
             self._drop_group(old, Err.NOT_COORDINATOR, out)
-        if snapshot is None:
-            return out
         g = ClassicGroup(
             group_id=group_id,
             state=S.STABLE if snapshot.members else S.EMPTY,

@@ -1,6 +1,6 @@
 """Classic group data: states, members, and the pure queries Kafka's ClassicGroup offers.
 
-No timers and no replies here: `machine.GroupCoordinator` owns those and mutates these
+No timers and no replies here: `machine.GroupStateMachine` owns those and mutates these
 objects. A member "awaits join" while it holds a parked JoinGroup token and "awaits sync"
 while it holds a parked SyncGroup token.
 """
