@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from suoi.config import BrokerConfig, Listener
+from suoi.coordinator.group.types import GroupConfig
+from suoi.coordinator.group_coordinator import CoordinatorConfig, GroupCoordinator
 from suoi.coordinator.txn.producer_ids import ProducerIdManager
+from suoi.log.cleaner import LogCleaner
 from suoi.log.config import LogConfig
 from suoi.log.manager import LogManager, TopicInfo
 from suoi.net.server import start_listener
@@ -46,6 +49,22 @@ def log_config_from(cfg: BrokerConfig) -> LogConfig:
         flush_interval_ms=cfg.optional_int("log.flush.interval.ms"),
         index_interval_bytes=cfg.get_int("log.index.interval.bytes"),
         producer_id_expiration_ms=cfg.get_int("producer.id.expiration.ms"),
+    )
+
+
+def coordinator_config_from(cfg: BrokerConfig) -> CoordinatorConfig:
+    return CoordinatorConfig(
+        offsets_partitions=cfg.get_int("offsets.topic.num.partitions"),
+        offsets_segment_bytes=cfg.get_int("offsets.topic.segment.bytes"),
+        offsets_retention_ms=cfg.get_int("offsets.retention.minutes") * 60_000,
+        offsets_retention_check_ms=cfg.get_int("offsets.retention.check.interval.ms"),
+        offset_metadata_max_bytes=cfg.get_int("offset.metadata.max.bytes"),
+        group=GroupConfig(
+            min_session_timeout_ms=cfg.get_int("group.min.session.timeout.ms"),
+            max_session_timeout_ms=cfg.get_int("group.max.session.timeout.ms"),
+            initial_rebalance_delay_ms=cfg.get_int("group.initial.rebalance.delay.ms"),
+            max_size=cfg.optional_int("group.max.size"),
+        ),
     )
 
 
@@ -75,6 +94,7 @@ class Broker:
         self.logs = LogManager(config.log_dirs, self.log_config, now_ms=now_ms)
         self.notifier = AppendNotifier()
         self.producer_ids = ProducerIdManager(config.log_dirs[0])
+        self.groups = GroupCoordinator(self.logs, self.notifier.appended, now_ms, coordinator_config_from(config))
         self.connections: set[Any] = set()
         self.cluster_id = ""
         self._servers: list[asyncio.Server] = []
@@ -89,6 +109,7 @@ class Broker:
         self.logs.load()
         log.info("loaded %d topics from %s in %.2fs", len(self.logs.topics()),
                  ",".join(map(str, self.config.log_dirs)), time.monotonic() - started)
+        await self.groups.start()  # replays __consumer_offsets in the background
         max_request = self.config.get_int("socket.request.max.bytes")
         advertised = self.config.advertised_listeners
         for listener in self.config.listeners:
@@ -104,6 +125,8 @@ class Broker:
         ]
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
+        if self.config.get_bool("log.cleaner.enable"):
+            self._tasks.append(asyncio.create_task(self._cleaner_loop(), name="log-cleaner"))
         log.info("suoi broker node.id=%d cluster.id=%s started", self.node_id, self.cluster_id)
 
     async def stop(self) -> None:
@@ -111,6 +134,7 @@ class Broker:
             server.close()
         for conn in list(self.connections):
             conn.close()
+        await self.groups.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -155,6 +179,27 @@ class Broker:
                     log.info("retention deleted %d segments", deleted)
             except Exception:
                 log.exception("retention pass failed")
+
+    async def _cleaner_loop(self) -> None:
+        """Compaction of cleanup.policy=compact logs, one log at a time.
+
+        Planning and committing run on the event loop (they touch PartitionLog state);
+        the expensive rewrite of sealed segments runs in a worker thread.
+        """
+        cleaner = LogCleaner()
+        interval = self.config.get_int("log.cleaner.backoff.ms") / 1000
+        while True:
+            await asyncio.sleep(interval)
+            for plog in self.logs.compactable_logs():
+                try:
+                    plan = cleaner.plan(plog, self.now_ms())
+                    if plan is None:
+                        continue
+                    result = await asyncio.to_thread(cleaner.build, plan)
+                    if cleaner.commit(plog, result):
+                        log.info("compacted %s", plog)
+                except Exception:
+                    log.exception("log cleaner failed on %s", plog)
 
     async def _flush_loop(self) -> None:
         interval = self.config.get_int("log.flush.scheduler.interval.ms") / 1000

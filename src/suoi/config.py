@@ -66,6 +66,17 @@ KNOWN: dict[str, tuple[object, object]] = {
     "log.flush.scheduler.interval.ms": (_INT, 1000),
     "cluster.id": (_str, None),
     "producer.id.expiration.ms": (_INT, 86_400_000),
+    "offsets.topic.num.partitions": (_INT, 50),
+    "offsets.topic.segment.bytes": (_INT, 100 * 1024 * 1024),
+    "offsets.retention.minutes": (_INT, 10080),
+    "offsets.retention.check.interval.ms": (_INT, 600_000),
+    "offset.metadata.max.bytes": (_INT, 4096),
+    "group.initial.rebalance.delay.ms": (_INT, 3000),
+    "group.min.session.timeout.ms": (_INT, 6000),
+    "group.max.session.timeout.ms": (_INT, 1_800_000),
+    "group.max.size": (_INT, None),
+    "log.cleaner.backoff.ms": (_INT, 15_000),
+    "log.cleaner.enable": (_bool, True),
 }
 
 # Keys of Kafka features that later suoi issues bring; accepted with a note, not an error.
@@ -75,8 +86,7 @@ NOT_YET = {
     "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir", "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
-    "group.initial.rebalance.delay.ms", "min.insync.replicas", "broker.rack",
-    "offsets.topic.num.partitions", "zookeeper.connect", "log.cleaner.enable",
+    "min.insync.replicas", "broker.rack", "zookeeper.connect",
 }
 
 

@@ -122,7 +122,7 @@ def test_cleaned_segments_are_served_to_real_clients(tmp_path_factory: pytest.Te
 
         logs = LogManager(broker.log_dirs, LogConfig())
         logs.load()
-        (log,) = logs.compactable_logs()
+        (log,) = [plog for plog in logs.compactable_logs() if plog.topic == topic]
         cleaner = LogCleaner()
         now = int(time.time() * 1000)
         assert cleaner.clean(log, now) is not None

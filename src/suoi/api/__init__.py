@@ -12,9 +12,13 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     delete_topics,
     describe_cluster,
     fetch,
+    find_coordinator,
+    group_admin,
+    group_membership,
     init_producer_id,
     list_offsets,
     metadata,
+    offsets,
     produce,
 )
 from suoi.api.registry import REGISTRY, ApiSpec, RequestContext

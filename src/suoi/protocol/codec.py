@@ -161,6 +161,7 @@ class _FieldPlan(NamedTuple):
     kind: str  # "plain" | "entity" | "entities" | "error" | "ms" | "datetime"
     nested: type | None
     default: Any  # MISSING when required
+    null_as: Any  # what None becomes where this version's field is not nullable
 
 
 def _entity_type(tp: Any) -> tuple[str, type | None]:
@@ -200,7 +201,18 @@ def _plan(cls: type) -> tuple[_FieldPlan, ...]:
             default = f.default_factory()
         else:
             default = MISSING
-        plans.append(_FieldPlan(f.name, kind, nested, default))
+        nullable = type(None) in typing.get_args(f.type)
+        null_as: Any = None
+        if not nullable:
+            # Older versions make some fields non-nullable (e.g. JoinGroup's protocol
+            # name before v7); Kafka writes the empty value there.
+            if kind == "entities":
+                null_as = ()
+            elif kafka_type == "string":
+                null_as = ""
+            elif kafka_type == "bytes":
+                null_as = b""
+        plans.append(_FieldPlan(f.name, kind, nested, default, null_as))
     return tuple(plans)
 
 
@@ -228,7 +240,9 @@ def build(cls: type, data: Mapping[str, Any]) -> Any:
 
 def _convert(p: _FieldPlan, value: Any) -> Any:
     kind = p.kind
-    if kind == "plain" or value is None:
+    if value is None:
+        return p.null_as
+    if kind == "plain":
         return value
     if kind == "entities":
         nested = p.nested

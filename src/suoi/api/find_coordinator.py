@@ -1,0 +1,42 @@
+"""FindCoordinator (key 10): this broker coordinates every group (and, later, every
+transactional id). v4+ batches keys; earlier versions ask for one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from suoi.api.registry import RequestContext, api
+from suoi.model import ErrorCode
+
+GROUP_KEY_TYPE = 0
+TRANSACTION_KEY_TYPE = 1
+
+
+def _coordinator(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
+    broker = ctx.broker
+    host, port = broker.endpoint
+    error, message = ErrorCode.none, None
+    if key_type == GROUP_KEY_TYPE:
+        error = broker.groups.check_group_id(key)
+        if error == ErrorCode.coordinator_load_in_progress:
+            error = ErrorCode.none  # the client learns about loading from the group APIs
+        if error == ErrorCode.none:
+            broker.groups.ensure_offsets_topic()
+    elif key_type == TRANSACTION_KEY_TYPE:
+        error, message = ErrorCode.coordinator_not_available, "transactions are not supported yet"
+    else:
+        error, message = ErrorCode.invalid_request, f"unknown key type {key_type}"
+    if error != ErrorCode.none:
+        return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": error, "error_message": message}
+    return {"key": key, "node_id": broker.node_id, "host": host, "port": port, "error_code": error,
+            "error_message": None}
+
+
+@api(10, "FindCoordinator", 0, 6)
+def handle_find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    key_type = getattr(request, "key_type", GROUP_KEY_TYPE)
+    if ctx.api_version >= 4:
+        return {"throttle_time": 0,
+                "coordinators": [_coordinator(ctx, key, key_type) for key in request.coordinator_keys]}
+    one = _coordinator(ctx, request.key, key_type)
+    return {"throttle_time": 0, **{k: v for k, v in one.items() if k != "key"}}

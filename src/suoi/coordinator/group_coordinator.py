@@ -1,0 +1,374 @@
+"""The group coordinator runtime: the sans-IO group machine plus durability and timers.
+
+Division of labour (ARCHITECTURE.md "coordinator runtime"):
+- `group.machine` decides (joins, syncs, heartbeats, expiry) and returns replies and
+  `PersistGroup` effects; it never touches a clock, a socket or a file.
+- This class appends those effects as records to `__consumer_offsets` *before* the
+  replies are released, keeps committed offsets in memory, replays the topic into
+  memory at start (groups answer COORDINATOR_LOAD_IN_PROGRESS until that finishes),
+  and drives the machine's timers from the event loop.
+
+Every group lives in partition `abs(hash(group)) % offsets.topic.num.partitions`, as in
+Kafka, so a later multi-broker coordinator can own groups by partition leadership.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from suoi.coordinator.group.machine import GroupStateMachine
+from suoi.coordinator.group.types import (
+    GroupConfig,
+    GroupSnapshot,
+    HeartbeatRequest,
+    JoinGroupRequest,
+    LeaveGroupRequest,
+    Output,
+    PersistGroup,
+    Reply,
+    SyncGroupRequest,
+)
+from suoi.coordinator.records import (
+    OFFSETS_TOPIC,
+    OffsetAndMetadata,
+    group_key,
+    group_value,
+    offset_key,
+    offset_value,
+    parse,
+    partition_for,
+)
+from suoi.log.errors import LogError
+from suoi.log.manager import LogManager
+from suoi.model import ErrorCode, TopicPartition
+from suoi.protocol.consumer_protocol import subscribed_topics
+from suoi.protocol.records import build_batch, iter_records
+
+log = logging.getLogger("suoi.coordinator")
+
+MAX_GROUP_ID_LENGTH = 255  # Kafka has no explicit limit; we refuse absurd ids clearly.
+LOAD_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorConfig:
+    offsets_partitions: int = 50  # offsets.topic.num.partitions
+    offsets_segment_bytes: int = 100 * 1024 * 1024  # offsets.topic.segment.bytes
+    offsets_retention_ms: int = 7 * 24 * 3_600_000  # offsets.retention.minutes
+    offsets_retention_check_ms: int = 600_000  # offsets.retention.check.interval.ms
+    offset_metadata_max_bytes: int = 4096  # offset.metadata.max.bytes
+    group: GroupConfig = GroupConfig()
+
+
+class GroupCoordinator:
+    """Owns every consumer group of this broker (all __consumer_offsets partitions)."""
+
+    def __init__(self, logs: LogManager, appended: Callable[[TopicPartition], None],
+                 now_ms: Callable[[], int], config: CoordinatorConfig) -> None:
+        self._logs = logs
+        self._appended = appended
+        self._now_ms = now_ms
+        self.config = config
+        self.machine = GroupStateMachine(config.group, new_member_id=lambda client_id: f"{client_id}-{uuid.uuid4()}")
+        self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
+        self.loading = False
+        self._pending: dict[object, asyncio.Future[Any]] = {}
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        if OFFSETS_TOPIC in self._logs.topics():
+            self.loading = True
+            self._tasks.append(asyncio.create_task(self._load(), name="group-load"))
+        self._tasks.append(asyncio.create_task(self._timer_loop(), name="group-timers"))
+        self._tasks.append(asyncio.create_task(self._expiry_loop(), name="offset-expiry"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.cancel()
+
+    async def _load(self) -> None:
+        """Replay __consumer_offsets into memory, yielding to the loop between chunks."""
+        started = self._now_ms()
+        records = 0
+        snapshots: dict[str, GroupSnapshot | None] = {}
+        info = self._logs.topics()[OFFSETS_TOPIC]
+        for partition in range(info.partitions):
+            plog = self._logs.get_log(OFFSETS_TOPIC, partition)
+            if plog is None:
+                continue
+            offset = plog.log_start_offset
+            while offset < plog.high_watermark:
+                data = plog.read(offset, LOAD_CHUNK_BYTES)
+                if not data:
+                    break
+                for record in iter_records(data):
+                    records += 1
+                    self._replay(record.key, record.value, snapshots)
+                    assert record.offset is not None
+                    offset = record.offset + 1
+                await asyncio.sleep(0)
+        now = self._now_ms()
+        for group_id, snapshot in snapshots.items():
+            if snapshot is not None:
+                self.machine.restore(snapshot, now)
+        self.loading = False
+        log.info("loaded %d groups and offsets of %d groups from %d records in %d ms",
+                 sum(1 for s in snapshots.values() if s), len(self.offsets), records, now - started)
+        self._kick()
+
+    def _replay(self, key: bytes | None, value: bytes | None, snapshots: dict[str, GroupSnapshot | None]) -> None:
+        parsed = parse(key, value)
+        if parsed is None:
+            log.warning("skipping an unreadable record in %s", OFFSETS_TOPIC)
+            return
+        if parsed.kind == "offset":
+            assert parsed.topic is not None and parsed.partition is not None
+            group = self.offsets.setdefault(parsed.group, {})
+            if parsed.offset is None:
+                group.pop((parsed.topic, parsed.partition), None)
+                if not group:
+                    del self.offsets[parsed.group]
+            else:
+                group[(parsed.topic, parsed.partition)] = parsed.offset
+        else:
+            snapshots[parsed.group] = (GroupSnapshot.from_dict(parsed.group_snapshot)
+                                       if parsed.group_snapshot is not None else None)
+
+    # -- the offsets topic -----------------------------------------------------------
+    def ensure_offsets_topic(self) -> None:
+        """Create __consumer_offsets on first use (compacted, as in Kafka)."""
+        if OFFSETS_TOPIC not in self._logs.topics():
+            self._logs.create_topic(OFFSETS_TOPIC, self.config.offsets_partitions, {
+                "cleanup.policy": "compact",
+                "segment.bytes": str(self.config.offsets_segment_bytes),
+            })
+            log.info("created %s with %d partitions", OFFSETS_TOPIC, self.config.offsets_partitions)
+
+    def partition_for(self, group_id: str) -> int:
+        return partition_for(group_id, self.config.offsets_partitions)
+
+    def _append(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Append records for one group to its partition; raises LogError on failure."""
+        self.ensure_offsets_topic()
+        partition = self.partition_for(group_id)
+        plog = self._logs.get_log(OFFSETS_TOPIC, partition)
+        if plog is None:
+            raise LogError(f"{OFFSETS_TOPIC}-{partition} is missing")
+        plog.append(build_batch(records, timestamp_ms=self._now_ms()))
+        self._appended(TopicPartition(OFFSETS_TOPIC, partition))
+
+    # -- checks shared by the group APIs ---------------------------------------------
+    def check_group_id(self, group_id: str | None) -> ErrorCode:
+        if self.loading:
+            return ErrorCode.coordinator_load_in_progress
+        if not group_id or len(group_id) > MAX_GROUP_ID_LENGTH:
+            return ErrorCode.invalid_group_id
+        return ErrorCode.none
+
+    # -- group membership (answered by the machine, maybe later) ----------------------
+    async def join(self, request: JoinGroupRequest) -> Any:
+        return await self._call(self.machine.join, request)
+
+    async def sync(self, request: SyncGroupRequest) -> Any:
+        return await self._call(self.machine.sync, request)
+
+    async def heartbeat(self, request: HeartbeatRequest) -> Any:
+        return await self._call(self.machine.heartbeat, request)
+
+    async def leave(self, request: LeaveGroupRequest) -> Any:
+        return await self._call(self.machine.leave, request)
+
+    async def _call(self, method: Callable[[Any, int], list[Output]], request: Any) -> Any:
+        token = object()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[token] = fut
+        self._process(method(replace(request, token=token), self._now_ms()))
+        self._kick()
+        return await fut
+
+    def _process(self, outputs: Iterable[Output]) -> None:
+        """Persist effects first, then release replies (Kafka writes before answering)."""
+        replies: list[Reply] = []
+        for out in outputs:
+            if isinstance(out, PersistGroup):
+                self._persist_group(out)
+            else:
+                replies.append(out)
+        for reply in replies:
+            fut = self._pending.pop(reply.token, None)
+            if fut is not None and not fut.done():
+                fut.set_result(reply.data)
+
+    def _persist_group(self, effect: PersistGroup) -> None:
+        value = group_value(effect.snapshot.to_dict()) if effect.snapshot is not None else None
+        try:
+            self._append(effect.group_id, [(group_key(effect.group_id), value)])
+        except (LogError, OSError) as exc:
+            log.error("cannot persist group %s: %s", effect.group_id, exc)
+
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _timer_loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            deadline = self.machine.next_deadline()
+            now = self._now_ms()
+            if deadline is not None and deadline <= now:
+                self._process(self.machine.poll(now))
+                continue
+            self._wake.clear()
+            timeout = None if deadline is None else (deadline - now) / 1000
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    # -- offsets ---------------------------------------------------------------------
+    def commit_offsets(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
+                       offsets: list[tuple[str, int, int, int, str | None]], *,
+                       retention_ms: int = -1) -> tuple[ErrorCode, list[ErrorCode]]:
+        """OffsetCommit: returns (error for every partition, or NONE, per-partition errors).
+
+        `offsets` are (topic, partition, offset, leader epoch, metadata); `retention_ms`
+        is OffsetCommit v2-v4's explicit retention (-1: the broker's offsets.retention).
+        """
+        error = self.check_group_id(group_id)
+        if error == ErrorCode.none:
+            error = ErrorCode(self.machine.validate_offset_commit(
+                group_id, member_id, generation_id, group_instance_id, self._now_ms()))
+        if error != ErrorCode.none:
+            return error, [error] * len(offsets)
+        now = self._now_ms()
+        errors: list[ErrorCode] = []
+        records: list[tuple[bytes, bytes | None]] = []
+        accepted: list[tuple[tuple[str, int], OffsetAndMetadata]] = []
+        topics = self._logs.topics()
+        for topic, partition, offset, leader_epoch, metadata in offsets:
+            info = topics.get(topic)
+            if info is None or not 0 <= partition < info.partitions:
+                errors.append(ErrorCode.unknown_topic_or_partition)
+            elif metadata is not None and len(metadata.encode()) > self.config.offset_metadata_max_bytes:
+                errors.append(ErrorCode.offset_metadata_too_large)
+            else:
+                oam = OffsetAndMetadata(offset, leader_epoch, metadata, now,
+                                        now + retention_ms if retention_ms > 0 else -1)
+                records.append((offset_key(group_id, topic, partition), offset_value(oam)))
+                accepted.append(((topic, partition), oam))
+                errors.append(ErrorCode.none)
+        if records:
+            try:
+                self._append(group_id, records)
+            except (LogError, OSError) as exc:
+                log.error("cannot persist offsets of group %s: %s", group_id, exc)
+                return ErrorCode.none, [ErrorCode.coordinator_not_available if e == ErrorCode.none else e
+                                        for e in errors]
+            stored = self.offsets.setdefault(group_id, {})
+            stored.update(accepted)
+        return ErrorCode.none, errors
+
+    def fetch_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None
+                      ) -> tuple[ErrorCode, dict[tuple[str, int], OffsetAndMetadata | None]]:
+        """OffsetFetch: committed offsets (None where nothing is committed)."""
+        error = self.check_group_id(group_id)
+        if error != ErrorCode.none:
+            return error, {}
+        stored = self.offsets.get(group_id, {})
+        if partitions is None:
+            return ErrorCode.none, dict(stored)
+        return ErrorCode.none, {tp: stored.get(tp) for tp in partitions}
+
+    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> tuple[ErrorCode, list[ErrorCode]]:
+        """OffsetDelete: only for partitions the group is not consuming (Kafka's rule)."""
+        error = self.check_group_id(group_id)
+        if error != ErrorCode.none:
+            return error, []
+        description = self.machine.describe(group_id)
+        if description.state == "Dead" and group_id not in self.offsets:
+            return ErrorCode.group_id_not_found, []
+        subscribed = {topic for member in description.members for topic in subscribed_topics(member.metadata)}
+        errors: list[ErrorCode] = []
+        tombstones: list[tuple[bytes, bytes | None]] = []
+        stored = self.offsets.get(group_id, {})
+        for topic, partition in partitions:
+            if topic in subscribed:
+                errors.append(ErrorCode.group_subscribed_to_topic)
+                continue
+            if (topic, partition) in stored:
+                tombstones.append((offset_key(group_id, topic, partition), None))
+            errors.append(ErrorCode.none)
+        if tombstones:
+            self._append(group_id, tombstones)
+            for topic, partition in partitions:
+                if topic not in subscribed:
+                    stored.pop((topic, partition), None)
+        return ErrorCode.none, errors
+
+    def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
+        results = []
+        for group_id in group_ids:
+            error = self.check_group_id(group_id)
+            if error != ErrorCode.none:
+                results.append(error)
+                continue
+            error = ErrorCode(self.machine.delete_group(group_id))
+            if error == ErrorCode.group_id_not_found and group_id in self.offsets:
+                error = ErrorCode.none  # a "simple" group that only has committed offsets
+            if error == ErrorCode.none:
+                records: list[tuple[bytes, bytes | None]] = [
+                    (offset_key(group_id, t, p), None) for (t, p) in self.offsets.pop(group_id, {})]
+                records.append((group_key(group_id), None))
+                try:
+                    self._append(group_id, records)
+                except (LogError, OSError) as exc:
+                    log.error("cannot persist deletion of group %s: %s", group_id, exc)
+            results.append(error)
+        return results
+
+    async def _expiry_loop(self) -> None:
+        """offsets.retention.minutes: drop offsets of groups that have been empty that long."""
+        while True:
+            await asyncio.sleep(self.config.offsets_retention_check_ms / 1000)
+            if not self.loading:
+                self.expire_offsets(self._now_ms())
+
+    def expire_offsets(self, now: int) -> int:
+        expired = 0
+        retention = self.config.offsets_retention_ms
+        for group_id in list(self.offsets):
+            empty_since = self.machine.empty_since(group_id)
+            if empty_since is None:
+                continue  # the group has members: its offsets never expire
+            stored = self.offsets[group_id]
+            stale = [tp for tp, oam in stored.items()
+                     if (oam.expire_timestamp > 0 and oam.expire_timestamp <= now)
+                     or now - max(oam.commit_timestamp, empty_since) >= retention]
+            if not stale:
+                continue
+            try:
+                self._append(group_id, [(offset_key(group_id, t, p), None) for t, p in stale])
+            except (LogError, OSError) as exc:
+                log.error("cannot expire offsets of group %s: %s", group_id, exc)
+                continue
+            for tp in stale:
+                del stored[tp]
+            expired += len(stale)
+            if not stored:
+                del self.offsets[group_id]
+        if expired:
+            log.info("expired %d committed offsets", expired)
+        return expired

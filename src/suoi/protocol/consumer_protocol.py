@@ -1,0 +1,34 @@
+"""The consumer embedded protocol: what consumer-group members put in JoinGroup's
+protocol metadata (their subscription) and in SyncGroup's assignments.
+
+The broker treats both as opaque bytes for the group protocol itself; it only looks
+inside for features Kafka defines on top (OffsetDelete's GROUP_SUBSCRIBED_TO_TOPIC).
+Schemas come from kio; a version newer than we know is read with our newest schema,
+which is how the format is designed to evolve (fields are only appended).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kio.index import load_entity_schema
+from kio.schema.consumer_protocol_subscription.v3.data import ConsumerProtocolSubscription as SubscriptionV3
+from kio.serial import entity_reader
+from kio.static.constants import EntityType
+
+_VERSION = struct.Struct(">h")
+_MAX_KNOWN = 3
+
+
+def subscribed_topics(metadata: bytes) -> list[str]:
+    """Topics in a member's subscription; [] if the bytes are not a consumer subscription."""
+    if len(metadata) < 2:
+        return []
+    (version,) = _VERSION.unpack_from(metadata, 0)
+    try:
+        schema = (load_entity_schema("consumer_protocol_subscription", min(max(version, 0), _MAX_KNOWN),
+                                     EntityType.data) if version <= _MAX_KNOWN else SubscriptionV3)
+        subscription, _ = entity_reader(schema)(metadata, 2)
+    except Exception:
+        return []
+    return [str(t) for t in subscription.topics]
