@@ -7,14 +7,16 @@ or versions we do not implement, and the deliberate Produce v0-v2 exception.
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import inspect
 import logging
 import struct
+import typing
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from suoi.api import legacy_produce
+from suoi.api.api_versions import api_versions_data
 from suoi.api.registry import REGISTRY, RequestContext, ResponseData
 from suoi.model import ErrorCode
 from suoi.protocol.codec import (
@@ -94,8 +96,6 @@ def _unsupported_version(broker: Broker, frame: bytes, api_key: int, version: in
     log.warning("client %s sent api key %d at unsupported version %d", client_host, api_key, version)
     if api_key == API_VERSIONS_KEY:
         # KIP-511: a client newer than us gets a v0 reply with our ranges and retries.
-        from suoi.api.api_versions import api_versions_data
-
         data = api_versions_data(broker, ErrorCode.unsupported_version)
         return encode_response(correlation_id, build_response(API_VERSIONS_KEY, 0, data))
     if api_key == legacy_produce.PRODUCE_KEY and version < 3:
@@ -110,8 +110,6 @@ def _unsupported_version(broker: Broker, frame: bytes, api_key: int, version: in
 
 def _error_response(cls: Any) -> Any:
     """A response of `cls` with UNSUPPORTED_VERSION in its top-level error code."""
-    import dataclasses
-
     names = {f.name for f in dataclasses.fields(cls)}
     if "error_code" not in names:
         raise LookupError("no top-level error code")
@@ -119,9 +117,6 @@ def _error_response(cls: Any) -> Any:
 
 
 def _zero_fields(cls: type) -> dict[str, Any]:
-    import dataclasses
-    import typing
-
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
@@ -139,6 +134,3 @@ def _zero_fields(cls: type) -> dict[str, Any]:
             out[f.name] = 0
     return out
 
-
-def schedule(outcome: Awaitable[Parts | None]) -> asyncio.Future[Parts | None]:
-    return asyncio.ensure_future(outcome)
