@@ -23,6 +23,7 @@ from suoi.config import BrokerConfig, Listener
 from suoi.coordinator.group.types import GroupConfig
 from suoi.coordinator.group_coordinator import CoordinatorConfig, GroupCoordinator
 from suoi.coordinator.txn.producer_ids import ProducerIdManager
+from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.log.cleaner import LogCleaner
 from suoi.log.config import LogConfig
 from suoi.log.manager import LogManager, TopicInfo
@@ -87,8 +88,10 @@ def _load_or_create_meta(log_dir: Path, node_id: int, configured_cluster_id: str
 
 class Broker:
     def __init__(self, config: BrokerConfig, *, now_ms: Callable[[], int] = _now_ms) -> None:
+        self.static_config = config  # server.properties + flags; `config` adds dynamic configs
         self.config = config
         self.node_id = config.node_id
+        self.dynamic_configs = DynamicBrokerConfigs(config.log_dirs[0])
         self.now_ms = now_ms
         self.log_config = log_config_from(config)
         self.logs = LogManager(config.log_dirs, self.log_config, now_ms=now_ms)
@@ -106,6 +109,8 @@ class Broker:
     async def start(self) -> None:
         self.cluster_id = _load_or_create_meta(self.config.log_dirs[0], self.node_id, self.config.get("cluster.id"))  # type: ignore[arg-type]
         started = time.monotonic()
+        self.dynamic_configs.load()
+        self.reconfigure()
         self.logs.load()
         log.info("loaded %d topics from %s in %.2fs", len(self.logs.topics()),
                  ",".join(map(str, self.config.log_dirs)), time.monotonic() - started)
@@ -156,6 +161,14 @@ class Broker:
     def endpoint(self) -> tuple[str, int]:
         first = self.advertised[0]
         return first.host, first.port
+
+    def reconfigure(self) -> None:
+        """Recompute the effective config (static + dynamic) and apply it to every log at once."""
+        self.config = self.dynamic_configs.merged(self.static_config)
+        self.log_config = log_config_from(self.config)
+        self.logs.default_config = self.log_config
+        for name, info in self.logs.topics().items():
+            self.logs.alter_topic_configs(name, info.configs)  # re-derives each live log's config
 
     def auto_create_enabled(self) -> bool:
         return self.config.get_bool("auto.create.topics.enable")

@@ -6,15 +6,20 @@ is implemented. Importing this package registers every handler.
 """
 
 from suoi.api import (  # noqa: F401  (imported for registration)
+    alter_configs,
     api_versions,
+    create_partitions,
     create_topics,
     delete_records,
     delete_topics,
     describe_cluster,
+    describe_configs,
+    describe_log_dirs,
     fetch,
     find_coordinator,
     group_admin,
     group_membership,
+    incremental_alter_configs,
     init_producer_id,
     list_offsets,
     metadata,

@@ -1,0 +1,109 @@
+"""Dynamic broker configs: set at run time (AlterConfigs / IncrementalAlterConfigs on a
+BROKER resource), persisted, and applied without a restart.
+
+Kafka keeps these in its metadata log; a single suoi node keeps them next to
+meta.properties in the first log dir, as `dynamic-broker-configs.json`:
+
+    {"version": 1, "cluster_default": {"log.retention.ms": "60000"}, "broker": {}}
+
+`cluster_default` is the BROKER resource named "" (Kafka's DYNAMIC_DEFAULT_BROKER_CONFIG),
+`broker` the one named by this node's id (DYNAMIC_BROKER_CONFIG). Precedence, highest
+first: per-broker dynamic, cluster-default dynamic, server.properties/flags, built-in default.
+
+Only the broker-wide defaults of topic configs (`log.*`, `message.max.bytes`) are dynamic,
+as in Kafka; every other key is read-only at run time. Written with temp+fsync+rename,
+so a crash leaves the old or the new file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import MappingProxyType
+
+from suoi.config import KNOWN, BrokerConfig
+from suoi.log.config import LogConfig
+
+FILE_NAME = "dynamic-broker-configs.json"
+
+#: Broker key -> the topic config it is the default of (None: only a scaled synonym).
+DYNAMIC_KEYS = MappingProxyType({
+    "log.segment.bytes": "segment.bytes",
+    "log.roll.ms": "segment.ms",
+    "log.roll.hours": None,
+    "log.retention.ms": "retention.ms",
+    "log.retention.minutes": None,
+    "log.retention.hours": None,
+    "log.retention.bytes": "retention.bytes",
+    "message.max.bytes": "max.message.bytes",
+    "log.message.timestamp.type": "message.timestamp.type",
+    "log.cleanup.policy": "cleanup.policy",
+    "log.flush.interval.messages": "flush.messages",
+    "log.flush.interval.ms": "flush.ms",
+    "log.index.interval.bytes": "index.interval.bytes",
+})
+
+
+class DynamicConfigError(ValueError):
+    """A dynamic broker config that cannot be set (unknown, read-only or a bad value)."""
+
+
+def validate(key: str, value: str) -> None:
+    """Raise DynamicConfigError with a message fit for INVALID_CONFIG."""
+    if key not in KNOWN:
+        raise DynamicConfigError(f"Unknown broker config name: {key}")
+    if key not in DYNAMIC_KEYS:
+        raise DynamicConfigError(f"Cannot update these configs dynamically: {key} is read-only")
+    try:
+        KNOWN[key][0](value)  # type: ignore[operator]
+    except ValueError as exc:
+        raise DynamicConfigError(f"Invalid value {value!r} for configuration {key}: {exc}") from None
+    topic_name = DYNAMIC_KEYS[key]
+    if topic_name is not None:
+        try:
+            LogConfig.from_topic_configs(LogConfig(), {topic_name: value})
+        except ValueError as exc:
+            raise DynamicConfigError(str(exc).replace(topic_name, key)) from None
+
+
+class DynamicBrokerConfigs:
+    """The two dynamic layers and their file. Not thread-safe (event loop thread only)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.path = Path(log_dir) / FILE_NAME
+        self.cluster_default: dict[str, str] = {}
+        self.broker: dict[str, str] = {}
+
+    def load(self) -> None:
+        if not self.path.exists():
+            return
+        doc = json.loads(self.path.read_text())
+        self.cluster_default = {str(k): str(v) for k, v in doc.get("cluster_default", {}).items()}
+        self.broker = {str(k): str(v) for k, v in doc.get("broker", {}).items()}
+
+    def layer(self, *, cluster_default: bool) -> dict[str, str]:
+        return dict(self.cluster_default if cluster_default else self.broker)
+
+    def replace(self, configs: dict[str, str], *, cluster_default: bool) -> None:
+        """Set one layer (already validated) and persist both."""
+        if cluster_default:
+            self.cluster_default = dict(configs)
+        else:
+            self.broker = dict(configs)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump({"version": 1, "cluster_default": self.cluster_default, "broker": self.broker},
+                      f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def merged(self, static: BrokerConfig) -> BrokerConfig:
+        """`static` with both dynamic layers applied on top."""
+        values = dict(static.values)
+        for key, raw in {**self.cluster_default, **self.broker}.items():
+            if key in KNOWN:
+                values[key] = KNOWN[key][0](raw)  # type: ignore[operator]
+        return BrokerConfig(values)
