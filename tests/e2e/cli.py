@@ -1,0 +1,36 @@
+"""Run `python -m suoi ...` as a real subprocess, as an operator would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+
+def suoi(*args: str, stdin: str | bytes | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    data = stdin.decode() if isinstance(stdin, bytes) else stdin
+    return subprocess.run([sys.executable, "-m", "suoi", *args], input=data, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def ok(*args: str, stdin: str | None = None, timeout: float = 30.0) -> str:
+    """stdout of a command that must succeed."""
+    proc = suoi(*args, stdin=stdin, timeout=timeout)
+    assert proc.returncode == 0, f"suoi {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
+    return proc.stdout
+
+
+def ok_json(*args: str, stdin: str | None = None) -> Any:
+    return json.loads(ok(*args, "--output", "json", stdin=stdin))
+
+
+def fails(*args: str, stdin: str | None = None, timeout: float = 30.0) -> str:
+    """The single error line of a command that must fail with exit code 1 and no traceback."""
+    proc = suoi(*args, stdin=stdin, timeout=timeout)
+    assert proc.returncode == 1, f"suoi {' '.join(args)} exited {proc.returncode}: {proc.stdout} {proc.stderr}"
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one error line, got: {proc.stderr!r}"
+    assert "Traceback" not in proc.stderr
+    assert lines[0].startswith("suoi"), lines[0]
+    return lines[0]
