@@ -48,7 +48,7 @@ from suoi.log.errors import LogError
 from suoi.log.manager import LogManager
 from suoi.model import ErrorCode, TopicPartition
 from suoi.protocol.consumer_protocol import subscribed_topics
-from suoi.protocol.records import build_batch, iter_records
+from suoi.protocol.records import build_batch, decode_batch_records, iter_batches
 
 log = logging.getLogger("suoi.coordinator")
 
@@ -77,6 +77,10 @@ class GroupCoordinator:
         self.config = config
         self.machine = GroupStateMachine(config.group, new_member_id=lambda client_id: f"{client_id}-{uuid.uuid4()}")
         self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
+        #: Offsets committed inside open transactions: producer id -> group -> partition -> offset.
+        #: They become visible only when the transaction's commit marker reaches the group's
+        #: __consumer_offsets partition (`complete_transaction`).
+        self.pending_txn_offsets: dict[int, dict[str, dict[tuple[str, int], OffsetAndMetadata]]] = {}
         self.loading = False
         self._pending: dict[object, asyncio.Future[Any]] = {}
         self._wake: asyncio.Event | None = None
@@ -116,16 +120,23 @@ class GroupCoordinator:
                 data = plog.read(offset, LOAD_CHUNK_BYTES)
                 if not data:
                     break
-                for record in iter_records(data):
-                    records += 1
-                    self._replay(record.key, record.value, snapshots)
-                    assert record.offset is not None
-                    offset = record.offset + 1
+                for pos, header in iter_batches(data):
+                    offset = header.next_offset
+                    batch = decode_batch_records(data, pos, header)
+                    records += len(batch)
+                    if header.is_control:
+                        self._replay_marker(partition, header.producer_id, batch)
+                    elif header.is_transactional:
+                        for record in batch:
+                            self._replay_txn_offset(header.producer_id, record.key, record.value)
+                    else:
+                        for record in batch:
+                            self._replay(record.key, record.value, snapshots)
                 await asyncio.sleep(0)
         now = self._now_ms()
-        for group_id, snapshot in snapshots.items():
+        for snapshot in snapshots.values():
             if snapshot is not None:
-                self.machine.restore(snapshot, now)
+                self._process(self.machine.restore(snapshot, now))
         self.loading = False
         log.info("loaded %d groups and offsets of %d groups from %d records in %d ms",
                  sum(1 for s in snapshots.values() if s), len(self.offsets), records, now - started)
@@ -148,6 +159,21 @@ class GroupCoordinator:
         else:
             snapshots[parsed.group] = (GroupSnapshot.from_dict(parsed.group_snapshot)
                                        if parsed.group_snapshot is not None else None)
+
+    def _replay_txn_offset(self, producer_id: int, key: bytes | None, value: bytes | None) -> None:
+        parsed = parse(key, value)
+        if parsed is None or parsed.kind != "offset" or parsed.offset is None:
+            return
+        assert parsed.topic is not None and parsed.partition is not None
+        pending = self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(parsed.group, {})
+        pending[(parsed.topic, parsed.partition)] = parsed.offset
+
+    def _replay_marker(self, partition: int, producer_id: int, records: list[Any]) -> None:
+        """A control record: key = (version int16, type int16), 1 = COMMIT, 0 = ABORT."""
+        if not records or records[0].key is None or len(records[0].key) < 4:
+            return
+        commit = int.from_bytes(records[0].key[2:4], "big") == 1
+        self.complete_transaction(partition, producer_id, commit)
 
     # -- the offsets topic -----------------------------------------------------------
     def ensure_offsets_topic(self) -> None:
@@ -338,6 +364,78 @@ class GroupCoordinator:
                     log.error("cannot persist deletion of group %s: %s", group_id, exc)
             results.append(error)
         return results
+
+    # -- transactional offsets (TxnOffsetCommit) -------------------------------------
+    def txn_commit_offsets(self, group_id: str, producer_id: int, producer_epoch: int, generation_id: int,
+                           member_id: str, group_instance_id: str | None,
+                           offsets: list[tuple[str, int, int, int, str | None]]) -> tuple[ErrorCode, list[ErrorCode]]:
+        """TxnOffsetCommit: written now as a transactional batch, visible on commit.
+
+        The producer must have added the group's __consumer_offsets partition to its
+        transaction (AddOffsetsToTxn) before; the transaction coordinator checks that.
+        """
+        error = self.check_group_id(group_id)
+        if error == ErrorCode.none and generation_id >= 0:
+            error = ErrorCode(self.machine.validate_offset_commit(
+                group_id, member_id, generation_id, group_instance_id, self._now_ms(), transactional=True))
+        if error != ErrorCode.none:
+            return error, [error] * len(offsets)
+        now = self._now_ms()
+        errors: list[ErrorCode] = []
+        records: list[tuple[bytes, bytes | None]] = []
+        accepted: list[tuple[tuple[str, int], OffsetAndMetadata]] = []
+        topics = self._logs.topics()
+        for topic, partition, offset, leader_epoch, metadata in offsets:
+            info = topics.get(topic)
+            if info is None or not 0 <= partition < info.partitions:
+                errors.append(ErrorCode.unknown_topic_or_partition)
+            elif metadata is not None and len(metadata.encode()) > self.config.offset_metadata_max_bytes:
+                errors.append(ErrorCode.offset_metadata_too_large)
+            else:
+                oam = OffsetAndMetadata(offset, leader_epoch, metadata, now)
+                records.append((offset_key(group_id, topic, partition), offset_value(oam)))
+                accepted.append(((topic, partition), oam))
+                errors.append(ErrorCode.none)
+        if records:
+            self.ensure_offsets_topic()
+            partition = self.partition_for(group_id)
+            plog = self._logs.get_log(OFFSETS_TOPIC, partition)
+            try:
+                if plog is None:
+                    raise LogError(f"{OFFSETS_TOPIC}-{partition} is missing")
+                plog.append(build_batch(records, timestamp_ms=now, producer_id=producer_id,
+                                        producer_epoch=producer_epoch, is_transactional=True))
+            except (LogError, OSError) as exc:
+                code = getattr(exc, "error_code", None)
+                log.warning("cannot write transactional offsets of group %s: %s", group_id, exc)
+                failed = ErrorCode(code) if code in (ErrorCode.invalid_producer_epoch, ErrorCode.producer_fenced) \
+                    else ErrorCode.coordinator_not_available
+                return ErrorCode.none, [failed if e == ErrorCode.none else e for e in errors]
+            self._appended(TopicPartition(OFFSETS_TOPIC, partition))
+            pending = self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(group_id, {})
+            pending.update(accepted)
+        return ErrorCode.none, errors
+
+    def complete_transaction(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A marker reached __consumer_offsets-`partition`: publish or drop the
+        producer's pending offsets of the groups living in that partition."""
+        groups = self.pending_txn_offsets.get(producer_id)
+        if not groups:
+            return
+        for group_id in [g for g in groups if self.partition_for(g) == partition]:
+            offsets = groups.pop(group_id)
+            if commit:
+                self.offsets.setdefault(group_id, {}).update(offsets)
+        if not groups:
+            del self.pending_txn_offsets[producer_id]
+
+    def has_pending_txn_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None) -> bool:
+        """For OffsetFetch's require_stable (KIP-447): UNSTABLE_OFFSET_COMMIT while pending."""
+        for groups in self.pending_txn_offsets.values():
+            pending = groups.get(group_id)
+            if pending and (partitions is None or any(tp in pending for tp in partitions)):
+                return True
+        return False
 
     async def _expiry_loop(self) -> None:
         """offsets.retention.minutes: drop offsets of groups that have been empty that long."""
