@@ -21,12 +21,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"suoi {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from suoi.cli import broker as broker_cmd
-    from suoi.cli import configs, console_consumer, console_producer, delete_records, get_offsets, topics
+    from suoi.cli import configs, console_consumer, console_producer, consumer_groups, delete_records, get_offsets, topics
 
     broker_cmd.add_parser(sub)
     topics.add_parser(sub)
     console_producer.add_parser(sub)
     console_consumer.add_parser(sub)
+    consumer_groups.add_parser(sub)
     configs.add_parser(sub)
     delete_records.add_parser(sub)
     get_offsets.add_parser(sub)
