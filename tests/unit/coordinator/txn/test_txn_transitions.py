@@ -1,0 +1,197 @@
+"""AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and marker completion: each transition and
+each error code."""
+
+from __future__ import annotations
+
+import pytest
+
+from suoi.coordinator.txn import AddPartitionsResult, Err, IllegalTransition, PersistTxn, Reply, TxnState, WriteMarkers
+from suoi.coordinator.txn.state import VALID_PREVIOUS, TxnMetadata
+
+from .txn_helpers import TID, Harness, tp
+
+
+def ongoing(h: Harness, *tps: object) -> tuple[int, int]:
+    pid, e = h.ready()
+    assert h.add(pid, e, *(tps or (tp(),))).error_code == 0  # type: ignore[arg-type]
+    return pid, e
+
+
+# ---------------------------------------------------------------------- AddPartitionsToTxn
+
+
+def test_add_partitions_starts_the_transaction() -> None:
+    h = Harness()
+    pid, e = h.ready()
+    h.now = 5_000
+    r = h.add(pid, e, tp("a", 0), tp("a", 1))
+    assert r == AddPartitionsResult(error_code=0, results=((tp("a", 0), 0), (tp("a", 1), 0)))
+    assert isinstance(h.last[0], PersistTxn) and isinstance(h.last[1], Reply)
+    snap = h.persisted[TID]
+    assert snap is not None and snap.state == "Ongoing" and snap.txn_start_ms == 5_000
+    assert snap.partitions == (tp("a", 0), tp("a", 1))
+    h.now = 6_000
+    h.add(pid, e, tp("b", 0))
+    snap = h.persisted[TID]
+    assert snap is not None and snap.txn_start_ms == 5_000 and snap.last_update_ms == 6_000
+    assert snap.partitions == (tp("a", 0), tp("a", 1), tp("b", 0))
+
+
+def test_adding_known_partitions_answers_at_once_without_persisting() -> None:
+    h = Harness()
+    pid, e = ongoing(h, tp("a", 0), tp("a", 1))
+    r = h.add(pid, e, tp("a", 1))
+    assert r.error_code == 0 and h.last == [h.last[0]] and isinstance(h.last[0], Reply)
+
+
+def test_add_partitions_errors() -> None:
+    h = Harness()
+    assert h.add(1, 0, tid="nope").error_code == Err.INVALID_PRODUCER_ID_MAPPING
+    pid, e = h.ready()
+    r = h.add(pid + 1, e, tp("a"), tp("b"))
+    assert r.error_code == Err.INVALID_PRODUCER_ID_MAPPING
+    assert r.results == ((tp("a"), Err.INVALID_PRODUCER_ID_MAPPING), (tp("b"), Err.INVALID_PRODUCER_ID_MAPPING))
+    assert h.add(pid, e + 1).error_code == Err.PRODUCER_FENCED
+    assert h.add(pid, e - 1).error_code == Err.PRODUCER_FENCED
+    assert h.add(pid, e, tid="").error_code == Err.INVALID_REQUEST
+    assert h.state() == "Empty"
+    h.add(pid, e)
+    h.end(pid, e)
+    assert h.add(pid, e, tp("z")).error_code == Err.CONCURRENT_TRANSACTIONS
+    h.written()
+    h.add(pid, e)  # a new transaction after CompleteCommit
+    h.end(pid, e, commit=False)
+    assert h.add(pid, e, tp("z")).error_code == Err.CONCURRENT_TRANSACTIONS
+
+
+def test_add_after_complete_starts_a_new_transaction_with_a_new_start_time() -> None:
+    h = Harness()
+    pid, e = ongoing(h)
+    h.end(pid, e)
+    h.written()
+    h.now += 10
+    h.add(pid, e, tp("x"))
+    md = h.m.metadata(TID)
+    assert md is not None and md.state is TxnState.ONGOING and md.txn_start_ms == h.now
+    assert md.partitions == {tp("x")}
+
+
+def test_add_offsets_adds_the_offsets_partition() -> None:
+    h = Harness()
+    pid, e = h.ready()
+    r = h.offsets(pid, e, partition=12)
+    assert r.error_code == 0
+    md = h.m.metadata(TID)
+    assert md is not None and md.state is TxnState.ONGOING and md.partitions == {tp("__consumer_offsets", 12)}
+    assert h.offsets(pid, e, partition=12).error_code == 0 and len(h.last) == 1
+    assert h.offsets(pid, e + 1).error_code == Err.PRODUCER_FENCED
+    assert h.offsets(pid + 1, e).error_code == Err.INVALID_PRODUCER_ID_MAPPING
+    assert h.offsets(pid, e, tid="other").error_code == Err.INVALID_PRODUCER_ID_MAPPING
+    h.end(pid, e)
+    assert h.offsets(pid, e).error_code == Err.CONCURRENT_TRANSACTIONS
+    assert h.emitted_markers() == []
+    assert h.markers[-1].partitions == (tp("__consumer_offsets", 12),)
+
+
+# ----------------------------------------------------------------------------------- EndTxn
+
+
+@pytest.mark.parametrize("commit", [True, False])
+def test_end_txn_prepares_persists_replies_then_writes_markers(commit: bool) -> None:
+    h = Harness()
+    pid, e = ongoing(h, tp("b", 2), tp("a", 1))
+    r = h.end(pid, e, commit=commit)
+    assert r.error_code == 0
+    persist, reply, markers = h.last
+    assert isinstance(persist, PersistTxn) and isinstance(reply, Reply)
+    assert persist.snapshot is not None and persist.snapshot.state == ("PrepareCommit" if commit else "PrepareAbort")
+    assert markers == WriteMarkers(transactional_id=TID, producer_id=pid, producer_epoch=e, commit=commit,
+                                   partitions=(tp("a", 1), tp("b", 2)), coordinator_epoch=3)
+    out = h.written()
+    assert len(out) == 1 and isinstance(out[0], PersistTxn) and out[0].snapshot is not None
+    assert out[0].snapshot.state == ("CompleteCommit" if commit else "CompleteAbort")
+    assert out[0].snapshot.partitions == () and out[0].snapshot.producer_epoch == e
+    md = h.m.metadata(TID)
+    assert md is not None and not md.partitions
+
+
+# (state reached, commit asked) -> expected code
+END_TABLE = [
+    ("Empty", True, Err.INVALID_TXN_STATE),
+    ("Empty", False, Err.INVALID_TXN_STATE),
+    ("PrepareCommit", True, Err.CONCURRENT_TRANSACTIONS),
+    ("PrepareCommit", False, Err.INVALID_TXN_STATE),
+    ("PrepareAbort", True, Err.INVALID_TXN_STATE),
+    ("PrepareAbort", False, Err.CONCURRENT_TRANSACTIONS),
+    ("CompleteCommit", True, Err.NONE),
+    ("CompleteCommit", False, Err.INVALID_TXN_STATE),
+    ("CompleteAbort", True, Err.INVALID_TXN_STATE),
+    ("CompleteAbort", False, Err.NONE),
+]
+
+
+@pytest.mark.parametrize(("state", "commit", "code"), END_TABLE)
+def test_end_txn_retries_and_invalid_states(state: str, commit: bool, code: Err) -> None:
+    h = Harness()
+    pid, e = h.ready()
+    if state != "Empty":
+        h.add(pid, e)
+        h.end(pid, e, commit=state.endswith("Commit"))
+        if state.startswith("Complete"):
+            h.written()
+    assert h.state() == state
+    n_markers = len(h.markers)
+    assert h.end(pid, e, commit=commit).error_code == code
+    assert len(h.last) == 1 and h.state() == state and len(h.markers) == n_markers
+
+
+def test_end_txn_identity_errors() -> None:
+    h = Harness()
+    assert h.end(1, 0, tid="unknown").error_code == Err.INVALID_PRODUCER_ID_MAPPING
+    pid, e = ongoing(h)
+    assert h.end(pid + 1, e).error_code == Err.INVALID_PRODUCER_ID_MAPPING
+    assert h.end(pid, e + 1).error_code == Err.PRODUCER_FENCED
+    assert h.end(pid, e, tid="").error_code == Err.INVALID_REQUEST
+    assert h.state() == "Ongoing"
+
+
+def test_zombie_is_fenced_after_a_new_producer_initialises() -> None:
+    h = Harness()
+    pid, e = h.ready()
+    h.add(pid, e)
+    h.end(pid, e)
+    h.written()
+    new = h.init()
+    assert new.producer_epoch == e + 1
+    assert h.add(pid, e).error_code == Err.PRODUCER_FENCED
+    assert h.offsets(pid, e).error_code == Err.PRODUCER_FENCED
+    assert h.end(pid, e).error_code == Err.PRODUCER_FENCED
+    assert h.add(pid, new.producer_epoch).error_code == Err.NONE
+
+
+def test_markers_written_is_ignored_unless_preparing_or_for_another_epoch() -> None:
+    h = Harness()
+    assert h.written("nope") == []
+    pid, e = ongoing(h)
+    assert h.written() == []
+    h.end(pid, e)
+    assert h.written(epoch=e + 1) == []
+    assert h.state() == "PrepareCommit"
+    assert len(h.written(epoch=e)) == 1
+    assert h.written() == []
+    assert h.state() == "CompleteCommit"
+
+
+def test_pending_markers_lists_preparing_transactions() -> None:
+    h = Harness()
+    pid, e = ongoing(h)
+    assert h.m.pending_markers() == []
+    h.end(pid, e)
+    assert h.m.pending_markers() == [h.markers[-1]]
+
+
+def test_illegal_transitions_are_refused() -> None:
+    md = TxnMetadata(transactional_id="x", producer_id=1, timeout_ms=1)
+    with pytest.raises(IllegalTransition):
+        md.transition(TxnState.PREPARE_COMMIT)
+    assert VALID_PREVIOUS[TxnState.PREPARE_ABORT] == {TxnState.ONGOING, TxnState.PREPARE_EPOCH_FENCE}
