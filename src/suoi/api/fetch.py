@@ -5,6 +5,10 @@ partitions it reads (`AppendNotifier`) and re-reads as soon as any of them gets 
 append, or answers with what it has when max_wait runs out. Bytes go from the segment
 file to the socket without being decoded or re-encoded.
 
+isolation_level=1 (read_committed) reads only below the last stable offset and lists the
+aborted transactions overlapping the returned batches (the client drops their records);
+read_uncommitted reads up to the high watermark. Both report the LSO.
+
 Fetch sessions (KIP-227) are not kept: we answer session_id=0, which tells clients to
 send full fetch requests, exactly as a Kafka broker with a full session cache does.
 """
@@ -16,6 +20,7 @@ from typing import Any
 
 from suoi.api.registry import RequestContext, api
 from suoi.log.errors import LogError
+from suoi.log.transactions import next_offset_after
 from suoi.model import ErrorCode, TopicPartition
 from suoi.protocol.codec import ms
 
@@ -55,7 +60,6 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
     """One pass over every requested partition. Returns (responses, bytes, partitions, error)."""
     logs = ctx.broker.logs
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
-    aborted: list[Any] | None = [] if read_committed else None
     budget = request.max_bytes
     total = 0
     has_error = False
@@ -72,28 +76,34 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
             plog = logs.get_log(info.name, index) if info is not None else None
             if plog is None:
                 has_error = True
-                partitions.append(_partition(index, missing, -1, -1, -1, aborted, b""))
+                partitions.append(_partition(index, missing, -1, -1, -1, [] if read_committed else None, b""))
                 continue
             tps.append(TopicPartition(info.name, index))  # type: ignore[union-attr]
             hw = plog.high_watermark
+            lso = plog.last_stable_offset
             data = b""
             error = ErrorCode.none
             limit = min(p.partition_max_bytes, budget)
             if limit > 0 or total == 0:
                 try:
-                    data = plog.read(p.fetch_offset, max(limit, 0), max_offset=hw, min_one_batch=total == 0)
+                    data = plog.read(p.fetch_offset, max(limit, 0), max_offset=lso if read_committed else hw,
+                                     min_one_batch=total == 0)
                 except LogError as exc:
                     error = ErrorCode(exc.error_code)
                     has_error = True
+            aborted: list[dict[str, int]] | None = None
+            if read_committed:
+                aborted = [{"producer_id": t.producer_id, "first_offset": t.first_offset} for t in
+                           plog.aborted_transactions(p.fetch_offset, next_offset_after(data, p.fetch_offset))]
             total += len(data)
             budget -= len(data)
-            partitions.append(_partition(index, error, hw, hw, plog.log_start_offset, aborted, data))
+            partitions.append(_partition(index, error, hw, lso, plog.log_start_offset, aborted, data))
         responses.append({"topic": name, "topic_id": topic_id, "partitions": partitions})
     return responses, total, tps, has_error
 
 
 def _partition(index: int, error: ErrorCode, hw: int, lso: int, log_start: int,
-               aborted: list[Any] | None, data: bytes) -> dict[str, Any]:
+               aborted: list[dict[str, int]] | None, data: bytes) -> dict[str, Any]:
     return {
         "partition_index": index, "error_code": error, "high_watermark": hw,
         "last_stable_offset": lso, "log_start_offset": log_start,

@@ -17,11 +17,13 @@ EARLIEST = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL = -4
 LATEST_TIERED = -5
+READ_COMMITTED = 1
 
 
 @api(2, "ListOffsets", 1, 10)
 def handle_list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
     logs = ctx.broker.logs
+    read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     topics = []
     for topic in request.topics:
         info = logs.topics().get(topic.name)
@@ -34,8 +36,10 @@ def handle_list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
                 continue
             ts = p.timestamp
             offset, found_ts = -1, -1
+            # read_committed sees only offsets below the LSO, as in Kafka's fetchOffsetForTimestamp.
+            fetchable = plog.last_stable_offset if read_committed else plog.high_watermark
             if ts == LATEST:
-                offset = plog.high_watermark
+                offset = fetchable
             elif ts in (EARLIEST, EARLIEST_LOCAL):
                 offset = plog.log_start_offset
             elif ts == MAX_TIMESTAMP:
@@ -49,6 +53,8 @@ def handle_list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
             else:
                 partitions.append({"partition_index": p.partition_index, "error_code": ErrorCode.invalid_request})
                 continue
+            if read_committed and (ts == MAX_TIMESTAMP or ts >= 0) and offset >= fetchable:
+                offset, found_ts = -1, -1  # the record found is not committed yet
             partitions.append({"partition_index": p.partition_index, "error_code": ErrorCode.none,
                                "timestamp": found_ts, "offset": offset, "leader_epoch": 0})
         topics.append({"name": topic.name, "partitions": partitions})

@@ -18,18 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from suoi.log import transactions as txns
 from suoi.log.cleaner_files import complete_swaps
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
-from suoi.log.producer_state import ProducerStateManager, load_snapshot, write_snapshot
+from suoi.log.producer_state import ProducerStateManager, ProducerView, load_snapshot, write_snapshot
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
+from suoi.log.txn_index import AbortedTxn
 from suoi.protocol.records import (
     BatchHeader,
     InvalidRecordError,
     assign_offsets,
+    build_control_batch,
     decode_batch_records,
     iter_records,
+    parse_batch_header,
     set_log_append_time,
     validate_batches,
 )
@@ -116,7 +120,7 @@ class PartitionLog:
         )
         known = {f"{b:020d}" for b in bases}
         for p in directory.iterdir():
-            if p.suffix in (".index", ".timeindex") and p.stem not in known:
+            if p.suffix in (".index", ".timeindex", ".txnindex") and p.stem not in known:
                 p.unlink()
         interval = config.index_interval_bytes
         segments: list[LogSegment] = []
@@ -156,6 +160,11 @@ class PartitionLog:
         return self._high_watermark
 
     @property
+    def last_stable_offset(self) -> int:
+        """First offset of the oldest ongoing transaction, else the high watermark (KIP-98)."""
+        return txns.last_stable_offset(self.producer_state, self._high_watermark, self._log_start_offset)
+
+    @property
     def size_in_bytes(self) -> int:
         return sum(s.size for s in self._segments)
 
@@ -189,7 +198,28 @@ class PartitionLog:
                 # A retry of a batch already in the log: answer with its original offsets.
                 return AppendInfo(duplicate.first_offset, duplicate.last_offset, -1,
                                   self._log_start_offset, duplicate.timestamp, 0)
-        buf = bytearray(records)
+        return self._write(bytearray(records), headers, now)
+
+    def append_control(
+        self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int
+    ) -> AppendInfo:
+        """Write a COMMIT (``commit``) or ABORT marker ending ``producer_id``'s transaction.
+
+        Raises ``InvalidProducerEpochError`` for an epoch older than the producer's
+        (a newer one is accepted and becomes current) and
+        ``TransactionCoordinatorFencedError`` for a coordinator epoch older than the last
+        marker's. An ABORT of a transaction with data here adds an entry to the
+        ``.txnindex`` of the segment holding the marker. See ``log/transactions.py``.
+        """
+        self.producer_state.check_marker(producer_id, producer_epoch, coordinator_epoch)
+        now = self._now_ms()
+        data = build_control_batch(producer_id=producer_id, producer_epoch=producer_epoch, commit=commit,
+                                   coordinator_epoch=coordinator_epoch, timestamp_ms=now)
+        return self._write(bytearray(data), [parse_batch_header(data)], now)
+
+    def _write(self, buf: bytearray, headers: list[BatchHeader], now: int) -> AppendInfo:
+        """Assign offsets to validated batches, roll if due, write, update producer state."""
+        cfg = self.config
         append_time = cfg.log_append_time
         placements: list[BatchPlacement] = []
         next_offset = self._log_end_offset
@@ -217,6 +247,9 @@ class PartitionLog:
         first_offset = self._log_end_offset
         self._log_end_offset = next_offset
         self._high_watermark = next_offset
+        for h, (rel, base, *_) in zip(headers, placements, strict=True):
+            if h.is_control:  # a marker (append_control; clients are not stopped from sending one)
+                txns.apply_control(self.producer_state, seg, buf, rel, h, base)
         self._unflushed_messages += count
         if cfg.flush_interval_messages is not None and self._unflushed_messages >= cfg.flush_interval_messages:
             self.flush()
@@ -343,6 +376,16 @@ class PartitionLog:
                 offset = self._segments[i].base_offset
         return out
 
+    def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping ``[fetch_offset, upper_bound)``, for a
+        read_committed fetch (Kafka's collectAbortedTxns)."""
+        return txns.collect_aborted(self._segments, self._bases, fetch_offset, upper_bound)
+
+    def describe_producers(self) -> list[ProducerView]:
+        """DescribeProducers: id, epoch, last sequence/timestamp, coordinator epoch and the
+        ongoing transaction's first offset (-1) of every producer known here."""
+        return self.producer_state.describe()
+
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """``(offset, timestamp)`` of the first record with timestamp >= target.
 
@@ -398,6 +441,11 @@ class PartitionLog:
         assert self._segments[i : i + len(old)] == list(old), "cleaned segments must be consecutive"
         self._segments[i : i + len(old)] = [new]
         self._bases[i : i + len(old)] = [new.base_offset]
+        # Aborted records are kept by the cleaner, so their index entries move along.
+        # (A crash after the old files are deleted and before this loses these entries.)
+        aborted = [t for s in old for t in s.txn_index.entries]
+        if aborted and not new.txn_index.entries:
+            new.txn_index.extend(aborted)
         self._unflushed_segments = [s for s in self._unflushed_segments if s not in old]
 
     def delete_records_before(self, offset: int) -> int:
@@ -475,16 +523,22 @@ class PartitionLog:
             seg.close()
 
     def _rebuild_producer_state(self) -> None:
-        """Load the newest producer snapshot, then replay batch headers after it."""
+        """Load the newest producer snapshot, then replay batch headers after it (and the
+        control batches, which also rebuild the transaction indexes from there)."""
         start = max(load_snapshot(self.directory, self.producer_state, self._log_end_offset),
                     self._segments[0].base_offset)
+        state = self.producer_state
         for seg in self._segments:
             if seg.next_offset <= start:
                 continue
-            for h in seg.headers_from(start):
+            seg.txn_index.truncate_from(start)
+            for pos, h in seg.positioned_headers_from(start):
                 if h.producer_id >= 0 and h.base_offset >= start:
-                    self.producer_state.update(h, h.base_offset, h.last_offset, h.max_timestamp)
-        self.producer_state.truncate_to(self._log_start_offset)
+                    if h.is_control:
+                        txns.replay_control(state, seg, pos, h)
+                    else:
+                        state.update(h, h.base_offset, h.last_offset, h.max_timestamp)
+        state.truncate_to(self._log_start_offset)
 
     def expire_producers(self, now_ms: int) -> int:
         """Forget idle producer ids (producer.id.expiration.ms)."""

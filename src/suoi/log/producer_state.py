@@ -6,6 +6,12 @@ per producer, the sequence ranges and offsets of its last five batches. A retry 
 of those is answered with the original offsets and not appended again; a gap in the
 sequence is OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is INVALID_PRODUCER_EPOCH.
 
+Transactions: a transactional batch starts the producer's ongoing transaction on this
+partition (at the batch's first offset) unless one is open; a COMMIT/ABORT marker ends
+it (`check_marker` + `complete_txn`). `ongoing_txns` (pid -> first offset) gives the
+first unstable offset, hence the last stable offset. A non-transactional batch from a
+producer with an open transaction is INVALID_TXN_STATE, as in Kafka.
+
 This class is pure bookkeeping (no I/O): the partition log feeds it batch headers on
 append and on recovery, and persists `snapshot()` so that a restart need only replay
 the log after the snapshot's offset.
@@ -40,6 +46,26 @@ class InvalidProducerEpochError(LogError):
     error_code = 47
 
 
+class InvalidTxnStateError(LogError):
+    error_code = 48
+
+
+class TransactionCoordinatorFencedError(LogError):
+    error_code = 52
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerView:
+    """One producer as DescribeProducers reports it (-1 where unknown)."""
+
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    coordinator_epoch: int
+    current_txn_start_offset: int
+
+
 @dataclass(frozen=True, slots=True)
 class BatchMetadata:
     first_seq: int
@@ -56,6 +82,10 @@ class ProducerEntry:
     batches: collections.deque[BatchMetadata] = field(
         default_factory=lambda: collections.deque(maxlen=MAX_CACHED_BATCHES))
     last_timestamp: int = -1
+    #: First offset of the producer's ongoing transaction on this partition, -1 if none.
+    current_txn_first_offset: int = -1
+    #: Coordinator epoch of the last marker, to fence markers from a zombie coordinator.
+    coordinator_epoch: int = -1
 
     @property
     def last_seq(self) -> int:
@@ -78,12 +108,15 @@ class ProducerStateManager:
     def __init__(self, expiration_ms: int = 86_400_000) -> None:
         self.expiration_ms = expiration_ms
         self.producers: dict[int, ProducerEntry] = {}
+        #: producer id -> first offset of its ongoing transaction (mirror of the entries).
+        self.ongoing_txns: dict[int, int] = {}
 
     def check(self, header: BatchHeader) -> BatchMetadata | None:
         """Validate an incoming batch; return the cached metadata if it is a duplicate.
 
-        Raises InvalidProducerEpochError or OutOfOrderSequenceError. Batches without a
-        producer id are not tracked and always pass.
+        Raises InvalidProducerEpochError, OutOfOrderSequenceError or (a non-transactional
+        batch while the producer has a transaction open) InvalidTxnStateError. Batches
+        without a producer id are not tracked and always pass.
         """
         pid = header.producer_id
         if pid == NO_PRODUCER_ID:
@@ -102,14 +135,18 @@ class ProducerStateManager:
             if first_seq != 0:
                 raise OutOfOrderSequenceError(
                     f"producer {pid} new epoch {epoch} must start at sequence 0, got {first_seq}")
-            return None
-        last_seq = _last_seq(header)
-        for cached in entry.batches:
-            if cached.first_seq == first_seq and cached.last_seq == last_seq:
-                return cached
-        if entry.batches and not _in_sequence(entry.last_seq, first_seq):
-            raise OutOfOrderSequenceError(
-                f"producer {pid} epoch {epoch}: expected sequence {entry.last_seq + 1}, got {first_seq}")
+        else:
+            last_seq = _last_seq(header)
+            for cached in entry.batches:
+                if cached.first_seq == first_seq and cached.last_seq == last_seq:
+                    return cached
+            if entry.batches and not _in_sequence(entry.last_seq, first_seq):
+                raise OutOfOrderSequenceError(
+                    f"producer {pid} epoch {epoch}: expected sequence {entry.last_seq + 1}, got {first_seq}")
+        if entry.current_txn_first_offset >= 0 and not header.is_transactional:
+            raise InvalidTxnStateError(
+                f"expected a transactional write from producer {pid}: its transaction started at "
+                f"offset {entry.current_txn_first_offset} is still open")
         return None
 
     def update(self, header: BatchHeader, first_offset: int, last_offset: int, timestamp: int) -> None:
@@ -117,44 +154,109 @@ class ProducerStateManager:
         pid = header.producer_id
         if pid == NO_PRODUCER_ID or header.is_control:
             return
-        entry = self.producers.get(pid)
-        if entry is None or header.producer_epoch > entry.epoch:
-            entry = ProducerEntry(pid, header.producer_epoch)
-            self.producers[pid] = entry
+        entry = self._entry_at_epoch(pid, header.producer_epoch)
         entry.batches.append(BatchMetadata(header.base_sequence, _last_seq(header), first_offset, last_offset, timestamp))
         entry.last_timestamp = max(entry.last_timestamp, timestamp)
+        if header.is_transactional and entry.current_txn_first_offset < 0:
+            entry.current_txn_first_offset = first_offset
+            self.ongoing_txns[pid] = first_offset
+
+    def _entry_at_epoch(self, pid: int, epoch: int) -> ProducerEntry:
+        """The producer's entry, moved to ``epoch`` if newer: a new epoch forgets the
+        cached batches (sequences restart) but not an open transaction, as in Kafka."""
+        entry = self.producers.get(pid)
+        if entry is None:
+            entry = ProducerEntry(pid, epoch)
+            self.producers[pid] = entry
+        elif epoch > entry.epoch:
+            entry.epoch = epoch
+            entry.batches.clear()
+        return entry
+
+    # -- transactions -----------------------------------------------------------------
+    def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> None:
+        """Validate a COMMIT/ABORT marker before it is written (Kafka's appendEndTxnMarker):
+        an older producer epoch is fenced (a newer one is fine: the coordinator bumps the
+        epoch when it aborts a fenced producer's transaction), and so is a marker from a
+        coordinator epoch older than the last marker's."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return
+        if producer_epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"marker for producer {producer_id} has epoch {producer_epoch}, older than {entry.epoch}")
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise TransactionCoordinatorFencedError(
+                f"marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, "
+                f"older than {entry.coordinator_epoch}")
+
+    def complete_txn(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, timestamp: int) -> int:
+        """Apply a written marker (also on replay): end the producer's ongoing transaction.
+
+        Returns the first offset of the transaction it ended, -1 if there was none.
+        """
+        entry = self._entry_at_epoch(producer_id, producer_epoch)
+        first = entry.current_txn_first_offset
+        entry.current_txn_first_offset = -1
+        entry.coordinator_epoch = coordinator_epoch
+        entry.last_timestamp = max(entry.last_timestamp, timestamp)
+        self.ongoing_txns.pop(producer_id, None)
+        return first
+
+    def first_unstable_offset(self, excluding: int = NO_PRODUCER_ID) -> int | None:
+        """Smallest first offset of the ongoing transactions (of other producers than
+        ``excluding``), None if there are none."""
+        firsts = [off for pid, off in self.ongoing_txns.items() if pid != excluding]
+        return min(firsts) if firsts else None
+
+    def describe(self) -> list[ProducerView]:
+        """DescribeProducers: every producer known on this partition."""
+        return [
+            ProducerView(e.producer_id, e.epoch, e.last_seq, e.last_timestamp, e.coordinator_epoch,
+                         e.current_txn_first_offset)
+            for e in self.producers.values()
+        ]
 
     def expire(self, now_ms: int) -> int:
-        """Forget producers idle longer than producer.id.expiration.ms."""
-        stale = [pid for pid, e in self.producers.items() if now_ms - e.last_timestamp > self.expiration_ms]
+        """Forget producers idle longer than producer.id.expiration.ms (never one with an
+        ongoing transaction: the coordinator's timeout aborts it first)."""
+        stale = [pid for pid, e in self.producers.items()
+                 if now_ms - e.last_timestamp > self.expiration_ms and e.current_txn_first_offset < 0]
         for pid in stale:
             del self.producers[pid]
         return len(stale)
 
     def truncate_to(self, first_kept_offset: int) -> None:
-        """Drop batches below the log start offset (retention / DeleteRecords)."""
+        """Drop batches below the log start offset (retention / DeleteRecords); a producer
+        with an ongoing transaction is kept (the LSO is clamped to the log start)."""
         for pid in list(self.producers):
             entry = self.producers[pid]
             while entry.batches and entry.batches[0].last_offset < first_kept_offset:
                 entry.batches.popleft()
-            if not entry.batches:
+            if not entry.batches and entry.current_txn_first_offset < 0:
                 del self.producers[pid]
 
     # -- persistence (our own JSON format, documented in log/README.md) --------------
     def snapshot(self) -> list[dict[str, Any]]:
         return [
             {"pid": e.producer_id, "epoch": e.epoch, "ts": e.last_timestamp,
+             "txn": e.current_txn_first_offset, "ce": e.coordinator_epoch,
              "batches": [[b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp] for b in e.batches]}
             for e in self.producers.values()
         ]
 
     def restore(self, data: list[dict[str, Any]]) -> None:
         self.producers.clear()
+        self.ongoing_txns.clear()
         for item in data:
-            entry = ProducerEntry(int(item["pid"]), int(item["epoch"]), last_timestamp=int(item["ts"]))
+            entry = ProducerEntry(int(item["pid"]), int(item["epoch"]), last_timestamp=int(item["ts"]),
+                                  current_txn_first_offset=int(item.get("txn", -1)),
+                                  coordinator_epoch=int(item.get("ce", -1)))
             for b in item["batches"]:
                 entry.batches.append(BatchMetadata(*map(int, b)))
             self.producers[entry.producer_id] = entry
+            if entry.current_txn_first_offset >= 0:
+                self.ongoing_txns[entry.producer_id] = entry.current_txn_first_offset
 
 
 # -- snapshot files ---------------------------------------------------------------------
@@ -173,7 +275,7 @@ def snapshot_offsets(directory: Path) -> list[int]:
 def write_snapshot(directory: Path, offset: int, state: ProducerStateManager) -> None:
     path = directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
     tmp = path.with_suffix(".snapshot.tmp")
-    tmp.write_text(json.dumps({"version": 1, "offset": offset, "producers": state.snapshot()}))
+    tmp.write_text(json.dumps({"version": 2, "offset": offset, "producers": state.snapshot()}))
     os.replace(tmp, path)
     for old in snapshot_offsets(directory)[:-KEEP_SNAPSHOTS]:
         (directory / f"{old:020d}{SNAPSHOT_SUFFIX}").unlink(missing_ok=True)
@@ -195,4 +297,5 @@ def load_snapshot(directory: Path, state: ProducerStateManager, log_end_offset: 
                 logger.warning("%s: ignoring unreadable producer snapshot (%s)", path, exc)
         path.unlink(missing_ok=True)
     state.producers.clear()
+    state.ongoing_txns.clear()
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from suoi.log.errors import KafkaStorageError
 from suoi.log.index import OffsetIndex, TimeIndex
+from suoi.log.txn_index import TransactionIndex
 from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_batch_header, verify_crc
 
 __all__ = ["BatchPlacement", "LogSegment", "segment_file_name"]
@@ -58,6 +59,8 @@ class LogSegment:
         self._indexes_missing = not (index_path.exists() and time_index_path.exists())
         self.offset_index = OffsetIndex(index_path, base_offset)
         self.time_index = TimeIndex(time_index_path, base_offset)
+        #: Aborted transactions whose marker is in this segment (file created on first abort).
+        self.txn_index = TransactionIndex(directory / segment_file_name(base_offset, ".txnindex" + suffix))
         self.size = os.fstat(self._fd).st_size
         #: Offset after the last batch: the log end offset while this segment is active.
         self.next_offset = base_offset
@@ -81,6 +84,7 @@ class LogSegment:
             seg.size = 0
         seg.offset_index.reset()
         seg.time_index.reset()
+        seg.txn_index.reset()
         return seg
 
     def load(self) -> int:
@@ -163,6 +167,7 @@ class LogSegment:
         os.fsync(self._fd)
         self.offset_index.flush()
         self.time_index.flush()
+        self.txn_index.flush()
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -176,6 +181,7 @@ class LogSegment:
         self.log_path.unlink(missing_ok=True)
         self.offset_index.delete()
         self.time_index.delete()
+        self.txn_index.delete()
 
     @property
     def fd(self) -> int:
@@ -312,9 +318,13 @@ class LogSegment:
 
     def headers_from(self, offset: int) -> Iterator[BatchHeader]:
         """Batch headers from the batch holding ``offset`` (or the segment start) onwards."""
-        pos = self.locate(offset) if offset > self.base_offset else 0
-        for _, h in self._iter_headers(pos or 0):
+        for _, h in self.positioned_headers_from(offset):
             yield h
+
+    def positioned_headers_from(self, offset: int) -> Iterator[tuple[int, BatchHeader]]:
+        """``(file position, header)`` like ``headers_from`` (to pread a whole batch)."""
+        pos = self.locate(offset) if offset > self.base_offset else 0
+        yield from self._iter_headers(pos or 0)
 
     def _iter_headers(self, start: int) -> Iterator[tuple[int, BatchHeader]]:
         """Walk batch headers from ``start`` reading in chunks; stops at junk."""

@@ -33,11 +33,14 @@ from crc32c import crc32c
 from suoi.protocol.compression import compress, decompress
 
 __all__ = [
+    "CONTROL_ABORT",
+    "CONTROL_COMMIT",
     "HEADER_SIZE",
     "LOG_OVERHEAD",
     "MAGIC_OFFSET",
     "BatchHeader",
     "CorruptRecordError",
+    "EndTxnMarker",
     "InvalidRecordError",
     "RecordTooLargeError",
     "RecordValidationError",
@@ -45,7 +48,10 @@ __all__ = [
     "UnsupportedForMessageFormatError",
     "assign_offsets",
     "build_batch",
+    "build_control_batch",
+    "control_record_type",
     "decode_batch_records",
+    "decode_end_txn_marker",
     "iter_batches",
     "iter_records",
     "parse_batch_header",
@@ -449,3 +455,64 @@ def decode_batch_records(
     except (IndexError, UnicodeDecodeError) as e:
         raise CorruptRecordError(f"malformed records in batch at offset {h.base_offset}") from e
     return out
+
+
+# --------------------------------------------------------------------------
+# Control records (KIP-98 transaction markers)
+# --------------------------------------------------------------------------
+
+#: ControlRecordType values (the int16 ``type`` of a control record's key).
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+_CONTROL_KEY = struct.Struct(">hh")  # version = 0, type
+_END_TXN_VALUE = struct.Struct(">hi")  # version = 0, coordinator epoch
+
+
+@dataclass(frozen=True, slots=True)
+class EndTxnMarker:
+    """The decoded record of a COMMIT/ABORT control batch."""
+
+    commit: bool
+    coordinator_epoch: int
+
+
+def build_control_batch(
+    *, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, timestamp_ms: int,
+    base_offset: int = 0, partition_leader_epoch: int = -1,
+) -> bytes:
+    """A transaction marker as Kafka writes it: one uncompressed control record, attributes
+    transactional | control, baseSequence -1; key (version 0, type ABORT=0/COMMIT=1), value
+    (version 0, coordinator epoch int32)."""
+    key = _CONTROL_KEY.pack(0, CONTROL_COMMIT if commit else CONTROL_ABORT)
+    value = _END_TXN_VALUE.pack(0, coordinator_epoch)
+    return build_batch(
+        [SimpleRecord(key, value)], base_offset=base_offset, timestamp_ms=timestamp_ms, producer_id=producer_id,
+        producer_epoch=producer_epoch, base_sequence=-1, partition_leader_epoch=partition_leader_epoch,
+        is_transactional=True, is_control=True,
+    )
+
+
+def control_record_type(key: bytes | None) -> int:
+    """The ControlRecordType of a control record key; -1 if it is not one (Kafka: UNKNOWN)."""
+    if key is None or len(key) < _CONTROL_KEY.size:
+        return -1
+    _version, kind = _CONTROL_KEY.unpack_from(key)
+    return int(kind)
+
+
+def decode_end_txn_marker(buf: bytes | bytearray | memoryview, pos: int, h: BatchHeader) -> EndTxnMarker | None:
+    """The marker of the control batch at ``pos``; None for other (or empty) control batches.
+
+    Raises ``CorruptRecordError`` if a COMMIT/ABORT record is malformed.
+    """
+    records = decode_batch_records(buf, pos, h)
+    if not records:
+        return None  # Kafka: an empty control batch (its transaction was cleaned away)
+    rec = records[0]
+    kind = control_record_type(rec.key)
+    if kind not in (CONTROL_ABORT, CONTROL_COMMIT):
+        return None
+    if rec.value is None or len(rec.value) < _END_TXN_VALUE.size:
+        raise CorruptRecordError(f"end transaction marker at offset {h.base_offset} has a short value")
+    _version, coordinator_epoch = _END_TXN_VALUE.unpack_from(rec.value)
+    return EndTxnMarker(kind == CONTROL_COMMIT, int(coordinator_epoch))
