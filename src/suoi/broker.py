@@ -22,7 +22,9 @@ from typing import Any
 from suoi.config import BrokerConfig, Listener
 from suoi.coordinator.group.types import GroupConfig
 from suoi.coordinator.group_coordinator import CoordinatorConfig, GroupCoordinator
+from suoi.coordinator.txn import TxnConfig
 from suoi.coordinator.txn.producer_ids import ProducerIdManager
+from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordinatorConfig
 from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.log.cleaner import LogCleaner
 from suoi.log.config import LogConfig
@@ -69,6 +71,17 @@ def coordinator_config_from(cfg: BrokerConfig) -> CoordinatorConfig:
     )
 
 
+def txn_config_from(cfg: BrokerConfig) -> TxnCoordinatorConfig:
+    return TxnCoordinatorConfig(
+        state_partitions=cfg.get_int("transaction.state.log.num.partitions"),
+        state_segment_bytes=cfg.get_int("transaction.state.log.segment.bytes"),
+        txn=TxnConfig(
+            max_timeout_ms=cfg.get_int("transaction.max.timeout.ms"),
+            id_expiration_ms=cfg.get_int("transactional.id.expiration.ms"),
+        ),
+    )
+
+
 def _load_or_create_meta(log_dir: Path, node_id: int, configured_cluster_id: str | None) -> str:
     """Read (or write on first start) meta.properties, as Kafka does, for the cluster id."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -98,6 +111,8 @@ class Broker:
         self.notifier = AppendNotifier()
         self.producer_ids = ProducerIdManager(config.log_dirs[0])
         self.groups = GroupCoordinator(self.logs, self.notifier.appended, now_ms, coordinator_config_from(config))
+        self.transactions = TransactionCoordinator(self.logs, self.notifier.appended, now_ms,
+                                                   txn_config_from(config), self.producer_ids, self.groups)
         self.connections: set[Any] = set()
         self.cluster_id = ""
         self._servers: list[asyncio.Server] = []
@@ -115,6 +130,7 @@ class Broker:
         log.info("loaded %d topics from %s in %.2fs", len(self.logs.topics()),
                  ",".join(map(str, self.config.log_dirs)), time.monotonic() - started)
         await self.groups.start()  # replays __consumer_offsets in the background
+        await self.transactions.start()  # replays __transaction_state in the background
         max_request = self.config.get_int("socket.request.max.bytes")
         advertised = self.config.advertised_listeners
         for listener in self.config.listeners:
@@ -139,6 +155,7 @@ class Broker:
             server.close()
         for conn in list(self.connections):
             conn.close()
+        await self.transactions.stop()
         await self.groups.stop()
         for task in self._tasks:
             task.cancel()

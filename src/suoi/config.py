@@ -76,6 +76,10 @@ KNOWN: dict[str, tuple[object, object]] = {
     "group.max.session.timeout.ms": (_INT, 1_800_000),
     "group.max.size": (_INT, None),
     "log.cleaner.backoff.ms": (_INT, 15_000),
+    "transaction.state.log.num.partitions": (_INT, 50),
+    "transaction.state.log.segment.bytes": (_INT, 100 * 1024 * 1024),
+    "transaction.max.timeout.ms": (_INT, 900_000),
+    "transactional.id.expiration.ms": (_INT, 604_800_000),
     "log.cleaner.enable": (_bool, True),
 }
 

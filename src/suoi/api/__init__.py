@@ -25,6 +25,8 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     metadata,
     offsets,
     produce,
+    transactions,
+    transactions_admin,
 )
 from suoi.api.registry import REGISTRY, ApiSpec, RequestContext
 

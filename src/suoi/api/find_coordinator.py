@@ -1,5 +1,5 @@
-"""FindCoordinator (key 10): this broker coordinates every group (and, later, every
-transactional id). v4+ batches keys; earlier versions ask for one."""
+"""FindCoordinator (key 10): this broker coordinates every group and every
+transactional id. v4+ batches keys; earlier versions ask for one."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]
         if error == ErrorCode.none:
             broker.groups.ensure_offsets_topic()
     elif key_type == TRANSACTION_KEY_TYPE:
-        error, message = ErrorCode.coordinator_not_available, "transactions are not supported yet"
+        error = broker.transactions.check_transactional_id(key)
+        if error == ErrorCode.coordinator_load_in_progress:
+            error = ErrorCode.none
+        if error == ErrorCode.none:
+            broker.transactions.ensure_state_topic()
     else:
         error, message = ErrorCode.invalid_request, f"unknown key type {key_type}"
     if error != ErrorCode.none:

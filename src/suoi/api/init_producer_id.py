@@ -1,27 +1,33 @@
-"""InitProducerId (key 22): producer ids for idempotent producers.
+"""InitProducerId (key 22): producer ids for idempotent and transactional producers.
 
 Modern clients (Java since 3.0, kafka-python 3.x) enable idempotence by default, so
-this is needed for a plain `send()`. A non-transactional request always gets a fresh
-id with epoch 0, as in Kafka. Transactional ids need the transaction coordinator,
-which suoi does not have yet: such requests are refused with a log line.
+this is needed for a plain `send()`: a non-transactional request gets a fresh id with
+epoch 0, as in Kafka. A transactional.id goes to the transaction coordinator, which
+bumps the epoch (fencing older instances of the same id) and aborts any transaction the
+previous instance left open.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from suoi.api.registry import RequestContext, api
+from suoi.coordinator.txn import InitProducerIdRequest, for_version
 from suoi.model import ErrorCode
-
-log = logging.getLogger("suoi.api")
+from suoi.protocol.codec import ms
 
 
 @api(22, "InitProducerId", 0, 5)
 def handle_init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    if request.transactional_id is not None:
-        log.warning("client %s asked for transactional.id=%r: transactions are not supported yet",
-                    ctx.client_host, request.transactional_id)
-        return {"throttle_time": 0, "error_code": ErrorCode.invalid_request, "producer_id": -1, "producer_epoch": -1}
-    pid = ctx.broker.producer_ids.next_id()
-    return {"throttle_time": 0, "error_code": ErrorCode.none, "producer_id": pid, "producer_epoch": 0}
+    if request.transactional_id is None:
+        pid = ctx.broker.producer_ids.next_id()
+        return {"throttle_time": 0, "error_code": ErrorCode.none, "producer_id": pid, "producer_epoch": 0}
+    txn = ctx.broker.transactions
+    error = txn.check_transactional_id(request.transactional_id)
+    if error != ErrorCode.none:
+        return {"throttle_time": 0, "error_code": error, "producer_id": -1, "producer_epoch": -1}
+    reply = txn.call(txn.machine.init_producer_id, InitProducerIdRequest(
+        token=None, transactional_id=request.transactional_id, transaction_timeout_ms=ms(request.transaction_timeout),
+        producer_id=getattr(request, "producer_id", -1), producer_epoch=getattr(request, "producer_epoch", -1)))
+    return {"throttle_time": 0, "error_code": for_version("InitProducerId", ctx.api_version, reply.error_code),
+            "producer_id": reply.producer_id, "producer_epoch": reply.producer_epoch}

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from suoi.coordinator.driver import drive_timers
 from suoi.coordinator.group.machine import GroupStateMachine
 from suoi.coordinator.group.types import (
     GroupConfig,
@@ -253,16 +254,8 @@ class GroupCoordinator:
 
     async def _timer_loop(self) -> None:
         assert self._wake is not None
-        while True:
-            deadline = self.machine.next_deadline()
-            now = self._now_ms()
-            if deadline is not None and deadline <= now:
-                self._process(self.machine.poll(now))
-                continue
-            self._wake.clear()
-            timeout = None if deadline is None else (deadline - now) / 1000
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+        await drive_timers(self.machine.next_deadline, lambda now: self._process(self.machine.poll(now)),
+                           self._wake, self._now_ms)
 
     # -- offsets ---------------------------------------------------------------------
     def commit_offsets(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
@@ -345,7 +338,7 @@ class GroupCoordinator:
         return ErrorCode.none, errors
 
     def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
-        results = []
+        results: list[ErrorCode] = []
         for group_id in group_ids:
             error = self.check_group_id(group_id)
             if error != ErrorCode.none:

@@ -115,3 +115,32 @@ def partition_for(group: str, partitions: int) -> int:
     """Kafka's Utils.abs(groupId.hashCode) % offsets.topic.num.partitions."""
     h = java_string_hash(group)
     return 0 if h == -(1 << 31) else abs(h) % partitions
+
+
+# -- __transaction_state ---------------------------------------------------------------
+# key `["txn", transactional_id]`, value `{"v": 1, ...TxnSnapshot fields}` (null = tombstone)
+
+
+def txn_key(transactional_id: str) -> bytes:
+    return _key("txn", transactional_id)
+
+
+def txn_value(snapshot: dict[str, Any]) -> bytes:
+    return json.dumps({"v": 1, **snapshot}, separators=(",", ":")).encode()
+
+
+def parse_txn(key: bytes | None, value: bytes | None) -> tuple[str, dict[str, Any] | None] | None:
+    """(transactional id, snapshot dict or None for a tombstone), or None if not ours."""
+    if key is None:
+        return None
+    try:
+        parts = json.loads(key)
+        if parts[0] != "txn":
+            return None
+        snapshot = None
+        if value is not None:
+            snapshot = json.loads(value)
+            snapshot.pop("v", None)
+        return str(parts[1]), snapshot
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None

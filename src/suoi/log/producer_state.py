@@ -131,7 +131,9 @@ class ProducerStateManager:
             raise InvalidProducerEpochError(
                 f"producer {pid} epoch {epoch} is older than the current epoch {entry.epoch}")
         first_seq = header.base_sequence
-        if epoch > entry.epoch:
+        if first_seq == NO_SEQUENCE:
+            pass  # written by a coordinator (TxnOffsetCommit): no sequence to check, as in Kafka
+        elif epoch > entry.epoch:
             if first_seq != 0:
                 raise OutOfOrderSequenceError(
                     f"producer {pid} new epoch {epoch} must start at sequence 0, got {first_seq}")
@@ -155,7 +157,8 @@ class ProducerStateManager:
         if pid == NO_PRODUCER_ID or header.is_control:
             return
         entry = self._entry_at_epoch(pid, header.producer_epoch)
-        entry.batches.append(BatchMetadata(header.base_sequence, _last_seq(header), first_offset, last_offset, timestamp))
+        if header.base_sequence != NO_SEQUENCE:
+            entry.batches.append(BatchMetadata(header.base_sequence, _last_seq(header), first_offset, last_offset, timestamp))
         entry.last_timestamp = max(entry.last_timestamp, timestamp)
         if header.is_transactional and entry.current_txn_first_offset < 0:
             entry.current_txn_first_offset = first_offset

@@ -1,0 +1,120 @@
+"""The transactional producer's APIs: AddPartitionsToTxn (24), AddOffsetsToTxn (25),
+EndTxn (26), TxnOffsetCommit (28) and WriteTxnMarkers (27).
+
+They feed the transaction coordinator (`coordinator/txn_coordinator.py`); markers are
+written by the coordinator itself on a single node, and WriteTxnMarkers lets an external
+coordinator (or a test) write them too. PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH for
+clients too old to know it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from suoi.api.registry import RequestContext, api
+from suoi.coordinator.txn import AddOffsetsRequest, AddPartitionsRequest, EndTxnRequest, for_version
+from suoi.log.errors import LogError
+from suoi.model import ErrorCode, TopicPartition
+
+log = logging.getLogger("suoi.api")
+
+
+@api(24, "AddPartitionsToTxn", 0, 3)
+def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    txn = ctx.broker.transactions
+    tid = request.v3_and_below_transactional_id
+    topics = request.v3_and_below_topics
+    wanted = [TopicPartition(t.name, p) for t in topics for p in t.partitions]
+    error = txn.check_transactional_id(tid)
+    results: dict[TopicPartition, int] = {}
+    if error == ErrorCode.none:
+        known = ctx.broker.logs.topics()
+        unknown = [tp for tp in wanted if tp.topic not in known or not 0 <= tp.partition < known[tp.topic].partitions]
+        if unknown:
+            # Kafka refuses the whole request: the unknown ones get UNKNOWN_TOPIC_OR_PARTITION,
+            # the rest OPERATION_NOT_ATTEMPTED.
+            results = {tp: (ErrorCode.unknown_topic_or_partition if tp in unknown else ErrorCode.operation_not_attempted)
+                       for tp in wanted}
+        else:
+            reply = txn.call(txn.machine.add_partitions, AddPartitionsRequest(
+                token=None, transactional_id=tid, producer_id=request.v3_and_below_producer_id,
+                producer_epoch=request.v3_and_below_producer_epoch, partitions=tuple(wanted)))
+            results = {tp: for_version("AddPartitionsToTxn", ctx.api_version, code) for tp, code in reply.results}
+            if not results and reply.error_code:
+                results = {tp: for_version("AddPartitionsToTxn", ctx.api_version, reply.error_code) for tp in wanted}
+    else:
+        results = {tp: error for tp in wanted}
+    return {"throttle_time": 0, "results_by_topic_v3_and_below": [
+        {"name": t.name, "results_by_partition": [
+            {"partition_index": p, "partition_error_code": results.get(TopicPartition(t.name, p), ErrorCode.none)}
+            for p in t.partitions]} for t in topics]}
+
+
+@api(25, "AddOffsetsToTxn", 0, 4)
+def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    txn = ctx.broker.transactions
+    error = txn.check_transactional_id(request.transactional_id)
+    if error == ErrorCode.none:
+        error = ctx.broker.groups.check_group_id(request.group_id)
+    if error == ErrorCode.none:
+        reply = txn.call(txn.machine.add_offsets, AddOffsetsRequest(
+            token=None, transactional_id=request.transactional_id, producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch, group_id=request.group_id,
+            partition=txn.offsets_partition(request.group_id)))
+        error = for_version("AddOffsetsToTxn", ctx.api_version, reply.error_code)
+    return {"throttle_time": 0, "error_code": error}
+
+
+@api(26, "EndTxn", 0, 4)
+def handle_end_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    txn = ctx.broker.transactions
+    error = txn.check_transactional_id(request.transactional_id)
+    if error == ErrorCode.none:
+        reply = txn.call(txn.machine.end_txn, EndTxnRequest(
+            token=None, transactional_id=request.transactional_id, producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch, commit=request.committed))
+        error = for_version("EndTxn", ctx.api_version, reply.error_code)
+    return {"throttle_time": 0, "error_code": error}
+
+
+@api(28, "TxnOffsetCommit", 0, 4)
+def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    wanted = [(t.name, p.partition_index, p.committed_offset, getattr(p, "committed_leader_epoch", -1),
+               p.committed_metadata) for t in request.topics for p in t.partitions]
+    _, errors = ctx.broker.groups.txn_commit_offsets(
+        request.group_id, request.producer_id, request.producer_epoch, getattr(request, "generation_id", -1),
+        getattr(request, "member_id", ""), getattr(request, "group_instance_id", None), wanted)
+    it = iter(for_version("TxnOffsetCommit", ctx.api_version, e) for e in errors)
+    return {"throttle_time": 0, "topics": [
+        {"name": t.name, "partitions": [{"partition_index": p.partition_index, "error_code": next(it)}
+                                        for p in t.partitions]} for t in request.topics]}
+
+
+@api(27, "WriteTxnMarkers", 1, 1)
+def handle_write_txn_markers(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    """Append COMMIT/ABORT markers as a transaction coordinator asks (Kafka's inter-broker API)."""
+    logs = ctx.broker.logs
+    markers = []
+    for m in request.markers:
+        topics = []
+        for t in m.topics:
+            partitions = []
+            for p in t.partition_indexes:
+                plog = logs.get_log(t.name, p)
+                error = ErrorCode.none
+                if plog is None:
+                    error = ErrorCode.unknown_topic_or_partition
+                else:
+                    try:
+                        plog.append_control(m.producer_id, m.producer_epoch, m.transaction_result, m.coordinator_epoch)
+                        if t.name == "__consumer_offsets":
+                            ctx.broker.groups.complete_transaction(p, m.producer_id, m.transaction_result)
+                        ctx.broker.notifier.appended(TopicPartition(t.name, p))
+                    except LogError as exc:
+                        log.warning("WriteTxnMarkers for producer %d on %s-%d refused: %s", m.producer_id, t.name, p, exc)
+                        error = ErrorCode(exc.error_code)
+                partitions.append({"partition_index": p, "error_code": error})
+            topics.append({"name": t.name, "partitions": partitions})
+        markers.append({"producer_id": m.producer_id, "topics": topics})
+    return {"markers": markers}
