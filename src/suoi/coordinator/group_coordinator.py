@@ -15,14 +15,12 @@ Kafka, so a later multi-broker coordinator can own groups by partition leadershi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from suoi.coordinator.driver import drive_timers
 from suoi.coordinator.group.machine import GroupStateMachine
 from suoi.coordinator.group.types import (
     GroupConfig,
@@ -45,17 +43,16 @@ from suoi.coordinator.records import (
     parse,
     partition_for,
 )
+from suoi.coordinator.runtime import CoordinatorRuntime
 from suoi.log.errors import LogError
 from suoi.log.manager import LogManager
 from suoi.model import ErrorCode, TopicPartition
 from suoi.protocol.consumer_protocol import subscribed_topics
-from suoi.protocol.records import build_batch, decode_batch_records, iter_batches
+from suoi.protocol.records import BatchHeader, SimpleRecord, build_batch
 
 log = logging.getLogger("suoi.coordinator")
 
 MAX_GROUP_ID_LENGTH = 255  # Kafka has no explicit limit; we refuse absurd ids clearly.
-LOAD_CHUNK_BYTES = 1 << 20
-
 
 @dataclass(frozen=True, slots=True)
 class CoordinatorConfig:
@@ -67,14 +64,14 @@ class CoordinatorConfig:
     group: GroupConfig = GroupConfig()
 
 
-class GroupCoordinator:
+class GroupCoordinator(CoordinatorRuntime):
     """Owns every consumer group of this broker (all __consumer_offsets partitions)."""
+
+    topic = OFFSETS_TOPIC
 
     def __init__(self, logs: LogManager, appended: Callable[[TopicPartition], None],
                  now_ms: Callable[[], int], config: CoordinatorConfig) -> None:
-        self._logs = logs
-        self._appended = appended
-        self._now_ms = now_ms
+        super().__init__(logs, appended, now_ms)
         self.config = config
         self.machine = GroupStateMachine(config.group, new_member_id=lambda client_id: f"{client_id}-{uuid.uuid4()}")
         self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
@@ -82,66 +79,37 @@ class GroupCoordinator:
         #: They become visible only when the transaction's commit marker reaches the group's
         #: __consumer_offsets partition (`complete_transaction`).
         self.pending_txn_offsets: dict[int, dict[str, dict[tuple[str, int], OffsetAndMetadata]]] = {}
-        self.loading = False
         self._pending: dict[object, asyncio.Future[Any]] = {}
-        self._wake: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._snapshots: dict[str, GroupSnapshot | None] = {}  # only during the replay
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
-        self._wake = asyncio.Event()
-        if OFFSETS_TOPIC in self._logs.topics():
-            self.loading = True
-            self._tasks.append(asyncio.create_task(self._load(), name="group-load"))
-        self._tasks.append(asyncio.create_task(self._timer_loop(), name="group-timers"))
-        self._tasks.append(asyncio.create_task(self._expiry_loop(), name="offset-expiry"))
+        await super().start()
+        self._spawn(self._expiry_loop(), "offset-expiry")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await super().stop()
         for fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
 
-    async def _load(self) -> None:
-        """Replay __consumer_offsets into memory, yielding to the loop between chunks."""
-        started = self._now_ms()
-        records = 0
-        snapshots: dict[str, GroupSnapshot | None] = {}
-        info = self._logs.topics()[OFFSETS_TOPIC]
-        for partition in range(info.partitions):
-            plog = self._logs.get_log(OFFSETS_TOPIC, partition)
-            if plog is None:
-                continue
-            offset = plog.log_start_offset
-            while offset < plog.high_watermark:
-                data = plog.read(offset, LOAD_CHUNK_BYTES)
-                if not data:
-                    break
-                for pos, header in iter_batches(data):
-                    offset = header.next_offset
-                    batch = decode_batch_records(data, pos, header)
-                    records += len(batch)
-                    if header.is_control:
-                        self._replay_marker(partition, header.producer_id, batch)
-                    elif header.is_transactional:
-                        for record in batch:
-                            self._replay_txn_offset(header.producer_id, record.key, record.value)
-                    else:
-                        for record in batch:
-                            self._replay(record.key, record.value, snapshots)
-                await asyncio.sleep(0)
-        now = self._now_ms()
+    def _replay_batch(self, partition: int, header: BatchHeader, records: list[SimpleRecord]) -> None:
+        if header.is_control:
+            self._replay_marker(partition, header.producer_id, records)
+        elif header.is_transactional:
+            for record in records:
+                self._replay_txn_offset(header.producer_id, record.key, record.value)
+        else:
+            for record in records:
+                self._replay(record.key, record.value, self._snapshots)
+
+    def _loaded(self, now: int) -> None:
+        snapshots, self._snapshots = self._snapshots, {}
         for snapshot in snapshots.values():
             if snapshot is not None:
                 self._process(self.machine.restore(snapshot, now))
-        self.loading = False
-        log.info("loaded %d groups and offsets of %d groups from %d records in %d ms",
-                 sum(1 for s in snapshots.values() if s), len(self.offsets), records, now - started)
-        self._kick()
+        log.info("loaded %d groups and committed offsets of %d groups",
+                 sum(1 for s in snapshots.values() if s), len(self.offsets))
 
     def _replay(self, key: bytes | None, value: bytes | None, snapshots: dict[str, GroupSnapshot | None]) -> None:
         parsed = parse(key, value)
@@ -192,12 +160,7 @@ class GroupCoordinator:
     def _append(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
         """Append records for one group to its partition; raises LogError on failure."""
         self.ensure_offsets_topic()
-        partition = self.partition_for(group_id)
-        plog = self._logs.get_log(OFFSETS_TOPIC, partition)
-        if plog is None:
-            raise LogError(f"{OFFSETS_TOPIC}-{partition} is missing")
-        plog.append(build_batch(records, timestamp_ms=self._now_ms()))
-        self._appended(TopicPartition(OFFSETS_TOPIC, partition))
+        self._append_to(self.partition_for(group_id), build_batch(records, timestamp_ms=self._now_ms()))
 
     # -- checks shared by the group APIs ---------------------------------------------
     def check_group_id(self, group_id: str | None) -> ErrorCode:
@@ -248,15 +211,6 @@ class GroupCoordinator:
         except (LogError, OSError) as exc:
             log.error("cannot persist group %s: %s", effect.group_id, exc)
 
-    def _kick(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    async def _timer_loop(self) -> None:
-        assert self._wake is not None
-        await drive_timers(self.machine.next_deadline, lambda now: self._process(self.machine.poll(now)),
-                           self._wake, self._now_ms)
-
     # -- offsets ---------------------------------------------------------------------
     def commit_offsets(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
                        offsets: list[tuple[str, int, int, int, str | None]], *,
@@ -273,6 +227,23 @@ class GroupCoordinator:
         if error != ErrorCode.none:
             return error, [error] * len(offsets)
         now = self._now_ms()
+        errors, records, accepted = self._offset_records(
+            group_id, offsets, now, now + retention_ms if retention_ms > 0 else -1)
+        if records:
+            try:
+                self._append(group_id, records)
+            except (LogError, OSError) as exc:
+                log.error("cannot persist offsets of group %s: %s", group_id, exc)
+                return ErrorCode.none, [ErrorCode.coordinator_not_available if e == ErrorCode.none else e
+                                        for e in errors]
+            stored = self.offsets.setdefault(group_id, {})
+            stored.update(accepted)
+        return ErrorCode.none, errors
+
+    def _offset_records(self, group_id: str, offsets: list[tuple[str, int, int, int, str | None]], now: int,
+                        expire_ts: int) -> tuple[list[ErrorCode], list[tuple[bytes, bytes | None]],
+                                                 list[tuple[tuple[str, int], OffsetAndMetadata]]]:
+        """Validate commits and build their records: (per-partition errors, records, accepted)."""
         errors: list[ErrorCode] = []
         records: list[tuple[bytes, bytes | None]] = []
         accepted: list[tuple[tuple[str, int], OffsetAndMetadata]] = []
@@ -284,21 +255,11 @@ class GroupCoordinator:
             elif metadata is not None and len(metadata.encode()) > self.config.offset_metadata_max_bytes:
                 errors.append(ErrorCode.offset_metadata_too_large)
             else:
-                oam = OffsetAndMetadata(offset, leader_epoch, metadata, now,
-                                        now + retention_ms if retention_ms > 0 else -1)
+                oam = OffsetAndMetadata(offset, leader_epoch, metadata, now, expire_ts)
                 records.append((offset_key(group_id, topic, partition), offset_value(oam)))
                 accepted.append(((topic, partition), oam))
                 errors.append(ErrorCode.none)
-        if records:
-            try:
-                self._append(group_id, records)
-            except (LogError, OSError) as exc:
-                log.error("cannot persist offsets of group %s: %s", group_id, exc)
-                return ErrorCode.none, [ErrorCode.coordinator_not_available if e == ErrorCode.none else e
-                                        for e in errors]
-            stored = self.offsets.setdefault(group_id, {})
-            stored.update(accepted)
-        return ErrorCode.none, errors
+        return errors, records, accepted
 
     def fetch_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None
                       ) -> tuple[ErrorCode, dict[tuple[str, int], OffsetAndMetadata | None]]:
@@ -374,37 +335,19 @@ class GroupCoordinator:
         if error != ErrorCode.none:
             return error, [error] * len(offsets)
         now = self._now_ms()
-        errors: list[ErrorCode] = []
-        records: list[tuple[bytes, bytes | None]] = []
-        accepted: list[tuple[tuple[str, int], OffsetAndMetadata]] = []
-        topics = self._logs.topics()
-        for topic, partition, offset, leader_epoch, metadata in offsets:
-            info = topics.get(topic)
-            if info is None or not 0 <= partition < info.partitions:
-                errors.append(ErrorCode.unknown_topic_or_partition)
-            elif metadata is not None and len(metadata.encode()) > self.config.offset_metadata_max_bytes:
-                errors.append(ErrorCode.offset_metadata_too_large)
-            else:
-                oam = OffsetAndMetadata(offset, leader_epoch, metadata, now)
-                records.append((offset_key(group_id, topic, partition), offset_value(oam)))
-                accepted.append(((topic, partition), oam))
-                errors.append(ErrorCode.none)
+        errors, records, accepted = self._offset_records(group_id, offsets, now, -1)
         if records:
             self.ensure_offsets_topic()
-            partition = self.partition_for(group_id)
-            plog = self._logs.get_log(OFFSETS_TOPIC, partition)
             try:
-                if plog is None:
-                    raise LogError(f"{OFFSETS_TOPIC}-{partition} is missing")
-                plog.append(build_batch(records, timestamp_ms=now, producer_id=producer_id,
-                                        producer_epoch=producer_epoch, is_transactional=True))
+                self._append_to(self.partition_for(group_id), build_batch(
+                    records, timestamp_ms=now, producer_id=producer_id, producer_epoch=producer_epoch,
+                    is_transactional=True))
             except (LogError, OSError) as exc:
                 code = getattr(exc, "error_code", None)
                 log.warning("cannot write transactional offsets of group %s: %s", group_id, exc)
                 failed = ErrorCode(code) if code in (ErrorCode.invalid_producer_epoch, ErrorCode.producer_fenced) \
                     else ErrorCode.coordinator_not_available
                 return ErrorCode.none, [failed if e == ErrorCode.none else e for e in errors]
-            self._appended(TopicPartition(OFFSETS_TOPIC, partition))
             pending = self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(group_id, {})
             pending.update(accepted)
         return ErrorCode.none, errors

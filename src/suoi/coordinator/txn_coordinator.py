@@ -14,16 +14,14 @@ markers and timers.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from suoi.coordinator.driver import drive_timers
 from suoi.coordinator.group_coordinator import GroupCoordinator
 from suoi.coordinator.records import OFFSETS_TOPIC, parse_txn, txn_key, txn_value
+from suoi.coordinator.runtime import CoordinatorRuntime
 from suoi.coordinator.txn import (
     TRANSACTION_STATE_TOPIC,
     PersistTxn,
@@ -38,11 +36,9 @@ from suoi.coordinator.txn.producer_ids import ProducerIdManager
 from suoi.log.errors import LogError
 from suoi.log.manager import LogManager
 from suoi.model import ErrorCode, TopicPartition
-from suoi.protocol.records import build_batch, iter_records
+from suoi.protocol.records import BatchHeader, SimpleRecord, build_batch
 
 log = logging.getLogger("suoi.coordinator.txn")
-
-LOAD_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,63 +48,32 @@ class TxnCoordinatorConfig:
     txn: TxnConfig = TxnConfig()
 
 
-class TransactionCoordinator:
+class TransactionCoordinator(CoordinatorRuntime):
+    topic = TRANSACTION_STATE_TOPIC
+
     def __init__(self, logs: LogManager, appended: Callable[[TopicPartition], None], now_ms: Callable[[], int],
                  config: TxnCoordinatorConfig, producer_ids: ProducerIdManager, groups: GroupCoordinator) -> None:
-        self._logs = logs
-        self._appended = appended
-        self._now_ms = now_ms
+        super().__init__(logs, appended, now_ms)
         self.config = config
         self._groups = groups
         self.machine = TxnStateMachine(config.txn, producer_ids.next_id)
-        self.loading = False
-        self._wake: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._latest: dict[str, dict[str, Any] | None] = {}  # only during the replay
 
-    # -- lifecycle -------------------------------------------------------------------
-    async def start(self) -> None:
-        self._wake = asyncio.Event()
-        if TRANSACTION_STATE_TOPIC in self._logs.topics():
-            self.loading = True
-            self._tasks.append(asyncio.create_task(self._load(), name="txn-load"))
-        self._tasks.append(asyncio.create_task(self._timer_loop(), name="txn-timers"))
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _load(self) -> None:
-        """Replay __transaction_state; the last record per id wins (tombstones forget)."""
-        latest: dict[str, dict[str, Any] | None] = {}
-        info = self._logs.topics()[TRANSACTION_STATE_TOPIC]
-        for partition in range(info.partitions):
-            plog = self._logs.get_log(TRANSACTION_STATE_TOPIC, partition)
-            if plog is None:
+    def _replay_batch(self, partition: int, header: BatchHeader, records: list[SimpleRecord]) -> None:
+        """The last record per transactional id wins; a tombstone forgets the id."""
+        for record in records:
+            parsed = parse_txn(record.key, record.value)
+            if parsed is None:
+                log.warning("skipping an unreadable record in %s", TRANSACTION_STATE_TOPIC)
                 continue
-            offset = plog.log_start_offset
-            while offset < plog.high_watermark:
-                data = plog.read(offset, LOAD_CHUNK_BYTES)
-                if not data:
-                    break
-                for record in iter_records(data):
-                    assert record.offset is not None
-                    offset = record.offset + 1
-                    parsed = parse_txn(record.key, record.value)
-                    if parsed is None:
-                        log.warning("skipping an unreadable record in %s", TRANSACTION_STATE_TOPIC)
-                        continue
-                    latest[parsed[0]] = parsed[1]
-                await asyncio.sleep(0)
-        now = self._now_ms()
+            self._latest[parsed[0]] = parsed[1]
+
+    def _loaded(self, now: int) -> None:
+        latest, self._latest = self._latest, {}
         for snapshot in latest.values():
-            if snapshot is not None:
+            if snapshot is not None:  # Prepare* snapshots re-emit their markers here
                 self._process(self.machine.restore(TxnSnapshot.from_dict(snapshot), now))
-        self.loading = False
         log.info("loaded %d transactional ids", sum(1 for s in latest.values() if s is not None))
-        self._kick()
 
     # -- requests --------------------------------------------------------------------
     def call(self, method: Callable[[Any, int], list[Any]], request: Any) -> Any:
@@ -141,16 +106,12 @@ class TransactionCoordinator:
     def _persist(self, effect: PersistTxn) -> None:
         self.ensure_state_topic()
         partition = txn_partition_for(effect.transactional_id, self.config.state_partitions)
-        plog = self._logs.get_log(TRANSACTION_STATE_TOPIC, partition)
         value = txn_value(effect.snapshot.to_dict()) if effect.snapshot is not None else None
         try:
-            if plog is None:
-                raise LogError(f"{TRANSACTION_STATE_TOPIC}-{partition} is missing")
-            plog.append(build_batch([(txn_key(effect.transactional_id), value)], timestamp_ms=self._now_ms()))
+            self._append_to(partition, build_batch([(txn_key(effect.transactional_id), value)],
+                                                   timestamp_ms=self._now_ms()))
         except (LogError, OSError) as exc:
             log.error("cannot persist transaction %s: %s", effect.transactional_id, exc)
-            return
-        self._appended(TopicPartition(TRANSACTION_STATE_TOPIC, partition))
 
     def _write_markers(self, m: WriteMarkers) -> None:
         """Write COMMIT/ABORT markers into every partition of the transaction."""
@@ -191,13 +152,3 @@ class TransactionCoordinator:
     def offsets_partition(self, group_id: str) -> TopicPartition:
         self._groups.ensure_offsets_topic()
         return TopicPartition(OFFSETS_TOPIC, self._groups.partition_for(group_id))
-
-    # -- timers (transaction.timeout.ms aborts, transactional.id expiry) --------------
-    def _kick(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    async def _timer_loop(self) -> None:
-        assert self._wake is not None
-        await drive_timers(self.machine.next_deadline, lambda now: self._process(self.machine.poll(now)),
-                           self._wake, self._now_ms)
