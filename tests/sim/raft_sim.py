@@ -1,0 +1,503 @@
+"""A deterministic simulation of a KRaft quorum (in the spirit of Kafka's RaftEventSimulationTest).
+
+Everything derives from one seed: a virtual clock, a network that drops, delays (and so
+reorders), duplicates and partitions messages, crashes that keep only what each node flushed,
+restarts that rebuild a node from its storage, clients appending to whoever leads, snapshots and
+graceful resignations. After *every* event the :class:`Checker` verifies Raft's safety:
+
+* at most one leader per epoch, ever;
+* no node's epoch ever decreases (across restarts too);
+* log matching: two entries with the same (offset, epoch) anywhere, at any time, are identical
+  and follow entries of the same epoch (so the logs are identical up to there);
+* committed entries (below any node's high watermark) are never lost or changed: a global
+  record of every committed offset is compared with every log, every append, every snapshot
+  and every state machine; a new leader holds all of them;
+* the high watermark never decreases on a node (a restart may reset it lower) and never passes
+  the node's log end.
+
+Then the network heals and every node restarts; within a bounded virtual time there must be a
+leader and all live voters (and observers) must hold the same committed log.
+
+``run_schedule(seed)`` returns a :class:`Result`; a failure raises :class:`SimulationFailure`
+naming the seed and the last events, so ``run_schedule(seed)`` reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from suoi.raft import (
+    Entry,
+    Envelope,
+    MemoryStorage,
+    NotLeaderError,
+    RaftConfig,
+    RaftNode,
+    SnapshotId,
+)
+
+SIM_CONFIG = RaftConfig(
+    election_timeout_ms=100,
+    election_backoff_max_ms=100,
+    fetch_timeout_ms=200,
+    request_timeout_ms=150,
+    retry_backoff_ms=10,
+    fetch_max_wait_ms=50,
+    fetch_max_entries=20,
+    fetch_snapshot_max_bytes=256,
+    pre_vote=True,
+)
+
+
+class SimulationFailure(AssertionError):
+    pass
+
+
+@dataclass
+class Scenario:
+    voters: int = 3
+    observers: int = 0
+    pre_vote: bool = True
+    chaos_ms: int = 1500
+    liveness_ms: int = 20_000
+    drop: float = 0.05  # base loss rate (changes during the run)
+    duplicate: float = 0.03
+    max_delay_ms: int = 15
+    fault_interval_ms: int = 40  # mean time between random faults/client actions
+
+
+@dataclass
+class Result:
+    seed: int
+    events: int
+    elections: int
+    committed: int
+    max_epoch: int
+    crashes: int
+    snapshots_installed: int
+    truncations: int
+
+
+def encode_snapshot(entries: list[tuple[int, int, bytes]]) -> bytes:
+    return json.dumps([[o, e, p.decode("latin-1")] for o, e, p in entries]).encode()
+
+
+def decode_snapshot(data: bytes) -> list[tuple[int, int, bytes]]:
+    return [(o, e, p.encode("latin-1")) for o, e, p in json.loads(data)]
+
+
+class CheckedStorage(MemoryStorage):
+    """MemoryStorage that reports every append to the checker (log matching at write time)."""
+
+    def __init__(self, checker: Checker, node_id: int) -> None:
+        super().__init__()
+        self.checker = checker
+        self.node_id = node_id
+
+    def append(self, entries):  # type: ignore[override]
+        if entries:
+            if self.entries:
+                prev = self.entries[-1].epoch
+            else:
+                sid = self.latest_snapshot_id()
+                prev = sid.epoch if sid else 0
+            for e in entries:
+                self.checker.on_append(self.node_id, e, prev)
+                prev = e.epoch
+        super().append(entries)
+
+    def truncate(self, end_offset):  # type: ignore[override]
+        if end_offset < self._end():
+            self.checker.truncations += 1
+        super().truncate(end_offset)
+
+
+class StateMachine:
+    """The listener: the committed log applied in order, rebuilt from snapshots after restarts."""
+
+    def __init__(self, checker: Checker, node_id: int) -> None:
+        self.checker = checker
+        self.node_id = node_id
+        self.applied: list[tuple[int, int, bytes]] = []
+        self.snapshots_loaded = 0
+
+    def on_commit(self, entries: list[Entry]) -> None:
+        for e in entries:
+            if e.offset != len(self.applied):
+                self.checker.fail(f"node {self.node_id} applied {e.offset} after {len(self.applied)} entries")
+            # entries below this node's hw: committed (recorded now if this is the first sighting)
+            self.checker.committed.setdefault(e.offset, (e.epoch, e.payload))
+            self.checker.check_committed(self.node_id, e.offset, e.epoch, e.payload, "applied")
+            self.applied.append((e.offset, e.epoch, e.payload))
+
+    def on_load_snapshot(self, snapshot_id: SnapshotId, data: bytes) -> None:
+        entries = decode_snapshot(data)
+        if len(entries) != snapshot_id.end_offset:
+            self.checker.fail(f"node {self.node_id} snapshot {snapshot_id} holds {len(entries)} entries")
+        for o, e, p in entries:
+            self.checker.check_committed(self.node_id, o, e, p, "snapshot")
+        self.applied = entries
+        self.snapshots_loaded += 1
+
+    def on_leader_change(self, leader) -> None:  # noqa: ANN001
+        pass
+
+
+class Checker:
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.leaders: dict[int, int] = {}  # epoch -> leader id
+        self.entries: dict[tuple[int, int], tuple[bytes, bool, int]] = {}  # (offset, epoch) -> content
+        self.committed: dict[int, tuple[int, bytes]] = {}
+        self.max_epoch: dict[int, int] = {}
+        self.hw: dict[int, int] = {}
+        self.checked_hw: dict[int, int] = {}
+        self.leader_checked: set[tuple[int, int]] = set()
+        self.truncations = 0
+        self.trace: deque[str] = deque(maxlen=int(__import__("os").environ.get("SIM_TRACE", "40")))
+
+    def fail(self, msg: str) -> None:
+        raise SimulationFailure(f"seed={self.seed}: {msg}\nlast events:\n  " + "\n  ".join(self.trace))
+
+    def on_append(self, node_id: int, e: Entry, prev_epoch: int) -> None:
+        key = (e.offset, e.epoch)
+        content = (e.payload, e.control, prev_epoch)
+        seen = self.entries.setdefault(key, content)
+        if seen != content:
+            self.fail(f"log matching: node {node_id} appends {e} after epoch {prev_epoch}, but {key} was {seen}")
+        # (a stale leader may append at an offset committed elsewhere; it just never commits it)
+        if e.offset < self.hw.get(node_id, 0):
+            self.fail(f"node {node_id} appends {e} below its high watermark {self.hw[node_id]}")
+
+    def check_committed(self, node_id: int, offset: int, epoch: int, payload: bytes, what: str) -> None:
+        c = self.committed.get(offset)
+        if c is None:
+            self.fail(f"node {node_id} {what} offset {offset} that no node has committed")
+        if c != (epoch, payload):
+            self.fail(f"node {node_id} {what} offset {offset} as {(epoch, payload)}, committed {c}")
+
+    def on_restart(self, node: RaftNode) -> None:
+        nid = node.node_id
+        if node.high_watermark > self.hw.get(nid, 0) and node.high_watermark > node.log.start_offset:
+            self.fail(f"node {nid} restarts with hw {node.high_watermark}")
+        self.hw[nid] = node.high_watermark
+        self.checked_hw[nid] = node.high_watermark
+
+    def check_node(self, node: RaftNode) -> None:
+        nid = node.node_id
+        epoch = node.epoch
+        if epoch < self.max_epoch.get(nid, 0):
+            self.fail(f"node {nid} epoch went back from {self.max_epoch[nid]} to {epoch}")
+        self.max_epoch[nid] = epoch
+        hw = node.high_watermark
+        if hw < self.hw.get(nid, 0):
+            self.fail(f"node {nid} high watermark went back from {self.hw[nid]} to {hw}")
+        self.hw[nid] = hw
+        log = node.log
+        if hw > log.end_offset:
+            self.fail(f"node {nid} high watermark {hw} beyond its log end {log.end_offset}")
+        start = max(self.checked_hw.get(nid, 0), log.start_offset)
+        for off in range(start, hw):
+            e = log.entries[off - log.start_offset]
+            c = self.committed.get(off)
+            if c is None:
+                self.committed[off] = (e.epoch, e.payload)
+            elif c != (e.epoch, e.payload):
+                self.fail(f"node {nid} has {e} below its hw {hw}; committed was {c}")
+        self.checked_hw[nid] = max(self.checked_hw.get(nid, 0), hw)
+        if node.is_leader:
+            other = self.leaders.setdefault(epoch, nid)
+            if other != nid:
+                self.fail(f"two leaders in epoch {epoch}: {other} and {nid}")
+            if (nid, epoch) not in self.leader_checked:
+                self.leader_checked.add((nid, epoch))
+                self.check_leader_completeness(node)
+
+    def check_leader_completeness(self, node: RaftNode) -> None:
+        log = node.log
+        for off, (epoch, payload) in self.committed.items():
+            if off < log.start_offset:
+                continue
+            e = log.entry(off)
+            if e is None or (e.epoch, e.payload) != (epoch, payload):
+                self.fail(f"leader {node.node_id} of epoch {node.epoch} lacks committed offset {off}: has {e}")
+
+
+class Cluster:
+    def __init__(self, seed: int, scenario: Scenario, config: RaftConfig | None = None) -> None:
+        self.seed = seed
+        self.sc = scenario
+        self.rng = random.Random(seed)
+        base = config or SIM_CONFIG
+        self.config = RaftConfig(**{**{f: getattr(base, f) for f in base.__dataclass_fields__}, "pre_vote": scenario.pre_vote})
+        self.voters = list(range(1, scenario.voters + 1))
+        self.observers = [100 + i for i in range(scenario.observers)]
+        self.all_ids = self.voters + self.observers
+        self.checker = Checker(seed)
+        self.storages = {i: CheckedStorage(self.checker, i) for i in self.all_ids}
+        self.nodes: dict[int, RaftNode | None] = {}
+        self.machines: dict[int, StateMachine] = {}
+        self.incarnation = dict.fromkeys(self.all_ids, 0)
+        self.now = 0
+        self.queue: list = []
+        self.seq = 0
+        self.next_poll: dict[int, int] = {}
+        self.groups: dict[int, int] = dict.fromkeys(self.all_ids, 0)  # partition id per node
+        self.drop = scenario.drop
+        self.duplicate = scenario.duplicate
+        self.events = 0
+        self.crashes = 0
+        self.appended = 0
+        self.chaos = True
+        for i in self.all_ids:
+            self._start(i)
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _push(self, t: int, kind: str, data: object) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (t, self.seq, kind, data))
+
+    def _start(self, i: int) -> None:
+        self.incarnation[i] += 1
+        rng = random.Random(self.seed * 7919 + i * 104729 + self.incarnation[i])
+        node = RaftNode(i, self.voters, self.storages[i], self.config, rng, now_ms=self.now)
+        sm = StateMachine(self.checker, i)
+        node.register_listener(sm)
+        self.nodes[i] = node
+        self.machines[i] = sm
+        self.checker.on_restart(node)
+        self._after(i, node, node.poll(self.now))
+
+    def _crash(self, i: int) -> None:
+        self.nodes[i] = None
+        self.storages[i].crash(self.rng if self.rng.random() < 0.5 else None)
+        self.crashes += 1
+        self.next_poll.pop(i, None)
+
+    def _after(self, i: int, node: RaftNode, out: list[Envelope]) -> None:
+        for env in out:
+            self._send(env)
+        t = node.next_deadline()
+        cur = self.next_poll.get(i)
+        if cur is None or t < cur or cur < self.now:
+            self.next_poll[i] = t
+            self._push(t, "poll", (i, self.incarnation[i]))
+        self.checker.check_node(node)
+
+    def _send(self, env: Envelope) -> None:
+        rng = self.rng
+        if self.groups[env.source] != self.groups[env.destination]:
+            return
+        if rng.random() < self.drop:
+            return
+        copies = 2 if rng.random() < self.duplicate else 1
+        for _ in range(copies):
+            delay = rng.randint(1, self.sc.max_delay_ms)
+            if rng.random() < 0.05:
+                delay += rng.randint(0, 80)  # a straggler: reorders behind later messages
+            inc = (self.incarnation[env.source], self.incarnation[env.destination])
+            self._push(self.now + delay, "msg", (env, inc))
+
+    # --- events -------------------------------------------------------------------------------
+    def step(self) -> bool:
+        if not self.queue:
+            return False
+        t, _, kind, data = heapq.heappop(self.queue)
+        self.now = max(self.now, t)
+        self.events += 1
+        if kind == "msg":
+            env, (src_inc, dst_inc) = data  # type: ignore[misc]
+            node = self.nodes.get(env.destination)
+            # A restart closes connections: nothing sent to or by an older incarnation arrives.
+            if (
+                node is None
+                or dst_inc != self.incarnation[env.destination]
+                or src_inc != self.incarnation[env.source]
+                or self.groups[env.source] != self.groups[env.destination]
+            ):
+                return True
+            self.checker.trace.append(f"t={self.now} {env.source}->{env.destination} {env.message}"[:300])
+            self._after(env.destination, node, node.handle(env, self.now))
+        elif kind == "poll":
+            i, inc = data  # type: ignore[misc]
+            node = self.nodes.get(i)
+            if node is None or inc != self.incarnation[i] or self.next_poll.get(i) != t:
+                return True
+            self.next_poll.pop(i, None)
+            before = node.role_name
+            out = node.poll(self.now)
+            if node.role_name != before:
+                self.checker.trace.append(f"t={self.now} node {i}: {before} -> {node!r}")
+            self._after(i, node, out)
+        elif kind == "restart":
+            i = data  # type: ignore[assignment]
+            if self.nodes.get(i) is None:
+                self.checker.trace.append(f"t={self.now} restart {i}")
+                self._start(i)  # type: ignore[arg-type]
+        elif kind == "fault" and self.chaos:
+            self._fault()
+            self._push(self.now + self.rng.randint(1, 2 * self.sc.fault_interval_ms), "fault", None)
+        return True
+
+    def _fault(self) -> None:
+        rng = self.rng
+        r = rng.random()
+        live = [i for i in self.all_ids if self.nodes.get(i) is not None]
+        if r < 0.45:
+            self._client_append()
+        elif r < 0.53 and live:
+            i = rng.choice(live)
+            self.checker.trace.append(f"t={self.now} crash {i}")
+            self._crash(i)
+            self._push(self.now + rng.randint(5, 400), "restart", i)
+        elif r < 0.60:
+            ids = list(self.all_ids)
+            rng.shuffle(ids)
+            cut = rng.randint(1, len(ids) - 1)
+            self.groups = {i: (0 if k < cut else 1) for k, i in enumerate(ids)}
+            self.checker.trace.append(f"t={self.now} partition {sorted(ids[:cut])} | {sorted(ids[cut:])}")
+        elif r < 0.68:
+            self.groups = dict.fromkeys(self.all_ids, 0)
+            self.checker.trace.append(f"t={self.now} heal")
+        elif r < 0.74:
+            self.drop = rng.choice([0.0, 0.02, 0.1, 0.3])
+        elif r < 0.86 and live:
+            self._snapshot(rng.choice(live))
+        elif r < 0.90:
+            for i in live:
+                node = self.nodes[i]
+                if node is not None and node.is_leader:
+                    self.checker.trace.append(f"t={self.now} resign {i}")
+                    node.resign()
+                    self._after(i, node, node.poll(self.now))
+        else:
+            self._client_append()
+
+    def _client_append(self) -> None:
+        for i in self.all_ids:
+            node = self.nodes.get(i)
+            if node is not None and node.is_leader:
+                n = self.rng.randint(1, 4)
+                payloads = [f"s{self.seed}-{self.appended + k}".encode() for k in range(n)]
+                try:
+                    node.append(payloads, epoch=node.epoch)
+                except NotLeaderError:
+                    continue
+                self.appended += n
+                self._after(i, node, [])
+
+    def _snapshot(self, i: int) -> None:
+        node = self.nodes[i]
+        assert node is not None
+        sm = self.machines[i]
+        hw = node.high_watermark
+        if hw <= node.log.start_offset or len(sm.applied) < hw:
+            return
+        cut = self.rng.randint(node.log.start_offset + 1, hw)
+        entries = sm.applied[:cut]
+        for o, e, p in entries:
+            self.checker.check_committed(i, o, e, p, "snapshots")
+        node.create_snapshot(cut, encode_snapshot(entries))
+        self.checker.trace.append(f"t={self.now} node {i} snapshot at {cut}")
+        self._after(i, node, [])
+
+    # --- phases -------------------------------------------------------------------------------
+    def run_chaos(self) -> None:
+        self._push(self.rng.randint(1, self.sc.fault_interval_ms), "fault", None)
+        end = self.sc.chaos_ms
+        while self.queue and self.queue[0][0] <= end:
+            self.step()
+        self.now = max(self.now, end)
+
+    def heal(self) -> None:
+        self.chaos = False
+        self.groups = dict.fromkeys(self.all_ids, 0)
+        self.drop = 0.0
+        self.duplicate = 0.0
+        for i in self.all_ids:
+            if self.nodes.get(i) is None:
+                self._start(i)
+        self.checker.trace.append(f"t={self.now} heal all, restart all")
+
+    def converged(self) -> RaftNode | None:
+        leaders = [n for n in self.nodes.values() if n is not None and n.is_leader]
+        if len(leaders) != 1:
+            return None
+        leader = leaders[0]
+        end = leader.log.end_offset
+        if leader.high_watermark != end or leader.log.flushed_end != end:
+            return None
+        last = leader.log.last_epoch
+        for n in self.nodes.values():
+            if n is None or n.log.end_offset != end or n.high_watermark != end or n.log.last_epoch != last:
+                return None
+            if n.leader_and_epoch.leader_id != leader.node_id or n.epoch != leader.epoch:
+                return None
+        return leader
+
+    def run_liveness(self) -> RaftNode:
+        deadline = self.now + self.sc.liveness_ms
+        # one more client write after the heal must commit everywhere too
+        wrote = False
+        while self.queue and self.queue[0][0] <= deadline:
+            self.step()
+            leader = self.converged()
+            if leader is not None:
+                if wrote:
+                    return leader
+                leader.append([f"s{self.seed}-final".encode()])
+                self._after(leader.node_id, leader, [])
+                wrote = True
+        self.checker.fail(
+            f"no convergence within {self.sc.liveness_ms} ms after heal: " + "; ".join(repr(n) for n in self.nodes.values())
+        )
+        raise AssertionError  # unreachable
+
+    def final_checks(self, leader: RaftNode) -> None:
+        hw = leader.high_watermark
+        for i, sm in self.machines.items():
+            if len(sm.applied) != hw:
+                self.checker.fail(f"node {i} applied {len(sm.applied)} entries, hw is {hw}")
+        for off in range(hw):
+            if off not in self.checker.committed:
+                self.checker.fail(f"offset {off} below the final hw was never seen committed")
+        ref = self.machines[leader.node_id].applied
+        for i, sm in self.machines.items():
+            if sm.applied != ref:
+                self.checker.fail(f"node {i} state machine differs from the leader's")
+        for off, (epoch, payload) in self.checker.committed.items():
+            if off >= hw or ref[off][1:] != (epoch, payload):
+                self.checker.fail(f"committed offset {off} lost or changed at the end")
+
+
+def run_schedule(seed: int, scenario: Scenario | None = None, config: RaftConfig | None = None) -> Result:
+    sc = scenario or Scenario()
+    cluster = Cluster(seed, sc, config)
+    try:
+        cluster.run_chaos()
+        cluster.heal()
+        leader = cluster.run_liveness()
+        cluster.final_checks(leader)
+    except SimulationFailure:
+        raise
+    except Exception as exc:  # a crash inside the node (e.g. RaftSafetyError) is a failure too
+        raise SimulationFailure(
+            f"seed={seed}: {type(exc).__name__}: {exc}\nlast events:\n  " + "\n  ".join(cluster.checker.trace)
+        ) from exc
+    return Result(
+        seed=seed,
+        events=cluster.events,
+        elections=len(cluster.checker.leaders),
+        committed=len(cluster.checker.committed),
+        max_epoch=max(cluster.checker.max_epoch.values()),
+        crashes=cluster.crashes,
+        snapshots_installed=sum(m.snapshots_loaded for m in cluster.machines.values()),
+        truncations=cluster.checker.truncations,
+    )
+
+
+__all__ = ["Cluster", "Result", "Scenario", "SimulationFailure", "run_schedule"]

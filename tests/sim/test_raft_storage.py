@@ -1,0 +1,154 @@
+"""FileStorage (quorum-state JSON, log segments, snapshots) and the sans-IO rule for suoi.raft."""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from suoi.raft import Entry, FileStorage, MemoryStorage, QuorumStateData, RaftNode, SnapshotId
+from tests.sim.harness import CONFIG
+
+RAFT_SRC = Path(__file__).resolve().parents[2] / "src" / "suoi" / "raft"
+
+
+def entries(start: int, n: int, epoch: int = 1) -> list[Entry]:
+    return [Entry(start + i, epoch, f"p{start + i}".encode(), control=(start + i) % 5 == 0) for i in range(n)]
+
+
+def test_quorum_state_round_trip_and_kafka_like_format(tmp_path: Path) -> None:
+    s = FileStorage(tmp_path)
+    assert s.read_quorum_state() == QuorumStateData()
+    s.write_quorum_state(QuorumStateData(7, 2, None))
+    assert json.loads((tmp_path / "quorum-state").read_text()) == {
+        "leaderId": -1,
+        "leaderEpoch": 7,
+        "votedId": 2,
+        "data_version": 0,
+    }
+    s.write_quorum_state(QuorumStateData(7, 2, 3))
+    assert FileStorage(tmp_path).read_quorum_state() == QuorumStateData(7, 2, 3)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_log_append_flush_reopen_truncate(tmp_path: Path) -> None:
+    s = FileStorage(tmp_path, segment_bytes=100)
+    s.append(entries(0, 10))
+    s.flush()
+    assert len(list(tmp_path.glob("*.log"))) > 1  # rolled
+    s.truncate(6)
+    s.append(entries(6, 2, epoch=2))
+    s.flush()
+    s.close()
+    sid, log = FileStorage(tmp_path, segment_bytes=100).read_log()
+    assert sid is None
+    assert log == entries(0, 6) + entries(6, 2, epoch=2)
+    with pytest.raises(ValueError):
+        FileStorage(tmp_path).append(entries(9, 1))
+
+
+def test_torn_tail_is_cut_at_recovery(tmp_path: Path) -> None:
+    s = FileStorage(tmp_path)
+    s.append(entries(0, 4))
+    s.flush()
+    s.close()
+    seg = next(tmp_path.glob("*.log"))
+    data = seg.read_bytes()
+    seg.write_bytes(data[:-3])  # a torn last record
+    s2 = FileStorage(tmp_path)
+    assert s2.read_log()[1] == entries(0, 3)
+    s2.append(entries(3, 1, epoch=2))
+    s2.flush()
+    assert FileStorage(tmp_path).read_log()[1] == entries(0, 3) + entries(3, 1, epoch=2)
+    # a flipped bit fails the CRC: the log ends before it
+    data = seg.read_bytes()
+    seg.write_bytes(data[:20] + bytes([data[20] ^ 1]) + data[21:])
+    assert FileStorage(tmp_path).read_log()[1] == []
+
+
+def test_snapshot_moves_log_start_and_deletes_segments(tmp_path: Path) -> None:
+    s = FileStorage(tmp_path, segment_bytes=60)
+    s.append(entries(0, 12))
+    s.flush()
+    n_before = len(list(tmp_path.glob("*.log")))
+    sid = SnapshotId(8, 1)
+    s.write_snapshot(sid, b"state")
+    assert len(list(tmp_path.glob("*.log"))) < n_before
+    assert (tmp_path / "00000000000000000008-0000000001.checkpoint").read_bytes() == b"state"
+    assert s.read_snapshot(sid) == b"state" and s.read_snapshot(SnapshotId(4, 1)) is None
+    got_sid, log = FileStorage(tmp_path, segment_bytes=60).read_log()
+    assert got_sid == sid and log == entries(8, 4)
+    # a snapshot beyond the log end (installed from the leader) leaves an empty log there
+    s.truncate(8)
+    s.flush()
+    s.write_snapshot(SnapshotId(20, 3), b"later")
+    s.append(entries(20, 2, epoch=3))
+    s.flush()
+    assert FileStorage(tmp_path).read_log() == (SnapshotId(20, 3), entries(20, 2, epoch=3))
+    assert len(list(tmp_path.glob("*.checkpoint"))) == 2  # the latest two are kept
+
+
+def test_node_restarts_from_file_storage(tmp_path: Path) -> None:
+    s = FileStorage(tmp_path)
+    node = RaftNode(1, [1], s, CONFIG, random.Random(1))
+    node.poll(node.next_deadline())
+    node.append([b"a", b"b"])
+    node.poll(node._now)
+    assert node.is_leader and node.high_watermark == 3
+    sid = node.create_snapshot(2, b"snap")
+    s.close()
+    again = RaftNode(1, [1], FileStorage(tmp_path), CONFIG, random.Random(1))
+    assert again.role_name == "resigned" and again.epoch == 1  # it was the leader of epoch 1
+    assert again.latest_snapshot_id == sid and [e.payload for e in again.log.entries] == [b"b"]
+    again.poll(again.next_deadline())
+    again.poll(again.next_deadline())
+    assert again.is_leader and again.epoch == 2
+
+
+def test_memory_storage_crash_keeps_only_flushed() -> None:
+    s = MemoryStorage()
+    s.append(entries(0, 3))
+    s.flush()
+    s.append(entries(3, 2))
+    s.truncate(1)
+    s.crash()
+    assert s.entries == entries(0, 3)
+    s.append(entries(3, 3))
+    s.crash(random.Random(1))  # may keep a prefix of unflushed appends
+    assert s.entries[:3] == entries(0, 3) and len(s.entries) <= 6
+
+
+FORBIDDEN = {"asyncio", "socket", "threading", "time", "selectors", "datetime", "concurrent", "multiprocessing"}
+IO_ALLOWED = {"file_storage.py"}  # the injected persistence may use os/pathlib
+
+
+def test_raft_core_is_sans_io() -> None:
+    files = sorted(RAFT_SRC.glob("*.py"))
+    assert files
+    problems = []
+    for path in files:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top in FORBIDDEN or (top in {"os", "pathlib"} and path.name not in IO_ALLOWED):
+                    problems.append(f"{path.name} imports {name}")
+                if top == "suoi" and name.split(".")[1] not in {"raft", "model"}:
+                    problems.append(f"{path.name} imports {name} (raft may use only suoi.model)")
+            # global randomness: random.random(), random.choice(), ... (random.Random is fine)
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "random"
+                and node.attr != "Random"
+            ):
+                problems.append(f"{path.name}:{node.lineno} uses random.{node.attr}")
+    assert problems == []
