@@ -8,16 +8,14 @@ with kio (the codec library suoi already depends on) and sent to the group's coo
 Lag is the partition's log end offset (high watermark) minus the committed offset. As in
 Kafka, `-` marks a value that does not exist (no committed offset, no member owning the
 partition), and offsets to reset to are clamped to [log start, log end].
+
+This module holds the flags, --list, --delete and --delete-offsets; `group_lookup` reads
+groups and offsets, `group_describe` renders --describe, `group_reset` plans --reset-offsets.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import re
-import sys
-import time
-from collections.abc import Iterable
 from typing import Any
 
 from suoi.cli.common import (
@@ -27,15 +25,25 @@ from suoi.cli.common import (
     admin_client,
     cluster_metadata,
     guarded,
-    kafka_error_text,
     print_json,
     result,
 )
+from suoi.cli.group_describe import describe
+from suoi.cli.group_lookup import (
+    STATE_NAMES,
+    committed_offsets,
+    describe_groups,
+    error_text,
+    group_ids,
+    group_state,
+    listed_groups,
+    parse_topics,
+    state_name,
+)
+from suoi.cli.group_reset import parse_datetime, parse_duration, reset_offsets
 
-MISSING = "-"
-STATE_NAMES = {"UNKNOWN": "Unknown", "PREPARING_REBALANCING": "PreparingRebalance",
-               "COMPLETING_REBALANCING": "CompletingRebalance", "STABLE": "Stable", "DEAD": "Dead",
-               "EMPTY": "Empty"}
+__all__ = ["STATE_NAMES", "add_parser", "parse_datetime", "parse_duration", "run"]
+
 RESET_SPECS = ("to_earliest", "to_latest", "to_current", "to_offset", "shift_by", "to_datetime", "by_duration")
 
 
@@ -96,12 +104,12 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list(admin, args)
     if args.describe:
-        return _describe(admin, args)
+        return describe(admin, args)
     if args.delete:
         return _delete(admin, args)
     if args.delete_offsets:
         return _delete_offsets(admin, md, args)
-    return _reset(admin, md, args)
+    return reset_offsets(admin, md, args)
 
 
 def _check_flags(args: argparse.Namespace) -> None:
@@ -145,96 +153,13 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise CliError("--delete-offsets needs --topic")
 
 
-# --------------------------------------------------------------------------- reading groups
-
-
-def _state(value: Any) -> str:
-    name = getattr(value, "name", None)
-    if name is None:
-        return str(value)
-    return STATE_NAMES.get(name, name.title())
-
-
-def _describe_groups(admin: Any, groups: list[str]) -> dict[str, Any]:
-    if not groups:
-        return {}
-    futures = admin.describe_consumer_groups(groups, request_timeout=TIMEOUT_S)
-    return {g: result(futures[g]) for g in groups}
-
-
-def _committed(admin: Any, group: str) -> dict[tuple[str, int], int]:
-    """The group's committed offsets (only partitions that have one)."""
-    from confluent_kafka import ConsumerGroupTopicPartitions
-
-    futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=TIMEOUT_S)
-    res = result(futures[group])
-    out = {}
-    for tp in res.topic_partitions or []:
-        if tp.error is None and tp.offset >= 0:
-            out[(tp.topic, tp.partition)] = tp.offset
-    return out
-
-
-def _list_offsets(admin: Any, partitions: Iterable[tuple[str, int]], spec: Any) -> dict[tuple[str, int], int | None]:
-    """ListOffsets for `spec` per partition; None where the broker has no answer (e.g. deleted topic)."""
-    from confluent_kafka import KafkaException, TopicPartition
-
-    wanted = sorted(set(partitions))
-    if not wanted:
-        return {}
-    futures = admin.list_offsets({TopicPartition(t, p): spec for t, p in wanted}, request_timeout=TIMEOUT_S)
-    out: dict[tuple[str, int], int | None] = {}
-    for tp, fut in futures.items():
-        try:
-            offset = result(fut).offset
-        except KafkaException:
-            offset = -1
-        out[(tp.topic, tp.partition)] = offset if offset >= 0 else None
-    return out
-
-
-def _log_end_offsets(admin: Any, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
-    from confluent_kafka.admin import OffsetSpec
-
-    return _list_offsets(admin, partitions, OffsetSpec.latest())
-
-
-def _all_group_ids(admin: Any) -> list[str]:
-    res = result(admin.list_consumer_groups(request_timeout=TIMEOUT_S))
-    if res.errors:
-        raise CliError(f"listing groups failed: {_err_text(res.errors[0])}")
-    return sorted(g.group_id for g in res.valid)
-
-
-def _err_text(err: Any) -> str:
-    from confluent_kafka import KafkaError, KafkaException
-
-    if isinstance(err, KafkaException) and err.args and isinstance(err.args[0], KafkaError):
-        return kafka_error_text(err.args[0])
-    if isinstance(err, KafkaError):
-        return kafka_error_text(err)
-    return str(err)
-
-
-def _group_ids(admin: Any, args: argparse.Namespace) -> list[str]:
-    return _all_group_ids(admin) if args.all_groups else list(dict.fromkeys(args.group))
-
-
-def _group_state(desc: Any, committed: dict[tuple[str, int], int]) -> str:
-    state = _state(desc.state)
-    # A group that only has committed offsets (simple consumers) exists, with no members: Empty.
-    if state == "Dead" and committed:
-        return "Empty"
-    return state
-
-
 # --------------------------------------------------------------------------- --list
 
 
 def _list(admin: Any, args: argparse.Namespace) -> int:
     from confluent_kafka import ConsumerGroupState
 
-    kwargs: dict[str, Any] = {"request_timeout": TIMEOUT_S}
+    kwargs: dict[str, Any] = {}
     if args.state:
         by_name = {v.lower(): k for k, v in STATE_NAMES.items() if k != "UNKNOWN"}
         states = set()
@@ -244,10 +169,7 @@ def _list(admin: Any, args: argparse.Namespace) -> int:
                                "CompletingRebalance, Dead")
             states.add(ConsumerGroupState[by_name[name.lower()]])
         kwargs["states"] = states
-    res = result(admin.list_consumer_groups(**kwargs))
-    if res.errors:
-        raise CliError(f"listing groups failed: {_err_text(res.errors[0])}")
-    rows = sorted((g.group_id, _state(g.state)) for g in res.valid)
+    rows = sorted((g.group_id, state_name(g.state)) for g in listed_groups(admin, **kwargs))
     if args.output == "json":
         print_json({"groups": [{"group": g, "state": s} for g, s in rows]})
     elif args.state is not None:
@@ -261,177 +183,13 @@ def _list(admin: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- --describe
-
-
-def _describe(admin: Any, args: argparse.Namespace) -> int:
-    groups = _group_ids(admin, args)
-    descs = _describe_groups(admin, groups)
-    committed = {g: _committed(admin, g) for g in groups}
-    states = {g: _group_state(descs[g], committed[g]) for g in groups}
-    missing = [g for g in groups if states[g] == "Dead"]
-    if missing and not args.all_groups:
-        raise CliError(f"Consumer group '{missing[0]}' does not exist.")
-    groups = [g for g in groups if g not in missing]
-    if args.members:
-        docs = [_members_doc(g, descs[g], states[g]) for g in groups]
-        _print_members(docs, args)
-    elif args.state is not None:
-        docs = [_state_doc(g, descs[g], states[g]) for g in groups]
-        _print_states(docs, args)
-    else:
-        docs = _offsets_docs(admin, groups, descs, committed, states)
-        _print_offsets(docs, args)
-    return 0
-
-
-def _assigned(member: Any) -> list[tuple[str, int]]:
-    assignment = getattr(member, "assignment", None)
-    return sorted((tp.topic, tp.partition) for tp in (getattr(assignment, "topic_partitions", None) or []))
-
-
-def _offsets_docs(admin: Any, groups: list[str], descs: dict[str, Any], committed: dict[str, dict[tuple[str, int], int]],
-                  states: dict[str, str]) -> list[dict[str, Any]]:
-    every = {tp for g in groups for tp in committed[g]}
-    every |= {tp for g in groups for m in descs[g].members for tp in _assigned(m)}
-    leo = _log_end_offsets(admin, every)
-    docs = []
-    for g in groups:
-        rows: list[dict[str, Any]] = []
-        seen: set[tuple[str, int]] = set()
-
-        def row(topic: str | None, partition: int | None, member: Any | None, _g: str = g) -> dict[str, Any]:
-            cur = committed[_g].get((topic, partition)) if topic is not None else None  # type: ignore[arg-type]
-            end = leo.get((topic, partition)) if topic is not None else None  # type: ignore[arg-type]
-            return {"topic": topic, "partition": partition, "current_offset": cur, "log_end_offset": end,
-                    "lag": end - cur if end is not None and cur is not None else None,
-                    "consumer_id": member.member_id if member is not None else None,
-                    "host": member.host if member is not None else None,
-                    "client_id": member.client_id if member is not None else None}
-
-        members = sorted(descs[g].members, key=lambda m: (-len(_assigned(m)), m.member_id))
-        for m in members:
-            parts = _assigned(m)
-            seen.update(parts)
-            rows += [row(t, p, m) for t, p in parts] if parts else [row(None, None, m)]
-        rows += [row(t, p, None) for t, p in sorted(committed[g]) if (t, p) not in seen]
-        docs.append({"group": g, "state": states[g], "offsets": rows})
-    return docs
-
-
-def _cell(value: Any) -> str:
-    return MISSING if value is None else str(value)
-
-
-def _notice(group: str, state: str, has_rows: bool) -> None:
-    if state == "Empty":
-        print(f"\nConsumer group '{group}' has no active members.", file=sys.stderr)
-    elif state in ("PreparingRebalance", "CompletingRebalance"):
-        print(f"\nWarning: Consumer group '{group}' is rebalancing.", file=sys.stderr)
-
-
-def _print_offsets(docs: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    if args.output == "json":
-        print_json({"groups": docs})
-        return
-    for d in docs:
-        _notice(d["group"], d["state"], bool(d["offsets"]))
-        if not d["offsets"]:
-            continue
-        rows = d["offsets"]
-        wg = max(15, len(d["group"]))
-        wt = max([15] + [len(_cell(r["topic"])) for r in rows])
-        wc = max([15] + [len(_cell(r["consumer_id"])) for r in rows])
-        wh = max([15] + [len(_cell(r["host"])) for r in rows])
-
-        fmt = f"{{:<{wg}}} {{:<{wt}}} {{:<10}} {{:<15}} {{:<15}} {{:<15}} {{:<{wc}}} {{:<{wh}}} {{}}"
-
-        def line(*cells: Any, fmt: str = fmt) -> str:
-            return fmt.format(*cells).rstrip()
-
-        print()
-        print(line("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST",
-                   "CLIENT-ID"))
-        for r in rows:
-            print(line(d["group"], *(_cell(r[k]) for k in ("topic", "partition", "current_offset", "log_end_offset",
-                                                            "lag", "consumer_id", "host", "client_id"))))
-
-
-def _members_doc(group: str, desc: Any, state: str) -> dict[str, Any]:
-    members = []
-    for m in sorted(desc.members, key=lambda m: m.member_id):
-        parts = _assigned(m)
-        members.append({"consumer_id": m.member_id, "group_instance_id": m.group_instance_id, "host": m.host,
-                        "client_id": m.client_id, "partitions": len(parts),
-                        "assignment": [{"topic": t, "partition": p} for t, p in parts]})
-    return {"group": group, "state": state, "members": members}
-
-
-def _assignment_text(assignment: list[dict[str, Any]]) -> str:
-    by_topic: dict[str, list[int]] = {}
-    for a in assignment:
-        by_topic.setdefault(a["topic"], []).append(a["partition"])
-    return ",".join(f"{t}({','.join(map(str, ps))})" for t, ps in sorted(by_topic.items())) or MISSING
-
-
-def _print_members(docs: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    if args.output == "json":
-        print_json({"groups": docs})
-        return
-    for d in docs:
-        _notice(d["group"], d["state"], bool(d["members"]))
-        if not d["members"]:
-            continue
-        ms = d["members"]
-        wg = max(15, len(d["group"]))
-        wc = max([15] + [len(m["consumer_id"]) for m in ms])
-        wi = max([17] + [len(_cell(m["group_instance_id"])) for m in ms])
-        wh = max([15] + [len(m["host"]) for m in ms])
-        wl = max([15] + [len(m["client_id"]) for m in ms])
-        cols = ["GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]
-        fmt = f"{{:<{wg}}} {{:<{wc}}} {{:<{wi}}} {{:<{wh}}} {{:<{wl}}} {{:<11}}"
-        if args.verbose:
-            cols.append("ASSIGNMENT")
-            fmt += " {}"
-        print()
-        print(fmt.format(*cols).rstrip())
-        for m in ms:
-            cells = [d["group"], m["consumer_id"], _cell(m["group_instance_id"]), m["host"], m["client_id"],
-                     str(m["partitions"])]
-            if args.verbose:
-                cells.append(_assignment_text(m["assignment"]))
-            print(fmt.format(*cells).rstrip())
-
-
-def _state_doc(group: str, desc: Any, state: str) -> dict[str, Any]:
-    node = desc.coordinator
-    return {"group": group,
-            "coordinator": {"id": node.id, "host": node.host, "port": node.port} if node is not None else None,
-            "assignment_strategy": desc.partition_assignor or "", "state": state, "members": len(desc.members)}
-
-
-def _print_states(docs: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    if args.output == "json":
-        print_json({"groups": docs})
-        return
-    for d in docs:
-        c = d["coordinator"]
-        coordinator = f"{c['host']}:{c['port']}  ({c['id']})" if c else MISSING
-        wg = max(15, len(d["group"]))
-        wc = max(25, len(coordinator))
-        fmt = f"{{:<{wg}}} {{:<{wc}}} {{:<25}} {{:<20}} {{}}"
-        print()
-        print(fmt.format("GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"))
-        print(fmt.format(d["group"], coordinator, d["assignment_strategy"] or MISSING, d["state"], d["members"]))
-
-
 # --------------------------------------------------------------------------- --delete
 
 
 def _delete(admin: Any, args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaError, KafkaException
 
-    groups = _group_ids(admin, args)
+    groups = group_ids(admin, args)
     if not groups:
         raise CliError("no consumer groups to delete")
     futures = admin.delete_consumer_groups(groups, request_timeout=TIMEOUT_S)
@@ -448,7 +206,7 @@ def _delete(admin: Any, args: argparse.Namespace) -> int:
                 failed.append(f"Deletion of consumer group '{g}' failed: the group has active members "
                               "(stop its consumers first).")
             else:
-                failed.append(f"Deletion of consumer group '{g}' failed: {_err_text(exc)}")
+                failed.append(f"Deletion of consumer group '{g}' failed: {error_text(exc)}")
     deleted = [g for g in groups if not any(f"'{g}'" in f for f in failed)]
     if failed:
         if len(failed) > 1:
@@ -464,35 +222,12 @@ def _delete(admin: Any, args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- --delete-offsets
 
 
-def _parse_topics(md: Any, specs: list[str]) -> list[tuple[str, int]]:
-    """--topic T or T:0,2 -> partitions (all of T's when none are given)."""
-    out: list[tuple[str, int]] = []
-    for spec in specs:
-        topic, sep, parts = spec.partition(":")
-        topic = topic.strip()
-        if topic not in md.topics:
-            raise CliError(f"Topic '{topic}' does not exist")
-        known = sorted(md.topics[topic].partitions)
-        if not sep:
-            out += [(topic, p) for p in known]
-            continue
-        for part in filter(None, (x.strip() for x in parts.split(","))):
-            try:
-                p = int(part)
-            except ValueError:
-                raise CliError(f"--topic {spec!r}: {part!r} is not a partition number") from None
-            if p not in known:
-                raise CliError(f"Partition {topic}-{p} does not exist (the topic has {len(known)} partitions)")
-            out.append((topic, p))
-    return sorted(set(out))
-
-
 def _delete_offsets(admin: Any, md: Any, args: argparse.Namespace) -> int:
     group = args.group[0]
-    wanted = _parse_topics(md, args.topic)
-    desc = _describe_groups(admin, [group])[group]
-    committed = _committed(admin, group)
-    if _group_state(desc, committed) == "Dead":
+    wanted = parse_topics(md, args.topic)
+    desc = describe_groups(admin, [group])[group]
+    committed = committed_offsets(admin, group)
+    if group_state(desc, committed) == "Dead":
         raise CliError(f"Consumer group '{group}' does not exist.")
     node = desc.coordinator
     if node is None:
@@ -582,122 +317,3 @@ def _recv_exact(sock: Any, n: int) -> bytes:
             raise ConnectionError("the coordinator closed the connection")
         data += chunk
     return bytes(data)
-
-
-# --------------------------------------------------------------------------- --reset-offsets
-
-_DURATION = re.compile(
-    r"([-+]?)P(?:([-+]?\d+)D)?(?:T(?:([-+]?\d+)H)?(?:([-+]?\d+)M)?(?:([-+]?\d+(?:[.,]\d{1,9})?)S)?)?", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> datetime.timedelta:
-    """ISO-8601 duration as java.time.Duration.parse reads it: PnDTnHnMn.nS."""
-    m = _DURATION.fullmatch(text.strip())
-    if not m or not any(m.group(i) for i in range(2, 6)) or text.strip().upper().endswith("T"):
-        raise CliError(f"--by-duration {text!r} is not a duration like PnDTnHnMnS (e.g. PT30M, P1DT2H)")
-    sign, d, h, mi, s = m.groups()
-    delta = datetime.timedelta(days=int(d or 0), hours=int(h or 0), minutes=int(mi or 0),
-                               seconds=float((s or "0").replace(",", ".")))
-    return -delta if sign == "-" else delta
-
-
-def parse_datetime(text: str) -> int:
-    """Kafka's YYYY-MM-DDTHH:mm:SS.sss (seconds/millis/zone optional, local time without a zone) -> ms."""
-    t = text.strip()
-    if "T" not in t:
-        raise CliError(f"--to-datetime {text!r} is not a date-time like 2024-01-31T12:00:00.000")
-    try:
-        when = datetime.datetime.fromisoformat(t)
-    except ValueError:
-        raise CliError(f"--to-datetime {text!r} is not a date-time like 2024-01-31T12:00:00.000") from None
-    if when.tzinfo is None:
-        when = when.astimezone()  # local time, as Kafka's tool reads it
-    return int(when.timestamp() * 1000)
-
-
-def _reset(admin: Any, md: Any, args: argparse.Namespace) -> int:
-    from confluent_kafka.admin import OffsetSpec
-
-    groups = _group_ids(admin, args)
-    descs = _describe_groups(admin, groups)
-    plans = []
-    for g in groups:
-        state = _state(descs[g].state)
-        if state not in ("Empty", "Dead"):
-            raise CliError(f"Assignments can only be reset if the group '{g}' is inactive, but the current state "
-                           f"is {state}.")
-        committed = _committed(admin, g)
-        partitions = sorted(committed) if args.all_topics else _parse_topics(md, args.topic)
-        starts = _list_offsets(admin, partitions, OffsetSpec.earliest())
-        ends = _log_end_offsets(admin, partitions)
-        start: dict[tuple[str, int], int] = {}
-        end: dict[tuple[str, int], int] = {}
-        for tp in partitions:
-            s, e = starts.get(tp), ends.get(tp)
-            if s is None or e is None:
-                raise CliError(f"cannot read the offsets of {tp[0]}-{tp[1]}")
-            start[tp], end[tp] = s, e
-
-        def clamp(tp: tuple[str, int], offset: int, start: dict = start, end: dict = end) -> int:
-            return max(start[tp], min(end[tp], offset))
-
-        if args.to_earliest:
-            new = {tp: start[tp] for tp in partitions}
-        elif args.to_latest:
-            new = {tp: end[tp] for tp in partitions}
-        elif args.to_current:
-            new = {tp: committed.get(tp, end[tp]) for tp in partitions}
-        elif args.to_offset is not None:
-            new = {tp: clamp(tp, args.to_offset) for tp in partitions}
-        elif args.shift_by is not None:
-            new = {}
-            for tp in partitions:
-                if tp not in committed:
-                    raise CliError(f"Cannot shift offset for partition {tp[0]}-{tp[1]} since there is no current "
-                                   "committed offset")
-                new[tp] = clamp(tp, committed[tp] + args.shift_by)
-        else:
-            if args.to_datetime is not None:
-                ts = parse_datetime(args.to_datetime)
-            else:
-                ts = int((time.time() - parse_duration(args.by_duration).total_seconds()) * 1000)
-            found = _list_offsets(admin, partitions, OffsetSpec.for_timestamp(ts))
-            new = {}
-            for tp in partitions:
-                at = found.get(tp)
-                new[tp] = end[tp] if at is None else at
-        plans.append((g, [(t, p, new[(t, p)]) for t, p in partitions]))
-
-    if args.execute:
-        for g, rows in plans:
-            _commit(admin, g, rows)
-    if args.output == "json":
-        print_json({"executed": bool(args.execute), "groups": [
-            {"group": g, "offsets": [{"topic": t, "partition": p, "new_offset": o} for t, p, o in rows]}
-            for g, rows in plans]})
-        return 0
-    if not args.execute and not args.dry_run:
-        print("WARN: No action will be performed as the --execute option is missing. Add --dry-run explicitly "
-              "to keep this behaviour in scripts.", file=sys.stderr)
-    fmt = "{:<30} {:<30} {:<10} {}"
-    for g, rows in plans:
-        if not rows:
-            continue
-        print()
-        print(fmt.format("GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"))
-        for t, p, o in rows:
-            print(fmt.format(g, t, p, o))
-    return 0
-
-
-def _commit(admin: Any, group: str, rows: list[tuple[str, int, int]]) -> None:
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-
-    if not rows:
-        return
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o) for t, p, o in rows])
-    res = result(admin.alter_consumer_group_offsets([request], request_timeout=TIMEOUT_S)[group])
-    for tp in res.topic_partitions or []:
-        if tp.error is not None:
-            raise CliError(f"Resetting the offset of {tp.topic}-{tp.partition} for group '{group}' failed: "
-                           f"{_err_text(tp.error)}")
