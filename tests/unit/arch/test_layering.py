@@ -20,8 +20,9 @@ FORBIDDEN = {
     "log": {"api", "net", "broker", "coordinator", "cli", "testing"},
     "coordinator": {"api", "net", "cli", "testing"},
     "api": {"net", "cli", "testing"},
+    "raft": {"protocol", "log", "api", "net", "broker", "coordinator", "cli", "testing"},
 }
-NO_ASYNCIO = {"model", "protocol", "log"}
+NO_ASYNCIO = {"model", "protocol", "log", "raft"}
 
 
 def imported_modules(path: Path) -> set[str]:
