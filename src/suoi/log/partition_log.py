@@ -9,20 +9,20 @@ rolling, retention and flushing are testable without sleeping.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
-from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from suoi.log import log_reads
 from suoi.log import transactions as txns
-from suoi.log.cleaner_files import complete_swaps
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
-from suoi.log.producer_state import ProducerStateManager, ProducerView, load_snapshot, write_snapshot
+from suoi.log.log_reads import Take
+from suoi.log.producer_state import ProducerStateManager, ProducerView, write_snapshot
+from suoi.log.recovery import LOG_START_OFFSET_FILE, rebuild_producer_state, recover_segments, write_log_start_offset
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
@@ -32,7 +32,6 @@ from suoi.protocol.records import (
     assign_offsets,
     build_control_batch,
     decode_batch_records,
-    iter_records,
     parse_batch_header,
     set_log_append_time,
     validate_batches,
@@ -43,8 +42,6 @@ __all__ = ["LOG_START_OFFSET_FILE", "AppendInfo", "PartitionLog", "wall_clock_ms
 logger = logging.getLogger("suoi.log")
 
 _T = TypeVar("_T")
-
-LOG_START_OFFSET_FILE = "log-start-offset"
 
 
 def wall_clock_ms() -> int:
@@ -113,36 +110,7 @@ class PartitionLog:
         only have torn its tail.  If recovery truncates a sealed segment, all
         later segments are dropped: their offsets no longer follow on.
         """
-        directory.mkdir(parents=True, exist_ok=True)
-        complete_swaps(directory)  # finish or undo an interrupted log-cleaner swap
-        bases = sorted(
-            int(p.stem) for p in directory.glob("*.log") if len(p.stem) == 20 and p.stem.isdigit()
-        )
-        known = {f"{b:020d}" for b in bases}
-        for p in directory.iterdir():
-            if p.suffix in (".index", ".timeindex", ".txnindex") and p.stem not in known:
-                p.unlink()
-        interval = config.index_interval_bytes
-        segments: list[LogSegment] = []
-        for i, base in enumerate(bases):
-            seg = LogSegment(directory, base, index_interval_bytes=interval)
-            is_last = i == len(bases) - 1
-            truncated = seg.recover() if is_last else seg.load()
-            segments.append(seg)
-            if truncated and not is_last:
-                logger.warning(
-                    "%s-%d: segment %d was corrupt, dropping %d later segments",
-                    topic, partition, base, len(bases) - i - 1,
-                )  # fmt: skip
-                for later in bases[i + 1 :]:
-                    LogSegment(directory, later, index_interval_bytes=interval).delete()
-                break
-        if not segments:
-            segments.append(LogSegment.create(directory, 0, index_interval_bytes=interval))
-        log_start = segments[0].base_offset
-        persisted = _read_log_start_offset(directory)
-        if persisted is not None:
-            log_start = min(max(log_start, persisted), segments[-1].next_offset)
+        segments, log_start = recover_segments(directory, topic, partition, config)
         return cls(directory, topic, partition, config, segments, log_start, now_ms)
 
     # ------------------------------------------------------------------ properties
@@ -316,12 +284,7 @@ class PartitionLog:
         Kafka does so that a consumer can never get stuck.  May span segments.
         Raises ``OffsetOutOfRangeError`` outside [log start, log end].
         """
-
-        def take(seg: LogSegment, pos: int, budget: int, limit: int, first: bool) -> tuple[bytes, int, bool]:
-            data, at_end = seg.read_from(pos, budget, limit, first)
-            return data, len(data), at_end
-
-        parts = self._walk(offset, max_bytes, max_offset, min_one_batch, take)
+        parts = self._walk(offset, max_bytes, max_offset, min_one_batch, log_reads.read_bytes)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def read_regions(
@@ -330,23 +293,9 @@ class PartitionLog:
         """Same selection as ``read`` but as ``(fd, position, length)`` file regions,
         for a zero-copy ``sendfile`` path.  Only batch headers are read.  The fds
         belong to the segments: use them before the next retention/deletion."""
+        return self._walk(offset, max_bytes, max_offset, min_one_batch, log_reads.read_region)
 
-        Region = tuple[int, int, int]
-
-        def take(seg: LogSegment, pos: int, budget: int, limit: int, first: bool) -> tuple[Region, int, bool]:
-            length, at_end = seg.region_from(pos, budget, limit, first)
-            return (seg.fd, pos, length), length, at_end
-
-        return self._walk(offset, max_bytes, max_offset, min_one_batch, take)
-
-    def _walk(
-        self,
-        offset: int,
-        max_bytes: int,
-        max_offset: int | None,
-        min_one_batch: bool,
-        take: Callable[[LogSegment, int, int, int, bool], tuple[_T, int, bool]],
-    ) -> list[_T]:
+    def _walk(self, offset: int, max_bytes: int, max_offset: int | None, min_one_batch: bool, take: Take[_T]) -> list[_T]:
         """Visit segments from the one holding ``offset`` while budget remains."""
         if offset < self._log_start_offset or offset > self._log_end_offset:
             raise OffsetOutOfRangeError(
@@ -354,27 +303,7 @@ class PartitionLog:
                 f"for {self.topic}-{self.partition}"
             )
         limit = self._high_watermark if max_offset is None else max_offset
-        out: list[_T] = []
-        if offset >= limit:
-            return out
-        remaining = max_bytes
-        first = min_one_batch
-        i = bisect_right(self._bases, offset) - 1
-        while i < len(self._segments) and (remaining > 0 or first):
-            seg = self._segments[i]
-            pos = seg.locate(offset)
-            if pos is not None:
-                item, n, at_end = take(seg, pos, remaining, limit, first)
-                if n:
-                    out.append(item)
-                    remaining -= n
-                    first = False
-                if not at_end:
-                    break
-            i += 1
-            if i < len(self._segments):
-                offset = self._segments[i].base_offset
-        return out
+        return log_reads.walk(self._segments, self._bases, offset, max_bytes, limit, min_one_batch, take)
 
     def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
         """Aborted transactions overlapping ``[fetch_offset, upper_bound)``, for a
@@ -393,16 +322,7 @@ class PartitionLog:
         is decoded to find the record, as Kafka does. None if no such record
         exists below the high watermark.
         """
-        lso = self._log_start_offset
-        for seg in self._segments:
-            if seg.max_timestamp < timestamp_ms or seg.next_offset <= lso:
-                continue
-            h = seg.find_timestamp(timestamp_ms, lso)
-            if h is not None:
-                if h.last_offset >= self._high_watermark:
-                    return None
-                return _first_record_at_or_after(seg, h, timestamp_ms, lso)
-        return None
+        return log_reads.offset_for_timestamp(self._segments, timestamp_ms, self._log_start_offset, self._high_watermark)
 
     def max_timestamp(self) -> tuple[int, int]:
         """``(timestamp, offset)`` for ListOffsets MAX_TIMESTAMP; (-1, -1) if empty.
@@ -410,18 +330,7 @@ class PartitionLog:
         The offset is the last offset of the batch holding the max timestamp
         (the first one for LogAppendTime batches, whose records all share it).
         """
-        lso = self._log_start_offset
-        best: LogSegment | None = None
-        for seg in self._segments:
-            if seg.next_offset > lso and (best is None or seg.max_timestamp > best.max_timestamp):
-                best = seg
-        if best is None or best.max_timestamp < 0:
-            return -1, -1
-        h = best.header_at_offset(best.offset_of_max_timestamp)
-        if h is None:
-            return -1, -1
-        offset = h.base_offset if h.timestamp_type == 1 else h.last_offset
-        return best.max_timestamp, max(offset, lso)
+        return log_reads.max_timestamp(self._segments, self._log_start_offset)
 
     # ------------------------------------------------------------------ deletion
 
@@ -502,17 +411,7 @@ class PartitionLog:
         seg.delete()
 
     def _persist_log_start_offset(self) -> None:
-        """Atomic temp+rename, so a crash leaves either the old or the new value."""
-        path = self.directory / LOG_START_OFFSET_FILE
-        tmp = path.with_suffix(".tmp")
-        try:
-            with open(tmp, "w") as f:
-                f.write(f"{self._log_start_offset}\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except OSError as e:
-            raise KafkaStorageError(e.errno, f"cannot persist log start offset: {e.strerror}") from e
+        write_log_start_offset(self.directory, self._log_start_offset)
 
     def close(self) -> None:
         try:
@@ -523,22 +422,10 @@ class PartitionLog:
             seg.close()
 
     def _rebuild_producer_state(self) -> None:
-        """Load the newest producer snapshot, then replay batch headers after it (and the
-        control batches, which also rebuild the transaction indexes from there)."""
-        start = max(load_snapshot(self.directory, self.producer_state, self._log_end_offset),
-                    self._segments[0].base_offset)
-        state = self.producer_state
-        for seg in self._segments:
-            if seg.next_offset <= start:
-                continue
-            seg.txn_index.truncate_from(start)
-            for pos, h in seg.positioned_headers_from(start):
-                if h.producer_id >= 0 and h.base_offset >= start:
-                    if h.is_control:
-                        txns.replay_control(state, seg, pos, h)
-                    else:
-                        state.update(h, h.base_offset, h.last_offset, h.max_timestamp)
-        state.truncate_to(self._log_start_offset)
+        """Producer snapshot + log-tail replay (``recovery.rebuild_producer_state``)."""
+        rebuild_producer_state(
+            self.directory, self._segments, self.producer_state, self._log_end_offset, self._log_start_offset
+        )
 
     def expire_producers(self, now_ms: int) -> int:
         """Forget idle producer ids (producer.id.expiration.ms)."""
@@ -554,24 +441,3 @@ class PartitionLog:
             f"PartitionLog({self.topic}-{self.partition}, start={self._log_start_offset}, "
             f"end={self._log_end_offset}, segments={len(self._segments)})"
         )
-
-
-def _first_record_at_or_after(seg: LogSegment, h: BatchHeader, timestamp_ms: int, lso: int) -> tuple[int, int]:
-    """Decode the one batch ``h`` to find its first record at or after ``timestamp_ms``."""
-    pos = seg.locate(h.base_offset)
-    if pos is not None:
-        try:
-            for record in iter_records(os.pread(seg.fd, h.size, pos)):
-                assert record.offset is not None and record.timestamp_ms is not None
-                if record.offset >= lso and record.timestamp_ms >= timestamp_ms:
-                    return record.offset, record.timestamp_ms
-        except (NotImplementedError, ValueError, IndexError) as e:
-            logger.warning("%s: cannot decode batch at offset %d for a time lookup: %s", seg, h.base_offset, e)
-    return max(h.base_offset, lso), h.max_timestamp
-
-
-def _read_log_start_offset(directory: Path) -> int | None:
-    try:
-        return int((directory / LOG_START_OFFSET_FILE).read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None

@@ -1,0 +1,117 @@
+"""Reads of a partition log, as functions of its segments: batch selection for Fetch
+(`walk`, as bytes or as sendfile regions) and the timestamp lookups of ListOffsets.
+
+`PartitionLog` keeps the public methods (`read`, `read_regions`, `offset_for_timestamp`,
+`max_timestamp`) and calls these with its segments, offsets and high watermark.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from suoi.log.segment import LogSegment
+from suoi.protocol.records import BatchHeader, iter_records
+
+logger = logging.getLogger("suoi.log")
+
+_T = TypeVar("_T")
+
+#: ``take(segment, position, byte budget, offset limit, first)`` -> (item, bytes taken, reached segment end)
+Take = Callable[[LogSegment, int, int, int, bool], tuple[_T, int, bool]]
+
+
+def read_bytes(seg: LogSegment, pos: int, budget: int, limit: int, first: bool) -> tuple[bytes, int, bool]:
+    """`walk` step for ``PartitionLog.read``: the batches' bytes."""
+    data, at_end = seg.read_from(pos, budget, limit, first)
+    return data, len(data), at_end
+
+
+def read_region(seg: LogSegment, pos: int, budget: int, limit: int, first: bool) -> tuple[tuple[int, int, int], int, bool]:
+    """`walk` step for ``PartitionLog.read_regions``: ``(fd, position, length)``."""
+    length, at_end = seg.region_from(pos, budget, limit, first)
+    return (seg.fd, pos, length), length, at_end
+
+
+def walk(
+    segments: Sequence[LogSegment],
+    bases: Sequence[int],
+    offset: int,
+    max_bytes: int,
+    limit: int,
+    min_one_batch: bool,
+    take: Take[_T],
+) -> list[_T]:
+    """Visit segments from the one holding ``offset`` while budget remains, stopping
+    before ``limit`` (``offset`` must already be within the log)."""
+    out: list[_T] = []
+    if offset >= limit:
+        return out
+    remaining = max_bytes
+    first = min_one_batch
+    i = bisect_right(bases, offset) - 1
+    while i < len(segments) and (remaining > 0 or first):
+        seg = segments[i]
+        pos = seg.locate(offset)
+        if pos is not None:
+            item, n, at_end = take(seg, pos, remaining, limit, first)
+            if n:
+                out.append(item)
+                remaining -= n
+                first = False
+            if not at_end:
+                break
+        i += 1
+        if i < len(segments):
+            offset = segments[i].base_offset
+    return out
+
+
+def offset_for_timestamp(
+    segments: Sequence[LogSegment], timestamp_ms: int, log_start: int, high_watermark: int
+) -> tuple[int, int] | None:
+    """``(offset, timestamp)`` of the first record with timestamp >= target below the high
+    watermark (see ``PartitionLog.offset_for_timestamp``)."""
+    lso = log_start
+    for seg in segments:
+        if seg.max_timestamp < timestamp_ms or seg.next_offset <= lso:
+            continue
+        h = seg.find_timestamp(timestamp_ms, lso)
+        if h is not None:
+            if h.last_offset >= high_watermark:
+                return None
+            return _first_record_at_or_after(seg, h, timestamp_ms, lso)
+    return None
+
+
+def max_timestamp(segments: Sequence[LogSegment], log_start: int) -> tuple[int, int]:
+    """``(timestamp, offset)`` for ListOffsets MAX_TIMESTAMP (see ``PartitionLog.max_timestamp``)."""
+    lso = log_start
+    best: LogSegment | None = None
+    for seg in segments:
+        if seg.next_offset > lso and (best is None or seg.max_timestamp > best.max_timestamp):
+            best = seg
+    if best is None or best.max_timestamp < 0:
+        return -1, -1
+    h = best.header_at_offset(best.offset_of_max_timestamp)
+    if h is None:
+        return -1, -1
+    offset = h.base_offset if h.timestamp_type == 1 else h.last_offset
+    return best.max_timestamp, max(offset, lso)
+
+
+def _first_record_at_or_after(seg: LogSegment, h: BatchHeader, timestamp_ms: int, lso: int) -> tuple[int, int]:
+    """Decode the one batch ``h`` to find its first record at or after ``timestamp_ms``."""
+    pos = seg.locate(h.base_offset)
+    if pos is not None:
+        try:
+            for record in iter_records(os.pread(seg.fd, h.size, pos)):
+                assert record.offset is not None and record.timestamp_ms is not None
+                if record.offset >= lso and record.timestamp_ms >= timestamp_ms:
+                    return record.offset, record.timestamp_ms
+        except (NotImplementedError, ValueError, IndexError) as e:
+            logger.warning("%s: cannot decode batch at offset %d for a time lookup: %s", seg, h.base_offset, e)
+    return max(h.base_offset, lso), h.max_timestamp

@@ -1,0 +1,101 @@
+"""Opening a partition log: recovering its segments from the directory, the persisted
+log start offset, and rebuilding producer state from the newest snapshot and the log tail.
+
+Sealed segments are trusted if their indexes are consistent; the last segment is always
+fully re-scanned because an unclean shutdown can only have torn its tail. If recovery
+truncates a sealed segment, all later segments are dropped: their offsets no longer follow on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from suoi.log import transactions as txns
+from suoi.log.cleaner_files import complete_swaps
+from suoi.log.config import LogConfig
+from suoi.log.errors import KafkaStorageError
+from suoi.log.producer_state import ProducerStateManager, load_snapshot
+from suoi.log.segment import LogSegment
+
+logger = logging.getLogger("suoi.log")
+
+LOG_START_OFFSET_FILE = "log-start-offset"
+
+
+def recover_segments(directory: Path, topic: str, partition: int, config: LogConfig) -> tuple[list[LogSegment], int]:
+    """Create ``directory`` if needed and recover its segments; returns them (at least one)
+    and the log start offset."""
+    directory.mkdir(parents=True, exist_ok=True)
+    complete_swaps(directory)  # finish or undo an interrupted log-cleaner swap
+    bases = sorted(
+        int(p.stem) for p in directory.glob("*.log") if len(p.stem) == 20 and p.stem.isdigit()
+    )
+    known = {f"{b:020d}" for b in bases}
+    for p in directory.iterdir():
+        if p.suffix in (".index", ".timeindex", ".txnindex") and p.stem not in known:
+            p.unlink()
+    interval = config.index_interval_bytes
+    segments: list[LogSegment] = []
+    for i, base in enumerate(bases):
+        seg = LogSegment(directory, base, index_interval_bytes=interval)
+        is_last = i == len(bases) - 1
+        truncated = seg.recover() if is_last else seg.load()
+        segments.append(seg)
+        if truncated and not is_last:
+            logger.warning(
+                "%s-%d: segment %d was corrupt, dropping %d later segments",
+                topic, partition, base, len(bases) - i - 1,
+            )  # fmt: skip
+            for later in bases[i + 1 :]:
+                LogSegment(directory, later, index_interval_bytes=interval).delete()
+            break
+    if not segments:
+        segments.append(LogSegment.create(directory, 0, index_interval_bytes=interval))
+    log_start = segments[0].base_offset
+    persisted = read_log_start_offset(directory)
+    if persisted is not None:
+        log_start = min(max(log_start, persisted), segments[-1].next_offset)
+    return segments, log_start
+
+
+def rebuild_producer_state(
+    directory: Path, segments: Sequence[LogSegment], state: ProducerStateManager, log_end_offset: int, log_start_offset: int
+) -> None:
+    """Load the newest producer snapshot, then replay batch headers after it (and the
+    control batches, which also rebuild the transaction indexes from there)."""
+    start = max(load_snapshot(directory, state, log_end_offset), segments[0].base_offset)
+    for seg in segments:
+        if seg.next_offset <= start:
+            continue
+        seg.txn_index.truncate_from(start)
+        for pos, h in seg.positioned_headers_from(start):
+            if h.producer_id >= 0 and h.base_offset >= start:
+                if h.is_control:
+                    txns.replay_control(state, seg, pos, h)
+                else:
+                    state.update(h, h.base_offset, h.last_offset, h.max_timestamp)
+    state.truncate_to(log_start_offset)
+
+
+def write_log_start_offset(directory: Path, log_start_offset: int) -> None:
+    """Atomic temp+rename, so a crash leaves either the old or the new value."""
+    path = directory / LOG_START_OFFSET_FILE
+    tmp = path.with_suffix(".tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(f"{log_start_offset}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise KafkaStorageError(e.errno, f"cannot persist log start offset: {e.strerror}") from e
+
+
+def read_log_start_offset(directory: Path) -> int | None:
+    try:
+        return int((directory / LOG_START_OFFSET_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
