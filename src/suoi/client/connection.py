@@ -1,0 +1,209 @@
+"""One pipelined Kafka connection to another node.
+
+``KafkaClientConnection`` sends kio request entities and resolves each caller's future with
+the decoded kio response. Requests are written as soon as they are made (no wait for earlier
+responses); Kafka answers in request order, and we match by correlation id.
+
+Lifecycle: ``connect()`` -> any number of concurrent ``request()`` -> ``close()``. When the
+connection drops (peer closed, reset, a frame we cannot parse) every in-flight request fails
+with ``ConnectionError`` and later ``request()`` calls fail at once; a connection is never
+reopened -- make a new one (``NodeClient`` does that). A request whose caller timed out or was
+cancelled stays in the order book as *abandoned*, so its late response is read and dropped
+without disturbing the ones behind it. Everything runs on one event loop; not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any
+
+from kio.index import load_response_schema
+
+from suoi.protocol.codec import DecodeError, decode_response, encode_request, response_correlation_id
+from suoi.protocol.framing import FrameDecoder, FrameError
+
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "KafkaClientConnection"]
+
+log = logging.getLogger("suoi.client")
+
+DEFAULT_MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+
+
+class _Pending:
+    __slots__ = ("future", "response_cls")
+
+    def __init__(self, future: asyncio.Future[Any], response_cls: type) -> None:
+        self.future = future
+        self.response_cls = response_cls
+
+
+class _Protocol(asyncio.Protocol):
+    """Bytes in and out; everything else is in KafkaClientConnection."""
+
+    def __init__(self, owner: KafkaClientConnection) -> None:
+        self._owner = owner
+        self._paused = False
+        self._resume: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self._owner._feed(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner._lost(exc)
+        if self._resume is not None and not self._resume.done():
+            self._resume.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._resume is not None and not self._resume.done():
+            self._resume.set_result(None)
+
+    async def drain(self) -> None:
+        if self._paused:
+            if self._resume is None or self._resume.done():
+                self._resume = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._resume)
+
+
+class KafkaClientConnection:
+    def __init__(self, host: str, port: int, client_id: str | None, max_response_bytes: int) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self._decoder = FrameDecoder(max_response_bytes)
+        self._transport: asyncio.Transport | None = None
+        self._protocol: _Protocol | None = None
+        self._pending: collections.OrderedDict[int, _Pending] = collections.OrderedDict()
+        self._next_correlation = 1
+        self._closed = False
+        self._close_reason: str = "connection closed"
+        self._closed_event = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        *,
+        client_id: str | None = "suoi-internal",
+        timeout: float = 5.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> KafkaClientConnection:
+        """Open a TCP connection; raises ``ConnectionError`` (refused, unreachable) or
+        ``asyncio.TimeoutError`` (no answer within ``timeout`` seconds)."""
+        self = cls(host, port, client_id, max_response_bytes)
+        loop = asyncio.get_running_loop()
+        try:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(lambda: _Protocol(self), host, port), timeout
+            )
+        except (TimeoutError, ConnectionError):
+            raise
+        except OSError as exc:  # e.g. EHOSTUNREACH, name resolution
+            raise ConnectionError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+        self._transport = transport  # type: ignore[assignment]
+        self._protocol = protocol
+        return self
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def close(self) -> None:
+        """Close the socket; in-flight requests fail with ``ConnectionError``."""
+        if self._transport is not None and not self._closed:
+            self._close_reason = "connection closed by us"
+            self._transport.close()
+            self._fail_all(ConnectionError(f"{self}: {self._close_reason}"))
+        self._closed = True
+        self._closed_event.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed_event.wait()
+
+    def __repr__(self) -> str:
+        return f"KafkaClientConnection({self.host}:{self.port}{', closed' if self._closed else ''})"
+
+    # ------------------------------------------------------------------ requests
+    async def request(self, entity: Any, *, timeout: float | None = 30.0) -> Any:
+        """Send ``entity`` (a kio request of one version) and return the decoded response.
+
+        Raises ``ConnectionError`` if the connection is or becomes closed before the answer,
+        ``asyncio.TimeoutError`` after ``timeout`` seconds (the connection stays usable).
+        """
+        if self._closed or self._transport is None or self._transport.is_closing():
+            raise ConnectionError(f"{self}: {self._close_reason}")
+        cls = type(entity)
+        response_cls = load_response_schema(cls.__api_key__, cls.__version__)
+        correlation_id = self._next_correlation
+        self._next_correlation = (self._next_correlation + 1) & 0x7FFFFFFF
+        frame = encode_request(correlation_id, self.client_id, entity)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = _Pending(future, response_cls)
+        self._transport.write(frame)
+        try:
+            assert self._protocol is not None
+            await self._protocol.drain()
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            if not future.done():
+                future.cancel()  # abandoned: the late response is read and dropped
+
+    # ------------------------------------------------------------------ from the protocol
+    def _feed(self, data: bytes) -> None:
+        try:
+            frames = self._decoder.feed(data)
+        except FrameError as exc:
+            self._broken(f"bad response framing: {exc}")
+            return
+        for frame in frames:
+            try:
+                correlation_id = response_correlation_id(frame)
+            except DecodeError as exc:
+                self._broken(str(exc))
+                return
+            pending = self._pending.pop(correlation_id, None)
+            if pending is None:
+                self._broken(f"response with unknown correlation id {correlation_id}")
+                return
+            if pending.future.done():
+                continue  # caller gave up (timeout or cancellation)
+            try:
+                response = decode_response(frame, pending.response_cls)
+            except DecodeError as exc:
+                pending.future.set_exception(ConnectionError(f"{self}: {exc}"))
+                self._broken(str(exc))
+                return
+            pending.future.set_result(response)
+
+    def _broken(self, reason: str) -> None:
+        log.warning("%s: closing: %s", self, reason)
+        self._close_reason = reason
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _lost(self, exc: Exception | None) -> None:
+        if not self._closed:
+            if exc is not None and self._close_reason == "connection closed":
+                self._close_reason = f"connection lost: {exc}"
+            elif self._close_reason == "connection closed":
+                self._close_reason = "connection closed by peer"
+        self._closed = True
+        self._fail_all(ConnectionError(f"{self.host}:{self.port}: {self._close_reason}"))
+        self._closed_event.set()
+
+    def _fail_all(self, error: ConnectionError) -> None:
+        pending, self._pending = self._pending, collections.OrderedDict()
+        for p in pending.values():
+            if not p.future.done():
+                p.future.set_exception(error)
