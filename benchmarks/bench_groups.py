@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import create_topic, log, start_suoi  # noqa: E402  (bench.py's broker helpers)
+from common import create_topic, log, start_suoi  # noqa: E402  (shared benchmark helpers)
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
 PARTITIONS = 12

