@@ -54,7 +54,7 @@ def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> dict[str,
 @api(25, "AddOffsetsToTxn", 0, 4)
 def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
     txn = ctx.broker.transactions
-    error = txn.check_transactional_id(request.transactional_id)
+    error: int = txn.check_transactional_id(request.transactional_id)
     if error == ErrorCode.none:
         error = ctx.broker.groups.check_group_id(request.group_id)
     if error == ErrorCode.none:
@@ -69,7 +69,7 @@ def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, An
 @api(26, "EndTxn", 0, 4)
 def handle_end_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
     txn = ctx.broker.transactions
-    error = txn.check_transactional_id(request.transactional_id)
+    error: int = txn.check_transactional_id(request.transactional_id)
     if error == ErrorCode.none:
         reply = txn.call(txn.machine.end_txn, EndTxnRequest(
             token=None, transactional_id=request.transactional_id, producer_id=request.producer_id,

@@ -218,6 +218,7 @@ class _FieldPlan(NamedTuple):
     nested: type | None
     default: Any  # MISSING when required
     null_as: Any  # what None becomes where this version's field is not nullable
+    nullable: bool
 
 
 def _entity_type(tp: Any) -> tuple[str, type | None]:
@@ -268,7 +269,7 @@ def _plan(cls: type) -> tuple[_FieldPlan, ...]:
                 null_as = ""
             elif kafka_type == "bytes":
                 null_as = b""
-        plans.append(_FieldPlan(f.name, kind, nested, default, null_as))
+        plans.append(_FieldPlan(f.name, kind, nested, default, null_as, nullable))
     return tuple(plans)
 
 
@@ -314,7 +315,9 @@ def _convert(p: _FieldPlan, value: Any) -> Any:
     if kind == "datetime":
         if isinstance(value, datetime.datetime):
             return value
-        return None if value < 0 else _EPOCH + datetime.timedelta(milliseconds=value)
+        if value < 0 and p.nullable:
+            return None  # -1 means "no time" where the field may be null...
+        return _EPOCH + datetime.timedelta(milliseconds=value)  # ...and is written as -1 where not
     return value
 
 

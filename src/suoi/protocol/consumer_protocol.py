@@ -31,4 +31,4 @@ def subscribed_topics(metadata: bytes) -> list[str]:
         subscription, _ = entity_reader(schema)(metadata, 2)
     except Exception:
         return []
-    return [str(t) for t in subscription.topics]
+    return [str(t) for t in getattr(subscription, "topics", ())]
