@@ -25,6 +25,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     metadata,
     offsets,
     produce,
+    raft_apis,
     transactions,
     transactions_admin,
 )

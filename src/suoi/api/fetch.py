@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from suoi.api import raft_apis
 from suoi.api.registry import RequestContext, api
 from suoi.log.errors import LogError
 from suoi.log.transactions import next_offset_after
@@ -29,6 +30,11 @@ READ_COMMITTED = 1
 
 @api(1, "Fetch", 4, 17)
 def handle_fetch(ctx: RequestContext, request: Any) -> Any:
+    # KRaft replicates the metadata log with plain Fetch on __cluster_metadata-0 (by name, or
+    # by topic id from v13). That partition is the Raft quorum's, not a LogManager log: hand
+    # the request to the quorum driver (api/raft_apis.py), which long-polls on its own.
+    if raft_apis.is_metadata_fetch(request):
+        return raft_apis.handle_metadata_fetch(ctx, request)
     responses, total, tps, has_error = _read(ctx, request)
     wait_ms = ms(request.max_wait)
     if total >= request.min_bytes or has_error or wait_ms <= 0 or not tps:

@@ -21,6 +21,7 @@ FORBIDDEN = {
     "coordinator": {"api", "net", "cli", "testing"},
     "api": {"net", "cli", "testing"},
     "raft": {"protocol", "log", "api", "net", "broker", "coordinator", "cli", "testing"},
+    "raft_driver": {"log", "api", "net", "broker", "coordinator", "controller", "cli", "testing"},
     "client": {"log", "raft", "raft_driver", "api", "net", "broker", "coordinator", "controller", "cli", "testing"},
 }
 NO_ASYNCIO = {"model", "protocol", "log", "raft"}

@@ -1,0 +1,82 @@
+"""KRaft RPCs: Vote (52), BeginQuorumEpoch (53), EndQuorumEpoch (54), DescribeQuorum (55),
+FetchSnapshot (59), and Fetch (1) when it is for ``__cluster_metadata`` (routed here from
+``api/fetch.py``). Decode with ``raft_driver.codec`` -> ``broker.quorum.handle_request`` ->
+describe the answer for the asked version.
+
+``broker.quorum`` is the node's ``QuorumDriver``, or absent/None on a node that is not part of
+the metadata quorum: then every request here is answered with a top-level error
+(UNSUPPORTED_VERSION for the Raft APIs, NOT_LEADER_OR_FOLLOWER for a metadata Fetch). A request
+that is not addressed to ``__cluster_metadata-0`` gets INVALID_REQUEST, as in Kafka.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from suoi.api.registry import RequestContext, api
+from suoi.model import ErrorCode
+from suoi.raft_driver.codec import (
+    FETCH_KEY,
+    RaftCodecError,
+    error_response_data,
+    is_metadata_fetch,
+    request_from_kio,
+    response_data,
+)
+from suoi.raft_driver.driver import QuorumUnavailableError
+
+__all__ = ["handle_metadata_fetch", "is_metadata_fetch"]
+
+
+def _quorum(ctx: RequestContext) -> Any:
+    return getattr(ctx.broker, "quorum", None)
+
+
+def _serve(ctx: RequestContext, request: Any) -> Any:
+    driver = _quorum(ctx)
+    if driver is None or not driver.running:
+        missing = ErrorCode.not_leader_or_follower if ctx.api_key == FETCH_KEY else ErrorCode.unsupported_version
+        return error_response_data(ctx.api_key, missing)
+    try:
+        message = request_from_kio(request)
+    except RaftCodecError:
+        return error_response_data(ctx.api_key, ErrorCode.invalid_request)
+    return _answer(ctx, driver, message)
+
+
+async def _answer(ctx: RequestContext, driver: Any, message: Any) -> dict[str, Any]:
+    try:
+        response = await driver.handle_request(message)
+    except QuorumUnavailableError as exc:
+        return error_response_data(ctx.api_key, exc.error_code)
+    return response_data(response)
+
+
+def handle_metadata_fetch(ctx: RequestContext, request: Any) -> Any:
+    """Fetch on ``__cluster_metadata-0``: replication of the metadata log (called by api/fetch)."""
+    return _serve(ctx, request)
+
+
+@api(52, "Vote", 0, 2)
+def handle_vote(ctx: RequestContext, request: Any) -> Any:
+    return _serve(ctx, request)
+
+
+@api(53, "BeginQuorumEpoch", 0, 1)
+def handle_begin_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
+    return _serve(ctx, request)
+
+
+@api(54, "EndQuorumEpoch", 0, 1)
+def handle_end_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
+    return _serve(ctx, request)
+
+
+@api(55, "DescribeQuorum", 0, 2)
+def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
+    return _serve(ctx, request)
+
+
+@api(59, "FetchSnapshot", 0, 1)
+def handle_fetch_snapshot(ctx: RequestContext, request: Any) -> Any:
+    return _serve(ctx, request)

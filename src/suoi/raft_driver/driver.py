@@ -1,0 +1,409 @@
+"""QuorumDriver: the asyncio shell around the sans-IO ``RaftNode``.
+
+It owns the node (with a ``FileStorage`` in ``<metadata dir>/__cluster_metadata-0``), a
+``NodeClient`` to the other voters, and one timer task. It only moves messages and time:
+
+* **timer**: ``poll(now)`` whenever ``next_deadline()`` passes, and at once after anything
+  that may change the node's plans (an inbound request or response, ``append``, ``resign``).
+* **outbound**: every request envelope the node returns goes out as a kio request on the
+  target voter's connection (lane ``fetch`` for Fetch/FetchSnapshot, ``control`` for the rest,
+  so a parked long-poll Fetch never delays a Vote); the decoded answer is fed back with
+  ``handle``. Send failures are dropped: the node's own request timeouts drive retries.
+* **inbound**: API handlers call ``await handle_request(message)``; the driver feeds the
+  node an envelope with a fresh correlation id and parks a future keyed by (source,
+  correlation id). The node answers at once, or later for a parked Fetch (long poll up to its
+  ``max_wait_ms``), and the timer or a commit releases it.
+
+Threading: everything on one event loop; the node is never called concurrently. Listener
+callbacks (``on_commit``, ``on_load_snapshot``, ``on_leader_change``) run inside the driver's
+calls into the node, so they must be quick and must not call back into the driver
+synchronously (schedule work instead). File I/O (fsync of the metadata log) runs on the loop:
+the metadata log is small and Kafka's controller does the same on its single thread.
+
+Lifecycle: ``QuorumDriver(...)`` -> ``register_listener`` (any time) -> ``await start()`` ->
+... -> ``await stop()``. A stopped driver is not restarted; build a new one on the same
+directory (that is what a process restart does). A ``RaftSafetyError`` or any other exception
+from the core is fatal: the driver stops serving and records it in ``failure``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from suoi.client import NodeClient, UnknownNodeError
+from suoi.model.errors import ErrorCode, KafkaError
+from suoi.raft import (
+    DescribeQuorumResponse,
+    Envelope,
+    FetchRequest,
+    FetchSnapshotRequest,
+    FileStorage,
+    LeaderAndEpoch,
+    Message,
+    NotLeaderError,
+    RaftConfig,
+    RaftListener,
+    RaftNode,
+    SnapshotId,
+)
+from suoi.raft_driver.codec import RaftCodecError, request_source, request_to_kio, response_from_kio
+
+__all__ = ["QuorumDriver", "QuorumUnavailableError", "parse_voters", "raft_config_from_properties"]
+
+log = logging.getLogger("suoi.raft")
+
+METADATA_LOG_DIRNAME = "__cluster_metadata-0"
+
+
+class QuorumUnavailableError(KafkaError):
+    """The driver cannot answer (not started, stopping, failed, or the answer timed out)."""
+
+    error_code = ErrorCode.request_timed_out
+
+
+def parse_voters(value: str | Mapping[int, tuple[str, int]]) -> dict[int, tuple[str, int]]:
+    """``controller.quorum.voters``: ``"1@host:port,2@host:port"`` (IPv6 as ``[::1]:9093``)."""
+    if isinstance(value, Mapping):
+        return {int(k): (str(h), int(p)) for k, (h, p) in value.items()}
+    voters: dict[int, tuple[str, int]] = {}
+    for item in (x.strip() for x in value.split(",")):
+        if not item:
+            continue
+        try:
+            node, address = item.split("@", 1)
+            host, port = address.rsplit(":", 1)
+            node_id = int(node)
+            voters[node_id] = (host.strip("[]"), int(port))
+        except ValueError:
+            raise ValueError(f"controller.quorum.voters: {item!r} is not id@host:port") from None
+        if node_id < 0:
+            raise ValueError(f"controller.quorum.voters: negative node id in {item!r}")
+    if not voters:
+        raise ValueError("controller.quorum.voters is empty")
+    return voters
+
+
+_RAFT_PROPERTIES = {
+    "controller.quorum.election.timeout.ms": "election_timeout_ms",
+    "controller.quorum.election.backoff.max.ms": "election_backoff_max_ms",
+    "controller.quorum.fetch.timeout.ms": "fetch_timeout_ms",
+    "controller.quorum.request.timeout.ms": "request_timeout_ms",
+    "controller.quorum.retry.backoff.ms": "retry_backoff_ms",
+}
+
+
+def raft_config_from_properties(props: Mapping[str, Any], cluster_id: str | None = None) -> RaftConfig:
+    """A RaftConfig from Kafka property names (missing ones keep RaftConfig's defaults)."""
+    kwargs: dict[str, Any] = {}
+    for name, field_name in _RAFT_PROPERTIES.items():
+        value = props.get(name)
+        if value is not None and value != "":
+            kwargs[field_name] = int(value)
+    return RaftConfig(cluster_id=cluster_id, **kwargs)
+
+
+def _default_clock() -> Callable[[], int]:
+    """Wall-clock milliseconds that never go back (anchored once, advanced by the monotonic clock):
+    DescribeQuorum reports wall-clock times as Kafka does, and timers are immune to clock steps."""
+    wall0 = time.time()
+    mono0 = time.monotonic()
+    return lambda: int((wall0 + time.monotonic() - mono0) * 1000)
+
+
+class QuorumDriver:
+    def __init__(
+        self,
+        node_id: int,
+        voters: str | Mapping[int, tuple[str, int]],
+        metadata_dir: str | Path,
+        *,
+        config: RaftConfig | None = None,
+        pool: NodeClient | None = None,
+        listener_name: str = "CONTROLLER",
+        rng: random.Random | None = None,
+        clock: Callable[[], int] | None = None,
+        fsync: bool = True,
+    ) -> None:
+        self.node_id = node_id
+        self.voters = parse_voters(voters)
+        self.metadata_dir = Path(metadata_dir)
+        self.config = config or RaftConfig()
+        self._own_pool = pool is None
+        self.pool = pool or NodeClient(client_id=f"suoi-raft-{node_id}")
+        for vid, (host, port) in self.voters.items():
+            if vid != node_id:
+                self.pool.register(vid, host, port)
+        own = self.voters.get(node_id)
+        self._endpoint = (listener_name, own[0], own[1]) if own else None
+        self._rng = rng or random.Random()  # fresh entropy: correlation ids must differ per incarnation
+        self._clock = clock or _default_clock()
+        self._fsync = fsync
+        self._storage: FileStorage | None = None
+        self._node: RaftNode | None = None
+        self._listeners: list[RaftListener] = []
+        self._wake = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+        self._waiting: dict[tuple[int, int], asyncio.Future[Message]] = {}
+        self._commit_waiters: list[tuple[int, int, asyncio.Future[int]]] = []
+        self._next_inbound = 1
+        self._running = False
+        self.failure: BaseException | None = None
+
+    # ================================================================== lifecycle
+    async def start(self) -> None:
+        if self._node is not None:
+            raise RuntimeError("QuorumDriver already started (build a new one to restart)")
+        directory = self.metadata_dir / METADATA_LOG_DIRNAME
+        self._storage = FileStorage(directory, fsync=self._fsync)
+        self._node = RaftNode(self.node_id, self.voters, self._storage, self.config, self._rng, now_ms=self._clock())
+        for listener in self._listeners:
+            self._node.register_listener(listener)
+        self._running = True
+        self._timer = asyncio.create_task(self._timer_loop(), name=f"raft-{self.node_id}")
+        log.info("raft node %d started (%s voters=%s, log=[%d, %d) in %s)", self.node_id,
+                 "voter" if self._node.is_voter else "observer", sorted(self.voters),
+                 self._node.log_start_offset, self._node.log_end_offset, directory)
+
+    async def stop(self, *, graceful: bool = True, resign_timeout: float = 1.0) -> None:
+        """Stop. ``graceful``: a leader first resigns (EndQuorumEpoch to the others, so they
+        elect at once rather than after the fetch timeout) and waits up to
+        ``resign_timeout`` seconds for those sends. ``graceful=False`` is a crash, minus
+        whatever the OS had not yet written."""
+        if not self._running:
+            return
+        node = self._node
+        assert node is not None
+        if graceful and node.is_leader and self.failure is None:
+            self._call(node.resign)
+            self._call(lambda: node.poll(self._clock()))
+            pending = [t for t in self._sends if not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=resign_timeout)
+        self._running = False
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._sends):
+            task.cancel()
+        await asyncio.gather(*(t for t in [self._timer, *self._sends] if t is not None), return_exceptions=True)
+        self._fail_waiters(QuorumUnavailableError(f"raft node {self.node_id} stopped"))
+        if self._own_pool:
+            await self.pool.close()
+        if self._storage is not None:
+            try:
+                self._storage.close()
+            except OSError:
+                log.exception("closing the metadata log failed")
+        log.info("raft node %d stopped", self.node_id)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    # ================================================================== public API
+    @property
+    def node(self) -> RaftNode:
+        if self._node is None:
+            raise RuntimeError("QuorumDriver not started")
+        return self._node
+
+    @property
+    def leader_and_epoch(self) -> LeaderAndEpoch:
+        return self.node.leader_and_epoch
+
+    @property
+    def is_leader(self) -> bool:
+        return self._running and self.node.is_leader
+
+    @property
+    def high_watermark(self) -> int:
+        return self.node.high_watermark
+
+    def register_listener(self, listener: RaftListener) -> None:
+        """Deliver the committed log (latest snapshot first) to ``listener``; see the module
+        docstring for the rules callbacks must follow."""
+        self._listeners.append(listener)
+        if self._node is not None:
+            self._node.register_listener(listener)
+            self._kick()
+
+    def append(self, payloads: Sequence[bytes], *, epoch: int | None = None) -> int:
+        """Leader only: append entries; returns the offset of the last. Raises NotLeaderError.
+        They are flushed and replicated right away; ``wait_committed`` tells when they commit."""
+        self._check_running()
+        offset = self.node.append(payloads, epoch=epoch)
+        self._kick()
+        return offset
+
+    async def wait_committed(self, offset: int, epoch: int, timeout: float | None = None) -> int:
+        """Wait until ``offset`` (appended in ``epoch``) is committed; returns the high watermark.
+        Raises NotLeaderError if the entry was lost, or leadership moved on before it committed
+        (then its fate is unknown, as for Kafka's NOT_CONTROLLER), QuorumUnavailableError on stop."""
+        self._check_running()
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._commit_waiters.append((offset, epoch, fut))
+        self._check_commit_waiters()
+        return await asyncio.wait_for(fut, timeout)
+
+    async def append_and_wait(self, payloads: Sequence[bytes], timeout: float | None = None) -> int:
+        """``append`` then ``wait_committed``; returns the offset of the last entry."""
+        epoch = self.node.epoch
+        offset = self.append(payloads, epoch=epoch)
+        await self.wait_committed(offset, epoch, timeout)
+        return offset
+
+    def describe_quorum(self) -> DescribeQuorumResponse:
+        return self.node.describe_quorum()
+
+    def create_snapshot(self, end_offset: int, data: bytes) -> SnapshotId:
+        """Store the state machine's snapshot of every committed entry below ``end_offset``."""
+        self._check_running()
+        return self.node.create_snapshot(end_offset, data)
+
+    def resign(self) -> bool:
+        """Graceful leader step-down (controlled shutdown); False if not the leader."""
+        self._check_running()
+        done = bool(self._call(self.node.resign))
+        self._kick()
+        return done
+
+    async def handle_request(self, message: Message, *, source: int | None = None,
+                             timeout: float | None = None) -> Message:
+        """Feed an inbound Raft request to the node; return its response (a parked Fetch
+        resolves when the leader answers it). Raises QuorumUnavailableError."""
+        if not self._running or self.failure is not None:
+            raise QuorumUnavailableError(f"raft node {self.node_id} is not running")
+        src = request_source(message) if source is None else source
+        corr = self._next_inbound
+        self._next_inbound += 1
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        key = (src, corr)
+        self._waiting[key] = fut
+        self._feed(Envelope(src, self.node_id, corr, message))
+        if timeout is None:
+            wait_ms = message.max_wait_ms if isinstance(message, FetchRequest) else 0
+            timeout = (wait_ms + self.config.request_timeout_ms) / 1000
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise QuorumUnavailableError(f"raft node {self.node_id} did not answer within {timeout}s") from None
+        finally:
+            self._waiting.pop(key, None)
+
+    # ================================================================== plumbing
+    def _check_running(self) -> None:
+        if not self._running or self.failure is not None:
+            raise QuorumUnavailableError(f"raft node {self.node_id} is not running") from self.failure
+
+    def _kick(self) -> None:
+        self._wake.set()
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        """Call into the node; route what it returns; a failure of the core is fatal."""
+        if self.failure is not None:
+            return None
+        try:
+            result = fn()
+        except NotLeaderError:
+            raise
+        except Exception as exc:
+            log.critical("raft node %d failed; it stops serving the quorum", self.node_id, exc_info=True)
+            self.failure = exc
+            self._fail_waiters(QuorumUnavailableError(f"raft node {self.node_id} failed: {exc!r}"))
+            return None
+        if isinstance(result, list):
+            self._route(result)
+        self._check_commit_waiters()
+        return result
+
+    def _feed(self, envelope: Envelope) -> None:
+        node = self.node
+        self._call(lambda: node.handle(envelope, self._clock()))
+        self._kick()
+
+    def _route(self, envelopes: Iterable[Envelope]) -> None:
+        for env in envelopes:
+            if env.is_request:
+                if not self._running:
+                    continue
+                task = asyncio.create_task(self._send(env))
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
+            else:
+                fut = self._waiting.pop((env.destination, env.correlation_id), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(env.message)
+
+    async def _send(self, env: Envelope) -> None:
+        msg = env.message
+        lane = "fetch" if isinstance(msg, FetchRequest | FetchSnapshotRequest) else "control"
+        timeout = self.config.request_timeout_ms / 1000
+        try:
+            entity = request_to_kio(msg, destination=env.destination, leader_endpoint=self._endpoint)
+            response = await self.pool.request(env.destination, entity, timeout=timeout, lane=lane)
+            answer = response_from_kio(response)
+        except (ConnectionError, TimeoutError, UnknownNodeError) as exc:
+            log.debug("raft %d -> %d %s failed: %s", self.node_id, env.destination, type(msg).__name__, exc)
+            return
+        except (RaftCodecError, KafkaError, ValueError) as exc:
+            log.warning("raft %d: bad %s answer from %d: %s", self.node_id, type(msg).__name__, env.destination, exc)
+            return
+        if self._running:
+            self._feed(Envelope(env.destination, self.node_id, env.correlation_id, answer))
+
+    async def _timer_loop(self) -> None:
+        node = self.node
+        busy = 0
+        while self._running and self.failure is None:
+            self._call(lambda: node.poll(self._clock()))
+            if self.failure is not None:
+                break
+            delay = (node.next_deadline() - self._clock()) / 1000
+            if delay <= 0:
+                busy += 1  # due again at once; yield, and never spin hot
+                await asyncio.sleep(0 if busy < 50 else 0.001)
+                continue
+            busy = 0
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    def _check_commit_waiters(self) -> None:
+        if not self._commit_waiters or self._node is None:
+            return
+        node = self._node
+        keep = []
+        for offset, epoch, fut in self._commit_waiters:
+            if fut.done():
+                continue
+            if node.high_watermark > offset:
+                entry = node.log.entry(offset)
+                if entry is None or entry.epoch == epoch:  # None: already folded into a snapshot
+                    fut.set_result(node.high_watermark)
+                else:
+                    fut.set_exception(NotLeaderError(node.leader_and_epoch))
+            elif node.epoch != epoch or not node.is_leader:
+                fut.set_exception(NotLeaderError(node.leader_and_epoch))
+            else:
+                keep.append((offset, epoch, fut))
+        self._commit_waiters = keep
+
+    def _fail_waiters(self, error: BaseException) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for fut in waiting.values():
+            if not fut.done():
+                fut.set_exception(error)
+        commits, self._commit_waiters = self._commit_waiters, []
+        for _, _, cf in commits:
+            if not cf.done():
+                cf.set_exception(error)
+
+    def __repr__(self) -> str:
+        return f"QuorumDriver(node={self.node_id}, {self._node!r}, running={self._running})"
