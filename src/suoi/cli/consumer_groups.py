@@ -3,7 +3,8 @@ members, state), delete groups, delete offsets and reset offsets.
 
 Everything goes through confluent-kafka's AdminClient except OffsetDelete
 (--delete-offsets), which confluent-kafka's Python API lacks: that one request is written
-with kio (the codec library suoi already depends on) and sent to the group's coordinator.
+with kio (the codec library suoi already depends on) and sent to the group's coordinator
+through suoi's internal client (`suoi.client`).
 
 Lag is the partition's log end offset (high watermark) minus the committed offset. As in
 Kafka, `-` marks a value that does not exist (no committed offset, no member owning the
@@ -262,19 +263,15 @@ _OFFSET_DELETE_ERRORS = {
 def _offset_delete_request(host: str, port: int, group: str,
                            partitions: list[tuple[str, int]]) -> dict[tuple[str, int], str | None]:
     """OffsetDelete v0 to the group's coordinator: the one request confluent-kafka's Python API lacks."""
-    import io
-    import socket
-    import struct
-
     from kio.schema.offset_delete.v0.request import (
         OffsetDeleteRequest,
         OffsetDeleteRequestPartition,
         OffsetDeleteRequestTopic,
     )
-    from kio.schema.offset_delete.v0.response import OffsetDeleteResponse
     from kio.schema.types import GroupId, TopicName
-    from kio.serial import entity_reader, entity_writer
-    from kio.static.primitive import i16, i32
+    from kio.static.primitive import i32
+
+    from suoi.client import request_sync
 
     by_topic: dict[str, list[int]] = {}
     for t, p in partitions:
@@ -282,21 +279,11 @@ def _offset_delete_request(host: str, port: int, group: str,
     request = OffsetDeleteRequest(group_id=GroupId(group), topics=tuple(
         OffsetDeleteRequestTopic(name=TopicName(t), partitions=tuple(
             OffsetDeleteRequestPartition(partition_index=i32(p)) for p in ps)) for t, ps in by_topic.items()))
-    header = OffsetDeleteRequest.__header_schema__(request_api_key=i16(47), request_api_version=i16(0),
-                                                   correlation_id=i32(1), client_id="suoi-consumer-groups")
-
-    buf = io.BytesIO()
-    entity_writer(type(header))(buf, header)
-    entity_writer(OffsetDeleteRequest)(buf, request)
     try:
-        with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
-            payload = buf.getvalue()
-            sock.sendall(struct.pack(">i", len(payload)) + payload)
-            size = struct.unpack(">i", _recv_exact(sock, 4))[0]
-            frame = _recv_exact(sock, size)
-    except OSError as exc:
-        raise CliError(f"cannot reach the group coordinator at {host}:{port}: {exc.strerror or exc}") from None
-    response, _ = entity_reader(OffsetDeleteResponse)(frame, 4)  # after the correlation id
+        response = request_sync(host, port, request, client_id="suoi-consumer-groups", timeout=TIMEOUT_S)
+    except OSError as exc:  # ConnectionError and TimeoutError included
+        reason = exc.strerror or str(exc) or "timed out"
+        raise CliError(f"cannot reach the group coordinator at {host}:{port}: {reason}") from None
     if response.error_code.value != 0:
         name = response.error_code.name
         raise CliError(f"Deleting offsets for group '{group}' failed: {_OFFSET_DELETE_ERRORS.get(name, name)}")
@@ -307,13 +294,3 @@ def _offset_delete_request(host: str, port: int, group: str,
             out[(str(topic.name), int(part.partition_index))] = (
                 None if part.error_code.value == 0 else _OFFSET_DELETE_ERRORS.get(name, name))
     return out
-
-
-def _recv_exact(sock: Any, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("the coordinator closed the connection")
-        data += chunk
-    return bytes(data)
