@@ -12,10 +12,17 @@ if TYPE_CHECKING:
     from suoi.broker import Broker
 
 
+#: KRaft's own RPCs (Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum, FetchSnapshot):
+#: advertised only by a node that takes part in the metadata quorum.
+QUORUM_API_KEYS = frozenset({52, 53, 54, 55, 59})
+
+
 def api_versions_data(broker: Broker, error: ErrorCode = ErrorCode.none) -> dict[str, Any]:
+    in_quorum = getattr(broker, "quorum", None) is not None
     keys = [
         {"api_key": s.api_key, "min_version": s.advertised_min, "max_version": s.max_version}
         for s in sorted(REGISTRY.values(), key=lambda s: s.api_key)
+        if in_quorum or s.api_key not in QUORUM_API_KEYS
     ]
     # Only the fields every version defines; kio omits tagged fields left at defaults,
     # which older clients (librdkafka 2.0) need.
