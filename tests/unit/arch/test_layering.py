@@ -23,8 +23,11 @@ FORBIDDEN = {
     "raft": {"protocol", "log", "api", "net", "broker", "coordinator", "cli", "testing"},
     "raft_driver": {"log", "api", "net", "broker", "coordinator", "controller", "cli", "testing"},
     "client": {"log", "raft", "raft_driver", "api", "net", "broker", "coordinator", "controller", "cli", "testing"},
+    "controller": {"raft_driver", "client", "api", "net", "broker", "coordinator", "cli", "testing"},
 }
-NO_ASYNCIO = {"model", "protocol", "log", "raft"}
+NO_ASYNCIO = {"model", "protocol", "log", "raft", "controller"}
+# sans-IO packages that must not even touch kio, sockets, threads or the clock
+PURE = {"controller": {"kio", "socket", "threading", "time", "selectors"}}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -50,4 +53,15 @@ def test_package_imports_point_one_way(package: str) -> None:
                 violations.append(f"{path.relative_to(SRC)} imports {name}")
             if package in NO_ASYNCIO and parts[0] == "asyncio":
                 violations.append(f"{path.relative_to(SRC)} imports asyncio (sans-IO layer)")
+    assert violations == []
+
+
+@pytest.mark.parametrize("package", sorted(PURE))
+def test_pure_packages_import_no_io(package: str) -> None:
+    violations = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in sorted((SRC / package).rglob("*.py"))
+        for name in imported_modules(path)
+        if name.split(".")[0] in PURE[package]
+    ]
     assert violations == []
