@@ -1,0 +1,73 @@
+"""suoi.controller: the sans-IO KRaft-style controller and the metadata image (see README.md)."""
+
+from suoi.controller.controller import ControllerConfig, QuorumController
+from suoi.controller.delta import LocalChanges, LocalPartition, MetadataDelta
+from suoi.controller.errors import ApiError, Err
+from suoi.controller.image import (
+    BrokerRegistration,
+    ConfigResourceType,
+    MetadataBuilder,
+    MetadataImage,
+    PartitionRegistration,
+    TopicImage,
+)
+from suoi.controller.messages import (
+    AlterConfigOp,
+    AlterConfigsResource,
+    AlterConfigsResult,
+    AlterPartitionResult,
+    ControllerResult,
+    CreatePartitionsResult,
+    CreateTopicResult,
+    DeleteTopicResult,
+    ElectionResult,
+    ElectionType,
+    HeartbeatResult,
+    IncrementalAlterConfigsResource,
+    NewPartitions,
+    NewTopic,
+    OpType,
+    ProducerIdsResult,
+    RegisterBrokerResult,
+    UnregisterBrokerResult,
+)
+from suoi.controller.records import Listener, MetadataRecordError, Record, decode_batch, encode_batch
+
+__all__ = [
+    "AlterConfigOp",
+    "AlterConfigsResource",
+    "AlterConfigsResult",
+    "AlterPartitionResult",
+    "ApiError",
+    "BrokerRegistration",
+    "ConfigResourceType",
+    "ControllerConfig",
+    "ControllerResult",
+    "CreatePartitionsResult",
+    "CreateTopicResult",
+    "DeleteTopicResult",
+    "ElectionResult",
+    "ElectionType",
+    "Err",
+    "HeartbeatResult",
+    "IncrementalAlterConfigsResource",
+    "Listener",
+    "LocalChanges",
+    "LocalPartition",
+    "MetadataBuilder",
+    "MetadataDelta",
+    "MetadataImage",
+    "MetadataRecordError",
+    "NewPartitions",
+    "NewTopic",
+    "OpType",
+    "PartitionRegistration",
+    "ProducerIdsResult",
+    "QuorumController",
+    "Record",
+    "RegisterBrokerResult",
+    "TopicImage",
+    "UnregisterBrokerResult",
+    "decode_batch",
+    "encode_batch",
+]

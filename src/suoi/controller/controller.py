@@ -1,0 +1,346 @@
+"""QuorumController: the active controller's decision logic, sans-IO.
+
+One instance lives on the Raft leader of the metadata quorum, built from the committed image
+once the leader has replayed its whole log. Every operation validates against the
+controller's *working state* (the committed image plus everything this instance appended),
+stages records, hands them as one batch to the ``append`` callback (``RaftNode.append`` of
+``encode_batch(records)``), applies them to the working state and returns a
+`ControllerResult`; the runtime answers the request when Raft commits ``result.offset``.
+
+Soft state that is not in the log (as in Kafka): the time of each broker's last heartbeat
+(on construction every registered broker gets a full session from ``now``), the offset of
+each broker's registration (for brokers registered before this instance: the image offset),
+and the committed offset the runtime reports through `on_commit`.
+
+If ``append`` raises (the node lost leadership), the working state is ahead of the log: the
+instance refuses further work and the runtime must build a new one when it leads again.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from suoi.controller import configs as _configs
+from suoi.controller import partitions as _partitions
+from suoi.controller import topics as _topics
+from suoi.controller.errors import ApiError, Err
+from suoi.controller.image import BrokerRegistration, ConfigResourceType, MetadataBuilder, MetadataImage
+from suoi.controller.messages import (
+    AlterConfigsResource,
+    AlterConfigsResult,
+    AlterPartitionResult,
+    ControllerResult,
+    CreatePartitionsResult,
+    CreateTopicResult,
+    DeleteTopicResult,
+    ElectionResult,
+    ElectionType,
+    HeartbeatResult,
+    IncrementalAlterConfigsResource,
+    NewPartitions,
+    NewTopic,
+    ProducerIdsResult,
+    RegisterBrokerResult,
+    UnregisterBrokerResult,
+)
+from suoi.controller.records import (
+    BeginControlledShutdown,
+    FenceBroker,
+    Listener,
+    ProducerIds,
+    Record,
+    RegisterBroker,
+    UnfenceBroker,
+    UnregisterBroker,
+)
+from suoi.log.config import LogConfig
+
+__all__ = ["ControllerConfig", "QuorumController"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControllerConfig:
+    session_timeout_ms: int = 9000  # broker.session.timeout.ms
+    num_partitions: int = 1  # num.partitions
+    default_replication_factor: int = 1  # default.replication.factor
+    producer_id_block_size: int = 1000
+    unclean_leader_election_enable: bool = False
+    delete_topic_enable: bool = True
+    log_config: LogConfig = field(default_factory=LogConfig)  # broker defaults, to validate topic configs
+    # Validates the resulting overrides of a broker resource (AlterConfigs); raise ValueError to refuse.
+    broker_config_validator: Callable[[str, Mapping[str, str]], None] | None = None
+
+
+class QuorumController:
+    """See the module docstring. Public operations return `ControllerResult`s; the helpers
+    without a leading underscore below the operations are for the operation modules."""
+
+    def __init__(
+        self,
+        image: MetadataImage,
+        *,
+        append: Callable[[Sequence[Record]], int],
+        now: int,
+        config: ControllerConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config or ControllerConfig()
+        self.state = MetadataBuilder.from_image(image)
+        self._append = append
+        self._rng = rng or random.Random()
+        self._pending: list[Record] = []
+        self._last_offset = image.offset
+        self._committed_offset = image.offset
+        self._broken = False
+        self._last_contact: dict[int, int] = {b: now for b in image.brokers}
+        self._registration_offset: dict[int, int] = {b: image.offset for b in image.brokers}
+
+    @property
+    def image(self) -> MetadataImage:
+        """The working state (includes appended, not yet committed records)."""
+        return self.state.image()
+
+    @property
+    def last_offset(self) -> int:
+        return self._last_offset
+
+    def on_commit(self, offset: int) -> None:
+        """The Raft high watermark moved: entries below ``offset + 1`` are committed."""
+        self._committed_offset = max(self._committed_offset, offset)
+
+    # ------------------------------------------------------------------ brokers
+
+    def register_broker(
+        self,
+        broker_id: int,
+        incarnation_id: uuid.UUID,
+        listeners: Sequence[Listener],
+        rack: str | None,
+        now: int,
+    ) -> ControllerResult[RegisterBrokerResult]:
+        self._check()
+        if broker_id < 0:
+            return self.finish(RegisterBrokerResult(Err.INVALID_REQUEST, f"Invalid broker id {broker_id}."))
+        old = self.state.broker(broker_id)
+        if (old is not None and old.incarnation_id != incarnation_id and not old.fenced
+                and self._session_alive(broker_id, now)):
+            return self.finish(RegisterBrokerResult(Err.DUPLICATE_BROKER_REGISTRATION,
+                                                    "Another broker is registered with that broker id."))
+        epoch = max(self.state.broker_epoch_high, self._last_offset) + 1
+        self.stage(RegisterBroker(broker_id=broker_id, incarnation_id=incarnation_id, broker_epoch=epoch,
+                                  listeners=tuple(listeners), rack=rack, fenced=True))
+        if old is not None and not old.fenced:
+            _partitions.remove_broker_from_isrs(self, broker_id)
+        self._last_contact[broker_id] = now
+        return self.finish(RegisterBrokerResult(Err.NONE, None, epoch))
+
+    def unregister_broker(self, broker_id: int) -> ControllerResult[UnregisterBrokerResult]:
+        self._check()
+        reg = self.state.broker(broker_id)
+        if reg is None:
+            return self.finish(UnregisterBrokerResult(Err.BROKER_ID_NOT_REGISTERED,
+                                                      f"Broker ID {broker_id} is not currently registered"))
+        self._fence(reg)
+        self.stage(UnregisterBroker(broker_id=broker_id, broker_epoch=reg.epoch))
+        self._last_contact.pop(broker_id, None)
+        return self.finish(UnregisterBrokerResult())
+
+    def heartbeat(
+        self,
+        broker_id: int,
+        broker_epoch: int,
+        *,
+        want_fence: bool,
+        want_shutdown: bool,
+        current_metadata_offset: int,
+        now: int,
+    ) -> ControllerResult[HeartbeatResult]:
+        """BrokerHeartbeat (Kafka's BrokerHeartbeatManager states):
+
+        * fenced: stays fenced while it wants to, or until its metadata offset reaches its
+          registration record; then UnfenceBroker (and leaders for leaderless partitions it
+          can lead). A fenced broker that wants to shut down may do so at once.
+        * unfenced + want_shutdown: if it leads partitions, BeginControlledShutdown and move
+          them (and the broker out of ISRs) first, ``should_shutdown`` stays false; once it
+          leads nothing, it is fenced and told to shut down.
+        * unfenced + want_fence: fenced.
+        """
+        self._check()
+        try:
+            reg = self.check_broker_epoch(broker_id, broker_epoch)
+        except ApiError as e:
+            return self.finish(HeartbeatResult(e.code, e.message))
+        self._last_contact[broker_id] = now
+        should_shutdown = False
+        if reg.fenced:
+            if want_shutdown:
+                should_shutdown = True
+            elif not want_fence and current_metadata_offset >= self._registration_offset.get(broker_id, self._last_offset):
+                self.stage(UnfenceBroker(broker_id=broker_id, broker_epoch=reg.epoch))
+                _partitions.elect_leaderless(self, broker_id)
+        elif want_shutdown or reg.in_controlled_shutdown:
+            if not self._leads_any(broker_id):
+                self._fence(reg)
+                should_shutdown = True
+            elif not reg.in_controlled_shutdown:
+                self.stage(BeginControlledShutdown(broker_id=broker_id, broker_epoch=reg.epoch))
+                _partitions.remove_broker_from_isrs(self, broker_id)
+            else:  # still leads something (should not happen): try again to move it
+                _partitions.remove_broker_from_isrs(self, broker_id)
+        elif want_fence:
+            self._fence(reg)
+        after = self.state.broker(broker_id)
+        assert after is not None
+        return self.finish(HeartbeatResult(
+            Err.NONE, None,
+            is_caught_up=current_metadata_offset >= self._committed_offset,
+            is_fenced=after.fenced,
+            should_shutdown=should_shutdown,
+        ))
+
+    def tick(self, now: int) -> ControllerResult[list[int]]:
+        """Fence brokers whose session expired (no heartbeat for more than
+        ``session_timeout_ms``), moving their leaderships; the response lists them."""
+        self._check()
+        fenced: list[int] = []
+        for reg in self.state.brokers():
+            if not reg.fenced and now - self._last_contact.setdefault(reg.broker_id, now) > self.config.session_timeout_ms:
+                self._fence(reg)
+                fenced.append(reg.broker_id)
+        return self.finish(fenced)
+
+    def next_deadline(self) -> int | None:
+        """When `tick` may next fence someone (None: no unfenced broker)."""
+        times = [self._last_contact.get(b.broker_id, 0) for b in self.state.brokers() if not b.fenced]
+        return min(times) + self.config.session_timeout_ms + 1 if times else None
+
+    def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> ControllerResult[ProducerIdsResult]:
+        self._check()
+        try:
+            reg = self.check_broker_epoch(broker_id, broker_epoch)
+        except ApiError as e:
+            return self.finish(ProducerIdsResult(e.code, e.message))
+        start = self.state.next_producer_id
+        size = self.config.producer_id_block_size
+        self.stage(ProducerIds(broker_id=broker_id, broker_epoch=reg.epoch, next_producer_id=start + size))
+        return self.finish(ProducerIdsResult(Err.NONE, None, start, size))
+
+    # ------------------------------------------------------------------ topics, configs, partitions
+
+    def create_topics(self, topics: Sequence[NewTopic], *, validate_only: bool = False
+                      ) -> ControllerResult[list[CreateTopicResult]]:
+        self._check()
+        return _topics.create_topics(self, topics, validate_only)
+
+    def delete_topics(self, names: Sequence[str] = (), topic_ids: Sequence[uuid.UUID] = ()
+                      ) -> ControllerResult[list[DeleteTopicResult]]:
+        self._check()
+        return _topics.delete_topics(self, names, topic_ids)
+
+    def create_partitions(self, topics: Sequence[NewPartitions], *, validate_only: bool = False
+                          ) -> ControllerResult[list[CreatePartitionsResult]]:
+        self._check()
+        return _topics.create_partitions(self, topics, validate_only)
+
+    def alter_configs(self, resources: Sequence[AlterConfigsResource], *, validate_only: bool = False
+                      ) -> ControllerResult[list[AlterConfigsResult]]:
+        self._check()
+        return _configs.alter_configs(self, resources, validate_only)
+
+    def incremental_alter_configs(self, resources: Sequence[IncrementalAlterConfigsResource], *,
+                                  validate_only: bool = False) -> ControllerResult[list[AlterConfigsResult]]:
+        self._check()
+        return _configs.incremental_alter_configs(self, resources, validate_only)
+
+    def alter_partition(self, broker_id: int, broker_epoch: int, topic_id: uuid.UUID, partition: int,
+                        leader_epoch: int, partition_epoch: int, new_isr: Sequence[int]
+                        ) -> ControllerResult[AlterPartitionResult]:
+        self._check()
+        return _partitions.alter_partition(self, broker_id, broker_epoch, topic_id, partition, leader_epoch,
+                                           partition_epoch, new_isr)
+
+    def elect_leaders(self, election_type: ElectionType, partitions: Sequence[tuple[str, int]] | None
+                      ) -> ControllerResult[list[ElectionResult]]:
+        self._check()
+        return _partitions.elect_leaders(self, election_type, partitions)
+
+    # ------------------------------------------------------------------ helpers for the operation modules
+
+    def stage(self, record: Record) -> None:
+        """Apply ``record`` to the working state; it is appended by the next `finish`."""
+        try:
+            self.state.apply(record)
+        except Exception:
+            self._broken = True
+            raise
+        self._pending.append(record)
+
+    def finish(self, response: T) -> ControllerResult[T]:
+        """Append the staged records as one batch and wrap the response."""
+        records = tuple(self._pending)
+        self._pending.clear()
+        if records:
+            try:
+                offset = self._append(records)
+            except BaseException:
+                self._broken = True
+                raise
+            self.state.set_position(offset)
+            self._last_offset = offset
+            for r in records:
+                if isinstance(r, RegisterBroker):
+                    self._registration_offset[r.broker_id] = offset
+        return ControllerResult(response, records, self._last_offset)
+
+    def eligible(self, broker_id: int) -> bool:
+        reg = self.state.broker(broker_id)
+        return reg is not None and reg.eligible
+
+    def check_broker_epoch(self, broker_id: int, broker_epoch: int) -> BrokerRegistration:
+        reg = self.state.broker(broker_id)
+        if reg is None:
+            raise ApiError(Err.STALE_BROKER_EPOCH, f"No broker registration found for broker {broker_id}")
+        if reg.epoch != broker_epoch:
+            raise ApiError(Err.STALE_BROKER_EPOCH, f"Expected broker epoch {reg.epoch}, but got broker epoch {broker_epoch}")
+        return reg
+
+    def unclean_enabled(self, topic_id: uuid.UUID) -> bool:
+        name = self.state.topic_name(topic_id) or ""
+        key = "unclean.leader.election.enable"
+        value = self.state.configs(ConfigResourceType.TOPIC, name).get(key)
+        if value is None:
+            value = self.state.configs(ConfigResourceType.BROKER, "").get(key)
+        if value is None:
+            return self.config.unclean_leader_election_enable
+        return value.strip().lower() == "true"
+
+    def new_topic_id(self) -> uuid.UUID:
+        while True:
+            tid = uuid.UUID(int=self._rng.getrandbits(128), version=4)
+            if self.state.topic_name(tid) is None:
+                return tid
+
+    def _fence(self, reg: BrokerRegistration) -> None:
+        if not reg.fenced:
+            self.stage(FenceBroker(broker_id=reg.broker_id, broker_epoch=reg.epoch))
+            _partitions.remove_broker_from_isrs(self, reg.broker_id)
+
+    def _leads_any(self, broker_id: int) -> bool:
+        return any(reg.leader == broker_id for _, _, reg in self.state.iter_partitions())
+
+    def _session_alive(self, broker_id: int, now: int) -> bool:
+        last = self._last_contact.get(broker_id)
+        return last is not None and now - last <= self.config.session_timeout_ms
+
+    def _check(self) -> None:
+        if self._broken:
+            raise RuntimeError("controller state is ahead of the log after a failed append; "
+                               "build a new QuorumController from the committed image")
+        if self._pending:  # an operation raised midway
+            raise RuntimeError("records staged by a failed operation were never appended")

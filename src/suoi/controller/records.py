@@ -1,0 +1,391 @@
+"""Metadata records: the payloads of the ``__cluster_metadata`` Raft log (our own JSON format).
+
+One Raft entry carries one *batch*: ``{"v": 1, "records": [record, ...]}`` as compact UTF-8
+JSON. A batch is the unit of atomicity: the controller writes every record of one decision
+(a topic with its partitions and configs, a fenced broker with the leader elections it causes)
+as one entry, so a replaying broker never sees half of it. Each record is a JSON object
+``{"type": <name>, "v": <version>, ...fields}``; unknown fields are ignored (forward
+compatibility), an unknown type or a newer version than this code knows is an error, because
+skipping a record would silently diverge the image.
+
+The record types mirror KRaft's (RegisterBrokerRecord, FenceBrokerRecord, TopicRecord,
+PartitionRecord, PartitionChangeRecord, ...); see README.md for every field.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, ClassVar
+
+__all__ = [
+    "BATCH_VERSION",
+    "NO_LEADER",
+    "BeginControlledShutdown",
+    "Config",
+    "FeatureLevel",
+    "FenceBroker",
+    "Listener",
+    "MetadataRecordError",
+    "Partition",
+    "PartitionChange",
+    "ProducerIds",
+    "Record",
+    "RegisterBroker",
+    "RemoveTopic",
+    "Topic",
+    "UnfenceBroker",
+    "UnregisterBroker",
+    "decode_batch",
+    "decode_record",
+    "encode_batch",
+    "encode_record",
+    "record_from_dict",
+    "record_to_dict",
+]
+
+BATCH_VERSION = 1
+NO_LEADER = -1
+
+
+class MetadataRecordError(ValueError):
+    """A payload that is not a valid batch, or a record that does not fit the image."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisterBroker:
+    """A broker (re-)registered: a new ``broker_epoch`` replaces any earlier registration."""
+
+    TYPE: ClassVar[str] = "RegisterBroker"
+    VERSION: ClassVar[int] = 1
+    broker_id: int
+    incarnation_id: uuid.UUID
+    broker_epoch: int
+    listeners: tuple[Listener, ...] = ()
+    rack: str | None = None
+    fenced: bool = True
+    in_controlled_shutdown: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnregisterBroker:
+    TYPE: ClassVar[str] = "UnregisterBroker"
+    VERSION: ClassVar[int] = 1
+    broker_id: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FenceBroker:
+    """The broker may no longer lead or be in an ISR (session expired, shut down, asked)."""
+
+    TYPE: ClassVar[str] = "FenceBroker"
+    VERSION: ClassVar[int] = 1
+    broker_id: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnfenceBroker:
+    TYPE: ClassVar[str] = "UnfenceBroker"
+    VERSION: ClassVar[int] = 1
+    broker_id: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BeginControlledShutdown:
+    """The broker asked to shut down: it stays registered but may not take new leaderships."""
+
+    TYPE: ClassVar[str] = "BeginControlledShutdown"
+    VERSION: ClassVar[int] = 1
+    broker_id: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Topic:
+    TYPE: ClassVar[str] = "Topic"
+    VERSION: ClassVar[int] = 1
+    name: str
+    topic_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Partition:
+    """A new partition (or, in a snapshot, a partition's full state)."""
+
+    TYPE: ClassVar[str] = "Partition"
+    VERSION: ClassVar[int] = 1
+    topic_id: uuid.UUID
+    partition: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    leader: int
+    leader_epoch: int = 0
+    partition_epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartitionChange:
+    """A change of an existing partition; ``None`` fields are unchanged.
+
+    Replay bumps ``partition_epoch`` by one for every PartitionChange and ``leader_epoch`` by
+    one when ``leader`` is set (Kafka's PartitionRegistration.merge: setting the leader, even
+    to the same broker, starts a new leader epoch).
+    """
+
+    TYPE: ClassVar[str] = "PartitionChange"
+    VERSION: ClassVar[int] = 1
+    topic_id: uuid.UUID
+    partition: int
+    isr: tuple[int, ...] | None = None
+    leader: int | None = None
+    replicas: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveTopic:
+    """The topic, its partitions and its config overrides are gone."""
+
+    TYPE: ClassVar[str] = "RemoveTopic"
+    VERSION: ClassVar[int] = 1
+    topic_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Set (``value`` is a string) or delete (``value`` is None) one config override.
+
+    ``resource_type`` is Kafka's ConfigResource type: 2 = topic, 4 = broker (resource_name
+    is the broker id as a string, or "" for the cluster-wide default).
+    """
+
+    TYPE: ClassVar[str] = "Config"
+    VERSION: ClassVar[int] = 1
+    resource_type: int
+    resource_name: str
+    name: str
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProducerIds:
+    """A block of producer ids went to ``broker_id``; the next block starts at ``next_producer_id``."""
+
+    TYPE: ClassVar[str] = "ProducerIds"
+    VERSION: ClassVar[int] = 1
+    broker_id: int
+    broker_epoch: int
+    next_producer_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeatureLevel:
+    """A finalized feature level (e.g. ``metadata.version``); level 0 removes the feature."""
+
+    TYPE: ClassVar[str] = "FeatureLevel"
+    VERSION: ClassVar[int] = 1
+    name: str
+    level: int
+
+
+Record = (
+    RegisterBroker
+    | UnregisterBroker
+    | FenceBroker
+    | UnfenceBroker
+    | BeginControlledShutdown
+    | Topic
+    | Partition
+    | PartitionChange
+    | RemoveTopic
+    | Config
+    | ProducerIds
+    | FeatureLevel
+)
+
+_TYPES: dict[str, type] = {
+    cls.TYPE: cls
+    for cls in (
+        RegisterBroker,
+        UnregisterBroker,
+        FenceBroker,
+        UnfenceBroker,
+        BeginControlledShutdown,
+        Topic,
+        Partition,
+        PartitionChange,
+        RemoveTopic,
+        Config,
+        ProducerIds,
+        FeatureLevel,
+    )
+}
+
+
+# ---------------------------------------------------------------------------- field codecs
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"expected an integer, got {v!r}")
+    return v
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"expected a string, got {v!r}")
+    return v
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else _str(v)
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError(f"expected a boolean, got {v!r}")
+    return v
+
+
+def _ints(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, list):
+        raise TypeError(f"expected a list of integers, got {v!r}")
+    return tuple(_int(x) for x in v)
+
+
+def _opt_ints(v: Any) -> tuple[int, ...] | None:
+    return None if v is None else _ints(v)
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else _int(v)
+
+
+def _uuid(v: Any) -> uuid.UUID:
+    return uuid.UUID(_str(v))
+
+
+def _listeners(v: Any) -> tuple[Listener, ...]:
+    if not isinstance(v, list):
+        raise TypeError(f"expected a list of listeners, got {v!r}")
+    out = []
+    for item in v:
+        if not isinstance(item, list) or len(item) != 3:
+            raise TypeError(f"a listener is [name, host, port], got {item!r}")
+        out.append(Listener(_str(item[0]), _str(item[1]), _int(item[2])))
+    return tuple(out)
+
+
+# (decoder, encoder); the encoder turns the dataclass value into JSON-able data
+_FIELD_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "broker_id": (_int, int),
+    "broker_epoch": (_int, int),
+    "incarnation_id": (_uuid, str),
+    "listeners": (_listeners, lambda ls: [[x.name, x.host, x.port] for x in ls]),
+    "rack": (_opt_str, lambda v: v),
+    "fenced": (_bool, bool),
+    "in_controlled_shutdown": (_bool, bool),
+    "name": (_str, str),
+    "topic_id": (_uuid, str),
+    "partition": (_int, int),
+    "replicas": (_ints, list),
+    "isr": (_ints, list),
+    "leader": (_int, int),
+    "leader_epoch": (_int, int),
+    "partition_epoch": (_int, int),
+    "resource_type": (_int, int),
+    "resource_name": (_str, str),
+    "value": (_opt_str, lambda v: v),
+    "next_producer_id": (_int, int),
+    "level": (_int, int),
+}
+# PartitionChange's optional fields
+_OPTIONAL_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "isr": (_opt_ints, list),
+    "leader": (_opt_int, int),
+    "replicas": (_opt_ints, list),
+}
+
+
+def _codec(cls: type, name: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    if cls is PartitionChange and name in _OPTIONAL_CODECS:
+        return _OPTIONAL_CODECS[name]
+    return _FIELD_CODECS[name]
+
+
+def record_to_dict(record: Record) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": record.TYPE, "v": record.VERSION}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if value is None and isinstance(record, PartitionChange):
+            continue  # absent = unchanged
+        out[f.name] = None if value is None else _codec(type(record), f.name)[1](value)
+    return out
+
+
+def record_from_dict(data: Mapping[str, Any]) -> Record:
+    if not isinstance(data, Mapping):
+        raise MetadataRecordError(f"a record must be a JSON object, got {data!r}")
+    kind = data.get("type")
+    cls = _TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise MetadataRecordError(f"unknown metadata record type {kind!r}")
+    version = data.get("v", 1)
+    if not isinstance(version, int) or version < 1 or version > cls.VERSION:  # type: ignore[attr-defined]
+        raise MetadataRecordError(f"{kind} record version {version!r} is not supported")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            if cls is PartitionChange and f.name in _OPTIONAL_CODECS:
+                continue
+            if f.default is not MISSING:  # has a default: optional in the payload
+                continue
+            raise MetadataRecordError(f"{kind} record lacks field {f.name!r}")
+        try:
+            kwargs[f.name] = _codec(cls, f.name)[0](data[f.name])
+        except (TypeError, ValueError) as e:
+            raise MetadataRecordError(f"{kind}.{f.name}: {e}") from None
+    return cls(**kwargs)  # type: ignore[no-any-return]
+
+
+def encode_record(record: Record) -> bytes:
+    return json.dumps(record_to_dict(record), separators=(",", ":")).encode()
+
+
+def decode_record(payload: bytes) -> Record:
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MetadataRecordError(f"metadata record is not JSON: {e}") from None
+    return record_from_dict(data)
+
+
+def encode_batch(records: Iterable[Record]) -> bytes:
+    """One Raft entry payload holding ``records`` (applied atomically, in order)."""
+    body = {"v": BATCH_VERSION, "records": [record_to_dict(r) for r in records]}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode_batch(payload: bytes) -> list[Record]:
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MetadataRecordError(f"metadata batch is not JSON: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+        raise MetadataRecordError("a metadata batch is an object with a 'records' list")
+    version = data.get("v")
+    if not isinstance(version, int) or not 1 <= version <= BATCH_VERSION:
+        raise MetadataRecordError(f"metadata batch version {version!r} is not supported")
+    return [record_from_dict(r) for r in data["records"]]
+

@@ -1,0 +1,240 @@
+"""CreateTopics, DeleteTopics and CreatePartitions decisions (Kafka's ReplicationControlManager).
+
+Validation order for a new topic: duplicate in the request, name rules, existence, '.'/'_'
+collision, partition count and replication factor, manual assignment, configs, placement.
+Messages are Kafka's where Kafka has one.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from suoi.controller.errors import ApiError, Err
+from suoi.controller.image import ConfigResourceType
+from suoi.controller.messages import (
+    ControllerResult,
+    CreatePartitionsResult,
+    CreateTopicResult,
+    DeleteTopicResult,
+    NewPartitions,
+    NewTopic,
+)
+from suoi.controller.placement import PlacementBroker, PlacementLoad, place_replicas
+from suoi.controller.records import Config, Partition, RemoveTopic, Topic
+from suoi.log.config import LogConfig
+from suoi.log.errors import InvalidConfigError
+
+if TYPE_CHECKING:
+    from suoi.controller.controller import QuorumController
+
+__all__ = ["create_partitions", "create_topics", "delete_topics", "validate_topic_name"]
+
+_LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
+MAX_NAME_LENGTH = 249
+
+
+def validate_topic_name(name: str) -> None:
+    """Kafka's org.apache.kafka.common.internals.Topic.validate, with its messages."""
+    if not name:
+        raise ApiError(Err.INVALID_TOPIC_EXCEPTION, "Topic name is illegal, it can't be empty")
+    if name in (".", ".."):
+        raise ApiError(Err.INVALID_TOPIC_EXCEPTION, 'Topic name cannot be "." or ".."')
+    if len(name) > MAX_NAME_LENGTH:
+        raise ApiError(Err.INVALID_TOPIC_EXCEPTION,
+                       f"Topic name is illegal, it can't be longer than {MAX_NAME_LENGTH} characters, topic name: {name}")
+    if not _LEGAL.fullmatch(name):
+        raise ApiError(Err.INVALID_TOPIC_EXCEPTION,
+                       f'Topic name "{name}" is illegal, it contains a character other than ASCII alphanumerics, '
+                       "'.', '_' and '-'")
+
+
+def _unify(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def _usable_brokers(c: QuorumController) -> list[PlacementBroker]:
+    return [PlacementBroker(b.broker_id, b.rack) for b in c.state.brokers() if b.eligible]
+
+
+def _check_manual(c: QuorumController, partition: int, replicas: Sequence[int], rf: int | None) -> tuple[int, ...]:
+    """Kafka's validateManualPartitionAssignment; returns the ISR (the eligible replicas)."""
+    if not replicas:
+        raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT, "The manual partition assignment includes an empty replica list.")
+    seen: set[int] = set()
+    for b in sorted(replicas):
+        if c.state.broker(b) is None:
+            raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+                           f"The manual partition assignment includes broker {b}, but no such broker is registered.")
+        if b in seen:
+            raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+                           f"The manual partition assignment includes the broker {b} more than once.")
+        seen.add(b)
+    if rf is not None and len(replicas) != rf:
+        raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+                       f"The manual partition assignment includes a partition with {len(replicas)} replica(s), but "
+                       f"this is inconsistent with previous partitions, which have {rf} replication(s).")
+    isr = tuple(b for b in replicas if c.eligible(b))
+    if not isr:
+        raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+                       f"All brokers specified in the manual partition assignment for partition {partition} "
+                       "are fenced or in controlled shutdown.")
+    return isr
+
+
+def _validate_configs(c: QuorumController, configs: Mapping[str, str | None]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in configs.items():
+        if v is None:
+            raise ApiError(Err.INVALID_CONFIG, f"Null value not supported for topic configs: {k}")
+        out[k] = v
+    try:
+        LogConfig.from_topic_configs(c.config.log_config, out)
+    except InvalidConfigError as e:
+        raise ApiError(Err.INVALID_CONFIG, str(e)) from None
+    return out
+
+
+def create_topics(c: QuorumController, topics: Sequence[NewTopic], validate_only: bool
+                  ) -> ControllerResult[list[CreateTopicResult]]:
+    counts = Counter(t.name for t in topics)
+    results: list[CreateTopicResult] = []
+    load: PlacementLoad | None = None
+    unified: set[str] | None = None
+    for t in topics:
+        try:
+            if counts[t.name] > 1:
+                raise ApiError(Err.INVALID_REQUEST, "Found multiple entries for this topic.")
+            validate_topic_name(t.name)
+            if c.state.topic_id(t.name) is not None:
+                raise ApiError(Err.TOPIC_ALREADY_EXISTS, f"Topic '{t.name}' already exists.")
+            if "." in t.name or "_" in t.name:
+                if unified is None:
+                    unified = {_unify(n) for n in c.state.topic_names() if "." in n or "_" in n}
+                if _unify(t.name) in unified:
+                    other = next(n for n in c.state.topic_names() if _unify(n) == _unify(t.name))
+                    raise ApiError(Err.INVALID_TOPIC_EXCEPTION, f"Topic '{t.name}' collides with existing topic: {other}")
+            if t.assignments:
+                if t.replication_factor != -1:
+                    raise ApiError(Err.INVALID_REQUEST,
+                                   "A manual partition assignment was specified, but replication factor was not set to -1.")
+                if t.num_partitions != -1:
+                    raise ApiError(Err.INVALID_REQUEST,
+                                   "A manual partition assignment was specified, but numPartitions was not set to -1.")
+                parts: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+                rf: int | None = None
+                for p, replicas in t.assignments.items():
+                    isr = _check_manual(c, p, replicas, rf)
+                    rf = len(replicas)
+                    parts[p] = (tuple(replicas), isr)
+                if sorted(parts) != list(range(len(parts))):
+                    raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+                                   "partitions should be a consecutive 0-based integer sequence")
+                configs = _validate_configs(c, t.configs)
+            else:
+                if t.num_partitions < -1 or t.num_partitions == 0:
+                    raise ApiError(Err.INVALID_PARTITIONS, "Number of partitions was set to an invalid non-positive value.")
+                if t.replication_factor < -1 or t.replication_factor == 0:
+                    raise ApiError(Err.INVALID_REPLICATION_FACTOR,
+                                   "Replication factor must be larger than 0, or -1 to use the default value.")
+                n = c.config.num_partitions if t.num_partitions == -1 else t.num_partitions
+                rf = c.config.default_replication_factor if t.replication_factor == -1 else t.replication_factor
+                configs = _validate_configs(c, t.configs)
+                if load is None:
+                    load = PlacementLoad.of(reg.replicas for _, _, reg in c.state.iter_partitions())
+                placed = place_replicas(_usable_brokers(c), n, rf, load)
+                parts = {p: (replicas, replicas) for p, replicas in enumerate(placed)}
+        except ApiError as e:
+            results.append(CreateTopicResult(t.name, e.code, e.message))
+            continue
+        rf = len(parts[0][0])
+        if validate_only:
+            results.append(CreateTopicResult(t.name, Err.NONE, None, None, len(parts), rf, configs))
+            continue
+        tid = c.new_topic_id()
+        c.stage(Topic(name=t.name, topic_id=tid))
+        for k, v in sorted(configs.items()):
+            c.stage(Config(resource_type=ConfigResourceType.TOPIC, resource_name=t.name, name=k, value=v))
+        for p, (replicas, isr) in sorted(parts.items()):
+            c.stage(Partition(topic_id=tid, partition=p, replicas=replicas, isr=isr, leader=isr[0]))
+        if unified is not None:
+            unified.add(_unify(t.name))
+        results.append(CreateTopicResult(t.name, Err.NONE, None, tid, len(parts), rf, configs))
+    return c.finish(results)
+
+
+def delete_topics(c: QuorumController, names: Sequence[str], topic_ids: Sequence[uuid.UUID]
+                  ) -> ControllerResult[list[DeleteTopicResult]]:
+    results: list[DeleteTopicResult] = []
+    targets: list[tuple[str | None, uuid.UUID | None]] = [(n, None) for n in names] + [(None, i) for i in topic_ids]
+    name_counts = Counter(names)
+    id_counts = Counter(topic_ids)
+    for name, tid in targets:
+        if name is not None and name_counts[name] > 1 or tid is not None and id_counts[tid] > 1:
+            results.append(DeleteTopicResult(name, tid, Err.INVALID_REQUEST, "Duplicate topic in request."))
+            continue
+        if not c.config.delete_topic_enable:
+            results.append(DeleteTopicResult(name, tid, Err.TOPIC_DELETION_DISABLED, "Topic deletion is disabled."))
+            continue
+        if name is not None:
+            tid = c.state.topic_id(name)
+            if tid is None:
+                results.append(DeleteTopicResult(name, None, Err.UNKNOWN_TOPIC_OR_PARTITION,
+                                                 "This server does not host this topic-partition."))
+                continue
+        else:
+            assert tid is not None
+            name = c.state.topic_name(tid)
+            if name is None:
+                results.append(DeleteTopicResult(None, tid, Err.UNKNOWN_TOPIC_ID, f"No topic with id {tid}."))
+                continue
+        c.stage(RemoveTopic(topic_id=tid))
+        results.append(DeleteTopicResult(name, tid))
+    return c.finish(results)
+
+
+def create_partitions(c: QuorumController, topics: Sequence[NewPartitions], validate_only: bool
+                      ) -> ControllerResult[list[CreatePartitionsResult]]:
+    counts = Counter(t.name for t in topics)
+    results: list[CreatePartitionsResult] = []
+    for t in topics:
+        try:
+            if counts[t.name] > 1:
+                raise ApiError(Err.INVALID_REQUEST, "Duplicate topic in request.")
+            tid = c.state.topic_id(t.name)
+            if tid is None:
+                raise ApiError(Err.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{t.name}' does not exist.")
+            existing = c.state.partitions(tid)
+            current = len(existing)
+            if t.count == current:
+                raise ApiError(Err.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
+            if t.count < current:
+                raise ApiError(Err.INVALID_PARTITIONS,
+                               f"The topic {t.name} currently has {current} partition(s); {t.count} would not be an increase.")
+            additional = t.count - current
+            rf = len(existing[0].replicas)
+            new: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+            if t.assignments is not None:
+                if len(t.assignments) != additional:
+                    raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+                                   f"Attempted to add {additional} additional partition(s), but only "
+                                   f"{len(t.assignments)} assignment(s) were specified.")
+                for i, replicas in enumerate(t.assignments):
+                    isr = _check_manual(c, current + i, replicas, rf)
+                    new.append((tuple(replicas), isr))
+            else:
+                load = PlacementLoad.of(reg.replicas for _, _, reg in c.state.iter_partitions())
+                topic_load = PlacementLoad.of(reg.replicas for reg in existing.values())
+                placed = place_replicas(_usable_brokers(c), additional, rf, load, topic_load)
+                new = [(r, r) for r in placed]
+        except ApiError as e:
+            results.append(CreatePartitionsResult(t.name, e.code, e.message))
+            continue
+        if not validate_only:
+            for i, (replicas, isr) in enumerate(new):
+                c.stage(Partition(topic_id=tid, partition=current + i, replicas=replicas, isr=isr, leader=isr[0]))
+        results.append(CreatePartitionsResult(t.name))
+    return c.finish(results)
