@@ -21,7 +21,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"suoi {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from suoi.cli import broker as broker_cmd
-    from suoi.cli import configs, console_consumer, console_producer, consumer_groups, delete_records, get_offsets, topics
+    from suoi.cli import (
+        cluster,
+        configs,
+        console_consumer,
+        console_producer,
+        consumer_groups,
+        delete_records,
+        get_offsets,
+        topics,
+    )
 
     broker_cmd.add_parser(sub)
     topics.add_parser(sub)
@@ -31,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     configs.add_parser(sub)
     delete_records.add_parser(sub)
     get_offsets.add_parser(sub)
+    cluster.add_parser(sub)
     return parser
 
 
