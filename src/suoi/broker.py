@@ -19,10 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from suoi.cluster.kraft import KRaftServices
+from suoi.cluster.settings import KRaftSettings
 from suoi.config import BrokerConfig, Listener
 from suoi.coordinator.group.types import GroupConfig
 from suoi.coordinator.group_coordinator import CoordinatorConfig, GroupCoordinator
-from suoi.coordinator.txn import TxnConfig
+from suoi.coordinator.records import OFFSETS_TOPIC
+from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC, TxnConfig
 from suoi.coordinator.txn.producer_ids import ProducerIdManager
 from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordinatorConfig
 from suoi.dynamic_config import DynamicBrokerConfigs
@@ -109,6 +112,10 @@ class Broker:
         self.log_config = log_config_from(config)
         self.logs = LogManager(config.log_dirs, self.log_config, now_ms=now_ms)
         self.notifier = AppendNotifier()
+        #: KRaft mode (process.roles set): the metadata quorum, image and controller; None standalone.
+        self.kraft_settings = KRaftSettings.from_config(config)
+        self.kraft: KRaftServices | None = None
+        self.quorum: Any = None  # the QuorumDriver, for the KRaft RPC handlers
         self.producer_ids = ProducerIdManager(config.log_dirs[0])
         self.groups = GroupCoordinator(self.logs, self.notifier.appended, now_ms, coordinator_config_from(config))
         self.transactions = TransactionCoordinator(self.logs, self.notifier.appended, now_ms,
@@ -144,6 +151,15 @@ class Broker:
             Listener(a.name, a.host, a.port or (self.bound[i].port if i < len(self.bound) else a.port))
             for i, a in enumerate(advertised)
         ]
+        if self.kraft_settings is not None:
+            self.kraft = KRaftServices(self, self.kraft_settings)
+            self.quorum = self.kraft.driver
+            self.groups.local_topics = self.transactions.local_topics = False
+            self.groups.owns = lambda p: self._leads(OFFSETS_TOPIC, p)
+            self.transactions.owns = lambda p: self._leads(TRANSACTION_STATE_TOPIC, p)
+            await self.kraft.start()
+            log.info("KRaft mode: roles=%s voters=%s", ",".join(sorted(self.kraft_settings.roles)),
+                     ",".join(str(v) for v in sorted(self.kraft_settings.voters)))
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
         if self.config.get_bool("log.cleaner.enable"):
@@ -151,6 +167,8 @@ class Broker:
         log.info("suoi broker node.id=%d cluster.id=%s started", self.node_id, self.cluster_id)
 
     async def stop(self) -> None:
+        if self.kraft is not None:
+            await self.kraft.stop()  # controlled shutdown first: leadership moves away
         for server in self._servers:
             server.close()
         for conn in list(self.connections):
@@ -186,6 +204,14 @@ class Broker:
         self.logs.default_config = self.log_config
         for name, info in self.logs.topics().items():
             self.logs.alter_topic_configs(name, info.configs)  # re-derives each live log's config
+
+    def _leads(self, topic: str, partition: int) -> bool:
+        """KRaft mode: this node leads the partition and has its log (coordinators live there)."""
+        kraft = self.kraft
+        if kraft is None:
+            return True
+        reg = kraft.image.partition(topic, partition)
+        return reg is not None and reg.leader == self.node_id and self.logs.get_log(topic, partition) is not None
 
     def auto_create_enabled(self) -> bool:
         return self.config.get_bool("auto.create.topics.enable")

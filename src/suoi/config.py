@@ -80,17 +80,29 @@ KNOWN: dict[str, tuple[object, object]] = {
     "transaction.state.log.segment.bytes": (_INT, 100 * 1024 * 1024),
     "transaction.max.timeout.ms": (_INT, 900_000),
     "transactional.id.expiration.ms": (_INT, 604_800_000),
+    "process.roles": (_str, None),
+    "controller.quorum.voters": (_str, None),
+    "controller.quorum.bootstrap.servers": (_str, None),
+    "controller.listener.names": (_str, "CONTROLLER"),
+    "metadata.log.dir": (_str, None),
+    "broker.rack": (_str, None),
+    "broker.session.timeout.ms": (_INT, 9000),
+    "broker.heartbeat.interval.ms": (_INT, 2000),
+    "controller.quorum.election.timeout.ms": (_INT, 1000),
+    "controller.quorum.election.backoff.max.ms": (_INT, 1000),
+    "controller.quorum.fetch.timeout.ms": (_INT, 2000),
+    "controller.quorum.request.timeout.ms": (_INT, 2000),
+    "controller.quorum.retry.backoff.ms": (_INT, 20),
     "log.cleaner.enable": (_bool, True),
 }
 
 # Keys of Kafka features that later suoi issues bring; accepted with a note, not an error.
 NOT_YET = {
-    "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
-    "controller.listener.names", "inter.broker.listener.name", "num.network.threads",
+    "inter.broker.listener.name", "num.network.threads",
     "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir", "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
-    "min.insync.replicas", "broker.rack", "zookeeper.connect",
+    "min.insync.replicas", "zookeeper.connect",
 }
 
 

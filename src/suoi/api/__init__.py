@@ -8,6 +8,7 @@ is implemented. Importing this package registers every handler.
 from suoi.api import (  # noqa: F401  (imported for registration)
     alter_configs,
     api_versions,
+    broker_lifecycle,
     create_partitions,
     create_topics,
     delete_records,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from suoi.api.cluster_metadata import create_topics_response
 from suoi.api.registry import RequestContext, api
 from suoi.log.config import LogConfig
 from suoi.log.errors import LogError, TopicExistsError
@@ -29,8 +30,10 @@ def _result(name: str, error: ErrorCode, message: str | None = None, **extra: An
 
 
 @api(19, "CreateTopics", 2, 7)
-def handle_create_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
+    if broker.kraft is not None:
+        return create_topics_response(broker, request)
     results = []
     seen: set[str] = set()
     for topic in request.topics:

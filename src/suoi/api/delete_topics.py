@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from suoi.api.cluster_metadata import delete_topics_response
 from suoi.api.registry import RequestContext, api
 from suoi.model import ErrorCode
 
@@ -12,8 +13,10 @@ log = logging.getLogger("suoi.api")
 
 
 @api(20, "DeleteTopics", 1, 6)
-def handle_delete_topics(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
+    if broker.kraft is not None:
+        return delete_topics_response(broker, request, ctx.api_version)
     logs = broker.logs
     if hasattr(request, "topic_names"):
         wanted = [(name, None) for name in request.topic_names]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from suoi.api.cluster_metadata import live_brokers
 from suoi.api.registry import RequestContext, api
 
 # endpoint_type 1 = brokers, 2 = controllers (KIP-919); a combined node answers both.
@@ -13,13 +14,19 @@ from suoi.api.registry import RequestContext, api
 def handle_describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     host, port = broker.endpoint
+    brokers = [{"broker_id": broker.node_id, "host": host, "port": port, "rack": None, "is_fenced": False}]
+    controller_id = broker.node_id
+    if broker.kraft is not None:
+        brokers = [{"broker_id": b["node_id"], "host": b["host"], "port": b["port"], "rack": b["rack"],
+                    "is_fenced": False} for b in live_brokers(broker)]
+        controller_id = broker.kraft.controller_id
     return {
         "throttle_time": 0,
         "error_code": 0,
         "error_message": None,
         "endpoint_type": getattr(request, "endpoint_type", 1),
         "cluster_id": broker.cluster_id,
-        "controller_id": broker.node_id,
-        "brokers": [{"broker_id": broker.node_id, "host": host, "port": port, "rack": None, "is_fenced": False}],
+        "controller_id": controller_id,
+        "brokers": brokers,
         "cluster_authorized_operations": -2147483648,
     }

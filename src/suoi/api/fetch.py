@@ -20,6 +20,7 @@ from typing import Any
 
 from suoi.api import raft_apis
 from suoi.api.registry import RequestContext, api
+from suoi.api.topics import leader_log
 from suoi.log.errors import LogError
 from suoi.log.transactions import next_offset_after
 from suoi.model import ErrorCode, TopicPartition
@@ -75,11 +76,13 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
         name = getattr(topic, "topic", None)
         topic_id = getattr(topic, "topic_id", None)
         info = logs.topics().get(name) if name else logs.topic_by_id(topic_id) if topic_id else None
-        missing = ErrorCode.unknown_topic_id if name is None else ErrorCode.unknown_topic_or_partition
+        missing: ErrorCode = ErrorCode.unknown_topic_id if name is None else ErrorCode.unknown_topic_or_partition
         partitions = []
         for p in topic.partitions:
             index = p.partition
             plog = logs.get_log(info.name, index) if info is not None else None
+            if ctx.broker.kraft is not None and (name or info is not None):
+                plog, missing = leader_log(ctx.broker, info.name if info is not None else name, index)
             if plog is None:
                 has_error = True
                 partitions.append(_partition(index, missing, -1, -1, -1, [] if read_committed else None, b""))

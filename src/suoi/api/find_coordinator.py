@@ -5,17 +5,49 @@ from __future__ import annotations
 
 from typing import Any
 
+from suoi.api.cluster_metadata import live_brokers, request_topic_creation
 from suoi.api.registry import RequestContext, api
+from suoi.coordinator.records import OFFSETS_TOPIC
+from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC, txn_partition_for
 from suoi.model import ErrorCode
 
 GROUP_KEY_TYPE = 0
 TRANSACTION_KEY_TYPE = 1
 
 
+def _in_cluster(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
+    """KRaft mode: the coordinator is the leader of the key's internal-topic partition; the
+    topic is created through the controller on first use (COORDINATOR_NOT_AVAILABLE meanwhile)."""
+    broker = ctx.broker
+    if key_type == GROUP_KEY_TYPE:
+        coordinator, topic = broker.groups, OFFSETS_TOPIC
+        partitions, segment_bytes = coordinator.config.offsets_partitions, coordinator.config.offsets_segment_bytes
+        partition = coordinator.partition_for(key)
+    else:
+        coordinator, topic = broker.transactions, TRANSACTION_STATE_TOPIC
+        partitions, segment_bytes = coordinator.config.state_partitions, coordinator.config.state_segment_bytes
+        partition = txn_partition_for(key, partitions)
+    unavailable = {"key": key, "node_id": -1, "host": "", "port": -1,
+                   "error_code": ErrorCode.coordinator_not_available, "error_message": None}
+    image = broker.kraft.image
+    if image.topic(topic) is None:
+        request_topic_creation(broker, topic, partitions, {"cleanup.policy": "compact",
+                                                           "segment.bytes": str(segment_bytes)})
+        return unavailable
+    reg = image.partition(topic, partition)
+    address = next((b for b in live_brokers(broker) if reg is not None and b["node_id"] == reg.leader), None)
+    if address is None:
+        return unavailable
+    return {"key": key, "node_id": address["node_id"], "host": address["host"], "port": address["port"],
+            "error_code": ErrorCode.none, "error_message": None}
+
+
 def _coordinator(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     broker = ctx.broker
     host, port = broker.endpoint
     error, message = ErrorCode.none, None
+    if broker.kraft is not None and key and key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):
+        return _in_cluster(ctx, key, key_type)
     if key_type == GROUP_KEY_TYPE:
         error = broker.groups.check_group_id(key)
         if error == ErrorCode.coordinator_load_in_progress:

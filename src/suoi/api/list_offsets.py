@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from suoi.api.registry import RequestContext, api
+from suoi.api.topics import leader_log
 from suoi.model import ErrorCode
 
 LATEST = -1
@@ -26,13 +27,11 @@ def handle_list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     topics = []
     for topic in request.topics:
-        info = logs.topics().get(topic.name)
         partitions = []
         for p in topic.partitions:
-            plog = logs.get_log(topic.name, p.partition_index) if info is not None else None
+            plog, error = leader_log(ctx.broker, topic.name, p.partition_index)
             if plog is None:
-                partitions.append({"partition_index": p.partition_index,
-                                   "error_code": ErrorCode.unknown_topic_or_partition})
+                partitions.append({"partition_index": p.partition_index, "error_code": error})
                 continue
             ts = p.timestamp
             offset, found_ts = -1, -1

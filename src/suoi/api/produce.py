@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from suoi.api.registry import RequestContext, api
-from suoi.api.topics import resolve_or_create
+from suoi.api.topics import leader_log, resolve_or_create
 from suoi.log.errors import LogError
 from suoi.model import ErrorCode, TopicPartition
 from suoi.protocol.records import RecordValidationError
@@ -44,9 +44,9 @@ def handle_produce(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
             if info is None:
                 partitions.append(_partition_error(index, error or ErrorCode.unknown_topic_or_partition))
                 continue
-            plog = broker.logs.get_log(info.name, index)
+            plog, perror = leader_log(broker, info.name, index)
             if plog is None:
-                partitions.append(_partition_error(index, ErrorCode.unknown_topic_or_partition))
+                partitions.append(_partition_error(index, perror))
                 continue
             records = pdata.records
             if not records:

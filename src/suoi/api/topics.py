@@ -19,8 +19,23 @@ ZERO_UUID = uuid.UUID(int=0)
 
 def resolve_or_create(broker: Broker, name: str | None, topic_id: uuid.UUID | None,
                       allow_create: bool) -> tuple[TopicInfo | None, ErrorCode]:
-    """Find a topic by name (or id when the name is null); maybe auto-create it."""
+    """Find a topic by name (or id when the name is null); maybe auto-create it.
+
+    In KRaft mode only the existence check applies here (the controller creates topics):
+    the returned info is the local one, which may host none of the partitions.
+    """
     logs = broker.logs
+    if broker.kraft is not None:
+        image = broker.kraft.image
+        topic = image.topic(name) if name else image.topics.get(topic_id) if topic_id else None
+        if topic is None:
+            if name and allow_create and broker.auto_create_enabled():
+                from suoi.api.cluster_metadata import request_topic_creation
+
+                request_topic_creation(broker, name)
+            return None, ErrorCode.unknown_topic_or_partition if name else ErrorCode.unknown_topic_id
+        local = logs.topics().get(topic.name)
+        return local, ErrorCode.none if local is not None else ErrorCode.not_leader_or_follower
     if not name:
         if topic_id is None or topic_id == ZERO_UUID:
             return None, ErrorCode.invalid_request
@@ -50,3 +65,22 @@ def partition_leader_data(broker: Broker, partition: int) -> dict[str, Any]:
         "isr_nodes": [node],
         "offline_replicas": [],
     }
+
+
+def leader_log(broker: Broker, topic: str | None, partition: int) -> tuple[Any, ErrorCode]:
+    """The local log of a partition this node leads, or the error a client must see.
+
+    Standalone: every local partition is led here. KRaft mode: the metadata image decides;
+    a partition led elsewhere is NOT_LEADER_OR_FOLLOWER, so the client refreshes its
+    metadata and goes to the leader.
+    """
+    plog = broker.logs.get_log(topic, partition) if topic else None
+    kraft = broker.kraft
+    if kraft is None:
+        return plog, ErrorCode.none if plog is not None else ErrorCode.unknown_topic_or_partition
+    reg = kraft.image.partition(topic, partition) if topic else None
+    if reg is None:
+        return None, ErrorCode.unknown_topic_or_partition
+    if reg.leader != broker.node_id or plog is None:
+        return None, ErrorCode.not_leader_or_follower
+    return plog, ErrorCode.none

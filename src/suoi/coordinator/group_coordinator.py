@@ -147,12 +147,7 @@ class GroupCoordinator(CoordinatorRuntime):
     # -- the offsets topic -----------------------------------------------------------
     def ensure_offsets_topic(self) -> None:
         """Create __consumer_offsets on first use (compacted, as in Kafka)."""
-        if OFFSETS_TOPIC not in self._logs.topics():
-            self._logs.create_topic(OFFSETS_TOPIC, self.config.offsets_partitions, {
-                "cleanup.policy": "compact",
-                "segment.bytes": str(self.config.offsets_segment_bytes),
-            })
-            log.info("created %s with %d partitions", OFFSETS_TOPIC, self.config.offsets_partitions)
+        self._ensure_internal_topic(self.config.offsets_partitions, self.config.offsets_segment_bytes)
 
     def partition_for(self, group_id: str) -> int:
         return partition_for(group_id, self.config.offsets_partitions)
@@ -168,6 +163,8 @@ class GroupCoordinator(CoordinatorRuntime):
             return ErrorCode.coordinator_load_in_progress
         if not group_id or len(group_id) > MAX_GROUP_ID_LENGTH:
             return ErrorCode.invalid_group_id
+        if not self.owns(self.partition_for(group_id)):
+            return ErrorCode.not_coordinator
         return ErrorCode.none
 
     # -- group membership (answered by the machine, maybe later) ----------------------

@@ -26,6 +26,9 @@ LOAD_CHUNK_BYTES = 1 << 20
 
 class CoordinatorRuntime:
     topic: str = ""
+    #: Standalone: this node creates the internal topic on first use. KRaft mode: the
+    #: controller does (FindCoordinator asks it), and `owns` says which partitions lead here.
+    local_topics = True
 
     def __init__(self, logs: LogManager, appended: Callable[[TopicPartition], None],
                  now_ms: Callable[[], int]) -> None:
@@ -36,6 +39,7 @@ class CoordinatorRuntime:
         self.loading = False
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.owns: Callable[[int], bool] = lambda partition: True
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -84,6 +88,13 @@ class CoordinatorRuntime:
 
     def _loaded(self, now: int) -> None:
         raise NotImplementedError
+
+    def _ensure_internal_topic(self, partitions: int, segment_bytes: int) -> None:
+        """Create the compacted internal topic on first use (standalone mode only)."""
+        if self.local_topics and self.topic not in self._logs.topics():
+            self._logs.create_topic(self.topic, partitions, {"cleanup.policy": "compact",
+                                                             "segment.bytes": str(segment_bytes)})
+            log.info("created %s with %d partitions", self.topic, partitions)
 
     # -- writes ------------------------------------------------------------------------
     def _append_to(self, partition: int, batch: bytes) -> None:

@@ -135,18 +135,15 @@ class TransactionCoordinator(CoordinatorRuntime):
                                                    producer_epoch=m.producer_epoch))
 
     def ensure_state_topic(self) -> None:
-        if TRANSACTION_STATE_TOPIC not in self._logs.topics():
-            self._logs.create_topic(TRANSACTION_STATE_TOPIC, self.config.state_partitions, {
-                "cleanup.policy": "compact",
-                "segment.bytes": str(self.config.state_segment_bytes),
-            })
-            log.info("created %s with %d partitions", TRANSACTION_STATE_TOPIC, self.config.state_partitions)
+        self._ensure_internal_topic(self.config.state_partitions, self.config.state_segment_bytes)
 
     def check_transactional_id(self, transactional_id: str | None) -> ErrorCode:
         if self.loading:
             return ErrorCode.coordinator_load_in_progress
         if not transactional_id:
             return ErrorCode.invalid_request
+        if not self.owns(txn_partition_for(transactional_id, self.config.state_partitions)):
+            return ErrorCode.not_coordinator
         return ErrorCode.none
 
     def offsets_partition(self, group_id: str) -> TopicPartition:

@@ -49,6 +49,12 @@ class TopicInfo:
     partitions: int
     configs: Mapping[str, str]
     config: LogConfig
+    #: Partitions with a replica on this node; None = all (a single node hosts everything).
+    #: In a cluster the metadata image decides, see `host_partitions`.
+    hosted: frozenset[int] | None = None
+
+    def hosts(self, partition: int) -> bool:
+        return 0 <= partition < self.partitions and (self.hosted is None or partition in self.hosted)
 
 
 def validate_topic_name(name: str) -> None:
@@ -60,6 +66,10 @@ def validate_topic_name(name: str) -> None:
             f"Topic name {name!r} is illegal: it must be 1-249 characters of ASCII "
             "alphanumerics, '.', '_' and '-'"
         )
+
+
+#: The KRaft metadata log's directory (`__cluster_metadata-0`), owned by the Raft driver.
+RAFT_METADATA_PREFIX = "__cluster_metadata-"
 
 
 class LogManager:
@@ -97,15 +107,17 @@ class LogManager:
                 partitions=int(raw["partitions"]),
                 configs=MappingProxyType(overrides),
                 config=LogConfig.from_topic_configs(self.default_config, overrides),
+                hosted=frozenset(raw["hosted"]) if raw.get("hosted") is not None else None,
             )
             self._register(info)
         existing = self._scan_partition_dirs()
         for info in self._topics.values():
             for p in range(info.partitions):
-                self._open_partition(info, p, existing.get((info.name, p)))
+                if info.hosts(p):
+                    self._open_partition(info, p, existing.get((info.name, p)))
         for (topic, p), path in existing.items():
             owner = self._topics.get(topic)
-            if owner is None or p >= owner.partitions:
+            if owner is None or not owner.hosts(p):
                 stray = _set_aside_name(path, uuid.uuid4(), "-stray")
                 logger.warning("partition dir %s has no topic metadata, renaming to %s", path, stray.name)
                 path.rename(stray)
@@ -114,8 +126,8 @@ class LogManager:
         found: dict[tuple[str, int], Path] = {}
         for d in self.log_dirs:
             for child in d.iterdir():
-                if not child.is_dir() or child.name == METADATA_DIR:
-                    continue
+                if not child.is_dir() or child.name == METADATA_DIR or child.name.startswith(RAFT_METADATA_PREFIX):
+                    continue  # the Raft metadata log lives beside partitions but is not one
                 if child.name.endswith("-delete"):
                     shutil.rmtree(child, ignore_errors=True)  # interrupted deletion
                     continue
@@ -161,7 +173,7 @@ class LogManager:
                 f"Topic currently has {info.partitions} partitions, which is higher than or "
                 f"equal to the requested {total}."
             )
-        new = TopicInfo(info.name, info.topic_id, total, info.configs, info.config)
+        new = TopicInfo(info.name, info.topic_id, total, info.configs, info.config, info.hosted)
         self._write_meta(new)
         self._register(new)
         for p in range(info.partitions, total):
@@ -173,12 +185,50 @@ class LogManager:
         info = self._require(name)
         overrides = {str(k): str(v) for k, v in configs.items()}
         config = LogConfig.from_topic_configs(self.default_config, overrides)
-        new = TopicInfo(info.name, info.topic_id, info.partitions, MappingProxyType(overrides), config)
+        new = TopicInfo(info.name, info.topic_id, info.partitions, MappingProxyType(overrides), config, info.hosted)
         self._write_meta(new)
         self._register(new)
         for p in range(new.partitions):
-            self._logs[(name, p)].config = config
+            if (name, p) in self._logs:
+                self._logs[(name, p)].config = config
         return new
+
+    def host_partitions(self, name: str, topic_id: uuid.UUID, partitions: int, hosted: set[int] | frozenset[int],
+                        configs: Mapping[str, str]) -> TopicInfo:
+        """Make this node hold exactly `hosted` partitions of a topic the cluster metadata
+        describes (creating, reconfiguring or removing local logs as needed).
+
+        A topic whose id changed under the same name was deleted and re-created: the old
+        data goes first.
+        """
+        old = self._topics.get(name)
+        if old is not None and old.topic_id != topic_id:
+            self.delete_topic(name)
+            old = None
+        overrides = {str(k): str(v) for k, v in configs.items()}
+        config = LogConfig.from_topic_configs(self.default_config, overrides)
+        info = TopicInfo(name, topic_id, partitions, MappingProxyType(overrides), config, frozenset(hosted))
+        if old != info:
+            self._write_meta(info)
+            self._register(info)
+        for p in sorted(hosted):
+            log = self._logs.get((name, p))
+            if log is None:
+                self._open_partition(info, p, None)
+            else:
+                log.config = config
+        for (topic, p) in [key for key in self._logs if key[0] == name and key[1] not in hosted]:
+            self._remove_log(topic, p)
+        return info
+
+    def _remove_log(self, name: str, partition: int) -> None:
+        log = self._logs.pop((name, partition), None)
+        if log is None:
+            return
+        log.close()
+        doomed = _set_aside_name(log.directory, uuid.uuid4(), "-delete")
+        os.rename(log.directory, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
     def delete_topic(self, name: str) -> TopicInfo:
         """Forget the topic, then remove its data Kafka-style via ``-delete`` dirs."""
@@ -187,13 +237,7 @@ class LogManager:
         del self._topics[name]
         self._by_id.pop(info.topic_id, None)
         for p in range(info.partitions):
-            log = self._logs.pop((name, p), None)
-            if log is None:
-                continue
-            log.close()
-            doomed = _set_aside_name(log.directory, uuid.uuid4(), "-delete")
-            os.rename(log.directory, doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
+            self._remove_log(name, p)
         return info
 
     def topics(self) -> dict[str, TopicInfo]:
@@ -273,6 +317,7 @@ class LogManager:
             "topic_id": str(info.topic_id),
             "partitions": info.partitions,
             "configs": dict(info.configs),
+            "hosted": sorted(info.hosted) if info.hosted is not None else None,
         }
         path = self._meta_path(info)
         tmp = path.with_name(path.name + ".tmp")

@@ -1,0 +1,158 @@
+"""Metadata, topic creation and leadership answers for a node in KRaft mode.
+
+Everything here reads the node's `MetadataImage` (replayed from the metadata quorum), and
+sends changes to the active controller: directly when this node is it, else forwarded
+over the controller listener. Standalone nodes never come here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+from typing import TYPE_CHECKING, Any
+
+from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
+
+from suoi.cluster.kraft import KRaftServices, NotControllerError
+from suoi.controller.messages import CreateTopicResult, NewTopic
+from suoi.model import ErrorCode
+
+if TYPE_CHECKING:
+    from suoi.broker import Broker
+
+log = logging.getLogger("suoi.api")
+OMITTED_OPERATIONS = -2147483648
+
+
+def live_brokers(broker: Broker) -> list[dict[str, Any]]:
+    """Unfenced brokers with their address on the listener clients use."""
+    kraft: KRaftServices = broker.kraft
+    ctl = kraft.settings.controller_listener
+    client_listener = broker.advertised[0].name if broker.advertised else "PLAINTEXT"
+    out = []
+    for reg in kraft.image.unfenced_brokers():
+        listeners = [x for x in reg.listeners if x.name != ctl]
+        chosen = next((x for x in listeners if x.name == client_listener), listeners[0] if listeners else None)
+        if chosen is not None:
+            out.append({"node_id": reg.broker_id, "host": chosen.host, "port": chosen.port, "rack": reg.rack})
+    return out
+
+
+def partition_data(kraft: KRaftServices, reg: Any, index: int) -> dict[str, Any]:
+    live = {b.broker_id for b in kraft.image.unfenced_brokers()}
+    offline = [r for r in reg.replicas if r not in live]
+    error = ErrorCode.none if reg.leader >= 0 and reg.leader in live else ErrorCode.leader_not_available
+    return {"error_code": error, "partition_index": index, "leader_id": reg.leader if reg.leader in live else -1,
+            "leader_epoch": reg.leader_epoch, "replica_nodes": list(reg.replicas), "isr_nodes": list(reg.isr),
+            "offline_replicas": offline}
+
+
+def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, Any]:
+    kraft: KRaftServices = broker.kraft
+    image = kraft.image
+    requested = request.topics
+    if requested is None or (version == 0 and not requested):
+        wanted: list[tuple[str | None, Any]] = [(t.name, None) for t in sorted(image.topics_by_name.values(),
+                                                                                key=lambda t: t.name)]
+    else:
+        wanted = [(t.name, getattr(t, "topic_id", None)) for t in requested]
+    allow_create = getattr(request, "allow_auto_topic_creation", True) and broker.auto_create_enabled()
+    topics = []
+    for name, topic_id in wanted:
+        topic = image.topic(name) if name else image.topics.get(topic_id) if topic_id else None
+        if topic is None:
+            error = ErrorCode.unknown_topic_id if not name else ErrorCode.unknown_topic_or_partition
+            if name and allow_create:
+                request_topic_creation(broker, name)
+                error = ErrorCode.leader_not_available  # Kafka's answer while it creates the topic
+            topics.append({"error_code": error, "name": name, "topic_id": topic_id, "is_internal": False,
+                           "partitions": [], "topic_authorized_operations": OMITTED_OPERATIONS})
+            continue
+        topics.append({
+            "error_code": ErrorCode.none, "name": topic.name, "topic_id": topic.topic_id,
+            "is_internal": topic.name.startswith("__"),
+            "partitions": [partition_data(kraft, reg, p) for p, reg in sorted(topic.partitions.items())],
+            "topic_authorized_operations": OMITTED_OPERATIONS,
+        })
+    return {"throttle_time": 0, "brokers": live_brokers(broker), "cluster_id": broker.cluster_id,
+            "controller_id": kraft.controller_id, "topics": topics,
+            "cluster_authorized_operations": OMITTED_OPERATIONS, "error_code": ErrorCode.none}
+
+
+_creating: set[str] = set()
+
+
+def request_topic_creation(broker: Broker, name: str, partitions: int = -1,
+                           configs: dict[str, str] | None = None) -> None:
+    """Auto-create a topic through the controller in the background (once at a time)."""
+    if name in _creating:
+        return
+    _creating.add(name)
+
+    async def create() -> None:
+        try:
+            await create_topics(broker, [NewTopic(name=name, num_partitions=partitions, configs=configs or {})])
+        except Exception as exc:
+            log.warning("auto-creating topic %r failed: %s", name, exc)
+        finally:
+            _creating.discard(name)
+
+    asyncio.get_running_loop().create_task(create())
+
+
+async def create_topics(broker: Broker, topics: list[NewTopic], validate_only: bool = False) -> list[Any]:
+    """CreateTopics on the active controller (here, or forwarded as a CreateTopics request)."""
+    kraft: KRaftServices = broker.kraft
+    if kraft.controller is not None:
+        return list(await kraft.run_on_controller(lambda c: c.create_topics(topics, validate_only=validate_only)))
+    request = CreateTopicsRequest(topics=tuple(CreatableTopic(
+        name=t.name, num_partitions=t.num_partitions, replication_factor=t.replication_factor, assignments=(),
+        configs=tuple(CreatableTopicConfig(name=k, value=v) for k, v in t.configs.items())) for t in topics),
+        timeout=datetime.timedelta(seconds=30), validate_only=validate_only)
+    response = await kraft.call_controller(request)
+    return [CreateTopicResult(r.name, r.error_code, r.error_message, r.topic_id, r.num_partitions,
+                              r.replication_factor) for r in response.topics]
+
+
+async def forward(broker: Broker, request: Any) -> dict[str, Any]:
+    """Send a metadata-changing request to the active controller as is; answer with its reply."""
+    try:
+        response = await broker.kraft.call_controller(request)
+    except NotControllerError as exc:
+        raise RuntimeError(f"no active controller: {exc}") from exc
+    return {f.name: getattr(response, f.name) for f in dataclasses.fields(response)}
+
+
+async def create_topics_response(broker: Broker, request: Any) -> dict[str, Any]:
+    """CreateTopics in KRaft mode: decided by the active controller."""
+    kraft: KRaftServices = broker.kraft
+    if kraft.controller is None:
+        return await forward(broker, request)
+    topics = [NewTopic(
+        name=t.name, num_partitions=t.num_partitions, replication_factor=t.replication_factor,
+        assignments={a.partition_index: list(a.broker_ids) for a in t.assignments} or None,
+        configs={c.name: c.value for c in t.configs}) for t in request.topics]
+    results = await kraft.run_on_controller(lambda c: c.create_topics(topics, validate_only=request.validate_only))
+    return {"throttle_time": 0, "topics": [{
+        "name": r.name, "topic_id": r.topic_id, "error_code": int(r.error), "error_message": r.message,
+        "num_partitions": r.num_partitions, "replication_factor": r.replication_factor,
+        "configs": [{"name": k, "value": v, "read_only": False, "config_source": 1, "is_sensitive": False}
+                    for k, v in sorted(r.configs.items())] if not r.error else None,
+    } for r in results]}
+
+
+async def delete_topics_response(broker: Broker, request: Any, version: int) -> dict[str, Any]:
+    kraft: KRaftServices = broker.kraft
+    if kraft.controller is None:
+        return await forward(broker, request)
+    if version < 6:
+        names, ids = list(request.topic_names), []
+    else:
+        names = [t.name for t in request.topics if t.name]
+        ids = [t.topic_id for t in request.topics if not t.name and t.topic_id]
+    results = await kraft.run_on_controller(lambda c: c.delete_topics(names, ids))
+    return {"throttle_time": 0, "responses": [
+        {"name": r.name, "topic_id": r.topic_id, "error_code": int(r.error), "error_message": r.message}
+        for r in results]}

@@ -1,0 +1,252 @@
+"""KRaft mode services of one node: the metadata quorum, the metadata image, the active
+controller (on the quorum leader) and the broker's registration/heartbeats.
+
+Data flow (Kafka's): a metadata change is decided by the active controller
+(`suoi.controller.QuorumController`), appended to the Raft log `__cluster_metadata`,
+and once committed every node replays it into its `MetadataImage`; a broker then
+reconciles its local partition logs with the image (`_reconcile`). Requests that change
+metadata reach the controller either locally (this node leads the quorum) or forwarded
+over the controller listener (`call_controller`).
+
+Threading: everything runs on the event loop. Raft listener callbacks run inside the
+driver's calls, so they only record state and schedule work (never call the driver).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from suoi.client import NodeClient
+from suoi.cluster.settings import KRaftSettings
+from suoi.controller import records as mrec
+from suoi.controller.controller import ControllerConfig, QuorumController
+from suoi.controller.delta import MetadataDelta
+from suoi.controller.image import MetadataBuilder, MetadataImage
+from suoi.model import ErrorCode, KafkaError
+from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
+from suoi.raft_driver.driver import QuorumDriver, raft_config_from_properties
+
+if TYPE_CHECKING:
+    from suoi.broker import Broker
+
+log = logging.getLogger("suoi.cluster")
+
+CONTROLLER_TIMEOUT_S = 10.0
+
+
+class NotControllerError(KafkaError):
+    error_code = ErrorCode.not_controller
+
+
+class KRaftServices:
+    def __init__(self, broker: Broker, settings: KRaftSettings) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.node_id = settings.node_id
+        props = {k: v for k, v in broker.config.values.items()}
+        raft_config = raft_config_from_properties(props, broker.cluster_id or None)
+        self.pool = NodeClient(client_id=f"suoi-node-{self.node_id}")
+        for voter, (host, port) in settings.voters.items():
+            self.pool.register(voter, host, port)
+        self.driver = QuorumDriver(self.node_id, settings.voters, settings.metadata_dir, config=raft_config,
+                                   pool=self.pool, listener_name=settings.controller_listener)
+        self._builder = MetadataBuilder()
+        self.image: MetadataImage = self._builder.image()
+        self.controller: QuorumController | None = None
+        self._controller_epoch = -1
+        self.incarnation_id = uuid.uuid4()
+        self.broker_epoch = -1
+        self.fenced = True
+        self._tasks: list[asyncio.Task[None]] = []
+        self._image_changed = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        self.driver.register_listener(self)
+        await self.driver.start()
+        if self.settings.is_controller:
+            self._tasks.append(asyncio.create_task(self._controller_ticks(), name="controller-ticks"))
+        if self.settings.is_broker:
+            self._tasks.append(asyncio.create_task(self._lifecycle(), name="broker-lifecycle"))
+
+    async def stop(self) -> None:
+        if self.settings.is_broker and self.broker_epoch >= 0:
+            with contextlib.suppress(Exception):
+                await self._controlled_shutdown()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.driver.stop()
+        await self.pool.close()
+
+    # -- RaftListener: committed metadata ----------------------------------------------
+    def on_commit(self, entries: Sequence[Entry]) -> None:
+        old = self.image
+        for entry in entries:
+            self._builder.apply_entry(entry)
+        self.image = self._builder.image()
+        if self.controller is not None:
+            self.controller.on_commit(self.driver.high_watermark - 1)
+        leader = self.driver.leader_and_epoch
+        if (leader.leader_id == self.node_id and self.controller is None and self.settings.is_controller
+                and any(e.epoch == leader.epoch for e in entries)):
+            asyncio.get_running_loop().call_soon(self._become_active, leader.epoch)
+        asyncio.get_running_loop().call_soon(self._reconcile, old, self.image)
+
+    def on_load_snapshot(self, snapshot_id: SnapshotId, data: bytes) -> None:
+        old = self.image
+        self.image = MetadataImage.from_snapshot(data)
+        self._builder = MetadataBuilder.from_image(self.image)
+        asyncio.get_running_loop().call_soon(self._reconcile, old, self.image)
+
+    def on_leader_change(self, leader: LeaderAndEpoch) -> None:
+        if leader.leader_id != self.node_id and self.controller is not None:
+            log.info("node %d is no longer the active controller (epoch %d)", self.node_id, leader.epoch)
+            self.controller = None
+
+    # -- the active controller -------------------------------------------------------
+    def _become_active(self, epoch: int) -> None:
+        leader = self.driver.leader_and_epoch
+        if leader.leader_id != self.node_id or leader.epoch != epoch or self.controller is not None:
+            return
+        cfg = self.broker.config
+        self._controller_epoch = epoch
+        self.controller = QuorumController(
+            self.image, append=self._append_records, now=self.broker.now_ms(),
+            config=ControllerConfig(
+                session_timeout_ms=self.settings.session_timeout_ms,
+                num_partitions=cfg.get_int("num.partitions"),
+                default_replication_factor=cfg.get_int("default.replication.factor"),
+                delete_topic_enable=cfg.get_bool("delete.topic.enable"),
+                log_config=self.broker.log_config,
+            ))
+        log.info("node %d is the active controller (epoch %d)", self.node_id, epoch)
+
+    def _append_records(self, records: Sequence[Any]) -> int:
+        return self.driver.append([mrec.encode_batch(records)], epoch=self._controller_epoch)
+
+    @property
+    def controller_id(self) -> int:
+        leader = self.driver.leader_and_epoch.leader_id
+        return -1 if leader is None else leader
+
+    async def run_on_controller(self, op: Callable[[QuorumController], Any]) -> Any:
+        """Run a controller operation here (this node must be the active controller) and
+        answer once its records are committed."""
+        controller = self.controller
+        if controller is None:
+            raise NotControllerError(f"node {self.node_id} is not the active controller")
+        try:
+            result = op(controller)
+        except Exception as exc:
+            if self.controller is controller and getattr(controller, "failed", False):
+                self.controller = None
+            raise NotControllerError(f"controller operation failed: {exc}") from exc
+        if result.offset >= 0:
+            await self.driver.wait_committed(result.offset, self._controller_epoch, CONTROLLER_TIMEOUT_S)
+        return result.response
+
+    async def call_controller(self, request: Any, *, timeout: float = CONTROLLER_TIMEOUT_S) -> Any:
+        """Send a request to the active controller over its listener (forwarding)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        last: Exception | None = None
+        while asyncio.get_running_loop().time() < deadline:
+            leader = self.controller_id
+            if leader >= 0:
+                try:
+                    response = await self.pool.request(leader, request, timeout=timeout)
+                    if getattr(response, "error_code", 0) != ErrorCode.not_controller:
+                        return response
+                except (TimeoutError, ConnectionError) as exc:
+                    last = exc
+            await asyncio.sleep(0.05)
+        raise NotControllerError(f"no active controller answered within {timeout}s ({last!r})")
+
+    async def _controller_ticks(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            controller = self.controller
+            if controller is None:
+                continue
+            try:
+                controller.tick(self.broker.now_ms())
+            except Exception:
+                log.exception("controller tick failed; dropping the controller")
+                self.controller = None
+
+    # -- the broker's registration and heartbeats --------------------------------------
+    def _listeners(self) -> list[tuple[str, str, int]]:
+        ctl = self.settings.controller_listener
+        return [(a.name, a.host, a.port) for a in self.broker.advertised if a.name != ctl]
+
+    async def _lifecycle(self) -> None:
+        from suoi.cluster.rpc import heartbeat_request, registration_request
+
+        interval = self.settings.heartbeat_interval_ms / 1000
+        while True:
+            try:
+                if self.broker_epoch < 0:
+                    response = await self.call_controller(registration_request(self))
+                    if response.error_code == ErrorCode.none:
+                        self.broker_epoch = int(response.broker_epoch)
+                        log.info("node %d registered with broker epoch %d", self.node_id, self.broker_epoch)
+                        continue
+                    log.warning("broker registration refused: %s", ErrorCode(response.error_code).name)
+                else:
+                    response = await self.call_controller(heartbeat_request(self, want_shutdown=False))
+                    if response.error_code in (ErrorCode.stale_broker_epoch, ErrorCode.broker_id_not_registered):
+                        self.broker_epoch = -1
+                        continue
+                    if response.error_code == ErrorCode.none and self.fenced != response.is_fenced:
+                        self.fenced = response.is_fenced
+                        log.info("node %d is %s", self.node_id, "fenced" if self.fenced else "unfenced")
+            except NotControllerError as exc:
+                log.info("no controller reachable yet: %s", exc)
+            except Exception:
+                log.exception("broker heartbeat failed")
+            await asyncio.sleep(interval)
+
+    async def _controlled_shutdown(self) -> None:
+        """Ask the controller to move leadership away before this broker stops (bounded)."""
+        from suoi.cluster.rpc import heartbeat_request
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while loop.time() < deadline:
+            response = await self.call_controller(heartbeat_request(self, want_shutdown=True), timeout=2)
+            if response.error_code != ErrorCode.none or response.should_shut_down:
+                return
+            await asyncio.sleep(0.1)
+
+    # -- reconciling local logs with the image -----------------------------------------
+    def _reconcile(self, old: MetadataImage, new: MetadataImage) -> None:
+        if not self.settings.is_broker or old is new:
+            return
+        logs = self.broker.logs
+        me = self.node_id
+        delta = MetadataDelta.between(old, new)
+        for gone in delta.local_changes(me).deleted:
+            info = logs.topics().get(gone.topic)
+            if info is not None and new.topic(gone.topic) is None:
+                logs.delete_topic(gone.topic)
+                log.info("deleted local replicas of topic %s", gone.topic)
+        for topic in new.topics.values():
+            hosted = {p for p, reg in topic.partitions.items() if me in reg.replicas}
+            info = logs.topics().get(topic.name)
+            if not hosted and info is None:
+                continue
+            try:
+                logs.host_partitions(topic.name, topic.topic_id, topic.num_partitions, hosted,
+                                     dict(new.topic_configs(topic.name)))
+            except Exception:
+                log.exception("cannot reconcile local replicas of %s", topic.name)
+        for name in [n for n in logs.topics() if new.topic(n) is None]:
+            logs.delete_topic(name)
+            log.info("deleted local replicas of topic %s", name)
