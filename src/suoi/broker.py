@@ -116,7 +116,10 @@ class Broker:
         self.kraft_settings = KRaftSettings.from_config(config)
         self.kraft: KRaftServices | None = None
         self.quorum: Any = None  # the QuorumDriver, for the KRaft RPC handlers
-        self.producer_ids = ProducerIdManager(config.log_dirs[0])
+        # Standalone: consecutive ids. In a cluster each node's ids are disjoint by node.id.
+        self.producer_ids = (ProducerIdManager(config.log_dirs[0]) if self.kraft_settings is None else
+                             ProducerIdManager(config.log_dirs[0], stride=ProducerIdManager.MAX_NODES,
+                                               offset=config.node_id % ProducerIdManager.MAX_NODES))
         self.groups = GroupCoordinator(self.logs, self.notifier.appended, now_ms, coordinator_config_from(config))
         self.transactions = TransactionCoordinator(self.logs, self.notifier.appended, now_ms,
                                                    txn_config_from(config), self.producer_ids, self.groups)

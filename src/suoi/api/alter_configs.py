@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from suoi.api.cluster_metadata import alter_configs_response
 from suoi.api.describe_configs import BROKER, TOPIC, broker_resource
 from suoi.api.registry import RequestContext, api
 from suoi.dynamic_config import DynamicConfigError, validate
@@ -23,6 +24,7 @@ from suoi.model import ErrorCode
 if TYPE_CHECKING:
     from suoi.broker import Broker
 
+TOPIC_RESOURCE = 2
 log = logging.getLogger("suoi.api")
 
 #: compute(current overrides, effective values) -> new overrides; raises ConfigChangeError.
@@ -106,7 +108,10 @@ def _replace_with(wanted: dict[str, str]) -> Compute:
 
 
 @api(33, "AlterConfigs", 0, 2)
-def handle_alter_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_alter_configs(ctx: RequestContext, request: Any) -> Any:
+    # KRaft mode: topic configs are decided by the controller; broker resources stay per node.
+    if ctx.broker.kraft is not None and all(r.resource_type == TOPIC_RESOURCE for r in request.resources):
+        return alter_configs_response(ctx.broker, request, False)
     dup = duplicate_resources(request.resources)
     responses = []
     for res in request.resources:

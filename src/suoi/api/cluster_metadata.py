@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
 
 from suoi.cluster.kraft import KRaftServices, NotControllerError
-from suoi.controller.messages import CreateTopicResult, NewTopic
+from suoi.controller.messages import (
+    AlterConfigOp,
+    AlterConfigsResource,
+    CreateTopicResult,
+    IncrementalAlterConfigsResource,
+    NewPartitions,
+    NewTopic,
+    OpType,
+)
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
@@ -156,3 +164,37 @@ async def delete_topics_response(broker: Broker, request: Any, version: int) -> 
     return {"throttle_time": 0, "responses": [
         {"name": r.name, "topic_id": r.topic_id, "error_code": int(r.error), "error_message": r.message}
         for r in results]}
+
+
+async def create_partitions_response(broker: Broker, request: Any) -> dict[str, Any]:
+    kraft: KRaftServices = broker.kraft
+    if kraft.controller is None:
+        return await forward(broker, request)
+    wanted = [NewPartitions(name=t.name, count=t.count,
+                            assignments=[list(a.broker_ids) for a in t.assignments] if t.assignments else None)
+              for t in request.topics]
+    results = await kraft.run_on_controller(lambda c: c.create_partitions(wanted, validate_only=request.validate_only))
+    return {"throttle_time": 0, "results": [{"name": r.name, "error_code": int(r.error), "error_message": r.message}
+                                            for r in results]}
+
+
+async def alter_configs_response(broker: Broker, request: Any, incremental: bool) -> dict[str, Any]:
+    """Topic configs live in the metadata log; the controller validates and records them.
+    Broker resources stay per node (`dynamic_config`), as before."""
+    kraft: KRaftServices = broker.kraft
+    if kraft.controller is None:
+        return await forward(broker, request)
+    if incremental:
+        resources: list[Any] = [IncrementalAlterConfigsResource(
+            resource_type=r.resource_type, resource_name=r.resource_name,
+            ops=[AlterConfigOp(c.name, OpType(c.config_operation), c.value) for c in r.configs])
+            for r in request.resources]
+        results = await kraft.run_on_controller(
+            lambda c: c.incremental_alter_configs(resources, validate_only=request.validate_only))
+    else:
+        resources = [AlterConfigsResource(resource_type=r.resource_type, resource_name=r.resource_name,
+                                          configs={c.name: c.value for c in r.configs}) for r in request.resources]
+        results = await kraft.run_on_controller(lambda c: c.alter_configs(resources, validate_only=request.validate_only))
+    return {"throttle_time": 0, "responses": [
+        {"error_code": int(r.error), "error_message": r.message, "resource_type": r.resource_type,
+         "resource_name": r.resource_name} for r in results]}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from suoi.api.cluster_metadata import create_partitions_response
 from suoi.api.registry import RequestContext, api
 from suoi.log.errors import LogError
 from suoi.model import ErrorCode
@@ -23,7 +24,9 @@ def _result(name: str, error: ErrorCode = ErrorCode.none, message: str | None = 
 
 
 @api(37, "CreatePartitions", 0, 3)
-def handle_create_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
+    if ctx.broker.kraft is not None:
+        return create_partitions_response(ctx.broker, request)
     broker = ctx.broker
     names = [t.name for t in request.topics]
     results = []

@@ -10,6 +10,7 @@ import functools
 from typing import Any
 
 from suoi.api.alter_configs import ConfigChangeError, alter_resource, duplicate_resources
+from suoi.api.cluster_metadata import alter_configs_response
 from suoi.api.registry import RequestContext, api
 from suoi.model import ErrorCode
 
@@ -45,8 +46,14 @@ def _apply(ops: list[tuple[str, int, str | None]], current: dict[str, str], effe
     return new
 
 
+TOPIC_RESOURCE = 2
+
+
 @api(44, "IncrementalAlterConfigs", 0, 1)
-def handle_incremental_alter_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
+    # KRaft mode: topic configs are decided by the controller; broker resources stay per node.
+    if ctx.broker.kraft is not None and all(r.resource_type == TOPIC_RESOURCE for r in request.resources):
+        return alter_configs_response(ctx.broker, request, True)
     dup = duplicate_resources(request.resources)
     responses = []
     for res in request.resources:

@@ -23,7 +23,6 @@ READ_COMMITTED = 1
 
 @api(2, "ListOffsets", 1, 10)
 def handle_list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    logs = ctx.broker.logs
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     topics = []
     for topic in request.topics:

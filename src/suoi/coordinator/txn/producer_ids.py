@@ -16,7 +16,16 @@ FILE_NAME = "producer-id-block"
 
 
 class ProducerIdManager:
-    def __init__(self, directory: Path) -> None:
+    """`stride`/`offset` keep several nodes' ids disjoint without coordination: node n hands
+    out offset + k*stride (a cluster uses stride MAX_NODES and offset node.id)."""
+
+    MAX_NODES = 1024
+
+    def __init__(self, directory: Path, *, stride: int = 1, offset: int = 0) -> None:
+        if not 0 <= offset < stride:
+            raise ValueError(f"producer id offset {offset} must be in [0, {stride})")
+        self._stride = stride
+        self._offset = offset
         self._path = directory / FILE_NAME
         self._next = 0
         self._block_end = 0  # exclusive
@@ -30,7 +39,7 @@ class ProducerIdManager:
     def next_id(self) -> int:
         if self._next >= self._block_end:
             self._reserve(self._next + BLOCK_SIZE)
-        pid = self._next
+        pid = self._next * self._stride + self._offset
         self._next += 1
         return pid
 
