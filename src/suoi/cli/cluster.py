@@ -525,14 +525,26 @@ def _quorum_dict(resp: Any, part: Any, asked: int) -> dict[str, Any]:
     }
 
 
+def broker_view(address: str, timeout: float) -> set[int]:
+    """The broker ids one broker's own Metadata answer lists (asked of that broker only)."""
+    from kio.schema.metadata.v12.request import MetadataRequest
+
+    from suoi.client import request_sync
+
+    host, _, port = address.rpartition(":")
+    request = MetadataRequest(topics=(), allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+    response = request_sync(host, int(port), request, client_id="suoi-cluster", timeout=timeout)
+    return {int(b.node_id) for b in response.brokers}
+
+
 def wait_ready(cluster: Cluster, nodes: list[Node], timeout: float) -> None:
-    """Until every broker in `nodes` is listed by Metadata (asked through the running brokers)
-    and every controller-only node accepts TCP on its controller port; fails fast if one exits."""
+    """Until every running broker's Metadata lists every broker in `nodes` (each broker asked
+    directly: their metadata images converge independently) and every controller-only node in
+    `nodes` accepts TCP on its controller port; fails fast if one of `nodes` exits."""
     deadline = time.monotonic() + timeout
-    want_brokers = {n.id for n in nodes if n.is_broker}
+    want = {n.id for n in nodes if n.is_broker}
     want_ports = [n for n in nodes if not n.is_broker]
-    seen: set[int] = set()
-    last_error = ""
+    views: dict[int, set[int] | str] = {}
     while True:
         _reap(nodes)
         for n in nodes:
@@ -540,24 +552,22 @@ def wait_ready(cluster: Cluster, nodes: list[Node], timeout: float) -> None:
                 line = last_log_line(cluster.log_path(n.id))
                 raise CliError(f"node {n.id} exited while starting (log {cluster.log_path(n.id)})"
                                + (f": {line}" if line else ""))
-        remaining = deadline - time.monotonic()
         pending_ports = [n for n in want_ports if not _accepts(str(n.controller_address))]
-        if want_brokers:
-            live = ",".join(n.address for n in cluster.brokers if n.address and node_running(cluster, n))
+        askers = [n for n in cluster.brokers if n.address and node_running(cluster, n)] if want else []
+        views = {}
+        for n in askers:
             try:
-                md = metadata(live or cluster.bootstrap, max(0.5, min(2.0, remaining)))
-                seen = {int(b) for b in md.brokers}
-                last_error = ""
-            except Exception as exc:
-                last_error = _short(exc)
-        if want_brokers <= seen and not pending_ports:
+                views[n.id] = broker_view(str(n.address), 2.0)
+            except Exception as exc:  # not listening yet, timed out, ...
+                views[n.id] = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        lagging = {i: v for i, v in views.items() if isinstance(v, str) or not want <= v}
+        if not lagging and not pending_ports:
             return
         if time.monotonic() >= deadline:
-            missing = sorted(want_brokers - seen)
-            what = []
-            if missing:
-                what.append(f"Metadata lists brokers {sorted(seen) or 'none'}, not yet {missing}"
-                            + (f" ({last_error})" if last_error else ""))
+            what = [f"broker {i} " + (f"lists {sorted(v) or 'none'}" if isinstance(v, set) else f"does not answer ({v})")
+                    for i, v in sorted(lagging.items())]
+            if lagging:
+                what[0] = f"waiting for Metadata to list {sorted(want)}: " + what[0]
             if pending_ports:
                 what.append(f"controller(s) {[n.id for n in pending_ports]} not listening")
             raise CliError(f"not ready within {timeout:g}s: {'; '.join(what)} (logs in "
