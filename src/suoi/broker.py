@@ -159,6 +159,7 @@ class Broker:
             self.quorum = self.kraft.driver
             self.groups.local_topics = self.transactions.local_topics = False
             self.groups.owns = lambda p: self._leads(OFFSETS_TOPIC, p)
+            self.groups.partition_count = self.transactions.partition_count = self._cluster_partition_count
             self.transactions.owns = lambda p: self._leads(TRANSACTION_STATE_TOPIC, p)
             await self.kraft.start()
             log.info("KRaft mode: roles=%s voters=%s", ",".join(sorted(self.kraft_settings.roles)),
@@ -207,6 +208,11 @@ class Broker:
         self.logs.default_config = self.log_config
         for name, info in self.logs.topics().items():
             self.logs.alter_topic_configs(name, info.configs)  # re-derives each live log's config
+
+    def _cluster_partition_count(self, topic: str) -> int | None:
+        assert self.kraft is not None
+        image_topic = self.kraft.image.topic(topic)
+        return None if image_topic is None else image_topic.num_partitions
 
     def _leads(self, topic: str, partition: int) -> bool:
         """KRaft mode: this node leads the partition and has its log (coordinators live there)."""

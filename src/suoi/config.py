@@ -93,6 +93,7 @@ KNOWN: dict[str, tuple[object, object]] = {
     "controller.quorum.fetch.timeout.ms": (_INT, 2000),
     "controller.quorum.request.timeout.ms": (_INT, 2000),
     "controller.quorum.retry.backoff.ms": (_INT, 20),
+    "metadata.log.max.record.bytes.between.snapshots": (_INT, 20 * 1024 * 1024),
     "log.cleaner.enable": (_bool, True),
 }
 

@@ -29,8 +29,8 @@ def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> dict[str,
     error = txn.check_transactional_id(tid)
     results: dict[TopicPartition, int] = {}
     if error == ErrorCode.none:
-        known = ctx.broker.logs.topics()
-        unknown = [tp for tp in wanted if tp.topic not in known or not 0 <= tp.partition < known[tp.topic].partitions]
+        count = txn.partition_count
+        unknown = [tp for tp in wanted if not 0 <= tp.partition < (count(tp.topic) or 0)]
         if unknown:
             # Kafka refuses the whole request: the unknown ones get UNKNOWN_TOPIC_OR_PARTITION,
             # the rest OPERATION_NOT_ATTEMPTED.

@@ -39,6 +39,7 @@ log = logging.getLogger("suoi.cluster")
 CONTROLLER_TIMEOUT_S = 10.0
 
 
+
 class NotControllerError(KafkaError):
     error_code = ErrorCode.not_controller
 
@@ -63,7 +64,10 @@ class KRaftServices:
         self.broker_epoch = -1
         self.fenced = True
         self._tasks: list[asyncio.Task[None]] = []
-        self._image_changed = asyncio.Event()
+        #: Snapshot (KIP-630) after this many bytes of committed records, so the metadata log is
+        #: truncated and a new or lagging node catches up from the snapshot.
+        self._snapshot_every_bytes = broker.config.get_int("metadata.log.max.record.bytes.between.snapshots")
+        self._bytes_since_snapshot = 0
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -91,6 +95,7 @@ class KRaftServices:
         old = self.image
         for entry in entries:
             self._builder.apply_entry(entry)
+            self._bytes_since_snapshot += len(entry.payload)
         self.image = self._builder.image()
         if self.controller is not None:
             self.controller.on_commit(self.driver.high_watermark - 1)
@@ -98,7 +103,19 @@ class KRaftServices:
         if (leader.leader_id == self.node_id and self.controller is None and self.settings.is_controller
                 and any(e.epoch == leader.epoch for e in entries)):
             asyncio.get_running_loop().call_soon(self._become_active, leader.epoch)
-        asyncio.get_running_loop().call_soon(self._reconcile, old, self.image)
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self._reconcile, old, self.image)
+        if self._bytes_since_snapshot >= self._snapshot_every_bytes:
+            self._bytes_since_snapshot = 0
+            loop.call_soon(self._snapshot, self.image)
+
+    def _snapshot(self, image: MetadataImage) -> None:
+        """Snapshot the committed image (never from inside a driver callback)."""
+        try:
+            self.driver.create_snapshot(image.offset + 1, image.to_snapshot())
+            log.info("metadata snapshot at offset %d", image.offset + 1)
+        except Exception as exc:
+            log.warning("metadata snapshot at %d skipped: %s", image.offset + 1, exc)
 
     def on_load_snapshot(self, snapshot_id: SnapshotId, data: bytes) -> None:
         old = self.image
@@ -233,10 +250,10 @@ class KRaftServices:
         me = self.node_id
         delta = MetadataDelta.between(old, new)
         for gone in delta.local_changes(me).deleted:
-            info = logs.topics().get(gone.topic)
-            if info is not None and new.topic(gone.topic) is None:
-                logs.delete_topic(gone.topic)
-                log.info("deleted local replicas of topic %s", gone.topic)
+            info = logs.topics().get(gone.topic_name)
+            if info is not None and new.topic(gone.topic_name) is None:
+                logs.delete_topic(gone.topic_name)
+                log.info("deleted local replicas of topic %s", gone.topic_name)
         for topic in new.topics.values():
             hosted = {p for p, reg in topic.partitions.items() if me in reg.replicas}
             info = logs.topics().get(topic.name)

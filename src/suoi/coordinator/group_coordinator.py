@@ -244,10 +244,9 @@ class GroupCoordinator(CoordinatorRuntime):
         errors: list[ErrorCode] = []
         records: list[tuple[bytes, bytes | None]] = []
         accepted: list[tuple[tuple[str, int], OffsetAndMetadata]] = []
-        topics = self._logs.topics()
         for topic, partition, offset, leader_epoch, metadata in offsets:
-            info = topics.get(topic)
-            if info is None or not 0 <= partition < info.partitions:
+            count = self.partition_count(topic)
+            if count is None or not 0 <= partition < count:
                 errors.append(ErrorCode.unknown_topic_or_partition)
             elif metadata is not None and len(metadata.encode()) > self.config.offset_metadata_max_bytes:
                 errors.append(ErrorCode.offset_metadata_too_large)

@@ -40,6 +40,9 @@ class CoordinatorRuntime:
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.owns: Callable[[int], bool] = lambda partition: True
+        #: How many partitions a topic has (None: no such topic). Standalone: the local logs;
+        #: KRaft mode: the metadata image (the topic may live on other brokers).
+        self.partition_count: Callable[[str], int | None] = self._local_partition_count
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -88,6 +91,10 @@ class CoordinatorRuntime:
 
     def _loaded(self, now: int) -> None:
         raise NotImplementedError
+
+    def _local_partition_count(self, topic: str) -> int | None:
+        info = self._logs.topics().get(topic)
+        return None if info is None else info.partitions
 
     def _ensure_internal_topic(self, partitions: int, segment_bytes: int) -> None:
         """Create the compacted internal topic on first use (standalone mode only)."""
