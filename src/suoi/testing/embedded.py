@@ -54,9 +54,9 @@ class EmbeddedBroker:
         return self.proc.pid
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "suoi", "broker",
-               "--listeners", f"PLAINTEXT://{self.host}:{self.port}",
-               "--log-dirs", ",".join(str(p) for p in self.log_dirs)]
+        cmd = [sys.executable, "-m", "suoi", "broker", "--log-dirs", ",".join(str(p) for p in self.log_dirs)]
+        if "listeners" not in self.overrides:  # e.g. a KRaft node that also needs a CONTROLLER listener
+            cmd += ["--listeners", f"PLAINTEXT://{self.host}:{self.port}"]
         for k, v in self.overrides.items():
             cmd += ["--override", f"{k}={v}"]
         return cmd
