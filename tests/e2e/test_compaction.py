@@ -89,8 +89,6 @@ def as_view(records: list[tuple[int, bytes, bytes | None]]) -> dict[bytes, bytes
 
 
 def test_broker_compacts_in_the_background(broker: EmbeddedBroker) -> None:
-    if "unknown config key log.cleaner.backoff.ms" in broker.logs():
-        pytest.skip("the broker does not schedule the log cleaner yet (log.cleaner.backoff.ms)")
     topic = f"compacted-{uuid.uuid4().hex[:8]}"
     create_topic(broker.bootstrap, topic, config=TOPIC_CONFIG)
     expected = produce_updates(broker.bootstrap, topic, compression="lz4")
