@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.unit.log.log_helpers import Clock, OpenLog
 
 from suoi.log.config import LogConfig
 from suoi.log.partition_log import PartitionLog
+from tests.unit.log.log_helpers import Clock, OpenLog
 
 
 @pytest.fixture

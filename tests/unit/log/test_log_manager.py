@@ -6,7 +6,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from tests.unit.log.log_helpers import Clock, batch
 
 from suoi.log.config import LogConfig
 from suoi.log.errors import (
@@ -17,6 +16,7 @@ from suoi.log.errors import (
     UnknownTopicOrPartitionError,
 )
 from suoi.log.manager import LogManager
+from tests.unit.log.log_helpers import Clock, batch
 
 
 def _manager(dirs: list[Path], clock: Clock) -> LogManager:

@@ -7,9 +7,9 @@ import os
 from collections.abc import Callable
 
 import pytest
-from tests.unit.log.log_helpers import OpenLog, batch
 
 from suoi.protocol.records import iter_records
+from tests.unit.log.log_helpers import OpenLog, batch
 
 
 def offsets(data: bytes) -> list[int]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.log.log_helpers import Clock, OpenLog, batch
 
 from suoi.log.errors import OffsetOutOfRangeError
 from suoi.protocol.records import iter_records
+from tests.unit.log.log_helpers import Clock, OpenLog, batch
 
 DAY = 86_400_000
 

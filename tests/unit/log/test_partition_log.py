@@ -6,7 +6,6 @@ import errno
 import os
 
 import pytest
-from tests.unit.log.log_helpers import Clock, OpenLog, batch
 
 from suoi.log import segment as segment_module
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
@@ -18,6 +17,7 @@ from suoi.protocol.records import (
     iter_records,
     validate_batches,
 )
+from tests.unit.log.log_helpers import Clock, OpenLog, batch
 
 
 def offsets(data: bytes) -> list[int]:
