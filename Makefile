@@ -18,12 +18,17 @@ venv: $(VENV)/.installed
 run: venv
 	$(PY) -m suoi broker --listeners PLAINTEXT://127.0.0.1:9092 --log-dirs ./suoi-data
 
-# kcat (Debian's build, on librdkafka 2.0.2) is one of the real clients the tests drive.
-tools:
+# kcat (Debian's build, on librdkafka 2.0.2) and kafkajs (tests/js, needs node + npm) are
+# real clients the tests drive.
+tools: tests/js/node_modules/.installed
 	@command -v kcat >/dev/null 2>&1 || command -v kafkacat >/dev/null 2>&1 || \
 	  { echo "installing kcat from Debian's packages"; \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat >/dev/null; }
+
+tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 test: venv tools
 	$(PY) -m pytest $(PYTEST_ARGS)
