@@ -1,0 +1,315 @@
+"""`suoi cluster`: the plan of a local cluster (node ids, roles, ports, cluster id), the
+server.properties of each node, and the state file DIR/cluster.json. No process is started
+here; see `suoi.cli.cluster` for the layout of DIR."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suoi.cli.common import CliError
+
+HOST = "127.0.0.1"
+DEFAULT_DIR = Path("suoi-cluster")
+STATE_FILE = "cluster.json"
+CLIENT_LISTENER = "PLAINTEXT"
+CONTROLLER_LISTENER = "CONTROLLER"
+MAX_COMBINED_VOTERS = 3
+MAX_BROKERS = 64
+MAX_CONTROLLERS = 9
+DEFAULT_WAIT_S = 60.0
+#: SIGTERM, then SIGKILL after this many seconds.
+STOP_TIMEOUT_S = 20.0
+#: Per-request bound for `status` (Metadata, DescribeQuorum).
+STATUS_TIMEOUT_S = 3.0
+STATE_VERSION = 1
+
+
+# ============================================================================ plan (pure)
+
+
+@dataclass
+class Node:
+    id: int
+    roles: list[str]
+    #: PLAINTEXT listener port (brokers), None for a controller-only node.
+    port: int | None
+    #: CONTROLLER listener port (voters), None for a broker-only node.
+    controller_port: int | None
+    pid: int | None = None
+
+    @property
+    def is_broker(self) -> bool:
+        return "broker" in self.roles
+
+    @property
+    def is_controller(self) -> bool:
+        return "controller" in self.roles
+
+    @property
+    def address(self) -> str | None:
+        return f"{HOST}:{self.port}" if self.port is not None else None
+
+    @property
+    def controller_address(self) -> str | None:
+        return f"{HOST}:{self.controller_port}" if self.controller_port is not None else None
+
+
+@dataclass
+class Cluster:
+    dir: Path
+    cluster_id: str
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def brokers(self) -> list[Node]:
+        return [n for n in self.nodes if n.is_broker]
+
+    @property
+    def controllers(self) -> list[Node]:
+        return [n for n in self.nodes if n.is_controller]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.address for n in self.brokers if n.address)
+
+    @property
+    def quorum_voters(self) -> str:
+        return ",".join(f"{n.id}@{n.controller_address}" for n in self.controllers)
+
+    def node(self, node_id: int) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        ids = ", ".join(str(n.id) for n in self.nodes)
+        raise CliError(f"no node {node_id} in the cluster in {self.dir} (nodes: {ids})")
+
+    def node_dir(self, node_id: int) -> Path:
+        return self.dir / f"node-{node_id}"
+
+    def config_path(self, node_id: int) -> Path:
+        return self.node_dir(node_id) / "server.properties"
+
+    def log_path(self, node_id: int) -> Path:
+        return self.node_dir(node_id) / "broker.log"
+
+    def data_dir(self, node_id: int) -> Path:
+        return self.node_dir(node_id) / "data"
+
+    def command(self, node_id: int) -> list[str]:
+        return [sys.executable, "-m", "suoi", "broker", "--config", str(self.config_path(node_id))]
+
+
+def new_cluster_id() -> str:
+    """Kafka's format (`kafka-storage.sh random-uuid`): 16 random bytes, URL-safe base64, no padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def layout(brokers: int, controllers: int) -> list[tuple[int, list[str]]]:
+    """(node id, roles) for every node: brokers 1..N, controller-only nodes N+1..N+M, or with
+    M = 0 the first min(N, 3) brokers as combined voters."""
+    if brokers < 1:
+        raise CliError("--brokers must be at least 1")
+    if brokers > MAX_BROKERS:
+        raise CliError(f"--brokers must be at most {MAX_BROKERS}")
+    if controllers < 0:
+        raise CliError("--controllers must be 0 (combined mode) or more")
+    if controllers > MAX_CONTROLLERS:
+        raise CliError(f"--controllers must be at most {MAX_CONTROLLERS}")
+    out: list[tuple[int, list[str]]] = []
+    if controllers == 0:
+        voters = min(brokers, MAX_COMBINED_VOTERS)
+        for i in range(1, brokers + 1):
+            out.append((i, ["broker", "controller"] if i <= voters else ["broker"]))
+    else:
+        out += [(i, ["broker"]) for i in range(1, brokers + 1)]
+        out += [(brokers + j, ["controller"]) for j in range(1, controllers + 1)]
+    return out
+
+
+def plan_cluster(directory: Path, brokers: int, controllers: int = 0, *, base_port: int | None = None,
+                 cluster_id: str | None = None) -> Cluster:
+    """The nodes, ports and ids of a new cluster (nothing is started or written)."""
+    shape = layout(brokers, controllers)
+    cluster = Cluster(directory, cluster_id or new_cluster_id())
+    needed = sum(("broker" in roles) + ("controller" in roles) for _, roles in shape)
+    if base_port is not None:
+        top = base_port + 2 * max(i for i, _ in shape) - 1
+        if base_port < 1024 or top > 65535:
+            raise CliError(f"--base-port {base_port} leaves the port range: this cluster needs "
+                           f"{base_port}..{top} (1024..65535)")
+        free: Iterator[int] = iter(())
+    else:
+        free = iter(free_ports(needed))
+    for node_id, roles in shape:
+        if base_port is not None:
+            port = base_port + 2 * (node_id - 1) if "broker" in roles else None
+            cport = base_port + 2 * (node_id - 1) + 1 if "controller" in roles else None
+        else:
+            port = next(free) if "broker" in roles else None
+            cport = next(free) if "controller" in roles else None
+        cluster.nodes.append(Node(node_id, roles, port, cport))
+    return cluster
+
+
+def _existing_cluster_id(directory: Path, shape: list[tuple[int, list[str]]]) -> str | None:
+    """The cluster id of a stopped cluster kept in `directory`, if its layout is `shape`."""
+    from suoi.config import read_properties
+
+    found: dict[int, dict[str, str]] = {}
+    for cfg in directory.glob("node-*/server.properties"):
+        try:
+            node_id = int(cfg.parent.name.removeprefix("node-"))
+            found[node_id] = read_properties(cfg)
+        except (ValueError, OSError):
+            continue
+    if not found:
+        return None
+    old_shape = sorted((i, p.get("process.roles", "")) for i, p in found.items())
+    new_shape = sorted((i, ",".join(roles)) for i, roles in shape)
+    ids = {p.get("cluster.id") for p in found.values()}
+    if old_shape != new_shape or len(ids) != 1 or None in ids:
+        desc = ", ".join(f"{i}:{r}" for i, r in old_shape)
+        raise CliError(f"{directory} holds the data of a different cluster (nodes {desc}); use another "
+                       f"--dir or remove it with 'suoi cluster down --purge --dir {directory}'")
+    return ids.pop()
+
+
+def node_properties(cluster: Cluster, node: Node) -> dict[str, str]:
+    """The server.properties of one node (Kafka's property names)."""
+    listeners = []
+    if node.port is not None:
+        listeners.append(f"{CLIENT_LISTENER}://{node.address}")
+    if node.controller_port is not None:
+        listeners.append(f"{CONTROLLER_LISTENER}://{node.controller_address}")
+    props = {
+        "process.roles": ",".join(node.roles),
+        "node.id": str(node.id),
+        "listeners": ",".join(listeners),
+    }
+    if node.port is not None:
+        props["advertised.listeners"] = f"{CLIENT_LISTENER}://{node.address}"
+    props.update({
+        "controller.listener.names": CONTROLLER_LISTENER,
+        "controller.quorum.voters": cluster.quorum_voters,
+        "cluster.id": cluster.cluster_id,
+        "log.dirs": str(cluster.data_dir(node.id).resolve()),
+    })
+    return props
+
+
+def render_properties(props: dict[str, str], header: str) -> str:
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += [f"{k}={v}" for k, v in props.items()]
+    return "\n".join(lines) + "\n"
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports the OS calls free (all bound at once, then released)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return True
+    return False
+
+
+# ============================================================================ state file
+
+
+def state_path(directory: Path) -> Path:
+    return directory / STATE_FILE
+
+
+def to_state(cluster: Cluster) -> dict[str, Any]:
+    nodes = []
+    for n in cluster.nodes:
+        d = asdict(n)
+        d.update({
+            "address": n.address, "controller_address": n.controller_address,
+            "config": str(cluster.config_path(n.id)), "log": str(cluster.log_path(n.id)),
+            "data_dir": str(cluster.data_dir(n.id)), "command": cluster.command(n.id),
+        })
+        nodes.append(d)
+    return {
+        "version": STATE_VERSION,
+        "cluster_id": cluster.cluster_id,
+        "dir": str(cluster.dir),
+        "bootstrap": cluster.bootstrap,
+        "controller_quorum_voters": cluster.quorum_voters,
+        "nodes": nodes,
+    }
+
+
+def from_state(directory: Path, data: dict[str, Any]) -> Cluster:
+    try:
+        cluster = Cluster(directory, str(data["cluster_id"]))
+        for d in data["nodes"]:
+            cluster.nodes.append(Node(int(d["id"]), [str(r) for r in d["roles"]],
+                                      None if d.get("port") is None else int(d["port"]),
+                                      None if d.get("controller_port") is None else int(d["controller_port"]),
+                                      None if d.get("pid") is None else int(d["pid"])))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CliError(f"{state_path(directory)} is not a suoi cluster state file ({type(exc).__name__}: {exc})") from None
+    return cluster
+
+
+def load_cluster(directory: Path) -> Cluster:
+    path = state_path(directory)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(f"no cluster in {directory} (no {STATE_FILE}); start one with "
+                       f"'suoi cluster up --brokers N --dir {directory}'") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CliError(f"{path} is not a suoi cluster state file")
+    return from_state(directory, data)
+
+
+def save_cluster(cluster: Cluster) -> None:
+    """Write cluster.json atomically (temp file + rename)."""
+    path = state_path(cluster.dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(to_state(cluster), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def state_lock(directory: Path) -> Iterator[None]:
+    """Serialise commands that change cluster.json (up/down/start-node/stop-node) on one DIR."""
+    import fcntl
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".cluster.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
