@@ -14,6 +14,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
+from kio.schema.types import TopicName
+from kio.static.primitive import i16, i32, i32Timedelta
 
 from suoi.cluster.kraft import KRaftServices, NotControllerError
 from suoi.controller.messages import (
@@ -34,9 +36,15 @@ log = logging.getLogger("suoi.api")
 OMITTED_OPERATIONS = -2147483648
 
 
+def _kraft(broker: Broker) -> KRaftServices:
+    """The node's KRaft services (callers only come here in KRaft mode)."""
+    assert broker.kraft is not None, "not in KRaft mode"
+    return broker.kraft
+
+
 def live_brokers(broker: Broker) -> list[dict[str, Any]]:
     """Unfenced brokers with their address on the listener clients use."""
-    kraft: KRaftServices = broker.kraft
+    kraft = _kraft(broker)
     ctl = kraft.settings.controller_listener
     client_listener = broker.advertised[0].name if broker.advertised else "PLAINTEXT"
     out = []
@@ -58,7 +66,7 @@ def partition_data(kraft: KRaftServices, reg: Any, index: int) -> dict[str, Any]
 
 
 def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, Any]:
-    kraft: KRaftServices = broker.kraft
+    kraft = _kraft(broker)
     image = kraft.image
     requested = request.topics
     if requested is None or (version == 0 and not requested):
@@ -112,13 +120,13 @@ def request_topic_creation(broker: Broker, name: str, partitions: int = -1,
 
 async def create_topics(broker: Broker, topics: list[NewTopic], validate_only: bool = False) -> list[Any]:
     """CreateTopics on the active controller (here, or forwarded as a CreateTopics request)."""
-    kraft: KRaftServices = broker.kraft
+    kraft = _kraft(broker)
     if kraft.controller is not None:
         return list(await kraft.run_on_controller(lambda c: c.create_topics(topics, validate_only=validate_only)))
     request = CreateTopicsRequest(topics=tuple(CreatableTopic(
-        name=t.name, num_partitions=t.num_partitions, replication_factor=t.replication_factor, assignments=(),
-        configs=tuple(CreatableTopicConfig(name=k, value=v) for k, v in t.configs.items())) for t in topics),
-        timeout=datetime.timedelta(seconds=30), validate_only=validate_only)
+        name=TopicName(t.name), num_partitions=i32(t.num_partitions), replication_factor=i16(t.replication_factor),
+        assignments=(), configs=tuple(CreatableTopicConfig(name=k, value=v) for k, v in t.configs.items()))
+        for t in topics), timeout=i32Timedelta.parse(datetime.timedelta(seconds=30)), validate_only=validate_only)
     response = await kraft.call_controller(request)
     return [CreateTopicResult(r.name, r.error_code, r.error_message, r.topic_id, r.num_partitions,
                               r.replication_factor) for r in response.topics]
@@ -127,7 +135,7 @@ async def create_topics(broker: Broker, topics: list[NewTopic], validate_only: b
 async def forward(broker: Broker, request: Any) -> dict[str, Any]:
     """Send a metadata-changing request to the active controller as is; answer with its reply."""
     try:
-        response = await broker.kraft.call_controller(request)
+        response = await _kraft(broker).call_controller(request)
     except NotControllerError as exc:
         raise RuntimeError(f"no active controller: {exc}") from exc
     return {f.name: getattr(response, f.name) for f in dataclasses.fields(response)}
@@ -135,7 +143,7 @@ async def forward(broker: Broker, request: Any) -> dict[str, Any]:
 
 async def create_topics_response(broker: Broker, request: Any) -> dict[str, Any]:
     """CreateTopics in KRaft mode: decided by the active controller."""
-    kraft: KRaftServices = broker.kraft
+    kraft = _kraft(broker)
     if kraft.controller is None:
         return await forward(broker, request)
     default_rf = broker.config.get_int("default.replication.factor")
@@ -169,7 +177,7 @@ async def create_topics_response(broker: Broker, request: Any) -> dict[str, Any]
 
 
 async def delete_topics_response(broker: Broker, request: Any, version: int) -> dict[str, Any]:
-    kraft: KRaftServices = broker.kraft
+    kraft = _kraft(broker)
     if kraft.controller is None:
         return await forward(broker, request)
     if version < 6:
@@ -184,7 +192,7 @@ async def delete_topics_response(broker: Broker, request: Any, version: int) -> 
 
 
 async def create_partitions_response(broker: Broker, request: Any) -> dict[str, Any]:
-    kraft: KRaftServices = broker.kraft
+    kraft = _kraft(broker)
     if kraft.controller is None:
         return await forward(broker, request)
     wanted = [NewPartitions(name=t.name, count=t.count,
@@ -198,7 +206,7 @@ async def create_partitions_response(broker: Broker, request: Any) -> dict[str, 
 async def alter_configs_response(broker: Broker, request: Any, incremental: bool) -> dict[str, Any]:
     """Topic configs live in the metadata log; the controller validates and records them.
     Broker resources stay per node (`dynamic_config`), as before."""
-    kraft: KRaftServices = broker.kraft
+    kraft = _kraft(broker)
     if kraft.controller is None:
         return await forward(broker, request)
     if incremental:

@@ -19,6 +19,8 @@ def _in_cluster(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     """KRaft mode: the coordinator is the leader of the key's internal-topic partition; the
     topic is created through the controller on first use (COORDINATOR_NOT_AVAILABLE meanwhile)."""
     broker = ctx.broker
+    assert broker.kraft is not None
+    coordinator: Any
     if key_type == GROUP_KEY_TYPE:
         coordinator, topic = broker.groups, OFFSETS_TOPIC
         partitions, segment_bytes = coordinator.config.offsets_partitions, coordinator.config.offsets_segment_bytes
