@@ -24,10 +24,14 @@ FORBIDDEN = {
     "raft_driver": {"log", "api", "net", "broker", "coordinator", "controller", "cli", "testing"},
     "client": {"log", "raft", "raft_driver", "api", "net", "broker", "coordinator", "controller", "cli", "testing"},
     "controller": {"raft_driver", "client", "api", "net", "broker", "coordinator", "cli", "testing"},
+    "replication": {"api", "net", "cli", "testing", "broker", "cluster"},
 }
-NO_ASYNCIO = {"model", "protocol", "log", "raft", "controller"}
+NO_ASYNCIO = {"model", "protocol", "log", "raft", "controller", "replication"}
 # sans-IO packages that must not even touch kio, sockets, threads or the clock
-PURE = {"controller": {"kio", "socket", "threading", "time", "selectors"}}
+PURE = {
+    "controller": {"kio", "socket", "threading", "time", "selectors"},
+    "replication": {"kio", "socket", "threading", "time", "selectors"},
+}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -1,0 +1,28 @@
+"""Partition replication as sans-IO state machines (see README.md).
+
+Not wired into the broker yet: the replica manager runtime will drive these objects.
+"""
+
+from __future__ import annotations
+
+from .errors import Err
+from .follower import FollowerPartitionState
+from .partition_state import (
+    UNKNOWN_OFFSET,
+    AlterPartitionProposal,
+    FollowerFetchResult,
+    LeaderPartitionState,
+    ReplicaState,
+)
+from .waiters import AcksAllWaiters
+
+__all__ = [
+    "UNKNOWN_OFFSET",
+    "AcksAllWaiters",
+    "AlterPartitionProposal",
+    "Err",
+    "FollowerFetchResult",
+    "FollowerPartitionState",
+    "LeaderPartitionState",
+    "ReplicaState",
+]
