@@ -14,6 +14,8 @@ __all__ = [
     "LogError",
     "OffsetOutOfRangeError",
     "TopicExistsError",
+    "TruncationBelowHighWatermarkError",
+    "UnexpectedAppendOffsetError",
     "UnknownTopicOrPartitionError",
 ]
 
@@ -57,3 +59,12 @@ class KafkaStorageError(LogError, OSError):
     """The disk failed underneath us (ENOSPC, EIO...); the log was left as before."""
 
     error_code = 56
+
+
+class UnexpectedAppendOffsetError(LogError):
+    """A follower append does not continue the log (its first offset is not the log end
+    offset, or its batches are not contiguous); Kafka's UnexpectedAppendOffsetException."""
+
+
+class TruncationBelowHighWatermarkError(LogError):
+    """``truncate_to`` would remove records below the high watermark (acknowledged data)."""

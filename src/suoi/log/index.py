@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import struct
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from pathlib import Path
 
 __all__ = ["OffsetIndex", "TimeIndex"]
@@ -81,6 +81,11 @@ class _FixedIndex:
             os.ftruncate(self._fd, count * self._entry.size)
             del self._keys[count:]
             del self._values[count:]
+
+    def truncate_from_value(self, value: int) -> None:
+        """Drop the entries whose value is >= ``value`` (values are sorted: positions in
+        the offset index, relative offsets in the time index); used by log truncation."""
+        self.truncate_entries(bisect_left(self._values, value))
 
     def flush(self) -> None:
         os.fsync(self._fd)

@@ -16,16 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from suoi.log import log_reads
+from suoi.log import log_reads, truncation
 from suoi.log import transactions as txns
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
+from suoi.log.leader_epoch import LeaderEpochCache, load_or_rebuild
 from suoi.log.log_reads import Take
 from suoi.log.producer_state import ProducerStateManager, ProducerView, write_snapshot
 from suoi.log.recovery import LOG_START_OFFSET_FILE, rebuild_producer_state, recover_segments, write_log_start_offset
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
+from suoi.protocol.record_batch import set_partition_leader_epoch
 from suoi.protocol.records import (
     BatchHeader,
     InvalidRecordError,
@@ -72,6 +74,8 @@ class PartitionLog:
         segments: list[LogSegment],
         log_start_offset: int,
         now_ms: Callable[[], int],
+        *,
+        hw_follows_leo: bool = True,
     ) -> None:
         self.directory = directory
         self.topic = topic
@@ -82,15 +86,19 @@ class PartitionLog:
         self._bases = [s.base_offset for s in segments]
         self._log_end_offset = segments[-1].next_offset
         self._log_start_offset = log_start_offset
-        #: Last offset (exclusive) visible to consumers.  Equal to the log end
-        #: offset until replication exists; kept separate so it can take over.
+        #: Last offset (exclusive) visible to consumers: the log end offset after every append
+        #: with ``hw_follows_leo`` (default), else owned by replication (``set_high_watermark``).
         self._high_watermark = self._log_end_offset
+        self.hw_follows_leo = hw_follows_leo
         self._unflushed_messages = 0
         self._last_flush_ms = now_ms()
         self._unflushed_segments: list[LogSegment] = []
         #: Idempotent producers' recent batches (KIP-98), rebuilt from snapshot + log tail.
         self.producer_state = ProducerStateManager(config.producer_id_expiration_ms)
         self._rebuild_producer_state()
+        #: Leader epoch -> start offset (KIP-101), the ``leader-epoch-checkpoint`` file.
+        self.leader_epoch_cache: LeaderEpochCache = load_or_rebuild(
+            directory, segments, log_start_offset, self._log_end_offset)
 
     # ------------------------------------------------------------------ opening
 
@@ -102,6 +110,8 @@ class PartitionLog:
         partition: int,
         config: LogConfig,
         now_ms: Callable[[], int] = wall_clock_ms,
+        *,
+        hw_follows_leo: bool = True,
     ) -> PartitionLog:
         """Open (creating if needed) and recover the log in ``directory``.
 
@@ -111,7 +121,7 @@ class PartitionLog:
         later segments are dropped: their offsets no longer follow on.
         """
         segments, log_start = recover_segments(directory, topic, partition, config)
-        return cls(directory, topic, partition, config, segments, log_start, now_ms)
+        return cls(directory, topic, partition, config, segments, log_start, now_ms, hw_follows_leo=hw_follows_leo)
 
     # ------------------------------------------------------------------ properties
 
@@ -146,9 +156,12 @@ class PartitionLog:
 
     # ------------------------------------------------------------------ writes
 
-    def append(self, records: bytes | bytearray | memoryview) -> AppendInfo:
+    def append(self, records: bytes | bytearray | memoryview, *, leader_epoch: int | None = None) -> AppendInfo:
         """Validate, assign offsets to and append a produced records blob.
 
+        With ``leader_epoch`` (a leader's append) each batch's partitionLeaderEpoch is
+        stamped with it and the epoch is assigned in the leader-epoch cache at the first
+        offset written; None leaves the batches' field as the client sent it.
         Raises the ``suoi.protocol.records`` validation errors before touching
         the log, or ``KafkaStorageError`` if the disk write fails (the log is
         then unchanged).
@@ -166,10 +179,11 @@ class PartitionLog:
                 # A retry of a batch already in the log: answer with its original offsets.
                 return AppendInfo(duplicate.first_offset, duplicate.last_offset, -1,
                                   self._log_start_offset, duplicate.timestamp, 0)
-        return self._write(bytearray(records), headers, now)
+        return self._write(bytearray(records), headers, now, leader_epoch)
 
     def append_control(
-        self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int
+        self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
+        *, leader_epoch: int | None = None,
     ) -> AppendInfo:
         """Write a COMMIT (``commit``) or ABORT marker ending ``producer_id``'s transaction.
 
@@ -183,11 +197,30 @@ class PartitionLog:
         now = self._now_ms()
         data = build_control_batch(producer_id=producer_id, producer_epoch=producer_epoch, commit=commit,
                                    coordinator_epoch=coordinator_epoch, timestamp_ms=now)
-        return self._write(bytearray(data), [parse_batch_header(data)], now)
+        return self._write(bytearray(data), [parse_batch_header(data)], now, leader_epoch)
 
-    def _write(self, buf: bytearray, headers: list[BatchHeader], now: int) -> AppendInfo:
-        """Assign offsets to validated batches, roll if due, write, update producer state."""
+    def append_as_follower(self, records: bytes | bytearray | memoryview) -> AppendInfo:
+        """Append batches fetched from the leader keeping their offsets, timestamps and leader
+        epochs (a follower's write); checks and errors: ``truncation.validate_replica_batches``
+        (the log is then unchanged). Producer state is updated without sequence checks."""
+        headers, placements = truncation.validate_replica_batches(
+            records, log_end_offset=self._log_end_offset, max_batch_bytes=self.config.max_message_bytes,
+            allow_gaps=self.config.compacts)
+        now = self._now_ms()
+        first = placements[0][1]
+        self._place(bytearray(records), headers, placements, now)
+        for h in headers:
+            if h.partition_leader_epoch > self.leader_epoch_cache.latest_epoch:
+                self.leader_epoch_cache.assign(h.partition_leader_epoch, h.base_offset)
+        return AppendInfo(base_offset=first, last_offset=self._log_end_offset - 1, log_append_time_ms=-1,
+                          log_start_offset=self._log_start_offset, max_timestamp=max(p[3] for p in placements),
+                          record_count=sum(h.records_count for h in headers))
+
+    def _write(self, buf: bytearray, headers: list[BatchHeader], now: int, leader_epoch: int | None = None) -> AppendInfo:
+        """Assign offsets to validated batches (stamping ``leader_epoch``), then ``_place`` them."""
         cfg = self.config
+        if leader_epoch is not None and leader_epoch < 0:
+            raise ValueError(f"leader epoch must be >= 0, got {leader_epoch}")
         append_time = cfg.log_append_time
         placements: list[BatchPlacement] = []
         next_offset = self._log_end_offset
@@ -197,6 +230,8 @@ class PartitionLog:
         for h in headers:
             base = next_offset
             assign_offsets(buf, pos, base)
+            if leader_epoch is not None:
+                set_partition_leader_epoch(buf, pos, leader_epoch)
             ts = h.max_timestamp
             if append_time:
                 set_log_append_time(buf, pos, now)
@@ -206,21 +241,10 @@ class PartitionLog:
             max_ts = max(max_ts, ts)
             count += h.records_count
             pos += h.size
-        seg = self._active
-        if seg.should_roll(len(buf), next_offset - 1, now, cfg.segment_bytes, cfg.segment_ms):
-            seg = self._roll()
-        seg.append(buf, placements, now)
-        for h, (_, base, last, ts, _) in zip(headers, placements, strict=True):
-            self.producer_state.update(h, base, last, ts)
         first_offset = self._log_end_offset
-        self._log_end_offset = next_offset
-        self._high_watermark = next_offset
-        for h, (rel, base, *_) in zip(headers, placements, strict=True):
-            if h.is_control:  # a marker (append_control; clients are not stopped from sending one)
-                txns.apply_control(self.producer_state, seg, buf, rel, h, base)
-        self._unflushed_messages += count
-        if cfg.flush_interval_messages is not None and self._unflushed_messages >= cfg.flush_interval_messages:
-            self.flush()
+        self._place(buf, headers, placements, now)
+        if leader_epoch is not None:
+            self.leader_epoch_cache.assign(leader_epoch, first_offset)
         return AppendInfo(
             base_offset=first_offset,
             last_offset=next_offset - 1,
@@ -229,6 +253,52 @@ class PartitionLog:
             max_timestamp=max_ts,
             record_count=count,
         )
+
+    def _place(self, buf: bytearray, headers: list[BatchHeader], placements: list[BatchPlacement], now: int) -> None:
+        """Write offset-assigned batches: roll if due, append, update producer state, LEO/HW, markers."""
+        cfg = self.config
+        next_offset = placements[-1][2] + 1
+        seg = self._active
+        if seg.should_roll(len(buf), next_offset - 1, now, cfg.segment_bytes, cfg.segment_ms):
+            seg = self._roll()
+        seg.append(buf, placements, now)
+        for h, (_, base, last, ts, _) in zip(headers, placements, strict=True):
+            self.producer_state.update(h, base, last, ts)
+        self._log_end_offset = next_offset
+        if self.hw_follows_leo:
+            self._high_watermark = next_offset
+        for h, (rel, base, *_) in zip(headers, placements, strict=True):
+            if h.is_control:  # a marker (append_control; clients are not stopped from sending one)
+                txns.apply_control(self.producer_state, seg, buf, rel, h, base)
+        self._unflushed_messages += sum(h.records_count for h in headers)
+        if cfg.flush_interval_messages is not None and self._unflushed_messages >= cfg.flush_interval_messages:
+            self.flush()
+
+    def set_high_watermark(self, high_watermark: int) -> int:
+        """Set (replication layer) the high watermark, clamped to [log start, log end]."""
+        self._high_watermark = min(max(high_watermark, self._log_start_offset), self._log_end_offset)
+        return self._high_watermark
+
+    def truncate_to(self, offset: int, *, force: bool = False) -> int:
+        """Remove every record from ``offset`` on (a diverged follower, KIP-101); returns the
+        new log end offset (below ``offset`` if a batch holds it: batches go whole). Indexes,
+        txn index, producer state and epoch cache follow; no-op at or past the log end.
+        Raises as ``truncation.check_cut`` (``force`` allows going below the high watermark,
+        which then follows) and ``KafkaStorageError``."""
+        if offset >= self._log_end_offset:
+            return self._log_end_offset
+        truncation.check_cut(self._segments, self._bases, offset, self._log_start_offset,
+                             None if force else self._high_watermark)
+        try:
+            removed = truncation.truncate_segments(self._segments, self._bases, offset)
+        except OSError as e:
+            raise KafkaStorageError(e.errno, f"cannot truncate {self.directory}: {e.strerror}") from e
+        self._unflushed_segments = [s for s in self._unflushed_segments if s not in removed and s is not self._active]
+        self._log_end_offset = self._active.next_offset
+        self._high_watermark = min(self._high_watermark, self._log_end_offset)
+        self.leader_epoch_cache.truncate_from_end(self._log_end_offset)
+        self._rebuild_producer_state()
+        return self._log_end_offset
 
     def roll(self) -> LogSegment:
         """Start a new segment at the log end offset (no-op if the active one is empty)."""
@@ -375,6 +445,7 @@ class PartitionLog:
                 self._delete_oldest()
             self._persist_log_start_offset()
             self.producer_state.truncate_to(offset)
+            self.leader_epoch_cache.truncate_from_start(offset)
         return self._log_start_offset
 
     def apply_retention(self, now_ms: int) -> int:
@@ -401,6 +472,7 @@ class PartitionLog:
             self._log_start_offset = self._segments[0].base_offset
             self._persist_log_start_offset()
             self.producer_state.truncate_to(self._log_start_offset)
+            self.leader_epoch_cache.truncate_from_start(self._log_start_offset)
         return deleted
 
     def _delete_oldest(self) -> None:

@@ -239,6 +239,35 @@ class LogSegment:
         if self.rolling_base_ms is None:
             self.rolling_base_ms = now_ms
 
+    def truncate_to(self, offset: int) -> int:
+        """Remove the batches from the one holding ``offset`` on (Kafka's LogSegment.truncateTo);
+        returns the bytes removed. A batch holding ``offset`` goes whole, so ``next_offset``
+        may end below ``offset``. The ``.log`` file is cut first: a crash before the indexes
+        follow leaves a segment that ``recover`` (it is then the last one) fixes."""
+        pos = self.locate(offset)
+        if pos is None:
+            return 0
+        cut = parse_batch_header(os.pread(self._fd, HEADER_SIZE, pos)).base_offset
+        removed = self.size - pos
+        os.ftruncate(self._fd, pos)
+        self.size = pos
+        self.offset_index.truncate_from_value(pos)
+        self.time_index.truncate_from_value(cut - self.base_offset)
+        self.txn_index.truncate_from(cut)
+        last = self.offset_index.last_entry()
+        self.next_offset = self.base_offset
+        self.max_timestamp, self.offset_of_max_timestamp = -1, self.base_offset
+        self._bytes_since_index = 0
+        for bpos, h in self._iter_headers(0):  # headers only
+            if h.max_timestamp > self.max_timestamp:
+                self.max_timestamp, self.offset_of_max_timestamp = h.max_timestamp, h.base_offset
+            if last is None or bpos >= last[1]:
+                self._bytes_since_index += h.size
+            self.next_offset = h.next_offset
+        if pos == 0:
+            self.rolling_base_ms = None
+        return removed
+
     def _index_batch(self, pos: int, base: int, last: int, max_ts: int, size: int) -> None:
         if max_ts > self.max_timestamp:
             self.max_timestamp, self.offset_of_max_timestamp = max_ts, base

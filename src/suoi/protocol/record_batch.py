@@ -227,6 +227,17 @@ def assign_offsets(buf: bytearray, pos: int, base_offset: int) -> None:
     _Q.pack_into(buf, pos, base_offset)
 
 
+#: partitionLeaderEpoch sits at bytes 12..15, between batchLength and magic: outside the CRC.
+PARTITION_LEADER_EPOCH_OFFSET = 12
+_EPOCH = struct.Struct(">i")
+
+
+def set_partition_leader_epoch(buf: bytearray, pos: int, epoch: int) -> None:
+    """Stamp the batch at ``pos`` with the leader epoch that appended it (KIP-101), in
+    place; the field is not covered by the CRC, so the CRC stays valid."""
+    _EPOCH.pack_into(buf, pos + PARTITION_LEADER_EPOCH_OFFSET, epoch)
+
+
 def set_log_append_time(buf: bytearray, pos: int, timestamp_ms: int) -> None:
     """Stamp a batch with the broker's append time, as Kafka does.
 

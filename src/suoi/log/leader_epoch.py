@@ -1,0 +1,233 @@
+"""Leader-epoch cache of one partition (KIP-101, KIP-279): which leader epoch wrote which
+offsets, so a follower can find where its log diverges from a new leader's.
+
+An ordered list of ``(epoch, start_offset)`` entries, both strictly increasing: epoch
+``e`` covers ``[start_offset(e), start_offset(next entry))``, the latest one up to the log
+end. Persisted after every change as Kafka's ``leader-epoch-checkpoint`` text file in the
+partition directory (a version line ``0``, a count line, then ``epoch offset`` lines),
+written to a temporary file, fsynced and renamed. A missing or unreadable file is rebuilt
+from the ``partitionLeaderEpoch`` field of the stored batch headers
+(``load_or_rebuild``), as Kafka does in segment recovery.
+
+Kafka's rules followed here (LeaderEpochFileCache):
+
+* ``assign`` ignores negative epochs, an epoch not above the latest one, and a start
+  offset below the latest entry's (non-monotonic input, logged). An epoch above the
+  latest at the *same* start offset replaces the latest entry: that epoch wrote nothing.
+* ``end_offset_for`` answers OffsetsForLeaderEpoch: for the latest epoch the log end
+  offset; for an older one the largest cached epoch <= the requested one and the start
+  offset of the next cached epoch; ``(-1, -1)`` for UNDEFINED, an empty cache or an epoch
+  above the latest. Below the first cached epoch Kafka (since KIP-279) answers with the
+  *requested* epoch and the first entry's start offset (the older data is gone), and so
+  does this.
+* ``truncate_from_end(o)`` drops entries starting at or after ``o`` (log truncation);
+  ``truncate_from_start(o)`` drops entries wholly below ``o`` and moves the start of the
+  last of them up to ``o`` (log start offset moved by retention / DeleteRecords).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from suoi.log.errors import KafkaStorageError
+from suoi.log.segment import LogSegment
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "UNDEFINED_EPOCH",
+    "UNDEFINED_EPOCH_OFFSET",
+    "EpochEntry",
+    "LeaderEpochCache",
+    "load_or_rebuild",
+]
+
+logger = logging.getLogger("suoi.log")
+
+CHECKPOINT_FILE = "leader-epoch-checkpoint"
+_VERSION = 0
+UNDEFINED_EPOCH = -1
+UNDEFINED_EPOCH_OFFSET = -1
+
+
+class EpochEntry(NamedTuple):
+    epoch: int
+    start_offset: int
+
+
+class LeaderEpochCache:
+    """Epoch -> start offset entries, persisted to ``path`` (None: in memory only)."""
+
+    def __init__(self, path: Path | None, entries: Iterable[tuple[int, int]] = ()) -> None:
+        self.path = path
+        self._epochs: list[int] = []
+        self._starts: list[int] = []
+        for epoch, start in entries:
+            self._epochs.append(epoch)
+            self._starts.append(start)
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def entries(self) -> list[EpochEntry]:
+        return [EpochEntry(e, s) for e, s in zip(self._epochs, self._starts, strict=True)]
+
+    @property
+    def latest_epoch(self) -> int:
+        """The newest epoch, ``UNDEFINED_EPOCH`` (-1) if the cache is empty."""
+        return self._epochs[-1] if self._epochs else UNDEFINED_EPOCH
+
+    @property
+    def earliest_entry(self) -> EpochEntry | None:
+        return EpochEntry(self._epochs[0], self._starts[0]) if self._epochs else None
+
+    @property
+    def latest_entry(self) -> EpochEntry | None:
+        return EpochEntry(self._epochs[-1], self._starts[-1]) if self._epochs else None
+
+    def epoch_for_offset(self, offset: int) -> int:
+        """Epoch that wrote ``offset`` (the entry starting at or before it), else -1."""
+        i = bisect_right(self._starts, offset) - 1
+        return self._epochs[i] if i >= 0 else UNDEFINED_EPOCH
+
+    def end_offset_for(self, requested_epoch: int, log_end_offset: int) -> tuple[int, int]:
+        """OffsetsForLeaderEpoch: ``(epoch, end offset)`` for ``requested_epoch`` (see module doc)."""
+        if requested_epoch < 0 or not self._epochs:
+            return UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
+        if requested_epoch == self._epochs[-1]:
+            return requested_epoch, log_end_offset
+        higher = bisect_right(self._epochs, requested_epoch)  # first entry with epoch > requested
+        if higher == len(self._epochs):
+            return UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
+        if higher == 0:
+            return requested_epoch, self._starts[0]
+        return self._epochs[higher - 1], self._starts[higher]
+
+    # ------------------------------------------------------------------ updates
+
+    def assign(self, epoch: int, start_offset: int) -> bool:
+        """Record that ``epoch`` starts at ``start_offset``; returns whether anything changed."""
+        if epoch < 0 or start_offset < 0:
+            return False
+        if self._epochs:
+            latest, latest_start = self._epochs[-1], self._starts[-1]
+            if epoch <= latest or start_offset < latest_start:
+                if epoch != latest:
+                    logger.warning("%s: ignoring non-monotonic leader epoch %d at offset %d (latest: %d at %d)",
+                                   self.path, epoch, start_offset, latest, latest_start)
+                return False
+            if start_offset == latest_start:  # the latest epoch wrote nothing
+                self._epochs.pop()
+                self._starts.pop()
+        self._epochs.append(epoch)
+        self._starts.append(start_offset)
+        self.flush()
+        return True
+
+    def truncate_from_end(self, end_offset: int) -> None:
+        """Drop entries starting at or after ``end_offset`` (the log was truncated there)."""
+        if end_offset < 0 or not self._starts or self._starts[-1] < end_offset:
+            return
+        keep = bisect_right(self._starts, end_offset - 1)
+        del self._epochs[keep:]
+        del self._starts[keep:]
+        self.flush()
+
+    def truncate_from_start(self, start_offset: int) -> None:
+        """Drop entries wholly below ``start_offset``; the epoch holding it now starts there."""
+        i = bisect_right(self._starts, start_offset) - 1  # last entry starting at or before it
+        if i < 0 or (i == 0 and self._starts[0] == start_offset):
+            return
+        del self._epochs[:i]
+        del self._starts[:i]
+        self._starts[0] = start_offset
+        self.flush()
+
+    def clear(self) -> None:
+        if self._epochs:
+            self._epochs.clear()
+            self._starts.clear()
+            self.flush()
+
+    # ------------------------------------------------------------------ persistence
+
+    def flush(self) -> None:
+        """Write the checkpoint file atomically (temp file, fsync, rename, fsync dir)."""
+        if self.path is None:
+            return
+        lines = [str(_VERSION), str(len(self._epochs))]
+        lines += [f"{e} {s}" for e, s in zip(self._epochs, self._starts, strict=True)]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with open(tmp, "w") as f:
+                f.write("\n".join(lines) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as e:
+            raise KafkaStorageError(e.errno, f"cannot write {self.path}: {e.strerror}") from e
+
+    @classmethod
+    def read(cls, path: Path) -> LeaderEpochCache | None:
+        """The cache stored at ``path``; None if it is missing or malformed."""
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise KafkaStorageError(e.errno, f"cannot read {path}: {e.strerror}") from e
+        try:
+            entries = _parse(text.splitlines())
+        except ValueError as e:
+            logger.warning("%s: malformed leader epoch checkpoint (%s), rebuilding it from the log", path, e)
+            return None
+        return cls(path, entries)
+
+
+def _parse(lines: Sequence[str]) -> list[tuple[int, int]]:
+    if len(lines) < 2 or int(lines[0]) != _VERSION:
+        raise ValueError(f"expected version {_VERSION} and a count")
+    count = int(lines[1])
+    body = [line for line in lines[2:] if line.strip()]
+    if count < 0 or len(body) != count:
+        raise ValueError(f"expected {count} entries, found {len(body)}")
+    entries: list[tuple[int, int]] = []
+    for line in body:
+        fields = line.split()
+        if len(fields) != 2:
+            raise ValueError(f"bad entry line {line!r}")
+        epoch, start = int(fields[0]), int(fields[1])
+        if epoch < 0 or start < 0 or (entries and (epoch <= entries[-1][0] or start <= entries[-1][1])):
+            raise ValueError(f"entry {line!r} is negative or out of order")
+        entries.append((epoch, start))
+    return entries
+
+
+def load_or_rebuild(
+    directory: Path, segments: Sequence[LogSegment], log_start_offset: int, log_end_offset: int
+) -> LeaderEpochCache:
+    """The partition's cache: read from its checkpoint or, if there is none usable, rebuilt
+    from the batch headers (and then written); trimmed to ``[log start, log end)``."""
+    path = directory / CHECKPOINT_FILE
+    path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+    cache = LeaderEpochCache.read(path)
+    if cache is None:
+        cache = LeaderEpochCache(None)
+        for seg in segments:
+            for _, h in seg.positioned_headers_from(seg.base_offset):
+                if h.partition_leader_epoch > cache.latest_epoch:
+                    cache.assign(h.partition_leader_epoch, h.base_offset)
+        cache.path = path
+        cache.flush()
+    cache.truncate_from_end(log_end_offset)
+    cache.truncate_from_start(log_start_offset)
+    return cache
