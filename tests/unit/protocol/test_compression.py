@@ -128,7 +128,9 @@ def test_decode_what_librdkafka_produces(broker: EmbeddedBroker, name: str) -> N
     codecs, recs = _stored_records(broker, topic, len(VALUES))
     assert [(r.key, r.value) for r in recs] == VALUES
     assert [r.offset for r in recs] == list(range(len(VALUES)))
-    assert codecs == {CODECS[name]}
+    # librdkafka sends a batch uncompressed when compressing would not shrink it (a small
+    # batch under load), so some plain batches may sit between the compressed ones.
+    assert CODECS[name] in codecs and codecs <= {0, CODECS[name]}
 
 
 @pytest.mark.parametrize("name", CODECS)
