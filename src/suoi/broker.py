@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -21,7 +22,7 @@ from typing import Any
 
 from suoi.cluster.kraft import KRaftServices
 from suoi.cluster.settings import KRaftSettings
-from suoi.config import BrokerConfig, Listener
+from suoi.config import KNOWN, BrokerConfig, Listener
 from suoi.coordinator.group.types import GroupConfig
 from suoi.coordinator.group_coordinator import CoordinatorConfig, GroupCoordinator
 from suoi.coordinator.records import OFFSETS_TOPIC
@@ -30,7 +31,7 @@ from suoi.coordinator.txn.producer_ids import ProducerIdManager
 from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordinatorConfig
 from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.log.cleaner import LogCleaner
-from suoi.log.config import LogConfig
+from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 from suoi.log.manager import LogManager, TopicInfo
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
@@ -43,19 +44,12 @@ def _now_ms() -> int:
 
 
 def log_config_from(cfg: BrokerConfig) -> LogConfig:
-    return LogConfig(
-        segment_bytes=cfg.get_int("log.segment.bytes"),
-        segment_ms=cfg.segment_ms,
-        retention_ms=cfg.retention_ms,
-        retention_bytes=cfg.get_int("log.retention.bytes"),
-        max_message_bytes=cfg.get_int("message.max.bytes"),
-        message_timestamp_type=str(cfg.get("log.message.timestamp.type")),  # type: ignore[arg-type]
-        cleanup_policy=tuple(x.strip() for x in str(cfg.get("log.cleanup.policy")).split(",") if x.strip()),
-        flush_interval_messages=cfg.optional_int("log.flush.interval.messages"),
-        flush_interval_ms=cfg.optional_int("log.flush.interval.ms"),
-        index_interval_bytes=cfg.get_int("log.index.interval.bytes"),
-        producer_id_expiration_ms=cfg.get_int("producer.id.expiration.ms"),
-    )
+    """Broker-wide topic-config defaults, through the log layer's one broker->topic mapping
+    (so `log.retention.ms` beats `.minutes` beats `.hours`, as in Kafka)."""
+    names = (*BROKER_TO_TOPIC_CONFIG, "log.retention.minutes", "log.retention.hours", "log.roll.hours")
+    props = {name: str(cfg.get(name)) for name in names if name in KNOWN and cfg.get(name) is not None}
+    base = LogConfig.from_broker_configs(props)
+    return dataclasses.replace(base, producer_id_expiration_ms=cfg.get_int("producer.id.expiration.ms"))
 
 
 def coordinator_config_from(cfg: BrokerConfig) -> CoordinatorConfig:

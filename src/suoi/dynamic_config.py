@@ -23,25 +23,18 @@ from pathlib import Path
 from types import MappingProxyType
 
 from suoi.config import KNOWN, BrokerConfig
-from suoi.log.config import LogConfig
+from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 
 FILE_NAME = "dynamic-broker-configs.json"
 
 #: Broker key -> the topic config it is the default of (None: only a scaled synonym).
+#: The topic-config defaults come from the log layer's one map; the log cleaner's are not
+#: dynamic here (the cleaner reads them when it starts).
 DYNAMIC_KEYS = MappingProxyType({
-    "log.segment.bytes": "segment.bytes",
-    "log.roll.ms": "segment.ms",
+    **{k: v for k, v in BROKER_TO_TOPIC_CONFIG.items() if not k.startswith("log.cleaner.")},
     "log.roll.hours": None,
-    "log.retention.ms": "retention.ms",
     "log.retention.minutes": None,
     "log.retention.hours": None,
-    "log.retention.bytes": "retention.bytes",
-    "message.max.bytes": "max.message.bytes",
-    "log.message.timestamp.type": "message.timestamp.type",
-    "log.cleanup.policy": "cleanup.policy",
-    "log.flush.interval.messages": "flush.messages",
-    "log.flush.interval.ms": "flush.ms",
-    "log.index.interval.bytes": "index.interval.bytes",
 })
 
 

@@ -87,12 +87,13 @@ class LogConfig:
         and ``log.roll.ms`` beats ``log.roll.hours``.
         """
         topic: dict[str, str] = {}
-        for broker_name, topic_name in _BROKER_TO_TOPIC.items():
+        for broker_name, topic_name in BROKER_TO_TOPIC_CONFIG.items():
             if broker_name in props:
                 topic[topic_name] = props[broker_name]
         for name, scale in (("log.retention.hours", 3_600_000), ("log.retention.minutes", 60_000)):
             if "log.retention.ms" not in props and name in props:
-                topic["retention.ms"] = str(int(props[name]) * scale)
+                # Any negative retention means "keep forever" (-1), as Kafka normalises it.
+                topic["retention.ms"] = str(max(int(props[name]) * scale, -1))
         if "log.roll.ms" not in props and "log.roll.hours" in props:
             topic["segment.ms"] = str(int(props["log.roll.hours"]) * 3_600_000)
         return cls.from_topic_configs(cls(), topic)
@@ -199,7 +200,8 @@ _PASSTHROUGH: dict[str, str] = {
     "leader.replication.throttled.replicas": "",
 }
 
-_BROKER_TO_TOPIC: dict[str, str] = {
+#: Broker property -> the topic config it is the broker-wide default of.
+BROKER_TO_TOPIC_CONFIG: Mapping[str, str] = MappingProxyType({
     "log.segment.bytes": "segment.bytes",
     "log.roll.ms": "segment.ms",
     "log.retention.ms": "retention.ms",
@@ -214,7 +216,7 @@ _BROKER_TO_TOPIC: dict[str, str] = {
     "log.cleaner.min.compaction.lag.ms": "min.compaction.lag.ms",
     "log.cleaner.max.compaction.lag.ms": "max.compaction.lag.ms",
     "log.cleaner.min.cleanable.ratio": "min.cleanable.dirty.ratio",
-}
+})
 
 #: Every topic config name suoi accepts, mapped to its Kafka default.
 TOPIC_CONFIG_DEFAULTS: Mapping[str, str] = MappingProxyType(LogConfig().to_topic_configs())
