@@ -97,15 +97,13 @@ def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, A
             "cluster_authorized_operations": OMITTED_OPERATIONS, "error_code": ErrorCode.none}
 
 
-_creating: set[str] = set()
-
-
 def request_topic_creation(broker: Broker, name: str, partitions: int = -1,
                            configs: dict[str, str] | None = None) -> None:
     """Auto-create a topic through the controller in the background (once at a time)."""
-    if name in _creating:
+    creating = _kraft(broker).creating_topics
+    if name in creating:
         return
-    _creating.add(name)
+    creating.add(name)
 
     async def create() -> None:
         try:
@@ -113,7 +111,7 @@ def request_topic_creation(broker: Broker, name: str, partitions: int = -1,
         except Exception as exc:
             log.warning("auto-creating topic %r failed: %s", name, exc)
         finally:
-            _creating.discard(name)
+            creating.discard(name)
 
     asyncio.get_running_loop().create_task(create())
 

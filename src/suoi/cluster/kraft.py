@@ -63,6 +63,8 @@ class KRaftServices:
         self.incarnation_id = uuid.uuid4()
         self.broker_epoch = -1
         self.fenced = True
+        #: Topics this node asked the controller to auto-create, not yet answered.
+        self.creating_topics: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         #: Snapshot (KIP-630) after this many bytes of committed records, so the metadata log is
         #: truncated and a new or lagging node catches up from the snapshot.
