@@ -42,6 +42,8 @@ KNOWN: dict[str, tuple[object, object]] = {
     "listeners": (_str, "PLAINTEXT://127.0.0.1:9092"),
     "advertised.listeners": (_str, None),
     "listener.security.protocol.map": (_str, None),
+    # Default: the first listener that is not a controller listener (see BrokerConfig).
+    "inter.broker.listener.name": (_str, None),
     "log.dirs": (_str, None),
     "log.dir": (_str, "./suoi-data"),
     "num.partitions": (_INT, 1),
@@ -98,15 +100,26 @@ KNOWN: dict[str, tuple[object, object]] = {
     "controller.quorum.retry.backoff.ms": (_INT, 20),
     "metadata.log.max.record.bytes.between.snapshots": (_INT, 20 * 1024 * 1024),
     "log.cleaner.enable": (_bool, True),
+    # partition replication (KRaft mode)
+    "min.insync.replicas": (_INT, 1),
+    "offsets.topic.replication.factor": (_INT, 3),
+    "transaction.state.log.replication.factor": (_INT, 3),
+    "transaction.state.log.min.isr": (_INT, 2),
+    "replica.lag.time.max.ms": (_INT, 30_000),
+    "replica.fetch.wait.max.ms": (_INT, 500),
+    "replica.fetch.min.bytes": (_INT, 1),
+    "replica.fetch.max.bytes": (_INT, 1024 * 1024),
+    "replica.fetch.response.max.bytes": (_INT, 10 * 1024 * 1024),
+    "replica.fetch.backoff.ms": (_INT, 1000),
+    "replica.socket.timeout.ms": (_INT, 30_000),
+    "replica.high.watermark.checkpoint.interval.ms": (_INT, 5000),
 }
 
 # Keys of Kafka features that later suoi issues bring; accepted with a note, not an error.
 NOT_YET = {
-    "inter.broker.listener.name", "controller.quorum.bootstrap.servers", "num.network.threads",
+    "controller.quorum.bootstrap.servers", "num.network.threads",
     "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
-    "num.recovery.threads.per.data.dir", "offsets.topic.replication.factor",
-    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
-    "min.insync.replicas", "zookeeper.connect",
+    "num.recovery.threads.per.data.dir", "zookeeper.connect",
 }
 
 
@@ -158,6 +171,22 @@ class BrokerConfig:
         listeners = Listener.parse_many(str(adv)) if adv else self.listeners
         # A wildcard bind address cannot be advertised; tell clients the loopback name.
         return [Listener(x.name, x.host if x.host not in ("", "0.0.0.0", "::") else "127.0.0.1", x.port) for x in listeners]
+
+    @property
+    def controller_listener_names(self) -> list[str]:
+        raw = str(self.get("controller.listener.names") or "CONTROLLER")
+        return [n.strip().upper() for n in raw.split(",") if n.strip()]
+
+    @property
+    def inter_broker_listener_name(self) -> str | None:
+        """The listener brokers reach each other on (replica fetches): inter.broker.listener.name,
+        by default the first listener that is not a controller listener (None on a node that has
+        only controller listeners)."""
+        explicit = self.get("inter.broker.listener.name")
+        if explicit:
+            return str(explicit).upper()
+        controllers = set(self.controller_listener_names)
+        return next((x.name for x in self.listeners if x.name not in controllers), None)
 
     @property
     def log_dirs(self) -> list[Path]:
@@ -227,4 +256,10 @@ def load_config(file_values: Mapping[str, str], overrides: Mapping[str, str]) ->
             log.warning("unknown config key %s (ignored)", key)
     cfg = BrokerConfig(values)
     cfg.listeners  # validate early  # noqa: B018
+    inter = cfg.get("inter.broker.listener.name")
+    if inter:
+        names = {x.name for x in cfg.advertised_listeners}
+        if str(inter).upper() not in names or str(inter).upper() in cfg.controller_listener_names:
+            raise ValueError(f"inter.broker.listener.name={inter} must name a non-controller listener in "
+                             f"advertised.listeners (or listeners): {', '.join(sorted(names))}")
     return cfg

@@ -109,7 +109,17 @@ def test_combined_node_properties(tmp_path: Path) -> None:
         "controller.quorum.voters": "1@127.0.0.1:30001,2@127.0.0.1:30003,3@127.0.0.1:30005",
         "cluster.id": "MkU3OEVBNTcwNTJENDM2Qk",
         "log.dirs": str((tmp_path / "node-2" / "data").resolve()),
+        "offsets.topic.replication.factor": "3",
+        "transaction.state.log.replication.factor": "3",
+        "transaction.state.log.min.isr": "2",
     }
+
+
+def test_internal_topics_fit_a_small_cluster(tmp_path: Path) -> None:
+    cluster = cc.plan_cluster(tmp_path, 1, 0, base_port=30000)
+    props = cc.node_properties(cluster, cluster.node(1))
+    assert (props["offsets.topic.replication.factor"], props["transaction.state.log.replication.factor"],
+            props["transaction.state.log.min.isr"]) == ("1", "1", "1")
 
 
 def test_split_mode_properties(tmp_path: Path) -> None:

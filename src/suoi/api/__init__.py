@@ -7,6 +7,7 @@ is implemented. Importing this package registers every handler.
 
 from suoi.api import (  # noqa: F401  (imported for registration)
     alter_configs,
+    alter_partition,
     api_versions,
     broker_lifecycle,
     create_partitions,

@@ -98,7 +98,7 @@ def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, A
 
 
 def request_topic_creation(broker: Broker, name: str, partitions: int = -1,
-                           configs: dict[str, str] | None = None) -> None:
+                           configs: dict[str, str] | None = None, replication_factor: int = -1) -> None:
     """Auto-create a topic through the controller in the background (once at a time)."""
     creating = _kraft(broker).creating_topics
     if name in creating:
@@ -107,7 +107,8 @@ def request_topic_creation(broker: Broker, name: str, partitions: int = -1,
 
     async def create() -> None:
         try:
-            await create_topics(broker, [NewTopic(name=name, num_partitions=partitions, configs=configs or {})])
+            await create_topics(broker, [NewTopic(name=name, num_partitions=partitions,
+                                                  replication_factor=replication_factor, configs=configs or {})])
         except Exception as exc:
             log.warning("auto-creating topic %r failed: %s", name, exc)
         finally:
@@ -144,29 +145,13 @@ async def create_topics_response(broker: Broker, request: Any) -> dict[str, Any]
     kraft = _kraft(broker)
     if kraft.controller is None:
         return await forward(broker, request)
-    default_rf = broker.config.get_int("default.replication.factor")
-    unreplicated = [t for t in request.topics
-                    if (t.replication_factor if t.replication_factor != -1 else default_rf) > 1
-                    or any(len(a.broker_ids) > 1 for a in t.assignments)]
-    if unreplicated:
-        # Partition replication (followers, ISR, acks=all) is not built yet: a topic asking for
-        # more than one replica would look durable and is not, so it is refused plainly.
-        message = "replication factor > 1 needs partition replication, which this suoi version does not have yet"
-        log.warning("CreateTopics %s refused: %s", [t.name for t in unreplicated], message)
-        refused = {t.name for t in unreplicated}
-        request = dataclasses.replace(request, topics=tuple(t for t in request.topics if t.name not in refused))
-        extra = [{"name": name, "topic_id": None, "error_code": ErrorCode.invalid_replication_factor,
-                  "error_message": message, "num_partitions": -1, "replication_factor": -1, "configs": None}
-                 for name in sorted(refused)]
-    else:
-        extra = []
     topics = [NewTopic(
         name=t.name, num_partitions=t.num_partitions, replication_factor=t.replication_factor,
         assignments={a.partition_index: list(a.broker_ids) for a in t.assignments} or None,
         configs={c.name: c.value for c in t.configs}) for t in request.topics]
     results = (await kraft.run_on_controller(lambda c: c.create_topics(topics, validate_only=request.validate_only))
                if topics else [])
-    return {"throttle_time": 0, "topics": extra + [{
+    return {"throttle_time": 0, "topics": [{
         "name": r.name, "topic_id": r.topic_id, "error_code": int(r.error), "error_message": r.message,
         "num_partitions": r.num_partitions, "replication_factor": r.replication_factor,
         "configs": [{"name": k, "value": v, "read_only": False, "config_source": 1, "is_sensitive": False}

@@ -63,9 +63,28 @@ def _response(responses: list[dict[str, Any]]) -> dict[str, Any]:
     return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": 0, "responses": responses}
 
 
+def _replica_id(request: Any) -> int:
+    """The fetching follower's broker id (v15+ in replica_state), -1 for consumers."""
+    state = getattr(request, "replica_state", None)
+    if state is not None:
+        return int(state.replica_id)
+    return int(getattr(request, "replica_id", -1))
+
+
+def _epoch_error(requested: int, current: int) -> ErrorCode:
+    """KIP-320: a client or follower that knows an older leader epoch is fenced; a newer one
+    means this broker has not seen the new registration yet."""
+    if requested < 0 or requested == current:
+        return ErrorCode.none
+    return ErrorCode.fenced_leader_epoch if requested < current else ErrorCode.unknown_leader_epoch
+
+
 def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int, list[TopicPartition], bool]:
     """One pass over every requested partition. Returns (responses, bytes, partitions, error)."""
     logs = ctx.broker.logs
+    kraft = ctx.broker.kraft
+    replicas = kraft.replicas if kraft is not None else None
+    follower_id = _replica_id(request) if replicas is not None else -1
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     budget = request.max_bytes
     total = 0
@@ -87,28 +106,66 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
                 has_error = True
                 partitions.append(_partition(index, missing, -1, -1, -1, [] if read_committed else None, b""))
                 continue
-            tps.append(TopicPartition(info.name, index))  # type: ignore[union-attr]
-            hw = plog.high_watermark
-            lso = plog.last_stable_offset
+            assert info is not None
+            leader = replicas.leader(info.name, index) if replicas is not None else None
+            if replicas is not None:
+                epoch_error = (ErrorCode.not_leader_or_follower if leader is None else
+                               _epoch_error(getattr(p, "current_leader_epoch", -1), leader.state.leader_epoch))
+                if epoch_error:
+                    has_error = True
+                    partitions.append(_partition(index, epoch_error, -1, -1, -1, [] if read_committed else None, b""))
+                    continue
+            tps.append(TopicPartition(info.name, index))
             data = b""
             error = ErrorCode.none
+            diverging = None
             limit = min(p.partition_max_bytes, budget)
-            if limit > 0 or total == 0:
+            if follower_id >= 0 and leader is not None:
+                # A follower reads up to the log end, and its fetch offset is its log end offset.
+                diverging = _diverging_epoch(plog, p)
+                leo = plog.log_end_offset
+                if diverging is None:
+                    try:
+                        data = plog.read(p.fetch_offset, max(limit, 0), max_offset=leo, min_one_batch=total == 0)
+                        error = replicas.on_follower_fetch(leader, follower_id, p.fetch_offset, leo)  # type: ignore[union-attr]
+                    except LogError as exc:
+                        error = ErrorCode(exc.error_code)
+                    has_error = has_error or error != ErrorCode.none
+                else:
+                    has_error = True  # answer at once: the follower must truncate
+            elif limit > 0 or total == 0:
                 try:
-                    data = plog.read(p.fetch_offset, max(limit, 0), max_offset=lso if read_committed else hw,
-                                     min_one_batch=total == 0)
+                    max_offset = plog.last_stable_offset if read_committed else plog.high_watermark
+                    data = plog.read(p.fetch_offset, max(limit, 0), max_offset=max_offset, min_one_batch=total == 0)
                 except LogError as exc:
                     error = ErrorCode(exc.error_code)
                     has_error = True
+            hw = plog.high_watermark
+            lso = plog.last_stable_offset
             aborted: list[dict[str, int]] | None = None
             if read_committed:
                 aborted = [{"producer_id": t.producer_id, "first_offset": t.first_offset} for t in
                            plog.aborted_transactions(p.fetch_offset, next_offset_after(data, p.fetch_offset))]
             total += len(data)
             budget -= len(data)
-            partitions.append(_partition(index, error, hw, lso, plog.log_start_offset, aborted, data))
+            part = _partition(index, error, hw, lso, plog.log_start_offset, aborted, data)
+            if diverging is not None:
+                part["diverging_epoch"] = diverging
+            partitions.append(part)
         responses.append({"topic": name, "topic_id": topic_id, "partitions": partitions})
     return responses, total, tps, has_error
+
+
+def _diverging_epoch(plog: Any, p: Any) -> dict[str, int] | None:
+    """Fetch v12+ (KIP-595's truncation through Fetch): the follower's last fetched epoch
+    ends earlier in this log than its fetch offset, or is unknown here -> it must truncate."""
+    last_fetched = getattr(p, "last_fetched_epoch", -1)
+    if last_fetched < 0:
+        return None
+    epoch, end = plog.leader_epoch_cache.end_offset_for(last_fetched, plog.log_end_offset)
+    if epoch == last_fetched and end >= p.fetch_offset:
+        return None
+    return {"epoch": epoch, "end_offset": end}
 
 
 def _partition(index: int, error: ErrorCode, hw: int, lso: int, log_start: int,

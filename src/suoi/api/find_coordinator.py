@@ -21,20 +21,29 @@ def _in_cluster(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     broker = ctx.broker
     assert broker.kraft is not None
     coordinator: Any
+    cfg = broker.config
+    configs: dict[str, str]
     if key_type == GROUP_KEY_TYPE:
         coordinator, topic = broker.groups, OFFSETS_TOPIC
         partitions, segment_bytes = coordinator.config.offsets_partitions, coordinator.config.offsets_segment_bytes
         partition = coordinator.partition_for(key)
+        replication_factor = cfg.get_int("offsets.topic.replication.factor")
+        configs = {}
     else:
         coordinator, topic = broker.transactions, TRANSACTION_STATE_TOPIC
         partitions, segment_bytes = coordinator.config.state_partitions, coordinator.config.state_segment_bytes
         partition = txn_partition_for(key, partitions)
+        replication_factor = cfg.get_int("transaction.state.log.replication.factor")
+        configs = {"min.insync.replicas": str(cfg.get_int("transaction.state.log.min.isr"))}
     unavailable = {"key": key, "node_id": -1, "host": "", "port": -1,
                    "error_code": ErrorCode.coordinator_not_available, "error_message": None}
     image = broker.kraft.image
     if image.topic(topic) is None:
-        request_topic_creation(broker, topic, partitions, {"cleanup.policy": "compact",
-                                                           "segment.bytes": str(segment_bytes)})
+        # Kafka's rule: with fewer brokers than the replication factor the topic is not created
+        # (the controller refuses, logged) and the coordinator stays unavailable.
+        request_topic_creation(broker, topic, partitions, {"cleanup.policy": "compact", **configs,
+                                                           "segment.bytes": str(segment_bytes)},
+                               replication_factor=replication_factor)
         return unavailable
     reg = image.partition(topic, partition)
     address = next((b for b in live_brokers(broker) if reg is not None and b["node_id"] == reg.leader), None)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import NodeClient
+from suoi.cluster.replica_manager import ReplicaManager
 from suoi.cluster.settings import KRaftSettings
 from suoi.controller import records as mrec
 from suoi.controller.controller import ControllerConfig, QuorumController
@@ -70,10 +71,14 @@ class KRaftServices:
         #: truncated and a new or lagging node catches up from the snapshot.
         self._snapshot_every_bytes = broker.config.get_int("metadata.log.max.record.bytes.between.snapshots")
         self._bytes_since_snapshot = 0
+        #: Partition replication (leaders, followers, ISR, acks=all) of a broker node.
+        self.replicas: ReplicaManager | None = ReplicaManager(broker, self) if settings.is_broker else None
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         self.driver.register_listener(self)
+        if self.replicas is not None:
+            await self.replicas.start()
         await self.driver.start()
         if self.settings.is_controller:
             self._tasks.append(asyncio.create_task(self._controller_ticks(), name="controller-ticks"))
@@ -89,6 +94,8 @@ class KRaftServices:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.replicas is not None:
+            await self.replicas.stop()
         await self.driver.stop()
         await self.pool.close()
 
@@ -269,3 +276,5 @@ class KRaftServices:
         for name in [n for n in logs.topics() if new.topic(n) is None]:
             logs.delete_topic(name)
             log.info("deleted local replicas of topic %s", name)
+        if self.replicas is not None:
+            self.replicas.apply(old, new)

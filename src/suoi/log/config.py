@@ -43,6 +43,8 @@ class LogConfig:
     min_compaction_lag_ms: int = 0  # records younger than this are not compacted
     max_compaction_lag_ms: int | None = None  # None = never force compaction
     min_cleanable_dirty_ratio: float = 0.5
+    #: acks=all needs at least this many in-sync replicas (replication, not storage, acts on it)
+    min_insync_replicas: int = 1
 
     @property
     def log_append_time(self) -> bool:
@@ -180,13 +182,13 @@ _TOPIC_CONFIGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "min.compaction.lag.ms": ("min_compaction_lag_ms", _int_at_least(0)),
     "max.compaction.lag.ms": ("max_compaction_lag_ms", _optional_long(1)),
     "min.cleanable.dirty.ratio": ("min_cleanable_dirty_ratio", _ratio),
+    "min.insync.replicas": ("min_insync_replicas", _int_at_least(1)),
 }
 
 #: Kafka topic configs that clients commonly send; accepted and reported with
 #: their Kafka defaults but not (yet) acted upon by the storage layer.
 _PASSTHROUGH: dict[str, str] = {
     "compression.type": "producer",
-    "min.insync.replicas": "1",
     "unclean.leader.election.enable": "false",
     "file.delete.delay.ms": "60000",
     "segment.index.bytes": "10485760",
@@ -216,6 +218,7 @@ BROKER_TO_TOPIC_CONFIG: Mapping[str, str] = MappingProxyType({
     "log.cleaner.min.compaction.lag.ms": "min.compaction.lag.ms",
     "log.cleaner.max.compaction.lag.ms": "max.compaction.lag.ms",
     "log.cleaner.min.cleanable.ratio": "min.cleanable.dirty.ratio",
+    "min.insync.replicas": "min.insync.replicas",
 })
 
 #: Every topic config name suoi accepts, mapped to its Kafka default.

@@ -22,7 +22,7 @@ from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
 from suoi.log.leader_epoch import LeaderEpochCache, load_or_rebuild
 from suoi.log.log_reads import Take
-from suoi.log.producer_state import ProducerStateManager, ProducerView, write_snapshot
+from suoi.log.producer_state import SNAPSHOT_SUFFIX, ProducerStateManager, ProducerView, snapshot_offsets, write_snapshot
 from suoi.log.recovery import LOG_START_OFFSET_FILE, rebuild_producer_state, recover_segments, write_log_start_offset
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
@@ -299,6 +299,27 @@ class PartitionLog:
         self.leader_epoch_cache.truncate_from_end(self._log_end_offset)
         self._rebuild_producer_state()
         return self._log_end_offset
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every record and restart the log empty at ``offset`` (Kafka's
+        truncateFullyAndStartAt): a follower whose log end is below the leader's log start
+        offset (retention or DeleteRecords on the leader) cannot fetch what it lacks."""
+        try:
+            for seg in self._segments:
+                seg.delete()
+            new = LogSegment.create(self.directory, offset, index_interval_bytes=self.config.index_interval_bytes)
+        except OSError as e:
+            raise KafkaStorageError(e.errno, f"cannot reset {self.directory}: {e.strerror}") from e
+        self._segments = [new]
+        self._bases = [offset]
+        self._unflushed_segments = []
+        self._log_start_offset = self._log_end_offset = self._high_watermark = offset
+        self._persist_log_start_offset()
+        self.leader_epoch_cache.clear()
+        for stale in snapshot_offsets(self.directory):
+            (self.directory / f"{stale:020d}{SNAPSHOT_SUFFIX}").unlink(missing_ok=True)
+        self.producer_state.truncate_to(offset)
+        self._rebuild_producer_state()
 
     def roll(self) -> LogSegment:
         """Start a new segment at the log end offset (no-op if the active one is empty)."""

@@ -1,0 +1,47 @@
+"""AlterPartition (key 56, KIP-497): a partition leader asks the active controller to change
+the ISR. Answered only by the active controller (others: NOT_CONTROLLER, and the leader
+retries with the quorum leader). Each partition is one controller decision; the answer
+carries the partition's state afterwards (or the current one with the error), which the
+leader applies (`suoi.replication.LeaderPartitionState.on_alter_partition_response`).
+
+v2 names topics by id and sends the ISR as broker ids; v3 (KIP-903) sends broker epochs
+with them, which we accept and do not check (the controller refuses fenced brokers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from suoi.api.registry import RequestContext, api
+from suoi.cluster.kraft import NotControllerError
+from suoi.model import ErrorCode
+
+
+@api(56, "AlterPartition", 2, 3)
+def handle_alter_partition(ctx: RequestContext, request: Any) -> Any:
+    kraft = getattr(ctx.broker, "kraft", None)
+    if kraft is None:
+        return {"throttle_time": 0, "error_code": ErrorCode.unsupported_version, "topics": []}
+
+    async def run() -> dict[str, Any]:
+        topics = []
+        try:
+            for topic in request.topics:
+                partitions = []
+                for p in topic.partitions:
+                    isr = ([int(b.broker_id) for b in p.new_isr_with_epochs] if ctx.api_version >= 3
+                           else [int(b) for b in p.new_isr])
+                    result = await kraft.run_on_controller(
+                        lambda c, p=p, isr=isr, tid=topic.topic_id: c.alter_partition(
+                            request.broker_id, request.broker_epoch, tid, p.partition_index, p.leader_epoch,
+                            p.partition_epoch, isr))
+                    partitions.append({
+                        "partition_index": p.partition_index, "error_code": int(result.error),
+                        "leader_id": result.leader, "leader_epoch": result.leader_epoch, "isr": list(result.isr),
+                        "leader_recovery_state": 0, "partition_epoch": result.partition_epoch})
+                topics.append({"topic_id": topic.topic_id, "partitions": partitions})
+        except NotControllerError:
+            return {"throttle_time": 0, "error_code": ErrorCode.not_controller, "topics": []}
+        return {"throttle_time": 0, "error_code": ErrorCode.none, "topics": topics}
+
+    return run()

@@ -1,0 +1,257 @@
+"""Follower side of replication: one fetcher task per source (leader) broker.
+
+Kafka's ReplicaFetcherThread, as an asyncio task. For every partition it follows from that
+leader it first validates its log (KIP-101/279): OffsetsForLeaderEpoch with its latest
+leader epoch; the leader answers the end offset of that epoch in *its* log, and the follower
+truncates to where the two logs agree. Then it fetches from its log end offset with a Fetch
+carrying its replica id (so the leader reads past the high watermark and records the
+follower's position), appends the batches as received (offsets, epochs and timestamps kept)
+and takes the leader's high watermark. A leader that still finds a divergence answers with a
+diverging epoch (Fetch v12+) and the follower truncates again.
+
+Errors: a fenced epoch (the leader knows a newer epoch than ours) parks the partition until
+the metadata image brings the new registration; a leader that does not lead (yet) or a
+broken connection backs off `replica.fetch.backoff.ms`; a follower below the leader's log
+start restarts its log empty at the leader's log start offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from suoi.log.errors import LogError
+from suoi.log.leader_epoch import UNDEFINED_EPOCH_OFFSET
+from suoi.model import ErrorCode, TopicPartition
+from suoi.protocol.codec import build
+from suoi.protocol.records import RecordValidationError
+from suoi.replication import FollowerPartitionState
+
+if TYPE_CHECKING:
+    from suoi.cluster.replica_manager import ReplicaManager
+    from suoi.log.partition_log import PartitionLog
+
+log = logging.getLogger("suoi.replication")
+
+
+@dataclass(eq=False)
+class FollowerReplica:
+    tp: TopicPartition
+    topic_id: uuid.UUID
+    plog: PartitionLog
+    state: FollowerPartitionState
+    fetcher_id: int | None = None
+    #: the leader epoch a FENCED_LEADER_EPOCH answer was given for: wait for newer metadata
+    blocked_epoch: int | None = None
+    #: loop time before which this partition is not fetched (after an error)
+    backoff_until: float = 0.0
+
+
+class ReplicaFetcher:
+    def __init__(self, manager: ReplicaManager, leader_id: int) -> None:
+        self.manager = manager
+        self.leader_id = leader_id
+        self.partitions: dict[TopicPartition, FollowerReplica] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.partitions
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"replica-fetcher-{self.leader_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def add(self, replica: FollowerReplica) -> None:
+        replica.fetcher_id = self.leader_id
+        replica.backoff_until = 0.0
+        self.partitions[replica.tp] = replica
+        self._wake.set()
+
+    def remove(self, tp: TopicPartition) -> None:
+        self.partitions.pop(tp, None)
+
+    # -- the loop --------------------------------------------------------------------------
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = self.manager.fetch_backoff_s
+        while True:
+            try:
+                now = loop.time()
+                ready = [r for r in self.partitions.values() if r.blocked_epoch is None and r.backoff_until <= now]
+                if not ready:
+                    self._wake.clear()
+                    wait = min((r.backoff_until for r in self.partitions.values() if r.blocked_epoch is None),
+                               default=now + 1.0) - now
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), max(wait, 0.01))
+                    continue
+                truncating = [r for r in ready if r.state.truncation_needed]
+                if truncating:
+                    await self._truncate(truncating)
+                fetching = [r for r in ready if not r.state.truncation_needed and r.tp in self.partitions]
+                if fetching:
+                    await self._fetch(fetching)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection refused/lost, timeouts, a leader going away
+                log.info("replica fetcher for broker %d: %s; backing off", self.leader_id, exc or type(exc).__name__)
+                until = loop.time() + backoff
+                for r in self.partitions.values():
+                    r.backoff_until = until
+
+    def _current(self, replica: FollowerReplica, epoch: int) -> bool:
+        """The partition is still fetched here under the same leader epoch (nothing changed
+        while the request was in flight)."""
+        return self.partitions.get(replica.tp) is replica and replica.state.leader_epoch == epoch
+
+    def _back_off(self, replica: FollowerReplica) -> None:
+        replica.backoff_until = asyncio.get_running_loop().time() + self.manager.fetch_backoff_s
+
+    # -- truncation (OffsetsForLeaderEpoch) --------------------------------------------------
+    async def _truncate(self, replicas: list[FollowerReplica]) -> None:
+        from kio.schema.offset_for_leader_epoch.v4.request import OffsetForLeaderEpochRequest
+
+        asked: dict[TopicPartition, tuple[FollowerReplica, int, int]] = {}
+        topics: dict[str, list[dict[str, int]]] = {}
+        for r in replicas:
+            latest = r.plog.leader_epoch_cache.latest_epoch
+            if r.plog.log_end_offset == r.plog.log_start_offset:
+                r.state.on_truncated(r.plog.log_end_offset)  # nothing that could diverge
+                continue
+            asked[r.tp] = (r, r.state.leader_epoch, latest)
+            topics.setdefault(r.tp.topic, []).append(
+                {"partition": r.tp.partition, "current_leader_epoch": r.state.leader_epoch, "leader_epoch": latest})
+        if not asked:
+            return
+        request = build(OffsetForLeaderEpochRequest, {
+            "replica_id": self.manager.node_id,
+            "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()]})
+        response = await self.manager.pool.request(self.leader_id, request, timeout=self.manager.socket_timeout_s)
+        for topic in response.topics:
+            for p in topic.partitions:
+                entry = asked.get(TopicPartition(topic.topic, p.partition))
+                if entry is None:
+                    continue
+                replica, epoch, requested = entry
+                if not self._current(replica, epoch):
+                    continue
+                error = int(p.error_code)
+                if error == ErrorCode.fenced_leader_epoch:
+                    replica.blocked_epoch = epoch
+                elif error:
+                    log.debug("OffsetsForLeaderEpoch %s from %d: %s", replica.tp, self.leader_id, ErrorCode(error).name)
+                    self._back_off(replica)
+                else:
+                    self._truncate_to_leader(replica, requested, int(p.leader_epoch), int(p.end_offset))
+
+    def _truncate_to_leader(self, replica: FollowerReplica, requested: int, leader_epoch: int, end_offset: int) -> None:
+        """KIP-279: truncate to where this log and the leader's agree."""
+        plog = replica.plog
+        if end_offset == UNDEFINED_EPOCH_OFFSET or leader_epoch < 0:
+            target = plog.high_watermark  # no epoch information: the pre-KIP-101 rule
+        elif leader_epoch == requested:
+            target = min(end_offset, plog.log_end_offset)
+        else:
+            mine_epoch, mine_end = plog.leader_epoch_cache.end_offset_for(leader_epoch, plog.log_end_offset)
+            target = end_offset if mine_epoch != leader_epoch or mine_end < 0 else min(end_offset, mine_end)
+            target = min(target, plog.log_end_offset)
+        self._truncate_log(replica, target)
+
+    def _truncate_log(self, replica: FollowerReplica, target: int) -> None:
+        plog = replica.plog
+        before = plog.log_end_offset
+        if target < plog.log_start_offset:
+            plog.truncate_fully_and_start_at(target)
+        elif target < before:
+            plog.truncate_to(target, force=True)
+        if plog.log_end_offset != before:
+            log.info("truncated %s from %d to %d (leader %d, epoch %d)", replica.tp, before, plog.log_end_offset,
+                     self.leader_id, replica.state.leader_epoch)
+        replica.state.on_truncated(plog.log_end_offset)
+
+    # -- fetching --------------------------------------------------------------------------
+    async def _fetch(self, replicas: list[FollowerReplica]) -> None:
+        from kio.schema.fetch.v12.request import FetchRequest
+
+        m = self.manager
+        sent: dict[TopicPartition, tuple[FollowerReplica, int]] = {}
+        topics: dict[str, list[dict[str, Any]]] = {}
+        for r in replicas:
+            position = r.state.fetch_position()
+            if position is None:
+                continue
+            sent[r.tp] = (r, position.current_leader_epoch)
+            topics.setdefault(r.tp.topic, []).append({
+                "partition": r.tp.partition, "current_leader_epoch": position.current_leader_epoch,
+                "fetch_offset": position.fetch_offset, "last_fetched_epoch": r.plog.leader_epoch_cache.latest_epoch,
+                "log_start_offset": r.plog.log_start_offset, "partition_max_bytes": m.fetch_max_bytes})
+        if not sent:
+            return
+        request = build(FetchRequest, {
+            "replica_id": m.node_id, "max_wait": m.fetch_wait_max_ms, "min_bytes": m.fetch_min_bytes,
+            "max_bytes": m.fetch_response_max_bytes, "isolation_level": 0, "session_id": 0, "session_epoch": -1,
+            "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()], "forgotten_topics_data": []})
+        response = await m.pool.request(self.leader_id, request,
+                                        timeout=m.socket_timeout_s + m.fetch_wait_max_ms / 1000)
+        if response.error_code:
+            raise ConnectionError(f"fetch answered {ErrorCode(response.error_code).name}")
+        for topic in response.responses:
+            for p in topic.partitions:
+                entry = sent.get(TopicPartition(topic.topic, p.partition_index))
+                if entry is None:
+                    continue
+                replica, epoch = entry
+                if self._current(replica, epoch):
+                    self._handle_partition(replica, p)
+
+    def _handle_partition(self, replica: FollowerReplica, p: Any) -> None:
+        error = int(p.error_code)
+        plog = replica.plog
+        if error == ErrorCode.none:
+            diverging = getattr(p, "diverging_epoch", None)
+            if diverging is not None and diverging.epoch >= 0:
+                self._truncate_to_leader(replica, plog.leader_epoch_cache.latest_epoch, int(diverging.epoch),
+                                         int(diverging.end_offset))
+                return
+            records = p.records
+            try:
+                if records:
+                    plog.append_as_follower(records)
+                hw = replica.state.on_fetch_response(int(p.high_watermark), plog.log_end_offset)
+                plog.set_high_watermark(hw)
+                leader_start = int(p.log_start_offset)
+                if leader_start > plog.log_start_offset:
+                    plog.delete_records_before(min(leader_start, plog.high_watermark))
+            except (RecordValidationError, LogError) as exc:
+                log.error("cannot append to %s from leader %d: %s", replica.tp, self.leader_id, exc)
+                replica.state.on_diverging_epoch()
+                self._back_off(replica)
+                return
+            if records:
+                self.manager.broker.notifier.appended(replica.tp)
+        elif error == ErrorCode.offset_out_of_range:
+            leader_start = int(p.log_start_offset)
+            if 0 <= plog.log_end_offset < leader_start:
+                log.warning("%s: log end %d is below the leader's log start %d; starting over there",
+                            replica.tp, plog.log_end_offset, leader_start)
+                plog.truncate_fully_and_start_at(leader_start)
+                replica.state.on_truncated(plog.log_end_offset)
+            else:
+                replica.state.on_diverging_epoch()  # ahead of the leader: find the divergence
+                self._back_off(replica)
+        elif error == ErrorCode.fenced_leader_epoch:
+            replica.blocked_epoch = replica.state.leader_epoch
+        else:  # NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION, ...
+            log.debug("fetch %s from %d: %s", replica.tp, self.leader_id, ErrorCode(error).name)
+            self._back_off(replica)
