@@ -113,6 +113,10 @@ KNOWN: dict[str, tuple[object, object]] = {
     "replica.fetch.backoff.ms": (_INT, 1000),
     "replica.socket.timeout.ms": (_INT, 30_000),
     "replica.high.watermark.checkpoint.interval.ms": (_INT, 5000),
+    # leader balance (KRaft mode, the active controller)
+    "auto.leader.rebalance.enable": (_bool, True),
+    "leader.imbalance.check.interval.seconds": (_INT, 300),
+    "leader.imbalance.per.broker.percentage": (_INT, 10),
 }
 
 # Keys of Kafka features that later suoi issues bring; accepted with a note, not an error.

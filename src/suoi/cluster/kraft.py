@@ -151,6 +151,9 @@ class KRaftServices:
                 num_partitions=cfg.get_int("num.partitions"),
                 default_replication_factor=cfg.get_int("default.replication.factor"),
                 delete_topic_enable=cfg.get_bool("delete.topic.enable"),
+                auto_leader_rebalance_enable=cfg.get_bool("auto.leader.rebalance.enable"),
+                leader_imbalance_check_interval_ms=cfg.get_int("leader.imbalance.check.interval.seconds") * 1000,
+                leader_imbalance_per_broker_percentage=cfg.get_int("leader.imbalance.per.broker.percentage"),
                 log_config=self.broker.log_config,
             ))
         log.info("node %d is the active controller (epoch %d)", self.node_id, epoch)

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from suoi.controller import configs as _configs
 from suoi.controller import partitions as _partitions
+from suoi.controller import reassignments as _reassignments
 from suoi.controller import topics as _topics
 from suoi.controller.errors import ApiError, Err
 from suoi.controller.image import BrokerRegistration, ConfigResourceType, MetadataBuilder, MetadataImage
@@ -43,7 +44,9 @@ from suoi.controller.messages import (
     IncrementalAlterConfigsResource,
     NewPartitions,
     NewTopic,
+    OngoingReassignment,
     ProducerIdsResult,
+    ReassignmentResult,
     RegisterBrokerResult,
     UnregisterBrokerResult,
 )
@@ -72,6 +75,9 @@ class ControllerConfig:
     producer_id_block_size: int = 1000
     unclean_leader_election_enable: bool = False
     delete_topic_enable: bool = True
+    auto_leader_rebalance_enable: bool = True  # auto.leader.rebalance.enable
+    leader_imbalance_check_interval_ms: int = 300_000  # leader.imbalance.check.interval.seconds * 1000
+    leader_imbalance_per_broker_percentage: int = 10  # leader.imbalance.per.broker.percentage
     log_config: LogConfig = field(default_factory=LogConfig)  # broker defaults, to validate topic configs
     # Validates the resulting overrides of a broker resource (AlterConfigs); raise ValueError to refuse.
     broker_config_validator: Callable[[str, Mapping[str, str]], None] | None = None
@@ -100,6 +106,9 @@ class QuorumController:
         self._broken = False
         self._last_contact: dict[int, int] = {b: now for b in image.brokers}
         self._registration_offset: dict[int, int] = {b: image.offset for b in image.brokers}
+        self._next_rebalance = now + self.config.leader_imbalance_check_interval_ms
+        #: Partitions the last auto leader rebalance moved back to their preferred leader.
+        self.last_rebalance: list[tuple[str, int]] = []
 
     @property
     def image(self) -> MetadataImage:
@@ -206,19 +215,31 @@ class QuorumController:
 
     def tick(self, now: int) -> ControllerResult[list[int]]:
         """Fence brokers whose session expired (no heartbeat for more than
-        ``session_timeout_ms``), moving their leaderships; the response lists them."""
+        ``session_timeout_ms``), moving their leaderships; the response lists them. Every
+        ``leader_imbalance_check_interval_ms`` (when enabled) also run the auto leader
+        rebalance (`partitions.rebalance_leaders`; what it moved is in `last_rebalance`).
+        One batch for both."""
         self._check()
         fenced: list[int] = []
         for reg in self.state.brokers():
             if not reg.fenced and now - self._last_contact.setdefault(reg.broker_id, now) > self.config.session_timeout_ms:
                 self._fence(reg)
                 fenced.append(reg.broker_id)
+        if self.config.auto_leader_rebalance_enable and now >= self._next_rebalance:
+            self._next_rebalance = now + self.config.leader_imbalance_check_interval_ms
+            self.last_rebalance = _partitions.rebalance_leaders(self, self.config.leader_imbalance_per_broker_percentage)
         return self.finish(fenced)
 
     def next_deadline(self) -> int | None:
-        """When `tick` may next fence someone (None: no unfenced broker)."""
+        """When `tick` next has something to do: fence someone or check the leader balance
+        (None: no unfenced broker, so neither)."""
         times = [self._last_contact.get(b.broker_id, 0) for b in self.state.brokers() if not b.fenced]
-        return min(times) + self.config.session_timeout_ms + 1 if times else None
+        if not times:
+            return None
+        deadline = min(times) + self.config.session_timeout_ms + 1
+        if self.config.auto_leader_rebalance_enable:
+            deadline = min(deadline, self._next_rebalance)
+        return deadline
 
     def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> ControllerResult[ProducerIdsResult]:
         self._check()
@@ -269,6 +290,17 @@ class QuorumController:
                       ) -> ControllerResult[list[ElectionResult]]:
         self._check()
         return _partitions.elect_leaders(self, election_type, partitions)
+
+    def alter_partition_reassignments(self, reassignments: Sequence[tuple[str, int, Sequence[int] | None]]
+                                      ) -> ControllerResult[list[ReassignmentResult]]:
+        """(topic, partition, target replicas or None to cancel) each; see reassignments.py."""
+        self._check()
+        return _reassignments.alter_partition_reassignments(self, reassignments)
+
+    def list_partition_reassignments(self, partitions: Sequence[tuple[str, int]] | None = None
+                                     ) -> ControllerResult[list[OngoingReassignment]]:
+        self._check()
+        return _reassignments.list_partition_reassignments(self, partitions)
 
     # ------------------------------------------------------------------ helpers for the operation modules
 

@@ -96,15 +96,36 @@ class BrokerRegistration:
 
 @dataclass(frozen=True, slots=True)
 class PartitionRegistration:
+    """A partition's replicas, ISR and leader. During a reassignment (KIP-455) ``replicas``
+    holds the target replicas followed by the ones being removed; ``adding_replicas`` are
+    target replicas that were not replicas before, ``removing_replicas`` the ones that go
+    when it completes."""
+
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
     leader: int
     leader_epoch: int = 0
     partition_epoch: int = 0
+    adding_replicas: tuple[int, ...] = ()
+    removing_replicas: tuple[int, ...] = ()
 
     @property
     def preferred_leader(self) -> int:
         return self.replicas[0]
+
+    @property
+    def is_reassigning(self) -> bool:
+        return bool(self.adding_replicas or self.removing_replicas)
+
+    @property
+    def original_replicas(self) -> tuple[int, ...]:
+        """The replicas before the ongoing reassignment (what cancelling it restores)."""
+        return tuple(r for r in self.replicas if r not in self.adding_replicas)
+
+    @property
+    def target_replicas(self) -> tuple[int, ...]:
+        """The replicas once the ongoing reassignment completes."""
+        return tuple(r for r in self.replicas if r not in self.removing_replicas)
 
     def validate(self) -> None:
         if not self.replicas or len(set(self.replicas)) != len(self.replicas):
@@ -113,6 +134,13 @@ class PartitionRegistration:
             raise MetadataRecordError(f"isr {list(self.isr)} must be distinct members of replicas {list(self.replicas)}")
         if self.leader != NO_LEADER and self.leader not in self.isr:
             raise MetadataRecordError(f"leader {self.leader} is not in isr {list(self.isr)}")
+        adding, removing = set(self.adding_replicas), set(self.removing_replicas)
+        if (len(adding) != len(self.adding_replicas) or len(removing) != len(self.removing_replicas)
+                or not adding | removing <= set(self.replicas) or adding & removing
+                or len(removing) == len(self.replicas)):
+            raise MetadataRecordError(
+                f"adding {list(self.adding_replicas)} and removing {list(self.removing_replicas)} must be distinct, "
+                f"disjoint members of replicas {list(self.replicas)}, and leave a target replica")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +222,8 @@ class MetadataImage:
             for p, reg in sorted(t.partitions.items()):
                 out.append(Partition(topic_id=t.topic_id, partition=p, replicas=reg.replicas, isr=reg.isr,
                                      leader=reg.leader, leader_epoch=reg.leader_epoch,
-                                     partition_epoch=reg.partition_epoch))
+                                     partition_epoch=reg.partition_epoch, adding_replicas=reg.adding_replicas,
+                                     removing_replicas=reg.removing_replicas))
         for (rtype, rname), values in sorted(self.configs.items()):
             for k, v in sorted(values.items()):
                 out.append(Config(resource_type=rtype, resource_name=rname, name=k, value=v))
@@ -390,7 +419,8 @@ class MetadataBuilder:
         t = self._writable_topic(r.topic_id)
         if r.partition in t.partitions or r.partition < 0:
             raise MetadataRecordError(f"partition {t.name}-{r.partition} already exists or is invalid")
-        reg = PartitionRegistration(r.replicas, r.isr, r.leader, r.leader_epoch, r.partition_epoch)
+        reg = PartitionRegistration(r.replicas, r.isr, r.leader, r.leader_epoch, r.partition_epoch,
+                                    r.adding_replicas, r.removing_replicas)
         reg.validate()
         t.partitions[r.partition] = reg
 
@@ -405,6 +435,8 @@ class MetadataBuilder:
             leader=old.leader if r.leader is None else r.leader,
             leader_epoch=old.leader_epoch + (0 if r.leader is None else 1),
             partition_epoch=old.partition_epoch + 1,
+            adding_replicas=old.adding_replicas if r.adding_replicas is None else r.adding_replicas,
+            removing_replicas=old.removing_replicas if r.removing_replicas is None else r.removing_replicas,
         )
         new.validate()
         t.partitions[r.partition] = new

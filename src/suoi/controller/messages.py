@@ -30,8 +30,10 @@ __all__ = [
     "IncrementalAlterConfigsResource",
     "NewPartitions",
     "NewTopic",
+    "OngoingReassignment",
     "OpType",
     "ProducerIdsResult",
+    "ReassignmentResult",
     "RegisterBrokerResult",
     "UnregisterBrokerResult",
 ]
@@ -205,3 +207,28 @@ class ElectionResult:
     partition: int
     error: Err = Err.NONE
     message: str | None = None
+
+
+# ---------------------------------------------------------------------------- reassignments
+
+
+@dataclass(frozen=True, slots=True)
+class ReassignmentResult:
+    """AlterPartitionReassignments: the outcome for one partition."""
+
+    topic: str
+    partition: int
+    error: Err = Err.NONE
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OngoingReassignment:
+    """ListPartitionReassignments: ``replicas`` is the full current list (target, then the
+    replicas being removed)."""
+
+    topic: str
+    partition: int
+    replicas: tuple[int, ...]
+    adding_replicas: tuple[int, ...]
+    removing_replicas: tuple[int, ...]

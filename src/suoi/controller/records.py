@@ -122,10 +122,15 @@ class Topic:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Partition:
-    """A new partition (or, in a snapshot, a partition's full state)."""
+    """A new partition (or, in a snapshot, a partition's full state).
+
+    ``adding_replicas`` / ``removing_replicas`` describe an ongoing reassignment (KIP-455):
+    both are subsets of ``replicas``. Version 2 added them; a record without them is written
+    as version 1, so nodes that predate reassignment read every other partition unchanged.
+    """
 
     TYPE: ClassVar[str] = "Partition"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     topic_id: uuid.UUID
     partition: int
     replicas: tuple[int, ...]
@@ -133,6 +138,8 @@ class Partition:
     leader: int
     leader_epoch: int = 0
     partition_epoch: int = 0
+    adding_replicas: tuple[int, ...] = ()
+    removing_replicas: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,16 +148,19 @@ class PartitionChange:
 
     Replay bumps ``partition_epoch`` by one for every PartitionChange and ``leader_epoch`` by
     one when ``leader`` is set (Kafka's PartitionRegistration.merge: setting the leader, even
-    to the same broker, starts a new leader epoch).
+    to the same broker, starts a new leader epoch). ``adding_replicas`` / ``removing_replicas``
+    (version 2, written only when present) replace the reassignment state; ``()`` clears it.
     """
 
     TYPE: ClassVar[str] = "PartitionChange"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     topic_id: uuid.UUID
     partition: int
     isr: tuple[int, ...] | None = None
     leader: int | None = None
     replicas: tuple[int, ...] | None = None
+    adding_replicas: tuple[int, ...] | None = None
+    removing_replicas: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -309,13 +319,21 @@ _FIELD_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "value": (_opt_str, lambda v: v),
     "next_producer_id": (_int, int),
     "level": (_int, int),
+    "adding_replicas": (_ints, list),
+    "removing_replicas": (_ints, list),
 }
 # PartitionChange's optional fields
 _OPTIONAL_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "isr": (_opt_ints, list),
     "leader": (_opt_int, int),
     "replicas": (_opt_ints, list),
+    "adding_replicas": (_opt_ints, list),
+    "removing_replicas": (_opt_ints, list),
 }
+# Version-2 fields of Partition / PartitionChange. Written only when they say something (and
+# then the record is version 2), so a node that predates reassignment refuses such a record
+# instead of silently dropping the state, and reads every other partition record unchanged.
+_REASSIGNMENT_FIELDS = ("adding_replicas", "removing_replicas")
 
 
 def _codec(cls: type, name: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
@@ -324,12 +342,20 @@ def _codec(cls: type, name: str) -> tuple[Callable[[Any], Any], Callable[[Any], 
     return _FIELD_CODECS[name]
 
 
+def _omitted(record: Record, name: str, value: Any) -> bool:
+    if isinstance(record, PartitionChange):
+        return value is None  # absent = unchanged
+    return isinstance(record, Partition) and name in _REASSIGNMENT_FIELDS and not value
+
+
 def record_to_dict(record: Record) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": record.TYPE, "v": record.VERSION}
+    out: dict[str, Any] = {"type": record.TYPE, "v": 1}
     for f in fields(record):
         value = getattr(record, f.name)
-        if value is None and isinstance(record, PartitionChange):
-            continue  # absent = unchanged
+        if _omitted(record, f.name, value):
+            continue
+        if f.name in _REASSIGNMENT_FIELDS:
+            out["v"] = 2
         out[f.name] = None if value is None else _codec(type(record), f.name)[1](value)
     return out
 

@@ -31,7 +31,7 @@ from suoi.log.errors import InvalidConfigError
 if TYPE_CHECKING:
     from suoi.controller.controller import QuorumController
 
-__all__ = ["create_partitions", "create_topics", "delete_topics", "validate_topic_name"]
+__all__ = ["check_replica_list", "create_partitions", "create_topics", "delete_topics", "validate_topic_name"]
 
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_NAME_LENGTH = 249
@@ -60,8 +60,9 @@ def _usable_brokers(c: QuorumController) -> list[PlacementBroker]:
     return [PlacementBroker(b.broker_id, b.rack) for b in c.state.brokers() if b.eligible]
 
 
-def _check_manual(c: QuorumController, partition: int, replicas: Sequence[int], rf: int | None) -> tuple[int, ...]:
-    """Kafka's validateManualPartitionAssignment; returns the ISR (the eligible replicas)."""
+def check_replica_list(c: QuorumController, replicas: Sequence[int]) -> None:
+    """Kafka's validateManualPartitionAssignment: non-empty, registered brokers, no duplicates
+    (also what a partition reassignment's target must pass)."""
     if not replicas:
         raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT, "The manual partition assignment includes an empty replica list.")
     seen: set[int] = set()
@@ -73,6 +74,11 @@ def _check_manual(c: QuorumController, partition: int, replicas: Sequence[int], 
             raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
                            f"The manual partition assignment includes the broker {b} more than once.")
         seen.add(b)
+
+
+def _check_manual(c: QuorumController, partition: int, replicas: Sequence[int], rf: int | None) -> tuple[int, ...]:
+    """Kafka's validateManualPartitionAssignment; returns the ISR (the eligible replicas)."""
+    check_replica_list(c, replicas)
     if rf is not None and len(replicas) != rf:
         raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
                        f"The manual partition assignment includes a partition with {len(replicas)} replica(s), but "

@@ -1,7 +1,9 @@
 """Seeded randomized test: random valid (and some invalid) operations; invariants after each.
 
 Invariants: every leader is in its ISR (or -1) and eligible; ISR is a non-empty subset of the
-replicas; leader and partition epochs never decrease; topic names and ids are unique; producer
+replicas; a reassignment's adding and removing replicas are disjoint subsets of the replicas
+and it is never left completable (every adding replica in sync, an in-sync target replica
+that could lead); leader and partition epochs never decrease; topic names and ids are unique; producer
 id blocks never overlap; replaying the log (and a snapshot of it) gives the controller's state;
 applying each delta's local changes to a broker's hosted set tracks what the image says it hosts.
 SUOI_CONTROLLER_SEEDS=N runs more seeds; SUOI_CONTROLLER_SEED=S runs one.
@@ -39,7 +41,7 @@ BROKERS = 5
 class Model:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
-        self.h = Harness(seed=seed, session_timeout_ms=1000)
+        self.h = Harness(seed=seed, session_timeout_ms=1000, leader_imbalance_check_interval_ms=3000)
         self.incarnations: dict[int, int] = {}
         self.epochs_seen: dict[tuple[uuid.UUID, int], tuple[int, int]] = {}
         self.pid_blocks: list[range] = []
@@ -105,9 +107,30 @@ class Model:
         stale = self.rng.random() < 0.1
         r = self.h.ctl.alter_partition(reg.leader, self.h.epochs[reg.leader], t.topic_id, p, reg.leader_epoch,
                                        reg.partition_epoch - (1 if stale else 0), isr).response
-        assert r.error in (Err.NONE, Err.INELIGIBLE_REPLICA, Err.INVALID_UPDATE_VERSION), r
+        assert r.error in (Err.NONE, Err.INELIGIBLE_REPLICA, Err.INVALID_UPDATE_VERSION, Err.NEW_LEADER_ELECTED), r
         if stale and reg.partition_epoch > 0:
             assert r.error == Err.INVALID_UPDATE_VERSION
+
+    def op_reassign(self) -> None:
+        parts = [(t.name, p, reg) for t, p, reg in self.h.image.iter_partitions()]
+        if not parts:
+            return
+        name, p, reg = self.rng.choice(parts)
+        roll = self.rng.random()
+        if roll < 0.25:
+            target = None
+        elif roll < 0.35:
+            target = list(reg.replicas)
+            self.rng.shuffle(target)
+        else:
+            target = self.rng.sample(range(BROKERS + 1), self.rng.randint(1, 3))  # broker 5 never registers
+        r = self.h.ctl.alter_partition_reassignments([(name, p, target)]).response[0]
+        assert r.error in (Err.NONE, Err.NO_REASSIGNMENT_IN_PROGRESS, Err.INVALID_REPLICA_ASSIGNMENT), r
+        if target is None:
+            assert (r.error == Err.NO_REASSIGNMENT_IN_PROGRESS) == (not reg.is_reassigning)
+        ongoing = self.h.ctl.list_partition_reassignments().response
+        assert [(x.topic, x.partition) for x in ongoing] == sorted(
+            (t.name, q) for t, q, x in self.h.image.iter_partitions() if x.is_reassigning)
 
     def op_elect(self) -> None:
         kind = self.rng.choice([ElectionType.PREFERRED, ElectionType.UNCLEAN])
@@ -145,6 +168,13 @@ class Model:
             assert reg.leader == -1 or reg.leader in reg.isr
             if reg.leader != -1:
                 assert img.brokers[reg.leader].eligible, (t.name, p, reg)
+            adding, removing = set(reg.adding_replicas), set(reg.removing_replicas)
+            assert adding | removing <= set(reg.replicas) and not adding & removing
+            if reg.is_reassigning:
+                in_sync_targets = [b for b in reg.isr if b not in removing]
+                completable = adding <= set(reg.isr) and in_sync_targets and (
+                    reg.leader not in removing or any(img.brokers[b].eligible for b in in_sync_targets))
+                assert not completable, (t.name, p, reg)
             key = (t.topic_id, p)
             le, pe = self.epochs_seen.get(key, (0, 0))
             assert reg.leader_epoch >= le and reg.partition_epoch >= pe
@@ -168,7 +198,7 @@ class Model:
 
 OPS = [
     (Model.op_register, 6), (Model.op_heartbeat, 20), (Model.op_time, 10), (Model.op_create, 10),
-    (Model.op_delete, 3), (Model.op_partitions, 4), (Model.op_alter_partition, 10), (Model.op_elect, 3),
+    (Model.op_delete, 3), (Model.op_partitions, 4), (Model.op_alter_partition, 10), (Model.op_elect, 3), (Model.op_reassign, 6),
     (Model.op_pids, 3), (Model.op_unclean_config, 2), (Model.op_failover, 1),
 ]
 
