@@ -93,8 +93,20 @@ def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, A
             "topic_authorized_operations": OMITTED_OPERATIONS,
         })
     return {"throttle_time": 0, "brokers": live_brokers(broker), "cluster_id": broker.cluster_id,
-            "controller_id": kraft.controller_id, "topics": topics,
+            "controller_id": client_controller_id(broker), "topics": topics,
             "cluster_authorized_operations": OMITTED_OPERATIONS, "error_code": ErrorCode.none}
+
+
+def client_controller_id(broker: Broker) -> int:
+    """The controller id clients are told about: the active controller when it is also a live
+    broker, else this broker. Admin clients send CreateTopics & co. to the node named here, and a
+    controller-only node is not in the brokers list they can reach; a broker forwards such
+    requests to the real controller (KIP-590; Kafka answers with a random live broker)."""
+    kraft = _kraft(broker)
+    leader = kraft.controller_id
+    if any(b.broker_id == leader for b in kraft.image.unfenced_brokers()):
+        return leader
+    return broker.node_id
 
 
 def request_topic_creation(broker: Broker, name: str, partitions: int = -1,

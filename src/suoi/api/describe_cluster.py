@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from suoi.api.cluster_metadata import live_brokers
+from suoi.api.cluster_metadata import client_controller_id, live_brokers
 from suoi.api.registry import RequestContext, api
 
 # endpoint_type 1 = brokers, 2 = controllers (KIP-919); a combined node answers both.
@@ -19,7 +19,10 @@ def handle_describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]
     if broker.kraft is not None:
         brokers = [{"broker_id": b["node_id"], "host": b["host"], "port": b["port"], "rack": b["rack"],
                     "is_fenced": False} for b in live_brokers(broker)]
-        controller_id = broker.kraft.controller_id
+        # endpoint_type 2 (KIP-919) asks for the controllers; brokers answer with a broker that
+        # forwards (see client_controller_id), as Kafka does.
+        controller_id = (broker.kraft.controller_id if getattr(request, "endpoint_type", 1) == 2
+                         else client_controller_id(broker))
     return {
         "throttle_time": 0,
         "error_code": 0,

@@ -176,6 +176,9 @@ def add_parser(sub: Any) -> None:
     wait_arg(up, "the cluster to answer")
     up.add_argument("--keep-on-failure", action="store_true",
                     help="leave the nodes running when the cluster does not come up (to debug it)")
+    up.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                    help="a server property for every node (repeatable), e.g. -o min.insync.replicas=2 "
+                    "-o replica.lag.time.max.ms=5000; it wins over the generated value")
     output_arg(up)
     up.set_defaults(func=guarded("cluster")(run_up))
 
@@ -225,6 +228,16 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=no_action)
 
 
+def _overrides(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--override expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def run_up(args: argparse.Namespace) -> int:
     if args.wait < 0:
         raise CliError("--wait must be 0 or more seconds")
@@ -243,12 +256,13 @@ def run_up(args: argparse.Namespace) -> int:
             if busy:
                 raise CliError(f"port(s) {', '.join(map(str, busy))} on {HOST} already in use "
                                f"(--base-port {args.base_port})")
+        overrides = _overrides(args.override)
         for n in cluster.nodes:
             cluster.data_dir(n.id).mkdir(parents=True, exist_ok=True)
             header = (f"suoi cluster {cluster.cluster_id}: node {n.id} ({','.join(n.roles)}), "
                       f"written by 'suoi cluster up'")
-            cluster.config_path(n.id).write_text(render_properties(node_properties(cluster, n), header),
-                                                 encoding="utf-8")
+            props = {**node_properties(cluster, n), **overrides}
+            cluster.config_path(n.id).write_text(render_properties(props, header), encoding="utf-8")
         # Voters first, so brokers find a quorum forming; cluster.json after every start so that
         # `down` can stop whatever was started even if this command dies half-way.
         for n in sorted(cluster.nodes, key=lambda n: not n.is_controller):

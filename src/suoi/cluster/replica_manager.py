@@ -79,7 +79,7 @@ class ReplicaManager:
         self.fetch_backoff_s = cfg.get_int("replica.fetch.backoff.ms") / 1000
         self.socket_timeout_s = cfg.get_int("replica.socket.timeout.ms") / 1000
         self.checkpoint_interval_s = cfg.get_int("replica.high.watermark.checkpoint.interval.ms") / 1000
-        self.listener_name = _inter_broker_listener(broker)
+        self.listener_name = cfg.inter_broker_listener_name or "PLAINTEXT"
         self.leaders: dict[TopicPartition, LeaderReplica] = {}
         self.followers: dict[TopicPartition, FollowerReplica] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
@@ -433,16 +433,6 @@ class ReplicaManager:
         for directory, hws in entries.items():
             if directory.is_dir():
                 write_checkpoint(directory / CHECKPOINT_FILE, hws)
-
-
-def _inter_broker_listener(broker: Broker) -> str:
-    """The listener followers fetch through: inter.broker.listener.name, else the first
-    listener that is not a controller listener (as Kafka picks)."""
-    name = broker.config.get("inter.broker.listener.name")
-    if name:
-        return str(name)
-    controllers = set(str(broker.config.get("controller.listener.names") or "").split(","))
-    return next((lst.name for lst in broker.config.listeners if lst.name not in controllers), "PLAINTEXT")
 
 
 def read_checkpoint(path: Path) -> dict[tuple[str, int], int]:

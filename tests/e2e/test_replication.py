@@ -1,0 +1,262 @@
+"""Partition replication on a 3-broker KRaft cluster with a separate controller (`suoi cluster
+up --brokers 3 --controllers 1`), driven by real clients.
+
+Short failure-detection timeouts (`-o broker.session.timeout.ms=3000` ...) keep failovers to a
+few seconds. One cluster for the module; tests that stop brokers bring them back before they
+end. Everything is polled with deadlines; nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from kio.schema.errors import ErrorCode
+
+from suoi.cli.cluster import pid_running
+from suoi.protocol.records import build_batch
+from tests.conftest import wait_until
+from tests.e2e.cli import ok, suoi
+from tests.e2e.helpers import ck_consume
+from tests.integration.support import metadata_req, produce_req
+from tests.rawclient import RawClient
+
+START_S = 60.0
+OVERRIDES = {
+    "broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",
+    "replica.lag.time.max.ms": "3000", "replica.fetch.backoff.ms": "200",
+    "offsets.topic.num.partitions": "3", "transaction.state.log.num.partitions": "3",
+}
+
+
+class Cluster:
+    def __init__(self, directory: Path, bootstrap: str) -> None:
+        self.dir = directory
+        self.bootstrap = bootstrap
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return list(json.loads((self.dir / "cluster.json").read_text())["nodes"])
+
+    def address(self, node_id: int) -> str:
+        return next(n["address"] for n in self.nodes() if n["id"] == node_id)
+
+    def pid(self, node_id: int) -> int:
+        return int(next(n["pid"] for n in self.nodes() if n["id"] == node_id))
+
+    def running(self, node_id: int) -> bool:
+        n = next(n for n in self.nodes() if n["id"] == node_id)
+        return pid_running(n["pid"], Path(n["config"]))
+
+    def kill(self, node_id: int) -> None:
+        pid = self.pid(node_id)
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not pid_running(pid), timeout=10, message=f"node {node_id} to die")
+
+    def start(self, node_id: int) -> None:
+        ok("cluster", "start-node", "--dir", str(self.dir), "--node", str(node_id), "--wait", str(START_S),
+           timeout=START_S + 30)
+
+    def partition_dir(self, node_id: int, topic: str, partition: int) -> Path:
+        return self.dir / f"node-{node_id}" / "data" / f"{topic}-{partition}"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    directory = tmp_path_factory.mktemp("replication") / "c"
+    # A separate controller (node 4): killing two of the three brokers must not take the
+    # metadata quorum with them, or nobody could fence them and shrink the ISR.
+    args = ["cluster", "up", "--brokers", "3", "--controllers", "1", "--dir", str(directory), "--wait", str(START_S)]
+    for k, v in OVERRIDES.items():
+        args += ["-o", f"{k}={v}"]
+    proc = suoi(*args, timeout=START_S + 30)
+    try:
+        assert proc.returncode == 0, f"cluster up failed: {proc.stderr}"
+        yield Cluster(directory, proc.stdout.strip())
+    finally:
+        if (directory / "cluster.json").exists():
+            nodes = json.loads((directory / "cluster.json").read_text())["nodes"]
+            suoi("cluster", "down", "--dir", str(directory), timeout=90)
+            for n in nodes:
+                if pid_running(n["pid"], Path(n["config"])):
+                    os.kill(n["pid"], signal.SIGKILL)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def create_topic(bootstrap: str, name: str, partitions: int, rf: int = 3, **configs: str) -> None:
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    fut = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=rf,
+                                    config={k.replace("_", "."): v for k, v in configs.items()})],
+                          operation_timeout=15)[name]
+    fut.result(timeout=20)
+
+
+def describe(address: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
+    """partition -> (leader, replicas, isr) as the broker at `address` itself answers."""
+    with RawClient(address) as c:
+        t = c.request(metadata_req(topic, allow_create=False)).topics[0]
+    if t.error_code != ErrorCode.none:
+        return {}
+    return {int(p.partition_index): (int(p.leader_id), [int(r) for r in p.replica_nodes], [int(r) for r in p.isr_nodes])
+            for p in t.partitions}
+
+
+def log_bytes(directory: Path) -> int:
+    return sum(f.stat().st_size for f in directory.glob("*.log")) if directory.exists() else -1
+
+
+def raw_produce(address: str, topic: str, partition: int, value: bytes, acks: int = -1) -> tuple[int, int]:
+    with RawClient(address) as c:
+        r = c.request(produce_req(topic, partition, build_batch([(None, value)]), acks=acks))
+    p = r.responses[0].partition_responses[0]
+    return int(p.error_code), int(p.base_offset)
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+def test_replicas_hold_identical_logs_and_stay_in_sync(cluster: Cluster) -> None:
+    topic = unique("rf3")
+    create_topic(cluster.bootstrap, topic, 6)
+    state = wait_until(lambda: (d := describe(cluster.address(1), topic)) and len(d) == 6 and d, timeout=15)
+    assert {leader for leader, _, _ in state.values()} == {1, 2, 3}, state  # leaders spread
+    for leader, replicas, isr in state.values():
+        assert sorted(replicas) == [1, 2, 3] and sorted(isr) == [1, 2, 3] and leader == replicas[0]
+
+    producer = confluent_kafka.Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
+                                         "enable.idempotence": True, "linger.ms": 5})
+    errors: list[Any] = []
+    for i in range(3000):
+        producer.produce(topic, key=str(i).encode(), value=b"v%d" % i,
+                         on_delivery=lambda err, msg: err and errors.append(err))
+        if i % 500 == 0:
+            producer.poll(0)
+    assert producer.flush(30) == 0 and errors == []
+
+    # every replica has the same bytes (offsets, epochs and timestamps kept by followers)
+    def same() -> bool:
+        sizes = [[log_bytes(cluster.partition_dir(n, topic, p)) for n in (1, 2, 3)] for p in range(6)]
+        return all(s[0] > 0 and s.count(s[0]) == 3 for s in sizes)
+    wait_until(same, timeout=15, message="identical replica logs")
+    for p in range(6):
+        files = [sorted(x.name for x in cluster.partition_dir(n, topic, p).glob("*.log")) for n in (1, 2, 3)]
+        assert files[0] == files[1] == files[2]
+        contents = {(cluster.partition_dir(n, topic, p) / files[0][-1]).read_bytes() for n in (1, 2, 3)}
+        assert len(contents) == 1, f"partition {p} differs between replicas"
+
+    got = ck_consume(cluster.bootstrap, topic, list(range(6)), 3000, timeout=30)
+    assert sorted(int(r.key) for r in got) == list(range(3000))
+    assert all(sorted(isr) == [1, 2, 3] for _, _, isr in describe(cluster.address(2), topic).values())
+
+
+def test_acks_all_needs_min_insync_replicas(cluster: Cluster) -> None:
+    """Two of three brokers down with min.insync.replicas=2: acks=all produces fail with
+    NOT_ENOUGH_REPLICAS, acks=1 and reads of committed data still work; one back: writes resume."""
+    topic = unique("minisr")
+    create_topic(cluster.bootstrap, topic, 1, min_insync_replicas="2")
+    leader, replicas, _ = wait_until(lambda: describe(cluster.address(1), topic).get(0), timeout=15)
+    assert raw_produce(cluster.address(leader), topic, 0, b"before") == (ErrorCode.none, 0)
+    others = [r for r in replicas if r != leader]
+    survivor = cluster.address(leader)
+    for node in others:
+        cluster.kill(node)
+    try:
+        # the controller fences the dead brokers and shrinks the ISR to the leader
+        wait_until(lambda: describe(survivor, topic).get(0, (0, [], []))[2] == [leader], timeout=20,
+                   message="ISR shrunk to the leader")
+        error, _ = raw_produce(survivor, topic, 0, b"refused")
+        assert error == ErrorCode.not_enough_replicas
+        error, offset = raw_produce(survivor, topic, 0, b"acks-1", acks=1)
+        assert (error, offset) == (ErrorCode.none, 1)
+        got = ck_consume(survivor, topic, [0], 2, timeout=20)
+        assert [r.value for r in got] == [b"before", b"acks-1"]
+        cluster.start(others[0])
+        wait_until(lambda: len(describe(survivor, topic).get(0, (0, [], []))[2]) == 2, timeout=30,
+                   message="a restarted follower back in the ISR")
+        error, offset = raw_produce(survivor, topic, 0, b"after")
+        assert (error, offset) == (ErrorCode.none, 2)
+    finally:
+        for node in others:
+            if not cluster.running(node):
+                cluster.start(node)
+    wait_until(lambda: sorted(describe(survivor, topic).get(0, (0, [], []))[2]) == [1, 2, 3], timeout=30,
+               message="all three back in the ISR")
+
+
+def test_leader_kill_loses_no_acknowledged_write_and_the_old_leader_catches_up(cluster: Cluster) -> None:
+    topic = unique("failover")
+    create_topic(cluster.bootstrap, topic, 1, min_insync_replicas="2")
+    leader, _, _ = wait_until(lambda: describe(cluster.address(1), topic).get(0), timeout=15)
+    acked: list[bytes] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        p = confluent_kafka.Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
+                                      "enable.idempotence": True, "linger.ms": 2, "message.timeout.ms": 60000})
+        i = 0
+        while not stop.is_set():
+            try:
+                p.produce(topic, value=b"m%06d" % i, on_delivery=lambda err, msg: (
+                    failed.append(str(err)) if err else acked.append(msg.value())))
+                i += 1
+            except BufferError:
+                pass
+            p.poll(0.002)
+        p.flush(60)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: len(acked) > 200, timeout=20, message="acks before the kill")
+        killed_at = time.monotonic()
+        cluster.kill(leader)
+        survivors = ",".join(cluster.address(n) for n in (1, 2, 3) if n != leader)
+        new_leader = wait_until(lambda: (lead := describe(survivors.split(",")[0], topic).get(0, (-1,))[0]) not in
+                                (-1, leader) and lead, timeout=20, message="a new leader")
+        count = len(acked)
+        wait_until(lambda: len(acked) > count + 200, timeout=30, message="acks after the failover")
+        failover_s = time.monotonic() - killed_at
+        cluster.start(leader)
+        # the old leader comes back as a follower, truncates any unacknowledged tail, catches up
+        wait_until(lambda: sorted(describe(cluster.address(new_leader), topic).get(0, (0, [], []))[2]) == [1, 2, 3],
+                   timeout=30, message="the old leader back in the ISR")
+    finally:
+        stop.set()
+        thread.join(90)
+    assert failed == [], failed[:5]
+    assert failover_s < 30
+    got = ck_consume(cluster.bootstrap, topic, [0], len(acked), timeout=60)
+    values = [r.value for r in got]
+    assert len(values) == len(set(values)), "duplicates"
+    assert set(acked) <= set(values), f"{len(set(acked) - set(values))} acknowledged values lost"
+    assert values == sorted(values), "reordered"
+
+    def replicas_equal() -> bool:
+        sizes = {log_bytes(cluster.partition_dir(n, topic, 0)) for n in (1, 2, 3)}
+        return len(sizes) == 1
+    wait_until(replicas_equal, timeout=20, message="the restarted replica's log to equal the others")
+
+
+def test_follower_rejects_produce_and_a_consumer_reads_through_the_leader(cluster: Cluster) -> None:
+    topic = unique("notleader")
+    create_topic(cluster.bootstrap, topic, 1)
+    leader, replicas, _ = wait_until(lambda: describe(cluster.address(1), topic).get(0), timeout=15)
+    follower = next(r for r in replicas if r != leader)
+    error, _ = raw_produce(cluster.address(follower), topic, 0, b"x")
+    assert error == ErrorCode.not_leader_or_follower
+    assert raw_produce(cluster.address(leader), topic, 0, b"y") == (ErrorCode.none, 0)
+    got = ck_consume(cluster.address(follower), topic, [0], 1, timeout=20)  # the client finds the leader
+    assert [r.value for r in got] == [b"y"]
