@@ -113,6 +113,9 @@ KNOWN: dict[str, tuple[object, object]] = {
     "replica.fetch.backoff.ms": (_INT, 1000),
     "replica.socket.timeout.ms": (_INT, 30_000),
     "replica.high.watermark.checkpoint.interval.ms": (_INT, 5000),
+    # KIP-392: "rack-aware" (or Kafka's class name RackAwareReplicaSelector) lets consumers with
+    # client.rack read from a follower in their rack; unset: consumers read from leaders.
+    "replica.selector.class": (_str, None),
     # leader balance (KRaft mode, the active controller)
     "auto.leader.rebalance.enable": (_bool, True),
     "leader.imbalance.check.interval.seconds": (_INT, 300),

@@ -36,7 +36,9 @@ OVERRIDES = {
     "broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",
     "replica.lag.time.max.ms": "3000", "replica.fetch.backoff.ms": "200",
     "offsets.topic.num.partitions": "3", "transaction.state.log.num.partitions": "3",
+    "replica.selector.class": "rack-aware",
 }
+RACKS = {1: "rack-a", 2: "rack-b", 3: "rack-c"}
 
 
 class Cluster:
@@ -78,6 +80,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     args = ["cluster", "up", "--brokers", "3", "--controllers", "1", "--dir", str(directory), "--wait", str(START_S)]
     for k, v in OVERRIDES.items():
         args += ["-o", f"{k}={v}"]
+    args += ["--racks", ",".join(RACKS.values())]
     proc = suoi(*args, timeout=START_S + 30)
     try:
         assert proc.returncode == 0, f"cluster up failed: {proc.stderr}"
@@ -260,3 +263,58 @@ def test_follower_rejects_produce_and_a_consumer_reads_through_the_leader(cluste
     assert raw_produce(cluster.address(leader), topic, 0, b"y") == (ErrorCode.none, 0)
     got = ck_consume(cluster.address(follower), topic, [0], 1, timeout=20)  # the client finds the leader
     assert [r.value for r in got] == [b"y"]
+
+
+def fetch_v12(address: str, topic: str, offset: int, *, rack: str = "", epoch: int = -1) -> Any:
+    from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
+
+    from tests.integration.support import ms
+
+    request = FetchRequest(replica_id=-1, max_wait=ms(0), min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                           session_id=0, session_epoch=-1, rack_id=rack, forgotten_topics_data=(),
+                           topics=(FetchTopic(topic=topic, partitions=(FetchPartition(
+                               partition=0, current_leader_epoch=epoch, fetch_offset=offset, last_fetched_epoch=-1,
+                               log_start_offset=-1, partition_max_bytes=1 << 20),)),))
+    with RawClient(address) as c:
+        return c.request(request).responses[0].partitions[0]
+
+
+def test_a_consumer_reads_from_a_follower_in_its_rack(cluster: Cluster) -> None:
+    """KIP-392 with replica.selector.class=rack-aware and broker.rack set on every broker."""
+    topic = unique("rack")
+    create_topic(cluster.bootstrap, topic, 1)
+    leader, replicas, _ = wait_until(lambda: describe(cluster.address(1), topic).get(0), timeout=15)
+    follower = next(r for r in replicas if r != leader)
+    values = [b"r%d" % i for i in range(50)]
+    for v in values:
+        assert raw_produce(cluster.address(leader), topic, 0, v)[0] == ErrorCode.none
+
+    # the leader sends a consumer of the follower's rack there, without records
+    p = fetch_v12(cluster.address(leader), topic, 0, rack=RACKS[follower])
+    assert (p.error_code, p.preferred_read_replica) == (ErrorCode.none, follower) and not p.records
+    # no rack, or the leader's own rack: the leader serves
+    for rack in ("", RACKS[leader], "rack-elsewhere"):
+        p = fetch_v12(cluster.address(leader), topic, 0, rack=rack)
+        assert p.preferred_read_replica == -1 and p.records
+    # the follower serves consumers up to its high watermark once it has learned it
+    got = wait_until(lambda: (r := fetch_v12(cluster.address(follower), topic, 0)).high_watermark == 50 and r,
+                     timeout=15, message="the follower's high watermark")
+    assert got.error_code == ErrorCode.none and got.records
+
+    # librdkafka with client.rack reads everything (through the follower), in order
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": unique("g"),
+                                         "client.rack": RACKS[follower], "auto.offset.reset": "earliest",
+                                         "enable.auto.commit": False})
+    try:
+        consumer.assign([confluent_kafka.TopicPartition(topic, 0, 0)])
+        seen: list[bytes] = []
+
+        def read_all() -> bool:
+            m = consumer.poll(0.2)
+            if m is not None and not m.error():
+                seen.append(m.value())
+            return len(seen) >= 50
+        wait_until(read_all, timeout=30, interval=0, message="50 records via the follower")
+    finally:
+        consumer.close()
+    assert seen == values

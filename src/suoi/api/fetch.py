@@ -85,6 +85,9 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
     kraft = ctx.broker.kraft
     replicas = kraft.replicas if kraft is not None else None
     follower_id = _replica_id(request) if replicas is not None else -1
+    # Fetch v11+ carries the consumer's rack and the preferred read replica (KIP-392)
+    follower_reads = ctx.api_version >= 11
+    client_rack = str(getattr(request, "rack_id", "") or "")
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     budget = request.max_bytes
     total = 0
@@ -100,8 +103,14 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
         for p in topic.partitions:
             index = p.partition
             plog = logs.get_log(info.name, index) if info is not None else None
+            follower = None
             if ctx.broker.kraft is not None and (name or info is not None):
                 plog, missing = leader_log(ctx.broker, info.name if info is not None else name, index)
+                if plog is None and replicas is not None and info is not None and follower_id < 0 and follower_reads:
+                    # KIP-392: a consumer sent here as the preferred read replica reads this
+                    # follower's copy, up to the high watermark it learned from the leader.
+                    follower = replicas.follower(info.name, index)
+                    plog = follower.plog if follower is not None else None
             if plog is None:
                 has_error = True
                 partitions.append(_partition(index, missing, -1, -1, -1, [] if read_committed else None, b""))
@@ -109,8 +118,9 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
             assert info is not None
             leader = replicas.leader(info.name, index) if replicas is not None else None
             if replicas is not None:
-                epoch_error = (ErrorCode.not_leader_or_follower if leader is None else
-                               _epoch_error(getattr(p, "current_leader_epoch", -1), leader.state.leader_epoch))
+                epoch = leader.state.leader_epoch if leader is not None else follower.state.leader_epoch if follower else -1
+                epoch_error = (ErrorCode.not_leader_or_follower if leader is None and follower is None else
+                               _epoch_error(getattr(p, "current_leader_epoch", -1), epoch))
                 if epoch_error:
                     has_error = True
                     partitions.append(_partition(index, epoch_error, -1, -1, -1, [] if read_committed else None, b""))
@@ -120,7 +130,15 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
             error = ErrorCode.none
             diverging = None
             limit = min(p.partition_max_bytes, budget)
-            if follower_id >= 0 and leader is not None:
+            preferred = -1
+            if leader is not None and follower_id < 0 and follower_reads:
+                chosen = replicas.preferred_read_replica(leader, client_rack, p.fetch_offset)  # type: ignore[union-attr]
+                if chosen != ctx.broker.node_id:
+                    preferred, limit = chosen, 0  # no records: the client goes to that replica
+                    has_error = True  # answer at once
+            if preferred >= 0:
+                pass  # redirected to the preferred read replica: no records from here
+            elif follower_id >= 0 and leader is not None:
                 # A follower reads up to the log end, and its fetch offset is its log end offset.
                 diverging = _diverging_epoch(plog, p)
                 leo = plog.log_end_offset
@@ -149,6 +167,7 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
             total += len(data)
             budget -= len(data)
             part = _partition(index, error, hw, lso, plog.log_start_offset, aborted, data)
+            part["preferred_read_replica"] = preferred
             if diverging is not None:
                 part["diverging_epoch"] = diverging
             partitions.append(part)

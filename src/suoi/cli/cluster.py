@@ -176,6 +176,9 @@ def add_parser(sub: Any) -> None:
     wait_arg(up, "the cluster to answer")
     up.add_argument("--keep-on-failure", action="store_true",
                     help="leave the nodes running when the cluster does not come up (to debug it)")
+    up.add_argument("--racks", metavar="R1,R2,...",
+                    help="broker.rack of brokers 1..N in order (cycled if shorter), for rack-aware replica "
+                    "placement and follower fetching")
     up.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                     help="a server property for every node (repeatable), e.g. -o min.insync.replicas=2 "
                     "-o replica.lag.time.max.ms=5000; it wins over the generated value")
@@ -257,11 +260,14 @@ def run_up(args: argparse.Namespace) -> int:
                 raise CliError(f"port(s) {', '.join(map(str, busy))} on {HOST} already in use "
                                f"(--base-port {args.base_port})")
         overrides = _overrides(args.override)
+        racks = [r.strip() for r in (args.racks or "").split(",") if r.strip()]
         for n in cluster.nodes:
             cluster.data_dir(n.id).mkdir(parents=True, exist_ok=True)
             header = (f"suoi cluster {cluster.cluster_id}: node {n.id} ({','.join(n.roles)}), "
                       f"written by 'suoi cluster up'")
             props = {**node_properties(cluster, n), **overrides}
+            if racks and n.is_broker:
+                props["broker.rack"] = racks[(n.id - 1) % len(racks)]
             cluster.config_path(n.id).write_text(render_properties(props, header), encoding="utf-8")
         # Voters first, so brokers find a quorum forming; cluster.json after every start so that
         # `down` can stop whatever was started even if this command dies half-way.

@@ -225,6 +225,7 @@ class ReplicaFetcher:
                                          int(diverging.end_offset))
                 return
             records = p.records
+            old_hw = plog.high_watermark
             try:
                 if records:
                     plog.append_as_follower(records)
@@ -238,7 +239,8 @@ class ReplicaFetcher:
                 replica.state.on_diverging_epoch()
                 self._back_off(replica)
                 return
-            if records:
+            if records or plog.high_watermark != old_hw:
+                # consumers reading this follower (KIP-392) see records up to its HW
                 self.manager.broker.notifier.appended(replica.tp)
         elif error == ErrorCode.offset_out_of_range:
             leader_start = int(p.log_start_offset)

@@ -41,6 +41,7 @@ from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC
 from suoi.model import ErrorCode, TopicPartition
 from suoi.protocol.codec import build
 from suoi.replication import AcksAllWaiters, AlterPartitionProposal, Err, FollowerPartitionState, LeaderPartitionState
+from suoi.replication.read_replica import ReplicaView, rack_aware, select_read_replica
 
 if TYPE_CHECKING:
     from suoi.broker import Broker
@@ -80,6 +81,8 @@ class ReplicaManager:
         self.socket_timeout_s = cfg.get_int("replica.socket.timeout.ms") / 1000
         self.checkpoint_interval_s = cfg.get_int("replica.high.watermark.checkpoint.interval.ms") / 1000
         self.listener_name = cfg.inter_broker_listener_name or "PLAINTEXT"
+        self.rack_aware = rack_aware(cfg.get("replica.selector.class"))
+        self.rack = cfg.get("broker.rack")
         self.leaders: dict[TopicPartition, LeaderReplica] = {}
         self.followers: dict[TopicPartition, FollowerReplica] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
@@ -309,6 +312,19 @@ class ReplicaManager:
         except TimeoutError:
             self.cancel_wait(leader, future)
             return int(ErrorCode.request_timed_out)
+
+    def preferred_read_replica(self, leader: LeaderReplica, client_rack: str, fetch_offset: int) -> int:
+        """KIP-392: the replica a consumer in `client_rack` should read from (this node if none)."""
+        if not self.rack_aware or not client_rack:
+            return self.node_id
+        brokers = self.kraft.image.brokers
+        state = leader.state
+        views = [ReplicaView(b, brokers[b].rack if b in brokers else None, f.log_end_offset, b in state.isr,
+                             b in brokers and brokers[b].eligible) for b, f in state.followers.items()]
+        return select_read_replica(self.node_id, self.rack, client_rack, views, fetch_offset)
+
+    def follower(self, topic: str, partition: int) -> FollowerReplica | None:
+        return self.followers.get(TopicPartition(topic, partition))
 
     def on_follower_fetch(self, leader: LeaderReplica, replica_id: int, fetch_offset: int,
                           leader_leo: int) -> ErrorCode:
