@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import socket
 import sys
 import uuid
@@ -204,6 +205,14 @@ def node_properties(cluster: Cluster, node: Node) -> dict[str, str]:
         "cluster.id": cluster.cluster_id,
         "log.dirs": str(cluster.data_dir(node.id).resolve()),
     })
+    # Kafka's defaults (3 replicas of the internal topics, 2 in sync for transactions) refuse
+    # to create them on smaller clusters; a local cluster uses what it has.
+    brokers = len(cluster.brokers)
+    props.update({
+        "offsets.topic.replication.factor": str(min(3, brokers)),
+        "transaction.state.log.replication.factor": str(min(3, brokers)),
+        "transaction.state.log.min.isr": str(min(2, brokers)),
+    })
     return props
 
 
@@ -213,11 +222,43 @@ def render_properties(props: dict[str, str], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports the OS calls free (all bound at once, then released)."""
-    socks = []
+#: Picked ports start here (below: well-known services) and stay out of the ephemeral range.
+PICK_PORT_LOW = 10000
+#: Where the ephemeral range is unknown: Linux's default start .. the IANA (BSD, macOS) end.
+DEFAULT_EPHEMERAL = (32768, 65535)
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The range the OS takes local ports of outgoing connections (and port 0 binds) from."""
     try:
-        for _ in range(count):
+        lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL
+    return lo, hi
+
+
+def free_ports(count: int, *, rng: random.Random | None = None) -> list[int]:
+    """`count` distinct loopback ports that are free now (all bound at once, then released),
+    chosen at random outside the ephemeral range: a node keeps its ports across restarts, and
+    while it is down any outgoing connection on the host could take a port from that range as
+    its local port, so the node could not bind it again. Falls back to ports the OS picks only
+    if too few are free outside it."""
+    lo, hi = ephemeral_port_range()
+    pool = [*range(PICK_PORT_LOW, max(PICK_PORT_LOW, lo)), *range(max(PICK_PORT_LOW, hi + 1), 65536)]
+    rng = rng or random.SystemRandom()
+    socks: list[socket.socket] = []
+    try:
+        for port in rng.sample(pool, min(len(pool), 50 * count + 100)):
+            if len(socks) == count:
+                break
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+        while len(socks) < count:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind((HOST, 0))
             socks.append(s)

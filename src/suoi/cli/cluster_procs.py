@@ -1,6 +1,12 @@
 """`suoi cluster`: the nodes' processes -- PID checks against /proc, starting a node detached,
 stopping with SIGTERM then SIGKILL, reaping our own children -- and waiting until started
-nodes are ready (brokers listed by every broker's Metadata, controllers listening)."""
+nodes are ready (brokers listed by every broker's Metadata, controllers listening).
+
+Whether a node this process started is still running is decided by waitpid alone (its exit
+status is kept and reported). /proc/<pid>/cmdline is only used for PIDs read from cluster.json
+(started by an earlier command): right after fork+exec the new program's command line is
+briefly empty (the kernel sets it up after closing the close-on-exec fds that tell Popen the
+exec happened), so an empty command line is re-read before a PID is called someone else's."""
 
 from __future__ import annotations
 
@@ -18,32 +24,73 @@ from suoi.cli.common import CliError
 # ============================================================================ processes
 
 
+#: How long an empty /proc/<pid>/cmdline is re-read (a process in the middle of exec).
+EXEC_GRACE_S = 0.5
+
+
 def pid_running(pid: int | None, config: Path | None = None) -> bool:
     """True if `pid` is a live (not zombie) process -- and, when /proc is there and `config` is
     given, one whose command line names that config file (so a reused PID is never ours)."""
     if not pid or pid <= 0:
         return False
-    proc = Path(f"/proc/{pid}")
-    if Path("/proc/self").exists():
+    if not Path("/proc/self").exists():
         try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
+            os.kill(pid, 0)
+        except ProcessLookupError:
             return False
-        if stat[stat.rfind(")") + 2:].startswith(("Z", "X")):
+        except PermissionError:
+            return config is None
+        return True
+    deadline = time.monotonic() + EXEC_GRACE_S
+    while True:
+        state, cmdline = _proc_state(pid)
+        if state is None or state in ("Z", "X"):
             return False
-        return config is None or os.fsencode(str(config)) in cmdline
+        if config is None or os.fsencode(str(config)) in cmdline:
+            return True
+        # An empty command line is a process between exec and its new argv (or a kernel
+        # thread): look again for a moment rather than call a starting node gone.
+        if cmdline != [b""] or time.monotonic() >= deadline:
+            return False
+        time.sleep(0.002)
+
+
+def _proc_state(pid: int) -> tuple[str | None, list[bytes]]:
+    """(state letter from /proc/<pid>/stat, argv from /proc/<pid>/cmdline); (None, []) if gone."""
+    proc = Path(f"/proc/{pid}")
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return config is None
-    return True
+        stat = (proc / "stat").read_text()
+        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None, []
+    return stat[stat.rfind(")") + 2:][:1], cmdline
 
 
 def node_running(cluster: Cluster, node: Node) -> bool:
+    """A node this process started: running until waitpid reports its exit. Any other node
+    (PID from cluster.json): a live process whose command line names the node's config."""
+    if node.pid is not None and node.pid in _CHILDREN:
+        _reap([node])
+        return _CHILDREN[node.pid] is None
     return pid_running(node.pid, cluster.config_path(node.id))
+
+
+def exit_description(node: Node) -> str | None:
+    """How a node this process started ended ("exit code 1", "killed by signal 9 (SIGKILL)"),
+    None if it is running or was not started here."""
+    status = _CHILDREN.get(node.pid) if node.pid is not None else None
+    if status is None:
+        return None
+    if status == _STATUS_UNKNOWN:
+        return "exit status unknown (reaped elsewhere)"
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = "?"
+    return f"killed by signal {-code} ({name})"
 
 
 def spawn(cluster: Cluster, node: Node) -> int:
@@ -51,11 +98,13 @@ def spawn(cluster: Cluster, node: Node) -> int:
     log_path = cluster.log_path(node.id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
+        log_start = log_file.seek(0, os.SEEK_END)
         proc = subprocess.Popen(cluster.command(node.id), stdin=subprocess.DEVNULL, stdout=log_file,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
                                 cwd=str(cluster.node_dir(node.id)))
     node.pid = proc.pid
-    _SPAWNED.add(proc.pid)
+    _CHILDREN[proc.pid] = None
+    _LOG_START[proc.pid] = log_start
     # The Popen object is dropped on purpose: the node outlives this command. Silence the
     # "subprocess still running" ResourceWarning Python would print at exit.
     proc.returncode = 0
@@ -95,26 +144,48 @@ def stop_pids(cluster: Cluster, nodes: list[Node], *, sig: int = signal.SIGTERM,
     return out
 
 
-#: PIDs this process started (only those are its children to reap).
-_SPAWNED: set[int] = set()
+#: Children this process started: PID -> wait status once reaped, None while running.
+_CHILDREN: dict[int, int | None] = {}
+#: Where each child's output starts in its broker.log (the file is appended to across restarts).
+_LOG_START: dict[int, int] = {}
+#: Status of a child that waitpid no longer knows (reaped by someone else, SIGCHLD ignored).
+_STATUS_UNKNOWN = -1
 
 
 def _reap(nodes: list[Node]) -> None:
-    """Collect those of `nodes` that this process started and that exited (no zombies)."""
+    """Collect those of `nodes` that this process started and that exited (no zombies),
+    keeping their wait status."""
     for n in nodes:
-        if n.pid in _SPAWNED:
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(n.pid, os.WNOHANG)
+        if n.pid is None or n.pid not in _CHILDREN or _CHILDREN[n.pid] is not None:
+            continue
+        try:
+            pid, status = os.waitpid(n.pid, os.WNOHANG)
+        except ChildProcessError:
+            _CHILDREN[n.pid] = _STATUS_UNKNOWN
+            continue
+        if pid == n.pid:
+            _CHILDREN[n.pid] = status
 
 
-def last_log_line(path: Path) -> str:
+def last_log_line(path: Path, start: int = 0) -> str:
+    """The last non-blank line of `path` written at or after byte `start`."""
     try:
         with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+            f.seek(max(start, f.seek(0, os.SEEK_END) - 8192))
             lines = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return ""
     return lines[-1].strip() if lines else ""
+
+
+def exited_error(cluster: Cluster, node: Node) -> CliError:
+    """'node N exited while starting (<how>; log ...): <its last line>' -- only output of this
+    run of the node counts (an older run's last line would be misleading)."""
+    path = cluster.log_path(node.id)
+    how = exit_description(node)
+    line = last_log_line(path, _LOG_START.get(node.pid or 0, 0))
+    return CliError(f"node {node.id} (pid {node.pid}) exited while starting ({how + '; ' if how else ''}log {path})"
+                    + (f": {line}" if line else ": no output"))
 
 
 # ============================================================================ readiness
@@ -144,9 +215,7 @@ def wait_ready(cluster: Cluster, nodes: list[Node], timeout: float) -> None:
         _reap(nodes)
         for n in nodes:
             if not node_running(cluster, n):
-                line = last_log_line(cluster.log_path(n.id))
-                raise CliError(f"node {n.id} exited while starting (log {cluster.log_path(n.id)})"
-                               + (f": {line}" if line else ""))
+                raise exited_error(cluster, n)
         pending_ports = [n for n in want_ports if not _accepts(str(n.controller_address))]
         askers = [n for n in cluster.brokers if n.address and node_running(cluster, n)] if want else []
         views = {}
