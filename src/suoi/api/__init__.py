@@ -26,6 +26,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     list_offsets,
     metadata,
     offsets,
+    offsets_for_leader_epoch,
     produce,
     raft_apis,
     transactions,
