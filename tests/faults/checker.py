@@ -1,0 +1,330 @@
+"""A Jepsen-style checker for a Kafka topic: what acknowledged writes did the log keep?
+
+History: concurrent producers (`ProducerWorkload`, threads with confluent-kafka, idempotent,
+acks=all) append unique values "<producer>-<seq>" to a topic, round-robin over its partitions,
+and record for each value whether its delivery report said acknowledged (with partition and
+offset), failed (the broker or client says it was not written), or unknown (timed out, never
+reported, ... it may or may not be in the log). `consume_all` then reads every partition from
+the beginning to the end offsets it saw when it started (read_committed).
+
+`check(sent, received)` is pure and reports:
+
+* lost: acknowledged, never read;
+* duplicated: read more than once (any value: each is sent once, and the producers are
+  idempotent, so a second copy is the broker's);
+* reordered: per producer and partition, acknowledged values read in another order than sent;
+* unexpected: read, never sent;
+* moved: acknowledged at one partition/offset, read (first) at another -- the log under an
+  acknowledged record changed.
+
+`report.ok` requires none of them. Failed or unknown values may be read or not (both counted).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["acked", "failed", "unknown"]
+#: How many examples of each anomaly `CheckReport.summary()` shows.
+EXAMPLES = 5
+
+
+@dataclass
+class Sent:
+    """One value a producer sent, and what its delivery report said."""
+
+    producer: str
+    seq: int  # send order within the producer
+    value: str
+    partition: int | None = None  # where it was sent (then: where the ack put it)
+    status: Status = "unknown"
+    offset: int | None = None  # from the ack
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    partition: int
+    offset: int
+    value: str
+
+
+@dataclass
+class CheckReport:
+    sent: int = 0
+    acked: int = 0
+    failed: int = 0
+    unknown: int = 0
+    read: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicated: dict[str, int] = field(default_factory=dict)  # value -> times read
+    #: (value, value sent after it by the same producer to the same partition but read before it)
+    reordered: list[tuple[str, str]] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    #: (value, acked (partition, offset), first read (partition, offset))
+    moved: list[tuple[str, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+    failed_read: int = 0  # failed, yet in the log (librdkafka may call a written record failed)
+    unknown_read: int = 0  # unknown outcome, in the log
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated or self.reordered or self.unexpected or self.moved)
+
+    def summary(self) -> str:
+        head = (f"sent {self.sent} (acked {self.acked}, failed {self.failed}, unknown {self.unknown}), "
+                f"read {self.read} (of them failed {self.failed_read}, unknown {self.unknown_read})")
+        parts = [head]
+        for name, items in (("lost", self.lost), ("duplicated", list(self.duplicated.items())),
+                            ("reordered", self.reordered), ("unexpected", self.unexpected), ("moved", self.moved)):
+            if items:
+                more = f" (+{len(items) - EXAMPLES} more)" if len(items) > EXAMPLES else ""
+                parts.append(f"{name}: {len(items)} e.g. {items[:EXAMPLES]}{more}")
+        parts.append("OK" if self.ok else "ANOMALIES")
+        return "; ".join(parts)
+
+
+def check(sent: Iterable[Sent], received: Iterable[Received]) -> CheckReport:
+    """Compare what producers sent (and were told) with what the log holds (see the module)."""
+    sent = list(sent)
+    received = list(received)
+    by_value = {s.value: s for s in sent}
+    if len(by_value) != len(sent):
+        raise ValueError("sent values must be unique")
+    report = CheckReport(sent=len(sent), read=len(received))
+    status = Counter(s.status for s in sent)
+    report.acked, report.failed, report.unknown = status["acked"], status["failed"], status["unknown"]
+
+    reads: dict[str, list[Received]] = defaultdict(list)
+    for r in sorted(received, key=lambda r: (r.partition, r.offset)):
+        reads[r.value].append(r)
+    report.unexpected = sorted(v for v in reads if v not in by_value)
+    report.duplicated = {v: len(rs) for v, rs in sorted(reads.items()) if len(rs) > 1}
+    report.failed_read = sum(1 for s in sent if s.status == "failed" and s.value in reads)
+    report.unknown_read = sum(1 for s in sent if s.status == "unknown" and s.value in reads)
+
+    # per (producer, partition): the acked values by the offset they were first read at
+    streams: dict[tuple[str, int], list[tuple[int, Sent]]] = defaultdict(list)
+    for s in sent:
+        if s.status != "acked":
+            continue
+        got = reads.get(s.value)
+        if not got:
+            report.lost.append(s.value)
+            continue
+        first = got[0]
+        if s.offset is not None and s.partition is not None and (s.partition, s.offset) != (first.partition, first.offset):
+            report.moved.append((s.value, (s.partition, s.offset), (first.partition, first.offset)))
+        streams[(s.producer, first.partition)].append((first.offset, s))
+    for _, stream in sorted(streams.items()):
+        latest: Sent | None = None  # the highest seq read so far in this stream
+        for _, s in sorted(stream, key=lambda x: x[0]):
+            if latest is not None and s.seq < latest.seq:
+                report.reordered.append((s.value, latest.value))
+            elif latest is None or s.seq > latest.seq:
+                latest = s
+    return report
+
+
+# ============================================================================ runner (real clients)
+
+#: Errors after which the record is known not to be in the log (everything else: unknown).
+_DEFINITE_FAILURES = {
+    "NOT_ENOUGH_REPLICAS", "MSG_SIZE_TOO_LARGE", "INVALID_RECORD", "RECORD_LIST_TOO_LARGE", "INVALID_REQUIRED_ACKS",
+    "TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED", "_PURGE_QUEUE", "_UNKNOWN_TOPIC", "_UNKNOWN_PARTITION",
+    "_MSG_SIZE_TOO_LARGE", "_INVALID_ARG",
+}
+
+
+def classify_error(err: Any) -> Status:
+    """"failed" if a delivery error means the record was not written, else "unknown"."""
+    return "failed" if err.name() in _DEFINITE_FAILURES else "unknown"
+
+
+def topic_partitions(bootstrap: str, topic: str, timeout: float = 10.0) -> list[int]:
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=timeout)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        raise LookupError(f"topic {topic}: {t.error if t is not None else 'not in Metadata'}")
+    return sorted(t.partitions)
+
+
+class ProducerWorkload:
+    """`producers` threads, each with its own idempotent acks=all confluent-kafka Producer,
+    sending "<name>-<seq>" values round-robin over `partitions` (default: all of the topic's)
+    until `stop()` or `messages` each. `interval_s` paces each producer (0: as fast as its
+    queue allows). `config` adds or overrides producer properties."""
+
+    def __init__(self, bootstrap: str, topic: str, *, producers: int = 3, messages: int | None = None,
+                 interval_s: float = 0.0, partitions: list[int] | None = None, config: dict[str, Any] | None = None,
+                 name: str = "p") -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.messages = messages
+        self.interval_s = interval_s
+        self.partitions = partitions
+        self.config = {"enable.idempotence": True, "acks": "all", "linger.ms": 5, "message.timeout.ms": 30000,
+                       "request.timeout.ms": 5000, "retry.backoff.ms": 100, **(config or {})}
+        self.names = [f"{name}{i}" for i in range(producers)]
+        self.sent: dict[str, list[Sent]] = {n: [] for n in self.names}
+        #: Client-level errors (error_cb), e.g. a fatal idempotence error, per producer.
+        self.errors: dict[str, list[str]] = {n: [] for n in self.names}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._flush_s = 60.0
+
+    def start(self) -> ProducerWorkload:
+        if self.partitions is None:
+            self.partitions = topic_partitions(self.bootstrap, self.topic)
+        for n in self.names:
+            t = threading.Thread(target=self._run, args=(n,), name=f"workload-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def acked(self) -> int:
+        return sum(1 for records in self.sent.values() for s in list(records) if s.status == "acked")
+
+    def wait_acked(self, count: int, timeout: float) -> None:
+        """Until at least `count` values are acknowledged (AssertionError after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while self.acked() < count:
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"only {self.acked()} of {count} values acknowledged within {timeout:g}s; "
+                                     f"client errors: {self.errors}")
+            time.sleep(0.05)
+
+    def stop(self, flush_timeout: float = 60.0) -> list[Sent]:
+        """Stop sending, wait for outstanding delivery reports (bounded), return the history."""
+        self._flush_s = flush_timeout
+        self._stop.set()
+        for t in self._threads:
+            t.join(flush_timeout + 10)
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if stuck:
+            raise RuntimeError(f"producer threads did not finish: {stuck}")
+        return self.history()
+
+    def history(self) -> list[Sent]:
+        return [s for n in self.names for s in list(self.sent[n])]
+
+    def run(self, during: Callable[[ProducerWorkload], None] | None = None, timeout: float = 120.0) -> list[Sent]:
+        """start(), call `during(self)` (inject faults), let each producer send its `messages`
+        (if bounded; at most `timeout` seconds in all), stop()."""
+        deadline = time.monotonic() + timeout
+        self.start()
+        try:
+            if during is not None:
+                during(self)
+            if self.messages is not None:
+                for t in self._threads:
+                    t.join(max(0.0, deadline - time.monotonic()))
+        finally:
+            history = self.stop()
+        return history
+
+    def _run(self, name: str) -> None:
+        import confluent_kafka
+
+        errors = self.errors[name]
+        fatal = threading.Event()
+
+        def on_error(err: Any) -> None:
+            errors.append(str(err))
+            if err.fatal():
+                fatal.set()
+
+        producer = confluent_kafka.Producer({"bootstrap.servers": self.bootstrap, "error_cb": on_error, **self.config})
+        records = self.sent[name]
+        partitions = self.partitions or [0]
+        seq = 0
+        while not self._stop.is_set() and not fatal.is_set() and (self.messages is None or seq < self.messages):
+            rec = Sent(name, seq, f"{name}-{seq}", partitions[seq % len(partitions)])
+            try:
+                producer.produce(self.topic, value=rec.value.encode(), partition=partitions[seq % len(partitions)],
+                                 on_delivery=_on_delivery(rec))
+            except BufferError:  # local queue full: serve callbacks, send the same value again
+                producer.poll(0.1)
+                continue
+            except confluent_kafka.KafkaException as exc:  # e.g. the producer hit a fatal error
+                rec.status, rec.error = "failed", str(exc)
+                records.append(rec)
+                break
+            records.append(rec)
+            seq += 1
+            producer.poll(0)
+            if self.interval_s:
+                self._stop.wait(self.interval_s)
+        deadline = time.monotonic() + self._flush_s
+        while len(producer) > 0 and time.monotonic() < deadline:
+            producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+        # whatever is still queued stays "unknown"
+
+
+def _on_delivery(rec: Sent) -> Callable[[Any, Any], None]:
+    def on_delivery(err: Any, msg: Any) -> None:
+        if err is None:
+            rec.status, rec.partition, rec.offset = "acked", msg.partition(), msg.offset()
+        else:
+            rec.status, rec.error = classify_error(err), err.name()
+    return on_delivery
+
+
+def consume_all(bootstrap: str, topic: str, *, timeout: float = 30.0, config: dict[str, Any] | None = None) -> list[Received]:
+    """Every record of every partition, from the beginning to the end offsets seen when this
+    starts, read_committed. TimeoutError if that takes longer than `timeout`."""
+    import confluent_kafka
+
+    consumer = confluent_kafka.Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"checker-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest", "isolation.level": "read_committed", "enable.partition.eof": True,
+        **(config or {})})
+    deadline = time.monotonic() + timeout
+    try:
+        partitions = topic_partitions(bootstrap, topic, timeout=max(1.0, deadline - time.monotonic()))
+        ends: dict[int, int] = {}
+        pending: set[int] = set()
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p),
+                                                       timeout=max(1.0, deadline - time.monotonic()))
+            ends[p] = high
+            if high > low:
+                pending.add(p)
+        consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in pending])
+        out: list[Received] = []
+        while pending:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"read {len(out)} records of {topic} in {timeout:g}s; partitions {sorted(pending)} "
+                                   f"not read up to their end offsets {({p: ends[p] for p in pending})}")
+            msg: Any = consumer.poll(0.2)
+            if msg is None:
+                continue
+            p = msg.partition()
+            if msg.error() is not None:
+                if msg.error().code() == confluent_kafka.KafkaError._PARTITION_EOF and msg.offset() >= ends.get(p, 0):
+                    pending.discard(p)
+                continue
+            value = msg.value()
+            out.append(Received(p, msg.offset(), value.decode(errors="replace") if value is not None else ""))
+            if msg.offset() + 1 >= ends[p]:
+                pending.discard(p)
+        return out
+    finally:
+        consumer.close()
+
+
+def run_check(bootstrap: str, topic: str, *, producers: int = 3, messages: int | None = 100,
+              during: Callable[[ProducerWorkload], None] | None = None, consume_timeout: float = 30.0,
+              read_bootstrap: str | None = None, **workload: Any) -> tuple[CheckReport, list[Sent], list[Received]]:
+    """Produce (with `during` injecting faults), read everything back, check."""
+    w = ProducerWorkload(bootstrap, topic, producers=producers, messages=messages, **workload)
+    sent = w.run(during)
+    received = consume_all(read_bootstrap or bootstrap, topic, timeout=consume_timeout)
+    return check(sent, received), sent, received
