@@ -29,6 +29,7 @@ from suoi.controller.controller import ControllerConfig, QuorumController
 from suoi.controller.delta import MetadataDelta
 from suoi.controller.image import MetadataBuilder, MetadataImage
 from suoi.model import ErrorCode, KafkaError
+from suoi.raft.core import NotLeaderError
 from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
 from suoi.raft_driver.driver import QuorumDriver, raft_config_from_properties
 
@@ -71,6 +72,7 @@ class KRaftServices:
         #: truncated and a new or lagging node catches up from the snapshot.
         self._snapshot_every_bytes = broker.config.get_int("metadata.log.max.record.bytes.between.snapshots")
         self._bytes_since_snapshot = 0
+        self._request_timeout_s = broker.config.get_int("controller.quorum.request.timeout.ms") / 1000
         #: Partition replication (leaders, followers, ISR, acks=all) of a broker node.
         self.replicas: ReplicaManager | None = ReplicaManager(broker, self) if settings.is_broker else None
 
@@ -179,18 +181,29 @@ class KRaftServices:
                 self.controller = None
             raise NotControllerError(f"controller operation failed: {exc}") from exc
         if result.offset >= 0:
-            await self.driver.wait_committed(result.offset, self._controller_epoch, CONTROLLER_TIMEOUT_S)
+            try:
+                await self.driver.wait_committed(result.offset, self._controller_epoch, CONTROLLER_TIMEOUT_S)
+            except NotLeaderError as exc:  # lost the quorum before the records committed
+                raise NotControllerError(f"node {self.node_id} lost the controller role: {exc}") from exc
         return result.response
 
-    async def call_controller(self, request: Any, *, timeout: float = CONTROLLER_TIMEOUT_S) -> Any:
-        """Send a request to the active controller over its listener (forwarding)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def call_controller(self, request: Any, *, timeout: float = CONTROLLER_TIMEOUT_S,
+                              quick: bool = False) -> Any:
+        """Send a request to the active controller over its listener (forwarding). `quick`
+        (heartbeats, AlterPartition: cheap, idempotent requests) bounds each attempt by
+        controller.quorum.request.timeout.ms and then asks whoever leads the quorum by then."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         last: Exception | None = None
-        while asyncio.get_running_loop().time() < deadline:
+        while loop.time() < deadline:
             leader = self.controller_id
             if leader >= 0:
+                # A controller that vanished (crashed, partitioned away) must not hold a heartbeat
+                # past the session timeout while the quorum has already elected another one.
+                remaining = max(deadline - loop.time(), 0.05)
+                attempt = min(self._request_timeout_s, remaining) if quick else remaining
                 try:
-                    response = await self.pool.request(leader, request, timeout=timeout)
+                    response = await self.pool.request(leader, request, timeout=attempt)
                     if getattr(response, "error_code", 0) != ErrorCode.not_controller:
                         return response
                 except (TimeoutError, ConnectionError) as exc:
@@ -222,14 +235,14 @@ class KRaftServices:
         while True:
             try:
                 if self.broker_epoch < 0:
-                    response = await self.call_controller(registration_request(self))
+                    response = await self.call_controller(registration_request(self), quick=True)
                     if response.error_code == ErrorCode.none:
                         self.broker_epoch = int(response.broker_epoch)
                         log.info("node %d registered with broker epoch %d", self.node_id, self.broker_epoch)
                         continue
                     log.warning("broker registration refused: %s", ErrorCode(response.error_code).name)
                 else:
-                    response = await self.call_controller(heartbeat_request(self, want_shutdown=False))
+                    response = await self.call_controller(heartbeat_request(self, want_shutdown=False), quick=True)
                     if response.error_code in (ErrorCode.stale_broker_epoch, ErrorCode.broker_id_not_registered):
                         self.broker_epoch = -1
                         continue

@@ -81,8 +81,10 @@ class ReplicaManager:
         self.socket_timeout_s = cfg.get_int("replica.socket.timeout.ms") / 1000
         self.checkpoint_interval_s = cfg.get_int("replica.high.watermark.checkpoint.interval.ms") / 1000
         self.listener_name = cfg.inter_broker_listener_name or "PLAINTEXT"
-        self.rack_aware = rack_aware(cfg.get("replica.selector.class"))
-        self.rack = cfg.get("broker.rack")
+        selector = cfg.get("replica.selector.class")
+        self.rack_aware = rack_aware(str(selector) if selector else None)
+        rack = cfg.get("broker.rack")
+        self.rack: str | None = str(rack) if rack else None
         self.leaders: dict[TopicPartition, LeaderReplica] = {}
         self.followers: dict[TopicPartition, FollowerReplica] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
@@ -397,7 +399,7 @@ class ReplicaManager:
         try:
             while self.leaders.get(leader.tp) is leader and leader.state.pending is proposal:
                 try:
-                    response = await self.kraft.call_controller(request)
+                    response = await self.kraft.call_controller(request, quick=True)
                 except Exception as exc:
                     log.info("AlterPartition for %s not answered (%s); retrying", leader.tp, exc)
                     await asyncio.sleep(ALTER_PARTITION_RETRY_S)
