@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         consumer_groups,
         delete_records,
         get_offsets,
+        leader_election,
+        reassign_partitions,
         topics,
     )
 
@@ -40,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     configs.add_parser(sub)
     delete_records.add_parser(sub)
     get_offsets.add_parser(sub)
+    leader_election.add_parser(sub)
+    reassign_partitions.add_parser(sub)
     cluster.add_parser(sub)
     return parser
 

@@ -107,7 +107,7 @@ class QuorumController:
         self._last_contact: dict[int, int] = {b: now for b in image.brokers}
         self._registration_offset: dict[int, int] = {b: image.offset for b in image.brokers}
         self._next_rebalance = now + self.config.leader_imbalance_check_interval_ms
-        #: Partitions the last auto leader rebalance moved back to their preferred leader.
+        #: Partitions the last `tick` moved back to their preferred leader (auto leader rebalance).
         self.last_rebalance: list[tuple[str, int]] = []
 
     @property
@@ -217,9 +217,10 @@ class QuorumController:
         """Fence brokers whose session expired (no heartbeat for more than
         ``session_timeout_ms``), moving their leaderships; the response lists them. Every
         ``leader_imbalance_check_interval_ms`` (when enabled) also run the auto leader
-        rebalance (`partitions.rebalance_leaders`; what it moved is in `last_rebalance`).
+        rebalance (`partitions.rebalance_leaders`; what this tick moved is in `last_rebalance`).
         One batch for both."""
         self._check()
+        self.last_rebalance = []
         fenced: list[int] = []
         for reg in self.state.brokers():
             if not reg.fenced and now - self._last_contact.setdefault(reg.broker_id, now) > self.config.session_timeout_ms:

@@ -51,6 +51,7 @@ def test_preferred_leaders_come_back_at_the_interval() -> None:
     r = advance(h, INTERVAL)
     assert r.response == [] and len(r.records) == 1
     assert leaders(h) == [0, 1, 2] and h.ctl.last_rebalance == [("t", 0)]
+    assert advance(h, INTERVAL + 1).records == () and h.ctl.last_rebalance == []
     assert h.ctl.next_deadline() == 2 * INTERVAL
     h.check_replay()
 
