@@ -6,6 +6,7 @@ is implemented. Importing this package registers every handler.
 """
 
 from suoi.api import (  # noqa: F401  (imported for registration)
+    allocate_producer_ids,
     alter_configs,
     alter_partition,
     api_versions,
@@ -17,6 +18,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     describe_cluster,
     describe_configs,
     describe_log_dirs,
+    elect_leaders,
     fetch,
     find_coordinator,
     group_admin,
@@ -27,6 +29,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     metadata,
     offsets,
     offsets_for_leader_epoch,
+    partition_reassignments,
     produce,
     raft_apis,
     transactions,
