@@ -219,6 +219,9 @@ class KRaftServices:
                 continue
             try:
                 controller.tick(self.broker.now_ms())
+                moved = getattr(controller, "last_rebalance", None)
+                if moved:
+                    log.info("auto leader rebalance: preferred leaders elected for %s", list(moved))
             except Exception:
                 log.exception("controller tick failed; dropping the controller")
                 self.controller = None
