@@ -25,8 +25,7 @@ from suoi.cluster.settings import KRaftSettings
 from suoi.config import KNOWN, BrokerConfig, Listener
 from suoi.coordinator.group.types import GroupConfig
 from suoi.coordinator.group_coordinator import CoordinatorConfig, GroupCoordinator
-from suoi.coordinator.records import OFFSETS_TOPIC
-from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC, TxnConfig
+from suoi.coordinator.txn import TxnConfig
 from suoi.coordinator.txn.producer_ids import ProducerIdManager
 from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordinatorConfig
 from suoi.dynamic_config import DynamicBrokerConfigs
@@ -133,8 +132,10 @@ class Broker:
         self.logs.load()
         log.info("loaded %d topics from %s in %.2fs", len(self.logs.topics()),
                  ",".join(map(str, self.config.log_dirs)), time.monotonic() - started)
-        await self.groups.start()  # replays __consumer_offsets in the background
-        await self.transactions.start()  # replays __transaction_state in the background
+        if self.kraft_settings is not None:  # the replica manager hands them the internal partitions they lead
+            self.groups.local_topics = self.transactions.local_topics = False
+        await self.groups.start()  # standalone: replays __consumer_offsets in the background
+        await self.transactions.start()  # standalone: replays __transaction_state in the background
         max_request = self.config.get_int("socket.request.max.bytes")
         advertised = self.config.advertised_listeners
         for listener in self.config.listeners:
@@ -151,10 +152,7 @@ class Broker:
         if self.kraft_settings is not None:
             self.kraft = KRaftServices(self, self.kraft_settings)
             self.quorum = self.kraft.driver
-            self.groups.local_topics = self.transactions.local_topics = False
-            self.groups.owns = lambda p: self._leads(OFFSETS_TOPIC, p)
             self.groups.partition_count = self.transactions.partition_count = self._cluster_partition_count
-            self.transactions.owns = lambda p: self._leads(TRANSACTION_STATE_TOPIC, p)
             await self.kraft.start()
             log.info("KRaft mode: roles=%s voters=%s", ",".join(sorted(self.kraft_settings.roles)),
                      ",".join(str(v) for v in sorted(self.kraft_settings.voters)))

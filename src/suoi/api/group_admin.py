@@ -54,7 +54,7 @@ def handle_list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 
 @api(42, "DeleteGroups", 0, 2)
-def handle_delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
+async def handle_delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     ids = list(request.groups_names)
-    errors = ctx.broker.groups.delete_groups(ids)
+    errors = await ctx.broker.groups.delete_groups(ids)
     return {"throttle_time": 0, "results": [{"group_id": gid, "error_code": e} for gid, e in zip(ids, errors, strict=True)]}

@@ -13,12 +13,19 @@ from typing import Any
 
 from suoi.api.registry import RequestContext, api
 from suoi.coordinator.txn import InitProducerIdRequest, for_version
-from suoi.model import ErrorCode
+from suoi.model import ErrorCode, KafkaError
 from suoi.protocol.codec import ms
 
 
 @api(22, "InitProducerId", 0, 5)
-def handle_init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]:
+async def handle_init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    try:
+        return await _init_producer_id(ctx, request)
+    except KafkaError as exc:  # e.g. no producer id block at hand yet (retriable)
+        return {"throttle_time": 0, "error_code": exc.error_code, "producer_id": -1, "producer_epoch": -1}
+
+
+async def _init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if request.transactional_id is None:
         pid = ctx.broker.producer_ids.next_id()
         return {"throttle_time": 0, "error_code": ErrorCode.none, "producer_id": pid, "producer_epoch": 0}
@@ -26,7 +33,7 @@ def handle_init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]
     error = txn.check_transactional_id(request.transactional_id)
     if error != ErrorCode.none:
         return {"throttle_time": 0, "error_code": error, "producer_id": -1, "producer_epoch": -1}
-    reply = txn.call(txn.machine.init_producer_id, InitProducerIdRequest(
+    reply = await txn.call(txn.machine.init_producer_id, InitProducerIdRequest(
         token=None, transactional_id=request.transactional_id, transaction_timeout_ms=ms(request.transaction_timeout),
         producer_id=getattr(request, "producer_id", -1), producer_epoch=getattr(request, "producer_epoch", -1)))
     return {"throttle_time": 0, "error_code": for_version("InitProducerId", ctx.api_version, reply.error_code),

@@ -11,11 +11,11 @@ from suoi.protocol.codec import ms
 
 
 @api(8, "OffsetCommit", 2, 9)
-def handle_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
+async def handle_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
     coordinator = ctx.broker.groups
     wanted = [(t.name, p.partition_index, p.committed_offset, getattr(p, "committed_leader_epoch", -1),
                p.committed_metadata) for t in request.topics for p in t.partitions]
-    _, errors = coordinator.commit_offsets(
+    _, errors = await coordinator.commit_offsets(
         request.group_id, request.generation_id_or_member_epoch, request.member_id,
         getattr(request, "group_instance_id", None), wanted,
         retention_ms=ms(getattr(request, "retention_time", None)) if ctx.api_version <= 4 else -1)
@@ -58,9 +58,9 @@ def handle_offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 
 @api(47, "OffsetDelete", 0, 0)
-def handle_offset_delete(ctx: RequestContext, request: Any) -> dict[str, Any]:
+async def handle_offset_delete(ctx: RequestContext, request: Any) -> dict[str, Any]:
     wanted = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
-    error, errors = ctx.broker.groups.delete_offsets(request.group_id, wanted)
+    error, errors = await ctx.broker.groups.delete_offsets(request.group_id, wanted)
     if error != ErrorCode.none:
         return {"error_code": error, "throttle_time": 0, "topics": []}
     it = iter(errors)

@@ -21,7 +21,7 @@ log = logging.getLogger("suoi.api")
 
 
 @api(24, "AddPartitionsToTxn", 0, 3)
-def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
+async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
     txn = ctx.broker.transactions
     tid = request.v3_and_below_transactional_id
     topics = request.v3_and_below_topics
@@ -37,7 +37,7 @@ def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> dict[str,
             results = {tp: (ErrorCode.unknown_topic_or_partition if tp in unknown else ErrorCode.operation_not_attempted)
                        for tp in wanted}
         else:
-            reply = txn.call(txn.machine.add_partitions, AddPartitionsRequest(
+            reply = await txn.call(txn.machine.add_partitions, AddPartitionsRequest(
                 token=None, transactional_id=tid, producer_id=request.v3_and_below_producer_id,
                 producer_epoch=request.v3_and_below_producer_epoch, partitions=tuple(wanted)))
             results = {tp: for_version("AddPartitionsToTxn", ctx.api_version, code) for tp, code in reply.results}
@@ -52,13 +52,13 @@ def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> dict[str,
 
 
 @api(25, "AddOffsetsToTxn", 0, 4)
-def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
+async def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
     txn = ctx.broker.transactions
     error: int = txn.check_transactional_id(request.transactional_id)
     if error == ErrorCode.none:
         error = ctx.broker.groups.check_group_id(request.group_id)
     if error == ErrorCode.none:
-        reply = txn.call(txn.machine.add_offsets, AddOffsetsRequest(
+        reply = await txn.call(txn.machine.add_offsets, AddOffsetsRequest(
             token=None, transactional_id=request.transactional_id, producer_id=request.producer_id,
             producer_epoch=request.producer_epoch, group_id=request.group_id,
             partition=txn.offsets_partition(request.group_id)))
@@ -67,11 +67,11 @@ def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, An
 
 
 @api(26, "EndTxn", 0, 4)
-def handle_end_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
+async def handle_end_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
     txn = ctx.broker.transactions
     error: int = txn.check_transactional_id(request.transactional_id)
     if error == ErrorCode.none:
-        reply = txn.call(txn.machine.end_txn, EndTxnRequest(
+        reply = await txn.call(txn.machine.end_txn, EndTxnRequest(
             token=None, transactional_id=request.transactional_id, producer_id=request.producer_id,
             producer_epoch=request.producer_epoch, commit=request.committed))
         error = for_version("EndTxn", ctx.api_version, reply.error_code)
@@ -79,10 +79,10 @@ def handle_end_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 
 @api(28, "TxnOffsetCommit", 0, 4)
-def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
+async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
     wanted = [(t.name, p.partition_index, p.committed_offset, getattr(p, "committed_leader_epoch", -1),
                p.committed_metadata) for t in request.topics for p in t.partitions]
-    _, errors = ctx.broker.groups.txn_commit_offsets(
+    _, errors = await ctx.broker.groups.txn_commit_offsets(
         request.group_id, request.producer_id, request.producer_epoch, getattr(request, "generation_id", -1),
         getattr(request, "member_id", ""), getattr(request, "group_instance_id", None), wanted)
     it = iter(for_version("TxnOffsetCommit", ctx.api_version, e) for e in errors)

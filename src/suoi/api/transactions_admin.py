@@ -12,13 +12,15 @@ from suoi.model import ErrorCode
 @api(65, "DescribeTransactions", 0, 0)
 def handle_describe_transactions(ctx: RequestContext, request: Any) -> dict[str, Any]:
     txn = ctx.broker.transactions
-    if txn.loading:
-        return {"throttle_time": 0, "transaction_states": [
-            {"error_code": ErrorCode.coordinator_load_in_progress, "transactional_id": tid, "transaction_state": "",
-             "transaction_timeout": 0, "transaction_start_time": -1, "producer_id": -1, "producer_epoch": -1,
-             "topics": []} for tid in request.transactional_ids]}
     states = []
-    for d in txn.machine.describe(request.transactional_ids):
+    for tid in request.transactional_ids:
+        error = txn.check_transactional_id(tid) if tid else ErrorCode.none  # the machine refuses ""
+        if error != ErrorCode.none:  # NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS for this id
+            states.append({"error_code": error, "transactional_id": tid, "transaction_state": "",
+                           "transaction_timeout": 0, "transaction_start_time": -1, "producer_id": -1,
+                           "producer_epoch": -1, "topics": []})
+            continue
+        d = txn.machine.describe([tid])[0]
         states.append({
             "error_code": d.error_code, "transactional_id": d.transactional_id, "transaction_state": d.state,
             "transaction_timeout": d.transaction_timeout_ms, "transaction_start_time": d.transaction_start_time_ms,

@@ -4,12 +4,13 @@ Division of labour (ARCHITECTURE.md "coordinator runtime"):
 - `group.machine` decides (joins, syncs, heartbeats, expiry) and returns replies and
   `PersistGroup` effects; it never touches a clock, a socket or a file.
 - This class appends those effects as records to `__consumer_offsets` *before* the
-  replies are released, keeps committed offsets in memory, replays the topic into
-  memory at start (groups answer COORDINATOR_LOAD_IN_PROGRESS until that finishes),
-  and drives the machine's timers from the event loop.
+  replies are released (and releases them once those records are replicated), keeps
+  committed offsets in memory, replays a partition into memory when this node becomes
+  its leader (its groups answer COORDINATOR_LOAD_IN_PROGRESS until that finishes) and
+  forgets it on resignation, and drives the machine's timers from the event loop.
 
 Every group lives in partition `abs(hash(group)) % offsets.topic.num.partitions`, as in
-Kafka, so a later multi-broker coordinator can own groups by partition leadership.
+Kafka, and is coordinated by that partition's leader.
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ from suoi.coordinator.group.types import (
     GroupConfig,
     GroupSnapshot,
     HeartbeatRequest,
+    HeartbeatResult,
     JoinGroupRequest,
+    JoinGroupResult,
     LeaveGroupRequest,
+    LeaveGroupResult,
     Output,
     PersistGroup,
     Reply,
     SyncGroupRequest,
+    SyncGroupResult,
 )
 from suoi.coordinator.records import (
     OFFSETS_TOPIC,
@@ -43,7 +48,7 @@ from suoi.coordinator.records import (
     parse,
     partition_for,
 )
-from suoi.coordinator.runtime import CoordinatorRuntime
+from suoi.coordinator.runtime import CoordinatorRuntime, append_error
 from suoi.log.errors import LogError
 from suoi.log.manager import LogManager
 from suoi.model import ErrorCode, TopicPartition
@@ -65,7 +70,7 @@ class CoordinatorConfig:
 
 
 class GroupCoordinator(CoordinatorRuntime):
-    """Owns every consumer group of this broker (all __consumer_offsets partitions)."""
+    """Coordinates the consumer groups of the __consumer_offsets partitions this node leads."""
 
     topic = OFFSETS_TOPIC
 
@@ -79,8 +84,10 @@ class GroupCoordinator(CoordinatorRuntime):
         #: They become visible only when the transaction's commit marker reaches the group's
         #: __consumer_offsets partition (`complete_transaction`).
         self.pending_txn_offsets: dict[int, dict[str, dict[tuple[str, int], OffsetAndMetadata]]] = {}
-        self._pending: dict[object, asyncio.Future[Any]] = {}
-        self._snapshots: dict[str, GroupSnapshot | None] = {}  # only during the replay
+        #: Requests the machine has not answered yet: token -> (future, group's partition).
+        self._pending: dict[object, tuple[asyncio.Future[Any], int]] = {}
+        #: Last group record per group of each partition being loaded.
+        self._replaying: dict[int, dict[str, GroupSnapshot | None]] = {}
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -89,7 +96,7 @@ class GroupCoordinator(CoordinatorRuntime):
 
     async def stop(self) -> None:
         await super().stop()
-        for fut in self._pending.values():
+        for fut, _ in self._pending.values():
             if not fut.done():
                 fut.cancel()
 
@@ -101,15 +108,30 @@ class GroupCoordinator(CoordinatorRuntime):
                 self._replay_txn_offset(header.producer_id, record.key, record.value)
         else:
             for record in records:
-                self._replay(record.key, record.value, self._snapshots)
+                self._replay(record.key, record.value, self._replaying.setdefault(partition, {}))
 
-    def _loaded(self, now: int) -> None:
-        snapshots, self._snapshots = self._snapshots, {}
+    def _loaded(self, partition: int, now: int) -> None:
+        snapshots = self._replaying.pop(partition, {})
         for snapshot in snapshots.values():
             if snapshot is not None:
                 self._process(self.machine.restore(snapshot, now))
-        log.info("loaded %d groups and committed offsets of %d groups",
-                 sum(1 for s in snapshots.values() if s), len(self.offsets))
+        log.info("%s-%d: loaded %d groups", OFFSETS_TOPIC, partition, sum(1 for s in snapshots.values() if s))
+
+    def _unload(self, partition: int) -> None:
+        """Forget the groups of `partition`: parked joins/syncs get NOT_COORDINATOR."""
+        self._replaying.pop(partition, None)
+
+        def here(group_id: str) -> bool:
+            return self.partition_for(group_id) == partition
+
+        self._process(self.machine.unload([g.group_id for g in self.machine.list_groups() if here(g.group_id)]))
+        for group_id in [g for g in self.offsets if here(g)]:
+            del self.offsets[group_id]
+        for producer_id, groups in list(self.pending_txn_offsets.items()):
+            for group_id in [g for g in groups if here(g)]:
+                del groups[group_id]
+            if not groups:
+                del self.pending_txn_offsets[producer_id]
 
     def _replay(self, key: bytes | None, value: bytes | None, snapshots: dict[str, GroupSnapshot | None]) -> None:
         parsed = parse(key, value)
@@ -159,13 +181,14 @@ class GroupCoordinator(CoordinatorRuntime):
 
     # -- checks shared by the group APIs ---------------------------------------------
     def check_group_id(self, group_id: str | None) -> ErrorCode:
-        if self.loading:
-            return ErrorCode.coordinator_load_in_progress
         if not group_id or len(group_id) > MAX_GROUP_ID_LENGTH:
             return ErrorCode.invalid_group_id
-        if not self.owns(self.partition_for(group_id)):
-            return ErrorCode.not_coordinator
-        return ErrorCode.none
+        return self.partition_error(self.partition_for(group_id))
+
+    async def _written(self, group_id: str, *, offsets: bool = False) -> ErrorCode:
+        """Once every write so far to the group's partition is replicated: NONE, or what the
+        client is told instead (Kafka's mapping of a failed append)."""
+        return append_error(await self._replicated(self.mark(self.partition_for(group_id))), offsets=offsets)
 
     # -- group membership (answered by the machine, maybe later) ----------------------
     async def join(self, request: JoinGroupRequest) -> Any:
@@ -181,15 +204,22 @@ class GroupCoordinator(CoordinatorRuntime):
         return await self._call(self.machine.leave, request)
 
     async def _call(self, method: Callable[[Any, int], list[Output]], request: Any) -> Any:
+        """Run one request through the machine; its answer (maybe from a later event) is sent
+        once the group's partition has replicated every write made before it."""
         token = object()
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[token] = fut
+        self._pending[token] = (fut, self.partition_for(request.group_id))
         self._process(method(replace(request, token=token), self._now_ms()))
         self._kick()
-        return await fut
+        data, mark = await fut
+        if data.error_code:
+            return data  # an error depends on no write
+        error = append_error(await self._replicated(mark))
+        return data if error == ErrorCode.none else _failed(data, error)
 
     def _process(self, outputs: Iterable[Output]) -> None:
-        """Persist effects first, then release replies (Kafka writes before answering)."""
+        """Persist effects first, then release replies (Kafka writes before answering); each
+        reply carries what it must wait for (`mark`)."""
         replies: list[Reply] = []
         for out in outputs:
             if isinstance(out, PersistGroup):
@@ -197,9 +227,9 @@ class GroupCoordinator(CoordinatorRuntime):
             else:
                 replies.append(out)
         for reply in replies:
-            fut = self._pending.pop(reply.token, None)
+            fut, partition = self._pending.pop(reply.token, (None, 0))
             if fut is not None and not fut.done():
-                fut.set_result(reply.data)
+                fut.set_result((reply.data, self.mark(partition)))
 
     def _persist_group(self, effect: PersistGroup) -> None:
         value = group_value(effect.snapshot.to_dict()) if effect.snapshot is not None else None
@@ -209,13 +239,15 @@ class GroupCoordinator(CoordinatorRuntime):
             log.error("cannot persist group %s: %s", effect.group_id, exc)
 
     # -- offsets ---------------------------------------------------------------------
-    def commit_offsets(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
-                       offsets: list[tuple[str, int, int, int, str | None]], *,
-                       retention_ms: int = -1) -> tuple[ErrorCode, list[ErrorCode]]:
-        """OffsetCommit: returns (error for every partition, or NONE, per-partition errors).
+    async def commit_offsets(self, group_id: str, generation_id: int, member_id: str,
+                             group_instance_id: str | None, offsets: list[tuple[str, int, int, int, str | None]], *,
+                             retention_ms: int = -1) -> tuple[ErrorCode, list[ErrorCode]]:
+        """OffsetCommit: returns (error for every partition, or NONE, per-partition errors),
+        once the commit is replicated.
 
         `offsets` are (topic, partition, offset, leader epoch, metadata); `retention_ms`
         is OffsetCommit v2-v4's explicit retention (-1: the broker's offsets.retention).
+        The offsets are visible at once (as the log has them), as the machines' state is.
         """
         error = self.check_group_id(group_id)
         if error == ErrorCode.none:
@@ -235,6 +267,8 @@ class GroupCoordinator(CoordinatorRuntime):
                                         for e in errors]
             stored = self.offsets.setdefault(group_id, {})
             stored.update(accepted)
+            failed = await self._written(group_id, offsets=True)
+            errors = [failed if e == ErrorCode.none else e for e in errors]
         return ErrorCode.none, errors
 
     def _offset_records(self, group_id: str, offsets: list[tuple[str, int, int, int, str | None]], now: int,
@@ -268,7 +302,8 @@ class GroupCoordinator(CoordinatorRuntime):
             return ErrorCode.none, dict(stored)
         return ErrorCode.none, {tp: stored.get(tp) for tp in partitions}
 
-    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> tuple[ErrorCode, list[ErrorCode]]:
+    async def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]
+                             ) -> tuple[ErrorCode, list[ErrorCode]]:
         """OffsetDelete: only for partitions the group is not consuming (Kafka's rule)."""
         error = self.check_group_id(group_id)
         if error != ErrorCode.none:
@@ -292,10 +327,15 @@ class GroupCoordinator(CoordinatorRuntime):
             for topic, partition in partitions:
                 if topic not in subscribed:
                     stored.pop((topic, partition), None)
+            failed = await self._written(group_id)
+            if failed != ErrorCode.none:
+                return failed, []
         return ErrorCode.none, errors
 
-    def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
+    async def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
+        """DeleteGroups: per-group errors, once the tombstones are replicated."""
         results: list[ErrorCode] = []
+        written: list[int] = []
         for group_id in group_ids:
             error = self.check_group_id(group_id)
             if error != ErrorCode.none:
@@ -310,16 +350,21 @@ class GroupCoordinator(CoordinatorRuntime):
                 records.append((group_key(group_id), None))
                 try:
                     self._append(group_id, records)
+                    written.append(len(results))
                 except (LogError, OSError) as exc:
                     log.error("cannot persist deletion of group %s: %s", group_id, exc)
             results.append(error)
+        for i in written:
+            results[i] = await self._written(group_ids[i])
         return results
 
     # -- transactional offsets (TxnOffsetCommit) -------------------------------------
-    def txn_commit_offsets(self, group_id: str, producer_id: int, producer_epoch: int, generation_id: int,
-                           member_id: str, group_instance_id: str | None,
-                           offsets: list[tuple[str, int, int, int, str | None]]) -> tuple[ErrorCode, list[ErrorCode]]:
-        """TxnOffsetCommit: written now as a transactional batch, visible on commit.
+    async def txn_commit_offsets(self, group_id: str, producer_id: int, producer_epoch: int, generation_id: int,
+                                 member_id: str, group_instance_id: str | None,
+                                 offsets: list[tuple[str, int, int, int, str | None]]
+                                 ) -> tuple[ErrorCode, list[ErrorCode]]:
+        """TxnOffsetCommit: written now as a transactional batch (answered once replicated),
+        visible on commit.
 
         The producer must have added the group's __consumer_offsets partition to its
         transaction (AddOffsetsToTxn) before; the transaction coordinator checks that.
@@ -346,6 +391,8 @@ class GroupCoordinator(CoordinatorRuntime):
                 return ErrorCode.none, [failed if e == ErrorCode.none else e for e in errors]
             pending = self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(group_id, {})
             pending.update(accepted)
+            failed = await self._written(group_id, offsets=True)
+            errors = [failed if e == ErrorCode.none else e for e in errors]
         return ErrorCode.none, errors
 
     def complete_transaction(self, partition: int, producer_id: int, commit: bool) -> None:
@@ -373,13 +420,14 @@ class GroupCoordinator(CoordinatorRuntime):
         """offsets.retention.minutes: drop offsets of groups that have been empty that long."""
         while True:
             await asyncio.sleep(self.config.offsets_retention_check_ms / 1000)
-            if not self.loading:
-                self.expire_offsets(self._now_ms())
+            self.expire_offsets(self._now_ms())
 
     def expire_offsets(self, now: int) -> int:
         expired = 0
         retention = self.config.offsets_retention_ms
         for group_id in list(self.offsets):
+            if self.partition_error(self.partition_for(group_id)) != ErrorCode.none:
+                continue  # its partition is still loading
             empty_since = self.machine.empty_since(group_id)
             if empty_since is None:
                 continue  # the group has members: its offsets never expire
@@ -402,3 +450,14 @@ class GroupCoordinator(CoordinatorRuntime):
         if expired:
             log.info("expired %d committed offsets", expired)
         return expired
+
+
+def _failed(result: Any, error: ErrorCode) -> Any:
+    """The answer to send instead of `result` when the writes it depends on did not replicate."""
+    if isinstance(result, JoinGroupResult):
+        return JoinGroupResult(error_code=error, member_id=result.member_id)
+    if isinstance(result, SyncGroupResult):
+        return SyncGroupResult(error_code=error)
+    if isinstance(result, LeaveGroupResult):
+        return LeaveGroupResult(error_code=error)
+    return HeartbeatResult(error_code=error)

@@ -2,28 +2,36 @@
 markers and timers.
 
 - Transaction metadata is appended to `__transaction_state` (compacted; the partition is
-  Kafka's abs(hash(transactional.id)) % transaction.state.log.num.partitions) before the
-  replies that depend on it are sent, and replayed at start (COORDINATOR_LOAD_IN_PROGRESS
-  until done; transactions caught in PrepareCommit/PrepareAbort are completed then).
-- Commit/abort markers are written by this broker directly into each partition log
-  (`PartitionLog.append_control`): on a single node every partition is local. A marker on
-  a `__consumer_offsets` partition also publishes or drops the transaction's pending
+  Kafka's abs(hash(transactional.id)) % transaction.state.log.num.partitions); the replies
+  that depend on it are sent once it is replicated. A partition is replayed when this node
+  becomes its leader (its ids answer COORDINATOR_LOAD_IN_PROGRESS until done; transactions
+  caught in PrepareCommit/PrepareAbort are completed then) and forgotten on resignation.
+- Commit/abort markers are written once the PrepareCommit/PrepareAbort record is
+  replicated, with the `__transaction_state` partition's leader epoch as coordinator epoch
+  (KRaft mode): by `write_markers` (KRaft mode: to each partition's leader), or standalone
+  by this broker directly into each partition log (`PartitionLog.append_control`). A marker
+  on a `__consumer_offsets` partition also publishes or drops the transaction's pending
   offsets in the group coordinator. Once all markers are written the machine is told, and
   it persists CompleteCommit/CompleteAbort.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from suoi.coordinator.group_coordinator import GroupCoordinator
 from suoi.coordinator.records import OFFSETS_TOPIC, parse_txn, txn_key, txn_value
-from suoi.coordinator.runtime import CoordinatorRuntime
+from suoi.coordinator.runtime import CoordinatorRuntime, PartitionSlot, append_error
 from suoi.coordinator.txn import (
     TRANSACTION_STATE_TOPIC,
+    AddOffsetsResult,
+    AddPartitionsResult,
+    EndTxnResult,
+    InitProducerIdResult,
     PersistTxn,
     Reply,
     TxnConfig,
@@ -39,6 +47,10 @@ from suoi.model import ErrorCode, TopicPartition
 from suoi.protocol.records import BatchHeader, SimpleRecord, build_batch
 
 log = logging.getLogger("suoi.coordinator.txn")
+
+#: Markers wait for their PrepareCommit/PrepareAbort record to replicate; after a failed wait
+#: (a timeout, while still the leader) they wait again after this long (retry.backoff.ms).
+MARKER_RETRY_BACKOFF_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,36 +69,56 @@ class TransactionCoordinator(CoordinatorRuntime):
         self.config = config
         self._groups = groups
         self.machine = TxnStateMachine(config.txn, producer_ids.next_id)
-        self._latest: dict[str, dict[str, Any] | None] = {}  # only during the replay
+        #: Last record per transactional id of each partition being loaded.
+        self._replaying: dict[int, dict[str, dict[str, Any] | None]] = {}
+        #: KRaft mode: writes a transaction's markers to every partition's leader, returning
+        #: when all are written (or their partitions are gone). None (standalone): this runtime
+        #: appends them to the local logs itself.
+        self.write_markers: Callable[[WriteMarkers], Awaitable[None]] | None = None
 
     def _replay_batch(self, partition: int, header: BatchHeader, records: list[SimpleRecord]) -> None:
         """The last record per transactional id wins; a tombstone forgets the id."""
+        latest = self._replaying.setdefault(partition, {})
         for record in records:
             parsed = parse_txn(record.key, record.value)
             if parsed is None:
                 log.warning("skipping an unreadable record in %s", TRANSACTION_STATE_TOPIC)
                 continue
-            self._latest[parsed[0]] = parsed[1]
+            latest[parsed[0]] = parsed[1]
 
-    def _loaded(self, now: int) -> None:
-        latest, self._latest = self._latest, {}
+    def _loaded(self, partition: int, now: int) -> None:
+        latest = self._replaying.pop(partition, {})
         for snapshot in latest.values():
             if snapshot is not None:  # Prepare* snapshots re-emit their markers here
                 self._process(self.machine.restore(TxnSnapshot.from_dict(snapshot), now))
-        log.info("loaded %d transactional ids", sum(1 for s in latest.values() if s is not None))
+        log.info("%s-%d: loaded %d transactional ids", TRANSACTION_STATE_TOPIC, partition,
+                 sum(1 for s in latest.values() if s is not None))
+
+    def _unload(self, partition: int) -> None:
+        """Forget the ids of `partition`; markers waiting on it are dropped (the next leader
+        completes those transactions)."""
+        self._replaying.pop(partition, None)
+        self.machine.unload([tid for tid in self.machine.transactional_ids() if self.partition_for(tid) == partition])
+
+    def partition_for(self, transactional_id: str) -> int:
+        return txn_partition_for(transactional_id, self.config.state_partitions)
 
     # -- requests --------------------------------------------------------------------
-    def call(self, method: Callable[[Any, int], list[Any]], request: Any) -> Any:
-        """Run one request through the machine; returns its reply data.
+    async def call(self, method: Callable[[Any, int], list[Any]], request: Any) -> Any:
+        """Run one request through the machine; returns its reply data once the id's
+        partition has replicated every write made so far (else the mapped error).
 
         Every reply comes back in the same output list (the machine never parks a
         transaction request), after its persistence effects have been appended here.
         """
         token = object()
-        outputs = method(replace(request, token=token), self._now_ms())
-        replies = self._process(outputs)
+        replies = self._process(method(replace(request, token=token), self._now_ms()))
         self._kick()
-        return replies[token]
+        data = replies[token]
+        if data.error_code:
+            return data  # an error depends on no write
+        error = append_error(await self._replicated(self.mark(self.partition_for(request.transactional_id))))
+        return data if error == ErrorCode.none else _failed(data, error)
 
     def _process(self, outputs: Iterable[Any]) -> dict[object, Any]:
         """Persist, then collect replies, then write markers (Kafka's order)."""
@@ -100,12 +132,12 @@ class TransactionCoordinator(CoordinatorRuntime):
             elif isinstance(out, WriteMarkers):
                 markers.append(out)
         for marker in markers:
-            self._write_markers(marker)
+            self._start_markers(marker)
         return replies
 
     def _persist(self, effect: PersistTxn) -> None:
         self.ensure_state_topic()
-        partition = txn_partition_for(effect.transactional_id, self.config.state_partitions)
+        partition = self.partition_for(effect.transactional_id)
         value = txn_value(effect.snapshot.to_dict()) if effect.snapshot is not None else None
         try:
             self._append_to(partition, build_batch([(txn_key(effect.transactional_id), value)],
@@ -113,8 +145,57 @@ class TransactionCoordinator(CoordinatorRuntime):
         except (LogError, OSError) as exc:
             log.error("cannot persist transaction %s: %s", effect.transactional_id, exc)
 
-    def _write_markers(self, m: WriteMarkers) -> None:
-        """Write COMMIT/ABORT markers into every partition of the transaction."""
+    def _start_markers(self, m: WriteMarkers) -> None:
+        """Write the markers once the Prepare* record (and every write before it) is
+        replicated: at once if it already is, else from a background task. The coordinator
+        epoch is the `__transaction_state` partition's leader epoch (KRaft mode)."""
+        slot, end = self.mark(self.partition_for(m.transactional_id))
+        if slot is None or end is None:
+            log.warning("transaction %s: not coordinated here any more; not writing its markers", m.transactional_id)
+            return
+        if slot.epoch is not None:
+            m = replace(m, coordinator_epoch=slot.epoch)
+        if self.write_markers is None and self._is_committed(slot, end):
+            self._write_local_markers(m)
+            self._markers_written(m)
+        else:
+            self._spawn_background(self._send_markers(slot, end, m), f"txn-markers-{m.transactional_id}")
+
+    async def _send_markers(self, slot: PartitionSlot, end: int, m: WriteMarkers) -> None:
+        """Wait for the Prepare* record to replicate (again after a failed wait, while still
+        leading), write the markers, then complete the transaction - unless the partition was
+        resigned meanwhile (its next leader finds the Prepare* record and does all that)."""
+        while True:
+            error = await self._replicated((slot, end))
+            if slot.resigned.done():
+                log.info("transaction %s: coordinator moved; the next one writes its markers", m.transactional_id)
+                return
+            if error == ErrorCode.none:
+                break
+            log.warning("transaction %s: %s-%d not replicated up to %d (error %d); waiting again",
+                        m.transactional_id, TRANSACTION_STATE_TOPIC, slot.partition, end, error)
+            await asyncio.sleep(MARKER_RETRY_BACKOFF_S)
+        if self.write_markers is None:
+            self._write_local_markers(m)
+        else:
+            try:
+                await self.write_markers(m)
+            except Exception:
+                log.exception("transaction %s: writing its markers failed", m.transactional_id)
+                return
+            if slot.resigned.done():
+                log.info("transaction %s: coordinator moved while writing markers", m.transactional_id)
+                return
+        self._markers_written(m)
+
+    def _markers_written(self, m: WriteMarkers) -> None:
+        log.info("transaction %s (producer %d, epoch %d) %s on %d partitions", m.transactional_id, m.producer_id,
+                 m.producer_epoch, "committed" if m.commit else "aborted", len(m.partitions))
+        self._process(self.machine.markers_written(m.transactional_id, self._now_ms(),
+                                                   producer_epoch=m.producer_epoch))
+
+    def _write_local_markers(self, m: WriteMarkers) -> None:
+        """Standalone: append COMMIT/ABORT markers to every (local) partition of the transaction."""
         for tp in m.partitions:
             plog = self._logs.get_log(tp.topic, tp.partition)
             if plog is None:
@@ -129,23 +210,26 @@ class TransactionCoordinator(CoordinatorRuntime):
             if tp.topic == OFFSETS_TOPIC:
                 self._groups.complete_transaction(tp.partition, m.producer_id, m.commit)
             self._appended(TopicPartition(tp.topic, tp.partition))
-        log.info("transaction %s (producer %d, epoch %d) %s on %d partitions", m.transactional_id, m.producer_id,
-                 m.producer_epoch, "committed" if m.commit else "aborted", len(m.partitions))
-        self._process(self.machine.markers_written(m.transactional_id, self._now_ms(),
-                                                   producer_epoch=m.producer_epoch))
 
     def ensure_state_topic(self) -> None:
         self._ensure_internal_topic(self.config.state_partitions, self.config.state_segment_bytes)
 
     def check_transactional_id(self, transactional_id: str | None) -> ErrorCode:
-        if self.loading:
-            return ErrorCode.coordinator_load_in_progress
         if not transactional_id:
             return ErrorCode.invalid_request
-        if not self.owns(txn_partition_for(transactional_id, self.config.state_partitions)):
-            return ErrorCode.not_coordinator
-        return ErrorCode.none
+        return self.partition_error(self.partition_for(transactional_id))
 
     def offsets_partition(self, group_id: str) -> TopicPartition:
         self._groups.ensure_offsets_topic()
         return TopicPartition(OFFSETS_TOPIC, self._groups.partition_for(group_id))
+
+
+def _failed(result: Any, error: ErrorCode) -> Any:
+    """The answer to send instead of `result` when the writes it depends on did not replicate."""
+    if isinstance(result, InitProducerIdResult):
+        return InitProducerIdResult(error_code=error)
+    if isinstance(result, AddPartitionsResult):
+        return AddPartitionsResult(error_code=error, results=tuple((tp, int(error)) for tp, _ in result.results))
+    if isinstance(result, AddOffsetsResult):
+        return AddOffsetsResult(error_code=error)
+    return EndTxnResult(error_code=error)
