@@ -318,3 +318,54 @@ def test_a_consumer_reads_from_a_follower_in_its_rack(cluster: Cluster) -> None:
     finally:
         consumer.close()
     assert seen == values
+
+
+def test_transactions_span_leaders_on_every_broker(cluster: Cluster) -> None:
+    """Markers go to each partition's leader (WriteTxnMarkers) and replicate; the transaction
+    coordinator and group offsets live on replicated internal partitions."""
+    topic = unique("txn")
+    create_topic(cluster.bootstrap, topic, 6)
+    state = wait_until(lambda: (d := describe(cluster.address(1), topic)) and len(d) == 6 and d, timeout=15)
+    assert {leader for leader, _, _ in state.values()} == {1, 2, 3}
+    producer = confluent_kafka.Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": unique("tx"),
+                                         "transaction.timeout.ms": 30000})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for p in range(6):
+        producer.produce(topic, value=b"committed-%d" % p, partition=p)
+    producer.commit_transaction(30)
+    producer.begin_transaction()
+    for p in range(6):
+        producer.produce(topic, value=b"aborted-%d" % p, partition=p)
+    producer.flush(30)
+    producer.abort_transaction(30)
+    producer.begin_transaction()
+    producer.produce(topic, value=b"last", partition=0)
+    group = unique("txn-group")
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group,
+                                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                         "isolation.level": "read_committed"})
+    producer.send_offsets_to_transaction([confluent_kafka.TopicPartition(topic, 3, 42)],
+                                         consumer.consumer_group_metadata(), 30)
+    producer.commit_transaction(30)
+    try:
+        consumer.assign([confluent_kafka.TopicPartition(topic, p, 0) for p in range(6)])
+        seen: list[bytes] = []
+
+        def read() -> bool:
+            m = consumer.poll(0.2)
+            if m is not None and not m.error():
+                seen.append(m.value())
+            return len(seen) >= 7
+        wait_until(read, timeout=30, interval=0, message="the committed records")
+        extra = consumer.poll(1.0)
+        assert extra is None or extra.error(), extra.value()
+        committed = consumer.committed([confluent_kafka.TopicPartition(topic, 3)], timeout=10)
+    finally:
+        consumer.close()
+    assert sorted(seen) == sorted([b"committed-%d" % p for p in range(6)] + [b"last"])
+    assert committed[0].offset == 42
+    # every replica holds the markers too: identical logs everywhere
+    def same() -> bool:
+        return all(len({log_bytes(cluster.partition_dir(n, topic, p)) for n in (1, 2, 3)}) == 1 for p in range(6))
+    wait_until(same, timeout=15, message="identical replica logs")

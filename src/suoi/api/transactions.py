@@ -9,6 +9,7 @@ clients too old to know it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -92,8 +93,10 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> dict[st
 
 
 @api(27, "WriteTxnMarkers", 1, 1)
-def handle_write_txn_markers(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
     """Append COMMIT/ABORT markers as a transaction coordinator asks (Kafka's inter-broker API)."""
+    if ctx.broker.kraft is not None and ctx.broker.kraft.replicas is not None:
+        return _write_markers_as_leader(ctx, request)
     logs = ctx.broker.logs
     markers = []
     for m in request.markers:
@@ -116,5 +119,25 @@ def handle_write_txn_markers(ctx: RequestContext, request: Any) -> dict[str, Any
                         error = ErrorCode(exc.error_code)
                 partitions.append({"partition_index": p, "error_code": error})
             topics.append({"name": t.name, "partitions": partitions})
+        markers.append({"producer_id": m.producer_id, "topics": topics})
+    return {"markers": markers}
+
+
+async def _write_markers_as_leader(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    """In a cluster only a partition's leader writes its marker, stamped with its leader epoch,
+    and answers once the ISR has it (Kafka appends markers with acks=all)."""
+    from suoi.cluster.txn_markers import append_marker
+
+    replicas = ctx.broker.kraft.replicas  # type: ignore[union-attr]
+    assert replicas is not None
+    markers = []
+    for m in request.markers:
+        topics = []
+        for t in m.topics:
+            codes = await asyncio.gather(*(append_marker(
+                ctx.broker, replicas, TopicPartition(t.name, p), m.producer_id, m.producer_epoch,
+                m.transaction_result, m.coordinator_epoch) for p in t.partition_indexes))
+            topics.append({"name": t.name, "partitions": [{"partition_index": p, "error_code": code}
+                                                          for p, code in zip(t.partition_indexes, codes, strict=True)]})
         markers.append({"producer_id": m.producer_id, "topics": topics})
     return {"markers": markers}

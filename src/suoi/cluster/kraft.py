@@ -75,6 +75,8 @@ class KRaftServices:
         self._request_timeout_s = broker.config.get_int("controller.quorum.request.timeout.ms") / 1000
         #: Partition replication (leaders, followers, ISR, acks=all) of a broker node.
         self.replicas: ReplicaManager | None = ReplicaManager(broker, self) if settings.is_broker else None
+        if self.replicas is not None:
+            self.replicas.attach_coordinators()
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:

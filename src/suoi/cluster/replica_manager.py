@@ -27,7 +27,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,8 @@ log = logging.getLogger("suoi.replication")
 
 CHECKPOINT_FILE = "replication-offset-checkpoint"
 ALTER_PARTITION_RETRY_S = 0.5
+#: Kafka's offsets.commit.timeout.ms: how long a coordinator write waits for the ISR.
+COORDINATOR_WRITE_TIMEOUT_S = 5.0
 
 
 @dataclass(eq=False)
@@ -96,6 +98,29 @@ class ReplicaManager:
         self._tokens = 0
         self._alter_tasks: dict[TopicPartition, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+
+    def attach_coordinators(self) -> None:
+        """The group and transaction coordinators write to partitions this node leads: their
+        replies wait for the ISR (`wait_replicated`), their appends move the HW, and markers go
+        to each partition's leader (`TxnMarkerSender`)."""
+        from suoi.cluster.txn_markers import TxnMarkerSender
+
+        for runtime, topic in ((self.broker.groups, OFFSETS_TOPIC), (self.broker.transactions,
+                                                                      TRANSACTION_STATE_TOPIC)):
+            runtime.wait_replicated = self._coordinator_waiter(topic)
+            runtime._appended = self._coordinator_appended
+        self.broker.transactions.write_markers = TxnMarkerSender(self.broker, self).write
+
+    def _coordinator_waiter(self, topic: str) -> Callable[[int, int], Awaitable[int]]:
+        async def wait(partition: int, end_offset: int) -> int:
+            return await self.wait_replicated(topic, partition, end_offset, COORDINATOR_WRITE_TIMEOUT_S)
+        return wait
+
+    def _coordinator_appended(self, tp: TopicPartition) -> None:
+        self.broker.notifier.appended(tp)
+        leader = self.leaders.get(tp)
+        if leader is not None:
+            self.on_leader_append(leader)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
