@@ -26,7 +26,7 @@ from suoi.config import KNOWN, BrokerConfig, Listener
 from suoi.coordinator.group.types import GroupConfig
 from suoi.coordinator.group_coordinator import CoordinatorConfig, GroupCoordinator
 from suoi.coordinator.txn import TxnConfig
-from suoi.coordinator.txn.producer_ids import ProducerIdManager
+from suoi.coordinator.txn.producer_ids import ControllerProducerIdManager, ProducerIdManager, controller_block_requester
 from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordinatorConfig
 from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.log.cleaner import LogCleaner
@@ -109,10 +109,9 @@ class Broker:
         self.kraft_settings = KRaftSettings.from_config(config)
         self.kraft: KRaftServices | None = None
         self.quorum: Any = None  # the QuorumDriver, for the KRaft RPC handlers
-        # Standalone: consecutive ids. In a cluster each node's ids are disjoint by node.id.
+        # Standalone: consecutive ids reserved on disk. In a cluster: blocks from the active controller.
         self.producer_ids = (ProducerIdManager(config.log_dirs[0]) if self.kraft_settings is None else
-                             ProducerIdManager(config.log_dirs[0], stride=ProducerIdManager.MAX_NODES,
-                                               offset=config.node_id % ProducerIdManager.MAX_NODES))
+                             ControllerProducerIdManager(controller_block_requester(lambda: self.kraft)))
         self.groups = GroupCoordinator(self.logs, self.notifier.appended, now_ms, coordinator_config_from(config))
         self.transactions = TransactionCoordinator(self.logs, self.notifier.appended, now_ms,
                                                    txn_config_from(config), self.producer_ids, self.groups)

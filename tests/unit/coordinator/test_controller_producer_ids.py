@@ -188,7 +188,7 @@ def test_requester_needs_a_registered_broker_and_maps_controller_errors() -> Non
         node_id = 4
         broker_epoch = -1
 
-        async def call_controller(self, request: object) -> object:
+        async def call_controller(self, request: object, **kw: object) -> object:
             raise AssertionError("must not be called before registration")
 
     async def scenario() -> None:

@@ -43,18 +43,9 @@ MAX_PRODUCER_ID = 2**63 - 1
 
 
 class ProducerIdManager:
-    """Standalone: consecutive ids in blocks reserved in `directory`/producer-id-block.
+    """Standalone: consecutive ids in blocks reserved in `directory`/producer-id-block."""
 
-    `stride`/`offset` (node n hands out offset + k*stride) were how cluster nodes kept their ids
-    disjoint before the controller's blocks; kept for callers that still pass them."""
-
-    MAX_NODES = 1024
-
-    def __init__(self, directory: Path, *, stride: int = 1, offset: int = 0) -> None:
-        if not 0 <= offset < stride:
-            raise ValueError(f"producer id offset {offset} must be in [0, {stride})")
-        self._stride = stride
-        self._offset = offset
+    def __init__(self, directory: Path) -> None:
         self._path = directory / FILE_NAME
         self._next = 0
         self._block_end = 0  # exclusive
@@ -68,7 +59,7 @@ class ProducerIdManager:
     def next_id(self) -> int:
         if self._next >= self._block_end:
             self._reserve(self._next + BLOCK_SIZE)
-        pid = self._next * self._stride + self._offset
+        pid = self._next
         self._next += 1
         return pid
 
@@ -203,8 +194,8 @@ class ControllerProducerIdManager(ProducerIdManager):
 
 
 def controller_block_requester(kraft: Callable[[], Any]) -> BlockRequester:
-    """AllocateProducerIds to the active controller through `kraft()` (the node's KRaft
-    services: `node_id`, `broker_epoch`, `call_controller`); refused until the broker is
+    """AllocateProducerIds to the active controller through `kraft()` (the node's
+    `KRaftServices`: `node_id`, `broker_epoch`, `call_controller`); refused until the broker is
     registered."""
 
     async def request_block() -> tuple[int, int]:
@@ -215,8 +206,10 @@ def controller_block_requester(kraft: Callable[[], Any]) -> BlockRequester:
         services = kraft()
         if services is None or services.broker_epoch < 0:
             raise ProducerIdsUnavailableError("the broker is not registered with the controller yet")
+        # quick: each attempt bounded, then whoever leads the quorum by then (a block whose
+        # answer is lost is never used, so asking again is safe)
         response = await services.call_controller(AllocateProducerIdsRequest(
-            broker_id=BrokerId(services.node_id), broker_epoch=i64(services.broker_epoch)))
+            broker_id=BrokerId(services.node_id), broker_epoch=i64(services.broker_epoch)), quick=True)
         if response.error_code != ErrorCode.none:
             raise KafkaError(f"AllocateProducerIds: {ErrorCode(response.error_code).name}", response.error_code)
         return int(response.producer_id_start), int(response.producer_id_len)
