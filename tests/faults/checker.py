@@ -174,8 +174,10 @@ class ProducerWorkload:
                        "request.timeout.ms": 5000, "retry.backoff.ms": 100, **(config or {})}
         self.names = [f"{name}{i}" for i in range(producers)]
         self.sent: dict[str, list[Sent]] = {n: [] for n in self.names}
-        #: Client-level errors (error_cb), e.g. a fatal idempotence error, per producer.
+        #: Client-level errors (error_cb) per producer: transient ones (a broker down) and fatal ones.
         self.errors: dict[str, list[str]] = {n: [] for n in self.names}
+        #: Producers stopped by a fatal error (e.g. an idempotence sequence the broker refused).
+        self.fatal: dict[str, str] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._flush_s = 60.0
@@ -239,6 +241,7 @@ class ProducerWorkload:
         def on_error(err: Any) -> None:
             errors.append(str(err))
             if err.fatal():
+                self.fatal[name] = str(err)
                 fatal.set()
 
         producer = confluent_kafka.Producer({"bootstrap.servers": self.bootstrap, "error_cb": on_error, **self.config})

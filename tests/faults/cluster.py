@@ -334,7 +334,7 @@ class ReplicatedCluster:
         with contextlib.suppress(Exception):
             self.heal()  # a clean shutdown reaches the controller
         try:
-            self.stop(timeout=10)
+            self.stop(timeout=5)
         finally:
             for i in self.ids:
                 n = self.nodes[i]

@@ -147,7 +147,7 @@ def test_isolated_controller_is_replaced_and_rejoins(cluster: ReplicatedCluster)
     assert new in others
     assert all((q := cluster.quorum(o)) is not None and q[0] == new and q[1] > old_epoch for o in others)
     cluster.wait_fenced(old, timeout=FENCE_S)
-    for o in others:  # (see the next test: they may be fenced for a while first)
+    for o in others:  # (the next test checks that they are never fenced meanwhile)
         cluster.wait_listed(o, timeout=CONTROLLER_STALL_S)
     topic = unique("majority")  # the majority side keeps working
     cluster.create_topic(topic, assignment=[[others[0]], [others[1]]])
