@@ -180,6 +180,8 @@ def test_isolated_follower_leaves_the_isr_and_returns(cluster: ReplicatedCluster
     w = workload(cluster, topic)
     progress(w, 100)
 
+    # the proxy tells the follower's fetches apart by their client id, so it can hold them alone
+    assert str(follower) in cluster.replication_routes[leader].stats().sources
     cluster.isolate(follower)
     survivors = [i for i in cluster.ids if i != follower]
     cluster.wait_isr(topic, 0, survivors, timeout=FAILOVER_S, via=leader)
