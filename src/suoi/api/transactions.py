@@ -56,7 +56,10 @@ async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> dic
 async def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
     txn = ctx.broker.transactions
     error: int = txn.check_transactional_id(request.transactional_id)
-    if error == ErrorCode.none:
+    if error == ErrorCode.none and ctx.broker.kraft is None:
+        # Standalone this node is also the group's coordinator, so its checks (id length, loading)
+        # apply. In a cluster the group's coordinator is usually another broker: Kafka's
+        # transaction coordinator only adds the group's __consumer_offsets partition here.
         error = ctx.broker.groups.check_group_id(request.group_id)
     if error == ErrorCode.none:
         reply = await txn.call(txn.machine.add_offsets, AddOffsetsRequest(

@@ -244,6 +244,9 @@ class KRaftServices:
                     if response.error_code == ErrorCode.none:
                         self.broker_epoch = int(response.broker_epoch)
                         log.info("node %d registered with broker epoch %d", self.node_id, self.broker_epoch)
+                        prefetch = getattr(self.broker.producer_ids, "prefetch", None)
+                        if prefetch is not None:  # a producer id block before the first InitProducerId
+                            prefetch()
                         continue
                     log.warning("broker registration refused: %s", ErrorCode(response.error_code).name)
                 else:
