@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 run: venv
-	$(PY) -m suoi broker --listeners PLAINTEXT://127.0.0.1:9092 --log-dirs ./suoi-data
+	$(PY) -m suoi broker --config config/server.properties
 
 # kcat (Debian's build, on librdkafka 2.0.2) and kafkajs (tests/js, needs node + npm) are
 # real clients the tests drive.

@@ -34,6 +34,7 @@ from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 from suoi.log.manager import LogManager, TopicInfo
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
+from suoi.raft_driver.driver import METADATA_LOG_DIRNAME
 
 log = logging.getLogger("suoi.broker")
 
@@ -95,6 +96,31 @@ def _load_or_create_meta(log_dir: Path, node_id: int, configured_cluster_id: str
     return cluster_id
 
 
+def _check_mode(log_dir: Path, kraft: bool, has_topics: bool) -> None:
+    """Refuse to start a standalone node's data dir in KRaft mode while it holds topics.
+
+    A standalone node keeps its topics in local files only; a KRaft node keeps exactly the
+    partitions the metadata log names and removes the rest, so it would delete every topic of
+    a standalone data dir. The mode is recorded in meta.properties (`suoi.mode`); older files
+    are judged by whether a metadata log exists. (A KRaft data dir started standalone just
+    serves its local topics, and stays marked KRaft.)
+    """
+    meta = log_dir / "meta.properties"
+    lines = meta.read_text().splitlines()
+    values = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    recorded = values.get("suoi.mode") or ("kraft" if (log_dir / METADATA_LOG_DIRNAME).exists() else "standalone")
+    if kraft and recorded == "standalone" and has_topics:
+        raise RuntimeError(
+            f"{log_dir} holds topics of a standalone node (no process.roles); a KRaft node keeps only the "
+            "topics its metadata log names and would delete them. Start it without process.roles, or use "
+            "another log.dirs and copy the data over with a consumer and producer.")
+    if values.get("suoi.mode") is None or (kraft and recorded != "kraft"):
+        wanted = "kraft" if kraft else recorded
+        tmp = meta.with_suffix(".tmp")
+        tmp.write_text("\n".join([ln for ln in lines if not ln.startswith("suoi.mode=")] + [f"suoi.mode={wanted}", ""]))
+        os.replace(tmp, meta)
+
+
 class Broker:
     def __init__(self, config: BrokerConfig, *, now_ms: Callable[[], int] = _now_ms) -> None:
         self.static_config = config  # server.properties + flags; `config` adds dynamic configs
@@ -131,6 +157,7 @@ class Broker:
         self.logs.load()
         log.info("loaded %d topics from %s in %.2fs", len(self.logs.topics()),
                  ",".join(map(str, self.config.log_dirs)), time.monotonic() - started)
+        _check_mode(Path(self.config.log_dirs[0]), self.kraft_settings is not None, bool(self.logs.topics()))
         if self.kraft_settings is not None:  # the replica manager hands them the internal partitions they lead
             self.groups.local_topics = self.transactions.local_topics = False
         await self.groups.start()  # standalone: replays __consumer_offsets in the background

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         runner = asyncio.run
     try:
         return int(runner(_serve(config)))
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # a port in use, a data dir of another node or mode
         print(f"suoi broker: {exc}", file=sys.stderr)
         return 1
 

@@ -1,0 +1,93 @@
+"""`make run`'s single node: config/server.properties (KRaft combined mode, one Raft voter),
+used by a Kafka tutorial's code unchanged; and the guard that keeps a standalone data dir
+from being started in KRaft mode (which would delete its topics)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import confluent_kafka
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from suoi.config import read_properties
+from suoi.testing import EmbeddedBroker
+from suoi.testing.embedded import free_port
+from tests.e2e.helpers import ck_consume, ck_produce, create_topic
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_run_properties(port: int, controller_port: int) -> dict[str, str]:
+    """config/server.properties with test ports (log.dirs is EmbeddedBroker's)."""
+    props = read_properties(REPO / "config" / "server.properties")
+    props.pop("log.dirs")
+    for key in ("listeners", "advertised.listeners", "controller.quorum.voters"):
+        props[key] = props[key].replace("9092", str(port)).replace("9093", str(controller_port))
+    return props
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    port, cport = free_port(), free_port()
+    props = make_run_properties(port, cport)
+    assert props["process.roles"] == "broker,controller"
+    with EmbeddedBroker(tmp_path_factory.mktemp("make-run"), port=port, overrides=props) as broker:
+        yield broker
+
+
+def test_a_tutorial_runs_unchanged(node: EmbeddedBroker) -> None:
+    producer = KafkaProducer(bootstrap_servers=node.bootstrap)
+    producer.send("orders", key=b"customer-42", value=b"first order").get(timeout=30)  # auto-created
+    producer.close()
+    consumer = KafkaConsumer("orders", bootstrap_servers=node.bootstrap, group_id="tutorial",
+                             auto_offset_reset="earliest", consumer_timeout_ms=20000)
+    try:
+        first = next(iter(consumer))
+        consumer.commit()
+        assert (first.key, first.value, first.offset) == (b"customer-42", b"first order", 0)
+        assert consumer.committed(TopicPartition("orders", 0)) == 1
+    finally:
+        consumer.close()
+
+
+def test_transactions_work_on_one_node(node: EmbeddedBroker) -> None:
+    create_topic(node.bootstrap, "one-node-txn", 2)
+    producer = confluent_kafka.Producer({"bootstrap.servers": node.bootstrap, "transactional.id": "one-node"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce("one-node-txn", value=b"kept", partition=0)
+    producer.commit_transaction(30)
+    producer.begin_transaction()
+    producer.produce("one-node-txn", value=b"dropped", partition=1)
+    producer.flush(30)
+    producer.abort_transaction(30)
+    ck_produce(node.bootstrap, "one-node-txn", [{"value": b"plain", "partition": 1}])
+    got = ck_consume(node.bootstrap, "one-node-txn", [0, 1], 2, timeout=20,
+                     conf={"isolation.level": "read_committed"})
+    assert sorted(r.value for r in got) == [b"kept", b"plain"]
+
+
+def test_a_standalone_data_dir_is_not_started_in_kraft_mode(tmp_path: Path) -> None:
+    port = free_port()
+    with EmbeddedBroker(tmp_path / "n", port=port) as standalone:
+        create_topic(standalone.bootstrap, "precious", 1)
+        ck_produce(standalone.bootstrap, "precious", [{"value": b"keep me"}])
+    log_dir = tmp_path / "n" / "data"
+    before = sorted(p.name for p in (log_dir / "precious-0").iterdir())
+
+    props = make_run_properties(port, free_port())
+    cmd = [sys.executable, "-m", "suoi", "broker", "--log-dirs", str(log_dir)]
+    for k, v in props.items():
+        cmd += ["--override", f"{k}={v}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "holds topics of a standalone node" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in (log_dir / "precious-0").iterdir()) == before
+
+    with EmbeddedBroker(tmp_path / "n", port=port) as again:  # still a standalone node's data
+        got = ck_consume(again.bootstrap, "precious", [0], 1, timeout=20)
+        assert [r.value for r in got] == [b"keep me"]
