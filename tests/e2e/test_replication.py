@@ -369,3 +369,47 @@ def test_transactions_span_leaders_on_every_broker(cluster: Cluster) -> None:
     def same() -> bool:
         return all(len({log_bytes(cluster.partition_dir(n, topic, p)) for n in (1, 2, 3)}) == 1 for p in range(6))
     wait_until(same, timeout=15, message="identical replica logs")
+
+
+def test_dynamic_broker_configs_go_through_the_metadata_log(cluster: Cluster) -> None:
+    """AlterConfigs on a BROKER resource, sent to any broker, is decided by the controller and
+    applied by every broker (cluster default) or by the one it names."""
+    from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
+
+    DEFAULT, BROKER = ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value, ConfigSource.DYNAMIC_BROKER_CONFIG.value
+
+    def alter(name: str, key: str, value: str | None) -> int:
+        """IncrementalAlterConfigs through the raw client (librdkafka cannot name the "" default)."""
+        from kio.schema.incremental_alter_configs.v1.request import IncrementalAlterConfigsRequest
+
+        from suoi.protocol.codec import build
+
+        request = build(IncrementalAlterConfigsRequest, {"validate_only": False, "resources": [{
+            "resource_type": 4, "resource_name": name,
+            "configs": [{"name": key, "config_operation": 0 if value is not None else 1, "value": value}]}]})
+        with RawClient(cluster.address(1)) as c:
+            return int(c.request(request).responses[0].error_code)
+
+    def value_on(node: int, key: str) -> tuple[str, int] | None:
+        admin = AdminClient({"bootstrap.servers": cluster.address(node)})
+        res = ConfigResource(ResourceType.BROKER, str(node))
+        entry = admin.describe_configs([res])[res].result(timeout=20)[key]
+        return entry.value, entry.source
+
+    try:
+        assert alter("", "log.retention.ms", "7200000") == ErrorCode.none
+        for n in (1, 2, 3):
+            wait_until(lambda n=n: value_on(n, "log.retention.ms") == ("7200000", DEFAULT), timeout=15,
+                       message=f"the cluster default on broker {n}")
+        assert alter("2", "log.retention.ms", "3600000") == ErrorCode.none  # sent to broker 1, for broker 2
+        wait_until(lambda: value_on(2, "log.retention.ms") == ("3600000", BROKER), timeout=15,
+                   message="broker 2's own value")
+        assert value_on(3, "log.retention.ms") == ("7200000", DEFAULT)
+        assert alter("", "node.id", "7") == ErrorCode.invalid_config  # read-only
+        assert alter("", "log.retention.ms", "soon") == ErrorCode.invalid_config
+    finally:
+        for name in ("", "2"):
+            alter(name, "log.retention.ms", None)
+    wait_until(lambda: all(value_on(n, "log.retention.ms")[1] not in (DEFAULT, BROKER) for n in (1, 2, 3)),  # type: ignore[index]
+               timeout=15,
+               message="the defaults back")

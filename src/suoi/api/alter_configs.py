@@ -24,7 +24,6 @@ from suoi.model import ErrorCode
 if TYPE_CHECKING:
     from suoi.broker import Broker
 
-TOPIC_RESOURCE = 2
 log = logging.getLogger("suoi.api")
 
 #: compute(current overrides, effective values) -> new overrides; raises ConfigChangeError.
@@ -109,8 +108,7 @@ def _replace_with(wanted: dict[str, str]) -> Compute:
 
 @api(33, "AlterConfigs", 0, 2)
 def handle_alter_configs(ctx: RequestContext, request: Any) -> Any:
-    # KRaft mode: topic configs are decided by the controller; broker resources stay per node.
-    if ctx.broker.kraft is not None and all(r.resource_type == TOPIC_RESOURCE for r in request.resources):
+    if ctx.broker.kraft is not None:  # topic and broker configs live in the metadata log
         return alter_configs_response(ctx.broker, request, False)
     dup = duplicate_resources(request.resources)
     responses = []

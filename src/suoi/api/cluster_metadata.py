@@ -199,8 +199,8 @@ async def create_partitions_response(broker: Broker, request: Any) -> dict[str, 
 
 
 async def alter_configs_response(broker: Broker, request: Any, incremental: bool) -> dict[str, Any]:
-    """Topic configs live in the metadata log; the controller validates and records them.
-    Broker resources stay per node (`dynamic_config`), as before."""
+    """Topic and broker configs live in the metadata log: the controller validates and records
+    them, every broker applies its own and the cluster default (`KRaftServices._reconcile`)."""
     kraft = _kraft(broker)
     if kraft.controller is None:
         return await forward(broker, request)

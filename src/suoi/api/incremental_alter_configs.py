@@ -46,13 +46,11 @@ def _apply(ops: list[tuple[str, int, str | None]], current: dict[str, str], effe
     return new
 
 
-TOPIC_RESOURCE = 2
 
 
 @api(44, "IncrementalAlterConfigs", 0, 1)
 def handle_incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
-    # KRaft mode: topic configs are decided by the controller; broker resources stay per node.
-    if ctx.broker.kraft is not None and all(r.resource_type == TOPIC_RESOURCE for r in request.resources):
+    if ctx.broker.kraft is not None:  # topic and broker configs live in the metadata log
         return alter_configs_response(ctx.broker, request, True)
     dup = duplicate_resources(request.resources)
     responses = []

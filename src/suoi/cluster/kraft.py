@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import NodeClient
@@ -27,7 +27,7 @@ from suoi.cluster.settings import KRaftSettings
 from suoi.controller import records as mrec
 from suoi.controller.controller import ControllerConfig, QuorumController
 from suoi.controller.delta import MetadataDelta
-from suoi.controller.image import MetadataBuilder, MetadataImage
+from suoi.controller.image import ConfigResourceType, MetadataBuilder, MetadataImage
 from suoi.model import ErrorCode, KafkaError
 from suoi.raft.core import NotLeaderError
 from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
@@ -40,6 +40,14 @@ log = logging.getLogger("suoi.cluster")
 
 CONTROLLER_TIMEOUT_S = 10.0
 
+
+
+def _validate_broker_configs(name: str, overrides: Mapping[str, str]) -> None:
+    """The controller's check of a BROKER resource: only dynamic keys, with valid values."""
+    from suoi.dynamic_config import validate
+
+    for key, value in overrides.items():
+        validate(key, value)
 
 
 class NotControllerError(KafkaError):
@@ -159,6 +167,7 @@ class KRaftServices:
                 leader_imbalance_check_interval_ms=cfg.get_int("leader.imbalance.check.interval.seconds") * 1000,
                 leader_imbalance_per_broker_percentage=cfg.get_int("leader.imbalance.per.broker.percentage"),
                 log_config=self.broker.log_config,
+                broker_config_validator=_validate_broker_configs,
             ))
         log.info("node %d is the active controller (epoch %d)", self.node_id, epoch)
 
@@ -302,3 +311,21 @@ class KRaftServices:
             log.info("deleted local replicas of topic %s", name)
         if self.replicas is not None:
             self.replicas.apply(old, new)
+        if old.offset < 0 or any(rtype == ConfigResourceType.BROKER and name in ("", str(me))
+                                 for rtype, name in delta.changed_configs):
+            self._apply_broker_configs(new)
+
+    def _apply_broker_configs(self, image: MetadataImage) -> None:
+        """Dynamic broker configs (cluster default and this broker's) from the metadata log."""
+        dynamic = self.broker.dynamic_configs
+        default, mine = dict(image.broker_configs(None)), dict(image.broker_configs(self.node_id))
+        if dynamic.layer(cluster_default=True) == default and dynamic.layer(cluster_default=False) == mine:
+            return
+        try:
+            dynamic.replace(default, cluster_default=True)
+            dynamic.replace(mine, cluster_default=False)
+        except OSError as exc:  # the local copy is a cache; the values still apply
+            log.warning("cannot persist dynamic broker configs: %s", exc)
+        self.broker.reconfigure()
+        log.info("dynamic broker configs from the metadata log: cluster default %s, broker %d %s",
+                 default, self.node_id, mine)
