@@ -93,6 +93,9 @@ KNOWN: dict[str, tuple[object, object]] = {
     "broker.rack": (_str, None),
     "broker.session.timeout.ms": (_INT, 9000),
     "broker.heartbeat.interval.ms": (_INT, 2000),
+    # suoi: a broker whose heartbeat connection to the controller closes is fenced if it does
+    # not heartbeat again within this long (0: only broker.session.timeout.ms, as Kafka).
+    "broker.connection.loss.fence.ms": (_INT, 3000),
     "controller.quorum.election.timeout.ms": (_INT, 1000),
     "controller.quorum.election.backoff.max.ms": (_INT, 1000),
     "controller.quorum.fetch.timeout.ms": (_INT, 2000),

@@ -45,6 +45,15 @@ def handle_broker_heartbeat(ctx: RequestContext, request: Any) -> Any:
     if kraft is None:
         return {**refused, "error_code": ErrorCode.unsupported_version}
 
+    conn = ctx.connection
+    if conn is not None and kraft.controller is not None:
+        # Watch the connection this broker heartbeats on: if it closes (a killed broker's
+        # sockets are closed by its OS) the controller fences it sooner than the session timeout.
+        key = ("broker-heartbeat", request.broker_id)
+        if key not in conn.close_callbacks:
+            broker_id, epoch = int(request.broker_id), int(request.broker_epoch)
+            conn.close_callbacks[key] = lambda: kraft.broker_connection_lost(broker_id, epoch)
+
     async def run() -> dict[str, Any]:
         try:
             result = await kraft.run_on_controller(lambda c: c.heartbeat(

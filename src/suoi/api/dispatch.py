@@ -47,7 +47,7 @@ class ProtocolViolation(Exception):
     """The client sent bytes we cannot interpret; the connection must be closed."""
 
 
-def dispatch(broker: Broker, frame: bytes, client_host: str) -> Outcome:
+def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = None) -> Outcome:
     """Handle one request frame.
 
     Returns the framed response parts, None when no response is due (acks=0), or an
@@ -72,7 +72,7 @@ def dispatch(broker: Broker, frame: bytes, client_host: str) -> Outcome:
     except DecodeError as exc:
         raise ProtocolViolation(str(exc)) from exc
     ctx = RequestContext(broker, request.api_key, request.api_version, request.correlation_id,
-                         request.client_id, client_host)
+                         request.client_id, client_host, connection)
     result = spec.handler(ctx, request.body)
     if inspect.isawaitable(result):
         return _finish_later(result, request)

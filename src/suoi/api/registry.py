@@ -28,6 +28,9 @@ class RequestContext:
     correlation_id: int
     client_id: str | None
     client_host: str
+    #: The connection the request came on (``suoi.net.server.KafkaConnection``), for handlers
+    #: that must learn when it closes (the controller watching brokers); None in unit tests.
+    connection: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,7 @@ class KRaftServices:
         #: Topics this node asked the controller to auto-create, not yet answered.
         self.creating_topics: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._probes: set[asyncio.Task[None]] = set()  # short connects to brokers that went away
         #: Snapshot (KIP-630) after this many bytes of committed records, so the metadata log is
         #: truncated and a new or lagging node catches up from the snapshot.
         self._snapshot_every_bytes = broker.config.get_int("metadata.log.max.record.bytes.between.snapshots")
@@ -101,7 +102,7 @@ class KRaftServices:
         if self.settings.is_broker and self.broker_epoch >= 0:
             with contextlib.suppress(Exception):
                 await self._controlled_shutdown()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._probes]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -160,6 +161,7 @@ class KRaftServices:
             self.image, append=self._append_records, now=self.broker.now_ms(),
             config=ControllerConfig(
                 session_timeout_ms=self.settings.session_timeout_ms,
+                connection_loss_fence_ms=cfg.get_int("broker.connection.loss.fence.ms"),
                 num_partitions=cfg.get_int("num.partitions"),
                 default_replication_factor=cfg.get_int("default.replication.factor"),
                 delete_topic_enable=cfg.get_bool("delete.topic.enable"),
@@ -221,6 +223,36 @@ class KRaftServices:
                     last = exc
             await asyncio.sleep(0.05)
         raise NotControllerError(f"no active controller answered within {timeout}s ({last!r})")
+
+    def broker_connection_lost(self, broker_id: int, broker_epoch: int) -> None:
+        """A broker's heartbeat connection to this (active) controller closed: fence it if it
+        does not heartbeat again soon, or at once if nothing listens on its endpoints any more."""
+        controller = self.controller
+        if controller is None or broker_id == self.node_id:
+            return
+        controller.connection_lost(broker_id, broker_epoch, self.broker.now_ms())
+        reg = self.image.brokers.get(broker_id)
+        if reg is not None and reg.listeners:
+            task = asyncio.get_running_loop().create_task(self._probe_broker(broker_id, broker_epoch, reg.listeners))
+            self._probes.add(task)
+            task.add_done_callback(self._probes.discard)
+
+    async def _probe_broker(self, broker_id: int, broker_epoch: int, listeners: Sequence[Any]) -> None:
+        """Connect to each endpoint the broker registered: all refused means its process is
+        gone (a host that is down times out instead, and the grace period applies)."""
+        for listener in listeners:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(listener.host, listener.port), 1.0)
+            except ConnectionRefusedError:
+                continue
+            except (OSError, TimeoutError):
+                return  # unreachable or slow: not proof of death
+            writer.close()
+            return  # something listens: alive (it will reconnect and heartbeat)
+        controller = self.controller
+        if controller is not None:
+            log.info("broker %d refuses connections on all its endpoints; fencing it", broker_id)
+            controller.connection_lost(broker_id, broker_epoch, self.broker.now_ms(), refused=True)
 
     async def _controller_ticks(self) -> None:
         while True:

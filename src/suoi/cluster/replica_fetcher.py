@@ -58,6 +58,7 @@ class ReplicaFetcher:
         self.partitions: dict[TopicPartition, FollowerReplica] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     @property
     def empty(self) -> bool:
@@ -67,10 +68,14 @@ class ReplicaFetcher:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"replica-fetcher-{self.leader_id}")
 
     async def stop(self) -> None:
+        # The flag, not only the cancellation, ends the loop: on Python 3.11 a cancel that
+        # lands as `wait_for`'s inner wait completes can be swallowed (it returns normally).
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=5.0)
+            if not self._task.done():
+                log.warning("replica fetcher for broker %d did not stop within 5 s", self.leader_id)
 
     def add(self, replica: FollowerReplica) -> None:
         replica.fetcher_id = self.leader_id
@@ -85,7 +90,7 @@ class ReplicaFetcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         backoff = self.manager.fetch_backoff_s
-        while True:
+        while not self._stopped:
             try:
                 now = loop.time()
                 ready = [r for r in self.partitions.values() if r.blocked_epoch is None and r.backoff_until <= now]

@@ -70,6 +70,9 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ControllerConfig:
     session_timeout_ms: int = 9000  # broker.session.timeout.ms
+    #: broker.connection.loss.fence.ms (suoi): once the connection a broker heartbeats on closes,
+    #: it must heartbeat again within this long or be fenced (0: only the session timeout).
+    connection_loss_fence_ms: int = 3000
     num_partitions: int = 1  # num.partitions
     default_replication_factor: int = 1  # default.replication.factor
     producer_id_block_size: int = 1000
@@ -105,6 +108,14 @@ class QuorumController:
         self._committed_offset = image.offset
         self._broken = False
         self._last_contact: dict[int, int] = {b: now for b in image.brokers}
+        #: broker id -> when it is fenced unless it heartbeats first (its connection closed). A
+        #: new active controller has seen no connection yet: every live broker must find it and
+        #: heartbeat within half a session (a broker that died with the old controller, as in a
+        #: combined node, is fenced then rather than after a whole session).
+        self._suspect_until: dict[int, int] = {}
+        if self.config.connection_loss_fence_ms > 0:
+            grace = max(self.config.connection_loss_fence_ms, self.config.session_timeout_ms // 2)
+            self._suspect_until = {b: now + grace for b, reg in image.brokers.items() if not reg.fenced}
         self._registration_offset: dict[int, int] = {b: image.offset for b in image.brokers}
         self._next_rebalance = now + self.config.leader_imbalance_check_interval_ms
         #: Partitions the last `tick` moved back to their preferred leader (auto leader rebalance).
@@ -186,6 +197,7 @@ class QuorumController:
         except ApiError as e:
             return self.finish(HeartbeatResult(e.code, e.message))
         self._last_contact[broker_id] = now
+        self._suspect_until.pop(broker_id, None)
         should_shutdown = False
         if reg.fenced:
             if want_shutdown:
@@ -213,6 +225,20 @@ class QuorumController:
             should_shutdown=should_shutdown,
         ))
 
+    def connection_lost(self, broker_id: int, broker_epoch: int, now: int, *, refused: bool = False) -> None:
+        """The connection `broker_id` heartbeats on closed. A live broker reconnects and
+        heartbeats within its heartbeat interval; a dead process (its sockets closed by the OS
+        when it was killed) does not, and is fenced after ``connection_loss_fence_ms`` instead
+        of the whole session timeout, so its partitions get new leaders sooner. ``refused``:
+        the runtime found nothing listening on the broker's endpoints any more (its process is
+        gone), so it is fenced at the next `tick`. Not an operation: nothing is written until
+        `tick` fences."""
+        reg = self.state.broker(broker_id)
+        if self.config.connection_loss_fence_ms <= 0 or reg is None or reg.epoch != broker_epoch or reg.fenced:
+            return
+        deadline = now if refused else now + self.config.connection_loss_fence_ms
+        self._suspect_until[broker_id] = min(deadline, self._suspect_until.get(broker_id, deadline))
+
     def tick(self, now: int) -> ControllerResult[list[int]]:
         """Fence brokers whose session expired (no heartbeat for more than
         ``session_timeout_ms``), moving their leaderships; the response lists them. Every
@@ -223,7 +249,12 @@ class QuorumController:
         self.last_rebalance = []
         fenced: list[int] = []
         for reg in self.state.brokers():
-            if not reg.fenced and now - self._last_contact.setdefault(reg.broker_id, now) > self.config.session_timeout_ms:
+            if reg.fenced:
+                self._suspect_until.pop(reg.broker_id, None)
+                continue
+            expired = now - self._last_contact.setdefault(reg.broker_id, now) > self.config.session_timeout_ms
+            if expired or now >= self._suspect_until.get(reg.broker_id, now + 1):
+                self._suspect_until.pop(reg.broker_id, None)
                 self._fence(reg)
                 fenced.append(reg.broker_id)
         if self.config.auto_leader_rebalance_enable and now >= self._next_rebalance:
@@ -238,6 +269,8 @@ class QuorumController:
         if not times:
             return None
         deadline = min(times) + self.config.session_timeout_ms + 1
+        if self._suspect_until:
+            deadline = min(deadline, min(self._suspect_until.values()))
         if self.config.auto_leader_rebalance_enable:
             deadline = min(deadline, self._next_rebalance)
         return deadline

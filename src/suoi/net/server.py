@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.dispatch import Parts, ProtocolViolation, dispatch
@@ -37,6 +38,8 @@ class KafkaConnection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._closed = False
+        #: Called once when the connection closes (e.g. the controller noting a broker's loss).
+        self.close_callbacks: dict[Any, Callable[[], None]] = {}
 
     # -- asyncio callbacks --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -51,6 +54,12 @@ class KafkaConnection(asyncio.Protocol):
                         self._peer, self._decoder.buffered)
         self._closed = True
         self._broker.connections.discard(self)
+        callbacks, self.close_callbacks = list(self.close_callbacks.values()), {}
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("connection close callback failed")
         for item in self._queue:
             if isinstance(item, asyncio.Future):
                 item.cancel()
@@ -80,7 +89,7 @@ class KafkaConnection(asyncio.Protocol):
     # -- request handling ---------------------------------------------------------
     def _handle(self, frame: bytes) -> None:
         try:
-            outcome = dispatch(self._broker, frame, self._peer)
+            outcome = dispatch(self._broker, frame, self._peer, self)
         except ProtocolViolation as exc:
             log.warning("closing connection from %s: malformed request: %s", self._peer, exc)
             self._abort()

@@ -252,3 +252,51 @@ def test_failed_append_makes_the_controller_unusable() -> None:
         raise AssertionError("should refuse")
     except RuntimeError as e:
         assert "committed image" in str(e)
+
+
+def test_a_lost_heartbeat_connection_fences_unless_the_broker_heartbeats_again() -> None:
+    h = Harness(3, session_timeout_ms=9000, connection_loss_fence_ms=3000)
+    h.create("t", 3, 3)
+    h.now = 1000
+    h.heartbeat_all()
+    h.ctl.connection_lost(1, h.epochs[1], 1000)  # broker 1 died: its sockets closed
+    h.ctl.connection_lost(2, h.epochs[2], 1000)  # broker 2 only reconnects
+    h.ctl.connection_lost(0, h.epochs[0] + 1, 1000)  # another incarnation's connection: ignored
+    assert h.ctl.next_deadline() == 4000
+    h.now = 2500
+    h.heartbeat(2)
+    assert h.ctl.tick(3999).response == []
+    r = h.ctl.tick(4000)
+    assert r.response == [1] and h.image.brokers[1].fenced
+    assert not h.image.brokers[0].fenced and not h.image.brokers[2].fenced
+    assert all(h.part("t", p).leader != 1 for p in range(3))
+    h.check_replay()
+
+
+def test_connection_loss_fencing_can_be_turned_off() -> None:
+    h = Harness(2, session_timeout_ms=9000, connection_loss_fence_ms=0)
+    h.ctl.connection_lost(1, h.epochs[1], 0)
+    assert h.ctl.tick(8000).response == []
+    assert h.ctl.tick(9001).response == [0, 1]
+
+
+def test_a_new_controller_fences_brokers_that_never_find_it_after_half_a_session() -> None:
+    h = Harness(3, session_timeout_ms=9000, connection_loss_fence_ms=3000)
+    h.now = 10_000
+    h.heartbeat_all()
+    h.restart_controller(10_000)  # the old controller (maybe on broker 1's node) is gone
+    h.now = 12_000
+    h.heartbeat(0)
+    h.heartbeat(2)
+    assert h.ctl.tick(14_499).response == []
+    assert h.ctl.tick(14_500).response == [1]
+
+
+def test_a_broker_refusing_connections_is_fenced_at_the_next_tick() -> None:
+    h = Harness(2, session_timeout_ms=9000, connection_loss_fence_ms=3000)
+    h.now = 500
+    h.heartbeat_all()
+    h.ctl.connection_lost(1, h.epochs[1], 500)
+    h.ctl.connection_lost(1, h.epochs[1], 520, refused=True)  # the runtime's probe: nothing listens
+    assert h.ctl.next_deadline() == 520
+    assert h.ctl.tick(520).response == [1]
