@@ -112,6 +112,7 @@ class CoordinatorRuntime:
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._slots: dict[int, PartitionSlot] = {}
         self._epochs: dict[int, int] = {}  # the newest leader epoch seen per partition
         #: (partition, end_offset) -> error code once the partition's high watermark reached
@@ -140,12 +141,16 @@ class CoordinatorRuntime:
         return task
 
     async def stop(self) -> None:
+        # The flag also ends the timer loop: on Python 3.11 a cancel landing as `wait_for`'s
+        # inner wait completes can be swallowed, and awaiting such a task would hang shutdown.
+        self._stopping = True
         tasks = [*self._tasks, *self._background]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=5.0)
+            if stuck:
+                log.warning("%s: %d tasks did not stop within 5 s", self.topic, len(stuck))
 
     # -- leadership ------------------------------------------------------------------
     @property
@@ -321,7 +326,7 @@ class CoordinatorRuntime:
         (`_kick`) may have moved it."""
         wake = self._wake
         assert wake is not None
-        while True:
+        while not self._stopping:
             deadline = self.machine.next_deadline()
             now = self._now_ms()
             if deadline is not None and deadline <= now:
