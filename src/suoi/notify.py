@@ -3,6 +3,11 @@
 A fetch that found fewer than min_bytes parks a future here for each partition it
 reads; the produce path calls `appended(tp)` after every append, which resolves them.
 This is what keeps end-to-end latency in milliseconds instead of fetch.max.wait.ms.
+
+Consumers also wait for the high watermark (`high_watermark_moved`): with replication an
+append is not readable until every ISR member has it. Followers' fetches (`replica=True`)
+read up to the log end, so only appends wake them: a high watermark move would make them
+re-read nothing and park again (they learn the new HW with their next fetch, as in Kafka).
 """
 
 from __future__ import annotations
@@ -13,40 +18,60 @@ from collections.abc import Iterable
 from suoi.model import TopicPartition
 
 
+def _expire(fut: asyncio.Future[bool]) -> None:
+    if not fut.done():
+        fut.set_result(False)
+
+
+def _wake(waiting: set[asyncio.Future[bool]] | None) -> None:
+    if waiting:
+        for fut in waiting:
+            if not fut.done():
+                fut.set_result(True)
+
+
 class AppendNotifier:
     def __init__(self) -> None:
-        self._waiters: dict[TopicPartition, set[asyncio.Future[None]]] = {}
+        #: consumer fetches: woken by appends and by high watermark moves
+        self._waiters: dict[TopicPartition, set[asyncio.Future[bool]]] = {}
+        #: follower (replica) fetches: woken by appends only
+        self._replica_waiters: dict[TopicPartition, set[asyncio.Future[bool]]] = {}
 
-    async def wait(self, partitions: Iterable[TopicPartition], timeout: float) -> bool:
-        """Wait until any of `partitions` gets an append or `timeout` seconds pass.
+    async def wait(self, partitions: Iterable[TopicPartition], timeout: float, *, replica: bool = False) -> bool:
+        """Wait until any of `partitions` gets an append (or, unless `replica`, a high
+        watermark move) or `timeout` seconds pass.
 
         Returns True when woken by an append.
         """
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
+        fut: asyncio.Future[bool] = loop.create_future()
+        table = self._replica_waiters if replica else self._waiters
         tps = list(partitions)
         for tp in tps:
-            self._waiters.setdefault(tp, set()).add(fut)
+            table.setdefault(tp, set()).add(fut)
+        # A plain timer instead of asyncio.wait_for: the waiting task resumes one loop
+        # iteration after the append, and no extra callbacks are chained per wait.
+        timer = loop.call_later(timeout, _expire, fut)
         try:
-            await asyncio.wait_for(fut, timeout)
-            return True
-        except TimeoutError:
-            return False
+            return await fut
         finally:
+            timer.cancel()
             for tp in tps:
-                waiting = self._waiters.get(tp)
+                waiting = table.get(tp)
                 if waiting is not None:
                     waiting.discard(fut)
                     if not waiting:
-                        del self._waiters[tp]
+                        del table[tp]
 
     def appended(self, tp: TopicPartition) -> None:
-        waiting = self._waiters.pop(tp, None)
-        if waiting:
-            for fut in waiting:
-                if not fut.done():
-                    fut.set_result(None)
+        _wake(self._waiters.pop(tp, None))
+        _wake(self._replica_waiters.pop(tp, None))
+
+    def high_watermark_moved(self, tp: TopicPartition) -> None:
+        """Records below the new HW became readable for consumers (not for followers,
+        which read up to the log end)."""
+        _wake(self._waiters.pop(tp, None))
 
     @property
     def parked(self) -> int:
-        return sum(len(v) for v in self._waiters.values())
+        return sum(len(v) for v in self._waiters.values()) + sum(len(v) for v in self._replica_waiters.values())

@@ -47,11 +47,13 @@ async def _long_poll(ctx: RequestContext, request: Any, wait_ms: int, tps: list[
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_ms / 1000
     notifier = ctx.broker.notifier
+    # A follower reads up to the log end: only appends can give it more (not HW moves).
+    replica = ctx.broker.kraft is not None and _replica_id(request) >= 0
     while True:
         remaining = deadline - loop.time()
         if remaining <= 0:
             break
-        await notifier.wait(tps, remaining)
+        await notifier.wait(tps, remaining, replica=replica)
         responses, total, tps, has_error = _read(ctx, request)
         if total >= request.min_bytes or has_error:
             return _response(responses)

@@ -104,16 +104,32 @@ Wait = tuple[dict[str, Any], Any, "asyncio.Future[int]"]
 
 async def _await_replication(replicas: ReplicaManager, waits: list[Wait], response: dict[str, Any],
                              timeout_s: float) -> dict[str, Any]:
-    """acks=all: answer once every partition's batch is on every ISR member (or the timeout)."""
-    pending = [f for _, _, f in waits if not f.done()]
-    if timeout_s > 0:
-        await asyncio.wait(pending, timeout=timeout_s)
+    """acks=all: answer once every partition's batch is on every ISR member (or the timeout).
+
+    The futures are awaited directly, with a timer for the timeout (not asyncio.wait, which
+    chains a callback per future and resumes this task one loop iteration later)."""
+    timer = asyncio.get_running_loop().call_later(timeout_s, _expire, replicas, waits) if timeout_s > 0 else None
+    try:
+        if timer is not None:
+            for _, _, future in waits:
+                if not future.done():
+                    await future
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for _, leader, future in waits:  # timed out (timeout_s <= 0) or the connection went away
+            if not future.done() or future.cancelled():
+                replicas.cancel_wait(leader, future)
+                future.cancel()
+    _finish(waits)
+    return response
+
+
+def _expire(replicas: ReplicaManager, waits: list[Wait]) -> None:
     for _, leader, future in waits:
         if not future.done():
             replicas.cancel_wait(leader, future)
-            future.cancel()
-    _finish(waits)
-    return response
+            future.set_result(int(ErrorCode.request_timed_out))
 
 
 def _finish(waits: list[Wait]) -> None:

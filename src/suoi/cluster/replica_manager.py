@@ -367,7 +367,7 @@ class ReplicaManager:
     def _after_leader_change(self, leader: LeaderReplica, new_hw: int | None) -> None:
         if new_hw is not None:
             leader.plog.set_high_watermark(new_hw)
-            self.broker.notifier.appended(leader.tp)  # consumers parked below the HW may read now
+            self.broker.notifier.high_watermark_moved(leader.tp)  # consumers parked below the HW may read now
         self._complete(leader, leader.waiters.check_state(leader.state))
 
     def _complete(self, leader: LeaderReplica, done: Iterable[tuple[Any, int]]) -> None:
