@@ -682,9 +682,12 @@ def print_table(out: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"producer (throughput): {', '.join(f'{k}={v}' for k, v in PRODUCER_CONF.items())}; "
           "acks=1 without idempotence, acks=all with enable.idempotence=true; acks=all topics have "
           "min.insync.replicas=2.")
-    print("failover: with kill -9 the KRaft controller (like Kafka's) fences a broker, and so moves its "
-          "partition leaders, only after broker.session.timeout.ms without a heartbeat; 'first ack' is "
-          "the delivery report of the first message produced after the kill.")
+    print("failover: a broker is fenced (its partitions get new leaders) when it misses "
+          "broker.session.timeout.ms of heartbeats, or sooner when its heartbeat connection closes and "
+          "it does not come back within broker.connection.loss.fence.ms (at once if its endpoints refuse "
+          "connections, as after kill -9); 'first ack' is the delivery report of the first message "
+          "produced after the kill. Throughput: on one machine every replica's work shares the same "
+          "cores, so RF=3 costs about three times the CPU of RF=1.")
     print(f"machine: {os.cpu_count()} CPUs, load average {out['load_before']} before, "
           f"{out.get('load_after')} after (clients and all 4 nodes share it)")
 
