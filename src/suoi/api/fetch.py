@@ -19,6 +19,7 @@ import asyncio
 from typing import Any
 
 from suoi.api import raft_apis
+from suoi.api.leader_epochs import compare_epochs
 from suoi.api.registry import RequestContext, api
 from suoi.api.topics import leader_log
 from suoi.log.errors import LogError
@@ -73,14 +74,6 @@ def _replica_id(request: Any) -> int:
     return int(getattr(request, "replica_id", -1))
 
 
-def _epoch_error(requested: int, current: int) -> ErrorCode:
-    """KIP-320: a client or follower that knows an older leader epoch is fenced; a newer one
-    means this broker has not seen the new registration yet."""
-    if requested < 0 or requested == current:
-        return ErrorCode.none
-    return ErrorCode.fenced_leader_epoch if requested < current else ErrorCode.unknown_leader_epoch
-
-
 def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int, list[TopicPartition], bool]:
     """One pass over every requested partition. Returns (responses, bytes, partitions, error)."""
     logs = ctx.broker.logs
@@ -122,7 +115,7 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
             if replicas is not None:
                 epoch = leader.state.leader_epoch if leader is not None else follower.state.leader_epoch if follower else -1
                 epoch_error = (ErrorCode.not_leader_or_follower if leader is None and follower is None else
-                               _epoch_error(getattr(p, "current_leader_epoch", -1), epoch))
+                               compare_epochs(epoch, getattr(p, "current_leader_epoch", -1)))
                 if epoch_error:
                     has_error = True
                     partitions.append(_partition(index, epoch_error, -1, -1, -1, [] if read_committed else None, b""))
