@@ -413,3 +413,43 @@ def test_dynamic_broker_configs_go_through_the_metadata_log(cluster: Cluster) ->
     wait_until(lambda: all(value_on(n, "log.retention.ms")[1] not in (DEFAULT, BROKER) for n in (1, 2, 3)),  # type: ignore[index]
                timeout=15,
                message="the defaults back")
+
+
+def test_consumers_see_only_what_every_in_sync_replica_has(cluster: Cluster) -> None:
+    """The high watermark: with both followers paused (SIGSTOP), an acks=1 record is in the
+    leader's log but neither fetched nor counted by ListOffsets(latest); it becomes visible once
+    the followers have it (or once they left the ISR after replica.lag.time.max.ms)."""
+    from tests.integration.support import fetch_req, list_offsets_req
+
+    topic = unique("hw")
+    create_topic(cluster.bootstrap, topic, 1)
+    leader, replicas, _ = wait_until(lambda: describe(cluster.address(1), topic).get(0), timeout=15)
+    address = cluster.address(leader)
+    assert raw_produce(address, topic, 0, b"replicated") == (ErrorCode.none, 0)
+
+    def visible() -> tuple[int, int, int]:
+        with RawClient(address) as c:
+            p = c.request(fetch_req(topic, 0, 0)).responses[0].partitions[0]
+            latest = c.request(list_offsets_req(topic, 0, -1)).topics[0].partitions[0]
+        return int(p.high_watermark), len(p.records or b"") and _count(p.records), int(latest.offset)
+    wait_until(lambda: visible() == (1, 1, 1), timeout=15, message="the first record committed")
+
+    followers = [r for r in replicas if r != leader]
+    for node in followers:
+        os.kill(cluster.pid(node), signal.SIGSTOP)
+    try:
+        assert raw_produce(address, topic, 0, b"leader only", acks=1) == (ErrorCode.none, 1)
+        # checked well within replica.lag.time.max.ms (3 s), before the ISR could shrink
+        assert visible() == (1, 1, 1)
+    finally:
+        for node in followers:
+            os.kill(cluster.pid(node), signal.SIGCONT)
+    wait_until(lambda: visible() == (2, 2, 2), timeout=20, message="the record committed after the followers resumed")
+    wait_until(lambda: sorted(describe(address, topic)[0][2]) == [1, 2, 3], timeout=30,
+               message="the followers back in the ISR")
+
+
+def _count(records: bytes) -> int:
+    from suoi.protocol.records import iter_batches
+
+    return sum(h.records_count for _, h in iter_batches(records))
