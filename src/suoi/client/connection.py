@@ -19,9 +19,7 @@ import collections
 import logging
 from typing import Any
 
-from kio.index import load_response_schema
-
-from suoi.protocol.codec import DecodeError, decode_response, encode_request, response_correlation_id
+from suoi.protocol.codec import DecodeError, decode_response, encode_request, response_class, response_correlation_id
 from suoi.protocol.framing import FrameDecoder, FrameError
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "KafkaClientConnection"]
@@ -144,7 +142,7 @@ class KafkaClientConnection:
         if self._closed or self._transport is None or self._transport.is_closing():
             raise ConnectionError(f"{self}: {self._close_reason}")
         cls = type(entity)
-        response_cls = load_response_schema(cls.__api_key__, cls.__version__)
+        response_cls = response_class(cls.__api_key__, cls.__version__)
         correlation_id = self._next_correlation
         self._next_correlation = (self._next_correlation + 1) & 0x7FFFFFFF
         frame = encode_request(correlation_id, self.client_id, entity)

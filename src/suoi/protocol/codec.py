@@ -205,7 +205,9 @@ def encode_raw(correlation_id: int, body: bytes) -> bytes:
     return _INT32.pack(4 + len(body)) + _INT32.pack(correlation_id) + body
 
 
+@cache
 def response_class(api_key: int, api_version: int) -> type:
+    """The kio response class of a request (cached: kio resolves it by module name each time)."""
     return load_response_schema(api_key, api_version)
 
 
