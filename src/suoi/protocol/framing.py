@@ -58,7 +58,8 @@ class FrameDecoder:
                 self._need = size
             if end - pos < self._need:
                 break
-            frames.append(bytes(buf[pos : pos + self._need]))
+            with memoryview(buf) as view:  # one copy (a bytearray slice would be a second)
+                frames.append(bytes(view[pos : pos + self._need]))
             pos += self._need
             self._need = -1
         if pos:
