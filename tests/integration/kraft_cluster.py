@@ -5,6 +5,7 @@ polled with deadlines."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,11 @@ class KRaftCluster:
         self.wait_registered(timeout)
 
     def stop(self) -> None:
+        # SIGTERM every node first: stopped one by one, the last voters lose their quorum and
+        # each waits out its controlled shutdown with no controller to answer.
+        for node in self.nodes.values():
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGTERM)
         for node in self.nodes.values():
             node.stop()
 
