@@ -4,6 +4,7 @@ Raft voter) and raw-protocol helpers for leader election and partition reassignm
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,6 +95,9 @@ def running(directory: Path, overrides: dict[str, str] | None = None) -> Iterato
         c.wait_live([1, 2, 3])
         yield c
     finally:
+        for node in c.nodes.values():  # SIGTERM all first: one by one, the last lose their quorum
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGTERM)
         for node in c.nodes.values():
             node.stop()
 
