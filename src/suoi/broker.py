@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
 from suoi.cluster.settings import KRaftSettings
 from suoi.config import KNOWN, BrokerConfig, Listener
@@ -164,29 +165,50 @@ class Broker:
         await self.transactions.start()  # standalone: replays __transaction_state in the background
         max_request = self.config.get_int("socket.request.max.bytes")
         advertised = self.config.advertised_listeners
+        # A KRaft broker serves clients only once registered and unfenced (as Kafka's does): before,
+        # its Metadata would list no broker, and some clients then wait for their next refresh.
+        controller_names = set(self.config.controller_listener_names)
+        deferred: list[asyncio.Server] = []
         for listener in self.config.listeners:
-            server = await start_listener(self, listener.host or None, listener.port, max_request)  # type: ignore[arg-type]
+            defer = (self.kraft_settings is not None and self.kraft_settings.is_broker
+                     and listener.name not in controller_names)
+            server = await start_listener(self, listener.host or None, listener.port, max_request,  # type: ignore[arg-type]
+                                          start_serving=not defer)
             port = server.sockets[0].getsockname()[1]
             self._servers.append(server)
             self.bound.append(Listener(listener.name, listener.host, port))
-            log.info("listening on %s://%s:%d", listener.name, listener.host or "*", port)
+            if defer:
+                deferred.append(server)
+            log.info("%s %s://%s:%d", "bound (serving once unfenced)" if defer else "listening on", listener.name,
+                     listener.host or "*", port)
         # An advertised port of 0 means "whatever we bound" (used by tests and `suoi.testing`).
         self.advertised = [
             Listener(a.name, a.host, a.port or (self.bound[i].port if i < len(self.bound) else a.port))
             for i, a in enumerate(advertised)
         ]
         if self.kraft_settings is not None:
+            self.kraft_settings = await discover_voters(self.kraft_settings)  # bootstrap.servers only
             self.kraft = KRaftServices(self, self.kraft_settings)
             self.quorum = self.kraft.driver
             self.groups.partition_count = self.transactions.partition_count = self._cluster_partition_count
             await self.kraft.start()
             log.info("KRaft mode: roles=%s voters=%s", ",".join(sorted(self.kraft_settings.roles)),
                      ",".join(str(v) for v in sorted(self.kraft_settings.voters)))
+            if deferred:
+                self._tasks.append(asyncio.create_task(self._serve_when_unfenced(deferred), name="serve-when-unfenced"))
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
         if self.config.get_bool("log.cleaner.enable"):
             self._tasks.append(asyncio.create_task(self._cleaner_loop(), name="log-cleaner"))
         log.info("suoi broker node.id=%d cluster.id=%s started", self.node_id, self.cluster_id)
+
+    async def _serve_when_unfenced(self, servers: list[asyncio.Server]) -> None:
+        assert self.kraft is not None
+        await self.kraft.first_unfenced.wait()
+        for server in servers:
+            await server.start_serving()
+        log.info("serving clients on %s", ", ".join(f"{x.name}://{x.host or '*'}:{x.port}" for x in self.bound
+                                                    if x.name not in set(self.config.controller_listener_names)))
 
     async def stop(self) -> None:
         if self.kraft is not None:

@@ -88,6 +88,7 @@ KNOWN: dict[str, tuple[object, object]] = {
     "transactional.id.expiration.ms": (_INT, 604_800_000),
     "process.roles": (_str, None),
     "controller.quorum.voters": (_str, None),
+    "controller.quorum.bootstrap.servers": (_str, None),
     "controller.listener.names": (_str, "CONTROLLER"),
     "metadata.log.dir": (_str, None),
     "broker.rack": (_str, None),
@@ -127,7 +128,7 @@ KNOWN: dict[str, tuple[object, object]] = {
 
 # Keys of Kafka features that later suoi issues bring; accepted with a note, not an error.
 NOT_YET = {
-    "controller.quorum.bootstrap.servers", "num.network.threads",
+    "num.network.threads",
     "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir", "zookeeper.connect",
 }

@@ -104,9 +104,12 @@ def client_controller_id(broker: Broker) -> int:
     requests to the real controller (KIP-590; Kafka answers with a random live broker)."""
     kraft = _kraft(broker)
     leader = kraft.controller_id
-    if any(b.broker_id == leader for b in kraft.image.unfenced_brokers()):
+    live = {b.broker_id for b in kraft.image.unfenced_brokers()}
+    if leader in live:
         return leader
-    return broker.node_id
+    # -1 until this broker is itself listed: clients then ask again (librdkafka waits for ever on a
+    # controller id that is missing from the brokers list).
+    return broker.node_id if broker.node_id in live else -1
 
 
 def request_topic_creation(broker: Broker, name: str, partitions: int = -1,

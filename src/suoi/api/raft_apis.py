@@ -27,6 +27,8 @@ from suoi.raft_driver.driver import QuorumUnavailableError
 
 __all__ = ["handle_metadata_fetch", "is_metadata_fetch"]
 
+DESCRIBE_QUORUM_KEY = 55
+
 
 def _quorum(ctx: RequestContext) -> Any:
     return getattr(ctx.broker, "quorum", None)
@@ -49,7 +51,14 @@ async def _answer(ctx: RequestContext, driver: Any, message: Any) -> dict[str, A
         response = await driver.handle_request(message)
     except QuorumUnavailableError as exc:
         return error_response_data(ctx.api_key, exc.error_code)
-    return response_data(response)
+    data = response_data(response)
+    if ctx.api_key == DESCRIBE_QUORUM_KEY:
+        # v2 (KIP-853) names the voters' endpoints: how a broker configured with
+        # controller.quorum.bootstrap.servers learns the quorum (suoi.cluster.bootstrap).
+        listener = getattr(driver, "listener_name", None) or "CONTROLLER"
+        data["nodes"] = [{"node_id": v, "listeners": [{"name": listener, "host": h, "port": p}]}
+                         for v, (h, p) in sorted(driver.voters.items())]
+    return data
 
 
 def handle_metadata_fetch(ctx: RequestContext, request: Any) -> Any:

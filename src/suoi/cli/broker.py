@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
             overrides[key] = str(value)
     try:
         config = load_config(file_values, overrides)
+        from suoi.cluster.settings import KRaftSettings
+
+        KRaftSettings.from_config(config)  # process.roles, voters/bootstrap servers: fail here, in one line
     except ValueError as exc:
         print(f"suoi broker: {exc}", file=sys.stderr)
         return 2

@@ -73,6 +73,8 @@ class KRaftServices:
         self.incarnation_id = uuid.uuid4()
         self.broker_epoch = -1
         self.fenced = True
+        #: Set the first time the controller unfences this broker: it then serves clients.
+        self.first_unfenced = asyncio.Event()
         #: Topics this node asked the controller to auto-create, not yet answered.
         self.creating_topics: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -298,6 +300,8 @@ class KRaftServices:
                     if response.error_code == ErrorCode.none and self.fenced != response.is_fenced:
                         self.fenced = response.is_fenced
                         log.info("node %d is %s", self.node_id, "fenced" if self.fenced else "unfenced")
+                        if not self.fenced:
+                            self.first_unfenced.set()
             except NotControllerError as exc:
                 log.info("no controller reachable yet: %s", exc)
             except Exception:

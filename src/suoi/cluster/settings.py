@@ -19,6 +19,9 @@ class KRaftSettings:
     rack: str | None
     session_timeout_ms: int
     heartbeat_interval_ms: int
+    #: controller.quorum.bootstrap.servers (KIP-853) of a broker-only node without voters:
+    #: it learns the voters from them at start (`suoi.cluster.bootstrap`).
+    bootstrap_servers: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_broker(self) -> bool:
@@ -37,14 +40,21 @@ class KRaftSettings:
         roles = frozenset(r.strip() for r in str(raw).split(",") if r.strip())
         if not roles or not roles <= {"broker", "controller"}:
             raise ValueError(f"process.roles must be broker, controller or broker,controller, not {raw!r}")
-        voters_raw = cfg.get("controller.quorum.voters")
-        if not voters_raw:
-            raise ValueError("process.roles is set, so controller.quorum.voters must be too")
-        voters = parse_voters(str(voters_raw))
         node_id = cfg.node_id
+        names = [n.strip().upper() for n in str(cfg.get("controller.listener.names") or "CONTROLLER").split(",")]
+        voters_raw = cfg.get("controller.quorum.voters")
+        bootstrap_raw = cfg.get("controller.quorum.bootstrap.servers")
+        bootstrap: tuple[tuple[str, int], ...] = ()
+        if voters_raw:
+            voters = parse_voters(str(voters_raw))
+        elif bootstrap_raw:
+            bootstrap = parse_bootstrap_servers(str(bootstrap_raw))
+            voters = _standalone_voter(cfg, node_id, names, bootstrap) if "controller" in roles else {}
+        else:
+            raise ValueError("process.roles is set, so controller.quorum.voters (or "
+                             "controller.quorum.bootstrap.servers) must be too")
         if "controller" in roles and node_id not in voters:
             raise ValueError(f"node.id={node_id} has the controller role but is not in controller.quorum.voters")
-        names = [n.strip().upper() for n in str(cfg.get("controller.listener.names") or "CONTROLLER").split(",")]
         metadata_dir = cfg.get("metadata.log.dir")
         return KRaftSettings(
             roles=roles, node_id=node_id, voters=voters, controller_listener=names[0],
@@ -52,4 +62,40 @@ class KRaftSettings:
             rack=str(cfg.get("broker.rack")) if cfg.get("broker.rack") else None,
             session_timeout_ms=cfg.get_int("broker.session.timeout.ms"),
             heartbeat_interval_ms=cfg.get_int("broker.heartbeat.interval.ms"),
+            bootstrap_servers=bootstrap if not voters else (),
         )
+
+
+def parse_bootstrap_servers(raw: str) -> tuple[tuple[str, int], ...]:
+    """`host:port,host:port` (IPv6 hosts in brackets)."""
+    out = []
+    for item in (x.strip() for x in raw.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise ValueError(f"controller.quorum.bootstrap.servers: {item!r} is not host:port")
+        out.append((host.strip("[]"), int(port)))
+    if not out:
+        raise ValueError("controller.quorum.bootstrap.servers is empty")
+    return tuple(out)
+
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}
+
+
+def _standalone_voter(cfg: BrokerConfig, node_id: int, controller_names: list[str],
+                      bootstrap: tuple[tuple[str, int], ...]) -> dict[int, tuple[str, int]]:
+    """A controller given only bootstrap servers: Kafka 4's single-node quick start
+    (`kafka-storage format --standalone`), where the one bootstrap server is this node's own
+    controller listener, so the quorum is this node alone. Several controllers need voters
+    decided up front: suoi has no dynamic quorum membership (KIP-853 AddRaftVoter)."""
+    own = [x for x in cfg.listeners if x.name in controller_names]
+    if len(bootstrap) == 1 and own:
+        host, port = bootstrap[0]
+        if any(x.port == port and (x.host == host or {x.host or "", host} <= _LOOPBACK) for x in own):
+            return {node_id: (host, port)}
+    raise ValueError(
+        "controller.quorum.bootstrap.servers on a controller works for a single-controller quorum "
+        "(this node's own controller listener) only; with several controllers list them in "
+        "controller.quorum.voters as id@host:port (suoi has no dynamic quorum membership)")

@@ -166,9 +166,13 @@ class KafkaConnection(asyncio.Protocol):
             self._transport.close()
 
 
-async def start_listener(broker: Broker, host: str, port: int, max_request_size: int) -> asyncio.Server:
-    """Bind a listener; port 0 picks a free port (see `server.sockets`)."""
+async def start_listener(broker: Broker, host: str, port: int, max_request_size: int, *,
+                         start_serving: bool = True) -> asyncio.Server:
+    """Bind a listener; port 0 picks a free port (see `server.sockets`). With
+    ``start_serving=False`` the port is reserved but refuses connections until
+    ``server.start_serving()``."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: KafkaConnection(broker, max_request_size), host, port, reuse_address=True, backlog=1024,
+        start_serving=start_serving,
     )

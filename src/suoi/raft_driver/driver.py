@@ -141,6 +141,7 @@ class QuorumDriver:
             if vid != node_id:
                 self.pool.register(vid, host, port)
         own = self.voters.get(node_id)
+        self.listener_name = listener_name
         self._endpoint = (listener_name, own[0], own[1]) if own else None
         self._rng = rng or random.Random()  # fresh entropy: correlation ids must differ per incarnation
         self._clock = clock or _default_clock()
