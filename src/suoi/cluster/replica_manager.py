@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import NodeClient
+from suoi.cluster.hw_checkpoint import CHECKPOINT_FILE, read_checkpoint, write_checkpoint
 from suoi.cluster.replica_fetcher import FollowerReplica, ReplicaFetcher
 from suoi.controller.delta import LocalPartition, MetadataDelta
 from suoi.controller.image import MetadataImage
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("suoi.replication")
 
-CHECKPOINT_FILE = "replication-offset-checkpoint"
 ALTER_PARTITION_RETRY_S = 0.5
 #: Kafka's offsets.commit.timeout.ms: how long a coordinator write waits for the ISR.
 COORDINATOR_WRITE_TIMEOUT_S = 5.0
@@ -476,37 +475,3 @@ class ReplicaManager:
         for directory, hws in entries.items():
             if directory.is_dir():
                 write_checkpoint(directory / CHECKPOINT_FILE, hws)
-
-
-def read_checkpoint(path: Path) -> dict[tuple[str, int], int]:
-    """Kafka's offset checkpoint file: version line `0`, a count, then `topic partition offset`."""
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        log.warning("cannot read %s: %s", path, exc)
-        return {}
-    out: dict[tuple[str, int], int] = {}
-    try:
-        if not lines or lines[0].strip() != "0":
-            raise ValueError(f"unknown version line {lines[:1]}")
-        count = int(lines[1])
-        for line in lines[2:2 + count]:
-            topic, partition, offset = line.rsplit(" ", 2)
-            out[(topic, int(partition))] = int(offset)
-    except (ValueError, IndexError) as exc:
-        log.warning("ignoring malformed %s: %s", path, exc)
-        return {}
-    return out
-
-
-def write_checkpoint(path: Path, entries: dict[tuple[str, int], int]) -> None:
-    """Write atomically: a temporary file, fsync, rename."""
-    body = f"0\n{len(entries)}\n" + "".join(f"{t} {p} {o}\n" for (t, p), o in sorted(entries.items()))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(body)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
