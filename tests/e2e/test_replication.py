@@ -181,6 +181,11 @@ def test_acks_all_needs_min_insync_replicas(cluster: Cluster) -> None:
                    message="ISR shrunk to the leader")
         error, _ = raw_produce(survivor, topic, 0, b"refused")
         assert error == ErrorCode.not_enough_replicas
+        for flag in ("--under-min-isr-partitions", "--under-replicated-partitions"):
+            out = ok("topics", "--describe", "--topic", topic, flag, "--bootstrap-server", survivor)
+            assert f"Topic: {topic}\tPartition: 0\tLeader: {leader}\t" in out and f"Isr: {leader}\n" in out, out
+        assert ok("topics", "--describe", "--topic", topic, "--at-min-isr-partitions",
+                  "--bootstrap-server", survivor).strip() == ""
         error, offset = raw_produce(survivor, topic, 0, b"acks-1", acks=1)
         assert (error, offset) == (ErrorCode.none, 1)
         got = ck_consume(survivor, topic, [0], 2, timeout=20)
@@ -196,6 +201,8 @@ def test_acks_all_needs_min_insync_replicas(cluster: Cluster) -> None:
                 cluster.start(node)
     wait_until(lambda: sorted(describe(survivor, topic).get(0, (0, [], []))[2]) == [1, 2, 3], timeout=30,
                message="all three back in the ISR")
+    assert ok("topics", "--describe", "--topic", topic, "--under-replicated-partitions",
+              "--bootstrap-server", survivor).strip() == ""
 
 
 def test_leader_kill_loses_no_acknowledged_write_and_the_old_leader_catches_up(cluster: Cluster) -> None:

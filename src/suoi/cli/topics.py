@@ -46,7 +46,12 @@ def add_parser(sub: Any) -> None:
                    help="--alter/--delete/--describe: succeed if no topic matches")
     p.add_argument("--exclude-internal", action="store_true", help="leave out internal topics (__*)")
     p.add_argument("--under-replicated-partitions", action="store_true",
-                   help="--describe: only under-replicated partitions (none on one node)")
+                   help="--describe: only partitions whose ISR is smaller than their replica list")
+    p.add_argument("--under-min-isr-partitions", action="store_true",
+                   help="--describe: only partitions whose ISR is smaller than min.insync.replicas "
+                   "(acks=all produces fail)")
+    p.add_argument("--at-min-isr-partitions", action="store_true",
+                   help="--describe: only partitions whose ISR is exactly min.insync.replicas")
     p.add_argument("--unavailable-partitions", action="store_true",
                    help="--describe: only partitions without a leader")
     p.set_defaults(func=guarded("topics")(run))
@@ -143,6 +148,7 @@ def describe_topics(admin: Any, md: Any, names: list[str]) -> list[dict[str, Any
             "replication_factor": len(partitions[0]["replicas"]) if partitions else 0,
             "configs": {k: e.value for k, e in sorted(entries.items())
                         if int(getattr(e.source, "value", e.source)) != DEFAULT_CONFIG_SOURCE},
+            "min_insync_replicas": int(entries["min.insync.replicas"].value) if "min.insync.replicas" in entries else 1,
             "partitions": partitions,
         })
     return out
@@ -156,11 +162,16 @@ def _describe(admin: Any, md: Any, names: list[str], args: argparse.Namespace) -
             parts = [p for p in parts if len(p["isr"]) < len(p["replicas"])]
         if args.unavailable_partitions:
             parts = [p for p in parts if p["leader"] < 0]
+        if args.under_min_isr_partitions:
+            parts = [p for p in parts if len(p["isr"]) < t["min_insync_replicas"]]
+        if args.at_min_isr_partitions:
+            parts = [p for p in parts if len(p["isr"]) == t["min_insync_replicas"]]
         t["partitions"] = parts
     if args.output == "json":
         print_json({"topics": topics})
         return 0
-    filtered = args.under_replicated_partitions or args.unavailable_partitions
+    filtered = (args.under_replicated_partitions or args.unavailable_partitions or args.under_min_isr_partitions
+                or args.at_min_isr_partitions)
     for t in topics:
         if not filtered:
             configs = ",".join(f"{k}={v}" for k, v in t["configs"].items())
