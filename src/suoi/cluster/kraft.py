@@ -79,6 +79,7 @@ class KRaftServices:
         self.creating_topics: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()  # short connects to brokers that went away
+        self._stopping = False
         #: Snapshot (KIP-630) after this many bytes of committed records, so the metadata log is
         #: truncated and a new or lagging node catches up from the snapshot.
         self._snapshot_every_bytes = broker.config.get_int("metadata.log.max.record.bytes.between.snapshots")
@@ -101,6 +102,7 @@ class KRaftServices:
             self._tasks.append(asyncio.create_task(self._lifecycle(), name="broker-lifecycle"))
 
     async def stop(self) -> None:
+        self._stopping = True
         if self.settings.is_broker and self.broker_epoch >= 0:
             with contextlib.suppress(Exception):
                 await self._controlled_shutdown()
@@ -230,7 +232,7 @@ class KRaftServices:
         """A broker's heartbeat connection to this (active) controller closed: fence it if it
         does not heartbeat again soon, or at once if nothing listens on its endpoints any more."""
         controller = self.controller
-        if controller is None or broker_id == self.node_id:
+        if controller is None or broker_id == self.node_id or self._stopping:
             return
         controller.connection_lost(broker_id, broker_epoch, self.broker.now_ms())
         reg = self.image.brokers.get(broker_id)
