@@ -43,8 +43,10 @@ class KRaftCluster:
         return ",".join(n.bootstrap for n in self.nodes.values())
 
     def start(self, timeout: float = 60.0) -> None:
+        for node in self.nodes.values():  # together: alone, a node has no quorum and never serves
+            node.launch()
         for node in self.nodes.values():
-            node.start()
+            node.wait_ready()
         self.wait_registered(timeout)
 
     def stop(self) -> None:

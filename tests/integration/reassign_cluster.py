@@ -90,8 +90,10 @@ class Cluster:
 def running(directory: Path, overrides: dict[str, str] | None = None) -> Iterator[Cluster]:
     c = Cluster(directory, overrides)
     try:
+        for node in c.nodes.values():  # together: alone, a node has no quorum and never serves
+            node.launch()
         for node in c.nodes.values():
-            node.start()
+            node.wait_ready()
         c.wait_live([1, 2, 3])
         yield c
     finally:

@@ -166,11 +166,8 @@ def test_brokers_hand_out_disjoint_ids_from_controller_blocks_also_after_restart
         seen += again
 
     # the whole cluster, controllers included: the metadata log remembers the blocks
-    for n in cluster.nodes.values():
-        n.stop()
-    for n in cluster.nodes.values():
-        n.start()
-    cluster.wait_registered()
+    cluster.stop()
+    cluster.start()
     after = {i: new_pids(node_address(cluster, i), 5) for i in (1, 2)}
     assert min(after[1] + after[2]) > max(seen)
     assert blocks(after[1]).isdisjoint(blocks(after[2]))

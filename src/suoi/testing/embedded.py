@@ -62,13 +62,25 @@ class EmbeddedBroker:
         return cmd
 
     def start(self) -> EmbeddedBroker:
+        """Start the process and wait until it serves clients (`launch` + `wait_ready`)."""
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> EmbeddedBroker:
+        """Start the process without waiting. A KRaft broker serves clients only once the
+        controller has unfenced it, so the nodes of a cluster are launched together and waited
+        for afterwards (one node alone has no quorum to register with)."""
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("broker already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
         self.proc = subprocess.Popen(self.command(), stdout=self._log_file, stderr=subprocess.STDOUT)
-        self._wait_ready()
         return self
+
+    def wait_ready(self) -> None:
+        """Until the client port accepts connections (start_timeout)."""
+        self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
