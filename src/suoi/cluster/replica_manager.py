@@ -221,11 +221,7 @@ class ReplicaManager:
         if plog is None:
             log.warning("no local log for %s, cannot follow it", tp)
             return
-        resigned = self.leaders.pop(tp, None)
-        if resigned is not None:
-            self._complete(resigned, resigned.waiters.fail_all(Err.NOT_LEADER_OR_FOLLOWER))
-            self._cancel_alter(tp)
-            self._coordinators_resigned(tp, reg.leader_epoch)
+        self._resign(tp, reg.leader_epoch)
         follower = self.followers.get(tp)
         if follower is not None and follower.state.update_registration(reg.leader, reg.leader_epoch,
                                                                        reg.partition_epoch):
@@ -264,12 +260,17 @@ class ReplicaManager:
 
     def _drop(self, tp: TopicPartition) -> None:
         self._stop_following(tp)
+        self._resign(tp, None)
+        self._hw_initialised.discard(tp)
+
+    def _resign(self, tp: TopicPartition, leader_epoch: int | None) -> None:
+        """Stop leading `tp` (if this node did): parked acks=all waits answer
+        NOT_LEADER_OR_FOLLOWER, a pending AlterPartition is dropped, coordinators unload."""
         leader = self.leaders.pop(tp, None)
         if leader is not None:
             self._complete(leader, leader.waiters.fail_all(Err.NOT_LEADER_OR_FOLLOWER))
             self._cancel_alter(tp)
-            self._coordinators_resigned(tp, None)
-        self._hw_initialised.discard(tp)
+            self._coordinators_resigned(tp, leader_epoch)
 
     # -- coordinators follow the leadership of their internal partitions ---------------
     def _coordinators_elected(self, tp: TopicPartition, leader_epoch: int) -> None:
