@@ -7,10 +7,17 @@ describe the answer for the asked version.
 the metadata quorum: then every request here is answered with a top-level error
 (UNSUPPORTED_VERSION for the Raft APIs, NOT_LEADER_OR_FOLLOWER for a metadata Fetch). A request
 that is not addressed to ``__cluster_metadata-0`` gets INVALID_REQUEST, as in Kafka.
+
+DescribeQuorum is also an admin API (kafka-metadata-quorum.sh, `suoi metadata-quorum`): any
+KRaft node that is not the quorum leader (a broker-only node, a follower voter) forwards it to
+the active controller, as Kafka's brokers do, so it can be asked through any node. Requests
+from other nodes (client id ``suoi-node-N``) are answered locally, so forwarding never loops.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import Any
 
 from suoi.api.registry import RequestContext, api
@@ -28,6 +35,11 @@ from suoi.raft_driver.driver import QuorumUnavailableError
 __all__ = ["handle_metadata_fetch", "is_metadata_fetch"]
 
 DESCRIBE_QUORUM_KEY = 55
+#: Node-to-node requests carry this client id (suoi.cluster.kraft's pool): never forwarded again.
+NODE_CLIENT_PREFIX = "suoi-node-"
+#: How long a forwarded DescribeQuorum may take (the tool's own timeout is 10 s).
+FORWARD_TIMEOUT_S = 5.0
+log = logging.getLogger("suoi.api")
 
 
 def _quorum(ctx: RequestContext) -> Any:
@@ -83,7 +95,27 @@ def handle_end_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
 
 @api(55, "DescribeQuorum", 0, 2)
 def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
-    return _serve(ctx, request)
+    kraft = getattr(ctx.broker, "kraft", None)
+    if kraft is None or (ctx.client_id or "").startswith(NODE_CLIENT_PREFIX):
+        return _serve(ctx, request)
+    return _describe_quorum_anywhere(ctx, kraft, request)
+
+
+async def _describe_quorum_anywhere(ctx: RequestContext, kraft: Any, request: Any) -> Any:
+    """The leader's own answer: here when this node leads the quorum, else forwarded to it
+    (falling back to this node's answer when no leader is known or it does not answer)."""
+    leader = kraft.controller_id
+    driver = _quorum(ctx)
+    if leader < 0 or (leader == ctx.broker.node_id and driver is not None):
+        answer = _serve(ctx, request)
+        return await answer if hasattr(answer, "__await__") else answer
+    try:
+        response = await kraft.call_controller(request, timeout=FORWARD_TIMEOUT_S)
+    except Exception as exc:  # NotControllerError, a dropped connection: answer what this node knows
+        log.info("DescribeQuorum: forwarding to controller %d failed (%s); answering locally", leader, exc)
+        answer = _serve(ctx, request)
+        return await answer if hasattr(answer, "__await__") else answer
+    return {f.name: getattr(response, f.name) for f in dataclasses.fields(response)}
 
 
 @api(59, "FetchSnapshot", 0, 1)

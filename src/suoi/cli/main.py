@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     leader_election.add_parser(sub)
     reassign_partitions.add_parser(sub)
     cluster.add_parser(sub)
+
+    # Kafka's operator scripts for the quorum, API versions, transactions and performance tests.
+    from suoi.cli import metadata_quorum
+
+    metadata_quorum.add_parser(sub)
     return parser
 
 
