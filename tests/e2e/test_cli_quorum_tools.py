@@ -72,3 +72,32 @@ def test_describe_flags_and_a_standalone_node(pair: tuple[EmbeddedBroker, Embedd
     assert "One of --status or --replication" in fails("metadata-quorum", "--bootstrap-server", voter.bootstrap,
                                                        "describe")
     assert "no metadata quorum" in fails("metadata-quorum", "--bootstrap-server", bootstrap, "describe", "--status")
+
+
+def test_broker_api_versions_lists_every_broker(pair: tuple[EmbeddedBroker, EmbeddedBroker, int]) -> None:
+    import suoi.api.dispatch  # noqa: F401  (registers every handler)
+    from suoi.api.api_versions import QUORUM_API_KEYS
+    from suoi.api.registry import REGISTRY
+
+    assert len(REGISTRY) > 40
+    voter, broker, _ = pair
+    out = ok("broker-api-versions", "--bootstrap-server", broker.bootstrap)
+    blocks = out.split("\n)\n")
+    assert blocks[-1] == "" and len(blocks) == 3, out
+    heads = [b.splitlines()[0] for b in blocks[:2]]
+    assert heads == [f"{voter.bootstrap} (id: 1 rack: null isFenced: false) -> (",
+                     f"{broker.bootstrap} (id: 2 rack: null isFenced: false) -> ("]
+    for block in blocks[:2]:
+        entries = [line.removeprefix("\t").rstrip(",") for line in block.splitlines()[1:]]
+        assert all(line.startswith("\t") for line in block.splitlines()[1:])
+        keys = [int(e.split("(", 1)[1].split(")", 1)[0]) for e in entries]
+        assert keys == sorted(keys)
+        for spec in REGISTRY.values():
+            if spec.api_key in QUORUM_API_KEYS - {55}:
+                continue
+            lo, hi = spec.advertised_min, spec.max_version
+            versions = str(lo) if lo == hi else f"{lo} to {hi}"
+            assert any(e.startswith(f"{spec.name}({spec.api_key}): {versions} [usable: ") for e in entries), spec
+        assert "ApiVersions(18): 0 to 4 [usable: 4]" in entries
+        assert "DescribeQuorum(55): 0 to 2 [usable: 2]" in entries  # the broker-only node forwards it
+        assert "ShareFetch(78): UNSUPPORTED" in entries
