@@ -47,10 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_parser(sub)
 
     # Kafka's operator scripts for the quorum, API versions, transactions and performance tests.
-    from suoi.cli import broker_api_versions, metadata_quorum
+    from suoi.cli import broker_api_versions, metadata_quorum, transactions
 
     metadata_quorum.add_parser(sub)
     broker_api_versions.add_parser(sub)
+    transactions.add_parser(sub)
     return parser
 
 
