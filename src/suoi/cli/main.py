@@ -47,11 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_parser(sub)
 
     # Kafka's operator scripts for the quorum, API versions, transactions and performance tests.
-    from suoi.cli import broker_api_versions, metadata_quorum, transactions
+    from suoi.cli import broker_api_versions, consumer_perf_test, metadata_quorum, producer_perf_test, transactions
 
     metadata_quorum.add_parser(sub)
     broker_api_versions.add_parser(sub)
     transactions.add_parser(sub)
+    producer_perf_test.add_parser(sub)
+    consumer_perf_test.add_parser(sub)
     return parser
 
 
