@@ -343,3 +343,55 @@ def test_pid_running_checks_the_command_line(tmp_path: Path, procs: list[subproc
     p.wait(5)
     assert not cc.pid_running(p.pid, None)
     assert not cc.pid_running(None) and not cc.pid_running(0)
+
+
+# ---------------------------------------------------------------------------- --node-ids / --ports
+
+
+def test_explicit_node_ids_and_ports(tmp_path: Path) -> None:
+    assert cc.layout(3, 0, [0, 1, 2]) == [(i, ["broker", "controller"]) for i in (0, 1, 2)]
+    assert cc.layout(2, 1, [5, 3]) == [(5, ["broker"]), (3, ["broker"]), (6, ["controller"])]
+    cluster = cc.plan_cluster(tmp_path, 3, 0, node_ids=[0, 1, 2], ports=[9092, 9095, 9098])
+    assert [(n.id, n.port, n.controller_port) for n in cluster.nodes] == [
+        (0, 9092, 9093), (1, 9095, 9096), (2, 9098, 9099)]
+    assert cluster.bootstrap == "127.0.0.1:9092,127.0.0.1:9095,127.0.0.1:9098"
+    assert cluster.quorum_voters == "0@127.0.0.1:9093,1@127.0.0.1:9096,2@127.0.0.1:9099"
+    split = cc.plan_cluster(tmp_path, 2, 1, node_ids=[0, 1], ports=[9092, 9093])  # brokers only: no +1
+    assert [(n.id, n.port) for n in split.brokers] == [(0, 9092), (1, 9093)]
+    [controller] = split.controllers
+    assert controller.id == 2 and controller.controller_port not in (9092, 9093)
+
+
+@pytest.mark.parametrize(("node_ids", "ports", "message"), [
+    ([0, 0, 1], None, "--node-ids must be distinct"),
+    ([0, -1, 2], None, "--node-ids must be distinct ids of 0 or more"),
+    ([0, 1], None, "--node-ids names 2 node"),
+    (None, [9092, 9095], "--ports names 2 port"),
+    (None, [9092, 9093, 9098], "port \\+ 1"),
+    (None, [9092, 9092, 9098], "--ports must be distinct"),
+    (None, [80, 9095, 9098], "1024..65535"),
+])
+def test_explicit_layout_is_validated(tmp_path: Path, node_ids: list[int] | None, ports: list[int] | None,
+                                      message: str) -> None:
+    with pytest.raises(cc.CliError, match=message):
+        cc.plan_cluster(tmp_path, 3, 0, node_ids=node_ids, ports=ports)
+
+
+def test_a_port_left_in_time_wait_is_free_but_a_listening_one_is_not() -> None:
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0), reuse_port=False)
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    assert cc.port_in_use(port)
+    accepted.close()  # the listener's side closes first: its end of the connection stays in TIME_WAIT
+    client.recv(1)
+    client.close()
+    server.close()
+    with open("/proc/net/tcp") as f:  # state 06 = TIME_WAIT, local port in hex
+        assert any(line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "06" for line in f.readlines()[1:])
+    with pytest.raises(OSError):  # what the old probe (a plain bind) saw: "in use" for a minute
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    assert not cc.port_in_use(port)

@@ -1,6 +1,7 @@
 """`suoi cluster`: start, inspect and stop a local KRaft-mode cluster on 127.0.0.1.
 
     suoi cluster up --brokers N [--controllers M] [--dir DIR] [--base-port P] [--wait S]
+    suoi cluster up --node-ids 0,1,2 --ports 9092,9095,9098
     suoi cluster status [--dir DIR] [--output json]
     suoi cluster down [--dir DIR] [--purge]
     suoi cluster start-node --node ID [--dir DIR]   (restart one node with its original command line)
@@ -18,7 +19,11 @@ Layout (DIR defaults to ./suoi-cluster):
   outlives the `suoi cluster up` that started it).
 * Ports: free loopback ports chosen by the OS, or with `--base-port P` node ID gets
   P + 2*(ID-1) for its PLAINTEXT (client) listener and P + 2*(ID-1) + 1 for its CONTROLLER
-  listener (a broker-only node uses only the first, a controller-only node only the second).
+  listener (a broker-only node uses only the first, a controller-only node only the second), or
+  with `--ports P1,P2,...` (and `--node-ids I1,I2,...`, the layout many client test suites assume,
+  e.g. `--node-ids 0,1,2 --ports 9092,9095,9098`) broker i listens on Pi and, as a combined voter,
+  its CONTROLLER listener on Pi + 1. Ports left in TIME_WAIT by a cluster just stopped are reused
+  (the listeners set SO_REUSEADDR, and so does the probe for busy ports).
 * DIR/cluster.json is the state file: cluster id, bootstrap string, quorum voters and, per
   node, id, roles, pid, ports and paths. `down` and `stop-node` signal only the PIDs recorded
   there, and only while /proc shows that PID still running this node's command line (a PID the
@@ -166,13 +171,18 @@ def add_parser(sub: Any) -> None:
         "min(N,3) brokers are also voters (combined mode); with --controllers M there are M "
         "controller-only nodes (ids N+1..N+M). Waits until Metadata lists every broker, then prints "
         "the bootstrap string.")
-    up.add_argument("--brokers", type=int, required=True, metavar="N", help="REQUIRED: number of brokers")
+    up.add_argument("--brokers", type=int, metavar="N", help="number of brokers (REQUIRED unless --node-ids)")
     up.add_argument("--controllers", type=int, default=0, metavar="M",
                     help="controller-only nodes (default 0: brokers 1..min(N,3) are also controllers)")
     dir_arg(up)
     up.add_argument("--base-port", type=int, metavar="P",
                     help="node N listens on P+2(N-1) (PLAINTEXT) and P+2(N-1)+1 (CONTROLLER); "
                     "default: free ports chosen by the OS")
+    up.add_argument("--node-ids", metavar="ID,ID,...",
+                    help="the brokers' node ids in order (default 1..N), e.g. 0,1,2")
+    up.add_argument("--ports", metavar="PORT,PORT,...",
+                    help="the brokers' PLAINTEXT ports in order, e.g. 9092,9095,9098; a combined voter's "
+                    "CONTROLLER listener takes PORT+1, controller-only nodes free ports")
     wait_arg(up, "the cluster to answer")
     up.add_argument("--keep-on-failure", action="store_true",
                     help="leave the nodes running when the cluster does not come up (to debug it)")
@@ -241,6 +251,16 @@ def _overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise CliError(f"{flag} expects comma-separated numbers, got {text!r}") from None
+    return values
+
+
 def run_up(args: argparse.Namespace) -> int:
     if args.wait < 0:
         raise CliError("--wait must be 0 or more seconds")
@@ -252,22 +272,30 @@ def run_up(args: argparse.Namespace) -> int:
             if running:
                 raise CliError(f"a cluster is already running in {directory} (nodes {running}); "
                                f"stop it with 'suoi cluster down --dir {directory}'")
-        cluster = plan_cluster(directory, args.brokers, args.controllers, base_port=args.base_port,
-                               cluster_id=_existing_cluster_id(directory, layout(args.brokers, args.controllers)))
-        if args.base_port is not None:
+        node_ids, ports = _int_list(args.node_ids, "--node-ids"), _int_list(args.ports, "--ports")
+        if ports is not None and args.base_port is not None:
+            raise CliError("give --ports or --base-port, not both")
+        brokers = args.brokers if args.brokers is not None else len(node_ids or [])
+        if args.brokers is None and node_ids is None:
+            raise CliError("the following arguments are required: --brokers (or --node-ids)")
+        cluster = plan_cluster(directory, brokers, args.controllers, base_port=args.base_port, node_ids=node_ids,
+                               ports=ports, cluster_id=_existing_cluster_id(
+                                   directory, layout(brokers, args.controllers, node_ids)))
+        if args.base_port is not None or ports is not None:
             busy = [p for n in cluster.nodes for p in (n.port, n.controller_port) if p is not None and port_in_use(p)]
             if busy:
-                raise CliError(f"port(s) {', '.join(map(str, busy))} on {HOST} already in use "
-                               f"(--base-port {args.base_port})")
+                given = f"--base-port {args.base_port}" if ports is None else f"--ports {args.ports}"
+                raise CliError(f"port(s) {', '.join(map(str, busy))} on {HOST} already in use ({given})")
         overrides = _overrides(args.override)
         racks = [r.strip() for r in (args.racks or "").split(",") if r.strip()]
+        broker_index = {n.id: i for i, n in enumerate(cluster.brokers)}
         for n in cluster.nodes:
             cluster.data_dir(n.id).mkdir(parents=True, exist_ok=True)
             header = (f"suoi cluster {cluster.cluster_id}: node {n.id} ({','.join(n.roles)}), "
                       f"written by 'suoi cluster up'")
             props = {**node_properties(cluster, n), **overrides}
             if racks and n.is_broker:
-                props["broker.rack"] = racks[(n.id - 1) % len(racks)]
+                props["broker.rack"] = racks[broker_index[n.id] % len(racks)]
             cluster.config_path(n.id).write_text(render_properties(props, header), encoding="utf-8")
         # Voters first, so brokers find a quorum forming; cluster.json after every start so that
         # `down` can stop whatever was started even if this command dies half-way.

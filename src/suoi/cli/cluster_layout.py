@@ -115,9 +115,10 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def layout(brokers: int, controllers: int) -> list[tuple[int, list[str]]]:
-    """(node id, roles) for every node: brokers 1..N, controller-only nodes N+1..N+M, or with
-    M = 0 the first min(N, 3) brokers as combined voters."""
+def layout(brokers: int, controllers: int, node_ids: list[int] | None = None) -> list[tuple[int, list[str]]]:
+    """(node id, roles) for every node: brokers 1..N (or `node_ids`, in order), controller-only
+    nodes numbered on from the highest broker id, or with M = 0 the first min(N, 3) brokers as
+    combined voters."""
     if brokers < 1:
         raise CliError("--brokers must be at least 1")
     if brokers > MAX_BROKERS:
@@ -126,22 +127,31 @@ def layout(brokers: int, controllers: int) -> list[tuple[int, list[str]]]:
         raise CliError("--controllers must be 0 (combined mode) or more")
     if controllers > MAX_CONTROLLERS:
         raise CliError(f"--controllers must be at most {MAX_CONTROLLERS}")
+    ids = list(range(1, brokers + 1)) if node_ids is None else list(node_ids)
+    if len(ids) != brokers:
+        raise CliError(f"--node-ids names {len(ids)} node(s) but --brokers is {brokers}")
+    if len(set(ids)) != len(ids) or min(ids) < 0:
+        raise CliError(f"--node-ids must be distinct ids of 0 or more, got {','.join(map(str, ids))}")
     out: list[tuple[int, list[str]]] = []
     if controllers == 0:
         voters = min(brokers, MAX_COMBINED_VOTERS)
-        for i in range(1, brokers + 1):
-            out.append((i, ["broker", "controller"] if i <= voters else ["broker"]))
+        for i, node_id in enumerate(ids):
+            out.append((node_id, ["broker", "controller"] if i < voters else ["broker"]))
     else:
-        out += [(i, ["broker"]) for i in range(1, brokers + 1)]
-        out += [(brokers + j, ["controller"]) for j in range(1, controllers + 1)]
+        out += [(node_id, ["broker"]) for node_id in ids]
+        out += [(max(ids) + j, ["controller"]) for j in range(1, controllers + 1)]
     return out
 
 
 def plan_cluster(directory: Path, brokers: int, controllers: int = 0, *, base_port: int | None = None,
-                 cluster_id: str | None = None) -> Cluster:
-    """The nodes, ports and ids of a new cluster (nothing is started or written)."""
-    shape = layout(brokers, controllers)
+                 cluster_id: str | None = None, node_ids: list[int] | None = None,
+                 ports: list[int] | None = None) -> Cluster:
+    """The nodes, ports and ids of a new cluster (nothing is started or written). `ports` are the
+    brokers' client ports in order (a combined voter's CONTROLLER listener takes its port + 1)."""
+    shape = layout(brokers, controllers, node_ids)
     cluster = Cluster(directory, cluster_id or new_cluster_id())
+    if ports is not None:
+        return _plan_explicit_ports(cluster, shape, ports)
     needed = sum(("broker" in roles) + ("controller" in roles) for _, roles in shape)
     if base_port is not None:
         top = base_port + 2 * max(i for i, _ in shape) - 1
@@ -160,6 +170,32 @@ def plan_cluster(directory: Path, brokers: int, controllers: int = 0, *, base_po
             cport = next(free) if "controller" in roles else None
         cluster.nodes.append(Node(node_id, roles, port, cport))
     return cluster
+
+
+def _plan_explicit_ports(cluster: Cluster, shape: list[tuple[int, list[str]]], ports: list[int]) -> Cluster:
+    """`--ports`: broker i listens on ports[i], a combined voter's controller on ports[i] + 1,
+    controller-only nodes on free ports."""
+    broker_count = sum("broker" in roles for _, roles in shape)
+    if len(ports) != broker_count:
+        raise CliError(f"--ports names {len(ports)} port(s) for {broker_count} broker(s)")
+    taken = list(ports) + [p + 1 for (_, roles), p in zip(shape, ports, strict=False) if "controller" in roles]
+    if any(not 1024 <= p <= 65535 for p in taken):
+        raise CliError(f"--ports must be in 1024..65535 (a combined voter also takes port + 1): {_csv(ports)}")
+    if len(set(taken)) != len(taken):
+        raise CliError(f"--ports must be distinct, and a combined voter's port + 1 (its CONTROLLER listener) "
+                       f"must not be another node's port: {_csv(ports)}")
+    free = iter(free_ports(len(shape) - broker_count))
+    for i, (node_id, roles) in enumerate(shape):
+        if "broker" in roles:
+            cport = ports[i] + 1 if "controller" in roles else None
+            cluster.nodes.append(Node(node_id, roles, ports[i], cport))
+        else:
+            cluster.nodes.append(Node(node_id, roles, None, next(free)))
+    return cluster
+
+
+def _csv(values: list[int]) -> str:
+    return ",".join(map(str, values))
 
 
 def _existing_cluster_id(directory: Path, shape: list[tuple[int, list[str]]]) -> str | None:
@@ -269,7 +305,10 @@ def free_ports(count: int, *, rng: random.Random | None = None) -> list[int]:
 
 
 def port_in_use(port: int) -> bool:
+    """Whether a node could not listen on `port`. Probed as the node binds (SO_REUSEADDR), so a
+    port whose only sockets are TIME_WAIT leftovers of a stopped cluster counts as free."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
