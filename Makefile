@@ -1,21 +1,30 @@
 # suoi — a Kafka-compatible broker in Python.
-#   make run    create .venv, install, start one broker on 127.0.0.1:9092 (data in ./suoi-data)
-#   make test   create .venv with test extras, install test tools (kcat), run the whole suite
+#   make run    create .venv, install suoi (runtime dependencies only), start one broker on
+#               127.0.0.1:9092 (data in ./suoi-data)
+#   make test   add the test and bench extras, install test tools (kcat), run the whole suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast venv bench tools clean
+.PHONY: run test test-fast venv venv-run bench tools clean
 
-$(VENV)/.installed: pyproject.toml
+# Two stamps: `make run` installs what running needs; `make test` (and `make venv`) adds the
+# test and bench extras on top, in the same .venv, so either order works.
+$(VENV)/.run-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.run-installed pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	touch $@
 
-venv: $(VENV)/.installed
+venv-run: $(VENV)/.run-installed
 
-run: venv
+venv: $(VENV)/.test-installed
+
+run: venv-run
 	$(PY) -m suoi broker --config config/server.properties
 
 # kcat (Debian's build, on librdkafka 2.0.2) and kafkajs (tests/js, needs node + npm) are
