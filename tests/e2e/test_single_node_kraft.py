@@ -1,11 +1,14 @@
 """`make run`'s single node: config/server.properties (KRaft combined mode, one Raft voter),
 used by a Kafka tutorial's code unchanged; and the guard that keeps a standalone data dir
-from being started in KRaft mode (which would delete its topics)."""
+from being started in KRaft mode (which would delete its topics). Also: the README's Python quick
+start runs as written, and a first consumer is not held by the initial rebalance delay."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +94,38 @@ def test_a_standalone_data_dir_is_not_started_in_kraft_mode(tmp_path: Path) -> N
     with EmbeddedBroker(tmp_path / "n", port=port) as again:  # still a standalone node's data
         got = ck_consume(again.bootstrap, "precious", [0], 1, timeout=20)
         assert [r.value for r in got] == [b"keep me"]
+
+
+def test_a_first_consumer_gets_its_partitions_at_once(node: EmbeddedBroker) -> None:
+    """config/server.properties sets group.initial.rebalance.delay.ms=0, as Kafka's shipped file
+    does: without it the first JoinGroup of a new group is held 3 s."""
+    assert read_properties(REPO / "config" / "server.properties")["group.initial.rebalance.delay.ms"] == "0"
+    create_topic(node.bootstrap, "first-consumer", 1)
+    assigned: list[float] = []
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": node.bootstrap, "group.id": "first-consumer"})
+    try:
+        started = time.monotonic()
+        consumer.subscribe(["first-consumer"], on_assign=lambda c, ps: assigned.append(time.monotonic()))
+        deadline = started + 20
+        while not assigned and time.monotonic() < deadline:
+            consumer.poll(0.1)
+        assert assigned, "no assignment within 20 s"
+        assert assigned[0] - started < 2.5  # 3 s or more with the broker default delay
+    finally:
+        consumer.close()
+
+
+def test_the_readme_quick_start_runs_as_written(node: EmbeddedBroker) -> None:
+    """The README's Python block, run as is (only the address changed) in a fresh interpreter
+    that has suoi's runtime dependencies: it prints every record of `orders` from the start."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", readme.split("## Quick start", 1)[1], flags=re.S | re.M)
+    code = blocks[0]
+    assert code.count("localhost:9092") == 2
+    proc = subprocess.run([sys.executable, "-c", code.replace("localhost:9092", node.bootstrap)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines, proc.stderr
+    # `orders` holds the tutorial test's record (same key and value) and the README's: all of them, in order
+    assert lines == [f"0 {offset} b'customer-42' b'first order'" for offset in range(len(lines))]
