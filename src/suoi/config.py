@@ -230,24 +230,19 @@ class BrokerConfig:
 
 
 def read_properties(path: Path) -> dict[str, str]:
-    """Parse a Java .properties file (the subset Kafka configs use)."""
-    out: dict[str, str] = {}
-    pending = ""
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = pending + raw.strip()
-        pending = ""
-        if not line or line[0] in "#!":
-            continue
-        if line.endswith("\\"):
-            pending = line[:-1]
-            continue
-        for i, ch in enumerate(line):
-            if ch in "=:":
-                out[line[:i].strip()] = line[i + 1 :].strip()
-                break
-        else:
-            out[line] = ""
-    return out
+    """Parse a Java .properties file as java.util.Properties.load does (javaproperties): `key=value`,
+    `key: value` and `key value`, `#`/`!` comments, backslash escapes (`\\uXXXX`, `\\=`, ...) and
+    `\\` line continuations; a key given twice keeps its last value. Values are trimmed, as Kafka's
+    ConfigDef trims them when it parses them. UTF-8 (a superset of what Kafka's files hold), or
+    ISO-8859-1, Java's own encoding, when the file is not UTF-8."""
+    import javaproperties
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("iso-8859-1")
+    return {key: value.strip() for key, value in javaproperties.loads(text).items()}
 
 
 def load_config(file_values: Mapping[str, str], overrides: Mapping[str, str]) -> BrokerConfig:
