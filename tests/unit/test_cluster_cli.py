@@ -391,7 +391,6 @@ def test_a_port_left_in_time_wait_is_free_but_a_listening_one_is_not() -> None:
     server.close()
     with open("/proc/net/tcp") as f:  # state 06 = TIME_WAIT, local port in hex
         assert any(line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "06" for line in f.readlines()[1:])
-    with pytest.raises(OSError):  # what the old probe (a plain bind) saw: "in use" for a minute
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", port))
+    with pytest.raises(OSError), socket.socket() as s:  # the old probe (a plain bind): "in use" for a minute
+        s.bind(("127.0.0.1", port))
     assert not cc.port_in_use(port)

@@ -1,9 +1,9 @@
 """`suoi broker-api-versions` (kafka-broker-api-versions.sh): the API versions every broker of
-the cluster advertises, in Kafka's layout:
+the cluster advertises, in Kafka's layout (<TAB> is a tab character):
 
     127.0.0.1:9092 (id: 1 rack: null isFenced: false) -> (
-    	Produce(0): 3 to 13 [usable: 13],
-    	...
+    <TAB>Produce(0): 3 to 13 [usable: 13],
+    <TAB>...
     )
 
 The brokers come from a Metadata request to the bootstrap server; each is then asked for

@@ -1,8 +1,10 @@
 """`suoi consumer-perf-test` (kafka-consumer-perf-test.sh): consume N messages in a consumer
-group and report throughput in Kafka's CSV layout:
+group and report throughput in Kafka's CSV layout (two lines, wrapped here):
 
-    start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
-    2026-01-01 10:00:00:000, 2026-01-01 10:00:01:250, 9.5367, 7.6294, 100000, 80000.0000, 210, 1040, 9.1699, 96153.8462
+    start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
+        rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+    2026-01-01 10:00:00:000, 2026-01-01 10:00:01:250, 9.5367, 7.6294, 100000, 80000.0000,
+        210, 1040, 9.1699, 96153.8462
 
 The consumer is confluent-kafka's (librdkafka); rebalance time is from subscribing until the
 first assignment, fetch time the rest, as Kafka's tool counts them. Bytes are key + value.
