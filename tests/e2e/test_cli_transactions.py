@@ -95,11 +95,12 @@ def test_list_describe_find_and_abort_hanging_transactions(bootstrap: str, topic
                             "LastTimestamp", "CurrentTransactionStartOffset"]
     assert [(r[0], r[3], r[5]) for r in producers[1:]] == [(str(killed_pid), "0", "0")]
 
-    # only the orphan hangs: the coordinator still owns the killed producer's partition
+    # the orphan hangs (open for 2 minutes, no coordinator knows its producer)...
     hanging = tx(bootstrap, "find-hanging", "--broker-id", str(broker_id), "--max-transaction-timeout", "1")
     assert hanging[0] == ["Topic", "Partition", "ProducerId", "ProducerEpoch", "CoordinatorEpoch", "StartOffset",
                           "LastTimestamp", "Duration(min)"]
     assert [(r[0], r[1], r[2], r[5], r[7]) for r in hanging[1:]] == [(topic, "1", str(orphan_pid), "0", "2")]
+    # ...the killed producer's transaction does not: its coordinator still lists the partition
     assert len(tx(bootstrap, "find-hanging", "--topic", topic, "--partition", "0",
                   "--max-transaction-timeout", "0")) == 1  # header only
 
