@@ -1,5 +1,6 @@
-"""`suoi metadata-quorum` and `suoi broker-api-versions` against real KRaft nodes: a voter and a
-broker-only node (which forwards DescribeQuorum to the active controller)."""
+"""`suoi metadata-quorum` and `suoi broker-api-versions` against real KRaft nodes: two voters and
+a broker-only node. A broker that does not lead the quorum forwards DescribeQuorum to the
+active controller; a follower's CONTROLLER listener names the leader, which the tool asks."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ from collections.abc import Iterator
 import pytest
 
 from suoi.cli.tables import split_kafka_table
-from suoi.testing import EmbeddedBroker
+from tests.conftest import wait_until
 from tests.e2e.cli import fails, ok
-from tests.e2e.kraft_pair import CLUSTER_ID, kraft_pair
+from tests.e2e.kraft_nodes import CLUSTER_ID, KRaftNodes, kraft_nodes
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedBroker, EmbeddedBroker, int]]:
-    with kraft_pair(tmp_path_factory.mktemp("quorum-tools")) as nodes:
-        yield nodes
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KRaftNodes]:
+    with kraft_nodes(tmp_path_factory.mktemp("quorum-tools")) as started:
+        yield started
 
 
 def status_lines(text: str) -> dict[str, str]:
@@ -30,66 +31,75 @@ def status_lines(text: str) -> dict[str, str]:
     return out
 
 
-def test_describe_status_through_a_broker_only_node(pair: tuple[EmbeddedBroker, EmbeddedBroker, int]) -> None:
-    voter, broker, cport = pair
-    status = status_lines(ok("metadata-quorum", "--bootstrap-server", broker.bootstrap, "describe", "--status"))
-    assert list(status) == ["ClusterId", "LeaderId", "LeaderEpoch", "HighWatermark", "MaxFollowerLag",
-                            "MaxFollowerLagTimeMs", "CurrentVoters", "CurrentObservers"]
-    assert status["ClusterId"] == CLUSTER_ID
-    assert status["LeaderId"] == "1"
-    assert int(status["LeaderEpoch"]) >= 1
-    assert int(status["HighWatermark"]) > 0  # registrations of both brokers are committed
-    assert status["MaxFollowerLag"] == "0" and status["MaxFollowerLagTimeMs"] == "0"  # the one voter leads
-    assert json.loads(status["CurrentVoters"]) == [{"id": 1, "endpoints": [f"CONTROLLER://127.0.0.1:{cport}"]}]
-    assert json.loads(status["CurrentObservers"]) == [{"id": 2}]
+def status(*where: str) -> dict[str, str]:
+    return status_lines(ok("metadata-quorum", *where, "describe", "--status"))
 
 
-def test_describe_replication_from_the_controller_listener(pair: tuple[EmbeddedBroker, EmbeddedBroker, int]) -> None:
-    voter, broker, cport = pair
+def test_describe_status_through_any_broker(nodes: KRaftNodes) -> None:
+    first = status("--bootstrap-server", nodes.nodes[3].bootstrap)  # broker-only: forwards
+    assert list(first) == ["ClusterId", "LeaderId", "LeaderEpoch", "HighWatermark", "MaxFollowerLag",
+                           "MaxFollowerLagTimeMs", "CurrentVoters", "CurrentObservers"]
+    assert first["ClusterId"] == CLUSTER_ID
+    leader = int(first["LeaderId"])
+    assert leader in (1, 2) and int(first["LeaderEpoch"]) >= 1
+    assert int(first["HighWatermark"]) > 0  # the brokers' registrations are committed
+    assert json.loads(first["CurrentVoters"]) == [
+        {"id": i, "endpoints": [f"CONTROLLER://{nodes.controller(i)}"]} for i in (1, 2)]
+    assert json.loads(first["CurrentObservers"]) == [{"id": 3}]
+    assert int(first["MaxFollowerLag"]) >= 0 and int(first["MaxFollowerLagTimeMs"]) >= -1
+    follower = 3 - leader
+    via_follower = status("--bootstrap-server", nodes.nodes[follower].bootstrap)  # a follower voter forwards too
+    assert (via_follower["LeaderId"], via_follower["ClusterId"]) == (str(leader), CLUSTER_ID)
+    via_controller = status("--bootstrap-controller", nodes.controller(follower))  # follows the leader named
+    assert via_controller["LeaderId"] == str(leader)
+    assert int(via_controller["HighWatermark"]) >= int(first["HighWatermark"])
+
+
+def test_describe_replication_from_a_controller_listener(nodes: KRaftNodes) -> None:
     before_ms = int(time.time() * 1000)
-    rows = split_kafka_table(ok("metadata-quorum", "--bootstrap-controller", f"127.0.0.1:{cport}",
-                                "describe", "--replication"))
+
+    def table() -> list[list[str]]:
+        return split_kafka_table(ok("metadata-quorum", "--bootstrap-controller",
+                                    f"{nodes.controller(1)},{nodes.controller(2)}", "describe", "--replication"))
+
+    rows = table()
     assert rows[0] == ["NodeId", "DirectoryId", "LogEndOffset", "Lag", "LastFetchTimestamp",
                        "LastCaughtUpTimestamp", "Status"]
-    by_status = {r[6]: r for r in rows[1:]}
-    assert sorted(by_status) == ["Leader", "Observer"] and len(rows) == 3
-    leader, observer = by_status["Leader"], by_status["Observer"]
-    assert leader[0] == "1" and observer[0] == "2"
-    assert leader[1] == observer[1] == "AAAAAAAAAAAAAAAAAAAAAA"  # no directory ids: Kafka's zero Uuid
+    assert [r[6] for r in rows[1:]] == ["Leader", "Follower", "Observer"]
+    leader, follower, observer = rows[1:]
+    assert sorted([leader[0], follower[0]]) == ["1", "2"] and observer[0] == "3"
+    assert {r[1] for r in rows[1:]} == {"AAAAAAAAAAAAAAAAAAAAAA"}  # no directory ids: Kafka's zero Uuid
     assert leader[3] == "0"
-    assert int(observer[3]) == int(leader[2]) - int(observer[2]) >= 0
-    # the observer fetches all the time: its last fetch is recent wall-clock time
-    assert abs(int(observer[4]) - before_ms) < 60_000
-    human = split_kafka_table(ok("metadata-quorum", "--bootstrap-server", voter.bootstrap, "describe",
+    for r in (follower, observer):
+        assert int(r[3]) == int(leader[2]) - int(r[2]) >= 0
+        assert abs(int(r[4]) - before_ms) < 60_000  # they fetch all the time: recent wall-clock times
+    wait_until(lambda: all(r[3] == "0" for r in table()[1:]), timeout=10, message="followers caught up")
+    human = split_kafka_table(ok("metadata-quorum", "--bootstrap-server", nodes.nodes[1].bootstrap, "describe",
                                  "--replication", "--human-readable"))
-    assert [r[6] for r in human[1:]] == ["Leader", "Observer"]
-    assert human[2][4].endswith(" ms ago") and int(human[2][4].split()[0]) < 60_000
+    assert [r[6] for r in human[1:]] == ["Leader", "Follower", "Observer"]
+    assert human[3][4].endswith(" ms ago") and int(human[3][4].split()[0]) < 60_000
 
 
-def test_describe_flags_and_a_standalone_node(pair: tuple[EmbeddedBroker, EmbeddedBroker, int],
-                                              bootstrap: str) -> None:
-    voter, _, _ = pair
-    assert "One of --status or --replication" in fails("metadata-quorum", "--bootstrap-server", voter.bootstrap,
-                                                       "describe")
+def test_describe_flags_and_a_standalone_node(nodes: KRaftNodes, bootstrap: str) -> None:
+    assert "One of --status or --replication" in fails("metadata-quorum", "--bootstrap-server",
+                                                       nodes.nodes[1].bootstrap, "describe")
     assert "no metadata quorum" in fails("metadata-quorum", "--bootstrap-server", bootstrap, "describe", "--status")
 
 
-def test_broker_api_versions_lists_every_broker(pair: tuple[EmbeddedBroker, EmbeddedBroker, int]) -> None:
+def test_broker_api_versions_lists_every_broker(nodes: KRaftNodes) -> None:
     import suoi.api.dispatch  # noqa: F401  (registers every handler)
     from suoi.api.api_versions import QUORUM_API_KEYS
     from suoi.api.registry import REGISTRY
 
     assert len(REGISTRY) > 40
-    voter, broker, _ = pair
-    out = ok("broker-api-versions", "--bootstrap-server", broker.bootstrap)
+    out = ok("broker-api-versions", "--bootstrap-server", nodes.nodes[3].bootstrap)
     blocks = out.split("\n)\n")
-    assert blocks[-1] == "" and len(blocks) == 3, out
-    heads = [b.splitlines()[0] for b in blocks[:2]]
-    assert heads == [f"{voter.bootstrap} (id: 1 rack: null isFenced: false) -> (",
-                     f"{broker.bootstrap} (id: 2 rack: null isFenced: false) -> ("]
-    for block in blocks[:2]:
-        entries = [line.removeprefix("\t").rstrip(",") for line in block.splitlines()[1:]]
+    assert blocks[-1] == "" and len(blocks) == 4, out
+    assert [b.splitlines()[0] for b in blocks[:3]] == [
+        f"{nodes.nodes[i].bootstrap} (id: {i} rack: null isFenced: false) -> (" for i in (1, 2, 3)]
+    for block in blocks[:3]:
         assert all(line.startswith("\t") for line in block.splitlines()[1:])
+        entries = [line.removeprefix("\t").rstrip(",") for line in block.splitlines()[1:]]
         keys = [int(e.split("(", 1)[1].split(")", 1)[0]) for e in entries]
         assert keys == sorted(keys)
         for spec in REGISTRY.values():
@@ -99,5 +109,5 @@ def test_broker_api_versions_lists_every_broker(pair: tuple[EmbeddedBroker, Embe
             versions = str(lo) if lo == hi else f"{lo} to {hi}"
             assert any(e.startswith(f"{spec.name}({spec.api_key}): {versions} [usable: ") for e in entries), spec
         assert "ApiVersions(18): 0 to 4 [usable: 4]" in entries
-        assert "DescribeQuorum(55): 0 to 2 [usable: 2]" in entries  # the broker-only node forwards it
+        assert "DescribeQuorum(55): 0 to 2 [usable: 2]" in entries  # every KRaft broker answers it
         assert "ShareFetch(78): UNSUPPORTED" in entries

@@ -8,10 +8,12 @@ the metadata quorum: then every request here is answered with a top-level error
 (UNSUPPORTED_VERSION for the Raft APIs, NOT_LEADER_OR_FOLLOWER for a metadata Fetch). A request
 that is not addressed to ``__cluster_metadata-0`` gets INVALID_REQUEST, as in Kafka.
 
-DescribeQuorum is also an admin API (kafka-metadata-quorum.sh, `suoi metadata-quorum`): any
-KRaft node that is not the quorum leader (a broker-only node, a follower voter) forwards it to
-the active controller, as Kafka's brokers do, so it can be asked through any node. Requests
-from other nodes (client id ``suoi-node-N``) are answered locally, so forwarding never loops.
+DescribeQuorum is also an admin API (kafka-metadata-quorum.sh, `suoi metadata-quorum`): sent
+to a client listener of a KRaft node that does not lead the quorum (a broker-only node, a
+follower voter), it is forwarded to the active controller, as Kafka's brokers do, so it can be
+asked through any broker. On a CONTROLLER listener every node answers for itself (a follower:
+NOT_LEADER_OR_FOLLOWER naming the leader), as Kafka's controllers do; forwarded requests arrive
+there, so forwarding never loops.
 """
 
 from __future__ import annotations
@@ -35,8 +37,6 @@ from suoi.raft_driver.driver import QuorumUnavailableError
 __all__ = ["handle_metadata_fetch", "is_metadata_fetch"]
 
 DESCRIBE_QUORUM_KEY = 55
-#: Node-to-node requests carry this client id (suoi.cluster.kraft's pool): never forwarded again.
-NODE_CLIENT_PREFIX = "suoi-node-"
 #: How long a forwarded DescribeQuorum may take (the tool's own timeout is 10 s).
 FORWARD_TIMEOUT_S = 5.0
 log = logging.getLogger("suoi.api")
@@ -96,9 +96,15 @@ def handle_end_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
 @api(55, "DescribeQuorum", 0, 2)
 def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
     kraft = getattr(ctx.broker, "kraft", None)
-    if kraft is None or (ctx.client_id or "").startswith(NODE_CLIENT_PREFIX):
+    if kraft is None or _on_controller_listener(ctx):
         return _serve(ctx, request)
     return _describe_quorum_anywhere(ctx, kraft, request)
+
+
+def _on_controller_listener(ctx: RequestContext) -> bool:
+    port = getattr(ctx.connection, "local_port", None)
+    names = set(getattr(ctx.broker.config, "controller_listener_names", ()) or ())
+    return port is not None and any(b.port == port for b in getattr(ctx.broker, "bound", ()) if b.name in names)
 
 
 async def _describe_quorum_anywhere(ctx: RequestContext, kraft: Any, request: Any) -> Any:

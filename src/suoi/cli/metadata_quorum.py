@@ -4,9 +4,9 @@ sees it.
     suoi metadata-quorum --bootstrap-server HOST:PORT describe --status
     suoi metadata-quorum --bootstrap-controller HOST:PORT describe --replication [--human-readable]
 
-Sends DescribeQuorum (v2, kio) to the first address that answers; any KRaft node forwards it
-to the active controller (`api/raft_apis.py`), so a broker, a follower voter or the leader
-itself may be asked. `--status` also sends DescribeCluster for the cluster id. Output lines and
+Sends DescribeQuorum (v2, kio) to the first address that answers: a broker forwards it to the
+active controller (`api/raft_apis.py`); a follower controller (`--bootstrap-controller`) names
+the leader and its endpoint, which is asked next. `--status` also sends DescribeCluster for the cluster id. Output lines and
 columns are Kafka's (`ClusterId:`, `LeaderId:`, ...; the `--replication` table with NodeId,
 DirectoryId, LogEndOffset, Lag, LastFetchTimestamp, LastCaughtUpTimestamp, Status).
 """
@@ -103,15 +103,15 @@ def describe_quorum(target: argparse.Namespace) -> dict[str, Any]:
     request = DescribeQuorumRequest(topics=(TopicData(topic_name=TopicName(METADATA_TOPIC),
                                                       partitions=(PartitionData(partition_index=i32(0)),)),))
     response = send(target, request, TOOL)
-    if response.error_code.value != 0:
-        if error_name(response.error_code) == "UNSUPPORTED_VERSION":
-            raise CliError(f"{target.bootstrap_server} has no metadata quorum (a standalone node, without "
-                           "process.roles)")
-        raise CliError(f"DescribeQuorum failed: {error_name(response.error_code)}"
-                       + (f": {response.error_message}" if response.error_message else ""))
-    part = next((p for t in response.topics for p in t.partitions), None)
-    if part is None:
-        raise CliError("DescribeQuorum answered without the __cluster_metadata partition")
+    part = _partition(response, target)
+    if error_name(part.error_code) == "NOT_LEADER_OR_FOLLOWER" and part.leader_id >= 0:
+        # a follower controller names the leader (and, v2, the voters' endpoints): ask it
+        leader = next((x for n in response.nodes if int(n.node_id) == int(part.leader_id) for x in n.listeners), None)
+        if leader is not None:
+            at = argparse.Namespace(bootstrap_server=f"{leader.host}:{int(leader.port)}",
+                                    command_config=target.command_config)
+            response = send(at, request, TOOL)
+            part = _partition(response, at)
     if part.error_code.value != 0:
         raise CliError(f"DescribeQuorum failed: {error_name(part.error_code)}"
                        + (f" (leader {part.leader_id})" if part.leader_id >= 0 else ""))
@@ -127,6 +127,20 @@ def describe_quorum(target: argparse.Namespace) -> dict[str, Any]:
             "high_watermark": int(part.high_watermark),
             "voters": [replica(r) for r in part.current_voters],
             "observers": [replica(r) for r in part.observers]}
+
+
+def _partition(response: Any, target: argparse.Namespace) -> Any:
+    """The __cluster_metadata partition of a DescribeQuorum answer; a top-level error fails."""
+    if response.error_code.value != 0:
+        if error_name(response.error_code) == "UNSUPPORTED_VERSION":
+            raise CliError(f"{target.bootstrap_server} has no metadata quorum (a standalone node, without "
+                           "process.roles)")
+        raise CliError(f"DescribeQuorum failed: {error_name(response.error_code)}"
+                       + (f": {response.error_message}" if response.error_message else ""))
+    part = next((p for t in response.topics for p in t.partitions), None)
+    if part is None:
+        raise CliError("DescribeQuorum answered without the __cluster_metadata partition")
+    return part
 
 
 def _endpoint(listener: Any) -> str:

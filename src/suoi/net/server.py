@@ -65,6 +65,12 @@ class KafkaConnection(asyncio.Protocol):
                 item.cancel()
         self._queue.clear()
 
+    @property
+    def local_port(self) -> int | None:
+        """The port of the listener this connection came in on (which listener it is)."""
+        sock = self._transport.get_extra_info("sockname") if self._transport is not None else None
+        return int(sock[1]) if sock else None
+
     def pause_writing(self) -> None:
         self._writing_paused = True
         self._update_reading()
