@@ -111,3 +111,8 @@ def test_broker_api_versions_lists_every_broker(nodes: KRaftNodes) -> None:
         assert "ApiVersions(18): 0 to 4 [usable: 4]" in entries
         assert "DescribeQuorum(55): 0 to 2 [usable: 2]" in entries  # every KRaft broker answers it
         assert "ShareFetch(78): UNSUPPORTED" in entries
+    as_json = json.loads(ok("broker-api-versions", "--bootstrap-server", nodes.nodes[1].bootstrap, "--output", "json"))
+    assert [b["id"] for b in as_json] == [1, 2, 3]
+    [produce] = [e for e in as_json[0]["apis"] if e["api_key"] == 0]
+    assert (produce["name"], produce["min_version"], produce["usable"]) == ("Produce", REGISTRY[0].advertised_min,
+                                                                            REGISTRY[0].max_version)

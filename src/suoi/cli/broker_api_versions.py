@@ -71,24 +71,39 @@ def api_versions(args: argparse.Namespace, broker: dict[str, Any]) -> list[tuple
     return sorted((int(k.api_key), int(k.min_version), int(k.max_version)) for k in response.api_keys)
 
 
-def describe(advertised: list[tuple[int, int, int]], known: dict[int, tuple[str, int, int]]) -> list[str]:
-    """One entry per API, Kafka's `NodeApiVersions.toString` wording."""
-    lines: dict[int, str] = {}
+def api_entries(advertised: list[tuple[int, int, int]], known: dict[int, tuple[str, int, int]]) -> list[dict[str, Any]]:
+    """Every API the broker advertises, and the ones it lacks, with the highest usable version
+    (None: not usable, "too new"/"too old" says why; an unsupported API has no versions)."""
+    entries: dict[int, dict[str, Any]] = {}
     for key, lo, hi in advertised:
         name, oldest, latest = known.get(key, (None, 0, -1))
-        text = f"{name or 'UNKNOWN'}({key}): " + (str(lo) if lo == hi else f"{lo} to {hi}")
+        entry: dict[str, Any] = {"api_key": key, "name": name or "UNKNOWN", "min_version": lo, "max_version": hi,
+                                 "usable": None, "unusable": None}
         if name is not None:
             if latest < lo:
-                text += " [unusable: node too new]"
+                entry["unusable"] = "node too new"
             elif hi < oldest:
-                text += " [unusable: node too old]"
+                entry["unusable"] = "node too old"
             else:
-                text += f" [usable: {min(latest, hi)}]"
-        lines[key] = text
+                entry["usable"] = min(latest, hi)
+        entries[key] = entry
     for key, (name, _, _) in known.items():
-        if key not in lines and key not in CONTROLLER_ONLY_KEYS:
-            lines[key] = f"{name}({key}): UNSUPPORTED"
-    return [lines[k] for k in sorted(lines)]
+        if key not in entries and key not in CONTROLLER_ONLY_KEYS:
+            entries[key] = {"api_key": key, "name": name, "min_version": None, "max_version": None,
+                            "usable": None, "unusable": "UNSUPPORTED"}
+    return [entries[k] for k in sorted(entries)]
+
+
+def entry_text(e: dict[str, Any]) -> str:
+    """One API in Kafka's `NodeApiVersions.toString` wording."""
+    head = f"{e['name']}({e['api_key']}): "
+    if e["min_version"] is None:
+        return head + "UNSUPPORTED"
+    lo, hi = e["min_version"], e["max_version"]
+    text = head + (str(lo) if lo == hi else f"{lo} to {hi}")
+    if e["usable"] is not None:
+        return text + f" [usable: {e['usable']}]"
+    return text + (f" [unusable: {e['unusable']}]" if e["unusable"] else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     report = []
     for b in brokers(args):
         try:
-            report.append({**b, "apis": describe(api_versions(args, b), known), "error": None})
+            report.append({**b, "apis": api_entries(api_versions(args, b), known), "error": None})
         except CliError as exc:
             report.append({**b, "apis": [], "error": str(exc)})
     if args.output == "json":
@@ -107,5 +122,5 @@ def run(args: argparse.Namespace) -> int:
         if b["error"]:
             print(f"{node} -> ERROR: {b['error']}")
         else:
-            print(f"{node} -> (\n\t" + ",\n\t".join(b["apis"]) + "\n)")
+            print(f"{node} -> (\n\t" + ",\n\t".join(entry_text(e) for e in b["apis"]) + "\n)")
     return 0
