@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
             join["start"] = wall_ms()
 
     start_ms = wall_ms()
-    topics = [args.topic] if args.topic else [f"^{args.include}"]
+    # librdkafka subscribes to names matching a regex that starts with ^; Kafka matches whole names
+    topics = [args.topic] if args.topic else [f"^({args.include.removeprefix('^').removesuffix('$')})$"]
     consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
     read = nbytes = last_read = last_bytes = 0
     last_report = last_consumed = now = wall_ms()
