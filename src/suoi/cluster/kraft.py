@@ -77,6 +77,8 @@ class KRaftServices:
         self.first_unfenced = asyncio.Event()
         #: Topics this node asked the controller to auto-create, not yet answered.
         self.creating_topics: set[str] = set()
+        #: Auto-creations the controller refused: topic -> error code, answered to the next Metadata.
+        self.auto_create_rejections: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()  # short connects to brokers that went away
         self._stopping = False

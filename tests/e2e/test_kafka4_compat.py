@@ -1,0 +1,84 @@
+"""Kafka 4 compatibility answers real clients rely on (issue 11): invalid topic names through
+auto-creation, ListOffsets MAX_TIMESTAMP, an empty cleanup.policy, Kafka's whole config table
+and DescribeConfigs synonyms. One KRaft node (combined mode) serves the module; its
+`default.replication.factor=2` makes auto-creation fail on purpose (tests create their topics
+with replication factor 1)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import confluent_kafka
+import pytest
+from kio.schema.errors import ErrorCode
+
+from suoi.testing import EmbeddedBroker
+from suoi.testing.embedded import free_port
+from tests.conftest import wait_until
+from tests.integration.support import metadata_req
+from tests.rawclient import RawClient
+
+BAD_NAME = "...$#!"
+
+
+def kraft_node_properties(port: int, controller_port: int, **extra: str) -> dict[str, str]:
+    return {"process.roles": "broker,controller", "node.id": "1",
+            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}", "controller.listener.names": "CONTROLLER",
+            "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+            "offsets.topic.replication.factor": "1", "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1", **extra}
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    port, cport = free_port(), free_port()
+    props = kraft_node_properties(port, cport, **{"default.replication.factor": "2"})
+    with EmbeddedBroker(tmp_path_factory.mktemp("kraft"), port=port, overrides=props) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(tmp_path_factory.mktemp("standalone")) as broker:
+        yield broker
+
+
+def _produce_error(bootstrap: str, topic: str) -> tuple[confluent_kafka.KafkaError | None, float]:
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 20000})
+    errors: list[confluent_kafka.KafkaError | None] = []
+    started = time.monotonic()
+    producer.produce(topic, b"x", on_delivery=lambda err, _msg: errors.append(err))
+    producer.flush(30)
+    return (errors[0] if errors else None), time.monotonic() - started
+
+
+# -- bug 2: invalid topic names -----------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["kraft", "standalone"])
+def test_invalid_topic_name_is_refused_not_retried(mode: str, request: pytest.FixtureRequest) -> None:
+    broker: EmbeddedBroker = request.getfixturevalue("node" if mode == "kraft" else "standalone")
+    error, took = _produce_error(broker.bootstrap, BAD_NAME)
+    assert error is not None and error.code() == confluent_kafka.KafkaError.TOPIC_EXCEPTION, error
+    assert took < 10, f"the producer retried for {took:.1f}s"
+    for allow_create in (True, False):
+        with RawClient(broker.bootstrap) as client:
+            for name in (BAD_NAME, ".", "x" * 250):
+                topic = client.request(metadata_req(name, allow_create=allow_create)).topics[0]
+                assert topic.error_code == ErrorCode.invalid_topic_exception, (name, allow_create)
+    logged = [line for line in broker.logs().splitlines() if BAD_NAME in line]
+    assert len(logged) == 1 and "WARNING" in logged[0], logged  # once, however often clients ask
+
+
+def test_controller_refusal_of_an_auto_creation_is_answered_and_logged(node: EmbeddedBroker) -> None:
+    """default.replication.factor=2 on one broker: the controller refuses the creation; the
+    next Metadata says why (INVALID_REPLICATION_FACTOR) instead of LEADER_NOT_AVAILABLE."""
+    name = "auto-created-with-rf-2"
+    with RawClient(node.bootstrap) as client:
+        def refusal() -> int:
+            code = client.request(metadata_req(name)).topics[0].error_code
+            return code if code != ErrorCode.leader_not_available else 0
+        assert wait_until(refusal, 10, 0.05, "the controller's refusal") == ErrorCode.invalid_replication_factor
+    logged = [line for line in node.logs().splitlines() if name in line]
+    assert len(logged) == 1 and "invalid_replication_factor" in logged[0].lower(), logged
