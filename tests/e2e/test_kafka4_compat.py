@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import confluent_kafka
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from kio.schema.errors import ErrorCode
 
 from suoi.testing import EmbeddedBroker
@@ -82,3 +83,29 @@ def test_controller_refusal_of_an_auto_creation_is_answered_and_logged(node: Emb
         assert wait_until(refusal, 10, 0.05, "the controller's refusal") == ErrorCode.invalid_replication_factor
     logged = [line for line in node.logs().splitlines() if name in line]
     assert len(logged) == 1 and "invalid_replication_factor" in logged[0].lower(), logged
+
+
+def _admin(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap})
+
+
+def _create(bootstrap: str, name: str, config: dict[str, str] | None = None) -> None:
+    admin = _admin(bootstrap)
+    admin.create_topics([NewTopic(name, 1, 1, config=config or {})], operation_timeout=10)[name].result(timeout=15)
+
+
+# -- bug 3: ListOffsets MAX_TIMESTAMP ---------------------------------------------------
+
+def test_max_timestamp_is_the_first_record_carrying_it(node: EmbeddedBroker) -> None:
+    topic = "max-timestamp"
+    _create(node.bootstrap, topic)
+    base = int(time.time() * 1000)
+    producer = confluent_kafka.Producer({"bootstrap.servers": node.bootstrap, "linger.ms": 1000,
+                                         "compression.type": "lz4"})
+    for delta in (100, 400, 200, 400):  # one batch; the max first at offset 1, again at 3
+        producer.produce(topic, b"v", partition=0, timestamp=base + delta)
+    assert producer.flush(20) == 0
+    query = {confluent_kafka.TopicPartition(topic, 0): OffsetSpec.max_timestamp()}
+    admin = _admin(node.bootstrap)
+    answer = admin.list_offsets(query)[confluent_kafka.TopicPartition(topic, 0)].result(15)
+    assert (answer.offset, answer.timestamp) == (1, base + 400)

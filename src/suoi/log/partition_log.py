@@ -418,8 +418,10 @@ class PartitionLog:
     def max_timestamp(self) -> tuple[int, int]:
         """``(timestamp, offset)`` for ListOffsets MAX_TIMESTAMP; (-1, -1) if empty.
 
-        The offset is the last offset of the batch holding the max timestamp
-        (the first one for LogAppendTime batches, whose records all share it).
+        The offset is that of the first record carrying the max timestamp (Kafka 3.7.1+,
+        KAFKA-16310): segment and time index find the first batch whose max it is, and only
+        that batch is decoded (the first offset for LogAppendTime batches, whose records all
+        share it). A rare admin query: appends and fetches never decode records.
         """
         return log_reads.max_timestamp(self._segments, self._log_start_offset)
 
