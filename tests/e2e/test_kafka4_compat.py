@@ -11,7 +11,14 @@ from collections.abc import Iterator
 
 import confluent_kafka
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    OffsetSpec,
+)
 from kio.schema.errors import ErrorCode
 
 from suoi.testing import EmbeddedBroker
@@ -35,7 +42,8 @@ def kraft_node_properties(port: int, controller_port: int, **extra: str) -> dict
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     port, cport = free_port(), free_port()
-    props = kraft_node_properties(port, cport, **{"default.replication.factor": "2"})
+    props = kraft_node_properties(port, cport, **{"default.replication.factor": "2",
+                                                  "log.retention.check.interval.ms": "200"})
     with EmbeddedBroker(tmp_path_factory.mktemp("kraft"), port=port, overrides=props) as broker:
         yield broker
 
@@ -109,3 +117,43 @@ def test_max_timestamp_is_the_first_record_carrying_it(node: EmbeddedBroker) -> 
     admin = _admin(node.bootstrap)
     answer = admin.list_offsets(query)[confluent_kafka.TopicPartition(topic, 0)].result(15)
     assert (answer.offset, answer.timestamp) == (1, base + 400)
+
+
+# -- bug 4: an empty cleanup.policy --------------------------------------------------------
+
+def _incremental(bootstrap: str, resource: ConfigResource) -> None:
+    admin = _admin(bootstrap)
+    admin.incremental_alter_configs([resource])[resource].result(15)
+
+
+def _describe(bootstrap: str, rtype: confluent_kafka.admin.ResourceType, name: str) -> dict[str, ConfigEntry]:
+    admin = _admin(bootstrap)
+    resource = ConfigResource(rtype, name)
+    return admin.describe_configs([resource], request_timeout=15)[resource].result(15)
+
+
+def _low_watermark(bootstrap: str, topic: str) -> int:
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    try:
+        return consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, 0), timeout=10)[0]
+    finally:
+        consumer.close()
+
+
+def test_cleanup_policy_may_be_empty_and_then_nothing_is_deleted(node: EmbeddedBroker) -> None:
+    kept, control = "no-cleanup-policy", "delete-policy-control"
+    for name in (kept, control):
+        _create(node.bootstrap, name, {"cleanup.policy": "delete", "retention.ms": "300"})
+    topic = confluent_kafka.admin.ResourceType.TOPIC
+    _incremental(node.bootstrap, ConfigResource(topic, kept, incremental_configs=[
+        ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.SUBTRACT)]))
+    entry = _describe(node.bootstrap, topic, kept)["cleanup.policy"]
+    assert (entry.value, entry.source) == ("", confluent_kafka.admin.ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    producer = confluent_kafka.Producer({"bootstrap.servers": node.bootstrap})
+    for name in (kept, control):
+        for _ in range(3):
+            producer.produce(name, b"v", partition=0)
+    assert producer.flush(20) == 0
+    # the control topic's records expire (retention passes run every 200 ms); the other keeps them
+    wait_until(lambda: _low_watermark(node.bootstrap, control) == 3, 15, 0.2, "retention of the control topic")
+    assert _low_watermark(node.bootstrap, kept) == 0

@@ -153,8 +153,9 @@ def _ratio(raw: str) -> float:
 
 
 def _cleanup_policy(raw: str) -> tuple[str, ...]:
+    """An empty list is legal, as in Kafka: neither retention deletes nor the cleaner compacts."""
     items = tuple(sorted({p.strip() for p in raw.split(",") if p.strip()}))
-    if not items or any(p not in ("delete", "compact") for p in items):
+    if any(p not in ("delete", "compact") for p in items):
         raise ValueError("must be a list of 'delete' and/or 'compact'")
     return items
 
