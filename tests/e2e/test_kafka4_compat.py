@@ -6,6 +6,8 @@ with replication factor 1)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -21,10 +23,13 @@ from confluent_kafka.admin import (
 )
 from kio.schema.errors import ErrorCode
 
+from suoi.protocol.compression import GZIP, NONE
+from suoi.protocol.record_batch import iter_batches
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
 from tests.conftest import wait_until
-from tests.integration.support import metadata_req
+from tests.integration.support import fetch_req, metadata_req
+from tests.integration.test_configs import describe as raw_describe
 from tests.rawclient import RawClient
 
 BAD_NAME = "...$#!"
@@ -157,3 +162,124 @@ def test_cleanup_policy_may_be_empty_and_then_nothing_is_deleted(node: EmbeddedB
     # the control topic's records expire (retention passes run every 200 ms); the other keeps them
     wait_until(lambda: _low_watermark(node.bootstrap, control) == 3, 15, 0.2, "retention of the control topic")
     assert _low_watermark(node.bootstrap, kept) == 0
+
+
+# -- bug 5: every Kafka 4 config is known; Kafka's wording; secrets and security refused ---
+
+BROKER = confluent_kafka.admin.ResourceType.BROKER
+
+
+def _incremental_error(bootstrap: str, resource: ConfigResource) -> confluent_kafka.KafkaError:
+    with pytest.raises(confluent_kafka.KafkaException) as raised:
+        _incremental(bootstrap, resource)
+    return raised.value.args[0]
+
+
+def _set(name: str, value: str) -> ConfigEntry:
+    return ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+
+
+def test_every_kafka_config_is_accepted_described_and_validated_with_kafkas_wording(node: EmbeddedBroker) -> None:
+    # a cluster-wide Kafka config suoi does not use: accepted, kept, described as ignored
+    _incremental(node.bootstrap, ConfigResource(BROKER, "1", incremental_configs=[_set("background.threads", "4")]))
+    admin = _admin(node.bootstrap)
+    resource = ConfigResource(BROKER, "1")
+    described = admin.describe_configs([resource], request_timeout=15)[resource].result(15)
+    entry = described["background.threads"]
+    assert (entry.value, entry.source) == ("4", confluent_kafka.admin.ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    assert len(described) >= 290 and "group.share.max.size" in described and "log.local.retention.ms" in described
+    # secrets are never echoed (Kafka: null value, isSensitive)
+    assert described["ssl.keystore.password"].is_sensitive and described["ssl.keystore.password"].value is None
+    # a read-only one, a bad value and a truly unknown name: Kafka's answers and wording
+    for config, words in (
+        (_set("queued.max.requests", "9"), "Cannot update these configs dynamically: Set(queued.max.requests)"),
+        (_set("num.replica.fetchers", "x"), "Invalid value x for configuration num.replica.fetchers: "
+                                            "Not a number of type INT"),
+        (_set("log.retention.ms", "abc"), "Invalid value abc for configuration log.retention.ms: "
+                                          "Not a number of type LONG"),
+        (_set("no.such.config", "1"), "Unknown broker config name: no.such.config"),
+    ):
+        error = _incremental_error(node.bootstrap, ConfigResource(BROKER, "1", incremental_configs=[config]))
+        assert error.code() == confluent_kafka.KafkaError.INVALID_CONFIG and words in error.str(), error
+    topic = "kafka-wording"
+    _create(node.bootstrap, topic)
+    error = _incremental_error(node.bootstrap, ConfigResource(
+        confluent_kafka.admin.ResourceType.TOPIC, topic, incremental_configs=[_set("retention.ms", "abc")]))
+    assert "Invalid value abc for configuration retention.ms: Not a number of type LONG" in error.str(), error
+
+
+def test_security_configs_are_refused_not_silently_accepted(node: EmbeddedBroker) -> None:
+    for name, value in (("sasl.kerberos.min.time.before.relogin", "120000"), ("ssl.keystore.password", "s3cr3t"),
+                        ("sasl.jaas.config", "org.example.Login required password=\"hunter2\";")):
+        error = _incremental_error(node.bootstrap, ConfigResource(BROKER, "1", incremental_configs=[_set(name, value)]))
+        assert error.code() == confluent_kafka.KafkaError.INVALID_CONFIG, error
+        assert "suoi does not implement" in error.str() and "yet" in error.str(), error
+    described = _describe(node.bootstrap, BROKER, "1")
+    assert described["sasl.kerberos.min.time.before.relogin"].source == \
+        confluent_kafka.admin.ConfigSource.DEFAULT_CONFIG.value
+    assert "s3cr3t" not in node.logs() and "hunter2" not in node.logs()
+
+
+def test_cli_describes_all_broker_configs(node: EmbeddedBroker) -> None:
+    done = subprocess.run([sys.executable, "-m", "suoi", "configs", "--describe", "--broker", "1", "--all",
+                           "--bootstrap-server", node.bootstrap], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "All configs for broker 1 are:" and len(lines) > 290
+    assert any(line.startswith("  ssl.keystore.password=null sensitive=true") for line in lines), lines[:5]
+
+
+# -- bug 11: Kafka's synonyms; the broker-level compression.type -------------------------
+
+def _synonyms(entry: ConfigEntry) -> list[tuple[str, str | None, int]]:
+    return [(s.name, s.value, s.source) for s in entry.synonyms.values()]
+
+
+def _stored_codecs(bootstrap: str, topic: str) -> list[int]:
+    with RawClient(bootstrap) as client:
+        records = client.request(fetch_req(topic, 0, 0)).responses[0].partitions[0].records or b""
+    return [header.compression for _pos, header in iter_batches(records)]
+
+
+def test_synonyms_follow_kafka_and_broker_compression_type_is_honoured(node: EmbeddedBroker) -> None:
+    plain, own = "synonyms-plain", "synonyms-own-codec"
+    _create(node.bootstrap, plain)
+    _create(node.bootstrap, own, {"compression.type": "producer"})
+    topic = confluent_kafka.admin.ResourceType.TOPIC
+    default, dynamic = (confluent_kafka.admin.ConfigSource.DEFAULT_CONFIG.value,
+                        confluent_kafka.admin.ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    configs = _describe(node.bootstrap, topic, plain)
+    assert (configs["retention.ms"].source, _synonyms(configs["retention.ms"])) == (default, [])
+    assert _synonyms(configs["compression.type"]) == [("compression.type", "producer", default)]
+    this_broker = ConfigResource(BROKER, "1", incremental_configs=[_set("compression.type", "gzip"),
+                                                              _set("log.retention.ms", "86400000")])
+    _incremental(node.bootstrap, this_broker)
+    try:
+        def described() -> dict[str, ConfigEntry] | None:
+            c = _describe(node.bootstrap, topic, plain)
+            return c if c["compression.type"].value == "gzip" else None
+        configs = wait_until(described, 10, 0.05, "the broker's dynamic configs to apply")
+        assert configs["compression.type"].source == dynamic
+        # confluent-kafka keys synonyms by name: the raw answer shows both places the name has a value
+        raw = raw_describe(node.bootstrap, 2, plain, keys=("compression.type",))["configs"]["compression.type"]
+        assert [(s.name, s.value, s.source) for s in raw.synonyms] == [("compression.type", "gzip", dynamic),
+                                                                        ("compression.type", "producer", default)]
+        assert _synonyms(configs["retention.ms"]) == [("log.retention.ms", "86400000", dynamic),
+                                                      ("log.retention.hours", "168", default)]
+        producer = confluent_kafka.Producer({"bootstrap.servers": node.bootstrap, "compression.type": "none"})
+        for name in (plain, own):
+            producer.produce(name, b"v" * 200, partition=0)
+        assert producer.flush(20) == 0
+        assert _stored_codecs(node.bootstrap, plain) == [GZIP]  # recompressed: the topic has no own setting
+        assert _stored_codecs(node.bootstrap, own) == [NONE]  # the topic's own compression.type wins
+        consumer = confluent_kafka.Consumer({"bootstrap.servers": node.bootstrap, "group.id": "codec-check"})
+        try:
+            consumer.assign([confluent_kafka.TopicPartition(plain, 0, 0)])
+            message = wait_until(lambda: consumer.poll(0.5), 15, 0, "the recompressed record")
+            assert message.error() is None and message.value() == b"v" * 200
+        finally:
+            consumer.close()
+    finally:
+        _incremental(node.bootstrap, ConfigResource(BROKER, "1", incremental_configs=[
+            ConfigEntry("compression.type", None, incremental_operation=AlterConfigOpType.DELETE),
+            ConfigEntry("log.retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)]))

@@ -47,7 +47,7 @@ def _validate_broker_configs(name: str, overrides: Mapping[str, str]) -> None:
     from suoi.dynamic_config import validate
 
     for key, value in overrides.items():
-        validate(key, value)
+        validate(key, value, cluster_default=name == "")
 
 
 class NotControllerError(KafkaError):

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from suoi.log import log_reads, truncation
 from suoi.log import transactions as txns
-from suoi.log.config import LogConfig
+from suoi.log.config import COMPRESSION_TYPES, LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
 from suoi.log.leader_epoch import LeaderEpochCache, load_or_rebuild
 from suoi.log.log_reads import Take
@@ -27,7 +27,7 @@ from suoi.log.recovery import LOG_START_OFFSET_FILE, rebuild_producer_state, rec
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
-from suoi.protocol.record_batch import set_partition_leader_epoch
+from suoi.protocol.record_batch import recompress_batches, set_partition_leader_epoch
 from suoi.protocol.records import (
     BatchHeader,
     InvalidRecordError,
@@ -168,6 +168,12 @@ class PartitionLog:
         """
         cfg = self.config
         headers = validate_batches(records, max_batch_bytes=cfg.max_message_bytes)
+        codec = COMPRESSION_TYPES[cfg.compression_type]
+        if codec is not None:  # compression.type other than "producer": store with that codec
+            recompressed = recompress_batches(records, headers, codec)
+            if recompressed is not None:
+                records = recompressed
+                headers = validate_batches(records, max_batch_bytes=cfg.max_message_bytes)
         if cfg.compacts:
             self._require_keys(records, headers)
         now = self._now_ms()
