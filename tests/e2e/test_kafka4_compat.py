@@ -25,10 +25,11 @@ from kio.schema.errors import ErrorCode
 
 from suoi.protocol.compression import GZIP, NONE
 from suoi.protocol.record_batch import iter_batches
+from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
 from tests.conftest import wait_until
-from tests.integration.support import fetch_req, metadata_req
+from tests.integration.support import fetch_req, metadata_req, produce_req
 from tests.integration.test_configs import describe as raw_describe
 from tests.rawclient import RawClient
 
@@ -81,6 +82,9 @@ def test_invalid_topic_name_is_refused_not_retried(mode: str, request: pytest.Fi
             for name in (BAD_NAME, ".", "x" * 250):
                 topic = client.request(metadata_req(name, allow_create=allow_create)).topics[0]
                 assert topic.error_code == ErrorCode.invalid_topic_exception, (name, allow_create)
+    with RawClient(broker.bootstrap) as client:  # a Produce straight to the name, no Metadata first
+        answer = client.request(produce_req(BAD_NAME, 0, build_batch([(None, b"x")])))
+        assert answer.responses[0].partition_responses[0].error_code == ErrorCode.invalid_topic_exception
     logged = [line for line in broker.logs().splitlines() if BAD_NAME in line]
     assert len(logged) == 1 and "WARNING" in logged[0], logged  # once, however often clients ask
 
