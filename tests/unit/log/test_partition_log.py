@@ -260,3 +260,11 @@ def test_on_disk_index_format(open_log: OpenLog) -> None:
     assert list(struct.iter_unpack(">qi", timeindex)) == [(50, 2)]  # first batch needs no entry
     timeindex0 = (log.directory / "00000000000000000000.timeindex").read_bytes()
     assert list(struct.iter_unpack(">qi", timeindex0)) == [(20, 2), (30, 6)]
+
+
+def test_compression_type_recompresses_a_produced_batch(open_log: OpenLog) -> None:
+    log = open_log(compression_type="lz4")
+    log.append(batch(3))  # the producer sent it uncompressed
+    (h,) = validate_batches(log.read(0, 1 << 20), max_batch_bytes=1 << 20)
+    assert (h.compression, h.base_offset, h.records_count) == (3, 0, 3)
+    assert [r.offset for r in iter_records(log.read(0, 1 << 20))] == [0, 1, 2]
