@@ -1,8 +1,9 @@
 """Broker configuration, read with Kafka's own property names.
 
 A user's `server.properties` from Apache Kafka mostly works as is: the keys we know are
-applied, keys that belong to Kafka features suoi does not have yet are reported once at
-start, and anything else is warned about as unknown rather than ignored silently.
+applied, the other keys Kafka 4 defines (`suoi.configdefs`) are checked against Kafka's type
+and validator, kept (DescribeConfigs reports them) and listed once at start, in one line, as
+ignored by suoi; anything else is warned about as unknown rather than ignored silently.
 Command-line flags override the file.
 """
 
@@ -13,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from suoi.configdefs import BROKER_CONFIGS, ConfigValueError
 
 log = logging.getLogger("suoi.config")
 
@@ -60,6 +63,10 @@ KNOWN: dict[str, tuple[object, object]] = {
     "log.roll.ms": (_INT, None),
     "log.index.interval.bytes": (_INT, 4096),
     "log.cleanup.policy": (_str, "delete"),
+    # the codec batches are stored with when a topic has no compression.type of its own
+    "compression.type": (_str, "producer"),
+    # read by the active controller from the metadata log (cluster default and per topic)
+    "unclean.leader.election.enable": (_bool, False),
     "log.message.timestamp.type": (_str, "CreateTime"),
     "message.max.bytes": (_INT, 1048588),
     "socket.request.max.bytes": (_INT, 104857600),
@@ -126,12 +133,8 @@ KNOWN: dict[str, tuple[object, object]] = {
     "leader.imbalance.per.broker.percentage": (_INT, 10),
 }
 
-# Keys of Kafka features that later suoi issues bring; accepted with a note, not an error.
-NOT_YET = {
-    "num.network.threads",
-    "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
-    "num.recovery.threads.per.data.dir", "zookeeper.connect",
-}
+# Pre-KRaft keys an older server.properties may carry: ignored like the Kafka 4 keys suoi does not use.
+NOT_YET = {"zookeeper.connect", "zookeeper.connection.timeout.ms"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,8 @@ class BrokerConfig:
     """Typed view of the properties the broker uses."""
 
     values: dict[str, object] = field(default_factory=dict)
+    #: Kafka configs given that suoi does not use (raw strings), reported by DescribeConfigs.
+    ignored: dict[str, str] = field(default_factory=dict)
 
     def get(self, key: str) -> object:
         if key in self.values:
@@ -249,6 +254,7 @@ def load_config(file_values: Mapping[str, str], overrides: Mapping[str, str]) ->
     """Merge file values and command-line overrides; warn about unknown keys."""
     merged = {**file_values, **overrides}
     values: dict[str, object] = {}
+    ignored: dict[str, str] = {}
     for key, raw in merged.items():
         if key in KNOWN:
             parser = KNOWN[key][0]
@@ -256,11 +262,18 @@ def load_config(file_values: Mapping[str, str], overrides: Mapping[str, str]) ->
                 values[key] = parser(raw)  # type: ignore[operator]
             except ValueError as exc:
                 raise ValueError(f"invalid value for {key}: {raw!r} ({exc})") from None
-        elif key in NOT_YET:
-            log.info("config %s=%s is accepted but not used by this version of suoi", key, raw)
+        elif key in BROKER_CONFIGS or key in NOT_YET:
+            if key in BROKER_CONFIGS:
+                try:
+                    BROKER_CONFIGS[key].parse(raw)
+                except ConfigValueError as exc:
+                    raise ValueError(str(exc)) from None
+            ignored[key] = raw
         else:
             log.warning("unknown config key %s (ignored)", key)
-    cfg = BrokerConfig(values)
+    if ignored:
+        log.warning("Kafka configs accepted but ignored by suoi: %s", ", ".join(sorted(ignored)))
+    cfg = BrokerConfig(values, ignored)
     cfg.listeners  # validate early  # noqa: B018
     inter = cfg.get("inter.broker.listener.name")
     if inter:

@@ -10,9 +10,12 @@ meta.properties in the first log dir, as `dynamic-broker-configs.json`:
 `broker` the one named by this node's id (DYNAMIC_BROKER_CONFIG). Precedence, highest
 first: per-broker dynamic, cluster-default dynamic, server.properties/flags, built-in default.
 
-Only the broker-wide defaults of topic configs (`log.*`, `message.max.bytes`) are dynamic,
-as in Kafka; every other key is read-only at run time. Written with temp+fsync+rename,
-so a crash leaves the old or the new file.
+The broker-wide defaults of topic configs suoi uses (`log.*`, `message.max.bytes`,
+`compression.type`, ...) are dynamic and applied at once, as in Kafka; its other keys are
+read-only at run time. Any other config Kafka 4 can change at run time (per-broker or
+cluster-wide in `suoi.configdefs`) is accepted with Kafka's validation, kept and described,
+but ignored; security settings (TLS, SASL, ACLs) are refused, since suoi does not implement
+them yet. Written with temp+fsync+rename, so a crash leaves the old or the new file.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from suoi.config import KNOWN, BrokerConfig
+from suoi.configdefs import BROKER_CONFIGS, ConfigValueError, unimplemented_security_feature
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 
 FILE_NAME = "dynamic-broker-configs.json"
@@ -33,6 +37,7 @@ FILE_NAME = "dynamic-broker-configs.json"
 DYNAMIC_KEYS = MappingProxyType({
     **{k: v for k, v in BROKER_TO_TOPIC_CONFIG.items() if not k.startswith("log.cleaner.")},
     "log.roll.hours": None,
+    "unclean.leader.election.enable": "unclean.leader.election.enable",
     "log.retention.minutes": None,
     "log.retention.hours": None,
 })
@@ -42,17 +47,30 @@ class DynamicConfigError(ValueError):
     """A dynamic broker config that cannot be set (unknown, read-only or a bad value)."""
 
 
-def validate(key: str, value: str) -> None:
-    """Raise DynamicConfigError with a message fit for INVALID_CONFIG."""
-    if key not in KNOWN:
+def validate(key: str, value: str, *, cluster_default: bool = False) -> None:
+    """Raise DynamicConfigError with a message fit for INVALID_CONFIG (Kafka's wording)."""
+    definition = BROKER_CONFIGS.get(key)
+    used = key in KNOWN
+    if not used and definition is None:
         raise DynamicConfigError(f"Unknown broker config name: {key}")
-    if key not in DYNAMIC_KEYS:
-        raise DynamicConfigError(f"Cannot update these configs dynamically: {key} is read-only")
+    feature = None if used else unimplemented_security_feature(key)
+    if feature is not None:
+        raise DynamicConfigError(f"suoi does not implement {feature} yet: {key} cannot be set")
+    if not (key in DYNAMIC_KEYS if used else definition is not None and definition.dynamic):
+        raise DynamicConfigError(f"Cannot update these configs dynamically: Set({key})")
+    if cluster_default and definition is not None and definition.mode == "per-broker":
+        raise DynamicConfigError(
+            f"Cannot update these configs at default cluster level, broker id must be specified: Set({key})")
     try:
-        KNOWN[key][0](value)  # type: ignore[operator]
+        if definition is not None:  # Kafka's type (and, for keys suoi ignores, its validator)
+            definition.parse(value, validators=not used)
+        if used:
+            KNOWN[key][0](value)  # type: ignore[operator]
+    except ConfigValueError as exc:
+        raise DynamicConfigError(str(exc)) from None
     except ValueError as exc:
-        raise DynamicConfigError(f"Invalid value {value!r} for configuration {key}: {exc}") from None
-    topic_name = DYNAMIC_KEYS[key]
+        raise DynamicConfigError(f"Invalid value {value} for configuration {key}: {exc}") from None
+    topic_name = DYNAMIC_KEYS.get(key)
     if topic_name is not None:
         try:
             LogConfig.from_topic_configs(LogConfig(), {topic_name: value})
@@ -99,4 +117,6 @@ class DynamicBrokerConfigs:
         for key, raw in {**self.cluster_default, **self.broker}.items():
             if key in KNOWN:
                 values[key] = KNOWN[key][0](raw)  # type: ignore[operator]
-        return BrokerConfig(values)
+        ignored = {**static.ignored, **{k: v for k, v in {**self.cluster_default, **self.broker}.items()
+                                         if k not in KNOWN}}
+        return BrokerConfig(values, ignored)

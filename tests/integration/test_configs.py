@@ -74,12 +74,15 @@ def test_describe_topic_sources_synonyms_and_flags(broker: EmbeddedBroker) -> No
     assert d["error"] == ErrorCode.none
     c = d["configs"]
     assert (c["retention.ms"].value, c["retention.ms"].config_source) == ("60000", 1)
-    assert synonyms(c["retention.ms"]) == [("retention.ms", "60000", 1), ("log.retention.hours", "168", 5)]
+    # Kafka lists only the override: log.retention.hours is not log.retention.ms (ConfigHelper)
+    assert synonyms(c["retention.ms"]) == [("retention.ms", "60000", 1)]
     assert (c["segment.bytes"].value, c["segment.bytes"].config_source) == ("100000", 4)
     assert synonyms(c["segment.bytes"]) == [("log.segment.bytes", "100000", 4), ("log.segment.bytes", "1073741824", 5)]
     assert (c["max.message.bytes"].value, c["max.message.bytes"].config_source) == ("1048588", 5)
     for entry in c.values():
-        assert entry.read_only is False and entry.is_sensitive is False and entry.documentation is None
+        assert entry.read_only is False and entry.is_sensitive is False
+    assert c["retention.ms"].documentation.endswith("Used by suoi.")
+    assert c["preallocate"].documentation.endswith("Accepted and reported, but ignored by suoi.")
     assert c["cleanup.policy"].config_type == 7 and c["retention.ms"].config_type == 5
 
     only = describe(broker.bootstrap, TOPIC, topic, keys=("retention.ms",))
@@ -102,7 +105,8 @@ def test_describe_broker(broker: EmbeddedBroker) -> None:
     assert c["log.segment.bytes"].read_only is False and c["num.partitions"].read_only is True
     assert (c["num.partitions"].value, c["num.partitions"].config_source) == ("1", 5)
     assert c["log.retention.ms"].value is None
-    assert synonyms(c["log.retention.ms"]) == [("log.retention.hours", "168", 5)]
+    assert synonyms(c["log.retention.ms"]) == []  # as Kafka: hours is a lower-precedence synonym
+    assert synonyms(c["log.retention.hours"]) == [("log.retention.hours", "168", 5)]
     assert describe(broker.bootstrap, BROKER, "7")["error"] == ErrorCode.invalid_request
 
 

@@ -80,7 +80,7 @@ def _alter_broker(broker: Broker, name: str, compute: Compute, validate_only: bo
     new = compute(broker.dynamic_configs.layer(cluster_default=cluster_default), effective)
     try:
         for key, value in new.items():
-            validate(key, value)
+            validate(key, value, cluster_default=cluster_default)
     except DynamicConfigError as exc:
         raise ConfigChangeError(ErrorCode.invalid_config, str(exc)) from None
     if validate_only:

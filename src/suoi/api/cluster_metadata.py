@@ -17,6 +17,7 @@ from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicCo
 from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta
 
+from suoi.api.topics import invalid_topic_name, log_refusal_once
 from suoi.cluster.kraft import KRaftServices, NotControllerError
 from suoi.controller.messages import (
     AlterConfigOp,
@@ -80,7 +81,12 @@ def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, A
         topic = image.topic(name) if name else image.topics.get(topic_id) if topic_id else None
         if topic is None:
             error = ErrorCode.unknown_topic_id if not name else ErrorCode.unknown_topic_or_partition
-            if name and allow_create:
+            if name and invalid_topic_name(name):
+                error = ErrorCode.invalid_topic_exception
+            elif name and name in kraft.auto_create_rejections:
+                # the controller refused the last attempt: say why once, the next request retries
+                error = ErrorCode(kraft.auto_create_rejections.pop(name))
+            elif name and allow_create:
                 request_topic_creation(broker, name)
                 error = ErrorCode.leader_not_available  # Kafka's answer while it creates the topic
             topics.append({"error_code": error, "name": name, "topic_id": topic_id, "is_internal": False,
@@ -114,20 +120,34 @@ def client_controller_id(broker: Broker) -> int:
 
 def request_topic_creation(broker: Broker, name: str, partitions: int = -1,
                            configs: dict[str, str] | None = None, replication_factor: int = -1) -> None:
-    """Auto-create a topic through the controller in the background (once at a time)."""
-    creating = _kraft(broker).creating_topics
+    """Auto-create a topic through the controller in the background (once at a time).
+
+    The controller's refusal (e.g. a replication factor above the live brokers) is logged once
+    per topic and reason and answered to the next Metadata request for the topic, instead of
+    LEADER_NOT_AVAILABLE until the client gives up."""
+    kraft = _kraft(broker)
+    creating = kraft.creating_topics
     if name in creating:
         return
     creating.add(name)
 
     async def create() -> None:
         try:
-            await create_topics(broker, [NewTopic(name=name, num_partitions=partitions,
-                                                  replication_factor=replication_factor, configs=configs or {})])
+            results = await create_topics(broker, [NewTopic(name=name, num_partitions=partitions,
+                                                            replication_factor=replication_factor,
+                                                            configs=configs or {})])
         except Exception as exc:
             log.warning("auto-creating topic %r failed: %s", name, exc)
+            return
         finally:
             creating.discard(name)
+        for result in results:
+            if int(result.error) not in (ErrorCode.none, ErrorCode.topic_already_exists):
+                if len(kraft.auto_create_rejections) >= 1024:  # names never asked for again
+                    kraft.auto_create_rejections.clear()
+                kraft.auto_create_rejections[name] = int(result.error)
+                log_refusal_once(name, f"auto-creation refused by the controller: "
+                                       f"{ErrorCode(int(result.error)).name}: {result.message}")
 
     asyncio.get_running_loop().create_task(create())
 

@@ -1,12 +1,19 @@
-"""DescribeConfigs (key 32): topic and broker configs with their sources and synonyms.
+"""DescribeConfigs (key 32): topic and broker configs with sources, synonyms and documentation.
 
-A topic config's value is its override if the topic has one (source TOPIC_CONFIG), else
-what the broker-wide default makes it; that default's own source is reported, so
-`retention.ms` on a plain topic shows DEFAULT_CONFIG with the synonym
-`log.retention.hours=168`, and STATIC_BROKER_CONFIG / DYNAMIC_*_BROKER_CONFIG once a
-server.properties key or AlterConfigs sets it. Broker resources: the one named by this
-node's id lists every known broker key; the one named "" (the cluster-wide default)
-lists only the dynamic defaults, as Kafka does. Documentation is not sent (null).
+Every config Kafka 4 defines is listed (`suoi.configdefs`), with Kafka's type; the
+documentation field (v3+, when asked) says which ones suoi uses, which it accepts but ignores,
+and which it refuses (security features it lacks). PASSWORD configs are never echoed: value
+null and is_sensitive, as Kafka answers.
+
+Sources and synonyms follow Kafka's ConfigHelper: a topic config's value is its override
+(TOPIC_CONFIG) or what the broker-wide default makes it. Its synonyms are the places where
+its first broker synonym's group (`configdefs.synonyms`) has a value, grouped by source
+(DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG)
+and dropping what comes before the first entry carrying that first name; the entry's source
+is the first synonym's (DEFAULT_CONFIG if none). So a plain topic's `retention.ms` lists no
+synonym (only `log.retention.hours` has a default) and `compression.type` lists the broker's
+`compression.type=producer`. Broker resources: this node's id lists every config; "" (the
+cluster default) only its dynamic defaults.
 """
 
 from __future__ import annotations
@@ -15,7 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from suoi.api.registry import RequestContext, api
 from suoi.config import KNOWN
+from suoi.configdefs import (
+    BROKER_CONFIGS,
+    CONFIG_TYPE_IDS,
+    TOPIC_CONFIGS,
+    ConfigDef,
+    broker_config_synonyms,
+    topic_config_synonyms,
+    unimplemented_security_feature,
+)
 from suoi.dynamic_config import DYNAMIC_KEYS
+from suoi.log.config import IGNORED_TOPIC_CONFIGS
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
@@ -29,78 +46,87 @@ DYNAMIC_BROKER_CONFIG = 2
 DYNAMIC_DEFAULT_BROKER_CONFIG = 3
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
-# ConfigType values (v3+)
-BOOLEAN, STRING, INT, LONG, DOUBLE, LIST = 1, 2, 3, 5, 6, 7
 
-#: Topic config -> the broker keys that set its default, highest precedence first.
-TOPIC_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "segment.bytes": ("log.segment.bytes",),
-    "segment.ms": ("log.roll.ms", "log.roll.hours"),
-    "retention.ms": ("log.retention.ms", "log.retention.minutes", "log.retention.hours"),
-    "retention.bytes": ("log.retention.bytes",),
-    "max.message.bytes": ("message.max.bytes",),
-    "message.timestamp.type": ("log.message.timestamp.type",),
-    "cleanup.policy": ("log.cleanup.policy",),
-    "flush.messages": ("log.flush.interval.messages",),
-    "flush.ms": ("log.flush.interval.ms",),
-    "index.interval.bytes": ("log.index.interval.bytes",),
-    "delete.retention.ms": ("log.cleaner.delete.retention.ms",),
-    "min.compaction.lag.ms": ("log.cleaner.min.compaction.lag.ms",),
-    "max.compaction.lag.ms": ("log.cleaner.max.compaction.lag.ms",),
-    "min.cleanable.dirty.ratio": ("log.cleaner.min.cleanable.ratio",),
-}
-_BROKER_GROUPS = {name: group for group in TOPIC_SYNONYMS.values() for name in group}
-
-_TOPIC_TYPES: dict[str, int] = {
-    "segment.bytes": INT, "max.message.bytes": INT, "index.interval.bytes": INT, "segment.index.bytes": INT,
-    "min.insync.replicas": INT, "message.timestamp.type": STRING, "compression.type": STRING,
-    "cleanup.policy": LIST, "follower.replication.throttled.replicas": LIST,
-    "leader.replication.throttled.replicas": LIST, "unclean.leader.election.enable": BOOLEAN,
-    "preallocate": BOOLEAN, "message.downconversion.enable": BOOLEAN, "min.cleanable.dirty.ratio": DOUBLE,
-}
-
-
-def _topic_type(name: str) -> int:
-    return _TOPIC_TYPES.get(name, LONG)
+Synonym = tuple[str, str | None, int]
 
 
 def _broker_type(name: str) -> int:
-    parser = KNOWN.get(name, (None, None))[0]
+    definition = BROKER_CONFIGS.get(name)
+    if definition is not None:
+        return definition.type_id
+    parser = KNOWN.get(name, (None, None))[0]  # suoi's own keys (broker.connection.loss.fence.ms)
     if parser is int:
-        return LONG if name.endswith((".ms", ".bytes")) else INT
-    if getattr(parser, "__name__", "") == "_bool":
-        return BOOLEAN
-    return LIST if name in ("listeners", "advertised.listeners", "log.dirs", "log.cleanup.policy") else STRING
+        return CONFIG_TYPE_IDS["long" if name.endswith((".ms", ".bytes")) else "int"]
+    return CONFIG_TYPE_IDS["boolean" if getattr(parser, "__name__", "") == "_bool" else "string"]
 
 
 def _text(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def broker_entries(broker: Broker, name: str) -> list[tuple[str, str | None, int]]:
-    """Every place broker key `name` has a value, highest precedence first."""
-    out: list[tuple[str, str | None, int]] = []
-    dyn = broker.dynamic_configs
+def _default(name: str) -> str | None:
+    """The built-in default of a broker key: suoi's for the keys it uses, else Kafka's."""
+    if name in KNOWN:
+        default = KNOWN[name][1]
+        return None if default is None else _text(default)
+    definition = BROKER_CONFIGS.get(name)
+    return None if definition is None else definition.default
+
+
+def _sources(broker: Broker, name: str) -> list[tuple[int, str | None]]:
+    """(source, value) of every place broker key `name` has a value, highest precedence first."""
+    dyn, static = broker.dynamic_configs, broker.static_config
+    out: list[tuple[int, str | None]] = []
     if name in dyn.broker:
-        out.append((name, dyn.broker[name], DYNAMIC_BROKER_CONFIG))
+        out.append((DYNAMIC_BROKER_CONFIG, dyn.broker[name]))
     if name in dyn.cluster_default:
-        out.append((name, dyn.cluster_default[name], DYNAMIC_DEFAULT_BROKER_CONFIG))
-    if name in broker.static_config.values:
-        out.append((name, _text(broker.static_config.values[name]), STATIC_BROKER_CONFIG))
-    default = KNOWN.get(name, (None, None))[1]
+        out.append((DYNAMIC_DEFAULT_BROKER_CONFIG, dyn.cluster_default[name]))
+    if name in static.values:
+        out.append((STATIC_BROKER_CONFIG, _text(static.values[name])))
+    elif name in static.ignored:
+        out.append((STATIC_BROKER_CONFIG, static.ignored[name]))
+    default = _default(name)
     if default is not None:
-        out.append((name, _text(default), DEFAULT_CONFIG))
+        out.append((DEFAULT_CONFIG, default))
     return out
 
 
-def _entry(name: str, value: str | None, source: int, synonyms: list[tuple[str, str | None, int]],
-           read_only: bool, config_type: int, with_synonyms: bool) -> dict[str, Any]:
+def _synonyms(broker: Broker, name: str, group: tuple[str, ...]) -> list[Synonym]:
+    """Kafka's configSynonyms: the group's values grouped by source, from the first `name`."""
+    found = {n: dict(_sources(broker, n)) for n in group}
+    ordered = [(n, found[n][source], source)
+               for source in (DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG)
+               for n in group if source in found[n]]
+    first = next((i for i, (n, _v, _s) in enumerate(ordered) if n == name), len(ordered))
+    return ordered[first:]
+
+
+def documentation(name: str, definition: ConfigDef | None, *, used: bool) -> str:
+    """What DescribeConfigs' documentation field says: Kafka's facts and what suoi does with it."""
+    facts = ""
+    if definition is not None:
+        facts = f"Kafka {definition.type} config, default {definition.default}"
+        facts += f", valid values {definition.valid}" if definition.valid else ""
+        facts += f", update mode {definition.mode}. " if definition.mode != "topic" else ". "
+    if used:
+        return facts + "Used by suoi."
+    feature = unimplemented_security_feature(name)
+    if feature is not None:
+        return facts + f"suoi does not implement {feature} yet: setting it is refused."
+    return facts + "Accepted and reported, but ignored by suoi."
+
+
+def _entry(name: str, value: str | None, source: int, synonyms: list[Synonym], read_only: bool, config_type: int,
+           sensitive: bool, doc: str | None) -> dict[str, Any]:
+    if sensitive:  # never echo a secret, in the value or in a synonym
+        value, synonyms = None, [(n, None, s) for n, _v, s in synonyms]
     return {"name": name, "value": value, "read_only": read_only, "config_source": source,
-            "is_sensitive": False, "config_type": config_type, "documentation": None,
-            "synonyms": [{"name": n, "value": v, "source": s} for n, v, s in synonyms] if with_synonyms else []}
+            "is_sensitive": sensitive, "config_type": config_type, "documentation": doc,
+            "synonyms": [{"name": n, "value": v, "source": s} for n, v, s in synonyms]}
 
 
-def topic_configs(broker: Broker, topic: str, with_synonyms: bool = True) -> list[dict[str, Any]] | None:
+def topic_configs(broker: Broker, topic: str, with_synonyms: bool = True,
+                  with_docs: bool = False) -> list[dict[str, Any]] | None:
     """Config entries of `topic` (None if it does not exist)."""
     info = broker.logs.topics().get(topic)
     if info is None:
@@ -108,37 +134,42 @@ def topic_configs(broker: Broker, topic: str, with_synonyms: bool = True) -> lis
     effective = info.config.to_topic_configs()
     out = []
     for name in sorted(effective):
-        synonyms: list[tuple[str, str | None, int]] = []
+        definition = TOPIC_CONFIGS.get(name)
+        broker_names = topic_config_synonyms(name)
+        synonyms = _synonyms(broker, broker_names[0], broker_config_synonyms(broker_names[0])) if broker_names else []
         if name in info.configs:
-            synonyms.append((name, info.configs[name], TOPIC_CONFIG))
-        for broker_name in TOPIC_SYNONYMS.get(name, ()):
-            synonyms.extend(broker_entries(broker, broker_name))
-        if name in info.configs:
-            value, source = info.configs[name], TOPIC_CONFIG
-        else:
-            value, source = effective[name], (synonyms[0][2] if synonyms else DEFAULT_CONFIG)
-        out.append(_entry(name, value, source, synonyms, False, _topic_type(name), with_synonyms))
+            synonyms.insert(0, (name, info.configs[name], TOPIC_CONFIG))
+        value = info.configs.get(name, effective[name])
+        source = synonyms[0][2] if synonyms else DEFAULT_CONFIG
+        doc = documentation(name, definition, used=name not in IGNORED_TOPIC_CONFIGS) if with_docs else None
+        out.append(_entry(name, value, source, synonyms if with_synonyms else [], False,
+                          definition.type_id if definition else 0, bool(definition and definition.sensitive), doc))
     return out
 
 
-def broker_configs(broker: Broker, *, cluster_default: bool, with_synonyms: bool = True) -> list[dict[str, Any]]:
+def broker_configs(broker: Broker, *, cluster_default: bool, with_synonyms: bool = True,
+                   with_docs: bool = False) -> list[dict[str, Any]]:
     out = []
-    for name in sorted(KNOWN):
-        read_only = name not in DYNAMIC_KEYS
-        if cluster_default:
-            if name not in broker.dynamic_configs.cluster_default:
-                continue
-            dynamic = broker.dynamic_configs.cluster_default[name]
-            out.append(_entry(name, dynamic, DYNAMIC_DEFAULT_BROKER_CONFIG,
-                              [(name, dynamic, DYNAMIC_DEFAULT_BROKER_CONFIG)], read_only,
-                              _broker_type(name), with_synonyms))
+    for name in sorted(set(KNOWN) | set(BROKER_CONFIGS)):
+        used = name in KNOWN
+        if cluster_default and name not in broker.dynamic_configs.cluster_default:
             continue
-        own = broker_entries(broker, name)
-        synonyms: list[tuple[str, str | None, int]] = [
-            e for n in _BROKER_GROUPS.get(name, (name,)) for e in broker_entries(broker, n)]
-        value: str | None = own[0][1] if own else None
-        source = own[0][2] if own else DEFAULT_CONFIG
-        out.append(_entry(name, value, source, synonyms, read_only, _broker_type(name), with_synonyms))
+        definition = BROKER_CONFIGS.get(name)
+        read_only = name not in DYNAMIC_KEYS if used else (
+            definition is None or not definition.dynamic or unimplemented_security_feature(name) is not None)
+        synonyms = _synonyms(broker, name, broker_config_synonyms(name))
+        if cluster_default:
+            synonyms = [s for s in synonyms if s[2] == DYNAMIC_DEFAULT_BROKER_CONFIG]
+        own = _sources(broker, name)
+        value: str | None = None
+        source = DEFAULT_CONFIG
+        if cluster_default:
+            value, source = broker.dynamic_configs.cluster_default[name], DYNAMIC_DEFAULT_BROKER_CONFIG
+        elif own:
+            source, value = own[0]
+        doc = documentation(name, definition, used=used) if with_docs else None
+        out.append(_entry(name, value, source, synonyms if with_synonyms else [], read_only, _broker_type(name),
+                          bool(definition and definition.sensitive), doc))
     return out
 
 
@@ -159,11 +190,12 @@ def _result(resource_type: int, name: str, error: ErrorCode, message: str | None
 def handle_describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
     with_synonyms = bool(getattr(request, "include_synonyms", False))
+    with_docs = bool(getattr(request, "include_documentation", False))
     results = []
     for res in request.resources:
         rtype, name = res.resource_type, res.resource_name
         if rtype == TOPIC:
-            configs = topic_configs(broker, name, with_synonyms)
+            configs = topic_configs(broker, name, with_synonyms, with_docs)
             if configs is None:
                 results.append(_result(rtype, name, ErrorCode.unknown_topic_or_partition,
                                        f"Topic '{name}' does not exist.", []))
@@ -174,7 +206,7 @@ def handle_describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]
                 results.append(_result(rtype, name, ErrorCode.invalid_request,
                                        f"Unexpected broker id {name!r}: this is broker {broker.node_id}", []))
                 continue
-            configs = broker_configs(broker, cluster_default=which, with_synonyms=with_synonyms)
+            configs = broker_configs(broker, cluster_default=which, with_synonyms=with_synonyms, with_docs=with_docs)
         else:
             results.append(_result(rtype, name, ErrorCode.invalid_request,
                                    f"Unsupported resource type {rtype} (suoi describes topics (2) and brokers (4))", []))

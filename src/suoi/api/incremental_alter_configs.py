@@ -1,7 +1,7 @@
 """IncrementalAlterConfigs (key 44): SET / DELETE / APPEND / SUBTRACT single config keys.
 
-APPEND and SUBTRACT apply to list configs only (cleanup.policy and the throttled-replica
-lists), starting from the current effective value, as in Kafka.
+APPEND and SUBTRACT apply to configs of Kafka's LIST type only (cleanup.policy, the throttled-replica
+lists, ...), starting from the current effective value, as in Kafka.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from typing import Any
 from suoi.api.alter_configs import ConfigChangeError, alter_resource, duplicate_resources
 from suoi.api.cluster_metadata import alter_configs_response
 from suoi.api.registry import RequestContext, api
+from suoi.configdefs import LIST_CONFIGS
 from suoi.model import ErrorCode
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
-LIST_CONFIGS = frozenset({"cleanup.policy", "log.cleanup.policy", "follower.replication.throttled.replicas",
-                          "leader.replication.throttled.replicas"})
 
 
 def _apply(ops: list[tuple[str, int, str | None]], current: dict[str, str], effective: dict[str, str]) -> dict[str, str]:

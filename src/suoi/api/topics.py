@@ -1,4 +1,10 @@
-"""Topic lookups shared by handlers: by name or id, with optional auto-creation."""
+"""Topic lookups shared by handlers: by name or id, with optional auto-creation.
+
+A name Kafka would never create (`Topic.validate`: 1-249 chars of ``[a-zA-Z0-9._-]``, not
+``.`` or ``..``) is answered INVALID_TOPIC_EXCEPTION before any creation is attempted, with
+or without auto-creation, as Kafka's Metadata handler does; the refusal is logged once per
+name (clients retry their Metadata requests many times a second).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from suoi.controller.errors import ApiError
+from suoi.controller.topics import validate_topic_name
 from suoi.log.errors import LogError
 from suoi.log.manager import TopicInfo
 from suoi.model import ErrorCode
@@ -15,6 +23,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("suoi.api")
 ZERO_UUID = uuid.UUID(int=0)
+_LOGGED_REFUSALS: dict[str, None] = {}  # insertion-ordered, bounded: names whose refusal was logged
+_MAX_LOGGED_REFUSALS = 1024
+
+
+def log_refusal_once(name: str, reason: str) -> None:
+    """One log line per refused topic name (bounded memory), however often clients retry."""
+    if name in _LOGGED_REFUSALS:
+        return
+    if len(_LOGGED_REFUSALS) >= _MAX_LOGGED_REFUSALS:
+        _LOGGED_REFUSALS.pop(next(iter(_LOGGED_REFUSALS)))
+    _LOGGED_REFUSALS[name] = None
+    log.warning("topic %r refused: %s", name, reason)
+
+
+def invalid_topic_name(name: str) -> bool:
+    """True (and the reason logged once) when Kafka would refuse to create a topic of this name."""
+    try:
+        validate_topic_name(name)
+    except ApiError as exc:
+        log_refusal_once(name, exc.message)
+        return True
+    return False
 
 
 def resolve_or_create(broker: Broker, name: str | None, topic_id: uuid.UUID | None,
@@ -29,6 +59,8 @@ def resolve_or_create(broker: Broker, name: str | None, topic_id: uuid.UUID | No
         image = broker.kraft.image
         topic = image.topic(name) if name else image.topics.get(topic_id) if topic_id else None
         if topic is None:
+            if name and invalid_topic_name(name):
+                return None, ErrorCode.invalid_topic_exception
             if name and allow_create and broker.auto_create_enabled():
                 from suoi.api.cluster_metadata import request_topic_creation
 
@@ -44,6 +76,8 @@ def resolve_or_create(broker: Broker, name: str | None, topic_id: uuid.UUID | No
     info = logs.topics().get(name)
     if info is not None:
         return info, ErrorCode.none
+    if invalid_topic_name(name):
+        return None, ErrorCode.invalid_topic_exception
     if not (allow_create and broker.auto_create_enabled()):
         return None, ErrorCode.unknown_topic_or_partition
     try:

@@ -47,7 +47,7 @@ def _validate_broker_configs(name: str, overrides: Mapping[str, str]) -> None:
     from suoi.dynamic_config import validate
 
     for key, value in overrides.items():
-        validate(key, value)
+        validate(key, value, cluster_default=name == "")
 
 
 class NotControllerError(KafkaError):
@@ -77,6 +77,8 @@ class KRaftServices:
         self.first_unfenced = asyncio.Event()
         #: Topics this node asked the controller to auto-create, not yet answered.
         self.creating_topics: set[str] = set()
+        #: Auto-creations the controller refused: topic -> error code, answered to the next Metadata.
+        self.auto_create_rejections: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()  # short connects to brokers that went away
         self._stopping = False

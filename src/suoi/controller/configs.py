@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from suoi.configdefs import LIST_CONFIGS
 from suoi.controller.errors import ApiError, Err
 from suoi.controller.image import ConfigResourceType
 from suoi.controller.messages import (
@@ -29,13 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["alter_configs", "incremental_alter_configs"]
 
-#: Configs of Kafka's LIST type (APPEND / SUBTRACT allowed).
-LIST_CONFIGS = frozenset({
-    "cleanup.policy",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.replicas",
-    "log.cleanup.policy",
-})
 
 
 def _check_resource(c: QuorumController, rtype: int, name: str) -> None:

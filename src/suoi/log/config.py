@@ -2,7 +2,10 @@
 
 Topic configs arrive as strings (CreateTopics, AlterConfigs) and are reported
 back as strings (DescribeConfigs), so this module owns the mapping between
-Kafka's names and the typed ``LogConfig`` the storage layer reads.
+Kafka's names and the typed ``LogConfig`` the storage layer reads. Every topic config
+Kafka 4 defines is accepted and checked against Kafka's type and validator (with Kafka's
+error wording, `suoi.configdefs`); the ones without a field here are reported with their
+Kafka default and ignored (`IGNORED_TOPIC_CONFIGS`).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+from suoi.configdefs import TOPIC_CONFIGS, ConfigValueError
 from suoi.log.errors import InvalidConfigError
 
-__all__ = ["TOPIC_CONFIG_DEFAULTS", "LogConfig"]
+__all__ = ["COMPRESSION_TYPES", "IGNORED_TOPIC_CONFIGS", "TOPIC_CONFIG_DEFAULTS", "LogConfig"]
 
 _LONG_MAX = 9223372036854775807
 _DAY_MS = 24 * 60 * 60 * 1000
@@ -34,6 +38,9 @@ class LogConfig:
     max_message_bytes: int = 1048588
     message_timestamp_type: TimestampType = "CreateTime"
     cleanup_policy: tuple[str, ...] = ("delete",)
+    #: The codec batches are stored with: "producer" keeps the producer's, else the leader
+    #: recompresses each batch's records section on append (as Kafka's LogValidator).
+    compression_type: str = "producer"
     flush_interval_messages: int | None = None  # None = leave it to the page cache
     flush_interval_ms: int | None = None
     index_interval_bytes: int = 4096
@@ -69,16 +76,21 @@ class LogConfig:
         """
         changes: dict[str, Any] = {}
         for name, raw in overrides.items():
-            if name in _PASSTHROUGH:
-                continue
+            definition = TOPIC_CONFIGS.get(name)
+            if definition is None:
+                raise InvalidConfigError(f"Unknown topic config name: {name}")
+            try:
+                definition.parse(str(raw))
+            except ConfigValueError as e:
+                raise InvalidConfigError(str(e)) from None
             spec = _TOPIC_CONFIGS.get(name)
             if spec is None:
-                raise InvalidConfigError(f"Unknown topic config name: {name}")
+                continue  # a Kafka config suoi does not act on (IGNORED_TOPIC_CONFIGS)
             attr, parse = spec
             try:
                 changes[attr] = parse(str(raw).strip())
             except (ValueError, TypeError) as e:
-                raise InvalidConfigError(f"Invalid value {raw!r} for configuration {name}: {e}") from None
+                raise InvalidConfigError(f"Invalid value {raw} for configuration {name}: {e}") from None
         return dataclasses.replace(base, **changes)
 
     @classmethod
@@ -102,7 +114,7 @@ class LogConfig:
 
     def to_topic_configs(self) -> dict[str, str]:
         """Kafka-named string values of every supported config (DescribeConfigs)."""
-        out = dict(_PASSTHROUGH)
+        out = {name: d.default or "" for name, d in TOPIC_CONFIGS.items() if name not in _TOPIC_CONFIGS}
         for name, (attr, _parse) in _TOPIC_CONFIGS.items():
             value = getattr(self, attr)
             if value is None:
@@ -153,10 +165,22 @@ def _ratio(raw: str) -> float:
 
 
 def _cleanup_policy(raw: str) -> tuple[str, ...]:
+    """An empty list is legal, as in Kafka: neither retention deletes nor the cleaner compacts."""
     items = tuple(sorted({p.strip() for p in raw.split(",") if p.strip()}))
-    if not items or any(p not in ("delete", "compact") for p in items):
+    if any(p not in ("delete", "compact") for p in items):
         raise ValueError("must be a list of 'delete' and/or 'compact'")
     return items
+
+
+#: compression.type values (Kafka's), and the codec id each stores batches with.
+COMPRESSION_TYPES: Mapping[str, int | None] = MappingProxyType({
+    "producer": None, "uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4})
+
+
+def _compression_type(raw: str) -> str:
+    if raw not in COMPRESSION_TYPES:
+        raise ValueError(f"String must be one of: {', '.join(COMPRESSION_TYPES)}")
+    return raw
 
 
 def _timestamp_type(raw: str) -> str:
@@ -175,6 +199,7 @@ _TOPIC_CONFIGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max.message.bytes": ("max_message_bytes", _int_range(0, _INT32_MAX)),
     "message.timestamp.type": ("message_timestamp_type", _timestamp_type),
     "cleanup.policy": ("cleanup_policy", _cleanup_policy),
+    "compression.type": ("compression_type", _compression_type),
     "flush.messages": ("flush_interval_messages", _optional_long(1)),
     "flush.ms": ("flush_interval_ms", _optional_long(0)),
     "index.interval.bytes": ("index_interval_bytes", _int_range(0, _INT32_MAX)),
@@ -185,22 +210,9 @@ _TOPIC_CONFIGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "min.insync.replicas": ("min_insync_replicas", _int_at_least(1)),
 }
 
-#: Kafka topic configs that clients commonly send; accepted and reported with
-#: their Kafka defaults but not (yet) acted upon by the storage layer.
-_PASSTHROUGH: dict[str, str] = {
-    "compression.type": "producer",
-    "unclean.leader.election.enable": "false",
-    "file.delete.delay.ms": "60000",
-    "segment.index.bytes": "10485760",
-    "segment.jitter.ms": "0",
-    "preallocate": "false",
-    "message.downconversion.enable": "true",
-    "message.timestamp.difference.max.ms": str(_LONG_MAX),
-    "message.timestamp.before.max.ms": str(_LONG_MAX),
-    "message.timestamp.after.max.ms": str(_LONG_MAX),
-    "follower.replication.throttled.replicas": "",
-    "leader.replication.throttled.replicas": "",
-}
+#: Kafka topic configs suoi accepts, validates and reports but does not act on
+#: (unclean.leader.election.enable has no field here: the controller reads it).
+IGNORED_TOPIC_CONFIGS = frozenset(TOPIC_CONFIGS) - frozenset(_TOPIC_CONFIGS) - {"unclean.leader.election.enable"}
 
 #: Broker property -> the topic config it is the broker-wide default of.
 BROKER_TO_TOPIC_CONFIG: Mapping[str, str] = MappingProxyType({
@@ -211,6 +223,7 @@ BROKER_TO_TOPIC_CONFIG: Mapping[str, str] = MappingProxyType({
     "message.max.bytes": "max.message.bytes",
     "log.message.timestamp.type": "message.timestamp.type",
     "log.cleanup.policy": "cleanup.policy",
+    "compression.type": "compression.type",
     "log.flush.interval.messages": "flush.messages",
     "log.flush.interval.ms": "flush.ms",
     "log.index.interval.bytes": "index.interval.bytes",

@@ -99,8 +99,12 @@ def max_timestamp(segments: Sequence[LogSegment], log_start: int) -> tuple[int, 
     h = best.header_at_offset(best.offset_of_max_timestamp)
     if h is None:
         return -1, -1
-    offset = h.base_offset if h.timestamp_type == 1 else h.last_offset
-    return best.max_timestamp, max(offset, lso)
+    if h.timestamp_type == 1:  # LogAppendTime: every record of the batch carries the max
+        return best.max_timestamp, max(h.base_offset, lso)
+    # The first record carrying the max, as Kafka since KAFKA-16310 (RecordBatch.offsetOfMaxTimestamp):
+    # the segment (time index) leads to the first batch holding it; only that batch is decoded.
+    offset, _ts = _first_record_at_or_after(best, h, best.max_timestamp, lso)
+    return best.max_timestamp, offset
 
 
 def _first_record_at_or_after(seg: LogSegment, h: BatchHeader, timestamp_ms: int, lso: int) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from suoi.log import log_reads, truncation
 from suoi.log import transactions as txns
-from suoi.log.config import LogConfig
+from suoi.log.config import COMPRESSION_TYPES, LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
 from suoi.log.leader_epoch import LeaderEpochCache, load_or_rebuild
 from suoi.log.log_reads import Take
@@ -27,7 +27,7 @@ from suoi.log.recovery import LOG_START_OFFSET_FILE, rebuild_producer_state, rec
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
-from suoi.protocol.record_batch import set_partition_leader_epoch
+from suoi.protocol.record_batch import recompress_batches, set_partition_leader_epoch
 from suoi.protocol.records import (
     BatchHeader,
     InvalidRecordError,
@@ -168,6 +168,12 @@ class PartitionLog:
         """
         cfg = self.config
         headers = validate_batches(records, max_batch_bytes=cfg.max_message_bytes)
+        codec = COMPRESSION_TYPES[cfg.compression_type]
+        if codec is not None:  # compression.type other than "producer": store with that codec
+            recompressed = recompress_batches(records, headers, codec)
+            if recompressed is not None:
+                records = recompressed
+                headers = validate_batches(records, max_batch_bytes=cfg.max_message_bytes)
         if cfg.compacts:
             self._require_keys(records, headers)
         now = self._now_ms()
@@ -418,8 +424,10 @@ class PartitionLog:
     def max_timestamp(self) -> tuple[int, int]:
         """``(timestamp, offset)`` for ListOffsets MAX_TIMESTAMP; (-1, -1) if empty.
 
-        The offset is the last offset of the batch holding the max timestamp
-        (the first one for LogAppendTime batches, whose records all share it).
+        The offset is that of the first record carrying the max timestamp (Kafka 3.7.1+,
+        KAFKA-16310): segment and time index find the first batch whose max it is, and only
+        that batch is decoded (the first offset for LogAppendTime batches, whose records all
+        share it). A rare admin query: appends and fetches never decode records.
         """
         return log_reads.max_timestamp(self._segments, self._log_start_offset)
 

@@ -257,3 +257,38 @@ def write_crc(buf: bytearray, pos: int = 0) -> None:
     (length,) = struct.unpack_from(">i", buf, pos + 8)
     crc = crc32c(memoryview(buf)[pos + ATTRIBUTES_OFFSET : pos + LOG_OVERHEAD + length])
     _I.pack_into(buf, pos + _CRC_OFFSET, crc)
+
+
+def recompress_batches(buf: bytes | bytearray | memoryview, headers: list[BatchHeader], codec: int) -> bytes | None:
+    """The batches of ``buf`` with every data batch stored with ``codec`` (Kafka's topic
+    ``compression.type``), or None when all of them already are.
+
+    A batch's records section (everything after its header) is one compressed stream, so
+    it is decompressed and compressed again as a whole: records are not decoded. The
+    attributes' codec bits, batchLength and CRC are rewritten; offsets, timestamps and
+    producer fields are kept. Control batches are never compressed. Raises
+    ``CorruptRecordError`` when a section does not decompress.
+    """
+    from suoi.protocol.compression import UnsupportedCompressionError, compress, decompress
+
+    if all(h.compression == codec or h.is_control for h in headers):
+        return None
+    view = memoryview(buf)
+    out = bytearray()
+    pos = 0
+    for h in headers:
+        if h.compression == codec or h.is_control:
+            out += view[pos:pos + h.size]
+        else:
+            try:
+                section = compress(codec, decompress(h.compression, view[pos + HEADER_SIZE:pos + h.size]))
+            except UnsupportedCompressionError as exc:
+                raise CorruptRecordError(f"record batch at byte {pos}: {exc}") from None
+            start = len(out)
+            out += view[pos:pos + HEADER_SIZE]
+            out += section
+            _BASE_LEN.pack_into(out, start, h.base_offset, HEADER_SIZE - LOG_OVERHEAD + len(section))
+            _H.pack_into(out, start + ATTRIBUTES_OFFSET, (h.attributes & ~COMPRESSION_MASK) | codec)
+            write_crc(out, start)
+        pos += h.size
+    return bytes(out)

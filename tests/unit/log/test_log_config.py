@@ -45,6 +45,12 @@ def test_overrides() -> None:
     assert c.to_topic_configs()["cleanup.policy"] == "compact,delete"
 
 
+def test_empty_cleanup_policy_neither_deletes_nor_compacts() -> None:
+    c = LogConfig.from_topic_configs(LogConfig(), {"cleanup.policy": " "})
+    assert c.cleanup_policy == () and not c.deletes and not c.compacts
+    assert c.to_topic_configs()["cleanup.policy"] == ""
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -53,7 +59,7 @@ def test_overrides() -> None:
         ("segment.bytes", "10"),
         ("segment.ms", "0"),
         ("cleanup.policy", "shred"),
-        ("cleanup.policy", ""),
+        ("cleanup.policy", "delete,shred"),
         ("message.timestamp.type", "createtime"),
         ("flush.messages", "0"),
         ("no.such.config", "1"),

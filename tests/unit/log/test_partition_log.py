@@ -143,7 +143,7 @@ def test_offset_for_timestamp_and_max_timestamp(open_log: OpenLog) -> None:
     assert log.offset_for_timestamp(1095) == (20, 1100)
     assert log.offset_for_timestamp(1190) == (38, 1190)
     assert log.offset_for_timestamp(1191) is None
-    assert log.max_timestamp() == (1190, 39)
+    assert log.max_timestamp() == (1190, 38)  # the first record carrying it (KAFKA-16310)
 
 
 def test_offset_for_timestamp_with_out_of_order_timestamps(open_log: OpenLog) -> None:
@@ -260,3 +260,11 @@ def test_on_disk_index_format(open_log: OpenLog) -> None:
     assert list(struct.iter_unpack(">qi", timeindex)) == [(50, 2)]  # first batch needs no entry
     timeindex0 = (log.directory / "00000000000000000000.timeindex").read_bytes()
     assert list(struct.iter_unpack(">qi", timeindex0)) == [(20, 2), (30, 6)]
+
+
+def test_compression_type_recompresses_a_produced_batch(open_log: OpenLog) -> None:
+    log = open_log(compression_type="lz4")
+    log.append(batch(3))  # the producer sent it uncompressed
+    (h,) = validate_batches(log.read(0, 1 << 20), max_batch_bytes=1 << 20)
+    assert (h.compression, h.base_offset, h.records_count) == (3, 0, 3)
+    assert [r.offset for r in iter_records(log.read(0, 1 << 20))] == [0, 1, 2]

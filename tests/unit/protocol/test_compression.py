@@ -190,3 +190,31 @@ def test_clients_read_batches_we_compress(broker: EmbeddedBroker, name: str) -> 
     finally:
         kc.close()
     assert got == VALUES
+
+
+def test_recompress_batches_rewrites_only_the_records_section() -> None:
+    from suoi.protocol.record_batch import CorruptRecordError, recompress_batches, validate_batches
+    from suoi.protocol.records import build_control_batch
+
+    data = (build_batch([(b"k", b"v" * 300), (None, b"x")], timestamp_ms=7, producer_id=5, producer_epoch=1,
+                        base_sequence=3)
+            + build_batch([(b"a", b"b")], compression=GZIP, timestamp_ms=8)
+            + build_control_batch(producer_id=5, producer_epoch=1, commit=True, coordinator_epoch=0, timestamp_ms=9))
+    before = validate_batches(data, max_batch_bytes=1 << 20)
+    out = recompress_batches(data, before, ZSTD)
+    assert out is not None
+    after = validate_batches(out, max_batch_bytes=1 << 20)  # framing and CRCs are valid
+    assert [h.compression for h in after] == [ZSTD, ZSTD, 0]  # control batches are never compressed
+    for b, a in zip(before, after, strict=True):  # offsets, timestamps and producer fields kept
+        assert (a.base_offset, a.last_offset_delta, a.max_timestamp, a.producer_id, a.base_sequence,
+                a.records_count) == (b.base_offset, b.last_offset_delta, b.max_timestamp, b.producer_id,
+                                     b.base_sequence, b.records_count)
+    records = [(r.key, r.value) for pos, h in iter_batches(out) if not h.is_control
+               for r in iter_records(out[pos:pos + h.size])]
+    assert records == [(b"k", b"v" * 300), (None, b"x"), (b"a", b"b")]
+    assert recompress_batches(out, after, ZSTD) is None  # nothing to do
+    broken = bytearray(build_batch([(b"k", b"v")], compression=GZIP))
+    broken[61:] = b"\x00" * (len(broken) - 61)  # not a gzip stream (CRC is not checked here)
+    with pytest.raises(CorruptRecordError):
+        recompress_batches(bytes(broken), validate_batches(build_batch([(b"k", b"v")], compression=GZIP),
+                                                           max_batch_bytes=1 << 20), 0)
