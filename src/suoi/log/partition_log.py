@@ -18,12 +18,20 @@ from typing import TypeVar
 
 from suoi.log import log_reads, truncation
 from suoi.log import transactions as txns
+from suoi.log.batch_check import CorruptBatch
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
 from suoi.log.leader_epoch import LeaderEpochCache, load_or_rebuild
 from suoi.log.log_reads import Take
 from suoi.log.producer_state import SNAPSHOT_SUFFIX, ProducerStateManager, ProducerView, snapshot_offsets, write_snapshot
-from suoi.log.recovery import LOG_START_OFFSET_FILE, rebuild_producer_state, recover_segments, write_log_start_offset
+from suoi.log.recovery import (
+    LOG_START_OFFSET_FILE,
+    read_recovery_point,
+    rebuild_producer_state,
+    recover_segments,
+    write_log_start_offset,
+    write_recovery_point,
+)
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
@@ -84,6 +92,8 @@ class PartitionLog:
         self._now_ms = now_ms
         self._segments = segments
         self._bases = [s.base_offset for s in segments]
+        #: Called with each bad batch a read finds (once per batch): replication repairs it.
+        self.on_corrupt: Callable[[PartitionLog, CorruptBatch], None] | None = None
         self._log_end_offset = segments[-1].next_offset
         self._log_start_offset = log_start_offset
         #: Last offset (exclusive) visible to consumers: the log end offset after every append
@@ -93,6 +103,8 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = now_ms()
         self._unflushed_segments: list[LogSegment] = []
+        #: Everything below it is on disk (``recovery-point`` file): recovery re-checks from it.
+        self._recovery_point = read_recovery_point(directory)
         #: Idempotent producers' recent batches (KIP-98), rebuilt from snapshot + log tail.
         self.producer_state = ProducerStateManager(config.producer_id_expiration_ms)
         self._rebuild_producer_state()
@@ -296,6 +308,8 @@ class PartitionLog:
         self._unflushed_segments = [s for s in self._unflushed_segments if s not in removed and s is not self._active]
         self._log_end_offset = self._active.next_offset
         self._high_watermark = min(self._high_watermark, self._log_end_offset)
+        if self._recovery_point > self._log_end_offset:  # what is rewritten there is not on disk yet
+            self._set_recovery_point(self._log_end_offset)
         self.leader_epoch_cache.truncate_from_end(self._log_end_offset)
         self._rebuild_producer_state()
         return self._log_end_offset
@@ -308,6 +322,7 @@ class PartitionLog:
             for seg in self._segments:
                 seg.delete()
             new = LogSegment.create(self.directory, offset, index_interval_bytes=self.config.index_interval_bytes)
+            new.contiguous = self._segments[-1].contiguous
         except OSError as e:
             raise KafkaStorageError(e.errno, f"cannot reset {self.directory}: {e.strerror}") from e
         self._segments = [new]
@@ -315,6 +330,7 @@ class PartitionLog:
         self._unflushed_segments = []
         self._log_start_offset = self._log_end_offset = self._high_watermark = offset
         self._persist_log_start_offset()
+        self._set_recovery_point(offset)
         self.leader_epoch_cache.clear()
         for stale in snapshot_offsets(self.directory):
             (self.directory / f"{stale:020d}{SNAPSHOT_SUFFIX}").unlink(missing_ok=True)
@@ -335,6 +351,7 @@ class PartitionLog:
             new = LogSegment.create(
                 self.directory, self._log_end_offset, index_interval_bytes=self.config.index_interval_bytes
             )
+            new.contiguous = old.contiguous
         except OSError as e:
             raise KafkaStorageError(e.errno, f"cannot roll {self.directory}: {e.strerror}") from e
         self._unflushed_segments.append(old)
@@ -353,6 +370,12 @@ class PartitionLog:
         self._unflushed_segments.clear()
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms()
+        if self._recovery_point != self._log_end_offset:
+            self._set_recovery_point(self._log_end_offset)
+
+    def _set_recovery_point(self, offset: int) -> None:
+        write_recovery_point(self.directory, offset)
+        self._recovery_point = offset
 
     def maybe_flush(self, now_ms: int) -> bool:
         """Honour ``flush.ms``; returns whether a flush happened."""
@@ -394,7 +417,13 @@ class PartitionLog:
                 f"for {self.topic}-{self.partition}"
             )
         limit = self._high_watermark if max_offset is None else max_offset
-        return log_reads.walk(self._segments, self._bases, offset, max_bytes, limit, min_one_batch, take)
+        return log_reads.walk(self._segments, self._bases, offset, max_bytes, limit, min_one_batch, take,
+                              self._corrupt_found)
+
+    def _corrupt_found(self, bad: CorruptBatch) -> None:
+        hook = self.on_corrupt
+        if hook is not None:
+            hook(self, bad)
 
     def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
         """Aborted transactions overlapping ``[fetch_offset, upper_bound)``, for a
@@ -440,6 +469,7 @@ class PartitionLog:
         i = self._segments.index(old[0])
         assert self._segments[i : i + len(old)] == list(old), "cleaned segments must be consecutive"
         self._segments[i : i + len(old)] = [new]
+        new.contiguous = False  # compaction leaves gaps between batches
         self._bases[i : i + len(old)] = [new.base_offset]
         # Aborted records are kept by the cleaner, so their index entries move along.
         # (A crash after the old files are deleted and before this loses these entries.)

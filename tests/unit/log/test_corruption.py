@@ -1,0 +1,187 @@
+"""Reads never serve a batch whose framing or CRC32C fails, and never skip one silently:
+every kind of damage to an older (sealed, trusted) segment, an index entry that points at
+the wrong place, and the verified-range cache."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from suoi.log.batch_check import VerifiedRanges
+from suoi.log.errors import CorruptRecordError
+from suoi.log.partition_log import PartitionLog
+from suoi.protocol.records import HEADER_SIZE, iter_records, parse_batch_header
+from tests.unit.log.log_helpers import OpenLog, batch
+
+CFG = {"segment_bytes": 1200, "index_interval_bytes": 150}
+N_BATCHES = 40  # of 3 records each
+
+
+def offsets(data: bytes) -> list[int]:
+    return [r.offset for r in iter_records(data)]  # type: ignore[misc]
+
+
+def _filled(open_log: OpenLog) -> PartitionLog:
+    log = open_log(**CFG)
+    for i in range(N_BATCHES):
+        log.append(batch(3, ts=1000 + i, tag=i))
+    assert len(log.segments) >= 4
+    log.flush()  # a clean shutdown: the recovery point is the log end, sealed segments are trusted
+    log.close()
+    return log
+
+
+def _batch_positions(path: Path) -> list[tuple[int, int]]:
+    """(position, base offset) of every batch of a .log file."""
+    data = path.read_bytes()
+    out, pos = [], 0
+    while pos < len(data):
+        h = parse_batch_header(data, pos)
+        out.append((pos, h.base_offset))
+        pos += h.size
+    return out
+
+
+def _flip(path: Path, at: int, mask: int = 0x01) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= mask
+    path.write_bytes(bytes(data))
+
+
+def consume(log: PartitionLog, start: int = 0, max_bytes: int = 200) -> tuple[list[int], CorruptRecordError | None]:
+    """A consumer's loop: fetch from the next offset until the high watermark or an error."""
+    got: list[int] = []
+    offset = start
+    for _ in range(10_000):
+        if offset >= log.high_watermark:
+            return got, None
+        try:
+            data = log.read(offset, max_bytes)
+        except CorruptRecordError as e:
+            return got, e
+        new = [o for o in offsets(data) if o >= offset]
+        assert new, f"no progress at {offset}"
+        got.extend(new)
+        offset = new[-1] + 1
+    raise AssertionError("consumer looped")
+
+
+# byte offsets inside a batch: base offset 0..7, length 8..11, magic 16, crc 17..20,
+# attributes 21..22, record count 57..60, records from 61
+KINDS = {
+    "payload": (70, 0x01),
+    "crc": (18, 0x10),
+    "attributes": (22, 0x01),
+    "record-count": (60, 0x01),
+    "magic": (16, 0x04),
+    "length-up": (11, 0x40),
+    "length-down": (11, 0x08),
+    "length-huge": (8, 0x40),
+    "base-offset-low": (7, 0x01),
+    "base-offset-high": (0, 0x10),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_damage_in_an_older_segment_stops_reads_at_the_bad_batch(
+    open_log: OpenLog, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = _filled(open_log)
+    seg_path = log.segments[1].log_path
+    positions = _batch_positions(seg_path)
+    pos, base = positions[2]  # a batch in the middle of a sealed segment
+    at, mask = KINDS[kind]
+    _flip(seg_path, pos + at, mask)
+    with caplog.at_level(logging.WARNING, logger="suoi.log"):
+        log = open_log(**CFG)
+        assert log.log_end_offset == 3 * N_BATCHES  # nothing was truncated: the segment is below the recovery point
+        got, err = consume(log)
+        assert got == list(range(base))  # everything before it, once, in order
+        assert err is not None and err.error_code == 2
+        assert err.batch.position == pos and err.batch.path == seg_path and err.batch.expected_offset == base
+        for _ in range(3):  # asking again answers the same, without a new log line
+            with pytest.raises(CorruptRecordError):
+                log.read(base, 1000)
+        # reading past the bad batch in the same segment does not jump over it silently either
+        got_after, err_after = consume(log, base + 1)
+        assert (got_after, err_after is not None) == ([], True)
+    lines = [r for r in caplog.records if "corrupt batch at position" in r.getMessage()]
+    assert len(lines) == 1 and str(seg_path) in lines[0].getMessage()
+    # offsets in later segments are still served
+    assert offsets(log.read(log.segments[2].base_offset, 10))[0] == log.segments[2].base_offset
+
+
+def test_payload_flip_in_the_last_segment_keeps_the_acked_batches_after_it(open_log: OpenLog) -> None:
+    """Unclean shutdown (no flush): the last segment is re-scanned; a batch whose framing
+    holds is kept in place (and refused to readers) instead of truncating what follows."""
+    log = open_log(segment_bytes=1 << 20, index_interval_bytes=150)
+    for i in range(N_BATCHES):
+        log.append(batch(3, ts=1000 + i, tag=i))
+    path = log.segments[-1].log_path
+    log.close()  # no flush: recovery re-checks everything
+    pos, base = _batch_positions(path)[5]
+    _flip(path, pos + 70)
+    log = open_log(segment_bytes=1 << 20, index_interval_bytes=150)
+    assert log.log_end_offset == 3 * N_BATCHES
+    got, err = consume(log)
+    assert got == list(range(base)) and err is not None and err.batch.position == pos
+    assert offsets(log.read(base + 3, 1 << 20)) == list(range(base + 3, 3 * N_BATCHES))
+
+
+def test_an_index_entry_off_by_one_byte_falls_back_to_a_scan(open_log: OpenLog, caplog: pytest.LogCaptureFixture) -> None:
+    log = _filled(open_log)
+    seg = log.segments[1]
+    index = seg.log_path.with_suffix(".index")
+    raw = bytearray(index.read_bytes())
+    assert len(raw) >= 16
+    position = int.from_bytes(raw[12:16], "big")  # second entry's position
+    raw[12:16] = (position + 1).to_bytes(4, "big")
+    index.write_bytes(bytes(raw))
+    with caplog.at_level(logging.ERROR, logger="suoi.log"):
+        log = open_log(**CFG)
+        for target in range(3 * N_BATCHES):
+            first = offsets(log.read(target, 1))
+            assert first[0] <= target <= first[-1]
+    assert sum("does not point at a batch" in r.getMessage() for r in caplog.records) == 1
+    got, err = consume(log)
+    assert (got, err) == (list(range(3 * N_BATCHES)), None)
+
+
+def test_a_sendfile_region_stops_before_a_bad_batch_too(open_log: OpenLog) -> None:
+    log = _filled(open_log)
+    pos, base = _batch_positions(log.segments[0].log_path)[3]
+    _flip(log.segments[0].log_path, pos + 70)
+    log = open_log(**CFG)
+    (fd, start, length), = log.read_regions(0, 1 << 20)
+    assert (start, length) == (0, pos)
+    with pytest.raises(CorruptRecordError):
+        log.read_regions(base, 1 << 20)
+    assert os.pread(fd, HEADER_SIZE, 0)[:8] == (0).to_bytes(8, "big")
+
+
+def test_appended_batches_are_verified_once_and_truncation_forgets_them(open_log: OpenLog) -> None:
+    log = open_log(**CFG)
+    for i in range(5):
+        log.append(batch(3, tag=i))
+    seg = log.segments[-1]
+    assert seg.verified.covers(0, seg.size)
+    log.truncate_to(6, force=True)
+    assert seg.verified.covers(0, seg.size) and not seg.verified.covers(0, seg.size + 1)
+
+
+def test_verified_ranges_merge_and_truncate() -> None:
+    r = VerifiedRanges()
+    r.add(100, 200)
+    r.add(300, 400)
+    assert r.covers(120, 200) and not r.covers(150, 250) and r.first_gap(0, 500) == (0, 100)
+    r.add(200, 300)
+    assert r.covers(100, 400) and r.total == 300 and r.first_gap(100, 500) == (400, 500)
+    r.add(50, 120)
+    assert r.covers(50, 400) and r.first_gap(50, 400) is None
+    r.truncate(350)
+    assert r.covers(50, 350) and not r.covers(50, 351)
+    r.truncate(10)
+    assert r.total == 0
