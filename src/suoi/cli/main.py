@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     leader_election.add_parser(sub)
     reassign_partitions.add_parser(sub)
     cluster.add_parser(sub)
+    from suoi.cli import dump_log
+    dump_log.add_parser(sub)
     return parser
 
 

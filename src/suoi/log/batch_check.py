@@ -18,13 +18,15 @@ fetch, and a recovery scan checks what it reads), so re-reads of hot data cost n
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, verify_crc
+from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_batch_header, verify_crc
 
-__all__ = ["CorruptBatch", "VerifiedRanges", "crc_problem", "framing_problem"]
+__all__ = ["CorruptBatch", "VerifiedRanges", "crc_problem", "find_next_batch", "framing_problem", "scan_batches"]
 
 _MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
 
@@ -129,3 +131,57 @@ class VerifiedRanges:
         nxt = bisect_right(self._starts, pos)
         gap_end = self._starts[nxt] if nxt < len(self._starts) else end
         return pos, min(gap_end, end)
+
+
+#: How much a scan reads at a time.
+SCAN_CHUNK = 8 * 1024 * 1024
+
+
+def scan_batches(
+    fd: int, start: int, end: int, expected_offset: int, *, strict: bool, end_offset: int = 2**63 - 1,
+    chunk: int = SCAN_CHUNK,
+) -> Iterator[tuple[int, BatchHeader | None, str | None]]:
+    """Check every batch of a file from ``start`` (where one begins, at ``expected_offset``)
+    to ``end``: yields ``(position, header, problem)``; after a framing problem (the next
+    boundary is then unknown; ``header`` is None when not even a header fits) it stops."""
+    pos = start
+    buf, buf_start = b"", start
+    while pos < end:
+        if end - pos < HEADER_SIZE:
+            yield pos, None, f"{end - pos} bytes at the end are not a whole batch header"
+            return
+        rel = pos - buf_start
+        if rel + HEADER_SIZE > len(buf):
+            buf, buf_start, rel = os.pread(fd, min(chunk, end - pos), pos), pos, 0
+        h = parse_batch_header(buf, rel)
+        problem = framing_problem(h, room=end - pos, expected_offset=expected_offset, end_offset=end_offset,
+                                  strict=strict)
+        if problem is not None:
+            yield pos, h, problem
+            return
+        if rel + h.size > len(buf):
+            buf, buf_start, rel = os.pread(fd, min(max(chunk, h.size), end - pos), pos), pos, 0
+        yield pos, h, crc_problem(buf, rel, h)
+        expected_offset = h.next_offset
+        pos += h.size
+
+
+def find_next_batch(fd: int, start: int, end: int, chunk: int = SCAN_CHUNK) -> int | None:
+    """The first position after ``start`` where a whole batch with a matching CRC32C starts
+    (offline resynchronisation after a framing error: a tool may go on from there; the
+    broker never does, see the README)."""
+    pos = start + 1
+    while pos < end - HEADER_SIZE:
+        buf = os.pread(fd, min(chunk + HEADER_SIZE, end - pos), pos)
+        i = buf.find(b"\x02", 16)
+        while i >= 0:
+            rel = i - 16
+            if rel + HEADER_SIZE <= len(buf):
+                h = parse_batch_header(buf, rel)
+                if h.batch_length >= _MIN_BATCH_LENGTH and pos + rel + h.size <= end:
+                    whole = buf if rel + h.size <= len(buf) else os.pread(fd, h.size, pos + rel)
+                    if crc_problem(whole, rel if whole is buf else 0, h) is None:
+                        return pos + rel
+            i = buf.find(b"\x02", i + 1)
+        pos += chunk
+    return None
