@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -17,8 +16,9 @@ from kafka.errors import KafkaError as KafkaPythonError
 from kio.schema.errors import ErrorCode
 
 from suoi.cli.main import main as suoi_main
-from suoi.protocol.records import build_batch, parse_batch_header
+from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
+from tests.unit.log.log_helpers import batch_positions, flip
 from tests.integration.support import LogWatch, create_topic, fetch, log_end, produce, segment_files, unique
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,22 +37,6 @@ def fill(broker: EmbeddedBroker, **configs: str) -> str:
         part = produce(broker.bootstrap, topic, 0, build_batch(records))
         assert (part.error_code, part.base_offset) == (ErrorCode.none, b * PER_BATCH)
     return topic
-
-
-def batches(path: Path) -> list[tuple[int, int]]:
-    data = path.read_bytes()
-    out, pos = [], 0
-    while pos < len(data):
-        h = parse_batch_header(data, pos)
-        out.append((pos, h.base_offset))
-        pos += h.size
-    return out
-
-
-def flip(path: Path, at: int, mask: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[at] ^= mask
-    path.write_bytes(bytes(data))
 
 
 def confluent_read(bootstrap: str, topic: str, start: int = 0, settle_s: float = 0.8) -> tuple[list[int], list[int]]:
@@ -100,7 +84,7 @@ def test_damage_in_an_older_segment_is_reported_not_served(make_broker: MakeBrok
     logs = segment_files(broker, topic)
     assert len(logs) >= 4
     path = logs[1]
-    pos, base = batches(path)[3]
+    pos, base = batch_positions(path)[3]
     at, mask = KINDS[kind]
     flip(path, pos + at, mask)
     watch = LogWatch(broker)
@@ -124,7 +108,7 @@ def test_kafka_python_gets_the_error_not_duplicates(make_broker: MakeBroker) -> 
     topic = fill(broker)
     broker.stop()
     path = segment_files(broker, topic)[1]
-    pos, base = batches(path)[2]
+    pos, base = batch_positions(path)[2]
     flip(path, pos + 80, 0x01)
     broker.start()
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, enable_auto_commit=False,
@@ -172,7 +156,7 @@ def test_payload_flip_in_the_last_segment_keeps_the_batches_after_it(make_broker
     topic = fill(broker, **{"segment.bytes": str(1 << 20)})
     assert broker.kill() == -9
     (path,) = segment_files(broker, topic)
-    pos, base = batches(path)[BATCHES - 41]
+    pos, base = batch_positions(path)[BATCHES - 41]
     flip(path, pos + 80, 0x01)
     watch = LogWatch(broker)
     broker.start()

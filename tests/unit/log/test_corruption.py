@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import pytest
 
 from suoi.log.batch_check import VerifiedRanges
 from suoi.log.errors import CorruptRecordError
 from suoi.log.partition_log import PartitionLog
-from suoi.protocol.records import HEADER_SIZE, iter_records, parse_batch_header
-from tests.unit.log.log_helpers import OpenLog, batch
+from suoi.protocol.records import HEADER_SIZE, iter_records
+from tests.unit.log.log_helpers import OpenLog, batch, batch_positions, flip
 
 CFG = {"segment_bytes": 1200, "index_interval_bytes": 150}
 N_BATCHES = 40  # of 3 records each
@@ -32,23 +31,6 @@ def _filled(open_log: OpenLog) -> PartitionLog:
     log.flush()  # a clean shutdown: the recovery point is the log end, sealed segments are trusted
     log.close()
     return log
-
-
-def _batch_positions(path: Path) -> list[tuple[int, int]]:
-    """(position, base offset) of every batch of a .log file."""
-    data = path.read_bytes()
-    out, pos = [], 0
-    while pos < len(data):
-        h = parse_batch_header(data, pos)
-        out.append((pos, h.base_offset))
-        pos += h.size
-    return out
-
-
-def _flip(path: Path, at: int, mask: int = 0x01) -> None:
-    data = bytearray(path.read_bytes())
-    data[at] ^= mask
-    path.write_bytes(bytes(data))
 
 
 def consume(log: PartitionLog, start: int = 0, max_bytes: int = 200) -> tuple[list[int], CorruptRecordError | None]:
@@ -91,10 +73,10 @@ def test_damage_in_an_older_segment_stops_reads_at_the_bad_batch(
 ) -> None:
     log = _filled(open_log)
     seg_path = log.segments[1].log_path
-    positions = _batch_positions(seg_path)
+    positions = batch_positions(seg_path)
     pos, base = positions[2]  # a batch in the middle of a sealed segment
     at, mask = KINDS[kind]
-    _flip(seg_path, pos + at, mask)
+    flip(seg_path, pos + at, mask)
     with caplog.at_level(logging.WARNING, logger="suoi.log"):
         log = open_log(**CFG)
         assert log.log_end_offset == 3 * N_BATCHES  # nothing was truncated: the segment is below the recovery point
@@ -122,8 +104,8 @@ def test_payload_flip_in_the_last_segment_keeps_the_acked_batches_after_it(open_
         log.append(batch(3, ts=1000 + i, tag=i))
     path = log.segments[-1].log_path
     log.close()  # no flush: recovery re-checks everything
-    pos, base = _batch_positions(path)[5]
-    _flip(path, pos + 70)
+    pos, base = batch_positions(path)[5]
+    flip(path, pos + 70)
     log = open_log(segment_bytes=1 << 20, index_interval_bytes=150)
     assert log.log_end_offset == 3 * N_BATCHES
     got, err = consume(log)
@@ -152,8 +134,8 @@ def test_an_index_entry_off_by_one_byte_falls_back_to_a_scan(open_log: OpenLog, 
 
 def test_a_sendfile_region_stops_before_a_bad_batch_too(open_log: OpenLog) -> None:
     log = _filled(open_log)
-    pos, base = _batch_positions(log.segments[0].log_path)[3]
-    _flip(log.segments[0].log_path, pos + 70)
+    pos, base = batch_positions(log.segments[0].log_path)[3]
+    flip(log.segments[0].log_path, pos + 70)
     log = open_log(**CFG)
     (fd, start, length), = log.read_regions(0, 1 << 20)
     assert (start, length) == (0, pos)

@@ -10,8 +10,8 @@ import pytest
 
 from suoi.cli.main import main
 from suoi.log.partition_log import PartitionLog
-from tests.unit.log.log_helpers import OpenLog, batch
-from tests.unit.log.test_corruption import CFG, KINDS, N_BATCHES, _batch_positions, _filled, _flip
+from tests.unit.log.log_helpers import OpenLog, batch, batch_positions, flip
+from tests.unit.log.test_corruption import CFG, KINDS, N_BATCHES, _filled
 
 
 def dump(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -44,9 +44,9 @@ def test_prints_batches_records_and_indexes(open_log: OpenLog, capsys: pytest.Ca
 def test_verify_reports_each_kind_of_damage(open_log: OpenLog, capsys: pytest.CaptureFixture[str], kind: str) -> None:
     log = _filled(open_log)
     path = log.segments[1].log_path
-    pos, _ = _batch_positions(path)[2]
+    pos, _ = batch_positions(path)[2]
     at, mask = KINDS[kind]
-    _flip(path, pos + at, mask)
+    flip(path, pos + at, mask)
     others = ",".join(str(s.log_path) for s in log.segments if s.log_path != path)
     code, out = dump(capsys, "--files", f"{path},{others}", "--verify")
     assert code == 1
@@ -62,10 +62,10 @@ def test_verify_finds_every_bad_batch_of_a_file_and_resynchronises(open_log: Ope
     log.flush()
     log.close()
     path = log.segments[0].log_path
-    positions = _batch_positions(path)
-    _flip(path, positions[3][0] + 70)  # CRC
-    _flip(path, positions[10][0] + 8, 0x40)  # framing lost: resynchronise
-    _flip(path, positions[20][0] + 18)  # CRC after the resync
+    positions = batch_positions(path)
+    flip(path, positions[3][0] + 70)  # CRC
+    flip(path, positions[10][0] + 8, 0x40)  # framing lost: resynchronise
+    flip(path, positions[20][0] + 18)  # CRC after the resync
     proc = subprocess.run([sys.executable, "-m", "suoi", "dump-log", "--files", str(path), "--verify"],
                           capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 1, proc.stderr
