@@ -88,7 +88,7 @@ class PartitionLog:
         self.directory = directory
         self.topic = topic
         self.partition = partition
-        self.config = config
+        self._config = config
         self._now_ms = now_ms
         self._segments = segments
         self._bases = [s.base_offset for s in segments]
@@ -136,6 +136,18 @@ class PartitionLog:
         return cls(directory, topic, partition, config, segments, log_start, now_ms, hw_follows_leo=hw_follows_leo)
 
     # ------------------------------------------------------------------ properties
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: LogConfig) -> None:
+        """A new topic config; once compaction is on, batches may have gaps between them."""
+        self._config = config
+        if config.compacts:
+            for seg in self._segments:
+                seg.contiguous = False
 
     @property
     def log_start_offset(self) -> int:
@@ -418,12 +430,20 @@ class PartitionLog:
             )
         limit = self._high_watermark if max_offset is None else max_offset
         return log_reads.walk(self._segments, self._bases, offset, max_bytes, limit, min_one_batch, take,
-                              self._corrupt_found)
+                              self.report_corrupt)
 
-    def _corrupt_found(self, bad: CorruptBatch) -> None:
+    def report_corrupt(self, bad: CorruptBatch) -> None:
+        """A read, recovery or the scrubber found ``bad``: tell ``on_corrupt`` (replication)."""
         hook = self.on_corrupt
         if hook is not None:
             hook(self, bad)
+
+    def first_corrupt(self) -> CorruptBatch | None:
+        """The lowest bad batch known in this log (found by recovery, reads or the scrubber)."""
+        for seg in self._segments:
+            if seg.corrupt:
+                return seg.corrupt[min(seg.corrupt)]
+        return None
 
     def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
         """Aborted transactions overlapping ``[fetch_offset, upper_bound)``, for a
