@@ -56,6 +56,8 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
         truncated = seg.recover() if unflushed else seg.load()
         if unflushed and not is_last:
             seg.seal()
+        elif seg.corrupt and not is_last:
+            seg.next_offset = max(seg.next_offset, bases[i + 1])  # the rest is there, unreadable
         segments.append(seg)
         if truncated and not is_last:
             logger.warning(

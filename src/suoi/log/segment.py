@@ -135,17 +135,20 @@ class LogSegment:
         return 0
 
     def _recover_sealed(self) -> int:
-        truncated = self.recover()
+        """Rebuild the indexes of a sealed, flushed segment. A bad batch there is rot, not a
+        torn write: nothing is truncated (the bytes stay; reads refuse them, replicas repair)."""
+        truncated = self.recover(truncate=False)
         self.seal()
         return truncated
 
-    def recover(self) -> int:
+    def recover(self, *, truncate: bool = True) -> int:
         """Rebuild both indexes by scanning every batch with CRC checks.
 
         The log is truncated at the first torn or corrupt batch, unless that batch is
         framed correctly and the next batch continues it and checks out: then it stays
         (reads refuse it, replicas repair it) and the scan goes on (see the README).
-        Returns the number of bytes removed.
+        With ``truncate=False`` (a sealed, flushed segment) nothing is cut: the first
+        unreadable position is remembered as corrupt. Returns the number of bytes removed.
         """
         self.offset_index.reset()
         self.time_index.reset()
@@ -166,6 +169,10 @@ class LogSegment:
             else:
                 self.note_corrupt(CorruptBatch(self.log_path, pos, h.base_offset, problem))
         truncated = self.size - valid_end
+        if truncated and not truncate:
+            self.note_corrupt(CorruptBatch(self.log_path, valid_end, self.next_offset,
+                                           "the batch there cannot be read (found by recovery)"))
+            return 0
         if truncated:
             logger.warning(
                 "truncating %d bytes of torn/corrupt data at position %d of %s",

@@ -96,6 +96,24 @@ def test_damage_in_an_older_segment_stops_reads_at_the_bad_batch(
     assert offsets(log.read(log.segments[2].base_offset, 10))[0] == log.segments[2].base_offset
 
 
+@pytest.mark.parametrize("kind", ["length-huge", "magic", "base-offset-high"])
+def test_framing_damage_in_a_sealed_segments_tail_loses_nothing_else(open_log: OpenLog, kind: str) -> None:
+    """Opening checks the chain of batches after a sealed segment's last index entry; damage
+    there used to truncate the segment and drop every later one. Flushed data is not a torn
+    write: it stays, reads stop at the bad batch, later segments are served."""
+    log = _filled(open_log)
+    path = log.segments[1].log_path
+    pos, base = batch_positions(path)[-1]
+    at, mask = KINDS[kind]
+    flip(path, pos + at, mask)
+    segments = [s.base_offset for s in log.segments]
+    log = open_log(**CFG)
+    assert [s.base_offset for s in log.segments] == segments and log.log_end_offset == 3 * N_BATCHES
+    got, err = consume(log)
+    assert got == list(range(base)) and err is not None and err.batch.position == pos
+    assert offsets(log.read(segments[2], 1 << 20))[0] == segments[2]
+
+
 def test_payload_flip_in_the_last_segment_keeps_the_acked_batches_after_it(open_log: OpenLog) -> None:
     """Unclean shutdown (no flush): the last segment is re-scanned; a batch whose framing
     holds is kept in place (and refused to readers) instead of truncating what follows."""
