@@ -9,6 +9,12 @@ for each source tree given, each in its own process, in one run:
     python benchmarks/bench_verify.py --src before=/work/main/src --src after=src --mb 256
 
 Prints MB/s per tree and pass, and the ratio of each tree to the first one.
+
+With --e2e it measures the same through a broker and a real client instead: each tree's
+broker gets bench.py's produce phase, is stopped cleanly and restarted (so nothing it
+serves is verified yet), then bench.py's consume phase reads everything back:
+
+    python benchmarks/bench_verify.py --e2e --src before=/work/main/src --src after=src
 """
 
 from __future__ import annotations
@@ -61,6 +67,35 @@ print(json.dumps(out))
 """
 
 
+def e2e_round(label: str, src: str, args: argparse.Namespace) -> dict[str, float]:
+    """Produce, restart cleanly, consume cold (bench.py's phases) with one tree's broker."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from common import _spawn, create_topic, free_port
+    from phases import consume_phase, produce_phase
+
+    workdir = tempfile.mkdtemp(prefix=f"bench-verify-{label}-")
+    port = free_port()
+    argv = [sys.executable, "-m", "suoi", "broker", "--listeners", f"PLAINTEXT://127.0.0.1:{port}",
+            "--log-dirs", os.path.join(workdir, "data"),
+            # small segments: after the restart all but the last of each partition are cold
+            "--override", f"log.segment.bytes={args.segment_mb * 1024 * 1024}"]
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(src))
+    topic = "verify"
+    t = _spawn(label, argv, port, env=env, workdir=workdir, ready_timeout=60, is_peer=False)
+    try:
+        create_topic(t.bootstrap, topic, args.partitions)
+        prod = produce_phase(t.bootstrap, topic, 1024, "1", args.messages, 60.0, 60.0, t.pid)
+        t.workdir = None  # keep the data for the restart
+        t.stop()
+        t = _spawn(label, argv, port, env=env, workdir=workdir, ready_timeout=60, is_peer=False)
+        cons = consume_phase(t.bootstrap, topic, args.partitions, prod["delivered"], 60.0, t.pid)
+        assert cons["complete"], cons
+        return {"cold": cons["mb_s"], "cpu": cons.get("broker_cpu_s", float("nan"))}
+    finally:
+        t.workdir = workdir
+        t.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--src", action="append", required=True, metavar="LABEL=PATH",
@@ -68,7 +103,25 @@ def main() -> int:
     ap.add_argument("--mb", type=int, default=256, help="log size (default 256 MB)")
     ap.add_argument("--batch-kb", type=int, default=16, help="records (1 KB each) per batch (default 16)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per tree; best is kept")
+    ap.add_argument("--e2e", action="store_true", help="through a broker and confluent-kafka (cold consume)")
+    ap.add_argument("--messages", type=int, default=300_000, help="--e2e: 1 KB messages produced")
+    ap.add_argument("--partitions", type=int, default=6, help="--e2e: partitions of the topic")
+    ap.add_argument("--segment-mb", type=int, default=8, help="--e2e: log.segment.bytes in MB")
     args = ap.parse_args()
+    if args.e2e:
+        e2e: dict[str, dict[str, float]] = {}
+        for _ in range(args.rounds):
+            for label, path in (tuple(s.split("=", 1)) for s in args.src):
+                r = e2e_round(label, path, args)
+                best = e2e.setdefault(label, {"cold": 0.0, "cpu": float("inf")})
+                best["cold"], best["cpu"] = max(best["cold"], r["cold"]), min(best["cpu"], r["cpu"])
+        first = e2e[args.src[0].split("=", 1)[0]]
+        print(f"{'tree':<10} {'cold consume MB/s':>18} {'ratio':>7} {'broker CPU s':>13} {'ratio':>7}")
+        for label, v in e2e.items():
+            print(f"{label:<10} {v['cold']:>18.1f} {v['cold'] / first['cold']:>7.3f} {v['cpu']:>13.2f} "
+                  f"{v['cpu'] / first['cpu']:>7.3f}")
+        print(json.dumps({"e2e": e2e, "messages": args.messages, "at": time.time()}))
+        return 0
     trees = [tuple(s.split("=", 1)) for s in args.src]
     best: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
