@@ -18,8 +18,8 @@ from kio.schema.errors import ErrorCode
 from suoi.cli.main import main as suoi_main
 from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
-from tests.unit.log.log_helpers import batch_positions, flip
 from tests.integration.support import LogWatch, create_topic, fetch, log_end, produce, segment_files, unique
+from tests.unit.log.log_helpers import batch_positions, flip
 
 pytestmark = pytest.mark.timeout(60)
 

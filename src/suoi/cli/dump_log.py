@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from suoi.cli.common import CliError, guarded
-from suoi.log.batch_check import find_next_batch, scan_batches
+from suoi.log.batch_check import find_next_batch, is_crc_problem, scan_batches
 from suoi.protocol.records import HEADER_SIZE, BatchHeader, decode_batch_records, parse_batch_header
 
 _CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
@@ -134,7 +134,7 @@ def _dump_log(path: Path, out: TextIO, *, deep: bool, data: bool, verify: bool) 
                 if problem is not None:
                     bad += 1
                     print(f"Found corrupt batch at position {bpos} of {path}: {problem}", file=out)
-                if h is None or (problem is not None and not _crc_only(problem)):
+                if h is None or (problem is not None and not is_crc_problem(problem)):
                     resync = bpos  # the framing is lost: look for the next batch
                     break
                 expected = h.next_offset
@@ -152,10 +152,6 @@ def _dump_log(path: Path, out: TextIO, *, deep: bool, data: bool, verify: bool) 
         return bad
     finally:
         os.close(fd)
-
-
-def _crc_only(problem: str) -> bool:
-    return problem.startswith("CRC32C")
 
 
 def _print_batch(out: TextIO, fd: int, pos: int, h: BatchHeader, problem: str | None, *, deep: bool,

@@ -26,7 +26,16 @@ from pathlib import Path
 
 from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_batch_header, verify_crc
 
-__all__ = ["CorruptBatch", "VerifiedRanges", "crc_problem", "find_next_batch", "framing_problem", "scan_batches"]
+__all__ = [
+    "CorruptBatch",
+    "VerifiedRanges",
+    "crc_problem",
+    "find_next_batch",
+    "framing_problem",
+    "is_crc_problem",
+    "recovery_scan",
+    "scan_batches",
+]
 
 _MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
 
@@ -64,11 +73,19 @@ def framing_problem(h: BatchHeader, *, room: int, expected_offset: int, end_offs
     return None
 
 
+_CRC = "CRC32C mismatch"
+
+
 def crc_problem(buf: bytes | bytearray | memoryview, rel: int, h: BatchHeader) -> str | None:
     """A CRC32C mismatch of the whole batch at ``buf[rel:]`` (None if it matches)."""
     if verify_crc(buf, rel, h):
         return None
-    return f"CRC32C mismatch (stored {h.crc:#010x})"
+    return f"{_CRC} (stored {h.crc:#010x})"
+
+
+def is_crc_problem(problem: str) -> bool:
+    """Only the CRC failed: the framing (so the next batch's position) is intact."""
+    return problem.startswith(_CRC)
 
 
 class VerifiedRanges:
@@ -137,6 +154,25 @@ class VerifiedRanges:
 SCAN_CHUNK = 8 * 1024 * 1024
 
 
+class _ChunkReader:
+    """Reads a file forwards in large chunks (scans of whole segments)."""
+
+    def __init__(self, fd: int, end: int, chunk: int) -> None:
+        self.fd = fd
+        self.end = end
+        self.chunk = chunk
+        self._buf = b""
+        self._start = 0
+
+    def at(self, pos: int, length: int) -> tuple[bytes, int]:
+        """``(buffer, offset in it)`` holding ``length`` bytes from ``pos`` (fewer at EOF)."""
+        rel = pos - self._start
+        if rel < 0 or rel + length > len(self._buf):
+            self._buf = os.pread(self.fd, min(max(self.chunk, length), self.end - pos), pos)
+            self._start, rel = pos, 0
+        return self._buf, rel
+
+
 def scan_batches(
     fd: int, start: int, end: int, expected_offset: int, *, strict: bool, end_offset: int = 2**63 - 1,
     chunk: int = SCAN_CHUNK,
@@ -145,25 +181,45 @@ def scan_batches(
     to ``end``: yields ``(position, header, problem)``; after a framing problem (the next
     boundary is then unknown; ``header`` is None when not even a header fits) it stops."""
     pos = start
-    buf, buf_start = b"", start
+    reader = _ChunkReader(fd, end, chunk)
     while pos < end:
         if end - pos < HEADER_SIZE:
             yield pos, None, f"{end - pos} bytes at the end are not a whole batch header"
             return
-        rel = pos - buf_start
-        if rel + HEADER_SIZE > len(buf):
-            buf, buf_start, rel = os.pread(fd, min(chunk, end - pos), pos), pos, 0
+        buf, rel = reader.at(pos, HEADER_SIZE)
         h = parse_batch_header(buf, rel)
         problem = framing_problem(h, room=end - pos, expected_offset=expected_offset, end_offset=end_offset,
                                   strict=strict)
         if problem is not None:
             yield pos, h, problem
             return
-        if rel + h.size > len(buf):
-            buf, buf_start, rel = os.pread(fd, min(max(chunk, h.size), end - pos), pos), pos, 0
+        buf, rel = reader.at(pos, h.size)
         yield pos, h, crc_problem(buf, rel, h)
         expected_offset = h.next_offset
         pos += h.size
+
+
+def recovery_scan(
+    fd: int, end: int, base_offset: int, *, strict: bool, chunk: int = SCAN_CHUNK
+) -> Iterator[tuple[int, BatchHeader, str | None]]:
+    """The batches recovery keeps, from the start of a segment file: ``(position, header,
+    problem)``. It stops at the first bad batch (the rest is a torn tail), except that a batch
+    whose framing holds but whose CRC32C fails is yielded with its problem, and the scan goes
+    on, when the log is contiguous and the next batch starts exactly where that one's length
+    says, at the offset it implies, and checks out: the boundaries are then certain."""
+    for pos, h, problem in scan_batches(fd, 0, end, base_offset, strict=strict, chunk=chunk):
+        if h is None or (problem is not None and not is_crc_problem(problem)):
+            return
+        if problem is not None and not (strict and _continues_cleanly(fd, pos + h.size, end, h.next_offset)):
+            return
+        yield pos, h, problem
+
+
+def _continues_cleanly(fd: int, pos: int, end: int, expected_offset: int) -> bool:
+    """A whole, checked batch starting at ``expected_offset`` sits at ``pos``."""
+    for _, h, problem in scan_batches(fd, pos, end, expected_offset, strict=True, chunk=HEADER_SIZE):
+        return h is not None and problem is None
+    return False
 
 
 def find_next_batch(fd: int, start: int, end: int, chunk: int = SCAN_CHUNK) -> int | None:

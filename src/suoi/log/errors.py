@@ -6,6 +6,11 @@ failure to a response with a single ``except LogError as e: e.error_code``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from suoi.log.batch_check import CorruptBatch
+
 __all__ = [
     "CorruptRecordError",
     "InvalidConfigError",
@@ -39,7 +44,7 @@ class CorruptRecordError(LogError):
 
     error_code = 2
 
-    def __init__(self, batch: object) -> None:
+    def __init__(self, batch: CorruptBatch) -> None:
         super().__init__(str(batch))
         self.batch = batch
 

@@ -18,11 +18,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from suoi.log.batch_check import CorruptBatch, VerifiedRanges, crc_problem, framing_problem
+from suoi.log.batch_check import CorruptBatch, VerifiedRanges, crc_problem, framing_problem, recovery_scan
 from suoi.log.errors import KafkaStorageError
 from suoi.log.index import OffsetIndex, TimeIndex
 from suoi.log.txn_index import TransactionIndex
-from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_batch_header, verify_crc
+from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_batch_header
 
 __all__ = ["BatchPlacement", "LogSegment", "segment_file_name"]
 
@@ -479,55 +479,7 @@ class LogSegment:
             pos += h.size
 
     def _iter_verified(self) -> Iterator[tuple[int, BatchHeader, str | None]]:
-        """Walk whole batches from the start, checking framing, CRC and offsets; yields
-        ``(position, header, problem)``. Stops at the first bad batch, except that a batch
-        whose framing is intact but whose CRC (or, in a contiguous log, nothing else) fails
-        is yielded with its problem when the next batch continues it exactly and checks
-        out: the boundaries are then certain, and the batches after it are kept."""
-        end = os.fstat(self._fd).st_size
-        self.size = end
-        pos = 0
-        expected = self.base_offset
-        strict = self.contiguous
-        reader = _ChunkReader(self._fd, end)
-        while end - pos >= HEADER_SIZE:
-            buf, rel = reader.at(pos, HEADER_SIZE)
-            h = parse_batch_header(buf, rel)
-            if framing_problem(h, room=end - pos, expected_offset=expected, end_offset=2**63 - 1, strict=strict):
-                return
-            buf, rel = reader.at(pos, h.size)
-            problem = crc_problem(buf, rel, h)
-            if problem is not None and not (strict and self._continues_cleanly(reader, pos + h.size, h.next_offset)):
-                return
-            yield pos, h, problem
-            expected = h.next_offset
-            pos += h.size
-
-    def _continues_cleanly(self, reader: _ChunkReader, pos: int, expected: int) -> bool:
-        """A whole, checked batch starting at ``expected`` sits at ``pos``."""
-        if reader.end - pos < HEADER_SIZE:
-            return False
-        buf, rel = reader.at(pos, HEADER_SIZE)
-        h = parse_batch_header(buf, rel)
-        if framing_problem(h, room=reader.end - pos, expected_offset=expected, end_offset=2**63 - 1, strict=True):
-            return False
-        buf, rel = reader.at(pos, h.size)
-        return crc_problem(buf, rel, h) is None
-
-
-class _ChunkReader:
-    """Reads a file forwards in large chunks for recovery scans."""
-
-    def __init__(self, fd: int, end: int) -> None:
-        self.fd = fd
-        self.end = end
-        self._buf = b""
-        self._start = 0
-
-    def at(self, pos: int, length: int) -> tuple[bytes, int]:
-        """``(buffer, offset in it)`` holding ``length`` bytes from ``pos`` (fewer at EOF)."""
-        rel = pos - self._start
-        if rel < 0 or rel + length > len(self._buf):
-            self._buf = os.pread(self.fd, min(max(_RECOVERY_CHUNK, length), self.end - pos), pos)
-            self._start, rel = pos, 0
-        return self._buf, rel
+        """Walk whole batches from the start, checking framing, CRC and offsets
+        (``batch_check.recovery_scan``: which bad batches it goes past, and why)."""
+        self.size = os.fstat(self._fd).st_size
+        return recovery_scan(self._fd, self.size, self.base_offset, strict=self.contiguous, chunk=_RECOVERY_CHUNK)
