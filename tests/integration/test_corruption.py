@@ -147,6 +147,7 @@ def test_an_index_entry_moved_by_one_byte_skips_nothing(make_broker: MakeBroker)
         assert (got[:1], errors) == ([start], [])
     got, errors = confluent_read(broker.bootstrap, topic)
     assert (got, errors) == (list(range(TOTAL)), [])
+    assert suoi_main(["dump-log", "--files", str(index), "--verify"]) == 1
 
 
 def test_payload_flip_in_the_last_segment_keeps_the_batches_after_it(make_broker: MakeBroker) -> None:
@@ -166,3 +167,4 @@ def test_payload_flip_in_the_last_segment_keeps_the_batches_after_it(make_broker
     assert got == list(range(base)) and set(errors) == {KafkaError.INVALID_MSG}
     after, errors = confluent_read(broker.bootstrap, topic, base + PER_BATCH)
     assert (after, errors) == (list(range(base + PER_BATCH, TOTAL)), [])
+    assert suoi_main(["dump-log", "--files", str(path), "--verify"]) == 1

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         bad += dump_file(path, sys.stdout, deep=args.deep_iteration or args.print_data_log,
                          data=args.print_data_log, verify=args.verify)
     if args.verify:
-        print(f"Found {bad} corrupt batch(es)" if bad else "All batches verified")
+        print(f"Found {bad} corrupt batch(es) or index entries" if bad else "All batches verified")
     return 1 if bad else 0
 
 
@@ -70,7 +70,8 @@ def dump_file(path: Path, out: TextIO, *, deep: bool = False, data: bool = False
     if name.endswith(".log"):
         return _dump_log(path, out, deep=deep, data=data, verify=verify)
     if name.endswith(".index"):
-        _dump_entries(path, out, struct.Struct(">ii"), "offset: {base} position: {1}", relative=0)
+        entries = _dump_entries(path, out, struct.Struct(">ii"), "offset: {base} position: {1}", relative=0)
+        return _verify_index(path, entries, out) if verify else 0
     elif name.endswith(".timeindex"):
         _dump_entries(path, out, struct.Struct(">qi"), "timestamp: {0} offset: {base}", relative=1)
     elif name.endswith(".snapshot"):
@@ -93,14 +94,35 @@ def _base_offset(path: Path) -> int:
     return int(stem)
 
 
-def _dump_entries(path: Path, out: TextIO, entry: struct.Struct, line: str, *, relative: int) -> None:
+def _dump_entries(path: Path, out: TextIO, entry: struct.Struct, line: str, *, relative: int) -> list[tuple[int, int]]:
+    """Print the entries; returns them as (absolute offset or timestamp, value)."""
     base = _base_offset(path)
     raw = path.read_bytes()
     whole = len(raw) - len(raw) % entry.size
+    entries = []
     for fields in entry.iter_unpack(raw[:whole]):
         print(line.format(*fields, base=base + fields[relative]), file=out)
+        entries.append((base + fields[0], fields[1]) if relative == 0 else (fields[0], base + fields[1]))
     if whole != len(raw):
         print(f"{len(raw) - whole} trailing bytes are not a whole entry", file=out)
+    return entries
+
+
+def _verify_index(path: Path, entries: list[tuple[int, int]], out: TextIO) -> int:
+    """Each offset-index entry must point at a batch starting at its offset in the .log beside it."""
+    log_path = path.with_suffix(".log")
+    if not log_path.is_file():
+        raise CliError(f"{path}: no {log_path.name} beside it to verify the index against")
+    bad = 0
+    with open(log_path, "rb") as f:
+        for offset, position in entries:
+            f.seek(position)
+            head = f.read(HEADER_SIZE)
+            if len(head) < HEADER_SIZE or (h := parse_batch_header(head)).magic != 2 or h.base_offset != offset:
+                bad += 1
+                print(f"Found bad index entry (offset {offset}, position {position}) in {path}: "
+                      f"no batch of that offset starts there", file=out)
+    return bad
 
 
 def _dump_snapshot(path: Path, out: TextIO) -> None:

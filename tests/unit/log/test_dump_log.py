@@ -52,7 +52,7 @@ def test_verify_reports_each_kind_of_damage(open_log: OpenLog, capsys: pytest.Ca
     assert code == 1
     found = [ln for ln in out.splitlines() if ln.startswith("Found corrupt batch")]
     assert found and found[0].startswith(f"Found corrupt batch at position {pos} of {path}: ")
-    assert out.splitlines()[-1] == f"Found {len(found)} corrupt batch(es)"
+    assert out.splitlines()[-1] == f"Found {len(found)} corrupt batch(es) or index entries"
 
 
 def test_verify_finds_every_bad_batch_of_a_file_and_resynchronises(open_log: OpenLog) -> None:
@@ -98,3 +98,16 @@ def test_refuses_an_unknown_file_with_one_line(tmp_path: object, capsys: pytest.
     assert main(["dump-log", "--files", str(other)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a .log" in err[0]
+
+
+def test_verify_checks_offset_index_entries_against_the_log(open_log: OpenLog, capsys: pytest.CaptureFixture[str]) -> None:
+    log = _filled(open_log)
+    index = log.segments[1].log_path.with_suffix(".index")
+    assert dump(capsys, "--files", str(index), "--verify")[0] == 0
+    raw = bytearray(index.read_bytes())
+    raw[12:16] = (int.from_bytes(raw[12:16], "big") + 1).to_bytes(4, "big")  # second entry moved one byte
+    index.write_bytes(bytes(raw))
+    code, out = dump(capsys, "--files", str(index), "--verify")
+    offset = log.segments[1].base_offset + int.from_bytes(raw[8:12], "big")
+    assert code == 1
+    assert f"Found bad index entry (offset {offset}, position {int.from_bytes(raw[12:16], 'big')}) in {index}" in out
