@@ -267,6 +267,10 @@ class LogManager:
         """Every open partition log (e.g. for the scrubber)."""
         return list(self._logs.values())
 
+    def known_corrupt_batches(self) -> int:
+        """Bad batches found in local logs (by reads, recovery or the scrubber) and still there."""
+        return sum(len(seg.corrupt) for log in self._logs.values() for seg in log.segments)
+
     def compactable_logs(self) -> list[PartitionLog]:
         """Logs with ``compact`` in cleanup.policy, for the log cleaner (see ``suoi.log.cleaner``)."""
         return [log for log in self._logs.values() if log.config.compacts]

@@ -33,7 +33,8 @@ class CorruptionStats:
     bytes_checked: int = 0
     #: full passes over every sealed segment
     passes: int = 0
-    #: distinct bad batches found (by reads, recovery or the scrubber)
+    #: distinct bad batches the scrubber found (``LogManager.known_corrupt_batches`` counts
+    #: those reads and recovery found too, while they are not repaired)
     corrupt_found: int = 0
     #: bad batches a replica dropped to refetch from another replica
     repaired: int = 0

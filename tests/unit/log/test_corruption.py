@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +220,28 @@ def test_scrubber_finds_rot_in_cold_segments_at_its_rate(open_log: OpenLog) -> N
     while stats.passes == 1:
         scrubber.step(10_000)
     assert len(found) == 3 and stats.corrupt_found == 1
+
+
+def test_log_manager_counts_known_bad_batches_and_compaction_relaxes_contiguity(tmp_path: Path) -> None:
+    from suoi.log.config import LogConfig
+    from suoi.log.manager import LogManager
+
+    m = LogManager([tmp_path], LogConfig(segment_bytes=1 << 20))
+    m.load()
+    m.create_topic("t", 1, {})
+    log = m.get_log("t", 0)
+    assert log is not None
+    for i in range(6):
+        log.append(batch(3, tag=i))
+    m.flush()
+    m.close()
+    pos, base = batch_positions(log.segments[0].log_path)[2]
+    flip(log.segments[0].log_path, pos + 70)
+    m = LogManager([tmp_path], LogConfig(segment_bytes=1 << 20))
+    m.load()  # the only segment is the last one: recovery re-checks it and keeps what follows
+    log = m.get_log("t", 0)
+    assert log is not None and log.log_end_offset == 18 and m.known_corrupt_batches() == 1
+    assert log.segments[0].contiguous
+    m.alter_topic_configs("t", {"cleanup.policy": "compact"})
+    assert not log.segments[0].contiguous  # the cleaner may leave gaps from now on
+    m.close()
