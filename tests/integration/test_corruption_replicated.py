@@ -21,7 +21,7 @@ from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
 from tests.conftest import wait_until
 from tests.integration.kraft_cluster import KRaftCluster, kraft_cluster
-from tests.integration.support import produce_req, unique
+from tests.integration.support import metadata_req, produce_req, unique
 from tests.rawclient import RawClient
 from tests.unit.log.log_helpers import batch_positions, flip
 
@@ -45,8 +45,6 @@ def log_bytes(node: EmbeddedBroker, topic: str) -> int:
 
 def leader_and_isr(c: KRaftCluster, node_id: int, topic: str) -> tuple[int, list[int]]:
     with RawClient(c.nodes[node_id].bootstrap) as client:
-        from tests.integration.support import metadata_req
-
         p = client.request(metadata_req(topic, allow_create=False)).topics[0].partitions[0]
     return int(p.leader_id), sorted(int(b) for b in p.isr_nodes)
 
