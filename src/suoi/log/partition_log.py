@@ -92,7 +92,8 @@ class PartitionLog:
         self._now_ms = now_ms
         self._segments = segments
         self._bases = [s.base_offset for s in segments]
-        #: Called with each bad batch a read finds (once per batch): replication repairs it.
+        #: Called whenever a read or the scrubber meets a bad batch (and, via ``first_corrupt``,
+        #: for what recovery found): replication repairs it (and ignores repeats).
         self.on_corrupt: Callable[[PartitionLog, CorruptBatch], None] | None = None
         self._log_end_offset = segments[-1].next_offset
         self._log_start_offset = log_start_offset
