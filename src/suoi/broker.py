@@ -33,6 +33,7 @@ from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.log.cleaner import LogCleaner
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 from suoi.log.manager import LogManager, TopicInfo
+from suoi.log.scrubber import LogScrubber
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
 from suoi.raft_driver.driver import METADATA_LOG_DIRNAME
@@ -200,6 +201,8 @@ class Broker:
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
         if self.config.get_bool("log.cleaner.enable"):
             self._tasks.append(asyncio.create_task(self._cleaner_loop(), name="log-cleaner"))
+        if self.config.get_bool("log.scrubber.enable"):
+            self._tasks.append(asyncio.create_task(self._scrubber_loop(), name="log-scrubber"))
         log.info("suoi broker node.id=%d cluster.id=%s started", self.node_id, self.cluster_id)
 
     async def _serve_when_unfenced(self, servers: list[asyncio.Server]) -> None:
@@ -305,6 +308,19 @@ class Broker:
                         log.info("compacted %s", plog)
                 except Exception:
                     log.exception("log cleaner failed on %s", plog)
+
+    async def _scrubber_loop(self) -> None:
+        """Re-check sealed segments' CRCs at log.scrubber.bytes.per.second (suoi.log.scrubber),
+        in slices of a tenth of a second's worth so the event loop never waits long."""
+        scrubber = LogScrubber(self.logs.all_logs, self.logs.corruption)
+        budget = max(self.config.get_int("log.scrubber.bytes.per.second") // 10, 4096)
+        while True:
+            try:
+                checked = scrubber.step(budget)
+            except Exception:
+                log.exception("log scrubber step failed")
+                checked = 0
+            await asyncio.sleep(0.1 if checked else 1.0)
 
     async def _flush_loop(self) -> None:
         interval = self.config.get_int("log.flush.scheduler.interval.ms") / 1000

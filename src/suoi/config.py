@@ -111,6 +111,9 @@ KNOWN: dict[str, tuple[object, object]] = {
     "controller.quorum.retry.backoff.ms": (_INT, 20),
     "metadata.log.max.record.bytes.between.snapshots": (_INT, 20 * 1024 * 1024),
     "log.cleaner.enable": (_bool, True),
+    # suoi: re-check the CRC32C of sealed segments in the background (suoi.log.scrubber)
+    "log.scrubber.enable": (_bool, False),
+    "log.scrubber.bytes.per.second": (_INT, 4 * 1024 * 1024),
     # partition replication (KRaft mode)
     "min.insync.replicas": (_INT, 1),
     "offsets.topic.replication.factor": (_INT, 3),

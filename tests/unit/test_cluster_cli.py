@@ -112,6 +112,7 @@ def test_combined_node_properties(tmp_path: Path) -> None:
         "offsets.topic.replication.factor": "3",
         "transaction.state.log.replication.factor": "3",
         "transaction.state.log.min.isr": "2",
+        "log.scrubber.enable": "true",
     }
 
 
@@ -133,6 +134,7 @@ def test_split_mode_properties(tmp_path: Path) -> None:
     assert controller["process.roles"] == "controller"
     assert controller["listeners"] == "CONTROLLER://127.0.0.1:30005"
     assert "advertised.listeners" not in controller
+    assert "log.scrubber.enable" not in controller and broker_only["log.scrubber.enable"] == "true"
     assert controller["controller.quorum.voters"] == "2@127.0.0.1:30003,3@127.0.0.1:30005"
 
 

@@ -249,6 +249,8 @@ def node_properties(cluster: Cluster, node: Node) -> dict[str, str]:
         "transaction.state.log.replication.factor": str(min(3, brokers)),
         "transaction.state.log.min.isr": str(min(2, brokers)),
     })
+    if node.port is not None:  # brokers re-check cold segments and repair them from replicas
+        props["log.scrubber.enable"] = "true"
     return props
 
 

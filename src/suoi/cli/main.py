@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     transactions.add_parser(sub)
     producer_perf_test.add_parser(sub)
     consumer_perf_test.add_parser(sub)
+
+    from suoi.cli import dump_log  # offline: reads segment files, no broker
+
+    dump_log.add_parser(sub)
     return parser
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import NodeClient
+from suoi.cluster.corrupt_repair import CorruptionRepair
 from suoi.cluster.hw_checkpoint import CHECKPOINT_FILE, read_checkpoint, write_checkpoint
 from suoi.cluster.replica_fetcher import FollowerReplica, ReplicaFetcher
 from suoi.controller.delta import LocalPartition, MetadataDelta
@@ -97,6 +98,8 @@ class ReplicaManager:
         self._tokens = 0
         self._alter_tasks: dict[TopicPartition, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        #: corrupt batches found in a local replica: refetched from another one (corrupt_repair)
+        self.repair = CorruptionRepair(self)
 
     def attach_coordinators(self) -> None:
         """The group and transaction coordinators write to partitions this node leads: their
@@ -182,6 +185,7 @@ class ReplicaManager:
             self._hw_initialised.add(tp)
             plog.hw_follows_leo = False
             plog.set_high_watermark(self._checkpointed.get((tp.topic, tp.partition), 0))
+            self.repair.watch(plog)
         return plog
 
     def _become_leader(self, lp: LocalPartition) -> None:
@@ -222,6 +226,7 @@ class ReplicaManager:
             log.warning("no local log for %s, cannot follow it", tp)
             return
         self._resign(tp, reg.leader_epoch)
+        self.repair.before_following(tp, plog)
         follower = self.followers.get(tp)
         if follower is not None and follower.state.update_registration(reg.leader, reg.leader_epoch,
                                                                        reg.partition_epoch):

@@ -162,7 +162,9 @@ def alter_partition(
         isr = tuple(new_isr)
         if not isr or len(set(isr)) != len(isr):
             raise ApiError(Err.INVALID_REQUEST, f"The new ISR {list(isr)} must be non-empty and without duplicates.")
-        if reg.leader not in isr:
+        if reg.leader not in isr and not any(b in reg.isr and c.eligible(b) for b in isr):
+            # suoi: a leader may leave the ISR (it found a corrupt batch in its log and steps
+            # down) when an eligible in-sync replica remains to be elected; Kafka refuses it.
             raise ApiError(Err.INVALID_REQUEST, f"The new ISR {list(isr)} does not include the leader {reg.leader}.")
         outside = [b for b in isr if b not in reg.replicas]
         if outside:

@@ -6,7 +6,13 @@ failure to a response with a single ``except LogError as e: e.error_code``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from suoi.log.batch_check import CorruptBatch
+
 __all__ = [
+    "CorruptRecordError",
     "InvalidConfigError",
     "InvalidPartitionsError",
     "InvalidTopicError",
@@ -30,6 +36,17 @@ class OffsetOutOfRangeError(LogError):
     """Requested offset is below the log start offset or beyond the log end offset."""
 
     error_code = 1
+
+
+class CorruptRecordError(LogError):
+    """The next batch to serve failed its framing or CRC32C check (CORRUPT_MESSAGE); the
+    ``batch`` attribute (a ``batch_check.CorruptBatch``) says where and why."""
+
+    error_code = 2
+
+    def __init__(self, batch: CorruptBatch) -> None:
+        super().__init__(str(batch))
+        self.batch = batch
 
 
 class UnknownTopicOrPartitionError(LogError, KeyError):

@@ -19,6 +19,7 @@ import os
 import struct
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["OffsetIndex", "TimeIndex"]
@@ -127,6 +128,12 @@ class OffsetIndex(_FixedIndex):
         if not self._keys:
             return None
         return self.base_offset + self._keys[-1], self._values[-1]
+
+    def entries_at_or_before(self, offset: int) -> Iterator[tuple[int, int]]:
+        """Indexed ``(offset, position)`` pairs with offset <= target, newest first (a reader
+        falls back to an earlier entry when one does not point at a batch of its offset)."""
+        for i in range(bisect_right(self._keys, offset - self.base_offset) - 1, -1, -1):
+            yield self.base_offset + self._keys[i], self._values[i]
 
 
 class TimeIndex(_FixedIndex):

@@ -13,6 +13,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from suoi.log.batch_check import CorruptBatch
+from suoi.log.errors import CorruptRecordError
 from suoi.log.segment import LogSegment
 from suoi.protocol.records import BatchHeader, iter_records
 
@@ -20,20 +22,23 @@ logger = logging.getLogger("suoi.log")
 
 _T = TypeVar("_T")
 
-#: ``take(segment, position, byte budget, offset limit, first)`` -> (item, bytes taken, reached segment end)
-Take = Callable[[LogSegment, int, int, int, bool], tuple[_T, int, bool]]
+#: ``take(segment, position, expected base offset, byte budget, offset limit, first)``
+#: -> (item, bytes taken, reached segment end, bad batch that stopped it)
+Take = Callable[[LogSegment, int, int, int, int, bool], tuple[_T, int, bool, "CorruptBatch | None"]]
 
 
-def read_bytes(seg: LogSegment, pos: int, budget: int, limit: int, first: bool) -> tuple[bytes, int, bool]:
-    """`walk` step for ``PartitionLog.read``: the batches' bytes."""
-    data, at_end = seg.read_from(pos, budget, limit, first)
-    return data, len(data), at_end
+def read_bytes(seg: LogSegment, pos: int, expected: int, budget: int, limit: int,
+               first: bool) -> tuple[bytes, int, bool, CorruptBatch | None]:
+    """`walk` step for ``PartitionLog.read``: the (checked) batches' bytes."""
+    data, at_end, bad = seg.read_from(pos, budget, limit, first, expected)
+    return data, len(data), at_end, bad
 
 
-def read_region(seg: LogSegment, pos: int, budget: int, limit: int, first: bool) -> tuple[tuple[int, int, int], int, bool]:
-    """`walk` step for ``PartitionLog.read_regions``: ``(fd, position, length)``."""
-    length, at_end = seg.region_from(pos, budget, limit, first)
-    return (seg.fd, pos, length), length, at_end
+def read_region(seg: LogSegment, pos: int, expected: int, budget: int, limit: int,
+                first: bool) -> tuple[tuple[int, int, int], int, bool, CorruptBatch | None]:
+    """`walk` step for ``PartitionLog.read_regions``: ``(fd, position, length)`` of checked batches."""
+    data, at_end, bad = seg.read_from(pos, budget, limit, first, expected)
+    return (seg.fd, pos, len(data)), len(data), at_end, bad
 
 
 def walk(
@@ -44,9 +49,13 @@ def walk(
     limit: int,
     min_one_batch: bool,
     take: Take[_T],
+    on_corrupt: Callable[[CorruptBatch], None] | None = None,
 ) -> list[_T]:
     """Visit segments from the one holding ``offset`` while budget remains, stopping
-    before ``limit`` (``offset`` must already be within the log)."""
+    before ``limit`` (``offset`` must already be within the log) or before a bad batch:
+    raises ``CorruptRecordError`` if that is the first batch to serve (so a reader never
+    skips it), else returns the good batches before it. ``on_corrupt`` hears of each bad
+    batch found."""
     out: list[_T] = []
     if offset >= limit:
         return out
@@ -55,13 +64,19 @@ def walk(
     i = bisect_right(bases, offset) - 1
     while i < len(segments) and (remaining > 0 or first):
         seg = segments[i]
-        pos = seg.locate(offset)
-        if pos is not None:
-            item, n, at_end = take(seg, pos, remaining, limit, first)
+        found = seg.locate_expected(offset)
+        if found is not None:
+            item, n, at_end, bad = take(seg, found[0], found[1], remaining, limit, first)
             if n:
                 out.append(item)
                 remaining -= n
                 first = False
+            if bad is not None:
+                if on_corrupt is not None:
+                    on_corrupt(bad)
+                if not out:
+                    raise CorruptRecordError(bad)
+                break
             if not at_end:
                 break
         i += 1

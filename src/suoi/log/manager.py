@@ -30,6 +30,7 @@ from suoi.log.errors import (
     UnknownTopicOrPartitionError,
 )
 from suoi.log.partition_log import PartitionLog, wall_clock_ms
+from suoi.log.scrubber import CorruptionStats
 
 __all__ = ["METADATA_DIR", "LogManager", "TopicInfo", "validate_topic_name"]
 
@@ -90,6 +91,8 @@ class LogManager:
         self._topics: dict[str, TopicInfo] = {}
         self._by_id: dict[uuid.UUID, TopicInfo] = {}
         self._logs: dict[tuple[str, int], PartitionLog] = {}
+        #: Corruption counters (scrubber, repairs) for a metrics endpoint.
+        self.corruption = CorruptionStats()
         for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self._meta_dir.mkdir(exist_ok=True)
@@ -259,6 +262,14 @@ class LogManager:
             deleted += log.apply_retention(now)
             log.expire_producers(now)
         return deleted
+
+    def all_logs(self) -> list[PartitionLog]:
+        """Every open partition log (e.g. for the scrubber)."""
+        return list(self._logs.values())
+
+    def known_corrupt_batches(self) -> int:
+        """Bad batches found in local logs (by reads, recovery or the scrubber) and still there."""
+        return sum(len(seg.corrupt) for log in self._logs.values() for seg in log.segments)
 
     def compactable_logs(self) -> list[PartitionLog]:
         """Logs with ``compact`` in cleanup.policy, for the log cleaner (see ``suoi.log.cleaner``)."""

@@ -18,12 +18,20 @@ from typing import TypeVar
 
 from suoi.log import log_reads, truncation
 from suoi.log import transactions as txns
+from suoi.log.batch_check import CorruptBatch
 from suoi.log.config import COMPRESSION_TYPES, LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
 from suoi.log.leader_epoch import LeaderEpochCache, load_or_rebuild
 from suoi.log.log_reads import Take
 from suoi.log.producer_state import SNAPSHOT_SUFFIX, ProducerStateManager, ProducerView, snapshot_offsets, write_snapshot
-from suoi.log.recovery import LOG_START_OFFSET_FILE, rebuild_producer_state, recover_segments, write_log_start_offset
+from suoi.log.recovery import (
+    LOG_START_OFFSET_FILE,
+    read_recovery_point,
+    rebuild_producer_state,
+    recover_segments,
+    write_log_start_offset,
+    write_recovery_point,
+)
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
@@ -80,10 +88,13 @@ class PartitionLog:
         self.directory = directory
         self.topic = topic
         self.partition = partition
-        self.config = config
+        self._config = config
         self._now_ms = now_ms
         self._segments = segments
         self._bases = [s.base_offset for s in segments]
+        #: Called whenever a read or the scrubber meets a bad batch (and, via ``first_corrupt``,
+        #: for what recovery found): replication repairs it (and ignores repeats).
+        self.on_corrupt: Callable[[PartitionLog, CorruptBatch], None] | None = None
         self._log_end_offset = segments[-1].next_offset
         self._log_start_offset = log_start_offset
         #: Last offset (exclusive) visible to consumers: the log end offset after every append
@@ -93,6 +104,8 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = now_ms()
         self._unflushed_segments: list[LogSegment] = []
+        #: Everything below it is on disk (``recovery-point`` file): recovery re-checks from it.
+        self._recovery_point = read_recovery_point(directory)
         #: Idempotent producers' recent batches (KIP-98), rebuilt from snapshot + log tail.
         self.producer_state = ProducerStateManager(config.producer_id_expiration_ms)
         self._rebuild_producer_state()
@@ -124,6 +137,18 @@ class PartitionLog:
         return cls(directory, topic, partition, config, segments, log_start, now_ms, hw_follows_leo=hw_follows_leo)
 
     # ------------------------------------------------------------------ properties
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: LogConfig) -> None:
+        """A new topic config; once compaction is on, batches may have gaps between them."""
+        self._config = config
+        if config.compacts:
+            for seg in self._segments:
+                seg.contiguous = False
 
     @property
     def log_start_offset(self) -> int:
@@ -302,6 +327,8 @@ class PartitionLog:
         self._unflushed_segments = [s for s in self._unflushed_segments if s not in removed and s is not self._active]
         self._log_end_offset = self._active.next_offset
         self._high_watermark = min(self._high_watermark, self._log_end_offset)
+        if self._recovery_point > self._log_end_offset:  # what is rewritten there is not on disk yet
+            self._set_recovery_point(self._log_end_offset)
         self.leader_epoch_cache.truncate_from_end(self._log_end_offset)
         self._rebuild_producer_state()
         return self._log_end_offset
@@ -314,6 +341,7 @@ class PartitionLog:
             for seg in self._segments:
                 seg.delete()
             new = LogSegment.create(self.directory, offset, index_interval_bytes=self.config.index_interval_bytes)
+            new.contiguous = self._segments[-1].contiguous
         except OSError as e:
             raise KafkaStorageError(e.errno, f"cannot reset {self.directory}: {e.strerror}") from e
         self._segments = [new]
@@ -321,6 +349,7 @@ class PartitionLog:
         self._unflushed_segments = []
         self._log_start_offset = self._log_end_offset = self._high_watermark = offset
         self._persist_log_start_offset()
+        self._set_recovery_point(offset)
         self.leader_epoch_cache.clear()
         for stale in snapshot_offsets(self.directory):
             (self.directory / f"{stale:020d}{SNAPSHOT_SUFFIX}").unlink(missing_ok=True)
@@ -341,6 +370,7 @@ class PartitionLog:
             new = LogSegment.create(
                 self.directory, self._log_end_offset, index_interval_bytes=self.config.index_interval_bytes
             )
+            new.contiguous = old.contiguous
         except OSError as e:
             raise KafkaStorageError(e.errno, f"cannot roll {self.directory}: {e.strerror}") from e
         self._unflushed_segments.append(old)
@@ -359,6 +389,12 @@ class PartitionLog:
         self._unflushed_segments.clear()
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms()
+        if self._recovery_point != self._log_end_offset:
+            self._set_recovery_point(self._log_end_offset)
+
+    def _set_recovery_point(self, offset: int) -> None:
+        write_recovery_point(self.directory, offset)
+        self._recovery_point = offset
 
     def maybe_flush(self, now_ms: int) -> bool:
         """Honour ``flush.ms``; returns whether a flush happened."""
@@ -400,7 +436,21 @@ class PartitionLog:
                 f"for {self.topic}-{self.partition}"
             )
         limit = self._high_watermark if max_offset is None else max_offset
-        return log_reads.walk(self._segments, self._bases, offset, max_bytes, limit, min_one_batch, take)
+        return log_reads.walk(self._segments, self._bases, offset, max_bytes, limit, min_one_batch, take,
+                              self.report_corrupt)
+
+    def report_corrupt(self, bad: CorruptBatch) -> None:
+        """A read, recovery or the scrubber found ``bad``: tell ``on_corrupt`` (replication)."""
+        hook = self.on_corrupt
+        if hook is not None:
+            hook(self, bad)
+
+    def first_corrupt(self) -> CorruptBatch | None:
+        """The lowest bad batch known in this log (found by recovery, reads or the scrubber)."""
+        for seg in self._segments:
+            if seg.corrupt:
+                return seg.corrupt[min(seg.corrupt)]
+        return None
 
     def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
         """Aborted transactions overlapping ``[fetch_offset, upper_bound)``, for a
@@ -448,6 +498,7 @@ class PartitionLog:
         i = self._segments.index(old[0])
         assert self._segments[i : i + len(old)] == list(old), "cleaned segments must be consecutive"
         self._segments[i : i + len(old)] = [new]
+        new.contiguous = False  # compaction leaves gaps between batches
         self._bases[i : i + len(old)] = [new.base_offset]
         # Aborted records are kept by the cleaner, so their index entries move along.
         # (A crash after the old files are deleted and before this loses these entries.)

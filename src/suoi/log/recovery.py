@@ -1,9 +1,13 @@
 """Opening a partition log: recovering its segments from the directory, the persisted
 log start offset, and rebuilding producer state from the newest snapshot and the log tail.
 
-Sealed segments are trusted if their indexes are consistent; the last segment is always
-fully re-scanned because an unclean shutdown can only have torn its tail. If recovery
-truncates a sealed segment, all later segments are dropped: their offsets no longer follow on.
+Segments wholly below the recovery point (the log end offset at the last flush, persisted in
+the ``recovery-point`` file: Kafka's recovery-point-offset-checkpoint, per partition) are
+trusted if their indexes are consistent - reads and the scrubber still check their batches.
+Every segment holding offsets at or above it, and always the last one, is fully re-scanned
+with CRC checks, because an unclean shutdown may have torn or lost any unflushed write. If
+recovery truncates a sealed segment, all later segments are dropped: their offsets no longer
+follow on.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suoi.log import transactions as txns
+from suoi.log.cleaner_files import CHECKPOINT_FILE as CLEANER_CHECKPOINT_FILE
 from suoi.log.cleaner_files import complete_swaps
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError
@@ -23,6 +28,7 @@ from suoi.log.segment import LogSegment
 logger = logging.getLogger("suoi.log")
 
 LOG_START_OFFSET_FILE = "log-start-offset"
+RECOVERY_POINT_FILE = "recovery-point"
 
 
 def recover_segments(directory: Path, topic: str, partition: int, config: LogConfig) -> tuple[list[LogSegment], int]:
@@ -38,11 +44,20 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
         if p.suffix in (".index", ".timeindex", ".txnindex") and p.stem not in known:
             p.unlink()
     interval = config.index_interval_bytes
+    # A log that was ever compacted has gaps between batches (the cleaner's checkpoint says so).
+    contiguous = not config.compacts and not (directory / CLEANER_CHECKPOINT_FILE).exists()
+    recovery_point = read_recovery_point(directory)
     segments: list[LogSegment] = []
     for i, base in enumerate(bases):
         seg = LogSegment(directory, base, index_interval_bytes=interval)
+        seg.contiguous = contiguous
         is_last = i == len(bases) - 1
-        truncated = seg.recover() if is_last else seg.load()
+        unflushed = is_last or bases[i + 1] > recovery_point
+        truncated = seg.recover() if unflushed else seg.load()
+        if unflushed and not is_last:
+            seg.seal()
+        elif seg.corrupt and not is_last:
+            seg.next_offset = max(seg.next_offset, bases[i + 1])  # the rest is there, unreadable
         segments.append(seg)
         if truncated and not is_last:
             logger.warning(
@@ -54,6 +69,7 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
             break
     if not segments:
         segments.append(LogSegment.create(directory, 0, index_interval_bytes=interval))
+        segments[0].contiguous = contiguous
     log_start = segments[0].base_offset
     persisted = read_log_start_offset(directory)
     if persisted is not None:
@@ -82,20 +98,38 @@ def rebuild_producer_state(
 
 def write_log_start_offset(directory: Path, log_start_offset: int) -> None:
     """Atomic temp+rename, so a crash leaves either the old or the new value."""
-    path = directory / LOG_START_OFFSET_FILE
+    _write_offset_file(directory / LOG_START_OFFSET_FILE, log_start_offset, "log start offset")
+
+
+def read_log_start_offset(directory: Path) -> int | None:
+    return _read_offset_file(directory / LOG_START_OFFSET_FILE)
+
+
+def write_recovery_point(directory: Path, offset: int) -> None:
+    """Persist the recovery point (everything below ``offset`` is on disk)."""
+    _write_offset_file(directory / RECOVERY_POINT_FILE, offset, "recovery point")
+
+
+def read_recovery_point(directory: Path) -> int:
+    """The persisted recovery point; 0 (check everything) if missing or malformed."""
+    return max(_read_offset_file(directory / RECOVERY_POINT_FILE) or 0, 0)
+
+
+def _write_offset_file(path: Path, offset: int, what: str) -> None:
+    """One offset in a text file, written temp+rename with an fsync."""
     tmp = path.with_suffix(".tmp")
     try:
         with open(tmp, "w") as f:
-            f.write(f"{log_start_offset}\n")
+            f.write(f"{offset}\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        raise KafkaStorageError(e.errno, f"cannot persist log start offset: {e.strerror}") from e
+        raise KafkaStorageError(e.errno, f"cannot persist {what}: {e.strerror}") from e
 
 
-def read_log_start_offset(directory: Path) -> int | None:
+def _read_offset_file(path: Path) -> int | None:
     try:
-        return int((directory / LOG_START_OFFSET_FILE).read_text().strip())
+        return int(path.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None

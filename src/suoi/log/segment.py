@@ -7,6 +7,8 @@ share a file position and no read pays for an ``open()``.
 
 Batches are located with the sparse offset index and then a forward scan
 that only reads 61-byte headers - record payloads are never decoded here.
+Every batch served is checked first (``batch_check``: framing, offsets, CRC32C),
+once: ``verified`` remembers the checked byte ranges, ``corrupt`` the bad batches.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from suoi.log.batch_check import CorruptBatch, VerifiedRanges, crc_problem, framing_problem, recovery_scan
 from suoi.log.errors import KafkaStorageError
 from suoi.log.index import OffsetIndex, TimeIndex
 from suoi.log.txn_index import TransactionIndex
-from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_batch_header, verify_crc
+from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_batch_header
 
 __all__ = ["BatchPlacement", "LogSegment", "segment_file_name"]
 
@@ -70,6 +73,13 @@ class LogSegment:
         self.rolling_base_ms: int | None = None
         self._index_interval = index_interval_bytes
         self._bytes_since_index = 0
+        #: Byte ranges whose batches were checked (appended here, or read and verified).
+        self.verified = VerifiedRanges()
+        #: Bad batches found, by position (each is logged once).
+        self.corrupt: dict[int, CorruptBatch] = {}
+        #: Batches continue each other exactly (False for logs that were compacted: gaps).
+        self.contiguous = True
+        self._bad_index_entries: set[int] = set()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -125,15 +135,20 @@ class LogSegment:
         return 0
 
     def _recover_sealed(self) -> int:
-        truncated = self.recover()
+        """Rebuild the indexes of a sealed, flushed segment. A bad batch there is rot, not a
+        torn write: nothing is truncated (the bytes stay; reads refuse them, replicas repair)."""
+        truncated = self.recover(truncate=False)
         self.seal()
         return truncated
 
-    def recover(self) -> int:
+    def recover(self, *, truncate: bool = True) -> int:
         """Rebuild both indexes by scanning every batch with CRC checks.
 
-        The log is truncated at the first torn or corrupt batch - anything
-        after it cannot be trusted.  Returns the number of bytes removed.
+        The log is truncated at the first torn or corrupt batch, unless that batch is
+        framed correctly and the next batch continues it and checks out: then it stays
+        (reads refuse it, replicas repair it) and the scan goes on (see the README).
+        With ``truncate=False`` (a sealed, flushed segment) nothing is cut: the first
+        unreadable position is remembered as corrupt. Returns the number of bytes removed.
         """
         self.offset_index.reset()
         self.time_index.reset()
@@ -141,13 +156,23 @@ class LogSegment:
         self.max_timestamp, self.offset_of_max_timestamp = -1, self.base_offset
         self._bytes_since_index = 0
         self.rolling_base_ms = None
+        self.verified.clear()
+        self.corrupt.clear()
         valid_end = 0
-        for pos, h in self._iter_verified():
+        for pos, h, problem in self._iter_verified():
             if pos == 0:
                 self.rolling_base_ms = h.max_timestamp
             self._index_batch(pos, h.base_offset, h.last_offset, h.max_timestamp, h.size)
             valid_end = pos + h.size
+            if problem is None:
+                self.verified.add(pos, valid_end)
+            else:
+                self.note_corrupt(CorruptBatch(self.log_path, pos, h.base_offset, problem))
         truncated = self.size - valid_end
+        if truncated and not truncate:
+            self.note_corrupt(CorruptBatch(self.log_path, valid_end, self.next_offset,
+                                           "the batch there cannot be read (found by recovery)"))
+            return 0
         if truncated:
             logger.warning(
                 "truncating %d bytes of torn/corrupt data at position %d of %s",
@@ -224,6 +249,7 @@ class LogSegment:
             while written < len(view):
                 written += _write(self._fd, view[written:])
             self.size = pos0 + len(view)
+            self.verified.add(pos0, self.size)  # checked on produce / replica fetch
             for rel, base, last, max_ts, size in batches:
                 self._index_batch(pos0 + rel, base, last, max_ts, size)
         except OSError as e:
@@ -244,13 +270,16 @@ class LogSegment:
         returns the bytes removed. A batch holding ``offset`` goes whole, so ``next_offset``
         may end below ``offset``. The ``.log`` file is cut first: a crash before the indexes
         follow leaves a segment that ``recover`` (it is then the last one) fixes."""
-        pos = self.locate(offset)
-        if pos is None:
+        found = self.locate_expected(offset)
+        if found is None:
             return 0
-        cut = parse_batch_header(os.pread(self._fd, HEADER_SIZE, pos)).base_offset
+        pos, cut = found  # ``cut``: where the batch at ``pos`` should start (it may be corrupt)
         removed = self.size - pos
         os.ftruncate(self._fd, pos)
         self.size = pos
+        self.verified.truncate(pos)
+        for bad in [p for p in self.corrupt if p >= pos]:
+            del self.corrupt[bad]
         self.offset_index.truncate_from_value(pos)
         self.time_index.truncate_from_value(cut - self.base_offset)
         self.txn_index.truncate_from(cut)
@@ -282,51 +311,126 @@ class LogSegment:
     # ------------------------------------------------------------------ reads
 
     def locate(self, offset: int) -> int | None:
-        """Position of the first batch whose last offset is >= ``offset``."""
+        """Position of the first batch whose last offset is >= ``offset`` (see ``locate_expected``)."""
+        found = self.locate_expected(offset)
+        return None if found is None else found[0]
+
+    def locate_expected(self, offset: int) -> tuple[int, int] | None:
+        """``(position, expected base offset)`` of the first batch whose last offset is >=
+        ``offset``, or of the place where the chain of batches breaks before it (a reader
+        starting there finds out why and reports it: nothing is skipped silently).
+
+        The index entry the scan starts from must point at a batch starting at the indexed
+        offset; a bad entry is logged once and the scan starts from an earlier one.
+        """
         if offset >= self.next_offset:
             return None
-        _, start = self.offset_index.lookup(offset)
-        for pos, h in self._iter_headers(start):
-            if h.last_offset >= offset:
-                return pos
+        strict = self.contiguous
+        for expected, start in self._index_starts(offset):
+            pos = start
+            for pos, h in self._iter_headers(start):
+                if pos == start and start > 0 and (h.base_offset != expected or h.magic != 2):
+                    break  # a bad index entry: try an earlier one
+                if h.magic != 2 or (h.base_offset != expected if strict else h.base_offset < expected):
+                    return pos, expected
+                if h.last_offset >= offset:
+                    return pos, expected
+                expected = h.next_offset
+                pos += h.size
+            else:
+                if pos != start or start == 0:
+                    return (pos, expected) if pos < self.size else None
+            if start not in self._bad_index_entries:
+                self._bad_index_entries.add(start)
+                logger.error("%s: offset index entry (%d, %d) does not point at a batch of that offset; "
+                             "scanning from an earlier entry", self.log_path, expected, start)
         return None
 
-    def read_from(self, pos: int, max_bytes: int, max_offset: int, min_one: bool) -> tuple[bytes, bool]:
-        """Whole batches from ``pos``: at most ``max_bytes`` and all below ``max_offset``.
+    def _index_starts(self, offset: int) -> Iterator[tuple[int, int]]:
+        """Index entries at or before ``offset``, newest first, then the segment start."""
+        for entry in self.offset_index.entries_at_or_before(offset):
+            if entry[1] not in self._bad_index_entries:
+                yield entry
+        yield self.base_offset, 0
+
+    def note_corrupt(self, bad: CorruptBatch) -> bool:
+        """Remember a bad batch; logs it and returns True the first time it is seen."""
+        if bad.position in self.corrupt:
+            return False
+        self.corrupt[bad.position] = bad
+        logger.error("%s", bad)
+        return True
+
+    def read_from(
+        self, pos: int, max_bytes: int, max_offset: int, min_one: bool, expected: int | None = None
+    ) -> tuple[bytes, bool, CorruptBatch | None]:
+        """Whole, checked batches from ``pos``: at most ``max_bytes`` and all below ``max_offset``.
 
         With ``min_one`` the first batch is returned even if it alone exceeds
-        ``max_bytes``, so a consumer can always make progress.  The flag
-        returned is True when the scan reached the end of the segment.
+        ``max_bytes``, so a consumer can always make progress.  Returns the bytes, whether
+        the scan reached the end of the segment, and the bad batch that stopped it (the
+        bytes are then the good batches before it). ``expected`` is the base offset the
+        batch at ``pos`` must have (``locate_expected``), None for any.
         """
         end = self.size
+        known = self.corrupt.get(pos)
+        if known is not None:
+            return b"", False, known
         want = min(max(max_bytes, 0), end - pos)
         data = os.pread(self._fd, want, pos) if want > 0 else b""
         p = 0
         n = len(data)
+        bad: CorruptBatch | None = None
         while n - p >= HEADER_SIZE:
             h = parse_batch_header(data, p)
-            if p + h.size > n or h.last_offset >= max_offset:
+            if expected is None:
+                expected = h.base_offset
+            bad = self._check(data, p, pos + p, h, expected, whole=p + h.size <= n)
+            if bad is not None or p + h.size > n or h.last_offset >= max_offset:
                 break
+            expected = h.next_offset
             p += h.size
-        if p == 0 and min_one and pos < end:
-            h = parse_batch_header(os.pread(self._fd, HEADER_SIZE, pos))
-            if h.last_offset >= max_offset:
-                return b"", False
-            data = os.pread(self._fd, h.size, pos)
-            return data, pos + h.size >= end
-        return (data if p == n else data[:p]), pos + p >= end
+        if p == 0 and bad is None and min_one and pos < end:
+            head = os.pread(self._fd, HEADER_SIZE, pos)
+            if len(head) < HEADER_SIZE:
+                bad = CorruptBatch(self.log_path, pos, expected if expected is not None else -1,
+                                   f"{end - pos} bytes at the end of the segment are not a whole batch header")
+            else:
+                h = parse_batch_header(head)
+                if expected is None:
+                    expected = h.base_offset
+                bad = self._check(head, 0, pos, h, expected, whole=False)
+                if bad is None:
+                    if h.last_offset >= max_offset:
+                        return b"", False, None
+                    data = os.pread(self._fd, h.size, pos)
+                    bad = self._check(data, 0, pos, h, expected, whole=True)
+                    if bad is None:
+                        return data, pos + h.size >= end, None
+        elif p == 0 and bad is None and 0 < end - pos < HEADER_SIZE and n == end - pos:
+            bad = CorruptBatch(self.log_path, pos, expected if expected is not None else -1,
+                               f"{end - pos} bytes at the end of the segment are not a whole batch header")
+        if bad is not None:
+            self.note_corrupt(bad)
+            return data[:p], False, bad
+        return (data if p == n else data[:p]), pos + p >= end, None
+
+    def _check(self, buf: bytes, rel: int, pos: int, h: BatchHeader, expected: int, *, whole: bool) -> CorruptBatch | None:
+        """The problem of the batch at file position ``pos`` (``buf[rel:]``): framing from the
+        header, and - once ``whole`` is in ``buf`` - its CRC unless already verified."""
+        problem = framing_problem(h, room=self.size - pos, expected_offset=expected, end_offset=self.next_offset,
+                                  strict=self.contiguous)
+        if problem is None and whole and not self.verified.covers(pos, pos + h.size):
+            problem = crc_problem(buf, rel, h)
+            if problem is None:
+                self.verified.add(pos, pos + h.size)
+        return None if problem is None else CorruptBatch(self.log_path, pos, expected, problem)
 
     def region_from(self, pos: int, max_bytes: int, max_offset: int, min_one: bool) -> tuple[int, bool]:
-        """Like ``read_from`` but only measures: returns (length, reached end)."""
-        end = self.size
-        p = pos
-        for bpos, h in self._iter_headers(pos):
-            if h.last_offset >= max_offset:
-                return p - pos, False
-            if bpos + h.size - pos > max_bytes and not (min_one and bpos == pos):
-                return p - pos, False
-            p = bpos + h.size
-        return p - pos, p >= end
+        """Like ``read_from`` but only measures: returns (length, reached end). Reads and
+        checks the batches not verified yet (so a zero-copy send serves checked bytes only)."""
+        data, at_end, _ = self.read_from(pos, max_bytes, max_offset, min_one)
+        return len(data), at_end
 
     def find_timestamp(self, timestamp: int, min_offset: int) -> BatchHeader | None:
         """First batch (not wholly below ``min_offset``) with max timestamp >= target."""
@@ -374,27 +478,8 @@ class LogSegment:
             yield pos, h
             pos += h.size
 
-    def _iter_verified(self) -> Iterator[tuple[int, BatchHeader]]:
-        """Walk whole batches from the start, checking framing, CRC and offsets."""
-        end = os.fstat(self._fd).st_size
-        self.size = end
-        pos = 0
-        buf = b""
-        buf_start = 0
-        expected = self.base_offset
-        while end - pos >= HEADER_SIZE:
-            rel = pos - buf_start
-            if rel + HEADER_SIZE > len(buf):
-                buf = os.pread(self._fd, min(_RECOVERY_CHUNK, end - pos), pos)
-                buf_start, rel = pos, 0
-            h = parse_batch_header(buf, rel)
-            if h.magic != 2 or h.batch_length < _MIN_BATCH_LENGTH or pos + h.size > end:
-                return
-            if rel + h.size > len(buf):
-                buf = os.pread(self._fd, min(max(_RECOVERY_CHUNK, h.size), end - pos), pos)
-                buf_start, rel = pos, 0
-            if not verify_crc(buf, rel, h) or h.base_offset < expected or h.last_offset_delta < 0:
-                return
-            yield pos, h
-            expected = h.next_offset
-            pos += h.size
+    def _iter_verified(self) -> Iterator[tuple[int, BatchHeader, str | None]]:
+        """Walk whole batches from the start, checking framing, CRC and offsets
+        (``batch_check.recovery_scan``: which bad batches it goes past, and why)."""
+        self.size = os.fstat(self._fd).st_size
+        return recovery_scan(self._fd, self.size, self.base_offset, strict=self.contiguous, chunk=_RECOVERY_CHUNK)

@@ -80,8 +80,8 @@ def cut_offset(segments: Sequence[LogSegment], bases: Sequence[int], offset: int
     """Lowest offset that ``truncate_segments(.., offset)`` removes: ``offset`` itself, or
     the base of the batch holding it when that batch starts below it."""
     seg = segments[max(bisect_right(bases, offset) - 1, 0)]
-    h = seg.header_at_offset(offset)
-    return offset if h is None else min(offset, h.base_offset)
+    found = seg.locate_expected(offset)  # the expected base: the batch there may be corrupt
+    return offset if found is None else min(offset, found[1])
 
 
 def check_cut(

@@ -38,7 +38,7 @@ def test_alter_partition_shrinks_and_expands_the_isr() -> None:
     (dict(broker_id=1, broker_epoch=None), Err.INVALID_REQUEST),  # not the leader
     (dict(partition_epoch=5), Err.INVALID_UPDATE_VERSION),
     (dict(new_isr=[]), Err.INVALID_REQUEST),
-    (dict(new_isr=[1, 2]), Err.INVALID_REQUEST),  # without the leader
+    (dict(new_isr=[7]), Err.INVALID_REQUEST),  # without the leader, and nobody in sync to take over
     (dict(new_isr=[0, 0]), Err.INVALID_REQUEST),
     (dict(new_isr=[0, 7]), Err.INVALID_REQUEST),  # not a replica
 ])
@@ -54,6 +54,21 @@ def test_alter_partition_validation(args: dict, code: Err) -> None:  # type: ign
     assert r.records == ()
     if code not in (Err.UNKNOWN_TOPIC_ID, Err.UNKNOWN_TOPIC_OR_PARTITION):
         assert r.response.isr == (0, 1, 2) and r.response.leader == 0  # the current state comes back
+
+
+def test_a_leader_may_leave_the_isr_to_an_eligible_in_sync_replica() -> None:
+    """suoi: a leader that found a corrupt batch steps down this way (Kafka refuses it)."""
+    h, tid = setup()
+    r = h.ctl.alter_partition(0, h.epochs[0], tid, 0, 0, 0, [1, 2])
+    assert r.response.error == Err.NEW_LEADER_ELECTED and (r.response.leader, r.response.isr) == (1, (1, 2))
+    reg = h.part("t", 0)
+    assert (reg.leader, reg.isr, reg.leader_epoch) == (1, (1, 2), 1)
+    h.check_replay()
+    # not when the replicas left are out of sync or fenced: a partition never loses its leader this way
+    h.heartbeat(2, want_fence=True)
+    assert h.part("t", 0).isr == (1,)
+    r = h.ctl.alter_partition(1, h.epochs[1], tid, 0, 1, h.part("t", 0).partition_epoch, [2])
+    assert r.response.error == Err.INVALID_REQUEST and h.part("t", 0).leader == 1
 
 
 def test_alter_partition_cannot_add_a_fenced_broker() -> None:

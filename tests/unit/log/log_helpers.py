@@ -4,9 +4,10 @@ clash with other test packages' ``conftest`` on ``sys.path``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from suoi.log.partition_log import PartitionLog
-from suoi.protocol.records import build_batch
+from suoi.protocol.records import build_batch, parse_batch_header
 
 
 class Clock:
@@ -31,3 +32,21 @@ def batch(n: int = 3, ts: int = 1000, payload: int = 10, tag: int = 0) -> bytes:
 
 
 OpenLog = Callable[..., PartitionLog]
+
+
+def batch_positions(path: Path) -> list[tuple[int, int]]:
+    """(position, base offset) of every batch of a .log file."""
+    data = path.read_bytes()
+    out, pos = [], 0
+    while pos < len(data):
+        h = parse_batch_header(data, pos)
+        out.append((pos, h.base_offset))
+        pos += h.size
+    return out
+
+
+def flip(path: Path, at: int, mask: int = 0x01) -> None:
+    """Flip the bits ``mask`` of the byte at ``at`` of a file (bit rot)."""
+    data = bytearray(path.read_bytes())
+    data[at] ^= mask
+    path.write_bytes(bytes(data))

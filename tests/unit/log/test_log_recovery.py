@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from suoi.log.errors import CorruptRecordError
 from suoi.protocol.records import iter_records
 from tests.unit.log.log_helpers import OpenLog, batch
 
@@ -39,9 +40,9 @@ def _damage_active(open_log: OpenLog, damage: Callable[[bytes], bytes], **config
         (lambda d: d + batch(3)[:-5], 12),  # half a batch
         (lambda d: d[:-5], 9),  # last batch torn
         (lambda d: d[:-1] + bytes([d[-1] ^ 0xFF]), 9),  # last batch CRC mismatch
-        (lambda d: d[:_B + 70] + bytes([d[_B + 70] ^ 1]) + d[_B + 71 :], 3),  # second batch corrupt
+        (lambda d: d[:_B + 8] + b"\x7f" + d[_B + 9 :], 3),  # second batch's length: framing lost
     ],
-    ids=["garbage", "half-header", "half-batch", "torn-last", "crc-last", "crc-second"],
+    ids=["garbage", "half-header", "half-batch", "torn-last", "crc-last", "length-second"],
 )
 def test_recovery_truncates_at_first_bad_batch(
     open_log: OpenLog, damage: Callable[[bytes], bytes], expected_leo: int, caplog: pytest.LogCaptureFixture
@@ -56,6 +57,22 @@ def test_recovery_truncates_at_first_bad_batch(
     info = log.append(batch(2))
     assert (info.base_offset, info.last_offset) == (expected_leo, expected_leo + 1)
     assert offsets(log.read(0, 1 << 20)) == list(range(expected_leo + 2))
+
+
+def test_recovery_keeps_intact_batches_after_a_crc_failure(open_log: OpenLog, caplog: pytest.LogCaptureFixture) -> None:
+    """A payload flip in a batch whose framing holds (the next batch continues it and checks
+    out) is not a torn tail: the batches after it stay, and reads refuse the bad one."""
+    _damage_active(open_log, lambda d: d[:_B + 70] + bytes([d[_B + 70] ^ 1]) + d[_B + 71 :])
+    with caplog.at_level(logging.WARNING, logger="suoi.log"):
+        log = open_log()
+    assert "truncating" not in caplog.text
+    assert f"corrupt batch at position {_B} " in caplog.text
+    assert log.log_end_offset == 12
+    assert offsets(log.read(0, 1 << 20)) == [0, 1, 2]  # the good batches before it
+    with pytest.raises(CorruptRecordError) as exc:
+        log.read(3, 1 << 20)
+    assert exc.value.error_code == 2 and exc.value.batch.position == _B
+    assert offsets(log.read(6, 1 << 20)) == list(range(6, 12))
 
 
 def test_clean_reopen_keeps_everything(open_log: OpenLog) -> None:
