@@ -18,6 +18,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     describe_cluster,
     describe_configs,
     describe_log_dirs,
+    describe_topic_partitions,
     elect_leaders,
     fetch,
     find_coordinator,
