@@ -14,6 +14,8 @@ from kio.schema.types import TopicName
 
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
+from tests.conftest import wait_until
+from tests.e2e.cli import fails, ok, ok_json, suoi
 from tests.e2e.test_single_node_kraft import make_run_properties
 from tests.rawclient import RawClient
 
@@ -83,3 +85,78 @@ def test_describe_topic_partitions_lists_every_topic_and_checks_the_cursor(admin
     # the cursor's topic must be one of the asked topics
     wrong = admin.describe_topic_partitions(["dtp-all"], cursor={"topic_name": "dtp-zzz", "partition_index": 0})
     assert [(t["name"], t["error_code"]) for t in wrong["topics"]] == [("dtp-all", 42)]
+
+
+# -- finalized features (KIP-584): ApiVersions + UpdateFeatures ------------------------------------
+
+
+def test_features_are_described_in_api_versions(admin: KafkaAdminClient) -> None:
+    features = admin.describe_features()
+    assert features["metadata.version"]["supported"] == (7, 25)
+    assert features["metadata.version"]["finalized"] == (25, 25)  # bootstrapped in the metadata log
+    assert features["metadata.version"]["finalized_epoch"] >= 0
+    assert features["transaction.version"] == {"supported": (0, 1)}  # level 0: not finalized
+    assert features["group.version"] == {"supported": (0, 0)}  # no KIP-848 consumer protocol
+    assert features["kraft.version"] == {"supported": (0, 0)}  # static voters only
+
+
+def test_update_features_validates_and_applies(admin: KafkaAdminClient) -> None:
+    # validate_only changes nothing
+    assert admin.update_features({"transaction.version": 1}, validate_only=True) == {"transaction.version": "OK"}
+    assert "finalized" not in admin.describe_features()["transaction.version"]
+    assert admin.update_features({"transaction.version": 1}) == {"transaction.version": "OK"}
+    described = admin.describe_features()
+    assert described["transaction.version"]["finalized"] == (1, 1)
+    refusals = [
+        ({"transaction.version": 2}, "only supports versions 0-1"),  # KIP-890 part 2 is not implemented
+        ({"group.version": 1}, "does not support this feature"),
+        ({"no.such.feature": 1}, "does not support this feature"),
+        ({"transaction.version": 0}, "without setting the upgrade type"),  # a downgrade asked as upgrade
+        ({"metadata.version": ("SAFE_DOWNGRADE", 22)}, "might delete metadata information"),  # 23 changed it
+        ({"metadata.version": ("UNSAFE_DOWNGRADE", 22)}, "Unsafe metadata downgrade is not supported"),
+        ({"metadata.version": ("SAFE_DOWNGRADE", 6)}, "only supports versions 7-25"),
+    ]
+    for update, reason in refusals:
+        with pytest.raises(Exception) as err:
+            admin.update_features(update)
+        assert type(err.value).__name__ == "InvalidUpdateVersionError", (update, err.value)
+        assert reason in str(err.value), (update, str(err.value))
+    # all or nothing: one bad update refuses the good one beside it
+    with pytest.raises(Exception, match="only supports versions 0-1"):
+        admin.update_features({"metadata.version": ("SAFE_DOWNGRADE", 24), "transaction.version": 5})
+    assert admin.describe_features()["metadata.version"]["finalized"] == (25, 25)
+    assert admin.update_features({"transaction.version": ("SAFE_DOWNGRADE", 0)}) == {"transaction.version": "OK"}
+    assert "finalized" not in admin.describe_features()["transaction.version"]
+    with pytest.raises(Exception, match="Can't downgrade to a newer version"):
+        admin.update_features({"transaction.version": ("SAFE_DOWNGRADE", 1)})
+
+
+def test_features_cli_and_levels_survive_a_restart(node: EmbeddedBroker) -> None:
+    b = ("features", "--bootstrap-server", node.bootstrap)
+    assert ok(*b, "upgrade", "--feature", "transaction.version=1", "--dry-run") == \
+        "transaction.version can be upgraded to 1.\n"
+    assert ok(*b, "upgrade", "--feature", "transaction.version", "--version", "1") == \
+        "transaction.version was upgraded to 1.\n"
+    err = fails(*b, "downgrade", "--metadata", "4.0-IV0")
+    assert err == "suoi features: error: 1 out of 1 operation(s) failed."
+    node.restart()
+    lines = wait_until(lambda: _describe_lines(node), timeout=30, message="features describe after restart")
+    assert lines == [
+        "Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 0\tFinalizedVersionLevel: 0",
+        "Feature: kraft.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 0\tFinalizedVersionLevel: 0",
+        "Feature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: 4.0-IV3\t"
+        "FinalizedVersionLevel: 4.0-IV3",
+        "Feature: transaction.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 1",
+    ]
+    described = ok_json(*b, "describe")
+    assert {f["feature"]: f["finalized"] for f in described["features"]}["transaction.version"] == 1
+    assert ok(*b, "downgrade", "--feature", "transaction.version=0") == "transaction.version was downgraded to 0.\n"
+
+
+def _describe_lines(node: EmbeddedBroker) -> list[str] | None:
+    proc = suoi("features", "--bootstrap-server", node.bootstrap, "describe")
+    if proc.returncode != 0:
+        return None
+    lines = proc.stdout.splitlines()
+    assert all(line.rsplit("\t", 1)[1].startswith("Epoch: ") for line in lines), lines
+    return [line.rsplit("\t", 1)[0] for line in lines]

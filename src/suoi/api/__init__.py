@@ -20,6 +20,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     describe_log_dirs,
     describe_topic_partitions,
     elect_leaders,
+    features,
     fetch,
     find_coordinator,
     group_admin,

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     leader_election.add_parser(sub)
     reassign_partitions.add_parser(sub)
     cluster.add_parser(sub)
+    from suoi.cli import features  # kafka-features.sh
+
+    features.add_parser(sub)
     return parser
 
 
