@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
 from suoi.cluster.settings import KRaftSettings
@@ -143,6 +144,8 @@ class Broker:
         self.transactions = TransactionCoordinator(self.logs, self.notifier.appended, now_ms,
                                                    txn_config_from(config), self.producer_ids, self.groups)
         self.connections: set[Any] = set()
+        #: KIP-714: client instances and the last metrics each pushed (in memory).
+        self.client_telemetry = ClientTelemetry()
         self.cluster_id = ""
         self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []

@@ -4,11 +4,18 @@ features in ApiVersions + UpdateFeatures, ListConfigResources, client telemetry 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
+import confluent_kafka
 import pytest
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, KafkaAdminClient, NewTopic
 
+from kio.schema.errors import ErrorCode
+from kio.schema.get_telemetry_subscriptions.v0.request import GetTelemetrySubscriptionsRequest
+from kio.schema.push_telemetry.v0.request import PushTelemetryRequest
+from kio.static.primitive import i8, i32
 from kio.schema.describe_topic_partitions.v0.request import DescribeTopicPartitionsRequest, TopicRequest
 from kio.schema.types import TopicName
 
@@ -160,3 +167,103 @@ def _describe_lines(node: EmbeddedBroker) -> list[str] | None:
     lines = proc.stdout.splitlines()
     assert all(line.rsplit("\t", 1)[1].startswith("Epoch: ") for line in lines), lines
     return [line.rsplit("\t", 1)[0] for line in lines]
+
+
+# -- client metrics subscriptions (KIP-714), ListConfigResources (KIP-1142) -------------------------
+
+
+def _subscribe(admin: KafkaAdminClient, name: str, configs: dict[str, Any]) -> str:
+    """IncrementalAlterConfigs on a CLIENT_METRICS resource; the error's text ('' when none)."""
+    result = admin.alter_configs([ConfigResource("CLIENT_METRICS", name, configs=configs)], incremental=True,
+                                 raise_on_unknown=False)
+    (error,) = [e for by_name in result.values() for e in by_name.values()]
+    return "" if error in (None, "OK") or type(error).__name__ == "NoError" else str(error)
+
+
+def test_client_metrics_subscriptions_are_validated_and_listed(admin: KafkaAdminClient) -> None:
+    admin.create_topics([NewTopic("lcr-topic", 1, 1)])
+    bad = [({"interval.ms": "50"}, "interval must be between 100 and 3600000"),
+           ({"match": "client_name=x"}, "Illegal client matching pattern: client_name=x"),
+           ({"colour": "red"}, "Unknown client metric configuration: colour")]
+    for configs, reason in bad:
+        assert reason in _subscribe(admin, "bad-sub", configs)
+    assert _subscribe(admin, "lcr-sub", {"metrics": "org.apache.kafka.producer.", "interval.ms": "60000"}) == ""
+    listed = admin.list_config_resources()
+    assert listed["client_metrics"] == ["lcr-sub"]
+    assert listed["broker"] == ["1"] and "lcr-topic" in listed["topic"]
+    assert admin.list_config_resources(["CLIENT_METRICS"]) == {"client_metrics": ["lcr-sub"]}
+    with pytest.raises(Exception, match="UnsupportedVersion"):
+        admin.list_config_resources(["BROKER_LOGGER"])  # suoi has no broker loggers
+    # deleting every config removes the subscription
+    assert _subscribe(admin, "lcr-sub", {"metrics": ("DELETE", None), "interval.ms": ("DELETE", None)}) == ""
+    assert "client_metrics" not in admin.list_config_resources()
+
+
+def test_no_subscription_means_no_metrics(node: EmbeddedBroker) -> None:
+    with RawClient(node.bootstrap) as c:
+        got = c.request(GetTelemetrySubscriptionsRequest(client_instance_id=None))
+    assert got.error_code == ErrorCode.none and got.client_instance_id is not None
+    assert got.requested_metrics == () and got.push_interval.total_seconds() == 300
+    assert got.accepted_compression_types == (4, 3, 1, 2) and got.telemetry_max_bytes == 1024 * 1024
+
+
+def test_librdkafka_pushes_metrics_to_a_subscription(node: EmbeddedBroker, admin: KafkaAdminClient) -> None:
+    assert _subscribe(admin, "rdkafka-sub", {"metrics": "org.apache.kafka.", "interval.ms": "100",
+                                             "match": "client_id=telemetry-.*,client_software_name=confluent-kafka-python"}) == ""
+    producer = confluent_kafka.Producer({"bootstrap.servers": node.bootstrap, "client.id": "telemetry-producer",
+                                         "enable.metrics.push": True})
+    try:
+        producer.produce("telemetry-topic", b"x")
+        producer.flush(10)
+        line = wait_until(lambda: re.search(r"first telemetry push from client instance (\S+) "
+                                            r"\(client_id 'telemetry-producer', subscriptions rdkafka-sub\): (\d+) bytes",
+                                            node.logs()), timeout=20, message="a telemetry push from librdkafka")
+        assert int(line.group(2)) > 0
+    finally:
+        producer.flush(5)
+        del producer  # destroyed: its terminating push goes out now
+    # another client is not matched: it is told to push nothing
+    with RawClient(node.bootstrap) as c:
+        other = c.request(GetTelemetrySubscriptionsRequest(client_instance_id=None))
+    assert other.requested_metrics == ()
+    assert _subscribe(admin, "rdkafka-sub", {"metrics": ("DELETE", None), "interval.ms": ("DELETE", None),
+                                             "match": ("DELETE", None)}) == ""
+
+
+def test_push_errors(node: EmbeddedBroker, admin: KafkaAdminClient) -> None:
+    assert _subscribe(admin, "raw-sub", {"metrics": "*", "interval.ms": "100", "match": "client_id=raw-pusher"}) == ""
+    try:
+        with RawClient(node.bootstrap) as c:
+            sub = _as(c, "raw-pusher", GetTelemetrySubscriptionsRequest(client_instance_id=None))
+            assert sub.requested_metrics == ("*",) and sub.push_interval.total_seconds() == 0.1
+
+            def push(data: bytes, *, subscription: int = sub.subscription_id, terminating: bool = False,
+                     compression: int = 0) -> ErrorCode:
+                return _as(c, "raw-pusher", PushTelemetryRequest(
+                    client_instance_id=sub.client_instance_id, subscription_id=i32(subscription),
+                    terminating=terminating, compression_type=i8(compression), metrics=data)).error_code
+
+            metrics_data = b"\x0a\x02\x0a\x00"  # MetricsData{resource_metrics: [ResourceMetrics{resource: {}}]}
+            assert push(metrics_data, subscription=sub.subscription_id + 1) == ErrorCode.unknown_subscription_id
+            assert push(b"\x0a\x7f\x01") == ErrorCode.invalid_record  # a length past the end
+            assert push(metrics_data) == ErrorCode.throttling_quota_exceeded  # within the push interval
+            wait_until(lambda: push(metrics_data, compression=1) == ErrorCode.invalid_record, timeout=5,
+                       message="not gzip: INVALID_RECORD once the interval has passed")
+            wait_until(lambda: push(b"\x0a\x00" * 600_000) == ErrorCode.telemetry_too_large, timeout=5,
+                       message="TELEMETRY_TOO_LARGE")
+            wait_until(lambda: push(metrics_data, terminating=True) == ErrorCode.none, timeout=5,
+                       message="a terminating push")
+            assert push(metrics_data, terminating=True) == ErrorCode.invalid_request  # nothing after terminating
+        logs = node.logs()
+        assert f"first telemetry push from client instance {sub.client_instance_id}" in logs
+        assert logs.count("telemetry push from client raw-pusher (") >= 3  # one line per refusal, no traceback
+        assert "Traceback" not in logs
+    finally:
+        _subscribe(admin, "raw-sub", {"metrics": ("DELETE", None), "interval.ms": ("DELETE", None),
+                                      "match": ("DELETE", None)})
+
+
+def _as(c: RawClient, client_id: str, request: Any) -> Any:
+    """A request with this client id (the raw client's own is 'raw-test')."""
+    c.send_bytes(c.encode(request, client_id=client_id))
+    return c.decode(request, c.recv_frame())[1]

@@ -27,6 +27,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     group_membership,
     incremental_alter_configs,
     init_producer_id,
+    list_config_resources,
     list_offsets,
     metadata,
     offsets,
@@ -34,6 +35,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     partition_reassignments,
     produce,
     raft_apis,
+    telemetry,
     transactions,
     transactions_admin,
 )

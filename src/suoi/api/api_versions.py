@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.features import feature_fields
+from suoi.api.telemetry import remember_client_software
 from suoi.api.registry import REGISTRY, RequestContext, api
 from suoi.model import ErrorCode
 
@@ -33,4 +34,5 @@ def api_versions_data(broker: Broker, error: ErrorCode = ErrorCode.none, version
 
 @api(18, "ApiVersions", 0, 4)
 def handle_api_versions(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    remember_client_software(ctx, request)
     return api_versions_data(ctx.broker, version=ctx.api_version)
