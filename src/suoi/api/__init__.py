@@ -9,6 +9,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     allocate_producer_ids,
     alter_configs,
     alter_partition,
+    alter_replica_log_dirs,
     api_versions,
     broker_lifecycle,
     create_partitions,

@@ -45,9 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     leader_election.add_parser(sub)
     reassign_partitions.add_parser(sub)
     cluster.add_parser(sub)
-    from suoi.cli import features  # kafka-features.sh
+    from suoi.cli import features, log_dirs  # kafka-features.sh, kafka-log-dirs.sh
 
     features.add_parser(sub)
+    log_dirs.add_parser(sub)
     return parser
 
 

@@ -30,6 +30,7 @@ from suoi.log.errors import (
     UnknownTopicOrPartitionError,
 )
 from suoi.log.partition_log import PartitionLog, wall_clock_ms
+from suoi.log.replica_move import FUTURE_SUFFIX, ReplicaMove, copy_tail
 
 __all__ = ["METADATA_DIR", "LogManager", "TopicInfo", "validate_topic_name"]
 
@@ -90,6 +91,8 @@ class LogManager:
         self._topics: dict[str, TopicInfo] = {}
         self._by_id: dict[uuid.UUID, TopicInfo] = {}
         self._logs: dict[tuple[str, int], PartitionLog] = {}
+        #: Replicas being moved to another log dir (AlterReplicaLogDirs), see `replica_move`.
+        self._moves: dict[tuple[str, int], ReplicaMove] = {}
         for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self._meta_dir.mkdir(exist_ok=True)
@@ -131,9 +134,20 @@ class LogManager:
                 if child.name.endswith("-delete"):
                     shutil.rmtree(child, ignore_errors=True)  # interrupted deletion
                     continue
+                if child.name.endswith(FUTURE_SUFFIX):
+                    logger.warning("abandoning the unfinished move of a replica to %s (the replica stays in place)",
+                                   child)
+                    shutil.rmtree(child, ignore_errors=True)
+                    continue
                 m = _PARTITION_DIR.fullmatch(child.name)
-                if m:
-                    found[(m.group(1), int(m.group(2)))] = child
+                if not m:
+                    continue
+                key = (m.group(1), int(m.group(2)))
+                if key in found:  # a move was swapped in but the old copy not yet removed: both are whole
+                    logger.warning("partition %s-%d is in %s and %s; keeping the first", *key, found[key], child)
+                    shutil.rmtree(child, ignore_errors=True)
+                    continue
+                found[key] = child
         return found
 
     # ------------------------------------------------------------------ topics
@@ -222,6 +236,9 @@ class LogManager:
         return info
 
     def _remove_log(self, name: str, partition: int) -> None:
+        move = self._moves.get((name, partition))
+        if move is not None:
+            self.cancel_move(move)
         log = self._logs.pop((name, partition), None)
         if log is None:
             return
@@ -249,6 +266,86 @@ class LogManager:
     def get_log(self, topic: str, partition: int) -> PartitionLog | None:
         return self._logs.get((topic, partition))
 
+    # ------------------------------------------------------------------ log dirs (JBOD)
+
+    def log_dir_of(self, topic: str, partition: int) -> Path | None:
+        log = self._logs.get((topic, partition))
+        return None if log is None else log.directory.parent
+
+    def configured_log_dir(self, path: str) -> Path | None:
+        """The configured log dir named by an absolute ``path`` (AlterReplicaLogDirs), if any."""
+        if not os.path.isabs(path):
+            return None
+        wanted = os.path.normpath(path)
+        return next((d for d in self.log_dirs
+                     if os.path.normpath(d.absolute()) == wanted or str(d.resolve()) == wanted), None)
+
+    def moves(self) -> list[ReplicaMove]:
+        return list(self._moves.values())
+
+    def begin_move(self, topic: str, partition: int, target: Path) -> ReplicaMove | None:
+        """Start moving a replica to log dir ``target`` (None: it is there already). The caller
+        runs `replica_move.copy_bulk(move)` off the event loop, then `finish_move(move)`. A
+        move to another dir in progress is abandoned first, as Kafka does."""
+        key = (topic, partition)
+        log = self._logs.get(key)
+        if log is None:
+            raise UnknownTopicOrPartitionError(f"Replica {topic}-{partition} is not hosted here.")
+        current = self._moves.get(key)
+        if current is not None:
+            if current.target_dir == target:
+                return current
+            self.cancel_move(current)
+        if log.directory.parent == target:
+            return None
+        future = _set_aside_name(target / log.directory.name, uuid.uuid4(), FUTURE_SUFFIX)
+        move = self._moves[key] = ReplicaMove(topic, partition, log.directory, future)
+        move.copied_up_to = log.log_start_offset
+        return move
+
+    def cancel_move(self, move: ReplicaMove) -> None:
+        move.cancelled = True
+        if self._moves.get((move.topic, move.partition)) is move:
+            del self._moves[(move.topic, move.partition)]
+        shutil.rmtree(move.future, ignore_errors=True)
+
+    def finish_move(self, move: ReplicaMove) -> bool:
+        """Swap the caught-up copy in (call on the thread that appends, so nothing is appended
+        meanwhile). False when the move was cancelled or the replica is gone."""
+        key = (move.topic, move.partition)
+        log = self._logs.get(key)
+        if move.cancelled or self._moves.get(key) is not move or log is None or log.directory != move.source:
+            self.cancel_move(move)
+            return False
+        high_watermark, follows = log.high_watermark, log.hw_follows_leo
+        log.close()
+        final = move.target_dir / move.source.name
+        try:
+            copy_tail(move)
+            os.rename(move.future, final)
+        except OSError:
+            self._reopen(log, move.source, high_watermark, follows)
+            self.cancel_move(move)
+            raise
+        del self._moves[key]
+        doomed = _set_aside_name(move.source, uuid.uuid4(), "-delete")
+        os.rename(move.source, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        self._reopen(log, final, high_watermark, follows)
+        logger.info("moved replica %s-%d from %s to %s", move.topic, move.partition, move.source.parent,
+                    move.target_dir)
+        return True
+
+    def _reopen(self, log: PartitionLog, directory: Path, high_watermark: int, follows: bool) -> None:
+        """Reopen ``log`` from ``directory`` keeping the object (replication holds it)."""
+        fresh = PartitionLog.open(directory, log.topic, log.partition, log.config, now_ms=self._now_ms,
+                                  hw_follows_leo=follows)
+        state = vars(fresh)
+        vars(log).clear()
+        vars(log).update(state)
+        if not follows:
+            log.set_high_watermark(high_watermark)
+
     # ------------------------------------------------------------------ housekeeping
 
     def apply_retention(self, now_ms: int | None = None) -> int:
@@ -274,6 +371,8 @@ class LogManager:
             log.flush()
 
     def close(self) -> None:
+        for move in list(self._moves.values()):
+            self.cancel_move(move)
         for log in self._logs.values():
             log.close()
         self._logs.clear()

@@ -1,0 +1,86 @@
+"""JBOD: a KRaft node with two log dirs. New partitions are spread over them, DescribeLogDirs
+answers per dir, AlterReplicaLogDirs moves a replica (future copy, then swap) while it keeps
+serving, and `suoi log-dirs --describe` prints Kafka's JSON; driven by kafka-python and
+confluent-kafka."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.structs import TopicPartitionReplica
+
+from suoi.testing import EmbeddedBroker
+from suoi.testing.embedded import free_port
+from tests.conftest import wait_until
+from tests.e2e.cli import fails, ok
+from tests.e2e.helpers import ck_consume, ck_produce
+from tests.e2e.test_kafka4_apis import admin  # noqa: F401  (the module-scoped admin client fixture)
+from tests.e2e.test_single_node_kraft import make_run_properties
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    base = tmp_path_factory.mktemp("jbod")
+    port = free_port()
+    props = make_run_properties(port, free_port())
+    with EmbeddedBroker(base, port=port, overrides=props, log_dirs=[base / "disk-a", base / "disk-b"]) as broker:
+        yield broker
+
+
+def _dirs(node: EmbeddedBroker, topic: str) -> dict[str, dict[int, dict]]:
+    """`suoi log-dirs --describe`: log dir -> partition -> its entry (the JSON line)."""
+    out = ok("log-dirs", "--describe", "--bootstrap-server", node.bootstrap, "--topic-list", topic).splitlines()
+    assert out[:2] == ["Querying brokers for log directories information",
+                       "Received log directory information from brokers 1"]
+    doc = json.loads(out[2])
+    assert doc["version"] == 1 and [b["broker"] for b in doc["brokers"]] == [1]
+    dirs = {}
+    for d in doc["brokers"][0]["logDirs"]:
+        assert d["error"] is None
+        dirs[Path(d["logDir"]).name] = {int(p["partition"].rsplit("-", 1)[1]): p for p in d["partitions"]
+                                        if not p["isFuture"]}
+    return dirs
+
+
+def test_partitions_spread_over_log_dirs_and_a_replica_moves(node: EmbeddedBroker, admin: KafkaAdminClient) -> None:
+    topic = "jbod-orders"
+    admin.create_topics([NewTopic(topic, 4, 1)])
+    before = wait_until(lambda: (lambda d: d if sum(map(len, d.values())) == 4 else None)(_dirs(node, topic)),
+                        timeout=15, message="4 replicas in the log dirs")
+    assert sorted(before) == ["disk-a", "disk-b"]
+    assert sorted(len(parts) for parts in before.values()) == [2, 2]  # the least loaded dir gets the next one
+    source = next(name for name, parts in before.items() if 0 in parts)
+    target = "disk-b" if source == "disk-a" else "disk-a"
+    ck_produce(node.bootstrap, topic, [{"value": b"before-%d" % i, "partition": 0} for i in range(50)])
+
+    described = admin.describe_log_dirs()
+    (broker,) = described
+    paths = {Path(d["log_dir"]).name: d["log_dir"] for d in broker["log_dirs"]}
+    result = admin.alter_replica_log_dirs({
+        TopicPartitionReplica(topic, 0, 1): paths[target],
+        TopicPartitionReplica(topic, 9, 1): paths[target],  # no such replica
+        TopicPartitionReplica("jbod-elsewhere", 0, 1): "/no/such/dir",
+    })
+    assert {(k.topic, k.partition): v.__name__ for k, v in result.items()} == {
+        (topic, 0): "NoError", (topic, 9): "ReplicaNotAvailableError",
+        ("jbod-elsewhere", 0): "LogDirNotFoundError"}
+    after = wait_until(lambda: (lambda d: d if 0 in d[target] and 0 not in d[source] else None)(_dirs(node, topic)),
+                       timeout=15, message="partition 0 in the target dir")
+    assert after[target][0]["size"] > 0 and after[target][0]["offsetLag"] == 0
+    assert not list(Path(node.log_dirs[0].parent).glob("disk-*/*-future"))  # no future replica left behind
+
+    ck_produce(node.bootstrap, topic, [{"value": b"after-%d" % i, "partition": 0} for i in range(10)])
+    node.restart()  # the moved replica is recovered from its new dir
+    got = ck_consume(node.bootstrap, topic, [0], 60, timeout=30)
+    assert [r.offset for r in got] == list(range(60))
+    assert [r.value for r in got] == [b"before-%d" % i for i in range(50)] + [b"after-%d" % i for i in range(10)]
+    assert 0 in _dirs(node, topic)[target]
+
+
+def test_log_dirs_tool_refuses_unknown_brokers(node: EmbeddedBroker) -> None:
+    err = fails("log-dirs", "--describe", "--bootstrap-server", node.bootstrap, "--broker-list", "1,7")
+    assert "The given brokers do not exist from --broker-list: 7" in err

@@ -1,0 +1,57 @@
+"""Moving a replica between log dirs (AlterReplicaLogDirs): bulk copy, appends meanwhile, swap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from suoi.log.config import LogConfig
+from suoi.log.manager import LogManager
+from suoi.log.replica_move import copy_bulk
+from tests.unit.log.log_helpers import Clock, batch
+
+
+def test_a_moved_replica_keeps_every_record_and_its_identity(tmp_path: Path, clock: Clock) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    m = LogManager([a, b], LogConfig(segment_bytes=300), now_ms=clock)
+    m.load()
+    m.create_topic("t", 1)
+    log = m.get_log("t", 0)
+    assert log is not None and log.directory.parent == a
+    for i in range(6):
+        log.append(batch(3, tag=i))  # several segments
+    move = m.begin_move("t", 0, b)
+    assert move is not None and move.future.name.endswith("-future") and m.moves() == [move]
+    copy_bulk(move)
+    for i in range(6, 9):
+        log.append(batch(3, tag=i))  # appended after the bulk copy: the swap brings them over
+    end, segments = log.log_end_offset, len(log.segments)
+    assert m.finish_move(move)
+    assert m.get_log("t", 0) is log and log.directory == b / "t-0"  # same object, new dir
+    assert (log.log_end_offset, len(log.segments)) == (end, segments) == (27, segments) and segments > 2
+    assert not (a / "t-0").exists() and m.moves() == [] and not list(b.glob("*-future"))
+    log.append(batch(3, tag=9))
+    m.close()
+    again = LogManager([a, b], LogConfig(segment_bytes=300), now_ms=clock)
+    again.load()
+    reopened = again.get_log("t", 0)
+    assert reopened is not None and reopened.directory == b / "t-0" and reopened.log_end_offset == 30
+    assert again.begin_move("t", 0, b) is None  # already there
+    again.close()
+
+def test_an_unfinished_move_is_abandoned_at_start(tmp_path: Path, clock: Clock) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    m = LogManager([a, b], LogConfig(), now_ms=clock)
+    m.load()
+    m.create_topic("t", 1)
+    m.get_log("t", 0).append(batch(3))  # type: ignore[union-attr]
+    move = m.begin_move("t", 0, b)
+    assert move is not None
+    copy_bulk(move)
+    m.get_log("t", 0).close()  # type: ignore[union-attr]  # a crash before the swap: the copy stays on disk
+    assert move.future.is_dir()
+    again = LogManager([a, b], LogConfig(), now_ms=clock)
+    again.load()
+    log = again.get_log("t", 0)
+    assert log is not None and log.directory == a / "t-0" and log.log_end_offset == 3
+    assert list(b.glob("*-future")) == [] and not move.future.exists()
+    again.close()
