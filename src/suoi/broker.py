@@ -41,6 +41,10 @@ from suoi.raft_driver.driver import METADATA_LOG_DIRNAME
 log = logging.getLogger("suoi.broker")
 
 
+#: How often each log dir is probed with a small write (KIP-858 failure detection).
+LOG_DIR_CHECK_INTERVAL_S = 1.0
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -151,6 +155,7 @@ class Broker:
         self._tasks: list[asyncio.Task[None]] = []
         self.bound: list[Listener] = []
         self._stopped = asyncio.Event()
+        self._halt: asyncio.Task[None] | None = None  # a stop started by a failed metadata log dir
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -200,6 +205,7 @@ class Broker:
             if deferred:
                 self._tasks.append(asyncio.create_task(self._serve_when_unfenced(deferred), name="serve-when-unfenced"))
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
+        self._tasks.append(asyncio.create_task(self._log_dir_check_loop(), name="log-dir-check"))
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
         if self.config.get_bool("log.cleaner.enable"):
             self._tasks.append(asyncio.create_task(self._cleaner_loop(), name="log-cleaner"))
@@ -277,6 +283,22 @@ class Broker:
         return info
 
     # -- housekeeping ----------------------------------------------------------------
+    async def _log_dir_check_loop(self) -> None:
+        """KIP-858: a log dir that fails (removed, read-only, I/O errors) is taken offline without
+        stopping the node; its replicas stop here. The first dir holds the node's metadata
+        (topics, the metadata log): losing it stops the node, as Kafka halts."""
+        while True:
+            await asyncio.sleep(LOG_DIR_CHECK_INTERVAL_S)
+            lost = self.logs.check_log_dirs()
+            if not self.logs.offline_dirs:
+                continue
+            if lost and self.kraft is not None and self.kraft.replicas is not None:
+                self.kraft.replicas.drop_offline(lost)
+            if self.config.log_dirs[0] in self.logs.offline_dirs or len(self.logs.offline_dirs) == len(self.logs.log_dirs):
+                log.error("the log dir holding this node's metadata (or every log dir) failed: stopping")
+                self._halt = asyncio.get_running_loop().create_task(self.stop())  # stop() cancels this loop
+                return
+
     async def _retention_loop(self) -> None:
         interval = self.config.get_int("log.retention.check.interval.ms") / 1000
         while True:

@@ -5,14 +5,21 @@ confluent-kafka."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import TopicPartitionReplica
+from kio.schema.errors import ErrorCode
+from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
+from kio.schema.types import TopicName
+from kio.static.primitive import i16, i32, i32Timedelta
 
+from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
 from tests.conftest import wait_until
@@ -20,6 +27,7 @@ from tests.e2e.cli import fails, ok
 from tests.e2e.helpers import ck_consume, ck_produce
 from tests.e2e.test_kafka4_apis import admin  # noqa: F401  (the module-scoped admin client fixture)
 from tests.e2e.test_single_node_kraft import make_run_properties
+from tests.rawclient import RawClient
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +39,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
         yield broker
 
 
-def _dirs(node: EmbeddedBroker, topic: str) -> dict[str, dict[int, dict]]:
+def _dirs(node: EmbeddedBroker, topic: str, *, allow_errors: bool = False) -> dict[str, dict[int, dict]]:
     """`suoi log-dirs --describe`: log dir -> partition -> its entry (the JSON line)."""
     out = ok("log-dirs", "--describe", "--bootstrap-server", node.bootstrap, "--topic-list", topic).splitlines()
     assert out[:2] == ["Querying brokers for log directories information",
@@ -40,7 +48,7 @@ def _dirs(node: EmbeddedBroker, topic: str) -> dict[str, dict[int, dict]]:
     assert doc["version"] == 1 and [b["broker"] for b in doc["brokers"]] == [1]
     dirs = {}
     for d in doc["brokers"][0]["logDirs"]:
-        assert d["error"] is None
+        assert d["error"] is None or (allow_errors and d["error"].endswith("KafkaStorageException")), d
         dirs[Path(d["logDir"]).name] = {int(p["partition"].rsplit("-", 1)[1]): p for p in d["partitions"]
                                         if not p["isFuture"]}
     return dirs
@@ -84,3 +92,47 @@ def test_partitions_spread_over_log_dirs_and_a_replica_moves(node: EmbeddedBroke
 def test_log_dirs_tool_refuses_unknown_brokers(node: EmbeddedBroker) -> None:
     err = fails("log-dirs", "--describe", "--bootstrap-server", node.bootstrap, "--broker-list", "1,7")
     assert "The given brokers do not exist from --broker-list: 7" in err
+
+
+def test_a_failed_log_dir_goes_offline_and_the_node_keeps_serving(node: EmbeddedBroker,
+                                                                  admin: KafkaAdminClient) -> None:
+    topic = "jbod-failing"
+    admin.create_topics([NewTopic(topic, 4, 1)])
+    placed = wait_until(lambda: (lambda d: d if sum(map(len, d.values())) == 4 else None)(_dirs(node, topic)),
+                        timeout=15, message="4 replicas placed")
+    doomed, healthy = node.log_dirs[1], node.log_dirs[0]  # the first dir holds the node's metadata
+    lost, kept = sorted(placed[doomed.name]), sorted(placed[healthy.name])
+    assert lost and kept
+    shutil.rmtree(doomed)  # the disk goes away under the running node
+
+    def offline() -> dict | None:
+        (broker,) = admin.describe_log_dirs()
+        dirs = {Path(d["log_dir"]).name: d for d in broker["log_dirs"]}
+        gone = dirs[doomed.name]
+        return dirs if gone["error_code"] == 56 and gone["topics"] == [] else None  # KAFKA_STORAGE_ERROR
+
+    dirs = wait_until(offline, timeout=15, message="the removed dir reported offline")
+    assert dirs[healthy.name]["error_code"] == 0
+    with RawClient(node.bootstrap) as c:
+        for p in lost:
+            assert _produce(c, topic, p) == ErrorCode.kafka_storage_error
+        for p in kept:
+            assert _produce(c, topic, p) == ErrorCode.none
+    # the other dir serves on; new replicas avoid the failed dir, moves to it are refused
+    got = ck_consume(node.bootstrap, topic, kept, len(kept), timeout=20)
+    assert sorted(r.partition for r in got) == kept
+    admin.create_topics([NewTopic("jbod-after-failure", 2, 1)])
+    after = wait_until(lambda: (lambda d: d if sum(map(len, d.values())) == 2 else None)(
+        _dirs(node, "jbod-after-failure", allow_errors=True)), timeout=15, message="new replicas placed")
+    assert sorted(after[healthy.name]) == [0, 1]
+    moved = admin.alter_replica_log_dirs({TopicPartitionReplica(topic, kept[0], 1): str(doomed)})
+    assert [v.__name__ for v in moved.values()] == ["KafkaStorageError"]
+    assert node.logs().count("taken offline") == 1 and "Traceback" not in node.logs()  # one line for the failure
+    assert node.proc is not None and node.proc.poll() is None
+
+
+def _produce(c: RawClient, topic: str, partition: int) -> ErrorCode:
+    request = ProduceRequest(transactional_id=None, acks=i16(1), timeout=i32Timedelta.parse(
+        datetime.timedelta(seconds=5)), topic_data=(TopicProduceData(name=TopicName(topic), partition_data=(
+            PartitionProduceData(index=i32(partition), records=build_batch([(None, b"v")])),)),))
+    return c.request(request).responses[0].partition_responses[0].error_code

@@ -42,7 +42,7 @@ def _start(ctx: RequestContext, path: str, topic: str, partition: int) -> ErrorC
     target = logs.configured_log_dir(path)
     if target is None:
         return ErrorCode.log_dir_not_found
-    if target in getattr(logs, "offline_dirs", ()):
+    if target in logs.offline_dirs or logs.is_offline(topic, partition):
         return ErrorCode.kafka_storage_error
     try:
         move = logs.begin_move(topic, partition, target)

@@ -31,7 +31,7 @@ def handle_describe_log_dirs(ctx: RequestContext, request: Any) -> dict[str, Any
         wanted = {(name, p) for name, info in logs.topics().items() for p in range(info.partitions)}
     else:
         wanted = {(t.topic, int(p)) for t in request.topics for p in t.partitions}
-    offline = set(getattr(logs, "offline_dirs", ()))
+    offline = logs.offline_dirs
     per_dir: dict[Path, dict[str, list[dict[str, Any]]]] = {d: {} for d in logs.log_dirs}
     for name, p in sorted(wanted):
         plog = logs.get_log(name, p)

@@ -11,6 +11,7 @@ a future topic of the same name.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from types import MappingProxyType
 from suoi.log.config import LogConfig
 from suoi.log.errors import (
     InvalidPartitionsError,
+    KafkaStorageError,
     InvalidTopicError,
     TopicExistsError,
     UnknownTopicOrPartitionError,
@@ -93,6 +95,9 @@ class LogManager:
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         #: Replicas being moved to another log dir (AlterReplicaLogDirs), see `replica_move`.
         self._moves: dict[tuple[str, int], ReplicaMove] = {}
+        #: Log dirs taken offline after they failed, and the replicas that were in them (KIP-858).
+        self.offline_dirs: set[Path] = set()
+        self._offline: set[tuple[str, int]] = set()
         for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self._meta_dir.mkdir(exist_ok=True)
@@ -227,6 +232,8 @@ class LogManager:
             self._register(info)
         for p in sorted(hosted):
             log = self._logs.get((name, p))
+            if (name, p) in self._offline:
+                continue  # its dir failed: offline until restart, not re-created elsewhere (Kafka's rule)
             if log is None:
                 self._open_partition(info, p, None)
             else:
@@ -239,6 +246,7 @@ class LogManager:
         move = self._moves.get((name, partition))
         if move is not None:
             self.cancel_move(move)
+        self._offline.discard((name, partition))
         log = self._logs.pop((name, partition), None)
         if log is None:
             return
@@ -279,6 +287,51 @@ class LogManager:
         wanted = os.path.normpath(path)
         return next((d for d in self.log_dirs
                      if os.path.normpath(d.absolute()) == wanted or str(d.resolve()) == wanted), None)
+
+    def is_offline(self, topic: str, partition: int) -> bool:
+        """The replica was in a log dir that failed (answer KAFKA_STORAGE_ERROR for it)."""
+        return (topic, partition) in self._offline
+
+    def check_log_dirs(self) -> list[tuple[str, int]]:
+        """Probe every online log dir with a small write; take the ones that fail offline.
+        Returns the replicas that went offline. A full disk (ENOSPC, EDQUOT, EFBIG) is not a
+        failed dir: its appends fail with KAFKA_STORAGE_ERROR until space returns (Kafka would
+        take it offline)."""
+        lost: list[tuple[str, int]] = []
+        for d in self.log_dirs:
+            if d in self.offline_dirs:
+                continue
+            probe = d / ".suoi-log-dir-check"
+            try:
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    os.write(fd, b"ok")
+                finally:
+                    os.close(fd)
+                os.unlink(probe)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    continue
+                lost += self.mark_offline(d, exc.strerror or str(exc))
+        return lost
+
+    def mark_offline(self, log_dir: Path, reason: str) -> list[tuple[str, int]]:
+        """Take a failed log dir offline: its replicas are closed and forgotten (answered with
+        KAFKA_STORAGE_ERROR), moves to or from it are abandoned, no new replica goes there."""
+        self.offline_dirs.add(log_dir)
+        for move in [m for m in self._moves.values() if log_dir in (m.source.parent, m.target_dir)]:
+            self.cancel_move(move)
+        lost = sorted(key for key, log in self._logs.items() if log.directory.parent == log_dir)
+        for key in lost:
+            log = self._logs.pop(key)
+            for segment in log.segments:  # not log.close(): no producer snapshot into a failed dir
+                try:
+                    segment.close()
+                except OSError:
+                    pass
+            self._offline.add(key)
+        logger.error("log dir %s failed (%s): taken offline with its %d replicas", log_dir, reason, len(lost))
+        return lost
 
     def moves(self) -> list[ReplicaMove]:
         return list(self._moves.values())
@@ -398,12 +451,15 @@ class LogManager:
 
     def _least_loaded_dir(self) -> Path:
         """Kafka places a new partition in the log dir holding the fewest."""
-        counts = dict.fromkeys(self.log_dirs, 0)
+        online = [d for d in self.log_dirs if d not in self.offline_dirs]
+        if not online:
+            raise KafkaStorageError(errno.EIO, "every log dir is offline")
+        counts = dict.fromkeys(online, 0)
         for log in self._logs.values():
             parent = log.directory.parent
             if parent in counts:
                 counts[parent] += 1
-        return min(self.log_dirs, key=lambda d: counts[d])
+        return min(online, key=lambda d: counts[d])
 
     def _meta_path(self, info: TopicInfo) -> Path:
         """Named by topic id: a 249-char topic name plus a suffix would not fit NAME_MAX."""
