@@ -294,6 +294,7 @@ class Broker:
                 continue
             if lost and self.kraft is not None and self.kraft.replicas is not None:
                 self.kraft.replicas.drop_offline(lost)
+                self._tasks.append(asyncio.create_task(self.kraft.report_lost_replicas(lost), name="lost-replicas"))
             if self.config.log_dirs[0] in self.logs.offline_dirs or len(self.logs.offline_dirs) == len(self.logs.log_dirs):
                 log.error("the log dir holding this node's metadata (or every log dir) failed: stopping")
                 self._halt = asyncio.get_running_loop().create_task(self.stop())  # stop() cancels this loop

@@ -11,6 +11,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     alter_partition,
     alter_replica_log_dirs,
     api_versions,
+    assign_replicas_to_dirs,
     broker_lifecycle,
     create_partitions,
     create_topics,

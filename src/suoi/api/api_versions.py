@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
 
 #: KRaft's own RPCs (Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum, FetchSnapshot,
-#: BrokerRegistration, BrokerHeartbeat, UnregisterBroker, AllocateProducerIds):
+#: BrokerRegistration, BrokerHeartbeat, UnregisterBroker, AllocateProducerIds, AssignReplicasToDirs):
 #: advertised only by a node that takes part in the metadata quorum.
-QUORUM_API_KEYS = frozenset({52, 53, 54, 55, 56, 59, 62, 63, 64, 67})
+QUORUM_API_KEYS = frozenset({52, 53, 54, 55, 56, 59, 62, 63, 64, 67, 73})
 
 
 def api_versions_data(broker: Broker, error: ErrorCode = ErrorCode.none, version: int = 0) -> dict[str, Any]:

@@ -323,6 +323,21 @@ class KRaftServices:
                 log.exception("broker heartbeat failed")
             await asyncio.sleep(interval)
 
+    async def report_lost_replicas(self, partitions: list[tuple[str, int]]) -> None:
+        """KIP-858: replicas whose log dir failed; the controller moves leadership and ISR
+        membership away from this broker (retried until it answers, bounded)."""
+        from suoi.cluster.rpc import lost_replicas_request
+
+        try:
+            response = await self.call_controller(lost_replicas_request(self, partitions), timeout=30)
+        except NotControllerError as exc:
+            log.warning("could not report %d lost replicas to the controller: %s", len(partitions), exc)
+            return
+        if response.error_code != ErrorCode.none:
+            log.warning("the controller refused the report of lost replicas: %s", ErrorCode(response.error_code).name)
+        else:
+            log.info("reported %d lost replicas to the controller", len(partitions))
+
     async def _controlled_shutdown(self) -> None:
         """Ask the controller to move leadership away before this broker stops (bounded)."""
         from suoi.cluster.rpc import heartbeat_request

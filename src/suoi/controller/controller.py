@@ -338,6 +338,29 @@ class QuorumController:
         self._check()
         return _reassignments.list_partition_reassignments(self, partitions)
 
+    def replicas_offline(self, broker_id: int, broker_epoch: int, partitions: Sequence[tuple[uuid.UUID, int]]
+                         ) -> ControllerResult[tuple[Err, dict[tuple[uuid.UUID, int], Err]]]:
+        """A broker lost these replicas (their log dir failed, KIP-858): it leaves their ISRs
+        and, where it led and another ISR member is eligible, a new leader is elected (as Kafka's
+        controller does for replicas in an offline dir). A replica alone in its ISR stays (the
+        ISR is never empty). The response: (top-level error, error per partition)."""
+        self._check()
+        try:
+            self.check_broker_epoch(broker_id, broker_epoch)
+        except ApiError as e:
+            return self.finish((e.code, {}))
+        errors: dict[tuple[uuid.UUID, int], Err] = {}
+        for topic_id, partition in partitions:
+            reg = self.state.partition(topic_id, partition)
+            if reg is None or broker_id not in reg.replicas:
+                errors[(topic_id, partition)] = Err.UNKNOWN_TOPIC_OR_PARTITION if reg is None else Err.INVALID_REQUEST
+                continue
+            change = _partitions.partition_change(self, topic_id, partition, remove=broker_id)
+            if change is not None:
+                self.stage(change)
+            errors[(topic_id, partition)] = Err.NONE
+        return self.finish((Err.NONE, errors))
+
     def update_features(self, updates: Sequence[_features.FeatureUpdate], *, validate_only: bool = False
                         ) -> ControllerResult[_features.FeatureUpdateResult]:
         """UpdateFeatures (KIP-584): all updates or none; see features.py."""
