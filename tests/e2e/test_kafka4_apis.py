@@ -192,6 +192,10 @@ def test_client_metrics_subscriptions_are_validated_and_listed(admin: KafkaAdmin
     assert listed["client_metrics"] == ["lcr-sub"]
     assert listed["broker"] == ["1"] and "lcr-topic" in listed["topic"]
     assert admin.list_config_resources(["CLIENT_METRICS"]) == {"client_metrics": ["lcr-sub"]}
+    described = admin.describe_configs([ConfigResource("CLIENT_METRICS", "lcr-sub")])
+    (configs,) = [c for by_name in described.values() for c in by_name.values()]
+    assert {k: v["value"] for k, v in configs.items()} == {"interval.ms": "60000",
+                                                           "metrics": "org.apache.kafka.producer."}
     with pytest.raises(Exception, match="UnsupportedVersion"):
         admin.list_config_resources(["BROKER_LOGGER"])  # suoi has no broker loggers
     # deleting every config removes the subscription

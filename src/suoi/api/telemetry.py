@@ -47,6 +47,21 @@ def subscriptions(broker: Broker) -> list[Subscription]:
             if rtype == ConfigResourceType.CLIENT_METRICS]
 
 
+#: DescribeConfigs' config_source of a client-metrics subscription's configs, and their types
+#: (LIST 7, INT 3).
+CLIENT_METRICS_CONFIG_SOURCE = 7
+_CONFIG_TYPES = {"metrics": 7, "match": 7, "interval.ms": 3}
+
+
+def client_metrics_configs(broker: Broker, name: str) -> list[dict[str, Any]]:
+    """DescribeConfigs of a CLIENT_METRICS resource: the configs set on it (Kafka lists only
+    those; an unknown subscription has none)."""
+    values = broker.kraft.image.configs.get((ConfigResourceType.CLIENT_METRICS, name), {}) if broker.kraft else {}
+    return [{"name": k, "value": v, "read_only": False, "config_source": CLIENT_METRICS_CONFIG_SOURCE,
+             "is_sensitive": False, "config_type": _CONFIG_TYPES.get(k, 0), "documentation": None, "synonyms": []}
+            for k, v in sorted(values.items())]
+
+
 def _attributes(ctx: RequestContext) -> dict[str, str]:
     host, _, port = ctx.client_host.rpartition(":")
     software = _SOFTWARE.get(ctx.connection, ("", "")) if ctx.connection is not None else ("", "")
