@@ -36,8 +36,8 @@ class ReplicaMove:
     partition: int
     source: Path  # the partition dir being moved
     future: Path  # the copy under construction in the target log dir
-    #: file name -> (inode, bytes copied) of what the copy holds.
-    copied: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: file name -> (inode, bytes copied, source mtime in ns) of what the copy holds.
+    copied: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     #: The log end offset the copy reaches (for DescribeLogDirs' offset lag): set by the bulk copy.
     copied_up_to: int = 0
     cancelled: bool = False
@@ -82,11 +82,12 @@ def copy_bulk(move: ReplicaMove) -> None:
         if not entry.is_file():
             continue
         try:
-            inode = entry.inode()
+            st = entry.stat()
             size = _copy_whole(Path(entry.path), move.future / entry.name)
         except FileNotFoundError:
             continue
-        move.copied[entry.name] = (inode, size)
+        # the size copied may exceed st_size (appended meanwhile): `copy_tail` checks the tail
+        move.copied[entry.name] = (st.st_ino, size, st.st_mtime_ns)
 
 
 def copy_tail(move: ReplicaMove) -> None:
@@ -100,13 +101,14 @@ def copy_tail(move: ReplicaMove) -> None:
         st = entry.stat()
         src, dst = Path(entry.path), move.future / entry.name
         known = move.copied.get(entry.name)
-        if known == (st.st_ino, st.st_size) and dst.exists():
-            continue
-        if (known is not None and known[0] == st.st_ino and st.st_size > known[1] and entry.name.endswith(".log")
-                and _same_tail(src, dst, known[1])):
-            move.copied[entry.name] = (st.st_ino, _append_from(src, dst, known[1]))
+        if known == (st.st_ino, st.st_size, st.st_mtime_ns) and dst.exists():
+            continue  # untouched since it was copied (indexes are rewritten in place: mtime tells)
+        if (known is not None and known[0] == st.st_ino and st.st_size >= known[1] and entry.name.endswith(".log")
+                and dst.exists() and _same_tail(src, dst, known[1])):
+            size = _append_from(src, dst, known[1]) if st.st_size > known[1] else known[1]
         else:
-            move.copied[entry.name] = (st.st_ino, _copy_whole(src, dst))
+            size = _copy_whole(src, dst)
+        move.copied[entry.name] = (st.st_ino, size, st.st_mtime_ns)
     for name in [n for n in os.listdir(move.future) if n not in present]:
         os.unlink(move.future / name)
         move.copied.pop(name, None)

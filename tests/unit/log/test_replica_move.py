@@ -55,3 +55,26 @@ def test_an_unfinished_move_is_abandoned_at_start(tmp_path: Path, clock: Clock) 
     assert log is not None and log.directory == a / "t-0" and log.log_end_offset == 3
     assert list(b.glob("*-future")) == [] and not move.future.exists()
     again.close()
+
+
+def test_a_truncation_during_the_copy_is_not_mistaken_for_appends(tmp_path: Path, clock: Clock) -> None:
+    """A follower that diverged truncates and appends other batches at the same place while its
+    replica is copied: the swap must bring the rewritten bytes, not append after stale ones."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    m = LogManager([a, b], LogConfig(), now_ms=clock)
+    m.load()
+    m.create_topic("t", 1)
+    log = m.get_log("t", 0)
+    assert log is not None
+    for i in range(4):
+        log.append(batch(3, tag=i))
+    move = m.begin_move("t", 0, b)
+    assert move is not None
+    copy_bulk(move)
+    log.truncate_to(6, force=True)
+    for i in range(10, 14):
+        log.append(batch(3, tag=i, payload=12))  # longer than what they replace
+    expected = log.read(0, 1 << 20, max_offset=log.log_end_offset)
+    assert m.finish_move(move)
+    assert log.directory == b / "t-0" and log.read(0, 1 << 20, max_offset=log.log_end_offset) == expected
+    m.close()
