@@ -54,7 +54,8 @@ def _dirs(node: EmbeddedBroker, topic: str, *, allow_errors: bool = False) -> di
     return dirs
 
 
-def test_partitions_spread_over_log_dirs_and_a_replica_moves(node: EmbeddedBroker, admin: KafkaAdminClient) -> None:
+def test_partitions_spread_over_log_dirs_and_a_replica_moves(node: EmbeddedBroker, admin: KafkaAdminClient  # noqa: F811
+                                                              ) -> None:
     topic = "jbod-orders"
     admin.create_topics([NewTopic(topic, 4, 1)])
     before = wait_until(lambda: (lambda d: d if sum(map(len, d.values())) == 4 else None)(_dirs(node, topic)),
@@ -95,7 +96,8 @@ def test_log_dirs_tool_refuses_unknown_brokers(node: EmbeddedBroker) -> None:
 
 
 def test_a_failed_log_dir_goes_offline_and_the_node_keeps_serving(node: EmbeddedBroker,
-                                                                  admin: KafkaAdminClient) -> None:
+                                                                  admin: KafkaAdminClient  # noqa: F811
+                                                                  ) -> None:
     topic = "jbod-failing"
     admin.create_topics([NewTopic(topic, 4, 1)])
     placed = wait_until(lambda: (lambda d: d if sum(map(len, d.values())) == 4 else None)(_dirs(node, topic)),

@@ -11,13 +11,12 @@ from typing import Any
 import confluent_kafka
 import pytest
 from kafka.admin import ConfigResource, KafkaAdminClient, NewTopic
-
+from kio.schema.describe_topic_partitions.v0.request import DescribeTopicPartitionsRequest, TopicRequest
 from kio.schema.errors import ErrorCode
 from kio.schema.get_telemetry_subscriptions.v0.request import GetTelemetrySubscriptionsRequest
 from kio.schema.push_telemetry.v0.request import PushTelemetryRequest
-from kio.static.primitive import i8, i32
-from kio.schema.describe_topic_partitions.v0.request import DescribeTopicPartitionsRequest, TopicRequest
 from kio.schema.types import TopicName
+from kio.static.primitive import i8, i32
 
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port

@@ -15,9 +15,9 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from tests.conftest import wait_until
 from tests.e2e.helpers import ck_consume, ck_produce
+from tests.integration.kraft_cluster import KRaftCluster
 from tests.integration.support import metadata_req
 from tests.rawclient import RawClient
-from tests.integration.kraft_cluster import KRaftCluster
 
 
 @pytest.fixture(scope="module")

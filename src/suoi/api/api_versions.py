@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.features import feature_fields
-from suoi.api.telemetry import remember_client_software
 from suoi.api.registry import REGISTRY, RequestContext, api
+from suoi.api.telemetry import remember_client_software
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:

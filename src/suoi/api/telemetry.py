@@ -10,6 +10,7 @@ version it sent in ApiVersions (remembered per connection here) and its address 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -33,10 +34,8 @@ def remember_client_software(ctx: RequestContext, request: Any) -> None:
     """ApiVersions v3+ names the client software; `match` may select on it."""
     name = getattr(request, "client_software_name", None)
     if ctx.connection is not None and name:
-        try:
+        with contextlib.suppress(TypeError):  # a connection object that takes no weak references (tests)
             _SOFTWARE[ctx.connection] = (str(name), str(getattr(request, "client_software_version", "") or ""))
-        except TypeError:  # a connection object that takes no weak references (tests)
-            pass
 
 
 def subscriptions(broker: Broker) -> list[Subscription]:

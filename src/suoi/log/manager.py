@@ -11,6 +11,7 @@ a future topic of the same name.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -26,8 +27,8 @@ from types import MappingProxyType
 from suoi.log.config import LogConfig
 from suoi.log.errors import (
     InvalidPartitionsError,
-    KafkaStorageError,
     InvalidTopicError,
+    KafkaStorageError,
     TopicExistsError,
     UnknownTopicOrPartitionError,
 )
@@ -325,10 +326,8 @@ class LogManager:
         for key in lost:
             log = self._logs.pop(key)
             for segment in log.segments:  # not log.close(): no producer snapshot into a failed dir
-                try:
+                with contextlib.suppress(OSError):
                     segment.close()
-                except OSError:
-                    pass
             self._offline.add(key)
         logger.error("log dir %s failed (%s): taken offline with its %d replicas", log_dir, reason, len(lost))
         return lost
