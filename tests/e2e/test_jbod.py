@@ -77,11 +77,17 @@ def test_partitions_spread_over_log_dirs_and_a_replica_moves(node: EmbeddedBroke
     assert {(k.topic, k.partition): v.__name__ for k, v in result.items()} == {
         (topic, 0): "NoError", (topic, 9): "ReplicaNotAvailableError",
         ("jbod-elsewhere", 0): "LogDirNotFoundError"}
+    # a replica that does not exist yet goes to the asked dir when it is created (Kafka's rule)
+    early = admin.alter_replica_log_dirs({TopicPartitionReplica("jbod-later", 0, 1): paths[target]})
+    assert [v.__name__ for v in early.values()] == ["ReplicaNotAvailableError"]
     after = wait_until(lambda: (lambda d: d if 0 in d[target] and 0 not in d[source] else None)(_dirs(node, topic)),
                        timeout=15, message="partition 0 in the target dir")
     assert after[target][0]["size"] > 0 and after[target][0]["offsetLag"] == 0
     assert not list(Path(node.log_dirs[0].parent).glob("disk-*/*-future"))  # no future replica left behind
 
+    admin.create_topics([NewTopic("jbod-later", 1, 1)])
+    # (the target dir holds 3 replicas by now, the source 1: without the request it would go there)
+    wait_until(lambda: 0 in _dirs(node, "jbod-later")[target], timeout=15, message="jbod-later-0 in the asked dir")
     ck_produce(node.bootstrap, topic, [{"value": b"after-%d" % i, "partition": 0} for i in range(10)])
     node.restart()  # the moved replica is recovered from its new dir
     got = ck_consume(node.bootstrap, topic, [0], 60, timeout=30)

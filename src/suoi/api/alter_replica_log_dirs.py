@@ -1,7 +1,8 @@
 """AlterReplicaLogDirs (key 34, v1-v2): move replicas hosted here to another of its log dirs.
 
 Kafka's answers (ReplicaManager.alterReplicaLogDirs): a path that is not one of this node's
-log dirs is LOG_DIR_NOT_FOUND, a replica not hosted here REPLICA_NOT_AVAILABLE; otherwise NONE
+log dirs is LOG_DIR_NOT_FOUND, a replica not hosted here REPLICA_NOT_AVAILABLE (and it will be
+created in that dir if it comes here later, until a restart); otherwise NONE
 at once, and the move runs in the background: a future replica is copied in the target dir
 (`suoi.log.replica_move`, off the event loop), then swapped in on the loop. DescribeLogDirs shows
 the future replica (is_future_key) with its offset lag until then.

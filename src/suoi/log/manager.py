@@ -96,6 +96,9 @@ class LogManager:
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         #: Replicas being moved to another log dir (AlterReplicaLogDirs), see `replica_move`.
         self._moves: dict[tuple[str, int], ReplicaMove] = {}
+        #: Where replicas not created yet go (AlterReplicaLogDirs before the replica exists, as
+        #: kafka-reassign-partitions does with log_dirs); forgotten once used or at restart.
+        self._preferred_dirs: dict[tuple[str, int], Path] = {}
         #: Log dirs taken offline after they failed, and the replicas that were in them (KIP-858).
         self.offline_dirs: set[Path] = set()
         self._offline: set[tuple[str, int]] = set()
@@ -342,6 +345,7 @@ class LogManager:
         key = (topic, partition)
         log = self._logs.get(key)
         if log is None:
+            self._preferred_dirs[key] = target  # where it goes if it is created here later
             raise UnknownTopicOrPartitionError(f"Replica {topic}-{partition} is not hosted here.")
         current = self._moves.get(key)
         if current is not None:
@@ -443,7 +447,10 @@ class LogManager:
 
     def _open_partition(self, info: TopicInfo, partition: int, path: Path | None) -> None:
         if path is None:
-            path = self._least_loaded_dir() / f"{info.name}-{partition}"
+            preferred = self._preferred_dirs.pop((info.name, partition), None)
+            if preferred is None or preferred in self.offline_dirs:
+                preferred = self._least_loaded_dir()
+            path = preferred / f"{info.name}-{partition}"
         self._logs[(info.name, partition)] = PartitionLog.open(
             path, info.name, partition, info.config, now_ms=self._now_ms
         )
