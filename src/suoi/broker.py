@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from suoi.api.alter_replica_log_dirs import start_move
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
@@ -164,6 +165,8 @@ class Broker:
         self.dynamic_configs.load()
         self.reconfigure()
         self.logs.load()
+        for move in self.logs.moves():  # replica moves a stop or crash interrupted (AlterReplicaLogDirs)
+            start_move(self.logs, move)
         log.info("loaded %d topics from %s in %.2fs", len(self.logs.topics()),
                  ",".join(map(str, self.config.log_dirs)), time.monotonic() - started)
         _check_mode(Path(self.config.log_dirs[0]), self.kraft_settings is not None, bool(self.logs.topics()))

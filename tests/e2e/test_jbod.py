@@ -89,11 +89,17 @@ def test_partitions_spread_over_log_dirs_and_a_replica_moves(node: EmbeddedBroke
     # (the target dir holds 3 replicas by now, the source 1: without the request it would go there)
     wait_until(lambda: 0 in _dirs(node, "jbod-later")[target], timeout=15, message="jbod-later-0 in the asked dir")
     ck_produce(node.bootstrap, topic, [{"value": b"after-%d" % i, "partition": 0} for i in range(10)])
-    node.restart()  # the moved replica is recovered from its new dir
+    node.stop()
+    # a crash in the middle of a move back: a partial -future copy (no indexes) in the source dir
+    moved_dir = node.log_dirs[0].parent / target / f"{topic}-0"
+    future = node.log_dirs[0].parent / source / f"{topic}-0.{'ab' * 16}-future"
+    shutil.copytree(moved_dir, future, ignore=shutil.ignore_patterns("*.index", "*.timeindex"))
+    node.start()  # the moved replica is recovered from its new dir, and the interrupted move resumes
+    wait_until(lambda: 0 in _dirs(node, topic)[source], timeout=15, message="the interrupted move finished")
     got = ck_consume(node.bootstrap, topic, [0], 60, timeout=30)
     assert [r.offset for r in got] == list(range(60))
     assert [r.value for r in got] == [b"before-%d" % i for i in range(50)] + [b"after-%d" % i for i in range(10)]
-    assert 0 in _dirs(node, topic)[target]
+    assert not future.exists() and not moved_dir.exists()
 
 
 def test_log_dirs_tool_refuses_unknown_brokers(node: EmbeddedBroker) -> None:

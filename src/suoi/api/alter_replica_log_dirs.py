@@ -49,12 +49,20 @@ def _start(ctx: RequestContext, path: str, topic: str, partition: int) -> ErrorC
         move = logs.begin_move(topic, partition, target)
     except UnknownTopicOrPartitionError:
         return ErrorCode.replica_not_available
-    if move is not None and not any(t.get_name() == str(id(move)) for t in _RUNNING):
-        task = asyncio.get_running_loop().create_task(_run_move(logs, move), name=str(id(move)))
-        _RUNNING.add(task)
-        task.add_done_callback(_RUNNING.discard)
-        log.info("moving replica %s-%d to log dir %s", topic, partition, target)
+    if move is not None:
+        start_move(logs, move)
     return ErrorCode.none
+
+
+def start_move(logs: LogManager, move: ReplicaMove) -> None:
+    """Run a move in the background (once: a move already running is left alone). The broker
+    also calls it at start for moves interrupted by a stop or crash."""
+    if any(t.get_name() == str(id(move)) for t in _RUNNING):
+        return
+    task = asyncio.get_running_loop().create_task(_run_move(logs, move), name=str(id(move)))
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+    log.info("moving replica %s-%d to log dir %s", move.topic, move.partition, move.target_dir)
 
 
 @api(34, "AlterReplicaLogDirs", 1, 2)

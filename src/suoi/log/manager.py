@@ -42,6 +42,7 @@ logger = logging.getLogger("suoi.log")
 METADATA_DIR = "__suoi_topics"
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _PARTITION_DIR = re.compile(r"(.+)-(\d+)")
+_FUTURE_DIR = re.compile(r"(.+)-(\d+)\.[0-9a-f]{32}" + re.escape(FUTURE_SUFFIX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +123,14 @@ class LogManager:
                 hosted=frozenset(raw["hosted"]) if raw.get("hosted") is not None else None,
             )
             self._register(info)
-        existing = self._scan_partition_dirs()
+        futures: list[Path] = []
+        existing = self._scan_partition_dirs(futures)
         for info in self._topics.values():
             for p in range(info.partitions):
                 if info.hosts(p):
                     self._open_partition(info, p, existing.get((info.name, p)))
+        for future in futures:
+            self._resume_move(future)
         for (topic, p), path in existing.items():
             owner = self._topics.get(topic)
             if owner is None or not owner.hosts(p):
@@ -134,7 +138,8 @@ class LogManager:
                 logger.warning("partition dir %s has no topic metadata, renaming to %s", path, stray.name)
                 path.rename(stray)
 
-    def _scan_partition_dirs(self) -> dict[tuple[str, int], Path]:
+    def _scan_partition_dirs(self, futures: list[Path]) -> dict[tuple[str, int], Path]:
+        """Partition dirs by (topic, partition); ``-future`` copies are added to ``futures``."""
         found: dict[tuple[str, int], Path] = {}
         for d in self.log_dirs:
             for child in d.iterdir():
@@ -144,9 +149,7 @@ class LogManager:
                     shutil.rmtree(child, ignore_errors=True)  # interrupted deletion
                     continue
                 if child.name.endswith(FUTURE_SUFFIX):
-                    logger.warning("abandoning the unfinished move of a replica to %s (the replica stays in place)",
-                                   child)
-                    shutil.rmtree(child, ignore_errors=True)
+                    futures.append(child)
                     continue
                 m = _PARTITION_DIR.fullmatch(child.name)
                 if not m:
@@ -358,6 +361,22 @@ class LogManager:
         move = self._moves[key] = ReplicaMove(topic, partition, log.directory, future)
         move.copied_up_to = log.log_start_offset
         return move
+
+    def _resume_move(self, future: Path) -> None:
+        """A ``-future`` copy found at start-up: the move was interrupted. It is resumed (the
+        caller runs it, see `moves()`), as Kafka does, or dropped if the replica is gone."""
+        m = _FUTURE_DIR.fullmatch(future.name)
+        log = self._logs.get((m.group(1), int(m.group(2)))) if m else None
+        if m is None or log is None or log.directory.parent == future.parent:
+            logger.warning("removing %s: no replica to move there", future)
+            shutil.rmtree(future, ignore_errors=True)
+            return
+        key = (m.group(1), int(m.group(2)))
+        if key in self._moves:  # two interrupted moves of one replica: resume one
+            shutil.rmtree(future, ignore_errors=True)
+            return
+        self._moves[key] = ReplicaMove(key[0], key[1], log.directory, future, copied_up_to=log.log_start_offset)
+        logger.info("resuming the move of replica %s-%d to %s", key[0], key[1], future.parent)
 
     def cancel_move(self, move: ReplicaMove) -> None:
         move.cancelled = True

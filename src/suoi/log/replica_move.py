@@ -11,9 +11,10 @@ target dir while the replica keeps serving, then swapped in:
    fsync, rename the copy to ``<topic>-<partition>`` in the target dir, remove the old dir and
    reopen the log in place.
 
-A crash before the rename leaves a ``-future`` dir that the next start removes (the move is
-abandoned, the replica is intact; Kafka resumes it instead). A crash between the rename and the
-removal leaves two complete, identical copies: start-up keeps one.
+A stop or crash before the rename leaves a ``-future`` dir: the next start resumes the move
+(copying again over it, as Kafka resumes future replicas; the replica serves from its old dir
+meanwhile). A crash between the rename and the removal leaves two complete, identical copies:
+start-up keeps one.
 """
 
 from __future__ import annotations

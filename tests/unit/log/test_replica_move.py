@@ -38,7 +38,7 @@ def test_a_moved_replica_keeps_every_record_and_its_identity(tmp_path: Path, clo
     assert again.begin_move("t", 0, b) is None  # already there
     again.close()
 
-def test_an_unfinished_move_is_abandoned_at_start(tmp_path: Path, clock: Clock) -> None:
+def test_an_interrupted_move_is_resumed_at_start(tmp_path: Path, clock: Clock) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     m = LogManager([a, b], LogConfig(), now_ms=clock)
     m.load()
@@ -48,12 +48,18 @@ def test_an_unfinished_move_is_abandoned_at_start(tmp_path: Path, clock: Clock) 
     assert move is not None
     copy_bulk(move)
     m.get_log("t", 0).close()  # type: ignore[union-attr]  # a crash before the swap: the copy stays on disk
-    assert move.future.is_dir()
+    (b / "gone-0.0123456789abcdef0123456789abcdef-future").mkdir()  # a move of a replica that is gone
     again = LogManager([a, b], LogConfig(), now_ms=clock)
     again.load()
     log = again.get_log("t", 0)
-    assert log is not None and log.directory == a / "t-0" and log.log_end_offset == 3
-    assert list(b.glob("*-future")) == [] and not move.future.exists()
+    assert log is not None and log.directory == a / "t-0" and log.log_end_offset == 3  # serving from where it was
+    (resumed,) = again.moves()
+    assert (resumed.topic, resumed.partition, resumed.future) == ("t", 0, move.future)
+    assert not (b / "gone-0.0123456789abcdef0123456789abcdef-future").exists()
+    log.append(batch(2))
+    copy_bulk(resumed)
+    assert again.finish_move(resumed)
+    assert log.directory == b / "t-0" and log.log_end_offset == 5 and again.moves() == []
     again.close()
 
 
