@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from suoi.api.alter_replica_log_dirs import start_move
+from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
 from suoi.cluster.settings import KRaftSettings
@@ -39,6 +41,10 @@ from suoi.notify import AppendNotifier
 from suoi.raft_driver.driver import METADATA_LOG_DIRNAME
 
 log = logging.getLogger("suoi.broker")
+
+
+#: How often each log dir is probed with a small write (KIP-858 failure detection).
+LOG_DIR_CHECK_INTERVAL_S = 1.0
 
 
 def _now_ms() -> int:
@@ -144,11 +150,14 @@ class Broker:
         self.transactions = TransactionCoordinator(self.logs, self.notifier.appended, now_ms,
                                                    txn_config_from(config), self.producer_ids, self.groups)
         self.connections: set[Any] = set()
+        #: KIP-714: client instances and the last metrics each pushed (in memory).
+        self.client_telemetry = ClientTelemetry()
         self.cluster_id = ""
         self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.bound: list[Listener] = []
         self._stopped = asyncio.Event()
+        self._halt: asyncio.Task[None] | None = None  # a stop started by a failed metadata log dir
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -157,6 +166,8 @@ class Broker:
         self.dynamic_configs.load()
         self.reconfigure()
         self.logs.load()
+        for move in self.logs.moves():  # replica moves a stop or crash interrupted (AlterReplicaLogDirs)
+            start_move(self.logs, move)
         log.info("loaded %d topics from %s in %.2fs", len(self.logs.topics()),
                  ",".join(map(str, self.config.log_dirs)), time.monotonic() - started)
         _check_mode(Path(self.config.log_dirs[0]), self.kraft_settings is not None, bool(self.logs.topics()))
@@ -198,6 +209,7 @@ class Broker:
             if deferred:
                 self._tasks.append(asyncio.create_task(self._serve_when_unfenced(deferred), name="serve-when-unfenced"))
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
+        self._tasks.append(asyncio.create_task(self._log_dir_check_loop(), name="log-dir-check"))
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
         if self.config.get_bool("log.cleaner.enable"):
             self._tasks.append(asyncio.create_task(self._cleaner_loop(), name="log-cleaner"))
@@ -277,6 +289,23 @@ class Broker:
         return info
 
     # -- housekeeping ----------------------------------------------------------------
+    async def _log_dir_check_loop(self) -> None:
+        """KIP-858: a log dir that fails (removed, read-only, I/O errors) is taken offline without
+        stopping the node; its replicas stop here. The first dir holds the node's metadata
+        (topics, the metadata log): losing it stops the node, as Kafka halts."""
+        while True:
+            await asyncio.sleep(LOG_DIR_CHECK_INTERVAL_S)
+            lost = self.logs.check_log_dirs()
+            if not self.logs.offline_dirs:
+                continue
+            if lost and self.kraft is not None and self.kraft.replicas is not None:
+                self.kraft.replicas.drop_offline(lost)
+                self._tasks.append(asyncio.create_task(self.kraft.report_lost_replicas(lost), name="lost-replicas"))
+            if self.config.log_dirs[0] in self.logs.offline_dirs or len(self.logs.offline_dirs) == len(self.logs.log_dirs):
+                log.error("the log dir holding this node's metadata (or every log dir) failed: stopping")
+                self._halt = asyncio.get_running_loop().create_task(self.stop())  # stop() cancels this loop
+                return
+
     async def _retention_loop(self) -> None:
         interval = self.config.get_int("log.retention.check.interval.ms") / 1000
         while True:

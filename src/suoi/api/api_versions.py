@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from suoi.api.features import feature_fields
 from suoi.api.registry import REGISTRY, RequestContext, api
+from suoi.api.telemetry import remember_client_software
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
@@ -13,23 +15,24 @@ if TYPE_CHECKING:
 
 
 #: KRaft's own RPCs (Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum, FetchSnapshot,
-#: BrokerRegistration, BrokerHeartbeat, UnregisterBroker, AllocateProducerIds):
+#: BrokerRegistration, BrokerHeartbeat, UnregisterBroker, AllocateProducerIds, AssignReplicasToDirs):
 #: advertised only by a node that takes part in the metadata quorum.
-QUORUM_API_KEYS = frozenset({52, 53, 54, 55, 56, 59, 62, 63, 64, 67})
+QUORUM_API_KEYS = frozenset({52, 53, 54, 55, 56, 59, 62, 63, 64, 67, 73})
 
 
-def api_versions_data(broker: Broker, error: ErrorCode = ErrorCode.none) -> dict[str, Any]:
+def api_versions_data(broker: Broker, error: ErrorCode = ErrorCode.none, version: int = 0) -> dict[str, Any]:
     in_quorum = getattr(broker, "quorum", None) is not None
     keys = [
         {"api_key": s.api_key, "min_version": s.advertised_min, "max_version": s.max_version}
         for s in sorted(REGISTRY.values(), key=lambda s: s.api_key)
         if in_quorum or s.api_key not in QUORUM_API_KEYS
     ]
-    # Only the fields every version defines; kio omits tagged fields left at defaults,
-    # which older clients (librdkafka 2.0) need.
-    return {"error_code": error, "api_keys": keys, "throttle_time": 0}
+    # v3+ adds the finalized features (KIP-584) as tagged fields; v0-v2 have none.
+    extra = feature_fields(broker, version) if version >= 3 else {}
+    return {"error_code": error, "api_keys": keys, "throttle_time": 0, **extra}
 
 
 @api(18, "ApiVersions", 0, 4)
 def handle_api_versions(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    return api_versions_data(ctx.broker)
+    remember_client_software(ctx, request)
+    return api_versions_data(ctx.broker, version=ctx.api_version)

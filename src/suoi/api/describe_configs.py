@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.registry import RequestContext, api
+from suoi.api.telemetry import client_metrics_configs
 from suoi.config import KNOWN
 from suoi.configdefs import (
     BROKER_CONFIGS,
@@ -186,6 +187,9 @@ def _result(resource_type: int, name: str, error: ErrorCode, message: str | None
             "resource_name": name, "configs": configs}
 
 
+CLIENT_METRICS = 16
+
+
 @api(32, "DescribeConfigs", 1, 4)
 def handle_describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.broker
@@ -207,6 +211,8 @@ def handle_describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]
                                        f"Unexpected broker id {name!r}: this is broker {broker.node_id}", []))
                 continue
             configs = broker_configs(broker, cluster_default=which, with_synonyms=with_synonyms, with_docs=with_docs)
+        elif rtype == CLIENT_METRICS and name:  # KIP-714 subscriptions
+            configs = client_metrics_configs(broker, name)
         else:
             results.append(_result(rtype, name, ErrorCode.invalid_request,
                                    f"Unsupported resource type {rtype} (suoi describes topics (2) and brokers (4))", []))

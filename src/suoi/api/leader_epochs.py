@@ -97,6 +97,8 @@ def local_log(broker: Broker, topic: str, partition: int, current_epoch: int = N
               require_leader: bool = True) -> tuple[PartitionLog | None, ErrorCode]:
     """This node's log of the partition, or the error a client must see (module doc)."""
     plog = broker.logs.get_log(topic, partition) if topic else None
+    if plog is None and topic and broker.logs.is_offline(topic, partition):
+        return None, ErrorCode.kafka_storage_error  # its log dir failed (KIP-858)
     kraft = broker.kraft
     if kraft is None:
         if plog is None:

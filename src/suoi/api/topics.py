@@ -109,6 +109,8 @@ def leader_log(broker: Broker, topic: str | None, partition: int) -> tuple[Any, 
     metadata and goes to the leader.
     """
     plog = broker.logs.get_log(topic, partition) if topic else None
+    if plog is None and topic and broker.logs.is_offline(topic, partition):
+        return None, ErrorCode.kafka_storage_error  # its log dir failed (KIP-858)
     kraft = broker.kraft
     if kraft is None:
         return plog, ErrorCode.none if plog is not None else ErrorCode.unknown_topic_or_partition

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     from suoi.cli import dump_log  # offline: reads segment files, no broker
 
     dump_log.add_parser(sub)
+    from suoi.cli import features, log_dirs  # kafka-features.sh, kafka-log-dirs.sh
+
+    features.add_parser(sub)
+    log_dirs.add_parser(sub)
     return parser
 
 

@@ -27,6 +27,7 @@ from suoi.cluster.settings import KRaftSettings
 from suoi.controller import records as mrec
 from suoi.controller.controller import ControllerConfig, QuorumController
 from suoi.controller.delta import MetadataDelta
+from suoi.controller.features import BOOTSTRAP_LEVELS
 from suoi.controller.image import ConfigResourceType, MetadataBuilder, MetadataImage
 from suoi.model import ErrorCode, KafkaError
 from suoi.raft.core import NotLeaderError
@@ -166,6 +167,7 @@ class KRaftServices:
         self.controller = QuorumController(
             self.image, append=self._append_records, now=self.broker.now_ms(),
             config=ControllerConfig(
+                node_id=self.node_id,
                 session_timeout_ms=self.settings.session_timeout_ms,
                 connection_loss_fence_ms=cfg.get_int("broker.connection.loss.fence.ms"),
                 num_partitions=cfg.get_int("num.partitions"),
@@ -178,6 +180,17 @@ class KRaftServices:
                 broker_config_validator=_validate_broker_configs,
             ))
         log.info("node %d is the active controller (epoch %d)", self.node_id, epoch)
+        if any(name not in self.image.features for name in BOOTSTRAP_LEVELS):
+            task = asyncio.get_running_loop().create_task(self._bootstrap_features())
+            self._probes.add(task)
+            task.add_done_callback(self._probes.discard)
+
+    async def _bootstrap_features(self) -> None:
+        """A new metadata log gets its finalized feature levels (metadata.version) first."""
+        try:
+            await self.run_on_controller(lambda c: c.bootstrap_features())
+        except NotControllerError as exc:  # the next active controller writes them
+            log.info("bootstrap feature levels not written: %s", exc)
 
     def _append_records(self, records: Sequence[Any]) -> int:
         return self.driver.append([mrec.encode_batch(records)], epoch=self._controller_epoch)
@@ -311,6 +324,21 @@ class KRaftServices:
             except Exception:
                 log.exception("broker heartbeat failed")
             await asyncio.sleep(interval)
+
+    async def report_lost_replicas(self, partitions: list[tuple[str, int]]) -> None:
+        """KIP-858: replicas whose log dir failed; the controller moves leadership and ISR
+        membership away from this broker (retried until it answers, bounded)."""
+        from suoi.cluster.rpc import lost_replicas_request
+
+        try:
+            response = await self.call_controller(lost_replicas_request(self, partitions), timeout=30)
+        except NotControllerError as exc:
+            log.warning("could not report %d lost replicas to the controller: %s", len(partitions), exc)
+            return
+        if response.error_code != ErrorCode.none:
+            log.warning("the controller refused the report of lost replicas: %s", ErrorCode(response.error_code).name)
+        else:
+            log.info("reported %d lost replicas to the controller", len(partitions))
 
     async def _controlled_shutdown(self) -> None:
         """Ask the controller to move leadership away before this broker stops (bounded)."""

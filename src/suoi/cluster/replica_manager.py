@@ -193,7 +193,8 @@ class ReplicaManager:
         reg = lp.registration
         plog = self._log(tp)
         if plog is None:
-            log.warning("no local log for %s, cannot lead it", tp)
+            if not self.broker.logs.is_offline(tp.topic, tp.partition):  # (offline: its dir failed, logged once)
+                log.warning("no local log for %s, cannot lead it", tp)
             return
         self._stop_following(tp)
         now = self.broker.now_ms()
@@ -223,7 +224,8 @@ class ReplicaManager:
         reg = lp.registration
         plog = self._log(tp)
         if plog is None:
-            log.warning("no local log for %s, cannot follow it", tp)
+            if not self.broker.logs.is_offline(tp.topic, tp.partition):  # (offline: its dir failed, logged once)
+                log.warning("no local log for %s, cannot follow it", tp)
             return
         self._resign(tp, reg.leader_epoch)
         self.repair.before_following(tp, plog)
@@ -262,6 +264,11 @@ class ReplicaManager:
                 del self.fetchers[fetcher.leader_id]
                 asyncio.get_running_loop().create_task(fetcher.stop())
         follower.fetcher_id = None
+
+    def drop_offline(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Replicas whose log dir failed (KIP-858): stop following or leading them here."""
+        for topic, partition in partitions:
+            self._drop(TopicPartition(topic, partition))
 
     def _drop(self, tp: TopicPartition) -> None:
         self._stop_following(tp)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import uuid
+from typing import TYPE_CHECKING, Any
 
 from kio.schema.broker_heartbeat.v1.request import BrokerHeartbeatRequest
 from kio.schema.broker_registration.v3.request import BrokerRegistrationRequest
@@ -31,3 +32,26 @@ def heartbeat_request(kraft: KRaftServices, *, want_shutdown: bool) -> BrokerHea
         current_metadata_offset=i64(kraft.image.offset), want_fence=False, want_shut_down=want_shutdown,
         offline_log_dirs=(),
     )
+
+
+def lost_replicas_request(kraft: KRaftServices, partitions: list[tuple[str, int]]) -> Any:
+    """AssignReplicasToDirs putting ``partitions`` in Kafka's LOST directory: their log dir failed
+    (KIP-858), so the controller moves their leadership and ISR membership away from this broker."""
+    from kio.schema.assign_replicas_to_dirs.v0.request import (
+        AssignReplicasToDirsRequest,
+        DirectoryData,
+        PartitionData,
+        TopicData,
+    )
+    from kio.static.primitive import i32
+
+    by_topic: dict[Any, list[int]] = {}
+    for topic, partition in partitions:
+        image_topic = kraft.image.topic(topic)
+        if image_topic is not None:
+            by_topic.setdefault(image_topic.topic_id, []).append(partition)
+    return AssignReplicasToDirsRequest(
+        broker_id=BrokerId(kraft.node_id), broker_epoch=i64(kraft.broker_epoch),
+        directories=(DirectoryData(id_=uuid.UUID(int=1), topics=tuple(
+            TopicData(topic_id=tid, partitions=tuple(PartitionData(partition_index=i32(p)) for p in sorted(ps)))
+            for tid, ps in by_topic.items())),))

@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from suoi.configdefs import LIST_CONFIGS
+from suoi.configdefs import LIST_CONFIGS as KAFKA_LIST_CONFIGS
+from suoi.controller import client_metrics as _client_metrics
 from suoi.controller.errors import ApiError, Err
 from suoi.controller.image import ConfigResourceType
 from suoi.controller.messages import (
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["alter_configs", "incremental_alter_configs"]
 
+#: Configs of Kafka's LIST type (APPEND / SUBTRACT allowed), and the client-metrics ones.
+LIST_CONFIGS = KAFKA_LIST_CONFIGS | _client_metrics.LIST_KEYS
 
 
 def _check_resource(c: QuorumController, rtype: int, name: str) -> None:
@@ -39,6 +42,8 @@ def _check_resource(c: QuorumController, rtype: int, name: str) -> None:
     elif rtype == ConfigResourceType.BROKER:
         if name and not (name.isdigit() and int(name) >= 0):
             raise ApiError(Err.INVALID_REQUEST, f"Illegal broker ID {name}")
+    elif rtype == ConfigResourceType.CLIENT_METRICS:
+        pass  # a subscription exists once it has configs; its name is checked with them
     else:
         raise ApiError(Err.INVALID_REQUEST, f"Unsupported resource type {rtype}.")
 
@@ -49,6 +54,8 @@ def _validate(c: QuorumController, rtype: int, name: str, overrides: Mapping[str
             LogConfig.from_topic_configs(c.config.log_config, overrides)
         except InvalidConfigError as e:
             raise ApiError(Err.INVALID_CONFIG, str(e)) from None
+    elif rtype == ConfigResourceType.CLIENT_METRICS:
+        _client_metrics.validate(name, overrides)
     elif c.config.broker_config_validator is not None:
         try:
             c.config.broker_config_validator(name, overrides)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from suoi.controller import configs as _configs
+from suoi.controller import features as _features
 from suoi.controller import partitions as _partitions
 from suoi.controller import reassignments as _reassignments
 from suoi.controller import topics as _topics
@@ -69,6 +70,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ControllerConfig:
+    node_id: int = -1  # this controller's node id (named in some refusals, as Kafka does)
     session_timeout_ms: int = 9000  # broker.session.timeout.ms
     #: broker.connection.loss.fence.ms (suoi): once the connection a broker heartbeats on closes,
     #: it must heartbeat again within this long or be fenced (0: only the session timeout).
@@ -335,6 +337,43 @@ class QuorumController:
                                      ) -> ControllerResult[list[OngoingReassignment]]:
         self._check()
         return _reassignments.list_partition_reassignments(self, partitions)
+
+    def replicas_offline(self, broker_id: int, broker_epoch: int, partitions: Sequence[tuple[uuid.UUID, int]]
+                         ) -> ControllerResult[tuple[Err, dict[tuple[uuid.UUID, int], Err]]]:
+        """A broker lost these replicas (their log dir failed, KIP-858): it leaves their ISRs
+        and, where it led and another ISR member is eligible, a new leader is elected (as Kafka's
+        controller does for replicas in an offline dir). A replica alone in its ISR stays (the
+        ISR is never empty). The response: (top-level error, error per partition)."""
+        self._check()
+        try:
+            self.check_broker_epoch(broker_id, broker_epoch)
+        except ApiError as e:
+            return self.finish((e.code, {}))
+        errors: dict[tuple[uuid.UUID, int], Err] = {}
+        for topic_id, partition in partitions:
+            reg = self.state.partition(topic_id, partition)
+            if reg is None or broker_id not in reg.replicas:
+                errors[(topic_id, partition)] = Err.UNKNOWN_TOPIC_OR_PARTITION if reg is None else Err.INVALID_REQUEST
+                continue
+            change = _partitions.partition_change(self, topic_id, partition, remove=broker_id)
+            if change is not None:
+                self.stage(change)
+            errors[(topic_id, partition)] = Err.NONE
+        return self.finish((Err.NONE, errors))
+
+    def update_features(self, updates: Sequence[_features.FeatureUpdate], *, validate_only: bool = False
+                        ) -> ControllerResult[_features.FeatureUpdateResult]:
+        """UpdateFeatures (KIP-584): all updates or none; see features.py."""
+        self._check()
+        return _features.update_features(self, updates, validate_only)
+
+    def bootstrap_features(self) -> ControllerResult[None]:
+        """Write the bootstrap feature levels a metadata log lacks (a new cluster, or one made by
+        a suoi that predates them); nothing when they are there."""
+        self._check()
+        for record in _features.bootstrap_records(self.state.image().features):
+            self.stage(record)
+        return self.finish(None)
 
     # ------------------------------------------------------------------ helpers for the operation modules
 

@@ -60,6 +60,7 @@ class ConfigResourceType(IntEnum):
 
     TOPIC = 2
     BROKER = 4
+    CLIENT_METRICS = 16  # KIP-714 subscriptions (see client_metrics.py)
 
 
 class _EntryLike(Protocol):

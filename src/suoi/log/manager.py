@@ -11,6 +11,8 @@ a future topic of the same name.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -26,11 +28,13 @@ from suoi.log.config import LogConfig
 from suoi.log.errors import (
     InvalidPartitionsError,
     InvalidTopicError,
+    KafkaStorageError,
     TopicExistsError,
     UnknownTopicOrPartitionError,
 )
 from suoi.log.partition_log import PartitionLog, wall_clock_ms
 from suoi.log.scrubber import CorruptionStats
+from suoi.log.replica_move import FUTURE_SUFFIX, ReplicaMove, copy_tail
 
 __all__ = ["METADATA_DIR", "LogManager", "TopicInfo", "validate_topic_name"]
 
@@ -39,6 +43,7 @@ logger = logging.getLogger("suoi.log")
 METADATA_DIR = "__suoi_topics"
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _PARTITION_DIR = re.compile(r"(.+)-(\d+)")
+_FUTURE_DIR = re.compile(r"(.+)-(\d+)\.[0-9a-f]{32}" + re.escape(FUTURE_SUFFIX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,14 @@ class LogManager:
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         #: Corruption counters (scrubber, repairs) for a metrics endpoint.
         self.corruption = CorruptionStats()
+        #: Replicas being moved to another log dir (AlterReplicaLogDirs), see `replica_move`.
+        self._moves: dict[tuple[str, int], ReplicaMove] = {}
+        #: Where replicas not created yet go (AlterReplicaLogDirs before the replica exists, as
+        #: kafka-reassign-partitions does with log_dirs); forgotten once used or at restart.
+        self._preferred_dirs: dict[tuple[str, int], Path] = {}
+        #: Log dirs taken offline after they failed, and the replicas that were in them (KIP-858).
+        self.offline_dirs: set[Path] = set()
+        self._offline: set[tuple[str, int]] = set()
         for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self._meta_dir.mkdir(exist_ok=True)
@@ -113,11 +126,14 @@ class LogManager:
                 hosted=frozenset(raw["hosted"]) if raw.get("hosted") is not None else None,
             )
             self._register(info)
-        existing = self._scan_partition_dirs()
+        futures: list[Path] = []
+        existing = self._scan_partition_dirs(futures)
         for info in self._topics.values():
             for p in range(info.partitions):
                 if info.hosts(p):
                     self._open_partition(info, p, existing.get((info.name, p)))
+        for future in futures:
+            self._resume_move(future)
         for (topic, p), path in existing.items():
             owner = self._topics.get(topic)
             if owner is None or not owner.hosts(p):
@@ -125,7 +141,8 @@ class LogManager:
                 logger.warning("partition dir %s has no topic metadata, renaming to %s", path, stray.name)
                 path.rename(stray)
 
-    def _scan_partition_dirs(self) -> dict[tuple[str, int], Path]:
+    def _scan_partition_dirs(self, futures: list[Path]) -> dict[tuple[str, int], Path]:
+        """Partition dirs by (topic, partition); ``-future`` copies are added to ``futures``."""
         found: dict[tuple[str, int], Path] = {}
         for d in self.log_dirs:
             for child in d.iterdir():
@@ -134,9 +151,18 @@ class LogManager:
                 if child.name.endswith("-delete"):
                     shutil.rmtree(child, ignore_errors=True)  # interrupted deletion
                     continue
+                if child.name.endswith(FUTURE_SUFFIX):
+                    futures.append(child)
+                    continue
                 m = _PARTITION_DIR.fullmatch(child.name)
-                if m:
-                    found[(m.group(1), int(m.group(2)))] = child
+                if not m:
+                    continue
+                key = (m.group(1), int(m.group(2)))
+                if key in found:  # a move was swapped in but the old copy not yet removed: both are whole
+                    logger.warning("partition %s-%d is in %s and %s; keeping the first", *key, found[key], child)
+                    shutil.rmtree(child, ignore_errors=True)
+                    continue
+                found[key] = child
         return found
 
     # ------------------------------------------------------------------ topics
@@ -216,6 +242,8 @@ class LogManager:
             self._register(info)
         for p in sorted(hosted):
             log = self._logs.get((name, p))
+            if (name, p) in self._offline:
+                continue  # its dir failed: offline until restart, not re-created elsewhere (Kafka's rule)
             if log is None:
                 self._open_partition(info, p, None)
             else:
@@ -225,6 +253,10 @@ class LogManager:
         return info
 
     def _remove_log(self, name: str, partition: int) -> None:
+        move = self._moves.get((name, partition))
+        if move is not None:
+            self.cancel_move(move)
+        self._offline.discard((name, partition))
         log = self._logs.pop((name, partition), None)
         if log is None:
             return
@@ -251,6 +283,146 @@ class LogManager:
 
     def get_log(self, topic: str, partition: int) -> PartitionLog | None:
         return self._logs.get((topic, partition))
+
+    # ------------------------------------------------------------------ log dirs (JBOD)
+
+    def log_dir_of(self, topic: str, partition: int) -> Path | None:
+        log = self._logs.get((topic, partition))
+        return None if log is None else log.directory.parent
+
+    def configured_log_dir(self, path: str) -> Path | None:
+        """The configured log dir named by an absolute ``path`` (AlterReplicaLogDirs), if any."""
+        if not os.path.isabs(path):
+            return None
+        wanted = os.path.normpath(path)
+        return next((d for d in self.log_dirs
+                     if os.path.normpath(d.absolute()) == wanted or str(d.resolve()) == wanted), None)
+
+    def is_offline(self, topic: str, partition: int) -> bool:
+        """The replica was in a log dir that failed (answer KAFKA_STORAGE_ERROR for it)."""
+        return (topic, partition) in self._offline
+
+    def check_log_dirs(self) -> list[tuple[str, int]]:
+        """Probe every online log dir with a small write; take the ones that fail offline.
+        Returns the replicas that went offline. A full disk (ENOSPC, EDQUOT, EFBIG) is not a
+        failed dir: its appends fail with KAFKA_STORAGE_ERROR until space returns (Kafka would
+        take it offline)."""
+        lost: list[tuple[str, int]] = []
+        for d in self.log_dirs:
+            if d in self.offline_dirs:
+                continue
+            probe = d / ".suoi-log-dir-check"
+            try:
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    os.write(fd, b"ok")
+                finally:
+                    os.close(fd)
+                os.unlink(probe)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    continue
+                lost += self.mark_offline(d, exc.strerror or str(exc))
+        return lost
+
+    def mark_offline(self, log_dir: Path, reason: str) -> list[tuple[str, int]]:
+        """Take a failed log dir offline: its replicas are closed and forgotten (answered with
+        KAFKA_STORAGE_ERROR), moves to or from it are abandoned, no new replica goes there."""
+        self.offline_dirs.add(log_dir)
+        for move in [m for m in self._moves.values() if log_dir in (m.source.parent, m.target_dir)]:
+            self.cancel_move(move)
+        lost = sorted(key for key, log in self._logs.items() if log.directory.parent == log_dir)
+        for key in lost:
+            log = self._logs.pop(key)
+            for segment in log.segments:  # not log.close(): no producer snapshot into a failed dir
+                with contextlib.suppress(OSError):
+                    segment.close()
+            self._offline.add(key)
+        logger.error("log dir %s failed (%s): taken offline with its %d replicas", log_dir, reason, len(lost))
+        return lost
+
+    def moves(self) -> list[ReplicaMove]:
+        return list(self._moves.values())
+
+    def begin_move(self, topic: str, partition: int, target: Path) -> ReplicaMove | None:
+        """Start moving a replica to log dir ``target`` (None: it is there already). The caller
+        runs `replica_move.copy_bulk(move)` off the event loop, then `finish_move(move)`. A
+        move to another dir in progress is abandoned first, as Kafka does."""
+        key = (topic, partition)
+        log = self._logs.get(key)
+        if log is None:
+            self._preferred_dirs[key] = target  # where it goes if it is created here later
+            raise UnknownTopicOrPartitionError(f"Replica {topic}-{partition} is not hosted here.")
+        current = self._moves.get(key)
+        if current is not None:
+            if current.target_dir == target:
+                return current
+            self.cancel_move(current)
+        if log.directory.parent == target:
+            return None
+        future = _set_aside_name(target / log.directory.name, uuid.uuid4(), FUTURE_SUFFIX)
+        move = self._moves[key] = ReplicaMove(topic, partition, log.directory, future)
+        move.copied_up_to = log.log_start_offset
+        return move
+
+    def _resume_move(self, future: Path) -> None:
+        """A ``-future`` copy found at start-up: the move was interrupted. It is resumed (the
+        caller runs it, see `moves()`), as Kafka does, or dropped if the replica is gone."""
+        m = _FUTURE_DIR.fullmatch(future.name)
+        log = self._logs.get((m.group(1), int(m.group(2)))) if m else None
+        if m is None or log is None or log.directory.parent == future.parent:
+            logger.warning("removing %s: no replica to move there", future)
+            shutil.rmtree(future, ignore_errors=True)
+            return
+        key = (m.group(1), int(m.group(2)))
+        if key in self._moves:  # two interrupted moves of one replica: resume one
+            shutil.rmtree(future, ignore_errors=True)
+            return
+        self._moves[key] = ReplicaMove(key[0], key[1], log.directory, future, copied_up_to=log.log_start_offset)
+        logger.info("resuming the move of replica %s-%d to %s", key[0], key[1], future.parent)
+
+    def cancel_move(self, move: ReplicaMove) -> None:
+        move.cancelled = True
+        if self._moves.get((move.topic, move.partition)) is move:
+            del self._moves[(move.topic, move.partition)]
+        shutil.rmtree(move.future, ignore_errors=True)
+
+    def finish_move(self, move: ReplicaMove) -> bool:
+        """Swap the caught-up copy in (call on the thread that appends, so nothing is appended
+        meanwhile). False when the move was cancelled or the replica is gone."""
+        key = (move.topic, move.partition)
+        log = self._logs.get(key)
+        if move.cancelled or self._moves.get(key) is not move or log is None or log.directory != move.source:
+            self.cancel_move(move)
+            return False
+        high_watermark, follows = log.high_watermark, log.hw_follows_leo
+        log.close()
+        final = move.target_dir / move.source.name
+        try:
+            copy_tail(move)
+            os.rename(move.future, final)
+        except OSError:
+            self._reopen(log, move.source, high_watermark, follows)
+            self.cancel_move(move)
+            raise
+        del self._moves[key]
+        doomed = _set_aside_name(move.source, uuid.uuid4(), "-delete")
+        os.rename(move.source, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        self._reopen(log, final, high_watermark, follows)
+        logger.info("moved replica %s-%d from %s to %s", move.topic, move.partition, move.source.parent,
+                    move.target_dir)
+        return True
+
+    def _reopen(self, log: PartitionLog, directory: Path, high_watermark: int, follows: bool) -> None:
+        """Reopen ``log`` from ``directory`` keeping the object (replication holds it)."""
+        fresh = PartitionLog.open(directory, log.topic, log.partition, log.config, now_ms=self._now_ms,
+                                  hw_follows_leo=follows)
+        state = vars(fresh)
+        vars(log).clear()
+        vars(log).update(state)
+        if not follows:
+            log.set_high_watermark(high_watermark)
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -285,6 +457,8 @@ class LogManager:
             log.flush()
 
     def close(self) -> None:
+        for move in list(self._moves.values()):
+            self.cancel_move(move)
         for log in self._logs.values():
             log.close()
         self._logs.clear()
@@ -303,19 +477,25 @@ class LogManager:
 
     def _open_partition(self, info: TopicInfo, partition: int, path: Path | None) -> None:
         if path is None:
-            path = self._least_loaded_dir() / f"{info.name}-{partition}"
+            preferred = self._preferred_dirs.pop((info.name, partition), None)
+            if preferred is None or preferred in self.offline_dirs:
+                preferred = self._least_loaded_dir()
+            path = preferred / f"{info.name}-{partition}"
         self._logs[(info.name, partition)] = PartitionLog.open(
             path, info.name, partition, info.config, now_ms=self._now_ms
         )
 
     def _least_loaded_dir(self) -> Path:
         """Kafka places a new partition in the log dir holding the fewest."""
-        counts = dict.fromkeys(self.log_dirs, 0)
+        online = [d for d in self.log_dirs if d not in self.offline_dirs]
+        if not online:
+            raise KafkaStorageError(errno.EIO, "every log dir is offline")
+        counts = dict.fromkeys(online, 0)
         for log in self._logs.values():
             parent = log.directory.parent
             if parent in counts:
                 counts[parent] += 1
-        return min(self.log_dirs, key=lambda d: counts[d])
+        return min(online, key=lambda d: counts[d])
 
     def _meta_path(self, info: TopicInfo) -> Path:
         """Named by topic id: a 249-char topic name plus a suffix would not fit NAME_MAX."""

@@ -1,0 +1,63 @@
+"""Finalized features (KIP-584): ApiVersions' feature fields and UpdateFeatures (key 57).
+
+Kafka has no DescribeFeatures request: admin clients read `supported_features`,
+`finalized_features` and `finalized_features_epoch` (tagged fields of ApiVersions v3+) from any
+node. The levels come from the metadata image (`FeatureLevel` records, see
+`suoi.controller.features`); the epoch is the image's offset, as Kafka's. UpdateFeatures is
+decided by the active controller (forwarded when this node is not it). A standalone node has no
+metadata log: it reports the bootstrap levels and refuses UpdateFeatures.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from suoi.api.cluster_metadata import forward
+from suoi.api.registry import RequestContext, api
+from suoi.controller.features import BOOTSTRAP_LEVELS, SUPPORTED, FeatureUpdate, UpgradeType
+from suoi.model import ErrorCode
+
+if TYPE_CHECKING:
+    from suoi.broker import Broker
+
+
+def feature_fields(broker: Broker, version: int) -> dict[str, Any]:
+    """ApiVersions' feature fields. Before v4, features whose lowest level is 0 are left out
+    (KIP-1022: older Java clients refuse a supported range starting at 0)."""
+    supported = [{"name": n, "min_version": lo, "max_version": hi} for n, (lo, hi) in sorted(SUPPORTED.items())
+                 if version >= 4 or lo > 0]
+    kraft = broker.kraft
+    levels, epoch = (dict(kraft.image.features), kraft.image.offset) if kraft is not None else (BOOTSTRAP_LEVELS, 0)
+    finalized = [{"name": n, "min_version_level": lvl, "max_version_level": lvl}
+                 for n, lvl in sorted(levels.items()) if lvl > 0]
+    return {"supported_features": supported, "finalized_features": finalized,
+            "finalized_features_epoch": max(epoch, -1)}
+
+
+def _answer(version: int, names: list[str], error: int, message: str | None) -> dict[str, Any]:
+    """Kafka's createWithErrors: one error, and before v2 every feature carries it too."""
+    results = [{"feature": n, "error_code": error, "error_message": message} for n in names] if version < 2 else []
+    return {"throttle_time": 0, "error_code": error, "error_message": message, "results": results}
+
+
+@api(57, "UpdateFeatures", 0, 2)
+async def handle_update_features(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    broker = ctx.broker
+    names = [u.feature for u in request.feature_updates]
+    kraft = broker.kraft
+    if kraft is None:
+        return _answer(ctx.api_version, names, ErrorCode.invalid_request,
+                       "Finalized features are kept in the KRaft metadata log; this node runs standalone "
+                       "(no process.roles), so they cannot change.")
+    if kraft.controller is None:
+        return await forward(broker, request)
+    updates = [FeatureUpdate(u.feature, int(u.max_version_level), _upgrade_type(u)) for u in request.feature_updates]
+    validate_only = bool(getattr(request, "validate_only", False))
+    result = await kraft.run_on_controller(lambda c: c.update_features(updates, validate_only=validate_only))
+    return _answer(ctx.api_version, names, int(result.error), result.message)
+
+
+def _upgrade_type(update: Any) -> int:
+    if hasattr(update, "upgrade_type"):
+        return int(update.upgrade_type)
+    return UpgradeType.SAFE_DOWNGRADE if update.allow_downgrade else UpgradeType.UPGRADE
