@@ -16,7 +16,11 @@ graceful resignations. After *every* event the :class:`Checker` verifies Raft's 
   the node's log end.
 
 Then the network heals and every node restarts; within a bounded virtual time there must be a
-leader and all live voters (and observers) must hold the same committed log.
+leader and all live voters (and observers) must hold the same committed log. Last, on a quiet
+network (every message takes 1-``QUIET_DELAY_MS``), an entry the leader appends must be known
+committed by every node within a few message delays, far sooner than a parked fetch expires
+(``fetch_max_wait_ms``): the leader answers a fetch at once when the fetching replica does not
+know its high watermark yet (KIP-1166; KAFKA-14145 is the bug this rules out).
 
 ``run_schedule(seed)`` returns a :class:`Result`; a failure raises :class:`SimulationFailure`
 naming the seed and the last events, so ``run_schedule(seed)`` reproduces it exactly.
@@ -51,6 +55,13 @@ SIM_CONFIG = RaftConfig(
     fetch_snapshot_max_bytes=256,
     pre_vote=True,
 )
+
+
+QUIET_DELAY_MS = 4
+"""Longest message delay in the prompt-commit phase; an append must reach every node's high
+watermark within ``PROMPT_COMMIT_HOPS`` such delays (append -> follower -> leader commits ->
+the replica that fetched just before the commit asks again -> it learns the new HW)."""
+PROMPT_COMMIT_HOPS = 5
 
 
 class SimulationFailure(AssertionError):
@@ -253,6 +264,7 @@ class Cluster:
         self.crashes = 0
         self.appended = 0
         self.chaos = True
+        self.quiet = False  # prompt-commit phase: no stragglers, short delays
         for i in self.all_ids:
             self._start(i)
 
@@ -296,9 +308,12 @@ class Cluster:
             return
         copies = 2 if rng.random() < self.duplicate else 1
         for _ in range(copies):
-            delay = rng.randint(1, self.sc.max_delay_ms)
-            if rng.random() < 0.05:
-                delay += rng.randint(0, 80)  # a straggler: reorders behind later messages
+            if self.quiet:
+                delay = rng.randint(1, QUIET_DELAY_MS)
+            else:
+                delay = rng.randint(1, self.sc.max_delay_ms)
+                if rng.random() < 0.05:
+                    delay += rng.randint(0, 80)  # a straggler: reorders behind later messages
             inc = (self.incarnation[env.source], self.incarnation[env.destination])
             self._push(self.now + delay, "msg", (env, inc))
 
@@ -474,6 +489,29 @@ class Cluster:
                 self.checker.fail(f"committed offset {off} lost or changed at the end")
 
 
+    def check_prompt_commit(self, leader: RaftNode) -> None:
+        """Every node learns a new commit within a few message delays (module docstring)."""
+        self.quiet = True
+        # Let everything in flight land first, so each node is back to its steady long poll.
+        settle = self.now + 2 * (self.sc.max_delay_ms + 80)
+        while self.queue and self.queue[0][0] <= settle:
+            self.step()
+        if self.converged() is not leader:
+            self.checker.fail(f"the quorum led by {leader.node_id} did not stay converged on a quiet network")
+        start = self.now
+        offset = leader.append([f"s{self.seed}-prompt".encode()])
+        self._after(leader.node_id, leader, [])
+        bound = start + PROMPT_COMMIT_HOPS * QUIET_DELAY_MS
+        while self.queue and self.queue[0][0] <= bound:
+            self.step()
+        late = {i: n.high_watermark for i, n in self.nodes.items() if n is not None and n.high_watermark <= offset}
+        if late:
+            self.checker.fail(
+                f"entry {offset} appended at t={start} not known committed by t={bound} on nodes {late} "
+                f"(their fetches waited for fetch_max_wait_ms={self.config.fetch_max_wait_ms})"
+            )
+
+
 def run_schedule(seed: int, scenario: Scenario | None = None, config: RaftConfig | None = None) -> Result:
     sc = scenario or Scenario()
     cluster = Cluster(seed, sc, config)
@@ -482,6 +520,7 @@ def run_schedule(seed: int, scenario: Scenario | None = None, config: RaftConfig
         cluster.heal()
         leader = cluster.run_liveness()
         cluster.final_checks(leader)
+        cluster.check_prompt_commit(leader)
     except SimulationFailure:
         raise
     except Exception as exc:  # a crash inside the node (e.g. RaftSafetyError) is a failure too

@@ -393,6 +393,30 @@ def test_graceful_resign_hands_over_quickly() -> None:
     assert not lone_voter().resign()
 
 
+def test_leader_answers_at_once_a_fetch_that_does_not_know_its_high_watermark() -> None:
+    """KIP-1166: a caught-up replica whose known HW is behind the leader's is answered now, not
+    parked for max_wait (KAFKA-14145); one that knows it, or does not say (Fetch < v18), parks."""
+    net = Net(voters=3)
+    leader = net.elect()
+    leader.append([b"a"])
+    net.run_until(net.converged)
+    e, end, hw = leader.epoch, leader.log.end_offset, leader.high_watermark
+    r = next(i for i in net.ids if i != leader.node_id)
+
+    def long_poll(known_hw: int | None) -> FetchRequest:
+        req = fetch(r, e, end, e, wait=CONFIG.fetch_max_wait_ms)
+        return req if known_hw is None else dataclasses.replace(req, high_watermark=known_hw)
+
+    behind = request(leader, r, long_poll(hw - 1))
+    assert behind is not None and behind.error_code == ErrorCode.none
+    assert behind.high_watermark == hw and behind.records == ()
+    assert request(leader, r, long_poll(hw)) is None  # parked: nothing to learn
+    assert request(leader, r, long_poll(None)) is None  # HW_NOT_SENT: parked as before
+    # the followers' own fetches report what they know
+    last = [env.message for env in net.sent if env.source == r and isinstance(env.message, FetchRequest)][-1]
+    assert last.high_watermark == net.nodes[r].high_watermark == hw
+
+
 # ---------------------------------------------------------------- bad input on the fetch path
 
 

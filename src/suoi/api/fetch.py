@@ -30,7 +30,7 @@ from suoi.protocol.codec import ms
 READ_COMMITTED = 1
 
 
-@api(1, "Fetch", 4, 17)
+@api(1, "Fetch", 4, 18)
 def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     # KRaft replicates the metadata log with plain Fetch on __cluster_metadata-0 (by name, or
     # by topic id from v13). That partition is the Raft quorum's, not a LogManager log: hand

@@ -299,6 +299,7 @@ class RaftNodeCore:
             last_fetched_epoch=self.log.last_epoch,
             log_start_offset=self.log.start_offset,
             max_wait_ms=max_wait,
+            high_watermark=self.high_watermark,
         )
 
     # ======================================================================== listeners
