@@ -417,6 +417,34 @@ def test_leader_answers_at_once_a_fetch_that_does_not_know_its_high_watermark() 
     assert last.high_watermark == net.nodes[r].high_watermark == hw
 
 
+def test_a_follower_stops_naming_a_leader_it_cannot_reach() -> None:
+    """A transport failure of the fetch to the leader (a SIGKILLed leader refuses connections):
+    the follower no longer names it as the live leader, retries after the backoff rather than the
+    request timeout, and names it again once it answers; the epoch ends only at the fetch timeout."""
+    net = Net(voters=3)
+    leader = net.elect()
+    net.run_until(net.converged)
+    r = next(i for i in net.ids if i != leader.node_id)
+    follower = net.nodes[r]
+    assert follower.live_leader_id == leader.node_id and leader.live_leader_id == leader.node_id
+    inflight = follower.role.inflight  # its long-poll fetch, parked on the leader
+    assert inflight is not None
+    net.queue.clear()
+    t = net.now
+    assert follower.request_failed(inflight + 1000, t) == [] and follower.live_leader_id == leader.node_id  # unknown id
+    out = follower.request_failed(inflight, t)
+    assert follower.live_leader_id is None
+    assert follower.leader_and_epoch.leader_id == leader.node_id  # still its epoch's leader
+    assert not any(isinstance(e.message, FetchRequest) for e in out)  # backing off
+    assert follower.next_deadline() <= t + CONFIG.retry_backoff_ms
+    again = follower.poll(t + CONFIG.retry_backoff_ms)
+    assert [e.destination for e in again if isinstance(e.message, FetchRequest)] == [leader.node_id]
+    net.emit(again)
+    # the leader answers (at the latest when the long poll expires): alive again
+    net.run_until(lambda: follower.live_leader_id == leader.node_id, max_ms=CONFIG.fetch_max_wait_ms + 5)
+    assert follower.leader_and_epoch.epoch == leader.epoch
+
+
 # ---------------------------------------------------------------- bad input on the fetch path
 
 

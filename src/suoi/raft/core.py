@@ -132,6 +132,19 @@ class RaftNodeCore:
         return isinstance(self.role, Leader)
 
     @property
+    def live_leader_id(self) -> int | None:
+        """The leader as far as this node can tell it is alive and leading: itself when leader; for
+        a follower, its leader unless that one resigned or the last request to it failed in
+        transport (a crashed leader keeps its epoch until the fetch timeout, ~2 s, and admin
+        clients sent to it would wait in vain); None while an election runs."""
+        role = self.role
+        if isinstance(role, Leader):
+            return self.node_id
+        if isinstance(role, Follower) and not (role.leader_unreachable or role.leader_resigned):
+            return role.leader_id
+        return None
+
+    @property
     def role_name(self) -> str:
         return self.role.name
 
@@ -269,6 +282,7 @@ class RaftNodeCore:
         role.fetch_deadline = self._now + self.config.fetch_timeout_ms
         role.last_fetch_ok_ms = self._now
         role.next_fetch_ms = self._now
+        role.leader_unreachable = False
 
     def _send(self, destination: int, message: Message) -> int:
         corr = self._next_correlation
