@@ -85,6 +85,17 @@ def test_single_voter_elects_itself_and_commits() -> None:
     assert [e.payload for e in net.recorders[1].committed if not e.control] == [b"a", b"b"]
 
 
+def test_the_only_voter_leads_at_its_first_poll_and_after_a_restart() -> None:
+    """No election timeout to wait for with nobody else to vote (Kafka stands at once too)."""
+    storage = MemoryStorage()
+    node = RaftNode(1, [1], storage, CONFIG, random.Random(1), now_ms=5000)
+    node.poll(5000)
+    assert node.is_leader and node.epoch == 1 and node.high_watermark == 1
+    restarted = RaftNode(1, [1], storage, CONFIG, random.Random(2), now_ms=9000)  # quorum-state names it leader
+    restarted.poll(9000)
+    assert restarted.is_leader and restarted.epoch == 2
+
+
 def test_three_voters_elect_one_leader_and_replicate() -> None:
     net = Net(voters=3)
     leader = net.elect()

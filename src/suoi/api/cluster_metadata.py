@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import datetime
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("suoi.api")
 OMITTED_OPERATIONS = -2147483648
+#: How long a Metadata request that starts auto-creating a topic waits for it (seconds).
+AUTO_CREATE_WAIT_S = 1.0
 
 
 def _kraft(broker: Broker) -> KRaftServices:
@@ -96,6 +99,28 @@ def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, A
     return {"throttle_time": 0, "brokers": live_brokers(broker), "cluster_id": broker.cluster_id,
             "controller_id": client_controller_id(broker), "topics": topics,
             "cluster_authorized_operations": OMITTED_OPERATIONS, "error_code": ErrorCode.none}
+
+
+def after_auto_creation(broker: Broker, request: Any, version: int,
+                        answer: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+    """``answer``, or -- when it started auto-creating topics -- the answer once they exist (up to
+    AUTO_CREATE_WAIT_S). Kafka answers LEADER_NOT_AVAILABLE at once and lets the client ask
+    again; but a creation commits within milliseconds, and clients or tools that treat that first
+    answer as an error (console producers, a first send) then fail for nothing."""
+    kraft = _kraft(broker)
+    pending = [t["name"] for t in answer["topics"]
+               if t["error_code"] == ErrorCode.leader_not_available and t["name"] in kraft.creating_topics]
+    if not pending:
+        return answer
+
+    def settled(image: Any) -> bool:
+        return all(image.topic(n) is not None or n not in kraft.creating_topics for n in pending)
+
+    async def answer_later() -> dict[str, Any]:
+        await kraft.wait_image(settled, AUTO_CREATE_WAIT_S)
+        return metadata_response(broker, request, version)
+
+    return answer_later()
 
 
 def client_controller_id(broker: Broker) -> int:

@@ -50,6 +50,18 @@ def _validate_broker_configs(name: str, overrides: Mapping[str, str]) -> None:
         validate(key, value)
 
 
+class _CreatingTopics(set[str]):
+    """Names of topics being auto-created; ending one (``discard``) calls ``on_done``."""
+
+    def __init__(self, on_done: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_done = on_done
+
+    def discard(self, name: str) -> None:
+        super().discard(name)
+        self._on_done()
+
+
 class NotControllerError(KafkaError):
     error_code = ErrorCode.not_controller
 
@@ -79,8 +91,10 @@ class KRaftServices:
         self.creating_topics: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()  # short connects to brokers that went away
-        #: (condition on the image, future) pairs, checked whenever the image changes.
+        #: (condition on the image, future) pairs, checked whenever the image changes (or an
+        #: auto-creation ends: it may have been refused, and then the image does not change).
         self._image_waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None]]] = []
+        self.creating_topics = _CreatingTopics(self._wake_image_waiters)
         self._stopping = False
         #: Snapshot (KIP-630) after this many bytes of committed records, so the metadata log is
         #: truncated and a new or lagging node catches up from the snapshot.

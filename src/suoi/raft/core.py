@@ -178,12 +178,15 @@ class RaftNodeCore:
 
     def _initial_role(self, qs: QuorumStateData) -> Role:
         now = self._now
+        # The only voter has nobody to wait for: it stands at once (as Kafka's KafkaRaftClient
+        # does), so a single node (`make run`) serves in milliseconds, not after 1-2 s.
+        election = now if self.voters == {self.node_id} else now + self._rand_election_timeout()
         if qs.leader_id == self.node_id and self.is_voter:
             others = tuple(sorted(self.voters - {self.node_id}))
-            return Resigned(qs.epoch, self.node_id, others, now + self._rand_election_timeout())
+            return Resigned(qs.epoch, self.node_id, others, election)
         if qs.leader_id is not None and qs.leader_id != self.node_id:
             return Follower(qs.epoch, qs.leader_id, qs.voted_id, now + self.config.fetch_timeout_ms)
-        return Unattached(qs.epoch, qs.voted_id, now + self._rand_election_timeout())
+        return Unattached(qs.epoch, qs.voted_id, election)
 
     def _persist(self, epoch: int, voted_id: int | None, leader_id: int | None) -> None:
         qs = QuorumStateData(epoch, voted_id, leader_id)
