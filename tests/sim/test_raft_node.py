@@ -34,14 +34,7 @@ from suoi.raft import (
     VoteRequest,
     decode_leader_change,
 )
-from tests.sim.harness import CONFIG, Net
-
-
-def request(node: RaftNode, source: int, msg, now: int | None = None):  # noqa: ANN001
-    """Send one request to ``node`` and return its direct response message (or None)."""
-    out = node.handle(Envelope(source, node.node_id, 4242, msg), node._now if now is None else now)
-    answers = [e.message for e in out if e.correlation_id == 4242 and e.destination == source]
-    return answers[0] if answers else None
+from tests.sim.harness import CONFIG, Net, fetch, request
 
 
 def vote(epoch: int, cand: int, last_epoch: int = 0, last_offset: int = 0, pre: bool = False) -> VoteRequest:
@@ -52,17 +45,6 @@ def vote(epoch: int, cand: int, last_epoch: int = 0, last_offset: int = 0, pre: 
         last_offset_epoch=last_epoch,
         last_offset=last_offset,
         pre_vote=pre,
-    )
-
-
-def fetch(replica: int, epoch: int, offset: int, last_epoch: int, wait: int = 0) -> FetchRequest:
-    return FetchRequest(
-        cluster_id=None,
-        replica_id=replica,
-        current_leader_epoch=epoch,
-        fetch_offset=offset,
-        last_fetched_epoch=last_epoch,
-        max_wait_ms=wait,
     )
 
 
@@ -83,17 +65,6 @@ def test_single_voter_elects_itself_and_commits() -> None:
     off = leader.append([b"a", b"b"])
     net.run_until(lambda: leader.high_watermark == off + 1)
     assert [e.payload for e in net.recorders[1].committed if not e.control] == [b"a", b"b"]
-
-
-def test_the_only_voter_leads_at_its_first_poll_and_after_a_restart() -> None:
-    """No election timeout to wait for with nobody else to vote (Kafka stands at once too)."""
-    storage = MemoryStorage()
-    node = RaftNode(1, [1], storage, CONFIG, random.Random(1), now_ms=5000)
-    node.poll(5000)
-    assert node.is_leader and node.epoch == 1 and node.high_watermark == 1
-    restarted = RaftNode(1, [1], storage, CONFIG, random.Random(2), now_ms=9000)  # quorum-state names it leader
-    restarted.poll(9000)
-    assert restarted.is_leader and restarted.epoch == 2
 
 
 def test_three_voters_elect_one_leader_and_replicate() -> None:
@@ -402,58 +373,6 @@ def test_graceful_resign_hands_over_quickly() -> None:
     net.run_until(lambda: net.leader() is not None and net.leader().epoch > epoch)  # type: ignore[union-attr]
     assert net.now - t0 < CONFIG.fetch_timeout_ms  # EndQuorumEpoch made it faster than a timeout
     assert not lone_voter().resign()
-
-
-def test_leader_answers_at_once_a_fetch_that_does_not_know_its_high_watermark() -> None:
-    """KIP-1166: a caught-up replica whose known HW is behind the leader's is answered now, not
-    parked for max_wait (KAFKA-14145); one that knows it, or does not say (Fetch < v18), parks."""
-    net = Net(voters=3)
-    leader = net.elect()
-    leader.append([b"a"])
-    net.run_until(net.converged)
-    e, end, hw = leader.epoch, leader.log.end_offset, leader.high_watermark
-    r = next(i for i in net.ids if i != leader.node_id)
-
-    def long_poll(known_hw: int | None) -> FetchRequest:
-        req = fetch(r, e, end, e, wait=CONFIG.fetch_max_wait_ms)
-        return req if known_hw is None else dataclasses.replace(req, high_watermark=known_hw)
-
-    behind = request(leader, r, long_poll(hw - 1))
-    assert behind is not None and behind.error_code == ErrorCode.none
-    assert behind.high_watermark == hw and behind.records == ()
-    assert request(leader, r, long_poll(hw)) is None  # parked: nothing to learn
-    assert request(leader, r, long_poll(None)) is None  # HW_NOT_SENT: parked as before
-    # the followers' own fetches report what they know
-    last = [env.message for env in net.sent if env.source == r and isinstance(env.message, FetchRequest)][-1]
-    assert last.high_watermark == net.nodes[r].high_watermark == hw
-
-
-def test_a_follower_stops_naming_a_leader_it_cannot_reach() -> None:
-    """A transport failure of the fetch to the leader (a SIGKILLed leader refuses connections):
-    the follower no longer names it as the live leader, retries after the backoff rather than the
-    request timeout, and names it again once it answers; the epoch ends only at the fetch timeout."""
-    net = Net(voters=3)
-    leader = net.elect()
-    net.run_until(net.converged)
-    r = next(i for i in net.ids if i != leader.node_id)
-    follower = net.nodes[r]
-    assert follower.live_leader_id == leader.node_id and leader.live_leader_id == leader.node_id
-    inflight = follower.role.inflight  # its long-poll fetch, parked on the leader
-    assert inflight is not None
-    net.queue.clear()
-    t = net.now
-    assert follower.request_failed(inflight + 1000, t) == [] and follower.live_leader_id == leader.node_id  # unknown id
-    out = follower.request_failed(inflight, t)
-    assert follower.live_leader_id is None
-    assert follower.leader_and_epoch.leader_id == leader.node_id  # still its epoch's leader
-    assert not any(isinstance(e.message, FetchRequest) for e in out)  # backing off
-    assert follower.next_deadline() <= t + CONFIG.retry_backoff_ms
-    again = follower.poll(t + CONFIG.retry_backoff_ms)
-    assert [e.destination for e in again if isinstance(e.message, FetchRequest)] == [leader.node_id]
-    net.emit(again)
-    # the leader answers (at the latest when the long poll expires): alive again
-    net.run_until(lambda: follower.live_leader_id == leader.node_id, max_ms=CONFIG.fetch_max_wait_ms + 5)
-    assert follower.leader_and_epoch.epoch == leader.epoch
 
 
 # ---------------------------------------------------------------- bad input on the fetch path
