@@ -71,6 +71,17 @@ def test_create_topics_answers_once_the_answering_node_lists_the_topic(cluster: 
                 assert t.topic_id == created.topic_id
 
 
+def test_first_metadata_of_an_auto_created_topic_lists_it_on_every_node(cluster: KRaftCluster) -> None:
+    """Auto-creation through the controller or a forwarding broker (issue 11 bug 8): the Metadata
+    request that starts it is answered once the topic exists on that node, with its leader."""
+    for node in cluster.nodes.values():
+        with RawClient(node.bootstrap) as c:
+            topic = unique("auto")
+            t = c.request(metadata_req(topic, allow_create=True)).topics[0]
+            assert t.error_code == ErrorCode.none and len(t.partitions) == 1, t
+            assert int(t.partitions[0].leader_id) in cluster.nodes
+
+
 def delete_records_req(topic: str, offset: int) -> DeleteRecordsRequest:
     return DeleteRecordsRequest(topics=(DeleteRecordsTopic(name=topic, partitions=(
         DeleteRecordsPartition(partition_index=0, offset=offset),)),), timeout=datetime.timedelta(seconds=10))

@@ -161,7 +161,9 @@ def request_topic_creation(broker: Broker, name: str, partitions: int = -1,
 
 
 async def create_topics(broker: Broker, topics: list[NewTopic], validate_only: bool = False) -> list[Any]:
-    """CreateTopics on the active controller (here, or forwarded as a CreateTopics request)."""
+    """CreateTopics on the active controller (here, or forwarded as a CreateTopics request);
+    returns once this node's image lists the topics created (an auto-creation's Metadata answer
+    waits for that)."""
     kraft = _kraft(broker)
     if kraft.controller is not None:
         return list(await kraft.run_on_controller(lambda c: c.create_topics(topics, validate_only=validate_only)))
@@ -170,6 +172,9 @@ async def create_topics(broker: Broker, topics: list[NewTopic], validate_only: b
         assignments=(), configs=tuple(CreatableTopicConfig(name=k, value=v) for k, v in t.configs.items()))
         for t in topics), timeout=i32Timedelta.parse(datetime.timedelta(seconds=30)), validate_only=validate_only)
     response = await kraft.call_controller(request)
+    created = {r.name: r.topic_id for r in response.topics if int(r.error_code) == 0}
+    if created and not validate_only:
+        await _until_listed(broker, created, int(CONTROLLER_TIMEOUT_S * 1000))
     return [CreateTopicResult(r.name, r.error_code, r.error_message, r.topic_id, r.num_partitions,
                               r.replication_factor) for r in response.topics]
 
