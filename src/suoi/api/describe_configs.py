@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from suoi.api.registry import RequestContext, api
 from suoi.config import KNOWN
 from suoi.dynamic_config import DYNAMIC_KEYS
+from suoi.log.config import LogConfig
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
@@ -130,8 +131,6 @@ def _topic_overrides(broker: Broker, topic: str) -> tuple[dict[str, str], dict[s
         return None if info is None else (info.config.to_topic_configs(), dict(info.configs))
     if kraft.image.topic(topic) is None:
         return None
-    from suoi.log.config import LogConfig
-
     overrides = dict(kraft.image.topic_configs(topic))
     return LogConfig.from_topic_configs(broker.log_config, overrides).to_topic_configs(), overrides
 

@@ -17,10 +17,12 @@ OMITTED_OPERATIONS = -2147483648
 
 
 @api(3, "Metadata", 0, 13)
-def handle_metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     if broker.kraft is not None:
-        return after_auto_creation(broker, request, ctx.api_version, metadata_response(broker, request, ctx.api_version))
+        # KRaft: answered at once, or once the topics it starts auto-creating exist
+        answer = metadata_response(broker, request, ctx.api_version)
+        return after_auto_creation(broker, request, ctx.api_version, answer)
     host, port = broker.endpoint
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):
