@@ -248,12 +248,16 @@ def retrying(attempt: Callable[[float], T], timeout: float = TIMEOUT_S) -> T:
         try:
             return attempt(max(deadline - time.monotonic(), 0.1))
         except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            name = str(err.name()) if hasattr(err, "name") else ""
-            retriable = name in RETRIABLE_ERRORS or bool(getattr(err, "retriable", lambda: False)())
-            if not retriable or time.monotonic() + RETRY_BACKOFF_S >= deadline:
+            if not is_retriable(exc) or time.monotonic() + RETRY_BACKOFF_S >= deadline:
                 raise
         time.sleep(RETRY_BACKOFF_S)
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """A confluent-kafka error worth another attempt (see RETRIABLE_ERRORS)."""
+    err = exc.args[0] if exc.args else None
+    name = str(err.name()) if hasattr(err, "name") else ""
+    return name in RETRIABLE_ERRORS or bool(getattr(err, "retriable", lambda: False)())
 
 
 def print_json(obj: Any) -> None:
