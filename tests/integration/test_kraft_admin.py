@@ -51,7 +51,7 @@ def test_a_new_topic_reaches_every_broker_within_milliseconds(cluster: KRaftClus
                 lags.append(time.monotonic() - start)
             worst.append(max(lags))
         # Before KIP-1166 one broker lagged ~420-500 ms in every probe (its parked fetch expiring).
-        assert statistics.median(worst) < 0.25, worst
+        assert statistics.median(worst) < 0.3, worst
     finally:
         for c in clients.values():
             c.close()
