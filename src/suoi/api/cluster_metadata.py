@@ -18,7 +18,7 @@ from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicCo
 from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta
 
-from suoi.cluster.kraft import CONTROLLER_TIMEOUT_S, KRaftServices, NotControllerError
+from suoi.cluster.kraft import KRaftServices, NotControllerError
 from suoi.controller.messages import (
     AlterConfigOp,
     AlterConfigsResource,
@@ -28,6 +28,7 @@ from suoi.controller.messages import (
     NewTopic,
     OpType,
 )
+from suoi.log.config import LogConfig
 from suoi.model import ErrorCode
 from suoi.protocol.codec import ms
 
@@ -38,6 +39,8 @@ log = logging.getLogger("suoi.api")
 OMITTED_OPERATIONS = -2147483648
 #: How long a Metadata request that starts auto-creating a topic waits for it (seconds).
 AUTO_CREATE_WAIT_S = 1.0
+#: How long a created topic may take to reach this node's image before CreateTopics answers anyway.
+VISIBLE_TIMEOUT_S = 10.0
 
 
 def _kraft(broker: Broker) -> KRaftServices:
@@ -123,6 +126,26 @@ def after_auto_creation(broker: Broker, request: Any, version: int,
     return answer_later()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class TopicConfigView:
+    """A topic's configs as DescribeConfigs reads them: `config` (effective) and `configs`
+    (the topic's overrides), the shape of the log manager's TopicInfo."""
+
+    config: LogConfig
+    configs: dict[str, str]
+
+
+def topic_config_view(broker: Broker, topic: str) -> Any:
+    """`topic`'s configs (None if it does not exist). In KRaft mode from the metadata image, so
+    every broker answers, not only those holding a replica of the topic."""
+    if broker.kraft is None:
+        return broker.logs.topics().get(topic)
+    if broker.kraft.image.topic(topic) is None:
+        return None
+    overrides = dict(broker.kraft.image.topic_configs(topic))
+    return TopicConfigView(LogConfig.from_topic_configs(broker.log_config, overrides), overrides)
+
+
 def client_controller_id(broker: Broker) -> int:
     """The controller id clients are told about: the active controller when it is also a live
     broker and reachable, else this broker. Admin clients send CreateTopics & co. to the node
@@ -174,7 +197,7 @@ async def create_topics(broker: Broker, topics: list[NewTopic], validate_only: b
     response = await kraft.call_controller(request)
     created = {r.name: r.topic_id for r in response.topics if int(r.error_code) == 0}
     if created and not validate_only:
-        await _until_listed(broker, created, int(CONTROLLER_TIMEOUT_S * 1000))
+        await _until_listed(broker, created, int(VISIBLE_TIMEOUT_S * 1000))
     return [CreateTopicResult(r.name, r.error_code, r.error_message, r.topic_id, r.num_partitions,
                               r.replication_factor) for r in response.topics]
 
@@ -211,7 +234,7 @@ async def _until_listed(broker: Broker, created: dict[str, Any], timeout_ms: int
         return all((t := image.topic(name)) is not None and topic_id in (None, t.topic_id)
                    for name, topic_id in created.items())
 
-    timeout = min(max(timeout_ms, 0) / 1000, CONTROLLER_TIMEOUT_S)
+    timeout = min(max(timeout_ms, 0) / 1000, VISIBLE_TIMEOUT_S)
     if not await _kraft(broker).wait_image(listed, timeout):
         log.warning("CreateTopics: %s committed but not yet in node %d's metadata after %.1fs; answering anyway",
                     sorted(created), broker.node_id, timeout)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from suoi.api.cluster_metadata import topic_config_view
 from suoi.api.registry import RequestContext, api
 from suoi.config import KNOWN
 from suoi.dynamic_config import DYNAMIC_KEYS
-from suoi.log.config import LogConfig
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
@@ -103,36 +103,23 @@ def _entry(name: str, value: str | None, source: int, synonyms: list[tuple[str, 
 
 def topic_configs(broker: Broker, topic: str, with_synonyms: bool = True) -> list[dict[str, Any]] | None:
     """Config entries of `topic` (None if it does not exist)."""
-    found = _topic_overrides(broker, topic)
-    if found is None:
+    info = topic_config_view(broker, topic)
+    if info is None:
         return None
-    effective, overrides = found
+    effective = info.config.to_topic_configs()
     out = []
     for name in sorted(effective):
         synonyms: list[tuple[str, str | None, int]] = []
-        if name in overrides:
-            synonyms.append((name, overrides[name], TOPIC_CONFIG))
+        if name in info.configs:
+            synonyms.append((name, info.configs[name], TOPIC_CONFIG))
         for broker_name in TOPIC_SYNONYMS.get(name, ()):
             synonyms.extend(broker_entries(broker, broker_name))
-        if name in overrides:
-            value, source = overrides[name], TOPIC_CONFIG
+        if name in info.configs:
+            value, source = info.configs[name], TOPIC_CONFIG
         else:
             value, source = effective[name], (synonyms[0][2] if synonyms else DEFAULT_CONFIG)
         out.append(_entry(name, value, source, synonyms, False, _topic_type(name), with_synonyms))
     return out
-
-
-def _topic_overrides(broker: Broker, topic: str) -> tuple[dict[str, str], dict[str, str]] | None:
-    """(effective configs, topic overrides) of `topic`. In KRaft mode from the metadata image,
-    so every broker answers, not only those holding a replica of the topic."""
-    kraft = broker.kraft
-    if kraft is None:
-        info = broker.logs.topics().get(topic)
-        return None if info is None else (info.config.to_topic_configs(), dict(info.configs))
-    if kraft.image.topic(topic) is None:
-        return None
-    overrides = dict(kraft.image.topic_configs(topic))
-    return LogConfig.from_topic_configs(broker.log_config, overrides).to_topic_configs(), overrides
 
 
 def broker_configs(broker: Broker, *, cluster_default: bool, with_synonyms: bool = True) -> list[dict[str, Any]]:

@@ -87,13 +87,14 @@ class KRaftServices:
         self.fenced = True
         #: Set the first time the controller unfences this broker: it then serves clients.
         self.first_unfenced = asyncio.Event()
-        #: Topics this node asked the controller to auto-create, not yet answered (ending one wakes
-        #: the image waiters: a refused creation does not change the image).
-        self.creating_topics: set[str] = _CreatingTopics(self._wake_image_waiters)
+        #: Topics this node asked the controller to auto-create, not yet answered.
+        self.creating_topics: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()  # short connects to brokers that went away
         #: (condition on the image, future) pairs, checked whenever the image changes.
         self._image_waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None]]] = []
+        #: ending an auto-creation wakes the image waiters too (a refused one changes no image)
+        self.creating_topics = _CreatingTopics(self._wake_image_waiters)
         self._stopping = False
         #: Snapshot (KIP-630) after this many bytes of committed records, so the metadata log is
         #: truncated and a new or lagging node catches up from the snapshot.
