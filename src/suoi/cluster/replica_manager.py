@@ -88,6 +88,9 @@ class ReplicaManager:
         rack = cfg.get("broker.rack")
         self.rack: str | None = str(rack) if rack else None
         self.leaders: dict[TopicPartition, LeaderReplica] = {}
+        #: DeleteRecords waiting for every alive replica's log start (Kafka's DelayedDeleteRecords)
+        self.delete_records = DeleteRecordsPurgatory(
+            lambda: {b.broker_id for b in kraft.image.unfenced_brokers()}, broker.notifier.appended)
         self.followers: dict[TopicPartition, FollowerReplica] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
         #: broker-to-broker connections for replica fetches (the controller pool is the quorum's)
@@ -98,8 +101,6 @@ class ReplicaManager:
         self._tokens = 0
         self._alter_tasks: dict[TopicPartition, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.delete_records = DeleteRecordsPurgatory(
-            lambda: {b.broker_id for b in kraft.image.unfenced_brokers()}, broker.notifier.appended)
 
     def attach_coordinators(self) -> None:
         """The group and transaction coordinators write to partitions this node leads: their
