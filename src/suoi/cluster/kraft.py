@@ -163,8 +163,8 @@ class KRaftServices:
     def on_load_snapshot(self, snapshot_id: SnapshotId, data: bytes) -> None:
         old = self.image
         self.image = MetadataImage.from_snapshot(data)
-        self._builder = MetadataBuilder.from_image(self.image)
         self._wake_image_waiters()
+        self._builder = MetadataBuilder.from_image(self.image)
         asyncio.get_running_loop().call_soon(self._reconcile, old, self.image)
 
     async def wait_image(self, condition: Callable[[MetadataImage], bool], timeout: float) -> bool:
