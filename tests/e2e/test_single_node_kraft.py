@@ -15,11 +15,15 @@ from pathlib import Path
 import confluent_kafka
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kio.schema.errors import ErrorCode
 
 from suoi.config import read_properties
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
+from tests.e2e.cli import suoi
 from tests.e2e.helpers import ck_consume, ck_produce, create_topic
+from tests.integration.support import metadata_req
+from tests.rawclient import RawClient
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,6 +59,24 @@ def test_a_tutorial_runs_unchanged(node: EmbeddedBroker) -> None:
         assert consumer.committed(TopicPartition("orders", 0)) == 1
     finally:
         consumer.close()
+
+
+def test_console_producer_to_a_new_topic_delivers_the_first_record(node: EmbeddedBroker) -> None:
+    """`echo hi | suoi console-producer --topic new` (issue 11 bug 8): it failed with "Leader not
+    available" and lost the record, because the first Metadata answer for an auto-created topic
+    was LEADER_NOT_AVAILABLE. The node now answers once the topic exists (and the tool would retry)."""
+    for topic in ("new", "new-too"):
+        proc = suoi("console-producer", "--topic", topic, "--bootstrap-server", node.bootstrap, stdin="hi\n")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+        assert [r.value for r in ck_consume(node.bootstrap, topic, [0], 1, timeout=20)] == [b"hi"]
+
+
+def test_first_metadata_of_an_auto_created_topic_names_its_leader(node: EmbeddedBroker) -> None:
+    with RawClient(node.bootstrap) as c:
+        for topic in ("auto-a", "auto-b", "auto-c"):
+            t = c.request(metadata_req(topic, allow_create=True)).topics[0]
+            assert t.error_code == ErrorCode.none and [int(p.leader_id) for p in t.partitions] == [1], t
 
 
 def test_transactions_work_on_one_node(node: EmbeddedBroker) -> None:

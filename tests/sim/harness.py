@@ -7,7 +7,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 
-from suoi.raft import Envelope, MemoryStorage, RaftConfig, RaftNode
+from suoi.raft import Envelope, FetchRequest, MemoryStorage, RaftConfig, RaftNode
 
 CONFIG = RaftConfig(
     election_timeout_ms=100,
@@ -132,3 +132,21 @@ class Net:
             for i, n in self.nodes.items()
             if i not in self.down and (i, leader.node_id) not in self.cut
         )
+
+
+def request(node: RaftNode, source: int, msg, now: int | None = None):  # noqa: ANN001
+    """Send one request to ``node`` and return its direct response message (or None)."""
+    out = node.handle(Envelope(source, node.node_id, 4242, msg), node._now if now is None else now)
+    answers = [e.message for e in out if e.correlation_id == 4242 and e.destination == source]
+    return answers[0] if answers else None
+
+
+def fetch(replica: int, epoch: int, offset: int, last_epoch: int, wait: int = 0) -> FetchRequest:
+    return FetchRequest(
+        cluster_id=None,
+        replica_id=replica,
+        current_leader_epoch=epoch,
+        fetch_offset=offset,
+        last_fetched_epoch=last_epoch,
+        max_wait_ms=wait,
+    )

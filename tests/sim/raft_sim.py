@@ -1,7 +1,8 @@
 """A deterministic simulation of a KRaft quorum (in the spirit of Kafka's RaftEventSimulationTest).
 
 Everything derives from one seed: a virtual clock, a network that drops, delays (and so
-reorders), duplicates and partitions messages, crashes that keep only what each node flushed,
+reorders), duplicates and partitions messages (a request that cannot arrive is reported to its
+sender as a transport failure half of the time, ``request_failed``), crashes that keep only what each node flushed,
 restarts that rebuild a node from its storage, clients appending to whoever leads, snapshots and
 graceful resignations. After *every* event the :class:`Checker` verifies Raft's safety:
 
@@ -16,7 +17,11 @@ graceful resignations. After *every* event the :class:`Checker` verifies Raft's 
   the node's log end.
 
 Then the network heals and every node restarts; within a bounded virtual time there must be a
-leader and all live voters (and observers) must hold the same committed log.
+leader and all live voters (and observers) must hold the same committed log. Last, on a quiet
+network (every message takes 1-``QUIET_DELAY_MS``), an entry the leader appends must be known
+committed by every node within a few message delays, far sooner than a parked fetch expires
+(``fetch_max_wait_ms``): the leader answers a fetch at once when the fetching replica does not
+know its high watermark yet (KIP-1166; KAFKA-14145 is the bug this rules out).
 
 ``run_schedule(seed)`` returns a :class:`Result`; a failure raises :class:`SimulationFailure`
 naming the seed and the last events, so ``run_schedule(seed)`` reproduces it exactly.
@@ -25,20 +30,11 @@ naming the seed and the last events, so ``run_schedule(seed)`` reproduces it exa
 from __future__ import annotations
 
 import heapq
-import json
 import random
-from collections import deque
 from dataclasses import dataclass
 
-from suoi.raft import (
-    Entry,
-    Envelope,
-    MemoryStorage,
-    NotLeaderError,
-    RaftConfig,
-    RaftNode,
-    SnapshotId,
-)
+from suoi.raft import Envelope, NotLeaderError, RaftConfig, RaftNode
+from tests.sim.sim_checker import CheckedStorage, Checker, SimulationFailure, StateMachine, encode_snapshot
 
 SIM_CONFIG = RaftConfig(
     election_timeout_ms=100,
@@ -53,8 +49,11 @@ SIM_CONFIG = RaftConfig(
 )
 
 
-class SimulationFailure(AssertionError):
-    pass
+QUIET_DELAY_MS = 4
+"""Longest message delay in the prompt-commit phase; an append must reach every node's high
+watermark within ``PROMPT_COMMIT_HOPS`` such delays (append -> follower -> leader commits ->
+the replica that fetched just before the commit asks again -> it learns the new HW)."""
+PROMPT_COMMIT_HOPS = 5
 
 
 @dataclass
@@ -80,151 +79,6 @@ class Result:
     crashes: int
     snapshots_installed: int
     truncations: int
-
-
-def encode_snapshot(entries: list[tuple[int, int, bytes]]) -> bytes:
-    return json.dumps([[o, e, p.decode("latin-1")] for o, e, p in entries]).encode()
-
-
-def decode_snapshot(data: bytes) -> list[tuple[int, int, bytes]]:
-    return [(o, e, p.encode("latin-1")) for o, e, p in json.loads(data)]
-
-
-class CheckedStorage(MemoryStorage):
-    """MemoryStorage that reports every append to the checker (log matching at write time)."""
-
-    def __init__(self, checker: Checker, node_id: int) -> None:
-        super().__init__()
-        self.checker = checker
-        self.node_id = node_id
-
-    def append(self, entries):  # type: ignore[override]
-        if entries:
-            if self.entries:
-                prev = self.entries[-1].epoch
-            else:
-                sid = self.latest_snapshot_id()
-                prev = sid.epoch if sid else 0
-            for e in entries:
-                self.checker.on_append(self.node_id, e, prev)
-                prev = e.epoch
-        super().append(entries)
-
-    def truncate(self, end_offset):  # type: ignore[override]
-        if end_offset < self._end():
-            self.checker.truncations += 1
-        super().truncate(end_offset)
-
-
-class StateMachine:
-    """The listener: the committed log applied in order, rebuilt from snapshots after restarts."""
-
-    def __init__(self, checker: Checker, node_id: int) -> None:
-        self.checker = checker
-        self.node_id = node_id
-        self.applied: list[tuple[int, int, bytes]] = []
-        self.snapshots_loaded = 0
-
-    def on_commit(self, entries: list[Entry]) -> None:
-        for e in entries:
-            if e.offset != len(self.applied):
-                self.checker.fail(f"node {self.node_id} applied {e.offset} after {len(self.applied)} entries")
-            # entries below this node's hw: committed (recorded now if this is the first sighting)
-            self.checker.committed.setdefault(e.offset, (e.epoch, e.payload))
-            self.checker.check_committed(self.node_id, e.offset, e.epoch, e.payload, "applied")
-            self.applied.append((e.offset, e.epoch, e.payload))
-
-    def on_load_snapshot(self, snapshot_id: SnapshotId, data: bytes) -> None:
-        entries = decode_snapshot(data)
-        if len(entries) != snapshot_id.end_offset:
-            self.checker.fail(f"node {self.node_id} snapshot {snapshot_id} holds {len(entries)} entries")
-        for o, e, p in entries:
-            self.checker.check_committed(self.node_id, o, e, p, "snapshot")
-        self.applied = entries
-        self.snapshots_loaded += 1
-
-    def on_leader_change(self, leader) -> None:  # noqa: ANN001
-        pass
-
-
-class Checker:
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self.leaders: dict[int, int] = {}  # epoch -> leader id
-        self.entries: dict[tuple[int, int], tuple[bytes, bool, int]] = {}  # (offset, epoch) -> content
-        self.committed: dict[int, tuple[int, bytes]] = {}
-        self.max_epoch: dict[int, int] = {}
-        self.hw: dict[int, int] = {}
-        self.checked_hw: dict[int, int] = {}
-        self.leader_checked: set[tuple[int, int]] = set()
-        self.truncations = 0
-        self.trace: deque[str] = deque(maxlen=int(__import__("os").environ.get("SIM_TRACE", "40")))
-
-    def fail(self, msg: str) -> None:
-        raise SimulationFailure(f"seed={self.seed}: {msg}\nlast events:\n  " + "\n  ".join(self.trace))
-
-    def on_append(self, node_id: int, e: Entry, prev_epoch: int) -> None:
-        key = (e.offset, e.epoch)
-        content = (e.payload, e.control, prev_epoch)
-        seen = self.entries.setdefault(key, content)
-        if seen != content:
-            self.fail(f"log matching: node {node_id} appends {e} after epoch {prev_epoch}, but {key} was {seen}")
-        # (a stale leader may append at an offset committed elsewhere; it just never commits it)
-        if e.offset < self.hw.get(node_id, 0):
-            self.fail(f"node {node_id} appends {e} below its high watermark {self.hw[node_id]}")
-
-    def check_committed(self, node_id: int, offset: int, epoch: int, payload: bytes, what: str) -> None:
-        c = self.committed.get(offset)
-        if c is None:
-            self.fail(f"node {node_id} {what} offset {offset} that no node has committed")
-        if c != (epoch, payload):
-            self.fail(f"node {node_id} {what} offset {offset} as {(epoch, payload)}, committed {c}")
-
-    def on_restart(self, node: RaftNode) -> None:
-        nid = node.node_id
-        if node.high_watermark > self.hw.get(nid, 0) and node.high_watermark > node.log.start_offset:
-            self.fail(f"node {nid} restarts with hw {node.high_watermark}")
-        self.hw[nid] = node.high_watermark
-        self.checked_hw[nid] = node.high_watermark
-
-    def check_node(self, node: RaftNode) -> None:
-        nid = node.node_id
-        epoch = node.epoch
-        if epoch < self.max_epoch.get(nid, 0):
-            self.fail(f"node {nid} epoch went back from {self.max_epoch[nid]} to {epoch}")
-        self.max_epoch[nid] = epoch
-        hw = node.high_watermark
-        if hw < self.hw.get(nid, 0):
-            self.fail(f"node {nid} high watermark went back from {self.hw[nid]} to {hw}")
-        self.hw[nid] = hw
-        log = node.log
-        if hw > log.end_offset:
-            self.fail(f"node {nid} high watermark {hw} beyond its log end {log.end_offset}")
-        start = max(self.checked_hw.get(nid, 0), log.start_offset)
-        for off in range(start, hw):
-            e = log.entries[off - log.start_offset]
-            c = self.committed.get(off)
-            if c is None:
-                self.committed[off] = (e.epoch, e.payload)
-            elif c != (e.epoch, e.payload):
-                self.fail(f"node {nid} has {e} below its hw {hw}; committed was {c}")
-        self.checked_hw[nid] = max(self.checked_hw.get(nid, 0), hw)
-        if node.is_leader:
-            other = self.leaders.setdefault(epoch, nid)
-            if other != nid:
-                self.fail(f"two leaders in epoch {epoch}: {other} and {nid}")
-            if (nid, epoch) not in self.leader_checked:
-                self.leader_checked.add((nid, epoch))
-                self.check_leader_completeness(node)
-
-    def check_leader_completeness(self, node: RaftNode) -> None:
-        log = node.log
-        for off, (epoch, payload) in self.committed.items():
-            if off < log.start_offset:
-                continue
-            e = log.entry(off)
-            if e is None or (e.epoch, e.payload) != (epoch, payload):
-                self.fail(f"leader {node.node_id} of epoch {node.epoch} lacks committed offset {off}: has {e}")
 
 
 class Cluster:
@@ -253,6 +107,7 @@ class Cluster:
         self.crashes = 0
         self.appended = 0
         self.chaos = True
+        self.quiet = False  # prompt-commit phase: no stragglers, short delays
         for i in self.all_ids:
             self._start(i)
 
@@ -296,9 +151,12 @@ class Cluster:
             return
         copies = 2 if rng.random() < self.duplicate else 1
         for _ in range(copies):
-            delay = rng.randint(1, self.sc.max_delay_ms)
-            if rng.random() < 0.05:
-                delay += rng.randint(0, 80)  # a straggler: reorders behind later messages
+            if self.quiet:
+                delay = rng.randint(1, QUIET_DELAY_MS)
+            else:
+                delay = rng.randint(1, self.sc.max_delay_ms)
+                if rng.random() < 0.05:
+                    delay += rng.randint(0, 80)  # a straggler: reorders behind later messages
             inc = (self.incarnation[env.source], self.incarnation[env.destination])
             self._push(self.now + delay, "msg", (env, inc))
 
@@ -319,6 +177,9 @@ class Cluster:
                 or src_inc != self.incarnation[env.source]
                 or self.groups[env.source] != self.groups[env.destination]
             ):
+                if env.is_request and src_inc == self.incarnation[env.source] and self.rng.random() < 0.5:
+                    # the sender's driver sees a refused or lost connection (else a silent timeout)
+                    self._push(self.now + 1, "failed", (env, src_inc))
                 return True
             self.checker.trace.append(f"t={self.now} {env.source}->{env.destination} {env.message}"[:300])
             self._after(env.destination, node, node.handle(env, self.now))
@@ -333,6 +194,12 @@ class Cluster:
             if node.role_name != before:
                 self.checker.trace.append(f"t={self.now} node {i}: {before} -> {node!r}")
             self._after(i, node, out)
+        elif kind == "failed":
+            env, inc = data  # type: ignore[misc]
+            node = self.nodes.get(env.source)
+            if node is not None and inc == self.incarnation[env.source]:
+                self.checker.trace.append(f"t={self.now} {env.source}: request {env.correlation_id} failed")
+                self._after(env.source, node, node.request_failed(env.correlation_id, self.now))
         elif kind == "restart":
             i = data  # type: ignore[assignment]
             if self.nodes.get(i) is None:
@@ -474,6 +341,29 @@ class Cluster:
                 self.checker.fail(f"committed offset {off} lost or changed at the end")
 
 
+    def check_prompt_commit(self, leader: RaftNode) -> None:
+        """Every node learns a new commit within a few message delays (module docstring)."""
+        self.quiet = True
+        # Let everything in flight land first, so each node is back to its steady long poll.
+        settle = self.now + 2 * (self.sc.max_delay_ms + 80)
+        while self.queue and self.queue[0][0] <= settle:
+            self.step()
+        if self.converged() is not leader:
+            self.checker.fail(f"the quorum led by {leader.node_id} did not stay converged on a quiet network")
+        start = self.now
+        offset = leader.append([f"s{self.seed}-prompt".encode()])
+        self._after(leader.node_id, leader, [])
+        bound = start + PROMPT_COMMIT_HOPS * QUIET_DELAY_MS
+        while self.queue and self.queue[0][0] <= bound:
+            self.step()
+        late = {i: n.high_watermark for i, n in self.nodes.items() if n is not None and n.high_watermark <= offset}
+        if late:
+            self.checker.fail(
+                f"entry {offset} appended at t={start} not known committed by t={bound} on nodes {late} "
+                f"(their fetches waited for fetch_max_wait_ms={self.config.fetch_max_wait_ms})"
+            )
+
+
 def run_schedule(seed: int, scenario: Scenario | None = None, config: RaftConfig | None = None) -> Result:
     sc = scenario or Scenario()
     cluster = Cluster(seed, sc, config)
@@ -482,6 +372,7 @@ def run_schedule(seed: int, scenario: Scenario | None = None, config: RaftConfig
         cluster.heal()
         leader = cluster.run_liveness()
         cluster.final_checks(leader)
+        cluster.check_prompt_commit(leader)
     except SimulationFailure:
         raise
     except Exception as exc:  # a crash inside the node (e.g. RaftSafetyError) is a failure too

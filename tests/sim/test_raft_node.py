@@ -34,14 +34,7 @@ from suoi.raft import (
     VoteRequest,
     decode_leader_change,
 )
-from tests.sim.harness import CONFIG, Net
-
-
-def request(node: RaftNode, source: int, msg, now: int | None = None):  # noqa: ANN001
-    """Send one request to ``node`` and return its direct response message (or None)."""
-    out = node.handle(Envelope(source, node.node_id, 4242, msg), node._now if now is None else now)
-    answers = [e.message for e in out if e.correlation_id == 4242 and e.destination == source]
-    return answers[0] if answers else None
+from tests.sim.harness import CONFIG, Net, fetch, request
 
 
 def vote(epoch: int, cand: int, last_epoch: int = 0, last_offset: int = 0, pre: bool = False) -> VoteRequest:
@@ -52,17 +45,6 @@ def vote(epoch: int, cand: int, last_epoch: int = 0, last_offset: int = 0, pre: 
         last_offset_epoch=last_epoch,
         last_offset=last_offset,
         pre_vote=pre,
-    )
-
-
-def fetch(replica: int, epoch: int, offset: int, last_epoch: int, wait: int = 0) -> FetchRequest:
-    return FetchRequest(
-        cluster_id=None,
-        replica_id=replica,
-        current_leader_epoch=epoch,
-        fetch_offset=offset,
-        last_fetched_epoch=last_epoch,
-        max_wait_ms=wait,
     )
 
 

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import datetime
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
@@ -28,13 +29,19 @@ from suoi.controller.messages import (
     NewTopic,
     OpType,
 )
+from suoi.log.config import LogConfig
 from suoi.model import ErrorCode
+from suoi.protocol.codec import ms
 
 if TYPE_CHECKING:
     from suoi.broker import Broker
 
 log = logging.getLogger("suoi.api")
 OMITTED_OPERATIONS = -2147483648
+#: How long a Metadata request that starts auto-creating a topic waits for it (seconds).
+AUTO_CREATE_WAIT_S = 1.0
+#: How long a created topic may take to reach this node's image before CreateTopics answers anyway.
+VISIBLE_TIMEOUT_S = 10.0
 
 
 def _kraft(broker: Broker) -> KRaftServices:
@@ -103,13 +110,57 @@ def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, A
             "cluster_authorized_operations": OMITTED_OPERATIONS, "error_code": ErrorCode.none}
 
 
+def after_auto_creation(broker: Broker, request: Any, version: int,
+                        answer: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+    """``answer``, or -- when it started auto-creating topics -- the answer once they exist (up to
+    AUTO_CREATE_WAIT_S). Kafka answers LEADER_NOT_AVAILABLE at once and lets the client ask
+    again; but a creation commits within milliseconds, and clients or tools that treat that first
+    answer as an error (console producers, a first send) then fail for nothing."""
+    kraft = _kraft(broker)
+    pending = [t["name"] for t in answer["topics"]
+               if t["error_code"] == ErrorCode.leader_not_available and t["name"] in kraft.creating_topics]
+    if not pending:
+        return answer
+
+    def settled(image: Any) -> bool:
+        return all(image.topic(n) is not None or n not in kraft.creating_topics for n in pending)
+
+    async def answer_later() -> dict[str, Any]:
+        await kraft.wait_image(settled, AUTO_CREATE_WAIT_S)
+        return metadata_response(broker, request, version)
+
+    return answer_later()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TopicConfigView:
+    """A topic's configs as DescribeConfigs reads them: `config` (effective) and `configs`
+    (the topic's overrides), the shape of the log manager's TopicInfo."""
+
+    config: LogConfig
+    configs: dict[str, str]
+
+
+def topic_config_view(broker: Broker, topic: str) -> Any:
+    """`topic`'s configs (None if it does not exist). In KRaft mode from the metadata image, so
+    every broker answers, not only those holding a replica of the topic."""
+    if broker.kraft is None:
+        return broker.logs.topics().get(topic)
+    if broker.kraft.image.topic(topic) is None:
+        return None
+    overrides = dict(broker.kraft.image.topic_configs(topic))
+    return TopicConfigView(LogConfig.from_topic_configs(broker.log_config, overrides), overrides)
+
+
 def client_controller_id(broker: Broker) -> int:
     """The controller id clients are told about: the active controller when it is also a live
-    broker, else this broker. Admin clients send CreateTopics & co. to the node named here, and a
-    controller-only node is not in the brokers list they can reach; a broker forwards such
-    requests to the real controller (KIP-590; Kafka answers with a random live broker)."""
+    broker and reachable, else this broker. Admin clients send CreateTopics & co. to the node
+    named here, and a controller-only node is not in the brokers list they can reach; a broker
+    forwards such requests to the real controller (KIP-590; Kafka answers with a random live
+    broker). While an election runs, or the leader just died, this broker forwards: it waits for
+    the new controller, where librdkafka would wait for a dead one until its request timeout."""
     kraft = _kraft(broker)
-    leader = kraft.controller_id
+    leader = kraft.live_controller_id
     live = {b.broker_id for b in kraft.image.unfenced_brokers()}
     if leader in live:
         return leader
@@ -153,7 +204,9 @@ def request_topic_creation(broker: Broker, name: str, partitions: int = -1,
 
 
 async def create_topics(broker: Broker, topics: list[NewTopic], validate_only: bool = False) -> list[Any]:
-    """CreateTopics on the active controller (here, or forwarded as a CreateTopics request)."""
+    """CreateTopics on the active controller (here, or forwarded as a CreateTopics request);
+    returns once this node's image lists the topics created (an auto-creation's Metadata answer
+    waits for that)."""
     kraft = _kraft(broker)
     if kraft.controller is not None:
         return list(await kraft.run_on_controller(lambda c: c.create_topics(topics, validate_only=validate_only)))
@@ -162,6 +215,9 @@ async def create_topics(broker: Broker, topics: list[NewTopic], validate_only: b
         assignments=(), configs=tuple(CreatableTopicConfig(name=k, value=v) for k, v in t.configs.items()))
         for t in topics), timeout=i32Timedelta.parse(datetime.timedelta(seconds=30)), validate_only=validate_only)
     response = await kraft.call_controller(request)
+    created = {r.name: r.topic_id for r in response.topics if int(r.error_code) == 0}
+    if created and not validate_only:
+        await _until_listed(broker, created, int(VISIBLE_TIMEOUT_S * 1000))
     return [CreateTopicResult(r.name, r.error_code, r.error_message, r.topic_id, r.num_partitions,
                               r.replication_factor) for r in response.topics]
 
@@ -172,26 +228,68 @@ async def forward(broker: Broker, request: Any) -> dict[str, Any]:
         response = await _kraft(broker).call_controller(request)
     except NotControllerError as exc:
         raise RuntimeError(f"no active controller: {exc}") from exc
-    return {f.name: getattr(response, f.name) for f in dataclasses.fields(response)}
+    return vars_of(response)
+
+
+def vars_of(entity: Any) -> dict[str, Any]:
+    """The fields of a kio entity (top level only) as a dict."""
+    return {f.name: getattr(entity, f.name) for f in dataclasses.fields(entity)}
 
 
 async def create_topics_response(broker: Broker, request: Any) -> dict[str, Any]:
-    """CreateTopics in KRaft mode: decided by the active controller."""
+    """CreateTopics in KRaft mode: decided by the active controller. Answered only once this
+    node's Metadata lists the new topics, as Kafka's broker does: a client that creates a topic
+    and then describes it through the same node must find it."""
+    response = await _create_topics(broker, request)
+    if not request.validate_only:
+        results = [t if isinstance(t, dict) else vars_of(t) for t in response["topics"]]  # forwarded: kio entities
+        created = {t["name"]: t.get("topic_id") for t in results if int(t["error_code"]) == 0}
+        if created:
+            await _until_listed(broker, created, ms(request.timeout))
+    return response
+
+
+async def _until_listed(broker: Broker, created: dict[str, Any], timeout_ms: int) -> None:
+    def listed(image: Any) -> bool:
+        return all((t := image.topic(name)) is not None and topic_id in (None, t.topic_id)
+                   for name, topic_id in created.items())
+
+    timeout = min(max(timeout_ms, 0) / 1000, VISIBLE_TIMEOUT_S)
+    if not await _kraft(broker).wait_image(listed, timeout):
+        log.warning("CreateTopics: %s committed but not yet in node %d's metadata after %.1fs; answering anyway",
+                    sorted(created), broker.node_id, timeout)
+
+
+async def _create_topics(broker: Broker, request: Any) -> dict[str, Any]:
     kraft = _kraft(broker)
     if kraft.controller is None:
-        return await forward(broker, request)
+        try:
+            return vars_of(await kraft.call_controller(request))
+        except NotControllerError as exc:  # no controller answered in time (an election that lasts)
+            return _create_topics_failed(request, ErrorCode.request_timed_out, str(exc))
     topics = [NewTopic(
         name=t.name, num_partitions=t.num_partitions, replication_factor=t.replication_factor,
         assignments={a.partition_index: list(a.broker_ids) for a in t.assignments} or None,
         configs={c.name: c.value for c in t.configs}) for t in request.topics]
-    results = (await kraft.run_on_controller(lambda c: c.create_topics(topics, validate_only=request.validate_only))
-               if topics else [])
+    try:
+        results = (await kraft.run_on_controller(lambda c: c.create_topics(topics, validate_only=request.validate_only))
+                   if topics else [])
+    except NotControllerError as exc:  # lost the role meanwhile: the client asks the new controller
+        return _create_topics_failed(request, ErrorCode.not_controller, str(exc))
     return {"throttle_time": 0, "topics": [{
         "name": r.name, "topic_id": r.topic_id, "error_code": int(r.error), "error_message": r.message,
         "num_partitions": r.num_partitions, "replication_factor": r.replication_factor,
         "configs": [{"name": k, "value": v, "read_only": False, "config_source": 1, "is_sensitive": False}
                     for k, v in sorted(r.configs.items())] if not r.error else None,
     } for r in results]}
+
+
+def _create_topics_failed(request: Any, error: ErrorCode, message: str) -> dict[str, Any]:
+    """Every topic of the request fails with one (retriable) error; nothing was decided."""
+    log.info("CreateTopics %s: %s (%s)", [t.name for t in request.topics], error.name, message)
+    return {"throttle_time": 0, "topics": [{
+        "name": t.name, "topic_id": None, "error_code": error, "error_message": message, "num_partitions": -1,
+        "replication_factor": -1, "configs": None} for t in request.topics]}
 
 
 async def delete_topics_response(broker: Broker, request: Any, version: int) -> dict[str, Any]:

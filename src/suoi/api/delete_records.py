@@ -1,16 +1,32 @@
-"""DeleteRecords (key 21): advance a partition's log start offset (offset -1 = HW)."""
+"""DeleteRecords (key 21): advance a partition's log start offset (offset -1 = HW).
+
+In KRaft mode only the partition's leader accepts it (Kafka's `deleteRecordsOnLeader`): a
+follower, or a broker without the partition, answers NOT_LEADER_OR_FOLLOWER, and a partition
+the cluster does not have UNKNOWN_TOPIC_OR_PARTITION. The leader answers once every alive
+replica's log start has reached the offset (the low watermark, `cluster/delete_records.py`),
+or REQUEST_TIMED_OUT after the request's timeout. A standalone node is its partitions' only
+replica: it deletes and answers at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from suoi.api.registry import RequestContext, api
 from suoi.log.errors import LogError
 from suoi.model import ErrorCode
+from suoi.protocol.codec import ms
+
+
+def _answer(index: int, error: ErrorCode, low_watermark: int = -1) -> dict[str, Any]:
+    return {"partition_index": index, "low_watermark": low_watermark, "error_code": error}
 
 
 @api(21, "DeleteRecords", 0, 2)
-def handle_delete_records(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
+    if ctx.broker.kraft is not None:
+        return _on_leaders(ctx, request)
     logs = ctx.broker.logs
     topics = []
     for topic in request.topics:
@@ -18,16 +34,34 @@ def handle_delete_records(ctx: RequestContext, request: Any) -> dict[str, Any]:
         for p in topic.partitions:
             plog = logs.get_log(topic.name, p.partition_index)
             if plog is None:
-                partitions.append({"partition_index": p.partition_index, "low_watermark": -1,
-                                   "error_code": ErrorCode.unknown_topic_or_partition})
+                partitions.append(_answer(p.partition_index, ErrorCode.unknown_topic_or_partition))
                 continue
             offset = plog.high_watermark if p.offset == -1 else p.offset
             try:
                 plog.delete_records_before(offset)
-                partitions.append({"partition_index": p.partition_index,
-                                   "low_watermark": plog.log_start_offset, "error_code": ErrorCode.none})
+                partitions.append(_answer(p.partition_index, ErrorCode.none, plog.log_start_offset))
             except LogError as exc:
-                partitions.append({"partition_index": p.partition_index, "low_watermark": -1,
-                                   "error_code": ErrorCode(exc.error_code)})
+                partitions.append(_answer(p.partition_index, ErrorCode(exc.error_code)))
         topics.append({"name": topic.name, "partitions": partitions})
     return {"throttle_time": 0, "topics": topics}
+
+
+async def _on_leaders(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    kraft = ctx.broker.kraft
+    replicas = kraft.replicas
+    timeout_s = max(ms(request.timeout), 0) / 1000
+
+    async def one(name: str, index: int, offset: int) -> dict[str, Any]:
+        leader = replicas.leader(name, index) if replicas is not None else None
+        if leader is None:
+            topic = kraft.image.topic(name)
+            known = topic is not None and index in topic.partitions
+            return _answer(index, ErrorCode.not_leader_or_follower if known else ErrorCode.unknown_topic_or_partition)
+        error, low = await replicas.delete_records.delete(leader, offset, timeout_s)
+        return _answer(index, error, low)
+
+    # every partition at once: the request waits for its slowest partition, not for their sum
+    answers = iter(await asyncio.gather(*(one(t.name, p.partition_index, p.offset)
+                                          for t in request.topics for p in t.partitions)))
+    return {"throttle_time": 0, "topics": [{"name": t.name, "partitions": [next(answers) for _ in t.partitions]}
+                                           for t in request.topics]}

@@ -1,4 +1,5 @@
-"""DescribeCluster (key 60): this broker is the whole cluster and its controller."""
+"""DescribeCluster (key 60): the live brokers and the controller (see client_controller_id); a
+standalone broker is the whole cluster and its controller."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def handle_describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]
                     "is_fenced": False} for b in live_brokers(broker)]
         # endpoint_type 2 (KIP-919) asks for the controllers; brokers answer with a broker that
         # forwards (see client_controller_id), as Kafka does.
-        controller_id = (broker.kraft.controller_id if getattr(request, "endpoint_type", 1) == 2
+        controller_id = (broker.kraft.live_controller_id if getattr(request, "endpoint_type", 1) == 2
                          else client_controller_id(broker))
     return {
         "throttle_time": 0,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from suoi.api.cluster_metadata import topic_config_view
 from suoi.api.registry import RequestContext, api
 from suoi.api.telemetry import client_metrics_configs
 from suoi.config import KNOWN
@@ -129,7 +130,7 @@ def _entry(name: str, value: str | None, source: int, synonyms: list[Synonym], r
 def topic_configs(broker: Broker, topic: str, with_synonyms: bool = True,
                   with_docs: bool = False) -> list[dict[str, Any]] | None:
     """Config entries of `topic` (None if it does not exist)."""
-    info = broker.logs.topics().get(topic)
+    info = topic_config_view(broker, topic)
     if info is None:
         return None
     effective = info.config.to_topic_configs()

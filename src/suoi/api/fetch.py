@@ -30,7 +30,7 @@ from suoi.protocol.codec import ms
 READ_COMMITTED = 1
 
 
-@api(1, "Fetch", 4, 17)
+@api(1, "Fetch", 4, 18)
 def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     # KRaft replicates the metadata log with plain Fetch on __cluster_metadata-0 (by name, or
     # by topic id from v13). That partition is the Raft quorum's, not a LogManager log: hand
@@ -138,12 +138,16 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
                 diverging = _diverging_epoch(plog, p)
                 leo = plog.log_end_offset
                 if diverging is None:
+                    follower_start = int(getattr(p, "log_start_offset", -1))
                     try:
                         data = plog.read(p.fetch_offset, max(limit, 0), max_offset=leo, min_one_batch=total == 0)
-                        error = replicas.on_follower_fetch(leader, follower_id, p.fetch_offset, leo)  # type: ignore[union-attr]
+                        error = replicas.on_follower_fetch(leader, follower_id, p.fetch_offset, leo,  # type: ignore[union-attr]
+                                                           follower_start)
                     except LogError as exc:
                         error = ErrorCode(exc.error_code)
-                    has_error = has_error or error != ErrorCode.none
+                    # answer at once on an error, or when the follower must move its log start up
+                    # to ours (DeleteRecords waits for it), rather than after the long poll
+                    has_error = has_error or error != ErrorCode.none or 0 <= follower_start < plog.log_start_offset
                 else:
                     has_error = True  # answer at once: the follower must truncate
             elif limit > 0 or total == 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from suoi.api.cluster_metadata import metadata_response
+from suoi.api.cluster_metadata import after_auto_creation, metadata_response
 from suoi.api.registry import RequestContext, api
 from suoi.api.topics import partition_leader_data, resolve_or_create
 from suoi.model import ErrorCode
@@ -17,10 +17,12 @@ OMITTED_OPERATIONS = -2147483648
 
 
 @api(3, "Metadata", 0, 13)
-def handle_metadata(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     if broker.kraft is not None:
-        return metadata_response(broker, request, ctx.api_version)
+        # KRaft: answered at once, or once the topics it starts auto-creating exist
+        answer = metadata_response(broker, request, ctx.api_version)
+        return after_auto_creation(broker, request, ctx.api_version, answer)
     host, port = broker.endpoint
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):

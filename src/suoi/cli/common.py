@@ -18,12 +18,23 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
+
+T = TypeVar("T")
 
 #: How long a tool waits for the broker to answer before giving up (seconds).
 TIMEOUT_S = 10.0
 #: How long the first contact may take before "cannot reach" (seconds).
 CONNECT_TIMEOUT_S = 5.0
+#: Pause between two attempts of an operation that failed with a retriable error (seconds).
+RETRY_BACKOFF_S = 0.1
+#: Errors a tool retries within its timeout: the broker asked does not know (yet) what another
+#: one already committed, or a leader or the controller is moving. Kafka's clients retry them too.
+RETRIABLE_ERRORS = frozenset({
+    "UNKNOWN_TOPIC_OR_PART", "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION", "NOT_LEADER_OR_FOLLOWER",
+    "NOT_CONTROLLER", "REQUEST_TIMED_OUT", "COORDINATOR_NOT_AVAILABLE", "COORDINATOR_LOAD_IN_PROGRESS",
+    "NOT_COORDINATOR", "BROKER_NOT_AVAILABLE", "_TRANSPORT", "_ALL_BROKERS_DOWN",
+})
 
 
 class CliError(Exception):
@@ -221,6 +232,32 @@ def result(future: Any, timeout: float = TIMEOUT_S) -> Any:
         return future.result(timeout=timeout)
     except concurrent.futures.TimeoutError:
         raise CliError(f"no answer from the broker within {timeout:.0f}s") from None
+
+
+def retrying(attempt: Callable[[float], T], timeout: float = TIMEOUT_S) -> T:
+    """``attempt(seconds left)`` until it returns, fails with a non-retriable error, or the
+    tool's timeout runs out: a read right after a change, or during a controller or leader
+    move, succeeds once the cluster settles instead of failing at once (or waiting for a node
+    that is gone). Each attempt starts new requests, so the client looks the target up again."""
+    import time
+
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return attempt(max(deadline - time.monotonic(), 0.1))
+        except KafkaException as exc:
+            if not is_retriable(exc) or time.monotonic() + RETRY_BACKOFF_S >= deadline:
+                raise
+        time.sleep(RETRY_BACKOFF_S)
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """A confluent-kafka error worth another attempt (see RETRIABLE_ERRORS)."""
+    err = exc.args[0] if exc.args else None
+    name = str(err.name()) if hasattr(err, "name") else ""
+    return name in RETRIABLE_ERRORS or bool(getattr(err, "retriable", lambda: False)())
 
 
 def print_json(obj: Any) -> None:

@@ -28,6 +28,7 @@ from suoi.cli.common import (
     make_client,
     parse_kv,
     read_props,
+    retrying,
 )
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
@@ -199,14 +200,24 @@ def _interrupt(_sig: int, _frame: Any) -> None:
 
 
 def _check_topic(producer: Any, topic: str) -> None:
-    """Not in metadata yet: ask for it (the broker may auto-create it) and fail fast if unknown."""
+    """Not in metadata yet: ask for it (the broker may auto-create it) and fail fast if unknown.
+    LEADER_NOT_AVAILABLE is the broker's answer while it creates the topic: retriable, so ask
+    again (within the tool's timeout), and if it persists let the producer retry the records
+    within message.timeout.ms rather than fail before sending anything."""
     from confluent_kafka import KafkaError, KafkaException
 
+    def attempt(left: float) -> Any:
+        t = producer.list_topics(topic=topic, timeout=min(left, CONNECT_TIMEOUT_S)).topics.get(topic)
+        if t is not None and t.error is not None and t.error.code() == KafkaError.LEADER_NOT_AVAILABLE:
+            raise KafkaException(t.error)
+        return t
+
     try:
-        md = producer.list_topics(topic=topic, timeout=CONNECT_TIMEOUT_S)
+        t = retrying(attempt)
     except KafkaException as exc:
+        if exc.args and getattr(exc.args[0], "code", lambda: None)() == KafkaError.LEADER_NOT_AVAILABLE:
+            return  # still being created: the producer waits for a leader and retries
         raise CliError(describe_error(exc)) from None
-    t = md.topics.get(topic)
     if t is None or (t.error is not None and t.error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART,
                                                                 KafkaError._UNKNOWN_TOPIC)):
         raise CliError(f"Topic '{topic}' does not exist (and the broker does not create topics automatically)")

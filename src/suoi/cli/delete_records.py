@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from suoi.cli.common import (
-    TIMEOUT_S,
     CliError,
     add_common_args,
     admin_client,
     cluster_metadata,
     describe_error,
     guarded,
+    is_retriable,
     print_json,
+    result,
+    retrying,
 )
 
 
@@ -80,16 +82,25 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"Topic '{topic}' has no partition {partition}")
     if args.output != "json":
         print("Executing records delete operation")
-    futures = admin.delete_records([TopicPartition(t, p, o) for t, p, o in targets],
-                                   request_timeout=TIMEOUT_S, operation_timeout=TIMEOUT_S)
-    rows = []
-    for tp, fut in sorted(futures.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
-        try:
-            rows.append({"topic": tp.topic, "partition": tp.partition,
-                         "low_watermark": fut.result(timeout=TIMEOUT_S).low_watermark, "error": None})
-        except KafkaException as exc:
-            rows.append({"topic": tp.topic, "partition": tp.partition, "low_watermark": None,
-                         "error": describe_error(exc)})
+
+    def attempt(left: float) -> list[dict[str, Any]]:
+        """One try at every partition; a retriable error (a leader moving) retries them all
+        (deleting up to an offset again is harmless), any other is that partition's result."""
+        futures = admin.delete_records([TopicPartition(t, p, o) for t, p, o in targets],
+                                       request_timeout=left, operation_timeout=left)
+        rows = []
+        for tp, fut in sorted(futures.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
+            try:
+                rows.append({"topic": tp.topic, "partition": tp.partition,
+                             "low_watermark": result(fut, left).low_watermark, "error": None})
+            except KafkaException as exc:
+                if is_retriable(exc):
+                    raise
+                rows.append({"topic": tp.topic, "partition": tp.partition, "low_watermark": None,
+                             "error": describe_error(exc)})
+        return rows
+
+    rows = retrying(attempt)
     failed = [r for r in rows if r["error"]]
     if args.output == "json":
         print_json({"partitions": rows})

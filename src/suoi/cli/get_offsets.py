@@ -10,7 +10,6 @@ import argparse
 from typing import Any
 
 from suoi.cli.common import (
-    TIMEOUT_S,
     CliError,
     add_common_args,
     admin_client,
@@ -19,6 +18,7 @@ from suoi.cli.common import (
     match_topics,
     print_json,
     result,
+    retrying,
 )
 
 TIME_NAMES = {"latest": -1, "earliest": -2, "max-timestamp": -3}
@@ -99,11 +99,15 @@ def run(args: argparse.Namespace) -> int:
     spec = {-1: OffsetSpec.latest(), -2: OffsetSpec.earliest(), -3: OffsetSpec.max_timestamp()}.get(when)
     if spec is None:
         spec = OffsetSpec.for_timestamp(when)
-    futures = admin.list_offsets({TopicPartition(t, p): spec for t, p in picked}, request_timeout=TIMEOUT_S)
-    by_key = {(tp.topic, tp.partition): f for tp, f in futures.items()}
+
+    def attempt(left: float) -> dict[tuple[str, int], int]:
+        futures = admin.list_offsets({TopicPartition(t, p): spec for t, p in picked}, request_timeout=left)
+        return {(tp.topic, tp.partition): result(f, left).offset for tp, f in futures.items()}
+
+    offsets = retrying(attempt)  # a leader moving (NOT_LEADER_OR_FOLLOWER) settles within the timeout
     rows = []
     for t, p in picked:
-        offset = result(by_key[(t, p)]).offset
+        offset = offsets[(t, p)]
         rows.append({"topic": t, "partition": p, "offset": offset if offset >= 0 else None})
     if args.output == "json":
         print_json({"offsets": rows})

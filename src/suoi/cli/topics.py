@@ -17,6 +17,7 @@ from suoi.cli.common import (
     parse_kv,
     print_json,
     result,
+    retrying,
 )
 
 DEFAULT_CONFIG_SOURCE = 5
@@ -129,13 +130,19 @@ def describe_topics(admin: Any, md: Any, names: list[str]) -> list[dict[str, Any
 
     if not names:
         return []
-    descs = admin.describe_topics(TopicCollection(names), request_timeout=TIMEOUT_S)
-    resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
-    config_futures = admin.describe_configs(resources, request_timeout=TIMEOUT_S)
-    configs_by_name = {r.name: result(f) for r, f in config_futures.items()}
+
+    def attempt(left: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        descs = admin.describe_topics(TopicCollection(names), request_timeout=left)
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
+        config_futures = admin.describe_configs(resources, request_timeout=left)
+        configs = {r.name: result(f, left) for r, f in config_futures.items()}
+        return {n: result(descs[n], left) for n in names}, configs
+
+    # A topic just created may not be known yet to the broker librdkafka asks (retriable).
+    descs, configs_by_name = retrying(attempt)
     out = []
     for name in names:
-        d = result(descs[name])
+        d = descs[name]
         entries = configs_by_name.get(name, {})
         partitions = []
         for p in sorted(d.partitions, key=lambda p: p.id):

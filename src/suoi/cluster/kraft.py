@@ -51,6 +51,18 @@ def _validate_broker_configs(name: str, overrides: Mapping[str, str]) -> None:
         validate(key, value, cluster_default=name == "")
 
 
+class _CreatingTopics(set[str]):
+    """Names of topics being auto-created; ending one (``discard``) calls ``on_done``."""
+
+    def __init__(self, on_done: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_done = on_done
+
+    def discard(self, name: str) -> None:
+        super().discard(name)
+        self._on_done()
+
+
 class NotControllerError(KafkaError):
     error_code = ErrorCode.not_controller
 
@@ -82,6 +94,10 @@ class KRaftServices:
         self.auto_create_rejections: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()  # short connects to brokers that went away
+        #: (condition on the image, future) pairs, checked whenever the image changes.
+        self._image_waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None]]] = []
+        #: ending an auto-creation wakes the image waiters too (a refused one changes no image)
+        self.creating_topics = _CreatingTopics(self._wake_image_waiters)
         self._stopping = False
         #: Snapshot (KIP-630) after this many bytes of committed records, so the metadata log is
         #: truncated and a new or lagging node catches up from the snapshot.
@@ -126,6 +142,7 @@ class KRaftServices:
             self._builder.apply_entry(entry)
             self._bytes_since_snapshot += len(entry.payload)
         self.image = self._builder.image()
+        self._wake_image_waiters()
         if self.controller is not None:
             self.controller.on_commit(self.driver.high_watermark - 1)
         leader = self.driver.leader_and_epoch
@@ -149,8 +166,33 @@ class KRaftServices:
     def on_load_snapshot(self, snapshot_id: SnapshotId, data: bytes) -> None:
         old = self.image
         self.image = MetadataImage.from_snapshot(data)
+        self._wake_image_waiters()
         self._builder = MetadataBuilder.from_image(self.image)
         asyncio.get_running_loop().call_soon(self._reconcile, old, self.image)
+
+    async def wait_image(self, condition: Callable[[MetadataImage], bool], timeout: float) -> bool:
+        """Until this node's metadata image satisfies ``condition`` (False after ``timeout`` s).
+        What a request that changed metadata waits for before it answers, so that the client's
+        next request to this node sees the change (Kafka's broker waits for its image to reach
+        the controller's offset the same way)."""
+        if condition(self.image):
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = (condition, fut)
+        self._image_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(fut, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with contextlib.suppress(ValueError):
+                self._image_waiters.remove(waiter)
+
+    def _wake_image_waiters(self) -> None:
+        for condition, fut in self._image_waiters:
+            if not fut.done() and condition(self.image):
+                fut.set_result(None)
 
     def on_leader_change(self, leader: LeaderAndEpoch) -> None:
         if leader.leader_id != self.node_id and self.controller is not None:
@@ -197,7 +239,17 @@ class KRaftServices:
 
     @property
     def controller_id(self) -> int:
+        """The quorum leader of the current epoch as this node knows it (-1 if none): where
+        forwarded requests go (``call_controller`` retries until one answers)."""
         leader = self.driver.leader_and_epoch.leader_id
+        return -1 if leader is None else leader
+
+    @property
+    def live_controller_id(self) -> int:
+        """The active controller as far as this node can tell it is alive: -1 while an election
+        runs, or when the last request to the leader failed in transport (a SIGKILLed leader
+        keeps its epoch until the fetch timeout). What Metadata and DescribeCluster name."""
+        leader = self.driver.live_leader_id
         return -1 if leader is None else leader
 
     async def run_on_controller(self, op: Callable[[QuorumController], Any]) -> Any:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from suoi.client import NodeClient
 from suoi.cluster.corrupt_repair import CorruptionRepair
+from suoi.cluster.delete_records import DeleteRecordsPurgatory
 from suoi.cluster.hw_checkpoint import CHECKPOINT_FILE, read_checkpoint, write_checkpoint
 from suoi.cluster.replica_fetcher import FollowerReplica, ReplicaFetcher
 from suoi.controller.delta import LocalPartition, MetadataDelta
@@ -88,6 +89,9 @@ class ReplicaManager:
         rack = cfg.get("broker.rack")
         self.rack: str | None = str(rack) if rack else None
         self.leaders: dict[TopicPartition, LeaderReplica] = {}
+        #: DeleteRecords waiting for every alive replica's log start (Kafka's DelayedDeleteRecords)
+        self.delete_records = DeleteRecordsPurgatory(
+            lambda: {b.broker_id for b in kraft.image.unfenced_brokers()}, broker.notifier.appended)
         self.followers: dict[TopicPartition, FollowerReplica] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
         #: broker-to-broker connections for replica fetches (the controller pool is the quorum's)
@@ -281,6 +285,7 @@ class ReplicaManager:
         leader = self.leaders.pop(tp, None)
         if leader is not None:
             self._complete(leader, leader.waiters.fail_all(Err.NOT_LEADER_OR_FOLLOWER))
+            self.delete_records.fail(tp)
             self._cancel_alter(tp)
             self._coordinators_resigned(tp, leader_epoch)
 
@@ -366,11 +371,13 @@ class ReplicaManager:
         return self.followers.get(TopicPartition(topic, partition))
 
     def on_follower_fetch(self, leader: LeaderReplica, replica_id: int, fetch_offset: int,
-                          leader_leo: int) -> ErrorCode:
+                          leader_leo: int, log_start_offset: int = -1) -> ErrorCode:
         """A follower's Fetch read the log (Kafka's updateFollowerFetchState)."""
-        result = leader.state.on_follower_fetch(replica_id, fetch_offset, leader_leo, self.broker.now_ms())
+        result = leader.state.on_follower_fetch(replica_id, fetch_offset, leader_leo, self.broker.now_ms(),
+                                                log_start_offset)
         if result.error:
             return ErrorCode(int(result.error))
+        self.delete_records.check(leader)
         if result.proposal is not None:
             self._propose(leader, result.proposal)
         self._after_leader_change(leader, result.high_watermark)

@@ -8,6 +8,7 @@ from suoi.raft.config import RaftConfig
 from suoi.raft.file_storage import FileStorage
 from suoi.raft.log import RaftLog, RaftSafetyError
 from suoi.raft.messages import (
+    HW_NOT_SENT,
     NO_LEADER,
     BeginQuorumEpochRequest,
     BeginQuorumEpochResponse,
@@ -35,6 +36,7 @@ from suoi.raft.state import Candidate, Follower, Leader, Prospective, Resigned, 
 from suoi.raft.storage import MemoryStorage, QuorumStateData, RaftStorage
 
 __all__ = [
+    "HW_NOT_SENT",
     "NO_LEADER",
     "BeginQuorumEpochRequest",
     "BeginQuorumEpochResponse",

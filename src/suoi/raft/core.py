@@ -132,6 +132,19 @@ class RaftNodeCore:
         return isinstance(self.role, Leader)
 
     @property
+    def live_leader_id(self) -> int | None:
+        """The leader as far as this node can tell it is alive and leading: itself when leader; for
+        a follower, its leader unless that one resigned or the last request to it failed in
+        transport (a crashed leader keeps its epoch until the fetch timeout, ~2 s, and admin
+        clients sent to it would wait in vain); None while an election runs."""
+        role = self.role
+        if isinstance(role, Leader):
+            return self.node_id
+        if isinstance(role, Follower) and not (role.leader_unreachable or role.leader_resigned):
+            return role.leader_id
+        return None
+
+    @property
     def role_name(self) -> str:
         return self.role.name
 
@@ -165,12 +178,15 @@ class RaftNodeCore:
 
     def _initial_role(self, qs: QuorumStateData) -> Role:
         now = self._now
+        # The only voter has nobody to wait for: it stands at once (as Kafka's KafkaRaftClient
+        # does), so a single node (`make run`) serves in milliseconds, not after 1-2 s.
+        election = now if self.voters == {self.node_id} else now + self._rand_election_timeout()
         if qs.leader_id == self.node_id and self.is_voter:
             others = tuple(sorted(self.voters - {self.node_id}))
-            return Resigned(qs.epoch, self.node_id, others, now + self._rand_election_timeout())
+            return Resigned(qs.epoch, self.node_id, others, election)
         if qs.leader_id is not None and qs.leader_id != self.node_id:
             return Follower(qs.epoch, qs.leader_id, qs.voted_id, now + self.config.fetch_timeout_ms)
-        return Unattached(qs.epoch, qs.voted_id, now + self._rand_election_timeout())
+        return Unattached(qs.epoch, qs.voted_id, election)
 
     def _persist(self, epoch: int, voted_id: int | None, leader_id: int | None) -> None:
         qs = QuorumStateData(epoch, voted_id, leader_id)
@@ -269,6 +285,7 @@ class RaftNodeCore:
         role.fetch_deadline = self._now + self.config.fetch_timeout_ms
         role.last_fetch_ok_ms = self._now
         role.next_fetch_ms = self._now
+        role.leader_unreachable = False
 
     def _send(self, destination: int, message: Message) -> int:
         corr = self._next_correlation
@@ -299,6 +316,7 @@ class RaftNodeCore:
             last_fetched_epoch=self.log.last_epoch,
             log_start_offset=self.log.start_offset,
             max_wait_ms=max_wait,
+            high_watermark=self.high_watermark,
         )
 
     # ======================================================================== listeners

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from suoi.model.errors import ErrorCode
 
 __all__ = [
+    "HW_NOT_SENT",
     "NO_LEADER",
     "BeginQuorumEpochRequest",
     "BeginQuorumEpochResponse",
@@ -46,6 +47,10 @@ __all__ = [
 
 NO_LEADER = -1
 """Kafka's sentinel for "no leader known" in ``leader_id`` fields."""
+
+HW_NOT_SENT = 2**63 - 1
+"""FetchRequest.high_watermark of a replica that does not report what it knows (Fetch < v18,
+KIP-1166): the leader then parks the fetch as before, whatever its own high watermark."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,10 @@ class FetchRequest:
     last_fetched_epoch: int
     log_start_offset: int = 0
     max_wait_ms: int = 0
+    # KIP-1166: the high watermark the fetching replica knows. A leader whose own is higher
+    # answers at once instead of parking, so a follower that just missed a commit does not
+    # learn it only when its long poll expires (KAFKA-14145).
+    high_watermark: int = HW_NOT_SENT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

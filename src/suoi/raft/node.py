@@ -87,6 +87,21 @@ class RaftNode(VotingMixin, ReplicationMixin, SnapshotMixin):
         self._now = max(self._now, now_ms)
         return self._step()
 
+    def request_failed(self, correlation_id: int, now_ms: int) -> list[Envelope]:
+        """The driver could not deliver request ``correlation_id``, or lost the connection before
+        its answer (Kafka's disconnect). A follower's fetch is retried after the retry backoff
+        instead of the request timeout, and until an answer comes the leader does not count as
+        live (:attr:`live_leader_id`). Other requests keep their own resend timers."""
+        self._now = max(self._now, now_ms)
+        pending = self._inflight.pop(correlation_id, None)
+        role = self.role
+        if pending is not None and isinstance(role, Follower) and role.inflight == correlation_id:
+            role.inflight = None
+            role.next_fetch_ms = self._now + self.config.retry_backoff_ms
+            if pending.destination == role.leader_id:
+                role.leader_unreachable = True
+        return self._step()
+
     def next_deadline(self) -> int:
         """The latest time at which ``poll`` must be called (it may be called earlier)."""
         if self._out or self._has_undelivered() or (self.is_leader and self.log.flushed_end < self.log.end_offset):
@@ -234,8 +249,11 @@ class RaftNode(VotingMixin, ReplicationMixin, SnapshotMixin):
 
     def _handle_response(self, source: int, pending: _Pending, msg: Message) -> None:
         current = pending.token == self._token
-        if isinstance(self.role, Follower) and self.role.inflight == pending.correlation_id:
-            self.role.inflight = None
+        if isinstance(self.role, Follower):
+            if self.role.inflight == pending.correlation_id:
+                self.role.inflight = None
+            if source == self.role.leader_id:
+                self.role.leader_unreachable = False  # it answered: alive
         if isinstance(msg, VoteResponse):
             self._handle_vote_response(source, pending, msg, current)
         elif isinstance(msg, FetchResponse):

@@ -119,7 +119,12 @@ class ReplicationMixin(RaftNodeCore):
             records = tuple(self.log.read(req.fetch_offset, max_entries=self.config.fetch_max_entries))
             if rid >= 0:
                 self._update_replica(role, rid, req.fetch_offset)
-            if allow_park and not records and req.max_wait_ms > 0 and self.high_watermark == hw_before and self.role is role:
+            # Park only a replica with nothing to learn: no entries, and it already knows our high
+            # watermark (KIP-1166). Without the second test, the follower whose fetch arrives just
+            # after another one committed an entry would hear of the commit only when its long
+            # poll expires (fetch_max_wait_ms later), as in Kafka <= 4.0 (KAFKA-14145).
+            knows_hw = req.high_watermark >= self.high_watermark and self.high_watermark == hw_before
+            if allow_park and not records and req.max_wait_ms > 0 and knows_hw and self.role is role:
                 role.parked[rid if rid >= 0 else -env.correlation_id - 2] = (env, self._now + req.max_wait_ms)
                 return None
         return FetchResponse(

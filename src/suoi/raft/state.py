@@ -174,6 +174,9 @@ class Follower(Role):
         self.inflight: int | None = None  # correlation id of the outstanding Fetch/FetchSnapshot
         self.snapshot: tuple[SnapshotId, bytearray] | None = None
         self.leader_resigned = False
+        #: A request to the leader failed in transport (refused, connection lost) since the last
+        #: answer: the leader is probably gone, though the epoch is only over at the fetch timeout.
+        self.leader_unreachable = False
 
 
 class Resigned(Role):

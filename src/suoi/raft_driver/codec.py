@@ -9,7 +9,7 @@ in which version of which Kafka schema. Every RPC addresses the single partition
 | Vote | Vote (52) | 0-2 / 2 (``pre_vote`` exists only in v2) |
 | BeginQuorumEpoch | BeginQuorumEpoch (53) | 0-1 / 1 |
 | EndQuorumEpoch | EndQuorumEpoch (54) | 0-1 / 1 (v0 ``preferred_successors``, v1 ``preferred_candidates``) |
-| Fetch | Fetch (1) on ``__cluster_metadata-0`` | 12-17 / 17 (leader, diverging epoch and snapshot id are v12+ tagged fields) |
+| Fetch | Fetch (1) on ``__cluster_metadata-0`` | 12-18 / 18 (leader, diverging epoch and snapshot id are v12+ tagged fields; the replica's known high watermark is v18's, KIP-1166) |
 | FetchSnapshot | FetchSnapshot (59) | 0-1 / 1 |
 | DescribeQuorum | DescribeQuorum (55) | 0-2 / 2 |
 
@@ -39,6 +39,7 @@ from suoi.model.errors import ErrorCode
 from suoi.protocol.codec import build, build_response, ms
 from suoi.protocol.records import SimpleRecord, build_batch, decode_batch_records, iter_batches, verify_crc
 from suoi.raft.messages import (
+    HW_NOT_SENT,
     NO_LEADER,
     BeginQuorumEpochRequest,
     BeginQuorumEpochResponse,
@@ -95,7 +96,7 @@ API_KEYS: dict[type, int] = {
 }  # fmt: skip
 
 #: The version the driver sends of each RPC (every voter runs suoi; no negotiation).
-SEND_VERSIONS: dict[int, int] = {VOTE_KEY: 2, BEGIN_KEY: 1, END_KEY: 1, FETCH_KEY: 17, FETCH_SNAPSHOT_KEY: 1, DESCRIBE_KEY: 2}
+SEND_VERSIONS: dict[int, int] = {VOTE_KEY: 2, BEGIN_KEY: 1, END_KEY: 1, FETCH_KEY: 18, FETCH_SNAPSHOT_KEY: 1, DESCRIBE_KEY: 2}
 
 _CONTROL_KEY = struct.Struct(">hh")
 LEADER_CHANGE = 2  # Kafka ControlRecordType.LEADER_CHANGE
@@ -203,7 +204,8 @@ def _request_dict(m: Message, destination: int, endpoint: tuple[str, str, int] |
             "topics": [{"topic": METADATA_TOPIC, "topic_id": METADATA_TOPIC_ID, "partitions": [{
                 "partition": METADATA_PARTITION, "current_leader_epoch": m.current_leader_epoch,
                 "fetch_offset": m.fetch_offset, "last_fetched_epoch": m.last_fetched_epoch,
-                "log_start_offset": m.log_start_offset, "partition_max_bytes": 0x7FFFFFFF}]}],
+                "log_start_offset": m.log_start_offset, "partition_max_bytes": 0x7FFFFFFF,
+                "high_watermark": m.high_watermark}]}],
         }
     if isinstance(m, FetchSnapshotRequest):
         return {"cluster_id": m.cluster_id, "replica_id": m.replica_id, "max_bytes": m.max_bytes,
@@ -267,7 +269,8 @@ def request_from_kio(entity: Any) -> Message:
         return FetchRequest(cluster_id=cluster_id, replica_id=replica_id,
                             current_leader_epoch=int(p.current_leader_epoch), fetch_offset=int(p.fetch_offset),
                             last_fetched_epoch=int(getattr(p, "last_fetched_epoch", -1)),
-                            log_start_offset=int(p.log_start_offset), max_wait_ms=ms(entity.max_wait))
+                            log_start_offset=int(p.log_start_offset), max_wait_ms=ms(entity.max_wait),
+                            high_watermark=int(getattr(p, "high_watermark", HW_NOT_SENT)))
     if key == FETCH_SNAPSHOT_KEY:
         p = _only_partition(entity.topics, "name", "partition")
         return FetchSnapshotRequest(cluster_id=cluster_id, replica_id=int(entity.replica_id),

@@ -8,7 +8,9 @@ It owns the node (with a ``FileStorage`` in ``<metadata dir>/__cluster_metadata-
 * **outbound**: every request envelope the node returns goes out as a kio request on the
   target voter's connection (lane ``fetch`` for Fetch/FetchSnapshot, ``control`` for the rest,
   so a parked long-poll Fetch never delays a Vote); the decoded answer is fed back with
-  ``handle``. Send failures are dropped: the node's own request timeouts drive retries.
+  ``handle``. A transport failure (refused, connection lost) is reported with
+  ``request_failed`` (a follower then retries after the backoff and stops naming that leader
+  as live); a timeout is dropped: the node's own request timeouts drive retries.
 * **inbound**: API handlers call ``await handle_request(message)``; the driver feeds the
   node an envelope with a fresh correlation id and parks a future keyed by (source,
   correlation id). The node answers at once, or later for a parked Fetch (long poll up to its
@@ -227,6 +229,11 @@ class QuorumDriver:
     def high_watermark(self) -> int:
         return self.node.high_watermark
 
+    @property
+    def live_leader_id(self) -> int | None:
+        """The leader, unless it is unreachable or an election runs (``RaftNode.live_leader_id``)."""
+        return self.node.live_leader_id if self._running else None
+
     def register_listener(self, listener: RaftListener) -> None:
         """Deliver the committed log (latest snapshot first) to ``listener``; see the module
         docstring for the rules callbacks must follow."""
@@ -350,8 +357,15 @@ class QuorumDriver:
             entity = request_to_kio(msg, destination=env.destination, leader_endpoint=self._endpoint)
             response = await self.pool.request(env.destination, entity, timeout=timeout, lane=lane)
             answer = response_from_kio(response)
-        except (ConnectionError, TimeoutError, UnknownNodeError) as exc:
+        except (ConnectionError, UnknownNodeError) as exc:
             log.debug("raft %d -> %d %s failed: %s", self.node_id, env.destination, type(msg).__name__, exc)
+            if self._running:  # the node retries sooner, and stops naming an unreachable leader
+                node = self.node
+                self._call(lambda: node.request_failed(env.correlation_id, self._clock()))
+                self._kick()
+            return
+        except TimeoutError as exc:
+            log.debug("raft %d -> %d %s timed out: %s", self.node_id, env.destination, type(msg).__name__, exc)
             return
         except (RaftCodecError, KafkaError, ValueError) as exc:
             log.warning("raft %d: bad %s answer from %d: %s", self.node_id, type(msg).__name__, env.destination, exc)

@@ -19,7 +19,7 @@ Plain inputs, `now_ms` passed in, outputs returned; no asyncio, sockets, files o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from .errors import Err
@@ -52,6 +52,8 @@ class ReplicaState:
     """What the leader knows about one follower (Kafka's `ReplicaState`)."""
 
     log_end_offset: int = UNKNOWN_OFFSET
+    #: the follower's log start as its last Fetch said: DeleteRecords' low watermark
+    log_start_offset: int = UNKNOWN_OFFSET
     last_fetch_leader_leo: int = UNKNOWN_OFFSET
     last_fetch_time_ms: int = 0
     last_caught_up_time_ms: int = 0
@@ -130,6 +132,12 @@ class LeaderPartitionState:
         """The error of a satisfied acks=all wait (Kafka's `checkEnoughReplicasReachOffset`)."""
         return Err.NOT_ENOUGH_REPLICAS_AFTER_APPEND if self.is_under_min_isr() else Err.NONE
 
+    def low_watermark(self, leader_log_start: int, alive: Collection[int]) -> int:
+        """Kafka's `lowWatermarkIfLeader`: the smallest log start offset among this leader and its
+        followers on alive brokers (a follower that has not said yet counts as UNKNOWN_OFFSET)."""
+        starts = [f.log_start_offset for rid, f in self.followers.items() if rid in alive]
+        return min([leader_log_start, *starts])
+
     def follower_state(self, replica_id: int) -> ReplicaState:
         return self.followers[replica_id]
 
@@ -142,8 +150,10 @@ class LeaderPartitionState:
         self.leader_leo = leader_leo
         return self._maybe_increment_hw(now_ms)
 
-    def on_follower_fetch(self, replica_id: int, fetch_offset: int, leader_leo: int, now_ms: int) -> FollowerFetchResult:
-        """A follower fetched from `fetch_offset` (its LEO) while the leader's LEO was `leader_leo`.
+    def on_follower_fetch(self, replica_id: int, fetch_offset: int, leader_leo: int, now_ms: int,
+                          log_start_offset: int = UNKNOWN_OFFSET) -> FollowerFetchResult:
+        """A follower fetched from `fetch_offset` (its LEO) while the leader's LEO was `leader_leo`;
+        its log starts at `log_start_offset` (the Fetch's field).
 
         Call it after the leader's log read, as Kafka's `updateFollowerFetchState` does.
         """
@@ -163,6 +173,8 @@ class LeaderPartitionState:
             caught_up = state.last_caught_up_time_ms
         previous_leo = state.log_end_offset
         state.log_end_offset = fetch_offset
+        if log_start_offset >= 0:
+            state.log_start_offset = log_start_offset
         state.last_fetch_leader_leo = leader_leo
         state.last_fetch_time_ms = now_ms
         state.last_caught_up_time_ms = caught_up

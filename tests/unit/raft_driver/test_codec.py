@@ -14,6 +14,7 @@ from kio.index import load_request_schema
 
 from suoi.protocol.codec import decode_request, decode_response, encode_request, encode_response, read_prefix
 from suoi.raft.messages import (
+    HW_NOT_SENT,
     BeginQuorumEpochRequest,
     BeginQuorumEpochResponse,
     DescribeQuorumRequest,
@@ -54,7 +55,7 @@ REQUESTS: list[tuple[Any, range]] = [
     (BeginQuorumEpochRequest(cluster_id="c1", leader_id=3, leader_epoch=9), range(0, 2)),
     (EndQuorumEpochRequest(cluster_id="c1", leader_id=3, leader_epoch=9, preferred_successors=(2, 1)), range(0, 2)),
     (FetchRequest(cluster_id="c1", replica_id=2, current_leader_epoch=5, fetch_offset=40, last_fetched_epoch=4,
-                  log_start_offset=10, max_wait_ms=500), range(12, 18)),
+                  log_start_offset=10, max_wait_ms=500, high_watermark=38), range(12, 19)),
     (FetchSnapshotRequest(cluster_id="c1", replica_id=2, current_leader_epoch=5, snapshot_id=SnapshotId(30, 4),
                           position=1024, max_bytes=4096), range(0, 2)),
     (DescribeQuorumRequest(), range(0, 3)),
@@ -66,12 +67,12 @@ RESPONSES: list[tuple[Any, range]] = [
     (BeginQuorumEpochResponse(error_code=ErrorCode.fenced_leader_epoch, leader_id=1, leader_epoch=8), range(0, 2)),
     (EndQuorumEpochResponse(error_code=ErrorCode.none, leader_id=3, leader_epoch=9), range(0, 2)),
     (FetchResponse(error_code=ErrorCode.none, leader_id=1, leader_epoch=3, high_watermark=8, log_start_offset=5,
-                   records=ENTRIES), range(12, 18)),
+                   records=ENTRIES), range(12, 19)),
     (FetchResponse(error_code=ErrorCode.none, leader_id=1, leader_epoch=3, high_watermark=8,
-                   diverging_epoch=EpochEndOffset(2, 6)), range(12, 18)),
+                   diverging_epoch=EpochEndOffset(2, 6)), range(12, 19)),
     (FetchResponse(error_code=ErrorCode.none, leader_id=1, leader_epoch=3, high_watermark=8,
-                   snapshot_id=SnapshotId(30, 2)), range(12, 18)),
-    (FetchResponse(error_code=ErrorCode.not_leader_or_follower, leader_id=-1, leader_epoch=3), range(12, 18)),
+                   snapshot_id=SnapshotId(30, 2)), range(12, 19)),
+    (FetchResponse(error_code=ErrorCode.not_leader_or_follower, leader_id=-1, leader_epoch=3), range(12, 19)),
     (FetchSnapshotResponse(error_code=ErrorCode.none, leader_id=1, leader_epoch=3, snapshot_id=SnapshotId(30, 2),
                            size=5000, position=4096, unaligned_records=b"xyz" * 10), range(0, 2)),
     (FetchSnapshotResponse(error_code=ErrorCode.snapshot_not_found, leader_id=1, leader_epoch=3,
@@ -87,6 +88,8 @@ RESPONSES: list[tuple[Any, range]] = [
 
 def _expect_at(message: Any, version: int) -> Any:
     """What survives an older version: fields it lacks come back as defaults."""
+    if isinstance(message, FetchRequest) and version < 18:
+        return dataclasses.replace(message, high_watermark=HW_NOT_SENT)  # KIP-1166 is v18's
     if isinstance(message, VoteRequest) and version < 2:
         return dataclasses.replace(message, pre_vote=False)
     if isinstance(message, DescribeQuorumResponse) and version < 1:
@@ -131,7 +134,7 @@ def test_fetch_addresses_the_metadata_topic_by_id_and_name() -> None:
 
 
 def test_top_level_error_without_partitions() -> None:
-    for key, version in [(52, 2), (53, 1), (54, 1), (1, 17), (59, 1), (55, 2)]:
+    for key, version in [(52, 2), (53, 1), (54, 1), (1, 18), (59, 1), (55, 2)]:
         from suoi.protocol.codec import build_response
         entity = build_response(key, version, codec.error_response_data(key, ErrorCode.inconsistent_cluster_id))
         msg = response_from_kio(entity)

@@ -218,3 +218,17 @@ def test_equal_epoch_registration_keeps_pending_expansion() -> None:
     assert s.high_watermark == 10  # 3 (joining) still holds it
     assert s.update_registration(5, 12, (1, 2, 3), (1, 2, 3), LAG + 6)  # the expansion's record
     assert s.pending is None and s.isr == {1, 2, 3}
+
+
+def test_low_watermark_is_the_smallest_log_start_of_alive_replicas() -> None:
+    """Kafka's lowWatermarkIfLeader, for DeleteRecords: followers report their log start in Fetch."""
+    s = leader(leo=10, hw=10)
+    assert s.low_watermark(5, alive={1, 2, 3}) == UNKNOWN_OFFSET  # followers have not said yet
+    s.on_follower_fetch(2, 10, 10, 1, log_start_offset=5)
+    s.on_follower_fetch(3, 10, 10, 1, log_start_offset=3)
+    assert s.low_watermark(5, alive={1, 2, 3}) == 3
+    assert s.low_watermark(5, alive={1, 2}) == 5  # 3 is down: it does not hold deletions back
+    s.on_follower_fetch(3, 10, 10, 2)  # a Fetch without the field keeps what it said before
+    assert s.follower_state(3).log_start_offset == 3
+    s.on_follower_fetch(3, 10, 10, 3, log_start_offset=7)
+    assert s.low_watermark(6, alive={1, 2, 3}) == 5

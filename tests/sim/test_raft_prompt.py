@@ -1,0 +1,74 @@
+"""Liveness details of the Raft core that the simulation's invariants do not pin down: a
+follower learns a commit without waiting for its long poll (KIP-1166), a follower stops
+naming a leader it cannot reach, and the only voter leads at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from suoi.raft import ErrorCode, FetchRequest, MemoryStorage, RaftNode
+from tests.sim.harness import CONFIG, Net, fetch, request
+
+
+def test_leader_answers_at_once_a_fetch_that_does_not_know_its_high_watermark() -> None:
+    """KIP-1166: a caught-up replica whose known HW is behind the leader's is answered now, not
+    parked for max_wait (KAFKA-14145); one that knows it, or does not say (Fetch < v18), parks."""
+    net = Net(voters=3)
+    leader = net.elect()
+    leader.append([b"a"])
+    net.run_until(net.converged)
+    e, end, hw = leader.epoch, leader.log.end_offset, leader.high_watermark
+    r = next(i for i in net.ids if i != leader.node_id)
+
+    def long_poll(known_hw: int | None) -> FetchRequest:
+        req = fetch(r, e, end, e, wait=CONFIG.fetch_max_wait_ms)
+        return req if known_hw is None else dataclasses.replace(req, high_watermark=known_hw)
+
+    behind = request(leader, r, long_poll(hw - 1))
+    assert behind is not None and behind.error_code == ErrorCode.none
+    assert behind.high_watermark == hw and behind.records == ()
+    assert request(leader, r, long_poll(hw)) is None  # parked: nothing to learn
+    assert request(leader, r, long_poll(None)) is None  # HW_NOT_SENT: parked as before
+    # the followers' own fetches report what they know
+    last = [env.message for env in net.sent if env.source == r and isinstance(env.message, FetchRequest)][-1]
+    assert last.high_watermark == net.nodes[r].high_watermark == hw
+
+
+def test_a_follower_stops_naming_a_leader_it_cannot_reach() -> None:
+    """A transport failure of the fetch to the leader (a SIGKILLed leader refuses connections):
+    the follower no longer names it as the live leader, retries after the backoff rather than the
+    request timeout, and names it again once it answers; the epoch ends only at the fetch timeout."""
+    net = Net(voters=3)
+    leader = net.elect()
+    net.run_until(net.converged)
+    r = next(i for i in net.ids if i != leader.node_id)
+    follower = net.nodes[r]
+    assert follower.live_leader_id == leader.node_id and leader.live_leader_id == leader.node_id
+    inflight = follower.role.inflight  # its long-poll fetch, parked on the leader
+    assert inflight is not None
+    net.queue.clear()
+    t = net.now
+    assert follower.request_failed(inflight + 1000, t) == [] and follower.live_leader_id == leader.node_id  # unknown id
+    out = follower.request_failed(inflight, t)
+    assert follower.live_leader_id is None
+    assert follower.leader_and_epoch.leader_id == leader.node_id  # still its epoch's leader
+    assert not any(isinstance(e.message, FetchRequest) for e in out)  # backing off
+    assert follower.next_deadline() <= t + CONFIG.retry_backoff_ms
+    again = follower.poll(t + CONFIG.retry_backoff_ms)
+    assert [e.destination for e in again if isinstance(e.message, FetchRequest)] == [leader.node_id]
+    net.emit(again)
+    # the leader answers (at the latest when the long poll expires): alive again
+    net.run_until(lambda: follower.live_leader_id == leader.node_id, max_ms=CONFIG.fetch_max_wait_ms + 5)
+    assert follower.leader_and_epoch.epoch == leader.epoch
+
+
+def test_the_only_voter_leads_at_its_first_poll_and_after_a_restart() -> None:
+    """No election timeout to wait for with nobody else to vote (Kafka stands at once too)."""
+    storage = MemoryStorage()
+    node = RaftNode(1, [1], storage, CONFIG, random.Random(1), now_ms=5000)
+    node.poll(5000)
+    assert node.is_leader and node.epoch == 1 and node.high_watermark == 1
+    restarted = RaftNode(1, [1], storage, CONFIG, random.Random(2), now_ms=9000)  # quorum-state names it leader
+    restarted.poll(9000)
+    assert restarted.is_leader and restarted.epoch == 2
