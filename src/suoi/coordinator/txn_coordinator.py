@@ -164,7 +164,9 @@ class TransactionCoordinator(CoordinatorRuntime):
     async def _send_markers(self, slot: PartitionSlot, end: int, m: WriteMarkers) -> None:
         """Wait for the Prepare* record to replicate (again after a failed wait, while still
         leading), write the markers, then complete the transaction - unless the partition was
-        resigned meanwhile (its next leader finds the Prepare* record and does all that)."""
+        resigned meanwhile (its next leader finds the Prepare* record and does all that). A
+        transaction never stays in Prepare* while this node coordinates it: a marker writer
+        that fails unexpectedly is run again after a backoff."""
         while True:
             error = await self._replicated((slot, end))
             if slot.resigned.done():
@@ -177,16 +179,32 @@ class TransactionCoordinator(CoordinatorRuntime):
             await asyncio.sleep(MARKER_RETRY_BACKOFF_S)
         if self.write_markers is None:
             self._write_local_markers(m)
-        else:
-            try:
-                await self.write_markers(m)
-            except Exception:
-                log.exception("transaction %s: writing its markers failed", m.transactional_id)
-                return
-            if slot.resigned.done():
-                log.info("transaction %s: coordinator moved while writing markers", m.transactional_id)
-                return
+        elif not await self._write_markers_while_leading(slot, m):
+            return
         self._markers_written(m)
+
+    async def _write_markers_while_leading(self, slot: PartitionSlot, m: WriteMarkers) -> bool:
+        """Run `write_markers` until it returns (True), or until `slot` is resigned (False: the
+        writer is cancelled, Kafka's removal of a former coordinator epoch's markers)."""
+        assert self.write_markers is not None
+        backoff = MARKER_RETRY_BACKOFF_S
+        while True:
+            writer = asyncio.ensure_future(self.write_markers(m))
+            try:
+                await asyncio.wait((writer, slot.resigned), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not writer.done():
+                    writer.cancel()
+            if slot.resigned.done():
+                log.info("transaction %s: coordinator moved while writing markers; the next one writes them",
+                         m.transactional_id)
+                return False
+            if writer.exception() is None:
+                return True
+            log.error("transaction %s: writing its markers failed; retrying in %.1f s", m.transactional_id,
+                      backoff, exc_info=writer.exception())
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     def _markers_written(self, m: WriteMarkers) -> None:
         log.info("transaction %s (producer %d, epoch %d) %s on %d partitions", m.transactional_id, m.producer_id,
