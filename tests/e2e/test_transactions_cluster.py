@@ -18,11 +18,12 @@
 
 from __future__ import annotations
 
+import signal
 import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,11 +135,13 @@ def coordinator_of(cluster: KRaftCluster, key: str, key_type: int = 1) -> int:
     return wait_until(ask, timeout=20, message=f"a coordinator for {key}")
 
 
-def describe_txn(cluster: KRaftCluster, tid: str) -> Any:
-    node = cluster.nodes[coordinator_of(cluster, tid)]
-    with RawClient(node.bootstrap) as c:
-        [state] = c.request(DescribeTransactionsRequest(transactional_ids=(tid,))).transaction_states
-    return state
+def txn_state(cluster: KRaftCluster, tid: str) -> str | None:
+    """`tid`'s state at its coordinator, or None while the coordinator cannot be asked (a node
+    whose metadata still names a coordinator that was just killed)."""
+    try:
+        return str(describe_on(cluster, coordinator_of(cluster, tid), tid).transaction_state)
+    except OSError:
+        return None
 
 
 def preparing_anywhere(cluster: KRaftCluster) -> list[str]:
@@ -205,7 +208,9 @@ def test_transactions_with_a_recreated_consumer_complete_and_read_committed_sees
     aborted: list[bytes] = []
     join_times = []
     for rnd in range(5):
-        consumer, joined = joined_consumer(bs, group, inp)  # recreated every round, as librdkafka's test does
+        # Recreated right after the previous commit, as librdkafka's test does: its JoinGroup and
+        # SyncGroup write to __consumer_offsets while that transaction's markers are written.
+        consumer, joined = joined_consumer(bs, group, inp)
         join_times.append(joined)
         try:
             values = [b"%d-%d" % (rnd, k) for k in range(10)]
@@ -222,9 +227,9 @@ def test_transactions_with_a_recreated_consumer_complete_and_read_committed_sees
                 committed += values
         finally:
             consumer.close()
-        state = wait_until(lambda: (s := describe_txn(cluster, tid)).transaction_state.startswith("Complete") and s,
-                           timeout=5, message=f"transaction {rnd} completed")
-        assert state.transaction_state == ("CompleteAbort" if rnd == 2 else "CompleteCommit")
+    state = wait_until(lambda: (s := txn_state(cluster, tid)) and s.startswith("Complete") and s,
+                       timeout=5, message="the last transaction completed")
+    assert state == "CompleteCommit"
     print(f"\nrecreated consumer joined in {', '.join(f'{t * 1000:.0f}' for t in join_times)} ms")
     assert max(join_times[1:]) < 2.0, join_times  # JoinGroup + SyncGroup, not 2 x 5 s
 
@@ -240,12 +245,15 @@ def test_transactions_with_a_recreated_consumer_complete_and_read_committed_sees
     assert preparing_anywhere(cluster) == []
 
 
-def run_txn(p: confluent_kafka.Producer, topic: str, values: list[bytes], commit: bool) -> bool:
+def run_txn(p: confluent_kafka.Producer, topic: str, values: list[bytes], commit: bool,
+            before_end: Callable[[], None] | None = None) -> bool:
     """One transaction; True if it committed. Retriable errors are retried, an abortable one
     aborts (librdkafka's documented error handling)."""
     p.begin_transaction()
     for k, v in enumerate(values):
         p.produce(topic, v, partition=k % PARTITIONS)
+    if before_end is not None:
+        before_end()
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -273,25 +281,28 @@ def test_exactly_once_while_the_coordinator_and_leaders_move(tmp_path: Path) -> 
         aborted: list[bytes] = []
         n = 0
 
-        def some_txns(count: int) -> None:
+        def some_txns(count: int, before_first_end: Callable[[], None] | None = None) -> None:
             nonlocal n
-            for _ in range(count):
+            for i in range(count):
                 values = [b"%d-%d" % (n, k) for k in range(PARTITIONS * 2)]
-                (committed if run_txn(p, topic, values, commit=n % 4 != 3) else aborted).extend(values)
+                ok = run_txn(p, topic, values, commit=n % 4 != 3, before_end=before_first_end if i == 0 else None)
+                (committed if ok else aborted).extend(values)
                 n += 1
 
         some_txns(8)
         coordinator = coordinator_of(cl, tid)
         other = next(i for i in cl.nodes if i != coordinator)
         for victim in (coordinator, other):
-            cl.nodes[victim].kill()  # the coordinator, and leaders of some partitions, move
-            some_txns(6)
+            # SIGKILL while the transaction ends: the coordinator (a new one loads the
+            # transaction and finishes it) or leaders of some partitions move meanwhile
+            killer = threading.Timer(0.002, cl.nodes[victim].kill)
+            some_txns(6, before_first_end=killer.start)
+            killer.join()
             cl.nodes[victim].start()
             cl.wait_registered()
             some_txns(6)
         wait_until(lambda: preparing_anywhere(cl) == [], timeout=30, message="no transaction left in Prepare*")
-        state = describe_txn(cl, tid)
-        assert state.transaction_state in ("CompleteCommit", "CompleteAbort")
+        assert wait_until(lambda: txn_state(cl, tid), timeout=10) in ("CompleteCommit", "CompleteAbort")
 
         seen = [m.value() for m in ck_read_to_end(cl.bootstrap, topic, list(range(PARTITIONS)),
                                                   isolation="read_committed", timeout=30)]
@@ -299,3 +310,65 @@ def test_exactly_once_while_the_coordinator_and_leaders_move(tmp_path: Path) -> 
         assert sorted(seen) == sorted(committed)
         assert not set(seen) & set(aborted)
         assert n == 32 and committed
+
+
+@pytest.mark.slow
+def test_a_new_coordinator_completes_a_transaction_found_in_prepare_commit(tmp_path: Path) -> None:
+    """The only leader of a partition is frozen (SIGSTOP) while its transaction commits, so the
+    coordinator cannot write that marker and the transaction stays in PrepareCommit; then the
+    coordinator is SIGKILLed and the frozen node resumed. The next coordinator loads PrepareCommit,
+    sends the markers to the partition's leader once it is back, and completes the transaction."""
+    with kraft_cluster(tmp_path, 3, OVERRIDES) as cl:
+        tid, spread, pinned = "failover-tx", "spread", "pinned"
+        create_topics(cl, spread)
+        coordinator = coordinator_of(cl, tid)
+        frozen = next(i for i in cl.nodes if i != coordinator)
+        admin = AdminClient({"bootstrap.servers": cl.bootstrap})
+        admin.create_topics([NewTopic(pinned, num_partitions=1, replica_assignment=[[frozen]])])[pinned].result(20)
+        cl.wait_leaders(pinned, 1)
+        p = txn_producer(cl.bootstrap, tid, **{"transaction.timeout.ms": "120000", "message.timeout.ms": "120000"})
+        values = [b"v%d" % k for k in range(6)]
+        p.begin_transaction()
+        for k, v in enumerate(values):
+            p.produce(pinned if k % 2 else spread, v, partition=0 if k % 2 else k % PARTITIONS)
+        assert p.flush(30) == 0
+
+        frozen_proc = cl.nodes[frozen].proc
+        assert frozen_proc is not None
+        frozen_proc.send_signal(signal.SIGSTOP)
+        errors: list[BaseException] = []
+        committing = threading.Thread(target=_commit, args=(p, errors))
+        try:
+            committing.start()
+            # PrepareCommit is replicated once the frozen node is fenced and leaves the ISR
+            # (broker.session.timeout.ms); then the coordinator says which marker it waits for
+            wait_until(lambda: f"for its COMMIT markers on {pinned}-0" in cl.nodes[coordinator].logs(), timeout=60,
+                       interval=0.2, message="the coordinator waiting for the frozen leader's marker")
+            assert describe_on(cl, coordinator, tid).transaction_state == "PrepareCommit"
+            cl.nodes[coordinator].kill()
+        finally:
+            frozen_proc.send_signal(signal.SIGCONT)
+        committing.join(130)
+        assert not committing.is_alive() and errors == []  # the client retries EndTxn on the new coordinator
+        wait_until(lambda: txn_state(cl, tid) == "CompleteCommit", timeout=30,
+                   message="the new coordinator completed the transaction")
+        assert coordinator_of(cl, tid) != coordinator
+        cl.nodes[coordinator].start()
+        seen = [m.value() for m in ck_read_to_end(cl.bootstrap, pinned, [0], isolation="read_committed", timeout=30)]
+        seen += [m.value() for m in ck_read_to_end(cl.bootstrap, spread, list(range(PARTITIONS)),
+                                                   isolation="read_committed", timeout=30)]
+        assert sorted(seen) == sorted(values)
+        assert preparing_anywhere(cl) == []
+
+
+def _commit(p: confluent_kafka.Producer, errors: list[BaseException]) -> None:
+    try:
+        p.commit_transaction(120)
+    except BaseException as exc:  # reported by the test thread
+        errors.append(exc)
+
+
+def describe_on(cluster: KRaftCluster, node_id: int, tid: str) -> Any:
+    with RawClient(cluster.nodes[node_id].bootstrap) as c:
+        [state] = c.request(DescribeTransactionsRequest(transactional_ids=(tid,))).transaction_states
+    return state

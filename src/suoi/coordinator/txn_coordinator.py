@@ -88,11 +88,17 @@ class TransactionCoordinator(CoordinatorRuntime):
 
     def _loaded(self, partition: int, now: int) -> None:
         latest = self._replaying.pop(partition, {})
-        for snapshot in latest.values():
+        preparing = []
+        for tid, snapshot in latest.items():
             if snapshot is not None:  # Prepare* snapshots re-emit their markers here
-                self._process(self.machine.restore(TxnSnapshot.from_dict(snapshot), now))
-        log.info("%s-%d: loaded %d transactional ids", TRANSACTION_STATE_TOPIC, partition,
-                 sum(1 for s in latest.values() if s is not None))
+                outputs = self.machine.restore(TxnSnapshot.from_dict(snapshot), now)
+                if any(isinstance(out, WriteMarkers) for out in outputs):
+                    preparing.append(tid)
+                self._process(outputs)
+        log.info("%s-%d: loaded %d transactional ids%s", TRANSACTION_STATE_TOPIC, partition,
+                 sum(1 for s in latest.values() if s is not None),
+                 f"; completing {len(preparing)} found in PrepareCommit/PrepareAbort: {', '.join(sorted(preparing))}"
+                 if preparing else "")
 
     def _unload(self, partition: int) -> None:
         """Forget the ids of `partition`; markers waiting on it are dropped (the next leader
