@@ -415,6 +415,16 @@ def test_end_txn_and_markers_wait_for_the_prepare_record_to_replicate(tmp_path: 
     run(tmp_path, scenario)
 
 
+async def committed_txn(txns: TransactionCoordinator, held: Held, tid: str, partition: int) -> None:
+    """InitProducerId, AddPartitionsToTxn and EndTxn(commit), each released once it waits for
+    replication: the transaction is in PrepareCommit, its markers being written."""
+    pid, epoch = await begin(txns, held, tid, partition)
+    end = end_txn(txns, tid, pid, epoch)
+    await until(lambda: held.waiting(partition))
+    held.release(partition)
+    assert (await end).error_code == E.none
+
+
 def test_a_failing_marker_writer_is_run_again_until_the_transaction_completes(tmp_path: Path) -> None:
     t1 = key_in(1, "t")
 
@@ -429,11 +439,7 @@ def test_a_failing_marker_writer_is_run_again_until_the_transaction_completes(tm
                 raise ConnectionError("a bug or an unexpected error in the marker writer")
 
         txns.write_markers = write_markers
-        pid, epoch = await begin(txns, held, t1, 1)
-        end = end_txn(txns, t1, pid, epoch)
-        await until(lambda: held.waiting(1))
-        held.release(1)
-        assert (await end).error_code == E.none
+        await committed_txn(txns, held, t1, 1)
         # not left in PrepareCommit: the writer runs again after a backoff, then Complete* is written
         await until(lambda: state_of(txns, t1) == "CompleteCommit", message="the transaction completed")
         assert len(calls) == 2 and calls[0] == calls[1]
@@ -459,11 +465,7 @@ def test_a_resignation_cancels_the_marker_writer(tmp_path: Path) -> None:
                 raise
 
         txns.write_markers = write_markers
-        pid, epoch = await begin(txns, held, t1, 1)
-        end = end_txn(txns, t1, pid, epoch)
-        await until(lambda: held.waiting(1))
-        held.release(1)
-        assert (await end).error_code == E.none
+        await committed_txn(txns, held, t1, 1)
         await until(lambda: started, message="the markers sent")
         txns.on_resign(1, 6)  # the next coordinator loads PrepareCommit and sends them again
         await until(lambda: cancelled, message="the writer cancelled")
