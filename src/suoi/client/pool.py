@@ -137,7 +137,8 @@ class NodeClient:
         return bool(ln and ln.conn and not ln.conn.closed)
 
     # ------------------------------------------------------------------ requests
-    async def request(self, node_id: int, entity: Any, *, timeout: float | None = 30.0, lane: str = Lane.DEFAULT) -> Any:
+    async def request(self, node_id: int, entity: Any, *, timeout: float | None = 30.0,
+                      lane: str = Lane.DEFAULT) -> Any:
         """Send ``entity`` to ``node_id`` and return the decoded response.
 
         Raises ``UnknownNodeError``, ``NodeNotReadyError`` (in backoff), ``ConnectionError``
