@@ -184,7 +184,7 @@ class KafkaConnection(asyncio.Protocol):
         if held >= HOL_WARN_S and now - self._hol_logged_at >= HOL_LOG_INTERVAL_S:
             self._hol_logged_at = now
             log.warning("connection from %s: a %s answer was held %.1f s behind an earlier %s answer (answers go "
-                        "in request order); replication traffic needs a connection of its own", self._peer,
+                        "in request order: a request that waits holds every answer behind it)", self._peer,
                         _api_name(entry.api_key), held, _api_name(held_by))
 
     def _write(self, parts: Parts) -> None:
