@@ -16,8 +16,17 @@ Phases:
                 records (round robin over partitions), commit; repeated for --txn-seconds.
                 Reports transactions/s and MB/s (committed payload only).
 
+  cluster       (--cluster) a local 3-broker cluster (`suoi cluster up --brokers 3 --controllers 1`,
+                internal topics with 3 replicas, as bench_replication.py starts it): a consumer
+                joins a group, then a transactional producer runs --cluster-txns transactions
+                that each write one record to two topics and send_offsets_to_transaction,
+                while a bystander acks=all producer writes one record at a time to an unrelated
+                topic.  Reports transaction latency p50/p99/max, the bystander's longest wait,
+                and init_transactions of another transactional id.
+
   python benchmarks/bench_txn.py --suoi
   python benchmarks/bench_txn.py --bootstrap 127.0.0.1:9092 --rounds 3 --seconds 5
+  python benchmarks/bench_txn.py --cluster --cluster-txns 50
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import MB, create_topic, log, payload, read_cpu_s, start_suoi  # noqa: E402  (bench.py's helpers)
+from common import MB, create_topic, log, payload, read_cpu_s, start_suoi  # noqa: E402  (shared helpers)
 from confluent_kafka import Producer  # noqa: E402
 
 
@@ -120,6 +129,84 @@ def txn_run(bootstrap: str, partitions: int, size: int, txn_size: int, seconds: 
     return res
 
 
+def _percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
+def cluster_run(args: argparse.Namespace) -> dict[str, Any]:
+    """Two-topic transactions with offsets on a 3-broker cluster, with an acks=all bystander."""
+    import threading
+
+    from bench_replication import LocalCluster
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    cluster = LocalCluster("txn", {"group.initial.rebalance.delay.ms": "0"}, args)
+    try:
+        cluster.up()
+        bs = cluster.bootstrap
+        run = uuid.uuid4().hex[:6]
+        inp, out_a, out_b, side = (f"{n}-{run}" for n in ("in", "out-a", "out-b", "bystander"))
+        admin = AdminClient({"bootstrap.servers": bs})
+        for f in admin.create_topics([NewTopic(t, 3, 3) for t in (inp, out_a, out_b, side)]).values():
+            f.result(30)
+        assigned = threading.Event()
+        consumer = Consumer({"bootstrap.servers": bs, "group.id": f"bench-{run}", "enable.auto.commit": False})
+        consumer.subscribe([inp], on_assign=lambda _c, _p: assigned.set())
+        deadline = time.monotonic() + 30
+        while not assigned.is_set() and time.monotonic() < deadline:
+            consumer.poll(0.05)
+        p = Producer({"bootstrap.servers": bs, "transactional.id": f"bench-{run}", "linger.ms": 0})
+        p.init_transactions(60)
+
+        def one_txn(i: int) -> float:
+            t0 = time.perf_counter()
+            p.begin_transaction()
+            p.produce(out_a, b"a", partition=i % 3)
+            p.produce(out_b, b"b", partition=(i + 1) % 3)
+            p.send_offsets_to_transaction([TopicPartition(inp, 0, i + 1)], consumer.consumer_group_metadata(), 120)
+            p.commit_transaction(120)
+            return time.perf_counter() - t0
+
+        for i in range(2):  # first connections to every leader
+            one_txn(i)
+        stop = threading.Event()
+        waits: list[float] = []
+
+        def bystander() -> None:
+            bp = Producer({"bootstrap.servers": bs, "acks": "all", "linger.ms": 0})
+            while not stop.is_set():
+                done: list[Any] = []
+                t0 = time.perf_counter()
+                bp.produce(side, b"x", on_delivery=lambda err, _m: done.append(err))
+                while not done and time.perf_counter() - t0 < 120:
+                    bp.poll(0.005)
+                waits.append(time.perf_counter() - t0)
+                stop.wait(0.01)
+            bp.flush(10)
+
+        thread = threading.Thread(target=bystander, daemon=True)
+        thread.start()
+        latencies = []
+        for i in range(2, 2 + args.cluster_txns):
+            latencies.append(one_txn(i))
+            log(f"cluster: transaction {i - 1}: {latencies[-1] * 1000:.1f} ms")
+        stop.set()
+        thread.join(130)
+        t0 = time.perf_counter()
+        Producer({"bootstrap.servers": bs, "transactional.id": f"bench-other-{run}"}).init_transactions(120)
+        other_init = time.perf_counter() - t0
+        consumer.close()
+        latencies.sort()
+        waits.sort()
+        return {"transactions": len(latencies), "txn_ms_p50": _percentile(latencies, 0.5) * 1000,
+                "txn_ms_p99": _percentile(latencies, 0.99) * 1000, "txn_ms_max": latencies[-1] * 1000,
+                "bystander_ms_p50": _percentile(waits, 0.5) * 1000 if waits else None,
+                "bystander_ms_max": waits[-1] * 1000 if waits else None, "other_init_ms": other_init * 1000}
+    finally:
+        cluster.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", metavar="HOST:PORT")
@@ -137,9 +224,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-idempotence", action="store_true")
     ap.add_argument("--skip-txn", action="store_true")
     ap.add_argument("--json", action="store_true", help="also print one JSON line with every run")
+    ap.add_argument("--cluster", action="store_true", help="only the 3-broker cluster phase (starts its own)")
+    ap.add_argument("--cluster-txns", type=int, default=50, help="measured transactions in the cluster phase")
+    ap.add_argument("--keep-dir", action="store_true", help="cluster phase: keep the node logs")
     args = ap.parse_args(argv)
+    if args.cluster:
+        args.ready_timeout = max(args.ready_timeout, 60.0)
+        t = cluster_run(args)
+        print(f"\n{'figure (3 brokers, internal topics RF=3)':<56}{'value':>12}")
+        print(f"{'two-topic txn + send_offsets p50 (ms)':<56}{t['txn_ms_p50']:>12.1f}")
+        print(f"{'two-topic txn + send_offsets p99 (ms)':<56}{t['txn_ms_p99']:>12.1f}")
+        print(f"{'two-topic txn + send_offsets max (ms)':<56}{t['txn_ms_max']:>12.1f}")
+        if t["bystander_ms_max"] is not None:
+            print(f"{'bystander acks=all delivery p50 (ms)':<56}{t['bystander_ms_p50']:>12.1f}")
+            print(f"{'bystander acks=all delivery max (ms)':<56}{t['bystander_ms_max']:>12.1f}")
+        print(f"{'init_transactions of another transactional.id (ms)':<56}{t['other_init_ms']:>12.1f}")
+        if args.json:
+            print(json.dumps({"cluster": t}))
+        return 0
     if not args.suoi and not args.bootstrap:
-        ap.error("give --suoi or --bootstrap")
+        ap.error("give --suoi, --bootstrap or --cluster")
 
     target = start_suoi(args) if args.suoi else None
     bootstrap = target.bootstrap if target else args.bootstrap

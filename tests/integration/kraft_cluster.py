@@ -22,7 +22,7 @@ CLUSTER_ID = "c3VvaS1lcG9jaC10ZXN0cw"
 
 
 class KRaftCluster:
-    def __init__(self, directory: Path, size: int) -> None:
+    def __init__(self, directory: Path, size: int, overrides: dict[str, str] | None = None) -> None:
         # Outside the ephemeral range: a restarted node binds the same ports again.
         picked = free_ports(2 * size)
         ports = list(zip(picked[::2], picked[1::2], strict=True))
@@ -35,7 +35,7 @@ class KRaftCluster:
                 "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
                 "controller.listener.names": "CONTROLLER", "controller.quorum.voters": voters,
                 "cluster.id": CLUSTER_ID, "broker.heartbeat.interval.ms": "200",
-                "broker.session.timeout.ms": "3000",
+                "broker.session.timeout.ms": "3000", **(overrides or {}),
             })
 
     @property
@@ -90,8 +90,8 @@ class KRaftCluster:
 
 
 @contextmanager
-def kraft_cluster(directory: Path, size: int = 3) -> Iterator[KRaftCluster]:
-    cluster = KRaftCluster(directory, size)
+def kraft_cluster(directory: Path, size: int = 3, overrides: dict[str, str] | None = None) -> Iterator[KRaftCluster]:
+    cluster = KRaftCluster(directory, size, overrides)
     try:
         cluster.start()
         yield cluster

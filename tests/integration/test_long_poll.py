@@ -182,3 +182,26 @@ def test_client_disconnect_while_parked(broker: EmbeddedBroker) -> None:
     assert_serves(broker)
     new = watch.new()
     assert "Traceback" not in new and " ERROR " not in new, new
+
+
+def test_an_answer_held_behind_a_parked_fetch_keeps_request_order_and_is_logged(broker: EmbeddedBroker) -> None:
+    """Answers on one connection go in request order, so a quick Fetch pipelined behind a
+    long-poll one waits for it; the node logs such head-of-line blocking (it is what made
+    transactions take 30 s when WriteTxnMarkers shared the replica fetcher's connection)."""
+    topic = unique("lp-hol")
+    create_topic(broker.bootstrap, topic)
+    produce(broker.bootstrap, topic, 0, build_batch([(b"k", b"v")], timestamp_ms=now_ms()))
+    parked = fetch_req(topic, 0, 1, max_wait_ms=1500, min_bytes=1)  # at the end: waits 1.5 s
+    quick = fetch_req(topic, 0, 0, max_wait_ms=0)  # data at once
+    watch = LogWatch(broker)
+    with RawClient(broker.bootstrap) as c:
+        started = time.monotonic()
+        first = send_fetch(c, parked)
+        second = send_fetch(c, quick)
+        assert not recv_fetch(c, parked, first).responses[0].partitions[0].records
+        body = recv_fetch(c, quick, second)
+        elapsed = time.monotonic() - started
+    assert [r.value for r in iter_records(body.responses[0].partitions[0].records or b"")] == [b"v"]
+    assert elapsed >= 1.4
+    line = watch.wait_for(r"a Fetch answer was held 1\.\d s behind an earlier Fetch answer")
+    assert line.count("held") == 1

@@ -10,9 +10,10 @@ import asyncio
 from typing import Any
 
 from suoi.client.connection import KafkaClientConnection
-from suoi.client.pool import NodeClient, NodeNotReadyError, UnknownNodeError
+from suoi.client.pool import Lane, NodeClient, NodeNotReadyError, UnknownNodeError
 
-__all__ = ["KafkaClientConnection", "NodeClient", "NodeNotReadyError", "UnknownNodeError", "request_once", "request_sync"]
+__all__ = ["KafkaClientConnection", "Lane", "NodeClient", "NodeNotReadyError", "UnknownNodeError", "request_once",
+           "request_sync"]
 
 
 async def request_once(host: str, port: int, entity: Any, *, client_id: str = "suoi-internal",

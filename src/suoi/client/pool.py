@@ -8,8 +8,13 @@ requests fail at once with :class:`NodeNotReadyError` (a ``ConnectionError``) un
 ``reconnect_backoff_max_ms`` (Kafka's ``reconnect.backoff*.ms``). Failing fast instead of
 waiting keeps callers with their own timers (the Raft driver) in charge of retries.
 
-A node may have several *lanes* (independent connections), so a long-polling Fetch does not
-hold up the answers to other requests on the same socket (responses come in request order).
+A node may have several *lanes* (independent connections, one per purpose, as Kafka gives its
+replica fetchers, transaction marker channel, forwarding and controller channels each their own
+NetworkClient). Responses on one connection come in request order, so a request the peer holds
+(a WriteTxnMarkers waiting for its ISR, a forwarded CreateTopics waiting for the quorum, a
+long-poll Fetch) delays every answer behind it; if the request that would release it is one of
+those (the follower Fetch that advances the high watermark), the two wait for each other until
+a timeout. Traffic of different purposes therefore never shares a lane: see ``Lane``.
 
 A request that times out closes its connection (as Kafka's NetworkClient does): we cannot tell
 a slow peer from a dead one, and a half-open socket would otherwise swallow every later request.
@@ -27,9 +32,29 @@ from typing import Any
 
 from suoi.client.connection import DEFAULT_MAX_RESPONSE_BYTES, KafkaClientConnection
 
-__all__ = ["NodeClient", "NodeNotReadyError", "UnknownNodeError"]
+__all__ = ["Lane", "NodeClient", "NodeNotReadyError", "UnknownNodeError"]
 
 log = logging.getLogger("suoi.client")
+
+
+class Lane:
+    """Lane names: one connection per purpose between two nodes (see the module docstring)."""
+
+    DEFAULT = "default"
+    #: Follower Fetch and OffsetsForLeaderEpoch (Kafka's ReplicaFetcherThread); never held by
+    #: anything that waits for replication, so the high watermark always advances.
+    REPLICA_FETCH = "replica-fetch"
+    #: WriteTxnMarkers (Kafka's TransactionMarkerChannelManager): each answer waits for the ISR.
+    TXN_MARKERS = "txn-markers"
+    #: Requests forwarded to the active controller (CreateTopics, ...): wait for the quorum.
+    FORWARDING = "forwarding"
+    #: BrokerRegistration/BrokerHeartbeat (BrokerLifecycleManager): the controller fences a
+    #: broker whose heartbeat connection closes, so nothing slow may share it.
+    LIFECYCLE = "broker-lifecycle"
+    #: AlterPartition (AlterPartitionManager): ISR changes, which the high watermark may need.
+    ALTER_PARTITION = "alter-partition"
+    #: AllocateProducerIds (the producer id manager's channel).
+    PRODUCER_IDS = "producer-ids"
 
 
 class UnknownNodeError(LookupError):
@@ -105,14 +130,15 @@ class NodeClient:
     def node_ids(self) -> list[int]:
         return sorted(self._nodes)
 
-    def is_ready(self, node_id: int, lane: str = "default") -> bool:
+    def is_ready(self, node_id: int, lane: str = Lane.DEFAULT) -> bool:
         """True if a request would go out on an open connection right now."""
         node = self._nodes.get(node_id)
         ln = node.lanes.get(lane) if node else None
         return bool(ln and ln.conn and not ln.conn.closed)
 
     # ------------------------------------------------------------------ requests
-    async def request(self, node_id: int, entity: Any, *, timeout: float | None = 30.0, lane: str = "default") -> Any:
+    async def request(self, node_id: int, entity: Any, *, timeout: float | None = 30.0,
+                      lane: str = Lane.DEFAULT) -> Any:
         """Send ``entity`` to ``node_id`` and return the decoded response.
 
         Raises ``UnknownNodeError``, ``NodeNotReadyError`` (in backoff), ``ConnectionError``

@@ -25,6 +25,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from suoi.client import Lane
 from suoi.log.batch_check import CorruptBatch
 from suoi.log.errors import LogError
 from suoi.model import ErrorCode, TopicPartition
@@ -146,7 +147,7 @@ class CorruptionRepair:
                         "new_isr": new_isr, "leader_recovery_state": 0,
                         "partition_epoch": state.partition_epoch}]}]})
                 try:
-                    response = await m.kraft.call_controller(request, quick=True)
+                    response = await m.kraft.call_controller(request, quick=True, lane=Lane.ALTER_PARTITION)
                     error = int(response.error_code) or int(response.topics[0].partitions[0].error_code)
                 except Exception as exc:
                     error = -1

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from suoi.client import NodeClient
+from suoi.client import Lane, NodeClient
 from suoi.cluster.replica_manager import ReplicaManager
 from suoi.cluster.settings import KRaftSettings
 from suoi.controller import records as mrec
@@ -272,10 +272,13 @@ class KRaftServices:
         return result.response
 
     async def call_controller(self, request: Any, *, timeout: float = CONTROLLER_TIMEOUT_S,
-                              quick: bool = False) -> Any:
+                              quick: bool = False, lane: str = Lane.FORWARDING) -> Any:
         """Send a request to the active controller over its listener (forwarding). `quick`
         (heartbeats, AlterPartition: cheap, idempotent requests) bounds each attempt by
-        controller.quorum.request.timeout.ms and then asks whoever leads the quorum by then."""
+        controller.quorum.request.timeout.ms and then asks whoever leads the quorum by then.
+        `lane`: the connection of this purpose (Kafka's channel managers): a forwarded
+        CreateTopics waiting for the quorum must not hold up a heartbeat, nor a timed-out
+        heartbeat close the connection a CreateTopics waits on."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         last: Exception | None = None
@@ -287,7 +290,7 @@ class KRaftServices:
                 remaining = max(deadline - loop.time(), 0.05)
                 attempt = min(self._request_timeout_s, remaining) if quick else remaining
                 try:
-                    response = await self.pool.request(leader, request, timeout=attempt)
+                    response = await self.pool.request(leader, request, timeout=attempt, lane=lane)
                     if getattr(response, "error_code", 0) != ErrorCode.not_controller:
                         return response
                 except (TimeoutError, ConnectionError) as exc:
@@ -352,7 +355,8 @@ class KRaftServices:
         while True:
             try:
                 if self.broker_epoch < 0:
-                    response = await self.call_controller(registration_request(self), quick=True)
+                    response = await self.call_controller(registration_request(self), quick=True,
+                                                           lane=Lane.LIFECYCLE)
                     if response.error_code == ErrorCode.none:
                         self.broker_epoch = int(response.broker_epoch)
                         log.info("node %d registered with broker epoch %d", self.node_id, self.broker_epoch)
@@ -362,7 +366,8 @@ class KRaftServices:
                         continue
                     log.warning("broker registration refused: %s", ErrorCode(response.error_code).name)
                 else:
-                    response = await self.call_controller(heartbeat_request(self, want_shutdown=False), quick=True)
+                    response = await self.call_controller(heartbeat_request(self, want_shutdown=False), quick=True,
+                                                           lane=Lane.LIFECYCLE)
                     if response.error_code in (ErrorCode.stale_broker_epoch, ErrorCode.broker_id_not_registered):
                         self.broker_epoch = -1
                         continue
@@ -399,7 +404,8 @@ class KRaftServices:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5
         while loop.time() < deadline:
-            response = await self.call_controller(heartbeat_request(self, want_shutdown=True), timeout=2)
+            response = await self.call_controller(heartbeat_request(self, want_shutdown=True), timeout=2,
+                                                  lane=Lane.LIFECYCLE)
             if response.error_code != ErrorCode.none or response.should_shut_down:
                 return
             await asyncio.sleep(0.1)

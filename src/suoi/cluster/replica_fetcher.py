@@ -9,6 +9,10 @@ follower's position), appends the batches as received (offsets, epochs and times
 and takes the leader's high watermark. A leader that still finds a divergence answers with a
 diverging epoch (Fetch v12+) and the follower truncates again.
 
+Its requests go on their own connection to the leader (`Lane.REPLICA_FETCH`): nothing that
+waits for replication (WriteTxnMarkers, forwarded requests) may queue ahead of the fetch that
+would advance the high watermark, since answers on a connection come in request order.
+
 Errors: a fenced epoch (the leader knows a newer epoch than ours) parks the partition until
 the metadata image brings the new registration; a leader that does not lead (yet) or a
 broken connection backs off `replica.fetch.backoff.ms`; a follower below the leader's log
@@ -24,6 +28,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from suoi.client import Lane
 from suoi.log.errors import LogError
 from suoi.log.leader_epoch import UNDEFINED_EPOCH_OFFSET
 from suoi.model import ErrorCode, TopicPartition
@@ -142,7 +147,8 @@ class ReplicaFetcher:
         request = build(OffsetForLeaderEpochRequest, {
             "replica_id": self.manager.node_id,
             "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()]})
-        response = await self.manager.pool.request(self.leader_id, request, timeout=self.manager.socket_timeout_s)
+        response = await self.manager.pool.request(self.leader_id, request, timeout=self.manager.socket_timeout_s,
+                                                   lane=Lane.REPLICA_FETCH)
         for topic in response.topics:
             for p in topic.partitions:
                 entry = asked.get(TopicPartition(topic.topic, p.partition))
@@ -207,7 +213,7 @@ class ReplicaFetcher:
             "replica_id": m.node_id, "max_wait": m.fetch_wait_max_ms, "min_bytes": m.fetch_min_bytes,
             "max_bytes": m.fetch_response_max_bytes, "isolation_level": 0, "session_id": 0, "session_epoch": -1,
             "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()], "forgotten_topics_data": []})
-        response = await m.pool.request(self.leader_id, request,
+        response = await m.pool.request(self.leader_id, request, lane=Lane.REPLICA_FETCH,
                                         timeout=m.socket_timeout_s + m.fetch_wait_max_ms / 1000)
         if response.error_code:
             raise ConnectionError(f"fetch answered {ErrorCode(response.error_code).name}")

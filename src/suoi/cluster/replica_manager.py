@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from suoi.client import NodeClient
+from suoi.client import Lane, NodeClient
 from suoi.cluster.corrupt_repair import CorruptionRepair
 from suoi.cluster.delete_records import DeleteRecordsPurgatory
 from suoi.cluster.hw_checkpoint import CHECKPOINT_FILE, read_checkpoint, write_checkpoint
@@ -94,7 +94,8 @@ class ReplicaManager:
             lambda: {b.broker_id for b in kraft.image.unfenced_brokers()}, broker.notifier.appended)
         self.followers: dict[TopicPartition, FollowerReplica] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
-        #: broker-to-broker connections for replica fetches (the controller pool is the quorum's)
+        #: broker-to-broker connections, a lane per purpose: replica fetches, transaction markers
+        #: (the controller pool is the quorum's)
         self.pool = NodeClient(client_id=f"suoi-replica-{self.node_id}")
         self._addresses: dict[int, tuple[str, int]] = {}
         self._checkpointed: dict[tuple[str, int], int] = {}
@@ -443,7 +444,7 @@ class ReplicaManager:
         try:
             while self.leaders.get(leader.tp) is leader and leader.state.pending is proposal:
                 try:
-                    response = await self.kraft.call_controller(request, quick=True)
+                    response = await self.kraft.call_controller(request, quick=True, lane=Lane.ALTER_PARTITION)
                 except Exception as exc:
                     log.info("AlterPartition for %s not answered (%s); retrying", leader.tp, exc)
                     await asyncio.sleep(ALTER_PARTITION_RETRY_S)

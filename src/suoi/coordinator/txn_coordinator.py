@@ -88,11 +88,17 @@ class TransactionCoordinator(CoordinatorRuntime):
 
     def _loaded(self, partition: int, now: int) -> None:
         latest = self._replaying.pop(partition, {})
-        for snapshot in latest.values():
+        preparing = []
+        for tid, snapshot in latest.items():
             if snapshot is not None:  # Prepare* snapshots re-emit their markers here
-                self._process(self.machine.restore(TxnSnapshot.from_dict(snapshot), now))
-        log.info("%s-%d: loaded %d transactional ids", TRANSACTION_STATE_TOPIC, partition,
-                 sum(1 for s in latest.values() if s is not None))
+                outputs = self.machine.restore(TxnSnapshot.from_dict(snapshot), now)
+                if any(isinstance(out, WriteMarkers) for out in outputs):
+                    preparing.append(tid)
+                self._process(outputs)
+        log.info("%s-%d: loaded %d transactional ids%s", TRANSACTION_STATE_TOPIC, partition,
+                 sum(1 for s in latest.values() if s is not None),
+                 f"; completing {len(preparing)} found in PrepareCommit/PrepareAbort: {', '.join(sorted(preparing))}"
+                 if preparing else "")
 
     def _unload(self, partition: int) -> None:
         """Forget the ids of `partition`; markers waiting on it are dropped (the next leader
@@ -164,7 +170,9 @@ class TransactionCoordinator(CoordinatorRuntime):
     async def _send_markers(self, slot: PartitionSlot, end: int, m: WriteMarkers) -> None:
         """Wait for the Prepare* record to replicate (again after a failed wait, while still
         leading), write the markers, then complete the transaction - unless the partition was
-        resigned meanwhile (its next leader finds the Prepare* record and does all that)."""
+        resigned meanwhile (its next leader finds the Prepare* record and does all that). A
+        transaction never stays in Prepare* while this node coordinates it: a marker writer
+        that fails unexpectedly is run again after a backoff."""
         while True:
             error = await self._replicated((slot, end))
             if slot.resigned.done():
@@ -177,16 +185,32 @@ class TransactionCoordinator(CoordinatorRuntime):
             await asyncio.sleep(MARKER_RETRY_BACKOFF_S)
         if self.write_markers is None:
             self._write_local_markers(m)
-        else:
-            try:
-                await self.write_markers(m)
-            except Exception:
-                log.exception("transaction %s: writing its markers failed", m.transactional_id)
-                return
-            if slot.resigned.done():
-                log.info("transaction %s: coordinator moved while writing markers", m.transactional_id)
-                return
+        elif not await self._write_markers_while_leading(slot, m):
+            return
         self._markers_written(m)
+
+    async def _write_markers_while_leading(self, slot: PartitionSlot, m: WriteMarkers) -> bool:
+        """Run `write_markers` until it returns (True), or until `slot` is resigned (False: the
+        writer is cancelled, Kafka's removal of a former coordinator epoch's markers)."""
+        assert self.write_markers is not None
+        backoff = MARKER_RETRY_BACKOFF_S
+        while True:
+            writer = asyncio.ensure_future(self.write_markers(m))
+            try:
+                await asyncio.wait((writer, slot.resigned), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not writer.done():
+                    writer.cancel()
+            if slot.resigned.done():
+                log.info("transaction %s: coordinator moved while writing markers; the next one writes them",
+                         m.transactional_id)
+                return False
+            if writer.exception() is None:
+                return True
+            log.error("transaction %s: writing its markers failed; retrying in %.1f s", m.transactional_id,
+                      backoff, exc_info=writer.exception())
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     def _markers_written(self, m: WriteMarkers) -> None:
         log.info("transaction %s (producer %d, epoch %d) %s on %d partitions", m.transactional_id, m.producer_id,

@@ -5,17 +5,26 @@ Requests on a connection may be pipelined. Each is dispatched as soon as it arri
 call) but responses are written strictly in request order, as Kafka clients require.
 A connection with too many requests in flight, or whose peer reads too slowly, stops
 being read until it drains; a broken frame closes only that connection.
+
+In-order answers mean a request that waits (a WriteTxnMarkers or acks=all Produce waiting for
+the ISR, a long-poll Fetch) holds every answer behind it. That is why brokers talk to each
+other over one connection per purpose (`suoi.client.Lane`): a follower Fetch must never sit
+behind a request that waits for replication, or the two wait for each other until a timeout.
+A Fetch or OffsetsForLeaderEpoch answer held back that way for `HOL_WARN_S` or more is logged
+(at most every `HOL_LOG_INTERVAL_S` per connection) with the API that held it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.dispatch import Parts, ProtocolViolation, dispatch
+from suoi.api.registry import REGISTRY
 from suoi.protocol.framing import FrameDecoder, FrameError
 
 if TYPE_CHECKING:
@@ -25,6 +34,23 @@ log = logging.getLogger("suoi.net")
 
 MAX_IN_FLIGHT = 64
 _NO_RESPONSE = object()
+#: A replication-path answer (Fetch, OffsetsForLeaderEpoch) ready but held this long behind an
+#: earlier, unfinished answer on its connection is logged: head-of-line blocking.
+HOL_WARN_S = 1.0
+HOL_LOG_INTERVAL_S = 60.0
+_FETCH_KEYS = frozenset({1, 23})  # Fetch, OffsetsForLeaderEpoch
+
+
+class _Entry:
+    """One answer in the connection's order book: ready parts, _NO_RESPONSE, or a Future."""
+
+    __slots__ = ("api_key", "item", "ready_at")
+
+    def __init__(self, item: Any, api_key: int, ready_at: float | None) -> None:
+        self.item = item
+        self.api_key = api_key
+        #: loop time the answer became ready while an earlier one was still pending
+        self.ready_at = ready_at
 
 
 class KafkaConnection(asyncio.Protocol):
@@ -33,8 +59,9 @@ class KafkaConnection(asyncio.Protocol):
         self._decoder = FrameDecoder(max_request_size)
         self._transport: asyncio.Transport | None = None
         self._peer = "?"
-        # Responses in request order: ready parts, _NO_RESPONSE, or a pending Future.
-        self._queue: collections.deque[Any] = collections.deque()
+        # Responses in request order.
+        self._queue: collections.deque[_Entry] = collections.deque()
+        self._hol_logged_at = -HOL_LOG_INTERVAL_S
         self._reading_paused = False
         self._writing_paused = False
         self._closed = False
@@ -60,9 +87,9 @@ class KafkaConnection(asyncio.Protocol):
                 callback()
             except Exception:
                 log.exception("connection close callback failed")
-        for item in self._queue:
-            if isinstance(item, asyncio.Future):
-                item.cancel()
+        for entry in self._queue:
+            if isinstance(entry.item, asyncio.Future):
+                entry.item.cancel()
         self._queue.clear()
 
     @property
@@ -110,14 +137,18 @@ class KafkaConnection(asyncio.Protocol):
             item = outcome
         else:
             item = asyncio.ensure_future(outcome)
-            item.add_done_callback(self._on_done)
         if not self._queue and item is not _NO_RESPONSE and not isinstance(item, asyncio.Future):
             self._write(item)
             return
-        self._queue.append(item)
+        api_key = int.from_bytes(frame[:2], "big", signed=True) if len(frame) >= 2 else -1
+        held = self._queue and not isinstance(item, asyncio.Future)
+        entry = _Entry(item, api_key, asyncio.get_running_loop().time() if held else None)
+        if isinstance(item, asyncio.Future):
+            item.add_done_callback(functools.partial(self._on_done, entry))
+        self._queue.append(entry)
         self._flush()
 
-    def _on_done(self, fut: asyncio.Future[Parts | None]) -> None:
+    def _on_done(self, entry: _Entry, fut: asyncio.Future[Parts | None]) -> None:
         if fut.cancelled() or self._closed:
             return
         exc = fut.exception()
@@ -125,12 +156,16 @@ class KafkaConnection(asyncio.Protocol):
             log.error("closing connection from %s: request handler failed", self._peer, exc_info=exc)
             self._abort()
             return
+        if self._queue and self._queue[0] is not entry:
+            entry.ready_at = asyncio.get_running_loop().time()
         self._flush()
 
     def _flush(self) -> None:
         q = self._queue
+        released_by = -1  # the api key of the last answer that was the one being waited for
         while q:
-            head = q[0]
+            entry = q[0]
+            head = entry.item
             if isinstance(head, asyncio.Future):
                 if not head.done():
                     break
@@ -142,7 +177,21 @@ class KafkaConnection(asyncio.Protocol):
                 q.popleft()
                 if head is not _NO_RESPONSE:
                     self._write(head)
+            if entry.ready_at is None:
+                released_by = entry.api_key
+            elif entry.api_key in _FETCH_KEYS:
+                self._note_held(entry, released_by)
         self._update_reading()
+
+    def _note_held(self, entry: _Entry, held_by: int) -> None:
+        now = asyncio.get_running_loop().time()
+        assert entry.ready_at is not None
+        held = now - entry.ready_at
+        if held >= HOL_WARN_S and now - self._hol_logged_at >= HOL_LOG_INTERVAL_S:
+            self._hol_logged_at = now
+            log.warning("connection from %s: a %s answer was held %.1f s behind an earlier %s answer (answers go "
+                        "in request order: a request that waits holds every answer behind it)", self._peer,
+                        _api_name(entry.api_key), held, _api_name(held_by))
 
     def _write(self, parts: Parts) -> None:
         if self._transport is not None and not self._closed:
@@ -170,6 +219,11 @@ class KafkaConnection(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+def _api_name(api_key: int) -> str:
+    spec = REGISTRY.get(api_key)
+    return spec.name if spec is not None else f"api key {api_key}"
 
 
 async def start_listener(broker: Broker, host: str, port: int, max_request_size: int, *,

@@ -415,6 +415,65 @@ def test_end_txn_and_markers_wait_for_the_prepare_record_to_replicate(tmp_path: 
     run(tmp_path, scenario)
 
 
+async def committed_txn(txns: TransactionCoordinator, held: Held, tid: str, partition: int) -> None:
+    """InitProducerId, AddPartitionsToTxn and EndTxn(commit), each released once it waits for
+    replication: the transaction is in PrepareCommit, its markers being written."""
+    pid, epoch = await begin(txns, held, tid, partition)
+    end = end_txn(txns, tid, pid, epoch)
+    await until(lambda: held.waiting(partition))
+    held.release(partition)
+    assert (await end).error_code == E.none
+
+
+def test_a_failing_marker_writer_is_run_again_until_the_transaction_completes(tmp_path: Path) -> None:
+    t1 = key_in(1, "t")
+
+    async def scenario(env: Env) -> None:
+        txns = env.txns
+        held = await lead_held(env, txns, 1, 5, t1)
+        calls: list[WriteMarkers] = []
+
+        async def write_markers(m: WriteMarkers) -> None:
+            calls.append(m)
+            if len(calls) == 1:
+                raise ConnectionError("a bug or an unexpected error in the marker writer")
+
+        txns.write_markers = write_markers
+        await committed_txn(txns, held, t1, 1)
+        # not left in PrepareCommit: the writer runs again after a backoff, then Complete* is written
+        await until(lambda: state_of(txns, t1) == "CompleteCommit", message="the transaction completed")
+        assert len(calls) == 2 and calls[0] == calls[1]
+
+    run(tmp_path, scenario)
+
+
+def test_a_resignation_cancels_the_marker_writer(tmp_path: Path) -> None:
+    t1 = key_in(1, "t")
+
+    async def scenario(env: Env) -> None:
+        txns = env.txns
+        held = await lead_held(env, txns, 1, 5, t1)
+        started: list[WriteMarkers] = []
+        cancelled: list[WriteMarkers] = []
+
+        async def write_markers(m: WriteMarkers) -> None:  # a leader that never answers
+            started.append(m)
+            try:
+                await asyncio.get_running_loop().create_future()
+            except asyncio.CancelledError:
+                cancelled.append(m)
+                raise
+
+        txns.write_markers = write_markers
+        await committed_txn(txns, held, t1, 1)
+        await until(lambda: started, message="the markers sent")
+        txns.on_resign(1, 6)  # the next coordinator loads PrepareCommit and sends them again
+        await until(lambda: cancelled, message="the writer cancelled")
+        assert txns.machine.metadata(t1) is None
+
+    run(tmp_path, scenario)
+
+
 def test_prepare_commit_is_completed_by_the_next_leader(tmp_path: Path) -> None:
     t1, t2 = key_in(1, "t"), key_in(2, "t")
 

@@ -203,13 +203,16 @@ def controller_block_requester(kraft: Callable[[], Any]) -> BlockRequester:
         from kio.schema.types import BrokerId
         from kio.static.primitive import i64
 
+        from suoi.client import Lane
+
         services = kraft()
         if services is None or services.broker_epoch < 0:
             raise ProducerIdsUnavailableError("the broker is not registered with the controller yet")
         # quick: each attempt bounded, then whoever leads the quorum by then (a block whose
         # answer is lost is never used, so asking again is safe)
         response = await services.call_controller(AllocateProducerIdsRequest(
-            broker_id=BrokerId(services.node_id), broker_epoch=i64(services.broker_epoch)), quick=True)
+            broker_id=BrokerId(services.node_id), broker_epoch=i64(services.broker_epoch)), quick=True,
+            lane=Lane.PRODUCER_IDS)
         if response.error_code != ErrorCode.none:
             raise KafkaError(f"AllocateProducerIds: {ErrorCode(response.error_code).name}", response.error_code)
         return int(response.producer_id_start), int(response.producer_id_len)
