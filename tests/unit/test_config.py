@@ -68,3 +68,10 @@ def test_unknown_keys_are_warned_about(caplog: pytest.LogCaptureFixture) -> None
 def test_bad_values_are_rejected_with_the_key_named(key: str, value: str) -> None:
     with pytest.raises(ValueError, match=key if key != "listeners" else "port"):
         load_config({key: value}, {})
+
+
+def test_listener_names_with_underscores_and_ipv6_hosts_parse() -> None:
+    assert Listener.parse_many("REPLICATION_1://[::1]:9094, PLAINTEXT://:9092,127.0.0.1:9095") == [
+        Listener("REPLICATION_1", "::1", 9094), Listener("PLAINTEXT", "", 9092), Listener("PLAINTEXT", "127.0.0.1", 9095)]
+    with pytest.raises(ValueError, match="is not NAME://host:port"):
+        Listener.parse_many("PLAINTEXT://127.0.0.1")
