@@ -23,6 +23,8 @@ from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 
+from suoi.protocol.bounds import LengthOutOfBounds, request_checker
+
 _HEADER_PREFIX = struct.Struct(">hhi")
 _INT32 = struct.Struct(">i")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -67,9 +69,9 @@ def read_prefix(frame: bytes) -> RequestPrefix:
 
 
 @cache
-def _request_readers(api_key: int, api_version: int) -> tuple[Any, Any]:
+def _request_readers(api_key: int, api_version: int) -> tuple[Any, Any, Any]:
     schema = load_request_schema(api_key, api_version)
-    return entity_reader(schema.__header_schema__), entity_reader(schema)
+    return entity_reader(schema.__header_schema__), entity_reader(schema), request_checker(schema)
 
 
 def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
@@ -78,9 +80,15 @@ def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
     Raises UnsupportedApi when kio knows no such schema, DecodeError when bytes are bad.
     """
     try:
-        read_header, read_body = _request_readers(prefix.api_key, prefix.api_version)
+        read_header, read_body, check_lengths = _request_readers(prefix.api_key, prefix.api_version)
     except Exception:
         raise UnsupportedApi(*prefix) from None
+    try:
+        # kio would reserve memory for whatever length the peer claims (and abort on 2^34):
+        # every length is checked against the frame first.
+        check_lengths(frame)
+    except LengthOutOfBounds as exc:
+        raise DecodeError(f"api_key={prefix.api_key} v{prefix.api_version}: {exc}") from None
     try:
         header, used = read_header(frame, 0)
         body, body_size = read_body(frame, used)
