@@ -74,3 +74,19 @@ def test_nested_array_claiming_2_34_entries_closes_the_connection(node: Embedded
     assert watch.new().count("partition_indexes claims") == 1, line
     assert_answers(node)
     assert struct.unpack(">i", DESCRIBE_PRODUCERS_2_34[:4])[0] == 20
+
+
+@pytest.mark.parametrize("api_key", [999, 34, -1])
+def test_unknown_api_key_closes_the_connection(node: EmbeddedBroker, address: str, api_key: int) -> None:
+    """Compatibility item 6: an api key the node does not serve closes the connection (as Kafka)
+    with one WARNING line; a known key at an unknown version still gets UNSUPPORTED_VERSION."""
+    watch = LogWatch(node)
+    with RawClient(address) as c:
+        c.send_bytes(struct.pack(">ihhih", 10, api_key, 0, 4242, 0))
+        assert c.is_closed_by_peer(timeout=5.0)
+    watch.wait_for(rf"closing connection from .*unknown api key {api_key} \(v0\)")
+    assert watch.new().count("unknown api key") == 1
+    with RawClient(address) as c:
+        c.send_bytes(struct.pack(">ihhih", 10, 3, 99, 4243, 0))
+        assert struct.unpack(">ih", c.recv_frame()[:6]) == (4243, ErrorCode.unsupported_version)
+    assert_answers(node)

@@ -1,8 +1,9 @@
 """Turn one request frame into response bytes (or an awaitable of them).
 
 This is the seam between `net` (which only moves bytes) and the handlers. It owns
-version negotiation: ApiVersions' v0 fallback, UNSUPPORTED_VERSION replies for api keys
-or versions we do not implement, and the deliberate Produce v0-v2 exception.
+version negotiation: ApiVersions' v0 fallback, UNSUPPORTED_VERSION replies for versions we
+do not implement of api keys we serve (an unknown api key closes the connection, as in
+Kafka), and the deliberate Produce v0-v2 exception.
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = N
         raise ProtocolViolation(str(exc)) from exc
     spec = REGISTRY.get(prefix.api_key)
     if spec is None:
-        log.warning("client %s sent unknown api key %d (v%d); answering UNSUPPORTED_VERSION",
-                    client_host, prefix.api_key, prefix.api_version)
-        return [encode_raw(prefix.correlation_id, _INT16.pack(ErrorCode.unsupported_version))]
+        # As Kafka: an api key we do not serve has no response format a client could decode
+        # (a bare error code is not one), so the connection is closed; only a known key at an
+        # unknown version gets UNSUPPORTED_VERSION (KIP-511).
+        raise ProtocolViolation(f"unknown api key {prefix.api_key} (v{prefix.api_version})")
     if not spec.supports(prefix.api_version):
         return _unsupported_version(broker, frame, prefix.api_key, prefix.api_version, prefix.correlation_id, client_host)
     try:
