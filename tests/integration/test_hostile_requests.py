@@ -5,15 +5,29 @@ the connection with one WARNING line, never logs a traceback, and keeps serving.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
+import typing
 from collections.abc import Iterator
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
+from kio.index import load_request_schema
+from kio.schema.describe_producers.v0.request import DescribeProducersRequest, TopicRequest
 from kio.schema.errors import ErrorCode
+from kio.schema.incremental_alter_configs.v1.request import (
+    AlterableConfig,
+    AlterConfigsResource,
+    IncrementalAlterConfigsRequest,
+)
 
+import suoi.broker  # noqa: F401  (registers every handler)
+from suoi.api.error_responses import zero_fields
+from suoi.api.registry import REGISTRY
+from suoi.protocol.bounds import unwrap_optional
+from suoi.protocol.codec import build
 from suoi.testing import EmbeddedBroker, free_port
-from tests.integration.support import LogWatch, api_versions_req, kraft_combined_overrides, metadata_req
+from tests.integration.support import LogWatch, api_versions_req, create_topics_req, kraft_combined_overrides, metadata_req
 from tests.rawclient import RawClient
 from tests.unit.protocol.test_bounds import DESCRIBE_PRODUCERS_2_34
 
@@ -90,3 +104,66 @@ def test_unknown_api_key_closes_the_connection(node: EmbeddedBroker, address: st
         c.send_bytes(struct.pack(">ihhih", 10, 3, 99, 4243, 0))
         assert struct.unpack(">ih", c.recv_frame()[:6]) == (4243, ErrorCode.unsupported_version)
     assert_answers(node)
+
+
+# -- nulls where the schema forbids them, and out-of-range values (hardening item 4) ----------
+
+#: The APIs whose handlers failed with "TypeError: 'NoneType' object is not iterable" on a
+#: null array in a flexible request (the fuzz run of the hardening issue), plus those the
+#: fuzzer of this suite found the same way.
+NULL_ARRAY_APIS = [61, 23, 21, 10, 56, 32, 43, 37, 33, 42, 2, 9, 15, 19, 20, 24, 44, 45, 46, 47, 65, 66]
+
+
+@pytest.mark.parametrize("api_key", NULL_ARRAY_APIS)
+def test_null_array_in_a_flexible_request_gets_invalid_request(node: EmbeddedBroker, address: str,
+                                                               api_key: int) -> None:
+    spec = REGISTRY[api_key]
+    request, field = with_null_array(load_request_schema(api_key, spec.max_version))
+    watch = LogWatch(node)
+    with RawClient(address) as c:
+        response = c.request(request)
+        top = getattr(response, "error_code", ErrorCode.invalid_request)
+        assert top == ErrorCode.invalid_request, response
+        assert c.request(api_versions_req()).error_code == ErrorCode.none  # the connection stays open
+    watch.wait_for(rf"{spec.name} v{spec.max_version} with null in non-nullable field {field}; answering INVALID_REQUEST")
+
+
+def with_null_array(cls: type) -> tuple[object, str]:
+    """A `cls` request (zero values) whose first non-nullable array is null: at the top level,
+    else inside the single element of its first array (ElectLeaders' topics may be null)."""
+    zero = build(cls, zero_fields(cls))
+    for f in dataclasses.fields(cls):
+        if typing.get_origin(f.type) is tuple:
+            return dataclasses.replace(zero, **{f.name: None}), f"{cls.__name__}.{f.name}"
+    for f in dataclasses.fields(cls):
+        element = typing.get_args(unwrap_optional(f.type)[1])
+        if element and dataclasses.is_dataclass(element[0]):
+            inner, name = with_null_array(element[0])
+            return dataclasses.replace(zero, **{f.name: (inner,)}), name
+    raise AssertionError(f"{cls.__name__} has no non-nullable array")
+
+
+def test_nested_null_array_gets_invalid_request_for_its_topic(node: EmbeddedBroker, address: str) -> None:
+    request = DescribeProducersRequest(topics=(TopicRequest(name="t", partition_indexes=None),))  # type: ignore[arg-type]
+    with RawClient(address) as c:
+        response = c.request(request)
+    assert [t.name for t in response.topics] == ["t"]
+
+
+def test_unknown_incremental_alter_configs_operation_gets_invalid_request(node: EmbeddedBroker, address: str) -> None:
+    """config_operation 9 raised ValueError in the handler; now that resource gets
+    INVALID_REQUEST and the other one of the same request is applied."""
+    with RawClient(node.bootstrap) as c:
+        assert c.request(create_topics_req("op9-a", "op9-b")).topics[0].error_code in (ErrorCode.none,
+                                                                                       ErrorCode.topic_already_exists)
+    request = IncrementalAlterConfigsRequest(validate_only=False, resources=(
+        AlterConfigsResource(resource_type=2, resource_name="op9-a", configs=(
+            AlterableConfig(name="retention.ms", config_operation=9, value="1000"),)),
+        AlterConfigsResource(resource_type=2, resource_name="op9-b", configs=(
+            AlterableConfig(name="retention.ms", config_operation=0, value="123456"),)),
+    ))
+    with RawClient(address) as c:
+        response = c.request(request)
+    assert [(r.resource_name, r.error_code) for r in response.responses] == [
+        ("op9-a", ErrorCode.invalid_request), ("op9-b", ErrorCode.none)]
+    assert "Unknown config operation 9" in (response.responses[0].error_message or "")

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, NamedTuple, TypeAlias
 
-#: skip(buf, pos, end) -> new pos; raises LengthOutOfBounds when a length does not fit.
-Skip: TypeAlias = Callable[[bytes, int, int], int]
+#: skip(buf, pos, end, nulls) -> new pos; raises LengthOutOfBounds when a length does not fit,
+#: appends to `nulls` the name of each non-nullable field that was sent as null.
+Skip: TypeAlias = Callable[[bytes, int, int, list[str]], int]
 
 #: Wire size of fixed-size kafka types (kio's names); a nullable uuid is 16 bytes as well.
 _FIXED = {
@@ -63,7 +64,7 @@ def _uvarint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
             raise LengthOutOfBounds(f"varint longer than 5 bytes at byte {pos - 5}")
 
 
-def _skip_tagged(name: str, known: dict[int, Skip], buf: bytes, pos: int, end: int) -> int:
+def _skip_tagged(name: str, known: dict[int, Skip], buf: bytes, pos: int, end: int, nulls: list[str]) -> int:
     """A tagged-field section: count, then (tag, size, bytes) each; known tags walked within size."""
     count, pos = _uvarint(buf, pos, end)
     if count * 2 > end - pos:  # each tagged field takes at least a tag byte and a size byte
@@ -75,7 +76,7 @@ def _skip_tagged(name: str, known: dict[int, Skip], buf: bytes, pos: int, end: i
             raise _fail(f"{name} tagged field {tag}", size, pos, end)
         field = known.get(tag)
         if field is not None:
-            field(buf, pos, pos + size)
+            field(buf, pos, pos + size, nulls)
         pos += size
     return pos
 
@@ -135,19 +136,21 @@ class _Gen:
             self.emit(indent, f"pos += {shape.size}")
         elif shape.kind == "blob":
             self.length(indent, shape.wide, n)
+            self.null_check(indent, shape, n)
             self.emit(indent, f"if {n} > end - pos or {n} < -1: raise _fail({self.nm}, {n}, pos, end)")
             self.emit(indent, f"if {n} > 0: pos += {n}")
         elif shape.kind == "entity":
             fn = self.const(_entity_skipper(shape.entity))  # type: ignore[arg-type]
             if shape.nullable:  # Kafka's nullable struct: an int8 marker, -1 for null
                 self.emit(indent, f"if pos >= end: raise _fail({self.nm}, 1, pos, end)")
-                self.emit(indent, f"pos = pos + 1 if buf[pos] == 255 else {fn}(buf, pos + 1, end)")
+                self.emit(indent, f"pos = pos + 1 if buf[pos] == 255 else {fn}(buf, pos + 1, end, nulls)")
             else:
-                self.emit(indent, f"pos = {fn}(buf, pos, end)")
+                self.emit(indent, f"pos = {fn}(buf, pos, end, nulls)")
         else:
             element = shape.element
             assert element is not None
             self.length(indent, True, n)
+            self.null_check(indent, shape, n)
             self.emit(indent, f"if {n} < -1 or {n} * {max(element.size, 1)} > end - pos: raise _fail({self.nm}, {n}, pos, end)")
             if element.kind == "fixed":
                 self.emit(indent, f"if {n} > 0: pos += {n} * {element.size}")
@@ -159,7 +162,13 @@ class _Gen:
         table = self.const(known)
         self.emit(indent, f"if pos >= end: raise _fail({self.nm}, 1, pos, end)")
         self.emit(indent, "if buf[pos] == 0: pos += 1")  # no tagged fields: the common case
-        self.emit(indent, f"else: pos = _skip_tagged(NAME, {table}, buf, pos, end)")
+        self.emit(indent, f"else: pos = _skip_tagged(NAME, {table}, buf, pos, end, nulls)")
+
+    def null_check(self, indent: int, shape: _Shape, n: str) -> None:
+        """kio decodes null where the schema forbids it (handlers would then fail on None):
+        note the field, so the request is answered INVALID_REQUEST after decoding."""
+        if not shape.nullable:
+            self.emit(indent, f"if {n} == -1: nulls.append({self.nm})")
 
 
 def unwrap_optional(tp: Any) -> tuple[bool, Any]:
@@ -231,7 +240,7 @@ def _entity_skipper(cls: type) -> Skip:
         gen.tagged(1, known)
     else:
         gen.emit(1, "if pos > end: raise _fail(NAME, pos - end, end, end)")
-    source = "def skip(buf, pos, end):\n" + "\n".join(gen.lines) + "\n    return pos\n"
+    source = "def skip(buf, pos, end, nulls):\n" + "\n".join(gen.lines) + "\n    return pos\n"
     exec(compile(source, f"<bounds {cls.__module__}.{cls.__qualname__}>", "exec"), env)  # noqa: S102
     return env["skip"]  # type: ignore[no-any-return]
 
@@ -243,7 +252,7 @@ def _field_skipper(cls: type, field: dataclasses.Field[Any]) -> Skip:
     gen = _Gen(env, True)
     gen.value(1, _shape(field, True))
     gen.emit(1, "if pos > end: raise _fail(NAME, pos - end, end, end)")
-    source = "def skip(buf, pos, end):\n" + "\n".join(gen.lines) + "\n    return pos\n"
+    source = "def skip(buf, pos, end, nulls):\n" + "\n".join(gen.lines) + "\n    return pos\n"
     exec(compile(source, f"<bounds {cls.__qualname__}.{field.name}>", "exec"), env)  # noqa: S102
     return env["skip"]  # type: ignore[no-any-return]
 
@@ -253,7 +262,7 @@ def _header_skipper(flexible: bool) -> Skip:
     the client id is a classic int16 string even in flexible versions."""
     read_int16 = struct.Struct(">h").unpack_from
 
-    def skip(buf: bytes, pos: int, end: int) -> int:
+    def skip(buf: bytes, pos: int, end: int, nulls: list[str]) -> int:
         if pos + 10 > end:
             raise _fail("RequestHeader.client_id", 2, pos + 8, end)
         n = read_int16(buf, pos + 8)[0]
@@ -266,7 +275,7 @@ def _header_skipper(flexible: bool) -> Skip:
             return pos
         if pos < end and buf[pos] == 0:
             return pos + 1
-        return _skip_tagged("RequestHeader", {}, buf, pos, end)
+        return _skip_tagged("RequestHeader", {}, buf, pos, end, nulls)
 
     return skip
 
@@ -275,14 +284,17 @@ _HEADERS = {False: _header_skipper(False), True: _header_skipper(True)}
 
 
 @cache
-def request_checker(cls: type) -> Callable[[bytes], int]:
-    """`check(frame) -> end of body` for requests of kio class `cls` (see check_request)."""
+def request_checker(cls: type) -> Callable[[bytes], list[str]]:
+    """`check(frame) -> nulls` for requests of kio class `cls`: raises LengthOutOfBounds when a
+    length exceeds the frame, returns the names of non-nullable fields sent as null (usually [])."""
     header = _HEADERS[bool(cls.__header_schema__.__flexible__)]  # type: ignore[attr-defined]
     body = _entity_skipper(cls)
 
-    def check(frame: bytes) -> int:
+    def check(frame: bytes) -> list[str]:
         end = len(frame)
-        return body(frame, header(frame, 0, end), end)
+        nulls: list[str] = []
+        body(frame, header(frame, 0, end, nulls), end, nulls)  # trailing bytes are ignored, as by kio
+        return nulls
 
     return check
 
@@ -290,4 +302,7 @@ def request_checker(cls: type) -> Callable[[bytes], int]:
 def check_request(frame: bytes, cls: type) -> int:
     """Walk header and body of `frame` (a request of kio class `cls`, size prefix removed);
     return where the body ends. Raises LengthOutOfBounds if any length exceeds the frame."""
-    return request_checker(cls)(frame)
+    end = len(frame)
+    nulls: list[str] = []
+    header = _HEADERS[bool(cls.__header_schema__.__flexible__)]  # type: ignore[attr-defined]
+    return _entity_skipper(cls)(frame, header(frame, 0, end, nulls), end, nulls)

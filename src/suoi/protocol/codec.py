@@ -60,6 +60,9 @@ class Request(NamedTuple):
     correlation_id: int
     client_id: str | None
     body: Any
+    #: Non-nullable fields the client sent as null (kio decodes them as None): the request is
+    #: well-formed but invalid, and is answered INVALID_REQUEST instead of reaching a handler.
+    null_fields: tuple[str, ...] = ()
 
 
 def read_prefix(frame: bytes) -> RequestPrefix:
@@ -86,7 +89,7 @@ def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
     try:
         # kio would reserve memory for whatever length the peer claims (and abort on 2^34):
         # every length is checked against the frame first.
-        check_lengths(frame)
+        nulls = check_lengths(frame)
     except LengthOutOfBounds as exc:
         raise DecodeError(f"api_key={prefix.api_key} v{prefix.api_version}: {exc}") from None
     try:
@@ -94,7 +97,7 @@ def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
         body, body_size = read_body(frame, used)
     except Exception as exc:  # kio raises several types for short/garbled input
         raise DecodeError(f"cannot decode api_key={prefix.api_key} v{prefix.api_version}: {exc!r}") from exc
-    return Request(prefix.api_key, prefix.api_version, prefix.correlation_id, header.client_id, body)
+    return Request(prefix.api_key, prefix.api_version, prefix.correlation_id, header.client_id, body, tuple(nulls))
 
 
 class GatherBuffer:
