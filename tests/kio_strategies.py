@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import typing
 from functools import cache
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from kio.index import load_request_schema
 from kio.schema.errors import ErrorCode
 
 from suoi.protocol.bounds import unwrap_optional
@@ -34,6 +37,11 @@ def _interesting_ints(bits: int, signed: bool) -> st.SearchStrategy[int]:
     edges = [v for v in (-1, 0, 1, 2, 3, lo, hi) if lo <= v <= hi]
     return st.one_of(st.sampled_from(edges), st.integers(min_value=max(lo, -1000), max_value=min(hi, 1000)),
                      st.integers(min_value=lo, max_value=hi))
+
+
+#: Durations stay short so that a generated long-poll (Fetch max_wait, a join's rebalance
+#: timeout) cannot park a request for long.
+MAX_DURATION_MS = 200
 
 
 def _scalar(kafka_type: str, known_strings: tuple[str, ...], records: tuple[bytes, ...]) -> st.SearchStrategy[Any]:
@@ -56,9 +64,9 @@ def _scalar(kafka_type: str, known_strings: tuple[str, ...], records: tuple[byte
     if kafka_type == "error_code":
         return st.sampled_from(list(ErrorCode))
     if kafka_type == "timedelta_i32":
-        return st.integers(min_value=-1, max_value=60_000).map(lambda v: datetime.timedelta(milliseconds=v))
+        return st.integers(min_value=-1, max_value=MAX_DURATION_MS).map(lambda v: datetime.timedelta(milliseconds=v))
     if kafka_type == "timedelta_i64":
-        return st.integers(min_value=-1, max_value=10 ** 9).map(lambda v: datetime.timedelta(milliseconds=v))
+        return st.integers(min_value=-1, max_value=MAX_DURATION_MS).map(lambda v: datetime.timedelta(milliseconds=v))
     if kafka_type == "datetime_i64":
         return st.integers(min_value=0, max_value=2 ** 41).map(lambda v: _EPOCH + datetime.timedelta(milliseconds=v))
     raise TypeError(f"no strategy for kafka type {kafka_type!r}")
@@ -89,3 +97,26 @@ def requests(cls: type, known_strings: tuple[str, ...] = ("fuzz",),
     """Instances of kio entity `cls` (a request, or an entity nested in one)."""
     fields = {f.name: _field(f, known_strings, records) for f in dataclasses.fields(cls)}
     return st.builds(cls, **fields)
+
+
+def served_request(api_key: int, versions: tuple[int, int], known_strings: tuple[str, ...] = ("fuzz",),
+                   records: tuple[bytes, ...] = (b"",)) -> st.SearchStrategy[Any]:
+    """A request of `api_key` at any version in `versions` (inclusive)."""
+    return st.integers(*versions).flatmap(
+        lambda v: requests(load_request_schema(api_key, v), known_strings, records))
+
+
+def served(api_key: int, known_strings: tuple[str, ...] = ("fuzz",),
+           records: tuple[bytes, ...] = (b"",)) -> st.SearchStrategy[Any]:
+    """A request of `api_key` at any version suoi serves."""
+    from suoi.api.registry import REGISTRY
+
+    spec = REGISTRY[api_key]
+    return served_request(api_key, (spec.min_version, spec.max_version), known_strings, records)
+
+
+def fuzz_settings(default_examples: int) -> settings:
+    """Deterministic (derandomized) Hypothesis settings; SUOI_FUZZ_EXAMPLES raises the number
+    of examples for a longer local run (src/suoi/api/README.md)."""
+    return settings(max_examples=int(os.environ.get("SUOI_FUZZ_EXAMPLES", default_examples)), derandomize=True,
+                    deadline=None, suppress_health_check=list(HealthCheck))

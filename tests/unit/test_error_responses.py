@@ -3,12 +3,9 @@ and version we serve, mirroring the request's topics/partitions/groups with the 
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from kio.index import load_request_schema
 from kio.schema.delete_groups.v2.request import DeleteGroupsRequest
 from kio.schema.describe_producers.v0.request import DescribeProducersRequest, TopicRequest
 from kio.schema.errors import ErrorCode
@@ -19,19 +16,15 @@ import suoi.broker  # noqa: F401  (registers every handler)
 from suoi.api.error_responses import error_response
 from suoi.api.registry import REGISTRY
 from suoi.protocol.codec import encode_response
-from tests.kio_strategies import requests
-
-EXAMPLES = int(os.environ.get("SUOI_FUZZ_EXAMPLES", "8"))
-
+from tests.kio_strategies import fuzz_settings, served
 
 @pytest.mark.parametrize("api_key", sorted(REGISTRY))
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(8)
 @given(data=st.data())
 def test_every_api_and_version_has_an_encodable_error_response(api_key: int, data: st.DataObject) -> None:
-    spec = REGISTRY[api_key]
-    version = data.draw(st.integers(spec.min_version, spec.max_version), label="version")
-    request = data.draw(st.one_of(st.none(), requests(load_request_schema(api_key, version))), label="request")
-    response = error_response(api_key, version, request, ErrorCode.invalid_request, "bad")
+    request = data.draw(served(api_key), label="request")
+    version = request.__version__
+    response = error_response(api_key, version, data.draw(st.sampled_from([request, None])), ErrorCode.invalid_request, "bad")
     assert b"".join(encode_response(5, response))
     if hasattr(response, "error_code"):
         assert response.error_code == ErrorCode.invalid_request

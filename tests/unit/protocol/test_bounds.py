@@ -4,7 +4,6 @@ any length that claims more than the frame holds."""
 
 from __future__ import annotations
 
-import os
 import struct
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import suoi.broker  # noqa: F401  (registers every handler)
 from suoi.api.registry import REGISTRY
 from suoi.protocol.bounds import LengthOutOfBounds, check_request
 from suoi.protocol.codec import DecodeError, decode_request, encode_request, read_prefix
-from tests.kio_strategies import requests
+from tests.kio_strategies import fuzz_settings, requests, served
 
 # DescribeProducers v0 (flexible): one topic "t" whose partition-index array claims 2^34
 # entries (compact length 2^34 + 1 as a 5-byte varint). kio 0.6.5 aborts on it.
@@ -42,21 +41,16 @@ def test_decoding_it_raises_instead_of_aborting_the_process() -> None:
     assert "refused: api_key=61 v0: TopicRequest.partition_indexes claims 17179869184" in proc.stdout
 
 
-#: SUOI_FUZZ_EXAMPLES=500 for a longer local run (see tests/README.md).
-EXAMPLES = int(os.environ.get("SUOI_FUZZ_EXAMPLES", "12"))
-
-
 @pytest.mark.parametrize("api_key", sorted(REGISTRY))
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(12)
 @given(data=st.data())
 def test_walker_agrees_with_kio_on_valid_requests(api_key: int, data: st.DataObject) -> None:
-    spec = REGISTRY[api_key]
-    version = data.draw(st.integers(spec.min_version, spec.max_version), label="version")
-    cls = load_request_schema(api_key, version)
-    frame = encode_request(7, "bounds", data.draw(requests(cls)))[4:]
+    request = data.draw(served(api_key), label="request")
+    cls = type(request)
+    frame = encode_request(7, "bounds", request)[4:]
     assert check_request(frame, cls) == len(frame)
     decoded = decode_request(frame, read_prefix(frame))
-    assert (decoded.api_key, decoded.api_version) == (api_key, version)
+    assert (decoded.api_key, decoded.api_version, decoded.null_fields) == (api_key, cls.__version__, ())
     # Any truncation is refused by the walker or by kio, never accepted as a whole request.
     cut = data.draw(st.integers(8, len(frame) - 1), label="cut")
     with pytest.raises(DecodeError):
