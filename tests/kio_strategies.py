@@ -120,3 +120,13 @@ def fuzz_settings(default_examples: int) -> settings:
     of examples for a longer local run (src/suoi/api/README.md)."""
     return settings(max_examples=int(os.environ.get("SUOI_FUZZ_EXAMPLES", default_examples)), derandomize=True,
                     deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def uvarint(n: int) -> bytes:
+    """Kafka's unsigned varint (for hand-made hostile lengths)."""
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)

@@ -32,7 +32,7 @@ from suoi.protocol.codec import build, encode_request
 from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker, free_port
 from tests.integration.support import LogWatch, api_versions_req, create_topics_req, kraft_combined_overrides, metadata_req
-from tests.kio_strategies import fuzz_settings, served_request
+from tests.kio_strategies import fuzz_settings, served_request, uvarint
 from tests.rawclient import RawClient
 from tests.unit.protocol.test_bounds import DESCRIBE_PRODUCERS_2_34
 
@@ -204,15 +204,6 @@ def mutate(frame: bytes, m: Mutation) -> bytes:
     if m.kind == "append":
         return frame + m.value.to_bytes(5, "big")
     return frame
-
-
-def uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 #: State-destroying control-plane requests a fuzzer would send as valid ones: the node would

@@ -17,7 +17,7 @@ import suoi.broker  # noqa: F401  (registers every handler)
 from suoi.api.registry import REGISTRY
 from suoi.protocol.bounds import LengthOutOfBounds, check_request
 from suoi.protocol.codec import DecodeError, decode_request, encode_request, read_prefix
-from tests.kio_strategies import fuzz_settings, requests, served
+from tests.kio_strategies import fuzz_settings, requests, served, uvarint
 
 # DescribeProducers v0 (flexible): one topic "t" whose partition-index array claims 2^34
 # entries (compact length 2^34 + 1 as a 5-byte varint). kio 0.6.5 aborts on it.
@@ -67,7 +67,7 @@ def test_every_length_position_claiming_too_much_is_refused(api_key: int, versio
     (DecodeError) or parses something small, never aborts or allocates the claim."""
     cls = load_request_schema(api_key, version)
     frame = encode_request(9, "bounds", data.draw(requests(cls)))[4:]
-    big_varint = _uvarint(min(claimed, 2 ** 35 - 1))
+    big_varint = uvarint(min(claimed, 2 ** 35 - 1))
     for pos in range(8, len(frame)):
         for patch in (big_varint, struct.pack(">i", min(claimed, 2 ** 31 - 1))):
             mutated = frame[:pos] + patch + frame[pos + len(patch):]
@@ -75,12 +75,3 @@ def test_every_length_position_claiming_too_much_is_refused(api_key: int, versio
                 decode_request(mutated, read_prefix(mutated))
             except DecodeError:
                 pass
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
