@@ -101,7 +101,7 @@ class _Gen:
         self.env = env
         self.flexible = flexible
         self.lines: list[str] = []
-        self.nm = "NAME"  # the constant naming the field being walked, for error messages
+        self.nm = ""  # the constant naming the field being walked, for error messages
 
     def field(self, name: str) -> None:
         self.nm = self.const(name)
@@ -140,12 +140,14 @@ class _Gen:
             self.emit(indent, f"if {n} > end - pos or {n} < -1: raise _fail({self.nm}, {n}, pos, end)")
             self.emit(indent, f"if {n} > 0: pos += {n}")
         elif shape.kind == "entity":
-            fn = self.const(_entity_skipper(shape.entity))  # type: ignore[arg-type]
+            assert shape.entity is not None
             if shape.nullable:  # Kafka's nullable struct: an int8 marker, -1 for null
                 self.emit(indent, f"if pos >= end: raise _fail({self.nm}, 1, pos, end)")
-                self.emit(indent, f"pos = pos + 1 if buf[pos] == 255 else {fn}(buf, pos + 1, end, nulls)")
+                self.emit(indent, "pos += 1")
+                self.emit(indent, "if buf[pos - 1] != 255:")
+                self.entity(indent + 1, shape.entity, depth + 1)
             else:
-                self.emit(indent, f"pos = {fn}(buf, pos, end, nulls)")
+                self.entity(indent, shape.entity, depth + 1)
         else:
             element = shape.element
             assert element is not None
@@ -158,11 +160,32 @@ class _Gen:
                 self.emit(indent, f"for _ in range({n}):")
                 self.value(indent + 1, element, depth + 1)  # leaves pos <= end, or raises
 
-    def tagged(self, indent: int, known: dict[int, Skip]) -> None:
+    def entity(self, indent: int, cls: type, depth: int) -> None:
+        """Step over one `cls`, inline (no call per element of an array of entities): its
+        regular fields in order, runs of fixed-size ones as one addition, then its tagged fields."""
+        assert bool(getattr(cls, "__flexible__", False)) == self.flexible, cls
+        entity = self.const(cls.__qualname__)
+        fixed_run = 0
+        for f in _regular_fields(cls):
+            shape = _shape(f, self.flexible)
+            if shape.kind == "fixed":
+                fixed_run += shape.size
+                continue
+            if fixed_run:
+                self.emit(indent, f"pos += {fixed_run}")
+                fixed_run = 0
+            self.field(f"{cls.__qualname__}.{f.name}")
+            self.value(indent, shape, depth)
+        if fixed_run:
+            self.emit(indent, f"pos += {fixed_run}")
+        if not self.flexible:
+            self.emit(indent, f"if pos > end: raise _fail({entity}, pos - end, end, end)")
+            return
+        known = {int(f.metadata["tag"]): _field_skipper(cls, f) for f in dataclasses.fields(cls) if "tag" in f.metadata}
         table = self.const(known)
-        self.emit(indent, f"if pos >= end: raise _fail({self.nm}, 1, pos, end)")
+        self.emit(indent, f"if pos >= end: raise _fail({entity}, 1, pos, end)")  # also catches pos > end
         self.emit(indent, "if buf[pos] == 0: pos += 1")  # no tagged fields: the common case
-        self.emit(indent, f"else: pos = _skip_tagged(NAME, {table}, buf, pos, end, nulls)")
+        self.emit(indent, f"else: pos = _skip_tagged({entity}, {table}, buf, pos, end, nulls)")
 
     def null_check(self, indent: int, shape: _Shape, n: str) -> None:
         """kio decodes null where the schema forbids it (handlers would then fail on None):
@@ -214,47 +237,33 @@ def _min_size(cls: type) -> int:
     return sum(_shape(f, flexible).size for f in _regular_fields(cls)) + (1 if flexible else 0)
 
 
+def _compile(name: str, flexible: bool, body: Callable[[_Gen], None]) -> Skip:
+    env: dict[str, Any] = {"_fail": _fail, "_uvarint": _uvarint, "_skip_tagged": _skip_tagged,
+                           "_I16": struct.Struct(">h").unpack_from, "_I32": struct.Struct(">i").unpack_from}
+    gen = _Gen(env, flexible)
+    body(gen)
+    source = "def skip(buf, pos, end, nulls):\n" + "\n".join(gen.lines) + "\n    return pos\n"
+    exec(compile(source, f"<bounds {name}>", "exec"), env)  # noqa: S102
+    return env["skip"]  # type: ignore[no-any-return]
+
+
 @cache
 def _entity_skipper(cls: type) -> Skip:
-    """Generate and compile the skip function of kio entity `cls`."""
-    flexible = bool(getattr(cls, "__flexible__", False))
-    env: dict[str, Any] = {"_fail": _fail, "_uvarint": _uvarint, "_skip_tagged": _skip_tagged,
-                           "_I16": struct.Struct(">h").unpack_from, "_I32": struct.Struct(">i").unpack_from,
-                           "NAME": cls.__qualname__}
-    gen = _Gen(env, flexible)
-    fixed_run = 0
-    for f in _regular_fields(cls):
-        shape = _shape(f, flexible)
-        if shape.kind == "fixed":
-            fixed_run += shape.size
-            continue
-        if fixed_run:
-            gen.emit(1, f"pos += {fixed_run}")
-            fixed_run = 0
-        gen.field(f"{cls.__qualname__}.{f.name}")
-        gen.value(1, shape)
-    if fixed_run:
-        gen.emit(1, f"pos += {fixed_run}")
-    if flexible:  # the tagged-field section checks pos < end first
-        known = {int(f.metadata["tag"]): _field_skipper(cls, f) for f in dataclasses.fields(cls) if "tag" in f.metadata}
-        gen.tagged(1, known)
-    else:
-        gen.emit(1, "if pos > end: raise _fail(NAME, pos - end, end, end)")
-    source = "def skip(buf, pos, end, nulls):\n" + "\n".join(gen.lines) + "\n    return pos\n"
-    exec(compile(source, f"<bounds {cls.__module__}.{cls.__qualname__}>", "exec"), env)  # noqa: S102
-    return env["skip"]  # type: ignore[no-any-return]
+    """Generate and compile the skip function of kio entity `cls` (nested entities inline)."""
+    return _compile(f"{cls.__module__}.{cls.__qualname__}", bool(getattr(cls, "__flexible__", False)),
+                    lambda gen: gen.entity(1, cls, 0))
 
 
 def _field_skipper(cls: type, field: dataclasses.Field[Any]) -> Skip:
-    """A standalone skip function for one (tagged) field of `cls`."""
-    env: dict[str, Any] = {"_fail": _fail, "_uvarint": _uvarint, "_I16": struct.Struct(">h").unpack_from,
-                           "_I32": struct.Struct(">i").unpack_from, "NAME": f"{cls.__qualname__}.{field.name}"}
-    gen = _Gen(env, True)
-    gen.value(1, _shape(field, True))
-    gen.emit(1, "if pos > end: raise _fail(NAME, pos - end, end, end)")
-    source = "def skip(buf, pos, end, nulls):\n" + "\n".join(gen.lines) + "\n    return pos\n"
-    exec(compile(source, f"<bounds {cls.__qualname__}.{field.name}>", "exec"), env)  # noqa: S102
-    return env["skip"]  # type: ignore[no-any-return]
+    """A standalone skip function for one tagged field of `cls` (walked within its size)."""
+    name = f"{cls.__qualname__}.{field.name}"
+
+    def body(gen: _Gen) -> None:
+        gen.field(name)
+        gen.value(1, _shape(field, True))
+        gen.emit(1, f"if pos > end: raise _fail({gen.nm}, pos - end, end, end)")
+
+    return _compile(name, True, body)
 
 
 def _header_skipper(flexible: bool) -> Skip:
