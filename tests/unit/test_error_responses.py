@@ -19,7 +19,7 @@ from suoi.protocol.codec import encode_response
 from tests.kio_strategies import fuzz_settings, served
 
 @pytest.mark.parametrize("api_key", sorted(REGISTRY))
-@fuzz_settings(8)
+@fuzz_settings(5)
 @given(data=st.data())
 def test_every_api_and_version_has_an_encodable_error_response(api_key: int, data: st.DataObject) -> None:
     request = data.draw(served(api_key), label="request")

@@ -315,3 +315,9 @@ def check_request(frame: bytes, cls: type) -> int:
     nulls: list[str] = []
     header = _HEADERS[bool(cls.__header_schema__.__flexible__)]  # type: ignore[attr-defined]
     return _entity_skipper(cls)(frame, header(frame, 0, end, nulls), end, nulls)
+
+
+def check_body(frame: bytes, cls: type, offset: int) -> int:
+    """Walk an entity of kio class `cls` (e.g. a response body from a peer) starting at
+    `offset`; return where it ends. Raises LengthOutOfBounds as check_request does."""
+    return _entity_skipper(cls)(frame, offset, len(frame), [])

@@ -23,7 +23,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 
-from suoi.protocol.bounds import LengthOutOfBounds, request_checker
+from suoi.protocol.bounds import LengthOutOfBounds, check_body, request_checker
 
 _HEADER_PREFIX = struct.Struct(">hhi")
 _INT32 = struct.Struct(">i")
@@ -203,6 +203,7 @@ def decode_response(frame: bytes, cls: Any) -> Any:
     read_header, read_body = _response_readers(cls)
     try:
         _header, used = read_header(frame, 0)
+        check_body(frame, cls, used)  # a peer's lengths are bounded as a client's are
         body, size = read_body(frame, used)
     except Exception as exc:  # kio raises several types for short/garbled input
         raise DecodeError(f"cannot decode {cls.__name__} v{cls.__version__}: {exc!r}") from exc

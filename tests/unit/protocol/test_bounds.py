@@ -16,7 +16,15 @@ from kio.index import load_request_schema
 import suoi.broker  # noqa: F401  (registers every handler)
 from suoi.api.registry import REGISTRY
 from suoi.protocol.bounds import LengthOutOfBounds, check_request
-from suoi.protocol.codec import DecodeError, decode_request, encode_request, read_prefix
+from suoi.protocol.codec import (
+    DecodeError,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+    read_prefix,
+    response_class,
+)
 from tests.kio_strategies import fuzz_settings, requests, served, uvarint
 
 # DescribeProducers v0 (flexible): one topic "t" whose partition-index array claims 2^34
@@ -75,3 +83,24 @@ def test_every_length_position_claiming_too_much_is_refused(api_key: int, versio
                 decode_request(mutated, read_prefix(mutated))
             except DecodeError:
                 pass
+
+
+@pytest.mark.parametrize("api_key", sorted(REGISTRY))
+@fuzz_settings(4)
+@given(data=st.data())
+def test_responses_from_peers_are_walked_too(api_key: int, data: st.DataObject) -> None:
+    """suoi's own client (replica fetches, forwarding, Raft) decodes peers' responses with the
+    same bound; valid responses of every served API still decode."""
+    spec = REGISTRY[api_key]
+    cls = response_class(api_key, data.draw(st.integers(spec.min_version, spec.max_version), label="version"))
+    response = data.draw(requests(cls), label="response")
+    frame = b"".join(encode_response(3, response))[4:]
+    assert decode_response(frame, cls) == response
+
+
+def test_a_peer_response_claiming_2_34_nested_entries_is_refused() -> None:
+    from kio.schema.describe_producers.v0.response import DescribeProducersResponse
+    # throttle 0, topics=[{name "t", partitions: <2^34 entries>}]
+    frame = struct.pack(">i", 3) + b"\x00" + struct.pack(">i", 0) + b"\x02\x02t" + uvarint(2 ** 34 + 1) + b"\x00\x00"
+    with pytest.raises(DecodeError, match="partitions claims 17179869184"):
+        decode_response(frame, DescribeProducersResponse)
