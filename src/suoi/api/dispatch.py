@@ -111,7 +111,7 @@ def _failed(request: Request, api: str, client_host: str, exc: Exception) -> Par
     if isinstance(exc, KafkaError | TimeoutError):
         code = exc.error_code if isinstance(exc, KafkaError) else ErrorCode.request_timed_out
         log.warning("%s v%d from %s: %s; answering %s", api, request.api_version, client_host,
-                    exc or type(exc).__name__, ErrorCode(code).name.upper())
+                    str(exc) or type(exc).__name__, ErrorCode(code).name.upper())
         return _error(request, code, str(exc) or None)
     log.error("%s v%d from %s failed; answering UNKNOWN_SERVER_ERROR", api, request.api_version, client_host,
               exc_info=exc)
