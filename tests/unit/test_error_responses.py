@@ -16,6 +16,7 @@ import suoi.broker  # noqa: F401  (registers every handler)
 from suoi.api.error_responses import error_response
 from suoi.api.registry import REGISTRY
 from suoi.protocol.codec import encode_response
+from tests.integration.support import ms
 from tests.kio_strategies import fuzz_settings, served
 
 @pytest.mark.parametrize("api_key", sorted(REGISTRY))
@@ -39,6 +40,19 @@ def test_partitions_of_the_request_are_mirrored_with_the_error() -> None:
         ListOffsetsPartition(partition_index=2, current_leader_epoch=-1, timestamp=-1),)),))
     resp2 = error_response(2, 7, req2, ErrorCode.unknown_server_error)
     assert [(p.partition_index, p.error_code) for p in resp2.topics[0].partitions] == [(2, ErrorCode.unknown_server_error)]
+
+
+def test_fetch_partitions_are_mirrored_by_index() -> None:
+    from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
+    part = FetchPartition(partition=7, current_leader_epoch=0, fetch_offset=0, last_fetched_epoch=-1,
+                          log_start_offset=0, partition_max_bytes=1)
+    req = FetchRequest(cluster_id=None, replica_id=-1, max_wait=ms(0), min_bytes=1, max_bytes=1, isolation_level=0,
+                       session_id=0, session_epoch=-1, topics=(FetchTopic(topic="f", partitions=(part,)),),
+                       forgotten_topics_data=(), rack_id="")
+    resp = error_response(1, 12, req, ErrorCode.unknown_server_error)
+    assert resp.error_code == ErrorCode.unknown_server_error
+    assert [(t.topic, [(p.partition_index, p.error_code) for p in t.partitions]) for t in resp.responses] == [
+        ("f", [(7, ErrorCode.unknown_server_error)])]
 
 
 def test_bare_values_fill_their_field_and_null_arrays_mirror_as_empty() -> None:

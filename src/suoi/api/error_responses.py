@@ -43,9 +43,10 @@ def _mirror(cls: type, request: Any, code: int, message: str | None) -> dict[str
             out[f.name] = code
         elif f.name == "error_message":
             out[f.name] = message
-        elif f.name in req_fields and kafka_type is not None and req_fields[f.name].metadata.get("kafka_type") == kafka_type \
-                and not _is_array(f.type) and not _is_array(req_fields[f.name].type):
-            out[f.name] = getattr(request, f.name)
+        elif kafka_type is not None and not _is_array(f.type):
+            source = _same_field(req_fields, f.name, kafka_type)
+            if source is not None:
+                out[f.name] = getattr(request, source)
     arrays = _error_arrays(cls)
     source = _first_array(request)
     if len(arrays) == 1 and source is not None:
@@ -64,6 +65,16 @@ def _element(cls: type, item: Any, code: int, message: str | None) -> dict[str, 
             out[f.name] = item
             break
     return out
+
+
+def _same_field(req_fields: dict[str, dataclasses.Field[Any]], name: str, kafka_type: str) -> str | None:
+    """The request field a response field echoes: same name and wire type, allowing Kafka's
+    one naming drift (Fetch's request `partition` is the response's `partition_index`)."""
+    for candidate in (name, name.removesuffix("_index"), f"{name}_index"):
+        f = req_fields.get(candidate)
+        if f is not None and f.metadata.get("kafka_type") == kafka_type and not _is_array(f.type):
+            return candidate
+    return None
 
 
 @cache
