@@ -6,6 +6,7 @@ the connection with one WARNING line, never logs a traceback, and keeps serving.
 from __future__ import annotations
 
 import dataclasses
+import os
 import struct
 import time
 import typing
@@ -260,6 +261,10 @@ def advertised(node: EmbeddedBroker) -> dict[str, list[tuple[int, int, int]]]:
     return out
 
 
+FUZZ_EXAMPLES = 400  # CI; SUOI_FUZZ_EXAMPLES overrides (see fuzz_settings)
+
+
+@pytest.mark.timeout(120 + int(os.environ.get("SUOI_FUZZ_EXAMPLES", FUZZ_EXAMPLES)) // 10)  # ~30 examples/s
 def test_fuzzed_requests_on_both_listeners_leave_the_node_serving(
         node: EmbeddedBroker, advertised: dict[str, list[tuple[int, int, int]]]) -> None:
     """Valid-shaped requests for every advertised API and version (from kio's schemas), then
@@ -275,7 +280,7 @@ def test_fuzzed_requests_on_both_listeners_leave_the_node_serving(
                                    for key, lo, hi in keys}))
     started = time.monotonic()
 
-    @fuzz_settings(400)
+    @fuzz_settings(FUZZ_EXAMPLES)
     @given(target=apis, data=st.data(), mutation=MUTATIONS)
     def fuzz(target: tuple[str, int, int, int], data: st.DataObject, mutation: Mutation) -> None:
         listener, key, lo, hi = target
