@@ -224,7 +224,8 @@ class Peer:
         self.address = address
         self.client: RawClient | None = None
         self.correlation_id = 0
-        self.closed = self.parked = self.answered = 0
+        self.closed = self.answered = 0
+        self.parked: list[int] = []  # api keys of requests not answered within the deadline
 
     def send(self, frame: bytes) -> None:
         """Send one request and a trailing ApiVersions: the node must answer the request (or not,
@@ -246,7 +247,7 @@ class Peer:
         except (ConnectionError, BrokenPipeError):
             self.closed += 1
         except TimeoutError:  # a long poll the request asked for (Fetch max_wait, a join): not an answer yet
-            self.parked += 1
+            self.parked.append(struct.unpack_from(">h", frame)[0])
         self.client.close()
         self.client = None
 
@@ -296,8 +297,8 @@ def test_fuzzed_requests_on_both_listeners_leave_the_node_serving(
 
     fuzz()
     elapsed = time.monotonic() - started
-    counts = {name: (p.answered, p.closed, p.parked) for name, p in peers.items()}
-    print(f"fuzzed for {elapsed:.1f}s: (answered, closed, parked) per listener {counts}")
+    counts = {name: (p.answered, p.closed, sorted(p.parked)) for name, p in peers.items()}
+    print(f"fuzzed for {elapsed:.1f}s: (answered, closed, parked api keys) per listener {counts}")
     assert all(p.answered > 0 for p in peers.values()), counts
     assert_answers(node)
     assert_round_trip(node, "after-fuzz")
