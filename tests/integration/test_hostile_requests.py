@@ -225,7 +225,7 @@ class Peer:
         self.client: RawClient | None = None
         self.correlation_id = 0
         self.closed = self.answered = 0
-        self.parked: list[int] = []  # api keys of requests not answered within the deadline
+        self.parked: list[tuple[float, int]] = []  # (when, api key) of requests not answered in time
 
     def send(self, frame: bytes) -> None:
         """Send one request and a trailing ApiVersions: the node must answer the request (or not,
@@ -247,9 +247,24 @@ class Peer:
         except (ConnectionError, BrokenPipeError):
             self.closed += 1
         except TimeoutError:  # a long poll the request asked for (Fetch max_wait, a join): not an answer yet
-            self.parked.append(struct.unpack_from(">h", frame)[0])
+            self.parked.append((time.monotonic(), struct.unpack_from(">h", frame)[0]))
         self.client.close()
         self.client = None
+
+
+#: Requests that may legitimately wait longer than the fuzzer's 3 s: long polls (Fetch,
+#: JoinGroup, SyncGroup, FetchSnapshot) and, until the hardening issue's item 2 bounds them,
+#: CreateTopics/CreatePartitions with huge counts, which also hold up what comes after them.
+LONG_POLLS = {1, 11, 14, 59}
+HUGE_CREATIONS = {19, 37}
+
+
+def assert_only_expected_waits(parked: list[tuple[float, int]]) -> None:
+    """Every unanswered request is a long poll, a creation, or came while a creation ran."""
+    creations = [t for t, key in parked if key in HUGE_CREATIONS]
+    for t, key in parked:
+        assert key in LONG_POLLS | HUGE_CREATIONS or any(t0 <= t <= t0 + 120 for t0 in creations), \
+            f"api key {key} got no answer and no close within 3 s: {sorted(parked)}"
 
 
 @pytest.fixture(scope="module")
@@ -297,9 +312,10 @@ def test_fuzzed_requests_on_both_listeners_leave_the_node_serving(
 
     fuzz()
     elapsed = time.monotonic() - started
-    counts = {name: (p.answered, p.closed, sorted(p.parked)) for name, p in peers.items()}
+    counts = {name: (p.answered, p.closed, sorted(k for _, k in p.parked)) for name, p in peers.items()}
     print(f"fuzzed for {elapsed:.1f}s: (answered, closed, parked api keys) per listener {counts}")
     assert all(p.answered > 0 for p in peers.values()), counts
+    assert_only_expected_waits([x for p in peers.values() for x in p.parked])
     assert_answers(node)
     assert_round_trip(node, "after-fuzz")
     logs = node.logs()
