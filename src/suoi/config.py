@@ -10,10 +10,12 @@ Command-line flags override the file.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from suoi.config_security import check_security_settings
 
 from suoi.configdefs import BROKER_CONFIGS, ConfigValueError
 
@@ -150,14 +152,19 @@ class Listener:
     def parse_many(value: str) -> list[Listener]:
         out = []
         for item in filter(None, (x.strip() for x in value.split(","))):
-            parts = urlsplit(item if "://" in item else f"PLAINTEXT://{item}")
-            host = parts.hostname if parts.hostname is not None else ""
-            if parts.port is None:
-                raise ValueError(f"listener {item!r} has no port")
-            out.append(Listener(parts.scheme.upper(), host, parts.port))
+            m = _LISTENER.match(item if "://" in item else f"PLAINTEXT://{item}")
+            if m is None:
+                raise ValueError(f"listener {item!r} is not NAME://host:port")
+            host = m["host"][1:-1] if m["host"].startswith("[") else m["host"]
+            out.append(Listener(m["name"].upper(), host, int(m["port"])))
         if not out:
             raise ValueError("no listeners configured")
         return out
+
+
+# NAME://host:port, host may be empty (all interfaces) or a bracketed IPv6 address. Names
+# are Kafka's listener names (letters, digits, underscores: SASL_SSL, REPLICATION_1...).
+_LISTENER = re.compile(r"^(?P<name>[A-Za-z0-9_]+)://(?P<host>\[[0-9A-Fa-f:.]*\]|[^:/\[\]]*):(?P<port>\d{1,5})$")
 
 
 @dataclass(slots=True)
@@ -256,6 +263,7 @@ def read_properties(path: Path) -> dict[str, str]:
 def load_config(file_values: Mapping[str, str], overrides: Mapping[str, str]) -> BrokerConfig:
     """Merge file values and command-line overrides; warn about unknown keys."""
     merged = {**file_values, **overrides}
+    check_security_settings(merged)  # before anything else is logged: one line, then exit
     values: dict[str, object] = {}
     ignored: dict[str, str] = {}
     for key, raw in merged.items():

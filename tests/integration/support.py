@@ -178,6 +178,17 @@ def segment_files(broker: EmbeddedBroker, topic: str, partition: int = 0, suffix
     return sorted(partition_dir(broker, topic, partition).glob(f"*{suffix}"))
 
 
+def kraft_combined_overrides(port: int, controller_port: int, **extra: str) -> dict[str, str]:
+    """Broker properties of a one-node KRaft cluster (roles broker,controller, its own single voter)."""
+    return {
+        "process.roles": "broker,controller", "node.id": "1",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER", "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        **extra,
+    }
+
+
 def module_broker(tmp_path_factory: pytest.TempPathFactory,
                   overrides: dict[str, str] | None = None) -> Iterator[EmbeddedBroker]:
     broker = EmbeddedBroker(tmp_path_factory.mktemp("suoi-it"), overrides=overrides)

@@ -127,8 +127,8 @@ def test_frame_over_socket_request_max_bytes_closes_connection(strict_broker: Em
         assert_open_and_serving(bystander)
     with RawClient(strict_broker.bootstrap) as c:
         # A frame of exactly the limit is still accepted (it is parsed, and answered).
-        pad = b"x" * (MAX_REQUEST - len(header_v1(999, 0, 77, b"x" * 10)))
-        c.send_bytes(framed(header_v1(999, 0, 77, b"x" * 10) + pad))
+        pad = b"x" * (MAX_REQUEST - len(header_v1(3, 99, 77, b"x" * 10)))
+        c.send_bytes(framed(header_v1(3, 99, 77, b"x" * 10) + pad))
         reply = c.recv_frame()
         assert struct.unpack(">ih", reply) == (77, ErrorCode.unsupported_version)
         assert_open_and_serving(c)
@@ -152,17 +152,40 @@ def test_negative_frame_size_closes_connection(broker: EmbeddedBroker) -> None:
 
 # -- unknown and unsupported APIs -----------------------------------------------------------
 
-def test_unknown_api_key_gets_unsupported_version(broker: EmbeddedBroker) -> None:
+def test_unknown_api_key_closes_the_connection(broker: EmbeddedBroker) -> None:
+    """As Kafka (KIP-511): an api key the node does not serve has no response a client could
+    decode, so the connection is closed with one WARNING line; the node keeps serving."""
     watch = LogWatch(broker)
-    with RawClient(broker.bootstrap) as c:
+    with RawClient(broker.bootstrap) as bystander, RawClient(broker.bootstrap) as c:
         c.send_bytes(framed(header_v1(999, 0, 123456) + b"\x00\x01\x02"))
-        reply = c.recv_frame()
-        assert len(reply) == 6
-        assert struct.unpack(">ih", reply) == (123456, 35)
-        # The connection stays usable.
-        assert_open_and_serving(c)
+        assert c.is_closed_by_peer(timeout=5.0)
+        assert_open_and_serving(bystander)
     assert_serves(broker)
-    watch.wait_for(r"unknown api key 999")
+    watch.wait_for(r"closing connection from .*unknown api key 999 \(v0\)")
+    assert watch.new().count("unknown api key 999") == 1
+
+
+def test_kafka_python_request_for_an_unserved_api_is_closed_not_answered_undecodably(broker: EmbeddedBroker) -> None:
+    """Compatibility item 6 with a real client's protocol layer: kafka-python encodes
+    DescribeAcls v1 (an api suoi does not serve yet); the old bare "error 35" reply made its
+    parser raise "Unable to decode response". Now the connection is closed, which the client
+    handles as a disconnect."""
+    import socket
+
+    from kafka.protocol.admin.acl import DescribeAclsRequest
+    from kafka.protocol.parser import KafkaProtocol
+
+    watch = LogWatch(broker)
+    protocol = KafkaProtocol(client_id="kafka-python-test")
+    protocol.send_request(DescribeAclsRequest(resource_type_filter=1, resource_name_filter=None, pattern_type_filter=1,
+                                              principal_filter=None, host_filter=None, operation=1, permission_type=1,
+                                              version=1))
+    with socket.create_connection((broker.host, broker.port), timeout=5) as sock:
+        sock.sendall(protocol.send_bytes())
+        assert sock.recv(100) == b"", "an unserved api key was answered"
+    assert protocol.receive_bytes(b"") == []
+    watch.wait_for(r"unknown api key 29 \(v1\)")
+    assert_serves(broker)
 
 
 def test_unsupported_metadata_version(broker: EmbeddedBroker) -> None:

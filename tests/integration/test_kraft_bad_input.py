@@ -14,6 +14,7 @@ from kio.schema.metadata.v12.request import MetadataRequest
 
 from suoi.testing import EmbeddedBroker, free_port
 from tests.conftest import wait_until
+from tests.integration.support import kraft_combined_overrides
 from tests.rawclient import RawClient
 
 CLUSTER_ID = "c3VvaS10ZXN0LWNsdXN0ZXI"
@@ -23,13 +24,8 @@ CLUSTER_ID = "c3VvaS10ZXN0LWNsdXN0ZXI"
 def kraft_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedBroker, int]]:
     """A one-node KRaft cluster (broker,controller): its own quorum of one voter."""
     port, cport = free_port(), free_port()
-    broker = EmbeddedBroker(tmp_path_factory.mktemp("kraft"), port=port, overrides={
-        "process.roles": "broker,controller", "node.id": "1",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-        "controller.listener.names": "CONTROLLER", "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-        "cluster.id": CLUSTER_ID, "broker.heartbeat.interval.ms": "200",
-    })
+    broker = EmbeddedBroker(tmp_path_factory.mktemp("kraft"), port=port, overrides=kraft_combined_overrides(
+        port, cport, **{"cluster.id": CLUSTER_ID, "broker.heartbeat.interval.ms": "200"}))
     with broker:
         yield broker, cport
 

@@ -9,6 +9,7 @@ import pytest
 
 from suoi.broker import log_config_from
 from suoi.config import Listener, load_config, read_properties
+from suoi.config_security import UnsupportedSecuritySetting
 
 
 def test_server_properties_file_with_kafka_names(tmp_path: Path) -> None:
@@ -78,3 +79,22 @@ def test_kafka_keys_suoi_ignores_are_still_validated_with_kafkas_wording() -> No
 def test_bad_values_are_rejected_with_the_key_named(key: str, value: str) -> None:
     with pytest.raises(ValueError, match=key if key != "listeners" else "port"):
         load_config({key: value}, {})
+
+
+def test_listener_names_with_underscores_and_ipv6_hosts_parse() -> None:
+    assert Listener.parse_many("REPLICATION_1://[::1]:9094, PLAINTEXT://:9092,127.0.0.1:9095") == [
+        Listener("REPLICATION_1", "::1", 9094), Listener("PLAINTEXT", "", 9092), Listener("PLAINTEXT", "127.0.0.1", 9095)]
+    with pytest.raises(ValueError, match="is not NAME://host:port"):
+        Listener.parse_many("PLAINTEXT://127.0.0.1")
+
+
+def test_kafkas_shipped_protocol_map_is_accepted_while_unused_entries_name_tls() -> None:
+    """Kafka's server.properties maps SSL/SASL names too; only the listeners in use must be PLAINTEXT."""
+    shipped = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+    cfg = load_config({"listeners": "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+                       "listener.security.protocol.map": shipped, "ssl.keystore.location": ""}, {})
+    assert [x.name for x in cfg.listeners] == ["PLAINTEXT", "CONTROLLER"]
+    with pytest.raises(UnsupportedSecuritySetting, match="listener.security.protocol.map maps CONTROLLER to SSL"):
+        load_config({"listeners": "CONTROLLER://127.0.0.1:9093", "listener.security.protocol.map": "CONTROLLER:SSL"}, {})
+    with pytest.raises(ValueError, match="is not NAME:PROTOCOL"):
+        load_config({"listener.security.protocol.map": "CONTROLLER:TLS"}, {})

@@ -10,11 +10,14 @@ with them, which we accept and do not check (the controller refuses fenced broke
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from suoi.api.registry import RequestContext, api
 from suoi.cluster.kraft import NotControllerError
 from suoi.model import ErrorCode
+
+log = logging.getLogger("suoi.api")
 
 
 @api(56, "AlterPartition", 2, 3)
@@ -42,6 +45,10 @@ def handle_alter_partition(ctx: RequestContext, request: Any) -> Any:
                 topics.append({"topic_id": topic.topic_id, "partitions": partitions})
         except NotControllerError:
             return {"throttle_time": 0, "error_code": ErrorCode.not_controller, "topics": []}
+        except TimeoutError:  # e.g. the quorum stalled (a paused node): the leader retries
+            log.warning("AlterPartition from broker %d: not committed in time; answering REQUEST_TIMED_OUT",
+                        request.broker_id)
+            return {"throttle_time": 0, "error_code": ErrorCode.request_timed_out, "topics": []}
         return {"throttle_time": 0, "error_code": ErrorCode.none, "topics": topics}
 
     return run()

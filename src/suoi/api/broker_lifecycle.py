@@ -33,6 +33,8 @@ def handle_broker_registration(ctx: RequestContext, request: Any) -> Any:
                 request.broker_id, incarnation, listeners, request.rack, ctx.broker.now_ms()))
         except NotControllerError:
             return {"throttle_time": 0, "error_code": ErrorCode.not_controller, "broker_epoch": -1}
+        except TimeoutError:  # not committed in time (a stalled quorum): the broker retries
+            return {"throttle_time": 0, "error_code": ErrorCode.request_timed_out, "broker_epoch": -1}
         return {"throttle_time": 0, "error_code": int(result.error), "broker_epoch": result.broker_epoch}
 
     return run()
@@ -62,6 +64,8 @@ def handle_broker_heartbeat(ctx: RequestContext, request: Any) -> Any:
                 now=ctx.broker.now_ms()))
         except NotControllerError:
             return {**refused, "error_code": ErrorCode.not_controller}
+        except TimeoutError:  # not committed in time (a stalled quorum): the broker retries
+            return {**refused, "error_code": ErrorCode.request_timed_out}
         return {"throttle_time": 0, "error_code": int(result.error), "is_caught_up": result.is_caught_up,
                 "is_fenced": result.is_fenced, "should_shut_down": result.should_shutdown}
 
@@ -79,6 +83,8 @@ def handle_unregister_broker(ctx: RequestContext, request: Any) -> Any:
             result = await kraft.run_on_controller(lambda c: c.unregister_broker(request.broker_id))
         except NotControllerError:
             return {"throttle_time": 0, "error_code": ErrorCode.not_controller, "error_message": None}
+        except TimeoutError:  # not committed in time (a stalled quorum): the broker retries
+            return {"throttle_time": 0, "error_code": ErrorCode.request_timed_out, "error_message": "timed out"}
         return {"throttle_time": 0, "error_code": int(result.error), "error_message": result.message}
 
     return run()

@@ -325,17 +325,34 @@ async def alter_configs_response(broker: Broker, request: Any, incremental: bool
     kraft = _kraft(broker)
     if kraft.controller is None:
         return await forward(broker, request)
+    # IncrementalAlterConfigs: a resource with an operation Kafka does not define gets
+    # INVALID_REQUEST on its own (the others are applied), as Kafka answers it.
+    bad = [r for r in request.resources if incremental and any(c.config_operation not in _OP_TYPES for c in r.configs)]
+    good = [r for r in request.resources if not any(r is b for b in bad)]
     if incremental:
         resources: list[Any] = [IncrementalAlterConfigsResource(
             resource_type=r.resource_type, resource_name=r.resource_name,
             ops=[AlterConfigOp(c.name, OpType(c.config_operation), c.value) for c in r.configs])
-            for r in request.resources]
+            for r in good]
         results = await kraft.run_on_controller(
-            lambda c: c.incremental_alter_configs(resources, validate_only=request.validate_only))
+            lambda c: c.incremental_alter_configs(resources, validate_only=request.validate_only)) if good else []
     else:
         resources = [AlterConfigsResource(resource_type=r.resource_type, resource_name=r.resource_name,
-                                          configs={c.name: c.value for c in r.configs}) for r in request.resources]
+                                          configs={c.name: c.value for c in r.configs}) for r in good]
         results = await kraft.run_on_controller(lambda c: c.alter_configs(resources, validate_only=request.validate_only))
-    return {"throttle_time": 0, "responses": [
-        {"error_code": int(r.error), "error_message": r.message, "resource_type": r.resource_type,
-         "resource_name": r.resource_name} for r in results]}
+    answers = iter(results)
+    responses = []
+    for r in request.resources:
+        if any(r is b for b in bad):
+            ops = sorted({c.config_operation for c in r.configs if c.config_operation not in _OP_TYPES})
+            responses.append({"error_code": ErrorCode.invalid_request, "resource_type": r.resource_type,
+                              "resource_name": r.resource_name,
+                              "error_message": f"Unknown config operation {', '.join(map(str, ops))}"})
+        else:
+            a = next(answers)
+            responses.append({"error_code": int(a.error), "error_message": a.message,
+                              "resource_type": a.resource_type, "resource_name": a.resource_name})
+    return {"throttle_time": 0, "responses": responses}
+
+
+_OP_TYPES = frozenset(int(op) for op in OpType)

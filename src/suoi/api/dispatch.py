@@ -1,8 +1,9 @@
 """Turn one request frame into response bytes (or an awaitable of them).
 
 This is the seam between `net` (which only moves bytes) and the handlers. It owns
-version negotiation: ApiVersions' v0 fallback, UNSUPPORTED_VERSION replies for api keys
-or versions we do not implement, and the deliberate Produce v0-v2 exception.
+version negotiation: ApiVersions' v0 fallback, UNSUPPORTED_VERSION replies for versions we
+do not implement of api keys we serve (an unknown api key closes the connection, as in
+Kafka), and the deliberate Produce v0-v2 exception.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import dataclasses
 import inspect
 import logging
 import struct
-import typing
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from suoi.api import legacy_produce
 from suoi.api.api_versions import api_versions_data
+from suoi.api.error_responses import error_response
 from suoi.api.registry import REGISTRY, RequestContext, ResponseData
-from suoi.model import ErrorCode
+from suoi.model import ErrorCode, KafkaError
 from suoi.protocol.codec import (
     API_VERSIONS_KEY,
     DecodeError,
@@ -60,9 +61,10 @@ def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = N
         raise ProtocolViolation(str(exc)) from exc
     spec = REGISTRY.get(prefix.api_key)
     if spec is None:
-        log.warning("client %s sent unknown api key %d (v%d); answering UNSUPPORTED_VERSION",
-                    client_host, prefix.api_key, prefix.api_version)
-        return [encode_raw(prefix.correlation_id, _INT16.pack(ErrorCode.unsupported_version))]
+        # As Kafka: an api key we do not serve has no response format a client could decode
+        # (a bare error code is not one), so the connection is closed; only a known key at an
+        # unknown version gets UNSUPPORTED_VERSION (KIP-511).
+        raise ProtocolViolation(f"unknown api key {prefix.api_key} (v{prefix.api_version})")
     if not spec.supports(prefix.api_version):
         return _unsupported_version(broker, frame, prefix.api_key, prefix.api_version, prefix.correlation_id, client_host)
     try:
@@ -71,12 +73,19 @@ def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = N
         return _unsupported_version(broker, frame, exc.api_key, exc.api_version, exc.correlation_id, client_host)
     except DecodeError as exc:
         raise ProtocolViolation(str(exc)) from exc
+    if request.null_fields:
+        log.warning("client %s sent %s v%d with null in non-nullable field %s; answering INVALID_REQUEST",
+                    client_host, spec.name, request.api_version, ", ".join(dict.fromkeys(request.null_fields)))
+        return _error(request, ErrorCode.invalid_request, "null in a non-nullable field")
     ctx = RequestContext(broker, request.api_key, request.api_version, request.correlation_id,
                          request.client_id, client_host, connection)
-    result = spec.handler(ctx, request.body)
-    if inspect.isawaitable(result):
-        return _finish_later(result, request)
-    return _encode(request, result)
+    try:
+        result = spec.handler(ctx, request.body)
+        if inspect.isawaitable(result):
+            return _finish_later(result, request, spec.name, client_host)
+        return _encode(request, result)
+    except Exception as exc:
+        return _failed(request, spec.name, client_host, exc)
 
 
 def _encode(request: Request, data: ResponseData) -> Parts | None:
@@ -86,8 +95,34 @@ def _encode(request: Request, data: ResponseData) -> Parts | None:
     return encode_response(request.correlation_id, response)
 
 
-async def _finish_later(pending: Awaitable[ResponseData], request: Request) -> Parts | None:
-    return _encode(request, await pending)
+async def _finish_later(pending: Awaitable[ResponseData], request: Request, api: str, client_host: str) -> Parts | None:
+    try:
+        return _encode(request, await pending)
+    except Exception as exc:
+        return _failed(request, api, client_host, exc)
+
+
+def _failed(request: Request, api: str, client_host: str, exc: Exception) -> Parts | None:
+    """Safety net for a handler that raised: the request gets an error response of its own
+    and the connection and the node go on. An error that names its Kafka code (KafkaError,
+    e.g. NOT_CONTROLLER) or a timeout (REQUEST_TIMED_OUT: the quorum did not commit in time)
+    is an expected condition: one WARNING line. Anything else is a bug: one ERROR line with
+    its traceback, and UNKNOWN_SERVER_ERROR."""
+    if isinstance(exc, KafkaError | TimeoutError):
+        code = exc.error_code if isinstance(exc, KafkaError) else ErrorCode.request_timed_out
+        log.warning("%s v%d from %s: %s; answering %s", api, request.api_version, client_host,
+                    str(exc) or type(exc).__name__, ErrorCode(code).name.upper())
+        return _error(request, code, str(exc) or None)
+    log.error("%s v%d from %s failed; answering UNKNOWN_SERVER_ERROR", api, request.api_version, client_host,
+              exc_info=exc)
+    return _error(request, ErrorCode.unknown_server_error, "unexpected server error")
+
+
+def _error(request: Request, code: ErrorCode | int, message: str | None) -> Parts | None:
+    if request.api_key == legacy_produce.PRODUCE_KEY and getattr(request.body, "acks", -1) == 0:
+        return None  # acks=0: the client reads no response
+    response = error_response(request.api_key, request.api_version, request.body, code, message)
+    return encode_response(request.correlation_id, response)
 
 
 def _unsupported_version(broker: Broker, frame: bytes, api_key: int, version: int,
@@ -102,35 +137,8 @@ def _unsupported_version(broker: Broker, frame: bytes, api_key: int, version: in
         raw = legacy_produce.reject(frame, version, correlation_id)
         return [raw] if raw is not None else None
     try:
-        cls = response_class(api_key, version)
-        return encode_response(correlation_id, _error_response(cls))
-    except Exception:
+        if "error_code" not in {f.name for f in dataclasses.fields(response_class(api_key, version))}:
+            raise LookupError("no top-level error code")
+        return encode_response(correlation_id, error_response(api_key, version, None, ErrorCode.unsupported_version))
+    except Exception:  # no schema for that version, or no top-level error code: Kafka's bare form
         return [encode_raw(correlation_id, _INT16.pack(ErrorCode.unsupported_version))]
-
-
-def _error_response(cls: Any) -> Any:
-    """A response of `cls` with UNSUPPORTED_VERSION in its top-level error code."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    if "error_code" not in names:
-        raise LookupError("no top-level error code")
-    return build_response(cls.__api_key__, cls.__version__, _zero_fields(cls) | {"error_code": ErrorCode.unsupported_version})
-
-
-def _zero_fields(cls: type) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
-            continue
-        tp = f.type
-        if type(None) in typing.get_args(tp):
-            out[f.name] = None
-        elif typing.get_origin(tp) is tuple:
-            out[f.name] = ()
-        elif isinstance(tp, type) and issubclass(tp, str):
-            out[f.name] = ""
-        elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            out[f.name] = _zero_fields(tp)
-        else:
-            out[f.name] = 0
-    return out
-

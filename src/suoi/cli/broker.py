@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     from suoi.config import load_config, read_properties
+    from suoi.config_security import UnsupportedSecuritySetting
 
     file_values = read_properties(args.config) if args.config else {}
     overrides: dict[str, str] = {}
@@ -57,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         from suoi.cluster.settings import KRaftSettings
 
         KRaftSettings.from_config(config)  # process.roles, voters/bootstrap servers: fail here, in one line
+    except UnsupportedSecuritySetting as exc:  # asks for TLS/SASL/ACLs: refuse to start at all
+        print(f"suoi broker: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"suoi broker: {exc}", file=sys.stderr)
         return 2

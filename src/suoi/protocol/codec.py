@@ -23,6 +23,8 @@ from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 
+from suoi.protocol.bounds import LengthOutOfBounds, check_body, request_checker
+
 _HEADER_PREFIX = struct.Struct(">hhi")
 _INT32 = struct.Struct(">i")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -58,6 +60,9 @@ class Request(NamedTuple):
     correlation_id: int
     client_id: str | None
     body: Any
+    #: Non-nullable fields the client sent as null (kio decodes them as None): the request is
+    #: well-formed but invalid, and is answered INVALID_REQUEST instead of reaching a handler.
+    null_fields: tuple[str, ...] = ()
 
 
 def read_prefix(frame: bytes) -> RequestPrefix:
@@ -67,9 +72,9 @@ def read_prefix(frame: bytes) -> RequestPrefix:
 
 
 @cache
-def _request_readers(api_key: int, api_version: int) -> tuple[Any, Any]:
+def _request_readers(api_key: int, api_version: int) -> tuple[Any, Any, Any]:
     schema = load_request_schema(api_key, api_version)
-    return entity_reader(schema.__header_schema__), entity_reader(schema)
+    return entity_reader(schema.__header_schema__), entity_reader(schema), request_checker(schema)
 
 
 def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
@@ -78,15 +83,21 @@ def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
     Raises UnsupportedApi when kio knows no such schema, DecodeError when bytes are bad.
     """
     try:
-        read_header, read_body = _request_readers(prefix.api_key, prefix.api_version)
+        read_header, read_body, check_lengths = _request_readers(prefix.api_key, prefix.api_version)
     except Exception:
         raise UnsupportedApi(*prefix) from None
+    try:
+        # kio would reserve memory for whatever length the peer claims (and abort on 2^34):
+        # every length is checked against the frame first.
+        nulls = check_lengths(frame)
+    except LengthOutOfBounds as exc:
+        raise DecodeError(f"api_key={prefix.api_key} v{prefix.api_version}: {exc}") from None
     try:
         header, used = read_header(frame, 0)
         body, body_size = read_body(frame, used)
     except Exception as exc:  # kio raises several types for short/garbled input
         raise DecodeError(f"cannot decode api_key={prefix.api_key} v{prefix.api_version}: {exc!r}") from exc
-    return Request(prefix.api_key, prefix.api_version, prefix.correlation_id, header.client_id, body)
+    return Request(prefix.api_key, prefix.api_version, prefix.correlation_id, header.client_id, body, tuple(nulls))
 
 
 class GatherBuffer:
@@ -192,6 +203,7 @@ def decode_response(frame: bytes, cls: Any) -> Any:
     read_header, read_body = _response_readers(cls)
     try:
         _header, used = read_header(frame, 0)
+        check_body(frame, cls, used)  # a peer's lengths are bounded as a client's are
         body, size = read_body(frame, used)
     except Exception as exc:  # kio raises several types for short/garbled input
         raise DecodeError(f"cannot decode {cls.__name__} v{cls.__version__}: {exc!r}") from exc

@@ -16,6 +16,8 @@ from kio.schema.consumer_protocol_subscription.v3.data import ConsumerProtocolSu
 from kio.serial import entity_reader
 from kio.static.constants import EntityType
 
+from suoi.protocol.bounds import check_body
+
 _VERSION = struct.Struct(">h")
 _MAX_KNOWN = 3
 
@@ -28,6 +30,7 @@ def subscribed_topics(metadata: bytes) -> list[str]:
     try:
         schema = (load_entity_schema("consumer_protocol_subscription", min(max(version, 0), _MAX_KNOWN),
                                      EntityType.data) if version <= _MAX_KNOWN else SubscriptionV3)
+        check_body(metadata, schema, 2)  # client bytes: lengths bounded before kio reads them
         subscription, _ = entity_reader(schema)(metadata, 2)
     except Exception:
         return []

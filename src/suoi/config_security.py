@@ -1,0 +1,67 @@
+"""Refuse, at start, every setting that asks for TLS, SASL or an authorizer.
+
+suoi speaks PLAINTEXT only (the security issue brings TLS/SASL/ACLs). A broker told to
+listen on SSL that served plaintext instead would read a TLS ClientHello as a 369 MB frame,
+and one told to authorize that did not would grant everyone everything; so such a setting
+stops the node before it binds anything, naming the setting (Kafka's rule: a setting we do
+not implement is refused loudly, never ignored).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+#: Kafka's security protocols; only PLAINTEXT is served.
+SECURITY_PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"})
+
+# Properties that configure TLS, SASL, delegation tokens or authorization. A key matching
+# one with a non-empty value is refused (Kafka's shipped files leave them unset or empty).
+_SECURITY_KEY = re.compile(
+    r"^(ssl\.|sasl\.|delegation\.token\.|authorizer\.class\.name$|super\.users$"
+    r"|allow\.everyone\.if\.no\.acl\.found$|principal\.builder\.class$|connections\.max\.reauth\.ms$"
+    r"|listener\.name\.[^.]+\.(ssl\.|sasl\.|[^.]+\.sasl\.|principal\.builder\.class$|connections\.max\.reauth\.ms$))"
+)
+
+
+class UnsupportedSecuritySetting(ValueError):
+    """A setting asks for a security feature suoi does not have: the node must not start."""
+
+
+def check_security_settings(values: Mapping[str, str]) -> None:
+    """Raise UnsupportedSecuritySetting (one line naming the setting) if any property asks for
+    TLS/SASL/an authorizer, or any listener's security protocol is not PLAINTEXT."""
+    for key in sorted(values):
+        value = str(values[key]).strip()
+        if not value:
+            continue
+        if key == "security.inter.broker.protocol" and value.upper() != "PLAINTEXT":
+            raise _refuse(f"{key}={value}")
+        if _SECURITY_KEY.match(key):
+            raise _refuse(key)  # named by key only: the value may be a password or a private key
+    protocol_map = _protocol_map(values.get("listener.security.protocol.map", ""))
+    for key in ("listeners", "advertised.listeners"):
+        for item in filter(None, (x.strip() for x in str(values.get(key, "")).split(","))):
+            name = item.split("://", 1)[0].strip().upper() if "://" in item else "PLAINTEXT"
+            protocol = protocol_map.get(name, name if name in SECURITY_PROTOCOLS else "PLAINTEXT")
+            if protocol != "PLAINTEXT":
+                via = f" (listener.security.protocol.map maps {name} to {protocol})" if name in protocol_map else ""
+                raise _refuse(f"{key}={item}{via}", what=f"security protocol {protocol}")
+
+
+def _protocol_map(raw: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for entry in filter(None, (x.strip() for x in raw.split(","))):
+        name, sep, protocol = entry.partition(":")
+        protocol = protocol.strip().upper()
+        if not sep or not name.strip() or protocol not in SECURITY_PROTOCOLS:
+            raise ValueError(f"listener.security.protocol.map entry {entry!r} is not NAME:PROTOCOL "
+                             f"with PROTOCOL one of {', '.join(sorted(SECURITY_PROTOCOLS))}")
+        out[name.strip().upper()] = protocol
+    return out
+
+
+def _refuse(setting: str, what: str = "TLS/SASL/authorization") -> UnsupportedSecuritySetting:
+    return UnsupportedSecuritySetting(
+        f"{setting}: {what} is not supported by this version of suoi (PLAINTEXT listeners only); "
+        f"remove the setting to start")
