@@ -9,20 +9,12 @@ not implement is refused loudly, never ignored).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
+
+from suoi.configdefs import unimplemented_security_feature
 
 #: Kafka's security protocols; only PLAINTEXT is served.
 SECURITY_PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"})
-
-# Properties that configure TLS, SASL, delegation tokens or authorization. A key matching
-# one with a non-empty value is refused (Kafka's shipped files leave them unset or empty).
-_SECURITY_KEY = re.compile(
-    r"^(ssl\.|sasl\.|delegation\.token\.|authorizer\.class\.name$|super\.users$"
-    r"|allow\.everyone\.if\.no\.acl\.found$|principal\.builder\.class$|connections\.max\.reauth\.ms$"
-    r"|listener\.name\.[^.]+\.(ssl\.|sasl\.|[^.]+\.sasl\.|principal\.builder\.class$|connections\.max\.reauth\.ms$))"
-)
-
 
 class UnsupportedSecuritySetting(ValueError):
     """A setting asks for a security feature suoi does not have: the node must not start."""
@@ -35,9 +27,11 @@ def check_security_settings(values: Mapping[str, str]) -> None:
         value = str(values[key]).strip()
         if not value:
             continue
-        if key == "security.inter.broker.protocol" and value.upper() != "PLAINTEXT":
-            raise _refuse(f"{key}={value}")
-        if _SECURITY_KEY.match(key):
+        if key == "security.inter.broker.protocol":
+            if value.upper() != "PLAINTEXT":
+                raise _refuse(f"{key}={value}")
+        elif key != "listener.security.protocol.map" and unimplemented_security_feature(key) is not None:
+            # One table (configdefs) says which settings are security ones, at start and at run time.
             raise _refuse(key)  # named by key only: the value may be a password or a private key
     protocol_map = _protocol_map(values.get("listener.security.protocol.map", ""))
     for key in ("listeners", "advertised.listeners"):

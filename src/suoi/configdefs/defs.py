@@ -143,8 +143,12 @@ TOPIC_CONFIGS: Mapping[str, ConfigDef] = _load(TOPIC_ROWS)
 #: Configs of Kafka's LIST type, the only ones IncrementalAlterConfigs may APPEND to or SUBTRACT from.
 LIST_CONFIGS = frozenset(n for table in (BROKER_CONFIGS, TOPIC_CONFIGS) for n, d in table.items() if d.type == "list")
 
-_SECURITY_PREFIXES = (("ssl.", "TLS (SSL)"), ("sasl.", "SASL"), ("listener.name.", "per-listener security settings"),
+_SECURITY_PREFIXES = (("ssl.", "TLS (SSL)"), ("sasl.", "SASL"),
                       ("delegation.token.", "delegation tokens"), ("password.encoder.", "password encoding"))
+#: Per-listener overrides of security settings: listener.name.NAME.ssl.*, .sasl.*,
+#: .MECHANISM.sasl.* (e.g. listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config), ...
+_LISTENER_SECURITY = re.compile(
+    r"^listener\.name\.[^.]+\.(ssl\.|sasl\.|[^.]+\.sasl\.|principal\.builder\.class$|connections\.max\.reauth\.ms$)")
 _SECURITY_NAMES = {
     "authorizer.class.name": "authorization (ACLs)", "principal.builder.class": "authentication",
     "security.inter.broker.protocol": "TLS/SASL between brokers", "connections.max.reauth.ms": "SASL",
@@ -160,4 +164,6 @@ def unimplemented_security_feature(name: str) -> str | None:
     TLS or an authorizer configured but serves plaintext to everyone is worse than an error."""
     if name in _SECURITY_NAMES:
         return _SECURITY_NAMES[name]
+    if _LISTENER_SECURITY.match(name):
+        return "per-listener security settings"
     return next((feature for prefix, feature in _SECURITY_PREFIXES if name.startswith(prefix)), None)
