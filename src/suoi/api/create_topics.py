@@ -1,5 +1,8 @@
 """CreateTopics (key 19): partitions and topic configs, persisted with the topic.
 
+A request adding more than MAX_PARTITIONS_PER_REQUEST partitions is refused whole with
+POLICY_VIOLATION, as the KRaft controller does (`suoi.controller.topics`).
+
 A single node can hold one replica, so replication.factor > 1 is refused with
 INVALID_REPLICATION_FACTOR rather than silently creating less durability than asked.
 """
@@ -11,6 +14,7 @@ from typing import Any
 
 from suoi.api.cluster_metadata import create_topics_response
 from suoi.api.registry import RequestContext, api
+from suoi.controller.topics import EXCESSIVE_BATCH_MESSAGE, MAX_PARTITIONS_PER_REQUEST
 from suoi.log.config import LogConfig
 from suoi.log.errors import LogError, TopicExistsError
 from suoi.log.manager import validate_topic_name
@@ -34,6 +38,13 @@ def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     if broker.kraft is not None:
         return create_topics_response(broker, request)
+    existing = broker.logs.topics()
+    asked = sum(len(t.assignments) if t.assignments else
+                broker.config.get_int("num.partitions") if t.num_partitions == -1 else max(t.num_partitions, 0)
+                for t in request.topics if t.name not in existing)
+    if asked > MAX_PARTITIONS_PER_REQUEST:
+        return {"throttle_time": 0, "topics": [_result(t.name, ErrorCode.policy_violation, EXCESSIVE_BATCH_MESSAGE)
+                                               for t in request.topics]}
     results = []
     seen: set[str] = set()
     for topic in request.topics:
