@@ -32,6 +32,7 @@ from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordina
 from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.log.cleaner import LogCleaner
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
+from suoi.log.handles import configure as configure_file_handles
 from suoi.log.manager import LogManager, TopicInfo
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
@@ -153,6 +154,7 @@ class Broker:
     async def start(self) -> None:
         self.cluster_id = _load_or_create_meta(self.config.log_dirs[0], self.node_id, self.config.get("cluster.id"))  # type: ignore[arg-type]
         started = time.monotonic()
+        configure_file_handles()  # ulimit -n: how many segment files may be open at once (one log line)
         self.dynamic_configs.load()
         self.reconfigure()
         self.logs.load()

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from suoi.client import NodeClient
 from suoi.cluster.hw_checkpoint import CHECKPOINT_FILE, read_checkpoint, write_checkpoint
+from suoi.cluster.pacing import Pacer
 from suoi.cluster.replica_fetcher import FollowerReplica, ReplicaFetcher
 from suoi.controller.delta import LocalPartition, MetadataDelta
 from suoi.controller.image import MetadataImage
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("suoi.replication")
 
 ALTER_PARTITION_RETRY_S = 0.5
+#: Above this many leadership changes in one image change, one summary line replaces the per-partition ones.
+DETAILED_CHANGES = 20
 #: Kafka's offsets.commit.timeout.ms: how long a coordinator write waits for the ISR.
 COORDINATOR_WRITE_TIMEOUT_S = 5.0
 
@@ -97,6 +100,7 @@ class ReplicaManager:
         self._tokens = 0
         self._alter_tasks: dict[TopicPartition, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._detail = logging.INFO  # level of the per-partition leadership lines (see `apply`)
 
     def attach_coordinators(self) -> None:
         """The group and transaction coordinators write to partitions this node leads: their
@@ -144,10 +148,15 @@ class ReplicaManager:
         await self.pool.close()
 
     # -- metadata ----------------------------------------------------------------------
-    def apply(self, old: MetadataImage, new: MetadataImage) -> None:
-        """Become leader / follower / nothing for every local partition the change touches."""
+    async def apply(self, old: MetadataImage, new: MetadataImage, pacer: Pacer | None = None) -> None:
+        """Become leader / follower / nothing for every local partition the change touches,
+        yielding to the event loop between slices of work (`pacer`)."""
+        pacer = pacer or Pacer()
         self._update_addresses(new)
         changes = MetadataDelta.between(old, new).local_changes(self.node_id)
+        # One line per partition for a few changes; one summary line for a topic creation's thousands.
+        many = len(changes.leaders) + len(changes.followers) > DETAILED_CHANGES
+        self._detail = logging.DEBUG if many else logging.INFO
         for lp in changes.deleted:
             self._drop(TopicPartition(lp.topic_name, lp.partition))
         for lp in changes.leaders:
@@ -155,11 +164,17 @@ class ReplicaManager:
                 self._become_leader(lp)
             except Exception:
                 log.exception("cannot become leader of %s-%d", lp.topic_name, lp.partition)
+            await pacer.tick()
         for lp in changes.followers:
             try:
                 self._become_follower(lp)
             except Exception:
                 log.exception("cannot become follower of %s-%d", lp.topic_name, lp.partition)
+            await pacer.tick()
+        if many:
+            log.info("leadership changes applied: leader of %d partitions, follower of %d", len(changes.leaders),
+                     len(changes.followers))
+        self._detail = logging.INFO
         for tp in [tp for tp in self.leaders if new.partition(tp.topic, tp.partition) is None]:
             self._drop(tp)
         for tp in [tp for tp in self.followers if new.partition(tp.topic, tp.partition) is None]:
@@ -197,14 +212,14 @@ class ReplicaManager:
         new_epoch = leader is None or reg.leader_epoch > leader.state.leader_epoch
         if new_epoch:
             # Kafka's makeLeader: the new epoch starts at the log end offset.
-            plog.leader_epoch_cache.assign(reg.leader_epoch, plog.log_end_offset)
+            plog.leader_epoch_cache.assign(reg.leader_epoch, plog.log_end_offset, durable=False)
         if leader is None:
             state = LeaderPartitionState(
                 tp.topic, tp.partition, self.node_id, reg.leader_epoch, reg.partition_epoch, reg.replicas, reg.isr,
                 plog.config.min_insync_replicas, self.lag_time_max_ms, leader_leo=plog.log_end_offset,
                 high_watermark=plog.high_watermark, now_ms=now)
             leader = self.leaders[tp] = LeaderReplica(tp, lp.topic_id, plog, state)
-            log.info("leader of %s in epoch %d (ISR %s, HW %d, LEO %d)", tp, reg.leader_epoch, list(reg.isr),
+            log.log(self._detail, "leader of %s in epoch %d (ISR %s, HW %d, LEO %d)", tp, reg.leader_epoch, list(reg.isr),
                      state.high_watermark, plog.log_end_offset)
         elif not leader.state.update_registration(reg.leader_epoch, reg.partition_epoch, reg.replicas, reg.isr, now,
                                                   leader_leo=plog.log_end_offset):
@@ -232,7 +247,7 @@ class ReplicaManager:
             state = FollowerPartitionState(tp.topic, tp.partition, reg.leader, reg.leader_epoch, reg.partition_epoch,
                                            plog.log_end_offset, plog.high_watermark)
             follower = self.followers[tp] = FollowerReplica(tp, lp.topic_id, plog, state)
-            log.info("follower of %s (leader %d, epoch %d, LEO %d)", tp, reg.leader, reg.leader_epoch,
+            log.log(self._detail, "follower of %s (leader %d, epoch %d, LEO %d)", tp, reg.leader, reg.leader_epoch,
                      plog.log_end_offset)
         else:
             return  # stale registration

@@ -13,6 +13,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from suoi.log.handles import LazyFile
 from suoi.log.segment import LogSegment
 from suoi.protocol.records import BatchHeader, iter_records
 
@@ -30,10 +31,32 @@ def read_bytes(seg: LogSegment, pos: int, budget: int, limit: int, first: bool) 
     return data, len(data), at_end
 
 
-def read_region(seg: LogSegment, pos: int, budget: int, limit: int, first: bool) -> tuple[tuple[int, int, int], int, bool]:
-    """`walk` step for ``PartitionLog.read_regions``: ``(fd, position, length)``."""
+def read_region(seg: LogSegment, pos: int, budget: int, limit: int, first: bool
+                ) -> tuple[tuple[tuple[int, int, int], LazyFile], int, bool]:
+    """`walk` step for ``PartitionLog.read_regions``: ``(fd, position, length)`` and its file,
+    the descriptor pinned open (idle ones are closed, ``handles.py``) until `Regions.release`."""
     length, at_end = seg.region_from(pos, budget, limit, first)
-    return (seg.fd, pos, length), length, at_end
+    return ((seg.file.pin(), pos, length), seg.file), length, at_end
+
+
+class Regions(list[tuple[int, int, int]]):
+    """``(fd, position, length)`` file regions whose descriptors stay open until `release`
+    (or the end of a ``with`` block): send them, then release."""
+
+    def __init__(self, regions: Sequence[tuple[int, int, int]], files: Sequence[LazyFile]) -> None:
+        super().__init__(regions)
+        self._files = list(files)
+
+    def release(self) -> None:
+        for f in self._files:
+            f.unpin()
+        self._files.clear()
+
+    def __enter__(self) -> Regions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def walk(

@@ -25,6 +25,7 @@ from types import MappingProxyType
 from suoi.log.config import LogConfig
 from suoi.log.errors import (
     InvalidPartitionsError,
+    KafkaStorageError,
     InvalidTopicError,
     TopicExistsError,
     UnknownTopicOrPartitionError,
@@ -90,6 +91,8 @@ class LogManager:
         self._topics: dict[str, TopicInfo] = {}
         self._by_id: dict[uuid.UUID, TopicInfo] = {}
         self._logs: dict[tuple[str, int], PartitionLog] = {}
+        #: Partition logs per log dir, so placing a new one (`_least_loaded_dir`) costs O(dirs).
+        self._dir_load: dict[Path, int] = dict.fromkeys(self.log_dirs, 0)
         for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self._meta_dir.mkdir(exist_ok=True)
@@ -194,9 +197,11 @@ class LogManager:
         return new
 
     def host_partitions(self, name: str, topic_id: uuid.UUID, partitions: int, hosted: set[int] | frozenset[int],
-                        configs: Mapping[str, str]) -> TopicInfo:
+                        configs: Mapping[str, str], *, open_logs: bool = True) -> TopicInfo:
         """Make this node hold exactly `hosted` partitions of a topic the cluster metadata
-        describes (creating, reconfiguring or removing local logs as needed).
+        describes (creating, reconfiguring or removing local logs as needed). With
+        ``open_logs=False`` new partitions get no log yet: the caller creates them a few at a
+        time with `open_partition` (`missing_partitions` lists them), between other work.
 
         A topic whose id changed under the same name was deleted and re-created: the old
         data goes first.
@@ -211,20 +216,42 @@ class LogManager:
         if old != info:
             self._write_meta(info)
             self._register(info)
+        if open_logs:
+            for p in self.missing_partitions(name):
+                self._open_partition(info, p, None)
         for p in sorted(hosted):
             log = self._logs.get((name, p))
-            if log is None:
-                self._open_partition(info, p, None)
-            else:
+            if log is not None:
                 log.config = config
-        for (topic, p) in [key for key in self._logs if key[0] == name and key[1] not in hosted]:
-            self._remove_log(topic, p)
+        for p in range(old.partitions if old is not None else 0):
+            if p not in hosted:
+                self._remove_log(name, p)
         return info
+
+    def missing_partitions(self, name: str) -> list[int]:
+        """Partitions of `name` this node hosts that have no open log yet (see `host_partitions`)."""
+        info = self._topics.get(name)
+        if info is None:
+            return []
+        hosted = range(info.partitions) if info.hosted is None else sorted(info.hosted)
+        return [p for p in hosted if (name, p) not in self._logs]
+
+    def open_partition(self, name: str, partition: int) -> PartitionLog:
+        """Create (or open) the log of a hosted partition that has none yet."""
+        log = self._logs.get((name, partition))
+        if log is None:
+            info = self._require(name)
+            if not info.hosts(partition):
+                raise UnknownTopicOrPartitionError(f"{name}-{partition} is not hosted here")
+            self._open_partition(info, partition, None)
+            log = self._logs[(name, partition)]
+        return log
 
     def _remove_log(self, name: str, partition: int) -> None:
         log = self._logs.pop((name, partition), None)
         if log is None:
             return
+        self._count_dir(log.directory.parent, -1)
         log.close()
         doomed = _set_aside_name(log.directory, uuid.uuid4(), "-delete")
         os.rename(log.directory, doomed)
@@ -242,6 +269,9 @@ class LogManager:
 
     def topics(self) -> dict[str, TopicInfo]:
         return dict(self._topics)
+
+    def topic(self, name: str) -> TopicInfo | None:
+        return self._topics.get(name)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
         return self._by_id.get(topic_id)
@@ -277,6 +307,7 @@ class LogManager:
         for log in self._logs.values():
             log.close()
         self._logs.clear()
+        self._dir_load = dict.fromkeys(self.log_dirs, 0)
 
     # ------------------------------------------------------------------ internals
 
@@ -293,18 +324,23 @@ class LogManager:
     def _open_partition(self, info: TopicInfo, partition: int, path: Path | None) -> None:
         if path is None:
             path = self._least_loaded_dir() / f"{info.name}-{partition}"
-        self._logs[(info.name, partition)] = PartitionLog.open(
-            path, info.name, partition, info.config, now_ms=self._now_ms
-        )
+        try:
+            self._logs[(info.name, partition)] = PartitionLog.open(
+                path, info.name, partition, info.config, now_ms=self._now_ms
+            )
+        except KafkaStorageError:
+            raise
+        except OSError as e:  # out of file descriptors, disk full, ...: KAFKA_STORAGE_ERROR, not a crash
+            raise KafkaStorageError(e.errno, f"cannot open the log of {info.name}-{partition} in {path}: {e.strerror}") from e
+        self._count_dir(path.parent, 1)
+
+    def _count_dir(self, directory: Path, delta: int) -> None:
+        if directory in self._dir_load:
+            self._dir_load[directory] += delta
 
     def _least_loaded_dir(self) -> Path:
         """Kafka places a new partition in the log dir holding the fewest."""
-        counts = dict.fromkeys(self.log_dirs, 0)
-        for log in self._logs.values():
-            parent = log.directory.parent
-            if parent in counts:
-                counts[parent] += 1
-        return min(self.log_dirs, key=lambda d: counts[d])
+        return min(self.log_dirs, key=lambda d: self._dir_load[d])
 
     def _meta_path(self, info: TopicInfo) -> Path:
         """Named by topic id: a 249-char topic name plus a suffix would not fit NAME_MAX."""

@@ -28,7 +28,13 @@ LOG_START_OFFSET_FILE = "log-start-offset"
 def recover_segments(directory: Path, topic: str, partition: int, config: LogConfig) -> tuple[list[LogSegment], int]:
     """Create ``directory`` if needed and recover its segments; returns them (at least one)
     and the log start offset."""
-    directory.mkdir(parents=True, exist_ok=True)
+    interval = config.index_interval_bytes
+    try:
+        directory.mkdir(parents=True)
+    except FileExistsError:
+        pass
+    else:  # a new partition: nothing to recover (the common case when topics are created)
+        return [LogSegment.create(directory, 0, index_interval_bytes=interval)], 0
     complete_swaps(directory)  # finish or undo an interrupted log-cleaner swap
     bases = sorted(
         int(p.stem) for p in directory.glob("*.log") if len(p.stem) == 20 and p.stem.isdigit()
@@ -37,7 +43,6 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
     for p in directory.iterdir():
         if p.suffix in (".index", ".timeindex", ".txnindex") and p.stem not in known:
             p.unlink()
-    interval = config.index_interval_bytes
     segments: list[LogSegment] = []
     for i, base in enumerate(bases):
         seg = LogSegment(directory, base, index_interval_bytes=interval)

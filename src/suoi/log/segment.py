@@ -2,8 +2,9 @@
 
 A segment only ever holds whole v2 batches, stored byte-for-byte as the
 producer sent them (after offset assignment).  All reads go through one file
-descriptor opened at start-up with ``os.pread``, so concurrent readers never
-share a file position and no read pays for an ``open()``.
+descriptor with ``os.pread``, so concurrent readers never share a file position.
+Descriptors are `LazyFile`s (``handles.py``): opened on use and closed when idle,
+so a node holds more partitions than ``ulimit -n`` allows open files.
 
 Batches are located with the sparse offset index and then a forward scan
 that only reads 61-byte headers - record payloads are never decoded here.
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from suoi.log.errors import KafkaStorageError
+from suoi.log.handles import LazyFile
 from suoi.log.index import OffsetIndex, TimeIndex
 from suoi.log.txn_index import TransactionIndex
 from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_batch_header, verify_crc
@@ -52,7 +54,7 @@ class LogSegment:
         the log cleaner writes its output segments that way."""
         self.base_offset = base_offset
         self.log_path = directory / segment_file_name(base_offset, ".log" + suffix)
-        self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self._file = LazyFile(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         index_path = directory / segment_file_name(base_offset, ".index" + suffix)
         time_index_path = directory / segment_file_name(base_offset, ".timeindex" + suffix)
         #: An absent index cannot be told apart from an empty one once created.
@@ -61,7 +63,7 @@ class LogSegment:
         self.time_index = TimeIndex(time_index_path, base_offset)
         #: Aborted transactions whose marker is in this segment (file created on first abort).
         self.txn_index = TransactionIndex(directory / segment_file_name(base_offset, ".txnindex" + suffix))
-        self.size = os.fstat(self._fd).st_size
+        self.size = os.fstat(self._file.fd).st_size
         #: Offset after the last batch: the log end offset while this segment is active.
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -80,7 +82,8 @@ class LogSegment:
         """A fresh, empty segment (stale files with the same name are cleared)."""
         seg = cls(directory, base_offset, index_interval_bytes=index_interval_bytes, suffix=suffix)
         if seg.size:
-            os.ftruncate(seg._fd, 0)
+            os.ftruncate(seg._file.fd, 0)
+            seg._file.dirty = True
             seg.size = 0
         seg.offset_index.reset()
         seg.time_index.reset()
@@ -153,7 +156,8 @@ class LogSegment:
                 "truncating %d bytes of torn/corrupt data at position %d of %s",
                 truncated, valid_end, self.log_path,
             )  # fmt: skip
-            os.ftruncate(self._fd, valid_end)
+            os.ftruncate(self._file.fd, valid_end)
+            self._file.dirty = True
             self.size = valid_end
         return truncated
 
@@ -164,15 +168,13 @@ class LogSegment:
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
 
     def flush(self) -> None:
-        os.fsync(self._fd)
+        self._file.fsync()
         self.offset_index.flush()
         self.time_index.flush()
         self.txn_index.flush()
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._file.close()
         self.offset_index.close()
         self.time_index.close()
 
@@ -185,7 +187,17 @@ class LogSegment:
 
     @property
     def fd(self) -> int:
-        return self._fd
+        """The ``.log`` descriptor, opened if idle (use it at once, see ``handles.py``); -1 once closed."""
+        return -1 if self._file.closed else self._file.fd
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    @property
+    def file(self) -> LazyFile:
+        """The ``.log`` file, to `pin` its descriptor for a later ``sendfile``."""
+        return self._file
 
     @property
     def largest_timestamp(self) -> int:
@@ -221,15 +233,16 @@ class LogSegment:
         try:
             view = memoryview(data)
             written = 0
+            self._file.dirty = True
             while written < len(view):
-                written += _write(self._fd, view[written:])
+                written += _write(self._file.fd, view[written:])
             self.size = pos0 + len(view)
             for rel, base, last, max_ts, size in batches:
                 self._index_batch(pos0 + rel, base, last, max_ts, size)
         except OSError as e:
             self.next_offset, self.max_timestamp, self.offset_of_max_timestamp, self._bytes_since_index = saved
             try:
-                os.ftruncate(self._fd, pos0)
+                os.ftruncate(self._file.fd, pos0)
                 self.offset_index.truncate_entries(n_index)
                 self.time_index.truncate_entries(n_time)
             except OSError:
@@ -247,9 +260,10 @@ class LogSegment:
         pos = self.locate(offset)
         if pos is None:
             return 0
-        cut = parse_batch_header(os.pread(self._fd, HEADER_SIZE, pos)).base_offset
+        cut = parse_batch_header(os.pread(self._file.fd, HEADER_SIZE, pos)).base_offset
         removed = self.size - pos
-        os.ftruncate(self._fd, pos)
+        os.ftruncate(self._file.fd, pos)
+        self._file.dirty = True
         self.size = pos
         self.offset_index.truncate_from_value(pos)
         self.time_index.truncate_from_value(cut - self.base_offset)
@@ -300,7 +314,7 @@ class LogSegment:
         """
         end = self.size
         want = min(max(max_bytes, 0), end - pos)
-        data = os.pread(self._fd, want, pos) if want > 0 else b""
+        data = os.pread(self._file.fd, want, pos) if want > 0 else b""
         p = 0
         n = len(data)
         while n - p >= HEADER_SIZE:
@@ -309,10 +323,10 @@ class LogSegment:
                 break
             p += h.size
         if p == 0 and min_one and pos < end:
-            h = parse_batch_header(os.pread(self._fd, HEADER_SIZE, pos))
+            h = parse_batch_header(os.pread(self._file.fd, HEADER_SIZE, pos))
             if h.last_offset >= max_offset:
                 return b"", False
-            data = os.pread(self._fd, h.size, pos)
+            data = os.pread(self._file.fd, h.size, pos)
             return data, pos + h.size >= end
         return (data if p == n else data[:p]), pos + p >= end
 
@@ -343,7 +357,7 @@ class LogSegment:
         pos = self.locate(offset)
         if pos is None:
             return None
-        return parse_batch_header(os.pread(self._fd, HEADER_SIZE, pos))
+        return parse_batch_header(os.pread(self._file.fd, HEADER_SIZE, pos))
 
     def headers_from(self, offset: int) -> Iterator[BatchHeader]:
         """Batch headers from the batch holding ``offset`` (or the segment start) onwards."""
@@ -364,7 +378,7 @@ class LogSegment:
         while end - pos >= HEADER_SIZE:
             rel = pos - buf_start
             if rel + HEADER_SIZE > len(buf):
-                buf = os.pread(self._fd, min(_HEADER_SCAN_CHUNK, end - pos), pos)
+                buf = os.pread(self._file.fd, min(_HEADER_SCAN_CHUNK, end - pos), pos)
                 buf_start, rel = pos, 0
                 if len(buf) < HEADER_SIZE:
                     return
@@ -376,7 +390,7 @@ class LogSegment:
 
     def _iter_verified(self) -> Iterator[tuple[int, BatchHeader]]:
         """Walk whole batches from the start, checking framing, CRC and offsets."""
-        end = os.fstat(self._fd).st_size
+        end = os.fstat(self._file.fd).st_size
         self.size = end
         pos = 0
         buf = b""
@@ -385,13 +399,13 @@ class LogSegment:
         while end - pos >= HEADER_SIZE:
             rel = pos - buf_start
             if rel + HEADER_SIZE > len(buf):
-                buf = os.pread(self._fd, min(_RECOVERY_CHUNK, end - pos), pos)
+                buf = os.pread(self._file.fd, min(_RECOVERY_CHUNK, end - pos), pos)
                 buf_start, rel = pos, 0
             h = parse_batch_header(buf, rel)
             if h.magic != 2 or h.batch_length < _MIN_BATCH_LENGTH or pos + h.size > end:
                 return
             if rel + h.size > len(buf):
-                buf = os.pread(self._fd, min(max(_RECOVERY_CHUNK, h.size), end - pos), pos)
+                buf = os.pread(self._file.fd, min(max(_RECOVERY_CHUNK, h.size), end - pos), pos)
                 buf_start, rel = pos, 0
             if not verify_crc(buf, rel, h) or h.base_offset < expected or h.last_offset_delta < 0:
                 return
