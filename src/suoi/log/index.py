@@ -76,8 +76,9 @@ class _FixedIndex:
 
     def reset(self) -> None:
         """Drop every entry (before a rebuild from the log)."""
-        self._file.dirty = True
-        os.ftruncate(self._file.fd, 0)
+        if os.fstat(self._file.fd).st_size:  # a new segment's empty file needs no write (nor fsync)
+            self._file.dirty = True
+            os.ftruncate(self._file.fd, 0)
         self._keys = array(self._key_code)
         self._values = array(self._value_code)
 

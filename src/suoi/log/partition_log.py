@@ -511,9 +511,10 @@ class PartitionLog:
 
     def close(self) -> None:
         try:
-            if self._log_end_offset > 0:  # an empty log has no producers to remember
+            # An empty log has no producers to remember. A stale leader-epoch checkpoint is not
+            # written either: it lacks only an epoch that wrote nothing (see assign(durable=False)).
+            if self._log_end_offset > 0:
                 write_snapshot(self.directory, self._log_end_offset, self.producer_state)
-            self.leader_epoch_cache.flush_if_stale()
         except (OSError, KafkaStorageError) as e:
             logger.warning("%s-%d: cannot write producer snapshot: %s", self.topic, self.partition, e)
         for seg in self._segments:
