@@ -267,10 +267,13 @@ class Broker:
     def auto_create_enabled(self) -> bool:
         return self.config.get_bool("auto.create.topics.enable")
 
-    def create_topic(self, name: str, partitions: int | None = None, configs: dict[str, str] | None = None) -> TopicInfo:
+    def create_topic(self, name: str, partitions: int | None = None, configs: dict[str, str] | None = None, *,
+                     open_logs: bool = True) -> TopicInfo:
+        """Standalone: create a topic (`LogManager.create_topic`; ``open_logs=False``: the caller
+        creates the partition logs, see `suoi.cluster.pacing.open_missing_logs`)."""
         if partitions is None or partitions < 0:
             partitions = self.config.get_int("num.partitions")
-        info = self.logs.create_topic(name, partitions, configs or {})
+        info = self.logs.create_topic(name, partitions, configs or {}, open_logs=open_logs)
         log.info("created topic %s with %d partitions%s", name, partitions,
                  f" configs={configs}" if configs else "")
         return info

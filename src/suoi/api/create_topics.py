@@ -14,6 +14,7 @@ from typing import Any
 
 from suoi.api.cluster_metadata import create_topics_response
 from suoi.api.registry import RequestContext, api
+from suoi.cluster.pacing import open_missing_logs
 from suoi.controller.topics import EXCESSIVE_BATCH_MESSAGE, MAX_PARTITIONS_PER_REQUEST
 from suoi.log.config import LogConfig
 from suoi.log.errors import LogError, TopicExistsError
@@ -38,6 +39,12 @@ def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     if broker.kraft is not None:
         return create_topics_response(broker, request)
+    return _create_standalone(broker, request)
+
+
+async def _create_standalone(broker: Any, request: Any) -> dict[str, Any]:
+    """A standalone node creates the topics itself; their partition logs a slice at a time
+    (`open_missing_logs`), so other clients are served meanwhile. Answered once all exist."""
     existing = broker.logs.topics()
     asked = sum(len(t.assignments) if t.assignments else
                 broker.config.get_int("num.partitions") if t.num_partitions == -1 else max(t.num_partitions, 0)
@@ -86,7 +93,8 @@ def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
                 LogConfig.from_topic_configs(broker.log_config, configs)
                 info_id = None
             else:
-                info_id = broker.create_topic(name, partitions, configs).topic_id
+                info_id = broker.create_topic(name, partitions, configs, open_logs=False).topic_id
+                await open_missing_logs(broker.logs, name)
         except LogError as exc:
             results.append(_result(name, ErrorCode(exc.error_code), str(exc)))
             continue

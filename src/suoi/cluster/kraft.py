@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import NodeClient
-from suoi.cluster.pacing import Pacer
+from suoi.cluster.pacing import Pacer, open_missing_logs
 from suoi.cluster.replica_manager import ReplicaManager
 from suoi.cluster.settings import KRaftSettings
 from suoi.controller import records as mrec
@@ -370,10 +370,7 @@ class KRaftServices:
             try:
                 logs.host_partitions(topic.name, topic.topic_id, topic.num_partitions, hosted,
                                      dict(new.topic_configs(topic.name)), open_logs=False)
-                for p in logs.missing_partitions(topic.name):
-                    logs.open_partition(topic.name, p)
-                    created += 1
-                    await pacer.tick()
+                created += await open_missing_logs(logs, topic.name, pacer)
             except KafkaStorageError as exc:  # its partitions answer KAFKA_STORAGE_ERROR / NOT_LEADER
                 log.error("cannot create the local logs of %s (%d partitions missing): %s", topic.name,
                           len(logs.missing_partitions(topic.name)), exc)

@@ -148,8 +148,10 @@ class LogManager:
         configs: Mapping[str, str] | None = None,
         *,
         topic_id: uuid.UUID | None = None,
+        open_logs: bool = True,
     ) -> TopicInfo:
-        """Create a topic and its empty partition logs.
+        """Create a topic and its empty partition logs (with ``open_logs=False`` the caller
+        creates the logs, a few at a time: `missing_partitions` / `open_partition`).
 
         Validation happens before anything touches the disk, in Kafka's order:
         name, existence, partition count, configs.
@@ -164,12 +166,13 @@ class LogManager:
         info = TopicInfo(name, topic_id or uuid.uuid4(), partitions, MappingProxyType(overrides), config)
         self._write_meta(info)
         self._register(info)
-        for p in range(partitions):
-            self._open_partition(info, p, None)
+        if open_logs:
+            for p in range(partitions):
+                self._open_partition(info, p, None)
         return info
 
-    def create_partitions(self, name: str, total: int) -> TopicInfo:
-        """Grow a topic to ``total`` partitions (CreatePartitions)."""
+    def create_partitions(self, name: str, total: int, *, open_logs: bool = True) -> TopicInfo:
+        """Grow a topic to ``total`` partitions (CreatePartitions; ``open_logs`` as in `create_topic`)."""
         info = self._require(name)
         if total <= info.partitions:
             raise InvalidPartitionsError(
@@ -179,8 +182,9 @@ class LogManager:
         new = TopicInfo(info.name, info.topic_id, total, info.configs, info.config, info.hosted)
         self._write_meta(new)
         self._register(new)
-        for p in range(info.partitions, total):
-            self._open_partition(new, p, None)
+        if open_logs:
+            for p in range(info.partitions, total):
+                self._open_partition(new, p, None)
         return new
 
     def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicInfo:
