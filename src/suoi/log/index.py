@@ -33,14 +33,16 @@ class _FixedIndex:
     _key_code: str
     _value_code: str
 
-    def __init__(self, path: Path, base_offset: int) -> None:
+    def __init__(self, path: Path, base_offset: int, *, create: bool = True) -> None:
+        """``create=False`` (a fresh segment's index): the file is made by its first write."""
         self.path = path
         self.base_offset = base_offset
         self._keys: array[int] = array(self._key_code)
         self._values: array[int] = array(self._value_code)
-        #: Opened on use, closed when idle (``handles.py``); created now, as Kafka does.
+        #: Opened on use, closed when idle (``handles.py``); created now unless ``create=False``.
         self._file = LazyFile(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-        self._file.fd  # noqa: B018 - creates the file
+        if create:
+            self._file.fd  # noqa: B018 - creates the file
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -97,6 +99,11 @@ class _FixedIndex:
 
     def flush(self) -> None:
         self._file.fsync()
+
+    def materialize(self) -> None:
+        """Make sure the file exists (an index created with ``create=False`` and never written)."""
+        if not self._file.closed:
+            self._file.fd  # noqa: B018 - opening with O_CREAT creates it
 
     def close(self) -> None:
         self._file.close()

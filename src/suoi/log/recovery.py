@@ -33,8 +33,8 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
         directory.mkdir(parents=True)
     except FileExistsError:
         pass
-    else:  # a new partition: nothing to recover (the common case when topics are created)
-        return [LogSegment.create(directory, 0, index_interval_bytes=interval)], 0
+    else:  # a new partition: nothing to recover, no file made yet (topics are created in thousands)
+        return [LogSegment.fresh_segment(directory, 0, index_interval_bytes=interval)], 0
     complete_swaps(directory)  # finish or undo an interrupted log-cleaner swap
     bases = sorted(
         int(p.stem) for p in directory.glob("*.log") if len(p.stem) == 20 and p.stem.isdigit()

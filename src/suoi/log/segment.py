@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,22 +49,26 @@ class LogSegment:
     """Files and in-memory state of a single segment."""
 
     def __init__(
-        self, directory: Path, base_offset: int, *, index_interval_bytes: int, suffix: str = ""
+        self, directory: Path, base_offset: int, *, index_interval_bytes: int, suffix: str = "", fresh: bool = False
     ) -> None:
         """``suffix`` (e.g. ``.cleaned``) is appended to all three file names;
-        the log cleaner writes its output segments that way."""
+        the log cleaner writes its output segments that way. ``fresh``: the directory was just
+        made, so no file exists yet; they are created by their first use (`fresh_segment`)."""
         self.base_offset = base_offset
         self.log_path = directory / segment_file_name(base_offset, ".log" + suffix)
         self._file = LazyFile(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         index_path = directory / segment_file_name(base_offset, ".index" + suffix)
         time_index_path = directory / segment_file_name(base_offset, ".timeindex" + suffix)
         #: An absent index cannot be told apart from an empty one once created.
-        self._indexes_missing = not (index_path.exists() and time_index_path.exists())
-        self.offset_index = OffsetIndex(index_path, base_offset)
-        self.time_index = TimeIndex(time_index_path, base_offset)
+        self._indexes_missing = not fresh and not (index_path.exists() and time_index_path.exists())
+        self.offset_index = OffsetIndex(index_path, base_offset, create=not fresh)
+        self.time_index = TimeIndex(time_index_path, base_offset, create=not fresh)
         #: Aborted transactions whose marker is in this segment (file created on first abort).
-        self.txn_index = TransactionIndex(directory / segment_file_name(base_offset, ".txnindex" + suffix))
-        self.size = os.fstat(self._file.fd).st_size
+        self.txn_index = TransactionIndex(directory / segment_file_name(base_offset, ".txnindex" + suffix),
+                                          load=not fresh)
+        #: When a fresh segment was made (its retention clock while its file does not exist).
+        self._created_ms = int(time.time() * 1000)
+        self.size = 0 if fresh else os.fstat(self._file.fd).st_size
         #: Offset after the last batch: the log end offset while this segment is active.
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -89,6 +94,13 @@ class LogSegment:
         seg.time_index.reset()
         seg.txn_index.reset()
         return seg
+
+    @classmethod
+    def fresh_segment(cls, directory: Path, base_offset: int, *, index_interval_bytes: int) -> LogSegment:
+        """The first segment of a partition whose directory was just created: no file is made
+        until something is written (creating a topic of thousands of partitions costs one
+        ``mkdir`` each). A restart finds no ``.log`` there and starts an empty segment again."""
+        return cls(directory, base_offset, index_interval_bytes=index_interval_bytes, fresh=True)
 
     def load(self) -> int:
         """Open a sealed segment cheaply, falling back to full recovery.
@@ -166,6 +178,8 @@ class LogSegment:
         so retention and ``load()`` never need to scan a sealed segment."""
         if self.max_timestamp >= 0:
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        self.offset_index.materialize()  # a sealed segment has both index files (see `load`)
+        self.time_index.materialize()
 
     def flush(self) -> None:
         self._file.fsync()
@@ -204,7 +218,10 @@ class LogSegment:
         """Kafka's retention clock: max record timestamp, else file mtime."""
         if self.max_timestamp >= 0:
             return self.max_timestamp
-        return int(os.stat(self.log_path).st_mtime * 1000)
+        try:
+            return int(os.stat(self.log_path).st_mtime * 1000)
+        except FileNotFoundError:  # a fresh segment nothing was written to yet
+            return self._created_ms
 
     def should_roll(
         self, incoming_bytes: int, last_offset: int, now_ms: int, segment_bytes: int, segment_ms: int
