@@ -361,7 +361,9 @@ class KRaftServices:
                 logs.delete_topic(gone.topic_name)
                 log.info("deleted local replicas of topic %s", gone.topic_name)
         reconfigured = {name for rtype, name in delta.changed_configs if rtype == ConfigResourceType.TOPIC}
-        changed = [t for tid, t in new.topics.items() if old.topics.get(tid) is not t or t.name in reconfigured]
+        retry = {name for name, _ in logs.failed}  # logs that could not be created: try again
+        changed = [t for tid, t in new.topics.items()
+                   if old.topics.get(tid) is not t or t.name in reconfigured or t.name in retry]
         created = 0
         for topic in changed:
             hosted = {p for p, reg in topic.partitions.items() if me in reg.replicas}

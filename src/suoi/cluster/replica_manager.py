@@ -101,6 +101,7 @@ class ReplicaManager:
         self._alter_tasks: dict[TopicPartition, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._detail = logging.INFO  # level of the per-partition leadership lines (see `apply`)
+        self._without_log = 0  # partitions `apply` could not lead or follow: no local log
 
     def attach_coordinators(self) -> None:
         """The group and transaction coordinators write to partitions this node leads: their
@@ -157,6 +158,7 @@ class ReplicaManager:
         # One line per partition for a few changes; one summary line for a topic creation's thousands.
         many = len(changes.leaders) + len(changes.followers) > DETAILED_CHANGES
         self._detail = logging.DEBUG if many else logging.INFO
+        self._without_log = 0
         for lp in changes.deleted:
             self._drop(TopicPartition(lp.topic_name, lp.partition))
         for lp in changes.leaders:
@@ -172,8 +174,9 @@ class ReplicaManager:
                 log.exception("cannot become follower of %s-%d", lp.topic_name, lp.partition)
             await pacer.tick()
         if many:
-            log.info("leadership changes applied: leader of %d partitions, follower of %d", len(changes.leaders),
-                     len(changes.followers))
+            log.log(logging.WARNING if self._without_log else logging.INFO,
+                    "leadership changes applied: leader of %d partitions, follower of %d; %d of them without a "
+                    "local log", len(changes.leaders), len(changes.followers), self._without_log)
         self._detail = logging.INFO
         for tp in [tp for tp in self.leaders if new.partition(tp.topic, tp.partition) is None]:
             self._drop(tp)
@@ -204,7 +207,9 @@ class ReplicaManager:
         reg = lp.registration
         plog = self._log(tp)
         if plog is None:
-            log.warning("no local log for %s, cannot lead it", tp)
+            self._without_log += 1
+            log.log(logging.WARNING if self._detail == logging.INFO else logging.DEBUG,
+                    "no local log for %s, cannot lead it", tp)
             return
         self._stop_following(tp)
         now = self.broker.now_ms()
@@ -234,7 +239,9 @@ class ReplicaManager:
         reg = lp.registration
         plog = self._log(tp)
         if plog is None:
-            log.warning("no local log for %s, cannot follow it", tp)
+            self._without_log += 1
+            log.log(logging.WARNING if self._detail == logging.INFO else logging.DEBUG,
+                    "no local log for %s, cannot follow it", tp)
             return
         self._resign(tp, reg.leader_epoch)
         follower = self.followers.get(tp)

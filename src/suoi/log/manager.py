@@ -91,6 +91,9 @@ class LogManager:
         self._topics: dict[str, TopicInfo] = {}
         self._by_id: dict[uuid.UUID, TopicInfo] = {}
         self._logs: dict[tuple[str, int], PartitionLog] = {}
+        #: Hosted partitions whose log could not be created (KAFKA_STORAGE_ERROR) -> why; retried
+        #: by the next `open_partition` of it.
+        self.failed: dict[tuple[str, int], str] = {}
         #: Partition logs per log dir, so placing a new one (`_least_loaded_dir`) costs O(dirs).
         self._dir_load: dict[Path, int] = dict.fromkeys(self.log_dirs, 0)
         for d in self.log_dirs:
@@ -247,7 +250,12 @@ class LogManager:
             info = self._require(name)
             if not info.hosts(partition):
                 raise UnknownTopicOrPartitionError(f"{name}-{partition} is not hosted here")
-            self._open_partition(info, partition, None)
+            try:
+                self._open_partition(info, partition, None)
+            except KafkaStorageError as e:
+                self.failed.update(dict.fromkeys(((name, p) for p in self.missing_partitions(name)), str(e)))
+                raise
+            self.failed.pop((name, partition), None)
             log = self._logs[(name, partition)]
         return log
 
@@ -266,6 +274,8 @@ class LogManager:
         info = self._require(name)
         self._meta_path(info).unlink(missing_ok=True)
         del self._topics[name]
+        for key in [k for k in self.failed if k[0] == name]:
+            del self.failed[key]
         self._by_id.pop(info.topic_id, None)
         for p in range(info.partitions):
             self._remove_log(name, p)

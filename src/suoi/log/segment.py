@@ -188,6 +188,9 @@ class LogSegment:
         self.txn_index.flush()
 
     def close(self) -> None:
+        if self.size and not self._file.closed:  # a segment with data leaves its index files behind
+            self.offset_index.materialize()
+            self.time_index.materialize()
         self._file.close()
         self.offset_index.close()
         self.time_index.close()
