@@ -8,6 +8,7 @@ Prints figures; it is not a test.  Client: confluent-kafka (librdkafka).
   (default)               start a KRaft combined node (config/server.properties, `make run`'s
                           config) on free loopback ports in a temp dir
   --standalone            start a standalone node instead (no process.roles)
+  --suoi-src DIR          run that node from another tree's src/ (e.g. `git archive` of an older commit)
 
 Phases (each on fresh topics; "ready" = every partition has a leader in Metadata AND a
 ListOffsets(latest) for every partition is answered without error by its leader, i.e. the
@@ -54,8 +55,9 @@ from confluent_kafka import KafkaException, Producer, TopicPartition  # noqa: E4
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # noqa: E402
 
 
-def start_node(standalone: bool, ready_timeout: float) -> Target:
-    """A suoi node on free loopback ports: make run's KRaft combined config, or standalone."""
+def start_node(standalone: bool, ready_timeout: float, src: Path | None = None) -> Target:
+    """A suoi node on free loopback ports: make run's KRaft combined config, or standalone.
+    `src`: run the suoi package from another source tree (e.g. an older commit, for before/after)."""
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="bench-partitions-")
     data = os.path.join(workdir, "data")
@@ -70,8 +72,8 @@ def start_node(standalone: bool, ready_timeout: float) -> Target:
         Path(conf).write_text(text)
         argv += ["--config", conf]
     env = dict(os.environ)
-    src = str(REPO_ROOT / "src")
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    path = str(src or REPO_ROOT / "src")
+    env["PYTHONPATH"] = path + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return _spawn("suoi", argv, port, env=env, workdir=workdir, ready_timeout=ready_timeout, is_peer=False)
 
 
@@ -262,6 +264,7 @@ def main() -> None:
     ap.add_argument("--bootstrap")
     ap.add_argument("--broker-pid", type=int)
     ap.add_argument("--standalone", action="store_true")
+    ap.add_argument("--suoi-src", type=Path, help="run the node from this source tree's src/ (before/after runs)")
     ap.add_argument("--partitions", type=int, default=1000)
     ap.add_argument("--topics", type=int, default=100)
     ap.add_argument("--per-topic", type=int, default=10)
@@ -279,7 +282,7 @@ def main() -> None:
     if args.bootstrap:
         bootstrap, pid = args.bootstrap, args.broker_pid
     else:
-        target = start_node(args.standalone, args.ready_timeout)
+        target = start_node(args.standalone, args.ready_timeout, args.suoi_src)
         bootstrap, pid = target.bootstrap, target.pid
     results: dict[str, Any] = {"mode": "bootstrap" if args.bootstrap else "standalone" if args.standalone else "kraft"}
     try:

@@ -57,8 +57,8 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
             for later in bases[i + 1 :]:
                 LogSegment(directory, later, index_interval_bytes=interval).delete()
             break
-    if not segments:
-        segments.append(LogSegment.create(directory, 0, index_interval_bytes=interval))
+    if not segments:  # nothing was ever written (orphan index files went above): still no file needed
+        segments.append(LogSegment.fresh_segment(directory, 0, index_interval_bytes=interval))
     log_start = segments[0].base_offset
     persisted = read_log_start_offset(directory)
     if persisted is not None:
