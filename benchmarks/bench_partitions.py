@@ -28,9 +28,11 @@ leader's log exists):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -77,6 +79,11 @@ def start_node(standalone: bool, ready_timeout: float, src: Path | None = None) 
     return _spawn("suoi", argv, port, env=env, workdir=workdir, ready_timeout=ready_timeout, is_peer=False)
 
 
+#: When the last poll of `wait_all_ready` saw the last partitions answer (the creation was
+#: done): probes after it measure the full check's own big Metadata/ListOffsets, not the creation.
+CREATED_AT: list[float] = []
+
+
 def wait_all_ready(admin: AdminClient, bootstrap: str, counts: dict[str, int], deadline: float) -> bool:
     """Until every partition of every topic has a leader and answers ListOffsets. Polls cheaply
     (ListOffsets of each topic's last partition: logs are created in partition order) and checks
@@ -87,6 +94,7 @@ def wait_all_ready(admin: AdminClient, bootstrap: str, counts: dict[str, int], d
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
+    CREATED_AT[:] = [time.monotonic()]
     pending = dict(counts)
     while pending:
         if time.monotonic() > deadline:
@@ -180,6 +188,7 @@ class Probe(threading.Thread):
         self.kind, self.topic, self.interval, self.timeout = name, topic, interval, timeout
         self.bootstrap = bootstrap
         self.latencies: list[float] = []
+        self.started: list[float] = []  # when each probe was sent
         self.failures = 0
         self.stop = threading.Event()
 
@@ -193,6 +202,7 @@ class Probe(threading.Thread):
             call = lambda: self._produce(producer)  # noqa: E731
         while not self.stop.is_set():
             t0 = time.monotonic()
+            self.started.append(t0)
             try:
                 call()
                 self.latencies.append(time.monotonic() - t0)
@@ -210,8 +220,9 @@ class Probe(threading.Thread):
         if not errors or errors[0] is not None:
             raise RuntimeError(f"produce probe failed: {errors}")
 
-    def figures(self) -> dict[str, Any]:
-        lat = sorted(x * 1000 for x in self.latencies)
+    def figures(self, since: float = 0.0, until: float = float("inf")) -> dict[str, Any]:
+        """p50/p99/max of the probes sent in [since, until)."""
+        lat = sorted(x * 1000 for t, x in zip(self.started, self.latencies, strict=False) if since <= t < until)
         return {"count": len(lat), "failures": self.failures, "p50_ms": percentile(lat, 50),
                 "p99_ms": percentile(lat, 99), "max_ms": lat[-1] if lat else None,
                 "mean_ms": statistics.fmean(lat) if lat else None}
@@ -224,15 +235,21 @@ def phase_big(bootstrap: str, admin: AdminClient, args: argparse.Namespace, pid:
     for p in probes:
         p.start()
     time.sleep(1.0)  # a baseline before the creation starts
+    CREATED_AT.clear()
+    started = time.monotonic()
     answered, ready, error = create(admin, bootstrap, {"bench-big": args.big}, args.timeout)
+    done = time.monotonic()
+    created = CREATED_AT[0] if CREATED_AT else done
     time.sleep(0.5)
     for p in probes:
         p.stop.set()
     for p in probes:
         p.join(args.probe_timeout + 10)
-    out: dict[str, Any] = {"partitions": args.big, "answered_s": answered, "ready_s": ready, "error": error}
+    out: dict[str, Any] = {"partitions": args.big, "answered_s": answered, "ready_s": ready, "error": error,
+                           "created_s": created - started, "full_check_s": done - created}
     for p in probes:
-        out[p.kind] = p.figures()
+        out[p.kind] = p.figures(started, created)
+        out[p.kind + "_full_check"] = p.figures(created, done)
     if pid is not None:
         out["rss_mb"] = read_rss_mb(pid)[0]
     return out
@@ -308,8 +325,12 @@ def main() -> None:
     finally:
         if target is not None:
             started = time.monotonic()
-            target.stop()
+            if target.proc is not None and target.proc.poll() is None:
+                target.proc.terminate()  # SIGTERM -> exit, timed without the data dir's removal
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    target.proc.wait(60)
             results["stop_s"] = time.monotonic() - started
+            target.stop()
     report(results)
     if args.json:
         print(json.dumps(clean_json(results)))
@@ -338,10 +359,14 @@ def report(r: dict[str, Any]) -> None:
         print(f"  1 topic x {x['partitions']} partitions: answered {_s(x['answered_s'])}, all ready "
               f"{_s(x['ready_s'])}" + (f"  error {x['error']}" if x["error"] else "")
               + (f", RSS after {x['rss_mb']:.0f} MB" if x.get("rss_mb") else ""))
+        print(f"    probes while it was created ({x['created_s']:.2f} s, to the last partition answering):")
         for kind in ("metadata", "produce"):
             p = x[kind]
-            print(f"    concurrent {kind:8s} probe: n={p['count']} failed={p['failures']} p50 {_ms(p['p50_ms'])} ms, "
+            print(f"      {kind:8s}: n={p['count']} failed={p['failures']} p50 {_ms(p['p50_ms'])} ms, "
                   f"p99 {_ms(p['p99_ms'])} ms, max {_ms(p['max_ms'])} ms")
+        p = x["metadata_full_check"]
+        print(f"    metadata probes during the final check ({x['full_check_s']:.2f} s: Metadata + ListOffsets of all "
+              f"{x['partitions']} partitions): n={p['count']} max {_ms(p['max_ms'])} ms")
     if "huge" in r:
         x = r["huge"]
         print(f"  2^31-1 partitions: answered after {x['seconds']:.3f} s with {x['error']}")
