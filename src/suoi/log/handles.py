@@ -13,7 +13,9 @@ descriptor can only be closed while another file is being opened, never during a
 that uses it. A descriptor handed out for later use (a zero-copy ``sendfile`` of file
 regions) must be pinned (`LazyFile.pin` / `unpin`): pinned files are never evicted. Closing
 a descriptor does not lose data: writes are in the page cache, and an ``fsync`` through a
-later descriptor of the same file flushes them (Linux keeps dirty pages per inode).
+later descriptor of the same file flushes them (Linux keeps dirty pages per inode); a file
+written since its last fsync is synced before its descriptor is closed, so no writeback
+error can slip past a later flush.
 
 The bound comes from ``ulimit -n`` (`configure`, called once at start, which logs what it
 allows): half of the soft limit is left for sockets, the metadata log, checkpoints and
@@ -72,11 +74,23 @@ class FileHandles:
         self._open.pop(lazy, None)
 
     def shed(self, count: int) -> int:
-        """Close up to `count` least recently used unpinned descriptors; returns how many."""
+        """Close up to `count` least recently used unpinned descriptors; returns how many.
+
+        A file written since its last fsync is synced before its descriptor closes: Linux
+        reports a writeback error to the descriptors open when it happens, so closing first
+        could let a later `fsync` through a new descriptor miss it. If that sync fails, the
+        descriptor stays open (the error is the next flush's to report)."""
         victims = list(islice((f for f in self._open if not f.pins), count))  # oldest first, stops early
+        closed = 0
         for f in victims:
+            try:
+                f.fsync()
+            except OSError as e:
+                logger.warning("keeping %s open: fsync before closing it failed: %s", f.path, e)
+                continue
             f.release_fd()
-        return len(victims)
+            closed += 1
+        return closed
 
 
 class LazyFile:
