@@ -154,10 +154,10 @@ LOW_NOFILE = 256
 
 
 def test_more_partition_files_than_ulimit_allows_open(tmp_path: Path) -> None:
-    """3 files per partition x 200 partitions > `ulimit -n` 256: idle files are closed and
+    """300 partitions (a .log each once written, 3 files before) > `ulimit -n` 256: idle files are closed and
     reopened on use, so every partition still takes writes and serves reads."""
     port = free_port()
-    partitions = 200
+    partitions = 300
     with EmbeddedBroker(tmp_path, port=port, overrides=make_run_properties(port, free_port()),
                         preexec_fn=_low_nofile) as node:
         assert f"ulimit -n is {LOW_NOFILE}" in node.logs()
