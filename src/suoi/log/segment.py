@@ -189,8 +189,11 @@ class LogSegment:
 
     def close(self) -> None:
         if self.size and not self._file.closed:  # a segment with data leaves its index files behind
-            self.offset_index.materialize()
-            self.time_index.materialize()
+            try:
+                self.offset_index.materialize()
+                self.time_index.materialize()
+            except OSError as e:  # rebuilt from the log at the next start
+                logger.warning("%s: index files not created at close: %s", self.log_path, e)
         self._file.close()
         self.offset_index.close()
         self.time_index.close()
@@ -262,7 +265,8 @@ class LogSegment:
         except OSError as e:
             self.next_offset, self.max_timestamp, self.offset_of_max_timestamp, self._bytes_since_index = saved
             try:
-                os.ftruncate(self._file.fd, pos0)
+                if self._file.is_open:  # else the file could not even be opened: nothing was written
+                    os.ftruncate(self._file.fd, pos0)
                 self.offset_index.truncate_entries(n_index)
                 self.time_index.truncate_entries(n_time)
             except OSError:
