@@ -34,6 +34,7 @@ from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordina
 from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.log.cleaner import LogCleaner
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
+from suoi.log.handles import configure as configure_file_handles
 from suoi.log.manager import LogManager, TopicInfo
 from suoi.log.scrubber import LogScrubber
 from suoi.net.server import start_listener
@@ -163,6 +164,7 @@ class Broker:
     async def start(self) -> None:
         self.cluster_id = _load_or_create_meta(self.config.log_dirs[0], self.node_id, self.config.get("cluster.id"))  # type: ignore[arg-type]
         started = time.monotonic()
+        configure_file_handles()  # ulimit -n: how many segment files may be open at once (one log line)
         self.dynamic_configs.load()
         self.reconfigure()
         self.logs.load()
@@ -280,10 +282,13 @@ class Broker:
     def auto_create_enabled(self) -> bool:
         return self.config.get_bool("auto.create.topics.enable")
 
-    def create_topic(self, name: str, partitions: int | None = None, configs: dict[str, str] | None = None) -> TopicInfo:
+    def create_topic(self, name: str, partitions: int | None = None, configs: dict[str, str] | None = None, *,
+                     open_logs: bool = True) -> TopicInfo:
+        """Standalone: create a topic (`LogManager.create_topic`; ``open_logs=False``: the caller
+        creates the partition logs, see `suoi.cluster.pacing.open_missing_logs`)."""
         if partitions is None or partitions < 0:
             partitions = self.config.get_int("num.partitions")
-        info = self.logs.create_topic(name, partitions, configs or {})
+        info = self.logs.create_topic(name, partitions, configs or {}, open_logs=open_logs)
         log.info("created topic %s with %d partitions%s", name, partitions,
                  f" configs={configs}" if configs else "")
         return info

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from suoi.config_security import check_security_settings
-
 from suoi.configdefs import BROKER_CONFIGS, ConfigValueError
 
 log = logging.getLogger("suoi.config")

@@ -19,6 +19,7 @@ from suoi.protocol.codec import encode_response
 from tests.integration.support import ms
 from tests.kio_strategies import fuzz_settings, served
 
+
 @pytest.mark.parametrize("api_key", sorted(REGISTRY))
 @fuzz_settings(5)
 @given(data=st.data())

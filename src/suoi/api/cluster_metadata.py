@@ -64,8 +64,8 @@ def live_brokers(broker: Broker) -> list[dict[str, Any]]:
     return out
 
 
-def partition_data(kraft: KRaftServices, reg: Any, index: int) -> dict[str, Any]:
-    live = {b.broker_id for b in kraft.image.unfenced_brokers()}
+def partition_data(live: set[int], reg: Any, index: int) -> dict[str, Any]:
+    """One partition of a Metadata answer; `live` = the unfenced broker ids (computed once per answer)."""
     offline = [r for r in reg.replicas if r not in live]
     error = ErrorCode.none if reg.leader >= 0 and reg.leader in live else ErrorCode.leader_not_available
     return {"error_code": error, "partition_index": index, "leader_id": reg.leader if reg.leader in live else -1,
@@ -83,6 +83,7 @@ def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, A
     else:
         wanted = [(t.name, getattr(t, "topic_id", None)) for t in requested]
     allow_create = getattr(request, "allow_auto_topic_creation", True) and broker.auto_create_enabled()
+    live = {b.broker_id for b in image.unfenced_brokers()}
     topics = []
     for name, topic_id in wanted:
         topic = image.topic(name) if name else image.topics.get(topic_id) if topic_id else None
@@ -102,7 +103,7 @@ def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, A
         topics.append({
             "error_code": ErrorCode.none, "name": topic.name, "topic_id": topic.topic_id,
             "is_internal": topic.name.startswith("__"),
-            "partitions": [partition_data(kraft, reg, p) for p, reg in sorted(topic.partitions.items())],
+            "partitions": [partition_data(live, reg, p) for p, reg in sorted(topic.partitions.items())],
             "topic_authorized_operations": OMITTED_OPERATIONS,
         })
     return {"throttle_time": 0, "brokers": live_brokers(broker), "cluster_id": broker.cluster_id,

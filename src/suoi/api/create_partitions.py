@@ -1,7 +1,9 @@
 """CreatePartitions (key 37): grow a topic's partition count (never shrink it).
 
 validate_only checks everything and changes nothing. Manual assignments must name this
-node only (one replica each), one per new partition.
+node only (one replica each), one per new partition. A request adding more than
+MAX_PARTITIONS_PER_REQUEST partitions is refused whole with POLICY_VIOLATION (Kafka's
+controller limit, see `suoi.controller.topics`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 
 from suoi.api.cluster_metadata import create_partitions_response
 from suoi.api.registry import RequestContext, api
+from suoi.cluster.pacing import open_missing_logs
+from suoi.controller.topics import EXCESSIVE_BATCH_MESSAGE, MAX_PARTITIONS_PER_REQUEST
 from suoi.log.errors import LogError
 from suoi.model import ErrorCode
 
@@ -27,8 +31,17 @@ def _result(name: str, error: ErrorCode = ErrorCode.none, message: str | None = 
 def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
     if ctx.broker.kraft is not None:
         return create_partitions_response(ctx.broker, request)
-    broker = ctx.broker
+    return _create_standalone(ctx.broker, request)
+
+
+async def _create_standalone(broker: Any, request: Any) -> dict[str, Any]:
+    """A standalone node grows the topics itself, new logs a slice at a time (`open_missing_logs`)."""
     names = [t.name for t in request.topics]
+    existing = broker.logs.topics()
+    added = sum(max(t.count - existing[t.name].partitions, 0) for t in request.topics if t.name in existing)
+    if added > MAX_PARTITIONS_PER_REQUEST:
+        return {"throttle_time": 0, "results": [_result(t.name, ErrorCode.policy_violation, EXCESSIVE_BATCH_MESSAGE)
+                                                for t in request.topics]}
     results = []
     for t in request.topics:
         name, count = t.name, t.count
@@ -61,7 +74,8 @@ def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
             results.append(_result(name))
             continue
         try:
-            broker.logs.create_partitions(name, count)
+            broker.logs.create_partitions(name, count, open_logs=False)
+            await open_missing_logs(broker.logs, name)
         except LogError as exc:
             results.append(_result(name, ErrorCode(exc.error_code), str(exc)))
             continue

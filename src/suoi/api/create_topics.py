@@ -1,5 +1,8 @@
 """CreateTopics (key 19): partitions and topic configs, persisted with the topic.
 
+A request adding more than MAX_PARTITIONS_PER_REQUEST partitions is refused whole with
+POLICY_VIOLATION, as the KRaft controller does (`suoi.controller.topics`).
+
 A single node can hold one replica, so replication.factor > 1 is refused with
 INVALID_REPLICATION_FACTOR rather than silently creating less durability than asked.
 """
@@ -11,6 +14,8 @@ from typing import Any
 
 from suoi.api.cluster_metadata import create_topics_response
 from suoi.api.registry import RequestContext, api
+from suoi.cluster.pacing import open_missing_logs
+from suoi.controller.topics import EXCESSIVE_BATCH_MESSAGE, MAX_PARTITIONS_PER_REQUEST
 from suoi.log.config import LogConfig
 from suoi.log.errors import LogError, TopicExistsError
 from suoi.log.manager import validate_topic_name
@@ -34,6 +39,19 @@ def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     if broker.kraft is not None:
         return create_topics_response(broker, request)
+    return _create_standalone(broker, request)
+
+
+async def _create_standalone(broker: Any, request: Any) -> dict[str, Any]:
+    """A standalone node creates the topics itself; their partition logs a slice at a time
+    (`open_missing_logs`), so other clients are served meanwhile. Answered once all exist."""
+    existing = broker.logs.topics()
+    asked = sum(len(t.assignments) if t.assignments else
+                broker.config.get_int("num.partitions") if t.num_partitions == -1 else max(t.num_partitions, 0)
+                for t in request.topics if t.name not in existing)
+    if asked > MAX_PARTITIONS_PER_REQUEST:
+        return {"throttle_time": 0, "topics": [_result(t.name, ErrorCode.policy_violation, EXCESSIVE_BATCH_MESSAGE)
+                                               for t in request.topics]}
     results = []
     seen: set[str] = set()
     for topic in request.topics:
@@ -75,7 +93,8 @@ def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
                 LogConfig.from_topic_configs(broker.log_config, configs)
                 info_id = None
             else:
-                info_id = broker.create_topic(name, partitions, configs).topic_id
+                info_id = broker.create_topic(name, partitions, configs, open_logs=False).topic_id
+                await open_missing_logs(broker.logs, name)
         except LogError as exc:
             results.append(_result(name, ErrorCode(exc.error_code), str(exc)))
             continue

@@ -46,10 +46,11 @@ def _topic_views(ctx: RequestContext) -> dict[str, TopicView]:
     kraft = broker.kraft
     if kraft is not None:
         image = kraft.image
+        live = {b.broker_id for b in image.unfenced_brokers()}  # once per answer
 
         def kraft_view(topic: Any) -> TopicView:
             return (topic.topic_id, topic.num_partitions,
-                    lambda p: _with_elr(partition_data(kraft, topic.partitions[p], p)))
+                    lambda p: _with_elr(partition_data(live, topic.partitions[p], p)))
 
         return {name: kraft_view(t) for name, t in image.topics_by_name.items()}
 

@@ -118,5 +118,6 @@ def leader_log(broker: Broker, topic: str | None, partition: int) -> tuple[Any, 
     if reg is None:
         return None, ErrorCode.unknown_topic_or_partition
     if reg.leader != broker.node_id or plog is None:
-        return None, ErrorCode.not_leader_or_follower
+        failed = reg.leader == broker.node_id and (topic, partition) in broker.logs.failed
+        return None, ErrorCode.kafka_storage_error if failed else ErrorCode.not_leader_or_follower
     return plog, ErrorCode.none

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import Lane, NodeClient
+from suoi.cluster.pacing import Pacer, open_missing_logs
 from suoi.cluster.replica_manager import ReplicaManager
 from suoi.cluster.settings import KRaftSettings
 from suoi.controller import records as mrec
@@ -29,6 +30,7 @@ from suoi.controller.controller import ControllerConfig, QuorumController
 from suoi.controller.delta import MetadataDelta
 from suoi.controller.features import BOOTSTRAP_LEVELS
 from suoi.controller.image import ConfigResourceType, MetadataBuilder, MetadataImage
+from suoi.log.errors import KafkaStorageError
 from suoi.model import ErrorCode, KafkaError
 from suoi.raft.core import NotLeaderError
 from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
@@ -81,6 +83,9 @@ class KRaftServices:
                                    pool=self.pool, listener_name=settings.controller_listener)
         self._builder = MetadataBuilder()
         self.image: MetadataImage = self._builder.image()
+        #: The image the local logs and replica roles match (`_reconciler` moves it to `image`).
+        self._reconciled: MetadataImage = self.image
+        self._reconcile_wanted = asyncio.Event()
         self.controller: QuorumController | None = None
         self._controller_epoch = -1
         self.incarnation_id = uuid.uuid4()
@@ -118,6 +123,7 @@ class KRaftServices:
         if self.settings.is_controller:
             self._tasks.append(asyncio.create_task(self._controller_ticks(), name="controller-ticks"))
         if self.settings.is_broker:
+            self._tasks.append(asyncio.create_task(self._reconciler(), name="reconcile-local-logs"))
             self._tasks.append(asyncio.create_task(self._lifecycle(), name="broker-lifecycle"))
 
     async def stop(self) -> None:
@@ -137,7 +143,6 @@ class KRaftServices:
 
     # -- RaftListener: committed metadata ----------------------------------------------
     def on_commit(self, entries: Sequence[Entry]) -> None:
-        old = self.image
         for entry in entries:
             self._builder.apply_entry(entry)
             self._bytes_since_snapshot += len(entry.payload)
@@ -150,7 +155,7 @@ class KRaftServices:
                 and any(e.epoch == leader.epoch for e in entries)):
             asyncio.get_running_loop().call_soon(self._become_active, leader.epoch)
         loop = asyncio.get_running_loop()
-        loop.call_soon(self._reconcile, old, self.image)
+        self._request_reconcile()
         if self._bytes_since_snapshot >= self._snapshot_every_bytes:
             self._bytes_since_snapshot = 0
             loop.call_soon(self._snapshot, self.image)
@@ -164,11 +169,10 @@ class KRaftServices:
             log.warning("metadata snapshot at %d skipped: %s", image.offset + 1, exc)
 
     def on_load_snapshot(self, snapshot_id: SnapshotId, data: bytes) -> None:
-        old = self.image
         self.image = MetadataImage.from_snapshot(data)
         self._wake_image_waiters()
         self._builder = MetadataBuilder.from_image(self.image)
-        asyncio.get_running_loop().call_soon(self._reconcile, old, self.image)
+        self._request_reconcile()
 
     async def wait_image(self, condition: Callable[[MetadataImage], bool], timeout: float) -> bool:
         """Until this node's metadata image satisfies ``condition`` (False after ``timeout`` s).
@@ -411,32 +415,65 @@ class KRaftServices:
             await asyncio.sleep(0.1)
 
     # -- reconciling local logs with the image -----------------------------------------
-    def _reconcile(self, old: MetadataImage, new: MetadataImage) -> None:
-        if not self.settings.is_broker or old is new:
-            return
+    def _request_reconcile(self) -> None:
+        """A new image was published: the reconciler task brings the local logs to it."""
+        if self.settings.is_broker:
+            self._reconcile_wanted.set()
+
+    async def _reconciler(self) -> None:
+        """One task brings local logs and replica roles to the newest image, in slices that yield
+        to the event loop (`Pacer`), so a topic of thousands of partitions does not freeze the
+        node. Images published meanwhile are taken together in the next round (the delta from
+        the last reconciled image covers them)."""
+        while True:
+            await self._reconcile_wanted.wait()
+            self._reconcile_wanted.clear()
+            target = self.image
+            if target is self._reconciled:
+                continue
+            try:
+                await self._reconcile(self._reconciled, target)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconciling local replicas with metadata offset %d failed", target.offset)
+            self._reconciled = target
+
+    async def _reconcile(self, old: MetadataImage, new: MetadataImage) -> None:
         logs = self.broker.logs
         me = self.node_id
+        pacer = Pacer()
         delta = MetadataDelta.between(old, new)
         for gone in delta.local_changes(me).deleted:
-            info = logs.topics().get(gone.topic_name)
-            if info is not None and new.topic(gone.topic_name) is None:
+            if logs.topic(gone.topic_name) is not None and new.topic(gone.topic_name) is None:
                 logs.delete_topic(gone.topic_name)
                 log.info("deleted local replicas of topic %s", gone.topic_name)
-        for topic in new.topics.values():
+        reconfigured = {name for rtype, name in delta.changed_configs if rtype == ConfigResourceType.TOPIC}
+        retry = {name for name, _ in logs.failed}  # logs that could not be created: try again
+        changed = [t for tid, t in new.topics.items()
+                   if old.topics.get(tid) is not t or t.name in reconfigured or t.name in retry]
+        created = 0
+        for topic in changed:
             hosted = {p for p, reg in topic.partitions.items() if me in reg.replicas}
-            info = logs.topics().get(topic.name)
-            if not hosted and info is None:
+            if not hosted and logs.topic(topic.name) is None:
                 continue
             try:
                 logs.host_partitions(topic.name, topic.topic_id, topic.num_partitions, hosted,
-                                     dict(new.topic_configs(topic.name)))
+                                     dict(new.topic_configs(topic.name)), open_logs=False)
+                created += await open_missing_logs(logs, topic.name, pacer)
+            except KafkaStorageError as exc:  # its partitions answer KAFKA_STORAGE_ERROR / NOT_LEADER
+                log.error("cannot create the local logs of %s (%d partitions missing): %s", topic.name,
+                          len(logs.missing_partitions(topic.name)), exc)
             except Exception:
                 log.exception("cannot reconcile local replicas of %s", topic.name)
+            await pacer.tick()
+        if created:
+            log.info("created %d local partition logs (metadata offset %d)", created, new.offset)
         for name in [n for n in logs.topics() if new.topic(n) is None]:
             logs.delete_topic(name)
             log.info("deleted local replicas of topic %s", name)
         if self.replicas is not None:
-            self.replicas.apply(old, new)
+            await self.replicas.apply(old, new, pacer)
         if old.offset < 0 or any(rtype == ConfigResourceType.BROKER and name in ("", str(me))
                                  for rtype, name in delta.changed_configs):
             self._apply_broker_configs(new)

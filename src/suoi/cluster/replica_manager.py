@@ -35,6 +35,7 @@ from suoi.client import Lane, NodeClient
 from suoi.cluster.corrupt_repair import CorruptionRepair
 from suoi.cluster.delete_records import DeleteRecordsPurgatory
 from suoi.cluster.hw_checkpoint import CHECKPOINT_FILE, read_checkpoint, write_checkpoint
+from suoi.cluster.pacing import Pacer
 from suoi.cluster.replica_fetcher import FollowerReplica, ReplicaFetcher
 from suoi.controller.delta import LocalPartition, MetadataDelta
 from suoi.controller.image import MetadataImage
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("suoi.replication")
 
 ALTER_PARTITION_RETRY_S = 0.5
+#: Above this many leadership changes in one image change, one summary line replaces the per-partition ones.
+DETAILED_CHANGES = 20
 #: Kafka's offsets.commit.timeout.ms: how long a coordinator write waits for the ISR.
 COORDINATOR_WRITE_TIMEOUT_S = 5.0
 
@@ -105,6 +108,8 @@ class ReplicaManager:
         self._tasks: list[asyncio.Task[None]] = []
         #: corrupt batches found in a local replica: refetched from another one (corrupt_repair)
         self.repair = CorruptionRepair(self)
+        self._detail = logging.INFO  # level of the per-partition leadership lines (see `apply`)
+        self._without_log = 0  # partitions `apply` could not lead or follow: no local log
 
     def attach_coordinators(self) -> None:
         """The group and transaction coordinators write to partitions this node leads: their
@@ -152,10 +157,16 @@ class ReplicaManager:
         await self.pool.close()
 
     # -- metadata ----------------------------------------------------------------------
-    def apply(self, old: MetadataImage, new: MetadataImage) -> None:
-        """Become leader / follower / nothing for every local partition the change touches."""
+    async def apply(self, old: MetadataImage, new: MetadataImage, pacer: Pacer | None = None) -> None:
+        """Become leader / follower / nothing for every local partition the change touches,
+        yielding to the event loop between slices of work (`pacer`)."""
+        pacer = pacer or Pacer()
         self._update_addresses(new)
         changes = MetadataDelta.between(old, new).local_changes(self.node_id)
+        # One line per partition for a few changes; one summary line for a topic creation's thousands.
+        many = len(changes.leaders) + len(changes.followers) > DETAILED_CHANGES
+        self._detail = logging.DEBUG if many else logging.INFO
+        self._without_log = 0
         for lp in changes.deleted:
             self._drop(TopicPartition(lp.topic_name, lp.partition))
         for lp in changes.leaders:
@@ -163,11 +174,18 @@ class ReplicaManager:
                 self._become_leader(lp)
             except Exception:
                 log.exception("cannot become leader of %s-%d", lp.topic_name, lp.partition)
+            await pacer.tick()
         for lp in changes.followers:
             try:
                 self._become_follower(lp)
             except Exception:
                 log.exception("cannot become follower of %s-%d", lp.topic_name, lp.partition)
+            await pacer.tick()
+        if many:
+            log.log(logging.WARNING if self._without_log else logging.INFO,
+                    "leadership changes applied: leader of %d partitions, follower of %d; %d of them without a "
+                    "local log", len(changes.leaders), len(changes.followers), self._without_log)
+        self._detail = logging.INFO
         for tp in [tp for tp in self.leaders if new.partition(tp.topic, tp.partition) is None]:
             self._drop(tp)
         for tp in [tp for tp in self.followers if new.partition(tp.topic, tp.partition) is None]:
@@ -199,7 +217,9 @@ class ReplicaManager:
         plog = self._log(tp)
         if plog is None:
             if not self.broker.logs.is_offline(tp.topic, tp.partition):  # (offline: its dir failed, logged once)
-                log.warning("no local log for %s, cannot lead it", tp)
+                self._without_log += 1
+                log.log(logging.WARNING if self._detail == logging.INFO else logging.DEBUG,
+                        "no local log for %s, cannot lead it", tp)
             return
         self._stop_following(tp)
         now = self.broker.now_ms()
@@ -207,14 +227,14 @@ class ReplicaManager:
         new_epoch = leader is None or reg.leader_epoch > leader.state.leader_epoch
         if new_epoch:
             # Kafka's makeLeader: the new epoch starts at the log end offset.
-            plog.leader_epoch_cache.assign(reg.leader_epoch, plog.log_end_offset)
+            plog.leader_epoch_cache.assign(reg.leader_epoch, plog.log_end_offset, durable=False)
         if leader is None:
             state = LeaderPartitionState(
                 tp.topic, tp.partition, self.node_id, reg.leader_epoch, reg.partition_epoch, reg.replicas, reg.isr,
                 plog.config.min_insync_replicas, self.lag_time_max_ms, leader_leo=plog.log_end_offset,
                 high_watermark=plog.high_watermark, now_ms=now)
             leader = self.leaders[tp] = LeaderReplica(tp, lp.topic_id, plog, state)
-            log.info("leader of %s in epoch %d (ISR %s, HW %d, LEO %d)", tp, reg.leader_epoch, list(reg.isr),
+            log.log(self._detail, "leader of %s in epoch %d (ISR %s, HW %d, LEO %d)", tp, reg.leader_epoch, list(reg.isr),
                      state.high_watermark, plog.log_end_offset)
         elif not leader.state.update_registration(reg.leader_epoch, reg.partition_epoch, reg.replicas, reg.isr, now,
                                                   leader_leo=plog.log_end_offset):
@@ -230,7 +250,9 @@ class ReplicaManager:
         plog = self._log(tp)
         if plog is None:
             if not self.broker.logs.is_offline(tp.topic, tp.partition):  # (offline: its dir failed, logged once)
-                log.warning("no local log for %s, cannot follow it", tp)
+                self._without_log += 1
+                log.log(logging.WARNING if self._detail == logging.INFO else logging.DEBUG,
+                        "no local log for %s, cannot follow it", tp)
             return
         self._resign(tp, reg.leader_epoch)
         self.repair.before_following(tp, plog)
@@ -244,7 +266,7 @@ class ReplicaManager:
             state = FollowerPartitionState(tp.topic, tp.partition, reg.leader, reg.leader_epoch, reg.partition_epoch,
                                            plog.log_end_offset, plog.high_watermark)
             follower = self.followers[tp] = FollowerReplica(tp, lp.topic_id, plog, state)
-            log.info("follower of %s (leader %d, epoch %d, LEO %d)", tp, reg.leader, reg.leader_epoch,
+            log.log(self._detail, "follower of %s (leader %d, epoch %d, LEO %d)", tp, reg.leader, reg.leader_epoch,
                      plog.log_end_offset)
         else:
             return  # stale registration

@@ -14,6 +14,7 @@ PartitionRecord, PartitionChangeRecord, ...); see README.md for every field.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -283,7 +284,18 @@ def _opt_int(v: Any) -> int | None:
 
 
 def _uuid(v: Any) -> uuid.UUID:
-    return uuid.UUID(_str(v))
+    return _parse_uuid(_str(v))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_uuid(text: str) -> uuid.UUID:
+    """The partitions of a topic repeat its id: parse each id once (10,000-partition topics)."""
+    return uuid.UUID(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _uuid_text(value: uuid.UUID) -> str:
+    return str(value)
 
 
 def _listeners(v: Any) -> tuple[Listener, ...]:
@@ -301,13 +313,13 @@ def _listeners(v: Any) -> tuple[Listener, ...]:
 _FIELD_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "broker_id": (_int, int),
     "broker_epoch": (_int, int),
-    "incarnation_id": (_uuid, str),
+    "incarnation_id": (_uuid, _uuid_text),
     "listeners": (_listeners, lambda ls: [[x.name, x.host, x.port] for x in ls]),
     "rack": (_opt_str, lambda v: v),
     "fenced": (_bool, bool),
     "in_controlled_shutdown": (_bool, bool),
     "name": (_str, str),
-    "topic_id": (_uuid, str),
+    "topic_id": (_uuid, _uuid_text),
     "partition": (_int, int),
     "replicas": (_ints, list),
     "isr": (_ints, list),
@@ -342,21 +354,39 @@ def _codec(cls: type, name: str) -> tuple[Callable[[Any], Any], Callable[[Any], 
     return _FIELD_CODECS[name]
 
 
-def _omitted(record: Record, name: str, value: Any) -> bool:
-    if isinstance(record, PartitionChange):
-        return value is None  # absent = unchanged
-    return isinstance(record, Partition) and name in _REASSIGNMENT_FIELDS and not value
+@dataclass(frozen=True, slots=True)
+class _FieldPlan:
+    name: str
+    decode: Callable[[Any], Any]
+    encode: Callable[[Any], Any]
+    required: bool  # no default, and not one of PartitionChange's optional fields
+    omit_none: bool  # left out when None (PartitionChange: absent = unchanged)
+    omit_empty: bool  # left out when empty (Partition's reassignment fields: version 1 without them)
+    version_2: bool  # present only in version-2 records
+
+
+@functools.cache
+def _plan(cls: type) -> tuple[_FieldPlan, ...]:
+    """Each record type's fields with their codecs, worked out once (not per record)."""
+    out = []
+    for f in fields(cls):
+        decode, encode = _codec(cls, f.name)
+        optional = (cls is PartitionChange and f.name in _OPTIONAL_CODECS) or f.default is not MISSING
+        out.append(_FieldPlan(f.name, decode, encode, not optional, omit_none=cls is PartitionChange,
+                              omit_empty=cls is Partition and f.name in _REASSIGNMENT_FIELDS,
+                              version_2=f.name in _REASSIGNMENT_FIELDS))
+    return tuple(out)
 
 
 def record_to_dict(record: Record) -> dict[str, Any]:
     out: dict[str, Any] = {"type": record.TYPE, "v": 1}
-    for f in fields(record):
+    for f in _plan(type(record)):
         value = getattr(record, f.name)
-        if _omitted(record, f.name, value):
+        if (f.omit_none and value is None) or (f.omit_empty and not value):
             continue
-        if f.name in _REASSIGNMENT_FIELDS:
+        if f.version_2:
             out["v"] = 2
-        out[f.name] = None if value is None else _codec(type(record), f.name)[1](value)
+        out[f.name] = None if value is None else f.encode(value)
     return out
 
 
@@ -371,15 +401,13 @@ def record_from_dict(data: Mapping[str, Any]) -> Record:
     if not isinstance(version, int) or version < 1 or version > cls.VERSION:  # type: ignore[attr-defined]
         raise MetadataRecordError(f"{kind} record version {version!r} is not supported")
     kwargs: dict[str, Any] = {}
-    for f in fields(cls):
+    for f in _plan(cls):
         if f.name not in data:
-            if cls is PartitionChange and f.name in _OPTIONAL_CODECS:
-                continue
-            if f.default is not MISSING:  # has a default: optional in the payload
+            if not f.required:  # optional in the payload
                 continue
             raise MetadataRecordError(f"{kind} record lacks field {f.name!r}")
         try:
-            kwargs[f.name] = _codec(cls, f.name)[0](data[f.name])
+            kwargs[f.name] = f.decode(data[f.name])
         except (TypeError, ValueError) as e:
             raise MetadataRecordError(f"{kind}.{f.name}: {e}") from None
     return cls(**kwargs)  # type: ignore[no-any-return]

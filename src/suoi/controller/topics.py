@@ -3,6 +3,14 @@
 Validation order for a new topic: duplicate in the request, name rules, existence, '.'/'_'
 collision, partition count and replication factor, manual assignment, configs, placement.
 Messages are Kafka's where Kafka has one.
+
+One request may add at most `MAX_PARTITIONS_PER_REQUEST` partitions (all its topics together):
+Kafka's controller refuses an operation that would write more than MAX_RECORDS_PER_USER_OP
+(10,000) records with POLICY_VIOLATION "Unable to perform excessively large batch operation.",
+and so does this one, before placing anything: the check costs nothing however large the
+asked count (2^31-1 included). Kafka counts every record, so its limit also stops a
+10,000-partition topic (10,001 records); suoi counts the partitions, the records that grow
+with the asked count (topic and config records are bounded by the request's size).
 """
 
 from __future__ import annotations
@@ -31,10 +39,22 @@ from suoi.log.errors import InvalidConfigError
 if TYPE_CHECKING:
     from suoi.controller.controller import QuorumController
 
-__all__ = ["check_replica_list", "create_partitions", "create_topics", "delete_topics", "validate_topic_name"]
+__all__ = [
+    "EXCESSIVE_BATCH_MESSAGE",
+    "MAX_PARTITIONS_PER_REQUEST",
+    "check_replica_list",
+    "create_partitions",
+    "create_topics",
+    "delete_topics",
+    "validate_topic_name",
+]
 
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_NAME_LENGTH = 249
+#: Kafka's QuorumController.MAX_RECORDS_PER_USER_OP, counted in partitions (module docstring).
+MAX_PARTITIONS_PER_REQUEST = 10_000
+#: Kafka's message for the POLICY_VIOLATION a too large operation gets.
+EXCESSIVE_BATCH_MESSAGE = "Unable to perform excessively large batch operation."
 
 
 def validate_topic_name(name: str) -> None:
@@ -104,10 +124,21 @@ def _validate_configs(c: QuorumController, configs: Mapping[str, str | None]) ->
     return out
 
 
+def _new_partition_count(c: QuorumController, t: NewTopic) -> int:
+    """Partitions `t` would add (0 if it already exists); computed from the counts only."""
+    if c.state.topic_id(t.name) is not None:
+        return 0
+    if t.assignments:
+        return len(t.assignments)
+    return c.config.num_partitions if t.num_partitions == -1 else max(t.num_partitions, 0)
+
+
 def create_topics(c: QuorumController, topics: Sequence[NewTopic], validate_only: bool
                   ) -> ControllerResult[list[CreateTopicResult]]:
     counts = Counter(t.name for t in topics)
     results: list[CreateTopicResult] = []
+    if sum(_new_partition_count(c, t) for t in topics) > MAX_PARTITIONS_PER_REQUEST:
+        return c.finish([CreateTopicResult(t.name, Err.POLICY_VIOLATION, EXCESSIVE_BATCH_MESSAGE) for t in topics])
     load: PlacementLoad | None = None
     unified: set[str] | None = None
     for t in topics:
@@ -202,10 +233,19 @@ def delete_topics(c: QuorumController, names: Sequence[str], topic_ids: Sequence
     return c.finish(results)
 
 
+def _added_partition_count(c: QuorumController, t: NewPartitions) -> int:
+    """Partitions `t` would add to an existing topic (0 for an unknown one or a decrease)."""
+    tid = c.state.topic_id(t.name)
+    return 0 if tid is None else max(t.count - len(c.state.partitions(tid)), 0)
+
+
 def create_partitions(c: QuorumController, topics: Sequence[NewPartitions], validate_only: bool
                       ) -> ControllerResult[list[CreatePartitionsResult]]:
     counts = Counter(t.name for t in topics)
     results: list[CreatePartitionsResult] = []
+    if sum(_added_partition_count(c, t) for t in topics) > MAX_PARTITIONS_PER_REQUEST:
+        return c.finish([CreatePartitionsResult(t.name, Err.POLICY_VIOLATION, EXCESSIVE_BATCH_MESSAGE)
+                         for t in topics])
     for t in topics:
         try:
             if counts[t.name] > 1:

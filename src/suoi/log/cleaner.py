@@ -268,7 +268,7 @@ class LogCleaner:
         plan = result.plan
         current = {id(s) for s in log.segments}
         valid = log.directory == plan.directory and log.config.compacts and all(
-            id(seg) in current and seg.fd >= 0 for g in result.groups for seg in g.old
+            id(seg) in current and not seg.closed for g in result.groups for seg in g.old
         )
         if not valid:
             logger.info("%s: log changed during cleaning, discarding the result", plan.name)

@@ -22,6 +22,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from pathlib import Path
 
+from suoi.log.handles import LazyFile
+
 __all__ = ["OffsetIndex", "TimeIndex"]
 
 
@@ -32,12 +34,16 @@ class _FixedIndex:
     _key_code: str
     _value_code: str
 
-    def __init__(self, path: Path, base_offset: int) -> None:
+    def __init__(self, path: Path, base_offset: int, *, create: bool = True) -> None:
+        """``create=False`` (a fresh segment's index): the file is made by its first write."""
         self.path = path
         self.base_offset = base_offset
         self._keys: array[int] = array(self._key_code)
         self._values: array[int] = array(self._value_code)
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        #: Opened on use, closed when idle (``handles.py``); created now unless ``create=False``.
+        self._file = LazyFile(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        if create:
+            self._file.fd  # noqa: B018 - creates the file
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -48,12 +54,12 @@ class _FixedIndex:
         A size that is not a multiple of the entry size means a torn write.
         Ordering violations mean the file cannot be trusted for bisecting.
         """
-        size = os.fstat(self._fd).st_size
+        size = os.fstat(self._file.fd).st_size
         self._keys = array(self._key_code)
         self._values = array(self._value_code)
         if size % self._entry.size:
             return False
-        data = os.pread(self._fd, size, 0)
+        data = os.pread(self._file.fd, size, 0)
         for key, value in self._entry.iter_unpack(data):
             self._keys.append(key)
             self._values.append(value)
@@ -66,20 +72,24 @@ class _FixedIndex:
         raise NotImplementedError
 
     def _add(self, key: int, value: int) -> None:
-        os.write(self._fd, self._entry.pack(key, value))
+        self._file.dirty = True
+        os.write(self._file.fd, self._entry.pack(key, value))
         self._keys.append(key)
         self._values.append(value)
 
     def reset(self) -> None:
         """Drop every entry (before a rebuild from the log)."""
-        os.ftruncate(self._fd, 0)
+        if os.fstat(self._file.fd).st_size:  # a new segment's empty file needs no write (nor fsync)
+            self._file.dirty = True
+            os.ftruncate(self._file.fd, 0)
         self._keys = array(self._key_code)
         self._values = array(self._value_code)
 
     def truncate_entries(self, count: int) -> None:
         """Keep only the first ``count`` entries (undo a failed append)."""
         if count < len(self._keys):
-            os.ftruncate(self._fd, count * self._entry.size)
+            self._file.dirty = True
+            os.ftruncate(self._file.fd, count * self._entry.size)
             del self._keys[count:]
             del self._values[count:]
 
@@ -89,12 +99,15 @@ class _FixedIndex:
         self.truncate_entries(bisect_left(self._values, value))
 
     def flush(self) -> None:
-        os.fsync(self._fd)
+        self._file.fsync()
+
+    def materialize(self) -> None:
+        """Make sure the file exists (an index created with ``create=False`` and never written)."""
+        if not self._file.closed:
+            self._file.fd  # noqa: B018 - opening with O_CREAT creates it
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._file.close()
 
     def delete(self) -> None:
         self.close()

@@ -64,6 +64,8 @@ class LeaderEpochCache:
 
     def __init__(self, path: Path | None, entries: Iterable[tuple[int, int]] = ()) -> None:
         self.path = path
+        #: The file lags the entries (``assign(durable=False)``) until `flush_if_stale`.
+        self.stale = False
         self._epochs: list[int] = []
         self._starts: list[int] = []
         for epoch, start in entries:
@@ -109,8 +111,14 @@ class LeaderEpochCache:
 
     # ------------------------------------------------------------------ updates
 
-    def assign(self, epoch: int, start_offset: int) -> bool:
-        """Record that ``epoch`` starts at ``start_offset``; returns whether anything changed."""
+    def assign(self, epoch: int, start_offset: int, *, durable: bool = True) -> bool:
+        """Record that ``epoch`` starts at ``start_offset``; returns whether anything changed.
+
+        ``durable=False`` (a new leader's epoch at its log end, before it wrote anything) only
+        marks the file stale: `PartitionLog` writes it before its next append, so the
+        checkpoint on disk covers every stored batch while a leadership change of thousands of
+        partitions costs no fsync each (if the node crashes first, nothing of that epoch was
+        written, and the next leadership brings a newer epoch anyway)."""
         if epoch < 0 or start_offset < 0:
             return False
         if self._epochs:
@@ -125,8 +133,16 @@ class LeaderEpochCache:
                 self._starts.pop()
         self._epochs.append(epoch)
         self._starts.append(start_offset)
-        self.flush()
+        if durable:
+            self.flush()
+        else:
+            self.stale = True
         return True
+
+    def flush_if_stale(self) -> None:
+        """Write the checkpoint if a non-durable `assign` changed it since the last write."""
+        if self.stale:
+            self.flush()
 
     def truncate_from_end(self, end_offset: int) -> None:
         """Drop entries starting at or after ``end_offset`` (the log was truncated there)."""
@@ -159,6 +175,7 @@ class LeaderEpochCache:
         """Write the checkpoint file atomically (temp file, fsync, rename, fsync dir)."""
         if self.path is None:
             return
+        self.stale = False
         lines = [str(_VERSION), str(len(self._epochs))]
         lines += [f"{e} {s}" for e, s in zip(self._epochs, self._starts, strict=True)]
         tmp = self.path.with_name(self.path.name + ".tmp")
@@ -227,7 +244,8 @@ def load_or_rebuild(
                 if h.partition_leader_epoch > cache.latest_epoch:
                     cache.assign(h.partition_leader_epoch, h.base_offset)
         cache.path = path
-        cache.flush()
+        if cache.entries:  # no file and no epochs (a new partition): nothing to write yet
+            cache.flush()
     cache.truncate_from_end(log_end_offset)
     cache.truncate_from_start(log_start_offset)
     return cache

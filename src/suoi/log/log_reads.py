@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from suoi.log.batch_check import CorruptBatch
 from suoi.log.errors import CorruptRecordError
+from suoi.log.handles import LazyFile
 from suoi.log.segment import LogSegment
 from suoi.protocol.records import BatchHeader, iter_records
 
@@ -34,11 +35,33 @@ def read_bytes(seg: LogSegment, pos: int, expected: int, budget: int, limit: int
     return data, len(data), at_end, bad
 
 
-def read_region(seg: LogSegment, pos: int, expected: int, budget: int, limit: int,
-                first: bool) -> tuple[tuple[int, int, int], int, bool, CorruptBatch | None]:
-    """`walk` step for ``PartitionLog.read_regions``: ``(fd, position, length)`` of checked batches."""
+def read_region(seg: LogSegment, pos: int, expected: int, budget: int, limit: int, first: bool
+                ) -> tuple[tuple[tuple[int, int, int], LazyFile], int, bool, CorruptBatch | None]:
+    """`walk` step for ``PartitionLog.read_regions``: ``(fd, position, length)`` of checked
+    batches and its file, the descriptor pinned open (idle ones are closed, ``handles.py``)
+    until `Regions.release`."""
     data, at_end, bad = seg.read_from(pos, budget, limit, first, expected)
-    return (seg.fd, pos, len(data)), len(data), at_end, bad
+    return ((seg.file.pin(), pos, len(data)), seg.file), len(data), at_end, bad
+
+
+class Regions(list[tuple[int, int, int]]):
+    """``(fd, position, length)`` file regions whose descriptors stay open until `release`
+    (or the end of a ``with`` block): send them, then release."""
+
+    def __init__(self, regions: Sequence[tuple[int, int, int]], files: Sequence[LazyFile]) -> None:
+        super().__init__(regions)
+        self._files = list(files)
+
+    def release(self) -> None:
+        for f in self._files:
+            f.unpin()
+        self._files.clear()
+
+    def __enter__(self) -> Regions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def walk(

@@ -33,8 +33,8 @@ from suoi.log.errors import (
     UnknownTopicOrPartitionError,
 )
 from suoi.log.partition_log import PartitionLog, wall_clock_ms
-from suoi.log.scrubber import CorruptionStats
 from suoi.log.replica_move import FUTURE_SUFFIX, ReplicaMove, copy_tail
+from suoi.log.scrubber import CorruptionStats
 
 __all__ = ["METADATA_DIR", "LogManager", "TopicInfo", "validate_topic_name"]
 
@@ -106,6 +106,11 @@ class LogManager:
         #: Log dirs taken offline after they failed, and the replicas that were in them (KIP-858).
         self.offline_dirs: set[Path] = set()
         self._offline: set[tuple[str, int]] = set()
+        #: Hosted partitions whose log could not be created (KAFKA_STORAGE_ERROR) -> why; retried
+        #: by the next `open_partition` of it.
+        self.failed: dict[tuple[str, int], str] = {}
+        #: Partition logs per log dir, so placing a new one (`_least_loaded_dir`) costs O(dirs).
+        self._dir_load: dict[Path, int] = dict.fromkeys(self.log_dirs, 0)
         for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self._meta_dir.mkdir(exist_ok=True)
@@ -174,8 +179,10 @@ class LogManager:
         configs: Mapping[str, str] | None = None,
         *,
         topic_id: uuid.UUID | None = None,
+        open_logs: bool = True,
     ) -> TopicInfo:
-        """Create a topic and its empty partition logs.
+        """Create a topic and its empty partition logs (with ``open_logs=False`` the caller
+        creates the logs, a few at a time: `missing_partitions` / `open_partition`).
 
         Validation happens before anything touches the disk, in Kafka's order:
         name, existence, partition count, configs.
@@ -190,12 +197,13 @@ class LogManager:
         info = TopicInfo(name, topic_id or uuid.uuid4(), partitions, MappingProxyType(overrides), config)
         self._write_meta(info)
         self._register(info)
-        for p in range(partitions):
-            self._open_partition(info, p, None)
+        if open_logs:
+            for p in range(partitions):
+                self._open_partition(info, p, None)
         return info
 
-    def create_partitions(self, name: str, total: int) -> TopicInfo:
-        """Grow a topic to ``total`` partitions (CreatePartitions)."""
+    def create_partitions(self, name: str, total: int, *, open_logs: bool = True) -> TopicInfo:
+        """Grow a topic to ``total`` partitions (CreatePartitions; ``open_logs`` as in `create_topic`)."""
         info = self._require(name)
         if total <= info.partitions:
             raise InvalidPartitionsError(
@@ -205,8 +213,9 @@ class LogManager:
         new = TopicInfo(info.name, info.topic_id, total, info.configs, info.config, info.hosted)
         self._write_meta(new)
         self._register(new)
-        for p in range(info.partitions, total):
-            self._open_partition(new, p, None)
+        if open_logs:
+            for p in range(info.partitions, total):
+                self._open_partition(new, p, None)
         return new
 
     def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicInfo:
@@ -223,9 +232,11 @@ class LogManager:
         return new
 
     def host_partitions(self, name: str, topic_id: uuid.UUID, partitions: int, hosted: set[int] | frozenset[int],
-                        configs: Mapping[str, str]) -> TopicInfo:
+                        configs: Mapping[str, str], *, open_logs: bool = True) -> TopicInfo:
         """Make this node hold exactly `hosted` partitions of a topic the cluster metadata
-        describes (creating, reconfiguring or removing local logs as needed).
+        describes (creating, reconfiguring or removing local logs as needed). With
+        ``open_logs=False`` new partitions get no log yet: the caller creates them a few at a
+        time with `open_partition` (`missing_partitions` lists them), between other work.
 
         A topic whose id changed under the same name was deleted and re-created: the old
         data goes first.
@@ -240,17 +251,42 @@ class LogManager:
         if old != info:
             self._write_meta(info)
             self._register(info)
+        if open_logs:
+            for p in self.missing_partitions(name):
+                self._open_partition(info, p, None)
         for p in sorted(hosted):
             log = self._logs.get((name, p))
-            if (name, p) in self._offline:
-                continue  # its dir failed: offline until restart, not re-created elsewhere (Kafka's rule)
-            if log is None:
-                self._open_partition(info, p, None)
-            else:
+            if log is not None:
                 log.config = config
-        for (topic, p) in [key for key in self._logs if key[0] == name and key[1] not in hosted]:
-            self._remove_log(topic, p)
+        for p in range(old.partitions if old is not None else 0):
+            if p not in hosted:
+                self._remove_log(name, p)
         return info
+
+    def missing_partitions(self, name: str) -> list[int]:
+        """Partitions of `name` this node hosts that have no open log yet (see `host_partitions`)."""
+        info = self._topics.get(name)
+        if info is None:
+            return []
+        hosted = range(info.partitions) if info.hosted is None else sorted(info.hosted)
+        # a replica whose dir failed stays offline until restart, not re-created elsewhere (Kafka's rule)
+        return [p for p in hosted if (name, p) not in self._logs and (name, p) not in self._offline]
+
+    def open_partition(self, name: str, partition: int) -> PartitionLog:
+        """Create (or open) the log of a hosted partition that has none yet."""
+        log = self._logs.get((name, partition))
+        if log is None:
+            info = self._require(name)
+            if not info.hosts(partition):
+                raise UnknownTopicOrPartitionError(f"{name}-{partition} is not hosted here")
+            try:
+                self._open_partition(info, partition, None)
+            except KafkaStorageError as e:
+                self.failed.update(dict.fromkeys(((name, p) for p in self.missing_partitions(name)), str(e)))
+                raise
+            self.failed.pop((name, partition), None)
+            log = self._logs[(name, partition)]
+        return log
 
     def _remove_log(self, name: str, partition: int) -> None:
         move = self._moves.get((name, partition))
@@ -260,6 +296,7 @@ class LogManager:
         log = self._logs.pop((name, partition), None)
         if log is None:
             return
+        self._count_dir(log.directory.parent, -1)
         log.close()
         doomed = _set_aside_name(log.directory, uuid.uuid4(), "-delete")
         os.rename(log.directory, doomed)
@@ -270,6 +307,8 @@ class LogManager:
         info = self._require(name)
         self._meta_path(info).unlink(missing_ok=True)
         del self._topics[name]
+        for key in [k for k in self.failed if k[0] == name]:
+            del self.failed[key]
         self._by_id.pop(info.topic_id, None)
         for p in range(info.partitions):
             self._remove_log(name, p)
@@ -277,6 +316,9 @@ class LogManager:
 
     def topics(self) -> dict[str, TopicInfo]:
         return dict(self._topics)
+
+    def topic(self, name: str) -> TopicInfo | None:
+        return self._topics.get(name)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
         return self._by_id.get(topic_id)
@@ -338,6 +380,7 @@ class LogManager:
                 with contextlib.suppress(OSError):
                     segment.close()
             self._offline.add(key)
+            self._count_dir(log_dir, -1)
         logger.error("log dir %s failed (%s): taken offline with its %d replicas", log_dir, reason, len(lost))
         return lost
 
@@ -406,6 +449,8 @@ class LogManager:
             self.cancel_move(move)
             raise
         del self._moves[key]
+        self._count_dir(move.source.parent, -1)
+        self._count_dir(move.target_dir, 1)
         doomed = _set_aside_name(move.source, uuid.uuid4(), "-delete")
         os.rename(move.source, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
@@ -462,6 +507,7 @@ class LogManager:
         for log in self._logs.values():
             log.close()
         self._logs.clear()
+        self._dir_load = dict.fromkeys(self.log_dirs, 0)
 
     # ------------------------------------------------------------------ internals
 
@@ -481,21 +527,27 @@ class LogManager:
             if preferred is None or preferred in self.offline_dirs:
                 preferred = self._least_loaded_dir()
             path = preferred / f"{info.name}-{partition}"
-        self._logs[(info.name, partition)] = PartitionLog.open(
-            path, info.name, partition, info.config, now_ms=self._now_ms
-        )
+        try:
+            self._logs[(info.name, partition)] = PartitionLog.open(
+                path, info.name, partition, info.config, now_ms=self._now_ms
+            )
+        except KafkaStorageError:
+            raise
+        except OSError as e:  # out of file descriptors, disk full, ...: KAFKA_STORAGE_ERROR, not a crash
+            raise KafkaStorageError(e.errno, f"cannot open the log of {info.name}-{partition} in {path}: {e.strerror}") from e
+        self._count_dir(path.parent, 1)
+
+    def _count_dir(self, directory: Path, delta: int) -> None:
+        if directory in self._dir_load:
+            self._dir_load[directory] += delta
 
     def _least_loaded_dir(self) -> Path:
-        """Kafka places a new partition in the log dir holding the fewest."""
+        """Kafka places a new partition in the online log dir holding the fewest (O(dirs): the
+        counts are kept as logs come and go)."""
         online = [d for d in self.log_dirs if d not in self.offline_dirs]
         if not online:
             raise KafkaStorageError(errno.EIO, "every log dir is offline")
-        counts = dict.fromkeys(online, 0)
-        for log in self._logs.values():
-            parent = log.directory.parent
-            if parent in counts:
-                counts[parent] += 1
-        return min(online, key=lambda d: counts[d])
+        return min(online, key=lambda d: self._dir_load[d])
 
     def _meta_path(self, info: TopicInfo) -> Path:
         """Named by topic id: a 249-char topic name plus a suffix would not fit NAME_MAX."""

@@ -289,6 +289,7 @@ class PartitionLog:
         """Write offset-assigned batches: roll if due, append, update producer state, LEO/HW, markers."""
         cfg = self.config
         next_offset = placements[-1][2] + 1
+        self.leader_epoch_cache.flush_if_stale()  # the checkpoint covers every batch stored
         seg = self._active
         if seg.should_roll(len(buf), next_offset - 1, now, cfg.segment_bytes, cfg.segment_ms):
             seg = self._roll()
@@ -382,7 +383,7 @@ class PartitionLog:
         """fsync everything written since the last flush."""
         try:
             for seg in (*self._unflushed_segments, self._active):
-                if seg.fd >= 0:
+                if not seg.closed:
                     seg.flush()
         except OSError as e:
             raise KafkaStorageError(e.errno, f"fsync of {self.directory} failed: {e.strerror}") from e
@@ -422,11 +423,13 @@ class PartitionLog:
 
     def read_regions(
         self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_batch: bool = True
-    ) -> list[tuple[int, int, int]]:
+    ) -> log_reads.Regions:
         """Same selection as ``read`` but as ``(fd, position, length)`` file regions,
         for a zero-copy ``sendfile`` path.  Only batch headers are read.  The fds
-        belong to the segments: use them before the next retention/deletion."""
-        return self._walk(offset, max_bytes, max_offset, min_one_batch, log_reads.read_region)
+        belong to the segments and stay open (pinned) until ``release()`` of the result: send
+        them first, and before the next retention/deletion."""
+        taken = self._walk(offset, max_bytes, max_offset, min_one_batch, log_reads.read_region)
+        return log_reads.Regions([region for region, _ in taken], [file for _, file in taken])
 
     def _walk(self, offset: int, max_bytes: int, max_offset: int | None, min_one_batch: bool, take: Take[_T]) -> list[_T]:
         """Visit segments from the one holding ``offset`` while budget remains."""
@@ -567,8 +570,11 @@ class PartitionLog:
 
     def close(self) -> None:
         try:
-            write_snapshot(self.directory, self._log_end_offset, self.producer_state)
-        except OSError as e:
+            # An empty log has no producers to remember. A stale leader-epoch checkpoint is not
+            # written either: it lacks only an epoch that wrote nothing (see assign(durable=False)).
+            if self._log_end_offset > 0:
+                write_snapshot(self.directory, self._log_end_offset, self.producer_state)
+        except (OSError, KafkaStorageError) as e:
             logger.warning("%s-%d: cannot write producer snapshot: %s", self.topic, self.partition, e)
         for seg in self._segments:
             seg.close()

@@ -34,7 +34,15 @@ RECOVERY_POINT_FILE = "recovery-point"
 def recover_segments(directory: Path, topic: str, partition: int, config: LogConfig) -> tuple[list[LogSegment], int]:
     """Create ``directory`` if needed and recover its segments; returns them (at least one)
     and the log start offset."""
-    directory.mkdir(parents=True, exist_ok=True)
+    interval = config.index_interval_bytes
+    try:
+        directory.mkdir(parents=True)
+    except FileExistsError:
+        pass
+    else:  # a new partition: nothing to recover, no file made yet (topics are created in thousands)
+        fresh = LogSegment.fresh_segment(directory, 0, index_interval_bytes=interval)
+        fresh.contiguous = not config.compacts
+        return [fresh], 0
     complete_swaps(directory)  # finish or undo an interrupted log-cleaner swap
     bases = sorted(
         int(p.stem) for p in directory.glob("*.log") if len(p.stem) == 20 and p.stem.isdigit()
@@ -43,7 +51,6 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
     for p in directory.iterdir():
         if p.suffix in (".index", ".timeindex", ".txnindex") and p.stem not in known:
             p.unlink()
-    interval = config.index_interval_bytes
     # A log that was ever compacted has gaps between batches (the cleaner's checkpoint says so).
     contiguous = not config.compacts and not (directory / CLEANER_CHECKPOINT_FILE).exists()
     recovery_point = read_recovery_point(directory)
@@ -67,8 +74,8 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
             for later in bases[i + 1 :]:
                 LogSegment(directory, later, index_interval_bytes=interval).delete()
             break
-    if not segments:
-        segments.append(LogSegment.create(directory, 0, index_interval_bytes=interval))
+    if not segments:  # nothing was ever written (orphan index files went above): still no file needed
+        segments.append(LogSegment.fresh_segment(directory, 0, index_interval_bytes=interval))
         segments[0].contiguous = contiguous
     log_start = segments[0].base_offset
     persisted = read_log_start_offset(directory)

@@ -2,8 +2,9 @@
 
 A segment only ever holds whole v2 batches, stored byte-for-byte as the
 producer sent them (after offset assignment).  All reads go through one file
-descriptor opened at start-up with ``os.pread``, so concurrent readers never
-share a file position and no read pays for an ``open()``.
+descriptor with ``os.pread``, so concurrent readers never share a file position.
+Descriptors are `LazyFile`s (``handles.py``): opened on use and closed when idle,
+so a node holds more partitions than ``ulimit -n`` allows open files.
 
 Batches are located with the sparse offset index and then a forward scan
 that only reads 61-byte headers - record payloads are never decoded here.
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from suoi.log.batch_check import CorruptBatch, VerifiedRanges, crc_problem, framing_problem, recovery_scan
 from suoi.log.errors import KafkaStorageError
+from suoi.log.handles import LazyFile
 from suoi.log.index import OffsetIndex, TimeIndex
 from suoi.log.txn_index import TransactionIndex
 from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_batch_header
@@ -49,22 +52,26 @@ class LogSegment:
     """Files and in-memory state of a single segment."""
 
     def __init__(
-        self, directory: Path, base_offset: int, *, index_interval_bytes: int, suffix: str = ""
+        self, directory: Path, base_offset: int, *, index_interval_bytes: int, suffix: str = "", fresh: bool = False
     ) -> None:
         """``suffix`` (e.g. ``.cleaned``) is appended to all three file names;
-        the log cleaner writes its output segments that way."""
+        the log cleaner writes its output segments that way. ``fresh``: the directory was just
+        made, so no file exists yet; they are created by their first use (`fresh_segment`)."""
         self.base_offset = base_offset
         self.log_path = directory / segment_file_name(base_offset, ".log" + suffix)
-        self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self._file = LazyFile(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         index_path = directory / segment_file_name(base_offset, ".index" + suffix)
         time_index_path = directory / segment_file_name(base_offset, ".timeindex" + suffix)
         #: An absent index cannot be told apart from an empty one once created.
-        self._indexes_missing = not (index_path.exists() and time_index_path.exists())
-        self.offset_index = OffsetIndex(index_path, base_offset)
-        self.time_index = TimeIndex(time_index_path, base_offset)
+        self._indexes_missing = not fresh and not (index_path.exists() and time_index_path.exists())
+        self.offset_index = OffsetIndex(index_path, base_offset, create=not fresh)
+        self.time_index = TimeIndex(time_index_path, base_offset, create=not fresh)
         #: Aborted transactions whose marker is in this segment (file created on first abort).
-        self.txn_index = TransactionIndex(directory / segment_file_name(base_offset, ".txnindex" + suffix))
-        self.size = os.fstat(self._fd).st_size
+        self.txn_index = TransactionIndex(directory / segment_file_name(base_offset, ".txnindex" + suffix),
+                                          load=not fresh)
+        #: When a fresh segment was made (its retention clock while its file does not exist).
+        self._created_ms = int(time.time() * 1000)
+        self.size = 0 if fresh else os.fstat(self._file.fd).st_size
         #: Offset after the last batch: the log end offset while this segment is active.
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -90,12 +97,20 @@ class LogSegment:
         """A fresh, empty segment (stale files with the same name are cleared)."""
         seg = cls(directory, base_offset, index_interval_bytes=index_interval_bytes, suffix=suffix)
         if seg.size:
-            os.ftruncate(seg._fd, 0)
+            os.ftruncate(seg._file.fd, 0)
+            seg._file.dirty = True
             seg.size = 0
         seg.offset_index.reset()
         seg.time_index.reset()
         seg.txn_index.reset()
         return seg
+
+    @classmethod
+    def fresh_segment(cls, directory: Path, base_offset: int, *, index_interval_bytes: int) -> LogSegment:
+        """The first segment of a partition whose directory was just created: no file is made
+        until something is written (creating a topic of thousands of partitions costs one
+        ``mkdir`` each). A restart finds no ``.log`` there and starts an empty segment again."""
+        return cls(directory, base_offset, index_interval_bytes=index_interval_bytes, fresh=True)
 
     def load(self) -> int:
         """Open a sealed segment cheaply, falling back to full recovery.
@@ -178,7 +193,8 @@ class LogSegment:
                 "truncating %d bytes of torn/corrupt data at position %d of %s",
                 truncated, valid_end, self.log_path,
             )  # fmt: skip
-            os.ftruncate(self._fd, valid_end)
+            os.ftruncate(self._file.fd, valid_end)
+            self._file.dirty = True
             self.size = valid_end
         return truncated
 
@@ -187,17 +203,23 @@ class LogSegment:
         so retention and ``load()`` never need to scan a sealed segment."""
         if self.max_timestamp >= 0:
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        self.offset_index.materialize()  # a sealed segment has both index files (see `load`)
+        self.time_index.materialize()
 
     def flush(self) -> None:
-        os.fsync(self._fd)
+        self._file.fsync()
         self.offset_index.flush()
         self.time_index.flush()
         self.txn_index.flush()
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self.size and not self._file.closed:  # a segment with data leaves its index files behind
+            try:
+                self.offset_index.materialize()
+                self.time_index.materialize()
+            except OSError as e:  # rebuilt from the log at the next start
+                logger.warning("%s: index files not created at close: %s", self.log_path, e)
+        self._file.close()
         self.offset_index.close()
         self.time_index.close()
 
@@ -210,14 +232,27 @@ class LogSegment:
 
     @property
     def fd(self) -> int:
-        return self._fd
+        """The ``.log`` descriptor, opened if idle (use it at once, see ``handles.py``); -1 once closed."""
+        return -1 if self._file.closed else self._file.fd
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    @property
+    def file(self) -> LazyFile:
+        """The ``.log`` file, to `pin` its descriptor for a later ``sendfile``."""
+        return self._file
 
     @property
     def largest_timestamp(self) -> int:
         """Kafka's retention clock: max record timestamp, else file mtime."""
         if self.max_timestamp >= 0:
             return self.max_timestamp
-        return int(os.stat(self.log_path).st_mtime * 1000)
+        try:
+            return int(os.stat(self.log_path).st_mtime * 1000)
+        except FileNotFoundError:  # a fresh segment nothing was written to yet
+            return self._created_ms
 
     def should_roll(
         self, incoming_bytes: int, last_offset: int, now_ms: int, segment_bytes: int, segment_ms: int
@@ -246,8 +281,9 @@ class LogSegment:
         try:
             view = memoryview(data)
             written = 0
+            self._file.dirty = True
             while written < len(view):
-                written += _write(self._fd, view[written:])
+                written += _write(self._file.fd, view[written:])
             self.size = pos0 + len(view)
             self.verified.add(pos0, self.size)  # checked on produce / replica fetch
             for rel, base, last, max_ts, size in batches:
@@ -255,7 +291,8 @@ class LogSegment:
         except OSError as e:
             self.next_offset, self.max_timestamp, self.offset_of_max_timestamp, self._bytes_since_index = saved
             try:
-                os.ftruncate(self._fd, pos0)
+                if self._file.is_open:  # else the file could not even be opened: nothing was written
+                    os.ftruncate(self._file.fd, pos0)
                 self.offset_index.truncate_entries(n_index)
                 self.time_index.truncate_entries(n_time)
             except OSError:
@@ -275,7 +312,8 @@ class LogSegment:
             return 0
         pos, cut = found  # ``cut``: where the batch at ``pos`` should start (it may be corrupt)
         removed = self.size - pos
-        os.ftruncate(self._fd, pos)
+        os.ftruncate(self._file.fd, pos)
+        self._file.dirty = True
         self.size = pos
         self.verified.truncate(pos)
         for bad in [p for p in self.corrupt if p >= pos]:
@@ -377,7 +415,7 @@ class LogSegment:
         if known is not None:
             return b"", False, known
         want = min(max(max_bytes, 0), end - pos)
-        data = os.pread(self._fd, want, pos) if want > 0 else b""
+        data = os.pread(self._file.fd, want, pos) if want > 0 else b""
         p = 0
         n = len(data)
         bad: CorruptBatch | None = None
@@ -391,7 +429,7 @@ class LogSegment:
             expected = h.next_offset
             p += h.size
         if p == 0 and bad is None and min_one and pos < end:
-            head = os.pread(self._fd, HEADER_SIZE, pos)
+            head = os.pread(self._file.fd, HEADER_SIZE, pos)
             if len(head) < HEADER_SIZE:
                 bad = CorruptBatch(self.log_path, pos, expected if expected is not None else -1,
                                    f"{end - pos} bytes at the end of the segment are not a whole batch header")
@@ -403,7 +441,7 @@ class LogSegment:
                 if bad is None:
                     if h.last_offset >= max_offset:
                         return b"", False, None
-                    data = os.pread(self._fd, h.size, pos)
+                    data = os.pread(self._file.fd, h.size, pos)
                     bad = self._check(data, 0, pos, h, expected, whole=True)
                     if bad is None:
                         return data, pos + h.size >= end, None
@@ -447,7 +485,7 @@ class LogSegment:
         pos = self.locate(offset)
         if pos is None:
             return None
-        return parse_batch_header(os.pread(self._fd, HEADER_SIZE, pos))
+        return parse_batch_header(os.pread(self._file.fd, HEADER_SIZE, pos))
 
     def headers_from(self, offset: int) -> Iterator[BatchHeader]:
         """Batch headers from the batch holding ``offset`` (or the segment start) onwards."""
@@ -468,7 +506,7 @@ class LogSegment:
         while end - pos >= HEADER_SIZE:
             rel = pos - buf_start
             if rel + HEADER_SIZE > len(buf):
-                buf = os.pread(self._fd, min(_HEADER_SCAN_CHUNK, end - pos), pos)
+                buf = os.pread(self._file.fd, min(_HEADER_SCAN_CHUNK, end - pos), pos)
                 buf_start, rel = pos, 0
                 if len(buf) < HEADER_SIZE:
                     return
@@ -481,5 +519,5 @@ class LogSegment:
     def _iter_verified(self) -> Iterator[tuple[int, BatchHeader, str | None]]:
         """Walk whole batches from the start, checking framing, CRC and offsets
         (``batch_check.recovery_scan``: which bad batches it goes past, and why)."""
-        self.size = os.fstat(self._fd).st_size
-        return recovery_scan(self._fd, self.size, self.base_offset, strict=self.contiguous, chunk=_RECOVERY_CHUNK)
+        self.size = os.fstat(self._file.fd).st_size
+        return recovery_scan(self._file.fd, self.size, self.base_offset, strict=self.contiguous, chunk=_RECOVERY_CHUNK)

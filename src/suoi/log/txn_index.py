@@ -50,11 +50,12 @@ class AbortedTxn:
 class TransactionIndex:
     """In-memory list of a segment's aborted transactions, persisted append-only."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, load: bool = True) -> None:
         self.path = path
         self.entries: list[AbortedTxn] = []
         self._dirty = False
-        self.load()
+        if load:  # a fresh segment has no file to read
+            self.load()
 
     def load(self) -> None:
         try:

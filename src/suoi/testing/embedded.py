@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -31,7 +32,8 @@ class EmbeddedBroker:
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, *,
                  overrides: dict[str, str] | None = None, host: str = "127.0.0.1",
                  port: int | None = None, start_timeout: float = 30.0,
-                 log_dirs: list[str | os.PathLike[str]] | None = None) -> None:
+                 log_dirs: list[str | os.PathLike[str]] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="suoi-test-"))
         self.host = host
@@ -42,6 +44,8 @@ class EmbeddedBroker:
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "broker.log"
+        #: Run in the child before the broker starts (e.g. `resource.setrlimit` for a low `ulimit -n`).
+        self.preexec_fn = preexec_fn
         self._log_file: IO[bytes] | None = None
 
     @property
@@ -75,7 +79,8 @@ class EmbeddedBroker:
             raise RuntimeError("broker already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
-        self.proc = subprocess.Popen(self.command(), stdout=self._log_file, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.command(), stdout=self._log_file, stderr=subprocess.STDOUT,
+                                     preexec_fn=self.preexec_fn)
         return self
 
     def wait_ready(self) -> None:

@@ -15,6 +15,7 @@ from suoi.controller import (
     OpType,
 )
 from suoi.controller.records import Config, Partition, RemoveTopic, Topic
+from suoi.controller.topics import EXCESSIVE_BATCH_MESSAGE, MAX_PARTITIONS_PER_REQUEST
 
 from .helpers import Harness
 
@@ -166,6 +167,33 @@ def test_create_partitions_validation(req: NewPartitions, code: Err, message: st
     assert r.response[0].error == code and message in (r.response[0].message or ""), r.response
     assert r.records == ()
     assert h.ctl.create_partitions([req, req]).response[0].error == Err.INVALID_REQUEST
+
+
+@pytest.mark.parametrize("count", [2**31 - 1, 200_000, MAX_PARTITIONS_PER_REQUEST + 1])
+def test_excessive_creations_are_refused_whole_before_placement(count: int) -> None:
+    h = Harness(1)
+    h.create("t", 1, 1)
+    before = len(h.log)
+    r = h.ctl.create_topics([NewTopic(name="small", num_partitions=1, replication_factor=1),
+                             NewTopic(name="huge", num_partitions=count, replication_factor=1)])
+    assert [(x.name, x.error, x.message) for x in r.response] == [
+        ("small", Err.POLICY_VIOLATION, EXCESSIVE_BATCH_MESSAGE), ("huge", Err.POLICY_VIOLATION, EXCESSIVE_BATCH_MESSAGE)]
+    r = h.ctl.create_partitions([NewPartitions(name="t", count=max(count, MAX_PARTITIONS_PER_REQUEST + 2))])
+    assert [(x.error, x.message) for x in r.response] == [(Err.POLICY_VIOLATION, EXCESSIVE_BATCH_MESSAGE)]
+    assert len(h.log) == before and h.image.topic("small") is None
+
+
+def test_the_limit_counts_partitions_of_the_whole_request() -> None:
+    h = Harness(1)
+    half = MAX_PARTITIONS_PER_REQUEST // 2
+    r = h.ctl.create_topics([NewTopic(name=n, num_partitions=half, replication_factor=1) for n in ("a", "b")])
+    assert [x.error for x in r.response] == [Err.NONE, Err.NONE]
+    # an existing topic asked again adds nothing, so it does not count
+    r = h.ctl.create_topics([NewTopic(name="a", num_partitions=half, replication_factor=1),
+                             NewTopic(name="c", num_partitions=half + 1, replication_factor=1)])
+    assert [x.error for x in r.response] == [Err.TOPIC_ALREADY_EXISTS, Err.NONE]
+    r = h.ctl.create_topics([NewTopic(name=n, num_partitions=half + 1, replication_factor=1) for n in ("d", "e")])
+    assert [x.error for x in r.response] == [Err.POLICY_VIOLATION, Err.POLICY_VIOLATION]
 
 
 def test_create_partitions_validate_only() -> None:

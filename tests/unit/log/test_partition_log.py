@@ -30,7 +30,23 @@ def test_empty_log(open_log: OpenLog) -> None:
     assert log.read(0, 1000) == b""
     assert log.offset_for_timestamp(0) is None
     assert log.max_timestamp() == (-1, -1)
-    assert (log.directory / "00000000000000000000.log").exists()
+    # a new partition makes its directory only: the files come with the first write
+    assert sorted(p.name for p in log.directory.iterdir()) == []
+    log.close()
+    reopened = open_log()  # restarting an untouched partition is an empty log again
+    assert reopened.log_end_offset == 0
+    assert reopened.append(batch(2)).last_offset == 1
+    reopened.roll()
+    assert {p.name for p in reopened.directory.iterdir()} >= {
+        "00000000000000000000.log", "00000000000000000000.index", "00000000000000000000.timeindex",
+        "00000000000000000002.log"}
+    reopened.close()
+    assert open_log().read(0, 1000) == batch_bytes(reopened)
+
+
+def batch_bytes(log: object) -> bytes:
+    """What the first segment of `log` holds (read back from its file)."""
+    return (log.directory / "00000000000000000000.log").read_bytes()  # type: ignore[attr-defined]
 
 
 def test_append_assigns_consecutive_offsets(open_log: OpenLog) -> None:
