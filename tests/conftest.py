@@ -8,7 +8,16 @@ from typing import TypeVar
 
 import pytest
 
-from suoi.testing import EmbeddedBroker
+from tests import client_cleanup
+
+client_cleanup.install()  # before any test module imports confluent_kafka's Producer/Consumer
+
+from suoi.testing import EmbeddedBroker  # noqa: E402
+from tests.client_cleanup import (  # noqa: E402, F401 - hooks: every Producer/Consumer closed after its owner
+    pytest_fixture_post_finalizer,
+    pytest_fixture_setup,
+    pytest_runtest_teardown,
+)
 
 T = TypeVar("T")
 

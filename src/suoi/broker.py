@@ -9,13 +9,11 @@ event loop thread.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from suoi.api.alter_replica_log_dirs import start_move
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
-from suoi.cluster.settings import KRaftSettings
+from suoi.cluster.settings import KRaftSettings, storage_layout
 from suoi.config import KNOWN, BrokerConfig, Listener
 from suoi.coordinator.group.types import GroupConfig
 from suoi.coordinator.group_coordinator import CoordinatorConfig, GroupCoordinator
@@ -36,6 +34,7 @@ from suoi.log.cleaner import LogCleaner
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 from suoi.log.handles import configure as configure_file_handles
 from suoi.log.manager import LogManager, TopicInfo
+from suoi.log.meta_properties import ensure_formatted
 from suoi.log.scrubber import LogScrubber
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
@@ -86,23 +85,6 @@ def txn_config_from(cfg: BrokerConfig) -> TxnCoordinatorConfig:
             id_expiration_ms=cfg.get_int("transactional.id.expiration.ms"),
         ),
     )
-
-
-def _load_or_create_meta(log_dir: Path, node_id: int, configured_cluster_id: str | None) -> str:
-    """Read (or write on first start) meta.properties, as Kafka does, for the cluster id."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    meta = log_dir / "meta.properties"
-    if meta.exists():
-        values = dict(line.split("=", 1) for line in meta.read_text().splitlines() if "=" in line and not line.startswith("#"))
-        stored_node = int(values.get("node.id", node_id))
-        if stored_node != node_id:
-            raise RuntimeError(f"{meta} belongs to node.id={stored_node}, but this broker is node.id={node_id}")
-        return values["cluster.id"]
-    cluster_id = configured_cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    tmp = meta.with_suffix(".tmp")
-    tmp.write_text(f"#suoi broker metadata\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n")
-    os.replace(tmp, meta)
-    return cluster_id
 
 
 def _check_mode(log_dir: Path, kraft: bool, has_topics: bool) -> None:
@@ -162,7 +144,9 @@ class Broker:
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
-        self.cluster_id = _load_or_create_meta(self.config.log_dirs[0], self.node_id, self.config.get("cluster.id"))  # type: ignore[arg-type]
+        self.cluster_id, formatted = ensure_formatted(storage_layout(self.config))
+        if formatted:
+            log.info("%s", formatted)
         started = time.monotonic()
         configure_file_handles()  # ulimit -n: how many segment files may be open at once (one log line)
         self.dynamic_configs.load()

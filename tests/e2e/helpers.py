@@ -17,6 +17,8 @@ import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, TopicPartition
 
+from tests.client_cleanup import close_client
+
 KCAT = shutil.which("kcat") or shutil.which("kafkacat") or "/usr/bin/kcat"
 
 
@@ -57,11 +59,14 @@ def ck_produce(bootstrap: str, topic: str, records: list[dict], conf: dict | Non
             results[i] = err if err is not None else (msg.partition(), msg.offset())
         return on_delivery
 
-    for i, r in enumerate(records):
-        kw = {k: v for k, v in r.items() if v is not None}
-        p.produce(topic, on_delivery=cb(i), **kw)
-        p.poll(0)
-    remaining = p.flush(20)
+    try:
+        for i, r in enumerate(records):
+            kw = {k: v for k, v in r.items() if v is not None}
+            p.produce(topic, on_delivery=cb(i), **kw)
+            p.poll(0)
+        remaining = p.flush(20)
+    finally:
+        close_client(p)  # purged first: close() would otherwise wait for what was not delivered
     assert remaining == 0, f"{remaining} messages not delivered"
     errors = [r for r in results if not isinstance(r, tuple)]
     assert not errors, f"delivery errors: {errors[:3]}"

@@ -72,7 +72,12 @@ def wait_full_isr(cluster: ReplicatedCluster, topic: str, partitions: int, timeo
         return all(len(v) == partitions and all(sorted(s.isr) == sorted(s.replicas) and s.leader >= 0
                                                  for s in v.values()) for v in views)
 
-    wait_until(full, timeout, f"every replica of {topic} in sync", interval=0.2, on_timeout=cluster.dump)
+    def views() -> str:  # which node sees which ISR: tells a follower that never caught up from a stale view
+        lines = [f"node {i}: " + ", ".join(f"p{p} leader {s.leader} isr {list(s.isr)}" for p, s in
+                                          sorted(cluster.describe(topic, via=i).items())) for i in cluster.healthy()]
+        return "\n".join(["ISR as each healthy node sees it:", *lines, cluster.dump()])
+
+    wait_until(full, timeout, f"every replica of {topic} in sync", interval=0.2, on_timeout=views)
 
 
 def workload(cluster: ReplicatedCluster, topic: str, producers: int = 3) -> ProducerWorkload:

@@ -23,6 +23,7 @@ def handle_broker_registration(ctx: RequestContext, request: Any) -> Any:
     if kraft is None:
         return {"throttle_time": 0, "error_code": ErrorCode.unsupported_version, "broker_epoch": -1}
     if request.cluster_id != ctx.broker.cluster_id:
+        kraft.cluster_mismatch.received(request.broker_id, "BrokerRegistration", request.cluster_id)
         return {"throttle_time": 0, "error_code": ErrorCode.inconsistent_cluster_id, "broker_epoch": -1}
     listeners = [Listener(x.name, x.host, int(x.port)) for x in request.listeners]
     incarnation = request.incarnation_id or uuid.UUID(int=0)

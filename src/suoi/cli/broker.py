@@ -70,8 +70,13 @@ def run(args: argparse.Namespace) -> int:
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
+    from suoi.log.meta_properties import StorageFormatError
+
     try:
         return int(runner(_serve(config)))
+    except StorageFormatError as exc:  # unformatted, or formatted for another cluster: one ERROR line
+        log.error("%s", exc)
+        return 1
     except (OSError, RuntimeError) as exc:  # a port in use, a data dir of another node or mode
         print(f"suoi broker: {exc}", file=sys.stderr)
         return 1

@@ -83,6 +83,7 @@ from suoi.cli.cluster_layout import (
 from suoi.cli.cluster_procs import broker_view, last_log_line, node_running, pid_running, spawn, stop_pids, wait_ready
 from suoi.cli.cluster_status import cluster_status, describe_quorum, metadata, print_status, quorum_status
 from suoi.cli.common import CliError, guarded, print_json
+from suoi.cli.storage import format_config
 
 __all__ = [
     "CLIENT_LISTENER",
@@ -297,6 +298,8 @@ def run_up(args: argparse.Namespace) -> int:
             if racks and n.is_broker:
                 props["broker.rack"] = racks[broker_index[n.id] % len(racks)]
             cluster.config_path(n.id).write_text(render_properties(props, header), encoding="utf-8")
+            # As `suoi storage format --ignore-formatted` (a kept cluster's dirs are already formatted).
+            format_config(cluster.config_path(n.id), cluster.cluster_id, ignore_formatted=True)
         # Voters first, so brokers find a quorum forming; cluster.json after every start so that
         # `down` can stop whatever was started even if this command dies half-way.
         for n in sorted(cluster.nodes, key=lambda n: not n.is_controller):

@@ -4,14 +4,12 @@ here; see `suoi.cli.cluster` for the layout of DIR."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
 import random
 import socket
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -112,7 +110,9 @@ class Cluster:
 
 def new_cluster_id() -> str:
     """Kafka's format (`kafka-storage.sh random-uuid`): 16 random bytes, URL-safe base64, no padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    from suoi.log.meta_properties import random_uuid
+
+    return random_uuid()
 
 
 def layout(brokers: int, controllers: int, node_ids: list[int] | None = None) -> list[tuple[int, list[str]]]:

@@ -55,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     producer_perf_test.add_parser(sub)
     consumer_perf_test.add_parser(sub)
 
-    from suoi.cli import dump_log  # offline: reads segment files, no broker
+    from suoi.cli import dump_log, storage  # offline: read or write files on disk, no broker
 
     dump_log.add_parser(sub)
+    storage.add_parser(sub)
+
     from suoi.cli import features, log_dirs  # kafka-features.sh, kafka-log-dirs.sh
 
     features.add_parser(sub)

@@ -34,6 +34,7 @@ from suoi.log.errors import KafkaStorageError
 from suoi.model import ErrorCode, KafkaError
 from suoi.raft.core import NotLeaderError
 from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
+from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
 from suoi.raft_driver.driver import QuorumDriver, raft_config_from_properties
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ class KRaftServices:
         self.controller: QuorumController | None = None
         self._controller_epoch = -1
         self.incarnation_id = uuid.uuid4()
+        #: BrokerRegistration between nodes of different clusters: one ERROR per peer per minute.
+        self.cluster_mismatch = ClusterIdMismatchLog(log, broker.cluster_id or None)
         self.broker_epoch = -1
         self.fenced = True
         #: Set the first time the controller unfences this broker: it then serves clients.
@@ -368,7 +371,10 @@ class KRaftServices:
                         if prefetch is not None:  # a producer id block before the first InitProducerId
                             prefetch()
                         continue
-                    log.warning("broker registration refused: %s", ErrorCode(response.error_code).name)
+                    if response.error_code == ErrorCode.inconsistent_cluster_id:
+                        self.cluster_mismatch.answered("the active controller", "BrokerRegistration")
+                    else:
+                        log.warning("broker registration refused: %s", ErrorCode(response.error_code).name)
                 else:
                     response = await self.call_controller(heartbeat_request(self, want_shutdown=False), quick=True,
                                                            lane=Lane.LIFECYCLE)

@@ -457,16 +457,18 @@ class ReplicaManager:
     async def _send_alter_partition(self, leader: LeaderReplica, proposal: AlterPartitionProposal) -> None:
         from kio.schema.alter_partition.v2.request import AlterPartitionRequest
 
-        request = build(AlterPartitionRequest, {
-            "broker_id": self.node_id, "broker_epoch": self.kraft.broker_epoch,
-            "topics": [{"topic_id": leader.topic_id, "partitions": [{
-                "partition_index": leader.tp.partition, "leader_epoch": proposal.leader_epoch,
-                "new_isr": list(proposal.new_isr), "leader_recovery_state": 0,
-                "partition_epoch": proposal.partition_epoch}]}]})
+        def request() -> Any:  # the broker epoch of now: it changes if this broker registers again
+            return build(AlterPartitionRequest, {
+                "broker_id": self.node_id, "broker_epoch": self.kraft.broker_epoch,
+                "topics": [{"topic_id": leader.topic_id, "partitions": [{
+                    "partition_index": leader.tp.partition, "leader_epoch": proposal.leader_epoch,
+                    "new_isr": list(proposal.new_isr), "leader_recovery_state": 0,
+                    "partition_epoch": proposal.partition_epoch}]}]})
+
         try:
             while self.leaders.get(leader.tp) is leader and leader.state.pending is proposal:
                 try:
-                    response = await self.kraft.call_controller(request, quick=True, lane=Lane.ALTER_PARTITION)
+                    response = await self.kraft.call_controller(request(), quick=True, lane=Lane.ALTER_PARTITION)
                 except Exception as exc:
                     log.info("AlterPartition for %s not answered (%s); retrying", leader.tp, exc)
                     await asyncio.sleep(ALTER_PARTITION_RETRY_S)
@@ -485,7 +487,10 @@ class ReplicaManager:
                     proposal, error, isr=part.isr, leader_epoch=part.leader_epoch,
                     partition_epoch=part.partition_epoch, now_ms=self.broker.now_ms())
                 self._after_leader_change(leader, hw)
-                if error in (ErrorCode.request_timed_out, ErrorCode.not_controller):
+                # A stale broker epoch (sent just before this broker registered again) is retried with
+                # the new one, as Kafka's AlterPartitionManager does; left pending, the partition's ISR
+                # could change no more until the controller happened to rewrite its registration.
+                if error in (ErrorCode.request_timed_out, ErrorCode.not_controller, ErrorCode.stale_broker_epoch):
                     await asyncio.sleep(ALTER_PARTITION_RETRY_S)
                     continue
                 return

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from suoi.config import BrokerConfig
+from suoi.log.meta_properties import StorageLayout
 from suoi.raft_driver.driver import parse_voters
 
 
@@ -99,3 +100,12 @@ def _standalone_voter(cfg: BrokerConfig, node_id: int, controller_names: list[st
         "controller.quorum.bootstrap.servers on a controller works for a single-controller quorum "
         "(this node's own controller listener) only; with several controllers list them in "
         "controller.quorum.voters as id@host:port (suoi has no dynamic quorum membership)")
+
+
+def storage_layout(config: BrokerConfig) -> StorageLayout:
+    """The directories a node stamps with meta.properties (log.dirs and metadata.log.dir), and
+    whether it may format itself: standalone, or the only voter of its quorum."""
+    settings = KRaftSettings.from_config(config)
+    return StorageLayout.of(config.log_dirs, settings.metadata_dir if settings else None, config.node_id,
+                            config.get("cluster.id"),  # type: ignore[arg-type]
+                            settings.voters if settings else None)

@@ -55,6 +55,7 @@ from suoi.raft import (
     RaftNode,
     SnapshotId,
 )
+from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
 from suoi.raft_driver.codec import RaftCodecError, request_source, request_to_kio, response_from_kio
 
 __all__ = ["QuorumDriver", "QuorumUnavailableError", "parse_voters", "raft_config_from_properties"]
@@ -159,6 +160,7 @@ class QuorumDriver:
         self._next_inbound = 1
         self._running = False
         self.failure: BaseException | None = None
+        self._mismatch = ClusterIdMismatchLog(log, self.config.cluster_id)
 
     # ================================================================== lifecycle
     async def start(self) -> None:
@@ -289,6 +291,7 @@ class QuorumDriver:
         if not self._running or self.failure is not None:
             raise QuorumUnavailableError(f"raft node {self.node_id} is not running")
         src = request_source(message) if source is None else source
+        self._mismatch.received(src, type(message).__name__, getattr(message, "cluster_id", None))
         corr = self._next_inbound
         self._next_inbound += 1
         fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
@@ -370,6 +373,8 @@ class QuorumDriver:
         except (RaftCodecError, KafkaError, ValueError) as exc:
             log.warning("raft %d: bad %s answer from %d: %s", self.node_id, type(msg).__name__, env.destination, exc)
             return
+        if getattr(answer, "error_code", None) == ErrorCode.inconsistent_cluster_id:
+            self._mismatch.answered(f"node {env.destination}", type(msg).__name__)
         if self._running:
             self._feed(Envelope(env.destination, self.node_id, env.correlation_id, answer))
 

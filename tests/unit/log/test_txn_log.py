@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import weakref
 
 import pytest
 
@@ -17,14 +18,16 @@ from suoi.log.txn_index import ENTRY_SIZE, AbortedTxn
 from suoi.protocol.records import build_batch, decode_end_txn_marker, iter_batches, iter_records
 from tests.unit.log.log_helpers import Clock, OpenLog
 
-_seq: dict[int, int] = {}
+#: The next sequence of each producer, per log. Weak keys: an entry dies with its log (keyed by
+#: id(log), a new log allocated at a dead one's address inherited its sequences: OUT_OF_ORDER_SEQUENCE).
+_seq: weakref.WeakKeyDictionary[PartitionLog, dict[int, int]] = weakref.WeakKeyDictionary()
 
 
 def txn(log: PartitionLog, pid: int, n: int = 2, *, epoch: int = 0, transactional: bool = True) -> tuple[int, int]:
     """Append an ``n``-record batch of producer ``pid``; returns (first, last) offsets."""
-    key = id(log) * 1000 + pid
-    seq = _seq.get(key, 0)
-    _seq[key] = seq + n
+    sequences = _seq.setdefault(log, {})
+    seq = sequences.get(pid, 0)
+    sequences[pid] = seq + n
     info = log.append(build_batch([(None, b"p%d-%d" % (pid, seq + i)) for i in range(n)], producer_id=pid,
                                   producer_epoch=epoch, base_sequence=seq, is_transactional=transactional))
     return info.base_offset, info.last_offset
