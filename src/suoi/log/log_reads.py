@@ -39,9 +39,9 @@ def read_region(seg: LogSegment, pos: int, expected: int, budget: int, limit: in
                 ) -> tuple[tuple[tuple[int, int, int], LazyFile], int, bool, CorruptBatch | None]:
     """`walk` step for ``PartitionLog.read_regions``: ``(fd, position, length)`` of checked
     batches and its file, the descriptor pinned open (idle ones are closed, ``handles.py``)
-    until `Regions.release`."""
-    data, at_end, bad = seg.read_from(pos, budget, limit, first, expected)
-    return ((seg.file.pin(), pos, len(data)), seg.file), len(data), at_end, bad
+    until `Regions.release`. Batches verified before are measured from their headers only."""
+    length, at_end, bad = seg.region_from(pos, budget, limit, first, expected)
+    return ((seg.file.pin(), pos, length), seg.file), length, at_end, bad
 
 
 class Regions(list[tuple[int, int, int]]):

@@ -464,11 +464,35 @@ class LogSegment:
                 self.verified.add(pos, pos + h.size)
         return None if problem is None else CorruptBatch(self.log_path, pos, expected, problem)
 
-    def region_from(self, pos: int, max_bytes: int, max_offset: int, min_one: bool) -> tuple[int, bool]:
-        """Like ``read_from`` but only measures: returns (length, reached end). Reads and
-        checks the batches not verified yet (so a zero-copy send serves checked bytes only)."""
-        data, at_end, _ = self.read_from(pos, max_bytes, max_offset, min_one)
-        return len(data), at_end
+    def region_from(
+        self, pos: int, max_bytes: int, max_offset: int, min_one: bool, expected: int | None = None
+    ) -> tuple[int, bool, CorruptBatch | None]:
+        """Like ``read_from`` but only measures: returns (length, reached end, bad batch).
+
+        A zero-copy send must serve checked bytes only, yet re-reading data that was already
+        checked would double the I/O of every warm fetch: when every batch the answer needs
+        is already ``verified`` (and frames as expected), only their headers are read.
+        Otherwise ``read_from`` reads and checks the range (once: then it is verified).
+        """
+        if pos not in self.corrupt:
+            end = self.size
+            p = pos
+            exp = expected
+            for bpos, h in self._iter_headers(pos):
+                if exp is None:
+                    exp = h.base_offset
+                if not self.verified.covers(bpos, bpos + h.size) or self._check(
+                        b"", 0, bpos, h, exp, whole=False) is not None:
+                    break  # not checked yet, or bad: read_from checks and reports it
+                if h.last_offset >= max_offset or (bpos + h.size - pos > max_bytes and not (min_one and bpos == pos)):
+                    return p - pos, False, None
+                p = bpos + h.size
+                exp = h.next_offset
+            else:
+                if p >= end:
+                    return p - pos, True, None
+        data, at_end, bad = self.read_from(pos, max_bytes, max_offset, min_one, expected)
+        return len(data), at_end, bad
 
     def find_timestamp(self, timestamp: int, min_offset: int) -> BatchHeader | None:
         """First batch (not wholly below ``min_offset``) with max timestamp >= target."""
