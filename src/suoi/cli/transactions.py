@@ -166,11 +166,14 @@ def describe_producers(args: argparse.Namespace, partitions: list[tuple[str, int
 def list_transactions(args: argparse.Namespace, producer_ids: tuple[int, ...] = ()) -> dict[int, list[dict[str, Any]]]:
     """Every broker's transactions (each broker lists those it coordinates), by broker id."""
     from kio.schema.list_transactions.v1.request import ListTransactionsRequest
+    from kio.schema.types import ProducerId
+    from kio.static.primitive import i64
 
     out = {}
     for b in brokers(args):
         response = send(_at(args, b["host"], b["port"]), ListTransactionsRequest(
-            state_filters=(), producer_id_filters=producer_ids, duration_filter=-1), TOOL)
+            state_filters=(), producer_id_filters=tuple(ProducerId(p) for p in producer_ids),
+            duration_filter=i64(-1)), TOOL)
         if response.error_code.value != 0:
             raise CliError(f"Failed to list transactions on broker {b['id']}: {error_name(response.error_code)}")
         out[b["id"]] = [{"transactional_id": str(s.transactional_id), "producer_id": int(s.producer_id),
@@ -192,9 +195,10 @@ def find_coordinator(args: argparse.Namespace, transactional_id: str) -> tuple[i
 def describe_transaction(args: argparse.Namespace, transactional_id: str) -> dict[str, Any] | None:
     """The coordinator's view of one transactional id; None when it does not know it."""
     from kio.schema.describe_transactions.v0.request import DescribeTransactionsRequest
+    from kio.schema.types import TransactionalId
 
     coordinator_id, at = find_coordinator(args, transactional_id)
-    [s] = send(at, DescribeTransactionsRequest(transactional_ids=(transactional_id,)), TOOL).transaction_states
+    [s] = send(at, DescribeTransactionsRequest(transactional_ids=(TransactionalId(transactional_id),)), TOOL).transaction_states
     if error_name(s.error_code) == "TRANSACTIONAL_ID_NOT_FOUND":
         return None
     if s.error_code.value != 0:
