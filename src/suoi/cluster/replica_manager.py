@@ -211,15 +211,21 @@ class ReplicaManager:
             self.repair.watch(plog)
         return plog
 
+    def _log_to(self, tp: TopicPartition, role: str) -> PartitionLog | None:
+        """``tp``'s local log, to ``role`` ("lead"/"follow") it; None (counted, and logged at
+        detail level) without one."""
+        plog = self._log(tp)
+        if plog is None and not self.broker.logs.is_offline(tp.topic, tp.partition):  # offline: logged once
+            self._without_log += 1
+            log.log(logging.WARNING if self._detail == logging.INFO else logging.DEBUG,
+                    "no local log for %s, cannot %s it", tp, role)
+        return plog
+
     def _become_leader(self, lp: LocalPartition) -> None:
         tp = TopicPartition(lp.topic_name, lp.partition)
         reg = lp.registration
-        plog = self._log(tp)
+        plog = self._log_to(tp, "lead")
         if plog is None:
-            if not self.broker.logs.is_offline(tp.topic, tp.partition):  # (offline: its dir failed, logged once)
-                self._without_log += 1
-                log.log(logging.WARNING if self._detail == logging.INFO else logging.DEBUG,
-                        "no local log for %s, cannot lead it", tp)
             return
         self._stop_following(tp)
         now = self.broker.now_ms()
@@ -247,12 +253,8 @@ class ReplicaManager:
     def _become_follower(self, lp: LocalPartition) -> None:
         tp = TopicPartition(lp.topic_name, lp.partition)
         reg = lp.registration
-        plog = self._log(tp)
+        plog = self._log_to(tp, "follow")
         if plog is None:
-            if not self.broker.logs.is_offline(tp.topic, tp.partition):  # (offline: its dir failed, logged once)
-                self._without_log += 1
-                log.log(logging.WARNING if self._detail == logging.INFO else logging.DEBUG,
-                        "no local log for %s, cannot follow it", tp)
             return
         self._resign(tp, reg.leader_epoch)
         self.repair.before_following(tp, plog)

@@ -328,10 +328,6 @@ class LogManager:
 
     # ------------------------------------------------------------------ log dirs (JBOD)
 
-    def log_dir_of(self, topic: str, partition: int) -> Path | None:
-        log = self._logs.get((topic, partition))
-        return None if log is None else log.directory.parent
-
     def configured_log_dir(self, path: str) -> Path | None:
         """The configured log dir named by an absolute ``path`` (AlterReplicaLogDirs), if any."""
         if not os.path.isabs(path):
