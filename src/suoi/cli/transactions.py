@@ -27,7 +27,7 @@ import datetime
 import time
 from typing import Any
 
-from suoi.cli.admin_requests import error_name, send
+from suoi.cli.admin_requests import at, error_name, send
 from suoi.cli.broker_api_versions import brokers
 from suoi.cli.common import CliError, add_common_args, guarded, print_json
 from suoi.cli.tables import print_kafka_table
@@ -81,14 +81,10 @@ def add_parser(sub: Any) -> None:
 # ============================================================================ requests
 
 
-def _at(args: argparse.Namespace, host: str, port: int) -> argparse.Namespace:
-    return argparse.Namespace(bootstrap_server=f"{host}:{port}", command_config=getattr(args, "command_config", None))
-
-
 def _broker(args: argparse.Namespace, broker_id: int) -> argparse.Namespace:
     for b in brokers(args):
         if b["id"] == broker_id:
-            return _at(args, b["host"], b["port"])
+            return at(args, b["host"], b["port"])
     raise CliError(f"broker {broker_id} is not in the cluster")
 
 
@@ -171,7 +167,7 @@ def list_transactions(args: argparse.Namespace, producer_ids: tuple[int, ...] = 
 
     out = {}
     for b in brokers(args):
-        response = send(_at(args, b["host"], b["port"]), ListTransactionsRequest(
+        response = send(at(args, b["host"], b["port"]), ListTransactionsRequest(
             state_filters=(), producer_id_filters=tuple(ProducerId(p) for p in producer_ids),
             duration_filter=i64(-1)), TOOL)
         if response.error_code.value != 0:
@@ -189,7 +185,7 @@ def find_coordinator(args: argparse.Namespace, transactional_id: str) -> tuple[i
     [c] = response.coordinators
     if c.error_code.value != 0:
         raise CliError(f"no coordinator for transactional-id `{transactional_id}`: {error_name(c.error_code)}")
-    return int(c.node_id), _at(args, str(c.host), int(c.port))
+    return int(c.node_id), at(args, str(c.host), int(c.port))
 
 
 def describe_transaction(args: argparse.Namespace, transactional_id: str) -> dict[str, Any] | None:
