@@ -42,7 +42,6 @@ from suoi.controller.image import MetadataImage
 from suoi.coordinator.records import OFFSETS_TOPIC
 from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC
 from suoi.model import ErrorCode, TopicPartition
-from suoi.protocol.codec import build
 from suoi.replication import AcksAllWaiters, AlterPartitionProposal, Err, FollowerPartitionState, LeaderPartitionState
 from suoi.replication.read_replica import ReplicaView, rack_aware, select_read_replica
 
@@ -457,15 +456,12 @@ class ReplicaManager:
             task.cancel()
 
     async def _send_alter_partition(self, leader: LeaderReplica, proposal: AlterPartitionProposal) -> None:
-        from kio.schema.alter_partition.v2.request import AlterPartitionRequest
+        from suoi.cluster.rpc import alter_partition_request
 
         def request() -> Any:  # the broker epoch of now: it changes if this broker registers again
-            return build(AlterPartitionRequest, {
-                "broker_id": self.node_id, "broker_epoch": self.kraft.broker_epoch,
-                "topics": [{"topic_id": leader.topic_id, "partitions": [{
-                    "partition_index": leader.tp.partition, "leader_epoch": proposal.leader_epoch,
-                    "new_isr": list(proposal.new_isr), "leader_recovery_state": 0,
-                    "partition_epoch": proposal.partition_epoch}]}]})
+            return alter_partition_request(self.kraft, leader.topic_id, leader.tp.partition,
+                                           leader_epoch=proposal.leader_epoch,
+                                           partition_epoch=proposal.partition_epoch, new_isr=proposal.new_isr)
 
         try:
             while self.leaders.get(leader.tp) is leader and leader.state.pending is proposal:
