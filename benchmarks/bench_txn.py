@@ -178,7 +178,7 @@ def cluster_run(args: argparse.Namespace) -> dict[str, Any]:
             while not stop.is_set():
                 done: list[Any] = []
                 t0 = time.perf_counter()
-                bp.produce(side, b"x", on_delivery=lambda err, _m: done.append(err))
+                bp.produce(side, b"x", on_delivery=lambda err, _m, done=done: done.append(err))
                 while not done and time.perf_counter() - t0 < 120:
                     bp.poll(0.005)
                 waits.append(time.perf_counter() - t0)

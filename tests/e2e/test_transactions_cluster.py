@@ -101,7 +101,7 @@ class Bystander:
         while not self._stop.is_set():
             done: list[Any] = []
             t0 = time.monotonic()
-            self.producer.produce(self.topic, b"x", on_delivery=lambda err, _m: done.append(err))
+            self.producer.produce(self.topic, b"x", on_delivery=lambda err, _m, done=done: done.append(err))
             while not done and time.monotonic() - t0 < 60:
                 self.producer.poll(0.005)
             self.latencies.append(time.monotonic() - t0)

@@ -47,7 +47,7 @@ def test_a_new_topic_reaches_every_broker_within_milliseconds(cluster: KRaftClus
             start = time.monotonic()
             lags = []
             for c in clients.values():
-                wait_until(lambda c=c: lists(c, topic), timeout=5, interval=0.005, message=f"{topic} listed")
+                wait_until(lambda c=c, topic=topic: lists(c, topic), timeout=5, interval=0.005, message=f"{topic} listed")
                 lags.append(time.monotonic() - start)
             worst.append(max(lags))
         # Before KIP-1166 one broker lagged ~420-500 ms in every probe (its parked fetch expiring).

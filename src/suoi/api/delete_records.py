@@ -11,12 +11,15 @@ replica: it deletes and answers at once.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from suoi.api.registry import RequestContext, api
 from suoi.log.errors import LogError
 from suoi.model import ErrorCode
 from suoi.protocol.codec import ms
+
+if TYPE_CHECKING:
+    from suoi.cluster.kraft import KRaftServices
 
 
 def _answer(index: int, error: ErrorCode, low_watermark: int = -1) -> dict[str, Any]:
@@ -26,7 +29,7 @@ def _answer(index: int, error: ErrorCode, low_watermark: int = -1) -> dict[str, 
 @api(21, "DeleteRecords", 0, 2)
 def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
     if ctx.broker.kraft is not None:
-        return _on_leaders(ctx, request)
+        return _on_leaders(ctx.broker.kraft, request)
     logs = ctx.broker.logs
     topics = []
     for topic in request.topics:
@@ -46,14 +49,13 @@ def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
     return {"throttle_time": 0, "topics": topics}
 
 
-async def _on_leaders(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    kraft = ctx.broker.kraft
-    replicas = kraft.replicas
+async def _on_leaders(kraft: KRaftServices, request: Any) -> dict[str, Any]:
+    replicas = kraft.replicas  # None on a controller-only node: it leads no partition
     timeout_s = max(ms(request.timeout), 0) / 1000
 
     async def one(name: str, index: int, offset: int) -> dict[str, Any]:
         leader = replicas.leader(name, index) if replicas is not None else None
-        if leader is None:
+        if replicas is None or leader is None:
             topic = kraft.image.topic(name)
             known = topic is not None and index in topic.partitions
             return _answer(index, ErrorCode.not_leader_or_follower if known else ErrorCode.unknown_topic_or_partition)

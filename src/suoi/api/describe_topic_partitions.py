@@ -20,7 +20,7 @@ and KRaftMetadataCache.describeTopicResponse):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from suoi.api.cluster_metadata import partition_data
@@ -41,23 +41,33 @@ ZERO_UUID = uuid.UUID(int=0)
 TopicView = tuple[uuid.UUID, int, Callable[[int], dict[str, Any]]]
 
 
-def _topic_views(ctx: RequestContext) -> dict[str, TopicView]:
+def _topic_views(ctx: RequestContext) -> tuple[Collection[str], Callable[[str], TopicView | None]]:
+    """Every topic's name, and the view of one topic by name (built only for the topics a
+    page answers: a cluster may hold thousands of topics, a request usually asks for one)."""
     broker = ctx.broker
     kraft = broker.kraft
     if kraft is not None:
         image = kraft.image
         live = {b.broker_id for b in image.unfenced_brokers()}  # once per answer
+        by_name = image.topics_by_name
 
-        def kraft_view(topic: Any) -> TopicView:
+        def kraft_view(name: str) -> TopicView | None:
+            topic = by_name.get(name)
+            if topic is None:
+                return None
             return (topic.topic_id, topic.num_partitions,
                     lambda p: _with_elr(partition_data(live, topic.partitions[p], p)))
 
-        return {name: kraft_view(t) for name, t in image.topics_by_name.items()}
+        return by_name.keys(), kraft_view
+    topics = broker.logs.topics()
 
-    def local_view(info: Any) -> TopicView:
+    def local_view(name: str) -> TopicView | None:
+        info = topics.get(name)
+        if info is None:
+            return None
         return info.topic_id, info.partitions, lambda p: _with_elr(partition_leader_data(broker, p))
 
-    return {name: local_view(info) for name, info in broker.logs.topics().items()}
+    return topics.keys(), local_view
 
 
 def _with_elr(partition: dict[str, Any]) -> dict[str, Any]:
@@ -76,11 +86,11 @@ def _unknown(name: str) -> dict[str, Any]:
 
 @api(75, "DescribeTopicPartitions", 0, 0)
 def handle_describe_topic_partitions(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    views = _topic_views(ctx)
+    all_names, view_of = _topic_views(ctx)
     cursor = request.cursor
     cursor_topic = cursor.topic_name if cursor is not None else ""
     list_all = not request.topics
-    asked = sorted(views) if list_all else sorted({t.name for t in request.topics})
+    asked = sorted(all_names) if list_all else sorted({t.name for t in request.topics})
     names = [n for n in asked if n >= cursor_topic]
     if cursor is not None and (cursor.partition_index < 0 or (not list_all and cursor_topic not in names)):
         return {"throttle_time": 0, "next_cursor": None, "topics": [
@@ -93,7 +103,7 @@ def handle_describe_topic_partitions(ctx: RequestContext, request: Any) -> dict[
         if remaining == 0:
             next_cursor = {"topic_name": name, "partition_index": 0}
             break
-        view = views.get(name)
+        view = view_of(name)
         if view is None:
             topics.append(_unknown(name))
             continue

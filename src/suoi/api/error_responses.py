@@ -36,7 +36,7 @@ def error_response(api_key: int, api_version: int, request: Any, code: int, mess
 
 def _mirror(cls: type, request: Any, code: int, message: str | None) -> dict[str, Any]:
     out = zero_fields(cls)
-    req_fields = _fields(type(request)) if dataclasses.is_dataclass(request) else {}
+    req_fields = _fields(type(request)) if dataclasses.is_dataclass(request) and not isinstance(request, type) else {}
     for f in dataclasses.fields(cls):
         kafka_type = f.metadata.get("kafka_type")
         if kafka_type == "error_code":
@@ -48,10 +48,10 @@ def _mirror(cls: type, request: Any, code: int, message: str | None) -> dict[str
             if source is not None:
                 out[f.name] = getattr(request, source)
     arrays = _error_arrays(cls)
-    source = _first_array(request)
-    if len(arrays) == 1 and source is not None:
+    items = _first_array(request)
+    if len(arrays) == 1 and items is not None:
         name, element = arrays[0]
-        out[name] = [_element(element, item, code, message) for item in source]
+        out[name] = [_element(element, item, code, message) for item in items]
     return out
 
 
@@ -107,7 +107,7 @@ def _error_arrays(cls: type) -> list[tuple[str, type]]:
     for f in dataclasses.fields(cls):
         if _is_array(f.type):
             element = _array_element(f.type)
-            if dataclasses.is_dataclass(element) and _has_error_code(element):
+            if isinstance(element, type) and dataclasses.is_dataclass(element) and _has_error_code(element):
                 out.append((f.name, element))
     return out
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from suoi.cli.common import TIMEOUT_S, CliError, read_props
 
-__all__ = ["check_top_level", "error_name", "partitions_text", "send"]
+__all__ = ["at", "check_top_level", "error_name", "partitions_text", "send"]
 
 
 def _addresses(bootstrap: str) -> list[tuple[str, int]]:
@@ -42,6 +42,11 @@ def send(args: argparse.Namespace, request: Any, tool: str) -> Any:
         except OSError as exc:  # refused, dropped, timed out (asyncio.TimeoutError is TimeoutError)
             reasons.append(exc.strerror or str(exc) or type(exc).__name__)
     raise CliError(f"cannot reach a broker at {args.bootstrap_server}: {reasons[0] if reasons else 'no answer'}")
+
+
+def at(args: argparse.Namespace, host: str, port: int) -> argparse.Namespace:
+    """``args`` aimed at one node (``send`` to a broker or controller named in an answer)."""
+    return argparse.Namespace(bootstrap_server=f"{host}:{port}", command_config=getattr(args, "command_config", None))
 
 
 def error_name(code: Any) -> str:

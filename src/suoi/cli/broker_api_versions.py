@@ -18,7 +18,7 @@ import argparse
 from typing import Any
 
 from suoi import __version__
-from suoi.cli.admin_requests import error_name, send
+from suoi.cli.admin_requests import at, error_name, send
 from suoi.cli.common import CliError, add_common_args, guarded, print_json
 
 TOOL = "broker-api-versions"
@@ -62,10 +62,8 @@ def brokers(args: argparse.Namespace) -> list[dict[str, Any]]:
 def api_versions(args: argparse.Namespace, broker: dict[str, Any]) -> list[tuple[int, int, int]]:
     from kio.schema.api_versions.v3.request import ApiVersionsRequest
 
-    target = argparse.Namespace(bootstrap_server=f"{broker['host']}:{broker['port']}",
-                                command_config=getattr(args, "command_config", None))
-    response = send(target, ApiVersionsRequest(client_software_name="suoi-broker-api-versions",
-                                               client_software_version=__version__), TOOL)
+    request = ApiVersionsRequest(client_software_name="suoi-broker-api-versions", client_software_version=__version__)
+    response = send(at(args, broker["host"], broker["port"]), request, TOOL)
     if response.error_code.value != 0:
         raise CliError(error_name(response.error_code))
     return sorted((int(k.api_key), int(k.min_version), int(k.max_version)) for k in response.api_keys)

@@ -255,7 +255,7 @@ def retrying(attempt: Callable[[float], T], timeout: float = TIMEOUT_S) -> T:
 
 def is_retriable(exc: BaseException) -> bool:
     """A confluent-kafka error worth another attempt (see RETRIABLE_ERRORS)."""
-    err = exc.args[0] if exc.args else None
+    err: Any = exc.args[0] if exc.args else None
     name = str(err.name()) if hasattr(err, "name") else ""
     return name in RETRIABLE_ERRORS or bool(getattr(err, "retriable", lambda: False)())
 

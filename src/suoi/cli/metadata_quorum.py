@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any
 
-from suoi.cli.admin_requests import error_name, send
+from suoi.cli.admin_requests import at, error_name, send
 from suoi.cli.common import CliError, guarded, print_json
 from suoi.cli.tables import print_kafka_table
 
@@ -108,10 +108,9 @@ def describe_quorum(target: argparse.Namespace) -> dict[str, Any]:
         # a follower controller names the leader (and, v2, the voters' endpoints): ask it
         leader = next((x for n in response.nodes if int(n.node_id) == int(part.leader_id) for x in n.listeners), None)
         if leader is not None:
-            at = argparse.Namespace(bootstrap_server=f"{leader.host}:{int(leader.port)}",
-                                    command_config=target.command_config)
-            response = send(at, request, TOOL)
-            part = _partition(response, at)
+            target = at(target, str(leader.host), int(leader.port))
+            response = send(target, request, TOOL)
+            part = _partition(response, target)
     if part.error_code.value != 0:
         raise CliError(f"DescribeQuorum failed: {error_name(part.error_code)}"
                        + (f" (leader {part.leader_id})" if part.leader_id >= 0 else ""))

@@ -27,7 +27,7 @@ import datetime
 import time
 from typing import Any
 
-from suoi.cli.admin_requests import error_name, send
+from suoi.cli.admin_requests import at, error_name, send
 from suoi.cli.broker_api_versions import brokers
 from suoi.cli.common import CliError, add_common_args, guarded, print_json
 from suoi.cli.tables import print_kafka_table
@@ -81,14 +81,10 @@ def add_parser(sub: Any) -> None:
 # ============================================================================ requests
 
 
-def _at(args: argparse.Namespace, host: str, port: int) -> argparse.Namespace:
-    return argparse.Namespace(bootstrap_server=f"{host}:{port}", command_config=getattr(args, "command_config", None))
-
-
 def _broker(args: argparse.Namespace, broker_id: int) -> argparse.Namespace:
     for b in brokers(args):
         if b["id"] == broker_id:
-            return _at(args, b["host"], b["port"])
+            return at(args, b["host"], b["port"])
     raise CliError(f"broker {broker_id} is not in the cluster")
 
 
@@ -166,11 +162,14 @@ def describe_producers(args: argparse.Namespace, partitions: list[tuple[str, int
 def list_transactions(args: argparse.Namespace, producer_ids: tuple[int, ...] = ()) -> dict[int, list[dict[str, Any]]]:
     """Every broker's transactions (each broker lists those it coordinates), by broker id."""
     from kio.schema.list_transactions.v1.request import ListTransactionsRequest
+    from kio.schema.types import ProducerId
+    from kio.static.primitive import i64
 
     out = {}
     for b in brokers(args):
-        response = send(_at(args, b["host"], b["port"]), ListTransactionsRequest(
-            state_filters=(), producer_id_filters=producer_ids, duration_filter=-1), TOOL)
+        response = send(at(args, b["host"], b["port"]), ListTransactionsRequest(
+            state_filters=(), producer_id_filters=tuple(ProducerId(p) for p in producer_ids),
+            duration_filter=i64(-1)), TOOL)
         if response.error_code.value != 0:
             raise CliError(f"Failed to list transactions on broker {b['id']}: {error_name(response.error_code)}")
         out[b["id"]] = [{"transactional_id": str(s.transactional_id), "producer_id": int(s.producer_id),
@@ -186,15 +185,16 @@ def find_coordinator(args: argparse.Namespace, transactional_id: str) -> tuple[i
     [c] = response.coordinators
     if c.error_code.value != 0:
         raise CliError(f"no coordinator for transactional-id `{transactional_id}`: {error_name(c.error_code)}")
-    return int(c.node_id), _at(args, str(c.host), int(c.port))
+    return int(c.node_id), at(args, str(c.host), int(c.port))
 
 
 def describe_transaction(args: argparse.Namespace, transactional_id: str) -> dict[str, Any] | None:
     """The coordinator's view of one transactional id; None when it does not know it."""
     from kio.schema.describe_transactions.v0.request import DescribeTransactionsRequest
+    from kio.schema.types import TransactionalId
 
     coordinator_id, at = find_coordinator(args, transactional_id)
-    [s] = send(at, DescribeTransactionsRequest(transactional_ids=(transactional_id,)), TOOL).transaction_states
+    [s] = send(at, DescribeTransactionsRequest(transactional_ids=(TransactionalId(transactional_id),)), TOOL).transaction_states
     if error_name(s.error_code) == "TRANSACTIONAL_ID_NOT_FOUND":
         return None
     if s.error_code.value != 0:

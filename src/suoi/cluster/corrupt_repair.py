@@ -29,7 +29,6 @@ from suoi.client import Lane
 from suoi.log.batch_check import CorruptBatch
 from suoi.log.errors import LogError
 from suoi.model import ErrorCode, TopicPartition
-from suoi.protocol.codec import build
 
 if TYPE_CHECKING:
     from suoi.cluster.replica_manager import LeaderReplica, ReplicaManager
@@ -128,7 +127,7 @@ class CorruptionRepair:
     async def _step_down(self, leader: LeaderReplica) -> None:
         """AlterPartition with an ISR without this leader, until the controller has elected
         another leader (the metadata then makes this node a follower) or it stops leading."""
-        from kio.schema.alter_partition.v2.request import AlterPartitionRequest
+        from suoi.cluster.rpc import alter_partition_request
 
         m = self.manager
         tp = leader.tp
@@ -140,12 +139,9 @@ class CorruptionRepair:
                 new_isr = sorted(b for b in state.isr if b != m.node_id)
                 if not new_isr:
                     return
-                request = build(AlterPartitionRequest, {
-                    "broker_id": m.node_id, "broker_epoch": m.kraft.broker_epoch,
-                    "topics": [{"topic_id": leader.topic_id, "partitions": [{
-                        "partition_index": tp.partition, "leader_epoch": state.leader_epoch,
-                        "new_isr": new_isr, "leader_recovery_state": 0,
-                        "partition_epoch": state.partition_epoch}]}]})
+                request = alter_partition_request(m.kraft, leader.topic_id, tp.partition,
+                                                  leader_epoch=state.leader_epoch,
+                                                  partition_epoch=state.partition_epoch, new_isr=new_isr)
                 try:
                     response = await m.kraft.call_controller(request, quick=True, lane=Lane.ALTER_PARTITION)
                     error = int(response.error_code) or int(response.topics[0].partitions[0].error_code)

@@ -61,7 +61,7 @@ class _CreatingTopics(set[str]):
         super().__init__()
         self._on_done = on_done
 
-    def discard(self, name: str) -> None:
+    def discard(self, name: object) -> None:
         super().discard(name)
         self._on_done()
 
@@ -96,16 +96,15 @@ class KRaftServices:
         self.fenced = True
         #: Set the first time the controller unfences this broker: it then serves clients.
         self.first_unfenced = asyncio.Event()
-        #: Topics this node asked the controller to auto-create, not yet answered.
-        self.creating_topics: set[str] = set()
         #: Auto-creations the controller refused: topic -> error code, answered to the next Metadata.
         self.auto_create_rejections: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()  # short connects to brokers that went away
         #: (condition on the image, future) pairs, checked whenever the image changes.
         self._image_waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None]]] = []
-        #: ending an auto-creation wakes the image waiters too (a refused one changes no image)
-        self.creating_topics = _CreatingTopics(self._wake_image_waiters)
+        #: Topics this node asked the controller to auto-create, not yet answered. Ending an
+        #: auto-creation wakes the image waiters too (a refused one changes no image).
+        self.creating_topics: set[str] = _CreatingTopics(self._wake_image_waiters)
         self._stopping = False
         #: Snapshot (KIP-630) after this many bytes of committed records, so the metadata log is
         #: truncated and a new or lagging node catches up from the snapshot.

@@ -42,7 +42,6 @@ from suoi.controller.image import MetadataImage
 from suoi.coordinator.records import OFFSETS_TOPIC
 from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC
 from suoi.model import ErrorCode, TopicPartition
-from suoi.protocol.codec import build
 from suoi.replication import AcksAllWaiters, AlterPartitionProposal, Err, FollowerPartitionState, LeaderPartitionState
 from suoi.replication.read_replica import ReplicaView, rack_aware, select_read_replica
 
@@ -211,15 +210,21 @@ class ReplicaManager:
             self.repair.watch(plog)
         return plog
 
+    def _log_to(self, tp: TopicPartition, role: str) -> PartitionLog | None:
+        """``tp``'s local log, to ``role`` ("lead"/"follow") it; None (counted, and logged at
+        detail level) without one."""
+        plog = self._log(tp)
+        if plog is None and not self.broker.logs.is_offline(tp.topic, tp.partition):  # offline: logged once
+            self._without_log += 1
+            log.log(logging.WARNING if self._detail == logging.INFO else logging.DEBUG,
+                    "no local log for %s, cannot %s it", tp, role)
+        return plog
+
     def _become_leader(self, lp: LocalPartition) -> None:
         tp = TopicPartition(lp.topic_name, lp.partition)
         reg = lp.registration
-        plog = self._log(tp)
+        plog = self._log_to(tp, "lead")
         if plog is None:
-            if not self.broker.logs.is_offline(tp.topic, tp.partition):  # (offline: its dir failed, logged once)
-                self._without_log += 1
-                log.log(logging.WARNING if self._detail == logging.INFO else logging.DEBUG,
-                        "no local log for %s, cannot lead it", tp)
             return
         self._stop_following(tp)
         now = self.broker.now_ms()
@@ -247,12 +252,8 @@ class ReplicaManager:
     def _become_follower(self, lp: LocalPartition) -> None:
         tp = TopicPartition(lp.topic_name, lp.partition)
         reg = lp.registration
-        plog = self._log(tp)
+        plog = self._log_to(tp, "follow")
         if plog is None:
-            if not self.broker.logs.is_offline(tp.topic, tp.partition):  # (offline: its dir failed, logged once)
-                self._without_log += 1
-                log.log(logging.WARNING if self._detail == logging.INFO else logging.DEBUG,
-                        "no local log for %s, cannot follow it", tp)
             return
         self._resign(tp, reg.leader_epoch)
         self.repair.before_following(tp, plog)
@@ -455,15 +456,12 @@ class ReplicaManager:
             task.cancel()
 
     async def _send_alter_partition(self, leader: LeaderReplica, proposal: AlterPartitionProposal) -> None:
-        from kio.schema.alter_partition.v2.request import AlterPartitionRequest
+        from suoi.cluster.rpc import alter_partition_request
 
         def request() -> Any:  # the broker epoch of now: it changes if this broker registers again
-            return build(AlterPartitionRequest, {
-                "broker_id": self.node_id, "broker_epoch": self.kraft.broker_epoch,
-                "topics": [{"topic_id": leader.topic_id, "partitions": [{
-                    "partition_index": leader.tp.partition, "leader_epoch": proposal.leader_epoch,
-                    "new_isr": list(proposal.new_isr), "leader_recovery_state": 0,
-                    "partition_epoch": proposal.partition_epoch}]}]})
+            return alter_partition_request(self.kraft, leader.topic_id, leader.tp.partition,
+                                           leader_epoch=proposal.leader_epoch,
+                                           partition_epoch=proposal.partition_epoch, new_isr=proposal.new_isr)
 
         try:
             while self.leaders.get(leader.tp) is leader and leader.state.pending is proposal:

@@ -128,10 +128,10 @@ class TxnMarkerSender:
     async def _write_to(self, leader_id: int, m: WriteMarkers, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         """The error code of each partition's marker at `leader_id`."""
         if leader_id == self.broker.node_id:
-            codes = await asyncio.gather(*(append_marker(
+            local = await asyncio.gather(*(append_marker(
                 self.broker, self.replicas, tp, m.producer_id, m.producer_epoch, m.commit, m.coordinator_epoch)
                 for tp in tps))
-            return dict(zip(tps, codes, strict=True))
+            return dict(zip(tps, local, strict=True))
         from kio.schema.write_txn_markers.v1.request import WriteTxnMarkersRequest
 
         topics: dict[str, list[int]] = defaultdict(list)

@@ -380,7 +380,8 @@ def _plan(cls: type) -> tuple[_FieldPlan, ...]:
 
 def record_to_dict(record: Record) -> dict[str, Any]:
     out: dict[str, Any] = {"type": record.TYPE, "v": 1}
-    for f in _plan(type(record)):
+    cls: type = type(record)
+    for f in _plan(cls):
         value = getattr(record, f.name)
         if (f.omit_none and value is None) or (f.omit_empty and not value):
             continue

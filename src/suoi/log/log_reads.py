@@ -1,5 +1,7 @@
 """Reads of a partition log, as functions of its segments: batch selection for Fetch
-(`walk`, as bytes or as sendfile regions) and the timestamp lookups of ListOffsets.
+(`walk`, as bytes or as sendfile regions), the checked read of one segment (`read_from`,
+`region_from`: every batch served is checked first, once, see ``batch_check``) and the
+timestamp lookups of ListOffsets.
 
 `PartitionLog` keeps the public methods (`read`, `read_regions`, `offset_for_timestamp`,
 `max_timestamp`) and calls these with its segments, offsets and high watermark.
@@ -13,11 +15,11 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from suoi.log.batch_check import CorruptBatch
+from suoi.log.batch_check import CorruptBatch, crc_problem, framing_problem
 from suoi.log.errors import CorruptRecordError
 from suoi.log.handles import LazyFile
 from suoi.log.segment import LogSegment
-from suoi.protocol.records import BatchHeader, iter_records
+from suoi.protocol.records import HEADER_SIZE, BatchHeader, iter_records, parse_batch_header
 
 logger = logging.getLogger("suoi.log")
 
@@ -31,7 +33,7 @@ Take = Callable[[LogSegment, int, int, int, int, bool], tuple[_T, int, bool, "Co
 def read_bytes(seg: LogSegment, pos: int, expected: int, budget: int, limit: int,
                first: bool) -> tuple[bytes, int, bool, CorruptBatch | None]:
     """`walk` step for ``PartitionLog.read``: the (checked) batches' bytes."""
-    data, at_end, bad = seg.read_from(pos, budget, limit, first, expected)
+    data, at_end, bad = read_from(seg, pos, budget, limit, first, expected)
     return data, len(data), at_end, bad
 
 
@@ -39,9 +41,107 @@ def read_region(seg: LogSegment, pos: int, expected: int, budget: int, limit: in
                 ) -> tuple[tuple[tuple[int, int, int], LazyFile], int, bool, CorruptBatch | None]:
     """`walk` step for ``PartitionLog.read_regions``: ``(fd, position, length)`` of checked
     batches and its file, the descriptor pinned open (idle ones are closed, ``handles.py``)
-    until `Regions.release`."""
-    data, at_end, bad = seg.read_from(pos, budget, limit, first, expected)
-    return ((seg.file.pin(), pos, len(data)), seg.file), len(data), at_end, bad
+    until `Regions.release`. Batches verified before are measured from their headers only."""
+    length, at_end, bad = region_from(seg, pos, budget, limit, first, expected)
+    return ((seg.file.pin(), pos, length), seg.file), length, at_end, bad
+
+
+def read_from(
+    seg: LogSegment, pos: int, max_bytes: int, max_offset: int, min_one: bool, expected: int | None = None
+) -> tuple[bytes, bool, CorruptBatch | None]:
+    """Whole, checked batches of ``seg`` from file position ``pos``: at most ``max_bytes`` and all below ``max_offset``.
+
+    With ``min_one`` the first batch is returned even if it alone exceeds
+    ``max_bytes``, so a consumer can always make progress.  Returns the bytes, whether
+    the scan reached the end of the segment, and the bad batch that stopped it (the
+    bytes are then the good batches before it). ``expected`` is the base offset the
+    batch at ``pos`` must have (``LogSegment.locate_expected``), None for any.
+    """
+    end = seg.size
+    known = seg.corrupt.get(pos)
+    if known is not None:
+        return b"", False, known
+    want = min(max(max_bytes, 0), end - pos)
+    data = os.pread(seg.file.fd, want, pos) if want > 0 else b""
+    p = 0
+    n = len(data)
+    bad: CorruptBatch | None = None
+    while n - p >= HEADER_SIZE:
+        h = parse_batch_header(data, p)
+        if expected is None:
+            expected = h.base_offset
+        bad = _check(seg, data, p, pos + p, h, expected, whole=p + h.size <= n)
+        if bad is not None or p + h.size > n or h.last_offset >= max_offset:
+            break
+        expected = h.next_offset
+        p += h.size
+    if p == 0 and bad is None and min_one and pos < end:
+        head = os.pread(seg.file.fd, HEADER_SIZE, pos)
+        if len(head) < HEADER_SIZE:
+            bad = CorruptBatch(seg.log_path, pos, expected if expected is not None else -1,
+                               f"{end - pos} bytes at the end of the segment are not a whole batch header")
+        else:
+            h = parse_batch_header(head)
+            if expected is None:
+                expected = h.base_offset
+            bad = _check(seg, head, 0, pos, h, expected, whole=False)
+            if bad is None:
+                if h.last_offset >= max_offset:
+                    return b"", False, None
+                data = os.pread(seg.file.fd, h.size, pos)
+                bad = _check(seg, data, 0, pos, h, expected, whole=True)
+                if bad is None:
+                    return data, pos + h.size >= end, None
+    elif p == 0 and bad is None and 0 < end - pos < HEADER_SIZE and n == end - pos:
+        bad = CorruptBatch(seg.log_path, pos, expected if expected is not None else -1,
+                           f"{end - pos} bytes at the end of the segment are not a whole batch header")
+    if bad is not None:
+        seg.note_corrupt(bad)
+        return data[:p], False, bad
+    return (data if p == n else data[:p]), pos + p >= end, None
+
+
+def _check(seg: LogSegment, buf: bytes, rel: int, pos: int, h: BatchHeader, expected: int, *, whole: bool) -> CorruptBatch | None:
+    """The problem of the batch at file position ``pos`` (``buf[rel:]``): framing from the
+    header, and - once ``whole`` is in ``buf`` - its CRC unless already verified."""
+    problem = framing_problem(h, room=seg.size - pos, expected_offset=expected, end_offset=seg.next_offset,
+                              strict=seg.contiguous)
+    if problem is None and whole and not seg.verified.covers(pos, pos + h.size):
+        problem = crc_problem(buf, rel, h)
+        if problem is None:
+            seg.verified.add(pos, pos + h.size)
+    return None if problem is None else CorruptBatch(seg.log_path, pos, expected, problem)
+
+
+def region_from(
+    seg: LogSegment, pos: int, max_bytes: int, max_offset: int, min_one: bool, expected: int | None = None
+) -> tuple[int, bool, CorruptBatch | None]:
+    """Like ``read_from`` but only measures: returns (length, reached end, bad batch).
+
+    A zero-copy send must serve checked bytes only, yet re-reading data that was already
+    checked would double the I/O of every warm fetch: when every batch the answer needs
+    is already ``verified`` (and frames as expected), only their headers are read.
+    Otherwise ``read_from`` reads and checks the range (once: then it is verified).
+    """
+    if pos not in seg.corrupt:
+        end = seg.size
+        p = pos
+        exp = expected
+        for bpos, h in seg.headers_at(pos):
+            if exp is None:
+                exp = h.base_offset
+            if not seg.verified.covers(bpos, bpos + h.size) or _check(seg,
+                    b"", 0, bpos, h, exp, whole=False) is not None:
+                break  # not checked yet, or bad: read_from checks and reports it
+            if h.last_offset >= max_offset or (bpos + h.size - pos > max_bytes and not (min_one and bpos == pos)):
+                return p - pos, False, None
+            p = bpos + h.size
+            exp = h.next_offset
+        else:
+            if p >= end:
+                return p - pos, True, None
+    data, at_end, bad = read_from(seg, pos, max_bytes, max_offset, min_one, expected)
+    return len(data), at_end, bad
 
 
 class Regions(list[tuple[int, int, int]]):

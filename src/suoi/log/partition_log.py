@@ -425,7 +425,8 @@ class PartitionLog:
         self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_batch: bool = True
     ) -> log_reads.Regions:
         """Same selection as ``read`` but as ``(fd, position, length)`` file regions,
-        for a zero-copy ``sendfile`` path.  Only batch headers are read.  The fds
+        for a zero-copy ``sendfile`` path.  Only batch headers are read once the batches are
+        verified (the first read of a range reads and checks its data).  The fds
         belong to the segments and stay open (pinned) until ``release()`` of the result: send
         them first, and before the next retention/deletion."""
         taken = self._walk(offset, max_bytes, max_offset, min_one_batch, log_reads.read_region)

@@ -8,8 +8,9 @@ so a node holds more partitions than ``ulimit -n`` allows open files.
 
 Batches are located with the sparse offset index and then a forward scan
 that only reads 61-byte headers - record payloads are never decoded here.
-Every batch served is checked first (``batch_check``: framing, offsets, CRC32C),
-once: ``verified`` remembers the checked byte ranges, ``corrupt`` the bad batches.
+Every batch served is checked first (``batch_check``: framing, offsets, CRC32C), once, by
+the reads in ``log_reads`` (``read_from`` / ``region_from``): ``verified`` remembers the
+checked byte ranges, ``corrupt`` the bad batches.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from suoi.log.batch_check import CorruptBatch, VerifiedRanges, crc_problem, framing_problem, recovery_scan
+from suoi.log.batch_check import CorruptBatch, VerifiedRanges, recovery_scan
 from suoi.log.errors import KafkaStorageError
 from suoi.log.handles import LazyFile
 from suoi.log.index import OffsetIndex, TimeIndex
@@ -129,7 +130,7 @@ class LogSegment:
         end = start
         self._bytes_since_index = 0
         tail_max_ts, tail_max_offset = -1, self.base_offset
-        for pos, h in self._iter_headers(start):
+        for pos, h in self.headers_at(start):
             if (pos == start and last is not None and h.base_offset != start_offset) or h.magic != 2:
                 break
             if h.max_timestamp > tail_max_ts:
@@ -325,7 +326,7 @@ class LogSegment:
         self.next_offset = self.base_offset
         self.max_timestamp, self.offset_of_max_timestamp = -1, self.base_offset
         self._bytes_since_index = 0
-        for bpos, h in self._iter_headers(0):  # headers only
+        for bpos, h in self.headers_at(0):  # headers only
             if h.max_timestamp > self.max_timestamp:
                 self.max_timestamp, self.offset_of_max_timestamp = h.max_timestamp, h.base_offset
             if last is None or bpos >= last[1]:
@@ -366,7 +367,7 @@ class LogSegment:
         strict = self.contiguous
         for expected, start in self._index_starts(offset):
             pos = start
-            for pos, h in self._iter_headers(start):
+            for pos, h in self.headers_at(start):
                 if pos == start and start > 0 and (h.base_offset != expected or h.magic != 2):
                     break  # a bad index entry: try an earlier one
                 if h.magic != 2 or (h.base_offset != expected if strict else h.base_offset < expected):
@@ -399,84 +400,13 @@ class LogSegment:
         logger.error("%s", bad)
         return True
 
-    def read_from(
-        self, pos: int, max_bytes: int, max_offset: int, min_one: bool, expected: int | None = None
-    ) -> tuple[bytes, bool, CorruptBatch | None]:
-        """Whole, checked batches from ``pos``: at most ``max_bytes`` and all below ``max_offset``.
-
-        With ``min_one`` the first batch is returned even if it alone exceeds
-        ``max_bytes``, so a consumer can always make progress.  Returns the bytes, whether
-        the scan reached the end of the segment, and the bad batch that stopped it (the
-        bytes are then the good batches before it). ``expected`` is the base offset the
-        batch at ``pos`` must have (``locate_expected``), None for any.
-        """
-        end = self.size
-        known = self.corrupt.get(pos)
-        if known is not None:
-            return b"", False, known
-        want = min(max(max_bytes, 0), end - pos)
-        data = os.pread(self._file.fd, want, pos) if want > 0 else b""
-        p = 0
-        n = len(data)
-        bad: CorruptBatch | None = None
-        while n - p >= HEADER_SIZE:
-            h = parse_batch_header(data, p)
-            if expected is None:
-                expected = h.base_offset
-            bad = self._check(data, p, pos + p, h, expected, whole=p + h.size <= n)
-            if bad is not None or p + h.size > n or h.last_offset >= max_offset:
-                break
-            expected = h.next_offset
-            p += h.size
-        if p == 0 and bad is None and min_one and pos < end:
-            head = os.pread(self._file.fd, HEADER_SIZE, pos)
-            if len(head) < HEADER_SIZE:
-                bad = CorruptBatch(self.log_path, pos, expected if expected is not None else -1,
-                                   f"{end - pos} bytes at the end of the segment are not a whole batch header")
-            else:
-                h = parse_batch_header(head)
-                if expected is None:
-                    expected = h.base_offset
-                bad = self._check(head, 0, pos, h, expected, whole=False)
-                if bad is None:
-                    if h.last_offset >= max_offset:
-                        return b"", False, None
-                    data = os.pread(self._file.fd, h.size, pos)
-                    bad = self._check(data, 0, pos, h, expected, whole=True)
-                    if bad is None:
-                        return data, pos + h.size >= end, None
-        elif p == 0 and bad is None and 0 < end - pos < HEADER_SIZE and n == end - pos:
-            bad = CorruptBatch(self.log_path, pos, expected if expected is not None else -1,
-                               f"{end - pos} bytes at the end of the segment are not a whole batch header")
-        if bad is not None:
-            self.note_corrupt(bad)
-            return data[:p], False, bad
-        return (data if p == n else data[:p]), pos + p >= end, None
-
-    def _check(self, buf: bytes, rel: int, pos: int, h: BatchHeader, expected: int, *, whole: bool) -> CorruptBatch | None:
-        """The problem of the batch at file position ``pos`` (``buf[rel:]``): framing from the
-        header, and - once ``whole`` is in ``buf`` - its CRC unless already verified."""
-        problem = framing_problem(h, room=self.size - pos, expected_offset=expected, end_offset=self.next_offset,
-                                  strict=self.contiguous)
-        if problem is None and whole and not self.verified.covers(pos, pos + h.size):
-            problem = crc_problem(buf, rel, h)
-            if problem is None:
-                self.verified.add(pos, pos + h.size)
-        return None if problem is None else CorruptBatch(self.log_path, pos, expected, problem)
-
-    def region_from(self, pos: int, max_bytes: int, max_offset: int, min_one: bool) -> tuple[int, bool]:
-        """Like ``read_from`` but only measures: returns (length, reached end). Reads and
-        checks the batches not verified yet (so a zero-copy send serves checked bytes only)."""
-        data, at_end, _ = self.read_from(pos, max_bytes, max_offset, min_one)
-        return len(data), at_end
-
     def find_timestamp(self, timestamp: int, min_offset: int) -> BatchHeader | None:
         """First batch (not wholly below ``min_offset``) with max timestamp >= target."""
         start = max(self.time_index.lookup(timestamp), min_offset)
         pos = self.locate(start)
         if pos is None:
             return None
-        for _, h in self._iter_headers(pos):
+        for _, h in self.headers_at(pos):
             if h.last_offset >= min_offset and h.max_timestamp >= timestamp:
                 return h
         return None
@@ -495,10 +425,10 @@ class LogSegment:
     def positioned_headers_from(self, offset: int) -> Iterator[tuple[int, BatchHeader]]:
         """``(file position, header)`` like ``headers_from`` (to pread a whole batch)."""
         pos = self.locate(offset) if offset > self.base_offset else 0
-        yield from self._iter_headers(pos or 0)
+        yield from self.headers_at(pos or 0)
 
-    def _iter_headers(self, start: int) -> Iterator[tuple[int, BatchHeader]]:
-        """Walk batch headers from ``start`` reading in chunks; stops at junk."""
+    def headers_at(self, start: int) -> Iterator[tuple[int, BatchHeader]]:
+        """Walk batch headers from file position ``start`` reading in chunks; stops at junk."""
         end = self.size
         pos = start
         buf = b""

@@ -205,7 +205,7 @@ def _shape(field: dataclasses.Field[Any], flexible: bool) -> _Shape:
     nullable, tp = unwrap_optional(field.type)
     if typing.get_origin(tp) is tuple:
         inner = typing.get_args(tp)[0]
-        element = _entity_shape(inner, False) if dataclasses.is_dataclass(inner) \
+        element = _entity_shape(inner, False) if isinstance(inner, type) and dataclasses.is_dataclass(inner) \
             else _scalar_shape(field.metadata["kafka_type"], False, flexible)
         return _Shape("array", 1 if flexible else 4, nullable=nullable, element=element)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):

@@ -9,9 +9,12 @@ in which version of which Kafka schema. Every RPC addresses the single partition
 | Vote | Vote (52) | 0-2 / 2 (``pre_vote`` exists only in v2) |
 | BeginQuorumEpoch | BeginQuorumEpoch (53) | 0-1 / 1 |
 | EndQuorumEpoch | EndQuorumEpoch (54) | 0-1 / 1 (v0 ``preferred_successors``, v1 ``preferred_candidates``) |
-| Fetch | Fetch (1) on ``__cluster_metadata-0`` | 12-18 / 18 (leader, diverging epoch and snapshot id are v12+ tagged fields; the replica's known high watermark is v18's, KIP-1166) |
+| Fetch | Fetch (1) on ``__cluster_metadata-0`` | 12-18 / 18 (*) |
 | FetchSnapshot | FetchSnapshot (59) | 0-1 / 1 |
 | DescribeQuorum | DescribeQuorum (55) | 0-2 / 2 |
+
+(*) leader, diverging epoch and snapshot id are v12+ tagged fields; the replica's known high
+watermark is v18's (KIP-1166).
 
 Responses are described as dicts in the newest field names (``response_data``) so the
 broker's version-agnostic ``protocol.codec.build`` fits them to whatever version was asked,
