@@ -54,6 +54,30 @@ def _command_parser(argv: list[str]) -> argparse.ArgumentParser:
     return build_parser()
 
 
+def import_kio_without_hypothesis() -> None:
+    """Import kio's phantom types with hypothesis hidden. When hypothesis is installed (every
+    test environment), `kio.static._phantom` imports it and registers a test strategy for each
+    kio type: 0.2-2 s of every broker and tool process start, for strategies no process of ours
+    uses. `sys.modules[name] = None` makes that `import hypothesis.strategies` raise ImportError,
+    which kio catches as "not installed"; hypothesis is importable again afterwards. Only for
+    a process of its own (`python -m suoi`, the `suoi` script): a test process that calls
+    `main()` keeps kio's strategies."""
+    if "kio.static._phantom" in sys.modules or "hypothesis" in sys.modules:
+        return
+    sys.modules["hypothesis"] = None  # type: ignore[assignment]
+    try:
+        import kio.static.primitive  # noqa: F401
+    finally:
+        if sys.modules.get("hypothesis", 0) is None:
+            del sys.modules["hypothesis"]
+
+
+def console_main() -> int:
+    """`python -m suoi` and the `suoi` script: a process that runs one command."""
+    import_kio_without_hypothesis()
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _command_parser(sys.argv[1:] if argv is None else list(argv))
     args, extra = parser.parse_known_args(argv)
@@ -71,4 +95,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())
