@@ -14,7 +14,7 @@ every 10 ms, so no client library's reconnect backoff is measured.
             (latest) of all partitions is answered without error (every log is open).
             Also the number of log lines the restart wrote.
 
-Medians of --runs (5) runs each.  `--src LABEL=DIR` (repeatable) runs the node from another
+Medians of --runs (5) runs each, after --warmup (1) uncounted fresh run per tree.  `--src LABEL=DIR` (repeatable) runs the node from another
 source tree (e.g. `git archive` of an older commit into DIR, then DIR/src) for before/after
 figures in one session; the trees' runs alternate so load on the machine hits them alike.
 
@@ -166,7 +166,7 @@ def prepare_restart(src: Path, partitions: int, timeout: float) -> Node:
     wait_for(lambda: metadata_answered(node), node, t0 + timeout, "first Metadata")
     answer = ask(node.port, CreateTopicsRequest(topics=(CreatableTopic(
         name=TopicName(TOPIC), num_partitions=i32(partitions), replication_factor=i16(1), assignments=(), configs=()),),
-        timeout_ms=i32(int(timeout * 1000)), validate_only=False), timeout=timeout)
+        validate_only=False), timeout=timeout)
     if answer.topics[0].error_code != 0:
         raise RuntimeError(f"CreateTopics failed: error {answer.topics[0].error_code}")
     wait_for(lambda: serving_partitions(node, partitions), node, time.monotonic() + timeout, "all partitions ready")
@@ -195,6 +195,8 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=1000)
     parser.add_argument("--src", action="append", default=[], metavar="LABEL=DIR",
                         help="a source tree's src/ to run the node from (repeatable; default: this tree)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="fresh runs per tree first, not counted (they write the tree's .pyc files)")
     parser.add_argument("--timeout", type=float, default=120.0, help="bound of each wait (s)")
     parser.add_argument("--no-restart", action="store_true", help="only the fresh start")
     parser.add_argument("--json", action="store_true", help="also print one JSON line of all figures")
@@ -203,6 +205,9 @@ def main() -> int:
 
     fresh: dict[str, list[float]] = {label: [] for label, _ in trees}
     restart: dict[str, list[tuple[float, float, int]]] = {label: [] for label, _ in trees}
+    for label, src in trees:
+        for _ in range(args.warmup):
+            log(f"warm-up {label}: {fresh_run(src, args.timeout):.3f}s")
     for run in range(args.runs):
         for label, src in trees:
             fresh[label].append(fresh_run(src, args.timeout))
