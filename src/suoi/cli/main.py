@@ -54,28 +54,22 @@ def _command_parser(argv: list[str]) -> argparse.ArgumentParser:
     return build_parser()
 
 
-def import_kio_without_hypothesis() -> None:
-    """Import kio's phantom types with hypothesis hidden. When hypothesis is installed (every
-    test environment), `kio.static._phantom` imports it and registers a test strategy for each
-    kio type: 0.2-2 s of every broker and tool process start, for strategies no process of ours
-    uses. `sys.modules[name] = None` makes that `import hypothesis.strategies` raise ImportError,
-    which kio catches as "not installed"; hypothesis is importable again afterwards. Only for
-    a process of its own (`python -m suoi`, the `suoi` script): a test process that calls
-    `main()` keeps kio's strategies."""
-    if "kio.static._phantom" in sys.modules or "hypothesis" in sys.modules:
-        return
-    sys.modules["hypothesis"] = None  # type: ignore[assignment]
-    try:
-        import kio.static.primitive  # noqa: F401
-    finally:
-        if sys.modules.get("hypothesis", 0) is None:
-            del sys.modules["hypothesis"]
-
-
 def console_main() -> int:
-    """`python -m suoi` and the `suoi` script: a process that runs one command."""
-    import_kio_without_hypothesis()
-    return main()
+    """`python -m suoi` and the `suoi` script: a process that runs one command, with hypothesis
+    hidden. When hypothesis is installed (every test environment), kio's phantom types import it
+    and register a test strategy per kio type, building hypothesis's unicode tables in a
+    `.hypothesis` dir of the cwd: 0.2 s, and 2-3 s in a fresh cwd (every test's temp dir), of
+    each broker and tool start, for strategies no such process uses. `sys.modules[name] = None`
+    makes kio's `import hypothesis.strategies` raise ImportError, which kio takes as "not
+    installed". A test process calling `main()` itself keeps kio's strategies."""
+    hidden = "hypothesis" not in sys.modules
+    if hidden:
+        sys.modules["hypothesis"] = None  # type: ignore[assignment]
+    try:
+        return main()
+    finally:
+        if hidden and sys.modules.get("hypothesis", 0) is None:
+            del sys.modules["hypothesis"]
 
 
 def main(argv: list[str] | None = None) -> int:
