@@ -1,3 +1,3 @@
-from suoi.cli.main import main
+from suoi.cli.main import console_main
 
-raise SystemExit(main())
+raise SystemExit(console_main())

@@ -9,7 +9,24 @@ import sys
 from suoi import __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: The subcommands' modules, in the order `suoi --help` lists them: Kafka's scripts for topics,
+#: clients and groups; the quorum, API versions, transactions and performance tests; offline
+#: tools that read or write files on disk (no broker); kafka-features.sh, kafka-log-dirs.sh.
+COMMAND_MODULES = (
+    "broker", "topics", "console_producer", "console_consumer", "consumer_groups", "configs", "delete_records",
+    "get_offsets", "leader_election", "reassign_partitions", "cluster",
+    "metadata_quorum", "broker_api_versions", "transactions", "producer_perf_test", "consumer_perf_test",
+    "dump_log", "storage",
+    "features", "log_dirs",
+)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `suoi` parser with every subcommand, or with only `command`'s (a process runs one
+    command: importing the other tools' modules cost ~70 ms of every start, `suoi broker`'s too).
+    The parser of one command parses and reports errors exactly as the full one does for it."""
+    import importlib
+
     from suoi.cli.common import ToolArgumentParser
 
     parser = ToolArgumentParser(
@@ -20,55 +37,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"suoi {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from suoi.cli import broker as broker_cmd
-    from suoi.cli import (
-        cluster,
-        configs,
-        console_consumer,
-        console_producer,
-        consumer_groups,
-        delete_records,
-        get_offsets,
-        leader_election,
-        reassign_partitions,
-        topics,
-    )
-
-    broker_cmd.add_parser(sub)
-    topics.add_parser(sub)
-    console_producer.add_parser(sub)
-    console_consumer.add_parser(sub)
-    consumer_groups.add_parser(sub)
-    configs.add_parser(sub)
-    delete_records.add_parser(sub)
-    get_offsets.add_parser(sub)
-    leader_election.add_parser(sub)
-    reassign_partitions.add_parser(sub)
-    cluster.add_parser(sub)
-
-    # Kafka's operator scripts for the quorum, API versions, transactions and performance tests.
-    from suoi.cli import broker_api_versions, consumer_perf_test, metadata_quorum, producer_perf_test, transactions
-
-    metadata_quorum.add_parser(sub)
-    broker_api_versions.add_parser(sub)
-    transactions.add_parser(sub)
-    producer_perf_test.add_parser(sub)
-    consumer_perf_test.add_parser(sub)
-
-    from suoi.cli import dump_log, storage  # offline: read or write files on disk, no broker
-
-    dump_log.add_parser(sub)
-    storage.add_parser(sub)
-
-    from suoi.cli import features, log_dirs  # kafka-features.sh, kafka-log-dirs.sh
-
-    features.add_parser(sub)
-    log_dirs.add_parser(sub)
+    modules = (command.replace("-", "_"),) if command is not None else COMMAND_MODULES
+    for name in modules:
+        importlib.import_module(f"suoi.cli.{name}").add_parser(sub)
     return parser
 
 
+def _command_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser for this command line: only its command's when the first word names one."""
+    first = argv[0] if argv else ""
+    if first.replace("-", "_") in COMMAND_MODULES:
+        parser = build_parser(first)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        if first in sub.choices:
+            return parser
+    return build_parser()
+
+
+def console_main() -> int:
+    """`python -m suoi` and the `suoi` script: a process that runs one command, with hypothesis
+    hidden. When hypothesis is installed (every test environment), kio's phantom types import it
+    and register a test strategy per kio type, building hypothesis's unicode tables in a
+    `.hypothesis` dir of the cwd: 0.2 s, and 2-3 s in a fresh cwd (every test's temp dir), of
+    each broker and tool start, for strategies no such process uses. `sys.modules[name] = None`
+    makes kio's `import hypothesis.strategies` raise ImportError, which kio takes as "not
+    installed". A test process calling `main()` itself keeps kio's strategies."""
+    hidden = "hypothesis" not in sys.modules
+    if hidden:
+        sys.modules["hypothesis"] = None  # type: ignore[assignment]
+    try:
+        return main()
+    finally:
+        if hidden and sys.modules.get("hypothesis", 0) is None:
+            del sys.modules["hypothesis"]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = _command_parser(sys.argv[1:] if argv is None else list(argv))
     args, extra = parser.parse_known_args(argv)
     if extra:  # let the subcommand say it, so the message names the command
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -84,4 +89,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Start-up benchmark: how long a `python -m suoi broker` process takes from its start to
+answering clients, fresh and restarted with many partitions.
+
+Prints figures; it is not a test.  Client: suoi's own raw client (`suoi.client`), polling
+every 10 ms, so no client library's reconnect backoff is measured.
+
+  fresh     `python -m suoi broker --config <config/server.properties on free ports, temp
+            log dir>` (a KRaft combined node, `make run`'s config): process start -> first
+            Metadata answer that lists a broker.  A new data dir each run.
+  restart   the same node restarted on a data dir holding one topic of --partitions (1,000)
+            empty partitions: process start -> first Metadata answer, and -> "serving": a
+            Metadata of the topic names a leader for every partition and one ListOffsets
+            (latest) of all partitions is answered without error (every log is open).
+            Also the number of log lines the restart wrote.
+
+Medians of --runs (5) runs each, after --warmup (1) uncounted fresh run per tree.  `--src LABEL=DIR` (repeatable) runs the node from another
+source tree (e.g. `git archive` of an older commit into DIR, then DIR/src) for before/after
+figures in one session; the trees' runs alternate so load on the machine hits them alike.
+
+  python benchmarks/bench_startup.py
+  python benchmarks/bench_startup.py --src before=/tmp/old/src --src after=src --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import free_port, log  # noqa: E402  (shared benchmark helpers)
+
+from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest  # noqa: E402
+from kio.schema.list_offsets.v7.request import ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic  # noqa: E402
+from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic  # noqa: E402
+from kio.schema.types import TopicName  # noqa: E402
+from kio.static.primitive import i16, i32, i64  # noqa: E402
+
+from suoi.client import request_once  # noqa: E402
+
+TOPIC = "bench-startup"
+POLL_S = 0.01
+
+
+def ask(port: int, request: Any, timeout: float = 5.0) -> Any:
+    """One request on a fresh connection; raises OSError/TimeoutError if nobody answers."""
+    return asyncio.run(request_once("127.0.0.1", port, request, client_id="bench-startup", timeout=timeout))
+
+
+def metadata(port: int, topic: str | None = None) -> Any:
+    topics = None if topic is None else (MetadataRequestTopic(topic_id=None, name=TopicName(topic)),)
+    return ask(port, MetadataRequest(topics=topics, allow_auto_topic_creation=False,
+                                     include_topic_authorized_operations=False))
+
+
+@dataclass
+class Node:
+    """A node's data dir and config on free ports (kept across restarts)."""
+
+    src: Path
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-startup-")))
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    logfile: Path | None = None
+
+    def __post_init__(self) -> None:
+        cport = free_port()
+        text = (REPO_ROOT / "config" / "server.properties").read_text()
+        text = text.replace("9092", str(self.port)).replace("9093", str(cport))
+        text = text.replace("log.dirs=./suoi-data", f"log.dirs={self.workdir / 'data'}")
+        (self.workdir / "server.properties").write_text(text)
+
+    def start(self) -> float:
+        """Start the process; returns its start time (time.monotonic)."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(self.src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.logfile = self.workdir / f"broker-{time.monotonic_ns()}.log"
+        argv = [sys.executable, "-m", "suoi", "broker", "--config", str(self.workdir / "server.properties")]
+        with open(self.logfile, "wb") as out:
+            t0 = time.monotonic()
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env, cwd=self.workdir)
+        return t0
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            tail = self.logfile.read_text(errors="replace")[-2000:] if self.logfile else ""
+            raise RuntimeError(f"broker exited with code {self.proc.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        """SIGTERM (a clean shutdown, as a restart follows), bounded; then SIGKILL."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def wait_for(check: Any, node: Node, deadline: float, what: str) -> None:
+    """Poll ``check()`` every POLL_S until it returns True (errors count as not yet)."""
+    while True:
+        node.check_alive()
+        try:
+            if check():
+                return
+        except (OSError, TimeoutError, ConnectionError, EOFError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached in time")
+        time.sleep(POLL_S)
+
+
+def metadata_answered(node: Node) -> bool:
+    return bool(metadata(node.port).brokers)
+
+
+def serving_partitions(node: Node, partitions: int) -> bool:
+    md = metadata(node.port, TOPIC)
+    if not md.topics or md.topics[0].error_code != 0 or len(md.topics[0].partitions) != partitions:
+        return False
+    if any(p.leader_id < 0 or p.error_code != 0 for p in md.topics[0].partitions):
+        return False
+    answer = ask(node.port, ListOffsetsRequest(replica_id=i32(-1), isolation_level=0, topics=(ListOffsetsTopic(
+        name=TopicName(TOPIC), partitions=tuple(ListOffsetsPartition(partition_index=i32(p), current_leader_epoch=i32(-1),
+                                                                     timestamp=i64(-1)) for p in range(partitions))),)))
+    return all(p.error_code == 0 for t in answer.topics for p in t.partitions)
+
+
+def fresh_run(src: Path, timeout: float) -> float:
+    node = Node(src)
+    try:
+        t0 = node.start()
+        wait_for(lambda: metadata_answered(node), node, t0 + timeout, "first Metadata")
+        return time.monotonic() - t0
+    finally:
+        node.remove()
+
+
+def prepare_restart(src: Path, partitions: int, timeout: float) -> Node:
+    """A node whose data dir holds one topic of `partitions` empty partitions, stopped."""
+    node = Node(src)
+    t0 = node.start()
+    wait_for(lambda: metadata_answered(node), node, t0 + timeout, "first Metadata")
+    answer = ask(node.port, CreateTopicsRequest(topics=(CreatableTopic(
+        name=TopicName(TOPIC), num_partitions=i32(partitions), replication_factor=i16(1), assignments=(), configs=()),),
+        validate_only=False), timeout=timeout)
+    if answer.topics[0].error_code != 0:
+        raise RuntimeError(f"CreateTopics failed: error {answer.topics[0].error_code}")
+    wait_for(lambda: serving_partitions(node, partitions), node, time.monotonic() + timeout, "all partitions ready")
+    node.stop()
+    return node
+
+
+def restart_run(node: Node, partitions: int, timeout: float) -> tuple[float, float, int]:
+    """(s to the first Metadata, s to serving every partition, log lines written by then)."""
+    t0 = node.start()
+    try:
+        wait_for(lambda: metadata_answered(node), node, t0 + timeout, "first Metadata")
+        first = time.monotonic() - t0
+        wait_for(lambda: serving_partitions(node, partitions), node, t0 + timeout, "serving all partitions")
+        serving = time.monotonic() - t0
+        assert node.logfile is not None
+        lines = len(node.logfile.read_text(errors="replace").splitlines())
+        return first, serving, lines
+    finally:
+        node.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--partitions", type=int, default=1000)
+    parser.add_argument("--src", action="append", default=[], metavar="LABEL=DIR",
+                        help="a source tree's src/ to run the node from (repeatable; default: this tree)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="fresh runs per tree first, not counted (they write the tree's .pyc files)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="bound of each wait (s)")
+    parser.add_argument("--no-restart", action="store_true", help="only the fresh start")
+    parser.add_argument("--json", action="store_true", help="also print one JSON line of all figures")
+    args = parser.parse_args()
+    trees = [(s.split("=", 1)[0], Path(s.split("=", 1)[1]).resolve()) for s in args.src] or [("this", REPO_ROOT / "src")]
+
+    fresh: dict[str, list[float]] = {label: [] for label, _ in trees}
+    restart: dict[str, list[tuple[float, float, int]]] = {label: [] for label, _ in trees}
+    for label, src in trees:
+        for _ in range(args.warmup):
+            log(f"warm-up {label}: {fresh_run(src, args.timeout):.3f}s")
+    for run in range(args.runs):
+        for label, src in trees:
+            fresh[label].append(fresh_run(src, args.timeout))
+            log(f"fresh {label} run {run + 1}: {fresh[label][-1]:.3f}s")
+    if not args.no_restart:
+        nodes = {label: prepare_restart(src, args.partitions, args.timeout) for label, src in trees}
+        try:
+            for run in range(args.runs):
+                for label, _ in trees:
+                    restart[label].append(restart_run(nodes[label], args.partitions, args.timeout))
+                    log(f"restart {label} run {run + 1}: {restart[label][-1]}")
+        finally:
+            for node in nodes.values():
+                node.remove()
+
+    print(f"\nstart-up, median of {args.runs} runs (s)")
+    print(f"{'tree':<12}{'fresh: Metadata':>17}{'restart: Metadata':>19}{'restart: serving':>18}{'log lines':>11}")
+    figures: dict[str, dict[str, float]] = {}
+    for label, _ in trees:
+        row = {"fresh_metadata_s": statistics.median(fresh[label])}
+        if restart[label]:
+            row["restart_metadata_s"] = statistics.median(r[0] for r in restart[label])
+            row["restart_serving_s"] = statistics.median(r[1] for r in restart[label])
+            row["restart_log_lines"] = statistics.median(r[2] for r in restart[label])
+        figures[label] = row
+        cells = [f"{row.get(k, float('nan')):>{w}.3f}" for k, w in
+                 (("fresh_metadata_s", 17), ("restart_metadata_s", 19), ("restart_serving_s", 18))]
+        print(f"{label:<12}{''.join(cells)}{row.get('restart_log_lines', 0):>11.0f}")
+    print(f"(restart: one topic of {args.partitions} empty partitions)")
+    if args.json:
+        print(json.dumps({"runs": args.runs, "partitions": args.partitions, "figures": figures}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""What keeps `python -m suoi ...` quick to start: only the command's parser is built, and kio is
+imported with hypothesis hidden (kio would otherwise register a strategy per type and build
+hypothesis's unicode tables in a `.hypothesis` dir of the cwd: seconds in a fresh cwd)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from suoi.cli.main import COMMAND_MODULES, _command_parser, build_parser
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_every_command_has_its_module_and_a_parser_of_its_own() -> None:
+    full = _subcommands(build_parser())
+    assert len(full) == len(COMMAND_MODULES) == 20
+    for name, command in full.items():
+        alone = _subcommands(_command_parser([name, "--help"]))
+        assert list(alone) == [name]
+        assert alone[name].format_help() == command.format_help()
+
+
+@pytest.mark.parametrize("argv", [[], ["--version"], ["no-such-command"], ["--help"]])
+def test_other_command_lines_get_the_full_parser(argv: list[str]) -> None:
+    assert list(_subcommands(_command_parser(argv))) == list(_subcommands(build_parser()))
+
+
+def test_a_suoi_process_does_not_load_hypothesis(tmp_path: Path) -> None:
+    """A command that loads kio (`suoi broker` refusing a config) still works, hypothesis stays unloaded and nothing is written
+    to the cwd; hypothesis is importable again once the command returns."""
+    (tmp_path / "server.properties").write_text("process.roles=broker\nnode.id=1\n")  # no voters: refused
+    probe = ("import sys, runpy\n"
+             "sys.argv = ['suoi', 'broker', '--config', 'server.properties']\n"
+             "try:\n"
+             "    runpy.run_module('suoi', run_name='__main__')\n"
+             "except SystemExit as exc:\n"
+             "    print('exit', exc.code)\n"
+             "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'hypothesis' and sys.modules[m] is not None)\n"
+             "import kio.static._phantom as phantom\n"
+             "import hypothesis.strategies\n"
+             "print(loaded, phantom.hypothesis is None)\n")
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["exit 2", "[] True"]
+    assert "controller.quorum.voters" in done.stderr and "Traceback" not in done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["server.properties"]  # no .hypothesis dir
