@@ -5,6 +5,7 @@ DescribeLogDirs."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -221,7 +222,9 @@ def test_create_partitions(broker: EmbeddedBroker) -> None:
 def test_describe_log_dirs(broker: EmbeddedBroker) -> None:
     topic = unique("ld")
     create_topic(broker.bootstrap, topic, partitions=2)
-    produce(broker.bootstrap, topic, 1, build_batch([(None, b"y" * 500)]))
+    # A current timestamp: this module's broker checks retention every 200 ms, and a record
+    # stamped 1970 is past retention.ms at once (its segment would be rolled and deleted).
+    produce(broker.bootstrap, topic, 1, build_batch([(None, b"y" * 500)], timestamp_ms=int(time.time() * 1000)))
     with RawClient(broker.bootstrap) as c:
         resp = c.request(DescribeLogDirsRequest(topics=(DescribableLogDirTopic(topic=topic, partitions=(0, 1, 9)),)))
         everything = c.request(DescribeLogDirsRequestV1(topics=None))
