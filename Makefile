@@ -28,12 +28,16 @@ run: venv-run
 	$(PY) -m suoi broker --config config/server.properties
 
 # kcat (Debian's build, on librdkafka 2.0.2) and kafkajs (tests/js, needs node + npm) are
-# real clients the tests drive.
+# real clients the tests drive; Debian's chromium runs the web console tests (Playwright).
 tools: tests/js/node_modules/.installed
 	@command -v kcat >/dev/null 2>&1 || command -v kafkacat >/dev/null 2>&1 || \
 	  { echo "installing kcat from Debian's packages"; \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || \
+	  { echo "installing chromium from Debian's packages (web console tests)"; \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error

@@ -1,0 +1,1 @@
+"""HTTP apps that sit beside `suoi.api` on a node's event loop: admin/metrics, schema registry, console."""
