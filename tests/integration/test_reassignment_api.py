@@ -27,6 +27,7 @@ from kio.schema.list_partition_reassignments.v0.request import ListPartitionReas
 from kio.schema.types import BrokerId, TopicName
 from kio.static.primitive import i8, i32
 
+from suoi.protocol.records import decode_batch_records, iter_batches
 from suoi.testing import EmbeddedBroker
 from tests.conftest import wait_until
 from tests.e2e.helpers import ck_consume, ck_produce
@@ -42,7 +43,7 @@ from tests.integration.reassign_cluster import (
     reassign,
     running,
 )
-from tests.integration.support import api_versions_req
+from tests.integration.support import api_versions_req, fetch_req
 from tests.rawclient import RawClient
 
 
@@ -87,6 +88,34 @@ def test_preferred_election_after_a_reorder(cluster: Cluster) -> None:
     assert election_codes(r) == {(topic, 0): ErrorCode.none}
     cluster.wait_partition(topic, ([2, 1], None, 2))
     assert election_codes(elect(cluster, 1, PREFERRED, [(topic, 0)])) == {(topic, 0): ErrorCode.election_not_needed}
+
+
+def test_a_leader_that_wrote_nothing_in_its_epoch_follows_again(cluster: Cluster) -> None:
+    """Node 2 leads epoch 1 and writes nothing in it; node 3, which therefore never saw epoch 1,
+    leads next. Node 2's truncation point is its own log end, and epoch 1 must leave its epoch
+    cache even so: it used to stay, so every Fetch named it as the last fetched epoch, node 3
+    answered with a diverging epoch ending at that same log end, and node 2 never fetched a
+    record again (silently; the nemesis test's follower that never rejoined the ISR)."""
+    topic = create(cluster, [[1, 2, 3]])
+    cluster.wait_partition(topic, ([1, 2, 3], [1, 2, 3], 1))
+    ck_produce(cluster.bootstrap, topic, [{"value": b"epoch 0"}] * 5)  # acks=all: on every replica
+    for order in ([2, 1, 3], [3, 2, 1]):  # leader 2 (nothing written), then 3
+        assert reassign(cluster, 1, [(topic, 0, order)]) == [(topic, 0, ErrorCode.none, None)]
+        cluster.wait_partition(topic, (order, None, 1 if order[0] == 2 else 2))
+        assert election_codes(elect(cluster, 1, PREFERRED, [(topic, 0)])) == {(topic, 0): ErrorCode.none}
+        cluster.wait_partition(topic, (order, None, order[0]))
+    ck_produce(cluster.bootstrap, topic, [{"value": b"epoch 2"}] * 5, {"acks": 1})
+
+    def node2_copy() -> list[bytes]:  # node 2's own replica (a consumer Fetch v11+ reads a follower's copy)
+        with RawClient(cluster.nodes[2].bootstrap) as c:
+            p = c.request(fetch_req(topic, 0, 0)).responses[0].partitions[0]
+        assert p.error_code == ErrorCode.none
+        data = p.records or b""
+        return [r.value for pos, h in iter_batches(data) for r in decode_batch_records(data, pos, h)]
+
+    wait_until(lambda: len(node2_copy()) == 10, timeout=15, message="node 2 fetched epoch 2's records from node 3")
+    assert node2_copy() == [b"epoch 0"] * 5 + [b"epoch 2"] * 5
+    cluster.wait_partition(topic, ([3, 2, 1], [1, 2, 3], 3))
 
 
 # ---------------------------------------------------------------------------- reassignments

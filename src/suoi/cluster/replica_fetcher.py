@@ -184,7 +184,7 @@ class ReplicaFetcher:
         before = plog.log_end_offset
         if target < plog.log_start_offset:
             plog.truncate_fully_and_start_at(target)
-        elif target < before:
+        else:  # at the log end too: an epoch this replica led without writing goes (truncate_to)
             plog.truncate_to(target, force=True)
         if plog.log_end_offset != before:
             log.info("truncated %s from %d to %d (leader %d, epoch %d)", replica.tp, before, plog.log_end_offset,

@@ -314,10 +314,14 @@ class PartitionLog:
     def truncate_to(self, offset: int, *, force: bool = False) -> int:
         """Remove every record from ``offset`` on (a diverged follower, KIP-101); returns the
         new log end offset (below ``offset`` if a batch holds it: batches go whole). Indexes,
-        txn index, producer state and epoch cache follow; no-op at or past the log end.
-        Raises as ``truncation.check_cut`` (``force`` allows going below the high watermark,
-        which then follows) and ``KafkaStorageError``."""
+        txn index, producer state and epoch cache follow. At or past the log end no record
+        goes, but epochs starting at the log end do (Kafka's truncateTo): one this replica began
+        as leader and wrote nothing in is not in the new leader's log, and as the follower's last
+        fetched epoch it would make the leader answer every Fetch with a diverging epoch ending
+        at this very log end. Raises as ``truncation.check_cut`` (``force`` allows going below
+        the high watermark, which then follows) and ``KafkaStorageError``."""
         if offset >= self._log_end_offset:
+            self.leader_epoch_cache.truncate_from_end(self._log_end_offset)
             return self._log_end_offset
         truncation.check_cut(self._segments, self._bases, offset, self._log_start_offset,
                              None if force else self._high_watermark)

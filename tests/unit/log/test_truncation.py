@@ -136,6 +136,22 @@ def test_truncate_mid_batch_drops_the_whole_batch_and_to_a_segment_base(open_log
     assert offsets(log) == [(0, 0)]
 
 
+def test_truncate_at_the_log_end_drops_an_epoch_led_without_writing(open_log: OpenLog) -> None:
+    """A replica led epoch 1 from its log end and wrote nothing, then follows a leader whose log
+    has no epoch 1: the truncation point is its log end. The epoch must go even so, or it stays
+    the follower's last fetched epoch and every Fetch gets a diverging epoch back (Kafka's
+    truncateTo does the same; the nemesis test's follower that never caught up)."""
+    log = open_log()
+    many(log, 3, epoch=0)
+    log.leader_epoch_cache.assign(1, log.log_end_offset, durable=False)  # makeLeader, no append
+    assert log.truncate_to(log.log_end_offset + 5) == 6  # past the end: no record goes
+    assert log.leader_epoch_cache.entries == [(0, 0)] and log.leader_epoch_cache.latest_epoch == 0
+    assert offsets(log) == [(0, 1), (2, 3), (4, 5)]
+    log.leader_epoch_cache.assign(2, log.log_end_offset, durable=False)
+    assert log.truncate_to(log.log_end_offset) == 6
+    assert log.leader_epoch_cache.entries == [(0, 0)]
+
+
 def test_truncate_respects_the_high_watermark_and_log_start(open_log: OpenLog) -> None:
     log = open_log(segment_bytes=400)
     many(log, 6)
