@@ -1,7 +1,11 @@
-"""Kafka error codes and the exception that carries one.
+"""Kafka error codes (the one `ErrorCode` of every package) and the exception that carries one.
 
-The codes themselves come from kio (generated from Kafka's own error table), so the
-numbers and retriable flags can never drift from what clients expect.
+`ErrorCode` is kio's enum, generated from Kafka's own error table: one member per Kafka
+error (Kafka's name in lower case, e.g. `ErrorCode.not_leader_or_follower` is
+NOT_LEADER_OR_FOLLOWER), its code as the value and `retriable` as Kafka declares it.
+Using kio's type itself (not a copy) means the codes can never drift from what clients
+expect and the API layer puts them into responses without conversion. Packages that
+must not import kio (controller, replication: sans-IO) import it from here.
 """
 
 from __future__ import annotations
