@@ -170,7 +170,7 @@ class Broker:
         for listener in self.config.listeners:
             defer = (self.kraft_settings is not None and self.kraft_settings.is_broker
                      and listener.name not in controller_names)
-            server = await start_listener(self, listener.host or None, listener.port, max_request,  # type: ignore[arg-type]
+            server = await start_listener(self, listener.host or None, listener.port, max_request,
                                           start_serving=not defer)
             port = server.sockets[0].getsockname()[1]
             self._servers.append(server)

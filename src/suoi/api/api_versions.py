@@ -11,7 +11,7 @@ from suoi.api.telemetry import remember_client_software
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 
 #: KRaft's own RPCs (Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum, FetchSnapshot,
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 QUORUM_API_KEYS = frozenset({52, 53, 54, 55, 56, 59, 62, 63, 64, 67, 73})
 
 
-def api_versions_data(broker: Broker, error: ErrorCode = ErrorCode.none, version: int = 0) -> dict[str, Any]:
-    in_quorum = getattr(broker, "quorum", None) is not None
+def api_versions_data(broker: Services, error: ErrorCode = ErrorCode.none, version: int = 0) -> dict[str, Any]:
+    in_quorum = broker.quorum is not None
     keys = [
         {"api_key": s.api_key, "min_version": s.advertised_min, "max_version": s.max_version}
         for s in sorted(REGISTRY.values(), key=lambda s: s.api_key)
@@ -35,4 +35,4 @@ def api_versions_data(broker: Broker, error: ErrorCode = ErrorCode.none, version
 @api(18, "ApiVersions", 0, 4)
 def handle_api_versions(ctx: RequestContext, request: Any) -> dict[str, Any]:
     remember_client_software(ctx, request)
-    return api_versions_data(ctx.broker, version=ctx.api_version)
+    return api_versions_data(ctx.services, version=ctx.api_version)

@@ -34,7 +34,7 @@ from suoi.protocol.codec import (
 )
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 log = logging.getLogger("suoi.api")
 
@@ -48,7 +48,7 @@ class ProtocolViolation(Exception):
     """The client sent bytes we cannot interpret; the connection must be closed."""
 
 
-def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = None) -> Outcome:
+def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any = None) -> Outcome:
     """Handle one request frame.
 
     Returns the framed response parts, None when no response is due (acks=0), or an
@@ -125,7 +125,7 @@ def _error(request: Request, code: ErrorCode | int, message: str | None) -> Part
     return encode_response(request.correlation_id, response)
 
 
-def _unsupported_version(broker: Broker, frame: bytes, api_key: int, version: int,
+def _unsupported_version(broker: Services, frame: bytes, api_key: int, version: int,
                          correlation_id: int, client_host: str) -> Parts | None:
     """Answer a request whose version we do not implement, as Kafka does."""
     log.warning("client %s sent api key %d at unsupported version %d", client_host, api_key, version)

@@ -43,7 +43,7 @@ log = logging.getLogger("suoi.api")
 
 
 def _quorum(ctx: RequestContext) -> Any:
-    return getattr(ctx.broker, "quorum", None)
+    return ctx.services.quorum
 
 
 def _serve(ctx: RequestContext, request: Any) -> Any:
@@ -95,7 +95,7 @@ def handle_end_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
 
 @api(55, "DescribeQuorum", 0, 2)
 def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
-    kraft = getattr(ctx.broker, "kraft", None)
+    kraft = ctx.services.kraft
     if kraft is None or _on_controller_listener(ctx):
         return _serve(ctx, request)
     return _describe_quorum_anywhere(ctx, kraft, request)
@@ -103,8 +103,8 @@ def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
 
 def _on_controller_listener(ctx: RequestContext) -> bool:
     port = getattr(ctx.connection, "local_port", None)
-    names = set(getattr(ctx.broker.config, "controller_listener_names", ()) or ())
-    return port is not None and any(b.port == port for b in getattr(ctx.broker, "bound", ()) if b.name in names)
+    names = set(getattr(ctx.services.config, "controller_listener_names", ()) or ())
+    return port is not None and any(b.port == port for b in getattr(ctx.services, "bound", ()) if b.name in names)
 
 
 async def _describe_quorum_anywhere(ctx: RequestContext, kraft: Any, request: Any) -> Any:
@@ -112,7 +112,7 @@ async def _describe_quorum_anywhere(ctx: RequestContext, kraft: Any, request: An
     (falling back to this node's answer when no leader is known or it does not answer)."""
     leader = kraft.controller_id
     driver = _quorum(ctx)
-    if leader < 0 or (leader == ctx.broker.node_id and driver is not None):
+    if leader < 0 or (leader == ctx.services.node_id and driver is not None):
         answer = _serve(ctx, request)
         return await answer if hasattr(answer, "__await__") else answer
     try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 ResponseData: TypeAlias = dict[str, Any] | None
 Handler: TypeAlias = Callable[["RequestContext", Any], ResponseData | Awaitable[ResponseData]]
@@ -22,7 +22,7 @@ Handler: TypeAlias = Callable[["RequestContext", Any], ResponseData | Awaitable[
 class RequestContext:
     """What a handler may know about the request besides its body."""
 
-    broker: Broker
+    services: Services
     api_key: int
     api_version: int
     correlation_id: int

@@ -46,9 +46,9 @@ from suoi.replication import AcksAllWaiters, AlterPartitionProposal, FollowerPar
 from suoi.replication.read_replica import ReplicaView, rack_aware, select_read_replica
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
     from suoi.cluster.kraft import KRaftServices
     from suoi.log.partition_log import PartitionLog
+    from suoi.node import Node
 
 log = logging.getLogger("suoi.replication")
 
@@ -72,7 +72,7 @@ class LeaderReplica:
 
 
 class ReplicaManager:
-    def __init__(self, broker: Broker, kraft: KRaftServices) -> None:
+    def __init__(self, broker: Node, kraft: KRaftServices) -> None:
         self.broker = broker
         self.kraft = kraft
         self.node_id = kraft.node_id

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
-__all__ = ["ErrorCode", "KafkaError"]
+__all__ = ["ErrorCode", "KafkaError", "NotControllerError"]
 
 
 class KafkaError(Exception):
@@ -28,3 +28,12 @@ class KafkaError(Exception):
         super().__init__(message)
         if error_code is not None:
             self.error_code = ErrorCode(error_code)
+
+
+class NotControllerError(KafkaError):
+    """This node is not (or no longer) the active controller, or none answered: NOT_CONTROLLER.
+
+    Raised by the KRaft runtime's controller channel and caught by handlers, so it lives here
+    rather than in `suoi.cluster` (handlers must not import the runtime for its types)."""
+
+    error_code = ErrorCode.not_controller

@@ -28,7 +28,7 @@ from suoi.api.registry import REGISTRY
 from suoi.protocol.framing import FrameDecoder, FrameError
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 log = logging.getLogger("suoi.net")
 
@@ -54,7 +54,7 @@ class _Entry:
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, broker: Broker, max_request_size: int) -> None:
+    def __init__(self, broker: Services, max_request_size: int) -> None:
         self._broker = broker
         self._decoder = FrameDecoder(max_request_size)
         self._transport: asyncio.Transport | None = None
@@ -226,7 +226,7 @@ def _api_name(api_key: int) -> str:
     return spec.name if spec is not None else f"api key {api_key}"
 
 
-async def start_listener(broker: Broker, host: str, port: int, max_request_size: int, *,
+async def start_listener(broker: Services, host: str | None, port: int, max_request_size: int, *,
                          start_serving: bool = True) -> asyncio.Server:
     """Bind a listener; port 0 picks a free port (see `server.sockets`). With
     ``start_serving=False`` the port is reserved but refuses connections until
