@@ -22,6 +22,7 @@ import dataclasses
 import logging
 from typing import Any
 
+from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import RequestContext, api
 from suoi.model import ErrorCode
 from suoi.raft_driver.codec import (
@@ -102,9 +103,7 @@ def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
 
 
 def _on_controller_listener(ctx: RequestContext) -> bool:
-    port = getattr(ctx.connection, "local_port", None)
-    names = set(getattr(ctx.services.config, "controller_listener_names", ()) or ())
-    return port is not None and any(b.port == port for b in getattr(ctx.services, "bound", ()) if b.name in names)
+    return ctx.listener_role is ListenerRole.CONTROLLER
 
 
 async def _describe_quorum_anywhere(ctx: RequestContext, kraft: Any, request: Any) -> Any:
