@@ -1,9 +1,9 @@
 """KRaft RPCs: Vote (52), BeginQuorumEpoch (53), EndQuorumEpoch (54), DescribeQuorum (55),
 FetchSnapshot (59), and Fetch (1) when it is for ``__cluster_metadata`` (routed here from
-``api/fetch.py``). Decode with ``raft_driver.codec`` -> ``broker.quorum.handle_request`` ->
+``api/fetch.py``). Decode with ``raft_driver.codec`` -> ``services.quorum.handle_request`` ->
 describe the answer for the asked version.
 
-``broker.quorum`` is the node's ``QuorumDriver``, or absent/None on a node that is not part of
+``services.quorum`` is the node's ``QuorumDriver``, or None on a node that is not part of
 the metadata quorum: then every request here is answered with a top-level error
 (UNSUPPORTED_VERSION for the Raft APIs, NOT_LEADER_OR_FOLLOWER for a metadata Fetch). A request
 that is not addressed to ``__cluster_metadata-0`` gets INVALID_REQUEST, as in Kafka.
@@ -13,7 +13,7 @@ to a client listener of a KRaft node that does not lead the quorum (a broker-onl
 follower voter), it is forwarded to the active controller, as Kafka's brokers do, so it can be
 asked through any broker. On a CONTROLLER listener every node answers for itself (a follower:
 NOT_LEADER_OR_FOLLOWER naming the leader), as Kafka's controllers do; forwarded requests arrive
-there, so forwarding never loops.
+there, so forwarding never loops. (The listener's role is ``ctx.listener_role``.)
 """
 
 from __future__ import annotations
