@@ -9,6 +9,7 @@ cycle somewhere else. A "package" is a sub-package of suoi or a top-level module
 from __future__ import annotations
 
 import ast
+import functools
 from collections import defaultdict
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def files_of(package: str) -> list[Path]:
         [p for p in [SRC / f"{package}.py"] if p.exists()]
 
 
-def imported_modules(path: Path) -> set[str]:
+@functools.cache
+def imported_modules(path: Path) -> frozenset[str]:
     """Absolute names of everything `path` imports (relative imports resolved)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     here = ("suoi", *path.relative_to(SRC).with_suffix("").parts)
@@ -92,7 +94,7 @@ def imported_modules(path: Path) -> set[str]:
                 names.add(".".join((*base, node.module)))
             else:
                 names.update(".".join((*base, alias.name)) for alias in node.names)
-    return names
+    return frozenset(names)
 
 
 def suoi_package(module: str) -> str | None:
