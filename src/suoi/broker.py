@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from suoi.api.alter_replica_log_dirs import start_move
+from suoi.api.listener_roles import ListenerRole
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
@@ -170,8 +171,9 @@ class Broker:
         for listener in self.config.listeners:
             defer = (self.kraft_settings is not None and self.kraft_settings.is_broker
                      and listener.name not in controller_names)
-            server = await start_listener(self, listener.host or None, listener.port, max_request,  # type: ignore[arg-type]
-                                          start_serving=not defer)
+            role = ListenerRole.CONTROLLER if listener.name in controller_names else ListenerRole.CLIENT
+            server = await start_listener(self, listener.host or None, listener.port, max_request,
+                                          start_serving=not defer, role=role)
             port = server.sockets[0].getsockname()[1]
             self._servers.append(server)
             self.bound.append(Listener(listener.name, listener.host, port))

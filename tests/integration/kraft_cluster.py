@@ -28,6 +28,8 @@ class KRaftCluster:
         ports = list(zip(picked[::2], picked[1::2], strict=True))
         voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports, 1))
         self.nodes: dict[int, EmbeddedBroker] = {}
+        #: node id -> port of its CONTROLLER listener (Raft RPCs, registration, forwarded ops)
+        self.controller_ports = {i: cport for i, (_, cport) in enumerate(ports, 1)}
         for i, (port, cport) in enumerate(ports, 1):
             self.nodes[i] = EmbeddedBroker(directory / f"node-{i}", port=port, overrides={
                 "process.roles": "broker,controller", "node.id": str(i),
@@ -41,6 +43,9 @@ class KRaftCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(n.bootstrap for n in self.nodes.values())
+
+    def controller_bootstrap(self, node_id: int) -> str:
+        return f"127.0.0.1:{self.controller_ports[node_id]}"
 
     def start(self, timeout: float = 60.0) -> None:
         for node in self.nodes.values():  # together: alone, a node has no quorum and never serves

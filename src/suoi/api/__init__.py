@@ -1,4 +1,4 @@
-"""One handler per Kafka API: decode -> call a broker service -> describe the response.
+"""One handler per Kafka API: decode -> call `suoi.services` -> describe the response.
 
 Handlers are registered with their api key and version range (`registry.api`); the
 ApiVersions reply is derived from that registry, so what we advertise is exactly what

@@ -22,7 +22,7 @@ from suoi.log.errors import LogError
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 log = logging.getLogger("suoi.api")
 
@@ -40,7 +40,7 @@ def _response(rtype: int, name: str, error: ErrorCode = ErrorCode.none, message:
     return {"error_code": error, "error_message": message, "resource_type": rtype, "resource_name": name}
 
 
-def alter_resource(broker: Broker, rtype: int, name: str, compute: Compute, validate_only: bool) -> dict[str, Any]:
+def alter_resource(broker: Services, rtype: int, name: str, compute: Compute, validate_only: bool) -> dict[str, Any]:
     try:
         if rtype == TOPIC:
             _alter_topic(broker, name, compute, validate_only)
@@ -55,7 +55,7 @@ def alter_resource(broker: Broker, rtype: int, name: str, compute: Compute, vali
     return _response(rtype, name)
 
 
-def _alter_topic(broker: Broker, name: str, compute: Compute, validate_only: bool) -> None:
+def _alter_topic(broker: Services, name: str, compute: Compute, validate_only: bool) -> None:
     info = broker.logs.topics().get(name)
     if info is None:
         raise ConfigChangeError(ErrorCode.unknown_topic_or_partition, f"Topic '{name}' does not exist.")
@@ -70,7 +70,7 @@ def _alter_topic(broker: Broker, name: str, compute: Compute, validate_only: boo
     log.info("topic %s configs are now %s", name, new or "{} (broker defaults)")
 
 
-def _alter_broker(broker: Broker, name: str, compute: Compute, validate_only: bool) -> None:
+def _alter_broker(broker: Services, name: str, compute: Compute, validate_only: bool) -> None:
     cluster_default = broker_resource(broker, name)
     if cluster_default is None:
         raise ConfigChangeError(ErrorCode.invalid_request,
@@ -108,8 +108,8 @@ def _replace_with(wanted: dict[str, str]) -> Compute:
 
 @api(33, "AlterConfigs", 0, 2)
 def handle_alter_configs(ctx: RequestContext, request: Any) -> Any:
-    if ctx.broker.kraft is not None:  # topic and broker configs live in the metadata log
-        return alter_configs_response(ctx.broker, request, False)
+    if ctx.services.kraft is not None:  # topic and broker configs live in the metadata log
+        return alter_configs_response(ctx.services, request, False)
     dup = duplicate_resources(request.resources)
     responses = []
     for res in request.resources:
@@ -118,6 +118,6 @@ def handle_alter_configs(ctx: RequestContext, request: Any) -> Any:
                                        "Resource listed more than once in one request"))
             continue
         wanted: dict[str, str] = {c.name: c.value for c in res.configs if c.value is not None}
-        responses.append(alter_resource(ctx.broker, res.resource_type, res.resource_name,
+        responses.append(alter_resource(ctx.services, res.resource_type, res.resource_name,
                                         _replace_with(wanted), request.validate_only))
     return {"throttle_time": 0, "responses": responses}

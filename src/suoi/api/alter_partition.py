@@ -10,19 +10,28 @@ with them, which we accept and do not check (the controller refuses fenced broke
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from suoi.api.registry import RequestContext, api
-from suoi.cluster.kraft import NotControllerError
 from suoi.model import ErrorCode
+from suoi.model.errors import NotControllerError
+
+if TYPE_CHECKING:
+    from suoi.controller import QuorumController
 
 log = logging.getLogger("suoi.api")
 
 
+def _alter_one(c: QuorumController, *, request: Any, topic_id: Any, partition: Any, isr: list[int]) -> Any:
+    return c.alter_partition(request.broker_id, request.broker_epoch, topic_id, partition.partition_index,
+                             partition.leader_epoch, partition.partition_epoch, isr)
+
+
 @api(56, "AlterPartition", 2, 3)
 def handle_alter_partition(ctx: RequestContext, request: Any) -> Any:
-    kraft = getattr(ctx.broker, "kraft", None)
+    kraft = ctx.services.kraft
     if kraft is None:
         return {"throttle_time": 0, "error_code": ErrorCode.unsupported_version, "topics": []}
 
@@ -34,10 +43,8 @@ def handle_alter_partition(ctx: RequestContext, request: Any) -> Any:
                 for p in topic.partitions:
                     isr = ([int(b.broker_id) for b in p.new_isr_with_epochs] if ctx.api_version >= 3
                            else [int(b) for b in p.new_isr])
-                    result = await kraft.run_on_controller(
-                        lambda c, p=p, isr=isr, tid=topic.topic_id: c.alter_partition(
-                            request.broker_id, request.broker_epoch, tid, p.partition_index, p.leader_epoch,
-                            p.partition_epoch, isr))
+                    result = await kraft.run_on_controller(functools.partial(
+                        _alter_one, request=request, topic_id=topic.topic_id, partition=p, isr=isr))
                     partitions.append({
                         "partition_index": p.partition_index, "error_code": int(result.error),
                         "leader_id": result.leader, "leader_epoch": result.leader_epoch, "isr": list(result.isr),

@@ -39,7 +39,7 @@ async def _run_move(logs: LogManager, move: ReplicaMove) -> None:
 
 
 def _start(ctx: RequestContext, path: str, topic: str, partition: int) -> ErrorCode:
-    logs = ctx.broker.logs
+    logs = ctx.services.logs
     target = logs.configured_log_dir(path)
     if target is None:
         return ErrorCode.log_dir_not_found

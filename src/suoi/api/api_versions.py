@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.features import feature_fields
+from suoi.api.listener_roles import ListenerRole, serves
 from suoi.api.registry import REGISTRY, RequestContext, api
 from suoi.api.telemetry import remember_client_software
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 
 #: KRaft's own RPCs (Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum, FetchSnapshot,
@@ -20,12 +21,14 @@ if TYPE_CHECKING:
 QUORUM_API_KEYS = frozenset({52, 53, 54, 55, 56, 59, 62, 63, 64, 67, 73})
 
 
-def api_versions_data(broker: Broker, error: ErrorCode = ErrorCode.none, version: int = 0) -> dict[str, Any]:
-    in_quorum = getattr(broker, "quorum", None) is not None
+def api_versions_data(broker: Services, error: ErrorCode = ErrorCode.none, version: int = 0, *,
+                      role: ListenerRole = ListenerRole.CLIENT) -> dict[str, Any]:
+    """The APIs a listener of `role` serves (a CONTROLLER listener: only the controller's)."""
+    in_quorum = broker.quorum is not None
     keys = [
         {"api_key": s.api_key, "min_version": s.advertised_min, "max_version": s.max_version}
         for s in sorted(REGISTRY.values(), key=lambda s: s.api_key)
-        if in_quorum or s.api_key not in QUORUM_API_KEYS
+        if (in_quorum or s.api_key not in QUORUM_API_KEYS) and serves(role, s.api_key)
     ]
     # v3+ adds the finalized features (KIP-584) as tagged fields; v0-v2 have none.
     extra = feature_fields(broker, version) if version >= 3 else {}
@@ -35,4 +38,4 @@ def api_versions_data(broker: Broker, error: ErrorCode = ErrorCode.none, version
 @api(18, "ApiVersions", 0, 4)
 def handle_api_versions(ctx: RequestContext, request: Any) -> dict[str, Any]:
     remember_client_software(ctx, request)
-    return api_versions_data(ctx.broker, version=ctx.api_version)
+    return api_versions_data(ctx.services, version=ctx.api_version, role=ctx.listener_role)

@@ -11,8 +11,8 @@ import uuid
 from typing import Any
 
 from suoi.api.registry import RequestContext, api
-from suoi.cluster.kraft import NotControllerError
 from suoi.model import ErrorCode
+from suoi.model.errors import NotControllerError
 
 #: Kafka's DirectoryId.LOST: the replica's directory is offline or unknown.
 LOST_DIRECTORY = uuid.UUID(int=1)
@@ -20,7 +20,7 @@ LOST_DIRECTORY = uuid.UUID(int=1)
 
 @api(73, "AssignReplicasToDirs", 0, 0)
 async def handle_assign_replicas_to_dirs(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    kraft = ctx.broker.kraft
+    kraft = ctx.services.kraft
     lost = [(t.topic_id, int(p.partition_index)) for d in request.directories if d.id_ == LOST_DIRECTORY
             for t in d.topics for p in t.partitions]
 

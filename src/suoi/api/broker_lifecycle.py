@@ -8,13 +8,13 @@ import uuid
 from typing import Any
 
 from suoi.api.registry import RequestContext, api
-from suoi.cluster.kraft import NotControllerError
 from suoi.controller.records import Listener
 from suoi.model import ErrorCode
+from suoi.model.errors import NotControllerError
 
 
 def _kraft(ctx: RequestContext) -> Any:
-    return getattr(ctx.broker, "kraft", None)
+    return ctx.services.kraft
 
 
 @api(62, "BrokerRegistration", 0, 4)
@@ -22,7 +22,7 @@ def handle_broker_registration(ctx: RequestContext, request: Any) -> Any:
     kraft = _kraft(ctx)
     if kraft is None:
         return {"throttle_time": 0, "error_code": ErrorCode.unsupported_version, "broker_epoch": -1}
-    if request.cluster_id != ctx.broker.cluster_id:
+    if request.cluster_id != ctx.services.cluster_id:
         kraft.cluster_mismatch.received(request.broker_id, "BrokerRegistration", request.cluster_id)
         return {"throttle_time": 0, "error_code": ErrorCode.inconsistent_cluster_id, "broker_epoch": -1}
     listeners = [Listener(x.name, x.host, int(x.port)) for x in request.listeners]
@@ -31,7 +31,7 @@ def handle_broker_registration(ctx: RequestContext, request: Any) -> Any:
     async def run() -> dict[str, Any]:
         try:
             result = await kraft.run_on_controller(lambda c: c.register_broker(
-                request.broker_id, incarnation, listeners, request.rack, ctx.broker.now_ms()))
+                request.broker_id, incarnation, listeners, request.rack, ctx.services.now_ms()))
         except NotControllerError:
             return {"throttle_time": 0, "error_code": ErrorCode.not_controller, "broker_epoch": -1}
         except TimeoutError:  # not committed in time (a stalled quorum): the broker retries
@@ -62,7 +62,7 @@ def handle_broker_heartbeat(ctx: RequestContext, request: Any) -> Any:
             result = await kraft.run_on_controller(lambda c: c.heartbeat(
                 request.broker_id, request.broker_epoch, want_fence=request.want_fence,
                 want_shutdown=request.want_shut_down, current_metadata_offset=request.current_metadata_offset,
-                now=ctx.broker.now_ms()))
+                now=ctx.services.now_ms()))
         except NotControllerError:
             return {**refused, "error_code": ErrorCode.not_controller}
         except TimeoutError:  # not committed in time (a stalled quorum): the broker retries

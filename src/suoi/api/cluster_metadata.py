@@ -19,7 +19,6 @@ from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta
 
 from suoi.api.topics import invalid_topic_name, log_refusal_once
-from suoi.cluster.kraft import KRaftServices, NotControllerError
 from suoi.controller.messages import (
     AlterConfigOp,
     AlterConfigsResource,
@@ -31,10 +30,12 @@ from suoi.controller.messages import (
 )
 from suoi.log.config import LogConfig
 from suoi.model import ErrorCode
+from suoi.model.errors import NotControllerError
 from suoi.protocol.codec import ms
+from suoi.services import KRaft
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 log = logging.getLogger("suoi.api")
 OMITTED_OPERATIONS = -2147483648
@@ -44,13 +45,13 @@ AUTO_CREATE_WAIT_S = 1.0
 VISIBLE_TIMEOUT_S = 10.0
 
 
-def _kraft(broker: Broker) -> KRaftServices:
+def _kraft(broker: Services) -> KRaft:
     """The node's KRaft services (callers only come here in KRaft mode)."""
     assert broker.kraft is not None, "not in KRaft mode"
     return broker.kraft
 
 
-def live_brokers(broker: Broker) -> list[dict[str, Any]]:
+def live_brokers(broker: Services) -> list[dict[str, Any]]:
     """Unfenced brokers with their address on the listener clients use."""
     kraft = _kraft(broker)
     ctl = kraft.settings.controller_listener
@@ -73,7 +74,7 @@ def partition_data(live: set[int], reg: Any, index: int) -> dict[str, Any]:
             "offline_replicas": offline}
 
 
-def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, Any]:
+def metadata_response(broker: Services, request: Any, version: int) -> dict[str, Any]:
     kraft = _kraft(broker)
     image = kraft.image
     requested = request.topics
@@ -111,7 +112,7 @@ def metadata_response(broker: Broker, request: Any, version: int) -> dict[str, A
             "cluster_authorized_operations": OMITTED_OPERATIONS, "error_code": ErrorCode.none}
 
 
-def after_auto_creation(broker: Broker, request: Any, version: int,
+def after_auto_creation(broker: Services, request: Any, version: int,
                         answer: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
     """``answer``, or -- when it started auto-creating topics -- the answer once they exist (up to
     AUTO_CREATE_WAIT_S). Kafka answers LEADER_NOT_AVAILABLE at once and lets the client ask
@@ -142,7 +143,7 @@ class TopicConfigView:
     configs: dict[str, str]
 
 
-def topic_config_view(broker: Broker, topic: str) -> Any:
+def topic_config_view(broker: Services, topic: str) -> Any:
     """`topic`'s configs (None if it does not exist). In KRaft mode from the metadata image, so
     every broker answers, not only those holding a replica of the topic."""
     if broker.kraft is None:
@@ -153,7 +154,7 @@ def topic_config_view(broker: Broker, topic: str) -> Any:
     return TopicConfigView(LogConfig.from_topic_configs(broker.log_config, overrides), overrides)
 
 
-def client_controller_id(broker: Broker) -> int:
+def client_controller_id(broker: Services) -> int:
     """The controller id clients are told about: the active controller when it is also a live
     broker and reachable, else this broker. Admin clients send CreateTopics & co. to the node
     named here, and a controller-only node is not in the brokers list they can reach; a broker
@@ -170,7 +171,7 @@ def client_controller_id(broker: Broker) -> int:
     return broker.node_id if broker.node_id in live else -1
 
 
-def request_topic_creation(broker: Broker, name: str, partitions: int = -1,
+def request_topic_creation(broker: Services, name: str, partitions: int = -1,
                            configs: dict[str, str] | None = None, replication_factor: int = -1) -> None:
     """Auto-create a topic through the controller in the background (once at a time).
 
@@ -204,7 +205,7 @@ def request_topic_creation(broker: Broker, name: str, partitions: int = -1,
     asyncio.get_running_loop().create_task(create())
 
 
-async def create_topics(broker: Broker, topics: list[NewTopic], validate_only: bool = False) -> list[Any]:
+async def create_topics(broker: Services, topics: list[NewTopic], validate_only: bool = False) -> list[Any]:
     """CreateTopics on the active controller (here, or forwarded as a CreateTopics request);
     returns once this node's image lists the topics created (an auto-creation's Metadata answer
     waits for that)."""
@@ -223,7 +224,7 @@ async def create_topics(broker: Broker, topics: list[NewTopic], validate_only: b
                               r.replication_factor) for r in response.topics]
 
 
-async def forward(broker: Broker, request: Any) -> dict[str, Any]:
+async def forward(broker: Services, request: Any) -> dict[str, Any]:
     """Send a metadata-changing request to the active controller as is; answer with its reply."""
     try:
         response = await _kraft(broker).call_controller(request)
@@ -237,7 +238,7 @@ def vars_of(entity: Any) -> dict[str, Any]:
     return {f.name: getattr(entity, f.name) for f in dataclasses.fields(entity)}
 
 
-async def create_topics_response(broker: Broker, request: Any) -> dict[str, Any]:
+async def create_topics_response(broker: Services, request: Any) -> dict[str, Any]:
     """CreateTopics in KRaft mode: decided by the active controller. Answered only once this
     node's Metadata lists the new topics, as Kafka's broker does: a client that creates a topic
     and then describes it through the same node must find it."""
@@ -250,7 +251,7 @@ async def create_topics_response(broker: Broker, request: Any) -> dict[str, Any]
     return response
 
 
-async def _until_listed(broker: Broker, created: dict[str, Any], timeout_ms: int) -> None:
+async def _until_listed(broker: Services, created: dict[str, Any], timeout_ms: int) -> None:
     def listed(image: Any) -> bool:
         return all((t := image.topic(name)) is not None and topic_id in (None, t.topic_id)
                    for name, topic_id in created.items())
@@ -261,7 +262,7 @@ async def _until_listed(broker: Broker, created: dict[str, Any], timeout_ms: int
                     sorted(created), broker.node_id, timeout)
 
 
-async def _create_topics(broker: Broker, request: Any) -> dict[str, Any]:
+async def _create_topics(broker: Services, request: Any) -> dict[str, Any]:
     kraft = _kraft(broker)
     if kraft.controller is None:
         try:
@@ -293,7 +294,7 @@ def _create_topics_failed(request: Any, error: ErrorCode, message: str) -> dict[
         "replication_factor": -1, "configs": None} for t in request.topics]}
 
 
-async def delete_topics_response(broker: Broker, request: Any, version: int) -> dict[str, Any]:
+async def delete_topics_response(broker: Services, request: Any, version: int) -> dict[str, Any]:
     kraft = _kraft(broker)
     if kraft.controller is None:
         return await forward(broker, request)
@@ -308,7 +309,7 @@ async def delete_topics_response(broker: Broker, request: Any, version: int) -> 
         for r in results]}
 
 
-async def create_partitions_response(broker: Broker, request: Any) -> dict[str, Any]:
+async def create_partitions_response(broker: Services, request: Any) -> dict[str, Any]:
     kraft = _kraft(broker)
     if kraft.controller is None:
         return await forward(broker, request)
@@ -320,7 +321,7 @@ async def create_partitions_response(broker: Broker, request: Any) -> dict[str, 
                                             for r in results]}
 
 
-async def alter_configs_response(broker: Broker, request: Any, incremental: bool) -> dict[str, Any]:
+async def alter_configs_response(broker: Services, request: Any, incremental: bool) -> dict[str, Any]:
     """Topic and broker configs live in the metadata log: the controller validates and records
     them, every broker applies its own and the cluster default (`KRaftServices._reconcile`)."""
     kraft = _kraft(broker)

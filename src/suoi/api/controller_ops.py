@@ -22,7 +22,7 @@ from suoi.controller.records import Partition, RegisterBroker, Topic
 from suoi.model import ErrorCode, KafkaError
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 __all__ = ["controller_call", "one_broker_controller"]
 
@@ -30,7 +30,7 @@ T = TypeVar("T")
 ResponseData = dict[str, Any]
 
 
-def one_broker_controller(broker: Broker) -> QuorumController:
+def one_broker_controller(broker: Services) -> QuorumController:
     """A controller over this standalone broker as a one-broker cluster (read-only)."""
     b = MetadataBuilder()
     me = broker.node_id
@@ -47,7 +47,7 @@ def one_broker_controller(broker: Broker) -> QuorumController:
 
 
 def controller_call(
-    broker: Broker,
+    broker: Services,
     request: Any,
     op: Callable[[QuorumController], ControllerResult[T]],
     render: Callable[[T], ResponseData],

@@ -29,9 +29,9 @@ def _result(name: str, error: ErrorCode = ErrorCode.none, message: str | None = 
 
 @api(37, "CreatePartitions", 0, 3)
 def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
-    if ctx.broker.kraft is not None:
-        return create_partitions_response(ctx.broker, request)
-    return _create_standalone(ctx.broker, request)
+    if ctx.services.kraft is not None:
+        return create_partitions_response(ctx.services, request)
+    return _create_standalone(ctx.services, request)
 
 
 async def _create_standalone(broker: Any, request: Any) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def _result(name: str, error: ErrorCode, message: str | None = None, **extra: An
 
 @api(19, "CreateTopics", 2, 7)
 def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
-    broker = ctx.broker
+    broker = ctx.services
     if broker.kraft is not None:
         return create_topics_response(broker, request)
     return _create_standalone(broker, request)

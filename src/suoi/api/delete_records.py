@@ -19,7 +19,7 @@ from suoi.model import ErrorCode
 from suoi.protocol.codec import ms
 
 if TYPE_CHECKING:
-    from suoi.cluster.kraft import KRaftServices
+    from suoi.services import KRaft
 
 
 def _answer(index: int, error: ErrorCode, low_watermark: int = -1) -> dict[str, Any]:
@@ -28,9 +28,9 @@ def _answer(index: int, error: ErrorCode, low_watermark: int = -1) -> dict[str, 
 
 @api(21, "DeleteRecords", 0, 2)
 def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
-    if ctx.broker.kraft is not None:
-        return _on_leaders(ctx.broker.kraft, request)
-    logs = ctx.broker.logs
+    if ctx.services.kraft is not None:
+        return _on_leaders(ctx.services.kraft, request)
+    logs = ctx.services.logs
     topics = []
     for topic in request.topics:
         partitions = []
@@ -49,7 +49,7 @@ def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
     return {"throttle_time": 0, "topics": topics}
 
 
-async def _on_leaders(kraft: KRaftServices, request: Any) -> dict[str, Any]:
+async def _on_leaders(kraft: KRaft, request: Any) -> dict[str, Any]:
     replicas = kraft.replicas  # None on a controller-only node: it leads no partition
     timeout_s = max(ms(request.timeout), 0) / 1000
 

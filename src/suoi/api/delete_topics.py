@@ -14,7 +14,7 @@ log = logging.getLogger("suoi.api")
 
 @api(20, "DeleteTopics", 1, 6)
 def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
-    broker = ctx.broker
+    broker = ctx.services
     if broker.kraft is not None:
         return delete_topics_response(broker, request, ctx.api_version)
     logs = broker.logs

@@ -13,7 +13,7 @@ from suoi.api.registry import RequestContext, api
 
 @api(60, "DescribeCluster", 0, 2)
 def handle_describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    broker = ctx.broker
+    broker = ctx.services
     host, port = broker.endpoint
     brokers = [{"broker_id": broker.node_id, "host": host, "port": port, "rack": None, "is_fenced": False}]
     controller_id = broker.node_id

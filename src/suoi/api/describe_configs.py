@@ -38,7 +38,7 @@ from suoi.log.config import IGNORED_TOPIC_CONFIGS
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 TOPIC = 2
 BROKER = 4
@@ -75,7 +75,7 @@ def _default(name: str) -> str | None:
     return None if definition is None else definition.default
 
 
-def _sources(broker: Broker, name: str) -> list[tuple[int, str | None]]:
+def _sources(broker: Services, name: str) -> list[tuple[int, str | None]]:
     """(source, value) of every place broker key `name` has a value, highest precedence first."""
     dyn, static = broker.dynamic_configs, broker.static_config
     out: list[tuple[int, str | None]] = []
@@ -93,7 +93,7 @@ def _sources(broker: Broker, name: str) -> list[tuple[int, str | None]]:
     return out
 
 
-def _synonyms(broker: Broker, name: str, group: tuple[str, ...]) -> list[Synonym]:
+def _synonyms(broker: Services, name: str, group: tuple[str, ...]) -> list[Synonym]:
     """Kafka's configSynonyms: the group's values grouped by source, from the first `name`."""
     found = {n: dict(_sources(broker, n)) for n in group}
     ordered = [(n, found[n][source], source)
@@ -127,7 +127,7 @@ def _entry(name: str, value: str | None, source: int, synonyms: list[Synonym], r
             "synonyms": [{"name": n, "value": v, "source": s} for n, v, s in synonyms]}
 
 
-def topic_configs(broker: Broker, topic: str, with_synonyms: bool = True,
+def topic_configs(broker: Services, topic: str, with_synonyms: bool = True,
                   with_docs: bool = False) -> list[dict[str, Any]] | None:
     """Config entries of `topic` (None if it does not exist)."""
     info = topic_config_view(broker, topic)
@@ -149,7 +149,7 @@ def topic_configs(broker: Broker, topic: str, with_synonyms: bool = True,
     return out
 
 
-def broker_configs(broker: Broker, *, cluster_default: bool, with_synonyms: bool = True,
+def broker_configs(broker: Services, *, cluster_default: bool, with_synonyms: bool = True,
                    with_docs: bool = False) -> list[dict[str, Any]]:
     out = []
     for name in sorted(set(KNOWN) | set(BROKER_CONFIGS)):
@@ -175,7 +175,7 @@ def broker_configs(broker: Broker, *, cluster_default: bool, with_synonyms: bool
     return out
 
 
-def broker_resource(broker: Broker, resource_name: str) -> bool | None:
+def broker_resource(broker: Services, resource_name: str) -> bool | None:
     """True for the cluster default (""), False for this broker, None for another id."""
     if resource_name == "":
         return True
@@ -193,7 +193,7 @@ CLIENT_METRICS = 16
 
 @api(32, "DescribeConfigs", 1, 4)
 def handle_describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    broker = ctx.broker
+    broker = ctx.services
     with_synonyms = bool(getattr(request, "include_synonyms", False))
     with_docs = bool(getattr(request, "include_documentation", False))
     results = []

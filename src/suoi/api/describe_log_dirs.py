@@ -26,7 +26,7 @@ def _dir_size(path: Path) -> int:
 
 @api(35, "DescribeLogDirs", 1, 4)
 def handle_describe_log_dirs(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    logs = ctx.broker.logs
+    logs = ctx.services.logs
     if request.topics is None:
         wanted = {(name, p) for name, info in logs.topics().items() for p in range(info.partitions)}
     else:

@@ -44,7 +44,7 @@ TopicView = tuple[uuid.UUID, int, Callable[[int], dict[str, Any]]]
 def _topic_views(ctx: RequestContext) -> tuple[Collection[str], Callable[[str], TopicView | None]]:
     """Every topic's name, and the view of one topic by name (built only for the topics a
     page answers: a cluster may hold thousands of topics, a request usually asks for one)."""
-    broker = ctx.broker
+    broker = ctx.services
     kraft = broker.kraft
     if kraft is not None:
         image = kraft.image

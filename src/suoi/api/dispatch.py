@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from suoi.api import legacy_produce
 from suoi.api.api_versions import api_versions_data
 from suoi.api.error_responses import error_response
+from suoi.api.listener_roles import ListenerRole, serves
 from suoi.api.registry import REGISTRY, RequestContext, ResponseData
 from suoi.model import ErrorCode, KafkaError
 from suoi.protocol.codec import (
@@ -32,9 +33,10 @@ from suoi.protocol.codec import (
     read_prefix,
     response_class,
 )
+from suoi.raft_driver.codec import FETCH_KEY, is_metadata_fetch
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 log = logging.getLogger("suoi.api")
 
@@ -47,13 +49,23 @@ _INT16 = struct.Struct(">h")
 class ProtocolViolation(Exception):
     """The client sent bytes we cannot interpret; the connection must be closed."""
 
+    reason = "malformed request"
 
-def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = None) -> Outcome:
-    """Handle one request frame.
+
+class NotServedOnListener(ProtocolViolation):
+    """A client API on a CONTROLLER listener (see `listener_roles`): closed, as Kafka does."""
+
+    reason = "request not served on this listener"
+
+
+def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any = None, *,
+             role: ListenerRole = ListenerRole.CLIENT) -> Outcome:
+    """Handle one request frame that came in on a listener of `role`.
 
     Returns the framed response parts, None when no response is due (acks=0), or an
     awaitable of either for handlers that wait (long-poll fetch). Raises
-    ProtocolViolation for frames that cannot be parsed at all.
+    ProtocolViolation for frames that cannot be parsed at all, NotServedOnListener for a
+    client API on a CONTROLLER listener.
     """
     try:
         prefix = read_prefix(frame)
@@ -65,20 +77,27 @@ def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = N
         # (a bare error code is not one), so the connection is closed; only a known key at an
         # unknown version gets UNSUPPORTED_VERSION (KIP-511).
         raise ProtocolViolation(f"unknown api key {prefix.api_key} (v{prefix.api_version})")
+    if not serves(role, prefix.api_key):
+        raise NotServedOnListener(f"{spec.name} v{prefix.api_version} is not served on CONTROLLER listener "
+                                  "(only the controller's APIs are, as ApiVersions there says)")
     if not spec.supports(prefix.api_version):
-        return _unsupported_version(broker, frame, prefix.api_key, prefix.api_version, prefix.correlation_id, client_host)
+        return _unsupported_version(broker, frame, prefix.api_key, prefix.api_version, prefix.correlation_id,
+                                    client_host, role)
     try:
         request = decode_request(frame, prefix)
     except UnsupportedApi as exc:
-        return _unsupported_version(broker, frame, exc.api_key, exc.api_version, exc.correlation_id, client_host)
+        return _unsupported_version(broker, frame, exc.api_key, exc.api_version, exc.correlation_id, client_host, role)
     except DecodeError as exc:
         raise ProtocolViolation(str(exc)) from exc
+    if role is ListenerRole.CONTROLLER and request.api_key == FETCH_KEY and not is_metadata_fetch(request.body):
+        raise NotServedOnListener(f"Fetch v{request.api_version} is not served on CONTROLLER listener "
+                                  "for any topic but __cluster_metadata")
     if request.null_fields:
         log.warning("client %s sent %s v%d with null in non-nullable field %s; answering INVALID_REQUEST",
                     client_host, spec.name, request.api_version, ", ".join(dict.fromkeys(request.null_fields)))
         return _error(request, ErrorCode.invalid_request, "null in a non-nullable field")
     ctx = RequestContext(broker, request.api_key, request.api_version, request.correlation_id,
-                         request.client_id, client_host, connection)
+                         request.client_id, client_host, connection, role)
     try:
         result = spec.handler(ctx, request.body)
         if inspect.isawaitable(result):
@@ -125,13 +144,13 @@ def _error(request: Request, code: ErrorCode | int, message: str | None) -> Part
     return encode_response(request.correlation_id, response)
 
 
-def _unsupported_version(broker: Broker, frame: bytes, api_key: int, version: int,
-                         correlation_id: int, client_host: str) -> Parts | None:
+def _unsupported_version(broker: Services, frame: bytes, api_key: int, version: int,
+                         correlation_id: int, client_host: str, role: ListenerRole) -> Parts | None:
     """Answer a request whose version we do not implement, as Kafka does."""
     log.warning("client %s sent api key %d at unsupported version %d", client_host, api_key, version)
     if api_key == API_VERSIONS_KEY:
         # KIP-511: a client newer than us gets a v0 reply with our ranges and retries.
-        data = api_versions_data(broker, ErrorCode.unsupported_version)
+        data = api_versions_data(broker, ErrorCode.unsupported_version, role=role)
         return encode_response(correlation_id, build_response(API_VERSIONS_KEY, 0, data))
     if api_key == legacy_produce.PRODUCE_KEY and version < 3:
         raw = legacy_produce.reject(frame, version, correlation_id)

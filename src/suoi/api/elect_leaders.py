@@ -24,7 +24,7 @@ def handle_elect_leaders(ctx: RequestContext, request: Any) -> Any:
     if raw_type not in (ElectionType.PREFERRED, ElectionType.UNCLEAN):
         return _failed(partitions, ErrorCode.invalid_request, f"Unknown election type {raw_type}.")
     election = ElectionType(raw_type)
-    return controller_call(ctx.broker, request, lambda c: c.elect_leaders(election, partitions), _response,
+    return controller_call(ctx.services, request, lambda c: c.elect_leaders(election, partitions), _response,
                            lambda code, message: _failed(partitions, code, message))
 
 

@@ -18,10 +18,10 @@ from suoi.controller.features import BOOTSTRAP_LEVELS, SUPPORTED, FeatureUpdate,
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 
-def feature_fields(broker: Broker, version: int) -> dict[str, Any]:
+def feature_fields(broker: Services, version: int) -> dict[str, Any]:
     """ApiVersions' feature fields. Before v4, features whose lowest level is 0 are left out
     (KIP-1022: older Java clients refuse a supported range starting at 0)."""
     supported = [{"name": n, "min_version": lo, "max_version": hi} for n, (lo, hi) in sorted(SUPPORTED.items())
@@ -42,7 +42,7 @@ def _answer(version: int, names: list[str], error: int, message: str | None) -> 
 
 @api(57, "UpdateFeatures", 0, 2)
 async def handle_update_features(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    broker = ctx.broker
+    broker = ctx.services
     names = [u.feature for u in request.feature_updates]
     kraft = broker.kraft
     if kraft is None:

@@ -47,9 +47,9 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
 async def _long_poll(ctx: RequestContext, request: Any, wait_ms: int, tps: list[TopicPartition]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_ms / 1000
-    notifier = ctx.broker.notifier
+    notifier = ctx.services.notifier
     # A follower reads up to the log end: only appends can give it more (not HW moves).
-    replica = ctx.broker.kraft is not None and _replica_id(request) >= 0
+    replica = ctx.services.kraft is not None and _replica_id(request) >= 0
     while True:
         remaining = deadline - loop.time()
         if remaining <= 0:
@@ -76,8 +76,8 @@ def _replica_id(request: Any) -> int:
 
 def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int, list[TopicPartition], bool]:
     """One pass over every requested partition. Returns (responses, bytes, partitions, error)."""
-    logs = ctx.broker.logs
-    kraft = ctx.broker.kraft
+    logs = ctx.services.logs
+    kraft = ctx.services.kraft
     replicas = kraft.replicas if kraft is not None else None
     follower_id = _replica_id(request) if replicas is not None else -1
     # Fetch v11+ carries the consumer's rack and the preferred read replica (KIP-392)
@@ -99,8 +99,8 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
             index = p.partition
             plog = logs.get_log(info.name, index) if info is not None else None
             follower = None
-            if ctx.broker.kraft is not None and (name or info is not None):
-                plog, missing = leader_log(ctx.broker, info.name if info is not None else name, index)
+            if ctx.services.kraft is not None and (name or info is not None):
+                plog, missing = leader_log(ctx.services, info.name if info is not None else name, index)
                 if plog is None and replicas is not None and info is not None and follower_id < 0 and follower_reads:
                     # KIP-392: a consumer sent here as the preferred read replica reads this
                     # follower's copy, up to the high watermark it learned from the leader.
@@ -128,7 +128,7 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
             preferred = -1
             if leader is not None and follower_id < 0 and follower_reads:
                 chosen = replicas.preferred_read_replica(leader, client_rack, p.fetch_offset)  # type: ignore[union-attr]
-                if chosen != ctx.broker.node_id:
+                if chosen != ctx.services.node_id:
                     preferred, limit = chosen, 0  # no records: the client goes to that replica
                     has_error = True  # answer at once
             if preferred >= 0:

@@ -18,7 +18,7 @@ TRANSACTION_KEY_TYPE = 1
 def _in_cluster(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     """KRaft mode: the coordinator is the leader of the key's internal-topic partition; the
     topic is created through the controller on first use (COORDINATOR_NOT_AVAILABLE meanwhile)."""
-    broker = ctx.broker
+    broker = ctx.services
     assert broker.kraft is not None
     coordinator: Any
     cfg = broker.config
@@ -54,7 +54,7 @@ def _in_cluster(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
 
 
 def _coordinator(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
-    broker = ctx.broker
+    broker = ctx.services
     host, port = broker.endpoint
     error, message = ErrorCode.none, None
     if broker.kraft is not None and key and key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):

@@ -13,7 +13,7 @@ OMITTED_OPERATIONS = -2147483648
 
 @api(15, "DescribeGroups", 0, 5)
 def handle_describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    coordinator = ctx.broker.groups
+    coordinator = ctx.services.groups
     groups = []
     for group_id in request.groups:
         error = coordinator.check_group_id(group_id)
@@ -35,7 +35,7 @@ def handle_describe_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 @api(16, "ListGroups", 0, 5)
 def handle_list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    coordinator = ctx.broker.groups
+    coordinator = ctx.services.groups
     if coordinator.loading:
         return {"throttle_time": 0, "error_code": ErrorCode.coordinator_load_in_progress, "groups": []}
     states = {s.lower() for s in getattr(request, "states_filter", ())}
@@ -56,5 +56,5 @@ def handle_list_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
 @api(42, "DeleteGroups", 0, 2)
 async def handle_delete_groups(ctx: RequestContext, request: Any) -> dict[str, Any]:
     ids = list(request.groups_names)
-    errors = await ctx.broker.groups.delete_groups(ids)
+    errors = await ctx.services.groups.delete_groups(ids)
     return {"throttle_time": 0, "results": [{"group_id": gid, "error_code": e} for gid, e in zip(ids, errors, strict=True)]}

@@ -19,7 +19,7 @@ def _fields(result: Any) -> dict[str, Any]:
 
 @api(11, "JoinGroup", 0, 9)
 def handle_join_group(ctx: RequestContext, request: Any) -> Any:
-    coordinator = ctx.broker.groups
+    coordinator = ctx.services.groups
     error = coordinator.check_group_id(request.group_id)
     if error != ErrorCode.none:
         return {"throttle_time": 0, "error_code": error, "generation_id": -1, "protocol_name": None,
@@ -48,7 +48,7 @@ async def _join(coordinator: Any, join: g.JoinGroupRequest) -> dict[str, Any]:
 
 @api(14, "SyncGroup", 0, 5)
 def handle_sync_group(ctx: RequestContext, request: Any) -> Any:
-    coordinator = ctx.broker.groups
+    coordinator = ctx.services.groups
     error = coordinator.check_group_id(request.group_id)
     if error != ErrorCode.none:
         return {"throttle_time": 0, "error_code": error, "assignment": b""}
@@ -68,7 +68,7 @@ async def _sync(coordinator: Any, sync: g.SyncGroupRequest) -> dict[str, Any]:
 
 @api(12, "Heartbeat", 0, 4)
 def handle_heartbeat(ctx: RequestContext, request: Any) -> Any:
-    coordinator = ctx.broker.groups
+    coordinator = ctx.services.groups
     error = coordinator.check_group_id(request.group_id)
     if error != ErrorCode.none:
         return {"throttle_time": 0, "error_code": error}
@@ -85,7 +85,7 @@ async def _heartbeat(coordinator: Any, beat: g.HeartbeatRequest) -> dict[str, An
 
 @api(13, "LeaveGroup", 0, 5)
 def handle_leave_group(ctx: RequestContext, request: Any) -> Any:
-    coordinator = ctx.broker.groups
+    coordinator = ctx.services.groups
     error = coordinator.check_group_id(request.group_id)
     if error != ErrorCode.none:
         return {"throttle_time": 0, "error_code": error, "members": []}

@@ -49,8 +49,8 @@ def _apply(ops: list[tuple[str, int, str | None]], current: dict[str, str], effe
 
 @api(44, "IncrementalAlterConfigs", 0, 1)
 def handle_incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
-    if ctx.broker.kraft is not None:  # topic and broker configs live in the metadata log
-        return alter_configs_response(ctx.broker, request, True)
+    if ctx.services.kraft is not None:  # topic and broker configs live in the metadata log
+        return alter_configs_response(ctx.services, request, True)
     dup = duplicate_resources(request.resources)
     responses = []
     for res in request.resources:
@@ -62,6 +62,6 @@ def handle_incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
                               "resource_type": rtype, "resource_name": name})
             continue
         ops = [(c.name, c.config_operation, c.value) for c in res.configs]
-        responses.append(alter_resource(ctx.broker, rtype, name, functools.partial(_apply, ops),
+        responses.append(alter_resource(ctx.services, rtype, name, functools.partial(_apply, ops),
                                         request.validate_only))
     return {"throttle_time": 0, "responses": responses}

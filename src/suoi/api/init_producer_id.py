@@ -27,9 +27,9 @@ async def handle_init_producer_id(ctx: RequestContext, request: Any) -> dict[str
 
 async def _init_producer_id(ctx: RequestContext, request: Any) -> dict[str, Any]:
     if request.transactional_id is None:
-        pid = ctx.broker.producer_ids.next_id()
+        pid = ctx.services.producer_ids.next_id()
         return {"throttle_time": 0, "error_code": ErrorCode.none, "producer_id": pid, "producer_epoch": 0}
-    txn = ctx.broker.transactions
+    txn = ctx.services.transactions
     error = txn.check_transactional_id(request.transactional_id)
     if error != ErrorCode.none:
         return {"throttle_time": 0, "error_code": error, "producer_id": -1, "producer_epoch": -1}

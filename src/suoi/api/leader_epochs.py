@@ -27,8 +27,8 @@ from suoi.log.leader_epoch import UNDEFINED_EPOCH, LeaderEpochCache
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
     from suoi.log.partition_log import PartitionLog
+    from suoi.services import Services
 
 __all__ = [
     "CONSUMER_REPLICA_ID",
@@ -51,7 +51,7 @@ CONSUMER_REPLICA_ID = -1
 DEBUGGING_REPLICA_ID = -2
 
 
-def current_leader_epoch(broker: Broker, topic: str, partition: int) -> int:
+def current_leader_epoch(broker: Services, topic: str, partition: int) -> int:
     """The partition's leader epoch: the metadata image's in KRaft mode (-1 if the image has
     no such partition), 0 on a standalone node."""
     kraft = broker.kraft
@@ -72,7 +72,7 @@ def compare_epochs(current: int, requested: int) -> ErrorCode:
     return ErrorCode.none
 
 
-def check_leader_epoch(broker: Broker, topic: str, partition: int, requested: int) -> ErrorCode:
+def check_leader_epoch(broker: Services, topic: str, partition: int, requested: int) -> ErrorCode:
     """NONE, FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH for a request's
     ``current_leader_epoch`` (-1: not checked); UNKNOWN_TOPIC_OR_PARTITION when a checked
     epoch names a partition the metadata image lacks (KRaft mode)."""
@@ -84,7 +84,7 @@ def check_leader_epoch(broker: Broker, topic: str, partition: int, requested: in
     return compare_epochs(current, requested)
 
 
-def leads(broker: Broker, topic: str, partition: int) -> bool:
+def leads(broker: Services, topic: str, partition: int) -> bool:
     """Whether this node is the partition's leader (a standalone node leads everything)."""
     kraft = broker.kraft
     if kraft is None:
@@ -93,7 +93,7 @@ def leads(broker: Broker, topic: str, partition: int) -> bool:
     return reg is not None and reg.leader == broker.node_id
 
 
-def local_log(broker: Broker, topic: str, partition: int, current_epoch: int = NO_EPOCH_CHECK, *,
+def local_log(broker: Services, topic: str, partition: int, current_epoch: int = NO_EPOCH_CHECK, *,
               require_leader: bool = True) -> tuple[PartitionLog | None, ErrorCode]:
     """This node's log of the partition, or the error a client must see (module doc)."""
     plog = broker.logs.get_log(topic, partition) if topic else None
@@ -119,7 +119,7 @@ def local_log(broker: Broker, topic: str, partition: int, current_epoch: int = N
     return plog, ErrorCode.none
 
 
-def epoch_view(broker: Broker, topic: str, partition: int, plog: PartitionLog) -> LeaderEpochCache:
+def epoch_view(broker: Services, topic: str, partition: int, plog: PartitionLog) -> LeaderEpochCache:
     """``plog``'s leader-epoch cache; on the leader, with the current epoch starting at the
     log end offset if the cache does not have it yet (module doc). Read-only use."""
     cache = plog.leader_epoch_cache
@@ -133,7 +133,7 @@ def epoch_view(broker: Broker, topic: str, partition: int, plog: PartitionLog) -
     return view
 
 
-def epoch_start_offset(broker: Broker, topic: str, partition: int, plog: PartitionLog) -> int | None:
+def epoch_start_offset(broker: Services, topic: str, partition: int, plog: PartitionLog) -> int | None:
     """Where the current leader epoch starts in this leader's log (Kafka's
     leaderEpochStartOffsetOpt); None when this node does not lead the partition."""
     if not leads(broker, topic, partition):

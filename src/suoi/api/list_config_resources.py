@@ -21,7 +21,7 @@ SUPPORTED = (TOPIC, CLIENT_METRICS, BROKER)  # the order Kafka lists them in
 
 
 def _names(ctx: RequestContext, rtype: int) -> list[str]:
-    broker = ctx.broker
+    broker = ctx.services
     if rtype == CLIENT_METRICS:
         return [s.name for s in subscriptions(broker)]
     if rtype == TOPIC:

@@ -28,8 +28,8 @@ from suoi.log.leader_epoch import UNDEFINED_EPOCH
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
     from suoi.log.partition_log import PartitionLog
+    from suoi.services import Services
 
 LATEST = -1
 EARLIEST = -2
@@ -41,7 +41,7 @@ READ_COMMITTED = 1
 
 @api(2, "ListOffsets", 1, 10)
 def handle_list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    broker = ctx.broker
+    broker = ctx.services
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     from_client = request.replica_id == CONSUMER_REPLICA_ID
     require_leader = request.replica_id != DEBUGGING_REPLICA_ID
@@ -60,7 +60,7 @@ def handle_list_offsets(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return {"throttle_time": 0, "topics": topics}
 
 
-def _answer(broker: Broker, topic: str, index: int, ts: int, plog: PartitionLog, from_client: bool,
+def _answer(broker: Services, topic: str, index: int, ts: int, plog: PartitionLog, from_client: bool,
             read_committed: bool) -> dict[str, Any]:
     """One partition's answer, as Kafka's Partition.fetchOffsetForTimestamp."""
     # Clients see offsets below the high watermark (read_committed: the LSO); replicas and

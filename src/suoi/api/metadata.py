@@ -18,7 +18,7 @@ OMITTED_OPERATIONS = -2147483648
 
 @api(3, "Metadata", 0, 13)
 def handle_metadata(ctx: RequestContext, request: Any) -> Any:
-    broker = ctx.broker
+    broker = ctx.services
     if broker.kraft is not None:
         # KRaft: answered at once, or once the topics it starts auto-creating exist
         answer = metadata_response(broker, request, ctx.api_version)

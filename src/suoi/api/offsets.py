@@ -12,7 +12,7 @@ from suoi.protocol.codec import ms
 
 @api(8, "OffsetCommit", 2, 9)
 async def handle_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    coordinator = ctx.broker.groups
+    coordinator = ctx.services.groups
     wanted = [(t.name, p.partition_index, p.committed_offset, getattr(p, "committed_leader_epoch", -1),
                p.committed_metadata) for t in request.topics for p in t.partitions]
     _, errors = await coordinator.commit_offsets(
@@ -26,7 +26,7 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> dict[str, A
 
 
 def _fetch_group(ctx: RequestContext, group_id: str, topics: Any) -> dict[str, Any]:
-    coordinator = ctx.broker.groups
+    coordinator = ctx.services.groups
     wanted = None if topics is None else [(t.name, p) for t in topics for p in t.partition_indexes]
     error, found = coordinator.fetch_offsets(group_id, wanted)
     by_topic: dict[str, list[dict[str, Any]]] = {}
@@ -60,7 +60,7 @@ def handle_offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
 @api(47, "OffsetDelete", 0, 0)
 async def handle_offset_delete(ctx: RequestContext, request: Any) -> dict[str, Any]:
     wanted = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
-    error, errors = await ctx.broker.groups.delete_offsets(request.group_id, wanted)
+    error, errors = await ctx.services.groups.delete_offsets(request.group_id, wanted)
     if error != ErrorCode.none:
         return {"error_code": error, "throttle_time": 0, "topics": []}
     it = iter(errors)

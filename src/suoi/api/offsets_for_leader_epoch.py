@@ -24,7 +24,7 @@ from suoi.log.leader_epoch import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
 
 @api(23, "OffsetForLeaderEpoch", 2, 4)
 def handle_offset_for_leader_epoch(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    broker = ctx.broker
+    broker = ctx.services
     replica_id = request.replica_id if ctx.api_version >= 3 else CONSUMER_REPLICA_ID
     require_leader = replica_id != DEBUGGING_REPLICA_ID
     topics = []

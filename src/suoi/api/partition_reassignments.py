@@ -39,7 +39,7 @@ def handle_alter_partition_reassignments(ctx: RequestContext, request: Any) -> A
     def failed(code: ErrorCode, message: str) -> dict[str, Any]:
         return response([(t, p, int(code), message) for t, p, _ in wanted], int(code), message)
 
-    return controller_call(ctx.broker, request, lambda c: c.alter_partition_reassignments(wanted), render, failed)
+    return controller_call(ctx.services, request, lambda c: c.alter_partition_reassignments(wanted), render, failed)
 
 
 @api(46, "ListPartitionReassignments", 0, 0)
@@ -60,4 +60,4 @@ def handle_list_partition_reassignments(ctx: RequestContext, request: Any) -> An
     def failed(code: ErrorCode, message: str) -> dict[str, Any]:
         return {"throttle_time": 0, "error_code": code, "error_message": message, "topics": []}
 
-    return controller_call(ctx.broker, request, lambda c: c.list_partition_reassignments(wanted), render, failed)
+    return controller_call(ctx.services, request, lambda c: c.list_partition_reassignments(wanted), render, failed)

@@ -36,7 +36,7 @@ def _partition_error(index: int, error: ErrorCode, message: str | None = None) -
 
 @api(0, "Produce", 3, 13, advertised_min=0)
 def handle_produce(ctx: RequestContext, request: Any) -> Any:
-    broker = ctx.broker
+    broker = ctx.services
     acks = request.acks
     replicas = broker.kraft.replicas if broker.kraft is not None else None
     waits: list[Wait] = []

@@ -1,9 +1,9 @@
 """KRaft RPCs: Vote (52), BeginQuorumEpoch (53), EndQuorumEpoch (54), DescribeQuorum (55),
 FetchSnapshot (59), and Fetch (1) when it is for ``__cluster_metadata`` (routed here from
-``api/fetch.py``). Decode with ``raft_driver.codec`` -> ``broker.quorum.handle_request`` ->
+``api/fetch.py``). Decode with ``raft_driver.codec`` -> ``services.quorum.handle_request`` ->
 describe the answer for the asked version.
 
-``broker.quorum`` is the node's ``QuorumDriver``, or absent/None on a node that is not part of
+``services.quorum`` is the node's ``QuorumDriver``, or None on a node that is not part of
 the metadata quorum: then every request here is answered with a top-level error
 (UNSUPPORTED_VERSION for the Raft APIs, NOT_LEADER_OR_FOLLOWER for a metadata Fetch). A request
 that is not addressed to ``__cluster_metadata-0`` gets INVALID_REQUEST, as in Kafka.
@@ -13,7 +13,7 @@ to a client listener of a KRaft node that does not lead the quorum (a broker-onl
 follower voter), it is forwarded to the active controller, as Kafka's brokers do, so it can be
 asked through any broker. On a CONTROLLER listener every node answers for itself (a follower:
 NOT_LEADER_OR_FOLLOWER naming the leader), as Kafka's controllers do; forwarded requests arrive
-there, so forwarding never loops.
+there, so forwarding never loops. (The listener's role is ``ctx.listener_role``.)
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import dataclasses
 import logging
 from typing import Any
 
+from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import RequestContext, api
 from suoi.model import ErrorCode
 from suoi.raft_driver.codec import (
@@ -43,7 +44,7 @@ log = logging.getLogger("suoi.api")
 
 
 def _quorum(ctx: RequestContext) -> Any:
-    return getattr(ctx.broker, "quorum", None)
+    return ctx.services.quorum
 
 
 def _serve(ctx: RequestContext, request: Any) -> Any:
@@ -95,16 +96,14 @@ def handle_end_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
 
 @api(55, "DescribeQuorum", 0, 2)
 def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
-    kraft = getattr(ctx.broker, "kraft", None)
+    kraft = ctx.services.kraft
     if kraft is None or _on_controller_listener(ctx):
         return _serve(ctx, request)
     return _describe_quorum_anywhere(ctx, kraft, request)
 
 
 def _on_controller_listener(ctx: RequestContext) -> bool:
-    port = getattr(ctx.connection, "local_port", None)
-    names = set(getattr(ctx.broker.config, "controller_listener_names", ()) or ())
-    return port is not None and any(b.port == port for b in getattr(ctx.broker, "bound", ()) if b.name in names)
+    return ctx.listener_role is ListenerRole.CONTROLLER
 
 
 async def _describe_quorum_anywhere(ctx: RequestContext, kraft: Any, request: Any) -> Any:
@@ -112,7 +111,7 @@ async def _describe_quorum_anywhere(ctx: RequestContext, kraft: Any, request: An
     (falling back to this node's answer when no leader is known or it does not answer)."""
     leader = kraft.controller_id
     driver = _quorum(ctx)
-    if leader < 0 or (leader == ctx.broker.node_id and driver is not None):
+    if leader < 0 or (leader == ctx.services.node_id and driver is not None):
         answer = _serve(ctx, request)
         return await answer if hasattr(answer, "__await__") else answer
     try:

@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from suoi.api.listener_roles import ListenerRole
+
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 ResponseData: TypeAlias = dict[str, Any] | None
 Handler: TypeAlias = Callable[["RequestContext", Any], ResponseData | Awaitable[ResponseData]]
@@ -22,7 +24,7 @@ Handler: TypeAlias = Callable[["RequestContext", Any], ResponseData | Awaitable[
 class RequestContext:
     """What a handler may know about the request besides its body."""
 
-    broker: Broker
+    services: Services
     api_key: int
     api_version: int
     correlation_id: int
@@ -31,6 +33,8 @@ class RequestContext:
     #: The connection the request came on (``suoi.net.server.KafkaConnection``), for handlers
     #: that must learn when it closes (the controller watching brokers); None in unit tests.
     connection: Any = None
+    #: the role of the listener it came on (a CONTROLLER listener serves the controller's APIs)
+    listener_role: ListenerRole = ListenerRole.CLIENT
 
 
 @dataclass(frozen=True, slots=True)

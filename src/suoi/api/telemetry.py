@@ -22,7 +22,7 @@ from suoi.controller.image import ConfigResourceType
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 log = logging.getLogger("suoi.api")
 
@@ -38,7 +38,7 @@ def remember_client_software(ctx: RequestContext, request: Any) -> None:
             _SOFTWARE[ctx.connection] = (str(name), str(getattr(request, "client_software_version", "") or ""))
 
 
-def subscriptions(broker: Broker) -> list[Subscription]:
+def subscriptions(broker: Services) -> list[Subscription]:
     """The CLIENT_METRICS resources of the metadata image (a standalone node has none)."""
     if broker.kraft is None:
         return []
@@ -52,7 +52,7 @@ CLIENT_METRICS_CONFIG_SOURCE = 7
 _CONFIG_TYPES = {"metrics": 7, "match": 7, "interval.ms": 3}
 
 
-def client_metrics_configs(broker: Broker, name: str) -> list[dict[str, Any]]:
+def client_metrics_configs(broker: Services, name: str) -> list[dict[str, Any]]:
     """DescribeConfigs of a CLIENT_METRICS resource: the configs set on it (Kafka lists only
     those; an unknown subscription has none)."""
     values = broker.kraft.image.configs.get((ConfigResourceType.CLIENT_METRICS, name), {}) if broker.kraft else {}
@@ -71,7 +71,7 @@ def _attributes(ctx: RequestContext) -> dict[str, str]:
 
 @api(71, "GetTelemetrySubscriptions", 0, 0)
 def handle_get_telemetry_subscriptions(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    broker = ctx.broker
+    broker = ctx.services
     store = broker.client_telemetry
     instance = store.get_subscriptions(request.client_instance_id, _attributes(ctx), subscriptions(broker),
                                        broker.now_ms())
@@ -83,7 +83,7 @@ def handle_get_telemetry_subscriptions(ctx: RequestContext, request: Any) -> dic
 
 @api(72, "PushTelemetry", 0, 0)
 def handle_push_telemetry(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    broker = ctx.broker
+    broker = ctx.services
     try:
         instance = broker.client_telemetry.push(request.client_instance_id, int(request.subscription_id),
                                      bool(request.terminating), int(request.compression_type),

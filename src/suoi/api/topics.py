@@ -19,7 +19,7 @@ from suoi.log.manager import TopicInfo
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 log = logging.getLogger("suoi.api")
 ZERO_UUID = uuid.UUID(int=0)
@@ -47,7 +47,7 @@ def invalid_topic_name(name: str) -> bool:
     return False
 
 
-def resolve_or_create(broker: Broker, name: str | None, topic_id: uuid.UUID | None,
+def resolve_or_create(broker: Services, name: str | None, topic_id: uuid.UUID | None,
                       allow_create: bool) -> tuple[TopicInfo | None, ErrorCode]:
     """Find a topic by name (or id when the name is null); maybe auto-create it.
 
@@ -87,7 +87,7 @@ def resolve_or_create(broker: Broker, name: str | None, topic_id: uuid.UUID | No
         return None, ErrorCode(exc.error_code)
 
 
-def partition_leader_data(broker: Broker, partition: int) -> dict[str, Any]:
+def partition_leader_data(broker: Services, partition: int) -> dict[str, Any]:
     """Leadership of one partition; on a single node this broker leads everything."""
     node = broker.node_id
     return {
@@ -101,7 +101,7 @@ def partition_leader_data(broker: Broker, partition: int) -> dict[str, Any]:
     }
 
 
-def leader_log(broker: Broker, topic: str | None, partition: int) -> tuple[Any, ErrorCode]:
+def leader_log(broker: Services, topic: str | None, partition: int) -> tuple[Any, ErrorCode]:
     """The local log of a partition this node leads, or the error a client must see.
 
     Standalone: every local partition is led here. KRaft mode: the metadata image decides;

@@ -23,7 +23,7 @@ log = logging.getLogger("suoi.api")
 
 @api(24, "AddPartitionsToTxn", 0, 3)
 async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    txn = ctx.broker.transactions
+    txn = ctx.services.transactions
     tid = request.v3_and_below_transactional_id
     topics = request.v3_and_below_topics
     wanted = [TopicPartition(t.name, p) for t in topics for p in t.partitions]
@@ -54,13 +54,13 @@ async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> dic
 
 @api(25, "AddOffsetsToTxn", 0, 4)
 async def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    txn = ctx.broker.transactions
+    txn = ctx.services.transactions
     error: int = txn.check_transactional_id(request.transactional_id)
-    if error == ErrorCode.none and ctx.broker.kraft is None:
+    if error == ErrorCode.none and ctx.services.kraft is None:
         # Standalone this node is also the group's coordinator, so its checks (id length, loading)
         # apply. In a cluster the group's coordinator is usually another broker: Kafka's
         # transaction coordinator only adds the group's __consumer_offsets partition here.
-        error = ctx.broker.groups.check_group_id(request.group_id)
+        error = ctx.services.groups.check_group_id(request.group_id)
     if error == ErrorCode.none:
         reply = await txn.call(txn.machine.add_offsets, AddOffsetsRequest(
             token=None, transactional_id=request.transactional_id, producer_id=request.producer_id,
@@ -72,7 +72,7 @@ async def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[s
 
 @api(26, "EndTxn", 0, 4)
 async def handle_end_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    txn = ctx.broker.transactions
+    txn = ctx.services.transactions
     error: int = txn.check_transactional_id(request.transactional_id)
     if error == ErrorCode.none:
         reply = await txn.call(txn.machine.end_txn, EndTxnRequest(
@@ -86,7 +86,7 @@ async def handle_end_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
 async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> dict[str, Any]:
     wanted = [(t.name, p.partition_index, p.committed_offset, getattr(p, "committed_leader_epoch", -1),
                p.committed_metadata) for t in request.topics for p in t.partitions]
-    _, errors = await ctx.broker.groups.txn_commit_offsets(
+    _, errors = await ctx.services.groups.txn_commit_offsets(
         request.group_id, request.producer_id, request.producer_epoch, getattr(request, "generation_id", -1),
         getattr(request, "member_id", ""), getattr(request, "group_instance_id", None), wanted)
     it = iter(for_version("TxnOffsetCommit", ctx.api_version, e) for e in errors)
@@ -98,9 +98,9 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> dict[st
 @api(27, "WriteTxnMarkers", 1, 1)
 def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
     """Append COMMIT/ABORT markers as a transaction coordinator asks (Kafka's inter-broker API)."""
-    if ctx.broker.kraft is not None and ctx.broker.kraft.replicas is not None:
+    if ctx.services.kraft is not None and ctx.services.kraft.replicas is not None:
         return _write_markers_as_leader(ctx, request)
-    logs = ctx.broker.logs
+    logs = ctx.services.logs
     markers = []
     for m in request.markers:
         topics = []
@@ -115,8 +115,8 @@ def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
                     try:
                         plog.append_control(m.producer_id, m.producer_epoch, m.transaction_result, m.coordinator_epoch)
                         if t.name == "__consumer_offsets":
-                            ctx.broker.groups.complete_transaction(p, m.producer_id, m.transaction_result)
-                        ctx.broker.notifier.appended(TopicPartition(t.name, p))
+                            ctx.services.groups.complete_transaction(p, m.producer_id, m.transaction_result)
+                        ctx.services.notifier.appended(TopicPartition(t.name, p))
                     except LogError as exc:
                         log.warning("WriteTxnMarkers for producer %d on %s-%d refused: %s", m.producer_id, t.name, p, exc)
                         error = ErrorCode(exc.error_code)
@@ -131,14 +131,14 @@ async def _write_markers_as_leader(ctx: RequestContext, request: Any) -> dict[st
     and answers once the ISR has it (Kafka appends markers with acks=all)."""
     from suoi.cluster.txn_markers import append_marker
 
-    replicas = ctx.broker.kraft.replicas  # type: ignore[union-attr]
+    replicas = ctx.services.kraft.replicas  # type: ignore[union-attr]
     assert replicas is not None
     markers = []
     for m in request.markers:
         topics = []
         for t in m.topics:
             codes = await asyncio.gather(*(append_marker(
-                ctx.broker, replicas, TopicPartition(t.name, p), m.producer_id, m.producer_epoch,
+                ctx.services, replicas, TopicPartition(t.name, p), m.producer_id, m.producer_epoch,
                 m.transaction_result, m.coordinator_epoch) for p in t.partition_indexes))
             topics.append({"name": t.name, "partitions": [{"partition_index": p, "error_code": code}
                                                           for p, code in zip(t.partition_indexes, codes, strict=True)]})

@@ -11,7 +11,7 @@ from suoi.model import ErrorCode
 
 @api(65, "DescribeTransactions", 0, 0)
 def handle_describe_transactions(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    txn = ctx.broker.transactions
+    txn = ctx.services.transactions
     states = []
     for tid in request.transactional_ids:
         error = txn.check_transactional_id(tid) if tid else ErrorCode.none  # the machine refuses ""
@@ -32,13 +32,13 @@ def handle_describe_transactions(ctx: RequestContext, request: Any) -> dict[str,
 
 @api(66, "ListTransactions", 0, 1)
 def handle_list_transactions(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    txn = ctx.broker.transactions
+    txn = ctx.services.transactions
     if txn.loading:
         return {"throttle_time": 0, "error_code": ErrorCode.coordinator_load_in_progress,
                 "unknown_state_filters": [], "transaction_states": []}
     result = txn.machine.list_transactions(
         tuple(request.state_filters), tuple(request.producer_id_filters),
-        getattr(request, "duration_filter", -1), now_ms=ctx.broker.now_ms())
+        getattr(request, "duration_filter", -1), now_ms=ctx.services.now_ms())
     return {"throttle_time": 0, "error_code": ErrorCode.none,
             "unknown_state_filters": list(result.unknown_state_filters),
             "transaction_states": [{"transactional_id": t.transactional_id, "producer_id": t.producer_id,
@@ -47,7 +47,7 @@ def handle_list_transactions(ctx: RequestContext, request: Any) -> dict[str, Any
 
 @api(61, "DescribeProducers", 0, 0)
 def handle_describe_producers(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    logs = ctx.broker.logs
+    logs = ctx.services.logs
     topics = []
     for t in request.topics:
         partitions = []

@@ -31,14 +31,15 @@ from suoi.controller.delta import MetadataDelta
 from suoi.controller.features import BOOTSTRAP_LEVELS
 from suoi.controller.image import ConfigResourceType, MetadataBuilder, MetadataImage
 from suoi.log.errors import KafkaStorageError
-from suoi.model import ErrorCode, KafkaError
+from suoi.model import ErrorCode
+from suoi.model.errors import NotControllerError  # re-exported: it used to be defined here
 from suoi.raft.core import NotLeaderError
 from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
 from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
 from suoi.raft_driver.driver import QuorumDriver, raft_config_from_properties
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.node import Node
 
 log = logging.getLogger("suoi.cluster")
 
@@ -66,12 +67,8 @@ class _CreatingTopics(set[str]):
         self._on_done()
 
 
-class NotControllerError(KafkaError):
-    error_code = ErrorCode.not_controller
-
-
 class KRaftServices:
-    def __init__(self, broker: Broker, settings: KRaftSettings) -> None:
+    def __init__(self, broker: Node, settings: KRaftSettings) -> None:
         self.broker = broker
         self.settings = settings
         self.node_id = settings.node_id

@@ -42,13 +42,13 @@ from suoi.controller.image import MetadataImage
 from suoi.coordinator.records import OFFSETS_TOPIC
 from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC
 from suoi.model import ErrorCode, TopicPartition
-from suoi.replication import AcksAllWaiters, AlterPartitionProposal, Err, FollowerPartitionState, LeaderPartitionState
+from suoi.replication import AcksAllWaiters, AlterPartitionProposal, FollowerPartitionState, LeaderPartitionState
 from suoi.replication.read_replica import ReplicaView, rack_aware, select_read_replica
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
     from suoi.cluster.kraft import KRaftServices
     from suoi.log.partition_log import PartitionLog
+    from suoi.node import Node
 
 log = logging.getLogger("suoi.replication")
 
@@ -72,7 +72,7 @@ class LeaderReplica:
 
 
 class ReplicaManager:
-    def __init__(self, broker: Broker, kraft: KRaftServices) -> None:
+    def __init__(self, broker: Node, kraft: KRaftServices) -> None:
         self.broker = broker
         self.kraft = kraft
         self.node_id = kraft.node_id
@@ -150,7 +150,7 @@ class ReplicaManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for leader in self.leaders.values():
-            self._complete(leader, leader.waiters.fail_all(Err.NOT_LEADER_OR_FOLLOWER))
+            self._complete(leader, leader.waiters.fail_all(ErrorCode.not_leader_or_follower))
         with contextlib.suppress(OSError):
             self.write_checkpoints()
         await self.pool.close()
@@ -308,7 +308,7 @@ class ReplicaManager:
         NOT_LEADER_OR_FOLLOWER, a pending AlterPartition is dropped, coordinators unload."""
         leader = self.leaders.pop(tp, None)
         if leader is not None:
-            self._complete(leader, leader.waiters.fail_all(Err.NOT_LEADER_OR_FOLLOWER))
+            self._complete(leader, leader.waiters.fail_all(ErrorCode.not_leader_or_follower))
             self.delete_records.fail(tp)
             self._cancel_alter(tp)
             self._coordinators_resigned(tp, leader_epoch)

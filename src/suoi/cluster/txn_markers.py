@@ -34,9 +34,9 @@ from suoi.model import ErrorCode, TopicPartition
 from suoi.protocol.codec import build
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
     from suoi.cluster.replica_manager import ReplicaManager
     from suoi.coordinator.txn.types import WriteMarkers
+    from suoi.node import Node
 
 log = logging.getLogger("suoi.txn")
 
@@ -49,12 +49,12 @@ WAIT_LOG_INTERVAL_S = 10.0
 MARKER_REPLICATION_TIMEOUT_S = 30.0
 
 
-async def append_marker(broker: Broker, replicas: ReplicaManager, tp: TopicPartition, producer_id: int,
+async def append_marker(broker: Node, replicas: ReplicaManager, tp: TopicPartition, producer_id: int,
                         producer_epoch: int, commit: bool, coordinator_epoch: int) -> int:
     """Append one marker as the partition's leader and wait for the ISR; an error code."""
     leader = replicas.leader(tp.topic, tp.partition)
     if leader is None:
-        known = broker.kraft is not None and broker.kraft.image.partition(tp.topic, tp.partition) is not None
+        known = replicas.kraft.image.partition(tp.topic, tp.partition) is not None
         return int(ErrorCode.not_leader_or_follower if known else ErrorCode.unknown_topic_or_partition)
     try:
         info = leader.plog.append_control(producer_id, producer_epoch, commit, coordinator_epoch,
@@ -71,15 +71,14 @@ async def append_marker(broker: Broker, replicas: ReplicaManager, tp: TopicParti
 
 
 class TxnMarkerSender:
-    def __init__(self, broker: Broker, replicas: ReplicaManager) -> None:
+    def __init__(self, broker: Node, replicas: ReplicaManager) -> None:
         self.broker = broker
         self.replicas = replicas
 
     async def write(self, m: WriteMarkers) -> None:
         """Write `m`'s marker to every partition (retrying as leaders move); returns when all
         are written or their partitions are gone. Cancel it to stop (a resigned coordinator)."""
-        kraft = self.broker.kraft
-        assert kraft is not None
+        kraft = self.replicas.kraft
         loop = asyncio.get_running_loop()
         #: partition -> why its marker is not written yet
         pending: dict[TopicPartition, str] = dict.fromkeys(m.partitions, "not sent yet")

@@ -2,7 +2,7 @@
 
 from suoi.controller.controller import ControllerConfig, QuorumController
 from suoi.controller.delta import LocalChanges, LocalPartition, MetadataDelta
-from suoi.controller.errors import ApiError, Err
+from suoi.controller.errors import ApiError
 from suoi.controller.image import (
     BrokerRegistration,
     ConfigResourceType,
@@ -50,7 +50,6 @@ __all__ = [
     "DeleteTopicResult",
     "ElectionResult",
     "ElectionType",
-    "Err",
     "HeartbeatResult",
     "IncrementalAlterConfigsResource",
     "Listener",

@@ -19,7 +19,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from suoi.controller.errors import ApiError, Err
+from suoi.controller.errors import ApiError
+from suoi.model import ErrorCode
 
 __all__ = ["DEFAULT_INTERVAL_MS", "LIST_KEYS", "MATCH_SELECTORS", "Subscription", "validate"]
 
@@ -41,29 +42,29 @@ def _patterns(value: str) -> dict[str, re.Pattern[str]]:
         key, sep, regex = item.partition("=")
         key = key.strip()
         if not sep or key not in MATCH_SELECTORS or not regex.strip():
-            raise ApiError(Err.INVALID_CONFIG, f"Illegal client matching pattern: {item}")
+            raise ApiError(ErrorCode.invalid_config, f"Illegal client matching pattern: {item}")
         try:
             out[key] = re.compile(regex.strip())
         except re.error:
-            raise ApiError(Err.INVALID_CONFIG, f"Illegal regex pattern: {regex.strip()}") from None
+            raise ApiError(ErrorCode.invalid_config, f"Illegal regex pattern: {regex.strip()}") from None
     return out
 
 
 def validate(name: str, overrides: Mapping[str, str]) -> None:
     """Refuse a subscription Kafka would refuse (ApiError with Kafka's code and wording)."""
     if not name:
-        raise ApiError(Err.INVALID_REQUEST, "Subscription name can't be empty")
+        raise ApiError(ErrorCode.invalid_request, "Subscription name can't be empty")
     for key in overrides:
         if key not in (METRICS, INTERVAL_MS, MATCH):
-            raise ApiError(Err.INVALID_CONFIG, f"Unknown client metric configuration: {key}")
+            raise ApiError(ErrorCode.invalid_config, f"Unknown client metric configuration: {key}")
     if INTERVAL_MS in overrides:
         try:
             interval = int(overrides[INTERVAL_MS])
         except ValueError:
-            raise ApiError(Err.INVALID_CONFIG, f"Invalid value {overrides[INTERVAL_MS]} for configuration "
+            raise ApiError(ErrorCode.invalid_config, f"Invalid value {overrides[INTERVAL_MS]} for configuration "
                                                f"{INTERVAL_MS}: Not a number of type INT") from None
         if not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
-            raise ApiError(Err.INVALID_REQUEST, f"Invalid value {interval} for {INTERVAL_MS}, interval must be "
+            raise ApiError(ErrorCode.invalid_request, f"Invalid value {interval} for {INTERVAL_MS}, interval must be "
                                                 "between 100 and 3600000 (1 hour)")
     _patterns(overrides.get(MATCH, ""))
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from suoi.configdefs import LIST_CONFIGS as KAFKA_LIST_CONFIGS
 from suoi.controller import client_metrics as _client_metrics
-from suoi.controller.errors import ApiError, Err
+from suoi.controller.errors import ApiError
 from suoi.controller.image import ConfigResourceType
 from suoi.controller.messages import (
     AlterConfigsResource,
@@ -25,6 +25,7 @@ from suoi.controller.messages import (
 from suoi.controller.records import Config
 from suoi.log.config import LogConfig
 from suoi.log.errors import InvalidConfigError
+from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
     from suoi.controller.controller import QuorumController
@@ -38,14 +39,14 @@ LIST_CONFIGS = KAFKA_LIST_CONFIGS | _client_metrics.LIST_KEYS
 def _check_resource(c: QuorumController, rtype: int, name: str) -> None:
     if rtype == ConfigResourceType.TOPIC:
         if c.state.topic_id(name) is None:
-            raise ApiError(Err.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
+            raise ApiError(ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist.")
     elif rtype == ConfigResourceType.BROKER:
         if name and not (name.isdigit() and int(name) >= 0):
-            raise ApiError(Err.INVALID_REQUEST, f"Illegal broker ID {name}")
+            raise ApiError(ErrorCode.invalid_request, f"Illegal broker ID {name}")
     elif rtype == ConfigResourceType.CLIENT_METRICS:
         pass  # a subscription exists once it has configs; its name is checked with them
     else:
-        raise ApiError(Err.INVALID_REQUEST, f"Unsupported resource type {rtype}.")
+        raise ApiError(ErrorCode.invalid_request, f"Unsupported resource type {rtype}.")
 
 
 def _validate(c: QuorumController, rtype: int, name: str, overrides: Mapping[str, str]) -> None:
@@ -53,14 +54,14 @@ def _validate(c: QuorumController, rtype: int, name: str, overrides: Mapping[str
         try:
             LogConfig.from_topic_configs(c.config.log_config, overrides)
         except InvalidConfigError as e:
-            raise ApiError(Err.INVALID_CONFIG, str(e)) from None
+            raise ApiError(ErrorCode.invalid_config, str(e)) from None
     elif rtype == ConfigResourceType.CLIENT_METRICS:
         _client_metrics.validate(name, overrides)
     elif c.config.broker_config_validator is not None:
         try:
             c.config.broker_config_validator(name, overrides)
         except ValueError as e:
-            raise ApiError(Err.INVALID_CONFIG, str(e)) from None
+            raise ApiError(ErrorCode.invalid_config, str(e)) from None
 
 
 def _stage_diff(c: QuorumController, rtype: int, name: str, old: Mapping[str, str], new: Mapping[str, str]) -> None:
@@ -78,7 +79,7 @@ def alter_configs(c: QuorumController, resources: Sequence[AlterConfigsResource]
             new: dict[str, str] = {}
             for k, v in r.configs.items():
                 if v is None:
-                    raise ApiError(Err.INVALID_REQUEST, f"Null value not supported for : {k}")
+                    raise ApiError(ErrorCode.invalid_request, f"Null value not supported for : {k}")
                 new[k] = v
             _validate(c, r.resource_type, r.resource_name, new)
         except ApiError as e:
@@ -108,23 +109,23 @@ def incremental_alter_configs(c: QuorumController, resources: Sequence[Increment
         try:
             _check_resource(c, r.resource_type, r.resource_name)
             if any(n > 1 for n in Counter(op.name for op in r.ops).values()):
-                raise ApiError(Err.INVALID_REQUEST, "Error due to duplicate config keys")
+                raise ApiError(ErrorCode.invalid_request, "Error due to duplicate config keys")
             old = dict(c.state.configs(r.resource_type, r.resource_name))
             new = dict(old)
             for op in r.ops:
                 try:
                     kind = OpType(op.op)
                 except ValueError:
-                    raise ApiError(Err.INVALID_REQUEST, f"Unknown config operation {op.op}.") from None
+                    raise ApiError(ErrorCode.invalid_request, f"Unknown config operation {op.op}.") from None
                 if kind == OpType.SET:
                     if op.value is None:
-                        raise ApiError(Err.INVALID_REQUEST, f"Null value not supported for : {op.name}")
+                        raise ApiError(ErrorCode.invalid_request, f"Null value not supported for : {op.name}")
                     new[op.name] = op.value
                 elif kind == OpType.DELETE:
                     new.pop(op.name, None)
                 else:  # APPEND / SUBTRACT
                     if op.name not in LIST_CONFIGS:
-                        raise ApiError(Err.INVALID_CONFIG,
+                        raise ApiError(ErrorCode.invalid_config,
                                        f"Can't {kind.name} to key {op.name} because its type is not LIST.")
                     current = _parts(new.get(op.name, _default(c, r.resource_type, op.name)))
                     items = _parts(op.value)

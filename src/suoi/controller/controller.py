@@ -29,7 +29,7 @@ from suoi.controller import features as _features
 from suoi.controller import partitions as _partitions
 from suoi.controller import reassignments as _reassignments
 from suoi.controller import topics as _topics
-from suoi.controller.errors import ApiError, Err
+from suoi.controller.errors import ApiError
 from suoi.controller.image import BrokerRegistration, ConfigResourceType, MetadataBuilder, MetadataImage
 from suoi.controller.messages import (
     AlterConfigsResource,
@@ -62,6 +62,7 @@ from suoi.controller.records import (
     UnregisterBroker,
 )
 from suoi.log.config import LogConfig
+from suoi.model import ErrorCode
 
 __all__ = ["ControllerConfig", "QuorumController"]
 
@@ -148,11 +149,11 @@ class QuorumController:
     ) -> ControllerResult[RegisterBrokerResult]:
         self._check()
         if broker_id < 0:
-            return self.finish(RegisterBrokerResult(Err.INVALID_REQUEST, f"Invalid broker id {broker_id}."))
+            return self.finish(RegisterBrokerResult(ErrorCode.invalid_request, f"Invalid broker id {broker_id}."))
         old = self.state.broker(broker_id)
         if (old is not None and old.incarnation_id != incarnation_id and not old.fenced
                 and self._session_alive(broker_id, now)):
-            return self.finish(RegisterBrokerResult(Err.DUPLICATE_BROKER_REGISTRATION,
+            return self.finish(RegisterBrokerResult(ErrorCode.duplicate_broker_registration,
                                                     "Another broker is registered with that broker id."))
         epoch = max(self.state.broker_epoch_high, self._last_offset) + 1
         self.stage(RegisterBroker(broker_id=broker_id, incarnation_id=incarnation_id, broker_epoch=epoch,
@@ -160,13 +161,13 @@ class QuorumController:
         if old is not None and not old.fenced:
             _partitions.remove_broker_from_isrs(self, broker_id)
         self._last_contact[broker_id] = now
-        return self.finish(RegisterBrokerResult(Err.NONE, None, epoch))
+        return self.finish(RegisterBrokerResult(ErrorCode.none, None, epoch))
 
     def unregister_broker(self, broker_id: int) -> ControllerResult[UnregisterBrokerResult]:
         self._check()
         reg = self.state.broker(broker_id)
         if reg is None:
-            return self.finish(UnregisterBrokerResult(Err.BROKER_ID_NOT_REGISTERED,
+            return self.finish(UnregisterBrokerResult(ErrorCode.broker_id_not_registered,
                                                       f"Broker ID {broker_id} is not currently registered"))
         self._fence(reg)
         self.stage(UnregisterBroker(broker_id=broker_id, broker_epoch=reg.epoch))
@@ -221,7 +222,7 @@ class QuorumController:
         after = self.state.broker(broker_id)
         assert after is not None
         return self.finish(HeartbeatResult(
-            Err.NONE, None,
+            ErrorCode.none, None,
             is_caught_up=current_metadata_offset >= self._committed_offset,
             is_fenced=after.fenced,
             should_shutdown=should_shutdown,
@@ -286,7 +287,7 @@ class QuorumController:
         start = self.state.next_producer_id
         size = self.config.producer_id_block_size
         self.stage(ProducerIds(broker_id=broker_id, broker_epoch=reg.epoch, next_producer_id=start + size))
-        return self.finish(ProducerIdsResult(Err.NONE, None, start, size))
+        return self.finish(ProducerIdsResult(ErrorCode.none, None, start, size))
 
     # ------------------------------------------------------------------ topics, configs, partitions
 
@@ -339,7 +340,7 @@ class QuorumController:
         return _reassignments.list_partition_reassignments(self, partitions)
 
     def replicas_offline(self, broker_id: int, broker_epoch: int, partitions: Sequence[tuple[uuid.UUID, int]]
-                         ) -> ControllerResult[tuple[Err, dict[tuple[uuid.UUID, int], Err]]]:
+                         ) -> ControllerResult[tuple[ErrorCode, dict[tuple[uuid.UUID, int], ErrorCode]]]:
         """A broker lost these replicas (their log dir failed, KIP-858): it leaves their ISRs
         and, where it led and another ISR member is eligible, a new leader is elected (as Kafka's
         controller does for replicas in an offline dir). A replica alone in its ISR stays (the
@@ -349,17 +350,17 @@ class QuorumController:
             self.check_broker_epoch(broker_id, broker_epoch)
         except ApiError as e:
             return self.finish((e.code, {}))
-        errors: dict[tuple[uuid.UUID, int], Err] = {}
+        errors: dict[tuple[uuid.UUID, int], ErrorCode] = {}
         for topic_id, partition in partitions:
             reg = self.state.partition(topic_id, partition)
             if reg is None or broker_id not in reg.replicas:
-                errors[(topic_id, partition)] = Err.UNKNOWN_TOPIC_OR_PARTITION if reg is None else Err.INVALID_REQUEST
+                errors[(topic_id, partition)] = ErrorCode.unknown_topic_or_partition if reg is None else ErrorCode.invalid_request
                 continue
             change = _partitions.partition_change(self, topic_id, partition, remove=broker_id)
             if change is not None:
                 self.stage(change)
-            errors[(topic_id, partition)] = Err.NONE
-        return self.finish((Err.NONE, errors))
+            errors[(topic_id, partition)] = ErrorCode.none
+        return self.finish((ErrorCode.none, errors))
 
     def update_features(self, updates: Sequence[_features.FeatureUpdate], *, validate_only: bool = False
                         ) -> ControllerResult[_features.FeatureUpdateResult]:
@@ -410,9 +411,10 @@ class QuorumController:
     def check_broker_epoch(self, broker_id: int, broker_epoch: int) -> BrokerRegistration:
         reg = self.state.broker(broker_id)
         if reg is None:
-            raise ApiError(Err.STALE_BROKER_EPOCH, f"No broker registration found for broker {broker_id}")
+            raise ApiError(ErrorCode.stale_broker_epoch, f"No broker registration found for broker {broker_id}")
         if reg.epoch != broker_epoch:
-            raise ApiError(Err.STALE_BROKER_EPOCH, f"Expected broker epoch {reg.epoch}, but got broker epoch {broker_epoch}")
+            raise ApiError(ErrorCode.stale_broker_epoch,
+                           f"Expected broker epoch {reg.epoch}, but got broker epoch {broker_epoch}")
         return reg
 
     def unclean_enabled(self, topic_id: uuid.UUID) -> bool:

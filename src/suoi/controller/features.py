@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from suoi.controller.errors import Err
 from suoi.controller.messages import ControllerResult
 from suoi.controller.records import FeatureLevel
+from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
     from suoi.controller.controller import QuorumController
@@ -91,7 +91,7 @@ class FeatureUpdate:
 class FeatureUpdateResult:
     """One error for the whole request (Kafka answers every feature with it)."""
 
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
 
 
@@ -118,7 +118,7 @@ def update_features(controller: QuorumController, updates: Sequence[FeatureUpdat
             seen.add(u.feature)
             records.append(_check(controller, u, current.get(u.feature, 0)))
     except _Refused as exc:
-        return controller.finish(FeatureUpdateResult(Err.INVALID_UPDATE_VERSION, exc.message))
+        return controller.finish(FeatureUpdateResult(ErrorCode.invalid_update_version, exc.message))
     if not validate_only:
         for r in records:
             if current.get(r.name, 0) != r.level:

@@ -1,7 +1,7 @@
 """Requests and responses of the controller's operations, as plain frozen dataclasses.
 
 Field names follow Kafka's request/response schemas so the API layer can map them to kio
-classes field by field; error codes are `Err` values (Kafka's numbers).
+classes field by field; error codes are `ErrorCode` values (Kafka's numbers).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Generic, TypeVar
 
-from suoi.controller.errors import Err
 from suoi.controller.records import Record
+from suoi.model import ErrorCode
 
 __all__ = [
     "AlterConfigOp",
@@ -61,20 +61,20 @@ class ControllerResult(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class RegisterBrokerResult:
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
     broker_epoch: int = -1
 
 
 @dataclass(frozen=True, slots=True)
 class UnregisterBrokerResult:
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatResult:
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
     is_caught_up: bool = False
     is_fenced: bool = True
@@ -83,7 +83,7 @@ class HeartbeatResult:
 
 @dataclass(frozen=True, slots=True)
 class ProducerIdsResult:
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
     producer_id_start: int = -1
     producer_id_len: int = 0
@@ -107,7 +107,7 @@ class NewTopic:
 @dataclass(frozen=True, slots=True)
 class CreateTopicResult:
     name: str
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
     topic_id: uuid.UUID | None = None
     num_partitions: int = -1
@@ -119,7 +119,7 @@ class CreateTopicResult:
 class DeleteTopicResult:
     name: str | None
     topic_id: uuid.UUID | None
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
 
 
@@ -136,7 +136,7 @@ class NewPartitions:
 @dataclass(frozen=True, slots=True)
 class CreatePartitionsResult:
     name: str
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
 
 
@@ -177,7 +177,7 @@ class IncrementalAlterConfigsResource:
 class AlterConfigsResult:
     resource_type: int
     resource_name: str
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
 
 
@@ -188,7 +188,7 @@ class AlterConfigsResult:
 class AlterPartitionResult:
     """The partition's state after the request (or the current one, with an error)."""
 
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
     leader: int = -1
     leader_epoch: int = -1
@@ -205,7 +205,7 @@ class ElectionType(IntEnum):
 class ElectionResult:
     topic: str
     partition: int
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
 
 
@@ -218,7 +218,7 @@ class ReassignmentResult:
 
     topic: str
     partition: int
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     message: str | None = None
 
 

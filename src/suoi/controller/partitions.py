@@ -28,10 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from suoi.controller.errors import ApiError, Err
+from suoi.controller.errors import ApiError
 from suoi.controller.image import PartitionRegistration
 from suoi.controller.messages import AlterPartitionResult, ControllerResult, ElectionResult, ElectionType
 from suoi.controller.records import NO_LEADER, PartitionChange
+from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
     from suoi.controller.controller import QuorumController
@@ -149,29 +150,29 @@ def alter_partition(
         if broker_epoch != -1:
             c.check_broker_epoch(broker_id, broker_epoch)
         if c.state.topic_name(topic_id) is None:
-            raise ApiError(Err.UNKNOWN_TOPIC_ID, f"No topic with id {topic_id}.")
+            raise ApiError(ErrorCode.unknown_topic_id, f"No topic with id {topic_id}.")
         if reg is None:
-            raise ApiError(Err.UNKNOWN_TOPIC_OR_PARTITION, f"No such partition {topic_id}-{partition}.")
+            raise ApiError(ErrorCode.unknown_topic_or_partition, f"No such partition {topic_id}-{partition}.")
         if leader_epoch != reg.leader_epoch:
-            raise ApiError(Err.FENCED_LEADER_EPOCH, f"The leader epoch is {reg.leader_epoch}, not {leader_epoch}.")
+            raise ApiError(ErrorCode.fenced_leader_epoch, f"The leader epoch is {reg.leader_epoch}, not {leader_epoch}.")
         if broker_id != reg.leader:
-            raise ApiError(Err.INVALID_REQUEST, f"Broker {broker_id} is not the leader ({reg.leader}).")
+            raise ApiError(ErrorCode.invalid_request, f"Broker {broker_id} is not the leader ({reg.leader}).")
         if partition_epoch != reg.partition_epoch:
-            raise ApiError(Err.INVALID_UPDATE_VERSION,
+            raise ApiError(ErrorCode.invalid_update_version,
                            f"The partition epoch is {reg.partition_epoch}, not {partition_epoch}.")
         isr = tuple(new_isr)
         if not isr or len(set(isr)) != len(isr):
-            raise ApiError(Err.INVALID_REQUEST, f"The new ISR {list(isr)} must be non-empty and without duplicates.")
+            raise ApiError(ErrorCode.invalid_request, f"The new ISR {list(isr)} must be non-empty and without duplicates.")
         if reg.leader not in isr and not any(b in reg.isr and c.eligible(b) for b in isr):
             # suoi: a leader may leave the ISR (it found a corrupt batch in its log and steps
             # down) when an eligible in-sync replica remains to be elected; Kafka refuses it.
-            raise ApiError(Err.INVALID_REQUEST, f"The new ISR {list(isr)} does not include the leader {reg.leader}.")
+            raise ApiError(ErrorCode.invalid_request, f"The new ISR {list(isr)} does not include the leader {reg.leader}.")
         outside = [b for b in isr if b not in reg.replicas]
         if outside:
-            raise ApiError(Err.INVALID_REQUEST, f"The new ISR includes non-replicas {outside}.")
+            raise ApiError(ErrorCode.invalid_request, f"The new ISR includes non-replicas {outside}.")
         ineligible = [b for b in isr if b not in reg.isr and not c.eligible(b)]
         if ineligible:
-            raise ApiError(Err.INELIGIBLE_REPLICA,
+            raise ApiError(ErrorCode.ineligible_replica,
                            f"The new ISR includes fenced or shutting-down brokers {ineligible}.")
     except ApiError as e:
         cur = reg
@@ -188,9 +189,9 @@ def alter_partition(
         # The new ISR completed a reassignment that removes this leader (Kafka answers the same:
         # the records are written, and the old leader learns of its successor from the metadata).
         return c.finish(AlterPartitionResult(
-            Err.NEW_LEADER_ELECTED, f"The reassignment completed and elected leader {after.leader}.",
+            ErrorCode.new_leader_elected, f"The reassignment completed and elected leader {after.leader}.",
             after.leader, after.leader_epoch, after.isr, after.partition_epoch))
-    return c.finish(AlterPartitionResult(Err.NONE, None, after.leader, after.leader_epoch, after.isr,
+    return c.finish(AlterPartitionResult(ErrorCode.none, None, after.leader, after.leader_epoch, after.isr,
                                          after.partition_epoch))
 
 
@@ -206,30 +207,31 @@ def elect_leaders(
     for topic, p in partitions:
         tid = c.state.topic_id(topic)
         if tid is None:
-            results.append(ElectionResult(topic, p, Err.UNKNOWN_TOPIC_OR_PARTITION, f"No such topic as {topic}"))
+            results.append(ElectionResult(topic, p, ErrorCode.unknown_topic_or_partition, f"No such topic as {topic}"))
             continue
         reg = c.state.partition(tid, p)
         if reg is None:
-            results.append(ElectionResult(topic, p, Err.UNKNOWN_TOPIC_OR_PARTITION, f"No such partition as {topic}-{p}"))
+            results.append(ElectionResult(topic, p, ErrorCode.unknown_topic_or_partition, f"No such partition as {topic}-{p}"))
             continue
         if election_type == ElectionType.PREFERRED:
             if reg.leader == reg.preferred_leader:
                 if not everything:
-                    results.append(ElectionResult(topic, p, Err.ELECTION_NOT_NEEDED, "Leader is already the preferred leader."))
+                    results.append(ElectionResult(topic, p, ErrorCode.election_not_needed,
+                                                  "Leader is already the preferred leader."))
                 continue
             change = partition_change(c, tid, p, preferred=True)
             if change is None or change.leader != (change.replicas or reg.replicas)[0]:
-                results.append(ElectionResult(topic, p, Err.PREFERRED_LEADER_NOT_AVAILABLE,
+                results.append(ElectionResult(topic, p, ErrorCode.preferred_leader_not_available,
                                               f"The preferred leader {reg.preferred_leader} is not in the ISR or not available."))
                 continue
         else:
             if reg.leader != NO_LEADER:
                 if not everything:
-                    results.append(ElectionResult(topic, p, Err.ELECTION_NOT_NEEDED, "The partition has a leader."))
+                    results.append(ElectionResult(topic, p, ErrorCode.election_not_needed, "The partition has a leader."))
                 continue
             change = partition_change(c, tid, p, unclean=True)
             if change is None or change.leader in (None, NO_LEADER):
-                results.append(ElectionResult(topic, p, Err.ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                results.append(ElectionResult(topic, p, ErrorCode.eligible_leaders_not_available,
                                               "No replica of the partition is available."))
                 continue
         c.stage(change)

@@ -23,7 +23,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from suoi.controller.errors import ApiError, Err
+from suoi.controller.errors import ApiError
+from suoi.model import ErrorCode
 
 __all__ = ["PlacementBroker", "PlacementLoad", "place_replicas"]
 
@@ -57,9 +58,9 @@ class PlacementLoad:
 
 def replication_factor_error(rf: int, available: int) -> ApiError:
     if available == 0:
-        return ApiError(Err.INVALID_REPLICATION_FACTOR,
+        return ApiError(ErrorCode.invalid_replication_factor,
                         f"Unable to replicate the partition {rf} time(s): All brokers are currently fenced.")
-    return ApiError(Err.INVALID_REPLICATION_FACTOR,
+    return ApiError(ErrorCode.invalid_replication_factor,
                     f"Unable to replicate the partition {rf} time(s): The target replication factor of {rf} "
                     f"cannot be reached because only {available} broker(s) are registered.")
 
@@ -79,7 +80,7 @@ def place_replicas(
     are fewer usable brokers than ``replication_factor``.
     """
     if replication_factor < 1:
-        raise ApiError(Err.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.")
+        raise ApiError(ErrorCode.invalid_replication_factor, "Replication factor must be larger than 0.")
     if len(brokers) < replication_factor:
         raise replication_factor_error(replication_factor, len(brokers))
     topic = topic if topic is not None else PlacementLoad()

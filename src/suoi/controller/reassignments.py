@@ -28,12 +28,13 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from suoi.controller.errors import ApiError, Err
+from suoi.controller.errors import ApiError
 from suoi.controller.image import PartitionRegistration
 from suoi.controller.messages import ControllerResult, OngoingReassignment, ReassignmentResult
 from suoi.controller.partitions import partition_change
 from suoi.controller.records import PartitionChange
 from suoi.controller.topics import check_replica_list
+from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
     from suoi.controller.controller import QuorumController
@@ -49,10 +50,10 @@ def alter_partition_reassignments(
         try:
             tid = c.state.topic_id(topic)
             if tid is None:
-                raise ApiError(Err.UNKNOWN_TOPIC_OR_PARTITION, f"Unable to find a topic named {topic}.")
+                raise ApiError(ErrorCode.unknown_topic_or_partition, f"Unable to find a topic named {topic}.")
             reg = c.state.partition(tid, partition)
             if reg is None:
-                raise ApiError(Err.UNKNOWN_TOPIC_OR_PARTITION, f"Unable to find partition {topic}:{partition}.")
+                raise ApiError(ErrorCode.unknown_topic_or_partition, f"Unable to find partition {topic}:{partition}.")
             if target is None:
                 change = _cancel(c, topic, tid, partition, reg)
             else:
@@ -74,7 +75,7 @@ def _reassign(c: QuorumController, topic: str, tid: uuid.UUID, partition: int, r
     replicas = target + removing
     isr = [b for b in reg.isr if b in replicas]  # drops adding replicas of an earlier target
     if not isr:
-        raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+        raise ApiError(ErrorCode.invalid_replica_assignment,
                        f"Unable to reassign partition {topic}:{partition}: no replica of the new assignment "
                        "or of the original one is in sync.")
     return partition_change(c, tid, partition, replicas=replicas, isr=isr, adding=adding, removing=removing)
@@ -83,12 +84,12 @@ def _reassign(c: QuorumController, topic: str, tid: uuid.UUID, partition: int, r
 def _cancel(c: QuorumController, topic: str, tid: uuid.UUID, partition: int,
             reg: PartitionRegistration) -> PartitionChange | None:
     if not reg.is_reassigning:
-        raise ApiError(Err.NO_REASSIGNMENT_IN_PROGRESS, "No partition reassignment is in progress.")
+        raise ApiError(ErrorCode.no_reassignment_in_progress, "No partition reassignment is in progress.")
     replicas = reg.original_replicas
     isr = [b for b in reg.isr if b not in reg.adding_replicas]
     if not isr:
         if not c.unclean_enabled(tid):
-            raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+            raise ApiError(ErrorCode.invalid_replica_assignment,
                            f"Unable to revert partition assignment for {topic}:{partition} because it would "
                            "require an unclean leader election.")
         isr = [replicas[0]]

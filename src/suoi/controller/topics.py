@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from suoi.controller.errors import ApiError, Err
+from suoi.controller.errors import ApiError
 from suoi.controller.image import ConfigResourceType
 from suoi.controller.messages import (
     ControllerResult,
@@ -35,6 +35,7 @@ from suoi.controller.placement import PlacementBroker, PlacementLoad, place_repl
 from suoi.controller.records import Config, Partition, RemoveTopic, Topic
 from suoi.log.config import LogConfig
 from suoi.log.errors import InvalidConfigError
+from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
     from suoi.controller.controller import QuorumController
@@ -60,14 +61,14 @@ EXCESSIVE_BATCH_MESSAGE = "Unable to perform excessively large batch operation."
 def validate_topic_name(name: str) -> None:
     """Kafka's org.apache.kafka.common.internals.Topic.validate, with its messages."""
     if not name:
-        raise ApiError(Err.INVALID_TOPIC_EXCEPTION, "Topic name is illegal, it can't be empty")
+        raise ApiError(ErrorCode.invalid_topic_exception, "Topic name is illegal, it can't be empty")
     if name in (".", ".."):
-        raise ApiError(Err.INVALID_TOPIC_EXCEPTION, 'Topic name cannot be "." or ".."')
+        raise ApiError(ErrorCode.invalid_topic_exception, 'Topic name cannot be "." or ".."')
     if len(name) > MAX_NAME_LENGTH:
-        raise ApiError(Err.INVALID_TOPIC_EXCEPTION,
+        raise ApiError(ErrorCode.invalid_topic_exception,
                        f"Topic name is illegal, it can't be longer than {MAX_NAME_LENGTH} characters, topic name: {name}")
     if not _LEGAL.fullmatch(name):
-        raise ApiError(Err.INVALID_TOPIC_EXCEPTION,
+        raise ApiError(ErrorCode.invalid_topic_exception,
                        f'Topic name "{name}" is illegal, it contains a character other than ASCII alphanumerics, '
                        "'.', '_' and '-'")
 
@@ -84,14 +85,14 @@ def check_replica_list(c: QuorumController, replicas: Sequence[int]) -> None:
     """Kafka's validateManualPartitionAssignment: non-empty, registered brokers, no duplicates
     (also what a partition reassignment's target must pass)."""
     if not replicas:
-        raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT, "The manual partition assignment includes an empty replica list.")
+        raise ApiError(ErrorCode.invalid_replica_assignment, "The manual partition assignment includes an empty replica list.")
     seen: set[int] = set()
     for b in sorted(replicas):
         if c.state.broker(b) is None:
-            raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+            raise ApiError(ErrorCode.invalid_replica_assignment,
                            f"The manual partition assignment includes broker {b}, but no such broker is registered.")
         if b in seen:
-            raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+            raise ApiError(ErrorCode.invalid_replica_assignment,
                            f"The manual partition assignment includes the broker {b} more than once.")
         seen.add(b)
 
@@ -100,12 +101,12 @@ def _check_manual(c: QuorumController, partition: int, replicas: Sequence[int], 
     """Kafka's validateManualPartitionAssignment; returns the ISR (the eligible replicas)."""
     check_replica_list(c, replicas)
     if rf is not None and len(replicas) != rf:
-        raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+        raise ApiError(ErrorCode.invalid_replica_assignment,
                        f"The manual partition assignment includes a partition with {len(replicas)} replica(s), but "
                        f"this is inconsistent with previous partitions, which have {rf} replication(s).")
     isr = tuple(b for b in replicas if c.eligible(b))
     if not isr:
-        raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+        raise ApiError(ErrorCode.invalid_replica_assignment,
                        f"All brokers specified in the manual partition assignment for partition {partition} "
                        "are fenced or in controlled shutdown.")
     return isr
@@ -115,12 +116,12 @@ def _validate_configs(c: QuorumController, configs: Mapping[str, str | None]) ->
     out: dict[str, str] = {}
     for k, v in configs.items():
         if v is None:
-            raise ApiError(Err.INVALID_CONFIG, f"Null value not supported for topic configs: {k}")
+            raise ApiError(ErrorCode.invalid_config, f"Null value not supported for topic configs: {k}")
         out[k] = v
     try:
         LogConfig.from_topic_configs(c.config.log_config, out)
     except InvalidConfigError as e:
-        raise ApiError(Err.INVALID_CONFIG, str(e)) from None
+        raise ApiError(ErrorCode.invalid_config, str(e)) from None
     return out
 
 
@@ -138,28 +139,28 @@ def create_topics(c: QuorumController, topics: Sequence[NewTopic], validate_only
     counts = Counter(t.name for t in topics)
     results: list[CreateTopicResult] = []
     if sum(_new_partition_count(c, t) for t in topics) > MAX_PARTITIONS_PER_REQUEST:
-        return c.finish([CreateTopicResult(t.name, Err.POLICY_VIOLATION, EXCESSIVE_BATCH_MESSAGE) for t in topics])
+        return c.finish([CreateTopicResult(t.name, ErrorCode.policy_violation, EXCESSIVE_BATCH_MESSAGE) for t in topics])
     load: PlacementLoad | None = None
     unified: set[str] | None = None
     for t in topics:
         try:
             if counts[t.name] > 1:
-                raise ApiError(Err.INVALID_REQUEST, "Found multiple entries for this topic.")
+                raise ApiError(ErrorCode.invalid_request, "Found multiple entries for this topic.")
             validate_topic_name(t.name)
             if c.state.topic_id(t.name) is not None:
-                raise ApiError(Err.TOPIC_ALREADY_EXISTS, f"Topic '{t.name}' already exists.")
+                raise ApiError(ErrorCode.topic_already_exists, f"Topic '{t.name}' already exists.")
             if "." in t.name or "_" in t.name:
                 if unified is None:
                     unified = {_unify(n) for n in c.state.topic_names() if "." in n or "_" in n}
                 if _unify(t.name) in unified:
                     other = next(n for n in c.state.topic_names() if _unify(n) == _unify(t.name))
-                    raise ApiError(Err.INVALID_TOPIC_EXCEPTION, f"Topic '{t.name}' collides with existing topic: {other}")
+                    raise ApiError(ErrorCode.invalid_topic_exception, f"Topic '{t.name}' collides with existing topic: {other}")
             if t.assignments:
                 if t.replication_factor != -1:
-                    raise ApiError(Err.INVALID_REQUEST,
+                    raise ApiError(ErrorCode.invalid_request,
                                    "A manual partition assignment was specified, but replication factor was not set to -1.")
                 if t.num_partitions != -1:
-                    raise ApiError(Err.INVALID_REQUEST,
+                    raise ApiError(ErrorCode.invalid_request,
                                    "A manual partition assignment was specified, but numPartitions was not set to -1.")
                 parts: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
                 rf: int | None = None
@@ -168,14 +169,14 @@ def create_topics(c: QuorumController, topics: Sequence[NewTopic], validate_only
                     rf = len(replicas)
                     parts[p] = (tuple(replicas), isr)
                 if sorted(parts) != list(range(len(parts))):
-                    raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+                    raise ApiError(ErrorCode.invalid_replica_assignment,
                                    "partitions should be a consecutive 0-based integer sequence")
                 configs = _validate_configs(c, t.configs)
             else:
                 if t.num_partitions < -1 or t.num_partitions == 0:
-                    raise ApiError(Err.INVALID_PARTITIONS, "Number of partitions was set to an invalid non-positive value.")
+                    raise ApiError(ErrorCode.invalid_partitions, "Number of partitions was set to an invalid non-positive value.")
                 if t.replication_factor < -1 or t.replication_factor == 0:
-                    raise ApiError(Err.INVALID_REPLICATION_FACTOR,
+                    raise ApiError(ErrorCode.invalid_replication_factor,
                                    "Replication factor must be larger than 0, or -1 to use the default value.")
                 n = c.config.num_partitions if t.num_partitions == -1 else t.num_partitions
                 rf = c.config.default_replication_factor if t.replication_factor == -1 else t.replication_factor
@@ -189,7 +190,7 @@ def create_topics(c: QuorumController, topics: Sequence[NewTopic], validate_only
             continue
         rf = len(parts[0][0])
         if validate_only:
-            results.append(CreateTopicResult(t.name, Err.NONE, None, None, len(parts), rf, configs))
+            results.append(CreateTopicResult(t.name, ErrorCode.none, None, None, len(parts), rf, configs))
             continue
         tid = c.new_topic_id()
         c.stage(Topic(name=t.name, topic_id=tid))
@@ -199,7 +200,7 @@ def create_topics(c: QuorumController, topics: Sequence[NewTopic], validate_only
             c.stage(Partition(topic_id=tid, partition=p, replicas=replicas, isr=isr, leader=isr[0]))
         if unified is not None:
             unified.add(_unify(t.name))
-        results.append(CreateTopicResult(t.name, Err.NONE, None, tid, len(parts), rf, configs))
+        results.append(CreateTopicResult(t.name, ErrorCode.none, None, tid, len(parts), rf, configs))
     return c.finish(results)
 
 
@@ -211,22 +212,22 @@ def delete_topics(c: QuorumController, names: Sequence[str], topic_ids: Sequence
     id_counts = Counter(topic_ids)
     for name, tid in targets:
         if name is not None and name_counts[name] > 1 or tid is not None and id_counts[tid] > 1:
-            results.append(DeleteTopicResult(name, tid, Err.INVALID_REQUEST, "Duplicate topic in request."))
+            results.append(DeleteTopicResult(name, tid, ErrorCode.invalid_request, "Duplicate topic in request."))
             continue
         if not c.config.delete_topic_enable:
-            results.append(DeleteTopicResult(name, tid, Err.TOPIC_DELETION_DISABLED, "Topic deletion is disabled."))
+            results.append(DeleteTopicResult(name, tid, ErrorCode.topic_deletion_disabled, "Topic deletion is disabled."))
             continue
         if name is not None:
             tid = c.state.topic_id(name)
             if tid is None:
-                results.append(DeleteTopicResult(name, None, Err.UNKNOWN_TOPIC_OR_PARTITION,
+                results.append(DeleteTopicResult(name, None, ErrorCode.unknown_topic_or_partition,
                                                  "This server does not host this topic-partition."))
                 continue
         else:
             assert tid is not None
             name = c.state.topic_name(tid)
             if name is None:
-                results.append(DeleteTopicResult(None, tid, Err.UNKNOWN_TOPIC_ID, f"No topic with id {tid}."))
+                results.append(DeleteTopicResult(None, tid, ErrorCode.unknown_topic_id, f"No topic with id {tid}."))
                 continue
         c.stage(RemoveTopic(topic_id=tid))
         results.append(DeleteTopicResult(name, tid))
@@ -244,28 +245,28 @@ def create_partitions(c: QuorumController, topics: Sequence[NewPartitions], vali
     counts = Counter(t.name for t in topics)
     results: list[CreatePartitionsResult] = []
     if sum(_added_partition_count(c, t) for t in topics) > MAX_PARTITIONS_PER_REQUEST:
-        return c.finish([CreatePartitionsResult(t.name, Err.POLICY_VIOLATION, EXCESSIVE_BATCH_MESSAGE)
+        return c.finish([CreatePartitionsResult(t.name, ErrorCode.policy_violation, EXCESSIVE_BATCH_MESSAGE)
                          for t in topics])
     for t in topics:
         try:
             if counts[t.name] > 1:
-                raise ApiError(Err.INVALID_REQUEST, "Duplicate topic in request.")
+                raise ApiError(ErrorCode.invalid_request, "Duplicate topic in request.")
             tid = c.state.topic_id(t.name)
             if tid is None:
-                raise ApiError(Err.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{t.name}' does not exist.")
+                raise ApiError(ErrorCode.unknown_topic_or_partition, f"Topic '{t.name}' does not exist.")
             existing = c.state.partitions(tid)
             current = len(existing)
             if t.count == current:
-                raise ApiError(Err.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
+                raise ApiError(ErrorCode.invalid_partitions, f"Topic already has {current} partition(s).")
             if t.count < current:
-                raise ApiError(Err.INVALID_PARTITIONS,
+                raise ApiError(ErrorCode.invalid_partitions,
                                f"The topic {t.name} currently has {current} partition(s); {t.count} would not be an increase.")
             additional = t.count - current
             rf = len(existing[0].replicas)
             new: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
             if t.assignments is not None:
                 if len(t.assignments) != additional:
-                    raise ApiError(Err.INVALID_REPLICA_ASSIGNMENT,
+                    raise ApiError(ErrorCode.invalid_replica_assignment,
                                    f"Attempted to add {additional} additional partition(s), but only "
                                    f"{len(t.assignments)} assignment(s) were specified.")
                 for i, replicas in enumerate(t.assignments):

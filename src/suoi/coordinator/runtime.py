@@ -45,7 +45,7 @@ async def committed_at_once(partition: int, end_offset: int) -> int:
 class NotCoordinatorError(LogError):
     """An append to an internal partition this node does not lead (a bug guard)."""
 
-    error_code = int(ErrorCode.not_coordinator)
+    error_code = ErrorCode.not_coordinator
 
 
 # Kafka's mapping of a failed coordinator append to what the client is told

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from suoi.model import ErrorCode
+
 if TYPE_CHECKING:
     from suoi.log.batch_check import CorruptBatch
 
@@ -29,20 +31,20 @@ __all__ = [
 class LogError(Exception):
     """Base class of storage errors; ``error_code`` is the Kafka error code."""
 
-    error_code: int = -1  # UNKNOWN_SERVER_ERROR
+    error_code: ErrorCode = ErrorCode.unknown_server_error
 
 
 class OffsetOutOfRangeError(LogError):
     """Requested offset is below the log start offset or beyond the log end offset."""
 
-    error_code = 1
+    error_code = ErrorCode.offset_out_of_range
 
 
 class CorruptRecordError(LogError):
     """The next batch to serve failed its framing or CRC32C check (CORRUPT_MESSAGE); the
     ``batch`` attribute (a ``batch_check.CorruptBatch``) says where and why."""
 
-    error_code = 2
+    error_code = ErrorCode.corrupt_message
 
     def __init__(self, batch: CorruptBatch) -> None:
         super().__init__(str(batch))
@@ -50,32 +52,32 @@ class CorruptRecordError(LogError):
 
 
 class UnknownTopicOrPartitionError(LogError, KeyError):
-    error_code = 3
+    error_code = ErrorCode.unknown_topic_or_partition
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
 
 
 class InvalidTopicError(LogError, ValueError):
-    error_code = 17
+    error_code = ErrorCode.invalid_topic_exception
 
 
 class TopicExistsError(LogError):
-    error_code = 36
+    error_code = ErrorCode.topic_already_exists
 
 
 class InvalidPartitionsError(LogError, ValueError):
-    error_code = 37
+    error_code = ErrorCode.invalid_partitions
 
 
 class InvalidConfigError(LogError, ValueError):
-    error_code = 40
+    error_code = ErrorCode.invalid_config
 
 
 class KafkaStorageError(LogError, OSError):
     """The disk failed underneath us (ENOSPC, EIO...); the log was left as before."""
 
-    error_code = 56
+    error_code = ErrorCode.kafka_storage_error
 
 
 class UnexpectedAppendOffsetError(LogError):

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from suoi.log.errors import LogError
+from suoi.model import ErrorCode
 from suoi.protocol.records import BatchHeader
 
 logger = logging.getLogger("suoi.log")
@@ -39,19 +40,19 @@ _INT32_MAX = 2**31 - 1
 
 
 class OutOfOrderSequenceError(LogError):
-    error_code = 45
+    error_code = ErrorCode.out_of_order_sequence_number
 
 
 class InvalidProducerEpochError(LogError):
-    error_code = 47
+    error_code = ErrorCode.invalid_producer_epoch
 
 
 class InvalidTxnStateError(LogError):
-    error_code = 48
+    error_code = ErrorCode.invalid_txn_state
 
 
 class TransactionCoordinatorFencedError(LogError):
-    error_code = 52
+    error_code = ErrorCode.transaction_coordinator_fenced
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,18 @@
-"""Kafka error codes and the exception that carries one.
+"""Kafka error codes (the one `ErrorCode` of every package) and the exception that carries one.
 
-The codes themselves come from kio (generated from Kafka's own error table), so the
-numbers and retriable flags can never drift from what clients expect.
+`ErrorCode` is kio's enum, generated from Kafka's own error table: one member per Kafka
+error (Kafka's name in lower case, e.g. `ErrorCode.not_leader_or_follower` is
+NOT_LEADER_OR_FOLLOWER), its code as the value and `retriable` as Kafka declares it.
+Using kio's type itself (not a copy) means the codes can never drift from what clients
+expect and the API layer puts them into responses without conversion. Packages that
+must not import kio (controller, replication: sans-IO) import it from here.
 """
 
 from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
-__all__ = ["ErrorCode", "KafkaError"]
+__all__ = ["ErrorCode", "KafkaError", "NotControllerError"]
 
 
 class KafkaError(Exception):
@@ -24,3 +28,12 @@ class KafkaError(Exception):
         super().__init__(message)
         if error_code is not None:
             self.error_code = ErrorCode(error_code)
+
+
+class NotControllerError(KafkaError):
+    """This node is not (or no longer) the active controller, or none answered: NOT_CONTROLLER.
+
+    Raised by the KRaft runtime's controller channel and caught by handlers, so it lives here
+    rather than in `suoi.cluster` (handlers must not import the runtime for its types)."""
+
+    error_code = ErrorCode.not_controller

@@ -24,11 +24,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.dispatch import Parts, ProtocolViolation, dispatch
+from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import REGISTRY
 from suoi.protocol.framing import FrameDecoder, FrameError
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
+    from suoi.services import Services
 
 log = logging.getLogger("suoi.net")
 
@@ -54,8 +55,10 @@ class _Entry:
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, broker: Broker, max_request_size: int) -> None:
+    def __init__(self, broker: Services, max_request_size: int, role: ListenerRole = ListenerRole.CLIENT) -> None:
         self._broker = broker
+        #: CONTROLLER: a listener in controller.listener.names, serving only the controller's APIs
+        self.role = role
         self._decoder = FrameDecoder(max_request_size)
         self._transport: asyncio.Transport | None = None
         self._peer = "?"
@@ -122,9 +125,9 @@ class KafkaConnection(asyncio.Protocol):
     # -- request handling ---------------------------------------------------------
     def _handle(self, frame: bytes) -> None:
         try:
-            outcome = dispatch(self._broker, frame, self._peer, self)
+            outcome = dispatch(self._broker, frame, self._peer, self, role=self.role)
         except ProtocolViolation as exc:
-            log.warning("closing connection from %s: malformed request: %s", self._peer, exc)
+            log.warning("closing connection from %s: %s: %s", self._peer, exc.reason, exc)
             self._abort()
             return
         except Exception:
@@ -226,13 +229,13 @@ def _api_name(api_key: int) -> str:
     return spec.name if spec is not None else f"api key {api_key}"
 
 
-async def start_listener(broker: Broker, host: str, port: int, max_request_size: int, *,
-                         start_serving: bool = True) -> asyncio.Server:
+async def start_listener(broker: Services, host: str | None, port: int, max_request_size: int, *,
+                         start_serving: bool = True, role: ListenerRole = ListenerRole.CLIENT) -> asyncio.Server:
     """Bind a listener; port 0 picks a free port (see `server.sockets`). With
     ``start_serving=False`` the port is reserved but refuses connections until
     ``server.start_serving()``."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: KafkaConnection(broker, max_request_size), host, port, reuse_address=True, backlog=1024,
+        lambda: KafkaConnection(broker, max_request_size, role), host, port, reuse_address=True, backlog=1024,
         start_serving=start_serving,
     )

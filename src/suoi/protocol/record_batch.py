@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from crc32c import crc32c
 
+from suoi.model import ErrorCode
+
 HEADER_STRUCT = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = HEADER_STRUCT.size  # 61
 #: baseOffset + batchLength: the bytes not counted by batchLength.
@@ -57,31 +59,31 @@ _BASE_LEN = struct.Struct(">qi")
 class RecordValidationError(Exception):
     """A produced records blob was rejected; ``error_code`` is the Kafka code."""
 
-    error_code: int = 2
+    error_code: ErrorCode = ErrorCode.corrupt_message
 
 
 class CorruptRecordError(RecordValidationError):
     """Truncated data, bad CRC or an unknown magic (CORRUPT_MESSAGE)."""
 
-    error_code = 2
+    error_code = ErrorCode.corrupt_message
 
 
 class RecordTooLargeError(RecordValidationError):
     """A batch exceeds ``max.message.bytes`` (MESSAGE_TOO_LARGE)."""
 
-    error_code = 10
+    error_code = ErrorCode.message_too_large
 
 
 class UnsupportedForMessageFormatError(RecordValidationError):
     """Legacy v0/v1 message sets, which suoi does not store."""
 
-    error_code = 43
+    error_code = ErrorCode.unsupported_for_message_format
 
 
 class InvalidRecordError(RecordValidationError):
     """Structurally valid but semantically wrong batch (INVALID_RECORD)."""
 
-    error_code = 87
+    error_code = ErrorCode.invalid_record
 
 
 @dataclass(frozen=True, slots=True)

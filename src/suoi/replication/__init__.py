@@ -5,7 +5,6 @@ Not wired into the broker yet: the replica manager runtime will drive these obje
 
 from __future__ import annotations
 
-from .errors import Err
 from .follower import FollowerPartitionState
 from .partition_state import (
     UNKNOWN_OFFSET,
@@ -20,7 +19,6 @@ __all__ = [
     "UNKNOWN_OFFSET",
     "AcksAllWaiters",
     "AlterPartitionProposal",
-    "Err",
     "FollowerFetchResult",
     "FollowerPartitionState",
     "LeaderPartitionState",

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from .errors import Err
+from suoi.model import ErrorCode
 
 UNKNOWN_OFFSET = -1  # a follower's LEO before its first fetch under this leader
 
@@ -42,7 +42,7 @@ class AlterPartitionProposal:
 
 @dataclass(frozen=True, slots=True)
 class FollowerFetchResult:
-    error: Err = Err.NONE
+    error: ErrorCode = ErrorCode.none
     high_watermark: int | None = None  # the new HW if this fetch advanced it
     proposal: AlterPartitionProposal | None = None  # an ISR expansion to send
 
@@ -116,9 +116,9 @@ class LeaderPartitionState:
     def is_under_min_isr(self) -> bool:
         return len(self.isr) < self.min_insync_replicas
 
-    def can_accept_acks_all(self) -> Err:
+    def can_accept_acks_all(self) -> ErrorCode:
         """Checked before an acks=all append (Kafka's `appendRecordsToLeader`)."""
-        return Err.NOT_ENOUGH_REPLICAS if self.is_under_min_isr() else Err.NONE
+        return ErrorCode.not_enough_replicas if self.is_under_min_isr() else ErrorCode.none
 
     def acks_all_satisfied(self, required_offset: int) -> bool:
         """True once every member of the (maximal) ISR has every offset below `required_offset`.
@@ -128,9 +128,9 @@ class LeaderPartitionState:
         """
         return self.high_watermark >= required_offset
 
-    def acks_all_error(self) -> Err:
+    def acks_all_error(self) -> ErrorCode:
         """The error of a satisfied acks=all wait (Kafka's `checkEnoughReplicasReachOffset`)."""
-        return Err.NOT_ENOUGH_REPLICAS_AFTER_APPEND if self.is_under_min_isr() else Err.NONE
+        return ErrorCode.not_enough_replicas_after_append if self.is_under_min_isr() else ErrorCode.none
 
     def low_watermark(self, leader_log_start: int, alive: Collection[int]) -> int:
         """Kafka's `lowWatermarkIfLeader`: the smallest log start offset among this leader and its
@@ -159,11 +159,11 @@ class LeaderPartitionState:
         """
         state = self.followers.get(replica_id)
         if state is None:
-            return FollowerFetchResult(error=Err.NOT_LEADER_OR_FOLLOWER)
+            return FollowerFetchResult(error=ErrorCode.not_leader_or_follower)
         # `leader_leo` is the LEO seen by this fetch's log read; an append may have come since
         self.leader_leo = max(self.leader_leo, leader_leo)
         if fetch_offset < 0 or fetch_offset > self.leader_leo:
-            return FollowerFetchResult(error=Err.OFFSET_OUT_OF_RANGE)
+            return FollowerFetchResult(error=ErrorCode.offset_out_of_range)
 
         if fetch_offset >= leader_leo:
             caught_up = max(state.last_caught_up_time_ms, now_ms)
@@ -219,7 +219,7 @@ class LeaderPartitionState:
         """
         if self.pending is not proposal:
             return None
-        if error == Err.NONE:
+        if error == ErrorCode.none:
             if leader_epoch != self.leader_epoch or partition_epoch < self.partition_epoch:
                 return None  # stale; a registration will follow
             new_isr = frozenset(isr)
@@ -229,7 +229,7 @@ class LeaderPartitionState:
             self.isr = new_isr
             self.partition_epoch = partition_epoch
             return self._maybe_increment_hw(now_ms)
-        if error in (Err.OPERATION_NOT_ATTEMPTED, Err.INELIGIBLE_REPLICA):
+        if error in (ErrorCode.operation_not_attempted, ErrorCode.ineligible_replica):
             self.pending = None  # not attempted: safe to go back to the committed state
             return None
         # FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, UNKNOWN_TOPIC_OR_PARTITION and other

@@ -14,7 +14,8 @@ import heapq
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from .errors import Err
+from suoi.model import ErrorCode
+
 from .partition_state import LeaderPartitionState
 
 
@@ -45,10 +46,10 @@ class AcksAllWaiters:
         heapq.heappush(self._by_offset, (required_offset, self._seq, token))
         heapq.heappush(self._by_deadline, (deadline_ms, self._seq, token))
 
-    def check(self, high_watermark: int, isr_size: int, min_insync_replicas: int) -> list[tuple[Hashable, Err]]:
+    def check(self, high_watermark: int, isr_size: int, min_insync_replicas: int) -> list[tuple[Hashable, ErrorCode]]:
         """Complete every wait with required_offset <= high_watermark, in offset order."""
-        error = Err.NOT_ENOUGH_REPLICAS_AFTER_APPEND if isr_size < min_insync_replicas else Err.NONE
-        done: list[tuple[Hashable, Err]] = []
+        error = ErrorCode.not_enough_replicas_after_append if isr_size < min_insync_replicas else ErrorCode.none
+        done: list[tuple[Hashable, ErrorCode]] = []
         while self._by_offset and self._by_offset[0][0] <= high_watermark:
             required, _, token = heapq.heappop(self._by_offset)
             wait = self._waits.get(token)
@@ -57,18 +58,18 @@ class AcksAllWaiters:
                 done.append((token, error))
         return done
 
-    def check_state(self, state: LeaderPartitionState) -> list[tuple[Hashable, Err]]:
+    def check_state(self, state: LeaderPartitionState) -> list[tuple[Hashable, ErrorCode]]:
         return self.check(state.high_watermark, len(state.isr), state.min_insync_replicas)
 
-    def poll(self, now_ms: int) -> list[tuple[Hashable, Err]]:
+    def poll(self, now_ms: int) -> list[tuple[Hashable, ErrorCode]]:
         """Time out every wait whose deadline is <= now_ms."""
-        done: list[tuple[Hashable, Err]] = []
+        done: list[tuple[Hashable, ErrorCode]] = []
         while self._by_deadline and self._by_deadline[0][0] <= now_ms:
             deadline, _, token = heapq.heappop(self._by_deadline)
             wait = self._waits.get(token)
             if wait is not None and wait.deadline_ms == deadline:
                 del self._waits[token]
-                done.append((token, Err.REQUEST_TIMED_OUT))
+                done.append((token, ErrorCode.request_timed_out))
         return done
 
     def next_deadline(self) -> int | None:
@@ -83,7 +84,7 @@ class AcksAllWaiters:
     def cancel(self, token: Hashable) -> bool:
         return self._waits.pop(token, None) is not None
 
-    def fail_all(self, error: Err = Err.NOT_LEADER_OR_FOLLOWER) -> list[tuple[Hashable, Err]]:
+    def fail_all(self, error: ErrorCode = ErrorCode.not_leader_or_follower) -> list[tuple[Hashable, ErrorCode]]:
         """Answer every wait with `error` (e.g. this broker stopped leading the partition)."""
         done = [(token, error) for token in self._waits]
         self._waits.clear()

@@ -10,7 +10,6 @@ from typing import Any
 from suoi.controller import (
     ControllerConfig,
     CreateTopicResult,
-    Err,
     Listener,
     MetadataBuilder,
     MetadataImage,
@@ -20,6 +19,7 @@ from suoi.controller import (
     decode_batch,
     encode_batch,
 )
+from suoi.model import ErrorCode
 
 
 def incarnation(broker_id: int, n: int = 0) -> uuid.UUID:
@@ -62,7 +62,7 @@ class Harness:
     def register(self, broker_id: int, rack: str | None = None, n: int = 0):  # type: ignore[no-untyped-def]
         r = self.ctl.register_broker(broker_id, incarnation(broker_id, n),
                                      [Listener("PLAINTEXT", "localhost", 9092 + broker_id)], rack, self.now)
-        if r.response.error == Err.NONE:
+        if r.response.error == ErrorCode.none:
             self.epochs[broker_id] = r.response.broker_epoch
         return r
 
@@ -74,9 +74,9 @@ class Harness:
             now=self.now)
 
     def add_broker(self, broker_id: int, rack: str | None = None) -> None:
-        assert self.register(broker_id, rack).response.error == Err.NONE
+        assert self.register(broker_id, rack).response.error == ErrorCode.none
         r = self.heartbeat(broker_id)
-        assert r.response.error == Err.NONE and not r.response.is_fenced
+        assert r.response.error == ErrorCode.none and not r.response.is_fenced
 
     def heartbeat_all(self, *, except_: Sequence[int] = ()) -> None:
         for b, reg in self.image.brokers.items():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 
-from suoi.controller import ControllerConfig, Err, Listener, MetadataImage, QuorumController
+from suoi.controller import ControllerConfig, Listener, MetadataImage, QuorumController
 from suoi.controller.records import FenceBroker, PartitionChange, RegisterBroker, UnfenceBroker
+from suoi.model import ErrorCode
 
 from .helpers import Harness, incarnation
 
@@ -13,7 +14,7 @@ from .helpers import Harness, incarnation
 def test_registration_creates_a_fenced_broker_with_a_new_epoch() -> None:
     h = Harness()
     r = h.register(1, rack="r1")
-    assert r.response.error == Err.NONE
+    assert r.response.error == ErrorCode.none
     assert isinstance(r.records[0], RegisterBroker) and r.records[0].fenced
     assert r.offset == 0 and r.response.broker_epoch >= 0
     b = h.image.brokers[1]
@@ -47,17 +48,17 @@ def test_is_caught_up_follows_the_committed_offset() -> None:
 def test_stale_or_unknown_epoch_is_refused() -> None:
     h = Harness(1)
     r = h.heartbeat(0, epoch=h.epochs[0] - 1)
-    assert r.response.error == Err.STALE_BROKER_EPOCH and r.records == ()
+    assert r.response.error == ErrorCode.stale_broker_epoch and r.records == ()
     assert "Expected broker epoch" in (r.response.message or "")
     r = h.ctl.heartbeat(7, 1, want_fence=False, want_shutdown=False, current_metadata_offset=0, now=0)
-    assert r.response.error == Err.STALE_BROKER_EPOCH
+    assert r.response.error == ErrorCode.stale_broker_epoch
 
 
 def test_duplicate_registration_while_live_is_refused() -> None:
     h = Harness(2)
     h.create("t", 2, 2)
     r = h.ctl.register_broker(1, incarnation(1, 99), [], None, h.now)
-    assert r.response.error == Err.DUPLICATE_BROKER_REGISTRATION and r.records == ()
+    assert r.response.error == ErrorCode.duplicate_broker_registration and r.records == ()
     assert r.response.message == "Another broker is registered with that broker id."
     assert h.image.brokers[1].incarnation_id == incarnation(1)
 
@@ -66,7 +67,7 @@ def test_same_incarnation_retry_gets_a_new_epoch() -> None:
     h = Harness(1)
     old = h.epochs[0]
     r = h.register(0)
-    assert r.response.error == Err.NONE and r.response.broker_epoch > old and h.image.brokers[0].fenced
+    assert r.response.error == ErrorCode.none and r.response.broker_epoch > old and h.image.brokers[0].fenced
 
 
 def test_reregistration_after_session_expiry_moves_leadership() -> None:
@@ -76,7 +77,7 @@ def test_reregistration_after_session_expiry_moves_leadership() -> None:
     h.now = 9_500  # broker 1 crashed and restarted; its old session expired but no tick yet
     h.heartbeat(0)
     r = h.register(1, n=1)
-    assert r.response.error == Err.NONE
+    assert r.response.error == ErrorCode.none
     b1 = h.image.brokers[1]
     assert b1.fenced and b1.incarnation_id == incarnation(1, 1)
     for p in led_by_1:
@@ -89,7 +90,7 @@ def test_reregistration_of_a_fenced_broker_is_allowed_at_once() -> None:
     h = Harness(2)
     h.heartbeat(1, want_fence=True)
     assert h.image.brokers[1].fenced
-    assert h.register(1, n=1).response.error == Err.NONE
+    assert h.register(1, n=1).response.error == ErrorCode.none
 
 
 def test_session_timeout_fences_and_elects_from_the_isr() -> None:
@@ -139,7 +140,7 @@ def test_last_isr_member_stays_and_is_reelected_when_it_returns() -> None:
     assert reg.leader == -1 and reg.isr == (b,) and reg.leader_epoch == 1 and reg.partition_epoch == 1
     # it comes back: new incarnation, catches up, gets unfenced and leads again
     r = h.register(b, n=1)
-    assert r.response.error == Err.NONE
+    assert r.response.error == ErrorCode.none
     hb = h.heartbeat(b)
     assert not hb.response.is_fenced
     assert any(isinstance(x, PartitionChange) for x in hb.records)
@@ -156,7 +157,7 @@ def test_unclean_election_when_enabled_for_the_topic() -> None:
         reg = h.part(t)
         tid = h.image.topic(t).topic_id  # type: ignore[union-attr]
         assert h.ctl.alter_partition(0, h.epochs[0], tid, 0, reg.leader_epoch, reg.partition_epoch,
-                                     [0]).response.error == Err.NONE
+                                     [0]).response.error == ErrorCode.none
     h.now = 10_000
     h.heartbeat(1)
     assert h.ctl.tick(h.now).response == [0]
@@ -202,9 +203,9 @@ def test_unregister_broker() -> None:
     h = Harness(2)
     h.create("t", 2, 2)
     r = h.ctl.unregister_broker(1)
-    assert r.response.error == Err.NONE and 1 not in h.image.brokers
+    assert r.response.error == ErrorCode.none and 1 not in h.image.brokers
     assert all(reg.leader == 0 for _, _, reg in h.image.iter_partitions())
-    assert h.ctl.unregister_broker(1).response.error == Err.BROKER_ID_NOT_REGISTERED
+    assert h.ctl.unregister_broker(1).response.error == ErrorCode.broker_id_not_registered
     h.check_replay()
 
 
@@ -214,13 +215,13 @@ def test_producer_id_blocks_never_overlap_even_across_failover() -> None:
     for i in range(5):
         b = i % 2
         r = h.ctl.allocate_producer_ids(b, h.epochs[b]).response
-        assert r.error == Err.NONE and r.producer_id_len == 1000
+        assert r.error == ErrorCode.none and r.producer_id_len == 1000
         blocks.append(range(r.producer_id_start, r.producer_id_start + r.producer_id_len))
         if i == 2:
             h.restart_controller()
     ids = [x for blk in blocks for x in blk]
     assert len(ids) == len(set(ids)) and blocks[0].start == 0
-    assert h.ctl.allocate_producer_ids(0, 12345).response.error == Err.STALE_BROKER_EPOCH
+    assert h.ctl.allocate_producer_ids(0, 12345).response.error == ErrorCode.stale_broker_epoch
     h.check_replay()
 
 

@@ -21,7 +21,6 @@ from suoi.controller import (
     AlterConfigOp,
     ConfigResourceType,
     ElectionType,
-    Err,
     IncrementalAlterConfigsResource,
     MetadataDelta,
     MetadataImage,
@@ -29,6 +28,7 @@ from suoi.controller import (
     NewTopic,
     OpType,
 )
+from suoi.model import ErrorCode
 
 from .helpers import Harness
 
@@ -55,10 +55,10 @@ class Model:
         b = self.rng.randrange(BROKERS)
         n = self.incarnations.get(b, 0) + self.rng.choice([0, 1])
         r = self.h.register(b, rack=f"r{b % 3}", n=n)
-        if r.response.error == Err.NONE:
+        if r.response.error == ErrorCode.none:
             self.incarnations[b] = n
         else:
-            assert r.response.error == Err.DUPLICATE_BROKER_REGISTRATION
+            assert r.response.error == ErrorCode.duplicate_broker_registration
 
     def op_heartbeat(self) -> None:
         live = [b for b in self.h.image.brokers if b in self.h.epochs]
@@ -68,7 +68,7 @@ class Model:
         roll = self.rng.random()
         r = self.h.heartbeat(b, want_fence=roll < 0.05, want_shutdown=0.05 <= roll < 0.12,
                              epoch=self.h.epochs[b] + (1 if roll > 0.97 else 0))
-        assert r.response.error in (Err.NONE, Err.STALE_BROKER_EPOCH)
+        assert r.response.error in (ErrorCode.none, ErrorCode.stale_broker_epoch)
 
     def op_time(self) -> None:
         self.h.now += self.rng.choice([100, 400, 900, 1500])
@@ -82,12 +82,13 @@ class Model:
         name = self.rng.choice([f"t{self.names}", f"t{self.rng.randrange(max(1, self.names))}", "a.b", "a_b"])
         topic = NewTopic(name=name, num_partitions=self.rng.randint(1, 6), replication_factor=self.rng.randint(1, 3))
         r = self.h.ctl.create_topics([topic]).response[0]
-        assert r.error in (Err.NONE, Err.TOPIC_ALREADY_EXISTS, Err.INVALID_REPLICATION_FACTOR, Err.INVALID_TOPIC_EXCEPTION)
+        assert r.error in (ErrorCode.none, ErrorCode.topic_already_exists, ErrorCode.invalid_replication_factor,
+                           ErrorCode.invalid_topic_exception)
 
     def op_delete(self) -> None:
         names = list(self.h.image.topics_by_name)
         if names:
-            assert self.h.ctl.delete_topics([self.rng.choice(names)]).response[0].error == Err.NONE
+            assert self.h.ctl.delete_topics([self.rng.choice(names)]).response[0].error == ErrorCode.none
 
     def op_partitions(self) -> None:
         names = list(self.h.image.topics_by_name)
@@ -95,7 +96,7 @@ class Model:
             name = self.rng.choice(names)
             count = self.h.image.topics_by_name[name].num_partitions + self.rng.randint(0, 3)
             r = self.h.ctl.create_partitions([NewPartitions(name=name, count=count)]).response[0]
-            assert r.error in (Err.NONE, Err.INVALID_PARTITIONS, Err.INVALID_REPLICATION_FACTOR)
+            assert r.error in (ErrorCode.none, ErrorCode.invalid_partitions, ErrorCode.invalid_replication_factor)
 
     def op_alter_partition(self) -> None:
         parts = [(t, p, reg) for t, p, reg in self.h.image.iter_partitions() if reg.leader != -1]
@@ -107,9 +108,10 @@ class Model:
         stale = self.rng.random() < 0.1
         r = self.h.ctl.alter_partition(reg.leader, self.h.epochs[reg.leader], t.topic_id, p, reg.leader_epoch,
                                        reg.partition_epoch - (1 if stale else 0), isr).response
-        assert r.error in (Err.NONE, Err.INELIGIBLE_REPLICA, Err.INVALID_UPDATE_VERSION, Err.NEW_LEADER_ELECTED), r
+        assert r.error in (ErrorCode.none, ErrorCode.ineligible_replica, ErrorCode.invalid_update_version,
+                           ErrorCode.new_leader_elected), r
         if stale and reg.partition_epoch > 0:
-            assert r.error == Err.INVALID_UPDATE_VERSION
+            assert r.error == ErrorCode.invalid_update_version
 
     def op_reassign(self) -> None:
         parts = [(t.name, p, reg) for t, p, reg in self.h.image.iter_partitions()]
@@ -125,9 +127,9 @@ class Model:
         else:
             target = self.rng.sample(range(BROKERS + 1), self.rng.randint(1, 3))  # broker 5 never registers
         r = self.h.ctl.alter_partition_reassignments([(name, p, target)]).response[0]
-        assert r.error in (Err.NONE, Err.NO_REASSIGNMENT_IN_PROGRESS, Err.INVALID_REPLICA_ASSIGNMENT), r
+        assert r.error in (ErrorCode.none, ErrorCode.no_reassignment_in_progress, ErrorCode.invalid_replica_assignment), r
         if target is None:
-            assert (r.error == Err.NO_REASSIGNMENT_IN_PROGRESS) == (not reg.is_reassigning)
+            assert (r.error == ErrorCode.no_reassignment_in_progress) == (not reg.is_reassigning)
         ongoing = self.h.ctl.list_partition_reassignments().response
         assert [(x.topic, x.partition) for x in ongoing] == sorted(
             (t.name, q) for t, q, x in self.h.image.iter_partitions() if x.is_reassigning)
@@ -141,7 +143,7 @@ class Model:
         if live:
             b = self.rng.choice(live)
             r = self.h.ctl.allocate_producer_ids(b, self.h.epochs[b]).response
-            assert r.error == Err.NONE
+            assert r.error == ErrorCode.none
             block = range(r.producer_id_start, r.producer_id_start + r.producer_id_len)
             assert all(block.start >= x.stop or block.stop <= x.start for x in self.pid_blocks)
             self.pid_blocks.append(block)

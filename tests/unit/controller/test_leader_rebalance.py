@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from suoi.controller import ElectionType, Err
+from suoi.controller import ElectionType
+from suoi.model import ErrorCode
 
 from .helpers import Harness
 
@@ -63,7 +64,7 @@ def test_the_percentage_per_broker(away: int, moved: int) -> None:
     mine = sorted(p for _, p, reg in h.image.iter_partitions() if reg.replicas[0] == 0)
     assert len(mine) == 10 and all(reg.leader != 0 for _, p, reg in h.image.iter_partitions() if p in mine)
     r = h.ctl.elect_leaders(ElectionType.PREFERRED, [("t", p) for p in mine[away:]])
-    assert all(x.error == Err.NONE for x in r.response)
+    assert all(x.error == ErrorCode.none for x in r.response)
     # 10% away is not above leader.imbalance.per.broker.percentage=10; 20% is
     r = advance(h, INTERVAL)
     assert len(r.records) == moved and h.ctl.last_rebalance == [("t", p) for p in mine[:away]][:moved]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from suoi.controller import Err
+from suoi.model import ErrorCode
 
 from .helpers import Harness
 
@@ -14,12 +14,12 @@ def test_lost_replicas_leave_the_isr_and_leadership_moves() -> None:
     victim = h.part("t", 0).leader
     r = h.ctl.replicas_offline(victim, h.epochs[victim], [(tid, 0), (tid, 7)])
     error, errors = r.response
-    assert error == Err.NONE and errors == {(tid, 0): Err.NONE, (tid, 7): Err.UNKNOWN_TOPIC_OR_PARTITION}
+    assert error == ErrorCode.none and errors == {(tid, 0): ErrorCode.none, (tid, 7): ErrorCode.unknown_topic_or_partition}
     after = h.part("t", 0)
     assert victim not in after.isr and after.leader not in (victim, -1) and len(after.isr) == 2
     assert h.part("t", 1).isr == h.replayed().partition(tid, 1).isr  # untouched partition
     stale = h.ctl.replicas_offline(victim, h.epochs[victim] + 99, [(tid, 1)])
-    assert stale.response[0] == Err.STALE_BROKER_EPOCH and stale.records == ()
+    assert stale.response[0] == ErrorCode.stale_broker_epoch and stale.records == ()
     h.check_replay()
 
 
@@ -28,5 +28,5 @@ def test_a_replica_alone_in_its_isr_keeps_it() -> None:
     h.create("solo", partitions=1, rf=1)
     tid = h.image.topic("solo").topic_id  # type: ignore[union-attr]
     r = h.ctl.replicas_offline(0, h.epochs[0], [(tid, 0)])
-    assert r.response == (Err.NONE, {(tid, 0): Err.NONE}) and r.records == ()
+    assert r.response == (ErrorCode.none, {(tid, 0): ErrorCode.none}) and r.records == ()
     assert h.part("solo").isr == (0,)

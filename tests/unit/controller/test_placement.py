@@ -7,9 +7,10 @@ from collections import Counter
 
 import pytest
 
-from suoi.controller import Err, NewTopic
+from suoi.controller import NewTopic
 from suoi.controller.errors import ApiError
 from suoi.controller.placement import PlacementBroker, PlacementLoad, place_replicas
+from suoi.model import ErrorCode
 
 from .helpers import Harness
 
@@ -26,7 +27,7 @@ def test_many_topics_spread_replicas_and_leaders(brokers: int) -> None:
     for i in range(40):
         partitions, rf = rng.randint(1, 12), rng.randint(1, min(3, brokers))
         r = h.create(f"t{i}", partitions, rf)
-        assert r.error == Err.NONE, r
+        assert r.error == ErrorCode.none, r
         topic = h.image.topic(f"t{i}")
         assert topic is not None
         leaders = Counter(p.replicas[0] for p in topic.partitions.values())
@@ -47,7 +48,7 @@ def test_three_racks_of_two_brokers_rf3_puts_one_replica_per_rack() -> None:
     racks = ["a", "a", "b", "b", "c", "c"]
     h = Harness(6, racks)
     for i in range(10):
-        assert h.create(f"t{i}", 7, 3).error == Err.NONE
+        assert h.create(f"t{i}", 7, 3).error == ErrorCode.none
     for t, _, p in h.image.iter_partitions():
         assert sorted(racks[b] for b in p.replicas) == ["a", "b", "c"], (t.name, p)
     leaders = Counter(p.leader for _, _, p in h.image.iter_partitions())
@@ -65,7 +66,7 @@ def test_racks_distinct_where_possible() -> None:
 def test_not_enough_brokers_uses_kafkas_message() -> None:
     with pytest.raises(ApiError) as e:
         place_replicas([PlacementBroker(0)], 1, 3, PlacementLoad())
-    assert e.value.code == Err.INVALID_REPLICATION_FACTOR
+    assert e.value.code == ErrorCode.invalid_replication_factor
     assert e.value.message == ("Unable to replicate the partition 3 time(s): The target replication factor of 3 "
                                "cannot be reached because only 1 broker(s) are registered.")
     with pytest.raises(ApiError, match="All brokers are currently fenced"):
@@ -81,7 +82,7 @@ def test_placement_skips_fenced_and_shutting_down_brokers() -> None:
     h.ctl.tick(h.now)  # broker 3 missed its session
     assert [b.broker_id for b in h.image.unfenced_brokers()] == [0, 1]
     r = h.ctl.create_topics([NewTopic(name="x", num_partitions=8, replication_factor=2)]).response[0]
-    assert r.error == Err.NONE
+    assert r.error == ErrorCode.none
     assert {b for _, _, p in h.image.iter_partitions() for b in p.replicas} == {0, 1}
     r = h.create("y", 1, 3)
-    assert r.error == Err.INVALID_REPLICATION_FACTOR and "only 2 broker(s)" in (r.message or "")
+    assert r.error == ErrorCode.invalid_replication_factor and "only 2 broker(s)" in (r.message or "")

@@ -12,7 +12,6 @@ from suoi.controller import (
     AlterConfigOp,
     ConfigResourceType,
     ElectionType,
-    Err,
     IncrementalAlterConfigsResource,
     MetadataBuilder,
     MetadataImage,
@@ -27,6 +26,7 @@ from suoi.controller.records import (
     decode_record,
     encode_record,
 )
+from suoi.model import ErrorCode
 
 from .helpers import Harness
 
@@ -57,7 +57,7 @@ def state(h: Harness, p: int = 0) -> tuple[tuple[int, ...], tuple[int, ...], int
 def test_move_completes_when_the_adding_replica_joins_the_isr_and_elects_a_target_leader() -> None:
     h, tid = setup()
     r = reassign(h, [1, 2, 3])
-    assert r.response[0].error == Err.NONE and r.response[0].message is None
+    assert r.response[0].error == ErrorCode.none and r.response[0].message is None
     assert r.records == (PartitionChange(topic_id=tid, partition=0, replicas=(1, 2, 3, 0), adding_replicas=(3,),
                                          removing_replicas=(0,)),)
     assert state(h) == ((1, 2, 3, 0), (0, 1, 2), 0, (3,), (0,))  # ISR and leader unchanged
@@ -67,7 +67,7 @@ def test_move_completes_when_the_adding_replica_joins_the_isr_and_elects_a_targe
     assert h.image.partitions_hosted_by(3) == [("t", 0)]  # the new replica hosts it (and follows)
     # the leader reports 3 in sync: the reassignment completes, 0 leaves, 1 (first target) leads
     resp = alter_isr(h, tid, [0, 1, 2, 3])
-    assert resp.error == Err.NEW_LEADER_ELECTED
+    assert resp.error == ErrorCode.new_leader_elected
     assert state(h) == ((1, 2, 3), (1, 2, 3), 1, (), ())
     assert (resp.leader, resp.isr, resp.leader_epoch) == (1, (1, 2, 3), 1)
     assert h.image.partitions_hosted_by(0) == []
@@ -79,9 +79,9 @@ def test_completion_keeps_a_leader_that_stays() -> None:
     h, tid = setup()
     reassign(h, [0, 1, 3])
     assert state(h) == ((0, 1, 3, 2), (0, 1, 2), 0, (3,), (2,))
-    assert alter_isr(h, tid, [0, 1, 2]).error == Err.NONE  # no change
+    assert alter_isr(h, tid, [0, 1, 2]).error == ErrorCode.none  # no change
     resp = alter_isr(h, tid, [0, 1, 2, 3])
-    assert resp.error == Err.NONE and resp.isr == (0, 1, 3)
+    assert resp.error == ErrorCode.none and resp.isr == (0, 1, 3)
     assert state(h) == ((0, 1, 3), (0, 1, 3), 0, (), ())
     assert h.part("t").leader_epoch == 0
     h.check_replay()
@@ -91,9 +91,9 @@ def test_waits_for_every_adding_replica() -> None:
     h, tid = setup({0: [0]})
     reassign(h, [1, 2])
     assert state(h) == ((1, 2, 0), (0,), 0, (1, 2), (0,))
-    assert alter_isr(h, tid, [0, 1]).error == Err.NONE
+    assert alter_isr(h, tid, [0, 1]).error == ErrorCode.none
     assert state(h) == ((1, 2, 0), (0, 1), 0, (1, 2), (0,))
-    assert alter_isr(h, tid, [0, 1, 2]).error == Err.NEW_LEADER_ELECTED
+    assert alter_isr(h, tid, [0, 1, 2]).error == ErrorCode.new_leader_elected
     assert state(h) == ((1, 2), (1, 2), 1, (), ())
     h.check_replay()
 
@@ -101,12 +101,12 @@ def test_waits_for_every_adding_replica() -> None:
 def test_same_replicas_is_a_no_op_and_a_reorder_completes_at_once() -> None:
     h, tid = setup()
     r = reassign(h, [0, 1, 2])
-    assert r.response[0].error == Err.NONE and r.records == ()
+    assert r.response[0].error == ErrorCode.none and r.records == ()
     r = reassign(h, [2, 0, 1])
     assert r.records == (PartitionChange(topic_id=tid, partition=0, replicas=(2, 0, 1)),)
     assert state(h) == ((2, 0, 1), (0, 1, 2), 0, (), ())  # the leader stays; 2 is now preferred
     assert h.ctl.list_partition_reassignments(None).response == []
-    assert h.ctl.elect_leaders(ElectionType.PREFERRED, [("t", 0)]).response[0].error == Err.NONE
+    assert h.ctl.elect_leaders(ElectionType.PREFERRED, [("t", 0)]).response[0].error == ErrorCode.none
     assert h.part("t").leader == 2
     h.check_replay()
 
@@ -126,7 +126,7 @@ def test_shrinking_to_out_of_sync_replicas_waits_until_one_is_in_sync() -> None:
     reassign(h, [1, 2])
     assert state(h) == ((1, 2, 0), (0,), 0, (), (0,))  # nothing to add, but nobody in sync to hand over to
     assert h.ctl.list_partition_reassignments([("t", 0)]).response == [OngoingReassignment("t", 0, (1, 2, 0), (), (0,))]
-    assert alter_isr(h, tid, [0, 2]).error == Err.NEW_LEADER_ELECTED
+    assert alter_isr(h, tid, [0, 2]).error == ErrorCode.new_leader_elected
     assert state(h) == ((1, 2), (2,), 2, (), ())
     h.check_replay()
 
@@ -136,11 +136,11 @@ def test_cancel_restores_the_original_replicas() -> None:
     reassign(h, [3])
     assert state(h) == ((3, 2, 0, 1), (2, 0, 1), 2, (3,), (2, 0, 1))
     r = reassign(h, None)
-    assert r.response[0].error == Err.NONE
+    assert r.response[0].error == ErrorCode.none
     assert state(h) == ((2, 0, 1), (2, 0, 1), 2, (), ())  # order kept: removing replicas keep theirs
     assert h.image.partitions_hosted_by(3) == []
     r = reassign(h, None)
-    assert (r.response[0].error, r.response[0].message) == (Err.NO_REASSIGNMENT_IN_PROGRESS,
+    assert (r.response[0].error, r.response[0].message) == (ErrorCode.no_reassignment_in_progress,
                                                             "No partition reassignment is in progress.")
     assert r.records == ()
     h.check_replay()
@@ -162,13 +162,13 @@ def test_cancel_when_only_adding_replicas_are_in_sync_needs_unclean_election() -
     h.heartbeat(0, want_fence=True)  # 0 leaves the ISR; 1 (a target replica in the ISR) leads
     assert state(h) == ((1, 2, 0), (1,), 1, (1, 2), (0,))
     r = reassign(h, None)
-    assert r.response[0].error == Err.INVALID_REPLICA_ASSIGNMENT
+    assert r.response[0].error == ErrorCode.invalid_replica_assignment
     assert "unclean leader election" in (r.response[0].message or "")
     h.heartbeat(0)
     h.ctl.incremental_alter_configs([IncrementalAlterConfigsResource(
         resource_type=ConfigResourceType.TOPIC, resource_name="t",
         ops=[AlterConfigOp("unclean.leader.election.enable", OpType.SET, "true")])])
-    assert reassign(h, None).response[0].error == Err.NONE
+    assert reassign(h, None).response[0].error == ErrorCode.none
     assert state(h) == ((0,), (0,), 0, (), ())
     h.check_replay()
 
@@ -193,26 +193,26 @@ def test_reassignment_survives_a_leader_change() -> None:
     reassign(h, [1, 2, 3])
     h.heartbeat(0, want_shutdown=True)  # controlled shutdown moves the leadership to 1
     assert state(h) == ((1, 2, 3, 0), (1, 2), 1, (3,), (0,))
-    assert alter_isr(h, tid, [1, 2, 3]).error == Err.NONE
+    assert alter_isr(h, tid, [1, 2, 3]).error == ErrorCode.none
     assert state(h) == ((1, 2, 3), (1, 2, 3), 1, (), ())
     h.check_replay()
 
 
 @pytest.mark.parametrize(("entry", "code", "message"), [
-    (("nope", 0, [1]), Err.UNKNOWN_TOPIC_OR_PARTITION, "Unable to find a topic named nope."),
-    (("t", 5, [1]), Err.UNKNOWN_TOPIC_OR_PARTITION, "Unable to find partition t:5."),
-    (("t", 0, []), Err.INVALID_REPLICA_ASSIGNMENT,
+    (("nope", 0, [1]), ErrorCode.unknown_topic_or_partition, "Unable to find a topic named nope."),
+    (("t", 5, [1]), ErrorCode.unknown_topic_or_partition, "Unable to find partition t:5."),
+    (("t", 0, []), ErrorCode.invalid_replica_assignment,
      "The manual partition assignment includes an empty replica list."),
-    (("t", 0, [1, 1]), Err.INVALID_REPLICA_ASSIGNMENT,
+    (("t", 0, [1, 1]), ErrorCode.invalid_replica_assignment,
      "The manual partition assignment includes the broker 1 more than once."),
-    (("t", 0, [1, 9]), Err.INVALID_REPLICA_ASSIGNMENT,
+    (("t", 0, [1, 9]), ErrorCode.invalid_replica_assignment,
      "The manual partition assignment includes broker 9, but no such broker is registered."),
 ])
-def test_validation(entry: tuple[str, int, list[int]], code: Err, message: str) -> None:
+def test_validation(entry: tuple[str, int, list[int]], code: ErrorCode, message: str) -> None:
     h, _ = setup()
     r = h.ctl.alter_partition_reassignments([entry, ("t", 0, [0, 1, 3])])
     assert [(x.topic, x.partition, x.error, x.message) for x in r.response] == [
-        (entry[0], entry[1], code, message), ("t", 0, Err.NONE, None)]
+        (entry[0], entry[1], code, message), ("t", 0, ErrorCode.none, None)]
     assert state(h)[3:] == ((3,), (2,))  # the valid entry went through, in the same batch
     assert len(r.records) == 1
 
@@ -220,8 +220,8 @@ def test_validation(entry: tuple[str, int, list[int]], code: Err, message: str) 
 def test_a_fenced_target_broker_is_accepted() -> None:
     h, tid = setup()
     h.heartbeat(3, want_fence=True)
-    assert reassign(h, [0, 1, 3]).response[0].error == Err.NONE
-    assert alter_isr(h, tid, [0, 1, 2, 3]).error == Err.INELIGIBLE_REPLICA  # it cannot join the ISR yet
+    assert reassign(h, [0, 1, 3]).response[0].error == ErrorCode.none
+    assert alter_isr(h, tid, [0, 1, 2, 3]).error == ErrorCode.ineligible_replica  # it cannot join the ISR yet
     assert h.part("t").is_reassigning
 
 
@@ -238,17 +238,17 @@ def test_preferred_leader_during_a_reassignment_is_the_first_target_replica() ->
     h, tid = setup()
     reassign(h, [3, 1, 2])
     r = h.ctl.elect_leaders(ElectionType.PREFERRED, [("t", 0)])
-    assert r.response[0].error == Err.PREFERRED_LEADER_NOT_AVAILABLE  # 3 is not in sync yet
+    assert r.response[0].error == ErrorCode.preferred_leader_not_available  # 3 is not in sync yet
     # completing removes the leader 0; the successor is the first target replica in the ISR
-    assert alter_isr(h, tid, [0, 1, 2, 3]).error == Err.NEW_LEADER_ELECTED
+    assert alter_isr(h, tid, [0, 1, 2, 3]).error == ErrorCode.new_leader_elected
     assert state(h) == ((3, 1, 2), (1, 2, 3), 3, (), ())
-    assert h.ctl.elect_leaders(ElectionType.PREFERRED, [("t", 0)]).response[0].error == Err.ELECTION_NOT_NEEDED
+    assert h.ctl.elect_leaders(ElectionType.PREFERRED, [("t", 0)]).response[0].error == ErrorCode.election_not_needed
 
 
 def test_deleting_a_reassigning_topic() -> None:
     h, tid = setup()
     reassign(h, [3])
-    assert h.ctl.delete_topics(["t"]).response[0].error == Err.NONE
+    assert h.ctl.delete_topics(["t"]).response[0].error == ErrorCode.none
     assert h.ctl.list_partition_reassignments().response == []
     h.check_replay()
 
@@ -258,7 +258,7 @@ def test_failover_keeps_the_reassignment() -> None:
     reassign(h, [1, 2, 3])
     h.restart_controller()
     assert h.ctl.list_partition_reassignments().response == [OngoingReassignment("t", 0, (1, 2, 3, 0), (3,), (0,))]
-    assert alter_isr(h, tid, [0, 1, 2, 3]).error == Err.NEW_LEADER_ELECTED
+    assert alter_isr(h, tid, [0, 1, 2, 3]).error == ErrorCode.new_leader_elected
     h.check_replay()
 
 

@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 
-from suoi.controller import Err
 from suoi.controller.records import (
     BeginControlledShutdown,
     Config,
@@ -105,9 +104,3 @@ def test_bad_batches_are_refused(payload: bytes) -> None:
     with pytest.raises(MetadataRecordError):
         decode_batch(payload)
 
-
-def test_error_codes_match_kafka() -> None:
-    from kio.schema.errors import ErrorCode
-
-    for e in Err:
-        assert ErrorCode[e.name.lower()].value == e.value, e

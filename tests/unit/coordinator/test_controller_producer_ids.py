@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from suoi.controller.errors import Err
 from suoi.coordinator.txn.producer_ids import (
     BLOCK_SIZE,
     ControllerProducerIdManager,
@@ -39,7 +38,7 @@ class Controller:
             self.asked.append(broker_id)
             await self.gate.wait()
             r = self.h.ctl.allocate_producer_ids(broker_id, self.h.epochs[broker_id]).response
-            if r.error != Err.NONE:
+            if r.error != ErrorCode.none:
                 raise KafkaError(r.message or r.error.name, int(r.error))
             return r.producer_id_start, r.producer_id_len
 

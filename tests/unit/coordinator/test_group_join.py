@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from suoi.coordinator.group import Err, GroupConfig, PersistGroup, Protocol
+from suoi.coordinator.group import GroupConfig, PersistGroup, Protocol
+from suoi.model import ErrorCode
 
 from .group_helpers import Harness, protos
-
-
-def test_error_codes_match_kafka() -> None:
-    from kio.schema.errors import ErrorCode
-
-    for e in Err:
-        assert ErrorCode[e.name.lower()].value == e.value
 
 
 def test_first_join_gets_member_id_required_then_joins() -> None:
     h = Harness()
     t = h.join(client_id="cli")
     r = h.reply(t)
-    assert r.error_code == Err.MEMBER_ID_REQUIRED and r.member_id == "cli-1"
+    assert r.error_code == ErrorCode.member_id_required and r.member_id == "cli-1"
     assert r.generation_id == -1 and r.members == ()
     assert h.state() == "Empty"
 
@@ -44,30 +38,30 @@ def test_v0_to_v3_join_without_member_id_is_added_directly() -> None:
 
 def test_validation_errors() -> None:
     h = Harness()
-    assert h.reply(h.join(group="")).error_code == Err.INVALID_GROUP_ID
-    assert h.reply(h.join(session=5_999)).error_code == Err.INVALID_SESSION_TIMEOUT
-    assert h.reply(h.join(session=1_800_001)).error_code == Err.INVALID_SESSION_TIMEOUT
-    assert h.reply(h.join(protocol_type="")).error_code == Err.INCONSISTENT_GROUP_PROTOCOL
-    assert h.reply(h.join(protocols=())).error_code == Err.INCONSISTENT_GROUP_PROTOCOL
+    assert h.reply(h.join(group="")).error_code == ErrorCode.invalid_group_id
+    assert h.reply(h.join(session=5_999)).error_code == ErrorCode.invalid_session_timeout
+    assert h.reply(h.join(session=1_800_001)).error_code == ErrorCode.invalid_session_timeout
+    assert h.reply(h.join(protocol_type="")).error_code == ErrorCode.inconsistent_group_protocol
+    assert h.reply(h.join(protocols=())).error_code == ErrorCode.inconsistent_group_protocol
     # a member id for a group that does not exist
-    assert h.reply(h.join("ghost", group="nope")).error_code == Err.UNKNOWN_MEMBER_ID
+    assert h.reply(h.join("ghost", group="nope")).error_code == ErrorCode.unknown_member_id
     # a made-up member id for an existing group
     h.stable_group(1)
-    assert h.reply(h.join("ghost")).error_code == Err.UNKNOWN_MEMBER_ID
+    assert h.reply(h.join("ghost")).error_code == ErrorCode.unknown_member_id
 
 
 def test_custom_session_bounds() -> None:
     h = Harness(GroupConfig(min_session_timeout_ms=100, max_session_timeout_ms=200, initial_rebalance_delay_ms=0))
-    assert h.reply(h.join(session=150)).error_code == Err.MEMBER_ID_REQUIRED
-    assert h.reply(h.join(session=201)).error_code == Err.INVALID_SESSION_TIMEOUT
+    assert h.reply(h.join(session=150)).error_code == ErrorCode.member_id_required
+    assert h.reply(h.join(session=201)).error_code == ErrorCode.invalid_session_timeout
 
 
 def test_inconsistent_protocols_with_the_group() -> None:
     h = Harness()
     h.stable_group(1, protocols=protos("range", "roundrobin"))
-    assert h.reply(h.join(protocol_type="connect", protocols=protos("range"))).error_code == Err.INCONSISTENT_GROUP_PROTOCOL
-    assert h.reply(h.join(protocols=protos("sticky"))).error_code == Err.INCONSISTENT_GROUP_PROTOCOL
-    assert h.reply(h.join(protocols=protos("sticky", "roundrobin"))).error_code == Err.MEMBER_ID_REQUIRED
+    assert h.reply(h.join(protocol_type="connect", protocols=protos("range"))).error_code == ErrorCode.inconsistent_group_protocol
+    assert h.reply(h.join(protocols=protos("sticky"))).error_code == ErrorCode.inconsistent_group_protocol
+    assert h.reply(h.join(protocols=protos("sticky", "roundrobin"))).error_code == ErrorCode.member_id_required
 
 
 def test_three_members_leader_gets_members_followers_do_not() -> None:
@@ -90,7 +84,7 @@ def test_join_waits_for_all_known_members_then_completes() -> None:
     # a (the leader) rejoins: rebalance; b has not rejoined yet so a waits
     ta = h.join(a)
     assert h.state() == "PreparingRebalance" and h.reply(ta) is None
-    assert h.heartbeat(b, gen) == Err.REBALANCE_IN_PROGRESS
+    assert h.heartbeat(b, gen) == ErrorCode.rebalance_in_progress
     tb = h.join(b)  # the last one in completes the phase at once (not the initial rebalance)
     assert h.reply(ta).generation_id == h.reply(tb).generation_id == gen + 1
     assert h.state() == "CompletingRebalance"
@@ -112,7 +106,7 @@ def test_rebalance_timeout_drops_members_who_do_not_rejoin() -> None:
     assert ra.error_code == 0 and rb.error_code == 0
     assert [m.member_id for m in ra.members] == [a, b]
     assert h.grp().members.keys() == {a, b}
-    assert h.heartbeat(c, 2) == Err.UNKNOWN_MEMBER_ID
+    assert h.heartbeat(c, 2) == ErrorCode.unknown_member_id
 
 
 def test_member_joining_stable_group_triggers_rebalance_and_ids_are_kept() -> None:
@@ -121,7 +115,7 @@ def test_member_joining_stable_group_triggers_rebalance_and_ids_are_kept() -> No
     c = h.new_member(client_id="c2")
     tc = h.join(c)
     assert h.state() == "PreparingRebalance"
-    assert h.heartbeat(a, 1) == Err.REBALANCE_IN_PROGRESS
+    assert h.heartbeat(a, 1) == ErrorCode.rebalance_in_progress
     ta, tb = h.join(a), h.join(b)
     results = [h.reply(t) for t in (ta, tb, tc)]
     assert [r.member_id for r in results] == [a, b, c]
@@ -215,7 +209,7 @@ def test_group_max_size() -> None:
     h = Harness(GroupConfig(initial_rebalance_delay_ms=0, max_size=2))
     h.stable_group(2)
     t = h.join()
-    assert h.reply(t).error_code == Err.GROUP_MAX_SIZE_REACHED and h.reply(t).member_id == ""
+    assert h.reply(t).error_code == ErrorCode.group_max_size_reached and h.reply(t).member_id == ""
     assert h.state() == "Stable"
 
 
@@ -223,7 +217,7 @@ def test_pending_member_id_expires_after_session_timeout() -> None:
     h = Harness()
     a = h.new_member()
     h.advance(10_000)
-    assert h.reply(h.join(a)).error_code == Err.UNKNOWN_MEMBER_ID
+    assert h.reply(h.join(a)).error_code == ErrorCode.unknown_member_id
 
 
 def test_group_becoming_empty_bumps_generation_and_persists() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from suoi.coordinator.group import Err, GroupConfig, GroupSnapshot, LeaveMember, PersistGroup, Protocol
+from suoi.coordinator.group import GroupConfig, GroupSnapshot, LeaveMember, PersistGroup, Protocol
+from suoi.model import ErrorCode
 
 from .group_helpers import Harness, protos
 
@@ -34,9 +35,9 @@ def test_leave_unknown_member_and_unknown_group() -> None:
     h = Harness()
     h.stable_group(1)
     r = h.leave("ghost")
-    assert r.single_error() == Err.UNKNOWN_MEMBER_ID
+    assert r.single_error() == ErrorCode.unknown_member_id
     assert h.state() == "Stable"
-    assert h.leave("x", group="nope").single_error() == Err.UNKNOWN_MEMBER_ID
+    assert h.leave("x", group="nope").single_error() == ErrorCode.unknown_member_id
 
 
 def test_batched_leave_per_member_errors_and_empty() -> None:
@@ -47,7 +48,7 @@ def test_batched_leave_per_member_errors_and_empty() -> None:
         LeaveMember(member_id="wrong", group_instance_id="i2"),
         LeaveMember(member_id="ghost"),
     )
-    assert [m.error_code for m in r.members] == [0, Err.FENCED_INSTANCE_ID, Err.UNKNOWN_MEMBER_ID]
+    assert [m.error_code for m in r.members] == [0, ErrorCode.fenced_instance_id, ErrorCode.unknown_member_id]
     assert h.state() == "PreparingRebalance"
     r = h.leave(LeaveMember(member_id=ids["i2"], group_instance_id="i2"))
     assert r.members[0].error_code == 0
@@ -59,7 +60,7 @@ def test_leave_while_join_pending_answers_the_parked_join() -> None:
     a, b = h.stable_group(2)
     ta = h.join(a)  # parked, waiting for b
     h.leave(a)
-    assert h.reply(ta).error_code == Err.UNKNOWN_MEMBER_ID
+    assert h.reply(ta).error_code == ErrorCode.unknown_member_id
     tb = h.join(b)
     assert h.reply(tb).error_code == 0 and h.reply(tb).leader == b
 
@@ -68,7 +69,7 @@ def test_admin_removal_by_instance_id() -> None:
     h = Harness()
     ids = _static_stable(h, ["i1", "i2"])
     r = h.leave(LeaveMember(member_id="", group_instance_id="i2"), LeaveMember(member_id="", group_instance_id="nope"))
-    assert [m.error_code for m in r.members] == [0, Err.UNKNOWN_MEMBER_ID]
+    assert [m.error_code for m in r.members] == [0, ErrorCode.unknown_member_id]
     assert set(h.grp().members) == {ids["i1"]}
     assert h.state() == "PreparingRebalance"
 
@@ -89,11 +90,11 @@ def test_static_member_restart_without_rebalance_and_fencing() -> None:
     # the new id gets the old assignment
     assert h.reply(h.sync(r.member_id, 1, instance="i2")).assignment == b"a-i2"
     # the old id is fenced
-    assert h.heartbeat(old, 1, instance="i2") == Err.FENCED_INSTANCE_ID
-    assert h.reply(h.sync(old, 1, instance="i2")).error_code == Err.FENCED_INSTANCE_ID
-    assert h.reply(h.join(old, instance="i2")).error_code == Err.FENCED_INSTANCE_ID
-    assert h.gc.validate_offset_commit("g", old, 1, "i2", h.now) == Err.FENCED_INSTANCE_ID
-    assert h.heartbeat(r.member_id, 1, instance="i2") == Err.NONE
+    assert h.heartbeat(old, 1, instance="i2") == ErrorCode.fenced_instance_id
+    assert h.reply(h.sync(old, 1, instance="i2")).error_code == ErrorCode.fenced_instance_id
+    assert h.reply(h.join(old, instance="i2")).error_code == ErrorCode.fenced_instance_id
+    assert h.gc.validate_offset_commit("g", old, 1, "i2", h.now) == ErrorCode.fenced_instance_id
+    assert h.heartbeat(r.member_id, 1, instance="i2") == ErrorCode.none
 
 
 def test_static_leader_restart_keeps_old_leader_id_unless_skip_assignment() -> None:
@@ -125,7 +126,7 @@ def test_static_restart_during_completing_rebalance_restarts_rebalance() -> None
     old_b = h.reply(tb).member_id
     ts = h.sync(old_b, 1, instance="i2")
     tb2 = h.join(instance="i2", client_id="i2")
-    assert h.reply(ts).error_code == Err.FENCED_INSTANCE_ID
+    assert h.reply(ts).error_code == ErrorCode.fenced_instance_id
     assert h.state() == "PreparingRebalance"
     a = h.reply(ta).member_id
     ta2 = h.join(a, instance="i1")
@@ -148,11 +149,12 @@ def test_delete_groups() -> None:
     h.stable_group(1)
     h.gc.validate_offset_commit("empty", "", -1, None, h.now)
     errors, outs = h.gc.delete_groups(["g", "empty", "nope", ""])
-    assert errors == {"g": Err.NON_EMPTY_GROUP, "empty": 0, "nope": Err.GROUP_ID_NOT_FOUND, "": Err.INVALID_GROUP_ID}
+    assert errors == {"g": ErrorCode.non_empty_group, "empty": 0, "nope": ErrorCode.group_id_not_found,
+                      "": ErrorCode.invalid_group_id}
     assert outs == [PersistGroup("empty", None)]
     assert h.gc.describe("empty").state == "Dead"
-    assert h.gc.delete_groups(["empty"])[0] == {"empty": Err.GROUP_ID_NOT_FOUND}
-    assert h.gc.delete_group("g") == Err.NON_EMPTY_GROUP
+    assert h.gc.delete_groups(["empty"])[0] == {"empty": ErrorCode.group_id_not_found}
+    assert h.gc.delete_group("g") == ErrorCode.non_empty_group
 
 
 def test_empty_since_for_offset_retention() -> None:
@@ -197,7 +199,7 @@ def test_restore_from_snapshot() -> None:
     d = h2.gc.describe("g")
     assert (d.state, d.protocol_data) == ("Stable", "range")
     assert {m.member_id: m.assignment for m in d.members} == {a: f"a-{a}".encode(), b: f"a-{b}".encode()}
-    assert h2.heartbeat(a, 1) == Err.NONE
+    assert h2.heartbeat(a, 1) == ErrorCode.none
     assert h2.reply(h2.sync(b, 1)).assignment == f"a-{b}".encode()
     # fresh sessions from `now`: b is silent and expires 10 s after the load (a heartbeated)
     h2.advance(9_000)
@@ -230,7 +232,7 @@ def test_restore_over_capacity_rebalances() -> None:
     ids = [m.member_id for m in snap.members]
     t0, t1 = h2.join(ids[0]), h2.join(ids[1])
     t2 = h2.join(ids[2])
-    assert h2.reply(t2).error_code == Err.GROUP_MAX_SIZE_REACHED
+    assert h2.reply(t2).error_code == ErrorCode.group_max_size_reached
     assert h2.reply(t0).generation_id == h2.reply(t1).generation_id == 2
 
 
@@ -239,7 +241,7 @@ def test_unload_answers_parked_requests() -> None:
     a2, _ = h2.stable_group(2)
     t2 = h2.join(a2)
     h2._record(h2.gc.unload(["g"]))
-    assert h2.reply(t2).error_code == Err.NOT_COORDINATOR
+    assert h2.reply(t2).error_code == ErrorCode.not_coordinator
     assert h2.gc.group_ids() == [] and h2.gc.next_deadline() is None
 
 
@@ -248,7 +250,7 @@ def test_join_supersedes_parked_join_from_same_member() -> None:
     a, b = h.stable_group(2)
     t1 = h.join(a)
     t2 = h.join(a, protocols=(Protocol("range", b"v2"),))
-    assert h.reply(t1).error_code == Err.REBALANCE_IN_PROGRESS
+    assert h.reply(t1).error_code == ErrorCode.rebalance_in_progress
     h.join(b)
     assert h.reply(t2).error_code == 0
     assert {m.metadata for m in h.reply(t2).members} == {b"v2", b"meta-range"}

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from suoi.coordinator.group import Err, GroupConfig, GroupState, LeaveMember, Protocol, Reply
+from suoi.coordinator.group import GroupConfig, GroupState, LeaveMember, Protocol, Reply
+from suoi.model import ErrorCode
 
 from .group_helpers import GROUP, Harness
 
@@ -125,37 +126,37 @@ class Sim:
                 self._on_sync(c, o.data)
 
     def _on_join(self, c: Client, r) -> None:
-        if r.error_code == Err.NONE:
+        if r.error_code == ErrorCode.none:
             c.member_id, c.generation = r.member_id, r.generation_id
             c.is_leader = r.leader == r.member_id and not r.skip_assignment
             c.members = tuple(m.member_id for m in r.members)
             c.need_rejoin, c.synced = False, False
-        elif r.error_code == Err.MEMBER_ID_REQUIRED:
+        elif r.error_code == ErrorCode.member_id_required:
             c.member_id, c.need_rejoin = r.member_id, True
-        elif r.error_code in (Err.FENCED_INSTANCE_ID, Err.GROUP_MAX_SIZE_REACHED):
+        elif r.error_code in (ErrorCode.fenced_instance_id, ErrorCode.group_max_size_reached):
             c.alive = False
         else:
-            if r.error_code == Err.UNKNOWN_MEMBER_ID:
+            if r.error_code == ErrorCode.unknown_member_id:
                 c.member_id, c.generation = "", -1
             c.need_rejoin = True
 
     def _on_sync(self, c: Client, r) -> None:
-        if r.error_code == Err.NONE:
+        if r.error_code == ErrorCode.none:
             c.synced = True
             assert r.assignment, f"{c.member_id} synced with an empty assignment"
-        elif r.error_code == Err.FENCED_INSTANCE_ID:
+        elif r.error_code == ErrorCode.fenced_instance_id:
             c.alive = False
         else:
-            if r.error_code == Err.UNKNOWN_MEMBER_ID:
+            if r.error_code == ErrorCode.unknown_member_id:
                 c.member_id, c.generation = "", -1
             c.need_rejoin = True
 
     def _on_heartbeat(self, c: Client, err: int) -> None:
-        if err in (Err.REBALANCE_IN_PROGRESS, Err.ILLEGAL_GENERATION):
+        if err in (ErrorCode.rebalance_in_progress, ErrorCode.illegal_generation):
             c.need_rejoin = True
-        elif err == Err.UNKNOWN_MEMBER_ID:
+        elif err == ErrorCode.unknown_member_id:
             c.member_id, c.generation, c.need_rejoin = "", -1, True
-        elif err == Err.FENCED_INSTANCE_ID:
+        elif err == ErrorCode.fenced_instance_id:
             c.alive = False
 
     # ------------------------------------------------------------------ invariants

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from suoi.coordinator.group import Err, PersistGroup, Reply
+from suoi.coordinator.group import PersistGroup, Reply
+from suoi.model import ErrorCode
 
 from .group_helpers import Harness
 
@@ -42,15 +43,15 @@ def test_leader_sync_releases_parked_followers_with_their_assignments() -> None:
 
 def test_sync_errors() -> None:
     h = Harness()
-    assert h.reply(h.sync("x", 1, group="nope")).error_code == Err.UNKNOWN_MEMBER_ID
+    assert h.reply(h.sync("x", 1, group="nope")).error_code == ErrorCode.unknown_member_id
     a, b = _completing(h, 2)
-    assert h.reply(h.sync("x", 1)).error_code == Err.UNKNOWN_MEMBER_ID
-    assert h.reply(h.sync(b, 0)).error_code == Err.ILLEGAL_GENERATION
-    assert h.reply(h.sync(b, 1, protocol_type="connect")).error_code == Err.INCONSISTENT_GROUP_PROTOCOL
-    assert h.reply(h.sync(b, 1, protocol_name="roundrobin")).error_code == Err.INCONSISTENT_GROUP_PROTOCOL
+    assert h.reply(h.sync("x", 1)).error_code == ErrorCode.unknown_member_id
+    assert h.reply(h.sync(b, 0)).error_code == ErrorCode.illegal_generation
+    assert h.reply(h.sync(b, 1, protocol_type="connect")).error_code == ErrorCode.inconsistent_group_protocol
+    assert h.reply(h.sync(b, 1, protocol_name="roundrobin")).error_code == ErrorCode.inconsistent_group_protocol
     h.sync(a, 1, {a: b"", b: b""})
     h.join(a)  # leader rejoins: PreparingRebalance
-    assert h.reply(h.sync(b, 1)).error_code == Err.REBALANCE_IN_PROGRESS
+    assert h.reply(h.sync(b, 1)).error_code == ErrorCode.rebalance_in_progress
 
 
 def test_rebalance_during_completing_fails_parked_syncs() -> None:
@@ -58,28 +59,28 @@ def test_rebalance_during_completing_fails_parked_syncs() -> None:
     a, b = _completing(h, 2)
     tb = h.sync(b, 1)
     h.join(h.new_member())  # a newcomer restarts the rebalance
-    assert h.reply(tb).error_code == Err.REBALANCE_IN_PROGRESS
+    assert h.reply(tb).error_code == ErrorCode.rebalance_in_progress
     assert h.state() == "PreparingRebalance"
 
 
 def test_heartbeat_codes_per_state() -> None:
     h = Harness()
-    assert h.heartbeat("x", 0, group="nope") == Err.UNKNOWN_MEMBER_ID
+    assert h.heartbeat("x", 0, group="nope") == ErrorCode.unknown_member_id
     a = h.new_member()
     h.join(a)
     assert h.state() == "PreparingRebalance"
-    assert h.heartbeat(a, 0) == Err.REBALANCE_IN_PROGRESS
+    assert h.heartbeat(a, 0) == ErrorCode.rebalance_in_progress
     h.poll()
     assert h.state() == "CompletingRebalance"
-    assert h.heartbeat(a, 1) == Err.NONE
-    assert h.heartbeat(a, 0) == Err.ILLEGAL_GENERATION
-    assert h.heartbeat("x", 1) == Err.UNKNOWN_MEMBER_ID
+    assert h.heartbeat(a, 1) == ErrorCode.none
+    assert h.heartbeat(a, 0) == ErrorCode.illegal_generation
+    assert h.heartbeat("x", 1) == ErrorCode.unknown_member_id
     h.sync(a, 1, {a: b"x"})
-    assert h.heartbeat(a, 1) == Err.NONE
-    assert h.heartbeat(a, 2) == Err.ILLEGAL_GENERATION
+    assert h.heartbeat(a, 1) == ErrorCode.none
+    assert h.heartbeat(a, 2) == ErrorCode.illegal_generation
     h.leave(a)
     assert h.state() == "Empty"
-    assert h.heartbeat(a, 2) == Err.UNKNOWN_MEMBER_ID
+    assert h.heartbeat(a, 2) == ErrorCode.unknown_member_id
 
 
 def test_session_expiry_evicts_and_rebalances() -> None:
@@ -87,13 +88,13 @@ def test_session_expiry_evicts_and_rebalances() -> None:
     a, b = h.stable_group(2)
     for _ in range(2):
         h.advance(4_000)
-        assert h.heartbeat(a, 1) == Err.NONE  # only a heartbeats
+        assert h.heartbeat(a, 1) == ErrorCode.none  # only a heartbeats
     h.advance(1_999)
     assert h.state() == "Stable"
     h.advance(1)  # b's session (10 s) runs out
     assert b not in h.grp().members
     assert h.state() == "PreparingRebalance"
-    assert h.heartbeat(a, 1) == Err.REBALANCE_IN_PROGRESS
+    assert h.heartbeat(a, 1) == ErrorCode.rebalance_in_progress
     t = h.join(a)
     r = h.reply(t)
     assert (r.generation_id, [m.member_id for m in r.members]) == (2, [a])
@@ -126,7 +127,7 @@ def test_leader_never_syncs_members_without_sync_are_removed() -> None:
         h.heartbeat(a, 1)
     assert h.reply(tb) is None
     h.advance(5_000)  # 30 s rebalance timeout since the join completed
-    assert h.reply(tb).error_code == Err.REBALANCE_IN_PROGRESS
+    assert h.reply(tb).error_code == ErrorCode.rebalance_in_progress
     assert set(h.grp().members) == {b}
     assert h.state() == "PreparingRebalance"
     t = h.join(b)
@@ -148,24 +149,24 @@ def test_follower_that_never_syncs_in_stable_is_removed() -> None:
 def test_offset_commit_validation() -> None:
     h = Harness()
     # admin / simple consumer commit creates an Empty group
-    assert h.gc.validate_offset_commit("solo", "", -1, None, h.now) == Err.NONE
+    assert h.gc.validate_offset_commit("solo", "", -1, None, h.now) == ErrorCode.none
     assert h.state("solo") == "Empty"
-    assert h.gc.validate_offset_commit("nope", "m", 3, None, h.now) == Err.ILLEGAL_GENERATION
-    assert h.gc.validate_offset_commit("", "", -1, None, h.now) == Err.INVALID_GROUP_ID
+    assert h.gc.validate_offset_commit("nope", "m", 3, None, h.now) == ErrorCode.illegal_generation
+    assert h.gc.validate_offset_commit("", "", -1, None, h.now) == ErrorCode.invalid_group_id
 
     a, b = _completing(h, 2)
-    assert h.gc.validate_offset_commit("g", "", -1, None, h.now) == Err.UNKNOWN_MEMBER_ID
-    assert h.gc.validate_offset_commit("g", "x", 1, None, h.now) == Err.UNKNOWN_MEMBER_ID
-    assert h.gc.validate_offset_commit("g", a, 0, None, h.now) == Err.ILLEGAL_GENERATION
-    assert h.gc.validate_offset_commit("g", a, 1, None, h.now) == Err.REBALANCE_IN_PROGRESS
-    assert h.gc.validate_offset_commit("g", a, 1, None, h.now, transactional=True) == Err.NONE
+    assert h.gc.validate_offset_commit("g", "", -1, None, h.now) == ErrorCode.unknown_member_id
+    assert h.gc.validate_offset_commit("g", "x", 1, None, h.now) == ErrorCode.unknown_member_id
+    assert h.gc.validate_offset_commit("g", a, 0, None, h.now) == ErrorCode.illegal_generation
+    assert h.gc.validate_offset_commit("g", a, 1, None, h.now) == ErrorCode.rebalance_in_progress
+    assert h.gc.validate_offset_commit("g", a, 1, None, h.now, transactional=True) == ErrorCode.none
     h.sync(a, 1, {a: b"A", b: b"B"})
-    assert h.gc.validate_offset_commit("g", a, 1, None, h.now) == Err.NONE
+    assert h.gc.validate_offset_commit("g", a, 1, None, h.now) == ErrorCode.none
     # eager consumers commit in onPartitionsRevoked while the group prepares a rebalance
     h.join(h.new_member())
     assert h.state() == "PreparingRebalance"
-    assert h.gc.validate_offset_commit("g", b, 1, None, h.now) == Err.NONE
-    assert h.gc.validate_offset_fetch("g") == Err.NONE
+    assert h.gc.validate_offset_commit("g", b, 1, None, h.now) == ErrorCode.none
+    assert h.gc.validate_offset_fetch("g") == ErrorCode.none
 
 
 def test_offset_commit_refreshes_session() -> None:
@@ -173,5 +174,5 @@ def test_offset_commit_refreshes_session() -> None:
     (a,) = h.stable_group(1)
     for _ in range(5):
         h.advance(6_000)
-        assert h.gc.validate_offset_commit("g", a, 1, None, h.now) == Err.NONE
+        assert h.gc.validate_offset_commit("g", a, 1, None, h.now) == ErrorCode.none
     assert h.state() == "Stable"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from suoi.coordinator.group import Err, GroupConfig
+from suoi.coordinator.group import GroupConfig
 from suoi.coordinator.group.timers import Timers
+from suoi.model import ErrorCode
 
 from .group_helpers import Harness
 
@@ -44,7 +45,7 @@ def test_new_member_join_is_bounded_by_new_member_join_timeout() -> None:
         h.advance(5_000)
         h.heartbeat(a, 1)
         h.heartbeat(b, 1)
-    assert h.reply(tc).error_code == Err.UNKNOWN_MEMBER_ID
+    assert h.reply(tc).error_code == ErrorCode.unknown_member_id
     assert c not in h.grp().members
 
 
@@ -57,7 +58,7 @@ def test_second_sync_from_same_member_supersedes_the_first() -> None:
     h.poll()
     t1 = h.sync(b, 1)
     t2 = h.sync(b, 1)
-    assert h.reply(t1).error_code == Err.REBALANCE_IN_PROGRESS
+    assert h.reply(t1).error_code == ErrorCode.rebalance_in_progress
     h.sync(a, 1, {a: b"A", b: b"B"})
     assert h.reply(t2).assignment == b"B"
 

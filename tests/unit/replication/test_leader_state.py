@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from suoi.replication import UNKNOWN_OFFSET, AlterPartitionProposal, Err, LeaderPartitionState
+from suoi.model import ErrorCode
+from suoi.replication import UNKNOWN_OFFSET, AlterPartitionProposal, LeaderPartitionState
 
 LAG = 30000
 
@@ -11,7 +12,7 @@ def leader(isr=(1, 2, 3), replicas=(1, 2, 3), min_isr=2, leo=0, hw=0, now=0) -> 
 
 def commit(s: LeaderPartitionState, p: AlterPartitionProposal, now: int = 0) -> int | None:
     return s.on_alter_partition_response(
-        p, Err.NONE, isr=p.new_isr, leader_epoch=p.leader_epoch, partition_epoch=p.partition_epoch + 1, now_ms=now
+        p, ErrorCode.none, isr=p.new_isr, leader_epoch=p.leader_epoch, partition_epoch=p.partition_epoch + 1, now_ms=now
     )
 
 
@@ -26,7 +27,7 @@ def test_hw_advances_to_min_isr_leo_with_three_replicas() -> None:
     s = leader()
     assert s.on_leader_append(10, 1) is None
     r = s.on_follower_fetch(2, 10, 10, 2)
-    assert r.error == Err.NONE and r.high_watermark is None  # 3 still unknown
+    assert r.error == ErrorCode.none and r.high_watermark is None  # 3 still unknown
     r = s.on_follower_fetch(3, 6, 10, 3)
     assert r.high_watermark == 6
     assert s.on_follower_fetch(3, 6, 10, 4).high_watermark is None  # no LEO change
@@ -59,8 +60,8 @@ def test_hw_never_decreases_when_lagging_member_joins_registration() -> None:
 def test_unknown_replica_and_out_of_range() -> None:
     s = leader()
     s.on_leader_append(5, 0)
-    assert s.on_follower_fetch(9, 0, 5, 1).error == Err.NOT_LEADER_OR_FOLLOWER
-    assert s.on_follower_fetch(2, 6, 5, 1).error == Err.OFFSET_OUT_OF_RANGE
+    assert s.on_follower_fetch(9, 0, 5, 1).error == ErrorCode.not_leader_or_follower
+    assert s.on_follower_fetch(2, 6, 5, 1).error == ErrorCode.offset_out_of_range
     assert s.follower_state(2).log_end_offset == UNKNOWN_OFFSET
 
 
@@ -138,17 +139,17 @@ def test_alter_partition_errors() -> None:
     s.on_follower_fetch(2, 5, 5, 0)
     p = s.on_follower_fetch(3, 5, 5, 0).proposal
     assert p is not None
-    s.on_alter_partition_response(p, Err.OPERATION_NOT_ATTEMPTED)
+    s.on_alter_partition_response(p, ErrorCode.operation_not_attempted)
     assert s.pending is None and s.isr == {1, 2}
     p2 = s.on_follower_fetch(3, 5, 5, 1).proposal
     assert p2 is not None and p2 is not p
-    s.on_alter_partition_response(p, Err.NONE, isr=(1, 2, 3), leader_epoch=5, partition_epoch=11)
+    s.on_alter_partition_response(p, ErrorCode.none, isr=(1, 2, 3), leader_epoch=5, partition_epoch=11)
     assert s.pending is p2 and s.isr == {1, 2}  # response for an old proposal: ignored
-    s.on_alter_partition_response(p2, Err.INVALID_UPDATE_VERSION)
+    s.on_alter_partition_response(p2, ErrorCode.invalid_update_version)
     assert s.pending is p2  # stays pending until a new registration
     assert s.update_registration(5, 12, (1, 2, 3), (1, 2, 3), 2)
     assert s.pending is None and s.isr == {1, 2, 3}
-    s.on_alter_partition_response(p2, Err.NONE, isr=(1, 2, 3), leader_epoch=5, partition_epoch=11)
+    s.on_alter_partition_response(p2, ErrorCode.none, isr=(1, 2, 3), leader_epoch=5, partition_epoch=11)
     assert s.partition_epoch == 12
 
 
@@ -157,7 +158,7 @@ def test_stale_success_response_keeps_pending() -> None:
     s.on_leader_append(5, 0)
     p = s.maybe_shrink_isr(LAG + 1)
     assert p is not None
-    assert s.on_alter_partition_response(p, Err.NONE, isr=(1, 2), leader_epoch=4, partition_epoch=11) is None
+    assert s.on_alter_partition_response(p, ErrorCode.none, isr=(1, 2), leader_epoch=4, partition_epoch=11) is None
     assert s.pending is p
 
 
@@ -183,20 +184,20 @@ def test_registration_adds_and_removes_replicas() -> None:
 
 def test_acks_all_and_min_isr_errors() -> None:
     s = leader(min_isr=2)
-    assert s.can_accept_acks_all() == Err.NONE
+    assert s.can_accept_acks_all() == ErrorCode.none
     s.on_leader_append(10, 0)
     s.on_follower_fetch(2, 10, 10, 0)
     p = s.maybe_shrink_isr(LAG + 1)  # 3 never fetched
     assert p is not None and p.new_isr == (1, 2)
     commit(s, p)
-    assert s.can_accept_acks_all() == Err.NONE and s.acks_all_error() == Err.NONE
+    assert s.can_accept_acks_all() == ErrorCode.none and s.acks_all_error() == ErrorCode.none
     s.on_leader_append(20, LAG + 2)
     p = s.maybe_shrink_isr(3 * LAG)
     assert p is not None and p.new_isr == (1,)
-    assert s.can_accept_acks_all() == Err.NONE  # pending shrink: committed ISR still counts
+    assert s.can_accept_acks_all() == ErrorCode.none  # pending shrink: committed ISR still counts
     assert commit(s, p) == 20
-    assert s.can_accept_acks_all() == Err.NOT_ENOUGH_REPLICAS
-    assert s.acks_all_satisfied(20) and s.acks_all_error() == Err.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    assert s.can_accept_acks_all() == ErrorCode.not_enough_replicas
+    assert s.acks_all_satisfied(20) and s.acks_all_error() == ErrorCode.not_enough_replicas_after_append
 
 
 def test_equal_epoch_registration_keeps_pending_expansion() -> None:

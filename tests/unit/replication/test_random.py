@@ -15,7 +15,8 @@ import random
 
 import pytest
 
-from suoi.replication import UNKNOWN_OFFSET, AcksAllWaiters, AlterPartitionProposal, Err, LeaderPartitionState
+from suoi.model import ErrorCode
+from suoi.replication import UNKNOWN_OFFSET, AcksAllWaiters, AlterPartitionProposal, LeaderPartitionState
 
 LEADER = 1
 LAG = 1000
@@ -32,16 +33,16 @@ class Controller:
     def publish(self) -> None:
         self.registrations.append((self.leader_epoch, self.partition_epoch, self.replicas, tuple(sorted(self.isr))))
 
-    def alter(self, p: AlterPartitionProposal) -> tuple[Err, tuple[int, ...], int, int]:
+    def alter(self, p: AlterPartitionProposal) -> tuple[ErrorCode, tuple[int, ...], int, int]:
         if p.leader_epoch != self.leader_epoch:
-            return Err.FENCED_LEADER_EPOCH, (), -1, -1
+            return ErrorCode.fenced_leader_epoch, (), -1, -1
         if p.partition_epoch != self.partition_epoch:
-            return Err.INVALID_UPDATE_VERSION, (), -1, -1
+            return ErrorCode.invalid_update_version, (), -1, -1
         assert LEADER in p.new_isr
         self.isr = set(p.new_isr)
         self.partition_epoch += 1
         self.publish()
-        return Err.NONE, p.new_isr, self.leader_epoch, self.partition_epoch
+        return ErrorCode.none, p.new_isr, self.leader_epoch, self.partition_epoch
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -59,25 +60,25 @@ def test_random_replication_invariants(seed: int) -> None:
     s = LeaderPartitionState("t", 0, LEADER, 3, 9, replicas, isr, min_isr, LAG, leader_leo=leo, high_watermark=hw0, now_ms=now)
     ctl = Controller(3, 9, replicas, isr)
     alive = {r: True for r in replicas[1:]}
-    responses: list[tuple[AlterPartitionProposal, tuple[Err, tuple[int, ...], int, int]]] = []
+    responses: list[tuple[AlterPartitionProposal, tuple[ErrorCode, tuple[int, ...], int, int]]] = []
     waiters = AcksAllWaiters()
     outstanding: dict[int, int] = {}  # token -> required offset
     answered: set[int] = set()
     next_token = 0
     last_hw = s.high_watermark
 
-    def deliver(done: list[tuple[object, Err]]) -> None:
+    def deliver(done: list[tuple[object, ErrorCode]]) -> None:
         for token, err in done:
             assert isinstance(token, int) and token not in answered
             answered.add(token)
             required = outstanding.pop(token)
-            if err in (Err.NONE, Err.NOT_ENOUGH_REPLICAS_AFTER_APPEND):
+            if err in (ErrorCode.none, ErrorCode.not_enough_replicas_after_append):
                 assert s.high_watermark >= required
                 for r in s.isr - {LEADER}:
                     assert true_leo[r] >= required
-                assert (err == Err.NONE) == (len(s.isr) >= min_isr)
+                assert (err == ErrorCode.none) == (len(s.isr) >= min_isr)
             else:
-                assert err == Err.REQUEST_TIMED_OUT
+                assert err == ErrorCode.request_timed_out
 
     def send(p: AlterPartitionProposal | None) -> None:
         if p is not None:
@@ -89,10 +90,10 @@ def test_random_replication_invariants(seed: int) -> None:
         now += rng.randint(0, 300)
         action = rng.random()
         if action < 0.2:
-            if s.can_accept_acks_all() == Err.NONE or rng.random() < 0.3:
+            if s.can_accept_acks_all() == ErrorCode.none or rng.random() < 0.3:
                 leo += rng.randint(1, 5)
                 s.on_leader_append(leo, now)
-                if s.can_accept_acks_all() == Err.NONE:
+                if s.can_accept_acks_all() == ErrorCode.none:
                     waiters.register(next_token, leo, now + rng.randint(100, 5000))
                     outstanding[next_token] = leo
                     next_token += 1
@@ -100,7 +101,7 @@ def test_random_replication_invariants(seed: int) -> None:
             r = rng.choice(replicas[1:])
             if alive[r]:
                 result = s.on_follower_fetch(r, true_leo[r], leo, now)
-                assert result.error == Err.NONE
+                assert result.error == ErrorCode.none
                 send(result.proposal)
                 true_leo[r] = rng.randint(true_leo[r], leo)  # the response's records
         elif action < 0.65:

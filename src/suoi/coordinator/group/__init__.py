@@ -1,6 +1,5 @@
 """Classic consumer groups as a sans-IO state machine (see README.md)."""
 
-from .errors import Err
 from .machine import GroupStateMachine
 from .state import ClassicGroup, GroupState, Member
 from .types import (
@@ -30,7 +29,6 @@ from .types import (
 
 __all__ = [
     "ClassicGroup",
-    "Err",
     "GroupConfig",
     "GroupDescription",
     "GroupListing",

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from suoi.model import ErrorCode
+
 from .core import GroupMachineCore
-from .errors import Err
 from .state import ClassicGroup, GroupState, Member
 from .types import (
     GroupDescription,
@@ -38,48 +39,48 @@ class GroupAdmin(GroupMachineCore):
         """Kafka's ClassicGroup.validateOffsetCommit. Creates an Empty group for an
         admin/simple-consumer commit (generation < 0) to a group that does not exist."""
         if not group_id:
-            return Err.INVALID_GROUP_ID
+            return ErrorCode.invalid_group_id
         g = self._groups.get(group_id)
         if g is None:
             if generation_id >= 0 and not transactional:
-                return Err.ILLEGAL_GENERATION
+                return ErrorCode.illegal_generation
             g = self._groups[group_id] = ClassicGroup(group_id=group_id, state_timestamp_ms=now_ms)
         if g.is_(S.DEAD):
-            return Err.COORDINATOR_NOT_AVAILABLE
+            return ErrorCode.coordinator_not_available
         if generation_id < 0 and g.is_(S.EMPTY):
-            return Err.NONE
+            return ErrorCode.none
         if generation_id >= 0 or member_id or group_instance_id is not None:
             err = g.validate_member(member_id, group_instance_id)
             if err:
                 return err
             if generation_id != g.generation_id:
-                return Err.ILLEGAL_GENERATION
+                return ErrorCode.illegal_generation
         elif not transactional and not g.is_(S.EMPTY):
-            return Err.UNKNOWN_MEMBER_ID  # a member-less commit only goes to an Empty group
+            return ErrorCode.unknown_member_id  # a member-less commit only goes to an Empty group
         if not transactional and g.is_(S.COMPLETING_REBALANCE):
-            return Err.REBALANCE_IN_PROGRESS  # its assignment may be about to change
+            return ErrorCode.rebalance_in_progress  # its assignment may be about to change
         if member_id in g.members:
             self._touch(g, g.members[member_id], now_ms)
-        return Err.NONE
+        return ErrorCode.none
 
     def validate_offset_fetch(self, group_id: str) -> int:
         """Classic groups accept any OffsetFetch; unknown groups just have no offsets."""
         g = self._groups.get(group_id)
         if g is not None and g.is_(S.DEAD):
-            return Err.GROUP_ID_NOT_FOUND
-        return Err.NONE
+            return ErrorCode.group_id_not_found
+        return ErrorCode.none
 
     def delete_group(self, group_id: str) -> int:
         """Delete an Empty group; on NONE the caller appends its tombstone (and its offsets')."""
         g = self._groups.get(group_id)
         if not group_id:
-            return Err.INVALID_GROUP_ID
+            return ErrorCode.invalid_group_id
         if g is None or g.is_(S.DEAD):
-            return Err.GROUP_ID_NOT_FOUND
+            return ErrorCode.group_id_not_found
         if not g.is_(S.EMPTY):
-            return Err.NON_EMPTY_GROUP
-        self._drop_group(g, Err.COORDINATOR_NOT_AVAILABLE, [])  # an Empty group has nothing parked
-        return Err.NONE
+            return ErrorCode.non_empty_group
+        self._drop_group(g, ErrorCode.coordinator_not_available, [])  # an Empty group has nothing parked
+        return ErrorCode.none
 
     def delete_groups(self, group_ids: Iterable[str]) -> tuple[dict[str, int], list[Output]]:
         """Per-group error codes, and the `PersistGroup(group_id, None)` tombstones to append."""
@@ -87,7 +88,7 @@ class GroupAdmin(GroupMachineCore):
         out: list[Output] = []
         for gid in group_ids:
             errors[gid] = self.delete_group(gid)
-            if errors[gid] == Err.NONE:
+            if errors[gid] == ErrorCode.none:
                 out.append(PersistGroup(gid, None))
         return errors, out
 
@@ -103,11 +104,11 @@ class GroupAdmin(GroupMachineCore):
 
     def describe(self, group_id: str) -> GroupDescription:
         if not group_id:
-            return GroupDescription(group_id=group_id, error_code=Err.INVALID_GROUP_ID, state=S.DEAD.value,
+            return GroupDescription(group_id=group_id, error_code=ErrorCode.invalid_group_id, state=S.DEAD.value,
                                     protocol_type="", protocol_data="")
         g = self._groups.get(group_id)
         if g is None:
-            return GroupDescription(group_id=group_id, error_code=Err.NONE, state=S.DEAD.value,
+            return GroupDescription(group_id=group_id, error_code=ErrorCode.none, state=S.DEAD.value,
                                     protocol_type="", protocol_data="")
         stable = g.is_(S.STABLE)
         members = tuple(
@@ -123,7 +124,7 @@ class GroupAdmin(GroupMachineCore):
         )
         return GroupDescription(
             group_id=group_id,
-            error_code=Err.NONE,
+            error_code=ErrorCode.none,
             state=g.state.value,
             protocol_type=g.protocol_type or "",
             protocol_data=(g.protocol_name or "") if stable else "",
@@ -151,7 +152,7 @@ class GroupAdmin(GroupMachineCore):
         group_id = snapshot.group_id
         old = self._groups.get(group_id)
         if old is not None:
-            self._drop_group(old, Err.NOT_COORDINATOR, out)
+            self._drop_group(old, ErrorCode.not_coordinator, out)
         g = ClassicGroup(
             group_id=group_id,
             state=S.STABLE if snapshot.members else S.EMPTY,
@@ -190,5 +191,5 @@ class GroupAdmin(GroupMachineCore):
         for gid in list(self._groups) if group_ids is None else list(group_ids):
             g = self._groups.get(gid)
             if g is not None:
-                self._drop_group(g, Err.NOT_COORDINATOR, out)
+                self._drop_group(g, ErrorCode.not_coordinator, out)
         return out

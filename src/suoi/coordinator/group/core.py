@@ -16,7 +16,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Hashable
 
-from .errors import Err
+from suoi.model import ErrorCode
+
 from .state import CAN_REBALANCE, ClassicGroup, GroupState, Member
 from .timers import Timers
 from .types import (
@@ -130,7 +131,7 @@ class GroupMachineCore:
         if g.is_(S.COMPLETING_REBALANCE):
             for m in g.members.values():
                 m.assignment = b""
-            self._propagate_assignment(g, Err.REBALANCE_IN_PROGRESS, now, out)
+            self._propagate_assignment(g, ErrorCode.rebalance_in_progress, now, out)
         g.pending_sync.clear()
         self._timers.cancel(("sync", g.group_id))
         initial = g.is_(S.EMPTY)
@@ -179,11 +180,11 @@ class GroupMachineCore:
             g.pending_sync.add(m.member_id)
         self._timers.schedule(("sync", g.group_id), now + g.rebalance_timeout_ms())
 
-    def _propagate_assignment(self, g: ClassicGroup, error: Err, now: int, out: list[Output]) -> None:
+    def _propagate_assignment(self, g: ClassicGroup, error: ErrorCode, now: int, out: list[Output]) -> None:
         for m in g.members.values():
             if m.sync_token is None:
                 continue
-            result = self._sync_result(g, m) if error == Err.NONE else SyncGroupResult(error_code=error)
+            result = self._sync_result(g, m) if error == ErrorCode.none else SyncGroupResult(error_code=error)
             out.append(_sync_reply(m.sync_token, result))
             m.sync_token = None
             self._touch(g, m, now)
@@ -201,9 +202,9 @@ class GroupMachineCore:
         if member is None:
             return
         # a parked JoinGroup gets UNKNOWN_MEMBER_ID so a live client simply rejoins
-        _fail_parked(member, Err.UNKNOWN_MEMBER_ID, out, member_id="")
+        _fail_parked(member, ErrorCode.unknown_member_id, out, member_id="")
 
-    def _drop_group(self, g: ClassicGroup, error: Err, out: list[Output]) -> None:
+    def _drop_group(self, g: ClassicGroup, error: ErrorCode, out: list[Output]) -> None:
         """Remove the group and its timers; parked requests are answered with `error`."""
         gid = g.group_id
         for m in g.members.values():
@@ -220,7 +221,7 @@ class GroupMachineCore:
         self, g: ClassicGroup, member_id: str, members: tuple, *, skip_assignment: bool = False, leader: str | None = None
     ) -> JoinGroupResult:
         return JoinGroupResult(
-            error_code=Err.NONE,
+            error_code=ErrorCode.none,
             generation_id=g.generation_id,
             protocol_type=g.protocol_type,
             protocol_name=g.protocol_name,
@@ -233,7 +234,7 @@ class GroupMachineCore:
     @staticmethod
     def _sync_result(g: ClassicGroup, m: Member) -> SyncGroupResult:
         return SyncGroupResult(
-            error_code=Err.NONE, protocol_type=g.protocol_type, protocol_name=g.protocol_name, assignment=m.assignment
+            error_code=ErrorCode.none, protocol_type=g.protocol_type, protocol_name=g.protocol_name, assignment=m.assignment
         )
 
     @staticmethod
@@ -257,7 +258,7 @@ def _sync_reply(token: Hashable, result: SyncGroupResult) -> Reply:
     return Reply(token, "SyncGroup", result)
 
 
-def _fail_parked(member: Member, error: Err, out: list[Output], *, member_id: str) -> None:
+def _fail_parked(member: Member, error: ErrorCode, out: list[Output], *, member_id: str) -> None:
     """Answer the member's parked JoinGroup (with `member_id`) and SyncGroup with `error`."""
     if member.join_token is not None:
         out.append(_join_reply(member.join_token, JoinGroupResult(error_code=error, member_id=member_id)))

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from suoi.model import ErrorCode
+
 from .core import GroupMachineCore, _fail_parked, _join_reply
-from .errors import Err
 from .state import ClassicGroup, GroupState, Member
 from .types import (
     JoinGroupRequest,
@@ -30,21 +31,21 @@ class MembershipEvents(GroupMachineCore):
         out: list[Output] = []
         cfg = self.config
         if not req.group_id:
-            return [_join_error(req, Err.INVALID_GROUP_ID)]
+            return [_join_error(req, ErrorCode.invalid_group_id)]
         if not cfg.min_session_timeout_ms <= req.session_timeout_ms <= cfg.max_session_timeout_ms:
-            return [_join_error(req, Err.INVALID_SESSION_TIMEOUT)]
+            return [_join_error(req, ErrorCode.invalid_session_timeout)]
         unknown = req.member_id == ""
         g = self._groups.get(req.group_id)
         if g is None:
             if not unknown:
-                return [_join_error(req, Err.UNKNOWN_MEMBER_ID)]
+                return [_join_error(req, ErrorCode.unknown_member_id)]
             g = self._groups[req.group_id] = ClassicGroup(group_id=req.group_id, state_timestamp_ms=now_ms)
 
         if not self._accept_joining_member(g, req):
             if req.member_id in g.members:
                 self._remove_member(g, req.member_id, out)
             g.pending_members.discard(req.member_id)
-            out.append(_join_error(req, Err.GROUP_MAX_SIZE_REACHED, member_id=""))
+            out.append(_join_error(req, ErrorCode.group_max_size_reached, member_id=""))
             self._maybe_complete_join_phase(g, now_ms, out)
         elif unknown:
             self._join_new_member(g, req, now_ms, out)
@@ -66,10 +67,10 @@ class MembershipEvents(GroupMachineCore):
 
     def _join_new_member(self, g: ClassicGroup, req: JoinGroupRequest, now: int, out: list[Output]) -> None:
         if g.is_(S.DEAD):
-            out.append(_join_error(req, Err.COORDINATOR_NOT_AVAILABLE, member_id=""))
+            out.append(_join_error(req, ErrorCode.coordinator_not_available, member_id=""))
             return
         if not g.supports_protocols(req.protocol_type, req.protocols):
-            out.append(_join_error(req, Err.INCONSISTENT_GROUP_PROTOCOL, member_id=""))
+            out.append(_join_error(req, ErrorCode.inconsistent_group_protocol, member_id=""))
             return
         iid = req.group_instance_id
         new_id = self._new_member_id(iid if iid is not None else req.client_id)
@@ -82,17 +83,17 @@ class MembershipEvents(GroupMachineCore):
         elif req.require_known_member_id:
             g.pending_members.add(new_id)
             self._timers.schedule(("pending", g.group_id, new_id), now + req.session_timeout_ms)
-            out.append(_join_error(req, Err.MEMBER_ID_REQUIRED, member_id=new_id))
+            out.append(_join_error(req, ErrorCode.member_id_required, member_id=new_id))
         else:
             self._add_member_and_rebalance(g, req, new_id, now, out)
 
     def _join_existing_member(self, g: ClassicGroup, req: JoinGroupRequest, now: int, out: list[Output]) -> None:
         mid = req.member_id
         if g.is_(S.DEAD):
-            out.append(_join_error(req, Err.COORDINATOR_NOT_AVAILABLE))
+            out.append(_join_error(req, ErrorCode.coordinator_not_available))
             return
         if not g.supports_protocols(req.protocol_type, req.protocols):
-            out.append(_join_error(req, Err.INCONSISTENT_GROUP_PROTOCOL))
+            out.append(_join_error(req, ErrorCode.inconsistent_group_protocol))
             return
         if mid in g.pending_members and req.group_instance_id is None:
             self._timers.cancel(("pending", g.group_id, mid))
@@ -123,7 +124,7 @@ class MembershipEvents(GroupMachineCore):
             else:
                 out.append(_join_reply(req.token, self._join_result(g, mid, ())))
         else:
-            out.append(_join_error(req, Err.UNKNOWN_MEMBER_ID))
+            out.append(_join_error(req, ErrorCode.unknown_member_id))
 
     def _add_member_and_rebalance(self, g: ClassicGroup, req: JoinGroupRequest, mid: str, now: int, out: list[Output]) -> None:
         member = Member(
@@ -148,7 +149,7 @@ class MembershipEvents(GroupMachineCore):
     def _update_member(self, g: ClassicGroup, member: Member, req: JoinGroupRequest, out: list[Output]) -> None:
         if member.join_token is not None and member.join_token != req.token:
             # superseded by this JoinGroup; answer it rather than leave it hanging
-            superseded = JoinGroupResult(error_code=Err.REBALANCE_IN_PROGRESS, member_id=member.member_id)
+            superseded = JoinGroupResult(error_code=ErrorCode.rebalance_in_progress, member_id=member.member_id)
             out.append(_join_reply(member.join_token, superseded))
         member.protocols = tuple(req.protocols)
         member.rebalance_timeout_ms = _rebalance_timeout(req)
@@ -163,7 +164,7 @@ class MembershipEvents(GroupMachineCore):
         assert iid is not None
         old_leader = g.leader_id
         member = g.members[old_id]
-        _fail_parked(member, Err.FENCED_INSTANCE_ID, out, member_id=old_id)
+        _fail_parked(member, ErrorCode.fenced_instance_id, out, member_id=old_id)
         self._timers.cancel(("hb", g.group_id, old_id))
         g.replace_static_member(iid, old_id, new_id)
         self._timers.schedule(("hb", g.group_id, new_id), now + req.session_timeout_ms)
@@ -196,18 +197,18 @@ class MembershipEvents(GroupMachineCore):
         out: list[Output] = []
         g = self._groups.get(req.group_id)
         if g is None:
-            return [_leave_reply(req.token, LeaveGroupResult(error_code=Err.UNKNOWN_MEMBER_ID))]
+            return [_leave_reply(req.token, LeaveGroupResult(error_code=ErrorCode.unknown_member_id))]
         if g.is_(S.DEAD):
-            return [_leave_reply(req.token, LeaveGroupResult(error_code=Err.COORDINATOR_NOT_AVAILABLE))]
+            return [_leave_reply(req.token, LeaveGroupResult(error_code=ErrorCode.coordinator_not_available))]
         results: list[LeaveMemberResult] = []
         left = False
         for who in req.members:
-            err = Err.NONE
+            err = ErrorCode.none
             if who.member_id in ADMIN_LEAVE_MEMBER_IDS:
                 # admin removal by group instance id (removeMembersFromConsumerGroup)
                 target = g.static_members.get(who.group_instance_id) if who.group_instance_id is not None else None
                 if target is None:
-                    err = Err.UNKNOWN_MEMBER_ID
+                    err = ErrorCode.unknown_member_id
                 else:
                     self._remove_member(g, target, out)
             elif who.member_id in g.pending_members:
@@ -217,14 +218,14 @@ class MembershipEvents(GroupMachineCore):
                 err = g.validate_member(who.member_id, who.group_instance_id)
                 if not err:
                     self._remove_member(g, who.member_id, out)
-            left = left or err == Err.NONE
+            left = left or err == ErrorCode.none
             results.append(LeaveMemberResult(member_id=who.member_id, group_instance_id=who.group_instance_id, error_code=err))
         if left:
             if g.is_(S.STABLE, S.COMPLETING_REBALANCE):
                 self._maybe_prepare_rebalance_or_complete_join(g, now_ms, out)
             elif g.is_(S.PREPARING_REBALANCE):
                 self._maybe_complete_join_phase(g, now_ms, out)
-        out.append(_leave_reply(req.token, LeaveGroupResult(error_code=Err.NONE, members=tuple(results))))
+        out.append(_leave_reply(req.token, LeaveGroupResult(error_code=ErrorCode.none, members=tuple(results))))
         return out
 
 
@@ -232,7 +233,7 @@ def _rebalance_timeout(req: JoinGroupRequest) -> int:
     return req.rebalance_timeout_ms if req.rebalance_timeout_ms >= 0 else req.session_timeout_ms
 
 
-def _join_error(req: JoinGroupRequest, err: Err, *, member_id: str | None = None) -> Reply:
+def _join_error(req: JoinGroupRequest, err: ErrorCode, *, member_id: str | None = None) -> Reply:
     return _join_reply(req.token, JoinGroupResult(error_code=err, member_id=req.member_id if member_id is None else member_id))
 
 

@@ -11,7 +11,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .errors import Err
+from suoi.model import ErrorCode
+
 from .types import JoinMember, MemberSnapshot, Protocol
 
 
@@ -148,17 +149,17 @@ class ClassicGroup:
         best = max(votes.values())
         return next(name for name, n in votes.items() if n == best)
 
-    def validate_member(self, member_id: str, group_instance_id: str | None) -> Err:
+    def validate_member(self, member_id: str, group_instance_id: str | None) -> ErrorCode:
         """Kafka's ClassicGroup.validateMember: static identity first, then membership."""
         if group_instance_id is not None:
             current = self.static_members.get(group_instance_id)
             if current is None:
-                return Err.UNKNOWN_MEMBER_ID
+                return ErrorCode.unknown_member_id
             if current != member_id:
-                return Err.FENCED_INSTANCE_ID
+                return ErrorCode.fenced_instance_id
         if member_id not in self.members:
-            return Err.UNKNOWN_MEMBER_ID
-        return Err.NONE
+            return ErrorCode.unknown_member_id
+        return ErrorCode.none
 
     def join_members(self) -> tuple[JoinMember, ...]:
         """The member list a leader's JoinGroup response carries."""

@@ -1,6 +1,6 @@
 """Producer ids and the transaction coordinator state machine (see README.md)."""
 
-from .errors import PRODUCER_FENCED_SINCE, Err, for_version
+from .errors import PRODUCER_FENCED_SINCE, for_version
 from .machine import DEFAULT_TXN_PARTITIONS, TRANSACTION_STATE_TOPIC, TxnStateMachine, txn_partition_for
 from .state import IllegalTransition, TxnMetadata, TxnState, is_epoch_exhausted
 from .types import (
@@ -40,7 +40,6 @@ __all__ = [
     "AddPartitionsResult",
     "EndTxnRequest",
     "EndTxnResult",
-    "Err",
     "IllegalTransition",
     "InitProducerIdRequest",
     "InitProducerIdResult",

@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 
 from suoi.coordinator.records import partition_for
+from suoi.model import ErrorCode
 from suoi.model.types import TopicPartition
 
 from ..group.timers import Timers
-from .errors import Err
 from .state import COMPLETED, PREPARING, TxnMetadata, TxnState, is_epoch_exhausted
 from .types import (
     MAX_PRODUCER_EPOCH,
@@ -108,14 +108,14 @@ class TxnStateMachine:
         tid = req.transactional_id
         if tid is None:
             # an idempotent producer: blindly a new id, nothing kept (Kafka does the same)
-            return [_init_reply(req.token, Err.NONE, self._allocate(), 0)]
+            return [_init_reply(req.token, ErrorCode.none, self._allocate(), 0)]
         if tid == "":
-            return [_init_reply(req.token, Err.INVALID_REQUEST)]
+            return [_init_reply(req.token, ErrorCode.invalid_request)]
         if not 0 < req.transaction_timeout_ms <= self.config.max_timeout_ms:
-            return [_init_reply(req.token, Err.INVALID_TRANSACTION_TIMEOUT)]
+            return [_init_reply(req.token, ErrorCode.invalid_transaction_timeout)]
         no_pid, no_epoch = req.producer_id == NO_PRODUCER_ID, req.producer_epoch == NO_PRODUCER_EPOCH
         if no_pid != no_epoch:
-            return [_init_reply(req.token, Err.INVALID_REQUEST)]
+            return [_init_reply(req.token, ErrorCode.invalid_request)]
         expected = None if no_pid else (req.producer_id, req.producer_epoch)
 
         m = self._txns.get(tid)
@@ -126,21 +126,21 @@ class TxnStateMachine:
         out: list[Output] = []
 
         if expected is not None and not self._valid_expected_producer(m, *expected):
-            out.append(_init_reply(req.token, Err.PRODUCER_FENCED))
+            out.append(_init_reply(req.token, ErrorCode.producer_fenced))
         elif m.state in PREPARING:
-            out.append(_init_reply(req.token, Err.CONCURRENT_TRANSACTIONS))
+            out.append(_init_reply(req.token, ErrorCode.concurrent_transactions))
         elif m.state is S.ONGOING:
             # Fence the current producer and abort its transaction; the new epoch is never
             # returned: the client retries on CONCURRENT_TRANSACTIONS and bumps again then.
             self._fence_and_abort(m, now_ms, out)
-            out.insert(1, _init_reply(req.token, Err.CONCURRENT_TRANSACTIONS))  # after the PersistTxn
+            out.insert(1, _init_reply(req.token, ErrorCode.concurrent_transactions))  # after the PersistTxn
         elif m.state in COMPLETED:
             err = self._bump_epoch_or_rotate(m, req.transaction_timeout_ms, expected, now_ms)
             if err:
                 out.append(_init_reply(req.token, err))
             else:
                 self._persist(m, out)
-                out.append(_init_reply(req.token, Err.NONE, m.producer_id, m.producer_epoch))
+                out.append(_init_reply(req.token, ErrorCode.none, m.producer_id, m.producer_epoch))
         else:  # Dead / PrepareEpochFence are never at rest
             raise AssertionError(f"{tid} found in state {m.state.value}")
         return out
@@ -157,7 +157,7 @@ class TxnStateMachine:
 
     def _bump_epoch_or_rotate(
         self, m: TxnMetadata, timeout_ms: int, expected: tuple[int, int] | None, now: int
-    ) -> Err:
+    ) -> ErrorCode:
         if is_epoch_exhausted(m.producer_epoch) and (expected is None or expected[1] == m.producer_epoch):
             new_pid, new_epoch = self._allocate(), 0
             new_last_epoch = m.producer_epoch if expected is not None else NO_PRODUCER_EPOCH
@@ -170,7 +170,7 @@ class TxnStateMachine:
             # a retry of a bump whose response was lost: the same answer again
             new_pid, new_epoch, new_last_epoch = m.producer_id, m.producer_epoch, m.last_producer_epoch
         else:
-            return Err.PRODUCER_FENCED
+            return ErrorCode.producer_fenced
         m.transition(S.EMPTY)
         m.last_producer_id = m.producer_id
         m.producer_id, m.producer_epoch, m.last_producer_epoch = new_pid, new_epoch, new_last_epoch
@@ -179,7 +179,7 @@ class TxnStateMachine:
         m.txn_start_ms = -1
         m.last_update_ms = now
         self._timers.schedule(("expire", m.transactional_id), now + self.config.id_expiration_ms)
-        return Err.NONE
+        return ErrorCode.none
 
     # ==================================================================== AddPartitions/Offsets
 
@@ -200,19 +200,19 @@ class TxnStateMachine:
     ) -> tuple[int, list[Output]]:
         out: list[Output] = []
         if not tid:
-            return Err.INVALID_REQUEST, out
+            return ErrorCode.invalid_request, out
         m = self._txns.get(tid)
         if m is None or m.producer_id != pid:
-            return Err.INVALID_PRODUCER_ID_MAPPING, out
+            return ErrorCode.invalid_producer_id_mapping, out
         if m.producer_epoch != epoch:
-            return Err.PRODUCER_FENCED, out
+            return ErrorCode.producer_fenced, out
         if m.state in PREPARING:
-            return Err.CONCURRENT_TRANSACTIONS, out
+            return ErrorCode.concurrent_transactions, out
         new = set(partitions) - m.partitions
         if not new:
             # Ongoing and nothing new: Kafka's shortcut. (No partitions at all while no
             # transaction is open is a no-op here; Kafka would open an empty Ongoing one.)
-            return Err.NONE, out
+            return ErrorCode.none, out
         if m.state in COMPLETED:
             m.txn_start_ms = now
             self._timers.cancel(("expire", tid))
@@ -221,7 +221,7 @@ class TxnStateMachine:
         m.partitions |= new
         m.last_update_ms = now
         self._persist(m, out)
-        return Err.NONE, out
+        return ErrorCode.none, out
 
     # =================================================================================== EndTxn
 
@@ -232,29 +232,29 @@ class TxnStateMachine:
         out.insert(1 if out else 0, reply)  # after the PersistTxn, before the WriteMarkers
         return out
 
-    def _end(self, req: EndTxnRequest, now: int, out: list[Output]) -> Err:
+    def _end(self, req: EndTxnRequest, now: int, out: list[Output]) -> ErrorCode:
         if not req.transactional_id:
-            return Err.INVALID_REQUEST
+            return ErrorCode.invalid_request
         m = self._txns.get(req.transactional_id)
         if m is None or m.producer_id != req.producer_id:
-            return Err.INVALID_PRODUCER_ID_MAPPING
+            return ErrorCode.invalid_producer_id_mapping
         if m.producer_epoch != req.producer_epoch:
-            return Err.PRODUCER_FENCED
+            return ErrorCode.producer_fenced
         commit = req.commit
         match m.state:
             case S.ONGOING:
                 self._prepare(m, S.PREPARE_COMMIT if commit else S.PREPARE_ABORT, now, out)
-                return Err.NONE
+                return ErrorCode.none
             case S.COMPLETE_COMMIT:
-                return Err.NONE if commit else Err.INVALID_TXN_STATE
+                return ErrorCode.none if commit else ErrorCode.invalid_txn_state
             case S.COMPLETE_ABORT:
-                return Err.INVALID_TXN_STATE if commit else Err.NONE
+                return ErrorCode.invalid_txn_state if commit else ErrorCode.none
             case S.PREPARE_COMMIT:
-                return Err.CONCURRENT_TRANSACTIONS if commit else Err.INVALID_TXN_STATE
+                return ErrorCode.concurrent_transactions if commit else ErrorCode.invalid_txn_state
             case S.PREPARE_ABORT:
-                return Err.INVALID_TXN_STATE if commit else Err.CONCURRENT_TRANSACTIONS
+                return ErrorCode.invalid_txn_state if commit else ErrorCode.concurrent_transactions
             case S.EMPTY:
-                return Err.INVALID_TXN_STATE
+                return ErrorCode.invalid_txn_state
         raise AssertionError(f"{m.transactional_id} found in state {m.state.value}")
 
     # =========================================================================== markers written
@@ -283,16 +283,16 @@ class TxnStateMachine:
         for tid in transactional_ids:
             m = self._txns.get(tid)
             if not tid:
-                result.append(TxnDescription(transactional_id=tid, error_code=Err.INVALID_REQUEST))
+                result.append(TxnDescription(transactional_id=tid, error_code=ErrorCode.invalid_request))
             elif m is None or m.state is S.DEAD:
-                result.append(TxnDescription(transactional_id=tid, error_code=Err.TRANSACTIONAL_ID_NOT_FOUND))
+                result.append(TxnDescription(transactional_id=tid, error_code=ErrorCode.transactional_id_not_found))
             else:
                 by_topic: dict[str, list[int]] = {}
                 for tp in m.sorted_partitions():
                     by_topic.setdefault(tp.topic, []).append(tp.partition)
                 result.append(TxnDescription(
                     transactional_id=tid,
-                    error_code=Err.NONE,
+                    error_code=ErrorCode.none,
                     state=m.state.value,
                     producer_id=m.producer_id,
                     producer_epoch=m.producer_epoch,
@@ -414,5 +414,5 @@ class TxnStateMachine:
         self._timers.cancel(("expire", tid))
 
 
-def _init_reply(token: Hashable, err: Err, pid: int = NO_PRODUCER_ID, epoch: int = NO_PRODUCER_EPOCH) -> Reply:
+def _init_reply(token: Hashable, err: ErrorCode, pid: int = NO_PRODUCER_ID, epoch: int = NO_PRODUCER_EPOCH) -> Reply:
     return Reply(token, "InitProducerId", InitProducerIdResult(error_code=err, producer_id=pid, producer_epoch=epoch))

@@ -8,7 +8,6 @@ import pytest
 from suoi.coordinator.records import java_string_hash
 from suoi.coordinator.txn import (
     MAX_PRODUCER_EPOCH,
-    Err,
     PersistTxn,
     Reply,
     TxnConfig,
@@ -17,15 +16,9 @@ from suoi.coordinator.txn import (
     for_version,
     txn_partition_for,
 )
+from suoi.model import ErrorCode
 
 from .txn_helpers import TID, TIMEOUT, Harness, tp
-
-
-def test_error_codes_match_kafka() -> None:
-    from kio.schema.errors import ErrorCode
-
-    for e in Err:
-        assert ErrorCode[e.name.lower()].value == e.value
 
 
 @pytest.mark.parametrize(
@@ -33,9 +26,9 @@ def test_error_codes_match_kafka() -> None:
     [("InitProducerId", 3, 4), ("AddPartitionsToTxn", 1, 2), ("AddOffsetsToTxn", 1, 2), ("EndTxn", 1, 2)],
 )
 def test_producer_fenced_maps_to_invalid_producer_epoch_for_old_versions(api: str, old: int, new: int) -> None:
-    assert for_version(api, old, Err.PRODUCER_FENCED) == Err.INVALID_PRODUCER_EPOCH
-    assert for_version(api, new, Err.PRODUCER_FENCED) == Err.PRODUCER_FENCED
-    assert for_version(api, 0, Err.CONCURRENT_TRANSACTIONS) == Err.CONCURRENT_TRANSACTIONS
+    assert for_version(api, old, ErrorCode.producer_fenced) == ErrorCode.invalid_producer_epoch
+    assert for_version(api, new, ErrorCode.producer_fenced) == ErrorCode.producer_fenced
+    assert for_version(api, 0, ErrorCode.concurrent_transactions) == ErrorCode.concurrent_transactions
 
 
 def test_txn_partition_is_kafkas() -> None:
@@ -78,21 +71,21 @@ def test_reinit_after_complete_commit_bumps() -> None:
 @pytest.mark.parametrize("timeout", [0, -1, 900_001])
 def test_invalid_transaction_timeout(timeout: int) -> None:
     h = Harness()
-    assert h.init(timeout=timeout).error_code == Err.INVALID_TRANSACTION_TIMEOUT
+    assert h.init(timeout=timeout).error_code == ErrorCode.invalid_transaction_timeout
     assert h.m.metadata(TID) is None and not h.last[:-1]
 
 
 def test_max_timeout_is_configurable() -> None:
     h = Harness(TxnConfig(max_timeout_ms=1_000))
-    assert h.init(timeout=1_001).error_code == Err.INVALID_TRANSACTION_TIMEOUT
-    assert h.init(timeout=1_000).error_code == Err.NONE
+    assert h.init(timeout=1_001).error_code == ErrorCode.invalid_transaction_timeout
+    assert h.init(timeout=1_000).error_code == ErrorCode.none
 
 
 def test_empty_transactional_id_and_half_given_producer_are_invalid_requests() -> None:
     h = Harness()
-    assert h.init(tid="").error_code == Err.INVALID_REQUEST
-    assert h.init(pid=5).error_code == Err.INVALID_REQUEST
-    assert h.init(epoch=5).error_code == Err.INVALID_REQUEST
+    assert h.init(tid="").error_code == ErrorCode.invalid_request
+    assert h.init(pid=5).error_code == ErrorCode.invalid_request
+    assert h.init(epoch=5).error_code == ErrorCode.invalid_request
 
 
 def test_idempotent_producer_without_transactional_id() -> None:
@@ -108,7 +101,7 @@ def test_init_while_preparing_is_concurrent_transactions() -> None:
     pid, e = h.ready()
     h.add(pid, e)
     h.end(pid, e, commit=True)
-    assert h.init().error_code == Err.CONCURRENT_TRANSACTIONS
+    assert h.init().error_code == ErrorCode.concurrent_transactions
     assert h.state() == "PrepareCommit" and h.persists() == [] and h.emitted_markers() == []
     h.written()
     r = h.init()
@@ -120,7 +113,7 @@ def test_init_during_ongoing_fences_aborts_and_answers_concurrent_transactions()
     pid, e = h.ready()
     h.add(pid, e, tp("a", 0), tp("b", 1))
     r = h.init()
-    assert r.error_code == Err.CONCURRENT_TRANSACTIONS and r.producer_id == -1
+    assert r.error_code == ErrorCode.concurrent_transactions and r.producer_id == -1
     persist, reply, markers = h.last
     assert isinstance(persist, PersistTxn) and isinstance(reply, Reply) and isinstance(markers, WriteMarkers)
     assert persist.snapshot is not None and persist.snapshot.state == "PrepareAbort"
@@ -128,16 +121,16 @@ def test_init_during_ongoing_fences_aborts_and_answers_concurrent_transactions()
     assert markers == WriteMarkers(transactional_id=TID, producer_id=pid, producer_epoch=e + 1, commit=False,
                                    partitions=(tp("a", 0), tp("b", 1)), coordinator_epoch=3)
     # the zombie is fenced
-    assert h.add(pid, e, tp("c")).error_code == Err.PRODUCER_FENCED
-    assert h.end(pid, e).error_code == Err.PRODUCER_FENCED
+    assert h.add(pid, e, tp("c")).error_code == ErrorCode.producer_fenced
+    assert h.end(pid, e).error_code == ErrorCode.producer_fenced
     # the new producer retries until the abort completes
-    assert h.init().error_code == Err.CONCURRENT_TRANSACTIONS
+    assert h.init().error_code == ErrorCode.concurrent_transactions
     assert h.emitted_markers() == []
     h.written()
     assert h.state() == "CompleteAbort"
     r = h.init()
     assert (r.error_code, r.producer_id, r.producer_epoch) == (0, pid, e + 2)
-    assert h.end(pid, e + 1, commit=False).error_code == Err.PRODUCER_FENCED
+    assert h.end(pid, e + 1, commit=False).error_code == ErrorCode.producer_fenced
 
 
 # ------------------------------------------------------------------------- KIP-360 retries
@@ -156,7 +149,7 @@ def test_kip360_bump_with_current_epoch_and_retry_returns_the_same() -> None:
     assert len(h.persisted) == persisted_before
     # a producer that re-initialised without its epoch forgets the last epoch
     h.init()
-    assert h.init(pid=pid, epoch=e).error_code == Err.PRODUCER_FENCED
+    assert h.init(pid=pid, epoch=e).error_code == ErrorCode.producer_fenced
 
 
 def test_kip360_stale_epoch_or_unknown_producer_id_is_fenced() -> None:
@@ -164,8 +157,8 @@ def test_kip360_stale_epoch_or_unknown_producer_id_is_fenced() -> None:
     pid, _ = h.ready()
     h.init()
     h.init()  # epoch 2
-    assert h.init(pid=pid, epoch=0).error_code == Err.PRODUCER_FENCED
-    assert h.init(pid=pid + 77, epoch=2).error_code == Err.PRODUCER_FENCED
+    assert h.init(pid=pid, epoch=0).error_code == ErrorCode.producer_fenced
+    assert h.init(pid=pid + 77, epoch=2).error_code == ErrorCode.producer_fenced
     md = h.m.metadata(TID)
     assert md is not None and md.producer_epoch == 2
 
@@ -211,7 +204,7 @@ def test_fencing_at_the_last_epoch_then_rotation() -> None:
     _exhausted(h)
     e = MAX_PRODUCER_EPOCH - 1
     assert h.add(7, e).error_code == 0
-    assert h.init().error_code == Err.CONCURRENT_TRANSACTIONS
+    assert h.init().error_code == ErrorCode.concurrent_transactions
     assert h.emitted_markers()[0].producer_epoch == MAX_PRODUCER_EPOCH
     h.written()
     r = h.init()

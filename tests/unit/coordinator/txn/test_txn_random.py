@@ -19,7 +19,6 @@ from suoi.coordinator.txn import (
     AddOffsetsRequest,
     AddPartitionsRequest,
     EndTxnRequest,
-    Err,
     InitProducerIdRequest,
     Output,
     PersistTxn,
@@ -30,6 +29,7 @@ from suoi.coordinator.txn import (
     TxnStateMachine,
     WriteMarkers,
 )
+from suoi.model import ErrorCode
 from suoi.model.types import TopicPartition
 
 SEEDS = int(os.environ.get("SUOI_TXN_SEEDS", "60"))
@@ -161,8 +161,8 @@ class Sim:
         r = self.apply(self.m.init_producer_id(
             InitProducerIdRequest(token=t, transactional_id=c.tid, transaction_timeout_ms=c.timeout,
                                   producer_id=pid, producer_epoch=epoch), self.now), t)
-        assert r.error_code in (Err.NONE, Err.CONCURRENT_TRANSACTIONS, Err.PRODUCER_FENCED), r
-        if r.error_code == Err.NONE:
+        assert r.error_code in (ErrorCode.none, ErrorCode.concurrent_transactions, ErrorCode.producer_fenced), r
+        if r.error_code == ErrorCode.none:
             assert (r.producer_id, r.producer_epoch) == self.best[c.tid]
             c.pid, c.epoch = r.producer_id, r.producer_epoch
 
@@ -187,19 +187,19 @@ class Sim:
                 token=t, transactional_id=c.tid, producer_id=c.pid, producer_epoch=c.epoch, partitions=parts),
                 self.now)
         r: Any = next(o.data for o in outs if isinstance(o, Reply))
-        if r.error_code == Err.NONE:
+        if r.error_code == ErrorCode.none:
             self.model_parts.setdefault(c.tid, set()).update(parts)
         self.apply(outs, t)
         if not offsets:
             assert {tp for tp, _ in r.results} == set(parts)
-        if r.error_code == Err.NONE:
+        if r.error_code == ErrorCode.none:
             assert was_current, "a fenced or unknown producer added partitions"
             md = self.m.metadata(c.tid)
             assert md is not None and md.state is TxnState.ONGOING and set(parts) <= md.partitions
         elif state in PREPARING and was_current:
-            assert r.error_code == Err.CONCURRENT_TRANSACTIONS
+            assert r.error_code == ErrorCode.concurrent_transactions
         elif not was_current:
-            assert r.error_code in (Err.PRODUCER_FENCED, Err.INVALID_PRODUCER_ID_MAPPING)
+            assert r.error_code in (ErrorCode.producer_fenced, ErrorCode.invalid_producer_id_mapping)
 
     def end(self, c: Client, commit: bool) -> None:
         t = self.token()
@@ -208,14 +208,14 @@ class Sim:
         state = md.state.value if md else None
         r = self.apply(self.m.end_txn(EndTxnRequest(
             token=t, transactional_id=c.tid, producer_id=c.pid, producer_epoch=c.epoch, commit=commit), self.now), t)
-        if r.error_code == Err.NONE:
+        if r.error_code == ErrorCode.none:
             assert was_current
             want = "Commit" if commit else "Abort"
             assert state in ("Ongoing", "Complete" + want)
         elif not was_current:
-            assert r.error_code in (Err.PRODUCER_FENCED, Err.INVALID_PRODUCER_ID_MAPPING)
+            assert r.error_code in (ErrorCode.producer_fenced, ErrorCode.invalid_producer_id_mapping)
         else:
-            assert r.error_code in (Err.INVALID_TXN_STATE, Err.CONCURRENT_TRANSACTIONS)
+            assert r.error_code in (ErrorCode.invalid_txn_state, ErrorCode.concurrent_transactions)
 
     def complete_markers(self, tid: str | None = None) -> None:
         if not self.in_flight:

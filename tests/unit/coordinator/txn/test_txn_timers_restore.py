@@ -8,7 +8,6 @@ import json
 import pytest
 
 from suoi.coordinator.txn import (
-    Err,
     PersistTxn,
     TopicPartitions,
     TxnConfig,
@@ -16,6 +15,7 @@ from suoi.coordinator.txn import (
     TxnSnapshot,
     WriteMarkers,
 )
+from suoi.model import ErrorCode
 
 from .txn_helpers import TID, TIMEOUT, Harness, tp
 
@@ -38,8 +38,8 @@ def test_ongoing_transaction_past_its_timeout_is_fenced_and_aborted() -> None:
     assert persist.snapshot.state == "PrepareAbort" and persist.snapshot.producer_epoch == e + 1
     assert markers == WriteMarkers(transactional_id=TID, producer_id=pid, producer_epoch=e + 1, commit=False,
                                    partitions=(tp("a"),), coordinator_epoch=3)
-    assert h.end(pid, e).error_code == Err.PRODUCER_FENCED
-    assert h.add(pid, e, tp("b")).error_code == Err.PRODUCER_FENCED
+    assert h.end(pid, e).error_code == ErrorCode.producer_fenced
+    assert h.add(pid, e, tp("b")).error_code == ErrorCode.producer_fenced
     h.written()
     assert h.state() == "CompleteAbort"
     assert h.advance(10 * TIMEOUT) == []
@@ -75,8 +75,8 @@ def test_idle_transactional_id_expires_with_a_tombstone() -> None:
     out = h.advance(1)
     assert out == [PersistTxn(TID, None)]
     assert h.m.metadata(TID) is None
-    assert h.m.describe([TID])[0].error_code == Err.TRANSACTIONAL_ID_NOT_FOUND
-    assert h.add(pid, e).error_code == Err.INVALID_PRODUCER_ID_MAPPING
+    assert h.m.describe([TID])[0].error_code == ErrorCode.transactional_id_not_found
+    assert h.add(pid, e).error_code == ErrorCode.invalid_producer_id_mapping
     r = h.init()
     assert r.producer_id != pid and r.producer_epoch == 0
 
@@ -115,10 +115,10 @@ def test_restore_of_a_preparing_transaction_re_emits_its_markers(state: str) -> 
     assert out == [WriteMarkers(transactional_id=TID, producer_id=55, producer_epoch=4,
                                 commit=state == "PrepareCommit", partitions=(tp("a"), tp("b", 3)),
                                 coordinator_epoch=3)]
-    assert h.init().error_code == Err.CONCURRENT_TRANSACTIONS
+    assert h.init().error_code == ErrorCode.concurrent_transactions
     h.written()
     assert h.state() == state.replace("Prepare", "Complete")
-    assert h.end(55, 4, commit=state == "PrepareCommit").error_code == Err.NONE
+    assert h.end(55, 4, commit=state == "PrepareCommit").error_code == ErrorCode.none
 
 
 def test_restore_of_an_ongoing_transaction_keeps_its_timeout() -> None:
@@ -178,8 +178,8 @@ def test_describe() -> None:
     assert ok.error_code == 0 and ok.state == "Ongoing" and ok.producer_id == pid and ok.producer_epoch == e
     assert ok.transaction_timeout_ms == TIMEOUT and ok.transaction_start_time_ms == 2_000
     assert ok.topics == (TopicPartitions(topic="a", partitions=(0, 2)), TopicPartitions(topic="b", partitions=(1,)))
-    assert missing.error_code == Err.TRANSACTIONAL_ID_NOT_FOUND
-    assert empty.error_code == Err.INVALID_REQUEST
+    assert missing.error_code == ErrorCode.transactional_id_not_found
+    assert empty.error_code == ErrorCode.invalid_request
 
 
 def test_list_transactions_with_filters() -> None:

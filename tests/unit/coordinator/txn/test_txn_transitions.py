@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from suoi.coordinator.txn import AddPartitionsResult, Err, IllegalTransition, PersistTxn, Reply, TxnState, WriteMarkers
+from suoi.coordinator.txn import AddPartitionsResult, IllegalTransition, PersistTxn, Reply, TxnState, WriteMarkers
 from suoi.coordinator.txn.state import VALID_PREVIOUS, TxnMetadata
+from suoi.model import ErrorCode
 
 from .txn_helpers import TID, Harness, tp
 
@@ -46,22 +47,22 @@ def test_adding_known_partitions_answers_at_once_without_persisting() -> None:
 
 def test_add_partitions_errors() -> None:
     h = Harness()
-    assert h.add(1, 0, tid="nope").error_code == Err.INVALID_PRODUCER_ID_MAPPING
+    assert h.add(1, 0, tid="nope").error_code == ErrorCode.invalid_producer_id_mapping
     pid, e = h.ready()
     r = h.add(pid + 1, e, tp("a"), tp("b"))
-    assert r.error_code == Err.INVALID_PRODUCER_ID_MAPPING
-    assert r.results == ((tp("a"), Err.INVALID_PRODUCER_ID_MAPPING), (tp("b"), Err.INVALID_PRODUCER_ID_MAPPING))
-    assert h.add(pid, e + 1).error_code == Err.PRODUCER_FENCED
-    assert h.add(pid, e - 1).error_code == Err.PRODUCER_FENCED
-    assert h.add(pid, e, tid="").error_code == Err.INVALID_REQUEST
+    assert r.error_code == ErrorCode.invalid_producer_id_mapping
+    assert r.results == ((tp("a"), ErrorCode.invalid_producer_id_mapping), (tp("b"), ErrorCode.invalid_producer_id_mapping))
+    assert h.add(pid, e + 1).error_code == ErrorCode.producer_fenced
+    assert h.add(pid, e - 1).error_code == ErrorCode.producer_fenced
+    assert h.add(pid, e, tid="").error_code == ErrorCode.invalid_request
     assert h.state() == "Empty"
     h.add(pid, e)
     h.end(pid, e)
-    assert h.add(pid, e, tp("z")).error_code == Err.CONCURRENT_TRANSACTIONS
+    assert h.add(pid, e, tp("z")).error_code == ErrorCode.concurrent_transactions
     h.written()
     h.add(pid, e)  # a new transaction after CompleteCommit
     h.end(pid, e, commit=False)
-    assert h.add(pid, e, tp("z")).error_code == Err.CONCURRENT_TRANSACTIONS
+    assert h.add(pid, e, tp("z")).error_code == ErrorCode.concurrent_transactions
 
 
 def test_add_after_complete_starts_a_new_transaction_with_a_new_start_time() -> None:
@@ -84,11 +85,11 @@ def test_add_offsets_adds_the_offsets_partition() -> None:
     md = h.m.metadata(TID)
     assert md is not None and md.state is TxnState.ONGOING and md.partitions == {tp("__consumer_offsets", 12)}
     assert h.offsets(pid, e, partition=12).error_code == 0 and len(h.last) == 1
-    assert h.offsets(pid, e + 1).error_code == Err.PRODUCER_FENCED
-    assert h.offsets(pid + 1, e).error_code == Err.INVALID_PRODUCER_ID_MAPPING
-    assert h.offsets(pid, e, tid="other").error_code == Err.INVALID_PRODUCER_ID_MAPPING
+    assert h.offsets(pid, e + 1).error_code == ErrorCode.producer_fenced
+    assert h.offsets(pid + 1, e).error_code == ErrorCode.invalid_producer_id_mapping
+    assert h.offsets(pid, e, tid="other").error_code == ErrorCode.invalid_producer_id_mapping
     h.end(pid, e)
-    assert h.offsets(pid, e).error_code == Err.CONCURRENT_TRANSACTIONS
+    assert h.offsets(pid, e).error_code == ErrorCode.concurrent_transactions
     assert h.emitted_markers() == []
     assert h.markers[-1].partitions == (tp("__consumer_offsets", 12),)
 
@@ -117,21 +118,21 @@ def test_end_txn_prepares_persists_replies_then_writes_markers(commit: bool) -> 
 
 # (state reached, commit asked) -> expected code
 END_TABLE = [
-    ("Empty", True, Err.INVALID_TXN_STATE),
-    ("Empty", False, Err.INVALID_TXN_STATE),
-    ("PrepareCommit", True, Err.CONCURRENT_TRANSACTIONS),
-    ("PrepareCommit", False, Err.INVALID_TXN_STATE),
-    ("PrepareAbort", True, Err.INVALID_TXN_STATE),
-    ("PrepareAbort", False, Err.CONCURRENT_TRANSACTIONS),
-    ("CompleteCommit", True, Err.NONE),
-    ("CompleteCommit", False, Err.INVALID_TXN_STATE),
-    ("CompleteAbort", True, Err.INVALID_TXN_STATE),
-    ("CompleteAbort", False, Err.NONE),
+    ("Empty", True, ErrorCode.invalid_txn_state),
+    ("Empty", False, ErrorCode.invalid_txn_state),
+    ("PrepareCommit", True, ErrorCode.concurrent_transactions),
+    ("PrepareCommit", False, ErrorCode.invalid_txn_state),
+    ("PrepareAbort", True, ErrorCode.invalid_txn_state),
+    ("PrepareAbort", False, ErrorCode.concurrent_transactions),
+    ("CompleteCommit", True, ErrorCode.none),
+    ("CompleteCommit", False, ErrorCode.invalid_txn_state),
+    ("CompleteAbort", True, ErrorCode.invalid_txn_state),
+    ("CompleteAbort", False, ErrorCode.none),
 ]
 
 
 @pytest.mark.parametrize(("state", "commit", "code"), END_TABLE)
-def test_end_txn_retries_and_invalid_states(state: str, commit: bool, code: Err) -> None:
+def test_end_txn_retries_and_invalid_states(state: str, commit: bool, code: ErrorCode) -> None:
     h = Harness()
     pid, e = h.ready()
     if state != "Empty":
@@ -147,11 +148,11 @@ def test_end_txn_retries_and_invalid_states(state: str, commit: bool, code: Err)
 
 def test_end_txn_identity_errors() -> None:
     h = Harness()
-    assert h.end(1, 0, tid="unknown").error_code == Err.INVALID_PRODUCER_ID_MAPPING
+    assert h.end(1, 0, tid="unknown").error_code == ErrorCode.invalid_producer_id_mapping
     pid, e = ongoing(h)
-    assert h.end(pid + 1, e).error_code == Err.INVALID_PRODUCER_ID_MAPPING
-    assert h.end(pid, e + 1).error_code == Err.PRODUCER_FENCED
-    assert h.end(pid, e, tid="").error_code == Err.INVALID_REQUEST
+    assert h.end(pid + 1, e).error_code == ErrorCode.invalid_producer_id_mapping
+    assert h.end(pid, e + 1).error_code == ErrorCode.producer_fenced
+    assert h.end(pid, e, tid="").error_code == ErrorCode.invalid_request
     assert h.state() == "Ongoing"
 
 
@@ -163,10 +164,10 @@ def test_zombie_is_fenced_after_a_new_producer_initialises() -> None:
     h.written()
     new = h.init()
     assert new.producer_epoch == e + 1
-    assert h.add(pid, e).error_code == Err.PRODUCER_FENCED
-    assert h.offsets(pid, e).error_code == Err.PRODUCER_FENCED
-    assert h.end(pid, e).error_code == Err.PRODUCER_FENCED
-    assert h.add(pid, new.producer_epoch).error_code == Err.NONE
+    assert h.add(pid, e).error_code == ErrorCode.producer_fenced
+    assert h.offsets(pid, e).error_code == ErrorCode.producer_fenced
+    assert h.end(pid, e).error_code == ErrorCode.producer_fenced
+    assert h.add(pid, new.producer_epoch).error_code == ErrorCode.none
 
 
 def test_markers_written_is_ignored_unless_preparing_or_for_another_epoch() -> None:
