@@ -37,6 +37,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     partition_reassignments,
     produce,
     raft_apis,
+    sasl,
     telemetry,
     transactions,
     transactions_admin,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import Lane, NodeClient
+from suoi.security.listeners import controller_security
 from suoi.cluster.pacing import Pacer, open_missing_logs
 from suoi.cluster.replica_manager import ReplicaManager
 from suoi.cluster.settings import KRaftSettings
@@ -77,7 +78,7 @@ class KRaftServices:
         self.node_id = settings.node_id
         props = {k: v for k, v in broker.config.values.items()}
         raft_config = raft_config_from_properties(props, broker.cluster_id or None)
-        self.pool = NodeClient(client_id=f"suoi-node-{self.node_id}")
+        self.pool = NodeClient(client_id=f"suoi-node-{self.node_id}", security=controller_security(broker.config))
         for voter, (host, port) in settings.voters.items():
             self.pool.register(voter, host, port)
         self.driver = QuorumDriver(self.node_id, settings.voters, settings.metadata_dir, config=raft_config,

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import Lane, NodeClient
+from suoi.security.listeners import inter_broker_security
 from suoi.cluster.corrupt_repair import CorruptionRepair
 from suoi.cluster.delete_records import DeleteRecordsPurgatory
 from suoi.cluster.hw_checkpoint import CHECKPOINT_FILE, read_checkpoint, write_checkpoint
@@ -98,7 +99,7 @@ class ReplicaManager:
         self.fetchers: dict[int, ReplicaFetcher] = {}
         #: broker-to-broker connections, a lane per purpose: replica fetches, transaction markers
         #: (the controller pool is the quorum's)
-        self.pool = NodeClient(client_id=f"suoi-replica-{self.node_id}")
+        self.pool = NodeClient(client_id=f"suoi-replica-{self.node_id}", security=inter_broker_security(cfg))
         self._addresses: dict[int, tuple[str, int]] = {}
         self._checkpointed: dict[tuple[str, int], int] = {}
         self._hw_initialised: set[TopicPartition] = set()

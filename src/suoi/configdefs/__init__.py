@@ -13,6 +13,8 @@ from suoi.configdefs.defs import (
     TOPIC_CONFIGS,
     ConfigDef,
     ConfigValueError,
+    IMPLEMENTED_SECURITY,
+    is_listener_security_key,
     unimplemented_security_feature,
 )
 from suoi.configdefs.synonyms import broker_config_synonyms, topic_config_synonyms
@@ -23,7 +25,9 @@ __all__ = [
     "TOPIC_CONFIGS",
     "ConfigDef",
     "ConfigValueError",
+    "IMPLEMENTED_SECURITY",
     "LIST_CONFIGS",
+    "is_listener_security_key",
     "broker_config_synonyms",
     "topic_config_synonyms",
     "unimplemented_security_feature",

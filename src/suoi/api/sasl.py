@@ -1,0 +1,82 @@
+"""SaslHandshake (17) and SaslAuthenticate (36): authenticating a connection on a SASL listener.
+
+The handshake picks a mechanism the listener enables (``sasl.enabled.mechanisms``); each
+SaslAuthenticate carries one token of the mechanism's exchange (``suoi.security.sasl``).
+Success records the principal (``User:<name>``) on the connection and lets it send any request;
+a failure is answered SASL_AUTHENTICATION_FAILED, logged in one line (no secrets), and the
+connection is closed after the answer, as Kafka does. SCRAM credentials come from the metadata
+image (UserScramCredential records); PLAIN users from the listener's JAAS config.
+Only SaslHandshake v1 is served: v0 is followed by raw, unframed tokens, which no client we
+know still sends.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from suoi.api.registry import RequestContext, api
+from suoi.model import ErrorCode
+from suoi.security.sasl import SaslAuthenticationError, SaslServerSession
+from suoi.security.scram import ScramCredential
+
+if TYPE_CHECKING:
+    from suoi.broker import Broker
+
+log = logging.getLogger("suoi.api")
+
+
+def scram_credential(broker: Broker, user: str, mechanism: str) -> ScramCredential | None:
+    """The user's SCRAM credential for ``mechanism`` from the metadata image (KRaft mode)."""
+    kraft = broker.kraft
+    return None if kraft is None else kraft.image.scram_credential(user, mechanism)
+
+
+@api(17, "SaslHandshake", 1, 1)
+def handle_sasl_handshake(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    conn = ctx.connection
+    security = getattr(conn, "security", None)
+    if security is None or not security.sasl or conn.authenticated or conn.sasl_session is not None:
+        log.warning("SaslHandshake from %s %s; closing", ctx.client_host,
+                    "on a listener without SASL" if security is None or not security.sasl else "after a handshake")
+        if conn is not None:
+            conn.close_after_answer()
+        return {"error_code": ErrorCode.illegal_sasl_state, "mechanisms": list(getattr(security, "sasl_mechanisms", ()))}
+    mechanism = str(request.mechanism).upper()
+    if mechanism not in security.sasl_mechanisms:
+        log.warning("client %s asked for SASL mechanism %.40r on listener %s (enabled: %s); closing", ctx.client_host,
+                    request.mechanism, security.name, ", ".join(security.sasl_mechanisms))
+        conn.close_after_answer()
+        return {"error_code": ErrorCode.unsupported_sasl_mechanism, "mechanisms": list(security.sasl_mechanisms)}
+    broker = ctx.broker
+    conn.sasl_session = SaslServerSession(
+        mechanism, plain_users=security.plain_users,
+        scram_lookup=lambda user, mech: scram_credential(broker, user, mech))
+    return {"error_code": ErrorCode.none, "mechanisms": list(security.sasl_mechanisms)}
+
+
+@api(36, "SaslAuthenticate", 0, 2)
+def handle_sasl_authenticate(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    conn = ctx.connection
+    session: SaslServerSession | None = getattr(conn, "sasl_session", None)
+    if session is None or conn.authenticated:
+        log.warning("SaslAuthenticate from %s without a SaslHandshake before it; closing", ctx.client_host)
+        if conn is not None:
+            conn.close_after_answer()
+        return _answer(ErrorCode.illegal_sasl_state, "SaslAuthenticate must follow a SaslHandshake")
+    try:
+        token = session.step(bytes(request.auth_bytes))
+    except SaslAuthenticationError as exc:
+        log.warning("SASL %s authentication failed for a client from %s on listener %s: %s; closing",
+                    session.mechanism, ctx.client_host, conn.security.name, exc)
+        conn.close_after_answer()
+        return _answer(ErrorCode.sasl_authentication_failed, str(exc))
+    if session.done:
+        conn.principal = session.principal
+        conn.authenticated = True
+        log.debug("client %s authenticated as %s (%s)", ctx.client_host, session.principal, session.mechanism)
+    return _answer(ErrorCode.none, None, token)
+
+
+def _answer(code: ErrorCode, message: str | None, token: bytes = b"") -> dict[str, Any]:
+    return {"error_code": code, "error_message": message, "auth_bytes": token, "session_lifetime": 0}
