@@ -38,6 +38,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     produce,
     raft_apis,
     sasl,
+    scram_credentials,
     telemetry,
     transactions,
     transactions_admin,

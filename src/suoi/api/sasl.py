@@ -6,8 +6,9 @@ Success records the principal (``User:<name>``) on the connection and lets it se
 a failure is answered SASL_AUTHENTICATION_FAILED, logged in one line (no secrets), and the
 connection is closed after the answer, as Kafka does. SCRAM credentials come from the metadata
 image (UserScramCredential records); PLAIN users from the listener's JAAS config.
-Only SaslHandshake v1 is served: v0 is followed by raw, unframed tokens, which no client we
-know still sends.
+Only SaslHandshake v1 is served (v0 is followed by raw, unframed tokens, which no client we know
+still sends); 0-1 is advertised as Kafka does, since librdkafka before 2.1 requires v0 in the
+range before it uses v1.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from suoi.api.registry import RequestContext, api
 from suoi.model import ErrorCode
 from suoi.security.sasl import SaslAuthenticationError, SaslServerSession
-from suoi.security.scram import ScramCredential
+from suoi.security.scram import MECHANISMS, ScramCredential
 
 if TYPE_CHECKING:
     from suoi.broker import Broker
@@ -29,10 +30,13 @@ log = logging.getLogger("suoi.api")
 def scram_credential(broker: Broker, user: str, mechanism: str) -> ScramCredential | None:
     """The user's SCRAM credential for ``mechanism`` from the metadata image (KRaft mode)."""
     kraft = broker.kraft
-    return None if kraft is None else kraft.image.scram_credential(user, mechanism)
+    record = None if kraft is None else kraft.image.scram_credential(user, MECHANISMS[mechanism])
+    if record is None:
+        return None
+    return ScramCredential(record.salt, record.stored_key, record.server_key, record.iterations)
 
 
-@api(17, "SaslHandshake", 1, 1)
+@api(17, "SaslHandshake", 1, 1, advertised_min=0)  # librdkafka < 2.1 needs v0 in the range
 def handle_sasl_handshake(ctx: RequestContext, request: Any) -> dict[str, Any]:
     conn = ctx.connection
     security = getattr(conn, "security", None)

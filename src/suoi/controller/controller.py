@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from suoi.controller import configs as _configs
 from suoi.controller import features as _features
+from suoi.controller import scram as _scram
 from suoi.controller import partitions as _partitions
 from suoi.controller import reassignments as _reassignments
 from suoi.controller import topics as _topics
@@ -374,6 +375,13 @@ class QuorumController:
         for record in _features.bootstrap_records(self.state.image().features):
             self.stage(record)
         return self.finish(None)
+
+    def alter_user_scram_credentials(self, deletions: Sequence[_scram.ScramDeletion],
+                                     upsertions: Sequence[_scram.ScramUpsertion]
+                                     ) -> ControllerResult[list[_scram.UserResult]]:
+        """AlterUserScramCredentials (KIP-554); see scram.py."""
+        self._check()
+        return _scram.alter_user_scram_credentials(self, deletions, upsertions)
 
     # ------------------------------------------------------------------ helpers for the operation modules
 

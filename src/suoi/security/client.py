@@ -27,3 +27,26 @@ class ClientSecurity:
 
 
 PLAINTEXT = ClientSecurity()
+
+
+def from_client_properties(props: dict[str, str]) -> ClientSecurity:
+    """ClientSecurity from a Kafka client's properties (a tool's --command-config, librdkafka's
+    names): security.protocol, ssl.ca.location, ssl.certificate.location, ssl.key.location,
+    ssl.key.password, ssl.endpoint.identification.algorithm, sasl.mechanism(s), sasl.username,
+    sasl.password."""
+    protocol = props.get("security.protocol", "PLAINTEXT").strip().upper()
+    ctx, check = None, False
+    if protocol in ("SSL", "SASL_SSL"):
+        ctx = ssl.create_default_context(cafile=props.get("ssl.ca.location") or None)
+        check = props.get("ssl.endpoint.identification.algorithm", "https").strip().lower() == "https"
+        ctx.check_hostname = check
+        if props.get("ssl.certificate.location"):
+            ctx.load_cert_chain(props["ssl.certificate.location"], props.get("ssl.key.location") or None,
+                                props.get("ssl.key.password") or None)
+    creds = None
+    if protocol.startswith("SASL_"):
+        mechanism = (props.get("sasl.mechanism") or props.get("sasl.mechanisms") or "PLAIN").strip().upper()
+        creds = SaslClientCredentials(mechanism, props.get("sasl.username", ""), props.get("sasl.password", ""))
+    elif protocol != "PLAINTEXT" and protocol != "SSL":
+        raise ValueError(f"security.protocol={protocol}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    return ClientSecurity(ctx, check, creds)

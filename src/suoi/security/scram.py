@@ -155,7 +155,9 @@ class ScramServer:
         attrs = _attrs(without_proof)
         if attrs.get("c") != _b64(self._gs2.encode()):
             raise ScramError("SCRAM channel binding mismatch")
-        if attrs.get("r") != self._full_nonce:
+        # Kafka's check is endsWith, not equality: librdkafka before 2.1 sends its own nonce twice
+        # (client nonce + the server's combined nonce), and Kafka accepts that.
+        if not attrs.get("r", "").endswith(self._full_nonce):
             raise ScramError("SCRAM nonce mismatch")
         auth_message = f"{self._client_first_bare},{self._server_first},{without_proof}".encode()
         cred = self._credential
