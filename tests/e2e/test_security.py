@@ -10,6 +10,8 @@ clients without certificates are refused while the node keeps serving; no secret
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
 import socket
 import ssl
@@ -173,6 +175,20 @@ def test_kcat_scram_over_sasl_ssl(secure: SecureNode, alice: str) -> None:
     subprocess.run([*args, "-P"], input=b"from kcat\n", check=True, timeout=30)
     out = subprocess.run([*args, "-C", "-e", "-o", "beginning"], capture_output=True, check=True, timeout=30)
     assert out.stdout.splitlines() == [b"from kcat"]
+
+
+def test_kafkajs_scram_sha_512_over_sasl_ssl(secure: SecureNode, alice: str) -> None:
+    js_dir = Path(__file__).resolve().parents[1] / "js"
+    node = shutil.which("node")
+    assert node, "node is not on PATH (this test needs Node.js >= 18 and `make tools`)"
+    assert (js_dir / "node_modules" / "kafkajs").is_dir(), "kafkajs is not installed: run `make tools`"
+    env = {**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1", "SUOI_BOOTSTRAP": secure.address("SASL_SSL"),
+           "SUOI_CA": secure.pki.ca_file, "SUOI_USER": alice, "SUOI_PASSWORD": ALICE_PASSWORD,
+           "SUOI_TOPIC": "kafkajs-scram"}
+    proc = subprocess.run([node, str(js_dir / "secure.js")], capture_output=True, text=True, timeout=20, env=env,
+                          cwd=js_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"values": ["a", "b", "c"]}
 
 
 def test_mtls_required_accepts_a_certificate_and_refuses_a_client_without(secure: SecureNode) -> None:
