@@ -38,9 +38,9 @@ from suoi.log.manager import LogManager, TopicInfo
 from suoi.log.meta_properties import ensure_formatted
 from suoi.log.scrubber import LogScrubber
 from suoi.net.server import start_listener
-from suoi.security.listeners import controller_security, listener_security
 from suoi.notify import AppendNotifier
 from suoi.raft_driver.driver import METADATA_LOG_DIRNAME
+from suoi.security.listeners import controller_security, listener_security
 
 log = logging.getLogger("suoi.broker")
 

@@ -32,7 +32,6 @@ def _addresses(bootstrap: str) -> list[tuple[str, int]]:
 def send(args: argparse.Namespace, request: Any, tool: str) -> Any:
     """``request`` to the first bootstrap broker that answers; its response."""
     from suoi.client import request_sync
-
     from suoi.security.client import from_client_properties
 
     try:

@@ -13,8 +13,8 @@ from suoi.client.connection import AuthenticationFailedError, KafkaClientConnect
 from suoi.client.pool import Lane, NodeClient, NodeNotReadyError, UnknownNodeError
 from suoi.security.client import PLAINTEXT, ClientSecurity
 
-__all__ = ["AuthenticationFailedError", "ClientSecurity", "KafkaClientConnection", "Lane", "NodeClient", "NodeNotReadyError", "UnknownNodeError", "request_once",
-           "request_sync"]
+__all__ = ["PLAINTEXT", "AuthenticationFailedError", "ClientSecurity", "KafkaClientConnection", "Lane", "NodeClient",
+           "NodeNotReadyError", "UnknownNodeError", "request_once", "request_sync"]
 
 
 async def request_once(host: str, port: int, entity: Any, *, client_id: str = "suoi-internal",

@@ -13,8 +13,8 @@ import dataclasses
 import logging
 
 from suoi.client import request_once
-from suoi.security.client import PLAINTEXT, ClientSecurity
 from suoi.cluster.settings import KRaftSettings
+from suoi.security.client import PLAINTEXT, ClientSecurity
 
 log = logging.getLogger("suoi.cluster")
 

@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import Lane, NodeClient
-from suoi.security.listeners import controller_security
 from suoi.cluster.pacing import Pacer, open_missing_logs
 from suoi.cluster.replica_manager import ReplicaManager
 from suoi.cluster.settings import KRaftSettings
@@ -37,6 +36,7 @@ from suoi.raft.core import NotLeaderError
 from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
 from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
 from suoi.raft_driver.driver import QuorumDriver, raft_config_from_properties
+from suoi.security.listeners import controller_security
 
 if TYPE_CHECKING:
     from suoi.broker import Broker

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import Lane, NodeClient
-from suoi.security.listeners import inter_broker_security
 from suoi.cluster.corrupt_repair import CorruptionRepair
 from suoi.cluster.delete_records import DeleteRecordsPurgatory
 from suoi.cluster.hw_checkpoint import CHECKPOINT_FILE, read_checkpoint, write_checkpoint
@@ -45,6 +44,7 @@ from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC
 from suoi.model import ErrorCode, TopicPartition
 from suoi.replication import AcksAllWaiters, AlterPartitionProposal, Err, FollowerPartitionState, LeaderPartitionState
 from suoi.replication.read_replica import ReplicaView, rack_aware, select_read_replica
+from suoi.security.listeners import inter_broker_security
 
 if TYPE_CHECKING:
     from suoi.broker import Broker

@@ -9,11 +9,11 @@ error wording, and one that suoi ignores is documented as such.
 from suoi.configdefs.defs import (
     BROKER_CONFIGS,
     CONFIG_TYPE_IDS,
+    IMPLEMENTED_SECURITY,
     LIST_CONFIGS,
     TOPIC_CONFIGS,
     ConfigDef,
     ConfigValueError,
-    IMPLEMENTED_SECURITY,
     is_listener_security_key,
     unimplemented_security_feature,
 )

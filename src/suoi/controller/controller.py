@@ -26,9 +26,9 @@ from typing import TypeVar
 
 from suoi.controller import configs as _configs
 from suoi.controller import features as _features
-from suoi.controller import scram as _scram
 from suoi.controller import partitions as _partitions
 from suoi.controller import reassignments as _reassignments
+from suoi.controller import scram as _scram
 from suoi.controller import topics as _topics
 from suoi.controller.errors import ApiError, Err
 from suoi.controller.image import BrokerRegistration, ConfigResourceType, MetadataBuilder, MetadataImage

@@ -54,7 +54,8 @@ class SslPrincipalMapper:
             name = rule.apply(dn)
             if name is not None:
                 return f"User:{name}"
-        raise PrincipalMappingError(f"No rules apply to {dn}, rules {[r.pattern.pattern if r.pattern else 'DEFAULT' for r in self.rules]}")
+        rules = [r.pattern.pattern if r.pattern else "DEFAULT" for r in self.rules]
+        raise PrincipalMappingError(f"No rules apply to {dn}, rules {rules}")
 
 
 def _parse(text: str) -> list[_Rule]:
