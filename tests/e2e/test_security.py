@@ -16,6 +16,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,8 +214,10 @@ def test_wrong_password_is_sasl_authentication_failed_then_closed(secure: Secure
         assert client.request(ApiVersionsRequest(client_software_name="raw", client_software_version="1")).error_code == 0
         handshake = _handshake(client, "PLAIN")
         assert (handshake.error_code, handshake.mechanisms) == (0, ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
+        sent = time.monotonic()
         answer = client.request(SaslAuthenticateRequest(auth_bytes=b"\0bob\0not-the-password"))
         assert answer.error_code == 58  # SASL_AUTHENTICATION_FAILED
+        assert time.monotonic() - sent >= 0.09  # connection.failed.authentication.delay.ms (Kafka's 100)
         assert "Invalid username or password" in (answer.error_message or "")
         assert client.is_closed_by_peer()
     with RawClient(secure.address("SASL_PLAINTEXT")) as client:

@@ -3,8 +3,8 @@
 The handshake picks a mechanism the listener enables (``sasl.enabled.mechanisms``); each
 SaslAuthenticate carries one token of the mechanism's exchange (``suoi.security.sasl``).
 Success records the principal (``User:<name>``) on the connection and lets it send any request;
-a failure is answered SASL_AUTHENTICATION_FAILED, logged in one line (no secrets), and the
-connection is closed after the answer, as Kafka does. SCRAM credentials come from the metadata
+a failure is answered SASL_AUTHENTICATION_FAILED after ``connection.failed.authentication.delay.ms``,
+logged in one line (no secrets), and the connection is closed after the answer, as Kafka does. SCRAM credentials come from the metadata
 image (UserScramCredential records); PLAIN users from the listener's JAAS config.
 Only SaslHandshake v1 is served (v0 is followed by raw, unframed tokens, which no client we know
 still sends); 0-1 is advertised as Kafka does, since librdkafka before 2.1 requires v0 in the
@@ -13,6 +13,7 @@ range before it uses v1.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -74,12 +75,21 @@ def handle_sasl_authenticate(ctx: RequestContext, request: Any) -> dict[str, Any
         log.warning("SASL %s authentication failed for a client from %s on listener %s: %s; closing",
                     session.mechanism, ctx.client_host, conn.security.name, exc)
         conn.close_after_answer()
-        return _answer(ErrorCode.sasl_authentication_failed, str(exc))
+        answer = _answer(ErrorCode.sasl_authentication_failed, str(exc))
+        delay_ms = conn.security.failed_authentication_delay_ms
+        return _later(answer, delay_ms / 1000) if delay_ms > 0 else answer
     if session.done:
         conn.principal = session.principal
         conn.authenticated = True
         log.debug("client %s authenticated as %s (%s)", ctx.client_host, session.principal, session.mechanism)
     return _answer(ErrorCode.none, None, token)
+
+
+async def _later(answer: dict[str, Any], delay_s: float) -> dict[str, Any]:
+    """connection.failed.authentication.delay.ms: the failure is answered (and the connection
+    closed) only after the delay, as Kafka does, to slow down password guessing."""
+    await asyncio.sleep(delay_s)
+    return answer
 
 
 def _answer(code: ErrorCode, message: str | None, token: bytes = b"") -> dict[str, Any]:

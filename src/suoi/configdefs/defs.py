@@ -153,7 +153,7 @@ IMPLEMENTED_SECURITY = frozenset({
     "ssl.truststore.password", "ssl.truststore.certificates", "ssl.client.auth", "ssl.principal.mapping.rules",
     "ssl.enabled.protocols", "ssl.protocol", "ssl.cipher.suites", "ssl.endpoint.identification.algorithm",
     "sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol", "sasl.mechanism.controller.protocol",
-    "sasl.jaas.config", "security.inter.broker.protocol",
+    "sasl.jaas.config", "security.inter.broker.protocol", "connection.failed.authentication.delay.ms",
 })
 #: listener.name.NAME.<implemented key>, and listener.name.NAME.<mechanism>.sasl.jaas.config
 _LISTENER_IMPLEMENTED = re.compile(
@@ -167,7 +167,6 @@ _SECURITY_NAMES = {
     "connections.max.reauth.ms": "SASL re-authentication (KIP-368)",
     "security.providers": "TLS (SSL) security providers", "super.users": "authorization (ACLs)",
     "allow.everyone.if.no.acl.found": "authorization (ACLs)",
-    "connection.failed.authentication.delay.ms": "a failed-authentication delay",
 }
 
 

@@ -166,12 +166,13 @@ class KafkaConnection(asyncio.Protocol):
 
     # -- request handling ---------------------------------------------------------
     def _handle(self, frame: bytes) -> None:
+        if self._close_requested:
+            return  # an answer that closes the connection is pending (failed authentication): read no more
         if not self.authenticated and int.from_bytes(frame[:2], "big", signed=True) not in _PRE_AUTH_KEYS:
             log.warning("closing connection from %s on SASL listener %s: api key %s before authentication",
                         self._peer, self.security.name, int.from_bytes(frame[:2], "big", signed=True))
             self._abort()
             return
-        self._close_requested = False
         try:
             outcome = dispatch(self._broker, frame, self._peer, self)
         except ProtocolViolation as exc:

@@ -44,6 +44,9 @@ class ListenerSecurity:
     sasl_mechanisms: tuple[str, ...] = ()
     #: PLAIN users (user_<name> of the listener's PLAIN JAAS config); never printed.
     plain_users: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: connection.failed.authentication.delay.ms: a failed authentication is answered (and the
+    #: connection closed) this much later, slowing down password guessing (Kafka's default 100).
+    failed_authentication_delay_ms: int = 100
 
     @property
     def sasl(self) -> bool:
@@ -103,7 +106,12 @@ def listener_security(values: Mapping[str, object], name: str) -> ListenerSecuri
                 users = parse_jaas(found[1], found[0]).users
             except JaasError as exc:
                 raise SecurityConfigError(str(exc)) from None
-    return ListenerSecurity(name, protocol, ctx, mapper, mechanisms, users)
+    delay = setting(values, name, "connection.failed.authentication.delay.ms")
+    try:
+        delay_ms = 100 if delay is None else int(delay)
+    except ValueError:
+        raise SecurityConfigError(f"connection.failed.authentication.delay.ms={delay}: not a number") from None
+    return ListenerSecurity(name, protocol, ctx, mapper, mechanisms, users, max(0, delay_ms))
 
 
 def client_security(values: Mapping[str, object], listener: str | None, mechanism_key: str) -> ClientSecurity:

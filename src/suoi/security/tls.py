@@ -78,6 +78,9 @@ def _common(ctx: ssl.SSLContext, settings: Settings, listener: str) -> None:
     if unknown or not protocols:
         raise TlsConfigError(f"listener {listener}: ssl.enabled.protocols: unknown protocol(s) {', '.join(unknown)}; "
                              f"expected some of {', '.join(_PROTOCOLS)}")
+    protocol = (settings("ssl.protocol") or "TLSv1.3").strip()
+    if protocol not in _PROTOCOLS and protocol != "TLS":  # Java's SSLContext algorithm; enabled.protocols rule
+        raise TlsConfigError(f"listener {listener}: ssl.protocol={protocol}: expected TLS, TLSv1.2 or TLSv1.3")
     versions = sorted(_PROTOCOLS[p] for p in protocols)
     try:
         ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
