@@ -35,6 +35,7 @@ from tests.e2e.security_helpers import (
     ALICE_PASSWORD,
     BOB_PASSWORD,
     PLAIN_JAAS,
+    SCRAM_JAAS,
     SECRETS,
     Pki,
     make_pki,
@@ -251,3 +252,24 @@ def test_secrets_are_sensitive_in_describe_configs_and_absent_from_the_log(secur
     assert "authentication failed" in logs  # the failures above were logged ...
     for secret in SECRETS:
         assert secret not in logs  # ... but no password or key ever is
+
+
+def test_storage_format_add_scram_bootstraps_the_first_admin(tmp_path: Path) -> None:
+    """KIP-900: a node whose only client listener is SCRAM starts with the admin `format` added."""
+    port, controller = free_ports(2)
+    props = {"process.roles": "broker,controller", "node.id": "1", "log.dirs": str(tmp_path / "data"),
+             "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+             "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}", "controller.listener.names": "CONTROLLER",
+             "controller.quorum.voters": f"1@127.0.0.1:{controller}", "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+             "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+             "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": SCRAM_JAAS,
+             "offsets.topic.replication.factor": "1", "group.initial.rebalance.delay.ms": "0"}
+    config = write_props(tmp_path / "server.properties", props)
+    out = ok("storage", "format", "--cluster-id", "c2VjdXJlLWJvb3RzdHJhcA", "--config", config,
+             "--add-scram", f"SCRAM-SHA-512=[name=admin,iterations=8192,password={ADMIN_PASSWORD}]")
+    assert "Wrote 1 SCRAM credential(s) for admin" in out and ADMIN_PASSWORD not in out
+    assert ADMIN_PASSWORD.encode() not in b"".join(f.read_bytes() for f in (tmp_path / "data").iterdir())
+    with EmbeddedBroker(tmp_path, port=port, log_dirs=[tmp_path / "data"], overrides=props) as node:
+        conf = {"bootstrap.servers": node.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "admin", "sasl.password": ADMIN_PASSWORD}
+        _confluent_round_trip(conf, "bootstrapped", b"first admin")

@@ -58,3 +58,18 @@ def test_kafkas_per_user_errors_fail_every_alteration_of_that_user() -> None:
     assert removed.response == [("grace", Err.NONE, None)]
     assert removed.records == (RemoveUserScramCredential(name="grace", mechanism=1),)
     assert dict(h.replayed().scram) == {}
+
+
+def test_bootstrap_credentials_are_written_only_into_a_new_log() -> None:
+    from suoi.security.bootstrap import parse_add_scram
+
+    admin = parse_add_scram("SCRAM-SHA-512=[name=admin,iterations=8192,password=pw]")
+    assert (admin.name, admin.mechanism, admin.iterations) == ("admin", 2, 8192)
+    h = Harness()
+    first = h.ctl.bootstrap_features([admin])
+    assert admin in first.records
+    assert h.replayed().scram_credential("admin", 2) == admin
+    h.ctl.alter_user_scram_credentials([ScramDeletion("admin", 2)], [])
+    h.restart_controller()
+    assert h.ctl.bootstrap_features([admin]).records == ()  # not a new log: the deletion stands
+    assert h.replayed().scram_credential("admin", 2) is None
