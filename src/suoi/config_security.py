@@ -2,7 +2,7 @@
 
 suoi serves PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL listeners (`suoi.security`) with Kafka's
 property names. What it does not implement yet -- authorizers and ACLs, quotas, connection
-limits, re-authentication, delegation tokens, GSSAPI/OAUTHBEARER -- still stops the node
+limits, delegation tokens, GSSAPI/OAUTHBEARER -- still stops the node
 before it binds anything, naming the setting (Kafka's rule: a setting we do not implement is
 refused loudly, never ignored: a broker that seems to authorize but grants everyone everything
 is worse than an error). One table (`configdefs.unimplemented_security_feature`) says which
@@ -33,10 +33,7 @@ def check_security_settings(values: Mapping[str, str]) -> None:
         value = str(values[key]).strip()
         if not value:
             continue
-        if key.endswith("connections.max.reauth.ms"):
-            if value != "0":  # KIP-368 re-authentication is not implemented; 0 (Kafka's default) is off
-                raise _refuse(f"{key}={value}", what="SASL re-authentication (KIP-368)")
-        elif key != "listener.security.protocol.map" and unimplemented_security_feature(key) is not None:
+        if key != "listener.security.protocol.map" and unimplemented_security_feature(key) is not None:
             # named by key only: the value may be a password or a private key
             raise _refuse(key, what=unimplemented_security_feature(key) or "")
     protocol_map(values)  # a bad map is an error at start

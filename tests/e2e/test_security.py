@@ -29,6 +29,7 @@ from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
 
 from suoi.cli.cluster_layout import free_ports
 from suoi.testing import EmbeddedBroker
+from tests.conftest import wait_until
 from tests.e2e.cli import ok
 from tests.e2e.security_helpers import (
     ADMIN_PASSWORD,
@@ -273,3 +274,52 @@ def test_storage_format_add_scram_bootstraps_the_first_admin(tmp_path: Path) -> 
         conf = {"bootstrap.servers": node.bootstrap, "security.protocol": "SASL_PLAINTEXT",
                 "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "admin", "sasl.password": ADMIN_PASSWORD}
         _confluent_round_trip(conf, "bootstrapped", b"first admin")
+
+
+def _plain_login(client: RawClient, user: str, password: str) -> Any:
+    assert _handshake(client, "PLAIN").error_code == 0
+    return client.request(SaslAuthenticateRequest(auth_bytes=f"\0{user}\0{password}".encode()))
+
+
+def _metadata(client: RawClient) -> Any:
+    return client.request(MetadataRequest(topics=None, allow_auto_topic_creation=False,
+                                          include_topic_authorized_operations=False))
+
+
+def test_sessions_expire_without_reauthentication_kip_368(tmp_path: Path) -> None:
+    """connections.max.reauth.ms: the session lifetime is announced; a client that re-authenticates
+    in time keeps its connection (librdkafka does it by itself), one that does not is closed."""
+    port = free_ports(1)[0]
+    overrides = {"listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}", "sasl.enabled.mechanisms": "PLAIN",
+                 "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+                 "listener.name.sasl_plaintext.connections.max.reauth.ms": "1500"}
+    with EmbeddedBroker(tmp_path, port=port, overrides=overrides) as node, \
+            RawClient(node.bootstrap) as lazy, RawClient(node.bootstrap) as diligent:
+        for client in (lazy, diligent):
+            answer = _plain_login(client, "bob", BOB_PASSWORD)
+            assert answer.error_code == 0 and answer.session_lifetime.total_seconds() == 1.5
+        started = time.monotonic()
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": node.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                             "sasl.mechanism": "PLAIN", "sasl.username": "bob", "sasl.password": BOB_PASSWORD})
+        # the diligent client re-authenticates half way through; librdkafka on its own
+        wait_until(lambda: time.monotonic() - started > 0.75, timeout=5, message="half the session")
+        assert _plain_login(diligent, "bob", BOB_PASSWORD).error_code == 0
+        assert _handshake(lazy, "PLAIN").error_code == 0  # a re-authentication may not change the principal
+        assert lazy.request(SaslAuthenticateRequest(auth_bytes=f"\0admin\0{ADMIN_PASSWORD}".encode())).error_code == 58
+        assert lazy.is_closed_by_peer()
+
+        def past_first_session() -> bool:
+            producer.produce("reauth", b"x")
+            assert producer.flush(10) == 0
+            return time.monotonic() - started > 2.0
+
+        wait_until(past_first_session, timeout=10, message="2 s of produce across re-authentications")
+        assert len(_metadata(diligent).brokers) == 1  # its renewed session is still valid
+        wait_until(lambda: time.monotonic() - started > 3.5, timeout=10, message="the renewed session ends")
+        diligent.send_bytes(diligent.encode(MetadataRequest(topics=None, allow_auto_topic_creation=False,
+                                                            include_topic_authorized_operations=False)))
+        assert diligent.is_closed_by_peer()
+        # only the diligent raw client: librdkafka re-authenticated its connections in time
+        assert node.logs().count("expired without re-authentication") == 1, node.logs()

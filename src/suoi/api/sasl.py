@@ -4,17 +4,21 @@ The handshake picks a mechanism the listener enables (``sasl.enabled.mechanisms`
 SaslAuthenticate carries one token of the mechanism's exchange (``suoi.security.sasl``).
 Success records the principal (``User:<name>``) on the connection and lets it send any request;
 a failure is answered SASL_AUTHENTICATION_FAILED after ``connection.failed.authentication.delay.ms``,
-logged in one line (no secrets), and the connection is closed after the answer, as Kafka does. SCRAM credentials come from the metadata
-image (UserScramCredential records); PLAIN users from the listener's JAAS config.
-Only SaslHandshake v1 is served (v0 is followed by raw, unframed tokens, which no client we know
-still sends); 0-1 is advertised as Kafka does, since librdkafka before 2.1 requires v0 in the
-range before it uses v1.
+logged in one line (no secrets), and the connection is closed after the answer, as Kafka does.
+With ``connections.max.reauth.ms`` (KIP-368) the answer carries the session lifetime; the client
+re-authenticates on the same connection (SaslHandshake with the same mechanism, then
+SaslAuthenticate as the same principal) before it ends, or the connection is closed at its next
+request. SCRAM credentials come from the metadata image (UserScramCredential records); PLAIN
+users from the listener's JAAS config. Only SaslHandshake v1 is served (v0 is followed by raw,
+unframed tokens, which no client we know still sends); 0-1 is advertised as Kafka does, since
+librdkafka before 2.1 requires v0 in the range before it uses v1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.registry import RequestContext, api
@@ -41,13 +45,16 @@ def scram_credential(broker: Broker, user: str, mechanism: str) -> ScramCredenti
 def handle_sasl_handshake(ctx: RequestContext, request: Any) -> dict[str, Any]:
     conn = ctx.connection
     security = getattr(conn, "security", None)
-    if security is None or not security.sasl or conn.authenticated or conn.sasl_session is not None:
+    mechanism = str(request.mechanism).upper()
+    # KIP-368: an authenticated connection may start again (re-authenticate) with its mechanism
+    reauth = security is not None and security.reauth_ms > 0 and getattr(conn, "sasl_mechanism", None) == mechanism
+    if security is None or not security.sasl or (conn.authenticated and not reauth) or conn.sasl_session is not None:
         log.warning("SaslHandshake from %s %s; closing", ctx.client_host,
-                    "on a listener without SASL" if security is None or not security.sasl else "after a handshake")
+                    "on a listener without SASL" if security is None or not security.sasl else
+                    "after a handshake" if not conn.authenticated else "on an authenticated connection")
         if conn is not None:
             conn.close_after_answer()
         return {"error_code": ErrorCode.illegal_sasl_state, "mechanisms": list(getattr(security, "sasl_mechanisms", ()))}
-    mechanism = str(request.mechanism).upper()
     if mechanism not in security.sasl_mechanisms:
         log.warning("client %s asked for SASL mechanism %.40r on listener %s (enabled: %s); closing", ctx.client_host,
                     request.mechanism, security.name, ", ".join(security.sasl_mechanisms))
@@ -64,7 +71,7 @@ def handle_sasl_handshake(ctx: RequestContext, request: Any) -> dict[str, Any]:
 def handle_sasl_authenticate(ctx: RequestContext, request: Any) -> dict[str, Any]:
     conn = ctx.connection
     session: SaslServerSession | None = getattr(conn, "sasl_session", None)
-    if session is None or conn.authenticated:
+    if session is None:
         log.warning("SaslAuthenticate from %s without a SaslHandshake before it; closing", ctx.client_host)
         if conn is not None:
             conn.close_after_answer()
@@ -78,11 +85,22 @@ def handle_sasl_authenticate(ctx: RequestContext, request: Any) -> dict[str, Any
         answer = _answer(ErrorCode.sasl_authentication_failed, str(exc))
         delay_ms = conn.security.failed_authentication_delay_ms
         return _later(answer, delay_ms / 1000) if delay_ms > 0 else answer
+    lifetime_ms = 0
     if session.done:
+        conn.sasl_session = None
+        if conn.authenticated and session.principal != conn.principal:  # KIP-368 re-authentication
+            log.warning("client %s re-authenticated as %s on a connection of %s; closing", ctx.client_host,
+                        session.principal, conn.principal)
+            conn.close_after_answer()
+            return _answer(ErrorCode.sasl_authentication_failed, "Cannot change principals during re-authentication")
         conn.principal = session.principal
+        conn.sasl_mechanism = session.mechanism
+        lifetime_ms = conn.security.reauth_ms
+        conn.session_expires_at = time.monotonic() + lifetime_ms / 1000 if lifetime_ms else None
+        log.debug("client %s %sauthenticated as %s (%s)", ctx.client_host, "re-" if conn.authenticated else "",
+                  session.principal, session.mechanism)
         conn.authenticated = True
-        log.debug("client %s authenticated as %s (%s)", ctx.client_host, session.principal, session.mechanism)
-    return _answer(ErrorCode.none, None, token)
+    return _answer(ErrorCode.none, None, token, lifetime_ms)
 
 
 async def _later(answer: dict[str, Any], delay_s: float) -> dict[str, Any]:
@@ -92,5 +110,5 @@ async def _later(answer: dict[str, Any], delay_s: float) -> dict[str, Any]:
     return answer
 
 
-def _answer(code: ErrorCode, message: str | None, token: bytes = b"") -> dict[str, Any]:
-    return {"error_code": code, "error_message": message, "auth_bytes": token, "session_lifetime": 0}
+def _answer(code: ErrorCode, message: str | None, token: bytes = b"", lifetime_ms: int = 0) -> dict[str, Any]:
+    return {"error_code": code, "error_message": message, "auth_bytes": token, "session_lifetime": lifetime_ms}

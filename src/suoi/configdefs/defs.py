@@ -154,6 +154,7 @@ IMPLEMENTED_SECURITY = frozenset({
     "ssl.enabled.protocols", "ssl.protocol", "ssl.cipher.suites", "ssl.endpoint.identification.algorithm",
     "sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol", "sasl.mechanism.controller.protocol",
     "sasl.jaas.config", "security.inter.broker.protocol", "connection.failed.authentication.delay.ms",
+    "connections.max.reauth.ms",
 })
 #: listener.name.NAME.<implemented key>, and listener.name.NAME.<mechanism>.sasl.jaas.config
 _LISTENER_IMPLEMENTED = re.compile(
@@ -161,10 +162,9 @@ _LISTENER_IMPLEMENTED = re.compile(
 #: Per-listener overrides of security settings: listener.name.NAME.ssl.*, .sasl.*,
 #: .MECHANISM.sasl.* (e.g. listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config), ...
 _LISTENER_SECURITY = re.compile(
-    r"^listener\.name\.[^.]+\.(ssl\.|sasl\.|[^.]+\.sasl\.|principal\.builder\.class$|connections\.max\.reauth\.ms$)")
+    r"^listener\.name\.[^.]+\.(ssl\.|sasl\.|[^.]+\.sasl\.|principal\.builder\.class$)")
 _SECURITY_NAMES = {
     "authorizer.class.name": "authorization (ACLs)", "principal.builder.class": "a custom principal builder",
-    "connections.max.reauth.ms": "SASL re-authentication (KIP-368)",
     "security.providers": "TLS (SSL) security providers", "super.users": "authorization (ACLs)",
     "allow.everyone.if.no.acl.found": "authorization (ACLs)",
 }

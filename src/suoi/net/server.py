@@ -26,6 +26,7 @@ import asyncio
 import collections
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,10 @@ class KafkaConnection(asyncio.Protocol):
         self.authenticated = not security.sasl
         #: The SASL exchange in progress (suoi.security.sasl.SaslServerSession), set by SaslHandshake.
         self.sasl_session: Any = None
+        #: time.monotonic() at which the SASL session ends (connections.max.reauth.ms), or None.
+        self.session_expires_at: float | None = None
+        #: The mechanism the connection authenticated with (a re-authentication must use it).
+        self.sasl_mechanism: str | None = None
         self._close_requested = False
         self._decoder = FrameDecoder(max_request_size)
         self._transport: asyncio.Transport | None = None
@@ -114,6 +119,24 @@ class KafkaConnection(asyncio.Protocol):
             self._abort()
             return False
         return True
+
+    def _may_send(self, frame: bytes) -> bool:
+        """Before authentication, and once a SASL session expired (connections.max.reauth.ms,
+        KIP-368: the client did not re-authenticate in time), only the SASL requests are served;
+        anything else closes the connection."""
+        api_key = int.from_bytes(frame[:2], "big", signed=True)
+        if api_key in _PRE_AUTH_KEYS:
+            return True
+        if not self.authenticated:
+            log.warning("closing connection from %s on SASL listener %s: api key %s before authentication",
+                        self._peer, self.security.name, api_key)
+        elif time.monotonic() < (self.session_expires_at or 0.0):
+            return True
+        else:
+            log.info("closing connection from %s on SASL listener %s: its session (%s) expired without "
+                     "re-authentication (connections.max.reauth.ms)", self._peer, self.security.name, self.principal)
+        self._abort()
+        return False
 
     def close_after_answer(self) -> None:
         """Close the connection once the answer to the request being handled is written
@@ -168,10 +191,7 @@ class KafkaConnection(asyncio.Protocol):
     def _handle(self, frame: bytes) -> None:
         if self._close_requested:
             return  # an answer that closes the connection is pending (failed authentication): read no more
-        if not self.authenticated and int.from_bytes(frame[:2], "big", signed=True) not in _PRE_AUTH_KEYS:
-            log.warning("closing connection from %s on SASL listener %s: api key %s before authentication",
-                        self._peer, self.security.name, int.from_bytes(frame[:2], "big", signed=True))
-            self._abort()
+        if (not self.authenticated or self.session_expires_at is not None) and not self._may_send(frame):
             return
         try:
             outcome = dispatch(self._broker, frame, self._peer, self)

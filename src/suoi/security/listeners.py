@@ -47,6 +47,9 @@ class ListenerSecurity:
     #: connection.failed.authentication.delay.ms: a failed authentication is answered (and the
     #: connection closed) this much later, slowing down password guessing (Kafka's default 100).
     failed_authentication_delay_ms: int = 100
+    #: connections.max.reauth.ms (KIP-368): a SASL session lasts this long; the client must
+    #: re-authenticate on the connection before it ends, or the connection is closed (0: forever).
+    reauth_ms: int = 0
 
     @property
     def sasl(self) -> bool:
@@ -106,12 +109,20 @@ def listener_security(values: Mapping[str, object], name: str) -> ListenerSecuri
                 users = parse_jaas(found[1], found[0]).users
             except JaasError as exc:
                 raise SecurityConfigError(str(exc)) from None
-    delay = setting(values, name, "connection.failed.authentication.delay.ms")
+    delay_ms = _ms(values, name, "connection.failed.authentication.delay.ms", 100)
+    return ListenerSecurity(name, protocol, ctx, mapper, mechanisms, users, delay_ms,
+                            _ms(values, name, "connections.max.reauth.ms", 0))
+
+
+def _ms(values: Mapping[str, object], listener: str, key: str, default: int) -> int:
+    raw = setting(values, listener, key)
     try:
-        delay_ms = 100 if delay is None else int(delay)
+        value = default if raw is None else int(raw)
     except ValueError:
-        raise SecurityConfigError(f"connection.failed.authentication.delay.ms={delay}: not a number") from None
-    return ListenerSecurity(name, protocol, ctx, mapper, mechanisms, users, max(0, delay_ms))
+        raise SecurityConfigError(f"{key}={raw}: not a number") from None
+    if value < 0:
+        raise SecurityConfigError(f"{key}={raw}: must not be negative")
+    return value
 
 
 def client_security(values: Mapping[str, object], listener: str | None, mechanism_key: str) -> ClientSecurity:
