@@ -15,6 +15,8 @@ Security (``suoi.security.ClientSecurity``): TLS through asyncio (``ssl=``, the 
 checked when ``ssl.endpoint.identification.algorithm=https``), then, on SASL listeners,
 SaslHandshake and SaslAuthenticate before ``connect()`` returns; a refusal raises
 ``AuthenticationFailedError`` (a ``ConnectionError``), so pools back off as for any failed connect.
+A SASL session with a lifetime (KIP-368) is not re-authenticated in band: ``replace_after`` tells
+a pool to open a new connection instead, once the old one has nothing in flight.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import asyncio
 import collections
 import logging
 import ssl
+import time
 from typing import Any
 
 from suoi.protocol.codec import DecodeError, decode_response, encode_request, response_class, response_correlation_id
@@ -93,6 +96,9 @@ class KafkaClientConnection:
         self._closed = False
         self._close_reason: str = "connection closed"
         self._closed_event = asyncio.Event()
+        #: monotonic time after which a pool replaces this connection rather than use it: 80 % of the
+        #: SASL session lifetime the peer announced (connections.max.reauth.ms, KIP-368); None: never.
+        self.replace_after: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -154,6 +160,8 @@ class KafkaClientConnection:
                 token = exchange.step(answer.auth_bytes)
             except SaslAuthenticationError as exc:
                 raise AuthenticationFailedError(f"{self.host}:{self.port}: {exc}") from None
+            lifetime = answer.session_lifetime.total_seconds()
+            self.replace_after = time.monotonic() + 0.8 * lifetime if lifetime > 0 else None
 
     @property
     def closed(self) -> bool:

@@ -168,7 +168,11 @@ class NodeClient:
         node = self._node(node_id)
         ln = node.lanes.setdefault(lane, _Lane())
         if ln.conn is not None and not ln.conn.closed:
-            return ln.conn
+            conn = ln.conn
+            if conn.replace_after is None or conn.in_flight or time.monotonic() < conn.replace_after:
+                return conn
+            ln.conn = None  # its SASL session ends soon (KIP-368): a new connection, a new session
+            self._spawn(conn.close())
         if ln.connecting is None:
             now = time.monotonic()
             if now < ln.retry_after:
