@@ -40,7 +40,7 @@ from suoi.log.scrubber import LogScrubber
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
 from suoi.raft_driver.driver import METADATA_LOG_DIRNAME
-from suoi.security.listeners import controller_security, listener_security
+from suoi.security.listeners import controller_security, listener_security, reload_certificates
 
 log = logging.getLogger("suoi.broker")
 
@@ -182,6 +182,7 @@ class Broker:
                 deferred.append(server)
             log.info("%s %s://%s:%d (%s)", "bound (serving once unfenced)" if defer else "listening on", listener.name,
                      listener.host or "*", port, security.protocol)
+        self._tasks.append(asyncio.create_task(reload_certificates(securities), name="tls-reload"))
         # An advertised port of 0 means "whatever we bound" (used by tests and `suoi.testing`).
         self.advertised = [
             Listener(a.name, a.host, a.port or (self.bound[i].port if i < len(self.bound) else a.port))

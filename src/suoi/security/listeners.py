@@ -16,7 +16,7 @@ controller listener for the quorum, forwarding and heartbeats): TLS trust and
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from suoi.security.sasl import SUPPORTED_MECHANISMS, SaslClientCredentials
 from suoi.security.tls import client_context, server_context
 
 __all__ = ["ListenerSecurity", "SecurityConfigError", "check_node_security", "client_security", "controller_security",
-           "inter_broker_security", "listener_security", "setting"]
+           "inter_broker_security", "listener_security", "reload_certificates", "setting"]
 
 
 class SecurityConfigError(ValueError):
@@ -50,6 +50,8 @@ class ListenerSecurity:
     #: connections.max.reauth.ms (KIP-368): a SASL session lasts this long; the client must
     #: re-authenticate on the connection before it ends, or the connection is closed (0: forever).
     reauth_ms: int = 0
+    #: key -> value of this listener's settings (listener.name.<l>.<key>, else <key>): reloads
+    settings: Callable[[str], str | None] = field(default=lambda key: None, repr=False)
 
     @property
     def sasl(self) -> bool:
@@ -111,7 +113,7 @@ def listener_security(values: Mapping[str, object], name: str) -> ListenerSecuri
                 raise SecurityConfigError(str(exc)) from None
     delay_ms = _ms(values, name, "connection.failed.authentication.delay.ms", 100)
     return ListenerSecurity(name, protocol, ctx, mapper, mechanisms, users, delay_ms,
-                            _ms(values, name, "connections.max.reauth.ms", 0))
+                            _ms(values, name, "connections.max.reauth.ms", 0), lambda k: setting(values, name, k))
 
 
 def _ms(values: Mapping[str, object], listener: str, key: str, default: int) -> int:
@@ -174,3 +176,16 @@ def check_node_security(config: Any) -> None:
     if config.get("process.roles"):
         inter_broker_security(config)
         controller_security(config)
+
+
+async def reload_certificates(securities: Iterable[ListenerSecurity]) -> None:
+    """Run for the node's lifetime: reload TLS listeners' keystores/truststores when their files
+    change (`suoi.security.reload`)."""
+    import asyncio
+
+    from suoi.security.reload import TLS_RELOAD_CHECK_S, TlsReloader
+
+    reloader = TlsReloader((s.name, s.ssl_context, s.settings) for s in securities if s.ssl_context is not None)
+    while reloader:
+        await asyncio.sleep(TLS_RELOAD_CHECK_S)  # a periodic check, not a synchronisation
+        reloader.check()

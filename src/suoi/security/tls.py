@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["TlsConfigError", "client_context", "server_context"]
+__all__ = ["TlsConfigError", "client_context", "reload_server_context", "server_context"]
 
 Settings = Callable[[str], str | None]
 
@@ -52,6 +52,15 @@ def server_context(settings: Settings, listener: str) -> ssl.SSLContext:
     if auth != "none" and not _load_truststore(ctx, settings, listener):
         ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
     return ctx
+
+
+def reload_server_context(ctx: ssl.SSLContext, settings: Settings, listener: str) -> None:
+    """Load the current keystore (and truststore CAs) into a live server context, after checking
+    that they make a complete context; raises TlsConfigError and changes nothing if not."""
+    server_context(settings, listener)
+    _load_keystore(ctx, settings, listener)
+    if ctx.verify_mode != ssl.CERT_NONE:
+        _load_truststore(ctx, settings, listener)
 
 
 def client_context(settings: Settings, listener: str) -> tuple[ssl.SSLContext, bool]:

@@ -110,3 +110,32 @@ def test_jks_is_refused_with_the_conversion_command(tmp_path: Path) -> None:
         assert "server.keystore.p12" in str(raised.value)
     with pytest.raises(TlsConfigError, match="needs a keystore"):
         server_context({}.get, "SSL")
+
+
+def test_a_changed_keystore_file_is_loaded_into_the_live_context(tmp_path: Path) -> None:
+    from suoi.security.reload import TlsReloader
+
+    def write_keystore(ca: trustme.CA) -> None:
+        cert = ca.issue_cert("127.0.0.1")
+        tmp = tmp_path / "node.pem.tmp"
+        tmp.write_bytes(cert.private_key_pem.bytes() + b"".join(p.bytes() for p in cert.cert_chain_pems))
+        tmp.replace(tmp_path / "node.pem")  # atomically, as a certificate renewal should
+
+    def client_of(ca: trustme.CA) -> ssl.SSLContext:
+        return client_context({"ssl.truststore.certificates": ca.cert_pem.bytes().decode()}.get, "SSL")[0]
+
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    write_keystore(old_ca)
+    settings = {"ssl.keystore.location": str(tmp_path / "node.pem")}.get
+    live = server_context(settings, "SSL")
+    reloader = TlsReloader([("SSL", live, settings)])
+    assert reloader.check() == []  # nothing changed yet
+    _handshake(live, client_of(old_ca))
+    write_keystore(new_ca)
+    assert reloader.check() == ["SSL"]
+    _handshake(live, client_of(new_ca))  # the same context now presents the renewed certificate
+    with pytest.raises(ssl.SSLError):
+        _handshake(live, client_of(old_ca))
+    (tmp_path / "node.pem").write_text("-----BEGIN PRIVATE KEY-----\nhalf written")
+    assert reloader.check() == []  # refused, logged, and the current certificate stays
+    _handshake(live, client_of(new_ca))
