@@ -20,6 +20,7 @@ from typing import Any
 
 from suoi.api.alter_replica_log_dirs import start_move
 from suoi.api.listener_roles import ListenerRole
+from suoi.api.registry import CLIENT_LISTENER
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
@@ -40,6 +41,7 @@ from suoi.log.scrubber import LogScrubber
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
 from suoi.raft_driver.driver import METADATA_LOG_DIRNAME
+from suoi.security.listeners import controller_security, listener_security, reload_certificates
 
 log = logging.getLogger("suoi.broker")
 
@@ -168,26 +170,29 @@ class Broker:
         # its Metadata would list no broker, and some clients then wait for their next refresh.
         controller_names = set(self.config.controller_listener_names)
         deferred: list[asyncio.Server] = []
-        for listener in self.config.listeners:
+        securities = [listener_security(self.config.values, x.name) for x in self.config.listeners]  # TLS, SASL
+        for listener, security in zip(self.config.listeners, securities, strict=True):
             defer = (self.kraft_settings is not None and self.kraft_settings.is_broker
                      and listener.name not in controller_names)
             role = ListenerRole.CONTROLLER if listener.name in controller_names else ListenerRole.CLIENT
             server = await start_listener(self, listener.host or None, listener.port, max_request,
-                                          start_serving=not defer, role=role)
+                                          start_serving=not defer, role=role, security=security)
             port = server.sockets[0].getsockname()[1]
             self._servers.append(server)
             self.bound.append(Listener(listener.name, listener.host, port))
             if defer:
                 deferred.append(server)
-            log.info("%s %s://%s:%d", "bound (serving once unfenced)" if defer else "listening on", listener.name,
-                     listener.host or "*", port)
+            log.info("%s %s://%s:%d (%s)", "bound (serving once unfenced)" if defer else "listening on", listener.name,
+                     listener.host or "*", port, security.protocol)
+        self._tasks.append(asyncio.create_task(reload_certificates(securities), name="tls-reload"))
         # An advertised port of 0 means "whatever we bound" (used by tests and `suoi.testing`).
         self.advertised = [
             Listener(a.name, a.host, a.port or (self.bound[i].port if i < len(self.bound) else a.port))
             for i, a in enumerate(advertised)
         ]
         if self.kraft_settings is not None:
-            self.kraft_settings = await discover_voters(self.kraft_settings)  # bootstrap.servers only
+            self.kraft_settings = await discover_voters(  # bootstrap.servers only
+                self.kraft_settings, security=controller_security(self.config))
             self.kraft = KRaftServices(self, self.kraft_settings)
             self.quorum = self.kraft.driver
             self.groups.partition_count = self.transactions.partition_count = self._cluster_partition_count
@@ -241,7 +246,8 @@ class Broker:
     # -- services for handlers -------------------------------------------------------
     @property
     def endpoint(self) -> tuple[str, int]:
-        first = self.advertised[0]
+        name = CLIENT_LISTENER.get()  # the listener of the request being answered
+        first = next((a for a in self.advertised if a.name == name), self.advertised[0])
         return first.host, first.port
 
     def reconfigure(self) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from suoi.config_security import check_security_settings
-from suoi.configdefs import BROKER_CONFIGS, ConfigValueError
+from suoi.configdefs import BROKER_CONFIGS, IMPLEMENTED_SECURITY, ConfigValueError, is_listener_security_key
 
 log = logging.getLogger("suoi.config")
 
@@ -137,6 +137,10 @@ KNOWN: dict[str, tuple[object, object]] = {
     "leader.imbalance.per.broker.percentage": (_INT, 10),
 }
 
+# TLS and SASL (suoi.security): Kafka's names and defaults; listener.name.NAME.<key> overrides are kept as given.
+KNOWN.update({key: (_str, BROKER_CONFIGS[key].default if key in BROKER_CONFIGS else None)
+              for key in sorted(IMPLEMENTED_SECURITY)})
+
 # Pre-KRaft keys an older server.properties may carry: ignored like the Kafka 4 keys suoi does not use.
 NOT_YET = {"zookeeper.connect", "zookeeper.connection.timeout.ms"}
 
@@ -211,6 +215,9 @@ class BrokerConfig:
         if explicit:
             return str(explicit).upper()
         controllers = set(self.controller_listener_names)
+        by_protocol = str(self.values.get("security.inter.broker.protocol") or "").upper()
+        if by_protocol and any(x.name == by_protocol for x in self.listeners):  # Kafka: the listener named so
+            return by_protocol
         return next((x.name for x in self.listeners if x.name not in controllers), None)
 
     @property
@@ -272,6 +279,8 @@ def load_config(file_values: Mapping[str, str], overrides: Mapping[str, str]) ->
                 values[key] = parser(raw)  # type: ignore[operator]
             except ValueError as exc:
                 raise ValueError(f"invalid value for {key}: {raw!r} ({exc})") from None
+        elif is_listener_security_key(key):
+            values[key] = raw
         elif key in BROKER_CONFIGS or key in NOT_YET:
             if key in BROKER_CONFIGS:
                 try:

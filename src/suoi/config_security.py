@@ -1,51 +1,52 @@
-"""Refuse, at start, every setting that asks for TLS, SASL or an authorizer.
+"""Security settings at start: which listener speaks which protocol, and what is refused.
 
-suoi speaks PLAINTEXT only (the security issue brings TLS/SASL/ACLs). A broker told to
-listen on SSL that served plaintext instead would read a TLS ClientHello as a 369 MB frame,
-and one told to authorize that did not would grant everyone everything; so such a setting
-stops the node before it binds anything, naming the setting (Kafka's rule: a setting we do
-not implement is refused loudly, never ignored).
+suoi serves PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL listeners (`suoi.security`) with Kafka's
+property names. What it does not implement yet -- authorizers and ACLs, quotas, connection
+limits, delegation tokens, GSSAPI/OAUTHBEARER -- still stops the node
+before it binds anything, naming the setting (Kafka's rule: a setting we do not implement is
+refused loudly, never ignored: a broker that seems to authorize but grants everyone everything
+is worse than an error). One table (`configdefs.unimplemented_security_feature`) says which
+settings those are, at start and for AlterConfigs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from suoi.configdefs import unimplemented_security_feature
+from suoi.configdefs import is_listener_security_key, unimplemented_security_feature
 
-#: Kafka's security protocols; only PLAINTEXT is served.
+#: Kafka's security protocols.
 SECURITY_PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"})
+
+__all__ = ["SECURITY_PROTOCOLS", "UnsupportedSecuritySetting", "check_security_settings", "is_listener_security_key",
+           "listener_protocol", "protocol_map"]
+
 
 class UnsupportedSecuritySetting(ValueError):
     """A setting asks for a security feature suoi does not have: the node must not start."""
 
 
 def check_security_settings(values: Mapping[str, str]) -> None:
-    """Raise UnsupportedSecuritySetting (one line naming the setting) if any property asks for
-    TLS/SASL/an authorizer, or any listener's security protocol is not PLAINTEXT."""
+    """Raise UnsupportedSecuritySetting (one line naming the setting) if any property asks for a
+    security feature suoi lacks; ValueError for a listener protocol map that does not parse."""
     for key in sorted(values):
         value = str(values[key]).strip()
         if not value:
             continue
-        if key == "security.inter.broker.protocol":
-            if value.upper() != "PLAINTEXT":
-                raise _refuse(f"{key}={value}")
-        elif key != "listener.security.protocol.map" and unimplemented_security_feature(key) is not None:
-            # One table (configdefs) says which settings are security ones, at start and at run time.
-            raise _refuse(key)  # named by key only: the value may be a password or a private key
-    protocol_map = _protocol_map(values.get("listener.security.protocol.map", ""))
-    for key in ("listeners", "advertised.listeners"):
-        for item in filter(None, (x.strip() for x in str(values.get(key, "")).split(","))):
-            name = item.split("://", 1)[0].strip().upper() if "://" in item else "PLAINTEXT"
-            protocol = protocol_map.get(name, name if name in SECURITY_PROTOCOLS else "PLAINTEXT")
-            if protocol != "PLAINTEXT":
-                via = f" (listener.security.protocol.map maps {name} to {protocol})" if name in protocol_map else ""
-                raise _refuse(f"{key}={item}{via}", what=f"security protocol {protocol}")
+        if key != "listener.security.protocol.map" and unimplemented_security_feature(key) is not None:
+            # named by key only: the value may be a password or a private key
+            raise _refuse(key, what=unimplemented_security_feature(key) or "")
+    protocol_map(values)  # a bad map is an error at start
+    protocol = str(values.get("security.inter.broker.protocol") or "PLAINTEXT").strip().upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ValueError(f"security.inter.broker.protocol={protocol}: expected one of "
+                         f"{', '.join(sorted(SECURITY_PROTOCOLS))}")
 
 
-def _protocol_map(raw: str) -> dict[str, str]:
+def protocol_map(values: Mapping[str, object]) -> dict[str, str]:
+    """listener.security.protocol.map as {LISTENER: PROTOCOL}."""
     out: dict[str, str] = {}
-    for entry in filter(None, (x.strip() for x in raw.split(","))):
+    for entry in filter(None, (x.strip() for x in str(values.get("listener.security.protocol.map") or "").split(","))):
         name, sep, protocol = entry.partition(":")
         protocol = protocol.strip().upper()
         if not sep or not name.strip() or protocol not in SECURITY_PROTOCOLS:
@@ -55,7 +56,13 @@ def _protocol_map(raw: str) -> dict[str, str]:
     return out
 
 
-def _refuse(setting: str, what: str = "TLS/SASL/authorization") -> UnsupportedSecuritySetting:
+def listener_protocol(values: Mapping[str, object], name: str) -> str:
+    """The security protocol of listener ``name``: its map entry, else the protocol it is named
+    after, else PLAINTEXT (Kafka's default for a controller listener missing from the map)."""
+    name = name.upper()
+    return protocol_map(values).get(name, name if name in SECURITY_PROTOCOLS else "PLAINTEXT")
+
+
+def _refuse(setting: str, what: str) -> UnsupportedSecuritySetting:
     return UnsupportedSecuritySetting(
-        f"{setting}: {what} is not supported by this version of suoi (PLAINTEXT listeners only); "
-        f"remove the setting to start")
+        f"{setting}: {what} is not supported by this version of suoi; remove the setting to start")

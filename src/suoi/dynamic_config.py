@@ -26,7 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from suoi.config import KNOWN, BrokerConfig
-from suoi.configdefs import BROKER_CONFIGS, ConfigValueError, unimplemented_security_feature
+from suoi.configdefs import BROKER_CONFIGS, IMPLEMENTED_SECURITY, ConfigValueError, unimplemented_security_feature
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 
 FILE_NAME = "dynamic-broker-configs.json"
@@ -56,6 +56,9 @@ def validate(key: str, value: str, *, cluster_default: bool = False) -> None:
     feature = None if used else unimplemented_security_feature(key)
     if feature is not None:
         raise DynamicConfigError(f"suoi does not implement {feature} yet: {key} cannot be set")
+    if key in IMPLEMENTED_SECURITY:  # read when the listeners start (suoi.security)
+        raise DynamicConfigError(f"suoi does not implement reloading TLS/SASL settings at run time yet: set {key} "
+                                 f"in server.properties and restart the node")
     if not (key in DYNAMIC_KEYS if used else definition is not None and definition.dynamic):
         raise DynamicConfigError(f"Cannot update these configs dynamically: Set({key})")
     if cluster_default and definition is not None and definition.mode == "per-broker":

@@ -1,8 +1,10 @@
-"""A security setting suoi lacks is refused at start, never ignored (hardening issue, item 0).
+"""A security setting suoi lacks is refused at start, never ignored (hardening issue, item 0;
+issue 14 shrank the list to what is still unimplemented: authorization, other mechanisms and
+TLS settings of the JVM).
 
-`suoi broker` with a TLS/SASL listener or a property asking for TLS, SASL or an authorizer
-exits 1 with one line naming the setting, before binding anything; listeners with custom
-names mapped to PLAINTEXT keep working.
+`suoi broker` with such a setting, or a TLS/SASL listener that cannot work (no keystore, a JKS
+keystore, an unsupported mechanism), exits 1 with one line naming the setting, before binding
+anything; listeners with custom names mapped to PLAINTEXT keep working.
 """
 
 from __future__ import annotations
@@ -20,31 +22,29 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.mark.parametrize("args, named", [
-    (["--listeners", "SSL://127.0.0.1:{port}"], "SSL"),
-    (["--listeners", "SASL_PLAINTEXT://127.0.0.1:{port}"], "SASL_PLAINTEXT"),
-    (["--listeners", "PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{port2}"], "SASL_SSL"),
-    (["--listeners", "CLIENT://127.0.0.1:{port}", "-o", "listener.security.protocol.map=CLIENT:SSL"],
-     "maps CLIENT to SSL"),
-    (["--advertised-listeners", "SSL://example.com:{port}"], "SSL"),
-    (["-o", "ssl.keystore.location=/tmp/keystore.jks"], "ssl.keystore.location"),
-    (["-o", "ssl.truststore.location=/tmp/trust.jks"], "ssl.truststore.location"),
-    (["-o", "ssl.client.auth=required"], "ssl.client.auth"),
-    (["-o", "sasl.enabled.mechanisms=PLAIN"], "sasl.enabled.mechanisms"),
-    (["-o", "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512"], "sasl.mechanism.inter.broker.protocol"),
+    (["--listeners", "SSL://127.0.0.1:{port}"], "needs a keystore"),
+    (["--listeners", "SASL_PLAINTEXT://127.0.0.1:{port}"], "GSSAPI not supported"),
+    (["--listeners", "CLIENT://127.0.0.1:{port}", "-o", "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT",
+      "-o", "sasl.enabled.mechanisms=PLAIN"], "plain.sasl.jaas.config"),
+    (["--listeners", "SSL://127.0.0.1:{port}", "-o", "ssl.keystore.location={jks}"], "convert it to PKCS12"),
+    (["-o", "ssl.keymanager.algorithm=SunX509"], "ssl.keymanager.algorithm"),
+    (["-o", "sasl.kerberos.service.name=kafka"], "sasl.kerberos.service.name"),
     (["-o", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],
      "authorizer.class.name"),
-    (["-o", "security.inter.broker.protocol=SSL"], "security.inter.broker.protocol=SSL"),
-    (["-o", "listener.name.internal.ssl.keystore.location=/tmp/k.jks"], "listener.name.internal.ssl"),
-    (["-o", "listener.name.client.plain.sasl.jaas.config=secret-jaas"], "listener.name.client.plain.sasl"),
+    (["-o", "sasl.oauthbearer.jwks.endpoint.url=https://idp.example.com/jwks"], "sasl.oauthbearer.jwks.endpoint.url"),
+    (["-o", "listener.name.internal.ssl.keymanager.algorithm=SunX509"], "listener.name.internal.ssl"),
+    (["-o", "listener.name.client.oauthbearer.sasl.jaas.config=secret-jaas"], "listener.name.client.oauthbearer"),
     (["-o", "super.users=User:admin"], "super.users"),
     (["-o", "allow.everyone.if.no.acl.found=true"], "allow.everyone.if.no.acl.found"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_security_setting_refused_with_one_line(tmp_path: Path, args: list[str], named: str) -> None:
     port, port2 = free_port(), free_port()
-    argv = [a.format(port=port, port2=port2) for a in args]
+    jks = tmp_path / "keystore.jks"
+    jks.write_bytes(b"\xfe\xed\xfe\xed" + b"\0" * 64)
+    argv = [a.format(port=port, port2=port2, jks=jks) for a in args]
     line = fails("broker", "--log-dirs", str(tmp_path / "data"), *argv, timeout=30)
     assert named in line, line
-    assert "not supported" in line
+    assert "not supported" in line or "PKCS12" in line or "needs" in line or "set " in line, line
     assert "secret-jaas" not in line  # secrets are named by key, never echoed
     assert not (tmp_path / "data").exists(), "the broker started before refusing"
 

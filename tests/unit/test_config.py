@@ -9,7 +9,7 @@ import pytest
 
 from suoi.broker import log_config_from
 from suoi.config import Listener, load_config, read_properties
-from suoi.config_security import UnsupportedSecuritySetting
+from suoi.config_security import UnsupportedSecuritySetting, listener_protocol
 
 
 def test_server_properties_file_with_kafka_names(tmp_path: Path) -> None:
@@ -88,13 +88,15 @@ def test_listener_names_with_underscores_and_ipv6_hosts_parse() -> None:
         Listener.parse_many("PLAINTEXT://127.0.0.1")
 
 
-def test_kafkas_shipped_protocol_map_is_accepted_while_unused_entries_name_tls() -> None:
-    """Kafka's server.properties maps SSL/SASL names too; only the listeners in use must be PLAINTEXT."""
+def test_kafkas_shipped_protocol_map_is_accepted_and_names_each_listeners_protocol() -> None:
+    """Kafka's server.properties maps SSL/SASL names too; each listener gets its protocol from the map."""
     shipped = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
     cfg = load_config({"listeners": "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
                        "listener.security.protocol.map": shipped, "ssl.keystore.location": ""}, {})
     assert [x.name for x in cfg.listeners] == ["PLAINTEXT", "CONTROLLER"]
-    with pytest.raises(UnsupportedSecuritySetting, match="listener.security.protocol.map maps CONTROLLER to SSL"):
-        load_config({"listeners": "CONTROLLER://127.0.0.1:9093", "listener.security.protocol.map": "CONTROLLER:SSL"}, {})
+    assert [listener_protocol(cfg.values, x) for x in ("PLAINTEXT", "CONTROLLER", "SASL_SSL", "INTERNAL")] == [
+        "PLAINTEXT", "PLAINTEXT", "SASL_SSL", "PLAINTEXT"]
+    with pytest.raises(UnsupportedSecuritySetting, match="authorizer.class.name"):
+        load_config({"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer"}, {})
     with pytest.raises(ValueError, match="is not NAME:PROTOCOL"):
         load_config({"listener.security.protocol.map": "CONTROLLER:TLS"}, {})

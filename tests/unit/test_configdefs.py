@@ -62,12 +62,17 @@ def test_valid_values_parse_to_kafkas_types() -> None:
     assert BROKER_CONFIGS["log.segment.bytes"].parse("1024", validators=False) == 1024  # suoi checks its own range
 
 
-def test_security_settings_are_named_by_feature() -> None:
-    assert unimplemented_security_feature("ssl.keystore.location") == "TLS (SSL)"
-    assert unimplemented_security_feature("sasl.kerberos.min.time.before.relogin") == "SASL"
+def test_security_settings_are_named_by_feature_until_implemented() -> None:
+    assert unimplemented_security_feature("ssl.keymanager.algorithm") == "this TLS (SSL) setting"
+    assert unimplemented_security_feature("sasl.kerberos.min.time.before.relogin") == "this SASL setting"
     assert unimplemented_security_feature("authorizer.class.name") == "authorization (ACLs)"
-    assert unimplemented_security_feature("listener.name.internal.ssl.keystore.location") is not None
+    assert unimplemented_security_feature("listener.name.internal.ssl.keymanager.algorithm") is not None
+    assert unimplemented_security_feature("listener.name.client.oauthbearer.sasl.jaas.config") is not None
     assert unimplemented_security_feature("background.threads") is None
+    # implemented by suoi.security: TLS keystores, SASL PLAIN/SCRAM, per listener too
+    for name in ("ssl.keystore.location", "sasl.enabled.mechanisms", "security.inter.broker.protocol",
+                 "listener.name.internal.ssl.keystore.location", "listener.name.client.scram-sha-512.sasl.jaas.config"):
+        assert unimplemented_security_feature(name) is None, name
 
 
 def test_synonym_groups_are_kafkas() -> None:

@@ -37,6 +37,8 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     partition_reassignments,
     produce,
     raft_apis,
+    sasl,
+    scram_credentials,
     telemetry,
     transactions,
     transactions_admin,

@@ -18,6 +18,7 @@ from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicCo
 from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta
 
+from suoi.api.registry import CLIENT_LISTENER
 from suoi.api.topics import invalid_topic_name, log_refusal_once
 from suoi.controller.messages import (
     AlterConfigOp,
@@ -55,7 +56,7 @@ def live_brokers(broker: Services) -> list[dict[str, Any]]:
     """Unfenced brokers with their address on the listener clients use."""
     kraft = _kraft(broker)
     ctl = kraft.settings.controller_listener
-    client_listener = broker.advertised[0].name if broker.advertised else "PLAINTEXT"
+    client_listener = CLIENT_LISTENER.get() or (broker.advertised[0].name if broker.advertised else "PLAINTEXT")
     out = []
     for reg in kraft.image.unfenced_brokers():
         listeners = [x for x in reg.listeners if x.name != ctl]

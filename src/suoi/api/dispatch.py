@@ -19,7 +19,7 @@ from suoi.api import legacy_produce
 from suoi.api.api_versions import api_versions_data
 from suoi.api.error_responses import error_response
 from suoi.api.listener_roles import ListenerRole, serves
-from suoi.api.registry import REGISTRY, RequestContext, ResponseData
+from suoi.api.registry import CLIENT_LISTENER, REGISTRY, RequestContext, ResponseData
 from suoi.model import ErrorCode, KafkaError
 from suoi.protocol.codec import (
     API_VERSIONS_KEY,
@@ -67,6 +67,15 @@ def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any =
     ProtocolViolation for frames that cannot be parsed at all, NotServedOnListener for a
     client API on a CONTROLLER listener.
     """
+    security = getattr(connection, "security", None)
+    token = CLIENT_LISTENER.set(security.name if security is not None else None)
+    try:
+        return _dispatch(broker, frame, client_host, connection, role)
+    finally:
+        CLIENT_LISTENER.reset(token)
+
+
+def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any, role: ListenerRole) -> Outcome:
     try:
         prefix = read_prefix(frame)
     except DecodeError as exc:
@@ -101,7 +110,7 @@ def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any =
     try:
         result = spec.handler(ctx, request.body)
         if inspect.isawaitable(result):
-            return _finish_later(result, request, spec.name, client_host)
+            return _finish_later(result, request, spec.name, client_host, CLIENT_LISTENER.get())
         return _encode(request, result)
     except Exception as exc:
         return _failed(request, spec.name, client_host, exc)
@@ -114,7 +123,9 @@ def _encode(request: Request, data: ResponseData) -> Parts | None:
     return encode_response(request.correlation_id, response)
 
 
-async def _finish_later(pending: Awaitable[ResponseData], request: Request, api: str, client_host: str) -> Parts | None:
+async def _finish_later(pending: Awaitable[ResponseData], request: Request, api: str, client_host: str,
+                        listener: str | None) -> Parts | None:
+    CLIENT_LISTENER.set(listener)  # the task running this has a context of its own
     try:
         return _encode(request, await pending)
     except Exception as exc:

@@ -8,6 +8,7 @@ fits it to the version the client asked for. `None` means "send nothing" (acks=0
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
     from suoi.services import Services
 
 ResponseData: TypeAlias = dict[str, Any] | None
+
+#: The listener the request being handled came in on (set by `dispatch` for the handler and any
+#: task it starts): Metadata, FindCoordinator and DescribeCluster answer with the brokers'
+#: addresses on that listener, as Kafka does, so an SSL client is sent to SSL ports.
+CLIENT_LISTENER: ContextVar[str | None] = ContextVar("CLIENT_LISTENER", default=None)
 Handler: TypeAlias = Callable[["RequestContext", Any], ResponseData | Awaitable[ResponseData]]
 
 

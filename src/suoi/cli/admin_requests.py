@@ -1,7 +1,8 @@
 """Admin requests confluent-kafka's Python AdminClient lacks (ElectLeaders with its per-partition
 errors, AlterPartitionReassignments, ListPartitionReassignments), written with kio and sent
 through suoi's internal client (`suoi.client`) to a bootstrap broker; any broker forwards them
-to the active controller. PLAINTEXT only (the internal client has no TLS/SASL).
+to the active controller. ``--command-config`` security settings (security.protocol, ssl.*, sasl.*,
+librdkafka's names) apply as for the confluent-kafka tools.
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ def _addresses(bootstrap: str) -> list[tuple[str, int]]:
 def send(args: argparse.Namespace, request: Any, tool: str) -> Any:
     """``request`` to the first bootstrap broker that answers; its response."""
     from suoi.client import request_sync
+    from suoi.security.client import from_client_properties
 
-    protocol = read_props(getattr(args, "command_config", None)).get("security.protocol", "PLAINTEXT")
-    if protocol.upper() != "PLAINTEXT":
-        raise CliError(f"suoi {tool} connects with PLAINTEXT only, not security.protocol={protocol}")
+    try:
+        security = from_client_properties(read_props(getattr(args, "command_config", None)))
+    except (ValueError, OSError) as exc:
+        raise CliError(f"--command-config: {exc}") from None
     reasons = []
     for host, port in _addresses(args.bootstrap_server):
         try:
-            return request_sync(host, port, request, client_id=f"suoi-{tool}", timeout=TIMEOUT_S)
+            return request_sync(host, port, request, client_id=f"suoi-{tool}", timeout=TIMEOUT_S, security=security)
         except OSError as exc:  # refused, dropped, timed out (asyncio.TimeoutError is TimeoutError)
             reasons.append(exc.strerror or str(exc) or type(exc).__name__)
     raise CliError(f"cannot reach a broker at {args.bootstrap_server}: {reasons[0] if reasons else 'no answer'}")

@@ -64,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"suoi broker: {exc}", file=sys.stderr)
         return 2
+    from suoi.security.listeners import check_node_security
+
+    try:
+        check_node_security(config)  # keystores readable, SASL users and inter-node credentials present
+    except ValueError as exc:  # a TLS/SASL listener that cannot work: refuse before binding anything
+        print(f"suoi broker: {exc}", file=sys.stderr)
+        return 1
     try:
         import uvloop
 

@@ -40,8 +40,10 @@ def add_parser(sub: Any) -> None:
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--describe", action="store_true", help="list configs (dynamic ones; all with --all)")
     action.add_argument("--alter", action="store_true", help="change configs (--add-config, --delete-config)")
-    p.add_argument("--entity-type", choices=("topics", "brokers"), help="topics or brokers")
-    p.add_argument("--entity-name", metavar="NAME", help="topic name or broker id (all of them if left out)")
+    p.add_argument("--entity-type", choices=("topics", "brokers", "users"),
+                   help="topics, brokers or users (SCRAM credentials)")
+    p.add_argument("--entity-name", metavar="NAME",
+                   help="topic name, broker id or user name (all of them if left out)")
     p.add_argument("--entity-default", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--topic", metavar="TOPIC", help="same as --entity-type topics --entity-name TOPIC")
     p.add_argument("--broker", metavar="ID", help="same as --entity-type brokers --entity-name ID")
@@ -104,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--all is only valid with --describe")
     admin = admin_client(args)
     md = cluster_metadata(admin, args.bootstrap_server)
+    if etype == "users":
+        return _users(admin, name, args)
     if args.alter:
         if name is None:
             raise CliError("--alter needs --entity-name (or --topic / --broker)")
@@ -115,6 +119,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         names = [str(b) for b in sorted(md.brokers)]
     return _describe(admin, etype, names, args)
+
+
+def _users(admin: Any, name: str | None, args: argparse.Namespace) -> int:
+    from suoi.cli.configs_users import alter_users, describe_users
+
+    if not args.alter:
+        return describe_users(admin, name, args)
+    if name is None:
+        raise CliError("--alter needs --entity-name for users")
+    to_set = parse_add_config(args.add_config) if args.add_config else {}
+    to_delete = [k.strip() for k in (args.delete_config or "").split(",") if k.strip()]
+    if not to_set and not to_delete:
+        raise CliError("--alter needs --add-config or --delete-config")
+    return alter_users(admin, name, to_set, to_delete, args)
 
 
 def _resource(etype: str, name: str, entries: list[Any] | None = None) -> Any:

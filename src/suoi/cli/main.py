@@ -8,7 +8,6 @@ import sys
 
 from suoi import __version__
 
-
 #: The subcommands' modules, in the order `suoi --help` lists them: Kafka's scripts for topics,
 #: clients and groups; the quorum, API versions, transactions and performance tests; offline
 #: tools that read or write files on disk (no broker); kafka-features.sh, kafka-log-dirs.sh.

@@ -57,7 +57,7 @@ def _connection_args(p: argparse.ArgumentParser, default: Any) -> None:
     p.add_argument("--bootstrap-controller", default=default, metavar="HOST:PORT[,...]",
                    help="the controller listener(s) to ask instead")
     p.add_argument("--command-config", default=default, metavar="FILE",
-                   help="properties file with client configs (PLAINTEXT only)")
+                   help="properties file with client configs (security.protocol, ssl.*, sasl.*)")
 
 
 def run_describe(args: argparse.Namespace) -> int:

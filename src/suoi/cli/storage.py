@@ -39,6 +39,9 @@ def add_parser(sub: Any) -> None:
     fmt.add_argument("--standalone", "-s", action="store_true",
                      help="this controller is the whole quorum (its controller.quorum.voters, or its "
                      "one controller.quorum.bootstrap.servers, names only itself)")
+    fmt.add_argument("--add-scram", "-S", action="append", default=[], metavar="'MECH=[name=U,password=P]'",
+                     help="a SCRAM credential the new cluster starts with (KIP-900), e.g. "
+                     "'SCRAM-SHA-512=[name=admin,password=admin-secret]'; repeatable")
     fmt.set_defaults(func=run_format)
     info = actions.add_parser("info", help="show the meta.properties of the node's directories")
     info.add_argument("--config", "-c", type=Path, required=True, metavar="FILE",
@@ -71,7 +74,7 @@ def run_random_uuid(args: argparse.Namespace) -> int:
 
 
 def format_config(path: Path, cluster_id: str, *, ignore_formatted: bool = False,
-                  standalone: bool = False) -> list[str]:
+                  standalone: bool = False, add_scram: list[str] | None = None) -> list[str]:
     """Format the directories of the node `path` configures (`suoi storage format`, `suoi cluster up`)."""
     from suoi.log.meta_properties import StorageFormatError, format_storage
 
@@ -79,16 +82,37 @@ def format_config(path: Path, cluster_id: str, *, ignore_formatted: bool = False
     if standalone and (settings is None or not settings.is_controller or set(settings.voters) != {layout.node_id}):
         raise CliError("--standalone is for a controller that is the whole quorum; this configuration names "
                        "other voters (or no controller role): format without --standalone")
+    scram = _scram_records(add_scram or [], settings)
     try:
-        return format_storage(layout, cluster_id, ignore_formatted=ignore_formatted)
+        lines = format_storage(layout, cluster_id, ignore_formatted=ignore_formatted)
     except StorageFormatError as exc:
+        raise CliError(str(exc)) from None
+    if scram:
+        from suoi.security.bootstrap import write_bootstrap_records
+
+        path = write_bootstrap_records(settings.metadata_dir, scram)
+        lines.append(f"Wrote {len(scram)} SCRAM credential(s) for {', '.join(sorted({r.name for r in scram}))} "
+                     f"to {path} (added to the metadata log when the cluster first starts).")
+    return lines
+
+
+def _scram_records(items: list[str], settings: Any) -> list[Any]:
+    if not items:
+        return []
+    if settings is None or not settings.is_controller:
+        raise CliError("--add-scram is for a KRaft controller's storage (process.roles with controller)")
+    from suoi.security.bootstrap import parse_add_scram
+
+    try:
+        return [parse_add_scram(item) for item in items]
+    except ValueError as exc:
         raise CliError(str(exc)) from None
 
 
 @guarded("storage")
 def run_format(args: argparse.Namespace) -> int:
     print("\n".join(format_config(args.config, args.cluster_id, ignore_formatted=args.ignore_formatted,
-                                  standalone=args.standalone)))
+                                  standalone=args.standalone, add_scram=args.add_scram)))
     return 0
 
 

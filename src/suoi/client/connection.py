@@ -10,6 +10,13 @@ with ``ConnectionError`` and later ``request()`` calls fail at once; a connectio
 reopened -- make a new one (``NodeClient`` does that). A request whose caller timed out or was
 cancelled stays in the order book as *abandoned*, so its late response is read and dropped
 without disturbing the ones behind it. Everything runs on one event loop; not thread-safe.
+
+Security (``suoi.security.ClientSecurity``): TLS through asyncio (``ssl=``, the peer's host name
+checked when ``ssl.endpoint.identification.algorithm=https``), then, on SASL listeners,
+SaslHandshake and SaslAuthenticate before ``connect()`` returns; a refusal raises
+``AuthenticationFailedError`` (a ``ConnectionError``), so pools back off as for any failed connect.
+A SASL session with a lifetime (KIP-368) is not re-authenticated in band: ``replace_after`` tells
+a pool to open a new connection instead, once the old one has nothing in flight.
 """
 
 from __future__ import annotations
@@ -17,16 +24,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
+import time
 from typing import Any
 
 from suoi.protocol.codec import DecodeError, decode_response, encode_request, response_class, response_correlation_id
 from suoi.protocol.framing import FrameDecoder, FrameError
+from suoi.security.client import PLAINTEXT, ClientSecurity
+from suoi.security.sasl import SaslAuthenticationError, SaslClientCredentials
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "KafkaClientConnection"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AuthenticationFailedError", "KafkaClientConnection"]
 
 log = logging.getLogger("suoi.client")
 
 DEFAULT_MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+
+
+class AuthenticationFailedError(ConnectionError):
+    """The peer refused our SASL credentials (or TLS failed): no point retrying at once."""
 
 
 class _Pending:
@@ -81,6 +96,9 @@ class KafkaClientConnection:
         self._closed = False
         self._close_reason: str = "connection closed"
         self._closed_event = asyncio.Event()
+        #: monotonic time after which a pool replaces this connection rather than use it: 80 % of the
+        #: SASL session lifetime the peer announced (connections.max.reauth.ms, KIP-368); None: never.
+        self.replace_after: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -92,22 +110,58 @@ class KafkaClientConnection:
         client_id: str | None = "suoi-internal",
         timeout: float = 5.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        security: ClientSecurity = PLAINTEXT,
     ) -> KafkaClientConnection:
-        """Open a TCP connection; raises ``ConnectionError`` (refused, unreachable) or
-        ``asyncio.TimeoutError`` (no answer within ``timeout`` seconds)."""
+        """Open a TCP (or TLS) connection and authenticate (SASL); raises ``ConnectionError``
+        (refused, unreachable, TLS or authentication failed) or ``asyncio.TimeoutError`` (no answer
+        within ``timeout`` seconds)."""
         self = cls(host, port, client_id, max_response_bytes)
         loop = asyncio.get_running_loop()
+        ctx = security.ssl_context
         try:
             transport, protocol = await asyncio.wait_for(
-                loop.create_connection(lambda: _Protocol(self), host, port), timeout
+                loop.create_connection(lambda: _Protocol(self), host, port, ssl=ctx,
+                                       server_hostname=host if ctx is not None else None), timeout
             )
         except (TimeoutError, ConnectionError):
             raise
+        except ssl.SSLError as exc:
+            raise AuthenticationFailedError(f"TLS handshake with {host}:{port} failed: {exc.reason or exc}") from exc
         except OSError as exc:  # e.g. EHOSTUNREACH, name resolution
             raise ConnectionError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
         self._transport = transport  # type: ignore[assignment]
         self._protocol = protocol
+        if security.sasl is not None:
+            try:
+                await asyncio.wait_for(self._authenticate(security.sasl), timeout)
+            except BaseException:
+                await self.close()
+                raise
         return self
+
+    async def _authenticate(self, creds: SaslClientCredentials) -> None:
+        """SaslHandshake v1 + SaslAuthenticate v2 rounds until the mechanism is done."""
+        from kio.schema.sasl_authenticate.v2 import SaslAuthenticateRequest
+        from kio.schema.sasl_handshake.v1 import SaslHandshakeRequest
+
+        handshake = await self.request(SaslHandshakeRequest(mechanism=creds.mechanism))
+        if handshake.error_code != 0:
+            raise AuthenticationFailedError(
+                f"{self.host}:{self.port} does not accept SASL mechanism {creds.mechanism} "
+                f"(enabled: {', '.join(handshake.mechanisms) or 'none'})")
+        exchange = creds.exchange()
+        token: bytes | None = exchange.first()
+        while token is not None:
+            answer = await self.request(SaslAuthenticateRequest(auth_bytes=token))
+            if answer.error_code != 0:
+                raise AuthenticationFailedError(f"{self.host}:{self.port}: SASL {creds.mechanism} authentication "
+                                                f"as {creds.username} failed: {answer.error_message}")
+            try:
+                token = exchange.step(answer.auth_bytes)
+            except SaslAuthenticationError as exc:
+                raise AuthenticationFailedError(f"{self.host}:{self.port}: {exc}") from None
+            lifetime = answer.session_lifetime.total_seconds()
+            self.replace_after = time.monotonic() + 0.8 * lifetime if lifetime > 0 else None
 
     @property
     def closed(self) -> bool:

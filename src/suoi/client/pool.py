@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from suoi.client.connection import DEFAULT_MAX_RESPONSE_BYTES, KafkaClientConnection
+from suoi.security.client import PLAINTEXT, ClientSecurity
 
 __all__ = ["Lane", "NodeClient", "NodeNotReadyError", "UnknownNodeError"]
 
@@ -96,8 +97,11 @@ class NodeClient:
         reconnect_backoff_max_ms: int = 1000,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         rng: random.Random | None = None,
+        security: ClientSecurity = PLAINTEXT,
     ) -> None:
         self.client_id = client_id
+        #: TLS/SASL towards the listener the nodes are registered at (one listener per pool)
+        self.security = security
         self.connect_timeout = connect_timeout
         self.backoff_ms = reconnect_backoff_ms
         self.backoff_max_ms = reconnect_backoff_max_ms
@@ -164,7 +168,11 @@ class NodeClient:
         node = self._node(node_id)
         ln = node.lanes.setdefault(lane, _Lane())
         if ln.conn is not None and not ln.conn.closed:
-            return ln.conn
+            conn = ln.conn
+            if conn.replace_after is None or conn.in_flight or time.monotonic() < conn.replace_after:
+                return conn
+            ln.conn = None  # its SASL session ends soon (KIP-368): a new connection, a new session
+            self._spawn(conn.close())
         if ln.connecting is None:
             now = time.monotonic()
             if now < ln.retry_after:
@@ -186,7 +194,7 @@ class NodeClient:
         try:
             conn = await KafkaClientConnection.connect(
                 node.host, node.port, client_id=self.client_id, timeout=self.connect_timeout,
-                max_response_bytes=self.max_response_bytes,
+                max_response_bytes=self.max_response_bytes, security=self.security,
             )
         except (TimeoutError, ConnectionError, OSError) as exc:
             ln.failures += 1

@@ -14,6 +14,7 @@ import logging
 
 from suoi.client import request_once
 from suoi.cluster.settings import KRaftSettings
+from suoi.security.client import PLAINTEXT, ClientSecurity
 
 log = logging.getLogger("suoi.cluster")
 
@@ -21,7 +22,7 @@ METADATA_TOPIC = "__cluster_metadata"
 
 
 async def discover_voters(settings: KRaftSettings, *, timeout_s: float = 120.0,
-                          attempt_timeout_s: float = 2.0) -> KRaftSettings:
+                          attempt_timeout_s: float = 2.0, security: ClientSecurity = PLAINTEXT) -> KRaftSettings:
     """`settings` with the voters its bootstrap servers report (unchanged if it has voters)."""
     if settings.voters or not settings.bootstrap_servers:
         return settings
@@ -39,7 +40,7 @@ async def discover_voters(settings: KRaftSettings, *, timeout_s: float = 120.0,
         for host, port in settings.bootstrap_servers:
             try:
                 response = await request_once(host, port, request, client_id=f"suoi-node-{settings.node_id}",
-                                              timeout=attempt_timeout_s)
+                                              timeout=attempt_timeout_s, security=security)
             except (OSError, TimeoutError) as exc:
                 last = f"{host}:{port}: {exc or type(exc).__name__}"
                 continue

@@ -37,6 +37,8 @@ from suoi.raft.core import NotLeaderError
 from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
 from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
 from suoi.raft_driver.driver import QuorumDriver, raft_config_from_properties
+from suoi.security.bootstrap import read_bootstrap_records
+from suoi.security.listeners import controller_security
 
 if TYPE_CHECKING:
     from suoi.node import Node
@@ -74,7 +76,7 @@ class KRaftServices:
         self.node_id = settings.node_id
         props = {k: v for k, v in broker.config.values.items()}
         raft_config = raft_config_from_properties(props, broker.cluster_id or None)
-        self.pool = NodeClient(client_id=f"suoi-node-{self.node_id}")
+        self.pool = NodeClient(client_id=f"suoi-node-{self.node_id}", security=controller_security(broker.config))
         for voter, (host, port) in settings.voters.items():
             self.pool.register(voter, host, port)
         self.driver = QuorumDriver(self.node_id, settings.voters, settings.metadata_dir, config=raft_config,
@@ -231,9 +233,11 @@ class KRaftServices:
             task.add_done_callback(self._probes.discard)
 
     async def _bootstrap_features(self) -> None:
-        """A new metadata log gets its finalized feature levels (metadata.version) first."""
+        """A new metadata log gets its finalized feature levels (metadata.version) first, and the
+        SCRAM credentials of `suoi storage format --add-scram` (KIP-900)."""
+        bootstrap = read_bootstrap_records(self.settings.metadata_dir)
         try:
-            await self.run_on_controller(lambda c: c.bootstrap_features())
+            await self.run_on_controller(lambda c: c.bootstrap_features(bootstrap))
         except NotControllerError as exc:  # the next active controller writes them
             log.info("bootstrap feature levels not written: %s", exc)
 

@@ -44,6 +44,7 @@ from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC
 from suoi.model import ErrorCode, TopicPartition
 from suoi.replication import AcksAllWaiters, AlterPartitionProposal, FollowerPartitionState, LeaderPartitionState
 from suoi.replication.read_replica import ReplicaView, rack_aware, select_read_replica
+from suoi.security.listeners import inter_broker_security
 
 if TYPE_CHECKING:
     from suoi.cluster.kraft import KRaftServices
@@ -98,7 +99,7 @@ class ReplicaManager:
         self.fetchers: dict[int, ReplicaFetcher] = {}
         #: broker-to-broker connections, a lane per purpose: replica fetches, transaction markers
         #: (the controller pool is the quorum's)
-        self.pool = NodeClient(client_id=f"suoi-replica-{self.node_id}")
+        self.pool = NodeClient(client_id=f"suoi-replica-{self.node_id}", security=inter_broker_security(cfg))
         self._addresses: dict[int, tuple[str, int]] = {}
         self._checkpointed: dict[tuple[str, int], int] = {}
         self._hw_initialised: set[TopicPartition] = set()

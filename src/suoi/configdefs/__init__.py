@@ -9,10 +9,12 @@ error wording, and one that suoi ignores is documented as such.
 from suoi.configdefs.defs import (
     BROKER_CONFIGS,
     CONFIG_TYPE_IDS,
+    IMPLEMENTED_SECURITY,
     LIST_CONFIGS,
     TOPIC_CONFIGS,
     ConfigDef,
     ConfigValueError,
+    is_listener_security_key,
     unimplemented_security_feature,
 )
 from suoi.configdefs.synonyms import broker_config_synonyms, topic_config_synonyms
@@ -23,7 +25,9 @@ __all__ = [
     "TOPIC_CONFIGS",
     "ConfigDef",
     "ConfigValueError",
+    "IMPLEMENTED_SECURITY",
     "LIST_CONFIGS",
+    "is_listener_security_key",
     "broker_config_synonyms",
     "topic_config_synonyms",
     "unimplemented_security_feature",

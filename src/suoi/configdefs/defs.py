@@ -143,27 +143,48 @@ TOPIC_CONFIGS: Mapping[str, ConfigDef] = _load(TOPIC_ROWS)
 #: Configs of Kafka's LIST type, the only ones IncrementalAlterConfigs may APPEND to or SUBTRACT from.
 LIST_CONFIGS = frozenset(n for table in (BROKER_CONFIGS, TOPIC_CONFIGS) for n, d in table.items() if d.type == "list")
 
-_SECURITY_PREFIXES = (("ssl.", "TLS (SSL)"), ("sasl.", "SASL"),
+_SECURITY_PREFIXES = (("ssl.", "this TLS (SSL) setting"), ("sasl.", "this SASL setting"),
                       ("delegation.token.", "delegation tokens"), ("password.encoder.", "password encoding"))
+#: The TLS and SASL settings suoi implements (suoi.security), also per listener
+#: (listener.name.NAME.<key>); every other ssl.*/sasl.* setting is refused.
+IMPLEMENTED_SECURITY = frozenset({
+    "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+    "ssl.keystore.certificate.chain", "ssl.keystore.key", "ssl.truststore.type", "ssl.truststore.location",
+    "ssl.truststore.password", "ssl.truststore.certificates", "ssl.client.auth", "ssl.principal.mapping.rules",
+    "ssl.enabled.protocols", "ssl.protocol", "ssl.cipher.suites", "ssl.endpoint.identification.algorithm",
+    "sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol", "sasl.mechanism.controller.protocol",
+    "sasl.jaas.config", "security.inter.broker.protocol", "connection.failed.authentication.delay.ms",
+    "connections.max.reauth.ms",
+})
+#: listener.name.NAME.<implemented key>, and listener.name.NAME.<mechanism>.sasl.jaas.config
+_LISTENER_IMPLEMENTED = re.compile(
+    r"^listener\.name\.[^.]+\.(?:(?:plain|scram-sha-256|scram-sha-512)\.sasl\.jaas\.config|(?P<key>.+))$", re.I)
 #: Per-listener overrides of security settings: listener.name.NAME.ssl.*, .sasl.*,
 #: .MECHANISM.sasl.* (e.g. listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config), ...
 _LISTENER_SECURITY = re.compile(
-    r"^listener\.name\.[^.]+\.(ssl\.|sasl\.|[^.]+\.sasl\.|principal\.builder\.class$|connections\.max\.reauth\.ms$)")
+    r"^listener\.name\.[^.]+\.(ssl\.|sasl\.|[^.]+\.sasl\.|principal\.builder\.class$)")
 _SECURITY_NAMES = {
-    "authorizer.class.name": "authorization (ACLs)", "principal.builder.class": "authentication",
-    "security.inter.broker.protocol": "TLS/SASL between brokers", "connections.max.reauth.ms": "SASL",
-    "security.providers": "TLS (SSL)", "super.users": "authorization (ACLs)",
-    "allow.everyone.if.no.acl.found": "authorization (ACLs)", "connection.failed.authentication.delay.ms": "SASL",
+    "authorizer.class.name": "authorization (ACLs)", "principal.builder.class": "a custom principal builder",
+    "security.providers": "TLS (SSL) security providers", "super.users": "authorization (ACLs)",
+    "allow.everyone.if.no.acl.found": "authorization (ACLs)",
 }
 
 
+def is_listener_security_key(name: str) -> bool:
+    """A per-listener security setting suoi implements (listener.name.NAME.ssl.keystore.location, ...)."""
+    m = _LISTENER_IMPLEMENTED.match(name)
+    return m is not None and (m.group("key") is None or m.group("key") in IMPLEMENTED_SECURITY)
+
+
 def unimplemented_security_feature(name: str) -> str | None:
-    """The security feature a config belongs to (which suoi does not implement yet), or None.
+    """The security feature a config belongs to which suoi does not implement yet, or None.
 
     Such settings are refused, never accepted as if they worked: a broker that seems to have
-    TLS or an authorizer configured but serves plaintext to everyone is worse than an error."""
+    an authorizer configured but lets everyone do everything is worse than an error."""
+    if name in IMPLEMENTED_SECURITY or is_listener_security_key(name):
+        return None
     if name in _SECURITY_NAMES:
         return _SECURITY_NAMES[name]
     if _LISTENER_SECURITY.match(name):
-        return "per-listener security settings"
+        return "this per-listener security setting"
     return next((feature for prefix, feature in _SECURITY_PREFIXES if name.startswith(prefix)), None)

@@ -28,6 +28,7 @@ from suoi.controller import configs as _configs
 from suoi.controller import features as _features
 from suoi.controller import partitions as _partitions
 from suoi.controller import reassignments as _reassignments
+from suoi.controller import scram as _scram
 from suoi.controller import topics as _topics
 from suoi.controller.errors import ApiError
 from suoi.controller.image import BrokerRegistration, ConfigResourceType, MetadataBuilder, MetadataImage
@@ -368,13 +369,26 @@ class QuorumController:
         self._check()
         return _features.update_features(self, updates, validate_only)
 
-    def bootstrap_features(self) -> ControllerResult[None]:
+    def bootstrap_features(self, bootstrap: Sequence[Record] = ()) -> ControllerResult[None]:
         """Write the bootstrap feature levels a metadata log lacks (a new cluster, or one made by
-        a suoi that predates them); nothing when they are there."""
+        a suoi that predates them); nothing when they are there. ``bootstrap``: records from
+        `suoi storage format --add-scram` (KIP-900), written with them into a log that has neither
+        feature levels nor SCRAM credentials yet, i.e. a new cluster."""
         self._check()
-        for record in _features.bootstrap_records(self.state.image().features):
+        image = self.state.image()
+        fresh = not image.features and not image.scram
+        for record in _features.bootstrap_records(image.features):
+            self.stage(record)
+        for record in bootstrap if fresh else ():
             self.stage(record)
         return self.finish(None)
+
+    def alter_user_scram_credentials(self, deletions: Sequence[_scram.ScramDeletion],
+                                     upsertions: Sequence[_scram.ScramUpsertion]
+                                     ) -> ControllerResult[list[_scram.UserResult]]:
+        """AlterUserScramCredentials (KIP-554); see scram.py."""
+        self._check()
+        return _scram.alter_user_scram_credentials(self, deletions, upsertions)
 
     # ------------------------------------------------------------------ helpers for the operation modules
 

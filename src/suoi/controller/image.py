@@ -33,9 +33,11 @@ from suoi.controller.records import (
     Record,
     RegisterBroker,
     RemoveTopic,
+    RemoveUserScramCredential,
     Topic,
     UnfenceBroker,
     UnregisterBroker,
+    UserScramCredential,
     decode_batch,
     record_from_dict,
     record_to_dict,
@@ -176,8 +178,13 @@ class MetadataImage:
     next_producer_id: int = 0
     features: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     broker_epoch_high: int = -1
+    #: (user, mechanism id) -> SCRAM credential (UserScramCredential records)
+    scram: Mapping[tuple[str, int], UserScramCredential] = field(default_factory=lambda: _EMPTY)
 
     # ------------------------------------------------------------------ queries
+
+    def scram_credential(self, user: str, mechanism: int) -> UserScramCredential | None:
+        return self.scram.get((user, mechanism))
 
     def topic(self, name: str) -> TopicImage | None:
         return self.topics_by_name.get(name)
@@ -228,6 +235,7 @@ class MetadataImage:
         for (rtype, rname), values in sorted(self.configs.items()):
             for k, v in sorted(values.items()):
                 out.append(Config(resource_type=rtype, resource_name=rname, name=k, value=v))
+        out.extend(c for _, c in sorted(self.scram.items()))
         if self.next_producer_id:
             out.append(ProducerIds(broker_id=-1, broker_epoch=-1, next_producer_id=self.next_producer_id))
         return out
@@ -288,6 +296,7 @@ class MetadataBuilder:
     _names: dict[str, uuid.UUID] = field(default_factory=dict)
     _configs: dict[tuple[int, str], dict[str, str]] = field(default_factory=dict)
     _features: dict[str, int] = field(default_factory=dict)
+    _scram: dict[tuple[str, int], UserScramCredential] = field(default_factory=dict)
     _image: MetadataImage | None = None
 
     @classmethod
@@ -300,6 +309,7 @@ class MetadataBuilder:
             b._names[t.name] = t.topic_id
         b._configs = {k: dict(v) for k, v in image.configs.items()}
         b._features = dict(image.features)
+        b._scram = dict(image.scram)
         b._image = image
         return b
 
@@ -470,6 +480,15 @@ class MetadataBuilder:
         else:
             self._features[r.name] = r.level
 
+    def _scram_credential(self, r: UserScramCredential) -> None:
+        self._scram[(r.name, r.mechanism)] = r
+
+    def _remove_scram_credential(self, r: RemoveUserScramCredential) -> None:
+        self._scram.pop((r.name, r.mechanism), None)
+
+    def scram_credentials(self) -> Mapping[tuple[str, int], UserScramCredential]:
+        return self._scram
+
     # ------------------------------------------------------------------ publish
 
     def image(self) -> MetadataImage:
@@ -491,6 +510,7 @@ class MetadataBuilder:
             next_producer_id=self.next_producer_id,
             features=MappingProxyType(dict(self._features)),
             broker_epoch_high=self.broker_epoch_high,
+            scram=MappingProxyType(dict(self._scram)),
         )
         return self._image
 
@@ -512,4 +532,6 @@ _HANDLERS: dict[type, Any] = {
     Config: MetadataBuilder._config,
     ProducerIds: MetadataBuilder._producer_ids,
     FeatureLevel: MetadataBuilder._feature,
+    UserScramCredential: MetadataBuilder._scram_credential,
+    RemoveUserScramCredential: MetadataBuilder._remove_scram_credential,
 }

@@ -14,11 +14,12 @@ PartitionRecord, PartitionChangeRecord, ...); see README.md for every field.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
 __all__ = [
@@ -36,9 +37,11 @@ __all__ = [
     "Record",
     "RegisterBroker",
     "RemoveTopic",
+    "RemoveUserScramCredential",
     "Topic",
     "UnfenceBroker",
     "UnregisterBroker",
+    "UserScramCredential",
     "decode_batch",
     "decode_record",
     "encode_batch",
@@ -210,6 +213,29 @@ class FeatureLevel:
     level: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserScramCredential:
+    """A user's SCRAM credential for one mechanism (1 SCRAM-SHA-256, 2 SCRAM-SHA-512), Kafka's
+    UserScramCredentialRecord: salt, StoredKey, ServerKey and iterations -- never the password."""
+
+    TYPE: ClassVar[str] = "UserScramCredential"
+    VERSION: ClassVar[int] = 1
+    name: str
+    mechanism: int
+    salt: bytes = field(repr=False)
+    stored_key: bytes = field(repr=False)
+    server_key: bytes = field(repr=False)
+    iterations: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveUserScramCredential:
+    TYPE: ClassVar[str] = "RemoveUserScramCredential"
+    VERSION: ClassVar[int] = 1
+    name: str
+    mechanism: int
+
+
 Record = (
     RegisterBroker
     | UnregisterBroker
@@ -223,6 +249,8 @@ Record = (
     | Config
     | ProducerIds
     | FeatureLevel
+    | UserScramCredential
+    | RemoveUserScramCredential
 )
 
 _TYPES: dict[str, type] = {
@@ -240,6 +268,8 @@ _TYPES: dict[str, type] = {
         Config,
         ProducerIds,
         FeatureLevel,
+        UserScramCredential,
+        RemoveUserScramCredential,
     )
 }
 
@@ -298,6 +328,16 @@ def _uuid_text(value: uuid.UUID) -> str:
     return str(value)
 
 
+def _bytes(v: Any) -> bytes:
+    if not isinstance(v, str):
+        raise TypeError(f"expected base64 text, got {v!r}")
+    return base64.b64decode(v, validate=True)
+
+
+def _b64(v: bytes) -> str:
+    return base64.b64encode(v).decode()
+
+
 def _listeners(v: Any) -> tuple[Listener, ...]:
     if not isinstance(v, list):
         raise TypeError(f"expected a list of listeners, got {v!r}")
@@ -333,6 +373,11 @@ _FIELD_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "level": (_int, int),
     "adding_replicas": (_ints, list),
     "removing_replicas": (_ints, list),
+    "mechanism": (_int, int),
+    "iterations": (_int, int),
+    "salt": (_bytes, _b64),
+    "stored_key": (_bytes, _b64),
+    "server_key": (_bytes, _b64),
 }
 # PartitionChange's optional fields
 _OPTIONAL_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {

@@ -12,6 +12,12 @@ other over one connection per purpose (`suoi.client.Lane`): a follower Fetch mus
 behind a request that waits for replication, or the two wait for each other until a timeout.
 A Fetch or OffsetsForLeaderEpoch answer held back that way for `HOL_WARN_S` or more is logged
 (at most every `HOL_LOG_INTERVAL_S` per connection) with the API that held it.
+
+Security (`suoi.security.ListenerSecurity` of the listener): TLS is asyncio's (the protocol
+sees plaintext bytes once the handshake is done); the connection's ``principal`` is
+``User:ANONYMOUS``, the mapped DN of a TLS client certificate, or the SASL user once
+SaslAuthenticate succeeded. On a SASL listener nothing but ApiVersions, SaslHandshake and
+SaslAuthenticate is served before authentication: anything else closes the connection.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import asyncio
 import collections
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +34,8 @@ from suoi.api.dispatch import Parts, ProtocolViolation, dispatch
 from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import REGISTRY
 from suoi.protocol.framing import FrameDecoder, FrameError
+from suoi.security.listeners import ListenerSecurity
+from suoi.security.principal import ANONYMOUS, PrincipalMappingError, certificate_dn
 
 if TYPE_CHECKING:
     from suoi.services import Services
@@ -40,25 +49,44 @@ _NO_RESPONSE = object()
 HOL_WARN_S = 1.0
 HOL_LOG_INTERVAL_S = 60.0
 _FETCH_KEYS = frozenset({1, 23})  # Fetch, OffsetsForLeaderEpoch
+#: What a client may send on a SASL listener before it has authenticated.
+_PRE_AUTH_KEYS = frozenset({18, 17, 36})  # ApiVersions, SaslHandshake, SaslAuthenticate
+_PLAINTEXT = ListenerSecurity("PLAINTEXT", "PLAINTEXT")
 
 
 class _Entry:
     """One answer in the connection's order book: ready parts, _NO_RESPONSE, or a Future."""
 
-    __slots__ = ("api_key", "item", "ready_at")
+    __slots__ = ("api_key", "close_after", "item", "ready_at")
 
-    def __init__(self, item: Any, api_key: int, ready_at: float | None) -> None:
+    def __init__(self, item: Any, api_key: int, ready_at: float | None, close_after: bool = False) -> None:
         self.item = item
         self.api_key = api_key
+        #: close the connection once this answer is written (failed authentication)
+        self.close_after = close_after
         #: loop time the answer became ready while an earlier one was still pending
         self.ready_at = ready_at
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, broker: Services, max_request_size: int, role: ListenerRole = ListenerRole.CLIENT) -> None:
+    def __init__(self, broker: Services, max_request_size: int, role: ListenerRole = ListenerRole.CLIENT,
+                 security: ListenerSecurity = _PLAINTEXT) -> None:
         self._broker = broker
         #: CONTROLLER: a listener in controller.listener.names, serving only the controller's APIs
         self.role = role
+        #: The listener's security: protocol, TLS, SASL mechanisms and users.
+        self.security = security
+        #: Who is on the other end (Kafka's KafkaPrincipal as text), for authorization.
+        self.principal = ANONYMOUS
+        #: SASL listeners: False until SaslAuthenticate succeeded.
+        self.authenticated = not security.sasl
+        #: The SASL exchange in progress (suoi.security.sasl.SaslServerSession), set by SaslHandshake.
+        self.sasl_session: Any = None
+        #: time.monotonic() at which the SASL session ends (connections.max.reauth.ms), or None.
+        self.session_expires_at: float | None = None
+        #: The mechanism the connection authenticated with (a re-authentication must use it).
+        self.sasl_mechanism: str | None = None
+        self._close_requested = False
         self._decoder = FrameDecoder(max_request_size)
         self._transport: asyncio.Transport | None = None
         self._peer = "?"
@@ -76,7 +104,48 @@ class KafkaConnection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        if self.security.ssl_context is not None and not self._tls_principal(transport):
+            return
         self._broker.connections.add(self)
+
+    def _tls_principal(self, transport: asyncio.BaseTransport) -> bool:
+        """Name an mTLS client by its certificate (ssl.principal.mapping.rules); False if refused."""
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return True
+        mapper = self.security.principal_mapper
+        try:
+            dn = certificate_dn(der)
+            self.principal = mapper.principal(dn) if mapper is not None else f"User:{dn}"
+        except (PrincipalMappingError, ValueError) as exc:
+            log.warning("closing TLS connection from %s: %s", self._peer, exc)
+            self._abort()
+            return False
+        return True
+
+    def _may_send(self, frame: bytes) -> bool:
+        """Before authentication, and once a SASL session expired (connections.max.reauth.ms,
+        KIP-368: the client did not re-authenticate in time), only the SASL requests are served;
+        anything else closes the connection."""
+        api_key = int.from_bytes(frame[:2], "big", signed=True)
+        if api_key in _PRE_AUTH_KEYS:
+            return True
+        if not self.authenticated:
+            log.warning("closing connection from %s on SASL listener %s: api key %s before authentication",
+                        self._peer, self.security.name, api_key)
+        elif time.monotonic() < (self.session_expires_at or 0.0):
+            return True
+        else:
+            log.info("closing connection from %s on SASL listener %s: its session (%s) expired without "
+                     "re-authentication (connections.max.reauth.ms)", self._peer, self.security.name, self.principal)
+        self._abort()
+        return False
+
+    def close_after_answer(self) -> None:
+        """Close the connection once the answer to the request being handled is written
+        (failed SASL authentication, as Kafka does)."""
+        self._close_requested = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._decoder.buffered and not self._closed:
@@ -124,6 +193,10 @@ class KafkaConnection(asyncio.Protocol):
 
     # -- request handling ---------------------------------------------------------
     def _handle(self, frame: bytes) -> None:
+        if self._close_requested:
+            return  # an answer that closes the connection is pending (failed authentication): read no more
+        if (not self.authenticated or self.session_expires_at is not None) and not self._may_send(frame):
+            return
         try:
             outcome = dispatch(self._broker, frame, self._peer, self, role=self.role)
         except ProtocolViolation as exc:
@@ -142,10 +215,12 @@ class KafkaConnection(asyncio.Protocol):
             item = asyncio.ensure_future(outcome)
         if not self._queue and item is not _NO_RESPONSE and not isinstance(item, asyncio.Future):
             self._write(item)
+            if self._close_requested:
+                self.close()
             return
         api_key = int.from_bytes(frame[:2], "big", signed=True) if len(frame) >= 2 else -1
         held = self._queue and not isinstance(item, asyncio.Future)
-        entry = _Entry(item, api_key, asyncio.get_running_loop().time() if held else None)
+        entry = _Entry(item, api_key, asyncio.get_running_loop().time() if held else None, self._close_requested)
         if isinstance(item, asyncio.Future):
             item.add_done_callback(functools.partial(self._on_done, entry))
         self._queue.append(entry)
@@ -180,6 +255,9 @@ class KafkaConnection(asyncio.Protocol):
                 q.popleft()
                 if head is not _NO_RESPONSE:
                     self._write(head)
+            if entry.close_after:
+                self.close()
+                return
             if entry.ready_at is None:
                 released_by = entry.api_key
             elif entry.api_key in _FETCH_KEYS:
@@ -220,6 +298,7 @@ class KafkaConnection(asyncio.Protocol):
             self._transport.abort()
 
     def close(self) -> None:
+        self._closed = True
         if self._transport is not None:
             self._transport.close()
 
@@ -230,12 +309,15 @@ def _api_name(api_key: int) -> str:
 
 
 async def start_listener(broker: Services, host: str | None, port: int, max_request_size: int, *,
-                         start_serving: bool = True, role: ListenerRole = ListenerRole.CLIENT) -> asyncio.Server:
+                         start_serving: bool = True, role: ListenerRole = ListenerRole.CLIENT,
+                         security: ListenerSecurity = _PLAINTEXT) -> asyncio.Server:
     """Bind a listener; port 0 picks a free port (see `server.sockets`). With
     ``start_serving=False`` the port is reserved but refuses connections until
-    ``server.start_serving()``."""
+    ``server.start_serving()``. ``security``: TLS context and SASL of an SSL/SASL listener."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: KafkaConnection(broker, max_request_size, role), host, port, reuse_address=True, backlog=1024,
-        start_serving=start_serving,
+        lambda: KafkaConnection(broker, max_request_size, role, security), host, port, reuse_address=True,
+        backlog=1024,
+        start_serving=start_serving, ssl=security.ssl_context,
+        ssl_handshake_timeout=10.0 if security.ssl_context is not None else None,
     )

@@ -1,0 +1,191 @@
+"""Per-listener security, resolved from the node's properties the way Kafka resolves them.
+
+A listener's security protocol comes from ``listener.security.protocol.map`` (a listener named
+after a protocol, e.g. ``SSL://``, needs no entry). Each ``ssl.*`` / ``sasl.*`` setting is read
+first with the listener prefix ``listener.name.<listener, lower case>.`` and then without it;
+JAAS configs also per mechanism: ``listener.name.<l>.<mechanism, lower case>.sasl.jaas.config``.
+
+``listener_security`` builds what the server side of a listener needs (TLS context, SASL
+mechanisms and PLAIN users, principal mapping); ``client_security`` what suoi's own client
+needs to reach a listener of another node (the inter-broker listener for replica fetches, the
+controller listener for the quorum, forwarding and heartbeats): TLS trust and
+``sasl.mechanism.inter.broker.protocol`` / ``sasl.mechanism.controller.protocol`` with the
+``username``/``password`` of that listener's JAAS config.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from suoi.config_security import listener_protocol
+from suoi.security.client import PLAINTEXT, ClientSecurity
+from suoi.security.jaas import JaasError, parse_jaas
+from suoi.security.principal import SslPrincipalMapper
+from suoi.security.sasl import SUPPORTED_MECHANISMS, SaslClientCredentials
+from suoi.security.tls import client_context, server_context
+
+__all__ = ["ListenerSecurity", "SecurityConfigError", "check_node_security", "client_security", "controller_security",
+           "inter_broker_security", "listener_security", "reload_certificates", "setting"]
+
+
+class SecurityConfigError(ValueError):
+    """Security settings that cannot work; the message names keys, never values."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSecurity:
+    name: str
+    protocol: str
+    ssl_context: ssl.SSLContext | None = None
+    principal_mapper: SslPrincipalMapper | None = None
+    sasl_mechanisms: tuple[str, ...] = ()
+    #: PLAIN users (user_<name> of the listener's PLAIN JAAS config); never printed.
+    plain_users: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: connection.failed.authentication.delay.ms: a failed authentication is answered (and the
+    #: connection closed) this much later, slowing down password guessing (Kafka's default 100).
+    failed_authentication_delay_ms: int = 100
+    #: connections.max.reauth.ms (KIP-368): a SASL session lasts this long; the client must
+    #: re-authenticate on the connection before it ends, or the connection is closed (0: forever).
+    reauth_ms: int = 0
+    #: key -> value of this listener's settings (listener.name.<l>.<key>, else <key>): reloads
+    settings: Callable[[str], str | None] = field(default=lambda key: None, repr=False)
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+
+def setting(values: Mapping[str, object], listener: str, key: str) -> str | None:
+    """``listener.name.<listener>.<key>``, else ``<key>``; None when unset or empty."""
+    for k in (f"listener.name.{listener.lower()}.{key}", key):
+        v = values.get(k)
+        if v is not None and str(v).strip() != "":
+            return str(v)
+    return None
+
+
+def _jaas(values: Mapping[str, object], listener: str, mechanism: str) -> tuple[str, str] | None:
+    """(key, text) of the JAAS config for a listener and mechanism."""
+    for k in (f"listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config",
+              f"listener.name.{listener.lower()}.sasl.jaas.config", "sasl.jaas.config"):
+        v = values.get(k)
+        if v:
+            return k, str(v)
+    return None
+
+
+def _mechanisms(values: Mapping[str, object], listener: str) -> tuple[str, ...]:
+    raw = setting(values, listener, "sasl.enabled.mechanisms") or "GSSAPI"  # Kafka's default
+    mechs = tuple(m.strip().upper() for m in raw.split(",") if m.strip())
+    unsupported = [m for m in mechs if m not in SUPPORTED_MECHANISMS]
+    if unsupported or not mechs:
+        raise SecurityConfigError(
+            f"listener {listener}: sasl.enabled.mechanisms: {', '.join(unsupported) or 'none'} not supported by suoi "
+            f"(supported: {', '.join(SUPPORTED_MECHANISMS)}); set sasl.enabled.mechanisms "
+            f"(or listener.name.{listener.lower()}.sasl.enabled.mechanisms)")
+    return mechs
+
+
+def listener_security(values: Mapping[str, object], name: str) -> ListenerSecurity:
+    protocol = listener_protocol(values, name)
+    if protocol == "PLAINTEXT":
+        return ListenerSecurity(name, protocol)
+    ctx = mapper = None
+    if protocol in ("SSL", "SASL_SSL"):
+        ctx = server_context(lambda k: setting(values, name, k), name)
+        mapper = SslPrincipalMapper(setting(values, name, "ssl.principal.mapping.rules"))
+    mechanisms: tuple[str, ...] = ()
+    users: dict[str, str] = {}
+    if protocol.startswith("SASL_"):
+        mechanisms = _mechanisms(values, name)
+        if "PLAIN" in mechanisms:
+            found = _jaas(values, name, "PLAIN")
+            if found is None:
+                raise SecurityConfigError(
+                    f"listener {name}: SASL/PLAIN needs users: set listener.name.{name.lower()}.plain.sasl.jaas.config "
+                    f"(or sasl.jaas.config) to a PlainLoginModule with user_<name>=\"<password>\" options")
+            try:
+                users = parse_jaas(found[1], found[0]).users
+            except JaasError as exc:
+                raise SecurityConfigError(str(exc)) from None
+    delay_ms = _ms(values, name, "connection.failed.authentication.delay.ms", 100)
+    return ListenerSecurity(name, protocol, ctx, mapper, mechanisms, users, delay_ms,
+                            _ms(values, name, "connections.max.reauth.ms", 0), lambda k: setting(values, name, k))
+
+
+def _ms(values: Mapping[str, object], listener: str, key: str, default: int) -> int:
+    raw = setting(values, listener, key)
+    try:
+        value = default if raw is None else int(raw)
+    except ValueError:
+        raise SecurityConfigError(f"{key}={raw}: not a number") from None
+    if value < 0:
+        raise SecurityConfigError(f"{key}={raw}: must not be negative")
+    return value
+
+
+def client_security(values: Mapping[str, object], listener: str | None, mechanism_key: str) -> ClientSecurity:
+    """How this node connects to ``listener`` of its peers; ``mechanism_key`` is
+    sasl.mechanism.inter.broker.protocol or sasl.mechanism.controller.protocol."""
+    if listener is None:
+        return PLAINTEXT
+    protocol = listener_protocol(values, listener)
+    ctx, check = None, False
+    if protocol in ("SSL", "SASL_SSL"):
+        ctx, check = client_context(lambda k: setting(values, listener, k), listener)
+    creds = None
+    if protocol.startswith("SASL_"):
+        mechanism = str(values.get(mechanism_key) or "GSSAPI").strip().upper()
+        if mechanism not in SUPPORTED_MECHANISMS:
+            raise SecurityConfigError(f"{mechanism_key}={mechanism}: not supported by suoi (supported: "
+                                      f"{', '.join(SUPPORTED_MECHANISMS)})")
+        found = _jaas(values, listener, mechanism)
+        options = {}
+        if found is not None:
+            try:
+                options = parse_jaas(found[1], found[0]).options
+            except JaasError as exc:
+                raise SecurityConfigError(str(exc)) from None
+        if not options.get("username") or "password" not in options:
+            raise SecurityConfigError(
+                f"listener {listener}: this node authenticates to its peers with {mechanism}: set username and "
+                f"password in listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config")
+        creds = SaslClientCredentials(mechanism, options["username"], options["password"])
+    return ClientSecurity(ctx, check, creds)
+
+
+def inter_broker_security(config: Any) -> ClientSecurity:
+    """How this node's replica fetchers (and transaction marker writers) reach other brokers."""
+    return client_security(config.values, config.inter_broker_listener_name, "sasl.mechanism.inter.broker.protocol")
+
+
+def controller_security(config: Any) -> ClientSecurity:
+    """How this node reaches the controllers (Raft quorum, forwarding, heartbeats)."""
+    names = config.controller_listener_names
+    return client_security(config.values, names[0] if names else None, "sasl.mechanism.controller.protocol")
+
+
+def check_node_security(config: Any) -> None:
+    """Build every listener's and every inter-node client's security once, so a bad keystore,
+    a missing JAAS config or an unsupported mechanism stops the node at start in one line."""
+    for listener in config.listeners:
+        listener_security(config.values, listener.name)
+    if config.get("process.roles"):
+        inter_broker_security(config)
+        controller_security(config)
+
+
+async def reload_certificates(securities: Iterable[ListenerSecurity]) -> None:
+    """Run for the node's lifetime: reload TLS listeners' keystores/truststores when their files
+    change (`suoi.security.reload`)."""
+    import asyncio
+
+    from suoi.security.reload import TLS_RELOAD_CHECK_S, TlsReloader
+
+    reloader = TlsReloader((s.name, s.ssl_context, s.settings) for s in securities if s.ssl_context is not None)
+    while reloader:
+        await asyncio.sleep(TLS_RELOAD_CHECK_S)  # a periodic check, not a synchronisation
+        reloader.check()

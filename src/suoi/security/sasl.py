@@ -1,0 +1,111 @@
+"""SASL mechanisms suoi serves and speaks: PLAIN (RFC 4616) and SCRAM-SHA-256/512, sans-IO.
+
+``SaslServerSession`` is one connection's authentication exchange on the broker side: the
+SaslHandshake chose its mechanism, each SaslAuthenticate feeds ``step`` one token and sends
+back the answer; ``step`` raises ``SaslAuthenticationError`` (a message safe to send and log:
+never a password or proof) when the client fails. ``SaslClientCredentials`` is what a node
+sends when it connects to other nodes (``username``/``password`` of its JAAS config).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from suoi.security.scram import MECHANISMS as SCRAM_MECHANISMS
+from suoi.security.scram import ScramClient, ScramCredential, ScramError, ScramServer
+
+__all__ = ["SUPPORTED_MECHANISMS", "SaslAuthenticationError", "SaslClientCredentials", "SaslServerSession"]
+
+SUPPORTED_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS)
+
+ScramLookup = Callable[[str, str], ScramCredential | None]  # (user, mechanism) -> credential
+
+
+class SaslAuthenticationError(Exception):
+    """The client failed to authenticate (Kafka's SASL_AUTHENTICATION_FAILED)."""
+
+
+class SaslServerSession:
+    def __init__(self, mechanism: str, *, plain_users: Mapping[str, str], scram_lookup: ScramLookup) -> None:
+        self.mechanism = mechanism
+        self._users = plain_users
+        self._scram = (ScramServer(mechanism, lambda user: scram_lookup(user, mechanism))
+                       if mechanism in SCRAM_MECHANISMS else None)
+        self.username: str | None = None
+        self.done = False
+
+    @property
+    def principal(self) -> str:
+        return f"User:{self.username}"
+
+    def step(self, token: bytes) -> bytes:
+        if self.done:
+            raise SaslAuthenticationError("already authenticated")
+        if self._scram is None:
+            return self._plain(token)
+        try:
+            answer = self._scram.step(token)
+        except ScramError as exc:
+            raise SaslAuthenticationError(
+                f"Authentication failed during authentication due to invalid credentials with SASL mechanism "
+                f"{self.mechanism} ({exc})") from None
+        if self._scram.done:
+            self.username, self.done = self._scram.username, True
+        return answer
+
+    def _plain(self, token: bytes) -> bytes:
+        parts = token.split(b"\0")
+        if len(parts) != 3 or not parts[1] or not parts[2]:
+            raise SaslAuthenticationError("Invalid SASL/PLAIN response: expected 3 tokens, with username and password")
+        try:
+            authzid, user, password = (p.decode("utf-8") for p in parts)
+        except UnicodeDecodeError:
+            raise SaslAuthenticationError("Invalid SASL/PLAIN response: not UTF-8") from None
+        if authzid and authzid != user:
+            raise SaslAuthenticationError("Authentication failed: Client requested an authorization id that is "
+                                          "different from username")
+        expected = self._users.get(user)
+        # compare even for unknown users, so timing does not tell which users exist
+        if not hmac.compare_digest((expected if expected is not None else "\0").encode(), password.encode()):
+            raise SaslAuthenticationError("Authentication failed: Invalid username or password")
+        self.username, self.done = user, True
+        return b""
+
+
+@dataclass(frozen=True, slots=True)
+class SaslClientCredentials:
+    """How suoi's own client authenticates: mechanism, user and password (never printed)."""
+
+    mechanism: str
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"SaslClientCredentials({self.mechanism}, {self.username})"
+
+    def exchange(self) -> SaslClientExchange:
+        return SaslClientExchange(self)
+
+
+class SaslClientExchange:
+    """``first()``, then ``step(server token)`` until it returns None (done)."""
+
+    def __init__(self, creds: SaslClientCredentials) -> None:
+        self._creds = creds
+        self._scram = (ScramClient(creds.mechanism, creds.username, creds.password)
+                       if creds.mechanism in SCRAM_MECHANISMS else None)
+
+    def first(self) -> bytes:
+        if self._scram is None:
+            return b"\0" + self._creds.username.encode() + b"\0" + self._creds.password.encode()
+        return self._scram.first()
+
+    def step(self, token: bytes) -> bytes | None:
+        if self._scram is None:
+            return None
+        try:
+            return self._scram.step(token)
+        except ScramError as exc:
+            raise SaslAuthenticationError(str(exc)) from None

@@ -1,0 +1,75 @@
+"""AlterUserScramCredentials on the controller (KIP-554): Kafka's per-user rules, records that
+hold no password, replay and snapshots."""
+
+from __future__ import annotations
+
+import os
+
+from suoi.controller import Err
+from suoi.controller.image import MetadataImage
+from suoi.controller.records import RemoveUserScramCredential, UserScramCredential, decode_batch, encode_batch
+from suoi.controller.scram import ScramDeletion, ScramUpsertion
+from suoi.security.scram import ScramClient, ScramCredential, ScramServer, salted_password
+
+from .helpers import Harness
+
+
+def _upsert(name: str, mechanism: int = 1, iterations: int = 4096, password: str = "pw") -> ScramUpsertion:
+    salt = os.urandom(16)
+    mech = {1: "SCRAM-SHA-256", 2: "SCRAM-SHA-512"}.get(mechanism, "SCRAM-SHA-256")
+    return ScramUpsertion(name, mechanism, iterations, salt, salted_password(mech, password, salt, iterations))
+
+
+def test_upsert_stores_keys_that_authenticate_and_never_the_password() -> None:
+    h = Harness()
+    result = h.ctl.alter_user_scram_credentials([], [_upsert("alice", 2, 8192, "s3cret")])
+    assert result.response == [("alice", Err.NONE, None)]
+    (record,) = result.records
+    assert isinstance(record, UserScramCredential) and (record.name, record.mechanism, record.iterations) == (
+        "alice", 2, 8192)
+    assert b"s3cret" not in encode_batch(result.records) and "s3cret" not in repr(record)
+    assert decode_batch(encode_batch(result.records)) == [record]
+    stored = h.replayed().scram_credential("alice", 2)
+    assert stored == record
+    cred = ScramCredential(record.salt, record.stored_key, record.server_key, record.iterations)
+    server, client = ScramServer("SCRAM-SHA-512", lambda u: cred), ScramClient("SCRAM-SHA-512", "alice", "s3cret")
+    assert client.step(server.step(client.step(server.step(client.first())) or b"")) is None
+    assert MetadataImage.from_snapshot(h.replayed().to_snapshot()).scram_credential("alice", 2) == record
+
+
+def test_kafkas_per_user_errors_fail_every_alteration_of_that_user() -> None:
+    h = Harness()
+    result = h.ctl.alter_user_scram_credentials(
+        [ScramDeletion("carol", 1), ScramDeletion("dave", 2)],
+        [_upsert("alice", 1, 1000), _upsert("bob", 3), _upsert("dave", 1), _upsert("erin", 1), _upsert("erin", 1),
+         _upsert("", 1), _upsert("frank", 2, 20000), _upsert("grace", 1)])
+    assert result.response == [
+        ("carol", Err.RESOURCE_NOT_FOUND, "Attempt to delete a user credential that does not exist"),
+        ("dave", Err.RESOURCE_NOT_FOUND, "Attempt to delete a user credential that does not exist"),
+        ("alice", Err.UNACCEPTABLE_CREDENTIAL, "Too few iterations"),
+        ("bob", Err.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism"),
+        ("erin", Err.DUPLICATE_RESOURCE, "A user credential cannot be altered twice in the same request"),
+        ("", Err.UNACCEPTABLE_CREDENTIAL, "Username must not be empty"),
+        ("frank", Err.UNACCEPTABLE_CREDENTIAL, "Too many iterations"),
+        ("grace", Err.NONE, None),
+    ]
+    assert [(r.name, r.mechanism) for r in result.records] == [("grace", 1)]  # dave's upsert failed with his deletion
+    removed = h.ctl.alter_user_scram_credentials([ScramDeletion("grace", 1)], [])
+    assert removed.response == [("grace", Err.NONE, None)]
+    assert removed.records == (RemoveUserScramCredential(name="grace", mechanism=1),)
+    assert dict(h.replayed().scram) == {}
+
+
+def test_bootstrap_credentials_are_written_only_into_a_new_log() -> None:
+    from suoi.security.bootstrap import parse_add_scram
+
+    admin = parse_add_scram("SCRAM-SHA-512=[name=admin,iterations=8192,password=pw]")
+    assert (admin.name, admin.mechanism, admin.iterations) == ("admin", 2, 8192)
+    h = Harness()
+    first = h.ctl.bootstrap_features([admin])
+    assert admin in first.records
+    assert h.replayed().scram_credential("admin", 2) == admin
+    h.ctl.alter_user_scram_credentials([ScramDeletion("admin", 2)], [])
+    h.restart_controller()
+    assert h.ctl.bootstrap_features([admin]).records == ()  # not a new log: the deletion stands
+    assert h.replayed().scram_credential("admin", 2) is None
