@@ -88,7 +88,7 @@ def format_config(path: Path, cluster_id: str, *, ignore_formatted: bool = False
     except StorageFormatError as exc:
         raise CliError(str(exc)) from None
     if scram:
-        from suoi.security.bootstrap import write_bootstrap_records
+        from suoi.cluster.scram_bootstrap import write_bootstrap_records
 
         path = write_bootstrap_records(settings.metadata_dir, scram)
         lines.append(f"Wrote {len(scram)} SCRAM credential(s) for {', '.join(sorted({r.name for r in scram}))} "
@@ -101,7 +101,7 @@ def _scram_records(items: list[str], settings: Any) -> list[Any]:
         return []
     if settings is None or not settings.is_controller:
         raise CliError("--add-scram is for a KRaft controller's storage (process.roles with controller)")
-    from suoi.security.bootstrap import parse_add_scram
+    from suoi.cluster.scram_bootstrap import parse_add_scram
 
     try:
         return [parse_add_scram(item) for item in items]

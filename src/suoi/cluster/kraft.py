@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from suoi.client import Lane, NodeClient
 from suoi.cluster.pacing import Pacer, open_missing_logs
 from suoi.cluster.replica_manager import ReplicaManager
+from suoi.cluster.scram_bootstrap import read_bootstrap_records
 from suoi.cluster.settings import KRaftSettings
 from suoi.controller import records as mrec
 from suoi.controller.controller import ControllerConfig, QuorumController
@@ -37,7 +38,6 @@ from suoi.raft.core import NotLeaderError
 from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
 from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
 from suoi.raft_driver.driver import QuorumDriver, raft_config_from_properties
-from suoi.security.bootstrap import read_bootstrap_records
 from suoi.security.listeners import controller_security
 
 if TYPE_CHECKING:

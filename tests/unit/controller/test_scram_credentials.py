@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from suoi.controller import Err
 from suoi.controller.image import MetadataImage
 from suoi.controller.records import RemoveUserScramCredential, UserScramCredential, decode_batch, encode_batch
 from suoi.controller.scram import ScramDeletion, ScramUpsertion
+from suoi.model import ErrorCode
 from suoi.security.scram import ScramClient, ScramCredential, ScramServer, salted_password
 
 from .helpers import Harness
@@ -23,7 +23,7 @@ def _upsert(name: str, mechanism: int = 1, iterations: int = 4096, password: str
 def test_upsert_stores_keys_that_authenticate_and_never_the_password() -> None:
     h = Harness()
     result = h.ctl.alter_user_scram_credentials([], [_upsert("alice", 2, 8192, "s3cret")])
-    assert result.response == [("alice", Err.NONE, None)]
+    assert result.response == [("alice", ErrorCode.none, None)]
     (record,) = result.records
     assert isinstance(record, UserScramCredential) and (record.name, record.mechanism, record.iterations) == (
         "alice", 2, 8192)
@@ -44,24 +44,24 @@ def test_kafkas_per_user_errors_fail_every_alteration_of_that_user() -> None:
         [_upsert("alice", 1, 1000), _upsert("bob", 3), _upsert("dave", 1), _upsert("erin", 1), _upsert("erin", 1),
          _upsert("", 1), _upsert("frank", 2, 20000), _upsert("grace", 1)])
     assert result.response == [
-        ("carol", Err.RESOURCE_NOT_FOUND, "Attempt to delete a user credential that does not exist"),
-        ("dave", Err.RESOURCE_NOT_FOUND, "Attempt to delete a user credential that does not exist"),
-        ("alice", Err.UNACCEPTABLE_CREDENTIAL, "Too few iterations"),
-        ("bob", Err.UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism"),
-        ("erin", Err.DUPLICATE_RESOURCE, "A user credential cannot be altered twice in the same request"),
-        ("", Err.UNACCEPTABLE_CREDENTIAL, "Username must not be empty"),
-        ("frank", Err.UNACCEPTABLE_CREDENTIAL, "Too many iterations"),
-        ("grace", Err.NONE, None),
+        ("carol", ErrorCode.resource_not_found, "Attempt to delete a user credential that does not exist"),
+        ("dave", ErrorCode.resource_not_found, "Attempt to delete a user credential that does not exist"),
+        ("alice", ErrorCode.unacceptable_credential, "Too few iterations"),
+        ("bob", ErrorCode.unsupported_sasl_mechanism, "Unknown SCRAM mechanism"),
+        ("erin", ErrorCode.duplicate_resource, "A user credential cannot be altered twice in the same request"),
+        ("", ErrorCode.unacceptable_credential, "Username must not be empty"),
+        ("frank", ErrorCode.unacceptable_credential, "Too many iterations"),
+        ("grace", ErrorCode.none, None),
     ]
     assert [(r.name, r.mechanism) for r in result.records] == [("grace", 1)]  # dave's upsert failed with his deletion
     removed = h.ctl.alter_user_scram_credentials([ScramDeletion("grace", 1)], [])
-    assert removed.response == [("grace", Err.NONE, None)]
+    assert removed.response == [("grace", ErrorCode.none, None)]
     assert removed.records == (RemoveUserScramCredential(name="grace", mechanism=1),)
     assert dict(h.replayed().scram) == {}
 
 
 def test_bootstrap_credentials_are_written_only_into_a_new_log() -> None:
-    from suoi.security.bootstrap import parse_add_scram
+    from suoi.cluster.scram_bootstrap import parse_add_scram
 
     admin = parse_add_scram("SCRAM-SHA-512=[name=admin,iterations=8192,password=pw]")
     assert (admin.name, admin.mechanism, admin.iterations) == ("admin", 2, 8192)
