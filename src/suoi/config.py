@@ -135,6 +135,8 @@ KNOWN: dict[str, tuple[object, object]] = {
     "auto.leader.rebalance.enable": (_bool, True),
     "leader.imbalance.check.interval.seconds": (_INT, 300),
     "leader.imbalance.per.broker.percentage": (_INT, 10),
+    # suoi: the node's own schema registry (suoi.http.registry), e.g. http://127.0.0.1:8081; unset: none
+    "schema.registry.listeners": (_str, None),
 }
 
 # Pre-KRaft keys an older server.properties may carry: ignored like the Kafka 4 keys suoi does not use.
