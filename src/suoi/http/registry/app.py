@@ -41,7 +41,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def reply(body: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(body), status=status, content_type=CONTENT_TYPE)
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type=CONTENT_TYPE)
 
 
 def error_reply(err: RegistryError) -> web.Response:
@@ -115,10 +115,13 @@ class Routes:
             async with session.request(request.method, url.rstrip("/") + request.rel_url.path_qs,
                                        data=await request.read(), headers=headers,
                                        timeout=aiohttp.ClientTimeout(total=self.service.write_timeout + 5)) as resp:
-                return web.Response(body=await resp.read(), status=resp.status, content_type=CONTENT_TYPE)
+                answer = web.Response(body=await resp.read(), status=resp.status, content_type=CONTENT_TYPE)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RegistryError(E.FORWARDING_ERROR, f"Error while forwarding the request to the primary {url}: "
                                 f"{exc or type(exc).__name__}") from None
+        if answer.status == 200:  # read your writes: answer once our own replay has the primary's write
+            await self.service.read_to_end()
+        return answer
 
     # ------------------------------------------------------------------ /
     async def root(self, request: web.Request) -> web.Response:
@@ -152,7 +155,7 @@ class Routes:
         await self._ready()
         sv = self.core.version(request.match_info["subject"], request.match_info["version"],
                                deleted=_flag(request, "deleted"))
-        return web.Response(text=sv.schema, content_type=CONTENT_TYPE)
+        return web.Response(body=sv.schema.encode(), content_type=CONTENT_TYPE)
 
     async def referenced_by(self, request: web.Request) -> web.Response:
         await self._ready()
@@ -197,7 +200,8 @@ class Routes:
 
     async def schema_by_id_text(self, request: web.Request) -> web.Response:
         await self._ready()
-        return web.Response(text=self.core.schema_by_id(_id(request.match_info["id"])).schema, content_type=CONTENT_TYPE)
+        sv = self.core.schema_by_id(_id(request.match_info["id"]))
+        return web.Response(body=sv.schema.encode(), content_type=CONTENT_TYPE)
 
     async def schema_id_versions(self, request: web.Request) -> web.Response:
         await self._ready()

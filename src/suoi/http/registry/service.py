@@ -92,6 +92,10 @@ class RegistryService:
             except TimeoutError:
                 continue
 
+    async def read_to_end(self) -> None:
+        """Wait until the replay has every record the topic holds now."""
+        await self._catch_up(await self.topic.end_offset(), self.write_timeout)
+
     async def wait_ready(self, timeout: float) -> None:
         try:
             await asyncio.wait_for(self.ready.wait(), timeout)
@@ -104,7 +108,7 @@ class RegistryService:
         async with self._write_lock:
             if not self.election.is_primary:
                 raise NotPrimary()
-            await self._catch_up(await self.topic.end_offset(), self.write_timeout)
+            await self.read_to_end()
             write = plan(self.core)
             if write.records:
                 try:

@@ -58,14 +58,38 @@ def parse(text: str, references: list[Reference]) -> AvroSchema:
         raw = json.loads(text)
     except ValueError as exc:
         raise SchemaParseError(f"not JSON: {exc}") from None
+    _require_fields(raw)
     names: dict[str, Any] = {}
     try:
         for name, ref_text in references:
             fastavro.parse_schema(json.loads(ref_text), named_schemas=names, _write_hint=False)
         parsed = fastavro.parse_schema(raw, named_schemas=names, _write_hint=False)
-    except (SchemaParseException, UnknownType, ValueError, TypeError, KeyError, AttributeError) as exc:
+    except KeyError as exc:
+        raise SchemaParseError(f"a type lacks its required attribute {exc}") from None
+    except (SchemaParseException, UnknownType, ValueError, TypeError, AttributeError) as exc:
         raise SchemaParseError(str(exc) or type(exc).__name__) from None
     return AvroSchema(json.dumps(raw, separators=(",", ":")), parsed, names)
+
+
+def _require_fields(raw: Any, depth: int = 0) -> None:
+    """fastavro takes a record without "fields" as an empty record; the spec (and Java) require them."""
+    if depth > 64:
+        raise SchemaParseError("schema nested too deep")
+    if isinstance(raw, list):
+        for branch in raw:
+            _require_fields(branch, depth + 1)
+    elif isinstance(raw, dict):
+        if raw.get("type") in ("record", "error"):
+            if not isinstance(raw.get("fields"), list):
+                raise SchemaParseError(f"record {raw.get('name')!r} has no \"fields\" array")
+            for f in raw["fields"]:
+                if isinstance(f, dict):
+                    _require_fields(f.get("type"), depth + 1)
+        for key in ("items", "values"):
+            if key in raw:
+                _require_fields(raw[key], depth + 1)
+        if isinstance(raw.get("type"), (dict, list)):
+            _require_fields(raw["type"], depth + 1)
 
 
 def _kind(schema: Any) -> str:

@@ -1,0 +1,265 @@
+"""The schema registry (issue 16) with Confluent's own clients: confluent-kafka's
+SchemaRegistryClient and its Avro, JSON Schema and Protobuf serializers round-trip records through a
+suoi topic, registering schemas automatically; REST errors carry Confluent's codes; compatibility
+is enforced; a standalone `suoi schema-registry` forwards writes to the node's (the primary),
+replays `_schemas` on restart with the same ids, and two registries fail over."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from suoi.testing import EmbeddedBroker
+from suoi.testing.embedded import free_port
+from tests.conftest import wait_until
+from tests.e2e.helpers import ck_consume
+from tests.e2e.test_single_node_kraft import make_run_properties
+
+REPO = Path(__file__).resolve().parents[2]
+CT = "application/vnd.schemaregistry.v1+json"
+
+ORDER_V1 = {"type": "record", "name": "Order", "namespace": "shop",
+            "fields": [{"name": "id", "type": "long"}, {"name": "item", "type": "string"}]}
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedBroker, str]]:
+    """make run's node with its own registry (schema.registry.listeners)."""
+    port, cport, rport = free_port(), free_port(), free_port()
+    props = make_run_properties(port, cport)
+    props["schema.registry.listeners"] = f"http://127.0.0.1:{rport}"
+    with EmbeddedBroker(tmp_path_factory.mktemp("registry"), port=port, overrides=props) as broker:
+        url = f"http://127.0.0.1:{rport}"
+        wait_until(lambda: rest(url, "GET", "/subjects")[0] == 200, 30, 0.1, "the node's registry")
+        yield broker, url
+
+
+def rest(url: str, method: str, path: str, body: Any = None, *, content_type: str = CT,
+         raw: bytes | None = None) -> tuple[int, Any, str]:
+    """(status, JSON body, content type) of one call."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=40) as resp:
+            return resp.status, json.loads(resp.read() or b"null"), resp.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null"), err.headers.get("Content-Type", "")
+    except (urllib.error.URLError, ConnectionError):
+        return 0, None, ""
+
+
+def round_trip(bootstrap: str, topic: str, serializer: Any, deserializer: Any, values: list[Any]) -> list[Any]:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for v in values:
+        producer.produce(topic, value=serializer(v, SerializationContext(topic, MessageField.VALUE)))
+    assert producer.flush(20) == 0
+    records = ck_consume(bootstrap, topic, [0], len(values), timeout=20)
+    return [deserializer(r.value, SerializationContext(topic, MessageField.VALUE)) for r in records]
+
+
+def test_avro_serializer_round_trips_records_through_a_topic(node: tuple[EmbeddedBroker, str]) -> None:
+    broker, url = node
+    client = SchemaRegistryClient({"url": url})
+    serializer = AvroSerializer(client, json.dumps(ORDER_V1))
+    values = [{"id": 1, "item": "tea"}, {"id": 2, "item": "cake"}]
+    got = round_trip(broker.bootstrap, "orders-avro", serializer, AvroDeserializer(client), values)
+    assert got == values
+    latest = client.get_latest_version("orders-avro-value")
+    assert (latest.version, latest.schema.schema_type) == (1, "AVRO")
+    records = ck_consume(broker.bootstrap, "orders-avro", [0], 1, timeout=20)
+    assert records[0].value[0] == 0 and int.from_bytes(records[0].value[1:5], "big") == latest.schema_id
+    assert client.get_schema(latest.schema_id).schema_str == latest.schema.schema_str
+    # the same schema under another subject keeps its id (ids are global)
+    assert client.register_schema("other-value", Schema(json.dumps(ORDER_V1), "AVRO")) == latest.schema_id
+    assert rest(url, "GET", f"/schemas/ids/{latest.schema_id}/subjects")[1] == ["orders-avro-value", "other-value"]
+
+
+def test_json_schema_and_protobuf_serializers_round_trip(node: tuple[EmbeddedBroker, str]) -> None:
+    broker, url = node
+    client = SchemaRegistryClient({"url": url})
+    schema = json.dumps({"type": "object", "properties": {"id": {"type": "integer"}, "item": {"type": "string"}},
+                         "required": ["id"]})
+    values = [{"id": 7, "item": "jam"}]
+    got = round_trip(broker.bootstrap, "orders-json", JSONSerializer(schema, client),
+                     JSONDeserializer(schema, schema_registry_client=client), values)
+    assert got == values
+    assert client.get_latest_version("orders-json-value").schema.schema_type == "JSON"
+    with pytest.raises(Exception, match="is not of type 'integer'"):  # the serializer validates
+        JSONSerializer(schema, client)({"id": "x"}, SerializationContext("orders-json", MessageField.VALUE))
+
+    order = _protobuf_order_class()
+    pb_values = [order(id=3, item="bread"), order(id=4, item="milk")]
+    got = round_trip(broker.bootstrap, "orders-pb", ProtobufSerializer(order, client, {"use.deprecated.format": False}),
+                     ProtobufDeserializer(order, {"use.deprecated.format": False}), pb_values)
+    assert [(m.id, m.item) for m in got] == [(3, "bread"), (4, "milk")]
+    assert client.get_latest_version("orders-pb-value").schema.schema_type == "PROTOBUF"
+
+
+def _protobuf_order_class() -> Any:
+    fdp = descriptor_pb2.FileDescriptorProto(name="suoi_order.proto", package="suoitest", syntax="proto3")
+    msg = fdp.message_type.add(name="Order")
+    F = descriptor_pb2.FieldDescriptorProto
+    msg.field.add(name="id", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    msg.field.add(name="item", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("suoitest.Order"))
+
+
+def test_backward_compatibility_is_enforced(node: tuple[EmbeddedBroker, str]) -> None:
+    _, url = node
+    client = SchemaRegistryClient({"url": url})
+    subject = "compat-value"
+    client.register_schema(subject, Schema(json.dumps(ORDER_V1), "AVRO"))
+    no_default = {**ORDER_V1, "fields": [*ORDER_V1["fields"], {"name": "qty", "type": "int"}]}
+    with pytest.raises(SchemaRegistryError) as err:
+        client.register_schema(subject, Schema(json.dumps(no_default), "AVRO"))
+    assert (err.value.http_status_code, err.value.error_code) == (409, 409)
+    assert "READER_FIELD_MISSING_DEFAULT_VALUE" in err.value.error_message
+    verdict = rest(url, "POST", f"/compatibility/subjects/{subject}/versions/latest?verbose=true",
+                   {"schema": json.dumps(no_default)})
+    assert verdict[0] == 200 and verdict[1]["is_compatible"] is False and verdict[1]["messages"]
+    with_default = {**ORDER_V1, "fields": [*ORDER_V1["fields"], {"name": "qty", "type": "int", "default": 1}]}
+    assert client.test_compatibility(subject, Schema(json.dumps(with_default), "AVRO")) is True
+    client.register_schema(subject, Schema(json.dumps(with_default), "AVRO"))
+    assert client.get_versions(subject) == [1, 2]
+    # NONE lets anything in; the subject-level setting wins over the global one
+    assert client.set_compatibility(subject, "NONE") == {"compatibility": "NONE"}
+    assert rest(url, "GET", f"/config/{subject}")[1] == {"compatibilityLevel": "NONE"}
+    assert rest(url, "GET", "/config")[1] == {"compatibilityLevel": "BACKWARD"}
+    client.register_schema(subject, Schema(json.dumps(no_default), "AVRO"))
+    assert client.get_versions(subject) == [1, 2, 3]
+
+
+def test_rest_errors_carry_confluents_codes(node: tuple[EmbeddedBroker, str]) -> None:
+    _, url = node
+    status, body, ctype = rest(url, "POST", "/subjects/errs-value/versions", {"schema": json.dumps(ORDER_V1)})
+    assert status == 200 and ctype.startswith(CT)
+    cases = [
+        ("GET", "/subjects/nope/versions", None, 404, 40401),
+        ("GET", "/subjects/errs-value/versions/9", None, 404, 40402),
+        ("GET", "/subjects/errs-value/versions/abc", None, 422, 42202),
+        ("GET", "/subjects/errs-value/versions/0", None, 422, 42202),
+        ("GET", "/schemas/ids/99999", None, 404, 40403),
+        ("POST", "/subjects/errs-value", {"schema": json.dumps({**ORDER_V1, "name": "Other"})}, 404, 40403),
+        ("POST", "/subjects/errs-value/versions", {"schema": "{not json"}, 422, 42201),
+        ("POST", "/subjects/errs-value/versions", {"schema": json.dumps({"type": "record", "name": "R"})}, 422, 42201),
+        ("POST", "/subjects/errs-value/versions", {"schema": "{}", "schemaType": "XML"}, 422, 42201),
+        ("PUT", "/config", {"compatibility": "SIDEWAYS"}, 422, 42203),
+        ("PUT", "/mode", {"mode": "SLEEPY"}, 422, 42204),
+        ("GET", "/config/errs-value", None, 404, 40408),
+        ("GET", "/nowhere", None, 404, 404),
+    ]
+    for method, path, req, want_status, want_code in cases:
+        status, body, ctype = rest(url, method, path, req)
+        assert (status, body["error_code"]) == (want_status, want_code), (method, path, body)
+        assert isinstance(body["message"], str) and ctype.startswith(CT)
+    for version in ("latest", "-1", "1"):
+        assert rest(url, "GET", f"/subjects/errs-value/versions/{version}")[1]["version"] == 1
+    assert rest(url, "POST", "/subjects/errs-value/versions", raw=b"<xml/>", content_type="text/xml")[0] == 415
+    status, body, _ = rest(url, "POST", "/subjects/errs-value/versions", raw=b"x" * (10 * 1024 * 1024))
+    assert (status, body["error_code"]) == (413, 413)
+    assert rest(url, "GET", "/schemas/types")[1] == ["JSON", "PROTOBUF", "AVRO"]
+
+
+def test_soft_and_hard_deletes(node: tuple[EmbeddedBroker, str]) -> None:
+    _, url = node
+    subject = "del-value"
+    v2 = {**ORDER_V1, "fields": [*ORDER_V1["fields"], {"name": "note", "type": "string", "default": ""}]}
+    first = rest(url, "POST", f"/subjects/{subject}/versions", {"schema": json.dumps(ORDER_V1)})[1]["id"]
+    rest(url, "POST", f"/subjects/{subject}/versions", {"schema": json.dumps(v2)})
+    assert rest(url, "DELETE", f"/subjects/{subject}/versions/1?permanent=true")[1]["error_code"] == 40407
+    assert rest(url, "DELETE", f"/subjects/{subject}/versions/1") == (200, 1, CT)
+    assert rest(url, "GET", f"/subjects/{subject}/versions")[1] == [2]
+    assert rest(url, "GET", f"/subjects/{subject}/versions?deleted=true")[1] == [1, 2]
+    assert rest(url, "GET", f"/schemas/ids/{first}")[0] == 200  # old data stays readable
+    assert rest(url, "DELETE", f"/subjects/{subject}?permanent=true")[1]["error_code"] == 40405
+    assert rest(url, "DELETE", f"/subjects/{subject}")[1] == [2]
+    assert subject not in rest(url, "GET", "/subjects")[1]
+    assert subject in rest(url, "GET", "/subjects?deleted=true")[1]
+    assert rest(url, "DELETE", f"/subjects/{subject}")[1]["error_code"] == 40404
+    assert rest(url, "DELETE", f"/subjects/{subject}?permanent=true")[1] == [1, 2]
+    assert rest(url, "GET", f"/subjects/{subject}/versions?deleted=true")[1]["error_code"] == 40401
+    # a new registration after a hard delete starts again at version 1 with a new id
+    again = rest(url, "POST", f"/subjects/{subject}/versions", {"schema": json.dumps({**ORDER_V1, "doc": "x"})})[1]
+    assert again["id"] > first
+    assert rest(url, "GET", f"/subjects/{subject}/versions")[1] == [1]
+
+
+def start_registry(bootstrap: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "suoi", "schema-registry", "--bootstrap-server", bootstrap,
+                             "--listen", f"127.0.0.1:{port}", *args], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: rest(url, "GET", "/subjects")[0] == 200, 30, 0.1, "a standalone registry")
+    return proc, url
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> str:
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    return err.decode()
+
+
+def test_standalone_registry_forwards_writes_and_replays_on_restart(node: tuple[EmbeddedBroker, str]) -> None:
+    broker, node_url = node
+    proc, url = start_registry(broker.bootstrap)
+    try:
+        ids = {s: v for s, v in ((s, rest(node_url, "GET", f"/subjects/{s}/versions/latest")[1])
+                                 for s in rest(node_url, "GET", "/subjects")[1])}
+        for subject, latest in ids.items():  # it replayed what the node's registry wrote
+            assert rest(url, "GET", f"/subjects/{subject}/versions/latest")[1] == latest
+        schema = {**ORDER_V1, "name": "Forwarded"}
+        status, body, _ = rest(url, "POST", "/subjects/fwd-value/versions", {"schema": json.dumps(schema)})
+        assert status == 200, body  # the node's registry is the primary: forwarded there
+        fwd_id = body["id"]
+        assert rest(node_url, "GET", "/subjects/fwd-value/versions/1")[1]["id"] == fwd_id
+    finally:
+        err = stop(proc)
+    assert "Traceback" not in err
+    proc, url = start_registry(broker.bootstrap)
+    try:
+        assert rest(url, "GET", "/subjects/fwd-value/versions/1")[1]["id"] == fwd_id
+        assert rest(url, "GET", f"/schemas/ids/{fwd_id}")[1]["schema"] == json.dumps(schema, separators=(",", ":"))
+    finally:
+        stop(proc)
+
+
+def test_two_registries_the_survivor_takes_over_writes(node: tuple[EmbeddedBroker, str]) -> None:
+    """Their own topic and group (the node's registry would be their primary otherwise)."""
+    broker, _ = node
+    args = ("--topic", "_schemas_pair", "--group-id", "pair")
+    first, first_url = start_registry(broker.bootstrap, *args)
+    second, second_url = start_registry(broker.bootstrap, *args)
+    try:
+        schema = {**ORDER_V1, "name": "Pair"}
+        assert rest(second_url, "POST", "/subjects/pair-value/versions", {"schema": json.dumps(schema)})[0] == 200
+        assert rest(first_url, "GET", "/subjects/pair-value/versions/1")[1]["id"] == 1
+        stop(first, signal.SIGKILL)  # no goodbye: the group notices after session.timeout.ms
+        assert rest(second_url, "GET", "/subjects/pair-value/versions/1")[1]["id"] == 1  # reads go on
+        v2 = {**schema, "fields": [*schema["fields"], {"name": "n", "type": "int", "default": 0}]}
+        wait_until(lambda: rest(second_url, "POST", "/subjects/pair-value/versions",
+                                {"schema": json.dumps(v2)})[0] == 200, 30, 0.5, "the survivor to take over writes")
+        assert rest(second_url, "GET", "/subjects/pair-value/versions/2")[1]["id"] == 2
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                stop(proc)
