@@ -157,3 +157,23 @@ def test_version_path_segments() -> None:
         assert code(log.core.version, "s", bad) == 42202
     assert code(log.core.version, "s", "3") == 40402
     assert code(log.core.version, "nope", "1") == 40401
+
+
+def test_the_core_is_sans_io() -> None:
+    """store, records, core, compatibility and formats: no event loop, sockets, threads or Kafka client."""
+    import ast
+    from pathlib import Path
+
+    import suoi.http.registry as pkg
+
+    root = Path(pkg.__file__).parent
+    pure = [root / f for f in ("store.py", "records.py", "core.py", "compatibility.py", "errors.py")]
+    pure += sorted((root / "formats").glob("*.py"))
+    banned = {"asyncio", "aiohttp", "confluent_kafka", "socket", "threading", "suoi.http.registry.service",
+              "suoi.http.registry.topic", "suoi.http.registry.election", "suoi.http.registry.app"}
+    for path in pure:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not any(name == b or name.startswith(b + ".") for b in banned), f"{path.name} imports {name}"
