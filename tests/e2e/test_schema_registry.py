@@ -6,6 +6,7 @@ replays `_schemas` on restart with the same ids, and two registries fail over.""
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import subprocess
@@ -110,6 +111,14 @@ def test_json_schema_and_protobuf_serializers_round_trip(node: tuple[EmbeddedBro
                      ProtobufDeserializer(order, {"use.deprecated.format": False}), pb_values)
     assert [(m.id, m.item) for m in got] == [(3, "bread"), (4, "milk")]
     assert client.get_latest_version("orders-pb-value").schema.schema_type == "PROTOBUF"
+    # the .proto text form (Java clients, curl) is read too, and served as descriptors on request
+    text = 'syntax = "proto3";\npackage suoitest;\nmessage Order { int64 id = 1; string item = 2; }\n'
+    status, body, _ = rest(url, "POST", "/subjects/orders-text-value/versions", {"schema": text, "schemaType": "PROTOBUF"})
+    assert status == 200, body
+    assert rest(url, "GET", f"/schemas/ids/{body['id']}")[1]["schema"] == text
+    serialized = rest(url, "GET", f"/schemas/ids/{body['id']}?format=serialized")[1]["schema"]
+    fdp = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(serialized))
+    assert [f.name for f in fdp.message_type[0].field] == ["id", "item"]
 
 
 def _protobuf_order_class() -> Any:
@@ -177,6 +186,7 @@ def test_rest_errors_carry_confluents_codes(node: tuple[EmbeddedBroker, str]) ->
     status, body, _ = rest(url, "POST", "/subjects/errs-value/versions", raw=b"x" * (10 * 1024 * 1024))
     assert (status, body["error_code"]) == (413, 413)
     assert rest(url, "GET", "/schemas/types")[1] == ["JSON", "PROTOBUF", "AVRO"]
+    assert "Traceback" not in node[0].logs()  # bad input: an answer, never a traceback
 
 
 def test_soft_and_hard_deletes(node: tuple[EmbeddedBroker, str]) -> None:

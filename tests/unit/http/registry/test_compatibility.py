@@ -184,11 +184,46 @@ def test_protobuf_rules(reader: Any, writer: Any, readable: bool) -> None:
     assert (not errors) is readable, errors
 
 
-def test_protobuf_text_form_and_garbage_are_refused_with_a_reason() -> None:
-    with pytest.raises(SchemaParseError, match="FileDescriptorProto"):
-        parse_schema("PROTOBUF", 'syntax = "proto3"; message M { int32 a = 1; }', [])
-    fdp = descriptor_pb2.FileDescriptorProto(name="x.proto", package="p")
-    fdp.message_type.add(name="M").field.add(name="a", number=1, type=F.TYPE_MESSAGE, type_name=".p.Missing",
-                                            label=F.LABEL_OPTIONAL)
+def test_protobuf_text_form_reads_like_the_descriptor_form() -> None:
+    text = """
+        syntax = "proto3";
+        package p;
+        import "google/protobuf/timestamp.proto";
+        message M {            // comments, options, reserved ranges and services are skipped
+          option deprecated = false;
+          int32 a = 1;
+          optional string b = 2 [deprecated = true];
+          map<string, N> by_name = 3;
+          oneof choice { int64 c = 4; E e = 5; }
+          google.protobuf.Timestamp at = 6;
+          reserved 7, 9 to 11;
+          message N { repeated bytes z = 1; }
+          enum E { E0 = 0; E1 = 1; }
+        }
+        service S { rpc Get(M) returns (M); }
+    """
+    parsed = parse_schema("PROTOBUF", text, [])
+    m = parsed.file.message_type[0]
+    assert [(f.name, f.number) for f in m.field] == [("a", 1), ("b", 2), ("by_name", 3), ("c", 4), ("e", 5), ("at", 6)]
+    assert [f.type_name for f in m.field if f.type_name] == [".p.M.ByNameEntry", ".p.M.E", ".google.protobuf.Timestamp"]
+    assert [o.name for o in m.oneof_decl] == ["choice", "_b"] and m.field[1].proto3_optional
+    again = parse_schema("PROTOBUF", parsed.serialized(), [])  # base64 form of the same file
+    assert again.file == parsed.file and again.compatibility_errors(parsed) == []
+    changed = parse_schema("PROTOBUF", text.replace("int32 a = 1", "string a = 1"), [])
+    assert changed.compatibility_errors(parsed)
+
+
+@pytest.mark.parametrize("text", ['syntax = "proto3"; message M { int32 a = ; }', "message M { Unknown u = 1; }",
+                                  "message M { int32 a = 1;", "enum E { A = 0; } garbage", "c3ludGF4"])
+def test_protobuf_invalid_schemas_are_refused(text: str) -> None:
     with pytest.raises(SchemaParseError):
-        parse_schema("PROTOBUF", base64.b64encode(fdp.SerializeToString()).decode(), [])
+        parse_schema("PROTOBUF", text, [])
+
+
+def test_protobuf_imports_need_references() -> None:
+    dep = 'syntax = "proto3"; package q; message Money { int64 units = 1; }'
+    text = 'syntax = "proto3"; package p; import "money.proto"; message M { q.Money price = 1; }'
+    with pytest.raises(SchemaParseError, match="money.proto"):
+        parse_schema("PROTOBUF", text, [])
+    parsed = parse_schema("PROTOBUF", text, [("money.proto", dep)])
+    assert parsed.file.message_type[0].field[0].type_name == ".q.Money"

@@ -1,11 +1,11 @@
 """Protobuf: schemas as serialized ``FileDescriptorProto`` (base64), checked by the protobuf runtime's
 ``DescriptorPool``, and compared by Confluent's documented Protobuf rules.
 
-The form: confluent-kafka's ``ProtobufSerializer`` registers (and with ``format=serialized`` reads
-back) the base64 of the message's ``FileDescriptorProto``; imports are references whose names are
-the import paths (Google's well-known types resolve without one). The ``.proto`` text form that
-Java clients send needs a ``.proto`` compiler the protobuf runtime does not include: it is refused
-with 42201 and a message that says so.
+Two forms: confluent-kafka's ``ProtobufSerializer`` registers (and with ``format=serialized`` reads
+back) the base64 of the message's ``FileDescriptorProto``; Java clients and people send ``.proto``
+text, read by ``proto_text`` (the runtime has no compiler). Imports are references whose names are
+the import paths (Google's well-known types resolve without one). ``serialized()`` gives the base64
+form of either, for ``format=serialized``.
 
 Rules (reader = new, writer = old): the package may not change; no message may be removed; a field
 (by number) may change its scalar type only within a wire-compatible group (int32/uint32/int64/
@@ -19,13 +19,28 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf import (  # noqa: F401  (imported: registers Google's well-known types in the default pool)
+    any_pb2,
+    api_pb2,
+    descriptor_pb2,
+    descriptor_pool,
+    duration_pb2,
+    empty_pb2,
+    field_mask_pb2,
+    source_context_pb2,
+    struct_pb2,
+    timestamp_pb2,
+    type_pb2,
+    wrappers_pb2,
+)
 from google.protobuf.message import DecodeError
 
 from suoi.http.registry.formats import ParsedSchema, Reference, SchemaParseError
+from suoi.http.registry.formats.proto_text import parse_proto_text
 
 __all__ = ["ProtobufSchema", "parse"]
 
@@ -42,6 +57,10 @@ class ProtobufSchema:
     schema_type: str = "PROTOBUF"
 
     def normalized(self) -> str:
+        return self.serialized()
+
+    def serialized(self) -> str:
+        """The base64 FileDescriptorProto (types resolved), whatever form was registered."""
         return base64.standard_b64encode(self.file.SerializeToString(deterministic=True)).decode()
 
     def compatibility_errors(self, writer: ParsedSchema) -> list[str]:
@@ -62,13 +81,15 @@ class ProtobufSchema:
 
 
 def _decode(name: str, text: str) -> descriptor_pb2.FileDescriptorProto:
-    try:
-        raw = base64.standard_b64decode(text.encode("ascii"))
-        fdp = descriptor_pb2.FileDescriptorProto.FromString(raw)
-    except (binascii.Error, UnicodeEncodeError, ValueError, DecodeError):
-        raise SchemaParseError(
-            "not a base64 serialized FileDescriptorProto (the form confluent-kafka's ProtobufSerializer sends); "
-            "the .proto text form needs a .proto compiler, which this registry does not include") from None
+    """Either form: base64 of a serialized FileDescriptorProto, or .proto text."""
+    stripped = text.strip()
+    if re.fullmatch(r"[A-Za-z0-9+/=\s]+", stripped) and stripped:
+        try:
+            fdp = descriptor_pb2.FileDescriptorProto.FromString(base64.standard_b64decode(stripped.encode("ascii")))
+        except (binascii.Error, ValueError, DecodeError):
+            raise SchemaParseError("neither .proto text nor a base64 serialized FileDescriptorProto") from None
+    else:
+        fdp = parse_proto_text(text, name)
     if not fdp.name:
         fdp.name = name
     return fdp
@@ -94,12 +115,14 @@ def parse(text: str, references: list[Reference]) -> ProtobufSchema:
                 pool.Add(fdp)
                 added.add(fdp.name)
         pool.Add(main)
-        pool.FindFileByName(main.name)  # builds it: unknown types, duplicate numbers, ... fail here
+        built = pool.FindFileByName(main.name)  # builds it: unknown types, duplicate numbers, ... fail here
     except SchemaParseError:
         raise
     except (TypeError, KeyError, ValueError) as exc:
         raise SchemaParseError(str(exc)) from None
-    return ProtobufSchema(text, main)
+    resolved = descriptor_pb2.FileDescriptorProto()
+    built.CopyToProto(resolved)  # type names fully qualified, field types filled in
+    return ProtobufSchema(text, resolved)
 
 
 def _messages(prefix: str, messages: Any) -> dict[str, descriptor_pb2.DescriptorProto]:
