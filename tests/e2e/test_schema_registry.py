@@ -273,3 +273,42 @@ def test_two_registries_the_survivor_takes_over_writes(node: tuple[EmbeddedBroke
         for proc in (first, second):
             if proc.poll() is None:
                 stop(proc)
+
+
+def test_a_new_primary_fences_the_previous_ones_writes(node: tuple[EmbeddedBroker, str]) -> None:
+    """The single-writer guarantee does not rest on election timing: the newer writer's
+    InitProducerId fences the older one, whose append then fails and never becomes visible."""
+    import asyncio
+
+    from suoi.http.registry.topic import SchemaTopic
+
+    broker, _ = node
+    seen: list[tuple[int, bytes | None]] = []
+
+    async def run() -> None:
+        reader = SchemaTopic(broker.bootstrap, "_schemas_fence", lambda batch, pos: seen.extend(
+            (o, k) for o, k, _ in batch), transactional_id="fence-writer")
+        old = SchemaTopic(broker.bootstrap, "_schemas_fence", lambda b, p: None, transactional_id="fence-writer")
+        await reader.start()
+        await old.start()
+        try:
+            await old.init_writer()
+            assert await old.append([(b"k1", b"{}")]) == 0
+            new = SchemaTopic(broker.bootstrap, "_schemas_fence", lambda b, p: None, transactional_id="fence-writer")
+            await new.start()
+            try:
+                await new.init_writer()
+                with pytest.raises(Exception, match="(?i)fenced"):
+                    await old.append([(b"zombie", b"{}")])
+                last = await new.append([(b"k2", b"{}")])
+            finally:
+                await new.close()
+            deadline = asyncio.get_running_loop().time() + 15
+            while not any(o == last for o, _ in seen) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            await old.close()
+            await reader.close()
+
+    asyncio.run(run())
+    assert [k for _, k in seen] == [b"k1", b"k2"]

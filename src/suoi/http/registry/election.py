@@ -39,6 +39,7 @@ class PrimaryElection:
         self.my_url = my_url
         self.session_timeout_ms = session_timeout_ms
         self.is_primary = False
+        self.term = 0  # +1 each time this registry becomes the primary
         self.changed = asyncio.Event()  # set on every change of is_primary
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
@@ -63,6 +64,7 @@ class PrimaryElection:
         def apply() -> None:
             if primary != self.is_primary:
                 self.is_primary = primary
+                self.term += primary
                 log.info("schema registry %s is %s", self.my_url, "now the primary" if primary else "no longer the primary")
             self.changed.set()
         assert self._loop is not None

@@ -3,7 +3,9 @@ primary append writes one at a time, answering once the write is read back.
 
 Ids are unique because only the primary allocates them and it does so under one lock, after
 its replay has reached the partition's end (every earlier write, by any earlier primary, is then
-in its store): the next id is above every id the topic has held. The primary is elected through
+in its store): the next id is above every id the topic has held. "Only the primary" does not rest
+on the election's timing: each primary term starts by initialising the shared transactional id,
+which fences the previous primary's producer (``topic``), and only then reads to the end. The primary is elected through
 a consumer group (``election``); the other registries forward writes to it over HTTP
 (``app``). One registry alone is simply always the primary once the group has formed.
 """
@@ -33,13 +35,15 @@ class RegistryService:
                  write_timeout: float = 30.0) -> None:
         self.store = SchemaStore()
         self.core = RegistryCore(self.store)
-        self.topic = SchemaTopic(bootstrap, topic, self._replayed)
+        self.topic = SchemaTopic(bootstrap, topic, self._replayed, transactional_id=f"{group}-{topic}-writer")
         self.election = PrimaryElection(bootstrap, topic, group, my_url)
         self.write_timeout = write_timeout
         self.ready = asyncio.Event()  # set once the replay reached the end the topic had at start
         self._write_lock = asyncio.Lock()
         self._applied = asyncio.Event()  # pulsed on every replayed batch
         self._task: asyncio.Task[None] | None = None
+        self.position = 0  # the next offset the replay will read
+        self._writer_term = -1  # the election term our transactional writer was initialised in
 
     async def start(self) -> None:
         """Connect in the background: the HTTP port is up at once, calls wait for ``ready``."""
@@ -74,16 +78,17 @@ class RegistryService:
             await self.election.close()
         await self.topic.close()
 
-    def _replayed(self, batch: Batch) -> None:
+    def _replayed(self, batch: Batch, position: int) -> None:
         for offset, key, value in batch:
             self.store.apply(offset, records.decode(key, value))
+        self.position = max(self.position, position)
         self._applied.set()
         self._applied = asyncio.Event()
 
     async def _catch_up(self, end_offset: int, timeout: float | None) -> None:
         """Wait until the replay has applied every record below ``end_offset``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.store.applied_offset < end_offset - 1:
+        while self.position < end_offset:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise RegistryError(E.OPERATION_TIMEOUT, "Timed out waiting for the schemas topic to be read back")
@@ -108,12 +113,19 @@ class RegistryService:
         async with self._write_lock:
             if not self.election.is_primary:
                 raise NotPrimary()
-            await self.read_to_end()
+            if self._writer_term != self.election.term:  # a new term: fence every earlier primary first
+                try:
+                    await self.topic.init_writer(self.write_timeout)
+                except Exception as exc:
+                    raise RegistryError(E.STORE_ERROR, f"Cannot become the schemas topic's writer: {exc}") from None
+                self._writer_term = self.election.term
+            await self.read_to_end()  # after the fencing: every earlier write is committed or aborted
             write = plan(self.core)
             if write.records:
                 try:
                     last = await self.topic.append(write.records, self.write_timeout)
-                except Exception as exc:
+                except Exception as exc:  # fenced by a newer primary, or the cluster is unavailable
+                    self._writer_term = -1
                     log.warning("schema registry: append to %s failed: %s", self.topic.topic, exc)
                     raise RegistryError(E.STORE_ERROR, f"Error while writing to the schemas topic: {exc}") from None
                 await self._catch_up(last + 1, self.write_timeout)

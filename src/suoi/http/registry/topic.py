@@ -5,9 +5,16 @@ or standalone against any Kafka cluster). librdkafka (confluent-kafka) does the 
 calls block, so each runs on a thread of its own and hands results to the event loop with
 ``call_soon_threadsafe``: the node's loop never waits on them.
 
+Writes are transactional with one ``transactional.id`` shared by every registry of the cluster:
+a primary starting its term calls ``init_writer()``, whose InitProducerId bumps the producer epoch
+and so fences the previous primary's producer (its open transaction is aborted, its later commits
+fail). Kafka itself then guarantees one writer, whatever the timing of the election. The reader
+is ``read_committed`` and reports its position, which moves past transaction markers too.
+
 ``SchemaTopic`` lifecycle: ``start()`` (create the topic if missing: one partition, compacted,
-replication factor min(3, brokers); start the replay thread) -> ``append()`` any number of
-times -> ``close()``. Replayed records go to ``on_records(batch)`` on the loop, in offset order.
+replication factor min(3, brokers); start the replay thread) -> ``init_writer()`` / ``append()``
+on the primary -> ``close()``. Replayed records go to ``on_records(batch, position)`` on the loop,
+in offset order; ``position`` is the next offset the reader will read.
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ def client_config(bootstrap: str) -> dict[str, object]:
 
 
 class SchemaTopic:
-    def __init__(self, bootstrap: str, topic: str, on_records: Callable[[Batch], None]) -> None:
+    def __init__(self, bootstrap: str, topic: str, on_records: Callable[[Batch, int], None], *,
+                 transactional_id: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.transactional_id = transactional_id
         self._on_records = on_records
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
@@ -51,14 +60,12 @@ class SchemaTopic:
         self._stop.clear()
         await asyncio.to_thread(self._create_topic)
         self._consumer = Consumer({**client_config(self.bootstrap), "group.id": f"suoi-schema-reader-{uuid.uuid4()}",
-                                   "enable.auto.commit": False, "enable.partition.eof": False,
+                                   "enable.auto.commit": False, "enable.partition.eof": True,
                                    "fetch.wait.max.ms": 100, "isolation.level": "read_committed"})
         self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         # Watermark queries on a consumer of their own: one the reader thread polls answers them late.
         self._probe = Consumer({**client_config(self.bootstrap), "group.id": f"suoi-schema-probe-{uuid.uuid4()}",
                                 "enable.auto.commit": False})
-        self._producer = Producer({**client_config(self.bootstrap), "acks": "all", "linger.ms": 0,
-                                   "enable.idempotence": True})
         self._reader = threading.Thread(target=self._read_loop, name="schema-registry-reader", daemon=True)
         self._reader.start()
 
@@ -75,7 +82,7 @@ class SchemaTopic:
                 raise
 
     async def end_offset(self) -> int:
-        """The partition's high watermark: replaying up to it means having read every committed write."""
+        """The partition's high watermark: reading up to it means having read every committed write."""
         assert self._probe is not None
         consumer = self._probe
         _, high = await asyncio.to_thread(consumer.get_watermark_offsets, TopicPartition(self.topic, 0), 10.0)
@@ -90,42 +97,65 @@ class SchemaTopic:
                 log.warning("_schemas replay: %s", exc)
                 continue
             batch: Batch = []
+            position = -1
             for m in messages:
-                if m.error() is not None:
-                    if not m.error().retriable() and m.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("_schemas replay: %s", m.error())
-                    continue
-                batch.append((m.offset(), m.key(), m.value()))
-            if batch:
+                error = m.error()
+                if error is None:
+                    batch.append((m.offset(), m.key(), m.value()))
+                    position = m.offset() + 1
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    position = max(position, m.offset())  # the end, past any transaction markers
+                elif not error.retriable():
+                    log.warning("_schemas replay: %s", error)
+            if position >= 0:
                 with contextlib.suppress(RuntimeError):  # loop closed while stopping
-                    self._loop.call_soon_threadsafe(self._on_records, batch)
+                    self._loop.call_soon_threadsafe(self._on_records, batch, position)
+
+    async def init_writer(self, timeout: float = 30.0) -> None:
+        """Become the one writer: a transactional producer whose InitProducerId fences every earlier one."""
+        await self._drop_writer()
+        producer = Producer({**client_config(self.bootstrap), "transactional.id": self.transactional_id,
+                             "transaction.timeout.ms": 10_000, "linger.ms": 0})
+        await asyncio.to_thread(producer.init_transactions, timeout)
+        self._producer = producer
+
+    async def _drop_writer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await asyncio.to_thread(producer.flush, 1)
 
     async def append(self, records: list[tuple[bytes, bytes | None]], timeout: float = 30.0) -> int:
-        """Append records (acks=all, in order); returns the offset of the last one."""
-        assert self._producer is not None and self._loop is not None
-        loop = self._loop
-        done: asyncio.Future[int] = loop.create_future()
-        remaining = [len(records)]
-        last = [-1]
-
-        def delivered(err: KafkaError | None, msg: object) -> None:  # on the producer's polling thread
-            def settle() -> None:
-                if done.done():
-                    return
-                if err is not None:
-                    done.set_exception(KafkaException(err))
-                    return
-                last[0] = max(last[0], msg.offset())  # type: ignore[attr-defined]
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    done.set_result(last[0])
-            loop.call_soon_threadsafe(settle)
-
+        """Append records in one transaction; returns the offset of the last one. A fenced or failed
+        writer is dropped (``init_writer`` again before the next append)."""
+        assert self._loop is not None
+        if self._producer is None:
+            raise KafkaException(KafkaError(KafkaError._STATE, "no writer: init_writer() first"))
         producer = self._producer
-        for key, value in records:
-            producer.produce(self.topic, key=key, value=value, partition=0, on_delivery=delivered)
-        await asyncio.to_thread(producer.flush, timeout)
-        return await asyncio.wait_for(done, timeout)
+        offsets: list[int] = []
+
+        def delivered(err: KafkaError | None, msg: object) -> None:  # librdkafka's thread
+            if err is None:
+                offsets.append(msg.offset())  # type: ignore[attr-defined]
+
+        def write() -> None:
+            producer.begin_transaction()
+            for key, value in records:
+                producer.produce(self.topic, key=key, value=value, partition=0, on_delivery=delivered)
+            producer.commit_transaction(timeout)  # flushes: every delivery callback has run
+
+        try:
+            await asyncio.to_thread(write)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.txn_requires_abort():
+                with contextlib.suppress(KafkaException):
+                    await asyncio.to_thread(producer.abort_transaction, timeout)
+            else:
+                await self._drop_writer()
+            raise
+        if len(offsets) != len(records):
+            raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "not every record was delivered"))
+        return max(offsets)
 
     async def close(self) -> None:
         self._stop.set()
@@ -135,6 +165,5 @@ class SchemaTopic:
             await asyncio.to_thread(self._consumer.close)
         if self._probe is not None:
             await asyncio.to_thread(self._probe.close)
-        if self._producer is not None:
-            await asyncio.to_thread(self._producer.flush, 5)
-        self._reader = self._consumer = self._probe = self._producer = None
+        await self._drop_writer()
+        self._reader = self._consumer = self._probe = None
