@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -312,3 +314,23 @@ def test_a_new_primary_fences_the_previous_ones_writes(node: tuple[EmbeddedBroke
 
     asyncio.run(run())
     assert [k for _, k in seen] == [b"k1", b"k2"]
+
+
+def test_the_npm_client_registers_encodes_and_decodes(node: tuple[EmbeddedBroker, str]) -> None:
+    """@kafkajs/confluent-schema-registry with kafkajs (`make tools` installs both); it also decodes
+    what confluent-kafka's AvroSerializer wrote (test_avro_serializer_round_trips_records_through_a_topic)."""
+    broker, url = node
+    js_dir = REPO / "tests" / "js"
+    node_bin = shutil.which("node")
+    assert node_bin, "node is not on PATH (this test needs Node.js >= 18 and `make tools`)"
+    assert (js_dir / "node_modules" / "@kafkajs" / "confluent-schema-registry").is_dir(), "run `make tools`"
+    proc = subprocess.run([node_bin, "schema_registry.js", "--bootstrap", broker.bootstrap, "--registry", url,
+                           "--topic", "js-readings", "--python-topic", "orders-avro"],
+                          cwd=js_dir, capture_output=True, text=True, timeout=25, check=False,
+                          env={**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1"})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["id"] == summary["again"] == summary["latest"]
+    assert summary["decoded"] == [{"sensor": "a", "value": 1.5}, {"sensor": "b", "value": -2}]
+    assert summary["python"] == {"id": 1, "item": "tea"}
+    assert rest(url, "GET", f"/schemas/ids/{summary['id']}/subjects")[1] == ["js-readings-value"]
