@@ -177,3 +177,16 @@ def test_the_core_is_sans_io() -> None:
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 assert not any(name == b or name.startswith(b + ".") for b in banned), f"{path.name} imports {name}"
+
+
+@pytest.mark.parametrize(("value", "ok"), [("http://127.0.0.1:8081", True), ("http://[::1]:8081", True), ("", True),
+                                           ("https://127.0.0.1:8081", False), ("127.0.0.1:8081", False),
+                                           ("http://a:1,http://b:2", False), ("http://host", False)])
+def test_schema_registry_listeners_setting_is_checked_at_start(value: str, ok: bool) -> None:
+    from suoi.config import load_config
+
+    if ok:
+        assert load_config({"schema.registry.listeners": value}, {}).get("schema.registry.listeners") == value
+    else:
+        with pytest.raises(ValueError, match="schema.registry.listeners"):
+            load_config({"schema.registry.listeners": value}, {})
