@@ -32,6 +32,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
 from tests.conftest import wait_until
+from tests.e2e.cli import fails, ok, suoi
 from tests.e2e.helpers import ck_consume
 from tests.e2e.test_single_node_kraft import make_run_properties
 
@@ -334,3 +335,19 @@ def test_the_npm_client_registers_encodes_and_decodes(node: tuple[EmbeddedBroker
     assert summary["decoded"] == [{"sensor": "a", "value": 1.5}, {"sensor": "b", "value": -2}]
     assert summary["python"] == {"id": 1, "item": "tea"}
     assert rest(url, "GET", f"/schemas/ids/{summary['id']}/subjects")[1] == ["js-readings-value"]
+
+
+def test_suoi_schemas_tool(node: tuple[EmbeddedBroker, str], tmp_path: Path) -> None:
+    _, url = node
+    schema_file = tmp_path / "reading.avsc"
+    schema_file.write_text(json.dumps({"type": "record", "name": "Reading", "fields": [{"name": "v", "type": "int"}]}))
+    reg = ("--schema-registry", url)
+    registered = ok("schemas", "register", "--subject", "tool-value", "--schema-file", str(schema_file), *reg)
+    schema_id = int(registered.split()[1])
+    assert "tool-value" in ok("schemas", "list", *reg).split()
+    got = json.loads(ok("schemas", "get", "--subject", "tool-value", "--output", "json", *reg))
+    assert (got["id"], got["version"]) == (schema_id, 1)
+    breaking = json.dumps({"type": "record", "name": "Reading", "fields": [{"name": "v", "type": "string"}]})
+    proc = suoi("schemas", "check", "--subject", "tool-value", "--schema", breaking, *reg)
+    assert proc.returncode == 1 and proc.stdout.startswith("incompatible") and "TYPE_MISMATCH" in proc.stdout
+    assert "Subject 'nope' not found. (error code 40401)" in fails("schemas", "get", "--subject", "nope", *reg)
