@@ -351,3 +351,19 @@ def test_suoi_schemas_tool(node: tuple[EmbeddedBroker, str], tmp_path: Path) -> 
     proc = suoi("schemas", "check", "--subject", "tool-value", "--schema", breaking, *reg)
     assert proc.returncode == 1 and proc.stdout.startswith("incompatible") and "TYPE_MISMATCH" in proc.stdout
     assert "Subject 'nope' not found. (error code 40401)" in fails("schemas", "get", "--subject", "nope", *reg)
+
+
+def test_the_readme_example_runs_as_written(node: tuple[EmbeddedBroker, str]) -> None:
+    """The README's schema-registry block, run as is (only the addresses changed)."""
+    import re
+
+    broker, url = node
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    code = re.findall(r"^```python\n(.*?)^```", readme.split("## Schema registry", 1)[1], flags=re.S | re.M)[0]
+    code = code.replace("http://localhost:8081", url).replace("localhost:9092", broker.bootstrap)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    latest = rest(url, "GET", "/subjects/orders-value/versions/latest")[1]
+    assert json.loads(latest["schema"])["name"] == "Order"
+    record = ck_consume(broker.bootstrap, "orders", [0], 1, timeout=20)[0]
+    assert record.value[0] == 0 and int.from_bytes(record.value[1:5], "big") == latest["id"]
