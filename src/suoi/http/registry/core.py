@@ -245,9 +245,8 @@ class RegistryCore:
         reused: a new one is above every id the topic has held)."""
         mine = self._identity(parsed, text, refs)
         for sv in self.store.schemas.values():
-            if self._identity(self.parsed(sv), sv.schema, sv.references) == mine:
-                if want_id is None or want_id == sv.schema_id:
-                    return sv.schema_id
+            if self._identity(self.parsed(sv), sv.schema, sv.references) == mine and want_id in (None, sv.schema_id):
+                return sv.schema_id
         if want_id is None:
             return self.store.max_id + 1
         if not isinstance(want_id, int) or want_id < 1:

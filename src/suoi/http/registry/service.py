@@ -13,6 +13,7 @@ a consumer group (``election``); the other registries forward writes to it over 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -70,10 +71,8 @@ class RegistryService:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         if self.ready.is_set():
             await self.election.close()
         await self.topic.close()
@@ -141,10 +140,8 @@ class RegistryService:
             if time.monotonic() >= deadline:
                 raise RegistryError(E.FORWARDING_ERROR, "No primary schema registry is elected yet")
             self.election.changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.election.changed.wait(), 0.5)
-            except TimeoutError:
-                pass
 
 
 class NotPrimary(Exception):

@@ -25,6 +25,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -36,7 +37,7 @@ log = logging.getLogger("suoi.http.registry")
 Batch = list[tuple[int, bytes | None, bytes | None]]  # (offset, key, value)
 
 
-def client_config(bootstrap: str) -> dict[str, object]:
+def client_config(bootstrap: str) -> dict[str, Any]:
     return {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 10_000,
             "reconnect.backoff.max.ms": 1000, "log_level": 3, "logger": log}
 
@@ -99,12 +100,12 @@ class SchemaTopic:
             batch: Batch = []
             position = -1
             for m in messages:
-                error = m.error()
+                error, offset = m.error(), int(m.offset() or 0)
                 if error is None:
-                    batch.append((m.offset(), m.key(), m.value()))
-                    position = m.offset() + 1
+                    batch.append((offset, m.key(), m.value()))
+                    position = offset + 1
                 elif error.code() == KafkaError._PARTITION_EOF:
-                    position = max(position, m.offset())  # the end, past any transaction markers
+                    position = max(position, offset)  # the end, past any transaction markers
                 elif not error.retriable():
                     log.warning("_schemas replay: %s", error)
             if position >= 0:

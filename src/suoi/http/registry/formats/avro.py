@@ -61,7 +61,7 @@ def parse(text: str, references: list[Reference]) -> AvroSchema:
     _require_fields(raw)
     names: dict[str, Any] = {}
     try:
-        for name, ref_text in references:
+        for _name, ref_text in references:
             fastavro.parse_schema(json.loads(ref_text), named_schemas=names, _write_hint=False)
         parsed = fastavro.parse_schema(raw, named_schemas=names, _write_hint=False)
     except KeyError as exc:

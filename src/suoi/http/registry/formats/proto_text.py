@@ -24,7 +24,14 @@ _SCALARS = {
     "sfixed64": F.TYPE_SFIXED64, "sint32": F.TYPE_SINT32, "sint64": F.TYPE_SINT64,
 }
 _LABELS = {"optional": F.LABEL_OPTIONAL, "required": F.LABEL_REQUIRED, "repeated": F.LABEL_REPEATED}
-_TOKEN = re.compile(r'''\s+|//[^\n]*|/\*.*?\*/|(?P<tok>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[A-Za-z_][\w.]*|\.[A-Za-z_][\w.]*|-?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)|[{}\[\]()<>;=,:-])''', re.S)
+_TOKEN = re.compile(r"""
+    \s+ | //[^\n]* | /\*.*?\*/                               # space and comments: skipped
+  | (?P<tok>
+      "(?:[^"\\]|\\.)*" | '(?:[^'\\]|\\.)*'                    # strings
+    | \.?[A-Za-z_][\w.]*                                      # names, dotted and fully qualified
+    | -?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)    # numbers
+    | [{}\[\]()<>;=,:-] )                                     # punctuation
+""", re.S | re.X)
 
 
 def _tokens(text: str) -> list[str]:
