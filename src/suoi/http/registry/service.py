@@ -117,8 +117,10 @@ class RegistryService:
                     await self.topic.init_writer(self.write_timeout)
                 except Exception as exc:
                     raise RegistryError(E.STORE_ERROR, f"Cannot become the schemas topic's writer: {exc}") from None
+                await self.read_to_end()  # after the fencing: every earlier write is committed or aborted
                 self._writer_term = self.election.term
-            await self.read_to_end()  # after the fencing: every earlier write is committed or aborted
+            # From here on we are the only writer (a newer one would fence our next append), and each of our
+            # writes is replayed before it is answered: the store is complete without asking the topic.
             write = plan(self.core)
             if write.records:
                 try:

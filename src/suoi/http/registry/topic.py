@@ -62,7 +62,7 @@ class SchemaTopic:
         await asyncio.to_thread(self._create_topic)
         self._consumer = Consumer({**client_config(self.bootstrap), "group.id": f"suoi-schema-reader-{uuid.uuid4()}",
                                    "enable.auto.commit": False, "enable.partition.eof": True,
-                                   "fetch.wait.max.ms": 100, "isolation.level": "read_committed"})
+                                   "fetch.wait.max.ms": 500, "isolation.level": "read_committed"})
         self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         # Watermark queries on a consumer of their own: one the reader thread polls answers them late.
         self._probe = Consumer({**client_config(self.bootstrap), "group.id": f"suoi-schema-probe-{uuid.uuid4()}",
@@ -93,7 +93,8 @@ class SchemaTopic:
         assert self._consumer is not None and self._loop is not None
         while not self._stop.is_set():
             try:
-                messages = self._consumer.consume(500, 0.2)
+                first = self._consumer.poll(0.2)  # returns at the first message (consume() waits out its timeout)
+                messages = [] if first is None else [first, *self._consumer.consume(499, 0)]
             except (KafkaException, RuntimeError) as exc:
                 log.warning("_schemas replay: %s", exc)
                 continue
