@@ -76,7 +76,10 @@ async def start_on_node(listeners: object, advertised: list[Any], controller_nam
         parse_listener(urls[0])
     except ValueError as exc:
         raise RuntimeError(str(exc)) from None
-    client = next(a for a in advertised if a.name not in controller_names)
+    client = next((a for a in advertised if a.name not in controller_names), None)
+    if client is None:
+        raise RuntimeError("schema.registry.listeners is set but this node has no client listener "
+                           "(a controller-only node): run the registry on a broker")
     server = SchemaRegistryServer(f"{client.host or '127.0.0.1'}:{client.port}", urls[0])
     await server.start()
     return server
