@@ -367,3 +367,28 @@ def test_the_readme_example_runs_as_written(node: tuple[EmbeddedBroker, str]) ->
     assert json.loads(latest["schema"])["name"] == "Order"
     record = ck_consume(broker.bootstrap, "orders", [0], 1, timeout=20)[0]
     assert record.value[0] == 0 and int.from_bytes(record.value[1:5], "big") == latest["id"]
+
+
+def test_console_producer_and_consumer_with_schema_formats(node: tuple[EmbeddedBroker, str]) -> None:
+    """kafka-avro-console-producer's flags: JSON lines in, Confluent framing on the topic, JSON out."""
+    broker, url = node
+    avro_schema = json.dumps({"type": "record", "name": "Tick", "fields": [{"name": "sym", "type": "string"},
+                                                                          {"name": "px", "type": "double"}]})
+    common = ("--bootstrap-server", broker.bootstrap, "--schema-registry", url)
+    ok("console-producer", "--topic", "ticks", "--value-format", "avro", "--property", f"value.schema={avro_schema}",
+       "--property", "parse.key=true", "--property", "key.separator=|", *common,
+       stdin='k1|{"sym": "ABC", "px": 1.5}\nk2|{"sym": "XYZ", "px": 2.25}\n')
+    latest = rest(url, "GET", "/subjects/ticks-value/versions/latest")[1]
+    record = ck_consume(broker.bootstrap, "ticks", [0], 1, timeout=20)[0]
+    assert (record.key, record.value[0], int.from_bytes(record.value[1:5], "big")) == (b"k1", 0, latest["id"])
+    out = ok("console-consumer", "--topic", "ticks", "--from-beginning", "--max-messages", "2", "--value-format",
+             "avro", "--property", "print.key=true", *common)
+    assert [(k, json.loads(v)) for k, v in (line.split("\t") for line in out.splitlines())] == [
+        ("k1", {"sym": "ABC", "px": 1.5}), ("k2", {"sym": "XYZ", "px": 2.25})]
+
+    proto = 'syntax = "proto3"; package tick; message Tick { string sym = 1; int64 qty = 2; }'
+    ok("console-producer", "--topic", "ticks-pb", "--value-format", "protobuf", "--property", f"value.schema={proto}",
+       *common, stdin='{"sym": "ABC", "qty": "7"}\n')
+    out = ok("console-consumer", "--topic", "ticks-pb", "--from-beginning", "--max-messages", "1",
+             "--value-format", "protobuf", *common)
+    assert json.loads(out) == {"sym": "ABC", "qty": "7"}  # proto3 JSON: int64 as a string
