@@ -203,7 +203,7 @@ class RegistryCore:
         return out
 
     # ------------------------------------------------------------------ writes
-    def _writable(self, subject: str | None, *, importing: bool = False) -> str:
+    def _writable(self, subject: str | None) -> str:
         mode = self.store.mode_of(subject)
         if mode in ("READONLY", "READONLY_OVERRIDE"):
             raise RegistryError(E.OPERATION_NOT_PERMITTED, f"Subject {subject or '(global)'} is in read-only mode")
