@@ -110,10 +110,17 @@ def test_json_schema_and_protobuf_serializers_round_trip(node: tuple[EmbeddedBro
 
     order = _protobuf_order_class()
     pb_values = [order(id=3, item="bread"), order(id=4, item="milk")]
+    pb_values[0].price.units, pb_values[0].at.seconds = 250, 1_700_000_000
     got = round_trip(broker.bootstrap, "orders-pb", ProtobufSerializer(order, client, {"use.deprecated.format": False}),
                      ProtobufDeserializer(order, {"use.deprecated.format": False}), pb_values)
-    assert [(m.id, m.item) for m in got] == [(3, "bread"), (4, "milk")]
-    assert client.get_latest_version("orders-pb-value").schema.schema_type == "PROTOBUF"
+    assert [(m.id, m.item, m.price.units, m.at.seconds) for m in got] == [(3, "bread", 250, 1_700_000_000),
+                                                                         (4, "milk", 0, 0)]
+    latest = client.get_latest_version("orders-pb-value")
+    assert latest.schema.schema_type == "PROTOBUF"
+    assert [(r.name, r.subject, r.version) for r in latest.schema.references] == [
+        ("money/money.proto", "money/money.proto", 1)]
+    assert rest(url, "GET", "/subjects/money%2Fmoney.proto/versions/1/referencedby")[1] == [latest.schema_id]
+    assert rest(url, "DELETE", "/subjects/money%2Fmoney.proto")[1]["error_code"] == 42206  # still referenced
     # the .proto text form (Java clients, curl) is read too, and served as descriptors on request
     text = 'syntax = "proto3";\npackage suoitest;\nmessage Order { int64 id = 1; string item = 2; }\n'
     status, body, _ = rest(url, "POST", "/subjects/orders-text-value/versions", {"schema": text, "schemaType": "PROTOBUF"})
@@ -125,13 +132,26 @@ def test_json_schema_and_protobuf_serializers_round_trip(node: tuple[EmbeddedBro
 
 
 def _protobuf_order_class() -> Any:
-    fdp = descriptor_pb2.FileDescriptorProto(name="suoi_order.proto", package="suoitest", syntax="proto3")
-    msg = fdp.message_type.add(name="Order")
+    """suoitest.Order(id, item, price: money.Money, at: google.protobuf.Timestamp) in two files: the
+    serializer registers money/money.proto as a subject of its own and references it."""
+    from google.protobuf import timestamp_pb2
+
     F = descriptor_pb2.FieldDescriptorProto
+    money = descriptor_pb2.FileDescriptorProto(name="money/money.proto", package="money", syntax="proto3")
+    money.message_type.add(name="Money").field.add(name="units", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    fdp = descriptor_pb2.FileDescriptorProto(name="suoi_order.proto", package="suoitest", syntax="proto3",
+                                             dependency=["money/money.proto", "google/protobuf/timestamp.proto"])
+    msg = fdp.message_type.add(name="Order")
     msg.field.add(name="id", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
     msg.field.add(name="item", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    msg.field.add(name="price", number=3, type=F.TYPE_MESSAGE, type_name=".money.Money", label=F.LABEL_OPTIONAL)
+    msg.field.add(name="at", number=4, type=F.TYPE_MESSAGE, type_name=".google.protobuf.Timestamp",
+                  label=F.LABEL_OPTIONAL)
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(fdp)
+    timestamp = descriptor_pb2.FileDescriptorProto()
+    timestamp_pb2.DESCRIPTOR.CopyToProto(timestamp)
+    for f in (timestamp, money, fdp):
+        pool.Add(f)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("suoitest.Order"))
 
 
