@@ -1,8 +1,8 @@
 """The schema registry (issue 16) with Confluent's own clients: confluent-kafka's
 SchemaRegistryClient and its Avro, JSON Schema and Protobuf serializers round-trip records through a
 suoi topic, registering schemas automatically; REST errors carry Confluent's codes; compatibility
-is enforced; a standalone `suoi schema-registry` forwards writes to the node's (the primary),
-replays `_schemas` on restart with the same ids, and two registries fail over."""
+is enforced; standalone `suoi schema-registry` processes forward writes to their primary, fail
+over, and replay `_schemas` on restart with the same ids; a new primary fences the old one's writes."""
 
 from __future__ import annotations
 
@@ -252,50 +252,36 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> str:
     return err.decode()
 
 
-def test_standalone_registry_forwards_writes_and_replays_on_restart(node: tuple[EmbeddedBroker, str]) -> None:
-    broker, node_url = node
-    proc, url = start_registry(broker.bootstrap)
-    try:
-        ids = {s: v for s, v in ((s, rest(node_url, "GET", f"/subjects/{s}/versions/latest")[1])
-                                 for s in rest(node_url, "GET", "/subjects")[1])}
-        for subject, latest in ids.items():  # it replayed what the node's registry wrote
-            assert rest(url, "GET", f"/subjects/{subject}/versions/latest")[1] == latest
-        schema = {**ORDER_V1, "name": "Forwarded"}
-        status, body, _ = rest(url, "POST", "/subjects/fwd-value/versions", {"schema": json.dumps(schema)})
-        assert status == 200, body  # the node's registry is the primary: forwarded there
-        fwd_id = body["id"]
-        assert rest(node_url, "GET", "/subjects/fwd-value/versions/1")[1]["id"] == fwd_id
-    finally:
-        err = stop(proc)
-    assert "Traceback" not in err
-    proc, url = start_registry(broker.bootstrap)
-    try:
-        assert rest(url, "GET", "/subjects/fwd-value/versions/1")[1]["id"] == fwd_id
-        assert rest(url, "GET", f"/schemas/ids/{fwd_id}")[1]["schema"] == json.dumps(schema, separators=(",", ":"))
-    finally:
-        stop(proc)
-
-
-def test_two_registries_the_survivor_takes_over_writes(node: tuple[EmbeddedBroker, str]) -> None:
-    """Their own topic and group (the node's registry would be their primary otherwise)."""
+def test_standalone_registries_forward_fail_over_and_replay_on_restart(node: tuple[EmbeddedBroker, str]) -> None:
+    """Two `suoi schema-registry` processes (their own topic and group: the node's registry would be
+    their primary otherwise). The second forwards writes to the first (the primary); killed, the first's
+    role passes to the second; restarted, the first replays the topic (same ids and versions) and takes
+    writes again (the group may make it the primary again, or it forwards: either way id 3 comes next)."""
     broker, _ = node
     args = ("--topic", "_schemas_pair", "--group-id", "pair")
     first, first_url = start_registry(broker.bootstrap, *args)
     second, second_url = start_registry(broker.bootstrap, *args)
+    procs = [first, second]
     try:
         schema = {**ORDER_V1, "name": "Pair"}
-        assert rest(second_url, "POST", "/subjects/pair-value/versions", {"schema": json.dumps(schema)})[0] == 200
+        status, body, _ = rest(second_url, "POST", "/subjects/pair-value/versions", {"schema": json.dumps(schema)})
+        assert (status, body) == (200, {"id": 1})  # forwarded to the primary, and readable here at once
+        assert rest(second_url, "GET", "/subjects/pair-value/versions/1")[1]["id"] == 1
         assert rest(first_url, "GET", "/subjects/pair-value/versions/1")[1]["id"] == 1
         stop(first, signal.SIGKILL)  # no goodbye: the group notices after session.timeout.ms
         assert rest(second_url, "GET", "/subjects/pair-value/versions/1")[1]["id"] == 1  # reads go on
         v2 = {**schema, "fields": [*schema["fields"], {"name": "n", "type": "int", "default": 0}]}
         wait_until(lambda: rest(second_url, "POST", "/subjects/pair-value/versions",
                                 {"schema": json.dumps(v2)})[0] == 200, 30, 0.5, "the survivor to take over writes")
-        assert rest(second_url, "GET", "/subjects/pair-value/versions/2")[1]["id"] == 2
+        again, again_url = start_registry(broker.bootstrap, *args)
+        procs.append(again)
+        assert [rest(again_url, "GET", f"/subjects/pair-value/versions/{v}")[1]["id"] for v in (1, 2)] == [1, 2]
+        assert rest(again_url, "GET", "/schemas/ids/1")[1]["schema"] == json.dumps(schema, separators=(",", ":"))
+        v3 = {**v2, "fields": [*v2["fields"], {"name": "m", "type": "int", "default": 0}]}
+        assert rest(again_url, "POST", "/subjects/pair-value/versions", {"schema": json.dumps(v3)})[1] == {"id": 3}
     finally:
-        for proc in (first, second):
-            if proc.poll() is None:
-                stop(proc)
+        errors = [stop(p) for p in procs if p.poll() is None]
+    assert not any("Traceback" in e for e in errors), errors
 
 
 def test_a_new_primary_fences_the_previous_ones_writes(node: tuple[EmbeddedBroker, str]) -> None:
