@@ -202,11 +202,12 @@ class Broker:
             self._tasks.append(asyncio.create_task(self._cleaner_loop(), name="log-cleaner"))
         if self.config.get_bool("log.scrubber.enable"):
             self._tasks.append(asyncio.create_task(self._scrubber_loop(), name="log-scrubber"))
-        if self.config.get("schema.registry.listeners"):  # imported only then: aiohttp & co cost ~0.2 s of start-up
-            from suoi.http.registry.server import start_on_node
+        if self.config.get("schema.registry.listeners"):  # port bound now; the app loads once we serve clients
+            from suoi.http.registry.node import NodeRegistry
 
-            self.schema_registry = await start_on_node(self.config.get("schema.registry.listeners"), self.advertised,
-                                                       controller_names)
+            self.schema_registry = NodeRegistry.bind(self.config.get("schema.registry.listeners"), self.advertised,
+                                                     controller_names)
+            self.schema_registry.start(self.kraft.first_unfenced if self.kraft is not None else None)
         log.info("suoi broker node.id=%d cluster.id=%s started", self.node_id, self.cluster_id)
 
     async def _serve_when_unfenced(self, servers: list[asyncio.Server]) -> None:

@@ -35,7 +35,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from suoi.http.registry.server import parse_listener
+    from suoi.http.registry.node import parse_listener
 
     try:
         parse_listener(args.listen)
