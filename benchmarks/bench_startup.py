@@ -81,6 +81,7 @@ class Node:
         cport = free_port()
         text = (REPO_ROOT / "config" / "server.properties").read_text()
         text = text.replace("9092", str(self.port)).replace("9093", str(cport))
+        text = text.replace(":8081", f":{free_port()}")  # make run's schema registry, on a free port too
         text = text.replace("log.dirs=./suoi-data", f"log.dirs={self.workdir / 'data'}")
         (self.workdir / "server.properties").write_text(text)
 

@@ -144,6 +144,7 @@ class Broker:
         self.bound: list[Listener] = []
         self._stopped = asyncio.Event()
         self._halt: asyncio.Task[None] | None = None  # a stop started by a failed metadata log dir
+        self.schema_registry: Any = None  # suoi.http.registry, when schema.registry.listeners is set
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -208,6 +209,12 @@ class Broker:
             self._tasks.append(asyncio.create_task(self._cleaner_loop(), name="log-cleaner"))
         if self.config.get_bool("log.scrubber.enable"):
             self._tasks.append(asyncio.create_task(self._scrubber_loop(), name="log-scrubber"))
+        if self.config.get("schema.registry.listeners"):  # port bound now; the app loads once we serve clients
+            from suoi.http.registry.node import NodeRegistry
+
+            self.schema_registry = NodeRegistry.bind(self.config.get("schema.registry.listeners"), self.advertised,
+                                                     controller_names)
+            self.schema_registry.start(self.kraft.first_unfenced if self.kraft is not None else None)
         log.info("suoi broker node.id=%d cluster.id=%s started", self.node_id, self.cluster_id)
 
     async def _serve_when_unfenced(self, servers: list[asyncio.Server]) -> None:
@@ -219,6 +226,8 @@ class Broker:
                                                     if x.name not in set(self.config.controller_listener_names)))
 
     async def stop(self) -> None:
+        if self.schema_registry is not None:  # first: it leaves its group while the node still answers
+            await self.schema_registry.close()
         if self.kraft is not None:
             await self.kraft.stop()  # controlled shutdown first: leadership moves away
         for server in self._servers:

@@ -40,6 +40,13 @@ def _str(v: str) -> str:
     return v.strip()
 
 
+def _http_listener(v: str) -> str:
+    """One http://HOST:PORT (an empty value: none). TLS and lists are refused at start, not ignored."""
+    if v and not re.fullmatch(r"http://(\[[0-9a-fA-F:]+\]|[^\s:/,\[\]]+):\d{1,5}/?", v):
+        raise ValueError("expected one http://HOST:PORT (https and several listeners are not supported)")
+    return v
+
+
 KNOWN: dict[str, tuple[object, object]] = {
     "node.id": (_INT, 1),
     "broker.id": (_INT, None),
@@ -135,6 +142,8 @@ KNOWN: dict[str, tuple[object, object]] = {
     "auto.leader.rebalance.enable": (_bool, True),
     "leader.imbalance.check.interval.seconds": (_INT, 300),
     "leader.imbalance.per.broker.percentage": (_INT, 10),
+    # suoi: the node's own schema registry (suoi.http.registry), e.g. http://127.0.0.1:8081; unset: none
+    "schema.registry.listeners": (lambda v: _http_listener(v.strip()), None),
 }
 
 # TLS and SASL (suoi.security): Kafka's names and defaults; listener.name.NAME.<key> overrides are kept as given.

@@ -5,6 +5,8 @@ Without --group the tool assigns partitions itself (every partition of the topic
 commits automatically and once more on exit (this needs the broker's group coordinator).
 SIGINT/SIGTERM stop it cleanly: the consumer is closed (offsets committed in a group) and
 "Processed a total of N messages" goes to stderr, as Kafka's tool does.
+`--value-format avro|json-schema|protobuf` (and `--key-format`) decode a schema registry's framing
+with the writer's schema and print JSON (Confluent's kafka-avro-console-consumer; see `schema_formats`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from suoi.cli.common import (
     parse_kv,
     read_props,
 )
+from suoi.cli.schema_formats import Codec, add_format_args, split_props
 
 FORMAT_PROPS = {"print.key", "print.value", "print.timestamp", "print.partition", "print.offset",
                 "print.headers", "key.separator", "line.separator", "headers.separator",
@@ -71,13 +74,15 @@ def add_parser(sub: Any) -> None:
                    help="consumer config, repeatable (librdkafka names; wins over --consumer.config)")
     p.add_argument("--consumer.config", dest="consumer_config", metavar="FILE", help="consumer config file")
     p.add_argument("--skip-message-on-error", action="store_true", help="accepted for compatibility")
+    add_format_args(p)
     p.set_defaults(func=guarded("console-consumer")(run))
 
 
 class Formatter:
     """Kafka's DefaultMessageFormatter: [timestamp] [partition] [offset] [headers] [key] value."""
 
-    def __init__(self, props: dict[str, str]) -> None:
+    def __init__(self, props: dict[str, str], codec: Codec | None = None) -> None:
+        self.codec = codec
         unknown = sorted(set(props) - FORMAT_PROPS - IGNORED_PROPS)
         if unknown:
             raise CliError(f"unknown --property {unknown[0]} (known: {', '.join(sorted(FORMAT_PROPS))})")
@@ -111,10 +116,10 @@ class Formatter:
             fields.append(self.headers_sep.join(k.encode() + self.header_key_sep + (self.null if v is None else v)
                                                 for k, v in headers) if headers else b"NO_HEADERS")
         if self.print_key:
-            key = msg.key()
+            key = msg.key() if self.codec is None else self.codec.decode("key", msg.topic(), msg.key())
             fields.append(self.null if key is None else key)
         if self.print_value:
-            value = msg.value()
+            value = msg.value() if self.codec is None else self.codec.decode("value", msg.topic(), msg.value())
             fields.append(self.null if value is None else value)
         return self.key_sep.join(fields) + self.line_sep
 
@@ -180,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
     _check_flags(args)
-    formatter = Formatter(parse_kv(args.property, "--property"))
+    props, schema_props = split_props(parse_kv(args.property, "--property"))
+    formatter = Formatter(props, Codec(args, schema_props))
     start = _start_offset(args)
     conf: dict[str, Any] = {
         "group.id": args.group or f"suoi-console-consumer-{uuid.uuid4().hex[:8]}",

@@ -6,6 +6,8 @@ Line format with --property parse.headers=true and parse.key=true (Kafka's LineM
 
 headers.delimiter (tab), headers.separator (,), headers.key.separator (:) and key.separator
 (tab) are properties; null.marker turns a key, value or header value into null.
+`--value-format avro|json-schema|protobuf` (and `--key-format`) read JSON and write it with a schema
+registry's framing (Confluent's kafka-avro-console-producer; see `schema_formats`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from suoi.cli.common import (
     read_props,
     retrying,
 )
+from suoi.cli.schema_formats import Codec, add_format_args, split_props
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 READER_PROPS = {"parse.key", "key.separator", "parse.headers", "headers.delimiter", "headers.separator",
@@ -64,6 +67,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--message-send-max-retries", type=int, metavar="N", help="retries")
     p.add_argument("--max-block-ms", type=int, default=60000, metavar="MS",
                    help="how long a record may wait for delivery (message.timeout.ms, default 60000)")
+    add_format_args(p)
     p.set_defaults(func=guarded("console-producer")(run))
 
 
@@ -127,7 +131,9 @@ def _show(b: bytes) -> str:
 def run(args: argparse.Namespace) -> int:
     from confluent_kafka import Producer
 
-    reader = LineReader(parse_kv(args.property, "--property"))
+    props, schema_props = split_props(parse_kv(args.property, "--property"))
+    reader = LineReader(props)
+    codec = Codec(args, schema_props)
     acks = "-1" if args.request_required_acks == "all" else args.request_required_acks
     if acks not in ("0", "1", "-1"):
         raise CliError(f"--request-required-acks must be 0, 1, -1 or all, got {args.request_required_acks!r}")
@@ -176,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
             if line.endswith(b"\r"):
                 line = line[:-1]
             headers, key, value = reader.parse(line, number)
+            key, value = codec.encode("key", args.topic, key), codec.encode("value", args.topic, value)
             _produce(producer, args.topic, key, value, headers, on_delivery)
             if args.sync:
                 producer.flush(args.max_block_ms / 1000)
