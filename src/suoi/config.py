@@ -135,6 +135,12 @@ KNOWN: dict[str, tuple[object, object]] = {
     "auto.leader.rebalance.enable": (_bool, True),
     "leader.imbalance.check.interval.seconds": (_INT, 300),
     "leader.imbalance.per.broker.percentage": (_INT, 10),
+    # suoi: the admin HTTP endpoint (suoi.http.admin): /metrics, /v1/status/ready; unset = off.
+    # http://host:port[,...]; https:// and admin.auth.type other than none are refused at start.
+    "admin.listeners": (_str, None),
+    "admin.auth.type": (_str, "none"),
+    # per-partition kafka_log_log_* series only while the node hosts at most this many partitions (-1: always)
+    "admin.metrics.log.partitions.max": (_INT, 1000),
 }
 
 # Pre-KRaft keys an older server.properties may carry: ignored like the Kafka 4 keys suoi does not use.

@@ -13,6 +13,7 @@ import inspect
 import logging
 import struct
 from collections.abc import Awaitable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from suoi.api import legacy_produce
@@ -53,8 +54,10 @@ def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = N
 
     Returns the framed response parts, None when no response is due (acks=0), or an
     awaitable of either for handlers that wait (long-poll fetch). Raises
-    ProtocolViolation for frames that cannot be parsed at all.
+    ProtocolViolation for frames that cannot be parsed at all. Each answered request is
+    timed into `broker.metrics` (counts and histograms per API, read at scrape time).
     """
+    started = perf_counter()
     try:
         prefix = read_prefix(frame)
     except DecodeError as exc:
@@ -79,13 +82,17 @@ def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = N
         return _error(request, ErrorCode.invalid_request, "null in a non-nullable field")
     ctx = RequestContext(broker, request.api_key, request.api_version, request.correlation_id,
                          request.client_id, client_host, connection)
+    metrics = broker.metrics
     try:
         result = spec.handler(ctx, request.body)
         if inspect.isawaitable(result):
-            return _finish_later(result, request, spec.name, client_host)
-        return _encode(request, result)
+            return _finish_later(result, request, spec.name, client_host, metrics, started, perf_counter())
+        parts = _encode(request, result)
     except Exception as exc:
+        metrics.request_done(spec.name, started, None, True)
         return _failed(request, spec.name, client_host, exc)
+    metrics.request_done(spec.name, started)
+    return parts
 
 
 def _encode(request: Request, data: ResponseData) -> Parts | None:
@@ -95,11 +102,15 @@ def _encode(request: Request, data: ResponseData) -> Parts | None:
     return encode_response(request.correlation_id, response)
 
 
-async def _finish_later(pending: Awaitable[ResponseData], request: Request, api: str, client_host: str) -> Parts | None:
+async def _finish_later(pending: Awaitable[ResponseData], request: Request, api: str, client_host: str,
+                        metrics: Any, started: float, handled: float) -> Parts | None:
     try:
-        return _encode(request, await pending)
+        parts = _encode(request, await pending)
     except Exception as exc:
+        metrics.request_done(api, started, handled, True)
         return _failed(request, api, client_host, exc)
+    metrics.request_done(api, started, handled)
+    return parts
 
 
 def _failed(request: Request, api: str, client_host: str, exc: Exception) -> Parts | None:
