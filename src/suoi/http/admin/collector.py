@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from suoi.http.admin.node_view import ClusterView, NodeView, PartitionView
@@ -81,22 +87,20 @@ class NodeCollector(Collector):
         requests = CounterMetricFamily("kafka_network_requestmetrics_requests", "Requests answered, per API.", labels=labels)
         errors = CounterMetricFamily("kafka_network_requestmetrics_errors",
                                      "Requests whose handler failed (answered with an error response).", labels=labels)
-        times = {
-            kind: HistogramMetricFamily(f"kafka_network_requestmetrics_{kind}timems", doc, labels=labels)
-            for kind, doc in (("total", "Time from a request's arrival to its answer being ready (ms)."),
-                              ("local", "Time the handler itself took (ms)."),
-                              ("remote", "Time waiting after the handler: replication, long poll, quorum (ms)."))
-        }
+        total = HistogramMetricFamily("kafka_network_requestmetrics_totaltimems",
+                                      "Time from a request's arrival to its answer being ready (ms).", labels=labels)
+        local = SummaryMetricFamily("kafka_network_requestmetrics_localtimems",
+                                    "Time the handler itself took (ms).", labels=labels)
+        remote = SummaryMetricFamily("kafka_network_requestmetrics_remotetimems",
+                                     "Time waiting after the handler: replication, long poll, quorum (ms).", labels=labels)
         for api, stats in sorted(self.recorder.requests.items()):
             name = [api]
             requests.add_metric(name, stats.count)
             errors.add_metric(name, stats.errors)
-            times["total"].add_metric(name, _buckets(LATENCY_BUCKETS_MS, stats.total), stats.total_sum)
-            times["local"].add_metric(name, _buckets(LATENCY_BUCKETS_MS, stats.local), stats.local_sum)
-            times["remote"].add_metric(name, _buckets(LATENCY_BUCKETS_MS, stats.remote), stats.remote_sum)
-        yield requests
-        yield errors
-        yield from times.values()
+            total.add_metric(name, _buckets(LATENCY_BUCKETS_MS, stats.total), stats.total_sum)
+            local.add_metric(name, stats.count, stats.total_sum - stats.remote_sum)
+            remote.add_metric(name, stats.count, stats.remote_sum)
+        yield from (requests, errors, total, local, remote)
         connections = GaugeMetricFamily("kafka_network_socketserver_connections",
                                         "Open client connections per listener.", labels=["listener"])
         for listener, count in sorted(self.view.connections().items()):
