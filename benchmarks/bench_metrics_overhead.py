@@ -15,19 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import inspect
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_request_bounds import produce  # noqa: E402  (a sibling script)
+from bench_request_bounds import _dispatch_us, produce  # noqa: E402  (a sibling script)
 
-from suoi.api.dispatch import dispatch  # noqa: E402
 from suoi.broker import Broker  # noqa: E402
 from suoi.config import load_config  # noqa: E402
 from suoi.http.admin import MetricsRecorder  # noqa: E402
@@ -58,15 +55,6 @@ def consumer_fetch(partitions: int) -> FetchRequest:
                                                last_fetched_epoch=-1, log_start_offset=-1,
                                                partition_max_bytes=64 << 10) for i in range(partitions))),),
                         forgotten_topics_data=(), rack_id="")
-
-
-async def _dispatch_us(broker: Broker, frame: bytes, n: int) -> float:
-    start = time.thread_time()
-    for _ in range(n):
-        out = dispatch(broker, frame, "bench")
-        if inspect.isawaitable(out):
-            await out
-    return (time.thread_time() - start) / n * 1e6
 
 
 async def main(rounds: int, per_round: int) -> None:
