@@ -434,6 +434,7 @@ class ReplicaManager:
                 if proposal is not None:
                     log.info("shrinking ISR of %s from %s to %s", leader.tp, sorted(leader.state.isr),
                              list(proposal.new_isr))
+                    self.broker.metrics.isr_shrinks += 1
                     self._propose(leader, proposal)
 
     def _propose(self, leader: LeaderReplica, proposal: AlterPartitionProposal) -> None:
@@ -446,6 +447,7 @@ class ReplicaManager:
             return
         if added:
             log.info("expanding ISR of %s from %s to %s", leader.tp, sorted(leader.state.isr), list(proposal.new_isr))
+            self.broker.metrics.isr_expands += 1
         self._cancel_alter(leader.tp)
         self._alter_tasks[leader.tp] = asyncio.get_running_loop().create_task(
             self._send_alter_partition(leader, proposal), name=f"alter-partition-{leader.tp}")
