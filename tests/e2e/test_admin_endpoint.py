@@ -13,7 +13,7 @@ from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
 from tests.conftest import wait_until
 from tests.e2e.admin_scrape import get, get_json, scrape, value
-from tests.e2e.cli import fails
+from tests.e2e.cli import fails, ok, ok_json
 from tests.e2e.helpers import ck_consume, ck_produce, create_topic
 from tests.e2e.test_single_node_kraft import make_run_properties
 from tests.rawclient import RawClient
@@ -93,6 +93,13 @@ def test_consumer_group_lag_is_high_watermark_minus_committed(node: tuple[Embedd
     assert status == 200 and group["lag_sum"] == 11
     assert [(x["partition"], x["lag"]) for x in group["partitions"]] == [(0, 6), (1, 0), (2, 5)]
 
+    table = ok_json("metrics", "--node", base)  # `suoi metrics`: the same figures without Prometheus
+    assert {"group": "lagging", "topic": "lagged", "lag": 11} in table["consumer_groups"]
+    assert table["nodes"][0]["ready"] == 1 and table["nodes"][0]["under-replicated"] == 0
+    lines = ok("metrics", "--node", base).splitlines()
+    assert lines[0].split("\t")[:3] == ["NODE" + " " * (len(base) - 4), "READY", "PARTITIONS"]
+    assert any(line.split() == ["lagging", "lagged", "11"] for line in lines)
+
 
 def test_replica_controller_and_raft_gauges_of_a_one_node_cluster(node: tuple[EmbeddedBroker, str]) -> None:
     broker, base = node
@@ -141,3 +148,8 @@ def test_unimplemented_admin_security_is_refused_at_start(tmp_path: pytest.TempP
     line = fails("broker", "--log-dirs", str(tmp_path), "--listeners", f"PLAINTEXT://127.0.0.1:{free_port()}",
                  "-o", setting, timeout=30)
     assert words in line and "refusing to start" in line
+
+
+def test_suoi_metrics_against_a_node_that_does_not_answer() -> None:
+    line = fails("metrics", "--node", f"http://127.0.0.1:{free_port()}", "--timeout", "2")
+    assert line.startswith("suoi metrics: error:") and "refused" in line.lower(), line
