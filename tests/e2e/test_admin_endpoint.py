@@ -4,7 +4,10 @@ must show exactly what they did; health and JSON views answer; https/auth are re
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import confluent_kafka
 import pytest
@@ -12,11 +15,15 @@ import pytest
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
 from tests.conftest import wait_until
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.e2e.admin_scrape import get, get_json, scrape, value
 from tests.e2e.cli import fails, ok, ok_json
 from tests.e2e.helpers import ck_consume, ck_produce, create_topic
 from tests.e2e.test_single_node_kraft import make_run_properties
 from tests.rawclient import RawClient
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "suoi-dashboard.json"
 
 #: records produced to each partition of a topic, by partition
 COUNTS = {0: 10, 1: 7, 2: 5}
@@ -129,6 +136,17 @@ def test_replica_controller_and_raft_gauges_of_a_one_node_cluster(node: tuple[Em
     assert status == 200 and body["is_active_controller"] and body["partitions"] == partitions
     status, body = get_json(f"{base}/v1/node")
     assert status == 200 and body["node_id"] == 1 and body["mode"] == "kraft" and body["ready"] is True
+
+
+def test_every_metric_the_grafana_dashboard_queries_is_scraped(node: tuple[EmbeddedBroker, str]) -> None:
+    _, base = node
+    exprs = [t["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"] for t in panel["targets"]]
+    queried = {name for expr in exprs for name in re.findall(r"\b(?:kafka|suoi|process)_[a-z_]+\b", expr)}
+    assert len(queried) >= 30
+    status, _, body = get(f"{base}/metrics")
+    families = list(text_string_to_metric_families(body))
+    scraped = {f.name for f in families} | {s.name for f in families for s in f.samples}
+    assert status == 200 and sorted(queried - scraped) == []
 
 
 def test_health_endpoints(node: tuple[EmbeddedBroker, str]) -> None:
