@@ -53,7 +53,7 @@ def consumer_fetch(partitions: int) -> FetchRequest:
                             FetchTopic(topic="bench", partitions=tuple(
                                 FetchPartition(partition=i, current_leader_epoch=-1, fetch_offset=0,
                                                last_fetched_epoch=-1, log_start_offset=-1,
-                                               partition_max_bytes=64 << 10) for i in range(partitions))),),
+                                               partition_max_bytes=16 << 10) for i in range(partitions))),),
                         forgotten_topics_data=(), rack_id="")
 
 
@@ -65,9 +65,10 @@ async def main(rounds: int, per_round: int) -> None:
         real, null = broker.metrics, NullRecorder()
         try:
             print(f"dispatch with the metrics recorder vs a no-op recorder, best of {rounds} rounds x {per_round}")
-            cases = [("Produce, 1 partition, 100 x 100 B", produce(1, 100, 100)),
+            cases = [("Produce, 1 partition, 1 x 100 B", produce(1, 100, 1)),
+                     ("Produce, 1 partition, 100 x 100 B", produce(1, 100, 100)),
                      ("Produce, 50 partitions, 10 x 100 B", produce(50, 100, 10)),
-                     ("Fetch (consumer), 50 partitions x 64 KiB", consumer_fetch(50))]
+                     ("Fetch (consumer), 50 partitions x 16 KiB", consumer_fetch(50))]
             for name, request in cases:
                 frame = encode_request(1, "bench", request)[4:]
                 best = {"no-op": float("inf"), "recorder": float("inf")}

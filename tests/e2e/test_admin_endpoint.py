@@ -127,6 +127,11 @@ def test_replica_controller_and_raft_gauges_of_a_one_node_cluster(node: tuple[Em
     assert value(s, "kafka_server_raft_metrics_current_leader") == 1
     assert value(s, "kafka_server_raft_metrics_current_state", state="leader") == 1
     assert (value(s, "kafka_server_raft_metrics_high_watermark") or 0) > 0
+    assert (value(s, "kafka_server_raft_metrics_leader_changes_total") or 0) >= 1  # it elected itself
+    commits = value(s, "kafka_server_raft_metrics_commit_latency_ms_count") or 0
+    assert commits >= 1  # the topic creation above, at least
+    assert 0 < (value(s, "kafka_server_raft_metrics_commit_latency_ms_sum") or 0) <= commits * \
+        (value(s, "kafka_server_raft_metrics_commit_latency_max_ms") or 0)
     assert value(s, "suoi_node_ready") == 1
     assert (value(s, "process_resident_memory_bytes") or 0) > 10_000_000
     assert (value(s, "suoi_eventloop_lag_seconds_count") or 0) >= 1

@@ -180,6 +180,13 @@ class NodeCollector(Collector):
         state = GaugeMetricFamily(prefix + "current_state", "1 for this node's Raft role.", labels=["state"])
         state.add_metric([raft.state], 1)
         yield state
+        r = self.recorder
+        yield CounterMetricFamily(prefix + "leader_changes", "Quorum leaders this node has seen elected.",
+                                  value=r.raft_leader_changes)
+        yield SummaryMetricFamily(prefix + "commit_latency_ms", "Active controller: append to commit of its records (ms).",
+                                  count_value=r.raft_commits, sum_value=r.raft_commit_seconds * 1000)
+        yield GaugeMetricFamily(prefix + "commit_latency_max_ms", "Active controller: the longest commit wait (ms).",
+                                value=r.raft_commit_max_seconds * 1000)
 
     # -- consumer groups (kafka-exporter's names) -----------------------------------
     def _group_metrics(self) -> Iterator[Metric]:

@@ -72,6 +72,11 @@ class MetricsRecorder:
         self.requests: dict[str, RequestTimes] = {}
         self.isr_shrinks = 0
         self.isr_expands = 0
+        #: KRaft: leaders this node saw elected, and the active controller's commit waits (count, sum s, max s)
+        self.raft_leader_changes = 0
+        self.raft_commits = 0
+        self.raft_commit_seconds = 0.0
+        self.raft_commit_max_seconds = 0.0
 
     def _topic(self, topic: Any) -> TopicCounters:
         counters = self.topics.get(topic)
@@ -124,3 +129,9 @@ class MetricsRecorder:
             times.remote_sum += (now - handled) * 1000.0
         if failed:
             times.errors += 1
+
+    def raft_committed(self, seconds: float) -> None:
+        """The active controller's metadata records committed `seconds` after it appended them."""
+        self.raft_commits += 1
+        self.raft_commit_seconds += seconds
+        self.raft_commit_max_seconds = max(self.raft_commit_max_seconds, seconds)
