@@ -7,7 +7,7 @@ difference is what counting messages/bytes in and out and timing every request c
 
 Times are CPU time of this thread (time.thread_time). A script, not a test:
 
-    python benchmarks/bench_metrics_overhead.py [--rounds 7]
+    python benchmarks/bench_metrics_overhead.py [--rounds 15] [--per-round 200]
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ async def main(rounds: int, per_round: int) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7, help="alternating rounds per variant (default 7)")
-    ap.add_argument("--per-round", type=int, default=500, help="requests per round (default 500)")
+    ap.add_argument("--rounds", type=int, default=15, help="alternating rounds per variant (default 15)")
+    ap.add_argument("--per-round", type=int, default=200, help="requests per round (default 200)")
     args = ap.parse_args()
     asyncio.run(main(args.rounds, args.per_round))
