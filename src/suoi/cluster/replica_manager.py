@@ -241,9 +241,13 @@ class ReplicaManager:
             leader = self.leaders[tp] = LeaderReplica(tp, lp.topic_id, plog, state)
             log.log(self._detail, "leader of %s in epoch %d (ISR %s, HW %d, LEO %d)", tp, reg.leader_epoch, list(reg.isr),
                      state.high_watermark, plog.log_end_offset)
-        elif not leader.state.update_registration(reg.leader_epoch, reg.partition_epoch, reg.replicas, reg.isr, now,
-                                                  leader_leo=plog.log_end_offset):
-            return
+        else:
+            isr_before = leader.state.isr
+            applied = leader.state.update_registration(reg.leader_epoch, reg.partition_epoch, reg.replicas, reg.isr,
+                                                       now, leader_leo=plog.log_end_offset)
+            self.broker.metrics.isr_changed(isr_before, leader.state.isr)  # e.g. the controller fenced a follower
+            if not applied:
+                return
         leader.plog = plog
         self._after_leader_change(leader, leader.state.on_leader_append(plog.log_end_offset, now))
         if new_epoch:
@@ -434,7 +438,6 @@ class ReplicaManager:
                 if proposal is not None:
                     log.info("shrinking ISR of %s from %s to %s", leader.tp, sorted(leader.state.isr),
                              list(proposal.new_isr))
-                    self.broker.metrics.isr_shrinks += 1
                     self._propose(leader, proposal)
 
     def _propose(self, leader: LeaderReplica, proposal: AlterPartitionProposal) -> None:
@@ -447,7 +450,6 @@ class ReplicaManager:
             return
         if added:
             log.info("expanding ISR of %s from %s to %s", leader.tp, sorted(leader.state.isr), list(proposal.new_isr))
-            self.broker.metrics.isr_expands += 1
         self._cancel_alter(leader.tp)
         self._alter_tasks[leader.tp] = asyncio.get_running_loop().create_task(
             self._send_alter_partition(leader, proposal), name=f"alter-partition-{leader.tp}")
@@ -483,9 +485,11 @@ class ReplicaManager:
                     log.info("AlterPartition for %s refused: %s", leader.tp, ErrorCode(error).name)
                 if self.leaders.get(leader.tp) is not leader:
                     return
+                isr_before = leader.state.isr
                 hw = leader.state.on_alter_partition_response(
                     proposal, error, isr=part.isr, leader_epoch=part.leader_epoch,
                     partition_epoch=part.partition_epoch, now_ms=self.broker.now_ms())
+                self.broker.metrics.isr_changed(isr_before, leader.state.isr)
                 self._after_leader_change(leader, hw)
                 # A stale broker epoch (sent just before this broker registered again) is retried with
                 # the new one, as Kafka's AlterPartitionManager does; left pending, the partition's ISR

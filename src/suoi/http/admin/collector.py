@@ -121,9 +121,9 @@ class NodeCollector(Collector):
              "Led partitions whose ISR is exactly min.insync.replicas."),
         ):
             yield GaugeMetricFamily(prefix + name, doc, value=value)
-        yield CounterMetricFamily(prefix + "isrshrinks", "ISR shrinks this node proposed as leader.",
+        yield CounterMetricFamily(prefix + "isrshrinks", "ISR shrinks of partitions led here (AlterPartition or the controller).",
                                   value=self.recorder.isr_shrinks)
-        yield CounterMetricFamily(prefix + "isrexpands", "ISR expansions this node proposed as leader.",
+        yield CounterMetricFamily(prefix + "isrexpands", "ISR expansions of partitions led here.",
                                   value=self.recorder.isr_expands)
 
     # -- Log -------------------------------------------------------------------------

@@ -130,6 +130,14 @@ class MetricsRecorder:
         if failed:
             times.errors += 1
 
+    def isr_changed(self, before: frozenset[int], after: frozenset[int]) -> None:
+        """The ISR of a partition led here changed (its AlterPartition answered, or the controller
+        rewrote it, e.g. fencing a follower): Kafka's IsrShrinksPerSec / IsrExpandsPerSec."""
+        if before - after:
+            self.isr_shrinks += 1
+        if after - before:
+            self.isr_expands += 1
+
     def raft_committed(self, seconds: float) -> None:
         """The active controller's metadata records committed `seconds` after it appended them."""
         self.raft_commits += 1
