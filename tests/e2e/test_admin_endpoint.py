@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,6 +153,18 @@ def test_every_metric_the_grafana_dashboard_queries_is_scraped(node: tuple[Embed
     families = list(text_string_to_metric_families(body))
     scraped = {f.name for f in families} | {s.name for f in families for s in f.samples}
     assert status == 200 and sorted(queried - scraped) == []
+
+
+def test_a_malformed_http_request_gets_400_and_one_log_line(node: tuple[EmbeddedBroker, str]) -> None:
+    broker, base = node
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.0 400 Bad Request")
+    assert get(f"{base}/v1/status/live")[0] == 200  # the endpoint (and the node) go on
+    lines = wait_until(lambda: [ln for ln in broker.logs().splitlines() if "bad HTTP request" in ln], timeout=5,
+                       message="the bad request logged")
+    assert len(lines) == 1 and " WARNING " in lines[0] and "Traceback" not in broker.logs()
 
 
 def test_health_endpoints(node: tuple[EmbeddedBroker, str]) -> None:

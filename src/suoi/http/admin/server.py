@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -63,7 +64,7 @@ class AdminServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, logger=_OneLineBadInput(log))
         await self._runner.setup()
         for host, port in self.settings.listeners:
             await web.TCPSite(self._runner, host or None, port, reuse_address=True).start()
@@ -118,6 +119,18 @@ class AdminServer:
             groups.append({"group": g.group, "state": g.state, "members": g.members, "partitions": parts,
                            "lag_sum": sum(x["lag"] for x in parts)})
         return web.json_response({"node_id": self.view.node_id, "groups": groups})
+
+
+class _OneLineBadInput(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp logs a malformed HTTP request with a traceback at ERROR; bad input gets one WARNING
+    line here (the team's rule), while a failure of our own handlers keeps its traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            detail = " ".join(str(exc_info).split())[:200]
+            self.logger.warning("admin endpoint: bad HTTP request (%s): %s", str(msg) % args if args else msg, detail)
+            return
+        self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
 
 
 def _host(host: str) -> str:
