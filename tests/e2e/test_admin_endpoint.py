@@ -12,6 +12,7 @@ from pathlib import Path
 
 import confluent_kafka
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
@@ -207,3 +208,13 @@ def test_a_standalone_node_caps_per_partition_log_metrics(tmp_path: Path) -> Non
         assert not [name for name, _ in s if name.startswith("kafka_log_log_")]
         assert not [name for name, _ in s if name.startswith(("kafka_controller_", "kafka_server_raft_"))]
         assert get_json(f"{base}/v1/cluster") == (200, {"mode": "standalone", "node_id": 1})
+
+        # a deleted topic's series go (as Kafka removes its metrics); the all-topics sums stay
+        ck_produce(broker.bootstrap, "doomed", [{"value": b"x" * 10, "partition": 0}] * 4)
+        assert value(scrape(base), "kafka_server_brokertopicmetrics_messagesin_total", topic="doomed") == 4
+        admin_client = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin_client.delete_topics(["doomed"], operation_timeout=10)["doomed"].result(timeout=15)
+        s = wait_until(lambda: (s := scrape(base)) and value(s, "kafka_server_brokertopicmetrics_messagesin_total",
+                                                              topic="doomed") is None and s,
+                       timeout=10, message="the deleted topic's series gone")
+        assert value(s, "kafka_server_brokertopicmetrics_messagesin_total") == 4

@@ -63,17 +63,21 @@ class NodeCollector(Collector):
 
     # -- BrokerTopicMetrics ------------------------------------------------------------
     def _topic_metrics(self) -> Iterator[Metric]:
+        """Per-topic series for the topics on this node; a topic that is gone (deleted, or moved
+        away) drops its series, as Kafka removes a deleted topic's metrics, and its counts move
+        to `recorder.retired` so that the all-topics series never go down."""
+        recorder = self.recorder
         per_topic: dict[str, TopicCounters] = {}
-        for key, counters in list(self.recorder.topics.items()):
+        for key, counters in list(recorder.topics.items()):
             name = self.view.topic_name(key)
             if name is None:
-                continue
-            into = per_topic.setdefault(name, TopicCounters())
-            for attr in TopicCounters.__slots__:
-                setattr(into, attr, getattr(into, attr) + getattr(counters, attr))
+                _add(recorder.retired, counters)
+                del recorder.topics[key]
+            else:
+                _add(per_topic.setdefault(name, TopicCounters()), counters)
         for suffix, attr, doc in _TOPIC_METERS:
             family = CounterMetricFamily(f"kafka_server_brokertopicmetrics_{suffix}", doc)
-            total = 0
+            total = getattr(recorder.retired, attr)
             for topic in sorted(per_topic):
                 value = getattr(per_topic[topic], attr)
                 total += value
@@ -225,6 +229,11 @@ class NodeCollector(Collector):
                                 value=self.runtime.last_loop_lag)
         yield _pauses("suoi_gc_pause_seconds", "Garbage-collector pauses (the event loop stops meanwhile).",
                       self.runtime.gc_pauses)
+
+
+def _add(into: TopicCounters, counters: TopicCounters) -> None:
+    for attr in TopicCounters.__slots__:
+        setattr(into, attr, getattr(into, attr) + getattr(counters, attr))
 
 
 def _buckets(bounds: Iterable[float], counts: Sequence[int]) -> list[tuple[str, float]]:

@@ -152,11 +152,13 @@ class NodeView:
         return counts
 
     def topic_name(self, key: Any) -> str | None:
-        """A recorder key (a topic name, or the id a Fetch v13+ named it by) -> the topic's name."""
+        """A recorder key (a topic name, or the id a Fetch v13+ named it by) -> the topic's name,
+        or None when no such topic is on this node any more (deleted, or moved away)."""
+        logs = self._broker.logs
         if isinstance(key, uuid.UUID):
-            info = self._broker.logs.topic_by_id(key)
+            info = logs.topic_by_id(key)
             return None if info is None else str(info.name)
-        return str(key)
+        return str(key) if logs.topic(str(key)) is not None else None
 
     # -- partitions ------------------------------------------------------------------
     def partitions(self) -> list[PartitionView]:

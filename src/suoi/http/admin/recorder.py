@@ -68,6 +68,8 @@ class MetricsRecorder:
     def __init__(self) -> None:
         #: topic name (or topic id, for a Fetch v13+ that named none) -> counters
         self.topics: dict[Any, TopicCounters] = {}
+        #: counts of topics gone from this node (folded in at scrape time), for the all-topics sums
+        self.retired = TopicCounters()
         #: API name (Kafka's: Produce, Fetch, ...) -> request times
         self.requests: dict[str, RequestTimes] = {}
         self.isr_shrinks = 0
