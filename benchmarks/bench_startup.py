@@ -43,7 +43,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import free_port, log  # noqa: E402  (shared benchmark helpers)
-
 from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest  # noqa: E402
 from kio.schema.list_offsets.v7.request import ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic  # noqa: E402
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic  # noqa: E402

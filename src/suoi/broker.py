@@ -32,6 +32,7 @@ from suoi.coordinator.txn import TxnConfig
 from suoi.coordinator.txn.producer_ids import ControllerProducerIdManager, ProducerIdManager, controller_block_requester
 from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordinatorConfig
 from suoi.dynamic_config import DynamicBrokerConfigs
+from suoi.http.admin import AdminSettings, MetricsRecorder
 from suoi.log.cleaner import LogCleaner
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 from suoi.log.handles import configure as configure_file_handles
@@ -138,6 +139,10 @@ class Broker:
         self.connections: set[Any] = set()
         #: KIP-714: client instances and the last metrics each pushed (in memory).
         self.client_telemetry = ClientTelemetry()
+        #: Hot-path counters (messages/bytes in and out, request times), read by the admin endpoint.
+        self.metrics = MetricsRecorder()
+        self.admin_settings = AdminSettings.from_config(config)  # refuses https/auth before anything binds
+        self.admin: Any = None  # suoi.http.admin.server.AdminServer when admin.listeners is set
         self.cluster_id = ""
         self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -161,6 +166,11 @@ class Broker:
         log.info("loaded %d topics from %s in %.2fs", len(self.logs.topics()),
                  ",".join(map(str, self.config.log_dirs)), time.monotonic() - started)
         _check_mode(Path(self.config.log_dirs[0]), self.kraft_settings is not None, bool(self.logs.topics()))
+        if self.admin_settings.enabled:  # before the listeners: readiness answers 503 until we serve
+            from suoi.http.admin.server import AdminServer  # aiohttp is imported only when it is on
+
+            self.admin = AdminServer(self, self.admin_settings, self.metrics)
+            await self.admin.start()
         if self.kraft_settings is not None:  # the replica manager hands them the internal partitions they lead
             self.groups.local_topics = self.transactions.local_topics = False
         await self.groups.start()  # standalone: replays __consumer_offsets in the background
@@ -226,6 +236,8 @@ class Broker:
                                                     if x.name not in set(self.config.controller_listener_names)))
 
     async def stop(self) -> None:
+        if self.admin is not None:
+            await self.admin.stop()
         if self.schema_registry is not None:  # first: it leaves its group while the node still answers
             await self.schema_registry.close()
         if self.kraft is not None:

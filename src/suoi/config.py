@@ -144,6 +144,12 @@ KNOWN: dict[str, tuple[object, object]] = {
     "leader.imbalance.per.broker.percentage": (_INT, 10),
     # suoi: the node's own schema registry (suoi.http.registry), e.g. http://127.0.0.1:8081; unset: none
     "schema.registry.listeners": (lambda v: _http_listener(v.strip()), None),
+    # suoi: the admin HTTP endpoint (suoi.http.admin): /metrics, /v1/status/ready; unset = off.
+    # http://host:port[,...]; https:// and admin.auth.type other than none are refused at start.
+    "admin.listeners": (_str, None),
+    "admin.auth.type": (_str, "none"),
+    # per-partition kafka_log_log_* series only while the node hosts at most this many partitions (-1: always)
+    "admin.metrics.log.partitions.max": (_INT, 1000),
 }
 
 # TLS and SASL (suoi.security): Kafka's names and defaults; listener.name.NAME.<key> overrides are kept as given.

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from suoi.config import BrokerConfig, Listener
     from suoi.controller import MetadataImage, QuorumController
     from suoi.log.manager import TopicInfo
+    from suoi.metrics_recorder import MetricsRecorder
     from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
     from suoi.raft_driver.driver import QuorumDriver
 
@@ -116,9 +117,11 @@ class HandlerConfig(NodeConfig, Protocol):
 
 
 class Telemetry(Protocol):
-    """KIP-714 client telemetry: client instances and the metrics they push."""
+    """KIP-714 client telemetry (what clients push) and the node's own request/byte counters
+    (`suoi.metrics_recorder.MetricsRecorder`, bumped on the request path, read at scrape time)."""
 
     client_telemetry: ClientTelemetry
+    metrics: MetricsRecorder
 
 
 class Services(Partitions, Coordinators, HandlerConfig, Telemetry, Protocol):

@@ -28,6 +28,7 @@ from kio.schema.errors import ErrorCode
 from suoi.cli.cluster import pid_running
 from suoi.protocol.records import build_batch
 from tests.conftest import wait_until
+from tests.e2e.admin_scrape import get, scrape, value
 from tests.e2e.cli import ok, suoi
 from tests.e2e.helpers import ck_consume, ck_produce, kp_consume
 from tests.integration.support import metadata_req
@@ -148,6 +149,17 @@ def test_up_prints_bootstrap_and_status_shows_the_quorum(cluster: LocalCluster) 
     assert "Quorum: leader" in text, text
     for i in (1, 2, 3):
         assert re.search(rf"^{i}\s+broker,controller\s.*\salive\s+listed$", text, re.M), text
+
+
+def test_every_node_serves_its_admin_endpoint_and_prometheus_yml_lists_them(cluster: LocalCluster) -> None:
+    urls = [n["admin_url"] for n in cluster.state()["nodes"]]
+    assert len(set(urls)) == 3 and all(u.startswith("http://127.0.0.1:") for u in urls)
+    targets = [u.removeprefix("http://") for u in urls]
+    assert f"- targets: [{', '.join(map(json.dumps, targets))}]" in (cluster.dir / "prometheus.yml").read_text()
+    for url in urls:
+        wait_until(lambda url=url: get(f"{url}/v1/status/ready")[0] == 200, timeout=15, message=f"{url} ready")
+    actives = [value(scrape(url), "kafka_controller_kafkacontroller_activecontrollercount") for url in urls]
+    assert sorted(actives) == [0, 0, 1]  # exactly one active controller
 
 
 def test_six_partitions_spread_and_every_broker_serves_clients(cluster: LocalCluster) -> None:

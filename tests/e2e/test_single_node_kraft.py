@@ -29,12 +29,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def make_run_properties(port: int, controller_port: int) -> dict[str, str]:
-    """config/server.properties with test ports (log.dirs is EmbeddedBroker's)."""
+    """config/server.properties with test ports (log.dirs is EmbeddedBroker's; the admin endpoint on a free port)."""
     props = read_properties(REPO / "config" / "server.properties")
     props.pop("log.dirs")
     props.pop("schema.registry.listeners", None)  # tests' nodes run a schema registry only when they ask
     for key in ("listeners", "advertised.listeners", "controller.quorum.voters"):
         props[key] = props[key].replace("9092", str(port)).replace("9093", str(controller_port))
+    props["admin.listeners"] = props["admin.listeners"].replace("9644", "0")  # any free port: tests run side by side
     return props
 
 

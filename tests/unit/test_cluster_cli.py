@@ -67,8 +67,8 @@ def test_layout_bounds(brokers: int, controllers: int, message: str) -> None:
 
 def test_free_ports_are_distinct_loopback_ports(tmp_path: Path) -> None:
     cluster = cc.plan_cluster(tmp_path, 5, 0)
-    ports = [p for n in cluster.nodes for p in (n.port, n.controller_port) if p is not None]
-    assert len(ports) == 5 + 3 == len(set(ports))
+    ports = [p for n in cluster.nodes for p in (n.port, n.controller_port, n.admin_port) if p is not None]
+    assert len(ports) == 5 + 3 + 5 == len(set(ports))  # client, controller, admin (metrics) ports
     assert [n.controller_port is not None for n in cluster.nodes] == [True, True, True, False, False]
     assert all(n.port is not None for n in cluster.nodes)
 
@@ -79,6 +79,8 @@ def test_base_port_scheme(tmp_path: Path) -> None:
         (1, 20000, None), (2, 20002, None), (3, None, 20005)]
     assert cluster.bootstrap == "127.0.0.1:20000,127.0.0.1:20002"
     assert cluster.quorum_voters == "3@127.0.0.1:20005"
+    assert [n.admin_port for n in cluster.nodes] == [20006, 20007, 20008]
+    assert cc.prometheus_config(cluster).endswith('- targets: ["127.0.0.1:20006", "127.0.0.1:20007", "127.0.0.1:20008"]\n')
 
 
 @pytest.mark.parametrize("base", [80, 65534])
@@ -113,6 +115,7 @@ def test_combined_node_properties(tmp_path: Path) -> None:
         "transaction.state.log.replication.factor": "3",
         "transaction.state.log.min.isr": "2",
         "log.scrubber.enable": "true",
+        "admin.listeners": "http://127.0.0.1:30007",  # after the client/controller pairs, one per node id
     }
 
 

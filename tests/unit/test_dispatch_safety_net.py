@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from kio.schema.errors import ErrorCode
 import suoi.broker  # noqa: F401  (registers every handler)
 from suoi.api.dispatch import dispatch
 from suoi.api.registry import REGISTRY
+from suoi.http.admin import MetricsRecorder
 from suoi.model import KafkaError
 from suoi.protocol.codec import decode_response, encode_request
 
@@ -56,8 +58,11 @@ def test_a_failing_handler_gets_a_well_formed_error_response(
         code: ErrorCode, level: int, traceback: bool) -> None:
     failing_handler(exc, awaitable)
     frame = encode_request(77, "safety-net", REQUEST)[4:]
+    node = SimpleNamespace(metrics=MetricsRecorder())  # dispatch needs only the node's metrics recorder here
     with caplog.at_level(logging.INFO, logger="suoi.api"):
-        response = answer(dispatch(None, frame, "127.0.0.1:1"))  # type: ignore[arg-type]
+        response = answer(dispatch(node, frame, "127.0.0.1:1"))  # type: ignore[arg-type]
+    times = node.metrics.requests["DescribeProducers"]
+    assert (times.count, times.errors, sum(times.total)) == (1, 1, 1)  # counted once, as failed
     assert [(t.name, [(p.partition_index, p.error_code) for p in t.partitions]) for t in response.topics] == [
         ("t", [(0, code), (1, code)])]
     records = [r for r in caplog.records if r.name == "suoi.api"]

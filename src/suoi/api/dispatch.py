@@ -13,6 +13,7 @@ import inspect
 import logging
 import struct
 from collections.abc import Awaitable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from suoi.api import legacy_produce
@@ -65,7 +66,8 @@ def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any =
     Returns the framed response parts, None when no response is due (acks=0), or an
     awaitable of either for handlers that wait (long-poll fetch). Raises
     ProtocolViolation for frames that cannot be parsed at all, NotServedOnListener for a
-    client API on a CONTROLLER listener.
+    client API on a CONTROLLER listener. Each answered request is timed into `broker.metrics`
+    (counts and histograms per API, read at scrape time).
     """
     security = getattr(connection, "security", None)
     token = CLIENT_LISTENER.set(security.name if security is not None else None)
@@ -76,6 +78,7 @@ def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any =
 
 
 def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any, role: ListenerRole) -> Outcome:
+    started = perf_counter()
     try:
         prefix = read_prefix(frame)
     except DecodeError as exc:
@@ -107,13 +110,18 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
         return _error(request, ErrorCode.invalid_request, "null in a non-nullable field")
     ctx = RequestContext(broker, request.api_key, request.api_version, request.correlation_id,
                          request.client_id, client_host, connection, role)
+    metrics = broker.metrics
     try:
         result = spec.handler(ctx, request.body)
         if inspect.isawaitable(result):
-            return _finish_later(result, request, spec.name, client_host, CLIENT_LISTENER.get())
-        return _encode(request, result)
+            return _finish_later(result, request, spec.name, client_host, CLIENT_LISTENER.get(), metrics, started,
+                                 perf_counter())
+        parts = _encode(request, result)
     except Exception as exc:
+        metrics.request_done(spec.name, started, None, True)
         return _failed(request, spec.name, client_host, exc)
+    metrics.request_done(spec.name, started)
+    return parts
 
 
 def _encode(request: Request, data: ResponseData) -> Parts | None:
@@ -124,12 +132,15 @@ def _encode(request: Request, data: ResponseData) -> Parts | None:
 
 
 async def _finish_later(pending: Awaitable[ResponseData], request: Request, api: str, client_host: str,
-                        listener: str | None) -> Parts | None:
+                        listener: str | None, metrics: Any, started: float, handled: float) -> Parts | None:
     CLIENT_LISTENER.set(listener)  # the task running this has a context of its own
     try:
-        return _encode(request, await pending)
+        parts = _encode(request, await pending)
     except Exception as exc:
+        metrics.request_done(api, started, handled, True)
         return _failed(request, api, client_host, exc)
+    metrics.request_done(api, started, handled)
+    return parts
 
 
 def _failed(request: Request, api: str, client_host: str, exc: Exception) -> Parts | None:

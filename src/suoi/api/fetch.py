@@ -40,7 +40,7 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     responses, total, tps, has_error = _read(ctx, request)
     wait_ms = ms(request.max_wait)
     if total >= request.min_bytes or has_error or wait_ms <= 0 or not tps:
-        return _response(responses)
+        return _response(ctx, request, responses)
     return _long_poll(ctx, request, wait_ms, tps)
 
 
@@ -57,12 +57,13 @@ async def _long_poll(ctx: RequestContext, request: Any, wait_ms: int, tps: list[
         await notifier.wait(tps, remaining, replica=replica)
         responses, total, tps, has_error = _read(ctx, request)
         if total >= request.min_bytes or has_error:
-            return _response(responses)
+            return _response(ctx, request, responses)
     responses, _, _, _ = _read(ctx, request)
-    return _response(responses)
+    return _response(ctx, request, responses)
 
 
-def _response(responses: list[dict[str, Any]]) -> dict[str, Any]:
+def _response(ctx: RequestContext, request: Any, responses: list[dict[str, Any]]) -> dict[str, Any]:
+    ctx.services.metrics.fetched(responses, _replica_id(request) >= 0)  # bytes out, failed fetches
     return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": 0, "responses": responses}
 
 

@@ -76,10 +76,12 @@ def handle_produce(ctx: RequestContext, request: Any) -> Any:
                 result = plog.append(records, leader_epoch=leader.state.leader_epoch if leader is not None else 0)
             except (RecordValidationError, LogError) as exc:
                 log.warning("produce to %s-%d from %s rejected: %s", info.name, index, ctx.client_host, exc)
+                broker.metrics.produce_failed(info.name)
                 partitions.append(_partition_error(index, ErrorCode(exc.error_code), str(exc)))
                 continue
             if leader is not None:
                 replicas.on_leader_append(leader)  # type: ignore[union-attr]
+            broker.metrics.produced(info.name, result.record_count, len(records))
             broker.notifier.appended(TopicPartition(info.name, index))
             part = {
                 "index": index, "error_code": ErrorCode.none, "base_offset": result.base_offset,

@@ -74,6 +74,7 @@ from suoi.cli.cluster_layout import (
     node_properties,
     plan_cluster,
     port_in_use,
+    prometheus_config,
     render_properties,
     save_cluster,
     state_lock,
@@ -114,6 +115,7 @@ __all__ = [
     "metadata",
     "new_cluster_id",
     "node_properties",
+    "prometheus_config",
     "node_running",
     "pid_running",
     "plan_cluster",
@@ -283,7 +285,8 @@ def run_up(args: argparse.Namespace) -> int:
                                ports=ports, cluster_id=_existing_cluster_id(
                                    directory, layout(brokers, args.controllers, node_ids)))
         if args.base_port is not None or ports is not None:
-            busy = [p for n in cluster.nodes for p in (n.port, n.controller_port) if p is not None and port_in_use(p)]
+            busy = [p for n in cluster.nodes for p in (n.port, n.controller_port, n.admin_port)
+                    if p is not None and port_in_use(p)]
             if busy:
                 given = f"--base-port {args.base_port}" if ports is None else f"--ports {args.ports}"
                 raise CliError(f"port(s) {', '.join(map(str, busy))} on {HOST} already in use ({given})")
@@ -300,6 +303,7 @@ def run_up(args: argparse.Namespace) -> int:
             cluster.config_path(n.id).write_text(render_properties(props, header), encoding="utf-8")
             # As `suoi storage format --ignore-formatted` (a kept cluster's dirs are already formatted).
             format_config(cluster.config_path(n.id), cluster.cluster_id, ignore_formatted=True)
+        (directory / "prometheus.yml").write_text(prometheus_config(cluster), encoding="utf-8")
         # Voters first, so brokers find a quorum forming; cluster.json after every start so that
         # `down` can stop whatever was started even if this command dies half-way.
         for n in sorted(cluster.nodes, key=lambda n: not n.is_controller):

@@ -45,6 +45,8 @@ class Node:
     #: CONTROLLER listener port (voters), None for a broker-only node.
     controller_port: int | None
     pid: int | None = None
+    #: the admin HTTP endpoint (admin.listeners: /metrics, /v1/status/ready); None in older state files
+    admin_port: int | None = None
 
     @property
     def is_broker(self) -> bool:
@@ -61,6 +63,10 @@ class Node:
     @property
     def controller_address(self) -> str | None:
         return f"{HOST}:{self.controller_port}" if self.controller_port is not None else None
+
+    @property
+    def admin_url(self) -> str | None:
+        return f"http://{HOST}:{self.admin_port}" if self.admin_port is not None else None
 
 
 @dataclass
@@ -152,9 +158,10 @@ def plan_cluster(directory: Path, brokers: int, controllers: int = 0, *, base_po
     cluster = Cluster(directory, cluster_id or new_cluster_id())
     if ports is not None:
         return _plan_explicit_ports(cluster, shape, ports)
-    needed = sum(("broker" in roles) + ("controller" in roles) for _, roles in shape)
+    needed = sum(("broker" in roles) + ("controller" in roles) + 1 for _, roles in shape)  # + the admin port
+    top_id = max(i for i, _ in shape)
     if base_port is not None:
-        top = base_port + 2 * max(i for i, _ in shape) - 1
+        top = base_port + 3 * top_id - 1  # client/controller pairs, then one admin port per node id
         if base_port < 1024 or top > 65535:
             raise CliError(f"--base-port {base_port} leaves the port range: this cluster needs "
                            f"{base_port}..{top} (1024..65535)")
@@ -165,10 +172,12 @@ def plan_cluster(directory: Path, brokers: int, controllers: int = 0, *, base_po
         if base_port is not None:
             port = base_port + 2 * (node_id - 1) if "broker" in roles else None
             cport = base_port + 2 * (node_id - 1) + 1 if "controller" in roles else None
+            admin = base_port + 2 * top_id + node_id - 1
         else:
             port = next(free) if "broker" in roles else None
             cport = next(free) if "controller" in roles else None
-        cluster.nodes.append(Node(node_id, roles, port, cport))
+            admin = next(free)
+        cluster.nodes.append(Node(node_id, roles, port, cport, admin_port=admin))
     return cluster
 
 
@@ -184,13 +193,13 @@ def _plan_explicit_ports(cluster: Cluster, shape: list[tuple[int, list[str]]], p
     if len(set(taken)) != len(taken):
         raise CliError(f"--ports must be distinct, and a combined voter's port + 1 (its CONTROLLER listener) "
                        f"must not be another node's port: {_csv(ports)}")
-    free = iter(free_ports(len(shape) - broker_count))
+    free = iter(free_ports(2 * len(shape) - broker_count))  # controller-only nodes' ports, every admin port
     for i, (node_id, roles) in enumerate(shape):
         if "broker" in roles:
             cport = ports[i] + 1 if "controller" in roles else None
-            cluster.nodes.append(Node(node_id, roles, ports[i], cport))
+            cluster.nodes.append(Node(node_id, roles, ports[i], cport, admin_port=next(free)))
         else:
-            cluster.nodes.append(Node(node_id, roles, None, next(free)))
+            cluster.nodes.append(Node(node_id, roles, None, next(free), admin_port=next(free)))
     return cluster
 
 
@@ -251,7 +260,18 @@ def node_properties(cluster: Cluster, node: Node) -> dict[str, str]:
     })
     if node.port is not None:  # brokers re-check cold segments and repair them from replicas
         props["log.scrubber.enable"] = "true"
+    if node.admin_url is not None:
+        props["admin.listeners"] = node.admin_url
     return props
+
+
+def prometheus_config(cluster: Cluster) -> str:
+    """DIR/prometheus.yml: a Prometheus scrape job with every node's admin endpoint."""
+    targets = ", ".join(f'"{HOST}:{n.admin_port}"' for n in cluster.nodes if n.admin_port is not None)
+    return (f"# Prometheus scrape config for suoi cluster {cluster.cluster_id}, written by 'suoi cluster up'.\n"
+            f"# prometheus --config.file={cluster.dir / 'prometheus.yml'}\n"
+            "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: suoi\n    static_configs:\n"
+            f"      - targets: [{targets}]\n")
 
 
 def render_properties(props: dict[str, str], header: str) -> str:
@@ -330,7 +350,7 @@ def to_state(cluster: Cluster) -> dict[str, Any]:
     for n in cluster.nodes:
         d = asdict(n)
         d.update({
-            "address": n.address, "controller_address": n.controller_address,
+            "address": n.address, "controller_address": n.controller_address, "admin_url": n.admin_url,
             "config": str(cluster.config_path(n.id)), "log": str(cluster.log_path(n.id)),
             "data_dir": str(cluster.data_dir(n.id)), "command": cluster.command(n.id),
         })
@@ -352,7 +372,8 @@ def from_state(directory: Path, data: dict[str, Any]) -> Cluster:
             cluster.nodes.append(Node(int(d["id"]), [str(r) for r in d["roles"]],
                                       None if d.get("port") is None else int(d["port"]),
                                       None if d.get("controller_port") is None else int(d["controller_port"]),
-                                      None if d.get("pid") is None else int(d["pid"])))
+                                      None if d.get("pid") is None else int(d["pid"]),
+                                      None if d.get("admin_port") is None else int(d["admin_port"])))
     except (KeyError, TypeError, ValueError) as exc:
         raise CliError(f"{state_path(directory)} is not a suoi cluster state file ({type(exc).__name__}: {exc})") from None
     return cluster

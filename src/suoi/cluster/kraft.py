@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -200,6 +201,8 @@ class KRaftServices:
                 fut.set_result(None)
 
     def on_leader_change(self, leader: LeaderAndEpoch) -> None:
+        if leader.leader_id is not None:
+            self.broker.metrics.raft_leader_changes += 1
         if leader.leader_id != self.node_id and self.controller is not None:
             log.info("node %d is no longer the active controller (epoch %d)", self.node_id, leader.epoch)
             self.controller = None
@@ -273,7 +276,9 @@ class KRaftServices:
             raise NotControllerError(f"controller operation failed: {exc}") from exc
         if result.offset >= 0:
             try:
+                started = time.perf_counter()
                 await self.driver.wait_committed(result.offset, self._controller_epoch, CONTROLLER_TIMEOUT_S)
+                self.broker.metrics.raft_committed(time.perf_counter() - started)
             except NotLeaderError as exc:  # lost the quorum before the records committed
                 raise NotControllerError(f"node {self.node_id} lost the controller role: {exc}") from exc
         return result.response

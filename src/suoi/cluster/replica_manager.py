@@ -242,9 +242,13 @@ class ReplicaManager:
             leader = self.leaders[tp] = LeaderReplica(tp, lp.topic_id, plog, state)
             log.log(self._detail, "leader of %s in epoch %d (ISR %s, HW %d, LEO %d)", tp, reg.leader_epoch, list(reg.isr),
                      state.high_watermark, plog.log_end_offset)
-        elif not leader.state.update_registration(reg.leader_epoch, reg.partition_epoch, reg.replicas, reg.isr, now,
-                                                  leader_leo=plog.log_end_offset):
-            return
+        else:
+            isr_before = leader.state.isr
+            applied = leader.state.update_registration(reg.leader_epoch, reg.partition_epoch, reg.replicas, reg.isr,
+                                                       now, leader_leo=plog.log_end_offset)
+            self.broker.metrics.isr_changed(isr_before, leader.state.isr)  # e.g. the controller fenced a follower
+            if not applied:
+                return
         leader.plog = plog
         self._after_leader_change(leader, leader.state.on_leader_append(plog.log_end_offset, now))
         if new_epoch:
@@ -482,9 +486,11 @@ class ReplicaManager:
                     log.info("AlterPartition for %s refused: %s", leader.tp, ErrorCode(error).name)
                 if self.leaders.get(leader.tp) is not leader:
                     return
+                isr_before = leader.state.isr
                 hw = leader.state.on_alter_partition_response(
                     proposal, error, isr=part.isr, leader_epoch=part.leader_epoch,
                     partition_epoch=part.partition_epoch, now_ms=self.broker.now_ms())
+                self.broker.metrics.isr_changed(isr_before, leader.state.isr)
                 self._after_leader_change(leader, hw)
                 # A stale broker epoch (sent just before this broker registered again) is retried with
                 # the new one, as Kafka's AlterPartitionManager does; left pending, the partition's ISR

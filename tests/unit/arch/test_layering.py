@@ -49,7 +49,7 @@ PLANNED = {"partition"}
 ALLOWED_ONLY = {
     # the node's HTTP apps (metrics, schema registry, console) talk to the node through
     # suoi.services or over the wire through suoi.client, never to its internals
-    "http": {"services", "client", "model", "protocol", "configdefs"},
+    "http": {"services", "client", "model", "protocol", "configdefs", "metrics_recorder"},
 }
 #: modules a package must not import even where their package is allowed: handlers reach the
 #: KRaft runtime through suoi.services (its KRaft protocol), not by its class
