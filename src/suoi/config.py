@@ -44,6 +44,7 @@ KNOWN: dict[str, tuple[object, object]] = {
     "node.id": (_INT, 1),
     "broker.id": (_INT, None),
     "listeners": (_str, "PLAINTEXT://127.0.0.1:9092"),
+    "console.listeners": (_str, None),  # http://HOST:PORT: serve the web console (suoi.http.console)
     "advertised.listeners": (_str, None),
     "listener.security.protocol.map": (_str, None),
     # Default: the first listener that is not a controller listener (see BrokerConfig).

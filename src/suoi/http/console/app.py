@@ -1,0 +1,179 @@
+"""The console's aiohttp app: a one-page UI (static/, plain HTML/CSS/JS with SVG, nothing
+fetched at run time) and its JSON API.
+
+    GET /                         the page (views are #/cluster, #/map, #/topics/NAME, #/groups/ID, ...)
+    GET /api/snapshot             the cluster's state (snapshot.py), at most `interval` old
+    GET /api/events               Server-Sent Events: the snapshot, then every change of it
+    GET /api/topics/NAME/configs  DescribeConfigs of a topic (404 for an unknown topic)
+    GET /api/topics/NAME/partitions/P/messages?offset=|timestamp=&limit=   the message browser
+    GET /api/stats                polls done and pages listening (the console's own cost)
+
+`Console` owns the cluster client and the shared poller; `suoi console` runs it standalone and
+a node runs it on its own loop when `console.listeners` is set (`start_for_node`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from suoi.http.console.kafka_reads import ClusterClient, KafkaReadError
+from suoi.http.console.messages import browse
+from suoi.http.console.snapshot import Poller
+
+__all__ = ["Console", "parse_listener"]
+
+log = logging.getLogger("suoi.console")
+
+STATIC = resources.files("suoi.http.console") / "static"
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
+HEARTBEAT_S = 15.0
+NOT_FOUND_PAGE = ("<!doctype html><title>Not found · suoi console</title><body style='font-family:sans-serif'>"
+                  "<h1>404 — nothing here</h1><p>{what}</p><p><a href='/'>Back to the cluster</a></p>")
+
+
+def parse_listener(text: str) -> tuple[str, int]:
+    """`http://HOST:PORT` or `HOST:PORT` as (host, port); only http (the console serves no TLS)."""
+    scheme, sep, rest = text.strip().partition("://")
+    if not sep:
+        scheme, rest = "http", text.strip()
+    host, colon, port = rest.rstrip("/").rpartition(":")
+    if scheme.lower() != "http" or not colon or not port.isdigit():
+        raise ValueError(f"console listener must be http://HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class Console:
+    def __init__(self, bootstrap: list[tuple[str, int]], *, interval: float = 1.0, timeout: float = 5.0) -> None:
+        self.client = ClusterClient(bootstrap, timeout=timeout)
+        self.poller = Poller(self.client, interval)
+        self._runner: web.AppRunner | None = None
+        self._streams: set[web.StreamResponse] = set()
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_not_found])
+        app.router.add_get("/", self._index)
+        app.router.add_get("/static/{name}", self._static)
+        app.router.add_get("/api/snapshot", self._snapshot)
+        app.router.add_get("/api/events", self._events)
+        app.router.add_get("/api/stats", self._stats)
+        app.router.add_get("/api/topics/{topic}/configs", self._configs)
+        app.router.add_get("/api/topics/{topic}/partitions/{partition}/messages", self._messages)
+        return app
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Serve on host:port (0 = any free port); the bound address."""
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+        return bound[0], bound[1]
+
+    async def stop(self) -> None:
+        await self.poller.close()
+        for stream in list(self._streams):  # SSE handlers would hold the shutdown otherwise
+            with contextlib.suppress(Exception):
+                stream.force_close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.client.close()
+
+    # ------------------------------------------------------------------ handlers
+    async def _index(self, request: web.Request) -> web.Response:
+        return web.Response(text=(STATIC / "index.html").read_text(), content_type="text/html")
+
+    async def _static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        suffix = name[name.rfind("."):] if "." in name else ""
+        if "/" in name or name.startswith(".") or suffix not in STATIC_TYPES or not (STATIC / name).is_file():
+            raise web.HTTPNotFound(text=f"no file {name}")
+        return web.Response(text=(STATIC / name).read_text(), content_type=STATIC_TYPES[suffix],
+                            headers={"Cache-Control": "no-cache"})
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        await self.poller.snapshot()
+        return web.Response(text=self.poller.latest_text, content_type="application/json")
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"polls": self.poller.polls, "listeners": len(self._streams),
+                                  "interval_s": self.poller.interval})
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await stream.prepare(request)
+        queue = self.poller.subscribe()
+        self._streams.add(stream)
+        try:
+            await self.poller.snapshot()
+            await stream.write(f"data: {self.poller.latest_text}\n\n".encode())
+            while True:
+                try:
+                    text = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                except TimeoutError:
+                    await stream.write(b": keep-alive\n\n")
+                    continue
+                await stream.write(f"data: {text}\n\n".encode())
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.poller.unsubscribe(queue)
+            self._streams.discard(stream)
+        return stream
+
+    def _topic(self, name: str) -> dict[str, Any]:
+        topic = next((t for t in (self.poller.latest or {}).get("topics", []) if t["name"] == name), None)
+        if topic is None:
+            raise web.HTTPNotFound(text=f'{{"error": "unknown topic {name}"}}', content_type="application/json")
+        return topic
+
+    async def _configs(self, request: web.Request) -> web.Response:
+        await self.poller.snapshot()
+        name = request.match_info["topic"]
+        self._topic(name)
+        try:
+            return web.json_response({"topic": name, "configs": await self.client.topic_configs(name)})
+        except (KafkaReadError, OSError) as exc:
+            return web.json_response({"error": str(exc)}, status=502)
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        await self.poller.snapshot()
+        topic = self._topic(request.match_info["topic"])
+        q = request.query
+        try:
+            index = int(request.match_info["partition"])
+            offset = int(q["offset"]) if q.get("offset") else None
+            timestamp = int(q["timestamp"]) if q.get("timestamp") else None
+            limit = int(q.get("limit") or 50)
+        except ValueError:
+            return web.json_response({"error": "partition, offset, timestamp and limit are integers"}, status=400)
+        part = next((p for p in topic["partitions"] if p["partition"] == index), None)
+        if part is None:
+            return web.json_response({"error": f"{topic['name']} has no partition {index}"}, status=404)
+        if part["leader"] < 0:
+            return web.json_response({"error": f"{topic['name']}-{index} has no leader"}, status=503)
+        try:
+            result = await browse(self.client, part["leader"], topic["name"], index, offset=offset,
+                                  timestamp=timestamp, limit=limit)
+        except (KafkaReadError, OSError) as exc:
+            return web.json_response({"error": str(exc)}, status=502)
+        return web.json_response({"topic": topic["name"], "partition": index, **result})
+
+
+@web.middleware
+async def _not_found(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A friendly page (HTML) or JSON error for anything unknown, instead of aiohttp's bare text."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound as exc:
+        if request.path.startswith("/api/"):
+            text = exc.text if exc.content_type == "application/json" else '{"error": "not found"}'
+            return web.Response(status=404, text=text, content_type="application/json")
+        return web.Response(status=404, content_type="text/html",
+                            text=NOT_FOUND_PAGE.format(what=f"The console has no page at {html.escape(request.path)}."))
