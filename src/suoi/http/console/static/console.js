@@ -1,0 +1,314 @@
+// suoi console: one page, views chosen by the URL's #hash, redrawn from every snapshot the
+// server pushes over Server-Sent Events (/api/events). No framework, no build step: strings of
+// HTML/SVG with every cluster-supplied value escaped.
+"use strict";
+
+let snap = null;          // the latest snapshot (see snapshot.py)
+let connected = false;    // is the event stream open?
+let routeKey = "";        // the route the view was last built for (forms are kept across snapshots)
+const configCache = {};   // topic -> configs (fetched once per visit of a topic page)
+
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+const enc = encodeURIComponent;
+const num = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
+const bytes = (n) => (n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + " MiB" : n >= 1024 ? (n / 1024).toFixed(1) + " KiB" : n + " B");
+const badge = (cls, text, title = "") => `<span class="badge ${cls}" title="${esc(title)}">${esc(text)}</span>`;
+const table = (heads, rows, attrs = "") =>
+  `<table ${attrs}><thead><tr>${heads.map((h) => `<th${/^#|lag|offset|size|messages|partitions|HW|start|RF/i.test(h) ? ' class="num"' : ""}>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("") || `<tr><td colspan="${heads.length}" class="muted">none</td></tr>`}</tbody></table>`;
+const td = (v, cls = "", tid = "") => `<td${cls ? ` class="${cls}"` : ""}${tid ? ` data-testid="${esc(tid)}"` : ""}>${v}</td>`;
+const topicLink = (t) => `<a href="#/topics/${enc(t)}">${esc(t)}</a>`;
+const groupLink = (g) => `<a href="#/groups/${enc(g)}">${esc(g)}</a>`;
+const notFound = (what) => `<div class="notfound" data-testid="not-found"><h1>Not found</h1><p>${what}</p><p><a href="#/">Back to the cluster</a></p></div>`;
+
+function route() {
+  const [path, query] = (location.hash.replace(/^#/, "") || "/").split("?");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  return {parts, query: new URLSearchParams(query || "")};
+}
+
+// ------------------------------------------------------------------ views
+function viewCluster() {
+  const h = snap.health || {};
+  const q = snap.quorum;
+  const alive = snap.brokers.filter((b) => b.alive).length;
+  const card = (k, v, bad = false, tid = "") => `<div class="card${bad ? " bad" : ""}"><div class="k">${k}</div><div class="v"${tid ? ` data-testid="${tid}"` : ""}>${v}</div></div>`;
+  let out = `<h1>Cluster <span class="muted">${esc(snap.cluster_id || "")}</span></h1><div class="cards">` +
+    card("Brokers alive", `${alive} / ${snap.brokers.length}`, alive < snap.brokers.length, "brokers-alive") +
+    card("Active controller", esc(snap.controller_id), false, "controller") +
+    card("Topics", num(snap.topics.length)) + card("Partitions", num(h.partitions)) +
+    card("Under-replicated", num(h.under_replicated), h.under_replicated > 0, "health-under-replicated") +
+    card("Under min ISR", num(h.under_min_isr), h.under_min_isr > 0, "health-under-min-isr") +
+    card("Offline", num(h.offline), h.offline > 0, "health-offline") +
+    card("Consumer groups", num(snap.groups.length)) + `</div>`;
+  out += `<h2>Brokers</h2>` + table(["Broker", "Endpoint", "Rack", "State", "Leads", "Follows", "Log size"],
+    snap.brokers.map((b) => `<tr data-testid="broker-row-${b.id}">${td(b.id + (b.id === snap.controller_id ? " " + badge("ctl", "controller") : ""))}` +
+      td(b.host ? esc(`${b.host}:${b.port}`) : '<span class="muted">unknown</span>') + td(esc(b.rack || "")) +
+      td(b.alive ? "alive" : '<span class="err">offline</span>', "", `broker-state-${b.id}`) +
+      td(num(b.leaders), "num") + td(num(b.followers), "num") + td(bytes(b.size), "num") + "</tr>"));
+  out += `<h2>Raft quorum <span class="muted">(__cluster_metadata)</span></h2>`;
+  if (!q) return out + `<p class="muted">No KRaft quorum reported (DescribeQuorum unsupported or failing).</p>`;
+  out += `<p data-testid="quorum-leader">Leader <b>${q.leader_id}</b>, epoch ${q.leader_epoch}, high watermark ${num(q.high_watermark)}</p>`;
+  const row = (r, role) => `<tr>${td(r.id + (r.id === q.leader_id ? " " + badge("L", "leader") : ""))}${td(role)}${td(num(r.log_end_offset), "num")}${td(num(r.lag), "num")}` +
+    td(r.last_caught_up_ms > 0 ? new Date(r.last_caught_up_ms).toLocaleTimeString() : "–") + "</tr>";
+  return out + table(["Node", "Role", "Log end offset", "Lag", "Last caught up"],
+    [...q.voters.map((r) => row(r, "voter")), ...q.observers.map((r) => row(r, "observer"))]);
+}
+
+function viewMap(query) {
+  const internal = query.get("internal") === "1";
+  const held = {};
+  for (const b of snap.brokers) held[b.id] = [];
+  for (const t of snap.topics) {
+    if (t.internal && !internal) continue;
+    for (const p of t.partitions) {
+      for (const r of p.replicas) {
+        const role = r === p.leader ? "L" : "F";
+        const out = !p.isr.includes(r);
+        (held[r] = held[r] || []).push({t: t.name, p: p.partition, role, out, offline: p.leader < 0});
+      }
+    }
+  }
+  const boxes = snap.brokers.map((b) => {
+    const items = (held[b.id] || []).map((x) =>
+      `<li class="${x.out ? "out" : ""}${x.offline ? " offline" : ""}" data-testid="replica-${esc(x.t)}-${x.p}-${b.id}" data-role="${x.role}" data-in-isr="${!x.out}">` +
+      `${badge(x.role, x.role, x.role === "L" ? "leader" : "follower")}${x.out ? badge("out", "out of ISR") : ""}${esc(x.t)}-${x.p}</li>`).join("");
+    return `<div class="broker${b.alive ? "" : " dead"}" data-testid="broker-box-${b.id}"><h3>Broker ${b.id}` +
+      `${b.id === snap.controller_id ? " " + badge("ctl", "controller") : ""}${b.alive ? "" : ' <span class="err">offline</span>'}</h3>` +
+      `<div class="muted">${b.host ? esc(`${b.host}:${b.port}`) : ""}</div><ul>${items || '<li class="muted">no partitions</li>'}</ul></div>`;
+  }).join("");
+  return `<h1>Brokers ↔ partitions</h1><p class="muted">Each box is a broker holding replicas: ${badge("L", "L")}leader, ` +
+    `${badge("F", "F")}follower, red: out of the in-sync replicas (ISR). ` +
+    `<a href="#/map${internal ? "" : "?internal=1"}">${internal ? "Hide" : "Show"} internal topics</a></p><div class="brokers">${boxes}</div>`;
+}
+
+function viewTopics() {
+  return `<h1>Topics</h1>` + table(["Topic", "Partitions", "RF", "Messages", "Size", "Under-replicated"],
+    snap.topics.map((t) => `<tr data-testid="topic-row-${esc(t.name)}">${td(topicLink(t.name) + (t.internal ? ' <span class="muted">internal</span>' : ""))}` +
+      td(t.partitions.length, "num") + td(t.replication_factor, "num") + td(num(t.messages), "num", `messages-${t.name}`) + td(bytes(t.size), "num") +
+      td(t.partitions.filter((p) => p.isr.length < p.replicas.length).length, "num") + "</tr>"));
+}
+
+// The seed's §2.3 picture: a partition as a row of offsets, log start … high watermark, with
+// each replica's log end offset below and each group's committed position above.
+function offsetBars(t) {
+  const W = 760, X0 = 70, ROW = 62;
+  const positions = (p) => snap.groups.flatMap((g) => g.offsets.filter((o) => o.topic === t.name && o.partition === p.partition).map((o) => ({g: g.id, off: o.committed})));
+  let max = 1;
+  for (const p of t.partitions) {
+    max = Math.max(max, p.high_watermark || 0, ...Object.values(p.replica_leo), ...positions(p).map((x) => x.off));
+  }
+  const x = (o) => X0 + (W * Math.max(0, o)) / max;
+  const rows = t.partitions.map((p, i) => {
+    const y = 18 + i * ROW, hw = p.high_watermark ?? 0, start = p.log_start ?? 0;
+    let s = `<g data-testid="bar-${p.partition}"><text x="4" y="${y + 16}">p${p.partition}</text>` +
+      `<rect x="${X0}" y="${y + 4}" width="${W}" height="16" fill="#eef1f5"/>` +
+      `<rect x="${X0}" y="${y + 4}" width="${x(start) - X0}" height="16" fill="#d0d5dd"><title>deleted below log start ${start}</title></rect>` +
+      `<rect x="${x(start)}" y="${y + 4}" width="${Math.max(0, x(hw) - x(start))}" height="16" fill="#7aa7ff"><title>records ${start} … ${hw - 1}</title></rect>` +
+      `<line x1="${x(hw)}" x2="${x(hw)}" y1="${y}" y2="${y + 24}" stroke="#1d2330" stroke-width="2"/>` +
+      `<text x="${x(hw) + 3}" y="${y + 2}">HW ${hw}</text><text x="${X0}" y="${y + 2}">start ${start}</text>`;
+    for (const [rid, leo] of Object.entries(p.replica_leo)) {
+      const isLeader = Number(rid) === p.leader, inIsr = p.isr.includes(Number(rid));
+      s += `<path d="M${x(leo)},${y + 21} l-5,8 h10 z" fill="${!inIsr ? "#d1242f" : isLeader ? "#1f6feb" : "#3fb950"}"><title>broker ${rid} log end offset ${leo}</title></path>` +
+        `<text x="${x(leo) + 6}" y="${y + 32}">${isLeader ? "L" : "F"}${esc(rid)}</text>`;
+    }
+    for (const c of positions(p)) {
+      s += `<path d="M${x(c.off)},${y + 4} l-5,-8 h10 z" fill="#bf8700"><title>group ${esc(c.g)} committed ${c.off}</title></path>` +
+        `<text x="${x(c.off) + 6}" y="${y + 44}" fill="#bf8700">${esc(c.g)}@${c.off}</text>`;
+    }
+    return s + "</g>";
+  });
+  return `<svg class="bar" width="${X0 + W + 90}" height="${18 + t.partitions.length * ROW}" data-testid="offset-bars">${rows.join("")}</svg>`;
+}
+
+function viewTopic(name) {
+  const t = snap.topics.find((x) => x.name === name);
+  if (!t) return notFound(`There is no topic <b>${esc(name)}</b> in this cluster.`);
+  const groups = snap.groups.filter((g) => g.offsets.some((o) => o.topic === name));
+  let out = `<h1>Topic ${esc(name)}</h1><div class="cards">` +
+    `<div class="card"><div class="k">Partitions</div><div class="v">${t.partitions.length}</div></div>` +
+    `<div class="card"><div class="k">Replication factor</div><div class="v">${t.replication_factor}</div></div>` +
+    `<div class="card"><div class="k">Messages</div><div class="v" data-testid="topic-messages">${num(t.messages)}</div></div>` +
+    `<div class="card"><div class="k">Size</div><div class="v">${bytes(t.size)}</div></div></div>`;
+  out += `<h2>Partitions as offsets</h2><p class="muted">log start … high watermark (HW); ▲ each replica's log end offset ` +
+    `(leader L, follower F, red: out of ISR); ▼ a consumer group's committed offset.</p>` + offsetBars(t);
+  out += `<h2>Replicas</h2>` + table(["Partition", "Leader", "Epoch", "Replicas", "ISR", "Log start", "HW", "Messages", ""],
+    t.partitions.map((p) => `<tr data-testid="partition-${p.partition}">${td(p.partition)}${td(p.leader < 0 ? '<span class="err">none</span>' : p.leader, "", `leader-${p.partition}`)}` +
+      td(p.leader_epoch) + td(esc(p.replicas.join(", "))) + td(esc(p.isr.join(", ")), "", `isr-${p.partition}`) +
+      td(num(p.log_start), "num", `log-start-${p.partition}`) + td(num(p.high_watermark), "num", `hw-${p.partition}`) +
+      td(num((p.high_watermark || 0) - (p.log_start || 0)), "num") + td(`<a href="#/messages/${enc(name)}/${p.partition}">browse</a>`) + "</tr>"));
+  out += `<h2>Consumer groups reading it</h2>` + table(["Group", "State", "Lag"],
+    groups.map((g) => `<tr>${td(groupLink(g.id))}${td(esc(g.state))}${td(num(g.offsets.filter((o) => o.topic === name).reduce((a, o) => a + (o.lag || 0), 0)), "num")}</tr>`));
+  const cfg = configCache[name];
+  out += `<h2>Configs</h2>` + (cfg === undefined || cfg === "loading" ? '<p class="muted">loading…</p>' : cfg.error ? `<p class="err">${esc(cfg.error)}</p>` :
+    table(["Name", "Value", "Source"], cfg.configs.map((c) => `<tr>${td(esc(c.name))}${td(c.sensitive ? "<i>hidden</i>" : esc(c.value))}${td(c.source === 1 ? "topic" : c.source === 5 ? "default" : "broker")}</tr>`)));
+  if (cfg === undefined) {  // once per visit of the page: configs change rarely
+    configCache[name] = "loading";
+    fetch(`/api/topics/${enc(name)}/configs`).then((r) => r.json()).then((j) => { configCache[name] = j; render(); })
+      .catch((e) => { configCache[name] = {error: String(e)}; render(); });
+  }
+  return out;
+}
+
+function viewGroups() {
+  return `<h1>Consumer groups</h1>` + table(["Group", "State", "Protocol", "Members", "Coordinator", "Lag"],
+    snap.groups.map((g) => `<tr data-testid="group-row-${esc(g.id)}">${td(groupLink(g.id))}${td(esc(g.state))}${td(esc(g.protocol_type + (g.protocol ? " / " + g.protocol : "")))}` +
+      td(g.members.length, "num") + td(esc(g.coordinator ?? "–")) + td(num(g.lag), "num") + "</tr>"));
+}
+
+// The seed's §4 picture: partitions on the left, the group's consumers on the right, a line for
+// each assignment; a consumer with no partition is idle.
+function assignmentSvg(g) {
+  const topics = new Set(g.offsets.map((o) => o.topic));
+  g.members.forEach((m) => m.assignment.forEach(([t]) => topics.add(t)));
+  const parts = [];
+  for (const t of snap.topics) if (topics.has(t.name)) t.partitions.forEach((p) => parts.push([t.name, p.partition]));
+  const owner = {};
+  g.members.forEach((m, i) => m.assignment.forEach(([t, p]) => { owner[`${t}/${p}`] = i; }));
+  const ROW = 30, H = 20 + Math.max(parts.length, g.members.length) * ROW;
+  let s = `<svg width="760" height="${H}" data-testid="assignment">`;
+  parts.forEach(([t, p], i) => {
+    const y = 14 + i * ROW, o = owner[`${t}/${p}`];
+    s += `<rect x="10" y="${y}" width="200" height="22" rx="4" fill="${o === undefined ? "#eef1f5" : "#dbe7ff"}" stroke="#98a2b3"/><text x="18" y="${y + 15}">${esc(t)}-${p}</text>`;
+    if (o !== undefined) s += `<line x1="210" y1="${y + 11}" x2="470" y2="${25 + o * ROW}" stroke="#1f6feb" stroke-width="1.5"/>`;
+  });
+  g.members.forEach((m, i) => {
+    const y = 14 + i * ROW, idle = m.assignment.length === 0;
+    s += `<rect x="470" y="${y}" width="270" height="22" rx="4" fill="${idle ? "#f2f4f7" : "#e6f4ea"}" stroke="${idle ? "#98a2b3" : "#3fb950"}" stroke-dasharray="${idle ? "4 3" : ""}"/>` +
+      `<text x="478" y="${y + 15}">${esc(m.client_id)} ${idle ? "(idle)" : `(${m.assignment.length})`}</text>`;
+  });
+  return s + "</svg>";
+}
+
+function viewGroup(id) {
+  const g = snap.groups.find((x) => x.id === id);
+  if (!g) return notFound(`There is no consumer group <b>${esc(id)}</b> in this cluster.`);
+  let out = `<h1>Consumer group ${esc(id)}</h1><div class="cards">` +
+    `<div class="card"><div class="k">State</div><div class="v" data-testid="group-state">${esc(g.state)}</div></div>` +
+    `<div class="card"><div class="k">Members</div><div class="v" data-testid="group-members">${g.members.length}</div></div>` +
+    `<div class="card"><div class="k">Assignor</div><div class="v">${esc(g.protocol || "–")}</div></div>` +
+    `<div class="card${g.lag > 0 ? " bad" : ""}"><div class="k">Total lag</div><div class="v" data-testid="lag-total">${num(g.lag)}</div></div></div>`;
+  out += `<h2>Assignment</h2>` + assignmentSvg(g);
+  out += `<h2>Members</h2>` + table(["Client id", "Host", "Member id", "Partitions"],
+    g.members.map((m) => `<tr data-testid="member" data-idle="${m.assignment.length === 0}">${td(esc(m.client_id))}${td(esc(m.host))}${td(`<span class="muted">${esc(m.member_id)}</span>`)}` +
+      td(m.assignment.length ? esc(m.assignment.map(([t, p]) => `${t}-${p}`).join(", ")) : badge("idle", "idle")) + "</tr>"));
+  out += `<h2>Committed offsets and lag</h2>` + table(["Topic", "Partition", "Committed offset", "Lag"],
+    g.offsets.map((o) => `<tr>${td(topicLink(o.topic))}${td(o.partition, "num")}${td(num(o.committed), "num")}${td(num(o.lag), "num", `lag-${o.topic}-${o.partition}`)}</tr>`));
+  return out;
+}
+
+// The message browser keeps its form across snapshots; only the records table is rebuilt.
+function viewMessages(parts, query) {
+  const topics = snap.topics.map((t) => t.name);
+  const topic = parts[1] || topics.find((t) => !t.startsWith("__")) || topics[0] || "";
+  if (parts[1] && !topics.includes(topic)) return notFound(`There is no topic <b>${esc(topic)}</b> in this cluster.`);
+  const partition = Number(parts[2] || 0);
+  const opts = topics.map((t) => `<option${t === topic ? " selected" : ""}>${esc(t)}</option>`).join("");
+  const t = snap.topics.find((x) => x.name === topic);
+  const popts = (t ? t.partitions : []).map((p) => `<option${p.partition === partition ? " selected" : ""}>${p.partition}</option>`).join("");
+  return `<h1>Messages</h1><form class="inline" id="browse">` +
+    `<label>Topic<select name="topic">${opts}</select></label><label>Partition<select name="partition">${popts}</select></label>` +
+    `<label>From offset<input name="offset" size="8" value="${esc(query.get("offset") || "")}" placeholder="newest"></label>` +
+    `<label>or time (ISO)<input name="time" size="20" value="${esc(query.get("time") || "")}" placeholder="2026-12-07T10:00"></label>` +
+    `<label>Limit<input name="limit" size="4" value="${esc(query.get("limit") || "50")}"></label><button>Read</button></form>` +
+    `<div id="records"><p class="muted">loading…</p></div>`;
+}
+
+async function loadMessages(parts, query) {
+  const box = document.getElementById("records");
+  if (!box) return;
+  const topic = document.querySelector("#browse select[name=topic]")?.value;
+  if (!topic) { box.innerHTML = '<p class="muted">no topic</p>'; return; }
+  const partition = document.querySelector("#browse select[name=partition]")?.value || 0;
+  const params = new URLSearchParams({limit: query.get("limit") || "50"});
+  if (query.get("offset")) params.set("offset", query.get("offset"));
+  if (query.get("time")) params.set("timestamp", String(Date.parse(query.get("time"))));
+  try {
+    const r = await fetch(`/api/topics/${enc(topic)}/partitions/${enc(partition)}/messages?${params}`);
+    const j = await r.json();
+    if (!r.ok) { box.innerHTML = `<p class="err">${esc(j.error)}</p>`; return; }
+    const show = (v) => (v === null ? '<span class="muted">null</span>' : v.encoding === "base64" ? `<pre class="val muted">base64 ${esc(v.data)}</pre>` :
+      `<pre class="val">${esc(v.encoding === "json" ? JSON.stringify(JSON.parse(v.data), null, 1) : v.data)}</pre>`);
+    box.innerHTML = `<p class="muted" data-testid="records-range">${esc(topic)}-${esc(partition)}: log start ${j.log_start}, high watermark ${j.high_watermark}; showing ${j.records.length} from offset ${j.from}</p>` +
+      table(["Offset", "Timestamp", "Key", "Value", "Headers"], j.records.map((m) => `<tr data-testid="record-${m.offset}">${td(m.offset, "num")}` +
+        td(m.timestamp >= 0 ? esc(new Date(m.timestamp).toISOString()) : "–") + td(show(m.key)) + td(show(m.value), "", `value-${m.offset}`) +
+        td(m.headers.map((h) => `<div>${esc(h.key)}: ${h.value ? esc(h.value.data) : "null"}</div>`).join(""), "", `headers-${m.offset}`) + "</tr>"));
+  } catch (e) {
+    box.innerHTML = `<p class="err">${esc(e)}</p>`;
+  }
+}
+
+function wireBrowser() {
+  const form = document.getElementById("browse");
+  if (!form) return;
+  const go = () => {
+    const f = new FormData(form), q = new URLSearchParams();
+    for (const k of ["offset", "time", "limit"]) if (f.get(k)) q.set(k, f.get(k));
+    location.hash = `#/messages/${enc(f.get("topic"))}/${enc(f.get("partition") || 0)}${q.size ? "?" + q : ""}`;
+  };
+  form.addEventListener("submit", (e) => { e.preventDefault(); go(); });
+  form.querySelector("select[name=topic]").addEventListener("change", () => { form.partition.value = "0"; go(); });
+  form.querySelector("select[name=partition]").addEventListener("change", go);
+}
+
+// ------------------------------------------------------------------ rendering
+let lastHw = null;
+function render() {
+  const banner = document.getElementById("banner");
+  const live = document.getElementById("live");
+  live.textContent = connected ? "live" : "reconnecting…";
+  live.className = connected ? "live on" : "live";
+  if (!snap) return;
+  if (!snap.ok || !connected) {
+    banner.hidden = false;
+    banner.textContent = !connected ? "The console lost its connection to the server; reconnecting…"
+      : `The cluster is unreachable (${snap.error}); showing the last known state.`;
+    banner.dataset.testid = "banner";
+  } else {
+    banner.hidden = true;
+  }
+  const {parts, query} = route();
+  const page = parts[0] || "cluster";
+  document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.nav === page));
+  const view = document.getElementById("view");
+  const key = location.hash;
+  if (page === "messages") {
+    const t = snap.topics.find((x) => x.name === (parts[1] || ""));
+    const hw = t ? JSON.stringify(t.partitions.map((p) => p.high_watermark)) : "";
+    if (key !== routeKey) {
+      view.innerHTML = viewMessages(parts, query);
+      if (!document.getElementById("browse")) return;  // not found (yet): try again with the next snapshot
+      wireBrowser();
+      routeKey = key;
+      lastHw = hw;
+      loadMessages(parts, query);
+    } else if (hw !== lastHw && !query.get("offset") && !query.get("time")) {
+      lastHw = hw;  // newest-first: new records appear as they are produced
+      loadMessages(parts, query);
+    }
+    return;
+  }
+  routeKey = key;
+  const scrolled = window.scrollY;
+  if (page === "cluster") view.innerHTML = viewCluster();
+  else if (page === "map") view.innerHTML = viewMap(query);
+  else if (page === "topics" && parts[1] !== undefined) view.innerHTML = viewTopic(parts[1]);
+  else if (page === "topics") view.innerHTML = viewTopics();
+  else if (page === "groups" && parts[1] !== undefined) view.innerHTML = viewGroup(parts[1]);
+  else if (page === "groups") view.innerHTML = viewGroups();
+  else view.innerHTML = notFound(`The console has no page <b>${esc(location.hash)}</b>.`);
+  window.scrollTo(0, scrolled);
+}
+
+function connect() {
+  const events = new EventSource("/api/events");
+  events.onopen = () => { connected = true; render(); };
+  events.onmessage = (e) => { snap = JSON.parse(e.data); connected = true; render(); };
+  events.onerror = () => { connected = false; render(); };  // EventSource reconnects by itself
+}
+
+window.addEventListener("hashchange", () => {
+  routeKey = "";
+  for (const k of Object.keys(configCache)) delete configCache[k];
+  render();
+});
+connect();

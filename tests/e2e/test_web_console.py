@@ -1,0 +1,255 @@
+"""The web console (issue 17) in headless Chromium (Playwright, Debian's chromium), against a
+real 3-node KRaft cluster whose node 1 serves the console (`console.listeners`), and against
+`suoi console` run standalone. Every change is made with real Kafka clients while the page is
+open, and must show without a reload. Screenshots land in the test's temp dir."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from suoi.testing.embedded import EmbeddedBroker, free_port
+from tests.conftest import wait_until
+from tests.integration.kraft_cluster import KRaftCluster
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+UI_TIMEOUT_MS = 15_000
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="run `make tools` to install chromium")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KRaftCluster, str]]:
+    c = KRaftCluster(tmp_path_factory.mktemp("console-cluster"), 3,
+                     overrides={"group.initial.rebalance.delay.ms": "0", "offsets.topic.num.partitions": "3"})
+    port = free_port()
+    c.nodes[1].overrides["console.listeners"] = f"http://127.0.0.1:{port}"
+    c.start()
+    try:
+        yield c, f"http://127.0.0.1:{port}"
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh page; fails the test on any console error or uncaught exception in it."""
+    pg = browser.new_page(viewport={"width": 1300, "height": 900})
+    pg.set_default_timeout(UI_TIMEOUT_MS)
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    pg.screenshot(path=str(tmp_path / f"{request.node.name}.png"), full_page=True)
+    pg.close()
+    assert errors == [], errors
+
+
+def text(page: Any, testid: str) -> str:
+    return page.get_by_test_id(testid).first.inner_text().strip()
+
+
+def wait_text(page: Any, testid: str, want: str) -> None:
+    """Until the element shows `want` (the page updates itself: no reload anywhere)."""
+    page.wait_for_function("([id, want]) => { const e = document.querySelector(`[data-testid=\"${id}\"]`);"
+                           " return e && e.innerText.trim() === want; }", arg=[testid, want], timeout=UI_TIMEOUT_MS)
+
+
+def create_topic(bootstrap: str, name: str, partitions: int, rf: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the answer comes
+    admin.create_topics([NewTopic(name, partitions, rf)])[name].result(15)
+
+
+def leaders(bootstrap: str, topic: str) -> dict[int, int]:
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    return {p.id: p.leader for p in md.topics[topic].partitions.values()}
+
+
+def produce(bootstrap: str, topic: str, partition: int, n: int, start: int = 0) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(start, start + n):
+        p.produce(topic, key=f"k{i}".encode(), value=json.dumps({"n": i}).encode(), partition=partition,
+                  headers=[("trace", f"t{i}".encode())])
+    assert p.flush(15) == 0
+
+
+def test_cluster_page_shows_brokers_and_the_quorum_leader(cluster: tuple[KRaftCluster, str], page: Any) -> None:
+    from suoi.cli.metadata_quorum import describe_quorum
+
+    c, url = cluster
+    target = argparse.Namespace(bootstrap_server=c.bootstrap, command_config=None)
+    with ThreadPoolExecutor(1) as pool:  # its own event loop: Playwright's runs in this thread
+        quorum = pool.submit(describe_quorum, target).result(15)
+    page.goto(url + "/#/")
+    wait_text(page, "brokers-alive", "3 / 3")
+    for node_id in (1, 2, 3):
+        assert text(page, f"broker-state-{node_id}") == "alive"
+    wait_text(page, "controller", str(quorum["leader_id"]))
+    assert f"Leader {quorum['leader_id']}," in text(page, "quorum-leader")
+    assert text(page, "health-offline") == "0"
+
+
+def test_topic_page_draws_leaders_and_moves_the_high_watermark_live(cluster: tuple[KRaftCluster, str],
+                                                                      page: Any) -> None:
+    c, url = cluster
+    create_topic(c.bootstrap, "orders", 3, 3)
+    page.goto(url + "/#/topics")
+    page.get_by_test_id("topic-row-orders").wait_for()
+    page.goto(url + "/#/topics/orders")
+    for p, leader in leaders(c.bootstrap, "orders").items():
+        wait_text(page, f"leader-{p}", str(leader))
+        assert sorted(text(page, f"isr-{p}").split(", ")) == ["1", "2", "3"]
+        assert text(page, f"hw-{p}") == "0"
+    produce(c.bootstrap, "orders", 0, 10)
+    wait_text(page, "hw-0", "10")  # pushed by the server: no reload
+    assert text(page, "log-start-0") == "0"
+    assert text(page, "hw-1") == "0"
+    wait_text(page, "topic-messages", "10")
+    assert page.get_by_test_id("bar-0").count() == 1
+    # a topic created while the list is open appears in it
+    page.goto(url + "/#/topics")
+    create_topic(c.bootstrap, "late-topic", 1, 1)
+    page.get_by_test_id("topic-row-late-topic").wait_for()
+
+
+def test_group_lag_and_an_idle_extra_consumer(cluster: tuple[KRaftCluster, str], page: Any) -> None:
+    c, url = cluster
+    create_topic(c.bootstrap, "work", 2, 3)
+    produce(c.bootstrap, "work", 0, 10)
+    produce(c.bootstrap, "work", 1, 4)
+    # a group that committed offset 4 on partition 0 and 1 on partition 1: lag 6 + 3
+    lagging = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "auditors", "enable.auto.commit": False})
+    lagging.commit(offsets=[TopicPartition("work", 0, 4), TopicPartition("work", 1, 1)], asynchronous=False)
+    lagging.close()
+    page.goto(url + "/#/groups/auditors")
+    wait_text(page, "lag-work-0", "6")
+    assert text(page, "lag-work-1") == "3"
+    wait_text(page, "lag-total", "9")
+    produce(c.bootstrap, "work", 1, 2, start=4)
+    wait_text(page, "lag-total", "11")  # new records raise the lag live
+
+    # three members for two partitions: one of them is idle (the seed's §4 picture)
+    stop = threading.Event()
+    consumers = [Consumer({"bootstrap.servers": c.bootstrap, "group.id": "workers", "client.id": f"worker-{i}",
+                           "session.timeout.ms": 6000, "heartbeat.interval.ms": 500}) for i in range(3)]
+
+    def run(consumer: Consumer) -> None:
+        consumer.subscribe(["work"])
+        while not stop.is_set():
+            consumer.poll(0.1)
+
+    threads = [threading.Thread(target=run, args=(x,), daemon=True) for x in consumers]
+    try:
+        page.goto(url + "/#/groups/workers")
+        for t in threads:
+            t.start()
+        wait_text(page, "group-members", "3")
+        wait_text(page, "group-state", "Stable")
+        page.wait_for_function("document.querySelectorAll('[data-testid=member][data-idle=true]').length === 1"
+                               " && document.querySelectorAll('[data-testid=member][data-idle=false]').length === 2",
+                               timeout=UI_TIMEOUT_MS)
+        assert "(idle)" in page.get_by_test_id("assignment").inner_html()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        for x in consumers:
+            x.close()
+
+
+def test_message_browser_shows_a_record_with_its_headers(cluster: tuple[KRaftCluster, str], page: Any) -> None:
+    c, url = cluster
+    create_topic(c.bootstrap, "browse", 1, 1)
+    produce(c.bootstrap, "browse", 0, 5)
+    page.goto(url + "/#/messages/browse/0?offset=2")
+    page.get_by_test_id("record-2").wait_for()
+    assert page.get_by_test_id("record-1").count() == 0
+    assert page.get_by_test_id("record-4").count() == 1
+    assert json.loads(text(page, "value-3")) == {"n": 3}
+    assert text(page, "headers-3") == "trace: t3"
+    # newest-first view follows the partition as records arrive
+    page.goto(url + "/#/messages/browse/0")
+    page.get_by_test_id("record-4").wait_for()
+    produce(c.bootstrap, "browse", 0, 1, start=5)
+    page.get_by_test_id("record-5").wait_for()
+
+
+def test_unknown_topic_and_group_give_a_not_found_page(cluster: tuple[KRaftCluster, str], page: Any) -> None:
+    _, url = cluster
+    page.goto(url + "/#/topics/no-such-topic")
+    assert "no-such-topic" in text(page, "not-found")
+    page.goto(url + "/#/groups/no-such-group")
+    assert "no-such-group" in text(page, "not-found")
+    for path, kind in (("/topics/x", "text/html"), ("/api/topics/no-such-topic/configs", "application/json")):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url + path, timeout=10)
+        assert err.value.code == 404 and err.value.headers.get_content_type() == kind
+
+
+def test_a_killed_leader_moves_leadership_on_the_map(cluster: tuple[KRaftCluster, str], page: Any) -> None:
+    c, url = cluster
+    create_topic(c.bootstrap, "failover", 3, 3)
+    before = leaders(c.bootstrap, "failover")
+    victim = next(p for p, leader in before.items() if leader != 1)  # node 1 serves the console
+    dead = before[victim]
+    page.goto(url + "/#/map")
+    page.get_by_test_id(f"replica-failover-{victim}-{dead}").wait_for()
+    assert page.get_by_test_id(f"replica-failover-{victim}-{dead}").get_attribute("data-role") == "L"
+    c.nodes[dead].kill()
+    page.wait_for_function(
+        "([v, d]) => { const r = document.querySelector(`[data-testid=\"replica-failover-${v}-${d}\"]`);"
+        " return r && r.dataset.role === 'F' && r.dataset.inIsr === 'false'; }", arg=[victim, dead],
+        timeout=UI_TIMEOUT_MS)
+    new_leader = wait_until(lambda: leaders(f"127.0.0.1:{c.nodes[1].port}", "failover")[victim] not in (dead, -1),
+                            timeout=10, message="a new leader")
+    assert new_leader
+    assert page.get_by_test_id(f"broker-box-{dead}").get_attribute("class") == "broker dead"
+    led = leaders(f"127.0.0.1:{c.nodes[1].port}", "failover")[victim]
+    assert page.get_by_test_id(f"replica-failover-{victim}-{led}").get_attribute("data-role") == "L"
+
+
+def test_standalone_console_shows_a_banner_until_the_cluster_comes(tmp_path: Path, page: Any) -> None:
+    port, http_port = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "suoi", "console", "--bootstrap-server", f"127.0.0.1:{port}",
+                             "--listen", f"127.0.0.1:{http_port}", "--interval", "0.3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"suoi console on http://127.0.0.1:{http_port}/ (Ctrl-C to stop)"
+        page.goto(f"http://127.0.0.1:{http_port}/#/topics")
+        page.wait_for_function("document.getElementById('banner').innerText.includes('unreachable')",
+                               timeout=UI_TIMEOUT_MS)
+        with EmbeddedBroker(tmp_path / "late", port=port) as broker:
+            create_topic(broker.bootstrap, "arrived", 1, 1)
+            page.get_by_test_id("topic-row-arrived").wait_for()
+            page.wait_for_function("document.getElementById('banner').hidden", timeout=UI_TIMEOUT_MS)
+        page.goto("about:blank")  # leave before the server goes: a cut event stream is a console error
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
