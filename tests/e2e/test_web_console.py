@@ -116,7 +116,7 @@ def test_cluster_page_shows_brokers_and_the_quorum_leader(cluster: tuple[KRaftCl
 
 
 def test_topic_page_draws_leaders_and_moves_the_high_watermark_live(cluster: tuple[KRaftCluster, str],
-                                                                      page: Any) -> None:
+                                                                      page: Any, tmp_path: Path) -> None:
     c, url = cluster
     create_topic(c.bootstrap, "orders", 3, 3)
     page.goto(url + "/#/topics")
@@ -132,13 +132,14 @@ def test_topic_page_draws_leaders_and_moves_the_high_watermark_live(cluster: tup
     assert text(page, "hw-1") == "0"
     wait_text(page, "topic-messages", "10")
     assert page.get_by_test_id("bar-0").count() == 1
+    page.screenshot(path=str(tmp_path / "topic.png"), full_page=True)
     # a topic created while the list is open appears in it
     page.goto(url + "/#/topics")
     create_topic(c.bootstrap, "late-topic", 1, 1)
     page.get_by_test_id("topic-row-late-topic").wait_for()
 
 
-def test_group_lag_and_an_idle_extra_consumer(cluster: tuple[KRaftCluster, str], page: Any) -> None:
+def test_group_lag_and_an_idle_extra_consumer(cluster: tuple[KRaftCluster, str], page: Any, tmp_path: Path) -> None:
     c, url = cluster
     create_topic(c.bootstrap, "work", 2, 3)
     produce(c.bootstrap, "work", 0, 10)
@@ -153,6 +154,9 @@ def test_group_lag_and_an_idle_extra_consumer(cluster: tuple[KRaftCluster, str],
     wait_text(page, "lag-total", "9")
     produce(c.bootstrap, "work", 1, 2, start=4)
     wait_text(page, "lag-total", "11")  # new records raise the lag live
+    page.goto(url + "/#/topics/work")
+    page.get_by_test_id("bar-0").wait_for()
+    page.screenshot(path=str(tmp_path / "topic-with-group.png"), full_page=True)
 
     # three members for two partitions: one of them is idle (the seed's §4 picture)
     stop = threading.Event()

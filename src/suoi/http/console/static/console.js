@@ -91,7 +91,7 @@ function viewTopics() {
 // The seed's §2.3 picture: a partition as a row of offsets, log start … high watermark, with
 // each replica's log end offset below and each group's committed position above.
 function offsetBars(t) {
-  const W = 760, X0 = 70, ROW = 62;
+  const W = 760, X0 = 70, ROW = 78;
   const positions = (p) => snap.groups.flatMap((g) => g.offsets.filter((o) => o.topic === t.name && o.partition === p.partition).map((o) => ({g: g.id, off: o.committed})));
   let max = 1;
   for (const p of t.partitions) {
@@ -99,25 +99,31 @@ function offsetBars(t) {
   }
   const x = (o) => X0 + (W * Math.max(0, o)) / max;
   const rows = t.partitions.map((p, i) => {
-    const y = 18 + i * ROW, hw = p.high_watermark ?? 0, start = p.log_start ?? 0;
-    let s = `<g data-testid="bar-${p.partition}"><text x="4" y="${y + 16}">p${p.partition}</text>` +
-      `<rect x="${X0}" y="${y + 4}" width="${W}" height="16" fill="#eef1f5"/>` +
-      `<rect x="${X0}" y="${y + 4}" width="${x(start) - X0}" height="16" fill="#d0d5dd"><title>deleted below log start ${start}</title></rect>` +
-      `<rect x="${x(start)}" y="${y + 4}" width="${Math.max(0, x(hw) - x(start))}" height="16" fill="#7aa7ff"><title>records ${start} … ${hw - 1}</title></rect>` +
-      `<line x1="${x(hw)}" x2="${x(hw)}" y1="${y}" y2="${y + 24}" stroke="#1d2330" stroke-width="2"/>` +
-      `<text x="${x(hw) + 3}" y="${y + 2}">HW ${hw}</text><text x="${X0}" y="${y + 2}">start ${start}</text>`;
-    for (const [rid, leo] of Object.entries(p.replica_leo)) {
-      const isLeader = Number(rid) === p.leader, inIsr = p.isr.includes(Number(rid));
-      s += `<path d="M${x(leo)},${y + 21} l-5,8 h10 z" fill="${!inIsr ? "#d1242f" : isLeader ? "#1f6feb" : "#3fb950"}"><title>broker ${rid} log end offset ${leo}</title></path>` +
-        `<text x="${x(leo) + 6}" y="${y + 32}">${isLeader ? "L" : "F"}${esc(rid)}</text>`;
+    const y = 8 + i * ROW, hw = p.high_watermark ?? 0, start = p.log_start ?? 0, top = y + 14;
+    let s = `<g data-testid="bar-${p.partition}"><text x="4" y="${top + 12}">p${p.partition}</text>` +
+      `<rect x="${X0}" y="${top}" width="${W}" height="16" fill="#eef1f5"/>` +
+      `<rect x="${X0}" y="${top}" width="${x(start) - X0}" height="16" fill="#d0d5dd"><title>deleted below log start ${start}</title></rect>` +
+      `<rect x="${x(start)}" y="${top}" width="${Math.max(0, x(hw) - x(start))}" height="16" fill="#7aa7ff"><title>records ${start} … ${hw - 1}</title></rect>` +
+      `<line x1="${x(hw)}" x2="${x(hw)}" y1="${top - 4}" y2="${top + 20}" stroke="#1d2330" stroke-width="2"/>` +
+      `<text x="${x(hw) + 3}" y="${top - 4}">HW ${hw}</text><text x="${X0}" y="${top - 4}">log start ${start}</text>`;
+    const byLeo = {};  // replicas at one offset share one marker and one label
+    for (const [rid, leo] of Object.entries(p.replica_leo)) (byLeo[leo] = byLeo[leo] || []).push(Number(rid));
+    for (const [leo, ids] of Object.entries(byLeo)) {
+      const out = ids.some((r) => !p.isr.includes(r));
+      const label = ids.sort((a, b) => (a === p.leader ? -1 : b === p.leader ? 1 : a - b)).map((r) => (r === p.leader ? "L" : "F") + r + (p.isr.includes(r) ? "" : "✗")).join(" ");
+      s += `<path d="M${x(leo)},${top + 17} l-5,8 h10 z" fill="${out ? "#d1242f" : "#1f6feb"}"><title>log end offset ${leo}: brokers ${ids.join(", ")}</title></path>` +
+        `<text x="${x(leo) + 7}" y="${top + 27}">LEO ${leo}: ${esc(label)}</text>`;
     }
-    for (const c of positions(p)) {
-      s += `<path d="M${x(c.off)},${y + 4} l-5,-8 h10 z" fill="#bf8700"><title>group ${esc(c.g)} committed ${c.off}</title></path>` +
-        `<text x="${x(c.off) + 6}" y="${y + 44}" fill="#bf8700">${esc(c.g)}@${c.off}</text>`;
-    }
+    positions(p).forEach((c, j) => {
+      const ly = top + 42 + j * 12;
+      s += `<path d="M${x(c.off)},${top} l-5,-8 h10 z" fill="#bf8700"><title>group ${esc(c.g)} committed ${c.off}</title></path>` +
+        `<line x1="${x(c.off)}" x2="${x(c.off)}" y1="${top}" y2="${ly - 9}" stroke="#bf8700" stroke-dasharray="2 2"/>` +
+        `<text x="${x(c.off) + 3}" y="${ly}" style="fill:#bf8700">${esc(c.g)} @ ${c.off}</text>`;
+    });
     return s + "</g>";
   });
-  return `<svg class="bar" width="${X0 + W + 90}" height="${18 + t.partitions.length * ROW}" data-testid="offset-bars">${rows.join("")}</svg>`;
+  const extra = Math.max(0, ...t.partitions.map((p) => positions(p).length - 1)) * 12;
+  return `<svg class="bar" width="${X0 + W + 150}" height="${16 + t.partitions.length * ROW + extra}" data-testid="offset-bars">${rows.join("")}</svg>`;
 }
 
 function viewTopic(name) {
@@ -129,8 +135,8 @@ function viewTopic(name) {
     `<div class="card"><div class="k">Replication factor</div><div class="v">${t.replication_factor}</div></div>` +
     `<div class="card"><div class="k">Messages</div><div class="v" data-testid="topic-messages">${num(t.messages)}</div></div>` +
     `<div class="card"><div class="k">Size</div><div class="v">${bytes(t.size)}</div></div></div>`;
-  out += `<h2>Partitions as offsets</h2><p class="muted">log start … high watermark (HW); ▲ each replica's log end offset ` +
-    `(leader L, follower F, red: out of ISR); ▼ a consumer group's committed offset.</p>` + offsetBars(t);
+  out += `<h2>Partitions as offsets</h2><p class="muted">log start … high watermark (HW): the records consumers can read; ▲ the replicas' log end offsets ` +
+    `(LEO; L leader, F follower, ✗/red: out of the ISR); ▼ a consumer group's committed offset.</p>` + offsetBars(t);
   out += `<h2>Replicas</h2>` + table(["Partition", "Leader", "Epoch", "Replicas", "ISR", "Log start", "HW", "Messages", ""],
     t.partitions.map((p) => `<tr data-testid="partition-${p.partition}">${td(p.partition)}${td(p.leader < 0 ? '<span class="err">none</span>' : p.leader, "", `leader-${p.partition}`)}` +
       td(p.leader_epoch) + td(esc(p.replicas.join(", "))) + td(esc(p.isr.join(", ")), "", `isr-${p.partition}`) +
