@@ -40,11 +40,18 @@ def _str(v: str) -> str:
     return v.strip()
 
 
+def _http_listener(v: str) -> str:
+    """`console.listeners`: empty (off) or http://HOST:PORT, checked at start in one line."""
+    if v.strip() and not re.fullmatch(r"(?i)http://(\[[0-9a-f:.]+\]|[^\s/:\[\]]*):\d{1,5}/?", v.strip()):
+        raise ValueError("expected http://HOST:PORT")
+    return v.strip()
+
+
 KNOWN: dict[str, tuple[object, object]] = {
     "node.id": (_INT, 1),
     "broker.id": (_INT, None),
     "listeners": (_str, "PLAINTEXT://127.0.0.1:9092"),
-    "console.listeners": (_str, None),  # http://HOST:PORT: serve the web console (suoi.http.console)
+    "console.listeners": (_http_listener, None),  # http://HOST:PORT: serve the web console (suoi.http.console)
     "advertised.listeners": (_str, None),
     "listener.security.protocol.map": (_str, None),
     # Default: the first listener that is not a controller listener (see BrokerConfig).

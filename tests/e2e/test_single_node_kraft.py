@@ -32,6 +32,7 @@ def make_run_properties(port: int, controller_port: int) -> dict[str, str]:
     """config/server.properties with test ports (log.dirs is EmbeddedBroker's)."""
     props = read_properties(REPO / "config" / "server.properties")
     props.pop("log.dirs")
+    props.pop("console.listeners", None)  # the web console's port 8080: off in tests (test_web_console.py)
     for key in ("listeners", "advertised.listeners", "controller.quorum.voters"):
         props[key] = props[key].replace("9092", str(port)).replace("9093", str(controller_port))
     return props

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -124,8 +125,8 @@ def test_topic_page_draws_leaders_and_moves_the_high_watermark_live(cluster: tup
     page.goto(url + "/#/topics/orders")
     for p, leader in leaders(c.bootstrap, "orders").items():
         wait_text(page, f"leader-{p}", str(leader))
+        wait_text(page, f"hw-{p}", "0")  # "–" until the new leader answers ListOffsets
         assert sorted(text(page, f"isr-{p}").split(", ")) == ["1", "2", "3"]
-        assert text(page, f"hw-{p}") == "0"
     produce(c.bootstrap, "orders", 0, 10)
     wait_text(page, "hw-0", "10")  # pushed by the server: no reload
     assert text(page, "log-start-0") == "0"
@@ -257,3 +258,23 @@ def test_standalone_console_shows_a_banner_until_the_cluster_comes(tmp_path: Pat
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def test_five_open_tabs_share_one_poll_loop(cluster: tuple[KRaftCluster, str], browser: Any) -> None:
+    _, url = cluster
+    context = browser.new_context()
+    try:
+        tabs = [context.new_page() for _ in range(5)]
+        for i, tab in enumerate(tabs):
+            tab.goto(url + ("/#/", "/#/map", "/#/topics", "/#/groups", "/#/topics/orders")[i])
+        stats = lambda: json.loads(urllib.request.urlopen(url + "/api/stats", timeout=10).read())  # noqa: E731
+        wait_until(lambda: stats()["listeners"] == 5, timeout=10, message="5 pages listening")
+        before, started = stats(), time.monotonic()
+        wait_until(lambda: stats()["polls"] >= before["polls"] + 3, timeout=10, message="3 more polls")
+        after, elapsed = stats(), time.monotonic() - started
+        polls = after["polls"] - before["polls"]
+        rate = (after["requests"] - before["requests"]) / elapsed
+        print(f"console with 5 tabs: {polls} polls in {elapsed:.1f}s, {rate:.1f} Kafka requests/s")
+        assert polls <= elapsed / after["interval_s"] + 2  # one loop for all tabs, not one per tab
+    finally:
+        context.close()

@@ -102,8 +102,8 @@ class Console:
         return web.Response(text=self.poller.latest_text, content_type="application/json")
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"polls": self.poller.polls, "listeners": len(self._streams),
-                                  "interval_s": self.poller.interval})
+        return web.json_response({"polls": self.poller.polls, "requests": self.client.requests,
+                                  "listeners": len(self._streams), "interval_s": self.poller.interval})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})

@@ -61,11 +61,13 @@ class ClusterClient:
             self.pool.register(-i, host, port)
             self._bootstrap.append(-i)
         self.brokers: list[int] = []
+        self.requests = 0  # sent so far: the console's load on the cluster (/api/stats)
 
     async def close(self) -> None:
         await self.pool.close()
 
     async def to(self, node_id: int, request: Any) -> Any:
+        self.requests += 1
         return await self.pool.request(node_id, request, timeout=self.timeout)
 
     async def any(self, request: Any) -> Any:
