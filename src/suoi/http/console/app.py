@@ -103,6 +103,7 @@ class Console:
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response({"polls": self.poller.polls, "requests": self.client.requests,
+                                  "last_poll_ms": round(self.poller.last_poll_ms, 1),
                                   "listeners": len(self._streams), "interval_s": self.poller.interval})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:

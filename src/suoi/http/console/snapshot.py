@@ -160,6 +160,7 @@ class Poller:
         self.latest: dict[str, Any] | None = None
         self.latest_text = ""
         self.polls = 0
+        self.last_poll_ms = 0.0  # how long the last round of requests took (/api/stats)
         self._last_sent = ""
         self._listeners: set[asyncio.Queue[str]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -188,6 +189,7 @@ class Poller:
                                            "health": {}, "cluster_id": None, "controller_id": -1}),
                         "ok": False, "error": reason, "at_ms": int(started * 1000)}
             self.polls += 1
+            self.last_poll_ms = (time.time() - started) * 1000
             self.latest = snap
             text = self.latest_text = json.dumps(snap, sort_keys=True)
             same = json.dumps({**snap, "at_ms": 0}, sort_keys=True)

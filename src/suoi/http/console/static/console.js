@@ -90,15 +90,15 @@ function viewTopics() {
 
 // The seed's §2.3 picture: a partition as a row of offsets, log start … high watermark, with
 // each replica's log end offset below and each group's committed position above.
-function offsetBars(t) {
+function offsetBars(t, shown) {
   const W = 760, X0 = 70, ROW = 78;
   const positions = (p) => snap.groups.flatMap((g) => g.offsets.filter((o) => o.topic === t.name && o.partition === p.partition).map((o) => ({g: g.id, off: o.committed})));
   let max = 1;
-  for (const p of t.partitions) {
+  for (const p of shown) {
     max = Math.max(max, p.high_watermark || 0, ...Object.values(p.replica_leo), ...positions(p).map((x) => x.off));
   }
   const x = (o) => X0 + (W * Math.max(0, o)) / max;
-  const rows = t.partitions.map((p, i) => {
+  const rows = shown.map((p, i) => {
     const y = 8 + i * ROW, hw = p.high_watermark ?? 0, start = p.log_start ?? 0, top = y + 14;
     let s = `<g data-testid="bar-${p.partition}"><text x="4" y="${top + 12}">p${p.partition}</text>` +
       `<rect x="${X0}" y="${top}" width="${W}" height="16" fill="#eef1f5"/>` +
@@ -122,13 +122,19 @@ function offsetBars(t) {
     });
     return s + "</g>";
   });
-  const extra = Math.max(0, ...t.partitions.map((p) => positions(p).length - 1)) * 12;
-  return `<svg class="bar" width="${X0 + W + 150}" height="${16 + t.partitions.length * ROW + extra}" data-testid="offset-bars">${rows.join("")}</svg>`;
+  const extra = Math.max(0, ...shown.map((p) => positions(p).length - 1)) * 12;
+  return `<svg class="bar" width="${X0 + W + 150}" height="${16 + shown.length * ROW + extra}" data-testid="offset-bars">${rows.join("")}</svg>`;
 }
 
-function viewTopic(name) {
+const PAGE = 100;  // partitions drawn per page: a topic of 1,000 still renders in well under a second
+
+function viewTopic(name, query) {
   const t = snap.topics.find((x) => x.name === name);
   if (!t) return notFound(`There is no topic <b>${esc(name)}</b> in this cluster.`);
+  const pages = Math.ceil(t.partitions.length / PAGE), at = Math.min(Math.max(0, Number(query.get("page")) || 0), Math.max(0, pages - 1));
+  const shown = t.partitions.slice(at * PAGE, (at + 1) * PAGE);
+  const pager = pages < 2 ? "" : `<p data-testid="pager">Partitions ${at * PAGE}–${at * PAGE + shown.length - 1} of ${t.partitions.length}: ` +
+    Array.from({length: pages}, (_, i) => (i === at ? `<b>${i + 1}</b>` : `<a href="#/topics/${enc(name)}?page=${i}">${i + 1}</a>`)).join(" ") + "</p>";
   const groups = snap.groups.filter((g) => g.offsets.some((o) => o.topic === name));
   let out = `<h1>Topic ${esc(name)}</h1><div class="cards">` +
     `<div class="card"><div class="k">Partitions</div><div class="v">${t.partitions.length}</div></div>` +
@@ -136,9 +142,9 @@ function viewTopic(name) {
     `<div class="card"><div class="k">Messages</div><div class="v" data-testid="topic-messages">${num(t.messages)}</div></div>` +
     `<div class="card"><div class="k">Size</div><div class="v">${bytes(t.size)}</div></div></div>`;
   out += `<h2>Partitions as offsets</h2><p class="muted">log start … high watermark (HW): the records consumers can read; ▲ the replicas' log end offsets ` +
-    `(LEO; L leader, F follower, ✗/red: out of the ISR); ▼ a consumer group's committed offset.</p>` + offsetBars(t);
+    `(LEO; L leader, F follower, ✗/red: out of the ISR); ▼ a consumer group's committed offset.</p>` + pager + offsetBars(t, shown);
   out += `<h2>Replicas</h2>` + table(["Partition", "Leader", "Epoch", "Replicas", "ISR", "Log start", "HW", "Messages", ""],
-    t.partitions.map((p) => `<tr data-testid="partition-${p.partition}">${td(p.partition)}${td(p.leader < 0 ? '<span class="err">none</span>' : p.leader, "", `leader-${p.partition}`)}` +
+    shown.map((p) => `<tr data-testid="partition-${p.partition}">${td(p.partition)}${td(p.leader < 0 ? '<span class="err">none</span>' : p.leader, "", `leader-${p.partition}`)}` +
       td(p.leader_epoch) + td(esc(p.replicas.join(", "))) + td(esc(p.isr.join(", ")), "", `isr-${p.partition}`) +
       td(num(p.log_start), "num", `log-start-${p.partition}`) + td(num(p.high_watermark), "num", `hw-${p.partition}`) +
       td(num((p.high_watermark || 0) - (p.log_start || 0)), "num") + td(`<a href="#/messages/${enc(name)}/${p.partition}">browse</a>`) + "</tr>"));
@@ -297,7 +303,7 @@ function render() {
   const scrolled = window.scrollY;
   if (page === "cluster") view.innerHTML = viewCluster();
   else if (page === "map") view.innerHTML = viewMap(query);
-  else if (page === "topics" && parts[1] !== undefined) view.innerHTML = viewTopic(parts[1]);
+  else if (page === "topics" && parts[1] !== undefined) view.innerHTML = viewTopic(parts[1], query);
   else if (page === "topics") view.innerHTML = viewTopics();
   else if (page === "groups" && parts[1] !== undefined) view.innerHTML = viewGroup(parts[1]);
   else if (page === "groups") view.innerHTML = viewGroups();
