@@ -82,6 +82,14 @@ def wait_text(page: Any, testid: str, want: str) -> None:
                            " return e && e.innerText.trim() === want; }", arg=[testid, want], timeout=UI_TIMEOUT_MS)
 
 
+def submit(page: Any, form_id: str, **fields: str) -> None:
+    """Fill a form's inputs by name and press its (first) button."""
+    form = page.locator(f"#{form_id}")
+    for name, value in fields.items():
+        form.locator(f"input[name={name}]").fill(value)
+    form.locator("button").first.click()
+
+
 def create_topic(bootstrap: str, name: str, partitions: int, rf: int) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the answer comes
     admin.create_topics([NewTopic(name, partitions, rf)])[name].result(15)
@@ -278,3 +286,50 @@ def test_five_open_tabs_share_one_poll_loop(cluster: tuple[KRaftCluster, str], b
         assert polls <= elapsed / after["interval_s"] + 2  # one loop for all tabs, not one per tab
     finally:
         context.close()
+
+
+def test_writes_from_the_page_ask_first_and_apply(cluster: tuple[KRaftCluster, str], page: Any) -> None:
+    c, url = cluster
+    asked: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    page.goto(url + "/#/topics")
+    submit(page, "create-topic", name="made-in-ui", partitions="2", replication_factor="2")  # one node may be dead
+    page.get_by_test_id("topic-row-made-in-ui").wait_for()
+    assert asked == ["Create topic made-in-ui?"]
+    assert sorted(leaders(c.bootstrap, "made-in-ui")) == [0, 1]
+
+    page.goto(url + "/#/messages/made-in-ui/0")
+    submit(page, "produce", key="k1", value='{"from": "ui"}', headers="src=console")
+    wait_text(page, "produce-status", "written at offset 0")
+    page.get_by_test_id("record-0").wait_for()
+    assert json.loads(text(page, "value-0")) == {"from": "ui"} and text(page, "headers-0") == "src: console"
+
+    # reset offsets: a dry run commits nothing, execute commits the plan
+    committer = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "resetters", "enable.auto.commit": False})
+    committer.commit(offsets=[TopicPartition("made-in-ui", 0, 1)], asynchronous=False)
+    page.goto(url + "/#/groups/resetters")
+    wait_text(page, "lag-made-in-ui-0", "0")
+    form = page.locator("#reset-offsets")
+    form.locator("select[name=topic]").select_option("made-in-ui")
+    form.locator("select[name=to]").select_option("earliest")
+    form.locator("button", has_text="Dry run").click()
+    wait_text(page, "reset-offsets-status", "dry run: nothing committed")
+    assert text(page, "plan-0") == "0"
+    assert committer.committed([TopicPartition("made-in-ui", 0)], timeout=10)[0].offset == 1
+    form.locator("button", has_text="Execute").click()
+    wait_text(page, "reset-offsets-status", "committed")
+    assert committer.committed([TopicPartition("made-in-ui", 0)], timeout=10)[0].offset == 0
+    wait_text(page, "lag-made-in-ui-0", "1")
+    committer.close()
+
+    page.goto(url + "/#/topics/made-in-ui")
+    submit(page, "add-partitions", count="3")
+    page.get_by_test_id("partition-2").wait_for()
+    page.locator("#delete-topic button").click()
+    page.get_by_test_id("not-found").wait_for()  # the page it stood on is gone
+    assert asked[-1] == "Delete topic made-in-ui and all its records?" and len(asked) == 5

@@ -6,7 +6,15 @@ fetched at run time) and its JSON API.
     GET /api/events               Server-Sent Events: the snapshot, then every change of it
     GET /api/topics/NAME/configs  DescribeConfigs of a topic (404 for an unknown topic)
     GET /api/topics/NAME/partitions/P/messages?offset=|timestamp=&limit=   the message browser
-    GET /api/stats                polls done and pages listening (the console's own cost)
+    GET /api/stats                polls done, requests sent, pages listening (the console's own cost)
+    POST /api/topics {name, partitions, replication_factor}          create a topic
+    POST /api/topics/NAME/partitions {count}                           add partitions
+    DELETE /api/topics/NAME                                            delete a topic
+    POST /api/topics/NAME/partitions/P/messages {key, value, headers}  produce one record
+    POST /api/groups/ID/reset-offsets {topic, to, offset, execute}     plan (dry run) or commit
+
+Writes take JSON bodies only (`Content-Type: application/json`): a page of another origin
+cannot send one without a CORS preflight, which this app never grants.
 
 `Console` owns the cluster client and the shared poller; `suoi console` runs it standalone and
 a node runs it on its own loop when `console.listeners` is set (`start_for_node`).
@@ -23,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
+from suoi.http.console import kafka_writes as writes
 from suoi.http.console.kafka_reads import ClusterClient, KafkaReadError
 from suoi.http.console.messages import browse
 from suoi.http.console.snapshot import Poller
@@ -65,6 +74,11 @@ class Console:
         app.router.add_get("/api/stats", self._stats)
         app.router.add_get("/api/topics/{topic}/configs", self._configs)
         app.router.add_get("/api/topics/{topic}/partitions/{partition}/messages", self._messages)
+        app.router.add_post("/api/topics", self._create_topic)
+        app.router.add_post("/api/topics/{topic}/partitions", self._add_partitions)
+        app.router.add_delete("/api/topics/{topic}", self._delete_topic)
+        app.router.add_post("/api/topics/{topic}/partitions/{partition}/messages", self._produce)
+        app.router.add_post("/api/groups/{group}/reset-offsets", self._reset_offsets)
         return app
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -165,6 +179,83 @@ class Console:
         except (KafkaReadError, OSError) as exc:
             return web.json_response({"error": str(exc)}, status=502)
         return web.json_response({"topic": topic["name"], "partition": index, **result})
+
+    # ------------------------------------------------------------------ writes
+    async def _write(self, request: web.Request, action: Any) -> web.Response:
+        """Run `action(body)`; Kafka's refusal is a 400 naming the error, an unreachable cluster a 502.
+        A fresh poll follows, so every page sees the change at once."""
+        if request.method == "POST" and request.content_type != "application/json":
+            return web.json_response({"error": "send JSON (Content-Type: application/json)"}, status=415)
+        try:
+            body = await request.json() if request.method == "POST" else {}
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            result = await action(body)
+        except (ValueError, TypeError, KeyError) as exc:
+            return web.json_response({"error": f"bad request: {exc}"}, status=400)
+        except writes.KafkaWriteError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        except (KafkaReadError, OSError) as exc:
+            return web.json_response({"error": str(exc)}, status=502)
+        log.info("console: %s %s", request.method, request.path)
+        await self.poller.poll()
+        return web.json_response(result)
+
+    async def _create_topic(self, request: web.Request) -> web.Response:
+        async def act(b: dict[str, Any]) -> Any:
+            name = str(b["name"]).strip()
+            if not name:
+                raise ValueError("a topic needs a name")
+            return await writes.create_topic(self.client, name, int(b.get("partitions", 1)),
+                                             int(b.get("replication_factor", -1)))
+        return await self._write(request, act)
+
+    async def _add_partitions(self, request: web.Request) -> web.Response:
+        await self.poller.snapshot()
+        name = self._topic(request.match_info["topic"])["name"]
+        return await self._write(request, lambda b: writes.add_partitions(self.client, name, int(b["count"])))
+
+    async def _delete_topic(self, request: web.Request) -> web.Response:
+        await self.poller.snapshot()
+        name = self._topic(request.match_info["topic"])["name"]
+        return await self._write(request, lambda b: writes.delete_topic(self.client, name))
+
+    async def _produce(self, request: web.Request) -> web.Response:
+        await self.poller.snapshot()
+        topic = self._topic(request.match_info["topic"])
+
+        async def act(b: dict[str, Any]) -> Any:
+            index = int(request.match_info["partition"])
+            part = next((p for p in topic["partitions"] if p["partition"] == index), None)
+            if part is None or part["leader"] < 0:
+                raise writes.KafkaWriteError(f"{topic['name']}-{index} has no leader")
+            text = lambda v: None if v is None else str(v).encode()  # noqa: E731
+            headers = [(str(k), text(v)) for k, v in b.get("headers") or []]
+            return await writes.produce_one(self.client, part["leader"], topic["name"], index, text(b.get("key")),
+                                            text(b.get("value")), headers)
+        return await self._write(request, act)
+
+    async def _reset_offsets(self, request: web.Request) -> web.Response:
+        snap = await self.poller.snapshot()
+        gid = request.match_info["group"]
+        group = next((g for g in snap["groups"] if g["id"] == gid), None)
+        if group is None:
+            raise web.HTTPNotFound(text=f'{{"error": "unknown group {gid}"}}', content_type="application/json")
+
+        async def act(b: dict[str, Any]) -> Any:
+            topic = self._topic(str(b["topic"]))
+            to = str(b.get("to", "earliest"))
+            if to not in ("earliest", "latest", "offset"):
+                raise ValueError("to is earliest, latest or offset")
+            offset = int(b["offset"]) if b.get("offset") not in (None, "") else None
+            plan = await writes.reset_plan(self.client, snap, group, topic, to, offset)
+            if b.get("execute"):
+                if group["members"]:
+                    raise writes.KafkaWriteError(f"group {gid} has {len(group['members'])} active members: "
+                                                 "stop its consumers first (as kafka-consumer-groups.sh asks)")
+                await writes.commit_offsets(self.client, group["coordinator"], gid, plan)
+            return {"group": gid, "executed": bool(b.get("execute")), "plan": plan}
+        return await self._write(request, act)
 
 
 @web.middleware

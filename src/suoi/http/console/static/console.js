@@ -262,8 +262,99 @@ function wireBrowser() {
   form.querySelector("select[name=partition]").addEventListener("change", go);
 }
 
+// ------------------------------------------------------------------ writes (each confirmed first)
+// Built once per route (in #actions, outside the view the snapshots redraw), so typing survives.
+async function send(method, path, body) {
+  const r = await fetch(path, {method, headers: {"Content-Type": "application/json"}, body: body === undefined ? undefined : JSON.stringify(body)});
+  const j = await r.json();
+  if (!r.ok) throw new Error(j.error || `HTTP ${r.status}`);
+  return j;
+}
+
+const formBox = (id, title, fields, button, extra = "") =>
+  `<h2>${title}</h2><form class="inline" id="${id}">${fields}<button>${button}</button>${extra}<span class="status" data-testid="${id}-status"></span></form>`;
+const field = (label, name, attrs = "") => `<label>${label}<input name="${name}" ${attrs}></label>`;
+
+function actionsFor(parts) {
+  const page = parts[0] || "cluster";
+  if (page === "topics" && parts[1] === undefined) {
+    return formBox("create-topic", "Create a topic", field("Name", "name", 'required size="24"') +
+      field("Partitions", "partitions", 'value="3" size="4"') + field("Replication factor", "replication_factor", 'value="1" size="4"'), "Create");
+  }
+  if (page === "topics") {
+    return formBox("add-partitions", "Add partitions", field("New partition count", "count", 'size="6" required'), "Add") +
+      formBox("delete-topic", "Delete the topic", "", "Delete", "").replace("<button>", '<button class="danger">');
+  }
+  if (page === "messages") {
+    return formBox("produce", "Produce a record", field("Key", "key", 'size="14"') + field("Value", "value", 'size="40"') +
+      field("Headers (k=v, …)", "headers", 'size="24"'), "Produce");
+  }
+  if (page === "groups" && parts[1] !== undefined) {
+    const opts = snap.topics.filter((t) => !t.internal).map((t) => `<option>${esc(t.name)}</option>`).join("");
+    return formBox("reset-offsets", "Reset offsets", `<label>Topic<select name="topic">${opts}</select></label>` +
+      `<label>To<select name="to"><option>earliest</option><option>latest</option><option>offset</option></select></label>` +
+      field("Offset", "offset", 'size="8"'), "Dry run", '<button name="execute" value="1" class="danger">Execute</button>') +
+      '<div id="reset-plan"></div>';
+  }
+  return "";
+}
+
+function wireActions(parts) {
+  const on = (id, fn) => {
+    const form = document.getElementById(id);
+    if (!form) return;
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const status = form.querySelector(".status");
+      status.className = "status";
+      status.textContent = "…";
+      try {
+        const text = await fn(new FormData(form), e.submitter);
+        status.textContent = text ?? "cancelled";
+        status.classList.toggle("ok", text !== null);
+      } catch (err) {
+        status.textContent = err.message;
+        status.classList.add("err");
+      }
+    });
+  };
+  const topic = parts[1];
+  on("create-topic", async (f) => {
+    if (!confirm(`Create topic ${f.get("name")}?`)) return null;
+    const j = await send("POST", "/api/topics", {name: f.get("name"), partitions: Number(f.get("partitions")), replication_factor: Number(f.get("replication_factor"))});
+    return `created ${j.topic}`;
+  });
+  on("add-partitions", async (f) => {
+    if (!confirm(`Grow ${topic} to ${f.get("count")} partitions? Keys will map to other partitions.`)) return null;
+    await send("POST", `/api/topics/${enc(topic)}/partitions`, {count: Number(f.get("count"))});
+    return "partitions added";
+  });
+  on("delete-topic", async () => {
+    if (!confirm(`Delete topic ${topic} and all its records?`)) return null;
+    await send("DELETE", `/api/topics/${enc(topic)}`);
+    return "deleted";
+  });
+  on("produce", async (f) => {
+    const t = document.querySelector("#browse select[name=topic]").value, p = document.querySelector("#browse select[name=partition]").value;
+    const headers = (f.get("headers") || "").split(",").map((h) => h.trim()).filter(Boolean).map((h) => [h.split("=")[0], h.includes("=") ? h.slice(h.indexOf("=") + 1) : null]);
+    if (!confirm(`Produce one record to ${t}-${p}?`)) return null;
+    const j = await send("POST", `/api/topics/${enc(t)}/partitions/${enc(p)}/messages`, {key: f.get("key") || null, value: f.get("value"), headers});
+    return `written at offset ${j.offset}`;
+  });
+  on("reset-offsets", async (f, submitter) => {
+    const execute = submitter && submitter.name === "execute";
+    const body = {topic: f.get("topic"), to: f.get("to"), offset: f.get("offset"), execute};
+    if (execute && !confirm(`Commit new offsets for group ${parts[1]} on ${body.topic}?`)) return null;
+    const j = await send("POST", `/api/groups/${enc(parts[1])}/reset-offsets`, body);
+    document.getElementById("reset-plan").innerHTML = table(["Topic", "Partition", "Current offset", "New offset"],
+      j.plan.map((r) => `<tr>${td(esc(r.topic))}${td(r.partition, "num")}${td(num(r.current), "num")}${td(num(r.new), "num", `plan-${r.partition}`)}</tr>`));
+    return execute ? "committed" : "dry run: nothing committed";
+  });
+}
+
 // ------------------------------------------------------------------ rendering
 let lastHw = null;
+let actionsKey = null;  // the route #actions was built for
 function render() {
   const banner = document.getElementById("banner");
   const live = document.getElementById("live");
@@ -283,6 +374,11 @@ function render() {
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.nav === page));
   const view = document.getElementById("view");
   const key = location.hash;
+  if (key !== actionsKey) {
+    actionsKey = key;
+    document.getElementById("actions").innerHTML = actionsFor(parts);
+    wireActions(parts);
+  }
   if (page === "messages") {
     const t = snap.topics.find((x) => x.name === (parts[1] || ""));
     const hw = t ? JSON.stringify(t.partitions.map((p) => p.high_watermark)) : "";
@@ -308,6 +404,7 @@ function render() {
   else if (page === "groups" && parts[1] !== undefined) view.innerHTML = viewGroup(parts[1]);
   else if (page === "groups") view.innerHTML = viewGroups();
   else view.innerHTML = notFound(`The console has no page <b>${esc(location.hash)}</b>.`);
+  document.getElementById("actions").hidden = !!view.querySelector("[data-testid=not-found]");
   window.scrollTo(0, scrolled);
 }
 
