@@ -188,6 +188,9 @@ def test_group_lag_and_an_idle_extra_consumer(cluster: tuple[KRaftCluster, str],
                                " && document.querySelectorAll('[data-testid=member][data-idle=false]').length === 2",
                                timeout=UI_TIMEOUT_MS)
         assert "(idle)" in page.get_by_test_id("assignment").inner_html()
+        # the timeline, newest first, ends (so far) with three members of whom one is idle
+        latest = page.get_by_test_id("timeline-row").first.inner_text().split("\t")
+        assert latest[1:4] == ["Stable", "3", "1"], latest
     finally:
         stop.set()
         for t in threads:

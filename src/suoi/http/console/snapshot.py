@@ -15,6 +15,7 @@ keep the picture; the next successful poll clears it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -25,6 +26,8 @@ from suoi.http.console.kafka_reads import EARLIEST, LATEST, ClusterClient, faile
 from suoi.protocol.consumer_protocol import assigned_partitions
 
 __all__ = ["Poller", "read_snapshot"]
+
+TIMELINE = 20
 
 log = logging.getLogger("suoi.console")
 
@@ -163,6 +166,8 @@ class Poller:
         self.last_poll_ms = 0.0  # how long the last round of requests took (/api/stats)
         self._last_sent = ""
         self._listeners: set[asyncio.Queue[str]] = set()
+        self._members: dict[str, tuple[str, dict[str, Any]]] = {}  # group -> (state, member id -> assignment)
+        self._timelines: dict[str, collections.deque[dict[str, Any]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -181,6 +186,7 @@ class Poller:
                 return
             try:
                 snap = await asyncio.wait_for(read_snapshot(self.client), self.client.timeout * 3)
+                self._note_rebalances(snap)
             except Exception as exc:  # the cluster went away (or answered nonsense): keep the last picture
                 reason = str(exc) or type(exc).__name__
                 if self.latest is None or self.latest.get("error") != reason:
@@ -199,6 +205,26 @@ class Poller:
                     if q.full():  # a slow page skips to the newest picture
                         q.get_nowait()
                     q.put_nowait(text)
+
+    def _note_rebalances(self, snap: dict[str, Any]) -> None:
+        """Each group's timeline: its state and membership each time they changed between two
+        polls (DescribeGroups has no generation id; a change of members or assignment is what a
+        rebalance shows from outside). The last `TIMELINE` changes per group."""
+        for g in snap["groups"]:
+            members = {m["member_id"]: m for m in g["members"]}
+            state, before = self._members.get(g["id"], ("", {}))
+            now = {k: m["assignment"] for k, m in members.items()}
+            if (state, {k: m["assignment"] for k, m in before.items()}) != (g["state"], now):
+                changes = [f"{m['client_id']} joined" for k, m in members.items() if k not in before]
+                changes += [f"{m['client_id']} left" for k, m in before.items() if k not in members]
+                if not changes and state != g["state"]:
+                    changes.append(f"{state or 'first seen'} → {g['state']}")
+                self._timelines.setdefault(g["id"], collections.deque(maxlen=TIMELINE)).append({
+                    "at_ms": snap["at_ms"], "state": g["state"], "members": len(members),
+                    "idle": sum(1 for m in members.values() if not m["assignment"]),
+                    "change": ", ".join(changes) or "assignment changed"})
+                self._members[g["id"]] = (g["state"], members)
+            g["timeline"] = list(self._timelines.get(g["id"], ()))
 
     def subscribe(self) -> asyncio.Queue[str]:
         q: asyncio.Queue[str] = asyncio.Queue(maxsize=1)

@@ -203,6 +203,9 @@ function viewGroup(id) {
   out += `<h2>Members</h2>` + table(["Client id", "Host", "Member id", "Partitions"],
     g.members.map((m) => `<tr data-testid="member" data-idle="${m.assignment.length === 0}">${td(esc(m.client_id))}${td(esc(m.host))}${td(`<span class="muted">${esc(m.member_id)}</span>`)}` +
       td(m.assignment.length ? esc(m.assignment.map(([t, p]) => `${t}-${p}`).join(", ")) : badge("idle", "idle")) + "</tr>"));
+  out += `<h2>Rebalance timeline</h2><p class="muted">Membership and state changes, as the console's polls saw them.</p>` +
+    table(["Time", "State", "Members", "Idle", "Change"], (g.timeline || []).slice().reverse().map((e) =>
+      `<tr data-testid="timeline-row">${td(new Date(e.at_ms).toLocaleTimeString())}${td(esc(e.state))}${td(e.members, "num")}${td(e.idle, "num")}${td(esc(e.change))}</tr>`));
   out += `<h2>Committed offsets and lag</h2>` + table(["Topic", "Partition", "Committed offset", "Lag"],
     g.offsets.map((o) => `<tr>${td(topicLink(o.topic))}${td(o.partition, "num")}${td(num(o.committed), "num")}${td(num(o.lag), "num", `lag-${o.topic}-${o.partition}`)}</tr>`));
   return out;
