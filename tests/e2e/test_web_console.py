@@ -331,8 +331,10 @@ def test_writes_from_the_page_ask_first_and_apply(cluster: tuple[KRaftCluster, s
     committer.close()
 
     page.goto(url + "/#/topics/made-in-ui")
+    submit(page, "set-config", name="retention.ms", value="3600000")
+    wait_text(page, "config-retention.ms", "3600000")
     submit(page, "add-partitions", count="3")
     page.get_by_test_id("partition-2").wait_for()
     page.locator("#delete-topic button").click()
     page.get_by_test_id("not-found").wait_for()  # the page it stood on is gone
-    assert asked[-1] == "Delete topic made-in-ui and all its records?" and len(asked) == 5
+    assert asked[-1] == "Delete topic made-in-ui and all its records?" and len(asked) == 6

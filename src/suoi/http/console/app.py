@@ -9,6 +9,7 @@ fetched at run time) and its JSON API.
     GET /api/stats                polls done, requests sent, pages listening (the console's own cost)
     POST /api/topics {name, partitions, replication_factor}          create a topic
     POST /api/topics/NAME/partitions {count}                           add partitions
+    POST /api/topics/NAME/configs {name, value}                        set a config (value null: default)
     DELETE /api/topics/NAME                                            delete a topic
     POST /api/topics/NAME/partitions/P/messages {key, value, headers}  produce one record
     POST /api/groups/ID/reset-offsets {topic, to, offset, execute}     plan (dry run) or commit
@@ -76,6 +77,7 @@ class Console:
         app.router.add_get("/api/topics/{topic}/partitions/{partition}/messages", self._messages)
         app.router.add_post("/api/topics", self._create_topic)
         app.router.add_post("/api/topics/{topic}/partitions", self._add_partitions)
+        app.router.add_post("/api/topics/{topic}/configs", self._alter_config)
         app.router.add_delete("/api/topics/{topic}", self._delete_topic)
         app.router.add_post("/api/topics/{topic}/partitions/{partition}/messages", self._produce)
         app.router.add_post("/api/groups/{group}/reset-offsets", self._reset_offsets)
@@ -214,6 +216,16 @@ class Console:
         await self.poller.snapshot()
         name = self._topic(request.match_info["topic"])["name"]
         return await self._write(request, lambda b: writes.add_partitions(self.client, name, int(b["count"])))
+
+    async def _alter_config(self, request: web.Request) -> web.Response:
+        await self.poller.snapshot()
+        name = self._topic(request.match_info["topic"])["name"]
+
+        async def act(b: dict[str, Any]) -> Any:
+            value = b.get("value")
+            return await writes.alter_topic_config(self.client, name, str(b["name"]).strip(),
+                                                   None if value in (None, "") else str(value))
+        return await self._write(request, act)
 
     async def _delete_topic(self, request: web.Request) -> web.Response:
         await self.poller.snapshot()

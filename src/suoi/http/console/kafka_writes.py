@@ -16,8 +16,8 @@ from typing import Any
 
 from suoi.http.console.kafka_reads import EARLIEST, LATEST, ClusterClient, error_name, failed
 
-__all__ = ["KafkaWriteError", "add_partitions", "commit_offsets", "create_topic", "delete_topic", "produce_one",
-           "reset_plan"]
+__all__ = ["KafkaWriteError", "add_partitions", "alter_topic_config", "commit_offsets", "create_topic", "delete_topic",
+           "produce_one", "reset_plan"]
 
 TIMEOUT = datetime.timedelta(seconds=15)
 
@@ -67,6 +67,26 @@ async def delete_topic(client: ClusterClient, name: str) -> dict[str, Any]:
     [result] = (await client.any(request)).responses
     _check(result.error_code, result.error_message, f"delete topic {name}")
     return {"topic": name, "deleted": True}
+
+
+async def alter_topic_config(client: ClusterClient, name: str, key: str, value: str | None) -> dict[str, Any]:
+    """Set one topic config (IncrementalAlterConfigs SET), or remove the override (DELETE) when
+    `value` is None, so the broker default applies again."""
+    from kio.schema.incremental_alter_configs.v1.request import (
+        AlterableConfig,
+        AlterConfigsResource,
+        IncrementalAlterConfigsRequest,
+    )
+    from kio.static.primitive import i8
+
+    from suoi.http.console.kafka_reads import TOPIC_RESOURCE
+
+    request = IncrementalAlterConfigsRequest(resources=(AlterConfigsResource(
+        resource_type=i8(TOPIC_RESOURCE), resource_name=name, configs=(AlterableConfig(
+            name=key, config_operation=i8(0 if value is not None else 1), value=value),)),), validate_only=False)
+    [result] = (await client.any(request)).responses
+    _check(result.error_code, result.error_message, f"set {key} on {name}")
+    return {"topic": name, "name": key, "value": value}
 
 
 async def produce_one(client: ClusterClient, leader: int, topic: str, partition: int, key: bytes | None,

@@ -22,21 +22,25 @@ __all__ = ["MAX_LIMIT", "browse"]
 MAX_LIMIT = 500
 MAX_FETCHES = 8
 FETCH_BYTES = 1 << 20
+SHOWN_BYTES = 16 * 1024
 
 
 def _text(data: bytes | None) -> dict[str, Any] | None:
+    """A key, value or header value for the page; values over `SHOWN_BYTES` are cut (with
+    their full `size`), so a page of 1 MiB records stays a small answer."""
     if data is None:
         return None
+    size, cut = len(data), data[:SHOWN_BYTES]
     try:
-        text = data.decode("utf-8")
+        text = cut.decode("utf-8", errors="strict" if size <= SHOWN_BYTES else "ignore")
     except UnicodeDecodeError:
-        return {"encoding": "base64", "data": base64.b64encode(data).decode()}
+        return {"encoding": "base64", "data": base64.b64encode(cut).decode(), "size": size}
     try:
         json.loads(text)
         kind = "json"
     except ValueError:
         kind = "text"
-    return {"encoding": kind, "data": text}
+    return {"encoding": kind, "data": text, "size": size}
 
 
 async def browse(client: ClusterClient, leader: int, topic: str, partition: int, *, offset: int | None = None,

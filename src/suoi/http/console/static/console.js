@@ -152,7 +152,7 @@ function viewTopic(name, query) {
     groups.map((g) => `<tr>${td(groupLink(g.id))}${td(esc(g.state))}${td(num(g.offsets.filter((o) => o.topic === name).reduce((a, o) => a + (o.lag || 0), 0)), "num")}</tr>`));
   const cfg = configCache[name];
   out += `<h2>Configs</h2>` + (cfg === undefined || cfg === "loading" ? '<p class="muted">loading…</p>' : cfg.error ? `<p class="err">${esc(cfg.error)}</p>` :
-    table(["Name", "Value", "Source"], cfg.configs.map((c) => `<tr>${td(esc(c.name))}${td(c.sensitive ? "<i>hidden</i>" : esc(c.value))}${td(c.source === 1 ? "topic" : c.source === 5 ? "default" : "broker")}</tr>`)));
+    table(["Name", "Value", "Source"], cfg.configs.map((c) => `<tr>${td(esc(c.name))}${td(c.sensitive ? "<i>hidden</i>" : esc(c.value), "", `config-${c.name}`)}${td(c.source === 1 ? "topic" : c.source === 5 ? "default" : "broker")}</tr>`)));
   if (cfg === undefined) {  // once per visit of the page: configs change rarely
     configCache[name] = "loading";
     fetch(`/api/topics/${enc(name)}/configs`).then((r) => r.json()).then((j) => { configCache[name] = j; render(); })
@@ -241,8 +241,9 @@ async function loadMessages(parts, query) {
     const r = await fetch(`/api/topics/${enc(topic)}/partitions/${enc(partition)}/messages?${params}`);
     const j = await r.json();
     if (!r.ok) { box.innerHTML = `<p class="err">${esc(j.error)}</p>`; return; }
+    const more = (v) => (v.size > v.data.length && v.encoding !== "base64" ? `<div class="muted">… ${num(v.size)} bytes in all</div>` : "");
     const show = (v) => (v === null ? '<span class="muted">null</span>' : v.encoding === "base64" ? `<pre class="val muted">base64 ${esc(v.data)}</pre>` :
-      `<pre class="val">${esc(v.encoding === "json" ? JSON.stringify(JSON.parse(v.data), null, 1) : v.data)}</pre>`);
+      `<pre class="val">${esc(v.encoding === "json" ? JSON.stringify(JSON.parse(v.data), null, 1) : v.data)}</pre>${more(v)}`);
     box.innerHTML = `<p class="muted" data-testid="records-range">${esc(topic)}-${esc(partition)}: log start ${j.log_start}, high watermark ${j.high_watermark}; showing ${j.records.length} from offset ${j.from}</p>` +
       table(["Offset", "Timestamp", "Key", "Value", "Headers"], j.records.map((m) => `<tr data-testid="record-${m.offset}">${td(m.offset, "num")}` +
         td(m.timestamp >= 0 ? esc(new Date(m.timestamp).toISOString()) : "–") + td(show(m.key)) + td(show(m.value), "", `value-${m.offset}`) +
@@ -285,7 +286,9 @@ function actionsFor(parts) {
       field("Partitions", "partitions", 'value="3" size="4"') + field("Replication factor", "replication_factor", 'value="1" size="4"'), "Create");
   }
   if (page === "topics") {
-    return formBox("add-partitions", "Add partitions", field("New partition count", "count", 'size="6" required'), "Add") +
+    return formBox("set-config", "Set a config", field("Name", "name", 'size="28" required placeholder="retention.ms"') +
+      field("Value (empty: back to the default)", "value", 'size="20"'), "Set") +
+      formBox("add-partitions", "Add partitions", field("New partition count", "count", 'size="6" required'), "Add") +
       formBox("delete-topic", "Delete the topic", "", "Delete", "").replace("<button>", '<button class="danger">');
   }
   if (page === "messages") {
@@ -326,6 +329,14 @@ function wireActions(parts) {
     if (!confirm(`Create topic ${f.get("name")}?`)) return null;
     const j = await send("POST", "/api/topics", {name: f.get("name"), partitions: Number(f.get("partitions")), replication_factor: Number(f.get("replication_factor"))});
     return `created ${j.topic}`;
+  });
+  on("set-config", async (f) => {
+    const value = f.get("value") || null;
+    if (!confirm(value === null ? `Remove ${topic}'s ${f.get("name")} override?` : `Set ${f.get("name")}=${value} on ${topic}?`)) return null;
+    await send("POST", `/api/topics/${enc(topic)}/configs`, {name: f.get("name"), value});
+    delete configCache[topic];  // redrawn with the new value
+    render();
+    return value === null ? "back to the default" : "set";
   });
   on("add-partitions", async (f) => {
     if (!confirm(`Grow ${topic} to ${f.get("count")} partitions? Keys will map to other partitions.`)) return null;
