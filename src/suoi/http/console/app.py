@@ -6,6 +6,7 @@ fetched at run time) and its JSON API.
     GET /api/events               Server-Sent Events: the snapshot, then every change of it
     GET /api/topics/NAME/configs  DescribeConfigs of a topic (404 for an unknown topic)
     GET /api/topics/NAME/partitions/P/messages?offset=|timestamp=&limit=   the message browser
+    GET /api/transactions         ongoing transactions and each partition's producers (transactions.py)
     GET /api/stats                polls done, requests sent, pages listening (the console's own cost)
     POST /api/topics {name, partitions, replication_factor}          create a topic
     POST /api/topics/NAME/partitions {count}                           add partitions
@@ -36,6 +37,7 @@ from suoi.http.console import kafka_writes as writes
 from suoi.http.console.kafka_reads import ClusterClient, KafkaReadError
 from suoi.http.console.messages import browse
 from suoi.http.console.snapshot import Poller
+from suoi.http.console.transactions import TransactionsView
 
 __all__ = ["Console", "parse_listener"]
 
@@ -63,6 +65,7 @@ class Console:
     def __init__(self, bootstrap: list[tuple[str, int]], *, interval: float = 1.0, timeout: float = 5.0) -> None:
         self.client = ClusterClient(bootstrap, timeout=timeout)
         self.poller = Poller(self.client, interval)
+        self.transactions = TransactionsView(self.client, interval)
         self._runner: web.AppRunner | None = None
         self._streams: set[web.StreamResponse] = set()
 
@@ -73,6 +76,7 @@ class Console:
         app.router.add_get("/api/snapshot", self._snapshot)
         app.router.add_get("/api/events", self._events)
         app.router.add_get("/api/stats", self._stats)
+        app.router.add_get("/api/transactions", self._transactions)
         app.router.add_get("/api/topics/{topic}/configs", self._configs)
         app.router.add_get("/api/topics/{topic}/partitions/{partition}/messages", self._messages)
         app.router.add_post("/api/topics", self._create_topic)
@@ -121,6 +125,13 @@ class Console:
         return web.json_response({"polls": self.poller.polls, "requests": self.client.requests,
                                   "last_poll_ms": round(self.poller.last_poll_ms, 1),
                                   "listeners": len(self._streams), "interval_s": self.poller.interval})
+
+    async def _transactions(self, request: web.Request) -> web.Response:
+        snap = await self.poller.snapshot()
+        try:
+            return web.json_response(await self.transactions.read(snap))
+        except (KafkaReadError, OSError) as exc:
+            return web.json_response({"error": str(exc)}, status=502)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})

@@ -266,6 +266,33 @@ function wireBrowser() {
   form.querySelector("select[name=partition]").addEventListener("change", go);
 }
 
+// Transactions are read on demand (/api/transactions, cached server-side for one poll interval),
+// again with every snapshot while the page is open.
+let txns = null;
+function viewTransactions() {
+  if (txns === null) return `<h1>Transactions</h1><p class="muted">loading…</p>`;
+  if (txns.error) return `<h1>Transactions</h1><p class="err">${esc(txns.error)}</p>`;
+  const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "–");
+  return `<h1>Transactions</h1>` + table(["Transactional id", "State", "Producer id", "Epoch", "Started", "Timeout (ms)", "Partitions"],
+    txns.transactions.map((t) => `<tr data-testid="txn-${esc(t.transactional_id)}">${td(esc(t.transactional_id))}${td(esc(t.state), "", `txn-state-${t.transactional_id}`)}` +
+      td(t.producer_id, "num") + td(t.producer_epoch ?? "–", "num") + td(time(t.start_ms)) + td(num(t.timeout_ms), "num") +
+      td(esc((t.partitions || []).join(", "))) + "</tr>")) +
+    `<h2>Producers by partition</h2><p class="muted">DescribeProducers: an open transaction's first offset holds back the last stable offset that read_committed consumers read up to.</p>` +
+    table(["Partition", "Producer id", "Epoch", "Last sequence", "Last write", "Open transaction from offset"],
+      txns.producers.map((p) => `<tr>${td(topicLink(p.topic) + "-" + p.partition)}${td(p.producer_id, "num")}${td(p.producer_epoch, "num")}` +
+        td(p.last_sequence, "num") + td(time(p.last_timestamp)) + td(p.txn_start_offset >= 0 ? p.txn_start_offset : "–", "num", `txn-open-${p.topic}-${p.partition}`) + "</tr>"));
+}
+
+async function loadTransactions() {
+  try {
+    const r = await fetch("/api/transactions");
+    txns = await r.json();
+  } catch (e) {
+    txns = {error: String(e)};
+  }
+  if ((route().parts[0] || "") === "transactions") document.getElementById("view").innerHTML = viewTransactions();
+}
+
 // ------------------------------------------------------------------ writes (each confirmed first)
 // Built once per route (in #actions, outside the view the snapshots redraw), so typing survives.
 async function send(method, path, body) {
@@ -417,6 +444,10 @@ function render() {
   else if (page === "topics") view.innerHTML = viewTopics();
   else if (page === "groups" && parts[1] !== undefined) view.innerHTML = viewGroup(parts[1]);
   else if (page === "groups") view.innerHTML = viewGroups();
+  else if (page === "transactions") {
+    view.innerHTML = viewTransactions();
+    loadTransactions();
+  }
   else view.innerHTML = notFound(`The console has no page <b>${esc(location.hash)}</b>.`);
   document.getElementById("actions").hidden = !!view.querySelector("[data-testid=not-found]");
   window.scrollTo(0, scrolled);
@@ -429,6 +460,7 @@ function connect() {
   events.onerror = () => { connected = false; render(); };  // EventSource reconnects by itself
 }
 
+setInterval(() => { if ((route().parts[0] || "") === "transactions" && connected) loadTransactions(); }, 2000);
 window.addEventListener("hashchange", () => {
   routeKey = "";
   for (const k of Object.keys(configCache)) delete configCache[k];
