@@ -226,12 +226,17 @@ def test_unknown_topic_and_group_give_a_not_found_page(cluster: tuple[KRaftClust
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(url + path, timeout=10)
         assert err.value.code == 404 and err.value.headers.get_content_type() == kind
+    # a form another site's page could post (no CORS preflight) is refused: writes take JSON only
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(urllib.request.Request(url + "/api/topics", data=b"name=evil"), timeout=10)
+    assert err.value.code == 415
+    assert "evil" not in {t["name"] for t in json.loads(urllib.request.urlopen(url + "/api/snapshot").read())["topics"]}
 
 
 def test_standalone_console_shows_a_banner_until_the_cluster_comes(tmp_path: Path, page: Any) -> None:
     port, http_port = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "suoi", "console", "--bootstrap-server", f"127.0.0.1:{port}",
-                             "--listen", f"127.0.0.1:{http_port}", "--interval", "0.3"],
+                             "--listen", f"127.0.0.1:{http_port}", "--interval", "0.3", "--read-only"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
@@ -243,6 +248,12 @@ def test_standalone_console_shows_a_banner_until_the_cluster_comes(tmp_path: Pat
             create_topic(broker.bootstrap, "arrived", 1, 1)
             page.get_by_test_id("topic-row-arrived").wait_for()
             page.wait_for_function("document.getElementById('banner').hidden", timeout=UI_TIMEOUT_MS)
+            assert page.locator("#create-topic").count() == 0  # --read-only: no forms, and writes refused
+            post = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/topics", data=b'{"name": "x"}',
+                                          headers={"Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(post, timeout=10)
+            assert err.value.code == 403
         page.goto("about:blank")  # leave before the server goes: a cut event stream is a console error
     finally:
         proc.terminate()

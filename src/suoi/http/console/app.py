@@ -62,7 +62,9 @@ def parse_listener(text: str) -> tuple[str, int]:
 
 
 class Console:
-    def __init__(self, bootstrap: list[tuple[str, int]], *, interval: float = 1.0, timeout: float = 5.0) -> None:
+    def __init__(self, bootstrap: list[tuple[str, int]], *, interval: float = 1.0, timeout: float = 5.0,
+                 read_only: bool = False) -> None:
+        self.read_only = read_only  # writes answer 403 and the page shows no forms
         self.client = ClusterClient(bootstrap, timeout=timeout)
         self.poller = Poller(self.client, interval)
         self.transactions = TransactionsView(self.client, interval)
@@ -107,7 +109,10 @@ class Console:
 
     # ------------------------------------------------------------------ handlers
     async def _index(self, request: web.Request) -> web.Response:
-        return web.Response(text=(STATIC / "index.html").read_text(), content_type="text/html")
+        page = (STATIC / "index.html").read_text()
+        if self.read_only:
+            page = page.replace("<body>", '<body data-read-only="true">', 1)
+        return web.Response(text=page, content_type="text/html")
 
     async def _static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -122,7 +127,7 @@ class Console:
         return web.Response(text=self.poller.latest_text, content_type="application/json")
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"polls": self.poller.polls, "requests": self.client.requests,
+        return web.json_response({"read_only": self.read_only, "polls": self.poller.polls, "requests": self.client.requests,
                                   "last_poll_ms": round(self.poller.last_poll_ms, 1),
                                   "listeners": len(self._streams), "interval_s": self.poller.interval})
 
@@ -197,6 +202,8 @@ class Console:
     async def _write(self, request: web.Request, action: Any) -> web.Response:
         """Run `action(body)`; Kafka's refusal is a 400 naming the error, an unreachable cluster a 502.
         A fresh poll follows, so every page sees the change at once."""
+        if self.read_only:
+            return web.json_response({"error": "this console is read-only (--read-only)"}, status=403)
         if request.method == "POST" and request.content_type != "application/json":
             return web.json_response({"error": "send JSON (Content-Type: application/json)"}, status=415)
         try:

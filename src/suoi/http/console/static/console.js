@@ -308,6 +308,7 @@ const field = (label, name, attrs = "") => `<label>${label}<input name="${name}"
 
 function actionsFor(parts) {
   const page = parts[0] || "cluster";
+  if (document.body.dataset.readOnly === "true") return "";
   if (page === "topics" && parts[1] === undefined) {
     return formBox("create-topic", "Create a topic", field("Name", "name", 'required size="24"') +
       field("Partitions", "partitions", 'value="3" size="4"') + field("Replication factor", "replication_factor", 'value="1" size="4"'), "Create");
