@@ -142,8 +142,11 @@ def test_topic_page_draws_leaders_and_moves_the_high_watermark_live(cluster: tup
     wait_text(page, "topic-messages", "10")
     assert page.get_by_test_id("bar-0").count() == 1
     page.screenshot(path=str(tmp_path / "topic.png"), full_page=True)
-    # a topic created while the list is open appears in it
+    # a topic created while the list is open appears in it; records produced show as a rate in
     page.goto(url + "/#/topics")
+    produce(c.bootstrap, "orders", 1, 5)
+    page.wait_for_function("parseFloat(document.querySelector('[data-testid=\"in-rate-orders\"]').innerText) > 0",
+                           timeout=UI_TIMEOUT_MS)
     create_topic(c.bootstrap, "late-topic", 1, 1)
     page.get_by_test_id("topic-row-late-topic").wait_for()
 

@@ -28,6 +28,7 @@ from suoi.protocol.consumer_protocol import assigned_partitions
 __all__ = ["Poller", "read_snapshot"]
 
 TIMELINE = 20
+RATE_WINDOW_S = 5.0
 
 log = logging.getLogger("suoi.console")
 
@@ -168,6 +169,7 @@ class Poller:
         self._listeners: set[asyncio.Queue[str]] = set()
         self._members: dict[str, tuple[str, dict[str, Any]]] = {}  # group -> (state, member id -> assignment)
         self._timelines: dict[str, collections.deque[dict[str, Any]]] = {}
+        self._totals: collections.deque[tuple[float, dict[str, tuple[int, int]]]] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -187,6 +189,7 @@ class Poller:
             try:
                 snap = await asyncio.wait_for(read_snapshot(self.client), self.client.timeout * 3)
                 self._note_rebalances(snap)
+                self._note_rates(snap)
             except Exception as exc:  # the cluster went away (or answered nonsense): keep the last picture
                 reason = str(exc) or type(exc).__name__
                 if self.latest is None or self.latest.get("error") != reason:
@@ -205,6 +208,29 @@ class Poller:
                     if q.full():  # a slow page skips to the newest picture
                         q.get_nowait()
                     q.put_nowait(text)
+
+    def _note_rates(self, snap: dict[str, Any]) -> None:
+        """Each topic's records/s in (its high watermarks' growth) and out (its groups' committed
+        offsets' growth) over the last `RATE_WINDOW_S`: from the Kafka protocol alone, so any
+        cluster has them (a node's own byte rates are the metrics endpoint's)."""
+        now = snap["at_ms"] / 1000
+        committed: dict[str, int] = {}
+        for g in snap["groups"]:
+            for o in g["offsets"]:
+                committed[o["topic"]] = committed.get(o["topic"], 0) + o["committed"]
+        totals = {t["name"]: (sum(p["high_watermark"] or 0 for p in t["partitions"]), committed.get(t["name"], 0))
+                  for t in snap["topics"]}
+        while self._totals and now - self._totals[0][0] > RATE_WINDOW_S:
+            self._totals.popleft()
+        then, old = self._totals[0] if self._totals else (now, totals)
+        for t in snap["topics"]:
+            before = old.get(t["name"])
+            if before is None or now - then < 0.5:
+                t["in_rate"] = t["out_rate"] = None
+            else:
+                t["in_rate"] = round(max(0, totals[t["name"]][0] - before[0]) / (now - then), 1)
+                t["out_rate"] = round(max(0, totals[t["name"]][1] - before[1]) / (now - then), 1)
+        self._totals.append((now, totals))
 
     def _note_rebalances(self, snap: dict[str, Any]) -> None:
         """Each group's timeline: its state and membership each time they changed between two

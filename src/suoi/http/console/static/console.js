@@ -14,7 +14,7 @@ const num = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleSt
 const bytes = (n) => (n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + " MiB" : n >= 1024 ? (n / 1024).toFixed(1) + " KiB" : n + " B");
 const badge = (cls, text, title = "") => `<span class="badge ${cls}" title="${esc(title)}">${esc(text)}</span>`;
 const table = (heads, rows, attrs = "") =>
-  `<table ${attrs}><thead><tr>${heads.map((h) => `<th${/^#|lag|offset|size|messages|partitions|HW|start|RF/i.test(h) ? ' class="num"' : ""}>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("") || `<tr><td colspan="${heads.length}" class="muted">none</td></tr>`}</tbody></table>`;
+  `<table ${attrs}><thead><tr>${heads.map((h) => `<th${/^#|lag|offset|size|messages|partitions|HW|start|RF|records\/s/i.test(h) ? ' class="num"' : ""}>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("") || `<tr><td colspan="${heads.length}" class="muted">none</td></tr>`}</tbody></table>`;
 const td = (v, cls = "", tid = "") => `<td${cls ? ` class="${cls}"` : ""}${tid ? ` data-testid="${esc(tid)}"` : ""}>${v}</td>`;
 const topicLink = (t) => `<a href="#/topics/${enc(t)}">${esc(t)}</a>`;
 const groupLink = (g) => `<a href="#/groups/${enc(g)}">${esc(g)}</a>`;
@@ -82,9 +82,11 @@ function viewMap(query) {
 }
 
 function viewTopics() {
-  return `<h1>Topics</h1>` + table(["Topic", "Partitions", "RF", "Messages", "Size", "Under-replicated"],
+  const rate = (r) => (r === null || r === undefined ? "–" : r.toLocaleString("en-US"));
+  return `<h1>Topics</h1>` + table(["Topic", "Partitions", "RF", "Messages", "Size", "In (records/s)", "Out (records/s)", "Under-replicated"],
     snap.topics.map((t) => `<tr data-testid="topic-row-${esc(t.name)}">${td(topicLink(t.name) + (t.internal ? ' <span class="muted">internal</span>' : ""))}` +
       td(t.partitions.length, "num") + td(t.replication_factor, "num") + td(num(t.messages), "num", `messages-${t.name}`) + td(bytes(t.size), "num") +
+      td(rate(t.in_rate), "num", `in-rate-${t.name}`) + td(rate(t.out_rate), "num", `out-rate-${t.name}`) +
       td(t.partitions.filter((p) => p.isr.length < p.replicas.length).length, "num") + "</tr>"));
 }
 
