@@ -6,6 +6,7 @@ open, and must show without a reload. Screenshots land in the test's temp dir.""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -16,9 +17,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -236,31 +240,78 @@ def test_unknown_topic_and_group_give_a_not_found_page(cluster: tuple[KRaftClust
     assert "evil" not in {t["name"] for t in json.loads(urllib.request.urlopen(url + "/api/snapshot").read())["topics"]}
 
 
-def test_standalone_console_shows_a_banner_until_the_cluster_comes(tmp_path: Path, page: Any) -> None:
-    port, http_port = free_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "suoi", "console", "--bootstrap-server", f"127.0.0.1:{port}",
-                             "--listen", f"127.0.0.1:{http_port}", "--interval", "0.3", "--read-only"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+ORDER_SCHEMA = {"type": "record", "name": "Order", "fields": [{"name": "id", "type": "int"},
+                                                              {"name": "item", "type": "string"}]}
+
+
+@contextmanager
+def schema_registry_stand_in(schemas: dict[int, dict[str, Any]]) -> Iterator[str]:
+    """Serves Confluent's `GET /schemas/ids/ID` for the schemas given, on a loopback port: the
+    console's decoding against the registry's REST shape (suoi's own registry is another issue's)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            schema_id = self.path.rsplit("/", 1)[-1]
+            body = json.dumps({"schema": json.dumps(schemas[int(schema_id)])}).encode() if schema_id.isdigit() \
+                and int(schema_id) in schemas else b'{"error_code": 40403}'
+            self.send_response(200 if body[2:8] == b"schema" else 404)
+            self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == f"suoi console on http://127.0.0.1:{http_port}/ (Ctrl-C to stop)"
-        page.goto(f"http://127.0.0.1:{http_port}/#/topics")
-        page.wait_for_function("document.getElementById('banner').innerText.includes('unreachable')",
-                               timeout=UI_TIMEOUT_MS)
-        with EmbeddedBroker(tmp_path / "late", port=port) as broker:
-            create_topic(broker.bootstrap, "arrived", 1, 1)
-            page.get_by_test_id("topic-row-arrived").wait_for()
-            page.wait_for_function("document.getElementById('banner').hidden", timeout=UI_TIMEOUT_MS)
-            assert page.locator("#create-topic").count() == 0  # --read-only: no forms, and writes refused
-            post = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/topics", data=b'{"name": "x"}',
-                                          headers={"Content-Type": "application/json"})
-            with pytest.raises(urllib.error.HTTPError) as err:
-                urllib.request.urlopen(post, timeout=10)
-            assert err.value.code == 403
-        page.goto("about:blank")  # leave before the server goes: a cut event stream is a console error
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
-        proc.terminate()
-        assert proc.wait(10) == 0
+        server.shutdown()
+        thread.join(10)
+
+
+def test_suoi_console_standalone_banner_read_only_and_avro(tmp_path: Path, page: Any) -> None:
+    """`suoi console` before its cluster exists: a banner, which clears when the cluster comes;
+    --read-only refuses writes; --schema-registry decodes an Avro value in the browser."""
+    port, http_port = free_port(), free_port()
+    with schema_registry_stand_in({7: ORDER_SCHEMA}) as registry:
+        proc = subprocess.Popen([sys.executable, "-m", "suoi", "console", "--bootstrap-server", f"127.0.0.1:{port}",
+                                 "--listen", f"127.0.0.1:{http_port}", "--interval", "0.3", "--read-only",
+                                 "--schema-registry", registry], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == f"suoi console on http://127.0.0.1:{http_port}/ (Ctrl-C to stop)"
+            page.goto(f"http://127.0.0.1:{http_port}/#/topics")
+            page.wait_for_function("document.getElementById('banner').innerText.includes('unreachable')",
+                                   timeout=UI_TIMEOUT_MS)
+            with EmbeddedBroker(tmp_path / "late", port=port) as broker:
+                create_topic(broker.bootstrap, "arrived", 1, 1)
+                page.get_by_test_id("topic-row-arrived").wait_for()
+                page.wait_for_function("document.getElementById('banner').hidden", timeout=UI_TIMEOUT_MS)
+                assert page.locator("#create-topic").count() == 0  # --read-only: no forms, and writes refused
+                post = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/topics", data=b'{"name": "x"}',
+                                              headers={"Content-Type": "application/json"})
+                with pytest.raises(urllib.error.HTTPError) as err:
+                    urllib.request.urlopen(post, timeout=10)
+                assert err.value.code == 403
+
+                value = io.BytesIO()
+                value.write(b"\x00" + (7).to_bytes(4, "big"))  # the registry's wire format: magic, schema id
+                fastavro.schemaless_writer(value, fastavro.parse_schema(ORDER_SCHEMA), {"id": 42, "item": "tea"})
+                producer = Producer({"bootstrap.servers": broker.bootstrap})
+                producer.produce("arrived", value=value.getvalue(), partition=0)
+                assert producer.flush(15) == 0
+                page.goto(f"http://127.0.0.1:{http_port}/#/messages/arrived/0?offset=0")
+                page.get_by_test_id("record-0").wait_for()
+                decoded = page.get_by_test_id("value-0").locator("pre").inner_text()
+                assert json.loads(decoded) == {"id": 42, "item": "tea"}
+                assert text(page, "schema") == "avro, schema id 7"
+            page.goto("about:blank")  # leave before the server goes: a cut event stream is a console error
+        finally:
+            proc.terminate()
+            assert proc.wait(10) == 0
 
 
 def test_five_open_tabs_share_one_poll_loop(cluster: tuple[KRaftCluster, str], browser: Any) -> None:

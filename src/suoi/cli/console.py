@@ -1,6 +1,7 @@
 """`suoi console`: the web console (issue 17) for any Kafka-compatible cluster.
 
     suoi console --bootstrap-server HOST:PORT [--listen 127.0.0.1:8080] [--command-config FILE] [--read-only]
+                 [--schema-registry URL]
 
 Serves `suoi.http.console` until Ctrl-C/SIGTERM. It reads the cluster over the Kafka protocol
 through suoi's internal client, which speaks PLAINTEXT only: a --command-config asking for
@@ -29,6 +30,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--command-config", type=Path, metavar="FILE", help="client configs (PLAINTEXT only)")
     p.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
                    help="how often the one shared poll loop reads the cluster while a page is open (default 1)")
+    p.add_argument("--schema-registry", metavar="URL",
+                   help="decode Avro/JSON Schema values in the message browser through this schema registry")
     p.add_argument("--read-only", action="store_true",
                    help="no writes (create/delete topics, configs, produce, offset resets): the console has no login")
     p.set_defaults(func=guarded(TOOL)(run))
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         listen = parse_listener(args.listen)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    asyncio.run(_serve(Console(bootstrap, interval=args.interval, read_only=args.read_only), listen))
+    asyncio.run(_serve(Console(bootstrap, interval=args.interval, read_only=args.read_only,
+                                schema_registry=args.schema_registry), listen))
     return 0
 
 

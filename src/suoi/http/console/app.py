@@ -36,6 +36,7 @@ from aiohttp import web
 from suoi.http.console import kafka_writes as writes
 from suoi.http.console.kafka_reads import ClusterClient, KafkaReadError
 from suoi.http.console.messages import browse
+from suoi.http.console.schemas import SchemaDecoder
 from suoi.http.console.snapshot import Poller
 from suoi.http.console.transactions import TransactionsView
 
@@ -63,8 +64,9 @@ def parse_listener(text: str) -> tuple[str, int]:
 
 class Console:
     def __init__(self, bootstrap: list[tuple[str, int]], *, interval: float = 1.0, timeout: float = 5.0,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, schema_registry: str | None = None) -> None:
         self.read_only = read_only  # writes answer 403 and the page shows no forms
+        self.decoder = SchemaDecoder(schema_registry) if schema_registry else None
         self.client = ClusterClient(bootstrap, timeout=timeout)
         self.poller = Poller(self.client, interval)
         self.transactions = TransactionsView(self.client, interval)
@@ -106,6 +108,8 @@ class Console:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.client.close()
+        if self.decoder is not None:
+            await self.decoder.close()
 
     # ------------------------------------------------------------------ handlers
     async def _index(self, request: web.Request) -> web.Response:
@@ -193,7 +197,7 @@ class Console:
             return web.json_response({"error": f"{topic['name']}-{index} has no leader"}, status=503)
         try:
             result = await browse(self.client, part["leader"], topic["name"], index, offset=offset,
-                                  timestamp=timestamp, limit=limit)
+                                  timestamp=timestamp, limit=limit, decoder=self.decoder)
         except (KafkaReadError, OSError) as exc:
             return web.json_response({"error": str(exc)}, status=502)
         return web.json_response({"topic": topic["name"], "partition": index, **result})

@@ -54,7 +54,7 @@ class ClusterClient:
     """Connections to a cluster's brokers by node id (bootstrap addresses get ids -1, -2, ...)."""
 
     def __init__(self, bootstrap: Iterable[tuple[str, int]], *, timeout: float = 5.0) -> None:
-        self.pool = NodeClient(client_id="suoi-console", connect_timeout=timeout, reconnect_backoff_max_ms=2000)
+        self.pool = NodeClient(client_id="suoi-console", connect_timeout=timeout, reconnect_backoff_max_ms=500)
         self.timeout = timeout
         self._bootstrap = []
         for i, (host, port) in enumerate(bootstrap, start=1):

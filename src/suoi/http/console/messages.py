@@ -2,7 +2,8 @@
 
 Fetch goes to the partition leader (kio Fetch v12, read_uncommitted, no wait); the record
 batches are decoded by `suoi.protocol.records` (any codec). Keys, values and header values are
-shown as text when they are UTF-8 and as base64 otherwise (`encoding` says which). Bounded:
+shown as text when they are UTF-8 and as base64 otherwise (`encoding` says which); values in
+the schema registry's wire format are decoded through it when one is given (schemas.py). Bounded:
 at most `MAX_LIMIT` records and `MAX_FETCHES` Fetch round trips per page.
 """
 
@@ -14,6 +15,7 @@ import json
 from typing import Any
 
 from suoi.http.console.kafka_reads import EARLIEST, LATEST, ClusterClient, KafkaReadError, error_name, failed
+from suoi.http.console.schemas import SchemaDecoder
 from suoi.protocol.record_batch import iter_batches
 from suoi.protocol.record_codec import decode_batch_records
 
@@ -44,7 +46,7 @@ def _text(data: bytes | None) -> dict[str, Any] | None:
 
 
 async def browse(client: ClusterClient, leader: int, topic: str, partition: int, *, offset: int | None = None,
-                 timestamp: int | None = None, limit: int = 50) -> dict[str, Any]:
+                 timestamp: int | None = None, limit: int = 50, decoder: SchemaDecoder | None = None) -> dict[str, Any]:
     """Up to `limit` records from `offset` (or the first at/after `timestamp`, or the newest
     `limit` when neither is given), with the partition's log start and high watermark."""
     limit = max(1, min(limit, MAX_LIMIT))
@@ -80,8 +82,9 @@ async def browse(client: ClusterClient, leader: int, topic: str, partition: int,
             for r in decode_batch_records(data, pos, header):
                 assert r.offset is not None
                 if r.offset >= position and len(records) < limit and r.offset < hw:
+                    decoded = await decoder.decode(r.value) if decoder is not None else None
                     records.append({"offset": r.offset, "timestamp": r.timestamp_ms, "key": _text(r.key),
-                                    "value": _text(r.value),
+                                    "value": decoded or _text(r.value),
                                     "headers": [{"key": k, "value": _text(v)} for k, v in r.headers]})
             position = max(position, header.next_offset)
             moved = True

@@ -244,8 +244,10 @@ async function loadMessages(parts, query) {
     const j = await r.json();
     if (!r.ok) { box.innerHTML = `<p class="err">${esc(j.error)}</p>`; return; }
     const more = (v) => (v.size > v.data.length && v.encoding !== "base64" ? `<div class="muted">… ${num(v.size)} bytes in all</div>` : "");
-    const show = (v) => (v === null ? '<span class="muted">null</span>' : v.encoding === "base64" ? `<pre class="val muted">base64 ${esc(v.data)}</pre>` :
-      `<pre class="val">${esc(v.encoding === "json" ? JSON.stringify(JSON.parse(v.data), null, 1) : v.data)}</pre>${more(v)}`);
+    const schema = (v) => (v.schema_id !== undefined ? `<div class="muted" data-testid="schema">${esc(v.encoding)}, schema id ${v.schema_id}</div>` : "");
+    const show = (v) => (v === null ? '<span class="muted">null</span>' :
+      ["base64", "protobuf"].includes(v.encoding) ? `<pre class="val muted">base64 ${esc(v.data)}</pre>${schema(v)}` :
+      `<pre class="val">${esc(v.encoding === "text" ? v.data : JSON.stringify(JSON.parse(v.data), null, 1))}</pre>${more(v)}${schema(v)}`);
     box.innerHTML = `<p class="muted" data-testid="records-range">${esc(topic)}-${esc(partition)}: log start ${j.log_start}, high watermark ${j.high_watermark}; showing ${j.records.length} from offset ${j.from}</p>` +
       table(["Offset", "Timestamp", "Key", "Value", "Headers"], j.records.map((m) => `<tr data-testid="record-${m.offset}">${td(m.offset, "num")}` +
         td(m.timestamp >= 0 ? esc(new Date(m.timestamp).toISOString()) : "–") + td(show(m.key)) + td(show(m.value), "", `value-${m.offset}`) +
