@@ -126,6 +126,9 @@ def test_cluster_page_shows_brokers_and_the_quorum_leader(cluster: tuple[KRaftCl
     wait_text(page, "controller", str(quorum["leader_id"]))
     assert f"Leader {quorum['leader_id']}," in text(page, "quorum-leader")
     assert text(page, "health-offline") == "0"
+    with urllib.request.urlopen(url + "/api/events", timeout=10) as events:  # the same feed for scripts (SSE)
+        first = events.readline().decode()
+    assert first.startswith("data: ") and json.loads(first[6:])["quorum"]["leader_id"] == quorum["leader_id"]
 
 
 def test_topic_page_draws_leaders_and_moves_the_high_watermark_live(cluster: tuple[KRaftCluster, str],
@@ -237,6 +240,10 @@ def test_unknown_topic_and_group_give_a_not_found_page(cluster: tuple[KRaftClust
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(urllib.request.Request(url + "/api/topics", data=b"name=evil"), timeout=10)
     assert err.value.code == 415
+    with pytest.raises(urllib.error.HTTPError) as err:  # nor may another site's page read the live feed
+        urllib.request.urlopen(urllib.request.Request(url + "/api/live", headers={"Origin": "http://evil.example"}),
+                               timeout=10)
+    assert err.value.code == 403
     assert "evil" not in {t["name"] for t in json.loads(urllib.request.urlopen(url + "/api/snapshot").read())["topics"]}
 
 
@@ -314,21 +321,24 @@ def test_suoi_console_standalone_banner_read_only_and_avro(tmp_path: Path, page:
             assert proc.wait(10) == 0
 
 
-def test_five_open_tabs_share_one_poll_loop(cluster: tuple[KRaftCluster, str], browser: Any) -> None:
+def test_seven_open_tabs_share_one_poll_loop(cluster: tuple[KRaftCluster, str], browser: Any) -> None:
+    """More tabs than a browser's 6 HTTP/1.1 connections per host: every one is live (WebSocket),
+    a topic page still loads its configs, and the cluster sees one poll loop, not seven."""
     _, url = cluster
     context = browser.new_context()
     try:
-        tabs = [context.new_page() for _ in range(5)]
+        tabs = [context.new_page() for _ in range(7)]
         for i, tab in enumerate(tabs):
-            tab.goto(url + ("/#/", "/#/map", "/#/topics", "/#/groups", "/#/topics/orders")[i])
+            tab.goto(url + ("/#/", "/#/map", "/#/topics", "/#/groups", "/#/transactions", "/#/", "/#/topics/orders")[i])
         stats = lambda: json.loads(urllib.request.urlopen(url + "/api/stats", timeout=10).read())  # noqa: E731
-        wait_until(lambda: stats()["listeners"] == 5, timeout=10, message="5 pages listening")
+        wait_until(lambda: stats()["listeners"] == 7, timeout=10, message="7 pages listening")
+        tabs[-1].get_by_test_id("config-retention.ms").wait_for()
         before, started = stats(), time.monotonic()
         wait_until(lambda: stats()["polls"] >= before["polls"] + 2, timeout=10, message="2 more polls")
         after, elapsed = stats(), time.monotonic() - started
         polls = after["polls"] - before["polls"]
         rate = (after["requests"] - before["requests"]) / elapsed
-        print(f"console with 5 tabs: {polls} polls in {elapsed:.1f}s, {rate:.1f} Kafka requests/s")
+        print(f"console with 7 tabs: {polls} polls in {elapsed:.1f}s, {rate:.1f} Kafka requests/s")
         assert polls <= elapsed / after["interval_s"] + 2  # one loop for all tabs, not one per tab
     finally:
         context.close()

@@ -3,7 +3,10 @@ fetched at run time) and its JSON API.
 
     GET /                         the page (views are #/cluster, #/map, #/topics/NAME, #/groups/ID, ...)
     GET /api/snapshot             the cluster's state (snapshot.py), at most `interval` old
-    GET /api/events               Server-Sent Events: the snapshot, then every change of it
+    GET /api/live                 WebSocket: the snapshot, then every change of it (what the page uses:
+                                  browsers cap HTTP/1.1 connections per host at 6, and every tab holds
+                                  an event stream open; WebSockets do not count against that cap)
+    GET /api/events               the same as Server-Sent Events (for curl and scripts)
     GET /api/topics/NAME/configs  DescribeConfigs of a topic (404 for an unknown topic)
     GET /api/topics/NAME/partitions/P/messages?offset=|timestamp=&limit=   the message browser
     GET /api/transactions         ongoing transactions and each partition's producers (transactions.py)
@@ -71,7 +74,7 @@ class Console:
         self.poller = Poller(self.client, interval)
         self.transactions = TransactionsView(self.client, interval)
         self._runner: web.AppRunner | None = None
-        self._streams: set[web.StreamResponse] = set()
+        self._streams: set[web.StreamResponse] = set()  # open live connections (SSE and WebSocket)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_not_found])
@@ -79,6 +82,7 @@ class Console:
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/api/snapshot", self._snapshot)
         app.router.add_get("/api/events", self._events)
+        app.router.add_get("/api/live", self._live)
         app.router.add_get("/api/stats", self._stats)
         app.router.add_get("/api/transactions", self._transactions)
         app.router.add_get("/api/topics/{topic}/configs", self._configs)
@@ -102,9 +106,12 @@ class Console:
 
     async def stop(self) -> None:
         await self.poller.close()
-        for stream in list(self._streams):  # SSE handlers would hold the shutdown otherwise
+        for stream in list(self._streams):  # live handlers would hold the shutdown otherwise
             with contextlib.suppress(Exception):
-                stream.force_close()
+                if isinstance(stream, web.WebSocketResponse):
+                    await stream.close()
+                else:
+                    stream.force_close()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.client.close()
@@ -141,6 +148,34 @@ class Console:
             return web.json_response(await self.transactions.read(snap))
         except (KafkaReadError, OSError) as exc:
             return web.json_response({"error": str(exc)}, status=502)
+
+    async def _live(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.split("://", 1)[-1] != request.host:
+            # WebSockets skip CORS: without this, any site open in the browser could read the cluster
+            return web.json_response({"error": "cross-origin WebSocket refused"}, status=403)
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+        await ws.prepare(request)
+        queue = self.poller.subscribe()
+        self._streams.add(ws)
+        closed = asyncio.ensure_future(ws.receive())  # the page sends nothing: any message is its close
+        try:
+            await self.poller.snapshot()
+            await ws.send_str(self.poller.latest_text)
+            while not ws.closed:
+                update = asyncio.ensure_future(queue.get())
+                await asyncio.wait({update, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if not update.done():
+                    update.cancel()
+                    break
+                await ws.send_str(update.result())
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            closed.cancel()
+            self.poller.unsubscribe(queue)
+            self._streams.discard(ws)
+        return ws
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})

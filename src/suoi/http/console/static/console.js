@@ -1,5 +1,5 @@
 // suoi console: one page, views chosen by the URL's #hash, redrawn from every snapshot the
-// server pushes over Server-Sent Events (/api/events). No framework, no build step: strings of
+// server pushes over a WebSocket (/api/live). No framework, no build step: strings of
 // HTML/SVG with every cluster-supplied value escaped.
 "use strict";
 
@@ -458,11 +458,12 @@ function render() {
   window.scrollTo(0, scrolled);
 }
 
+// One WebSocket per tab (an EventSource per tab would use up the browser's 6 connections per host).
 function connect() {
-  const events = new EventSource("/api/events");
-  events.onopen = () => { connected = true; render(); };
-  events.onmessage = (e) => { snap = JSON.parse(e.data); connected = true; render(); };
-  events.onerror = () => { connected = false; render(); };  // EventSource reconnects by itself
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/live`);
+  ws.onopen = () => { connected = true; render(); };
+  ws.onmessage = (e) => { snap = JSON.parse(e.data); connected = true; render(); };
+  ws.onclose = () => { connected = false; render(); setTimeout(connect, 1000); };
 }
 
 setInterval(() => { if ((route().parts[0] || "") === "transactions" && connected) loadTransactions(); }, 2000);
