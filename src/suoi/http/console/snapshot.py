@@ -6,7 +6,7 @@ brokers), DescribeQuorum, one DescribeConfigs (min.insync.replicas), per live br
 DescribeLogDirs, one ListGroups and ListOffsets (earliest, latest) for the partitions it leads,
 one FindCoordinator for all groups, and per coordinator one DescribeGroups and one OffsetFetch.
 
-`Poller` runs `read_snapshot` every `interval` seconds while at least one page listens (SSE)
+`Poller` runs `read_snapshot` every `interval` seconds while at least one page listens (WebSocket or SSE)
 and hands each new snapshot to every listener: N tabs cost what one costs. A cluster that goes
 away gives a snapshot with `ok: false` and the last known state, so pages show a banner and
 keep the picture; the next successful poll clears it.
