@@ -25,7 +25,7 @@ async def start_for_node(config: Any, advertised: list[Any], controller_names: s
         return None
     client = next((a for a in advertised if a.name not in controller_names), None)
     if client is None:
-        raise ValueError("console.listeners needs a client listener to read the cluster through")
+        raise RuntimeError("console.listeners needs a client listener (a node with the broker role) to read the cluster through")
     console = Console([(client.host or "127.0.0.1", client.port)])
     host, port = await console.start(*parse_listener(setting))
     log.info("web console on http://%s:%d/", host, port)

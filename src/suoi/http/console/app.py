@@ -317,7 +317,7 @@ class Console:
             if to not in ("earliest", "latest", "offset"):
                 raise ValueError("to is earliest, latest or offset")
             offset = int(b["offset"]) if b.get("offset") not in (None, "") else None
-            plan = await writes.reset_plan(self.client, snap, group, topic, to, offset)
+            plan = await writes.reset_plan(self.client, group, topic, to, offset)
             if b.get("execute"):
                 if group["members"]:
                     raise writes.KafkaWriteError(f"group {gid} has {len(group['members'])} active members: "

@@ -107,8 +107,8 @@ async def produce_one(client: ClusterClient, leader: int, topic: str, partition:
     return {"topic": topic, "partition": partition, "offset": int(part.base_offset)}
 
 
-async def reset_plan(client: ClusterClient, snapshot: dict[str, Any], group: dict[str, Any], topic: dict[str, Any],
-                     to: str, offset: int | None) -> list[dict[str, Any]]:
+async def reset_plan(client: ClusterClient, group: dict[str, Any], topic: dict[str, Any], to: str,
+                     offset: int | None) -> list[dict[str, Any]]:
     """Each partition's current committed offset and the one `to` (earliest, latest, or an
     offset clamped to log start … high watermark, as Kafka's tool clamps it) would commit."""
     current = {o["partition"]: o["committed"] for o in group["offsets"] if o["topic"] == topic["name"]}
