@@ -224,6 +224,8 @@ def test_message_browser_shows_a_record_with_its_headers(cluster: tuple[KRaftClu
     page.get_by_test_id("record-4").wait_for()
     produce(c.bootstrap, "browse", 0, 1, start=5)
     page.get_by_test_id("record-5").wait_for()
+    shown = [page.locator("[data-testid^=record-]").nth(i).get_attribute("data-testid") for i in range(6)]
+    assert shown == [f"record-{n}" for n in (5, 4, 3, 2, 1, 0)]  # newest first
 
 
 def test_unknown_topic_and_group_give_a_not_found_page(cluster: tuple[KRaftCluster, str], page: Any) -> None:

@@ -248,8 +248,11 @@ async function loadMessages(parts, query) {
     const show = (v) => (v === null ? '<span class="muted">null</span>' :
       ["base64", "protobuf"].includes(v.encoding) ? `<pre class="val muted">base64 ${esc(v.data)}</pre>${schema(v)}` :
       `<pre class="val">${esc(v.encoding === "text" ? v.data : JSON.stringify(JSON.parse(v.data), null, 1))}</pre>${more(v)}${schema(v)}`);
-    box.innerHTML = `<p class="muted" data-testid="records-range">${esc(topic)}-${esc(partition)}: log start ${j.log_start}, high watermark ${j.high_watermark}; showing ${j.records.length} from offset ${j.from}</p>` +
-      table(["Offset", "Timestamp", "Key", "Value", "Headers"], j.records.map((m) => `<tr data-testid="record-${m.offset}">${td(m.offset, "num")}` +
+    const newest = !query.get("offset") && !query.get("time");  // the newest records, newest first
+    const records = newest ? j.records.slice().reverse() : j.records;
+    box.innerHTML = `<p class="muted" data-testid="records-range">${esc(topic)}-${esc(partition)}: log start ${j.log_start}, high watermark ${j.high_watermark}; ` +
+      `${newest ? `the newest ${records.length}, newest first` : `${records.length} from offset ${j.from}`}</p>` +
+      table(["Offset", "Timestamp", "Key", "Value", "Headers"], records.map((m) => `<tr data-testid="record-${m.offset}">${td(m.offset, "num")}` +
         td(m.timestamp >= 0 ? esc(new Date(m.timestamp).toISOString()) : "–") + td(show(m.key)) + td(show(m.value), "", `value-${m.offset}`) +
         td(m.headers.map((h) => `<div>${esc(h.key)}: ${h.value ? esc(h.value.data) : "null"}</div>`).join(""), "", `headers-${m.offset}`) + "</tr>"));
   } catch (e) {
