@@ -3,6 +3,7 @@ line, before anything starts), and `suoi console`'s flags refused in one line ea
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 
 from suoi.config import load_config
 from suoi.http.console import parse_listener
-from suoi.http.console.kafka_reads import parse_bootstrap
+from suoi.http.console.kafka_reads import ClusterClient, UnsupportedRequest, parse_bootstrap
 
 
 @pytest.mark.parametrize("value", ["https://127.0.0.1:8080", "127.0.0.1:8080", "http://127.0.0.1", "http://h:x"])
@@ -43,3 +44,21 @@ def test_suoi_console_refuses_bad_flags_in_one_line(flags: list[str], message: s
     done = subprocess.run([sys.executable, "-m", "suoi", "console", "--bootstrap-server", "127.0.0.1:1", *flags],
                           capture_output=True, text=True, timeout=30)
     assert (done.returncode, done.stdout, done.stderr.strip()) == (1, "", message)
+
+
+def test_a_request_the_cluster_does_not_take_is_not_sent() -> None:
+    """A Kafka-compatible broker may close the connection on an API it lacks (failing every
+    request in flight on it): the console sends only what ApiVersions listed."""
+
+    async def run() -> None:
+        client = ClusterClient([("127.0.0.1", 1)])
+        client.versions = {3: (0, 12)}  # a cluster with Metadata only
+        try:
+            assert await client.describe_quorum() is None
+            with pytest.raises(UnsupportedRequest, match="ListGroupsRequest v4 is not supported"):
+                await client.list_groups(-1)
+            assert client.requests == 0
+        finally:
+            await client.close()
+
+    asyncio.run(run())

@@ -18,7 +18,7 @@ from typing import Any
 
 from suoi.client import NodeClient
 
-__all__ = ["ClusterClient", "KafkaReadError", "parse_bootstrap"]
+__all__ = ["ClusterClient", "KafkaReadError", "UnsupportedRequest", "parse_bootstrap"]
 
 EARLIEST, LATEST = -2, -1
 GROUP_KEY_TYPE = 0
@@ -27,6 +27,11 @@ TOPIC_RESOURCE = 2
 
 class KafkaReadError(Exception):
     """A request no broker answered, or answered with an error for the whole request."""
+
+
+class UnsupportedRequest(KafkaReadError):
+    """The cluster's ApiVersions lacks this request's version: not sent, since a Kafka-compatible
+    broker may close the connection on it, failing every other request in flight there."""
 
 
 def parse_bootstrap(text: str) -> list[tuple[str, int]]:
@@ -62,11 +67,18 @@ class ClusterClient:
             self._bootstrap.append(-i)
         self.brokers: list[int] = []
         self.requests = 0  # sent so far: the console's load on the cluster (/api/stats)
+        #: api key -> (min, max) version from the first broker's ApiVersions; None until asked,
+        #: {} when the answer was unusable (then every request is tried)
+        self.versions: dict[int, tuple[int, int]] | None = None
 
     async def close(self) -> None:
         await self.pool.close()
 
     async def to(self, node_id: int, request: Any) -> Any:
+        if self.versions:
+            low, high = self.versions.get(request.__api_key__, (0, -1))
+            if not low <= request.__version__ <= high:
+                raise UnsupportedRequest(f"{type(request).__name__} v{request.__version__} is not supported by the cluster")
         self.requests += 1
         return await self.pool.request(node_id, request, timeout=self.timeout)
 
@@ -81,8 +93,29 @@ class ClusterClient:
         raise KafkaReadError(f"no broker answered: {reasons[-1] if reasons else 'no broker known'}")
 
     # ------------------------------------------------------------------ cluster-wide reads
+    async def api_versions(self) -> None:
+        """Learn which request versions the cluster takes (once; brokers of a cluster agree)."""
+        from kio.schema.api_versions.v3.request import ApiVersionsRequest
+
+        from suoi import __version__
+
+        self.versions = {}  # while asking: send ApiVersions itself unchecked
+        try:
+            response = await self.any(ApiVersionsRequest(client_software_name="suoi-console",
+                                                         client_software_version=__version__))
+        except KafkaReadError:  # nobody answered: ask again next time
+            self.versions = None
+            raise
+        except Exception:  # noqa: BLE001 - an answer we cannot read (an old broker's v0): try every request
+            return
+        if not failed(response.error_code):
+            self.versions = {int(k.api_key): (int(k.min_version), int(k.max_version)) for k in response.api_keys}
+
     async def metadata(self) -> Any:
         from kio.schema.metadata.v12.request import MetadataRequest
+
+        if self.versions is None:
+            await self.api_versions()
 
         response = await self.any(MetadataRequest(topics=None, allow_auto_topic_creation=False,
                                                   include_topic_authorized_operations=False))

@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any
 
-from suoi.http.console.kafka_reads import EARLIEST, LATEST, ClusterClient, failed, gather_ok
+from suoi.http.console.kafka_reads import EARLIEST, LATEST, ClusterClient, KafkaReadError, failed, gather_ok
 from suoi.protocol.consumer_protocol import assigned_partitions
 
 __all__ = ["Poller", "read_snapshot"]
@@ -68,7 +68,10 @@ def _merge(maps: list[dict[Any, Any] | None]) -> dict[Any, Any]:
 async def _groups(client: ClusterClient, listed: list[tuple[str, str, str]],
                   ends: dict[tuple[str, int], int]) -> list[dict[str, Any]]:
     kinds = {g: (ptype, state) for g, ptype, state in listed}
-    coordinators = await client.coordinators(sorted(kinds)) if kinds else {}
+    try:
+        coordinators = await client.coordinators(sorted(kinds)) if kinds else {}
+    except KafkaReadError:  # FindCoordinator v4 (batched) unsupported: groups listed, not described
+        coordinators = {}
     by_coord: dict[int, list[str]] = {}
     for g, c in coordinators.items():
         by_coord.setdefault(c, []).append(g)
