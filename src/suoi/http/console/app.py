@@ -28,7 +28,6 @@ a node runs it on its own loop when `console.listeners` is set (`start_for_node`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import logging
 from importlib import resources
@@ -97,7 +96,7 @@ class Console:
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Serve on host:port (0 = any free port); the bound address."""
-        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -107,11 +106,10 @@ class Console:
     async def stop(self) -> None:
         await self.poller.close()
         for stream in list(self._streams):  # live handlers would hold the shutdown otherwise
-            with contextlib.suppress(Exception):
-                if isinstance(stream, web.WebSocketResponse):
-                    await stream.close()
-                else:
-                    stream.force_close()
+            if not isinstance(stream, web.WebSocketResponse):
+                stream.force_close()
+        await asyncio.gather(*(ws.close() for ws in self._streams if isinstance(ws, web.WebSocketResponse)),
+                             return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
         await self.client.close()
@@ -154,7 +152,7 @@ class Console:
         if origin is not None and origin.split("://", 1)[-1] != request.host:
             # WebSockets skip CORS: without this, any site open in the browser could read the cluster
             return web.json_response({"error": "cross-origin WebSocket refused"}, status=403)
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, timeout=0.5)  # timeout: of the close handshake at stop
         await ws.prepare(request)
         queue = self.poller.subscribe()
         self._streams.add(ws)
