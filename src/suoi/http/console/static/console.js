@@ -433,6 +433,7 @@ function render() {
     const hw = t ? JSON.stringify(t.partitions.map((p) => p.high_watermark)) : "";
     if (key !== routeKey) {
       view.innerHTML = viewMessages(parts, query);
+      document.getElementById("actions").hidden = !document.getElementById("browse");
       if (!document.getElementById("browse")) return;  // not found (yet): try again with the next snapshot
       wireBrowser();
       routeKey = key;
