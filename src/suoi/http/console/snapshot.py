@@ -1,10 +1,11 @@
 """The cluster's state as one JSON-able dict, and the one poll loop every viewer shares.
 
 `read_snapshot` asks the cluster what the seed's pictures need, with a bounded number of
-requests whatever the number of open pages: Metadata, DescribeCluster-free (Metadata has the
-brokers), DescribeQuorum, one DescribeConfigs (min.insync.replicas), per live broker one
+requests whatever the number of open pages: Metadata (brokers, partitions, leaders, ISR),
+DescribeQuorum, one DescribeConfigs (min.insync.replicas), per live broker one
 DescribeLogDirs, one ListGroups and ListOffsets (earliest, latest) for the partitions it leads,
-one FindCoordinator for all groups, and per coordinator one DescribeGroups and one OffsetFetch.
+one FindCoordinator for all groups, and per coordinator one DescribeGroups and one OffsetFetch
+(and ApiVersions once, on the first poll).
 
 `Poller` runs `read_snapshot` every `interval` seconds while at least one page listens (WebSocket or SSE)
 and hands each new snapshot to every listener: N tabs cost what one costs. A cluster that goes
