@@ -82,6 +82,7 @@ class Node:
         text = (REPO_ROOT / "config" / "server.properties").read_text()
         text = text.replace("9092", str(self.port)).replace("9093", str(cport))
         text = text.replace("log.dirs=./suoi-data", f"log.dirs={self.workdir / 'data'}")
+        text = text.replace("console.listeners=", "#console.listeners=")  # the broker alone (and no fixed :8080)
         (self.workdir / "server.properties").write_text(text)
 
     def start(self) -> float:
