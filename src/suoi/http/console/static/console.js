@@ -166,7 +166,7 @@ function viewTopic(name, query) {
 function viewGroups() {
   return `<h1>Consumer groups</h1>` + table(["Group", "State", "Protocol", "Members", "Coordinator", "Lag"],
     snap.groups.map((g) => `<tr data-testid="group-row-${esc(g.id)}">${td(groupLink(g.id))}${td(esc(g.state))}${td(esc(g.protocol_type + (g.protocol ? " / " + g.protocol : "")))}` +
-      td(g.members.length, "num") + td(esc(g.coordinator ?? "–")) + td(num(g.lag), "num") + "</tr>"));
+      td(g.members.length, "num") + td(esc(g.coordinator ?? "–")) + td(num(g.offsets.length ? g.lag : null), "num") + "</tr>"));
 }
 
 // The seed's §4 picture: partitions on the left, the group's consumers on the right, a line for
@@ -200,7 +200,7 @@ function viewGroup(id) {
     `<div class="card"><div class="k">State</div><div class="v" data-testid="group-state">${esc(g.state)}</div></div>` +
     `<div class="card"><div class="k">Members</div><div class="v" data-testid="group-members">${g.members.length}</div></div>` +
     `<div class="card"><div class="k">Assignor</div><div class="v">${esc(g.protocol || "–")}</div></div>` +
-    `<div class="card${g.lag > 0 ? " bad" : ""}"><div class="k">Total lag</div><div class="v" data-testid="lag-total">${num(g.lag)}</div></div></div>`;
+    `<div class="card${g.lag > 0 ? " bad" : ""}"><div class="k">Total lag</div><div class="v" data-testid="lag-total">${num(g.offsets.length ? g.lag : null)}</div></div></div>`;
   out += `<h2>Assignment</h2>` + assignmentSvg(g);
   out += `<h2>Members</h2>` + table(["Client id", "Host", "Member id", "Partitions"],
     g.members.map((m) => `<tr data-testid="member" data-idle="${m.assignment.length === 0}">${td(esc(m.client_id))}${td(esc(m.host))}${td(`<span class="muted">${esc(m.member_id)}</span>`)}` +
