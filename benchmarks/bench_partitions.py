@@ -70,6 +70,7 @@ def start_node(standalone: bool, ready_timeout: float, src: Path | None = None) 
         cport = free_port()
         text = (REPO_ROOT / "config" / "server.properties").read_text()
         text = text.replace("9092", str(port)).replace("9093", str(cport))
+        text = text.replace("console.listeners=", "#console.listeners=")  # the broker alone (and no fixed :8080)
         conf = os.path.join(workdir, "server.properties")
         Path(conf).write_text(text)
         argv += ["--config", conf]

@@ -82,6 +82,7 @@ class Node:
         text = text.replace("9092", str(self.port)).replace("9093", str(cport))
         text = text.replace(":8081", f":{free_port()}")  # make run's schema registry, on a free port too
         text = text.replace("log.dirs=./suoi-data", f"log.dirs={self.workdir / 'data'}")
+        text = text.replace("console.listeners=", "#console.listeners=")  # the broker alone (and no fixed :8080)
         (self.workdir / "server.properties").write_text(text)
 
     def start(self) -> float:

@@ -148,6 +148,7 @@ class Broker:
         self._tasks: list[asyncio.Task[None]] = []
         self.bound: list[Listener] = []
         self._stopped = asyncio.Event()
+        self.console: Any = None  # suoi.http.console.Console when console.listeners is set
         self._halt: asyncio.Task[None] | None = None  # a stop started by a failed metadata log dir
         self.schema_registry: Any = None  # suoi.http.registry, when schema.registry.listeners is set
 
@@ -201,6 +202,10 @@ class Broker:
             Listener(a.name, a.host, a.port or (self.bound[i].port if i < len(self.bound) else a.port))
             for i, a in enumerate(advertised)
         ]
+        if self.config.get("console.listeners"):  # the web console (aiohttp is imported only then)
+            from suoi.http.console import start_for_node
+
+            self.console = await start_for_node(self.config, self.advertised, controller_names)
         if self.kraft_settings is not None:
             self.kraft_settings = await discover_voters(  # bootstrap.servers only
                 self.kraft_settings, security=controller_security(self.config))
@@ -242,6 +247,8 @@ class Broker:
             await self.schema_registry.close()
         if self.kraft is not None:
             await self.kraft.stop()  # controlled shutdown first: leadership moves away
+        if self.console is not None:
+            await self.console.stop()
         for server in self._servers:
             server.close()
         for conn in list(self.connections):

@@ -41,9 +41,11 @@ def _str(v: str) -> str:
 
 
 def _http_listener(v: str) -> str:
-    """One http://HOST:PORT (an empty value: none). TLS and lists are refused at start, not ignored."""
-    if v and not re.fullmatch(r"http://(\[[0-9a-fA-F:]+\]|[^\s:/,\[\]]+):\d{1,5}/?", v):
-        raise ValueError("expected one http://HOST:PORT (https and several listeners are not supported)")
+    """One http://HOST:PORT (an empty value: none): `schema.registry.listeners`, `console.listeners`.
+    TLS and lists are refused at start in one line, not ignored."""
+    v = v.strip()
+    if v and not re.fullmatch(r"(?i)http://(\[[0-9a-f:.]+\]|[^\s:/,\[\]]*):\d{1,5}/?", v):
+        raise ValueError("expected http://HOST:PORT (one listener; https is not supported)")
     return v
 
 
@@ -51,6 +53,7 @@ KNOWN: dict[str, tuple[object, object]] = {
     "node.id": (_INT, 1),
     "broker.id": (_INT, None),
     "listeners": (_str, "PLAINTEXT://127.0.0.1:9092"),
+    "console.listeners": (_http_listener, None),  # http://HOST:PORT: serve the web console (suoi.http.console)
     "advertised.listeners": (_str, None),
     "listener.security.protocol.map": (_str, None),
     # Default: the first listener that is not a controller listener (see BrokerConfig).
@@ -143,7 +146,7 @@ KNOWN: dict[str, tuple[object, object]] = {
     "leader.imbalance.check.interval.seconds": (_INT, 300),
     "leader.imbalance.per.broker.percentage": (_INT, 10),
     # suoi: the node's own schema registry (suoi.http.registry), e.g. http://127.0.0.1:8081; unset: none
-    "schema.registry.listeners": (lambda v: _http_listener(v.strip()), None),
+    "schema.registry.listeners": (_http_listener, None),
     # suoi: the admin HTTP endpoint (suoi.http.admin): /metrics, /v1/status/ready; unset = off.
     # http://host:port[,...]; https:// and admin.auth.type other than none are refused at start.
     "admin.listeners": (_str, None),

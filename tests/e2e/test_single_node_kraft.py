@@ -33,6 +33,7 @@ def make_run_properties(port: int, controller_port: int) -> dict[str, str]:
     props = read_properties(REPO / "config" / "server.properties")
     props.pop("log.dirs")
     props.pop("schema.registry.listeners", None)  # tests' nodes run a schema registry only when they ask
+    props.pop("console.listeners", None)  # the web console's port 8080: off in tests (test_web_console.py)
     for key in ("listeners", "advertised.listeners", "controller.quorum.voters"):
         props[key] = props[key].replace("9092", str(port)).replace("9093", str(controller_port))
     props["admin.listeners"] = props["admin.listeners"].replace("9644", "0")  # any free port: tests run side by side

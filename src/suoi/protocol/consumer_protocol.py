@@ -35,3 +35,19 @@ def subscribed_topics(metadata: bytes) -> list[str]:
     except Exception:
         return []
     return [str(t) for t in getattr(subscription, "topics", ())]
+
+
+def assigned_partitions(assignment: bytes) -> list[tuple[str, int]]:
+    """(topic, partition) pairs of a member's SyncGroup assignment; [] if the bytes are not a
+    consumer assignment (another protocol type, or a member not yet synced). The web console
+    draws these as the seed's §4 picture."""
+    if len(assignment) < 2:
+        return []
+    (version,) = _VERSION.unpack_from(assignment, 0)
+    try:
+        schema = load_entity_schema("consumer_protocol_assignment", min(max(version, 0), _MAX_KNOWN), EntityType.data)
+        check_body(assignment, schema, 2)
+        decoded, _ = entity_reader(schema)(assignment, 2)
+    except Exception:
+        return []
+    return [(str(t.topic), int(p)) for t in decoded.assigned_partitions for p in t.partitions]
