@@ -135,6 +135,13 @@ KNOWN: dict[str, tuple[object, object]] = {
     "auto.leader.rebalance.enable": (_bool, True),
     "leader.imbalance.check.interval.seconds": (_INT, 300),
     "leader.imbalance.per.broker.percentage": (_INT, 10),
+    # authorization (suoi.authorizer): Kafka's StandardAuthorizer, its super users and default
+    "authorizer.class.name": (_str, None),
+    "super.users": (_str, None),
+    "allow.everyone.if.no.acl.found": (_bool, False),
+    # client quotas (KIP-546): the rate sampler's windows, as Kafka's quota managers
+    "quota.window.num": (_INT, 11),
+    "quota.window.size.seconds": (_INT, 1),
 }
 
 # Pre-KRaft keys an older server.properties may carry: ignored like the Kafka 4 keys suoi does not use.

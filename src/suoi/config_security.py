@@ -1,6 +1,7 @@
-"""Refuse, at start, every setting that asks for TLS, SASL or an authorizer.
+"""Refuse, at start, every setting that asks for TLS, SASL or an authorizer suoi lacks.
 
-suoi speaks PLAINTEXT only (the security issue brings TLS/SASL/ACLs). A broker told to
+suoi speaks PLAINTEXT only (the security issue brings TLS/SASL); its one authorizer is Kafka's
+StandardAuthorizer (`suoi.authorizer`), any other `authorizer.class.name` is refused. A broker told to
 listen on SSL that served plaintext instead would read a TLS ClientHello as a 369 MB frame,
 and one told to authorize that did not would grant everyone everything; so such a setting
 stops the node before it binds anything, naming the setting (Kafka's rule: a setting we do
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from suoi.authorizer.standard import AUTHORIZER_CLASS
 from suoi.configdefs import unimplemented_security_feature
 
 #: Kafka's security protocols; only PLAINTEXT is served.
@@ -27,7 +29,14 @@ def check_security_settings(values: Mapping[str, str]) -> None:
         value = str(values[key]).strip()
         if not value:
             continue
-        if key == "security.inter.broker.protocol":
+        if key == "authorizer.class.name":
+            if value != AUTHORIZER_CLASS:  # Kafka's KRaft authorizer is the one implemented
+                raise _refuse(f"{key}={value}", what=f"an authorizer other than {AUTHORIZER_CLASS}")
+            if not str(values.get("process.roles", "")).strip():  # ACLs live in the metadata log
+                raise UnsupportedSecuritySetting(
+                    f"{key}={value}: an authorizer is not supported on a standalone node: ACLs are kept in the "
+                    "KRaft metadata log, set process.roles")
+        elif key == "security.inter.broker.protocol":
             if value.upper() != "PLAINTEXT":
                 raise _refuse(f"{key}={value}")
         elif key != "listener.security.protocol.map" and unimplemented_security_feature(key) is not None:

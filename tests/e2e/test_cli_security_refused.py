@@ -31,13 +31,13 @@ pytestmark = pytest.mark.timeout(60)
     (["-o", "ssl.client.auth=required"], "ssl.client.auth"),
     (["-o", "sasl.enabled.mechanisms=PLAIN"], "sasl.enabled.mechanisms"),
     (["-o", "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512"], "sasl.mechanism.inter.broker.protocol"),
+    (["-o", "authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
+     "authorizer.class.name=kafka.security.authorizer.AclAuthorizer"),
     (["-o", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],
-     "authorizer.class.name"),
+     "standalone node"),
     (["-o", "security.inter.broker.protocol=SSL"], "security.inter.broker.protocol=SSL"),
     (["-o", "listener.name.internal.ssl.keystore.location=/tmp/k.jks"], "listener.name.internal.ssl"),
     (["-o", "listener.name.client.plain.sasl.jaas.config=secret-jaas"], "listener.name.client.plain.sasl"),
-    (["-o", "super.users=User:admin"], "super.users"),
-    (["-o", "allow.everyone.if.no.acl.found=true"], "allow.everyone.if.no.acl.found"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_security_setting_refused_with_one_line(tmp_path: Path, args: list[str], named: str) -> None:
     port, port2 = free_port(), free_port()

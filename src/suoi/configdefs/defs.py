@@ -150,10 +150,9 @@ _SECURITY_PREFIXES = (("ssl.", "TLS (SSL)"), ("sasl.", "SASL"),
 _LISTENER_SECURITY = re.compile(
     r"^listener\.name\.[^.]+\.(ssl\.|sasl\.|[^.]+\.sasl\.|principal\.builder\.class$|connections\.max\.reauth\.ms$)")
 _SECURITY_NAMES = {
-    "authorizer.class.name": "authorization (ACLs)", "principal.builder.class": "authentication",
+    "principal.builder.class": "authentication",
     "security.inter.broker.protocol": "TLS/SASL between brokers", "connections.max.reauth.ms": "SASL",
-    "security.providers": "TLS (SSL)", "super.users": "authorization (ACLs)",
-    "allow.everyone.if.no.acl.found": "authorization (ACLs)", "connection.failed.authentication.delay.ms": "SASL",
+    "security.providers": "TLS (SSL)", "connection.failed.authentication.delay.ms": "SASL",
 }
 
 
