@@ -19,8 +19,12 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
 
+from suoi.authorizer.acl import AclBinding, AclOperation, AclPermissionType, PatternType, ResourceType
 from suoi.controller.records import (
     NO_LEADER,
+    AccessControlEntry,
+    ClientQuota,
+    RemoveAccessControlEntry,
     BeginControlledShutdown,
     Config,
     FeatureLevel,
@@ -44,6 +48,7 @@ from suoi.controller.records import (
 __all__ = [
     "SNAPSHOT_VERSION",
     "BrokerRegistration",
+    "ClientQuotaEntity",
     "ConfigResourceType",
     "MetadataBuilder",
     "MetadataImage",
@@ -53,6 +58,16 @@ __all__ = [
 
 SNAPSHOT_VERSION = 1
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
+#: A client quota entity (KIP-546): ((type, name or None for the default), ...) sorted by type.
+ClientQuotaEntity = tuple[tuple[str, str | None], ...]
+
+
+def _binding(r: AccessControlEntry) -> AclBinding:
+    try:
+        return AclBinding(ResourceType(r.resource_type), r.resource_name, PatternType(r.pattern_type), r.principal,
+                          r.host, AclOperation(r.operation), AclPermissionType(r.permission_type))
+    except ValueError as e:
+        raise MetadataRecordError(f"AccessControlEntry {r.id}: {e}") from None
 
 
 class ConfigResourceType(IntEnum):
@@ -176,6 +191,10 @@ class MetadataImage:
     next_producer_id: int = 0
     features: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     broker_epoch_high: int = -1
+    #: ACL bindings by id (the same object across images until one changes: authorizers cache on it).
+    acls: Mapping[uuid.UUID, AclBinding] = field(default_factory=lambda: _EMPTY)
+    #: Client quotas (KIP-546): entity -> {key: value}.
+    client_quotas: Mapping[ClientQuotaEntity, Mapping[str, float]] = field(default_factory=lambda: _EMPTY)
 
     # ------------------------------------------------------------------ queries
 
@@ -230,6 +249,13 @@ class MetadataImage:
                 out.append(Config(resource_type=rtype, resource_name=rname, name=k, value=v))
         if self.next_producer_id:
             out.append(ProducerIds(broker_id=-1, broker_epoch=-1, next_producer_id=self.next_producer_id))
+        for acl_id, a in sorted(self.acls.items()):
+            out.append(AccessControlEntry(id=acl_id, resource_type=a.resource_type, resource_name=a.resource_name,
+                                          pattern_type=a.pattern_type, principal=a.principal, host=a.host,
+                                          operation=a.operation, permission_type=a.permission))
+        for entity, quotas in sorted(self.client_quotas.items(), key=lambda kv: repr(kv[0])):
+            for k, v in sorted(quotas.items()):
+                out.append(ClientQuota(entity=entity, key=k, quota_value=v))
         return out
 
     def to_snapshot(self) -> bytes:
@@ -288,6 +314,9 @@ class MetadataBuilder:
     _names: dict[str, uuid.UUID] = field(default_factory=dict)
     _configs: dict[tuple[int, str], dict[str, str]] = field(default_factory=dict)
     _features: dict[str, int] = field(default_factory=dict)
+    _acls: dict[uuid.UUID, AclBinding] = field(default_factory=dict)
+    _acls_view: Mapping[uuid.UUID, AclBinding] | None = None  # published; None once changed
+    _quotas: dict[ClientQuotaEntity, dict[str, float]] = field(default_factory=dict)
     _image: MetadataImage | None = None
 
     @classmethod
@@ -300,6 +329,8 @@ class MetadataBuilder:
             b._names[t.name] = t.topic_id
         b._configs = {k: dict(v) for k, v in image.configs.items()}
         b._features = dict(image.features)
+        b._acls, b._acls_view = dict(image.acls), image.acls
+        b._quotas = {k: dict(v) for k, v in image.client_quotas.items()}
         b._image = image
         return b
 
@@ -470,6 +501,33 @@ class MetadataBuilder:
         else:
             self._features[r.name] = r.level
 
+    def _acl(self, r: AccessControlEntry) -> None:
+        if r.id in self._acls:
+            raise MetadataRecordError(f"ACL {r.id} already exists")
+        self._acls[r.id] = _binding(r)
+        self._acls_view = None
+
+    def _remove_acl(self, r: RemoveAccessControlEntry) -> None:
+        if self._acls.pop(r.id, None) is None:
+            raise MetadataRecordError(f"unknown ACL {r.id}")
+        self._acls_view = None
+
+    def _client_quota(self, r: ClientQuota) -> None:
+        entity = tuple(sorted(r.entity))
+        values = self._quotas.setdefault(entity, {})
+        if r.quota_value is None:
+            values.pop(r.key, None)
+            if not values:
+                del self._quotas[entity]
+        else:
+            values[r.key] = r.quota_value
+
+    def acls(self) -> Mapping[uuid.UUID, AclBinding]:
+        return MappingProxyType(self._acls)
+
+    def client_quotas(self, entity: ClientQuotaEntity) -> Mapping[str, float]:
+        return MappingProxyType(self._quotas.get(tuple(sorted(entity)), {}))
+
     # ------------------------------------------------------------------ publish
 
     def image(self) -> MetadataImage:
@@ -491,8 +549,15 @@ class MetadataBuilder:
             next_producer_id=self.next_producer_id,
             features=MappingProxyType(dict(self._features)),
             broker_epoch_high=self.broker_epoch_high,
+            acls=self._published_acls(),
+            client_quotas=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self._quotas.items()}),
         )
         return self._image
+
+    def _published_acls(self) -> Mapping[uuid.UUID, AclBinding]:
+        if self._acls_view is None:
+            self._acls_view = MappingProxyType(dict(self._acls)) if self._acls else _EMPTY
+        return self._acls_view
 
 
 def _replace_broker(b: BrokerRegistration, *, fenced: bool, in_controlled_shutdown: bool) -> BrokerRegistration:
@@ -512,4 +577,7 @@ _HANDLERS: dict[type, Any] = {
     Config: MetadataBuilder._config,
     ProducerIds: MetadataBuilder._producer_ids,
     FeatureLevel: MetadataBuilder._feature,
+    AccessControlEntry: MetadataBuilder._acl,
+    RemoveAccessControlEntry: MetadataBuilder._remove_acl,
+    ClientQuota: MetadataBuilder._client_quota,
 }
