@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from suoi.api.alter_replica_log_dirs import start_move
+from suoi.authorizer import authorizer_from_config
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
@@ -133,6 +134,8 @@ class Broker:
         self.transactions = TransactionCoordinator(self.logs, self.notifier.appended, now_ms,
                                                    txn_config_from(config), self.producer_ids, self.groups)
         self.connections: set[Any] = set()
+        #: Kafka's StandardAuthorizer (authorizer.class.name), applied at dispatch; None: no ACLs checked.
+        self.authorizer = authorizer_from_config({k: str(v) for k, v in config.values.items()})
         #: KIP-714: client instances and the last metrics each pushed (in memory).
         self.client_telemetry = ClientTelemetry()
         self.cluster_id = ""

@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from suoi.api import legacy_produce
+from suoi.api.enforcement import authorized_call
 from suoi.api.api_versions import api_versions_data
 from suoi.api.error_responses import error_response
 from suoi.api.registry import REGISTRY, RequestContext, ResponseData
@@ -80,7 +81,11 @@ def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = N
     ctx = RequestContext(broker, request.api_key, request.api_version, request.correlation_id,
                          request.client_id, client_host, connection)
     try:
-        result = spec.handler(ctx, request.body)
+        authorizer = getattr(broker, "authorizer", None)  # suoi.authorizer, when authorizer.class.name is set
+        if authorizer is None:
+            result = spec.handler(ctx, request.body)
+        else:
+            result = authorized_call(ctx, request.body, spec.handler, authorizer)
         if inspect.isawaitable(result):
             return _finish_later(result, request, spec.name, client_host)
         return _encode(request, result)

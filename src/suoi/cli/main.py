@@ -17,7 +17,7 @@ COMMAND_MODULES = (
     "get_offsets", "leader_election", "reassign_partitions", "cluster",
     "metadata_quorum", "broker_api_versions", "transactions", "producer_perf_test", "consumer_perf_test",
     "dump_log", "storage",
-    "features", "log_dirs",
+    "features", "log_dirs", "acls",
 )
 
 
