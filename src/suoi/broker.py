@@ -20,6 +20,7 @@ from typing import Any
 
 from suoi.api.alter_replica_log_dirs import start_move
 from suoi.authorizer import authorizer_from_config
+from suoi.quota import ClientQuotas
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
@@ -136,6 +137,8 @@ class Broker:
         self.connections: set[Any] = set()
         #: Kafka's StandardAuthorizer (authorizer.class.name), applied at dispatch; None: no ACLs checked.
         self.authorizer = authorizer_from_config({k: str(v) for k, v in config.values.items()})
+        #: Client quota sensors (KIP-546; the quotas are in the metadata image), applied at dispatch.
+        self.quotas = ClientQuotas(config.get_int("quota.window.num"), config.get_int("quota.window.size.seconds") * 1000)
         #: KIP-714: client instances and the last metrics each pushed (in memory).
         self.client_telemetry = ClientTelemetry()
         self.cluster_id = ""

@@ -169,7 +169,8 @@ def _ident(x: Any) -> str:
     return str(x)
 
 
-def _replica(request: Any) -> int:
+def replica_id_of(request: Any) -> int:
+    """A Fetch's replica id (>= 0: a follower), wherever its version keeps it."""
     state = getattr(request, "replica_state", None)
     return int(state.replica_id) if state is not None else int(getattr(request, "replica_id", -1))
 
@@ -205,7 +206,7 @@ def _produce(a: Access, r: Any) -> Verdict:
 
 
 def _fetch(a: Access, r: Any) -> Verdict:
-    if _replica(r) >= 0:  # a follower: CLUSTER_ACTION, else every partition is refused
+    if replica_id_of(r) >= 0:  # a follower: CLUSTER_ACTION, else every partition is refused
         if a.cluster(Op.CLUSTER_ACTION):
             return ALLOWED
         return Split({i: TOPIC_DENIED for i in range(len(_first_array(r)))})

@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from suoi.api import legacy_produce
+from suoi.api import quotas as client_quotas
 from suoi.api.enforcement import authorized_call
 from suoi.api.api_versions import api_versions_data
 from suoi.api.error_responses import error_response
@@ -80,6 +81,7 @@ def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = N
         return _error(request, ErrorCode.invalid_request, "null in a non-nullable field")
     ctx = RequestContext(broker, request.api_key, request.api_version, request.correlation_id,
                          request.client_id, client_host, connection)
+    quota = client_quotas.begin(ctx, request.body, len(frame))  # None unless client quotas exist
     try:
         authorizer = getattr(broker, "authorizer", None)  # suoi.authorizer, when authorizer.class.name is set
         if authorizer is None:
@@ -87,22 +89,35 @@ def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = N
         else:
             result = authorized_call(ctx, request.body, spec.handler, authorizer)
         if inspect.isawaitable(result):
-            return _finish_later(result, request, spec.name, client_host)
-        return _encode(request, result)
+            return _finish_later(result, request, spec.name, client_host, quota)
+        return _encode(request, result, quota)
     except Exception as exc:
         return _failed(request, spec.name, client_host, exc)
 
 
-def _encode(request: Request, data: ResponseData) -> Parts | None:
+def _encode(request: Request, data: ResponseData, quota: client_quotas.RequestQuota | None = None) -> Parts | None:
     if data is None:
+        if quota is not None:  # acks=0: no response to carry the throttle time, the mute still applies
+            quota.finish(0)
+            quota.mute()
         return None
     response = build_response(request.api_key, request.api_version, data)
-    return encode_response(request.correlation_id, response)
+    parts = encode_response(request.correlation_id, response)
+    if quota is not None and quota.finish(sum(len(p) for p in parts)) > 0:
+        throttled = {**data, "throttle_time": max(quota.throttle_ms, _ms(data.get("throttle_time")))}
+        parts = encode_response(request.correlation_id, build_response(request.api_key, request.api_version, throttled))
+        quota.mute()
+    return parts
 
 
-async def _finish_later(pending: Awaitable[ResponseData], request: Request, api: str, client_host: str) -> Parts | None:
+def _ms(value: Any) -> int:
+    return int(value.total_seconds() * 1000) if hasattr(value, "total_seconds") else int(value or 0)
+
+
+async def _finish_later(pending: Awaitable[ResponseData], request: Request, api: str, client_host: str,
+                        quota: client_quotas.RequestQuota | None = None) -> Parts | None:
     try:
-        return _encode(request, await pending)
+        return _encode(request, await pending, quota)
     except Exception as exc:
         return _failed(request, api, client_host, exc)
 

@@ -1,4 +1,5 @@
-"""`suoi configs`: kafka-configs.sh for topics and brokers (describe, add, delete configs).
+"""`suoi configs`: kafka-configs.sh for topics and brokers (describe, add, delete configs),
+and client quotas of users and client ids (`client_quotas`).
 
 Changes go through IncrementalAlterConfigs, as Kafka's tool does. The cluster-wide broker
 default (Kafka's --entity-default) is not offered: librdkafka cannot name the "" broker
@@ -11,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from suoi.cli import client_quotas
 from suoi.cli.common import (
     TIMEOUT_S,
     CliError,
@@ -40,9 +42,11 @@ def add_parser(sub: Any) -> None:
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--describe", action="store_true", help="list configs (dynamic ones; all with --all)")
     action.add_argument("--alter", action="store_true", help="change configs (--add-config, --delete-config)")
-    p.add_argument("--entity-type", choices=("topics", "brokers"), help="topics or brokers")
+    p.add_argument("--entity-type", choices=("topics", "brokers", "users", "clients"),
+                   help="topics, brokers, or users/clients (client quotas)")
     p.add_argument("--entity-name", metavar="NAME", help="topic name or broker id (all of them if left out)")
-    p.add_argument("--entity-default", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--entity-default", action="store_true", help="users/clients: the default entity")
+    client_quotas.describe_args(p)
     p.add_argument("--topic", metavar="TOPIC", help="same as --entity-type topics --entity-name TOPIC")
     p.add_argument("--broker", metavar="ID", help="same as --entity-type brokers --entity-name ID")
     p.add_argument("--add-config", metavar="K=V[,K=[V1,V2],...]",
@@ -97,6 +101,9 @@ def _entity(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.entity_type in client_quotas.TYPES or args.user is not None or args.client is not None:
+        to_set, to_delete = _changes(args) if args.alter else ({}, [])
+        return client_quotas.run(args, to_set, to_delete)
     etype, name = _entity(args)
     if args.describe and (args.add_config or args.delete_config or args.add_config_file):
         raise CliError("--add-config/--delete-config are only valid with --alter")
@@ -183,13 +190,17 @@ def _describe(admin: Any, etype: str, names: list[str], args: argparse.Namespace
     return 0
 
 
-def _alter(admin: Any, etype: str, name: str, args: argparse.Namespace) -> int:
-    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
-
+def _changes(args: argparse.Namespace) -> tuple[dict[str, str], list[str]]:
     to_set = parse_add_config(args.add_config) if args.add_config else {}
     if args.add_config_file:
         to_set.update(read_props(args.add_config_file))
-    to_delete = [k.strip() for k in (args.delete_config or "").split(",") if k.strip()]
+    return to_set, [k.strip() for k in (args.delete_config or "").split(",") if k.strip()]
+
+
+def _alter(admin: Any, etype: str, name: str, args: argparse.Namespace) -> int:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+
+    to_set, to_delete = _changes(args)
     if not to_set and not to_delete:
         raise CliError("--alter needs --add-config, --add-config-file or --delete-config")
     both = sorted(set(to_set) & set(to_delete))

@@ -64,6 +64,7 @@ class KafkaConnection(asyncio.Protocol):
         self._hol_logged_at = -HOL_LOG_INTERVAL_S
         self._reading_paused = False
         self._writing_paused = False
+        self._throttled_until = 0.0  # loop time: muted by a client quota until then (KIP-219)
         self._closed = False
         #: Called once when the connection closes (e.g. the controller noting a broker's loss).
         self.close_callbacks: dict[Any, Callable[[], None]] = {}
@@ -203,13 +204,28 @@ class KafkaConnection(asyncio.Protocol):
     def _update_reading(self) -> None:
         if self._transport is None or self._closed:
             return
-        should_pause = self._writing_paused or len(self._queue) >= MAX_IN_FLIGHT
+        should_pause = (self._writing_paused or len(self._queue) >= MAX_IN_FLIGHT
+                        or self._throttled_until > 0)
         if should_pause and not self._reading_paused:
             self._transport.pause_reading()
             self._reading_paused = True
         elif not should_pause and self._reading_paused:
             self._transport.resume_reading()
             self._reading_paused = False
+
+    def throttle(self, delay_ms: int) -> None:
+        """A client quota was exceeded (suoi.api.quotas): read nothing more for ``delay_ms``
+        (KIP-219: the response is already on its way, carrying the throttle time)."""
+        loop = asyncio.get_running_loop()
+        self._throttled_until = max(self._throttled_until, loop.time() + delay_ms / 1000)
+        self._update_reading()
+        loop.call_at(self._throttled_until, self._unthrottle)
+
+    def _unthrottle(self) -> None:
+        # timers may fire up to the clock's resolution early: the latest mute's own timer ends it
+        if asyncio.get_running_loop().time() >= self._throttled_until - 0.005:
+            self._throttled_until = 0.0
+        self._update_reading()
 
     def _abort(self) -> None:
         self._closed = True

@@ -29,15 +29,18 @@ FORBIDDEN = {
     "controller": {"raft_driver", "client", "api", "net", "broker", "coordinator", "cli", "testing"},
     "replication": {"api", "net", "cli", "testing", "broker", "cluster"},
     # ACL rules and the authorizer: pure facts the controller (records) and api (enforcement) share
+    "quota": {"protocol", "log", "raft", "raft_driver", "client", "replication", "controller", "api", "net",
+              "broker", "coordinator", "cluster", "cli", "testing", "config", "authorizer"},
     "authorizer": {"protocol", "log", "raft", "raft_driver", "client", "replication", "controller", "api", "net",
                    "broker", "coordinator", "cluster", "cli", "testing", "config"},
 }
-NO_ASYNCIO = {"configdefs", "model", "protocol", "log", "raft", "controller", "replication", "authorizer"}
+NO_ASYNCIO = {"configdefs", "model", "protocol", "log", "raft", "controller", "replication", "authorizer", "quota"}
 # sans-IO packages that must not even touch kio, sockets, threads or the clock
 PURE = {
     "controller": {"kio", "socket", "threading", "time", "selectors"},
     "replication": {"kio", "socket", "threading", "time", "selectors"},
     "authorizer": {"kio", "socket", "threading", "time", "selectors"},
+    "quota": {"kio", "socket", "threading", "time", "selectors"},
 }
 
 

@@ -1,0 +1,6 @@
+"""Client quotas (KIP-546), sans-IO: the rate sampler and the quota lookup (see README.md)."""
+
+from suoi.quota.manager import QUOTA_KINDS, ClientQuotas, quota_for
+from suoi.quota.sampler import Rate
+
+__all__ = ["QUOTA_KINDS", "ClientQuotas", "Rate", "quota_for"]
