@@ -62,7 +62,7 @@ def describe_resources(bindings: Iterable[AclBinding]) -> list[dict[str, Any]]:
             for (rt, name, pt), acls in sorted(grouped.items())]
 
 
-@api(29, "DescribeAcls", 0, 3)
+@api(29, "DescribeAcls", 1, 3)
 def handle_describe_acls(ctx: RequestContext, request: Any) -> dict[str, Any]:
     def answer(code: int, message: str | None, resources: list[dict[str, Any]]) -> dict[str, Any]:
         return {"throttle_time": 0, "error_code": code, "error_message": message, "resources": resources}
@@ -77,7 +77,7 @@ def handle_describe_acls(ctx: RequestContext, request: Any) -> dict[str, Any]:
     return answer(ErrorCode.none, None, describe_resources(b for b in kraft.image.acls.values() if f.matches(b)))
 
 
-@api(30, "CreateAcls", 0, 3)
+@api(30, "CreateAcls", 1, 3)
 def handle_create_acls(ctx: RequestContext, request: Any) -> Any:
     creations = list(request.creations)
 
@@ -97,7 +97,7 @@ def handle_create_acls(ctx: RequestContext, request: Any) -> Any:
         failed)
 
 
-@api(31, "DeleteAcls", 0, 3)
+@api(31, "DeleteAcls", 1, 3)
 def handle_delete_acls(ctx: RequestContext, request: Any) -> Any:
     filters = [_filter(f) for f in request.filters]
 

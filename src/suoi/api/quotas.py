@@ -61,7 +61,7 @@ class RequestQuota:
 
 
 def begin(ctx: RequestContext, request: Any, frame_len: int) -> RequestQuota | None:
-    kraft = ctx.broker.kraft
+    kraft = getattr(ctx.broker, "kraft", None)
     manager = getattr(ctx.broker, "quotas", None)
     if kraft is None or manager is None or not kraft.image.client_quotas:
         return None
