@@ -9,6 +9,7 @@ bindings survived the restart in the metadata log."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,21 +26,27 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from kio.schema.delete_topics.v6.request import DeleteTopicsRequest, DeleteTopicState
+from kio.schema.describe_configs.v4.request import DescribeConfigsRequest, DescribeConfigsResource
+from kio.schema.errors import ErrorCode
+from kio.schema.init_producer_id.v4.request import InitProducerIdRequest
+
+from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
 from tests.e2e.cli import suoi
+from tests.integration.support import kraft_combined_overrides, metadata_req, ms, produce_req
+from tests.rawclient import RawClient
 
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 ANON = "User:ANONYMOUS"
 
 
 def node_props(port: int, cport: int, **extra: str) -> dict[str, str]:
-    return {"process.roles": "broker,controller", "node.id": "1", "controller.listener.names": "CONTROLLER",
-            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-            "controller.quorum.voters": f"1@127.0.0.1:{cport}", "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1", "transaction.state.log.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0", "authorizer.class.name": AUTHORIZER, **extra}
+    return kraft_combined_overrides(port, cport, **{
+        "offsets.topic.replication.factor": "1", "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1", "group.initial.rebalance.delay.ms": "0",
+        "authorizer.class.name": AUTHORIZER, **extra})
 
 
 def cluster_acl(op: AclOperation) -> AclBinding:
@@ -120,6 +127,8 @@ def test_acl_round_trip_with_admin_client_and_suoi_acls(super_node: EmbeddedBrok
     ops = (AclOperation.CLUSTER_ACTION, AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.CREATE)
     assert wait_all(admin.create_acls([cluster_acl(op) for op in ops])) == [None] * 4
     admin.create_topics([NewTopic("secret", 1, 1), NewTopic("orders", 1, 1)])["secret"].result(timeout=20)
+    # a super user needs no binding on the topic (allow.everyone.if.no.acl.found is false)
+    assert _produce_error(super_node.bootstrap, "secret") is None
 
 
 def _produce_error(bootstrap: str, topic: str) -> KafkaError | None:
@@ -172,7 +181,41 @@ def test_denials_then_allow(super_node: EmbeddedBroker, data_dir: Path, ports: t
         assert wait_all(admin.create_acls([group])) == [None]
         got, error = _consume(boot, "orders", "readers")
         assert (got, error) == ([b"v"], None)
+        _api_families(boot)
         # DENY beats ALLOW
         assert wait_all(admin.create_acls([topic_acl("orders", AclOperation.WRITE, AclPermissionType.DENY)])) == [None]
         err = _produce_error(boot, "orders")
         assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
+        with RawClient(boot) as c:  # and an idempotent producer's only WRITE is now denied (authorizeByResourceType)
+            idempotent = c.request(InitProducerIdRequest(transactional_id=None, transaction_timeout=ms(60000),
+                                                         producer_id=-1, producer_epoch=-1))
+            assert idempotent.error_code == ErrorCode.cluster_authorization_failed
+
+
+def _api_families(boot: str) -> None:
+    """Per-topic and whole-request denials of other APIs, as Kafka answers them."""
+    with RawClient(boot) as c:
+        md = c.request(metadata_req("secret", "orders", allow_create=False))
+        assert {t.name: t.error_code for t in md.topics} == {"secret": ErrorCode.topic_authorization_failed,
+                                                             "orders": ErrorCode.none}
+        assert [b.node_id for b in md.brokers] == [1]  # the rest of the answer is there
+        batch = build_batch([(None, b"x")], timestamp_ms=int(time.time() * 1000))
+        produced = c.request(produce_req("secret", 0, batch))
+        assert [(r.name, [p.error_code for p in r.partition_responses]) for r in produced.responses] == [
+            ("secret", [ErrorCode.topic_authorization_failed])]
+        deleted = c.request(DeleteTopicsRequest(topics=(DeleteTopicState(name="secret", topic_id=None),),
+                                                timeout=ms(5000)))
+        assert [(r.name, r.error_code) for r in deleted.responses] == [("secret", ErrorCode.topic_authorization_failed)]
+        txn = c.request(InitProducerIdRequest(transactional_id="tx", transaction_timeout=ms(60000), producer_id=-1,
+                                              producer_epoch=-1))
+        assert txn.error_code == ErrorCode.transactional_id_authorization_failed
+        idempotent = c.request(InitProducerIdRequest(transactional_id=None, transaction_timeout=ms(60000),
+                                                     producer_id=-1, producer_epoch=-1))
+        assert idempotent.error_code == ErrorCode.none  # WRITE on some topic is enough (Kafka's rule)
+        configs = c.request(DescribeConfigsRequest(resources=(
+            DescribeConfigsResource(resource_type=4, resource_name="1", configuration_keys=None),
+            DescribeConfigsResource(resource_type=2, resource_name="orders", configuration_keys=("retention.ms",))),
+            include_synonyms=False, include_documentation=False))
+        # only ALTER_CONFIGS implies DESCRIBE_CONFIGS: READ/WRITE on the topic do not
+        assert {(r.resource_type, r.error_code) for r in configs.results} == {
+            (4, ErrorCode.cluster_authorization_failed), (2, ErrorCode.topic_authorization_failed)}
