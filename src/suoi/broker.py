@@ -20,7 +20,7 @@ from typing import Any
 
 from suoi.api.alter_replica_log_dirs import start_move
 from suoi.authorizer import authorizer_from_config
-from suoi.quota import ClientQuotas
+from suoi.quota import ClientQuotas, ConnectionLimits, parse_overrides
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
@@ -139,6 +139,10 @@ class Broker:
         self.authorizer = authorizer_from_config({k: str(v) for k, v in config.values.items()})
         #: Client quota sensors (KIP-546; the quotas are in the metadata image), applied at dispatch.
         self.quotas = ClientQuotas(config.get_int("quota.window.num"), config.get_int("quota.window.size.seconds") * 1000)
+        #: max.connections / max.connections.per.ip(.overrides), applied by net when a connection opens.
+        self.connection_limits = ConnectionLimits(config.get_int("max.connections"),
+                                                  config.get_int("max.connections.per.ip"),
+                                                  parse_overrides(str(config.get("max.connections.per.ip.overrides"))))
         #: KIP-714: client instances and the last metrics each pushed (in memory).
         self.client_telemetry = ClientTelemetry()
         self.cluster_id = ""

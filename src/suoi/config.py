@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from suoi.quota.connections import parse_overrides
 from suoi.config_security import check_security_settings
 from suoi.configdefs import BROKER_CONFIGS, ConfigValueError
 
@@ -34,6 +35,11 @@ def _bool(v: str) -> bool:
     if s in ("false", "0", "no"):
         return False
     raise ValueError(f"not a boolean: {v!r}")
+
+
+def _overrides(v: str) -> str:
+    parse_overrides(v)  # host:count pairs, refused at start otherwise
+    return v
 
 
 def _str(v: str) -> str:
@@ -142,6 +148,10 @@ KNOWN: dict[str, tuple[object, object]] = {
     # client quotas (KIP-546): the rate sampler's windows, as Kafka's quota managers
     "quota.window.num": (_INT, 11),
     "quota.window.size.seconds": (_INT, 1),
+    # connection limits (suoi.quota.connections, applied by net)
+    "max.connections": (_INT, 2147483647),
+    "max.connections.per.ip": (_INT, 2147483647),
+    "max.connections.per.ip.overrides": (_overrides, ""),
 }
 
 # Pre-KRaft keys an older server.properties may carry: ignored like the Kafka 4 keys suoi does not use.

@@ -36,6 +36,8 @@ def check_security_settings(values: Mapping[str, str]) -> None:
                 raise UnsupportedSecuritySetting(
                     f"{key}={value}: an authorizer is not supported on a standalone node: ACLs are kept in the "
                     "KRaft metadata log, set process.roles")
+        elif key == "max.connection.creation.rate":  # connection limits suoi does not have (yet)
+            raise _refuse(key, what="connection creation rate limits")
         elif key == "security.inter.broker.protocol":
             if value.upper() != "PLAINTEXT":
                 raise _refuse(f"{key}={value}")

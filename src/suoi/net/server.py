@@ -39,6 +39,7 @@ _NO_RESPONSE = object()
 HOL_WARN_S = 1.0
 HOL_LOG_INTERVAL_S = 60.0
 _FETCH_KEYS = frozenset({1, 23})  # Fetch, OffsetsForLeaderEpoch
+_REFUSALS_LOGGED: dict[str, float] = {}  # ip -> loop time a refused connection from it was last logged
 
 
 class _Entry:
@@ -65,6 +66,7 @@ class KafkaConnection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._throttled_until = 0.0  # loop time: muted by a client quota until then (KIP-219)
+        self._limited: tuple[Any, str, bool] | None = None  # counted by connection_limits: (limits, ip, counted)
         self._closed = False
         #: Called once when the connection closes (e.g. the controller noting a broker's loss).
         self.close_callbacks: dict[Any, Callable[[], None]] = {}
@@ -74,7 +76,29 @@ class KafkaConnection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        if not self._admitted(peer[0] if peer else "?"):
+            return
         self._broker.connections.add(self)
+
+    def _admitted(self, ip: str) -> bool:
+        """max.connections(.per.ip): a connection over a limit is closed at once, logged once a minute."""
+        limits = getattr(self._broker, "connection_limits", None)
+        if limits is None or not limits.active:
+            return True
+        names = set(self._broker.config.controller_listener_names)
+        counted = not any(b.port == self.local_port and b.name in names for b in self._broker.bound)
+        refused = limits.admit(ip, counted)
+        if refused is None:
+            self._limited = (limits, ip, counted)
+            return True
+        now = asyncio.get_running_loop().time()
+        if now - _REFUSALS_LOGGED.get(ip, -HOL_LOG_INTERVAL_S) >= HOL_LOG_INTERVAL_S:
+            if len(_REFUSALS_LOGGED) > 10_000:
+                _REFUSALS_LOGGED.clear()
+            _REFUSALS_LOGGED[ip] = now
+            log.warning("closing connection from %s: %s", self._peer, refused)
+        self._abort()
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._decoder.buffered and not self._closed:
@@ -82,6 +106,10 @@ class KafkaConnection(asyncio.Protocol):
                         self._peer, self._decoder.buffered)
         self._closed = True
         self._broker.connections.discard(self)
+        if self._limited is not None:
+            limits, ip, counted = self._limited
+            self._limited = None
+            limits.release(ip, counted)
         callbacks, self.close_callbacks = list(self.close_callbacks.values()), {}
         for callback in callbacks:
             try:

@@ -43,3 +43,18 @@ def test_quota_precedence_and_shared_sensors() -> None:
     # the same sensor for every client of alice: 10 + 30 bytes in a 1 s window against 20/s
     assert m.record(quotas, "consumer_byte_rate", "alice", "b", 30.0, 0) == 1000
     assert m.record(quotas, "consumer_byte_rate", "bob", "b", 1e9, 0) == 0  # no quota applies
+
+
+def test_connection_limits() -> None:
+    from suoi.quota import ConnectionLimits, parse_overrides
+
+    limits = ConnectionLimits(max_connections=3, max_per_ip=2, overrides=parse_overrides("10.0.0.9:0, 10.0.0.8:5"))
+    assert limits.admit("a") is None and limits.admit("a") is None
+    assert "Too many connections from a (maximum = 2)" == limits.admit("a")
+    assert limits.admit("10.0.0.9") is not None  # override: none at all
+    assert limits.admit("b") is None
+    assert "max.connections = 3" in str(limits.admit("10.0.0.8"))
+    assert limits.admit("10.0.0.8", counted=False) is None  # a controller listener: only the per-IP limit
+    limits.release("a")
+    assert limits.admit("a") is None
+    assert parse_overrides("") == {}
