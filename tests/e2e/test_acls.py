@@ -30,6 +30,7 @@ from kio.schema.delete_topics.v6.request import DeleteTopicsRequest, DeleteTopic
 from kio.schema.describe_configs.v4.request import DescribeConfigsRequest, DescribeConfigsResource
 from kio.schema.errors import ErrorCode
 from kio.schema.init_producer_id.v4.request import InitProducerIdRequest
+from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
 
 from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
@@ -199,6 +200,10 @@ def _api_families(boot: str) -> None:
         assert {t.name: t.error_code for t in md.topics} == {"secret": ErrorCode.topic_authorization_failed,
                                                              "orders": ErrorCode.none}
         assert [b.node_id for b in md.brokers] == [1]  # the rest of the answer is there
+        asked = c.request(MetadataRequest(topics=(MetadataRequestTopic(topic_id=None, name="orders"),),
+                                          allow_auto_topic_creation=False, include_topic_authorized_operations=True))
+        # KIP-430: READ, WRITE and the DESCRIBE they imply (bits 3, 4, 8)
+        assert asked.topics[0].topic_authorized_operations == (1 << 3) | (1 << 4) | (1 << 8)
         batch = build_batch([(None, b"x")], timestamp_ms=int(time.time() * 1000))
         produced = c.request(produce_req("secret", 0, batch))
         assert [(r.name, [p.error_code for p in r.partition_responses]) for r in produced.responses] == [

@@ -34,7 +34,7 @@ from suoi.api.registry import RequestContext
 from suoi.authorizer import CLUSTER_NAME, AclOperation, ResourceType, StandardAuthorizer
 from suoi.model import ErrorCode
 
-__all__ = ["ALLOWED", "ANONYMOUS", "RULES", "Deny", "Filter", "Split", "check", "principal_of"]
+__all__ = ["ALLOWED", "ANONYMOUS", "RULES", "Deny", "Filter", "Split", "check", "host_of", "principal_of"]
 
 ANONYMOUS = "User:ANONYMOUS"
 Op, Res = AclOperation, ResourceType
@@ -104,6 +104,11 @@ AUDIT = AuditLog()
 
 def principal_of(connection: Any) -> str:
     return getattr(connection, "principal", None) or ANONYMOUS
+
+
+def host_of(ctx: RequestContext) -> str:
+    """The client's address without its port (what ACL bindings' hosts name)."""
+    return ctx.client_host.rsplit(":", 1)[0] if ":" in ctx.client_host else ctx.client_host
 
 
 @dataclass(slots=True)
@@ -387,7 +392,7 @@ def check(ctx: RequestContext, request: Any, authorizer: StandardAuthorizer) -> 
     kraft = ctx.broker.kraft
     if kraft is not None:
         authorizer.load(kraft.image.acls)
-    host = ctx.client_host.rsplit(":", 1)[0] if ":" in ctx.client_host else ctx.client_host
+    host = host_of(ctx)
     access = Access(authorizer, principal_of(ctx.connection), host, ctx)
     rule = RULES.get(ctx.api_key)
     verdict = rule(access, request) if rule is not None else Deny(CLUSTER_DENIED)
@@ -398,6 +403,6 @@ def check(ctx: RequestContext, request: Any, authorizer: StandardAuthorizer) -> 
 
 
 def filter_allows(ctx: RequestContext, authorizer: StandardAuthorizer, f: Filter, name: str) -> bool:
-    host = ctx.client_host.rsplit(":", 1)[0] if ":" in ctx.client_host else ctx.client_host
+    host = host_of(ctx)
     return authorizer.authorize(principal_of(ctx.connection), host, f.op, f.resource_type, name)
 

@@ -12,7 +12,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from suoi.api.authorization import ALLOWED, Deny, Filter, Split, check, filter_allows
+from suoi.api import authorized_operations
+from suoi.api.authorization import ALLOWED, Deny, Filter, Split, check, filter_allows, host_of, principal_of
 from suoi.api.error_responses import error_array, error_response
 from suoi.api.registry import RequestContext, ResponseData
 from suoi.authorizer import StandardAuthorizer
@@ -25,6 +26,19 @@ Handler = Callable[[RequestContext, Any], ResponseData | Awaitable[ResponseData]
 
 def authorized_call(ctx: RequestContext, body: Any, handler: Handler, authorizer: StandardAuthorizer
                     ) -> ResponseData | Awaitable[ResponseData]:
+    result = _authorized_call(ctx, body, handler, authorizer)
+    if ctx.api_key not in (3, 15, 60, 75):
+        return result
+    host, principal = host_of(ctx), principal_of(ctx.connection)
+
+    def allowed(op: Any, rtype: Any, name: str) -> bool:
+        return authorizer.authorize(principal, host, op, rtype, name)
+
+    return _then(result, lambda data: authorized_operations.fill(ctx.api_key, body, data, allowed))
+
+
+def _authorized_call(ctx: RequestContext, body: Any, handler: Handler, authorizer: StandardAuthorizer
+                     ) -> ResponseData | Awaitable[ResponseData]:
     verdict = check(ctx, body, authorizer)
     if verdict is ALLOWED:
         return handler(ctx, body)
