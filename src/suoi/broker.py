@@ -20,7 +20,6 @@ from typing import Any
 
 from suoi.api.alter_replica_log_dirs import start_move
 from suoi.authorizer import authorizer_from_config
-from suoi.quota import ClientQuotas, ConnectionLimits, parse_overrides
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
@@ -40,6 +39,7 @@ from suoi.log.meta_properties import ensure_formatted
 from suoi.log.scrubber import LogScrubber
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
+from suoi.quota import ClientQuotas, ConnectionLimits, parse_overrides
 from suoi.raft_driver.driver import METADATA_LOG_DIRNAME
 
 log = logging.getLogger("suoi.broker")

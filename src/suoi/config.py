@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from suoi.quota.connections import parse_overrides
 from suoi.config_security import check_security_settings
 from suoi.configdefs import BROKER_CONFIGS, ConfigValueError
+from suoi.quota.connections import parse_overrides
 
 log = logging.getLogger("suoi.config")
 

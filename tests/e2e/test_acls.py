@@ -25,7 +25,6 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
-
 from kio.schema.delete_topics.v6.request import DeleteTopicsRequest, DeleteTopicState
 from kio.schema.describe_configs.v4.request import DescribeConfigsRequest, DescribeConfigsResource
 from kio.schema.errors import ErrorCode
@@ -36,7 +35,7 @@ from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
 from tests.e2e.cli import suoi
-from tests.integration.support import kraft_combined_overrides, metadata_req, ms, produce_req
+from tests.integration.support import LogWatch, kraft_combined_overrides, metadata_req, ms, produce_req
 from tests.rawclient import RawClient
 
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -164,11 +163,17 @@ def test_denials_then_allow(super_node: EmbeddedBroker, data_dir: Path, ports: t
     super_node.stop()
     with EmbeddedBroker(data_dir, port=ports[0], overrides=node_props(*ports)) as node:
         boot = node.bootstrap
+        watch = LogWatch(node)
         admin = AdminClient({"bootstrap.servers": boot})
         # no DESCRIBE on any topic: Metadata lists none of them
         assert set(admin.list_topics(timeout=20).topics) == set()
         err = _produce_error(boot, "orders")
         assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
+        # the audit line names principal, operation, resource and host, once however often the client asked
+        # (librdkafka never sends the Produce: Metadata already refused to describe the topic)
+        watch.wait_for(r"Principal = User:ANONYMOUS is Denied operation = DESCRIBE from host = 127\.0\.0\.1 on "
+                       r"resource = TOPIC:LITERAL:orders", level="INFO")
+        assert watch.new().count("operation = DESCRIBE from host = 127.0.0.1 on resource = TOPIC:LITERAL:orders") == 1
 
         assert wait_all(admin.create_acls([topic_acl("orders", AclOperation.WRITE),
                                            topic_acl("orders", AclOperation.READ)])) == [None, None]

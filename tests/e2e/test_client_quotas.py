@@ -76,7 +76,7 @@ def test_produce_quota_throttles_a_producer(node: EmbeddedBroker) -> None:
     throttles: list[int] = []
 
     def on_throttle(event: object) -> None:
-        throttles.append(int(getattr(event, "throttle_time") * 1000))
+        throttles.append(int(event.throttle_time * 1000))
 
     producer = Producer({"bootstrap.servers": node.bootstrap, "client.id": "slow", "linger.ms": 5,
                          "batch.size": 65536, "throttle_cb": on_throttle})

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from suoi.api import legacy_produce
 from suoi.api import quotas as client_quotas
-from suoi.api.enforcement import authorized_call
 from suoi.api.api_versions import api_versions_data
+from suoi.api.enforcement import authorized_call
 from suoi.api.error_responses import error_response
 from suoi.api.registry import REGISTRY, RequestContext, ResponseData
 from suoi.model import ErrorCode, KafkaError

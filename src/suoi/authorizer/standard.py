@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from suoi.authorizer.acl import WILDCARD, AclBinding, AclOperation, AclPermissionType, PatternType, ResourceType
 
@@ -73,7 +74,7 @@ class StandardAuthorizer:
         self._source: object = None
         self._by_type: dict[ResourceType, _Index] = {}
 
-    def load(self, acls: Mapping[object, AclBinding] | Collection[AclBinding]) -> None:
+    def load(self, acls: Mapping[Any, AclBinding] | Collection[AclBinding]) -> None:
         """Replace the bindings (a mapping's values, e.g. the image's ACLs by id). The same
         object as last time is not re-indexed."""
         if acls is self._source:

@@ -137,7 +137,10 @@ def _print(args: argparse.Namespace, title: str, bindings: list[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from confluent_kafka.admin import AclBinding, AclBindingFilter, AclOperation, AclPermissionType, ResourceType
+    from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourceType
+    from confluent_kafka.admin import AclBindingFilter as _Filter
+
+    AclBindingFilter: Any = _Filter  # its stubs say str where DescribeAcls/DeleteAcls take None (any)
 
     if not (args.add or args.remove or args.list):
         raise CliError("Command must include exactly one action: --list, --add, --remove.")

@@ -68,15 +68,16 @@ def _alter(args: argparse.Namespace, parts: list[tuple[str, str | None]], to_set
 
 def _describe(args: argparse.Namespace, parts: list[tuple[str, str | None]]) -> int:
     from kio.schema.describe_client_quotas.v1.request import ComponentData, DescribeClientQuotasRequest
+    from kio.static.primitive import i8
 
-    components = tuple(ComponentData(entity_type=t, match_type=1 if n is None else 0, match=n) for t, n in parts)
+    components = tuple(ComponentData(entity_type=t, match_type=i8(1 if n is None else 0), match=n) for t, n in parts)
     # Kafka's tool: a named entity alone (no --entity-name) lists every entity of that type
     if len(parts) == 1 and parts[0][1] is None and not args.entity_default:
-        components = (ComponentData(entity_type=parts[0][0], match_type=2, match=None),)
+        components = (ComponentData(entity_type=parts[0][0], match_type=i8(2), match=None),)
     response = send(args, DescribeClientQuotasRequest(components=components, strict=True), "configs")
     if int(response.error_code) != 0:
         raise CliError(f"{error_name(response.error_code)}: {response.error_message or ''}")
-    docs = [{"entity": _entity_json([(e.entity_type, e.entity_name) for e in entry.entity]),
+    docs: list[dict[str, Any]] = [{"entity": _entity_json([(e.entity_type, e.entity_name) for e in entry.entity]),
              "configs": {v.key: float(v.value) for v in entry.values}} for entry in response.entries]
     if args.output == "json":
         print_json({"entities": docs})

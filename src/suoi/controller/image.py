@@ -23,9 +23,8 @@ from suoi.authorizer.acl import AclBinding, AclOperation, AclPermissionType, Pat
 from suoi.controller.records import (
     NO_LEADER,
     AccessControlEntry,
-    ClientQuota,
-    RemoveAccessControlEntry,
     BeginControlledShutdown,
+    ClientQuota,
     Config,
     FeatureLevel,
     FenceBroker,
@@ -36,6 +35,7 @@ from suoi.controller.records import (
     ProducerIds,
     Record,
     RegisterBroker,
+    RemoveAccessControlEntry,
     RemoveTopic,
     Topic,
     UnfenceBroker,
@@ -254,8 +254,8 @@ class MetadataImage:
                                           pattern_type=a.pattern_type, principal=a.principal, host=a.host,
                                           operation=a.operation, permission_type=a.permission))
         for entity, quotas in sorted(self.client_quotas.items(), key=lambda kv: repr(kv[0])):
-            for k, v in sorted(quotas.items()):
-                out.append(ClientQuota(entity=entity, key=k, quota_value=v))
+            for key, quota in sorted(quotas.items()):
+                out.append(ClientQuota(entity=entity, key=key, quota_value=quota))
         return out
 
     def to_snapshot(self) -> bytes:

@@ -50,7 +50,7 @@ def test_connection_limits() -> None:
 
     limits = ConnectionLimits(max_connections=3, max_per_ip=2, overrides=parse_overrides("10.0.0.9:0, 10.0.0.8:5"))
     assert limits.admit("a") is None and limits.admit("a") is None
-    assert "Too many connections from a (maximum = 2)" == limits.admit("a")
+    assert limits.admit("a") == "Too many connections from a (maximum = 2)"
     assert limits.admit("10.0.0.9") is not None  # override: none at all
     assert limits.admit("b") is None
     assert "max.connections = 3" in str(limits.admit("10.0.0.8"))
