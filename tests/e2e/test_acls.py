@@ -34,7 +34,9 @@ from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopi
 from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
+from tests.conftest import wait_until
 from tests.e2e.cli import suoi
+from tests.e2e.kraft_nodes import kraft_nodes
 from tests.integration.support import LogWatch, kraft_combined_overrides, metadata_req, ms, produce_req
 from tests.rawclient import RawClient
 
@@ -229,3 +231,18 @@ def _api_families(boot: str) -> None:
         # only ALTER_CONFIGS implies DESCRIBE_CONFIGS: READ/WRITE on the topic do not
         assert {(r.resource_type, r.error_code) for r in configs.results} == {
             (4, ErrorCode.cluster_authorization_failed), (2, ErrorCode.topic_authorization_failed)}
+
+
+def test_acls_are_forwarded_and_applied_on_every_node(tmp_path: Path) -> None:
+    """CreateAcls sent to a broker-only node is decided by the active controller (forwarded over
+    the controller listener), and every node's image, hence its authorizer, gets the binding."""
+    with kraft_nodes(tmp_path, {"authorizer.class.name": AUTHORIZER, "super.users": ANON}) as cluster:
+        observer = AdminClient({"bootstrap.servers": cluster.nodes[3].bootstrap})
+        binding = topic_acl("shared", AclOperation.READ, principal="User:erin")
+        assert wait_all(observer.create_acls([binding])) == [None]
+        every = AclBindingFilter(ResourceType.TOPIC, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                                 AclPermissionType.ANY)
+        for node in cluster.nodes.values():
+            admin = AdminClient({"bootstrap.servers": node.bootstrap})
+            wait_until(lambda a=admin: a.describe_acls(every).result(timeout=10) == [binding], timeout=20,
+                       message=f"node {node.bootstrap} lists the binding")
