@@ -139,10 +139,9 @@ class Broker:
         self.authorizer = authorizer_from_config({k: str(v) for k, v in config.values.items()})
         #: Client quota sensors (KIP-546; the quotas are in the metadata image), applied at dispatch.
         self.quotas = ClientQuotas(config.get_int("quota.window.num"), config.get_int("quota.window.size.seconds") * 1000)
-        #: max.connections / max.connections.per.ip(.overrides), applied by net when a connection opens.
-        self.connection_limits = ConnectionLimits(config.get_int("max.connections"),
-                                                  config.get_int("max.connections.per.ip"),
-                                                  parse_overrides(str(config.get("max.connections.per.ip.overrides"))))
+        #: max.connections / max.connections.per.ip(.overrides), applied by net when a connection opens
+        #: (dynamic: `reconfigure` updates them).
+        self.connection_limits = ConnectionLimits()
         #: KIP-714: client instances and the last metrics each pushed (in memory).
         self.client_telemetry = ClientTelemetry()
         self.cluster_id = ""
@@ -259,6 +258,10 @@ class Broker:
         self.logs.default_config = self.log_config
         for name, info in self.logs.topics().items():
             self.logs.alter_topic_configs(name, info.configs)  # re-derives each live log's config
+        limits = self.connection_limits
+        limits.max_connections = self.config.get_int("max.connections")
+        limits.max_per_ip = self.config.get_int("max.connections.per.ip")
+        limits.overrides = parse_overrides(str(self.config.get("max.connections.per.ip.overrides")))
 
     def _cluster_partition_count(self, topic: str) -> int | None:
         assert self.kraft is not None

@@ -7,6 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 from kio.schema.errors import ErrorCode
+from kio.schema.incremental_alter_configs.v1.request import (
+    AlterableConfig,
+    AlterConfigsResource,
+    IncrementalAlterConfigsRequest,
+)
+from kio.static.primitive import i8
 
 from suoi.testing import EmbeddedBroker
 from tests.conftest import wait_until
@@ -38,6 +44,17 @@ def test_connections_over_the_per_ip_limit_are_closed(broker: EmbeddedBroker) ->
                 c.close()
 
         wait_until(fresh_one_serves, timeout=10)
+        # the limit is a dynamic config (cluster-wide, as in Kafka): raised at run time, two more fit
+        raised = second.request(IncrementalAlterConfigsRequest(resources=(AlterConfigsResource(
+            resource_type=i8(4), resource_name="", configs=(AlterableConfig(
+                name="max.connections.per.ip", config_operation=i8(0), value="4"),)),), validate_only=False))
+        assert [r.error_code for r in raised.responses] == [ErrorCode.none]
+        more = [RawClient(broker.bootstrap) for _ in range(2)]
+        try:
+            assert all(c.request(api_versions_req()).error_code == ErrorCode.none for c in more)
+        finally:
+            for c in more:
+                c.close()
     finally:
         first.close()
         second.close()
