@@ -107,3 +107,19 @@ def test_produce_quota_throttles_a_producer(node: EmbeddedBroker) -> None:
         fast.poll(0)
     assert fast.flush(30) == 0
     assert time.monotonic() - started < 2.0
+
+
+def test_request_percentage_throttles_a_busy_client(node: EmbeddedBroker) -> None:
+    """request_percentage: a client over its share of request-handling time is answered with a
+    throttle time (and its connection muted, so one request per connection here)."""
+    configs(node, "--alter", "--entity-type", "clients", "--entity-name", "raw-test",
+            "--add-config", "request_percentage=0.01")
+    try:
+        with RawClient(node.bootstrap) as c:  # client id raw-test
+            answer = c.request(DescribeClientQuotasRequest(
+                components=(ComponentData(entity_type="client-id", match_type=0, match="raw-test"),), strict=False))
+        assert [[(e.entity_type, e.entity_name) for e in x.entity] for x in answer.entries] == [[("client-id", "raw-test")]]
+        assert answer.throttle_time.total_seconds() > 0, answer.throttle_time
+    finally:
+        configs(node, "--alter", "--entity-type", "clients", "--entity-name", "raw-test",
+                "--delete-config", "request_percentage")

@@ -89,6 +89,8 @@ def dispatch(broker: Broker, frame: bytes, client_host: str, connection: Any = N
         else:
             result = authorized_call(ctx, request.body, spec.handler, authorizer)
         if inspect.isawaitable(result):
+            if quota is not None:
+                quota.parked()
             return _finish_later(result, request, spec.name, client_host, quota)
         return _encode(request, result, quota)
     except Exception as exc:

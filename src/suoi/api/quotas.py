@@ -39,6 +39,12 @@ class RequestQuota:
     started: float
     follower: bool
     throttle_ms: int = 0
+    #: seconds the handler ran before returning an awaitable (a long-poll's wait is not work)
+    busy_s: float | None = None
+
+    def parked(self) -> None:
+        """The handler returned an awaitable: what follows is waiting, not request-thread time."""
+        self.busy_s = time.perf_counter() - self.started
 
     def finish(self, response_len: int) -> int:
         """The throttle time of this request (0: none), recording its response and handling time."""
@@ -46,7 +52,8 @@ class RequestQuota:
         if self.ctx.api_key == FETCH and not self.follower:
             self._record("consumer_byte_rate", response_len, now)
         if self.ctx.api_key not in EXEMPT and not self.follower:
-            percent = (time.perf_counter() - self.started) * 100.0  # % of one thread for a second
+            busy = self.busy_s if self.busy_s is not None else time.perf_counter() - self.started
+            percent = busy * 100.0  # % of one thread for a second
             self._record("request_percentage", percent, now)
         return self.throttle_ms
 
