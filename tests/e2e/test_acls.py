@@ -8,6 +8,7 @@ bindings survived the restart in the metadata log."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -125,12 +126,17 @@ def test_acl_round_trip_with_admin_client_and_suoi_acls(super_node: EmbeddedBrok
     left = json.loads(suoi("acls", *boot, "--list", "--topic", "out", "--output", "json").stdout)
     assert left == []
 
-    # what the second start needs: ANONYMOUS may act as a broker and administer the cluster
+
+@pytest.fixture(scope="module")
+def restartable(super_node: EmbeddedBroker) -> EmbeddedBroker:
+    """What the second start needs: ANONYMOUS may act as a broker and administer the cluster."""
+    admin = AdminClient({"bootstrap.servers": super_node.bootstrap})
     ops = (AclOperation.CLUSTER_ACTION, AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.CREATE)
     assert wait_all(admin.create_acls([cluster_acl(op) for op in ops])) == [None] * 4
     admin.create_topics([NewTopic("secret", 1, 1), NewTopic("orders", 1, 1)])["secret"].result(timeout=20)
     # a super user needs no binding on the topic (allow.everyone.if.no.acl.found is false)
     assert _produce_error(super_node.bootstrap, "secret") is None
+    return super_node
 
 
 def _produce_error(bootstrap: str, topic: str) -> KafkaError | None:
@@ -161,8 +167,8 @@ def _consume(bootstrap: str, topic: str, group: str) -> tuple[list[bytes], Kafka
     return got, error
 
 
-def test_denials_then_allow(super_node: EmbeddedBroker, data_dir: Path, ports: tuple[int, int]) -> None:
-    super_node.stop()
+def test_denials_then_allow(restartable: EmbeddedBroker, data_dir: Path, ports: tuple[int, int]) -> None:
+    restartable.stop()
     with EmbeddedBroker(data_dir, port=ports[0], overrides=node_props(*ports)) as node:
         boot = node.bootstrap
         watch = LogWatch(node)
@@ -215,6 +221,11 @@ def _api_families(boot: str) -> None:
         produced = c.request(produce_req("secret", 0, batch))
         assert [(r.name, [p.error_code for p in r.partition_responses]) for r in produced.responses] == [
             ("secret", [ErrorCode.topic_authorization_failed])]
+        both = produce_req("orders", 0, batch)  # one allowed topic and one refused in the same request
+        both = dataclasses.replace(both, topic_data=(*both.topic_data, *produce_req("secret", 0, batch).topic_data))
+        produced = c.request(both)
+        assert sorted((r.name, [p.error_code for p in r.partition_responses]) for r in produced.responses) == [
+            ("orders", [ErrorCode.none]), ("secret", [ErrorCode.topic_authorization_failed])]
         deleted = c.request(DeleteTopicsRequest(topics=(DeleteTopicState(name="secret", topic_id=None),),
                                                 timeout=ms(5000)))
         assert [(r.name, r.error_code) for r in deleted.responses] == [("secret", ErrorCode.topic_authorization_failed)]
