@@ -21,6 +21,7 @@ from typing import Any
 from suoi.api.alter_replica_log_dirs import start_move
 from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import CLIENT_LISTENER
+from suoi.authorizer import authorizer_from_config
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
@@ -41,6 +42,7 @@ from suoi.log.meta_properties import ensure_formatted
 from suoi.log.scrubber import LogScrubber
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
+from suoi.quota import ClientQuotas, ConnectionLimits, parse_overrides
 from suoi.raft_driver.driver import METADATA_LOG_DIRNAME
 from suoi.security.listeners import controller_security, listener_security, reload_certificates
 
@@ -137,6 +139,13 @@ class Broker:
         self.transactions = TransactionCoordinator(self.logs, self.notifier.appended, now_ms,
                                                    txn_config_from(config), self.producer_ids, self.groups)
         self.connections: set[Any] = set()
+        #: Kafka's StandardAuthorizer (authorizer.class.name), applied at dispatch; None: no ACLs checked.
+        self.authorizer = authorizer_from_config({k: str(v) for k, v in config.values.items()})
+        #: Client quota sensors (KIP-546; the quotas are in the metadata image), applied at dispatch.
+        self.quotas = ClientQuotas(config.get_int("quota.window.num"), config.get_int("quota.window.size.seconds") * 1000)
+        #: max.connections / max.connections.per.ip(.overrides), applied by net when a connection opens
+        #: (dynamic: `reconfigure` updates them).
+        self.connection_limits = ConnectionLimits()
         #: KIP-714: client instances and the last metrics each pushed (in memory).
         self.client_telemetry = ClientTelemetry()
         #: Hot-path counters (messages/bytes in and out, request times), read by the admin endpoint.
@@ -285,6 +294,10 @@ class Broker:
         self.logs.default_config = self.log_config
         for name, info in self.logs.topics().items():
             self.logs.alter_topic_configs(name, info.configs)  # re-derives each live log's config
+        limits = self.connection_limits
+        limits.max_connections = self.config.get_int("max.connections")
+        limits.max_per_ip = self.config.get_int("max.connections.per.ip")
+        limits.overrides = parse_overrides(str(self.config.get("max.connections.per.ip.overrides")))
 
     def _cluster_partition_count(self, topic: str) -> int | None:
         assert self.kraft is not None

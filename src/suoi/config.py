@@ -17,6 +17,7 @@ from pathlib import Path
 
 from suoi.config_security import check_security_settings
 from suoi.configdefs import BROKER_CONFIGS, IMPLEMENTED_SECURITY, ConfigValueError, is_listener_security_key
+from suoi.quota.connections import parse_overrides
 
 log = logging.getLogger("suoi.config")
 
@@ -34,6 +35,11 @@ def _bool(v: str) -> bool:
     if s in ("false", "0", "no"):
         return False
     raise ValueError(f"not a boolean: {v!r}")
+
+
+def _overrides(v: str) -> str:
+    parse_overrides(v)  # host:count pairs, refused at start otherwise
+    return v
 
 
 def _str(v: str) -> str:
@@ -153,6 +159,17 @@ KNOWN: dict[str, tuple[object, object]] = {
     "admin.auth.type": (_str, "none"),
     # per-partition kafka_log_log_* series only while the node hosts at most this many partitions (-1: always)
     "admin.metrics.log.partitions.max": (_INT, 1000),
+    # authorization (suoi.authorizer): Kafka's StandardAuthorizer, its super users and default
+    "authorizer.class.name": (_str, None),
+    "super.users": (_str, None),
+    "allow.everyone.if.no.acl.found": (_bool, False),
+    # client quotas (KIP-546): the rate sampler's windows, as Kafka's quota managers
+    "quota.window.num": (_INT, 11),
+    "quota.window.size.seconds": (_INT, 1),
+    # connection limits (suoi.quota.connections, applied by net)
+    "max.connections": (_INT, 2147483647),
+    "max.connections.per.ip": (_INT, 2147483647),
+    "max.connections.per.ip.overrides": (_overrides, ""),
 }
 
 # TLS and SASL (suoi.security): Kafka's names and defaults; listener.name.NAME.<key> overrides are kept as given.

@@ -1,18 +1,20 @@
 """Security settings at start: which listener speaks which protocol, and what is refused.
 
 suoi serves PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL listeners (`suoi.security`) with Kafka's
-property names. What it does not implement yet -- authorizers and ACLs, quotas, connection
-limits, delegation tokens, GSSAPI/OAUTHBEARER -- still stops the node
-before it binds anything, naming the setting (Kafka's rule: a setting we do not implement is
-refused loudly, never ignored: a broker that seems to authorize but grants everyone everything
-is worse than an error). One table (`configdefs.unimplemented_security_feature`) says which
-settings those are, at start and for AlterConfigs.
+property names, and its one authorizer is Kafka's StandardAuthorizer (`suoi.authorizer`). What it
+does not implement yet -- other authorizer classes, connection creation rate limits, delegation
+tokens, GSSAPI/OAUTHBEARER -- still stops the node before it binds anything, naming the setting
+(Kafka's rule: a setting we do not implement is refused loudly, never ignored: a broker that seems
+to authorize but grants everyone everything is worse than an error). One table
+(`configdefs.unimplemented_security_feature`) says which settings those are, at start and for
+AlterConfigs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from suoi.authorizer.standard import AUTHORIZER_CLASS
 from suoi.configdefs import is_listener_security_key, unimplemented_security_feature
 
 #: Kafka's security protocols.
@@ -33,7 +35,16 @@ def check_security_settings(values: Mapping[str, str]) -> None:
         value = str(values[key]).strip()
         if not value:
             continue
-        if key != "listener.security.protocol.map" and unimplemented_security_feature(key) is not None:
+        if key == "authorizer.class.name":
+            if value != AUTHORIZER_CLASS:  # Kafka's KRaft authorizer is the one implemented
+                raise _refuse(f"{key}={value}", what=f"an authorizer other than {AUTHORIZER_CLASS}")
+            if not str(values.get("process.roles", "")).strip():  # ACLs live in the metadata log
+                raise UnsupportedSecuritySetting(
+                    f"{key}={value}: an authorizer is not supported on a standalone node: ACLs are kept in the "
+                    "KRaft metadata log, set process.roles")
+        elif key == "max.connection.creation.rate":  # connection limits suoi does not have (yet)
+            raise _refuse(key, what="connection creation rate limits")
+        elif key != "listener.security.protocol.map" and unimplemented_security_feature(key) is not None:
             # named by key only: the value may be a password or a private key
             raise _refuse(key, what=unimplemented_security_feature(key) or "")
     protocol_map(values)  # a bad map is an error at start

@@ -40,6 +40,10 @@ DYNAMIC_KEYS = MappingProxyType({
     "unclean.leader.election.enable": "unclean.leader.election.enable",
     "log.retention.minutes": None,
     "log.retention.hours": None,
+    # connection limits (cluster-wide dynamic in Kafka), applied by Broker.reconfigure
+    "max.connections": None,
+    "max.connections.per.ip": None,
+    "max.connections.per.ip.overrides": None,
 })
 
 

@@ -27,13 +27,13 @@ class KRaftNodes:
 
 
 @contextmanager
-def kraft_nodes(directory: Path) -> Iterator[KRaftNodes]:
-    """Voters 1 and 2, broker-only node 3, all serving."""
+def kraft_nodes(directory: Path, extra: dict[str, str] | None = None) -> Iterator[KRaftNodes]:
+    """Voters 1 and 2, broker-only node 3, all serving (``extra``: more properties for every node)."""
     port1, cport1, port2, cport2, port3 = free_ports(5)
     common = {"cluster.id": CLUSTER_ID, "controller.listener.names": "CONTROLLER",
               "controller.quorum.voters": f"1@127.0.0.1:{cport1},2@127.0.0.1:{cport2}",
               "offsets.topic.replication.factor": "1", "transaction.state.log.replication.factor": "1",
-              "transaction.state.log.min.isr": "1", "broker.heartbeat.interval.ms": "200"}
+              "transaction.state.log.min.isr": "1", "broker.heartbeat.interval.ms": "200", **(extra or {})}
 
     def voter(node_id: int, port: int, cport: int) -> EmbeddedBroker:
         return EmbeddedBroker(directory / f"node-{node_id}", port=port, overrides={

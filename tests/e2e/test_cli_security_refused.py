@@ -29,13 +29,14 @@ pytestmark = pytest.mark.timeout(60)
     (["--listeners", "SSL://127.0.0.1:{port}", "-o", "ssl.keystore.location={jks}"], "convert it to PKCS12"),
     (["-o", "ssl.keymanager.algorithm=SunX509"], "ssl.keymanager.algorithm"),
     (["-o", "sasl.kerberos.service.name=kafka"], "sasl.kerberos.service.name"),
+    (["-o", "authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
+     "authorizer.class.name=kafka.security.authorizer.AclAuthorizer"),
     (["-o", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],
-     "authorizer.class.name"),
+     "standalone node"),
     (["-o", "sasl.oauthbearer.jwks.endpoint.url=https://idp.example.com/jwks"], "sasl.oauthbearer.jwks.endpoint.url"),
     (["-o", "listener.name.internal.ssl.keymanager.algorithm=SunX509"], "listener.name.internal.ssl"),
     (["-o", "listener.name.client.oauthbearer.sasl.jaas.config=secret-jaas"], "listener.name.client.oauthbearer"),
-    (["-o", "super.users=User:admin"], "super.users"),
-    (["-o", "allow.everyone.if.no.acl.found=true"], "allow.everyone.if.no.acl.found"),
+    (["-o", "max.connection.creation.rate=10"], "max.connection.creation.rate"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_security_setting_refused_with_one_line(tmp_path: Path, args: list[str], named: str) -> None:
     port, port2 = free_port(), free_port()

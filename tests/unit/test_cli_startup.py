@@ -23,7 +23,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def test_every_command_has_its_module_and_a_parser_of_its_own() -> None:
     full = _subcommands(build_parser())
-    assert len(full) == len(COMMAND_MODULES) == 24
+    assert len(full) == len(COMMAND_MODULES) == 25
     for name, command in full.items():
         alone = _subcommands(_command_parser([name, "--help"]))
         assert list(alone) == [name]

@@ -100,3 +100,19 @@ def test_kafkas_shipped_protocol_map_is_accepted_and_names_each_listeners_protoc
         load_config({"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer"}, {})
     with pytest.raises(ValueError, match="is not NAME:PROTOCOL"):
         load_config({"listener.security.protocol.map": "CONTROLLER:TLS"}, {})
+
+
+def test_authorizer_and_connection_settings() -> None:
+    kraft = {"process.roles": "broker,controller", "node.id": "1", "controller.listener.names": "CONTROLLER",
+             "listeners": "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+             "controller.quorum.voters": "1@127.0.0.1:9093"}
+    cfg = load_config({**kraft, "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                       "super.users": "User:admin", "allow.everyone.if.no.acl.found": "true"}, {})
+    assert cfg.get("super.users") == "User:admin" and cfg.get("allow.everyone.if.no.acl.found") is True
+    with pytest.raises(UnsupportedSecuritySetting, match="an authorizer other than"):
+        load_config({**kraft, "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"}, {})
+    with pytest.raises(UnsupportedSecuritySetting, match="max.connection.creation.rate"):
+        load_config({"max.connection.creation.rate": "10"}, {})
+    with pytest.raises(ValueError, match="host:count"):
+        load_config({"max.connections.per.ip.overrides": "10.0.0.1"}, {})
+    assert load_config({"max.connections.per.ip.overrides": "10.0.0.1:5"}, {}).get_int("max.connections") > 0

@@ -6,6 +6,7 @@ is implemented. Importing this package registers every handler.
 """
 
 from suoi.api import (  # noqa: F401  (imported for registration)
+    acls,
     allocate_producer_ids,
     alter_configs,
     alter_partition,
@@ -13,6 +14,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     api_versions,
     assign_replicas_to_dirs,
     broker_lifecycle,
+    client_quotas,
     create_partitions,
     create_topics,
     delete_records,

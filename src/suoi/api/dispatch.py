@@ -17,7 +17,9 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from suoi.api import legacy_produce
+from suoi.api import quotas as client_quotas
 from suoi.api.api_versions import api_versions_data
+from suoi.api.enforcement import authorized_call
 from suoi.api.error_responses import error_response
 from suoi.api.listener_roles import ListenerRole, serves
 from suoi.api.registry import CLIENT_LISTENER, REGISTRY, RequestContext, ResponseData
@@ -111,12 +113,19 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
     ctx = RequestContext(broker, request.api_key, request.api_version, request.correlation_id,
                          request.client_id, client_host, connection, role)
     metrics = broker.metrics
+    quota = client_quotas.begin(ctx, request.body, len(frame))  # None unless client quotas exist
     try:
-        result = spec.handler(ctx, request.body)
+        authorizer = getattr(broker, "authorizer", None)  # suoi.authorizer, when authorizer.class.name is set
+        if authorizer is None:
+            result = spec.handler(ctx, request.body)
+        else:
+            result = authorized_call(ctx, request.body, spec.handler, authorizer)
         if inspect.isawaitable(result):
+            if quota is not None:
+                quota.parked()
             return _finish_later(result, request, spec.name, client_host, CLIENT_LISTENER.get(), metrics, started,
-                                 perf_counter())
-        parts = _encode(request, result)
+                                 perf_counter(), quota)
+        parts = _encode(request, result, quota)
     except Exception as exc:
         metrics.request_done(spec.name, started, None, True)
         return _failed(request, spec.name, client_host, exc)
@@ -124,18 +133,31 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
     return parts
 
 
-def _encode(request: Request, data: ResponseData) -> Parts | None:
+def _encode(request: Request, data: ResponseData, quota: client_quotas.RequestQuota | None = None) -> Parts | None:
     if data is None:
+        if quota is not None:  # acks=0: no response to carry the throttle time, the mute still applies
+            quota.finish(0)
+            quota.mute()
         return None
     response = build_response(request.api_key, request.api_version, data)
-    return encode_response(request.correlation_id, response)
+    parts = encode_response(request.correlation_id, response)
+    if quota is not None and quota.finish(sum(len(p) for p in parts)) > 0:
+        throttled = {**data, "throttle_time": max(quota.throttle_ms, _ms(data.get("throttle_time")))}
+        parts = encode_response(request.correlation_id, build_response(request.api_key, request.api_version, throttled))
+        quota.mute()
+    return parts
+
+
+def _ms(value: Any) -> int:
+    return int(value.total_seconds() * 1000) if hasattr(value, "total_seconds") else int(value or 0)
 
 
 async def _finish_later(pending: Awaitable[ResponseData], request: Request, api: str, client_host: str,
-                        listener: str | None, metrics: Any, started: float, handled: float) -> Parts | None:
+                        listener: str | None, metrics: Any, started: float, handled: float,
+                        quota: client_quotas.RequestQuota | None = None) -> Parts | None:
     CLIENT_LISTENER.set(listener)  # the task running this has a context of its own
     try:
-        parts = _encode(request, await pending)
+        parts = _encode(request, await pending, quota)
     except Exception as exc:
         metrics.request_done(api, started, handled, True)
         return _failed(request, api, client_host, exc)

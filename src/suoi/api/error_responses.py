@@ -34,6 +34,12 @@ def error_response(api_key: int, api_version: int, request: Any, code: int, mess
     return build_response(api_key, api_version, _mirror(cls, request, code, message))
 
 
+def error_array(api_key: int, api_version: int) -> str | None:
+    """The name of the response's one array whose elements carry error codes (None if not one)."""
+    arrays = _error_arrays(response_class(api_key, api_version))
+    return arrays[0][0] if len(arrays) == 1 else None
+
+
 def _mirror(cls: type, request: Any, code: int, message: str | None) -> dict[str, Any]:
     out = zero_fields(cls)
     req_fields = _fields(type(request)) if dataclasses.is_dataclass(request) and not isinstance(request, type) else {}

@@ -1,4 +1,5 @@
-"""`suoi configs`: kafka-configs.sh for topics and brokers (describe, add, delete configs).
+"""`suoi configs`: kafka-configs.sh for topics and brokers (describe, add, delete configs),
+and client quotas of users and client ids (`client_quotas`).
 
 Changes go through IncrementalAlterConfigs, as Kafka's tool does. The cluster-wide broker
 default (Kafka's --entity-default) is not offered: librdkafka cannot name the "" broker
@@ -11,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from suoi.cli import client_quotas
 from suoi.cli.common import (
     TIMEOUT_S,
     CliError,
@@ -40,11 +42,12 @@ def add_parser(sub: Any) -> None:
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--describe", action="store_true", help="list configs (dynamic ones; all with --all)")
     action.add_argument("--alter", action="store_true", help="change configs (--add-config, --delete-config)")
-    p.add_argument("--entity-type", choices=("topics", "brokers", "users"),
-                   help="topics, brokers or users (SCRAM credentials)")
+    p.add_argument("--entity-type", choices=("topics", "brokers", "users", "clients"),
+                   help="topics, brokers, users (SCRAM credentials, client quotas) or clients (client quotas)")
     p.add_argument("--entity-name", metavar="NAME",
-                   help="topic name, broker id or user name (all of them if left out)")
-    p.add_argument("--entity-default", action="store_true", help=argparse.SUPPRESS)
+                   help="topic name, broker id, user name or client id (all of them if left out)")
+    p.add_argument("--entity-default", action="store_true", help="users/clients: the default entity")
+    client_quotas.describe_args(p)
     p.add_argument("--topic", metavar="TOPIC", help="same as --entity-type topics --entity-name TOPIC")
     p.add_argument("--broker", metavar="ID", help="same as --entity-type brokers --entity-name ID")
     p.add_argument("--add-config", metavar="K=V[,K=[V1,V2],...]",
@@ -98,7 +101,38 @@ def _entity(args: argparse.Namespace) -> tuple[str, str | None]:
     return args.entity_type, args.entity_name
 
 
+def _is_scram(key: str) -> bool:
+    return key.upper().startswith("SCRAM-SHA-")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.entity_type in client_quotas.TYPES or args.user is not None or args.client is not None:
+        # users carry two kinds of config, as in kafka-configs.sh: SCRAM credentials
+        # (SCRAM-SHA-256=[...]) and client quotas (producer_byte_rate=...); clients only quotas
+        to_set, to_delete = _changes(args) if args.alter else ({}, [])
+        scram_set = {k: v for k, v in to_set.items() if _is_scram(k)}
+        scram_delete = [k for k in to_delete if _is_scram(k)]
+        quota_set = {k: v for k, v in to_set.items() if not _is_scram(k)}
+        quota_delete = [k for k in to_delete if not _is_scram(k)]
+        scram_entity = args.entity_type == "users" and args.client is None and not args.entity_default
+        if scram_set or scram_delete:
+            if not scram_entity:
+                raise CliError("SCRAM credentials belong to a named user: --entity-type users --entity-name NAME")
+            code = _users(admin_client(args), args.entity_name or args.user, args, scram_set, scram_delete)
+            if code or not (quota_set or quota_delete):
+                return code
+            return client_quotas.run(args, quota_set, quota_delete)
+        if not args.alter and scram_entity and args.output == "json":  # one document: quotas and credentials
+            from suoi.cli.configs_users import scram_rows
+
+            quotas = client_quotas.describe_docs(args, client_quotas.entity(args))
+            print_json({"entities": quotas, "credentials": scram_rows(admin_client(args), args.entity_name or args.user)})
+            return 0
+        if not args.alter and scram_entity:
+            code = _users(admin_client(args), args.entity_name or args.user, args, {}, [])
+            if code:
+                return code
+        return client_quotas.run(args, quota_set, quota_delete)
     etype, name = _entity(args)
     if args.describe and (args.add_config or args.delete_config or args.add_config_file):
         raise CliError("--add-config/--delete-config are only valid with --alter")
@@ -106,8 +140,6 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--all is only valid with --describe")
     admin = admin_client(args)
     md = cluster_metadata(admin, args.bootstrap_server)
-    if etype == "users":
-        return _users(admin, name, args)
     if args.alter:
         if name is None:
             raise CliError("--alter needs --entity-name (or --topic / --broker)")
@@ -121,17 +153,15 @@ def run(args: argparse.Namespace) -> int:
     return _describe(admin, etype, names, args)
 
 
-def _users(admin: Any, name: str | None, args: argparse.Namespace) -> int:
+def _users(admin: Any, name: str | None, args: argparse.Namespace, to_set: dict[str, str],
+           to_delete: list[str]) -> int:
+    """SCRAM credentials of users (`configs_users`)."""
     from suoi.cli.configs_users import alter_users, describe_users
 
     if not args.alter:
         return describe_users(admin, name, args)
     if name is None:
         raise CliError("--alter needs --entity-name for users")
-    to_set = parse_add_config(args.add_config) if args.add_config else {}
-    to_delete = [k.strip() for k in (args.delete_config or "").split(",") if k.strip()]
-    if not to_set and not to_delete:
-        raise CliError("--alter needs --add-config or --delete-config")
     return alter_users(admin, name, to_set, to_delete, args)
 
 
@@ -201,13 +231,17 @@ def _describe(admin: Any, etype: str, names: list[str], args: argparse.Namespace
     return 0
 
 
-def _alter(admin: Any, etype: str, name: str, args: argparse.Namespace) -> int:
-    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
-
+def _changes(args: argparse.Namespace) -> tuple[dict[str, str], list[str]]:
     to_set = parse_add_config(args.add_config) if args.add_config else {}
     if args.add_config_file:
         to_set.update(read_props(args.add_config_file))
-    to_delete = [k.strip() for k in (args.delete_config or "").split(",") if k.strip()]
+    return to_set, [k.strip() for k in (args.delete_config or "").split(",") if k.strip()]
+
+
+def _alter(admin: Any, etype: str, name: str, args: argparse.Namespace) -> int:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+
+    to_set, to_delete = _changes(args)
     if not to_set and not to_delete:
         raise CliError("--alter needs --add-config, --add-config-file or --delete-config")
     both = sorted(set(to_set) & set(to_delete))

@@ -56,6 +56,17 @@ def alter_users(admin: Any, name: str, to_set: dict[str, str], to_delete: list[s
     return 0
 
 
+def scram_rows(admin: Any, name: str | None) -> list[dict[str, Any]]:
+    """[{"user", "credentials": [{"mechanism", "iterations"}]}] from DescribeUserScramCredentials."""
+    from confluent_kafka.admin import ScramMechanism
+
+    futures = admin.describe_user_scram_credentials([name] if name else None)
+    described = {user: result(f) for user, f in futures.items()} if isinstance(futures, dict) else result(futures)
+    return [{"user": u, "credentials": [{"mechanism": ScramMechanism(i.mechanism).name.replace("_", "-"),
+                                          "iterations": i.iterations} for i in d.scram_credential_infos]}
+            for u, d in sorted(described.items())]
+
+
 def describe_users(admin: Any, name: str | None, args: argparse.Namespace) -> int:
     from confluent_kafka.admin import ScramMechanism
 

@@ -16,7 +16,7 @@ COMMAND_MODULES = (
     "get_offsets", "leader_election", "reassign_partitions", "cluster",
     "metadata_quorum", "broker_api_versions", "transactions", "producer_perf_test", "consumer_perf_test",
     "dump_log", "storage",
-    "features", "log_dirs", "schema_registry", "schemas", "metrics", "console",
+    "features", "log_dirs", "schema_registry", "schemas", "metrics", "console", "acls",
 )
 
 

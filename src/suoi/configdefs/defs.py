@@ -164,9 +164,7 @@ _LISTENER_IMPLEMENTED = re.compile(
 _LISTENER_SECURITY = re.compile(
     r"^listener\.name\.[^.]+\.(ssl\.|sasl\.|[^.]+\.sasl\.|principal\.builder\.class$)")
 _SECURITY_NAMES = {
-    "authorizer.class.name": "authorization (ACLs)", "principal.builder.class": "a custom principal builder",
-    "security.providers": "TLS (SSL) security providers", "super.users": "authorization (ACLs)",
-    "allow.everyone.if.no.acl.found": "authorization (ACLs)",
+    "principal.builder.class": "a custom principal builder", "security.providers": "TLS (SSL) security providers",
 }
 
 

@@ -24,6 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from suoi.authorizer.acl import AclBinding, AclBindingFilter
+from suoi.controller import acls as _acls
+from suoi.controller import client_quotas as _client_quotas
 from suoi.controller import configs as _configs
 from suoi.controller import features as _features
 from suoi.controller import partitions as _partitions
@@ -369,6 +372,22 @@ class QuorumController:
         self._check()
         return _features.update_features(self, updates, validate_only)
 
+    def create_acls(self, bindings: Sequence[AclBinding]) -> ControllerResult[list[_acls.AclResult]]:
+        """CreateAcls: one result per binding (see acls.py)."""
+        self._check()
+        return _acls.create_acls(self, bindings)
+
+    def delete_acls(self, filters: Sequence[AclBindingFilter]) -> ControllerResult[list[_acls.DeleteAclsResult]]:
+        """DeleteAcls: per filter, the bindings it removed (see acls.py)."""
+        self._check()
+        return _acls.delete_acls(self, filters)
+
+    def alter_client_quotas(self, alterations: Sequence[_client_quotas.QuotaAlteration], *,
+                            validate_only: bool = False) -> ControllerResult[list[tuple[ErrorCode, str | None]]]:
+        """AlterClientQuotas (KIP-546): one (error, message) per entity (see client_quotas.py)."""
+        self._check()
+        return _client_quotas.alter_client_quotas(self, alterations, validate_only)
+
     def bootstrap_features(self, bootstrap: Sequence[Record] = ()) -> ControllerResult[None]:
         """Write the bootstrap feature levels a metadata log lacks (a new cluster, or one made by
         a suoi that predates them); nothing when they are there. ``bootstrap``: records from
@@ -443,9 +462,13 @@ class QuorumController:
 
     def new_topic_id(self) -> uuid.UUID:
         while True:
-            tid = uuid.UUID(int=self._rng.getrandbits(128), version=4)
+            tid = self.new_uuid()
             if self.state.topic_name(tid) is None:
                 return tid
+
+    def new_uuid(self) -> uuid.UUID:
+        """A random (version 4) UUID from the injected rng."""
+        return uuid.UUID(int=self._rng.getrandbits(128), version=4)
 
     def _fence(self, reg: BrokerRegistration) -> None:
         if not reg.fenced:

@@ -19,9 +19,12 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
 
+from suoi.authorizer.acl import AclBinding, AclOperation, AclPermissionType, PatternType, ResourceType
 from suoi.controller.records import (
     NO_LEADER,
+    AccessControlEntry,
     BeginControlledShutdown,
+    ClientQuota,
     Config,
     FeatureLevel,
     FenceBroker,
@@ -32,6 +35,7 @@ from suoi.controller.records import (
     ProducerIds,
     Record,
     RegisterBroker,
+    RemoveAccessControlEntry,
     RemoveTopic,
     RemoveUserScramCredential,
     Topic,
@@ -46,6 +50,7 @@ from suoi.controller.records import (
 __all__ = [
     "SNAPSHOT_VERSION",
     "BrokerRegistration",
+    "ClientQuotaEntity",
     "ConfigResourceType",
     "MetadataBuilder",
     "MetadataImage",
@@ -55,6 +60,16 @@ __all__ = [
 
 SNAPSHOT_VERSION = 1
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
+#: A client quota entity (KIP-546): ((type, name or None for the default), ...) sorted by type.
+ClientQuotaEntity = tuple[tuple[str, str | None], ...]
+
+
+def _binding(r: AccessControlEntry) -> AclBinding:
+    try:
+        return AclBinding(ResourceType(r.resource_type), r.resource_name, PatternType(r.pattern_type), r.principal,
+                          r.host, AclOperation(r.operation), AclPermissionType(r.permission_type))
+    except ValueError as e:
+        raise MetadataRecordError(f"AccessControlEntry {r.id}: {e}") from None
 
 
 class ConfigResourceType(IntEnum):
@@ -180,6 +195,10 @@ class MetadataImage:
     broker_epoch_high: int = -1
     #: (user, mechanism id) -> SCRAM credential (UserScramCredential records)
     scram: Mapping[tuple[str, int], UserScramCredential] = field(default_factory=lambda: _EMPTY)
+    #: ACL bindings by id (the same object across images until one changes: authorizers cache on it).
+    acls: Mapping[uuid.UUID, AclBinding] = field(default_factory=lambda: _EMPTY)
+    #: Client quotas (KIP-546): entity -> {key: value}.
+    client_quotas: Mapping[ClientQuotaEntity, Mapping[str, float]] = field(default_factory=lambda: _EMPTY)
 
     # ------------------------------------------------------------------ queries
 
@@ -238,6 +257,13 @@ class MetadataImage:
         out.extend(c for _, c in sorted(self.scram.items()))
         if self.next_producer_id:
             out.append(ProducerIds(broker_id=-1, broker_epoch=-1, next_producer_id=self.next_producer_id))
+        for acl_id, a in sorted(self.acls.items()):
+            out.append(AccessControlEntry(id=acl_id, resource_type=a.resource_type, resource_name=a.resource_name,
+                                          pattern_type=a.pattern_type, principal=a.principal, host=a.host,
+                                          operation=a.operation, permission_type=a.permission))
+        for entity, quotas in sorted(self.client_quotas.items(), key=lambda kv: repr(kv[0])):
+            for key, quota in sorted(quotas.items()):
+                out.append(ClientQuota(entity=entity, key=key, quota_value=quota))
         return out
 
     def to_snapshot(self) -> bytes:
@@ -297,6 +323,9 @@ class MetadataBuilder:
     _configs: dict[tuple[int, str], dict[str, str]] = field(default_factory=dict)
     _features: dict[str, int] = field(default_factory=dict)
     _scram: dict[tuple[str, int], UserScramCredential] = field(default_factory=dict)
+    _acls: dict[uuid.UUID, AclBinding] = field(default_factory=dict)
+    _acls_view: Mapping[uuid.UUID, AclBinding] | None = None  # published; None once changed
+    _quotas: dict[ClientQuotaEntity, dict[str, float]] = field(default_factory=dict)
     _image: MetadataImage | None = None
 
     @classmethod
@@ -310,6 +339,8 @@ class MetadataBuilder:
         b._configs = {k: dict(v) for k, v in image.configs.items()}
         b._features = dict(image.features)
         b._scram = dict(image.scram)
+        b._acls, b._acls_view = dict(image.acls), image.acls
+        b._quotas = {k: dict(v) for k, v in image.client_quotas.items()}
         b._image = image
         return b
 
@@ -488,6 +519,32 @@ class MetadataBuilder:
 
     def scram_credentials(self) -> Mapping[tuple[str, int], UserScramCredential]:
         return self._scram
+    def _acl(self, r: AccessControlEntry) -> None:
+        if r.id in self._acls:
+            raise MetadataRecordError(f"ACL {r.id} already exists")
+        self._acls[r.id] = _binding(r)
+        self._acls_view = None
+
+    def _remove_acl(self, r: RemoveAccessControlEntry) -> None:
+        if self._acls.pop(r.id, None) is None:
+            raise MetadataRecordError(f"unknown ACL {r.id}")
+        self._acls_view = None
+
+    def _client_quota(self, r: ClientQuota) -> None:
+        entity = tuple(sorted(r.entity))
+        values = self._quotas.setdefault(entity, {})
+        if r.quota_value is None:
+            values.pop(r.key, None)
+            if not values:
+                del self._quotas[entity]
+        else:
+            values[r.key] = r.quota_value
+
+    def acls(self) -> Mapping[uuid.UUID, AclBinding]:
+        return MappingProxyType(self._acls)
+
+    def client_quotas(self, entity: ClientQuotaEntity) -> Mapping[str, float]:
+        return MappingProxyType(self._quotas.get(tuple(sorted(entity)), {}))
 
     # ------------------------------------------------------------------ publish
 
@@ -511,8 +568,15 @@ class MetadataBuilder:
             features=MappingProxyType(dict(self._features)),
             broker_epoch_high=self.broker_epoch_high,
             scram=MappingProxyType(dict(self._scram)),
+            acls=self._published_acls(),
+            client_quotas=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self._quotas.items()}),
         )
         return self._image
+
+    def _published_acls(self) -> Mapping[uuid.UUID, AclBinding]:
+        if self._acls_view is None:
+            self._acls_view = MappingProxyType(dict(self._acls)) if self._acls else _EMPTY
+        return self._acls_view
 
 
 def _replace_broker(b: BrokerRegistration, *, fenced: bool, in_controlled_shutdown: bool) -> BrokerRegistration:
@@ -534,4 +598,7 @@ _HANDLERS: dict[type, Any] = {
     FeatureLevel: MetadataBuilder._feature,
     UserScramCredential: MetadataBuilder._scram_credential,
     RemoveUserScramCredential: MetadataBuilder._remove_scram_credential,
+    AccessControlEntry: MetadataBuilder._acl,
+    RemoveAccessControlEntry: MetadataBuilder._remove_acl,
+    ClientQuota: MetadataBuilder._client_quota,
 }

@@ -24,6 +24,9 @@ from typing import Any, ClassVar
 
 __all__ = [
     "BATCH_VERSION",
+    "AccessControlEntry",
+    "ClientQuota",
+    "RemoveAccessControlEntry",
     "NO_LEADER",
     "BeginControlledShutdown",
     "Config",
@@ -236,8 +239,47 @@ class RemoveUserScramCredential:
     mechanism: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessControlEntry:
+    """An ACL binding (Kafka's AccessControlEntryRecord); the codes are Kafka's (suoi.authorizer.acl)."""
+
+    TYPE: ClassVar[str] = "AccessControlEntry"
+    VERSION: ClassVar[int] = 1
+    id: uuid.UUID
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission_type: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveAccessControlEntry:
+    TYPE: ClassVar[str] = "RemoveAccessControlEntry"
+    VERSION: ClassVar[int] = 1
+    id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientQuota:
+    """One client quota (Kafka's ClientQuotaRecord, KIP-546): ``entity`` is ((type, name), ...)
+    with type "user" / "client-id" and name None for the default entity; ``quota_value`` None
+    removes the key."""
+
+    TYPE: ClassVar[str] = "ClientQuota"
+    VERSION: ClassVar[int] = 1
+    entity: tuple[tuple[str, str | None], ...]
+    key: str
+    quota_value: float | None
+
+
 Record = (
-    RegisterBroker
+    AccessControlEntry
+    | RemoveAccessControlEntry
+    | ClientQuota
+    | RegisterBroker
     | UnregisterBroker
     | FenceBroker
     | UnfenceBroker
@@ -256,6 +298,9 @@ Record = (
 _TYPES: dict[str, type] = {
     cls.TYPE: cls
     for cls in (
+        AccessControlEntry,
+        RemoveAccessControlEntry,
+        ClientQuota,
         RegisterBroker,
         UnregisterBroker,
         FenceBroker,
@@ -349,6 +394,25 @@ def _listeners(v: Any) -> tuple[Listener, ...]:
     return tuple(out)
 
 
+def _entity(v: Any) -> tuple[tuple[str, str | None], ...]:
+    if not isinstance(v, list) or not v:
+        raise TypeError(f"expected a non-empty list of [type, name] pairs, got {v!r}")
+    out = []
+    for item in v:
+        if not isinstance(item, list) or len(item) != 2:
+            raise TypeError(f"an entity part is [type, name], got {item!r}")
+        out.append((_str(item[0]), _opt_str(item[1])))
+    return tuple(out)
+
+
+def _opt_float(v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise TypeError(f"expected a number, got {v!r}")
+    return float(v)
+
+
 # (decoder, encoder); the encoder turns the dataclass value into JSON-able data
 _FIELD_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "broker_id": (_int, int),
@@ -378,6 +442,15 @@ _FIELD_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "salt": (_bytes, _b64),
     "stored_key": (_bytes, _b64),
     "server_key": (_bytes, _b64),
+    "id": (_uuid, _uuid_text),
+    "pattern_type": (_int, int),
+    "principal": (_str, str),
+    "host": (_str, str),
+    "operation": (_int, int),
+    "permission_type": (_int, int),
+    "entity": (_entity, lambda e: [[t, n] for t, n in e]),
+    "key": (_str, str),
+    "quota_value": (_opt_float, lambda v: v),
 }
 # PartitionChange's optional fields
 _OPTIONAL_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {

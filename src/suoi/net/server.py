@@ -52,6 +52,7 @@ _FETCH_KEYS = frozenset({1, 23})  # Fetch, OffsetsForLeaderEpoch
 #: What a client may send on a SASL listener before it has authenticated.
 _PRE_AUTH_KEYS = frozenset({18, 17, 36})  # ApiVersions, SaslHandshake, SaslAuthenticate
 _PLAINTEXT = ListenerSecurity("PLAINTEXT", "PLAINTEXT")
+_REFUSALS_LOGGED: dict[str, float] = {}  # ip -> loop time a refused connection from it was last logged
 
 
 class _Entry:
@@ -95,6 +96,8 @@ class KafkaConnection(asyncio.Protocol):
         self._hol_logged_at = -HOL_LOG_INTERVAL_S
         self._reading_paused = False
         self._writing_paused = False
+        self._throttled_until = 0.0  # loop time: muted by a client quota until then (KIP-219)
+        self._limited: tuple[Any, str, bool] | None = None  # counted by connection_limits: (limits, ip, counted)
         self._closed = False
         #: Called once when the connection closes (e.g. the controller noting a broker's loss).
         self.close_callbacks: dict[Any, Callable[[], None]] = {}
@@ -104,6 +107,8 @@ class KafkaConnection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        if not self._admitted(peer[0] if peer else "?"):
+            return
         if self.security.ssl_context is not None and not self._tls_principal(transport):
             return
         self._broker.connections.add(self)
@@ -147,12 +152,37 @@ class KafkaConnection(asyncio.Protocol):
         (failed SASL authentication, as Kafka does)."""
         self._close_requested = True
 
+
+    def _admitted(self, ip: str) -> bool:
+        """max.connections(.per.ip): a connection over a limit is closed at once, logged once a minute."""
+        limits = getattr(self._broker, "connection_limits", None)
+        if limits is None or not limits.active:
+            return True
+        names = set(self._broker.config.controller_listener_names)
+        counted = not any(b.port == self.local_port and b.name in names for b in self._broker.bound)
+        refused = limits.admit(ip, counted)
+        if refused is None:
+            self._limited = (limits, ip, counted)
+            return True
+        now = asyncio.get_running_loop().time()
+        if now - _REFUSALS_LOGGED.get(ip, -HOL_LOG_INTERVAL_S) >= HOL_LOG_INTERVAL_S:
+            if len(_REFUSALS_LOGGED) > 10_000:
+                _REFUSALS_LOGGED.clear()
+            _REFUSALS_LOGGED[ip] = now
+            log.warning("closing connection from %s: %s", self._peer, refused)
+        self._abort()
+        return False
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._decoder.buffered and not self._closed:
             log.warning("connection from %s closed in the middle of a request (%d bytes unread)",
                         self._peer, self._decoder.buffered)
         self._closed = True
         self._broker.connections.discard(self)
+        if self._limited is not None:
+            limits, ip, counted = self._limited
+            self._limited = None
+            limits.release(ip, counted)
         callbacks, self.close_callbacks = list(self.close_callbacks.values()), {}
         for callback in callbacks:
             try:
@@ -284,13 +314,28 @@ class KafkaConnection(asyncio.Protocol):
     def _update_reading(self) -> None:
         if self._transport is None or self._closed:
             return
-        should_pause = self._writing_paused or len(self._queue) >= MAX_IN_FLIGHT
+        should_pause = (self._writing_paused or len(self._queue) >= MAX_IN_FLIGHT
+                        or self._throttled_until > 0)
         if should_pause and not self._reading_paused:
             self._transport.pause_reading()
             self._reading_paused = True
         elif not should_pause and self._reading_paused:
             self._transport.resume_reading()
             self._reading_paused = False
+
+    def throttle(self, delay_ms: int) -> None:
+        """A client quota was exceeded (suoi.api.quotas): read nothing more for ``delay_ms``
+        (KIP-219: the response is already on its way, carrying the throttle time)."""
+        loop = asyncio.get_running_loop()
+        self._throttled_until = max(self._throttled_until, loop.time() + delay_ms / 1000)
+        self._update_reading()
+        loop.call_at(self._throttled_until, self._unthrottle)
+
+    def _unthrottle(self) -> None:
+        # timers may fire up to the clock's resolution early: the latest mute's own timer ends it
+        if asyncio.get_running_loop().time() >= self._throttled_until - 0.005:
+            self._throttled_until = 0.0
+        self._update_reading()
 
     def _abort(self) -> None:
         self._closed = True

@@ -42,6 +42,11 @@ FORBIDDEN = {
     # the interfaces: what runtimes are built with (node) and what handlers may call (services)
     "node": {"api", "net", "broker", "services", "cluster", "partition", "cli", "testing", "http"},
     "services": {"api", "net", "broker", "cli", "testing", "http"},
+    # ACL rules and the authorizer: pure facts the controller (records) and api (enforcement) share
+    "quota": {"protocol", "log", "raft", "raft_driver", "client", "replication", "controller", "api", "net",
+              "broker", "coordinator", "cluster", "cli", "testing", "config", "authorizer"},
+    "authorizer": {"protocol", "log", "raft", "raft_driver", "client", "replication", "controller", "api", "net",
+                   "broker", "coordinator", "cluster", "cli", "testing", "config"},
 }
 #: packages a rule names that need not exist yet (issue 12's Partition layer)
 PLANNED = {"partition"}
@@ -57,11 +62,13 @@ FORBIDDEN_MODULES = {"api": {"suoi.cluster.kraft"}, "net": {"suoi.cluster.kraft"
 #: the composition root: imported only by the process entry point and the test harness
 ROOT = "broker"
 ROOT_IMPORTERS = {"cli/broker.py", "testing"}
-NO_ASYNCIO = {"configdefs", "model", "protocol", "log", "raft", "controller", "replication"}
+NO_ASYNCIO = {"configdefs", "model", "protocol", "log", "raft", "controller", "replication", "authorizer", "quota"}
 # sans-IO packages that must not even touch kio, sockets, threads or the clock
 PURE = {
     "controller": {"kio", "socket", "threading", "time", "selectors"},
     "replication": {"kio", "socket", "threading", "time", "selectors"},
+    "authorizer": {"kio", "socket", "threading", "time", "selectors"},
+    "quota": {"kio", "socket", "threading", "time", "selectors"},
 }
 
 

@@ -1,0 +1,7 @@
+"""Client quotas (KIP-546), sans-IO: the rate sampler and the quota lookup (see README.md)."""
+
+from suoi.quota.connections import ConnectionLimits, parse_overrides
+from suoi.quota.manager import QUOTA_KINDS, ClientQuotas, quota_for
+from suoi.quota.sampler import Rate
+
+__all__ = ["QUOTA_KINDS", "ClientQuotas", "ConnectionLimits", "Rate", "parse_overrides", "quota_for"]

@@ -1,0 +1,60 @@
+"""The rate sampler (Kafka's Rate and throttle time) and quota precedence (KIP-55)."""
+
+from __future__ import annotations
+
+from suoi.quota import ClientQuotas, Rate, quota_for
+
+
+def test_rate_counts_at_least_num_samples_minus_one_windows() -> None:
+    r = Rate(num_samples=11, window_ms=1000)
+    r.record(10_000, now_ms=0)
+    assert r.window_size_ms(0) == 10_000  # a first burst is measured over the whole window
+    assert r.rate(0) == 1000.0
+    assert r.throttle_ms(2000.0, 0) == 0
+    # 30,000 bytes over 10.5 s (0.5 s elapsed + 10 windows) against 1000/s: silent until the rate is
+    # back at the quota, (30000/10.5 - 1000) / 1000 * 10.5 s = 19.5 s
+    r.record(20_000, now_ms=500)
+    assert r.window_size_ms(500) == 10_500
+    assert r.throttle_ms(1000.0, 500) == 19_500
+
+
+def test_old_samples_expire() -> None:
+    r = Rate(num_samples=2, window_ms=1000)
+    r.record(5000, now_ms=0)
+    assert r.rate(500) == 5000 / 1.5  # 0.5 s elapsed + one full window
+    r.record(1000, now_ms=2500)  # the first window is gone
+    assert r.rate(2500) == 1000.0
+
+
+def test_quota_precedence_and_shared_sensors() -> None:
+    quotas = {
+        (("client-id", "app"), ("user", "alice")): {"producer_byte_rate": 1.0},
+        (("user", "alice"),): {"producer_byte_rate": 2.0, "consumer_byte_rate": 20.0},
+        (("user", None),): {"producer_byte_rate": 3.0},
+        (("client-id", None),): {"request_percentage": 50.0},
+    }
+    assert quota_for(quotas, "producer_byte_rate", "alice", "app") == (1.0, ("alice", "app"))
+    assert quota_for(quotas, "producer_byte_rate", "alice", "other") == (2.0, ("alice", ""))  # per user
+    assert quota_for(quotas, "producer_byte_rate", "bob", "x") == (3.0, ("bob", ""))  # default user, own sensor
+    assert quota_for(quotas, "request_percentage", "bob", "x") == (50.0, ("", "x"))
+    assert quota_for(quotas, "consumer_byte_rate", "bob", "x") is None
+    m = ClientQuotas(num_samples=2, window_ms=1000)
+    assert m.record(quotas, "consumer_byte_rate", "alice", "a", 10.0, 0) == 0
+    # the same sensor for every client of alice: 10 + 30 bytes in a 1 s window against 20/s
+    assert m.record(quotas, "consumer_byte_rate", "alice", "b", 30.0, 0) == 1000
+    assert m.record(quotas, "consumer_byte_rate", "bob", "b", 1e9, 0) == 0  # no quota applies
+
+
+def test_connection_limits() -> None:
+    from suoi.quota import ConnectionLimits, parse_overrides
+
+    limits = ConnectionLimits(max_connections=3, max_per_ip=2, overrides=parse_overrides("10.0.0.9:0, 10.0.0.8:5"))
+    assert limits.admit("a") is None and limits.admit("a") is None
+    assert limits.admit("a") == "Too many connections from a (maximum = 2)"
+    assert limits.admit("10.0.0.9") is not None  # override: none at all
+    assert limits.admit("b") is None
+    assert "max.connections = 3" in str(limits.admit("10.0.0.8"))
+    assert limits.admit("10.0.0.8", counted=False) is None  # a controller listener: only the per-IP limit
+    limits.release("a")
+    assert limits.admit("a") is None
+    assert parse_overrides("") == {}
