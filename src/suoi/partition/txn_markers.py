@@ -35,7 +35,7 @@ from suoi.protocol.codec import build
 
 if TYPE_CHECKING:
     from suoi.broker import Broker
-    from suoi.cluster.replica_manager import ReplicaManager
+    from suoi.partition.replica_manager import ReplicaManager
     from suoi.coordinator.txn.types import WriteMarkers
 
 log = logging.getLogger("suoi.txn")
@@ -62,12 +62,10 @@ async def append_marker(broker: Broker, replicas: ReplicaManager, tp: TopicParti
     except LogError as exc:
         log.warning("marker for producer %d on %s refused: %s", producer_id, tp, exc)
         return int(exc.error_code)
-    replicas.on_leader_append(leader)
     if tp.topic == OFFSETS_TOPIC:
         broker.groups.complete_transaction(tp.partition, producer_id, commit)
-    broker.notifier.appended(tp)
-    return await replicas.wait_replicated(tp.topic, tp.partition, info.last_offset + 1,
-                                          MARKER_REPLICATION_TIMEOUT_S)
+    leader.on_append()
+    return await leader.wait_replicated(info.last_offset + 1, MARKER_REPLICATION_TIMEOUT_S)
 
 
 class TxnMarkerSender:
