@@ -12,7 +12,6 @@ send full fetch requests, exactly as a Kafka broker with a full session cache do
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable
 from typing import Any
 
@@ -44,9 +43,9 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
                        getattr(p, "last_fetched_epoch", -1), int(getattr(p, "log_start_offset", -1)))
         for p in t.partitions]) for t in request.topics]
     reads = partitions_of(ctx.broker).fetch_messages(params, topics)
-    if inspect.isawaitable(reads):
-        return _later(reads, params.read_committed)
-    return _response(reads, params.read_committed)
+    if isinstance(reads, list):
+        return _response(reads, params.read_committed)
+    return _later(reads, params.read_committed)
 
 
 async def _later(reads: Awaitable[TopicReads], read_committed: bool) -> dict[str, Any]:

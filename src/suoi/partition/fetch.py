@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from suoi.partition.directory import PartitionDirectory
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FetchParams:
     """The request-wide part of a Fetch."""
 
@@ -39,7 +39,7 @@ class FetchParams:
     follower_reads: bool = False  # Fetch v11+: KIP-392 redirection and reads from followers
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FetchPartition:
     partition: int
     fetch_offset: int

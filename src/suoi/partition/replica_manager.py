@@ -5,10 +5,10 @@ which replicas are in sync; `apply` turns every image change into Kafka's `makeL
 `makeFollower`:
 
 * **Leader**: a `Partition` with a `LeaderPartitionState` (follower LEOs, ISR, high watermark)
-  and the parked acks=all produce waits (`partition.py`). The new leader epoch is written into the log's leader-epoch cache at
-  the log end offset (KIP-101), so followers can find where they diverge. Produce appends with
-  that epoch; follower Fetches (replica id >= 0) report follower LEOs via `on_follower_fetch`;
-  the HW moves only when every ISR member has an offset. ISR changes are proposed to the
+  and the parked acks=all produce waits (`partition.py`). The new leader epoch is written into
+  the log's leader-epoch cache at the log end offset (KIP-101), so followers can find where they
+  diverge. Produce appends with that epoch; follower Fetches (replica id >= 0) report follower
+  LEOs (`Partition.read`); the HW moves only when every ISR member has an offset. ISR changes are proposed to the
   controller with AlterPartition and only take effect once it answers (KIP-497).
 * **Follower**: a `Partition` with a `FollowerPartitionState`, handed to the `ReplicaFetcher` of
   the leader's broker, which truncates (OffsetsForLeaderEpoch) and then fetches.
@@ -174,16 +174,9 @@ class ReplicaManager(PartitionDirectory):
                              b in brokers and brokers[b].eligible) for b, f in state.followers.items()]
         return select_read_replica(self.node_id, self.rack, client_rack, views, fetch_offset)
 
-    # -- lookups for the other runtimes (markers, DeleteRecords, coordinators) ------------
+    # -- lookup for the other runtimes (markers, DeleteRecords) --------------------------
     def leader(self, topic: str, partition: int) -> Partition | None:
         return self.leaders.get(TopicPartition(topic, partition))
-
-    def follower(self, topic: str, partition: int) -> Partition | None:
-        return self.followers.get(TopicPartition(topic, partition))
-
-    def leader_epoch(self, topic: str, partition: int) -> int | None:
-        leader = self.leaders.get(TopicPartition(topic, partition))
-        return None if leader is None else leader.state.leader_epoch
 
     # -- metadata ----------------------------------------------------------------------
     async def apply(self, old: MetadataImage, new: MetadataImage, pacer: Ticker | None = None) -> None:
