@@ -40,7 +40,7 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
         client_rack=str(getattr(request, "rack_id", "") or ""), follower_reads=ctx.api_version >= 11)
     topics = [(getattr(t, "topic", None), getattr(t, "topic_id", None), [
         FetchPartition(p.partition, p.fetch_offset, p.partition_max_bytes, getattr(p, "current_leader_epoch", -1),
-                       getattr(p, "last_fetched_epoch", -1), int(getattr(p, "log_start_offset", -1)))
+                       getattr(p, "last_fetched_epoch", -1), getattr(p, "log_start_offset", -1))
         for p in t.partitions]) for t in request.topics]
     reads = partitions_of(ctx.broker).fetch_messages(params, topics)
     if isinstance(reads, list):

@@ -83,7 +83,9 @@ def _read_all(directory: PartitionDirectory, params: FetchParams,
     answer_now = False
     tps: list[TopicPartition] = []
     out: TopicReads = []
-    consumer_follower_read = params.replica_id < 0 and params.follower_reads
+    replica_id, read_committed, rack, follower_reads = (params.replica_id, params.read_committed, params.client_rack,
+                                                        params.follower_reads)
+    consumer_follower_read = replica_id < 0 and follower_reads
     for name, topic_id, partitions in topics:
         resolved = name if name is not None else directory.topic_name(topic_id)
         results: list[tuple[int, ReadResult]] = []
@@ -97,14 +99,14 @@ def _read_all(directory: PartitionDirectory, params: FetchParams,
                 else:
                     tps.append(partition.tp)
                     result = partition.read(
-                        p.fetch_offset, min(p.max_bytes, budget), read_committed=params.read_committed,
-                        replica_id=params.replica_id, client_rack=params.client_rack,
-                        current_leader_epoch=p.current_leader_epoch, last_fetched_epoch=p.last_fetched_epoch,
-                        replica_log_start=p.log_start_offset, min_one_batch=total == 0,
-                        follower_reads=params.follower_reads)
+                        p.fetch_offset, min(p.max_bytes, budget), read_committed=read_committed, replica_id=replica_id,
+                        client_rack=rack, current_leader_epoch=p.current_leader_epoch,
+                        last_fetched_epoch=p.last_fetched_epoch, replica_log_start=p.log_start_offset,
+                        min_one_batch=total == 0, follower_reads=follower_reads)
             answer_now = answer_now or result.answer_now
-            total += len(result.records)
-            budget -= len(result.records)
+            size = len(result.records)
+            total += size
+            budget -= size
             results.append((p.partition, result))
         out.append((name, topic_id, results))
     return out, total, tps, answer_now

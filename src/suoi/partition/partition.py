@@ -229,13 +229,14 @@ class Partition:
         may be redirected and may read a follower replica."""
         if self.leader_state is None and (replica_id >= 0 or not follower_reads):
             return ReadResult(ErrorCode.not_leader_or_follower, answer_now=True)
-        error = compare_epochs(self.leader_epoch, current_leader_epoch)
-        if error:
-            return ReadResult(error, answer_now=True)
+        if current_leader_epoch != NO_EPOCH_CHECK:
+            error = compare_epochs(self.leader_epoch, current_leader_epoch)
+            if error:
+                return ReadResult(error, answer_now=True)
         if replica_id >= 0:
             return self._read_for_follower(replica_id, fetch_offset, max_bytes, last_fetched_epoch, replica_log_start,
                                            min_one_batch)
-        if follower_reads and self.leader_state is not None:
+        if follower_reads and client_rack and self.leader_state is not None:  # no rack: no other choice
             chosen = self.host.preferred_read_replica(self, client_rack, fetch_offset)
             if chosen != self.host.node_id:  # no records: the client goes to that replica
                 return self._result(ErrorCode.none, b"", [] if read_committed else None, preferred=chosen)
