@@ -30,6 +30,7 @@ from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, 
 from kio.static.primitive import i16, i32
 
 import suoi
+from bench_request_bounds import _dispatch_us  # CPU µs per dispatched request
 from suoi.api.dispatch import dispatch
 from suoi.broker import Broker
 from suoi.config import load_config
@@ -61,15 +62,6 @@ def fetch(partitions: int, max_bytes: int) -> FetchRequest:
 async def call(broker: Broker, frame: bytes) -> Any:
     out = dispatch(broker, frame, "bench")
     return await out if inspect.isawaitable(out) else out
-
-
-async def per_call_us(broker: Broker, frame: bytes, n: int) -> float:
-    start = time.thread_time()
-    for _ in range(n):
-        out = dispatch(broker, frame, "bench")
-        if inspect.isawaitable(out):
-            await out
-    return (time.thread_time() - start) / n * 1e6
 
 
 def free_port() -> int:
@@ -115,7 +107,7 @@ async def main(rounds: int, per_round: int) -> None:
             best = dict.fromkeys([name for name, _ in frames], float("inf"))
             for _ in range(rounds):
                 for name, frame in frames:
-                    best[name] = min(best[name], await per_call_us(broker, frame, per_round))
+                    best[name] = min(best[name], await _dispatch_us(broker, frame, per_round))
             print(f"suoi from {suoi.__file__}; best of {rounds} rounds x {per_round}, CPU µs per request")
             for name, us in best.items():
                 print(f"  {name:45} {us:8.1f} µs")
