@@ -29,8 +29,10 @@ def handle_produce(ctx: RequestContext, request: Any) -> Any:
     answers: Answers = []
     for topic in request.topic_data:
         name, topic_id = getattr(topic, "name", None), getattr(topic, "topic_id", None)
-        info, error = (None, ErrorCode.invalid_required_acks) if acks not in (-1, 0, 1) else \
-            resolve_or_create(ctx.broker, name, topic_id, allow_create=True)
+        if acks in (-1, 0, 1):
+            info, error = resolve_or_create(ctx.broker, name, topic_id, allow_create=True)
+        else:
+            info, error = None, ErrorCode.invalid_required_acks
         answers.append((name, topic_id, [
             (p.index, AppendResult(error or ErrorCode.unknown_topic_or_partition) if info is None else
              partitions.append_records(info.name, p.index, p.records, acks, ctx.client_host))

@@ -1,9 +1,11 @@
-"""What the partition layer needs from the KRaft runtime, as a `Protocol` (no import of `cluster`).
+"""What the partition layer needs from the rest of the node, as `Protocol`s (no import of
+`cluster` or `broker`).
 
-`cluster/kraft.py` (`KRaftServices`) builds the replica manager and satisfies this interface;
-the partition layer only reads the metadata image and sends AlterPartition to the active
-controller. Typing against this instead of `KRaftServices` keeps the package graph one-way
-(cluster -> partition), type-only imports included.
+`ControllerChannel`: `cluster/kraft.py` (`KRaftServices`) builds the replica manager and
+satisfies it; the partition layer only reads the metadata image and sends AlterPartition to
+the active controller. `HostingNode`: what the replica manager and the marker writer use of the
+node (`Broker` satisfies it). Typing against these instead of `KRaftServices` / `Broker` keeps
+the package graph one-way (broker -> cluster -> partition), type-only imports included.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from suoi.client import Lane
+from suoi.config import BrokerConfig
 from suoi.controller.image import MetadataImage
+from suoi.coordinator.group_coordinator import GroupCoordinator
+from suoi.coordinator.txn_coordinator import TransactionCoordinator
+from suoi.log.manager import LogManager
+from suoi.notify import AppendNotifier
 
 
 class ControllerChannel(Protocol):
@@ -22,6 +29,20 @@ class ControllerChannel(Protocol):
     image: MetadataImage
 
     async def call_controller(self, request: Any, *, quick: bool = False, lane: Lane = ...) -> Any: ...
+
+
+class HostingNode(Protocol):
+    node_id: int
+    config: BrokerConfig
+    logs: LogManager
+    notifier: AppendNotifier
+    groups: GroupCoordinator
+    transactions: TransactionCoordinator
+
+    @property
+    def kraft(self) -> ControllerChannel | None: ...
+
+    def now_ms(self) -> int: ...
 
 
 class Ticker(Protocol):

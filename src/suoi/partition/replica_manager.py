@@ -38,7 +38,7 @@ from suoi.controller.image import MetadataImage
 from suoi.coordinator.records import OFFSETS_TOPIC
 from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC
 from suoi.model import ErrorCode, TopicPartition
-from suoi.partition.controller_channel import ControllerChannel, Ticker, Unpaced
+from suoi.partition.controller_channel import ControllerChannel, HostingNode, Ticker, Unpaced
 from suoi.partition.corrupt_repair import CorruptionRepair
 from suoi.partition.delete_records import DeleteRecordsPurgatory
 from suoi.partition.directory import PartitionDirectory
@@ -50,7 +50,6 @@ from suoi.replication import AlterPartitionProposal, Err, FollowerPartitionState
 from suoi.replication.read_replica import ReplicaView, rack_aware, select_read_replica
 
 if TYPE_CHECKING:
-    from suoi.broker import Broker
     from suoi.coordinator.txn.types import WriteMarkers
     from suoi.log.partition_log import PartitionLog
 
@@ -61,7 +60,7 @@ DETAILED_CHANGES = 20
 
 
 class ReplicaManager(PartitionDirectory):
-    def __init__(self, broker: Broker, kraft: ControllerChannel) -> None:
+    def __init__(self, broker: HostingNode, kraft: ControllerChannel) -> None:
         self.broker = broker
         self.kraft = kraft
         self.node_id = kraft.node_id
