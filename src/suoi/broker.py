@@ -42,6 +42,7 @@ from suoi.log.meta_properties import ensure_formatted
 from suoi.log.scrubber import LogScrubber
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
+from suoi.partition.coordinator_writer import ReplicatedWriter
 from suoi.quota import ClientQuotas, ConnectionLimits, parse_overrides
 from suoi.raft_driver.driver import METADATA_LOG_DIRNAME
 from suoi.security.listeners import controller_security, listener_security, reload_certificates
@@ -135,8 +136,10 @@ class Broker:
         # Standalone: consecutive ids reserved on disk. In a cluster: blocks from the active controller.
         self.producer_ids = (ProducerIdManager(config.log_dirs[0]) if self.kraft_settings is None else
                              ControllerProducerIdManager(controller_block_requester(lambda: self.kraft)))
-        self.groups = GroupCoordinator(self.logs, self.notifier.appended, now_ms, coordinator_config_from(config))
-        self.transactions = TransactionCoordinator(self.logs, self.notifier.appended, now_ms,
+        # The coordinators write through the partition layer (their partitions' leaders).
+        writer = ReplicatedWriter(self.notifier, lambda: self.kraft.replicas if self.kraft is not None else None)
+        self.groups = GroupCoordinator(self.logs, writer, now_ms, coordinator_config_from(config))
+        self.transactions = TransactionCoordinator(self.logs, writer, now_ms,
                                                    txn_config_from(config), self.producer_ids, self.groups)
         self.connections: set[Any] = set()
         #: Kafka's StandardAuthorizer (authorizer.class.name), applied at dispatch; None: no ACLs checked.

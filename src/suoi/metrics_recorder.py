@@ -94,6 +94,14 @@ class MetricsRecorder:
         counters.bytes_in += nbytes
         counters.produce_requests += 1
 
+    def appended(self, topic: str, results: Iterable[tuple[int, int, int]]) -> None:
+        """One Produce's partitions of `topic`: (error code, records appended, bytes) each."""
+        for error, messages, nbytes in results:
+            if error:
+                self.produce_failed(topic)
+            else:
+                self.produced(topic, messages, nbytes)
+
     def produce_failed(self, topic: str) -> None:
         counters = self.topics.get(topic) or self._topic(topic)
         counters.produce_requests += 1

@@ -26,11 +26,11 @@ from suoi.node import Coordinators, LocalLogs, NodeConfig
 
 if TYPE_CHECKING:
     from suoi.client_telemetry import ClientTelemetry
-    from suoi.cluster.replica_manager import ReplicaManager
     from suoi.config import BrokerConfig, Listener
     from suoi.controller import MetadataImage, QuorumController
     from suoi.log.manager import TopicInfo
     from suoi.metrics_recorder import MetricsRecorder
+    from suoi.partition.replica_manager import ReplicaManager
     from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
     from suoi.raft_driver.driver import QuorumDriver
 

@@ -3,7 +3,7 @@
 In KRaft mode only the partition's leader accepts it (Kafka's `deleteRecordsOnLeader`): a
 follower, or a broker without the partition, answers NOT_LEADER_OR_FOLLOWER, and a partition
 the cluster does not have UNKNOWN_TOPIC_OR_PARTITION. The leader answers once every alive
-replica's log start has reached the offset (the low watermark, `cluster/delete_records.py`),
+replica's log start has reached the offset (the low watermark, `partition/delete_records.py`),
 or REQUEST_TIMED_OUT after the request's timeout. A standalone node is its partitions' only
 replica: it deletes and answers at once.
 """

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from suoi.log.leader_epoch import UNDEFINED_EPOCH, LeaderEpochCache
 from suoi.model import ErrorCode
+from suoi.partition.partition import NO_EPOCH_CHECK, compare_epochs
 
 if TYPE_CHECKING:
     from suoi.log.partition_log import PartitionLog
@@ -43,8 +44,6 @@ __all__ = [
     "local_log",
 ]
 
-#: ``current_leader_epoch`` value meaning "do not check" (RecordBatch.NO_PARTITION_LEADER_EPOCH).
-NO_EPOCH_CHECK = -1
 #: ``replica_id`` of a consumer (ListOffsets, OffsetsForLeaderEpoch v3+).
 CONSUMER_REPLICA_ID = -1
 #: ``replica_id`` of a debugging tool: any replica may answer.
@@ -59,17 +58,6 @@ def current_leader_epoch(broker: Services, topic: str, partition: int) -> int:
         return 0
     reg = kraft.image.partition(topic, partition)
     return UNDEFINED_EPOCH if reg is None else reg.leader_epoch
-
-
-def compare_epochs(current: int, requested: int) -> ErrorCode:
-    """Kafka's check of a request's ``current_leader_epoch`` against the partition's."""
-    if requested == NO_EPOCH_CHECK:
-        return ErrorCode.none
-    if requested < current:
-        return ErrorCode.fenced_leader_epoch
-    if requested > current:
-        return ErrorCode.unknown_leader_epoch
-    return ErrorCode.none
 
 
 def check_leader_epoch(broker: Services, topic: str, partition: int, requested: int) -> ErrorCode:

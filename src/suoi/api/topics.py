@@ -17,6 +17,8 @@ from suoi.controller.topics import validate_topic_name
 from suoi.log.errors import LogError
 from suoi.log.manager import TopicInfo
 from suoi.model import ErrorCode
+from suoi.partition.directory import NoPartitions, PartitionDirectory
+from suoi.partition.local import standalone_partitions
 
 if TYPE_CHECKING:
     from suoi.services import Services
@@ -121,3 +123,12 @@ def leader_log(broker: Services, topic: str | None, partition: int) -> tuple[Any
         failed = reg.leader == broker.node_id and (topic, partition) in broker.logs.failed
         return None, ErrorCode.kafka_storage_error if failed else ErrorCode.not_leader_or_follower
     return plog, ErrorCode.none
+
+
+def partitions_of(broker: Services) -> PartitionDirectory:
+    """Where Produce and Fetch find their partitions: the replica manager of a KRaft broker
+    (none on a controller-only node); standalone, every local log led here with ISR = {self}."""
+    kraft = broker.kraft
+    if kraft is not None:
+        return kraft.replicas if kraft.replicas is not None else NoPartitions(broker.logs, broker.notifier)
+    return standalone_partitions(broker.logs, broker.notifier, broker.node_id, broker.now_ms)

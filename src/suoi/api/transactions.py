@@ -129,7 +129,7 @@ def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
 async def _write_markers_as_leader(ctx: RequestContext, request: Any) -> dict[str, Any]:
     """In a cluster only a partition's leader writes its marker, stamped with its leader epoch,
     and answers once the ISR has it (Kafka appends markers with acks=all)."""
-    from suoi.cluster.txn_markers import append_marker
+    from suoi.partition.txn_markers import append_marker
 
     replicas = ctx.services.kraft.replicas  # type: ignore[union-attr]
     assert replicas is not None

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from suoi.client import Lane, NodeClient
 from suoi.cluster.pacing import Pacer, open_missing_logs
-from suoi.cluster.replica_manager import ReplicaManager
 from suoi.cluster.scram_bootstrap import read_bootstrap_records
 from suoi.cluster.settings import KRaftSettings
 from suoi.controller import records as mrec
@@ -35,6 +34,7 @@ from suoi.controller.image import ConfigResourceType, MetadataBuilder, MetadataI
 from suoi.log.errors import KafkaStorageError
 from suoi.model import ErrorCode
 from suoi.model.errors import NotControllerError  # re-exported: it used to be defined here
+from suoi.partition.replica_manager import ReplicaManager
 from suoi.raft.core import NotLeaderError
 from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
 from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
@@ -113,8 +113,6 @@ class KRaftServices:
         self._request_timeout_s = broker.config.get_int("controller.quorum.request.timeout.ms") / 1000
         #: Partition replication (leaders, followers, ISR, acks=all) of a broker node.
         self.replicas: ReplicaManager | None = ReplicaManager(broker, self) if settings.is_broker else None
-        if self.replicas is not None:
-            self.replicas.attach_coordinators()
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from kio.schema.broker_heartbeat.v1.request import BrokerHeartbeatRequest
@@ -56,18 +55,3 @@ def lost_replicas_request(kraft: KRaftServices, partitions: list[tuple[str, int]
         directories=(DirectoryData(id_=uuid.UUID(int=1), topics=tuple(
             TopicData(topic_id=tid, partitions=tuple(PartitionData(partition_index=i32(p)) for p in sorted(ps)))
             for tid, ps in by_topic.items())),))
-
-
-def alter_partition_request(kraft: KRaftServices, topic_id: uuid.UUID, partition: int, *, leader_epoch: int,
-                            partition_epoch: int, new_isr: Iterable[int]) -> Any:
-    """AlterPartition v2 from this partition leader: the ISR it proposes. Build it just before
-    each send: it carries the broker epoch of now, which changes if this broker registers again."""
-    from kio.schema.alter_partition.v2.request import AlterPartitionRequest
-
-    from suoi.protocol.codec import build
-
-    return build(AlterPartitionRequest, {
-        "broker_id": kraft.node_id, "broker_epoch": kraft.broker_epoch,
-        "topics": [{"topic_id": topic_id, "partitions": [{
-            "partition_index": partition, "leader_epoch": leader_epoch, "new_isr": list(new_isr),
-            "leader_recovery_state": 0, "partition_epoch": partition_epoch}]}]})

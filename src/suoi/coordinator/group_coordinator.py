@@ -49,9 +49,10 @@ from suoi.coordinator.records import (
     partition_for,
 )
 from suoi.coordinator.runtime import CoordinatorRuntime, append_error
+from suoi.coordinator.writer import PartitionWriter
 from suoi.log.errors import LogError
 from suoi.log.manager import LogManager
-from suoi.model import ErrorCode, TopicPartition
+from suoi.model import ErrorCode
 from suoi.protocol.consumer_protocol import subscribed_topics
 from suoi.protocol.records import BatchHeader, SimpleRecord, build_batch
 
@@ -74,9 +75,9 @@ class GroupCoordinator(CoordinatorRuntime):
 
     topic = OFFSETS_TOPIC
 
-    def __init__(self, logs: LogManager, appended: Callable[[TopicPartition], None],
-                 now_ms: Callable[[], int], config: CoordinatorConfig) -> None:
-        super().__init__(logs, appended, now_ms)
+    def __init__(self, logs: LogManager, writer: PartitionWriter, now_ms: Callable[[], int],
+                 config: CoordinatorConfig) -> None:
+        super().__init__(logs, writer, now_ms)
         self.config = config
         self.machine = GroupStateMachine(config.group, new_member_id=lambda client_id: f"{client_id}-{uuid.uuid4()}")
         self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}

@@ -11,10 +11,10 @@ Partitions come and go with leadership (Kafka's onElection/onResignation):
 Standalone (`local_topics`), `start()` loads every partition of the topic the same way, and
 creating the topic on first use makes this node lead all of its (empty) partitions.
 
-Writes: `_append_to` appends to the local log (stamped with the partition's leader epoch)
-and remembers the end offset; a reply that depends on it is released once
-`wait_replicated(partition, end_offset)` says the partition's high watermark reached it
-(`_replicated`). Subclasses name their `topic`, decode what they replay (`_replay_batch`),
+Writes: `_append_to` appends to the local log (stamped with the partition's leader epoch),
+tells the injected `PartitionWriter` (`writer.py`) and remembers the end offset; a reply that
+depends on it is released once the writer's `wait_replicated(tp, end_offset)` says the
+partition's high watermark reached it (`_replicated`). Subclasses name their `topic`, decode what they replay (`_replay_batch`),
 finish loading a partition (`_loaded`), forget one (`_unload`) and process the machine's
 outputs (`_process`).
 """
@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
+from suoi.coordinator.writer import PartitionWriter
 from suoi.log.errors import LogError
 from suoi.log.manager import LogManager
 from suoi.model import ErrorCode, TopicPartition
@@ -35,11 +36,6 @@ from suoi.protocol.records import BatchHeader, SimpleRecord, decode_batch_record
 log = logging.getLogger("suoi.coordinator")
 
 LOAD_CHUNK_BYTES = 1 << 20
-
-
-async def committed_at_once(partition: int, end_offset: int) -> int:
-    """The default `wait_replicated`: a single replica, so an append is committed at once."""
-    return 0
 
 
 class NotCoordinatorError(LogError):
@@ -103,10 +99,9 @@ class CoordinatorRuntime:
     #: replica manager calls `on_become_leader`/`on_resign`. Set before `start()`.
     local_topics = True
 
-    def __init__(self, logs: LogManager, appended: Callable[[TopicPartition], None],
-                 now_ms: Callable[[], int]) -> None:
+    def __init__(self, logs: LogManager, writer: PartitionWriter, now_ms: Callable[[], int]) -> None:
         self._logs = logs
-        self._appended = appended
+        self.writer = writer
         self._now_ms = now_ms
         self.machine: Any = None
         self._wake: asyncio.Event | None = None
@@ -115,9 +110,6 @@ class CoordinatorRuntime:
         self._stopping = False
         self._slots: dict[int, PartitionSlot] = {}
         self._epochs: dict[int, int] = {}  # the newest leader epoch seen per partition
-        #: (partition, end_offset) -> error code once the partition's high watermark reached
-        #: end_offset (0), or why not (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, ...).
-        self.wait_replicated: Callable[[int, int], Awaitable[int]] = committed_at_once
         #: How many partitions a topic has (None: no such topic). Standalone: the local logs;
         #: KRaft mode: the metadata image (the topic may live on other brokers).
         self.partition_count: Callable[[str], int | None] = self._local_partition_count
@@ -280,7 +272,7 @@ class CoordinatorRuntime:
             raise LogError(f"{self.topic}-{partition} is missing")
         info = plog.append(batch, leader_epoch=slot.epoch)
         slot.last_written = max(slot.last_written, info.last_offset + 1)
-        self._appended(TopicPartition(self.topic, partition))
+        self.writer.appended(TopicPartition(self.topic, partition))
 
     def mark(self, partition: int) -> Mark:
         """What a reply about `partition` must wait for: every write made so far."""
@@ -300,7 +292,7 @@ class CoordinatorRuntime:
             return 0
         if slot.resigned.done():
             return int(ErrorCode.not_leader_or_follower)
-        wait = asyncio.ensure_future(self.wait_replicated(slot.partition, end))
+        wait = asyncio.ensure_future(self.writer.wait_replicated(TopicPartition(self.topic, slot.partition), end))
         try:
             await asyncio.wait((wait, slot.resigned), return_when=asyncio.FIRST_COMPLETED)
         finally:

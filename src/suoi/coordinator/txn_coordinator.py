@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,6 +41,7 @@ from suoi.coordinator.txn import (
     txn_partition_for,
 )
 from suoi.coordinator.txn.producer_ids import ProducerIdManager
+from suoi.coordinator.writer import MarkerWriter, PartitionWriter
 from suoi.log.errors import LogError
 from suoi.log.manager import LogManager
 from suoi.model import ErrorCode, TopicPartition
@@ -63,18 +64,21 @@ class TxnCoordinatorConfig:
 class TransactionCoordinator(CoordinatorRuntime):
     topic = TRANSACTION_STATE_TOPIC
 
-    def __init__(self, logs: LogManager, appended: Callable[[TopicPartition], None], now_ms: Callable[[], int],
+    def __init__(self, logs: LogManager, writer: PartitionWriter, now_ms: Callable[[], int],
                  config: TxnCoordinatorConfig, producer_ids: ProducerIdManager, groups: GroupCoordinator) -> None:
-        super().__init__(logs, appended, now_ms)
+        super().__init__(logs, writer, now_ms)
         self.config = config
         self._groups = groups
         self.machine = TxnStateMachine(config.txn, producer_ids.next_id)
         #: Last record per transactional id of each partition being loaded.
         self._replaying: dict[int, dict[str, dict[str, Any] | None]] = {}
-        #: KRaft mode: writes a transaction's markers to every partition's leader, returning
-        #: when all are written (or their partitions are gone). None (standalone): this runtime
-        #: appends them to the local logs itself.
-        self.write_markers: Callable[[WriteMarkers], Awaitable[None]] | None = None
+
+    @property
+    def write_markers(self) -> MarkerWriter | None:
+        """The writer's: a cluster writes a transaction's markers to every partition's leader,
+        returning when all are written (or their partitions are gone). None: this runtime
+        appends them to the local logs itself."""
+        return self.writer.write_markers
 
     def _replay_batch(self, partition: int, header: BatchHeader, records: list[SimpleRecord]) -> None:
         """The last record per transactional id wins; a tombstone forgets the id."""
@@ -233,7 +237,7 @@ class TransactionCoordinator(CoordinatorRuntime):
                 continue
             if tp.topic == OFFSETS_TOPIC:
                 self._groups.complete_transaction(tp.partition, m.producer_id, m.commit)
-            self._appended(TopicPartition(tp.topic, tp.partition))
+            self.writer.appended(TopicPartition(tp.topic, tp.partition))
 
     def ensure_state_topic(self) -> None:
         self._ensure_internal_topic(self.config.state_partitions, self.config.state_segment_bytes)

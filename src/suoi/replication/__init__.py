@@ -1,6 +1,6 @@
 """Partition replication as sans-IO state machines (see README.md).
 
-Not wired into the broker yet: the replica manager runtime will drive these objects.
+Driven by `suoi.partition` (`Partition`, `ReplicaManager`).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@ their writes are replicated.
 
 The group and transaction runtimes are driven directly against real partition logs (a
 LogManager in a temp dir), as the replica manager drives them: `on_become_leader` /
-`on_resign` per partition, and a `wait_replicated` hook. `Held` is such a hook that holds
-every wait until the test releases it (then moves the high watermark, as replication would).
+`on_resign` per partition, and the `PartitionWriter` they are built with (`Writer`), whose
+`wait_replicated` a test may hold: `Held` holds every wait until the test releases it (then
+moves the high watermark, as replication would).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from suoi.coordinator.txn import (
 )
 from suoi.coordinator.txn.producer_ids import ProducerIdManager
 from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordinatorConfig
+from suoi.coordinator.writer import MarkerWriter
 from suoi.log.config import LogConfig
 from suoi.log.manager import LogManager
 from suoi.log.partition_log import PartitionLog
@@ -112,6 +114,25 @@ class Held:
                 fut.set_result(int(error))
 
 
+class Writer:
+    """The `PartitionWriter` these runtimes are built with: committed at once, unless a test
+    holds its waits (`held`) or writes markers as a cluster would (`markers`)."""
+
+    def __init__(self) -> None:
+        self.held: Held | None = None
+        self.markers: MarkerWriter | None = None
+
+    def appended(self, tp: TopicPartition) -> None:
+        return None
+
+    async def wait_replicated(self, tp: TopicPartition, end_offset: int) -> int:
+        return 0 if self.held is None else await self.held(tp.partition, end_offset)
+
+    @property
+    def write_markers(self) -> MarkerWriter | None:
+        return self.markers
+
+
 class Env:
     def __init__(self, tmp_path: Path, *, standalone: bool = False) -> None:
         self.tmp_path = tmp_path
@@ -124,9 +145,9 @@ class Env:
         self.groups, self.txns = self.coordinators(standalone=standalone)
 
     def coordinators(self, *, standalone: bool = False) -> tuple[GroupCoordinator, TransactionCoordinator]:
-        groups = GroupCoordinator(self.logs, lambda tp: None, now_ms, CoordinatorConfig(
+        groups = GroupCoordinator(self.logs, Writer(), now_ms, CoordinatorConfig(
             offsets_partitions=PARTITIONS, group=GroupConfig(initial_rebalance_delay_ms=0)))
-        txns = TransactionCoordinator(self.logs, lambda tp: None, now_ms, TxnCoordinatorConfig(state_partitions=PARTITIONS),
+        txns = TransactionCoordinator(self.logs, Writer(), now_ms, TxnCoordinatorConfig(state_partitions=PARTITIONS),
                                       ProducerIdManager(self.tmp_path), groups)
         groups.local_topics = txns.local_topics = standalone
         return groups, txns
@@ -176,7 +197,9 @@ async def lead_held(env: Env, rt: GroupCoordinator | TransactionCoordinator, par
     """Lead `partition` in `epoch`, then hold every replication wait of the runtime."""
     await lead(rt, partition, epoch, key)
     held = Held(env.logs, rt.topic)
-    rt.wait_replicated = held
+    writer = rt.writer
+    assert isinstance(writer, Writer)
+    writer.held = held
     return held
 
 
@@ -393,7 +416,7 @@ def test_end_txn_and_markers_wait_for_the_prepare_record_to_replicate(tmp_path: 
             sent.append((m, done))
             await done
 
-        txns.write_markers = write_markers
+        txns.writer.markers = write_markers  # type: ignore[attr-defined]
         pid, epoch = await begin(txns, held, t1, 1)
 
         end = end_txn(txns, t1, pid, epoch)
@@ -438,7 +461,7 @@ def test_a_failing_marker_writer_is_run_again_until_the_transaction_completes(tm
             if len(calls) == 1:
                 raise ConnectionError("a bug or an unexpected error in the marker writer")
 
-        txns.write_markers = write_markers
+        txns.writer.markers = write_markers  # type: ignore[attr-defined]
         await committed_txn(txns, held, t1, 1)
         # not left in PrepareCommit: the writer runs again after a backoff, then Complete* is written
         await until(lambda: state_of(txns, t1) == "CompleteCommit", message="the transaction completed")
@@ -464,7 +487,7 @@ def test_a_resignation_cancels_the_marker_writer(tmp_path: Path) -> None:
                 cancelled.append(m)
                 raise
 
-        txns.write_markers = write_markers
+        txns.writer.markers = write_markers  # type: ignore[attr-defined]
         await committed_txn(txns, held, t1, 1)
         await until(lambda: started, message="the markers sent")
         txns.on_resign(1, 6)  # the next coordinator loads PrepareCommit and sends them again

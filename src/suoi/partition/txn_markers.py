@@ -34,9 +34,9 @@ from suoi.model import ErrorCode, TopicPartition
 from suoi.protocol.codec import build
 
 if TYPE_CHECKING:
-    from suoi.cluster.replica_manager import ReplicaManager
     from suoi.coordinator.txn.types import WriteMarkers
-    from suoi.node import Node
+    from suoi.partition.controller_channel import HostingNode
+    from suoi.partition.replica_manager import ReplicaManager
 
 log = logging.getLogger("suoi.txn")
 
@@ -49,7 +49,7 @@ WAIT_LOG_INTERVAL_S = 10.0
 MARKER_REPLICATION_TIMEOUT_S = 30.0
 
 
-async def append_marker(broker: Node, replicas: ReplicaManager, tp: TopicPartition, producer_id: int,
+async def append_marker(broker: HostingNode, replicas: ReplicaManager, tp: TopicPartition, producer_id: int,
                         producer_epoch: int, commit: bool, coordinator_epoch: int) -> int:
     """Append one marker as the partition's leader and wait for the ISR; an error code."""
     leader = replicas.leader(tp.topic, tp.partition)
@@ -62,16 +62,14 @@ async def append_marker(broker: Node, replicas: ReplicaManager, tp: TopicPartiti
     except LogError as exc:
         log.warning("marker for producer %d on %s refused: %s", producer_id, tp, exc)
         return int(exc.error_code)
-    replicas.on_leader_append(leader)
     if tp.topic == OFFSETS_TOPIC:
         broker.groups.complete_transaction(tp.partition, producer_id, commit)
-    broker.notifier.appended(tp)
-    return await replicas.wait_replicated(tp.topic, tp.partition, info.last_offset + 1,
-                                          MARKER_REPLICATION_TIMEOUT_S)
+    leader.on_append()
+    return await leader.wait_replicated(info.last_offset + 1, MARKER_REPLICATION_TIMEOUT_S)
 
 
 class TxnMarkerSender:
-    def __init__(self, broker: Node, replicas: ReplicaManager) -> None:
+    def __init__(self, broker: HostingNode, replicas: ReplicaManager) -> None:
         self.broker = broker
         self.replicas = replicas
 

@@ -22,7 +22,7 @@ from suoi.log.errors import LogError
 from suoi.model import ErrorCode, TopicPartition
 
 if TYPE_CHECKING:
-    from suoi.cluster.replica_manager import LeaderReplica
+    from suoi.partition.partition import Partition
 
 __all__ = ["DeleteRecordsPurgatory"]
 
@@ -33,10 +33,10 @@ class DeleteRecordsPurgatory:
         self._wake_followers = wake_followers
         self._waiting: dict[TopicPartition, list[tuple[int, asyncio.Future[ErrorCode]]]] = {}
 
-    def low_watermark(self, leader: LeaderReplica) -> int:
+    def low_watermark(self, leader: Partition) -> int:
         return leader.state.low_watermark(leader.plog.log_start_offset, self._alive())
 
-    async def delete(self, leader: LeaderReplica, offset: int, timeout_s: float) -> tuple[ErrorCode, int]:
+    async def delete(self, leader: Partition, offset: int, timeout_s: float) -> tuple[ErrorCode, int]:
         """Move the leader's log start to `offset` (-1: the high watermark), then wait for the
         low watermark. Returns (error, low watermark)."""
         target = leader.plog.high_watermark if offset == -1 else offset
@@ -62,7 +62,7 @@ class DeleteRecordsPurgatory:
                 self._waiting.pop(leader.tp, None)
         return error, self.low_watermark(leader) if error != ErrorCode.not_leader_or_follower else -1
 
-    def check(self, leader: LeaderReplica) -> None:
+    def check(self, leader: Partition) -> None:
         """A follower reported its log start: complete the deletions it satisfies."""
         waiters = self._waiting.get(leader.tp)
         if not waiters:

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from suoi.cluster.hw_checkpoint import read_checkpoint, write_checkpoint
+from suoi.partition.hw_checkpoint import read_checkpoint, write_checkpoint
 
 
 def test_round_trip_in_kafkas_format(tmp_path: Path) -> None:

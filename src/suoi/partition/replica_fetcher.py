@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import Lane
@@ -34,33 +32,19 @@ from suoi.log.leader_epoch import UNDEFINED_EPOCH_OFFSET
 from suoi.model import ErrorCode, TopicPartition
 from suoi.protocol.codec import build
 from suoi.protocol.records import RecordValidationError
-from suoi.replication import FollowerPartitionState
 
 if TYPE_CHECKING:
-    from suoi.cluster.replica_manager import ReplicaManager
-    from suoi.log.partition_log import PartitionLog
+    from suoi.partition.partition import Partition
+    from suoi.partition.replica_manager import ReplicaManager
 
 log = logging.getLogger("suoi.replication")
-
-
-@dataclass(eq=False)
-class FollowerReplica:
-    tp: TopicPartition
-    topic_id: uuid.UUID
-    plog: PartitionLog
-    state: FollowerPartitionState
-    fetcher_id: int | None = None
-    #: the leader epoch a FENCED_LEADER_EPOCH answer was given for: wait for newer metadata
-    blocked_epoch: int | None = None
-    #: loop time before which this partition is not fetched (after an error)
-    backoff_until: float = 0.0
 
 
 class ReplicaFetcher:
     def __init__(self, manager: ReplicaManager, leader_id: int) -> None:
         self.manager = manager
         self.leader_id = leader_id
-        self.partitions: dict[TopicPartition, FollowerReplica] = {}
+        self.partitions: dict[TopicPartition, Partition] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -82,7 +66,7 @@ class ReplicaFetcher:
             if not self._task.done():
                 log.warning("replica fetcher for broker %d did not stop within 5 s", self.leader_id)
 
-    def add(self, replica: FollowerReplica) -> None:
+    def add(self, replica: Partition) -> None:
         replica.fetcher_id = self.leader_id
         replica.backoff_until = 0.0
         self.partitions[replica.tp] = replica
@@ -106,10 +90,10 @@ class ReplicaFetcher:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), max(wait, 0.01))
                     continue
-                truncating = [r for r in ready if r.state.truncation_needed]
+                truncating = [r for r in ready if r.follower.truncation_needed]
                 if truncating:
                     await self._truncate(truncating)
-                fetching = [r for r in ready if not r.state.truncation_needed and r.tp in self.partitions]
+                fetching = [r for r in ready if not r.follower.truncation_needed and r.tp in self.partitions]
                 if fetching:
                     await self._fetch(fetching)
             except asyncio.CancelledError:
@@ -120,28 +104,28 @@ class ReplicaFetcher:
                 for r in self.partitions.values():
                     r.backoff_until = until
 
-    def _current(self, replica: FollowerReplica, epoch: int) -> bool:
+    def _current(self, replica: Partition, epoch: int) -> bool:
         """The partition is still fetched here under the same leader epoch (nothing changed
         while the request was in flight)."""
-        return self.partitions.get(replica.tp) is replica and replica.state.leader_epoch == epoch
+        return self.partitions.get(replica.tp) is replica and replica.follower.leader_epoch == epoch
 
-    def _back_off(self, replica: FollowerReplica) -> None:
+    def _back_off(self, replica: Partition) -> None:
         replica.backoff_until = asyncio.get_running_loop().time() + self.manager.fetch_backoff_s
 
     # -- truncation (OffsetsForLeaderEpoch) --------------------------------------------------
-    async def _truncate(self, replicas: list[FollowerReplica]) -> None:
+    async def _truncate(self, replicas: list[Partition]) -> None:
         from kio.schema.offset_for_leader_epoch.v4.request import OffsetForLeaderEpochRequest
 
-        asked: dict[TopicPartition, tuple[FollowerReplica, int, int]] = {}
+        asked: dict[TopicPartition, tuple[Partition, int, int]] = {}
         topics: dict[str, list[dict[str, int]]] = {}
         for r in replicas:
             latest = r.plog.leader_epoch_cache.latest_epoch
             if r.plog.log_end_offset == r.plog.log_start_offset:
-                r.state.on_truncated(r.plog.log_end_offset)  # nothing that could diverge
+                r.follower.on_truncated(r.plog.log_end_offset)  # nothing that could diverge
                 continue
-            asked[r.tp] = (r, r.state.leader_epoch, latest)
+            asked[r.tp] = (r, r.follower.leader_epoch, latest)
             topics.setdefault(r.tp.topic, []).append(
-                {"partition": r.tp.partition, "current_leader_epoch": r.state.leader_epoch, "leader_epoch": latest})
+                {"partition": r.tp.partition, "current_leader_epoch": r.follower.leader_epoch, "leader_epoch": latest})
         if not asked:
             return
         request = build(OffsetForLeaderEpochRequest, {
@@ -166,7 +150,7 @@ class ReplicaFetcher:
                 else:
                     self._truncate_to_leader(replica, requested, int(p.leader_epoch), int(p.end_offset))
 
-    def _truncate_to_leader(self, replica: FollowerReplica, requested: int, leader_epoch: int, end_offset: int) -> None:
+    def _truncate_to_leader(self, replica: Partition, requested: int, leader_epoch: int, end_offset: int) -> None:
         """KIP-279: truncate to where this log and the leader's agree."""
         plog = replica.plog
         if end_offset == UNDEFINED_EPOCH_OFFSET or leader_epoch < 0:
@@ -179,7 +163,7 @@ class ReplicaFetcher:
             target = min(target, plog.log_end_offset)
         self._truncate_log(replica, target)
 
-    def _truncate_log(self, replica: FollowerReplica, target: int) -> None:
+    def _truncate_log(self, replica: Partition, target: int) -> None:
         plog = replica.plog
         before = plog.log_end_offset
         if target < plog.log_start_offset:
@@ -188,18 +172,18 @@ class ReplicaFetcher:
             plog.truncate_to(target, force=True)
         if plog.log_end_offset != before:
             log.info("truncated %s from %d to %d (leader %d, epoch %d)", replica.tp, before, plog.log_end_offset,
-                     self.leader_id, replica.state.leader_epoch)
-        replica.state.on_truncated(plog.log_end_offset)
+                     self.leader_id, replica.follower.leader_epoch)
+        replica.follower.on_truncated(plog.log_end_offset)
 
     # -- fetching --------------------------------------------------------------------------
-    async def _fetch(self, replicas: list[FollowerReplica]) -> None:
+    async def _fetch(self, replicas: list[Partition]) -> None:
         from kio.schema.fetch.v12.request import FetchRequest
 
         m = self.manager
-        sent: dict[TopicPartition, tuple[FollowerReplica, int]] = {}
+        sent: dict[TopicPartition, tuple[Partition, int]] = {}
         topics: dict[str, list[dict[str, Any]]] = {}
         for r in replicas:
-            position = r.state.fetch_position()
+            position = r.follower.fetch_position()
             if position is None:
                 continue
             sent[r.tp] = (r, position.current_leader_epoch)
@@ -226,7 +210,7 @@ class ReplicaFetcher:
                 if self._current(replica, epoch):
                     self._handle_partition(replica, p)
 
-    def _handle_partition(self, replica: FollowerReplica, p: Any) -> None:
+    def _handle_partition(self, replica: Partition, p: Any) -> None:
         error = int(p.error_code)
         plog = replica.plog
         if error == ErrorCode.none:
@@ -240,31 +224,31 @@ class ReplicaFetcher:
             try:
                 if records:
                     plog.append_as_follower(records)
-                hw = replica.state.on_fetch_response(int(p.high_watermark), plog.log_end_offset)
+                hw = replica.follower.on_fetch_response(int(p.high_watermark), plog.log_end_offset)
                 plog.set_high_watermark(hw)
                 leader_start = int(p.log_start_offset)
                 if leader_start > plog.log_start_offset:
                     plog.delete_records_before(min(leader_start, plog.high_watermark))
             except (RecordValidationError, LogError) as exc:
                 log.error("cannot append to %s from leader %d: %s", replica.tp, self.leader_id, exc)
-                replica.state.on_diverging_epoch()
+                replica.follower.on_diverging_epoch()
                 self._back_off(replica)
                 return
             if records or plog.high_watermark != old_hw:
                 # consumers reading this follower (KIP-392) see records up to its HW
-                self.manager.broker.notifier.appended(replica.tp)
+                self.manager.appended(replica.tp)
         elif error == ErrorCode.offset_out_of_range:
             leader_start = int(p.log_start_offset)
             if 0 <= plog.log_end_offset < leader_start:
                 log.warning("%s: log end %d is below the leader's log start %d; starting over there",
                             replica.tp, plog.log_end_offset, leader_start)
                 plog.truncate_fully_and_start_at(leader_start)
-                replica.state.on_truncated(plog.log_end_offset)
+                replica.follower.on_truncated(plog.log_end_offset)
             else:
-                replica.state.on_diverging_epoch()  # ahead of the leader: find the divergence
+                replica.follower.on_diverging_epoch()  # ahead of the leader: find the divergence
                 self._back_off(replica)
         elif error == ErrorCode.fenced_leader_epoch:
-            replica.blocked_epoch = replica.state.leader_epoch
+            replica.blocked_epoch = replica.follower.leader_epoch
         else:  # NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION, ...
             log.debug("fetch %s from %d: %s", replica.tp, self.leader_id, ErrorCode(error).name)
             self._back_off(replica)

@@ -31,8 +31,9 @@ from suoi.log.errors import LogError
 from suoi.model import ErrorCode, TopicPartition
 
 if TYPE_CHECKING:
-    from suoi.cluster.replica_manager import LeaderReplica, ReplicaManager
     from suoi.log.partition_log import PartitionLog
+    from suoi.partition.partition import Partition
+    from suoi.partition.replica_manager import ReplicaManager
 
 log = logging.getLogger("suoi.replication")
 
@@ -74,7 +75,7 @@ class CorruptionRepair:
         if leader is None and follower is not None:
             self.pending.pop(tp, None)
             self._truncate(follower.plog, tp, offset)
-            follower.state.on_truncated(follower.plog.log_end_offset)
+            follower.follower.on_truncated(follower.plog.log_end_offset)
             fetcher = m.fetchers.get(follower.fetcher_id) if follower.fetcher_id is not None else None
             if fetcher is not None:
                 fetcher.add(follower)  # wake it: fetch the dropped batches again now
@@ -120,14 +121,14 @@ class CorruptionRepair:
         except LogError as exc:
             log.error("%s: cannot drop the corrupt batch at offset %d: %s", tp, offset, exc)
             return
-        self.manager.broker.logs.corruption.repaired += 1
+        self.manager.logs.corruption.repaired += 1
         log.warning("%s: dropped the log from the corrupt batch at offset %d (log end %d -> %d); refetching it "
                     "from the leader", tp, offset, before, plog.log_end_offset)
 
-    async def _step_down(self, leader: LeaderReplica) -> None:
+    async def _step_down(self, leader: Partition) -> None:
         """AlterPartition with an ISR without this leader, until the controller has elected
         another leader (the metadata then makes this node a follower) or it stops leading."""
-        from suoi.cluster.rpc import alter_partition_request
+        from suoi.partition.controller_channel import alter_partition_request
 
         m = self.manager
         tp = leader.tp

@@ -1,0 +1,326 @@
+"""One hosted replica of one partition: Kafka's `cluster/Partition.scala`, on the event loop.
+
+A `Partition` owns its `PartitionLog` and the sans-IO state of its role on this node: a
+`LeaderPartitionState` (follower positions, ISR, high watermark) with the parked acks=all
+waits, or a `FollowerPartitionState` driven by a `ReplicaFetcher`. The API layer calls two
+things, and nothing else about replication:
+
+* `append_records(records, acks, origin)` -> `AppendResult` (Produce). The batches are
+  appended as received (headers and CRC checked, records never decoded), stamped with the
+  leader epoch. acks=-1 is refused with NOT_ENOUGH_REPLICAS when the ISR is below
+  min.insync.replicas; otherwise the result carries a `replicated` future that completes
+  once every ISR member has the batch (`await_replication` in `append.py` applies the
+  request's timeout across partitions). Why `origin` and no producer context object: the
+  idempotence and transaction checks live in the log (`PartitionLog.append` reads the batch
+  header); the only thing the request adds is who sent it, for the one warning line.
+* `read(...)` -> `ReadResult` (Fetch): leader-epoch check (FENCED_/UNKNOWN_LEADER_EPOCH), then
+  a follower's read up to the log end (recording its position: ISR and HW), a consumer's
+  redirection to a preferred read replica (KIP-392), or a consumer's read up to the HW or LSO.
+  A follower replica answers consumers sent to it by KIP-392 up to its own HW. Long-polling
+  over many partitions is `fetch.py`'s (`fetch_messages`).
+
+Leadership changes come from the replica manager (`replica_manager.py`), which builds one
+`Partition` per role: a new one when this node starts leading or following (so "is this
+still the partition I parked on" is an identity check). What the partition needs from that
+manager is `PartitionHost` (clock, node id, wake-ups, AlterPartition proposals, the KIP-392
+selector). A single-node cluster is one voter with RF=1 partitions: a leader whose ISR is
+itself, so every append commits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from suoi.log.errors import LogError
+from suoi.log.transactions import next_offset_after
+from suoi.model import ErrorCode, TopicPartition
+from suoi.protocol.records import RecordValidationError
+from suoi.replication import AcksAllWaiters, AlterPartitionProposal, FollowerPartitionState, LeaderPartitionState
+
+if TYPE_CHECKING:
+    from suoi.log.partition_log import PartitionLog
+
+log = logging.getLogger("suoi.partition")
+
+#: `current_leader_epoch` meaning "do not check" (RecordBatch.NO_PARTITION_LEADER_EPOCH).
+NO_EPOCH_CHECK = -1
+
+
+def compare_epochs(current: int, requested: int) -> ErrorCode:
+    """Kafka's check of a request's ``current_leader_epoch`` against the partition's: -1 is not
+    checked, an older one is FENCED_LEADER_EPOCH (the client's metadata is stale), a newer one
+    UNKNOWN_LEADER_EPOCH (this node's is)."""
+    if requested == NO_EPOCH_CHECK:
+        return ErrorCode.none
+    if requested < current:
+        return ErrorCode.fenced_leader_epoch
+    if requested > current:
+        return ErrorCode.unknown_leader_epoch
+    return ErrorCode.none
+
+
+class PartitionHost(Protocol):
+    """What a `Partition` needs from its replica manager."""
+
+    node_id: int
+
+    def now_ms(self) -> int: ...
+
+    def appended(self, tp: TopicPartition) -> None:
+        """Wake fetches parked on `tp` (consumers and followers)."""
+
+    def high_watermark_moved(self, tp: TopicPartition) -> None:
+        """Wake consumer fetches parked on `tp` (records below the new HW became readable)."""
+
+    def follower_fetched(self, partition: Partition) -> None:
+        """A follower reported its log start (DeleteRecords' low watermark may have moved)."""
+
+    def propose(self, partition: Partition, proposal: AlterPartitionProposal) -> None:
+        """Send an ISR change to the controller (AlterPartition)."""
+
+    def preferred_read_replica(self, partition: Partition, client_rack: str, fetch_offset: int) -> int:
+        """KIP-392: the broker a consumer in `client_rack` should read from."""
+
+
+@dataclass(slots=True)
+class AppendResult:
+    """One partition's answer to an append; `replicated` (acks=-1) completes with the error code
+    once the ISR has the batch (NONE or NOT_ENOUGH_REPLICAS_AFTER_APPEND) or leadership moved."""
+
+    error: ErrorCode
+    base_offset: int = -1
+    log_append_time_ms: int = -1
+    log_start_offset: int = -1
+    message: str | None = None
+    replicated: asyncio.Future[int] | None = None
+    partition: Partition | None = None
+    #: records appended (for the node's messages-in counter; the batches are not decoded for it)
+    record_count: int = 0
+
+
+@dataclass(slots=True)
+class ReadResult:
+    """One partition's answer to a read. `answer_now`: an error, a redirection or a divergence
+    the client must act on, so the fetch must not park."""
+
+    error: ErrorCode
+    high_watermark: int = -1
+    last_stable_offset: int = -1
+    log_start_offset: int = -1
+    records: bytes = b""
+    aborted: list[dict[str, int]] | None = None
+    preferred_read_replica: int = -1
+    diverging_epoch: dict[str, int] | None = None
+    answer_now: bool = False
+
+
+@dataclass(eq=False)
+class Partition:
+    """One replica in one role (module doc). Exactly one of `leader_state`/`follower_state` is set."""
+
+    tp: TopicPartition
+    topic_id: uuid.UUID
+    plog: PartitionLog
+    host: PartitionHost
+    leader_state: LeaderPartitionState | None = None
+    follower_state: FollowerPartitionState | None = None
+    #: leader: parked acks=all waits (sans-IO) and their futures, by token
+    waiters: AcksAllWaiters = field(default_factory=AcksAllWaiters)
+    futures: dict[int, asyncio.Future[int]] = field(default_factory=dict)
+    _tokens: int = 0
+    #: follower: the broker whose fetcher fetches it (None: not fetched)
+    fetcher_id: int | None = None
+    #: follower: the leader epoch a FENCED_LEADER_EPOCH answer was given for: wait for newer metadata
+    blocked_epoch: int | None = None
+    #: follower: loop time before which this partition is not fetched (after an error)
+    backoff_until: float = 0.0
+
+    # -- roles -------------------------------------------------------------------------
+    @property
+    def state(self) -> LeaderPartitionState:
+        """The leader role's state (only on a partition this node leads)."""
+        assert self.leader_state is not None, f"{self.tp} is not led here"
+        return self.leader_state
+
+    @property
+    def follower(self) -> FollowerPartitionState:
+        """The follower role's state (only on a partition this node follows)."""
+        assert self.follower_state is not None, f"{self.tp} is not followed here"
+        return self.follower_state
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader_state is not None
+
+    @property
+    def leader_epoch(self) -> int:
+        role = self.leader_state if self.leader_state is not None else self.follower_state
+        return role.leader_epoch if role is not None else -1
+
+    # -- produce -----------------------------------------------------------------------
+    def append_records(self, records: bytes, acks: int, origin: str = "") -> AppendResult:
+        """Append a Produce's batches for this partition (module doc). acks is -1, 0 or 1."""
+        state = self.leader_state
+        if state is None:
+            return AppendResult(ErrorCode.not_leader_or_follower)
+        if acks == -1:
+            state.min_insync_replicas = self.plog.config.min_insync_replicas
+            if state.can_accept_acks_all():
+                return AppendResult(ErrorCode.not_enough_replicas, message="the ISR is smaller than min.insync.replicas")
+        try:
+            info = self.plog.append(records, leader_epoch=state.leader_epoch)
+        except (RecordValidationError, LogError) as exc:
+            log.warning("produce to %s-%d from %s rejected: %s", self.tp.topic, self.tp.partition, origin, exc)
+            return AppendResult(ErrorCode(exc.error_code), message=str(exc))
+        self.on_append()
+        result = AppendResult(ErrorCode.none, info.base_offset, info.log_append_time_ms, info.log_start_offset,
+                              record_count=info.record_count)
+        if acks == -1:
+            result.replicated = self.wait_for_replication(info.last_offset + 1)
+            result.partition = self
+        return result
+
+    def on_append(self) -> None:
+        """After any append to a led partition (produce, markers, coordinator records): the
+        HW may move (ISR = this node alone), waits may complete, parked fetches wake."""
+        if self.leader_state is not None:
+            self._leader_changed(self.leader_state.on_leader_append(self.plog.log_end_offset, self.host.now_ms()))
+        self.host.appended(self.tp)
+
+    def wait_for_replication(self, required_offset: int) -> asyncio.Future[int]:
+        """A future for the error code once every ISR member has every offset below
+        `required_offset` (NONE or NOT_ENOUGH_REPLICAS_AFTER_APPEND), or NOT_LEADER_OR_FOLLOWER
+        if leadership moves first. The caller applies its own timeout (`cancel_wait`)."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._tokens += 1
+        self.futures[self._tokens] = future
+        self.waiters.register(self._tokens, required_offset, 2**62)
+        self._complete(self.waiters.check_state(self.state))
+        return future
+
+    def cancel_wait(self, future: asyncio.Future[int]) -> None:
+        for token, f in list(self.futures.items()):
+            if f is future:
+                self.waiters.cancel(token)
+                del self.futures[token]
+
+    async def wait_replicated(self, end_offset: int, timeout_s: float) -> int:
+        """Error code once the HW reaches `end_offset` (coordinator writes, transaction markers)."""
+        future = self.wait_for_replication(end_offset)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            self.cancel_wait(future)
+            return int(ErrorCode.request_timed_out)
+
+    def fail_waits(self, error: ErrorCode = ErrorCode.not_leader_or_follower) -> None:
+        """This node stops leading: every parked acks=all wait answers `error`."""
+        self._complete(self.waiters.fail_all(error))
+
+    # -- fetch -------------------------------------------------------------------------
+    def read(self, fetch_offset: int, max_bytes: int, *, read_committed: bool = False, replica_id: int = -1,
+             client_rack: str = "", current_leader_epoch: int = NO_EPOCH_CHECK, last_fetched_epoch: int = -1,
+             replica_log_start: int = -1, min_one_batch: bool = True, follower_reads: bool = False) -> ReadResult:
+        """One partition of a Fetch (module doc). `replica_id` >= 0 is a follower (its fetch
+        offset is its log end, `replica_log_start` its log start, `last_fetched_epoch` the epoch
+        of its last batch); `follower_reads` says the client speaks KIP-392 (Fetch v11+), so it
+        may be redirected and may read a follower replica."""
+        if self.leader_state is None and (replica_id >= 0 or not follower_reads):
+            return ReadResult(ErrorCode.not_leader_or_follower, answer_now=True)
+        if current_leader_epoch != NO_EPOCH_CHECK:
+            error = compare_epochs(self.leader_epoch, current_leader_epoch)
+            if error:
+                return ReadResult(error, answer_now=True)
+        if replica_id >= 0:
+            return self._read_for_follower(replica_id, fetch_offset, max_bytes, last_fetched_epoch, replica_log_start,
+                                           min_one_batch)
+        if follower_reads and client_rack and self.leader_state is not None:  # no rack: no other choice
+            chosen = self.host.preferred_read_replica(self, client_rack, fetch_offset)
+            if chosen != self.host.node_id:  # no records: the client goes to that replica
+                return self._result(ErrorCode.none, b"", [] if read_committed else None, preferred=chosen)
+        plog = self.plog
+        data = b""
+        error = ErrorCode.none
+        if max_bytes > 0 or min_one_batch:
+            try:
+                max_offset = plog.last_stable_offset if read_committed else plog.high_watermark
+                data = plog.read(fetch_offset, max(max_bytes, 0), max_offset=max_offset, min_one_batch=min_one_batch)
+            except LogError as exc:
+                error = ErrorCode(exc.error_code)
+        aborted = None
+        if read_committed:
+            aborted = [{"producer_id": t.producer_id, "first_offset": t.first_offset} for t in
+                       plog.aborted_transactions(fetch_offset, next_offset_after(data, fetch_offset))]
+        return self._result(error, data, aborted)
+
+    def _read_for_follower(self, replica_id: int, fetch_offset: int, max_bytes: int, last_fetched_epoch: int,
+                           replica_log_start: int, min_one_batch: bool) -> ReadResult:
+        """Kafka's follower fetch: read up to the log end, then record the follower's position
+        (`updateFollowerFetchState`); a diverging epoch (KIP-595) makes it truncate first."""
+        plog = self.plog
+        diverging = self._diverging_epoch(fetch_offset, last_fetched_epoch)
+        if diverging is not None:  # answer at once: the follower must truncate
+            result = self._result(ErrorCode.none, b"", None)
+            result.diverging_epoch, result.answer_now = diverging, True
+            return result
+        leo = plog.log_end_offset
+        data = b""
+        try:
+            data = plog.read(fetch_offset, max(max_bytes, 0), max_offset=leo, min_one_batch=min_one_batch)
+            error = self._on_follower_fetch(replica_id, fetch_offset, leo, replica_log_start)
+        except LogError as exc:
+            error = ErrorCode(exc.error_code)
+        result = self._result(error, data, None)
+        # answer at once when the follower must move its log start up to ours (DeleteRecords waits for it)
+        result.answer_now = result.answer_now or 0 <= replica_log_start < plog.log_start_offset
+        return result
+
+    def _diverging_epoch(self, fetch_offset: int, last_fetched: int) -> dict[str, int] | None:
+        """Fetch v12+: the follower's last fetched epoch ends earlier in this log than its fetch
+        offset, or is unknown here -> it must truncate."""
+        if last_fetched < 0:
+            return None
+        epoch, end = self.plog.leader_epoch_cache.end_offset_for(last_fetched, self.plog.log_end_offset)
+        if epoch == last_fetched and end >= fetch_offset:
+            return None
+        return {"epoch": epoch, "end_offset": end}
+
+    def _result(self, error: ErrorCode, data: bytes, aborted: list[dict[str, int]] | None, *,
+                preferred: int = -1) -> ReadResult:
+        plog = self.plog
+        return ReadResult(error, plog.high_watermark, plog.last_stable_offset, plog.log_start_offset, data, aborted,
+                          preferred, answer_now=bool(error) or preferred >= 0)
+
+    def _on_follower_fetch(self, replica_id: int, fetch_offset: int, leader_leo: int, log_start_offset: int) -> ErrorCode:
+        result = self.state.on_follower_fetch(replica_id, fetch_offset, leader_leo, self.host.now_ms(), log_start_offset)
+        if result.error:
+            return ErrorCode(int(result.error))
+        self.host.follower_fetched(self)
+        if result.proposal is not None:
+            self.host.propose(self, result.proposal)
+        self._leader_changed(result.high_watermark)
+        return ErrorCode.none
+
+    # -- HW / ISR ----------------------------------------------------------------------
+    def leader_changed(self, new_hw: int | None) -> None:
+        """The leader state moved (new registration, AlterPartition answer): publish the HW,
+        complete the waits it satisfies."""
+        self._leader_changed(new_hw)
+
+    def _leader_changed(self, new_hw: int | None) -> None:
+        if new_hw is not None:
+            self.plog.set_high_watermark(new_hw)
+            self.host.high_watermark_moved(self.tp)  # consumers parked below the HW may read now
+        if self.futures:
+            self._complete(self.waiters.check_state(self.state))
+
+    def _complete(self, done: Iterable[tuple[Any, int]]) -> None:
+        for token, error in done:
+            future = self.futures.pop(token, None)
+            if future is not None and not future.done():
+                future.set_result(int(error))
