@@ -130,3 +130,46 @@ def test_events_to_predictions_train_replay_and_api(node: tuple[EmbeddedBroker, 
     assert wait_until(lambda: _get(url) == latest, 20, 0.2, "the api's latest recommendations")
     assert latest["recommendations"][0]["category"] == sim.preference[user]  # it learned the taste
     assert group_lag(p, p.name("preprocessors"), p.raw) == 0
+
+
+def test_a_feature_generator_crashing_mid_transaction_restores_its_state(node: tuple[EmbeddedBroker, str],
+                                                                          stages: Stages) -> None:
+    clean, crash = (Pipeline(node[0].bootstrap, node[1], prefix=prefix) for prefix in ("clean.", "crash."))
+    for p in (clean, crash):
+        create_topics(p)
+        sim = run_ingest(p, events=400, start_ts=START, seed=11)
+        stages.start(run_preprocessors, p, stages.stop)
+    stages.start(run_feature_generator, clean, stages.stop)
+    expected = by_event(count(clean, clean.features, len(sim.valid)))
+
+    # the same stage as a process that dies (os._exit) in its 3rd transaction, after 130 records
+    cmd = [sys.executable, str(EXAMPLE / "run.py"), "--bootstrap-server", crash.bootstrap,
+           "--schema-registry", crash.registry, "--prefix", crash.prefix,
+           "features", "--max-batch", "50", "--crash-after", "130"]
+    assert subprocess.run(cmd, capture_output=True, timeout=60).returncode == 17
+    committed = len(read_to_end(crash, crash.features))
+    assert 0 < committed < len(sim.valid)  # it died mid-stream, with work committed and work open
+
+    stages.start(run_feature_generator, crash, stages.stop)  # restart: fence, restore, go on
+    got = by_event(count(crash, crash.features, len(sim.valid)))
+    assert got == expected  # nothing lost, nothing counted twice, the same state
+    assert len(read_to_end(crash, crash.features)) == len(sim.valid)
+
+
+def test_a_second_preprocessor_takes_half_the_partitions_and_lag_returns_to_zero(
+        node: tuple[EmbeddedBroker, str], stages: Stages) -> None:
+    p = Pipeline(node[0].bootstrap, node[1], prefix="scale.")
+    create_topics(p)
+    first, second = preprocessor_stage(p, 0), preprocessor_stage(p, 1)
+    stages.start(first.run, stages.stop)
+    sent = run_ingest(p, events=200, start_ts=START)
+    wait_until(lambda: len(first.assignment) == 10, 30, 0.1, "the first preprocessor owning all 10 partitions")
+    stages.start(second.run, stages.stop)
+    wait_until(lambda: first.assignment and second.assignment
+               and sorted(first.assignment + second.assignment) == list(range(10)), 30, 0.1, "a rebalance")
+    more = run_ingest(p, events=200, start_ts=START + 20_000, first_event=200)
+    wait_until(lambda: group_lag(p, p.name("preprocessors"), p.raw) == 0, 30, 0.2, "lag 0")
+    assert first.processed > 0 and second.processed > 0
+    assert first.processed + second.processed == 400
+    processed = read_to_end(p, p.processed)
+    assert len(processed) == len(sent.valid) + len(more.valid)

@@ -77,12 +77,13 @@ class UserSimulator:
 
 def run_ingest(p: Pipeline, *, events: int | None = None, rate: float | None = None, users: int = 50,
                seed: int = 7, invalid_fraction: float = 0.05, start_ts: int | None = None,
-               step_ms: int = 100, stop: threading.Event | None = None) -> Simulation:
+               step_ms: int = 100, first_event: int = 0, stop: threading.Event | None = None) -> Simulation:
     """Produce `events` events (None: until `stop`), at `rate` per second (None: as fast as possible).
     With a rate, events carry the wall clock; without one, a simulated clock from `start_ts` in steps
     of `step_ms`, so runs are reproducible."""
     stop = stop or threading.Event()
     sim = UserSimulator(users, seed, invalid_fraction)
+    sim.seq = first_event  # event ids go on from there
     serialize = AvroSerializer(SchemaRegistryClient({"url": p.registry}), RAW_EVENT)
     producer = Producer(p.client(**{"linger.ms": 5, "enable.idempotence": True}))
     out = Simulation(preference={u: t[0] for u, t in sim.taste.items()})

@@ -50,7 +50,9 @@ class TransactionalStage:
         producer.init_transactions(30)  # fences a dead predecessor before we restore anything
         consumer = Consumer(self.p.client(**{"group.id": self.group, "enable.auto.commit": False,
                                              "auto.offset.reset": "earliest",
-                                             "isolation.level": "read_committed"}))
+                                             "isolation.level": "read_committed",
+                                             # a crashed member leaves the group after 6 s (not 45)
+                                             "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}))
         consumer.subscribe([self.source], on_assign=self._assigned, on_revoke=self._revoked)
         try:
             while not stop.is_set():
