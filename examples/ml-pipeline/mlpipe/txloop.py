@@ -51,7 +51,9 @@ class TransactionalStage:
         consumer = Consumer(self.p.client(**{"group.id": self.group, "enable.auto.commit": False,
                                              "auto.offset.reset": "earliest",
                                              "isolation.level": "read_committed",
-                                             # a crashed member leaves the group after 6 s (not 45)
+                                             # static membership: a restarted instance takes its
+                                             # old place at once, without waiting for a rebalance
+                                             "group.instance.id": self.transactional_id,
                                              "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}))
         consumer.subscribe([self.source], on_assign=self._assigned, on_revoke=self._revoked)
         try:
