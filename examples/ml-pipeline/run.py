@@ -81,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the registry client logs every request
     p = Pipeline(args.bootstrap_server, args.schema_registry, args.prefix)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
