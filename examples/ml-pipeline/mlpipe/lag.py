@@ -1,5 +1,8 @@
 """The seed's monitoring advice: a consumer group's lag (end offset - committed offset, summed over
-partitions), as `suoi consumer-groups --describe --group <group>` shows it."""
+partitions), as `suoi consumer-groups --describe --group <group>` shows it.
+
+On a topic written in transactions (processed-events, features) the end offset counts the commit
+markers too, so a caught-up group shows a lag of up to one per partition, as it does with Kafka."""
 
 from __future__ import annotations
 
