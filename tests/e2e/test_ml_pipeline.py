@@ -131,6 +131,10 @@ def test_events_to_predictions_train_replay_and_api(node: tuple[EmbeddedBroker, 
     assert latest["recommendations"][0]["category"] == sim.preference[user]  # it learned the taste
     assert group_lag(p, p.name("preprocessors"), p.raw) == 0
 
+    # retrain on the features from a time on (offsets_for_times): a second version, on fewer records
+    since = train(p, from_ts=lo)
+    assert (since.version, since.trained_on + since.holdout) == (2, sum(t >= lo for t in ts))
+
 
 def test_a_feature_generator_crashing_mid_transaction_restores_its_state(node: tuple[EmbeddedBroker, str],
                                                                           stages: Stages) -> None:
