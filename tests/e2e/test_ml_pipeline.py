@@ -134,6 +134,11 @@ def test_events_to_predictions_train_replay_and_api(node: tuple[EmbeddedBroker, 
     # retrain on the features from a time on (offsets_for_times): a second version, on fewer records
     since = train(p, from_ts=lo)
     assert (since.version, since.trained_on + since.holdout) == (2, sum(t >= lo for t in ts))
+    # the running `serve` picks the new version up: later events are predicted by version 2
+    later = run_ingest(p, events=40, start_ts=START + 90_000, first_event=800, seed=8)
+    after = by_event(count(p, p.predictions, len(sim.valid) + len(later.valid)))
+    assert sorted(after) == sorted(sim.valid + later.valid)
+    assert {after[e]["model_version"] for e in later.valid} == {2}
 
 
 def test_a_feature_generator_crashing_mid_transaction_restores_its_state(node: tuple[EmbeddedBroker, str],

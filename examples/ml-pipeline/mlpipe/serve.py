@@ -34,7 +34,8 @@ class Server:
             raise LookupError(f"no model in {p.models} yet: run `train` first")
         self.model = LoadedModel(doc)
         self.pinned = version is not None
-        self.watch = Consumer(p.client(**{"group.id": "mlpipe-model-watch", "enable.auto.commit": False}))
+        self.watch = Consumer(p.client(**{"group.id": "mlpipe-model-watch", "enable.auto.commit": False,
+                                           "fetch.wait.max.ms": 50}))  # a new version shows at once
         parts = self.watch.list_topics(p.models, timeout=15).topics[p.models].partitions
         self.watch.assign([TopicPartition(p.models, i, -1) for i in parts])  # -1: only new versions
         log.info("ml-models: serving version %d", self.model.version)
