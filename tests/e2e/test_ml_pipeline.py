@@ -21,7 +21,7 @@ import pytest
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
 from tests.conftest import wait_until
-from tests.e2e.test_schema_registry import node  # noqa: F401  make run's node with its registry
+from tests.e2e.test_schema_registry import node as registry_node  # noqa: F401  make run's node, registry on
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ml-pipeline"
 sys.path.insert(0, str(EXAMPLE))
@@ -87,8 +87,9 @@ def by_event(records: list) -> dict[str, dict]:
     return out
 
 
-def test_events_to_predictions_train_replay_and_api(node: tuple[EmbeddedBroker, str], stages: Stages) -> None:
-    p = Pipeline(node[0].bootstrap, node[1], prefix="e2e.")
+def test_events_to_predictions_train_replay_and_api(registry_node: tuple[EmbeddedBroker, str],  # noqa: F811
+                                                    stages: Stages) -> None:
+    p = Pipeline(registry_node[0].bootstrap, registry_node[1], prefix="e2e.")
     assert len(create_topics(p)) == 7
     sim = run_ingest(p, events=800, start_ts=START, invalid_fraction=0.05)
     assert len(sim.invalid) > 10
@@ -141,9 +142,10 @@ def test_events_to_predictions_train_replay_and_api(node: tuple[EmbeddedBroker, 
     assert {after[e]["model_version"] for e in later.valid} == {2}
 
 
-def test_a_feature_generator_crashing_mid_transaction_restores_its_state(node: tuple[EmbeddedBroker, str],
-                                                                          stages: Stages) -> None:
-    clean, crash = (Pipeline(node[0].bootstrap, node[1], prefix=prefix) for prefix in ("clean.", "crash."))
+def test_a_feature_generator_crashing_mid_transaction_restores_its_state(
+        registry_node: tuple[EmbeddedBroker, str], stages: Stages) -> None:  # noqa: F811
+    broker, registry = registry_node
+    clean, crash = (Pipeline(broker.bootstrap, registry, prefix=prefix) for prefix in ("clean.", "crash."))
     for p in (clean, crash):
         create_topics(p)
         sim = run_ingest(p, events=400, start_ts=START, seed=11)
@@ -166,8 +168,8 @@ def test_a_feature_generator_crashing_mid_transaction_restores_its_state(node: t
 
 
 def test_a_second_preprocessor_takes_half_the_partitions_and_lag_returns_to_zero(
-        node: tuple[EmbeddedBroker, str], stages: Stages) -> None:
-    p = Pipeline(node[0].bootstrap, node[1], prefix="scale.")
+        registry_node: tuple[EmbeddedBroker, str], stages: Stages) -> None:  # noqa: F811
+    p = Pipeline(registry_node[0].bootstrap, registry_node[1], prefix="scale.")
     create_topics(p)
     first, second = preprocessor_stage(p, 0), preprocessor_stage(p, 1)
     stages.start(first.run, stages.stop)
