@@ -1,13 +1,14 @@
 # suoi — a Kafka-compatible broker in Python.
 #   make run    create .venv, install suoi (runtime dependencies only), start one broker on
 #               127.0.0.1:9092 (data in ./suoi-data)
+#   make example-ml  the seed's real-time ML pipeline on that node (examples/ml-pipeline)
 #   make test   add the test and bench extras, install test tools (kcat), run the whole suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast venv venv-run bench tools clean
+.PHONY: run test test-fast venv venv-run bench tools clean example-ml
 
 # Two stamps: `make run` installs what running needs; `make test` (and `make venv`) adds the
 # test and bench extras on top, in the same .venv, so either order works.
@@ -49,6 +50,16 @@ test: venv tools
 # Skips the slow fault-injection tests (CI runs everything through `make test`).
 test-fast: venv tools
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+# The seed's section 6 ML pipeline (examples/ml-pipeline/README.md) against the node `make run` started
+# (its schema registry on :8081); ML_ARGS=--bootstrap-server ... for `suoi cluster up --brokers 3`.
+ML_ARGS ?=
+$(VENV)/.ml-installed: $(VENV)/.run-installed pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[ml]'
+	touch $@
+
+example-ml: $(VENV)/.ml-installed
+	$(PY) examples/ml-pipeline/run.py $(ML_ARGS) demo
 
 bench: venv
 	$(PY) benchmarks/bench.py --suoi
