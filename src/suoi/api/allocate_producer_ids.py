@@ -20,9 +20,7 @@ def _refused(error: ErrorCode) -> dict[str, Any]:
 
 @api(67, "AllocateProducerIds", 0, 0)
 def handle_allocate_producer_ids(ctx: RequestContext, request: Any) -> Any:
-    kraft = getattr(ctx.broker, "kraft", None)
-    if kraft is None:
-        return _refused(ErrorCode.unsupported_version)
+    kraft = ctx.broker.kraft
 
     async def run() -> dict[str, Any]:
         try:

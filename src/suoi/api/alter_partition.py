@@ -22,9 +22,7 @@ log = logging.getLogger("suoi.api")
 
 @api(56, "AlterPartition", 2, 3)
 def handle_alter_partition(ctx: RequestContext, request: Any) -> Any:
-    kraft = getattr(ctx.broker, "kraft", None)
-    if kraft is None:
-        return {"throttle_time": 0, "error_code": ErrorCode.unsupported_version, "topics": []}
+    kraft = ctx.broker.kraft
 
     async def run() -> dict[str, Any]:
         topics = []

@@ -45,8 +45,7 @@ VISIBLE_TIMEOUT_S = 10.0
 
 
 def _kraft(broker: Broker) -> KRaftServices:
-    """The node's KRaft services (callers only come here in KRaft mode)."""
-    assert broker.kraft is not None, "not in KRaft mode"
+    """The node's KRaft services."""
     return broker.kraft
 
 
@@ -143,10 +142,8 @@ class TopicConfigView:
 
 
 def topic_config_view(broker: Broker, topic: str) -> Any:
-    """`topic`'s configs (None if it does not exist). In KRaft mode from the metadata image, so
-    every broker answers, not only those holding a replica of the topic."""
-    if broker.kraft is None:
-        return broker.logs.topics().get(topic)
+    """`topic`'s configs (None if it does not exist), from the metadata image, so every broker
+    answers, not only those holding a replica of the topic."""
     if broker.kraft.image.topic(topic) is None:
         return None
     overrides = dict(broker.kraft.image.topic_configs(topic))

@@ -16,10 +16,9 @@ TRANSACTION_KEY_TYPE = 1
 
 
 def _in_cluster(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
-    """KRaft mode: the coordinator is the leader of the key's internal-topic partition; the
-    topic is created through the controller on first use (COORDINATOR_NOT_AVAILABLE meanwhile)."""
+    """The coordinator is the leader of the key's internal-topic partition; the topic is
+    created through the controller on first use (COORDINATOR_NOT_AVAILABLE meanwhile)."""
     broker = ctx.broker
-    assert broker.kraft is not None
     coordinator: Any
     cfg = broker.config
     configs: dict[str, str]
@@ -54,29 +53,13 @@ def _in_cluster(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
 
 
 def _coordinator(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
-    broker = ctx.broker
-    host, port = broker.endpoint
-    error, message = ErrorCode.none, None
-    if broker.kraft is not None and key and key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):
-        return _in_cluster(ctx, key, key_type)
-    if key_type == GROUP_KEY_TYPE:
-        error = broker.groups.check_group_id(key)
-        if error == ErrorCode.coordinator_load_in_progress:
-            error = ErrorCode.none  # the client learns about loading from the group APIs
-        if error == ErrorCode.none:
-            broker.groups.ensure_offsets_topic()
-    elif key_type == TRANSACTION_KEY_TYPE:
-        error = broker.transactions.check_transactional_id(key)
-        if error == ErrorCode.coordinator_load_in_progress:
-            error = ErrorCode.none
-        if error == ErrorCode.none:
-            broker.transactions.ensure_state_topic()
-    else:
+    if key_type not in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):
         error, message = ErrorCode.invalid_request, f"unknown key type {key_type}"
-    if error != ErrorCode.none:
-        return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": error, "error_message": message}
-    return {"key": key, "node_id": broker.node_id, "host": host, "port": port, "error_code": error,
-            "error_message": None}
+    elif not key:
+        error, message = (ErrorCode.invalid_group_id if key_type == GROUP_KEY_TYPE else ErrorCode.invalid_request), None
+    else:
+        return _in_cluster(ctx, key, key_type)
+    return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": error, "error_message": message}
 
 
 @api(10, "FindCoordinator", 0, 6)

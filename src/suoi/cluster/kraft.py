@@ -6,7 +6,9 @@ Data flow (Kafka's): a metadata change is decided by the active controller
 and once committed every node replays it into its `MetadataImage`; a broker then
 reconciles its local partition logs with the image (`_reconcile`). Requests that change
 metadata reach the controller either locally (this node leads the quorum) or forwarded
-over the controller listener (`call_controller`).
+over the controller listener (`call_controller`). A node without process.roles has no
+controller listener: its requests to itself go through `local_controller` (the same handlers,
+no socket).
 
 Threading: everything runs on the event loop. Raft listener callbacks run inside the
 driver's calls, so they only record state and schedule work (never call the driver).
@@ -18,10 +20,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import Lane, NodeClient
+from suoi.cluster.migration import StandaloneMigration
 from suoi.cluster.pacing import Pacer, open_missing_logs
 from suoi.cluster.replica_manager import ReplicaManager
 from suoi.cluster.settings import KRaftSettings
@@ -71,7 +74,9 @@ class NotControllerError(KafkaError):
 
 
 class KRaftServices:
-    def __init__(self, broker: Broker, settings: KRaftSettings) -> None:
+    def __init__(self, broker: Broker, settings: KRaftSettings, *,
+                 local_controller: Callable[[Any], Awaitable[Any]] | None = None,
+                 migration: StandaloneMigration | None = None) -> None:
         self.broker = broker
         self.settings = settings
         self.node_id = settings.node_id
@@ -79,7 +84,16 @@ class KRaftServices:
         raft_config = raft_config_from_properties(props, broker.cluster_id or None)
         self.pool = NodeClient(client_id=f"suoi-node-{self.node_id}")
         for voter, (host, port) in settings.voters.items():
-            self.pool.register(voter, host, port)
+            if port:  # port 0: the implicit single node's own voter, never dialled
+                self.pool.register(voter, host, port)
+        #: Requests to this node's own controller when it has no controller listener.
+        self._local_controller = local_controller if settings.implicit else None
+        #: A standalone data dir's topics to write into the metadata log first (`suoi.cluster.migration`).
+        self.migration = migration
+        #: Set once the local logs may follow the image (nothing to migrate, or migrated).
+        self.migrated = migration.done if migration is not None else asyncio.Event()
+        if migration is None:
+            self.migrated.set()
         self.driver = QuorumDriver(self.node_id, settings.voters, settings.metadata_dir, config=raft_config,
                                    pool=self.pool, listener_name=settings.controller_listener)
         self._builder = MetadataBuilder()
@@ -150,6 +164,8 @@ class KRaftServices:
             self._bytes_since_snapshot += len(entry.payload)
         self.image = self._builder.image()
         self._wake_image_waiters()
+        if self.migration is not None:
+            self.migration.check_done(self.image)
         if self.controller is not None:
             self.controller.on_commit(self.driver.high_watermark - 1)
         leader = self.driver.leader_and_epoch
@@ -173,6 +189,8 @@ class KRaftServices:
     def on_load_snapshot(self, snapshot_id: SnapshotId, data: bytes) -> None:
         self.image = MetadataImage.from_snapshot(data)
         self._wake_image_waiters()
+        if self.migration is not None:
+            self.migration.check_done(self.image)
         self._builder = MetadataBuilder.from_image(self.image)
         self._request_reconcile()
 
@@ -228,15 +246,18 @@ class KRaftServices:
                 broker_config_validator=_validate_broker_configs,
             ))
         log.info("node %d is the active controller (epoch %d)", self.node_id, epoch)
-        if any(name not in self.image.features for name in BOOTSTRAP_LEVELS):
+        if any(name not in self.image.features for name in BOOTSTRAP_LEVELS) or not self.migrated.is_set():
             task = asyncio.get_running_loop().create_task(self._bootstrap_features())
             self._probes.add(task)
             task.add_done_callback(self._probes.discard)
 
     async def _bootstrap_features(self) -> None:
-        """A new metadata log gets its finalized feature levels (metadata.version) first."""
+        """A new metadata log gets its finalized feature levels (metadata.version) first, then
+        a standalone data dir's topics (`suoi.cluster.migration`)."""
         try:
             await self.run_on_controller(lambda c: c.bootstrap_features())
+            if self.migration is not None and not self.migrated.is_set():
+                await self.run_on_controller(self.migration.apply)
         except NotControllerError as exc:  # the next active controller writes them
             log.info("bootstrap feature levels not written: %s", exc)
 
@@ -290,7 +311,11 @@ class KRaftServices:
         last: Exception | None = None
         while loop.time() < deadline:
             leader = self.controller_id
-            if leader >= 0:
+            if leader == self.node_id and self._local_controller is not None:
+                response = await self._local_controller(request)
+                if getattr(response, "error_code", 0) != ErrorCode.not_controller:
+                    return response
+            elif leader >= 0:
                 # A controller that vanished (crashed, partitioned away) must not hold a heartbeat
                 # past the session timeout while the quorum has already elected another one.
                 remaining = max(deadline - loop.time(), 0.05)
@@ -429,7 +454,9 @@ class KRaftServices:
         """One task brings local logs and replica roles to the newest image, in slices that yield
         to the event loop (`Pacer`), so a topic of thousands of partitions does not freeze the
         node. Images published meanwhile are taken together in the next round (the delta from
-        the last reconciled image covers them)."""
+        the last reconciled image covers them). Not before a standalone dir's topics are in the
+        image: the reconciler deletes local topics the image does not name."""
+        await self.migrated.wait()
         while True:
             await self._reconcile_wanted.wait()
             self._reconcile_wanted.clear()

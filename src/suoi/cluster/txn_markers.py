@@ -54,7 +54,7 @@ async def append_marker(broker: Broker, replicas: ReplicaManager, tp: TopicParti
     """Append one marker as the partition's leader and wait for the ISR; an error code."""
     leader = replicas.leader(tp.topic, tp.partition)
     if leader is None:
-        known = broker.kraft is not None and broker.kraft.image.partition(tp.topic, tp.partition) is not None
+        known = broker.kraft.image.partition(tp.topic, tp.partition) is not None
         return int(ErrorCode.not_leader_or_follower if known else ErrorCode.unknown_topic_or_partition)
     try:
         info = leader.plog.append_control(producer_id, producer_epoch, commit, coordinator_epoch,
@@ -79,7 +79,6 @@ class TxnMarkerSender:
         """Write `m`'s marker to every partition (retrying as leaders move); returns when all
         are written or their partitions are gone. Cancel it to stop (a resigned coordinator)."""
         kraft = self.broker.kraft
-        assert kraft is not None
         loop = asyncio.get_running_loop()
         #: partition -> why its marker is not written yet
         pending: dict[TopicPartition, str] = dict.fromkeys(m.partitions, "not sent yet")
