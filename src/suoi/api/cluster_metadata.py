@@ -239,8 +239,13 @@ async def create_topics_response(broker: Broker, request: Any) -> dict[str, Any]
     node's Metadata lists the new topics, as Kafka's broker does: a client that creates a topic
     and then describes it through the same node must find it."""
     response = await _create_topics(broker, request)
+    results = [t if isinstance(t, dict) else vars_of(t) for t in response["topics"]]  # forwarded: kio entities
+    for t in results:  # one line per refused topic (an existing one is routine: --if-not-exists)
+        if int(t["error_code"]):
+            code = ErrorCode(int(t["error_code"]))
+            log.log(logging.INFO if code == ErrorCode.topic_already_exists else logging.WARNING,
+                    "CreateTopics %r refused (%s): %s", t["name"], code.name, t.get("error_message"))
     if not request.validate_only:
-        results = [t if isinstance(t, dict) else vars_of(t) for t in response["topics"]]  # forwarded: kio entities
         created = {t["name"]: t.get("topic_id") for t in results if int(t["error_code"]) == 0}
         if created:
             await _until_listed(broker, created, ms(request.timeout))

@@ -7,6 +7,7 @@ from typing import Any
 
 from suoi.api.cluster_metadata import live_brokers, request_topic_creation
 from suoi.api.registry import RequestContext, api
+from suoi.coordinator.group_coordinator import MAX_GROUP_ID_LENGTH
 from suoi.coordinator.records import OFFSETS_TOPIC
 from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC, txn_partition_for
 from suoi.model import ErrorCode
@@ -55,7 +56,7 @@ def _in_cluster(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
 def _coordinator(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     if key_type not in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):
         error, message = ErrorCode.invalid_request, f"unknown key type {key_type}"
-    elif not key:
+    elif not key or (key_type == GROUP_KEY_TYPE and len(key) > MAX_GROUP_ID_LENGTH):
         error, message = (ErrorCode.invalid_group_id if key_type == GROUP_KEY_TYPE else ErrorCode.invalid_request), None
     else:
         return _in_cluster(ctx, key, key_type)
