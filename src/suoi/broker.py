@@ -247,11 +247,6 @@ class Broker:
         image_topic = self.kraft.image.topic(topic)
         return None if image_topic is None else image_topic.num_partitions
 
-    def _leads(self, topic: str, partition: int) -> bool:
-        """This node leads the partition and has its log (coordinators live there)."""
-        reg = self.kraft.image.partition(topic, partition)
-        return reg is not None and reg.leader == self.node_id and self.logs.get_log(topic, partition) is not None
-
     def auto_create_enabled(self) -> bool:
         return self.config.get_bool("auto.create.topics.enable")
 

@@ -22,7 +22,7 @@ log = logging.getLogger("suoi.api")
 
 @api(56, "AlterPartition", 2, 3)
 def handle_alter_partition(ctx: RequestContext, request: Any) -> Any:
-    kraft = ctx.broker.kraft
+    kraft: Any = ctx.broker.kraft  # its lambdas below are typed loosely
 
     async def run() -> dict[str, Any]:
         topics = []

@@ -125,7 +125,8 @@ class StandaloneMigration:
             elif isinstance(r, mrec.ProducerIds):
                 if r.next_producer_id > image.next_producer_id:
                     out.append(r)
-            elif r.resource_type != ConfigResourceType.TOPIC or image.topic(r.resource_name) is None:
+            elif isinstance(r, mrec.Config) and (r.resource_type != ConfigResourceType.TOPIC
+                                                 or image.topic(r.resource_name) is None):
                 out.append(r)
         return out
 
