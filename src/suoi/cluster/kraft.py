@@ -103,6 +103,9 @@ class KRaftServices:
         self._reconcile_wanted = asyncio.Event()
         self.controller: QuorumController | None = None
         self._controller_epoch = -1
+        #: Set (and replaced) whenever the quorum leader or the active controller changes: what a
+        #: request to the controller that found none waits for, rather than a fixed pause.
+        self._controller_change = asyncio.Event()
         self.incarnation_id = uuid.uuid4()
         #: BrokerRegistration between nodes of different clusters: one ERROR per peer per minute.
         self.cluster_mismatch = ClusterIdMismatchLog(log, broker.cluster_id or None)
@@ -222,6 +225,12 @@ class KRaftServices:
         if leader.leader_id != self.node_id and self.controller is not None:
             log.info("node %d is no longer the active controller (epoch %d)", self.node_id, leader.epoch)
             self.controller = None
+        self._controller_changed()
+
+    def _controller_changed(self) -> None:
+        """Wake requests waiting for a controller (an Event.set only schedules their wake-up)."""
+        change, self._controller_change = self._controller_change, asyncio.Event()
+        change.set()
 
     # -- the active controller -------------------------------------------------------
     def _become_active(self, epoch: int) -> None:
@@ -246,6 +255,7 @@ class KRaftServices:
                 broker_config_validator=_validate_broker_configs,
             ))
         log.info("node %d is the active controller (epoch %d)", self.node_id, epoch)
+        self._controller_changed()
         if any(name not in self.image.features for name in BOOTSTRAP_LEVELS) or not self.migrated.is_set():
             task = asyncio.get_running_loop().create_task(self._bootstrap_features())
             self._probes.add(task)
@@ -310,6 +320,7 @@ class KRaftServices:
         deadline = loop.time() + timeout
         last: Exception | None = None
         while loop.time() < deadline:
+            change = self._controller_change  # set if the controller changes from here on
             leader = self.controller_id
             if leader == self.node_id and self._local_controller is not None:
                 response = await self._local_controller(request)
@@ -326,7 +337,8 @@ class KRaftServices:
                         return response
                 except (TimeoutError, ConnectionError) as exc:
                     last = exc
-            await asyncio.sleep(0.05)
+            with contextlib.suppress(TimeoutError):  # no controller (yet): until one is known, 50 ms at most
+                await asyncio.wait_for(change.wait(), min(0.05, max(deadline - loop.time(), 0)))
         raise NotControllerError(f"no active controller answered within {timeout}s ({last!r})")
 
     def broker_connection_lost(self, broker_id: int, broker_epoch: int) -> None:
