@@ -1,6 +1,6 @@
 """`make run`'s single node: config/server.properties (KRaft combined mode, one Raft voter),
-used by a Kafka tutorial's code unchanged; and the guard that keeps a standalone data dir
-from being started in KRaft mode (which would delete its topics). Also: the README's Python quick
+used by a Kafka tutorial's code unchanged; and the data dir of a node without process.roles
+(the same one-voter node) keeps its topics under it. Also: the README's Python quick
 start runs as written, and a first consumer is not held by the initial rebalance delay."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Leader epochs over the wire (KIP-101/279/320): OffsetForLeaderEpoch, ListOffsets' leader
-epochs and current_leader_epoch checks, Metadata's leader epochs; on a standalone broker
-(every partition led here at epoch 0) and on a 3-node KRaft cluster (RF=1: leaders
+epochs and current_leader_epoch checks, Metadata's leader epochs; on a single node (no
+process.roles: every partition led here, at epoch 0 until a restart) and on a 3-node KRaft cluster (RF=1: leaders
 elsewhere, an epoch moved by a leader's restart)."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def produce_ok(bootstrap: str, topic: str, partition: int, batch: bytes) -> int:
     return int(r.base_offset)
 
 
-# -- standalone ---------------------------------------------------------------------------
+# -- a single node ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
