@@ -255,6 +255,8 @@ class KRaftServices:
                 broker_config_validator=_validate_broker_configs,
             ))
         log.info("node %d is the active controller (epoch %d)", self.node_id, epoch)
+        if self.settings.implicit:  # nothing but this process can register as this node: its old
+            self.controller.expire_session(self.node_id)  # registration is of a process that is gone
         self._controller_changed()
         if any(name not in self.image.features for name in BOOTSTRAP_LEVELS) or not self.migrated.is_set():
             task = asyncio.get_running_loop().create_task(self._bootstrap_features())
