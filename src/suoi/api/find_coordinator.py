@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from suoi.api.cluster_metadata import live_brokers, request_topic_creation
+from suoi.api.cluster_metadata import AUTO_CREATE_WAIT_S, live_brokers, request_topic_creation
 from suoi.api.registry import RequestContext, api
 from suoi.coordinator.group_coordinator import MAX_GROUP_ID_LENGTH
 from suoi.coordinator.records import OFFSETS_TOPIC
@@ -63,8 +63,35 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]
     return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": error, "error_message": message}
 
 
+def _internal_topic(request: Any) -> str:
+    return OFFSETS_TOPIC if getattr(request, "key_type", GROUP_KEY_TYPE) == GROUP_KEY_TYPE else TRANSACTION_STATE_TOPIC
+
+
+async def _after_creation(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    """The first ask for an internal topic starts its creation: answered once the topic has
+    leaders in this node's image, or the controller refused it (at most AUTO_CREATE_WAIT_S), as
+    Metadata waits for an auto-created topic, so a client's first FindCoordinator names the
+    coordinator instead of sending the client into its retry backoff (librdkafka's is ~1 s)."""
+    kraft, topic = ctx.broker.kraft, _internal_topic(request)
+
+    def settled(image: Any) -> bool:
+        if (t := image.topic(topic)) is not None:
+            return all(r.leader >= 0 for r in t.partitions.values())
+        return topic not in kraft.creating_topics
+
+    await kraft.wait_image(settled, AUTO_CREATE_WAIT_S)
+    return _answer(ctx, request)
+
+
 @api(10, "FindCoordinator", 0, 6)
-def handle_find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_find_coordinator(ctx: RequestContext, request: Any) -> Any:
+    answer = _answer(ctx, request)
+    if _internal_topic(request) in ctx.broker.kraft.creating_topics:
+        return _after_creation(ctx, request)
+    return answer
+
+
+def _answer(ctx: RequestContext, request: Any) -> dict[str, Any]:
     key_type = getattr(request, "key_type", GROUP_KEY_TYPE)
     if ctx.api_version >= 4:
         return {"throttle_time": 0,
