@@ -13,6 +13,9 @@ every 10 ms, so no client library's reconnect backoff is measured.
             Metadata of the topic names a leader for every partition and one ListOffsets
             (latest) of all partitions is answered without error (every log is open).
             Also the number of log lines the restart wrote.
+  --bare    the node as `suoi.testing.EmbeddedBroker` starts it: no config file, only
+            `--listeners PLAINTEXT://...` and `--log-dirs` (no process.roles: before KRaft
+            everywhere a standalone node, now a single KRaft node that is its own quorum).
 
 Medians of --runs (5) runs each, after --warmup (1) uncounted fresh run per tree.  `--src LABEL=DIR` (repeatable) runs the node from another
 source tree (e.g. `git archive` of an older commit into DIR, then DIR/src) for before/after
@@ -75,6 +78,7 @@ class Node:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     logfile: Path | None = None
+    bare: bool = False
 
     def __post_init__(self) -> None:
         cport = free_port()
@@ -91,6 +95,9 @@ class Node:
         env["PYTHONPATH"] = str(self.src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.logfile = self.workdir / f"broker-{time.monotonic_ns()}.log"
         argv = [sys.executable, "-m", "suoi", "broker", "--config", str(self.workdir / "server.properties")]
+        if self.bare:
+            argv = [sys.executable, "-m", "suoi", "broker", "--listeners", f"PLAINTEXT://127.0.0.1:{self.port}",
+                    "--log-dirs", str(self.workdir / "data")]
         with open(self.logfile, "wb") as out:
             t0 = time.monotonic()
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -150,8 +157,8 @@ def serving_partitions(node: Node, partitions: int) -> bool:
     return all(p.error_code == 0 for t in answer.topics for p in t.partitions)
 
 
-def fresh_run(src: Path, timeout: float) -> float:
-    node = Node(src)
+def fresh_run(src: Path, timeout: float, bare: bool = False) -> float:
+    node = Node(src, bare=bare)
     try:
         t0 = node.start()
         wait_for(lambda: metadata_answered(node), node, t0 + timeout, "first Metadata")
@@ -160,9 +167,9 @@ def fresh_run(src: Path, timeout: float) -> float:
         node.remove()
 
 
-def prepare_restart(src: Path, partitions: int, timeout: float) -> Node:
+def prepare_restart(src: Path, partitions: int, timeout: float, bare: bool = False) -> Node:
     """A node whose data dir holds one topic of `partitions` empty partitions, stopped."""
-    node = Node(src)
+    node = Node(src, bare=bare)
     t0 = node.start()
     wait_for(lambda: metadata_answered(node), node, t0 + timeout, "first Metadata")
     answer = ask(node.port, CreateTopicsRequest(topics=(CreatableTopic(
@@ -201,6 +208,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="bound of each wait (s)")
     parser.add_argument("--no-restart", action="store_true", help="only the fresh start")
     parser.add_argument("--json", action="store_true", help="also print one JSON line of all figures")
+    parser.add_argument("--bare", action="store_true",
+                        help="no config file (as suoi.testing.EmbeddedBroker starts a node) instead of server.properties")
     args = parser.parse_args()
     trees = [(s.split("=", 1)[0], Path(s.split("=", 1)[1]).resolve()) for s in args.src] or [("this", REPO_ROOT / "src")]
 
@@ -208,13 +217,13 @@ def main() -> int:
     restart: dict[str, list[tuple[float, float, int]]] = {label: [] for label, _ in trees}
     for label, src in trees:
         for _ in range(args.warmup):
-            log(f"warm-up {label}: {fresh_run(src, args.timeout):.3f}s")
+            log(f"warm-up {label}: {fresh_run(src, args.timeout, args.bare):.3f}s")
     for run in range(args.runs):
         for label, src in trees:
-            fresh[label].append(fresh_run(src, args.timeout))
+            fresh[label].append(fresh_run(src, args.timeout, args.bare))
             log(f"fresh {label} run {run + 1}: {fresh[label][-1]:.3f}s")
     if not args.no_restart:
-        nodes = {label: prepare_restart(src, args.partitions, args.timeout) for label, src in trees}
+        nodes = {label: prepare_restart(src, args.partitions, args.timeout, args.bare) for label, src in trees}
         try:
             for run in range(args.runs):
                 for label, _ in trees:

@@ -1,9 +1,14 @@
-"""The single-node broker: wires configuration, storage, listeners and housekeeping.
+"""A node: wires configuration, storage, the KRaft services, listeners and housekeeping.
+
+Every node is a KRaft node (`suoi.cluster.kraft`). Without `process.roles` it is a combined
+broker+controller whose quorum is itself, with no CONTROLLER listener: its own requests to the
+controller are dispatched in process (`_local_controller`). A data dir of the former
+standalone mode is migrated into the metadata log at its first start (`suoi.cluster.migration`).
 
 Lifecycle: `start()` recovers every partition log (truncating torn tails), then binds
-the listeners, then starts the retention and flush tasks; `stop()` reverses that order
-so no request is served by a log that is closing. All state is touched only from the
-event loop thread.
+the listeners, then starts the quorum and the retention and flush tasks; `stop()` reverses
+that order so no request is served by a log that is closing. All state is touched only from
+the event loop thread.
 """
 
 from __future__ import annotations
@@ -12,39 +17,39 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from suoi.api.alter_replica_log_dirs import start_move
+from suoi.api.dispatch import dispatch
 from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import CLIENT_LISTENER
 from suoi.authorizer import authorizer_from_config
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
-from suoi.cluster.settings import KRaftSettings, storage_layout
+from suoi.cluster.migration import StandaloneMigration
+from suoi.cluster.settings import IMPLICIT_SINGLE_NODE_DEFAULTS, KRaftSettings, storage_layout
 from suoi.config import KNOWN, BrokerConfig, Listener
 from suoi.coordinator.group.types import GroupConfig
 from suoi.coordinator.group_coordinator import CoordinatorConfig, GroupCoordinator
 from suoi.coordinator.txn import TxnConfig
-from suoi.coordinator.txn.producer_ids import ControllerProducerIdManager, ProducerIdManager, controller_block_requester
+from suoi.coordinator.txn.producer_ids import ControllerProducerIdManager, controller_block_requester
 from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordinatorConfig
 from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.http.admin import AdminSettings, MetricsRecorder
 from suoi.log.cleaner import LogCleaner
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 from suoi.log.handles import configure as configure_file_handles
-from suoi.log.manager import LogManager, TopicInfo
+from suoi.log.manager import LogManager
 from suoi.log.meta_properties import ensure_formatted
 from suoi.log.scrubber import LogScrubber
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
 from suoi.partition.coordinator_writer import ReplicatedWriter
+from suoi.protocol.codec import decode_response, encode_request, response_class
 from suoi.quota import ClientQuotas, ConnectionLimits, parse_overrides
-from suoi.raft_driver.driver import METADATA_LOG_DIRNAME
 from suoi.security.listeners import controller_security, listener_security, reload_certificates
 
 log = logging.getLogger("suoi.broker")
@@ -94,33 +99,14 @@ def txn_config_from(cfg: BrokerConfig) -> TxnCoordinatorConfig:
     )
 
 
-def _check_mode(log_dir: Path, kraft: bool, has_topics: bool) -> None:
-    """Refuse to start a standalone node's data dir in KRaft mode while it holds topics.
-
-    A standalone node keeps its topics in local files only; a KRaft node keeps exactly the
-    partitions the metadata log names and removes the rest, so it would delete every topic of
-    a standalone data dir. The mode is recorded in meta.properties (`suoi.mode`); older files
-    are judged by whether a metadata log exists. (A KRaft data dir started standalone just
-    serves its local topics, and stays marked KRaft.)
-    """
-    meta = log_dir / "meta.properties"
-    lines = meta.read_text().splitlines()
-    values = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-    recorded = values.get("suoi.mode") or ("kraft" if (log_dir / METADATA_LOG_DIRNAME).exists() else "standalone")
-    if kraft and recorded == "standalone" and has_topics:
-        raise RuntimeError(
-            f"{log_dir} holds topics of a standalone node (no process.roles); a KRaft node keeps only the "
-            "topics its metadata log names and would delete them. Start it without process.roles, or use "
-            "another log.dirs and copy the data over with a consumer and producer.")
-    if values.get("suoi.mode") is None or (kraft and recorded != "kraft"):
-        wanted = "kraft" if kraft else recorded
-        tmp = meta.with_suffix(".tmp")
-        tmp.write_text("\n".join([ln for ln in lines if not ln.startswith("suoi.mode=")] + [f"suoi.mode={wanted}", ""]))
-        os.replace(tmp, meta)
-
-
 class Broker:
+    #: The node's KRaft services (quorum, image, controller, replicas); set by `start()`.
+    kraft: KRaftServices
+
     def __init__(self, config: BrokerConfig, *, now_ms: Callable[[], int] = _now_ms) -> None:
+        self.kraft_settings = KRaftSettings.from_config(config)
+        if self.kraft_settings.implicit:
+            config = dataclasses.replace(config, values={**IMPLICIT_SINGLE_NODE_DEFAULTS, **config.values})
         self.static_config = config  # server.properties + flags; `config` adds dynamic configs
         self.config = config
         self.node_id = config.node_id
@@ -129,15 +115,10 @@ class Broker:
         self.log_config = log_config_from(config)
         self.logs = LogManager(config.log_dirs, self.log_config, now_ms=now_ms)
         self.notifier = AppendNotifier()
-        #: KRaft mode (process.roles set): the metadata quorum, image and controller; None standalone.
-        self.kraft_settings = KRaftSettings.from_config(config)
-        self.kraft: KRaftServices | None = None
-        self.quorum: Any = None  # the QuorumDriver, for the KRaft RPC handlers
-        # Standalone: consecutive ids reserved on disk. In a cluster: blocks from the active controller.
-        self.producer_ids = (ProducerIdManager(config.log_dirs[0]) if self.kraft_settings is None else
-                             ControllerProducerIdManager(controller_block_requester(lambda: self.kraft)))
+        # Blocks of producer ids from the active controller (AllocateProducerIds, KIP-730).
+        self.producer_ids = ControllerProducerIdManager(controller_block_requester(lambda: self.kraft))
         # The coordinators write through the partition layer (their partitions' leaders).
-        writer = ReplicatedWriter(self.notifier, lambda: self.kraft.replicas if self.kraft is not None else None)
+        writer = ReplicatedWriter(self.notifier, lambda: self.kraft.replicas if hasattr(self, "kraft") else None)
         self.groups = GroupCoordinator(self.logs, writer, now_ms, coordinator_config_from(config))
         self.transactions = TransactionCoordinator(self.logs, writer, now_ms,
                                                    txn_config_from(config), self.producer_ids, self.groups)
@@ -178,16 +159,19 @@ class Broker:
             start_move(self.logs, move)
         log.info("loaded %d topics from %s in %.2fs", len(self.logs.topics()),
                  ",".join(map(str, self.config.log_dirs)), time.monotonic() - started)
-        _check_mode(Path(self.config.log_dirs[0]), self.kraft_settings is not None, bool(self.logs.topics()))
+        migration = StandaloneMigration.check(self.config, self.kraft_settings, self.logs)
         if self.admin_settings.enabled:  # before the listeners: readiness answers 503 until we serve
             from suoi.http.admin.server import AdminServer  # aiohttp is imported only when it is on
-
             self.admin = AdminServer(self, self.admin_settings, self.metrics)
             await self.admin.start()
-        if self.kraft_settings is not None:  # the replica manager hands them the internal partitions they lead
-            self.groups.local_topics = self.transactions.local_topics = False
-        await self.groups.start()  # standalone: replays __consumer_offsets in the background
-        await self.transactions.start()  # standalone: replays __transaction_state in the background
+        await self.groups.start()  # the replica manager hands them the internal partitions they lead
+        await self.transactions.start()
+        self.kraft_settings = await discover_voters(  # bootstrap.servers only
+            self.kraft_settings, security=controller_security(self.config))
+        # Before any listener is bound, so every handler finds the node's KRaft services.
+        self.kraft = KRaftServices(self, self.kraft_settings, local_controller=self._local_controller,
+                                   migration=migration)
+        self.groups.partition_count = self.transactions.partition_count = self._cluster_partition_count
         max_request = self.config.get_int("socket.request.max.bytes")
         advertised = self.config.advertised_listeners
         # A KRaft broker serves clients only once registered and unfenced (as Kafka's does): before,
@@ -196,8 +180,7 @@ class Broker:
         deferred: list[asyncio.Server] = []
         securities = [listener_security(self.config.values, x.name) for x in self.config.listeners]  # TLS, SASL
         for listener, security in zip(self.config.listeners, securities, strict=True):
-            defer = (self.kraft_settings is not None and self.kraft_settings.is_broker
-                     and listener.name not in controller_names)
+            defer = self.kraft_settings.is_broker and listener.name not in controller_names
             role = ListenerRole.CONTROLLER if listener.name in controller_names else ListenerRole.CLIENT
             server = await start_listener(self, listener.host or None, listener.port, max_request,
                                           start_serving=not defer, role=role, security=security)
@@ -216,19 +199,13 @@ class Broker:
         ]
         if self.config.get("console.listeners"):  # the web console (aiohttp is imported only then)
             from suoi.http.console import start_for_node
-
             self.console = await start_for_node(self.config, self.advertised, controller_names)
-        if self.kraft_settings is not None:
-            self.kraft_settings = await discover_voters(  # bootstrap.servers only
-                self.kraft_settings, security=controller_security(self.config))
-            self.kraft = KRaftServices(self, self.kraft_settings)
-            self.quorum = self.kraft.driver
-            self.groups.partition_count = self.transactions.partition_count = self._cluster_partition_count
-            await self.kraft.start()
-            log.info("KRaft mode: roles=%s voters=%s", ",".join(sorted(self.kraft_settings.roles)),
-                     ",".join(str(v) for v in sorted(self.kraft_settings.voters)))
-            if deferred:
-                self._tasks.append(asyncio.create_task(self._serve_when_unfenced(deferred), name="serve-when-unfenced"))
+        await self.kraft.start()
+        log.info("KRaft mode: roles=%s voters=%s%s", ",".join(sorted(self.kraft_settings.roles)),
+                 ",".join(str(v) for v in sorted(self.kraft_settings.voters)),
+                 " (no process.roles: a single combined node, its own quorum)" if self.kraft_settings.implicit else "")
+        if deferred:
+            self._tasks.append(asyncio.create_task(self._serve_when_unfenced(deferred), name="serve-when-unfenced"))
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
         self._tasks.append(asyncio.create_task(self._log_dir_check_loop(), name="log-dir-check"))
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
@@ -245,8 +222,8 @@ class Broker:
         log.info("suoi broker node.id=%d cluster.id=%s started", self.node_id, self.cluster_id)
 
     async def _serve_when_unfenced(self, servers: list[asyncio.Server]) -> None:
-        assert self.kraft is not None
         await self.kraft.first_unfenced.wait()
+        await self.kraft.migrated.wait()  # a migrated standalone node's topics are in the image
         for server in servers:
             await server.start_serving()
         log.info("serving clients on %s", ", ".join(f"{x.name}://{x.host or '*'}:{x.port}" for x in self.bound
@@ -257,7 +234,7 @@ class Broker:
             await self.admin.stop()
         if self.schema_registry is not None:  # first: it leaves its group while the node still answers
             await self.schema_registry.close()
-        if self.kraft is not None:
+        if hasattr(self, "kraft"):  # absent when start() failed early
             await self.kraft.stop()  # controlled shutdown first: leadership moves away
         if self.console is not None:
             await self.console.stop()
@@ -302,32 +279,26 @@ class Broker:
         limits.max_per_ip = self.config.get_int("max.connections.per.ip")
         limits.overrides = parse_overrides(str(self.config.get("max.connections.per.ip.overrides")))
 
+    async def _local_controller(self, request: Any) -> Any:
+        """A request to the active controller when that is this node and it has no controller
+        listener (no process.roles): the same handler a CONTROLLER connection would reach,
+        through the same encoding, without a socket."""
+        frame = encode_request(0, f"suoi-node-{self.node_id}", request)[4:]
+        outcome = dispatch(self, frame, "local-controller")
+        if outcome is not None and not isinstance(outcome, list):
+            outcome = await outcome
+        if outcome is None:
+            raise ConnectionError(f"no answer to {type(request).__name__} from the local controller")
+        data = b"".join(bytes(part) for part in outcome)[4:]
+        cls = type(request)
+        return decode_response(data, response_class(cls.__api_key__, cls.__version__))
+
     def _cluster_partition_count(self, topic: str) -> int | None:
-        assert self.kraft is not None
         image_topic = self.kraft.image.topic(topic)
         return None if image_topic is None else image_topic.num_partitions
 
-    def _leads(self, topic: str, partition: int) -> bool:
-        """KRaft mode: this node leads the partition and has its log (coordinators live there)."""
-        kraft = self.kraft
-        if kraft is None:
-            return True
-        reg = kraft.image.partition(topic, partition)
-        return reg is not None and reg.leader == self.node_id and self.logs.get_log(topic, partition) is not None
-
     def auto_create_enabled(self) -> bool:
         return self.config.get_bool("auto.create.topics.enable")
-
-    def create_topic(self, name: str, partitions: int | None = None, configs: dict[str, str] | None = None, *,
-                     open_logs: bool = True) -> TopicInfo:
-        """Standalone: create a topic (`LogManager.create_topic`; ``open_logs=False``: the caller
-        creates the partition logs, see `suoi.cluster.pacing.open_missing_logs`)."""
-        if partitions is None or partitions < 0:
-            partitions = self.config.get_int("num.partitions")
-        info = self.logs.create_topic(name, partitions, configs or {}, open_logs=open_logs)
-        log.info("created topic %s with %d partitions%s", name, partitions,
-                 f" configs={configs}" if configs else "")
-        return info
 
     # -- housekeeping ----------------------------------------------------------------
     async def _log_dir_check_loop(self) -> None:
@@ -339,7 +310,7 @@ class Broker:
             lost = self.logs.check_log_dirs()
             if not self.logs.offline_dirs:
                 continue
-            if lost and self.kraft is not None and self.kraft.replicas is not None:
+            if lost and self.kraft.replicas is not None:
                 self.kraft.replicas.drop_offline(lost)
                 self._tasks.append(asyncio.create_task(self.kraft.report_lost_replicas(lost), name="lost-replicas"))
             if self.config.log_dirs[0] in self.logs.offline_dirs or len(self.logs.offline_dirs) == len(self.logs.log_dirs):

@@ -38,10 +38,6 @@ def check_security_settings(values: Mapping[str, str]) -> None:
         if key == "authorizer.class.name":
             if value != AUTHORIZER_CLASS:  # Kafka's KRaft authorizer is the one implemented
                 raise _refuse(f"{key}={value}", what=f"an authorizer other than {AUTHORIZER_CLASS}")
-            if not str(values.get("process.roles", "")).strip():  # ACLs live in the metadata log
-                raise UnsupportedSecuritySetting(
-                    f"{key}={value}: an authorizer is not supported on a standalone node: ACLs are kept in the "
-                    "KRaft metadata log, set process.roles")
         elif key == "max.connection.creation.rate":  # connection limits suoi does not have (yet)
             raise _refuse(key, what="connection creation rate limits")
         elif key != "listener.security.protocol.map" and unimplemented_security_feature(key) is not None:

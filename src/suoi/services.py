@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from suoi.node import Coordinators, LocalLogs, NodeConfig
 
 if TYPE_CHECKING:
+    from suoi.authorizer.standard import StandardAuthorizer
     from suoi.client_telemetry import ClientTelemetry
     from suoi.config import BrokerConfig, Listener
     from suoi.controller import MetadataImage, QuorumController
@@ -103,6 +104,10 @@ class KRaft(MetadataView, ControllerChannel, Protocol):
     def replicas(self) -> ReplicaManager | None:
         """Leader and follower replicas of this node's partitions (None on a controller-only node)."""
 
+    @property
+    def driver(self) -> QuorumDriver:
+        """The metadata quorum's driver (Vote, BeginQuorumEpoch, ..., metadata Fetch)."""
+
 
 class HandlerConfig(NodeConfig, Protocol):
     """The node's configuration as handlers see it (DescribeConfigs, AlterConfigs, Metadata)."""
@@ -128,12 +133,11 @@ class Services(Partitions, Coordinators, HandlerConfig, Telemetry, Protocol):
     """Everything a request handler may call; `suoi.broker.Broker` satisfies it."""
 
     @property
-    def kraft(self) -> KRaft | None:
-        """Metadata view + controller channel + replicas; None on a node without process.roles."""
+    def kraft(self) -> KRaft:
+        """Metadata view + controller channel + replicas + the quorum's driver (every node is a
+        KRaft node; one without process.roles is its own one-voter quorum)."""
 
-    @property
-    def quorum(self) -> QuorumDriver | None:
-        """The metadata quorum's driver (Vote, BeginQuorumEpoch, ..., metadata Fetch); None
-        when this node is not in a quorum."""
+    #: authorizer.class.name's StandardAuthorizer, None when ACLs are off (`suoi.authorizer`)
+    authorizer: StandardAuthorizer | None
     #: open client connections (the listener adds and removes them; stop() closes them)
     connections: set[Any]

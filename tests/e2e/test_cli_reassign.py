@@ -1,6 +1,6 @@
 """`suoi leader-election` and `suoi reassign-partitions` as an operator runs them: Kafka's flags,
 JSON files and messages, `--output json`, one-line errors and exit codes. Against a 3-node
-KRaft cluster (tests/integration/reassign_cluster.py) and a standalone broker."""
+KRaft cluster (tests/integration/reassign_cluster.py) and a single node (no process.roles)."""
 
 from __future__ import annotations
 
@@ -103,10 +103,10 @@ def test_unreachable_broker_is_one_line() -> None:
         "leader-election", "--election-type", "PREFERRED", "--all-topic-partitions", "--bootstrap-server", "127.0.0.1:1")
 
 
-# ---------------------------------------------------------------------------- standalone broker
+# ---------------------------------------------------------------------------- a single node
 
 
-def test_standalone_broker(make_broker: object, tmp_path: Path) -> None:
+def test_a_single_node(make_broker: object, tmp_path: Path) -> None:
     broker: EmbeddedBroker = make_broker()  # type: ignore[operator]
     b = broker.bootstrap
     admin = AdminClient({"bootstrap.servers": b})

@@ -31,8 +31,6 @@ pytestmark = pytest.mark.timeout(60)
     (["-o", "sasl.kerberos.service.name=kafka"], "sasl.kerberos.service.name"),
     (["-o", "authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
      "authorizer.class.name=kafka.security.authorizer.AclAuthorizer"),
-    (["-o", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],
-     "standalone node"),
     (["-o", "sasl.oauthbearer.jwks.endpoint.url=https://idp.example.com/jwks"], "sasl.oauthbearer.jwks.endpoint.url"),
     (["-o", "listener.name.internal.ssl.keymanager.algorithm=SunX509"], "listener.name.internal.ssl"),
     (["-o", "listener.name.client.oauthbearer.sasl.jaas.config=secret-jaas"], "listener.name.client.oauthbearer"),

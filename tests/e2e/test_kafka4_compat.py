@@ -55,8 +55,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
 
 
 @pytest.fixture(scope="module")
-def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(tmp_path_factory.mktemp("standalone")) as broker:
+def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A node without process.roles: a single KRaft node, its own quorum, no CONTROLLER listener."""
+    with EmbeddedBroker(tmp_path_factory.mktemp("single")) as broker:
         yield broker
 
 
@@ -71,9 +72,9 @@ def _produce_error(bootstrap: str, topic: str) -> tuple[confluent_kafka.KafkaErr
 
 # -- bug 2: invalid topic names -----------------------------------------------------------
 
-@pytest.mark.parametrize("mode", ["kraft", "standalone"])
+@pytest.mark.parametrize("mode", ["kraft", "single"])
 def test_invalid_topic_name_is_refused_not_retried(mode: str, request: pytest.FixtureRequest) -> None:
-    broker: EmbeddedBroker = request.getfixturevalue("node" if mode == "kraft" else "standalone")
+    broker: EmbeddedBroker = request.getfixturevalue("node" if mode == "kraft" else "single")
     error, took = _produce_error(broker.bootstrap, BAD_NAME)
     assert error is not None and error.code() == confluent_kafka.KafkaError.TOPIC_EXCEPTION, error
     assert took < 10, f"the producer retried for {took:.1f}s"

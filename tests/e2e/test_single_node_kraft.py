@@ -1,6 +1,6 @@
 """`make run`'s single node: config/server.properties (KRaft combined mode, one Raft voter),
-used by a Kafka tutorial's code unchanged; and the guard that keeps a standalone data dir
-from being started in KRaft mode (which would delete its topics). Also: the README's Python quick
+used by a Kafka tutorial's code unchanged; and the data dir of a node without process.roles
+(the same one-voter node) keeps its topics under it. Also: the README's Python quick
 start runs as written, and a first consumer is not held by the initial rebalance delay."""
 
 from __future__ import annotations
@@ -99,26 +99,22 @@ def test_transactions_work_on_one_node(node: EmbeddedBroker) -> None:
     assert sorted(r.value for r in got) == [b"kept", b"plain"]
 
 
-def test_a_standalone_data_dir_is_not_started_in_kraft_mode(tmp_path: Path) -> None:
+def test_a_data_dir_of_a_node_without_process_roles_keeps_its_topics_under_make_runs_config(
+        tmp_path: Path) -> None:
+    """Both are the same one-voter KRaft node (one without a CONTROLLER listener): the topics of
+    the first are in the metadata log the second reads, none is deleted, the records are there."""
     port = free_port()
-    with EmbeddedBroker(tmp_path / "n", port=port) as standalone:
-        create_topic(standalone.bootstrap, "precious", 1)
-        ck_produce(standalone.bootstrap, "precious", [{"value": b"keep me"}])
+    with EmbeddedBroker(tmp_path / "n", port=port) as single:
+        create_topic(single.bootstrap, "precious", 1)
+        ck_produce(single.bootstrap, "precious", [{"value": b"keep me"}])
     log_dir = tmp_path / "n" / "data"
     before = sorted(p.name for p in (log_dir / "precious-0").iterdir())
 
-    props = make_run_properties(port, free_port())
-    cmd = [sys.executable, "-m", "suoi", "broker", "--log-dirs", str(log_dir)]
-    for k, v in props.items():
-        cmd += ["--override", f"{k}={v}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1
-    assert "holds topics of a standalone node" in proc.stderr and "Traceback" not in proc.stderr
-    assert sorted(p.name for p in (log_dir / "precious-0").iterdir()) == before
-
-    with EmbeddedBroker(tmp_path / "n", port=port) as again:  # still a standalone node's data
-        got = ck_consume(again.bootstrap, "precious", [0], 1, timeout=20)
+    with EmbeddedBroker(tmp_path / "n", port=port, overrides=make_run_properties(port, free_port())) as configured:
+        got = ck_consume(configured.bootstrap, "precious", [0], 1, timeout=20)
         assert [r.value for r in got] == [b"keep me"]
+        assert "migrating" not in configured.logs()  # it was a KRaft dir already
+    assert set(before) <= {p.name for p in (log_dir / "precious-0").iterdir()}
 
 
 def test_a_first_consumer_gets_its_partitions_at_once(node: EmbeddedBroker) -> None:

@@ -50,9 +50,10 @@ def test_commit_abort_commit_by_isolation_level(bootstrap: str, topic: str) -> N
     def values(part: int, *names: str) -> list[bytes]:
         return [v for n in names for pp, v in batches[n] if pp == part]
 
-    # per partition: 5 + marker, 5 + marker, 5 + marker
+    # per partition: 5 + marker, 5 + marker, 5 + marker (the last markers are written to the
+    # partitions' leader after commit_transaction returns, as in Kafka)
     for part in (0, 1):
-        assert latest(bootstrap, topic, part) == 18
+        wait_until(lambda part=part: latest(bootstrap, topic, part) == 18, message="the last commit marker")
         assert latest(bootstrap, topic, part, READ_COMMITTED) == 18
 
     committed = ck_read_to_end(bootstrap, topic, [0, 1], isolation="read_committed")
@@ -91,7 +92,7 @@ def test_open_transaction_holds_back_read_committed(bootstrap: str, topic: str) 
     assert [m.value() for m in ck_read_to_end(bootstrap, topic, [0], isolation="read_committed")] == [b"committed-0"]
     assert len(ck_read_to_end(bootstrap, topic, [0], isolation="read_uncommitted")) == 4
     p.commit_transaction(10)
-    assert latest(bootstrap, topic, isolation=READ_COMMITTED) == 6
+    wait_until(lambda: latest(bootstrap, topic, isolation=READ_COMMITTED) == 6, message="the commit marker")
     assert [m.value() for m in ck_read_to_end(bootstrap, topic, [0], isolation="read_committed")] == [
         b"committed-0", b"open-0", b"open-1", b"open-2"]
 

@@ -12,6 +12,7 @@ from kio.schema.describe_transactions.v0.request import DescribeTransactionsRequ
 from kio.schema.errors import ErrorCode
 from kio.schema.list_transactions.v1.request import ListTransactionsRequest
 
+from tests.conftest import wait_until
 from tests.e2e.helpers import create_topic
 from tests.e2e.txn_helpers import txn_producer
 from tests.rawclient import RawClient
@@ -80,7 +81,9 @@ def test_describe_list_and_producers_through_a_transaction_lifecycle(bootstrap: 
     assert int(p0.last_sequence) == 1 and int(p2.last_sequence) == 0
 
     p.commit_transaction(10)
-    [state] = describe_txn(bootstrap, tid)
+    # the markers go to the partitions' leaders after EndTxn answers (as in Kafka): then complete
+    state = wait_until(lambda: (s := describe_txn(bootstrap, tid)[0]).transaction_state == "CompleteCommit" and s,
+                       message="the commit completed")
     assert (state.error_code, state.transaction_state, int(state.producer_id)) == (ErrorCode.none, "CompleteCommit", pid)
     assert state.topics == ()
     producers = describe_producers(bootstrap, topic, (0, 2))
@@ -94,7 +97,8 @@ def test_describe_list_and_producers_through_a_transaction_lifecycle(bootstrap: 
     [p1] = describe_producers(bootstrap, topic, (1,))[1]
     assert int(p1.current_txn_start_offset) == 0
     p.abort_transaction(10)
-    [state] = describe_txn(bootstrap, tid)
+    state = wait_until(lambda: (s := describe_txn(bootstrap, tid)[0]).transaction_state == "CompleteAbort" and s,
+                       message="the abort completed")
     assert (state.transaction_state, int(state.producer_id)) == ("CompleteAbort", pid)
     done = list_txns(bootstrap, states=("CompleteAbort",))
     assert tid in {t.transactional_id for t in done.transaction_states}

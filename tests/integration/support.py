@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
+from kio.schema.end_txn.v3.request import EndTxnRequest
 from kio.schema.errors import ErrorCode
 from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
+from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
 from kio.schema.list_offsets.v7.request import ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+from kio.schema.offset_fetch.v8.request import OffsetFetchRequest, OffsetFetchRequestGroup
 from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 
+from suoi.coordinator.records import partition_for
 from suoi.protocol.records import build_batch, iter_records
 from suoi.testing import EmbeddedBroker
 from tests.conftest import wait_until
@@ -77,9 +81,53 @@ def list_offsets_req(topic: str, partition: int, timestamp: int) -> ListOffsetsR
 # -- one-shot helpers (each on its own connection unless a client is given) --------------
 
 def create_topic(bootstrap: str, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> None:
+    """CreateTopics, then until every partition is served (the controller's answer comes once
+    the topic is in the metadata image; its leader opens the log a moment later)."""
     with RawClient(bootstrap) as c:
         result = c.request(create_topics_req(name, partitions=partitions, configs=configs)).topics[0]
-    assert result.error_code == ErrorCode.none, (result.error_code, result.error_message)
+        assert result.error_code == ErrorCode.none, (result.error_code, result.error_message)
+
+        def served() -> bool:
+            md = c.request(metadata_req(name, allow_create=False))
+            brokers = {b.node_id: f"{b.host}:{b.port}" for b in md.brokers}
+            leaders = {p.partition_index: p.leader_id for p in md.topics[0].partitions}
+            if len(leaders) != partitions or any(leader not in brokers for leader in leaders.values()):
+                return False
+            return all(list_offset(brokers[leader], name, p, LATEST)[0] == ErrorCode.none for p, leader in leaders.items())
+
+        wait_until(served, message=f"{name} served by its leaders")
+
+
+def coordinators_ready(bootstrap: str, *, groups: bool = True, transactions: bool = False,
+                       partitions: int = 50) -> None:
+    """What a client does before its first group or transactional request: FindCoordinator until
+    it names one (the internal topic is created on the first ask), then until the coordinator has
+    loaded the keys' partitions (Kafka clients retry NOT_COORDINATOR and
+    COORDINATOR_LOAD_IN_PROGRESS the same way). Here for every partition of the internal topics
+    (`partitions`: offsets.topic.num.partitions / transaction.state.log.num.partitions), so raw
+    requests for any group or transactional id find their coordinator ready."""
+    not_ready = {ErrorCode.coordinator_not_available, ErrorCode.not_coordinator, ErrorCode.coordinator_load_in_progress}
+    keys = {partition_for(f"k{i}", partitions): f"k{i}" for i in range(5000)}
+    assert len(keys) == partitions
+    with RawClient(bootstrap) as c:
+        def found(key_type: int) -> bool:
+            answer = c.request(FindCoordinatorRequest(key_type=key_type, coordinator_keys=("k0",))).coordinators[0]
+            assert answer.error_code in not_ready | {ErrorCode.none}, answer.error_code
+            return answer.error_code == ErrorCode.none
+
+        def groups_loaded() -> bool:
+            answer = c.request(OffsetFetchRequest(groups=tuple(OffsetFetchRequestGroup(group_id=k, topics=None)
+                                                               for k in keys.values()), require_stable=False))
+            return all(g.error_code not in not_ready for g in answer.groups)
+
+        def transactions_loaded() -> bool:  # EndTxn of an unknown id: INVALID_PRODUCER_ID_MAPPING once loaded
+            return all(c.request(EndTxnRequest(transactional_id=k, producer_id=-1, producer_epoch=-1, committed=False))
+                       .error_code not in not_ready for k in keys.values())
+
+        for key_type, wanted, loaded in ((0, groups, groups_loaded), (1, transactions, transactions_loaded)):
+            if wanted:
+                wait_until(lambda kt=key_type: found(kt), message=f"a coordinator (key type {key_type})")
+                wait_until(loaded, message=f"every partition of the coordinator (key type {key_type}) loaded")
 
 
 def produce(bootstrap: str, topic: str, partition: int, records: bytes):  # type: ignore[no-untyped-def]

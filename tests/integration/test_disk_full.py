@@ -22,6 +22,7 @@ from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, 
 
 from suoi.protocol.records import build_batch, iter_batches
 from suoi.testing import EmbeddedBroker
+from tests.integration.support import create_topic
 from tests.rawclient import RawClient
 
 DISK_BYTES = 4 * 1024 * 1024
@@ -47,6 +48,7 @@ def small_disk_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     broker = cls(tmp_path / "broker", log_dirs=[disk])
     broker.start()
     try:
+        create_topic(broker.bootstrap, TOPIC)
         yield broker
     finally:
         broker.stop()

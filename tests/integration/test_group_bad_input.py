@@ -34,7 +34,7 @@ from kio.schema.sync_group.v5.request import SyncGroupRequest, SyncGroupRequestA
 
 from suoi.testing import EmbeddedBroker
 from tests.conftest import wait_until
-from tests.integration.support import LogWatch, assert_serves, create_topic, module_broker, unique
+from tests.integration.support import LogWatch, assert_serves, coordinators_ready, create_topic, module_broker, unique
 from tests.rawclient import RawClient
 
 pytestmark = pytest.mark.timeout(60)
@@ -106,9 +106,11 @@ def fetch_offsets_req(groups: dict[str, tuple[str, tuple[int, ...]] | None]) -> 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    yield from module_broker(tmp_path_factory, overrides={
-        "group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms": str(MIN_SESSION),
-        "group.max.session.timeout.ms": str(MAX_SESSION)})
+    for broker in module_broker(tmp_path_factory, overrides={
+            "group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms": str(MIN_SESSION),
+            "group.max.session.timeout.ms": str(MAX_SESSION)}):
+        coordinators_ready(broker.bootstrap)  # as a client's FindCoordinator would
+        yield broker
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, 
 
 from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
+from tests.integration.support import create_topic
 from tests.rawclient import RawClient
 
 TOPIC = "idempotent"
@@ -22,6 +23,7 @@ TOPIC = "idempotent"
 @pytest.fixture
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(tmp_path_factory.mktemp("idem")) as b:
+        create_topic(b.bootstrap, TOPIC)
         yield b
 
 

@@ -1,6 +1,6 @@
 """Leader epochs over the wire (KIP-101/279/320): OffsetForLeaderEpoch, ListOffsets' leader
-epochs and current_leader_epoch checks, Metadata's leader epochs; on a standalone broker
-(every partition led here at epoch 0) and on a 3-node KRaft cluster (RF=1: leaders
+epochs and current_leader_epoch checks, Metadata's leader epochs; on a single node (no
+process.roles: every partition led here, at epoch 0 until a restart) and on a 3-node KRaft cluster (RF=1: leaders
 elsewhere, an epoch moved by a leader's restart)."""
 
 from __future__ import annotations
@@ -73,6 +73,12 @@ def list_offsets(bootstrap: str, topic: str, partition: int, timestamp: int, *, 
     return ErrorCode(p.error_code), int(p.offset), int(p.timestamp), int(p.leader_epoch)
 
 
+def leader_epoch(bootstrap: str, topic: str) -> int:
+    with RawClient(bootstrap) as c:
+        (t,) = c.request(metadata_req(topic, allow_create=False)).topics
+    return int(t.partitions[0].leader_epoch)
+
+
 def records(n: int, *, epoch: int = -1, ts: int = 1_000) -> bytes:
     """One batch of `n` records with timestamps ts, ts+1, ...; `epoch` in its header, as a
     client writes it (librdkafka writes 0, the Java producer -1)."""
@@ -86,7 +92,7 @@ def produce_ok(bootstrap: str, topic: str, partition: int, batch: bytes) -> int:
     return int(r.base_offset)
 
 
-# -- standalone ---------------------------------------------------------------------------
+# -- a single node ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
@@ -141,7 +147,7 @@ def test_current_leader_epoch_is_checked(broker: EmbeddedBroker) -> None:
 
 
 @pytest.mark.parametrize("replica_id", [-1, -2, 3])
-def test_a_standalone_node_leads_every_partition(broker: EmbeddedBroker, replica_id: int) -> None:
+def test_a_single_node_leads_every_partition(broker: EmbeddedBroker, replica_id: int) -> None:
     topic = unique("ofle-replica")
     create_topic(broker.bootstrap, topic)
     produce_ok(broker.bootstrap, topic, 0, records(2, epoch=0))
@@ -179,12 +185,15 @@ def test_epochs_rebuilt_from_batch_headers(tmp_path_factory: pytest.TempPathFact
         b.stop()
         (partition_dir(b, topic) / CHECKPOINT_FILE).unlink()
         b.start()
-        assert (partition_dir(b, topic) / CHECKPOINT_FILE).read_text().split() == ["0", "1", "0", "0"]
+        # rebuilt: epoch 0 from offset 0 (then the epoch this restart made it leader in, at 6)
+        assert (partition_dir(b, topic) / CHECKPOINT_FILE).read_text().split()[2:4] == ["0", "0"]
+        current = leader_epoch(b.bootstrap, topic)
+        assert current > 0  # a restarted KRaft leader leads in a new epoch
         assert list_offsets(b.bootstrap, topic, 0, EARLIEST) == (NONE, 0, -1, 0)
-        assert list_offsets(b.bootstrap, topic, 0, LATEST) == (NONE, 6, -1, 0)
+        assert list_offsets(b.bootstrap, topic, 0, LATEST) == (NONE, 6, -1, current)
         assert list_offsets(b.bootstrap, topic, 0, 2_001) == (NONE, 4, 2_001, 0)
         assert list_offsets(b.bootstrap, topic, 0, MAX_TIMESTAMP) == (NONE, 5, 2_002, 0)
-        assert end_of(b.bootstrap, topic, 0, 0, current=0) == (NONE, 0, 6)
+        assert end_of(b.bootstrap, topic, 0, 0, current=current) == (NONE, 0, 6)
 
 
 # -- a 3-node KRaft cluster, RF=1 ---------------------------------------------------------

@@ -31,7 +31,7 @@ from tests.rawclient import RawClient
 LIBRDKAFKA_MAX = 100_000
 
 
-@pytest.fixture(scope="module", params=["kraft", "standalone"])
+@pytest.fixture(scope="module", params=["kraft", "no-process-roles"])
 def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     port = free_port()
     props = make_run_properties(port, free_port()) if request.param == "kraft" else {}

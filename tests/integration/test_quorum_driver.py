@@ -12,12 +12,14 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
 from kio.schema.errors import ErrorCode
 
 from suoi.client import KafkaClientConnection
+from suoi.config import Listener
 from suoi.net.server import start_listener
 from suoi.raft import Entry, LeaderAndEpoch, RaftConfig, SnapshotId
 from suoi.raft.messages import DescribeQuorumRequest, FetchRequest, VoteRequest
@@ -55,18 +57,38 @@ class Recorder:
         return [e.payload for e in self.entries]
 
 
+class _NotRunning:
+    running = False  # the Raft handlers answer with an error (a node between listen and start)
+
+
+class _KRaft:
+    """What the Raft handlers use of a node's KRaft services: its driver."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+
+    @property
+    def driver(self) -> Any:
+        return self._host.quorum or _NotRunning()
+
+
 class Host:
-    """What `start_listener` and the dispatcher need from a broker, plus the quorum."""
+    """What `start_listener` and the dispatcher need from a broker, plus the quorum. Its one
+    listener is a CONTROLLER listener (every node answers DescribeQuorum for itself there)."""
 
     def __init__(self) -> None:
         self.connections: set[Any] = set()
         self.quorum: QuorumDriver | None = None
+        self.kraft = _KRaft(self)
+        self.config = SimpleNamespace(controller_listener_names=["CONTROLLER"])
+        self.bound: list[Listener] = []
         self.server: asyncio.Server | None = None
         self.port = 0
 
     async def listen(self, port: int = 0) -> None:
         self.server = await start_listener(self, "127.0.0.1", port, 100 << 20)  # type: ignore[arg-type]
         self.port = self.server.sockets[0].getsockname()[1]
+        self.bound = [Listener("CONTROLLER", "127.0.0.1", self.port)]
 
     async def close(self) -> None:
         if self.server is not None:

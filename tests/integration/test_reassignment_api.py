@@ -1,5 +1,5 @@
 """ElectLeaders (43), AlterPartitionReassignments (45) and ListPartitionReassignments (46) over the
-wire: a 3-node KRaft cluster of real broker processes (combined mode) and a standalone broker.
+wire: a 3-node KRaft cluster of real broker processes (combined mode) and a single node (no process.roles).
 
 Requests go to every node in turn, so the ones that are not the active controller forward
 them. Topics are placed by hand (CreateTopics assignments). Everything is polled with
@@ -188,10 +188,10 @@ def test_auto_leader_rebalance(tmp_path: Path) -> None:
         c.wait_partition(topic, ([2, 1], None, 2), timeout=10)
 
 
-# ---------------------------------------------------------------------------- standalone
+# ---------------------------------------------------------------------------- a single node
 
 
-def test_standalone_broker_answers_as_a_one_broker_cluster(make_broker: Any) -> None:
+def test_a_single_node_answers_as_a_one_broker_cluster(make_broker: Any) -> None:
     broker: EmbeddedBroker = make_broker()
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     admin.create_topics([NewTopic("solo", 2, 1)])["solo"].result(timeout=10)

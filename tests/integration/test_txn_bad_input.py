@@ -29,7 +29,8 @@ from kio.schema.list_transactions.v1.request import ListTransactionsRequest
 
 from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
-from tests.integration.support import assert_serves, create_topic, module_broker, produce_req, unique
+from tests.conftest import wait_until
+from tests.integration.support import assert_serves, coordinators_ready, create_topic, module_broker, produce_req, unique
 from tests.rawclient import RawClient
 
 pytestmark = pytest.mark.timeout(60)
@@ -39,7 +40,9 @@ MAX_TIMEOUT_MS = 30_000
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    yield from module_broker(tmp_path_factory, {"transaction.max.timeout.ms": str(MAX_TIMEOUT_MS)})
+    for broker in module_broker(tmp_path_factory, {"transaction.max.timeout.ms": str(MAX_TIMEOUT_MS)}):
+        coordinators_ready(broker.bootstrap, transactions=True)  # as a client's FindCoordinator would
+        yield broker
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +114,8 @@ def test_end_txn_without_a_transaction(broker: EmbeddedBroker) -> None:
         create_topic(broker.bootstrap, topic)
         assert add_partitions(c, tid, pid, epoch, {topic: [0]}) == {(topic, 0): ErrorCode.none}
         assert end_txn(c, tid, pid, epoch, commit=True) == ErrorCode.none
-        assert state_of(c, tid) == "CompleteCommit"
+        # the markers go to the partition's leader after EndTxn answers (as in Kafka)
+        wait_until(lambda: state_of(c, tid) == "CompleteCommit", message="the commit completed")
         assert end_txn(c, tid, pid, epoch, commit=False) == ErrorCode.invalid_txn_state
         assert end_txn(c, tid, pid, epoch, commit=True) == ErrorCode.none
 

@@ -21,8 +21,6 @@ def _refused(error: ErrorCode) -> dict[str, Any]:
 @api(67, "AllocateProducerIds", 0, 0)
 def handle_allocate_producer_ids(ctx: RequestContext, request: Any) -> Any:
     kraft = ctx.services.kraft
-    if kraft is None:
-        return _refused(ErrorCode.unsupported_version)
 
     async def run() -> dict[str, Any]:
         try:

@@ -16,19 +16,17 @@ if TYPE_CHECKING:
 
 
 #: KRaft's own RPCs (Vote, BeginQuorumEpoch, EndQuorumEpoch, DescribeQuorum, FetchSnapshot,
-#: BrokerRegistration, BrokerHeartbeat, UnregisterBroker, AllocateProducerIds, AssignReplicasToDirs):
-#: advertised only by a node that takes part in the metadata quorum.
+#: BrokerRegistration, BrokerHeartbeat, UnregisterBroker, AllocateProducerIds, AssignReplicasToDirs).
 QUORUM_API_KEYS = frozenset({52, 53, 54, 55, 56, 59, 62, 63, 64, 67, 73})
 
 
 def api_versions_data(broker: Services, error: ErrorCode = ErrorCode.none, version: int = 0, *,
                       role: ListenerRole = ListenerRole.CLIENT) -> dict[str, Any]:
     """The APIs a listener of `role` serves (a CONTROLLER listener: only the controller's)."""
-    in_quorum = broker.quorum is not None
     keys = [
         {"api_key": s.api_key, "min_version": s.advertised_min, "max_version": s.max_version}
         for s in sorted(REGISTRY.values(), key=lambda s: s.api_key)
-        if (in_quorum or s.api_key not in QUORUM_API_KEYS) and serves(role, s.api_key)
+        if serves(role, s.api_key)
     ]
     # v3+ adds the finalized features (KIP-584) as tagged fields; v0-v2 have none.
     extra = feature_fields(broker, version) if version >= 3 else {}

@@ -30,7 +30,7 @@ async def handle_assign_replicas_to_dirs(ctx: RequestContext, request: Any) -> d
                 {"partition_index": p.partition_index, "error_code": errors.get((t.topic_id, int(p.partition_index)), 0)}
                 for p in t.partitions]} for t in d.topics]} for d in request.directories]}
 
-    if kraft is None or kraft.controller is None:
+    if kraft.controller is None:
         return answer(ErrorCode.not_controller, {})
     try:
         error, errors = await kraft.run_on_controller(

@@ -13,15 +13,9 @@ from suoi.model import ErrorCode
 from suoi.model.errors import NotControllerError
 
 
-def _kraft(ctx: RequestContext) -> Any:
-    return ctx.services.kraft
-
-
 @api(62, "BrokerRegistration", 0, 4)
 def handle_broker_registration(ctx: RequestContext, request: Any) -> Any:
-    kraft = _kraft(ctx)
-    if kraft is None:
-        return {"throttle_time": 0, "error_code": ErrorCode.unsupported_version, "broker_epoch": -1}
+    kraft = ctx.services.kraft
     if request.cluster_id != ctx.services.cluster_id:
         kraft.cluster_mismatch.received(request.broker_id, "BrokerRegistration", request.cluster_id)
         return {"throttle_time": 0, "error_code": ErrorCode.inconsistent_cluster_id, "broker_epoch": -1}
@@ -43,10 +37,8 @@ def handle_broker_registration(ctx: RequestContext, request: Any) -> Any:
 
 @api(63, "BrokerHeartbeat", 0, 1)
 def handle_broker_heartbeat(ctx: RequestContext, request: Any) -> Any:
-    kraft = _kraft(ctx)
+    kraft = ctx.services.kraft
     refused = {"throttle_time": 0, "is_caught_up": False, "is_fenced": True, "should_shut_down": False}
-    if kraft is None:
-        return {**refused, "error_code": ErrorCode.unsupported_version}
 
     conn = ctx.connection
     if conn is not None and kraft.controller is not None:
@@ -75,9 +67,7 @@ def handle_broker_heartbeat(ctx: RequestContext, request: Any) -> Any:
 
 @api(64, "UnregisterBroker", 0, 0)
 def handle_unregister_broker(ctx: RequestContext, request: Any) -> Any:
-    kraft = _kraft(ctx)
-    if kraft is None:
-        return {"throttle_time": 0, "error_code": ErrorCode.unsupported_version, "error_message": None}
+    kraft = ctx.services.kraft
 
     async def run() -> dict[str, Any]:
         try:

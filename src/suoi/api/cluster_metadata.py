@@ -47,8 +47,7 @@ VISIBLE_TIMEOUT_S = 10.0
 
 
 def _kraft(broker: Services) -> KRaft:
-    """The node's KRaft services (callers only come here in KRaft mode)."""
-    assert broker.kraft is not None, "not in KRaft mode"
+    """The node's KRaft services."""
     return broker.kraft
 
 
@@ -145,10 +144,8 @@ class TopicConfigView:
 
 
 def topic_config_view(broker: Services, topic: str) -> Any:
-    """`topic`'s configs (None if it does not exist). In KRaft mode from the metadata image, so
-    every broker answers, not only those holding a replica of the topic."""
-    if broker.kraft is None:
-        return broker.logs.topics().get(topic)
+    """`topic`'s configs (None if it does not exist), from the metadata image, so every broker
+    answers, not only those holding a replica of the topic."""
     if broker.kraft.image.topic(topic) is None:
         return None
     overrides = dict(broker.kraft.image.topic_configs(topic))
@@ -244,8 +241,13 @@ async def create_topics_response(broker: Services, request: Any) -> dict[str, An
     node's Metadata lists the new topics, as Kafka's broker does: a client that creates a topic
     and then describes it through the same node must find it."""
     response = await _create_topics(broker, request)
+    results = [t if isinstance(t, dict) else vars_of(t) for t in response["topics"]]  # forwarded: kio entities
+    for t in results:  # one line per refused topic (an existing one is routine: --if-not-exists)
+        if int(t["error_code"]):
+            code = ErrorCode(int(t["error_code"]))
+            log.log(logging.INFO if code == ErrorCode.topic_already_exists else logging.WARNING,
+                    "CreateTopics %r refused (%s): %s", t["name"], code.name, t.get("error_message"))
     if not request.validate_only:
-        results = [t if isinstance(t, dict) else vars_of(t) for t in response["topics"]]  # forwarded: kio entities
         created = {t["name"]: t.get("topic_id") for t in results if int(t["error_code"]) == 0}
         if created:
             await _until_listed(broker, created, ms(request.timeout))

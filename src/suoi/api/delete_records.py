@@ -1,11 +1,10 @@
 """DeleteRecords (key 21): advance a partition's log start offset (offset -1 = HW).
 
-In KRaft mode only the partition's leader accepts it (Kafka's `deleteRecordsOnLeader`): a
+Only the partition's leader accepts it (Kafka's `deleteRecordsOnLeader`): a
 follower, or a broker without the partition, answers NOT_LEADER_OR_FOLLOWER, and a partition
 the cluster does not have UNKNOWN_TOPIC_OR_PARTITION. The leader answers once every alive
 replica's log start has reached the offset (the low watermark, `partition/delete_records.py`),
-or REQUEST_TIMED_OUT after the request's timeout. A standalone node is its partitions' only
-replica: it deletes and answers at once.
+or REQUEST_TIMED_OUT after the request's timeout.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.registry import RequestContext, api
-from suoi.log.errors import LogError
 from suoi.model import ErrorCode
 from suoi.protocol.codec import ms
 
@@ -28,25 +26,7 @@ def _answer(index: int, error: ErrorCode, low_watermark: int = -1) -> dict[str, 
 
 @api(21, "DeleteRecords", 0, 2)
 def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
-    if ctx.services.kraft is not None:
-        return _on_leaders(ctx.services.kraft, request)
-    logs = ctx.services.logs
-    topics = []
-    for topic in request.topics:
-        partitions = []
-        for p in topic.partitions:
-            plog = logs.get_log(topic.name, p.partition_index)
-            if plog is None:
-                partitions.append(_answer(p.partition_index, ErrorCode.unknown_topic_or_partition))
-                continue
-            offset = plog.high_watermark if p.offset == -1 else p.offset
-            try:
-                plog.delete_records_before(offset)
-                partitions.append(_answer(p.partition_index, ErrorCode.none, plog.log_start_offset))
-            except LogError as exc:
-                partitions.append(_answer(p.partition_index, ErrorCode(exc.error_code)))
-        topics.append({"name": topic.name, "partitions": partitions})
-    return {"throttle_time": 0, "topics": topics}
+    return _on_leaders(ctx.services.kraft, request)
 
 
 async def _on_leaders(kraft: KRaft, request: Any) -> dict[str, Any]:

@@ -1,5 +1,4 @@
-"""DescribeCluster (key 60): the live brokers and the controller (see client_controller_id); a
-standalone broker is the whole cluster and its controller."""
+"""DescribeCluster (key 60): the live brokers and the controller (see client_controller_id)."""
 
 from __future__ import annotations
 
@@ -14,16 +13,12 @@ from suoi.api.registry import RequestContext, api
 @api(60, "DescribeCluster", 0, 2)
 def handle_describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.services
-    host, port = broker.endpoint
-    brokers = [{"broker_id": broker.node_id, "host": host, "port": port, "rack": None, "is_fenced": False}]
-    controller_id = broker.node_id
-    if broker.kraft is not None:
-        brokers = [{"broker_id": b["node_id"], "host": b["host"], "port": b["port"], "rack": b["rack"],
-                    "is_fenced": False} for b in live_brokers(broker)]
-        # endpoint_type 2 (KIP-919) asks for the controllers; brokers answer with a broker that
-        # forwards (see client_controller_id), as Kafka does.
-        controller_id = (broker.kraft.live_controller_id if getattr(request, "endpoint_type", 1) == 2
-                         else client_controller_id(broker))
+    brokers = [{"broker_id": b["node_id"], "host": b["host"], "port": b["port"], "rack": b["rack"],
+                "is_fenced": False} for b in live_brokers(broker)]
+    # endpoint_type 2 (KIP-919) asks for the controllers; brokers answer with a broker that
+    # forwards (see client_controller_id), as Kafka does.
+    controller_id = (broker.kraft.live_controller_id if getattr(request, "endpoint_type", 1) == 2
+                     else client_controller_id(broker))
     return {
         "throttle_time": 0,
         "error_code": 0,

@@ -25,7 +25,6 @@ from typing import Any
 
 from suoi.api.cluster_metadata import partition_data
 from suoi.api.registry import RequestContext, api
-from suoi.api.topics import partition_leader_data
 from suoi.log.errors import InvalidTopicError
 from suoi.log.manager import validate_topic_name
 from suoi.model import ErrorCode
@@ -44,30 +43,18 @@ TopicView = tuple[uuid.UUID, int, Callable[[int], dict[str, Any]]]
 def _topic_views(ctx: RequestContext) -> tuple[Collection[str], Callable[[str], TopicView | None]]:
     """Every topic's name, and the view of one topic by name (built only for the topics a
     page answers: a cluster may hold thousands of topics, a request usually asks for one)."""
-    broker = ctx.services
-    kraft = broker.kraft
-    if kraft is not None:
-        image = kraft.image
-        live = {b.broker_id for b in image.unfenced_brokers()}  # once per answer
-        by_name = image.topics_by_name
+    image = ctx.services.kraft.image
+    live = {b.broker_id for b in image.unfenced_brokers()}  # once per answer
+    by_name = image.topics_by_name
 
-        def kraft_view(name: str) -> TopicView | None:
-            topic = by_name.get(name)
-            if topic is None:
-                return None
-            return (topic.topic_id, topic.num_partitions,
-                    lambda p: _with_elr(partition_data(live, topic.partitions[p], p)))
-
-        return by_name.keys(), kraft_view
-    topics = broker.logs.topics()
-
-    def local_view(name: str) -> TopicView | None:
-        info = topics.get(name)
-        if info is None:
+    def view(name: str) -> TopicView | None:
+        topic = by_name.get(name)
+        if topic is None:
             return None
-        return info.topic_id, info.partitions, lambda p: _with_elr(partition_leader_data(broker, p))
+        return (topic.topic_id, topic.num_partitions,
+                lambda p: _with_elr(partition_data(live, topic.partitions[p], p)))
 
-    return topics.keys(), local_view
+    return by_name.keys(), view
 
 
 def _with_elr(partition: dict[str, Any]) -> dict[str, Any]:

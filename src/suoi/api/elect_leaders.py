@@ -1,8 +1,7 @@
 """ElectLeaders (key 43, KIP-183/KIP-460): preferred or unclean leader elections.
 
-Decided by the active controller (`QuorumController.elect_leaders`): other KRaft nodes forward
-the request, a standalone node answers as a one-broker cluster (every partition already has
-its preferred leader: ELECTION_NOT_NEEDED). v0 has no election type (preferred). A null
+Decided by the active controller (`QuorumController.elect_leaders`): other nodes forward
+the request. v0 has no election type (preferred). A null
 ``topic_partitions`` means every partition; then only partitions an election was tried for are
 listed (as in Kafka), so an already balanced cluster answers with no results.
 """

@@ -4,8 +4,7 @@ Kafka has no DescribeFeatures request: admin clients read `supported_features`,
 `finalized_features` and `finalized_features_epoch` (tagged fields of ApiVersions v3+) from any
 node. The levels come from the metadata image (`FeatureLevel` records, see
 `suoi.controller.features`); the epoch is the image's offset, as Kafka's. UpdateFeatures is
-decided by the active controller (forwarded when this node is not it). A standalone node has no
-metadata log: it reports the bootstrap levels and refuses UpdateFeatures.
+decided by the active controller (forwarded when this node is not it).
 """
 
 from __future__ import annotations
@@ -14,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from suoi.api.cluster_metadata import forward
 from suoi.api.registry import RequestContext, api
-from suoi.controller.features import BOOTSTRAP_LEVELS, SUPPORTED, FeatureUpdate, UpgradeType
-from suoi.model import ErrorCode
+from suoi.controller.features import SUPPORTED, FeatureUpdate, UpgradeType
 
 if TYPE_CHECKING:
     from suoi.services import Services
@@ -26,8 +24,8 @@ def feature_fields(broker: Services, version: int) -> dict[str, Any]:
     (KIP-1022: older Java clients refuse a supported range starting at 0)."""
     supported = [{"name": n, "min_version": lo, "max_version": hi} for n, (lo, hi) in sorted(SUPPORTED.items())
                  if version >= 4 or lo > 0]
-    kraft = broker.kraft
-    levels, epoch = (dict(kraft.image.features), kraft.image.offset) if kraft is not None else (BOOTSTRAP_LEVELS, 0)
+    image = broker.kraft.image
+    levels, epoch = dict(image.features), image.offset
     finalized = [{"name": n, "min_version_level": lvl, "max_version_level": lvl}
                  for n, lvl in sorted(levels.items()) if lvl > 0]
     return {"supported_features": supported, "finalized_features": finalized,
@@ -45,10 +43,6 @@ async def handle_update_features(ctx: RequestContext, request: Any) -> dict[str,
     broker = ctx.services
     names = [u.feature for u in request.feature_updates]
     kraft = broker.kraft
-    if kraft is None:
-        return _answer(ctx.api_version, names, ErrorCode.invalid_request,
-                       "Finalized features are kept in the KRaft metadata log; this node runs standalone "
-                       "(no process.roles), so they cannot change.")
     if kraft.controller is None:
         return await forward(broker, request)
     updates = [FeatureUpdate(u.feature, int(u.max_version_level), _upgrade_type(u)) for u in request.feature_updates]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from suoi.api.cluster_metadata import live_brokers, request_topic_creation
+from suoi.api.cluster_metadata import AUTO_CREATE_WAIT_S, live_brokers, request_topic_creation
 from suoi.api.registry import RequestContext, api
+from suoi.coordinator.group_coordinator import MAX_GROUP_ID_LENGTH
 from suoi.coordinator.records import OFFSETS_TOPIC
 from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC, txn_partition_for
 from suoi.model import ErrorCode
@@ -16,10 +17,9 @@ TRANSACTION_KEY_TYPE = 1
 
 
 def _in_cluster(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
-    """KRaft mode: the coordinator is the leader of the key's internal-topic partition; the
-    topic is created through the controller on first use (COORDINATOR_NOT_AVAILABLE meanwhile)."""
+    """The coordinator is the leader of the key's internal-topic partition; the topic is
+    created through the controller on first use (COORDINATOR_NOT_AVAILABLE meanwhile)."""
     broker = ctx.services
-    assert broker.kraft is not None
     coordinator: Any
     cfg = broker.config
     configs: dict[str, str]
@@ -54,33 +54,44 @@ def _in_cluster(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
 
 
 def _coordinator(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
-    broker = ctx.services
-    host, port = broker.endpoint
-    error, message = ErrorCode.none, None
-    if broker.kraft is not None and key and key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):
-        return _in_cluster(ctx, key, key_type)
-    if key_type == GROUP_KEY_TYPE:
-        error = broker.groups.check_group_id(key)
-        if error == ErrorCode.coordinator_load_in_progress:
-            error = ErrorCode.none  # the client learns about loading from the group APIs
-        if error == ErrorCode.none:
-            broker.groups.ensure_offsets_topic()
-    elif key_type == TRANSACTION_KEY_TYPE:
-        error = broker.transactions.check_transactional_id(key)
-        if error == ErrorCode.coordinator_load_in_progress:
-            error = ErrorCode.none
-        if error == ErrorCode.none:
-            broker.transactions.ensure_state_topic()
-    else:
+    if key_type not in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):
         error, message = ErrorCode.invalid_request, f"unknown key type {key_type}"
-    if error != ErrorCode.none:
-        return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": error, "error_message": message}
-    return {"key": key, "node_id": broker.node_id, "host": host, "port": port, "error_code": error,
-            "error_message": None}
+    elif not key or (key_type == GROUP_KEY_TYPE and len(key) > MAX_GROUP_ID_LENGTH):
+        error, message = (ErrorCode.invalid_group_id if key_type == GROUP_KEY_TYPE else ErrorCode.invalid_request), None
+    else:
+        return _in_cluster(ctx, key, key_type)
+    return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": error, "error_message": message}
+
+
+def _internal_topic(request: Any) -> str:
+    return OFFSETS_TOPIC if getattr(request, "key_type", GROUP_KEY_TYPE) == GROUP_KEY_TYPE else TRANSACTION_STATE_TOPIC
+
+
+async def _after_creation(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    """The first ask for an internal topic starts its creation: answered once the topic has
+    leaders in this node's image, or the controller refused it (at most AUTO_CREATE_WAIT_S), as
+    Metadata waits for an auto-created topic, so a client's first FindCoordinator names the
+    coordinator instead of sending the client into its retry backoff (librdkafka's is ~1 s)."""
+    kraft, topic = ctx.services.kraft, _internal_topic(request)
+
+    def settled(image: Any) -> bool:
+        if (t := image.topic(topic)) is not None:
+            return all(r.leader >= 0 for r in t.partitions.values())
+        return topic not in kraft.creating_topics
+
+    await kraft.wait_image(settled, AUTO_CREATE_WAIT_S)
+    return _answer(ctx, request)
 
 
 @api(10, "FindCoordinator", 0, 6)
-def handle_find_coordinator(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_find_coordinator(ctx: RequestContext, request: Any) -> Any:
+    answer = _answer(ctx, request)
+    if _internal_topic(request) in ctx.services.kraft.creating_topics:
+        return _after_creation(ctx, request)
+    return answer
+
+
+def _answer(ctx: RequestContext, request: Any) -> dict[str, Any]:
     key_type = getattr(request, "key_type", GROUP_KEY_TYPE)
     if ctx.api_version >= 4:
         return {"throttle_time": 0,

@@ -1,7 +1,6 @@
 """Leader epochs as the partition APIs see them (KIP-101, KIP-279, KIP-320).
 
-A partition's current leader epoch is the one in the node's metadata image (KRaft mode);
-a standalone node leads everything at epoch 0. Requests that carry a
+A partition's current leader epoch is the one in the node's metadata image. Requests that carry a
 ``current_leader_epoch`` (Fetch, ListOffsets, OffsetsForLeaderEpoch) are checked against
 it with Kafka's rule (``check_leader_epoch``): -1 means "do not check", an older epoch is
 FENCED_LEADER_EPOCH (the client's metadata is stale), a newer one UNKNOWN_LEADER_EPOCH
@@ -51,12 +50,8 @@ DEBUGGING_REPLICA_ID = -2
 
 
 def current_leader_epoch(broker: Services, topic: str, partition: int) -> int:
-    """The partition's leader epoch: the metadata image's in KRaft mode (-1 if the image has
-    no such partition), 0 on a standalone node."""
-    kraft = broker.kraft
-    if kraft is None:
-        return 0
-    reg = kraft.image.partition(topic, partition)
+    """The partition's leader epoch in the metadata image (-1 if the image has no such partition)."""
+    reg = broker.kraft.image.partition(topic, partition)
     return UNDEFINED_EPOCH if reg is None else reg.leader_epoch
 
 
@@ -73,11 +68,8 @@ def check_leader_epoch(broker: Services, topic: str, partition: int, requested: 
 
 
 def leads(broker: Services, topic: str, partition: int) -> bool:
-    """Whether this node is the partition's leader (a standalone node leads everything)."""
-    kraft = broker.kraft
-    if kraft is None:
-        return True
-    reg = kraft.image.partition(topic, partition)
+    """Whether this node is the partition's leader."""
+    reg = broker.kraft.image.partition(topic, partition)
     return reg is not None and reg.leader == broker.node_id
 
 
@@ -87,18 +79,12 @@ def local_log(broker: Services, topic: str, partition: int, current_epoch: int =
     plog = broker.logs.get_log(topic, partition) if topic else None
     if plog is None and topic and broker.logs.is_offline(topic, partition):
         return None, ErrorCode.kafka_storage_error  # its log dir failed (KIP-858)
-    kraft = broker.kraft
-    if kraft is None:
-        if plog is None:
-            return None, ErrorCode.unknown_topic_or_partition
-        current = 0
-    else:
-        reg = kraft.image.partition(topic, partition) if topic else None
-        if reg is None:
-            return None, ErrorCode.unknown_topic_or_partition
-        if plog is None:
-            return None, ErrorCode.not_leader_or_follower
-        current = reg.leader_epoch
+    reg = broker.kraft.image.partition(topic, partition) if topic else None
+    if reg is None:
+        return None, ErrorCode.unknown_topic_or_partition
+    if plog is None:
+        return None, ErrorCode.not_leader_or_follower
+    current = reg.leader_epoch
     error = compare_epochs(current, current_epoch)
     if error != ErrorCode.none:
         return None, error

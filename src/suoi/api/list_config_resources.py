@@ -25,9 +25,8 @@ def _names(ctx: RequestContext, rtype: int) -> list[str]:
     if rtype == CLIENT_METRICS:
         return [s.name for s in subscriptions(broker)]
     if rtype == TOPIC:
-        topics = broker.kraft.image.topics_by_name if broker.kraft is not None else broker.logs.topics()
-        return sorted(topics)
-    ids = [b["node_id"] for b in live_brokers(broker)] if broker.kraft is not None else [broker.node_id]
+        return sorted(broker.kraft.image.topics_by_name)
+    ids = [b["node_id"] for b in live_brokers(broker)]
     return [str(i) for i in sorted(ids)]
 
 

@@ -1,10 +1,8 @@
 """AlterPartitionReassignments (key 45) and ListPartitionReassignments (key 46), KIP-455.
 
 Decided by the active controller (`QuorumController.alter_partition_reassignments` /
-`list_partition_reassignments`, see controller/reassignments.py): other KRaft nodes forward the
-request, a standalone node answers as a one-broker cluster (reassigning a partition to this
-node is a no-op, to any other broker INVALID_REPLICA_ASSIGNMENT, a cancel
-NO_REASSIGNMENT_IN_PROGRESS, and nothing is ever being reassigned). The brokers named by a
+`list_partition_reassignments`, see controller/reassignments.py): other nodes forward the
+request. The brokers named by a
 reassignment create, fill and drop their replicas by following the metadata image.
 """
 

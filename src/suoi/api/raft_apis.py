@@ -1,12 +1,12 @@
 """KRaft RPCs: Vote (52), BeginQuorumEpoch (53), EndQuorumEpoch (54), DescribeQuorum (55),
 FetchSnapshot (59), and Fetch (1) when it is for ``__cluster_metadata`` (routed here from
-``api/fetch.py``). Decode with ``raft_driver.codec`` -> ``services.quorum.handle_request`` ->
-describe the answer for the asked version.
+``api/fetch.py``). Decode with ``raft_driver.codec`` -> ``services.kraft.driver.handle_request``
+-> describe the answer for the asked version.
 
-``services.quorum`` is the node's ``QuorumDriver``, or None on a node that is not part of
-the metadata quorum: then every request here is answered with a top-level error
-(UNSUPPORTED_VERSION for the Raft APIs, NOT_LEADER_OR_FOLLOWER for a metadata Fetch). A request
-that is not addressed to ``__cluster_metadata-0`` gets INVALID_REQUEST, as in Kafka.
+Before the node's ``QuorumDriver`` runs (start-up) or after it stopped, every request here is
+answered with a top-level error (UNSUPPORTED_VERSION for the Raft APIs, NOT_LEADER_OR_FOLLOWER
+for a metadata Fetch). A request that is not addressed to ``__cluster_metadata-0`` gets
+INVALID_REQUEST, as in Kafka.
 
 DescribeQuorum is also an admin API (kafka-metadata-quorum.sh, `suoi metadata-quorum`): sent
 to a client listener of a KRaft node that does not lead the quorum (a broker-only node, a
@@ -44,12 +44,12 @@ log = logging.getLogger("suoi.api")
 
 
 def _quorum(ctx: RequestContext) -> Any:
-    return ctx.services.quorum
+    return ctx.services.kraft.driver
 
 
 def _serve(ctx: RequestContext, request: Any) -> Any:
     driver = _quorum(ctx)
-    if driver is None or not driver.running:
+    if not driver.running:
         missing = ErrorCode.not_leader_or_follower if ctx.api_key == FETCH_KEY else ErrorCode.unsupported_version
         return error_response_data(ctx.api_key, missing)
     try:
@@ -69,7 +69,8 @@ async def _answer(ctx: RequestContext, driver: Any, message: Any) -> dict[str, A
         # v2 (KIP-853) names the voters' endpoints: how a broker configured with
         # controller.quorum.bootstrap.servers learns the quorum (suoi.cluster.bootstrap).
         listener = getattr(driver, "listener_name", None) or "CONTROLLER"
-        data["nodes"] = [{"node_id": v, "listeners": [{"name": listener, "host": h, "port": p}]}
+        # (A node without process.roles has no controller listener: port 0, none listed.)
+        data["nodes"] = [{"node_id": v, "listeners": [{"name": listener, "host": h, "port": p}] if p else []}
                          for v, (h, p) in sorted(driver.voters.items())]
     return data
 
@@ -97,7 +98,7 @@ def handle_end_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
 @api(55, "DescribeQuorum", 0, 2)
 def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
     kraft = ctx.services.kraft
-    if kraft is None or _on_controller_listener(ctx):
+    if _on_controller_listener(ctx):
         return _serve(ctx, request)
     return _describe_quorum_anywhere(ctx, kraft, request)
 
@@ -110,8 +111,7 @@ async def _describe_quorum_anywhere(ctx: RequestContext, kraft: Any, request: An
     """The leader's own answer: here when this node leads the quorum, else forwarded to it
     (falling back to this node's answer when no leader is known or it does not answer)."""
     leader = kraft.controller_id
-    driver = _quorum(ctx)
-    if leader < 0 or (leader == ctx.services.node_id and driver is not None):
+    if leader < 0 or leader == ctx.services.node_id:
         answer = _serve(ctx, request)
         return await answer if hasattr(answer, "__await__") else answer
     try:

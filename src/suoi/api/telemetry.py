@@ -39,9 +39,7 @@ def remember_client_software(ctx: RequestContext, request: Any) -> None:
 
 
 def subscriptions(broker: Services) -> list[Subscription]:
-    """The CLIENT_METRICS resources of the metadata image (a standalone node has none)."""
-    if broker.kraft is None:
-        return []
+    """The CLIENT_METRICS resources of the metadata image."""
     return [Subscription.parse(name, values) for (rtype, name), values in sorted(broker.kraft.image.configs.items())
             if rtype == ConfigResourceType.CLIENT_METRICS]
 
@@ -55,7 +53,7 @@ _CONFIG_TYPES = {"metrics": 7, "match": 7, "interval.ms": 3}
 def client_metrics_configs(broker: Services, name: str) -> list[dict[str, Any]]:
     """DescribeConfigs of a CLIENT_METRICS resource: the configs set on it (Kafka lists only
     those; an unknown subscription has none)."""
-    values = broker.kraft.image.configs.get((ConfigResourceType.CLIENT_METRICS, name), {}) if broker.kraft else {}
+    values = broker.kraft.image.configs.get((ConfigResourceType.CLIENT_METRICS, name), {})
     return [{"name": k, "value": v, "read_only": False, "config_source": CLIENT_METRICS_CONFIG_SOURCE,
              "is_sensitive": False, "config_type": _CONFIG_TYPES.get(k, 0), "documentation": None, "synonyms": []}
             for k, v in sorted(values.items())]

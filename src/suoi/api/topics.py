@@ -14,11 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from suoi.controller.errors import ApiError
 from suoi.controller.topics import validate_topic_name
-from suoi.log.errors import LogError
 from suoi.log.manager import TopicInfo
 from suoi.model import ErrorCode
 from suoi.partition.directory import NoPartitions, PartitionDirectory
-from suoi.partition.local import standalone_partitions
 
 if TYPE_CHECKING:
     from suoi.services import Services
@@ -51,72 +49,35 @@ def invalid_topic_name(name: str) -> bool:
 
 def resolve_or_create(broker: Services, name: str | None, topic_id: uuid.UUID | None,
                       allow_create: bool) -> tuple[TopicInfo | None, ErrorCode]:
-    """Find a topic by name (or id when the name is null); maybe auto-create it.
+    """Find a topic in the metadata image by name (or id when the name is null); maybe ask the
+    controller to auto-create it. The returned info is the local one, which may host none of
+    the partitions (then NOT_LEADER_OR_FOLLOWER)."""
+    image = broker.kraft.image
+    topic = image.topic(name) if name else image.topics.get(topic_id) if topic_id else None
+    if topic is None:
+        if name and invalid_topic_name(name):
+            return None, ErrorCode.invalid_topic_exception
+        if name and allow_create and broker.auto_create_enabled():
+            from suoi.api.cluster_metadata import request_topic_creation
 
-    In KRaft mode only the existence check applies here (the controller creates topics):
-    the returned info is the local one, which may host none of the partitions.
-    """
-    logs = broker.logs
-    if broker.kraft is not None:
-        image = broker.kraft.image
-        topic = image.topic(name) if name else image.topics.get(topic_id) if topic_id else None
-        if topic is None:
-            if name and invalid_topic_name(name):
-                return None, ErrorCode.invalid_topic_exception
-            if name and allow_create and broker.auto_create_enabled():
-                from suoi.api.cluster_metadata import request_topic_creation
-
-                request_topic_creation(broker, name)
-            return None, ErrorCode.unknown_topic_or_partition if name else ErrorCode.unknown_topic_id
-        local = logs.topics().get(topic.name)
-        return local, ErrorCode.none if local is not None else ErrorCode.not_leader_or_follower
-    if not name:
-        if topic_id is None or topic_id == ZERO_UUID:
+            request_topic_creation(broker, name)
+        if not name and (topic_id is None or topic_id == ZERO_UUID):
             return None, ErrorCode.invalid_request
-        info = logs.topic_by_id(topic_id)
-        return (info, ErrorCode.none) if info else (None, ErrorCode.unknown_topic_id)
-    info = logs.topics().get(name)
-    if info is not None:
-        return info, ErrorCode.none
-    if invalid_topic_name(name):
-        return None, ErrorCode.invalid_topic_exception
-    if not (allow_create and broker.auto_create_enabled()):
-        return None, ErrorCode.unknown_topic_or_partition
-    try:
-        return broker.create_topic(name), ErrorCode.none
-    except LogError as exc:
-        log.warning("auto-creating topic %r failed: %s", name, exc)
-        return None, ErrorCode(exc.error_code)
-
-
-def partition_leader_data(broker: Services, partition: int) -> dict[str, Any]:
-    """Leadership of one partition; on a single node this broker leads everything."""
-    node = broker.node_id
-    return {
-        "error_code": ErrorCode.none,
-        "partition_index": partition,
-        "leader_id": node,
-        "leader_epoch": 0,
-        "replica_nodes": [node],
-        "isr_nodes": [node],
-        "offline_replicas": [],
-    }
+        return None, ErrorCode.unknown_topic_or_partition if name else ErrorCode.unknown_topic_id
+    local = broker.logs.topics().get(topic.name)
+    return local, ErrorCode.none if local is not None else ErrorCode.not_leader_or_follower
 
 
 def leader_log(broker: Services, topic: str | None, partition: int) -> tuple[Any, ErrorCode]:
     """The local log of a partition this node leads, or the error a client must see.
 
-    Standalone: every local partition is led here. KRaft mode: the metadata image decides;
-    a partition led elsewhere is NOT_LEADER_OR_FOLLOWER, so the client refreshes its
-    metadata and goes to the leader.
+    The metadata image decides: a partition led elsewhere is NOT_LEADER_OR_FOLLOWER, so the
+    client refreshes its metadata and goes to the leader.
     """
     plog = broker.logs.get_log(topic, partition) if topic else None
     if plog is None and topic and broker.logs.is_offline(topic, partition):
         return None, ErrorCode.kafka_storage_error  # its log dir failed (KIP-858)
-    kraft = broker.kraft
-    if kraft is None:
-        return plog, ErrorCode.none if plog is not None else ErrorCode.unknown_topic_or_partition
-    reg = kraft.image.partition(topic, partition) if topic else None
+    reg = broker.kraft.image.partition(topic, partition) if topic else None
     if reg is None:
         return None, ErrorCode.unknown_topic_or_partition
     if reg.leader != broker.node_id or plog is None:
@@ -126,9 +87,7 @@ def leader_log(broker: Services, topic: str | None, partition: int) -> tuple[Any
 
 
 def partitions_of(broker: Services) -> PartitionDirectory:
-    """Where Produce and Fetch find their partitions: the replica manager of a KRaft broker
-    (none on a controller-only node); standalone, every local log led here with ISR = {self}."""
-    kraft = broker.kraft
-    if kraft is not None:
-        return kraft.replicas if kraft.replicas is not None else NoPartitions(broker.logs, broker.notifier)
-    return standalone_partitions(broker.logs, broker.notifier, broker.node_id, broker.now_ms)
+    """Where Produce and Fetch find their partitions: the node's replica manager (none on a
+    controller-only node)."""
+    replicas = broker.kraft.replicas
+    return replicas if replicas is not None else NoPartitions(broker.logs, broker.notifier)

@@ -15,7 +15,6 @@ from typing import Any
 
 from suoi.api.registry import RequestContext, api
 from suoi.coordinator.txn import AddOffsetsRequest, AddPartitionsRequest, EndTxnRequest, for_version
-from suoi.log.errors import LogError
 from suoi.model import ErrorCode, TopicPartition
 
 log = logging.getLogger("suoi.api")
@@ -56,11 +55,8 @@ async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> dic
 async def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> dict[str, Any]:
     txn = ctx.services.transactions
     error: int = txn.check_transactional_id(request.transactional_id)
-    if error == ErrorCode.none and ctx.services.kraft is None:
-        # Standalone this node is also the group's coordinator, so its checks (id length, loading)
-        # apply. In a cluster the group's coordinator is usually another broker: Kafka's
-        # transaction coordinator only adds the group's __consumer_offsets partition here.
-        error = ctx.services.groups.check_group_id(request.group_id)
+    # The group's coordinator is usually another broker: Kafka's transaction coordinator only
+    # adds the group's __consumer_offsets partition here.
     if error == ErrorCode.none:
         reply = await txn.call(txn.machine.add_offsets, AddOffsetsRequest(
             token=None, transactional_id=request.transactional_id, producer_id=request.producer_id,
@@ -98,32 +94,7 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> dict[st
 @api(27, "WriteTxnMarkers", 1, 1)
 def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
     """Append COMMIT/ABORT markers as a transaction coordinator asks (Kafka's inter-broker API)."""
-    if ctx.services.kraft is not None and ctx.services.kraft.replicas is not None:
-        return _write_markers_as_leader(ctx, request)
-    logs = ctx.services.logs
-    markers = []
-    for m in request.markers:
-        topics = []
-        for t in m.topics:
-            partitions = []
-            for p in t.partition_indexes:
-                plog = logs.get_log(t.name, p)
-                error = ErrorCode.none
-                if plog is None:
-                    error = ErrorCode.unknown_topic_or_partition
-                else:
-                    try:
-                        plog.append_control(m.producer_id, m.producer_epoch, m.transaction_result, m.coordinator_epoch)
-                        if t.name == "__consumer_offsets":
-                            ctx.services.groups.complete_transaction(p, m.producer_id, m.transaction_result)
-                        ctx.services.notifier.appended(TopicPartition(t.name, p))
-                    except LogError as exc:
-                        log.warning("WriteTxnMarkers for producer %d on %s-%d refused: %s", m.producer_id, t.name, p, exc)
-                        error = ErrorCode(exc.error_code)
-                partitions.append({"partition_index": p, "error_code": error})
-            topics.append({"name": t.name, "partitions": partitions})
-        markers.append({"producer_id": m.producer_id, "topics": topics})
-    return {"markers": markers}
+    return _write_markers_as_leader(ctx, request)
 
 
 async def _write_markers_as_leader(ctx: RequestContext, request: Any) -> dict[str, Any]:
@@ -131,15 +102,15 @@ async def _write_markers_as_leader(ctx: RequestContext, request: Any) -> dict[st
     and answers once the ISR has it (Kafka appends markers with acks=all)."""
     from suoi.partition.txn_markers import append_marker
 
-    replicas = ctx.services.kraft.replicas  # type: ignore[union-attr]
-    assert replicas is not None
+    replicas = ctx.services.kraft.replicas
     markers = []
     for m in request.markers:
         topics = []
         for t in m.topics:
             codes = await asyncio.gather(*(append_marker(
                 ctx.services, replicas, TopicPartition(t.name, p), m.producer_id, m.producer_epoch,
-                m.transaction_result, m.coordinator_epoch) for p in t.partition_indexes))
+                m.transaction_result, m.coordinator_epoch) for p in t.partition_indexes)) if replicas else [
+                ErrorCode.not_leader_or_follower] * len(t.partition_indexes)  # a controller-only node
             topics.append({"name": t.name, "partitions": [{"partition_index": p, "error_code": code}
                                                           for p, code in zip(t.partition_indexes, codes, strict=True)]})
         markers.append({"producer_id": m.producer_id, "topics": topics})

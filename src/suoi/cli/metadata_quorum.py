@@ -132,8 +132,7 @@ def _partition(response: Any, target: argparse.Namespace) -> Any:
     """The __cluster_metadata partition of a DescribeQuorum answer; a top-level error fails."""
     if response.error_code.value != 0:
         if error_name(response.error_code) == "UNSUPPORTED_VERSION":
-            raise CliError(f"{target.bootstrap_server} has no metadata quorum (a standalone node, without "
-                           "process.roles)")
+            raise CliError(f"{target.bootstrap_server} has no metadata quorum running (yet)")
         raise CliError(f"DescribeQuorum failed: {error_name(response.error_code)}"
                        + (f": {response.error_message}" if response.error_message else ""))
     part = next((p for t in response.topics for p in t.partitions), None)

@@ -79,7 +79,7 @@ def format_config(path: Path, cluster_id: str, *, ignore_formatted: bool = False
     from suoi.log.meta_properties import StorageFormatError, format_storage
 
     layout, settings = _layout(path)
-    if standalone and (settings is None or not settings.is_controller or set(settings.voters) != {layout.node_id}):
+    if standalone and (not settings.is_controller or set(settings.voters) != {layout.node_id}):
         raise CliError("--standalone is for a controller that is the whole quorum; this configuration names "
                        "other voters (or no controller role): format without --standalone")
     scram = _scram_records(add_scram or [], settings)

@@ -6,7 +6,9 @@ Data flow (Kafka's): a metadata change is decided by the active controller
 and once committed every node replays it into its `MetadataImage`; a broker then
 reconciles its local partition logs with the image (`_reconcile`). Requests that change
 metadata reach the controller either locally (this node leads the quorum) or forwarded
-over the controller listener (`call_controller`).
+over the controller listener (`call_controller`). A node without process.roles has no
+controller listener: its requests to itself go through `local_controller` (the same handlers,
+no socket).
 
 Threading: everything runs on the event loop. Raft listener callbacks run inside the
 driver's calls, so they only record state and schedule work (never call the driver).
@@ -19,10 +21,11 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import Lane, NodeClient
+from suoi.cluster.migration import StandaloneMigration
 from suoi.cluster.pacing import Pacer, open_missing_logs
 from suoi.cluster.scram_bootstrap import read_bootstrap_records
 from suoi.cluster.settings import KRaftSettings
@@ -71,7 +74,9 @@ class _CreatingTopics(set[str]):
 
 
 class KRaftServices:
-    def __init__(self, broker: Node, settings: KRaftSettings) -> None:
+    def __init__(self, broker: Node, settings: KRaftSettings, *,
+                 local_controller: Callable[[Any], Awaitable[Any]] | None = None,
+                 migration: StandaloneMigration | None = None) -> None:
         self.broker = broker
         self.settings = settings
         self.node_id = settings.node_id
@@ -79,7 +84,16 @@ class KRaftServices:
         raft_config = raft_config_from_properties(props, broker.cluster_id or None)
         self.pool = NodeClient(client_id=f"suoi-node-{self.node_id}", security=controller_security(broker.config))
         for voter, (host, port) in settings.voters.items():
-            self.pool.register(voter, host, port)
+            if port:  # port 0: the implicit single node's own voter, never dialled
+                self.pool.register(voter, host, port)
+        #: Requests to this node's own controller when it has no controller listener.
+        self._local_controller = local_controller if settings.implicit else None
+        #: A standalone data dir's topics to write into the metadata log first (`suoi.cluster.migration`).
+        self.migration = migration
+        #: Set once the local logs may follow the image (nothing to migrate, or migrated).
+        self.migrated = migration.done if migration is not None else asyncio.Event()
+        if migration is None:
+            self.migrated.set()
         self.driver = QuorumDriver(self.node_id, settings.voters, settings.metadata_dir, config=raft_config,
                                    pool=self.pool, listener_name=settings.controller_listener)
         self._builder = MetadataBuilder()
@@ -89,6 +103,9 @@ class KRaftServices:
         self._reconcile_wanted = asyncio.Event()
         self.controller: QuorumController | None = None
         self._controller_epoch = -1
+        #: Set (and replaced) whenever the quorum leader or the active controller changes: what a
+        #: request to the controller that found none waits for, rather than a fixed pause.
+        self._controller_change = asyncio.Event()
         self.incarnation_id = uuid.uuid4()
         #: BrokerRegistration between nodes of different clusters: one ERROR per peer per minute.
         self.cluster_mismatch = ClusterIdMismatchLog(log, broker.cluster_id or None)
@@ -148,6 +165,8 @@ class KRaftServices:
             self._bytes_since_snapshot += len(entry.payload)
         self.image = self._builder.image()
         self._wake_image_waiters()
+        if self.migration is not None:
+            self.migration.check_done(self.image)
         if self.controller is not None:
             self.controller.on_commit(self.driver.high_watermark - 1)
         leader = self.driver.leader_and_epoch
@@ -171,6 +190,8 @@ class KRaftServices:
     def on_load_snapshot(self, snapshot_id: SnapshotId, data: bytes) -> None:
         self.image = MetadataImage.from_snapshot(data)
         self._wake_image_waiters()
+        if self.migration is not None:
+            self.migration.check_done(self.image)
         self._builder = MetadataBuilder.from_image(self.image)
         self._request_reconcile()
 
@@ -204,6 +225,12 @@ class KRaftServices:
         if leader.leader_id != self.node_id and self.controller is not None:
             log.info("node %d is no longer the active controller (epoch %d)", self.node_id, leader.epoch)
             self.controller = None
+        self._controller_changed()
+
+    def _controller_changed(self) -> None:
+        """Wake requests waiting for a controller (an Event.set only schedules their wake-up)."""
+        change, self._controller_change = self._controller_change, asyncio.Event()
+        change.set()
 
     # -- the active controller -------------------------------------------------------
     def _become_active(self, epoch: int) -> None:
@@ -228,17 +255,23 @@ class KRaftServices:
                 broker_config_validator=_validate_broker_configs,
             ))
         log.info("node %d is the active controller (epoch %d)", self.node_id, epoch)
-        if any(name not in self.image.features for name in BOOTSTRAP_LEVELS):
+        if self.settings.implicit:  # nothing but this process can register as this node: its old
+            self.controller.expire_session(self.node_id)  # registration is of a process that is gone
+        self._controller_changed()
+        if any(name not in self.image.features for name in BOOTSTRAP_LEVELS) or not self.migrated.is_set():
             task = asyncio.get_running_loop().create_task(self._bootstrap_features())
             self._probes.add(task)
             task.add_done_callback(self._probes.discard)
 
     async def _bootstrap_features(self) -> None:
-        """A new metadata log gets its finalized feature levels (metadata.version) first, and the
-        SCRAM credentials of `suoi storage format --add-scram` (KIP-900)."""
+        """A new metadata log gets its finalized feature levels (metadata.version) first, with the
+        SCRAM credentials of `suoi storage format --add-scram` (KIP-900), then a standalone data
+        dir's topics (`suoi.cluster.migration`)."""
         bootstrap = read_bootstrap_records(self.settings.metadata_dir)
         try:
             await self.run_on_controller(lambda c: c.bootstrap_features(bootstrap))
+            if self.migration is not None and not self.migrated.is_set():
+                await self.run_on_controller(self.migration.apply)
         except NotControllerError as exc:  # the next active controller writes them
             log.info("bootstrap feature levels not written: %s", exc)
 
@@ -293,8 +326,13 @@ class KRaftServices:
         deadline = loop.time() + timeout
         last: Exception | None = None
         while loop.time() < deadline:
+            change = self._controller_change  # set if the controller changes from here on
             leader = self.controller_id
-            if leader >= 0:
+            if leader == self.node_id and self._local_controller is not None:
+                response = await self._local_controller(request)
+                if getattr(response, "error_code", 0) != ErrorCode.not_controller:
+                    return response
+            elif leader >= 0:
                 # A controller that vanished (crashed, partitioned away) must not hold a heartbeat
                 # past the session timeout while the quorum has already elected another one.
                 remaining = max(deadline - loop.time(), 0.05)
@@ -305,7 +343,8 @@ class KRaftServices:
                         return response
                 except (TimeoutError, ConnectionError) as exc:
                     last = exc
-            await asyncio.sleep(0.05)
+            with contextlib.suppress(TimeoutError):  # no controller (yet): until one is known, 50 ms at most
+                await asyncio.wait_for(change.wait(), min(0.05, max(deadline - loop.time(), 0)))
         raise NotControllerError(f"no active controller answered within {timeout}s ({last!r})")
 
     def broker_connection_lost(self, broker_id: int, broker_epoch: int) -> None:
@@ -433,7 +472,9 @@ class KRaftServices:
         """One task brings local logs and replica roles to the newest image, in slices that yield
         to the event loop (`Pacer`), so a topic of thousands of partitions does not freeze the
         node. Images published meanwhile are taken together in the next round (the delta from
-        the last reconciled image covers them)."""
+        the last reconciled image covers them). Not before a standalone dir's topics are in the
+        image: the reconciler deletes local topics the image does not name."""
+        await self.migrated.wait()
         while True:
             await self._reconcile_wanted.wait()
             self._reconcile_wanted.clear()

@@ -23,6 +23,10 @@ class KRaftSettings:
     #: controller.quorum.bootstrap.servers (KIP-853) of a broker-only node without voters:
     #: it learns the voters from them at start (`suoi.cluster.bootstrap`).
     bootstrap_servers: tuple[tuple[str, int], ...] = ()
+    #: No process.roles: a combined broker+controller that is its whole quorum (Kafka 4's
+    #: single-node quick start) with no CONTROLLER listener. Its own requests to the controller
+    #: (registration, heartbeats, forwarding) are dispatched in process; nothing else can join it.
+    implicit: bool = False
 
     @property
     def is_broker(self) -> bool:
@@ -33,11 +37,11 @@ class KRaftSettings:
         return "controller" in self.roles
 
     @staticmethod
-    def from_config(cfg: BrokerConfig) -> KRaftSettings | None:
-        """None when process.roles is not set: the node runs standalone (single node, no quorum)."""
+    def from_config(cfg: BrokerConfig) -> KRaftSettings:
+        """Every node is a KRaft node; without process.roles it is `implicit_single_node`."""
         raw = cfg.get("process.roles")
         if not raw:
-            return None
+            return KRaftSettings.implicit_single_node(cfg)
         roles = frozenset(r.strip() for r in str(raw).split(",") if r.strip())
         if not roles or not roles <= {"broker", "controller"}:
             raise ValueError(f"process.roles must be broker, controller or broker,controller, not {raw!r}")
@@ -65,6 +69,38 @@ class KRaftSettings:
             heartbeat_interval_ms=cfg.get_int("broker.heartbeat.interval.ms"),
             bootstrap_servers=bootstrap if not voters else (),
         )
+
+
+    @staticmethod
+    def implicit_single_node(cfg: BrokerConfig) -> KRaftSettings:
+        """No process.roles: one combined node whose quorum is itself. No CONTROLLER listener is
+        bound for it (nobody else could use one: another voter would need a static quorum, a
+        broker would need a listener to register on), so its voter address is a placeholder
+        (port 0) that is never dialled; configure process.roles to grow into a cluster."""
+        for key in ("controller.quorum.voters", "controller.quorum.bootstrap.servers"):
+            if cfg.get(key):
+                raise ValueError(f"{key} is set but process.roles is not: set process.roles "
+                                 "(broker, controller or broker,controller) too")
+        metadata_dir = cfg.get("metadata.log.dir")
+        return KRaftSettings(
+            roles=frozenset({"broker", "controller"}), node_id=cfg.node_id, voters={cfg.node_id: ("", 0)},
+            controller_listener=cfg.controller_listener_names[0],
+            metadata_dir=Path(str(metadata_dir)) if metadata_dir else cfg.log_dirs[0],
+            rack=str(cfg.get("broker.rack")) if cfg.get("broker.rack") else None,
+            session_timeout_ms=cfg.get_int("broker.session.timeout.ms"),
+            heartbeat_interval_ms=cfg.get_int("broker.heartbeat.interval.ms"),
+            implicit=True,
+        )
+
+
+#: What a node without process.roles changes in Kafka's defaults: it is the only broker its
+#: cluster can ever have, so the internal topics get one replica (as Kafka's quick-start
+#: server.properties sets them); explicit settings still win.
+IMPLICIT_SINGLE_NODE_DEFAULTS = {
+    "offsets.topic.replication.factor": 1,
+    "transaction.state.log.replication.factor": 1,
+    "transaction.state.log.min.isr": 1,
+}
 
 
 def parse_bootstrap_servers(raw: str) -> tuple[tuple[str, int], ...]:
@@ -104,8 +140,8 @@ def _standalone_voter(cfg: BrokerConfig, node_id: int, controller_names: list[st
 
 def storage_layout(config: BrokerConfig) -> StorageLayout:
     """The directories a node stamps with meta.properties (log.dirs and metadata.log.dir), and
-    whether it may format itself: standalone, or the only voter of its quorum."""
+    whether it may format itself: the only voter of its quorum."""
     settings = KRaftSettings.from_config(config)
-    return StorageLayout.of(config.log_dirs, settings.metadata_dir if settings else None, config.node_id,
+    return StorageLayout.of(config.log_dirs, settings.metadata_dir, config.node_id,
                             config.get("cluster.id"),  # type: ignore[arg-type]
-                            settings.voters if settings else None)
+                            settings.voters)

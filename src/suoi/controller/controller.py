@@ -478,6 +478,14 @@ class QuorumController:
     def _leads_any(self, broker_id: int) -> bool:
         return any(reg.leader == broker_id for _, _, reg in self.state.iter_partitions())
 
+    def expire_session(self, broker_id: int) -> None:
+        """The broker's earlier incarnation is known to be gone (a single node's own previous
+        process, which nothing else can register as): its session no longer blocks a new
+        registration (no DUPLICATE_BROKER_REGISTRATION until the session timeout). Not an
+        operation: nothing is written."""
+        self._last_contact.pop(broker_id, None)
+        self._suspect_until.pop(broker_id, None)
+
     def _session_alive(self, broker_id: int, now: int) -> bool:
         last = self._last_contact.get(broker_id)
         return last is not None and now - last <= self.config.session_timeout_ms

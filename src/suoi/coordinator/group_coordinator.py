@@ -168,16 +168,11 @@ class GroupCoordinator(CoordinatorRuntime):
         self.complete_transaction(partition, producer_id, commit)
 
     # -- the offsets topic -----------------------------------------------------------
-    def ensure_offsets_topic(self) -> None:
-        """Create __consumer_offsets on first use (compacted, as in Kafka)."""
-        self._ensure_internal_topic(self.config.offsets_partitions, self.config.offsets_segment_bytes)
-
     def partition_for(self, group_id: str) -> int:
         return partition_for(group_id, self.config.offsets_partitions)
 
     def _append(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
         """Append records for one group to its partition; raises LogError on failure."""
-        self.ensure_offsets_topic()
         self._append_to(self.partition_for(group_id), build_batch(records, timestamp_ms=self._now_ms()))
 
     # -- checks shared by the group APIs ---------------------------------------------
@@ -379,7 +374,6 @@ class GroupCoordinator(CoordinatorRuntime):
         now = self._now_ms()
         errors, records, accepted = self._offset_records(group_id, offsets, now, -1)
         if records:
-            self.ensure_offsets_topic()
             try:
                 self._append_to(self.partition_for(group_id), build_batch(
                     records, timestamp_ms=now, producer_id=producer_id, producer_epoch=producer_epoch,

@@ -8,8 +8,8 @@ Partitions come and go with leadership (Kafka's onElection/onResignation):
   serving). A newer epoch while leading (or loading) only updates the epoch.
 - `on_resign(partition, leader_epoch)` drops the partition's state; requests parked on it or
   waiting for its writes to replicate are answered NOT_COORDINATOR, and so is every later one.
-Standalone (`local_topics`), `start()` loads every partition of the topic the same way, and
-creating the topic on first use makes this node lead all of its (empty) partitions.
+The internal topic is created by the controller (FindCoordinator asks for it) and the
+replica manager calls `on_become_leader`/`on_resign` as leadership moves.
 
 Writes: `_append_to` appends to the local log (stamped with the partition's leader epoch),
 tells the injected `PartitionWriter` (`writer.py`) and remembers the end offset; a reply that
@@ -94,10 +94,6 @@ Mark = tuple[PartitionSlot | None, int | None]
 
 class CoordinatorRuntime:
     topic: str = ""
-    #: Standalone: this node creates the internal topic on first use and leads all its
-    #: partitions. KRaft mode: the controller creates it (FindCoordinator asks) and the
-    #: replica manager calls `on_become_leader`/`on_resign`. Set before `start()`.
-    local_topics = True
 
     def __init__(self, logs: LogManager, writer: PartitionWriter, now_ms: Callable[[], int]) -> None:
         self._logs = logs
@@ -110,17 +106,13 @@ class CoordinatorRuntime:
         self._stopping = False
         self._slots: dict[int, PartitionSlot] = {}
         self._epochs: dict[int, int] = {}  # the newest leader epoch seen per partition
-        #: How many partitions a topic has (None: no such topic). Standalone: the local logs;
-        #: KRaft mode: the metadata image (the topic may live on other brokers).
+        #: How many partitions a topic has (None: no such topic): the metadata image's (the
+        #: topic may live on other brokers); by default the local logs' (unit tests).
         self.partition_count: Callable[[str], int | None] = self._local_partition_count
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         self._wake = asyncio.Event()
-        info = self._logs.topics().get(self.topic)
-        if self.local_topics and info is not None:
-            for partition in range(info.partitions):
-                self._become(partition, None)
         self._spawn(self._timer_loop(), f"{self.topic}-timers")
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -200,8 +192,6 @@ class CoordinatorRuntime:
         """NONE if requests for keys of `partition` are served here, else why not."""
         slot = self._slots.get(partition)
         if slot is None:
-            if self.local_topics and self.topic not in self._logs.topics():
-                return ErrorCode.none  # standalone, before first use: creating it makes us lead it
             return ErrorCode.not_coordinator
         return ErrorCode.coordinator_load_in_progress if slot.loading else ErrorCode.none
 
@@ -249,16 +239,6 @@ class CoordinatorRuntime:
     def _local_partition_count(self, topic: str) -> int | None:
         info = self._logs.topics().get(topic)
         return None if info is None else info.partitions
-
-    def _ensure_internal_topic(self, partitions: int, segment_bytes: int) -> None:
-        """Create the compacted internal topic on first use (standalone mode only); this node
-        leads all its partitions."""
-        if self.local_topics and self.topic not in self._logs.topics():
-            self._logs.create_topic(self.topic, partitions, {"cleanup.policy": "compact",
-                                                             "segment.bytes": str(segment_bytes)})
-            log.info("created %s with %d partitions", self.topic, partitions)
-            for partition in range(partitions):
-                self._slots[partition] = PartitionSlot(partition, None, loading=False)
 
     # -- writes ------------------------------------------------------------------------
     def _append_to(self, partition: int, batch: bytes) -> None:

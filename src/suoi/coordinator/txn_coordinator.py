@@ -146,7 +146,6 @@ class TransactionCoordinator(CoordinatorRuntime):
         return replies
 
     def _persist(self, effect: PersistTxn) -> None:
-        self.ensure_state_topic()
         partition = self.partition_for(effect.transactional_id)
         value = txn_value(effect.snapshot.to_dict()) if effect.snapshot is not None else None
         try:
@@ -239,16 +238,12 @@ class TransactionCoordinator(CoordinatorRuntime):
                 self._groups.complete_transaction(tp.partition, m.producer_id, m.commit)
             self.writer.appended(TopicPartition(tp.topic, tp.partition))
 
-    def ensure_state_topic(self) -> None:
-        self._ensure_internal_topic(self.config.state_partitions, self.config.state_segment_bytes)
-
     def check_transactional_id(self, transactional_id: str | None) -> ErrorCode:
         if not transactional_id:
             return ErrorCode.invalid_request
         return self.partition_error(self.partition_for(transactional_id))
 
     def offsets_partition(self, group_id: str) -> TopicPartition:
-        self._groups.ensure_offsets_topic()
         return TopicPartition(OFFSETS_TOPIC, self._groups.partition_for(group_id))
 
 

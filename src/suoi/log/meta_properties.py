@@ -8,8 +8,8 @@ node answers INCONSISTENT_CLUSTER_ID to another cluster's. If each node invented
 three nodes of one intended cluster would never agree on a leader.
 
 suoi does what Kafka does, with two conveniences kept for a first start:
-* a node whose quorum is only itself (`make run`'s config/server.properties, the test fixtures)
-  or a standalone node formats itself with a fresh id (one INFO line says so);
+* a node whose quorum is only itself (`make run`'s config/server.properties, a node without
+  process.roles, the test fixtures) formats itself with a fresh id (one INFO line says so);
 * a node given `cluster.id` in its properties formats itself with that id.
 A node of a multi-voter quorum with neither refuses to start, naming `suoi storage format`.
 """
@@ -84,17 +84,16 @@ class StorageLayout:
     directories: tuple[Path, ...]  # log.dirs, then metadata.log.dir when it is another one
     node_id: int
     configured_cluster_id: str | None  # `cluster.id` in the node's properties, if any
-    #: True when the node may format itself with a fresh id: standalone, or the only voter.
+    #: True when the node may format itself with a fresh id: it is the only voter.
     may_self_format: bool
 
     @staticmethod
     def of(log_dirs: Iterable[Path], metadata_dir: Path | None, node_id: int, configured: str | None,
-           voters: Iterable[int] | None) -> StorageLayout:
-        """`voters` is None for a standalone node (no process.roles)."""
+           voters: Iterable[int]) -> StorageLayout:
         dirs = list(dict.fromkeys(Path(d) for d in log_dirs))
         if metadata_dir is not None and Path(metadata_dir) not in dirs:
             dirs.append(Path(metadata_dir))
-        self_only = voters is None or set(voters) == {node_id}
+        self_only = set(voters) == {node_id}
         return StorageLayout(tuple(dirs), node_id, configured or None, self_only)
 
     def found(self) -> dict[Path, dict[str, str]]:

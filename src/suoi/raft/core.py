@@ -239,8 +239,9 @@ class RaftNodeCore:
 
     def _to_candidate(self, retries: int) -> None:
         epoch = self.role.epoch + 1
-        self._persist(epoch, self.node_id, None)
         role = Candidate(epoch, self.voters, self.node_id, self._now + self._rand_election_timeout(), retries)
+        if not role.won:  # the only voter wins at once: its leader state, written next, is the one write
+            self._persist(epoch, self.node_id, None)
         self._set_role(role)
         if role.won:
             self._to_leader(role)

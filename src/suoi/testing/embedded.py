@@ -27,6 +27,8 @@ class EmbeddedBroker:
     """Run `python -m suoi broker` with its own data directory and a free port.
 
     `overrides` are broker properties (Kafka names), e.g. {"log.segment.bytes": "1024"}.
+    Without `process.roles` among them the node is a single KRaft node that is its own quorum;
+    it serves clients once it has elected itself and registered (about 0.1 s).
     """
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, *,

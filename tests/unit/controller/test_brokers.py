@@ -63,6 +63,22 @@ def test_duplicate_registration_while_live_is_refused() -> None:
     assert h.image.brokers[1].incarnation_id == incarnation(1)
 
 
+def test_a_single_nodes_own_earlier_incarnation_does_not_block_its_restart() -> None:
+    """A node without process.roles restarted after SIGKILL: its new controller starts every
+    registered broker's session afresh, but its own old registration is of the process that is
+    gone (`expire_session`), so the new incarnation registers at once, not after a session."""
+    h = Harness(1)
+    h.create("t", 1, 1)
+    h.restart_controller()
+    refused = h.ctl.register_broker(0, incarnation(0, 1), [], None, h.now)
+    assert refused.response.error == ErrorCode.duplicate_broker_registration
+    h.ctl.expire_session(0)
+    r = h.register(0, n=1)
+    assert r.response.error == ErrorCode.none and h.image.brokers[0].incarnation_id == incarnation(0, 1)
+    assert h.image.brokers[0].fenced  # until its first heartbeat, as any registration
+    h.check_replay()
+
+
 def test_same_incarnation_retry_gets_a_new_epoch() -> None:
     h = Harness(1)
     old = h.epochs[0]

@@ -2,20 +2,17 @@
 by a real `QuorumController` (the sans-IO controller of tests/unit/controller): ids come from
 the controller's blocks, the next block is asked for at 90 %, no block means a retriable
 COORDINATOR_LOAD_IN_PROGRESS, and no id is handed out twice across brokers, broker restarts and
-controller failovers. Standalone `ProducerIdManager` keeps its on-disk blocks."""
+controller failovers."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
 from suoi.coordinator.txn.producer_ids import (
-    BLOCK_SIZE,
     ControllerProducerIdManager,
-    ProducerIdManager,
     ProducerIdsUnavailableError,
     controller_block_requester,
 )
@@ -199,10 +196,3 @@ def test_requester_needs_a_registered_broker_and_maps_controller_errors() -> Non
             await controller_block_requester(lambda: None)()
 
     run(scenario())
-
-
-def test_standalone_blocks_survive_a_restart(tmp_path: Path) -> None:
-    m = ProducerIdManager(tmp_path)
-    assert [m.next_id() for _ in range(3)] == [0, 1, 2]
-    again = ProducerIdManager(tmp_path)  # a crash loses the rest of the reserved block
-    assert again.next_id() == BLOCK_SIZE

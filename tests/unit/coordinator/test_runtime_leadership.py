@@ -31,7 +31,6 @@ from suoi.coordinator.txn import (
     InitProducerIdRequest,
     WriteMarkers,
 )
-from suoi.coordinator.txn.producer_ids import ProducerIdManager
 from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordinatorConfig
 from suoi.coordinator.writer import MarkerWriter
 from suoi.log.config import LogConfig
@@ -131,25 +130,32 @@ class Writer:
     @property
     def write_markers(self) -> MarkerWriter | None:
         return self.markers
+class ProducerIds:
+    """Consecutive producer ids (what the controller's blocks give a broker, without one)."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def next_id(self) -> int:
+        self._next += 1
+        return self._next - 1
 
 
 class Env:
-    def __init__(self, tmp_path: Path, *, standalone: bool = False) -> None:
+    def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.logs = LogManager([tmp_path / "logs"], LogConfig(), now_ms=now_ms)
         self.logs.load()
         self.logs.create_topic(DATA, 2, {})
-        if not standalone:
-            for topic in (OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC):
-                self.logs.create_topic(topic, PARTITIONS, {"cleanup.policy": "compact"})
-        self.groups, self.txns = self.coordinators(standalone=standalone)
+        for topic in (OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC):
+            self.logs.create_topic(topic, PARTITIONS, {"cleanup.policy": "compact"})
+        self.groups, self.txns = self.coordinators()
 
-    def coordinators(self, *, standalone: bool = False) -> tuple[GroupCoordinator, TransactionCoordinator]:
+    def coordinators(self) -> tuple[GroupCoordinator, TransactionCoordinator]:
         groups = GroupCoordinator(self.logs, Writer(), now_ms, CoordinatorConfig(
             offsets_partitions=PARTITIONS, group=GroupConfig(initial_rebalance_delay_ms=0)))
         txns = TransactionCoordinator(self.logs, Writer(), now_ms, TxnCoordinatorConfig(state_partitions=PARTITIONS),
-                                      ProducerIdManager(self.tmp_path), groups)
-        groups.local_topics = txns.local_topics = standalone
+                                      ProducerIds(), groups)
         return groups, txns
 
     def log(self, topic: str, partition: int) -> PartitionLog:
@@ -158,9 +164,9 @@ class Env:
         return plog
 
 
-def run(tmp_path: Path, scenario: Callable[[Env], Coroutine[Any, Any, None]], *, standalone: bool = False) -> None:
+def run(tmp_path: Path, scenario: Callable[[Env], Coroutine[Any, Any, None]]) -> None:
     async def main() -> None:
-        env = Env(tmp_path, standalone=standalone)
+        env = Env(tmp_path)
         await env.groups.start()
         await env.txns.start()
         try:
@@ -351,27 +357,6 @@ def test_resign_during_a_load_and_a_newer_epoch_during_a_load(tmp_path: Path, mo
             await groups.stop()
 
     run(tmp_path, scenario)
-
-
-def test_standalone_loads_every_partition_at_start_and_leads_a_new_topic(tmp_path: Path) -> None:
-    g0, g3 = key_in(0, "g"), key_in(3, "g")
-
-    async def scenario(env: Env) -> None:
-        groups = env.groups
-        assert groups.check_group_id(g0) == E.none  # no __consumer_offsets yet: created on use
-        assert await commit(groups, g0, 1) == [E.none]
-        assert await commit(groups, g3, 3) == [E.none]
-        assert {groups.leader_epoch(p) for p in range(PARTITIONS)} == {None}
-
-        restarted, _ = env.coordinators(standalone=True)
-        await restarted.start()
-        try:
-            await until(lambda: not restarted.loading, message="every partition loaded")
-            assert committed(restarted, g0) == 1 and committed(restarted, g3) == 3
-        finally:
-            await restarted.stop()
-
-    run(tmp_path, scenario, standalone=True)
 
 
 # -- transactions ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from suoi.log.meta_properties import (
 )
 
 
-def layout(tmp_path: Path, voters: list[int] | None, configured: str | None = None, node: int = 1) -> StorageLayout:
+def layout(tmp_path: Path, voters: list[int], configured: str | None = None, node: int = 1) -> StorageLayout:
     return StorageLayout.of([tmp_path / "a", tmp_path / "b"], tmp_path / "meta", node, configured, voters)
 
 
@@ -29,8 +29,8 @@ def test_the_only_voter_formats_itself_once(tmp_path: Path) -> None:
     assert ensure_formatted(layout(tmp_path, [1])) == (cid, None)  # formatted: same id, nothing to say
 
 
-def test_standalone_node_formats_itself(tmp_path: Path) -> None:
-    cid, note = ensure_formatted(StorageLayout.of([tmp_path / "a"], None, 1, None, None))
+def test_a_node_without_process_roles_formats_itself(tmp_path: Path) -> None:
+    cid, note = ensure_formatted(StorageLayout.of([tmp_path / "a"], None, 1, None, [1]))  # its own quorum
     assert valid_cluster_id(cid) and read_meta(tmp_path / "a")["node.id"] == "1"  # type: ignore[index]
 
 

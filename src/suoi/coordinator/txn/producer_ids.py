@@ -1,10 +1,6 @@
 """Allocation of producer ids that are never handed out twice, even across restarts.
 
-Standalone (`ProducerIdManager`): ids are reserved in blocks whose end is written to disk
-(atomically) before any id from it is used, so after a crash the next block starts past
-every id that might have been given out; the block is owned by this node's data directory.
-
-KRaft mode (`ControllerProducerIdManager`, Kafka's RPCProducerIdManager, KIP-730): the broker
+`ControllerProducerIdManager` (Kafka's RPCProducerIdManager, KIP-730): the broker
 asks the active controller for blocks of ids (AllocateProducerIds); the controller records
 each block in the metadata log (a `ProducerIds` record) before answering, so the log is the
 one source of truth across broker restarts and controller failovers. Ids come from the
@@ -20,18 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from suoi.model import ErrorCode, KafkaError
 
 log = logging.getLogger("suoi.coordinator.txn")
 
-BLOCK_SIZE = 1000
-FILE_NAME = "producer-id-block"
 #: Kafka's ProducerIdManager.PidPrefetchThreshold: ask for the next block once this share of
 #: the current one is handed out.
 PREFETCH_THRESHOLD = 0.9
@@ -42,35 +34,10 @@ RETRY_BACKOFF_MAX_S = 1.0
 MAX_PRODUCER_ID = 2**63 - 1
 
 
-class ProducerIdManager:
-    """Standalone: consecutive ids in blocks reserved in `directory`/producer-id-block."""
+class ProducerIdManager(Protocol):
+    """Where the transaction coordinator gets producer ids (never the same one twice)."""
 
-    def __init__(self, directory: Path) -> None:
-        self._path = directory / FILE_NAME
-        self._next = 0
-        self._block_end = 0  # exclusive
-        try:
-            self._next = self._block_end = int(self._path.read_text().strip())
-        except FileNotFoundError:
-            pass
-        except ValueError as exc:
-            raise RuntimeError(f"corrupt {self._path}: {exc}") from None
-
-    def next_id(self) -> int:
-        if self._next >= self._block_end:
-            self._reserve(self._next + BLOCK_SIZE)
-        pid = self._next
-        self._next += 1
-        return pid
-
-    def _reserve(self, end: int) -> None:
-        tmp = self._path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(f"{end}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
-        self._block_end = end
+    def next_id(self) -> int: ...
 
 
 class ProducerIdsUnavailableError(KafkaError):
@@ -94,13 +61,12 @@ class ProducerIdBlock:
 BlockRequester = Callable[[], Awaitable[tuple[int, int]]]
 
 
-class ControllerProducerIdManager(ProducerIdManager):
-    """KRaft mode: ids from blocks the active controller hands out (see the module docstring).
+class ControllerProducerIdManager:
+    """Ids from blocks the active controller hands out (see the module docstring).
     `next_id` runs on the event loop (it may start the background request)."""
 
     def __init__(self, request_block: BlockRequester, *, prefetch_threshold: float = PREFETCH_THRESHOLD,
                  retry_backoff_s: float = RETRY_BACKOFF_S) -> None:
-        # Nothing of the standalone state: no file, ids only from the controller's blocks.
         self._request_block = request_block
         self._threshold = prefetch_threshold
         self._backoff = retry_backoff_s
