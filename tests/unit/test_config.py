@@ -96,8 +96,9 @@ def test_kafkas_shipped_protocol_map_is_accepted_and_names_each_listeners_protoc
     assert [x.name for x in cfg.listeners] == ["PLAINTEXT", "CONTROLLER"]
     assert [listener_protocol(cfg.values, x) for x in ("PLAINTEXT", "CONTROLLER", "SASL_SSL", "INTERNAL")] == [
         "PLAINTEXT", "PLAINTEXT", "SASL_SSL", "PLAINTEXT"]
-    with pytest.raises(UnsupportedSecuritySetting, match="authorizer.class.name"):
-        load_config({"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer"}, {})
+    # every node keeps ACLs in its metadata log: Kafka's StandardAuthorizer is accepted without process.roles
+    assert load_config({"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer"},
+                       {}).get("authorizer.class.name") == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     with pytest.raises(ValueError, match="is not NAME:PROTOCOL"):
         load_config({"listener.security.protocol.map": "CONTROLLER:TLS"}, {})
 
