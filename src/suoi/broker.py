@@ -218,7 +218,7 @@ class Broker:
 
             self.schema_registry = NodeRegistry.bind(self.config.get("schema.registry.listeners"), self.advertised,
                                                      controller_names)
-            self.schema_registry.start(self.kraft.first_unfenced if self.kraft is not None else None)
+            self.schema_registry.start(self.kraft.first_unfenced)
         log.info("suoi broker node.id=%d cluster.id=%s started", self.node_id, self.cluster_id)
 
     async def _serve_when_unfenced(self, servers: list[asyncio.Server]) -> None:

@@ -191,22 +191,24 @@ def test_suoi_metrics_against_a_node_that_does_not_answer() -> None:
     assert line.startswith("suoi metrics: error:") and "refused" in line.lower(), line
 
 
-def test_a_standalone_node_caps_per_partition_log_metrics(tmp_path: Path) -> None:
-    """Standalone mode (no process.roles): no controller/raft families; above
-    admin.metrics.log.partitions.max partitions the kafka_log_log_* series are left out."""
+def test_a_single_node_caps_per_partition_log_metrics(tmp_path: Path) -> None:
+    """A node without process.roles (its own one-voter quorum) reports the controller and Raft
+    families too; above admin.metrics.log.partitions.max partitions the kafka_log_log_* series
+    are left out."""
     admin = free_port()
     with EmbeddedBroker(tmp_path, overrides={"admin.listeners": f"http://127.0.0.1:{admin}",
                                              "admin.metrics.log.partitions.max": "2"}) as broker:
         base = f"http://127.0.0.1:{admin}"
-        wait_until(lambda: get(f"{base}/v1/status/ready")[0] == 200, timeout=20, message="standalone node ready")
+        wait_until(lambda: get(f"{base}/v1/status/ready")[0] == 200, timeout=20, message="single node ready")
         create_topic(broker.bootstrap, "capped", partitions=3)
         s = scrape(base)
         assert value(s, "kafka_server_replicamanager_partitioncount") == 3
         assert value(s, "kafka_server_replicamanager_leadercount") == 3
         assert value(s, "suoi_log_partition_metrics_omitted") == 1
         assert not [name for name, _ in s if name.startswith("kafka_log_log_")]
-        assert not [name for name, _ in s if name.startswith(("kafka_controller_", "kafka_server_raft_"))]
-        assert get_json(f"{base}/v1/cluster") == (200, {"mode": "standalone", "node_id": 1})
+        assert value(s, "kafka_controller_kafkacontroller_activecontrollercount") == 1
+        status, cluster = get_json(f"{base}/v1/cluster")
+        assert (status, cluster["mode"]) == (200, "kraft")
 
         # a deleted topic's series go (as Kafka removes its metrics); the all-topics sums stay
         ck_produce(broker.bootstrap, "doomed", [{"value": b"x" * 10, "partition": 0}] * 4)

@@ -68,7 +68,7 @@ def handle_describe_acls(ctx: RequestContext, request: Any) -> dict[str, Any]:
         return {"throttle_time": 0, "error_code": code, "error_message": message, "resources": resources}
 
     kraft = ctx.services.kraft
-    if getattr(ctx.services, "authorizer", None) is None or kraft is None:
+    if ctx.services.authorizer is None:
         return answer(ErrorCode.security_disabled, NO_AUTHORIZER, [])
     f = _filter(request)
     problem = f.indefinite()
@@ -84,7 +84,7 @@ def handle_create_acls(ctx: RequestContext, request: Any) -> Any:
     def failed(code: int, message: str | None) -> dict[str, Any]:
         return {"throttle_time": 0, "results": [{"error_code": code, "error_message": message} for _ in creations]}
 
-    if getattr(ctx.services, "authorizer", None) is None:
+    if ctx.services.authorizer is None:
         return failed(ErrorCode.security_disabled, NO_AUTHORIZER)
     bindings = [AclBinding(_enum(ResourceType, c.resource_type), c.resource_name,
                            _enum(PatternType, getattr(c, "resource_pattern_type", PatternType.LITERAL)),
@@ -105,7 +105,7 @@ def handle_delete_acls(ctx: RequestContext, request: Any) -> Any:
         return {"throttle_time": 0, "filter_results": [{"error_code": code, "error_message": message,
                                                         "matching_acls": []} for _ in filters]}
 
-    if getattr(ctx.services, "authorizer", None) is None:
+    if ctx.services.authorizer is None:
         return failed(ErrorCode.security_disabled, NO_AUTHORIZER)
 
     def render(results: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 Quotas live in the metadata log (`ClientQuota` records, `suoi.controller.client_quotas`):
 AlterClientQuotas is decided by the active controller (forwarded when this node is not it),
 DescribeClientQuotas is answered from this node's image. Enforcement is `suoi.api.quotas`.
-A standalone node has no metadata log: both answer INVALID_REQUEST saying so.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from suoi.api.registry import RequestContext, api
 from suoi.controller.client_quotas import ENTITY_TYPES, QuotaAlteration
 from suoi.model import ErrorCode
 
-STANDALONE = "Client quotas are kept in the KRaft metadata log; this node runs standalone (no process.roles)."
 MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED = 0, 1, 2
 
 
@@ -45,8 +43,6 @@ def handle_describe_client_quotas(ctx: RequestContext, request: Any) -> dict[str
         return {"throttle_time": 0, "error_code": code, "error_message": message, "entries": entries}
 
     kraft = ctx.services.kraft
-    if kraft is None:
-        return answer(ErrorCode.invalid_request, STANDALONE, [])
     components = list(request.components)
     types = [c.entity_type for c in components]
     if len(set(types)) != len(types):
@@ -71,8 +67,6 @@ def handle_alter_client_quotas(ctx: RequestContext, request: Any) -> Any:
         return {"throttle_time": 0, "entries": [{"error_code": code, "error_message": message,
                                                  "entity": _entity_dicts(entity)} for entity in entities]}
 
-    if ctx.services.kraft is None:
-        return failed(ErrorCode.invalid_request, STANDALONE)
     alterations = [QuotaAlteration(entity, tuple((op.key, None if op.remove else float(op.value)) for op in entry.ops))
                    for entity, entry in zip(entities, entries, strict=True)]
 

@@ -33,9 +33,8 @@ log = logging.getLogger("suoi.api")
 
 
 def scram_credential(broker: Services, user: str, mechanism: str) -> ScramCredential | None:
-    """The user's SCRAM credential for ``mechanism`` from the metadata image (KRaft mode)."""
-    kraft = broker.kraft
-    record = None if kraft is None else kraft.image.scram_credential(user, MECHANISMS[mechanism])
+    """The user's SCRAM credential for ``mechanism`` from the metadata image."""
+    record = broker.kraft.image.scram_credential(user, MECHANISMS[mechanism])
     if record is None:
         return None
     return ScramCredential(record.salt, record.stored_key, record.server_key, record.iterations)

@@ -2,9 +2,7 @@
 
 Credentials live in the KRaft metadata log (UserScramCredential records, see
 ``suoi.controller.scram``): Describe answers from this node's image (mechanisms and iterations,
-never salts or keys), Alter runs on the active controller (forwarded there by other nodes). A
-standalone node (no ``process.roles``) has no metadata log to keep them in: every user is
-answered UNSUPPORTED_VERSION saying so.
+never salts or keys), Alter runs on the active controller (forwarded there by other nodes).
 """
 
 from __future__ import annotations
@@ -16,16 +14,10 @@ from suoi.api.registry import RequestContext, api
 from suoi.controller.scram import ScramDeletion, ScramUpsertion
 from suoi.model import ErrorCode
 
-_NEEDS_KRAFT = "SCRAM credentials are kept in the KRaft metadata log: run the node with process.roles"
-
 
 @api(50, "DescribeUserScramCredentials", 0, 0)
 def handle_describe(ctx: RequestContext, request: Any) -> dict[str, Any]:
-    kraft = ctx.services.kraft
-    if kraft is None:
-        return {"throttle_time": 0, "error_code": ErrorCode.unsupported_version, "error_message": _NEEDS_KRAFT,
-                "results": []}
-    credentials = kraft.image.scram
+    credentials = ctx.services.kraft.image.scram
     by_user: dict[str, list[dict[str, int]]] = {}
     for (user, mechanism), c in sorted(credentials.items()):
         by_user.setdefault(user, []).append({"mechanism": mechanism, "iterations": c.iterations})
@@ -57,8 +49,6 @@ def handle_alter(ctx: RequestContext, request: Any) -> Any:
     def failed(code: ErrorCode, message: str) -> dict[str, Any]:
         return _altered([(u, code, message) for u in users])
 
-    if ctx.services.kraft is None:
-        return failed(ErrorCode.unsupported_version, _NEEDS_KRAFT)
     deletions = [ScramDeletion(str(d.name), int(d.mechanism)) for d in request.deletions]
     upsertions = [ScramUpsertion(str(u.name), int(u.mechanism), int(u.iterations), bytes(u.salt),
                                  bytes(u.salted_password)) for u in request.upsertions]

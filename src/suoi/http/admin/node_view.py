@@ -105,8 +105,8 @@ class NodeView:
         settings = b.kraft_settings
         return {
             "node_id": self.node_id, "cluster_id": b.cluster_id,
-            "mode": "kraft" if settings is not None else "standalone",
-            "roles": sorted(settings.roles) if settings is not None else ["broker"],
+            "mode": "kraft",
+            "roles": sorted(settings.roles),
             "listeners": [f"{x.name}://{x.host}:{x.port}" for x in b.bound],
             "advertised_listeners": [f"{x.name}://{x.host}:{x.port}" for x in getattr(b, "advertised", [])],
             "log_dirs": [str(d) for d in b.config.log_dirs],
@@ -127,8 +127,6 @@ class NodeView:
         kraft = b.kraft
         settings = b.kraft_settings
         if settings is not None:
-            if kraft is None:
-                return Readiness(False, "discovering the metadata quorum")
             if settings.is_broker:
                 if kraft.broker_epoch < 0:
                     return Readiness(False, "not registered with the controller yet")
@@ -164,9 +162,9 @@ class NodeView:
     def partitions(self) -> list[PartitionView]:
         """Every partition replica hosted here (the metadata log excluded)."""
         b = self._broker
-        replicas = b.kraft.replicas if b.kraft is not None else None
+        replicas = b.kraft.replicas
         out: list[PartitionView] = []
-        if replicas is None:  # standalone, or a controller-only node: every local log is led here
+        if replicas is None:  # a controller-only node: every local log is led here
             for plog in b.logs.all_logs():
                 if plog.topic != _METADATA_TOPIC:
                     out.append(_view(plog, True, 1, 1, 1))
@@ -180,10 +178,8 @@ class NodeView:
         return out
 
     # -- cluster (KRaft) -------------------------------------------------------------
-    def cluster(self) -> ClusterView | None:
+    def cluster(self) -> ClusterView:
         kraft = self._broker.kraft
-        if kraft is None:
-            return None
         image = kraft.image
         partitions = offline = imbalance = 0
         for _topic, _index, reg in image.iter_partitions():

@@ -107,8 +107,6 @@ class AdminServer:
 
     async def _cluster(self, _request: web.Request) -> web.Response:
         cluster = self.view.cluster()
-        if cluster is None:
-            return web.json_response({"mode": "standalone", "node_id": self.view.node_id})
         return web.json_response({"mode": "kraft", **dataclasses.asdict(cluster)})
 
     async def _groups(self, _request: web.Request) -> web.Response:
