@@ -139,7 +139,7 @@ class Access:
                 return str(value)
         topic_id = getattr(element, "topic_id", None)
         kraft = self.ctx.services.kraft
-        if isinstance(topic_id, uuid.UUID):
+        if isinstance(topic_id, uuid.UUID) and kraft is not None:
             topic = kraft.image.topics.get(topic_id)
             return None if topic is None else topic.name
         return None
@@ -393,7 +393,9 @@ RULES: dict[int, Rule] = {
 def check(ctx: RequestContext, request: Any, authorizer: StandardAuthorizer) -> Verdict:
     """The verdict on one decoded request (see the module docstring). An API missing from
     `RULES` is refused (CLUSTER_AUTHORIZATION_FAILED): a new handler must say what it checks."""
-    authorizer.load(ctx.services.kraft.image.acls)
+    kraft = ctx.services.kraft
+    if kraft is not None:
+        authorizer.load(kraft.image.acls)
     host = host_of(ctx)
     access = Access(authorizer, principal_of(ctx.connection), host, ctx)
     rule = RULES.get(ctx.api_key)

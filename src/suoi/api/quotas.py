@@ -68,9 +68,9 @@ class RequestQuota:
 
 
 def begin(ctx: RequestContext, request: Any, frame_len: int) -> RequestQuota | None:
-    kraft = ctx.services.kraft
+    kraft = getattr(ctx.services, "kraft", None)
     manager = getattr(ctx.services, "quotas", None)
-    if manager is None or not kraft.image.client_quotas:
+    if kraft is None or manager is None or not kraft.image.client_quotas:
         return None
     principal = principal_of(ctx.connection)
     user = principal.split(":", 1)[1] if ":" in principal else principal
