@@ -33,6 +33,7 @@ from suoi.protocol.codec import (
     read_prefix,
     response_class,
 )
+from suoi.protocol.splice import SplicedResponse, encode_spliced
 from suoi.raft_driver.codec import FETCH_KEY, is_metadata_fetch
 
 if TYPE_CHECKING:
@@ -110,6 +111,8 @@ def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any =
 def _encode(request: Request, data: ResponseData) -> Parts | None:
     if data is None:
         return None
+    if isinstance(data, SplicedResponse):
+        return encode_spliced(request.correlation_id, response_class(request.api_key, request.api_version), data)
     response = build_response(request.api_key, request.api_version, data)
     return encode_response(request.correlation_id, response)
 

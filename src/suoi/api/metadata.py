@@ -6,12 +6,15 @@ auto.create.topics.enable is set, so a tutorial's first `send()` to a new topic 
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable
 from typing import Any
 
 from suoi.api.cluster_metadata import after_auto_creation, metadata_response
 from suoi.api.registry import RequestContext, api
 from suoi.api.topics import partition_leader_data, resolve_or_create
 from suoi.model import ErrorCode
+from suoi.protocol.splice import SplicedResponse
 
 OMITTED_OPERATIONS = -2147483648
 
@@ -22,7 +25,7 @@ def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     if broker.kraft is not None:
         # KRaft: answered at once, or once the topics it starts auto-creating exist
         answer = metadata_response(broker, request, ctx.api_version)
-        return after_auto_creation(broker, request, ctx.api_version, answer)
+        return spliced(after_auto_creation(broker, request, ctx.api_version, answer))
     host, port = broker.endpoint
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):
@@ -55,3 +58,14 @@ def handle_metadata(ctx: RequestContext, request: Any) -> Any:
         "cluster_authorized_operations": OMITTED_OPERATIONS,
         "error_code": ErrorCode.none,
     }
+
+
+def spliced(answer: dict[str, Any] | Awaitable[dict[str, Any]]) -> SplicedResponse | Awaitable[SplicedResponse]:
+    """The KRaft answer, whose "topics" holds encoded topics (`metadata_cache`), for dispatch."""
+    if not inspect.isawaitable(answer):
+        return SplicedResponse(answer, "topics")
+
+    async def later() -> SplicedResponse:
+        return SplicedResponse(await answer, "topics")
+
+    return later()
