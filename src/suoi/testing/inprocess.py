@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime
+import logging
 import shutil
 import socket
 import tempfile
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 from suoi.cli.cluster_layout import free_ports
 
 T = TypeVar("T")
+log = logging.getLogger("suoi.testing")
 
 
 def kraft_properties(node_id: int, port: int, controller_port: int, voters: str, *, host: str = "127.0.0.1",
@@ -157,9 +159,22 @@ class InProcessNode:
         try:
             if self.broker is not None:
                 self.run(self.broker.stop(), timeout)
+        except TimeoutError:  # as EmbeddedBroker kills a process that does not stop: drop the loop
+            log.warning("node %d did not stop within %.0fs; cancelling its tasks", self.node_id, timeout)
+            self._dump_tasks()
         finally:
             self.broker = None
             self._stop_loop()
+
+    def _dump_tasks(self) -> None:
+        """Where the node's tasks wait (a stop that hangs is a bug worth one WARNING line each)."""
+        loop = self._loop
+        if loop is None:
+            return
+        for task in asyncio.all_tasks(loop):
+            stack = task.get_stack(limit=1)
+            where = f"{stack[-1].f_code.co_filename}:{stack[-1].f_lineno}" if stack else "?"
+            log.warning("node %d task %s waits at %s", self.node_id, task.get_name(), where)
 
     def restart(self) -> InProcessNode:
         self.stop()
@@ -230,8 +245,16 @@ async def create_topic(host: str, port: int, name: str, partitions: int = 1, rep
         await asyncio.sleep(0.01)
 
 
+#: A test cluster forms and fails over in well under a second: brokers heartbeat every 200 ms
+#: (Kafka: 2 s; the first heartbeat unfences a broker), the voters' first election waits
+#: 500 ms at most (Kafka: 1 s), a silent broker is fenced after 3 s (Kafka: 9 s).
+CLUSTER_TIMINGS = {"broker.heartbeat.interval.ms": "200", "controller.quorum.election.timeout.ms": "500",
+                   "broker.session.timeout.ms": "3000"}
+
+
 class InProcessCluster:
-    """`size` combined KRaft nodes in this process, one quorum (every node a voter)."""
+    """`size` combined KRaft nodes in this process, one quorum (every node a voter), with
+    `CLUSTER_TIMINGS` unless `overrides` says otherwise."""
 
     def __init__(self, size: int = 3, directory: str | Path | None = None, *,
                  overrides: dict[str, str] | None = None, host: str = "127.0.0.1",
@@ -245,7 +268,7 @@ class InProcessCluster:
         voters = ",".join(f"{i}@{host}:{c}" for i, (_, c) in enumerate(pairs, 1))
         cluster_id = random_uuid()
         self.nodes = {i: InProcessNode(self.directory / f"node-{i}", host=host, start_timeout=start_timeout,
-                                       overrides=overrides, properties=kraft_properties(
+                                       overrides={**CLUSTER_TIMINGS, **(overrides or {})}, properties=kraft_properties(
                                            i, p, c, voters, host=host, cluster_id=cluster_id))
                       for i, (p, c) in enumerate(pairs, 1)}
 
