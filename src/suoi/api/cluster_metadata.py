@@ -97,7 +97,7 @@ def metadata_response(broker: Services, request: Any, version: int) -> dict[str,
     allow_create = getattr(request, "allow_auto_topic_creation", True) and broker.auto_create_enabled()
     live = frozenset(b.broker_id for b in image.unfenced_brokers())
     encodings = topic_encodings(kraft)
-    _exists = image.topics.__contains__
+    exists = image.topics.__contains__
     topics: list[dict[str, Any] | bytes] = []
     for name, topic_id in wanted:
         topic = image.topic(name) if name else image.topics.get(topic_id) if topic_id else None
@@ -115,7 +115,7 @@ def metadata_response(broker: Services, request: Any, version: int) -> dict[str,
                            "partitions": [], "topic_authorized_operations": OMITTED_OPERATIONS})
             continue
         topics.append(encodings.encoded(topic, version, live, OMITTED_OPERATIONS,
-                                        lambda topic=topic: topic_data(topic, live), _exists))
+                                        lambda topic=topic: topic_data(topic, live), exists))
     return {"throttle_time": 0, "brokers": live_brokers(broker), "cluster_id": broker.cluster_id,
             "controller_id": client_controller_id(broker), "topics": topics,
             "cluster_authorized_operations": OMITTED_OPERATIONS, "error_code": ErrorCode.none}
