@@ -17,9 +17,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from suoi.protocol.codec import response_class
-from suoi.protocol.splice import element_class, encode_element
-
 METADATA_KEY = 3
 
 _Key = tuple[uuid.UUID, int, frozenset[int], int]
@@ -35,14 +32,14 @@ class TopicEncodings:
         self._limit = 256
 
     def encoded(self, topic: Any, version: int, live: frozenset[int], authorized_operations: int,
-                render: Callable[[], dict[str, Any]], existing: Callable[[uuid.UUID], bool]) -> bytes:
-        """`topic`'s encoding at `version`; `render` builds its answer as a dict on a miss,
-        `existing` says whether a topic id still exists (for trimming)."""
+                render: Callable[[], bytes], existing: Callable[[uuid.UUID], bool]) -> bytes:
+        """`topic`'s encoding at `version`; `render` encodes it on a miss, `existing` says
+        whether a topic id still exists (for trimming)."""
         key = (topic.topic_id, version, live, authorized_operations)
         hit = self._entries.get(key)
         if hit is not None and hit[0] is topic:
             return hit[1]
-        data = encode_element(element_class(response_class(METADATA_KEY, version), "topics"), render())
+        data = render()
         if len(self._entries) >= self._limit:
             self._trim(existing)
         self._entries[key] = (topic, data)

@@ -80,18 +80,28 @@ def encode_spliced(correlation_id: int, response_cls: type, spliced: SplicedResp
     items = spliced.data[field]
     cls = element_class(response_cls, field)
     elements = [x if isinstance(x, bytes | bytearray) else encode_element(cls, x) for x in items]
-    tail = _tail_width(response_cls, field)
     empty = build(response_cls, {**spliced.data, field: ()})
-    frame = bytearray().join(encode_response(correlation_id, empty))
-    length = BytesIO()
-    if response_cls.__flexible__:  # type: ignore[attr-defined]
-        write_compact_array_length(length, len(elements))
-        empty_len = 1  # kio wrote uvarint(0 + 1)
-    else:
-        write_legacy_array_length(length, i32(len(elements)))
-        empty_len = 4
-    cut = len(frame) - tail
-    head = frame[:cut - empty_len]
-    out = bytearray().join((head, length.getvalue(), *elements, frame[cut:]))
+    out = _splice(bytearray().join(encode_response(correlation_id, empty)), response_cls, field, elements)
     _INT32.pack_into(out, 0, len(out) - 4)
     return [bytes(out)]
+
+
+def encode_element_spliced(cls: type, data: Mapping[str, Any], field: str, array: bytes, count: int) -> bytes:
+    """`encode_element` of an entity whose array `field` of `count` elements is already
+    encoded as `array` (the elements only, without the length)."""
+    return bytes(_splice(bytearray(encode_element(cls, {**data, field: ()})), cls, field, (array,), count))
+
+
+def _splice(encoded: bytearray, cls: type, field: str, elements: Sequence[bytes | bytearray],
+            count: int | None = None) -> bytearray:
+    """`encoded` (kio's bytes of `cls` with `field` empty, at the end of the buffer) with the
+    elements in the array's place and its length (`count`, default: one per element) set."""
+    length = BytesIO()
+    if cls.__flexible__:  # type: ignore[attr-defined]
+        write_compact_array_length(length, len(elements) if count is None else count)
+        empty_len = 1  # kio wrote uvarint(0 + 1)
+    else:
+        write_legacy_array_length(length, i32(len(elements) if count is None else count))
+        empty_len = 4
+    cut = len(encoded) - _tail_width(cls, field)
+    return bytearray().join((encoded[:cut - empty_len], length.getvalue(), *elements, encoded[cut:]))

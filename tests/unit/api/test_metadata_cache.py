@@ -9,7 +9,7 @@ from typing import Any
 
 from kio.serial import entity_reader
 
-from suoi.api.cluster_metadata import topic_data
+from suoi.api.cluster_metadata import encode_topic
 from suoi.api.metadata_cache import METADATA_KEY, TopicEncodings
 from suoi.controller.image import MetadataBuilder
 from suoi.controller.records import Partition, PartitionChange, RemoveTopic, Topic
@@ -45,9 +45,9 @@ class Encoder:
     def __call__(self, image: Any, name: str, live: frozenset[int], version: int = 12) -> bytes:
         topic = image.topic(name)
 
-        def render() -> dict[str, Any]:
+        def render() -> bytes:
             self.rendered.append(name)
-            return topic_data(topic, live)
+            return encode_topic(topic, live, version)
 
         return self.cache.encoded(topic, version, live, -2147483648, render, image.topics.__contains__)
 
