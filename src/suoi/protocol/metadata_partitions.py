@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
+from io import BytesIO
 from typing import NamedTuple
+
+from kio.serial.writers import write_unsigned_varint
+from kio.static.primitive import uvarint
 
 _HEAD = struct.Struct(">hii")  # error_code, partition_index, leader_id
 _HEAD_EPOCH = struct.Struct(">hiii")  # ... leader_epoch (v7+)
@@ -28,13 +32,16 @@ class PartitionRow(NamedTuple):
     offline_replicas: Sequence[int]
 
 
+#: Array lengths (n + 1) below 128 are one byte; longer ones go through kio's writer.
+_SMALL_UVARINTS = [bytes([n]) for n in range(128)]
+
+
 def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    if n < 128:
+        return _SMALL_UVARINTS[n]
+    out = BytesIO()
+    write_unsigned_varint(out, uvarint(n))
+    return out.getvalue()
 
 
 def _int32s(values: Sequence[int], flexible: bool) -> bytes:
