@@ -292,7 +292,8 @@ def test_sessions_expire_without_reauthentication_kip_368(tmp_path: Path) -> Non
     port = free_ports(1)[0]
     overrides = {"listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}", "sasl.enabled.mechanisms": "PLAIN",
                  "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
-                 "listener.name.sasl_plaintext.connections.max.reauth.ms": "1500"}
+                 "listener.name.sasl_plaintext.connections.max.reauth.ms": "1500",
+                 "sasl.mechanism.inter.broker.protocol": "PLAIN"}  # the only listener is also inter-broker
     with EmbeddedBroker(tmp_path, port=port, overrides=overrides) as node, \
             RawClient(node.bootstrap) as lazy, RawClient(node.bootstrap) as diligent:
         for client in (lazy, diligent):

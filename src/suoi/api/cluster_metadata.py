@@ -18,6 +18,7 @@ from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicCo
 from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta
 
+from suoi.api.metadata_cache import METADATA_KEY, topic_encodings
 from suoi.api.registry import CLIENT_LISTENER
 from suoi.api.topics import invalid_topic_name, log_refusal_once
 from suoi.controller.messages import (
@@ -32,7 +33,9 @@ from suoi.controller.messages import (
 from suoi.log.config import LogConfig
 from suoi.model import ErrorCode
 from suoi.model.errors import NotControllerError
-from suoi.protocol.codec import ms
+from suoi.protocol.codec import ms, response_class
+from suoi.protocol.metadata_partitions import PartitionRow, encode_partitions
+from suoi.protocol.splice import element_class, encode_element_spliced
 from suoi.services import KRaft
 
 if TYPE_CHECKING:
@@ -65,16 +68,32 @@ def live_brokers(broker: Services) -> list[dict[str, Any]]:
     return out
 
 
-def partition_data(live: set[int], reg: Any, index: int) -> dict[str, Any]:
+def partition_row(live: frozenset[int] | set[int], reg: Any, index: int) -> PartitionRow:
     """One partition of a Metadata answer; `live` = the unfenced broker ids (computed once per answer)."""
-    offline = [r for r in reg.replicas if r not in live]
-    error = ErrorCode.none if reg.leader >= 0 and reg.leader in live else ErrorCode.leader_not_available
-    return {"error_code": error, "partition_index": index, "leader_id": reg.leader if reg.leader in live else -1,
-            "leader_epoch": reg.leader_epoch, "replica_nodes": list(reg.replicas), "isr_nodes": list(reg.isr),
-            "offline_replicas": offline}
+    leader = reg.leader if reg.leader in live else -1
+    error = ErrorCode.none if reg.leader >= 0 and leader >= 0 else ErrorCode.leader_not_available
+    return PartitionRow(int(error), index, leader, reg.leader_epoch, list(reg.replicas), list(reg.isr),
+                        [r for r in reg.replicas if r not in live])
+
+
+def partition_data(live: frozenset[int] | set[int], reg: Any, index: int) -> dict[str, Any]:
+    """`partition_row` as a dict (DescribeTopicPartitions builds its answer from it)."""
+    return partition_row(live, reg, index)._asdict()
+
+
+def encode_topic(topic: Any, live: frozenset[int], version: int) -> bytes:
+    """One existing topic of a Metadata answer at `version`, encoded (`metadata_response` keeps it):
+    kio for the topic's own fields, `protocol.metadata_partitions` for its partitions."""
+    rows = [partition_row(live, reg, p) for p, reg in sorted(topic.partitions.items())]
+    fields = {"error_code": ErrorCode.none, "name": topic.name, "topic_id": topic.topic_id,
+              "is_internal": topic.name.startswith("__"), "topic_authorized_operations": OMITTED_OPERATIONS}
+    cls = element_class(response_class(METADATA_KEY, version), "topics")
+    return encode_element_spliced(cls, fields, "partitions", encode_partitions(version, rows), len(rows))
 
 
 def metadata_response(broker: Services, request: Any, version: int) -> dict[str, Any]:
+    """The answer as a dict whose "topics" holds each existing topic's kio encoding (bytes, from
+    the node's `TopicEncodings`) and a dict per unknown topic: answered as a `SplicedResponse`."""
     kraft = _kraft(broker)
     image = kraft.image
     requested = request.topics
@@ -84,8 +103,10 @@ def metadata_response(broker: Services, request: Any, version: int) -> dict[str,
     else:
         wanted = [(t.name, getattr(t, "topic_id", None)) for t in requested]
     allow_create = getattr(request, "allow_auto_topic_creation", True) and broker.auto_create_enabled()
-    live = {b.broker_id for b in image.unfenced_brokers()}
-    topics = []
+    live = frozenset(b.broker_id for b in image.unfenced_brokers())
+    encodings = topic_encodings(kraft)
+    exists = image.topics.__contains__
+    topics: list[dict[str, Any] | bytes] = []
     for name, topic_id in wanted:
         topic = image.topic(name) if name else image.topics.get(topic_id) if topic_id else None
         if topic is None:
@@ -101,12 +122,8 @@ def metadata_response(broker: Services, request: Any, version: int) -> dict[str,
             topics.append({"error_code": error, "name": name, "topic_id": topic_id, "is_internal": False,
                            "partitions": [], "topic_authorized_operations": OMITTED_OPERATIONS})
             continue
-        topics.append({
-            "error_code": ErrorCode.none, "name": topic.name, "topic_id": topic.topic_id,
-            "is_internal": topic.name.startswith("__"),
-            "partitions": [partition_data(live, reg, p) for p, reg in sorted(topic.partitions.items())],
-            "topic_authorized_operations": OMITTED_OPERATIONS,
-        })
+        topics.append(encodings.encoded(topic, version, live, OMITTED_OPERATIONS,
+                                        lambda topic=topic: encode_topic(topic, live, version), exists))
     return {"throttle_time": 0, "brokers": live_brokers(broker), "cluster_id": broker.cluster_id,
             "controller_id": client_controller_id(broker), "topics": topics,
             "cluster_authorized_operations": OMITTED_OPERATIONS, "error_code": ErrorCode.none}
@@ -119,8 +136,8 @@ def after_auto_creation(broker: Services, request: Any, version: int,
     again; but a creation commits within milliseconds, and clients or tools that treat that first
     answer as an error (console producers, a first send) then fail for nothing."""
     kraft = _kraft(broker)
-    pending = [t["name"] for t in answer["topics"]
-               if t["error_code"] == ErrorCode.leader_not_available and t["name"] in kraft.creating_topics]
+    pending = [t["name"] for t in answer["topics"] if isinstance(t, dict)  # bytes: an existing topic
+               and t["error_code"] == ErrorCode.leader_not_available and t["name"] in kraft.creating_topics]
     if not pending:
         return answer
 

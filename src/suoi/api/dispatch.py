@@ -36,6 +36,7 @@ from suoi.protocol.codec import (
     read_prefix,
     response_class,
 )
+from suoi.protocol.splice import SplicedResponse, encode_spliced
 from suoi.raft_driver.codec import FETCH_KEY, is_metadata_fetch
 
 if TYPE_CHECKING:
@@ -139,6 +140,8 @@ def _encode(request: Request, data: ResponseData, quota: client_quotas.RequestQu
             quota.finish(0)
             quota.mute()
         return None
+    if isinstance(data, SplicedResponse):
+        return encode_spliced(request.correlation_id, response_class(request.api_key, request.api_version), data)
     response = build_response(request.api_key, request.api_version, data)
     parts = encode_response(request.correlation_id, response)
     if quota is not None and quota.finish(sum(len(p) for p in parts)) > 0:

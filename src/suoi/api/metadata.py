@@ -6,10 +6,15 @@ auto.create.topics.enable is set, so a tutorial's first `send()` to a new topic 
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable
 from typing import Any
 
 from suoi.api.cluster_metadata import after_auto_creation, metadata_response
 from suoi.api.registry import RequestContext, api
+from suoi.protocol.splice import SplicedResponse
+
+OMITTED_OPERATIONS = -2147483648
 
 
 @api(3, "Metadata", 0, 13)
@@ -17,4 +22,15 @@ def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.services
     # answered at once, or once the topics it starts auto-creating exist
     answer = metadata_response(broker, request, ctx.api_version)
-    return after_auto_creation(broker, request, ctx.api_version, answer)
+    return spliced(after_auto_creation(broker, request, ctx.api_version, answer))
+
+
+def spliced(answer: dict[str, Any] | Awaitable[dict[str, Any]]) -> SplicedResponse | Awaitable[SplicedResponse]:
+    """The KRaft answer, whose "topics" holds encoded topics (`metadata_cache`), for dispatch."""
+    if not inspect.isawaitable(answer):
+        return SplicedResponse(answer, "topics")
+
+    async def later() -> SplicedResponse:
+        return SplicedResponse(await answer, "topics")
+
+    return later()

@@ -2,7 +2,8 @@
 
 A handler is `handler(ctx, request) -> dict | None | Awaitable[dict | None]`. The dict
 describes the response in the most recent version's field names; `protocol.codec.build`
-fits it to the version the client asked for. `None` means "send nothing" (acks=0).
+fits it to the version the client asked for. `None` means "send nothing" (acks=0). A
+`protocol.splice.SplicedResponse` is such a dict with one array already (partly) encoded.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from suoi.api.listener_roles import ListenerRole
+from suoi.protocol.splice import SplicedResponse
 
 if TYPE_CHECKING:
     from suoi.services import Services
 
-ResponseData: TypeAlias = dict[str, Any] | None
+ResponseData: TypeAlias = dict[str, Any] | SplicedResponse | None
 
 #: The listener the request being handled came in on (set by `dispatch` for the handler and any
 #: task it starts): Metadata, FindCoordinator and DescribeCluster answer with the brokers'

@@ -21,11 +21,13 @@ from suoi.log import transactions as txns
 from suoi.log.batch_check import CorruptBatch
 from suoi.log.config import COMPRESSION_TYPES, LogConfig
 from suoi.log.errors import KafkaStorageError, OffsetOutOfRangeError
+from suoi.log.leader_epoch import CHECKPOINT_FILE as LEADER_EPOCH_CHECKPOINT
 from suoi.log.leader_epoch import LeaderEpochCache, load_or_rebuild
 from suoi.log.log_reads import Take
 from suoi.log.producer_state import SNAPSHOT_SUFFIX, ProducerStateManager, ProducerView, snapshot_offsets, write_snapshot
 from suoi.log.recovery import (
     LOG_START_OFFSET_FILE,
+    never_written,
     read_recovery_point,
     rebuild_producer_state,
     recover_segments,
@@ -84,7 +86,10 @@ class PartitionLog:
         now_ms: Callable[[], int],
         *,
         hw_follows_leo: bool = True,
+        empty: bool = False,
     ) -> None:
+        """``empty``: the directory holds no file (`recovery.never_written`), so there is no
+        recovery point, producer snapshot or leader-epoch checkpoint to read."""
         self.directory = directory
         self.topic = topic
         self.partition = partition
@@ -105,13 +110,15 @@ class PartitionLog:
         self._last_flush_ms = now_ms()
         self._unflushed_segments: list[LogSegment] = []
         #: Everything below it is on disk (``recovery-point`` file): recovery re-checks from it.
-        self._recovery_point = read_recovery_point(directory)
+        self._recovery_point = 0 if empty else read_recovery_point(directory)
         #: Idempotent producers' recent batches (KIP-98), rebuilt from snapshot + log tail.
         self.producer_state = ProducerStateManager(config.producer_id_expiration_ms)
-        self._rebuild_producer_state()
+        if not empty:
+            self._rebuild_producer_state()
         #: Leader epoch -> start offset (KIP-101), the ``leader-epoch-checkpoint`` file.
-        self.leader_epoch_cache: LeaderEpochCache = load_or_rebuild(
-            directory, segments, log_start_offset, self._log_end_offset)
+        self.leader_epoch_cache: LeaderEpochCache = (
+            LeaderEpochCache(directory / LEADER_EPOCH_CHECKPOINT) if empty
+            else load_or_rebuild(directory, segments, log_start_offset, self._log_end_offset))
 
     # ------------------------------------------------------------------ opening
 
@@ -133,8 +140,10 @@ class PartitionLog:
         only have torn its tail.  If recovery truncates a sealed segment, all
         later segments are dropped: their offsets no longer follow on.
         """
-        segments, log_start = recover_segments(directory, topic, partition, config)
-        return cls(directory, topic, partition, config, segments, log_start, now_ms, hw_follows_leo=hw_follows_leo)
+        empty = never_written(directory)
+        segments, log_start = recover_segments(directory, topic, partition, config, empty=empty)
+        return cls(directory, topic, partition, config, segments, log_start, now_ms, hw_follows_leo=hw_follows_leo,
+                   empty=empty)
 
     # ------------------------------------------------------------------ properties
 

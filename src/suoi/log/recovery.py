@@ -31,15 +31,28 @@ LOG_START_OFFSET_FILE = "log-start-offset"
 RECOVERY_POINT_FILE = "recovery-point"
 
 
-def recover_segments(directory: Path, topic: str, partition: int, config: LogConfig) -> tuple[list[LogSegment], int]:
+def never_written(directory: Path) -> bool:
+    """The partition directory is missing or holds no file: a new partition, or one nothing
+    was ever written to (a restart with 10,000 empty partitions then reads nothing back)."""
+    try:
+        with os.scandir(directory) as entries:
+            return next(entries, None) is None
+    except FileNotFoundError:
+        return True
+
+
+def recover_segments(directory: Path, topic: str, partition: int, config: LogConfig, *,
+                     empty: bool = False) -> tuple[list[LogSegment], int]:
     """Create ``directory`` if needed and recover its segments; returns them (at least one)
-    and the log start offset."""
+    and the log start offset. ``empty``: `never_written` said so, there is nothing to recover."""
     interval = config.index_interval_bytes
     try:
         directory.mkdir(parents=True)
     except FileExistsError:
         pass
-    else:  # a new partition: nothing to recover, no file made yet (topics are created in thousands)
+    else:
+        empty = True
+    if empty:  # nothing to recover, no file made yet (topics are created in thousands)
         fresh = LogSegment.fresh_segment(directory, 0, index_interval_bytes=interval)
         fresh.contiguous = not config.compacts
         return [fresh], 0
