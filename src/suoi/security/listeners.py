@@ -144,7 +144,7 @@ def _oauth_validator(values: Mapping[str, object], name: str) -> tuple[Validator
         except ValueError:
             raise SecurityConfigError("sasl.oauthbearer.clock.skew.seconds: not a number") from None
     if handler != UNSECURED_HANDLER:
-        raise SecurityConfigError(f"{handler_key}={handler}: suoi has Kafka's two OAUTHBEARER validators only "
+        raise SecurityConfigError(f"{handler_key}={handler}: not supported; suoi has Kafka's two OAUTHBEARER validators "
                                   f"({UNSECURED_HANDLER}, {min(JWKS_HANDLERS)})")
     if url is not None:  # never silently ignored: the unsecured validator would accept unsigned tokens
         raise SecurityConfigError(f"listener {name}: sasl.oauthbearer.jwks.endpoint.url is set but tokens would be "

@@ -103,3 +103,21 @@ def test_session_answers_invalid_token_then_fails_with_the_reason_kept_for_the_l
     wrong_authzid = SaslServerSession("OAUTHBEARER", plain_users={}, scram_lookup=lambda u, m: None,
                                       oauth_validator=UnsecuredValidator())
     assert wrong_authzid.step(initial_response(unsigned(claims("alice")), "bob")) == INVALID_TOKEN
+
+
+def test_listener_picks_the_validator_as_kafka_does() -> None:
+    from suoi.security.listeners import SecurityConfigError, client_security, listener_security
+
+    base = {"listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT", "sasl.enabled.mechanisms": "OAUTHBEARER"}
+    unsecured = listener_security(base, "CLIENT")
+    assert isinstance(unsecured.oauth_validator, UnsecuredValidator) and unsecured.jwks is None
+    jwks = listener_security({**base, "listener.name.client.oauthbearer.sasl.server.callback.handler.class":
+                              "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+                              "sasl.oauthbearer.jwks.endpoint.url": "http://127.0.0.1:1/jwks",
+                              "listener.name.client.sasl.oauthbearer.jwks.endpoint.refresh.ms": "60000",
+                              "sasl.oauthbearer.expected.audience": "a, b"}, "CLIENT")
+    assert isinstance(jwks.oauth_validator, JwksValidator) and jwks.oauth_validator.audience == ("a", "b")
+    assert jwks.jwks is not None and jwks.jwks.refresh_s == 60
+    with pytest.raises(SecurityConfigError, match="not used between nodes"):
+        client_security({**base, "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER"}, "CLIENT",
+                        "sasl.mechanism.inter.broker.protocol")
