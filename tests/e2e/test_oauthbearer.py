@@ -75,8 +75,8 @@ class JwksServer:
 
 
 class OAuthNode:
-    def __init__(self, node: EmbeddedBroker, ports: dict[str, int], keys: SigningKeys) -> None:
-        self.node, self.ports, self.keys = node, ports, keys
+    def __init__(self, node: EmbeddedBroker, ports: dict[str, int], keys: SigningKeys, jwks: JwksServer) -> None:
+        self.node, self.ports, self.keys, self.jwks = node, ports, keys, jwks
 
     def address(self, listener: str) -> str:
         return f"127.0.0.1:{self.ports[listener]}"
@@ -101,6 +101,7 @@ def oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthNode]:
                 'unsecuredValidatorAllowableClockSkewMs="1000";',
             "listener.name.jwks.oauthbearer.sasl.server.callback.handler.class": VALIDATOR,
             "listener.name.jwks.sasl.oauthbearer.jwks.endpoint.url": server.url,
+            "sasl.oauthbearer.jwks.endpoint.refresh.ms": "300",  # key rotation is seen at once
             "sasl.oauthbearer.expected.audience": AUDIENCE, "sasl.oauthbearer.expected.issuer": ISSUER,
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users": "User:alice;User:ANONYMOUS", "allow.everyone.if.no.acl.found": "false",
@@ -108,7 +109,7 @@ def oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthNode]:
         }
         directory = tmp_path_factory.mktemp("oauth-node")
         with EmbeddedBroker(directory, port=unsecured, overrides=overrides) as node:
-            yield OAuthNode(node, ports, keys)
+            yield OAuthNode(node, ports, keys, server)
 
 
 def _confluent(oauth: OAuthNode, listener: str, **extra: Any) -> dict[str, Any]:
@@ -188,3 +189,35 @@ def test_confluent_kafka_with_a_bad_token_gets_an_authentication_error(oauth: OA
     wait_until(lambda: admin.poll(0.2) is not None and any(e.code() == KafkaError._AUTHENTICATION for e in errors),
                10, message="an _AUTHENTICATION error from librdkafka's error_cb")
     assert "invalid_token" in next(e.str() for e in errors if e.code() == KafkaError._AUTHENTICATION)
+
+
+def test_token_expiry_sets_the_session_and_reauthentication_keeps_the_principal(oauth: OAuthNode) -> None:
+    client, answer = _login(oauth, "UNSECURED", unsigned(claims("alice", lifetime_s=30)))
+    with client:
+        assert answer.error_code == 0 and 25 < answer.session_lifetime.total_seconds() <= 30
+        assert client.request(SaslHandshakeRequest(mechanism="OAUTHBEARER")).error_code == 0  # KIP-368
+        renewed = client.request(SaslAuthenticateRequest(auth_bytes=initial_response(unsigned(claims("alice")))))
+        assert renewed.error_code == 0 and renewed.session_lifetime.total_seconds() > 500
+        assert _topic_error(client, "oauth-unsecured") == 0
+        assert client.request(SaslHandshakeRequest(mechanism="OAUTHBEARER")).error_code == 0
+        other = client.request(SaslAuthenticateRequest(auth_bytes=initial_response(unsigned(claims("bob")))))
+        assert other.error_code == 58 and client.is_closed_by_peer()  # a principal may not change
+
+
+def test_rotated_signing_key_is_picked_up_by_the_jwks_refresh(oauth: OAuthNode) -> None:
+    rotated = SigningKeys()
+    document = rotated.jwks()
+    for key in document["keys"]:
+        key["kid"] = "rotated-" + key["kid"]
+    token = rotated.sign(claims("alice", aud=AUDIENCE, iss=ISSUER), kid="rotated-rsa-1")
+    client, challenge = _login(oauth, "JWKS", token)
+    with client:
+        assert json.loads(challenge.auth_bytes) == {"status": "invalid_token"}  # not published yet
+    oauth.jwks.document = {"keys": oauth.keys.jwks()["keys"] + document["keys"]}
+
+    def accepted() -> bool:
+        client, answer = _login(oauth, "JWKS", token)
+        client.close()
+        return answer.error_code == 0 and not answer.auth_bytes
+
+    wait_until(accepted, 10, message="the rotated key accepted after a JWKS refresh")

@@ -91,9 +91,11 @@ async def fetch_jwks(all_keys: Sequence[JwksKeys]) -> None:
     """Fetch every JWKS once (at start, before the listeners serve); failures are logged, not raised."""
 
     async def one(keys: JwksKeys) -> None:
+        before = set(keys.keys)
         try:
             await keys.fetch()
-            log.info("JWKS %s: %d signing key(s)", keys.url, len(keys.keys))
+            if set(keys.keys) != before:  # one line per change of the key set, not per refresh
+                log.info("JWKS %s: signing keys %s", keys.url, ", ".join(sorted(keys.keys)) or "none")
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last good keys
             log.warning("JWKS %s could not be fetched (%s); keeping %d key(s)", keys.url,
                         type(exc).__name__, len(keys.keys))
