@@ -2,7 +2,8 @@
 
 ``JwksKeys`` holds the public keys of ``sasl.oauthbearer.jwks.endpoint.url`` (RSA and EC P-256/
 384/521 keys with a ``kid``; other keys are skipped as Kafka does); ``refresh_jwks`` fetches them
-once when the node starts and again every ``sasl.oauthbearer.jwks.endpoint.refresh.ms``, with
+once when the node starts and again every ``sasl.oauthbearer.jwks.endpoint.refresh.ms`` (sooner when
+a token names an unknown ``kid``, as Kafka does after a key rotation), with
 aiohttp (``file:`` URLs are read too), so the event loop never waits on the identity provider.
 A failed refresh keeps the last good keys and logs one line. ``JwksValidator`` checks a token:
 RS256/384/512 or ES256/384/512 signature by the key named in its ``kid``, ``exp`` (required),
@@ -16,6 +17,7 @@ import asyncio
 import base64
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,10 @@ log = logging.getLogger("suoi.security")
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _CURVES: dict[str, ec.EllipticCurve] = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+#: Kafka's RefreshingHttpsJwks bounds on refreshes for unknown kids.
+MISSING_KID_INTERVAL_S = 60.0
+MISSING_KID_MAX = 16
+MISSING_KID_MAX_LEN = 1000
 
 
 def _int(value: object) -> int:
@@ -71,6 +77,32 @@ class JwksKeys:
     url: str
     refresh_s: float = 3600.0
     keys: dict[str, PublicKey] = field(default_factory=dict)
+    #: kid -> time.monotonic() it was last asked for and missing (a refresh was expedited then).
+    _missing: dict[str, float] = field(default_factory=dict, repr=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def expedite(self, kid: str) -> None:
+        """A token names a key we do not have (the provider rotated its keys): refresh now, as
+        Kafka's RefreshingHttpsJwks does, at most once a minute per kid and for a bounded number
+        of kids, so tokens with made-up kids cannot make the node hammer the provider."""
+        now = time.monotonic()
+        if now - self._missing.get(kid, -MISSING_KID_INTERVAL_S) < MISSING_KID_INTERVAL_S:
+            return
+        if len(self._missing) >= MISSING_KID_MAX and kid not in self._missing:
+            oldest = min(self._missing, key=self._missing.__getitem__)
+            if now - self._missing[oldest] < MISSING_KID_INTERVAL_S:
+                return
+            del self._missing[oldest]
+        self._missing[kid[:MISSING_KID_MAX_LEN]] = now
+        self._wake.set()
+
+    async def wait_refresh(self) -> None:
+        """Until the refresh period is over or a refresh was expedited."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), self.refresh_s)
+        except TimeoutError:
+            pass
+        self._wake.clear()
 
     async def fetch(self) -> None:
         """One refresh; raises (OSError, ValueError, aiohttp errors) when it fails."""
@@ -108,7 +140,7 @@ async def refresh_jwks(all_keys: Sequence[JwksKeys]) -> None:
 
     async def one(keys: JwksKeys) -> None:
         while True:
-            await asyncio.sleep(keys.refresh_s)  # the refresh period, not a synchronisation
+            await keys.wait_refresh()
             await fetch_jwks([keys])
 
     await asyncio.gather(*(one(k) for k in all_keys))
@@ -149,8 +181,11 @@ class JwksValidator:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg[:2] not in ("RS", "ES") or alg[2:] not in _HASHES:
             raise TokenError(f"the token's algorithm {str(alg)[:20]!r} is not accepted (RS256/384/512, ES256/384/512)")
-        key = self.keys.keys.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
+        kid = header.get("kid")
+        key = self.keys.keys.get(kid) if isinstance(kid, str) else None
         if key is None:
+            if isinstance(kid, str) and kid:
+                self.keys.expedite(kid)
             raise TokenError("the token's kid names no key of the JWKS")
         digest = _HASHES[alg[2:]]()
         try:

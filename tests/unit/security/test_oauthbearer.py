@@ -121,3 +121,19 @@ def test_listener_picks_the_validator_as_kafka_does() -> None:
     with pytest.raises(SecurityConfigError, match="not used between nodes"):
         client_security({**base, "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER"}, "CLIENT",
                         "sasl.mechanism.inter.broker.protocol")
+
+
+def test_unknown_kids_expedite_a_refresh_at_most_once_a_minute_each(signing: SigningKeys) -> None:
+    validate = _jwks_validator(signing)
+    keys = validate.keys
+    for _ in range(3):
+        with pytest.raises(TokenError, match="kid"):
+            validate(signing.sign(claims(), kid="new-1"))
+    assert keys._wake.is_set() and list(keys._missing) == ["new-1"]  # once, however many tokens
+    keys._wake.clear()
+    with pytest.raises(TokenError, match="kid"):
+        validate(signing.sign(claims(), kid="new-1"))
+    assert not keys._wake.is_set()  # within the minute: no second refresh for the same kid
+    for i in range(40):  # made-up kids: the bookkeeping stays bounded
+        keys.expedite(f"made-up-{i}")
+    assert len(keys._missing) == 16
