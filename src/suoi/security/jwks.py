@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -98,10 +99,8 @@ class JwksKeys:
 
     async def wait_refresh(self) -> None:
         """Until the refresh period is over or a refresh was expedited."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self.refresh_s)
-        except TimeoutError:
-            pass
         self._wake.clear()
 
     async def fetch(self) -> None:

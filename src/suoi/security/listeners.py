@@ -23,9 +23,9 @@ from typing import Any
 from suoi.config_security import listener_protocol
 from suoi.security.client import PLAINTEXT, ClientSecurity
 from suoi.security.jaas import JaasError, parse_jaas
-from suoi.security.principal import SslPrincipalMapper
 from suoi.security.jwks import JwksKeys, JwksValidator
 from suoi.security.oauthbearer import JWKS_HANDLERS, UNSECURED_HANDLER, UnsecuredValidator, Validator
+from suoi.security.principal import SslPrincipalMapper
 from suoi.security.sasl import CLIENT_MECHANISMS, SUPPORTED_MECHANISMS, SaslClientCredentials
 from suoi.security.tls import client_context, server_context
 
