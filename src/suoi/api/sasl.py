@@ -9,10 +9,10 @@ With ``connections.max.reauth.ms`` (KIP-368) the answer carries the session life
 re-authenticates on the same connection (SaslHandshake with the same mechanism, then
 SaslAuthenticate as the same principal) before it ends, or the connection is closed at its next
 request. An OAUTHBEARER token's expiry also ends the session (the lifetime is the shorter of the
-two, as Kafka's SaslServerAuthenticator computes it). SCRAM credentials come from the metadata
-image (UserScramCredential records); PLAIN users from the listener's JAAS config. Only SaslHandshake v1 is served (v0 is followed by raw,
-unframed tokens, which no client we know still sends); 0-1 is advertised as Kafka does, since
-librdkafka before 2.1 requires v0 in the range before it uses v1.
+two, as Kafka's SaslServerAuthenticator computes it). SCRAM credentials come from the metadata image
+(UserScramCredential records); PLAIN users from the listener's JAAS config. Only SaslHandshake v1 is
+served (v0 is followed by raw, unframed tokens, which no client we know still sends); 0-1 is
+advertised as Kafka does, since librdkafka before 2.1 requires v0 in the range before it uses v1.
 """
 
 from __future__ import annotations
