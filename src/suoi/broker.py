@@ -50,6 +50,7 @@ from suoi.notify import AppendNotifier
 from suoi.partition.coordinator_writer import ReplicatedWriter
 from suoi.protocol.codec import decode_response, encode_request, response_class
 from suoi.quota import ClientQuotas, ConnectionLimits, parse_overrides
+from suoi.security.jwks import fetch_jwks, refresh_jwks
 from suoi.security.listeners import controller_security, listener_security, reload_certificates
 
 log = logging.getLogger("suoi.broker")
@@ -179,6 +180,10 @@ class Broker:
         controller_names = set(self.config.controller_listener_names)
         deferred: list[asyncio.Server] = []
         securities = [listener_security(self.config.values, x.name) for x in self.config.listeners]  # TLS, SASL
+        jwks = [s.jwks for s in securities if s.jwks is not None]  # OAUTHBEARER's signing keys, before serving
+        if jwks:
+            await fetch_jwks(jwks)
+            self._tasks.append(asyncio.create_task(refresh_jwks(jwks), name="jwks-refresh"))
         for listener, security in zip(self.config.listeners, securities, strict=True):
             defer = self.kraft_settings.is_broker and listener.name not in controller_names
             role = ListenerRole.CONTROLLER if listener.name in controller_names else ListenerRole.CLIENT

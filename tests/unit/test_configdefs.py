@@ -67,7 +67,11 @@ def test_security_settings_are_named_by_feature_until_implemented() -> None:
     assert unimplemented_security_feature("sasl.kerberos.min.time.before.relogin") == "this SASL setting"
     assert unimplemented_security_feature("authorizer.class.name") is None  # suoi.authorizer; config_security checks it
     assert unimplemented_security_feature("listener.name.internal.ssl.keymanager.algorithm") is not None
-    assert unimplemented_security_feature("listener.name.client.oauthbearer.sasl.jaas.config") is not None
+    assert unimplemented_security_feature("sasl.oauthbearer.token.endpoint.url") is not None  # a client's setting
+    for oauth in ("listener.name.client.oauthbearer.sasl.jaas.config", "sasl.oauthbearer.jwks.endpoint.url",
+                  "listener.name.client.oauthbearer.sasl.server.callback.handler.class",
+                  "listener.name.client.sasl.oauthbearer.expected.audience"):
+        assert unimplemented_security_feature(oauth) is None, oauth  # OAUTHBEARER (suoi.security.oauthbearer)
     assert unimplemented_security_feature("background.threads") is None
     # implemented by suoi.security: TLS keystores, SASL PLAIN/SCRAM, per listener too
     for name in ("ssl.keystore.location", "sasl.enabled.mechanisms", "security.inter.broker.protocol",

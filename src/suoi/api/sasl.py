@@ -8,10 +8,11 @@ logged in one line (no secrets), and the connection is closed after the answer, 
 With ``connections.max.reauth.ms`` (KIP-368) the answer carries the session lifetime; the client
 re-authenticates on the same connection (SaslHandshake with the same mechanism, then
 SaslAuthenticate as the same principal) before it ends, or the connection is closed at its next
-request. SCRAM credentials come from the metadata image (UserScramCredential records); PLAIN
-users from the listener's JAAS config. Only SaslHandshake v1 is served (v0 is followed by raw,
-unframed tokens, which no client we know still sends); 0-1 is advertised as Kafka does, since
-librdkafka before 2.1 requires v0 in the range before it uses v1.
+request. An OAUTHBEARER token's expiry also ends the session (the lifetime is the shorter of the
+two, as Kafka's SaslServerAuthenticator computes it). SCRAM credentials come from the metadata image
+(UserScramCredential records); PLAIN users from the listener's JAAS config. Only SaslHandshake v1 is
+served (v0 is followed by raw, unframed tokens, which no client we know still sends); 0-1 is
+advertised as Kafka does, since librdkafka before 2.1 requires v0 in the range before it uses v1.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def handle_sasl_handshake(ctx: RequestContext, request: Any) -> dict[str, Any]:
     security = getattr(conn, "security", None)
     mechanism = str(request.mechanism).upper()
     # KIP-368: an authenticated connection may start again (re-authenticate) with its mechanism
-    reauth = security is not None and security.reauth_ms > 0 and getattr(conn, "sasl_mechanism", None) == mechanism
+    reauth = (security is not None and (security.reauth_ms > 0 or getattr(conn, "session_expires_at", None) is not None)
+              and getattr(conn, "sasl_mechanism", None) == mechanism)
     if security is None or not security.sasl or (conn.authenticated and not reauth) or conn.sasl_session is not None:
         log.warning("SaslHandshake from %s %s; closing", ctx.client_host,
                     "on a listener without SASL" if security is None or not security.sasl else
@@ -62,7 +64,7 @@ def handle_sasl_handshake(ctx: RequestContext, request: Any) -> dict[str, Any]:
     broker = ctx.services
     conn.sasl_session = SaslServerSession(
         mechanism, plain_users=security.plain_users,
-        scram_lookup=lambda user, mech: scram_credential(broker, user, mech))
+        scram_lookup=lambda user, mech: scram_credential(broker, user, mech), oauth_validator=security.oauth_validator)
     return {"error_code": ErrorCode.none, "mechanisms": list(security.sasl_mechanisms)}
 
 
@@ -79,7 +81,7 @@ def handle_sasl_authenticate(ctx: RequestContext, request: Any) -> dict[str, Any
         token = session.step(bytes(request.auth_bytes))
     except SaslAuthenticationError as exc:
         log.warning("SASL %s authentication failed for a client from %s on listener %s: %s; closing",
-                    session.mechanism, ctx.client_host, conn.security.name, exc)
+                    session.mechanism, ctx.client_host, conn.security.name, exc.detail or exc)
         conn.close_after_answer()
         answer = _answer(ErrorCode.sasl_authentication_failed, str(exc))
         delay_ms = conn.security.failed_authentication_delay_ms
@@ -94,12 +96,21 @@ def handle_sasl_authenticate(ctx: RequestContext, request: Any) -> dict[str, Any
             return _answer(ErrorCode.sasl_authentication_failed, "Cannot change principals during re-authentication")
         conn.principal = session.principal
         conn.sasl_mechanism = session.mechanism
-        lifetime_ms = conn.security.reauth_ms
+        lifetime_ms = _session_lifetime_ms(conn.security.reauth_ms, session.expires_at_ms)
         conn.session_expires_at = time.monotonic() + lifetime_ms / 1000 if lifetime_ms else None
         log.debug("client %s %sauthenticated as %s (%s)", ctx.client_host, "re-" if conn.authenticated else "",
                   session.principal, session.mechanism)
         conn.authenticated = True
     return _answer(ErrorCode.none, None, token, lifetime_ms)
+
+
+def _session_lifetime_ms(reauth_ms: int, expires_at_ms: int | None) -> int:
+    """Kafka's rule: the credential's remaining life (an OAUTHBEARER token's exp) capped by
+    connections.max.reauth.ms; 0 (forever) only when neither is set."""
+    if expires_at_ms is None:
+        return reauth_ms
+    remaining = max(1, expires_at_ms - int(time.time() * 1000))
+    return min(remaining, reauth_ms) if reauth_ms > 0 else remaining
 
 
 async def _later(answer: dict[str, Any], delay_s: float) -> dict[str, Any]:

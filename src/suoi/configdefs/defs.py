@@ -155,10 +155,14 @@ IMPLEMENTED_SECURITY = frozenset({
     "sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol", "sasl.mechanism.controller.protocol",
     "sasl.jaas.config", "security.inter.broker.protocol", "connection.failed.authentication.delay.ms",
     "connections.max.reauth.ms",
+    "sasl.oauthbearer.jwks.endpoint.url", "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.expected.audience", "sasl.oauthbearer.expected.issuer", "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.scope.claim.name", "sasl.oauthbearer.clock.skew.seconds",
 })
 #: listener.name.NAME.<implemented key>, and listener.name.NAME.<mechanism>.sasl.jaas.config
 _LISTENER_IMPLEMENTED = re.compile(
-    r"^listener\.name\.[^.]+\.(?:(?:plain|scram-sha-256|scram-sha-512)\.sasl\.jaas\.config|(?P<key>.+))$", re.I)
+    r"^listener\.name\.[^.]+\.(?:(?:plain|scram-sha-256|scram-sha-512|oauthbearer)\.sasl\.jaas\.config"
+    r"|oauthbearer\.sasl\.server\.callback\.handler\.class|(?P<key>.+))$", re.I)
 #: Per-listener overrides of security settings: listener.name.NAME.ssl.*, .sasl.*,
 #: .MECHANISM.sasl.* (e.g. listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config), ...
 _LISTENER_SECURITY = re.compile(

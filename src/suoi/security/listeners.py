@@ -23,8 +23,10 @@ from typing import Any
 from suoi.config_security import listener_protocol
 from suoi.security.client import PLAINTEXT, ClientSecurity
 from suoi.security.jaas import JaasError, parse_jaas
+from suoi.security.jwks import JwksKeys, JwksValidator
+from suoi.security.oauthbearer import JWKS_HANDLERS, UNSECURED_HANDLER, UnsecuredValidator, Validator
 from suoi.security.principal import SslPrincipalMapper
-from suoi.security.sasl import SUPPORTED_MECHANISMS, SaslClientCredentials
+from suoi.security.sasl import CLIENT_MECHANISMS, SUPPORTED_MECHANISMS, SaslClientCredentials
 from suoi.security.tls import client_context, server_context
 
 __all__ = ["ListenerSecurity", "SecurityConfigError", "check_node_security", "client_security", "controller_security",
@@ -52,6 +54,9 @@ class ListenerSecurity:
     reauth_ms: int = 0
     #: key -> value of this listener's settings (listener.name.<l>.<key>, else <key>): reloads
     settings: Callable[[str], str | None] = field(default=lambda key: None, repr=False)
+    #: OAUTHBEARER's token validator (unsecured or JWKS), and the JWKS the broker keeps fresh.
+    oauth_validator: Validator | None = field(default=None, repr=False)
+    jwks: JwksKeys | None = field(default=None, repr=False)
 
     @property
     def sasl(self) -> bool:
@@ -111,9 +116,45 @@ def listener_security(values: Mapping[str, object], name: str) -> ListenerSecuri
                 users = parse_jaas(found[1], found[0]).users
             except JaasError as exc:
                 raise SecurityConfigError(str(exc)) from None
+    validator, jwks = _oauth_validator(values, name) if "OAUTHBEARER" in mechanisms else (None, None)
     delay_ms = _ms(values, name, "connection.failed.authentication.delay.ms", 100)
     return ListenerSecurity(name, protocol, ctx, mapper, mechanisms, users, delay_ms,
-                            _ms(values, name, "connections.max.reauth.ms", 0), lambda k: setting(values, name, k))
+                            _ms(values, name, "connections.max.reauth.ms", 0), lambda k: setting(values, name, k),
+                            validator, jwks)
+
+
+_OAUTH_KEYS = ("sasl.oauthbearer.expected.audience", "sasl.oauthbearer.expected.issuer",
+               "sasl.oauthbearer.sub.claim.name", "sasl.oauthbearer.scope.claim.name",
+               "sasl.oauthbearer.clock.skew.seconds")
+
+
+def _oauth_validator(values: Mapping[str, object], name: str) -> tuple[Validator, JwksKeys | None]:
+    """Kafka's choice: listener.name.<l>.oauthbearer.sasl.server.callback.handler.class names the
+    JWKS validator, else the unsecured one (options from the OAUTHBEARER JAAS config)."""
+    handler_key = f"listener.name.{name.lower()}.oauthbearer.sasl.server.callback.handler.class"
+    handler = str(values.get(handler_key) or UNSECURED_HANDLER).strip()
+    url = setting(values, name, "sasl.oauthbearer.jwks.endpoint.url")
+    if handler in JWKS_HANDLERS:
+        if url is None:
+            raise SecurityConfigError(f"listener {name}: {handler_key} validates tokens with a JWKS: set "
+                                      "sasl.oauthbearer.jwks.endpoint.url")
+        keys = JwksKeys(url, _ms(values, name, "sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000) / 1000 or 3600)
+        try:
+            return JwksValidator.from_settings(keys, {k: setting(values, name, k) for k in _OAUTH_KEYS}), keys
+        except ValueError:
+            raise SecurityConfigError("sasl.oauthbearer.clock.skew.seconds: not a number") from None
+    if handler != UNSECURED_HANDLER:
+        raise SecurityConfigError(f"{handler_key}={handler}: not supported; suoi has Kafka's two OAUTHBEARER validators "
+                                  f"({UNSECURED_HANDLER}, {min(JWKS_HANDLERS)})")
+    if url is not None:  # never silently ignored: the unsecured validator would accept unsigned tokens
+        raise SecurityConfigError(f"listener {name}: sasl.oauthbearer.jwks.endpoint.url is set but tokens would be "
+                                  f"checked by the unsecured validator: set {handler_key}={min(JWKS_HANDLERS)}")
+    found = _jaas(values, name, "OAUTHBEARER")
+    try:
+        options = parse_jaas(found[1], found[0]).options if found is not None else {}
+        return UnsecuredValidator.from_jaas(options), None
+    except ValueError as exc:  # JaasError, or a bad unsecuredValidator* option
+        raise SecurityConfigError(f"listener {name}: OAUTHBEARER JAAS config: {exc}") from None
 
 
 def _ms(values: Mapping[str, object], listener: str, key: str, default: int) -> int:
@@ -139,9 +180,10 @@ def client_security(values: Mapping[str, object], listener: str | None, mechanis
     creds = None
     if protocol.startswith("SASL_"):
         mechanism = str(values.get(mechanism_key) or "GSSAPI").strip().upper()
-        if mechanism not in SUPPORTED_MECHANISMS:
-            raise SecurityConfigError(f"{mechanism_key}={mechanism}: not supported by suoi (supported: "
-                                      f"{', '.join(SUPPORTED_MECHANISMS)})")
+        if mechanism not in CLIENT_MECHANISMS:
+            raise SecurityConfigError(f"{mechanism_key}={mechanism}: suoi's nodes authenticate to each other with "
+                                      f"{', '.join(CLIENT_MECHANISMS)} only (OAUTHBEARER is served to clients, "
+                                      "not used between nodes yet)")
         found = _jaas(values, listener, mechanism)
         options = {}
         if found is not None:

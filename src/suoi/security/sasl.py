@@ -1,4 +1,5 @@
-"""SASL mechanisms suoi serves and speaks: PLAIN (RFC 4616) and SCRAM-SHA-256/512, sans-IO.
+"""SASL mechanisms suoi serves: PLAIN (RFC 4616), SCRAM-SHA-256/512 and OAUTHBEARER (served only,
+``suoi.security.oauthbearer``); it speaks PLAIN and SCRAM to other nodes. Sans-IO.
 
 ``SaslServerSession`` is one connection's authentication exchange on the broker side: the
 SaslHandshake chose its mechanism, each SaslAuthenticate feeds ``step`` one token and sends
@@ -13,27 +14,42 @@ import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from suoi.security.oauthbearer import OAuthBearerServer, TokenError, Validator
 from suoi.security.scram import MECHANISMS as SCRAM_MECHANISMS
 from suoi.security.scram import ScramClient, ScramCredential, ScramError, ScramServer
 
 __all__ = ["SUPPORTED_MECHANISMS", "SaslAuthenticationError", "SaslClientCredentials", "SaslServerSession"]
 
-SUPPORTED_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS)
+SUPPORTED_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS, "OAUTHBEARER")
+#: What suoi's own client can send to other nodes (no OAUTHBEARER token source yet).
+CLIENT_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS)
 
+INVALID_TOKEN_MESSAGE = '{"status":"invalid_token"}'
 ScramLookup = Callable[[str, str], ScramCredential | None]  # (user, mechanism) -> credential
 
 
 class SaslAuthenticationError(Exception):
-    """The client failed to authenticate (Kafka's SASL_AUTHENTICATION_FAILED)."""
+    """The client failed to authenticate (Kafka's SASL_AUTHENTICATION_FAILED). The message goes to
+    the client; ``detail`` (if set) is why, for the node's log only (OAUTHBEARER answers only
+    Kafka's JSON status)."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class SaslServerSession:
-    def __init__(self, mechanism: str, *, plain_users: Mapping[str, str], scram_lookup: ScramLookup) -> None:
+    def __init__(self, mechanism: str, *, plain_users: Mapping[str, str], scram_lookup: ScramLookup,
+                 oauth_validator: Validator | None = None) -> None:
         self.mechanism = mechanism
         self._users = plain_users
         self._scram = (ScramServer(mechanism, lambda user: scram_lookup(user, mechanism))
                        if mechanism in SCRAM_MECHANISMS else None)
+        self._oauth = (OAuthBearerServer(oauth_validator)
+                       if mechanism == "OAUTHBEARER" and oauth_validator is not None else None)
         self.username: str | None = None
+        #: The credential's expiry (ms since the epoch; an OAUTHBEARER token's exp), or None.
+        self.expires_at_ms: int | None = None
         self.done = False
 
     @property
@@ -43,6 +59,8 @@ class SaslServerSession:
     def step(self, token: bytes) -> bytes:
         if self.done:
             raise SaslAuthenticationError("already authenticated")
+        if self._oauth is not None:
+            return self._oauthbearer(self._oauth, token)
         if self._scram is None:
             return self._plain(token)
         try:
@@ -53,6 +71,15 @@ class SaslServerSession:
                 f"{self.mechanism} ({exc})") from None
         if self._scram.done:
             self.username, self.done = self._scram.username, True
+        return answer
+
+    def _oauthbearer(self, oauth: OAuthBearerServer, response: bytes) -> bytes:
+        try:
+            answer = oauth.step(response)
+        except TokenError as exc:
+            raise SaslAuthenticationError(INVALID_TOKEN_MESSAGE, detail=str(exc)) from None
+        if oauth.token is not None:
+            self.username, self.expires_at_ms, self.done = oauth.token.principal, oauth.token.expires_at_ms, True
         return answer
 
     def _plain(self, token: bytes) -> bytes:
