@@ -91,9 +91,11 @@ def encode_topic(topic: Any, live: frozenset[int], version: int) -> bytes:
     return encode_element_spliced(cls, fields, "partitions", encode_partitions(version, rows), len(rows))
 
 
-def metadata_response(broker: Services, request: Any, version: int) -> dict[str, Any]:
+def metadata_response(broker: Services, request: Any, version: int, *, encoded: bool = True) -> dict[str, Any]:
     """The answer as a dict whose "topics" holds each existing topic's kio encoding (bytes, from
-    the node's `TopicEncodings`) and a dict per unknown topic: answered as a `SplicedResponse`."""
+    the node's `TopicEncodings`) and a dict per unknown topic: answered as a `SplicedResponse`.
+    ``encoded=False``: every topic as a dict (the authorizer filters and annotates them per
+    principal, so a shared encoding cannot be used)."""
     kraft = _kraft(broker)
     image = kraft.image
     requested = request.topics
@@ -121,6 +123,14 @@ def metadata_response(broker: Services, request: Any, version: int) -> dict[str,
                 error = ErrorCode.leader_not_available  # Kafka's answer while it creates the topic
             topics.append({"error_code": error, "name": name, "topic_id": topic_id, "is_internal": False,
                            "partitions": [], "topic_authorized_operations": OMITTED_OPERATIONS})
+            continue
+        if not encoded:
+            topics.append({
+                "error_code": ErrorCode.none, "name": topic.name, "topic_id": topic.topic_id,
+                "is_internal": topic.name.startswith("__"),
+                "partitions": [partition_data(live, reg, p) for p, reg in sorted(topic.partitions.items())],
+                "topic_authorized_operations": OMITTED_OPERATIONS,
+            })
             continue
         topics.append(encodings.encoded(topic, version, live, OMITTED_OPERATIONS,
                                         lambda topic=topic: encode_topic(topic, live, version), exists))

@@ -20,9 +20,13 @@ OMITTED_OPERATIONS = -2147483648
 @api(3, "Metadata", 0, 13)
 def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.services
+    # With ACLs on, topics are filtered and annotated per principal (`api.enforcement`): plain
+    # dicts. Otherwise every client gets the same bytes per topic (`metadata_cache`).
+    plain = getattr(broker, "authorizer", None) is not None
     # answered at once, or once the topics it starts auto-creating exist
-    answer = metadata_response(broker, request, ctx.api_version)
-    return spliced(after_auto_creation(broker, request, ctx.api_version, answer))
+    answer = metadata_response(broker, request, ctx.api_version, encoded=not plain)
+    answer = after_auto_creation(broker, request, ctx.api_version, answer)
+    return answer if plain else spliced(answer)
 
 
 def spliced(answer: dict[str, Any] | Awaitable[dict[str, Any]]) -> SplicedResponse | Awaitable[SplicedResponse]:
