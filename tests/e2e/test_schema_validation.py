@@ -125,3 +125,17 @@ def test_configs_are_described_and_unbuilt_strategies_refused(node: tuple[str, s
         admin.incremental_alter_configs([change])[change].result(20)
     assert refused.value.args[0].code() == KafkaError.INVALID_CONFIG
     assert "RecordNameStrategy is not implemented" in refused.value.args[0].str()
+
+
+def test_alter_configs_turns_validation_on_for_a_live_topic(node: tuple[str, str, EmbeddedBroker]) -> None:
+    bootstrap, _url, _broker = node
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = "orders-altered"
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(20)
+    assert codes(produce(bootstrap, topic, [(None, b"plain text")])) == [None]
+    entry = ConfigEntry("redpanda.value.schema.id.validation", "true", incremental_operation=AlterConfigOpType.SET)
+    change = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
+    admin.incremental_alter_configs([change])[change].result(20)
+    # the leader applies the change once its metadata image has it (milliseconds)
+    wait_until(lambda: codes(produce(bootstrap, topic, [(None, b"plain text")])) == [KafkaError.INVALID_RECORD],
+               10, 0.05, "validation on after AlterConfigs")
