@@ -7,8 +7,9 @@ of the live (not soft-deleted) versions of the topic's subject (TopicNameStrateg
 `<topic>-value`). A null key/value passes (tombstones of compacted topics carry no schema). Any
 other record refuses the whole batch with INVALID_RECORD and a message naming the record.
 
-Only these topics decode records (decompress, iterate); every other topic's produce path reads
-one boolean (`LogConfig.schema_validation`). The ids come from the node's own schema registry
+Only these topics decode records (decompress, then `key_value_prefixes`: the first 5 bytes of each
+key/value, no record objects; ~2.3 µs a record); every other topic's produce path reads one
+boolean (`LogConfig.schema_validation`). The ids come from the node's own schema registry
 (`schema.registry.listeners`): its store, replayed from `_schemas`, read in-process (`SchemaIds`),
 so the produce path never waits on HTTP. A node without a registry refuses such topics' batches
 (INVALID_RECORD, saying so); one whose registry has not finished replaying answers
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from suoi.model import ErrorCode
-from suoi.protocol.records import RecordValidationError, decode_batch_records, iter_batches
+from suoi.protocol.records import RecordValidationError, iter_batches, key_value_prefixes
 
 __all__ = ["SchemaIds", "check_schema_ids"]
 
@@ -55,9 +56,9 @@ def check_schema_ids(records: bytes, topic: str, keys: bool, values: bool,
         for pos, header in iter_batches(view):
             if header.is_control:
                 continue
-            for index, record in enumerate(decode_batch_records(view, pos, header)):
+            for index, (key, value) in enumerate(key_value_prefixes(view, pos, header, _PREFIX)):
                 for part, subject, ids in checks:
-                    problem = _problem(record.key if part == "key" else record.value, ids, subject)
+                    problem = _problem(key if part == "key" else value, ids, subject)
                     if problem is not None:
                         return ErrorCode.invalid_record, f"schema id validation: record {index}: {part} {problem}"
     except (RecordValidationError, IndexError, ValueError) as exc:

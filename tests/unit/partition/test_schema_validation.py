@@ -8,7 +8,7 @@ import pytest
 
 from suoi.model import ErrorCode
 from suoi.partition.schema_validation import check_schema_ids
-from suoi.protocol.records import build_batch, build_control_batch
+from suoi.protocol.records import build_batch, build_control_batch, iter_batches, iter_records, key_value_prefixes
 
 
 class Registry:
@@ -69,3 +69,13 @@ def test_a_broken_records_section_is_refused_in_one_line() -> None:
     batch[-4:] = b"\xff\xff\xff\xff"  # the gzip stream's tail
     error, message = check_schema_ids(bytes(batch), "t", False, True, REGISTRY) or (None, "")
     assert error == ErrorCode.invalid_record and message.startswith("records cannot be decoded")
+
+
+@pytest.mark.parametrize("codec", [0, 1, 4])
+def test_key_value_prefixes_agree_with_the_full_decoder(codec: int) -> None:
+    records = [(None, framed(3)), (b"kk", b""), (b"\x00" * 300, None), (b"\x00\x00\x00\x00\x07", b"v" * 200)] * 9
+    batch = build_batch(records, compression=codec)
+    [(pos, header)] = list(iter_batches(batch))
+    expected = [(None if r.key is None else r.key[:5], None if r.value is None else r.value[:5])
+                for r in iter_records(batch)]
+    assert key_value_prefixes(batch, pos, header, 5) == expected
