@@ -316,6 +316,9 @@ def load_config(file_values: Mapping[str, str], overrides: Mapping[str, str]) ->
                 raise ValueError(f"invalid value for {key}: {raw!r} ({exc})") from None
         elif is_listener_security_key(key):
             values[key] = raw
+        elif key == "confluent.schema.registry.url":  # Confluent Server's: validation against a remote registry
+            raise ValueError(f"{key} is not supported: schema id validation reads the node's own registry "
+                             "(set schema.registry.listeners instead)")
         elif key in BROKER_CONFIGS or key in NOT_YET:
             if key in BROKER_CONFIGS:
                 try:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from suoi.configdefs.kafka_tables import BROKER_ROWS, TOPIC_ROWS
+from suoi.configdefs.kafka_tables import BROKER_ROWS, EXTENSION_TOPIC_ROWS, TOPIC_ROWS
 
 #: DescribeConfigs' ConfigType ids (KIP-569).
 CONFIG_TYPE_IDS: Mapping[str, int] = MappingProxyType({
@@ -137,8 +137,8 @@ def _load(rows: str) -> Mapping[str, ConfigDef]:
 
 #: Every broker config Kafka 4.0 defines, by name.
 BROKER_CONFIGS: Mapping[str, ConfigDef] = _load(BROKER_ROWS)
-#: Every topic config Kafka 4.0 defines, by name.
-TOPIC_CONFIGS: Mapping[str, ConfigDef] = _load(TOPIC_ROWS)
+#: Every topic config Kafka 4.0 defines, by name, and the Confluent Server/Redpanda ones suoi implements.
+TOPIC_CONFIGS: Mapping[str, ConfigDef] = MappingProxyType({**_load(TOPIC_ROWS), **_load(EXTENSION_TOPIC_ROWS)})
 
 #: Configs of Kafka's LIST type, the only ones IncrementalAlterConfigs may APPEND to or SUBTRACT from.
 LIST_CONFIGS = frozenset(n for table in (BROKER_CONFIGS, TOPIC_CONFIGS) for n, d in table.items() if d.type == "list")

@@ -13,7 +13,7 @@ wholesale; `suoi.configdefs.defs` parses it once at import.
 # ruff: noqa: E501
 from __future__ import annotations
 
-__all__ = ["BROKER_ROWS", "TOPIC_ROWS"]
+__all__ = ["BROKER_ROWS", "EXTENSION_TOPIC_ROWS", "TOPIC_ROWS"]
 
 BROKER_ROWS = """\
 add.partitions.to.txn.retry.backoff.max.ms|int|100|[0,...]|read-only
@@ -348,4 +348,17 @@ segment.index.bytes|int|10485760|[4,...]
 segment.jitter.ms|long|0|[0,...]
 segment.ms|long|604800000|[1,...]
 unclean.leader.election.enable|boolean|false
+"""
+
+#: Topic configs of Confluent Server and Redpanda (not Apache Kafka) that suoi implements: broker-side
+#: schema id validation (`suoi.partition.schema_validation`). Same row format as `TOPIC_ROWS`.
+EXTENSION_TOPIC_ROWS = """\
+confluent.key.schema.validation|boolean|false
+confluent.key.subject.name.strategy|string|io.confluent.kafka.serializers.subject.TopicNameStrategy
+confluent.value.schema.validation|boolean|false
+confluent.value.subject.name.strategy|string|io.confluent.kafka.serializers.subject.TopicNameStrategy
+redpanda.key.schema.id.validation|boolean|false
+redpanda.key.subject.name.strategy|string|TopicNameStrategy
+redpanda.value.schema.id.validation|boolean|false
+redpanda.value.subject.name.strategy|string|TopicNameStrategy
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -52,6 +52,28 @@ class LogConfig:
     min_cleanable_dirty_ratio: float = 0.5
     #: acks=all needs at least this many in-sync replicas (replication, not storage, acts on it)
     min_insync_replicas: int = 1
+    #: Broker-side schema id validation (Confluent Server's and Redpanda's names, either turns it on;
+    #: `suoi.partition.schema_validation`). Only TopicNameStrategy is implemented.
+    confluent_key_schema_validation: bool = False
+    confluent_value_schema_validation: bool = False
+    redpanda_key_schema_id_validation: bool = False
+    redpanda_value_schema_id_validation: bool = False
+    confluent_key_subject_name_strategy: str = "io.confluent.kafka.serializers.subject.TopicNameStrategy"
+    confluent_value_subject_name_strategy: str = "io.confluent.kafka.serializers.subject.TopicNameStrategy"
+    redpanda_key_subject_name_strategy: str = "TopicNameStrategy"
+    redpanda_value_subject_name_strategy: str = "TopicNameStrategy"
+    #: derived: whether keys / values / either are validated. A plain field, so the produce path
+    #: of a topic without validation pays one attribute read (`schema_validation`).
+    validate_key_schema_ids: bool = field(init=False, default=False)
+    validate_value_schema_ids: bool = field(init=False, default=False)
+    schema_validation: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        keys = self.confluent_key_schema_validation or self.redpanda_key_schema_id_validation
+        values = self.confluent_value_schema_validation or self.redpanda_value_schema_id_validation
+        object.__setattr__(self, "validate_key_schema_ids", keys)
+        object.__setattr__(self, "validate_value_schema_ids", values)
+        object.__setattr__(self, "schema_validation", keys or values)
 
     @property
     def log_append_time(self) -> bool:
@@ -119,6 +141,8 @@ class LogConfig:
             value = getattr(self, attr)
             if value is None:
                 out[name] = str(_LONG_MAX)
+            elif isinstance(value, bool):
+                out[name] = "true" if value else "false"
             elif isinstance(value, tuple):
                 out[name] = ",".join(value)
             else:
@@ -189,6 +213,24 @@ def _timestamp_type(raw: str) -> str:
     return raw
 
 
+def _boolean(raw: str) -> bool:
+    return raw.lower() == "true"  # the type check (true/false) is configdefs'
+
+
+_SUBJECT_STRATEGY_PACKAGE = "io.confluent.kafka.serializers.subject."
+
+
+def _subject_name_strategy(raw: str) -> str:
+    """TopicNameStrategy, by its short name (Redpanda) or class name (Confluent). The record-name
+    strategies need the schema's record name at produce time: not built, so refused."""
+    short = raw.removeprefix(_SUBJECT_STRATEGY_PACKAGE)
+    if short == "TopicNameStrategy":
+        return raw
+    if short in ("RecordNameStrategy", "TopicRecordNameStrategy"):
+        raise ValueError(f"{short} is not implemented by suoi: only TopicNameStrategy")
+    raise ValueError("must be TopicNameStrategy (or io.confluent.kafka.serializers.subject.TopicNameStrategy)")
+
+
 _INT32_MAX = 2**31 - 1
 
 _TOPIC_CONFIGS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -208,6 +250,12 @@ _TOPIC_CONFIGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max.compaction.lag.ms": ("max_compaction_lag_ms", _optional_long(1)),
     "min.cleanable.dirty.ratio": ("min_cleanable_dirty_ratio", _ratio),
     "min.insync.replicas": ("min_insync_replicas", _int_at_least(1)),
+    **{name: (name.replace(".", "_"), _boolean) for name in (
+        "confluent.key.schema.validation", "confluent.value.schema.validation",
+        "redpanda.key.schema.id.validation", "redpanda.value.schema.id.validation")},
+    **{name: (name.replace(".", "_"), _subject_name_strategy) for name in (
+        "confluent.key.subject.name.strategy", "confluent.value.subject.name.strategy",
+        "redpanda.key.subject.name.strategy", "redpanda.value.subject.name.strategy")},
 }
 
 #: Kafka topic configs suoi accepts, validates and reports but does not act on

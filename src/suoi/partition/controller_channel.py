@@ -22,6 +22,7 @@ from suoi.coordinator.txn_coordinator import TransactionCoordinator
 from suoi.log.manager import LogManager
 from suoi.metrics_recorder import MetricsRecorder
 from suoi.notify import AppendNotifier
+from suoi.partition.schema_validation import SchemaIds
 
 
 class ControllerChannel(Protocol):
@@ -40,6 +41,8 @@ class HostingNode(Protocol):
     groups: GroupCoordinator
     transactions: TransactionCoordinator
     metrics: MetricsRecorder
+    #: the node's schema registry (None: schema.registry.listeners unset), `schema_validation`
+    schema_registry: SchemaIds | None
 
     @property
     def kraft(self) -> ControllerChannel | None: ...

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from suoi.log.errors import LogError
 from suoi.log.transactions import next_offset_after
 from suoi.model import ErrorCode, TopicPartition
+from suoi.partition.schema_validation import SchemaIds, check_schema_ids
 from suoi.protocol.records import RecordValidationError
 from suoi.replication import AcksAllWaiters, AlterPartitionProposal, FollowerPartitionState, LeaderPartitionState
 
@@ -85,6 +86,10 @@ class PartitionHost(Protocol):
 
     def preferred_read_replica(self, partition: Partition, client_rack: str, fetch_offset: int) -> int:
         """KIP-392: the broker a consumer in `client_rack` should read from."""
+
+    @property
+    def schema_ids(self) -> SchemaIds | None:
+        """The node's schema registry, for topics with schema id validation (None: the node runs none)."""
 
 
 @dataclass(slots=True)
@@ -172,6 +177,11 @@ class Partition:
             state.min_insync_replicas = self.plog.config.min_insync_replicas
             if state.can_accept_acks_all():
                 return AppendResult(ErrorCode.not_enough_replicas, message="the ISR is smaller than min.insync.replicas")
+        if self.plog.config.schema_validation:  # the one read a topic without validation pays
+            refused = self._check_schema_ids(records)
+            if refused is not None:
+                log.warning("produce to %s-%d from %s rejected: %s", self.tp.topic, self.tp.partition, origin, refused[1])
+                return AppendResult(refused[0], message=refused[1])
         try:
             info = self.plog.append(records, leader_epoch=state.leader_epoch)
         except (RecordValidationError, LogError) as exc:
@@ -184,6 +194,11 @@ class Partition:
             result.replicated = self.wait_for_replication(info.last_offset + 1)
             result.partition = self
         return result
+
+    def _check_schema_ids(self, records: bytes) -> tuple[ErrorCode, str] | None:
+        config = self.plog.config
+        return check_schema_ids(records, self.tp.topic, config.validate_key_schema_ids,
+                                config.validate_value_schema_ids, self.host.schema_ids)
 
     def on_append(self) -> None:
         """After any append to a led partition (produce, markers, coordinator records): the

@@ -45,6 +45,7 @@ from suoi.partition.hw_checkpoint import HighWatermarkCheckpoints
 from suoi.partition.isr import IsrChanges
 from suoi.partition.partition import Partition
 from suoi.partition.replica_fetcher import ReplicaFetcher
+from suoi.partition.schema_validation import SchemaIds
 from suoi.replication import AlterPartitionProposal, FollowerPartitionState, LeaderPartitionState
 from suoi.replication.read_replica import ReplicaView, rack_aware, select_read_replica
 from suoi.security.listeners import inter_broker_security
@@ -172,6 +173,11 @@ class ReplicaManager(PartitionDirectory):
         views = [ReplicaView(b, brokers[b].rack if b in brokers else None, f.log_end_offset, b in state.isr,
                              b in brokers and brokers[b].eligible) for b, f in state.followers.items()]
         return select_read_replica(self.node_id, self.rack, client_rack, views, fetch_offset)
+
+    @property
+    def schema_ids(self) -> SchemaIds | None:
+        """The node's schema registry (`schema.registry.listeners`), for schema id validation."""
+        return self.broker.schema_registry
 
     # -- lookup for the other runtimes (markers, DeleteRecords) --------------------------
     def leader(self, topic: str, partition: int) -> Partition | None:

@@ -47,6 +47,7 @@ from suoi.protocol.record_codec import (
     decode_batch_records,
     decode_end_txn_marker,
     iter_records,
+    key_value_prefixes,
 )
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "decode_end_txn_marker",
     "iter_batches",
     "iter_records",
+    "key_value_prefixes",
     "parse_batch_header",
     "set_log_append_time",
     "validate_batches",

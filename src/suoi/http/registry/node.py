@@ -78,6 +78,14 @@ class NodeRegistry:
         self.server = module.SchemaRegistryServer(self.bootstrap, self.url, sock=self.sock)
         await self.server.start()
 
+    def registered_ids(self, subject: str) -> frozenset[int] | None:
+        """`suoi.partition.schema_validation.SchemaIds`: the live ids of ``subject`` in this node's
+        replayed store, read in-process (never HTTP); None until the first replay is done."""
+        service = self.server.service if self.server is not None else None
+        if service is None or not service.ready.is_set():
+            return None
+        return service.store.live_ids(subject)  # type: ignore[no-any-return]
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -114,6 +114,10 @@ class SchemaStore:
         """The subject's versions, oldest first (soft-deleted ones only with ``deleted``)."""
         return [sv for _, sv in sorted(self.subjects.get(subject, {}).items()) if deleted or not sv.deleted]
 
+    def live_ids(self, subject: str) -> frozenset[int]:
+        """Ids of the subject's live versions (broker-side schema id validation)."""
+        return frozenset(sv.schema_id for sv in self.subjects.get(subject, {}).values() if not sv.deleted)
+
     def subject_names(self, *, deleted: bool = False) -> list[str]:
         return sorted(s for s in self.subjects if self.versions(s, deleted=deleted))
 
