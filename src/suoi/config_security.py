@@ -4,8 +4,9 @@ suoi serves PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL listeners (`suoi.securit
 property names, and its one authorizer is Kafka's StandardAuthorizer (`suoi.authorizer`). What it
 does not implement yet -- other authorizer classes, connection creation rate limits, delegation
 tokens, GSSAPI, an OAUTHBEARER token source for the nodes themselves -- still stops the node
-before it binds anything, naming the setting (Kafka's rule: a setting we do not implement is refused loudly, never ignored: a broker that seems
-to authorize but grants everyone everything is worse than an error). One table
+before it binds anything, naming the setting (Kafka's rule: a setting we do not implement is
+refused loudly, never ignored: a broker that seems to authorize but grants everyone everything
+is worse than an error). One table
 (`configdefs.unimplemented_security_feature`) says which settings those are, at start and for
 AlterConfigs.
 """
