@@ -47,7 +47,7 @@ where to look:
                       --from-beginning --property print.headers=true
   schemas           curl {p.registry}/subjects
   retrain           python examples/ml-pipeline/run.py train   (serve picks the new version up)
-  web console       suoi console (once it is on your branch): topics, groups, lag
+  web console       http://127.0.0.1:8080/ (make run's node), or suoi console --bootstrap-server {p.bootstrap}
 Ctrl-C stops.""", flush=True)
     while not stop.is_set() and time.monotonic() < deadline:
         stop.wait(10)
