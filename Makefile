@@ -44,12 +44,15 @@ tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.js
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Two workers, a whole test file per worker (module fixtures such as a 3-node cluster stay in one
+# process); most tests wait on sockets and timers, so two cores run the suite in about half the time.
+PYTEST_WORKERS ?= 2
 test: venv tools
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Skips the slow fault-injection tests (CI runs everything through `make test`).
 test-fast: venv tools
-	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m 'not slow' $(PYTEST_ARGS)
 
 # The seed's section 6 ML pipeline (examples/ml-pipeline/README.md) against the node `make run` started
 # (its schema registry on :8081); ML_ARGS=--bootstrap-server ... for `suoi cluster up --brokers 3`.

@@ -28,6 +28,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedBro
     pki = make_pki(directory / "pki")
     port = free_ports(1)[0]
     overrides = {"listeners": f"SASL_SSL://127.0.0.1:{port}", "sasl.enabled.mechanisms": "PLAIN",
+                 "sasl.mechanism.inter.broker.protocol": "PLAIN",  # the only listener is also inter-broker
                  "listener.name.sasl_ssl.plain.sasl.jaas.config": PLAIN_JAAS,
                  "connections.max.reauth.ms": "1000", **tls_keystore(pki)}
     with EmbeddedBroker(directory / "node", port=port, overrides=overrides) as broker:

@@ -18,8 +18,10 @@ from typing import Any, TypeVar
 import pytest
 from kio.schema.errors import ErrorCode
 
+from suoi.api.listener_roles import ListenerRole
 from suoi.client import KafkaClientConnection
 from suoi.config import Listener
+from suoi.metrics_recorder import MetricsRecorder
 from suoi.net.server import start_listener
 from suoi.raft import Entry, LeaderAndEpoch, RaftConfig, SnapshotId
 from suoi.raft.messages import DescribeQuorumRequest, FetchRequest, VoteRequest
@@ -84,9 +86,12 @@ class Host:
         self.bound: list[Listener] = []
         self.server: asyncio.Server | None = None
         self.port = 0
+        self.metrics = MetricsRecorder()  # dispatch times every request
+        self.authorizer = None  # no ACLs
 
     async def listen(self, port: int = 0) -> None:
-        self.server = await start_listener(self, "127.0.0.1", port, 100 << 20)  # type: ignore[arg-type]
+        self.server = await start_listener(self, "127.0.0.1", port, 100 << 20,  # type: ignore[arg-type]
+                                           role=ListenerRole.CONTROLLER)
         self.port = self.server.sockets[0].getsockname()[1]
         self.bound = [Listener("CONTROLLER", "127.0.0.1", self.port)]
 
