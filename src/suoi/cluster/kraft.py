@@ -86,8 +86,11 @@ class KRaftServices:
         for voter, (host, port) in settings.voters.items():
             if port:  # port 0: the implicit single node's own voter, never dialled
                 self.pool.register(voter, host, port)
-        #: Requests to this node's own controller when it has no controller listener.
-        self._local_controller = local_controller if settings.implicit else None
+        #: Requests to this node's own controller, dispatched in process: always on a node without a
+        #: controller listener; on others once its controller is active. Never over a socket to
+        #: itself: a forwarded request that found the controller not yet active would forward again
+        #: on the same connection and wait, in request order, behind itself until it timed out.
+        self._local_controller = local_controller
         #: A standalone data dir's topics to write into the metadata log first (`suoi.cluster.migration`).
         self.migration = migration
         #: Set once the local logs may follow the image (nothing to migrate, or migrated).
@@ -329,9 +332,11 @@ class KRaftServices:
             change = self._controller_change  # set if the controller changes from here on
             leader = self.controller_id
             if leader == self.node_id and self._local_controller is not None:
-                response = await self._local_controller(request)
-                if getattr(response, "error_code", 0) != ErrorCode.not_controller:
-                    return response
+                if self.settings.implicit or self.controller is not None:
+                    response = await self._local_controller(request)
+                    if getattr(response, "error_code", 0) != ErrorCode.not_controller:
+                        return response
+                # else: this node leads the quorum and its controller is still loading: wait for it
             elif leader >= 0:
                 # A controller that vanished (crashed, partitioned away) must not hold a heartbeat
                 # past the session timeout while the quorum has already elected another one.
