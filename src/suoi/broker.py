@@ -214,6 +214,7 @@ class Broker:
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
         self._tasks.append(asyncio.create_task(self._log_dir_check_loop(), name="log-dir-check"))
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
+        self._tasks.append(asyncio.create_task(self._idle_connections_loop(), name="idle-connections"))
         if self.config.get_bool("log.cleaner.enable"):
             self._tasks.append(asyncio.create_task(self._cleaner_loop(), name="log-cleaner"))
         if self.config.get_bool("log.scrubber.enable"):
@@ -367,6 +368,22 @@ class Broker:
                 log.exception("log scrubber step failed")
                 checked = 0
             await asyncio.sleep(0.1 if checked else 1.0)
+
+    async def _idle_connections_loop(self) -> None:
+        """connections.max.idle.ms (Kafka's default 10 minutes): close client connections that sent
+        nothing for that long and are owed no answer -- also those that connected and never
+        finished a TLS or SASL handshake. Checked a few times per period (at most every 30 s)."""
+        idle_s = self.config.get_int("connections.max.idle.ms") / 1000
+        if idle_s <= 0:
+            return
+        interval = min(max(idle_s / 4, 0.05), 30.0)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                idle = conn.idle_for(now)
+                if idle >= idle_s:
+                    conn.close_idle(idle)
 
     async def _flush_loop(self) -> None:
         interval = self.config.get_int("log.flush.scheduler.interval.ms") / 1000

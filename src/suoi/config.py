@@ -167,6 +167,8 @@ KNOWN: dict[str, tuple[object, object]] = {
     "quota.window.num": (_INT, 11),
     "quota.window.size.seconds": (_INT, 1),
     # connection limits (suoi.quota.connections, applied by net)
+    # close client connections idle this long (suoi.net, Kafka's Selector); <= 0: never
+    "connections.max.idle.ms": (_INT, 600000),
     "max.connections": (_INT, 2147483647),
     "max.connections.per.ip": (_INT, 2147483647),
     "max.connections.per.ip.overrides": (_overrides, ""),

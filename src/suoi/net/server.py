@@ -99,6 +99,8 @@ class KafkaConnection(asyncio.Protocol):
         self._throttled_until = 0.0  # loop time: muted by a client quota until then (KIP-219)
         self._limited: tuple[Any, str, bool] | None = None  # counted by connection_limits: (limits, ip, counted)
         self._closed = False
+        #: time.monotonic() of the last bytes received (connections.max.idle.ms, `idle_for`)
+        self.last_active = time.monotonic()
         #: Called once when the connection closes (e.g. the controller noting a broker's loss).
         self.close_callbacks: dict[Any, Callable[[], None]] = {}
 
@@ -194,6 +196,17 @@ class KafkaConnection(asyncio.Protocol):
                 entry.item.cancel()
         self._queue.clear()
 
+    def idle_for(self, now: float) -> float:
+        """Seconds since the client last sent anything, 0 while an answer is still owed to it (a
+        parked long-poll Fetch or acks=all Produce is not idleness)."""
+        return 0.0 if self._queue else now - self.last_active
+
+    def close_idle(self, idle_s: float) -> None:
+        """connections.max.idle.ms: Kafka's Selector closes a connection idle that long; so does
+        a client that connected and never finished its SASL handshake."""
+        log.info("closing connection from %s: idle for %.1f s (connections.max.idle.ms)", self._peer, idle_s)
+        self.close()
+
     @property
     def local_port(self) -> int | None:
         """The port of the listener this connection came in on (which listener it is)."""
@@ -209,6 +222,7 @@ class KafkaConnection(asyncio.Protocol):
         self._update_reading()
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
         try:
             frames = self._decoder.feed(data)
         except FrameError as exc:
