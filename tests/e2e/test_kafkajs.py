@@ -59,8 +59,12 @@ def run_roundtrip(broker: EmbeddedBroker, *args: str) -> dict[str, Any]:
     if proc.returncode != 0:
         raise AssertionError(f"kafkajs run exited {proc.returncode}\nstderr:\n{proc.stderr}\n"
                              f"broker log:\n{broker.logs()[-4000:]}")
-    # no kafkajs warnings or errors either: it logs at WARN and above to stderr
-    assert "[kafkajs" not in proc.stderr, proc.stderr
+    # no kafkajs warnings or errors either: it logs at WARN and above to stderr. Except one that
+    # Apache Kafka gives too: CONCURRENT_TRANSACTIONS (retriable) to an AddPartitionsToTxn sent while
+    # the previous transaction's markers are still being written, which kafkajs logs, then retries.
+    retried = "another concurrent operation on the same transaction was ongoing"
+    logged = [ln for ln in proc.stderr.splitlines() if "[kafkajs" in ln and retried not in ln]
+    assert not logged, proc.stderr
     return json.loads(proc.stdout)
 
 
