@@ -59,11 +59,14 @@ def run_roundtrip(broker: EmbeddedBroker, *args: str) -> dict[str, Any]:
     if proc.returncode != 0:
         raise AssertionError(f"kafkajs run exited {proc.returncode}\nstderr:\n{proc.stderr}\n"
                              f"broker log:\n{broker.logs()[-4000:]}")
-    # no kafkajs warnings or errors either: it logs at WARN and above to stderr. Except one that
-    # Apache Kafka gives too: CONCURRENT_TRANSACTIONS (retriable) to an AddPartitionsToTxn sent while
-    # the previous transaction's markers are still being written, which kafkajs logs, then retries.
-    retried = "another concurrent operation on the same transaction was ongoing"
-    logged = [ln for ln in proc.stderr.splitlines() if "[kafkajs" in ln and retried not in ln]
+    # no kafkajs warnings or errors either: it logs at WARN and above to stderr. Except two retriable
+    # answers Apache Kafka gives too, which kafkajs logs before it retries: CONCURRENT_TRANSACTIONS to
+    # an AddPartitionsToTxn sent while the previous transaction's markers are being written, and
+    # COORDINATOR_LOAD_IN_PROGRESS to a JoinGroup while a just-created __consumer_offsets partition loads
+    # (kafkajs then "restarts the consumer").
+    retried = ("another concurrent operation on the same transaction was ongoing",
+               "The coordinator is loading", "Restarting the consumer in")
+    logged = [ln for ln in proc.stderr.splitlines() if "[kafkajs" in ln and not any(r in ln for r in retried)]
     assert not logged, proc.stderr
     return json.loads(proc.stdout)
 
@@ -88,7 +91,9 @@ def check_consumer_run(run: dict[str, Any], topic: str, partitions: int) -> None
     """The kafkajs consumer's group life: one join as leader with every partition, heartbeats,
     an explicit commit of next offsets, a Stable group while it ran, no crash."""
     events = run["events"]
-    assert events["crashes"] == []
+    # a JoinGroup answered COORDINATOR_LOAD_IN_PROGRESS (retriable; the offsets partition was created a
+    # moment before) is a "crash" kafkajs recovers from by rejoining: any other crash fails the test
+    assert [c for c in events["crashes"] if "The coordinator is loading" not in c] == []
     assert len(events["joins"]) == 1, events["joins"]
     join = events["joins"][0]
     assert join["isLeader"] is True

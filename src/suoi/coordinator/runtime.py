@@ -185,6 +185,14 @@ class CoordinatorRuntime:
         self._kick()
 
     def _become(self, partition: int, leader_epoch: int | None) -> None:
+        plog = self._logs.get_log(self.topic, partition)
+        if plog is not None and plog.log_start_offset >= plog.log_end_offset:
+            # nothing to replay (a partition just created): serve at once, no COORDINATOR_LOAD_IN_PROGRESS
+            # window (kafkajs, for one, fails a TxnOffsetCommit answered that way)
+            slot = self._slots[partition] = PartitionSlot(partition, leader_epoch, loading=False)
+            slot.last_written = plog.log_end_offset
+            self._loaded(partition, self._now_ms())
+            return
         slot = self._slots[partition] = PartitionSlot(partition, leader_epoch, loading=True)
         slot.load = self._spawn_background(self._load_partition(slot), f"{self.topic}-{partition}-load")
 
