@@ -65,7 +65,8 @@ class MetadataView(Protocol):
     #: auto-creation refusals (topic -> error code) to answer the next Metadata with
     auto_create_rejections: dict[str, int]
 
-    async def wait_image(self, condition: Callable[[MetadataImage], bool], timeout: float) -> bool: ...
+    async def wait_image(self, condition: Callable[[MetadataImage], bool], timeout: float, *,
+                         applied: bool = False) -> bool: ...
 
     @property
     def controller_id(self) -> int: ...

@@ -155,7 +155,7 @@ def after_auto_creation(broker: Services, request: Any, version: int,
         return all(image.topic(n) is not None or n not in kraft.creating_topics for n in pending)
 
     async def answer_later() -> dict[str, Any]:
-        await kraft.wait_image(settled, AUTO_CREATE_WAIT_S)
+        await kraft.wait_image(settled, AUTO_CREATE_WAIT_S, applied=True)
         return metadata_response(broker, request, version)
 
     return answer_later()

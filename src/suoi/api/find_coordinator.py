@@ -49,6 +49,12 @@ def _in_cluster(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     address = next((b for b in live_brokers(broker) if reg is not None and b["node_id"] == reg.leader), None)
     if address is None:
         return unavailable
+    if reg is not None and reg.leader == broker.node_id and coordinator.partition_error(partition) \
+            == ErrorCode.not_coordinator:
+        # this node leads the partition in its image but its coordinator has not taken it over yet (the
+        # change is being applied): naming this node now would get the client's next request
+        # NOT_COORDINATOR, which some clients (kafkajs' TxnOffsetCommit) do not retry
+        return unavailable
     return {"key": key, "node_id": address["node_id"], "host": address["host"], "port": address["port"],
             "error_code": ErrorCode.none, "error_message": None}
 
@@ -69,7 +75,8 @@ def _internal_topic(request: Any) -> str:
 
 async def _after_creation(ctx: RequestContext, request: Any) -> dict[str, Any]:
     """The first ask for an internal topic starts its creation: answered once the topic has
-    leaders in this node's image, or the controller refused it (at most AUTO_CREATE_WAIT_S), as
+    leaders in the image this node's partitions were brought to, or the controller refused it (at
+    most AUTO_CREATE_WAIT_S), as
     Metadata waits for an auto-created topic, so a client's first FindCoordinator names the
     coordinator instead of sending the client into its retry backoff (librdkafka's is ~1 s)."""
     kraft, topic = ctx.services.kraft, _internal_topic(request)
@@ -79,7 +86,7 @@ async def _after_creation(ctx: RequestContext, request: Any) -> dict[str, Any]:
             return all(r.leader >= 0 for r in t.partitions.values())
         return topic not in kraft.creating_topics
 
-    await kraft.wait_image(settled, AUTO_CREATE_WAIT_S)
+    await kraft.wait_image(settled, AUTO_CREATE_WAIT_S, applied=True)
     return _answer(ctx, request)
 
 

@@ -121,7 +121,7 @@ class KRaftServices:
         self._tasks: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()  # short connects to brokers that went away
         #: (condition on the image, future) pairs, checked whenever the image changes.
-        self._image_waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None]]] = []
+        self._image_waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None], bool]] = []
         #: Topics this node asked the controller to auto-create, not yet answered. Ending an
         #: auto-creation wakes the image waiters too (a refused one changes no image).
         self.creating_topics: set[str] = _CreatingTopics(self._wake_image_waiters)
@@ -198,15 +198,20 @@ class KRaftServices:
         self._builder = MetadataBuilder.from_image(self.image)
         self._request_reconcile()
 
-    async def wait_image(self, condition: Callable[[MetadataImage], bool], timeout: float) -> bool:
+    async def wait_image(self, condition: Callable[[MetadataImage], bool], timeout: float, *,
+                         applied: bool = False) -> bool:
         """Until this node's metadata image satisfies ``condition`` (False after ``timeout`` s).
         What a request that changed metadata waits for before it answers, so that the client's
         next request to this node sees the change (Kafka's broker waits for its image to reach
-        the controller's offset the same way)."""
-        if condition(self.image):
+        the controller's offset the same way). ``applied``: the image this node's partitions (and
+        so its coordinators) have been brought to, which follows the published image by one
+        reconcile round -- what an answer naming this node as a leader or coordinator waits for,
+        or the client's next request meets NOT_LEADER / NOT_COORDINATOR (kafkajs gives up a
+        TxnOffsetCommit on the latter)."""
+        if condition(self._waited_image(applied)):
             return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = (condition, fut)
+        waiter = (condition, fut, applied)
         self._image_waiters.append(waiter)
         try:
             await asyncio.wait_for(fut, timeout)
@@ -217,9 +222,12 @@ class KRaftServices:
             with contextlib.suppress(ValueError):
                 self._image_waiters.remove(waiter)
 
+    def _waited_image(self, applied: bool) -> MetadataImage:
+        return self._reconciled if applied and self.settings.is_broker else self.image
+
     def _wake_image_waiters(self) -> None:
-        for condition, fut in self._image_waiters:
-            if not fut.done() and condition(self.image):
+        for condition, fut, applied in self._image_waiters:
+            if not fut.done() and condition(self._waited_image(applied)):
                 fut.set_result(None)
 
     def on_leader_change(self, leader: LeaderAndEpoch) -> None:
@@ -493,6 +501,7 @@ class KRaftServices:
             except Exception:
                 log.exception("reconciling local replicas with metadata offset %d failed", target.offset)
             self._reconciled = target
+            self._wake_image_waiters()
 
     async def _reconcile(self, old: MetadataImage, new: MetadataImage) -> None:
         logs = self.broker.logs
