@@ -172,6 +172,7 @@ class TxnStateMachine:
         else:
             return ErrorCode.producer_fenced
         m.transition(S.EMPTY)
+        m.next_txn_refused = False
         m.last_producer_id = m.producer_id
         m.producer_id, m.producer_epoch, m.last_producer_epoch = new_pid, new_epoch, new_last_epoch
         m.timeout_ms = timeout_ms
@@ -207,6 +208,7 @@ class TxnStateMachine:
         if m.producer_epoch != epoch:
             return ErrorCode.producer_fenced, out
         if m.state in PREPARING:
+            m.next_txn_refused = True  # the producer got that EndTxn's answer and began its next transaction
             return ErrorCode.concurrent_transactions, out
         new = set(partitions) - m.partitions
         if not new:
@@ -218,6 +220,7 @@ class TxnStateMachine:
             self._timers.cancel(("expire", tid))
             self._timers.schedule(("timeout", tid), now + m.timeout_ms + 1)
         m.transition(S.ONGOING)
+        m.next_txn_refused = False
         m.partitions |= new
         m.last_update_ms = now
         self._persist(m, out)
@@ -241,6 +244,15 @@ class TxnStateMachine:
         if m.producer_epoch != req.producer_epoch:
             return ErrorCode.producer_fenced
         commit = req.commit
+        if not commit and m.state is not S.ONGOING and (m.state is S.EMPTY or m.next_txn_refused):
+            # The producer's current transaction holds nothing here: none began since its
+            # InitProducerId, or its add was refused while the previous one's markers were
+            # written. librdkafka sends EndTxn(abort) once it has *sent* an AddPartitionsToTxn,
+            # whatever the answer, and INVALID_TXN_STATE is fatal to it; aborting nothing succeeds
+            # (as Kafka's transaction protocol 2 does for an empty transaction). Without that
+            # evidence an abort after a commit stays INVALID_TXN_STATE: the client may be aborting
+            # the very transaction that committed.
+            return ErrorCode.none
         match m.state:
             case S.ONGOING:
                 self._prepare(m, S.PREPARE_COMMIT if commit else S.PREPARE_ABORT, now, out)
@@ -389,6 +401,7 @@ class TxnStateMachine:
 
     def _prepare(self, m: TxnMetadata, state: TxnState, now: int, out: list[Output]) -> None:
         m.transition(state)
+        m.next_txn_refused = False
         m.last_update_ms = now
         self._timers.cancel(("timeout", m.transactional_id))
         self._persist(m, out)

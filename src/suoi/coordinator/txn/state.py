@@ -71,6 +71,11 @@ class TxnMetadata:
     partitions: set[TopicPartition] = field(default_factory=set)
     txn_start_ms: int = -1
     last_update_ms: int = -1
+    #: Not persisted. The producer (current id and epoch) asked to add partitions or offsets
+    #: after its last EndTxn and was told CONCURRENT_TRANSACTIONS (that transaction's markers
+    #: were still being written): it has begun its next transaction, which holds nothing here
+    #: yet. An EndTxn(abort) from it aborts that empty transaction, not the one ending.
+    next_txn_refused: bool = False
 
     def transition(self, new_state: TxnState) -> None:
         if self.state not in VALID_PREVIOUS[new_state]:

@@ -59,6 +59,9 @@ class Sim:
     answered: dict[Any, Any] = field(default_factory=dict)
     persisted: dict[str, TxnSnapshot | None] = field(default_factory=dict)
     in_flight: dict[str, WriteMarkers] = field(default_factory=dict)  # the runtime's marker writer
+    #: ids whose current producer was refused an AddPartitions/AddOffsets (CONCURRENT_TRANSACTIONS)
+    #: since its last EndTxn: its next transaction holds nothing, so aborting it succeeds
+    refused: set[str] = field(default_factory=set)
     model_parts: dict[str, set[TopicPartition]] = field(default_factory=dict)
     best: dict[str, tuple[int, int]] = field(default_factory=dict)  # tid -> last (pid, epoch) seen
     max_epoch: dict[int, int] = field(default_factory=dict)  # pid -> highest epoch ever held
@@ -108,9 +111,13 @@ class Sim:
                         assert set(prev.partitions) < set(s.partitions)
                     if s.state.startswith("Complete"):
                         self.model_parts.pop(o.transactional_id, None)
+                    if s.state in ("Ongoing", "Empty"):
+                        self.refused.discard(o.transactional_id)
                 else:
                     self.model_parts.pop(o.transactional_id, None)
+                    self.refused.discard(o.transactional_id)
                 self.persisted[o.transactional_id] = s
+        self.refused -= set(entered)
         # markers: exactly one per entry into Prepare*, matching the persisted record
         assert sorted(w.transactional_id for w in markers) == sorted(entered), (markers, entered)
         for w in markers:
@@ -198,6 +205,7 @@ class Sim:
             assert md is not None and md.state is TxnState.ONGOING and set(parts) <= md.partitions
         elif state in PREPARING and was_current:
             assert r.error_code == ErrorCode.concurrent_transactions
+            self.refused.add(c.tid)
         elif not was_current:
             assert r.error_code in (ErrorCode.producer_fenced, ErrorCode.invalid_producer_id_mapping)
 
@@ -206,16 +214,19 @@ class Sim:
         was_current = self._current(c)
         md = self.m.metadata(c.tid)
         state = md.state.value if md else None
+        nothing_open = not commit and state != "Ongoing" and (state == "Empty" or c.tid in self.refused)
         r = self.apply(self.m.end_txn(EndTxnRequest(
             token=t, transactional_id=c.tid, producer_id=c.pid, producer_epoch=c.epoch, commit=commit), self.now), t)
-        if r.error_code == ErrorCode.none:
-            assert was_current
-            want = "Commit" if commit else "Abort"
-            assert state in ("Ongoing", "Complete" + want)
-        elif not was_current:
+        if not was_current:
             assert r.error_code in (ErrorCode.producer_fenced, ErrorCode.invalid_producer_id_mapping)
-        else:
-            assert r.error_code in (ErrorCode.invalid_txn_state, ErrorCode.concurrent_transactions)
+            return
+        want = "Commit" if commit else "Abort"
+        if state in ("Ongoing", "Complete" + want) or nothing_open:
+            assert r.error_code == ErrorCode.none, (state, commit, r)
+        elif state == "Prepare" + want:
+            assert r.error_code == ErrorCode.concurrent_transactions
+        else:  # the other outcome was decided (or nothing is open to commit): Kafka's answer
+            assert r.error_code == ErrorCode.invalid_txn_state, (state, commit, r)
 
     def complete_markers(self, tid: str | None = None) -> None:
         if not self.in_flight:
@@ -252,6 +263,7 @@ class Sim:
         self.coordinator_epoch += 1
         self.m = self._machine()
         self.in_flight.clear()  # the old marker writer is gone; the new machine re-emits
+        self.refused.clear()  # in memory only
         outs: list[Output] = []
         for _tid, snap in sorted(self.persisted.items()):
             if snap is not None:

@@ -119,7 +119,7 @@ def test_end_txn_prepares_persists_replies_then_writes_markers(commit: bool) -> 
 # (state reached, commit asked) -> expected code
 END_TABLE = [
     ("Empty", True, ErrorCode.invalid_txn_state),
-    ("Empty", False, ErrorCode.invalid_txn_state),
+    ("Empty", False, ErrorCode.none),  # nothing open: aborting nothing succeeds
     ("PrepareCommit", True, ErrorCode.concurrent_transactions),
     ("PrepareCommit", False, ErrorCode.invalid_txn_state),
     ("PrepareAbort", True, ErrorCode.invalid_txn_state),
@@ -144,6 +144,50 @@ def test_end_txn_retries_and_invalid_states(state: str, commit: bool, code: Erro
     n_markers = len(h.markers)
     assert h.end(pid, e, commit=commit).error_code == code
     assert len(h.last) == 1 and h.state() == state and len(h.markers) == n_markers
+
+
+@pytest.mark.parametrize("offsets", [False, True])
+def test_abort_after_a_refused_add_aborts_the_empty_next_transaction(offsets: bool) -> None:
+    """librdkafka's sequence in the e2e flake (a leader just back from a restart made the
+    COMMIT markers slow): commit answered, next transaction's AddPartitionsToTxn (or
+    AddOffsetsToTxn) refused with CONCURRENT_TRANSACTIONS while the markers are written, then
+    abort_transaction(): librdkafka sends EndTxn(abort) because it *sent* an add, and a fatal
+    INVALID_TXN_STATE killed the producer. Nothing of that next transaction is here, so the
+    abort succeeds; the commit's markers and outcome are untouched."""
+    h = Harness()
+    pid, e = ongoing(h, tp("a", 0))
+    assert h.end(pid, e).error_code == 0
+    n_markers = len(h.markers)
+    refused = h.offsets(pid, e) if offsets else h.add(pid, e, tp("a", 1))
+    assert refused.error_code == ErrorCode.concurrent_transactions
+    assert h.end(pid, e, commit=False).error_code == ErrorCode.none
+    assert h.last == [h.last[0]] and h.state() == "PrepareCommit" and len(h.markers) == n_markers
+    assert h.persisted[TID] is not None and h.persisted[TID].state == "PrepareCommit"  # type: ignore[union-attr]
+    h.written()
+    assert h.state() == "CompleteCommit"
+    assert h.end(pid, e, commit=False).error_code == ErrorCode.none  # a retry of that abort
+    assert h.state() == "CompleteCommit" and len(h.last) == 1
+    # the producer carries on: a transaction that adds partitions is a real one again
+    assert h.add(pid, e, tp("a", 2)).error_code == 0
+    assert h.end(pid, e).error_code == 0
+    assert h.end(pid, e, commit=False).error_code == ErrorCode.invalid_txn_state
+    h.written()
+    assert h.end(pid, e, commit=False).error_code == ErrorCode.invalid_txn_state
+
+
+def test_abort_of_the_transaction_that_committed_stays_invalid_txn_state() -> None:
+    """Without a refused add since the commit, an abort may be for the very transaction that
+    committed (a client that gave up on its commit): answering NONE would tell it that
+    committed records were aborted, so it gets Kafka's INVALID_TXN_STATE."""
+    h = Harness()
+    pid, e = ongoing(h)
+    h.end(pid, e)
+    assert h.end(pid, e, commit=False).error_code == ErrorCode.invalid_txn_state
+    h.written()
+    assert h.end(pid, e, commit=False).error_code == ErrorCode.invalid_txn_state
+    # a refused add from a fenced epoch proves nothing about the current producer
+    assert h.add(pid, e + 1).error_code == ErrorCode.producer_fenced
+    assert h.end(pid, e, commit=False).error_code == ErrorCode.invalid_txn_state
 
 
 def test_end_txn_identity_errors() -> None:
