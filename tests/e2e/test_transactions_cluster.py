@@ -10,6 +10,8 @@
   consumer recreated in between; the recreated consumer joins quickly, every transaction
   completes (DescribeTransactions), read_committed sees each committed record once and no
   aborted one, and the group's committed offset is the last committed transaction's.
+- An EndTxn(abort) sent after the next transaction's AddPartitionsToTxn was refused while the
+  previous commit's markers were written succeeds (it was a fatal INVALID_TXN_STATE).
 - Faults: transactions across leaders on every broker while the transaction coordinator's
   node and then another node are SIGKILLed and restarted (leaders and the coordinator move):
   checked exactly-once with a read_committed consumer, and no transaction is left in
@@ -38,6 +40,8 @@ from kio.schema.list_transactions.v1.request import ListTransactionsRequest
 from tests.conftest import wait_until
 from tests.e2e.txn_helpers import ck_read_to_end
 from tests.integration.kraft_cluster import KRaftCluster, kraft_cluster
+from tests.integration.support import metadata_req
+from tests.integration.test_txn_bad_input import add_partitions, end_txn, init_ok
 from tests.rawclient import RawClient
 
 pytestmark = pytest.mark.timeout(180)
@@ -359,6 +363,46 @@ def test_a_new_coordinator_completes_a_transaction_found_in_prepare_commit(tmp_p
                                                    isolation="read_committed", timeout=30)]
         assert sorted(seen) == sorted(values)
         assert preparing_anywhere(cl) == []
+
+
+@pytest.mark.slow
+def test_an_abort_after_an_add_refused_while_markers_are_written_succeeds(tmp_path: Path) -> None:
+    """The cause of test_exactly_once_...'s INVALID_TXN_STATE, made deterministic: a commit is
+    answered, its marker cannot be written yet (the partition's only replica is frozen), the
+    producer's next AddPartitionsToTxn is refused (CONCURRENT_TRANSACTIONS) and it aborts, as
+    librdkafka does when abort_transaction() follows a refused add (its EndTxn(abort) goes out
+    because an add was sent). That abort succeeds; the commit completes once the node resumes."""
+    internal_rf1 = {"transaction.state.log.replication.factor": "1", "transaction.state.log.min.isr": "1"}
+    with kraft_cluster(tmp_path, 3, {**OVERRIDES, **internal_rf1}) as cl:
+        tid = "refused-add"
+        coordinator = coordinator_of(cl, tid)
+        with RawClient(cl.nodes[coordinator].bootstrap) as c:
+            controller = int(c.request(metadata_req(allow_create=False)).controller_id)
+        frozen = next(i for i in cl.nodes if i not in (coordinator, controller))
+        admin = AdminClient({"bootstrap.servers": cl.bootstrap})
+        for topic, node in (("pinned", frozen), ("free", coordinator)):
+            admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[node]])])[topic].result(20)
+            cl.wait_leaders(topic, 1)
+        frozen_proc = cl.nodes[frozen].proc
+        assert frozen_proc is not None
+        with RawClient(cl.nodes[coordinator].bootstrap) as c:
+            pid, epoch = init_ok(c, tid)
+            assert add_partitions(c, tid, pid, epoch, {"pinned": [0]}) == {("pinned", 0): ErrorCode.none}
+            frozen_proc.send_signal(signal.SIGSTOP)  # briefly: not long enough to be fenced
+            try:
+                assert end_txn(c, tid, pid, epoch, commit=True) == ErrorCode.none
+                refused = add_partitions(c, tid, pid, epoch, {"free": [0]})
+                assert refused == {("free", 0): ErrorCode.concurrent_transactions}
+                assert end_txn(c, tid, pid, epoch, commit=False) == ErrorCode.none  # was INVALID_TXN_STATE
+                assert describe_on(cl, coordinator, tid).transaction_state == "PrepareCommit"
+            finally:
+                frozen_proc.send_signal(signal.SIGCONT)
+            wait_until(lambda: describe_on(cl, coordinator, tid).transaction_state == "CompleteCommit", timeout=30,
+                       message="the commit completed once the marker was written")
+            # the producer carries on with real transactions; an abort of a committed one stays refused
+            assert add_partitions(c, tid, pid, epoch, {"free": [0]}) == {("free", 0): ErrorCode.none}
+            assert end_txn(c, tid, pid, epoch, commit=True) == ErrorCode.none
+            assert end_txn(c, tid, pid, epoch, commit=False) == ErrorCode.invalid_txn_state
 
 
 def _commit(p: confluent_kafka.Producer, errors: list[BaseException]) -> None:
