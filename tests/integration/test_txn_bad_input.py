@@ -2,11 +2,12 @@
 protocol level (kio-encoded raw requests against a real broker process).
 
 EndTxn with no transaction open (except an abort of nothing, which succeeds),
-AddPartitionsToTxn/EndTxn/AddOffsetsToTxn with a stale or future epoch (PRODUCER_FENCED for v2+, INVALID_PRODUCER_EPOCH for older versions), an
-unknown producer id mapping, unknown topics/partitions in AddPartitionsToTxn, a transaction
-timeout above transaction.max.timeout.ms, and a sequence gap on an idempotent produce:
-each gets Kafka's exact error code, the transactional id's state is unchanged by the bad
-request, and afterwards the broker still serves other clients without a traceback in its log.
+AddPartitionsToTxn/EndTxn/AddOffsetsToTxn with a stale or future epoch (PRODUCER_FENCED for
+v2+, INVALID_PRODUCER_EPOCH for older versions), an unknown producer id mapping, unknown
+topics/partitions in AddPartitionsToTxn, a transaction timeout above
+transaction.max.timeout.ms, and a sequence gap on an idempotent produce: each gets Kafka's
+exact error code, the transactional id's state is unchanged by the bad request, and
+afterwards the broker still serves other clients without a traceback in its log.
 """
 
 from __future__ import annotations
