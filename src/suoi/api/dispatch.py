@@ -115,12 +115,15 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
                          request.client_id, client_host, connection, role)
     metrics = broker.metrics
     quota = client_quotas.begin(ctx, request.body, len(frame))  # None unless client quotas exist
+    body, handler = request.body, spec.handler
+    if quota is not None:
+        body = quota.limit_fetch(body)
     try:
         authorizer = getattr(broker, "authorizer", None)  # suoi.authorizer, when authorizer.class.name is set
         if authorizer is None:
-            result = spec.handler(ctx, request.body)
+            result = handler(ctx, body)
         else:
-            result = authorized_call(ctx, request.body, spec.handler, authorizer)
+            result = authorized_call(ctx, body, handler, authorizer)
         if inspect.isawaitable(result):
             if quota is not None:
                 quota.parked()
@@ -145,14 +148,10 @@ def _encode(request: Request, data: ResponseData, quota: client_quotas.RequestQu
     response = build_response(request.api_key, request.api_version, data)
     parts = encode_response(request.correlation_id, response)
     if quota is not None and quota.finish(sum(len(p) for p in parts)) > 0:
-        throttled = {**data, "throttle_time": max(quota.throttle_ms, _ms(data.get("throttle_time")))}
+        throttled = quota.throttled_response(request.body, data)
         parts = encode_response(request.correlation_id, build_response(request.api_key, request.api_version, throttled))
         quota.mute()
     return parts
-
-
-def _ms(value: Any) -> int:
-    return int(value.total_seconds() * 1000) if hasattr(value, "total_seconds") else int(value or 0)
 
 
 async def _finish_later(pending: Awaitable[ResponseData], request: Request, api: str, client_host: str,

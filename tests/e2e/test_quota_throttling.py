@@ -1,0 +1,147 @@
+"""How a client over its quota is answered (KIP-219), checked on the wire with suoi's raw client
+and end to end with confluent-kafka:
+
+* a consumer's Fetch that earns a throttle time is answered as Kafka's
+  ``fetchContext.getThrottledResponse``: no partitions, error NONE, throttle_time_ms; one Fetch
+  asks for at most a quota window's worth (``getMaxValueInQuotaWindow``);
+* a Produce over ``producer_byte_rate`` is answered at once with its throttle time, and the
+  connection is muted after the answer: the client's next request waits out the throttle.
+
+Quota windows are shortened (2 windows of 1 s) so the test is quick; Kafka's arithmetic is the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from kio.schema.alter_client_quotas.v1.request import AlterClientQuotasRequest, EntityData, EntryData, OpData
+from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
+from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
+from kio.schema.types import BrokerId, TopicName
+from kio.static.primitive import f64, i8, i16, i32, i32Timedelta, i64
+
+from suoi.protocol.record_codec import build_batch
+from suoi.testing import InProcessNode
+from tests.rawclient import RawClient
+
+RATE = 50_000  # bytes/s
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[InProcessNode]:
+    with InProcessNode(overrides={"quota.window.num": "2", "quota.window.size.seconds": "1"}) as n:
+        yield n
+
+
+def set_quota(node: InProcessNode, client_id: str, key: str, value: float | None) -> None:
+    entry = EntryData(entity=(EntityData(entity_type="client-id", entity_name=client_id),),
+                      ops=(OpData(key=key, value=f64(float(value or 0.0)), remove=value is None),))
+    with RawClient(node.bootstrap) as c:
+        answer = c.request(AlterClientQuotasRequest(entries=(entry,), validate_only=False))
+    assert [e.error_code for e in answer.entries] == [0], answer
+    expected = value
+
+    def applied() -> bool:
+        values = node.broker.kraft.image.client_quotas.get((("client-id", client_id),), {})
+        return values.get(key) == expected
+
+    deadline = time.monotonic() + 5
+    while not applied():
+        assert time.monotonic() < deadline, "quota not in the node's image"
+        time.sleep(0.01)
+
+
+def fetch(topic: str, offset: int) -> FetchRequest:
+    return FetchRequest(
+        replica_id=BrokerId(-1), max_wait=i32Timedelta.parse(__import__("datetime").timedelta(0)), min_bytes=i32(1),
+        max_bytes=i32(10_000_000), isolation_level=i8(0), session_id=i32(0), session_epoch=i32(-1),
+        topics=(FetchTopic(topic=TopicName(topic), partitions=(FetchPartition(
+            partition=i32(0), current_leader_epoch=i32(-1), fetch_offset=i64(offset), last_fetched_epoch=i32(-1),
+            log_start_offset=i64(-1), partition_max_bytes=i32(1_000_000)),)),),
+        forgotten_topics_data=(), rack_id="")
+
+
+def produce_messages(node: InProcessNode, topic: str, count: int, size: int) -> None:
+    producer = Producer({"bootstrap.servers": node.bootstrap, "linger.ms": 20, "batch.size": 16_384})
+    for i in range(count):
+        producer.produce(topic, i.to_bytes(4, "big") + b"x" * (size - 4))
+    assert producer.flush(10) == 0
+
+
+def test_throttled_fetch_is_answered_empty(node: InProcessNode) -> None:
+    node.create_topic("q-fetch")
+    produce_messages(node, "q-fetch", 200, 1000)  # 200 KB: four seconds of the quota
+    set_quota(node, "raw-test", "consumer_byte_rate", RATE)
+    try:
+        with RawClient(node.bootstrap) as c:
+            first = c.request(fetch("q-fetch", 0))
+            part = first.responses[0].partitions[0]
+            assert part.error_code == 0 and part.records
+            # asked 10 MB, given at most a window's worth (one more batch may go over, as max_bytes allows)
+            assert len(part.records) <= RATE + 16_384 + 1024, len(part.records)
+            answers = [c.request(fetch("q-fetch", 0)) for _ in range(2)]
+        throttled = [a for a in answers if a.throttle_time.total_seconds() > 0]
+        assert throttled, [a.throttle_time for a in answers]
+        for answer in throttled:  # Kafka's getThrottledResponse: nothing read is sent
+            assert answer.error_code == 0 and answer.responses == () and answer.session_id == 0
+    finally:
+        set_quota(node, "raw-test", "consumer_byte_rate", None)
+
+
+def test_throttled_consumer_gets_everything_at_its_quota(node: InProcessNode) -> None:
+    node.create_topic("q-consume")
+    produce_messages(node, "q-consume", 120, 1000)
+    set_quota(node, "slow-consumer", "consumer_byte_rate", RATE)
+    throttles: list[float] = []
+    consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": "q", "client.id": "slow-consumer",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "throttle_cb": lambda event: throttles.append(event.throttle_time)})
+    try:
+        consumer.subscribe(["q-consume"])
+        seen: list[int] = []
+        started = None
+        deadline = time.monotonic() + 20
+        while len(seen) < 120 and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                started = started or time.monotonic()
+                seen.append(int.from_bytes(msg.value()[:4], "big"))
+        elapsed = time.monotonic() - (started or 0)
+    finally:
+        consumer.close()
+        set_quota(node, "slow-consumer", "consumer_byte_rate", None)
+    assert seen == list(range(120))  # every record once, in order, though responses came back empty
+    assert throttles and max(throttles) > 0
+    # 120 KB against 50 KB/s, the first window's worth at once: about 1.4 s, never a burst
+    print(f"consumed 120 KB in {elapsed:.2f} s at a {RATE} B/s quota; max throttle {max(throttles):.3f} s")
+    assert elapsed > 0.8, elapsed
+
+
+def test_throttled_produce_is_answered_then_muted(node: InProcessNode) -> None:
+    """KIP-219: the response comes at once with the throttle time; the next request on that
+    connection is read only once the throttle time has passed."""
+    node.create_topic("q-produce")
+    set_quota(node, "raw-test", "producer_byte_rate", 20_000)
+    batch = build_batch([(None, b"y" * 60_000)], timestamp_ms=int(time.time() * 1000))
+    request = ProduceRequest(transactional_id=None, acks=i16(1), timeout=i32Timedelta.parse(
+        __import__("datetime").timedelta(seconds=5)), topic_data=(TopicProduceData(
+            name=TopicName("q-produce"), partition_data=(PartitionProduceData(index=i32(0), records=batch),)),))
+    try:
+        with RawClient(node.bootstrap) as c:
+            sent = time.monotonic()
+            answer = c.request(request)
+            answered = time.monotonic() - sent
+            throttle = answer.throttle_time.total_seconds()
+            assert answer.responses[0].partition_responses[0].error_code == 0
+            # 60 KB over a 1 s window against 20 KB/s: (60000/1 - 20000) / 20000 * 1 s = 2 s
+            assert 1.5 < throttle <= 2.1, throttle
+            assert answered < 1.0, answered  # answered at once, not after the throttle
+            sent = time.monotonic()
+            c.request(AlterClientQuotasRequest(entries=(), validate_only=True))
+            waited = time.monotonic() - sent
+            assert waited > throttle - 0.3, (waited, throttle)  # muted after the answer
+    finally:
+        set_quota(node, "raw-test", "producer_byte_rate", None)
