@@ -12,19 +12,26 @@ Quota windows are shortened (2 windows of 1 s) so the test is quick; Kafka's ari
 
 from __future__ import annotations
 
+import datetime
+import importlib
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
 from kio.schema.alter_client_quotas.v1.request import AlterClientQuotasRequest, EntityData, EntryData, OpData
+from kio.schema.create_partitions.v3.request import CreatePartitionsRequest, CreatePartitionsTopic
+from kio.schema.delete_topics.v6.request import DeleteTopicsRequest, DeleteTopicState
 from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
 from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from kio.schema.types import BrokerId, TopicName
 from kio.static.primitive import f64, i8, i16, i32, i32Timedelta, i64
 
+from suoi.model import ErrorCode
 from suoi.protocol.record_codec import build_batch
 from suoi.testing import InProcessNode
+from tests.e2e.cli import suoi
 from tests.rawclient import RawClient
 
 RATE = 50_000  # bytes/s
@@ -42,11 +49,13 @@ def set_quota(node: InProcessNode, client_id: str, key: str, value: float | None
     with RawClient(node.bootstrap) as c:
         answer = c.request(AlterClientQuotasRequest(entries=(entry,), validate_only=False))
     assert [e.error_code for e in answer.entries] == [0], answer
-    expected = value
+    wait_for_quota(node, client_id, key, value)
 
+
+def wait_for_quota(node: InProcessNode, client_id: str, key: str, value: float | None) -> None:
     def applied() -> bool:
         values = node.broker.kraft.image.client_quotas.get((("client-id", client_id),), {})
-        return values.get(key) == expected
+        return values.get(key) == value
 
     deadline = time.monotonic() + 5
     while not applied():
@@ -56,7 +65,7 @@ def set_quota(node: InProcessNode, client_id: str, key: str, value: float | None
 
 def fetch(topic: str, offset: int) -> FetchRequest:
     return FetchRequest(
-        replica_id=BrokerId(-1), max_wait=i32Timedelta.parse(__import__("datetime").timedelta(0)), min_bytes=i32(1),
+        replica_id=BrokerId(-1), max_wait=i32Timedelta.parse(datetime.timedelta(0)), min_bytes=i32(1),
         max_bytes=i32(10_000_000), isolation_level=i8(0), session_id=i32(0), session_epoch=i32(-1),
         topics=(FetchTopic(topic=TopicName(topic), partitions=(FetchPartition(
             partition=i32(0), current_leader_epoch=i32(-1), fetch_offset=i64(offset), last_fetched_epoch=i32(-1),
@@ -127,7 +136,7 @@ def test_throttled_produce_is_answered_then_muted(node: InProcessNode) -> None:
     set_quota(node, "raw-test", "producer_byte_rate", 20_000)
     batch = build_batch([(None, b"y" * 60_000)], timestamp_ms=int(time.time() * 1000))
     request = ProduceRequest(transactional_id=None, acks=i16(1), timeout=i32Timedelta.parse(
-        __import__("datetime").timedelta(seconds=5)), topic_data=(TopicProduceData(
+        datetime.timedelta(seconds=5)), topic_data=(TopicProduceData(
             name=TopicName("q-produce"), partition_data=(PartitionProduceData(index=i32(0), records=batch),)),))
     try:
         with RawClient(node.bootstrap) as c:
@@ -145,3 +154,48 @@ def test_throttled_produce_is_answered_then_muted(node: InProcessNode) -> None:
             assert waited > throttle - 0.3, (waited, throttle)  # muted after the answer
     finally:
         set_quota(node, "raw-test", "producer_byte_rate", None)
+
+
+def create_topics(version: int, names: list[str], partitions: int) -> Any:
+    module = importlib.import_module(f"kio.schema.create_topics.v{version}.request")
+    return module.CreateTopicsRequest(topics=tuple(module.CreatableTopic(
+        name=TopicName(n), num_partitions=i32(partitions), replication_factor=i16(1), assignments=(), configs=())
+        for n in names), timeout=i32Timedelta.parse(datetime.timedelta(seconds=5)), validate_only=False)
+
+
+def test_controller_mutation_rate(node: InProcessNode) -> None:
+    """KIP-599, set with `suoi configs` as with kafka-configs.sh: 1 partition/s, a burst of 2 (two 1 s
+    windows). Strict versions refuse topics with THROTTLING_QUOTA_EXCEEDED once the bucket is below
+    zero; older ones are done and throttled."""
+    proc = suoi("configs", "--bootstrap-server", node.bootstrap, "--alter", "--entity-type", "clients",
+                "--entity-name", "raw-test", "--add-config", "controller_mutation_rate=1")
+    assert proc.returncode == 0, proc.stderr
+    wait_for_quota(node, "raw-test", "controller_mutation_rate", 1.0)
+    try:
+        with RawClient(node.bootstrap) as c:
+            # 2 tokens: m1 leaves 0 (admitted), m2 leaves -2 (admitted: not exceeded before it), m3 refused
+            answer = c.request(create_topics(7, ["m1", "m2", "m3"], 2))
+            assert [(t.name, t.error_code) for t in answer.topics] == [
+                ("m1", 0), ("m2", 0), ("m3", ErrorCode.throttling_quota_exceeded)]
+            assert answer.topics[2].error_message == "The throttling quota has been exceeded."
+            assert 1.5 <= answer.throttle_time.total_seconds() <= 2.0, answer.throttle_time  # 2 tokens at 1/s
+            assert node.broker.kraft.image.topic("m3") is None
+            # the next request waits out the mute, by when the bucket is back at 0: admitted again, and
+            # CreatePartitions v3 and DeleteTopics v6 are strict too
+            grow = c.request(CreatePartitionsRequest(topics=(CreatePartitionsTopic(
+                name=TopicName("m1"), count=i32(4), assignments=None),), timeout=i32Timedelta.parse(
+                datetime.timedelta(seconds=5)), validate_only=False))
+            assert [r.error_code for r in grow.results] == [0], grow
+            assert len(node.broker.kraft.image.topic("m1").partitions) == 4
+            delete = c.request(DeleteTopicsRequest(topics=(DeleteTopicState(name=TopicName("m2"), topic_id=None),),
+                                                   timeout=i32Timedelta.parse(datetime.timedelta(seconds=5))))
+            assert [r.error_code for r in delete.responses] == [ErrorCode.throttling_quota_exceeded], delete
+            assert delete.throttle_time.total_seconds() > 1.5 and node.broker.kraft.image.topic("m2") is not None
+            # CreateTopics v5 has no such error: the topic is created and the response throttled
+            old = c.request(create_topics(5, ["m4"], 1))
+            assert [(t.name, t.error_code) for t in old.topics] == [("m4", 0)]
+            assert old.throttle_time.total_seconds() > 0
+    finally:
+        set_quota(node, "raw-test", "controller_mutation_rate", None)
+    with RawClient(node.bootstrap) as c:  # no quota: nothing refused
+        assert [t.error_code for t in c.request(create_topics(7, ["m3"], 2)).topics] == [0]

@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from suoi.api import legacy_produce
+from suoi.api import legacy_produce, mutation_quota
 from suoi.api import quotas as client_quotas
 from suoi.api.api_versions import api_versions_data
 from suoi.api.enforcement import authorized_call
@@ -118,6 +118,8 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
     body, handler = request.body, spec.handler
     if quota is not None:
         body = quota.limit_fetch(body)
+        if request.api_key in mutation_quota.APIS:
+            handler = mutation_quota.limited(quota, handler)
     try:
         authorizer = getattr(broker, "authorizer", None)  # suoi.authorizer, when authorizer.class.name is set
         if authorizer is None:

@@ -19,7 +19,7 @@ from suoi.api.registry import RequestContext, ResponseData
 from suoi.authorizer import StandardAuthorizer
 from suoi.model import ErrorCode
 
-__all__ = ["authorized_call"]
+__all__ = ["authorized_call", "split_call"]
 
 Handler = Callable[[RequestContext, Any], ResponseData | Awaitable[ResponseData]]
 
@@ -49,10 +49,13 @@ def _authorized_call(ctx: RequestContext, body: Any, handler: Handler, authorize
     if isinstance(verdict, Filter):
         return _then(handler(ctx, body), lambda data: _filtered(ctx, authorizer, verdict, data))
     assert isinstance(verdict, Split)
-    return _split(ctx, body, handler, verdict)
+    return split_call(ctx, body, handler, verdict)
 
 
-def _split(ctx: RequestContext, body: Any, handler: Handler, verdict: Split) -> ResponseData | Awaitable[ResponseData]:
+def split_call(ctx: RequestContext, body: Any, handler: Handler, verdict: Split, message: str | None = None
+               ) -> ResponseData | Awaitable[ResponseData]:
+    """Call ``handler`` with the request's elements ``verdict`` refuses taken out, and answer
+    those with their codes (and ``message``) next to the handler's answer for the others."""
     array = _first_array_field(body)
     items = getattr(body, array) or ()
     allowed = [x for i, x in enumerate(items) if i not in verdict.denied]
@@ -62,7 +65,7 @@ def _split(ctx: RequestContext, body: Any, handler: Handler, verdict: Split) -> 
     if verdict.all_or_nothing and allowed:
         by_code.setdefault(ErrorCode.operation_not_attempted, []).extend(allowed)
         allowed = []
-    refused = [_error_entries(ctx, body, array, elements, code) for code, elements in by_code.items()]
+    refused = [_error_entries(ctx, body, array, elements, code, message) for code, elements in by_code.items()]
     target = error_array(ctx.api_key, ctx.api_version)
 
     def merge(data: ResponseData) -> ResponseData:
@@ -79,9 +82,10 @@ def _split(ctx: RequestContext, body: Any, handler: Handler, verdict: Split) -> 
     return merge(only)
 
 
-def _error_entries(ctx: RequestContext, body: Any, array: str, elements: list[Any], code: int) -> list[Any]:
+def _error_entries(ctx: RequestContext, body: Any, array: str, elements: list[Any], code: int,
+                   message: str | None = None) -> list[Any]:
     response = error_response(ctx.api_key, ctx.api_version, dataclasses.replace(body, **{array: tuple(elements)}),
-                              code)
+                              code, message)
     target = error_array(ctx.api_key, ctx.api_version)
     return list(getattr(response, target)) if target is not None else []
 

@@ -1,10 +1,10 @@
 """AlterClientQuotas on the active controller (KIP-546, Kafka's ClientQuotaControlManager).
 
 An entity is user, client-id, or (user, client-id), each part named or the default (name None).
-Keys suoi enforces: ``producer_byte_rate`` and ``consumer_byte_rate`` (bytes/s, whole numbers)
-and ``request_percentage`` (percent of one request thread). Others — Kafka's
-``controller_mutation_rate`` and IP entities (``connection_creation_rate``) — are refused with
-INVALID_REQUEST rather than stored and ignored. Each entity's operations are all or nothing;
+Keys suoi enforces: ``producer_byte_rate`` and ``consumer_byte_rate`` (bytes/s, whole numbers),
+``request_percentage`` (percent of one request thread) and ``controller_mutation_rate``
+(partitions created or deleted per second, KIP-599). IP entities (``connection_creation_rate``)
+are refused with INVALID_REQUEST rather than stored and ignored. Each entity's operations are all or nothing;
 setting writes a `ClientQuota` record, removing one writes it with a null value.
 """
 
@@ -28,9 +28,8 @@ USER, CLIENT_ID = "user", "client-id"
 ENTITY_TYPES = (USER, CLIENT_ID)
 #: key -> does it take whole numbers only (Kafka's LONG keys)
 QUOTA_KEYS: Mapping[str, bool] = {"producer_byte_rate": True, "consumer_byte_rate": True,
-                                  "request_percentage": False}
-_REFUSED_KEYS = {"controller_mutation_rate": "controller mutation quotas",
-                 "connection_creation_rate": "IP connection rate quotas"}
+                                  "request_percentage": False, "controller_mutation_rate": False}
+_REFUSED_KEYS = {"connection_creation_rate": "IP connection rate quotas"}
 
 
 @dataclass(frozen=True, slots=True)

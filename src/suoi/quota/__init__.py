@@ -2,6 +2,6 @@
 
 from suoi.quota.connections import ConnectionLimits, parse_overrides
 from suoi.quota.manager import QUOTA_KINDS, ClientQuotas, quota_for
-from suoi.quota.sampler import Rate
+from suoi.quota.sampler import Rate, TokenBucket
 
-__all__ = ["QUOTA_KINDS", "ClientQuotas", "ConnectionLimits", "Rate", "parse_overrides", "quota_for"]
+__all__ = ["QUOTA_KINDS", "ClientQuotas", "ConnectionLimits", "Rate", "TokenBucket", "parse_overrides", "quota_for"]

@@ -58,3 +58,17 @@ def test_connection_limits() -> None:
     limits.release("a")
     assert limits.admit("a") is None
     assert parse_overrides("") == {}
+
+
+def test_token_bucket_controller_mutations_strict_and_permissive() -> None:
+    """KIP-599: a burst of quota * windows tokens, refilled at the quota; strict refuses only
+    once the bucket is below zero (one request may go over), permissive always admits and throttles."""
+    quotas = {(("client-id", "admin"),): {"controller_mutation_rate": 2.0}}
+    q = ClientQuotas(num_samples=2, window_ms=1000)  # burst: 2/s * 2 s = 4 partitions
+    assert q.record_mutations(quotas, "u", "admin", 3, 0, strict=True) == (True, 0)  # 1 token left
+    assert q.record_mutations(quotas, "u", "admin", 3, 0, strict=True) == (True, 0)  # -2: over, but admitted
+    assert q.record_mutations(quotas, "u", "admin", 1, 0, strict=True) == (False, 1000)  # 2 tokens / 2 per s
+    assert q.record_mutations(quotas, "u", "admin", 1, 500, strict=True) == (False, 500)  # refilled by 1
+    assert q.record_mutations(quotas, "u", "admin", 1, 1000, strict=True) == (True, 0)  # back at 0: admitted
+    assert q.record_mutations(quotas, "u", "admin", 5, 1000, strict=False) == (True, 3000)  # -6 -> 3 s
+    assert q.record_mutations(quotas, "u", "other", 50, 1000, strict=True) == (True, 0)  # no quota for it
