@@ -1,0 +1,111 @@
+"""Forwarding with the client's principal (Kafka's Envelope, KIP-590) in a 3-node cluster with ACLs:
+a non-controller node forwards a client's CreateTopics to the active controller in an Envelope,
+and the controller authorizes the client's principal (alice may create, bob may not), not the
+forwarding broker's. Clients authenticate with SASL/PLAIN (suoi's client); brokers talk to the
+controller on a PLAINTEXT controller listener as User:ANONYMOUS, a super user."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kio.schema.create_acls.v3.request import AclCreation, CreateAclsRequest
+from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest
+from kio.schema.envelope.v0.request import EnvelopeRequest
+from kio.schema.types import TopicName
+from kio.static.primitive import i8, i16, i32, i32Timedelta
+
+from suoi.api.envelope import deserialize_principal, serialize_principal
+from suoi.client import request_once
+from suoi.model import ErrorCode
+from suoi.protocol.codec import decode_response, encode_request, response_class
+from suoi.security.client import from_client_properties
+from suoi.testing.inprocess import InProcessCluster, InProcessNode
+from tests.conftest import wait_until
+from tests.rawclient import RawClient
+
+JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-pw" '
+        'user_admin="admin-pw" user_alice="alice-pw" user_bob="bob-pw";')
+RESOURCE_CLUSTER, LITERAL, OP_CREATE, ALLOW = 4, 3, 5, 3  # Kafka's wire codes
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[InProcessCluster]:
+    overrides = {
+        "listener.security.protocol.map": "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN", "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "listener.name.plaintext.plain.sasl.jaas.config": JAAS,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:admin;User:ANONYMOUS",
+    }
+    with InProcessCluster(3, overrides=overrides) as c:
+        yield c
+
+
+def as_user(node: InProcessNode, user: str, request: Any) -> Any:
+    security = from_client_properties({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+                                       "sasl.username": user, "sasl.password": f"{user}-pw"})
+    return asyncio.run(request_once(node.host, node.port, request, client_id=f"{user}-app", security=security))
+
+
+def create(name: str) -> CreateTopicsRequest:
+    return CreateTopicsRequest(topics=(CreatableTopic(
+        name=TopicName(name), num_partitions=i32(1), replication_factor=i16(3), assignments=(), configs=()),),
+        timeout=i32Timedelta.parse(datetime.timedelta(seconds=10)), validate_only=False)
+
+
+def roles(cluster: InProcessCluster) -> tuple[InProcessNode, InProcessNode]:
+    """(the active controller's node, another node)."""
+    controller_id = wait_until(lambda: next((i for i, n in cluster.nodes.items()
+                                             if n.broker.kraft.controller is not None), None), timeout=20)
+    return cluster.nodes[controller_id], next(n for i, n in cluster.nodes.items() if i != controller_id)
+
+
+def test_principal_serialization_is_kafkas() -> None:
+    data = serialize_principal("User:alice")
+    # int16 version 0, compact strings "User" and "alice", token_authenticated false, no tagged fields
+    assert data == b"\x00\x00" + b"\x05User" + b"\x06alice" + b"\x00" + b"\x00"
+    assert deserialize_principal(data) == "User:alice"
+    with pytest.raises(ValueError):
+        deserialize_principal(b"\x00\x01" + data[2:])
+
+
+def test_the_controller_authorizes_the_forwarded_client(cluster: InProcessCluster) -> None:
+    controller, other = roles(cluster)
+    grant = CreateAclsRequest(creations=(AclCreation(
+        resource_type=i8(RESOURCE_CLUSTER), resource_name="kafka-cluster", resource_pattern_type=i8(LITERAL),
+        principal="User:alice", host="*", operation=i8(OP_CREATE), permission_type=i8(ALLOW)),))
+    assert [r.error_code for r in as_user(other, "admin", grant).results] == [0]
+    wait_until(lambda: all(n.broker.kraft.image.acls for n in cluster.nodes.values()))
+    envelopes = controller.broker.metrics.requests.get("Envelope")
+    before = envelopes.count if envelopes is not None else 0
+
+    bob = as_user(other, "bob", create("bobs-topic"))
+    assert [(t.name, t.error_code) for t in bob.topics] == [("bobs-topic", ErrorCode.topic_authorization_failed)]
+    alice = as_user(other, "alice", create("alices-topic"))
+    assert [(t.name, t.error_code) for t in alice.topics] == [("alices-topic", 0)]
+    assert controller.broker.metrics.requests["Envelope"].count > before  # forwarded in an Envelope
+    assert other.broker.kraft.image.topic("bobs-topic") is None
+
+    # what the controller decides on its own: an Envelope sent straight to its controller listener
+    # (by a super user, as brokers are) with bob's principal is refused, with alice's it is done
+    def enveloped(principal: str, name: str) -> Any:
+        inner = create(name)
+        envelope = EnvelopeRequest(request_data=encode_request(7, "app", inner)[4:],
+                                   request_principal=serialize_principal(principal),
+                                   client_host_address=ipaddress.ip_address("127.0.0.1").packed)
+        listener = controller.properties["listeners"].split("CONTROLLER://")[1]
+        with RawClient(listener) as c:
+            answer = c.request(envelope)
+        assert answer.error_code == 0
+        return decode_response(answer.response_data, response_class(19, 7))
+
+    assert [t.error_code for t in enveloped("User:bob", "direct-bob").topics] == [ErrorCode.topic_authorization_failed]
+    assert [t.error_code for t in enveloped("User:alice", "direct-alice").topics] == [0]
+    # a broker's own (un-enveloped) CreateTopics on the controller listener is still its own, as before
+    with RawClient(controller.properties["listeners"].split("CONTROLLER://")[1]) as c:
+        assert [t.error_code for t in c.request(create("by-broker")).topics] == [0]
