@@ -49,7 +49,7 @@ from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
 from suoi.partition.coordinator_writer import ReplicatedWriter
 from suoi.protocol.codec import decode_response, encode_request, response_class
-from suoi.quota import ClientQuotas, ConnectionLimits, parse_overrides
+from suoi.quota import ClientQuotas, ConnectionLimits, listener_connection_limits, parse_overrides
 from suoi.security.jwks import fetch_jwks, refresh_jwks
 from suoi.security.listeners import controller_security, listener_security, reload_certificates
 
@@ -130,7 +130,9 @@ class Broker:
         self.quotas = ClientQuotas(config.get_int("quota.window.num"), config.get_int("quota.window.size.seconds") * 1000)
         #: max.connections / max.connections.per.ip(.overrides), applied by net when a connection opens
         #: (dynamic: `reconfigure` updates them).
-        self.connection_limits = ConnectionLimits()
+        self.connection_limits = ConnectionLimits(ip_rate=self._ip_connection_rate,
+                                                  num_samples=config.get_int("quota.window.num"),
+                                                  window_ms=config.get_int("quota.window.size.seconds") * 1000)
         #: KIP-714: client instances and the last metrics each pushed (in memory).
         self.client_telemetry = ClientTelemetry()
         #: Hot-path counters (messages/bytes in and out, request times), read by the admin endpoint.
@@ -284,6 +286,17 @@ class Broker:
         limits.max_connections = self.config.get_int("max.connections")
         limits.max_per_ip = self.config.get_int("max.connections.per.ip")
         limits.overrides = parse_overrides(str(self.config.get("max.connections.per.ip.overrides")))
+        limits.max_creation_rate = self.config.get_int("max.connection.creation.rate")
+        limits.listener_max, limits.listener_rate = listener_connection_limits(self.config.values)
+
+    def _ip_connection_rate(self, ip: str) -> float | None:
+        """KIP-612's connection_creation_rate of an IP (its own quota, else the default ip's)."""
+        kraft = getattr(self, "kraft", None)
+        quotas = kraft.image.client_quotas if kraft is not None else None
+        if not quotas:
+            return None
+        own = quotas.get((("ip", ip),)) or quotas.get((("ip", None),)) or {}
+        return own.get("connection_creation_rate")
 
     async def _local_controller(self, request: Any) -> Any:
         """A request to the active controller when that is this node and it has no controller

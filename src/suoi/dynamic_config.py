@@ -44,6 +44,7 @@ DYNAMIC_KEYS = MappingProxyType({
     "max.connections": None,
     "max.connections.per.ip": None,
     "max.connections.per.ip.overrides": None,
+    "max.connection.creation.rate": None,
 })
 
 

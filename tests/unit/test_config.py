@@ -112,8 +112,13 @@ def test_authorizer_and_connection_settings() -> None:
     assert cfg.get("super.users") == "User:admin" and cfg.get("allow.everyone.if.no.acl.found") is True
     with pytest.raises(UnsupportedSecuritySetting, match="an authorizer other than"):
         load_config({**kraft, "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"}, {})
-    with pytest.raises(UnsupportedSecuritySetting, match="max.connection.creation.rate"):
-        load_config({"max.connection.creation.rate": "10"}, {})
+    # KIP-612 connection creation rates and per-listener counts are taken, as numbers
+    limits = load_config({"max.connection.creation.rate": "10", "listener.name.plaintext.max.connections": "5",
+                          "listener.name.plaintext.max.connection.creation.rate": "3"}, {})
+    assert limits.get_int("max.connection.creation.rate") == 10
+    assert limits.get("listener.name.plaintext.max.connections") == 5
+    with pytest.raises(ValueError, match="listener.name.plaintext.max.connections"):
+        load_config({"listener.name.plaintext.max.connections": "many"}, {})
     with pytest.raises(ValueError, match="host:count"):
         load_config({"max.connections.per.ip.overrides": "10.0.0.1"}, {})
     assert load_config({"max.connections.per.ip.overrides": "10.0.0.1:5"}, {}).get_int("max.connections") > 0
