@@ -15,10 +15,10 @@ from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.describe_client_quotas.v1.request import ComponentData, DescribeClientQuotasRequest
 from kio.static.primitive import f64, i8
 
-from suoi.cli.cluster_layout import free_ports
 from suoi.testing import InProcessNode
 from tests.conftest import wait_until
 from tests.e2e.cli import suoi
+from tests.e2e.security_helpers import external_listener_props
 from tests.rawclient import RawClient
 
 VERSIONS = ApiVersionsRequest(client_software_name="raw", client_software_version="1")
@@ -26,19 +26,9 @@ VERSIONS = ApiVersionsRequest(client_software_name="raw", client_software_versio
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[tuple[InProcessNode, str]]:
-    plain, external, controller = free_ports(3)
-    props = {
-        "process.roles": "broker,controller", "node.id": "1", "controller.listener.names": "CONTROLLER",
-        "listeners": f"PLAINTEXT://127.0.0.1:{plain},EXTERNAL://127.0.0.1:{external},"
-                     f"CONTROLLER://127.0.0.1:{controller}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{plain},EXTERNAL://127.0.0.1:{external}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.name.external.max.connection.creation.rate": "2",
-        "listener.name.external.max.connections": "3",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller}", "offsets.topic.replication.factor": "1",
-        "quota.window.num": "2", "quota.window.size.seconds": "1",
-    }
+    props, _, external = external_listener_props("PLAINTEXT", **{
+        "inter.broker.listener.name": "PLAINTEXT", "listener.name.external.max.connection.creation.rate": "2",
+        "listener.name.external.max.connections": "3", "quota.window.num": "2", "quota.window.size.seconds": "1"})
     with InProcessNode(properties=props) as n:
         yield n, f"127.0.0.1:{external}"
 

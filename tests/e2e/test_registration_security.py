@@ -7,25 +7,16 @@ from __future__ import annotations
 from kio.schema.describe_cluster.v1.request import DescribeClusterRequest
 from kio.schema.metadata.v12.request import MetadataRequest
 
-from suoi.cli.cluster_layout import free_ports
 from suoi.controller.image import MetadataImage
 from suoi.testing import InProcessNode
 from tests.conftest import wait_until
-from tests.e2e.security_helpers import PLAIN_JAAS
+from tests.e2e.security_helpers import PLAIN_JAAS, external_listener_props
 from tests.rawclient import RawClient
 
 
 def test_registration_carries_each_listeners_security_protocol() -> None:
-    plain, external, controller = free_ports(3)
-    props = {
-        "process.roles": "broker,controller", "node.id": "1", "controller.listener.names": "CONTROLLER",
-        "listeners": f"PLAINTEXT://127.0.0.1:{plain},EXTERNAL://127.0.0.1:{external},"
-                     f"CONTROLLER://127.0.0.1:{controller}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{plain},EXTERNAL://127.0.0.1:{external}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "sasl.enabled.mechanisms": "PLAIN", "listener.name.external.plain.sasl.jaas.config": PLAIN_JAAS,
-        "controller.quorum.voters": f"1@127.0.0.1:{controller}", "offsets.topic.replication.factor": "1",
-    }
+    props, plain, external = external_listener_props(
+        "SASL_PLAINTEXT", **{"sasl.enabled.mechanisms": "PLAIN", "listener.name.external.plain.sasl.jaas.config": PLAIN_JAAS})
     with InProcessNode(properties=props) as node:
         reg = wait_until(lambda: node.broker.kraft.image.brokers.get(1))
         assert [(x.name, x.port, x.security_protocol) for x in reg.listeners] == [
