@@ -18,6 +18,7 @@ from suoi.api.error_responses import error_array, error_response
 from suoi.api.registry import RequestContext, ResponseData
 from suoi.authorizer import StandardAuthorizer
 from suoi.model import ErrorCode
+from suoi.protocol.splice import SplicedResponse
 
 __all__ = ["authorized_call", "split_call"]
 
@@ -34,7 +35,12 @@ def authorized_call(ctx: RequestContext, body: Any, handler: Handler, authorizer
     def allowed(op: Any, rtype: Any, name: str) -> bool:
         return authorizer.authorize(principal, host, op, rtype, name)
 
-    return _then(result, lambda data: authorized_operations.fill(ctx.api_key, body, data, allowed))
+    def fill(data: ResponseData) -> ResponseData:
+        if isinstance(data, SplicedResponse):  # shared encodings: never built for a checked principal
+            return data
+        return authorized_operations.fill(ctx.api_key, body, data, allowed)
+
+    return _then(result, fill)
 
 
 def _authorized_call(ctx: RequestContext, body: Any, handler: Handler, authorizer: StandardAuthorizer
@@ -69,7 +75,7 @@ def split_call(ctx: RequestContext, body: Any, handler: Handler, verdict: Split,
     target = error_array(ctx.api_key, ctx.api_version)
 
     def merge(data: ResponseData) -> ResponseData:
-        if data is None or target is None:
+        if data is None or target is None or isinstance(data, SplicedResponse):
             return data
         data = dict(data)
         data[target] = [*(data.get(target) or ()), *(e for entries in refused for e in entries)]
@@ -91,7 +97,7 @@ def _error_entries(ctx: RequestContext, body: Any, array: str, elements: list[An
 
 
 def _filtered(ctx: RequestContext, authorizer: StandardAuthorizer, f: Filter, data: ResponseData) -> ResponseData:
-    if data is None:
+    if data is None or isinstance(data, SplicedResponse):
         return data
     data = dict(data)
 
