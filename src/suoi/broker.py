@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from suoi.api.alter_replica_log_dirs import start_move
@@ -51,6 +51,7 @@ from suoi.partition.coordinator_writer import ReplicatedWriter
 from suoi.protocol.codec import decode_response, encode_request, response_class
 from suoi.quota import ClientQuotas, ConnectionLimits, listener_connection_limits, parse_overrides
 from suoi.security.jwks import fetch_jwks, refresh_jwks
+from suoi.security.dynamic import DynamicTls
 from suoi.security.listeners import controller_security, listener_security, reload_certificates
 
 log = logging.getLogger("suoi.broker")
@@ -181,7 +182,9 @@ class Broker:
         # its Metadata would list no broker, and some clients then wait for their next refresh.
         controller_names = set(self.config.controller_listener_names)
         deferred: list[asyncio.Server] = []
-        securities = [listener_security(self.config.values, x.name) for x in self.config.listeners]  # TLS, SASL
+        # TLS, SASL; their settings read the node's config as it is now (keystores set by AlterConfigs)
+        securities = [listener_security(_LiveValues(self), x.name) for x in self.config.listeners]
+        self.dynamic_tls = DynamicTls(securities)
         jwks = [s.jwks for s in securities if s.jwks is not None]  # OAUTHBEARER's signing keys, before serving
         if jwks:
             await fetch_jwks(jwks)
@@ -288,6 +291,9 @@ class Broker:
         limits.overrides = parse_overrides(str(self.config.get("max.connections.per.ip.overrides")))
         limits.max_creation_rate = self.config.get_int("max.connection.creation.rate")
         limits.listener_max, limits.listener_rate = listener_connection_limits(self.config.values)
+        dynamic_tls = getattr(self, "dynamic_tls", None)
+        if dynamic_tls is not None:
+            dynamic_tls.apply()
 
     def _ip_connection_rate(self, ip: str) -> float | None:
         """KIP-612's connection_creation_rate of an IP (its own quota, else the default ip's)."""
@@ -406,3 +412,19 @@ class Broker:
                 self.logs.flush_due(self.now_ms())
             except Exception:
                 log.exception("scheduled flush failed")
+
+
+class _LiveValues(Mapping[str, object]):
+    """The node's current config values (static + dynamic), read at each lookup."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    def __getitem__(self, key: str) -> object:
+        return self._broker.config.values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._broker.config.values)
+
+    def __len__(self) -> int:
+        return len(self._broker.config.values)

@@ -26,7 +26,14 @@ from pathlib import Path
 from types import MappingProxyType
 
 from suoi.config import KNOWN, BrokerConfig
-from suoi.configdefs import BROKER_CONFIGS, IMPLEMENTED_SECURITY, ConfigValueError, unimplemented_security_feature
+from suoi.configdefs import (
+    BROKER_CONFIGS,
+    IMPLEMENTED_SECURITY,
+    RECONFIGURABLE_SSL,
+    ConfigValueError,
+    dynamic_ssl_key,
+    unimplemented_security_feature,
+)
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 
 FILE_NAME = "dynamic-broker-configs.json"
@@ -48,12 +55,29 @@ DYNAMIC_KEYS = MappingProxyType({
 })
 
 
+def is_sensitive(key: str) -> bool:
+    """A PASSWORD config (also with a listener prefix): never logged nor described with its value."""
+    found = dynamic_ssl_key(key)
+    definition = BROKER_CONFIGS.get(found[1] if found is not None else key)
+    return definition is not None and definition.sensitive
+
+
+def redacted(configs: dict[str, str]) -> dict[str, str]:
+    """``configs`` fit for a log line: sensitive values replaced."""
+    return {k: "[hidden]" if is_sensitive(k) else v for k, v in configs.items()}
+
+
 class DynamicConfigError(ValueError):
     """A dynamic broker config that cannot be set (unknown, read-only or a bad value)."""
 
 
 def validate(key: str, value: str, *, cluster_default: bool = False) -> None:
     """Raise DynamicConfigError with a message fit for INVALID_CONFIG (Kafka's wording)."""
+    if dynamic_ssl_key(key) is not None:  # a listener's keystore/truststore (suoi.security.dynamic)
+        if cluster_default:
+            raise DynamicConfigError(
+                f"Cannot update these configs at default cluster level, broker id must be specified: Set({key})")
+        return
     definition = BROKER_CONFIGS.get(key)
     used = key in KNOWN
     if not used and definition is None:
@@ -61,8 +85,11 @@ def validate(key: str, value: str, *, cluster_default: bool = False) -> None:
     feature = None if used else unimplemented_security_feature(key)
     if feature is not None:
         raise DynamicConfigError(f"suoi does not implement {feature} yet: {key} cannot be set")
+    if key in RECONFIGURABLE_SSL:  # Kafka: dynamic keystores are per listener
+        raise DynamicConfigError(f"{key} can be updated dynamically only per listener: set "
+                                 f"listener.name.<listener name, lower case>.{key}")
     if key in IMPLEMENTED_SECURITY:  # read when the listeners start (suoi.security)
-        raise DynamicConfigError(f"suoi does not implement reloading TLS/SASL settings at run time yet: set {key} "
+        raise DynamicConfigError(f"suoi does not implement reloading this TLS/SASL setting at run time: set {key} "
                                  f"in server.properties and restart the node")
     if not (key in DYNAMIC_KEYS if used else definition is not None and definition.dynamic):
         raise DynamicConfigError(f"Cannot update these configs dynamically: Set({key})")
@@ -125,6 +152,8 @@ class DynamicBrokerConfigs:
         for key, raw in {**self.cluster_default, **self.broker}.items():
             if key in KNOWN:
                 values[key] = KNOWN[key][0](raw)  # type: ignore[operator]
+            elif dynamic_ssl_key(key) is not None:
+                values[key] = raw
         ignored = {**static.ignored, **{k: v for k, v in {**self.cluster_default, **self.broker}.items()
-                                         if k not in KNOWN}}
+                                         if k not in KNOWN and dynamic_ssl_key(k) is None}}
         return BrokerConfig(values, ignored)
