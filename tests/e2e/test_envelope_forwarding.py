@@ -16,6 +16,7 @@ import pytest
 from kio.schema.create_acls.v3.request import AclCreation, CreateAclsRequest
 from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest
 from kio.schema.envelope.v0.request import EnvelopeRequest
+from kio.schema.metadata.v12.request import MetadataRequest
 from kio.schema.types import TopicName
 from kio.static.primitive import i8, i16, i32, i32Timedelta
 
@@ -109,3 +110,32 @@ def test_the_controller_authorizes_the_forwarded_client(cluster: InProcessCluste
     # a broker's own (un-enveloped) CreateTopics on the controller listener is still its own, as before
     with RawClient(controller.properties["listeners"].split("CONTROLLER://")[1]) as c:
         assert [t.error_code for t in c.request(create("by-broker")).topics] == [0]
+
+
+def test_bad_envelopes_get_their_error_and_the_controller_serves_on(cluster: InProcessCluster) -> None:
+    controller, _ = roles(cluster)
+    listener = controller.properties["listeners"].split("CONTROLLER://")[1]
+    inner = encode_request(1, "app", create("never"))[4:]
+    local = ipaddress.ip_address("127.0.0.1").packed
+    cases = [
+        (EnvelopeRequest(request_data=inner, request_principal=b"\x00\x07garbage", client_host_address=local),
+         ErrorCode.principal_deserialization_failure),
+        (EnvelopeRequest(request_data=inner, request_principal=None, client_host_address=local),
+         ErrorCode.principal_deserialization_failure),
+        (EnvelopeRequest(request_data=inner, request_principal=serialize_principal("User:alice"),
+                         client_host_address=b"\x01"), ErrorCode.invalid_request),
+        (EnvelopeRequest(request_data=encode_request(1, "app", MetadataRequest(
+            topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False))[4:],
+            request_principal=serialize_principal("User:alice"), client_host_address=local),
+         ErrorCode.invalid_request),  # not an API Kafka forwards
+        (EnvelopeRequest(request_data=b"\x00\x13\x00", request_principal=serialize_principal("User:alice"),
+                         client_host_address=local), ErrorCode.invalid_request),
+    ]
+    with RawClient(listener) as c:
+        for envelope, code in cases:
+            answer = c.request(envelope)
+            assert (answer.error_code, answer.response_data) == (code, None)
+    assert controller.broker.kraft.image.topic("never") is None
+    # an Envelope on a client listener is refused too, even from a super user
+    answer = as_user(controller, "admin", cases[3][0])
+    assert (answer.error_code, answer.response_data) == (ErrorCode.invalid_request, None)
