@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kio.schema.alter_client_quotas.v1.request import AlterClientQuotasRequest, EntityData, EntryData, OpData
 from kio.schema.create_acls.v3.request import AclCreation, CreateAclsRequest
 from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest
 from kio.schema.envelope.v0.request import EnvelopeRequest
 from kio.schema.metadata.v12.request import MetadataRequest
 from kio.schema.types import TopicName
-from kio.static.primitive import i8, i16, i32, i32Timedelta
+from kio.static.primitive import f64, i8, i16, i32, i32Timedelta
 
 from suoi.api.envelope import deserialize_principal, serialize_principal
 from suoi.client import request_once
@@ -53,9 +54,10 @@ def as_user(node: InProcessNode, user: str, request: Any) -> Any:
     return asyncio.run(request_once(node.host, node.port, request, client_id=f"{user}-app", security=security))
 
 
-def create(name: str) -> CreateTopicsRequest:
+def create(name: str, partitions: int = 1) -> CreateTopicsRequest:
     return CreateTopicsRequest(topics=(CreatableTopic(
-        name=TopicName(name), num_partitions=i32(1), replication_factor=i16(3), assignments=(), configs=()),),
+        name=TopicName(name), num_partitions=i32(partitions), replication_factor=i16(1 if partitions > 1 else 3),
+        assignments=(), configs=()),),
         timeout=i32Timedelta.parse(datetime.timedelta(seconds=10)), validate_only=False)
 
 
@@ -139,3 +141,28 @@ def test_bad_envelopes_get_their_error_and_the_controller_serves_on(cluster: InP
     # an Envelope on a client listener is refused too, even from a super user
     answer = as_user(controller, "admin", cases[3][0])
     assert (answer.error_code, answer.response_data) == (ErrorCode.invalid_request, None)
+
+
+def test_controller_mutation_rate_is_measured_on_the_controller(cluster: InProcessCluster) -> None:
+    """KIP-599 as Kafka measures it: on the active controller, for the client's (user, client-id)
+    carried by the Envelope, so two nodes forwarding for the same client share one bucket."""
+    controller, _ = roles(cluster)
+    first, second = (n for n in cluster.nodes.values() if n is not controller)
+    entity = (EntityData(entity_type="client-id", entity_name="admin-app"),)
+
+    def set_rate(value: float | None) -> None:
+        op = OpData(key="controller_mutation_rate", value=f64(value or 0.0), remove=value is None)
+        answer = as_user(first, "admin", AlterClientQuotasRequest(entries=(EntryData(entity=entity, ops=(op,)),),
+                                                                  validate_only=False))
+        assert [e.error_code for e in answer.entries] == [0]
+        wait_until(lambda: all(n.broker.kraft.image.client_quotas.get((("client-id", "admin-app"),), {}).get(
+            "controller_mutation_rate") == value for n in cluster.nodes.values()))
+
+    set_rate(1.0)  # a burst of 11 partitions (11 windows of 1 s)
+    try:
+        assert [t.error_code for t in as_user(first, "admin", create("burst", partitions=12)).topics] == [0]
+        refused = as_user(second, "admin", create("after-burst"))  # another node, the same bucket
+        assert [t.error_code for t in refused.topics] == [ErrorCode.throttling_quota_exceeded]
+        assert refused.throttle_time.total_seconds() > 0.5
+    finally:
+        set_rate(None)

@@ -6,7 +6,9 @@ Forwarding side (`call`): while a client request is handled (`CURRENT_REQUEST`, 
 client's request header (its client id and correlation id) and body, its principal serialized as
 Kafka's ``DefaultPrincipalData`` (version-prefixed), and its IP address. The envelope's own
 errors are the forwarding's: NOT_CONTROLLER makes `call_controller` ask again; any other means a
-misconfigured peer and is raised (the client gets the handler's failure answer).
+misconfigured peer and is raised (the client gets the handler's failure answer). A throttle time
+in the controller's answer (its quotas, e.g. controller_mutation_rate) mutes the client's
+connection here, where the client is connected (KIP-219).
 
 Controller side (`handle_envelope`): only the active controller answers (others NOT_CONTROLLER),
 only on a controller listener or in process; the sender must have CLUSTER_ACTION on the cluster
@@ -98,7 +100,12 @@ async def call(kraft: Any, request: Any) -> Any:
     if response.error_code != ErrorCode.none or response.response_data is None:
         raise RuntimeError(f"the controller refused the forwarded {cls.__name__}: "
                            f"{ErrorCode(response.error_code).name.upper()}")
-    return decode_response(response.response_data, response_class(cls.__api_key__, cls.__version__))
+    answer = decode_response(response.response_data, response_class(cls.__api_key__, cls.__version__))
+    throttle = getattr(answer, "throttle_time", None)
+    mute = getattr(ctx.connection, "throttle", None)
+    if throttle is not None and mute is not None and throttle.total_seconds() > 0:
+        mute(int(throttle.total_seconds() * 1000))  # the controller's quota throttled it: the client waits here
+    return answer
 
 
 @api(58, "Envelope", 0, 0)

@@ -8,11 +8,13 @@ Kafka's ReplicationControlManager decides topic by topic) and the response carri
 until the bucket is back at zero. Older versions cannot carry that error: their topics are all
 done and the response is throttled (throttle_time_ms and the connection muted) instead.
 
-Topics with nothing to mutate (an existing topic to create, an unknown one to delete) use no
-tokens, so they still get their own error (TOPIC_ALREADY_EXISTS...). A validate_only request
-mutates nothing and is not counted. Differences from Kafka: the quota is measured by the node
-the client sent the request to, before it forwards the request to the active controller (Kafka
-measures it at the controller); requests forwarded by another node are not counted twice.
+Measured where Kafka measures it: on the active controller, so a client's rate is the same
+whichever node it sends to. A request forwarded in an Envelope is measured there with the
+client's principal and client id; the forwarding node relays the throttle time and mutes the
+client's connection (`suoi.api.envelope`). A node that forwards does not measure; a broker's own
+requests to the controller (not enveloped) are not measured. Topics with nothing to mutate (an
+existing topic to create, an unknown one to delete) use no tokens, so they still get their own
+error (TOPIC_ALREADY_EXISTS...). A validate_only request mutates nothing and is not counted.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ def limited(quota: RequestQuota, handler: Handler) -> Handler:
     """``handler`` with the request's topics measured against the controller mutation quota."""
 
     def call(ctx: RequestContext, body: Any) -> ResponseData | Awaitable[ResponseData]:
-        if ctx.listener_role is ListenerRole.CONTROLLER or getattr(body, "validate_only", False):
+        forwarded = getattr(ctx.connection, "forwarded", False)
+        if (ctx.services.kraft.controller is None or getattr(body, "validate_only", False)
+                or (ctx.listener_role is ListenerRole.CONTROLLER and not forwarded)):
             return handler(ctx, body)
         strict = ctx.api_version >= APIS[ctx.api_key]
         now = ctx.services.now_ms()
