@@ -41,12 +41,13 @@ def answered_in(client: RawClient) -> float:
 
 def test_listener_rate_holds_and_listener_count_closes(node: tuple[InProcessNode, str]) -> None:
     _, external = node
+    started = time.monotonic()
     clients = [RawClient(external) for _ in range(3)]
     try:
         # 2/s over (at least) one 1 s window: two at once; the third waits (3/1 s - 2) / 2 * 1 s = 0.5 s
         times = [answered_in(c) for c in clients]
-        assert times[0] < 0.3 and times[1] < 0.3, times
-        assert 0.35 < times[2] < 1.5, times
+        assert times[0] < 0.4 and times[1] < 0.4, times
+        assert 0.45 < time.monotonic() - started < 2.0, times
         with RawClient(external) as fourth:  # listener.name.external.max.connections=3
             assert fourth.is_closed_by_peer(timeout=5)
     finally:
