@@ -206,7 +206,7 @@ class Listener:
 # NAME://host:port, host may be empty (all interfaces) or a bracketed IPv6 address. Names
 # are Kafka's listener names (letters, digits, underscores: SASL_SSL, REPLICATION_1...).
 #: Per-listener connection limits (Kafka's ConnectionQuotas reads them with the listener prefix).
-_LISTENER_LIMIT = re.compile(r"^listener\.name\.[A-Za-z0-9_]+\.(max\.connections|max\.connection\.creation\.rate)$")
+LISTENER_LIMIT = re.compile(r"^listener\.name\.[A-Za-z0-9_]+\.(max\.connections|max\.connection\.creation\.rate)$")
 _LISTENER = re.compile(r"^(?P<name>[A-Za-z0-9_]+)://(?P<host>\[[0-9A-Fa-f:.]*\]|[^:/\[\]]*):(?P<port>\d{1,5})$")
 
 
@@ -321,7 +321,7 @@ def load_config(file_values: Mapping[str, str], overrides: Mapping[str, str]) ->
                 raise ValueError(f"invalid value for {key}: {raw!r} ({exc})") from None
         elif is_listener_security_key(key):
             values[key] = raw
-        elif _LISTENER_LIMIT.match(key):  # listener.name.<l>.max.connections / .max.connection.creation.rate
+        elif LISTENER_LIMIT.match(key):  # listener.name.<l>.max.connections / .max.connection.creation.rate
             try:
                 values[key] = _INT(raw)
             except ValueError as exc:

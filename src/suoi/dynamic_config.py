@@ -25,13 +25,14 @@ import os
 from pathlib import Path
 from types import MappingProxyType
 
-from suoi.config import KNOWN, BrokerConfig
+from suoi.config import KNOWN, LISTENER_LIMIT, BrokerConfig
 from suoi.configdefs import (
     BROKER_CONFIGS,
     IMPLEMENTED_SECURITY,
     RECONFIGURABLE_SSL,
     ConfigValueError,
     dynamic_ssl_key,
+    is_listener_security_key,
     unimplemented_security_feature,
 )
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
@@ -78,6 +79,13 @@ def validate(key: str, value: str, *, cluster_default: bool = False) -> None:
             raise DynamicConfigError(
                 f"Cannot update these configs at default cluster level, broker id must be specified: Set({key})")
         return
+    if LISTENER_LIMIT.match(key):  # listener.name.<l>.max.connections / .max.connection.creation.rate
+        if not value.strip().isdigit():
+            raise DynamicConfigError(f"Invalid value {value} for configuration {key}: Not a number of type INT")
+        return
+    if is_listener_security_key(key):  # listener.name.<l>.<a TLS/SASL setting other than a keystore>
+        raise DynamicConfigError(f"suoi does not implement reloading this TLS/SASL setting at run time: set {key} "
+                                 f"in server.properties and restart the node")
     definition = BROKER_CONFIGS.get(key)
     used = key in KNOWN
     if not used and definition is None:
@@ -154,6 +162,9 @@ class DynamicBrokerConfigs:
                 values[key] = KNOWN[key][0](raw)  # type: ignore[operator]
             elif dynamic_ssl_key(key) is not None:
                 values[key] = raw
+            elif LISTENER_LIMIT.match(key):
+                values[key] = int(raw)
         ignored = {**static.ignored, **{k: v for k, v in {**self.cluster_default, **self.broker}.items()
-                                         if k not in KNOWN and dynamic_ssl_key(k) is None}}
+                                         if k not in KNOWN and dynamic_ssl_key(k) is None
+                                         and not LISTENER_LIMIT.match(k)}}
         return BrokerConfig(values, ignored)
