@@ -237,7 +237,8 @@ def unsecured_login_token(options: Mapping[str, str], now_s: float | None = None
         lifetime = int(options.get("unsecuredLoginLifetimeSeconds") or 3600)
     except ValueError:
         raise ValueError("unsecuredLoginLifetimeSeconds: not a number") from None
-    claims: dict[str, Any] = {"iat": round(now, 3), "exp": round(now + lifetime, 3)}
+    now_ms = int(now * 1000)  # whole milliseconds, never rounded up: iat must not be in the validator's future
+    claims: dict[str, Any] = {"iat": now_ms / 1000, "exp": (now_ms + lifetime * 1000) / 1000}
     for key, value in options.items():
         if key.startswith("unsecuredLoginExtension_"):
             raise ValueError(f"{key}: SASL extensions are not sent by suoi's nodes")
