@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from suoi.api.alter_replica_log_dirs import start_move
@@ -49,8 +49,9 @@ from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
 from suoi.partition.coordinator_writer import ReplicatedWriter
 from suoi.protocol.codec import decode_response, encode_request, response_class
-from suoi.quota import ClientQuotas, ConnectionLimits, parse_overrides
+from suoi.quota import ClientQuotas, ConnectionLimits, listener_connection_limits, parse_overrides
 from suoi.security.jwks import fetch_jwks, refresh_jwks
+from suoi.security.dynamic import DynamicTls
 from suoi.security.listeners import controller_security, listener_security, reload_certificates
 
 log = logging.getLogger("suoi.broker")
@@ -130,7 +131,9 @@ class Broker:
         self.quotas = ClientQuotas(config.get_int("quota.window.num"), config.get_int("quota.window.size.seconds") * 1000)
         #: max.connections / max.connections.per.ip(.overrides), applied by net when a connection opens
         #: (dynamic: `reconfigure` updates them).
-        self.connection_limits = ConnectionLimits()
+        self.connection_limits = ConnectionLimits(ip_rate=self._ip_connection_rate,
+                                                  num_samples=config.get_int("quota.window.num"),
+                                                  window_ms=config.get_int("quota.window.size.seconds") * 1000)
         #: KIP-714: client instances and the last metrics each pushed (in memory).
         self.client_telemetry = ClientTelemetry()
         #: Hot-path counters (messages/bytes in and out, request times), read by the admin endpoint.
@@ -179,7 +182,9 @@ class Broker:
         # its Metadata would list no broker, and some clients then wait for their next refresh.
         controller_names = set(self.config.controller_listener_names)
         deferred: list[asyncio.Server] = []
-        securities = [listener_security(self.config.values, x.name) for x in self.config.listeners]  # TLS, SASL
+        # TLS, SASL; their settings read the node's config as it is now (keystores set by AlterConfigs)
+        securities = [listener_security(_LiveValues(self), x.name) for x in self.config.listeners]
+        self.dynamic_tls = DynamicTls(securities)
         jwks = [s.jwks for s in securities if s.jwks is not None]  # OAUTHBEARER's signing keys, before serving
         if jwks:
             await fetch_jwks(jwks)
@@ -284,6 +289,20 @@ class Broker:
         limits.max_connections = self.config.get_int("max.connections")
         limits.max_per_ip = self.config.get_int("max.connections.per.ip")
         limits.overrides = parse_overrides(str(self.config.get("max.connections.per.ip.overrides")))
+        limits.max_creation_rate = self.config.get_int("max.connection.creation.rate")
+        limits.listener_max, limits.listener_rate = listener_connection_limits(self.config.values)
+        dynamic_tls = getattr(self, "dynamic_tls", None)
+        if dynamic_tls is not None:
+            dynamic_tls.apply()
+
+    def _ip_connection_rate(self, ip: str) -> float | None:
+        """KIP-612's connection_creation_rate of an IP (its own quota, else the default ip's)."""
+        kraft = getattr(self, "kraft", None)
+        quotas = kraft.image.client_quotas if kraft is not None else None
+        if not quotas:
+            return None
+        own = quotas.get((("ip", ip),)) or quotas.get((("ip", None),)) or {}
+        return own.get("connection_creation_rate")
 
     async def _local_controller(self, request: Any) -> Any:
         """A request to the active controller when that is this node and it has no controller
@@ -393,3 +412,19 @@ class Broker:
                 self.logs.flush_due(self.now_ms())
             except Exception:
                 log.exception("scheduled flush failed")
+
+
+class _LiveValues(Mapping[str, object]):
+    """The node's current config values (static + dynamic), read at each lookup."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    def __getitem__(self, key: str) -> object:
+        return self._broker.config.values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._broker.config.values)
+
+    def __len__(self) -> int:
+        return len(self._broker.config.values)

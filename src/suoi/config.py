@@ -171,6 +171,7 @@ KNOWN: dict[str, tuple[object, object]] = {
     "connections.max.idle.ms": (_INT, 600000),
     "max.connections": (_INT, 2147483647),
     "max.connections.per.ip": (_INT, 2147483647),
+    "max.connection.creation.rate": (_INT, 2147483647),  # KIP-612, also listener.name.<l>.max.connection.creation.rate
     "max.connections.per.ip.overrides": (_overrides, ""),
 }
 
@@ -204,6 +205,8 @@ class Listener:
 
 # NAME://host:port, host may be empty (all interfaces) or a bracketed IPv6 address. Names
 # are Kafka's listener names (letters, digits, underscores: SASL_SSL, REPLICATION_1...).
+#: Per-listener connection limits (Kafka's ConnectionQuotas reads them with the listener prefix).
+LISTENER_LIMIT = re.compile(r"^listener\.name\.[A-Za-z0-9_]+\.(max\.connections|max\.connection\.creation\.rate)$")
 _LISTENER = re.compile(r"^(?P<name>[A-Za-z0-9_]+)://(?P<host>\[[0-9A-Fa-f:.]*\]|[^:/\[\]]*):(?P<port>\d{1,5})$")
 
 
@@ -318,6 +321,11 @@ def load_config(file_values: Mapping[str, str], overrides: Mapping[str, str]) ->
                 raise ValueError(f"invalid value for {key}: {raw!r} ({exc})") from None
         elif is_listener_security_key(key):
             values[key] = raw
+        elif LISTENER_LIMIT.match(key):  # listener.name.<l>.max.connections / .max.connection.creation.rate
+            try:
+                values[key] = _INT(raw)
+            except ValueError as exc:
+                raise ValueError(f"invalid value for {key}: {raw!r} ({exc})") from None
         elif key == "confluent.schema.registry.url":  # Confluent Server's: validation against a remote registry
             raise ValueError(f"{key} is not supported: schema id validation reads the node's own registry "
                              "(set schema.registry.listeners instead)")

@@ -2,7 +2,7 @@
 
 suoi serves PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL listeners (`suoi.security`) with Kafka's
 property names, and its one authorizer is Kafka's StandardAuthorizer (`suoi.authorizer`). What it
-does not implement yet -- other authorizer classes, connection creation rate limits, delegation
+does not implement yet -- other authorizer classes, delegation
 tokens, GSSAPI, an OAUTHBEARER token source for the nodes themselves -- still stops the node
 before it binds anything, naming the setting (Kafka's rule: a setting we do not implement is
 refused loudly, never ignored: a broker that seems to authorize but grants everyone everything
@@ -20,8 +20,10 @@ from suoi.configdefs import is_listener_security_key, unimplemented_security_fea
 
 #: Kafka's security protocols.
 SECURITY_PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"})
+#: Kafka's SecurityProtocol ids (BrokerRegistration, RegisterBrokerRecord)
+SECURITY_PROTOCOL_IDS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
 
-__all__ = ["SECURITY_PROTOCOLS", "UnsupportedSecuritySetting", "check_security_settings", "is_listener_security_key",
+__all__ = ["SECURITY_PROTOCOLS", "SECURITY_PROTOCOL_IDS", "UnsupportedSecuritySetting", "check_security_settings", "is_listener_security_key",
            "listener_protocol", "protocol_map"]
 
 
@@ -39,8 +41,6 @@ def check_security_settings(values: Mapping[str, str]) -> None:
         if key == "authorizer.class.name":
             if value != AUTHORIZER_CLASS:  # Kafka's KRaft authorizer is the one implemented
                 raise _refuse(f"{key}={value}", what=f"an authorizer other than {AUTHORIZER_CLASS}")
-        elif key == "max.connection.creation.rate":  # connection limits suoi does not have (yet)
-            raise _refuse(key, what="connection creation rate limits")
         elif key != "listener.security.protocol.map" and unimplemented_security_feature(key) is not None:
             # named by key only: the value may be a password or a private key
             raise _refuse(key, what=unimplemented_security_feature(key) or "")

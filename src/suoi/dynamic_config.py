@@ -25,8 +25,16 @@ import os
 from pathlib import Path
 from types import MappingProxyType
 
-from suoi.config import KNOWN, BrokerConfig
-from suoi.configdefs import BROKER_CONFIGS, IMPLEMENTED_SECURITY, ConfigValueError, unimplemented_security_feature
+from suoi.config import KNOWN, LISTENER_LIMIT, BrokerConfig
+from suoi.configdefs import (
+    BROKER_CONFIGS,
+    IMPLEMENTED_SECURITY,
+    RECONFIGURABLE_SSL,
+    ConfigValueError,
+    dynamic_ssl_key,
+    is_listener_security_key,
+    unimplemented_security_feature,
+)
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 
 FILE_NAME = "dynamic-broker-configs.json"
@@ -44,7 +52,20 @@ DYNAMIC_KEYS = MappingProxyType({
     "max.connections": None,
     "max.connections.per.ip": None,
     "max.connections.per.ip.overrides": None,
+    "max.connection.creation.rate": None,
 })
+
+
+def is_sensitive(key: str) -> bool:
+    """A PASSWORD config (also with a listener prefix): never logged nor described with its value."""
+    found = dynamic_ssl_key(key)
+    definition = BROKER_CONFIGS.get(found[1] if found is not None else key)
+    return definition is not None and definition.sensitive
+
+
+def redacted(configs: dict[str, str]) -> dict[str, str]:
+    """``configs`` fit for a log line: sensitive values replaced."""
+    return {k: "[hidden]" if is_sensitive(k) else v for k, v in configs.items()}
 
 
 class DynamicConfigError(ValueError):
@@ -53,6 +74,18 @@ class DynamicConfigError(ValueError):
 
 def validate(key: str, value: str, *, cluster_default: bool = False) -> None:
     """Raise DynamicConfigError with a message fit for INVALID_CONFIG (Kafka's wording)."""
+    if dynamic_ssl_key(key) is not None:  # a listener's keystore/truststore (suoi.security.dynamic)
+        if cluster_default:
+            raise DynamicConfigError(
+                f"Cannot update these configs at default cluster level, broker id must be specified: Set({key})")
+        return
+    if LISTENER_LIMIT.match(key):  # listener.name.<l>.max.connections / .max.connection.creation.rate
+        if not value.strip().isdigit():
+            raise DynamicConfigError(f"Invalid value {value} for configuration {key}: Not a number of type INT")
+        return
+    if is_listener_security_key(key):  # listener.name.<l>.<a TLS/SASL setting other than a keystore>
+        raise DynamicConfigError(f"suoi does not implement reloading this TLS/SASL setting at run time: set {key} "
+                                 f"in server.properties and restart the node")
     definition = BROKER_CONFIGS.get(key)
     used = key in KNOWN
     if not used and definition is None:
@@ -60,8 +93,11 @@ def validate(key: str, value: str, *, cluster_default: bool = False) -> None:
     feature = None if used else unimplemented_security_feature(key)
     if feature is not None:
         raise DynamicConfigError(f"suoi does not implement {feature} yet: {key} cannot be set")
+    if key in RECONFIGURABLE_SSL:  # Kafka: dynamic keystores are per listener
+        raise DynamicConfigError(f"{key} can be updated dynamically only per listener: set "
+                                 f"listener.name.<listener name, lower case>.{key}")
     if key in IMPLEMENTED_SECURITY:  # read when the listeners start (suoi.security)
-        raise DynamicConfigError(f"suoi does not implement reloading TLS/SASL settings at run time yet: set {key} "
+        raise DynamicConfigError(f"suoi does not implement reloading this TLS/SASL setting at run time: set {key} "
                                  f"in server.properties and restart the node")
     if not (key in DYNAMIC_KEYS if used else definition is not None and definition.dynamic):
         raise DynamicConfigError(f"Cannot update these configs dynamically: Set({key})")
@@ -124,6 +160,11 @@ class DynamicBrokerConfigs:
         for key, raw in {**self.cluster_default, **self.broker}.items():
             if key in KNOWN:
                 values[key] = KNOWN[key][0](raw)  # type: ignore[operator]
+            elif dynamic_ssl_key(key) is not None:
+                values[key] = raw
+            elif LISTENER_LIMIT.match(key):
+                values[key] = int(raw)
         ignored = {**static.ignored, **{k: v for k, v in {**self.cluster_default, **self.broker}.items()
-                                         if k not in KNOWN}}
+                                         if k not in KNOWN and dynamic_ssl_key(k) is None
+                                         and not LISTENER_LIMIT.match(k)}}
         return BrokerConfig(values, ignored)

@@ -59,3 +59,21 @@ def tls_keystore(pki: Pki) -> dict[str, str]:
 def write_props(path: Path, props: dict[str, str]) -> str:
     path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
     return str(path)
+
+
+def external_listener_props(external_protocol: str, **extra: str) -> tuple[dict[str, str], int, int]:
+    """A combined KRaft node's properties with a PLAINTEXT listener, an EXTERNAL listener of
+    ``external_protocol`` and a CONTROLLER one: (properties, PLAINTEXT port, EXTERNAL port)."""
+    from suoi.cli.cluster_layout import free_ports
+
+    plain, external, controller = free_ports(3)
+    props = {
+        "process.roles": "broker,controller", "node.id": "1", "controller.listener.names": "CONTROLLER",
+        "listeners": f"PLAINTEXT://127.0.0.1:{plain},EXTERNAL://127.0.0.1:{external},"
+                     f"CONTROLLER://127.0.0.1:{controller}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{plain},EXTERNAL://127.0.0.1:{external}",
+        "listener.security.protocol.map": f"PLAINTEXT:PLAINTEXT,EXTERNAL:{external_protocol},CONTROLLER:PLAINTEXT",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller}", "offsets.topic.replication.factor": "1",
+        **extra,
+    }
+    return props, plain, external

@@ -46,7 +46,6 @@ _OAUTH = ["--listeners", "CLIENT://127.0.0.1:{port}", "-o", "listener.security.p
     (_OAUTH + ["-o", "listener.name.client.oauthbearer.sasl.server.callback.handler.class="
                      "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"],
      "set sasl.oauthbearer.jwks.endpoint.url"),
-    (["-o", "max.connection.creation.rate=10"], "max.connection.creation.rate"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_security_setting_refused_with_one_line(tmp_path: Path, args: list[str], named: str) -> None:
     port, port2 = free_port(), free_port()

@@ -60,9 +60,9 @@ def test_quota_entities_round_trip(node: EmbeddedBroker) -> None:
             "--delete-config", "producer_byte_rate,consumer_byte_rate")
     configs(node, "--alter", "--user", "alice", "--client", "app", "--delete-config", "request_percentage")
     configs(node, "--alter", "--entity-type", "clients", "--entity-default", "--delete-config", "consumer_byte_rate")
-    # refused keys are refused, not stored
+    # unknown keys are refused, not stored
     bad = suoi("configs", "--bootstrap-server", node.bootstrap, "--alter", "--entity-type", "users",
-               "--entity-name", "bob", "--add-config", "controller_mutation_rate=5")
+               "--entity-name", "bob", "--add-config", "no_such_quota=5")
     assert bad.returncode == 1 and "INVALID_REQUEST" in bad.stderr
     with RawClient(node.bootstrap) as c:
         everything = c.request(DescribeClientQuotasRequest(

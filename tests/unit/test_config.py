@@ -112,8 +112,39 @@ def test_authorizer_and_connection_settings() -> None:
     assert cfg.get("super.users") == "User:admin" and cfg.get("allow.everyone.if.no.acl.found") is True
     with pytest.raises(UnsupportedSecuritySetting, match="an authorizer other than"):
         load_config({**kraft, "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"}, {})
-    with pytest.raises(UnsupportedSecuritySetting, match="max.connection.creation.rate"):
-        load_config({"max.connection.creation.rate": "10"}, {})
+    # KIP-612 connection creation rates and per-listener counts are taken, as numbers
+    limits = load_config({"max.connection.creation.rate": "10", "listener.name.plaintext.max.connections": "5",
+                          "listener.name.plaintext.max.connection.creation.rate": "3"}, {})
+    assert limits.get_int("max.connection.creation.rate") == 10
+    assert limits.get("listener.name.plaintext.max.connections") == 5
+    with pytest.raises(ValueError, match="listener.name.plaintext.max.connections"):
+        load_config({"listener.name.plaintext.max.connections": "many"}, {})
     with pytest.raises(ValueError, match="host:count"):
         load_config({"max.connections.per.ip.overrides": "10.0.0.1"}, {})
     assert load_config({"max.connections.per.ip.overrides": "10.0.0.1:5"}, {}).get_int("max.connections") > 0
+
+
+def test_dynamic_listener_limits_and_keystores(tmp_path: Path) -> None:
+    """What AlterConfigs may set on a broker with a listener prefix (as Kafka): connection limits,
+    and (per broker only) a listener's keystore/truststore; other ssl.* keys need the prefix."""
+    from suoi.dynamic_config import DynamicBrokerConfigs, DynamicConfigError, is_sensitive, redacted, validate
+
+    validate("listener.name.external.max.connection.creation.rate", "5")
+    validate("listener.name.external.max.connections", "5", cluster_default=True)
+    validate("listener.name.ssl.ssl.keystore.location", "/etc/new.p12")
+    with pytest.raises(DynamicConfigError, match="Not a number"):
+        validate("listener.name.external.max.connections", "lots")
+    with pytest.raises(DynamicConfigError, match="broker id must be specified"):
+        validate("listener.name.ssl.ssl.keystore.location", "/etc/new.p12", cluster_default=True)
+    with pytest.raises(DynamicConfigError, match="only per listener"):
+        validate("ssl.keystore.location", "/etc/new.p12")
+    with pytest.raises(DynamicConfigError, match="restart"):
+        validate("listener.name.ssl.ssl.cipher.suites", "TLS_AES_128_GCM_SHA256")
+    dynamic = DynamicBrokerConfigs(tmp_path)
+    dynamic.replace({"listener.name.external.max.connections": "7",
+                     "listener.name.ssl.ssl.keystore.password": "pw-Secr3t"}, cluster_default=False)
+    merged = dynamic.merged(load_config({}, {}))
+    assert merged.get("listener.name.external.max.connections") == 7
+    assert merged.get("listener.name.ssl.ssl.keystore.password") == "pw-Secr3t"
+    assert is_sensitive("listener.name.ssl.ssl.keystore.password") and not is_sensitive("ssl.keystore.location")
+    assert "pw-Secr3t" not in str(redacted(dynamic.layer(cluster_default=False)))

@@ -24,6 +24,7 @@ from suoi.api import (  # noqa: F401  (imported for registration)
     describe_log_dirs,
     describe_topic_partitions,
     elect_leaders,
+    envelope,
     features,
     fetch,
     find_coordinator,

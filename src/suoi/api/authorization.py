@@ -15,8 +15,9 @@
 
 The principal is the connection's `principal` attribute (``User:ANONYMOUS`` without one: a
 PLAINTEXT connection, as in Kafka). Requests on a controller listener are also allowed when the
-principal has CLUSTER_ACTION: they are forwarded by brokers that authorized the client already
-(what Kafka's Envelope carries). Every denial is logged, rate-limited (`AuditLog`).
+principal has CLUSTER_ACTION (a broker's own requests); a client's request forwarded in an
+Envelope (`suoi.api.envelope`, KIP-590) is checked with the client's principal, as Kafka's
+controller does. Every denial is logged, rate-limited (`AuditLog`).
 """
 
 from __future__ import annotations
@@ -373,6 +374,7 @@ RULES: dict[int, Rule] = {
     55: _cluster(Op.DESCRIBE),  # DescribeQuorum
     56: _cluster(Op.CLUSTER_ACTION),  # AlterPartition
     57: _cluster(Op.ALTER),  # UpdateFeatures
+    58: lambda a, r: ALLOWED if a.ctx.connection is None or a.cluster(Op.CLUSTER_ACTION) else Deny(CLUSTER_DENIED),
     59: _cluster(Op.CLUSTER_ACTION),  # FetchSnapshot
     60: _allowed,  # DescribeCluster: Kafka checks nothing (authorized operations aside)
     61: _topics(Op.READ),  # DescribeProducers
@@ -401,8 +403,9 @@ def check(ctx: RequestContext, request: Any, authorizer: StandardAuthorizer) -> 
     rule = RULES.get(ctx.api_key)
     verdict = rule(access, request) if rule is not None else Deny(CLUSTER_DENIED)
     if verdict is not ALLOWED and not isinstance(verdict, Filter) and _on_controller_listener(ctx) and \
+            not getattr(ctx.connection, "forwarded", False) and \
             access.allowed(Op.CLUSTER_ACTION, Res.CLUSTER, CLUSTER_NAME, audit=False):
-        return ALLOWED  # forwarded by a broker, which authorized its client
+        return ALLOWED  # sent by a broker as itself (its own requests; an Envelope's inner one is the client's)
     return verdict
 
 

@@ -19,7 +19,7 @@ def handle_broker_registration(ctx: RequestContext, request: Any) -> Any:
     if request.cluster_id != ctx.services.cluster_id:
         kraft.cluster_mismatch.received(request.broker_id, "BrokerRegistration", request.cluster_id)
         return {"throttle_time": 0, "error_code": ErrorCode.inconsistent_cluster_id, "broker_epoch": -1}
-    listeners = [Listener(x.name, x.host, int(x.port)) for x in request.listeners]
+    listeners = [Listener(x.name, x.host, int(x.port), int(x.security_protocol)) for x in request.listeners]
     incarnation = request.incarnation_id or uuid.UUID(int=0)
 
     async def run() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicCo
 from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta
 
+from suoi.api import envelope
 from suoi.api.metadata_cache import METADATA_KEY, topic_encodings
 from suoi.api.registry import CLIENT_LISTENER
 from suoi.api.topics import invalid_topic_name, log_refusal_once
@@ -252,7 +253,7 @@ async def create_topics(broker: Services, topics: list[NewTopic], validate_only:
 async def forward(broker: Services, request: Any) -> dict[str, Any]:
     """Send a metadata-changing request to the active controller as is; answer with its reply."""
     try:
-        response = await _kraft(broker).call_controller(request)
+        response = await envelope.call(_kraft(broker), request)
     except NotControllerError as exc:
         raise RuntimeError(f"no active controller: {exc}") from exc
     return vars_of(response)
@@ -296,7 +297,7 @@ async def _create_topics(broker: Services, request: Any) -> dict[str, Any]:
     kraft = _kraft(broker)
     if kraft.controller is None:
         try:
-            return vars_of(await kraft.call_controller(request))
+            return vars_of(await envelope.call(kraft, request))
         except NotControllerError as exc:  # no controller answered in time (an election that lasts)
             return _create_topics_failed(request, ErrorCode.request_timed_out, str(exc))
     topics = [NewTopic(

@@ -30,6 +30,7 @@ from suoi.configdefs import (
     TOPIC_CONFIGS,
     ConfigDef,
     broker_config_synonyms,
+    dynamic_ssl_key,
     topic_config_synonyms,
     unimplemented_security_feature,
 )
@@ -172,6 +173,15 @@ def broker_configs(broker: Services, *, cluster_default: bool, with_synonyms: bo
         doc = documentation(name, definition, used=used) if with_docs else None
         out.append(_entry(name, value, source, synonyms if with_synonyms else [], read_only, _broker_type(name),
                           bool(definition and definition.sensitive), doc))
+    if not cluster_default:  # a listener's keystore/truststore set through AlterConfigs (passwords: null)
+        for name, value in sorted(broker.dynamic_configs.layer(cluster_default=False).items()):
+            found = dynamic_ssl_key(name)
+            if found is not None:
+                definition = BROKER_CONFIGS.get(found[1])
+                out.append(_entry(name, value, DYNAMIC_BROKER_CONFIG,
+                                  [(name, value, DYNAMIC_BROKER_CONFIG)] if with_synonyms else [], False,
+                                  _broker_type(found[1]), bool(definition and definition.sensitive),
+                                  documentation(found[1], definition, used=True) if with_docs else None))
     return out
 
 

@@ -16,13 +16,13 @@ from collections.abc import Awaitable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from suoi.api import legacy_produce
+from suoi.api import legacy_produce, mutation_quota
 from suoi.api import quotas as client_quotas
 from suoi.api.api_versions import api_versions_data
 from suoi.api.enforcement import authorized_call
 from suoi.api.error_responses import error_response
 from suoi.api.listener_roles import ListenerRole, serves
-from suoi.api.registry import CLIENT_LISTENER, REGISTRY, RequestContext, ResponseData
+from suoi.api.registry import CLIENT_LISTENER, CURRENT_REQUEST, REGISTRY, RequestContext, ResponseData
 from suoi.model import ErrorCode, KafkaError
 from suoi.protocol.codec import (
     API_VERSIONS_KEY,
@@ -74,9 +74,11 @@ def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any =
     """
     security = getattr(connection, "security", None)
     token = CLIENT_LISTENER.set(security.name if security is not None else None)
+    current = CURRENT_REQUEST.set(None)
     try:
         return _dispatch(broker, frame, client_host, connection, role)
     finally:
+        CURRENT_REQUEST.reset(current)
         CLIENT_LISTENER.reset(token)
 
 
@@ -113,19 +115,25 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
         return _error(request, ErrorCode.invalid_request, "null in a non-nullable field")
     ctx = RequestContext(broker, request.api_key, request.api_version, request.correlation_id,
                          request.client_id, client_host, connection, role)
+    CURRENT_REQUEST.set(ctx)
     metrics = broker.metrics
     quota = client_quotas.begin(ctx, request.body, len(frame))  # None unless client quotas exist
+    body, handler = request.body, spec.handler
+    if quota is not None:
+        body = quota.limit_fetch(body)
+        if request.api_key in mutation_quota.APIS:
+            handler = mutation_quota.limited(quota, handler)
     try:
         authorizer = getattr(broker, "authorizer", None)  # suoi.authorizer, when authorizer.class.name is set
         if authorizer is None:
-            result = spec.handler(ctx, request.body)
+            result = handler(ctx, body)
         else:
-            result = authorized_call(ctx, request.body, spec.handler, authorizer)
+            result = authorized_call(ctx, body, handler, authorizer)
         if inspect.isawaitable(result):
             if quota is not None:
                 quota.parked()
-            return _finish_later(result, request, spec.name, client_host, CLIENT_LISTENER.get(), metrics, started,
-                                 perf_counter(), quota)
+            return _finish_later(result, ctx, request, spec.name, client_host, CLIENT_LISTENER.get(), metrics,
+                                 started, perf_counter(), quota)
         parts = _encode(request, result, quota)
     except Exception as exc:
         metrics.request_done(spec.name, started, None, True)
@@ -145,20 +153,17 @@ def _encode(request: Request, data: ResponseData, quota: client_quotas.RequestQu
     response = build_response(request.api_key, request.api_version, data)
     parts = encode_response(request.correlation_id, response)
     if quota is not None and quota.finish(sum(len(p) for p in parts)) > 0:
-        throttled = {**data, "throttle_time": max(quota.throttle_ms, _ms(data.get("throttle_time")))}
+        throttled = quota.throttled_response(request.body, data)
         parts = encode_response(request.correlation_id, build_response(request.api_key, request.api_version, throttled))
         quota.mute()
     return parts
 
 
-def _ms(value: Any) -> int:
-    return int(value.total_seconds() * 1000) if hasattr(value, "total_seconds") else int(value or 0)
-
-
-async def _finish_later(pending: Awaitable[ResponseData], request: Request, api: str, client_host: str,
-                        listener: str | None, metrics: Any, started: float, handled: float,
+async def _finish_later(pending: Awaitable[ResponseData], ctx: RequestContext, request: Request, api: str,
+                        client_host: str, listener: str | None, metrics: Any, started: float, handled: float,
                         quota: client_quotas.RequestQuota | None = None) -> Parts | None:
     CLIENT_LISTENER.set(listener)  # the task running this has a context of its own
+    CURRENT_REQUEST.set(ctx)
     try:
         parts = _encode(request, await pending, quota)
     except Exception as exc:

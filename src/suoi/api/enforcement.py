@@ -18,8 +18,9 @@ from suoi.api.error_responses import error_array, error_response
 from suoi.api.registry import RequestContext, ResponseData
 from suoi.authorizer import StandardAuthorizer
 from suoi.model import ErrorCode
+from suoi.protocol.splice import SplicedResponse
 
-__all__ = ["authorized_call"]
+__all__ = ["authorized_call", "split_call"]
 
 Handler = Callable[[RequestContext, Any], ResponseData | Awaitable[ResponseData]]
 
@@ -34,7 +35,12 @@ def authorized_call(ctx: RequestContext, body: Any, handler: Handler, authorizer
     def allowed(op: Any, rtype: Any, name: str) -> bool:
         return authorizer.authorize(principal, host, op, rtype, name)
 
-    return _then(result, lambda data: authorized_operations.fill(ctx.api_key, body, data, allowed))
+    def fill(data: ResponseData) -> ResponseData:
+        if isinstance(data, SplicedResponse):  # shared encodings: never built for a checked principal
+            return data
+        return authorized_operations.fill(ctx.api_key, body, data, allowed)
+
+    return _then(result, fill)
 
 
 def _authorized_call(ctx: RequestContext, body: Any, handler: Handler, authorizer: StandardAuthorizer
@@ -49,10 +55,13 @@ def _authorized_call(ctx: RequestContext, body: Any, handler: Handler, authorize
     if isinstance(verdict, Filter):
         return _then(handler(ctx, body), lambda data: _filtered(ctx, authorizer, verdict, data))
     assert isinstance(verdict, Split)
-    return _split(ctx, body, handler, verdict)
+    return split_call(ctx, body, handler, verdict)
 
 
-def _split(ctx: RequestContext, body: Any, handler: Handler, verdict: Split) -> ResponseData | Awaitable[ResponseData]:
+def split_call(ctx: RequestContext, body: Any, handler: Handler, verdict: Split, message: str | None = None
+               ) -> ResponseData | Awaitable[ResponseData]:
+    """Call ``handler`` with the request's elements ``verdict`` refuses taken out, and answer
+    those with their codes (and ``message``) next to the handler's answer for the others."""
     array = _first_array_field(body)
     items = getattr(body, array) or ()
     allowed = [x for i, x in enumerate(items) if i not in verdict.denied]
@@ -62,11 +71,11 @@ def _split(ctx: RequestContext, body: Any, handler: Handler, verdict: Split) -> 
     if verdict.all_or_nothing and allowed:
         by_code.setdefault(ErrorCode.operation_not_attempted, []).extend(allowed)
         allowed = []
-    refused = [_error_entries(ctx, body, array, elements, code) for code, elements in by_code.items()]
+    refused = [_error_entries(ctx, body, array, elements, code, message) for code, elements in by_code.items()]
     target = error_array(ctx.api_key, ctx.api_version)
 
     def merge(data: ResponseData) -> ResponseData:
-        if data is None or target is None:
+        if data is None or target is None or isinstance(data, SplicedResponse):
             return data
         data = dict(data)
         data[target] = [*(data.get(target) or ()), *(e for entries in refused for e in entries)]
@@ -79,15 +88,16 @@ def _split(ctx: RequestContext, body: Any, handler: Handler, verdict: Split) -> 
     return merge(only)
 
 
-def _error_entries(ctx: RequestContext, body: Any, array: str, elements: list[Any], code: int) -> list[Any]:
+def _error_entries(ctx: RequestContext, body: Any, array: str, elements: list[Any], code: int,
+                   message: str | None = None) -> list[Any]:
     response = error_response(ctx.api_key, ctx.api_version, dataclasses.replace(body, **{array: tuple(elements)}),
-                              code)
+                              code, message)
     target = error_array(ctx.api_key, ctx.api_version)
     return list(getattr(response, target)) if target is not None else []
 
 
 def _filtered(ctx: RequestContext, authorizer: StandardAuthorizer, f: Filter, data: ResponseData) -> ResponseData:
-    if data is None:
+    if data is None or isinstance(data, SplicedResponse):
         return data
     data = dict(data)
 

@@ -25,6 +25,9 @@ ResponseData: TypeAlias = dict[str, Any] | SplicedResponse | None
 #: task it starts): Metadata, FindCoordinator and DescribeCluster answer with the brokers'
 #: addresses on that listener, as Kafka does, so an SSL client is sent to SSL ports.
 CLIENT_LISTENER: ContextVar[str | None] = ContextVar("CLIENT_LISTENER", default=None)
+#: The request being handled (set by `dispatch`, like CLIENT_LISTENER): a request it makes to the
+#: controller is forwarded in an Envelope with its principal (`suoi.api.envelope`, KIP-590).
+CURRENT_REQUEST: ContextVar[RequestContext | None] = ContextVar("CURRENT_REQUEST", default=None)
 Handler: TypeAlias = Callable[["RequestContext", Any], ResponseData | Awaitable[ResponseData]]
 
 

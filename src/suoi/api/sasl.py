@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.registry import RequestContext, api
@@ -69,7 +70,7 @@ def handle_sasl_handshake(ctx: RequestContext, request: Any) -> dict[str, Any]:
 
 
 @api(36, "SaslAuthenticate", 0, 2)
-def handle_sasl_authenticate(ctx: RequestContext, request: Any) -> dict[str, Any]:
+def handle_sasl_authenticate(ctx: RequestContext, request: Any) -> dict[str, Any] | Awaitable[dict[str, Any]]:
     conn = ctx.connection
     session: SaslServerSession | None = getattr(conn, "sasl_session", None)
     if session is None:

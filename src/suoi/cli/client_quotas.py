@@ -1,4 +1,4 @@
-"""`suoi configs` for client quotas (KIP-546): ``--entity-type users|clients`` (or ``--user`` /
+"""`suoi configs` for client quotas (KIP-546): ``--entity-type users|clients|ips`` (or ``--user`` /
 ``--client``, both for a (user, client-id) entity; ``--entity-default`` for the default entity),
 ``--alter --add-config producer_byte_rate=1048576,consumer_byte_rate=...,request_percentage=...``
 / ``--delete-config``, and ``--describe``. Sent as AlterClientQuotas / DescribeClientQuotas (kio
@@ -13,8 +13,8 @@ from typing import Any
 from suoi.cli.admin_requests import error_name, send
 from suoi.cli.common import CliError, print_json
 
-TYPES = {"users": "user", "clients": "client-id"}
-_LABEL = {"user": "user-principal", "client-id": "client-id"}
+TYPES = {"users": "user", "clients": "client-id", "ips": "ip"}
+_LABEL = {"user": "user-principal", "client-id": "client-id", "ip": "ip"}
 
 
 def entity(args: argparse.Namespace) -> list[tuple[str, str | None]]:

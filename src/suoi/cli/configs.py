@@ -42,8 +42,9 @@ def add_parser(sub: Any) -> None:
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--describe", action="store_true", help="list configs (dynamic ones; all with --all)")
     action.add_argument("--alter", action="store_true", help="change configs (--add-config, --delete-config)")
-    p.add_argument("--entity-type", choices=("topics", "brokers", "users", "clients"),
-                   help="topics, brokers, users (SCRAM credentials, client quotas) or clients (client quotas)")
+    p.add_argument("--entity-type", choices=("topics", "brokers", "users", "clients", "ips"),
+                   help="topics, brokers, users (SCRAM credentials, client quotas), clients (client quotas) "
+                        "or ips (connection_creation_rate)")
     p.add_argument("--entity-name", metavar="NAME",
                    help="topic name, broker id, user name or client id (all of them if left out)")
     p.add_argument("--entity-default", action="store_true", help="users/clients: the default entity")

@@ -554,5 +554,7 @@ class KRaftServices:
         except OSError as exc:  # the local copy is a cache; the values still apply
             log.warning("cannot persist dynamic broker configs: %s", exc)
         self.broker.reconfigure()
+        from suoi.dynamic_config import redacted
+
         log.info("dynamic broker configs from the metadata log: cluster default %s, broker %d %s",
-                 default, self.node_id, mine)
+                 redacted(default), self.node_id, redacted(mine))

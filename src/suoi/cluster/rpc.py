@@ -11,17 +11,20 @@ from kio.schema.broker_registration.v3.request import Listener as RegistrationLi
 from kio.schema.types import BrokerId
 from kio.static.primitive import i16, i64, u16
 
+from suoi.config_security import SECURITY_PROTOCOL_IDS, listener_protocol
+
 if TYPE_CHECKING:
     from suoi.cluster.kraft import KRaftServices
 
-PLAINTEXT = 0  # security protocol id
-
 
 def registration_request(kraft: KRaftServices) -> BrokerRegistrationRequest:
+    """Each advertised listener with its security protocol (``listener.security.protocol.map``),
+    as Kafka's broker registers them."""
+    values = kraft.broker.config.values
     return BrokerRegistrationRequest(
         broker_id=BrokerId(kraft.node_id), cluster_id=kraft.broker.cluster_id, incarnation_id=kraft.incarnation_id,
-        listeners=tuple(RegistrationListener(name=n, host=h, port=u16(p), security_protocol=i16(PLAINTEXT))
-                        for n, h, p in kraft._listeners()),
+        listeners=tuple(RegistrationListener(name=n, host=h, port=u16(p), security_protocol=i16(
+            SECURITY_PROTOCOL_IDS[listener_protocol(values, n)])) for n, h, p in kraft._listeners()),
         features=(), rack=kraft.settings.rack, log_dirs=(), previous_broker_epoch=i64(-1),
     )
 

@@ -172,6 +172,24 @@ _SECURITY_NAMES = {
 }
 
 
+#: Kafka's SslConfigs.RECONFIGURABLE_CONFIGS: a listener's keystore and truststore, which
+#: AlterConfigs may change per broker with the listener prefix (suoi.security.dynamic applies them).
+RECONFIGURABLE_SSL = frozenset({
+    "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+    "ssl.keystore.certificate.chain", "ssl.keystore.key", "ssl.truststore.type", "ssl.truststore.location",
+    "ssl.truststore.password", "ssl.truststore.certificates",
+})
+_DYNAMIC_SSL = re.compile(r"^listener\.name\.(?P<listener>[A-Za-z0-9_]+)\.(?P<key>ssl\..+)$")
+
+
+def dynamic_ssl_key(name: str) -> tuple[str, str] | None:
+    """(LISTENER, ssl key) of ``listener.name.<l>.<reconfigurable ssl key>``, else None."""
+    m = _DYNAMIC_SSL.match(name)
+    if m is None or m["key"] not in RECONFIGURABLE_SSL:
+        return None
+    return m["listener"].upper(), m["key"]
+
+
 def is_listener_security_key(name: str) -> bool:
     """A per-listener security setting suoi implements (listener.name.NAME.ssl.keystore.location, ...)."""
     m = _LISTENER_IMPLEMENTED.match(name)

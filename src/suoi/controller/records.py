@@ -66,6 +66,8 @@ class Listener:
     name: str
     host: str
     port: int
+    #: Kafka's SecurityProtocol id (0 PLAINTEXT, 1 SSL, 2 SASL_PLAINTEXT, 3 SASL_SSL)
+    security_protocol: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -388,9 +390,9 @@ def _listeners(v: Any) -> tuple[Listener, ...]:
         raise TypeError(f"expected a list of listeners, got {v!r}")
     out = []
     for item in v:
-        if not isinstance(item, list) or len(item) != 3:
-            raise TypeError(f"a listener is [name, host, port], got {item!r}")
-        out.append(Listener(_str(item[0]), _str(item[1]), _int(item[2])))
+        if not isinstance(item, list) or len(item) not in (3, 4):
+            raise TypeError(f"a listener is [name, host, port(, security protocol)], got {item!r}")
+        out.append(Listener(_str(item[0]), _str(item[1]), _int(item[2]), _int(item[3]) if len(item) == 4 else 0))
     return tuple(out)
 
 
@@ -418,7 +420,8 @@ _FIELD_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "broker_id": (_int, int),
     "broker_epoch": (_int, int),
     "incarnation_id": (_uuid, _uuid_text),
-    "listeners": (_listeners, lambda ls: [[x.name, x.host, x.port] for x in ls]),
+    "listeners": (_listeners, lambda ls: [[x.name, x.host, x.port, *([x.security_protocol] if x.security_protocol else [])]
+                                          for x in ls]),
     "rack": (_opt_str, lambda v: v),
     "fenced": (_bool, bool),
     "in_controlled_shutdown": (_bool, bool),

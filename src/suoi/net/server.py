@@ -97,7 +97,9 @@ class KafkaConnection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._throttled_until = 0.0  # loop time: muted by a client quota until then (KIP-219)
-        self._limited: tuple[Any, str, bool] | None = None  # counted by connection_limits: (limits, ip, counted)
+        #: bytes received while a connection creation rate holds the connection (None: not held)
+        self._held: list[bytes] | None = None
+        self._limited: tuple[Any, str, str, bool] | None = None  # counted: (limits, ip, listener, counted)
         self._closed = False
         #: time.monotonic() of the last bytes received (connections.max.idle.ms, `idle_for`)
         self.last_active = time.monotonic()
@@ -156,15 +158,24 @@ class KafkaConnection(asyncio.Protocol):
 
 
     def _admitted(self, ip: str) -> bool:
-        """max.connections(.per.ip): a connection over a limit is closed at once, logged once a minute."""
+        """Connection limits (`suoi.quota.connections`): a connection over a count is closed at
+        once, one over its IP's connection_creation_rate after the throttle time, one over a
+        listener's or the broker's creation rate is served after it; refusals logged once a minute."""
         limits = getattr(self._broker, "connection_limits", None)
-        if limits is None or not limits.active:
+        if limits is None:
             return True
-        names = set(self._broker.config.controller_listener_names)
-        counted = not any(b.port == self.local_port and b.name in names for b in self._broker.bound)
-        refused = limits.admit(ip, counted)
+        config = self._broker.config
+        listener = self.security.name
+        counted = self.role is not ListenerRole.CONTROLLER
+        admission = limits.admit(ip, listener, self._broker.now_ms(), counted=counted,
+                                 broker_rate=listener != config.inter_broker_listener_name)
+        refused = admission.reason
         if refused is None:
-            self._limited = (limits, ip, counted)
+            self._limited = (limits, ip, listener, counted)
+            if admission.delay_ms:  # over a creation rate: what the client sends waits until then
+                self._held = []
+                self.throttle(admission.delay_ms)
+                asyncio.get_running_loop().call_later(admission.delay_ms / 1000, self._release_held)
             return True
         now = asyncio.get_running_loop().time()
         if now - _REFUSALS_LOGGED.get(ip, -HOL_LOG_INTERVAL_S) >= HOL_LOG_INTERVAL_S:
@@ -172,7 +183,12 @@ class KafkaConnection(asyncio.Protocol):
                 _REFUSALS_LOGGED.clear()
             _REFUSALS_LOGGED[ip] = now
             log.warning("closing connection from %s: %s", self._peer, refused)
-        self._abort()
+        if admission.delay_ms:  # KIP-612: a throttled IP's connection is closed after the throttle time
+            self._held = []  # and nothing it sends is read
+            self.throttle(admission.delay_ms)
+            asyncio.get_running_loop().call_later(admission.delay_ms / 1000, self._abort)
+        else:
+            self._abort()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -182,9 +198,9 @@ class KafkaConnection(asyncio.Protocol):
         self._closed = True
         self._broker.connections.discard(self)
         if self._limited is not None:
-            limits, ip, counted = self._limited
+            limits, ip, listener, counted = self._limited
             self._limited = None
-            limits.release(ip, counted)
+            limits.release(ip, listener, counted)
         callbacks, self.close_callbacks = list(self.close_callbacks.values()), {}
         for callback in callbacks:
             try:
@@ -223,6 +239,9 @@ class KafkaConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
+        if self._held is not None:  # accepted over a connection creation rate: not read yet
+            self._held.append(data)
+            return
         try:
             frames = self._decoder.feed(data)
         except FrameError as exc:
@@ -344,6 +363,12 @@ class KafkaConnection(asyncio.Protocol):
         self._throttled_until = max(self._throttled_until, loop.time() + delay_ms / 1000)
         self._update_reading()
         loop.call_at(self._throttled_until, self._unthrottle)
+
+    def _release_held(self) -> None:
+        """The connection's creation-rate delay is over: handle what it sent meanwhile."""
+        held, self._held = self._held, None
+        if held and not self._closed:
+            self.data_received(b"".join(held))
 
     def _unthrottle(self) -> None:
         # timers may fire up to the clock's resolution early: the latest mute's own timer ends it

@@ -1,7 +1,7 @@
 """Client quotas (KIP-546), sans-IO: the rate sampler and the quota lookup (see README.md)."""
 
-from suoi.quota.connections import ConnectionLimits, parse_overrides
+from suoi.quota.connections import Admission, ConnectionLimits, listener_connection_limits, parse_overrides
 from suoi.quota.manager import QUOTA_KINDS, ClientQuotas, quota_for
-from suoi.quota.sampler import Rate
+from suoi.quota.sampler import Rate, TokenBucket
 
-__all__ = ["QUOTA_KINDS", "ClientQuotas", "ConnectionLimits", "Rate", "parse_overrides", "quota_for"]
+__all__ = ["QUOTA_KINDS", "Admission", "ClientQuotas", "ConnectionLimits", "listener_connection_limits", "Rate", "TokenBucket", "parse_overrides", "quota_for"]

@@ -20,11 +20,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from suoi.quota.sampler import Rate
+from suoi.quota.sampler import Rate, TokenBucket
 
 __all__ = ["QUOTA_KINDS", "ClientQuotas", "quota_for"]
 
-QUOTA_KINDS = ("producer_byte_rate", "consumer_byte_rate", "request_percentage")
+QUOTA_KINDS = ("producer_byte_rate", "consumer_byte_rate", "request_percentage", "controller_mutation_rate")
+MUTATIONS = "controller_mutation_rate"
 USER, CLIENT = "user", "client-id"
 _IDLE_MS = 3_600_000
 
@@ -63,6 +64,7 @@ class ClientQuotas:
     num_samples: int = 11
     window_ms: int = 1000
     _sensors: dict[tuple[str, str, str], Rate] = field(default_factory=dict)
+    _buckets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
 
     def record(self, quotas: Mapping[Entity, Mapping[str, float]], kind: str, user: str, client_id: str,
                value: float, now_ms: int) -> int:
@@ -79,6 +81,27 @@ class ClientQuotas:
             sensor = self._sensors[key] = Rate(self.num_samples, self.window_ms)
         sensor.record(value, now_ms)
         return sensor.throttle_ms(quota, now_ms)
+
+    def record_mutations(self, quotas: Mapping[Entity, Mapping[str, float]], user: str, client_id: str,
+                         partitions: int, now_ms: int, strict: bool) -> tuple[bool, int]:
+        """KIP-599's ``controller_mutation_rate``: (admitted, throttle ms) for a mutation of
+        ``partitions`` partitions. ``strict`` (CreateTopics v6+, CreatePartitions v3+,
+        DeleteTopics v5+: Kafka's StrictControllerMutationQuota) refuses it while the quota is
+        already exceeded (one request may still go over it); otherwise (older versions: the
+        permissive quota) it is always admitted and recorded, and the response throttled."""
+        found = quota_for(quotas, MUTATIONS, user, client_id)
+        if found is None:
+            return True, 0
+        quota, sensor = found
+        bucket = self._buckets.get(sensor)
+        if bucket is None:
+            if len(self._buckets) > 10_000:
+                self._buckets = {k: b for k, b in self._buckets.items() if now_ms - b.last_record_ms <= _IDLE_MS}
+            bucket = self._buckets[sensor] = TokenBucket(self.num_samples, self.window_ms)
+        if strict and bucket.exceeded(quota, now_ms):
+            return False, bucket.throttle_ms(quota, now_ms)
+        bucket.record(quota, partitions, now_ms)
+        return True, 0 if strict else bucket.throttle_ms(quota, now_ms)
 
     def _expire(self, now_ms: int) -> None:
         for key in [k for k, s in self._sensors.items() if now_ms - s.last_record_ms > _IDLE_MS]:

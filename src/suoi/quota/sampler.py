@@ -11,10 +11,11 @@ silent for the rate to come back down to the quota.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["Rate"]
+__all__ = ["Rate", "TokenBucket"]
 
 
 @dataclass(slots=True)
@@ -63,3 +64,37 @@ class Rate:
         horizon = self.num_samples * self.window_ms
         while self._samples and now_ms - self._samples[0].start_ms >= horizon:
             self._samples.popleft()
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """Kafka's ``TokenBucket`` stat, which KIP-599 measures controller mutations with: a bucket
+    of ``quota * num_samples * window`` tokens (the burst), refilled at ``quota`` per second,
+    full at first; a mutation takes one token per partition and may drive it below zero. The
+    quota is exceeded while it is below zero, and the throttle time is how long the refill
+    takes to bring it back to zero: ``-tokens / quota`` seconds."""
+
+    num_samples: int = 11
+    window_ms: int = 1000
+    tokens: float | None = None  # None: not used yet (full)
+    last_ms: int = 0
+
+    @property
+    def last_record_ms(self) -> int:
+        return self.last_ms
+
+    def _refill(self, quota: float, now_ms: int) -> float:
+        burst = quota * self.num_samples * self.window_ms / 1000
+        tokens = burst if self.tokens is None else min(burst, self.tokens + quota * max(now_ms - self.last_ms, 0) / 1000)
+        self.tokens, self.last_ms = tokens, now_ms
+        return tokens
+
+    def exceeded(self, quota: float, now_ms: int) -> bool:
+        return self._refill(quota, now_ms) < 0
+
+    def record(self, quota: float, value: float, now_ms: int) -> None:
+        self.tokens = self._refill(quota, now_ms) - value
+
+    def throttle_ms(self, quota: float, now_ms: int) -> int:
+        tokens = self._refill(quota, now_ms)
+        return 0 if tokens >= 0 else math.ceil(-tokens / quota * 1000)

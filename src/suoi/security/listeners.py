@@ -24,7 +24,14 @@ from suoi.config_security import listener_protocol
 from suoi.security.client import PLAINTEXT, ClientSecurity
 from suoi.security.jaas import JaasError, parse_jaas
 from suoi.security.jwks import JwksKeys, JwksValidator
-from suoi.security.oauthbearer import JWKS_HANDLERS, UNSECURED_HANDLER, UnsecuredValidator, Validator
+from suoi.security.oauthbearer import (
+    JWKS_HANDLERS,
+    UNSECURED_HANDLER,
+    UNSECURED_LOGIN_HANDLER,
+    UnsecuredValidator,
+    Validator,
+    unsecured_login_token,
+)
 from suoi.security.principal import SslPrincipalMapper
 from suoi.security.sasl import CLIENT_MECHANISMS, SUPPORTED_MECHANISMS, SaslClientCredentials
 from suoi.security.tls import client_context, server_context
@@ -182,8 +189,7 @@ def client_security(values: Mapping[str, object], listener: str | None, mechanis
         mechanism = str(values.get(mechanism_key) or "GSSAPI").strip().upper()
         if mechanism not in CLIENT_MECHANISMS:
             raise SecurityConfigError(f"{mechanism_key}={mechanism}: suoi's nodes authenticate to each other with "
-                                      f"{', '.join(CLIENT_MECHANISMS)} only (OAUTHBEARER is served to clients, "
-                                      "not used between nodes yet)")
+                                      f"{', '.join(CLIENT_MECHANISMS)} only")
         found = _jaas(values, listener, mechanism)
         options = {}
         if found is not None:
@@ -191,12 +197,30 @@ def client_security(values: Mapping[str, object], listener: str | None, mechanis
                 options = parse_jaas(found[1], found[0]).options
             except JaasError as exc:
                 raise SecurityConfigError(str(exc)) from None
+        if mechanism == "OAUTHBEARER":
+            return ClientSecurity(ctx, check, _oauth_login(values, listener, options))
         if not options.get("username") or "password" not in options:
             raise SecurityConfigError(
                 f"listener {listener}: this node authenticates to its peers with {mechanism}: set username and "
                 f"password in listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config")
         creds = SaslClientCredentials(mechanism, options["username"], options["password"])
     return ClientSecurity(ctx, check, creds)
+
+
+def _oauth_login(values: Mapping[str, object], listener: str, options: Mapping[str, str]) -> SaslClientCredentials:
+    """OAUTHBEARER between nodes: Kafka's default login callback (unsecured tokens, claims from
+    the listener's OAUTHBEARER JAAS config); a token endpoint or another login class is refused."""
+    handler = setting(values, listener, "sasl.login.callback.handler.class")
+    if handler and handler != UNSECURED_LOGIN_HANDLER:
+        raise SecurityConfigError(f"sasl.login.callback.handler.class={handler}: suoi's nodes get OAUTHBEARER "
+                                  f"tokens from {UNSECURED_LOGIN_HANDLER} only")
+    try:
+        unsecured_login_token(options)  # the claims are checked once, at start
+    except ValueError as exc:
+        raise SecurityConfigError(f"listener.name.{listener.lower()}.oauthbearer.sasl.jaas.config: {exc}") from None
+    claim = options.get("unsecuredLoginPrincipalClaimName") or "sub"
+    return SaslClientCredentials("OAUTHBEARER", options.get(f"unsecuredLoginStringClaim_{claim}", ""), "",
+                                 tuple(sorted(options.items())))
 
 
 def inter_broker_security(config: Any) -> ClientSecurity:

@@ -16,6 +16,9 @@ says why without quoting the token. A failure is answered as Kafka's OAuthBearer
 the ``{"status":"invalid_token"}`` challenge, then, when the client acknowledges it with ``\\x01``,
 SASL_AUTHENTICATION_FAILED. Extensions are parsed and checked for syntax, then ignored (neither of
 Kafka's validators accepts any).
+
+Client side, for a node authenticating to its peers with OAUTHBEARER: `unsecured_login_token`
+(Kafka's default unsecured login callback) mints the token, `client_initial_response` frames it.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["INVALID_TOKEN", "JWKS_HANDLERS", "OAuthToken", "TokenError", "UNSECURED_HANDLER", "UnsecuredValidator",
-           "decode_jwt", "parse_client_response"]
+__all__ = ["INVALID_TOKEN", "JWKS_HANDLERS", "UNSECURED_HANDLER", "UNSECURED_LOGIN_HANDLER", "OAuthToken", "TokenError",
+           "UnsecuredValidator", "client_initial_response", "decode_jwt", "parse_client_response",
+           "unsecured_login_token"]
 
 #: What Kafka's OAuthBearerSaslServer sends back for a token it refuses (RFC 7628 section 3.2.2).
 INVALID_TOKEN = b'{"status":"invalid_token"}'
@@ -209,3 +213,57 @@ class OAuthBearerServer:
             return INVALID_TOKEN
         self.token = token
         return b""
+
+
+#: Kafka's default login callback (sasl.login.callback.handler.class unset): unsecured tokens.
+UNSECURED_LOGIN_HANDLER = "org.apache.kafka.common.security.oauthbearer.OAuthBearerUnsecuredLoginCallbackHandler"
+_LOGIN_CLAIM = re.compile(r"^unsecuredLogin(?P<kind>String|Number|List)Claim_(?P<name>.+)$")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsecured_login_token(options: Mapping[str, str], now_s: float | None = None) -> str:
+    """Kafka's OAuthBearerUnsecuredLoginCallbackHandler: an unsigned (``alg: none``) JWT whose
+    claims come from the JAAS options ``unsecuredLoginStringClaim_<name>``,
+    ``unsecuredLoginNumberClaim_<name>`` and ``unsecuredLoginListClaim_<name>`` (the value's
+    first character separates the items), with ``iat``/``exp`` from now and
+    ``unsecuredLoginLifetimeSeconds`` (default 3600). The principal claim
+    (``unsecuredLoginPrincipalClaimName``, default ``sub``) must be set. ValueError names the
+    option at fault, never a value."""
+    now = time.time() if now_s is None else now_s
+    try:
+        lifetime = int(options.get("unsecuredLoginLifetimeSeconds") or 3600)
+    except ValueError:
+        raise ValueError("unsecuredLoginLifetimeSeconds: not a number") from None
+    now_ms = int(now * 1000)  # whole milliseconds, never rounded up: iat must not be in the validator's future
+    claims: dict[str, Any] = {"iat": now_ms / 1000, "exp": (now_ms + lifetime * 1000) / 1000}
+    for key, value in options.items():
+        if key.startswith("unsecuredLoginExtension_"):
+            raise ValueError(f"{key}: SASL extensions are not sent by suoi's nodes")
+        m = _LOGIN_CLAIM.match(key)
+        if m is None:
+            continue
+        name, kind = m["name"], m["kind"]
+        if name in ("iat", "exp"):
+            raise ValueError(f"{key}: the {name} claim is set from unsecuredLoginLifetimeSeconds")
+        if kind == "String":
+            claims[name] = value
+        elif kind == "Number":
+            try:
+                claims[name] = float(value) if "." in value else int(value)
+            except ValueError:
+                raise ValueError(f"{key}: not a number") from None
+        else:
+            claims[name] = [item for item in value[1:].split(value[:1])] if value else []
+    principal = options.get("unsecuredLoginPrincipalClaimName") or "sub"
+    if not isinstance(claims.get(principal), str) or not claims[principal].strip():
+        raise ValueError(f"unsecuredLoginStringClaim_{principal}: the principal claim must be set")
+    header = _b64url(json.dumps({"alg": "none"}).encode())
+    return f"{header}.{_b64url(json.dumps(claims, separators=(',', ':')).encode())}."
+
+
+def client_initial_response(token: str) -> bytes:
+    """RFC 7628's initial client response, as Kafka's OAuthBearerSaslClient sends it."""
+    return f"n,,\x01auth=Bearer {token}\x01\x01".encode()

@@ -1,7 +1,6 @@
 """Certificate reload without restart: a listener's keystore and truststore files are watched and
 loaded into its live TLS context when they change (as Redpanda does; Kafka reloads them when the
-same ``listener.name.X.ssl.keystore.location`` is set again through AlterConfigs, which suoi does
-not take at run time yet).
+same ``listener.name.X.ssl.keystore.location`` is set again through AlterConfigs: `suoi.security.dynamic`).
 
 Renewed certificates are the common case: write the new keystore file (atomically, e.g. rename)
 and new connections get the new certificate within ``TLS_RELOAD_CHECK_S``; open connections keep
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 
 from suoi.security.tls import TlsConfigError, reload_server_context
 
-__all__ = ["TLS_RELOAD_CHECK_S", "TlsReloader"]
+__all__ = ["TLS_RELOAD_CHECK_S", "TlsReloader", "reload_listener"]
 
 log = logging.getLogger("suoi.security")
 
@@ -68,12 +67,19 @@ class TlsReloader:
             if stamps == w.stamps:
                 continue
             w.stamps = stamps
-            try:
-                reload_server_context(w.ctx, w.settings, w.listener)
-            except TlsConfigError as exc:
-                log.warning("listener %s: keystore/truststore changed but cannot be loaded (%s); keeping the "
-                            "current certificate", w.listener, exc)
-                continue
-            log.info("listener %s: reloaded its keystore/truststore (%s)", w.listener, ", ".join(w.files))
-            reloaded.append(w.listener)
+            if reload_listener(w.ctx, w.settings, w.listener, f"its files changed ({', '.join(w.files)})"):
+                reloaded.append(w.listener)
         return reloaded
+
+
+def reload_listener(ctx: ssl.SSLContext, settings: Settings, listener: str, why: str) -> bool:
+    """Load the listener's keystore/truststore into its live context; on failure, log it (keys
+    only) and keep the current certificate."""
+    try:
+        reload_server_context(ctx, settings, listener)
+    except TlsConfigError as exc:
+        log.warning("listener %s: %s but its keystore/truststore cannot be loaded (%s); keeping the current "
+                    "certificate", listener, why, exc)
+        return False
+    log.info("listener %s: reloaded its keystore/truststore: %s", listener, why)
+    return True

@@ -1,5 +1,6 @@
-"""SASL mechanisms suoi serves: PLAIN (RFC 4616), SCRAM-SHA-256/512 and OAUTHBEARER (served only,
-``suoi.security.oauthbearer``); it speaks PLAIN and SCRAM to other nodes. Sans-IO.
+"""SASL mechanisms suoi serves: PLAIN (RFC 4616), SCRAM-SHA-256/512 and OAUTHBEARER
+(``suoi.security.oauthbearer``); it speaks PLAIN, SCRAM and OAUTHBEARER (unsecured tokens, Kafka's
+default login callback) to other nodes. Sans-IO.
 
 ``SaslServerSession`` is one connection's authentication exchange on the broker side: the
 SaslHandshake chose its mechanism, each SaslAuthenticate feeds ``step`` one token and sends
@@ -14,15 +15,21 @@ import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from suoi.security.oauthbearer import OAuthBearerServer, TokenError, Validator
+from suoi.security.oauthbearer import (
+    OAuthBearerServer,
+    TokenError,
+    Validator,
+    client_initial_response,
+    unsecured_login_token,
+)
 from suoi.security.scram import MECHANISMS as SCRAM_MECHANISMS
 from suoi.security.scram import ScramClient, ScramCredential, ScramError, ScramServer
 
 __all__ = ["SUPPORTED_MECHANISMS", "SaslAuthenticationError", "SaslClientCredentials", "SaslServerSession"]
 
 SUPPORTED_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS, "OAUTHBEARER")
-#: What suoi's own client can send to other nodes (no OAUTHBEARER token source yet).
-CLIENT_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS)
+#: What suoi's own client can send to other nodes (OAUTHBEARER: unsecured tokens it mints itself).
+CLIENT_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS, "OAUTHBEARER")
 
 INVALID_TOKEN_MESSAGE = '{"status":"invalid_token"}'
 ScramLookup = Callable[[str, str], ScramCredential | None]  # (user, mechanism) -> credential
@@ -108,6 +115,8 @@ class SaslClientCredentials:
     mechanism: str
     username: str
     password: str
+    #: OAUTHBEARER: the JAAS options of the unsecured login callback (claims, lifetime)
+    login_options: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:
         return f"SaslClientCredentials({self.mechanism}, {self.username})"
@@ -125,11 +134,15 @@ class SaslClientExchange:
                        if creds.mechanism in SCRAM_MECHANISMS else None)
 
     def first(self) -> bytes:
+        if self._creds.mechanism == "OAUTHBEARER":  # a fresh token per authentication (and re-authentication)
+            return client_initial_response(unsecured_login_token(dict(self._creds.login_options)))
         if self._scram is None:
             return b"\0" + self._creds.username.encode() + b"\0" + self._creds.password.encode()
         return self._scram.first()
 
     def step(self, token: bytes) -> bytes | None:
+        if self._creds.mechanism == "OAUTHBEARER":  # an error challenge is acknowledged; the server then fails
+            return b"\x01" if token else None
         if self._scram is None:
             return None
         try:

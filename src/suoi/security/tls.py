@@ -178,8 +178,8 @@ def _load_chain_pem(ctx: ssl.SSLContext, pem: bytes, password: str | None) -> No
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
-        try:
-            ctx.load_cert_chain(path, password=password)
+        try:  # never None: OpenSSL would prompt on the terminal for an encrypted key's pass phrase
+            ctx.load_cert_chain(path, password=password if password is not None else "")
         except ssl.SSLError as exc:
             reason = exc.reason or "bad PEM or wrong ssl.key.password"
             raise TlsConfigError(f"keystore: cannot load the certificate and key ({reason}); check ssl.keystore.* "

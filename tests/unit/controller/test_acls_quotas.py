@@ -42,14 +42,32 @@ def test_client_quotas_set_remove_and_refusals() -> None:
     result = h.ctl.alter_client_quotas([
         QuotaAlteration(user_client, (("producer_byte_rate", 1024.0), ("request_percentage", 50.5))),
         QuotaAlteration((("user", None),), (("consumer_byte_rate", 1.5),)),  # bytes are whole numbers
-        QuotaAlteration((("ip", "1.2.3.4"),), (("connection_creation_rate", 5.0),)),
-        QuotaAlteration((("user", "bob"),), (("controller_mutation_rate", 5.0),)),
+        QuotaAlteration((("ip", "1.2.3.4"), ("user", "a")), (("connection_creation_rate", 5.0),)),
+        QuotaAlteration((("user", "bob"),), (("controller_mutation_rate", -5.0),)),
         QuotaAlteration((("user", "bob"),), (("no_such_key", 5.0),)),
     ])
     assert [e for e, _ in result.response] == [ErrorCode.none] + [ErrorCode.invalid_request] * 4
     entity = (("user", "alice"), ("client-id", "app"))
     assert dict(h.replayed().client_quotas) == {tuple(sorted(entity)): {"producer_byte_rate": 1024.0,
                                                                          "request_percentage": 50.5}}
+    # KIP-599's controller mutation rate (partitions per second, a fraction allowed)
+    assert h.ctl.alter_client_quotas([QuotaAlteration((("user", "bob"),), (("controller_mutation_rate", 0.5),))]
+                                     ).response == [(ErrorCode.none, None)]
+    assert h.replayed().client_quotas[(("user", "bob"),)] == {"controller_mutation_rate": 0.5}
+    h.ctl.alter_client_quotas([QuotaAlteration((("user", "bob"),), (("controller_mutation_rate", None),))])
+    # KIP-612: an ip entity (named or default) takes connection_creation_rate only, in whole connections
+    ip = h.ctl.alter_client_quotas([
+        QuotaAlteration((("ip", "1.2.3.4"),), (("connection_creation_rate", 5.0),)),
+        QuotaAlteration((("ip", None),), (("connection_creation_rate", 100.0),)),
+        QuotaAlteration((("ip", "not-an-ip"),), (("connection_creation_rate", 5.0),)),
+        QuotaAlteration((("ip", "1.2.3.5"),), (("producer_byte_rate", 5.0),)),
+        QuotaAlteration((("user", "a"),), (("connection_creation_rate", 5.0),)),
+        QuotaAlteration((("ip", "1.2.3.6"),), (("connection_creation_rate", 1.5),)),
+    ])
+    assert [e for e, _ in ip.response] == [ErrorCode.none] * 2 + [ErrorCode.invalid_request] * 4
+    assert h.replayed().client_quotas[(("ip", "1.2.3.4"),)] == {"connection_creation_rate": 5.0}
+    h.ctl.alter_client_quotas([QuotaAlteration((("ip", "1.2.3.4"),), (("connection_creation_rate", None),)),
+                               QuotaAlteration((("ip", None),), (("connection_creation_rate", None),))])
     assert h.ctl.alter_client_quotas([QuotaAlteration(entity, (("producer_byte_rate", 1.0),))],
                                      validate_only=True).records == ()
     removed = h.ctl.alter_client_quotas([QuotaAlteration(entity, (("producer_byte_rate", None),

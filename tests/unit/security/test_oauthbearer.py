@@ -118,9 +118,19 @@ def test_listener_picks_the_validator_as_kafka_does() -> None:
                               "sasl.oauthbearer.expected.audience": "a, b"}, "CLIENT")
     assert isinstance(jwks.oauth_validator, JwksValidator) and jwks.oauth_validator.audience == ("a", "b")
     assert jwks.jwks is not None and jwks.jwks.refresh_s == 60
-    with pytest.raises(SecurityConfigError, match="not used between nodes"):
+    # between nodes: Kafka's unsecured login callback, its claims from the listener's OAUTHBEARER JAAS config
+    with pytest.raises(SecurityConfigError, match="unsecuredLoginStringClaim_sub"):
         client_security({**base, "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER"}, "CLIENT",
                         "sasl.mechanism.inter.broker.protocol")
+    jaas = ('org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required '
+            'unsecuredLoginStringClaim_sub="broker";')
+    creds = client_security({**base, "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+                             "listener.name.client.oauthbearer.sasl.jaas.config": jaas}, "CLIENT",
+                            "sasl.mechanism.inter.broker.protocol").sasl
+    assert creds is not None and creds.mechanism == "OAUTHBEARER" and creds.username == "broker"
+    server = SaslServerSession("OAUTHBEARER", plain_users={}, scram_lookup=lambda u, m: None,
+                               oauth_validator=UnsecuredValidator())
+    assert server.step(creds.exchange().first()) == b"" and server.principal == "User:broker"
 
 
 def test_unknown_kids_expedite_a_refresh_at_most_once_a_minute_each(signing: SigningKeys) -> None:
@@ -137,3 +147,25 @@ def test_unknown_kids_expedite_a_refresh_at_most_once_a_minute_each(signing: Sig
     for i in range(40):  # made-up kids: the bookkeeping stays bounded
         keys.expedite(f"made-up-{i}")
     assert len(keys._missing) == 16
+
+
+def test_unsecured_login_token_is_what_the_unsecured_validator_accepts() -> None:
+    """Kafka's OAuthBearerUnsecuredLoginCallbackHandler options, and the client's initial response."""
+    from suoi.security.oauthbearer import (
+        UnsecuredValidator,
+        client_initial_response,
+        parse_client_response,
+        unsecured_login_token,
+    )
+
+    options = {"unsecuredLoginStringClaim_sub": "broker-1", "unsecuredLoginListClaim_scope": ",a,b",
+               "unsecuredLoginNumberClaim_n": "7", "unsecuredLoginLifetimeSeconds": "60"}
+    token = unsecured_login_token(options, now_s=1000.0)
+    accepted = UnsecuredValidator(required_scope=("a",))(token, now_s=1010.0)
+    assert accepted.principal == "broker-1" and accepted.scope == ("a", "b")
+    assert accepted.expires_at_ms == 1_060_000
+    assert parse_client_response(client_initial_response(token)) == (token, None, {})
+    with pytest.raises(ValueError, match="unsecuredLoginStringClaim_sub"):
+        unsecured_login_token({"unsecuredLoginLifetimeSeconds": "60"})
+    with pytest.raises(ValueError, match="unsecuredLoginExtension_x"):
+        unsecured_login_token({"unsecuredLoginStringClaim_sub": "b", "unsecuredLoginExtension_x": "1"})
