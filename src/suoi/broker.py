@@ -50,8 +50,8 @@ from suoi.notify import AppendNotifier
 from suoi.partition.coordinator_writer import ReplicatedWriter
 from suoi.protocol.codec import decode_response, encode_request, response_class
 from suoi.quota import ClientQuotas, ConnectionLimits, listener_connection_limits, parse_overrides
-from suoi.security.jwks import fetch_jwks, refresh_jwks
 from suoi.security.dynamic import DynamicTls
+from suoi.security.jwks import fetch_jwks, refresh_jwks
 from suoi.security.listeners import controller_security, listener_security, reload_certificates
 
 log = logging.getLogger("suoi.broker")

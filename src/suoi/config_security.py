@@ -23,8 +23,8 @@ SECURITY_PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"
 #: Kafka's SecurityProtocol ids (BrokerRegistration, RegisterBrokerRecord)
 SECURITY_PROTOCOL_IDS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
 
-__all__ = ["SECURITY_PROTOCOLS", "SECURITY_PROTOCOL_IDS", "UnsupportedSecuritySetting", "check_security_settings", "is_listener_security_key",
-           "listener_protocol", "protocol_map"]
+__all__ = ["SECURITY_PROTOCOLS", "SECURITY_PROTOCOL_IDS", "UnsupportedSecuritySetting", "check_security_settings",
+           "is_listener_security_key", "listener_protocol", "protocol_map"]
 
 
 class UnsupportedSecuritySetting(ValueError):

@@ -53,7 +53,7 @@ def test_keystore_altered_at_run_time(tmp_path: Path, caplog: pytest.LogCaptureF
         assert served_serial(tls_port, pki.ca_file) == serial[first_file]
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{plain}"})
 
-        def alter(*entries: tuple[str, str]) -> None:
+        def alter(*entries: tuple[str, str], admin: AdminClient = admin) -> None:
             resource = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
                 ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in entries])
             admin.incremental_alter_configs([resource])[resource].result(timeout=20)

@@ -125,10 +125,7 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
             handler = mutation_quota.limited(quota, handler)
     try:
         authorizer = getattr(broker, "authorizer", None)  # suoi.authorizer, when authorizer.class.name is set
-        if authorizer is None:
-            result = handler(ctx, body)
-        else:
-            result = authorized_call(ctx, body, handler, authorizer)
+        result = handler(ctx, body) if authorizer is None else authorized_call(ctx, body, handler, authorizer)
         if inspect.isawaitable(result):
             if quota is not None:
                 quota.parked()

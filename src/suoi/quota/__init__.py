@@ -4,4 +4,5 @@ from suoi.quota.connections import Admission, ConnectionLimits, listener_connect
 from suoi.quota.manager import QUOTA_KINDS, ClientQuotas, quota_for
 from suoi.quota.sampler import Rate, TokenBucket
 
-__all__ = ["QUOTA_KINDS", "Admission", "ClientQuotas", "ConnectionLimits", "listener_connection_limits", "Rate", "TokenBucket", "parse_overrides", "quota_for"]
+__all__ = ["QUOTA_KINDS", "Admission", "ClientQuotas", "ConnectionLimits", "Rate", "TokenBucket", "listener_connection_limits",
+           "parse_overrides", "quota_for"]
