@@ -239,15 +239,19 @@ def node_security_properties(cluster: Cluster, node: Node, chosen: Secrets) -> d
     SASL_SSL and CONTROLLER, named in `cluster_layout.node_properties`)."""
     tls = (cluster.dir / TLS_DIR).resolve()
     ctl = CONTROLLER_LISTENER.lower()
-    return {
-        "listener.security.protocol.map": f"{SECURE_LISTENER}:SASL_SSL,{CONTROLLER_LISTENER}:SASL_SSL",
+    # a controller-only node has no SASL_SSL listener and talks to no broker
+    broker = {
         "inter.broker.listener.name": SECURE_LISTENER,
         "sasl.enabled.mechanisms": MECHANISM,
-        f"listener.name.{ctl}.sasl.enabled.mechanisms": CONTROLLER_MECHANISM,
         "sasl.mechanism.inter.broker.protocol": MECHANISM,
-        "sasl.mechanism.controller.protocol": CONTROLLER_MECHANISM,
         f"listener.name.{SECURE_LISTENER.lower()}.{MECHANISM.lower()}.sasl.jaas.config":
             _jaas(SCRAM_JAAS, NODE_USER, chosen.node_password),
+    } if node.is_broker else {}
+    return {
+        "listener.security.protocol.map": f"{SECURE_LISTENER}:SASL_SSL,{CONTROLLER_LISTENER}:SASL_SSL",
+        **broker,
+        f"listener.name.{ctl}.sasl.enabled.mechanisms": CONTROLLER_MECHANISM,
+        "sasl.mechanism.controller.protocol": CONTROLLER_MECHANISM,
         f"listener.name.{ctl}.{CONTROLLER_MECHANISM.lower()}.sasl.jaas.config":
             _jaas(PLAIN_JAAS, NODE_USER, chosen.node_password, serve=True),
         "ssl.keystore.type": "PEM",
