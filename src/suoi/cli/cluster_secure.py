@@ -13,8 +13,8 @@ What it writes in DIR (keys and passwords 0600, DIR/tls 0700):
 
 The nodes: every listener SASL_SSL. Clients and inter-broker traffic (the replica fetchers) use
 SCRAM-SHA-512 on the SASL_SSL listener; the CONTROLLER listener uses PLAIN, because SCRAM
-credentials live in the metadata log that the quorum must elect a leader to read (Kafka does
-not support SCRAM between controllers for the same reason). Two principals, each with its own
+credentials live in the metadata log that the quorum must elect a leader to read (KRaft setups
+of Kafka pair SCRAM for brokers with PLAIN for controllers for the same reason). Two principals, each with its own
 random password: ``User:admin`` (the operator; its SCRAM credential bootstrapped as ``suoi
 storage format --add-scram``, KIP-900, so the password is in no node's files) and ``User:broker``
 (the nodes themselves). Both are ``super.users``; Kafka's StandardAuthorizer is on, so anyone
