@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -100,6 +101,17 @@ def txn_config_from(cfg: BrokerConfig) -> TxnCoordinatorConfig:
         ),
     )
 
+
+
+class LocalPeer:
+    """The node itself as the peer of a request to its own controller dispatched in process:
+    authorized as the principal its controller-listener login gives it over a socket
+    (``User:<username>`` of its JAAS config), so ACLs (CLUSTER_ACTION on registration and
+    heartbeats) treat both paths alike. A connection that never closes."""
+
+    def __init__(self, principal: str) -> None:
+        self.principal = principal
+        self.close_callbacks: dict[Any, Callable[[], None]] = {}
 
 class Broker:
     #: The node's KRaft services (quorum, image, controller, replicas); set by `start()`.
@@ -309,7 +321,7 @@ class Broker:
         listener (no process.roles): the same handler a CONTROLLER connection would reach,
         through the same encoding, without a socket."""
         frame = encode_request(0, f"suoi-node-{self.node_id}", request)[4:]
-        outcome = dispatch(self, frame, "local-controller")
+        outcome = dispatch(self, frame, "local-controller", self._local_peer)
         if outcome is not None and not isinstance(outcome, list):
             outcome = await outcome
         if outcome is None:
@@ -317,6 +329,11 @@ class Broker:
         data = b"".join(bytes(part) for part in outcome)[4:]
         cls = type(request)
         return decode_response(data, response_class(cls.__api_key__, cls.__version__))
+
+    @functools.cached_property
+    def _local_peer(self) -> LocalPeer:
+        sasl = controller_security(self.config).sasl
+        return LocalPeer(f"User:{sasl.username}" if sasl is not None else "User:ANONYMOUS")
 
     def _cluster_partition_count(self, topic: str) -> int | None:
         image_topic = self.kraft.image.topic(topic)

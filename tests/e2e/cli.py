@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -34,3 +37,16 @@ def fails(*args: str, stdin: str | None = None, timeout: float = 30.0) -> str:
     assert "Traceback" not in proc.stderr
     assert lines[0].startswith("suoi"), lines[0]
     return lines[0]
+
+
+def cluster_down_for_good(directory: Path) -> None:
+    """Test cleanup of a `suoi cluster up` in `directory`: `down`, then SIGKILL any node still running."""
+    from suoi.cli.cluster import pid_running
+
+    if not (directory / "cluster.json").exists():
+        return
+    nodes = json.loads((directory / "cluster.json").read_text())["nodes"]
+    suoi("cluster", "down", "--dir", str(directory), timeout=90)
+    for n in nodes:  # never leave a process behind
+        if pid_running(n["pid"], Path(n["config"])):
+            os.kill(n["pid"], signal.SIGKILL)

@@ -4,15 +4,12 @@ restart on the same ports at once: ports the stopped cluster left in TIME_WAIT a
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 from pathlib import Path
 
-from suoi.cli.cluster import pid_running
 from suoi.cli.cluster_layout import free_ports, port_in_use
 from tests.conftest import wait_until
-from tests.e2e.cli import ok, suoi
+from tests.e2e.cli import cluster_down_for_good, ok
 
 
 def ports_with_a_free_neighbour(count: int) -> list[int]:
@@ -56,10 +53,5 @@ def test_explicit_ids_and_ports_and_an_immediate_restart(tmp_path: Path) -> None
         status = json.loads(ok("cluster", "status", "--dir", str(directory), "--output", "json"))
         assert [n["in_metadata"] for n in status["nodes"]] == [True]
     finally:
-        if (directory / "cluster.json").exists():
-            nodes = json.loads((directory / "cluster.json").read_text())["nodes"]
-            suoi("cluster", "down", "--dir", str(directory), timeout=90)
-            for n in nodes:  # never leave a process behind
-                if pid_running(n["pid"], Path(n["config"])):
-                    os.kill(n["pid"], signal.SIGKILL)
+        cluster_down_for_good(directory)
     wait_until(lambda: not any(port_in_use(p) for p in ports), timeout=10, message="ports released")

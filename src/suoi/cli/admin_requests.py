@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Iterable
 from typing import Any
 
-from suoi.cli.common import TIMEOUT_S, CliError, read_props
+from suoi.cli.common import TIMEOUT_S, CliError, read_client_props
 
 __all__ = ["at", "check_top_level", "error_name", "partitions_text", "send"]
 
@@ -35,7 +35,7 @@ def send(args: argparse.Namespace, request: Any, tool: str) -> Any:
     from suoi.security.client import from_client_properties
 
     try:
-        security = from_client_properties(read_props(getattr(args, "command_config", None)))
+        security = from_client_properties(read_client_props(getattr(args, "command_config", None)))
     except (ValueError, OSError) as exc:
         raise CliError(f"--command-config: {exc}") from None
     reasons = []

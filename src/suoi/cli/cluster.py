@@ -2,6 +2,7 @@
 
     suoi cluster up --brokers N [--controllers M] [--dir DIR] [--base-port P] [--wait S]
     suoi cluster up --node-ids 0,1,2 --ports 9092,9095,9098
+    suoi cluster up --brokers 3 --secure   (SASL_SSL, SCRAM-SHA-512, ACLs; DIR/admin.properties)
     suoi cluster status [--dir DIR] [--output json]
     suoi cluster down [--dir DIR] [--purge]
     suoi cluster start-node --node ID [--dir DIR]   (restart one node with its original command line)
@@ -30,6 +31,10 @@ Layout (DIR defaults to ./suoi-cluster):
   OS has reused for something else is left alone).
 * The cluster id is reused when DIR already holds nodes of the same layout (after `down`
   without `--purge`), so their data stays valid; a different layout is refused.
+* `--secure` (`cluster_secure`): a CA and node keystores in DIR/tls/, every listener SASL_SSL,
+  SCRAM-SHA-512 for clients and between brokers, an admin user bootstrapped into the metadata
+  log with a random password, ACLs on; the client settings in DIR/admin.properties (Kafka's
+  names, every tool's --command-config) and DIR/client.properties (librdkafka's names).
 
 `status` reads cluster.json, checks every PID, asks the brokers for Metadata (confluent-kafka
 AdminClient) and the controllers for DescribeQuorum (suoi.client, kio's DescribeQuorum v2,
@@ -80,6 +85,17 @@ from suoi.cli.cluster_layout import (
     state_lock,
     state_path,
     to_state,
+)
+from suoi.cli.cluster_secure import (
+    check_overrides,
+    existing_security,
+    node_security_properties,
+    prepare,
+    print_guide,
+    purge_files,
+    scram_bootstrap,
+    security_report,
+    write_private,
 )
 from suoi.cli.cluster_procs import broker_view, last_log_line, node_running, pid_running, spawn, stop_pids, wait_ready
 from suoi.cli.cluster_status import cluster_status, describe_quorum, metadata, print_status, quorum_status
@@ -195,6 +211,9 @@ def add_parser(sub: Any) -> None:
     up.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                     help="a server property for every node (repeatable), e.g. -o min.insync.replicas=2 "
                     "-o replica.lag.time.max.ms=5000; it wins over the generated value")
+    up.add_argument("--secure", action="store_true",
+                    help="SASL_SSL on every listener (a CA and node certificates in DIR/tls), SCRAM-SHA-512, an "
+                    "admin user with a random password (DIR/admin.properties, for --command-config) and ACLs on")
     output_arg(up)
     up.set_defaults(func=guarded("cluster")(run_up))
 
@@ -281,28 +300,38 @@ def run_up(args: argparse.Namespace) -> int:
         brokers = args.brokers if args.brokers is not None else len(node_ids or [])
         if args.brokers is None and node_ids is None:
             raise CliError("the following arguments are required: --brokers (or --node-ids)")
+        kept_id = _existing_cluster_id(directory, layout(brokers, args.controllers, node_ids))
+        overrides = _overrides(args.override)
+        _check_security_mode(directory, args.secure, kept_id is not None, overrides)
         cluster = plan_cluster(directory, brokers, args.controllers, base_port=args.base_port, node_ids=node_ids,
-                               ports=ports, cluster_id=_existing_cluster_id(
-                                   directory, layout(brokers, args.controllers, node_ids)))
+                               ports=ports, cluster_id=kept_id)
+        cluster.secure = args.secure
         if args.base_port is not None or ports is not None:
             busy = [p for n in cluster.nodes for p in (n.port, n.controller_port, n.admin_port)
                     if p is not None and port_in_use(p)]
             if busy:
                 given = f"--base-port {args.base_port}" if ports is None else f"--ports {args.ports}"
                 raise CliError(f"port(s) {', '.join(map(str, busy))} on {HOST} already in use ({given})")
-        overrides = _overrides(args.override)
+        chosen = prepare(cluster, kept_data=kept_id is not None) if cluster.secure else None
         racks = [r.strip() for r in (args.racks or "").split(",") if r.strip()]
         broker_index = {n.id: i for i, n in enumerate(cluster.brokers)}
         for n in cluster.nodes:
             cluster.data_dir(n.id).mkdir(parents=True, exist_ok=True)
             header = (f"suoi cluster {cluster.cluster_id}: node {n.id} ({','.join(n.roles)}), "
                       f"written by 'suoi cluster up'")
-            props = {**node_properties(cluster, n), **overrides}
+            props = {**node_properties(cluster, n),
+                     **(node_security_properties(cluster, n, chosen) if chosen is not None else {}), **overrides}
             if racks and n.is_broker:
                 props["broker.rack"] = racks[broker_index[n.id] % len(racks)]
-            cluster.config_path(n.id).write_text(render_properties(props, header), encoding="utf-8")
+            text = render_properties(props, header)
+            if cluster.secure:  # it holds the node's password
+                write_private(cluster.config_path(n.id), text)
+            else:
+                cluster.config_path(n.id).write_text(text, encoding="utf-8")
             # As `suoi storage format --ignore-formatted` (a kept cluster's dirs are already formatted).
-            format_config(cluster.config_path(n.id), cluster.cluster_id, ignore_formatted=True)
+            # --secure: the admin's SCRAM credential as `--add-scram` (KIP-900), on the voters' storage.
+            scram = scram_bootstrap(chosen) if chosen is not None and n.is_controller else None
+            format_config(cluster.config_path(n.id), cluster.cluster_id, ignore_formatted=True, add_scram=scram)
         (directory / "prometheus.yml").write_text(prometheus_config(cluster), encoding="utf-8")
         # Voters first, so brokers find a quorum forming; cluster.json after every start so that
         # `down` can stop whatever was started even if this command dies half-way.
@@ -319,10 +348,25 @@ def run_up(args: argparse.Namespace) -> int:
                     state_path(directory).unlink(missing_ok=True)
             raise
     if args.output == "json":
-        print_json(to_state(cluster))
+        print_json({**to_state(cluster), "security": security_report(cluster)})
     else:
         print(cluster.bootstrap)
+        if cluster.secure:  # on stderr: BOOTSTRAP=$(suoi cluster up ...) keeps working
+            print_guide(cluster, sys.stderr)
     return 0
+
+
+def _check_security_mode(directory: Path, secure: bool, kept: bool, overrides: dict[str, str]) -> None:
+    """Refuse what cannot work: --secure with overrides of its own settings, and restarting kept
+    data in the other mode (a plain cluster's metadata log has no admin credential; a secure
+    cluster's data would be served to anyone)."""
+    if secure:
+        check_overrides(overrides)
+    was_secure = existing_security(directory) if kept else None
+    if was_secure is not None and was_secure != secure:
+        made = "with" if was_secure else "without"
+        raise CliError(f"{directory} holds the data of a cluster made {made} --secure; start it "
+                       f"{made} --secure, or use another --dir (or 'suoi cluster down --purge --dir {directory}')")
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -371,6 +415,8 @@ def _purge(directory: Path, cluster: Cluster | None) -> list[str]:
         if d.is_dir():
             shutil.rmtree(d)
             removed.append(str(d))
+    removed += purge_files(directory)  # --secure's tls/ and *.properties
+    (directory / "prometheus.yml").unlink(missing_ok=True)
     (directory / ".cluster.lock").unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         directory.rmdir()  # only if nothing else is in it

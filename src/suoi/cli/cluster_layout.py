@@ -21,6 +21,8 @@ HOST = "127.0.0.1"
 DEFAULT_DIR = Path("suoi-cluster")
 STATE_FILE = "cluster.json"
 CLIENT_LISTENER = "PLAINTEXT"
+#: The client (and inter-broker) listener of a `--secure` cluster (`suoi.cli.cluster_secure`).
+SECURE_LISTENER = "SASL_SSL"
 CONTROLLER_LISTENER = "CONTROLLER"
 MAX_COMBINED_VOTERS = 3
 MAX_BROKERS = 64
@@ -74,6 +76,12 @@ class Cluster:
     dir: Path
     cluster_id: str
     nodes: list[Node] = field(default_factory=list)
+    #: `up --secure`: SASL_SSL listeners, SCRAM, ACLs (`suoi.cli.cluster_secure`)
+    secure: bool = False
+
+    @property
+    def client_listener(self) -> str:
+        return SECURE_LISTENER if self.secure else CLIENT_LISTENER
 
     @property
     def brokers(self) -> list[Node]:
@@ -234,7 +242,7 @@ def node_properties(cluster: Cluster, node: Node) -> dict[str, str]:
     """The server.properties of one node (Kafka's property names)."""
     listeners = []
     if node.port is not None:
-        listeners.append(f"{CLIENT_LISTENER}://{node.address}")
+        listeners.append(f"{cluster.client_listener}://{node.address}")
     if node.controller_port is not None:
         listeners.append(f"{CONTROLLER_LISTENER}://{node.controller_address}")
     props = {
@@ -243,7 +251,7 @@ def node_properties(cluster: Cluster, node: Node) -> dict[str, str]:
         "listeners": ",".join(listeners),
     }
     if node.port is not None:
-        props["advertised.listeners"] = f"{CLIENT_LISTENER}://{node.address}"
+        props["advertised.listeners"] = f"{cluster.client_listener}://{node.address}"
     props.update({
         "controller.listener.names": CONTROLLER_LISTENER,
         "controller.quorum.voters": cluster.quorum_voters,
@@ -361,13 +369,14 @@ def to_state(cluster: Cluster) -> dict[str, Any]:
         "dir": str(cluster.dir),
         "bootstrap": cluster.bootstrap,
         "controller_quorum_voters": cluster.quorum_voters,
+        "secure": cluster.secure,
         "nodes": nodes,
     }
 
 
 def from_state(directory: Path, data: dict[str, Any]) -> Cluster:
     try:
-        cluster = Cluster(directory, str(data["cluster_id"]))
+        cluster = Cluster(directory, str(data["cluster_id"]), secure=bool(data.get("secure", False)))
         for d in data["nodes"]:
             cluster.nodes.append(Node(int(d["id"]), [str(r) for r in d["roles"]],
                                       None if d.get("port") is None else int(d["port"]),

@@ -17,8 +17,10 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from suoi.cli.cluster_layout import STOP_TIMEOUT_S, Cluster, Node
+from suoi.cli.cluster_secure import client_security
 from suoi.cli.common import CliError
 
 # ============================================================================ processes
@@ -191,7 +193,7 @@ def exited_error(cluster: Cluster, node: Node) -> CliError:
 # ============================================================================ readiness
 
 
-def broker_view(address: str, timeout: float) -> set[int]:
+def broker_view(address: str, timeout: float, security: Any = None) -> set[int]:
     """The broker ids one broker's own Metadata answer lists (asked of that broker only)."""
     from kio.schema.metadata.v12.request import MetadataRequest
 
@@ -199,7 +201,8 @@ def broker_view(address: str, timeout: float) -> set[int]:
 
     host, _, port = address.rpartition(":")
     request = MetadataRequest(topics=(), allow_auto_topic_creation=False, include_topic_authorized_operations=False)
-    response = request_sync(host, int(port), request, client_id="suoi-cluster", timeout=timeout)
+    response = request_sync(host, int(port), request, client_id="suoi-cluster", timeout=timeout,
+                            **({"security": security} if security is not None else {}))
     return {int(b.node_id) for b in response.brokers}
 
 
@@ -211,6 +214,7 @@ def wait_ready(cluster: Cluster, nodes: list[Node], timeout: float) -> None:
     want = {n.id for n in nodes if n.is_broker}
     want_ports = [n for n in nodes if not n.is_broker]
     views: dict[int, set[int] | str] = {}
+    security = client_security(cluster)  # --secure: as the admin
     while True:
         _reap(nodes)
         for n in nodes:
@@ -221,7 +225,7 @@ def wait_ready(cluster: Cluster, nodes: list[Node], timeout: float) -> None:
         views = {}
         for n in askers:
             try:
-                views[n.id] = broker_view(str(n.address), 2.0)
+                views[n.id] = broker_view(str(n.address), 2.0, security)
             except Exception as exc:  # not listening yet, timed out, ...
                 views[n.id] = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         lagging = {i: v for i, v in views.items() if isinstance(v, str) or not want <= v}

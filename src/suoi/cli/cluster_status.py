@@ -9,22 +9,23 @@ from typing import Any
 
 from suoi.cli.cluster_layout import STATUS_TIMEOUT_S, Cluster
 from suoi.cli.cluster_procs import node_running
+from suoi.cli.cluster_secure import client_settings, controller_client_security, security_report
 from suoi.cli.common import quiet_logger
 
 # ============================================================================ talking to the cluster
 
 
-def metadata(bootstrap: str, timeout: float) -> Any:
-    """confluent-kafka Metadata for all topics, or raises."""
+def metadata(bootstrap: str, timeout: float, settings: dict[str, str] | None = None) -> Any:
+    """confluent-kafka Metadata for all topics, or raises; `settings`: a secure cluster's client settings."""
     from confluent_kafka.admin import AdminClient
 
-    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": quiet_logger(),
+    conf: dict[str, Any] = {**(settings or {}), "bootstrap.servers": bootstrap, "logger": quiet_logger(),
                             "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000))}
     admin = AdminClient(conf)
     return admin.list_topics(timeout=timeout)
 
 
-def describe_quorum(address: str, timeout: float) -> Any:
+def describe_quorum(address: str, timeout: float, security: Any = None) -> Any:
     """DescribeQuorum v2 for __cluster_metadata-0 sent to one controller listener."""
     from kio.schema.describe_quorum.v2.request import DescribeQuorumRequest, PartitionData, TopicData
     from kio.schema.types import TopicName
@@ -35,7 +36,8 @@ def describe_quorum(address: str, timeout: float) -> Any:
     host, _, port = address.rpartition(":")
     request = DescribeQuorumRequest(topics=(TopicData(topic_name=TopicName("__cluster_metadata"),
                                                       partitions=(PartitionData(partition_index=i32(0)),)),))
-    return request_sync(host, int(port), request, client_id="suoi-cluster", timeout=timeout)
+    return request_sync(host, int(port), request, client_id="suoi-cluster", timeout=timeout,
+                        **({"security": security} if security is not None else {}))
 
 
 def quorum_status(cluster: Cluster, timeout: float = STATUS_TIMEOUT_S) -> dict[str, Any]:
@@ -43,6 +45,7 @@ def quorum_status(cluster: Cluster, timeout: float = STATUS_TIMEOUT_S) -> dict[s
     by_id = {n.id: n for n in cluster.controllers}
     order = sorted(by_id.values(), key=lambda n: not node_running(cluster, n))
     queue = [n.id for n in order]
+    security = controller_client_security(cluster)
     tried: set[int] = set()
     errors: list[str] = []
     while queue:
@@ -52,7 +55,7 @@ def quorum_status(cluster: Cluster, timeout: float = STATUS_TIMEOUT_S) -> dict[s
         tried.add(node_id)
         node = by_id[node_id]
         try:
-            resp = describe_quorum(str(node.controller_address), timeout)
+            resp = describe_quorum(str(node.controller_address), timeout, security)
         except OSError as exc:  # refused, dropped, timed out (asyncio.TimeoutError is TimeoutError)
             errors.append(f"node {node_id}: {exc.strerror or str(exc) or type(exc).__name__}")
             continue
@@ -124,7 +127,7 @@ def cluster_status(cluster: Cluster) -> dict[str, Any]:
     md_error = None
     if live_addresses:
         try:
-            md = metadata(live_addresses, STATUS_TIMEOUT_S)
+            md = metadata(live_addresses, STATUS_TIMEOUT_S, client_settings(cluster))
         except Exception as exc:
             md_error = _short(exc)
     else:
@@ -157,6 +160,7 @@ def cluster_status(cluster: Cluster) -> dict[str, Any]:
         "cluster_id": cluster.cluster_id, "dir": str(cluster.dir), "bootstrap": cluster.bootstrap,
         "controller": md.controller_id if md is not None and md.controller_id >= 0 else None,
         "metadata_error": md_error, "nodes": nodes, "quorum": quorum, "offline_partitions": offline,
+        "security": security_report(cluster),
     }
 
 
@@ -167,6 +171,12 @@ def _partitions_text(by_topic: dict[str, list[int]]) -> str:
 def print_status(r: dict[str, Any]) -> None:
     print(f"Cluster {r['cluster_id']} in {r['dir']}")
     print(f"Bootstrap: {r['bootstrap']}")
+    sec = r.get("security") or {}
+    if sec.get("secure"):
+        print(f"Security: SASL_SSL, {sec['sasl_mechanism']}, ACLs on; admin (User:{sec['admin_user']}) client "
+              f"properties: {sec['admin_properties']} (librdkafka's names: {sec['client_properties']})")
+    else:
+        print("Security: none (PLAINTEXT, no authentication; 'cluster up --secure' makes a SASL_SSL cluster)")
     if r["metadata_error"]:
         print(f"Metadata: unavailable ({r['metadata_error']})")
     print()

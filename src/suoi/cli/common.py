@@ -57,7 +57,8 @@ def add_common_args(p: argparse.ArgumentParser, *, command_config: bool = True, 
                    help="REQUIRED: the broker(s) to connect to")
     if command_config:
         p.add_argument("--command-config", type=Path, metavar="FILE",
-                       help="properties file with client configs (librdkafka names, e.g. security.protocol)")
+                       help="properties file with client configs (librdkafka's names, or Kafka's Java ones: "
+                       "sasl.jaas.config, ssl.truststore.*)")
     if output:
         p.add_argument("--output", choices=("text", "json"), default="text",
                        help="text (Kafka's layout, the default) or json for scripts")
@@ -126,15 +127,23 @@ def quiet_logger() -> logging.Logger:
     return logger
 
 
-def read_props(path: Path | None) -> dict[str, str]:
+def read_props(path: Path | str | None) -> dict[str, str]:
     if path is None:
         return {}
     from suoi.config import read_properties
 
     try:
-        return read_properties(path)
+        return read_properties(Path(path))
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_client_props(path: Path | str | None) -> dict[str, str]:
+    """A client properties file (`--command-config`, `--producer.config`, ...), Kafka's Java names
+    (sasl.jaas.config, ssl.truststore.*) turned into librdkafka's (`suoi.cli.client_props`)."""
+    from suoi.cli.client_props import librdkafka_names
+
+    return librdkafka_names(read_props(path))
 
 
 def parse_kv(items: Iterable[str], flag: str) -> dict[str, str]:
@@ -153,8 +162,8 @@ def client_config(args: argparse.Namespace, *extra: dict[str, Any]) -> dict[str,
     """bootstrap + --command-config + any later layers (later wins)."""
     conf: dict[str, Any] = {"bootstrap.servers": args.bootstrap_server,
                             "socket.connection.setup.timeout.ms": int(CONNECT_TIMEOUT_S * 1000),
-                            "logger": quiet_logger()}
-    conf.update(read_props(getattr(args, "command_config", None)))
+                            "logger": quiet_logger(), "error_cb": _record_refusal}
+    conf.update(read_client_props(getattr(args, "command_config", None)))
     for layer in extra:
         conf.update(layer)
     return conf
@@ -175,15 +184,31 @@ def admin_client(args: argparse.Namespace) -> Any:
     return make_client(AdminClient, client_config(args))
 
 
+#: Why the brokers refused this tool's connections (librdkafka's error_cb: wrong password,
+#: untrusted certificate), which its Metadata failure alone calls a "transport failure".
+_REFUSALS: list[str] = []
+
+
+def _record_refusal(err: Any) -> None:
+    from confluent_kafka import KafkaError
+
+    if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+        _REFUSALS.append(str(err.str()).split(": ", 1)[-1])  # without "sasl_ssl://host:port/id: "
+
+
 def cluster_metadata(client: Any, bootstrap: str) -> Any:
     """Metadata for every topic; the first contact, so an unreachable broker fails here."""
-    from confluent_kafka import KafkaException
+    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka.admin import AdminClient
 
     _probe_tcp(bootstrap)
     try:
         return client.list_topics(timeout=CONNECT_TIMEOUT_S)
     except KafkaException as exc:
-        raise CliError(f"cannot reach a broker at {bootstrap}: {describe_error(exc)}") from None
+        if isinstance(client, (AdminClient, Producer)):  # serve error_cb (a consumer's poll would consume)
+            client.poll(0)
+        why = _REFUSALS[-1] if _REFUSALS else describe_error(exc)
+        raise CliError(f"cannot reach a broker at {bootstrap}: {why}") from None
 
 
 def _probe_tcp(bootstrap: str) -> None:

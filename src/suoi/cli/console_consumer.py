@@ -32,7 +32,7 @@ from suoi.cli.common import (
     kafka_error_text,
     make_client,
     parse_kv,
-    read_props,
+    read_client_props,
 )
 from suoi.cli.schema_formats import Codec, add_format_args, split_props
 
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         "isolation.level": args.isolation_level,
         "enable.partition.eof": False,
     }
-    file_props = read_props(Path(args.consumer_config)) if args.consumer_config else {}
+    file_props = read_client_props(Path(args.consumer_config)) if args.consumer_config else {}
     consumer = make_client(Consumer, client_config(args, conf, file_props,
                                                    parse_kv(args.consumer_property, "--consumer-property")))
     try:

@@ -29,7 +29,7 @@ from suoi.cli.common import (
     kafka_error_text,
     make_client,
     parse_kv,
-    read_props,
+    read_client_props,
     retrying,
 )
 from suoi.cli.schema_formats import Codec, add_format_args, split_props
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         conf["retries"] = args.message_send_max_retries
     from pathlib import Path
 
-    file_props = read_props(Path(args.producer_config)) if args.producer_config else {}
+    file_props = read_client_props(Path(args.producer_config)) if args.producer_config else {}
     producer = make_client(Producer, client_config(args, conf, file_props,
                                                    parse_kv(args.producer_property, "--producer-property")))
     md = cluster_metadata(producer, args.bootstrap_server)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from suoi.cli.common import CliError, guarded, make_client, quiet_logger, read_props
+from suoi.cli.common import CliError, guarded, make_client, quiet_logger, read_client_props
 
 TOOL = "consumer-perf-test"
 CLIENT_ID = "perf-consumer-client"
@@ -81,7 +81,7 @@ def date_formatter(pattern: str) -> Any:
 
 
 def consumer_config(args: argparse.Namespace) -> dict[str, Any]:
-    conf: dict[str, Any] = dict(read_props(args.consumer_config))
+    conf: dict[str, Any] = dict(read_client_props(args.consumer_config))
     for key in ("key.deserializer", "value.deserializer"):
         conf.pop(key, None)
     conf.update({"bootstrap.servers": args.bootstrap_server, "group.id": args.group,

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from suoi.cli.common import CliError, guarded, make_client, quiet_logger, read_props
+from suoi.cli.common import CliError, guarded, make_client, quiet_logger, read_client_props
 
 TOOL = "producer-perf-test"
 #: Kafka's client id and transactional id defaults.
@@ -118,7 +118,7 @@ def now_ms() -> int:
 def producer_config(args: argparse.Namespace) -> dict[str, Any]:
     if not args.producer_props and args.producer_config is None and not args.bootstrap_server:
         raise CliError("Either --producer-props or --producer.config must be specified.")
-    conf: dict[str, Any] = dict(read_props(args.producer_config))
+    conf: dict[str, Any] = dict(read_client_props(args.producer_config))
     for prop in args.producer_props or []:
         key, sep, value = prop.partition("=")
         if not sep or not key or "=" in value:
