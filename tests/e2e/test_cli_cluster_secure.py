@@ -90,7 +90,7 @@ def test_secure_cluster_in_one_command(cluster_dir: Path) -> None:
     # refused: a wrong password (SASL_AUTHENTICATION_FAILED), TLS without SASL, and plaintext
     errors: list[KafkaError] = []
     wrong = Producer({**conf, "sasl.password": "not-the-password", "error_cb": errors.append, "log_level": 0})
-    wait_until(lambda: wrong.poll(0.1) is not None and any(
+    wait_until(lambda wrong=wrong: wrong.poll(0.1) is not None and any(
         e.code() == KafkaError._AUTHENTICATION and "invalid credentials" in e.str() for e in errors),
         timeout=10, interval=0, message=f"SASL_AUTHENTICATION_FAILED reported ({errors})")
     del wrong

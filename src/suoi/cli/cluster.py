@@ -86,6 +86,7 @@ from suoi.cli.cluster_layout import (
     state_path,
     to_state,
 )
+from suoi.cli.cluster_procs import broker_view, last_log_line, node_running, pid_running, spawn, stop_pids, wait_ready
 from suoi.cli.cluster_secure import (
     check_overrides,
     existing_security,
@@ -97,7 +98,6 @@ from suoi.cli.cluster_secure import (
     security_report,
     write_private,
 )
-from suoi.cli.cluster_procs import broker_view, last_log_line, node_running, pid_running, spawn, stop_pids, wait_ready
 from suoi.cli.cluster_status import cluster_status, describe_quorum, metadata, print_status, quorum_status
 from suoi.cli.common import CliError, guarded, print_json
 from suoi.cli.storage import format_config
