@@ -147,6 +147,8 @@ KNOWN: dict[str, tuple[object, object]] = {
     # KIP-392: "rack-aware" (or Kafka's class name RackAwareReplicaSelector) lets consumers with
     # client.rack read from a follower in their rack; unset: consumers read from leaders.
     "replica.selector.class": (_str, None),
+    # KIP-227 incremental fetch sessions kept by this node (suoi.partition.fetch_session); 0: none
+    "max.incremental.fetch.session.cache.slots": (_INT, 1000),
     # leader balance (KRaft mode, the active controller)
     "auto.leader.rebalance.enable": (_bool, True),
     "leader.imbalance.check.interval.seconds": (_INT, 300),
