@@ -10,6 +10,7 @@ import datetime
 import uuid
 from typing import Any
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kio.schema.fetch.v12.request import FetchPartition as FetchPartition12
@@ -21,18 +22,25 @@ from kio.schema.types import TopicName
 
 from suoi.cli.cluster_layout import free_ports
 from suoi.model import ErrorCode
-from suoi.testing.inprocess import InProcessNode
+from suoi.testing.inprocess import InProcessCluster, InProcessNode
 from tests.conftest import wait_until
 from tests.e2e.admin_scrape import scrape
+from tests.integration.support import coordinators_ready
 from tests.rawclient import RawClient
 
 PARTITIONS = 120
 
 
 def _consumer(node: InProcessNode, *topics: str, group: str) -> KafkaConsumer:
-    return KafkaConsumer(*topics, bootstrap_servers=node.bootstrap, group_id=group, auto_offset_reset="earliest",
-                         fetch_max_wait_ms=50, heartbeat_interval_ms=200, session_timeout_ms=6000,
-                         enable_auto_commit=False)  # a commit naming the deleted topic would retry for 30 s at close
+    consumer = KafkaConsumer(bootstrap_servers=node.bootstrap, group_id=group, auto_offset_reset="earliest",
+                             fetch_max_wait_ms=50, heartbeat_interval_ms=200, session_timeout_ms=6000,
+                             enable_auto_commit=False)  # a commit naming the deleted topic would retry for 30 s at close
+    # the topics' metadata first: kafka-python's leader may otherwise assign before it has it
+    # ("No partition metadata for topic ..."), leaving the group with nothing until its next rebalance
+    for topic in topics:
+        wait_until(lambda t=topic: consumer.partitions_for_topic(t))
+    consumer.subscribe(list(topics))
+    return consumer
 
 
 def _poll_until(consumers: list[KafkaConsumer], seen: dict[str, set[bytes]], done: Any, timeout: float = 20.0) -> None:
@@ -56,6 +64,7 @@ def test_idle_kafka_python_consumer_of_many_partitions_gets_near_empty_answers()
         for i in range(PARTITIONS):
             producer.send("wide", value=b"%d" % i, partition=i)
         producer.flush(10)
+        coordinators_ready(node.bootstrap)  # a group's first join waits for no internal topic
         consumer = _consumer(node, "wide", group="idle")
         try:
             seen: dict[str, set[bytes]] = {}
@@ -100,6 +109,7 @@ def test_sessions_stay_correct_across_a_rebalance_and_a_deleted_topic() -> None:
 
         produce("keep", 0, 60)
         produce("drop", 0, 60)
+        coordinators_ready(node.bootstrap)
         first = _consumer(node, "keep", "drop", group="moving")
         second = None
         try:
@@ -189,3 +199,44 @@ def test_many_sessions_share_the_cache_slots() -> None:
         assert [a.session_id != 0 for a in answers] == [True, True, False]
         assert all(len(a.responses) == 1 and a.error_code == ErrorCode.none for a in answers)
         assert len(node.broker.kraft.replicas.fetch_sessions) == 2
+
+
+@pytest.mark.slow
+def test_sessions_follow_a_leader_change_in_a_cluster() -> None:
+    """Followers replicate in sessions with their leaders (privileged sessions on the leader);
+    when the leader stops, a kafka-python consumer's session moves to the new leaders and it
+    reads every record exactly once, in order per partition."""
+    from kafka import TopicPartition
+
+    with InProcessCluster(3) as cluster:
+        cluster.create_topic("moved", partitions=3, replication_factor=3)
+        producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all")
+        consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap, fetch_max_wait_ms=50, enable_auto_commit=False)
+        try:
+            consumer.assign([TopicPartition("moved", p) for p in range(3)])
+            consumer.seek_to_beginning()
+            got: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+
+            def produce(start: int) -> None:
+                for i in range(start, start + 60):
+                    producer.send("moved", value=b"%d" % i, partition=i % 3)
+                producer.flush(20)
+
+            def read_until(count: int) -> bool:
+                for tp, records in consumer.poll(50).items():
+                    got[tp.partition].extend(r.value for r in records)
+                return sum(map(len, got.values())) >= count
+
+            produce(0)
+            wait_until(lambda: read_until(60), 20)
+            caches = {i: n.broker.kraft.replicas.fetch_sessions for i, n in cluster.nodes.items()}
+            wait_until(lambda: sum(s.privileged for c in caches.values() for s in c.sessions.values()) >= 2)
+            cluster.nodes[1].stop()  # a clean shutdown: its leaderships move to the other two
+            produce(60)
+            wait_until(lambda: read_until(120), 30)
+            for p, values in got.items():
+                assert values == [b"%d" % i for i in range(p, 120, 3)], p
+            assert any(not s.privileged for i in (2, 3) for s in caches[i].sessions.values())
+        finally:
+            consumer.close()
+            producer.close()

@@ -9,6 +9,11 @@ follower's position), appends the batches as received (offsets, epochs and times
 and takes the leader's high watermark. A leader that still finds a divergence answers with a
 diverging epoch (Fetch v12+) and the follower truncates again.
 
+The fetches run in a KIP-227 session with the leader (`suoi.replication.fetch_session_handler`,
+as Kafka's follower): only partitions whose fetch position changed are named, the leader
+answers only partitions with something new, and a caught-up follower's request is the previous
+one with the next session epoch. The fetched batches are appended as received (no copy).
+
 Its requests go on their own connection to the leader (`Lane.REPLICA_FETCH`): nothing that
 waits for replication (WriteTxnMarkers, forwarded requests) may queue ahead of the fetch that
 would advance the high watermark, since answers on a connection come in request order.
@@ -41,6 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("suoi.replication")
 
+#: top-level Fetch errors about the session itself (KIP-227), not the leader
+_SESSION_ERRORS = frozenset(int(e) for e in (ErrorCode.fetch_session_id_not_found, ErrorCode.invalid_fetch_session_epoch,
+                                             ErrorCode.fetch_session_topic_id_error))
+
 
 class ReplicaFetcher:
     def __init__(self, manager: ReplicaManager, leader_id: int) -> None:
@@ -51,7 +60,7 @@ class ReplicaFetcher:
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
         #: KIP-227: the session this follower keeps with the leader, and its last idle request (reused)
-        self.session = FetchSessionHandler()
+        self.session: FetchSessionHandler[TopicPartition] = FetchSessionHandler()
         self._idle: Any = None
 
     @property
@@ -199,7 +208,8 @@ class ReplicaFetcher:
         response = await m.pool.request(self.leader_id, request, lane=Lane.REPLICA_FETCH,
                                         timeout=m.socket_timeout_s + m.fetch_wait_max_ms / 1000)
         error = int(response.error_code)
-        if not self.session.on_response(error, int(response.session_id)):
+        self.session.on_response(error, int(response.session_id))
+        if error in _SESSION_ERRORS:  # the next request is a full one in a new session, at once
             log.info("fetch session with broker %d: %s; starting a new one", self.leader_id, ErrorCode(error).name)
             return
         if error:
@@ -213,7 +223,7 @@ class ReplicaFetcher:
                 if self._current(replica, epoch):
                     self._handle_partition(replica, p)
 
-    def _request(self, data: FetchData) -> Any:
+    def _request(self, data: FetchData[TopicPartition]) -> Any:
         """The Fetch for `data`; a caught-up follower's request (nothing to send or forget) is the
         previous one with the next session epoch, not rebuilt."""
         from kio.schema.fetch.v12.request import FetchRequest
@@ -225,13 +235,13 @@ class ReplicaFetcher:
         m = self.manager
         topics: dict[str, list[dict[str, Any]]] = {}
         for tp, (offset, leader_epoch, last_fetched, log_start, max_bytes) in data.to_send.items():
-            topics.setdefault(tp.topic, []).append({  # type: ignore[attr-defined]
-                "partition": tp.partition, "current_leader_epoch": leader_epoch,  # type: ignore[attr-defined]
+            topics.setdefault(tp.topic, []).append({
+                "partition": tp.partition, "current_leader_epoch": leader_epoch,
                 "fetch_offset": offset, "last_fetched_epoch": last_fetched, "log_start_offset": log_start,
                 "partition_max_bytes": max_bytes})
         forgotten: dict[str, list[int]] = {}
         for tp in data.forgotten:
-            forgotten.setdefault(tp.topic, []).append(tp.partition)  # type: ignore[attr-defined]
+            forgotten.setdefault(tp.topic, []).append(tp.partition)
         request = build(FetchRequest, {
             "replica_id": m.node_id, "max_wait": m.fetch_wait_max_ms, "min_bytes": m.fetch_min_bytes,
             "max_bytes": m.fetch_response_max_bytes, "isolation_level": 0, "session_id": data.session_id,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 INVALID_SESSION_ID = 0
 INITIAL_EPOCH = 0
@@ -28,19 +29,22 @@ def _next_epoch(epoch: int) -> int:
     return 1 if epoch == 2**31 - 1 else epoch + 1
 
 
+K = TypeVar("K", bound=Hashable)
+
+
 @dataclass(frozen=True, slots=True)
-class FetchData:
+class FetchData(Generic[K]):
     """What one request names: `session_id`/`epoch`, the partitions to send (all of them when
     `full`) and the partitions to forget."""
 
     session_id: int
     epoch: int
     full: bool
-    to_send: dict[Hashable, tuple[int, ...]]
-    forgotten: list[Hashable]
+    to_send: dict[K, tuple[int, ...]]
+    forgotten: list[K]
 
 
-class FetchSessionHandler:
+class FetchSessionHandler(Generic[K]):
     """One per leader the follower fetches from. Partition keys are opaque (e.g. TopicPartition);
     a partition's fetch parameters are a tuple compared for changes."""
 
@@ -48,9 +52,9 @@ class FetchSessionHandler:
         self.session_id = INVALID_SESSION_ID
         self.epoch = INITIAL_EPOCH
         #: what the leader's session holds, as of the last request built
-        self.session: dict[Hashable, tuple[int, ...]] = {}
+        self.session: dict[K, tuple[int, ...]] = {}
 
-    def build(self, wanted: Mapping[Hashable, tuple[int, ...]]) -> FetchData:
+    def build(self, wanted: Mapping[K, tuple[int, ...]]) -> FetchData[K]:
         previous = self.session
         self.session = dict(wanted)
         if self.epoch == INITIAL_EPOCH:
