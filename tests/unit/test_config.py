@@ -117,3 +117,11 @@ def test_authorizer_and_connection_settings() -> None:
     with pytest.raises(ValueError, match="host:count"):
         load_config({"max.connections.per.ip.overrides": "10.0.0.1"}, {})
     assert load_config({"max.connections.per.ip.overrides": "10.0.0.1:5"}, {}).get_int("max.connections") > 0
+
+
+def test_fetch_session_cache_slots_are_kafkas_and_never_negative() -> None:
+    assert load_config({}, {}).get_int("max.incremental.fetch.session.cache.slots") == 1000
+    assert load_config({}, {"max.incremental.fetch.session.cache.slots": "0"}).get_int(
+        "max.incremental.fetch.session.cache.slots") == 0  # no sessions: every fetch sessionless
+    with pytest.raises(ValueError, match="max.incremental.fetch.session.cache.slots"):
+        load_config({}, {"max.incremental.fetch.session.cache.slots": "-1"})
