@@ -2,7 +2,7 @@
 (which opens a session per broker) idling on many partitions gets near-empty answers, a
 rebalance and a deleted topic leave its consumption correct, and the wire errors of a v13+
 session (topic ids) are Kafka's. librdkafka does not use fetch sessions (it always sends
-session 0 / epoch -1), so confluent-kafka exercises the unchanged sessionless path elsewhere."""
+session 0 / epoch -1): the idle test checks that it still reads everything and opens none."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from suoi.model import ErrorCode
 from suoi.testing.inprocess import InProcessCluster, InProcessNode
 from tests.conftest import wait_until
 from tests.e2e.admin_scrape import scrape
+from tests.e2e.helpers import ck_consume
 from tests.integration.support import coordinators_ready
 from tests.rawclient import RawClient
 
@@ -87,6 +88,10 @@ def test_idle_kafka_python_consumer_of_many_partitions_gets_near_empty_answers()
                 producer.send("wide", value=b"new-%d" % p, partition=p)
             producer.flush(10)
             _poll_until([consumer], seen, lambda: {b"new-5", b"new-60", b"new-119"} <= seen["wide"])
+            # librdkafka fetches sessionless: it reads everything and adds no session
+            count = len(sessions)
+            records = ck_consume(node.bootstrap, "wide", list(range(PARTITIONS)), PARTITIONS + 3)
+            assert sorted(r.value for r in records) == sorted(seen["wide"]) and len(sessions) == count
         finally:
             consumer.close()
             producer.close()
