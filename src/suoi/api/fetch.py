@@ -46,6 +46,11 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
         for p in t.partitions]) for t in request.topics]
     directory = partitions_of(ctx.services)
     session = _session(directory, request, topics, params, ctx.api_version >= 13)
+    if session is None:  # sessionless (librdkafka, aiokafka, kafkajs, Fetch < v7): no session work at all
+        reads = directory.fetch_messages(params, topics)
+        if isinstance(reads, list):
+            return _response(ctx, reads, params, 0)
+        return _later(ctx, reads, params, None)
     if session.error:
         return {"throttle_time": 0, "error_code": session.error, "session_id": 0, "responses": []}
     reads = directory.fetch_messages(params, session.topics)
@@ -54,13 +59,14 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     return _later(ctx, reads, params, session)
 
 
-def _session(directory: Any, request: Any, topics: list[Any], params: FetchParams, uses_ids: bool) -> FetchContext:
-    """The request's fetch session context (v7+; older fetches are sessionless)."""
+def _session(directory: Any, request: Any, topics: list[Any], params: FetchParams,
+             uses_ids: bool) -> FetchContext | None:
+    """The request's fetch session context; None for a sessionless fetch (session 0, epoch -1)."""
     session_id = getattr(request, "session_id", 0)
     epoch = getattr(request, "session_epoch", -1)
     cache = directory.fetch_sessions
     if cache is None or (session_id == 0 and epoch == -1):
-        return FetchContext(cache, topics=topics)  # sessionless: the common case, kept cheap
+        return None
     forgotten = [(f.topic_id if uses_ids else f.topic, int(p))
                  for f in request.forgotten_topics_data for p in f.partitions]
     return new_context(cache, session_id, epoch, privileged=params.replica_id >= 0, uses_topic_ids=uses_ids,
@@ -68,8 +74,10 @@ def _session(directory: Any, request: Any, topics: list[Any], params: FetchParam
 
 
 async def _later(ctx: RequestContext, reads: Awaitable[TopicReads], params: FetchParams,
-                 session: FetchContext) -> dict[str, Any]:
+                 session: FetchContext | None) -> dict[str, Any]:
     done = await reads
+    if session is None:
+        return _response(ctx, done, params, 0)
     return _response(ctx, session.respond(done), params, session.session_id)
 
 
