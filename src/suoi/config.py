@@ -46,6 +46,13 @@ def _str(v: str) -> str:
     return v.strip()
 
 
+def _non_negative(v: str) -> int:
+    n = int(v)
+    if n < 0:
+        raise ValueError("must be at least 0")
+    return n
+
+
 def _http_listener(v: str) -> str:
     """One http://HOST:PORT (an empty value: none): `schema.registry.listeners`, `console.listeners`.
     TLS and lists are refused at start in one line, not ignored."""
@@ -147,6 +154,8 @@ KNOWN: dict[str, tuple[object, object]] = {
     # KIP-392: "rack-aware" (or Kafka's class name RackAwareReplicaSelector) lets consumers with
     # client.rack read from a follower in their rack; unset: consumers read from leaders.
     "replica.selector.class": (_str, None),
+    # KIP-227 incremental fetch sessions kept by this node (suoi.partition.fetch_session); 0: none
+    "max.incremental.fetch.session.cache.slots": (_non_negative, 1000),
     # leader balance (KRaft mode, the active controller)
     "auto.leader.rebalance.enable": (_bool, True),
     "leader.imbalance.check.interval.seconds": (_INT, 300),

@@ -79,6 +79,8 @@ class MetricsRecorder:
         self.raft_commits = 0
         self.raft_commit_seconds = 0.0
         self.raft_commit_max_seconds = 0.0
+        #: the node's KIP-227 session cache (`suoi.partition.fetch_session.FetchSessionCache`), read at scrape time
+        self.fetch_sessions: Any = None
 
     def _topic(self, topic: Any) -> TopicCounters:
         counters = self.topics.get(topic)

@@ -148,3 +148,11 @@ def test_dynamic_listener_limits_and_keystores(tmp_path: Path) -> None:
     assert merged.get("listener.name.ssl.ssl.keystore.password") == "pw-Secr3t"
     assert is_sensitive("listener.name.ssl.ssl.keystore.password") and not is_sensitive("ssl.keystore.location")
     assert "pw-Secr3t" not in str(redacted(dynamic.layer(cluster_default=False)))
+
+
+def test_fetch_session_cache_slots_are_kafkas_and_never_negative() -> None:
+    assert load_config({}, {}).get_int("max.incremental.fetch.session.cache.slots") == 1000
+    assert load_config({}, {"max.incremental.fetch.session.cache.slots": "0"}).get_int(
+        "max.incremental.fetch.session.cache.slots") == 0  # no sessions: every fetch sessionless
+    with pytest.raises(ValueError, match="max.incremental.fetch.session.cache.slots"):
+        load_config({}, {"max.incremental.fetch.session.cache.slots": "-1"})

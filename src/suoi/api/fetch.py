@@ -6,8 +6,9 @@ the ISR and high watermark, KIP-392 redirection and reads from a follower, read_
 (`Partition.read`, `fetch.fetch_messages`). Bytes go from the segment file to the socket
 without being decoded.
 
-Fetch sessions (KIP-227) are not kept: we answer session_id=0, which tells clients to
-send full fetch requests, exactly as a Kafka broker with a full session cache does.
+Fetch sessions (KIP-227): `suoi.partition.fetch_session` decides from the request's session
+id and epoch what to read (the request's partitions, or an incremental session's) and which
+partitions the answer carries; a session error is answered at the top level, no partitions.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from suoi.api.registry import RequestContext, api
 from suoi.api.topics import partitions_of
 from suoi.model import ErrorCode
 from suoi.partition.fetch import FetchParams, FetchPartition, TopicReads
+from suoi.partition.fetch_session import FetchContext, new_context
 from suoi.protocol.codec import ms
 
 READ_COMMITTED = 1
@@ -42,17 +44,44 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
         FetchPartition(p.partition, p.fetch_offset, p.partition_max_bytes, getattr(p, "current_leader_epoch", -1),
                        getattr(p, "last_fetched_epoch", -1), getattr(p, "log_start_offset", -1))
         for p in t.partitions]) for t in request.topics]
-    reads = partitions_of(ctx.services).fetch_messages(params, topics)
+    directory = partitions_of(ctx.services)
+    session = _session(directory, request, topics, params, ctx.api_version >= 13)
+    if session is None:  # sessionless (librdkafka, aiokafka, kafkajs, Fetch < v7): no session work at all
+        reads = directory.fetch_messages(params, topics)
+        if isinstance(reads, list):
+            return _response(ctx, reads, params, 0)
+        return _later(ctx, reads, params, None)
+    if session.error:
+        return {"throttle_time": 0, "error_code": session.error, "session_id": 0, "responses": []}
+    reads = directory.fetch_messages(params, session.topics)
     if isinstance(reads, list):
-        return _response(ctx, reads, params)
-    return _later(ctx, reads, params)
+        return _response(ctx, session.respond(reads), params, session.session_id)
+    return _later(ctx, reads, params, session)
 
 
-async def _later(ctx: RequestContext, reads: Awaitable[TopicReads], params: FetchParams) -> dict[str, Any]:
-    return _response(ctx, await reads, params)
+def _session(directory: Any, request: Any, topics: list[Any], params: FetchParams,
+             uses_ids: bool) -> FetchContext | None:
+    """The request's fetch session context; None for a sessionless fetch (session 0, epoch -1)."""
+    session_id = getattr(request, "session_id", 0)
+    epoch = getattr(request, "session_epoch", -1)
+    cache = directory.fetch_sessions
+    if cache is None or (session_id == 0 and epoch == -1):
+        return None
+    forgotten = [(f.topic_id if uses_ids else f.topic, int(p))
+                 for f in request.forgotten_topics_data for p in f.partitions]
+    return new_context(cache, session_id, epoch, privileged=params.replica_id >= 0, uses_topic_ids=uses_ids,
+                       requested=topics, forgotten=forgotten, now_ms=directory.now_ms())
 
 
-def _response(ctx: RequestContext, reads: TopicReads, params: FetchParams) -> dict[str, Any]:
+async def _later(ctx: RequestContext, reads: Awaitable[TopicReads], params: FetchParams,
+                 session: FetchContext | None) -> dict[str, Any]:
+    done = await reads
+    if session is None:
+        return _response(ctx, done, params, 0)
+    return _response(ctx, session.respond(done), params, session.session_id)
+
+
+def _response(ctx: RequestContext, reads: TopicReads, params: FetchParams, session_id: int) -> dict[str, Any]:
     read_committed = params.read_committed
     no_aborted = [] if read_committed else None
     responses = []
@@ -68,4 +97,5 @@ def _response(ctx: RequestContext, reads: TopicReads, params: FetchParams) -> di
             partitions.append(part)
         responses.append({"topic": name, "topic_id": topic_id, "partitions": partitions})
     ctx.services.metrics.fetched(responses, params.replica_id >= 0)  # bytes out, failed fetches
-    return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": 0, "responses": responses}
+    return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": session_id,
+            "responses": responses}

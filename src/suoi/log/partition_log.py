@@ -248,7 +248,8 @@ class PartitionLog:
             allow_gaps=self.config.compacts)
         now = self._now_ms()
         first = placements[0][1]
-        self._place(bytearray(records), headers, placements, now)
+        # stored as received (offsets, epochs kept): no copy, unless handed a memoryview
+        self._place(records if not isinstance(records, memoryview) else bytes(records), headers, placements, now)
         for h in headers:
             if h.partition_leader_epoch > self.leader_epoch_cache.latest_epoch:
                 self.leader_epoch_cache.assign(h.partition_leader_epoch, h.base_offset)
@@ -294,7 +295,7 @@ class PartitionLog:
             record_count=count,
         )
 
-    def _place(self, buf: bytearray, headers: list[BatchHeader], placements: list[BatchPlacement], now: int) -> None:
+    def _place(self, buf: bytes | bytearray, headers: list[BatchHeader], placements: list[BatchPlacement], now: int) -> None:
         """Write offset-assigned batches: roll if due, append, update producer state, LEO/HW, markers."""
         cfg = self.config
         next_offset = placements[-1][2] + 1

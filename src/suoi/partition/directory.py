@@ -20,11 +20,14 @@ if TYPE_CHECKING:
     from suoi.log.manager import LogManager
     from suoi.notify import AppendNotifier
     from suoi.partition.fetch import FetchParams, FetchTopic, TopicReads
+    from suoi.partition.fetch_session import FetchSessionCache
 
 
 class PartitionDirectory:
     logs: LogManager
     notifier: AppendNotifier
+    #: KIP-227 fetch sessions of the clients and followers fetching here (None: every fetch sessionless)
+    fetch_sessions: FetchSessionCache | None = None
 
     def get_partition(self, topic: str, partition: int, *,
                       follower_read: bool = False) -> tuple[Partition | None, ErrorCode]:

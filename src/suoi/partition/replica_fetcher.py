@@ -9,6 +9,11 @@ follower's position), appends the batches as received (offsets, epochs and times
 and takes the leader's high watermark. A leader that still finds a divergence answers with a
 diverging epoch (Fetch v12+) and the follower truncates again.
 
+The fetches run in a KIP-227 session with the leader (`suoi.replication.fetch_session_handler`,
+as Kafka's follower): only partitions whose fetch position changed are named, the leader
+answers only partitions with something new, and a caught-up follower's request is the previous
+one with the next session epoch. The fetched batches are appended as received (no copy).
+
 Its requests go on their own connection to the leader (`Lane.REPLICA_FETCH`): nothing that
 waits for replication (WriteTxnMarkers, forwarded requests) may queue ahead of the fetch that
 would advance the high watermark, since answers on a connection come in request order.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +38,17 @@ from suoi.log.leader_epoch import UNDEFINED_EPOCH_OFFSET
 from suoi.model import ErrorCode, TopicPartition
 from suoi.protocol.codec import build
 from suoi.protocol.records import RecordValidationError
+from suoi.replication.fetch_session_handler import FetchData, FetchSessionHandler
 
 if TYPE_CHECKING:
     from suoi.partition.partition import Partition
     from suoi.partition.replica_manager import ReplicaManager
 
 log = logging.getLogger("suoi.replication")
+
+#: top-level Fetch errors about the session itself (KIP-227), not the leader
+_SESSION_ERRORS = frozenset(int(e) for e in (ErrorCode.fetch_session_id_not_found, ErrorCode.invalid_fetch_session_epoch,
+                                             ErrorCode.fetch_session_topic_id_error))
 
 
 class ReplicaFetcher:
@@ -48,6 +59,9 @@ class ReplicaFetcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        #: KIP-227: the session this follower keeps with the leader, and its last idle request (reused)
+        self.session: FetchSessionHandler[TopicPartition] = FetchSessionHandler()
+        self._idle: Any = None
 
     @property
     def empty(self) -> bool:
@@ -99,6 +113,7 @@ class ReplicaFetcher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection refused/lost, timeouts, a leader going away
+                self.session.on_error()
                 log.info("replica fetcher for broker %d: %s; backing off", self.leader_id, exc or type(exc).__name__)
                 until = loop.time() + backoff
                 for r in self.partitions.values():
@@ -177,30 +192,28 @@ class ReplicaFetcher:
 
     # -- fetching --------------------------------------------------------------------------
     async def _fetch(self, replicas: list[Partition]) -> None:
-        from kio.schema.fetch.v12.request import FetchRequest
-
         m = self.manager
         sent: dict[TopicPartition, tuple[Partition, int]] = {}
-        topics: dict[str, list[dict[str, Any]]] = {}
+        wanted: dict[TopicPartition, tuple[int, ...]] = {}
         for r in replicas:
             position = r.follower.fetch_position()
             if position is None:
                 continue
             sent[r.tp] = (r, position.current_leader_epoch)
-            topics.setdefault(r.tp.topic, []).append({
-                "partition": r.tp.partition, "current_leader_epoch": position.current_leader_epoch,
-                "fetch_offset": position.fetch_offset, "last_fetched_epoch": r.plog.leader_epoch_cache.latest_epoch,
-                "log_start_offset": r.plog.log_start_offset, "partition_max_bytes": m.fetch_max_bytes})
+            wanted[r.tp] = (position.fetch_offset, position.current_leader_epoch,
+                            r.plog.leader_epoch_cache.latest_epoch, r.plog.log_start_offset, m.fetch_max_bytes)
         if not sent:
             return
-        request = build(FetchRequest, {
-            "replica_id": m.node_id, "max_wait": m.fetch_wait_max_ms, "min_bytes": m.fetch_min_bytes,
-            "max_bytes": m.fetch_response_max_bytes, "isolation_level": 0, "session_id": 0, "session_epoch": -1,
-            "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()], "forgotten_topics_data": []})
+        request = self._request(self.session.build(wanted))
         response = await m.pool.request(self.leader_id, request, lane=Lane.REPLICA_FETCH,
                                         timeout=m.socket_timeout_s + m.fetch_wait_max_ms / 1000)
-        if response.error_code:
-            raise ConnectionError(f"fetch answered {ErrorCode(response.error_code).name}")
+        error = int(response.error_code)
+        self.session.on_response(error, int(response.session_id))
+        if error in _SESSION_ERRORS:  # the next request is a full one in a new session, at once
+            log.info("fetch session with broker %d: %s; starting a new one", self.leader_id, ErrorCode(error).name)
+            return
+        if error:
+            raise ConnectionError(f"fetch answered {ErrorCode(error).name}")
         for topic in response.responses:
             for p in topic.partitions:
                 entry = sent.get(TopicPartition(topic.topic, p.partition_index))
@@ -209,6 +222,34 @@ class ReplicaFetcher:
                 replica, epoch = entry
                 if self._current(replica, epoch):
                     self._handle_partition(replica, p)
+
+    def _request(self, data: FetchData[TopicPartition]) -> Any:
+        """The Fetch for `data`; a caught-up follower's request (nothing to send or forget) is the
+        previous one with the next session epoch, not rebuilt."""
+        from kio.schema.fetch.v12.request import FetchRequest
+
+        if not data.full and not data.to_send and not data.forgotten and self._idle is not None \
+                and self._idle.session_id == data.session_id:
+            self._idle = dataclasses.replace(self._idle, session_epoch=data.epoch)
+            return self._idle
+        m = self.manager
+        topics: dict[str, list[dict[str, Any]]] = {}
+        for tp, (offset, leader_epoch, last_fetched, log_start, max_bytes) in data.to_send.items():
+            topics.setdefault(tp.topic, []).append({
+                "partition": tp.partition, "current_leader_epoch": leader_epoch,
+                "fetch_offset": offset, "last_fetched_epoch": last_fetched, "log_start_offset": log_start,
+                "partition_max_bytes": max_bytes})
+        forgotten: dict[str, list[int]] = {}
+        for tp in data.forgotten:
+            forgotten.setdefault(tp.topic, []).append(tp.partition)
+        request = build(FetchRequest, {
+            "replica_id": m.node_id, "max_wait": m.fetch_wait_max_ms, "min_bytes": m.fetch_min_bytes,
+            "max_bytes": m.fetch_response_max_bytes, "isolation_level": 0, "session_id": data.session_id,
+            "session_epoch": data.epoch, "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()],
+            "forgotten_topics_data": [{"topic": t, "partitions": ps} for t, ps in forgotten.items()]})
+        if not topics and not forgotten:
+            self._idle = request
+        return request
 
     def _handle_partition(self, replica: Partition, p: Any) -> None:
         error = int(p.error_code)

@@ -41,6 +41,7 @@ from suoi.partition.controller_channel import ControllerChannel, HostingNode, Ti
 from suoi.partition.corrupt_repair import CorruptionRepair
 from suoi.partition.delete_records import DeleteRecordsPurgatory
 from suoi.partition.directory import PartitionDirectory
+from suoi.partition.fetch_session import FetchSessionCache
 from suoi.partition.hw_checkpoint import HighWatermarkCheckpoints
 from suoi.partition.isr import IsrChanges
 from suoi.partition.partition import Partition
@@ -88,6 +89,8 @@ class ReplicaManager(PartitionDirectory):
         self.delete_records = DeleteRecordsPurgatory(
             lambda: {b.broker_id for b in kraft.image.unfenced_brokers()}, broker.notifier.appended)
         self.fetchers: dict[int, ReplicaFetcher] = {}
+        self.fetch_sessions = FetchSessionCache(cfg.get_int("max.incremental.fetch.session.cache.slots"))
+        broker.metrics.fetch_sessions = self.fetch_sessions
         #: broker-to-broker connections, a lane per purpose: replica fetches, transaction markers
         #: (the controller pool is the quorum's)
         self.pool = NodeClient(client_id=f"suoi-replica-{self.node_id}", security=inter_broker_security(cfg))

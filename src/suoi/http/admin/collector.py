@@ -129,6 +129,15 @@ class NodeCollector(Collector):
                                   value=self.recorder.isr_shrinks)
         yield CounterMetricFamily(prefix + "isrexpands", "ISR expansions of partitions led here.",
                                   value=self.recorder.isr_expands)
+        sessions = self.recorder.fetch_sessions
+        if sessions is not None:  # Kafka's kafka.server:type=FetchSessionCache
+            prefix = "kafka_server_fetchsessioncache_"
+            yield GaugeMetricFamily(prefix + "numincrementalfetchsessions", "KIP-227 fetch sessions cached here.",
+                                    value=len(sessions))
+            yield GaugeMetricFamily(prefix + "numincrementalfetchpartitionscached",
+                                    "Partitions held by the cached fetch sessions.", value=sessions.num_partitions)
+            yield CounterMetricFamily(prefix + "incrementalfetchsessionevictionspersec",
+                                      "Fetch sessions evicted to make room for new ones.", value=sessions.evictions)
 
     # -- Log -------------------------------------------------------------------------
     def _log_metrics(self, partitions: Sequence[PartitionView]) -> Iterator[Metric]:
