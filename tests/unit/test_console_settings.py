@@ -62,3 +62,16 @@ def test_a_request_the_cluster_does_not_take_is_not_sent() -> None:
             await client.close()
 
     asyncio.run(run())
+
+
+def test_protobuf_message_indexes_of_the_registry_wire_format() -> None:
+    """Confluent's Protobuf framing: a lone 0 is [0] (the first message); otherwise a zigzag
+    varint count then each index; a cut or absurd header is refused (the browser shows raw bytes)."""
+    from suoi.http.console.schemas import message_indexes
+
+    assert message_indexes(b"\x00\x0a\x01x") == ([0], b"\x0a\x01x")
+    assert message_indexes(b"\x04\x02\x00rest") == ([1, 0], b"rest")
+    assert message_indexes(b"\x02\x80\x01z") == ([64], b"z")
+    for bad in (b"", b"\x04\x02", b"\x01", b"\xff\xff\xff\xff\xff\x01"):
+        with pytest.raises(ValueError):
+            message_indexes(bad)

@@ -26,7 +26,8 @@ async def start_for_node(config: Any, advertised: list[Any], controller_names: s
     client = next((a for a in advertised if a.name not in controller_names), None)
     if client is None:
         raise RuntimeError("console.listeners needs a client listener (a node with the broker role) to read the cluster through")
-    console = Console([(client.host or "127.0.0.1", client.port)])
+    registry = str(config.get("schema.registry.listeners") or "").strip() or None  # the node's own decodes values
+    console = Console([(client.host or "127.0.0.1", client.port)], schema_registry=registry)
     host, port = await console.start(*parse_listener(setting))
     log.info("web console on http://%s:%d/", host, port)
     return console

@@ -244,9 +244,9 @@ async function loadMessages(parts, query) {
     const j = await r.json();
     if (!r.ok) { box.innerHTML = `<p class="err">${esc(j.error)}</p>`; return; }
     const more = (v) => (v.size > v.data.length && v.encoding !== "base64" ? `<div class="muted">… ${num(v.size)} bytes in all</div>` : "");
-    const schema = (v) => (v.schema_id !== undefined ? `<div class="muted" data-testid="schema">${esc(v.encoding)}, schema id ${v.schema_id}</div>` : "");
+    const schema = (v) => (v.schema_id !== undefined ? `<div class="muted" data-testid="schema">${esc(v.encoding)}, schema id ${v.schema_id}${v.message ? ", " + esc(v.message) : ""}</div>` : "");
     const show = (v) => (v === null ? '<span class="muted">null</span>' :
-      ["base64", "protobuf"].includes(v.encoding) ? `<pre class="val muted">base64 ${esc(v.data)}</pre>${schema(v)}` :
+      v.encoding === "base64" ? `<pre class="val muted">base64 ${esc(v.data)}</pre>${schema(v)}` :
       `<pre class="val">${esc(v.encoding === "text" ? v.data : JSON.stringify(JSON.parse(v.data), null, 1))}</pre>${more(v)}${schema(v)}`);
     const newest = !query.get("offset") && !query.get("time");  // the newest records, newest first
     const records = newest ? j.records.slice().reverse() : j.records;

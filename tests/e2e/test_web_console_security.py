@@ -1,0 +1,127 @@
+"""The web console (issue 17) against one secured in-process node (Playwright, Debian's chromium):
+Kafka's StandardAuthorizer, a SASL_SSL inter-broker listener (trustme certificates, PLAIN), a
+PLAINTEXT listener for the tests' clients, the node's schema registry (`schema.registry.listeners`)
+and metrics endpoint (`admin.listeners`).
+One node for the whole module; each test uses its own topics."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from suoi.cli.cluster_layout import free_ports
+from suoi.testing import InProcessNode
+from tests.conftest import wait_until
+from tests.e2e.console_browser import CHROMIUM, browser, page, text
+from tests.e2e.security_helpers import PLAIN_JAAS, Pki, make_pki, tls_keystore
+
+__all__ = ["browser", "page"]  # fixtures
+
+pytestmark = [pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="run `make tools` to install chromium"),
+              pytest.mark.timeout(120)]
+
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+@dataclass
+class SecureNode:
+    node: InProcessNode
+    pki: Pki
+    sasl_ssl: str  # HOST:PORT of the SASL_SSL listener
+    console: str  # the node's console, http://HOST:PORT
+    registry: str  # the node's schema registry
+    admin: str  # the node's metrics endpoint
+
+    @property
+    def bootstrap(self) -> str:  # PLAINTEXT, User:ANONYMOUS (a super user here)
+        return self.node.bootstrap
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureNode]:
+    directory = tmp_path_factory.mktemp("console-secure")
+    pki = make_pki(directory / "pki")
+    plain, sasl_ssl, controller, console, registry, admin = free_ports(6)
+    clients = f"PLAINTEXT://127.0.0.1:{plain},SASL_SSL://127.0.0.1:{sasl_ssl}"
+    properties = {
+        "process.roles": "broker,controller", "node.id": "1",
+        "listeners": f"{clients},CONTROLLER://127.0.0.1:{controller}", "advertised.listeners": clients,
+        "controller.listener.names": "CONTROLLER", "controller.quorum.voters": f"1@127.0.0.1:{controller}",
+        "inter.broker.listener.name": "SASL_SSL", "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": PLAIN_JAAS, **tls_keystore(pki),
+        "authorizer.class.name": AUTHORIZER, "super.users": "User:ANONYMOUS;User:admin",
+        "offsets.topic.replication.factor": "1", "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1", "group.initial.rebalance.delay.ms": "0",
+        "console.listeners": f"http://127.0.0.1:{console}",
+        "schema.registry.listeners": f"http://127.0.0.1:{registry}",
+        "admin.listeners": f"http://127.0.0.1:{admin}",
+    }
+    with InProcessNode(directory / "node", properties=properties) as node:
+        # the registry's own clients start now, while this fixture is the owner tests/client_cleanup.py
+        # sees (it closes a fixture's clients when the fixture ends; a later one's would end them early)
+        wait_until(lambda: _registry_ready(f"http://127.0.0.1:{registry}"), 30, 0.1, "the node's registry")
+        yield SecureNode(node, pki, f"127.0.0.1:{sasl_ssl}", f"http://127.0.0.1:{console}",
+                         f"http://127.0.0.1:{registry}", f"http://127.0.0.1:{admin}")
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(15)
+
+
+SHOP_PROTO = """syntax = "proto3";
+package shop;
+message Header { string trace = 1; }
+message Order {
+  int32 id = 1;
+  message Line { string item = 1; int32 qty = 2; }
+  repeated Line lines = 2;
+}
+"""
+
+
+def test_message_browser_decodes_protobuf_through_the_nodes_registry(secure: SecureNode, page: Any) -> None:
+    """A value written by confluent-kafka's ProtobufSerializer (registered in the node's own
+    registry) shows as its fields: a nested message type, so message indexes [1, 0]."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    from google.protobuf import descriptor_pool, message_factory
+
+    from suoi.http.registry.formats.proto_text import parse_proto_text
+
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(parse_proto_text(SHOP_PROTO, "shop.proto"))
+    line_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order.Line"))
+    serializer = ProtobufSerializer(line_type, SchemaRegistryClient({"url": secure.registry}),
+                                    {"use.deprecated.format": False})
+    create_topic(secure.bootstrap, "proto-orders")
+    value = serializer(line_type(item="tea", qty=2), SerializationContext("proto-orders", MessageField.VALUE))
+    assert value[5:7] == b"\x04\x02"  # indexes [1, 0], zigzag: count 2, then 1, then 0
+    producer = Producer({"bootstrap.servers": secure.bootstrap})
+    producer.produce("proto-orders", value=value, partition=0)
+    assert producer.flush(15) == 0
+
+    page.goto(secure.console + "/#/messages/proto-orders/0?offset=0")
+    page.get_by_test_id("record-0").wait_for()
+    assert json.loads(page.get_by_test_id("value-0").locator("pre").inner_text()) == {"item": "tea", "qty": 2}
+    schema_id = int.from_bytes(value[1:5], "big")
+    assert text(page, "schema") == f"protobuf, schema id {schema_id}, shop.Order.Line"
+
+
+def _registry_ready(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/subjects", timeout=5) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
