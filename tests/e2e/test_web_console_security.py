@@ -1,15 +1,19 @@
 """The web console (issue 17) against one secured in-process node (Playwright, Debian's chromium):
-Kafka's StandardAuthorizer, a SASL_SSL inter-broker listener (trustme certificates, PLAIN), a
-PLAINTEXT listener for the tests' clients, the node's schema registry (`schema.registry.listeners`)
-and metrics endpoint (`admin.listeners`).
+Kafka's StandardAuthorizer, a SASL_SSL inter-broker listener (trustme certificates, PLAIN) that
+the node's own console reads the cluster through, a PLAINTEXT listener for the tests' clients,
+the node's schema registry (`schema.registry.listeners`) and metrics endpoint (`admin.listeners`).
 One node for the whole module; each test uses its own topics."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +23,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from suoi.cli.cluster_layout import free_ports
 from suoi.testing import InProcessNode
 from tests.conftest import wait_until
-from tests.e2e.console_browser import CHROMIUM, browser, page, text
-from tests.e2e.security_helpers import PLAIN_JAAS, Pki, make_pki, tls_keystore
+from tests.e2e.console_browser import CHROMIUM, UI_TIMEOUT_MS, browser, page, text, wait_text
+from tests.e2e.security_helpers import ADMIN_PASSWORD, PLAIN_JAAS, SECRETS, Pki, make_pki, tls_keystore, write_props
 
 __all__ = ["browser", "page"]  # fixtures
 
@@ -65,8 +69,6 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureNode]:
         "admin.listeners": f"http://127.0.0.1:{admin}",
     }
     with InProcessNode(directory / "node", properties=properties) as node:
-        # the registry's own clients start now, while this fixture is the owner tests/client_cleanup.py
-        # sees (it closes a fixture's clients when the fixture ends; a later one's would end them early)
         wait_until(lambda: _registry_ready(f"http://127.0.0.1:{registry}"), 30, 0.1, "the node's registry")
         yield SecureNode(node, pki, f"127.0.0.1:{sasl_ssl}", f"http://127.0.0.1:{console}",
                          f"http://127.0.0.1:{registry}", f"http://127.0.0.1:{admin}")
@@ -125,3 +127,63 @@ def _registry_ready(url: str) -> bool:
             return bool(r.status == 200)
     except OSError:
         return False
+
+
+def test_the_nodes_console_reads_the_cluster_over_its_sasl_ssl_inter_broker_listener(secure: SecureNode,
+                                                                                     page: Any) -> None:
+    """The node's console is a client of the node's inter-broker listener (SASL_SSL, the node's own
+    PLAIN credentials): the brokers it shows are that listener's endpoints."""
+    create_topic(secure.bootstrap, "seen-over-tls")
+    page.goto(secure.console + "/#/")
+    wait_text(page, "brokers-alive", "1 / 1")
+    assert secure.sasl_ssl in text(page, "broker-row-1")
+    page.goto(secure.console + "/#/topics")
+    page.get_by_test_id("topic-row-seen-over-tls").wait_for()
+
+
+def test_suoi_console_with_a_command_config_for_sasl_ssl(secure: SecureNode, page: Any, tmp_path: Path) -> None:
+    """`suoi console --command-config` with the Java client's names (PEM truststore, sasl.jaas.config)
+    reads the SASL_SSL listener; a wrong password shows the cluster as unreachable, and no password
+    is ever printed."""
+    create_topic(secure.bootstrap, "seen-by-standalone")
+    good = write_props(tmp_path / "client.properties", {
+        "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN", "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": secure.pki.ca_file,
+        "sasl.jaas.config": 'org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+                            f'password="{ADMIN_PASSWORD}";'})
+    bad = write_props(tmp_path / "bad.properties", {
+        "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN", "ssl.ca.location": secure.pki.ca_file,
+        "sasl.username": "admin", "sasl.password": "not-" + ADMIN_PASSWORD})
+    with standalone_console(secure.sasl_ssl, "--command-config", good) as (url, output):
+        page.goto(url + "/#/topics")
+        page.get_by_test_id("topic-row-seen-by-standalone").wait_for()
+        page.goto(url + "/#/")
+        wait_text(page, "brokers-alive", "1 / 1")
+        assert secure.sasl_ssl in text(page, "broker-row-1")
+        page.goto("about:blank")
+    with standalone_console(secure.sasl_ssl, "--command-config", bad) as (url, output):
+        page.goto(url + "/#/")
+        page.wait_for_function("document.getElementById('banner').innerText.includes('unreachable')",
+                               timeout=UI_TIMEOUT_MS)
+        page.goto("about:blank")
+    assert not any(secret in "".join(output) for secret in SECRETS), output
+
+
+@contextmanager
+def standalone_console(bootstrap: str, *flags: str) -> Iterator[tuple[str, list[str]]]:
+    """`suoi console` on a free port: (its URL, the lines it printed so far, filled as it runs)."""
+    port = free_ports(1)[0]
+    proc = subprocess.Popen([sys.executable, "-m", "suoi", "console", "--bootstrap-server", bootstrap,
+                             "--listen", f"127.0.0.1:{port}", "--interval", "0.3", *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    try:
+        assert proc.stdout is not None
+        output.append(proc.stdout.readline())
+        assert output[0].startswith(f"suoi console on http://127.0.0.1:{port}/"), output
+        yield f"http://127.0.0.1:{port}", output
+    finally:
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=10)
+        output.append(rest)
+        assert proc.returncode == 0, output

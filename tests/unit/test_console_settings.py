@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,20 @@ def test_suoi_console_refuses_bad_flags_in_one_line(flags: list[str], message: s
     done = subprocess.run([sys.executable, "-m", "suoi", "console", "--bootstrap-server", "127.0.0.1:1", *flags],
                           capture_output=True, text=True, timeout=30)
     assert (done.returncode, done.stdout, done.stderr.strip()) == (1, "", message)
+
+
+@pytest.mark.parametrize(("props", "message"), [
+    ("security.protocol=SASL_SSL\nsasl.mechanism=OAUTHBEARER\n",
+     "--command-config: sasl.mechanism=OAUTHBEARER: suoi console authenticates with PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+    ("security.protocol=KERBEROS\n", "--command-config: security.protocol=KERBEROS: expected PLAINTEXT, SSL, "
+                                     "SASL_PLAINTEXT or SASL_SSL"),
+])
+def test_suoi_console_refuses_client_security_it_cannot_speak(props: str, message: str, tmp_path: Any) -> None:
+    path = tmp_path / "client.properties"
+    path.write_text(props)
+    done = subprocess.run([sys.executable, "-m", "suoi", "console", "--bootstrap-server", "127.0.0.1:1",
+                           "--command-config", str(path)], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout, done.stderr.strip()) == (1, "", f"suoi console: error: {message}")
 
 
 def test_a_request_the_cluster_does_not_take_is_not_sent() -> None:

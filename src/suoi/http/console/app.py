@@ -66,10 +66,10 @@ def parse_listener(text: str) -> tuple[str, int]:
 
 class Console:
     def __init__(self, bootstrap: list[tuple[str, int]], *, interval: float = 1.0, timeout: float = 5.0,
-                 read_only: bool = False, schema_registry: str | None = None) -> None:
+                 read_only: bool = False, schema_registry: str | None = None, security: Any = None) -> None:
         self.read_only = read_only  # writes answer 403 and the page shows no forms
         self.decoder = SchemaDecoder(schema_registry) if schema_registry else None
-        self.client = ClusterClient(bootstrap, timeout=timeout)
+        self.client = ClusterClient(bootstrap, timeout=timeout, security=security)
         self.poller = Poller(self.client, interval)
         self.transactions = TransactionsView(self.client, interval)
         self._runner: web.AppRunner | None = None

@@ -58,8 +58,12 @@ def failed(code: Any) -> bool:
 class ClusterClient:
     """Connections to a cluster's brokers by node id (bootstrap addresses get ids -1, -2, ...)."""
 
-    def __init__(self, bootstrap: Iterable[tuple[str, int]], *, timeout: float = 5.0) -> None:
-        self.pool = NodeClient(client_id="suoi-console", connect_timeout=timeout, reconnect_backoff_max_ms=500)
+    def __init__(self, bootstrap: Iterable[tuple[str, int]], *, timeout: float = 5.0, security: Any = None) -> None:
+        # security: a suoi.security.client.ClientSecurity (TLS, SASL) for every broker, or None for
+        # PLAINTEXT; brokers answer Metadata with the endpoints of the listener asked, so one suffices
+        extra = {"security": security} if security is not None else {}
+        self.pool = NodeClient(client_id="suoi-console", connect_timeout=timeout, reconnect_backoff_max_ms=500,
+                               **extra)
         self.timeout = timeout
         self._bootstrap = []
         for i, (host, port) in enumerate(bootstrap, start=1):
