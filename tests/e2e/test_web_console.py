@@ -182,6 +182,17 @@ def test_message_browser_shows_a_record_with_its_headers(cluster: tuple[KRaftClu
     assert shown == [f"record-{n}" for n in (5, 4, 3, 2, 1, 0)]  # newest first
 
 
+def test_acl_page_of_a_cluster_without_an_authorizer_says_so(cluster: tuple[KRaftCluster, str], page: Any) -> None:
+    """DescribeAcls answers SECURITY_DISABLED: a clear message, not an empty list (which would read
+    as "nothing allowed"), and no form to add a binding."""
+    _, url = cluster
+    page.goto(url + "/#/acls")
+    page.get_by_test_id("acl-disabled").wait_for()
+    assert text(page, "acl-disabled").startswith("This cluster has no authorizer (authorizer.class.name is not set)")
+    assert page.get_by_test_id("acl-row").count() == 0
+    page.wait_for_function("document.getElementById('actions').hidden", timeout=UI_TIMEOUT_MS)
+
+
 def test_unknown_topic_and_group_give_a_not_found_page(cluster: tuple[KRaftCluster, str], page: Any) -> None:
     _, url = cluster
     page.goto(url + "/#/topics/no-such-topic")

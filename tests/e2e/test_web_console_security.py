@@ -24,7 +24,16 @@ from suoi.cli.cluster_layout import free_ports
 from suoi.testing import InProcessNode
 from tests.conftest import wait_until
 from tests.e2e.console_browser import CHROMIUM, UI_TIMEOUT_MS, browser, page, text, wait_text
-from tests.e2e.security_helpers import ADMIN_PASSWORD, PLAIN_JAAS, SECRETS, Pki, make_pki, tls_keystore, write_props
+from tests.e2e.security_helpers import (
+    ADMIN_PASSWORD,
+    ALICE_PASSWORD,
+    PLAIN_JAAS,
+    SECRETS,
+    Pki,
+    make_pki,
+    tls_keystore,
+    write_props,
+)
 
 __all__ = ["browser", "page"]  # fixtures
 
@@ -187,3 +196,81 @@ def standalone_console(bootstrap: str, *flags: str) -> Iterator[tuple[str, list[
         rest, _ = proc.communicate(timeout=10)
         output.append(rest)
         assert proc.returncode == 0, output
+
+
+def acl_rows(page: Any) -> list[list[str]]:
+    rows = page.get_by_test_id("acl-row")
+    return [rows.nth(i).inner_text().split("\t")[:7] for i in range(rows.count())]
+
+
+def test_acl_page_lists_adds_and_deletes_bindings_after_asking(secure: SecureNode, page: Any) -> None:
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    admin = AdminClient({"bootstrap.servers": secure.bootstrap})
+    alice = AclBinding(ResourceType.TOPIC, "orders", ResourcePatternType.LITERAL, "User:alice", "*",
+                       AclOperation.READ, AclPermissionType.ALLOW)
+    assert [f.result(15) for f in admin.create_acls([alice]).values()] == [None]
+    asked: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    page.goto(secure.console + "/#/acls")
+    page.wait_for_function("document.querySelectorAll('[data-testid=acl-row]').length === 1", timeout=UI_TIMEOUT_MS)
+    assert acl_rows(page) == [["ALLOW", "User:alice", "READ", "TOPIC", "orders", "LITERAL", "*"]]
+
+    form = page.locator("#create-acl")
+    form.locator("input[name=principal]").fill("User:bob")
+    form.locator("select[name=permission]").select_option("DENY")
+    form.locator("select[name=operation]").select_option("WRITE")
+    form.locator("input[name=resource_name]").fill("pay-")
+    form.locator("select[name=pattern_type]").select_option("PREFIXED")
+    form.locator("button").click()
+    wait_text(page, "create-acl-status", "added")
+    assert asked == ["Add the ACL: DENY User:bob WRITE on TOPIC pay- (PREFIXED) from host *?"]
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                                  AclPermissionType.ANY)
+    bob = AclBinding(ResourceType.TOPIC, "pay-", ResourcePatternType.PREFIXED, "User:bob", "*",
+                     AclOperation.WRITE, AclPermissionType.DENY)
+    assert sorted(admin.describe_acls(everything).result(15), key=str) == sorted([alice, bob], key=str)
+    assert acl_rows(page) == [["ALLOW", "User:alice", "READ", "TOPIC", "orders", "LITERAL", "*"],
+                              ["DENY", "User:bob", "WRITE", "TOPIC", "pay-", "PREFIXED", "*"]]
+
+    page.get_by_test_id("acl-row").first.locator("button").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=acl-row]').length === 1", timeout=UI_TIMEOUT_MS)
+    assert asked[-1] == "Delete the ACL: ALLOW User:alice READ on TOPIC orders (LITERAL) from host *?"
+    assert admin.describe_acls(everything).result(15) == [bob]
+    wait_text(page, "acl-delete-status", "deleted: ALLOW User:alice READ on TOPIC orders (LITERAL) from host *")
+
+
+def test_users_page_shows_scram_mechanisms_and_quotas_but_no_secret(secure: SecureNode, page: Any) -> None:
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    from tests.e2e.cli import suoi
+
+    admin = AdminClient({"bootstrap.servers": secure.bootstrap})
+    upserts = [UserScramCredentialUpsertion("carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192),
+                                            ALICE_PASSWORD.encode()),
+               UserScramCredentialUpsertion("carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+                                            ALICE_PASSWORD.encode())]
+    assert [f.result(15) for f in admin.alter_user_scram_credentials(upserts).values()] == [None]
+    done = suoi("configs", "--bootstrap-server", secure.bootstrap, "--alter", "--entity-type", "users",
+                "--entity-name", "carol", "--add-config", "producer_byte_rate=1024,request_percentage=12.5")
+    assert done.returncode == 0, done.stderr
+    page.goto(secure.console + "/#/users")
+    wait_text(page, "scram-creds-carol", "SCRAM-SHA-256 (8192 iterations), SCRAM-SHA-512 (4096 iterations)")
+    wait_text(page, "quota-user=carol", "producer_byte_rate=1024, request_percentage=12.50")
+    import urllib.request
+
+    with urllib.request.urlopen(secure.console + "/api/users", timeout=10) as r:
+        answer = r.read().decode()
+    assert ALICE_PASSWORD not in answer and "salt" not in answer.lower()

@@ -273,10 +273,12 @@ function wireBrowser() {
   form.querySelector("select[name=partition]").addEventListener("change", go);
 }
 
-// Transactions are read on demand (/api/transactions, cached server-side for one poll interval),
-// again with every snapshot while the page is open.
-let txns = null;
+// Pages read on demand (/api/transactions, /api/acls, /api/users; each cached server-side for one
+// poll interval), again every 2 s while the page is open.
+const loaded = {transactions: null, acls: null, users: null};
+const onDemandViews = {transactions: () => viewTransactions(), acls: () => viewAcls(), users: () => viewUsers()};
 function viewTransactions() {
+  const txns = loaded.transactions;
   if (txns === null) return `<h1>Transactions</h1><p class="muted">loading…</p>`;
   if (txns.error) return `<h1>Transactions</h1><p class="err">${esc(txns.error)}</p>`;
   const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "–");
@@ -290,14 +292,46 @@ function viewTransactions() {
         td(p.last_sequence, "num") + td(time(p.last_timestamp)) + td(p.txn_start_offset >= 0 ? p.txn_start_offset : "–", "num", `txn-open-${p.topic}-${p.partition}`) + "</tr>"));
 }
 
-async function loadTransactions() {
+async function loadOnDemand(page) {
   try {
-    const r = await fetch("/api/transactions");
-    txns = await r.json();
+    const r = await fetch(`/api/${page}`);
+    loaded[page] = await r.json();
   } catch (e) {
-    txns = {error: String(e)};
+    loaded[page] = {error: String(e)};
   }
-  if ((route().parts[0] || "") === "transactions") document.getElementById("view").innerHTML = viewTransactions();
+  if ((route().parts[0] || "") !== page) return;
+  document.getElementById("view").innerHTML = onDemandViews[page]();
+  if (page === "acls") document.getElementById("actions").hidden = loaded.acls.enabled === false;
+}
+
+// ACLs (DescribeAcls) with a delete button per binding; users: SCRAM credentials (mechanism and
+// iterations: Kafka never answers more about a credential) and client quotas.
+const aclText = (b) => `${b.permission} ${b.principal} ${b.operation} on ${b.resource_type} ${b.resource_name} (${b.pattern_type}) from host ${b.host}`;
+function viewAcls() {
+  const acls = loaded.acls;
+  if (acls === null) return `<h1>ACLs</h1><p class="muted">loading…</p>`;
+  if (acls.error) return `<h1>ACLs</h1><p class="err">${esc(acls.error)}</p>`;
+  if (!acls.enabled) return `<h1>ACLs</h1><div class="notfound" data-testid="acl-disabled">${esc(acls.message)}</div>`;
+  return `<h1>ACLs</h1><p class="muted">Every binding of the cluster's authorizer: a DENY wins over any ALLOW.</p>` +
+    table(["Permission", "Principal", "Operation", "Resource", "Name", "Pattern", "Host", ""], acls.bindings.map((b) =>
+      `<tr data-testid="acl-row">${td(b.permission === "DENY" ? `<span class="err">DENY</span>` : "ALLOW")}${td(esc(b.principal))}${td(esc(b.operation))}` +
+      td(esc(b.resource_type)) + td(esc(b.resource_name)) + td(esc(b.pattern_type)) + td(esc(b.host)) +
+      td(`<button class="danger" data-acl="${esc(JSON.stringify(b))}">Delete</button>`) + "</tr>"));
+}
+
+function viewUsers() {
+  const users = loaded.users;
+  if (users === null) return `<h1>Users</h1><p class="muted">loading…</p>`;
+  if (users.error) return `<h1>Users</h1><p class="err">${esc(users.error)}</p>`;
+  const value = (k, v) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`;
+  const entity = (q) => q.entity.map((e) => `${e.type}=${e.name ?? "<default>"}`).join(", ");
+  return `<h1>Users</h1>${users.errors.map((e) => `<p class="err">${esc(e)}</p>`).join("")}` +
+    `<h2>SCRAM credentials</h2><p class="muted">DescribeUserScramCredentials: each user's mechanisms and iteration counts (never a salt or a key).</p>` +
+    table(["User", "Credentials"], users.scram.map((u) => `<tr data-testid="scram-${esc(u.user)}">${td(esc(u.user))}` +
+      td(esc(u.credentials.map((c) => `${c.mechanism} (${c.iterations} iterations)`).join(", ")), "", `scram-creds-${u.user}`) + "</tr>")) +
+    `<h2>Client quotas</h2><p class="muted">DescribeClientQuotas: byte rates in bytes/s, request_percentage in % of a thread.</p>` +
+    table(["Entity", "Quotas"], users.quotas.map((q) => `<tr>${td(esc(entity(q)))}` +
+      td(esc(Object.entries(q.values).map(([k, v]) => value(k, v)).join(", ")), "", `quota-${entity(q)}`) + "</tr>"));
 }
 
 // ------------------------------------------------------------------ writes (each confirmed first)
@@ -329,6 +363,15 @@ function actionsFor(parts) {
   if (page === "messages") {
     return formBox("produce", "Produce a record", field("Key", "key", 'size="14"') + field("Value", "value", 'size="40"') +
       field("Headers (k=v, …)", "headers", 'size="24"'), "Produce");
+  }
+  if (page === "acls") {
+    const select = (label, name, options) => `<label>${label}<select name="${name}">${options.map((o) => `<option>${o}</option>`).join("")}</select></label>`;
+    return formBox("create-acl", "Add an ACL", field("Principal", "principal", 'size="16" required placeholder="User:alice"') +
+      select("Permission", "permission", ["ALLOW", "DENY"]) +
+      select("Operation", "operation", ["READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE", "CLUSTER_ACTION", "ALL"]) +
+      select("Resource", "resource_type", ["TOPIC", "GROUP", "CLUSTER", "TRANSACTIONAL_ID"]) + field("Name", "resource_name", 'size="16" placeholder="* for all"') +
+      select("Pattern", "pattern_type", ["LITERAL", "PREFIXED"]) + field("Host", "host", 'size="8" value="*"'), "Add") +
+      '<p class="status" data-testid="acl-delete-status"></p>';  // out of the view, which reloads redraw
   }
   if (page === "groups" && parts[1] !== undefined) {
     const opts = snap.topics.filter((t) => !t.internal).map((t) => `<option>${esc(t.name)}</option>`).join("");
@@ -389,6 +432,13 @@ function wireActions(parts) {
     if (!confirm(`Produce one record to ${t}-${p}?`)) return null;
     const j = await send("POST", `/api/topics/${enc(t)}/partitions/${enc(p)}/messages`, {key: f.get("key") || null, value: f.get("value"), headers});
     return `written at offset ${j.offset}`;
+  });
+  on("create-acl", async (f) => {
+    const binding = Object.fromEntries(["principal", "permission", "operation", "resource_type", "resource_name", "pattern_type", "host"].map((k) => [k, f.get(k)]));
+    if (!confirm(`Add the ACL: ${aclText(binding)}?`)) return null;
+    await send("POST", "/api/acls", binding);
+    await loadOnDemand("acls");
+    return "added";
   });
   on("reset-offsets", async (f, submitter) => {
     const execute = submitter && submitter.name === "execute";
@@ -453,9 +503,9 @@ function render() {
   else if (page === "topics") view.innerHTML = viewTopics();
   else if (page === "groups" && parts[1] !== undefined) view.innerHTML = viewGroup(parts[1]);
   else if (page === "groups") view.innerHTML = viewGroups();
-  else if (page === "transactions") {
-    view.innerHTML = viewTransactions();
-    loadTransactions();
+  else if (page in onDemandViews) {
+    view.innerHTML = onDemandViews[page]();
+    loadOnDemand(page);
   }
   else view.innerHTML = notFound(`The console has no page <b>${esc(location.hash)}</b>.`);
   document.getElementById("actions").hidden = !!view.querySelector("[data-testid=not-found]");
@@ -470,7 +520,22 @@ function connect() {
   ws.onclose = () => { connected = false; render(); setTimeout(connect, 1000); };
 }
 
-setInterval(() => { if ((route().parts[0] || "") === "transactions" && connected) loadTransactions(); }, 2000);
+setInterval(() => { const page = route().parts[0] || ""; if (page in onDemandViews && connected) loadOnDemand(page); }, 2000);
+document.getElementById("view").addEventListener("click", async (e) => {  // an ACL's Delete button
+  const button = e.target.closest("button[data-acl]");
+  if (!button) return;
+  const binding = JSON.parse(button.dataset.acl), status = document.querySelector("[data-testid=acl-delete-status]");
+  if (!confirm(`Delete the ACL: ${aclText(binding)}?`)) return;
+  try {
+    await send("POST", "/api/acls/delete", binding);
+    status.className = "status ok";
+    status.textContent = `deleted: ${aclText(binding)}`;
+    await loadOnDemand("acls");
+  } catch (err) {
+    status.textContent = err.message;
+    status.classList.add("err");
+  }
+});
 window.addEventListener("hashchange", () => {
   routeKey = "";
   for (const k of Object.keys(configCache)) delete configCache[k];
