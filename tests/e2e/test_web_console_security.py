@@ -274,3 +274,37 @@ def test_users_page_shows_scram_mechanisms_and_quotas_but_no_secret(secure: Secu
     with urllib.request.urlopen(secure.console + "/api/users", timeout=10) as r:
         answer = r.read().decode()
     assert ALICE_PASSWORD not in answer and "salt" not in answer.lower()
+
+
+def test_byte_rates_come_from_the_nodes_metrics_endpoint(secure: SecureNode, page: Any) -> None:
+    """The node has admin.listeners: the console finds it (DescribeConfigs of the broker) and shows
+    bytes/s per topic and broker; its byte counters are the endpoint's, to the byte."""
+    import urllib.request
+
+    from suoi.http.console.byte_rates import parse_byte_counters
+
+    create_topic(secure.bootstrap, "rates")
+    page.goto(secure.console + "/#/topics")
+    page.get_by_test_id("in-bytes-rate-rates").wait_for()  # the bytes/s columns: the endpoint answered
+    producer = Producer({"bootstrap.servers": secure.bootstrap, "linger.ms": 0})
+    for i in range(20):
+        producer.produce("rates", value=b"x" * 1000, key=str(i).encode(), partition=0)
+    assert producer.flush(15) == 0
+    page.wait_for_function("!['–', '0 B/s'].includes(document.querySelector('[data-testid=\"in-bytes-rate-rates\"]')"
+                           ".innerText.trim())", timeout=UI_TIMEOUT_MS)
+    with urllib.request.urlopen(secure.admin + "/metrics", timeout=10) as r:
+        scraped = parse_byte_counters(r.read().decode())
+    assert scraped["rates"][0] > 20_000  # 20 records of 1000 bytes, in batches
+
+    def console_counts() -> Any:
+        with urllib.request.urlopen(secure.console + "/api/snapshot", timeout=10) as r:
+            snap = json.loads(r.read())
+        topic = next(t for t in snap["topics"] if t["name"] == "rates")
+        return topic["bytes_in"] == scraped["rates"][0] and snap
+
+    snap = wait_until(console_counts, 10, 0.2, "the console's byte counters")
+    topic = next(t for t in snap["topics"] if t["name"] == "rates")
+    assert 0 < topic["in_bytes_rate"] <= scraped["rates"][0]  # over a window of at least 0.5 s
+    assert snap["brokers"][0]["in_bytes_rate"] >= topic["in_bytes_rate"]
+    page.goto(secure.console + "/#/")
+    page.get_by_test_id("broker-in-1").wait_for()

@@ -41,6 +41,7 @@ from aiohttp import web
 
 from suoi.http.console import kafka_writes as writes
 from suoi.http.console.acls import AccessView, binding_from, create_acl, delete_acl
+from suoi.http.console.byte_rates import ByteRates
 from suoi.http.console.kafka_reads import ClusterClient, KafkaReadError
 from suoi.http.console.messages import browse
 from suoi.http.console.schemas import SchemaDecoder
@@ -75,7 +76,8 @@ class Console:
         self.read_only = read_only  # writes answer 403 and the page shows no forms
         self.decoder = SchemaDecoder(schema_registry) if schema_registry else None
         self.client = ClusterClient(bootstrap, timeout=timeout, security=security)
-        self.poller = Poller(self.client, interval)
+        self.byte_rates = ByteRates(self.client)
+        self.poller = Poller(self.client, interval, self.byte_rates)
         self.transactions = TransactionsView(self.client, interval)
         self.access = AccessView(self.client, interval)
         self._runner: web.AppRunner | None = None
@@ -123,6 +125,7 @@ class Console:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.client.close()
+        await self.byte_rates.close()
         if self.decoder is not None:
             await self.decoder.close()
 

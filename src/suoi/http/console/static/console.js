@@ -14,7 +14,7 @@ const num = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleSt
 const bytes = (n) => (n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + " MiB" : n >= 1024 ? (n / 1024).toFixed(1) + " KiB" : n + " B");
 const badge = (cls, text, title = "") => `<span class="badge ${cls}" title="${esc(title)}">${esc(text)}</span>`;
 const table = (heads, rows, attrs = "") =>
-  `<table ${attrs}><thead><tr>${heads.map((h) => `<th${/^#|lag|offset|size|messages|partitions|HW|start|RF|records\/s/i.test(h) ? ' class="num"' : ""}>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("") || `<tr><td colspan="${heads.length}" class="muted">none</td></tr>`}</tbody></table>`;
+  `<table ${attrs}><thead><tr>${heads.map((h) => `<th${/^#|lag|offset|size|messages|partitions|HW|start|RF|\/s\)/i.test(h) ? ' class="num"' : ""}>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("") || `<tr><td colspan="${heads.length}" class="muted">none</td></tr>`}</tbody></table>`;
 const td = (v, cls = "", tid = "") => `<td${cls ? ` class="${cls}"` : ""}${tid ? ` data-testid="${esc(tid)}"` : ""}>${v}</td>`;
 const topicLink = (t) => `<a href="#/topics/${enc(t)}">${esc(t)}</a>`;
 const groupLink = (g) => `<a href="#/groups/${enc(g)}">${esc(g)}</a>`;
@@ -40,11 +40,13 @@ function viewCluster() {
     card("Under min ISR", num(h.under_min_isr), h.under_min_isr > 0, "health-under-min-isr") +
     card("Offline", num(h.offline), h.offline > 0, "health-offline") +
     card("Consumer groups", num(snap.groups.length)) + `</div>`;
-  out += `<h2>Brokers</h2>` + table(["Broker", "Endpoint", "Rack", "State", "Leads", "Follows", "Log size"],
+  const withBytes = !!snap.byte_rates;  // the brokers' metrics endpoints answer
+  out += `<h2>Brokers</h2>` + table(["Broker", "Endpoint", "Rack", "State", "Leads", "Follows", "Log size", ...(withBytes ? ["In (bytes/s)", "Out (bytes/s)"] : [])],
     snap.brokers.map((b) => `<tr data-testid="broker-row-${b.id}">${td(b.id + (b.id === snap.controller_id ? " " + badge("ctl", "controller") : ""))}` +
       td(b.host ? esc(`${b.host}:${b.port}`) : '<span class="muted">unknown</span>') + td(esc(b.rack || "")) +
       td(b.alive ? "alive" : '<span class="err">offline</span>', "", `broker-state-${b.id}`) +
-      td(num(b.leaders), "num") + td(num(b.followers), "num") + td(bytes(b.size), "num") + "</tr>"));
+      td(num(b.leaders), "num") + td(num(b.followers), "num") + td(bytes(b.size), "num") +
+      (withBytes ? td(byteRate(b.in_bytes_rate), "num", `broker-in-${b.id}`) + td(byteRate(b.out_bytes_rate), "num", `broker-out-${b.id}`) : "") + "</tr>"));
   out += `<h2>Raft quorum <span class="muted">(__cluster_metadata)</span></h2>`;
   if (!q) return out + `<p class="muted">No KRaft quorum reported (DescribeQuorum unsupported or failing).</p>`;
   out += `<p data-testid="quorum-leader">Leader <b>${q.leader_id}</b>, epoch ${q.leader_epoch}, high watermark ${num(q.high_watermark)}</p>`;
@@ -81,11 +83,18 @@ function viewMap(query) {
     `<a href="#/map${internal ? "" : "?internal=1"}">${internal ? "Hide" : "Show"} internal topics</a></p><div class="brokers">${boxes}</div>`;
 }
 
+const byteRate = (r) => (r === null || r === undefined ? "–" : bytes(Math.round(r)) + "/s");
+
+// Records/s from the Kafka protocol always; bytes/s too when the brokers' metrics endpoints
+// (admin.listeners) answer (snap.byte_rates).
 function viewTopics() {
   const rate = (r) => (r === null || r === undefined ? "–" : r.toLocaleString("en-US"));
-  return `<h1>Topics</h1>` + table(["Topic", "Partitions", "RF", "Messages", "Size", "In (records/s)", "Out (records/s)", "Under-replicated"],
+  const withBytes = !!snap.byte_rates;
+  return `<h1>Topics</h1>` + table(["Topic", "Partitions", "RF", "Messages", "Size", ...(withBytes ? ["In (bytes/s)", "Out (bytes/s)"] : []),
+    "In (records/s)", "Out (records/s)", "Under-replicated"],
     snap.topics.map((t) => `<tr data-testid="topic-row-${esc(t.name)}">${td(topicLink(t.name) + (t.internal ? ' <span class="muted">internal</span>' : ""))}` +
       td(t.partitions.length, "num") + td(t.replication_factor, "num") + td(num(t.messages), "num", `messages-${t.name}`) + td(bytes(t.size), "num") +
+      (withBytes ? td(byteRate(t.in_bytes_rate), "num", `in-bytes-rate-${t.name}`) + td(byteRate(t.out_bytes_rate), "num", `out-bytes-rate-${t.name}`) : "") +
       td(rate(t.in_rate), "num", `in-rate-${t.name}`) + td(rate(t.out_rate), "num", `out-rate-${t.name}`) +
       td(t.partitions.filter((p) => p.isr.length < p.replicas.length).length, "num") + "</tr>"));
 }
