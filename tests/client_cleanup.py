@@ -19,6 +19,7 @@ it is freed with its last reference.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Generator
 from typing import Any
@@ -33,6 +34,8 @@ _clients: list[tuple[weakref.ref[Any], _Owner]] = []
 
 
 def _register(client: Any) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # an in-process node's own client (its schema registry's): the node closes it when it stops
     _clients.append((weakref.ref(client), _owners[-1] if _owners else TEST))
 
 

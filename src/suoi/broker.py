@@ -53,7 +53,7 @@ from suoi.protocol.codec import decode_response, encode_request, response_class
 from suoi.quota import ClientQuotas, ConnectionLimits, listener_connection_limits, parse_overrides
 from suoi.security.dynamic import DynamicTls
 from suoi.security.jwks import fetch_jwks, refresh_jwks
-from suoi.security.listeners import controller_security, listener_security, reload_certificates
+from suoi.security.listeners import controller_security, inter_broker_security, listener_security, reload_certificates
 
 log = logging.getLogger("suoi.broker")
 
@@ -221,7 +221,8 @@ class Broker:
         ]
         if self.config.get("console.listeners"):  # the web console (aiohttp is imported only then)
             from suoi.http.console import start_for_node
-            self.console = await start_for_node(self.config, self.advertised, controller_names)
+            self.console = await start_for_node(self.config, self.advertised, controller_names,
+                                                inter_broker_security(self.config))
         await self.kraft.start()
         log.info("KRaft mode: roles=%s voters=%s%s", ",".join(sorted(self.kraft_settings.roles)),
                  ",".join(str(v) for v in sorted(self.kraft_settings.voters)),

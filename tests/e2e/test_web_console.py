@@ -17,8 +17,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +27,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from suoi.testing.embedded import EmbeddedBroker, free_port
 from tests.conftest import wait_until
+from tests.e2e.console_browser import CHROMIUM, UI_TIMEOUT_MS, browser, page, submit, text, wait_text
 from tests.integration.kraft_cluster import KRaftCluster
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-UI_TIMEOUT_MS = 15_000
+__all__ = ["browser", "page"]  # fixtures
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="run `make tools` to install chromium")
 
@@ -50,48 +46,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KRaftClu
         yield c, f"http://127.0.0.1:{port}"
     finally:
         c.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh page; fails the test on any console error or uncaught exception in it."""
-    pg = browser.new_page(viewport={"width": 1300, "height": 900})
-    pg.set_default_timeout(UI_TIMEOUT_MS)
-    errors: list[str] = []
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    pg.screenshot(path=str(tmp_path / f"{request.node.name}.png"))
-    pg.close()
-    assert errors == [], errors
-
-
-def text(page: Any, testid: str) -> str:
-    return page.get_by_test_id(testid).first.inner_text().strip()
-
-
-def wait_text(page: Any, testid: str, want: str) -> None:
-    """Until the element shows `want` (the page updates itself: no reload anywhere)."""
-    page.wait_for_function("([id, want]) => { const e = document.querySelector(`[data-testid=\"${id}\"]`);"
-                           " return e && e.innerText.trim() === want; }", arg=[testid, want], timeout=UI_TIMEOUT_MS)
-
-
-def submit(page: Any, form_id: str, **fields: str) -> None:
-    """Fill a form's inputs by name and press its (first) button."""
-    form = page.locator(f"#{form_id}")
-    for name, value in fields.items():
-        form.locator(f"input[name={name}]").fill(value)
-    form.locator("button").first.click()
 
 
 def create_topic(bootstrap: str, name: str, partitions: int, rf: int) -> None:
@@ -228,6 +182,17 @@ def test_message_browser_shows_a_record_with_its_headers(cluster: tuple[KRaftClu
     assert shown == [f"record-{n}" for n in (5, 4, 3, 2, 1, 0)]  # newest first
 
 
+def test_acl_page_of_a_cluster_without_an_authorizer_says_so(cluster: tuple[KRaftCluster, str], page: Any) -> None:
+    """DescribeAcls answers SECURITY_DISABLED: a clear message, not an empty list (which would read
+    as "nothing allowed"), and no form to add a binding."""
+    _, url = cluster
+    page.goto(url + "/#/acls")
+    page.get_by_test_id("acl-disabled").wait_for()
+    assert text(page, "acl-disabled").startswith("This cluster has no authorizer (authorizer.class.name is not set)")
+    assert page.get_by_test_id("acl-row").count() == 0
+    page.wait_for_function("document.getElementById('actions').hidden", timeout=UI_TIMEOUT_MS)
+
+
 def test_unknown_topic_and_group_give_a_not_found_page(cluster: tuple[KRaftCluster, str], page: Any) -> None:
     _, url = cluster
     page.goto(url + "/#/topics/no-such-topic")
@@ -253,74 +218,58 @@ ORDER_SCHEMA = {"type": "record", "name": "Order", "fields": [{"name": "id", "ty
                                                               {"name": "item", "type": "string"}]}
 
 
-@contextmanager
-def schema_registry_stand_in(schemas: dict[int, dict[str, Any]]) -> Iterator[str]:
-    """Serves Confluent's `GET /schemas/ids/ID` for the schemas given, on a loopback port: the
-    console's decoding against the registry's REST shape (suoi's own registry is another issue's)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            schema_id = self.path.rsplit("/", 1)[-1]
-            body = json.dumps({"schema": json.dumps(schemas[int(schema_id)])}).encode() if schema_id.isdigit() \
-                and int(schema_id) in schemas else b'{"error_code": 40403}'
-            self.send_response(200 if body[2:8] == b"schema" else 404)
-            self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        thread.join(10)
+def register_schema(registry: str, subject: str, schema: str, schema_type: str = "AVRO") -> int:
+    """Register `schema` under `subject` in a Confluent-compatible registry (suoi's own here); its id."""
+    body = json.dumps({"schema": schema, **({} if schema_type == "AVRO" else {"schemaType": schema_type})}).encode()
+    post = urllib.request.Request(f"{registry}/subjects/{subject}/versions", data=body,
+                                  headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    with urllib.request.urlopen(post, timeout=30) as r:  # the registry answers once its first replay is done
+        return int(json.loads(r.read())["id"])
 
 
 def test_suoi_console_standalone_banner_read_only_and_avro(tmp_path: Path, page: Any) -> None:
     """`suoi console` before its cluster exists: a banner, which clears when the cluster comes;
-    --read-only refuses writes; --schema-registry decodes an Avro value in the browser."""
-    port, http_port = free_port(), free_port()
-    with schema_registry_stand_in({7: ORDER_SCHEMA}) as registry:
-        proc = subprocess.Popen([sys.executable, "-m", "suoi", "console", "--bootstrap-server", f"127.0.0.1:{port}",
-                                 "--listen", f"127.0.0.1:{http_port}", "--interval", "0.3", "--read-only",
-                                 "--schema-registry", registry], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == f"suoi console on http://127.0.0.1:{http_port}/ (Ctrl-C to stop)"
-            page.goto(f"http://127.0.0.1:{http_port}/#/topics")
-            page.wait_for_function("document.getElementById('banner').innerText.includes('unreachable')",
-                                   timeout=UI_TIMEOUT_MS)
-            with EmbeddedBroker(tmp_path / "late", port=port) as broker:
-                create_topic(broker.bootstrap, "arrived", 1, 1)
-                page.get_by_test_id("topic-row-arrived").wait_for()
-                page.wait_for_function("document.getElementById('banner').hidden", timeout=UI_TIMEOUT_MS)
-                assert page.locator("#create-topic").count() == 0  # --read-only: no forms, and writes refused
-                post = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/topics", data=b'{"name": "x"}',
-                                              headers={"Content-Type": "application/json"})
-                with pytest.raises(urllib.error.HTTPError) as err:
-                    urllib.request.urlopen(post, timeout=10)
-                assert err.value.code == 403
+    --read-only refuses writes; --schema-registry (the node's own, schema.registry.listeners)
+    decodes an Avro value in the browser."""
+    port, http_port, registry_port = free_port(), free_port(), free_port()
+    registry = f"http://127.0.0.1:{registry_port}"  # the node's own schema registry, once the node runs
+    proc = subprocess.Popen([sys.executable, "-m", "suoi", "console", "--bootstrap-server", f"127.0.0.1:{port}",
+                             "--listen", f"127.0.0.1:{http_port}", "--interval", "0.3", "--read-only",
+                             "--schema-registry", registry], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"suoi console on http://127.0.0.1:{http_port}/ (Ctrl-C to stop)"
+        page.goto(f"http://127.0.0.1:{http_port}/#/topics")
+        page.wait_for_function("document.getElementById('banner').innerText.includes('unreachable')",
+                               timeout=UI_TIMEOUT_MS)
+        with EmbeddedBroker(tmp_path / "late", port=port,
+                            overrides={"schema.registry.listeners": registry}) as broker:
+            create_topic(broker.bootstrap, "arrived", 1, 1)
+            page.get_by_test_id("topic-row-arrived").wait_for()
+            page.wait_for_function("document.getElementById('banner').hidden", timeout=UI_TIMEOUT_MS)
+            assert page.locator("#create-topic").count() == 0  # --read-only: no forms, and writes refused
+            post = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/topics", data=b'{"name": "x"}',
+                                          headers={"Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(post, timeout=10)
+            assert err.value.code == 403
 
-                value = io.BytesIO()
-                value.write(b"\x00" + (7).to_bytes(4, "big"))  # the registry's wire format: magic, schema id
-                fastavro.schemaless_writer(value, fastavro.parse_schema(ORDER_SCHEMA), {"id": 42, "item": "tea"})
-                producer = Producer({"bootstrap.servers": broker.bootstrap})
-                producer.produce("arrived", value=value.getvalue(), partition=0)
-                assert producer.flush(15) == 0
-                page.goto(f"http://127.0.0.1:{http_port}/#/messages/arrived/0?offset=0")
-                page.get_by_test_id("record-0").wait_for()
-                decoded = page.get_by_test_id("value-0").locator("pre").inner_text()
-                assert json.loads(decoded) == {"id": 42, "item": "tea"}
-                assert text(page, "schema") == "avro, schema id 7"
-            page.goto("about:blank")  # leave before the server goes: a cut event stream is a console error
-        finally:
-            proc.terminate()
-            assert proc.wait(10) == 0
+            schema_id = register_schema(registry, "arrived-value", json.dumps(ORDER_SCHEMA))
+            value = io.BytesIO()
+            value.write(b"\x00" + schema_id.to_bytes(4, "big"))  # the registry's wire format: magic, schema id
+            fastavro.schemaless_writer(value, fastavro.parse_schema(ORDER_SCHEMA), {"id": 42, "item": "tea"})
+            producer = Producer({"bootstrap.servers": broker.bootstrap})
+            producer.produce("arrived", value=value.getvalue(), partition=0)
+            assert producer.flush(15) == 0
+            page.goto(f"http://127.0.0.1:{http_port}/#/messages/arrived/0?offset=0")
+            page.get_by_test_id("record-0").wait_for()
+            decoded = page.get_by_test_id("value-0").locator("pre").inner_text()
+            assert json.loads(decoded) == {"id": 42, "item": "tea"}
+            assert text(page, "schema") == f"avro, schema id {schema_id}"
+        page.goto("about:blank")  # leave before the server goes: a cut event stream is a console error
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
 
 
 def test_seven_open_tabs_share_one_poll_loop(cluster: tuple[KRaftCluster, str], browser: Any) -> None:

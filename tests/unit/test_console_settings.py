@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,20 @@ def test_suoi_console_refuses_bad_flags_in_one_line(flags: list[str], message: s
     assert (done.returncode, done.stdout, done.stderr.strip()) == (1, "", message)
 
 
+@pytest.mark.parametrize(("props", "message"), [
+    ("security.protocol=SASL_SSL\nsasl.mechanism=OAUTHBEARER\n",
+     "--command-config: sasl.mechanism=OAUTHBEARER: suoi console authenticates with PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+    ("security.protocol=KERBEROS\n", "--command-config: security.protocol=KERBEROS: expected PLAINTEXT, SSL, "
+                                     "SASL_PLAINTEXT or SASL_SSL"),
+])
+def test_suoi_console_refuses_client_security_it_cannot_speak(props: str, message: str, tmp_path: Any) -> None:
+    path = tmp_path / "client.properties"
+    path.write_text(props)
+    done = subprocess.run([sys.executable, "-m", "suoi", "console", "--bootstrap-server", "127.0.0.1:1",
+                           "--command-config", str(path)], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout, done.stderr.strip()) == (1, "", f"suoi console: error: {message}")
+
+
 def test_a_request_the_cluster_does_not_take_is_not_sent() -> None:
     """A Kafka-compatible broker may close the connection on an API it lacks (failing every
     request in flight on it): the console sends only what ApiVersions listed."""
@@ -62,3 +77,16 @@ def test_a_request_the_cluster_does_not_take_is_not_sent() -> None:
             await client.close()
 
     asyncio.run(run())
+
+
+def test_protobuf_message_indexes_of_the_registry_wire_format() -> None:
+    """Confluent's Protobuf framing: a lone 0 is [0] (the first message); otherwise a zigzag
+    varint count then each index; a cut or absurd header is refused (the browser shows raw bytes)."""
+    from suoi.http.console.schemas import message_indexes
+
+    assert message_indexes(b"\x00\x0a\x01x") == ([0], b"\x0a\x01x")
+    assert message_indexes(b"\x04\x02\x00rest") == ([1, 0], b"rest")
+    assert message_indexes(b"\x02\x80\x01z") == ([64], b"z")
+    for bad in (b"", b"\x04\x02", b"\x01", b"\xff\xff\xff\xff\xff\x01"):
+        with pytest.raises(ValueError):
+            message_indexes(bad)

@@ -4,8 +4,9 @@
                  [--schema-registry URL]
 
 Serves `suoi.http.console` until Ctrl-C/SIGTERM. It reads the cluster over the Kafka protocol
-through suoi's internal client, which speaks PLAINTEXT only: a --command-config asking for
-another security.protocol is refused at start rather than ignored.
+through suoi's internal client, with the TLS/SASL a --command-config asks for (Kafka's client
+properties, as `suoi.security.client.from_client_properties` reads them); a mechanism that
+client lacks (GSSAPI, OAUTHBEARER) is refused at start rather than tried.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,...]", help="the cluster to show")
     p.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
                    help="where the console serves HTTP (default 127.0.0.1:8080; port 0 picks a free one)")
-    p.add_argument("--command-config", type=Path, metavar="FILE", help="client configs (PLAINTEXT only)")
+    p.add_argument("--command-config", type=Path, metavar="FILE",
+                   help="client properties: security.protocol, ssl.* (librdkafka's or the Java client's PEM/PKCS12 "
+                        "truststore and keystore), sasl.mechanism (PLAIN, SCRAM-SHA-256/512), sasl.username/password "
+                        "or sasl.jaas.config")
     p.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
                    help="how often the one shared poll loop reads the cluster while a page is open (default 1)")
     p.add_argument("--schema-registry", metavar="URL",
@@ -40,10 +44,16 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from suoi.http.console import Console, parse_listener
     from suoi.http.console.kafka_reads import parse_bootstrap
+    from suoi.security.client import from_client_properties
+    from suoi.security.sasl import CLIENT_MECHANISMS
 
-    protocol = read_props(args.command_config).get("security.protocol", "PLAINTEXT")
-    if protocol.upper() != "PLAINTEXT":
-        raise CliError(f"suoi console connects with PLAINTEXT only, not security.protocol={protocol}")
+    try:
+        security = from_client_properties(read_props(args.command_config))
+    except (ValueError, OSError) as exc:  # never the file's values: they may hold a password
+        raise CliError(f"--command-config: {exc}") from None
+    if security.sasl is not None and security.sasl.mechanism not in CLIENT_MECHANISMS:
+        raise CliError(f"--command-config: sasl.mechanism={security.sasl.mechanism}: suoi console authenticates "
+                       f"with {', '.join(CLIENT_MECHANISMS)}")
     if not 0.1 <= args.interval <= 60:
         raise CliError("--interval must be between 0.1 and 60 seconds")
     try:
@@ -52,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     asyncio.run(_serve(Console(bootstrap, interval=args.interval, read_only=args.read_only,
-                                schema_registry=args.schema_registry), listen))
+                                schema_registry=args.schema_registry, security=security), listen))
     return 0
 
 

@@ -33,10 +33,15 @@ def from_client_properties(props: dict[str, str]) -> ClientSecurity:
     """ClientSecurity from a Kafka client's properties (a tool's --command-config, librdkafka's
     names): security.protocol, ssl.ca.location, ssl.certificate.location, ssl.key.location,
     ssl.key.password, ssl.endpoint.identification.algorithm, sasl.mechanism(s), sasl.username,
-    sasl.password."""
+    sasl.password; or the Java client's: ssl.truststore.*/ssl.keystore.* (PEM, PKCS12) and
+    sasl.jaas.config (its username and password options)."""
     protocol = props.get("security.protocol", "PLAINTEXT").strip().upper()
     ctx, check = None, False
-    if protocol in ("SSL", "SASL_SSL"):
+    if protocol in ("SSL", "SASL_SSL") and any(k.startswith(("ssl.truststore.", "ssl.keystore.")) for k in props):
+        from suoi.security.tls import client_context
+
+        ctx, check = client_context(props.get, "client")
+    elif protocol in ("SSL", "SASL_SSL"):
         ctx = ssl.create_default_context(cafile=props.get("ssl.ca.location") or None)
         check = props.get("ssl.endpoint.identification.algorithm", "https").strip().lower() == "https"
         ctx.check_hostname = check
@@ -46,7 +51,13 @@ def from_client_properties(props: dict[str, str]) -> ClientSecurity:
     creds = None
     if protocol.startswith("SASL_"):
         mechanism = (props.get("sasl.mechanism") or props.get("sasl.mechanisms") or "PLAIN").strip().upper()
-        creds = SaslClientCredentials(mechanism, props.get("sasl.username", ""), props.get("sasl.password", ""))
+        username, password = props.get("sasl.username"), props.get("sasl.password")
+        if username is None and props.get("sasl.jaas.config"):
+            from suoi.security.jaas import parse_jaas
+
+            options = parse_jaas(props["sasl.jaas.config"]).options
+            username, password = options.get("username"), options.get("password")
+        creds = SaslClientCredentials(mechanism, username or "", password or "")
     elif protocol != "PLAINTEXT" and protocol != "SSL":
         raise ValueError(f"security.protocol={protocol}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
     return ClientSecurity(ctx, check, creds)

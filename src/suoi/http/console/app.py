@@ -10,6 +10,8 @@ fetched at run time) and its JSON API.
     GET /api/topics/NAME/configs  DescribeConfigs of a topic (404 for an unknown topic)
     GET /api/topics/NAME/partitions/P/messages?offset=|timestamp=&limit=   the message browser
     GET /api/transactions         ongoing transactions and each partition's producers (transactions.py)
+    GET /api/acls                 ACL bindings, or {"enabled": false} without an authorizer (acls.py)
+    GET /api/users                SCRAM users (mechanisms, iterations) and client quotas
     GET /api/stats                polls done, requests sent, pages listening (the console's own cost)
     POST /api/topics {name, partitions, replication_factor}          create a topic
     POST /api/topics/NAME/partitions {count}                           add partitions
@@ -17,6 +19,8 @@ fetched at run time) and its JSON API.
     DELETE /api/topics/NAME                                            delete a topic
     POST /api/topics/NAME/partitions/P/messages {key, value, headers}  produce one record
     POST /api/groups/ID/reset-offsets {topic, to, offset, execute}     plan (dry run) or commit
+    POST /api/acls {principal, host, operation, permission, resource_type, resource_name, pattern_type}
+    POST /api/acls/delete {the same fields}                            delete exactly that binding
 
 Writes take JSON bodies only (`Content-Type: application/json`): a page of another origin
 cannot send one without a CORS preflight, which this app never grants.
@@ -36,6 +40,8 @@ from typing import Any
 from aiohttp import web
 
 from suoi.http.console import kafka_writes as writes
+from suoi.http.console.acls import AccessView, binding_from, create_acl, delete_acl
+from suoi.http.console.byte_rates import ByteRates
 from suoi.http.console.kafka_reads import ClusterClient, KafkaReadError
 from suoi.http.console.messages import browse
 from suoi.http.console.schemas import SchemaDecoder
@@ -66,12 +72,14 @@ def parse_listener(text: str) -> tuple[str, int]:
 
 class Console:
     def __init__(self, bootstrap: list[tuple[str, int]], *, interval: float = 1.0, timeout: float = 5.0,
-                 read_only: bool = False, schema_registry: str | None = None) -> None:
+                 read_only: bool = False, schema_registry: str | None = None, security: Any = None) -> None:
         self.read_only = read_only  # writes answer 403 and the page shows no forms
         self.decoder = SchemaDecoder(schema_registry) if schema_registry else None
-        self.client = ClusterClient(bootstrap, timeout=timeout)
-        self.poller = Poller(self.client, interval)
+        self.client = ClusterClient(bootstrap, timeout=timeout, security=security)
+        self.byte_rates = ByteRates(self.client)
+        self.poller = Poller(self.client, interval, self.byte_rates)
         self.transactions = TransactionsView(self.client, interval)
+        self.access = AccessView(self.client, interval)
         self._runner: web.AppRunner | None = None
         self._streams: set[web.StreamResponse] = set()  # open live connections (SSE and WebSocket)
 
@@ -84,6 +92,10 @@ class Console:
         app.router.add_get("/api/live", self._live)
         app.router.add_get("/api/stats", self._stats)
         app.router.add_get("/api/transactions", self._transactions)
+        app.router.add_get("/api/acls", self._acls)
+        app.router.add_get("/api/users", self._users)
+        app.router.add_post("/api/acls", self._create_acl)
+        app.router.add_post("/api/acls/delete", self._delete_acl)
         app.router.add_get("/api/topics/{topic}/configs", self._configs)
         app.router.add_get("/api/topics/{topic}/partitions/{partition}/messages", self._messages)
         app.router.add_post("/api/topics", self._create_topic)
@@ -113,6 +125,7 @@ class Console:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.client.close()
+        await self.byte_rates.close()
         if self.decoder is not None:
             await self.decoder.close()
 
@@ -141,11 +154,31 @@ class Console:
                                   "listeners": len(self._streams), "interval_s": self.poller.interval})
 
     async def _transactions(self, request: web.Request) -> web.Response:
-        snap = await self.poller.snapshot()
+        return await self._on_demand(self.transactions.read(await self.poller.snapshot()))
+
+    async def _acls(self, request: web.Request) -> web.Response:
+        return await self._on_demand(self.access.acls.get())
+
+    async def _users(self, request: web.Request) -> web.Response:
+        return await self._on_demand(self.access.users.get())
+
+    @staticmethod
+    async def _on_demand(read: Any) -> web.Response:
         try:
-            return web.json_response(await self.transactions.read(snap))
+            return web.json_response(await read)
         except (KafkaReadError, OSError) as exc:
             return web.json_response({"error": str(exc)}, status=502)
+
+    async def _create_acl(self, request: web.Request) -> web.Response:
+        return await self._write(request, lambda b: self._acl_change(create_acl, b))
+
+    async def _delete_acl(self, request: web.Request) -> web.Response:
+        return await self._write(request, lambda b: self._acl_change(delete_acl, b))
+
+    async def _acl_change(self, change: Any, body: dict[str, Any]) -> Any:
+        result = await change(self.client, binding_from(body))
+        self.access.acls.forget()  # the page reads them again at once
+        return result
 
     async def _live(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")

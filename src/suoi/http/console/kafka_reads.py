@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from suoi.client import NodeClient
 
-__all__ = ["ClusterClient", "KafkaReadError", "UnsupportedRequest", "parse_bootstrap"]
+__all__ = ["ClusterClient", "KafkaReadError", "OnDemand", "UnsupportedRequest", "parse_bootstrap"]
 
 EARLIEST, LATEST = -2, -1
 GROUP_KEY_TYPE = 0
@@ -58,8 +59,12 @@ def failed(code: Any) -> bool:
 class ClusterClient:
     """Connections to a cluster's brokers by node id (bootstrap addresses get ids -1, -2, ...)."""
 
-    def __init__(self, bootstrap: Iterable[tuple[str, int]], *, timeout: float = 5.0) -> None:
-        self.pool = NodeClient(client_id="suoi-console", connect_timeout=timeout, reconnect_backoff_max_ms=500)
+    def __init__(self, bootstrap: Iterable[tuple[str, int]], *, timeout: float = 5.0, security: Any = None) -> None:
+        # security: a suoi.security.client.ClientSecurity (TLS, SASL) for every broker, or None for
+        # PLAINTEXT; brokers answer Metadata with the endpoints of the listener asked, so one suffices
+        extra = {"security": security} if security is not None else {}
+        self.pool = NodeClient(client_id="suoi-console", connect_timeout=timeout, reconnect_backoff_max_ms=500,
+                               **extra)
         self.timeout = timeout
         self._bootstrap = []
         for i, (host, port) in enumerate(bootstrap, start=1):
@@ -264,3 +269,24 @@ async def gather_ok(coros: Iterable[Any]) -> list[Any]:
     the whole picture: its boxes show as offline instead)."""
     results = await asyncio.gather(*coros, return_exceptions=True)
     return [None if isinstance(r, BaseException) else r for r in results]
+
+
+class OnDemand:
+    """A read the pages ask for when open (not part of the shared snapshot), done at most once per
+    `max_age` seconds however many tabs ask: callers within that time, or while it runs, share it."""
+
+    def __init__(self, read: Callable[..., Awaitable[dict[str, Any]]], max_age: float) -> None:
+        self.read = read
+        self.max_age = max_age
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self, *args: Any) -> dict[str, Any]:
+        async with self._lock:
+            if self._cached is None or time.monotonic() - self._cached[0] > self.max_age:
+                self._cached = (time.monotonic(), await self.read(*args))
+            return self._cached[1]
+
+    def forget(self) -> None:
+        """After a write: the next read asks the cluster again."""
+        self._cached = None

@@ -16,7 +16,7 @@ from typing import Any
 
 from suoi.http.console.kafka_reads import EARLIEST, LATEST, ClusterClient, error_name, failed
 
-__all__ = ["KafkaWriteError", "add_partitions", "alter_topic_config", "commit_offsets", "create_topic", "delete_topic",
+__all__ = ["KafkaWriteError", "check", "add_partitions", "alter_topic_config", "commit_offsets", "create_topic", "delete_topic",
            "produce_one", "reset_plan"]
 
 TIMEOUT = datetime.timedelta(seconds=15)
@@ -26,7 +26,7 @@ class KafkaWriteError(Exception):
     """The cluster refused a write (the message names Kafka's error code)."""
 
 
-def _check(code: Any, message: str | None, what: str) -> None:
+def check(code: Any, message: str | None, what: str) -> None:
     if failed(code):
         raise KafkaWriteError(f"{what}: {error_name(code)}" + (f" ({message})" if message else ""))
 
@@ -40,7 +40,7 @@ async def create_topic(client: ClusterClient, name: str, partitions: int, replic
         name=TopicName(name), num_partitions=i32(partitions), replication_factor=i16(replication_factor),
         assignments=(), configs=()),), timeout=i32Timedelta.parse(TIMEOUT), validate_only=False)
     [result] = (await client.any(request)).topics
-    _check(result.error_code, result.error_message, f"create topic {name}")
+    check(result.error_code, result.error_message, f"create topic {name}")
     return {"topic": name, "partitions": int(result.num_partitions), "replication_factor": int(result.replication_factor)}
 
 
@@ -53,7 +53,7 @@ async def add_partitions(client: ClusterClient, name: str, count: int) -> dict[s
                                                                     assignments=None),),
                                       timeout=i32Timedelta.parse(TIMEOUT), validate_only=False)
     [result] = (await client.any(request)).results
-    _check(result.error_code, result.error_message, f"add partitions to {name}")
+    check(result.error_code, result.error_message, f"add partitions to {name}")
     return {"topic": name, "partitions": count}
 
 
@@ -65,7 +65,7 @@ async def delete_topic(client: ClusterClient, name: str) -> dict[str, Any]:
     request = DeleteTopicsRequest(topics=(DeleteTopicState(name=TopicName(name), topic_id=None),),
                                   timeout=i32Timedelta.parse(TIMEOUT))
     [result] = (await client.any(request)).responses
-    _check(result.error_code, result.error_message, f"delete topic {name}")
+    check(result.error_code, result.error_message, f"delete topic {name}")
     return {"topic": name, "deleted": True}
 
 
@@ -85,7 +85,7 @@ async def alter_topic_config(client: ClusterClient, name: str, key: str, value: 
         resource_type=i8(TOPIC_RESOURCE), resource_name=name, configs=(AlterableConfig(
             name=key, config_operation=i8(0 if value is not None else 1), value=value),)),), validate_only=False)
     [result] = (await client.any(request)).responses
-    _check(result.error_code, result.error_message, f"set {key} on {name}")
+    check(result.error_code, result.error_message, f"set {key} on {name}")
     return {"topic": name, "name": key, "value": value}
 
 
@@ -103,7 +103,7 @@ async def produce_one(client: ClusterClient, leader: int, topic: str, partition:
         TopicProduceData(name=TopicName(topic), partition_data=(PartitionProduceData(index=i32(partition),
                                                                                      records=batch),)),))
     [part] = (await client.to(leader, request)).responses[0].partition_responses
-    _check(part.error_code, part.error_message, f"produce to {topic}-{partition}")
+    check(part.error_code, part.error_message, f"produce to {topic}-{partition}")
     return {"topic": topic, "partition": partition, "offset": int(part.base_offset)}
 
 
@@ -147,4 +147,4 @@ async def commit_offsets(client: ClusterClient, coordinator: int, group: str, pl
     response = await client.to(coordinator, request)
     for t in response.topics:
         for p in t.partitions:
-            _check(p.error_code, None, f"commit {t.name}-{p.partition_index} for group {group}")
+            check(p.error_code, None, f"commit {t.name}-{p.partition_index} for group {group}")

@@ -162,9 +162,10 @@ def _quorum(part: Any) -> dict[str, Any] | None:
 class Poller:
     """One poll loop shared by every viewer; `subscribe()` gives a queue of snapshot JSON texts."""
 
-    def __init__(self, client: ClusterClient, interval: float = 1.0) -> None:
+    def __init__(self, client: ClusterClient, interval: float = 1.0, byte_rates: Any = None) -> None:
         self.client = client
         self.interval = interval
+        self.byte_rates = byte_rates  # byte_rates.ByteRates: adds bytes/s from the brokers' metrics endpoints
         self.latest: dict[str, Any] | None = None
         self.latest_text = ""
         self.polls = 0
@@ -194,6 +195,8 @@ class Poller:
                 snap = await asyncio.wait_for(read_snapshot(self.client), self.client.timeout * 3)
                 self._note_rebalances(snap)
                 self._note_rates(snap)
+                if self.byte_rates is not None:
+                    await self.byte_rates.note(snap)
             except Exception as exc:  # the cluster went away (or answered nonsense): keep the last picture
                 reason = str(exc) or type(exc).__name__
                 if self.latest is None or self.latest.get("error") != reason:

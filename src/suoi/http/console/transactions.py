@@ -9,11 +9,9 @@ of tabs (`TransactionsView.read` caches), since it is not part of the shared sna
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
-from suoi.http.console.kafka_reads import ClusterClient, failed, gather_ok
+from suoi.http.console.kafka_reads import ClusterClient, OnDemand, failed, gather_ok
 
 __all__ = ["TransactionsView"]
 
@@ -23,15 +21,10 @@ TXN_KEY_TYPE = 1
 class TransactionsView:
     def __init__(self, client: ClusterClient, max_age: float) -> None:
         self.client = client
-        self.max_age = max_age
-        self._cached: tuple[float, dict[str, Any]] | None = None
-        self._lock = asyncio.Lock()
+        self._on_demand = OnDemand(self._read, max_age)  # tabs asking together share one round of requests
 
     async def read(self, snapshot: dict[str, Any]) -> dict[str, Any]:
-        async with self._lock:  # tabs asking together share one round of requests
-            if self._cached is None or time.monotonic() - self._cached[0] > self.max_age:
-                self._cached = (time.monotonic(), await self._read(snapshot))
-            return self._cached[1]
+        return await self._on_demand.get(snapshot)
 
     async def _read(self, snapshot: dict[str, Any]) -> dict[str, Any]:
         alive = [b["id"] for b in snapshot["brokers"] if b["alive"]]

@@ -14,7 +14,7 @@ const num = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleSt
 const bytes = (n) => (n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + " MiB" : n >= 1024 ? (n / 1024).toFixed(1) + " KiB" : n + " B");
 const badge = (cls, text, title = "") => `<span class="badge ${cls}" title="${esc(title)}">${esc(text)}</span>`;
 const table = (heads, rows, attrs = "") =>
-  `<table ${attrs}><thead><tr>${heads.map((h) => `<th${/^#|lag|offset|size|messages|partitions|HW|start|RF|records\/s/i.test(h) ? ' class="num"' : ""}>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("") || `<tr><td colspan="${heads.length}" class="muted">none</td></tr>`}</tbody></table>`;
+  `<table ${attrs}><thead><tr>${heads.map((h) => `<th${/^#|lag|offset|size|messages|partitions|HW|start|RF|\/s\)/i.test(h) ? ' class="num"' : ""}>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("") || `<tr><td colspan="${heads.length}" class="muted">none</td></tr>`}</tbody></table>`;
 const td = (v, cls = "", tid = "") => `<td${cls ? ` class="${cls}"` : ""}${tid ? ` data-testid="${esc(tid)}"` : ""}>${v}</td>`;
 const topicLink = (t) => `<a href="#/topics/${enc(t)}">${esc(t)}</a>`;
 const groupLink = (g) => `<a href="#/groups/${enc(g)}">${esc(g)}</a>`;
@@ -40,11 +40,13 @@ function viewCluster() {
     card("Under min ISR", num(h.under_min_isr), h.under_min_isr > 0, "health-under-min-isr") +
     card("Offline", num(h.offline), h.offline > 0, "health-offline") +
     card("Consumer groups", num(snap.groups.length)) + `</div>`;
-  out += `<h2>Brokers</h2>` + table(["Broker", "Endpoint", "Rack", "State", "Leads", "Follows", "Log size"],
+  const withBytes = !!snap.byte_rates;  // the brokers' metrics endpoints answer
+  out += `<h2>Brokers</h2>` + table(["Broker", "Endpoint", "Rack", "State", "Leads", "Follows", "Log size", ...(withBytes ? ["In (bytes/s)", "Out (bytes/s)"] : [])],
     snap.brokers.map((b) => `<tr data-testid="broker-row-${b.id}">${td(b.id + (b.id === snap.controller_id ? " " + badge("ctl", "controller") : ""))}` +
       td(b.host ? esc(`${b.host}:${b.port}`) : '<span class="muted">unknown</span>') + td(esc(b.rack || "")) +
       td(b.alive ? "alive" : '<span class="err">offline</span>', "", `broker-state-${b.id}`) +
-      td(num(b.leaders), "num") + td(num(b.followers), "num") + td(bytes(b.size), "num") + "</tr>"));
+      td(num(b.leaders), "num") + td(num(b.followers), "num") + td(bytes(b.size), "num") +
+      (withBytes ? td(byteRate(b.in_bytes_rate), "num", `broker-in-${b.id}`) + td(byteRate(b.out_bytes_rate), "num", `broker-out-${b.id}`) : "") + "</tr>"));
   out += `<h2>Raft quorum <span class="muted">(__cluster_metadata)</span></h2>`;
   if (!q) return out + `<p class="muted">No KRaft quorum reported (DescribeQuorum unsupported or failing).</p>`;
   out += `<p data-testid="quorum-leader">Leader <b>${q.leader_id}</b>, epoch ${q.leader_epoch}, high watermark ${num(q.high_watermark)}</p>`;
@@ -81,11 +83,18 @@ function viewMap(query) {
     `<a href="#/map${internal ? "" : "?internal=1"}">${internal ? "Hide" : "Show"} internal topics</a></p><div class="brokers">${boxes}</div>`;
 }
 
+const byteRate = (r) => (r === null || r === undefined ? "–" : bytes(Math.round(r)) + "/s");
+
+// Records/s from the Kafka protocol always; bytes/s too when the brokers' metrics endpoints
+// (admin.listeners) answer (snap.byte_rates).
 function viewTopics() {
   const rate = (r) => (r === null || r === undefined ? "–" : r.toLocaleString("en-US"));
-  return `<h1>Topics</h1>` + table(["Topic", "Partitions", "RF", "Messages", "Size", "In (records/s)", "Out (records/s)", "Under-replicated"],
+  const withBytes = !!snap.byte_rates;
+  return `<h1>Topics</h1>` + table(["Topic", "Partitions", "RF", "Messages", "Size", ...(withBytes ? ["In (bytes/s)", "Out (bytes/s)"] : []),
+    "In (records/s)", "Out (records/s)", "Under-replicated"],
     snap.topics.map((t) => `<tr data-testid="topic-row-${esc(t.name)}">${td(topicLink(t.name) + (t.internal ? ' <span class="muted">internal</span>' : ""))}` +
       td(t.partitions.length, "num") + td(t.replication_factor, "num") + td(num(t.messages), "num", `messages-${t.name}`) + td(bytes(t.size), "num") +
+      (withBytes ? td(byteRate(t.in_bytes_rate), "num", `in-bytes-rate-${t.name}`) + td(byteRate(t.out_bytes_rate), "num", `out-bytes-rate-${t.name}`) : "") +
       td(rate(t.in_rate), "num", `in-rate-${t.name}`) + td(rate(t.out_rate), "num", `out-rate-${t.name}`) +
       td(t.partitions.filter((p) => p.isr.length < p.replicas.length).length, "num") + "</tr>"));
 }
@@ -244,9 +253,9 @@ async function loadMessages(parts, query) {
     const j = await r.json();
     if (!r.ok) { box.innerHTML = `<p class="err">${esc(j.error)}</p>`; return; }
     const more = (v) => (v.size > v.data.length && v.encoding !== "base64" ? `<div class="muted">… ${num(v.size)} bytes in all</div>` : "");
-    const schema = (v) => (v.schema_id !== undefined ? `<div class="muted" data-testid="schema">${esc(v.encoding)}, schema id ${v.schema_id}</div>` : "");
+    const schema = (v) => (v.schema_id !== undefined ? `<div class="muted" data-testid="schema">${esc(v.encoding)}, schema id ${v.schema_id}${v.message ? ", " + esc(v.message) : ""}</div>` : "");
     const show = (v) => (v === null ? '<span class="muted">null</span>' :
-      ["base64", "protobuf"].includes(v.encoding) ? `<pre class="val muted">base64 ${esc(v.data)}</pre>${schema(v)}` :
+      v.encoding === "base64" ? `<pre class="val muted">base64 ${esc(v.data)}</pre>${schema(v)}` :
       `<pre class="val">${esc(v.encoding === "text" ? v.data : JSON.stringify(JSON.parse(v.data), null, 1))}</pre>${more(v)}${schema(v)}`);
     const newest = !query.get("offset") && !query.get("time");  // the newest records, newest first
     const records = newest ? j.records.slice().reverse() : j.records;
@@ -273,10 +282,12 @@ function wireBrowser() {
   form.querySelector("select[name=partition]").addEventListener("change", go);
 }
 
-// Transactions are read on demand (/api/transactions, cached server-side for one poll interval),
-// again with every snapshot while the page is open.
-let txns = null;
+// Pages read on demand (/api/transactions, /api/acls, /api/users; each cached server-side for one
+// poll interval), again every 2 s while the page is open.
+const loaded = {transactions: null, acls: null, users: null};
+const onDemandViews = {transactions: () => viewTransactions(), acls: () => viewAcls(), users: () => viewUsers()};
 function viewTransactions() {
+  const txns = loaded.transactions;
   if (txns === null) return `<h1>Transactions</h1><p class="muted">loading…</p>`;
   if (txns.error) return `<h1>Transactions</h1><p class="err">${esc(txns.error)}</p>`;
   const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "–");
@@ -290,14 +301,46 @@ function viewTransactions() {
         td(p.last_sequence, "num") + td(time(p.last_timestamp)) + td(p.txn_start_offset >= 0 ? p.txn_start_offset : "–", "num", `txn-open-${p.topic}-${p.partition}`) + "</tr>"));
 }
 
-async function loadTransactions() {
+async function loadOnDemand(page) {
   try {
-    const r = await fetch("/api/transactions");
-    txns = await r.json();
+    const r = await fetch(`/api/${page}`);
+    loaded[page] = await r.json();
   } catch (e) {
-    txns = {error: String(e)};
+    loaded[page] = {error: String(e)};
   }
-  if ((route().parts[0] || "") === "transactions") document.getElementById("view").innerHTML = viewTransactions();
+  if ((route().parts[0] || "") !== page) return;
+  document.getElementById("view").innerHTML = onDemandViews[page]();
+  if (page === "acls") document.getElementById("actions").hidden = loaded.acls.enabled === false;
+}
+
+// ACLs (DescribeAcls) with a delete button per binding; users: SCRAM credentials (mechanism and
+// iterations: Kafka never answers more about a credential) and client quotas.
+const aclText = (b) => `${b.permission} ${b.principal} ${b.operation} on ${b.resource_type} ${b.resource_name} (${b.pattern_type}) from host ${b.host}`;
+function viewAcls() {
+  const acls = loaded.acls;
+  if (acls === null) return `<h1>ACLs</h1><p class="muted">loading…</p>`;
+  if (acls.error) return `<h1>ACLs</h1><p class="err">${esc(acls.error)}</p>`;
+  if (!acls.enabled) return `<h1>ACLs</h1><div class="notfound" data-testid="acl-disabled">${esc(acls.message)}</div>`;
+  return `<h1>ACLs</h1><p class="muted">Every binding of the cluster's authorizer: a DENY wins over any ALLOW.</p>` +
+    table(["Permission", "Principal", "Operation", "Resource", "Name", "Pattern", "Host", ""], acls.bindings.map((b) =>
+      `<tr data-testid="acl-row">${td(b.permission === "DENY" ? `<span class="err">DENY</span>` : "ALLOW")}${td(esc(b.principal))}${td(esc(b.operation))}` +
+      td(esc(b.resource_type)) + td(esc(b.resource_name)) + td(esc(b.pattern_type)) + td(esc(b.host)) +
+      td(`<button class="danger" data-acl="${esc(JSON.stringify(b))}">Delete</button>`) + "</tr>"));
+}
+
+function viewUsers() {
+  const users = loaded.users;
+  if (users === null) return `<h1>Users</h1><p class="muted">loading…</p>`;
+  if (users.error) return `<h1>Users</h1><p class="err">${esc(users.error)}</p>`;
+  const value = (k, v) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`;
+  const entity = (q) => q.entity.map((e) => `${e.type}=${e.name ?? "<default>"}`).join(", ");
+  return `<h1>Users</h1>${users.errors.map((e) => `<p class="err">${esc(e)}</p>`).join("")}` +
+    `<h2>SCRAM credentials</h2><p class="muted">DescribeUserScramCredentials: each user's mechanisms and iteration counts (never a salt or a key).</p>` +
+    table(["User", "Credentials"], users.scram.map((u) => `<tr data-testid="scram-${esc(u.user)}">${td(esc(u.user))}` +
+      td(esc(u.credentials.map((c) => `${c.mechanism} (${c.iterations} iterations)`).join(", ")), "", `scram-creds-${u.user}`) + "</tr>")) +
+    `<h2>Client quotas</h2><p class="muted">DescribeClientQuotas: byte rates in bytes/s, request_percentage in % of a thread.</p>` +
+    table(["Entity", "Quotas"], users.quotas.map((q) => `<tr>${td(esc(entity(q)))}` +
+      td(esc(Object.entries(q.values).map(([k, v]) => value(k, v)).join(", ")), "", `quota-${entity(q)}`) + "</tr>"));
 }
 
 // ------------------------------------------------------------------ writes (each confirmed first)
@@ -329,6 +372,15 @@ function actionsFor(parts) {
   if (page === "messages") {
     return formBox("produce", "Produce a record", field("Key", "key", 'size="14"') + field("Value", "value", 'size="40"') +
       field("Headers (k=v, …)", "headers", 'size="24"'), "Produce");
+  }
+  if (page === "acls") {
+    const select = (label, name, options) => `<label>${label}<select name="${name}">${options.map((o) => `<option>${o}</option>`).join("")}</select></label>`;
+    return formBox("create-acl", "Add an ACL", field("Principal", "principal", 'size="16" required placeholder="User:alice"') +
+      select("Permission", "permission", ["ALLOW", "DENY"]) +
+      select("Operation", "operation", ["READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE", "CLUSTER_ACTION", "ALL"]) +
+      select("Resource", "resource_type", ["TOPIC", "GROUP", "CLUSTER", "TRANSACTIONAL_ID"]) + field("Name", "resource_name", 'size="16" placeholder="* for all"') +
+      select("Pattern", "pattern_type", ["LITERAL", "PREFIXED"]) + field("Host", "host", 'size="8" value="*"'), "Add") +
+      '<p class="status" data-testid="acl-delete-status"></p>';  // out of the view, which reloads redraw
   }
   if (page === "groups" && parts[1] !== undefined) {
     const opts = snap.topics.filter((t) => !t.internal).map((t) => `<option>${esc(t.name)}</option>`).join("");
@@ -389,6 +441,13 @@ function wireActions(parts) {
     if (!confirm(`Produce one record to ${t}-${p}?`)) return null;
     const j = await send("POST", `/api/topics/${enc(t)}/partitions/${enc(p)}/messages`, {key: f.get("key") || null, value: f.get("value"), headers});
     return `written at offset ${j.offset}`;
+  });
+  on("create-acl", async (f) => {
+    const binding = Object.fromEntries(["principal", "permission", "operation", "resource_type", "resource_name", "pattern_type", "host"].map((k) => [k, f.get(k)]));
+    if (!confirm(`Add the ACL: ${aclText(binding)}?`)) return null;
+    await send("POST", "/api/acls", binding);
+    await loadOnDemand("acls");
+    return "added";
   });
   on("reset-offsets", async (f, submitter) => {
     const execute = submitter && submitter.name === "execute";
@@ -453,9 +512,9 @@ function render() {
   else if (page === "topics") view.innerHTML = viewTopics();
   else if (page === "groups" && parts[1] !== undefined) view.innerHTML = viewGroup(parts[1]);
   else if (page === "groups") view.innerHTML = viewGroups();
-  else if (page === "transactions") {
-    view.innerHTML = viewTransactions();
-    loadTransactions();
+  else if (page in onDemandViews) {
+    view.innerHTML = onDemandViews[page]();
+    loadOnDemand(page);
   }
   else view.innerHTML = notFound(`The console has no page <b>${esc(location.hash)}</b>.`);
   document.getElementById("actions").hidden = !!view.querySelector("[data-testid=not-found]");
@@ -470,7 +529,22 @@ function connect() {
   ws.onclose = () => { connected = false; render(); setTimeout(connect, 1000); };
 }
 
-setInterval(() => { if ((route().parts[0] || "") === "transactions" && connected) loadTransactions(); }, 2000);
+setInterval(() => { const page = route().parts[0] || ""; if (page in onDemandViews && connected) loadOnDemand(page); }, 2000);
+document.getElementById("view").addEventListener("click", async (e) => {  // an ACL's Delete button
+  const button = e.target.closest("button[data-acl]");
+  if (!button) return;
+  const binding = JSON.parse(button.dataset.acl), status = document.querySelector("[data-testid=acl-delete-status]");
+  if (!confirm(`Delete the ACL: ${aclText(binding)}?`)) return;
+  try {
+    await send("POST", "/api/acls/delete", binding);
+    status.className = "status ok";
+    status.textContent = `deleted: ${aclText(binding)}`;
+    await loadOnDemand("acls");
+  } catch (err) {
+    status.textContent = err.message;
+    status.classList.add("err");
+  }
+});
 window.addEventListener("hashchange", () => {
   routeKey = "";
   for (const k of Object.keys(configCache)) delete configCache[k];

@@ -42,7 +42,7 @@ from google.protobuf.message import DecodeError
 from suoi.http.registry.formats import ParsedSchema, Reference, SchemaParseError
 from suoi.http.registry.formats.proto_text import parse_proto_text
 
-__all__ = ["ProtobufSchema", "parse"]
+__all__ = ["ProtobufSchema", "build", "parse"]
 
 F = descriptor_pb2.FieldDescriptorProto
 _NAMED = {F.TYPE_MESSAGE, F.TYPE_ENUM, F.TYPE_GROUP}
@@ -96,6 +96,15 @@ def _decode(name: str, text: str) -> descriptor_pb2.FileDescriptorProto:
 
 
 def parse(text: str, references: list[Reference]) -> ProtobufSchema:
+    resolved = descriptor_pb2.FileDescriptorProto()
+    build(text, references).CopyToProto(resolved)  # type names fully qualified, field types filled in
+    return ProtobufSchema(text, resolved)
+
+
+def build(text: str, references: list[Reference]) -> Any:
+    """The schema as the runtime's built ``FileDescriptor``, in a pool of its own with its references
+    (and the well-known types it imports): what a dynamic message class is made from (the
+    console's message browser decodes values with it)."""
     pool = descriptor_pool.DescriptorPool()
     default = descriptor_pool.Default()
     main = _decode("schema.proto", text)
@@ -115,14 +124,11 @@ def parse(text: str, references: list[Reference]) -> ProtobufSchema:
                 pool.Add(fdp)
                 added.add(fdp.name)
         pool.Add(main)
-        built = pool.FindFileByName(main.name)  # builds it: unknown types, duplicate numbers, ... fail here
+        return pool.FindFileByName(main.name)  # builds it: unknown types, duplicate numbers, ... fail here
     except SchemaParseError:
         raise
     except (TypeError, KeyError, ValueError) as exc:
         raise SchemaParseError(str(exc)) from None
-    resolved = descriptor_pb2.FileDescriptorProto()
-    built.CopyToProto(resolved)  # type names fully qualified, field types filled in
-    return ProtobufSchema(text, resolved)
 
 
 def _messages(prefix: str, messages: Any) -> dict[str, descriptor_pb2.DescriptorProto]:
