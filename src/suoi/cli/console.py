@@ -45,15 +45,19 @@ def run(args: argparse.Namespace) -> int:
     from suoi.http.console import Console, parse_listener
     from suoi.http.console.kafka_reads import parse_bootstrap
     from suoi.security.client import from_client_properties
-    from suoi.security.sasl import CLIENT_MECHANISMS
+    from suoi.security.sasl import SCRAM_MECHANISMS
+
+    # what Kafka client properties give credentials for (OAUTHBEARER needs a login callback, which
+    # client properties do not configure here)
+    mechanisms = ("PLAIN", *SCRAM_MECHANISMS)
 
     try:
         security = from_client_properties(read_props(args.command_config))
     except (ValueError, OSError) as exc:  # never the file's values: they may hold a password
         raise CliError(f"--command-config: {exc}") from None
-    if security.sasl is not None and security.sasl.mechanism not in CLIENT_MECHANISMS:
+    if security.sasl is not None and security.sasl.mechanism not in mechanisms:
         raise CliError(f"--command-config: sasl.mechanism={security.sasl.mechanism}: suoi console authenticates "
-                       f"with {', '.join(CLIENT_MECHANISMS)}")
+                       f"with {', '.join(mechanisms)}")
     if not 0.1 <= args.interval <= 60:
         raise CliError("--interval must be between 0.1 and 60 seconds")
     try:
