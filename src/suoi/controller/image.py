@@ -127,6 +127,13 @@ class PartitionRegistration:
     adding_replicas: tuple[int, ...] = ()
     removing_replicas: tuple[int, ...] = ()
 
+    def validate_isr_and_leader(self, isr_changed: bool) -> None:
+        """The ISR (if it changed) is distinct members of the replicas; the leader is in it or -1."""
+        if isr_changed and (len(set(self.isr)) != len(self.isr) or not set(self.isr) <= set(self.replicas)):
+            raise MetadataRecordError(f"isr {list(self.isr)} must be distinct members of replicas {list(self.replicas)}")
+        if self.leader != NO_LEADER and self.leader not in self.isr:
+            raise MetadataRecordError(f"leader {self.leader} is not in isr {list(self.isr)}")
+
     @property
     def preferred_leader(self) -> int:
         return self.replicas[0]
@@ -148,10 +155,7 @@ class PartitionRegistration:
     def validate(self) -> None:
         if not self.replicas or len(set(self.replicas)) != len(self.replicas):
             raise MetadataRecordError(f"replicas {list(self.replicas)} must be non-empty and distinct")
-        if len(set(self.isr)) != len(self.isr) or not set(self.isr) <= set(self.replicas):
-            raise MetadataRecordError(f"isr {list(self.isr)} must be distinct members of replicas {list(self.replicas)}")
-        if self.leader != NO_LEADER and self.leader not in self.isr:
-            raise MetadataRecordError(f"leader {self.leader} is not in isr {list(self.isr)}")
+        self.validate_isr_and_leader(True)
         adding, removing = set(self.adding_replicas), set(self.removing_replicas)
         if (len(adding) != len(self.adding_replicas) or len(removing) != len(self.removing_replicas)
                 or not adding | removing <= set(self.replicas) or adding & removing
@@ -472,15 +476,20 @@ class MetadataBuilder:
         if old is None:
             raise MetadataRecordError(f"unknown partition {t.name}-{r.partition}")
         new = PartitionRegistration(
-            replicas=old.replicas if r.replicas is None else r.replicas,
-            isr=old.isr if r.isr is None else r.isr,
-            leader=old.leader if r.leader is None else r.leader,
-            leader_epoch=old.leader_epoch + (0 if r.leader is None else 1),
-            partition_epoch=old.partition_epoch + 1,
-            adding_replicas=old.adding_replicas if r.adding_replicas is None else r.adding_replicas,
-            removing_replicas=old.removing_replicas if r.removing_replicas is None else r.removing_replicas,
+            old.replicas if r.replicas is None else r.replicas,
+            old.isr if r.isr is None else r.isr,
+            old.leader if r.leader is None else r.leader,
+            old.leader_epoch + (0 if r.leader is None else 1),
+            old.partition_epoch + 1,
+            old.adding_replicas if r.adding_replicas is None else r.adding_replicas,
+            old.removing_replicas if r.removing_replicas is None else r.removing_replicas,
         )
-        new.validate()
+        if r.replicas is None and r.adding_replicas is None and r.removing_replicas is None:
+            # Only the leader and/or the ISR move (every fencing and election: thousands of records
+            # per broker restart): the replica sets were checked when they were set.
+            new.validate_isr_and_leader(r.isr is not None)
+        else:
+            new.validate()
         t.partitions[r.partition] = new
 
     def _remove_topic(self, r: RemoveTopic) -> None:
