@@ -17,6 +17,11 @@ every 10 ms, so no client library's reconnect backoff is measured.
             `--listeners PLAINTEXT://...` and `--log-dirs` (no process.roles: before KRaft
             everywhere a standalone node, now a single KRaft node that is its own quorum).
 
+Each figure also comes with the node process's CPU time by then (utime + stime from /proc): on
+the shared 2-core machine wall-clock times swing 2-3x with other jobs' load, CPU time much less.
+`--no-fresh` runs only the restarts (at 10,000 partitions a fresh node per run is minutes of
+set-up for nothing).
+
 Medians of --runs (5) runs each, after --warmup (1) uncounted fresh run per tree.  `--src LABEL=DIR` (repeatable) runs the node from another
 source tree (e.g. `git archive` of an older commit into DIR, then DIR/src) for before/after
 figures in one session; the trees' runs alternate so load on the machine hits them alike.
@@ -85,6 +90,7 @@ class Node:
         text = (REPO_ROOT / "config" / "server.properties").read_text()
         text = text.replace("9092", str(self.port)).replace("9093", str(cport))
         text = text.replace(":8081", f":{free_port()}")  # make run's schema registry, on a free port too
+        text = text.replace(":9644", f":{free_port()}")  # and its admin endpoint (a node still stopping holds it)
         text = text.replace("log.dirs=./suoi-data", f"log.dirs={self.workdir / 'data'}")
         text = text.replace("console.listeners=", "#console.listeners=")  # the broker alone (and no fixed :8080)
         (self.workdir / "server.properties").write_text(text)
@@ -215,6 +221,7 @@ def main() -> int:
                         help="fresh runs per tree first, not counted (they write the tree's .pyc files)")
     parser.add_argument("--timeout", type=float, default=120.0, help="bound of each wait (s)")
     parser.add_argument("--no-restart", action="store_true", help="only the fresh start")
+    parser.add_argument("--no-fresh", action="store_true", help="only the restart")
     parser.add_argument("--json", action="store_true", help="also print one JSON line of all figures")
     parser.add_argument("--bare", action="store_true",
                         help="no config file (as suoi.testing.EmbeddedBroker starts a node) instead of server.properties")
@@ -224,9 +231,9 @@ def main() -> int:
     fresh: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in trees}
     restart: dict[str, list[tuple[float, float, int, float, float]]] = {label: [] for label, _ in trees}
     for label, src in trees:
-        for _ in range(args.warmup):
+        for _ in range(0 if args.no_fresh else args.warmup):
             log(f"warm-up {label}: {fresh_run(src, args.timeout, args.bare)[0]:.3f}s")
-    for run in range(args.runs):
+    for run in range(0 if args.no_fresh else args.runs):
         for label, src in trees:
             fresh[label].append(fresh_run(src, args.timeout, args.bare))
             log(f"fresh {label} run {run + 1}: {fresh[label][-1][0]:.3f}s (cpu {fresh[label][-1][1]:.2f}s)")
@@ -243,8 +250,9 @@ def main() -> int:
 
     print(f"\nstart-up, median [min-max] of {args.runs} runs (s); cpu = the node process's CPU time by then")
     figures: dict[str, dict[str, float]] = {}
-    columns = [("fresh: Metadata", "fresh_metadata_s", [(label, [r[0] for r in fresh[label]]) for label, _ in trees]),
-               ("fresh: cpu", "fresh_metadata_cpu_s", [(label, [r[1] for r in fresh[label]]) for label, _ in trees])]
+    columns = [] if args.no_fresh else [
+        ("fresh: Metadata", "fresh_metadata_s", [(label, [r[0] for r in fresh[label]]) for label, _ in trees]),
+        ("fresh: cpu", "fresh_metadata_cpu_s", [(label, [r[1] for r in fresh[label]]) for label, _ in trees])]
     if not args.no_restart:
         for title, key, i in (("restart: Metadata", "restart_metadata_s", 0), ("restart: serving", "restart_serving_s", 1),
                               ("restart: cpu at serving", "restart_serving_cpu_s", 4), ("restart: log lines", "restart_log_lines", 2)):
