@@ -51,6 +51,7 @@ from common import (  # noqa: E402  (shared benchmark helpers)
     free_port,
     log,
     percentile,
+    read_cpu_s,
     read_rss_mb,
 )
 from confluent_kafka import KafkaException, Producer, TopicPartition  # noqa: E402
@@ -307,17 +308,22 @@ def main() -> None:
         admin = AdminClient({"bootstrap.servers": bootstrap})
         if "one-topic" not in skip:
             log(f"one topic of {args.partitions} partitions")
+            cpu0 = read_cpu_s(pid)
             a, r, e = create(admin, bootstrap, {"bench-one": args.partitions}, args.timeout)
-            results["one_topic"] = {"partitions": args.partitions, "answered_s": a, "ready_s": r, "error": e}
+            results["one_topic"] = {"partitions": args.partitions, "answered_s": a, "ready_s": r, "error": e,
+                                    "cpu_s": _cpu_since(pid, cpu0)}
         if "many" not in skip:
             log(f"{args.topics} topics x {args.per_topic} partitions in one request")
+            cpu0 = read_cpu_s(pid)
             a, r, e = create(admin, bootstrap, {f"bench-many-{i}": args.per_topic for i in range(args.topics)},
                              args.timeout)
             results["many_topics"] = {"topics": args.topics, "per_topic": args.per_topic, "answered_s": a,
-                                      "ready_s": r, "error": e}
+                                      "ready_s": r, "error": e, "cpu_s": _cpu_since(pid, cpu0)}
         if "big" not in skip:
             log(f"one topic of {args.big} partitions with Metadata/Produce probes")
+            cpu0 = read_cpu_s(pid)
             results["big"] = phase_big(bootstrap, admin, args, pid)
+            results["big"]["cpu_s"] = _cpu_since(pid, cpu0)
         if "huge" not in skip:
             log("CreateTopics of 2^31-1 partitions")
             results["huge"] = phase_huge(bootstrap)
@@ -337,6 +343,16 @@ def main() -> None:
         print(json.dumps(clean_json(results)))
 
 
+def _cpu_since(pid: int | None, before: float | None) -> float | None:
+    """The node's CPU seconds since ``before`` (its polls for readiness included)."""
+    now = read_cpu_s(pid)
+    return None if now is None or before is None else now - before
+
+
+def _cpu(x: dict[str, Any]) -> str:
+    return f", node CPU {x['cpu_s']:.2f} s" if x.get("cpu_s") is not None else ""
+
+
 def _s(v: float | None) -> str:
     return "timeout" if v is None else f"{v:.2f} s"
 
@@ -350,16 +366,16 @@ def report(r: dict[str, Any]) -> None:
     if "one_topic" in r:
         x = r["one_topic"]
         print(f"  1 topic x {x['partitions']} partitions: answered {_s(x['answered_s'])}, "
-              f"all leaders ready {_s(x['ready_s'])}" + (f"  error {x['error']}" if x["error"] else ""))
+              f"all leaders ready {_s(x['ready_s'])}{_cpu(x)}" + (f"  error {x['error']}" if x["error"] else ""))
     if "many_topics" in r:
         x = r["many_topics"]
         print(f"  {x['topics']} topics x {x['per_topic']} partitions, one request: answered {_s(x['answered_s'])}, "
-              f"all ready {_s(x['ready_s'])}" + (f"  error {x['error']}" if x["error"] else ""))
+              f"all ready {_s(x['ready_s'])}{_cpu(x)}" + (f"  error {x['error']}" if x["error"] else ""))
     if "big" in r:
         x = r["big"]
         print(f"  1 topic x {x['partitions']} partitions: answered {_s(x['answered_s'])}, all ready "
               f"{_s(x['ready_s'])}" + (f"  error {x['error']}" if x["error"] else "")
-              + (f", RSS after {x['rss_mb']:.0f} MB" if x.get("rss_mb") else ""))
+              + (f", RSS after {x['rss_mb']:.0f} MB" if x.get("rss_mb") else "") + _cpu(x))
         print(f"    probes while it was created ({x['created_s']:.2f} s, to the last partition answering):")
         for kind in ("metadata", "produce"):
             p = x[kind]

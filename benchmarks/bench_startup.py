@@ -17,6 +17,11 @@ every 10 ms, so no client library's reconnect backoff is measured.
             `--listeners PLAINTEXT://...` and `--log-dirs` (no process.roles: before KRaft
             everywhere a standalone node, now a single KRaft node that is its own quorum).
 
+Each figure also comes with the node process's CPU time by then (utime + stime from /proc): on
+the shared 2-core machine wall-clock times swing 2-3x with other jobs' load, CPU time much less.
+`--no-fresh` runs only the restarts (at 10,000 partitions a fresh node per run is minutes of
+set-up for nothing).
+
 Medians of --runs (5) runs each, after --warmup (1) uncounted fresh run per tree.  `--src LABEL=DIR` (repeatable) runs the node from another
 source tree (e.g. `git archive` of an older commit into DIR, then DIR/src) for before/after
 figures in one session; the trees' runs alternate so load on the machine hits them alike.
@@ -45,7 +50,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import free_port, log  # noqa: E402  (shared benchmark helpers)
+from common import free_port, log, read_cpu_s  # noqa: E402  (shared benchmark helpers)
 from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest  # noqa: E402
 from kio.schema.list_offsets.v7.request import ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic  # noqa: E402
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic  # noqa: E402
@@ -85,6 +90,7 @@ class Node:
         text = (REPO_ROOT / "config" / "server.properties").read_text()
         text = text.replace("9092", str(self.port)).replace("9093", str(cport))
         text = text.replace(":8081", f":{free_port()}")  # make run's schema registry, on a free port too
+        text = text.replace(":9644", f":{free_port()}")  # and its admin endpoint (a node still stopping holds it)
         text = text.replace("log.dirs=./suoi-data", f"log.dirs={self.workdir / 'data'}")
         text = text.replace("console.listeners=", "#console.listeners=")  # the broker alone (and no fixed :8080)
         (self.workdir / "server.properties").write_text(text)
@@ -103,6 +109,12 @@ class Node:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=env, cwd=self.workdir)
         return t0
+
+    def cpu_s(self) -> float:
+        """The node process's CPU time so far (utime + stime): what a loaded machine does not
+        inflate the way it inflates wall-clock time."""
+        cpu = read_cpu_s(self.proc.pid if self.proc is not None else None)
+        return float("nan") if cpu is None else cpu
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -157,12 +169,13 @@ def serving_partitions(node: Node, partitions: int) -> bool:
     return all(p.error_code == 0 for t in answer.topics for p in t.partitions)
 
 
-def fresh_run(src: Path, timeout: float, bare: bool = False) -> float:
+def fresh_run(src: Path, timeout: float, bare: bool = False) -> tuple[float, float]:
+    """(s to the first Metadata, the node's CPU s by then)."""
     node = Node(src, bare=bare)
     try:
         t0 = node.start()
         wait_for(lambda: metadata_answered(node), node, t0 + timeout, "first Metadata")
-        return time.monotonic() - t0
+        return time.monotonic() - t0, node.cpu_s()
     finally:
         node.remove()
 
@@ -182,17 +195,18 @@ def prepare_restart(src: Path, partitions: int, timeout: float, bare: bool = Fal
     return node
 
 
-def restart_run(node: Node, partitions: int, timeout: float) -> tuple[float, float, int]:
-    """(s to the first Metadata, s to serving every partition, log lines written by then)."""
+def restart_run(node: Node, partitions: int, timeout: float) -> tuple[float, float, int, float, float]:
+    """(s to the first Metadata, s to serving every partition, log lines written by then, the
+    node's CPU s at the first Metadata, at serving)."""
     t0 = node.start()
     try:
         wait_for(lambda: metadata_answered(node), node, t0 + timeout, "first Metadata")
-        first = time.monotonic() - t0
+        first, first_cpu = time.monotonic() - t0, node.cpu_s()
         wait_for(lambda: serving_partitions(node, partitions), node, t0 + timeout, "serving all partitions")
-        serving = time.monotonic() - t0
+        serving, serving_cpu = time.monotonic() - t0, node.cpu_s()
         assert node.logfile is not None
         lines = len(node.logfile.read_text(errors="replace").splitlines())
-        return first, serving, lines
+        return first, serving, lines, first_cpu, serving_cpu
     finally:
         node.stop()
 
@@ -207,21 +221,22 @@ def main() -> int:
                         help="fresh runs per tree first, not counted (they write the tree's .pyc files)")
     parser.add_argument("--timeout", type=float, default=120.0, help="bound of each wait (s)")
     parser.add_argument("--no-restart", action="store_true", help="only the fresh start")
+    parser.add_argument("--no-fresh", action="store_true", help="only the restart")
     parser.add_argument("--json", action="store_true", help="also print one JSON line of all figures")
     parser.add_argument("--bare", action="store_true",
                         help="no config file (as suoi.testing.EmbeddedBroker starts a node) instead of server.properties")
     args = parser.parse_args()
     trees = [(s.split("=", 1)[0], Path(s.split("=", 1)[1]).resolve()) for s in args.src] or [("this", REPO_ROOT / "src")]
 
-    fresh: dict[str, list[float]] = {label: [] for label, _ in trees}
-    restart: dict[str, list[tuple[float, float, int]]] = {label: [] for label, _ in trees}
+    fresh: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in trees}
+    restart: dict[str, list[tuple[float, float, int, float, float]]] = {label: [] for label, _ in trees}
     for label, src in trees:
-        for _ in range(args.warmup):
-            log(f"warm-up {label}: {fresh_run(src, args.timeout, args.bare):.3f}s")
-    for run in range(args.runs):
+        for _ in range(0 if args.no_fresh else args.warmup):
+            log(f"warm-up {label}: {fresh_run(src, args.timeout, args.bare)[0]:.3f}s")
+    for run in range(0 if args.no_fresh else args.runs):
         for label, src in trees:
             fresh[label].append(fresh_run(src, args.timeout, args.bare))
-            log(f"fresh {label} run {run + 1}: {fresh[label][-1]:.3f}s")
+            log(f"fresh {label} run {run + 1}: {fresh[label][-1][0]:.3f}s (cpu {fresh[label][-1][1]:.2f}s)")
     if not args.no_restart:
         nodes = {label: prepare_restart(src, args.partitions, args.timeout, args.bare) for label, src in trees}
         try:
@@ -233,19 +248,21 @@ def main() -> int:
             for node in nodes.values():
                 node.remove()
 
-    print(f"\nstart-up, median of {args.runs} runs (s)")
-    print(f"{'tree':<12}{'fresh: Metadata':>17}{'restart: Metadata':>19}{'restart: serving':>18}{'log lines':>11}")
+    print(f"\nstart-up, median [min-max] of {args.runs} runs (s); cpu = the node process's CPU time by then")
     figures: dict[str, dict[str, float]] = {}
-    for label, _ in trees:
-        row = {"fresh_metadata_s": statistics.median(fresh[label])}
-        if restart[label]:
-            row["restart_metadata_s"] = statistics.median(r[0] for r in restart[label])
-            row["restart_serving_s"] = statistics.median(r[1] for r in restart[label])
-            row["restart_log_lines"] = statistics.median(r[2] for r in restart[label])
-        figures[label] = row
-        cells = [f"{row.get(k, float('nan')):>{w}.3f}" for k, w in
-                 (("fresh_metadata_s", 17), ("restart_metadata_s", 19), ("restart_serving_s", 18))]
-        print(f"{label:<12}{''.join(cells)}{row.get('restart_log_lines', 0):>11.0f}")
+    columns = [] if args.no_fresh else [
+        ("fresh: Metadata", "fresh_metadata_s", [(label, [r[0] for r in fresh[label]]) for label, _ in trees]),
+        ("fresh: cpu", "fresh_metadata_cpu_s", [(label, [r[1] for r in fresh[label]]) for label, _ in trees])]
+    if not args.no_restart:
+        for title, key, i in (("restart: Metadata", "restart_metadata_s", 0), ("restart: serving", "restart_serving_s", 1),
+                              ("restart: cpu at serving", "restart_serving_cpu_s", 4), ("restart: log lines", "restart_log_lines", 2)):
+            columns.append((title, key, [(label, [r[i] for r in restart[label]]) for label, _ in trees]))
+    for title, key, per_tree in columns:
+        print(f"  {title}")
+        for label, values in per_tree:
+            median = statistics.median(values)
+            figures.setdefault(label, {})[key] = median
+            print(f"    {label:<12}{median:>8.3f}  [{min(values):.3f}-{max(values):.3f}]")
     print(f"(restart: one topic of {args.partitions} empty partitions)")
     if args.json:
         print(json.dumps({"runs": args.runs, "partitions": args.partitions, "figures": figures}))

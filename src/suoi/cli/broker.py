@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         runner = asyncio.run
     from suoi.log.meta_properties import StorageFormatError
 
+    _tune_gc()
     try:
         return int(runner(_serve(config)))
     except StorageFormatError as exc:  # unformatted, or formatted for another cluster: one ERROR line
@@ -87,6 +88,29 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, RuntimeError) as exc:  # a port in use, a data dir of another node or mode
         print(f"suoi broker: {exc}", file=sys.stderr)
         return 1
+
+
+#: gen0 threshold of the broker process's cyclic GC (Python's default: 700). Start-up and topic
+#: creation allocate hundreds of thousands of long-lived objects (logs, partition states, image
+#: records); at 700 the collector ran a full pass every time the heap had grown by a quarter and
+#: took 60% of the CPU of a restart with 10,000 partitions. Almost everything is freed by
+#: reference counting, so a larger young generation only delays collecting rare cycles.
+GC_GEN0_THRESHOLD = 20_000
+
+
+def _tune_gc() -> None:
+    """Tune the cyclic garbage collector for a long-running server process: collections run
+    less often (`GC_GEN0_THRESHOLD`, the figure that matters), and the objects made by the
+    imports (~40,000: modules, classes, kio's schemas), which live as long as the process, are
+    frozen out of every collection.
+    Only the `suoi broker` process: an in-process node leaves its host process's GC alone."""
+    import gc
+
+    import suoi.broker  # noqa: F401 - the broker's modules too (imported here first, then frozen)
+
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, max(gen1, 20), max(gen2, 20))
 
 
 async def _serve(config: Any) -> int:

@@ -508,7 +508,8 @@ class KRaftServices:
         me = self.node_id
         pacer = Pacer()
         delta = MetadataDelta.between(old, new)
-        for gone in delta.local_changes(me).deleted:
+        local = delta.local_changes(me)
+        for gone in local.deleted:
             if logs.topic(gone.topic_name) is not None and new.topic(gone.topic_name) is None:
                 logs.delete_topic(gone.topic_name)
                 log.info("deleted local replicas of topic %s", gone.topic_name)
@@ -537,7 +538,7 @@ class KRaftServices:
             logs.delete_topic(name)
             log.info("deleted local replicas of topic %s", name)
         if self.replicas is not None:
-            await self.replicas.apply(old, new, pacer)
+            await self.replicas.apply(old, new, pacer, local)
         if old.offset < 0 or any(rtype == ConfigResourceType.BROKER and name in ("", str(me))
                                  for rtype, name in delta.changed_configs):
             self._apply_broker_configs(new)

@@ -82,9 +82,11 @@ class MetadataDelta:
         deleted: list[LocalPartition] = []
         leaders: list[LocalPartition] = []
         followers: list[LocalPartition] = []
-        order = sorted(self.changed_partitions.items(), key=lambda kv: (self.topic_name(kv[0][0]), kv[0][1]))
+        # Each topic's name looked up once, not per partition (a restart changes 10,000s of them).
+        names = {tid: self.topic_name(tid) for tid, _ in self.changed_partitions}
+        order = sorted(self.changed_partitions.items(), key=lambda kv: (names[kv[0][0]], kv[0][1]))
         for (tid, p), (before, after) in order:
-            name = self.topic_name(tid)
+            name = names[tid]
             hosted_before = before is not None and broker_id in before.replicas
             if after is None or broker_id not in after.replicas:
                 if hosted_before:

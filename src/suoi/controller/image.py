@@ -19,16 +19,14 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
 
-from suoi.authorizer.acl import AclBinding, AclOperation, AclPermissionType, PatternType, ResourceType
+from suoi.authorizer.acl import AclBinding
 from suoi.controller.records import (
-    NO_LEADER,
     AccessControlEntry,
     BeginControlledShutdown,
     ClientQuota,
     Config,
     FeatureLevel,
     FenceBroker,
-    Listener,
     MetadataRecordError,
     Partition,
     PartitionChange,
@@ -46,6 +44,8 @@ from suoi.controller.records import (
     record_from_dict,
     record_to_dict,
 )
+from suoi.controller.registrations import BrokerRegistration, PartitionRegistration, TopicImage
+from suoi.controller.security_image import ClientQuotaEntity, SecurityState, security_snapshot_records
 
 __all__ = [
     "SNAPSHOT_VERSION",
@@ -60,16 +60,6 @@ __all__ = [
 
 SNAPSHOT_VERSION = 1
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
-#: A client quota entity (KIP-546): ((type, name or None for the default), ...) sorted by type.
-ClientQuotaEntity = tuple[tuple[str, str | None], ...]
-
-
-def _binding(r: AccessControlEntry) -> AclBinding:
-    try:
-        return AclBinding(ResourceType(r.resource_type), r.resource_name, PatternType(r.pattern_type), r.principal,
-                          r.host, AclOperation(r.operation), AclPermissionType(r.permission_type))
-    except ValueError as e:
-        raise MetadataRecordError(f"AccessControlEntry {r.id}: {e}") from None
 
 
 class ConfigResourceType(IntEnum):
@@ -91,85 +81,6 @@ class _EntryLike(Protocol):
     def payload(self) -> bytes: ...
     @property
     def control(self) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerRegistration:
-    broker_id: int
-    incarnation_id: uuid.UUID
-    epoch: int
-    listeners: tuple[Listener, ...] = ()
-    rack: str | None = None
-    fenced: bool = True
-    in_controlled_shutdown: bool = False
-
-    @property
-    def eligible(self) -> bool:
-        """May lead partitions and join ISRs: unfenced and not shutting down."""
-        return not self.fenced and not self.in_controlled_shutdown
-
-    def listener(self, name: str) -> Listener | None:
-        return next((x for x in self.listeners if x.name == name), None)
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionRegistration:
-    """A partition's replicas, ISR and leader. During a reassignment (KIP-455) ``replicas``
-    holds the target replicas followed by the ones being removed; ``adding_replicas`` are
-    target replicas that were not replicas before, ``removing_replicas`` the ones that go
-    when it completes."""
-
-    replicas: tuple[int, ...]
-    isr: tuple[int, ...]
-    leader: int
-    leader_epoch: int = 0
-    partition_epoch: int = 0
-    adding_replicas: tuple[int, ...] = ()
-    removing_replicas: tuple[int, ...] = ()
-
-    @property
-    def preferred_leader(self) -> int:
-        return self.replicas[0]
-
-    @property
-    def is_reassigning(self) -> bool:
-        return bool(self.adding_replicas or self.removing_replicas)
-
-    @property
-    def original_replicas(self) -> tuple[int, ...]:
-        """The replicas before the ongoing reassignment (what cancelling it restores)."""
-        return tuple(r for r in self.replicas if r not in self.adding_replicas)
-
-    @property
-    def target_replicas(self) -> tuple[int, ...]:
-        """The replicas once the ongoing reassignment completes."""
-        return tuple(r for r in self.replicas if r not in self.removing_replicas)
-
-    def validate(self) -> None:
-        if not self.replicas or len(set(self.replicas)) != len(self.replicas):
-            raise MetadataRecordError(f"replicas {list(self.replicas)} must be non-empty and distinct")
-        if len(set(self.isr)) != len(self.isr) or not set(self.isr) <= set(self.replicas):
-            raise MetadataRecordError(f"isr {list(self.isr)} must be distinct members of replicas {list(self.replicas)}")
-        if self.leader != NO_LEADER and self.leader not in self.isr:
-            raise MetadataRecordError(f"leader {self.leader} is not in isr {list(self.isr)}")
-        adding, removing = set(self.adding_replicas), set(self.removing_replicas)
-        if (len(adding) != len(self.adding_replicas) or len(removing) != len(self.removing_replicas)
-                or not adding | removing <= set(self.replicas) or adding & removing
-                or len(removing) == len(self.replicas)):
-            raise MetadataRecordError(
-                f"adding {list(self.adding_replicas)} and removing {list(self.removing_replicas)} must be distinct, "
-                f"disjoint members of replicas {list(self.replicas)}, and leave a target replica")
-
-
-@dataclass(frozen=True, slots=True)
-class TopicImage:
-    name: str
-    topic_id: uuid.UUID
-    partitions: Mapping[int, PartitionRegistration]
-
-    @property
-    def num_partitions(self) -> int:
-        return len(self.partitions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,13 +168,7 @@ class MetadataImage:
         out.extend(c for _, c in sorted(self.scram.items()))
         if self.next_producer_id:
             out.append(ProducerIds(broker_id=-1, broker_epoch=-1, next_producer_id=self.next_producer_id))
-        for acl_id, a in sorted(self.acls.items()):
-            out.append(AccessControlEntry(id=acl_id, resource_type=a.resource_type, resource_name=a.resource_name,
-                                          pattern_type=a.pattern_type, principal=a.principal, host=a.host,
-                                          operation=a.operation, permission_type=a.permission))
-        for entity, quotas in sorted(self.client_quotas.items(), key=lambda kv: repr(kv[0])):
-            for key, quota in sorted(quotas.items()):
-                out.append(ClientQuota(entity=entity, key=key, quota_value=quota))
+        out.extend(security_snapshot_records(self.acls, self.client_quotas))
         return out
 
     def to_snapshot(self) -> bytes:
@@ -322,10 +227,8 @@ class MetadataBuilder:
     _names: dict[str, uuid.UUID] = field(default_factory=dict)
     _configs: dict[tuple[int, str], dict[str, str]] = field(default_factory=dict)
     _features: dict[str, int] = field(default_factory=dict)
-    _scram: dict[tuple[str, int], UserScramCredential] = field(default_factory=dict)
-    _acls: dict[uuid.UUID, AclBinding] = field(default_factory=dict)
-    _acls_view: Mapping[uuid.UUID, AclBinding] | None = None  # published; None once changed
-    _quotas: dict[ClientQuotaEntity, dict[str, float]] = field(default_factory=dict)
+    #: SCRAM credentials, ACLs and client quotas (security_image.py).
+    _security: SecurityState = field(default_factory=SecurityState)
     _image: MetadataImage | None = None
 
     @classmethod
@@ -338,9 +241,7 @@ class MetadataBuilder:
             b._names[t.name] = t.topic_id
         b._configs = {k: dict(v) for k, v in image.configs.items()}
         b._features = dict(image.features)
-        b._scram = dict(image.scram)
-        b._acls, b._acls_view = dict(image.acls), image.acls
-        b._quotas = {k: dict(v) for k, v in image.client_quotas.items()}
+        b._security = SecurityState.from_published(image.scram, image.acls, image.client_quotas)
         b._image = image
         return b
 
@@ -405,9 +306,13 @@ class MetadataBuilder:
     def apply(self, r: Record) -> None:
         self._image = None
         handler = _HANDLERS.get(type(r))
-        if handler is None:
+        if handler is not None:
+            handler(self, r)
+            return
+        security = _SECURITY_HANDLERS.get(type(r))
+        if security is None:
             raise MetadataRecordError(f"cannot apply {r!r}")
-        handler(self, r)
+        security(self._security, r)
 
     def _registered(self, broker_id: int, epoch: int) -> BrokerRegistration:
         b = self._brokers.get(broker_id)
@@ -472,15 +377,20 @@ class MetadataBuilder:
         if old is None:
             raise MetadataRecordError(f"unknown partition {t.name}-{r.partition}")
         new = PartitionRegistration(
-            replicas=old.replicas if r.replicas is None else r.replicas,
-            isr=old.isr if r.isr is None else r.isr,
-            leader=old.leader if r.leader is None else r.leader,
-            leader_epoch=old.leader_epoch + (0 if r.leader is None else 1),
-            partition_epoch=old.partition_epoch + 1,
-            adding_replicas=old.adding_replicas if r.adding_replicas is None else r.adding_replicas,
-            removing_replicas=old.removing_replicas if r.removing_replicas is None else r.removing_replicas,
+            old.replicas if r.replicas is None else r.replicas,
+            old.isr if r.isr is None else r.isr,
+            old.leader if r.leader is None else r.leader,
+            old.leader_epoch + (0 if r.leader is None else 1),
+            old.partition_epoch + 1,
+            old.adding_replicas if r.adding_replicas is None else r.adding_replicas,
+            old.removing_replicas if r.removing_replicas is None else r.removing_replicas,
         )
-        new.validate()
+        if r.replicas is None and r.adding_replicas is None and r.removing_replicas is None:
+            # Only the leader and/or the ISR move (every fencing and election: thousands of records
+            # per broker restart): the replica sets were checked when they were set.
+            new.validate_isr_and_leader(r.isr is not None)
+        else:
+            new.validate()
         t.partitions[r.partition] = new
 
     def _remove_topic(self, r: RemoveTopic) -> None:
@@ -511,40 +421,14 @@ class MetadataBuilder:
         else:
             self._features[r.name] = r.level
 
-    def _scram_credential(self, r: UserScramCredential) -> None:
-        self._scram[(r.name, r.mechanism)] = r
-
-    def _remove_scram_credential(self, r: RemoveUserScramCredential) -> None:
-        self._scram.pop((r.name, r.mechanism), None)
-
     def scram_credentials(self) -> Mapping[tuple[str, int], UserScramCredential]:
-        return self._scram
-    def _acl(self, r: AccessControlEntry) -> None:
-        if r.id in self._acls:
-            raise MetadataRecordError(f"ACL {r.id} already exists")
-        self._acls[r.id] = _binding(r)
-        self._acls_view = None
-
-    def _remove_acl(self, r: RemoveAccessControlEntry) -> None:
-        if self._acls.pop(r.id, None) is None:
-            raise MetadataRecordError(f"unknown ACL {r.id}")
-        self._acls_view = None
-
-    def _client_quota(self, r: ClientQuota) -> None:
-        entity = tuple(sorted(r.entity))
-        values = self._quotas.setdefault(entity, {})
-        if r.quota_value is None:
-            values.pop(r.key, None)
-            if not values:
-                del self._quotas[entity]
-        else:
-            values[r.key] = r.quota_value
+        return self._security.scram
 
     def acls(self) -> Mapping[uuid.UUID, AclBinding]:
-        return MappingProxyType(self._acls)
+        return MappingProxyType(self._security.acls)
 
     def client_quotas(self, entity: ClientQuotaEntity) -> Mapping[str, float]:
-        return MappingProxyType(self._quotas.get(tuple(sorted(entity)), {}))
+        return MappingProxyType(self._security.quotas.get(tuple(sorted(entity)), {}))
 
     # ------------------------------------------------------------------ publish
 
@@ -567,16 +451,11 @@ class MetadataBuilder:
             next_producer_id=self.next_producer_id,
             features=MappingProxyType(dict(self._features)),
             broker_epoch_high=self.broker_epoch_high,
-            scram=MappingProxyType(dict(self._scram)),
-            acls=self._published_acls(),
-            client_quotas=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self._quotas.items()}),
+            scram=self._security.published_scram(),
+            acls=self._security.published_acls(),
+            client_quotas=self._security.published_quotas(),
         )
         return self._image
-
-    def _published_acls(self) -> Mapping[uuid.UUID, AclBinding]:
-        if self._acls_view is None:
-            self._acls_view = MappingProxyType(dict(self._acls)) if self._acls else _EMPTY
-        return self._acls_view
 
 
 def _replace_broker(b: BrokerRegistration, *, fenced: bool, in_controlled_shutdown: bool) -> BrokerRegistration:
@@ -596,9 +475,11 @@ _HANDLERS: dict[type, Any] = {
     Config: MetadataBuilder._config,
     ProducerIds: MetadataBuilder._producer_ids,
     FeatureLevel: MetadataBuilder._feature,
-    UserScramCredential: MetadataBuilder._scram_credential,
-    RemoveUserScramCredential: MetadataBuilder._remove_scram_credential,
-    AccessControlEntry: MetadataBuilder._acl,
-    RemoveAccessControlEntry: MetadataBuilder._remove_acl,
-    ClientQuota: MetadataBuilder._client_quota,
+}
+_SECURITY_HANDLERS: dict[type, Any] = {
+    UserScramCredential: SecurityState.scram_credential,
+    RemoveUserScramCredential: SecurityState.remove_scram_credential,
+    AccessControlEntry: SecurityState.acl,
+    RemoveAccessControlEntry: SecurityState.remove_acl,
+    ClientQuota: SecurityState.client_quota,
 }

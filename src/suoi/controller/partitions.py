@@ -127,12 +127,23 @@ def remove_broker_from_isrs(c: QuorumController, broker_id: int) -> None:
 
 
 def elect_leaderless(c: QuorumController, broker_id: int) -> None:
-    """A broker became eligible: elect leaders for leaderless partitions it can lead."""
+    """A broker became eligible: elect leaders for leaderless partitions it can lead. A broker
+    restart unfences into thousands of them (every partition of a single node), so the common
+    case - no reassignment - is decided here: the first replica in the ISR that is eligible,
+    which is what `partition_change` decides for it; the rest (reassignments, no clean
+    leader) go through `partition_change`."""
+    eligible = {b.broker_id for b in c.state.brokers() if b.eligible}
     for tid, p, reg in list(c.state.iter_partitions()):
-        if reg.leader == NO_LEADER and broker_id in reg.replicas:
-            change = partition_change(c, tid, p)
-            if change is not None:
-                c.stage(change)
+        if reg.leader != NO_LEADER or broker_id not in reg.replicas:
+            continue
+        if not (reg.adding_replicas or reg.removing_replicas):
+            leader = next((r for r in reg.replicas if r in eligible and r in reg.isr), NO_LEADER)
+            if leader != NO_LEADER:
+                c.stage(PartitionChange(topic_id=tid, partition=p, leader=leader))
+                continue
+        change = partition_change(c, tid, p)
+        if change is not None:
+            c.stage(change)
 
 
 def alter_partition(

@@ -513,7 +513,7 @@ def record_to_dict(record: Record) -> dict[str, Any]:
 
 
 def record_from_dict(data: Mapping[str, Any]) -> Record:
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):  # JSON's dicts skip the ABC check
         raise MetadataRecordError(f"a record must be a JSON object, got {data!r}")
     kind = data.get("type")
     cls = _TYPES.get(kind) if isinstance(kind, str) else None

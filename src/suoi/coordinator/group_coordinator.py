@@ -116,7 +116,8 @@ class GroupCoordinator(CoordinatorRuntime):
         for snapshot in snapshots.values():
             if snapshot is not None:
                 self._process(self.machine.restore(snapshot, now))
-        log.info("%s-%d: loaded %d groups", OFFSETS_TOPIC, partition, sum(1 for s in snapshots.values() if s))
+        groups = sum(1 for s in snapshots.values() if s)  # an empty partition: no INFO line (50 at every start)
+        log.log(logging.INFO if groups else logging.DEBUG, "%s-%d: loaded %d groups", OFFSETS_TOPIC, partition, groups)
 
     def _unload(self, partition: int) -> None:
         """Forget the groups of `partition`: parked joins/syncs get NOT_COORDINATOR."""

@@ -98,7 +98,7 @@ class LazyFile:
 
     __slots__ = ("_fd", "_handles", "closed", "dirty", "flags", "path", "pins")
 
-    def __init__(self, path: Path, flags: int, handles: FileHandles | None = None) -> None:
+    def __init__(self, path: str | Path, flags: int, handles: FileHandles | None = None) -> None:
         self.path = path
         self.flags = flags
         self.pins = 0

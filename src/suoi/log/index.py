@@ -34,16 +34,20 @@ class _FixedIndex:
     _key_code: str
     _value_code: str
 
-    def __init__(self, path: Path, base_offset: int, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, base_offset: int, *, create: bool = True) -> None:
         """``create=False`` (a fresh segment's index): the file is made by its first write."""
-        self.path = path
+        self._path = os.fspath(path)  # a string: made per partition at start-up (see LogSegment)
         self.base_offset = base_offset
         self._keys: array[int] = array(self._key_code)
         self._values: array[int] = array(self._value_code)
         #: Opened on use, closed when idle (``handles.py``); created now unless ``create=False``.
-        self._file = LazyFile(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        self._file = LazyFile(self._path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         if create:
             self._file.fd  # noqa: B018 - creates the file
+
+    @property
+    def path(self) -> Path:
+        return Path(self._path)
 
     def __len__(self) -> int:
         return len(self._keys)

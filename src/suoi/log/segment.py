@@ -15,6 +15,7 @@ checked byte ranges, ``corrupt`` the bad batches.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -59,17 +60,19 @@ class LogSegment:
         the log cleaner writes its output segments that way. ``fresh``: the directory was just
         made, so no file exists yet; they are created by their first use (`fresh_segment`)."""
         self.base_offset = base_offset
-        self.log_path = directory / segment_file_name(base_offset, ".log" + suffix)
-        self._file = LazyFile(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-        index_path = directory / segment_file_name(base_offset, ".index" + suffix)
-        time_index_path = directory / segment_file_name(base_offset, ".timeindex" + suffix)
+        # The file names as plain strings: a restart opens a segment per partition (10,000s), and
+        # joining pathlib paths was most of that; `log_path` is made on first use.
+        prefix = os.path.join(directory, segment_file_name(base_offset, ""))
+        self._log_name = prefix + ".log" + suffix
+        self._file = LazyFile(self._log_name, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        index_path = prefix + ".index" + suffix
+        time_index_path = prefix + ".timeindex" + suffix
         #: An absent index cannot be told apart from an empty one once created.
-        self._indexes_missing = not fresh and not (index_path.exists() and time_index_path.exists())
+        self._indexes_missing = not fresh and not (os.path.exists(index_path) and os.path.exists(time_index_path))
         self.offset_index = OffsetIndex(index_path, base_offset, create=not fresh)
         self.time_index = TimeIndex(time_index_path, base_offset, create=not fresh)
         #: Aborted transactions whose marker is in this segment (file created on first abort).
-        self.txn_index = TransactionIndex(directory / segment_file_name(base_offset, ".txnindex" + suffix),
-                                          load=not fresh)
+        self.txn_index = TransactionIndex(prefix + ".txnindex" + suffix, load=not fresh)
         #: When a fresh segment was made (its retention clock while its file does not exist).
         self._created_ms = int(time.time() * 1000)
         self.size = 0 if fresh else os.fstat(self._file.fd).st_size
@@ -88,6 +91,11 @@ class LogSegment:
         #: Batches continue each other exactly (False for logs that were compacted: gaps).
         self.contiguous = True
         self._bad_index_entries: set[int] = set()
+
+    @functools.cached_property
+    def log_path(self) -> Path:
+        """The ``.log`` file."""
+        return Path(self._log_name)
 
     # ------------------------------------------------------------------ life cycle
 

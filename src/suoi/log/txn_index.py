@@ -50,12 +50,16 @@ class AbortedTxn:
 class TransactionIndex:
     """In-memory list of a segment's aborted transactions, persisted append-only."""
 
-    def __init__(self, path: Path, *, load: bool = True) -> None:
-        self.path = path
+    def __init__(self, path: str | Path, *, load: bool = True) -> None:
+        self._path = os.fspath(path)  # a string: made per partition at start-up (see LogSegment)
         self.entries: list[AbortedTxn] = []
         self._dirty = False
         if load:  # a fresh segment has no file to read
             self.load()
+
+    @property
+    def path(self) -> Path:
+        return Path(self._path)
 
     def load(self) -> None:
         try:

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import NodeClient
-from suoi.controller.delta import LocalPartition, MetadataDelta
+from suoi.controller.delta import LocalChanges, LocalPartition, MetadataDelta
 from suoi.controller.image import MetadataImage
 from suoi.coordinator.records import OFFSETS_TOPIC
 from suoi.coordinator.txn import TRANSACTION_STATE_TOPIC
@@ -187,12 +187,15 @@ class ReplicaManager(PartitionDirectory):
         return self.leaders.get(TopicPartition(topic, partition))
 
     # -- metadata ----------------------------------------------------------------------
-    async def apply(self, old: MetadataImage, new: MetadataImage, pacer: Ticker | None = None) -> None:
+    async def apply(self, old: MetadataImage, new: MetadataImage, pacer: Ticker | None = None,
+                    changes: LocalChanges | None = None) -> None:
         """Become leader / follower / nothing for every local partition the change touches,
-        yielding to the event loop between slices of work (`pacer`)."""
+        yielding to the event loop between slices of work (`pacer`). ``changes``: this node's
+        `local_changes` from ``old`` to ``new`` when the caller has them already."""
         pacer = pacer or Unpaced()
         self._update_addresses(new)
-        changes = MetadataDelta.between(old, new).local_changes(self.node_id)
+        if changes is None:
+            changes = MetadataDelta.between(old, new).local_changes(self.node_id)
         # One line per partition for a few changes; one summary line for a topic creation's thousands.
         many = len(changes.leaders) + len(changes.followers) > DETAILED_CHANGES
         self._detail = logging.DEBUG if many else logging.INFO

@@ -165,6 +165,26 @@ def test_last_isr_member_stays_and_is_reelected_when_it_returns() -> None:
     h.check_replay()
 
 
+def test_a_single_node_restart_writes_one_leader_change_per_partition_each_way() -> None:
+    """Kafka's records for a lone broker's controlled shutdown and return: each partition once
+    to no leader (the ISR keeps its last member), once back to it with a new leader epoch."""
+    h = Harness(1)
+    h.create("many", 50, 1)
+    shutdown = h.heartbeat(0, want_shutdown=True)
+    changes = [r for r in shutdown.records if isinstance(r, PartitionChange)]
+    assert len(changes) == 50 and all((c.leader, c.isr, c.replicas) == (-1, None, None) for c in changes)
+    assert h.heartbeat(0, want_shutdown=True).response.should_shutdown
+    assert h.register(0, n=1).response.error == ErrorCode.none
+    back = h.heartbeat(0)
+    assert not back.response.is_fenced
+    changes = [r for r in back.records if isinstance(r, PartitionChange)]
+    assert sorted(c.partition for c in changes) == list(range(50))
+    assert all((c.leader, c.isr, c.replicas, c.adding_replicas) == (0, None, None, None) for c in changes)
+    assert {(r.leader, r.isr, r.leader_epoch, r.partition_epoch) for r in h.image.topic("many").partitions.values()
+            } == {(0, (0,), 2, 2)}  # type: ignore[union-attr]
+    h.check_replay()
+
+
 def test_unclean_election_when_enabled_for_the_topic() -> None:
     h = Harness(2)
     h.create("u", assignments={0: [0, 1]}, partitions=-1, rf=-1, configs={"unclean.leader.election.enable": "true"})
