@@ -67,7 +67,7 @@ class IdentityProvider:
     loop): GET /jwks publishes ``document``; POST /token is the client-credentials grant (RFC 6749
     section 4.4, HTTP basic authentication with form-urlencoded id and secret) for ``clients``
     (id -> secret), answering RS256 tokens signed by ``keys`` whose subject is the client id and
-    which live ``lifetime_s``. ``issued`` counts the tokens given per client."""
+    which live ``lifetime_s``. ``issued`` counts the tokens given per client, ``requests`` all asks."""
 
     def __init__(self, document: dict[str, Any], keys: SigningKeys | None = None,
                  clients: dict[str, str] | None = None, lifetime_s: float = 600) -> None:
@@ -75,6 +75,7 @@ class IdentityProvider:
 
         self.document, self.keys, self.clients, self.lifetime_s = document, keys, clients or {}, lifetime_s
         self.issued: dict[str, int] = {}
+        self.requests = 0  # token requests, granted or not
         self.port = free_ports(1)[0]
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -103,6 +104,7 @@ class IdentityProvider:
             return web.json_response(self.document)
 
         async def token(request: web.Request) -> web.Response:
+            self.requests += 1
             form = await request.post()
             if form.get("grant_type") != "client_credentials":
                 return web.json_response({"error": "unsupported_grant_type"}, status=400)
