@@ -4,27 +4,27 @@ OAuthBearerLoginCallbackHandler, the client-credentials grant).
 A small identity provider on 127.0.0.1 (tests.oauth_tokens.IdentityProvider) hands out RS256
 tokens that live a few seconds and publishes its JWKS. A 3-node KRaft cluster whose controller
 and inter-broker listeners take only SASL/OAUTHBEARER, validated against that JWKS, gets its own
-tokens from the provider's token endpoint: the quorum forms, confluent-kafka (its own
-``sasl.oauthbearer.method=oidc`` client credentials) creates a topic with RF 3 and
-min.insync.replicas=3 and its acks=all writes are acknowledged -- before and after the nodes'
+tokens from the provider's token endpoint: the quorum forms, `suoi topics` (a Java client's
+KIP-768 properties) creates a topic with RF 3 and min.insync.replicas=3, and confluent-kafka's
+acks=all writes (its own ``sasl.oauthbearer.method=oidc`` client credentials) are acknowledged -- before and after the nodes'
 first tokens expired, so the nodes refreshed them. A wrong client secret stops `suoi broker`
 with one line that names the endpoint and the provider's error, never the secret.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from suoi.testing.embedded import free_port
 from suoi.testing.inprocess import InProcessCluster
 from tests.conftest import wait_until
-from tests.e2e.cli import fails
+from tests.e2e.cli import fails, ok
 from tests.oauth_tokens import IdentityProvider, SigningKeys
 
 pytestmark = pytest.mark.timeout(120)
@@ -63,7 +63,9 @@ def _produce_acks_all(bootstrap: str, idp: IdentityProvider, first: int) -> None
     assert errors == [None] * 10  # min.insync.replicas=3: both followers fetched every write
 
 
-def test_nodes_get_and_refresh_their_tokens_from_the_identity_provider() -> None:
+def test_nodes_get_and_refresh_their_tokens_from_the_identity_provider(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "suoi")
     keys = SigningKeys()
     with IdentityProvider(keys.jwks(), keys, CLIENTS, lifetime_s=LIFETIME_S) as idp:
         overrides = {"listener.security.protocol.map": "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
@@ -72,9 +74,16 @@ def test_nodes_get_and_refresh_their_tokens_from_the_identity_provider() -> None
             started = time.time()
             nodes = list(cluster.nodes.values())
             assert all(n.broker._local_peer.principal == "User:broker" for n in nodes)  # the token's subject
-            admin = AdminClient(_app(cluster.bootstrap, idp))
-            topic = NewTopic("idp-rf3", 1, 3, config={"min.insync.replicas": "3"})
-            admin.create_topics([topic])["idp-rf3"].result(30)
+            # a tool with a Java client's properties (KIP-768's names), as kafka-topics.sh takes them
+            java = tmp_path / "client.properties"
+            java.write_text(f"security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\n"
+                            f"sasl.login.callback.handler.class={LOGIN}\n"
+                            f"sasl.oauthbearer.token.endpoint.url={idp.token_url}\n"
+                            "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule "
+                            f'required clientId="app" clientSecret="{CLIENTS["app"]}";\n')
+            assert ok("topics", "--create", "--topic", "idp-rf3", "--partitions", "1", "--replication-factor", "3",
+                      "--config", "min.insync.replicas=3", "--bootstrap-server", cluster.bootstrap,
+                      f"--command-config={java}") == "Created topic idp-rf3.\n"
             wait_until(lambda: all(n.broker.kraft.image.topic("idp-rf3") is not None for n in nodes))
             _produce_acks_all(cluster.bootstrap, idp, 0)
             first_tokens = idp.issued["broker"]
@@ -83,6 +92,8 @@ def test_nodes_get_and_refresh_their_tokens_from_the_identity_provider() -> None
                        timeout=LIFETIME_S * 4)
             _produce_acks_all(cluster.bootstrap, idp, 10)
             assert idp.issued["app"] >= 1  # confluent-kafka's own client credentials
+    assert "OAUTHBEARER token for broker" in caplog.text, caplog.text
+    assert "s3cret" not in caplog.text and "eyJ" not in caplog.text  # neither the secret nor a token is logged
 
 
 def test_a_wrong_client_secret_stops_the_start_in_one_line(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["SUPPORTED_MECHANISMS", "SaslAuthenticationError", "SaslClientCredentials", "SaslServerSession"]
 
 SUPPORTED_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS, "OAUTHBEARER")
-#: What suoi's own client can send to other nodes (OAUTHBEARER: unsecured tokens it mints itself).
+#: What suoi's own client can send to other nodes (OAUTHBEARER: unsecured tokens it mints, or an identity provider's).
 CLIENT_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS, "OAUTHBEARER")
 
 INVALID_TOKEN_MESSAGE = '{"status":"invalid_token"}'
