@@ -13,8 +13,9 @@ endpoint, the client id and the provider's error code -- never the secret or a t
 refreshed before it expires, at the time Kafka's refreshing login picks
 (``sasl.login.refresh.window.factor`` + random ``.window.jitter`` of the token's lifetime, kept
 ``.buffer.seconds`` before expiry and ``.min.period.seconds`` after the fetch unless the token is
-too short-lived for both). A refresh runs as a task on the caller's event loop: a connection
-authenticating while the current token is still valid never waits for the provider. Each fetch
+too short-lived for both). A refresh runs as a task on the event loop that fetched the token (a
+timer), or of a connection authenticating after the refresh time: a connection authenticating
+while the current token is still valid never waits for the provider. Each fetch
 is bounded: ``sasl.login.connect.timeout.ms`` / ``.read.timeout.ms`` per attempt, and retries
 (transport errors, HTTP 5xx/429) with exponential backoff from ``sasl.login.retry.backoff.ms``
 within ``sasl.login.retry.backoff.max.ms`` in total; other 4xx answers are not retried.
@@ -161,6 +162,16 @@ class OAuthLogin:
             del self._fetches[key]
         if background and not task.cancelled() and task.exception() is not None:
             log.warning("%s; keeping the current token until it expires", task.exception())
+            current = self._token  # try again later (one line per attempt), while the token is good
+            if current is not None:
+                again_s = max(1.0, self.settings.retry_backoff_max_ms / 1000)
+                asyncio.get_running_loop().call_later(again_s, self._refresh_due, current)
+
+    def _refresh_due(self, token: _Token) -> None:
+        """The refresh time of ``token`` came (a timer of the loop that fetched it): refresh,
+        unless another loop did already -- the node's connections never wait for it."""
+        if self._token is token and time.time() * 1000 < token.expires_ms:
+            self._fetch(background=True)
 
     async def _fetch_new(self) -> _Token:
         s = self.settings
@@ -177,6 +188,7 @@ class OAuthLogin:
         if self._token is None or self._token.principal != principal:
             log.info("OAUTHBEARER token for %s from %s (clientId %s)", principal, s.endpoint, s.client_id)
         self._token = token
+        asyncio.get_running_loop().call_later(max(0, token.refresh_ms - now_ms) / 1000, self._refresh_due, token)
         return token
 
     async def _retrying(self) -> str:
