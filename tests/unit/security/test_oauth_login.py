@@ -81,6 +81,10 @@ def test_a_refused_login_is_not_retried_and_never_shows_the_secret() -> None:
             asyncio.run(login.token())
         assert "HTTP 401 (invalid_client" in str(refused.value) and "s3cret" not in str(refused.value)
         assert idp.requests == 1 and idp.issued == {}
+        # sasl.oauthbearer.sub.claim.name names the principal's claim: a token without it is not used
+        other = OAuthLogin(_settings(idp.token_url, sub_claim="azp"))
+        with pytest.raises(OAuthLoginError, match="not usable: the token has no string 'azp' claim"):
+            asyncio.run(other.token())
 
 
 def test_an_unreachable_endpoint_is_retried_within_the_bound() -> None:
