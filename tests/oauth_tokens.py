@@ -3,10 +3,13 @@ the JWKS document that publishes the public keys (made with `cryptography`)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import threading
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -57,3 +60,78 @@ def initial_response(token: str, authzid: str = "", **extensions: str) -> bytes:
     """RFC 7628's client initial response."""
     kvs = "".join(f"{k}={v}\x01" for k, v in extensions.items())
     return f"n,{'a=' + authzid if authzid else ''},\x01auth=Bearer {token}\x01{kvs}\x01".encode()
+
+
+class IdentityProvider:
+    """A small OAuth identity provider on 127.0.0.1 (an aiohttp app in its own thread and event
+    loop): GET /jwks publishes ``document``; POST /token is the client-credentials grant (RFC 6749
+    section 4.4, HTTP basic authentication with form-urlencoded id and secret) for ``clients``
+    (id -> secret), answering RS256 tokens signed by ``keys`` whose subject is the client id and
+    which live ``lifetime_s``. ``issued`` counts the tokens given per client, ``requests`` all asks."""
+
+    def __init__(self, document: dict[str, Any], keys: SigningKeys | None = None,
+                 clients: dict[str, str] | None = None, lifetime_s: float = 600) -> None:
+        from suoi.cli.cluster_layout import free_ports
+
+        self.document, self.keys, self.clients, self.lifetime_s = document, keys, clients or {}, lifetime_s
+        self.issued: dict[str, int] = {}
+        self.requests = 0  # token requests, granted or not
+        self.port = free_ports(1)[0]
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/jwks"
+
+    @property
+    def token_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def _client(self, authorization: str) -> str | None:
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme != "Basic":
+            return None
+        user, _, secret = base64.b64decode(encoded).decode().partition(":")
+        user, secret = unquote_plus(user), unquote_plus(secret)
+        return user if self.clients.get(user) == secret else None
+
+    def _run(self) -> None:
+        from aiohttp import web
+
+        async def jwks(_: web.Request) -> web.Response:
+            return web.json_response(self.document)
+
+        async def token(request: web.Request) -> web.Response:
+            self.requests += 1
+            form = await request.post()
+            if form.get("grant_type") != "client_credentials":
+                return web.json_response({"error": "unsupported_grant_type"}, status=400)
+            client = self._client(request.headers.get("Authorization", ""))
+            if client is None or self.keys is None:
+                return web.json_response({"error": "invalid_client", "error_description": "bad client credentials"},
+                                         status=401)
+            self.issued[client] = self.issued.get(client, 0) + 1
+            scope = str(form.get("scope") or "")
+            jwt = self.keys.sign(claims(client, self.lifetime_s, scope=scope))
+            return web.json_response({"access_token": jwt, "token_type": "Bearer", "expires_in": self.lifetime_s})
+
+        app = web.Application()
+        app.router.add_get("/jwks", jwks)
+        app.router.add_post("/token", token)
+        self.runner = web.AppRunner(app)
+        self.loop.run_until_complete(self.runner.setup())
+        self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self.loop.run_forever()
+
+    def __enter__(self) -> IdentityProvider:
+        self._thread.start()
+        assert self._ready.wait(10), "the identity provider did not start"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)

@@ -53,7 +53,13 @@ from suoi.protocol.codec import decode_response, encode_request, response_class
 from suoi.quota import ClientQuotas, ConnectionLimits, listener_connection_limits, parse_overrides
 from suoi.security.dynamic import DynamicTls
 from suoi.security.jwks import fetch_jwks, refresh_jwks
-from suoi.security.listeners import controller_security, inter_broker_security, listener_security, reload_certificates
+from suoi.security.listeners import (
+    controller_security,
+    inter_broker_security,
+    listener_security,
+    login_node,
+    reload_certificates,
+)
 
 log = logging.getLogger("suoi.broker")
 
@@ -163,6 +169,7 @@ class Broker:
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
+        await login_node(self.config)  # OAUTHBEARER tokens from an identity provider: refused -> no start
         self.cluster_id, formatted = ensure_formatted(storage_layout(self.config))
         if formatted:
             log.info("%s", formatted)
@@ -334,7 +341,7 @@ class Broker:
     @functools.cached_property
     def _local_peer(self) -> LocalPeer:
         sasl = controller_security(self.config).sasl
-        return LocalPeer(f"User:{sasl.username}" if sasl is not None else "User:ANONYMOUS")
+        return LocalPeer(f"User:{sasl.principal}" if sasl is not None else "User:ANONYMOUS")
 
     def _cluster_partition_count(self, topic: str) -> int | None:
         image_topic = self.kraft.image.topic(topic)

@@ -3,7 +3,7 @@
 suoi serves PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL listeners (`suoi.security`) with Kafka's
 property names, and its one authorizer is Kafka's StandardAuthorizer (`suoi.authorizer`). What it
 does not implement yet -- other authorizer classes, delegation
-tokens, GSSAPI, an OAUTHBEARER token source for the nodes themselves -- still stops the node
+tokens, GSSAPI -- still stops the node
 before it binds anything, naming the setting (Kafka's rule: a setting we do not implement is
 refused loudly, never ignored: a broker that seems to authorize but grants everyone everything
 is worse than an error). One table

@@ -10,9 +10,7 @@ challenge, then SASL_AUTHENTICATION_FAILED, one log line without the token, and 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,50 +26,13 @@ from suoi.testing import EmbeddedBroker
 from tests.conftest import wait_until
 from tests.e2e.test_security import _confluent_round_trip
 from tests.integration.support import LogWatch
+from tests.oauth_tokens import IdentityProvider as JwksServer
 from tests.oauth_tokens import SigningKeys, claims, initial_response, unsigned
 from tests.rawclient import RawClient
 
 pytestmark = pytest.mark.timeout(90)
 ISSUER, AUDIENCE = "https://idp.test", "suoi"
 VALIDATOR = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
-
-
-class JwksServer:
-    """GET /jwks on 127.0.0.1, from an aiohttp app in its own thread and event loop."""
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        self.document, self.port = document, free_ports(1)[0]
-        self.loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/jwks"
-
-    def _run(self) -> None:
-        from aiohttp import web
-
-        async def jwks(_: web.Request) -> web.Response:
-            return web.json_response(self.document)
-
-        app = web.Application()
-        app.router.add_get("/jwks", jwks)
-        self.runner = web.AppRunner(app)
-        self.loop.run_until_complete(self.runner.setup())
-        self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
-        self._ready.set()
-        self.loop.run_forever()
-
-    def __enter__(self) -> JwksServer:
-        self._thread.start()
-        assert self._ready.wait(10), "the JWKS server did not start"
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
 
 
 class OAuthNode:

@@ -20,6 +20,20 @@ def test_java_names_become_librdkafkas() -> None:
                    "ssl.endpoint.identification.algorithm": "none"}
 
 
+def test_kip768_client_credentials_become_librdkafkas_oidc() -> None:
+    jaas = ('org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId="app" '
+            'clientSecret="s" scope="kafka";')
+    out = librdkafka_names({"sasl.mechanism": "OAUTHBEARER", "sasl.jaas.config": jaas,
+                            "sasl.login.callback.handler.class":
+                                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+                            "sasl.oauthbearer.token.endpoint.url": "https://idp/token"})
+    assert out == {"sasl.mechanism": "OAUTHBEARER", "sasl.oauthbearer.method": "oidc",
+                   "sasl.oauthbearer.client.id": "app", "sasl.oauthbearer.client.secret": "s",
+                   "sasl.oauthbearer.scope": "kafka", "sasl.oauthbearer.token.endpoint.url": "https://idp/token"}
+    with pytest.raises(CliError, match="OAuthBearerLoginModule is not supported"):  # no login handler: unsecured
+        librdkafka_names({"sasl.jaas.config": jaas})
+
+
 def test_librdkafka_names_pass_and_win() -> None:
     given = {"sasl.username": "bob", "sasl.password": "b", "ssl.ca.location": "/x.pem", "acks": "all"}
     assert librdkafka_names(given) == given

@@ -68,8 +68,9 @@ def test_security_settings_are_named_by_feature_until_implemented() -> None:
     assert unimplemented_security_feature("sasl.kerberos.min.time.before.relogin") == "this SASL setting"
     assert unimplemented_security_feature("authorizer.class.name") is None  # suoi.authorizer; config_security checks it
     assert unimplemented_security_feature("listener.name.internal.ssl.keymanager.algorithm") is not None
-    assert unimplemented_security_feature("sasl.oauthbearer.token.endpoint.url") is not None  # a client's setting
-    for oauth in ("listener.name.client.oauthbearer.sasl.jaas.config", "sasl.oauthbearer.jwks.endpoint.url",
+    for oauth in ("sasl.oauthbearer.token.endpoint.url", "listener.name.c.oauthbearer.sasl.login.callback.handler.class",
+                  "listener.name.c.oauthbearer.sasl.login.refresh.buffer.seconds",
+                  "listener.name.client.oauthbearer.sasl.jaas.config", "sasl.oauthbearer.jwks.endpoint.url",
                   "listener.name.client.oauthbearer.sasl.server.callback.handler.class",
                   "listener.name.client.sasl.oauthbearer.expected.audience"):
         assert unimplemented_security_feature(oauth) is None, oauth  # OAUTHBEARER (suoi.security.oauthbearer)

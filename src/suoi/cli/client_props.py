@@ -6,7 +6,8 @@ Kafka's tools read a Java client's properties (``sasl.jaas.config``, ``ssl.trust
 ``admin.properties`` of ``suoi cluster up --secure``) works with ``kafka-topics.sh`` and
 ``suoi topics`` alike, the Java names are translated here into librdkafka's; librdkafka's own
 names pass unchanged and win when both are given. What librdkafka cannot do (a JKS or PKCS12
-truststore, a JAAS login module other than PLAIN/SCRAM) is refused with one line saying how
+truststore, a JAAS login module other than PLAIN/SCRAM or KIP-768's OAUTHBEARER client
+credentials) is refused with one line saying how
 to convert it, never dropped silently.
 """
 
@@ -41,6 +42,8 @@ def _jaas(out: dict[str, str]) -> None:
         jaas = parse_jaas(text)
     except JaasError as exc:  # names the key, never the value
         raise CliError(str(exc)) from None
+    if jaas.login_module.endswith("OAuthBearerLoginModule") and _oidc(out, jaas.options):
+        return
     if not jaas.login_module.endswith(_PASSWORD_MODULES):
         raise CliError(f"sasl.jaas.config: {jaas.login_module} is not supported by the tools (librdkafka); "
                        "give librdkafka's settings instead (sasl.mechanism, sasl.oauthbearer.*)")
@@ -48,6 +51,22 @@ def _jaas(out: dict[str, str]) -> None:
         out.setdefault("sasl.username", jaas.options["username"])
     if "password" in jaas.options:
         out.setdefault("sasl.password", jaas.options["password"])
+
+
+def _oidc(out: dict[str, str], options: dict[str, str]) -> bool:
+    """KIP-768's login callback (tokens from sasl.oauthbearer.token.endpoint.url with the JAAS
+    clientId/clientSecret/scope) is librdkafka's sasl.oauthbearer.method=oidc; False for any other
+    OAUTHBEARER login (refused by the caller)."""
+    from suoi.security.oauth_login import LOGIN_HANDLERS
+
+    if out.get("sasl.login.callback.handler.class", "").strip() not in LOGIN_HANDLERS:
+        return False
+    del out["sasl.login.callback.handler.class"]
+    out.setdefault("sasl.oauthbearer.method", "oidc")
+    for java, librdkafka in (("clientId", "client.id"), ("clientSecret", "client.secret"), ("scope", "scope")):
+        if java in options:
+            out.setdefault(f"sasl.oauthbearer.{librdkafka}", options[java])
+    return True
 
 
 def _truststore(out: dict[str, str]) -> None:

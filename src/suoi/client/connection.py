@@ -31,6 +31,7 @@ from typing import Any
 from suoi.protocol.codec import DecodeError, decode_response, encode_request, response_class, response_correlation_id
 from suoi.protocol.framing import FrameDecoder, FrameError
 from suoi.security.client import PLAINTEXT, ClientSecurity
+from suoi.security.oauth_login import OAuthLoginError
 from suoi.security.sasl import SaslAuthenticationError, SaslClientCredentials
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AuthenticationFailedError", "KafkaClientConnection"]
@@ -150,7 +151,10 @@ class KafkaClientConnection:
                 f"{self.host}:{self.port} does not accept SASL mechanism {creds.mechanism} "
                 f"(enabled: {', '.join(handshake.mechanisms) or 'none'})")
         exchange = creds.exchange()
-        token: bytes | None = exchange.first()
+        try:
+            token: bytes | None = await exchange.start()
+        except OAuthLoginError as exc:  # no token from the identity provider: this peer is not to blame
+            raise AuthenticationFailedError(str(exc)) from None
         while token is not None:
             answer = await self.request(SaslAuthenticateRequest(auth_bytes=token))
             if answer.error_code != 0:

@@ -158,11 +158,17 @@ IMPLEMENTED_SECURITY = frozenset({
     "sasl.oauthbearer.jwks.endpoint.url", "sasl.oauthbearer.jwks.endpoint.refresh.ms",
     "sasl.oauthbearer.expected.audience", "sasl.oauthbearer.expected.issuer", "sasl.oauthbearer.sub.claim.name",
     "sasl.oauthbearer.scope.claim.name", "sasl.oauthbearer.clock.skew.seconds",
+    # a node's own tokens from an identity provider (KIP-768's login callback handler)
+    "sasl.login.callback.handler.class", "sasl.oauthbearer.token.endpoint.url", "sasl.login.connect.timeout.ms",
+    "sasl.login.read.timeout.ms", "sasl.login.retry.backoff.ms", "sasl.login.retry.backoff.max.ms",
+    "sasl.login.refresh.window.factor", "sasl.login.refresh.window.jitter", "sasl.login.refresh.min.period.seconds",
+    "sasl.login.refresh.buffer.seconds",
 })
 #: listener.name.NAME.<implemented key>, and listener.name.NAME.<mechanism>.sasl.jaas.config
 _LISTENER_IMPLEMENTED = re.compile(
     r"^listener\.name\.[^.]+\.(?:(?:plain|scram-sha-256|scram-sha-512|oauthbearer)\.sasl\.jaas\.config"
-    r"|oauthbearer\.sasl\.server\.callback\.handler\.class|(?P<key>.+))$", re.I)
+    r"|oauthbearer\.sasl\.server\.callback\.handler\.class"
+    r"|oauthbearer\.(?P<mechanism_key>sasl\.(?:login|oauthbearer)\..+)|(?P<key>.+))$", re.I)
 #: Per-listener overrides of security settings: listener.name.NAME.ssl.*, .sasl.*,
 #: .MECHANISM.sasl.* (e.g. listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config), ...
 _LISTENER_SECURITY = re.compile(
@@ -193,7 +199,10 @@ def dynamic_ssl_key(name: str) -> tuple[str, str] | None:
 def is_listener_security_key(name: str) -> bool:
     """A per-listener security setting suoi implements (listener.name.NAME.ssl.keystore.location, ...)."""
     m = _LISTENER_IMPLEMENTED.match(name)
-    return m is not None and (m.group("key") is None or m.group("key") in IMPLEMENTED_SECURITY)
+    if m is None:
+        return False
+    key = m.group("key") or m.group("mechanism_key")
+    return key is None or key in IMPLEMENTED_SECURITY
 
 
 def unimplemented_security_feature(name: str) -> str | None:

@@ -24,6 +24,7 @@ from suoi.config_security import listener_protocol
 from suoi.security.client import PLAINTEXT, ClientSecurity
 from suoi.security.jaas import JaasError, parse_jaas
 from suoi.security.jwks import JwksKeys, JwksValidator
+from suoi.security.oauth_login import LOGIN_HANDLERS, login_settings, oauth_login
 from suoi.security.oauthbearer import (
     JWKS_HANDLERS,
     UNSECURED_HANDLER,
@@ -37,7 +38,7 @@ from suoi.security.sasl import CLIENT_MECHANISMS, SUPPORTED_MECHANISMS, SaslClie
 from suoi.security.tls import client_context, server_context
 
 __all__ = ["ListenerSecurity", "SecurityConfigError", "check_node_security", "client_security", "controller_security",
-           "inter_broker_security", "listener_security", "reload_certificates", "setting"]
+           "inter_broker_security", "listener_security", "login_node", "reload_certificates", "setting"]
 
 
 class SecurityConfigError(ValueError):
@@ -207,13 +208,40 @@ def client_security(values: Mapping[str, object], listener: str | None, mechanis
     return ClientSecurity(ctx, check, creds)
 
 
+_LOGIN_KEYS = ("sasl.login.connect.timeout.ms", "sasl.login.read.timeout.ms", "sasl.login.retry.backoff.ms",
+               "sasl.login.retry.backoff.max.ms", "sasl.login.refresh.window.factor",
+               "sasl.login.refresh.window.jitter", "sasl.login.refresh.min.period.seconds",
+               "sasl.login.refresh.buffer.seconds", "sasl.oauthbearer.sub.claim.name", "sasl.oauthbearer.scope.claim.name")
+
+
+def _oauth_setting(values: Mapping[str, object], listener: str, key: str) -> str | None:
+    """``listener.name.<l>.oauthbearer.<key>`` (Kafka's per-mechanism prefix), else as `setting`."""
+    v = values.get(f"listener.name.{listener.lower()}.oauthbearer.{key}")
+    return str(v) if v is not None and str(v).strip() != "" else setting(values, listener, key)
+
+
 def _oauth_login(values: Mapping[str, object], listener: str, options: Mapping[str, str]) -> SaslClientCredentials:
     """OAUTHBEARER between nodes: Kafka's default login callback (unsecured tokens, claims from
-    the listener's OAUTHBEARER JAAS config); a token endpoint or another login class is refused."""
-    handler = setting(values, listener, "sasl.login.callback.handler.class")
+    the listener's OAUTHBEARER JAAS config), or KIP-768's (tokens from
+    sasl.oauthbearer.token.endpoint.url with the JAAS clientId/clientSecret/scope)."""
+    handler = (_oauth_setting(values, listener, "sasl.login.callback.handler.class") or "").strip()
+    url = _oauth_setting(values, listener, "sasl.oauthbearer.token.endpoint.url")
+    if handler in LOGIN_HANDLERS:
+        if url is None:
+            raise SecurityConfigError(f"listener {listener}: sasl.login.callback.handler.class={handler} gets tokens "
+                                      "from an identity provider: set sasl.oauthbearer.token.endpoint.url")
+        try:
+            settings = login_settings(url, options, {k: _oauth_setting(values, listener, k) for k in _LOGIN_KEYS})
+        except ValueError as exc:
+            raise SecurityConfigError(f"listener {listener}: {exc}") from None
+        return SaslClientCredentials("OAUTHBEARER", settings.client_id, "", login=oauth_login(settings))
     if handler and handler != UNSECURED_LOGIN_HANDLER:
         raise SecurityConfigError(f"sasl.login.callback.handler.class={handler}: suoi's nodes get OAUTHBEARER "
-                                  f"tokens from {UNSECURED_LOGIN_HANDLER} only")
+                                  f"tokens from {UNSECURED_LOGIN_HANDLER} or {min(LOGIN_HANDLERS)} only")
+    if url is not None:  # never silently ignored: the node would send unsecured tokens instead
+        raise SecurityConfigError(f"listener {listener}: sasl.oauthbearer.token.endpoint.url is set but the node "
+                                  f"would send unsecured tokens: set sasl.login.callback.handler.class="
+                                  f"{min(LOGIN_HANDLERS)}")
     try:
         unsecured_login_token(options)  # the claims are checked once, at start
     except ValueError as exc:
@@ -234,14 +262,28 @@ def controller_security(config: Any) -> ClientSecurity:
     return client_security(config.values, names[0] if names else None, "sasl.mechanism.controller.protocol")
 
 
+async def login_node(config: Any) -> None:
+    """Fetch this node's OAUTHBEARER tokens from its identity provider before it connects to
+    anyone, as Kafka's login does at start: a refused login stops the start (OAuthLoginError,
+    one line naming the endpoint and the client id, never the secret)."""
+    for security in (controller_security(config), inter_broker_security(config)):
+        if security.sasl is not None and security.sasl.login is not None:
+            await security.sasl.login.token()
+
+
 def check_node_security(config: Any) -> None:
     """Build every listener's and every inter-node client's security once, so a bad keystore,
     a missing JAAS config or an unsupported mechanism stops the node at start in one line."""
     for listener in config.listeners:
         listener_security(config.values, listener.name)
-    if config.get("process.roles"):
-        inter_broker_security(config)
-        controller_security(config)
+    clients = (inter_broker_security(config), controller_security(config)) if config.get("process.roles") else ()
+    login_keys = [k for k in config.values if str(config.values[k] or "").strip()
+                  and k.endswith(("sasl.oauthbearer.token.endpoint.url", "sasl.login.callback.handler.class"))]
+    if login_keys and not any(c.sasl is not None and c.sasl.login is not None for c in clients):
+        raise SecurityConfigError(  # a node's login settings that no connection of the node uses: never ignored
+            f"{login_keys[0]} is set but this node does not get OAUTHBEARER tokens from an identity provider: set "
+            "sasl.mechanism.controller.protocol (or .inter.broker.protocol)=OAUTHBEARER on a SASL listener, with "
+            f"sasl.login.callback.handler.class={min(LOGIN_HANDLERS)}")
 
 
 async def reload_certificates(securities: Iterable[ListenerSecurity]) -> None:

@@ -1,6 +1,6 @@
 """SASL mechanisms suoi serves: PLAIN (RFC 4616), SCRAM-SHA-256/512 and OAUTHBEARER
 (``suoi.security.oauthbearer``); it speaks PLAIN, SCRAM and OAUTHBEARER (unsecured tokens, Kafka's
-default login callback) to other nodes. Sans-IO.
+default login callback, or tokens from an identity provider: ``suoi.security.oauth_login``) to other nodes. Sans-IO.
 
 ``SaslServerSession`` is one connection's authentication exchange on the broker side: the
 SaslHandshake chose its mechanism, each SaslAuthenticate feeds ``step`` one token and sends
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from suoi.security.oauthbearer import (
     OAuthBearerServer,
@@ -25,10 +26,13 @@ from suoi.security.oauthbearer import (
 from suoi.security.scram import MECHANISMS as SCRAM_MECHANISMS
 from suoi.security.scram import ScramClient, ScramCredential, ScramError, ScramServer
 
+if TYPE_CHECKING:
+    from suoi.security.oauth_login import OAuthLogin
+
 __all__ = ["SUPPORTED_MECHANISMS", "SaslAuthenticationError", "SaslClientCredentials", "SaslServerSession"]
 
 SUPPORTED_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS, "OAUTHBEARER")
-#: What suoi's own client can send to other nodes (OAUTHBEARER: unsecured tokens it mints itself).
+#: What suoi's own client can send to other nodes (OAUTHBEARER: unsecured tokens it mints, or an identity provider's).
 CLIENT_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS, "OAUTHBEARER")
 
 INVALID_TOKEN_MESSAGE = '{"status":"invalid_token"}'
@@ -117,9 +121,16 @@ class SaslClientCredentials:
     password: str
     #: OAUTHBEARER: the JAAS options of the unsecured login callback (claims, lifetime)
     login_options: tuple[tuple[str, str], ...] = ()
+    #: OAUTHBEARER: tokens from an identity provider (KIP-768), instead of unsecured ones
+    login: OAuthLogin | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return f"SaslClientCredentials({self.mechanism}, {self.username})"
+
+    @property
+    def principal(self) -> str:
+        """The name the peers know this node by: the token's subject for a provider's tokens."""
+        return (self.login.principal if self.login is not None else None) or self.username
 
     def exchange(self) -> SaslClientExchange:
         return SaslClientExchange(self)
@@ -132,6 +143,13 @@ class SaslClientExchange:
         self._creds = creds
         self._scram = (ScramClient(creds.mechanism, creds.username, creds.password)
                        if creds.mechanism in SCRAM_MECHANISMS else None)
+
+    async def start(self) -> bytes:
+        """The first token; with an identity provider's tokens, the current one (fetched if
+        none is valid: bounded in time, raises OAuthLoginError)."""
+        if self._creds.login is not None:
+            return client_initial_response(await self._creds.login.token())
+        return self.first()
 
     def first(self) -> bytes:
         if self._creds.mechanism == "OAUTHBEARER":  # a fresh token per authentication (and re-authentication)
