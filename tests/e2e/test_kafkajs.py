@@ -59,13 +59,14 @@ def run_roundtrip(broker: EmbeddedBroker, *args: str) -> dict[str, Any]:
     if proc.returncode != 0:
         raise AssertionError(f"kafkajs run exited {proc.returncode}\nstderr:\n{proc.stderr}\n"
                              f"broker log:\n{broker.logs()[-4000:]}")
-    # no kafkajs warnings or errors either: it logs at WARN and above to stderr. Except two retriable
+    # no kafkajs warnings or errors either: it logs at WARN and above to stderr. Except three retriable
     # answers Apache Kafka gives too, which kafkajs logs before it retries: CONCURRENT_TRANSACTIONS to
     # an AddPartitionsToTxn sent while the previous transaction's markers are being written, and
     # COORDINATOR_LOAD_IN_PROGRESS to a JoinGroup while a just-created __consumer_offsets partition loads
-    # (kafkajs then "restarts the consumer").
+    # (kafkajs then "restarts the consumer"), and COORDINATOR_NOT_AVAILABLE to a FindCoordinator while an
+    # internal topic is created.
     retried = ("another concurrent operation on the same transaction was ongoing",
-               "The coordinator is loading", "Restarting the consumer in")
+               "The coordinator is loading", "Restarting the consumer in", "The group coordinator is not available")
     logged = [ln for ln in proc.stderr.splitlines() if "[kafkajs" in ln and not any(r in ln for r in retried)]
     assert not logged, proc.stderr
     return json.loads(proc.stdout)

@@ -42,7 +42,7 @@ def clusters() -> Iterator[list[StandinCluster]]:
 def standin_cluster(clusters: list[StandinCluster], tmp_path: Path, program: str = SLEEPER) -> StandinCluster:
     # a broker port nobody listens on: wait_ready keeps waiting until the stand-in exits
     node = layout.Node(1, ["broker"], layout.free_ports(1)[0], None)
-    c = StandinCluster(tmp_path, layout.new_cluster_id(), [node], program)
+    c = StandinCluster(tmp_path, layout.new_cluster_id(), [node], program=program)
     clusters.append(c)
     return c
 

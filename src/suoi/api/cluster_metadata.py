@@ -152,8 +152,10 @@ def after_auto_creation(broker: Services, request: Any, version: int,
     if not pending:
         return answer
 
-    def settled(image: Any) -> bool:
-        return all(image.topic(n) is not None or n not in kraft.creating_topics for n in pending)
+    def settled(applied: Any) -> bool:
+        # each topic applied here, or refused (never created) -- not merely published and still being applied
+        return all(applied.topic(n) is not None or (n not in kraft.creating_topics and kraft.image.topic(n) is None)
+                   for n in pending)
 
     async def answer_later() -> dict[str, Any]:
         await kraft.wait_image(settled, AUTO_CREATE_WAIT_S, applied=True)

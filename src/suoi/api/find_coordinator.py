@@ -81,10 +81,11 @@ async def _after_creation(ctx: RequestContext, request: Any) -> dict[str, Any]:
     coordinator instead of sending the client into its retry backoff (librdkafka's is ~1 s)."""
     kraft, topic = ctx.services.kraft, _internal_topic(request)
 
-    def settled(image: Any) -> bool:
-        if (t := image.topic(topic)) is not None:
+    def settled(applied: Any) -> bool:
+        if (t := applied.topic(topic)) is not None:
             return all(r.leader >= 0 for r in t.partitions.values())
-        return topic not in kraft.creating_topics
+        # refused (never created), not merely published and still being applied here
+        return topic not in kraft.creating_topics and kraft.image.topic(topic) is None
 
     await kraft.wait_image(settled, AUTO_CREATE_WAIT_S, applied=True)
     return _answer(ctx, request)
