@@ -36,7 +36,8 @@ class PartitionRow(NamedTuple):
 _SMALL_UVARINTS = [bytes([n]) for n in range(128)]
 
 
-def _uvarint(n: int) -> bytes:
+def uvarint_bytes(n: int) -> bytes:
+    """Kafka's unsigned varint (array lengths n + 1, compact string lengths)."""
     if n < 128:
         return _SMALL_UVARINTS[n]
     out = BytesIO()
@@ -46,7 +47,7 @@ def _uvarint(n: int) -> bytes:
 
 def _int32s(values: Sequence[int], flexible: bool) -> bytes:
     n = len(values)
-    prefix = _uvarint(n + 1) if flexible else _INT32.pack(n)
+    prefix = uvarint_bytes(n + 1) if flexible else _INT32.pack(n)
     return prefix + struct.pack(f">{n}i", *values)
 
 
