@@ -50,6 +50,7 @@ from suoi.protocol.records import build_batch
 
 _SIZE = struct.Struct(">i")
 WINDOW = 4  # requests in flight on the produce connection
+SMALL_SECONDS_MAX = 10.0  # the small phase stops early when rounds are slow
 
 
 def produce_frame(topic: str, partitions: list[int], batch: bytes, acks: int = 1, cid: int = 0) -> bytes:
@@ -146,17 +147,36 @@ class Broker:
     def note(self, key: str, value: float) -> None:
         self.results.setdefault(key, []).append(value)
 
-    def metric(self, name: str) -> float | None:
-        """One sample of the admin endpoint's Prometheus text (None if absent)."""
+    def histogram(self, name: str) -> dict[str, float]:
+        """A histogram of the admin endpoint (cumulative bucket counts by `le`, `sum`, `count`);
+        empty if the endpoint or the family is not there."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=5) as r:
                 text = r.read().decode()
         except OSError:
-            return None
+            return {}
+        out: dict[str, float] = {}
         for line in text.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        return None
+            if line.startswith(name + "_bucket{"):
+                out[line.split('le="', 1)[1].split('"', 1)[0]] = float(line.rsplit(" ", 1)[1])
+            elif line.startswith((name + "_sum ", name + "_count ")):
+                key, value = line.split(" ")
+                out[key.rsplit("_", 1)[1]] = float(value)
+        return out
+
+
+def pauses_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What a histogram of pauses gained: how many, total ms, how many >= 5 / 10 ms, and the
+    upper bound of the highest bucket that gained any (the longest pause is below it)."""
+    if not before or not after:
+        return {}
+    gained = {k: after[k] - before.get(k, 0.0) for k in after}
+    count = gained.get("count", 0.0)
+    bounds = sorted((float(k), v) for k, v in gained.items() if k not in ("sum", "count", "+Inf"))
+    longest = next((b for b, cumulative in bounds if cumulative >= count), float("inf")) if count else 0.0
+    return {"count": count, "total ms": gained.get("sum", 0.0) * 1e3,
+            ">= 5 ms": count - gained.get("0.005", 0.0), ">= 10 ms": count - gained.get("0.01", 0.0),
+            "max < ms": longest * 1e3}
 
 
 def pipelined(b: Broker, frames: list[bytes], requests: int) -> float:
@@ -229,17 +249,19 @@ def small_phase(b: Broker, rounds_n: int) -> None:
     r = Rounds(b)
     try:
         r.one()
-        cpu0 = b.cpu()
-        for _ in range(rounds_n):
-            r.one()
-        b.note("small µs/round", (b.cpu() - cpu0) / rounds_n * 1e6)
+        cpu0, stop, done, slow = b.cpu(), time.perf_counter() + SMALL_SECONDS_MAX, 0, 0
+        while done < rounds_n and time.perf_counter() < stop:
+            slow += r.one() > 0.1
+            done += 1
+        b.note("small µs/round", (b.cpu() - cpu0) / done * 1e6)
+        b.note("small rounds > 100 ms %", slow / done * 100)
     finally:
         r.close()
 
 
 def paced_phase(b: Broker, rate: int, seconds: float) -> None:
     r = Rounds(b)
-    lag0, gc0 = b.metric("suoi_event_loop_lag_seconds_sum"), b.metric("suoi_gc_pause_seconds_sum")
+    lag0, gc0 = b.histogram("suoi_eventloop_lag_seconds"), b.histogram("suoi_gc_pause_seconds")
     try:
         r.one()
         interval = 1.0 / rate
@@ -247,6 +269,8 @@ def paced_phase(b: Broker, rate: int, seconds: float) -> None:
         cpu0, t0 = b.cpu(), time.perf_counter()
         n = int(rate * seconds)
         for i in range(n):
+            if time.perf_counter() - t0 > 2 * seconds:
+                break  # far behind (rounds waiting out the fetch's max wait): what was measured stands
             due = t0 + i * interval
             now = time.perf_counter()
             if due > now:
@@ -254,22 +278,17 @@ def paced_phase(b: Broker, rate: int, seconds: float) -> None:
             latencies.append(r.one())
         elapsed = time.perf_counter() - t0
         b.note(f"paced {rate}/s broker CPU %", (b.cpu() - cpu0) / elapsed * 100)
+        b.note(f"paced {rate}/s rounds/s done", len(latencies) / elapsed)
         latencies.sort()
         for q in (50, 99, 99.9):
             b.note(f"paced {rate}/s p{q} ms", percentile(latencies, q) * 1e3)
         b.note(f"paced {rate}/s max ms", latencies[-1] * 1e3)
     finally:
         r.close()
-    lag_max = b.metric("suoi_event_loop_lag_max_seconds")
-    gc_max = b.metric("suoi_gc_pause_max_seconds")
-    if lag_max is not None:
-        b.note(f"paced {rate}/s loop lag max ms", lag_max * 1e3)
-    if gc_max is not None:
-        b.note(f"paced {rate}/s GC pause max ms", gc_max * 1e3)
-    gc1 = b.metric("suoi_gc_pause_seconds_sum")
-    if gc0 is not None and gc1 is not None:
-        b.note(f"paced {rate}/s GC total ms", (gc1 - gc0) * 1e3)
-    del lag0
+    for label, before, after in (("loop lag", lag0, b.histogram("suoi_eventloop_lag_seconds")),
+                                 ("GC", gc0, b.histogram("suoi_gc_pause_seconds"))):
+        for key, value in pauses_between(before, after).items():
+            b.note(f"paced {rate}/s {label} {key}", value)
 
 
 def main() -> None:
