@@ -50,7 +50,8 @@ from suoi.protocol.records import build_batch
 
 _SIZE = struct.Struct(">i")
 WINDOW = 4  # requests in flight on the produce connection
-SMALL_SECONDS_MAX = 10.0  # the small phase stops early when rounds are slow
+SMALL_SECONDS_MAX = 10.0
+PARK_S = 0.0  # --park-ms  # the small phase stops early when rounds are slow
 
 
 def produce_frame(topic: str, partitions: list[int], batch: bytes, acks: int = 1, cid: int = 0) -> bytes:
@@ -234,6 +235,8 @@ class Rounds:
         """One round; its latency (produce written -> fetch answer read) in seconds."""
         self.cid += 2
         self.fetch.send(fetch_frame("p6", 0, self.offset, self.cid))
+        if PARK_S:
+            time.sleep(PARK_S)  # --park-ms: the Fetch is parked before the Produce comes
         t0 = time.perf_counter()
         self.produce.send(produce_frame("p6", [0], self.batch, cid=self.cid + 1))
         self.produce.recv()
@@ -301,7 +304,12 @@ def main() -> None:
     ap.add_argument("--rate", type=int, action="append", default=[], help="paced rounds/s (default 1000)")
     ap.add_argument("--paced-seconds", type=float, default=5.0)
     ap.add_argument("--phases", default="1k,100b,p1000,small,paced")
+    ap.add_argument("--park-ms", type=float, default=0.0,
+                    help="wait this long between a round's Fetch and its Produce (compare a tree whose Fetch "
+                         "missed a Produce read in the same loop iteration)")
     args = ap.parse_args()
+    global PARK_S
+    PARK_S = args.park_ms / 1000
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
     trees = [s.split("=", 1) for s in args.src] or [["this", here]]
     phases = set(args.phases.split(","))
