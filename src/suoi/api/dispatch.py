@@ -36,7 +36,6 @@ from suoi.protocol.codec import (
     read_prefix,
     response_class,
 )
-from suoi.protocol.fetch_response import encode_fetch_response
 from suoi.protocol.produce_response import ProduceAnswer
 from suoi.protocol.splice import SplicedResponse, encode_spliced
 from suoi.raft_driver.codec import FETCH_KEY, is_metadata_fetch
@@ -150,10 +149,6 @@ def _encode(request: Request, data: ResponseData, quota: client_quotas.RequestQu
         return parts
     if isinstance(data, SplicedResponse):
         return encode_spliced(request.correlation_id, response_class(request.api_key, request.api_version), data)
-    if request.api_key == FETCH_KEY and quota is None and isinstance(data, dict):
-        fast = encode_fetch_response(request.correlation_id, request.api_version, data)  # None: kio's shape
-        if fast is not None:
-            return fast
     response = build_response(request.api_key, request.api_version, data)
     parts = encode_response(request.correlation_id, response)
     if quota is not None and quota.finish(sum(len(p) for p in parts)) > 0:
