@@ -36,8 +36,7 @@ class PartitionRow(NamedTuple):
 _SMALL_UVARINTS = [bytes([n]) for n in range(128)]
 
 
-def uvarint_bytes(n: int) -> bytes:
-    """Kafka's unsigned varint (array lengths n + 1, compact string lengths)."""
+def _uvarint(n: int) -> bytes:
     if n < 128:
         return _SMALL_UVARINTS[n]
     out = BytesIO()
@@ -47,7 +46,7 @@ def uvarint_bytes(n: int) -> bytes:
 
 def _int32s(values: Sequence[int], flexible: bool) -> bytes:
     n = len(values)
-    prefix = uvarint_bytes(n + 1) if flexible else _INT32.pack(n)
+    prefix = _uvarint(n + 1) if flexible else _INT32.pack(n)
     return prefix + struct.pack(f">{n}i", *values)
 
 

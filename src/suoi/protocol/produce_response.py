@@ -18,8 +18,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from suoi.protocol.metadata_partitions import uvarint_bytes
-
 _INT32 = struct.Struct(">i")
 _HEADER_FLEX = struct.Struct(">iib")  # size, correlation id, no tagged fields
 _HEADER = struct.Struct(">ii")  # size, correlation id
@@ -27,6 +25,7 @@ _PARTITION = struct.Struct(">ihqq")  # index, error_code, base_offset, log_appen
 _PARTITION_V5 = struct.Struct(">ihqqq")  # ... log_start_offset (v5+)
 _INT16 = struct.Struct(">h")
 _NULL_STRING = _INT16.pack(-1)
+_SMALL_UVARINTS = [bytes([n]) for n in range(128)]
 
 FIRST_FLEXIBLE = 9
 FIRST_RECORD_ERRORS = 8
@@ -48,13 +47,24 @@ class TopicAnswer(NamedTuple):
     partitions: Sequence[PartitionAnswer]
 
 
+def _uvarint(n: int) -> bytes:
+    if n < 128:
+        return _SMALL_UVARINTS[n]
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def _string(value: str, flexible: bool) -> bytes:
     raw = value.encode()
-    return (uvarint_bytes(len(raw) + 1) if flexible else _INT16.pack(len(raw))) + raw
+    return (_uvarint(len(raw) + 1) if flexible else _INT16.pack(len(raw))) + raw
 
 
 def _count(n: int, flexible: bool) -> bytes:
-    return uvarint_bytes(n + 1) if flexible else _INT32.pack(n)
+    return _uvarint(n + 1) if flexible else _INT32.pack(n)
 
 
 def encode_produce_response(correlation_id: int, version: int, topics: Sequence[TopicAnswer],
