@@ -36,7 +36,6 @@ from suoi.protocol.codec import (
     read_prefix,
     response_class,
 )
-from suoi.protocol.produce_response import ProduceAnswer
 from suoi.protocol.splice import SplicedResponse, encode_spliced
 from suoi.raft_driver.codec import FETCH_KEY, is_metadata_fetch
 
@@ -141,12 +140,6 @@ def _encode(request: Request, data: ResponseData, quota: client_quotas.RequestQu
             quota.finish(0)
             quota.mute()
         return None
-    if isinstance(data, ProduceAnswer):  # encodes itself (protocol.produce_response)
-        parts = data.encode(request.correlation_id, request.api_version)
-        if quota is not None and quota.finish(sum(len(p) for p in parts)) > 0:
-            parts = data.encode(request.correlation_id, request.api_version, quota.throttle_ms)
-            quota.mute()
-        return parts
     if isinstance(data, SplicedResponse):
         return encode_spliced(request.correlation_id, response_class(request.api_key, request.api_version), data)
     response = build_response(request.api_key, request.api_version, data)

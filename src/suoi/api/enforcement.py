@@ -18,7 +18,6 @@ from suoi.api.error_responses import error_array, error_response
 from suoi.api.registry import RequestContext, ResponseData
 from suoi.authorizer import StandardAuthorizer
 from suoi.model import ErrorCode
-from suoi.protocol.produce_response import ProduceAnswer
 
 __all__ = ["authorized_call"]
 
@@ -69,7 +68,7 @@ def _split(ctx: RequestContext, body: Any, handler: Handler, verdict: Split) -> 
     def merge(data: ResponseData) -> ResponseData:
         if data is None or target is None:
             return data
-        data = _as_dict(data)
+        data = dict(data)
         data[target] = [*(data.get(target) or ()), *(e for entries in refused for e in entries)]
         return data
 
@@ -90,18 +89,13 @@ def _error_entries(ctx: RequestContext, body: Any, array: str, elements: list[An
 def _filtered(ctx: RequestContext, authorizer: StandardAuthorizer, f: Filter, data: ResponseData) -> ResponseData:
     if data is None:
         return data
-    data = _as_dict(data)
+    data = dict(data)
 
     def name(element: Any) -> str:
         return str(element[f.name_field] if isinstance(element, dict) else getattr(element, f.name_field))
 
     data[f.array] = [e for e in data.get(f.array) or () if filter_allows(ctx, authorizer, f, name(e))]
     return data
-
-
-def _as_dict(data: ResponseData) -> dict[str, Any]:
-    """A copy of the answer to edit (a Produce answer encodes itself: its fields as a dict)."""
-    return data.as_dict() if isinstance(data, ProduceAnswer) else dict(data)  # type: ignore[arg-type]
 
 
 def _then(result: ResponseData | Awaitable[ResponseData], fn: Callable[[ResponseData], ResponseData]

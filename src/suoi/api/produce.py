@@ -4,8 +4,7 @@ The records are never decoded: `Partition.append_records` checks batch headers a
 appends the bytes as received, stamped with the leader epoch. acks=0 sends no response at all;
 acks=1 answers after the leader's append; acks=-1 answers once every ISR member has the batch,
 or NOT_ENOUGH_REPLICAS / REQUEST_TIMED_OUT (`suoi.partition.append`). A single node is the
-whole ISR. v0-v2 are advertised but rejected (see `legacy_produce`). The answer encodes itself
-(`protocol.produce_response`: `struct`, not kio's entity per partition).
+whole ISR. v0-v2 are advertised but rejected (see `legacy_produce`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from suoi.model import ErrorCode
 from suoi.partition.append import await_replication, pending
 from suoi.partition.partition import AppendResult
 from suoi.protocol.codec import ms
-from suoi.protocol.produce_response import PartitionAnswer, ProduceAnswer, TopicAnswer
 
 #: (topic name, topic id, [(partition index, result)]) in request order
 Answers = list[tuple[Any, Any, list[tuple[int, AppendResult]]]]
@@ -50,12 +48,15 @@ def handle_produce(ctx: RequestContext, request: Any) -> Any:
     return _response(answers)
 
 
-async def _after_replication(answers: Answers, waits: list[AppendResult], timeout_s: float) -> ProduceAnswer:
+async def _after_replication(answers: Answers, waits: list[AppendResult], timeout_s: float) -> dict[str, Any]:
     await await_replication(waits, timeout_s)
     return _response(answers)
 
 
-def _response(answers: Answers) -> ProduceAnswer:
-    return ProduceAnswer([TopicAnswer(name, topic_id, [
-        PartitionAnswer(index, r.error, r.base_offset, r.log_append_time_ms, r.log_start_offset, r.message)
-        for index, r in results]) for name, topic_id, results in answers])
+def _response(answers: Answers) -> dict[str, Any]:
+    return {"throttle_time": 0, "responses": [
+        {"name": name, "topic_id": topic_id, "partition_responses": [
+            {"index": index, "error_code": r.error, "base_offset": r.base_offset,
+             "log_append_time": r.log_append_time_ms, "log_start_offset": r.log_start_offset,
+             "record_errors": [], "error_message": r.message} for index, r in results]}
+        for name, topic_id, results in answers]}

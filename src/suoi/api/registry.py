@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from suoi.api.listener_roles import ListenerRole
-from suoi.protocol.produce_response import ProduceAnswer
 from suoi.protocol.splice import SplicedResponse
 
 if TYPE_CHECKING:
     from suoi.services import Services
 
-ResponseData: TypeAlias = dict[str, Any] | SplicedResponse | ProduceAnswer | None
+ResponseData: TypeAlias = dict[str, Any] | SplicedResponse | None
 
 #: The listener the request being handled came in on (set by `dispatch` for the handler and any
 #: task it starts): Metadata, FindCoordinator and DescribeCluster answer with the brokers'
