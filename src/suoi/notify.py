@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from functools import partial
 
 from suoi.model import TopicPartition
 
@@ -21,6 +22,17 @@ from suoi.model import TopicPartition
 def _expire(fut: asyncio.Future[bool]) -> None:
     if not fut.done():
         fut.set_result(False)
+
+
+def _unpark(table: dict[TopicPartition, set[asyncio.Future[bool]]], tps: list[TopicPartition],
+            timer: asyncio.TimerHandle, fut: asyncio.Future[bool]) -> None:
+    timer.cancel()
+    for tp in tps:
+        waiting = table.get(tp)
+        if waiting is not None:
+            waiting.discard(fut)
+            if not waiting:
+                del table[tp]
 
 
 def _wake(waiting: set[asyncio.Future[bool]] | None) -> None:
@@ -37,31 +49,31 @@ class AppendNotifier:
         #: follower (replica) fetches: woken by appends only
         self._replica_waiters: dict[TopicPartition, set[asyncio.Future[bool]]] = {}
 
-    async def wait(self, partitions: Iterable[TopicPartition], timeout: float, *, replica: bool = False) -> bool:
-        """Wait until any of `partitions` gets an append (or, unless `replica`, a high
-        watermark move) or `timeout` seconds pass.
+    def wait(self, partitions: Iterable[TopicPartition], timeout: float, *, replica: bool = False
+             ) -> asyncio.Future[bool]:
+        """A future that completes when any of `partitions` gets an append (or, unless
+        `replica`, a high watermark move), True, or after `timeout` seconds, False.
 
-        Returns True when woken by an append.
+        The future is parked at once, not when a task first awaits it: a fetch handler
+        returns its long-poll as a coroutine that starts one loop iteration later, and a
+        Produce read in that same iteration would otherwise wake nobody (the fetch then sat
+        out its whole max wait with the data there). Whatever completes it (wake, timeout,
+        the awaiting task's cancellation) unparks it.
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
         table = self._replica_waiters if replica else self._waiters
         tps = list(partitions)
         for tp in tps:
-            table.setdefault(tp, set()).add(fut)
-        # A plain timer instead of asyncio.wait_for: the waiting task resumes one loop
-        # iteration after the append, and no extra callbacks are chained per wait.
+            waiting = table.get(tp)
+            if waiting is None:
+                table[tp] = {fut}
+            else:
+                waiting.add(fut)
+        # A plain timer instead of asyncio.wait_for: no task or extra callbacks per wait.
         timer = loop.call_later(timeout, _expire, fut)
-        try:
-            return await fut
-        finally:
-            timer.cancel()
-            for tp in tps:
-                waiting = table.get(tp)
-                if waiting is not None:
-                    waiting.discard(fut)
-                    if not waiting:
-                        del table[tp]
+        fut.add_done_callback(partial(_unpark, table, tps, timer))
+        return fut
 
     def appended(self, tp: TopicPartition) -> None:
         _wake(self._waiters.pop(tp, None))

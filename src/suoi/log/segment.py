@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import time
+from bisect import bisect_right
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,9 @@ _MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
 _HEADER_SCAN_CHUNK = 16 * 1024
 _RECOVERY_CHUNK = 8 * 1024 * 1024
 _INT32_MAX = 2**31 - 1
+#: `LogSegment._recent_*`: trimmed to the last _RECENT_KEEP batches once over _RECENT_MAX
+_RECENT_MAX = 256
+_RECENT_KEEP = 128
 
 #: (position relative to the appended chunk, base offset, last offset, max timestamp, size)
 BatchPlacement = tuple[int, int, int, int, int]
@@ -91,6 +95,12 @@ class LogSegment:
         #: Batches continue each other exactly (False for logs that were compacted: gaps).
         self.contiguous = True
         self._bad_index_entries: set[int] = set()
+        #: The last batches appended (base offset, last offset, position), oldest first: a
+        #: consumer at the log end reads one of them, found without scanning headers from the
+        #: last index entry (up to index.interval.bytes of small batches, each a header parse).
+        self._recent_base: list[int] = []
+        self._recent_last: list[int] = []
+        self._recent_pos: list[int] = []
 
     @functools.cached_property
     def log_path(self) -> Path:
@@ -176,6 +186,7 @@ class LogSegment:
         """
         self.offset_index.reset()
         self.time_index.reset()
+        self._forget_recent()
         self.next_offset = self.base_offset
         self.max_timestamp, self.offset_of_max_timestamp = -1, self.base_offset
         self._bytes_since_index = 0
@@ -297,7 +308,13 @@ class LogSegment:
             self.verified.add(pos0, self.size)  # checked on produce / replica fetch
             for rel, base, last, max_ts, size in batches:
                 self._index_batch(pos0 + rel, base, last, max_ts, size)
+                self._recent_base.append(base)
+                self._recent_last.append(last)
+                self._recent_pos.append(pos0 + rel)
+            if len(self._recent_base) > _RECENT_MAX:
+                del self._recent_base[:-_RECENT_KEEP], self._recent_last[:-_RECENT_KEEP], self._recent_pos[:-_RECENT_KEEP]
         except OSError as e:
+            self._forget_recent()
             self.next_offset, self.max_timestamp, self.offset_of_max_timestamp, self._bytes_since_index = saved
             try:
                 if self._file.is_open:  # else the file could not even be opened: nothing was written
@@ -320,6 +337,7 @@ class LogSegment:
         if found is None:
             return 0
         pos, cut = found  # ``cut``: where the batch at ``pos`` should start (it may be corrupt)
+        self._forget_recent()
         removed = self.size - pos
         os.ftruncate(self._file.fd, pos)
         self._file.dirty = True
@@ -343,6 +361,11 @@ class LogSegment:
         if pos == 0:
             self.rolling_base_ms = None
         return removed
+
+    def _forget_recent(self) -> None:
+        self._recent_base.clear()
+        self._recent_last.clear()
+        self._recent_pos.clear()
 
     def _index_batch(self, pos: int, base: int, last: int, max_ts: int, size: int) -> None:
         if max_ts > self.max_timestamp:
@@ -372,6 +395,13 @@ class LogSegment:
         """
         if offset >= self.next_offset:
             return None
+        bases = self._recent_base
+        if bases and offset >= bases[0]:
+            i = bisect_right(bases, offset) - 1
+            if self._recent_last[i] < offset:
+                i += 1  # in a gap after batch i (a compacted log): the next batch holds the next offset
+            if 0 < i < len(bases):  # the offset the scan expects there: the batch before's next
+                return self._recent_pos[i], self._recent_last[i - 1] + 1
         strict = self.contiguous
         for expected, start in self._index_starts(offset):
             pos = start

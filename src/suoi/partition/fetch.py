@@ -60,19 +60,22 @@ def fetch_messages(directory: PartitionDirectory, params: FetchParams,
     reads, total, tps, answer_now = _read_all(directory, params, topics)
     if total >= params.min_bytes or answer_now or params.max_wait_ms <= 0 or not tps:
         return reads
-    return _long_poll(directory, params, topics, tps)
+    # Parked now, before the coroutine below first runs (`AppendNotifier.wait`).
+    parked = directory.notifier.wait(tps, params.max_wait_ms / 1000, replica=params.replica_id >= 0)
+    return _long_poll(directory, params, topics, parked)
 
 
 async def _long_poll(directory: PartitionDirectory, params: FetchParams, topics: list[FetchTopic],
-                     tps: list[TopicPartition]) -> TopicReads:
+                     parked: asyncio.Future[bool]) -> TopicReads:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + params.max_wait_ms / 1000
-    while (remaining := deadline - loop.time()) > 0:
-        await directory.notifier.wait(tps, remaining, replica=params.replica_id >= 0)
+    while True:
+        await parked
         reads, total, tps, answer_now = _read_all(directory, params, topics)
-        if total >= params.min_bytes or answer_now:
+        remaining = deadline - loop.time()
+        if total >= params.min_bytes or answer_now or remaining <= 0:
             return reads
-    return _read_all(directory, params, topics)[0]
+        parked = directory.notifier.wait(tps, remaining, replica=params.replica_id >= 0)
 
 
 def _read_all(directory: PartitionDirectory, params: FetchParams,

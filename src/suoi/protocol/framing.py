@@ -31,45 +31,70 @@ class FrameDecoder:
     rejected *before* buffering it, so a hostile peer cannot make us allocate gigabytes.
     """
 
-    __slots__ = ("_buf", "_max", "_need")
+    __slots__ = ("_buf", "_have", "_max", "_need", "_pieces")
 
     def __init__(self, max_frame_size: int) -> None:
-        self._buf = bytearray()
+        self._buf = bytearray()  # a size prefix split across reads
         self._max = max_frame_size
         self._need = -1  # size of the frame being assembled, -1 while reading the prefix
+        self._pieces: list[bytes] = []  # the received parts of that frame
+        self._have = 0  # their total length
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        """Add received bytes and return every frame completed by them, in order."""
-        buf = self._buf
-        buf += data
+        """Add received bytes and return every frame completed by them, in order.
+
+        Each frame is copied once: sliced out of `data` when it lies within it, else joined
+        from the pieces it arrived in (held by reference until the last one comes).
+        """
         frames: list[bytes] = []
+        if not isinstance(data, bytes):
+            data = bytes(data)
         pos = 0
-        end = len(buf)
+        end = len(data)
         while True:
-            if self._need < 0:
-                if end - pos < 4:
+            if self._need < 0:  # reading the 4-byte size (perhaps split across reads)
+                if pos >= end:
                     break
-                (size,) = _SIZE.unpack_from(buf, pos)
+                if self._buf or end - pos < 4:
+                    take = min(4 - len(self._buf), end - pos)
+                    self._buf += data[pos:pos + take]
+                    pos += take
+                    if len(self._buf) < 4:
+                        break
+                    (size,) = _SIZE.unpack_from(self._buf, 0)
+                    self._buf.clear()
+                else:
+                    (size,) = _SIZE.unpack_from(data, pos)
+                    pos += 4
                 if size < 0:
                     raise FrameError(f"negative frame size {size}")
                 if size > self._max:
                     raise FrameTooLarge(size, self._max)
-                pos += 4
                 self._need = size
-            if end - pos < self._need:
-                break
-            with memoryview(buf) as view:  # one copy (a bytearray slice would be a second)
-                frames.append(bytes(view[pos : pos + self._need]))
-            pos += self._need
+                self._pieces = []
+                self._have = 0
+            missing = self._need - self._have
+            if not self._pieces and end - pos >= missing:  # the whole frame is in this read
+                frames.append(data[pos:pos + missing])
+                pos += missing
+            else:
+                take = min(missing, end - pos)
+                if take == 0:
+                    break
+                self._pieces.append(data if (pos == 0 and take == end) else data[pos:pos + take])
+                self._have += take
+                pos += take
+                if self._have < self._need:
+                    break
+                frames.append(b"".join(self._pieces))
+                self._pieces = []
             self._need = -1
-        if pos:
-            del buf[:pos]
         return frames
 
     @property
     def buffered(self) -> int:
         """Bytes held for an incomplete frame."""
-        return len(self._buf)
+        return len(self._buf) + (self._have if self._need >= 0 else 0)
 
 
 def frame(payload_parts: list[bytes | bytearray | memoryview]) -> list[bytes | bytearray | memoryview]:

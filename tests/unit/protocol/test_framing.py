@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from suoi.protocol.framing import FrameDecoder, FrameError, FrameTooLarge
 
@@ -45,3 +47,21 @@ def test_partial_frame_waits_for_more() -> None:
     assert d.feed(framed(b"abcdef")[:7]) == []
     assert d.buffered == 3  # the size prefix is consumed; 3 payload bytes wait
     assert d.feed(b"def") == [b"abcdef"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=8), st.lists(st.integers(1, 400), min_size=1, max_size=20))
+def test_any_split_of_any_frames_gives_the_frames(payloads: list[bytes], cuts: list[int]) -> None:
+    """Frames (empty ones too) come out whole and in order however the stream is cut: within
+    one read, across reads, with the size prefix itself split."""
+    stream = b"".join(len(p).to_bytes(4, "big") + p for p in payloads)
+    dec = FrameDecoder(1 << 20)
+    out: list[bytes] = []
+    pos, i = 0, 0
+    while pos < len(stream):
+        step = cuts[i % len(cuts)]
+        out += dec.feed(stream[pos:pos + step])
+        pos += step
+        i += 1
+    assert out == payloads
+    assert dec.buffered == 0

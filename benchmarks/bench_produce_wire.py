@@ -1,0 +1,354 @@
+"""Broker CPU per produced message, over a real socket, with no client CPU in the way.
+
+`bench.py` measures librdkafka against the broker on a 2-core machine, so the client's CPU
+and everything else running there decide half the figure. Here the Produce requests are
+encoded once (kio, v9, one batch per partition) and written over one connection with a few
+in flight; the answers are only counted. What is reported is the broker process's CPU time
+(/proc/<pid>/stat) per message and per MB: the cost of net framing -> dispatch -> decode ->
+partition -> log append -> response. Phases:
+
+* ``1k`` / ``100b``: 6 partitions, batches of 64 x 1 KiB / 640 x 100 B per partition, acks=1.
+* ``p1000``: the 1 KiB requests, but each naming 6 of a 1,000-partition topic's partitions
+  (rotating), against ``1k``: is there work per request that grows with the partitions a node
+  hosts? (``p1000/1k``, target <= 1.3).
+* ``small``: the small-request path: a consumer's Fetch parked on a partition (max wait
+  500 ms), then a Produce of one 100 B record (acks=1) that wakes it; one round after the
+  other on two connections. CPU per round, and the round's latency.
+* ``paced``: the same rounds paced at ``--rate`` per second for ``--paced-seconds``: broker
+  CPU % and the produce -> fetch answer latency p50/p99/p99.9/max, with the broker's event-loop
+  lag and GC pauses over the run (read from its admin endpoint, when it has them).
+
+Each ``--src label=path`` tree gets its own broker (``python -m suoi broker``, PYTHONPATH
+set to that tree, KRaft combined node, temp dir); the trees alternate phase by phase for
+``--rounds`` rounds and medians are printed with the spread (min-max). A script, not a test:
+
+    git archive <commit> src | tar -x -C /tmp/old
+    python benchmarks/bench_produce_wire.py --src before=/tmp/old/src --src after=src
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import socket
+import statistics
+import struct
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+from common import create_topic, free_port, log, percentile, read_cpu_s
+from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
+from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
+from kio.static.primitive import i16, i32
+
+from suoi.protocol.codec import encode_request
+from suoi.protocol.records import build_batch
+
+_SIZE = struct.Struct(">i")
+WINDOW = 4  # requests in flight on the produce connection
+SMALL_SECONDS_MAX = 10.0
+PARK_S = 0.0  # --park-ms  # the small phase stops early when rounds are slow
+
+
+def produce_frame(topic: str, partitions: list[int], batch: bytes, acks: int = 1, cid: int = 0) -> bytes:
+    req = ProduceRequest(transactional_id=None, acks=i16(acks), timeout=datetime.timedelta(seconds=30),
+                         topic_data=(TopicProduceData(name=topic, partition_data=tuple(
+                             PartitionProduceData(index=i32(p), records=batch) for p in partitions)),))
+    return encode_request(cid, "bench", req)
+
+
+def fetch_frame(topic: str, partition: int, offset: int, cid: int) -> bytes:
+    req = FetchRequest(cluster_id=None, replica_id=i32(-1), max_wait=datetime.timedelta(milliseconds=500),
+                       min_bytes=i32(1), max_bytes=i32(1 << 20), isolation_level=0, session_id=i32(0),
+                       session_epoch=i32(-1), topics=(FetchTopic(topic=topic, partitions=(FetchPartition(
+                           partition=i32(partition), current_leader_epoch=i32(-1), fetch_offset=offset,
+                           last_fetched_epoch=i32(-1), log_start_offset=-1, partition_max_bytes=i32(1 << 20)),)),),
+                       forgotten_topics_data=(), rack_id="")
+    return encode_request(cid, "bench", req)
+
+
+class Conn:
+    """A blocking socket that writes whole frames and reads whole answers (not decoded)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+
+    def send(self, frame: bytes) -> None:
+        self.sock.sendall(frame)
+
+    def recv(self) -> bytes:
+        while True:
+            if len(self.buf) >= 4:
+                (size,) = _SIZE.unpack_from(self.buf, 0)
+                if len(self.buf) >= 4 + size:
+                    frame = bytes(self.buf[4:4 + size])
+                    del self.buf[:4 + size]
+                    return frame
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("broker closed the connection")
+            self.buf += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@dataclass
+class Broker:
+    label: str
+    src: str
+    port: int = 0
+    admin_port: int = 0
+    proc: object = None
+    workdir: str = ""
+    results: dict[str, list[float]] = field(default_factory=dict)
+
+    def start(self) -> None:
+        import subprocess
+        self.workdir = tempfile.mkdtemp(prefix=f"bench-wire-{self.label}-")
+        self.port, cport, self.admin_port = free_port(), free_port(), free_port()
+        props = os.path.join(self.workdir, "server.properties")
+        with open(props, "w") as f:
+            f.write(f"process.roles=broker,controller\nnode.id=1\nlog.dirs={self.workdir}/data\n"
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}\n"
+                    f"controller.listener.names=CONTROLLER\ncontroller.quorum.voters=1@127.0.0.1:{cport}\n"
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+                    "offsets.topic.replication.factor=1\n"
+                    f"admin.listeners=http://127.0.0.1:{self.admin_port}\n")
+        env = dict(os.environ, PYTHONPATH=self.src)
+        self.proc = subprocess.Popen([sys.executable, "-m", "suoi", "broker", "--config", props],
+                                     stdout=open(os.path.join(self.workdir, "broker.log"), "wb"),
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.workdir)
+        create_topic(f"127.0.0.1:{self.port}", "p6", 6, timeout=60)
+        create_topic(f"127.0.0.1:{self.port}", "p1000", 1000, timeout=60)
+        log(f"{self.label}: broker pid {self.proc.pid} on {self.port} ({self.src})")
+
+    def cpu(self) -> float:
+        value = read_cpu_s(self.proc.pid)
+        assert value is not None
+        return value
+
+    def stop(self) -> None:
+        import shutil
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def note(self, key: str, value: float) -> None:
+        self.results.setdefault(key, []).append(value)
+
+    def histogram(self, name: str) -> dict[str, float]:
+        """A histogram of the admin endpoint (cumulative bucket counts by `le`, `sum`, `count`);
+        empty if the endpoint or the family is not there."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith(name + "_bucket{"):
+                out[line.split('le="', 1)[1].split('"', 1)[0]] = float(line.rsplit(" ", 1)[1])
+            elif line.startswith((name + "_sum ", name + "_count ")):
+                key, value = line.split(" ")
+                out[key.rsplit("_", 1)[1]] = float(value)
+        return out
+
+
+def pauses_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What a histogram of pauses gained: how many, total ms, how many >= 5 / 10 ms, and the
+    upper bound of the highest bucket that gained any (the longest pause is below it)."""
+    if not before or not after:
+        return {}
+    gained = {k: after[k] - before.get(k, 0.0) for k in after}
+    count = gained.get("count", 0.0)
+    bounds = sorted((float(k), v) for k, v in gained.items() if k not in ("sum", "count", "+Inf"))
+    longest = next((b for b, cumulative in bounds if cumulative >= count), float("inf")) if count else 0.0
+    return {"count": count, "total ms": gained.get("sum", 0.0) * 1e3,
+            ">= 5 ms": count - gained.get("0.005", 0.0), ">= 10 ms": count - gained.get("0.01", 0.0),
+            "max < ms": longest * 1e3}
+
+
+def pipelined(b: Broker, frames: list[bytes], requests: int) -> float:
+    """Write `requests` frames (cycling) with WINDOW in flight; broker CPU seconds spent."""
+    conn = Conn(b.port)
+    try:
+        for frame in frames:  # warm: every partition's segment files exist (a first append creates them)
+            conn.send(frame)
+            conn.recv()
+        cpu0, sent, done = b.cpu(), 0, 0
+        while done < requests:
+            while sent < requests and sent - done < WINDOW:
+                conn.send(frames[sent % len(frames)])
+                sent += 1
+            conn.recv()
+            done += 1
+        return b.cpu() - cpu0
+    finally:
+        conn.close()
+
+
+def produce_phase(b: Broker, name: str, topic: str, partitions: int, records: int, size: int,
+                  requests: int, per_request: int = 6) -> None:
+    batch = build_batch([(None, os.urandom(size))] * records, timestamp_ms=int(time.time() * 1000))
+    groups = [[(start + i) % partitions for i in range(per_request)] for start in range(0, partitions, per_request)]
+    frames = [produce_frame(topic, g, batch) for g in groups]
+    t0 = time.perf_counter()
+    cpu = pipelined(b, frames, requests)
+    wall = time.perf_counter() - t0
+    messages = requests * per_request * records
+    b.note(f"{name} µs/msg", cpu / messages * 1e6)
+    b.note(f"{name} ms/MB", cpu / (messages * size / 1e6) * 1e3)
+    b.note(f"{name} MB/s wall", messages * size / 1e6 / wall)
+
+
+class Rounds:
+    """The small-request path: Fetch parked at the log end, Produce of one record wakes it."""
+
+    def __init__(self, b: Broker) -> None:
+        self.produce, self.fetch = Conn(b.port), Conn(b.port)
+        self.batch = build_batch([(None, b"y" * 100)], timestamp_ms=int(time.time() * 1000))
+        self.cid = 0
+        self.offset = self._log_end()
+
+    def _log_end(self) -> int:
+        """The log end of p6-0: the offset after the record this produces."""
+        from kio.schema.produce.v9.response import ProduceResponse
+
+        from suoi.protocol.codec import decode_response
+        self.produce.send(produce_frame("p6", [0], self.batch, cid=0))
+        answer = decode_response(self.produce.recv(), ProduceResponse)
+        return int(answer.responses[0].partition_responses[0].base_offset) + 1
+
+    def one(self) -> float:
+        """One round; its latency (produce written -> fetch answer read) in seconds."""
+        self.cid += 2
+        self.fetch.send(fetch_frame("p6", 0, self.offset, self.cid))
+        if PARK_S:
+            time.sleep(PARK_S)  # --park-ms: the Fetch is parked before the Produce comes
+        t0 = time.perf_counter()
+        self.produce.send(produce_frame("p6", [0], self.batch, cid=self.cid + 1))
+        self.produce.recv()
+        self.fetch.recv()
+        self.offset += 1
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.produce.close()
+        self.fetch.close()
+
+
+def small_phase(b: Broker, rounds_n: int) -> None:
+    r = Rounds(b)
+    try:
+        r.one()
+        cpu0, stop, done, slow = b.cpu(), time.perf_counter() + SMALL_SECONDS_MAX, 0, 0
+        while done < rounds_n and time.perf_counter() < stop:
+            slow += r.one() > 0.1
+            done += 1
+        b.note("small µs/round", (b.cpu() - cpu0) / done * 1e6)
+        b.note("small rounds > 100 ms %", slow / done * 100)
+    finally:
+        r.close()
+
+
+def paced_phase(b: Broker, rate: int, seconds: float) -> None:
+    r = Rounds(b)
+    lag0, gc0 = b.histogram("suoi_eventloop_lag_seconds"), b.histogram("suoi_gc_pause_seconds")
+    try:
+        r.one()
+        interval = 1.0 / rate
+        latencies: list[float] = []
+        cpu0, t0 = b.cpu(), time.perf_counter()
+        n = int(rate * seconds)
+        for i in range(n):
+            if time.perf_counter() - t0 > 2 * seconds:
+                break  # far behind (rounds waiting out the fetch's max wait): what was measured stands
+            due = t0 + i * interval
+            now = time.perf_counter()
+            if due > now:
+                time.sleep(due - now)
+            latencies.append(r.one())
+        elapsed = time.perf_counter() - t0
+        b.note(f"paced {rate}/s broker CPU %", (b.cpu() - cpu0) / elapsed * 100)
+        b.note(f"paced {rate}/s rounds/s done", len(latencies) / elapsed)
+        latencies.sort()
+        for q in (50, 99, 99.9):
+            b.note(f"paced {rate}/s p{q} ms", percentile(latencies, q) * 1e3)
+        b.note(f"paced {rate}/s max ms", latencies[-1] * 1e3)
+    finally:
+        r.close()
+    for label, before, after in (("loop lag", lag0, b.histogram("suoi_eventloop_lag_seconds")),
+                                 ("GC", gc0, b.histogram("suoi_gc_pause_seconds"))):
+        for key, value in pauses_between(before, after).items():
+            b.note(f"paced {rate}/s {label} {key}", value)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--src", action="append", default=[], help="label=path of a src tree (default: this one)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=300, help="Produce requests per throughput phase")
+    ap.add_argument("--small-rounds", type=int, default=2000)
+    ap.add_argument("--rate", type=int, action="append", default=[], help="paced rounds/s (default 1000)")
+    ap.add_argument("--paced-seconds", type=float, default=5.0)
+    ap.add_argument("--phases", default="1k,100b,p1000,small,paced")
+    ap.add_argument("--park-ms", type=float, default=0.0,
+                    help="wait this long between a round's Fetch and its Produce (compare a tree whose Fetch "
+                         "missed a Produce read in the same loop iteration)")
+    args = ap.parse_args()
+    global PARK_S
+    PARK_S = args.park_ms / 1000
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+    trees = [s.split("=", 1) for s in args.src] or [["this", here]]
+    phases = set(args.phases.split(","))
+    rates = args.rate or [1000]
+    brokers = [Broker(label, os.path.abspath(path)) for label, path in trees]
+    try:
+        for b in brokers:
+            b.start()
+        for rnd in range(args.rounds):
+            for b in (brokers if rnd % 2 == 0 else brokers[::-1]):
+                log(f"round {rnd + 1}: {b.label}")
+                if "1k" in phases:
+                    produce_phase(b, "1k", "p6", 6, 64, 1024, args.requests)
+                if "100b" in phases:
+                    produce_phase(b, "100b", "p6", 6, 640, 100, args.requests)
+                if "p1000" in phases:
+                    produce_phase(b, "p1000", "p1000", 1000, 64, 1024, args.requests)
+                if "small" in phases:
+                    small_phase(b, args.small_rounds)
+                if "paced" in phases:
+                    for rate in rates:
+                        paced_phase(b, rate, args.paced_seconds)
+    finally:
+        for b in brokers:
+            b.stop()
+    print(f"median (min-max) of {args.rounds} rounds; broker CPU from /proc/<pid>/stat")
+    keys = list(dict.fromkeys(k for b in brokers for k in b.results))
+    print(f"{'':34}" + "".join(f"{b.label:>24}" for b in brokers))
+    for k in keys:
+        cells = []
+        for b in brokers:
+            v = b.results.get(k, [])
+            cells.append(f"{statistics.median(v):10.3g} ({min(v):.3g}-{max(v):.3g})" if v else "-")
+        print(f"{k:34}" + "".join(f"{c:>24}" for c in cells))
+    for b in brokers:
+        r = b.results
+        if r.get("p1000 µs/msg") and r.get("1k µs/msg"):
+            print(f"{b.label}: p1000/1k per-message cost {statistics.median(r['p1000 µs/msg']) / statistics.median(r['1k µs/msg']):.2f}")
+
+
+if __name__ == "__main__":
+    main()
