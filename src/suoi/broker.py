@@ -263,7 +263,7 @@ class Broker:
                                                     if x.name not in set(self.config.controller_listener_names)))
 
     async def _start_admin(self, sockets: list[socket.socket]) -> None:
-        """Load the admin endpoint (aiohttp, prometheus-client: ~0.3 s of imports) on its bound
+        """Load the admin endpoint (aiohttp, prometheus-client: 0.15-0.3 s of imports) on its bound
         sockets once the node serves clients, or after ADMIN_LOAD_WAIT_S (a node that cannot
         register yet: readiness then answers 503 with the reason), so the first Metadata does not
         wait for it. Requests sent meanwhile wait in the sockets' backlog."""
@@ -271,9 +271,8 @@ class Broker:
             await asyncio.wait_for(self.kraft.first_unfenced.wait(), ADMIN_LOAD_WAIT_S)
         try:
             module = await asyncio.to_thread(importlib.import_module, "suoi.http.admin.server")
-            admin = module.AdminServer(self, self.admin_settings, self.metrics)
-            await admin.start(sockets)
-            self.admin = admin
+            self.admin = module.AdminServer(self, self.admin_settings, self.metrics)  # set first: stop() cleans up
+            await self.admin.start(sockets)
         except Exception:
             log.exception("the admin endpoint failed to start")
 
