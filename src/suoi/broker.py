@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import importlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -40,6 +42,7 @@ from suoi.coordinator.txn.producer_ids import ControllerProducerIdManager, contr
 from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordinatorConfig
 from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.http.admin import AdminSettings, MetricsRecorder
+from suoi.http.sockets import listen_socket
 from suoi.log.cleaner import LogCleaner
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 from suoi.log.handles import configure as configure_file_handles
@@ -52,7 +55,6 @@ from suoi.partition.coordinator_writer import ReplicatedWriter
 from suoi.protocol.codec import decode_response, encode_request, response_class
 from suoi.quota import ClientQuotas, ConnectionLimits, listener_connection_limits, parse_overrides
 from suoi.security.dynamic import DynamicTls
-from suoi.security.jwks import fetch_jwks, refresh_jwks
 from suoi.security.listeners import (
     controller_security,
     inter_broker_security,
@@ -66,6 +68,9 @@ log = logging.getLogger("suoi.broker")
 
 #: How often each log dir is probed with a small write (KIP-858 failure detection).
 LOG_DIR_CHECK_INTERVAL_S = 1.0
+#: Longest the admin endpoint waits for the node to serve clients before it loads anyway (a node
+#: that has no quorum to register with still answers readiness, with the reason).
+ADMIN_LOAD_WAIT_S = 2.0
 
 
 def _now_ms() -> int:
@@ -157,7 +162,9 @@ class Broker:
         #: Hot-path counters (messages/bytes in and out, request times), read by the admin endpoint.
         self.metrics = MetricsRecorder()
         self.admin_settings = AdminSettings.from_config(config)  # refuses https/auth before anything binds
-        self.admin: Any = None  # suoi.http.admin.server.AdminServer when admin.listeners is set
+        self.admin: Any = None  # suoi.http.admin.server.AdminServer once loaded, when admin.listeners is set
+        self._admin_sockets: list[socket.socket] = []  # its ports, bound during start()
+        self._admin_task: asyncio.Task[None] | None = None  # loads it once the node serves
         self.cluster_id = ""
         self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -183,10 +190,8 @@ class Broker:
         log.info("loaded %d topics from %s in %.2fs", len(self.logs.topics()),
                  ",".join(map(str, self.config.log_dirs)), time.monotonic() - started)
         migration = StandaloneMigration.check(self.config, self.kraft_settings, self.logs)
-        if self.admin_settings.enabled:  # before the listeners: readiness answers 503 until we serve
-            from suoi.http.admin.server import AdminServer  # aiohttp is imported only when it is on
-            self.admin = AdminServer(self, self.admin_settings, self.metrics)
-            await self.admin.start()
+        if self.admin_settings.enabled:  # bound before the listeners (a port in use refuses the start)
+            self._admin_sockets = [listen_socket(host, port) for host, port in self.admin_settings.listeners]
         await self.groups.start()  # the replica manager hands them the internal partitions they lead
         await self.transactions.start()
         self.kraft_settings = await discover_voters(  # bootstrap.servers only
@@ -206,6 +211,8 @@ class Broker:
         self.dynamic_tls = DynamicTls(securities)
         jwks = [s.jwks for s in securities if s.jwks is not None]  # OAUTHBEARER's signing keys, before serving
         if jwks:
+            from suoi.security.jwks import fetch_jwks, refresh_jwks  # cryptography: only for OAUTHBEARER's JWKS
+
             await fetch_jwks(jwks)
             self._tasks.append(asyncio.create_task(refresh_jwks(jwks), name="jwks-refresh"))
         for listener, security in zip(self.config.listeners, securities, strict=True):
@@ -236,6 +243,8 @@ class Broker:
                  " (no process.roles: a single combined node, its own quorum)" if self.kraft_settings.implicit else "")
         if deferred:
             self._tasks.append(asyncio.create_task(self._serve_when_unfenced(deferred), name="serve-when-unfenced"))
+        if self._admin_sockets:
+            self._admin_task = asyncio.create_task(self._start_admin(self._admin_sockets), name="admin-endpoint")
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
         self._tasks.append(asyncio.create_task(self._log_dir_check_loop(), name="log-dir-check"))
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="flush"))
@@ -260,9 +269,29 @@ class Broker:
         log.info("serving clients on %s", ", ".join(f"{x.name}://{x.host or '*'}:{x.port}" for x in self.bound
                                                     if x.name not in set(self.config.controller_listener_names)))
 
+    async def _start_admin(self, sockets: list[socket.socket]) -> None:
+        """Load the admin endpoint (aiohttp, prometheus-client: 0.15-0.3 s of imports) on its bound
+        sockets once the node serves clients, or after ADMIN_LOAD_WAIT_S (a node that cannot
+        register yet: readiness then answers 503 with the reason), so the first Metadata does not
+        wait for it. Requests sent meanwhile wait in the sockets' backlog."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.kraft.first_unfenced.wait(), ADMIN_LOAD_WAIT_S)
+        try:
+            module = await asyncio.to_thread(importlib.import_module, "suoi.http.admin.server")
+            self.admin = module.AdminServer(self, self.admin_settings, self.metrics)  # set first: stop() cleans up
+            await self.admin.start(sockets)
+        except Exception:
+            log.exception("the admin endpoint failed to start")
+
     async def stop(self) -> None:
+        if self._admin_task is not None:
+            self._admin_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._admin_task
         if self.admin is not None:
             await self.admin.stop()
+        for sock in self._admin_sockets:
+            sock.close()
         if self.schema_registry is not None:  # first: it leaves its group while the node still answers
             await self.schema_registry.close()
         if hasattr(self, "kraft"):  # absent when start() failed early

@@ -18,12 +18,11 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from suoi.config_security import listener_protocol
 from suoi.security.client import PLAINTEXT, ClientSecurity
 from suoi.security.jaas import JaasError, parse_jaas
-from suoi.security.jwks import JwksKeys, JwksValidator
 from suoi.security.oauth_login import LOGIN_HANDLERS, login_settings, oauth_login
 from suoi.security.oauthbearer import (
     JWKS_HANDLERS,
@@ -36,6 +35,9 @@ from suoi.security.oauthbearer import (
 from suoi.security.principal import SslPrincipalMapper
 from suoi.security.sasl import CLIENT_MECHANISMS, SUPPORTED_MECHANISMS, SaslClientCredentials
 from suoi.security.tls import client_context, server_context
+
+if TYPE_CHECKING:  # imported where OAUTHBEARER with a JWKS is configured: cryptography is ~10 ms of every start
+    from suoi.security.jwks import JwksKeys
 
 __all__ = ["ListenerSecurity", "SecurityConfigError", "check_node_security", "client_security", "controller_security",
            "inter_broker_security", "listener_security", "login_node", "reload_certificates", "setting"]
@@ -146,6 +148,8 @@ def _oauth_validator(values: Mapping[str, object], name: str) -> tuple[Validator
         if url is None:
             raise SecurityConfigError(f"listener {name}: {handler_key} validates tokens with a JWKS: set "
                                       "sasl.oauthbearer.jwks.endpoint.url")
+        from suoi.security.jwks import JwksKeys, JwksValidator
+
         keys = JwksKeys(url, _ms(values, name, "sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000) / 1000 or 3600)
         try:
             return JwksValidator.from_settings(keys, {k: setting(values, name, k) for k in _OAUTH_KEYS}), keys

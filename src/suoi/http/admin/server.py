@@ -8,14 +8,17 @@ Routes (Redpanda's admin-port layout, Kafka's metric names):
 - `GET /v1/status/live` — 200 while the event loop answers (503 once stopping).
 - `GET /v1/node`, `/v1/partitions`, `/v1/cluster`, `/v1/groups` — small JSON views for scripts.
 
-Started by the broker after its logs are loaded (so readiness can say "fenced" while the
-Kafka listeners wait) and stopped first thing when it stops.
+The broker binds the ports after its logs are loaded (a port in use refuses the start) and loads
+this app on them once it serves Kafka clients, or after `ADMIN_LOAD_WAIT_S` when it cannot (no
+quorum yet: readiness then says why), so aiohttp's import does not delay the first Metadata;
+stopped first thing when it stops.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -63,11 +66,15 @@ class AdminServer:
         app.router.add_get("/v1/groups", self._groups)
         return app
 
-    async def start(self) -> None:
+    async def start(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve ``settings.listeners``, or the listening ``sockets`` the node bound for them."""
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, logger=_OneLineBadInput(log))
         await self._runner.setup()
-        for host, port in self.settings.listeners:
-            await web.TCPSite(self._runner, host or None, port, reuse_address=True).start()
+        sites: list[web.BaseSite] = ([web.SockSite(self._runner, sock) for sock in sockets] if sockets is not None else
+                                     [web.TCPSite(self._runner, host or None, port, reuse_address=True)
+                                      for host, port in self.settings.listeners])
+        for site in sites:
+            await site.start()
         self.addresses = [(str(a[0]), int(a[1])) for a in self._runner.addresses]
         self.runtime.start()
         log.info("admin endpoint on %s (/metrics, /v1/status/ready)",

@@ -17,6 +17,8 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
+from suoi.http.sockets import listen_socket
+
 __all__ = ["NodeRegistry", "parse_listener"]
 
 log = logging.getLogger("suoi.http.registry")
@@ -55,17 +57,11 @@ class NodeRegistry:
         if client is None:
             raise RuntimeError("schema.registry.listeners is set but this node has no client listener "
                                "(a controller-only node): run the registry on a broker")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.listen(128)
+            sock = listen_socket(host, port)
         except OSError as exc:
-            sock.close()
             raise RuntimeError(f"schema registry: cannot listen on {urls[0]}: {exc.strerror or exc}") from None
-        sock.setblocking(False)
-        bound = f"http://{host if family == socket.AF_INET else f'[{host}]'}:{sock.getsockname()[1]}"
+        bound = f"http://{host if sock.family == socket.AF_INET else f'[{host}]'}:{sock.getsockname()[1]}"
         return cls(sock, bound, f"{client.host or '127.0.0.1'}:{client.port}")
 
     def start(self, ready: asyncio.Event | None) -> None:

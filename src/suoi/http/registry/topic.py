@@ -3,7 +3,11 @@
 The registry is a client of the cluster like Confluent's and Karapace's (so it runs inside a node
 or standalone against any Kafka cluster). librdkafka (confluent-kafka) does the Kafka side; its
 calls block, so each runs on a thread of its own and hands results to the event loop with
-``call_soon_threadsafe``: the node's loop never waits on them.
+``call_soon_threadsafe``: the node's loop never waits on them. Those threads are daemon threads
+of their own (`off_loop`), not the loop's default executor: a call a stop abandons (the node stopped
+while librdkafka waits out a timeout for a broker that is gone) never holds up the process's exit,
+which waits for the executor's threads (30 s, librdkafka's timeout, before). Waits are cut into short
+slices that check ``close()``, so even an abandoned thread ends within a slice.
 
 Writes are transactional with one ``transactional.id`` shared by every registry of the cluster:
 a primary starting its term calls ``init_writer()``, whose InitProducerId bumps the producer epoch
@@ -20,12 +24,14 @@ in offset order; ``position`` is the next offset the reader will read.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -35,6 +41,40 @@ __all__ = ["SchemaTopic"]
 log = logging.getLogger("suoi.http.registry")
 
 Batch = list[tuple[int, bytes | None, bytes | None]]  # (offset, key, value)
+
+T = TypeVar("T")
+
+#: Longest single librdkafka wait of the topic creation: between two, ``close()`` is noticed.
+WAIT_SLICE_S = 0.5
+#: The topic creation's whole budget (librdkafka's request timeout).
+CREATE_TIMEOUT_S = 30.0
+#: What a Metadata slice without a broker's answer raises: wait on (within the budget).
+_NO_ANSWER_YET = (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a daemon thread of its own; the result comes back through the loop.
+
+    Like ``asyncio.to_thread``, but cancelling the await abandons the thread instead of leaving it
+    in the default executor, which ``asyncio.run`` joins at exit: a blocking librdkafka call in
+    flight when the node stops cannot hold the process up for its whole timeout."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not future.done():
+            future.set_result(value) if ok else future.set_exception(value)
+
+    def run() -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, fn(*args))
+        except Exception as exc:  # handed to the awaiting coroutine
+            outcome = (False, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name=f"schema-registry-{getattr(fn, '__name__', 'call')}", daemon=True).start()
+    return await future
 
 
 def client_config(bootstrap: str) -> dict[str, Any]:
@@ -59,7 +99,7 @@ class SchemaTopic:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop.clear()
-        await asyncio.to_thread(self._create_topic)
+        await off_loop(self._create_topic)
         self._consumer = Consumer({**client_config(self.bootstrap), "group.id": f"suoi-schema-reader-{uuid.uuid4()}",
                                    "enable.auto.commit": False, "enable.partition.eof": True,
                                    "fetch.wait.max.ms": 500, "isolation.level": "read_committed"})
@@ -71,22 +111,43 @@ class SchemaTopic:
         self._reader.start()
 
     def _create_topic(self) -> None:
+        """Create the topic unless it exists, within CREATE_TIMEOUT_S; gives up (KafkaError._DESTROY)
+        once ``close()`` was called."""
+        deadline = time.monotonic() + CREATE_TIMEOUT_S
         admin = AdminClient(client_config(self.bootstrap))
-        brokers = len(admin.list_topics(timeout=30).brokers)
+        while True:  # Metadata, in slices: a broker that never answers is waited for, not forever
+            self._check_open(deadline)
+            try:
+                brokers = len(admin.list_topics(timeout=WAIT_SLICE_S).brokers)
+                break
+            except KafkaException as exc:
+                if exc.args[0].code() not in _NO_ANSWER_YET:
+                    raise
         topic = NewTopic(self.topic, num_partitions=1, replication_factor=max(1, min(3, brokers)),
                          config={"cleanup.policy": "compact"})
         try:
-            admin.create_topics([topic], request_timeout=30)[self.topic].result(30)
+            created = admin.create_topics([topic], request_timeout=CREATE_TIMEOUT_S)[self.topic]
+            while not created.done():
+                self._check_open(deadline)
+                with contextlib.suppress(concurrent.futures.TimeoutError):
+                    created.result(WAIT_SLICE_S)
+            created.result(0)
             log.info("created topic %s (compacted, replication factor %d)", self.topic, topic.replication_factor)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
 
+    def _check_open(self, deadline: float) -> None:
+        if self._stop.is_set():
+            raise KafkaException(KafkaError(KafkaError._DESTROY, f"creating {self.topic}: closed"))
+        if time.monotonic() > deadline:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"creating {self.topic}: no answer in time"))
+
     async def end_offset(self) -> int:
         """The partition's high watermark: reading up to it means having read every committed write."""
         assert self._probe is not None
         consumer = self._probe
-        _, high = await asyncio.to_thread(consumer.get_watermark_offsets, TopicPartition(self.topic, 0), 10.0)
+        _, high = await off_loop(consumer.get_watermark_offsets, TopicPartition(self.topic, 0), 10.0)
         return int(high)
 
     def _read_loop(self) -> None:
@@ -118,7 +179,7 @@ class SchemaTopic:
         await self._drop_writer()
         producer = Producer({**client_config(self.bootstrap), "transactional.id": self.transactional_id,
                              "transaction.timeout.ms": 10_000, "linger.ms": 0})
-        await asyncio.to_thread(producer.init_transactions, timeout)
+        await off_loop(producer.init_transactions, timeout)
         self._producer = producer
 
     async def _drop_writer(self) -> None:
