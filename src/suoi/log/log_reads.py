@@ -31,7 +31,7 @@ Take = Callable[[LogSegment, int, int, int, int, bool], tuple[_T, int, bool, "Co
 
 
 def read_bytes(seg: LogSegment, pos: int, expected: int, budget: int, limit: int,
-               first: bool) -> tuple[bytes, int, bool, CorruptBatch | None]:
+               first: bool) -> tuple[bytes | memoryview, int, bool, CorruptBatch | None]:
     """`walk` step for ``PartitionLog.read``: the (checked) batches' bytes."""
     data, at_end, bad = read_from(seg, pos, budget, limit, first, expected)
     return data, len(data), at_end, bad
@@ -48,8 +48,10 @@ def read_region(seg: LogSegment, pos: int, expected: int, budget: int, limit: in
 
 def read_from(
     seg: LogSegment, pos: int, max_bytes: int, max_offset: int, min_one: bool, expected: int | None = None
-) -> tuple[bytes, bool, CorruptBatch | None]:
-    """Whole, checked batches of ``seg`` from file position ``pos``: at most ``max_bytes`` and all below ``max_offset``.
+) -> tuple[bytes | memoryview, bool, CorruptBatch | None]:
+    """Whole, checked batches of ``seg`` from file position ``pos``: at most ``max_bytes`` and all below ``max_offset``
+    (a read-only view of what was read when that ends in a partial batch). Where it stops is
+    remembered (`LogSegment.note_read_end`) for the next read from there.
 
     With ``min_one`` the first batch is returned even if it alone exceeds
     ``max_bytes``, so a consumer can always make progress.  Returns the bytes, whether
@@ -91,6 +93,7 @@ def read_from(
                 data = os.pread(seg.file.fd, h.size, pos)
                 bad = _check(seg, data, 0, pos, h, expected, whole=True)
                 if bad is None:
+                    seg.note_read_end(h.next_offset, pos + h.size)
                     return data, pos + h.size >= end, None
     elif p == 0 and bad is None and 0 < end - pos < HEADER_SIZE and n == end - pos:
         bad = CorruptBatch(seg.log_path, pos, expected if expected is not None else -1,
@@ -98,7 +101,13 @@ def read_from(
     if bad is not None:
         seg.note_corrupt(bad)
         return data[:p], False, bad
-    return (data if p == n else data[:p]), pos + p >= end, None
+    if p == 0:
+        return b"", pos >= end, None
+    assert expected is not None
+    seg.note_read_end(expected, pos + p)
+    # A view, not ``data[:p]``: the read over-reads up to a partial batch at the end of the
+    # budget, and copying megabytes to drop it cost as much as the pread itself.
+    return (data if p == n else memoryview(data)[:p]), pos + p >= end, None
 
 
 def _check(seg: LogSegment, buf: bytes, rel: int, pos: int, h: BatchHeader, expected: int, *, whole: bool) -> CorruptBatch | None:

@@ -39,6 +39,8 @@ _MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
 _HEADER_SCAN_CHUNK = 16 * 1024
 _RECOVERY_CHUNK = 8 * 1024 * 1024
 _INT32_MAX = 2**31 - 1
+#: Read positions remembered per segment (one per consumer position that reads it).
+_READ_HINTS = 16
 
 #: (position relative to the appended chunk, base offset, last offset, max timestamp, size)
 BatchPlacement = tuple[int, int, int, int, int]
@@ -88,6 +90,10 @@ class LogSegment:
         #: Batches continue each other exactly (False for logs that were compacted: gaps).
         self.contiguous = True
         self._bad_index_entries: set[int] = set()
+        #: Where recent reads ended: next offset -> file position of the batch that follows
+        #: (`note_read_end`), so a consumer's next fetch starts there without an index
+        #: lookup and a header scan. Bounded (`_READ_HINTS`); cleared when the file is cut.
+        self._read_hints: dict[int, int] = {}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -174,6 +180,7 @@ class LogSegment:
         self.rolling_base_ms = None
         self.verified.clear()
         self.corrupt.clear()
+        self._read_hints.clear()
         valid_end = 0
         for pos, h, problem in self._iter_verified():
             if pos == 0:
@@ -317,6 +324,7 @@ class LogSegment:
         self._file.dirty = True
         self.size = pos
         self.verified.truncate(pos)
+        self._read_hints.clear()
         for bad in [p for p in self.corrupt if p >= pos]:
             del self.corrupt[bad]
         self.offset_index.truncate_from_value(pos)
@@ -364,6 +372,9 @@ class LogSegment:
         """
         if offset >= self.next_offset:
             return None
+        hint = self._read_hints.get(offset)
+        if hint is not None and hint < self.size:
+            return hint, offset
         strict = self.contiguous
         for expected, start in self._index_starts(offset):
             pos = start
@@ -384,6 +395,15 @@ class LogSegment:
                 logger.error("%s: offset index entry (%d, %d) does not point at a batch of that offset; "
                              "scanning from an earlier entry", self.log_path, expected, start)
         return None
+
+    def note_read_end(self, next_offset: int, position: int) -> None:
+        """A read served whole batches up to ``position``, where the batch holding
+        ``next_offset`` starts (or will, once appended): the answer of `locate_expected`
+        for it, whatever the chain holds there (a reader starting there checks the batch)."""
+        hints = self._read_hints
+        if len(hints) >= _READ_HINTS and next_offset not in hints:
+            hints.clear()
+        hints[next_offset] = position
 
     def _index_starts(self, offset: int) -> Iterator[tuple[int, int]]:
         """Index entries at or before ``offset``, newest first, then the segment start."""
