@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from suoi.log.batch_check import CorruptBatch, crc_problem, framing_problem
+from suoi.log.batch_check import _MIN_BATCH_LENGTH, CorruptBatch, crc_problem, framing_problem
 from suoi.log.errors import CorruptRecordError
 from suoi.log.handles import LazyFile
 from suoi.log.segment import LogSegment
-from suoi.protocol.records import HEADER_SIZE, BatchHeader, iter_records, parse_batch_header
+from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, iter_records, parse_batch_header
 
 logger = logging.getLogger("suoi.log")
+
+#: base offset, batch length, magic, last offset delta: what framing checks need of a header
+_FRAMING = struct.Struct(">qi4xb4x2xi")
 
 _T = TypeVar("_T")
 
@@ -65,8 +69,15 @@ def read_from(
         return b"", False, known
     want = min(max(max_bytes, 0), end - pos)
     data = os.pread(seg.file.fd, want, pos) if want > 0 else b""
-    p = 0
     n = len(data)
+    if expected is not None:
+        p, following = _verified_prefix(seg, data, pos, expected, max_offset)
+        if p:
+            seg.note_read_end(following, pos + p)
+            # A view, not ``data[:p]``: the read over-reads up to a partial batch at the end of
+            # the budget, and copying megabytes to drop it cost as much as the pread itself.
+            return (data if p == n else memoryview(data)[:p]), pos + p >= end, None
+    p = 0
     bad: CorruptBatch | None = None
     while n - p >= HEADER_SIZE:
         h = parse_batch_header(data, p)
@@ -105,9 +116,35 @@ def read_from(
         return b"", pos >= end, None
     assert expected is not None
     seg.note_read_end(expected, pos + p)
-    # A view, not ``data[:p]``: the read over-reads up to a partial batch at the end of the
-    # budget, and copying megabytes to drop it cost as much as the pread itself.
     return (data if p == n else memoryview(data)[:p]), pos + p >= end, None
+
+
+def _verified_prefix(seg: LogSegment, data: bytes, pos: int, expected: int, max_offset: int) -> tuple[int, int]:
+    """``(length, next offset)`` of the whole batches at the start of ``data`` (read at ``pos``)
+    below ``max_offset``, when every one frames as expected and all were verified before;
+    ``(0, expected)`` otherwise, and ``read_from`` takes its checking path (which reports
+    what is wrong). The same framing checks as ``_check`` on the four header fields they
+    need, without a `BatchHeader` per batch: a consumer's fetch of 100-byte records walks
+    hundreds of batches, and the generic walk was a fifth of its CPU."""
+    n = len(data)
+    room = seg.size - pos
+    strict = seg.contiguous
+    end_offset = seg.next_offset
+    unpack = _FRAMING.unpack_from
+    p = 0
+    while n - p >= HEADER_SIZE:
+        base, length, magic, last_delta = unpack(data, p)
+        size = length + LOG_OVERHEAD
+        if (magic != 2 or length < _MIN_BATCH_LENGTH or last_delta < 0 or p + size > room
+                or (base != expected if strict else base < expected) or base + last_delta >= end_offset):
+            return 0, expected
+        if p + size > n or base + last_delta >= max_offset:
+            break
+        expected = base + last_delta + 1
+        p += size
+    if p and not seg.verified.covers(pos, pos + p):
+        return 0, expected
+    return p, expected
 
 
 def _check(seg: LogSegment, buf: bytes, rel: int, pos: int, h: BatchHeader, expected: int, *, whole: bool) -> CorruptBatch | None:

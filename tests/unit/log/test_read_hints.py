@@ -70,3 +70,20 @@ def test_positions_are_forgotten_when_the_log_is_truncated(open_log: OpenLog) ->
         assert offsets(data)[0] <= start and offsets(data)[-1] == 15
         first = next(iter_records(bytes(data)))
         assert first.value.startswith(b"7-" if start < 7 else b"8-")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("at,mask", [(16, 0x04), (11, 0x40), (7, 0x01), (26, 0x80)])  # magic, length, base offset, delta
+def test_header_damage_inside_verified_batches_stops_the_read_before_them(open_log: OpenLog, at: int, mask: int) -> None:
+    """Appended batches are verified (their CRC is not computed again), yet every header a
+    read walks is still checked: damage after the append is never served."""
+    log = open_log(segment_bytes=1 << 20, index_interval_bytes=100)
+    for i in range(8):
+        log.append(batch(3, tag=i))
+    seg = log.segments[0]
+    assert seg.verified.covers(0, seg.size)
+    pos, base = batch_positions(seg.log_path)[4]
+    flip(seg.log_path, pos + at, mask)
+    assert offsets(log.read(0, 1 << 20)) == list(range(base))
+    with pytest.raises(CorruptRecordError) as err:
+        log.read(base, 1 << 20)
+    assert err.value.batch.position == pos
