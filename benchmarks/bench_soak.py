@@ -3,12 +3,12 @@
 Starts suoi (this checkout, or ``--src`` another tree) on a free 127.0.0.1 port, or measures
 a running broker (``--bootstrap`` + ``--pid``). A paced librdkafka producer writes ``--rate``
 MB/s of ``--size``-byte values round robin to a 6-partition topic while a consumer reads
-them back, for ``--minutes``. The topic rolls 64 MB segments and keeps 256 MB per partition
-(retention checked every 10 s) so the disk stays bounded whatever the length. The broker's
-VmRSS is sampled every ``--interval`` seconds; printed: RSS after warm-up (``--warmup``
-seconds) and at the end, the peak, and the least-squares slope of RSS over the post-warm-up
-samples in MB per minute - a leak shows as a steady positive slope, page-cache churn does not
-(RSS counts the process's own memory only). Also printed: the rates achieved and the broker's
+them back, for ``--minutes``. The topic rolls 128 MB segments and keeps 1 GiB per partition
+(retention checked every 10 s: a consumer may lag ~2 minutes at 50 MB/s), so the disk stays
+bounded whatever the length. The broker's VmRSS is sampled every ``--interval`` seconds;
+printed: RSS after warm-up (``--warmup`` seconds) and at the end, the peak, and the
+least-squares slope of RSS over the post-warm-up samples in MB per minute - a leak shows as
+a steady positive slope, page-cache churn does not (RSS counts the process's own memory only). Also printed: the rates achieved and the broker's
 CPU. A script, not a test.
 
     python benchmarks/bench_soak.py                  # 10 minutes at 50 MB/s
@@ -33,7 +33,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 PARTITIONS = 6
-TOPIC_CONFIG = {"segment.bytes": str(64 << 20), "retention.bytes": str(256 << 20)}
+TOPIC_CONFIG = {"segment.bytes": str(128 << 20), "retention.bytes": str(1 << 30)}
 
 
 def start(src: Path, ready_timeout: float) -> Target:
@@ -87,7 +87,7 @@ class Load:
 
         p = Producer({"bootstrap.servers": self.bootstrap, "acks": "1", "linger.ms": 5, "compression.type": "none",
                       "enable.idempotence": False, "queue.buffering.max.kbytes": 256 * 1024,
-                      "delivery.report.only.error": True, "on_delivery": on_delivery})
+                      "delivery.report.only.error": True, "on_delivery": on_delivery, "log_level": 3})
         value = payload(self.size)
         per_tick = max(1, int(self.rate_mb * MB / self.size / 100))  # 100 ticks a second
         t0 = time.monotonic()
@@ -109,7 +109,7 @@ class Load:
 
     def _consume(self) -> None:
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "soak", "enable.auto.commit": False,
-                      "auto.offset.reset": "earliest", "enable.partition.eof": False})
+                      "auto.offset.reset": "earliest", "enable.partition.eof": False, "log_level": 3})
         c.assign([TopicPartition(self.topic, i, 0) for i in range(PARTITIONS)])
         try:
             while not self.done.is_set():
