@@ -4,7 +4,8 @@
 this isolates the read path (Fetch decode, partition reads from the segment files, response
 encoding): a single-node KRaft broker in this process gets `--mb` MB of 100-byte records in
 `--records`-record batches over 6 partitions, then a consumer's sequence of Fetch requests
-(4 MB per partition, each from where the previous answer ended) is dispatched, timing this
+(4 MB per partition, each from where the previous answer ended; read_uncommitted unless
+`--read-committed`, librdkafka's default) is dispatched, timing this
 thread's CPU (time.thread_time) around `dispatch` only. Five passes; median and min printed.
 Run it against two source trees to compare them:
 
@@ -33,9 +34,9 @@ from suoi.log.transactions import next_offset_after
 from suoi.protocol.codec import decode_response, encode_request
 
 
-def fetch(offsets: list[int]) -> FetchRequest:
+def fetch(offsets: list[int], isolation: int = 0) -> FetchRequest:
     return FetchRequest(cluster_id=None, replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=1,
-                        max_bytes=16 << 20, isolation_level=0, session_id=0, session_epoch=-1, topics=(
+                        max_bytes=16 << 20, isolation_level=isolation, session_id=0, session_epoch=-1, topics=(
                             FetchTopic(topic=TOPIC, partitions=tuple(
                                 FetchPartition(partition=i, current_leader_epoch=-1, fetch_offset=offsets[i],
                                                last_fetched_epoch=-1, log_start_offset=-1,
@@ -43,7 +44,7 @@ def fetch(offsets: list[int]) -> FetchRequest:
                         forgotten_topics_data=(), rack_id="")
 
 
-async def main(records: int, mb: int) -> None:
+async def main(records: int, mb: int, isolation: int) -> None:
     with tempfile.TemporaryDirectory(prefix="suoi-bench-") as data:
         broker = await single_node(data)
         try:
@@ -57,7 +58,7 @@ async def main(records: int, mb: int) -> None:
                 offsets = [0] * PARTITIONS
                 cpu, msgs = 0.0, 0
                 while min(offsets) < total:
-                    request = encode_request(7, "bench", fetch(offsets))[4:]
+                    request = encode_request(7, "bench", fetch(offsets, isolation))[4:]
                     t0 = time.thread_time()
                     out = dispatch(broker, request, "bench")
                     if inspect.isawaitable(out):
@@ -81,5 +82,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=300, help="records per batch")
     ap.add_argument("--mb", type=int, default=60, help="MB written over the 6 partitions")
+    ap.add_argument("--read-committed", action="store_true", help="isolation_level=1 (librdkafka's default)")
     args = ap.parse_args()
-    asyncio.run(main(args.records, args.mb))
+    asyncio.run(main(args.records, args.mb, int(args.read_committed)))
