@@ -3,8 +3,8 @@
 bench.py's consume phase reads back what its produce phase wrote, so each broker is read on
 batches shaped by its own produce speed (linger.ms=10): a slow producer leaves smaller
 batches, and the consumers then compare different work. Here every target gets the same
-messages produced the same way (linger.ms=100, batch.num.messages 10,000: full batches
-whatever the speed), then a librdkafka consumer (bench.py's consume settings) reads each
+messages produced the same way (linger.ms=100, batch.num.messages ``--batch``, 10,000: full
+batches whatever the speed), then a librdkafka consumer (bench.py's consume settings) reads each
 topic from offset 0, the targets taking turns round after round, so load from other work on
 the (shared) machine hits them alike. Printed per target: median msg/s and broker CPU per
 message (utime+stime from /proc, the figure that does not depend on the neighbours), with
@@ -43,11 +43,11 @@ def start_suoi_from(label: str, src: Path, ready_timeout: float) -> Target:
     return _spawn(label, argv, port, env=env, workdir=workdir, ready_timeout=ready_timeout, is_peer=False)
 
 
-def fill(target: Target, topic: str, partitions: int, messages: int, size: int) -> None:
-    """``messages`` values of ``size`` bytes, round robin, in full batches."""
+def fill(target: Target, topic: str, partitions: int, messages: int, size: int, batch: int) -> None:
+    """``messages`` values of ``size`` bytes, round robin, in full batches of ``batch`` messages."""
     create_topic(target.bootstrap, topic, partitions)
     p = Producer({"bootstrap.servers": target.bootstrap, "acks": "1", "linger.ms": 100,
-                  "batch.size": 1_000_000, "batch.num.messages": 10_000, "message.max.bytes": 2_000_000,
+                  "batch.size": 1_000_000, "batch.num.messages": batch, "message.max.bytes": 2_000_000,
                   "queue.buffering.max.messages": 2_000_000, "queue.buffering.max.kbytes": 1024 * 1024,
                   "compression.type": "none", "enable.idempotence": False})
     value = payload(size)
@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument("--tansu-bin", default=None)
     ap.add_argument("--messages", type=int, default=2_000_000)
     ap.add_argument("--size", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=10_000, help="messages per produced batch (at most 1 MB)")
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--consume-seconds", type=float, default=60.0)
@@ -89,7 +90,7 @@ def main() -> None:
         topic = f"consume-{args.size}"
         for t in targets:
             log(f"{t.label}: producing {args.messages} x {args.size} B")
-            fill(t, topic, args.partitions, args.messages, args.size)
+            fill(t, topic, args.partitions, args.messages, args.size, args.batch)
         rates: dict[str, list[float]] = {t.label: [] for t in targets}
         cpu_us: dict[str, list[float]] = {t.label: [] for t in targets}
         for r in range(args.rounds):
@@ -103,8 +104,8 @@ def main() -> None:
                 log(f"round {r + 1} {t.label}: {res['msg_s']:,.0f} msg/s, broker {cpu_us[t.label][-1]:.3f} µs/msg, "
                     f"client {res['client_cpu_s']} s")
         last = targets[-1].label
-        print(f"\nconsume {args.size} B x {args.messages}, {args.partitions} partitions, {args.rounds} rounds: "
-              f"median (min-max)")
+        print(f"\nconsume {args.size} B x {args.messages} in {args.batch}-message batches, {args.partitions} partitions, "
+              f"{args.rounds} rounds: median (min-max)")
         print(f"{'target':<8} {'msg/s':>28} {'broker µs/msg':>24} {'msg/s vs ' + last:>16} {'CPU vs ' + last:>14}")
         for t in targets:
             ratio = statistics.median(rates[t.label]) / statistics.median(rates[last])
