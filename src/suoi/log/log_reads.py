@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from suoi.log.batch_check import CorruptBatch, crc_problem, framing_problem
+from suoi.log.batch_check import _MIN_BATCH_LENGTH, CorruptBatch, crc_problem, framing_problem
 from suoi.log.errors import CorruptRecordError
 from suoi.log.handles import LazyFile
 from suoi.log.segment import LogSegment
-from suoi.protocol.records import HEADER_SIZE, BatchHeader, iter_records, parse_batch_header
+from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, iter_records, parse_batch_header
 
 logger = logging.getLogger("suoi.log")
+
+#: base offset, batch length, magic, last offset delta: what framing checks need of a header
+_FRAMING = struct.Struct(">qi4xb4x2xi")
 
 _T = TypeVar("_T")
 
@@ -31,7 +35,7 @@ Take = Callable[[LogSegment, int, int, int, int, bool], tuple[_T, int, bool, "Co
 
 
 def read_bytes(seg: LogSegment, pos: int, expected: int, budget: int, limit: int,
-               first: bool) -> tuple[bytes, int, bool, CorruptBatch | None]:
+               first: bool) -> tuple[bytes | memoryview, int, bool, CorruptBatch | None]:
     """`walk` step for ``PartitionLog.read``: the (checked) batches' bytes."""
     data, at_end, bad = read_from(seg, pos, budget, limit, first, expected)
     return data, len(data), at_end, bad
@@ -48,8 +52,10 @@ def read_region(seg: LogSegment, pos: int, expected: int, budget: int, limit: in
 
 def read_from(
     seg: LogSegment, pos: int, max_bytes: int, max_offset: int, min_one: bool, expected: int | None = None
-) -> tuple[bytes, bool, CorruptBatch | None]:
-    """Whole, checked batches of ``seg`` from file position ``pos``: at most ``max_bytes`` and all below ``max_offset``.
+) -> tuple[bytes | memoryview, bool, CorruptBatch | None]:
+    """Whole, checked batches of ``seg`` from file position ``pos``: at most ``max_bytes`` and all below ``max_offset``
+    (a read-only view of what was read when that ends in a partial batch). Where it stops is
+    remembered (`LogSegment.note_read_end`) for the next read from there.
 
     With ``min_one`` the first batch is returned even if it alone exceeds
     ``max_bytes``, so a consumer can always make progress.  Returns the bytes, whether
@@ -63,8 +69,15 @@ def read_from(
         return b"", False, known
     want = min(max(max_bytes, 0), end - pos)
     data = os.pread(seg.file.fd, want, pos) if want > 0 else b""
-    p = 0
     n = len(data)
+    if expected is not None:
+        p, following = _verified_prefix(seg, data, pos, expected, max_offset)
+        if p:
+            seg.note_read_end(following, pos + p)
+            # A view, not ``data[:p]``: the read over-reads up to a partial batch at the end of
+            # the budget, and copying megabytes to drop it cost as much as the pread itself.
+            return (data if p == n else memoryview(data)[:p]), pos + p >= end, None
+    p = 0
     bad: CorruptBatch | None = None
     while n - p >= HEADER_SIZE:
         h = parse_batch_header(data, p)
@@ -91,6 +104,7 @@ def read_from(
                 data = os.pread(seg.file.fd, h.size, pos)
                 bad = _check(seg, data, 0, pos, h, expected, whole=True)
                 if bad is None:
+                    seg.note_read_end(h.next_offset, pos + h.size)
                     return data, pos + h.size >= end, None
     elif p == 0 and bad is None and 0 < end - pos < HEADER_SIZE and n == end - pos:
         bad = CorruptBatch(seg.log_path, pos, expected if expected is not None else -1,
@@ -98,7 +112,39 @@ def read_from(
     if bad is not None:
         seg.note_corrupt(bad)
         return data[:p], False, bad
-    return (data if p == n else data[:p]), pos + p >= end, None
+    if p == 0:
+        return b"", pos >= end, None
+    assert expected is not None
+    seg.note_read_end(expected, pos + p)
+    return (data if p == n else memoryview(data)[:p]), pos + p >= end, None
+
+
+def _verified_prefix(seg: LogSegment, data: bytes, pos: int, expected: int, max_offset: int) -> tuple[int, int]:
+    """``(length, next offset)`` of the whole batches at the start of ``data`` (read at ``pos``)
+    below ``max_offset``, when every one frames as expected and all were verified before;
+    ``(0, expected)`` otherwise, and ``read_from`` takes its checking path (which reports
+    what is wrong). The same framing checks as ``_check`` on the four header fields they
+    need, without a `BatchHeader` per batch: a consumer's fetch of 100-byte records walks
+    hundreds of batches, and the generic walk was a fifth of its CPU."""
+    n = len(data)
+    room = seg.size - pos
+    strict = seg.contiguous
+    end_offset = seg.next_offset
+    unpack = _FRAMING.unpack_from
+    p = 0
+    while n - p >= HEADER_SIZE:
+        base, length, magic, last_delta = unpack(data, p)
+        size = length + LOG_OVERHEAD
+        if (magic != 2 or length < _MIN_BATCH_LENGTH or last_delta < 0 or p + size > room
+                or (base != expected if strict else base < expected) or base + last_delta >= end_offset):
+            return 0, expected
+        if p + size > n or base + last_delta >= max_offset:
+            break
+        expected = base + last_delta + 1
+        p += size
+    if p and not seg.verified.covers(pos, pos + p):
+        return 0, expected
+    return p, expected
 
 
 def _check(seg: LogSegment, buf: bytes, rel: int, pos: int, h: BatchHeader, expected: int, *, whole: bool) -> CorruptBatch | None:

@@ -423,8 +423,9 @@ class PartitionLog:
 
     def read(
         self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_batch: bool = True
-    ) -> bytes:
-        """Whole batches starting with the one containing ``offset``.
+    ) -> bytes | memoryview:
+        """Whole batches starting with the one containing ``offset`` (bytes, or a read-only
+        view of them: the read may have taken a partial batch after them, see ``log_reads``).
 
         Stops before any batch reaching ``max_offset`` (default: the high
         watermark) and within ``max_bytes`` - except that with

@@ -44,6 +44,8 @@ _INT32_MAX = 2**31 - 1
 #: `LogSegment._recent_*`: trimmed to the last _RECENT_KEEP batches once over _RECENT_MAX
 _RECENT_MAX = 256
 _RECENT_KEEP = 128
+#: Read positions remembered per segment (one per consumer position that reads it).
+_READ_HINTS = 16
 
 #: (position relative to the appended chunk, base offset, last offset, max timestamp, size)
 BatchPlacement = tuple[int, int, int, int, int]
@@ -101,6 +103,10 @@ class LogSegment:
         self._recent_base: list[int] = []
         self._recent_last: list[int] = []
         self._recent_pos: list[int] = []
+        #: Where recent reads ended: next offset -> file position of the batch that follows
+        #: (`note_read_end`), so a consumer's next fetch starts there without an index
+        #: lookup and a header scan. Bounded (`_READ_HINTS`); cleared when the file is cut.
+        self._read_hints: dict[int, int] = {}
 
     @functools.cached_property
     def log_path(self) -> Path:
@@ -193,6 +199,7 @@ class LogSegment:
         self.rolling_base_ms = None
         self.verified.clear()
         self.corrupt.clear()
+        self._read_hints.clear()
         valid_end = 0
         for pos, h, problem in self._iter_verified():
             if pos == 0:
@@ -343,6 +350,7 @@ class LogSegment:
         self._file.dirty = True
         self.size = pos
         self.verified.truncate(pos)
+        self._read_hints.clear()
         for bad in [p for p in self.corrupt if p >= pos]:
             del self.corrupt[bad]
         self.offset_index.truncate_from_value(pos)
@@ -395,6 +403,9 @@ class LogSegment:
         """
         if offset >= self.next_offset:
             return None
+        hint = self._read_hints.get(offset)
+        if hint is not None and hint < self.size:
+            return hint, offset
         bases = self._recent_base
         if bases and offset >= bases[0]:
             i = bisect_right(bases, offset) - 1
@@ -422,6 +433,15 @@ class LogSegment:
                 logger.error("%s: offset index entry (%d, %d) does not point at a batch of that offset; "
                              "scanning from an earlier entry", self.log_path, expected, start)
         return None
+
+    def note_read_end(self, next_offset: int, position: int) -> None:
+        """A read served whole batches up to ``position``, where the batch holding
+        ``next_offset`` starts (or will, once appended): the answer of `locate_expected`
+        for it, whatever the chain holds there (a reader starting there checks the batch)."""
+        hints = self._read_hints
+        if len(hints) >= _READ_HINTS and next_offset not in hints:
+            hints.clear()
+        hints[next_offset] = position
 
     def _index_starts(self, offset: int) -> Iterator[tuple[int, int]]:
         """Index entries at or before ``offset``, newest first, then the segment start."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from bisect import bisect_right
 from collections.abc import Sequence
 
@@ -30,9 +31,12 @@ from suoi.log.errors import KafkaStorageError
 from suoi.log.producer_state import ProducerStateManager
 from suoi.log.segment import LogSegment
 from suoi.log.txn_index import AbortedTxn
-from suoi.protocol.records import BatchHeader, CorruptRecordError, decode_end_txn_marker, iter_batches
+from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, CorruptRecordError, decode_end_txn_marker
 
 __all__ = ["apply_control", "apply_marker", "collect_aborted", "last_stable_offset", "next_offset_after", "replay_control"]
+
+#: base offset, batch length, last offset delta of a batch header
+_NEXT_OFFSET = struct.Struct(">qi11xi")
 
 logger = logging.getLogger("suoi.log")
 
@@ -106,8 +110,19 @@ def collect_aborted(
 
 
 def next_offset_after(data: bytes | bytearray | memoryview, default: int) -> int:
-    """Offset following the last complete batch of ``data`` (``default`` if none)."""
+    """Offset following the last complete batch of ``data`` (``default`` if none).
+
+    Every read_committed fetch (librdkafka's default) asks this of the bytes it serves: the
+    three header fields it needs come from one small struct, not a `BatchHeader` per batch."""
     end = default
-    for _, h in iter_batches(data):
-        end = h.next_offset
+    pos = 0
+    n = len(data)
+    unpack = _NEXT_OFFSET.unpack_from
+    while n - pos >= HEADER_SIZE:
+        base, length, last_delta = unpack(data, pos)
+        size = length + LOG_OVERHEAD
+        if length < HEADER_SIZE - LOG_OVERHEAD or pos + size > n:
+            break
+        end = base + last_delta + 1
+        pos += size
     return end

