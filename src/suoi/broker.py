@@ -14,7 +14,6 @@ the event loop thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -60,6 +59,7 @@ from suoi.security.listeners import (
     login_node,
     reload_certificates,
 )
+from suoi.stopping import cancel_and_wait
 
 log = logging.getLogger("suoi.broker")
 
@@ -275,11 +275,7 @@ class Broker:
             conn.close()
         await self.transactions.stop()
         await self.groups.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks, 5.0, f"node {self.node_id}")
         try:
             self.logs.flush()  # a clean shutdown leaves nothing only in the page cache
         except OSError:
