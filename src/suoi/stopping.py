@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger("suoi.stopping")
@@ -27,3 +27,17 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], timeout: float, 
     if stuck:
         names = sorted(t.get_name() if isinstance(t, asyncio.Task) else repr(t) for t in stuck)
         log.warning("%s: %d task(s) did not stop within %.0f s: %s", what, len(stuck), timeout, ", ".join(names))
+
+
+async def in_thread_bounded(fn: Callable[[], Any], timeout: float, what: str) -> bool:
+    """`fn()` in a thread (an fsync stalls for tens of seconds on a busy disk: on the event loop
+    it froze the node), waited `timeout` seconds at most: False, with one WARNING, if it did not
+    finish (it goes on in its thread; its outcome is dropped). Raises what `fn` raised."""
+    call = asyncio.ensure_future(asyncio.to_thread(fn))
+    done, _ = await asyncio.wait({call}, timeout=timeout)
+    if done:
+        call.result()
+        return True
+    call.add_done_callback(lambda f: f.cancelled() or f.exception())
+    log.warning("%s did not finish within %.0f s; stopping anyway", what, timeout)
+    return False

@@ -26,7 +26,6 @@ after the local logs match the image.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -126,8 +125,7 @@ class ReplicaManager(PartitionDirectory):
         await cancel_and_wait([*self._tasks, *self.isr.tasks()], 5.0, f"node {self.node_id} replica manager")
         for leader in self.leaders.values():
             leader.fail_waits(ErrorCode.not_leader_or_follower)
-        with contextlib.suppress(OSError):
-            self.write_checkpoints()
+        await self.checkpoints.write_at_shutdown(5.0)
         await self.pool.close()
 
     def write_checkpoints(self) -> None:
