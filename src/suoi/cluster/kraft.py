@@ -165,7 +165,7 @@ class KRaftServices:
         no controller answers (the quorum may be gone: the other nodes stopped first), and every
         wait after it has a deadline, so a node never hangs in its stop."""
         self._stopping = True
-        self._controller_change.set()  # a request waiting for a controller looks again, and gives up
+        self._controller_changed()  # a request waiting for a controller looks again, and gives up
         self._reconcile_wanted.set()  # the reconciler sees the flag
         if self.settings.is_broker and self.broker_epoch >= 0:
             try:
