@@ -26,7 +26,7 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], timeout: float, 
     _, stuck = await asyncio.wait(pending, timeout=timeout)
     if stuck:
         names = sorted(t.get_name() if isinstance(t, asyncio.Task) else repr(t) for t in stuck)
-        log.warning("%s: %d task(s) did not stop within %.0f s: %s", what, len(stuck), timeout, ", ".join(names))
+        log.warning("%s: %d task(s) did not stop within %g s: %s", what, len(stuck), timeout, ", ".join(names))
 
 
 async def in_thread_bounded(fn: Callable[[], Any], timeout: float, what: str) -> bool:
@@ -39,5 +39,5 @@ async def in_thread_bounded(fn: Callable[[], Any], timeout: float, what: str) ->
         call.result()
         return True
     call.add_done_callback(lambda f: f.cancelled() or f.exception())
-    log.warning("%s did not finish within %.0f s; stopping anyway", what, timeout)
+    log.warning("%s did not finish within %g s; stopping anyway", what, timeout)
     return False
