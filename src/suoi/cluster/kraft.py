@@ -489,6 +489,11 @@ class KRaftServices:
         """Ask the controller to move leadership away before this broker stops (bounded)."""
         from suoi.cluster.rpc import heartbeat_request
 
+        if not any(b.eligible and b.broker_id != self.node_id for b in self.image.brokers.values()):
+            # the last broker standing: nobody could take its leaderships (and with the other
+            # nodes gone, its own controller may have no quorum to commit the change)
+            log.info("node %d: no other broker to hand leadership to; no controlled shutdown", self.node_id)
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5
         while loop.time() < deadline:
