@@ -1,8 +1,7 @@
-"""A node stops within a few seconds whatever the rest of its cluster did: the active controller
-stopped last has lost its quorum, so its controlled shutdown (a BrokerHeartbeat with
-want_shutdown to its own controller) could never commit: it has nobody to hand leadership to
-and skips it; when its quorum is gone while the image still names live brokers, it tries and
-gives up in bounded time."""
+"""A node stops within a few seconds whatever the rest of its cluster did: here the active
+controller is stopped last, when it has lost its quorum, so its controlled shutdown (a
+BrokerHeartbeat with want_shutdown to its own controller) can never commit and must give up
+(not skipped: even the last broker records its clean shutdown, so its restart registers at once)."""
 
 from __future__ import annotations
 
@@ -32,20 +31,7 @@ def test_the_controller_left_without_its_quorum_stops_promptly(caplog: pytest.Lo
             cluster.nodes[node_id].stop()
             took[node_id] = time.monotonic() - started
         assert max(took.values()) < 4.5, took  # before the fix: 5.5 s (a commit that never came)
+    assert f"controlled shutdown of node {leader} incomplete" in caplog.text
     assert "did not stop" not in caplog.text
     assert caplog.text.count("stopped cleanly") == 3
 
-
-def test_a_controller_whose_quorum_vanished_gives_up_its_controlled_shutdown(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="suoi")
-    with InProcessCluster(3) as cluster:
-        leader = _leader(cluster)
-        for node_id, node in cluster.nodes.items():  # the other voters crash: the image still has their brokers
-            if node_id != leader:
-                node.run(node.broker.kraft.driver.stop(graceful=False), 5)
-        started = time.monotonic()
-        cluster.nodes[leader].stop()
-        took = time.monotonic() - started
-        assert took < 4.5  # before the fix: waiting for a commit that never comes
-    assert f"controlled shutdown of node {leader} incomplete" in caplog.text
-    assert "did not stop" not in caplog.text

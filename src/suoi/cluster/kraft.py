@@ -173,7 +173,7 @@ class KRaftServices:
                     await self._controlled_shutdown()
             except Exception as exc:  # TimeoutError, NotControllerError, a connection lost: stop anyway
                 log.info("controlled shutdown of node %d incomplete (%s); stopping anyway", self.node_id,
-                         exc or type(exc).__name__)
+                         str(exc) or type(exc).__name__)
         await cancel_and_wait([*self._tasks, *self._probes], STOP_WAIT_S, f"node {self.node_id} KRaft services")
         if self.replicas is not None:
             await _bounded(self.replicas.stop(), f"node {self.node_id} replica manager")
@@ -489,11 +489,6 @@ class KRaftServices:
         """Ask the controller to move leadership away before this broker stops (bounded)."""
         from suoi.cluster.rpc import heartbeat_request
 
-        if not any(b.eligible and b.broker_id != self.node_id for b in self.image.brokers.values()):
-            # the last broker standing: nobody could take its leaderships (and with the other
-            # nodes gone, its own controller may have no quorum to commit the change)
-            log.info("node %d: no other broker to hand leadership to; no controlled shutdown", self.node_id)
-            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5
         while loop.time() < deadline:
