@@ -43,6 +43,7 @@ from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
 from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
 from suoi.raft_driver.driver import QuorumDriver, raft_config_from_properties
 from suoi.security.listeners import controller_security
+from suoi.stopping import cancel_and_wait
 
 if TYPE_CHECKING:
     from suoi.node import Node
@@ -50,6 +51,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("suoi.cluster")
 
 CONTROLLER_TIMEOUT_S = 10.0
+#: How long a stopping broker asks the controller to move its leaderships away before it stops
+#: regardless (Kafka's broker waits for its controlled shutdown a bounded time too).
+CONTROLLED_SHUTDOWN_TIMEOUT_S = 5.0
+#: How long each later step of a stop may take before it is abandoned with a WARNING.
+STOP_WAIT_S = 5.0
+
+
+async def _bounded(step: Awaitable[None], what: str) -> None:
+    """One step of a stop, abandoned (one WARNING) after STOP_WAIT_S."""
+    try:
+        await asyncio.wait_for(step, STOP_WAIT_S)
+    except TimeoutError:
+        log.warning("%s did not stop within %.0f s; going on", what, STOP_WAIT_S)
 
 
 
@@ -147,19 +161,24 @@ class KRaftServices:
             self._tasks.append(asyncio.create_task(self._lifecycle(), name="broker-lifecycle"))
 
     async def stop(self) -> None:
+        """Bounded, whatever the rest of the cluster does: the controlled shutdown gives up once
+        no controller answers (the quorum may be gone: the other nodes stopped first), and every
+        wait after it has a deadline, so a node never hangs in its stop."""
         self._stopping = True
+        self._controller_changed()  # a request waiting for a controller looks again, and gives up
+        self._reconcile_wanted.set()  # the reconciler sees the flag
         if self.settings.is_broker and self.broker_epoch >= 0:
-            with contextlib.suppress(Exception):
-                await self._controlled_shutdown()
-        for task in [*self._tasks, *self._probes]:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            try:
+                async with asyncio.timeout(CONTROLLED_SHUTDOWN_TIMEOUT_S):
+                    await self._controlled_shutdown()
+            except Exception as exc:  # TimeoutError, NotControllerError, a connection lost: stop anyway
+                log.info("controlled shutdown of node %d incomplete (%s); stopping anyway", self.node_id,
+                         str(exc) or type(exc).__name__)
+        await cancel_and_wait([*self._tasks, *self._probes], STOP_WAIT_S, f"node {self.node_id} KRaft services")
         if self.replicas is not None:
-            await self.replicas.stop()
-        await self.driver.stop()
-        await self.pool.close()
+            await _bounded(self.replicas.stop(), f"node {self.node_id} replica manager")
+        await _bounded(self.driver.stop(), f"node {self.node_id} raft driver")
+        await _bounded(self.pool.close(), f"node {self.node_id} controller connections")
 
     # -- RaftListener: committed metadata ----------------------------------------------
     def on_commit(self, entries: Sequence[Entry]) -> None:
@@ -341,7 +360,9 @@ class KRaftServices:
             leader = self.controller_id
             if leader == self.node_id and self._local_controller is not None:
                 if self.settings.implicit or self.controller is not None:
-                    response = await self._local_controller(request)
+                    # bounded: a controller that lost its quorum waits for a commit that never comes
+                    response = await asyncio.wait_for(self._local_controller(request),
+                                                      max(deadline - loop.time(), 0.05))
                     if getattr(response, "error_code", 0) != ErrorCode.not_controller:
                         return response
                 # else: this node leads the quorum and its controller is still loading: wait for it
@@ -356,6 +377,8 @@ class KRaftServices:
                         return response
                 except (TimeoutError, ConnectionError) as exc:
                     last = exc
+            if self._stopping and leader < 0:  # stopping: wait for no election
+                break
             with contextlib.suppress(TimeoutError):  # no controller (yet): until one is known, 50 ms at most
                 await asyncio.wait_for(change.wait(), min(0.05, max(deadline - loop.time(), 0)))
         raise NotControllerError(f"no active controller answered within {timeout}s ({last!r})")
@@ -391,7 +414,7 @@ class KRaftServices:
             controller.connection_lost(broker_id, broker_epoch, self.broker.now_ms(), refused=True)
 
     async def _controller_ticks(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(0.2)
             controller = self.controller
             if controller is None:
@@ -414,7 +437,7 @@ class KRaftServices:
         from suoi.cluster.rpc import heartbeat_request, registration_request
 
         interval = self.settings.heartbeat_interval_ms / 1000
-        while True:
+        while not self._stopping:  # the flag too: on Python 3.11 a cancel can be swallowed (suoi.stopping)
             try:
                 if self.broker_epoch < 0:
                     response = await self.call_controller(registration_request(self), quick=True,
@@ -488,9 +511,11 @@ class KRaftServices:
         the last reconciled image covers them). Not before a standalone dir's topics are in the
         image: the reconciler deletes local topics the image does not name."""
         await self.migrated.wait()
-        while True:
+        while not self._stopping:
             await self._reconcile_wanted.wait()
             self._reconcile_wanted.clear()
+            if self._stopping:
+                return
             target = self.image
             if target is self._reconciled:
                 continue

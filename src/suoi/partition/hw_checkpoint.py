@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from suoi.model import TopicPartition
+from suoi.stopping import in_thread_bounded
 
 if TYPE_CHECKING:
     from suoi.log.partition_log import PartitionLog
@@ -98,6 +99,15 @@ class HighWatermarkCheckpoints:
 
     def write(self) -> None:
         self._write_files(self._entries())
+
+    async def write_at_shutdown(self, timeout_s: float) -> None:
+        """The last write, bounded (`in_thread_bounded`): abandoned, it still completes or leaves
+        the previous file (renamed atomically), an older HW, which is safe."""
+        entries = self._entries()
+        try:
+            await in_thread_bounded(lambda: self._write_files(entries), timeout_s, f"writing {CHECKPOINT_FILE} at shutdown")
+        except OSError as exc:
+            log.warning("writing %s at shutdown failed: %s", CHECKPOINT_FILE, exc)
 
     def _entries(self) -> dict[Path, dict[tuple[str, int], int]]:
         out: dict[Path, dict[tuple[str, int], int]] = {d: {} for d in self.log_dirs}

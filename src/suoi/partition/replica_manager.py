@@ -26,7 +26,6 @@ after the local logs match the image.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -50,6 +49,7 @@ from suoi.partition.schema_validation import SchemaIds
 from suoi.replication import AlterPartitionProposal, FollowerPartitionState, LeaderPartitionState
 from suoi.replication.read_replica import ReplicaView, rack_aware, select_read_replica
 from suoi.security.listeners import inter_broker_security
+from suoi.stopping import cancel_and_wait
 
 if TYPE_CHECKING:
     from suoi.coordinator.txn.types import WriteMarkers
@@ -122,16 +122,10 @@ class ReplicaManager(PartitionDirectory):
         for fetcher in list(self.fetchers.values()):
             await fetcher.stop()
         self.fetchers.clear()
-        tasks = [*self._tasks, *self.isr.tasks()]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([*self._tasks, *self.isr.tasks()], 5.0, f"node {self.node_id} replica manager")
         for leader in self.leaders.values():
             leader.fail_waits(ErrorCode.not_leader_or_follower)
-        with contextlib.suppress(OSError):
-            self.write_checkpoints()
+        await self.checkpoints.write_at_shutdown(5.0)
         await self.pool.close()
 
     def write_checkpoints(self) -> None:

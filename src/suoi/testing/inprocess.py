@@ -23,12 +23,14 @@ import datetime
 import logging
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Coroutine
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 from suoi.cli.cluster_layout import free_ports
@@ -167,14 +169,17 @@ class InProcessNode:
             self._stop_loop()
 
     def _dump_tasks(self) -> None:
-        """Where the node's tasks wait (a stop that hangs is a bug worth one WARNING line each)."""
-        loop = self._loop
+        """Where the node's tasks wait, and what its loop thread runs (a stop that hangs is a bug
+        worth a WARNING line each): each task's await chain down to the innermost coroutine."""
+        loop, thread = self._loop, self._thread
         if loop is None:
             return
+        frame = sys._current_frames().get(thread.ident) if thread is not None and thread.ident else None
+        if frame is not None:
+            log.warning("node %d loop thread runs %s", self.node_id, " > ".join(reversed(
+                [_where(f) for f, _ in traceback.walk_stack(frame)][:12])))
         for task in asyncio.all_tasks(loop):
-            stack = task.get_stack(limit=1)
-            where = f"{stack[-1].f_code.co_filename}:{stack[-1].f_lineno}" if stack else "?"
-            log.warning("node %d task %s waits at %s", self.node_id, task.get_name(), where)
+            log.warning("node %d task %s waits at %s", self.node_id, task.get_name(), _await_chain(task))
 
     def restart(self) -> InProcessNode:
         self.stop()
@@ -313,6 +318,26 @@ class InProcessCluster:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _where(frame: FrameType) -> str:
+    return f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}"
+
+
+def _await_chain(task: asyncio.Task[Any]) -> str:
+    """`task`'s coroutines from the outermost to the one suspended (Task.get_stack shows only the
+    outermost), then what that one awaits."""
+    where: list[str] = []
+    awaited: Any = task.get_coro()
+    for _ in range(50):  # bounded: a chain is a few dozen coroutines at most
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            break
+        where.append(_where(frame))
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    if awaited is not None:
+        where.append(type(awaited).__name__)
+    return " > ".join(where) or "?"
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
