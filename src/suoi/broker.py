@@ -14,6 +14,7 @@ the event loop thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import importlib
