@@ -55,8 +55,10 @@ def in_sync_everywhere(c: KRaftCluster, topic: str) -> bool:
 
 
 def consume_all(bootstrap: str, topic: str) -> list[int]:
+    # check.crcs: a corrupt batch served by any broker fails the read instead of passing unnoticed
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("g"), "enable.auto.commit": False,
-                         "fetch.error.backoff.ms": 100, "topic.metadata.refresh.interval.ms": 500})
+                         "fetch.error.backoff.ms": 100, "topic.metadata.refresh.interval.ms": 500,
+                         "check.crcs": True})
     got: list[int] = []
     try:
         consumer.assign([TopicPartition(topic, 0, 0)])
@@ -96,7 +98,10 @@ def test_damaged_leader_and_follower_heal_from_the_other_replicas(tmp_path: Path
         wait_until(lambda: leader_and_isr(c, 2, topic)[1] == [1, 2, 3], 30, message="node 1 back in the ISR")
         assert suoi_main(["leader-election", "--bootstrap-server", c.nodes[2].bootstrap, "--election-type",
                           "PREFERRED", "--topic", topic, "--partition", "0"]) == 0
-        wait_until(lambda: leader_and_isr(c, 2, topic)[0] == 1, 15, message="node 1 leads again")
+        # every node's metadata names node 1 (a consumer bootstrapping from a node that has not seen the
+        # election yet would read everything from node 2)
+        wait_until(lambda: all(leader_and_isr(c, n, topic)[0] == 1 for n in (1, 2, 3)), 15,
+                   message="node 1 leads again, in every node's metadata")
         # a consumer reading from the start hits the bad batch on node 1, which steps down
         assert consume_all(c.bootstrap, topic) == list(range(TOTAL))
         assert f"corrupt batch at offset {base} in this leader's log" in leader.logs()
