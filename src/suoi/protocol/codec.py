@@ -24,6 +24,7 @@ from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 
 from suoi.protocol.bounds import LengthOutOfBounds, check_body, request_checker
+from suoi.protocol.compiled_writer import compiled_writer
 
 _HEADER_PREFIX = struct.Struct(">hhi")
 _INT32 = struct.Struct(">i")
@@ -137,7 +138,8 @@ class GatherBuffer:
 
 @cache
 def _response_writers(cls: Any) -> tuple[Any, Any]:
-    return entity_writer(cls.__header_schema__), entity_writer(cls)
+    # compiled from kio's schema metadata (protocol.compiled_writer): same bytes, ~less CPU
+    return compiled_writer(cls.__header_schema__), compiled_writer(cls)
 
 
 def encode_response(correlation_id: int, response: Any) -> list[bytes | bytearray | memoryview]:

@@ -1,0 +1,78 @@
+"""The compiled entity writers (`protocol.compiled_writer`) write byte for byte what kio's
+`entity_writer` writes, for Hypothesis-built instances of every version of every response
+class kio has (Produce, Fetch and Metadata with more examples: they are the hot answers),
+and the classes the compiler cannot handle keep kio's writer."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kio.index import load_response_schema
+from kio.schema.index import api_key_map, schema_name_map
+from kio.serial import entity_writer
+from kio.static.constants import EntityType
+
+from suoi.protocol.codec import encode_response
+from suoi.protocol.compiled_writer import compiled_writer
+from tests.kio_strategies import fuzz_settings, requests
+
+RESPONSES = sorted((key, version) for key, name in api_key_map.items() for version, kinds in schema_name_map[name].items()
+                   if EntityType.response in kinds)
+HOT = [(key, version) for key, version in RESPONSES if key in (0, 1, 3)]  # Produce, Fetch, Metadata
+
+
+def _kio(entity: Any) -> bytes:
+    out = BytesIO()
+    entity_writer(type(entity))(out, entity)
+    return out.getvalue()
+
+
+def _compiled(entity: Any) -> bytes:
+    out = BytesIO()
+    compiled_writer(type(entity))(out, entity)
+    return out.getvalue()
+
+
+def _responses(pairs: list[tuple[int, int]]) -> st.SearchStrategy[Any]:
+    return st.sampled_from(pairs).flatmap(lambda kv: requests(load_response_schema(*kv), records=(b"", b"r" * 70_000)))
+
+
+@fuzz_settings(300)
+@given(response=_responses(HOT))
+def test_produce_fetch_metadata_answers_are_kios_bytes(response: Any) -> None:
+    assert _compiled(response) == _kio(response)
+
+
+@fuzz_settings(400)
+@given(response=_responses(RESPONSES))
+def test_every_response_class_is_kios_bytes(response: Any) -> None:
+    assert _compiled(response) == _kio(response)
+
+
+@pytest.mark.parametrize(("key", "version"), RESPONSES)
+def test_every_response_class_compiles(key: int, version: int) -> None:
+    """Each class's writer is compiled once (no per-class fallback to kio among responses)."""
+    cls = load_response_schema(key, version)
+    writer = compiled_writer(cls)
+    assert writer is compiled_writer(cls)
+    assert writer.__code__.co_filename.startswith("<compiled writer")
+
+
+def test_a_large_record_set_reaches_the_socket_by_reference() -> None:
+    from kio.schema.fetch.v12.response import FetchResponse
+
+    records = b"r" * 100_000
+    answer = {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": [{"topic": "t", "partitions": [
+        {"partition_index": 0, "error_code": 0, "high_watermark": 5, "last_stable_offset": 5, "log_start_offset": 0,
+         "aborted_transactions": [], "preferred_read_replica": -1, "records": records}]}]}
+    from suoi.protocol.codec import build
+
+    parts = encode_response(7, build(FetchResponse, answer))
+    assert any(p is records for p in parts)
+    expected = BytesIO()
+    entity_writer(FetchResponse)(expected, build(FetchResponse, answer))
+    assert b"".join(parts)[9:] == expected.getvalue()  # after size, correlation id, header tagged fields
