@@ -31,6 +31,7 @@ from kio.serial._introspect import (
     EntityField,
     EntityTupleField,
     PrimitiveField,
+    PrimitiveTupleField,
     classify_field,
     get_field_tag,
     get_schema_field_type,
@@ -39,7 +40,7 @@ from kio.serial._introspect import (
 from kio.serial._serialize import get_field_writer
 from kio.static.constants import uuid_zero
 
-from suoi.protocol.metadata_partitions import _uvarint
+from suoi.protocol.metadata_partitions import _SMALL_UVARINTS
 
 Writer = Callable[[Any, Any], None]
 
@@ -59,6 +60,18 @@ _NULLABLE_FIXED: dict[str, tuple[str, str]] = {
 }
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
+
+
+def _uvarint(n: int) -> bytes:
+    """Kafka's unsigned varint; a record set's length (>= 128) is common in a Fetch answer."""
+    if n < 128:
+        return _SMALL_UVARINTS[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def _uuid(value: Any) -> bytes:
@@ -87,6 +100,33 @@ def _nullable_legacy_string(value: str | None) -> bytes:
     return b"\xff\xff" if value is None else _legacy_string(value)
 
 
+def _compact_length(value: Any) -> bytes:
+    """The length of an array/bytes in flexible versions (0 for null), KIP-482."""
+    return b"\x00" if value is None else _uvarint(len(value) + 1)
+
+
+def _legacy_length(value: Any) -> bytes:
+    return b"\xff\xff\xff\xff" if value is None else _INT32.pack(len(value))
+
+
+_LENGTH = {True: "_compact_length", False: "_legacy_length"}
+
+
+def _compact_array(code: str, values: Any) -> bytes:
+    """An array of plain numbers (replica lists, ...) as one pack: compact length + items."""
+    if values is None:
+        return b"\x00"
+    n = len(values)
+    return _uvarint(n + 1) + struct.pack(f">{n}{code}", *values)
+
+
+def _legacy_array(code: str, values: Any) -> bytes:
+    if values is None:
+        return b"\xff\xff\xff\xff"
+    n = len(values)
+    return struct.pack(f">i{n}{code}", n, *values)
+
+
 #: Helper per (flexible, nullable) for `string` fields: one bytes object, joined with its neighbours.
 _STRING = {(True, False): "_compact_string", (True, True): "_nullable_compact_string",
            (False, False): "_legacy_string", (False, True): "_nullable_legacy_string"}
@@ -104,7 +144,8 @@ _HELPERS: dict[str, Any] = {
     "_uuid": _uuid, "_nullable_ms": _nullable_ms, "_compact_string": _compact_string,
     "_nullable_compact_string": _nullable_compact_string, "_legacy_string": _legacy_string,
     "_nullable_legacy_string": _nullable_legacy_string, "_tagged": _tagged, "_uv": _uvarint,
-    "_i32": _INT32,
+    "_i32": _INT32, "_compact_length": _compact_length, "_legacy_length": _legacy_length,
+    "_compact_array": _compact_array, "_legacy_array": _legacy_array,
 }
 
 _compiled: dict[type, Writer] = {}
@@ -191,6 +232,7 @@ def _compile(cls: type) -> Writer:
     src.flush()
     body = "\n    ".join(["w = buf.write", *src.lines]) if src.lines else "pass"
     code = f"def write_entity(buf, e):\n    {body}\n"
+    ns["__source__"] = code  # for a reader of tracebacks and profiles
     exec(compile(code, f"<compiled writer {cls.__module__}.{cls.__qualname__}>", "exec"), ns)
     writer: Writer = ns["write_entity"]
     return writer
@@ -201,9 +243,9 @@ def _field(src: _Source, field: dataclasses.Field[Any], flexible: bool, value: s
     optional = is_optional(field)
     if isinstance(kind, EntityTupleField):
         sub = src.name("E", compiled_writer(kind.type_))
-        null, length = ("b'\\x00'", "_uv(len(v) + 1)") if flexible else ("b'\\xff\\xff\\xff\\xff'", "_i32.pack(len(v))")
+        src.piece(f"{_LENGTH[flexible]}({value})")  # joined with the pieces before it
         src.line(f"v = {value}")
-        src.lines += [f"if v is None: w({null})", "else:", f"    w({length})", f"    for x in v: {sub}(buf, x)"]
+        src.lines.append(f"if v:\n        for x in v: {sub}(buf, x)")
         return
     if isinstance(kind, EntityField) and not optional:
         src.line(f"{src.name('E', compiled_writer(kind.type_))}(buf, {value})")
@@ -218,9 +260,18 @@ def _field(src: _Source, field: dataclasses.Field[Any], flexible: bool, value: s
             src.piece(f"{_STRING[(flexible, optional)]}({value})")
             return
         if kafka_type in ("bytes", "records"):
-            _byte_payload(src, value, flexible, optional)
+            if optional:
+                src.piece(f"{_LENGTH[flexible]}({value})")
+            else:  # len(None) raises, as kio does for a null in a non-nullable field
+                src.piece(f"_uv(len({value}) + 1)" if flexible else f"_i32.pack(len({value}))")
+            _byte_payload(src, value)
             return
-    # primitive arrays, nullable structs, anything else: kio's own writer for this field
+    if isinstance(kind, PrimitiveTupleField):
+        plan = _FIXED.get(get_schema_field_type(field))
+        if plan is not None and plan[1] == "{v}":  # plain numbers: no per-item conversion
+            src.piece(f"{'_compact_array' if flexible else '_legacy_array'}({plan[0]!r}, {value})")
+            return
+    # other primitive arrays, nullable structs, anything else: kio's own writer for this field
     try:
         writer = get_field_writer(field, flexible=flexible, is_request_header=False, is_tag=False)
     except NotImplementedError as exc:
@@ -228,16 +279,11 @@ def _field(src: _Source, field: dataclasses.Field[Any], flexible: bool, value: s
     src.line(f"{src.name('W', writer)}(buf, {value})")
 
 
-def _byte_payload(src: _Source, value: str, flexible: bool, optional: bool) -> None:
+def _byte_payload(src: _Source, value: str) -> None:
     """bytes/records: the length joins the pieces before it, the data is written by
     reference (a fetched record set is not copied here)."""
-    length = "_uv(len(v) + 1)" if flexible else "_i32.pack(len(v))"
-    null = "b'\\x00'" if flexible else "b'\\xff\\xff\\xff\\xff'"
     src.line(f"v = {value}")
-    if optional:
-        src.lines += [f"if v is None: w({null})", f"else: w({length}); w(v)"]
-    else:
-        src.lines += [f"w({length})", "w(v)"]
+    src.lines.append("if v is not None: w(v)")
 
 
 def _tagged_fields(src: _Source, tagged: list[tuple[int, dataclasses.Field[Any]]], flexible: bool) -> None:
@@ -252,6 +298,7 @@ def _tagged_fields(src: _Source, tagged: list[tuple[int, dataclasses.Field[Any]]
             writer = get_field_writer(field, flexible=flexible, is_request_header=False, is_tag=True)
         except (NotImplementedError, TypeError) as exc:
             raise _Unsupported(str(exc)) from exc
-        src.lines += [f"v = e.{field.name}",
-                      f"if not (v == {src.name('D', default)}): t.append(_tagged({int(tag)}, {src.name('W', writer)}, v))"]
+        # `v is D` first: a field left at its default is usually that very object (no __eq__ call)
+        d, w = src.name("D", default), src.name("W", writer)
+        src.lines += [f"v = e.{field.name}", f"if v is not {d} and not (v == {d}): t.append(_tagged({int(tag)}, {w}, v))"]
     src.lines.append("w(_uv(len(t)) + b''.join(t))")
