@@ -164,7 +164,7 @@ def encode_response(correlation_id: int, response: Any) -> list[bytes | bytearra
 def _request_writers(cls: Any) -> tuple[Any, Any, frozenset[str]]:
     header_cls = cls.__header_schema__
     names = frozenset(f.name for f in dataclasses.fields(header_cls))
-    return entity_writer(header_cls), entity_writer(cls), names
+    return entity_writer(header_cls), compiled_writer(cls), names  # kio's RequestHeader: client_id is special
 
 
 def encode_request(correlation_id: int, client_id: str | None, request: Any) -> bytes:

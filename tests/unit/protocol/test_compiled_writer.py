@@ -1,7 +1,8 @@
 """The compiled entity writers (`protocol.compiled_writer`) write byte for byte what kio's
 `entity_writer` writes, for Hypothesis-built instances of every version of every response
-class kio has (Produce, Fetch and Metadata with more examples: they are the hot answers),
-and the classes the compiler cannot handle keep kio's writer."""
+class kio has (Produce, Fetch and Metadata with more examples: they are the hot answers) and
+of every request class (suoi's clients: replica fetcher, raft, forwarding), and every one of
+them compiles (none is left to kio's writer)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kio.index import load_response_schema
+from kio.index import load_request_schema, load_response_schema
 from kio.schema.index import api_key_map, schema_name_map
 from kio.serial import entity_writer
 from kio.static.constants import EntityType
@@ -22,6 +23,8 @@ from tests.kio_strategies import fuzz_settings, requests
 
 RESPONSES = sorted((key, version) for key, name in api_key_map.items() for version, kinds in schema_name_map[name].items()
                    if EntityType.response in kinds)
+REQUESTS = sorted((key, version) for key, name in api_key_map.items() for version, kinds in schema_name_map[name].items()
+                  if EntityType.request in kinds)
 HOT = [(key, version) for key, version in RESPONSES if key in (0, 1, 3)]  # Produce, Fetch, Metadata
 
 
@@ -37,8 +40,8 @@ def _compiled(entity: Any) -> bytes:
     return out.getvalue()
 
 
-def _responses(pairs: list[tuple[int, int]]) -> st.SearchStrategy[Any]:
-    return st.sampled_from(pairs).flatmap(lambda kv: requests(load_response_schema(*kv), records=(b"", b"r" * 70_000)))
+def _responses(pairs: list[tuple[int, int]], load: Any = load_response_schema) -> st.SearchStrategy[Any]:
+    return st.sampled_from(pairs).flatmap(lambda kv: requests(load(*kv), records=(b"", b"r" * 70_000)))
 
 
 @fuzz_settings(300)
@@ -47,16 +50,23 @@ def test_produce_fetch_metadata_answers_are_kios_bytes(response: Any) -> None:
     assert _compiled(response) == _kio(response)
 
 
-@fuzz_settings(400)
+@fuzz_settings(200)
 @given(response=_responses(RESPONSES))
 def test_every_response_class_is_kios_bytes(response: Any) -> None:
     assert _compiled(response) == _kio(response)
 
 
-@pytest.mark.parametrize(("key", "version"), RESPONSES)
-def test_every_response_class_compiles(key: int, version: int) -> None:
-    """Each class's writer is compiled once (no per-class fallback to kio among responses)."""
-    cls = load_response_schema(key, version)
+@fuzz_settings(150)
+@given(request=_responses(REQUESTS, load_request_schema))
+def test_every_request_class_is_kios_bytes(request: Any) -> None:
+    assert _compiled(request) == _kio(request)
+
+
+@pytest.mark.parametrize(("load", "key", "version"), [(load_request_schema, *kv) for kv in REQUESTS]
+                         + [(load_response_schema, *kv) for kv in RESPONSES])
+def test_every_class_compiles(load: Any, key: int, version: int) -> None:
+    """Each class's writer is compiled once (no per-class fallback to kio)."""
+    cls = load(key, version)
     writer = compiled_writer(cls)
     assert writer is compiled_writer(cls)
     assert writer.__code__.co_filename.startswith("<compiled writer")
