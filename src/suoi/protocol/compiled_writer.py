@@ -82,12 +82,12 @@ def _nullable_ms(value: Any) -> int:
     return -1 if value is None else round(value.timestamp() * 1000)
 
 
-def _compact_string(value: str) -> bytes:
-    data = value.encode()
+def _compact_string(value: str | bytes) -> bytes:
+    data = value.encode() if isinstance(value, str) else value  # kio takes bytes here too
     return _uvarint(len(data) + 1) + data
 
 
-def _nullable_compact_string(value: str | None) -> bytes:
+def _nullable_compact_string(value: str | bytes | None) -> bytes:
     return b"\x00" if value is None else _compact_string(value)
 
 

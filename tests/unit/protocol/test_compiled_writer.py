@@ -13,11 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from kio.index import load_request_schema, load_response_schema
+from kio.schema.describe_cluster.v0.response import DescribeClusterResponse
+from kio.schema.fetch.v12.response import FetchResponse
 from kio.schema.index import api_key_map, schema_name_map
 from kio.serial import entity_writer
 from kio.static.constants import EntityType
 
-from suoi.protocol.codec import encode_response
+from suoi.protocol.codec import build, build_response, encode_response
 from suoi.protocol.compiled_writer import compiled_writer
 from tests.kio_strategies import fuzz_settings, requests
 
@@ -73,16 +75,21 @@ def test_every_class_compiles(load: Any, key: int, version: int) -> None:
 
 
 def test_a_large_record_set_reaches_the_socket_by_reference() -> None:
-    from kio.schema.fetch.v12.response import FetchResponse
-
     records = b"r" * 100_000
     answer = {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": [{"topic": "t", "partitions": [
         {"partition_index": 0, "error_code": 0, "high_watermark": 5, "last_stable_offset": 5, "log_start_offset": 0,
          "aborted_transactions": [], "preferred_read_replica": -1, "records": records}]}]}
-    from suoi.protocol.codec import build
-
     parts = encode_response(7, build(FetchResponse, answer))
     assert any(p is records for p in parts)
     expected = BytesIO()
     entity_writer(FetchResponse)(expected, build(FetchResponse, answer))
     assert b"".join(parts)[9:] == expected.getvalue()  # after size, correlation id, header tagged fields
+
+
+def test_a_flexible_string_given_as_bytes_is_written_as_kio_writes_it() -> None:
+    response = build_response(60, 0, {"throttle_time": 0, "error_code": 0, "error_message": b"caf\xc3\xa9",
+                                      "cluster_id": b"abc", "controller_id": 1, "brokers": [],
+                                      "cluster_authorized_operations": 0})
+    assert type(response) is DescribeClusterResponse
+    assert _compiled(response) == _kio(response)
+    assert b"\x06caf\xc3\xa9" in _compiled(response)
