@@ -98,6 +98,7 @@ async def main(rounds: int, per_round: int) -> None:
         broker = await single_node(data)
         try:
             cases = [
+                ("Produce acks=1, 1 partition, 1 x 100 B", produce(1, 1, 100)),
                 ("Produce acks=1, 1 partition, 100 x 100 B", produce(1, 100, 100)),
                 ("Produce acks=-1, 1 partition, 100 x 100 B", produce(-1, 100, 100)),
                 ("Produce acks=1, 6 partitions, 10 x 1 KB", produce(1, 10, 1024, PARTITIONS)),

@@ -24,6 +24,7 @@ from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 
 from suoi.protocol.bounds import LengthOutOfBounds, check_body, request_checker
+from suoi.protocol.compiled_writer import compiled_writer
 
 _HEADER_PREFIX = struct.Struct(">hhi")
 _INT32 = struct.Struct(">i")
@@ -137,7 +138,8 @@ class GatherBuffer:
 
 @cache
 def _response_writers(cls: Any) -> tuple[Any, Any]:
-    return entity_writer(cls.__header_schema__), entity_writer(cls)
+    # compiled from kio's schema metadata (protocol.compiled_writer): same bytes, ~less CPU
+    return compiled_writer(cls.__header_schema__), compiled_writer(cls)
 
 
 def encode_response(correlation_id: int, response: Any) -> list[bytes | bytearray | memoryview]:
@@ -162,7 +164,7 @@ def encode_response(correlation_id: int, response: Any) -> list[bytes | bytearra
 def _request_writers(cls: Any) -> tuple[Any, Any, frozenset[str]]:
     header_cls = cls.__header_schema__
     names = frozenset(f.name for f in dataclasses.fields(header_cls))
-    return entity_writer(header_cls), entity_writer(cls), names
+    return entity_writer(header_cls), compiled_writer(cls), names  # kio's RequestHeader: client_id is special
 
 
 def encode_request(correlation_id: int, client_id: str | None, request: Any) -> bytes:

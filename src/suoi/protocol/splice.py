@@ -21,11 +21,11 @@ from functools import cache
 from io import BytesIO
 from typing import Any
 
-from kio.serial import entity_writer
 from kio.serial.writers import write_compact_array_length, write_legacy_array_length
 from kio.static.primitive import i32
 
 from suoi.protocol.codec import _INT32, _plan, build, encode_response
+from suoi.protocol.compiled_writer import compiled_writer
 
 #: Wire widths of the fixed-size field types that may follow a spliced array.
 _FIXED_WIDTH = {"int8": 1, "bool": 1, "int16": 2, "error_code": 2, "int32": 4, "timedelta_i32": 4,
@@ -53,7 +53,7 @@ def element_class(response_cls: type, field: str) -> type:
 def encode_element(cls: type, data: Mapping[str, Any]) -> bytes:
     """kio's encoding of one array element (built from a dict as `codec.build` does)."""
     out = BytesIO()
-    entity_writer(cls)(out, build(cls, data))
+    compiled_writer(cls)(out, build(cls, data))
     return out.getvalue()
 
 
