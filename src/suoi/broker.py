@@ -362,7 +362,9 @@ class Broker:
         listener (no process.roles): the same handler a CONTROLLER connection would reach,
         through the same encoding, without a socket."""
         frame = encode_request(0, f"suoi-node-{self.node_id}", request)[4:]
-        outcome = dispatch(self, frame, "local-controller", self._local_peer)
+        # as a CONTROLLER connection: the controller's handlers (an Envelope, which this node's own
+        # forwarding sends when its controller just became active, is served on those only)
+        outcome = dispatch(self, frame, "local-controller", self._local_peer, role=ListenerRole.CONTROLLER)
         if outcome is not None and not isinstance(outcome, list):
             outcome = await outcome
         if outcome is None:

@@ -166,3 +166,16 @@ def test_controller_mutation_rate_is_measured_on_the_controller(cluster: InProce
         assert refused.throttle_time.total_seconds() > 0.5
     finally:
         set_rate(None)
+
+
+def test_the_active_controller_serves_its_own_nodes_envelope_in_process(cluster: InProcessCluster) -> None:
+    """A node whose forwarding finds its own controller active (it just won the election) sends the
+    Envelope to it in process: served as on a CONTROLLER connection, not refused as a client's."""
+    controller, _ = roles(cluster)
+    envelope = EnvelopeRequest(request_data=encode_request(1, "app", create("own-envelope", 2))[4:],
+                               request_principal=serialize_principal("User:admin"),
+                               client_host_address=ipaddress.ip_address("127.0.0.1").packed)
+    answer = controller.run(controller.broker._local_controller(envelope))
+    assert (answer.error_code, answer.response_data is not None) == (ErrorCode.none, True)
+    inner = decode_response(answer.response_data, response_class(19, 7))
+    assert [(t.name, t.error_code) for t in inner.topics] == [("own-envelope", ErrorCode.none)]
