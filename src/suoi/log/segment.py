@@ -210,6 +210,8 @@ class LogSegment:
                 self.verified.add(pos, valid_end)
             else:
                 self.note_corrupt(CorruptBatch(self.log_path, pos, h.base_offset, problem))
+        self.offset_index.write_pending()  # rebuilt entries are written now, as before, not at flush
+        self.time_index.write_pending()
         truncated = self.size - valid_end
         if truncated and not truncate:
             self.note_corrupt(CorruptBatch(self.log_path, valid_end, self.next_offset,
