@@ -109,8 +109,10 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = now_ms()
         self._unflushed_segments: list[LogSegment] = []
-        #: Everything below it is on disk (``recovery-point`` file): recovery re-checks from it.
+        #: Everything below it is on disk: recovery re-checks from it. The ``recovery-point`` file
+        #: holds ``_recovery_point_persisted``, which trails it (``checkpoint_recovery_point``).
         self._recovery_point = 0 if empty else read_recovery_point(directory)
+        self._recovery_point_persisted = self._recovery_point
         #: Idempotent producers' recent batches (KIP-98), rebuilt from snapshot + log tail.
         self.producer_state = ProducerStateManager(config.producer_id_expiration_ms)
         if not empty:
@@ -404,12 +406,25 @@ class PartitionLog:
         self._unflushed_segments.clear()
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms()
-        if self._recovery_point != self._log_end_offset:
-            self._set_recovery_point(self._log_end_offset)
+        self._recovery_point = self._log_end_offset  # persisted by `checkpoint_recovery_point`
+
+    def checkpoint_recovery_point(self) -> bool:
+        """Persist the recovery point if a flush moved it; returns whether it wrote.
+
+        Not done per flush (a temp file, an fsync and a rename per partition each time, as
+        costly as the flush itself with flush.messages=1): as Kafka's
+        log.flush.offset.checkpoint.interval.ms, the log manager calls this periodically and
+        ``close`` does. A persisted point that trails only makes recovery re-check more.
+        """
+        if self._recovery_point == self._recovery_point_persisted:
+            return False
+        self._set_recovery_point(self._recovery_point)
+        return True
 
     def _set_recovery_point(self, offset: int) -> None:
+        """Persist ``offset`` now (at once when it moves down: truncation rewrites below it)."""
         write_recovery_point(self.directory, offset)
-        self._recovery_point = offset
+        self._recovery_point = self._recovery_point_persisted = offset
 
     def maybe_flush(self, now_ms: int) -> bool:
         """Honour ``flush.ms``; returns whether a flush happened."""
@@ -592,6 +607,10 @@ class PartitionLog:
                 write_snapshot(self.directory, self._log_end_offset, self.producer_state)
         except (OSError, KafkaStorageError) as e:
             logger.warning("%s-%d: cannot write producer snapshot: %s", self.topic, self.partition, e)
+        try:
+            self.checkpoint_recovery_point()
+        except KafkaStorageError as e:
+            logger.warning("%s-%d: cannot write the recovery point: %s", self.topic, self.partition, e)
         for seg in self._segments:
             seg.close()
 

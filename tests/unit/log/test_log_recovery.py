@@ -165,6 +165,7 @@ def test_index_entries_written_at_flush_survive_a_crash(open_log: OpenLog) -> No
     for i in range(7):
         log.append(batch(3, ts=1000 + i))
     log.flush()  # segments 0, 9 (sealed) and the active 18 are on disk with their entries
+    assert log.checkpoint_recovery_point()  # the periodic checkpoint: recovery point 21
     for i in range(4):
         log.append(batch(3, ts=2000 + i))  # the rest of 18 and the new 27: entries in memory only
     before = [(s.base_offset, list(s.offset_index.entries_at_or_before(1 << 30)),
@@ -181,3 +182,27 @@ def test_index_entries_written_at_flush_survive_a_crash(open_log: OpenLog) -> No
     assert crashed.log_end_offset == 33
     for offset in range(0, 33, 2):
         assert offsets(crashed.read(offset, 1 << 20, min_one_batch=True))[0] == offset - offset % 3
+
+
+def test_recovery_point_is_persisted_by_checkpoint_not_per_flush(open_log: OpenLog) -> None:
+    """As Kafka (log.flush.offset.checkpoint.interval.ms): a flush moves the recovery point in
+    memory; the file follows at the periodic checkpoint and at close, and at once when a
+    truncation moves it down."""
+    log = open_log()
+    path = log.directory / "recovery-point"
+    stored = lambda: int(path.read_text()) if path.exists() else None  # noqa: E731
+    for _ in range(3):
+        log.append(batch(3))
+        log.flush()
+    assert stored() is None
+    assert log.checkpoint_recovery_point() and stored() == 9
+    assert not log.checkpoint_recovery_point()  # nothing moved: no write
+    log.append(batch(3))
+    log.flush()
+    assert stored() == 9
+    log.truncate_to(6, force=True)
+    assert stored() == 6  # below what the file said: written at once
+    log.append(batch(3))
+    log.flush()
+    log.close()
+    assert stored() == 9
