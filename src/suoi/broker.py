@@ -466,10 +466,15 @@ class Broker:
 
     async def _flush_loop(self) -> None:
         interval = self.config.get_int("log.flush.scheduler.interval.ms") / 1000
+        checkpoint_every = max(self.config.get_int("log.flush.offset.checkpoint.interval.ms"), 10) / 1000
+        checkpointed = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(min(interval, checkpoint_every))
             try:
                 self.logs.flush_due(self.now_ms())
+                if time.monotonic() - checkpointed >= checkpoint_every:
+                    checkpointed = time.monotonic()
+                    self.logs.checkpoint_recovery_points()
             except Exception:
                 log.exception("scheduled flush failed")
 

@@ -97,6 +97,7 @@ KNOWN: dict[str, tuple[object, object]] = {
     "log.flush.interval.messages": (_INT, None),
     "log.flush.interval.ms": (_INT, None),
     "log.flush.scheduler.interval.ms": (_INT, 1000),
+    "log.flush.offset.checkpoint.interval.ms": (_INT, 60_000),
     "cluster.id": (_str, None),
     "producer.id.expiration.ms": (_INT, 86_400_000),
     "offsets.topic.num.partitions": (_INT, 50),

@@ -108,6 +108,10 @@ class VerifiedRanges:
         """Mark ``[start, end)`` checked, merging with touching or overlapping ranges."""
         if end <= start:
             return
+        ends = self._ends
+        if ends and ends[-1] == start:  # an append right after the last range (every produce)
+            ends[-1] = end
+            return
         i = bisect_right(self._starts, start) - 1
         if i >= 0 and self._ends[i] >= start:
             start = self._starts[i]

@@ -356,6 +356,11 @@ class LogManager(LogDirs):
         for log in self._logs.values():
             log.flush()
 
+    def checkpoint_recovery_points(self) -> int:
+        """Persist the recovery points flushes moved (log.flush.offset.checkpoint.interval.ms);
+        returns how many were written."""
+        return sum(1 for log in self._logs.values() if log.checkpoint_recovery_point())
+
     def close(self) -> None:
         for move in list(self._moves.values()):
             self.cancel_move(move)

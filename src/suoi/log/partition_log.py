@@ -37,7 +37,7 @@ from suoi.log.recovery import (
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
-from suoi.protocol.record_batch import recompress_batches, set_partition_leader_epoch
+from suoi.protocol.record_batch import CONTROL_BIT, recompress_batches, set_partition_leader_epoch
 from suoi.protocol.records import (
     BatchHeader,
     InvalidRecordError,
@@ -109,8 +109,10 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = now_ms()
         self._unflushed_segments: list[LogSegment] = []
-        #: Everything below it is on disk (``recovery-point`` file): recovery re-checks from it.
+        #: Everything below it is on disk: recovery re-checks from it. The ``recovery-point`` file
+        #: holds ``_recovery_point_persisted``, which trails it (``checkpoint_recovery_point``).
         self._recovery_point = 0 if empty else read_recovery_point(directory)
+        self._recovery_point_persisted = self._recovery_point
         #: Idempotent producers' recent batches (KIP-98), rebuilt from snapshot + log tail.
         self.producer_state = ProducerStateManager(config.producer_id_expiration_ms)
         if not empty:
@@ -200,7 +202,7 @@ class PartitionLog:
         the log, or ``KafkaStorageError`` if the disk write fails (the log is
         then unchanged).
         """
-        cfg = self.config
+        cfg = self._config
         headers = validate_batches(records, max_batch_bytes=cfg.max_message_bytes)
         codec = COMPRESSION_TYPES[cfg.compression_type]
         if codec is not None:  # compression.type other than "producer": store with that codec
@@ -259,7 +261,7 @@ class PartitionLog:
 
     def _write(self, buf: bytearray, headers: list[BatchHeader], now: int, leader_epoch: int | None = None) -> AppendInfo:
         """Assign offsets to validated batches (stamping ``leader_epoch``), then ``_place`` them."""
-        cfg = self.config
+        cfg = self._config
         if leader_epoch is not None and leader_epoch < 0:
             raise ValueError(f"leader epoch must be >= 0, got {leader_epoch}")
         append_time = cfg.log_append_time
@@ -297,22 +299,31 @@ class PartitionLog:
 
     def _place(self, buf: bytes | bytearray, headers: list[BatchHeader], placements: list[BatchPlacement], now: int) -> None:
         """Write offset-assigned batches: roll if due, append, update producer state, LEO/HW, markers."""
-        cfg = self.config
+        cfg = self._config
         next_offset = placements[-1][2] + 1
-        self.leader_epoch_cache.flush_if_stale()  # the checkpoint covers every batch stored
-        seg = self._active
+        epochs = self.leader_epoch_cache
+        if epochs.stale:
+            epochs.flush()  # the checkpoint covers every batch stored
+        seg = self._segments[-1]
         if seg.should_roll(len(buf), next_offset - 1, now, cfg.segment_bytes, cfg.segment_ms):
             seg = self._roll()
         seg.append(buf, placements, now)
+        producers = self.producer_state
+        count = 0
+        markers = False
         for h, (_, base, last, ts, _) in zip(headers, placements, strict=True):
-            self.producer_state.update(h, base, last, ts)
+            count += h.records_count
+            if h.producer_id >= 0:  # else there is no producer state to keep
+                producers.update(h, base, last, ts)
+                markers = markers or bool(h.attributes & CONTROL_BIT)
         self._log_end_offset = next_offset
         if self.hw_follows_leo:
             self._high_watermark = next_offset
-        for h, (rel, base, *_) in zip(headers, placements, strict=True):
-            if h.is_control:  # a marker (append_control; clients are not stopped from sending one)
-                txns.apply_control(self.producer_state, seg, buf, rel, h, base)
-        self._unflushed_messages += sum(h.records_count for h in headers)
+        if markers:  # after every batch's update, as before (append_control; clients may send one too)
+            for h, (rel, base, *_) in zip(headers, placements, strict=True):
+                if h.attributes & CONTROL_BIT:
+                    txns.apply_control(producers, seg, buf, rel, h, base)
+        self._unflushed_messages += count
         if cfg.flush_interval_messages is not None and self._unflushed_messages >= cfg.flush_interval_messages:
             self.flush()
 
@@ -404,12 +415,25 @@ class PartitionLog:
         self._unflushed_segments.clear()
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms()
-        if self._recovery_point != self._log_end_offset:
-            self._set_recovery_point(self._log_end_offset)
+        self._recovery_point = self._log_end_offset  # persisted by `checkpoint_recovery_point`
+
+    def checkpoint_recovery_point(self) -> bool:
+        """Persist the recovery point if a flush moved it; returns whether it wrote.
+
+        Not done per flush (a temp file, an fsync and a rename per partition each time, as
+        costly as the flush itself with flush.messages=1): as Kafka's
+        log.flush.offset.checkpoint.interval.ms, the log manager calls this periodically and
+        ``close`` does. A persisted point that trails only makes recovery re-check more.
+        """
+        if self._recovery_point == self._recovery_point_persisted:
+            return False
+        self._set_recovery_point(self._recovery_point)
+        return True
 
     def _set_recovery_point(self, offset: int) -> None:
+        """Persist ``offset`` now (at once when it moves down: truncation rewrites below it)."""
         write_recovery_point(self.directory, offset)
-        self._recovery_point = offset
+        self._recovery_point = self._recovery_point_persisted = offset
 
     def maybe_flush(self, now_ms: int) -> bool:
         """Honour ``flush.ms``; returns whether a flush happened."""
@@ -592,6 +616,10 @@ class PartitionLog:
                 write_snapshot(self.directory, self._log_end_offset, self.producer_state)
         except (OSError, KafkaStorageError) as e:
             logger.warning("%s-%d: cannot write producer snapshot: %s", self.topic, self.partition, e)
+        try:
+            self.checkpoint_recovery_point()
+        except KafkaStorageError as e:
+            logger.warning("%s-%d: cannot write the recovery point: %s", self.topic, self.partition, e)
         for seg in self._segments:
             seg.close()
 

@@ -210,6 +210,8 @@ class LogSegment:
                 self.verified.add(pos, valid_end)
             else:
                 self.note_corrupt(CorruptBatch(self.log_path, pos, h.base_offset, problem))
+        self.offset_index.write_pending()  # rebuilt entries are written now, as before, not at flush
+        self.time_index.write_pending()
         truncated = self.size - valid_end
         if truncated and not truncate:
             self.note_corrupt(CorruptBatch(self.log_path, valid_end, self.next_offset,
@@ -306,12 +308,15 @@ class LogSegment:
         saved = (self.next_offset, self.max_timestamp, self.offset_of_max_timestamp, self._bytes_since_index)
         n_index, n_time = len(self.offset_index), len(self.time_index)
         try:
-            view = memoryview(data)
-            written = 0
+            size = len(data)
             self._file.dirty = True
-            while written < len(view):
-                written += _write(self._file.fd, view[written:])
-            self.size = pos0 + len(view)
+            fd = self._file.fd
+            written = _write(fd, data)
+            if written < size:  # a short write (rare): the rest, without copying
+                view = memoryview(data)
+                while written < size:
+                    written += _write(fd, view[written:])
+            self.size = pos0 + size
             self.verified.add(pos0, self.size)  # checked on produce / replica fetch
             for rel, base, last, max_ts, size in batches:
                 self._index_batch(pos0 + rel, base, last, max_ts, size)

@@ -154,3 +154,55 @@ def test_empty_active_segment_after_roll_survives_reopen(open_log: OpenLog) -> N
     assert log.log_end_offset == 3
     assert log.append(batch(1)).base_offset == 3
     assert os.path.getsize(log.segments[-1].log_path) == len(batch(1))
+
+
+def test_index_entries_written_at_flush_survive_a_crash(open_log: OpenLog) -> None:
+    """Index entries are buffered until flush/close: after a crash (no close) the files hold
+    what the last flush wrote, segments below the recovery point load with complete indexes
+    and the rest are rebuilt, so every offset is found again and the same entries come back."""
+    cfg = {"segment_bytes": _B * 3, "index_interval_bytes": 0}
+    log = open_log(**cfg)
+    for i in range(7):
+        log.append(batch(3, ts=1000 + i))
+    log.flush()  # segments 0, 9 (sealed) and the active 18 are on disk with their entries
+    assert log.checkpoint_recovery_point()  # the periodic checkpoint: recovery point 21
+    for i in range(4):
+        log.append(batch(3, ts=2000 + i))  # the rest of 18 and the new 27: entries in memory only
+    before = [(s.base_offset, list(s.offset_index.entries_at_or_before(1 << 30)),
+               s.time_index.last_entry()) for s in log.segments]
+    flushed = log.segments[1]
+    assert [s.base_offset for s in log.segments] == [0, 9, 18, 27]
+    active = log.segments[-1].offset_index
+    assert len(active) == 1 and not (active.path.exists() and active.path.read_bytes())  # no write per append
+    assert len(flushed.offset_index.path.read_bytes()) == 8 * 2  # its 2nd and 3rd batches
+    crashed = open_log(**cfg)  # the first log is never closed: a crash
+    after = [(s.base_offset, list(s.offset_index.entries_at_or_before(1 << 30)),
+              s.time_index.last_entry()) for s in crashed.segments]
+    assert after == before
+    assert crashed.log_end_offset == 33
+    for offset in range(0, 33, 2):
+        assert offsets(crashed.read(offset, 1 << 20, min_one_batch=True))[0] == offset - offset % 3
+
+
+def test_recovery_point_is_persisted_by_checkpoint_not_per_flush(open_log: OpenLog) -> None:
+    """As Kafka (log.flush.offset.checkpoint.interval.ms): a flush moves the recovery point in
+    memory; the file follows at the periodic checkpoint and at close, and at once when a
+    truncation moves it down."""
+    log = open_log()
+    path = log.directory / "recovery-point"
+    stored = lambda: int(path.read_text()) if path.exists() else None  # noqa: E731
+    for _ in range(3):
+        log.append(batch(3))
+        log.flush()
+    assert stored() is None
+    assert log.checkpoint_recovery_point() and stored() == 9
+    assert not log.checkpoint_recovery_point()  # nothing moved: no write
+    log.append(batch(3))
+    log.flush()
+    assert stored() == 9
+    log.truncate_to(6, force=True)
+    assert stored() == 6  # below what the file said: written at once
+    log.append(batch(3))
+    log.flush()
+    log.close()
+    assert stored() == 9

@@ -269,9 +269,11 @@ def test_on_disk_index_format(open_log: OpenLog) -> None:
         log.append(batch(2, ts=ts))
     seg = log.segments[1]
     assert seg.log_path.name == "00000000000000000008.log"
+    log.flush()  # index entries are written at flush (or close), not per append
     index = (log.directory / "00000000000000000008.index").read_bytes()
     assert list(struct.iter_unpack(">ii", index)) == [(2, size)]  # offset 10 at 2nd batch
     log.roll()  # sealing appends the final max-timestamp entry
+    log.flush()
     timeindex = (log.directory / "00000000000000000008.timeindex").read_bytes()
     assert list(struct.iter_unpack(">qi", timeindex)) == [(50, 2)]  # first batch needs no entry
     timeindex0 = (log.directory / "00000000000000000000.timeindex").read_bytes()
