@@ -216,8 +216,11 @@ def test_soft_and_hard_deletes(node: tuple[EmbeddedBroker, str]) -> None:
     _, url = node
     subject = "del-value"
     v2 = {**ORDER_V1, "fields": [*ORDER_V1["fields"], {"name": "note", "type": "string", "default": ""}]}
-    first = rest(url, "POST", f"/subjects/{subject}/versions", {"schema": json.dumps(ORDER_V1)})[1]["id"]
-    rest(url, "POST", f"/subjects/{subject}/versions", {"schema": json.dumps(v2)})
+    status, registered, _ = rest(url, "POST", f"/subjects/{subject}/versions", {"schema": json.dumps(ORDER_V1)})
+    assert status == 200, (status, registered)
+    first = registered["id"]
+    status, registered, _ = rest(url, "POST", f"/subjects/{subject}/versions", {"schema": json.dumps(v2)})
+    assert status == 200, (status, registered)
     assert rest(url, "DELETE", f"/subjects/{subject}/versions/1?permanent=true")[1]["error_code"] == 40407
     assert rest(url, "DELETE", f"/subjects/{subject}/versions/1") == (200, 1, CT)
     assert rest(url, "GET", f"/subjects/{subject}/versions")[1] == [2]
