@@ -31,6 +31,7 @@ from kio.static.primitive import f64, i8, i16, i32, i32Timedelta, i64
 from suoi.model import ErrorCode
 from suoi.protocol.record_codec import build_batch
 from suoi.testing import InProcessNode
+from tests.conftest import wait_until
 from tests.e2e.cli import suoi
 from tests.rawclient import RawClient
 
@@ -57,10 +58,7 @@ def wait_for_quota(node: InProcessNode, client_id: str, key: str, value: float |
         values = node.broker.kraft.image.client_quotas.get((("client-id", client_id),), {})
         return values.get(key) == value
 
-    deadline = time.monotonic() + 5
-    while not applied():
-        assert time.monotonic() < deadline, "quota not in the node's image"
-        time.sleep(0.01)
+    wait_until(applied, 5, 0.01, "quota in the node's image")
 
 
 def fetch(topic: str, offset: int) -> FetchRequest:
