@@ -40,8 +40,6 @@ from kio.serial._introspect import (
 from kio.serial._serialize import get_field_writer
 from kio.static.constants import uuid_zero
 
-from suoi.protocol.metadata_partitions import _SMALL_UVARINTS
-
 Writer = Callable[[Any, Any], None]
 
 #: struct format and value expression (of `v`, the field's value) per fixed-width kafka type.
@@ -60,6 +58,10 @@ _NULLABLE_FIXED: dict[str, tuple[str, str]] = {
 }
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
+
+
+#: Array lengths and other unsigned varints below 128 are one byte.
+_SMALL_UVARINTS = [bytes([n]) for n in range(128)]
 
 
 def _uvarint(n: int) -> bytes:
