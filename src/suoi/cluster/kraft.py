@@ -4,7 +4,7 @@ controller (on the quorum leader) and the broker's registration/heartbeats.
 Data flow (Kafka's): a metadata change is decided by the active controller
 (`suoi.controller.QuorumController`), appended to the Raft log `__cluster_metadata`,
 and once committed every node replays it into its `MetadataImage`; a broker then
-reconciles its local partition logs with the image (`_reconcile`). Requests that change
+reconciles its local partition logs with the image (`reconciler.py`). Requests that change
 metadata reach the controller either locally (this node leads the quorum) or forwarded
 over the controller listener (`call_controller`). A node without process.roles has no
 controller listener: its requests to itself go through `local_controller` (the same handlers,
@@ -12,6 +12,12 @@ no socket).
 
 Threading: everything runs on the event loop. Raft listener callbacks run inside the
 driver's calls, so they only record state and schedule work (never call the driver).
+
+This module is the runtime's core: the node's KRaft state, the Raft listener, and the way to
+the active controller (local or forwarded). Its duties live beside it: `active_controller.py`
+(what the active controller does), `broker_lifecycle.py` (registration and heartbeats),
+`reconciler.py` (local logs follow the image) and `image_waiters.py` (answers that wait for
+the image).
 """
 
 from __future__ import annotations
@@ -21,20 +27,20 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import Lane, NodeClient
+from suoi.cluster import broker_lifecycle
+from suoi.cluster.active_controller import all_endpoints_refuse, bootstrap_metadata, controller_config, controller_ticks
+from suoi.cluster.image_waiters import ImageWaiters
 from suoi.cluster.migration import StandaloneMigration
-from suoi.cluster.pacing import Pacer, open_missing_logs
-from suoi.cluster.scram_bootstrap import read_bootstrap_records
+from suoi.cluster.reconciler import LocalReconciler
 from suoi.cluster.settings import KRaftSettings
 from suoi.controller import records as mrec
-from suoi.controller.controller import ControllerConfig, QuorumController
-from suoi.controller.delta import MetadataDelta
+from suoi.controller.controller import QuorumController
 from suoi.controller.features import BOOTSTRAP_LEVELS
-from suoi.controller.image import ConfigResourceType, MetadataBuilder, MetadataImage
-from suoi.log.errors import KafkaStorageError
+from suoi.controller.image import MetadataBuilder, MetadataImage
 from suoi.model import ErrorCode
 from suoi.model.errors import NotControllerError  # re-exported: it used to be defined here
 from suoi.partition.replica_manager import ReplicaManager
@@ -64,15 +70,6 @@ async def _bounded(step: Awaitable[None], what: str) -> None:
         await asyncio.wait_for(step, STOP_WAIT_S)
     except TimeoutError:
         log.warning("%s did not stop within %.0f s; going on", what, STOP_WAIT_S)
-
-
-
-def _validate_broker_configs(name: str, overrides: Mapping[str, str]) -> None:
-    """The controller's check of a BROKER resource: only dynamic keys, with valid values."""
-    from suoi.dynamic_config import validate
-
-    for key, value in overrides.items():
-        validate(key, value, cluster_default=name == "")
 
 
 class _CreatingTopics(set[str]):
@@ -115,9 +112,6 @@ class KRaftServices:
                                    pool=self.pool, listener_name=settings.controller_listener)
         self._builder = MetadataBuilder()
         self.image: MetadataImage = self._builder.image()
-        #: The image the local logs and replica roles match (`_reconciler` moves it to `image`).
-        self._reconciled: MetadataImage = self.image
-        self._reconcile_wanted = asyncio.Event()
         self.controller: QuorumController | None = None
         self._controller_epoch = -1
         #: Set (and replaced) whenever the quorum leader or the active controller changes: what a
@@ -134,11 +128,11 @@ class KRaftServices:
         self.auto_create_rejections: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()  # short connects to brokers that went away
-        #: (condition on the image, future) pairs, checked whenever the image changes.
-        self._image_waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None], bool]] = []
+        #: Requests waiting for the image (or the applied image) to show a change.
+        self._image_waiters = ImageWaiters(self._waited_image)
         #: Topics this node asked the controller to auto-create, not yet answered. Ending an
         #: auto-creation wakes the image waiters too (a refused one changes no image).
-        self.creating_topics: set[str] = _CreatingTopics(self._wake_image_waiters)
+        self.creating_topics: set[str] = _CreatingTopics(self._image_waiters.wake)
         self._stopping = False
         #: Snapshot (KIP-630) after this many bytes of committed records, so the metadata log is
         #: truncated and a new or lagging node catches up from the snapshot.
@@ -147,6 +141,14 @@ class KRaftServices:
         self._request_timeout_s = broker.config.get_int("controller.quorum.request.timeout.ms") / 1000
         #: Partition replication (leaders, followers, ISR, acks=all) of a broker node.
         self.replicas: ReplicaManager | None = ReplicaManager(broker, self) if settings.is_broker else None
+        #: Local logs and replica roles follow the image (broker role only).
+        self.reconciler = LocalReconciler(broker, self.node_id, self.replicas, current=lambda: self.image,
+                                          migrated=self.migrated, on_round=self._image_waiters.wake)
+
+    @property
+    def stopping(self) -> bool:
+        """Set at the start of `stop`: the node's loops end and no new work starts."""
+        return self._stopping
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -155,10 +157,10 @@ class KRaftServices:
             await self.replicas.start()
         await self.driver.start()
         if self.settings.is_controller:
-            self._tasks.append(asyncio.create_task(self._controller_ticks(), name="controller-ticks"))
+            self._tasks.append(asyncio.create_task(controller_ticks(self), name="controller-ticks"))
         if self.settings.is_broker:
-            self._tasks.append(asyncio.create_task(self._reconciler(), name="reconcile-local-logs"))
-            self._tasks.append(asyncio.create_task(self._lifecycle(), name="broker-lifecycle"))
+            self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconcile-local-logs"))
+            self._tasks.append(asyncio.create_task(broker_lifecycle.run_lifecycle(self), name="broker-lifecycle"))
 
     async def stop(self) -> None:
         """Bounded, whatever the rest of the cluster does: the controlled shutdown gives up once
@@ -166,11 +168,11 @@ class KRaftServices:
         wait after it has a deadline, so a node never hangs in its stop."""
         self._stopping = True
         self._controller_changed()  # a request waiting for a controller looks again, and gives up
-        self._reconcile_wanted.set()  # the reconciler sees the flag
+        self.reconciler.stop()  # the reconciler sees the flag
         if self.settings.is_broker and self.broker_epoch >= 0:
             try:
                 async with asyncio.timeout(CONTROLLED_SHUTDOWN_TIMEOUT_S):
-                    await self._controlled_shutdown()
+                    await broker_lifecycle.controlled_shutdown(self)
             except Exception as exc:  # TimeoutError, NotControllerError, a connection lost: stop anyway
                 log.info("controlled shutdown of node %d incomplete (%s); stopping anyway", self.node_id,
                          str(exc) or type(exc).__name__)
@@ -186,7 +188,7 @@ class KRaftServices:
             self._builder.apply_entry(entry)
             self._bytes_since_snapshot += len(entry.payload)
         self.image = self._builder.image()
-        self._wake_image_waiters()
+        self._image_waiters.wake()
         if self.migration is not None:
             self.migration.check_done(self.image)
         if self.controller is not None:
@@ -211,7 +213,7 @@ class KRaftServices:
 
     def on_load_snapshot(self, snapshot_id: SnapshotId, data: bytes) -> None:
         self.image = MetadataImage.from_snapshot(data)
-        self._wake_image_waiters()
+        self._image_waiters.wake()
         if self.migration is not None:
             self.migration.check_done(self.image)
         self._builder = MetadataBuilder.from_image(self.image)
@@ -227,27 +229,10 @@ class KRaftServices:
         reconcile round -- what an answer naming this node as a leader or coordinator waits for,
         or the client's next request meets NOT_LEADER / NOT_COORDINATOR (kafkajs gives up a
         TxnOffsetCommit on the latter)."""
-        if condition(self._waited_image(applied)):
-            return True
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = (condition, fut, applied)
-        self._image_waiters.append(waiter)
-        try:
-            await asyncio.wait_for(fut, timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            with contextlib.suppress(ValueError):
-                self._image_waiters.remove(waiter)
+        return await self._image_waiters.wait(condition, timeout, applied=applied)
 
     def _waited_image(self, applied: bool) -> MetadataImage:
-        return self._reconciled if applied and self.settings.is_broker else self.image
-
-    def _wake_image_waiters(self) -> None:
-        for condition, fut, applied in self._image_waiters:
-            if not fut.done() and condition(self._waited_image(applied)):
-                fut.set_result(None)
+        return self.reconciler.reconciled if applied and self.settings.is_broker else self.image
 
     def on_leader_change(self, leader: LeaderAndEpoch) -> None:
         if leader.leader_id is not None:
@@ -267,43 +252,17 @@ class KRaftServices:
         leader = self.driver.leader_and_epoch
         if leader.leader_id != self.node_id or leader.epoch != epoch or self.controller is not None:
             return
-        cfg = self.broker.config
         self._controller_epoch = epoch
-        self.controller = QuorumController(
-            self.image, append=self._append_records, now=self.broker.now_ms(),
-            config=ControllerConfig(
-                node_id=self.node_id,
-                session_timeout_ms=self.settings.session_timeout_ms,
-                connection_loss_fence_ms=cfg.get_int("broker.connection.loss.fence.ms"),
-                num_partitions=cfg.get_int("num.partitions"),
-                default_replication_factor=cfg.get_int("default.replication.factor"),
-                delete_topic_enable=cfg.get_bool("delete.topic.enable"),
-                auto_leader_rebalance_enable=cfg.get_bool("auto.leader.rebalance.enable"),
-                leader_imbalance_check_interval_ms=cfg.get_int("leader.imbalance.check.interval.seconds") * 1000,
-                leader_imbalance_per_broker_percentage=cfg.get_int("leader.imbalance.per.broker.percentage"),
-                log_config=self.broker.log_config,
-                broker_config_validator=_validate_broker_configs,
-            ))
+        self.controller = QuorumController(self.image, append=self._append_records, now=self.broker.now_ms(),
+                                           config=controller_config(self.broker, self.settings))
         log.info("node %d is the active controller (epoch %d)", self.node_id, epoch)
         if self.settings.implicit:  # nothing but this process can register as this node: its old
             self.controller.expire_session(self.node_id)  # registration is of a process that is gone
         self._controller_changed()
         if any(name not in self.image.features for name in BOOTSTRAP_LEVELS) or not self.migrated.is_set():
-            task = asyncio.get_running_loop().create_task(self._bootstrap_features())
+            task = asyncio.get_running_loop().create_task(bootstrap_metadata(self))
             self._probes.add(task)
             task.add_done_callback(self._probes.discard)
-
-    async def _bootstrap_features(self) -> None:
-        """A new metadata log gets its finalized feature levels (metadata.version) first, with the
-        SCRAM credentials of `suoi storage format --add-scram` (KIP-900), then a standalone data
-        dir's topics (`suoi.cluster.migration`)."""
-        bootstrap = read_bootstrap_records(self.settings.metadata_dir)
-        try:
-            await self.run_on_controller(lambda c: c.bootstrap_features(bootstrap))
-            if self.migration is not None and not self.migrated.is_set():
-                await self.run_on_controller(self.migration.apply)
-        except NotControllerError as exc:  # the next active controller writes them
-            log.info("bootstrap feature levels not written: %s", exc)
 
     def _append_records(self, records: Sequence[Any]) -> int:
         return self.driver.append([mrec.encode_batch(records)], epoch=self._controller_epoch)
@@ -396,191 +355,26 @@ class KRaftServices:
             self._probes.add(task)
             task.add_done_callback(self._probes.discard)
 
-    async def _probe_broker(self, broker_id: int, broker_epoch: int, listeners: Sequence[Any]) -> None:
-        """Connect to each endpoint the broker registered: all refused means its process is
-        gone (a host that is down times out instead, and the grace period applies)."""
-        for listener in listeners:
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(listener.host, listener.port), 1.0)
-            except ConnectionRefusedError:
-                continue
-            except (OSError, TimeoutError):
-                return  # unreachable or slow: not proof of death
-            writer.close()
-            return  # something listens: alive (it will reconnect and heartbeat)
+    async def _probe_broker(self, broker_id: int, broker_epoch: int, listeners: Sequence[mrec.Listener]) -> None:
+        """Fence a broker at once when all the endpoints it registered refuse connections."""
+        if not await all_endpoints_refuse(listeners):
+            return
         controller = self.controller
         if controller is not None:
             log.info("broker %d refuses connections on all its endpoints; fencing it", broker_id)
             controller.connection_lost(broker_id, broker_epoch, self.broker.now_ms(), refused=True)
-
-    async def _controller_ticks(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(0.2)
-            controller = self.controller
-            if controller is None:
-                continue
-            try:
-                controller.tick(self.broker.now_ms())
-                moved = getattr(controller, "last_rebalance", None)
-                if moved:
-                    log.info("auto leader rebalance: preferred leaders elected for %s", list(moved))
-            except Exception:
-                log.exception("controller tick failed; dropping the controller")
-                self.controller = None
 
     # -- the broker's registration and heartbeats --------------------------------------
     def _listeners(self) -> list[tuple[str, str, int]]:
         ctl = self.settings.controller_listener
         return [(a.name, a.host, a.port) for a in self.broker.advertised if a.name != ctl]
 
-    async def _lifecycle(self) -> None:
-        from suoi.cluster.rpc import heartbeat_request, registration_request
-
-        interval = self.settings.heartbeat_interval_ms / 1000
-        while not self._stopping:  # the flag too: on Python 3.11 a cancel can be swallowed (suoi.stopping)
-            try:
-                if self.broker_epoch < 0:
-                    response = await self.call_controller(registration_request(self), quick=True,
-                                                           lane=Lane.LIFECYCLE)
-                    if response.error_code == ErrorCode.none:
-                        self.broker_epoch = int(response.broker_epoch)
-                        log.info("node %d registered with broker epoch %d", self.node_id, self.broker_epoch)
-                        prefetch = getattr(self.broker.producer_ids, "prefetch", None)
-                        if prefetch is not None:  # a producer id block before the first InitProducerId
-                            prefetch()
-                        continue
-                    if response.error_code == ErrorCode.inconsistent_cluster_id:
-                        self.cluster_mismatch.answered("the active controller", "BrokerRegistration")
-                    else:
-                        log.warning("broker registration refused: %s", ErrorCode(response.error_code).name)
-                else:
-                    response = await self.call_controller(heartbeat_request(self, want_shutdown=False), quick=True,
-                                                           lane=Lane.LIFECYCLE)
-                    if response.error_code in (ErrorCode.stale_broker_epoch, ErrorCode.broker_id_not_registered):
-                        self.broker_epoch = -1
-                        continue
-                    if response.error_code == ErrorCode.none and self.fenced != response.is_fenced:
-                        self.fenced = response.is_fenced
-                        log.info("node %d is %s", self.node_id, "fenced" if self.fenced else "unfenced")
-                        if not self.fenced:
-                            self.first_unfenced.set()
-            except NotControllerError as exc:
-                log.info("no controller reachable yet: %s", exc)
-            except Exception:
-                log.exception("broker heartbeat failed")
-            await asyncio.sleep(interval)
-
     async def report_lost_replicas(self, partitions: list[tuple[str, int]]) -> None:
-        """KIP-858: replicas whose log dir failed; the controller moves leadership and ISR
-        membership away from this broker (retried until it answers, bounded)."""
-        from suoi.cluster.rpc import lost_replicas_request
-
-        try:
-            response = await self.call_controller(lost_replicas_request(self, partitions), timeout=30)
-        except NotControllerError as exc:
-            log.warning("could not report %d lost replicas to the controller: %s", len(partitions), exc)
-            return
-        if response.error_code != ErrorCode.none:
-            log.warning("the controller refused the report of lost replicas: %s", ErrorCode(response.error_code).name)
-        else:
-            log.info("reported %d lost replicas to the controller", len(partitions))
-
-    async def _controlled_shutdown(self) -> None:
-        """Ask the controller to move leadership away before this broker stops (bounded)."""
-        from suoi.cluster.rpc import heartbeat_request
-
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while loop.time() < deadline:
-            response = await self.call_controller(heartbeat_request(self, want_shutdown=True), timeout=2,
-                                                  lane=Lane.LIFECYCLE)
-            if response.error_code != ErrorCode.none or response.should_shut_down:
-                return
-            await asyncio.sleep(0.1)
+        """KIP-858: tell the controller these replicas' log dir failed (`broker_lifecycle`)."""
+        await broker_lifecycle.report_lost_replicas(self, partitions)
 
     # -- reconciling local logs with the image -----------------------------------------
     def _request_reconcile(self) -> None:
         """A new image was published: the reconciler task brings the local logs to it."""
         if self.settings.is_broker:
-            self._reconcile_wanted.set()
-
-    async def _reconciler(self) -> None:
-        """One task brings local logs and replica roles to the newest image, in slices that yield
-        to the event loop (`Pacer`), so a topic of thousands of partitions does not freeze the
-        node. Images published meanwhile are taken together in the next round (the delta from
-        the last reconciled image covers them). Not before a standalone dir's topics are in the
-        image: the reconciler deletes local topics the image does not name."""
-        await self.migrated.wait()
-        while not self._stopping:
-            await self._reconcile_wanted.wait()
-            self._reconcile_wanted.clear()
-            if self._stopping:
-                return
-            target = self.image
-            if target is self._reconciled:
-                continue
-            try:
-                await self._reconcile(self._reconciled, target)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reconciling local replicas with metadata offset %d failed", target.offset)
-            self._reconciled = target
-            self._wake_image_waiters()
-
-    async def _reconcile(self, old: MetadataImage, new: MetadataImage) -> None:
-        logs = self.broker.logs
-        me = self.node_id
-        pacer = Pacer()
-        delta = MetadataDelta.between(old, new)
-        local = delta.local_changes(me)
-        for gone in local.deleted:
-            if logs.topic(gone.topic_name) is not None and new.topic(gone.topic_name) is None:
-                logs.delete_topic(gone.topic_name)
-                log.info("deleted local replicas of topic %s", gone.topic_name)
-        reconfigured = {name for rtype, name in delta.changed_configs if rtype == ConfigResourceType.TOPIC}
-        retry = {name for name, _ in logs.failed}  # logs that could not be created: try again
-        changed = [t for tid, t in new.topics.items()
-                   if old.topics.get(tid) is not t or t.name in reconfigured or t.name in retry]
-        created = 0
-        for topic in changed:
-            hosted = {p for p, reg in topic.partitions.items() if me in reg.replicas}
-            if not hosted and logs.topic(topic.name) is None:
-                continue
-            try:
-                logs.host_partitions(topic.name, topic.topic_id, topic.num_partitions, hosted,
-                                     dict(new.topic_configs(topic.name)), open_logs=False)
-                created += await open_missing_logs(logs, topic.name, pacer)
-            except KafkaStorageError as exc:  # its partitions answer KAFKA_STORAGE_ERROR / NOT_LEADER
-                log.error("cannot create the local logs of %s (%d partitions missing): %s", topic.name,
-                          len(logs.missing_partitions(topic.name)), exc)
-            except Exception:
-                log.exception("cannot reconcile local replicas of %s", topic.name)
-            await pacer.tick()
-        if created:
-            log.info("created %d local partition logs (metadata offset %d)", created, new.offset)
-        for name in [n for n in logs.topics() if new.topic(n) is None]:
-            logs.delete_topic(name)
-            log.info("deleted local replicas of topic %s", name)
-        if self.replicas is not None:
-            await self.replicas.apply(old, new, pacer, local)
-        if old.offset < 0 or any(rtype == ConfigResourceType.BROKER and name in ("", str(me))
-                                 for rtype, name in delta.changed_configs):
-            self._apply_broker_configs(new)
-
-    def _apply_broker_configs(self, image: MetadataImage) -> None:
-        """Dynamic broker configs (cluster default and this broker's) from the metadata log."""
-        dynamic = self.broker.dynamic_configs
-        default, mine = dict(image.broker_configs(None)), dict(image.broker_configs(self.node_id))
-        if dynamic.layer(cluster_default=True) == default and dynamic.layer(cluster_default=False) == mine:
-            return
-        try:
-            dynamic.replace(default, cluster_default=True)
-            dynamic.replace(mine, cluster_default=False)
-        except OSError as exc:  # the local copy is a cache; the values still apply
-            log.warning("cannot persist dynamic broker configs: %s", exc)
-        self.broker.reconfigure()
-        from suoi.dynamic_config import redacted
-
-        log.info("dynamic broker configs from the metadata log: cluster default %s, broker %d %s",
-                 redacted(default), self.node_id, redacted(mine))
+            self.reconciler.request()

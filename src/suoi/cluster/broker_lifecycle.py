@@ -1,0 +1,90 @@
+"""A broker's side of its lifecycle with the active controller: registration, heartbeats,
+controlled shutdown and reports of lost replicas.
+
+Kept apart from the quorum runtime (`kraft.py`) because it is the broker role only (a
+controller-only node never runs it) and talks to the controller solely through
+`KRaftServices.call_controller` on the LIFECYCLE lane, like any remote broker would. The state
+it moves (``broker_epoch``, ``fenced``, ``first_unfenced``) stays on `KRaftServices`: the rest of
+the node reads it there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from suoi.client import Lane
+from suoi.cluster.rpc import heartbeat_request, lost_replicas_request, registration_request
+from suoi.model import ErrorCode
+from suoi.model.errors import NotControllerError
+
+if TYPE_CHECKING:
+    from suoi.cluster.kraft import KRaftServices
+
+__all__ = ["controlled_shutdown", "report_lost_replicas", "run_lifecycle"]
+
+log = logging.getLogger("suoi.cluster")
+
+
+async def run_lifecycle(kraft: KRaftServices) -> None:
+    """Register (again, after the controller forgot this broker's epoch), then heartbeat every
+    broker.heartbeat.interval.ms, following the fenced state the controller answers."""
+    interval = kraft.settings.heartbeat_interval_ms / 1000
+    while not kraft.stopping:  # the flag too: on Python 3.11 a cancel can be swallowed (suoi.stopping)
+        try:
+            if kraft.broker_epoch < 0:
+                response = await kraft.call_controller(registration_request(kraft), quick=True, lane=Lane.LIFECYCLE)
+                if response.error_code == ErrorCode.none:
+                    kraft.broker_epoch = int(response.broker_epoch)
+                    log.info("node %d registered with broker epoch %d", kraft.node_id, kraft.broker_epoch)
+                    prefetch = getattr(kraft.broker.producer_ids, "prefetch", None)
+                    if prefetch is not None:  # a producer id block before the first InitProducerId
+                        prefetch()
+                    continue
+                if response.error_code == ErrorCode.inconsistent_cluster_id:
+                    kraft.cluster_mismatch.answered("the active controller", "BrokerRegistration")
+                else:
+                    log.warning("broker registration refused: %s", ErrorCode(response.error_code).name)
+            else:
+                response = await kraft.call_controller(heartbeat_request(kraft, want_shutdown=False), quick=True,
+                                                       lane=Lane.LIFECYCLE)
+                if response.error_code in (ErrorCode.stale_broker_epoch, ErrorCode.broker_id_not_registered):
+                    kraft.broker_epoch = -1
+                    continue
+                if response.error_code == ErrorCode.none and kraft.fenced != response.is_fenced:
+                    kraft.fenced = response.is_fenced
+                    log.info("node %d is %s", kraft.node_id, "fenced" if kraft.fenced else "unfenced")
+                    if not kraft.fenced:
+                        kraft.first_unfenced.set()
+        except NotControllerError as exc:
+            log.info("no controller reachable yet: %s", exc)
+        except Exception:
+            log.exception("broker heartbeat failed")
+        await asyncio.sleep(interval)
+
+
+async def report_lost_replicas(kraft: KRaftServices, partitions: list[tuple[str, int]]) -> None:
+    """KIP-858: replicas whose log dir failed; the controller moves leadership and ISR
+    membership away from this broker (retried until it answers, bounded)."""
+    try:
+        response = await kraft.call_controller(lost_replicas_request(kraft, partitions), timeout=30)
+    except NotControllerError as exc:
+        log.warning("could not report %d lost replicas to the controller: %s", len(partitions), exc)
+        return
+    if response.error_code != ErrorCode.none:
+        log.warning("the controller refused the report of lost replicas: %s", ErrorCode(response.error_code).name)
+    else:
+        log.info("reported %d lost replicas to the controller", len(partitions))
+
+
+async def controlled_shutdown(kraft: KRaftServices) -> None:
+    """Ask the controller to move leadership away before this broker stops (bounded)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while loop.time() < deadline:
+        response = await kraft.call_controller(heartbeat_request(kraft, want_shutdown=True), timeout=2,
+                                               lane=Lane.LIFECYCLE)
+        if response.error_code != ErrorCode.none or response.should_shut_down:
+            return
+        await asyncio.sleep(0.1)
