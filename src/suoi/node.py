@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from suoi.dynamic_config import DynamicBrokerConfigs
     from suoi.log.config import LogConfig
     from suoi.log.manager import LogManager
+    from suoi.metrics_recorder import MetricsRecorder
     from suoi.notify import AppendNotifier
 
 __all__ = ["Coordinators", "LocalLogs", "Node", "NodeConfig"]
@@ -40,6 +41,8 @@ class NodeConfig(Protocol):
     #: the listeners as clients should reach them (port 0 resolved to the bound port)
     advertised: list[Listener]
     now_ms: Callable[[], int]
+    #: the node's request/byte/replication counters, read at scrape time
+    metrics: MetricsRecorder
 
     def reconfigure(self) -> None:
         """Recompute the effective config after a dynamic config change and apply it."""

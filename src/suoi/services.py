@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from suoi.client_telemetry import ClientTelemetry
     from suoi.config import BrokerConfig, Listener
     from suoi.controller import MetadataImage, QuorumController
-    from suoi.log.manager import TopicInfo
     from suoi.metrics_recorder import MetricsRecorder
     from suoi.partition.replica_manager import ReplicaManager
     from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
@@ -48,12 +47,10 @@ __all__ = [
 
 
 class Partitions(LocalLogs, Protocol):
-    """The partitions stored on this node, and topic creation where there is no controller."""
+    """The partitions stored on this node; whether Metadata/Produce may auto-create a topic (the
+    controller creates it: every node is a KRaft node)."""
 
     def auto_create_enabled(self) -> bool: ...
-
-    def create_topic(self, name: str, partitions: int | None = None, configs: dict[str, str] | None = None, *,
-                     open_logs: bool = True) -> TopicInfo: ...
 
 
 class MetadataView(Protocol):

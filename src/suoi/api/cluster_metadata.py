@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import functools
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
@@ -134,7 +135,7 @@ def metadata_response(broker: Services, request: Any, version: int, *, encoded: 
             })
             continue
         topics.append(encodings.encoded(topic, version, live, OMITTED_OPERATIONS,
-                                        lambda topic=topic: encode_topic(topic, live, version), exists))
+                                        functools.partial(encode_topic, topic, live, version), exists))
     return {"throttle_time": 0, "brokers": live_brokers(broker), "cluster_id": broker.cluster_id,
             "controller_id": client_controller_id(broker), "topics": topics,
             "cluster_authorized_operations": OMITTED_OPERATIONS, "error_code": ErrorCode.none}

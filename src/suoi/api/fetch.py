@@ -83,12 +83,12 @@ async def _later(ctx: RequestContext, reads: Awaitable[TopicReads], params: Fetc
 
 def _response(ctx: RequestContext, reads: TopicReads, params: FetchParams, session_id: int) -> dict[str, Any]:
     read_committed = params.read_committed
-    no_aborted = [] if read_committed else None
+    no_aborted: list[Any] | None = [] if read_committed else None
     responses = []
     for name, topic_id, results in reads:
         partitions = []
         for index, r in results:
-            part = {"partition_index": index, "error_code": r.error, "high_watermark": r.high_watermark,
+            part: dict[str, Any] = {"partition_index": index, "error_code": r.error, "high_watermark": r.high_watermark,
                     "last_stable_offset": r.last_stable_offset, "log_start_offset": r.log_start_offset,
                     "aborted_transactions": r.aborted if r.aborted is not None else no_aborted,
                     "preferred_read_replica": r.preferred_read_replica, "records": r.records}

@@ -24,8 +24,8 @@ def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     # dicts. Otherwise every client gets the same bytes per topic (`metadata_cache`).
     plain = getattr(broker, "authorizer", None) is not None
     # answered at once, or once the topics it starts auto-creating exist
-    answer = metadata_response(broker, request, ctx.api_version, encoded=not plain)
-    answer = after_auto_creation(broker, request, ctx.api_version, answer)
+    first = metadata_response(broker, request, ctx.api_version, encoded=not plain)
+    answer = after_auto_creation(broker, request, ctx.api_version, first)
     return answer if plain else spliced(answer)
 
 

@@ -108,7 +108,7 @@ async def _write_markers_as_leader(ctx: RequestContext, request: Any) -> dict[st
         topics = []
         for t in m.topics:
             codes = await asyncio.gather(*(append_marker(
-                ctx.services, replicas, TopicPartition(t.name, p), m.producer_id, m.producer_epoch,
+                replicas.broker, replicas, TopicPartition(t.name, p), m.producer_id, m.producer_epoch,
                 m.transaction_result, m.coordinator_epoch) for p in t.partition_indexes)) if replicas else [
                 ErrorCode.not_leader_or_follower] * len(t.partition_indexes)  # a controller-only node
             topics.append({"name": t.name, "partitions": [{"partition_index": p, "error_code": code}

@@ -28,7 +28,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from suoi.client import Lane, NodeClient
 from suoi.cluster import broker_lifecycle
@@ -43,6 +43,8 @@ from suoi.controller.features import BOOTSTRAP_LEVELS
 from suoi.controller.image import MetadataBuilder, MetadataImage
 from suoi.model import ErrorCode
 from suoi.model.errors import NotControllerError  # re-exported: it used to be defined here
+from suoi.node import Node
+from suoi.partition.controller_channel import HostingNode
 from suoi.partition.replica_manager import ReplicaManager
 from suoi.raft.core import NotLeaderError
 from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
@@ -50,9 +52,6 @@ from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
 from suoi.raft_driver.driver import QuorumDriver, raft_config_from_properties
 from suoi.security.listeners import controller_security
 from suoi.stopping import cancel_and_wait
-
-if TYPE_CHECKING:
-    from suoi.node import Node
 
 log = logging.getLogger("suoi.cluster")
 
@@ -72,6 +71,11 @@ async def _bounded(step: Awaitable[None], what: str) -> None:
         log.warning("%s did not stop within %.0f s; going on", what, STOP_WAIT_S)
 
 
+class KRaftNode(Node, HostingNode, Protocol):
+    """The node as the KRaft runtime takes it: its shared resources (`suoi.node.Node`) and what
+    the replica manager built here needs of it (`HostingNode`); `suoi.broker.Broker` is both."""
+
+
 class _CreatingTopics(set[str]):
     """Names of topics being auto-created; ending one (``discard``) calls ``on_done``."""
 
@@ -85,7 +89,7 @@ class _CreatingTopics(set[str]):
 
 
 class KRaftServices:
-    def __init__(self, broker: Node, settings: KRaftSettings, *,
+    def __init__(self, broker: KRaftNode, settings: KRaftSettings, *,
                  local_controller: Callable[[Any], Awaitable[Any]] | None = None,
                  migration: StandaloneMigration | None = None) -> None:
         self.broker = broker

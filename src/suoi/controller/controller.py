@@ -398,8 +398,8 @@ class QuorumController:
         fresh = not image.features and not image.scram
         for record in _features.bootstrap_records(image.features):
             self.stage(record)
-        for record in bootstrap if fresh else ():
-            self.stage(record)
+        for bootstrap_record in bootstrap if fresh else ():
+            self.stage(bootstrap_record)
         return self.finish(None)
 
     def alter_user_scram_credentials(self, deletions: Sequence[_scram.ScramDeletion],

@@ -11,7 +11,7 @@ one failing alteration fails its user's other alterations in the request too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,7 +53,8 @@ def alter_user_scram_credentials(ctl: QuorumController, deletions: Sequence[Scra
     seen: set[tuple[str, int]] = set()
     users: list[str] = []
     existing = ctl.state.scram_credentials()
-    for op in (*deletions, *upsertions):
+    ops: list[ScramDeletion | ScramUpsertion] = [*deletions, *upsertions]
+    for op in ops:
         if op.name not in users:
             users.append(op.name)
         key = (op.name, op.mechanism)
@@ -73,17 +74,19 @@ def alter_user_scram_credentials(ctl: QuorumController, deletions: Sequence[Scra
             c = credential_from_salted(mechanism, up.salted_password, up.salt, up.iterations)
             ctl.stage(UserScramCredential(name=up.name, mechanism=up.mechanism, salt=c.salt, stored_key=c.stored_key,
                                           server_key=c.server_key, iterations=c.iterations))
-    results = [(u, int(errors[u][0]), errors[u][1]) if u in errors else (u, int(ErrorCode.none), None) for u in users]
+    results: list[UserResult] = [(u, int(errors[u][0]), errors[u][1]) if u in errors else (u, int(ErrorCode.none), None)
+                                 for u in users]
     return ctl.finish(results)
 
 
-def _check(op: ScramDeletion | ScramUpsertion, existing: object) -> tuple[int, str] | None:
+def _check(op: ScramDeletion | ScramUpsertion, existing: Mapping[tuple[str, int], UserScramCredential]
+           ) -> tuple[int, str] | None:
     if not op.name:
         return ErrorCode.unacceptable_credential, "Username must not be empty"
     if mechanism_name(op.mechanism) is None:
         return ErrorCode.unsupported_sasl_mechanism, "Unknown SCRAM mechanism"
     if isinstance(op, ScramDeletion):
-        if (op.name, op.mechanism) not in existing:  # type: ignore[operator]
+        if (op.name, op.mechanism) not in existing:
             return ErrorCode.resource_not_found, "Attempt to delete a user credential that does not exist"
         return None
     if op.iterations < MIN_ITERATIONS:

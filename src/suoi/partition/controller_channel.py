@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from suoi.client import Lane
 from suoi.config import BrokerConfig
 from suoi.controller.image import MetadataImage
 from suoi.coordinator.group_coordinator import GroupCoordinator
@@ -30,7 +29,7 @@ class ControllerChannel(Protocol):
     broker_epoch: int
     image: MetadataImage
 
-    async def call_controller(self, request: Any, *, quick: bool = False, lane: Lane = ...) -> Any: ...
+    async def call_controller(self, request: Any, *, quick: bool = False, lane: str = ...) -> Any: ...
 
 
 class HostingNode(Protocol):

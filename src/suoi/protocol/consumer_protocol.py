@@ -10,6 +10,7 @@ which is how the format is designed to evolve (fields are only appended).
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from kio.index import load_entity_schema
 from kio.schema.consumer_protocol_subscription.v3.data import ConsumerProtocolSubscription as SubscriptionV3
@@ -47,6 +48,7 @@ def assigned_partitions(assignment: bytes) -> list[tuple[str, int]]:
     try:
         schema = load_entity_schema("consumer_protocol_assignment", min(max(version, 0), _MAX_KNOWN), EntityType.data)
         check_body(assignment, schema, 2)
+        decoded: Any  # the schema's version is the client's: its class is known only at run time
         decoded, _ = entity_reader(schema)(assignment, 2)
     except Exception:
         return []

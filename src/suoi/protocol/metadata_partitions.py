@@ -10,6 +10,7 @@ for byte against kio's own writer for every version (0-13).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from functools import cache
 from io import BytesIO
@@ -36,7 +37,7 @@ class PartitionRow(NamedTuple):
 @cache
 def _partition_class(version: int) -> tuple[type, frozenset[str]]:
     cls = element_class(element_class(response_class(METADATA_KEY, version), "topics"), "partitions")
-    return cls, frozenset(cls.__dataclass_fields__)
+    return cls, frozenset(f.name for f in dataclasses.fields(cls))
 
 
 def encode_partitions(version: int, rows: Iterable[PartitionRow]) -> bytes:

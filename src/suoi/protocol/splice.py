@@ -74,7 +74,8 @@ def _tail_width(response_cls: type, field: str) -> int:
     return width
 
 
-def encode_spliced(correlation_id: int, response_cls: type, spliced: SplicedResponse) -> list[bytes]:
+def encode_spliced(correlation_id: int, response_cls: type, spliced: SplicedResponse
+                   ) -> list[bytes | bytearray | memoryview]:
     """Header and body of `spliced` as one size-prefixed frame, ready for `transport.writelines`."""
     field = spliced.field
     items = spliced.data[field]

@@ -119,7 +119,7 @@ class AdminServer:
     async def _groups(self, _request: web.Request) -> web.Response:
         groups = []
         for g in self.view.group_lags():
-            parts = [{"topic": t, "partition": p, "committed_offset": o, "high_watermark": hw, "lag": lag}
+            parts: list[dict[str, Any]] = [{"topic": t, "partition": p, "committed_offset": o, "high_watermark": hw, "lag": lag}
                      for (t, p), (o, hw, lag) in sorted(g.partitions.items())]
             groups.append({"group": g.group, "state": g.state, "members": g.members, "partitions": parts,
                            "lag_sum": sum(x["lag"] for x in parts)})

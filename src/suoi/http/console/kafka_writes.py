@@ -94,14 +94,14 @@ async def produce_one(client: ClusterClient, leader: int, topic: str, partition:
     """One record with acks=all; its offset."""
     from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
     from kio.schema.types import TopicName
-    from kio.static.primitive import i16, i32, i32Timedelta
+    from kio.static.primitive import Records, i16, i32, i32Timedelta
 
     from suoi.protocol.record_codec import SimpleRecord, build_batch
 
     batch = build_batch([SimpleRecord(key, value, headers=tuple(headers))], timestamp_ms=int(time.time() * 1000))
     request = ProduceRequest(transactional_id=None, acks=i16(-1), timeout=i32Timedelta.parse(TIMEOUT), topic_data=(
         TopicProduceData(name=TopicName(topic), partition_data=(PartitionProduceData(index=i32(partition),
-                                                                                     records=batch),)),))
+                                                                                     records=Records.parse(batch)),)),))
     [part] = (await client.to(leader, request)).responses[0].partition_responses
     check(part.error_code, part.error_message, f"produce to {topic}-{partition}")
     return {"topic": topic, "partition": partition, "offset": int(part.base_offset)}

@@ -110,7 +110,7 @@ def _assemble(md: Any, alive: list[int], topics: list[Any], quorum: Any, min_isr
     out_topics = []
     for t in topics:
         name = str(t.name)
-        parts = []
+        parts: list[dict[str, Any]] = []
         for p in sorted(t.partitions, key=lambda p: int(p.partition_index)):
             idx, leader = int(p.partition_index), int(p.leader_id)
             replicas, isr = [int(r) for r in p.replica_nodes], [int(r) for r in p.isr_nodes]
