@@ -41,8 +41,6 @@ class NodeConfig(Protocol):
     #: the listeners as clients should reach them (port 0 resolved to the bound port)
     advertised: list[Listener]
     now_ms: Callable[[], int]
-    #: the node's request/byte/replication counters, read at scrape time
-    metrics: MetricsRecorder
 
     def reconfigure(self) -> None:
         """Recompute the effective config after a dynamic config change and apply it."""
@@ -68,3 +66,6 @@ class Coordinators(Protocol):
 
 class Node(NodeConfig, LocalLogs, Coordinators, Protocol):
     """Everything the KRaft runtime and the replica manager take from the node."""
+
+    #: the node's counters (Raft leader changes, commit latency, ISR changes), read at scrape time
+    metrics: MetricsRecorder
