@@ -27,7 +27,7 @@ from typing import Any
 from suoi.api.alter_replica_log_dirs import start_move
 from suoi.api.dispatch import dispatch
 from suoi.api.listener_roles import ListenerRole
-from suoi.api.registry import CLIENT_LISTENER
+from suoi.api.registry import CLIENT_LISTENER, CURRENT_REQUEST
 from suoi.authorizer import authorizer_from_config
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
@@ -368,7 +368,11 @@ class Broker:
         # forwarding sends when its controller just became active, is served on those only)
         outcome = dispatch(self, frame, "local-controller", self._local_peer, role=ListenerRole.CONTROLLER)
         if outcome is not None and not isinstance(outcome, list):
-            outcome = await outcome
+            caller = CURRENT_REQUEST.get()
+            try:
+                outcome = await outcome
+            finally:  # the inner request's context set while it ran here: the caller's request is its own again
+                CURRENT_REQUEST.set(caller)
         if outcome is None:
             raise ConnectionError(f"no answer to {type(request).__name__} from the local controller")
         data = b"".join(bytes(part) for part in outcome)[4:]

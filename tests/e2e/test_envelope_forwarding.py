@@ -33,6 +33,7 @@ from kio.schema.types import TopicName
 from kio.static.primitive import f64, i8, i16, i32, i32Timedelta
 
 from suoi.api.envelope import deserialize_principal, serialize_principal
+from suoi.api.registry import CURRENT_REQUEST
 from suoi.client import request_once
 from suoi.model import ErrorCode
 from suoi.protocol.codec import decode_response, encode_request, response_class
@@ -200,8 +201,12 @@ def test_the_active_controller_serves_its_own_nodes_envelope_in_process(cluster:
     envelope = EnvelopeRequest(request_data=encode_request(1, "app", create("own-envelope", partitions=2))[4:],
                                request_principal=serialize_principal("User:admin"),
                                client_host_address=ipaddress.ip_address("127.0.0.1").packed)
-    answer = controller.run(controller.broker._local_controller(envelope))
-    assert (answer.error_code, answer.response_data is not None) == (ErrorCode.none, True)
+    async def served() -> tuple[Any, Any]:
+        answer = await controller.broker._local_controller(envelope)
+        return answer, CURRENT_REQUEST.get()  # the caller's own (none here), not the inner request's
+
+    answer, current = controller.run(served())
+    assert (answer.error_code, answer.response_data is not None, current) == (ErrorCode.none, True, None)
     inner = decode_response(answer.response_data, response_class(19, 7))
     assert [(t.name, t.error_code) for t in inner.topics] == [("own-envelope", ErrorCode.none)]
 
