@@ -49,7 +49,6 @@ log = logging.getLogger("suoi.api")
 _VERSION = struct.Struct(">h")
 
 
-
 @dataclasses.dataclass(slots=True)
 class ForwardedConnection:
     """What the inner request's handlers see as its connection: the client's principal, no socket
