@@ -27,7 +27,7 @@ from typing import Any
 from suoi.api.alter_replica_log_dirs import start_move
 from suoi.api.dispatch import dispatch
 from suoi.api.listener_roles import ListenerRole
-from suoi.api.registry import CLIENT_LISTENER
+from suoi.api.registry import CLIENT_LISTENER, CURRENT_REQUEST
 from suoi.authorizer import authorizer_from_config
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
@@ -60,6 +60,7 @@ from suoi.security.listeners import (
     inter_broker_security,
     listener_security,
     login_node,
+    node_principal,
     reload_certificates,
 )
 from suoi.stopping import cancel_and_wait, in_thread_bounded
@@ -120,9 +121,10 @@ def txn_config_from(cfg: BrokerConfig) -> TxnCoordinatorConfig:
 
 class LocalPeer:
     """The node itself as the peer of a request to its own controller dispatched in process:
-    authorized as the principal its controller-listener login gives it over a socket
-    (``User:<username>`` of its JAAS config), so ACLs (CLUSTER_ACTION on registration and
-    heartbeats) treat both paths alike. A connection that never closes."""
+    authorized as the principal its controller listener gives it over a socket
+    (`security.listeners.node_principal`: its SASL user, or its mapped certificate subject on an
+    mTLS listener), so ACLs (CLUSTER_ACTION on registration and heartbeats) and super.users treat
+    both paths alike. A connection that never closes."""
 
     def __init__(self, principal: str) -> None:
         self.principal = principal
@@ -366,7 +368,11 @@ class Broker:
         # forwarding sends when its controller just became active, is served on those only)
         outcome = dispatch(self, frame, "local-controller", self._local_peer, role=ListenerRole.CONTROLLER)
         if outcome is not None and not isinstance(outcome, list):
-            outcome = await outcome
+            caller = CURRENT_REQUEST.get()
+            try:
+                outcome = await outcome
+            finally:  # the inner request's context set while it ran here: the caller's request is its own again
+                CURRENT_REQUEST.set(caller)
         if outcome is None:
             raise ConnectionError(f"no answer to {type(request).__name__} from the local controller")
         data = b"".join(bytes(part) for part in outcome)[4:]
@@ -375,8 +381,7 @@ class Broker:
 
     @functools.cached_property
     def _local_peer(self) -> LocalPeer:
-        sasl = controller_security(self.config).sasl
-        return LocalPeer(f"User:{sasl.principal}" if sasl is not None else "User:ANONYMOUS")
+        return LocalPeer(node_principal(self.config))
 
     def _cluster_partition_count(self, topic: str) -> int | None:
         image_topic = self.kraft.image.topic(topic)

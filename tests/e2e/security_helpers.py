@@ -31,9 +31,10 @@ class Pki:
             self.ca.cert_pem.write_to_path(str(path))
         return str(path)
 
-    def node_pem(self) -> tuple[str, str]:
-        """(certificate chain, private key) of a node certificate for 127.0.0.1 / localhost."""
-        cert = self.ca.issue_cert("127.0.0.1", "localhost")
+    def node_pem(self, common_name: str | None = None) -> tuple[str, str]:
+        """(certificate chain, private key) of a node certificate for 127.0.0.1 / localhost
+        (subject CN ``common_name``, trustme's own without one)."""
+        cert = self.ca.issue_cert("127.0.0.1", "localhost", common_name=common_name)
         return (b"".join(b.bytes() for b in cert.cert_chain_pems).decode(), cert.private_key_pem.bytes().decode())
 
     def client_files(self, name: str) -> tuple[str, str]:
@@ -50,8 +51,8 @@ def make_pki(directory: Path) -> Pki:
     return Pki(directory, trustme.CA())
 
 
-def tls_keystore(pki: Pki) -> dict[str, str]:
-    chain, key = pki.node_pem()
+def tls_keystore(pki: Pki, common_name: str | None = None) -> dict[str, str]:
+    chain, key = pki.node_pem(common_name)
     return {"ssl.keystore.type": "PEM", "ssl.keystore.certificate.chain": chain, "ssl.keystore.key": key,
             "ssl.truststore.type": "PEM", "ssl.truststore.certificates": pki.ca.cert_pem.bytes().decode()}
 

@@ -2,7 +2,11 @@
 a non-controller node forwards a client's CreateTopics to the active controller in an Envelope,
 and the controller authorizes the client's principal (alice may create, bob may not), not the
 forwarding broker's. Clients authenticate with SASL/PLAIN (suoi's client); brokers talk to the
-controller on a PLAINTEXT controller listener as User:ANONYMOUS, a super user."""
+controller on a PLAINTEXT controller listener as User:ANONYMOUS, a super user.
+
+Node 1 is the only controller (nodes 2 and 3 are brokers), and only it lists carol in
+super.users: what carol may do is the controller's decision, which the brokers do not second-guess
+with their own authorizer (Kafka's brokers forward these requests before any check)."""
 
 from __future__ import annotations
 
@@ -15,13 +19,21 @@ from typing import Any
 import pytest
 from kio.schema.alter_client_quotas.v1.request import AlterClientQuotasRequest, EntityData, EntryData, OpData
 from kio.schema.create_acls.v3.request import AclCreation, CreateAclsRequest
+from kio.schema.create_partitions.v3.request import CreatePartitionsRequest, CreatePartitionsTopic
 from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest
+from kio.schema.delete_topics.v6.request import DeleteTopicsRequest, DeleteTopicState
 from kio.schema.envelope.v0.request import EnvelopeRequest
+from kio.schema.incremental_alter_configs.v1.request import (
+    AlterableConfig,
+    AlterConfigsResource,
+    IncrementalAlterConfigsRequest,
+)
 from kio.schema.metadata.v12.request import MetadataRequest
 from kio.schema.types import TopicName
 from kio.static.primitive import f64, i8, i16, i32, i32Timedelta
 
 from suoi.api.envelope import deserialize_principal, serialize_principal
+from suoi.api.registry import CURRENT_REQUEST
 from suoi.client import request_once
 from suoi.model import ErrorCode
 from suoi.protocol.codec import decode_response, encode_request, response_class
@@ -31,8 +43,10 @@ from tests.conftest import wait_until
 from tests.rawclient import RawClient
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-pw" '
-        'user_admin="admin-pw" user_alice="alice-pw" user_bob="bob-pw";')
-RESOURCE_CLUSTER, LITERAL, OP_CREATE, ALLOW = 4, 3, 5, 3  # Kafka's wire codes
+        'user_admin="admin-pw" user_alice="alice-pw" user_bob="bob-pw" user_carol="carol-pw";')
+RESOURCE_TOPIC, RESOURCE_CLUSTER, LITERAL, OP_CREATE, ALLOW = 2, 4, 3, 5, 3  # Kafka's wire codes
+CONFIG_TOPIC, CONFIG_BROKER, SET = 2, 4, 0
+TIMEOUT = i32Timedelta.parse(datetime.timedelta(seconds=10))
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +58,15 @@ def cluster() -> Iterator[InProcessCluster]:
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": "User:admin;User:ANONYMOUS",
     }
-    with InProcessCluster(3, overrides=overrides) as c:
+    c = InProcessCluster(3, overrides=overrides)
+    controller = c.nodes[1].properties
+    for node in c.nodes.values():  # one voter: node 1
+        node.properties["controller.quorum.voters"] = controller["controller.quorum.voters"].split(",")[0]
+        if node.node_id != 1:
+            node.properties.update({"process.roles": "broker",
+                                    "listeners": node.properties["listeners"].split(",CONTROLLER://")[0]})
+    controller["super.users"] += ";User:carol"  # the controller's own authorizer only
+    with c:
         yield c
 
 
@@ -54,11 +76,16 @@ def as_user(node: InProcessNode, user: str, request: Any) -> Any:
     return asyncio.run(request_once(node.host, node.port, request, client_id=f"{user}-app", security=security))
 
 
-def create(name: str, partitions: int = 1) -> CreateTopicsRequest:
-    return CreateTopicsRequest(topics=(CreatableTopic(
+def create(*names: str, partitions: int = 1) -> CreateTopicsRequest:
+    return CreateTopicsRequest(topics=tuple(CreatableTopic(
         name=TopicName(name), num_partitions=i32(partitions), replication_factor=i16(1 if partitions > 1 else 3),
-        assignments=(), configs=()),),
-        timeout=i32Timedelta.parse(datetime.timedelta(seconds=10)), validate_only=False)
+        assignments=(), configs=()) for name in names), timeout=TIMEOUT, validate_only=False)
+
+
+def envelopes(node: InProcessNode) -> int:
+    """Envelopes the node served (as the active controller)."""
+    served = node.broker.metrics.requests.get("Envelope")
+    return served.count if served is not None else 0
 
 
 def roles(cluster: InProcessCluster) -> tuple[InProcessNode, InProcessNode]:
@@ -84,14 +111,13 @@ def test_the_controller_authorizes_the_forwarded_client(cluster: InProcessCluste
         principal="User:alice", host="*", operation=i8(OP_CREATE), permission_type=i8(ALLOW)),))
     assert [r.error_code for r in as_user(other, "admin", grant).results] == [0]
     wait_until(lambda: all(n.broker.kraft.image.acls for n in cluster.nodes.values()))
-    envelopes = controller.broker.metrics.requests.get("Envelope")
-    before = envelopes.count if envelopes is not None else 0
+    before = envelopes(controller)
 
     bob = as_user(other, "bob", create("bobs-topic"))
     assert [(t.name, t.error_code) for t in bob.topics] == [("bobs-topic", ErrorCode.topic_authorization_failed)]
     alice = as_user(other, "alice", create("alices-topic"))
     assert [(t.name, t.error_code) for t in alice.topics] == [("alices-topic", 0)]
-    assert controller.broker.metrics.requests["Envelope"].count > before  # forwarded in an Envelope
+    assert envelopes(controller) > before  # forwarded in an Envelope
     assert other.broker.kraft.image.topic("bobs-topic") is None
 
     # what the controller decides on its own: an Envelope sent straight to its controller listener
@@ -172,10 +198,64 @@ def test_the_active_controller_serves_its_own_nodes_envelope_in_process(cluster:
     """A node whose forwarding finds its own controller active (it just won the election) sends the
     Envelope to it in process: served as on a CONTROLLER connection, not refused as a client's."""
     controller, _ = roles(cluster)
-    envelope = EnvelopeRequest(request_data=encode_request(1, "app", create("own-envelope", 2))[4:],
+    envelope = EnvelopeRequest(request_data=encode_request(1, "app", create("own-envelope", partitions=2))[4:],
                                request_principal=serialize_principal("User:admin"),
                                client_host_address=ipaddress.ip_address("127.0.0.1").packed)
-    answer = controller.run(controller.broker._local_controller(envelope))
-    assert (answer.error_code, answer.response_data is not None) == (ErrorCode.none, True)
+    async def served() -> tuple[Any, Any]:
+        answer = await controller.broker._local_controller(envelope)
+        return answer, CURRENT_REQUEST.get()  # the caller's own (none here), not the inner request's
+
+    answer, current = controller.run(served())
+    assert (answer.error_code, answer.response_data is not None, current) == (ErrorCode.none, True, None)
     inner = decode_response(answer.response_data, response_class(19, 7))
     assert [(t.name, t.error_code) for t in inner.topics] == [("own-envelope", ErrorCode.none)]
+
+
+def test_brokers_forward_before_any_check_and_the_controller_decides(cluster: InProcessCluster) -> None:
+    """Kafka's brokers forward CreateTopics, DeleteTopics, CreatePartitions, (Incremental)AlterConfigs...
+    without asking their own authorizer: carol, a super user for the controller only, is served
+    through a broker whose own super.users does not name her; bob's refusals come from the
+    controller (an Envelope each) with Kafka's per-topic/per-resource codes."""
+    controller, broker = roles(cluster)
+    assert (controller.node_id, broker.broker.kraft.controller) == (1, None)
+    topic_denied, cluster_denied = ErrorCode.topic_authorization_failed, ErrorCode.cluster_authorization_failed
+
+    carol = as_user(broker, "carol", create("carols-topic"))
+    assert [(t.name, t.error_code) for t in carol.topics] == [("carols-topic", ErrorCode.none)]
+    grow = CreatePartitionsRequest(topics=(CreatePartitionsTopic(name=TopicName("carols-topic"), count=i32(2),
+                                                                 assignments=None),), timeout=TIMEOUT,
+                                   validate_only=False)
+    assert [(r.name, r.error_code) for r in as_user(broker, "carol", grow).results] == [
+        ("carols-topic", ErrorCode.none)]
+
+    # bob may create "bobs-own" only (a literal topic ACL): his requests get the controller's codes
+    grant = CreateAclsRequest(creations=(AclCreation(
+        resource_type=i8(RESOURCE_TOPIC), resource_name="bobs-own", resource_pattern_type=i8(LITERAL),
+        principal="User:bob", host="*", operation=i8(OP_CREATE), permission_type=i8(ALLOW)),))
+    assert [r.error_code for r in as_user(broker, "admin", grant).results] == [0]
+    wait_until(lambda: any(b.resource_name == "bobs-own" for b in controller.broker.kraft.image.acls.values()))
+    before = envelopes(controller)
+    mixed = as_user(broker, "bob", create("bobs-own", "bobs-other"))
+    assert sorted((t.name, t.error_code) for t in mixed.topics) == [("bobs-other", topic_denied),
+                                                                    ("bobs-own", ErrorCode.none)]
+    delete = DeleteTopicsRequest(topics=(DeleteTopicState(name=TopicName("carols-topic"), topic_id=None),),
+                                 timeout=TIMEOUT)
+    assert [(r.name, r.error_code) for r in as_user(broker, "bob", delete).responses] == [
+        ("carols-topic", topic_denied)]
+    assert [(r.name, r.error_code) for r in as_user(broker, "bob", grow).results] == [("carols-topic", topic_denied)]
+    alter = IncrementalAlterConfigsRequest(resources=(
+        AlterConfigsResource(resource_type=i8(CONFIG_TOPIC), resource_name="carols-topic", configs=(
+            AlterableConfig(name="retention.ms", config_operation=i8(SET), value="60000"),)),
+        AlterConfigsResource(resource_type=i8(CONFIG_BROKER), resource_name="", configs=(
+            AlterableConfig(name="log.retention.ms", config_operation=i8(SET), value="60000"),))),
+        validate_only=False)
+    assert [(r.resource_name, r.error_code) for r in as_user(broker, "bob", alter).responses] == [
+        ("carols-topic", topic_denied), ("", cluster_denied)]
+    assert envelopes(controller) - before == 4  # every one decided by the controller, none by the broker
+    assert controller.broker.kraft.image.topic("bobs-other") is None
+    assert len(controller.broker.kraft.image.topic("carols-topic").partitions) == 2
+
+    # the controller's own node forwards its clients' requests too (in process), as Kafka's broker does
+    before = envelopes(controller)
+    assert [r.error_code for r in as_user(controller, "carol", delete).responses] == [ErrorCode.none]
+    assert envelopes(controller) == before + 1

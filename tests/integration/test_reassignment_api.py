@@ -23,10 +23,13 @@ from kio.schema.elect_leaders.v0.request import ElectLeadersRequest as ElectLead
 from kio.schema.elect_leaders.v0.request import TopicPartitions as TopicPartitionsV0
 from kio.schema.elect_leaders.v2.request import ElectLeadersRequest, TopicPartitions
 from kio.schema.errors import ErrorCode
+from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
 from kio.schema.list_partition_reassignments.v0.request import ListPartitionReassignmentsRequest
+from kio.schema.offset_fetch.v8.request import OffsetFetchRequest, OffsetFetchRequestGroup
 from kio.schema.types import BrokerId, TopicName
 from kio.static.primitive import i8, i32
 
+from suoi.coordinator.records import OFFSETS_TOPIC, partition_for
 from suoi.protocol.records import decode_batch_records, iter_batches
 from suoi.testing import EmbeddedBroker
 from tests.conftest import wait_until
@@ -43,7 +46,7 @@ from tests.integration.reassign_cluster import (
     reassign,
     running,
 )
-from tests.integration.support import api_versions_req, fetch_req
+from tests.integration.support import api_versions_req, fetch_req, metadata_req
 from tests.rawclient import RawClient
 
 
@@ -173,6 +176,36 @@ def test_reassignment_moves_the_data(cluster: Cluster) -> None:
     assert [r.value for r in ck_consume(cluster.bootstrap, topic, [0], len(values))] == values
     wait_until(lambda: not (cluster.nodes[1].log_dirs[0] / f"{topic}-0").exists(), timeout=10,
                message="the removed replica deleted on broker 1")
+
+
+def test_a_node_resigning_many_coordinator_partitions_logs_one_line(cluster: Cluster) -> None:
+    """A leadership change that takes many __consumer_offsets partitions from a node at once (a
+    preferred election here; a broker's controlled shutdown alike) is one INFO line there with
+    the count, not one per partition (those are DEBUG); its group coordinator lets them go."""
+    assert cluster.request(1, FindCoordinatorRequest(key_type=i8(0), coordinator_keys=("g",))).coordinators
+    wait_until(lambda: cluster.partition(1, OFFSETS_TOPIC) is not None, message="the offsets topic created")
+    offsets = cluster.request(1, metadata_req(OFFSETS_TOPIC, allow_create=False)).topics[0]
+    led = {int(p.partition_index): [int(b) for b in p.replica_nodes] for p in offsets.partitions if p.leader_id == 2}
+    assert len(led) >= 5 and all(len(replicas) == 3 for replicas in led.values())
+    groups = {partition_for(f"g{i}", len(offsets.partitions)): f"g{i}" for i in range(5000)}
+
+    def coordinator_errors() -> set[ErrorCode]:
+        answer = cluster.request(2, OffsetFetchRequest(groups=tuple(
+            OffsetFetchRequestGroup(group_id=groups[p], topics=None) for p in led), require_stable=False))
+        return {g.error_code for g in answer.groups}
+
+    wait_until(lambda: coordinator_errors() == {ErrorCode.none}, message="node 2 coordinates its partitions")
+    mark = len(cluster.nodes[2].logs())
+    moved = [(OFFSETS_TOPIC, p, [b for b in replicas if b != 2] + [2]) for p, replicas in led.items()]
+    assert {code for _, _, code, _ in reassign(cluster, 3, moved)} == {ErrorCode.none}
+    wait_until(lambda: all(cluster.partition(1, OFFSETS_TOPIC, p)[0][-1] == 2 for p in led), message="reordered")
+    assert set(election_codes(elect(cluster, 3, PREFERRED, [(OFFSETS_TOPIC, p) for p in led])).values()) == {
+        ErrorCode.none}
+    wait_until(lambda: coordinator_errors() == {ErrorCode.not_coordinator}, message="node 2 resigned them")
+    wait_until(lambda: "resigned" in cluster.nodes[2].logs()[mark:], timeout=5, message="the resignation logged")
+    lines = [line for line in cluster.nodes[2].logs()[mark:].splitlines() if "resigned" in line]
+    assert len(lines) == 1, lines
+    assert f"{OFFSETS_TOPIC}: resigned {len(led)} partitions ({', '.join(map(str, sorted(led)))})" in lines[0]
 
 
 # ---------------------------------------------------------------------------- auto leader rebalance

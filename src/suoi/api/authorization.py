@@ -17,7 +17,10 @@ The principal is the connection's `principal` attribute (``User:ANONYMOUS`` with
 PLAINTEXT connection, as in Kafka). Requests on a controller listener are also allowed when the
 principal has CLUSTER_ACTION (a broker's own requests); a client's request forwarded in an
 Envelope (`suoi.api.envelope`, KIP-590) is checked with the client's principal, as Kafka's
-controller does. Every denial is logged, rate-limited (`AuditLog`).
+controller does; on a client listener, the forwardable admin requests (`FORWARDABLE`) are not
+checked at all, since they are always forwarded so (Kafka's broker leaves the decision to the
+controller rather than its own, possibly older, ACLs). Every denial is logged, rate-limited
+(`AuditLog`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from suoi.api.listener_roles import FORWARDABLE, ListenerRole
 from suoi.api.raft_apis import _on_controller_listener
 from suoi.api.registry import RequestContext
 from suoi.authorizer import CLUSTER_NAME, AclOperation, ResourceType, StandardAuthorizer
@@ -395,6 +399,8 @@ RULES: dict[int, Rule] = {
 def check(ctx: RequestContext, request: Any, authorizer: StandardAuthorizer) -> Verdict:
     """The verdict on one decoded request (see the module docstring). An API missing from
     `RULES` is refused (CLUSTER_AUTHORIZATION_FAILED): a new handler must say what it checks."""
+    if ctx.listener_role is ListenerRole.CLIENT and ctx.api_key in FORWARDABLE:
+        return ALLOWED  # sent on to the active controller, which authorizes the client (`envelope.forwards`)
     kraft = ctx.services.kraft
     if kraft is not None:
         authorizer.load(kraft.image.acls)

@@ -298,7 +298,7 @@ async def _until_listed(broker: Services, created: dict[str, Any], timeout_ms: i
 
 async def _create_topics(broker: Services, request: Any) -> dict[str, Any]:
     kraft = _kraft(broker)
-    if kraft.controller is None:
+    if envelope.forwards(kraft):
         try:
             return vars_of(await envelope.call(kraft, request))
         except NotControllerError as exc:  # no controller answered in time (an election that lasts)
@@ -330,7 +330,7 @@ def _create_topics_failed(request: Any, error: ErrorCode, message: str) -> dict[
 
 async def delete_topics_response(broker: Services, request: Any, version: int) -> dict[str, Any]:
     kraft = _kraft(broker)
-    if kraft.controller is None:
+    if envelope.forwards(kraft):
         return await forward(broker, request)
     if version < 6:
         names, ids = list(request.topic_names), []
@@ -345,7 +345,7 @@ async def delete_topics_response(broker: Services, request: Any, version: int) -
 
 async def create_partitions_response(broker: Services, request: Any) -> dict[str, Any]:
     kraft = _kraft(broker)
-    if kraft.controller is None:
+    if envelope.forwards(kraft):
         return await forward(broker, request)
     wanted = [NewPartitions(name=t.name, count=t.count,
                             assignments=[list(a.broker_ids) for a in t.assignments] if t.assignments else None)
@@ -359,7 +359,7 @@ async def alter_configs_response(broker: Services, request: Any, incremental: bo
     """Topic and broker configs live in the metadata log: the controller validates and records
     them, every broker applies its own and the cluster default (`KRaftServices._reconcile`)."""
     kraft = _kraft(broker)
-    if kraft.controller is None:
+    if envelope.forwards(kraft):
         return await forward(broker, request)
     # IncrementalAlterConfigs: a resource with an operation Kafka does not define gets
     # INVALID_REQUEST on its own (the others are applied), as Kafka answers it.

@@ -1,7 +1,8 @@
 """Running a controller operation for an admin request:
 
 * the active controller runs it (`KRaftServices.run_on_controller`, answered once committed);
-* another node forwards the request as is to the active controller and relays its answer.
+* another node forwards the request as is to the active controller and relays its answer; a
+  client's request is always forwarded (`envelope.forwards`), to this node's own controller too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from suoi.api.cluster_metadata import forward
+from suoi.api.envelope import forwards
 from suoi.controller.controller import QuorumController
 from suoi.controller.messages import ControllerResult
 from suoi.model import ErrorCode, KafkaError
@@ -37,7 +39,7 @@ def controller_call(
 
     async def run() -> ResponseData:
         try:
-            if kraft.controller is None:
+            if forwards(kraft):
                 return await forward(broker, request)
             return render(await kraft.run_on_controller(op))
         except TimeoutError as exc:

@@ -10,6 +10,11 @@ misconfigured peer and is raised (the client gets the handler's failure answer).
 in the controller's answer (its quotas, e.g. controller_mutation_rate) mutes the client's
 connection here, where the client is connected (KIP-219).
 
+A client's forwardable request is always sent on (`forwards`), also by the active controller's
+own node (in process), and never authorized on the client listener: as Kafka's broker, the node
+does not decide from its own, possibly older, ACLs; the controller authorizes the Envelope's
+principal and its per-topic/per-resource error codes come back unchanged.
+
 Controller side (`handle_envelope`): only the active controller answers (others NOT_CONTROLLER),
 only on a controller listener or in process; the sender must have CLUSTER_ACTION on the cluster
 (`authorization.RULES`); the inner request must be one Kafka forwards (else INVALID_REQUEST). The
@@ -32,18 +37,16 @@ from kio.schema.envelope.v0.request import EnvelopeRequest
 from kio.serial import entity_reader, entity_writer
 
 from suoi.api.authorization import host_of, principal_of
-from suoi.api.listener_roles import ListenerRole
+from suoi.api.listener_roles import FORWARDABLE, ListenerRole
 from suoi.api.registry import CURRENT_REQUEST, RequestContext, api
 from suoi.model import ErrorCode
+from suoi.model.errors import NotControllerError
 from suoi.protocol.codec import decode_response, encode_request, read_prefix, response_class
 
-__all__ = ["FORWARDABLE", "ForwardedConnection", "call", "deserialize_principal", "serialize_principal"]
+__all__ = ["FORWARDABLE", "ForwardedConnection", "call", "deserialize_principal", "forwards", "serialize_principal"]
 
 log = logging.getLogger("suoi.api")
 _VERSION = struct.Struct(">h")
-
-#: Admin requests a broker forwards to the controller (Kafka's "forwardable" APIs that suoi serves).
-FORWARDABLE = frozenset({19, 20, 30, 31, 33, 37, 43, 44, 45, 46, 49, 51, 57})
 
 
 @dataclasses.dataclass(slots=True)
@@ -86,10 +89,26 @@ def _address(host: str) -> bytes:
         return ipaddress.ip_address("127.0.0.1").packed
 
 
+def forwards(kraft: Any) -> bool:
+    """Whether the admin request being handled goes to the active controller (`call`) instead of
+    running here: when this node is not the active controller, and for a client's request on a
+    client listener always, even when this node's own controller is active (in process then), as
+    Kafka's broker forwards to its controller: the controller decides, authorization included
+    (`authorization.check` leaves these to it), with the client's principal from the Envelope."""
+    if kraft.controller is None:
+        return True
+    ctx = CURRENT_REQUEST.get()
+    return ctx is not None and ctx.listener_role is ListenerRole.CLIENT and ctx.api_key in FORWARDABLE
+
+
 async def call(kraft: Any, request: Any) -> Any:
     """``kraft.call_controller(request)``, in an Envelope when a client's request is being handled."""
     ctx = CURRENT_REQUEST.get()
     cls = type(request)
+    if ctx is not None and getattr(ctx.connection, "forwarded", False):
+        # an Envelope's inner request on a node that lost the controller role meanwhile: never sent
+        # on as this node's own request (its principal would stand in for the client's)
+        raise NotControllerError(f"node {ctx.services.node_id} is no longer the active controller")
     if ctx is None or ctx.listener_role is not ListenerRole.CLIENT or cls.__api_key__ not in FORWARDABLE:
         return await kraft.call_controller(request)
     envelope = EnvelopeRequest(

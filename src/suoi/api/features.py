@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.cluster_metadata import forward
+from suoi.api.envelope import forwards
 from suoi.api.registry import RequestContext, api
 from suoi.controller.features import SUPPORTED, FeatureUpdate, UpgradeType
 
@@ -43,7 +44,7 @@ async def handle_update_features(ctx: RequestContext, request: Any) -> dict[str,
     broker = ctx.services
     names = [u.feature for u in request.feature_updates]
     kraft = broker.kraft
-    if kraft.controller is None:
+    if forwards(kraft):
         return await forward(broker, request)
     updates = [FeatureUpdate(u.feature, int(u.max_version_level), _upgrade_type(u)) for u in request.feature_updates]
     validate_only = bool(getattr(request, "validate_only", False))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["CONTROLLER_APIS", "ListenerRole", "serves"]
+__all__ = ["CONTROLLER_APIS", "FORWARDABLE", "ListenerRole", "serves"]
 
 
 class ListenerRole(enum.Enum):
@@ -23,6 +23,15 @@ class ListenerRole(enum.Enum):
 
     CLIENT = "client"
     CONTROLLER = "controller"
+
+
+#: Admin requests a broker forwards to the active controller (in an Envelope, KIP-590) without
+#: deciding anything itself, authorization included: Kafka's KafkaApis `maybeForwardToController`
+#: (CreateTopics, DeleteTopics, CreateAcls, DeleteAcls, CreatePartitions, ElectLeaders,
+#: AlterPartitionReassignments, ListPartitionReassignments, AlterClientQuotas,
+#: AlterUserScramCredentials, UpdateFeatures) and the (Incremental)AlterConfigs it forwards after
+#: validating its own broker resource.
+FORWARDABLE: frozenset[int] = frozenset({19, 20, 30, 31, 33, 37, 43, 44, 45, 46, 49, 51, 57})
 
 
 #: The API keys of Kafka's ControllerApis (their schemas' "controller" listener).

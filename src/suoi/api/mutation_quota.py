@@ -11,8 +11,9 @@ done and the response is throttled (throttle_time_ms and the connection muted) i
 Measured where Kafka measures it: on the active controller, so a client's rate is the same
 whichever node it sends to. A request forwarded in an Envelope is measured there with the
 client's principal and client id; the forwarding node relays the throttle time and mutes the
-client's connection (`suoi.api.envelope`). A node that forwards does not measure; a broker's own
-requests to the controller (not enveloped) are not measured. Topics with nothing to mutate (an
+client's connection (`suoi.api.envelope`). A node that forwards does not measure (a client's
+request is always forwarded, to this node's own controller too); a broker's own requests to the
+controller (not enveloped) are not measured. Topics with nothing to mutate (an
 existing topic to create, an unknown one to delete) use no tokens, so they still get their own
 error (TOPIC_ALREADY_EXISTS...). A validate_only request mutates nothing and is not counted.
 """
@@ -24,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from suoi.api.authorization import Split
 from suoi.api.enforcement import split_call
-from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import RequestContext, ResponseData
 from suoi.model import ErrorCode
 
@@ -46,9 +46,8 @@ def limited(quota: RequestQuota, handler: Handler) -> Handler:
 
     def call(ctx: RequestContext, body: Any) -> ResponseData | Awaitable[ResponseData]:
         forwarded = getattr(ctx.connection, "forwarded", False)
-        if (ctx.services.kraft.controller is None or getattr(body, "validate_only", False)
-                or (ctx.listener_role is ListenerRole.CONTROLLER and not forwarded)):
-            return handler(ctx, body)
+        if ctx.services.kraft.controller is None or getattr(body, "validate_only", False) or not forwarded:
+            return handler(ctx, body)  # a client's request is measured once, in its Envelope
         strict = ctx.api_version >= APIS[ctx.api_key]
         now = ctx.services.now_ms()
         denied: dict[int, int] = {}

@@ -36,6 +36,10 @@ from suoi.protocol.records import BatchHeader, SimpleRecord, decode_batch_record
 log = logging.getLogger("suoi.coordinator")
 
 LOAD_CHUNK_BYTES = 1 << 20
+#: A leadership change moves many internal partitions at once (a broker's controlled shutdown,
+#: a preferred election): resignations are logged as one INFO line for those within this long
+#: of the first, each partition at DEBUG.
+RESIGN_LOG_WINDOW_S = 0.1
 
 
 class NotCoordinatorError(LogError):
@@ -87,6 +91,30 @@ class PartitionSlot:
         self.resigned: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
+class Resignations:
+    """Partitions of one internal topic resigned lately, logged together (`RESIGN_LOG_WINDOW_S`)."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.partitions: list[int] = []
+        self._flush: asyncio.TimerHandle | None = None
+
+    def add(self, partition: int, leader_epoch: int | None) -> None:
+        log.debug("%s-%d: resigned (epoch %s); its state is unloaded", self.topic, partition, leader_epoch)
+        self.partitions.append(partition)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(RESIGN_LOG_WINDOW_S, self.flush)
+
+    def flush(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        partitions, self.partitions = sorted(self.partitions), []
+        if partitions:
+            log.info("%s: resigned %d partition%s (%s); their state is unloaded", self.topic, len(partitions),
+                     "" if len(partitions) == 1 else "s", ", ".join(map(str, partitions)))
+
+
 #: Where a reply must wait before it is sent: the partition's slot and the end offset of the
 #: last write it may depend on (None, None: nothing to wait for).
 Mark = tuple[PartitionSlot | None, int | None]
@@ -106,6 +134,7 @@ class CoordinatorRuntime:
         self._stopping = False
         self._slots: dict[int, PartitionSlot] = {}
         self._epochs: dict[int, int] = {}  # the newest leader epoch seen per partition
+        self._resignations = Resignations(self.topic)
         #: How many partitions a topic has (None: no such topic): the metadata image's (the
         #: topic may live on other brokers); by default the local logs' (unit tests).
         self.partition_count: Callable[[str], int | None] = self._local_partition_count
@@ -128,6 +157,7 @@ class CoordinatorRuntime:
         # The flag also ends the timer loop: on Python 3.11 a cancel landing as `wait_for`'s
         # inner wait completes can be swallowed, and awaiting such a task would hang shutdown.
         self._stopping = True
+        self._resignations.flush()
         tasks = [*self._tasks, *self._background]
         for task in tasks:
             task.cancel()
@@ -181,7 +211,7 @@ class CoordinatorRuntime:
             slot.load.cancel()
         slot.resigned.set_result(None)
         self._unload(partition)
-        log.info("%s-%d: resigned (epoch %s); its state is unloaded", self.topic, partition, leader_epoch)
+        self._resignations.add(partition, leader_epoch)
         self._kick()
 
     def _become(self, partition: int, leader_epoch: int | None) -> None:

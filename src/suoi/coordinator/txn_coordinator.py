@@ -99,10 +99,11 @@ class TransactionCoordinator(CoordinatorRuntime):
                 if any(isinstance(out, WriteMarkers) for out in outputs):
                     preparing.append(tid)
                 self._process(outputs)
-        log.info("%s-%d: loaded %d transactional ids%s", TRANSACTION_STATE_TOPIC, partition,
-                 sum(1 for s in latest.values() if s is not None),
-                 f"; completing {len(preparing)} found in PrepareCommit/PrepareAbort: {', '.join(sorted(preparing))}"
-                 if preparing else "")
+        loaded = sum(1 for s in latest.values() if s is not None)
+        log.log(logging.INFO if loaded else logging.DEBUG,  # as the group coordinator: one line per partition
+                "%s-%d: loaded %d transactional ids%s", TRANSACTION_STATE_TOPIC, partition, loaded,
+                f"; completing {len(preparing)} found in PrepareCommit/PrepareAbort: {', '.join(sorted(preparing))}"
+                if preparing else "")
 
     def _unload(self, partition: int) -> None:
         """Forget the ids of `partition`; markers waiting on it are dropped (the next leader

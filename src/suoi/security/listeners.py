@@ -32,15 +32,16 @@ from suoi.security.oauthbearer import (
     Validator,
     unsecured_login_token,
 )
-from suoi.security.principal import SslPrincipalMapper
+from suoi.security.principal import ANONYMOUS, PrincipalMappingError, SslPrincipalMapper, certificate_dn
 from suoi.security.sasl import CLIENT_MECHANISMS, SUPPORTED_MECHANISMS, SaslClientCredentials
-from suoi.security.tls import client_context, server_context
+from suoi.security.tls import client_context, keystore_certificate, server_context
 
 if TYPE_CHECKING:  # imported where OAUTHBEARER with a JWKS is configured: cryptography is ~10 ms of every start
     from suoi.security.jwks import JwksKeys
 
 __all__ = ["ListenerSecurity", "SecurityConfigError", "check_node_security", "client_security", "controller_security",
-           "inter_broker_security", "listener_security", "login_node", "reload_certificates", "setting"]
+           "inter_broker_security", "listener_security", "login_node", "node_principal", "reload_certificates",
+           "setting"]
 
 
 class SecurityConfigError(ValueError):
@@ -266,6 +267,33 @@ def controller_security(config: Any) -> ClientSecurity:
     return client_security(config.values, names[0] if names else None, "sasl.mechanism.controller.protocol")
 
 
+def node_principal(config: Any) -> str:
+    """The principal this node's controller listener gives the node itself, as it gives every
+    peer that connects: the SASL user of the node's controller login; on an SSL listener that asks
+    for a client certificate (ssl.client.auth requested/required), the subject of the node's own
+    keystore certificate mapped by the listener's ssl.principal.mapping.rules (the certificate the
+    node presents); else User:ANONYMOUS. The node's in-process calls to its own controller are
+    authorized as this principal, so super.users and ACLs treat them as its socket calls."""
+    security = controller_security(config)
+    if security.sasl is not None:
+        return f"User:{security.sasl.principal}"
+    names = config.controller_listener_names
+    if security.ssl_context is None or not names:
+        return ANONYMOUS
+    values, listener = config.values, names[0]
+    if (setting(values, listener, "ssl.client.auth") or "none").strip().lower() == "none":
+        return ANONYMOUS  # the listener asks for no certificate: the node's is never seen
+    der = keystore_certificate(lambda k: setting(values, listener, k))
+    if der is None:
+        return ANONYMOUS
+    try:
+        return SslPrincipalMapper(setting(values, listener, "ssl.principal.mapping.rules")).principal(
+            certificate_dn(der))
+    except PrincipalMappingError as exc:  # its own controller listener would close its connections
+        raise SecurityConfigError(f"listener {listener}: this node's own keystore certificate: {exc}; "
+                                  f"set listener.name.{listener.lower()}.ssl.principal.mapping.rules") from None
+
+
 async def login_node(config: Any) -> None:
     """Fetch this node's OAUTHBEARER tokens from its identity provider before it connects to
     anyone, as Kafka's login does at start: a refused login stops the start (OAuthLoginError,
@@ -281,6 +309,8 @@ def check_node_security(config: Any) -> None:
     for listener in config.listeners:
         listener_security(config.values, listener.name)
     clients = (inter_broker_security(config), controller_security(config)) if config.get("process.roles") else ()
+    if clients:
+        node_principal(config)  # a node its own controller listener would refuse does not start
     login_keys = [k for k in config.values if str(config.values[k] or "").strip()
                   and k.endswith(("sasl.oauthbearer.token.endpoint.url", "sasl.login.callback.handler.class"))]
     if login_keys and not any(c.sasl is not None and c.sasl.login is not None for c in clients):

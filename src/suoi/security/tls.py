@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["TlsConfigError", "client_context", "reload_server_context", "server_context"]
+__all__ = ["TlsConfigError", "client_context", "keystore_certificate", "reload_server_context", "server_context"]
 
 Settings = Callable[[str], str | None]
 
@@ -146,10 +146,35 @@ def _refuse_jks(kind: str, location: str | None) -> TlsConfigError:
 
 
 def _load_keystore(ctx: ssl.SSLContext, settings: Settings, listener: str) -> bool:
+    keystore = _keystore_pem(settings)
+    if keystore is None:
+        return False
+    _load_chain_pem(ctx, *keystore)
+    return True
+
+
+def keystore_certificate(settings: Settings) -> bytes | None:
+    """The DER certificate of the keystore (the first of its chain, as Java's KeyManager presents
+    it), or None without a keystore: the identity a node shows a peer that asks for one (mTLS)."""
+    keystore = _keystore_pem(settings)
+    if keystore is None:
+        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        certs = x509.load_pem_x509_certificates(keystore[0])
+    except ValueError:
+        raise TlsConfigError("keystore: no certificate could be read from ssl.keystore.*") from None
+    return certs[0].public_bytes(serialization.Encoding.DER)
+
+
+def _keystore_pem(settings: Settings) -> tuple[bytes, str | None] | None:
+    """(PEM of the key and its chain, key password) of the ssl.keystore.* settings, or None."""
     location = settings("ssl.keystore.location")
     chain, key = settings("ssl.keystore.certificate.chain"), settings("ssl.keystore.key")
     if not location and not chain:
-        return False
+        return None
     data = _read(settings, "ssl.keystore.location") if location else None
     kind = _store_type(settings, "keystore", data)
     key_password = settings("ssl.key.password")
@@ -158,18 +183,14 @@ def _load_keystore(ctx: ssl.SSLContext, settings: Settings, listener: str) -> bo
     if kind == "PKCS12":
         if data is None:
             raise TlsConfigError("ssl.keystore.type=PKCS12 needs ssl.keystore.location")
-        pem = _pkcs12_keystore_pem(data, settings("ssl.keystore.password"))
-        _load_chain_pem(ctx, pem, None)
-        return True
+        return _pkcs12_keystore_pem(data, settings("ssl.keystore.password")), None
     if kind != "PEM":
         raise TlsConfigError(f"ssl.keystore.type={kind}: expected PEM or PKCS12 (JKS: convert to PKCS12)")
     if data is not None:
-        _load_chain_pem(ctx, data, key_password)
-        return True
+        return data, key_password
     if not key:
         raise TlsConfigError("ssl.keystore.certificate.chain needs ssl.keystore.key")
-    _load_chain_pem(ctx, chain.encode() + b"\n" + key.encode(), key_password)  # type: ignore[union-attr]
-    return True
+    return chain.encode() + b"\n" + key.encode(), key_password  # type: ignore[union-attr]
 
 
 def _load_chain_pem(ctx: ssl.SSLContext, pem: bytes, password: str | None) -> None:

@@ -74,7 +74,8 @@ class TxnMetadata:
     #: Not persisted. The producer (current id and epoch) asked to add partitions or offsets
     #: after its last EndTxn and was told CONCURRENT_TRANSACTIONS (that transaction's markers
     #: were still being written): it has begun its next transaction, which holds nothing here
-    #: yet. An EndTxn(abort) from it aborts that empty transaction, not the one ending.
+    #: yet. An EndTxn(abort) from it aborts that empty transaction, not the one ending. A new
+    #: coordinator cannot rebuild it from the log (see the package README).
     next_txn_refused: bool = False
 
     def transition(self, new_state: TxnState) -> None:

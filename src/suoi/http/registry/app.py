@@ -36,6 +36,7 @@ _ACCEPTED_BODY_TYPES = {CONTENT_TYPE, "application/vnd.schemaregistry+json", "ap
                         "application/octet-stream"}
 MAX_BODY = 4 * 1024 * 1024
 _FORWARDED = "X-Suoi-Forwarded"
+_WRITE_ATTEMPTS = 3  # a write that finds this registry not the primary, then the primary again (a flapping election)
 _SERVICE = web.AppKey("service", RegistryService)
 _SESSION = web.AppKey("session", aiohttp.ClientSession)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -116,15 +117,19 @@ class Routes:
 
     async def _write(self, request: web.Request, plan: Callable[[RegistryCore], Write]) -> web.Response:
         await self._ready()
-        try:
-            return reply(await self.service.write(plan))
-        except NotPrimary:
-            return await self._forward(request)
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                return reply(await self.service.write(plan))
+            except NotPrimary:
+                url = await self.service.primary_url(10.0)
+            if url != self.service.election.my_url:
+                return await self._forward(request, url)
+            # this registry became the primary while it looked for one: the write is its own
+        raise RegistryError(E.FORWARDING_ERROR, "Error while forwarding the request: the primary keeps changing")
 
-    async def _forward(self, request: web.Request) -> web.Response:
+    async def _forward(self, request: web.Request, url: str) -> web.Response:
         if request.headers.get(_FORWARDED):
             raise RegistryError(E.FORWARDING_ERROR, "Error while forwarding the request: this registry is not the primary")
-        url = await self.service.primary_url(10.0)
         session = request.app[_SESSION]
         headers = {"Content-Type": request.headers.get("Content-Type", CONTENT_TYPE), _FORWARDED: "1"}
         try:

@@ -133,11 +133,14 @@ class RegistryService:
             return write.result
 
     async def primary_url(self, timeout: float) -> str:
-        """The primary's URL, waiting up to ``timeout`` for an election to finish."""
+        """The primary's URL, waiting up to ``timeout`` for an election to finish. This registry's own
+        only once it is the primary: the group coordinator names a new owner of the partition before
+        librdkafka's on_assign tells that registry (`election`), and a write it forwarded to itself
+        meanwhile was refused there as "not the primary" (50003, an answer without an id)."""
         deadline = time.monotonic() + timeout
         while True:
             url = await self.election.primary_url()
-            if url is not None:
+            if url is not None and (url != self.election.my_url or self.election.is_primary):
                 return url
             if time.monotonic() >= deadline:
                 raise RegistryError(E.FORWARDING_ERROR, "No primary schema registry is elected yet")

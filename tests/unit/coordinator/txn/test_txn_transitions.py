@@ -175,6 +175,30 @@ def test_abort_after_a_refused_add_aborts_the_empty_next_transaction(offsets: bo
     assert h.end(pid, e, commit=False).error_code == ErrorCode.invalid_txn_state
 
 
+def test_a_refused_add_leaves_no_trace_in_the_transaction_log() -> None:
+    """Why a new coordinator (after a move) cannot apply the rule above: the refused add writes
+    nothing (Kafka persists nothing for CONCURRENT_TRANSACTIONS either), so the records behind
+    "abort of the empty next transaction" and "abort of the transaction that committed" are
+    identical, and a coordinator restored from them answers both with Kafka's INVALID_TXN_STATE.
+    What it would take is in the package README (KIP-890's epoch bump per EndTxn)."""
+    runs = []
+    for refused_add in (True, False):
+        h = Harness()
+        pid, e = ongoing(h, tp("a", 0))
+        assert h.end(pid, e).error_code == 0
+        if refused_add:
+            assert h.add(pid, e, tp("a", 1)).error_code == ErrorCode.concurrent_transactions
+        h.written()
+        runs.append((h, pid, e))
+    (refused, pid, e), (plain, _, _) = runs
+    record = refused.persisted[TID]
+    assert record is not None and record == plain.persisted[TID] and record.state == "CompleteCommit"
+    moved = Harness(now=refused.now)
+    assert moved.record(moved.m.restore(record, moved.now)) == []
+    assert moved.end(pid, e, commit=False).error_code == ErrorCode.invalid_txn_state
+    assert refused.end(pid, e, commit=False).error_code == ErrorCode.none  # the coordinator that refused it
+
+
 def test_abort_of_the_transaction_that_committed_stays_invalid_txn_state() -> None:
     """Without a refused add since the commit, an abort may be for the very transaction that
     committed (a client that gave up on its commit): answering NONE would tell it that
