@@ -225,11 +225,13 @@ class Processes:
         self.brokers.clear()
 
 
-def start_neighbours(procs: Processes, n: int) -> list[int]:
-    """N busy loops at nice 0 (the broker's niceness): a CPU-bound process sharing the cores."""
+def start_neighbours(procs: Processes, n: int, max_s: float) -> list[int]:
+    """N busy loops at nice 0 (the broker's niceness): a CPU-bound process sharing the cores.
+    Each stops by itself after `max_s` too, should this script be killed without cleaning up."""
     pids = []
+    loop = f"import time\nend = time.monotonic() + {max_s:.0f}\nwhile time.monotonic() < end:\n    pass\n"
     for _ in range(n):
-        child = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        child = subprocess.Popen([sys.executable, "-c", loop], stdin=subprocess.DEVNULL)
         procs.children.append(child)
         pids.append(child.pid)
     return pids
@@ -354,7 +356,7 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
     results = ctx.Queue()
     ready, stop = ctx.Event(), ctx.Event()
     t0_ns, expected = ctx.Value("q", 0), ctx.Value("q", -1)
-    neighbours = start_neighbours(procs, args.neighbour)
+    neighbours = start_neighbours(procs, args.neighbour, 2 + args.warmup + 2 * args.seconds + 2 * args.drain + 120)
     probe = ApiVersionsProbe(target.bootstrap, args.probe_ms / 1000)
     consumer = ctx.Process(target=consumer_main, args=(cfg, ready, expected, stop, results), name="consumer")
     producer = ctx.Process(target=producer_main, args=(cfg, t0_ns, results), name="producer")
@@ -419,6 +421,10 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
             res[f"{k}_cpu_pct_window"] = (cpu1[k] - cpu0[k]) / wall * 100
         if wait0[k] is not None and wait1[k] is not None:
             res[f"{k}_runq_wait_ms_per_s"] = (wait1[k] - wait0[k]) / wall * 1e3
+    if res.get("broker_cpu_pct_window") is not None and res.get("broker_runq_wait_ms_per_s") is not None:
+        # running or waiting for a CPU: ~100 % means the node never idled, it is CPU-bound (it
+        # would use a whole core if it got one), whatever the machine's load left it
+        res["broker_runnable_pct"] = res["broker_cpu_pct_window"] + res["broker_runq_wait_ms_per_s"] / 10
     done = [b - a for a, b in zip(nb0, nb1, strict=True) if a is not None and b is not None]
     if done:
         res["neighbour_cpu_pct"] = sum(done) / wall * 100 / len(done)
@@ -460,9 +466,10 @@ def start_targets(args: argparse.Namespace, procs: Processes) -> list[Target]:
 ROWS = (
     ("p50_ms", "latency p50 ms"), ("p99_ms", "latency p99 ms"), ("p99.9_ms", "latency p99.9 ms"),
     ("max_ms", "latency max ms"), ("sched_p99_ms", "from schedule slot p99 ms"), ("ack_p99_ms", "produce ack p99 ms"),
-    ("lost", "lost"), ("duplicates", "duplicates"), ("achieved_rate", "achieved msg/s"),
+    ("lost", "not received (in --drain)"), ("duplicates", "duplicates"), ("achieved_rate", "achieved msg/s"),
     ("late_sends_pct", "sends > 1 ms late %"),
     ("broker_cpu_pct_window", "broker CPU %"), ("broker_runq_wait_ms_per_s", "broker run-queue wait ms/s"),
+    ("broker_runnable_pct", "broker running or runnable %"),
     ("producer_cpu_pct", "producer CPU %"), ("producer_runq_wait_ms_per_s", "producer run-queue wait ms/s"),
     ("consumer_cpu_pct", "consumer CPU %"), ("consumer_runq_wait_ms_per_s", "consumer run-queue wait ms/s"),
     ("neighbour_cpu_pct", "each neighbour CPU %"),
@@ -535,6 +542,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.size < HEADER:
         ap.error(f"--size must be >= {HEADER}")
+    if min(args.rate) <= 0 or args.seconds <= 0 or args.warmup < 0 or args.neighbour < 0:
+        ap.error("--rate and --seconds must be > 0, --warmup and --neighbour >= 0")
 
     def on_term(_sig: int, _frame: Any) -> None:
         raise KeyboardInterrupt
