@@ -21,7 +21,7 @@ from tests.rawclient import RawClient
 
 pytestmark = pytest.mark.timeout(60)
 
-BACKLOG = 6000  # one-record Produce requests written at once (~1 MB)
+BACKLOG = 4000  # one-record Produce requests written at once (~700 KB)
 
 
 class LoopTicker:
