@@ -40,6 +40,7 @@ the end of each run. Every wait has a deadline; every process started is killed 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -82,6 +83,8 @@ LATE_NS = 1_000_000
 def producer_main(cfg: dict[str, Any], t0_ns: Any, out: Any) -> None:
     """Produce `rate` msg/s from slot t0_ns on: warm-up slots first, then the measured ones."""
     from confluent_kafka import Producer
+
+    gc.disable()  # a short-lived client makes no cycles worth a collector pause in the figures
 
     errors = [0]
     acks = array("q")  # produce() call -> delivery report, measured messages
@@ -143,6 +146,8 @@ def producer_main(cfg: dict[str, Any], t0_ns: Any, out: Any) -> None:
 def consumer_main(cfg: dict[str, Any], ready: Any, expected: Any, stop: Any, out: Any) -> None:
     """Read every partition from offset 0; latencies of measured messages until all arrived or stop."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    gc.disable()
 
     c = Consumer({"bootstrap.servers": cfg["bootstrap"], "group.id": f"bench-latency-{uuid.uuid4().hex}",
                   "client.id": "bench-latency-consumer", "enable.auto.commit": False, "log_level": 4,
