@@ -34,13 +34,10 @@ import os
 import socket
 import statistics
 import struct
-import sys
-import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 
-from common import create_topic, free_port, log, percentile, read_cpu_s
+from common import admin_histogram, create_topic, log, pauses_between, percentile, read_cpu_s, start_suoi_kraft
 from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
 from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from kio.static.primitive import i16, i32
@@ -110,21 +107,9 @@ class Broker:
     results: dict[str, list[float]] = field(default_factory=dict)
 
     def start(self) -> None:
-        import subprocess
-        self.workdir = tempfile.mkdtemp(prefix=f"bench-wire-{self.label}-")
-        self.port, cport, self.admin_port = free_port(), free_port(), free_port()
-        props = os.path.join(self.workdir, "server.properties")
-        with open(props, "w") as f:
-            f.write(f"process.roles=broker,controller\nnode.id=1\nlog.dirs={self.workdir}/data\n"
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}\n"
-                    f"controller.listener.names=CONTROLLER\ncontroller.quorum.voters=1@127.0.0.1:{cport}\n"
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
-                    "offsets.topic.replication.factor=1\n"
-                    f"admin.listeners=http://127.0.0.1:{self.admin_port}\n")
-        env = dict(os.environ, PYTHONPATH=self.src)
-        self.proc = subprocess.Popen([sys.executable, "-m", "suoi", "broker", "--config", props],
-                                     stdout=open(os.path.join(self.workdir, "broker.log"), "wb"),
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.workdir)
+        node = start_suoi_kraft(f"wire-{self.label}", self.src, ready_timeout=60)
+        self.port, self.admin_port = int(node.bootstrap.rpartition(":")[2]), node.admin_port or 0
+        self.proc, self.workdir = node.proc, node.workdir or ""
         create_topic(f"127.0.0.1:{self.port}", "p6", 6, timeout=60)
         create_topic(f"127.0.0.1:{self.port}", "p1000", 1000, timeout=60)
         log(f"{self.label}: broker pid {self.proc.pid} on {self.port} ({self.src})")
@@ -149,35 +134,7 @@ class Broker:
         self.results.setdefault(key, []).append(value)
 
     def histogram(self, name: str) -> dict[str, float]:
-        """A histogram of the admin endpoint (cumulative bucket counts by `le`, `sum`, `count`);
-        empty if the endpoint or the family is not there."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=5) as r:
-                text = r.read().decode()
-        except OSError:
-            return {}
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith(name + "_bucket{"):
-                out[line.split('le="', 1)[1].split('"', 1)[0]] = float(line.rsplit(" ", 1)[1])
-            elif line.startswith((name + "_sum ", name + "_count ")):
-                key, value = line.split(" ")
-                out[key.rsplit("_", 1)[1]] = float(value)
-        return out
-
-
-def pauses_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """What a histogram of pauses gained: how many, total ms, how many >= 5 / 10 ms, and the
-    upper bound of the highest bucket that gained any (the longest pause is below it)."""
-    if not before or not after:
-        return {}
-    gained = {k: after[k] - before.get(k, 0.0) for k in after}
-    count = gained.get("count", 0.0)
-    bounds = sorted((float(k), v) for k, v in gained.items() if k not in ("sum", "count", "+Inf"))
-    longest = next((b for b, cumulative in bounds if cumulative >= count), float("inf")) if count else 0.0
-    return {"count": count, "total ms": gained.get("sum", 0.0) * 1e3,
-            ">= 5 ms": count - gained.get("0.005", 0.0), ">= 10 ms": count - gained.get("0.01", 0.0),
-            "max < ms": longest * 1e3}
+        return admin_histogram(self.admin_port, name)
 
 
 def pipelined(b: Broker, frames: list[bytes], requests: int) -> float:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,7 @@ class Target:
     workdir: str | None = None
     logfile: str | None = None
     is_peer: bool = False
+    admin_port: int | None = None  # suoi's admin endpoint (/metrics), when started with one
 
     def stop(self) -> None:
         """Stop a broker we started, by its PID only."""
@@ -172,6 +174,66 @@ def start_suoi(args) -> Target:
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return _spawn("suoi", argv, port, env=env, workdir=workdir,
                   ready_timeout=args.ready_timeout, is_peer=False)
+
+
+def start_suoi_kraft(label: str, src: str, ready_timeout: float, extra_props: str = "") -> Target:
+    """A KRaft combined suoi node (broker + controller) from the `src` tree, on free loopback
+    ports, with its admin endpoint (event-loop lag and GC pause histograms at /metrics)."""
+    workdir = tempfile.mkdtemp(prefix=f"bench-{label}-")
+    port, cport, admin_port = free_port(), free_port(), free_port()
+    props = os.path.join(workdir, "server.properties")
+    with open(props, "w") as f:
+        f.write(f"process.roles=broker,controller\nnode.id=1\nlog.dirs={workdir}/data\n"
+                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n"
+                f"controller.listener.names=CONTROLLER\ncontroller.quorum.voters=1@127.0.0.1:{cport}\n"
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+                "offsets.topic.replication.factor=1\n"
+                f"admin.listeners=http://127.0.0.1:{admin_port}\n{extra_props}")
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(src))
+    target = _spawn(label, [sys.executable, "-m", "suoi", "broker", "--config", props], port, env=env,
+                    workdir=workdir, ready_timeout=ready_timeout, is_peer=False)
+    target.admin_port = admin_port
+    return target
+
+
+def admin_metrics(admin_port: int | None) -> str:
+    """The text of suoi's admin endpoint /metrics ("" if there is none or it did not answer in 5 s)."""
+    if admin_port is None:
+        return ""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
+def admin_histogram(admin_port: int | None, name: str, text: str | None = None) -> dict[str, float]:
+    """A histogram of suoi's admin endpoint (cumulative bucket counts by `le`, `sum`, `count`);
+    empty if there is no endpoint or no such family. `text`: an already read /metrics."""
+    if text is None:
+        text = admin_metrics(admin_port)
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            out[line.split('le="', 1)[1].split('"', 1)[0]] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith((name + "_sum ", name + "_count ")):
+            key, value = line.split(" ")
+            out[key.rsplit("_", 1)[1]] = float(value)
+    return out
+
+
+def pauses_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What a histogram of pauses gained: how many, total ms, how many >= 5 / 10 ms, and the
+    upper bound of the highest bucket that gained any (the longest pause is below it)."""
+    if not before or not after:
+        return {}
+    gained = {k: after[k] - before.get(k, 0.0) for k in after}
+    count = gained.get("count", 0.0)
+    bounds = sorted((float(k), v) for k, v in gained.items() if k not in ("sum", "count", "+Inf"))
+    longest = next((b for b, cumulative in bounds if cumulative >= count), float("inf")) if count else 0.0
+    return {"count": count, "total ms": gained.get("sum", 0.0) * 1e3,
+            ">= 5 ms": count - gained.get("0.005", 0.0), ">= 10 ms": count - gained.get("0.01", 0.0),
+            "max < ms": longest * 1e3}
 
 
 def read_rss_mb(pid: int) -> tuple[float | None, float | None]:

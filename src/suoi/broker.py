@@ -46,6 +46,7 @@ from suoi.http.sockets import listen_socket
 from suoi.log.cleaner import LogCleaner
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 from suoi.log.handles import configure as configure_file_handles
+from suoi.log.log_dirs import probe_log_dirs
 from suoi.log.manager import LogManager
 from suoi.log.meta_properties import ensure_formatted
 from suoi.log.scrubber import LogScrubber
@@ -397,7 +398,9 @@ class Broker:
         (topics, the metadata log): losing it stops the node, as Kafka halts."""
         while True:
             await asyncio.sleep(LOG_DIR_CHECK_INTERVAL_S)
-            lost = self.logs.check_log_dirs()
+            online = [d for d in self.logs.log_dirs if d not in self.logs.offline_dirs]
+            failures = await asyncio.to_thread(probe_log_dirs, online)  # file-system calls: off the loop
+            lost = self.logs.check_log_dirs(failures)
             if not self.logs.offline_dirs:
                 continue
             if lost and self.kraft.replicas is not None:

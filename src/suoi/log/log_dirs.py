@@ -22,7 +22,7 @@ from suoi.log.errors import KafkaStorageError, UnknownTopicOrPartitionError
 from suoi.log.partition_log import PartitionLog
 from suoi.log.replica_move import FUTURE_SUFFIX, ReplicaMove, copy_tail
 
-__all__ = ["FUTURE_DIR", "PARTITION_DIR", "LogDirs", "set_aside_name"]
+__all__ = ["FUTURE_DIR", "PARTITION_DIR", "LogDirs", "probe_log_dirs", "set_aside_name"]
 
 logger = logging.getLogger("suoi.log")
 
@@ -67,26 +67,15 @@ class LogDirs:
         """The replica was in a log dir that failed (answer KAFKA_STORAGE_ERROR for it)."""
         return (topic, partition) in self._offline
 
-    def check_log_dirs(self) -> list[tuple[str, int]]:
-        """Probe every online log dir with a small write; take the ones that fail offline.
-        Returns the replicas that went offline. A full disk (ENOSPC, EDQUOT, EFBIG) is not a
-        failed dir: its appends fail with KAFKA_STORAGE_ERROR until space returns (Kafka would
-        take it offline)."""
+    def check_log_dirs(self, failures: list[tuple[Path, OSError]] | None = None) -> list[tuple[str, int]]:
+        """Take the online log dirs that failed `probe_log_dirs` offline (probed here when
+        `failures` is None; the broker probes in a thread, off the event loop, and passes them).
+        Returns the replicas that went offline."""
+        if failures is None:
+            failures = probe_log_dirs([d for d in self.log_dirs if d not in self.offline_dirs])
         lost: list[tuple[str, int]] = []
-        for d in self.log_dirs:
-            if d in self.offline_dirs:
-                continue
-            probe = d / ".suoi-log-dir-check"
-            try:
-                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                try:
-                    os.write(fd, b"ok")
-                finally:
-                    os.close(fd)
-                os.unlink(probe)
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                    continue
+        for d, exc in failures:
+            if d not in self.offline_dirs:
                 lost += self.mark_offline(d, exc.strerror or str(exc))
         return lost
 
@@ -200,3 +189,25 @@ def set_aside_name(path: Path, unique: uuid.UUID, suffix: str) -> Path:
     topic, partition = (m.group(1), m.group(2)) if m else (path.name, "")
     tail = f"-{partition}.{unique.hex}{suffix}" if m else f".{unique.hex}{suffix}"
     return path.with_name(topic[: 255 - len(tail)] + tail)
+
+
+def probe_log_dirs(dirs: list[Path]) -> list[tuple[Path, OSError]]:
+    """Probe each dir with a small write (create, write, unlink); the ones that fail. A full
+    disk (ENOSPC, EDQUOT, EFBIG) is not a failed dir: its appends fail with KAFKA_STORAGE_ERROR
+    until space returns (Kafka would take it offline). Touches no node state, so it runs in a
+    thread: file creation and unlink wait for the file system's journal, which can take long
+    on a busy or failing disk, and every client would wait behind it on the event loop."""
+    failures: list[tuple[Path, OSError]] = []
+    for d in dirs:
+        probe = d / ".suoi-log-dir-check"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, b"ok")
+            finally:
+                os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                failures.append((d, exc))
+    return failures

@@ -27,7 +27,7 @@ import collections
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.dispatch import Parts, ProtocolViolation, dispatch
@@ -51,6 +51,12 @@ HOL_LOG_INTERVAL_S = 60.0
 _FETCH_KEYS = frozenset({1, 23})  # Fetch, OffsetsForLeaderEpoch
 #: What a client may send on a SASL listener before it has authenticated.
 _PRE_AUTH_KEYS = frozenset({18, 17, 36})  # ApiVersions, SaslHandshake, SaslAuthenticate
+#: A connection that has handled requests for this long in one go stops reading and lets the loop
+#: serve the others before it goes on (`_handle_frames`). Without it a connection with a backlog
+#: (a producer the node fell behind) held the loop for seconds: libuv reads up to 32 x 256 KB per
+#: readable event, ~30,000 one-record Produce requests, and every other client (the consumer's
+#: Fetch, the admin endpoint) waited that long.
+YIELD_AFTER_S = 0.002
 _PLAINTEXT = ListenerSecurity("PLAINTEXT", "PLAINTEXT")
 _REFUSALS_LOGGED: dict[str, float] = {}  # ip -> loop time a refused connection from it was last logged
 
@@ -89,6 +95,8 @@ class KafkaConnection(asyncio.Protocol):
         self.sasl_mechanism: str | None = None
         self._close_requested = False
         self._decoder = FrameDecoder(max_request_size)
+        #: frames read but not handled yet: the connection yielded the loop (YIELD_AFTER_S); not read meanwhile
+        self._unhandled: collections.deque[bytes] | None = None
         self._transport: asyncio.Transport | None = None
         self._peer = "?"
         # Responses in request order.
@@ -248,11 +256,32 @@ class KafkaConnection(asyncio.Protocol):
             log.warning("closing connection from %s: %s", self._peer, exc)
             self._abort()
             return
-        for frame in frames:
+        if self._unhandled is not None:  # bytes a TLS transport had decrypted before reading paused
+            self._unhandled.extend(frames)
+            return
+        self._handle_frames(frames)
+
+    def _handle_frames(self, frames: Iterable[bytes]) -> None:
+        """Handle frames in order; after YIELD_AFTER_S, keep the rest, stop reading, and go on
+        in a later loop iteration (the connections and timers that are ready run first)."""
+        deadline = time.perf_counter() + YIELD_AFTER_S
+        it = iter(frames)
+        for frame in it:
             if self._closed:
                 return
             self._handle(frame)
+            if time.perf_counter() > deadline:
+                rest = collections.deque(it)
+                if rest:
+                    self._unhandled = rest
+                    asyncio.get_running_loop().call_soon(self._handle_unhandled)
+                break
         self._update_reading()
+
+    def _handle_unhandled(self) -> None:
+        rest, self._unhandled = self._unhandled, None
+        if rest is not None and not self._closed:
+            self._handle_frames(rest)
 
     # -- request handling ---------------------------------------------------------
     def _handle(self, frame: bytes) -> None:
@@ -348,7 +377,7 @@ class KafkaConnection(asyncio.Protocol):
         if self._transport is None or self._closed:
             return
         should_pause = (self._writing_paused or len(self._queue) >= MAX_IN_FLIGHT
-                        or self._throttled_until > 0)
+                        or self._throttled_until > 0 or self._unhandled is not None)
         if should_pause and not self._reading_paused:
             self._transport.pause_reading()
             self._reading_paused = True

@@ -5,12 +5,14 @@ Names are the Prometheus JMX exporter's usual rendering of Kafka's MBeans
 `kafka_server_brokertopicmetrics_messagesin_total{topic="T"}`), so Kafka dashboards work with
 few edits; consumer-group lag follows kafka-exporter (`kafka_consumergroup_lag`). Series that
 Kafka reports without a topic (the all-topics meters) are the same family without the label.
-Nothing here is touched on the request path: `collect()` runs once per scrape.
+Nothing here is touched on the request path: `collect()` runs once per scrape, the admin
+endpoint's in two steps (`snapshot` on the event loop, `families` in a thread).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,7 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from suoi.http.admin.node_view import ClusterView, NodeView, PartitionView
+from suoi.http.admin.node_view import ClusterView, GroupLag, NodeView, PartitionView
 from suoi.http.admin.runtime import PAUSE_BUCKETS_S, PauseHistogram, RuntimeMonitor
 from suoi.metrics_recorder import LATENCY_BUCKETS_MS, MetricsRecorder, TopicCounters
 
@@ -38,6 +40,18 @@ _TOPIC_METERS = (
 )
 
 
+@dataclass(frozen=True)
+class NodeSnapshot:
+    """The node's state for one scrape (`NodeCollector.snapshot`)."""
+
+    topics: list[Metric]
+    requests: list[Metric]
+    partitions: list[PartitionView]
+    cluster: ClusterView | None
+    groups: list[GroupLag]
+    runtime: list[Metric]
+
+
 class NodeCollector(Collector):
     """Everything `GET /metrics` shows except prometheus-client's process/platform collectors."""
 
@@ -50,16 +64,27 @@ class NodeCollector(Collector):
         self.log_partitions_max = log_partitions_max
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._topic_metrics()
-        yield from self._request_metrics()
-        partitions = self.view.partitions()
-        yield from self._replica_metrics(partitions)
-        yield from self._log_metrics(partitions)
-        cluster = self.view.cluster()
-        if cluster is not None:
-            yield from self._controller_metrics(cluster)
-        yield from self._group_metrics()
-        yield from self._runtime_metrics()
+        return self.families(self.snapshot())
+
+    def snapshot(self) -> NodeSnapshot:
+        """What the families are made of, read now: on the event loop, which changes all of it.
+        The topic, request and runtime families are small and made here (the topic counters of
+        a deleted topic retire as they are read); the per-partition ones, most of a scrape, are
+        made by `families`, which may run in another thread."""
+        return NodeSnapshot(list(self._topic_metrics()), list(self._request_metrics()), self.view.partitions(),
+                            self.view.cluster(), self.view.group_lags(), list(self._runtime_metrics()))
+
+    def families(self, snap: NodeSnapshot) -> Iterator[Metric]:
+        """Every family of `snap`, in /metrics order; reads nothing the loop changes but plain
+        counters (ISR changes, fetch-session counts), so it may run off the event loop."""
+        yield from snap.topics
+        yield from snap.requests
+        yield from self._replica_metrics(snap.partitions)
+        yield from self._log_metrics(snap.partitions)
+        if snap.cluster is not None:
+            yield from self._controller_metrics(snap.cluster)
+        yield from self._group_metrics(snap.groups)
+        yield from snap.runtime
 
     # -- BrokerTopicMetrics ------------------------------------------------------------
     def _topic_metrics(self) -> Iterator[Metric]:
@@ -202,7 +227,7 @@ class NodeCollector(Collector):
                                 value=r.raft_commit_max_seconds * 1000)
 
     # -- consumer groups (kafka-exporter's names) -----------------------------------
-    def _group_metrics(self) -> Iterator[Metric]:
+    def _group_metrics(self, groups: Sequence[GroupLag]) -> Iterator[Metric]:
         part_labels = ["consumergroup", "topic", "partition"]
         lag = GaugeMetricFamily("kafka_consumergroup_lag", "High watermark minus committed offset.", labels=part_labels)
         current = GaugeMetricFamily("kafka_consumergroup_current_offset", "The group's committed offset.",
@@ -214,7 +239,7 @@ class NodeCollector(Collector):
         members = GaugeMetricFamily("kafka_consumergroup_members", "Members of the group.", labels=["consumergroup"])
         state = GaugeMetricFamily("kafka_consumergroup_state", "1 for the group's state.",
                                   labels=["consumergroup", "state"])
-        for group in self.view.group_lags():
+        for group in groups:
             sums: dict[str, int] = {}
             for (topic, partition), (offset, _hw, value) in sorted(group.partitions.items()):
                 lag.add_metric([group.group, topic, str(partition)], value)

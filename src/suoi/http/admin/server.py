@@ -16,26 +16,39 @@ stopped first thing when it stops.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import socket
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics_core import Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
 
-from suoi.http.admin.collector import NodeCollector
+from suoi.http.admin.collector import NodeCollector, NodeSnapshot
 from suoi.http.admin.node_view import NodeView
 from suoi.http.admin.runtime import RuntimeMonitor
 from suoi.http.admin.settings import AdminSettings
 from suoi.metrics_recorder import MetricsRecorder
 
 log = logging.getLogger("suoi.http.admin")
+
+
+class _Snapshot(Collector):
+    """One scrape's node families, made from a snapshot taken on the event loop."""
+
+    def __init__(self, collector: NodeCollector, snapshot: NodeSnapshot) -> None:
+        self._collector, self._snapshot = collector, snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        return self._collector.families(self._snapshot)
 
 
 class AdminServer:
@@ -45,11 +58,15 @@ class AdminServer:
         self.settings = settings
         self.view = NodeView(broker)
         self.runtime = RuntimeMonitor()
+        self.collector = NodeCollector(self.view, recorder, self.runtime, settings.log_partitions_max)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(NodeCollector(self.view, recorder, self.runtime, settings.log_partitions_max))
-        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, process_open_fds, CPU
-        GCCollector(registry=self.registry)  # python_gc_collections_total per generation
-        PlatformCollector(registry=self.registry)  # python_info
+        self.registry.register(self.collector)
+        #: prometheus-client's own, read from /proc and the gc module: safe in any thread
+        self._process_collectors: list[Collector] = [
+            ProcessCollector(registry=self.registry),  # process_resident_memory_bytes, process_open_fds, CPU
+            GCCollector(registry=self.registry),  # python_gc_collections_total per generation
+            PlatformCollector(registry=self.registry),  # python_info
+        ]
         self._runner: web.AppRunner | None = None
         #: (host, port) actually bound, port 0 resolved
         self.addresses: list[tuple[str, int]] = []
@@ -89,8 +106,21 @@ class AdminServer:
 
     # -- handlers ----------------------------------------------------------------------
     async def _metrics(self, request: web.Request) -> web.Response:
+        """The node's state is read here, on the event loop (`NodeCollector.snapshot`, ~7 ms of
+        CPU with 1,000 partitions); making its families and writing them as text, three quarters
+        of a scrape (~25 ms), runs in a thread, where the loop takes the GIL back every switch
+        interval (5 ms): a scrape is no longer one ~30 ms pause for every client of the node."""
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        return web.Response(body=encoder(self.registry), headers={"Content-Type": content_type})
+        snapshot = self.collector.snapshot()
+        body = await asyncio.to_thread(self._encode, encoder, snapshot)
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    def _encode(self, encoder: Callable[[CollectorRegistry], bytes], snapshot: NodeSnapshot) -> bytes:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Snapshot(self.collector, snapshot))
+        for collector in self._process_collectors:
+            registry.register(collector)
+        return encoder(registry)
 
     async def _ready(self, _request: web.Request) -> web.Response:
         ready = self.view.readiness()
