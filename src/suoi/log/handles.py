@@ -146,6 +146,10 @@ class LazyFile:
         """Cut the file to ``size`` bytes (``ftruncate``), noting the cut for `cut_since`."""
         os.ftruncate(self.fd, size)
         self.dirty = True
+        self.note_cut(size)
+
+    def note_cut(self, size: int) -> None:
+        """The bytes from ``size`` on leave the log (cut, or the file deleted by a truncation)."""
         self.cuts += 1
         self._lowest_cut = min(self._lowest_cut, size)
 

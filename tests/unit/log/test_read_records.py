@@ -73,3 +73,18 @@ def test_a_bad_batch_stops_the_read_and_is_never_a_region(open_log: OpenLog, mon
         assert len(records) == pos and following == base
         with pytest.raises(CorruptRecordError):
             log.read_records(base, 1 << 20)
+
+
+def test_a_truncation_below_a_region_stops_it_and_spares_the_rest(open_log: OpenLog,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log_reads, "SENDFILE_MIN_BYTES", 1)
+    log = _filled(open_log)
+    records, _ = log.read_records(0, 1 << 20)  # type: ignore[attr-defined]
+    assert isinstance(records, FileRecords)
+    regions = [c for c in records.chunks if isinstance(c, FileRegion)]
+    segments = log.segments  # type: ignore[attr-defined]
+    cut_in = len(segments) - 3  # cut inside this segment: the two after it are deleted
+    log.truncate_to(segments[cut_in].base_offset + 1, force=True)  # type: ignore[attr-defined]
+    assert [r.intact() for r in regions] == [i < cut_in for i in range(len(regions))]
+    assert _bytes(FileRecords(regions[:cut_in])) == bytes(log.read(0, 1 << 20))[:sum(map(len, regions[:cut_in]))]  # type: ignore[attr-defined]
+    records.release()
