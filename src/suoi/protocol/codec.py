@@ -125,7 +125,7 @@ class GatherBuffer:
         cls = data.__class__
         if n < self.LARGE and cls is not FileRecords and cls is not FileRegion:
             self.size += n
-            self._small += data  # type: ignore[operator]
+            self._small += data  # type: ignore[arg-type]  # (not a FileRecords/FileRegion: checked above)
             return n
         if cls is FileRecords:  # its chunks: file regions become parts of their own (sendfile)
             for chunk in data.chunks:  # type: ignore[union-attr]
@@ -192,7 +192,7 @@ def encode_request(correlation_id: int, client_id: str | None, request: Any) -> 
     buf.write(_INT32.pack(0))
     write_header(buf, cls.__header_schema__(**fields))
     write_body(buf, request)
-    out = bytearray().join(buf.finish())
+    out = bytearray().join(buf.finish())  # type: ignore[arg-type]  # (a request holds no file regions)
     _INT32.pack_into(out, 0, len(out) - 4)
     return bytes(out)
 

@@ -81,7 +81,7 @@ def encode_spliced(correlation_id: int, response_cls: type, spliced: SplicedResp
     cls = element_class(response_cls, field)
     elements = [x if isinstance(x, bytes | bytearray) else encode_element(cls, x) for x in items]
     empty = build(response_cls, {**spliced.data, field: ()})
-    out = _splice(bytearray().join(encode_response(correlation_id, empty)), response_cls, field, elements)
+    out = _splice(bytearray().join(encode_response(correlation_id, empty)), response_cls, field, elements)  # type: ignore[arg-type]  # (no records: no file regions)
     _INT32.pack_into(out, 0, len(out) - 4)
     return [bytes(out)]
 
