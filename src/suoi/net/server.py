@@ -220,8 +220,7 @@ class KafkaConnection(asyncio.Protocol):
     def idle_for(self, now: float) -> float:
         """Seconds since the client last sent anything, 0 while an answer is still owed to it (a
         parked long-poll Fetch or acks=all Produce is not idleness)."""
-        sender = self._file_sender
-        return 0.0 if self._queue or (sender is not None and sender.busy) else now - self.last_active
+        return 0.0 if self._queue else now - self.last_active  # (an answer being written is not owed)
 
     def close_idle(self, idle_s: float) -> None:
         """connections.max.idle.ms: Kafka's Selector closes a connection idle that long; so does
