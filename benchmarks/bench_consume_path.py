@@ -5,9 +5,13 @@ this isolates the read path (Fetch decode, partition reads from the segment file
 encoding): a single-node KRaft broker in this process gets `--mb` MB of 100-byte records in
 `--records`-record batches over 6 partitions, then a consumer's sequence of Fetch requests
 (4 MB per partition, each from where the previous answer ended; read_uncommitted unless
-`--read-committed`, librdkafka's default) is dispatched, timing this
-thread's CPU (time.thread_time) around `dispatch` only. Five passes; median and min printed.
-Run it against two source trees to compare them:
+`--read-committed`, librdkafka's default) is dispatched and each answer is written to a
+local socket (whose other end a second thread drains), timing this thread's CPU
+(time.thread_time) around `dispatch` and the socket write: an answer's records may be file
+regions sent with `os.sendfile` (issue 19), so the kernel's send is part of the cost compared.
+Five passes; median and min printed. `--partition-max-bytes` sets the size of each
+partition's answer (the sendfile size threshold, `log_reads.SENDFILE_MIN_BYTES`, can be set
+with `--sendfile-min`). Run it against two source trees to compare them:
 
     python benchmarks/bench_consume_path.py
     PYTHONPATH=/tmp/before/src python benchmarks/bench_consume_path.py
@@ -21,7 +25,10 @@ import argparse
 import asyncio
 import datetime
 import inspect
+import os
+import socket
 import tempfile
+import threading
 import time
 
 from bench_partition_path import PARTITIONS, TOPIC, call, produce, single_node
@@ -34,17 +41,44 @@ from suoi.log.transactions import next_offset_after
 from suoi.protocol.codec import decode_response, encode_request
 
 
-def fetch(offsets: list[int], isolation: int = 0) -> FetchRequest:
+def fetch(offsets: list[int], isolation: int = 0, partition_max: int = 4 << 20) -> FetchRequest:
     return FetchRequest(cluster_id=None, replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=1,
                         max_bytes=16 << 20, isolation_level=isolation, session_id=0, session_epoch=-1, topics=(
                             FetchTopic(topic=TOPIC, partitions=tuple(
                                 FetchPartition(partition=i, current_leader_epoch=-1, fetch_offset=offsets[i],
                                                last_fetched_epoch=-1, log_start_offset=-1,
-                                               partition_max_bytes=4 << 20) for i in range(PARTITIONS))),),
+                                               partition_max_bytes=partition_max) for i in range(PARTITIONS))),),
                         forgotten_topics_data=(), rack_id="")
 
 
-async def main(records: int, mb: int, isolation: int) -> None:
+def _is_region(part: object) -> bool:
+    return hasattr(part, "fd") and hasattr(part, "offset")
+
+
+def send(sock: socket.socket, parts: list) -> None:
+    """Write an answer as the connection does: bytes, and file regions with sendfile."""
+    for p in parts:
+        if _is_region(p):
+            offset, left = p.offset, p.length
+            while left:
+                n = os.sendfile(sock.fileno(), p.fd, offset, left)
+                offset, left = offset + n, left - n
+        else:
+            sock.sendall(p)
+
+
+def drain(sock: socket.socket) -> None:
+    while sock.recv(1 << 20):
+        pass
+
+
+def as_bytes(parts: list) -> bytes:
+    return b"".join(p.read() if _is_region(p) else bytes(p) for p in parts)
+
+
+async def main(records: int, mb: int, isolation: int, partition_max: int) -> None:
+    out_sock, in_sock = socket.socketpair()
+    threading.Thread(target=drain, args=(in_sock,), daemon=True).start()
     with tempfile.TemporaryDirectory(prefix="suoi-bench-") as data:
         broker = await single_node(data)
         try:
@@ -58,14 +92,16 @@ async def main(records: int, mb: int, isolation: int) -> None:
                 offsets = [0] * PARTITIONS
                 cpu, msgs = 0.0, 0
                 while min(offsets) < total:
-                    request = encode_request(7, "bench", fetch(offsets, isolation))[4:]
+                    request = encode_request(7, "bench", fetch(offsets, isolation, partition_max))[4:]
                     t0 = time.thread_time()
                     out = dispatch(broker, request, "bench")
                     if inspect.isawaitable(out):
                         out = await out
-                    cpu += time.thread_time() - t0
                     assert out is not None
-                    response = decode_response(b"".join(bytes(p) for p in out)[4:], FetchResponse)
+                    send(out_sock, out)
+                    cpu += time.thread_time() - t0
+                    response = decode_response(as_bytes(out)[4:], FetchResponse)
+                    del out
                     for part in response.responses[0].partitions:
                         new = next_offset_after(part.records or b"", offsets[part.partition_index])
                         msgs += new - offsets[part.partition_index]
@@ -83,5 +119,11 @@ if __name__ == "__main__":
     ap.add_argument("--records", type=int, default=300, help="records per batch")
     ap.add_argument("--mb", type=int, default=60, help="MB written over the 6 partitions")
     ap.add_argument("--read-committed", action="store_true", help="isolation_level=1 (librdkafka's default)")
+    ap.add_argument("--partition-max-bytes", type=int, default=4 << 20, help="each partition's answer at most")
+    ap.add_argument("--sendfile-min", type=int, default=None,
+                    help="log_reads.SENDFILE_MIN_BYTES for this run (trees that have it)")
     args = ap.parse_args()
-    asyncio.run(main(args.records, args.mb, int(args.read_committed)))
+    if args.sendfile_min is not None:
+        from suoi.log import log_reads
+        log_reads.SENDFILE_MIN_BYTES = args.sendfile_min
+    asyncio.run(main(args.records, args.mb, int(args.read_committed), args.partition_max_bytes))

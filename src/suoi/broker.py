@@ -54,6 +54,7 @@ from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
 from suoi.partition.coordinator_writer import ReplicatedWriter
 from suoi.protocol.codec import decode_response, encode_request, response_class
+from suoi.protocol.file_records import joined
 from suoi.quota import ClientQuotas, ConnectionLimits, listener_connection_limits, parse_overrides
 from suoi.security.dynamic import DynamicTls
 from suoi.security.listeners import (
@@ -376,7 +377,7 @@ class Broker:
                 CURRENT_REQUEST.set(caller)
         if outcome is None:
             raise ConnectionError(f"no answer to {type(request).__name__} from the local controller")
-        data = b"".join(bytes(part) for part in outcome)[4:]
+        data = joined(outcome)[4:]
         cls = type(request)
         return decode_response(data, response_class(cls.__api_key__, cls.__version__))
 

@@ -36,6 +36,7 @@ from suoi.protocol.codec import (
     read_prefix,
     response_class,
 )
+from suoi.protocol.file_records import FileRegion
 from suoi.protocol.splice import SplicedResponse, encode_spliced
 from suoi.raft_driver.codec import FETCH_KEY, is_metadata_fetch
 
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("suoi.api")
 
-Parts: TypeAlias = list[bytes | bytearray | memoryview]
+#: a framed answer: bytes, and (Fetch) file regions the connection sends by sendfile between them
+Parts: TypeAlias = list[bytes | bytearray | memoryview | FileRegion]
 Outcome: TypeAlias = Parts | None | Awaitable[Parts | None]
 
 _INT16 = struct.Struct(">h")

@@ -42,6 +42,7 @@ from suoi.api.registry import CURRENT_REQUEST, RequestContext, api
 from suoi.model import ErrorCode
 from suoi.model.errors import NotControllerError
 from suoi.protocol.codec import decode_response, encode_request, read_prefix, response_class
+from suoi.protocol.file_records import joined
 
 __all__ = ["FORWARDABLE", "ForwardedConnection", "call", "deserialize_principal", "forwards", "serialize_principal"]
 
@@ -160,6 +161,6 @@ def handle_envelope(ctx: RequestContext, request: Any) -> Any:
         parts = await outcome if outcome is not None and not isinstance(outcome, list) else outcome
         if parts is None:
             return {"error_code": ErrorCode.unknown_server_error, "response_data": None}
-        return {"error_code": ErrorCode.none, "response_data": b"".join(bytes(p) for p in parts)[4:]}
+        return {"error_code": ErrorCode.none, "response_data": joined(parts)[4:]}
 
     return later()

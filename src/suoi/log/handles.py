@@ -11,7 +11,11 @@ Contract: take ``lazy.fd`` right at the syscall (``os.pread(lazy.fd, ...)``) and
 number across another file's opening; the log runs on the event loop thread, so a
 descriptor can only be closed while another file is being opened, never during a syscall
 that uses it. A descriptor handed out for later use (a zero-copy ``sendfile`` of file
-regions) must be pinned (`LazyFile.pin` / `unpin`): pinned files are never evicted. Closing
+regions) must be pinned (`LazyFile.pin` / `unpin`): pinned files are never evicted, and one
+closed for good while pinned (its segment deleted by retention, rolled away by the cleaner) keeps
+its descriptor until the last `unpin`, so a queued send reads the inode it was checked on, never
+a descriptor number reused by another file. `truncate` counts the cuts (`cut_since`): a region
+read before a cut below its end is not sent (``suoi.protocol.file_records``). Closing
 a descriptor does not lose data: writes are in the page cache, and an ``fsync`` through a
 later descriptor of the same file flushes them (Linux keeps dirty pages per inode); a file
 written since its last fsync is synced before its descriptor is closed, so no writeback
@@ -96,7 +100,7 @@ class FileHandles:
 class LazyFile:
     """A file of a segment whose descriptor `HANDLES` opens on demand (see the module doc)."""
 
-    __slots__ = ("_fd", "_handles", "closed", "dirty", "flags", "path", "pins")
+    __slots__ = ("_fd", "_handles", "_lowest_cut", "closed", "cuts", "dirty", "flags", "path", "pins")
 
     def __init__(self, path: str | Path, flags: int, handles: FileHandles | None = None) -> None:
         self.path = path
@@ -108,12 +112,15 @@ class LazyFile:
         self.closed = False
         self._fd = -1
         self._handles = handles or HANDLES
+        #: How many times the file was cut (`truncate`), and the lowest position ever cut to.
+        self.cuts = 0
+        self._lowest_cut = 1 << 62
 
     @property
     def fd(self) -> int:
         """The open descriptor (opened now if it was closed); use it at once."""
-        if self._fd < 0:
-            if self.closed:
+        if self._fd < 0 or self.closed:
+            if self.closed:  # (a closed file's descriptor may live on while pinned: not for new use)
                 raise OSError(errno.EBADF, f"{self.path} is closed")
             self._fd = self._handles.open(self)
         else:
@@ -132,6 +139,24 @@ class LazyFile:
 
     def unpin(self) -> None:
         self.pins = max(self.pins - 1, 0)
+        if self.closed and not self.pins:
+            self.release_fd()  # closed while a send held it
+
+    def truncate(self, size: int) -> None:
+        """Cut the file to ``size`` bytes (``ftruncate``), noting the cut for `cut_since`."""
+        os.ftruncate(self.fd, size)
+        self.dirty = True
+        self.note_cut(size)
+
+    def note_cut(self, size: int) -> None:
+        """The bytes from ``size`` on leave the log (cut, or the file deleted by a truncation)."""
+        self.cuts += 1
+        self._lowest_cut = min(self._lowest_cut, size)
+
+    def cut_since(self, cuts: int, end: int) -> bool:
+        """Whether the file may have been cut below ``end`` since `cuts` was read (conservative:
+        any cut since then, when some cut ever went below ``end``)."""
+        return cuts != self.cuts and self._lowest_cut < end
 
     def fsync(self) -> None:
         if self.dirty:
@@ -139,9 +164,10 @@ class LazyFile:
             self.dirty = False
 
     def close(self) -> None:
-        """Close for good (see `closed`)."""
+        """Close for good (see `closed`); a pinned descriptor is closed by the last `unpin`."""
         self.closed = True
-        self.release_fd()
+        if not self.pins:
+            self.release_fd()
 
     def release_fd(self) -> None:
         """Close the descriptor (the file stays usable: the next `fd` reopens it)."""

@@ -179,6 +179,12 @@ class OffsetIndex(_FixedIndex):
             return None
         return self.base_offset + self._keys[-1], self._values[-1]
 
+    def last_within(self, position: int, offset: int) -> tuple[int, int] | None:
+        """The last ``(offset, position)`` entry at or before both ``position`` and ``offset``
+        (a read that may serve up to there jumps over the batches before it), else None."""
+        i = min(bisect_right(self._values, position), bisect_right(self._keys, offset - self.base_offset)) - 1
+        return None if i < 0 else (self.base_offset + self._keys[i], self._values[i])
+
     def entries_at_or_before(self, offset: int) -> Iterator[tuple[int, int]]:
         """Indexed ``(offset, position)`` pairs with offset <= target, newest first (a reader
         falls back to an earlier entry when one does not point at a batch of its offset)."""

@@ -20,6 +20,7 @@ from suoi.log.batch_check import _MIN_BATCH_LENGTH, CorruptBatch, crc_problem, f
 from suoi.log.errors import CorruptRecordError
 from suoi.log.handles import LazyFile
 from suoi.log.segment import LogSegment
+from suoi.protocol.file_records import FileRegion
 from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, iter_records, parse_batch_header
 
 logger = logging.getLogger("suoi.log")
@@ -28,6 +29,15 @@ logger = logging.getLogger("suoi.log")
 _FRAMING = struct.Struct(">qi4xb4x2xi")
 
 _T = TypeVar("_T")
+
+#: A segment's part of a Fetch answer goes out by ``sendfile`` (`FileRegion`) from this many
+#: bytes; smaller ones are read into memory and sent with the answer's other bytes. Below it the
+#: extra syscalls (header reads, ``sendfile`` and a write for the bytes after it) cost more
+#: than copying: 16 KiB answers cost 25 % more CPU by sendfile, 32 KiB ones 15 % less
+#: (benchmarks/README.md "Fetch answers by sendfile").
+SENDFILE_MIN_BYTES = 32 * 1024
+#: Header reads of the verified walk below: a chunk while batches are small, else one header.
+_SPAN_CHUNK = 4096
 
 #: ``take(segment, position, expected base offset, byte budget, offset limit, first)``
 #: -> (item, bytes taken, reached segment end, bad batch that stopped it)
@@ -48,6 +58,82 @@ def read_region(seg: LogSegment, pos: int, expected: int, budget: int, limit: in
     until `Regions.release`. Batches verified before are measured from their headers only."""
     length, at_end, bad = region_from(seg, pos, budget, limit, first, expected)
     return ((seg.file.pin(), pos, length), seg.file), length, at_end, bad
+
+
+def take_records(seg: LogSegment, pos: int, expected: int, budget: int, limit: int, first: bool
+                 ) -> tuple[tuple[bytes | memoryview | FileRegion, int | None], int, bool, CorruptBatch | None]:
+    """`walk` step for ``PartitionLog.read_records``: ``(chunk, next offset)`` where the chunk
+    is a pinned `FileRegion` of batches all verified before (only their headers are read: the
+    data goes out by ``sendfile``), or the checked bytes ``read_from`` reads (a span below
+    `SENDFILE_MIN_BYTES`, or one holding batches not verified yet: reading checks them, and
+    what was copied is sent as bytes); the next offset is None for bytes."""
+    if (seg.size - pos >= SENDFILE_MIN_BYTES and (budget >= SENDFILE_MIN_BYTES or first)
+            and pos not in seg.corrupt):
+        span = _verified_span(seg, pos, expected, budget, limit, first)
+        if span is not None:
+            length, following, at_end = span
+            if length and length >= SENDFILE_MIN_BYTES:
+                f = seg.file
+                return (FileRegion(f.pin(), pos, length, f, f.cuts), following), length, at_end, None
+            copy = os.pread(seg.file.fd, length, pos) if length else b""  # checked: verified before
+            return (copy, following), length, at_end, None
+    data, at_end, bad = read_from(seg, pos, budget, limit, first, expected)
+    return (data, None), len(data), at_end, bad
+
+
+def _verified_span(seg: LogSegment, pos: int, expected: int, max_bytes: int, max_offset: int,
+                   min_one: bool) -> tuple[int, int, bool] | None:
+    """``(length, next offset, reached segment end)`` of the whole batches from ``pos`` that a
+    read would serve, when all of them were verified before (`VerifiedRanges`: framing and CRC
+    checked on append or by a read) and the headers walked frame as expected (the checks of
+    `_verified_prefix`); None when ``read_from`` must read and check (and report what is
+    wrong). Reads headers only, and few: after the first batch the walk jumps to the last
+    offset-index entry within the budget and below ``max_offset`` (a batch start of known
+    offset, checked by the walk from there), so a span of thousands of small batches costs two
+    or three small reads. Notes where it ends (`LogSegment.note_read_end`)."""
+    end = seg.size
+    strict = seg.contiguous
+    end_offset = seg.next_offset
+    fd = seg.file.fd
+    unpack = _FRAMING.unpack_from
+    p = pos
+    buf = b""
+    buf_at = 0
+    chunk = _SPAN_CHUNK
+    at_end = True
+    jumped = False
+    while end - p >= HEADER_SIZE:
+        rel = p - buf_at
+        if rel + HEADER_SIZE > len(buf):
+            buf = os.pread(fd, min(chunk, end - p), p)
+            buf_at, rel = p, 0
+            if len(buf) < HEADER_SIZE:
+                return None
+        base, length, magic, last_delta = unpack(buf, rel)
+        size = length + LOG_OVERHEAD
+        if (magic != 2 or length < _MIN_BATCH_LENGTH or last_delta < 0 or p + size > end
+                or (base != expected if strict else base < expected) or base + last_delta >= end_offset):
+            return None
+        if base + last_delta >= max_offset or (p + size - pos > max_bytes and not (min_one and p == pos)):
+            at_end = False
+            break
+        expected = base + last_delta + 1
+        p += size
+        chunk = _SPAN_CHUNK if size < _SPAN_CHUNK else HEADER_SIZE
+        if not jumped:  # over the batches up to the last offset-index entry the read may reach
+            jumped = True
+            entry = seg.offset_index.last_within(pos + max_bytes, max_offset)
+            if entry is not None and entry[1] > p:
+                expected, p = entry  # the header there must be a batch of that offset (checked next)
+    else:
+        if p != end:
+            return None  # a tail too short for a header: read_from reports it
+    if p == pos:
+        return 0, expected, at_end
+    if not seg.verified.covers(pos, p):
+        return None
+    seg.note_read_end(expected, p)
+    return p - pos, expected, at_end
 
 
 def read_from(

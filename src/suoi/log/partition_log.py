@@ -37,6 +37,7 @@ from suoi.log.recovery import (
 from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
+from suoi.protocol.file_records import FileRecords, FileRegion
 from suoi.protocol.record_batch import CONTROL_BIT, recompress_batches, set_partition_leader_epoch
 from suoi.protocol.records import (
     BatchHeader,
@@ -459,6 +460,25 @@ class PartitionLog:
         """
         parts = self._walk(offset, max_bytes, max_offset, min_one_batch, log_reads.read_bytes)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def read_records(
+        self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_batch: bool = True,
+        next_offset: bool = False,
+    ) -> tuple[bytes | memoryview | FileRecords, int]:
+        """What ``read`` selects, for a Fetch answer: ``(records, offset after them)`` (that offset
+        only with ``next_offset``, for read_committed; else -1). Records of a segment that were
+        verified before and reach ``log_reads.SENDFILE_MIN_BYTES`` are a pinned file region (a
+        `FileRecords`, sent by ``sendfile``), else checked bytes."""
+        taken = self._walk(offset, max_bytes, max_offset, min_one_batch, log_reads.take_records)
+        following = offset if next_offset else -1
+        if next_offset:
+            for chunk, nxt in taken:
+                following = nxt if nxt is not None else txns.next_offset_after(chunk, following)  # type: ignore[arg-type]
+        if len(taken) == 1 and not isinstance(taken[0][0], FileRegion):
+            return taken[0][0], following  # type: ignore[return-value]
+        if not any(isinstance(chunk, FileRegion) for chunk, _ in taken):
+            return b"".join(chunk for chunk, _ in taken), following  # type: ignore[misc]
+        return FileRecords([chunk for chunk, _ in taken]), following
 
     def read_regions(
         self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_batch: bool = True

@@ -222,8 +222,7 @@ class LogSegment:
                 "truncating %d bytes of torn/corrupt data at position %d of %s",
                 truncated, valid_end, self.log_path,
             )  # fmt: skip
-            os.ftruncate(self._file.fd, valid_end)
-            self._file.dirty = True
+            self._file.truncate(valid_end)
             self.size = valid_end
         return truncated
 
@@ -351,8 +350,7 @@ class LogSegment:
         pos, cut = found  # ``cut``: where the batch at ``pos`` should start (it may be corrupt)
         self._forget_recent()
         removed = self.size - pos
-        os.ftruncate(self._file.fd, pos)
-        self._file.dirty = True
+        self._file.truncate(pos)  # counted: a queued send of the bytes cut is not made
         self.size = pos
         self.verified.truncate(pos)
         self._read_hints.clear()

@@ -107,6 +107,7 @@ def truncate_segments(segments: list[LogSegment], bases: list[int], offset: int)
     while len(segments) > 1 and segments[-1].base_offset > offset:
         seg = segments.pop()
         bases.pop()
+        seg.file.note_cut(0)  # truncated away, not expired: a queued send of its batches is not made
         seg.delete()
         removed.append(seg)
     segments[-1].truncate_to(offset)

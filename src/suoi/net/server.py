@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from suoi.api.dispatch import Parts, ProtocolViolation, dispatch
 from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import REGISTRY
+from suoi.net.file_send import FileSender, materialize
+from suoi.protocol.file_records import FileRegion
 from suoi.protocol.framing import FrameDecoder, FrameError
 from suoi.security.listeners import ListenerSecurity
 from suoi.security.principal import ANONYMOUS, PrincipalMappingError, certificate_dn
@@ -98,6 +100,8 @@ class KafkaConnection(asyncio.Protocol):
         #: frames read but not handled yet: the connection yielded the loop (YIELD_AFTER_S); not read meanwhile
         self._unhandled: collections.deque[bytes] | None = None
         self._transport: asyncio.Transport | None = None
+        #: writes answers holding file regions (sendfile), created by the first one
+        self._file_sender: FileSender | None = None
         self._peer = "?"
         # Responses in request order.
         self._queue: collections.deque[_Entry] = collections.deque()
@@ -204,6 +208,7 @@ class KafkaConnection(asyncio.Protocol):
             log.warning("connection from %s closed in the middle of a request (%d bytes unread)",
                         self._peer, self._decoder.buffered)
         self._closed = True
+        self._stop_file_sender()
         self._broker.connections.discard(self)
         if self._limited is not None:
             limits, ip, listener, counted = self._limited
@@ -223,13 +228,19 @@ class KafkaConnection(asyncio.Protocol):
     def idle_for(self, now: float) -> float:
         """Seconds since the client last sent anything, 0 while an answer is still owed to it (a
         parked long-poll Fetch or acks=all Produce is not idleness)."""
-        return 0.0 if self._queue else now - self.last_active
+        return 0.0 if self._queue else now - self.last_active  # (an answer being written is not owed)
 
     def close_idle(self, idle_s: float) -> None:
         """connections.max.idle.ms: Kafka's Selector closes a connection idle that long; so does
         a client that connected and never finished its SASL handshake."""
         log.info("closing connection from %s: idle for %.1f s (connections.max.idle.ms)", self._peer, idle_s)
         self.close()
+
+    @property
+    def sending_from_files(self) -> bool:
+        """An answer with file regions is being sent (the socket was full): later ones wait."""
+        sender = self._file_sender
+        return sender is not None and sender.busy
 
     @property
     def local_port(self) -> int | None:
@@ -367,17 +378,48 @@ class KafkaConnection(asyncio.Protocol):
                         _api_name(entry.api_key), held, _api_name(held_by))
 
     def _write(self, parts: Parts) -> None:
-        if self._transport is not None and not self._closed:
-            if len(parts) == 1:
-                self._transport.write(parts[0])
-            else:
-                self._transport.writelines(parts)
+        transport = self._transport
+        if transport is None or self._closed:
+            return
+        sender = self._file_sender
+        if sender is not None and sender.busy:
+            sender.send(parts)  # behind an answer still being sent from a file
+        elif len(parts) == 1:
+            transport.write(parts[0])  # type: ignore[arg-type]  # (a region never comes alone: a header precedes it)
+        elif any(p.__class__ is FileRegion for p in parts):
+            self._write_regions(parts)
+        else:
+            transport.writelines(parts)  # type: ignore[arg-type]
+
+    def _write_regions(self, parts: Parts) -> None:
+        """An answer with file regions (a Fetch's records): ``sendfile`` on plain TCP
+        (`file_send.FileSender`), read into bytes on TLS or without a socket."""
+        assert self._transport is not None
+        sender = self._file_sender
+        if sender is None:
+            sock = self._transport.get_extra_info("socket")
+            if self.security.ssl_context is not None or sock is None:
+                try:
+                    self._transport.writelines(materialize(parts))
+                except (EOFError, OSError) as exc:
+                    self._send_failed(str(exc))
+                return
+            sender = self._file_sender = FileSender(self._transport, sock.fileno(), self._send_failed,
+                                                    self._update_reading)
+        sender.send(parts)
+        self._update_reading()
+
+    def _send_failed(self, reason: str) -> None:
+        log.warning("closing connection from %s: %s", self._peer, reason)
+        self._abort()
 
     def _update_reading(self) -> None:
         if self._transport is None or self._closed:
             return
+        sender = self._file_sender
         should_pause = (self._writing_paused or len(self._queue) >= MAX_IN_FLIGHT
-                        or self._throttled_until > 0 or self._unhandled is not None)
+                        or self._throttled_until > 0 or self._unhandled is not None
+                        or (sender is not None and sender.busy))
         if should_pause and not self._reading_paused:
             self._transport.pause_reading()
             self._reading_paused = True
@@ -407,13 +449,21 @@ class KafkaConnection(asyncio.Protocol):
 
     def _abort(self) -> None:
         self._closed = True
+        self._stop_file_sender()
         if self._transport is not None:
             self._transport.abort()
 
     def close(self) -> None:
         self._closed = True
+        self._stop_file_sender()
         if self._transport is not None:
             self._transport.close()
+
+    def _stop_file_sender(self) -> None:
+        """Drop what a `FileSender` still holds (its duplicate descriptor would keep the socket open)."""
+        sender, self._file_sender = self._file_sender, None
+        if sender is not None:
+            sender.close()
 
 
 def _api_name(api_key: int) -> str:

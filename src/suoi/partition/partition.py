@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from suoi.log.errors import LogError
-from suoi.log.transactions import next_offset_after
 from suoi.model import ErrorCode, TopicPartition
 from suoi.partition.schema_validation import SchemaIds, check_schema_ids
+from suoi.protocol.file_records import Records
 from suoi.protocol.records import RecordValidationError
 from suoi.replication import AcksAllWaiters, AlterPartitionProposal, FollowerPartitionState, LeaderPartitionState
 
@@ -117,7 +117,8 @@ class ReadResult:
     high_watermark: int = -1
     last_stable_offset: int = -1
     log_start_offset: int = -1
-    records: bytes | memoryview = b""
+    #: checked batches: bytes, or (large reads of verified batches) file regions sent by sendfile
+    records: Records = b""
     aborted: list[dict[str, int]] | None = None
     preferred_read_replica: int = -1
     diverging_epoch: dict[str, int] | None = None
@@ -259,18 +260,20 @@ class Partition:
             if chosen != self.host.node_id:  # no records: the client goes to that replica
                 return self._result(ErrorCode.none, b"", [] if read_committed else None, preferred=chosen)
         plog = self.plog
-        data: bytes | memoryview = b""
+        data: Records = b""
+        following = fetch_offset
         error = ErrorCode.none
         if max_bytes > 0 or min_one_batch:
             try:
                 max_offset = plog.last_stable_offset if read_committed else plog.high_watermark
-                data = plog.read(fetch_offset, max(max_bytes, 0), max_offset=max_offset, min_one_batch=min_one_batch)
+                data, following = plog.read_records(fetch_offset, max(max_bytes, 0), max_offset=max_offset,
+                                                    min_one_batch=min_one_batch, next_offset=read_committed)
             except LogError as exc:
                 error = ErrorCode(exc.error_code)
         aborted = None
         if read_committed:
             aborted = [{"producer_id": t.producer_id, "first_offset": t.first_offset} for t in
-                       plog.aborted_transactions(fetch_offset, next_offset_after(data, fetch_offset))]
+                       plog.aborted_transactions(fetch_offset, following)]
         return self._result(error, data, aborted)
 
     def _read_for_follower(self, replica_id: int, fetch_offset: int, max_bytes: int, last_fetched_epoch: int,
@@ -284,9 +287,9 @@ class Partition:
             result.diverging_epoch, result.answer_now = diverging, True
             return result
         leo = plog.log_end_offset
-        data: bytes | memoryview = b""
+        data: Records = b""
         try:
-            data = plog.read(fetch_offset, max(max_bytes, 0), max_offset=leo, min_one_batch=min_one_batch)
+            data, _ = plog.read_records(fetch_offset, max(max_bytes, 0), max_offset=leo, min_one_batch=min_one_batch)
             error = self._on_follower_fetch(replica_id, fetch_offset, leo, replica_log_start)
         except LogError as exc:
             error = ErrorCode(exc.error_code)
@@ -305,7 +308,7 @@ class Partition:
             return None
         return {"epoch": epoch, "end_offset": end}
 
-    def _result(self, error: ErrorCode, data: bytes | memoryview, aborted: list[dict[str, int]] | None, *,
+    def _result(self, error: ErrorCode, data: Records, aborted: list[dict[str, int]] | None, *,
                 preferred: int = -1) -> ReadResult:
         plog = self.plog
         return ReadResult(error, plog.high_watermark, plog.last_stable_offset, plog.log_start_offset, data, aborted,

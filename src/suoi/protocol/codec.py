@@ -25,6 +25,7 @@ from kio.serial import entity_reader, entity_writer
 
 from suoi.protocol.bounds import LengthOutOfBounds, check_body, request_checker
 from suoi.protocol.compiled_writer import compiled_writer
+from suoi.protocol.file_records import FileRecords, FileRegion
 
 _HEADER_PREFIX = struct.Struct(">hhi")
 _INT32 = struct.Struct(">i")
@@ -107,29 +108,37 @@ class GatherBuffer:
     kio writes a message as many small `write()` calls; small ones are coalesced into one
     bytearray while large ones (record batches read from segments) are kept by reference,
     so a fetch response is never copied into one big buffer before reaching the socket.
+    A `FileRecords` (records to send from a segment file) leaves its `FileRegion`s as parts:
+    ``net`` sends those with ``sendfile``.
     """
 
     __slots__ = ("parts", "_small", "size")
     LARGE = 32 * 1024
 
     def __init__(self) -> None:
-        self.parts: list[bytes | bytearray | memoryview] = []
+        self.parts: list[bytes | bytearray | memoryview | FileRegion] = []
         self._small = bytearray()
         self.size = 0
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
+    def write(self, data: bytes | bytearray | memoryview | FileRecords | FileRegion) -> int:
         n = len(data)
+        cls = data.__class__
+        if n < self.LARGE and cls is not FileRecords and cls is not FileRegion:
+            self.size += n
+            self._small += data  # type: ignore[arg-type]  # (not a FileRecords/FileRegion: checked above)
+            return n
+        if cls is FileRecords:  # its chunks: file regions become parts of their own (sendfile)
+            for chunk in data.chunks:  # type: ignore[union-attr]
+                self.write(chunk)
+            return n
         self.size += n
-        if n >= self.LARGE:
-            if self._small:
-                self.parts.append(self._small)
-                self._small = bytearray()
-            self.parts.append(data)
-        else:
-            self._small += data
+        if self._small:
+            self.parts.append(self._small)
+            self._small = bytearray()
+        self.parts.append(data)  # type: ignore[arg-type]
         return n
 
-    def finish(self) -> list[bytes | bytearray | memoryview]:
+    def finish(self) -> list[bytes | bytearray | memoryview | FileRegion]:
         if self._small:
             self.parts.append(self._small)
             self._small = bytearray()
@@ -142,7 +151,7 @@ def _response_writers(cls: Any) -> tuple[Any, Any]:
     return compiled_writer(cls.__header_schema__), compiled_writer(cls)
 
 
-def encode_response(correlation_id: int, response: Any) -> list[bytes | bytearray | memoryview]:
+def encode_response(correlation_id: int, response: Any) -> list[bytes | bytearray | memoryview | FileRegion]:
     """Serialise header + body as size-prefixed parts ready for `transport.writelines`."""
     header_cls = type(response).__header_schema__
     write_header, write_body = _response_writers(type(response))  # type: ignore[arg-type]
@@ -183,7 +192,7 @@ def encode_request(correlation_id: int, client_id: str | None, request: Any) -> 
     buf.write(_INT32.pack(0))
     write_header(buf, cls.__header_schema__(**fields))
     write_body(buf, request)
-    out = bytearray().join(buf.finish())
+    out = bytearray().join(buf.finish())  # type: ignore[arg-type]  # (a request holds no file regions)
     _INT32.pack_into(out, 0, len(out) - 4)
     return bytes(out)
 

@@ -26,6 +26,7 @@ from kio.static.primitive import i32
 
 from suoi.protocol.codec import _INT32, _plan, build, encode_response
 from suoi.protocol.compiled_writer import compiled_writer
+from suoi.protocol.file_records import FileRegion
 
 #: Wire widths of the fixed-size field types that may follow a spliced array.
 _FIXED_WIDTH = {"int8": 1, "bool": 1, "int16": 2, "error_code": 2, "int32": 4, "timedelta_i32": 4,
@@ -75,14 +76,14 @@ def _tail_width(response_cls: type, field: str) -> int:
 
 
 def encode_spliced(correlation_id: int, response_cls: type, spliced: SplicedResponse
-                   ) -> list[bytes | bytearray | memoryview]:
+                   ) -> list[bytes | bytearray | memoryview | FileRegion]:
     """Header and body of `spliced` as one size-prefixed frame, ready for `transport.writelines`."""
     field = spliced.field
     items = spliced.data[field]
     cls = element_class(response_cls, field)
     elements = [x if isinstance(x, bytes | bytearray) else encode_element(cls, x) for x in items]
     empty = build(response_cls, {**spliced.data, field: ()})
-    out = _splice(bytearray().join(encode_response(correlation_id, empty)), response_cls, field, elements)
+    out = _splice(bytearray().join(encode_response(correlation_id, empty)), response_cls, field, elements)  # type: ignore[arg-type]  # (no records: no file regions)
     _INT32.pack_into(out, 0, len(out) - 4)
     return [bytes(out)]
 
