@@ -15,7 +15,8 @@ Sections (`--only produce,consume,...`; all by default):
   consume      100 B messages read back by librdkafka (bench_consume.py): msg/s and broker µs/msg,
                suoi and Tansu on identical data, in alternating rounds
   latency      end-to-end latency at 1,000 and 10,000 msg/s, p99 / p99.9, and the broker's CPU
-               per message meanwhile (bench.py's latency phase, phases.latency_phase)
+               per message meanwhile; at 1,000 msg/s again with a CPU-bound neighbour process
+               (bench.py's latency phase, phases.latency_phase)
   replication  a 3-broker cluster per tree (bench_replication.py): RF=3 acks=all / RF=1 acks=1
                with 6 partitions, and RF=3 acks=all p99 at 100 msg/s
   soak         produce + consume at 50 MB/s for --soak-minutes (bench_soak.py): RSS slope
@@ -40,6 +41,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,7 +89,8 @@ class Settings:
                    repl_latency_seconds=3.0, soak_minutes=1.0, soak_warmup=30.0, soak_interval=2.0)
 
 
-LATENCY_RATES = (1000, 10000)
+# (goal key part, msg/s, with a CPU-bound neighbour process running)
+LATENCY_CASES = (("1000", 1000, False), ("10000", 10000, False), ("1000n", 1000, True))
 
 
 class SectionTimeout(Exception):
@@ -285,26 +288,38 @@ def e2e_latency(bootstrap: str, pid: int | None, rate: int, seconds: float, drai
     return res
 
 
+@contextlib.contextmanager
+def cpu_bound_neighbour() -> Iterator[int]:
+    """A process spinning on one core (the issue's "CPU-bound neighbour"), killed by PID on the way out."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+    try:
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def section_latency(run: Run) -> None:
     with stopping() as own:
         targets = start_targets(run, own)
         for t in targets:
             settle(t.label, t.pid)
-        turns = [rate for _ in range(run.s.latency_rounds) for rate in LATENCY_RATES]
-        for i, rate in enumerate(turns):
+        turns = [case for _ in range(run.s.latency_rounds) for case in LATENCY_CASES]
+        for i, (name, rate, neighbour) in enumerate(turns):
             for t in targets if i % 2 == 0 else targets[::-1]:
-                log(f"latency {rate}/s: {t.label}")
-                res = run.guard(f"latency {rate}/s {t.label}",
-                                lambda t=t, rate=rate: e2e_latency(t.bootstrap, t.pid, rate, run.s.latency_seconds,
-                                                                   run.s.latency_drain))
+                what = f"latency {rate}/s{' with a CPU-bound neighbour' if neighbour else ''} {t.label}"
+                log(what)
+                with cpu_bound_neighbour() if neighbour else contextlib.nullcontext():
+                    res = run.guard(what, lambda t=t, rate=rate: e2e_latency(t.bootstrap, t.pid, rate,
+                                                                             run.s.latency_seconds, run.s.latency_drain))
                 if res is None:
                     continue
-                log(f"{t.label} @{rate}/s: p50 {res['p50_ms']:.2f} p99 {res['p99_ms']:.2f} p99.9 {res['p999_ms']:.2f} "
+                log(f"{what}: p50 {res['p50_ms']:.2f} p99 {res['p99_ms']:.2f} p99.9 {res['p999_ms']:.2f} "
                     f"ms, {res['received']}/{res['sent']} received, achieved {res['achieved_rate']}/s")
-                run.put(f"e2e_{rate}_p99", t.label, res["p99_ms"])
-                run.put(f"e2e_{rate}_p999", t.label, res["p999_ms"])
-                run.put(f"e2e_{rate}_cpu_us", t.label, res.get("broker_cpu_us_per_msg"))
-                run.details.setdefault("latency", {}).setdefault(t.label, {}).setdefault(str(rate), []).append(res)
+                run.put(f"e2e_{name}_p99", t.label, res["p99_ms"])
+                run.put(f"e2e_{name}_p999", t.label, res["p999_ms"])
+                run.put(f"e2e_{name}_cpu_us", t.label, res.get("broker_cpu_us_per_msg"))
+                run.details.setdefault("latency", {}).setdefault(t.label, {}).setdefault(name, []).append(res)
 
 
 def replication_settings(run: Run) -> argparse.Namespace:
@@ -367,7 +382,7 @@ def budget(name: str, run: Run) -> float:
     return {
         "produce": 90 + n * (60 + s.rounds * 40),
         "consume": 90 + n * (60 + s.consume_messages / 20_000 + s.rounds * s.consume_seconds),
-        "latency": 60 + n * (30 + s.latency_rounds * len(LATENCY_RATES) * (2 * s.latency_seconds + s.latency_drain + 20)),
+        "latency": 60 + n * (30 + s.latency_rounds * len(LATENCY_CASES) * (2 * s.latency_seconds + s.latency_drain + 20)),
         "replication": trees * (240 + s.repl_rounds * 2 * 90 + s.repl_latency_seconds * 3),
         "soak": trees * (s.soak_minutes * 60 + 150),
     }[name]
@@ -408,6 +423,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown (benchmarks/README.md)")
     ap.add_argument("--json-out", default=None, help="where to write the figures (default: a file in $TMPDIR)")
     args = ap.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     only = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = [x for x in only if x not in sc.SECTIONS]
     if unknown:
@@ -455,14 +471,15 @@ def report(run: Run, load_start: tuple[float, ...], load_end: tuple[float, ...],
         print()
         print(sc.render_markdown(lines))
         print()
-        print(f"`bench_scorecard.py {' '.join(sys.argv[1:])}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        print(f"`bench_scorecard.py {' '.join(run.args.argv)}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
               f"{load}.")
     return {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "argv": sys.argv[1:],
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "argv": run.args.argv,
         "trees": dict(run.trees), "tansu": run.tansu, "sections": run.args.only, "settings": asdict(run.s),
         "load_start": load_start, "load_end": load_end, "cpus": os.cpu_count(), "seconds": round(seconds, 1),
         "rows": [{"key": r.goal.key, "target": r.goal.what, "threshold": sc.threshold_text(r.goal),
                   "source": r.goal.source, "cells": dict(zip(lines[0][2:2 + len(r.cells)], r.cells, strict=True)),
+                  "medians": {c: sc.median(run.figures.get(r.goal.key, {}).get(c)) for c in lines[0][2:2 + len(r.cells)]},
                   "ratio": r.ratio, "vs_tansu": r.vs_tansu, "met": r.met} for r in table_rows],
         "figures": run.figures, "errors": run.errors, "details": run.details,
     }

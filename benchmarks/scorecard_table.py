@@ -55,6 +55,8 @@ GOALS: tuple[Goal, ...] = (
          unit="ms"),
     Goal("e2e_10000_cpu_us", "broker CPU per message at 10,000 msg/s (linger 0), µs", "latency",
          "bench.py --latency", "<=", 100.0, unit="µs"),
+    Goal("e2e_1000n_p99", "e2e latency at 1,000 msg/s, a CPU-bound neighbour running, p99 ms", "latency",
+         "bench.py --latency", "<=", 20.0, unit="ms"),
     Goal("rf3_ratio_pct", "RF=3 acks=all / RF=1 acks=1, 6 partitions, %", "replication",
          "bench_replication.py throughput", ">=", 50.0, unit="%"),
     Goal("rf3_p99_ms", "RF=3 acks=all p99 at 100 msg/s, ms", "replication", "bench_replication.py latency",
