@@ -78,8 +78,8 @@ class Settings:
     repl_rounds: int = 2
     repl_messages: int = 100_000
     repl_latency_seconds: float = 10.0
-    soak_minutes: float = 2.0
-    soak_warmup: float = 30.0
+    soak_minutes: float = 3.0
+    soak_warmup: float = 90.0  # RSS climbs for the first 1-2 minutes (benchmarks/README.md, the soak)
     soak_interval: float = 5.0
 
     @classmethod
@@ -418,7 +418,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="smaller runs: under 3 minutes for one tree and Tansu")
     ap.add_argument("--rounds", type=int, help="produce/consume/replication rounds per target (default 3/3/2, quick 2/2/1)")
     ap.add_argument("--latency-rounds", type=int, help="latency runs per rate and target (default 1)")
-    ap.add_argument("--soak-minutes", type=float, help="soak length per tree (default 2, quick 1)")
+    ap.add_argument("--soak-minutes", type=float, help="soak length per tree (default 3, quick 1)")
     ap.add_argument("--ready-timeout", type=float, default=60.0, help="seconds for a started broker to serve")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown (benchmarks/README.md)")
     ap.add_argument("--json-out", default=None, help="where to write the figures (default: a file in $TMPDIR)")
