@@ -113,17 +113,22 @@ def disarm() -> None:
 @contextlib.contextmanager
 def stopping() -> Iterator[Callable[[Callable[[], None]], None]]:
     """Yields `own(stop)`: every `stop` registered is called on the way out (last first), with
-    the section's alarm disarmed first so that no time bound interrupts a cleanup."""
+    the section's alarm held meanwhile so that no time bound interrupts a cleanup (and set again
+    for what is left of it, for the rest of the section)."""
     stops: list[Callable[[], None]] = []
     try:
         yield stops.append
     finally:
+        left = signal.getitimer(signal.ITIMER_REAL)[0]  # 0 once it went off
         disarm()
+        t0 = time.monotonic()
         for stop in reversed(stops):
             try:
                 stop()
             except Exception as e:  # keep stopping the others
                 log(f"cleanup: {type(e).__name__}: {e}")
+        if left:
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, left - (time.monotonic() - t0)))
 
 
 @dataclass
