@@ -368,7 +368,8 @@ def section_soak(run: Run) -> None:
             assert t.pid is not None
             res = soak(t.bootstrap, t.pid, run.s.soak_minutes, run.s.soak_warmup, run.s.soak_interval, 50.0, 1024)
         log(f"{label}: soak {res}")
-        run.put("soak_slope", label, res["rss_slope_mb_per_min"])
+        # RSS still climbs for minutes after the start: the figure is a 10-minute soak's.
+        run.put("soak_slope" if run.s.soak_minutes >= 10 else "soak_slope_short", label, res["rss_slope_mb_per_min"])
         run.put("soak_rss_end", label, res["rss_end_mb"])
         run.details.setdefault("soak", {})[label] = res
 

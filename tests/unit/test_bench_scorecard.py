@@ -52,6 +52,13 @@ def test_missing_figures_and_unjudged_goals() -> None:
     assert (shown.cells, shown.met) == (("61.3",), "")
 
 
+def test_shown_only_rows_without_figures_are_left_out_judged_ones_never() -> None:
+    figures = {"rss": {}, "us": {}}
+    assert [r.goal.key for r in sc.rows([AT_MOST, SHOWN], figures, ["this"], tansu=False)] == ["us"]
+    figures = {"rss": {"this": [50.0]}}
+    assert [r.goal.key for r in sc.rows([AT_MOST, SHOWN], figures, ["this"], tansu=False)] == ["us", "rss"]
+
+
 def test_table_columns_thresholds_and_markdown() -> None:
     figures = {"us": {"before": [3.0], "after": [1.5], sc.TANSU: [3.0]},
                "msgs": {"before": [90.0], "after": [120.0], sc.TANSU: [100.0]}}
