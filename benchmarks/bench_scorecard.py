@@ -41,12 +41,11 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +60,15 @@ from bench_soak import soak  # noqa: E402
 from bench_soak import start as start_soak_broker  # noqa: E402
 from common import REPO_ROOT, Target, clean_json, create_topic, log, read_cpu_s, start_tansu  # noqa: E402
 from phases import latency_phase  # noqa: E402
+from scorecard_procs import (  # noqa: E402
+    SectionTimeout,
+    cpu_bound_neighbour,
+    disarm,
+    on_alarm,
+    on_sigterm,
+    settle,
+    stopping,
+)
 
 
 @dataclass
@@ -91,44 +99,6 @@ class Settings:
 
 # (goal key part, msg/s, with a CPU-bound neighbour process running)
 LATENCY_CASES = (("1000", 1000, False), ("10000", 10000, False), ("1000n", 1000, True))
-
-
-class SectionTimeout(Exception):
-    """A section ran past its time bound (SIGALRM)."""
-
-
-def _on_alarm(_signum: int, _frame: Any) -> None:
-    raise SectionTimeout("time bound reached")
-
-
-def _on_sigterm(_signum: int, _frame: Any) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the cleanup finish
-    raise KeyboardInterrupt("SIGTERM")
-
-
-def disarm() -> None:
-    signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-@contextlib.contextmanager
-def stopping() -> Iterator[Callable[[Callable[[], None]], None]]:
-    """Yields `own(stop)`: every `stop` registered is called on the way out (last first), with
-    the section's alarm held meanwhile so that no time bound interrupts a cleanup (and set again
-    for what is left of it, for the rest of the section)."""
-    stops: list[Callable[[], None]] = []
-    try:
-        yield stops.append
-    finally:
-        left = signal.getitimer(signal.ITIMER_REAL)[0]  # 0 once it went off
-        disarm()
-        t0 = time.monotonic()
-        for stop in reversed(stops):
-            try:
-                stop()
-            except Exception as e:  # keep stopping the others
-                log(f"cleanup: {type(e).__name__}: {e}")
-        if left:
-            signal.setitimer(signal.ITIMER_REAL, max(0.001, left - (time.monotonic() - t0)))
 
 
 @dataclass
@@ -164,21 +134,6 @@ class Run:
         t = start_tansu(self.args)
         t.label = sc.TANSU
         return t
-
-
-def settle(label: str, pid: int | None, window: float = 0.5, busy: float = 0.1, bound: float = 15.0) -> None:
-    """Wait (at most `bound` s) until the broker spends under `busy` of a core over `window` s: a
-    node that has just started or created topics keeps working for a moment (logs, metadata), and
-    that CPU would be counted in the first measurement that follows."""
-    deadline = time.monotonic() + bound
-    last = read_cpu_s(pid)
-    while last is not None and time.monotonic() < deadline:
-        time.sleep(window)  # the sampling period, not synchronisation
-        now = read_cpu_s(pid)
-        if now is None or now - last < busy * window:
-            return
-        last = now
-    log(f"{label}: still busy after {bound:.0f} s, measuring anyway")
 
 
 # --------------------------------------------------------------------------
@@ -291,17 +246,6 @@ def e2e_latency(bootstrap: str, pid: int | None, rate: int, seconds: float, drai
     if cpu0 is not None and cpu1 is not None and res["sent"]:
         res["broker_cpu_us_per_msg"] = (cpu1 - cpu0) / res["sent"] * 1e6
     return res
-
-
-@contextlib.contextmanager
-def cpu_bound_neighbour() -> Iterator[int]:
-    """A process spinning on one core (the issue's "CPU-bound neighbour"), killed by PID on the way out."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
-    try:
-        yield proc.pid
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def section_latency(run: Run) -> None:
@@ -495,8 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run = Run(trees_of(args), args.tansu, args, settings_of(args))
     json_out = args.json_out or os.path.join(tempfile.gettempdir(), f"suoi-scorecard-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_sigterm)
     load_start = os.getloadavg()
     t0 = time.monotonic()
     code = 0
