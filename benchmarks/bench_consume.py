@@ -62,6 +62,25 @@ def fill(target: Target, topic: str, partitions: int, messages: int, size: int, 
         raise RuntimeError(f"{target.label}: produce did not complete")
 
 
+def measure(targets: list[Target], topic: str, partitions: int, messages: int, rounds: int,
+            consume_seconds: float) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Read ``topic`` (already filled) back from every target, the targets taking turns round after
+    round; per target label, msg/s and broker CPU µs per message of each round."""
+    rates: dict[str, list[float]] = {t.label: [] for t in targets}
+    cpu_us: dict[str, list[float]] = {t.label: [] for t in targets}
+    for r in range(rounds):
+        order = targets[r % len(targets):] + targets[:r % len(targets)]
+        for t in order:
+            res = consume_phase(t.bootstrap, topic, partitions, messages, consume_seconds, t.pid)
+            if not res["complete"]:
+                raise RuntimeError(f"{t.label}: consumed {res['received']} of {messages}")
+            rates[t.label].append(res["msg_s"])
+            cpu_us[t.label].append(res["broker_cpu_s"] * 1e6 / res["received"])
+            log(f"round {r + 1} {t.label}: {res['msg_s']:,.0f} msg/s, broker {cpu_us[t.label][-1]:.3f} µs/msg, "
+                f"client {res['client_cpu_s']} s")
+    return rates, cpu_us
+
+
 def spread(values: list[float], fmt: str) -> str:
     return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
@@ -91,18 +110,7 @@ def main() -> None:
         for t in targets:
             log(f"{t.label}: producing {args.messages} x {args.size} B")
             fill(t, topic, args.partitions, args.messages, args.size, args.batch)
-        rates: dict[str, list[float]] = {t.label: [] for t in targets}
-        cpu_us: dict[str, list[float]] = {t.label: [] for t in targets}
-        for r in range(args.rounds):
-            order = targets[r % len(targets):] + targets[:r % len(targets)]
-            for t in order:
-                res = consume_phase(t.bootstrap, topic, args.partitions, args.messages, args.consume_seconds, t.pid)
-                if not res["complete"]:
-                    raise RuntimeError(f"{t.label}: consumed {res['received']} of {args.messages}")
-                rates[t.label].append(res["msg_s"])
-                cpu_us[t.label].append(res["broker_cpu_s"] * 1e6 / res["received"])
-                log(f"round {r + 1} {t.label}: {res['msg_s']:,.0f} msg/s, broker {cpu_us[t.label][-1]:.3f} µs/msg, "
-                    f"client {res['client_cpu_s']} s")
+        rates, cpu_us = measure(targets, topic, args.partitions, args.messages, args.rounds, args.consume_seconds)
         last = targets[-1].label
         print(f"\nconsume {args.size} B x {args.messages} in {args.batch}-message batches, {args.partitions} partitions, "
               f"{args.rounds} rounds: median (min-max)")

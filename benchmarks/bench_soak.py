@@ -130,6 +130,45 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
     return 0.0 if var == 0 else sum((t - mt) * (r - mr) for t, r in samples) / var * 60
 
 
+def soak(bootstrap: str, pid: int, minutes: float, warmup: float, interval: float, rate: float,
+         size: int) -> dict[str, float | int]:
+    """The soak against a serving broker (process ``pid``): load for ``minutes``, RSS sampled every
+    ``interval`` s; the figures (RSS after ``warmup`` s, at the end, peak, slope after warm-up)."""
+    topic = f"soak-{int(time.time())}"
+    create(bootstrap, topic)
+    load = Load(bootstrap, topic, rate, size)
+    t0 = time.monotonic()
+    cpu0 = read_cpu_s(pid)
+    load.start()
+    try:
+        samples: list[tuple[float, float]] = []
+        end = t0 + minutes * 60
+        next_at = t0
+        while (now := time.monotonic()) < end:
+            rss, _ = read_rss_mb(pid)
+            if rss is None:
+                raise RuntimeError("the broker is gone")
+            samples.append((now - t0, rss))
+            log(f"t={now - t0:6.0f}s rss={rss:7.1f} MB produced={load.produced:,} consumed={load.consumed:,}")
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))  # sampling period
+        elapsed = time.monotonic() - t0
+        cpu1 = read_cpu_s(pid)
+    finally:
+        load.stop()
+    after = [s for s in samples if s[0] >= warmup] or samples[-2:]
+    return {
+        "minutes": round(elapsed / 60, 2),
+        "produced_mb_s": round(load.produced * size / MB / elapsed, 1),
+        "consumed_mb_s": round(load.consumed * size / MB / elapsed, 1),
+        "produce_errors": load.errors,
+        "broker_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1) if cpu0 is not None and cpu1 is not None else None,
+        "rss_after_warmup_mb": round(after[0][1], 1), "rss_end_mb": round(samples[-1][1], 1),
+        "rss_peak_mb": round(max(r for _, r in samples), 1),
+        "rss_slope_mb_per_min": round(slope_mb_per_min(after), 2),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -154,37 +193,8 @@ def main() -> None:
         bootstrap, pid = target.bootstrap, target.pid
     assert pid is not None
     try:
-        topic = f"soak-{int(time.time())}"
-        create(bootstrap, topic)
-        load = Load(bootstrap, topic, args.rate, args.size)
-        t0 = time.monotonic()
-        cpu0 = read_cpu_s(pid)
-        load.start()
-        samples: list[tuple[float, float]] = []
-        end = t0 + args.minutes * 60
-        next_at = t0
-        while (now := time.monotonic()) < end:
-            rss, _ = read_rss_mb(pid)
-            if rss is None:
-                raise RuntimeError("the broker is gone")
-            samples.append((now - t0, rss))
-            log(f"t={now - t0:6.0f}s rss={rss:7.1f} MB produced={load.produced:,} consumed={load.consumed:,}")
-            next_at += args.interval
-            time.sleep(max(0.0, next_at - time.monotonic()))  # sampling period
-        elapsed = time.monotonic() - t0
-        cpu1 = read_cpu_s(pid)
-        load.stop()
-        after = [s for s in samples if s[0] >= args.warmup] or samples[-2:]
-        result = {
-            "minutes": round(elapsed / 60, 2), "src": str(args.src) if target else bootstrap,
-            "produced_mb_s": round(load.produced * args.size / MB / elapsed, 1),
-            "consumed_mb_s": round(load.consumed * args.size / MB / elapsed, 1),
-            "produce_errors": load.errors,
-            "broker_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1) if cpu0 is not None and cpu1 is not None else None,
-            "rss_after_warmup_mb": round(after[0][1], 1), "rss_end_mb": round(samples[-1][1], 1),
-            "rss_peak_mb": round(max(r for _, r in samples), 1),
-            "rss_slope_mb_per_min": round(slope_mb_per_min(after), 2),
-        }
+        result = soak(bootstrap, pid, args.minutes, args.warmup, args.interval, args.rate, args.size)
+        result["src"] = str(args.src) if target else bootstrap
         print("\nsoak: " + ", ".join(f"{k} {v}" for k, v in result.items()))
         if args.json:
             print(json.dumps(result))
