@@ -31,9 +31,8 @@ def main() -> int:
     if args.hide_hypothesis:
         sys.modules["hypothesis"] = None  # type: ignore[assignment]
     t0 = time.perf_counter()
-    from suoi.testing import InProcessCluster, InProcessNode
-
     import suoi.broker  # noqa: F401  (what the first start would import)
+    from suoi.testing import InProcessCluster, InProcessNode
 
     imported = time.perf_counter() - t0
     starts, topics, closes = [], [], []

@@ -24,10 +24,10 @@ import struct
 import sys
 import time
 from pathlib import Path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_startup import REPO_ROOT, TOPIC, Node, ask, metadata_answered, serving_partitions, wait_for  # noqa: E402
 from common import log, percentile  # noqa: E402
-
 from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest  # noqa: E402
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic  # noqa: E402
 from kio.schema.types import TopicName  # noqa: E402

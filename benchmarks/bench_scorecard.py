@@ -16,7 +16,8 @@ Sections (`--only produce,consume,...`; all by default):
                suoi and Tansu on identical data, in alternating rounds
   latency      end-to-end latency at 1,000 and 10,000 msg/s, p99 / p99.9, and the broker's CPU
                per message meanwhile; at 1,000 msg/s again with a CPU-bound neighbour process
-               (bench.py's latency phase, phases.latency_phase)
+               (bench_latency.py: producer and consumer in their own processes; loop lag and GC
+               pauses from the node's admin endpoint)
   replication  a 3-broker cluster per tree (bench_replication.py): RF=3 acks=all / RF=1 acks=1
                with 6 partitions, and RF=3 acks=all p99 at 100 msg/s
   soak         produce + consume at 50 MB/s for --soak-minutes (bench_soak.py): RSS slope
@@ -37,14 +38,12 @@ SIGTERM. Default run ~10 minutes for one tree and Tansu; `--quick` under 3 minut
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,11 +57,9 @@ from bench_consume import fill, measure, start_suoi_from  # noqa: E402
 from bench_produce_wire import Broker, produce_phase, small_phase  # noqa: E402
 from bench_soak import soak  # noqa: E402
 from bench_soak import start as start_soak_broker  # noqa: E402
-from common import REPO_ROOT, Target, clean_json, create_topic, log, read_cpu_s, start_tansu  # noqa: E402
-from phases import latency_phase  # noqa: E402
+from common import REPO_ROOT, Target, clean_json, create_topic, log, start_suoi_kraft, start_tansu  # noqa: E402
 from scorecard_procs import (  # noqa: E402
     SectionTimeout,
-    cpu_bound_neighbour,
     disarm,
     on_alarm,
     on_sigterm,
@@ -233,24 +230,40 @@ def section_consume(run: Run) -> None:
         run.put("consume_100b_us", label, cpu_us[label])
 
 
-def e2e_latency(bootstrap: str, pid: int | None, rate: int, seconds: float, drain_s: float) -> dict[str, Any]:
-    """End-to-end latency at `rate` msg/s (librdkafka, linger.ms=0, default fetch wait, 100 B values
-    on 6 partitions) and the broker's CPU per message meanwhile (warm-up probes included).
+def e2e_latency(target: Target, rate: int, seconds: float, drain_s: float, neighbours: int,
+                run_no: int) -> dict[str, Any]:
+    """End-to-end latency at `rate` msg/s with bench_latency.py's harness (producer and consumer in
+    their own processes, librdkafka, linger.ms=0, default fetch wait, 100 B values on 6 partitions,
+    `neighbours` CPU-bound processes alongside), with the broker's CPU per message, its event-loop
+    lag and GC pauses (admin endpoint) over the measured window."""
+    import bench_latency  # spawns its client processes: imported only when this section runs
 
-    For now bench.py's latency phase; this is the one place to swap in bench_latency.py."""
-    topic = f"scorecard-lat-{rate}-{uuid.uuid4().hex[:6]}"
-    create_topic(bootstrap, topic, 6)
-    cpu0 = read_cpu_s(pid)
-    res = latency_phase(bootstrap, topic, 6, rate, seconds, 100, drain_s=drain_s)
-    cpu1 = read_cpu_s(pid)
-    if cpu0 is not None and cpu1 is not None and res["sent"]:
-        res["broker_cpu_us_per_msg"] = (cpu1 - cpu0) / res["sent"] * 1e6
+    args = argparse.Namespace(seconds=seconds, warmup=2.0, drain=drain_s, partitions=6, size=100,
+                              linger_ms="0", client_prop=[], probe_ms=20.0, neighbour=neighbours,
+                              py_spy=None)
+    procs = bench_latency.Processes()
+    try:
+        res = bench_latency.one_run(target, procs, args, rate, run_no)
+    finally:
+        procs.kill_children()
+    res["p999_ms"] = res["p99.9_ms"]
+    cpu_pct, achieved = res.get("broker_cpu_pct_window"), res.get("achieved_rate")
+    if cpu_pct is not None and achieved:
+        res["broker_cpu_us_per_msg"] = cpu_pct / 100 / achieved * 1e6
     return res
 
 
 def section_latency(run: Run) -> None:
     with stopping() as own:
-        targets = start_targets(run, own)
+        targets = []
+        for label, src in run.trees:  # with the admin endpoint: loop lag and GC pauses
+            t = start_suoi_kraft(label, src, run.args.ready_timeout)
+            own(t.stop)
+            targets.append(t)
+        if run.tansu:
+            t = run.tansu_target()
+            own(t.stop)
+            targets.append(t)
         for t in targets:
             settle(t.label, t.pid)
         turns = [case for _ in range(run.s.latency_rounds) for case in LATENCY_CASES]
@@ -258,13 +271,15 @@ def section_latency(run: Run) -> None:
             for t in targets if i % 2 == 0 else targets[::-1]:
                 what = f"latency {rate}/s{' with a CPU-bound neighbour' if neighbour else ''} {t.label}"
                 log(what)
-                with cpu_bound_neighbour() if neighbour else contextlib.nullcontext():
-                    res = run.guard(what, lambda t=t, rate=rate: e2e_latency(t.bootstrap, t.pid, rate,
-                                                                             run.s.latency_seconds, run.s.latency_drain))
+                res = run.guard(what, lambda t=t, rate=rate, neighbour=neighbour, i=i: e2e_latency(
+                    t, rate, run.s.latency_seconds, run.s.latency_drain, 1 if neighbour else 0, i))
                 if res is None:
                     continue
                 log(f"{what}: p50 {res['p50_ms']:.2f} p99 {res['p99_ms']:.2f} p99.9 {res['p999_ms']:.2f} "
-                    f"ms, {res['received']}/{res['sent']} received, achieved {res['achieved_rate']}/s")
+                    f"ms, {res['received']}/{res['sent']} received, achieved {res['achieved_rate']:.0f}/s, "
+                    f"broker CPU {res.get('broker_cpu_pct_window', float('nan')):.0f} %, loop lag >= 5 ms: "
+                    f"{res.get('loop_lag >= 5 ms', '-')}, GC pauses: {res.get('gc count', '-')} "
+                    f"({res.get('gc total ms', '-')} ms)")
                 run.put(f"e2e_{name}_p99", t.label, res["p99_ms"])
                 run.put(f"e2e_{name}_p999", t.label, res["p999_ms"])
                 run.put(f"e2e_{name}_cpu_us", t.label, res.get("broker_cpu_us_per_msg"))

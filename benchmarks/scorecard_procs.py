@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -68,12 +66,3 @@ def settle(label: str, pid: int | None, window: float = 0.5, busy: float = 0.1, 
     log(f"{label}: still busy after {bound:.0f} s, measuring anyway")
 
 
-@contextlib.contextmanager
-def cpu_bound_neighbour() -> Iterator[int]:
-    """A process spinning on one core (the issue's "CPU-bound neighbour"), killed by PID on the way out."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
-    try:
-        yield proc.pid
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
