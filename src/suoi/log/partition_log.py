@@ -38,10 +38,10 @@ from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
 from suoi.protocol.record_batch import (
     CONTROL_BIT,
+    STAMP,
     STAMP_SIZE,
     log_append_time_header,
     recompress_batches,
-    stamped_prefix,
 )
 from suoi.protocol.records import (
     HEADER_SIZE,
@@ -74,6 +74,9 @@ class AppendInfo(NamedTuple):
     log_start_offset: int
     max_timestamp: int
     record_count: int
+
+
+_new_info = tuple.__new__  # an AppendInfo without NamedTuple's Python-level __new__
 
 
 class PartitionLog:
@@ -267,14 +270,15 @@ class PartitionLog:
                leader_epoch: int | None = None) -> AppendInfo:
         """Assign offsets to validated batches (stamping ``leader_epoch``), then ``_place`` them.
 
-        Nothing is copied: each batch is written as its rewritten first bytes (`stamped_prefix`:
-        base offset, length, leader epoch - outside the CRC) followed by a view of the rest as
+        Nothing is copied: each batch is written as its rewritten first bytes (`STAMP`: base
+        offset, length, leader epoch - outside the CRC) followed by a view of the rest as
         received; for LogAppendTime topics the rewritten part is the whole header, with the CRC
         recomputed over it and the records (`log_append_time_header`)."""
         if leader_epoch is not None and leader_epoch < 0:
             raise ValueError(f"leader epoch must be >= 0, got {leader_epoch}")
         append_time = self._config.log_append_time
         view = memoryview(records)
+        stamp = STAMP.pack
         parts: list[bytes | bytearray | memoryview] = []
         placements: list[BatchPlacement] = []
         first_offset = next_offset = self._log_end_offset
@@ -290,7 +294,7 @@ class PartitionLog:
                 parts.append(view[pos + HEADER_SIZE:pos + size])
                 ts = now
             else:
-                parts.append(stamped_prefix(h, base, epoch))
+                parts.append(stamp(base, h.batch_length, epoch))
                 parts.append(view[pos + STAMP_SIZE:pos + size])
                 ts = h.max_timestamp
             next_offset = base + h.last_offset_delta + 1
@@ -302,8 +306,8 @@ class PartitionLog:
         self._place(records, headers, placements, now, parts)
         if leader_epoch is not None:
             self.leader_epoch_cache.assign(leader_epoch, first_offset)
-        return AppendInfo(first_offset, next_offset - 1, now if append_time else -1, self._log_start_offset, max_ts,
-                          count)
+        return _new_info(AppendInfo, (first_offset, next_offset - 1, now if append_time else -1,
+                                       self._log_start_offset, max_ts, count))
 
     def _place(self, buf: bytes | bytearray | memoryview, headers: list[BatchHeader], placements: list[BatchPlacement],
                now: int, parts: list[bytes | bytearray | memoryview] | None = None) -> None:

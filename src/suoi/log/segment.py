@@ -54,15 +54,12 @@ _READ_HINTS = 16
 BatchPlacement = tuple[int, int, int, int, int]
 
 
-def _write_all(fd: int, parts: Sequence[bytes | bytearray | memoryview], size: int) -> None:
-    """Write ``parts`` (``size`` bytes) at the end of ``fd``: one ``writev``; a short write (rare)
-    or more parts than one writev takes (hundreds of batches in one produce) goes on from one
-    joined buffer."""
-    written = _writev(fd, parts) if len(parts) <= _IOV_MAX else 0
-    if written < size:
-        rest = memoryview(b"".join(parts))
-        while written < size:
-            written += _writev(fd, [rest[written:]])
+def _write_rest(fd: int, parts: Sequence[bytes | bytearray | memoryview], size: int, written: int) -> None:
+    """After a short ``writev`` (rare), or none (more parts than one writev takes: hundreds of
+    batches in one produce), write the rest of ``parts`` from one joined buffer."""
+    rest = memoryview(b"".join(parts))
+    while written < size:
+        written += _writev(fd, [rest[written:]])
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -329,7 +326,10 @@ class LogSegment:
         file = self._file
         try:
             file.dirty = True
-            _write_all(file.fd, parts, size)
+            fd = file.fd
+            written = _writev(fd, parts) if len(parts) <= _IOV_MAX else 0
+            if written < size:
+                _write_rest(fd, parts, size, written)
         except OSError as e:
             try:
                 if file.is_open:  # else the file could not even be opened: nothing was written

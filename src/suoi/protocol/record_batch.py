@@ -244,7 +244,9 @@ def assign_offsets(buf: bytearray, pos: int, base_offset: int) -> None:
 PARTITION_LEADER_EPOCH_OFFSET = 12
 _EPOCH = struct.Struct(">i")
 #: baseOffset | batchLength | partitionLeaderEpoch: the first 16 bytes of a batch, none of them
-#: covered by the CRC - what a leader's append rewrites (`stamped_prefix`).
+#: covered by the CRC - what a leader's append rewrites: ``STAMP.pack(base_offset,
+#: header.batch_length, epoch)`` is written in front of the rest of the batch as received
+#: (``buf[pos + STAMP_SIZE:pos + size]``), so the append copies no payload in Python.
 STAMP = struct.Struct(">qii")
 STAMP_SIZE = STAMP.size  # 16
 
@@ -255,17 +257,9 @@ def set_partition_leader_epoch(buf: bytearray, pos: int, epoch: int) -> None:
     _EPOCH.pack_into(buf, pos + PARTITION_LEADER_EPOCH_OFFSET, epoch)
 
 
-def stamped_prefix(header: BatchHeader, base_offset: int, epoch: int) -> bytes:
-    """The first `STAMP_SIZE` bytes of the batch ``header`` with its offsets assigned from
-    ``base_offset`` and ``epoch`` as its partitionLeaderEpoch: written in front of the rest of
-    the batch as received (``buf[pos + STAMP_SIZE:pos + size]``), so the append copies no
-    payload in Python. The CRC does not cover these bytes, so it stays valid."""
-    return STAMP.pack(base_offset, header.batch_length, epoch)
-
-
 def log_append_time_header(buf: bytes | bytearray | memoryview, pos: int, header: BatchHeader, base_offset: int,
                            epoch: int, timestamp_ms: int) -> bytearray:
-    """The 61-byte header of the batch at ``pos`` stamped as `stamped_prefix` does and with the
+    """The 61-byte header of the batch at ``pos`` stamped as a leader does (`STAMP`) and with the
     broker's append time (`set_log_append_time`), its CRC32C recomputed over the new header
     fields and the records as received (``buf[pos + HEADER_SIZE:pos + size]``, not copied)."""
     head = bytearray(memoryview(buf)[pos:pos + HEADER_SIZE])
