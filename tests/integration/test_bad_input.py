@@ -7,7 +7,7 @@ Metadata and a produce+fetch round trip) and, for malformed input, log a WARNING
 
 Not covered here: "disk full while appending" needs a size-limited filesystem (tmpfs or
 loop mount), which requires privileges; it is covered by a unit test that injects ENOSPC
-through `suoi.log.segment._write`.
+through `suoi.log.segment._writev`.
 """
 
 from __future__ import annotations

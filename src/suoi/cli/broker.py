@@ -78,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
+    from suoi.cli.malloc_tuning import tune_malloc
     from suoi.log.meta_properties import StorageFormatError
 
+    tune_malloc()  # produce buffers reuse mapped heap instead of faulting in fresh pages (issue 19)
     _tune_gc()
     try:
         return int(runner(_serve(config)))

@@ -12,9 +12,8 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from suoi.log import log_reads, truncation
 from suoi.log import transactions as txns
@@ -38,15 +37,20 @@ from suoi.log.retention import expired_by_size, expired_by_time
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
 from suoi.protocol.file_records import FileRecords, FileRegion
-from suoi.protocol.record_batch import CONTROL_BIT, recompress_batches, set_partition_leader_epoch
+from suoi.protocol.record_batch import (
+    CONTROL_BIT,
+    STAMP,
+    STAMP_SIZE,
+    log_append_time_header,
+    recompress_batches,
+)
 from suoi.protocol.records import (
+    HEADER_SIZE,
     BatchHeader,
     InvalidRecordError,
-    assign_offsets,
     build_control_batch,
     decode_batch_records,
     parse_batch_header,
-    set_log_append_time,
     validate_batches,
 )
 
@@ -61,9 +65,9 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass(frozen=True, slots=True)
-class AppendInfo:
-    """What a Produce response needs to report about a successful append."""
+class AppendInfo(NamedTuple):
+    """What a Produce response needs to report about a successful append (a NamedTuple: one is
+    built per append, and a frozen dataclass's ``__init__`` costs a ``__setattr__`` per field)."""
 
     base_offset: int
     last_offset: int
@@ -71,6 +75,9 @@ class AppendInfo:
     log_start_offset: int
     max_timestamp: int
     record_count: int
+
+
+_new_info = tuple.__new__  # an AppendInfo without NamedTuple's Python-level __new__
 
 
 class PartitionLog:
@@ -222,7 +229,7 @@ class PartitionLog:
                 # A retry of a batch already in the log: answer with its original offsets.
                 return AppendInfo(duplicate.first_offset, duplicate.last_offset, -1,
                                   self._log_start_offset, duplicate.timestamp, 0)
-        return self._write(bytearray(records), headers, now, leader_epoch)
+        return self._write(records, headers, now, leader_epoch)
 
     def append_control(
         self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
@@ -240,7 +247,7 @@ class PartitionLog:
         now = self._now_ms()
         data = build_control_batch(producer_id=producer_id, producer_epoch=producer_epoch, commit=commit,
                                    coordinator_epoch=coordinator_epoch, timestamp_ms=now)
-        return self._write(bytearray(data), [parse_batch_header(data)], now, leader_epoch)
+        return self._write(data, [parse_batch_header(data)], now, leader_epoch)
 
     def append_as_follower(self, records: bytes | bytearray | memoryview) -> AppendInfo:
         """Append batches fetched from the leader keeping their offsets, timestamps and leader
@@ -260,55 +267,66 @@ class PartitionLog:
                           log_start_offset=self._log_start_offset, max_timestamp=max(p[3] for p in placements),
                           record_count=sum(h.records_count for h in headers))
 
-    def _write(self, buf: bytearray, headers: list[BatchHeader], now: int, leader_epoch: int | None = None) -> AppendInfo:
-        """Assign offsets to validated batches (stamping ``leader_epoch``), then ``_place`` them."""
-        cfg = self._config
+    def _write(self, records: bytes | bytearray | memoryview, headers: list[BatchHeader], now: int,
+               leader_epoch: int | None = None) -> AppendInfo:
+        """Assign offsets to validated batches (stamping ``leader_epoch``), then ``_place`` them.
+
+        Nothing is copied: each batch is written as its rewritten first bytes (`STAMP`: base
+        offset, length, leader epoch - outside the CRC) followed by a view of the rest as
+        received; for LogAppendTime topics the rewritten part is the whole header, with the CRC
+        recomputed over it and the records (`log_append_time_header`)."""
         if leader_epoch is not None and leader_epoch < 0:
             raise ValueError(f"leader epoch must be >= 0, got {leader_epoch}")
-        append_time = cfg.log_append_time
+        append_time = self._config.log_append_time
+        view = memoryview(records)
+        stamp = STAMP.pack
+        parts: list[bytes | bytearray | memoryview] = []
         placements: list[BatchPlacement] = []
-        next_offset = self._log_end_offset
+        first_offset = next_offset = self._log_end_offset
         pos = 0
         max_ts = -1
         count = 0
         for h in headers:
             base = next_offset
-            assign_offsets(buf, pos, base)
-            if leader_epoch is not None:
-                set_partition_leader_epoch(buf, pos, leader_epoch)
-            ts = h.max_timestamp
+            epoch = h.partition_leader_epoch if leader_epoch is None else leader_epoch
+            size = h.size
             if append_time:
-                set_log_append_time(buf, pos, now)
+                parts.append(log_append_time_header(view, pos, h, base, epoch, now))
+                parts.append(view[pos + HEADER_SIZE:pos + size])
                 ts = now
+            else:
+                parts.append(stamp(base, h.batch_length, epoch))
+                parts.append(view[pos + STAMP_SIZE:pos + size])
+                ts = h.max_timestamp
             next_offset = base + h.last_offset_delta + 1
-            placements.append((pos, base, next_offset - 1, ts, h.size))
-            max_ts = max(max_ts, ts)
+            placements.append((pos, base, next_offset - 1, ts, size))
+            if ts > max_ts:
+                max_ts = ts
             count += h.records_count
-            pos += h.size
-        first_offset = self._log_end_offset
-        self._place(buf, headers, placements, now)
+            pos += size
+        self._place(records, headers, placements, now, parts)
         if leader_epoch is not None:
             self.leader_epoch_cache.assign(leader_epoch, first_offset)
-        return AppendInfo(
-            base_offset=first_offset,
-            last_offset=next_offset - 1,
-            log_append_time_ms=now if append_time else -1,
-            log_start_offset=self._log_start_offset,
-            max_timestamp=max_ts,
-            record_count=count,
-        )
+        return _new_info(AppendInfo, (first_offset, next_offset - 1, now if append_time else -1,
+                                       self._log_start_offset, max_ts, count))
 
-    def _place(self, buf: bytes | bytearray, headers: list[BatchHeader], placements: list[BatchPlacement], now: int) -> None:
-        """Write offset-assigned batches: roll if due, append, update producer state, LEO/HW, markers."""
+    def _place(self, buf: bytes | bytearray | memoryview, headers: list[BatchHeader], placements: list[BatchPlacement],
+               now: int, parts: list[bytes | bytearray | memoryview] | None = None) -> None:
+        """Write offset-assigned batches: roll if due, append, update producer state, LEO/HW, markers.
+
+        ``buf`` holds the batches as stored, or (a leader's append) as received with ``parts``
+        the bytes to store (`_write`): their positions and sizes are the same, and what is read
+        back from ``buf`` (control records) is not rewritten by the stamping."""
         cfg = self._config
         next_offset = placements[-1][2] + 1
         epochs = self.leader_epoch_cache
         if epochs.stale:
             epochs.flush()  # the checkpoint covers every batch stored
+        size = len(buf)
         seg = self._segments[-1]
-        if seg.should_roll(len(buf), next_offset - 1, now, cfg.segment_bytes, cfg.segment_ms):
+        if seg.should_roll(size, next_offset - 1, now, cfg.segment_bytes, cfg.segment_ms):
             seg = self._roll()
-        seg.append(buf, placements, now)
+        seg.append_parts([buf] if parts is None else parts, size, placements, now)
         producers = self.producer_state
         count = 0
         markers = False

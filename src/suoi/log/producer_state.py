@@ -25,7 +25,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from suoi.log.errors import LogError
 from suoi.model import ErrorCode
@@ -67,8 +67,10 @@ class ProducerView:
     current_txn_start_offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class BatchMetadata:
+class BatchMetadata(NamedTuple):
+    """One of a producer's last batches (a NamedTuple: one is made per idempotent batch
+    appended, and a frozen dataclass's ``__init__`` costs a ``__setattr__`` per field)."""
+
     first_seq: int
     last_seq: int
     first_offset: int

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from suoi.log.batch_check import CorruptBatch, VerifiedRanges, recovery_scan
@@ -34,8 +34,11 @@ __all__ = ["BatchPlacement", "LogSegment", "segment_file_name"]
 
 logger = logging.getLogger("suoi.log")
 
-#: Fault-injection seam: tests replace this to simulate ENOSPC/EIO.
-_write = os.write
+#: Fault-injection seam: tests replace this to simulate ENOSPC/EIO (every `.log` write goes
+#: through it: a leader's append writes each batch as its stamped prefix + the bytes received).
+_writev = os.writev
+#: Most buffers one writev takes (Linux: 1024).
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
 
 _MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
 _HEADER_SCAN_CHUNK = 16 * 1024
@@ -49,6 +52,14 @@ _READ_HINTS = 16
 
 #: (position relative to the appended chunk, base offset, last offset, max timestamp, size)
 BatchPlacement = tuple[int, int, int, int, int]
+
+
+def _write_rest(fd: int, parts: Sequence[bytes | bytearray | memoryview], size: int, written: int) -> None:
+    """After a short ``writev`` (rare), or none (more parts than one writev takes: hundreds of
+    batches in one produce), write the rest of ``parts`` from one joined buffer."""
+    rest = memoryview(b"".join(parts))
+    while written < size:
+        written += _writev(fd, [rest[written:]])
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -297,45 +308,44 @@ class LogSegment:
 
     # ------------------------------------------------------------------ writes
 
-    def append(self, data: bytes | bytearray, batches: list[BatchPlacement], now_ms: int) -> None:
-        """Write already-offset-assigned batches with one write and index them.
+    def append(self, data: bytes | bytearray | memoryview, batches: list[BatchPlacement], now_ms: int) -> None:
+        """Write already-offset-assigned batches with one write and index them (`append_parts`)."""
+        self.append_parts([data], len(data), batches, now_ms)
 
-        On any OSError the file and indexes are cut back to their previous
-        state, so a failed append is invisible.
+    def append_parts(self, parts: Sequence[bytes | bytearray | memoryview], size: int, batches: list[BatchPlacement],
+                     now_ms: int) -> None:
+        """Write the batches whose bytes are ``parts`` (``size`` in all; a leader's append passes
+        each batch as its stamped prefix and a view of the rest as received, so no payload is
+        copied in Python) with one ``writev``, then index them.
+
+        On any OSError the file is cut back to its previous size and nothing else has changed
+        (the bookkeeping below runs only after the write), so a failed append is invisible.
         """
         pos0 = self.size
-        saved = (self.next_offset, self.max_timestamp, self.offset_of_max_timestamp, self._bytes_since_index)
-        n_index, n_time = len(self.offset_index), len(self.time_index)
+        file = self._file
         try:
-            size = len(data)
-            self._file.dirty = True
-            fd = self._file.fd
-            written = _write(fd, data)
-            if written < size:  # a short write (rare): the rest, without copying
-                view = memoryview(data)
-                while written < size:
-                    written += _write(fd, view[written:])
-            self.size = pos0 + size
-            self.verified.add(pos0, self.size)  # checked on produce / replica fetch
-            for rel, base, last, max_ts, size in batches:
-                self._index_batch(pos0 + rel, base, last, max_ts, size)
-                self._recent_base.append(base)
-                self._recent_last.append(last)
-                self._recent_pos.append(pos0 + rel)
-            if len(self._recent_base) > _RECENT_MAX:
-                del self._recent_base[:-_RECENT_KEEP], self._recent_last[:-_RECENT_KEEP], self._recent_pos[:-_RECENT_KEEP]
+            file.dirty = True
+            fd = file.fd
+            written = _writev(fd, parts) if len(parts) <= _IOV_MAX else 0
+            if written < size:
+                _write_rest(fd, parts, size, written)
         except OSError as e:
-            self._forget_recent()
-            self.next_offset, self.max_timestamp, self.offset_of_max_timestamp, self._bytes_since_index = saved
             try:
-                if self._file.is_open:  # else the file could not even be opened: nothing was written
-                    os.ftruncate(self._file.fd, pos0)
-                self.offset_index.truncate_entries(n_index)
-                self.time_index.truncate_entries(n_time)
+                if file.is_open:  # else the file could not even be opened: nothing was written
+                    os.ftruncate(file.fd, pos0)
             except OSError:
                 logger.exception("could not roll back failed append to %s", self.log_path)
-            self.size = pos0
             raise KafkaStorageError(e.errno, f"append to {self.log_path} failed: {e.strerror}") from e
+        self.size = pos0 + size
+        self.verified.add(pos0, self.size)  # checked on produce / replica fetch
+        recent_base, recent_last, recent_pos = self._recent_base, self._recent_last, self._recent_pos
+        for rel, base, last, max_ts, batch_size in batches:
+            self._index_batch(pos0 + rel, base, last, max_ts, batch_size)
+            recent_base.append(base)
+            recent_last.append(last)
+            recent_pos.append(pos0 + rel)
+        if len(recent_base) > _RECENT_MAX:
+            del recent_base[:-_RECENT_KEEP], recent_last[:-_RECENT_KEEP], recent_pos[:-_RECENT_KEEP]
         if self.rolling_base_ms is None:
             self.rolling_base_ms = now_ms
 

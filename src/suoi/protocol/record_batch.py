@@ -142,11 +142,12 @@ class BatchHeader(NamedTuple):
 
 
 _new_header = tuple.__new__  # builds a BatchHeader without NamedTuple's Python-level __new__
+_unpack_header = HEADER_STRUCT.unpack_from
 
 
 def parse_batch_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
     """Decode the 61-byte header at ``pos``; raises ``struct.error`` if short."""
-    fields = HEADER_STRUCT.unpack_from(buf, pos)
+    fields = _unpack_header(buf, pos)
     return _new_header(BatchHeader, (*fields, LOG_OVERHEAD + fields[1]))
 
 
@@ -181,6 +182,7 @@ def validate_batches(
     framing, magic, size, CRC32C and the count/offset-delta consistency that
     offset assignment relies on.  Raises a ``RecordValidationError`` subclass
     carrying the Kafka error code; returns the parsed headers otherwise.
+    (Written flat - header parse and CRC inline - because it runs once per batch produced.)
     """
     end = len(buf)
     if end == 0:
@@ -192,42 +194,44 @@ def validate_batches(
         remaining = end - pos
         if remaining > MAGIC_OFFSET:
             magic = view[pos + MAGIC_OFFSET]
-            if magic in (0, 1):
-                raise UnsupportedForMessageFormatError(
-                    f"message format v{magic} is not supported; use a v2 (Kafka >= 0.11) client"
-                )
             if magic != 2:
+                if magic in (0, 1):
+                    raise UnsupportedForMessageFormatError(
+                        f"message format v{magic} is not supported; use a v2 (Kafka >= 0.11) client"
+                    )
                 raise CorruptRecordError(f"unknown record batch magic {magic} at byte {pos}")
         if remaining < HEADER_SIZE:
             raise CorruptRecordError(
                 f"truncated record batch header at byte {pos}: {remaining} bytes"
             )
-        header = parse_batch_header(view, pos)
-        if header.batch_length < _MIN_BATCH_LENGTH:
-            raise CorruptRecordError(f"record batch length {header.batch_length} is too small")
-        if header.size > max_batch_bytes:
+        fields = _unpack_header(view, pos)
+        batch_length = fields[1]
+        size = LOG_OVERHEAD + batch_length
+        if batch_length < _MIN_BATCH_LENGTH:
+            raise CorruptRecordError(f"record batch length {batch_length} is too small")
+        if size > max_batch_bytes:
             raise RecordTooLargeError(
-                f"record batch of {header.size} bytes exceeds max.message.bytes={max_batch_bytes}"
+                f"record batch of {size} bytes exceeds max.message.bytes={max_batch_bytes}"
             )
-        if header.size > remaining:
+        if size > remaining:
             raise CorruptRecordError(
-                f"record batch at byte {pos} claims {header.size} bytes, only {remaining} present"
+                f"record batch at byte {pos} claims {size} bytes, only {remaining} present"
             )
-        if not verify_crc(view, pos, header):
+        if crc32c(view[pos + ATTRIBUTES_OFFSET : pos + size]) != fields[4]:
             raise CorruptRecordError(f"record batch at byte {pos} failed CRC32C check")
-        count = header.records_count
+        count, last_offset_delta = fields[12], fields[6]
         if count < 0:
             raise InvalidRecordError(f"negative records count {count}")
-        if count > 0 and header.last_offset_delta != count - 1:
+        if count > 0 and last_offset_delta != count - 1:
             raise InvalidRecordError(
-                f"lastOffsetDelta {header.last_offset_delta} inconsistent with {count} records"
+                f"lastOffsetDelta {last_offset_delta} inconsistent with {count} records"
             )
-        if header.last_offset_delta < 0:
+        if last_offset_delta < 0:
             # An empty batch must still claim at least one offset, otherwise
             # two batches would share a base offset and offset lookups break.
             raise InvalidRecordError("empty record batch with negative lastOffsetDelta")
-        headers.append(header)
-        pos += header.size
+        headers.append(_new_header(BatchHeader, (*fields, size)))
+        pos += size
     return headers
 
 
@@ -239,12 +243,32 @@ def assign_offsets(buf: bytearray, pos: int, base_offset: int) -> None:
 #: partitionLeaderEpoch sits at bytes 12..15, between batchLength and magic: outside the CRC.
 PARTITION_LEADER_EPOCH_OFFSET = 12
 _EPOCH = struct.Struct(">i")
+#: baseOffset | batchLength | partitionLeaderEpoch: the first 16 bytes of a batch, none of them
+#: covered by the CRC - what a leader's append rewrites: ``STAMP.pack(base_offset,
+#: header.batch_length, epoch)`` is written in front of the rest of the batch as received
+#: (``buf[pos + STAMP_SIZE:pos + size]``), so the append copies no payload in Python.
+STAMP = struct.Struct(">qii")
+STAMP_SIZE = STAMP.size  # 16
 
 
 def set_partition_leader_epoch(buf: bytearray, pos: int, epoch: int) -> None:
     """Stamp the batch at ``pos`` with the leader epoch that appended it (KIP-101), in
     place; the field is not covered by the CRC, so the CRC stays valid."""
     _EPOCH.pack_into(buf, pos + PARTITION_LEADER_EPOCH_OFFSET, epoch)
+
+
+def log_append_time_header(buf: bytes | bytearray | memoryview, pos: int, header: BatchHeader, base_offset: int,
+                           epoch: int, timestamp_ms: int) -> bytearray:
+    """The 61-byte header of the batch at ``pos`` stamped as a leader does (`STAMP`) and with the
+    broker's append time (`set_log_append_time`), its CRC32C recomputed over the new header
+    fields and the records as received (``buf[pos + HEADER_SIZE:pos + size]``, not copied)."""
+    head = bytearray(memoryview(buf)[pos:pos + HEADER_SIZE])
+    STAMP.pack_into(head, 0, base_offset, header.batch_length, epoch)
+    _H.pack_into(head, ATTRIBUTES_OFFSET, header.attributes | TIMESTAMP_TYPE_BIT)
+    _Q.pack_into(head, _MAX_TIMESTAMP_OFFSET, timestamp_ms)
+    crc = crc32c(memoryview(buf)[pos + HEADER_SIZE:pos + header.size], crc32c(memoryview(head)[ATTRIBUTES_OFFSET:]))
+    _I.pack_into(head, _CRC_OFFSET, crc)
+    return head
 
 
 def set_log_append_time(buf: bytearray, pos: int, timestamp_ms: int) -> None:

@@ -34,6 +34,11 @@ def batch(n: int = 3, ts: int = 1000, payload: int = 10, tag: int = 0) -> bytes:
 OpenLog = Callable[..., PartitionLog]
 
 
+def batch_bytes(log: object) -> bytes:
+    """What the first segment of `log` holds (read back from its file)."""
+    return (log.directory / "00000000000000000000.log").read_bytes()  # type: ignore[attr-defined]
+
+
 def batch_positions(path: Path) -> list[tuple[int, int]]:
     """(position, base offset) of every batch of a .log file."""
     data = path.read_bytes()

@@ -17,7 +17,7 @@ from suoi.protocol.records import (
     iter_records,
     validate_batches,
 )
-from tests.unit.log.log_helpers import Clock, OpenLog, batch
+from tests.unit.log.log_helpers import Clock, OpenLog, batch, batch_bytes
 
 
 def offsets(data: bytes) -> list[int]:
@@ -42,11 +42,6 @@ def test_empty_log(open_log: OpenLog) -> None:
         "00000000000000000002.log"}
     reopened.close()
     assert open_log().read(0, 1000) == batch_bytes(reopened)
-
-
-def batch_bytes(log: object) -> bytes:
-    """What the first segment of `log` holds (read back from its file)."""
-    return (log.directory / "00000000000000000000.log").read_bytes()  # type: ignore[attr-defined]
 
 
 def test_append_assigns_consecutive_offsets(open_log: OpenLog) -> None:
@@ -213,12 +208,13 @@ def test_enospc_leaves_log_unchanged(open_log: OpenLog, monkeypatch: pytest.Monk
     before = log.read(0, 1 << 20)
     n_index = len(log.segments[-1].offset_index)
 
-    def half_then_fail(fd: int, data: memoryview) -> int:
+    def half_then_fail(fd: int, parts: list[memoryview]) -> int:
+        data = b"".join(parts)
         if len(data) > 40:
             return os.write(fd, data[:40])  # a short write first...
         raise OSError(errno.ENOSPC, "No space left on device")  # ...then the disk is full
 
-    monkeypatch.setattr(segment_module, "_write", half_then_fail)
+    monkeypatch.setattr(segment_module, "_writev", half_then_fail)
     with pytest.raises(KafkaStorageError) as info:
         log.append(batch())
     assert info.value.error_code == 56 and info.value.errno == errno.ENOSPC
