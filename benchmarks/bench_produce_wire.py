@@ -216,8 +216,9 @@ def produce_phase(b: Broker, name: str, topic: str, partitions: int, records: in
 class Rounds:
     """The small-request path: Fetch parked at the log end, Produce of one record wakes it."""
 
-    def __init__(self, b: Broker) -> None:
-        self.produce, self.fetch = Conn(b.port), Conn(b.port)
+    def __init__(self, port: int, topic: str = "p6") -> None:
+        self.topic = topic
+        self.produce, self.fetch = Conn(port), Conn(port)
         self.batch = build_batch([(None, b"y" * 100)], timestamp_ms=int(time.time() * 1000))
         self.cid = 0
         self.offset = self._log_end()
@@ -227,18 +228,18 @@ class Rounds:
         from kio.schema.produce.v9.response import ProduceResponse
 
         from suoi.protocol.codec import decode_response
-        self.produce.send(produce_frame("p6", [0], self.batch, cid=0))
+        self.produce.send(produce_frame(self.topic, [0], self.batch, cid=0))
         answer = decode_response(self.produce.recv(), ProduceResponse)
         return int(answer.responses[0].partition_responses[0].base_offset) + 1
 
     def one(self) -> float:
         """One round; its latency (produce written -> fetch answer read) in seconds."""
         self.cid += 2
-        self.fetch.send(fetch_frame("p6", 0, self.offset, self.cid))
+        self.fetch.send(fetch_frame(self.topic, 0, self.offset, self.cid))
         if PARK_S:
             time.sleep(PARK_S)  # --park-ms: the Fetch is parked before the Produce comes
         t0 = time.perf_counter()
-        self.produce.send(produce_frame("p6", [0], self.batch, cid=self.cid + 1))
+        self.produce.send(produce_frame(self.topic, [0], self.batch, cid=self.cid + 1))
         self.produce.recv()
         self.fetch.recv()
         self.offset += 1
@@ -250,7 +251,7 @@ class Rounds:
 
 
 def small_phase(b: Broker, rounds_n: int) -> None:
-    r = Rounds(b)
+    r = Rounds(b.port)
     try:
         r.one()
         cpu0, stop, done, slow = b.cpu(), time.perf_counter() + SMALL_SECONDS_MAX, 0, 0
@@ -264,7 +265,7 @@ def small_phase(b: Broker, rounds_n: int) -> None:
 
 
 def paced_phase(b: Broker, rate: int, seconds: float) -> None:
-    r = Rounds(b)
+    r = Rounds(b.port)
     lag0, gc0 = b.histogram("suoi_eventloop_lag_seconds"), b.histogram("suoi_gc_pause_seconds")
     try:
         r.one()

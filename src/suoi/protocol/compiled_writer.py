@@ -240,21 +240,27 @@ def _compile(cls: type) -> Writer:
     return writer
 
 
-def _field(src: _Source, field: dataclasses.Field[Any], flexible: bool, value: str) -> None:
+def _field(src: _Source, field: dataclasses.Field[Any], flexible: bool, value: str, *,
+           writer_of: Callable[[type], Writer] = compiled_writer,
+           fixed: dict[str, tuple[str, str]] = _FIXED, nullable_fixed: dict[str, tuple[str, str]] = _NULLABLE_FIXED,
+           ) -> None:
+    """The code writing one field whose value is the expression `value`. `writer_of` gives the
+    writer of a nested entity, `fixed`/`nullable_fixed` the struct format and value expression
+    per fixed-width type (`compiled_dict_writer` passes its own: it writes from dicts)."""
     kind = classify_field(field)
     optional = is_optional(field)
     if isinstance(kind, EntityTupleField):
-        sub = src.name("E", compiled_writer(kind.type_))
+        sub = src.name("E", writer_of(kind.type_))
         src.piece(f"{_LENGTH[flexible]}({value})")  # joined with the pieces before it
         src.line(f"v = {value}")
         src.lines.append(f"if v:\n        for x in v: {sub}(buf, x)")
         return
     if isinstance(kind, EntityField) and not optional:
-        src.line(f"{src.name('E', compiled_writer(kind.type_))}(buf, {value})")
+        src.line(f"{src.name('E', writer_of(kind.type_))}(buf, {value})")
         return
     if isinstance(kind, PrimitiveField):
         kafka_type = get_schema_field_type(field)
-        plan = (_NULLABLE_FIXED if optional else _FIXED).get(kafka_type)
+        plan = (nullable_fixed if optional else fixed).get(kafka_type)
         if plan is not None:
             src.fixed(plan[0], plan[1].format(v=value))
             return
@@ -288,8 +294,10 @@ def _byte_payload(src: _Source, value: str) -> None:
     src.lines.append("if v is not None: w(v)")
 
 
-def _tagged_fields(src: _Source, tagged: list[tuple[int, dataclasses.Field[Any]]], flexible: bool) -> None:
-    """The tagged-field section: a field equal to its default is left out (as kio does)."""
+def _tagged_fields(src: _Source, tagged: list[tuple[int, dataclasses.Field[Any]]], flexible: bool,
+                   value_of: Callable[[str], str] = "e.{}".format) -> None:
+    """The tagged-field section: a field equal to its default is left out (as kio does).
+    `value_of(name)`: the expression of a field's value."""
     if not tagged:
         src.fixed("x", None)  # zero tagged fields: one 0 byte, packed with the run before it
         return
@@ -302,5 +310,5 @@ def _tagged_fields(src: _Source, tagged: list[tuple[int, dataclasses.Field[Any]]
             raise _Unsupported(str(exc)) from exc
         # `v is D` first: a field left at its default is usually that very object (no __eq__ call)
         d, w = src.name("D", default), src.name("W", writer)
-        src.lines += [f"v = e.{field.name}", f"if v is not {d} and not (v == {d}): t.append(_tagged({int(tag)}, {w}, v))"]
+        src.lines += [f"v = {value_of(field.name)}", f"if v is not {d} and not (v == {d}): t.append(_tagged({int(tag)}, {w}, v))"]
     src.lines.append("w(_uv(len(t)) + b''.join(t))")
