@@ -46,6 +46,10 @@ def _error_code(value: Any) -> int:
     return int(value if type(value) is ErrorCode else ErrorCode(value))  # an unknown code raises, as in build
 
 
+#: Every error code kio knows: a plain int among them is written as it is (`build` would raise on any other).
+_CODES = frozenset(int(code) for code in ErrorCode)
+
+
 def _duration_ms(value: Any) -> int:
     """A timedelta (or a number of ms) as the ms kio writes (`round(total_seconds() * 1000)`)."""
     if not hasattr(value, "total_seconds"):
@@ -89,6 +93,7 @@ def _any_writer(cls: type) -> Writer:
 _HELPERS_HERE: dict[str, Any] = {
     **_HELPERS, "_M": object(), "_err": _error_code, "_dms": _duration_ms, "_tms": _timestamp_ms,
     "_ntms": _nullable_timestamp_ms, "_convert": _convert, "_missing": _missing, "_tuple": tuple, "_list": list,
+    "_int": int, "_CODES": _CODES,
 }
 _compiled: dict[type, Writer] = {}
 
@@ -159,8 +164,12 @@ def _take(src: _Source, p: _FieldPlan, field: dataclasses.Field[Any], a: str) ->
         return lines
     if p.kind == "entities":  # build makes a tuple of any iterable
         lines.append(f"if {a} is not None and type({a}) is not _list and type({a}) is not _tuple: {a} = _tuple({a})")
-    elif to_int:
-        lines.append(f"{a} = {_INT_KINDS[kafka_type] if kafka_type != 'datetime_i64' or not p.nullable else '_ntms'}({a})")
+    elif to_int and kafka_type == "error_code":
+        lines.append(f"if type({a}) is not _int or {a} not in _CODES: {a} = _err({a})")
+    elif to_int and kafka_type == "datetime_i64" and p.nullable:
+        lines.append(f"{a} = _ntms({a})")
+    elif to_int:  # an int is what build's conversion would give back (checked by the tests)
+        lines.append(f"if type({a}) is not _int: {a} = {_INT_KINDS[kafka_type]}({a})")
     return lines
 
 
