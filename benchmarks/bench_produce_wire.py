@@ -17,6 +17,9 @@ partition -> log append -> response. Phases:
 * ``paced``: the same rounds paced at ``--rate`` per second for ``--paced-seconds``: broker
   CPU % and the produce -> fetch answer latency p50/p99/p99.9/max, with the broker's event-loop
   lag and GC pauses over the run (read from its admin endpoint, when it has them).
+* ``librdkafka`` (not in the default set): real clients at ``--librdkafka-rate`` msg/s (1,000 and
+  10,000 by default) for ``--paced-seconds``: a librdkafka producer (linger.ms=0, acks=all, 100 B,
+  round-robin over 6 partitions) and a consumer of the 6 partitions; broker CPU % and µs per message.
 
 Each ``--src label=path`` tree gets its own broker (``python -m suoi broker``, PYTHONPATH
 set to that tree, KRaft combined node, temp dir); the trees alternate phase by phase for
@@ -296,6 +299,66 @@ def paced_phase(b: Broker, rate: int, seconds: float) -> None:
             b.note(f"paced {rate}/s {label} {key}", value)
 
 
+def librdkafka_phase(b: Broker, rate: int, seconds: float) -> None:
+    """librdkafka at `rate` msg/s (linger.ms=0, acks=all, 100 B, round-robin over p6's 6
+    partitions) with a consumer of all 6 (fetch.wait.max.ms default): broker CPU % and CPU µs
+    per message, and the end-to-end latency p50/p99 (send -> consumer poll)."""
+    import threading
+
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+    bootstrap = f"127.0.0.1:{b.port}"
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all",
+                         "enable.idempotence": False, "compression.type": "none"})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{time.time_ns()}",
+                         "enable.auto.commit": False, "enable.partition.eof": False})
+    consumer.assign([KafkaTopicPartition("p6", p, -1) for p in range(6)])  # from the log end
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def consume() -> None:
+        while not stop.is_set():
+            m = consumer.poll(0.1)
+            if m is not None and m.error() is None:
+                latencies.append(time.perf_counter() - struct.unpack(">d", m.value()[:8])[0])
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    try:
+        deadline = time.perf_counter() + 30
+        while not latencies and time.perf_counter() < deadline:  # warm: the consumer is fetching
+            for p in range(6):
+                producer.produce("p6", struct.pack(">d", time.perf_counter()) + b"w" * 92, partition=p)
+            producer.flush(5)
+            time.sleep(0.2)
+        time.sleep(1.0)
+        latencies.clear()
+        tick, sent = 0.001, 0
+        cpu0, t0 = b.cpu(), time.perf_counter()
+        while (now := time.perf_counter()) - t0 < seconds:
+            due = int((now - t0) * rate)
+            while sent < due:
+                producer.produce("p6", struct.pack(">d", time.perf_counter()) + b"x" * 92, partition=sent % 6)
+                sent += 1
+            producer.poll(0)
+            time.sleep(tick)
+        elapsed = time.perf_counter() - t0
+        cpu = b.cpu() - cpu0
+        producer.flush(10)
+        b.note(f"librdkafka {rate}/s broker CPU %", cpu / elapsed * 100)
+        b.note(f"librdkafka {rate}/s broker µs/msg", cpu / sent * 1e6)
+        b.note(f"librdkafka {rate}/s msgs/s done", sent / elapsed)
+        got = sorted(latencies)
+        if got:
+            b.note(f"librdkafka {rate}/s e2e p50 ms", percentile(got, 50) * 1e3)
+            b.note(f"librdkafka {rate}/s e2e p99 ms", percentile(got, 99) * 1e3)
+    finally:
+        stop.set()
+        reader.join(5)
+        consumer.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--src", action="append", default=[], help="label=path of a src tree (default: this one)")
@@ -304,7 +367,11 @@ def main() -> None:
     ap.add_argument("--small-rounds", type=int, default=2000)
     ap.add_argument("--rate", type=int, action="append", default=[], help="paced rounds/s (default 1000)")
     ap.add_argument("--paced-seconds", type=float, default=5.0)
-    ap.add_argument("--phases", default="1k,100b,p1000,small,paced")
+    ap.add_argument("--phases", default="1k,100b,p1000,small,paced",
+                    help="any of 1k,100b,p1000,small,paced,librdkafka (librdkafka: paced real clients, "
+                         "--librdkafka-rate each, default 1000 and 10000 msg/s)")
+    ap.add_argument("--librdkafka-rate", type=int, action="append", default=[],
+                    help="msg/s of the librdkafka phase (linger.ms=0, acks=all)")
     ap.add_argument("--park-ms", type=float, default=0.0,
                     help="wait this long between a round's Fetch and its Produce (compare a tree whose Fetch "
                          "missed a Produce read in the same loop iteration)")
@@ -333,6 +400,9 @@ def main() -> None:
                 if "paced" in phases:
                     for rate in rates:
                         paced_phase(b, rate, args.paced_seconds)
+                if "librdkafka" in phases:
+                    for rate in args.librdkafka_rate or [1000, 10000]:
+                        librdkafka_phase(b, rate, args.paced_seconds)
     finally:
         for b in brokers:
             b.stop()
