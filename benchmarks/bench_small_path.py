@@ -3,14 +3,17 @@
 `bench_produce_wire.py`'s ``small`` phase measures the broker process's CPU per round from
 /proc, which includes whatever else the process does (the KRaft quorum's timers, metrics)
 and cannot say where the time goes. Here a single-node KRaft broker runs on this process's
-main thread (on uvloop, as `suoi broker` does, after `gc.freeze()`) and a client process
+main thread (on uvloop, with the collector settings of `suoi broker`) and a client process
 drives it over real loopback sockets: a consumer's Fetch (v12, max wait 500 ms) parked at
 the log end of one partition, then a Produce (v9, acks=1) of one 100 B record that wakes it;
 round after round, or paced with ``--rate``. The figure is the CPU time of the broker's
 thread alone (`time.pthread_getcpuclockid`), per round; the client is another process, so
 neither its CPU nor a shared GIL is in the figure. With ``--profile`` the loop thread runs under
 cProfile for one more batch of rounds and the functions with the most own time per round are
-printed (cProfile's own overhead inflates the total; the shares are what count).
+printed (cProfile's own overhead inflates the total; the shares are what count). Before the
+rounds, each step of a round is timed in-process (``--breakdown``): decode, handler, encode and
+the whole dispatch of the Produce, and a Fetch parked then woken by it; what a round costs
+beyond those is the event loop, the sockets and `net.server`'s framing and answer ordering.
 
     python benchmarks/bench_small_path.py [--rounds 3000] [--repeat 5] [--profile] [--rate 1000]
     PYTHONPATH=/path/to/other/src python benchmarks/bench_small_path.py   # another tree
@@ -43,6 +46,7 @@ from bench_partition_path import TOPIC, single_node  # noqa: E402
 from bench_produce_wire import Rounds  # noqa: E402
 
 import suoi  # noqa: E402
+import suoi.cli.broker as cli_broker  # noqa: E402
 
 
 def _loop_cpu(thread_id: int) -> Callable[[], float]:
@@ -141,12 +145,77 @@ def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
     done.wait(10)
 
 
+def _cpu_us(fn: Callable[[], Any], n: int) -> float:
+    """Median over 5 batches of `n` calls of `fn`: CPU µs of this thread per call."""
+    batches = []
+    for _ in range(5):
+        t0 = time.thread_time()
+        for _ in range(n):
+            fn()
+        batches.append((time.thread_time() - t0) / n * 1e6)
+    return statistics.median(batches)
+
+
+async def _breakdown(broker: Any, n: int) -> dict[str, float]:
+    """The round's request work without the sockets and the loop: CPU µs of each step, in-process
+    (each step by difference: decode, decode + handle, decode + handle + encode, whole dispatch)."""
+    from bench_produce_wire import fetch_frame, produce_frame
+
+    from suoi.api.dispatch import _encode, dispatch
+    from suoi.api.registry import REGISTRY, RequestContext
+    from suoi.protocol.codec import decode_request, read_prefix
+    from suoi.protocol.records import build_batch
+
+    batch = build_batch([(None, b"y" * 100)], timestamp_ms=int(time.time() * 1000))
+    produce = produce_frame(TOPIC, [0], batch, cid=1)[4:]
+    answer = dispatch(broker, produce, "bench")
+    assert isinstance(answer, list)
+    leaders = broker.kraft.replicas.leaders
+    plog = leaders[next(tp for tp in leaders if tp.topic == TOPIC and tp.partition == 0)].plog
+    handler = REGISTRY[0].handler
+
+    def handled() -> Any:  # a fresh request body each time, as on the wire (no cache hit on the same bytes)
+        request = decode_request(produce, read_prefix(produce))
+        return request, handler(RequestContext(broker, 0, request.api_version, 1, "bench", "bench"), request.body)
+
+    decode = _cpu_us(lambda: decode_request(produce, read_prefix(produce)), n)
+    decode_handle = _cpu_us(handled, n)
+    decode_handle_encode = _cpu_us(lambda: _encode(*handled()), n)
+    whole = _cpu_us(lambda: dispatch(broker, produce, "bench"), n)
+    out = {
+        "Produce: decode (header, bounds check, kio)": decode,
+        "Produce: handler (partition append incl.)": decode_handle - decode,
+        "Produce: encode the answer": decode_handle_encode - decode_handle,
+        "Produce: dispatch's own part (context, quotas, metrics)": whole - decode_handle_encode,
+        "Produce: whole dispatch": whole,
+    }
+    leo = plog.log_end_offset
+    fetch = fetch_frame(TOPIC, 0, leo, 2)[4:]
+    out["Fetch: decode"] = _cpu_us(lambda: decode_request(fetch, read_prefix(fetch)), n)
+    batches = []
+    for _ in range(5):
+        fetches = [fetch_frame(TOPIC, 0, offset, 2)[4:] for offset in range(leo, leo + n)]
+        t0 = time.thread_time()
+        for frame in fetches:  # park at the log end, wake it with a Produce, answer
+            pending = asyncio.ensure_future(dispatch(broker, frame, "bench"))  # type: ignore[arg-type]
+            dispatch(broker, produce, "bench")
+            await pending
+        batches.append((time.thread_time() - t0) / n * 1e6)
+        leo += n
+    out["Fetch parked + Produce that wakes it (dispatch, task)"] = statistics.median(batches)
+    out["Fetch: park, wake, re-read, answer (by difference)"] = (
+        out["Fetch parked + Produce that wakes it (dispatch, task)"] - out["Produce: whole dispatch"])
+    return out
+
+
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="suoi-bench-small-") as data:
         broker = await single_node(data)
         gc.collect()
-        gc.freeze()  # as `suoi broker` does once started
+        gc.freeze()  # as `suoi broker` does once started, with its collector settings
+        gc.set_threshold(getattr(cli_broker, "GC_GEN0_THRESHOLD", 700), *gc.get_threshold()[1:])
         try:
+            steps = await _breakdown(broker, args.breakdown) if args.breakdown else {}
             loop = asyncio.get_running_loop()
             results: dict[str, Any] = {"done": asyncio.Event()}
             port = _client_port(broker)
@@ -170,12 +239,21 @@ async def main(args: argparse.Namespace) -> None:
           f"{results['system']:.0f} µs (all repetitions, /proc: 10 ms ticks)")
     print(f"  round latency (produce written -> fetch answer read): p50 {lat[len(lat) // 2] * 1e3:.3f} ms, "
           f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.3f} ms")
+    if steps:
+        print(f"  in-process, without sockets or the loop (CPU µs, median of 5 x {args.breakdown}):")
+        for name, us in steps.items():
+            print(f"    {us:7.1f}  {name}")
+        rest = statistics.median(cpu_us) - steps["Fetch parked + Produce that wakes it (dispatch, task)"]
+        print(f"    {rest:7.1f}  the rest of a round: event loop, socket reads and writes, framing, "
+              "ordering of answers (by difference)")
     profiler = results.get("profile")
     if profiler is not None:
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out)
         total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
-        print(f"  cProfile: {total / args.rounds * 1e6:.1f} µs per round under the profiler; own time per round:")
+        calls = sum(v[1] for v in stats.stats.values())  # type: ignore[attr-defined]
+        print(f"  cProfile: {total / args.rounds * 1e6:.1f} µs and {calls / args.rounds:.0f} function calls per round "
+              "under the profiler; own time per round:")
         rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
         for (file, line, name), (_cc, calls, tottime, cumtime, _) in rows[:args.top]:
             where = f"{os.path.basename(file)}:{line}({name})" if line else name
@@ -209,6 +287,8 @@ if __name__ == "__main__":
                     help="one more repetition under cProfile, timed by perf_counter (wall, the default) or "
                          "by the thread's CPU time (cpu: slower, but another process's turn is not counted)")
     ap.add_argument("--top", type=int, default=40, help="profile rows to print")
+    ap.add_argument("--breakdown", type=int, default=2000,
+                    help="first time each step of a round in-process, this many calls a batch (0: skip)")
     ap.add_argument("--client-port", type=int, default=0, help=argparse.SUPPRESS)  # the client process
     parsed = ap.parse_args()
     if parsed.client_port:

@@ -127,7 +127,7 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
     try:
         authorizer = getattr(broker, "authorizer", None)  # suoi.authorizer, when authorizer.class.name is set
         result = handler(ctx, body) if authorizer is None else authorized_call(ctx, body, handler, authorizer)
-        if inspect.isawaitable(result):
+        if type(result) is not dict and result is not None and inspect.isawaitable(result):
             if quota is not None:
                 quota.parked()
             return _finish_later(result, ctx, request, spec.name, client_host, CLIENT_LISTENER.get(), metrics,

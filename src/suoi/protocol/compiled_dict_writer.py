@@ -93,7 +93,7 @@ def _any_writer(cls: type) -> Writer:
 _HELPERS_HERE: dict[str, Any] = {
     **_HELPERS, "_M": object(), "_err": _error_code, "_dms": _duration_ms, "_tms": _timestamp_ms,
     "_ntms": _nullable_timestamp_ms, "_convert": _convert, "_missing": _missing, "_tuple": tuple, "_list": list,
-    "_int": int, "_CODES": _CODES,
+    "_int": int, "_CODES": _CODES, "_EC": ErrorCode,
 }
 _compiled: dict[type, Writer] = {}
 
@@ -165,7 +165,7 @@ def _take(src: _Source, p: _FieldPlan, field: dataclasses.Field[Any], a: str) ->
     if p.kind == "entities":  # build makes a tuple of any iterable
         lines.append(f"if {a} is not None and type({a}) is not _list and type({a}) is not _tuple: {a} = _tuple({a})")
     elif to_int and kafka_type == "error_code":
-        lines.append(f"if type({a}) is not _int or {a} not in _CODES: {a} = _err({a})")
+        lines.append(f"if {a} not in _CODES or (type({a}) is not _int and type({a}) is not _EC): {a} = _err({a})")
     elif to_int and kafka_type == "datetime_i64" and p.nullable:
         lines.append(f"{a} = _ntms({a})")
     elif to_int:  # an int is what build's conversion would give back (checked by the tests)
