@@ -30,7 +30,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 from kio.serial._introspect import get_field_tag
 
-from suoi.protocol.codec import _convert, _FieldPlan, _plan, build, framed, response_class
+from suoi.protocol.codec import _INT32, GatherBuffer, _convert, _FieldPlan, _plan, build, response_class
 from suoi.protocol.compiled_writer import _FIXED, _HELPERS, _NULLABLE_FIXED, Writer, _field, _Source, _tagged_fields
 from suoi.protocol.compiled_writer import compiled_writer as _entity_writer
 
@@ -177,21 +177,48 @@ def _take(src: _Source, p: _FieldPlan, field: dataclasses.Field[Any], a: str) ->
 _INT_KINDS = {"error_code": "_err", "timedelta_i32": "_dms", "timedelta_i64": "_dms", "datetime_i64": "_tms"}
 
 
+class _Pieces(list):  # type: ignore[type-arg]
+    """A write target whose `write` is `list.append` itself (no Python call per write): the
+    pieces are joined once at the end, large ones (record sets) kept by reference, as
+    `codec.GatherBuffer` does."""
+
+    write = list.append
+
+
+_LARGE = GatherBuffer.LARGE
+
+
 def encode_response_data(correlation_id: int, api_key: int, api_version: int,
                          data: Mapping[str, Any]) -> list[bytes | bytearray | memoryview]:
     """`codec.encode_response(correlation_id, build_response(api_key, api_version, data))`,
     without building the kio entities: size-prefixed parts ready for `transport.writelines`."""
+    writers = _WRITERS.get((api_key, api_version)) or _writers(api_key, api_version)
+    pieces = _Pieces([b""])  # the size prefix, set below
+    writers[0](pieces, {"correlation_id": correlation_id})
+    writers[1](pieces, data)
+    sizes = [*map(len, pieces)]
+    pieces[0] = _INT32.pack(sum(sizes))
+    if max(sizes) < _LARGE:
+        return [b"".join(pieces)]
+    parts: list[bytes | bytearray | memoryview] = []
+    small: list[Any] = []
+    for piece, size in zip(pieces, sizes, strict=True):
+        if size < _LARGE:
+            small.append(piece)
+            continue
+        if small:
+            parts.append(b"".join(small))
+            small = []
+        parts.append(piece)
+    if small:
+        parts.append(b"".join(small))
+    return parts
+
+
+_WRITERS: dict[tuple[int, int], tuple[Writer, Writer]] = {}
+
+
+def _writers(api_key: int, api_version: int) -> tuple[Writer, Writer]:
     cls = response_class(api_key, api_version)
-    write_header, write_body = _writers(cls)
-    return framed(write_header, {"correlation_id": correlation_id}, write_body, data)
-
-
-_WRITERS: dict[type, tuple[Writer, Writer]] = {}
-
-
-def _writers(cls: type) -> tuple[Writer, Writer]:
-    found = _WRITERS.get(cls)
-    if found is None:
-        found = _WRITERS[cls] = (dict_writer(cls.__header_schema__), dict_writer(cls))  # type: ignore[attr-defined]
+    found = _WRITERS[api_key, api_version] = (dict_writer(cls.__header_schema__), dict_writer(cls))  # type: ignore[attr-defined]
     return found
-

@@ -122,3 +122,17 @@ def test_a_large_record_set_is_written_by_reference() -> None:
     parts = encode_response_data(7, 1, 12, data)
     assert any(p is records for p in parts)
     assert b"".join(parts) == b"".join(encode_response(7, build_response(1, 12, data)))
+
+
+def test_record_sets_large_and_small_between_small_fields() -> None:
+    """A large record set is its own part, between the joined small pieces; the whole is framed."""
+    large, small = b"L" * 40_000, b"s" * 100
+    partitions = [{"partition_index": i, "error_code": 0, "high_watermark": 5, "last_stable_offset": 5,
+                   "log_start_offset": 0, "aborted_transactions": None, "preferred_read_replica": -1, "records": r}
+                  for i, r in enumerate((small, large, small, large))]
+    data = {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": [{"topic": "t", "partitions": partitions}]}
+    parts = encode_response_data(7, 1, 12, data)
+    assert [p is large for p in parts] == [False, True, False, True, False]
+    whole = b"".join(parts)
+    assert whole == b"".join(encode_response(7, build_response(1, 12, data)))
+    assert int.from_bytes(whole[:4], "big") == len(whole) - 4
