@@ -281,7 +281,7 @@ def _run_loop(coro: Any) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3000, help="rounds per repetition")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=5, help="repetitions measured (the median is printed)")
     ap.add_argument("--rate", type=int, default=0, help="rounds per second (0: back to back)")
     ap.add_argument("--profile", nargs="?", const="wall", choices=("wall", "cpu"),
                     help="one more repetition under cProfile, timed by perf_counter (wall, the default) or "

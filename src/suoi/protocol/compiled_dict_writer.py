@@ -146,7 +146,7 @@ def _compile(cls: type) -> Writer:
 def _take(src: _Source, p: _FieldPlan, field: dataclasses.Field[Any], a: str) -> list[str]:
     """Lines that put the field's value in local `a` as `build` would give it to the writer
     (converted to the wire's int for the fixed-width types `_INT_FIXED` writes as ints)."""
-    kafka_type = field.metadata.get("kafka_type")
+    kafka_type = str(field.metadata.get("kafka_type"))
     tagged = get_field_tag(field) is not None
     lines = [f"{a} = g({p.name!r}, _M)"]
     if p.default is not dataclasses.MISSING:
