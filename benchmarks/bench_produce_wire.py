@@ -169,6 +169,18 @@ class Broker:
         return out
 
 
+def requests_answered(b: Broker) -> dict[str, float]:
+    """Requests the node answered so far, per API (its admin endpoint's request counter)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{b.admin_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    prefix = "kafka_network_requestmetrics_requests_total{"
+    return {line.split('="', 1)[1].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line.startswith(prefix)}
+
+
 def pauses_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """What a histogram of pauses gained: how many, total ms, how many >= 5 / 10 ms, and the
     upper bound of the highest bucket that gained any (the longest pause is below it)."""
@@ -337,6 +349,7 @@ def librdkafka_phase(b: Broker, rate: int, seconds: float) -> None:
         time.sleep(1.0)
         latencies.clear()
         tick, sent = 0.001, 0
+        answered0 = requests_answered(b)
         cpu0, t0 = b.cpu(), time.perf_counter()
         while (now := time.perf_counter()) - t0 < seconds:
             due = int((now - t0) * rate)
@@ -347,7 +360,12 @@ def librdkafka_phase(b: Broker, rate: int, seconds: float) -> None:
             time.sleep(tick)
         elapsed = time.perf_counter() - t0
         cpu = b.cpu() - cpu0
+        answered = requests_answered(b)
         producer.flush(10)
+        requests = sum(answered.get(api, 0.0) - answered0.get(api, 0.0) for api in ("Produce", "Fetch"))
+        if requests > 0:  # librdkafka batches while a request is in flight: requests per message vary
+            b.note(f"librdkafka {rate}/s Produce+Fetch requests/msg", requests / sent)
+            b.note(f"librdkafka {rate}/s broker µs/request", cpu / requests * 1e6)
         b.note(f"librdkafka {rate}/s broker CPU %", cpu / elapsed * 100)
         b.note(f"librdkafka {rate}/s broker µs/msg", cpu / sent * 1e6)
         b.note(f"librdkafka {rate}/s msgs/s done", sent / elapsed)
