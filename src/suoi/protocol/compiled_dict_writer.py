@@ -103,7 +103,8 @@ def dict_writer(cls: type) -> Writer:
     writer = _compiled.get(cls)
     if writer is None:
         entity_writer = _entity_writer(cls)
-        if not entity_writer.__code__.co_filename.startswith("<compiled writer"):  # kio's own writer: keep build
+        code = getattr(entity_writer, "__code__", None)
+        if code is None or not code.co_filename.startswith("<compiled writer"):  # kio's own writer: keep build
             writer = _built(cls, entity_writer)
         else:
             writer = _compile(cls)
