@@ -17,6 +17,9 @@ partition -> log append -> response. Phases:
 * ``paced``: the same rounds paced at ``--rate`` per second for ``--paced-seconds``: broker
   CPU % and the produce -> fetch answer latency p50/p99/p99.9/max, with the broker's event-loop
   lag and GC pauses over the run (read from its admin endpoint, when it has them).
+* ``librdkafka`` (not in the default set): real clients at ``--librdkafka-rate`` msg/s (1,000 and
+  10,000 by default) for ``--paced-seconds``: a librdkafka producer (linger.ms=0, acks=all, 100 B,
+  round-robin over 6 partitions) and a consumer of the 6 partitions; broker CPU % and µs per message.
 
 Each ``--src label=path`` tree gets its own broker (``python -m suoi broker``, PYTHONPATH
 set to that tree, KRaft combined node, temp dir); the trees alternate phase by phase for
@@ -37,7 +40,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from common import admin_histogram, create_topic, log, pauses_between, percentile, read_cpu_s, start_suoi_kraft
+from common import admin_histogram, admin_metrics, create_topic, log, pauses_between, percentile, read_cpu_s, start_suoi_kraft
 from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
 from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from kio.static.primitive import i16, i32
@@ -137,6 +140,13 @@ class Broker:
         return admin_histogram(self.admin_port, name)
 
 
+def requests_answered(b: Broker) -> dict[str, float]:
+    """Requests the node answered so far, per API (its admin endpoint's request counter)."""
+    prefix = "kafka_network_requestmetrics_requests_total{"
+    return {line.split('="', 1)[1].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in admin_metrics(b.admin_port).splitlines() if line.startswith(prefix)}
+
+
 def pipelined(b: Broker, frames: list[bytes], requests: int) -> float:
     """Write `requests` frames (cycling) with WINDOW in flight; broker CPU seconds spent."""
     conn = Conn(b.port)
@@ -173,8 +183,9 @@ def produce_phase(b: Broker, name: str, topic: str, partitions: int, records: in
 class Rounds:
     """The small-request path: Fetch parked at the log end, Produce of one record wakes it."""
 
-    def __init__(self, b: Broker) -> None:
-        self.produce, self.fetch = Conn(b.port), Conn(b.port)
+    def __init__(self, port: int, topic: str = "p6") -> None:
+        self.topic = topic
+        self.produce, self.fetch = Conn(port), Conn(port)
         self.batch = build_batch([(None, b"y" * 100)], timestamp_ms=int(time.time() * 1000))
         self.cid = 0
         self.offset = self._log_end()
@@ -184,18 +195,18 @@ class Rounds:
         from kio.schema.produce.v9.response import ProduceResponse
 
         from suoi.protocol.codec import decode_response
-        self.produce.send(produce_frame("p6", [0], self.batch, cid=0))
+        self.produce.send(produce_frame(self.topic, [0], self.batch, cid=0))
         answer = decode_response(self.produce.recv(), ProduceResponse)
         return int(answer.responses[0].partition_responses[0].base_offset) + 1
 
     def one(self) -> float:
         """One round; its latency (produce written -> fetch answer read) in seconds."""
         self.cid += 2
-        self.fetch.send(fetch_frame("p6", 0, self.offset, self.cid))
+        self.fetch.send(fetch_frame(self.topic, 0, self.offset, self.cid))
         if PARK_S:
             time.sleep(PARK_S)  # --park-ms: the Fetch is parked before the Produce comes
         t0 = time.perf_counter()
-        self.produce.send(produce_frame("p6", [0], self.batch, cid=self.cid + 1))
+        self.produce.send(produce_frame(self.topic, [0], self.batch, cid=self.cid + 1))
         self.produce.recv()
         self.fetch.recv()
         self.offset += 1
@@ -207,7 +218,7 @@ class Rounds:
 
 
 def small_phase(b: Broker, rounds_n: int) -> None:
-    r = Rounds(b)
+    r = Rounds(b.port)
     try:
         r.one()
         cpu0, stop, done, slow = b.cpu(), time.perf_counter() + SMALL_SECONDS_MAX, 0, 0
@@ -221,7 +232,7 @@ def small_phase(b: Broker, rounds_n: int) -> None:
 
 
 def paced_phase(b: Broker, rate: int, seconds: float) -> None:
-    r = Rounds(b)
+    r = Rounds(b.port)
     lag0, gc0 = b.histogram("suoi_eventloop_lag_seconds"), b.histogram("suoi_gc_pause_seconds")
     try:
         r.one()
@@ -238,7 +249,9 @@ def paced_phase(b: Broker, rate: int, seconds: float) -> None:
                 time.sleep(due - now)
             latencies.append(r.one())
         elapsed = time.perf_counter() - t0
-        b.note(f"paced {rate}/s broker CPU %", (b.cpu() - cpu0) / elapsed * 100)
+        cpu = b.cpu() - cpu0
+        b.note(f"paced {rate}/s broker CPU %", cpu / elapsed * 100)
+        b.note(f"paced {rate}/s broker µs/round", cpu / max(len(latencies), 1) * 1e6)  # fewer done on a loaded box
         b.note(f"paced {rate}/s rounds/s done", len(latencies) / elapsed)
         latencies.sort()
         for q in (50, 99, 99.9):
@@ -252,6 +265,72 @@ def paced_phase(b: Broker, rate: int, seconds: float) -> None:
             b.note(f"paced {rate}/s {label} {key}", value)
 
 
+def librdkafka_phase(b: Broker, rate: int, seconds: float) -> None:
+    """librdkafka at `rate` msg/s (linger.ms=0, acks=all, 100 B, round-robin over p6's 6
+    partitions) with a consumer of all 6 (fetch.wait.max.ms default): broker CPU % and CPU µs
+    per message, and the end-to-end latency p50/p99 (send -> consumer poll)."""
+    import threading
+
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+    bootstrap = f"127.0.0.1:{b.port}"
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all",
+                         "enable.idempotence": False, "compression.type": "none"})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{time.time_ns()}",
+                         "enable.auto.commit": False, "enable.partition.eof": False})
+    consumer.assign([KafkaTopicPartition("p6", p, -1) for p in range(6)])  # from the log end
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def consume() -> None:
+        while not stop.is_set():
+            m = consumer.poll(0.1)
+            if m is not None and m.error() is None:
+                latencies.append(time.perf_counter() - struct.unpack(">d", m.value()[:8])[0])
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    try:
+        deadline = time.perf_counter() + 30
+        while not latencies and time.perf_counter() < deadline:  # warm: the consumer is fetching
+            for p in range(6):
+                producer.produce("p6", struct.pack(">d", time.perf_counter()) + b"w" * 92, partition=p)
+            producer.flush(5)
+            time.sleep(0.2)
+        time.sleep(1.0)
+        latencies.clear()
+        tick, sent = 0.001, 0
+        answered0 = requests_answered(b)
+        cpu0, t0 = b.cpu(), time.perf_counter()
+        while (now := time.perf_counter()) - t0 < seconds:
+            due = int((now - t0) * rate)
+            while sent < due:
+                producer.produce("p6", struct.pack(">d", time.perf_counter()) + b"x" * 92, partition=sent % 6)
+                sent += 1
+            producer.poll(0)
+            time.sleep(tick)
+        elapsed = time.perf_counter() - t0
+        cpu = b.cpu() - cpu0
+        answered = requests_answered(b)
+        producer.flush(10)
+        requests = sum(answered.get(api, 0.0) - answered0.get(api, 0.0) for api in ("Produce", "Fetch"))
+        if requests > 0:  # librdkafka batches while a request is in flight: requests per message vary
+            b.note(f"librdkafka {rate}/s Produce+Fetch requests/msg", requests / sent)
+            b.note(f"librdkafka {rate}/s broker µs/request", cpu / requests * 1e6)
+        b.note(f"librdkafka {rate}/s broker CPU %", cpu / elapsed * 100)
+        b.note(f"librdkafka {rate}/s broker µs/msg", cpu / sent * 1e6)
+        b.note(f"librdkafka {rate}/s msgs/s done", sent / elapsed)
+        got = sorted(latencies)
+        if got:
+            b.note(f"librdkafka {rate}/s e2e p50 ms", percentile(got, 50) * 1e3)
+            b.note(f"librdkafka {rate}/s e2e p99 ms", percentile(got, 99) * 1e3)
+    finally:
+        stop.set()
+        reader.join(5)
+        consumer.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--src", action="append", default=[], help="label=path of a src tree (default: this one)")
@@ -260,7 +339,11 @@ def main() -> None:
     ap.add_argument("--small-rounds", type=int, default=2000)
     ap.add_argument("--rate", type=int, action="append", default=[], help="paced rounds/s (default 1000)")
     ap.add_argument("--paced-seconds", type=float, default=5.0)
-    ap.add_argument("--phases", default="1k,100b,p1000,small,paced")
+    ap.add_argument("--phases", default="1k,100b,p1000,small,paced",
+                    help="any of 1k,100b,p1000,small,paced,librdkafka (librdkafka: paced real clients, "
+                         "--librdkafka-rate each, default 1000 and 10000 msg/s)")
+    ap.add_argument("--librdkafka-rate", type=int, action="append", default=[],
+                    help="msg/s of the librdkafka phase (linger.ms=0, acks=all)")
     ap.add_argument("--park-ms", type=float, default=0.0,
                     help="wait this long between a round's Fetch and its Produce (compare a tree whose Fetch "
                          "missed a Produce read in the same loop iteration)")
@@ -289,6 +372,9 @@ def main() -> None:
                 if "paced" in phases:
                     for rate in rates:
                         paced_phase(b, rate, args.paced_seconds)
+                if "librdkafka" in phases:
+                    for rate in args.librdkafka_rate or [1000, 10000]:
+                        librdkafka_phase(b, rate, args.paced_seconds)
     finally:
         for b in brokers:
             b.stop()

@@ -36,6 +36,7 @@ from suoi.protocol.codec import (
     read_prefix,
     response_class,
 )
+from suoi.protocol.compiled_dict_writer import encode_response_data
 from suoi.protocol.file_records import FileRegion
 from suoi.protocol.splice import SplicedResponse, encode_spliced
 from suoi.raft_driver.codec import FETCH_KEY, is_metadata_fetch
@@ -128,7 +129,7 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
     try:
         authorizer = getattr(broker, "authorizer", None)  # suoi.authorizer, when authorizer.class.name is set
         result = handler(ctx, body) if authorizer is None else authorized_call(ctx, body, handler, authorizer)
-        if inspect.isawaitable(result):
+        if type(result) is not dict and result is not None and inspect.isawaitable(result):
             if quota is not None:
                 quota.parked()
             return _finish_later(result, ctx, request, spec.name, client_host, CLIENT_LISTENER.get(), metrics,
@@ -149,11 +150,10 @@ def _encode(request: Request, data: ResponseData, quota: client_quotas.RequestQu
         return None
     if isinstance(data, SplicedResponse):
         return encode_spliced(request.correlation_id, response_class(request.api_key, request.api_version), data)
-    response = build_response(request.api_key, request.api_version, data)
-    parts = encode_response(request.correlation_id, response)
+    parts = encode_response_data(request.correlation_id, request.api_key, request.api_version, data)
     if quota is not None and quota.finish(sum(len(p) for p in parts)) > 0:
         throttled = quota.throttled_response(request.body, data)
-        parts = encode_response(request.correlation_id, build_response(request.api_key, request.api_version, throttled))
+        parts = encode_response_data(request.correlation_id, request.api_key, request.api_version, throttled)
         quota.mute()
     return parts
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from suoi.api.authorization import principal_of, replica_id_of
 from suoi.api.registry import RequestContext
-from suoi.quota import ClientQuotas, quota_for
+from suoi.quota import ClientQuotas
 
 __all__ = ["RequestQuota", "begin"]
 
@@ -82,7 +82,7 @@ class RequestQuota:
         response can fit the quota at all instead of being answered empty again and again."""
         if self.ctx.api_key != FETCH or self.follower:
             return request
-        found = quota_for(self.quotas, "consumer_byte_rate", self.user, self.client_id)
+        found = self.manager.applicable(self.quotas, "consumer_byte_rate", self.user, self.client_id)
         if found is None:
             return request
         window = max(int(found[0] * (self.manager.num_samples - 1) * self.manager.window_ms / 1000), 1)

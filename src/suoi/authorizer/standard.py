@@ -15,6 +15,10 @@ operation, resource):
 
 The bindings are loaded with `load` (from the metadata image); loading the same collection
 object again is free, so callers may hand the image's bindings over on every request.
+Decisions are remembered per (principal, host, operation, resource type, name) until the
+bindings change (`load` of another collection: the image's ACLs changed) - a producer's every
+Produce asks the same question, and the answer is one dict lookup instead of a walk over the
+bindings. The super users and the no-ACL default are fixed at construction.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = ["AUTHORIZER_CLASS", "StandardAuthorizer", "authorizer_from_config"]
 #: The only `authorizer.class.name` suoi implements (Kafka's KRaft authorizer).
 AUTHORIZER_CLASS = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 WILDCARD_PRINCIPAL = "User:*"
+#: Remembered decisions at most (then forgotten all at once: many hosts or topic names only cost a re-walk).
+DECISIONS_MAX = 10_000
 
 _IMPLIES_DESCRIBE = frozenset({AclOperation.DESCRIBE, AclOperation.READ, AclOperation.WRITE, AclOperation.DELETE,
                                AclOperation.ALTER})
@@ -73,6 +79,8 @@ class StandardAuthorizer:
         self.allow_everyone_if_no_acl_found = allow_everyone_if_no_acl_found
         self._source: object = None
         self._by_type: dict[ResourceType, _Index] = {}
+        #: (principal, host, operation, resource type, name) -> allowed, for the loaded bindings
+        self._decisions: dict[tuple[str, str, AclOperation, ResourceType, str], bool] = {}
 
     def load(self, acls: Mapping[Any, AclBinding] | Collection[AclBinding]) -> None:
         """Replace the bindings (a mapping's values, e.g. the image's ACLs by id). The same
@@ -87,9 +95,21 @@ class StandardAuthorizer:
             else:
                 index.literal[acl.resource_name].append(acl)
         self._by_type, self._source = by_type, acls
+        self._decisions = {}
 
     def authorize(self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType,
                   resource_name: str) -> bool:
+        key = (principal, host, operation, resource_type, resource_name)
+        allowed = self._decisions.get(key)
+        if allowed is None:
+            allowed = self._decide(principal, host, operation, resource_type, resource_name)
+            if len(self._decisions) >= DECISIONS_MAX:
+                self._decisions = {}
+            self._decisions[key] = allowed
+        return allowed
+
+    def _decide(self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType,
+                resource_name: str) -> bool:
         if principal in self.super_users:
             return True
         index = self._by_type.get(resource_type)

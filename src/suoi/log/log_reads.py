@@ -20,6 +20,7 @@ from suoi.log.batch_check import _MIN_BATCH_LENGTH, CorruptBatch, crc_problem, f
 from suoi.log.errors import CorruptRecordError
 from suoi.log.handles import LazyFile
 from suoi.log.segment import LogSegment
+from suoi.protocol.codec import GatherBuffer
 from suoi.protocol.file_records import FileRegion
 from suoi.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, iter_records, parse_batch_header
 
@@ -36,6 +37,10 @@ _T = TypeVar("_T")
 #: than copying: 16 KiB answers cost 25 % more CPU by sendfile, 32 KiB ones 15 % less
 #: (benchmarks/README.md "Fetch answers by sendfile").
 SENDFILE_MIN_BYTES = 32 * 1024
+# Answer encoders (protocol.compiled_dict_writer) join every piece below GatherBuffer.LARGE into
+# one bytes object without looking at its type: a region must never be that small.
+if SENDFILE_MIN_BYTES < GatherBuffer.LARGE:
+    raise ImportError("SENDFILE_MIN_BYTES must be at least protocol.codec.GatherBuffer.LARGE")
 #: Header reads of the verified walk below: a chunk while batches are small, else one header.
 _SPAN_CHUNK = 4096
 

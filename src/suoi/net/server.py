@@ -27,6 +27,7 @@ import collections
 import functools
 import logging
 import time
+import types
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -314,6 +315,8 @@ class KafkaConnection(asyncio.Protocol):
             item: Any = _NO_RESPONSE
         elif isinstance(outcome, list):
             item = outcome
+        elif type(outcome) is types.CoroutineType:  # a handler that waits (long-poll, acks=all)
+            item = asyncio.get_running_loop().create_task(outcome)
         else:
             item = asyncio.ensure_future(outcome)
         if not self._queue and item is not _NO_RESPONSE and not isinstance(item, asyncio.Future):

@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from suoi.model import ErrorCode, TopicPartition
+from suoi.partition.fetch import fetch_messages
 from suoi.partition.partition import AppendResult, Partition
 
 if TYPE_CHECKING:
@@ -60,8 +61,6 @@ class PartitionDirectory:
 
     def fetch_messages(self, params: FetchParams, topics: list[FetchTopic]) -> TopicReads | Awaitable[TopicReads]:
         """Kafka's ReplicaManager.fetchMessages: read now, or long-poll (see `fetch.py`)."""
-        from suoi.partition.fetch import fetch_messages
-
         return fetch_messages(self, params, topics)
 
 

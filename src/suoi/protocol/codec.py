@@ -155,10 +155,16 @@ def encode_response(correlation_id: int, response: Any) -> list[bytes | bytearra
     """Serialise header + body as size-prefixed parts ready for `transport.writelines`."""
     header_cls = type(response).__header_schema__
     write_header, write_body = _response_writers(type(response))  # type: ignore[arg-type]
+    return framed(write_header, header_cls(correlation_id=correlation_id), write_body, response)
+
+
+def framed(write_header: Any, header: Any, write_body: Any, body: Any
+           ) -> list[bytes | bytearray | memoryview | FileRegion]:
+    """A header and a body, each written by its writer, as size-prefixed parts."""
     buf = GatherBuffer()
     buf.write(_INT32.pack(0))  # size placeholder, patched below
-    write_header(buf, header_cls(correlation_id=correlation_id))
-    write_body(buf, response)
+    write_header(buf, header)
+    write_body(buf, body)
     parts = buf.finish()
     first = parts[0]
     assert isinstance(first, bytearray)

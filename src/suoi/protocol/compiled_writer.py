@@ -112,6 +112,13 @@ def _legacy_length(value: Any) -> bytes:
 
 
 _LENGTH = {True: "_compact_length", False: "_legacy_length"}
+#: The same, inline in the generated code (no call for the usual short array), of an expression {v}.
+_INLINE_LENGTH = {
+    True: "(b'\\x00' if (_x := {v}) is None else _CL[len(_x)] if len(_x) < 127 else _compact_length(_x))",
+    False: "(b'\\xff\\xff\\xff\\xff' if (_x := {v}) is None else _i32.pack(len(_x)))",
+}
+#: Compact (KIP-482) lengths of 0..126 items: uvarint(n + 1), one byte.
+_COMPACT_LENGTHS = [bytes([n + 1]) for n in range(127)]
 
 
 def _compact_array(code: str, values: Any) -> bytes:
@@ -147,7 +154,8 @@ _HELPERS: dict[str, Any] = {
     "_nullable_compact_string": _nullable_compact_string, "_legacy_string": _legacy_string,
     "_nullable_legacy_string": _nullable_legacy_string, "_tagged": _tagged, "_uv": _uvarint,
     "_i32": _INT32, "_compact_length": _compact_length, "_legacy_length": _legacy_length,
-    "_compact_array": _compact_array, "_legacy_array": _legacy_array,
+    "_compact_array": _compact_array, "_legacy_array": _legacy_array, "_CL": _COMPACT_LENGTHS,
+    "_UV": _SMALL_UVARINTS,
 }
 
 _compiled: dict[type, Writer] = {}
@@ -240,21 +248,27 @@ def _compile(cls: type) -> Writer:
     return writer
 
 
-def _field(src: _Source, field: dataclasses.Field[Any], flexible: bool, value: str) -> None:
+def _field(src: _Source, field: dataclasses.Field[Any], flexible: bool, value: str, *,
+           writer_of: Callable[[type], Writer] = compiled_writer,
+           fixed: dict[str, tuple[str, str]] = _FIXED, nullable_fixed: dict[str, tuple[str, str]] = _NULLABLE_FIXED,
+           ) -> None:
+    """The code writing one field whose value is the expression `value`. `writer_of` gives the
+    writer of a nested entity, `fixed`/`nullable_fixed` the struct format and value expression
+    per fixed-width type (`compiled_dict_writer` passes its own: it writes from dicts)."""
     kind = classify_field(field)
     optional = is_optional(field)
     if isinstance(kind, EntityTupleField):
-        sub = src.name("E", compiled_writer(kind.type_))
-        src.piece(f"{_LENGTH[flexible]}({value})")  # joined with the pieces before it
+        sub = src.name("E", writer_of(kind.type_))
+        src.piece(_INLINE_LENGTH[flexible].format(v=value))  # joined with the pieces before it
         src.line(f"v = {value}")
         src.lines.append(f"if v:\n        for x in v: {sub}(buf, x)")
         return
     if isinstance(kind, EntityField) and not optional:
-        src.line(f"{src.name('E', compiled_writer(kind.type_))}(buf, {value})")
+        src.line(f"{src.name('E', writer_of(kind.type_))}(buf, {value})")
         return
     if isinstance(kind, PrimitiveField):
         kafka_type = get_schema_field_type(field)
-        plan = (_NULLABLE_FIXED if optional else _FIXED).get(kafka_type)
+        plan = (nullable_fixed if optional else fixed).get(kafka_type)
         if plan is not None:
             src.fixed(plan[0], plan[1].format(v=value))
             return
@@ -263,7 +277,7 @@ def _field(src: _Source, field: dataclasses.Field[Any], flexible: bool, value: s
             return
         if kafka_type in ("bytes", "records"):
             if optional:
-                src.piece(f"{_LENGTH[flexible]}({value})")
+                src.piece(_INLINE_LENGTH[flexible].format(v=value))
             else:  # len(None) raises, as kio does for a null in a non-nullable field
                 src.piece(f"_uv(len({value}) + 1)" if flexible else f"_i32.pack(len({value}))")
             _byte_payload(src, value)
@@ -288,8 +302,10 @@ def _byte_payload(src: _Source, value: str) -> None:
     src.lines.append("if v is not None: w(v)")
 
 
-def _tagged_fields(src: _Source, tagged: list[tuple[int, dataclasses.Field[Any]]], flexible: bool) -> None:
-    """The tagged-field section: a field equal to its default is left out (as kio does)."""
+def _tagged_fields(src: _Source, tagged: list[tuple[int, dataclasses.Field[Any]]], flexible: bool,
+                   value_of: Callable[[str], str] = "e.{}".format) -> None:
+    """The tagged-field section: a field equal to its default is left out (as kio does).
+    `value_of(name)`: the expression of a field's value."""
     if not tagged:
         src.fixed("x", None)  # zero tagged fields: one 0 byte, packed with the run before it
         return
@@ -302,5 +318,5 @@ def _tagged_fields(src: _Source, tagged: list[tuple[int, dataclasses.Field[Any]]
             raise _Unsupported(str(exc)) from exc
         # `v is D` first: a field left at its default is usually that very object (no __eq__ call)
         d, w = src.name("D", default), src.name("W", writer)
-        src.lines += [f"v = e.{field.name}", f"if v is not {d} and not (v == {d}): t.append(_tagged({int(tag)}, {w}, v))"]
-    src.lines.append("w(_uv(len(t)) + b''.join(t))")
+        src.lines += [f"v = {value_of(field.name)}", f"if v is not {d} and not (v == {d}): t.append(_tagged({int(tag)}, {w}, v))"]
+    src.lines.append("w((_UV[len(t)] if len(t) < 128 else _uv(len(t))) + b''.join(t))")

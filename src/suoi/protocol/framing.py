@@ -46,11 +46,15 @@ class FrameDecoder:
         Each frame is copied once: sliced out of `data` when it lies within it, else joined
         from the pieces it arrived in (held by reference until the last one comes).
         """
-        frames: list[bytes] = []
         if not isinstance(data, bytes):
             data = bytes(data)
-        pos = 0
         end = len(data)
+        if self._need < 0 and not self._buf and end >= 4:  # the usual read: exactly one whole frame
+            (size,) = _SIZE.unpack_from(data, 0)
+            if size == end - 4 and size <= self._max:
+                return [data[4:]]
+        frames: list[bytes] = []
+        pos = 0
         while True:
             if self._need < 0:  # reading the 4-byte size (perhaps split across reads)
                 if pos >= end:

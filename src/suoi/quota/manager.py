@@ -30,6 +30,7 @@ USER, CLIENT = "user", "client-id"
 _IDLE_MS = 3_600_000
 
 Entity = tuple[tuple[str, str | None], ...]
+_UNKNOWN = object()
 
 
 def _key(user: str | None | bool, client: str | None | bool) -> Entity:
@@ -65,11 +66,30 @@ class ClientQuotas:
     window_ms: int = 1000
     _sensors: dict[tuple[str, str, str], Rate] = field(default_factory=dict)
     _buckets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
+    #: `quota_for`'s answers for the quotas mapping `_source` (an image's: a new image is a new
+    #: mapping, so holding it and comparing identity is what invalidates them)
+    _source: object = None
+    _found: dict[tuple[str, str, str], tuple[float, tuple[str, str]] | None] = field(default_factory=dict)
+
+    def applicable(self, quotas: Mapping[Entity, Mapping[str, float]], kind: str, user: str, client_id: str
+                   ) -> tuple[float, tuple[str, str]] | None:
+        """`quota_for`, remembered per (kind, user, client id) while ``quotas`` is the same
+        mapping (every request of a client asks the same question; the answer walks 8 entities)."""
+        if quotas is not self._source:
+            self._source, self._found = quotas, {}
+        key = (kind, user, client_id)
+        found = self._found.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = quota_for(quotas, kind, user, client_id)
+            if len(self._found) >= 10_000:
+                self._found = {}
+            self._found[key] = found
+        return found  # type: ignore[return-value]
 
     def record(self, quotas: Mapping[Entity, Mapping[str, float]], kind: str, user: str, client_id: str,
                value: float, now_ms: int) -> int:
         """Record ``value`` against the applicable quota; the throttle time it earns (0: none)."""
-        found = quota_for(quotas, kind, user, client_id)
+        found = self.applicable(quotas, kind, user, client_id)
         if found is None:
             return 0
         quota, (su, sc) = found
@@ -89,7 +109,7 @@ class ClientQuotas:
         DeleteTopics v5+: Kafka's StrictControllerMutationQuota) refuses it while the quota is
         already exceeded (one request may still go over it); otherwise (older versions: the
         permissive quota) it is always admitted and recorded, and the response throttled."""
-        found = quota_for(quotas, MUTATIONS, user, client_id)
+        found = self.applicable(quotas, MUTATIONS, user, client_id)
         if found is None:
             return True, 0
         quota, sensor = found

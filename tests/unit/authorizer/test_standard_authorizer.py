@@ -117,3 +117,31 @@ def test_from_config() -> None:
     a = authorizer_from_config({"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
                                 "super.users": "User:admin;User:ops", "allow.everyone.if.no.acl.found": "true"})
     assert a is not None and a.super_users == {"User:admin", "User:ops"} and a.allow_everyone_if_no_acl_found
+
+
+def test_a_remembered_decision_follows_the_bindings() -> None:
+    """Decisions are remembered per question, and forgotten when other bindings are loaded (the
+    image's ACLs changed): an ALLOW removed, a DENY added, are seen by the very next question."""
+    allow = [acl("orders", Op.WRITE)]
+    a = authorizer(*allow)
+    assert a.authorize(ALICE, "h", Op.WRITE, Res.TOPIC, "orders")
+    assert a.authorize(ALICE, "h", Op.WRITE, Res.TOPIC, "orders")  # remembered
+    assert not a.authorize(ALICE, "h2", Op.READ, Res.TOPIC, "orders")
+    a.load(allow)  # the same collection: nothing changed
+    assert a.authorize(ALICE, "h", Op.WRITE, Res.TOPIC, "orders")
+    a.load([])  # the ALLOW removed
+    assert not a.authorize(ALICE, "h", Op.WRITE, Res.TOPIC, "orders")
+    a.load([acl("orders", Op.WRITE), acl("orders", Op.WRITE, Perm.DENY, host="h")])
+    assert not a.authorize(ALICE, "h", Op.WRITE, Res.TOPIC, "orders")
+    assert a.authorize(ALICE, "h3", Op.WRITE, Res.TOPIC, "orders")
+
+
+def test_remembered_decisions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import suoi.authorizer.standard as standard
+
+    monkeypatch.setattr(standard, "DECISIONS_MAX", 3)
+    a = authorizer(acl("t-", Op.READ, pattern=Pat.PREFIXED))
+    for i in range(10):
+        assert a.authorize(ALICE, "h", Op.READ, Res.TOPIC, f"t-{i}")
+        assert not a.authorize(BOB, "h", Op.READ, Res.TOPIC, f"t-{i}")
+        assert len(a._decisions) <= 3

@@ -45,6 +45,21 @@ def test_quota_precedence_and_shared_sensors() -> None:
     assert m.record(quotas, "consumer_byte_rate", "bob", "b", 1e9, 0) == 0  # no quota applies
 
 
+def test_the_applicable_quota_is_remembered_per_quotas_mapping() -> None:
+    """Each request of a client asks which quota applies; the answer is remembered while the
+    quotas are the same mapping (an image's), and asked again of a new one (the quotas changed)."""
+    m = ClientQuotas(num_samples=2, window_ms=1000)
+    first = {(("user", "alice"),): {"producer_byte_rate": 2.0}}
+    assert m.applicable(first, "producer_byte_rate", "alice", "a") == (2.0, ("alice", ""))
+    assert m.applicable(first, "producer_byte_rate", "bob", "a") is None
+    assert m.applicable(first, "producer_byte_rate", "bob", "a") is None  # a remembered "none applies"
+    second = {(("user", None),): {"producer_byte_rate": 5.0}}  # the next image: a default-user quota
+    assert m.applicable(second, "producer_byte_rate", "bob", "a") == (5.0, ("bob", ""))
+    assert m.applicable(second, "producer_byte_rate", "alice", "a") == (5.0, ("alice", ""))
+    assert m.record(second, "producer_byte_rate", "bob", "a", 20.0, 0) > 0  # over 5 B/s: throttled
+    assert m.record({}, "producer_byte_rate", "bob", "a", 1e9, 0) == 0  # quotas removed: none applies
+
+
 def test_connection_limits() -> None:
     from suoi.quota import Admission, ConnectionLimits, parse_overrides
 
