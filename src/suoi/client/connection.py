@@ -45,6 +45,11 @@ class AuthenticationFailedError(ConnectionError):
     """The peer refused our SASL credentials (or TLS failed): no point retrying at once."""
 
 
+def _time_out(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 class _Pending:
     __slots__ = ("future", "response_cls")
 
@@ -207,11 +212,16 @@ class KafkaClientConnection:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = _Pending(future, response_cls)
         self._transport.write(frame)
+        # A plain timer, not asyncio.wait_for (a second future and callbacks per request): on
+        # timeout the future gets TimeoutError, and its late answer is read and dropped.
+        timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, _time_out, future)
         try:
             assert self._protocol is not None
             await self._protocol.drain()
-            return await asyncio.wait_for(future, timeout)
+            return await future
         finally:
+            if timer is not None:
+                timer.cancel()
             if not future.done():
                 future.cancel()  # abandoned: the late response is read and dropped
 
