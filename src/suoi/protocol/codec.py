@@ -178,7 +178,8 @@ def _request_header(cls: Any, client_id: str | None) -> bytes:
     if "client_id" in names:  # kio's RequestHeader: client_id is special (a nullable legacy string)
         fields["client_id"] = client_id
     buf = GatherBuffer()
-    entity_writer(header_cls)(buf, header_cls(**fields))
+    write_header: Any = entity_writer(header_cls)
+    write_header(buf, header_cls(**fields))
     return bytes(bytearray().join(buf.finish()))
 
 
@@ -186,11 +187,11 @@ def encode_request(correlation_id: int, client_id: str | None, request: Any) -> 
     """Serialise a kio request entity (of one specific version) with the request header its
     schema names (v1, or v2 for flexible versions), size-prefixed, ready to write."""
     cls = type(request)
-    header = _request_header(cls, client_id)
+    header = _request_header(cls, client_id)  # type: ignore[arg-type]
     buf = GatherBuffer()
     buf.write(_INT32.pack(0))
     buf.write(header)
-    _request_writers(cls)(buf, request)
+    _request_writers(cls)(buf, request)  # type: ignore[arg-type]
     parts = buf.finish()
     first = parts[0]
     assert isinstance(first, bytearray)
