@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from suoi.protocol.codec import DecodeError, decode_response, encode_request, response_class, response_correlation_id
-from suoi.protocol.framing import FrameDecoder, FrameError
+from suoi.protocol.framing import BufferedFrameReader, FrameError
 from suoi.security.client import PLAINTEXT, ClientSecurity
 from suoi.security.oauth_login import OAuthLoginError
 from suoi.security.sasl import SaslAuthenticationError, SaslClientCredentials
@@ -58,16 +58,20 @@ class _Pending:
         self.response_cls = response_cls
 
 
-class _Protocol(asyncio.Protocol):
-    """Bytes in and out; everything else is in KafkaClientConnection."""
+class _Protocol(asyncio.BufferedProtocol):
+    """Bytes in and out; everything else is in KafkaClientConnection. Reads go into the frame
+    reader's buffers (a large answer, such as a follower's Fetch, straight into its own)."""
 
     def __init__(self, owner: KafkaClientConnection) -> None:
         self._owner = owner
         self._paused = False
         self._resume: asyncio.Future[None] | None = None
 
-    def data_received(self, data: bytes) -> None:
-        self._owner._feed(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._owner._reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._owner._received(nbytes)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._owner._lost(exc)
@@ -94,7 +98,7 @@ class KafkaClientConnection:
         self.host = host
         self.port = port
         self.client_id = client_id
-        self._decoder = FrameDecoder(max_response_bytes)
+        self._reader = BufferedFrameReader(max_response_bytes)
         self._transport: asyncio.Transport | None = None
         self._protocol: _Protocol | None = None
         self._pending: collections.OrderedDict[int, _Pending] = collections.OrderedDict()
@@ -226,9 +230,9 @@ class KafkaClientConnection:
                 future.cancel()  # abandoned: the late response is read and dropped
 
     # ------------------------------------------------------------------ from the protocol
-    def _feed(self, data: bytes) -> None:
+    def _received(self, nbytes: int) -> None:
         try:
-            frames = self._decoder.feed(data)
+            frames = self._reader.buffer_updated(nbytes)
         except FrameError as exc:
             self._broken(f"bad response framing: {exc}")
             return

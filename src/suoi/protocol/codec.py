@@ -200,7 +200,7 @@ def encode_request(correlation_id: int, client_id: str | None, request: Any) -> 
     return b"".join(parts)
 
 
-def response_correlation_id(frame: bytes) -> int:
+def response_correlation_id(frame: bytes | memoryview) -> int:
     """The correlation id every response header starts with (any version)."""
     if len(frame) < 4:
         raise DecodeError(f"response of {len(frame)} bytes is shorter than a response header")
@@ -212,7 +212,7 @@ def _response_readers(cls: Any) -> tuple[Any, Any]:
     return entity_reader(cls.__header_schema__), entity_reader(cls)
 
 
-def decode_response(frame: bytes, cls: Any) -> Any:
+def decode_response(frame: bytes | memoryview, cls: Any) -> Any:
     """Parse a response frame (without its size prefix) as kio class ``cls``."""
     read_header, read_body = _response_readers(cls)
     try:
