@@ -4,7 +4,7 @@ Kafka's ReplicaFetcherThread, as an asyncio task. For every partition it follows
 leader it first validates its log (KIP-101/279): OffsetsForLeaderEpoch with its latest
 leader epoch; the leader answers the end offset of that epoch in *its* log, and the follower
 truncates to where the two logs agree. Then it fetches from its log end offset with a Fetch
-carrying its replica id (so the leader reads past the high watermark and records the
+(v13: topics named by id) carrying its replica id (so the leader reads past the high watermark and records the
 follower's position), appends the batches as received (offsets, epochs and timestamps kept)
 and takes the leader's high watermark. A leader that still finds a divergence answers with a
 diverging epoch (Fetch v12+) and the follower truncates again.
