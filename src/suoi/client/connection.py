@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from suoi.protocol.codec import DecodeError, decode_response, encode_request, response_class, response_correlation_id
-from suoi.protocol.framing import FrameDecoder, FrameError
+from suoi.protocol.framing import BufferedFrameReader, FrameError
 from suoi.security.client import PLAINTEXT, ClientSecurity
 from suoi.security.oauth_login import OAuthLoginError
 from suoi.security.sasl import SaslAuthenticationError, SaslClientCredentials
@@ -45,6 +45,11 @@ class AuthenticationFailedError(ConnectionError):
     """The peer refused our SASL credentials (or TLS failed): no point retrying at once."""
 
 
+def _time_out(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 class _Pending:
     __slots__ = ("future", "response_cls")
 
@@ -53,16 +58,20 @@ class _Pending:
         self.response_cls = response_cls
 
 
-class _Protocol(asyncio.Protocol):
-    """Bytes in and out; everything else is in KafkaClientConnection."""
+class _Protocol(asyncio.BufferedProtocol):
+    """Bytes in and out; everything else is in KafkaClientConnection. Reads go into the frame
+    reader's buffers (a large answer, such as a follower's Fetch, straight into its own)."""
 
     def __init__(self, owner: KafkaClientConnection) -> None:
         self._owner = owner
         self._paused = False
         self._resume: asyncio.Future[None] | None = None
 
-    def data_received(self, data: bytes) -> None:
-        self._owner._feed(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._owner._reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._owner._received(nbytes)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._owner._lost(exc)
@@ -89,7 +98,7 @@ class KafkaClientConnection:
         self.host = host
         self.port = port
         self.client_id = client_id
-        self._decoder = FrameDecoder(max_response_bytes)
+        self._reader = BufferedFrameReader(max_response_bytes)
         self._transport: asyncio.Transport | None = None
         self._protocol: _Protocol | None = None
         self._pending: collections.OrderedDict[int, _Pending] = collections.OrderedDict()
@@ -207,18 +216,23 @@ class KafkaClientConnection:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = _Pending(future, response_cls)
         self._transport.write(frame)
+        # A plain timer, not asyncio.wait_for (a second future and callbacks per request): on
+        # timeout the future gets TimeoutError, and its late answer is read and dropped.
+        timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, _time_out, future)
         try:
             assert self._protocol is not None
             await self._protocol.drain()
-            return await asyncio.wait_for(future, timeout)
+            return await future
         finally:
+            if timer is not None:
+                timer.cancel()
             if not future.done():
                 future.cancel()  # abandoned: the late response is read and dropped
 
     # ------------------------------------------------------------------ from the protocol
-    def _feed(self, data: bytes) -> None:
+    def _received(self, nbytes: int) -> None:
         try:
-            frames = self._decoder.feed(data)
+            frames = self._reader.buffer_updated(nbytes)
         except FrameError as exc:
             self._broken(f"bad response framing: {exc}")
             return

@@ -215,7 +215,7 @@ class Partition:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._tokens += 1
         self.futures[self._tokens] = future
-        self.waiters.register(self._tokens, required_offset, 2**62)
+        self.waiters.register(self._tokens, required_offset, None)  # the caller's timeout: nothing to poll
         self._complete(self.waiters.check_state(self.state))
         return future
 

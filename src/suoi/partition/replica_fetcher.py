@@ -4,7 +4,7 @@ Kafka's ReplicaFetcherThread, as an asyncio task. For every partition it follows
 leader it first validates its log (KIP-101/279): OffsetsForLeaderEpoch with its latest
 leader epoch; the leader answers the end offset of that epoch in *its* log, and the follower
 truncates to where the two logs agree. Then it fetches from its log end offset with a Fetch
-carrying its replica id (so the leader reads past the high watermark and records the
+(v13: topics named by id) carrying its replica id (so the leader reads past the high watermark and records the
 follower's position), appends the batches as received (offsets, epochs and timestamps kept)
 and takes the leader's high watermark. A leader that still finds a divergence answers with a
 diverging epoch (Fetch v12+) and the follower truncates again.
@@ -29,7 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
+import importlib
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from suoi.client import Lane
@@ -51,6 +54,13 @@ _SESSION_ERRORS = frozenset(int(e) for e in (ErrorCode.fetch_session_id_not_foun
                                              ErrorCode.fetch_session_topic_id_error))
 
 
+#: kio's Fetch v13 request entities; its phantom int types are for static checks only (kio writes
+#: plain ints), so they are built from plain ints without `codec.build`'s conversions
+_v13: Any = importlib.import_module("kio.schema.fetch.v13.request")
+#: a fetch session's key for a partition: its topic id (what the request names) and the partition
+_Key = tuple[uuid.UUID, TopicPartition]
+
+
 class ReplicaFetcher:
     def __init__(self, manager: ReplicaManager, leader_id: int) -> None:
         self.manager = manager
@@ -60,8 +70,9 @@ class ReplicaFetcher:
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
         #: KIP-227: the session this follower keeps with the leader, and its last idle request (reused)
-        self.session: FetchSessionHandler[TopicPartition] = FetchSessionHandler()
+        self.session: FetchSessionHandler[_Key] = FetchSessionHandler()
         self._idle: Any = None
+        self._max_wait = datetime.timedelta(milliseconds=manager.fetch_wait_max_ms)
 
     @property
     def empty(self) -> bool:
@@ -193,15 +204,16 @@ class ReplicaFetcher:
     # -- fetching --------------------------------------------------------------------------
     async def _fetch(self, replicas: list[Partition]) -> None:
         m = self.manager
-        sent: dict[TopicPartition, tuple[Partition, int]] = {}
-        wanted: dict[TopicPartition, tuple[int, ...]] = {}
+        sent: dict[tuple[uuid.UUID, int], tuple[Partition, int]] = {}
+        wanted: dict[_Key, tuple[int, ...]] = {}
         for r in replicas:
             position = r.follower.fetch_position()
             if position is None:
                 continue
-            sent[r.tp] = (r, position.current_leader_epoch)
-            wanted[r.tp] = (position.fetch_offset, position.current_leader_epoch,
-                            r.plog.leader_epoch_cache.latest_epoch, r.plog.log_start_offset, m.fetch_max_bytes)
+            sent[(r.topic_id, r.tp.partition)] = (r, position.current_leader_epoch)
+            wanted[(r.topic_id, r.tp)] = (position.fetch_offset, position.current_leader_epoch,
+                                          r.plog.leader_epoch_cache.latest_epoch, r.plog.log_start_offset,
+                                          m.fetch_max_bytes)
         if not sent:
             return
         request = self._request(self.session.build(wanted))
@@ -216,37 +228,41 @@ class ReplicaFetcher:
             raise ConnectionError(f"fetch answered {ErrorCode(error).name}")
         for topic in response.responses:
             for p in topic.partitions:
-                entry = sent.get(TopicPartition(topic.topic, p.partition_index))
+                entry = sent.get((topic.topic_id, p.partition_index))
                 if entry is None:
                     continue
                 replica, epoch = entry
                 if self._current(replica, epoch):
                     self._handle_partition(replica, p)
 
-    def _request(self, data: FetchData[TopicPartition]) -> Any:
+    def _request(self, data: FetchData[_Key]) -> Any:
         """The Fetch for `data`; a caught-up follower's request (nothing to send or forget) is the
-        previous one with the next session epoch, not rebuilt."""
-        from kio.schema.fetch.v12.request import FetchRequest
-
+        previous one with the next session epoch, not rebuilt. kio's entities are made directly
+        (not through `codec.build`'s dicts): this runs once per fetch, the follower's hottest path.
+        Topics are named by id (v13+, as Kafka's followers): a topic deleted and created again
+        under the same name is a different topic to the leader (UNKNOWN_TOPIC_ID), never read in
+        its place."""
         if not data.full and not data.to_send and not data.forgotten and self._idle is not None \
                 and self._idle.session_id == data.session_id:
             self._idle = dataclasses.replace(self._idle, session_epoch=data.epoch)
             return self._idle
         m = self.manager
-        topics: dict[str, list[dict[str, Any]]] = {}
-        for tp, (offset, leader_epoch, last_fetched, log_start, max_bytes) in data.to_send.items():
-            topics.setdefault(tp.topic, []).append({
-                "partition": tp.partition, "current_leader_epoch": leader_epoch,
-                "fetch_offset": offset, "last_fetched_epoch": last_fetched, "log_start_offset": log_start,
-                "partition_max_bytes": max_bytes})
-        forgotten: dict[str, list[int]] = {}
-        for tp in data.forgotten:
-            forgotten.setdefault(tp.topic, []).append(tp.partition)
-        request = build(FetchRequest, {
-            "replica_id": m.node_id, "max_wait": m.fetch_wait_max_ms, "min_bytes": m.fetch_min_bytes,
-            "max_bytes": m.fetch_response_max_bytes, "isolation_level": 0, "session_id": data.session_id,
-            "session_epoch": data.epoch, "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()],
-            "forgotten_topics_data": [{"topic": t, "partitions": ps} for t, ps in forgotten.items()]})
+        topics: dict[uuid.UUID, list[Any]] = {}
+        for (topic_id, tp), (offset, leader_epoch, last_fetched, log_start, max_bytes) in data.to_send.items():
+            partition = _v13.FetchPartition(partition=tp.partition, current_leader_epoch=leader_epoch, fetch_offset=offset,
+                                       last_fetched_epoch=last_fetched, log_start_offset=log_start,
+                                       partition_max_bytes=max_bytes)
+            topics.setdefault(topic_id, []).append(partition)
+        forgotten: dict[uuid.UUID, list[int]] = {}
+        for topic_id, tp in data.forgotten:
+            forgotten.setdefault(topic_id, []).append(tp.partition)
+        request = _v13.FetchRequest(
+            replica_id=m.node_id, max_wait=self._max_wait, min_bytes=m.fetch_min_bytes,
+            max_bytes=m.fetch_response_max_bytes, isolation_level=0, session_id=data.session_id,
+            session_epoch=data.epoch,
+            topics=tuple(_v13.FetchTopic(topic_id=t, partitions=tuple(ps)) for t, ps in topics.items()),
+            forgotten_topics_data=tuple(_v13.ForgottenTopic(topic_id=t, partitions=tuple(ps))
+                                        for t, ps in forgotten.items()))
         if not topics and not forgotten:
             self._idle = request
         return request
@@ -290,6 +306,6 @@ class ReplicaFetcher:
                 self._back_off(replica)
         elif error == ErrorCode.fenced_leader_epoch:
             replica.blocked_epoch = replica.follower.leader_epoch
-        else:  # NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION, ...
+        else:  # NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_ID, ...
             log.debug("fetch %s from %d: %s", replica.tp, self.leader_id, ErrorCode(error).name)
             self._back_off(replica)

@@ -317,7 +317,7 @@ def check_request(frame: bytes, cls: type) -> int:
     return _entity_skipper(cls)(frame, header(frame, 0, end, nulls), end, nulls)
 
 
-def check_body(frame: bytes, cls: type, offset: int) -> int:
+def check_body(frame: bytes | memoryview, cls: type, offset: int) -> int:
     """Walk an entity of kio class `cls` (e.g. a response body from a peer) starting at
     `offset`; return where it ends. Raises LengthOutOfBounds as check_request does."""
-    return _entity_skipper(cls)(frame, offset, len(frame), [])
+    return _entity_skipper(cls)(frame, offset, len(frame), [])  # type: ignore[arg-type]  # a memoryview reads as bytes

@@ -16,7 +16,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import MISSING
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
 from kio.index import load_request_schema, load_response_schema
@@ -176,34 +176,46 @@ def framed(write_header: Any, header: Any, write_body: Any, body: Any
 
 
 @cache
-def _request_writers(cls: Any) -> tuple[Any, Any, frozenset[str]]:
+def _request_writers(cls: Any) -> Any:
+    return compiled_writer(cls)
+
+
+@lru_cache(maxsize=1024)  # client ids come from peers too (forwarded requests): bounded
+def _request_header(cls: Any, client_id: str | None) -> bytes:
+    """The request header kio writes for `cls` and `client_id` with correlation id 0: the same
+    bytes for every request of that class but for the correlation id, which `encode_request`
+    puts in place (the fixed int16 api key, int16 version, int32 correlation id that start
+    every request header, as `read_prefix` reads them)."""
     header_cls = cls.__header_schema__
     names = frozenset(f.name for f in dataclasses.fields(header_cls))
-    return entity_writer(header_cls), compiled_writer(cls), names  # kio's RequestHeader: client_id is special
+    fields: dict[str, Any] = {"request_api_key": cls.__api_key__, "request_api_version": cls.__version__,
+                              "correlation_id": 0}
+    if "client_id" in names:  # kio's RequestHeader: client_id is special (a nullable legacy string)
+        fields["client_id"] = client_id
+    buf = GatherBuffer()
+    write_header: Any = entity_writer(header_cls)
+    write_header(buf, header_cls(**fields))
+    return bytes(bytearray().join(buf.finish()))  # type: ignore[arg-type]  # (a header holds no file regions)
 
 
 def encode_request(correlation_id: int, client_id: str | None, request: Any) -> bytes:
     """Serialise a kio request entity (of one specific version) with the request header its
     schema names (v1, or v2 for flexible versions), size-prefixed, ready to write."""
     cls = type(request)
-    write_header, write_body, names = _request_writers(cls)  # type: ignore[arg-type]
-    fields: dict[str, Any] = {
-        "request_api_key": cls.__api_key__,
-        "request_api_version": cls.__version__,
-        "correlation_id": correlation_id,
-    }
-    if "client_id" in names:
-        fields["client_id"] = client_id
+    header = _request_header(cls, client_id)  # type: ignore[arg-type]
     buf = GatherBuffer()
     buf.write(_INT32.pack(0))
-    write_header(buf, cls.__header_schema__(**fields))
-    write_body(buf, request)
-    out = bytearray().join(buf.finish())  # type: ignore[arg-type]  # (a request holds no file regions)
-    _INT32.pack_into(out, 0, len(out) - 4)
-    return bytes(out)
+    buf.write(header)
+    _request_writers(cls)(buf, request)  # type: ignore[arg-type]
+    parts = buf.finish()
+    first = parts[0]
+    assert isinstance(first, bytearray)
+    _INT32.pack_into(first, 0, buf.size - 4)
+    _INT32.pack_into(first, 8, correlation_id)  # after the size, api key and version
+    return b"".join(parts)  # type: ignore[arg-type]  # (a request holds no file regions)
 
 
-def response_correlation_id(frame: bytes) -> int:
+def response_correlation_id(frame: bytes | memoryview) -> int:
     """The correlation id every response header starts with (any version)."""
     if len(frame) < 4:
         raise DecodeError(f"response of {len(frame)} bytes is shorter than a response header")
@@ -215,7 +227,7 @@ def _response_readers(cls: Any) -> tuple[Any, Any]:
     return entity_reader(cls.__header_schema__), entity_reader(cls)
 
 
-def decode_response(frame: bytes, cls: Any) -> Any:
+def decode_response(frame: bytes | memoryview, cls: Any) -> Any:
     """Parse a response frame (without its size prefix) as kio class ``cls``."""
     read_header, read_body = _response_readers(cls)
     try:

@@ -1,7 +1,8 @@
 """Parked acks=all produce waits of one partition (the partition half of Kafka's DelayedProduce).
 
 `register(token, required_offset, deadline_ms)` parks a wait for HW >= required_offset (the
-leader LEO right after the append). Completions come back as `(token, error)` pairs from
+leader LEO right after the append); `deadline_ms=None` parks it without a deadline (the caller
+times it out itself and `cancel`s it), so nothing is kept for `poll`. Completions come back as `(token, error)` pairs from
 `check(...)` (call it after the HW advanced or the ISR changed), `poll(now)` (deadlines:
 REQUEST_TIMED_OUT) and `fail_all(error)` (leadership lost: NOT_LEADER_OR_FOLLOWER).
 A satisfied wait reports NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is then below
@@ -22,7 +23,7 @@ from .partition_state import LeaderPartitionState
 @dataclass(frozen=True, slots=True)
 class _Wait:
     required_offset: int
-    deadline_ms: int
+    deadline_ms: int | None
 
 
 class AcksAllWaiters:
@@ -38,13 +39,14 @@ class AcksAllWaiters:
     def __contains__(self, token: Hashable) -> bool:
         return token in self._waits
 
-    def register(self, token: Hashable, required_offset: int, deadline_ms: int) -> None:
+    def register(self, token: Hashable, required_offset: int, deadline_ms: int | None) -> None:
         if token in self._waits:
             raise ValueError(f"token {token!r} already waiting")
         self._waits[token] = _Wait(required_offset, deadline_ms)
         self._seq += 1
         heapq.heappush(self._by_offset, (required_offset, self._seq, token))
-        heapq.heappush(self._by_deadline, (deadline_ms, self._seq, token))
+        if deadline_ms is not None:  # else only check/cancel/fail_all end it: nothing to poll
+            heapq.heappush(self._by_deadline, (deadline_ms, self._seq, token))
 
     def check(self, high_watermark: int, isr_size: int, min_insync_replicas: int) -> list[tuple[Hashable, ErrorCode]]:
         """Complete every wait with required_offset <= high_watermark, in offset order."""

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from suoi.protocol.framing import FrameDecoder, FrameError, FrameTooLarge
+from suoi.protocol.framing import BufferedFrameReader, FrameDecoder, FrameError, FrameTooLarge
 
 
 def framed(payload: bytes) -> bytes:
@@ -65,3 +65,50 @@ def test_any_split_of_any_frames_gives_the_frames(payloads: list[bytes], cuts: l
         i += 1
     assert out == payloads
     assert dec.buffered == 0
+
+
+def _read_all(reader: BufferedFrameReader, stream: bytes, cuts: list[int]) -> list[bytes | memoryview]:
+    """Feed `stream` as a socket would: each read fills at most the buffer handed out."""
+    out: list[bytes | memoryview] = []
+    pos, i = 0, 0
+    while pos < len(stream):
+        buf = reader.get_buffer()
+        assert len(buf) > 0
+        n = min(cuts[i % len(cuts)], len(buf), len(stream) - pos)
+        buf[:n] = stream[pos:pos + n]
+        pos += n
+        i += 1
+        out += reader.buffer_updated(n)
+    return out
+
+
+def test_buffered_reader_large_frame_goes_into_its_own_buffer() -> None:
+    r = BufferedFrameReader(1 << 20, scratch_size=64)
+    big = bytes(range(256)) * 4
+    frames = _read_all(r, framed(b"a") + framed(big) + framed(b"bc"), [50])
+    assert frames == [b"a", big, b"bc"] and r.buffered == 0
+    # small frames are copied out of the scratch buffer; the large one is a read-only view of its own
+    assert [type(f) for f in frames] == [bytes, memoryview, bytes] and frames[1].readonly
+
+
+def test_buffered_reader_checks_sizes_before_allocating() -> None:
+    r = BufferedFrameReader(100, scratch_size=64)
+    r.get_buffer()[:4] = struct.pack(">i", 101)
+    with pytest.raises(FrameTooLarge):
+        r.buffer_updated(4)
+    r = BufferedFrameReader(100, scratch_size=64)
+    r.get_buffer()[:4] = struct.pack(">i", -1)
+    with pytest.raises(FrameError):
+        r.buffer_updated(4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=8), st.lists(st.integers(1, 400), min_size=1, max_size=20),
+       st.integers(8, 200))
+def test_buffered_reader_any_split_gives_the_frames(payloads: list[bytes], cuts: list[int], scratch: int) -> None:
+    """Frames small and larger than the scratch buffer come out whole and in order however the
+    reads are cut, the size prefix split too."""
+    stream = b"".join(framed(p) for p in payloads)
+    r = BufferedFrameReader(1 << 20, scratch_size=scratch)
+    assert [bytes(f) for f in _read_all(r, stream, cuts)] == payloads
+    assert r.buffered == 0

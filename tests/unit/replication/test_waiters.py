@@ -64,3 +64,16 @@ def test_with_leader_state_isr_shrink_completes_waiter() -> None:
     assert p is not None
     s.on_alter_partition_response(p, ErrorCode.none, isr=p.new_isr, leader_epoch=0, partition_epoch=1)
     assert w.check_state(s) == [("p1", ErrorCode.none)]
+
+
+def test_waits_without_deadline_leave_nothing_behind() -> None:
+    # Partition's acks=all waits are timed out by their caller: thousands of completed waits
+    # must not pile up in the deadline heap (it was never polled).
+    w = AcksAllWaiters()
+    for i in range(1, 10_001):
+        w.register(i, i, None)
+        assert w.check(i, 3, 2) == [(i, ErrorCode.none)]
+    w.register("x", 20_000, None)
+    assert w.next_deadline() is None and w.poll(2**62) == []
+    assert w.cancel("x") and len(w) == 0
+    assert len(w._by_deadline) == 0 and len(w._by_offset) <= 1
