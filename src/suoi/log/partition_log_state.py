@@ -1,0 +1,206 @@
+"""What a `PartitionLog` is made of: its segments and offsets (log start, log end, high
+watermark), the recovery point and flushing, rolling to a new segment, and the producer-state
+and leader-epoch caches it keeps in step with its data.
+
+Split from ``partition_log.py`` (over the size limit) at this state: `LogState` is the base of
+the classes that use it, one module each - `LogAppend` (``partition_log_append.py``, writing),
+`LogReads` (``partition_log_reads.py``, reading), `LogRetention`
+(``partition_log_retention.py``, removing data) - which `PartitionLog` combines. They are
+mixins over one base rather than functions taking the log, so every caller keeps calling
+``log.append(...)`` / ``log.read(...)`` and pays nothing for the split (CPython caches a
+method's lookup per type), and each sees the state it uses typed, without an import of
+``partition_log.py`` (no import cycle). Roll and flush live here because the append and
+retention both call them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Self
+
+from suoi.log import transactions as txns
+from suoi.log.batch_check import CorruptBatch
+from suoi.log.config import LogConfig
+from suoi.log.errors import KafkaStorageError
+from suoi.log.leader_epoch import CHECKPOINT_FILE as LEADER_EPOCH_CHECKPOINT
+from suoi.log.leader_epoch import LeaderEpochCache, load_or_rebuild
+from suoi.log.producer_state import ProducerStateManager, write_snapshot
+from suoi.log.recovery import (
+    read_recovery_point,
+    rebuild_producer_state,
+    write_log_start_offset,
+    write_recovery_point,
+)
+from suoi.log.segment import LogSegment
+
+__all__ = ["LogState"]
+
+
+class LogState:
+    """State, rolling and flushing of one partition's log (`PartitionLog` is the class to use)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        topic: str,
+        partition: int,
+        config: LogConfig,
+        segments: list[LogSegment],
+        log_start_offset: int,
+        now_ms: Callable[[], int],
+        *,
+        hw_follows_leo: bool = True,
+        empty: bool = False,
+    ) -> None:
+        """``empty``: the directory holds no file (`recovery.never_written`), so there is no
+        recovery point, producer snapshot or leader-epoch checkpoint to read."""
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self._config = config
+        self._now_ms = now_ms
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        #: Called whenever a read or the scrubber meets a bad batch (and, via ``first_corrupt``,
+        #: for what recovery found): replication repairs it (and ignores repeats).
+        self.on_corrupt: Callable[[Self, CorruptBatch], None] | None = None
+        self._log_end_offset = segments[-1].next_offset
+        self._log_start_offset = log_start_offset
+        #: Last offset (exclusive) visible to consumers: the log end offset after every append
+        #: with ``hw_follows_leo`` (default), else owned by replication (``set_high_watermark``).
+        self._high_watermark = self._log_end_offset
+        self.hw_follows_leo = hw_follows_leo
+        self._unflushed_messages = 0
+        self._last_flush_ms = now_ms()
+        self._unflushed_segments: list[LogSegment] = []
+        #: Everything below it is on disk: recovery re-checks from it. The ``recovery-point`` file
+        #: holds ``_recovery_point_persisted``, which trails it (``checkpoint_recovery_point``).
+        self._recovery_point = 0 if empty else read_recovery_point(directory)
+        self._recovery_point_persisted = self._recovery_point
+        #: Idempotent producers' recent batches (KIP-98), rebuilt from snapshot + log tail.
+        self.producer_state = ProducerStateManager(config.producer_id_expiration_ms)
+        if not empty:
+            self._rebuild_producer_state()
+        #: Leader epoch -> start offset (KIP-101), the ``leader-epoch-checkpoint`` file.
+        self.leader_epoch_cache: LeaderEpochCache = (
+            LeaderEpochCache(directory / LEADER_EPOCH_CHECKPOINT) if empty
+            else load_or_rebuild(directory, segments, log_start_offset, self._log_end_offset))
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: LogConfig) -> None:
+        """A new topic config; once compaction is on, batches may have gaps between them."""
+        self._config = config
+        if config.compacts:
+            for seg in self._segments:
+                seg.contiguous = False
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._log_end_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self._high_watermark
+
+    @property
+    def last_stable_offset(self) -> int:
+        """First offset of the oldest ongoing transaction, else the high watermark (KIP-98)."""
+        return txns.last_stable_offset(self.producer_state, self._high_watermark, self._log_start_offset)
+
+    @property
+    def size_in_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def segments(self) -> Sequence[LogSegment]:
+        return tuple(self._segments)
+
+    @property
+    def _active(self) -> LogSegment:
+        return self._segments[-1]
+
+    def set_high_watermark(self, high_watermark: int) -> int:
+        """Set (replication layer) the high watermark, clamped to [log start, log end]."""
+        self._high_watermark = min(max(high_watermark, self._log_start_offset), self._log_end_offset)
+        return self._high_watermark
+
+    def roll(self) -> LogSegment:
+        """Start a new segment at the log end offset (no-op if the active one is empty)."""
+        if self._active.size == 0:
+            return self._active
+        return self._roll()
+
+    def _roll(self) -> LogSegment:
+        old = self._active
+        try:
+            write_snapshot(self.directory, self._log_end_offset, self.producer_state)
+            old.seal()
+            new = LogSegment.create(
+                self.directory, self._log_end_offset, index_interval_bytes=self.config.index_interval_bytes
+            )
+            new.contiguous = old.contiguous
+        except OSError as e:
+            raise KafkaStorageError(e.errno, f"cannot roll {self.directory}: {e.strerror}") from e
+        self._unflushed_segments.append(old)
+        self._segments.append(new)
+        self._bases.append(new.base_offset)
+        return new
+
+    def flush(self) -> None:
+        """fsync everything written since the last flush."""
+        try:
+            for seg in (*self._unflushed_segments, self._active):
+                if not seg.closed:
+                    seg.flush()
+        except OSError as e:
+            raise KafkaStorageError(e.errno, f"fsync of {self.directory} failed: {e.strerror}") from e
+        self._unflushed_segments.clear()
+        self._unflushed_messages = 0
+        self._last_flush_ms = self._now_ms()
+        self._recovery_point = self._log_end_offset  # persisted by `checkpoint_recovery_point`
+
+    def checkpoint_recovery_point(self) -> bool:
+        """Persist the recovery point if a flush moved it; returns whether it wrote.
+
+        Not done per flush (a temp file, an fsync and a rename per partition each time, as
+        costly as the flush itself with flush.messages=1): as Kafka's
+        log.flush.offset.checkpoint.interval.ms, the log manager calls this periodically and
+        ``close`` does. A persisted point that trails only makes recovery re-check more.
+        """
+        if self._recovery_point == self._recovery_point_persisted:
+            return False
+        self._set_recovery_point(self._recovery_point)
+        return True
+
+    def _set_recovery_point(self, offset: int) -> None:
+        """Persist ``offset`` now (at once when it moves down: truncation rewrites below it)."""
+        write_recovery_point(self.directory, offset)
+        self._recovery_point = self._recovery_point_persisted = offset
+
+    def maybe_flush(self, now_ms: int) -> bool:
+        """Honour ``flush.ms``; returns whether a flush happened."""
+        interval = self.config.flush_interval_ms
+        if interval is None or self._unflushed_messages == 0 or now_ms - self._last_flush_ms < interval:
+            return False
+        self.flush()
+        return True
+
+    def _persist_log_start_offset(self) -> None:
+        write_log_start_offset(self.directory, self._log_start_offset)
+
+    def _rebuild_producer_state(self) -> None:
+        """Producer snapshot + log-tail replay (``recovery.rebuild_producer_state``)."""
+        rebuild_producer_state(
+            self.directory, self._segments, self.producer_state, self._log_end_offset, self._log_start_offset
+        )
