@@ -390,7 +390,8 @@ def main() -> None:
     for b in brokers:
         r = b.results
         if r.get("p1000 µs/msg") and r.get("1k µs/msg"):
-            print(f"{b.label}: p1000/1k per-message cost {statistics.median(r['p1000 µs/msg']) / statistics.median(r['1k µs/msg']):.2f}")
+            ratio = statistics.median(r['p1000 µs/msg']) / statistics.median(r['1k µs/msg'])
+            print(f"{b.label}: p1000/1k per-message cost {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ them back, for ``--minutes``. The topic rolls 128 MB segments and keeps 1 GiB pe
 bounded whatever the length. The broker's VmRSS is sampled every ``--interval`` seconds;
 printed: RSS after warm-up (``--warmup`` seconds) and at the end, the peak, and the
 least-squares slope of RSS over the post-warm-up samples in MB per minute - a leak shows as
-a steady positive slope, page-cache churn does not (RSS counts the process's own memory only). Also printed: the rates achieved and the broker's
+a steady positive slope, page-cache churn does not (RSS counts the process's own memory only).
+Also printed: the rates achieved and the broker's
 CPU. A script, not a test.
 
     python benchmarks/bench_soak.py                  # 10 minutes at 50 MB/s

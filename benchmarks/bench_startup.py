@@ -22,7 +22,8 @@ the shared 2-core machine wall-clock times swing 2-3x with other jobs' load, CPU
 `--no-fresh` runs only the restarts (at 10,000 partitions a fresh node per run is minutes of
 set-up for nothing).
 
-Medians of --runs (5) runs each, after --warmup (1) uncounted fresh run per tree.  `--src LABEL=DIR` (repeatable) runs the node from another
+Medians of --runs (5) runs each, after --warmup (1) uncounted fresh run per tree.
+`--src LABEL=DIR` (repeatable) runs the node from another
 source tree (e.g. `git archive` of an older commit into DIR, then DIR/src) for before/after
 figures in one session; the trees' runs alternate so load on the machine hits them alike.
 
@@ -260,8 +261,10 @@ def main() -> int:
         ("fresh: Metadata", "fresh_metadata_s", [(label, [r[0] for r in fresh[label]]) for label, _ in trees]),
         ("fresh: cpu", "fresh_metadata_cpu_s", [(label, [r[1] for r in fresh[label]]) for label, _ in trees])]
     if not args.no_restart:
-        for title, key, i in (("restart: Metadata", "restart_metadata_s", 0), ("restart: serving", "restart_serving_s", 1),
-                              ("restart: cpu at serving", "restart_serving_cpu_s", 4), ("restart: log lines", "restart_log_lines", 2)):
+        for title, key, i in (("restart: Metadata", "restart_metadata_s", 0),
+                              ("restart: serving", "restart_serving_s", 1),
+                              ("restart: cpu at serving", "restart_serving_cpu_s", 4),
+                              ("restart: log lines", "restart_log_lines", 2)):
             columns.append((title, key, [(label, [r[i] for r in restart[label]]) for label, _ in trees]))
     for title, key, per_tree in columns:
         print(f"  {title}")
