@@ -25,6 +25,18 @@ U = TypeVar("U")
 Sink = Callable[[Any, BaseException | None], None]
 
 
+def _apply(step: Callable[[Any], Any], on_error: Callable[[Exception], Any] | None, value: Any,
+           exc: BaseException | None) -> tuple[Any, BaseException | None]:
+    try:
+        if exc is None:
+            return step(value), None
+        if on_error is not None and isinstance(exc, Exception):
+            return on_error(exc), None
+    except Exception as raised:
+        return None, raised
+    return value, exc
+
+
 class Pending(Generic[T]):
     """A value delivered later, once, through synchronous steps to one sink (module doc)."""
 
@@ -40,7 +52,10 @@ class Pending(Generic[T]):
     def then(self, step: Callable[[T], U], on_error: Callable[[Exception], U] | None = None) -> Pending[U]:
         """Turn the value with `step` when it comes (an exception raised by an earlier step goes
         to `on_error`, or on to the sink). Same object, next type: layers chain without a hop."""
-        self._steps.append((step, on_error))
+        if self._outcome is not None:  # resolved already (before anyone took it): step now
+            self._outcome = _apply(step, on_error, *self._outcome)
+        else:
+            self._steps.append((step, on_error))
         return self  # type: ignore[return-value]
 
     def sink(self, sink: Sink) -> None:
@@ -62,13 +77,8 @@ class Pending(Generic[T]):
             return
         self.done = True
         for step, on_error in self._steps:
-            try:
-                if exc is None:
-                    value = step(value)
-                elif on_error is not None and isinstance(exc, Exception):
-                    value, exc = on_error(exc), None
-            except Exception as raised:
-                value, exc = None, raised
+            value, exc = _apply(step, on_error, value, exc)
+        self._steps = []
         sink = self._sink
         if sink is None:
             self._outcome = (value, exc)
