@@ -33,7 +33,7 @@ def test_steps_run_in_order_when_resolved_and_the_sink_gets_the_last_value() -> 
 
 
 def test_a_value_resolved_before_the_later_steps_and_the_sink_still_goes_through_them() -> None:
-    """An acks=all Produce whose waits are done (or whose timeout is 0) resolves in its constructor."""
+    """A producer may resolve before the layers above it added their steps (e.g. in its constructor)."""
     got: list[tuple[Any, Any]] = []
     p = Pending[int]()
     p.resolve(1)

@@ -44,7 +44,12 @@ def handle_produce(ctx: RequestContext, request: Any) -> Any:
         return None
     waits = pending(result for _, _, results in answers for _, result in results)
     if waits:
-        return await_replication(waits, ms(request.timeout) / 1000).then(lambda _: _response(answers))
+        return _after_replication(answers, waits, ms(request.timeout) / 1000)
+    return _response(answers)
+
+
+async def _after_replication(answers: Answers, waits: list[AppendResult], timeout_s: float) -> dict[str, Any]:
+    await await_replication(waits, timeout_s)
     return _response(answers)
 
 
