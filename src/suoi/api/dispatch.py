@@ -24,6 +24,7 @@ from suoi.api.error_responses import error_response
 from suoi.api.listener_roles import ListenerRole, serves
 from suoi.api.registry import CLIENT_LISTENER, CURRENT_REQUEST, REGISTRY, RequestContext, ResponseData
 from suoi.model import ErrorCode, KafkaError
+from suoi.pending import Pending
 from suoi.protocol.codec import (
     API_VERSIONS_KEY,
     DecodeError,
@@ -48,7 +49,7 @@ log = logging.getLogger("suoi.api")
 
 #: a framed answer: bytes, and (Fetch) file regions the connection sends by sendfile between them
 Parts: TypeAlias = list[bytes | bytearray | memoryview | FileRegion]
-Outcome: TypeAlias = Parts | None | Awaitable[Parts | None]
+Outcome: TypeAlias = Parts | None | Pending[Parts | None] | Awaitable[Parts | None]
 
 _INT16 = struct.Struct(">h")
 
@@ -69,8 +70,9 @@ def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any =
              role: ListenerRole = ListenerRole.CLIENT) -> Outcome:
     """Handle one request frame that came in on a listener of `role`.
 
-    Returns the framed response parts, None when no response is due (acks=0), or an
-    awaitable of either for handlers that wait (long-poll fetch). Raises
+    Returns the framed response parts, None when no response is due (acks=0), a `Pending`
+    of either for a handler that answers from a callback (a parked Fetch), or an awaitable of
+    either for handlers that wait in a coroutine (acks=all Produce, the metadata quorum's Fetch). Raises
     ProtocolViolation for frames that cannot be parsed at all, NotServedOnListener for a
     client API on a CONTROLLER listener. Each answered request is timed into `broker.metrics`
     (counts and histograms per API, read at scrape time).
@@ -129,6 +131,10 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
     try:
         authorizer = getattr(broker, "authorizer", None)  # suoi.authorizer, when authorizer.class.name is set
         result = handler(ctx, body) if authorizer is None else authorized_call(ctx, body, handler, authorizer)
+        if type(result) is not dict and result is not None and isinstance(result, Pending):
+            if quota is not None:
+                quota.parked()
+            return _answer_later(result, request, spec.name, client_host, metrics, started, perf_counter(), quota)
         if type(result) is not dict and result is not None and inspect.isawaitable(result):
             if quota is not None:
                 quota.parked()
@@ -170,6 +176,26 @@ async def _finish_later(pending: Awaitable[ResponseData], ctx: RequestContext, r
         return _failed(request, api, client_host, exc)
     metrics.request_done(api, started, handled)
     return parts
+
+
+def _answer_later(pending: Pending[ResponseData], request: Request, api: str, client_host: str, metrics: Any,
+                  started: float, handled: float, quota: client_quotas.RequestQuota | None) -> Pending[Parts | None]:
+    """`_finish_later` for a handler that answers from a callback (a parked Fetch): encoding and
+    the metrics are one more synchronous step, run when the answer comes; no task."""
+
+    def failed(exc: Exception) -> Parts | None:
+        metrics.request_done(api, started, handled, True)
+        return _failed(request, api, client_host, exc)
+
+    def encode(data: ResponseData) -> Parts | None:
+        try:
+            parts = _encode(request, data, quota)
+        except Exception as exc:
+            return failed(exc)
+        metrics.request_done(api, started, handled)
+        return parts
+
+    return pending.then(encode, failed)
 
 
 def _failed(request: Request, api: str, client_host: str, exc: Exception) -> Parts | None:

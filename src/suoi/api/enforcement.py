@@ -18,6 +18,7 @@ from suoi.api.error_responses import error_array, error_response
 from suoi.api.registry import RequestContext, ResponseData
 from suoi.authorizer import StandardAuthorizer
 from suoi.model import ErrorCode
+from suoi.pending import Pending
 from suoi.protocol.splice import SplicedResponse
 
 __all__ = ["authorized_call", "split_call"]
@@ -110,6 +111,8 @@ def _filtered(ctx: RequestContext, authorizer: StandardAuthorizer, f: Filter, da
 
 def _then(result: ResponseData | Awaitable[ResponseData], fn: Callable[[ResponseData], ResponseData]
           ) -> ResponseData | Awaitable[ResponseData]:
+    if isinstance(result, Pending):  # a parked Fetch: one more synchronous step, no coroutine
+        return result.then(fn)
     if inspect.isawaitable(result):
         async def later() -> ResponseData:
             return fn(await result)  # type: ignore[misc]

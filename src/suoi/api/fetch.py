@@ -9,11 +9,13 @@ without being decoded.
 Fetch sessions (KIP-227): `suoi.partition.fetch_session` decides from the request's session
 id and epoch what to read (the request's partitions, or an incremental session's) and which
 partitions the answer carries; a session error is answered at the top level, no partitions.
+
+A fetch that must wait comes back from the partition layer as a `ParkedFetch`: the answer is
+built by a step added to it (`Pending.then`), run when it is woken or times out; no coroutine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Any
 
 from suoi.api import raft_apis
@@ -50,13 +52,13 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
         reads = directory.fetch_messages(params, topics)
         if isinstance(reads, list):
             return _response(ctx, reads, params, 0)
-        return _later(ctx, reads, params, None)
+        return reads.then(lambda done: _response(ctx, done, params, 0))
     if session.error:
         return {"throttle_time": 0, "error_code": session.error, "session_id": 0, "responses": []}
     reads = directory.fetch_messages(params, session.topics)
     if isinstance(reads, list):
         return _response(ctx, session.respond(reads), params, session.session_id)
-    return _later(ctx, reads, params, session)
+    return reads.then(lambda done: _response(ctx, session.respond(done), params, session.session_id))
 
 
 def _session(directory: Any, request: Any, topics: list[Any], params: FetchParams,
@@ -71,14 +73,6 @@ def _session(directory: Any, request: Any, topics: list[Any], params: FetchParam
                  for f in request.forgotten_topics_data for p in f.partitions]
     return new_context(cache, session_id, epoch, privileged=params.replica_id >= 0, uses_topic_ids=uses_ids,
                        requested=topics, forgotten=forgotten, now_ms=directory.now_ms())
-
-
-async def _later(ctx: RequestContext, reads: Awaitable[TopicReads], params: FetchParams,
-                 session: FetchContext | None) -> dict[str, Any]:
-    done = await reads
-    if session is None:
-        return _response(ctx, done, params, 0)
-    return _response(ctx, session.respond(done), params, session.session_id)
 
 
 def _response(ctx: RequestContext, reads: TopicReads, params: FetchParams, session_id: int) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from suoi.api.dispatch import Parts, ProtocolViolation, dispatch
 from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import REGISTRY
 from suoi.net.file_send import FileSender, materialize
+from suoi.pending import Pending
 from suoi.protocol.file_records import FileRegion
 from suoi.protocol.framing import FrameDecoder, FrameError
 from suoi.security.listeners import ListenerSecurity
@@ -65,7 +66,8 @@ _REFUSALS_LOGGED: dict[str, float] = {}  # ip -> loop time a refused connection 
 
 
 class _Entry:
-    """One answer in the connection's order book: ready parts, _NO_RESPONSE, or a Future."""
+    """One answer in the connection's order book: ready parts, _NO_RESPONSE, a Future, or a
+    `Pending` (a parked Fetch) that `_on_answer` replaces with its parts."""
 
     __slots__ = ("api_key", "close_after", "item", "ready_at")
 
@@ -222,7 +224,7 @@ class KafkaConnection(asyncio.Protocol):
             except Exception:
                 log.exception("connection close callback failed")
         for entry in self._queue:
-            if isinstance(entry.item, asyncio.Future):
+            if isinstance(entry.item, asyncio.Future | Pending):  # a parked Fetch unparks, drops its timer
                 entry.item.cancel()
         self._queue.clear()
 
@@ -311,25 +313,45 @@ class KafkaConnection(asyncio.Protocol):
             log.exception("closing connection from %s: request handler failed", self._peer)
             self._abort()
             return
+        waits = False
         if outcome is None:
             item: Any = _NO_RESPONSE
         elif isinstance(outcome, list):
             item = outcome
-        elif type(outcome) is types.CoroutineType:  # a handler that waits (long-poll, acks=all)
-            item = asyncio.get_running_loop().create_task(outcome)
+        elif isinstance(outcome, Pending):  # a parked Fetch: answered from a callback (`_on_answer`)
+            item, waits = outcome, True
+        elif type(outcome) is types.CoroutineType:  # a handler that waits in a coroutine (acks=all)
+            item, waits = asyncio.get_running_loop().create_task(outcome), True
         else:
-            item = asyncio.ensure_future(outcome)
-        if not self._queue and item is not _NO_RESPONSE and not isinstance(item, asyncio.Future):
+            item, waits = asyncio.ensure_future(outcome), True
+        if not self._queue and item is not _NO_RESPONSE and not waits:
             self._write(item)
             if self._close_requested:
                 self.close()
             return
         api_key = int.from_bytes(frame[:2], "big", signed=True) if len(frame) >= 2 else -1
-        held = self._queue and not isinstance(item, asyncio.Future)
+        held = self._queue and not waits
         entry = _Entry(item, api_key, asyncio.get_running_loop().time() if held else None, self._close_requested)
-        if isinstance(item, asyncio.Future):
-            item.add_done_callback(functools.partial(self._on_done, entry))
         self._queue.append(entry)
+        if waits:
+            if isinstance(item, Pending):
+                item.sink(functools.partial(self._on_answer, entry))
+            else:
+                item.add_done_callback(functools.partial(self._on_done, entry))
+        self._flush()
+
+    def _on_answer(self, entry: _Entry, parts: Parts | None, exc: BaseException | None) -> None:
+        """A `Pending` answer came (in the callback that produced it: no loop hop): into its
+        place in the order book, written now if every earlier answer is."""
+        if self._closed:
+            return
+        if exc is not None:
+            log.error("closing connection from %s: request handler failed", self._peer, exc_info=exc)
+            self._abort()
+            return
+        entry.item = parts if parts is not None else _NO_RESPONSE
+        if self._queue and self._queue[0] is not entry:
+            entry.ready_at = asyncio.get_running_loop().time()
         self._flush()
 
     def _on_done(self, entry: _Entry, fut: asyncio.Future[Parts | None]) -> None:
@@ -357,6 +379,8 @@ class KafkaConnection(asyncio.Protocol):
                 q.popleft()
                 if parts is not None:
                     self._write(parts)
+            elif isinstance(head, Pending):  # not answered yet (`_on_answer` replaces it with the parts)
+                break
             else:
                 q.popleft()
                 if head is not _NO_RESPONSE:

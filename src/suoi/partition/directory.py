@@ -10,7 +10,6 @@ client must get), plus the two entry points built on it, `append_records` and
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from suoi.model import ErrorCode, TopicPartition
@@ -20,7 +19,7 @@ from suoi.partition.partition import AppendResult, Partition
 if TYPE_CHECKING:
     from suoi.log.manager import LogManager
     from suoi.notify import AppendNotifier
-    from suoi.partition.fetch import FetchParams, FetchTopic, TopicReads
+    from suoi.partition.fetch import FetchParams, FetchTopic, ParkedFetch, TopicReads
     from suoi.partition.fetch_session import FetchSessionCache
 
 
@@ -59,7 +58,7 @@ class PartitionDirectory:
             return AppendResult(ErrorCode.invalid_record, message="empty record set")
         return target.append_records(records, acks, origin)
 
-    def fetch_messages(self, params: FetchParams, topics: list[FetchTopic]) -> TopicReads | Awaitable[TopicReads]:
+    def fetch_messages(self, params: FetchParams, topics: list[FetchTopic]) -> TopicReads | ParkedFetch:
         """Kafka's ReplicaManager.fetchMessages: read now, or long-poll (see `fetch.py`)."""
         return fetch_messages(self, params, topics)
 

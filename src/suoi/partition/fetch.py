@@ -9,18 +9,21 @@ Bytes go from the segment file to the response without being decoded.
 
 The response budget (max_bytes) is shared in request order; the first partition with data
 returns at least one whole batch even if it is larger than the budget (KIP-74).
+
+A parked fetch is a `ParkedFetch` (a `suoi.pending.Pending`): a notifier registration and a
+timer, answered from a callback; no Task and no coroutine (see `suoi.pending` for why).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from suoi.model import ErrorCode, TopicPartition
 from suoi.partition.partition import NO_EPOCH_CHECK, ReadResult
+from suoi.pending import Pending
 
 if TYPE_CHECKING:
     from suoi.partition.directory import PartitionDirectory
@@ -56,26 +59,79 @@ TopicReads = list[tuple[str | None, uuid.UUID | None, list[tuple[int, ReadResult
 
 
 def fetch_messages(directory: PartitionDirectory, params: FetchParams,
-                   topics: list[FetchTopic]) -> TopicReads | Awaitable[TopicReads]:
+                   topics: list[FetchTopic]) -> TopicReads | ParkedFetch:
     reads, total, tps, answer_now = _read_all(directory, params, topics)
     if total >= params.min_bytes or answer_now or params.max_wait_ms <= 0 or not tps:
         return reads
-    # Parked now, before the coroutine below first runs (`AppendNotifier.wait`).
-    parked = directory.notifier.wait(tps, params.max_wait_ms / 1000, replica=params.replica_id >= 0)
-    return _long_poll(directory, params, topics, parked)
+    return ParkedFetch(directory, params, topics, tps)
 
 
-async def _long_poll(directory: PartitionDirectory, params: FetchParams, topics: list[FetchTopic],
-                     parked: asyncio.Future[bool]) -> TopicReads:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + params.max_wait_ms / 1000
-    while True:
-        await parked
-        reads, total, tps, answer_now = _read_all(directory, params, topics)
-        remaining = deadline - loop.time()
-        if total >= params.min_bytes or answer_now or remaining <= 0:
-            return reads
-        parked = directory.notifier.wait(tps, remaining, replica=params.replica_id >= 0)
+class ParkedFetch(Pending[TopicReads]):
+    """A Fetch waiting for min_bytes (Kafka's DelayedFetch): parked on its partitions in the
+    notifier from the moment it is handled, with one timer for its max wait. A wake-up
+    schedules one re-read (appends to several partitions in one loop iteration: one re-read);
+    the re-read answers (`resolve`, which runs the layers' steps and writes the answer) or
+    parks again on what it read, under the same timer. The timer answers with what there is.
+    `cancel` (the connection closed) unparks it and drops the timer: nothing is left behind."""
+
+    __slots__ = ("_directory", "_loop", "_params", "_replica", "_scheduled", "_timer", "_topics", "_tps")
+
+    def __init__(self, directory: PartitionDirectory, params: FetchParams, topics: list[FetchTopic],
+                 tps: list[TopicPartition]) -> None:
+        super().__init__()
+        self._directory, self._params, self._topics, self._tps = directory, params, topics, tps
+        self._replica = params.replica_id >= 0
+        self._scheduled = False
+        loop = self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = loop.call_at(loop.time() + params.max_wait_ms / 1000, self._expire)
+        directory.notifier.park(self, tps, replica=self._replica)
+
+    def wake(self) -> None:
+        if self._scheduled or self.done:
+            return
+        self._scheduled = True
+        self._directory.notifier.unpark(self, self._tps, replica=self._replica)
+        self._loop.call_soon(self._retry)
+
+    def _retry(self) -> None:
+        self._scheduled = False
+        if self.done:
+            return
+        try:
+            reads, total, tps, answer_now = _read_all(self._directory, self._params, self._topics)
+        except Exception as exc:
+            self._stop_timer()
+            self.fail(exc)
+            return
+        if total >= self._params.min_bytes or answer_now or not tps:
+            self._stop_timer()
+            self.resolve(reads)
+            return
+        self._tps = tps
+        self._directory.notifier.park(self, tps, replica=self._replica)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self.done:
+            return
+        if not self._scheduled:
+            self._directory.notifier.unpark(self, self._tps, replica=self._replica)
+        try:
+            reads = _read_all(self._directory, self._params, self._topics)[0]
+        except Exception as exc:
+            self.fail(exc)
+            return
+        self.resolve(reads)
+
+    def _stop_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _cancelled(self) -> None:
+        self._stop_timer()
+        if not self._scheduled:
+            self._directory.notifier.unpark(self, self._tps, replica=self._replica)
 
 
 def _read_all(directory: PartitionDirectory, params: FetchParams,

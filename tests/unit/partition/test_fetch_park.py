@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import inspect
+import struct
 import time
 from collections.abc import Iterator
 
@@ -23,6 +24,8 @@ from suoi.api.dispatch import dispatch
 from suoi.protocol.codec import decode_response, encode_request
 from suoi.protocol.records import build_batch, iter_records
 from suoi.testing import InProcessNode
+from tests.conftest import wait_until
+from tests.rawclient import RawClient
 
 pytestmark = pytest.mark.timeout(30)
 TOPIC = "park"
@@ -78,3 +81,41 @@ async def _log_end(broker: object) -> int:
         parts = await parts
     assert isinstance(parts, list)
     return int(decode_response(b"".join(parts)[4:], FetchResponse).responses[0].partitions[0].high_watermark)
+
+
+async def _produce_now(broker: object, value: bytes) -> bool:
+    return isinstance(dispatch(broker, _produce(value), "test"), list)  # type: ignore[arg-type]
+
+
+async def _parked_and_connections(broker: object) -> tuple[int, int]:
+    return broker.notifier.parked, len(broker.connections)  # type: ignore[attr-defined]
+
+
+def test_a_client_closing_while_its_fetch_is_parked_leaves_nothing_parked(node: InProcessNode) -> None:
+    """A parked Fetch is a notifier registration plus a timer (no task): when its connection
+    closes, both must go (the registration would otherwise stay until the next append or the
+    max wait, and a later wake-up would write to a closed transport)."""
+    broker = node.broker
+    end = node.run(_log_end(broker))
+    idle = node.run(_parked_and_connections(broker))
+    assert idle[0] == 0
+    clients = [RawClient(node.bootstrap) for _ in range(3)]
+    for c in clients:
+        c.send_bytes(struct.pack(">i", len(frame := _fetch(end, max_wait_ms=20_000))) + frame)
+    wait_until(lambda: node.run(_parked_and_connections(broker)) == (3, idle[1] + 3), timeout=5,
+               message="three fetches parked")
+    for c in clients:
+        c.close()
+    wait_until(lambda: node.run(_parked_and_connections(broker)) == (0, idle[1]), timeout=5,
+               message="the closed connections' fetches unparked")
+    # the partition still serves: an append wakes a new fetch, whose answer carries it
+    with RawClient(node.bootstrap) as c:
+        c.send_bytes(struct.pack(">i", len(frame := _fetch(end, max_wait_ms=20_000))) + frame)
+        wait_until(lambda: node.run(_parked_and_connections(broker))[0] == 1, timeout=5, message="parked")
+        assert node.run(_produce_now(broker, b"after the close"))
+        started = time.monotonic()
+        body = decode_response(c.recv_frame(), FetchResponse)
+        assert time.monotonic() - started < 5
+    p = body.responses[0].partitions[0]
+    assert [r.value for r in iter_records(p.records or b"")] == [b"after the close"]
+    assert node.run(_parked_and_connections(broker))[0] == 0
