@@ -119,15 +119,25 @@ def test_produce_quota_throttles_a_producer(node: EmbeddedBroker) -> None:
 
 def test_request_percentage_throttles_a_busy_client(node: EmbeddedBroker) -> None:
     """request_percentage: a client over its share of request-handling time is answered with a
-    throttle time (and its connection muted, so one request per connection here)."""
+    throttle time (and its connection muted). A DescribeClientQuotas takes well under a
+    millisecond to handle, less than 0.01 % of a thread over the quota's sample windows, so the
+    client keeps asking until its accumulated time crosses the quota: its requests until then are
+    answered without a throttle time, and one within a bounded number is throttled."""
     configs(node, "--alter", "--entity-type", "clients", "--entity-name", "raw-test",
             "--add-config", "request_percentage=0.01")
     try:
+        request = DescribeClientQuotasRequest(
+            components=(ComponentData(entity_type="client-id", match_type=0, match="raw-test"),), strict=False)
+        throttled = None
         with RawClient(node.bootstrap) as c:  # client id raw-test
-            answer = c.request(DescribeClientQuotasRequest(
-                components=(ComponentData(entity_type="client-id", match_type=0, match="raw-test"),), strict=False))
-        assert [[(e.entity_type, e.entity_name) for e in x.entity] for x in answer.entries] == [[("client-id", "raw-test")]]
-        assert answer.throttle_time.total_seconds() > 0, answer.throttle_time
+            for _ in range(2000):
+                answer = c.request(request)
+                assert [[(e.entity_type, e.entity_name) for e in x.entity] for x in answer.entries] == [
+                    [("client-id", "raw-test")]]
+                if answer.throttle_time.total_seconds() > 0:
+                    throttled = answer.throttle_time
+                    break
+        assert throttled is not None, "2,000 requests at 0.01 % of a thread were never throttled"
     finally:
         configs(node, "--alter", "--entity-type", "clients", "--entity-name", "raw-test",
                 "--delete-config", "request_percentage")
