@@ -760,7 +760,8 @@ def print_table(out: dict[str, Any], args: argparse.Namespace) -> None:
           f"{out.get('load_after')} after (clients and all 4 nodes share it)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; `bench_scorecard` takes its defaults too (`parse_args([])`)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suoi-python", default=sys.executable, help="interpreter that runs `-m suoi cluster`")
     ap.add_argument("--ready-timeout", type=float, default=60.0, help="cluster up / start-node --wait")
@@ -796,6 +797,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="py-spy record every broker during the RF=3 acks=all runs (collapsed stacks in DIR; "
                          "summarise with benchmarks/profile_buckets.py)")
     ap.add_argument("--json", action="store_true", help="also print one JSON line with every run")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
     args.runs = [(int(rf), acks) for rf, _, acks in (x.partition(":") for x in args.runs.split(","))]
     if any(run not in THROUGHPUT_RUNS for run in args.runs):

@@ -287,10 +287,13 @@ def section_latency(run: Run) -> None:
 
 
 def replication_settings(run: Run) -> argparse.Namespace:
-    """bench_replication.py's options for its LocalCluster and phases."""
-    return argparse.Namespace(suoi_python=sys.executable, ready_timeout=max(60.0, run.args.ready_timeout),
-                              keep_dir=False, partitions=6, size=1024, messages=run.s.repl_messages, seconds=60.0,
-                              flush_timeout=60.0, latency_rate=100.0, latency_seconds=run.s.repl_latency_seconds)
+    """bench_replication.py's options for its LocalCluster and phases: its own defaults (so an
+    option it gains is never missing here), with the scorecard's sizes."""
+    settings = repl.build_parser().parse_args([])
+    settings.ready_timeout = max(60.0, run.args.ready_timeout)
+    settings.messages, settings.seconds, settings.flush_timeout = run.s.repl_messages, 60.0, 60.0
+    settings.latency_seconds = run.s.repl_latency_seconds
+    return settings
 
 
 def section_replication(run: Run) -> None:
