@@ -201,11 +201,14 @@ def section_produce(run: Run) -> None:
             run.details.setdefault("produce", {})[b.label] = r
 
 
-def start_targets(run: Run, own: Callable[[Callable[[], None]], None]) -> list[Target]:
-    """One plain suoi broker per tree (bench_consume.py's), and Tansu when asked."""
+def start_targets(run: Run, own: Callable[[Callable[[], None]], None],
+                  start: Callable[[str, str, float], Target] | None = None) -> list[Target]:
+    """One suoi broker per tree (by default bench_consume.py's plain one; `start(label, src,
+    ready_timeout)` for another kind), and Tansu when asked."""
     targets = []
     for label, src in run.trees:
-        t = start_suoi_from(label, Path(src), run.args.ready_timeout)
+        t = (start(label, src, run.args.ready_timeout) if start is not None
+             else start_suoi_from(label, Path(src), run.args.ready_timeout))
         own(t.stop)
         targets.append(t)
     if run.tansu:
@@ -255,15 +258,7 @@ def e2e_latency(target: Target, rate: int, seconds: float, drain_s: float, neigh
 
 def section_latency(run: Run) -> None:
     with stopping() as own:
-        targets = []
-        for label, src in run.trees:  # with the admin endpoint: loop lag and GC pauses
-            t = start_suoi_kraft(label, src, run.args.ready_timeout)
-            own(t.stop)
-            targets.append(t)
-        if run.tansu:
-            t = run.tansu_target()
-            own(t.stop)
-            targets.append(t)
+        targets = start_targets(run, own, start_suoi_kraft)  # with the admin endpoint: loop lag, GC pauses
         for t in targets:
             settle(t.label, t.pid)
         turns = [case for _ in range(run.s.latency_rounds) for case in LATENCY_CASES]
