@@ -299,17 +299,27 @@ def test_sessions_expire_without_reauthentication_kip_368(tmp_path: Path) -> Non
         for client in (lazy, diligent):
             answer = _plain_login(client, "bob", BOB_PASSWORD)
             assert answer.error_code == 0 and answer.session_lifetime.total_seconds() == 1.5
+        # Every deadline below is taken from the client's side of a login: a session starts while its
+        # SaslAuthenticate is served, so between the request's send and its answer (never the wall
+        # clock of a fixed schedule, which a loaded machine overruns).
+        first_ends = time.monotonic() + 1.5  # both first sessions have ended by then
         started = time.monotonic()
         from confluent_kafka import Producer
 
         producer = Producer({"bootstrap.servers": node.bootstrap, "security.protocol": "SASL_PLAINTEXT",
                              "sasl.mechanism": "PLAIN", "sasl.username": "bob", "sasl.password": BOB_PASSWORD})
         # the diligent client re-authenticates half way through; librdkafka on its own
-        wait_until(lambda: time.monotonic() - started > 0.75, timeout=5, message="half the session")
+        wait_until(lambda: time.monotonic() > first_ends - 0.75, timeout=5, message="half the session")
+        renewed_from = time.monotonic()  # the renewed session lasts at least until renewed_from + 1.5
         assert _plain_login(diligent, "bob", BOB_PASSWORD).error_code == 0
+        renewed_ends = time.monotonic() + 1.5  # ... and at most until then
         assert _handshake(lazy, "PLAIN").error_code == 0  # a re-authentication may not change the principal
         assert lazy.request(SaslAuthenticateRequest(auth_bytes=f"\0admin\0{ADMIN_PASSWORD}".encode())).error_code == 58
         assert lazy.is_closed_by_peer()
+        # past the first session's end, the renewed session still serves (0.75 s before it ends)
+        wait_until(lambda: time.monotonic() > first_ends, timeout=5, message="the first session's end")
+        assert time.monotonic() < renewed_from + 1.5, "too slow to tell the renewed session from the first"
+        assert len(_metadata(diligent).brokers) == 1  # its renewed session is still valid
 
         def past_first_session() -> bool:
             producer.produce("reauth", b"x")
@@ -317,8 +327,7 @@ def test_sessions_expire_without_reauthentication_kip_368(tmp_path: Path) -> Non
             return time.monotonic() - started > 2.0
 
         wait_until(past_first_session, timeout=10, message="2 s of produce across re-authentications")
-        assert len(_metadata(diligent).brokers) == 1  # its renewed session is still valid
-        wait_until(lambda: time.monotonic() - started > 3.5, timeout=10, message="the renewed session ends")
+        wait_until(lambda: time.monotonic() > renewed_ends, timeout=10, message="the renewed session ends")
         diligent.send_bytes(diligent.encode(MetadataRequest(topics=None, allow_auto_topic_creation=False,
                                                             include_topic_authorized_operations=False)))
         assert diligent.is_closed_by_peer()

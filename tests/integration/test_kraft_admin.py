@@ -130,5 +130,6 @@ def test_delete_records_is_the_leaders_and_waits_for_every_replica(cluster: KRaf
     for node in (leader, follower):  # no waiting: the answer means every replica moved
         assert replica_view(cluster, node, topic, 0) == (ErrorCode.offset_out_of_range, 10, 5), node
         assert replica_view(cluster, node, topic, 5) == (ErrorCode.none, 10, 5), node
-    # the leader woke the follower's parked fetch: well under its long poll (500 ms) plus slack
-    assert elapsed < 2.0
+    # answered without waiting out a timeout (15 s); loose, as a new librdkafka admin's bootstrap and
+    # routing are in it (slow on a loaded machine), and the follower's long poll (500 ms) is short anyway
+    assert elapsed < 5.0, elapsed

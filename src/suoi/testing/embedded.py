@@ -15,12 +15,29 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from suoi.cli.cluster_layout import HOST as LOOPBACK
+from suoi.cli.cluster_layout import free_ports
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port that was free a moment ago. On 127.0.0.1 one picked at random outside the
+    ephemeral range (`free_ports`), where neither a port-0 bind (another test worker's free
+    port) nor an outgoing connection's local port can take it before the node binds it, or
+    while a node that keeps it is down for a restart; elsewhere the OS picks it."""
+    if host == LOOPBACK:
+        return free_ports(1)[0]
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+class PortTakenError(RuntimeError):
+    """The broker exited at start because another process had bound its port."""
+
+
+#: Starts of a broker whose port `EmbeddedBroker` picked itself, should another process take it
+#: between the pick and the bind (a bounded retry: each start picks a new random port).
+PICK_ATTEMPTS = 3
 
 
 class EmbeddedBroker:
@@ -39,6 +56,9 @@ class EmbeddedBroker:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="suoi-test-"))
         self.host = host
+        #: Whether the port is ours to pick again should another process bind it first (only
+        #: before the first start: a restarted node keeps its port, as its clients know it).
+        self._may_repick = port is None and "listeners" not in (overrides or {})
         self.port = port or free_port(host)
         self.overrides = dict(overrides or {})
         #: Where partition data lives; by default `data_dir/data`.
@@ -49,6 +69,7 @@ class EmbeddedBroker:
         #: Run in the child before the broker starts (e.g. `resource.setrlimit` for a low `ulimit -n`).
         self.preexec_fn = preexec_fn
         self._log_file: IO[bytes] | None = None
+        self._log_start = 0  # where this launch's output starts in the (appended) log file
 
     @property
     def bootstrap(self) -> str:
@@ -68,10 +89,21 @@ class EmbeddedBroker:
         return cmd
 
     def start(self) -> EmbeddedBroker:
-        """Start the process and wait until it serves clients (`launch` + `wait_ready`)."""
-        self.launch()
-        self.wait_ready()
-        return self
+        """Start the process and wait until it serves clients (`launch` + `wait_ready`); at the
+        first start of a node on a port picked here, again on another port if that one was taken."""
+        for attempt in range(1, PICK_ATTEMPTS + 1):
+            self.launch()
+            try:
+                self.wait_ready()
+            except PortTakenError:
+                if not self._may_repick or attempt == PICK_ATTEMPTS:
+                    raise
+                self.stop()
+                self.port = free_port(self.host)
+                continue
+            self._may_repick = False
+            return self
+        raise AssertionError("unreachable")
 
     def launch(self) -> EmbeddedBroker:
         """Start the process without waiting. A KRaft broker serves clients only once the
@@ -81,30 +113,46 @@ class EmbeddedBroker:
             raise RuntimeError("broker already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
+        self._log_start = self._log_file.tell()
         self.proc = subprocess.Popen(self.command(), stdout=self._log_file, stderr=subprocess.STDOUT,
                                      preexec_fn=self.preexec_fn)
         return self
 
     def wait_ready(self) -> None:
-        """Until the client port accepts connections (start_timeout)."""
+        """Until the client port accepts connections and this process is the one that bound it
+        (its log says so: a port-in-use start must not pass for ready because another process,
+        say another test worker's node, listens there), within start_timeout."""
         self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
+        bound = f":{self.port} ("  # "listening on PLAINTEXT://127.0.0.1:<port> (PLAINTEXT)", or "bound ..."
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.logs()}")
+                error = PortTakenError if "address already in use" in self._launch_logs().lower() else RuntimeError
+                raise error(f"broker exited with {self.proc.returncode}:\n{self.logs()}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
+                    if bound in self._launch_logs():
+                        return
             except OSError:
-                time.sleep(0.02)
+                pass
+            time.sleep(0.02)
         raise TimeoutError(f"broker did not listen on {self.bootstrap} within {self.start_timeout}s:\n{self.logs()}")
 
     def logs(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _launch_logs(self) -> str:
+        """What the process of the latest launch wrote."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_start)
+                return f.read().decode(errors="replace")
         except OSError:
             return ""
 

@@ -33,6 +33,7 @@ def test_voters_without_process_roles_are_refused(tmp_path: Path) -> None:
 
 def test_the_only_voter_leads_and_commits_at_once_and_again_after_a_restart(tmp_path: Path) -> None:
     config = RaftConfig(election_timeout_ms=5000)  # waiting for it would take >= 5 s
+    at_once = config.election_timeout_ms / 1000 / 2  # far below it, yet loose for a loaded machine
 
     async def run_once() -> tuple[float, int, int]:
         pool = NodeClient(client_id="one-voter")
@@ -42,8 +43,8 @@ def test_the_only_voter_leads_and_commits_at_once_and_again_after_a_restart(tmp_
         try:
             while not driver.is_leader:
                 await asyncio.sleep(0.001)
-                assert time.monotonic() - started < 2, "no leader within 2 s"
-            offset = await driver.append_and_wait([b"record"], timeout=2)
+                assert time.monotonic() - started < at_once, f"no leader within {at_once} s"
+            offset = await driver.append_and_wait([b"record"], timeout=at_once)
             return time.monotonic() - started, driver.leader_and_epoch.epoch, offset
         finally:
             await driver.stop()
@@ -51,6 +52,6 @@ def test_the_only_voter_leads_and_commits_at_once_and_again_after_a_restart(tmp_
 
     first, epoch, offset = asyncio.run(run_once())
     again, epoch_after, offset_after = asyncio.run(run_once())
-    assert first < 1.0 and again < 1.0, (first, again)  # far below the 5 s election timeout
+    assert first < at_once and again < at_once, (first, again)  # far below the 5 s election timeout
     assert (epoch, offset) == (1, 1)  # its LeaderChange at 0, the record at 1
     assert (epoch_after, offset_after) == (2, 3)  # a new epoch's LeaderChange at 2, then the record
