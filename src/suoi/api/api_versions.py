@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from suoi.api.features import feature_fields
 from suoi.api.listener_roles import ListenerRole, serves
 from suoi.api.registry import REGISTRY, RequestContext, api
 from suoi.api.telemetry import remember_client_software
+from suoi.controller.features import SUPPORTED
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
@@ -31,6 +31,20 @@ def api_versions_data(broker: Services, error: ErrorCode = ErrorCode.none, versi
     # v3+ adds the finalized features (KIP-584) as tagged fields; v0-v2 have none.
     extra = feature_fields(broker, version) if version >= 3 else {}
     return {"error_code": error, "api_keys": keys, "throttle_time": 0, **extra}
+
+
+def feature_fields(broker: Services, version: int) -> dict[str, Any]:
+    """ApiVersions' feature fields (KIP-584; UpdateFeatures is `suoi.api.features`). Before v4,
+    features whose lowest level is 0 are left out (KIP-1022: older Java clients refuse a supported
+    range starting at 0)."""
+    supported = [{"name": n, "min_version": lo, "max_version": hi} for n, (lo, hi) in sorted(SUPPORTED.items())
+                 if version >= 4 or lo > 0]
+    image = broker.kraft.image
+    levels, epoch = dict(image.features), image.offset
+    finalized = [{"name": n, "min_version_level": lvl, "max_version_level": lvl}
+                 for n, lvl in sorted(levels.items()) if lvl > 0]
+    return {"supported_features": supported, "finalized_features": finalized,
+            "finalized_features_epoch": max(epoch, -1)}
 
 
 @api(18, "ApiVersions", 0, 4)

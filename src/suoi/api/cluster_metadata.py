@@ -22,7 +22,7 @@ from kio.static.primitive import i16, i32, i32Timedelta
 from suoi.api import envelope
 from suoi.api.metadata_cache import METADATA_KEY, topic_encodings
 from suoi.api.registry import CLIENT_LISTENER
-from suoi.api.topics import invalid_topic_name, log_refusal_once
+from suoi.api.topic_names import invalid_topic_name, log_refusal_once
 from suoi.controller.messages import (
     AlterConfigOp,
     AlterConfigsResource,

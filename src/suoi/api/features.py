@@ -1,36 +1,20 @@
-"""Finalized features (KIP-584): ApiVersions' feature fields and UpdateFeatures (key 57).
+"""Finalized features (KIP-584): UpdateFeatures (key 57).
 
 Kafka has no DescribeFeatures request: admin clients read `supported_features`,
-`finalized_features` and `finalized_features_epoch` (tagged fields of ApiVersions v3+) from any
-node. The levels come from the metadata image (`FeatureLevel` records, see
-`suoi.controller.features`); the epoch is the image's offset, as Kafka's. UpdateFeatures is
-decided by the active controller (forwarded when this node is not it).
+`finalized_features` and `finalized_features_epoch` (tagged fields of ApiVersions v3+, made by
+`suoi.api.api_versions.feature_fields`) from any node. The levels come from the metadata image
+(`FeatureLevel` records, see `suoi.controller.features`); the epoch is the image's offset, as
+Kafka's. UpdateFeatures is decided by the active controller (forwarded when this node is not it).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from suoi.api.cluster_metadata import forward
 from suoi.api.envelope import forwards
 from suoi.api.registry import RequestContext, api
-from suoi.controller.features import SUPPORTED, FeatureUpdate, UpgradeType
-
-if TYPE_CHECKING:
-    from suoi.services import Services
-
-
-def feature_fields(broker: Services, version: int) -> dict[str, Any]:
-    """ApiVersions' feature fields. Before v4, features whose lowest level is 0 are left out
-    (KIP-1022: older Java clients refuse a supported range starting at 0)."""
-    supported = [{"name": n, "min_version": lo, "max_version": hi} for n, (lo, hi) in sorted(SUPPORTED.items())
-                 if version >= 4 or lo > 0]
-    image = broker.kraft.image
-    levels, epoch = dict(image.features), image.offset
-    finalized = [{"name": n, "min_version_level": lvl, "max_version_level": lvl}
-                 for n, lvl in sorted(levels.items()) if lvl > 0]
-    return {"supported_features": supported, "finalized_features": finalized,
-            "finalized_features_epoch": max(epoch, -1)}
+from suoi.controller.features import FeatureUpdate, UpgradeType
 
 
 def _answer(version: int, names: list[str], error: int, message: str | None) -> dict[str, Any]:

@@ -3,17 +3,15 @@
 A name Kafka would never create (`Topic.validate`: 1-249 chars of ``[a-zA-Z0-9._-]``, not
 ``.`` or ``..``) is answered INVALID_TOPIC_EXCEPTION before any creation is attempted, with
 or without auto-creation, as Kafka's Metadata handler does; the refusal is logged once per
-name (clients retry their Metadata requests many times a second).
+name (clients retry their Metadata requests many times a second; `topic_names`).
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from suoi.controller.errors import ApiError
-from suoi.controller.topics import validate_topic_name
+from suoi.api.topic_names import invalid_topic_name
 from suoi.log.manager import TopicInfo
 from suoi.model import ErrorCode
 from suoi.partition.directory import NoPartitions, PartitionDirectory
@@ -21,30 +19,7 @@ from suoi.partition.directory import NoPartitions, PartitionDirectory
 if TYPE_CHECKING:
     from suoi.services import Services
 
-log = logging.getLogger("suoi.api")
 ZERO_UUID = uuid.UUID(int=0)
-_LOGGED_REFUSALS: dict[str, None] = {}  # insertion-ordered, bounded: names whose refusal was logged
-_MAX_LOGGED_REFUSALS = 1024
-
-
-def log_refusal_once(name: str, reason: str) -> None:
-    """One log line per refused topic name (bounded memory), however often clients retry."""
-    if name in _LOGGED_REFUSALS:
-        return
-    if len(_LOGGED_REFUSALS) >= _MAX_LOGGED_REFUSALS:
-        _LOGGED_REFUSALS.pop(next(iter(_LOGGED_REFUSALS)))
-    _LOGGED_REFUSALS[name] = None
-    log.warning("topic %r refused: %s", name, reason)
-
-
-def invalid_topic_name(name: str) -> bool:
-    """True (and the reason logged once) when Kafka would refuse to create a topic of this name."""
-    try:
-        validate_topic_name(name)
-    except ApiError as exc:
-        log_refusal_once(name, exc.message)
-        return True
-    return False
 
 
 def resolve_or_create(broker: Services, name: str | None, topic_id: uuid.UUID | None,

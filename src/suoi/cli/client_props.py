@@ -13,7 +13,7 @@ to convert it, never dropped silently.
 
 from __future__ import annotations
 
-from suoi.cli.common import CliError
+from suoi.cli.errors import CliError
 
 __all__ = ["librdkafka_names"]
 

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from suoi.cli.errors import CliError  # the tools import it from here (it lives below client_props)
+
 T = TypeVar("T")
 
 #: How long a tool waits for the broker to answer before giving up (seconds).
@@ -35,10 +37,6 @@ RETRIABLE_ERRORS = frozenset({
     "NOT_CONTROLLER", "REQUEST_TIMED_OUT", "COORDINATOR_NOT_AVAILABLE", "COORDINATOR_LOAD_IN_PROGRESS",
     "NOT_COORDINATOR", "BROKER_NOT_AVAILABLE", "_TRANSPORT", "_ALL_BROKERS_DOWN",
 })
-
-
-class CliError(Exception):
-    """A failure reported as one line (exit code 1)."""
 
 
 class ToolArgumentParser(argparse.ArgumentParser):

@@ -20,7 +20,7 @@ from suoi.controller.records import AccessControlEntry, RemoveAccessControlEntry
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.controller.controller import QuorumController
+    from suoi.controller.context import OperationContext
 
 __all__ = ["AclResult", "DeleteAclsResult", "create_acls", "delete_acls"]
 
@@ -38,7 +38,7 @@ class DeleteAclsResult:
     deleted: tuple[AclBinding, ...] = ()
 
 
-def create_acls(c: QuorumController, bindings: Sequence[AclBinding]) -> ControllerResult[list[AclResult]]:
+def create_acls(c: OperationContext, bindings: Sequence[AclBinding]) -> ControllerResult[list[AclResult]]:
     results = []
     for binding in bindings:
         try:
@@ -55,7 +55,7 @@ def create_acls(c: QuorumController, bindings: Sequence[AclBinding]) -> Controll
     return c.finish(results)
 
 
-def delete_acls(c: QuorumController, filters: Sequence[AclBindingFilter]) -> ControllerResult[list[DeleteAclsResult]]:
+def delete_acls(c: OperationContext, filters: Sequence[AclBindingFilter]) -> ControllerResult[list[DeleteAclsResult]]:
     results = []
     for f in filters:
         problem = f.indefinite()
@@ -69,7 +69,7 @@ def delete_acls(c: QuorumController, filters: Sequence[AclBindingFilter]) -> Con
     return c.finish(results)
 
 
-def _new_id(c: QuorumController) -> uuid.UUID:
+def _new_id(c: OperationContext) -> uuid.UUID:
     while True:
         acl_id = c.new_uuid()
         if acl_id not in c.state.acls():

@@ -22,7 +22,7 @@ from suoi.controller.records import ClientQuota
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.controller.controller import QuorumController
+    from suoi.controller.context import OperationContext
 
 __all__ = ["ENTITY_TYPES", "QUOTA_KEYS", "QuotaAlteration", "alter_client_quotas", "validate_entity"]
 
@@ -80,7 +80,7 @@ def _validate_op(entity: tuple[tuple[str, str | None], ...], key: str, value: fl
         raise ApiError(ErrorCode.invalid_request, f"Configuration {key} must be positive, got {value}")
 
 
-def alter_client_quotas(c: QuorumController, alterations: Sequence[QuotaAlteration], validate_only: bool
+def alter_client_quotas(c: OperationContext, alterations: Sequence[QuotaAlteration], validate_only: bool
                         ) -> ControllerResult[list[tuple[ErrorCode, str | None]]]:
     results: list[tuple[ErrorCode, str | None]] = []
     for alt in alterations:

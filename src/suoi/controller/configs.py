@@ -28,7 +28,7 @@ from suoi.log.errors import InvalidConfigError
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.controller.controller import QuorumController
+    from suoi.controller.context import OperationContext
 
 __all__ = ["alter_configs", "incremental_alter_configs"]
 
@@ -36,7 +36,7 @@ __all__ = ["alter_configs", "incremental_alter_configs"]
 LIST_CONFIGS = KAFKA_LIST_CONFIGS | _client_metrics.LIST_KEYS
 
 
-def _check_resource(c: QuorumController, rtype: int, name: str) -> None:
+def _check_resource(c: OperationContext, rtype: int, name: str) -> None:
     if rtype == ConfigResourceType.TOPIC:
         if c.state.topic_id(name) is None:
             raise ApiError(ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist.")
@@ -49,7 +49,7 @@ def _check_resource(c: QuorumController, rtype: int, name: str) -> None:
         raise ApiError(ErrorCode.invalid_request, f"Unsupported resource type {rtype}.")
 
 
-def _validate(c: QuorumController, rtype: int, name: str, overrides: Mapping[str, str]) -> None:
+def _validate(c: OperationContext, rtype: int, name: str, overrides: Mapping[str, str]) -> None:
     if rtype == ConfigResourceType.TOPIC:
         try:
             LogConfig.from_topic_configs(c.config.log_config, overrides)
@@ -64,13 +64,13 @@ def _validate(c: QuorumController, rtype: int, name: str, overrides: Mapping[str
             raise ApiError(ErrorCode.invalid_config, str(e)) from None
 
 
-def _stage_diff(c: QuorumController, rtype: int, name: str, old: Mapping[str, str], new: Mapping[str, str]) -> None:
+def _stage_diff(c: OperationContext, rtype: int, name: str, old: Mapping[str, str], new: Mapping[str, str]) -> None:
     for k in sorted(set(old) | set(new)):
         if old.get(k) != new.get(k):
             c.stage(Config(resource_type=rtype, resource_name=name, name=k, value=new.get(k)))
 
 
-def alter_configs(c: QuorumController, resources: Sequence[AlterConfigsResource], validate_only: bool
+def alter_configs(c: OperationContext, resources: Sequence[AlterConfigsResource], validate_only: bool
                   ) -> ControllerResult[list[AlterConfigsResult]]:
     results: list[AlterConfigsResult] = []
     for r in resources:
@@ -92,7 +92,7 @@ def alter_configs(c: QuorumController, resources: Sequence[AlterConfigsResource]
     return c.finish(results)
 
 
-def _default(c: QuorumController, rtype: int, key: str) -> str | None:
+def _default(c: OperationContext, rtype: int, key: str) -> str | None:
     if rtype == ConfigResourceType.TOPIC:
         return c.config.log_config.to_topic_configs().get(key)
     return None
@@ -102,7 +102,7 @@ def _parts(value: str | None) -> list[str]:
     return [p.strip() for p in (value or "").split(",") if p.strip()]
 
 
-def incremental_alter_configs(c: QuorumController, resources: Sequence[IncrementalAlterConfigsResource],
+def incremental_alter_configs(c: OperationContext, resources: Sequence[IncrementalAlterConfigsResource],
                               validate_only: bool) -> ControllerResult[list[AlterConfigsResult]]:
     results: list[AlterConfigsResult] = []
     for r in resources:

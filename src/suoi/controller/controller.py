@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from suoi.authorizer.acl import AclBinding, AclBindingFilter
@@ -33,6 +32,7 @@ from suoi.controller import partitions as _partitions
 from suoi.controller import reassignments as _reassignments
 from suoi.controller import scram as _scram
 from suoi.controller import topics as _topics
+from suoi.controller.context import ControllerConfig
 from suoi.controller.errors import ApiError
 from suoi.controller.image import BrokerRegistration, ConfigResourceType, MetadataBuilder, MetadataImage
 from suoi.controller.messages import (
@@ -65,32 +65,11 @@ from suoi.controller.records import (
     UnfenceBroker,
     UnregisterBroker,
 )
-from suoi.log.config import LogConfig
 from suoi.model import ErrorCode
 
 __all__ = ["ControllerConfig", "QuorumController"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ControllerConfig:
-    node_id: int = -1  # this controller's node id (named in some refusals, as Kafka does)
-    session_timeout_ms: int = 9000  # broker.session.timeout.ms
-    #: broker.connection.loss.fence.ms (suoi): once the connection a broker heartbeats on closes,
-    #: it must heartbeat again within this long or be fenced (0: only the session timeout).
-    connection_loss_fence_ms: int = 3000
-    num_partitions: int = 1  # num.partitions
-    default_replication_factor: int = 1  # default.replication.factor
-    producer_id_block_size: int = 1000
-    unclean_leader_election_enable: bool = False
-    delete_topic_enable: bool = True
-    auto_leader_rebalance_enable: bool = True  # auto.leader.rebalance.enable
-    leader_imbalance_check_interval_ms: int = 300_000  # leader.imbalance.check.interval.seconds * 1000
-    leader_imbalance_per_broker_percentage: int = 10  # leader.imbalance.per.broker.percentage
-    log_config: LogConfig = field(default_factory=LogConfig)  # broker defaults, to validate topic configs
-    # Validates the resulting overrides of a broker resource (AlterConfigs); raise ValueError to refuse.
-    broker_config_validator: Callable[[str, Mapping[str, str]], None] | None = None
 
 
 class QuorumController:

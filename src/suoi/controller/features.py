@@ -30,7 +30,7 @@ from suoi.controller.records import FeatureLevel
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.controller.controller import QuorumController
+    from suoi.controller.context import OperationContext
 
 __all__ = [
     "BOOTSTRAP_LEVELS",
@@ -106,7 +106,7 @@ def bootstrap_records(features: Mapping[str, int]) -> list[FeatureLevel]:
     return [FeatureLevel(name=n, level=lvl) for n, lvl in sorted(BOOTSTRAP_LEVELS.items()) if n not in features]
 
 
-def update_features(controller: QuorumController, updates: Sequence[FeatureUpdate], validate_only: bool
+def update_features(controller: OperationContext, updates: Sequence[FeatureUpdate], validate_only: bool
                     ) -> ControllerResult[FeatureUpdateResult]:
     current = dict(controller.image.features)
     records: list[FeatureLevel] = []
@@ -126,7 +126,7 @@ def update_features(controller: QuorumController, updates: Sequence[FeatureUpdat
     return controller.finish(FeatureUpdateResult())
 
 
-def _check(controller: QuorumController, u: FeatureUpdate, current: int) -> FeatureLevel:
+def _check(controller: OperationContext, u: FeatureUpdate, current: int) -> FeatureLevel:
     new = max(u.max_version_level, 0)  # < 1 asks to remove the feature (level 0)
 
     def refuse(reason: str) -> _Refused:

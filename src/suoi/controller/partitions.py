@@ -35,13 +35,13 @@ from suoi.controller.records import NO_LEADER, PartitionChange
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.controller.controller import QuorumController
+    from suoi.controller.context import OperationContext
 
 __all__ = ["alter_partition", "elect_leaders", "partition_change", "rebalance_leaders"]
 
 
 def partition_change(
-    c: QuorumController,
+    c: OperationContext,
     topic_id: uuid.UUID,
     partition: int,
     *,
@@ -100,7 +100,7 @@ class _Target:
     adding: list[int]
     removing: list[int]
 
-    def maybe_complete(self, c: QuorumController, leader: int) -> None:
+    def maybe_complete(self, c: OperationContext, leader: int) -> None:
         """Complete the reassignment if it can be: every adding replica is in the ISR, an ISR
         member remains once the removing replicas leave, and, if the leader is among those and
         eligible, an eligible ISR member can take over (until then it keeps leading)."""
@@ -116,7 +116,7 @@ class _Target:
         self.adding, self.removing = [], []
 
 
-def remove_broker_from_isrs(c: QuorumController, broker_id: int) -> None:
+def remove_broker_from_isrs(c: OperationContext, broker_id: int) -> None:
     """Stage changes for every partition whose ISR holds ``broker_id`` (which the caller has
     already made ineligible): it leaves the ISR, and new leaders are elected where it led."""
     for tid, p, reg in list(c.state.iter_partitions()):
@@ -126,7 +126,7 @@ def remove_broker_from_isrs(c: QuorumController, broker_id: int) -> None:
                 c.stage(change)
 
 
-def elect_leaderless(c: QuorumController, broker_id: int) -> None:
+def elect_leaderless(c: OperationContext, broker_id: int) -> None:
     """A broker became eligible: elect leaders for leaderless partitions it can lead. A broker
     restart unfences into thousands of them (every partition of a single node), so the common
     case - no reassignment - is decided here: the first replica in the ISR that is eligible,
@@ -147,7 +147,7 @@ def elect_leaderless(c: QuorumController, broker_id: int) -> None:
 
 
 def alter_partition(
-    c: QuorumController,
+    c: OperationContext,
     broker_id: int,
     broker_epoch: int,
     topic_id: uuid.UUID,
@@ -207,7 +207,7 @@ def alter_partition(
 
 
 def elect_leaders(
-    c: QuorumController, election_type: ElectionType, partitions: Sequence[tuple[str, int]] | None
+    c: OperationContext, election_type: ElectionType, partitions: Sequence[tuple[str, int]] | None
 ) -> ControllerResult[list[ElectionResult]]:
     """ElectLeaders. ``partitions=None`` means every partition, and then partitions that need
     no election are left out of the results (as Kafka does)."""
@@ -250,7 +250,7 @@ def elect_leaders(
     return c.finish(results)
 
 
-def rebalance_leaders(c: QuorumController, percentage: int) -> list[tuple[str, int]]:
+def rebalance_leaders(c: OperationContext, percentage: int) -> list[tuple[str, int]]:
     """Auto leader rebalance (``auto.leader.rebalance.enable``): for each broker, the share of
     the partitions whose preferred leader (first replica) it is but which another broker leads;
     above ``percentage`` percent, stage preferred elections for those of them where it is in the

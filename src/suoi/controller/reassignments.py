@@ -37,13 +37,13 @@ from suoi.controller.topics import check_replica_list
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.controller.controller import QuorumController
+    from suoi.controller.context import OperationContext
 
 __all__ = ["alter_partition_reassignments", "list_partition_reassignments"]
 
 
 def alter_partition_reassignments(
-    c: QuorumController, reassignments: Sequence[tuple[str, int, Sequence[int] | None]]
+    c: OperationContext, reassignments: Sequence[tuple[str, int, Sequence[int] | None]]
 ) -> ControllerResult[list[ReassignmentResult]]:
     results: list[ReassignmentResult] = []
     for topic, partition, target in reassignments:
@@ -66,7 +66,7 @@ def alter_partition_reassignments(
     return c.finish(results)
 
 
-def _reassign(c: QuorumController, topic: str, tid: uuid.UUID, partition: int, reg: PartitionRegistration,
+def _reassign(c: OperationContext, topic: str, tid: uuid.UUID, partition: int, reg: PartitionRegistration,
               target: tuple[int, ...]) -> PartitionChange | None:
     check_replica_list(c, target)
     original = reg.original_replicas
@@ -81,7 +81,7 @@ def _reassign(c: QuorumController, topic: str, tid: uuid.UUID, partition: int, r
     return partition_change(c, tid, partition, replicas=replicas, isr=isr, adding=adding, removing=removing)
 
 
-def _cancel(c: QuorumController, topic: str, tid: uuid.UUID, partition: int,
+def _cancel(c: OperationContext, topic: str, tid: uuid.UUID, partition: int,
             reg: PartitionRegistration) -> PartitionChange | None:
     if not reg.is_reassigning:
         raise ApiError(ErrorCode.no_reassignment_in_progress, "No partition reassignment is in progress.")
@@ -97,7 +97,7 @@ def _cancel(c: QuorumController, topic: str, tid: uuid.UUID, partition: int,
 
 
 def list_partition_reassignments(
-    c: QuorumController, partitions: Sequence[tuple[str, int]] | None
+    c: OperationContext, partitions: Sequence[tuple[str, int]] | None
 ) -> ControllerResult[list[OngoingReassignment]]:
     """The ongoing reassignments among ``partitions`` (None: all of them), sorted; unknown
     topics and partitions, and partitions not being reassigned, are left out (as in Kafka)."""

@@ -21,7 +21,7 @@ from suoi.model import ErrorCode
 from suoi.security.scram import MAX_ITERATIONS, MIN_ITERATIONS, credential_from_salted, mechanism_name
 
 if TYPE_CHECKING:
-    from suoi.controller.controller import QuorumController
+    from suoi.controller.context import OperationContext
 
 __all__ = ["ScramDeletion", "ScramUpsertion", "alter_user_scram_credentials"]
 
@@ -47,7 +47,7 @@ class ScramUpsertion:
 UserResult = tuple[str, int, str | None]  # (user, error code, message)
 
 
-def alter_user_scram_credentials(ctl: QuorumController, deletions: Sequence[ScramDeletion],
+def alter_user_scram_credentials(ctl: OperationContext, deletions: Sequence[ScramDeletion],
                                  upsertions: Sequence[ScramUpsertion]) -> ControllerResult[list[UserResult]]:
     errors: dict[str, tuple[int, str]] = {}
     seen: set[tuple[str, int]] = set()

@@ -38,7 +38,7 @@ from suoi.log.errors import InvalidConfigError
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.controller.controller import QuorumController
+    from suoi.controller.context import OperationContext
 
 __all__ = [
     "EXCESSIVE_BATCH_MESSAGE",
@@ -77,11 +77,11 @@ def _unify(name: str) -> str:
     return name.replace(".", "_")
 
 
-def _usable_brokers(c: QuorumController) -> list[PlacementBroker]:
+def _usable_brokers(c: OperationContext) -> list[PlacementBroker]:
     return [PlacementBroker(b.broker_id, b.rack) for b in c.state.brokers() if b.eligible]
 
 
-def check_replica_list(c: QuorumController, replicas: Sequence[int]) -> None:
+def check_replica_list(c: OperationContext, replicas: Sequence[int]) -> None:
     """Kafka's validateManualPartitionAssignment: non-empty, registered brokers, no duplicates
     (also what a partition reassignment's target must pass)."""
     if not replicas:
@@ -97,7 +97,7 @@ def check_replica_list(c: QuorumController, replicas: Sequence[int]) -> None:
         seen.add(b)
 
 
-def _check_manual(c: QuorumController, partition: int, replicas: Sequence[int], rf: int | None) -> tuple[int, ...]:
+def _check_manual(c: OperationContext, partition: int, replicas: Sequence[int], rf: int | None) -> tuple[int, ...]:
     """Kafka's validateManualPartitionAssignment; returns the ISR (the eligible replicas)."""
     check_replica_list(c, replicas)
     if rf is not None and len(replicas) != rf:
@@ -112,7 +112,7 @@ def _check_manual(c: QuorumController, partition: int, replicas: Sequence[int], 
     return isr
 
 
-def _validate_configs(c: QuorumController, configs: Mapping[str, str | None]) -> dict[str, str]:
+def _validate_configs(c: OperationContext, configs: Mapping[str, str | None]) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in configs.items():
         if v is None:
@@ -125,7 +125,7 @@ def _validate_configs(c: QuorumController, configs: Mapping[str, str | None]) ->
     return out
 
 
-def _new_partition_count(c: QuorumController, t: NewTopic) -> int:
+def _new_partition_count(c: OperationContext, t: NewTopic) -> int:
     """Partitions `t` would add (0 if it already exists); computed from the counts only."""
     if c.state.topic_id(t.name) is not None:
         return 0
@@ -134,7 +134,7 @@ def _new_partition_count(c: QuorumController, t: NewTopic) -> int:
     return c.config.num_partitions if t.num_partitions == -1 else max(t.num_partitions, 0)
 
 
-def create_topics(c: QuorumController, topics: Sequence[NewTopic], validate_only: bool
+def create_topics(c: OperationContext, topics: Sequence[NewTopic], validate_only: bool
                   ) -> ControllerResult[list[CreateTopicResult]]:
     counts = Counter(t.name for t in topics)
     results: list[CreateTopicResult] = []
@@ -204,7 +204,7 @@ def create_topics(c: QuorumController, topics: Sequence[NewTopic], validate_only
     return c.finish(results)
 
 
-def delete_topics(c: QuorumController, names: Sequence[str], topic_ids: Sequence[uuid.UUID]
+def delete_topics(c: OperationContext, names: Sequence[str], topic_ids: Sequence[uuid.UUID]
                   ) -> ControllerResult[list[DeleteTopicResult]]:
     results: list[DeleteTopicResult] = []
     targets: list[tuple[str | None, uuid.UUID | None]] = [(n, None) for n in names] + [(None, i) for i in topic_ids]
@@ -234,13 +234,13 @@ def delete_topics(c: QuorumController, names: Sequence[str], topic_ids: Sequence
     return c.finish(results)
 
 
-def _added_partition_count(c: QuorumController, t: NewPartitions) -> int:
+def _added_partition_count(c: OperationContext, t: NewPartitions) -> int:
     """Partitions `t` would add to an existing topic (0 for an unknown one or a decrease)."""
     tid = c.state.topic_id(t.name)
     return 0 if tid is None else max(t.count - len(c.state.partitions(tid)), 0)
 
 
-def create_partitions(c: QuorumController, topics: Sequence[NewPartitions], validate_only: bool
+def create_partitions(c: OperationContext, topics: Sequence[NewPartitions], validate_only: bool
                       ) -> ControllerResult[list[CreatePartitionsResult]]:
     counts = Counter(t.name for t in topics)
     results: list[CreatePartitionsResult] = []
