@@ -137,9 +137,9 @@ def cluster_run(args: argparse.Namespace) -> dict[str, Any]:
     """Two-topic transactions with offsets on a 3-broker cluster, with an acks=all bystander."""
     import threading
 
-    from bench_replication import LocalCluster
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
+    from replication_cluster import LocalCluster
 
     cluster = LocalCluster("txn", {"group.initial.rebalance.delay.ms": "0"}, args)
     try:
