@@ -112,6 +112,13 @@ def test_consumer_group_lag_is_high_watermark_minus_committed(node: tuple[Embedd
 def test_replica_controller_and_raft_gauges_of_a_one_node_cluster(node: tuple[EmbeddedBroker, str]) -> None:
     broker, base = node
     create_topic(broker.bootstrap, "gauged", partitions=4)
+    # CreateTopics answers once the metadata lists the topic; the node creates its local replicas in
+    # its next reconcile round (another task), which the replica gauges count; the loop-lag probe
+    # runs every 0.25 s (this test may be the first on a fresh node): both waited for, not assumed.
+    wait_until(lambda: (s := scrape(base)) and value(s, "kafka_server_replicamanager_partitioncount") ==
+               value(s, "kafka_controller_kafkacontroller_globalpartitioncount") and
+               (value(s, "suoi_eventloop_lag_seconds_count") or 0) >= 1, timeout=10,
+               message="the node hosting every partition of the cluster, and one loop-lag probe")
     with RawClient(broker.bootstrap):  # one client connection open while scraping
         s = scrape(base)
         assert (value(s, "kafka_network_socketserver_connections", listener="PLAINTEXT") or 0) >= 1

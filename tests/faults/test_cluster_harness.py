@@ -11,7 +11,7 @@ import confluent_kafka
 import pytest
 
 from suoi.config import read_properties
-from tests.faults.cluster import REPLICATION, ReplicatedCluster, node_of_client_id
+from tests.faults.cluster import REPLICATION, ReplicatedCluster, node_of_client_id, wait_until
 from tests.faults.proxy import kafka_client_id
 
 #: broker.session.timeout.ms in the harness.
@@ -145,7 +145,9 @@ def test_isolated_controller_is_replaced_and_rejoins(cluster: ReplicatedCluster)
     cluster.isolate(old)
     new = cluster.wait_controller(not_in=[old], timeout=FENCE_S)
     assert new in others
-    assert all((q := cluster.quorum(o)) is not None and q[0] == new and q[1] > old_epoch for o in others)
+    # the new leader names itself at once; the other voter learns it from its BeginQuorumEpoch
+    wait_until(lambda: all((q := cluster.quorum(o)) is not None and q[0] == new and q[1] > old_epoch
+                           for o in others), FENCE_S, f"both survivors following node {new}", on_timeout=cluster.dump)
     cluster.wait_fenced(old, timeout=FENCE_S)
     for o in others:  # (the next test checks that they are never fenced meanwhile)
         cluster.wait_listed(o, timeout=CONTROLLER_STALL_S)
