@@ -67,7 +67,8 @@ class IdentityProvider:
     loop): GET /jwks publishes ``document``; POST /token is the client-credentials grant (RFC 6749
     section 4.4, HTTP basic authentication with form-urlencoded id and secret) for ``clients``
     (id -> secret), answering RS256 tokens signed by ``keys`` whose subject is the client id and
-    which live ``lifetime_s``. ``issued`` counts the tokens given per client, ``requests`` all asks."""
+    which live ``lifetime_s``. ``issued`` counts the tokens given per client (``issued_at``: when,
+    by time.time(), each was signed), ``requests`` all asks."""
 
     def __init__(self, document: dict[str, Any], keys: SigningKeys | None = None,
                  clients: dict[str, str] | None = None, lifetime_s: float = 600) -> None:
@@ -75,6 +76,7 @@ class IdentityProvider:
 
         self.document, self.keys, self.clients, self.lifetime_s = document, keys, clients or {}, lifetime_s
         self.issued: dict[str, int] = {}
+        self.issued_at: dict[str, list[float]] = {}
         self.requests = 0  # token requests, granted or not
         self.port = free_ports(1)[0]
         self.loop = asyncio.new_event_loop()
@@ -113,6 +115,7 @@ class IdentityProvider:
                 return web.json_response({"error": "invalid_client", "error_description": "bad client credentials"},
                                          status=401)
             self.issued[client] = self.issued.get(client, 0) + 1
+            self.issued_at.setdefault(client, []).append(time.time())
             scope = str(form.get("scope") or "")
             jwt = self.keys.sign(claims(client, self.lifetime_s, scope=scope))
             return web.json_response({"access_token": jwt, "token_type": "Bearer", "expires_in": self.lifetime_s})
