@@ -235,7 +235,8 @@ def test_transactions_with_a_recreated_consumer_complete_and_read_committed_sees
                        timeout=5, message="the last transaction completed")
     assert state == "CompleteCommit"
     print(f"\nrecreated consumer joined in {', '.join(f'{t * 1000:.0f}' for t in join_times)} ms")
-    assert max(join_times[1:]) < 2.0, join_times  # JoinGroup + SyncGroup, not 2 x 5 s
+    # JoinGroup + SyncGroup, not 2 x 5 s: below even one such 5 s wait, loose for a loaded machine
+    assert max(join_times[1:]) < 4.0, join_times
 
     seen = [m.value() for m in ck_read_to_end(bs, out, list(range(PARTITIONS)), isolation="read_committed")]
     assert sorted(seen) == sorted(committed)
