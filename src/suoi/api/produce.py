@@ -51,6 +51,8 @@ def handle_produce(ctx: RequestContext, request: Any) -> Any:
                     metrics.produce_failed(topic_name)
                 else:
                     metrics.produced(topic_name, r.record_count, len(records))
+                if not acks:
+                    continue  # no answer is sent: none is built
                 answer = {"index": p.index, "error_code": r.error, "base_offset": r.base_offset,
                           "log_append_time": r.log_append_time_ms, "log_start_offset": r.log_start_offset,
                           "record_errors": [], "error_message": r.message}
