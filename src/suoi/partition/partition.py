@@ -380,4 +380,7 @@ class Partition:
         for token, error in done:
             callback = waits.pop(token, None)
             if callback is not None:
-                callback(int(error))
+                try:  # a waiter answers its request from here: its failure must not stop the others
+                    callback(int(error))
+                except Exception:
+                    log.exception("%s: an acks=all wait failed to complete", self.tp)

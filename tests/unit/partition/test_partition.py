@@ -178,6 +178,21 @@ def test_a_closed_connection_withdraws_the_acks_all_waits(logs: LogManager) -> N
     asyncio.run(scenario())
 
 
+def test_a_failing_waiter_does_not_stop_the_others(logs: LogManager, caplog: pytest.LogCaptureFixture) -> None:
+    p = lead(logs, Host(), isr=(LEADER, F1), replicas=(LEADER, F1))
+    result = p.append_records(batch(b"x"), acks=-1)
+    answered: list[int] = []
+
+    def broken(error: int) -> None:
+        raise RuntimeError("connection gone wrong")
+
+    p.await_isr(result.required_offset, broken)
+    p.await_isr(result.required_offset, answered.append)
+    follower_fetch(p, F1, 1)
+    assert answered == [ErrorCode.none] and p.waits == {}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == ["t-0: an acks=all wait failed to complete"]
+
+
 def test_acks_all_is_refused_below_min_insync_replicas(logs: LogManager) -> None:
     p = lead(logs, Host(), isr=(LEADER,), min_isr=2)
     refused = p.append_records(batch(b"x"), acks=-1)
