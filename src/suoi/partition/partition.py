@@ -11,9 +11,10 @@ things, and nothing else about replication:
   min.insync.replicas; an append the ISR does not have yet names this partition and the
   offset to wait for in its result, and the request waits with `await_isr` (a callback, no
   future: `DelayedProduce` in `append.py` applies the request's timeout across partitions);
-  one the ISR has at once (ISR = this node) is answered as acks=1. Why `origin` and no producer context object: the
-  idempotence and transaction checks live in the log (`PartitionLog.append` reads the batch
-  header); the only thing the request adds is who sent it, for the one warning line.
+  one the ISR has at once (ISR = this node) is answered as acks=1. Why `origin` and no
+  producer context object: the idempotence and transaction checks live in the log
+  (`PartitionLog.append` reads the batch header); the only thing the request adds is who
+  sent it, for the one warning line.
 * `read(...)` -> `ReadResult` (Fetch): leader-epoch check (FENCED_/UNKNOWN_LEADER_EPOCH), then
   a follower's read up to the log end (recording its position: ISR and HW), a consumer's
   redirection to a preferred read replica (KIP-392), or a consumer's read up to the HW or LSO.
