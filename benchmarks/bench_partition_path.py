@@ -9,6 +9,7 @@ compare them:
 
     python benchmarks/bench_partition_path.py [--rounds 7] [--per-round 2000]
     PYTHONPATH=/path/to/other/src python benchmarks/bench_partition_path.py
+    python benchmarks/bench_partition_path.py --profile 3000   # + Python calls per request (cProfile)
 
 A script, not a test.
 """
@@ -17,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import datetime
 import inspect
+import os
+import pstats
 import socket
 import tempfile
 import time
@@ -93,18 +97,41 @@ async def single_node(data: str) -> Broker:
     raise SystemExit("the topic got no leaders within 60 s")
 
 
-async def main(rounds: int, per_round: int) -> None:
+async def profile(broker: Broker, frames: list[tuple[str, bytes]], n: int, top: int) -> None:
+    """cProfile (by this thread's CPU time) of `n` dispatches of each request: Python function
+    calls per request (the figure that does not swing with the machine's load) and own times."""
+    for name, frame in frames:
+        await _dispatch_us(broker, frame, 50)  # warm
+        profiler = cProfile.Profile(time.thread_time)
+        profiler.enable()
+        await _dispatch_us(broker, frame, n)
+        profiler.disable()
+        stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        calls = sum(v[1] for v in stats.values())
+        print(f"  {name}: {calls / n:.1f} Python calls per request (cProfile, {n} requests)")
+        rows = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)
+        for (file, line, func), (_cc, ncalls, tottime, cumtime, _) in rows[:top]:
+            where = f"{os.path.basename(file)}:{line}({func})" if line else func
+            print(f"    {tottime / n * 1e6:7.2f} µs  {ncalls / n:5.1f} calls  cum {cumtime / n * 1e6:7.1f}  {where}")
+
+
+async def main(rounds: int, per_round: int, profile_n: int = 0, top: int = 25) -> None:
     with tempfile.TemporaryDirectory(prefix="suoi-bench-") as data:
         broker = await single_node(data)
         try:
             cases = [
+                ("Produce acks=0, 1 partition, 1 x 100 B", produce(0, 1, 100)),
                 ("Produce acks=1, 1 partition, 1 x 100 B", produce(1, 1, 100)),
+                ("Produce acks=-1, 1 partition, 1 x 100 B", produce(-1, 1, 100)),
                 ("Produce acks=1, 1 partition, 100 x 100 B", produce(1, 100, 100)),
                 ("Produce acks=-1, 1 partition, 100 x 100 B", produce(-1, 100, 100)),
                 ("Produce acks=1, 6 partitions, 10 x 1 KB", produce(1, 10, 1024, PARTITIONS)),
                 ("Fetch, 6 partitions, 64 KB", fetch(PARTITIONS, 64 << 10)),
             ]
             frames = [(name, encode_request(7, "bench", req)[4:]) for name, req in cases]
+            if profile_n:
+                await profile(broker, frames, profile_n, top)
+                return
             best = dict.fromkeys([name for name, _ in frames], float("inf"))
             for _ in range(rounds):
                 for name, frame in frames:
@@ -120,5 +147,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--per-round", type=int, default=2000)
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="instead: cProfile N dispatches of each request (calls per request, own times)")
+    ap.add_argument("--top", type=int, default=25, help="profile rows to print")
     args = ap.parse_args()
-    asyncio.run(main(args.rounds, args.per_round))
+    asyncio.run(main(args.rounds, args.per_round, args.profile, args.top))

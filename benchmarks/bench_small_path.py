@@ -219,22 +219,32 @@ async def _acks_all_wait(broker: Any, loop: asyncio.AbstractEventLoop, batch: by
     leaders = broker.kraft.replicas.leaders
     partition = leaders[next(tp for tp in leaders if tp.topic == TOPIC and tp.partition == 0)]
     produce = produce_frame(TOPIC, [0], batch, acks=-1, cid=3)[4:]
-    waits: list[asyncio.Future[int]] = []
+    waits: list[Any] = []
 
-    def wait_for_replication(_required_offset: int) -> asyncio.Future[int]:
+    def wait_for_replication(_required_offset: int) -> asyncio.Future[int]:  # older trees: a future per wait
         waits.append(loop.create_future())
         return waits[-1]
 
-    partition.wait_for_replication = wait_for_replication
+    def await_isr(_required_offset: int, done: Callable[[int], object]) -> int:  # newer: a callback per wait
+        waits.append(done)
+        return 0
+
+    def complete() -> None:
+        wait = waits.pop()
+        wait.set_result(0) if isinstance(wait, asyncio.Future) else wait(0)
+
+    state = partition.state
+    partition.wait_for_replication, partition.await_isr = wait_for_replication, await_isr
+    state.acks_all_satisfied = lambda _required_offset: False  # as with followers: the append must wait
     try:
         batches = []
         for _ in range(5):
             t0 = time.thread_time()
             for _ in range(n):
-                await _answered(loop, dispatch(broker, produce, "bench"), lambda: waits.pop().set_result(0))
+                await _answered(loop, dispatch(broker, produce, "bench"), complete)
             batches.append((time.thread_time() - t0) / n * 1e6)
     finally:
-        del partition.wait_for_replication
+        del partition.wait_for_replication, partition.await_isr, state.acks_all_satisfied
     return {"acks=all Produce, its wait completed (dispatch, wait, answer)": statistics.median(batches)}
 
 

@@ -176,6 +176,20 @@ def test_acks_all_needs_min_insync_replicas(cluster: Cluster) -> None:
     for node in others:
         cluster.kill(node)
     try:
+        # Before the ISR shrinks (>= 2.5 s: session timeout): an acks=all wait the followers never
+        # answer ends at the request's timeout (or, had the ISR shrunk meanwhile, with the HW
+        # past it and too small an ISR), without offsets; the next answer on that connection follows.
+        with RawClient(survivor) as c:
+            started = time.monotonic()
+            waited = c.request(produce_req(topic, 0, build_batch([(None, b"unreplicated")]), timeout_ms=300))
+            answered = time.monotonic() - started
+            after = c.request(metadata_req(topic, allow_create=False))
+        p = waited.responses[0].partition_responses[0]
+        assert p.error_code in (ErrorCode.request_timed_out, ErrorCode.not_enough_replicas_after_append)
+        assert p.base_offset == -1 and answered < 5, answered
+        if p.error_code == ErrorCode.request_timed_out:
+            assert answered >= 0.25, answered  # not before the request's timeout
+        assert after.topics[0].error_code == ErrorCode.none
         # the controller fences the dead brokers and shrinks the ISR to the leader
         wait_until(lambda: describe(survivor, topic).get(0, (0, [], []))[2] == [leader], timeout=20,
                    message="ISR shrunk to the leader")
@@ -187,14 +201,14 @@ def test_acks_all_needs_min_insync_replicas(cluster: Cluster) -> None:
         assert ok("topics", "--describe", "--topic", topic, "--at-min-isr-partitions",
                   "--bootstrap-server", survivor).strip() == ""
         error, offset = raw_produce(survivor, topic, 0, b"acks-1", acks=1)
-        assert (error, offset) == (ErrorCode.none, 1)
-        got = ck_consume(survivor, topic, [0], 2, timeout=20)
-        assert [r.value for r in got] == [b"before", b"acks-1"]
+        assert (error, offset) == (ErrorCode.none, 2)  # after the unreplicated batch, in the leader's log
+        got = ck_consume(survivor, topic, [0], 3, timeout=20)
+        assert [r.value for r in got] == [b"before", b"unreplicated", b"acks-1"]
         cluster.start(others[0])
         wait_until(lambda: len(describe(survivor, topic).get(0, (0, [], []))[2]) == 2, timeout=30,
                    message="a restarted follower back in the ISR")
         error, offset = raw_produce(survivor, topic, 0, b"after")
-        assert (error, offset) == (ErrorCode.none, 2)
+        assert (error, offset) == (ErrorCode.none, 3)
     finally:
         for node in others:
             if not cluster.running(node):

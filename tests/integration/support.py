@@ -59,8 +59,8 @@ def create_topics_req(*names: str, partitions: int = 1, configs: dict[str, str] 
         timeout=ms(10_000), validate_only=False)
 
 
-def produce_req(topic: str, partition: int, records: bytes, acks: int = -1) -> ProduceRequest:
-    return ProduceRequest(acks=acks, timeout=ms(10_000), topic_data=(
+def produce_req(topic: str, partition: int, records: bytes, acks: int = -1, timeout_ms: int = 10_000) -> ProduceRequest:
+    return ProduceRequest(acks=acks, timeout=ms(timeout_ms), topic_data=(
         TopicProduceData(name=topic, partition_data=(PartitionProduceData(index=partition, records=records),)),))
 
 

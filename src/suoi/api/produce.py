@@ -9,54 +9,71 @@ whole ISR. v0-v2 are advertised but rejected (see `legacy_produce`).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from suoi.api.registry import RequestContext, api
 from suoi.api.topics import partitions_of, resolve_or_create
 from suoi.model import ErrorCode
-from suoi.partition.append import await_replication, pending
-from suoi.partition.partition import AppendResult
+from suoi.partition.append import DelayedProduce, Failures
 from suoi.protocol.codec import ms
-
-#: (topic name, topic id, [(partition index, result)]) in request order
-Answers = list[tuple[Any, Any, list[tuple[int, AppendResult]]]]
 
 
 @api(0, "Produce", 3, 13, advertised_min=0)
 def handle_produce(ctx: RequestContext, request: Any) -> Any:
+    """One pass: each partition's append result goes straight into its answer dict (and the
+    node's counters); acks=-1 partitions the ISR does not have yet join one `DelayedProduce`."""
     acks = request.acks
-    partitions = partitions_of(ctx.services)
-    answers: Answers = []
+    services = ctx.services
+    partitions = partitions_of(services)
+    metrics = services.metrics
+    origin = ctx.client_host
+    delayed: DelayedProduce | None = None
+    responses = []
     for topic in request.topic_data:
         name, topic_id = getattr(topic, "name", None), getattr(topic, "topic_id", None)
         if acks in (-1, 0, 1):
-            info, error = resolve_or_create(ctx.services, name, topic_id, allow_create=True)
+            info, error = resolve_or_create(services, name, topic_id, allow_create=True)
         else:
             info, error = None, ErrorCode.invalid_required_acks
-        results = [(p.index, AppendResult(error or ErrorCode.unknown_topic_or_partition) if info is None else
-                    partitions.append_records(info.name, p.index, p.records, acks, ctx.client_host))
-                   for p in topic.partition_data]
-        if info is not None:  # messages/bytes in and failed produces per topic (suoi.metrics_recorder)
-            ctx.services.metrics.appended(info.name, [(r.error, r.record_count, len(p.records or b""))
-                                                      for (_, r), p in zip(results, topic.partition_data, strict=True)])
-        answers.append((name, topic_id, results))
+        if info is None:
+            error = error or ErrorCode.unknown_topic_or_partition
+            answers = [{"index": p.index, "error_code": error, "base_offset": -1, "log_append_time": -1,
+                        "log_start_offset": -1, "record_errors": [], "error_message": None}
+                       for p in topic.partition_data]
+        else:
+            topic_name = info.name
+            answers = []
+            for p in topic.partition_data:
+                records = p.records
+                r = partitions.append_records(topic_name, p.index, records, acks, origin)
+                if r.error:  # messages/bytes in and failed produces per topic (suoi.metrics_recorder)
+                    metrics.produce_failed(topic_name)
+                else:
+                    metrics.produced(topic_name, r.record_count, len(records))
+                if not acks:
+                    continue  # no answer is sent: none is built
+                answer = {"index": p.index, "error_code": r.error, "base_offset": r.base_offset,
+                          "log_append_time": r.log_append_time_ms, "log_start_offset": r.log_start_offset,
+                          "record_errors": [], "error_message": r.message}
+                if r.partition is not None:  # acks=-1, not on the ISR yet
+                    if delayed is None:
+                        delayed = DelayedProduce()
+                    delayed.add(r.partition, r.required_offset, answer)
+                answers.append(answer)
+        responses.append({"name": name, "topic_id": topic_id, "partition_responses": answers})
     if acks == 0:
         return None
-    waits = pending(result for _, _, results in answers for _, result in results)
-    if waits:
-        return _after_replication(answers, waits, ms(request.timeout) / 1000)
-    return _response(answers)
+    response = {"throttle_time": 0, "responses": responses}
+    if delayed is None:
+        return response
+    return delayed.start(ms(request.timeout) / 1000).then(partial(_with_failures, response))
 
 
-async def _after_replication(answers: Answers, waits: list[AppendResult], timeout_s: float) -> dict[str, Any]:
-    await await_replication(waits, timeout_s)
-    return _response(answers)
-
-
-def _response(answers: Answers) -> dict[str, Any]:
-    return {"throttle_time": 0, "responses": [
-        {"name": name, "topic_id": topic_id, "partition_responses": [
-            {"index": index, "error_code": r.error, "base_offset": r.base_offset,
-             "log_append_time": r.log_append_time_ms, "log_start_offset": r.log_start_offset,
-             "record_errors": [], "error_message": r.message} for index, r in results]}
-        for name, topic_id, results in answers]}
+def _with_failures(response: dict[str, Any], failed: Failures) -> dict[str, Any]:
+    """The acks=-1 partitions whose wait failed answer its error, with no offsets (as Kafka's
+    DelayedProduce: the batch is in the leader's log, but the client must not count on it)."""
+    for answer, error in failed:
+        answer["error_code"] = error
+        answer["base_offset"] = answer["log_append_time"] = answer["log_start_offset"] = -1
+    return response

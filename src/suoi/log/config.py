@@ -67,6 +67,12 @@ class LogConfig:
     validate_key_schema_ids: bool = field(init=False, default=False)
     validate_value_schema_ids: bool = field(init=False, default=False)
     schema_validation: bool = field(init=False, default=False)
+    #: derived, read by every append (plain fields, not properties: no call per produce):
+    #: LogAppendTime topics; ``compact`` in cleanup.policy (the log cleaner compacts this log);
+    #: the codec the leader recompresses batches with (None: "producer", stored as sent)
+    log_append_time: bool = field(init=False, default=False)
+    compacts: bool = field(init=False, default=False)
+    recompression: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         keys = self.confluent_key_schema_validation or self.redpanda_key_schema_id_validation
@@ -74,20 +80,14 @@ class LogConfig:
         object.__setattr__(self, "validate_key_schema_ids", keys)
         object.__setattr__(self, "validate_value_schema_ids", values)
         object.__setattr__(self, "schema_validation", keys or values)
-
-    @property
-    def log_append_time(self) -> bool:
-        return self.message_timestamp_type == "LogAppendTime"
+        object.__setattr__(self, "log_append_time", self.message_timestamp_type == "LogAppendTime")
+        object.__setattr__(self, "compacts", "compact" in self.cleanup_policy)
+        object.__setattr__(self, "recompression", COMPRESSION_TYPES[self.compression_type])
 
     @property
     def deletes(self) -> bool:
         """Whether retention deletes segments (``delete`` in cleanup.policy)."""
         return "delete" in self.cleanup_policy
-
-    @property
-    def compacts(self) -> bool:
-        """Whether the log cleaner compacts this log (``compact`` in cleanup.policy)."""
-        return "compact" in self.cleanup_policy
 
     @classmethod
     def from_topic_configs(cls, base: LogConfig, overrides: Mapping[str, str]) -> LogConfig:

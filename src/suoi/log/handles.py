@@ -176,11 +176,8 @@ class LazyFile:
             self._handles.forget(self)
             os.close(fd)
 
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
+    # Hashed and compared by identity (object's own, in C: the LRU's `move_to_end` on every
+    # write hashes it; a Python `__hash__` cost a call there).
 
 
 HANDLES = FileHandles()

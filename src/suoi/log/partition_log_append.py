@@ -15,7 +15,6 @@ from typing import NamedTuple
 
 from suoi.log import transactions as txns
 from suoi.log import truncation
-from suoi.log.config import COMPRESSION_TYPES
 from suoi.log.partition_log_state import LogState
 from suoi.log.segment import BatchPlacement
 from suoi.protocol.record_batch import (
@@ -70,7 +69,7 @@ class LogAppend(LogState):
         """
         cfg = self._config
         headers = validate_batches(records, max_batch_bytes=cfg.max_message_bytes)
-        codec = COMPRESSION_TYPES[cfg.compression_type]
+        codec = cfg.recompression
         if codec is not None:  # compression.type other than "producer": store with that codec
             recompressed = recompress_batches(records, headers, codec)
             if recompressed is not None:

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 from suoi.log.errors import LogError
 from suoi.model import ErrorCode
+from suoi.protocol.record_batch import CONTROL_BIT, TRANSACTIONAL_BIT
 from suoi.protocol.records import BatchHeader
 
 logger = logging.getLogger("suoi.log")
@@ -95,14 +96,7 @@ class ProducerEntry:
         return self.batches[-1].last_seq if self.batches else NO_SEQUENCE
 
 
-def _last_seq(header: BatchHeader) -> int:
-    """Sequences wrap from Int32.MAX to 0, like Kafka's DefaultRecordBatch.incrementSequence."""
-    seq = header.base_sequence + header.last_offset_delta
-    return seq - _INT32_MAX - 1 if seq > _INT32_MAX else seq
-
-
-def _in_sequence(last_seq: int, next_seq: int) -> bool:
-    return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == _INT32_MAX)
+_new_metadata = tuple.__new__  # a BatchMetadata without NamedTuple's Python-level __new__
 
 
 class ProducerStateManager:
@@ -119,7 +113,8 @@ class ProducerStateManager:
 
         Raises InvalidProducerEpochError, OutOfOrderSequenceError or (a non-transactional
         batch while the producer has a transaction open) InvalidTxnStateError. Batches
-        without a producer id are not tracked and always pass.
+        without a producer id are not tracked and always pass. (Runs for every idempotent
+        batch produced: the sequence arithmetic is inline, no helper call per batch.)
         """
         pid = header.producer_id
         if pid == NO_PRODUCER_ID:
@@ -141,14 +136,19 @@ class ProducerStateManager:
                 raise OutOfOrderSequenceError(
                     f"producer {pid} new epoch {epoch} must start at sequence 0, got {first_seq}")
         else:
-            last_seq = _last_seq(header)
-            for cached in entry.batches:
-                if cached.first_seq == first_seq and cached.last_seq == last_seq:
-                    return cached
-            if entry.batches and not _in_sequence(entry.last_seq, first_seq):
-                raise OutOfOrderSequenceError(
-                    f"producer {pid} epoch {epoch}: expected sequence {entry.last_seq + 1}, got {first_seq}")
-        if entry.current_txn_first_offset >= 0 and not header.is_transactional:
+            batches = entry.batches
+            if batches:
+                last_seq = first_seq + header.last_offset_delta  # sequences wrap from Int32.MAX to 0 (Kafka's incrementSequence)
+                if last_seq > _INT32_MAX:
+                    last_seq -= _INT32_MAX + 1
+                for cached in batches:
+                    if cached.first_seq == first_seq and cached.last_seq == last_seq:
+                        return cached
+                expected = batches[-1].last_seq  # in sequence: the next one, or 0 after Int32.MAX
+                if first_seq != expected + 1 and not (first_seq == 0 and expected == _INT32_MAX):
+                    raise OutOfOrderSequenceError(
+                        f"producer {pid} epoch {epoch}: expected sequence {expected + 1}, got {first_seq}")
+        if entry.current_txn_first_offset >= 0 and not header.attributes & TRANSACTIONAL_BIT:
             raise InvalidTxnStateError(
                 f"expected a transactional write from producer {pid}: its transaction started at "
                 f"offset {entry.current_txn_first_offset} is still open")
@@ -157,13 +157,22 @@ class ProducerStateManager:
     def update(self, header: BatchHeader, first_offset: int, last_offset: int, timestamp: int) -> None:
         """Record an appended batch (also used when replaying the log on recovery)."""
         pid = header.producer_id
-        if pid == NO_PRODUCER_ID or header.is_control:
+        attributes = header.attributes
+        if pid == NO_PRODUCER_ID or attributes & CONTROL_BIT:
             return
-        entry = self._entry_at_epoch(pid, header.producer_epoch)
-        if header.base_sequence != NO_SEQUENCE:
-            entry.batches.append(BatchMetadata(header.base_sequence, _last_seq(header), first_offset, last_offset, timestamp))
-        entry.last_timestamp = max(entry.last_timestamp, timestamp)
-        if header.is_transactional and entry.current_txn_first_offset < 0:
+        entry = self.producers.get(pid)
+        if entry is None or header.producer_epoch > entry.epoch:
+            entry = self._entry_at_epoch(pid, header.producer_epoch)
+        first_seq = header.base_sequence
+        if first_seq != NO_SEQUENCE:
+            last_seq = first_seq + header.last_offset_delta  # sequences wrap from Int32.MAX to 0 (Kafka's incrementSequence)
+            if last_seq > _INT32_MAX:
+                last_seq -= _INT32_MAX + 1
+            entry.batches.append(_new_metadata(BatchMetadata, (first_seq, last_seq, first_offset, last_offset,
+                                                               timestamp)))
+        if timestamp > entry.last_timestamp:
+            entry.last_timestamp = timestamp
+        if attributes & TRANSACTIONAL_BIT and entry.current_txn_first_offset < 0:
             entry.current_txn_first_offset = first_offset
             self.ongoing_txns[pid] = first_offset
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from suoi.model import ErrorCode, TopicPartition
 from suoi.partition.fetch import fetch_messages
-from suoi.partition.partition import AppendResult, Partition
+from suoi.partition.partition import AppendResult, Partition, append_refused
 
 if TYPE_CHECKING:
     from suoi.log.manager import LogManager
@@ -53,9 +53,9 @@ class PartitionDirectory:
         """Kafka's ReplicaManager.appendRecords for one partition (see `Partition.append_records`)."""
         target, error = self.get_partition(topic, partition)
         if target is None:
-            return AppendResult(error)
+            return append_refused(error)
         if not records:
-            return AppendResult(ErrorCode.invalid_record, message="empty record set")
+            return append_refused(ErrorCode.invalid_record, "empty record set")
         return target.append_records(records, acks, origin)
 
     def fetch_messages(self, params: FetchParams, topics: list[FetchTopic]) -> TopicReads | ParkedFetch:

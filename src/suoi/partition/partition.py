@@ -8,11 +8,13 @@ things, and nothing else about replication:
 * `append_records(records, acks, origin)` -> `AppendResult` (Produce). The batches are
   appended as received (headers and CRC checked, records never decoded), stamped with the
   leader epoch. acks=-1 is refused with NOT_ENOUGH_REPLICAS when the ISR is below
-  min.insync.replicas; otherwise the result carries a `replicated` future that completes
-  once every ISR member has the batch (`await_replication` in `append.py` applies the
-  request's timeout across partitions). Why `origin` and no producer context object: the
-  idempotence and transaction checks live in the log (`PartitionLog.append` reads the batch
-  header); the only thing the request adds is who sent it, for the one warning line.
+  min.insync.replicas; an append the ISR does not have yet names this partition and the
+  offset to wait for in its result, and the request waits with `await_isr` (a callback, no
+  future: `DelayedProduce` in `append.py` applies the request's timeout across partitions);
+  one the ISR has at once (ISR = this node) is answered as acks=1. Why `origin` and no
+  producer context object: the idempotence and transaction checks live in the log
+  (`PartitionLog.append` reads the batch header); the only thing the request adds is who
+  sent it, for the one warning line.
 * `read(...)` -> `ReadResult` (Fetch): leader-epoch check (FENCED_/UNKNOWN_LEADER_EPOCH), then
   a follower's read up to the log end (recording its position: ISR and HW), a consumer's
   redirection to a preferred read replica (KIP-392), or a consumer's read up to the HW or LSO.
@@ -32,9 +34,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from suoi.log.errors import LogError
 from suoi.model import ErrorCode, TopicPartition
@@ -92,20 +95,32 @@ class PartitionHost(Protocol):
         """The node's schema registry, for topics with schema id validation (None: the node runs none)."""
 
 
-@dataclass(slots=True)
-class AppendResult:
-    """One partition's answer to an append; `replicated` (acks=-1) completes with the error code
-    once the ISR has the batch (NONE or NOT_ENOUGH_REPLICAS_AFTER_APPEND) or leadership moved."""
+class AppendResult(NamedTuple):
+    """One partition's answer to an append (a tuple: one is built per partition of every Produce).
+    `partition` is set (with `required_offset`, the log end right after the append) when an
+    acks=-1 append must still wait for its ISR: the caller waits with `partition.await_isr`."""
 
     error: ErrorCode
     base_offset: int = -1
     log_append_time_ms: int = -1
     log_start_offset: int = -1
     message: str | None = None
-    replicated: asyncio.Future[int] | None = None
-    partition: Partition | None = None
     #: records appended (for the node's messages-in counter; the batches are not decoded for it)
     record_count: int = 0
+    partition: Partition | None = None
+    required_offset: int = -1
+
+
+_new_result = tuple.__new__  # an AppendResult without NamedTuple's Python-level __new__
+
+
+def append_refused(error: ErrorCode, message: str | None = None) -> AppendResult:
+    return _new_result(AppendResult, (error, -1, -1, -1, message, 0, None, -1))
+
+
+def _settle_future(future: asyncio.Future[int], error: int) -> None:
+    if not future.done():
+        future.set_result(error)
 
 
 @dataclass(slots=True)
@@ -135,9 +150,9 @@ class Partition:
     host: PartitionHost
     leader_state: LeaderPartitionState | None = None
     follower_state: FollowerPartitionState | None = None
-    #: leader: parked acks=all waits (sans-IO) and their futures, by token
+    #: leader: parked acks=all waits (sans-IO) and what each calls with its error code, by token
     waiters: AcksAllWaiters = field(default_factory=AcksAllWaiters)
-    futures: dict[int, asyncio.Future[int]] = field(default_factory=dict)
+    waits: dict[int, Callable[[int], object]] = field(default_factory=dict)
     _tokens: int = 0
     #: follower: the broker whose fetcher fetches it (None: not fetched)
     fetcher_id: int | None = None
@@ -173,28 +188,32 @@ class Partition:
         """Append a Produce's batches for this partition (module doc). acks is -1, 0 or 1."""
         state = self.leader_state
         if state is None:
-            return AppendResult(ErrorCode.not_leader_or_follower)
+            return append_refused(ErrorCode.not_leader_or_follower)
+        plog = self.plog
+        config = plog.config
         if acks == -1:
-            state.min_insync_replicas = self.plog.config.min_insync_replicas
-            if state.can_accept_acks_all():
-                return AppendResult(ErrorCode.not_enough_replicas, message="the ISR is smaller than min.insync.replicas")
-        if self.plog.config.schema_validation:  # the one read a topic without validation pays
+            state.min_insync_replicas = config.min_insync_replicas
+            if state.is_under_min_isr():  # Kafka's appendRecordsToLeader: refused before the append
+                return append_refused(ErrorCode.not_enough_replicas, "the ISR is smaller than min.insync.replicas")
+        if config.schema_validation:  # the one read a topic without validation pays
             refused = self._check_schema_ids(records)
             if refused is not None:
                 log.warning("produce to %s-%d from %s rejected: %s", self.tp.topic, self.tp.partition, origin, refused[1])
-                return AppendResult(refused[0], message=refused[1])
+                return append_refused(*refused)
         try:
-            info = self.plog.append(records, leader_epoch=state.leader_epoch)
+            info = plog.append(records, leader_epoch=state.leader_epoch)
         except (RecordValidationError, LogError) as exc:
             log.warning("produce to %s-%d from %s rejected: %s", self.tp.topic, self.tp.partition, origin, exc)
-            return AppendResult(ErrorCode(exc.error_code), message=str(exc))
+            return append_refused(ErrorCode(exc.error_code), str(exc))
         self.on_append()
-        result = AppendResult(ErrorCode.none, info.base_offset, info.log_append_time_ms, info.log_start_offset,
-                              record_count=info.record_count)
-        if acks == -1:
-            result.replicated = self.wait_for_replication(info.last_offset + 1)
-            result.partition = self
-        return result
+        required = info.last_offset + 1
+        # acks=-1 the ISR has already (ISR = this node): answered now, as Kafka's DelayedProduce
+        # completes at once; the ISR cannot have shrunk below min.insync.replicas since the check
+        # above (nothing else ran), so the answer is NONE.
+        waits = acks == -1 and not state.acks_all_satisfied(required)
+        return _new_result(AppendResult, (ErrorCode.none, info.base_offset, info.log_append_time_ms,
+                                          info.log_start_offset, None, info.record_count,
+                                          self if waits else None, required if waits else -1))
 
     def _check_schema_ids(self, records: bytes) -> tuple[ErrorCode, str] | None:
         config = self.plog.config
@@ -203,35 +222,55 @@ class Partition:
 
     def on_append(self) -> None:
         """After any append to a led partition (produce, markers, coordinator records): the
-        HW may move (ISR = this node alone), waits may complete, parked fetches wake."""
-        if self.leader_state is not None:
-            self._leader_changed(self.leader_state.on_leader_append(self.plog.log_end_offset, self.host.now_ms()))
+        HW may move (ISR = this node alone), waits may complete, parked fetches wake (one
+        wake-up: `appended` wakes the consumers a HW move would, and the followers)."""
+        state = self.leader_state
+        if state is not None:
+            new_hw = state.on_leader_append(self.plog.log_end_offset, self.host.now_ms())
+            if new_hw is not None:
+                self.plog.set_high_watermark(new_hw)
+                if self.waits:
+                    self._complete(self.waiters.check_state(state))
         self.host.appended(self.tp)
 
-    def wait_for_replication(self, required_offset: int) -> asyncio.Future[int]:
-        """A future for the error code once every ISR member has every offset below
-        `required_offset` (NONE or NOT_ENOUGH_REPLICAS_AFTER_APPEND), or NOT_LEADER_OR_FOLLOWER
-        if leadership moves first. The caller applies its own timeout (`cancel_wait`)."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    def await_isr(self, required_offset: int, done: Callable[[int], object]) -> int:
+        """Call `done(error code)` once every ISR member has every offset below `required_offset`
+        (NONE or NOT_ENOUGH_REPLICAS_AFTER_APPEND), or with NOT_LEADER_OR_FOLLOWER if leadership
+        moves first; called from whatever moved the HW (a follower's fetch), no loop hop. The
+        caller checked it is not satisfied yet and applies its own timeout (`cancel_wait` with
+        the token returned)."""
         self._tokens += 1
-        self.futures[self._tokens] = future
-        self.waiters.register(self._tokens, required_offset, None)  # the caller's timeout: nothing to poll
-        self._complete(self.waiters.check_state(self.state))
+        token = self._tokens
+        self.waits[token] = done
+        self.waiters.register(token, required_offset, None)  # the caller's timeout: nothing to poll
+        return token
+
+    def cancel_wait(self, token: int) -> None:
+        if self.waits.pop(token, None) is not None:
+            self.waiters.cancel(token)
+
+    def wait_for_replication(self, required_offset: int) -> asyncio.Future[int]:
+        """`await_isr` as a future (coordinator writes, transaction markers); already satisfied:
+        done at once."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        state = self.state
+        if state.acks_all_satisfied(required_offset):
+            future.set_result(int(state.acks_all_error()))
+        else:
+            token = self.await_isr(required_offset, partial(_settle_future, future))
+            future.add_done_callback(partial(self._abandoned, token))
         return future
 
-    def cancel_wait(self, future: asyncio.Future[int]) -> None:
-        for token, f in list(self.futures.items()):
-            if f is future:
-                self.waiters.cancel(token)
-                del self.futures[token]
+    def _abandoned(self, token: int, future: asyncio.Future[int]) -> None:
+        if future.cancelled():  # the caller's timeout or cancellation: the wait is withdrawn
+            self.cancel_wait(token)
 
     async def wait_replicated(self, end_offset: int, timeout_s: float) -> int:
         """Error code once the HW reaches `end_offset` (coordinator writes, transaction markers)."""
         future = self.wait_for_replication(end_offset)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            return await asyncio.wait_for(future, timeout_s)  # a timeout cancels it: the wait is withdrawn
         except TimeoutError:
-            self.cancel_wait(future)
             return int(ErrorCode.request_timed_out)
 
     def fail_waits(self, error: ErrorCode = ErrorCode.not_leader_or_follower) -> None:
@@ -334,11 +373,15 @@ class Partition:
         if new_hw is not None:
             self.plog.set_high_watermark(new_hw)
             self.host.high_watermark_moved(self.tp)  # consumers parked below the HW may read now
-        if self.futures:
+        if self.waits:
             self._complete(self.waiters.check_state(self.state))
 
     def _complete(self, done: Iterable[tuple[Any, int]]) -> None:
+        waits = self.waits
         for token, error in done:
-            future = self.futures.pop(token, None)
-            if future is not None and not future.done():
-                future.set_result(int(error))
+            callback = waits.pop(token, None)
+            if callback is not None:
+                try:  # a waiter answers its request from here: its failure must not stop the others
+                    callback(int(error))
+                except Exception:
+                    log.exception("%s: an acks=all wait failed to complete", self.tp)

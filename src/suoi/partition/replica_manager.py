@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("suoi.replication")
 
+_new_tp = tuple.__new__  # a TopicPartition without NamedTuple's Python-level __new__ (every Produce/Fetch partition)
+
 #: Above this many leadership changes in one image change, one summary line replaces the per-partition ones.
 DETAILED_CHANGES = 20
 
@@ -141,7 +143,7 @@ class ReplicaManager(PartitionDirectory):
         reg = self.kraft.image.partition(topic, partition)
         if reg is None:
             return None, ErrorCode.unknown_topic_or_partition
-        tp = TopicPartition(topic, partition)
+        tp = _new_tp(TopicPartition, (topic, partition))
         if reg.leader == self.node_id and plog is not None:
             found = self.leaders.get(tp)
         elif follower_read and plog is not None:

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Hashable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from suoi.model import ErrorCode
 
 from .partition_state import LeaderPartitionState
 
 
-@dataclass(frozen=True, slots=True)
-class _Wait:
+class _Wait(NamedTuple):
     required_offset: int
     deadline_ms: int | None
+
+
+_new_wait = tuple.__new__  # a _Wait without NamedTuple's Python-level __new__ (one per acks=all append)
 
 
 class AcksAllWaiters:
@@ -42,7 +44,7 @@ class AcksAllWaiters:
     def register(self, token: Hashable, required_offset: int, deadline_ms: int | None) -> None:
         if token in self._waits:
             raise ValueError(f"token {token!r} already waiting")
-        self._waits[token] = _Wait(required_offset, deadline_ms)
+        self._waits[token] = _new_wait(_Wait, (required_offset, deadline_ms))
         self._seq += 1
         heapq.heappush(self._by_offset, (required_offset, self._seq, token))
         if deadline_ms is not None:  # else only check/cancel/fail_all end it: nothing to poll

@@ -19,8 +19,8 @@ import pytest
 from suoi.log.config import LogConfig
 from suoi.log.manager import LogManager
 from suoi.model import ErrorCode, TopicPartition
-from suoi.partition.append import await_replication, pending
-from suoi.partition.partition import Partition
+from suoi.partition.append import DelayedProduce
+from suoi.partition.partition import AppendResult, Partition
 from suoi.protocol.record_codec import build_batch, iter_records
 from suoi.replication import AlterPartitionProposal, FollowerPartitionState, LeaderPartitionState
 
@@ -89,6 +89,16 @@ def values(data: bytes) -> list[bytes | None]:
     return [r.value for r in iter_records(data)]
 
 
+async def wait_for(results: list[AppendResult], timeout_s: float) -> dict[int, int]:
+    """A Produce's acks=-1 waits over `results` (as `api.produce` does): error code by position."""
+    delayed = DelayedProduce()
+    for i, result in enumerate(results):
+        if result.partition is not None:
+            delayed.add(result.partition, result.required_offset, i)
+    failed = await delayed.start(timeout_s)
+    return {i: int(results[i].error) for i in range(len(results))} | dict(failed)
+
+
 def follower_fetch(p: Partition, replica: int, offset: int) -> ErrorCode:
     """A follower's Fetch from `offset` (its log end), as the replica fetcher sends it."""
     result = p.read(offset, 1 << 20, replica_id=replica, current_leader_epoch=EPOCH, last_fetched_epoch=-1)
@@ -126,15 +136,16 @@ def test_acks_all_completes_once_every_isr_member_has_the_batch(logs: LogManager
         host = Host()
         p = lead(logs, host)
         result = p.append_records(batch(b"x"), acks=-1)
-        assert result.error == ErrorCode.none and result.replicated is not None
-        waits = pending([result])
-        assert waits == [result]
+        assert (result.error, result.base_offset, result.partition, result.required_offset) == (ErrorCode.none, 0, p, 1)
+        delayed = DelayedProduce()
+        delayed.add(p, result.required_offset, "slot")
+        answered: list[object] = []
+        delayed.start(5).sink(lambda value, exc: answered.append(value))
         follower_fetch(p, F1, 1)
-        assert not result.replicated.done()  # F2 is in the ISR too
+        assert answered == []  # F2 is in the ISR too
         follower_fetch(p, F2, 1)
-        await await_replication(waits, timeout_s=5)
-        assert (result.error, result.base_offset, result.replicated) == (ErrorCode.none, 0, None)
-        assert p.plog.high_watermark == 1
+        assert answered == [[]]  # answered inside the follower fetch that moved the HW: no failures
+        assert p.plog.high_watermark == 1 and p.waits == {} and len(p.waiters) == 0
 
     asyncio.run(scenario())
 
@@ -144,18 +155,48 @@ def test_acks_all_times_out_when_a_follower_does_not_fetch(logs: LogManager) -> 
         p = lead(logs, Host())
         result = p.append_records(batch(b"x"), acks=-1)
         follower_fetch(p, F1, 1)  # F2 never does
-        await await_replication(pending([result]), timeout_s=0.05)
-        assert (result.error, result.base_offset) == (ErrorCode.request_timed_out, -1)
-        assert p.futures == {} and len(p.waiters) == 0  # the wait was withdrawn
+        assert await wait_for([result], timeout_s=0.05) == {0: ErrorCode.request_timed_out}
+        assert p.waits == {} and len(p.waiters) == 0  # the wait was withdrawn
         assert p.plog.log_end_offset == 1  # appended all the same (the client's retry is deduplicated)
 
     asyncio.run(scenario())
 
 
+def test_a_closed_connection_withdraws_the_acks_all_waits(logs: LogManager) -> None:
+    async def scenario() -> None:
+        p = lead(logs, Host())
+        result = p.append_records(batch(b"x"), acks=-1)
+        delayed = DelayedProduce()
+        delayed.add(p, result.required_offset, 0)
+        delayed.start(5)
+        delayed.cancel()  # as the connection does when the client goes away
+        assert p.waits == {} and len(p.waiters) == 0
+        follower_fetch(p, F1, 1)
+        follower_fetch(p, F2, 1)  # the HW moves; nothing is answered
+        assert p.plog.high_watermark == 1 and delayed.done
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_waiter_does_not_stop_the_others(logs: LogManager, caplog: pytest.LogCaptureFixture) -> None:
+    p = lead(logs, Host(), isr=(LEADER, F1), replicas=(LEADER, F1))
+    result = p.append_records(batch(b"x"), acks=-1)
+    answered: list[int] = []
+
+    def broken(error: int) -> None:
+        raise RuntimeError("connection gone wrong")
+
+    p.await_isr(result.required_offset, broken)
+    p.await_isr(result.required_offset, answered.append)
+    follower_fetch(p, F1, 1)
+    assert answered == [ErrorCode.none] and p.waits == {}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == ["t-0: an acks=all wait failed to complete"]
+
+
 def test_acks_all_is_refused_below_min_insync_replicas(logs: LogManager) -> None:
     p = lead(logs, Host(), isr=(LEADER,), min_isr=2)
     refused = p.append_records(batch(b"x"), acks=-1)
-    assert (refused.error, refused.replicated) == (ErrorCode.not_enough_replicas, None)
+    assert (refused.error, refused.partition) == (ErrorCode.not_enough_replicas, None)
     assert p.plog.log_end_offset == 0  # nothing appended
     assert p.append_records(batch(b"x"), acks=1).error == ErrorCode.none  # acks=1 does not need the ISR
 
@@ -167,16 +208,19 @@ def test_a_shrunk_isr_commits_without_the_lagging_follower(logs: LogManager) -> 
         host = Host()
         p = lead(logs, host, min_isr=2)
         result = p.append_records(batch(b"x"), acks=-1)
+        assert result.partition is p
+        delayed = DelayedProduce()
+        delayed.add(p, result.required_offset, 0)
         follower_fetch(p, F1, 1)
-        assert result.replicated is not None and not result.replicated.done()
+        assert p.plog.high_watermark == 0
         host.now += LAG_MS + 1
         follower_fetch(p, F1, 1)  # F1 keeps up
         proposal = p.state.maybe_shrink_isr(host.now)
         assert proposal is not None and proposal.new_isr == (LEADER, F1)
         p.leader_changed(p.state.on_alter_partition_response(proposal, 0, isr=(LEADER, F1), leader_epoch=EPOCH,
                                                              partition_epoch=1, now_ms=host.now))
-        await await_replication(pending([result]), timeout_s=5)
-        assert result.error == ErrorCode.none and p.plog.high_watermark == 1
+        assert await delayed.start(5) == []  # no failure
+        assert p.plog.high_watermark == 1
 
     asyncio.run(scenario())
 
@@ -197,8 +241,9 @@ def test_the_isr_of_one_commits_at_once_and_answers_after_append(logs: LogManage
     async def scenario() -> None:
         p = lead(logs, Host(), replicas=(LEADER,), isr=(LEADER,), min_isr=1)
         result = p.append_records(batch(b"x"), acks=-1)
-        assert pending([result]) == []  # already replicated: answered without a wait
+        assert result.partition is None  # already replicated: answered without a wait
         assert (result.error, result.base_offset, p.plog.high_watermark) == (ErrorCode.none, 0, 1)
+        assert p.waits == {} and len(p.waiters) == 0
 
     asyncio.run(scenario())
 
@@ -251,9 +296,10 @@ def test_losing_leadership_answers_parked_waits(logs: LogManager) -> None:
     async def scenario() -> None:
         p = lead(logs, Host())
         result = p.append_records(batch(b"x"), acks=-1)
+        delayed = DelayedProduce()
+        delayed.add(p, result.required_offset, 0)
         p.fail_waits()
-        await await_replication(pending([result]), timeout_s=5)
-        assert result.error == ErrorCode.not_leader_or_follower
+        assert await delayed.start(5) == [(0, ErrorCode.not_leader_or_follower)]
 
     asyncio.run(scenario())
 
