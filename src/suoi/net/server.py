@@ -273,7 +273,12 @@ class KafkaConnection(asyncio.Protocol):
         if self._unhandled is not None:  # bytes a TLS transport had decrypted before reading paused
             self._unhandled.extend(frames)
             return
-        self._handle_frames(frames)
+        if len(frames) == 1:  # the usual read: one request, nothing left to yield to (no slice)
+            if not self._closed:
+                self._handle(frames[0])
+                self._update_reading()
+        elif frames:
+            self._handle_frames(frames)
 
     def _handle_frames(self, frames: Iterable[bytes]) -> None:
         """Handle frames in order; after YIELD_AFTER_S, keep the rest, stop reading, and go on
@@ -304,7 +309,7 @@ class KafkaConnection(asyncio.Protocol):
         if (not self.authenticated or self.session_expires_at is not None) and not self._may_send(frame):
             return
         try:
-            outcome = dispatch(self._broker, frame, self._peer, self, role=self.role)
+            outcome = dispatch(self._broker, frame, self._peer, self, self.role)
         except ProtocolViolation as exc:
             log.warning("closing connection from %s: %s: %s", self._peer, exc.reason, exc)
             self._abort()
@@ -312,6 +317,11 @@ class KafkaConnection(asyncio.Protocol):
         except Exception:
             log.exception("closing connection from %s: request handler failed", self._peer)
             self._abort()
+            return
+        if outcome.__class__ is list and not self._queue:  # the usual answer: ready, nothing before it
+            self._write(outcome)  # type: ignore[arg-type]
+            if self._close_requested:
+                self.close()
             return
         waits = False
         if outcome is None:
@@ -413,7 +423,7 @@ class KafkaConnection(asyncio.Protocol):
             sender.send(parts)  # behind an answer still being sent from a file
         elif len(parts) == 1:
             transport.write(parts[0])  # type: ignore[arg-type]  # (a region never comes alone: a header precedes it)
-        elif any(p.__class__ is FileRegion for p in parts):
+        elif FileRegion in map(type, parts):
             self._write_regions(parts)
         else:
             transport.writelines(parts)  # type: ignore[arg-type]
