@@ -103,6 +103,9 @@ class KafkaConnection(asyncio.Protocol):
         #: frames read but not handled yet: the connection yielded the loop (YIELD_AFTER_S); not read meanwhile
         self._unhandled: collections.deque[bytes] | None = None
         self._transport: asyncio.Transport | None = None
+        #: answers ready while several frames of one read are handled, written at once after them
+        #: (one writev for the lot instead of a send per answer); None: written as they come
+        self._batch: list[Any] | None = None
         #: writes answers holding file regions (sendfile), created by the first one
         self._file_sender: FileSender | None = None
         self._peer = "?"
@@ -285,17 +288,27 @@ class KafkaConnection(asyncio.Protocol):
         in a later loop iteration (the connections and timers that are ready run first)."""
         deadline = time.perf_counter() + YIELD_AFTER_S
         it = iter(frames)
-        for frame in it:
-            if self._closed:
-                return
-            self._handle(frame)
-            if time.perf_counter() > deadline:
-                rest = collections.deque(it)
-                if rest:
-                    self._unhandled = rest
-                    asyncio.get_running_loop().call_soon(self._handle_unhandled)
-                break
+        self._batch = []
+        try:
+            for frame in it:
+                if self._closed:
+                    return
+                self._handle(frame)
+                if time.perf_counter() > deadline:
+                    rest = collections.deque(it)
+                    if rest:
+                        self._unhandled = rest
+                        asyncio.get_running_loop().call_soon(self._handle_unhandled)
+                    break
+        finally:
+            self._write_batch()
         self._update_reading()
+
+    def _write_batch(self) -> None:
+        """Write the answers batched while a read's frames were handled, in one go."""
+        batch, self._batch = self._batch, None
+        if batch and self._transport is not None and not self._closed:
+            self._transport.writelines(batch)
 
     def _handle_unhandled(self) -> None:
         rest, self._unhandled = self._unhandled, None
@@ -421,10 +434,16 @@ class KafkaConnection(asyncio.Protocol):
         sender = self._file_sender
         if sender is not None and sender.busy:
             sender.send(parts)  # behind an answer still being sent from a file
-        elif len(parts) == 1:
-            transport.write(parts[0])  # type: ignore[arg-type]  # (a region never comes alone: a header precedes it)
+        elif len(parts) == 1:  # (a region never comes alone: a header precedes it)
+            if self._batch is not None:
+                self._batch.append(parts[0])
+            else:
+                transport.write(parts[0])  # type: ignore[arg-type]
         elif FileRegion in map(type, parts):
+            self._write_batch()  # what was batched goes first
             self._write_regions(parts)
+        elif self._batch is not None:
+            self._batch.extend(parts)
         else:
             transport.writelines(parts)  # type: ignore[arg-type]
 
@@ -491,6 +510,7 @@ class KafkaConnection(asyncio.Protocol):
             self._transport.abort()
 
     def close(self) -> None:
+        self._write_batch()  # answers before the close are owed (a failed authentication's)
         self._closed = True
         self._stop_file_sender()
         if self._transport is not None:
