@@ -158,7 +158,7 @@ def test_answers_to_the_frames_of_one_read_keep_request_order_around_file_region
         frames = _answers(client.sock, len(requests))
     answers = [client.decode(r, f) for r, f in zip(requests, frames, strict=True)]
     assert [cid for cid, _ in answers] == list(range(1, len(requests) + 1))
-    assert all(body.error_code == 0 and body.api_keys for (_, body), r in zip(answers, requests) if r is versions)
+    assert all(body.error_code == 0 and body.api_keys for (_, body), r in zip(answers, requests, strict=True) if r is versions)
     first = [r.value for r in iter_records(answers[1][1].responses[0].partitions[0].records)]
     assert first == [r["value"] for r in records][:len(first)] and len(first) >= 500
     last = [(r.offset, r.value) for r in iter_records(answers[4][1].responses[0].partitions[0].records)]
