@@ -16,6 +16,7 @@ the whole dispatch of the Produce, and a Fetch parked then woken by it; what a r
 beyond those is the event loop, the sockets and `net.server`'s framing and answer ordering.
 
     python benchmarks/bench_small_path.py [--rounds 3000] [--repeat 5] [--profile] [--rate 1000]
+    python benchmarks/bench_small_path.py --kind metadata --in-flight 16   # a cheap request, per request
     PYTHONPATH=/path/to/other/src python benchmarks/bench_small_path.py   # another tree
 
 A script, not a test.
