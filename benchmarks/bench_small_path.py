@@ -16,6 +16,7 @@ the whole dispatch of the Produce, and a Fetch parked then woken by it; what a r
 beyond those is the event loop, the sockets and `net.server`'s framing and answer ordering.
 
     python benchmarks/bench_small_path.py [--rounds 3000] [--repeat 5] [--profile] [--rate 1000]
+    python benchmarks/bench_small_path.py --kind metadata --in-flight 16   # a cheap request, per request
     PYTHONPATH=/path/to/other/src python benchmarks/bench_small_path.py   # another tree
 
 A script, not a test.
@@ -62,9 +63,42 @@ def _user_system(native_id: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+class CheapRequests:
+    """``--kind apiversions|metadata``: a round is ``--in-flight`` cheap requests (ApiVersions v3,
+    or Metadata v12 of the bench topic) written at once on one connection, then their answers
+    read: the per-request cost of net framing, answer ordering, writes and dispatch, with a
+    handler that does almost nothing."""
+
+    def __init__(self, port: int, kind: str, in_flight: int) -> None:
+        from bench_produce_wire import Conn
+        from kio.schema.api_versions.v3.request import ApiVersionsRequest
+        from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+
+        from suoi.protocol.codec import encode_request
+
+        if kind == "apiversions":
+            request: Any = ApiVersionsRequest(client_software_name="bench", client_software_version="1")
+        else:
+            request = MetadataRequest(topics=(MetadataRequestTopic(topic_id=None, name=TOPIC),),
+                                      allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+        self.conn = Conn(port)
+        self.n = in_flight
+        self.frames = b"".join(encode_request(cid, "bench", request) for cid in range(in_flight))
+
+    def one(self) -> float:
+        t0 = time.perf_counter()
+        self.conn.send(self.frames)
+        for _ in range(self.n):
+            self.conn.recv()
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def _client(port: int, args: argparse.Namespace) -> None:
     """The client process: rounds, with a marker line (answered "ok" on stdin) around each batch."""
-    rounds = Rounds(port, TOPIC)
+    rounds: Any = Rounds(port, TOPIC) if args.kind == "round" else CheapRequests(port, args.kind, args.in_flight)
 
     def mark(what: str) -> None:
         print(what, flush=True)
@@ -91,7 +125,8 @@ def _drive(port: int, args: argparse.Namespace, cpu: Callable[[], float], native
     """In a thread of the broker's process: run the client process, take the broker thread's CPU
     time (and start/stop the profiler) at its markers."""
     argv = [sys.executable, os.path.abspath(__file__), "--client-port", str(port), "--rounds", str(args.rounds),
-            "--repeat", str(args.repeat), "--rate", str(args.rate)] + (["--profile"] if args.profile else [])
+            "--repeat", str(args.repeat), "--rate", str(args.rate), "--kind", args.kind,
+            "--in-flight", str(args.in_flight)] + (["--profile"] if args.profile else [])
     profiler = None
     try:
         with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as client:
@@ -267,7 +302,7 @@ async def main(args: argparse.Namespace) -> None:
         gc.freeze()  # as `suoi broker` does once started, with its collector settings
         gc.set_threshold(getattr(cli_broker, "GC_GEN0_THRESHOLD", 700), *gc.get_threshold()[1:])
         try:
-            steps = await _breakdown(broker, args.breakdown) if args.breakdown else {}
+            steps = await _breakdown(broker, args.breakdown) if args.breakdown and args.kind == "round" else {}
             loop = asyncio.get_running_loop()
             results: dict[str, Any] = {"done": asyncio.Event()}
             port = _client_port(broker)
@@ -284,7 +319,12 @@ async def main(args: argparse.Namespace) -> None:
         raise SystemExit("no rounds were measured (see the log above)")
     lat = sorted(results["latency"])
     print(f"suoi from {suoi.__file__}, loop {type(loop).__module__}; {args.repeat} x {args.rounds} rounds"
-          + (f" paced at {args.rate}/s" if args.rate else " back to back"))
+          + (f" paced at {args.rate}/s" if args.rate else " back to back")
+          + ("" if args.kind == "round" else f"; a round is {args.in_flight} {args.kind} request(s) in flight"))
+    if args.kind != "round":
+        per = [us / args.in_flight for us in cpu_us]
+        print(f"  broker thread CPU per request: median {statistics.median(per):.2f} µs "
+              f"(min {min(per):.2f}, max {max(per):.2f})")
     print(f"  broker thread CPU per round: median {statistics.median(cpu_us):.1f} µs "
           f"(min {min(cpu_us):.1f}, max {max(cpu_us):.1f}); at 1,000 rounds/s that is "
           f"{statistics.median(cpu_us) / 10:.1f} % of a core; user {results['user']:.0f} µs + kernel "
@@ -304,13 +344,14 @@ async def main(args: argparse.Namespace) -> None:
         stats = pstats.Stats(profiler, stream=out)
         total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
         calls = sum(v[1] for v in stats.stats.values())  # type: ignore[attr-defined]
-        print(f"  cProfile: {total / args.rounds * 1e6:.1f} µs and {calls / args.rounds:.0f} function calls per round "
-              "under the profiler; own time per round:")
+        unit, n = ("round", args.rounds) if args.kind == "round" else ("request", args.rounds * args.in_flight)
+        print(f"  cProfile: {total / n * 1e6:.1f} µs and {calls / n:.0f} function calls per {unit} "
+              f"under the profiler; own time per {unit}:")
         rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
         for (file, line, name), (_cc, calls, tottime, cumtime, _) in rows[:args.top]:
             where = f"{os.path.basename(file)}:{line}({name})" if line else name
-            print(f"    {tottime / args.rounds * 1e6:7.2f} µs  {calls / args.rounds:5.1f} calls  "
-                  f"cum {cumtime / args.rounds * 1e6:7.1f}  {where}")
+            print(f"    {tottime / n * 1e6:7.2f} µs  {calls / n:5.1f} calls  "
+                  f"cum {cumtime / n * 1e6:7.1f}  {where}")
 
 
 def _client_port(broker: Any) -> int:
@@ -341,6 +382,9 @@ if __name__ == "__main__":
     ap.add_argument("--top", type=int, default=40, help="profile rows to print")
     ap.add_argument("--breakdown", type=int, default=2000,
                     help="first time each step of a round in-process, this many calls a batch (0: skip)")
+    ap.add_argument("--kind", choices=("round", "apiversions", "metadata"), default="round",
+                    help="round: Fetch parked + Produce that wakes it; or --in-flight cheap requests a round")
+    ap.add_argument("--in-flight", type=int, default=1, help="cheap requests written at once per round")
     ap.add_argument("--client-port", type=int, default=0, help=argparse.SUPPRESS)  # the client process
     parsed = ap.parse_args()
     if parsed.client_port:

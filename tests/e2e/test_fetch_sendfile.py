@@ -140,3 +140,27 @@ def test_answers_queued_behind_a_slow_reader_stay_in_order_and_whole_when_the_to
         assert i * 500 in offsets and len(part.records) > 500_000
         assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
         assert all(values[offset] == value for offset, value in served)
+
+
+def test_answers_to_the_frames_of_one_read_keep_request_order_around_file_regions(node: InProcessNode) -> None:
+    """Frames that come in one read are answered in one write (`KafkaConnection._batch`); an
+    answer with file regions among them goes after what was batched before it and before the rest."""
+    topic = "sendfile-batched"
+    node.create_topic(topic)
+    records = _records(600, 1)
+    ck_produce(node.bootstrap, topic, records, {"linger.ms": 50})
+    versions = ApiVersionsRequest(client_software_name="raw", client_software_version="1")
+    requests = [versions, fetch_req(topic, 0, 0), versions, versions, fetch_req(topic, 0, 599), versions]
+    before = STATS.sendfile_bytes
+    with RawClient(node.bootstrap) as client:
+        client.send_bytes(b"".join(client.encode(r) for r in requests))  # one write: one read on the node
+        client.sock.settimeout(20)
+        frames = _answers(client.sock, len(requests))
+    answers = [client.decode(r, f) for r, f in zip(requests, frames, strict=True)]
+    assert [cid for cid, _ in answers] == list(range(1, len(requests) + 1))
+    assert all(body.error_code == 0 and body.api_keys for (_, body), r in zip(answers, requests, strict=True) if r is versions)
+    first = [r.value for r in iter_records(answers[1][1].responses[0].partitions[0].records)]
+    assert first == [r["value"] for r in records][:len(first)] and len(first) >= 500
+    last = [(r.offset, r.value) for r in iter_records(answers[4][1].responses[0].partitions[0].records)]
+    assert (599, records[599]["value"]) in last
+    assert STATS.sendfile_bytes - before >= 500 * VALUE  # the first Fetch's records went from the file

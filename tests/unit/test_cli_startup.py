@@ -74,3 +74,46 @@ def test_the_broker_process_freezes_its_imports_out_of_the_cyclic_gc() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_the_broker_process_freezes_what_a_topic_made_at_run_time_made(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`suoi broker` freezes again once a topic created at run time is applied: its partitions'
+    objects are not walked by every later collection (a pause on the event loop)."""
+    import asyncio
+    import gc
+
+    import suoi.cli.broker as cli_broker
+    from suoi.testing import InProcessNode
+    from tests.conftest import wait_until
+
+    monkeypatch.setattr(cli_broker, "REFREEZE_CHECK_S", 0.05)
+    node = InProcessNode(tmp_path)
+    node.start()
+
+    async def start() -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(cli_broker._refreeze_after_topic_changes(node.broker))
+
+    async def cancel(task: asyncio.Task[None]) -> None:
+        task.cancel()
+
+    task = node.run(start())
+    try:
+        wait_until(gc.get_freeze_count, message="what start-up made frozen")
+        gc.unfreeze()  # (the test process's objects back into the collector's generations)
+        node.create_topic("made-at-run-time", partitions=4)
+
+        def partitions_frozen() -> bool:
+            leaders = node.broker.kraft.replicas.leaders
+            partitions = [p for tp, p in list(leaders.items()) if tp.topic == "made-at-run-time"]
+            if len(partitions) != 4:
+                return False
+            assert all(gc.is_tracked(p) for p in partitions)  # (objects the collector would walk)
+            walked = {id(o) for o in gc.get_objects()}  # every object a collection walks: not the frozen
+            return not any(id(p) in walked for p in partitions)
+
+        wait_until(partitions_frozen, interval=0.2, message="the topic's partitions frozen")
+    finally:
+        node.run(cancel(task))
+        gc.unfreeze()
+        node.stop()

@@ -12,7 +12,7 @@ import dataclasses
 import inspect
 import logging
 import struct
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -22,19 +22,19 @@ from suoi.api.api_versions import api_versions_data
 from suoi.api.enforcement import authorized_call
 from suoi.api.error_responses import error_response
 from suoi.api.listener_roles import ListenerRole, serves
-from suoi.api.registry import CLIENT_LISTENER, CURRENT_REQUEST, REGISTRY, RequestContext, ResponseData
+from suoi.api.registry import CLIENT_LISTENER, CURRENT_REQUEST, REGISTRY, ApiSpec, RequestContext, ResponseData
 from suoi.model import ErrorCode, KafkaError
 from suoi.pending import Pending
 from suoi.protocol.codec import (
     API_VERSIONS_KEY,
     DecodeError,
     Request,
-    UnsupportedApi,
+    RequestPrefix,
     build_response,
-    decode_request,
     encode_raw,
     encode_response,
     read_prefix,
+    request_decoder,
     response_class,
 )
 from suoi.protocol.compiled_dict_writer import encode_response_data
@@ -66,7 +66,28 @@ class NotServedOnListener(ProtocolViolation):
     reason = "request not served on this listener"
 
 
-def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any = None, *,
+class _Plan:
+    """What a request of one api key and version needs, found once (`_plan`): its spec, the
+    decoder of its schema (`codec.request_decoder`), and its handler."""
+
+    __slots__ = ("decode", "handler", "mutation", "name", "spec")
+
+    def __init__(self, spec: ApiSpec, decode: Callable[[bytes, int], Request]) -> None:
+        self.spec = spec  # REGISTRY's entry the plan was made from (a replaced entry is planned anew)
+        self.name = spec.name
+        self.handler = spec.handler
+        self.decode = decode
+        self.mutation = spec.api_key in mutation_quota.APIS  # a client's mutation quota may apply
+
+
+#: (api_key << 16) + api_version -> its plan, for the versions served only (a peer's made-up
+#: versions are not kept: they go the long way, to UNSUPPORTED_VERSION)
+_PLANS: dict[int, _Plan] = {}
+_PREFIX = struct.Struct(">hhi")
+_CLIENT_ROLE = ListenerRole.CLIENT
+
+
+def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any = None,
              role: ListenerRole = ListenerRole.CLIENT) -> Outcome:
     """Handle one request frame that came in on a listener of `role`.
 
@@ -79,16 +100,15 @@ def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any =
     """
     security = getattr(connection, "security", None)
     token = CLIENT_LISTENER.set(security.name if security is not None else None)
-    current = CURRENT_REQUEST.set(None)
     try:
         return _dispatch(broker, frame, client_host, connection, role)
     finally:
-        CURRENT_REQUEST.reset(current)
         CLIENT_LISTENER.reset(token)
 
 
-def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any, role: ListenerRole) -> Outcome:
-    started = perf_counter()
+def _plan(frame: bytes, role: ListenerRole) -> _Plan:
+    """The plan of a request whose api key and version have none yet: ProtocolViolation for
+    an unknown api key, NotServedOnListener, `_Unsupported` for a version not served."""
     try:
         prefix = read_prefix(frame)
     except DecodeError as exc:
@@ -99,16 +119,47 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
         # (a bare error code is not one), so the connection is closed; only a known key at an
         # unknown version gets UNSUPPORTED_VERSION (KIP-511).
         raise ProtocolViolation(f"unknown api key {prefix.api_key} (v{prefix.api_version})")
-    if not serves(role, prefix.api_key):
-        raise NotServedOnListener(f"{spec.name} v{prefix.api_version} is not served on CONTROLLER listener "
-                                  "(only the controller's APIs are, as ApiVersions there says)")
+    _check_served(role, prefix.api_key, prefix.api_version)
     if not spec.supports(prefix.api_version):
-        return _unsupported_version(broker, frame, prefix.api_key, prefix.api_version, prefix.correlation_id,
-                                    client_host, role)
+        raise _Unsupported(prefix)
     try:
-        request = decode_request(frame, prefix)
-    except UnsupportedApi as exc:
-        return _unsupported_version(broker, frame, exc.api_key, exc.api_version, exc.correlation_id, client_host, role)
+        decode = request_decoder(prefix.api_key, prefix.api_version)
+    except Exception:  # kio has no schema for it
+        raise _Unsupported(prefix) from None
+    plan = _PLANS[(prefix.api_key << 16) + prefix.api_version] = _Plan(spec, decode)
+    return plan
+
+
+def _check_served(role: ListenerRole, api_key: int, api_version: int) -> None:
+    if not serves(role, api_key):
+        raise NotServedOnListener(f"{REGISTRY[api_key].name} v{api_version} is not served on CONTROLLER listener "
+                                  "(only the controller's APIs are, as ApiVersions there says)")
+
+
+class _Unsupported(Exception):
+    """A request at a version this node does not serve (answered, not a violation)."""
+
+    def __init__(self, prefix: RequestPrefix) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+
+def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any, role: ListenerRole) -> Outcome:
+    started = perf_counter()
+    if len(frame) >= 8:
+        api_key, api_version, correlation_id = _PREFIX.unpack_from(frame, 0)
+        plan = _PLANS.get((api_key << 16) + api_version)
+    else:
+        plan = None
+    try:
+        if plan is None or REGISTRY.get(api_key) is not plan.spec:
+            plan = _plan(frame, role)
+        elif role is not _CLIENT_ROLE:
+            _check_served(role, api_key, api_version)
+        request = plan.decode(frame, correlation_id)
+    except _Unsupported as exc:
+        key, version, cid = exc.prefix
+        return _unsupported_version(broker, frame, key, version, cid, client_host, role)
     except DecodeError as exc:
         raise ProtocolViolation(str(exc)) from exc
     if role is ListenerRole.CONTROLLER and request.api_key == FETCH_KEY and not is_metadata_fetch(request.body):
@@ -116,35 +167,46 @@ def _dispatch(broker: Services, frame: bytes, client_host: str, connection: Any,
                                   "for any topic but __cluster_metadata")
     if request.null_fields:
         log.warning("client %s sent %s v%d with null in non-nullable field %s; answering INVALID_REQUEST",
-                    client_host, spec.name, request.api_version, ", ".join(dict.fromkeys(request.null_fields)))
+                    client_host, plan.name, request.api_version, ", ".join(dict.fromkeys(request.null_fields)))
         return _error(request, ErrorCode.invalid_request, "null in a non-nullable field")
     ctx = RequestContext(broker, request.api_key, request.api_version, request.correlation_id,
                          request.client_id, client_host, connection, role)
-    CURRENT_REQUEST.set(ctx)
+    current = CURRENT_REQUEST.set(ctx)
+    try:
+        return _handled(broker, plan, request, ctx, len(frame), client_host, started)
+    finally:
+        CURRENT_REQUEST.reset(current)
+
+
+def _handled(broker: Services, plan: _Plan, request: Request, ctx: RequestContext, frame_len: int,
+             client_host: str, started: float) -> Outcome:
+    """Quotas, authorization, the handler, the answer's encoding and the request's metrics."""
     metrics = broker.metrics
-    quota = client_quotas.begin(ctx, request.body, len(frame))  # None unless client quotas exist
-    body, handler = request.body, spec.handler
+    quota = client_quotas.begin(ctx, request.body, frame_len)  # None unless client quotas exist
+    body, handler, api = request.body, plan.handler, plan.name
     if quota is not None:
         body = quota.limit_fetch(body)
-        if request.api_key in mutation_quota.APIS:
+        if plan.mutation:
             handler = mutation_quota.limited(quota, handler)
     try:
         authorizer = getattr(broker, "authorizer", None)  # suoi.authorizer, when authorizer.class.name is set
         result = handler(ctx, body) if authorizer is None else authorized_call(ctx, body, handler, authorizer)
-        if type(result) is not dict and result is not None and isinstance(result, Pending):
-            if quota is not None:
-                quota.parked()
-            return _answer_later(result, request, spec.name, client_host, metrics, started, perf_counter(), quota)
-        if type(result) is not dict and result is not None and inspect.isawaitable(result):
-            if quota is not None:
-                quota.parked()
-            return _finish_later(result, ctx, request, spec.name, client_host, CLIENT_LISTENER.get(), metrics,
-                                 started, perf_counter(), quota)
-        parts = _encode(request, result, quota)
+        cls = result.__class__
+        if cls is not dict and cls is not SplicedResponse and result is not None:
+            if isinstance(result, Pending):
+                if quota is not None:
+                    quota.parked()
+                return _answer_later(result, request, api, client_host, metrics, started, perf_counter(), quota)
+            if inspect.isawaitable(result):
+                if quota is not None:
+                    quota.parked()
+                return _finish_later(result, ctx, request, api, client_host, CLIENT_LISTENER.get(), metrics,
+                                     started, perf_counter(), quota)
+        parts = _encode(request, result, quota)  # type: ignore[arg-type]  # (not awaitable: checked above)
     except Exception as exc:
-        metrics.request_done(spec.name, started, None, True)
-        return _failed(request, spec.name, client_host, exc)
-    metrics.request_done(spec.name, started)
+        metrics.request_done(api, started, None, True)
+        return _failed(request, api, client_host, exc)
+    metrics.request_done(api, started)
     return parts
 
 

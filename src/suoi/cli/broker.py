@@ -116,6 +116,33 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, max(gen1, 20), max(gen2, 20))
 
 
+#: How often `_refreeze_after_topic_changes` looks at the metadata image's topics.
+REFREEZE_CHECK_S = 1.0
+
+
+async def _refreeze_after_topic_changes(broker: Any) -> None:
+    """Freeze again what topics and partitions created at run time made (their logs, segments,
+    partition states, image records): like start-up's, it lives as long as the topic, and left
+    in the collector's generations the next young collection walks all of it - one ~5-10 ms
+    pause on the event loop (measured at 1,000 msg/s just after a topic was created: the run's
+    only collection). Done one check after the image's topics changed (the partitions' logs are
+    made once the image is applied), at most once a `REFREEZE_CHECK_S`, only on such changes.
+    The price: a garbage cycle made since the last collection is frozen with them (never
+    freed); the broker makes few (a young collection of 20,000 objects finds some hundreds), and
+    topic changes are rare."""
+    seen: object = None
+    pending = False
+    while True:
+        await asyncio.sleep(REFREEZE_CHECK_S)
+        kraft = getattr(broker, "kraft", None)
+        topics = kraft.image.topics if kraft is not None else None
+        if topics is not seen:
+            seen, pending = topics, True  # changed: the next check freezes, once it is applied
+        elif pending:
+            pending = False
+            gc.freeze()
+
+
 async def _serve(config: Any) -> int:
     from suoi.broker import Broker
 
@@ -129,7 +156,9 @@ async def _serve(config: Any) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    refreeze = loop.create_task(_refreeze_after_topic_changes(broker), name="gc-refreeze")
     await stop.wait()
+    refreeze.cancel()
     log.info("shutting down")
     await broker.stop()
     return 0

@@ -103,6 +103,9 @@ class KafkaConnection(asyncio.Protocol):
         #: frames read but not handled yet: the connection yielded the loop (YIELD_AFTER_S); not read meanwhile
         self._unhandled: collections.deque[bytes] | None = None
         self._transport: asyncio.Transport | None = None
+        #: answers ready while several frames of one read are handled, written at once after them
+        #: (one writev for the lot instead of a send per answer); None: written as they come
+        self._batch: list[Any] | None = None
         #: writes answers holding file regions (sendfile), created by the first one
         self._file_sender: FileSender | None = None
         self._peer = "?"
@@ -273,24 +276,39 @@ class KafkaConnection(asyncio.Protocol):
         if self._unhandled is not None:  # bytes a TLS transport had decrypted before reading paused
             self._unhandled.extend(frames)
             return
-        self._handle_frames(frames)
+        if len(frames) == 1:  # the usual read: one request, nothing left to yield to (no slice)
+            if not self._closed:
+                self._handle(frames[0])
+                self._update_reading()
+        elif frames:
+            self._handle_frames(frames)
 
     def _handle_frames(self, frames: Iterable[bytes]) -> None:
         """Handle frames in order; after YIELD_AFTER_S, keep the rest, stop reading, and go on
         in a later loop iteration (the connections and timers that are ready run first)."""
         deadline = time.perf_counter() + YIELD_AFTER_S
         it = iter(frames)
-        for frame in it:
-            if self._closed:
-                return
-            self._handle(frame)
-            if time.perf_counter() > deadline:
-                rest = collections.deque(it)
-                if rest:
-                    self._unhandled = rest
-                    asyncio.get_running_loop().call_soon(self._handle_unhandled)
-                break
+        self._batch = []
+        try:
+            for frame in it:
+                if self._closed:
+                    return
+                self._handle(frame)
+                if time.perf_counter() > deadline:
+                    rest = collections.deque(it)
+                    if rest:
+                        self._unhandled = rest
+                        asyncio.get_running_loop().call_soon(self._handle_unhandled)
+                    break
+        finally:
+            self._write_batch()
         self._update_reading()
+
+    def _write_batch(self) -> None:
+        """Write the answers batched while a read's frames were handled, in one go."""
+        batch, self._batch = self._batch, None
+        if batch and self._transport is not None and not self._closed:
+            self._transport.writelines(batch)
 
     def _handle_unhandled(self) -> None:
         rest, self._unhandled = self._unhandled, None
@@ -304,7 +322,7 @@ class KafkaConnection(asyncio.Protocol):
         if (not self.authenticated or self.session_expires_at is not None) and not self._may_send(frame):
             return
         try:
-            outcome = dispatch(self._broker, frame, self._peer, self, role=self.role)
+            outcome = dispatch(self._broker, frame, self._peer, self, self.role)
         except ProtocolViolation as exc:
             log.warning("closing connection from %s: %s: %s", self._peer, exc.reason, exc)
             self._abort()
@@ -312,6 +330,11 @@ class KafkaConnection(asyncio.Protocol):
         except Exception:
             log.exception("closing connection from %s: request handler failed", self._peer)
             self._abort()
+            return
+        if outcome.__class__ is list and not self._queue:  # the usual answer: ready, nothing before it
+            self._write(outcome)  # type: ignore[arg-type]
+            if self._close_requested:
+                self.close()
             return
         waits = False
         if outcome is None:
@@ -411,10 +434,16 @@ class KafkaConnection(asyncio.Protocol):
         sender = self._file_sender
         if sender is not None and sender.busy:
             sender.send(parts)  # behind an answer still being sent from a file
-        elif len(parts) == 1:
-            transport.write(parts[0])  # type: ignore[arg-type]  # (a region never comes alone: a header precedes it)
-        elif any(p.__class__ is FileRegion for p in parts):
+        elif len(parts) == 1:  # (a region never comes alone: a header precedes it)
+            if self._batch is not None:
+                self._batch.append(parts[0])
+            else:
+                transport.write(parts[0])  # type: ignore[arg-type]
+        elif FileRegion in map(type, parts):
+            self._write_batch()  # what was batched goes first
             self._write_regions(parts)
+        elif self._batch is not None:
+            self._batch.extend(parts)
         else:
             transport.writelines(parts)  # type: ignore[arg-type]
 
@@ -481,6 +510,7 @@ class KafkaConnection(asyncio.Protocol):
             self._transport.abort()
 
     def close(self) -> None:
+        self._write_batch()  # answers before the close are owed (a failed authentication's)
         self._closed = True
         self._stop_file_sender()
         if self._transport is not None:

@@ -14,7 +14,7 @@ import datetime
 import struct
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING
 from functools import cache, lru_cache
 from typing import Any, NamedTuple
@@ -85,21 +85,34 @@ def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
     Raises UnsupportedApi when kio knows no such schema, DecodeError when bytes are bad.
     """
     try:
-        read_header, read_body, check_lengths = _request_readers(prefix.api_key, prefix.api_version)
+        decode = request_decoder(prefix.api_key, prefix.api_version)
     except Exception:
         raise UnsupportedApi(*prefix) from None
-    try:
-        # kio would reserve memory for whatever length the peer claims (and abort on 2^34):
-        # every length is checked against the frame first.
-        nulls = check_lengths(frame)
-    except LengthOutOfBounds as exc:
-        raise DecodeError(f"api_key={prefix.api_key} v{prefix.api_version}: {exc}") from None
-    try:
-        header, used = read_header(frame, 0)
-        body, body_size = read_body(frame, used)
-    except Exception as exc:  # kio raises several types for short/garbled input
-        raise DecodeError(f"cannot decode api_key={prefix.api_key} v{prefix.api_version}: {exc!r}") from exc
-    return Request(prefix.api_key, prefix.api_version, prefix.correlation_id, header.client_id, body, tuple(nulls))
+    return decode(frame, prefix.correlation_id)
+
+
+@cache
+def request_decoder(api_key: int, api_version: int) -> Callable[[bytes, int], Request]:
+    """`decode(frame, correlation_id) -> Request` for one api key and version, its readers and
+    bounds walk found once (`dispatch` keeps it per api key and version: one call a request).
+    Raises (here) when kio has no schema for them; `decode` raises DecodeError for bad bytes."""
+    read_header, read_body, check_lengths = _request_readers(api_key, api_version)
+
+    def decode(frame: bytes, correlation_id: int) -> Request:
+        try:
+            # kio would reserve memory for whatever length the peer claims (and abort on 2^34):
+            # every length is checked against the frame first.
+            nulls = check_lengths(frame)
+        except LengthOutOfBounds as exc:
+            raise DecodeError(f"api_key={api_key} v{api_version}: {exc}") from None
+        try:
+            header, used = read_header(frame, 0)
+            body, _size = read_body(frame, used)
+        except Exception as exc:  # kio raises several types for short/garbled input
+            raise DecodeError(f"cannot decode api_key={api_key} v{api_version}: {exc!r}") from exc
+        return Request(api_key, api_version, correlation_id, header.client_id, body, tuple(nulls) if nulls else ())
+
+    return decode
 
 
 class GatherBuffer:

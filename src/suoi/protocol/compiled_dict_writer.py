@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kio.schema.errors import ErrorCode
 from kio.serial._introspect import get_field_tag
 
-from suoi.protocol.codec import _INT32, GatherBuffer, _convert, _FieldPlan, _plan, build, response_class
+from suoi.protocol.codec import GatherBuffer, _convert, _FieldPlan, _plan, build, response_class
 from suoi.protocol.compiled_writer import _FIXED, _HELPERS, _NULLABLE_FIXED, Writer, _field, _Source, _tagged_fields
 from suoi.protocol.compiled_writer import compiled_writer as _entity_writer
 from suoi.protocol.file_records import FileRecords, FileRegion
@@ -196,12 +197,11 @@ def encode_response_data(correlation_id: int, api_key: int, api_version: int,
     without building the kio entities: size-prefixed parts ready for `transport.writelines`.
     A Fetch answer's `FileRecords` are taken apart as `codec.GatherBuffer` does: each
     `FileRegion` a part of its own (whatever its size), for `net` to send with `sendfile`."""
-    writers = _WRITERS.get((api_key, api_version)) or _writers(api_key, api_version)
-    pieces = _Pieces([b""])  # the size prefix, set below
-    writers[0](pieces, {"correlation_id": correlation_id})
-    writers[1](pieces, data)
+    header_rest, write_body = _WRITERS.get((api_key, api_version)) or _writers(api_key, api_version)
+    pieces = _Pieces([b"", header_rest])  # the size prefix and correlation id, set below
+    write_body(pieces, data)
     sizes = [*map(len, pieces)]
-    pieces[0] = _INT32.pack(sum(sizes))
+    pieces[0] = _SIZE_AND_ID.pack(sum(sizes) + 4, correlation_id)
     if max(sizes) < _LARGE:  # no file regions: they are never below _LARGE (log_reads checks)
         return [b"".join(pieces)]
     parts: list[bytes | bytearray | memoryview | FileRegion] = []
@@ -227,10 +227,18 @@ def _flattened(pieces: list[Any]) -> Iterator[Any]:
             yield piece
 
 
-_WRITERS: dict[tuple[int, int], tuple[Writer, Writer]] = {}
+_WRITERS: dict[tuple[int, int], tuple[bytes, Writer]] = {}
+_SIZE_AND_ID = struct.Struct(">ii")
 
 
-def _writers(api_key: int, api_version: int) -> tuple[Writer, Writer]:
+def _writers(api_key: int, api_version: int) -> tuple[bytes, Writer]:
+    """The response header of (api_key, api_version) after its correlation id (the same bytes
+    for every answer: the header's first field is the correlation id, `codec.response_correlation_id`;
+    a flexible header adds its empty tagged fields), and the body's writer."""
     cls = response_class(api_key, api_version)
-    found = _WRITERS[api_key, api_version] = (dict_writer(cls.__header_schema__), dict_writer(cls))  # type: ignore[attr-defined]
+    header = _Pieces()
+    dict_writer(cls.__header_schema__)(header, {"correlation_id": 0})  # type: ignore[attr-defined]
+    head = b"".join(header)
+    assert head[:4] == bytes(4), "a response header starts with its correlation id"
+    found = _WRITERS[api_key, api_version] = (head[4:], dict_writer(cls))
     return found
