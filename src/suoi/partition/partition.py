@@ -323,7 +323,9 @@ class Partition:
                           preferred, answer_now=bool(error) or preferred >= 0)
 
     def _on_follower_fetch(self, replica_id: int, fetch_offset: int, leader_leo: int, log_start_offset: int) -> ErrorCode:
-        result = self.state.on_follower_fetch(replica_id, fetch_offset, leader_leo, self.host.now_ms(), log_start_offset)
+        state = self.leader_state  # (`read` let only a leader's partition come here)
+        assert state is not None
+        result = state.on_follower_fetch(replica_id, fetch_offset, leader_leo, self.host.now_ms(), log_start_offset)
         if result.error:
             return ErrorCode(int(result.error))
         self.host.follower_fetched(self)
