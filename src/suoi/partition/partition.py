@@ -340,7 +340,12 @@ class Partition:
     # -- HW / ISR ----------------------------------------------------------------------
     def leader_changed(self, new_hw: int | None) -> None:
         """The leader state moved (new registration, AlterPartition answer): publish the HW,
-        complete the waits it satisfies."""
+        complete the waits it satisfies. A registration's ISR change can move the state's HW
+        without reporting it (`update_registration` answers whether it applied): published too,
+        or consumers would not see what the smaller ISR committed until the next append."""
+        state = self.leader_state
+        if new_hw is None and state is not None and state.high_watermark > self.plog.high_watermark:
+            new_hw = state.high_watermark
         self._leader_changed(new_hw)
 
     def _leader_changed(self, new_hw: int | None) -> None:

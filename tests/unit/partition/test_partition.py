@@ -253,6 +253,22 @@ def test_a_follower_fetching_in_the_latest_epoch_reads_moves_the_hw_and_complete
     asyncio.run(scenario())
 
 
+def test_an_isr_shrunk_by_the_controller_publishes_the_high_watermark_it_allows(logs: LogManager) -> None:
+    """The controller drops a lagging follower from the ISR (a registration, e.g. after fencing
+    its broker): the HW the smaller ISR allows reaches the log at once, so consumers read what
+    the remaining ISR has without waiting for another append."""
+    host = Host()
+    p = lead(logs, host)
+    p.append_records(batch(b"a", b"b"), acks=1)
+    follower_fetch(p, F1, 2)  # F1 has both records, F2 nothing
+    assert p.plog.high_watermark == 0
+    # as ReplicaManager._become_leader applies a registration of this node's partition
+    assert p.state.update_registration(EPOCH, 1, (LEADER, F1, F2), (LEADER, F1), host.now)
+    p.leader_changed(p.state.on_leader_append(p.plog.log_end_offset, host.now))
+    assert p.plog.high_watermark == 2 and host.hw_moves == [p.tp]
+    assert values(p.read(0, 1 << 20).records) == [b"a", b"b"]
+
+
 def test_a_follower_replica_refuses_appends_and_serves_kip392_consumers(logs: LogManager) -> None:
     host = Host()
     info = logs.create_topic("f", 1, {})
