@@ -150,10 +150,12 @@ def main() -> int:
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the N heaviest functions")
     ap.add_argument("--sort", default="tottime", help="with --profile: pstats sort key (tottime, cumulative)")
     ap.add_argument("--callers", nargs="*", default=[], help="with --profile: print the callers of these functions")
+    ap.add_argument("--dump", metavar="FILE", help="with --profile: also write the merged pstats to FILE")
     args = ap.parse_args()
     from suoi.testing import InProcessCluster
 
-    profiles = [cProfile.Profile(time.thread_time) for _ in range(3)] if args.profile or args.callers else None
+    profiles = [cProfile.Profile(time.thread_time) for _ in range(3)] if args.profile or args.callers or args.dump \
+        else None
     runs = []
     with InProcessCluster(3) as cluster:
         print("node threads (native ids, for perf --tid):",
@@ -186,6 +188,10 @@ def main() -> int:
         stats = pstats.Stats(profiles[0])
         for prof in profiles[1:]:
             stats.add(prof)
+        if args.paced:
+            print(f"Python calls per message (all three nodes): {stats.total_calls / (args.paced * args.rounds):.0f}")
+        if args.dump:
+            stats.dump_stats(args.dump)
         if args.profile:
             stats.sort_stats(args.sort).print_stats(args.profile)
         for name in args.callers:  # one at a time: pstats applies several restrictions in turn

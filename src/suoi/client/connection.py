@@ -220,8 +220,10 @@ class KafkaClientConnection:
         # timeout the future gets TimeoutError, and its late answer is read and dropped.
         timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, _time_out, future)
         try:
-            assert self._protocol is not None
-            await self._protocol.drain()
+            protocol = self._protocol
+            assert protocol is not None
+            if protocol._paused:  # the transport's buffer is full: wait for it to drain first
+                await protocol.drain()
             return await future
         finally:
             if timer is not None:

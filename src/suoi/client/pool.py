@@ -149,10 +149,14 @@ class NodeClient:
         (connect failed or the connection dropped) or ``asyncio.TimeoutError``. ``timeout``
         covers connecting and the request.
         """
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        conn = await self._connection(node_id, lane, timeout)
-        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        conn = self._open_connection(node_id, lane)
+        if conn is not None:  # the usual case (a follower's fetches): no connect step to await or time
+            remaining = timeout
+        else:
+            loop = asyncio.get_running_loop()
+            deadline = None if timeout is None else loop.time() + timeout
+            conn = await self._connection(node_id, lane, timeout)
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
         try:
             return await conn.request(entity, timeout=remaining)
         except TimeoutError:
@@ -161,6 +165,15 @@ class NodeClient:
         except ConnectionError:
             self._note_failure(node_id, lane, conn, "connection lost")
             raise
+
+    def _open_connection(self, node_id: int, lane: str) -> KafkaClientConnection | None:
+        """The lane's open connection if it can take a request now (else `_connection` decides)."""
+        node = self._nodes.get(node_id)
+        ln = node.lanes.get(lane) if node is not None else None
+        conn = ln.conn if ln is not None else None
+        if conn is None or conn.closed or self._closed or conn.replace_after is not None:
+            return None
+        return conn
 
     async def _connection(self, node_id: int, lane: str, timeout: float | None) -> KafkaClientConnection:
         if self._closed:

@@ -110,19 +110,26 @@ class LogAppend(LogState):
         """Append batches fetched from the leader keeping their offsets, timestamps and leader
         epochs (a follower's write); checks and errors: ``truncation.validate_replica_batches``
         (the log is then unchanged). Producer state is updated without sequence checks."""
+        config = self._config
         headers, placements = truncation.validate_replica_batches(
-            records, log_end_offset=self._log_end_offset, max_batch_bytes=self.config.max_message_bytes,
-            allow_gaps=self.config.compacts)
+            records, log_end_offset=self._log_end_offset, max_batch_bytes=config.max_message_bytes,
+            allow_gaps=config.compacts)
         now = self._now_ms()
-        first = placements[0][1]
         # stored as received (offsets, epochs kept): no copy, unless handed a memoryview
         self._place(records if not isinstance(records, memoryview) else bytes(records), headers, placements, now)
-        for h in headers:
-            if h.partition_leader_epoch > self.leader_epoch_cache.latest_epoch:
-                self.leader_epoch_cache.assign(h.partition_leader_epoch, h.base_offset)
-        return AppendInfo(base_offset=first, last_offset=self._log_end_offset - 1, log_append_time_ms=-1,
-                          log_start_offset=self._log_start_offset, max_timestamp=max(p[3] for p in placements),
-                          record_count=sum(h.records_count for h in headers))
+        epochs = self.leader_epoch_cache
+        latest = epochs.latest_epoch
+        count = 0
+        max_ts = -1
+        for h in headers:  # one pass (once per fetched partition): epochs, count, max timestamp
+            if h.partition_leader_epoch > latest:
+                epochs.assign(h.partition_leader_epoch, h.base_offset)
+                latest = epochs.latest_epoch
+            count += h.records_count
+            if h.max_timestamp > max_ts:
+                max_ts = h.max_timestamp
+        return _new_info(AppendInfo, (placements[0][1], self._log_end_offset - 1, -1, self._log_start_offset, max_ts,
+                                      count))
 
     def _write(self, records: bytes | bytearray | memoryview, headers: list[BatchHeader], now: int,
                leader_epoch: int | None = None) -> AppendInfo:

@@ -89,6 +89,8 @@ def replay_control(state: ProducerStateManager, segment: LogSegment, pos: int, h
 
 
 def last_stable_offset(state: ProducerStateManager, high_watermark: int, log_start_offset: int) -> int:
+    if not state.ongoing_txns:  # the usual case, on every Fetch answer: no transaction open
+        return high_watermark if high_watermark > log_start_offset else log_start_offset
     first = state.first_unstable_offset()
     lso = high_watermark if first is None else min(first, high_watermark)
     return max(lso, log_start_offset)

@@ -15,9 +15,12 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 
+from crc32c import crc32c
+
 from suoi.log.errors import OffsetOutOfRangeError, TruncationBelowHighWatermarkError, UnexpectedAppendOffsetError
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.protocol.record_batch import (
+    ATTRIBUTES_OFFSET,
     HEADER_SIZE,
     MAGIC_OFFSET,
     BatchHeader,
@@ -26,7 +29,6 @@ from suoi.protocol.record_batch import (
     RecordTooLargeError,
     UnsupportedForMessageFormatError,
     parse_batch_header,
-    verify_crc,
 )
 
 __all__ = ["check_cut", "cut_offset", "truncate_segments", "validate_replica_batches"]
@@ -46,33 +48,38 @@ def validate_replica_batches(
     end = len(buf)
     if end == 0:
         raise InvalidRecordError("follower append contains no record batches")
+    view = memoryview(buf)
     headers: list[BatchHeader] = []
     placements: list[BatchPlacement] = []
     expected = log_end_offset
     pos = 0
+    # flat (header parse, properties and CRC inline, as `validate_batches`): once per fetched batch
     while pos < end:
-        if end - pos > MAGIC_OFFSET and buf[pos + MAGIC_OFFSET] != 2:
-            raise UnsupportedForMessageFormatError(f"record batch magic {buf[pos + MAGIC_OFFSET]} at byte {pos}")
+        if end - pos > MAGIC_OFFSET and view[pos + MAGIC_OFFSET] != 2:
+            raise UnsupportedForMessageFormatError(f"record batch magic {view[pos + MAGIC_OFFSET]} at byte {pos}")
         if end - pos < HEADER_SIZE:
             raise CorruptRecordError(f"truncated record batch header at byte {pos}")
-        h = parse_batch_header(buf, pos)
-        if h.batch_length < _MIN_BATCH_LENGTH or pos + h.size > end:
+        h = parse_batch_header(view, pos)
+        size = h.size
+        if h.batch_length < _MIN_BATCH_LENGTH or pos + size > end:
             raise CorruptRecordError(f"record batch at byte {pos} has a bad length {h.batch_length}")
-        if h.size > max_batch_bytes:
-            raise RecordTooLargeError(f"record batch of {h.size} bytes exceeds max.message.bytes={max_batch_bytes}")
-        if not verify_crc(buf, pos, h):
+        if size > max_batch_bytes:
+            raise RecordTooLargeError(f"record batch of {size} bytes exceeds max.message.bytes={max_batch_bytes}")
+        if crc32c(view[pos + ATTRIBUTES_OFFSET:pos + size]) != h.crc:
             raise CorruptRecordError(f"record batch at byte {pos} failed CRC32C check")
         if h.last_offset_delta < 0:
             raise InvalidRecordError(f"record batch at byte {pos} has a negative lastOffsetDelta")
-        if h.base_offset != expected and not (allow_gaps and h.base_offset > expected):
+        base = h.base_offset
+        if base != expected and not (allow_gaps and base > expected):
             where = "the log end offset" if pos == 0 else "the end of the previous batch"
             raise UnexpectedAppendOffsetError(
-                f"follower append: batch at byte {pos} starts at offset {h.base_offset}, expected {expected} "
+                f"follower append: batch at byte {pos} starts at offset {base}, expected {expected} "
                 f"({where})")
         headers.append(h)
-        placements.append((pos, h.base_offset, h.last_offset, h.max_timestamp, h.size))
-        expected = h.next_offset
-        pos += h.size
+        last = base + h.last_offset_delta
+        placements.append((pos, base, last, h.max_timestamp, size))
+        expected = last + 1
+        pos += size
     return headers, placements
 
 

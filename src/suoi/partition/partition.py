@@ -45,6 +45,7 @@ from suoi.partition.schema_validation import SchemaIds, check_schema_ids
 from suoi.protocol.file_records import Records
 from suoi.protocol.records import RecordValidationError
 from suoi.replication import AcksAllWaiters, AlterPartitionProposal, FollowerPartitionState, LeaderPartitionState
+from suoi.replication.partition_state import NO_CHANGE
 
 if TYPE_CHECKING:
     from suoi.log.partition_log import PartitionLog
@@ -318,24 +319,31 @@ class Partition:
     def _read_for_follower(self, replica_id: int, fetch_offset: int, max_bytes: int, last_fetched_epoch: int,
                            replica_log_start: int, min_one_batch: bool) -> ReadResult:
         """Kafka's follower fetch: read up to the log end, then record the follower's position
-        (`updateFollowerFetchState`); a diverging epoch (KIP-595) makes it truncate first."""
+        (`updateFollowerFetchState`); a diverging epoch (KIP-595) makes it truncate first.
+        Every follower fetch passes here twice per round trip (on arrival, caught up, and when
+        an append wakes it), so the usual case takes no detour: a last fetched epoch that is
+        this log's latest cannot diverge below the log end, and a follower at the log end has
+        nothing to read (the log read is skipped, not asked for nothing)."""
         plog = self.plog
-        diverging = self._diverging_epoch(fetch_offset, last_fetched_epoch)
-        if diverging is not None:  # answer at once: the follower must truncate
-            result = self._result(ErrorCode.none, b"", None)
-            result.diverging_epoch, result.answer_now = diverging, True
-            return result
         leo = plog.log_end_offset
+        if last_fetched_epoch >= 0 and (fetch_offset > leo or last_fetched_epoch != plog.leader_epoch_cache.latest_epoch):
+            diverging = self._diverging_epoch(fetch_offset, last_fetched_epoch)
+            if diverging is not None:  # answer at once: the follower must truncate
+                result = self._result(ErrorCode.none, b"", None)
+                result.diverging_epoch, result.answer_now = diverging, True
+                return result
         data: Records = b""
         try:
-            data, _ = plog.read_records(fetch_offset, max(max_bytes, 0), max_offset=leo, min_one_batch=min_one_batch)
+            if fetch_offset != leo:  # out of range (below the log start, above the end) raises here
+                data, _ = plog.read_records(fetch_offset, max(max_bytes, 0), max_offset=leo,
+                                            min_one_batch=min_one_batch)
             error = self._on_follower_fetch(replica_id, fetch_offset, leo, replica_log_start)
         except LogError as exc:
             error = ErrorCode(exc.error_code)
-        result = self._result(error, data, None)
+        log_start = plog.log_start_offset
         # answer at once when the follower must move its log start up to ours (DeleteRecords waits for it)
-        result.answer_now = result.answer_now or 0 <= replica_log_start < plog.log_start_offset
-        return result
+        return ReadResult(error, plog.high_watermark, plog.last_stable_offset, log_start, data, None, -1, None,
+                          bool(error) or 0 <= replica_log_start < log_start)
 
     def _diverging_epoch(self, fetch_offset: int, last_fetched: int) -> dict[str, int] | None:
         """Fetch v12+: the follower's last fetched epoch ends earlier in this log than its fetch
@@ -354,19 +362,29 @@ class Partition:
                           preferred, answer_now=bool(error) or preferred >= 0)
 
     def _on_follower_fetch(self, replica_id: int, fetch_offset: int, leader_leo: int, log_start_offset: int) -> ErrorCode:
-        result = self.state.on_follower_fetch(replica_id, fetch_offset, leader_leo, self.host.now_ms(), log_start_offset)
+        state = self.leader_state  # (`read` let only a leader's partition come here)
+        assert state is not None
+        result = state.on_follower_fetch(replica_id, fetch_offset, leader_leo, self.host.now_ms(), log_start_offset)
         if result.error:
             return ErrorCode(int(result.error))
         self.host.follower_fetched(self)
+        if result is NO_CHANGE:  # the usual re-read of a parked fetch: no HW move, no ISR change
+            return ErrorCode.none
         if result.proposal is not None:
             self.host.propose(self, result.proposal)
-        self._leader_changed(result.high_watermark)
+        if result.high_watermark is not None:  # acks=all waits complete only when the HW moves
+            self._leader_changed(result.high_watermark)
         return ErrorCode.none
 
     # -- HW / ISR ----------------------------------------------------------------------
     def leader_changed(self, new_hw: int | None) -> None:
         """The leader state moved (new registration, AlterPartition answer): publish the HW,
-        complete the waits it satisfies."""
+        complete the waits it satisfies. A registration's ISR change can move the state's HW
+        without reporting it (`update_registration` answers whether it applied): published too,
+        or consumers would not see what the smaller ISR committed until the next append."""
+        state = self.leader_state
+        if new_hw is None and state is not None and state.high_watermark > self.plog.high_watermark:
+            new_hw = state.high_watermark
         self._leader_changed(new_hw)
 
     def _leader_changed(self, new_hw: int | None) -> None:

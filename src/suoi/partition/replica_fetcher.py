@@ -57,8 +57,9 @@ _SESSION_ERRORS = frozenset(int(e) for e in (ErrorCode.fetch_session_id_not_foun
 #: kio's Fetch v13 request entities; its phantom int types are for static checks only (kio writes
 #: plain ints), so they are built from plain ints without `codec.build`'s conversions
 _v13: Any = importlib.import_module("kio.schema.fetch.v13.request")
-#: a fetch session's key for a partition: its topic id (what the request names) and the partition
-_Key = tuple[uuid.UUID, TopicPartition]
+#: a fetch session's key for a partition: its topic id (what the request names, as the UUID's int:
+#: hashed in C, where a UUID key costs two Python calls per lookup) and the partition index
+_Key = tuple[int, int]
 
 
 class ReplicaFetcher:
@@ -73,6 +74,8 @@ class ReplicaFetcher:
         self.session: FetchSessionHandler[_Key] = FetchSessionHandler()
         self._idle: Any = None
         self._max_wait = datetime.timedelta(milliseconds=manager.fetch_wait_max_ms)
+        #: the topic ids the session's keys name (by their int), for the requests
+        self._topic_ids: dict[int, uuid.UUID] = {}
 
     @property
     def empty(self) -> bool:
@@ -95,6 +98,7 @@ class ReplicaFetcher:
         replica.fetcher_id = self.leader_id
         replica.backoff_until = 0.0
         self.partitions[replica.tp] = replica
+        self._topic_ids[replica.topic_id.int] = replica.topic_id
         self._wake.set()
 
     def remove(self, tp: TopicPartition) -> None:
@@ -107,18 +111,24 @@ class ReplicaFetcher:
         while not self._stopped:
             try:
                 now = loop.time()
-                ready = [r for r in self.partitions.values() if r.blocked_epoch is None and r.backoff_until <= now]
-                if not ready:
+                truncating: list[Partition] = []
+                fetching: list[Partition] = []
+                for r in self.partitions.values():  # one pass: this runs once per fetch round trip
+                    if r.blocked_epoch is None and r.backoff_until <= now:
+                        (truncating if r.follower.truncation_needed else fetching).append(r)
+                if not truncating and not fetching:
                     self._wake.clear()
                     wait = min((r.backoff_until for r in self.partitions.values() if r.blocked_epoch is None),
                                default=now + 1.0) - now
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), max(wait, 0.01))
                     continue
-                truncating = [r for r in ready if r.follower.truncation_needed]
                 if truncating:
                     await self._truncate(truncating)
-                fetching = [r for r in ready if not r.follower.truncation_needed and r.tp in self.partitions]
+                    # those found in agreement with the leader fetch in this same round; any removed
+                    # or replaced while the request was out do not
+                    fetching = [r for r in fetching + truncating if self.partitions.get(r.tp) is r
+                                and not r.follower.truncation_needed]
                 if fetching:
                     await self._fetch(fetching)
             except asyncio.CancelledError:
@@ -204,18 +214,17 @@ class ReplicaFetcher:
     # -- fetching --------------------------------------------------------------------------
     async def _fetch(self, replicas: list[Partition]) -> None:
         m = self.manager
-        sent: dict[tuple[uuid.UUID, int], tuple[Partition, int]] = {}
+        sent: dict[_Key, tuple[Partition, int]] = {}
         wanted: dict[_Key, tuple[int, ...]] = {}
+        max_bytes = m.fetch_max_bytes
         for r in replicas:
-            position = r.follower.fetch_position()
-            if position is None:
-                continue
-            sent[(r.topic_id, r.tp.partition)] = (r, position.current_leader_epoch)
-            wanted[(r.topic_id, r.tp)] = (position.fetch_offset, position.current_leader_epoch,
-                                          r.plog.leader_epoch_cache.latest_epoch, r.plog.log_start_offset,
-                                          m.fetch_max_bytes)
-        if not sent:
-            return
+            f = r.follower
+            epoch = f.leader_epoch
+            plog = r.plog
+            key = (r.topic_id.int, r.tp.partition)
+            sent[key] = (r, epoch)
+            wanted[key] = (f.log_end_offset, epoch, plog.leader_epoch_cache.latest_epoch, plog.log_start_offset,
+                           max_bytes)
         request = self._request(self.session.build(wanted))
         response = await m.pool.request(self.leader_id, request, lane=Lane.REPLICA_FETCH,
                                         timeout=m.socket_timeout_s + m.fetch_wait_max_ms / 1000)
@@ -227,12 +236,13 @@ class ReplicaFetcher:
         if error:
             raise ConnectionError(f"fetch answered {ErrorCode(error).name}")
         for topic in response.responses:
+            topic_key = topic.topic_id.int  # (a UUID's int: hashed in C, not by UUID.__hash__)
             for p in topic.partitions:
-                entry = sent.get((topic.topic_id, p.partition_index))
+                entry = sent.get((topic_key, p.partition_index))
                 if entry is None:
                     continue
                 replica, epoch = entry
-                if self._current(replica, epoch):
+                if self.partitions.get(replica.tp) is replica and replica.follower.leader_epoch == epoch:  # _current
                     self._handle_partition(replica, p)
 
     def _request(self, data: FetchData[_Key]) -> Any:
@@ -247,22 +257,31 @@ class ReplicaFetcher:
             self._idle = dataclasses.replace(self._idle, session_epoch=data.epoch)
             return self._idle
         m = self.manager
-        topics: dict[uuid.UUID, list[Any]] = {}
-        for (topic_id, tp), (offset, leader_epoch, last_fetched, log_start, max_bytes) in data.to_send.items():
-            partition = _v13.FetchPartition(partition=tp.partition, current_leader_epoch=leader_epoch, fetch_offset=offset,
-                                       last_fetched_epoch=last_fetched, log_start_offset=log_start,
-                                       partition_max_bytes=max_bytes)
-            topics.setdefault(topic_id, []).append(partition)
-        forgotten: dict[uuid.UUID, list[int]] = {}
-        for topic_id, tp in data.forgotten:
-            forgotten.setdefault(topic_id, []).append(tp.partition)
+        topic_ids = self._topic_ids
+        partition_cls = _v13.FetchPartition
+        topics: dict[int, list[Any]] = {}
+        for (topic_key, partition), (offset, leader_epoch, last_fetched, log_start, max_bytes) in data.to_send.items():
+            fetch = partition_cls(partition=partition, current_leader_epoch=leader_epoch, fetch_offset=offset,
+                                  last_fetched_epoch=last_fetched, log_start_offset=log_start,
+                                  partition_max_bytes=max_bytes)
+            if topic_key in topics:
+                topics[topic_key].append(fetch)
+            else:
+                topics[topic_key] = [fetch]
+        forgotten: dict[int, list[int]] = {}
+        for topic_key, partition in data.forgotten:
+            forgotten.setdefault(topic_key, []).append(partition)
         request = _v13.FetchRequest(
             replica_id=m.node_id, max_wait=self._max_wait, min_bytes=m.fetch_min_bytes,
             max_bytes=m.fetch_response_max_bytes, isolation_level=0, session_id=data.session_id,
             session_epoch=data.epoch,
-            topics=tuple(_v13.FetchTopic(topic_id=t, partitions=tuple(ps)) for t, ps in topics.items()),
-            forgotten_topics_data=tuple(_v13.ForgottenTopic(topic_id=t, partitions=tuple(ps))
+            topics=tuple(_v13.FetchTopic(topic_id=topic_ids[t], partitions=tuple(ps)) for t, ps in topics.items()),
+            forgotten_topics_data=tuple(_v13.ForgottenTopic(topic_id=topic_ids[t], partitions=tuple(ps))
                                         for t, ps in forgotten.items()))
+        if forgotten:  # the ids of topics no longer fetched from this leader go once forgotten
+            followed = {r.topic_id.int for r in self.partitions.values()}
+            for t in [t for t in topic_ids if t not in followed]:
+                del topic_ids[t]
         if not topics and not forgotten:
             self._idle = request
         return request
@@ -271,8 +290,8 @@ class ReplicaFetcher:
         error = int(p.error_code)
         plog = replica.plog
         if error == ErrorCode.none:
-            diverging = getattr(p, "diverging_epoch", None)
-            if diverging is not None and diverging.epoch >= 0:
+            diverging = p.diverging_epoch  # (Fetch v13: always there; epoch -1 when none)
+            if diverging.epoch >= 0:
                 self._truncate_to_leader(replica, plog.leader_epoch_cache.latest_epoch, int(diverging.epoch),
                                          int(diverging.end_offset))
                 return

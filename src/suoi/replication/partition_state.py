@@ -47,6 +47,12 @@ class FollowerFetchResult:
     proposal: AlterPartitionProposal | None = None  # an ISR expansion to send
 
 
+#: the answer to a follower fetch that changed nothing but the follower's fetch times
+NO_CHANGE = FollowerFetchResult()
+_NOT_A_FOLLOWER = FollowerFetchResult(error=ErrorCode.not_leader_or_follower)
+_OUT_OF_RANGE = FollowerFetchResult(error=ErrorCode.offset_out_of_range)
+
+
 @dataclass(slots=True)
 class ReplicaState:
     """What the leader knows about one follower (Kafka's `ReplicaState`)."""
@@ -155,22 +161,25 @@ class LeaderPartitionState:
         """A follower fetched from `fetch_offset` (its LEO) while the leader's LEO was `leader_leo`;
         its log starts at `log_start_offset` (the Fetch's field).
 
-        Call it after the leader's log read, as Kafka's `updateFollowerFetchState` does.
+        Call it after the leader's log read, as Kafka's `updateFollowerFetchState` does. Runs
+        on every follower fetch (twice per round trip when the fetch parks): a fetch that moves
+        nothing but the follower's times returns the shared `NO_CHANGE` (no object made).
         """
         state = self.followers.get(replica_id)
         if state is None:
-            return FollowerFetchResult(error=ErrorCode.not_leader_or_follower)
+            return _NOT_A_FOLLOWER
         # `leader_leo` is the LEO seen by this fetch's log read; an append may have come since
-        self.leader_leo = max(self.leader_leo, leader_leo)
+        if leader_leo > self.leader_leo:
+            self.leader_leo = leader_leo
         if fetch_offset < 0 or fetch_offset > self.leader_leo:
-            return FollowerFetchResult(error=ErrorCode.offset_out_of_range)
+            return _OUT_OF_RANGE
 
+        caught_up = state.last_caught_up_time_ms
         if fetch_offset >= leader_leo:
-            caught_up = max(state.last_caught_up_time_ms, now_ms)
-        elif fetch_offset >= state.last_fetch_leader_leo >= 0:
-            caught_up = max(state.last_caught_up_time_ms, state.last_fetch_time_ms)
-        else:
-            caught_up = state.last_caught_up_time_ms
+            if now_ms > caught_up:
+                caught_up = now_ms
+        elif fetch_offset >= state.last_fetch_leader_leo >= 0 and state.last_fetch_time_ms > caught_up:
+            caught_up = state.last_fetch_time_ms
         previous_leo = state.log_end_offset
         state.log_end_offset = fetch_offset
         if log_start_offset >= 0:
@@ -183,6 +192,8 @@ class LeaderPartitionState:
         if self.pending is None and replica_id not in self.isr and self._is_follower_in_sync(state):
             proposal = self._propose(self.isr | {replica_id})
         hw = self._maybe_increment_hw(now_ms) if previous_leo != fetch_offset else None
+        if hw is None and proposal is None:
+            return NO_CHANGE
         return FollowerFetchResult(high_watermark=hw, proposal=proposal)
 
     def maybe_shrink_isr(self, now_ms: int) -> AlterPartitionProposal | None:
@@ -313,9 +324,13 @@ class LeaderPartitionState:
     def _maybe_increment_hw(self, now_ms: int) -> int | None:
         del now_ms  # kept for Kafka's caught-up-follower rule, not modelled (see README)
         candidate = self.leader_leo
-        for rid in self.maximal_isr:
-            if rid != self.leader_id:
-                candidate = min(candidate, self.followers[rid].log_end_offset)
+        followers = self.followers
+        leader = self.leader_id
+        for rid in self.isr if self.pending is None else self.maximal_isr:
+            if rid != leader:
+                leo = followers[rid].log_end_offset
+                if leo < candidate:
+                    candidate = leo
         if candidate > self.high_watermark:
             self.high_watermark = candidate
             return candidate

@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -267,6 +268,50 @@ def test_a_follower_with_a_diverging_epoch_is_told_where_to_truncate(logs: LogMa
     result = p.read(2, 1 << 20, replica_id=F1, current_leader_epoch=EPOCH, last_fetched_epoch=EPOCH - 1)
     assert result.answer_now and result.records == b""
     assert result.diverging_epoch is not None and result.diverging_epoch["epoch"] < EPOCH
+
+
+def test_a_follower_fetching_in_the_latest_epoch_reads_moves_the_hw_and_completes_waits(logs: LogManager) -> None:
+    """The fetcher's usual fetch names the leader's latest epoch as its last fetched one: no
+    divergence below the log end, nothing read at the log end, and the wait completes when
+    the last ISR follower's fetch moves the HW (not on a re-read that moves nothing)."""
+    async def scenario() -> None:
+        host = Host()
+        p = lead(logs, host)
+        result = p.append_records(batch(b"x"), acks=-1)
+
+        def fetch(replica: int, offset: int) -> Any:
+            return p.read(offset, 1 << 20, replica_id=replica, current_leader_epoch=EPOCH, last_fetched_epoch=EPOCH)
+
+        got = fetch(F1, 0)
+        assert (got.error, got.diverging_epoch, values(got.records), got.high_watermark) == (ErrorCode.none, None,
+                                                                                             [b"x"], 0)
+        at_end = fetch(F1, 1)
+        assert (at_end.error, at_end.records, at_end.answer_now, at_end.high_watermark) == (ErrorCode.none, b"",
+                                                                                           False, 0)
+        assert fetch(F1, 1).records == b"" and not result.replicated.done()  # a re-read: F2 has not got it
+        fetch(F2, 1)
+        await await_replication(pending([result]), timeout_s=5)
+        assert (result.error, p.plog.high_watermark, host.hw_moves) == (ErrorCode.none, 1, [p.tp])
+        ahead = fetch(F2, 2)  # past the log end in the latest epoch: told where that epoch ends
+        assert ahead.answer_now and ahead.diverging_epoch == {"epoch": EPOCH, "end_offset": 1}
+
+    asyncio.run(scenario())
+
+
+def test_an_isr_shrunk_by_the_controller_publishes_the_high_watermark_it_allows(logs: LogManager) -> None:
+    """The controller drops a lagging follower from the ISR (a registration, e.g. after fencing
+    its broker): the HW the smaller ISR allows reaches the log at once, so consumers read what
+    the remaining ISR has without waiting for another append."""
+    host = Host()
+    p = lead(logs, host)
+    p.append_records(batch(b"a", b"b"), acks=1)
+    follower_fetch(p, F1, 2)  # F1 has both records, F2 nothing
+    assert p.plog.high_watermark == 0
+    # as ReplicaManager._become_leader applies a registration of this node's partition
+    assert p.state.update_registration(EPOCH, 1, (LEADER, F1, F2), (LEADER, F1), host.now)
+    p.leader_changed(p.state.on_leader_append(p.plog.log_end_offset, host.now))
+    assert p.plog.high_watermark == 2 and host.hw_moves == [p.tp]
+    assert values(p.read(0, 1 << 20).records) == [b"a", b"b"]
 
 
 def test_a_follower_replica_refuses_appends_and_serves_kip392_consumers(logs: LogManager) -> None:

@@ -233,3 +233,17 @@ def test_low_watermark_is_the_smallest_log_start_of_alive_replicas() -> None:
     assert s.follower_state(3).log_start_offset == 3
     s.on_follower_fetch(3, 10, 10, 3, log_start_offset=7)
     assert s.low_watermark(6, alive={1, 2, 3}) == 5
+
+
+def test_a_fetch_that_moves_nothing_still_keeps_the_follower_in_sync() -> None:
+    """The re-read of a parked follower fetch changes no HW and no ISR (the shared no-change
+    answer), yet still records the follower's fetch: caught up as of now, so no shrink."""
+    s = leader(leo=10)
+    first = s.on_follower_fetch(2, 10, 10, 100)
+    assert first.high_watermark is None and first.proposal is None and first.error == ErrorCode.none
+    again = s.on_follower_fetch(2, 10, 10, 100 + LAG)  # the same position, much later
+    assert again is first  # the same object: nothing was built for it
+    assert s.follower_state(2).last_caught_up_time_ms == 100 + LAG
+    s.on_follower_fetch(3, 10, 10, 100 + LAG)
+    assert s.maybe_shrink_isr(100 + LAG + 1) is None
+    assert s.on_follower_fetch(2, 11, 10, 0).error == ErrorCode.offset_out_of_range  # past the leader's LEO
