@@ -305,8 +305,10 @@ class Broker:
         4. the coordinators (whatever they still hold after an incomplete controlled shutdown
            answers nobody now), then the KRaft runtime (reconciler, replica manager, Raft driver);
         5. the controller listeners (a voter answers Raft requests until its driver stopped);
-        6. the node's loops, then the final flush of the logs (in a thread, bounded: a node whose
-           disk stalls still stops, its logs left to the next start's recovery)."""
+        6. the node's loops, then the final flush of the logs (`LogManager.shutdown`: fsyncs in
+           parallel, then each log dir marked as cleanly stopped, so the next start skips its
+           recovery). In a thread, bounded: a node whose disk stalls still stops, unmarked, its
+           logs left to the next start's recovery."""
         if self._admin_task is not None:
             self._admin_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -329,15 +331,20 @@ class Broker:
             await kraft.stop()
         self._close_listeners(ListenerRole.CONTROLLER)
         await cancel_and_wait(self._tasks, 5.0, f"node {self.node_id}")
+        started, count = time.monotonic(), len(self.logs.all_logs())
+        outcome: list[bool] = []
         try:
-            flushed = await in_thread_bounded(self.logs.flush, SHUTDOWN_FLUSH_S, "flushing the logs at shutdown")
+            done = await in_thread_bounded(lambda: outcome.append(self.logs.shutdown()), SHUTDOWN_FLUSH_S,
+                                           "flushing the logs at shutdown")
         except OSError:
             log.exception("flush at shutdown failed")
-            flushed = True
-        if flushed:
-            self.logs.close()
+            done = False
+        clean = done and all(outcome)
+        if done:
+            log.info("flushed and closed %d logs in %.2f s%s", count, time.monotonic() - started,
+                     "" if clean else " (some not flushed: their dirs are recovered at the next start)")
         self._stopped.set()
-        log.info("suoi broker node.id=%d stopped %s", self.node_id, "cleanly" if flushed else "(logs not flushed)")
+        log.info("suoi broker node.id=%d stopped %s", self.node_id, "cleanly" if clean else "(logs not flushed)")
 
     def _close_listeners(self, role: ListenerRole) -> None:
         """Stop accepting on the listeners of `role` and close their connections."""
