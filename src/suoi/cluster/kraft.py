@@ -145,6 +145,11 @@ class KRaftServices:
         self._snapshot_every_bytes = broker.config.get_int("metadata.log.max.record.bytes.between.snapshots")
         self._bytes_since_snapshot = 0
         self._request_timeout_s = broker.config.get_int("controller.quorum.request.timeout.ms") / 1000
+        #: A stopping node's request to the controller waits this long for an election that began
+        #: at most that long ago (one under load during its controlled shutdown), no longer: with
+        #: no leader for longer, the quorum is likely gone (the other nodes stopped first).
+        self._election_grace_s = broker.config.get_int("controller.quorum.election.timeout.ms") / 1000
+        self._leader_seen_at = 0.0  # loop time of the last leader change
         #: Partition replication (leaders, followers, ISR, acks=all) of a broker node.
         self.replicas: ReplicaManager | None = ReplicaManager(broker, self) if settings.is_broker else None
         #: Local logs and replica roles follow the image (broker role only).
@@ -264,6 +269,7 @@ class KRaftServices:
         return self.reconciler.reconciled if applied and self.settings.is_broker else self.image
 
     def on_leader_change(self, leader: LeaderAndEpoch) -> None:
+        self._leader_seen_at = asyncio.get_running_loop().time()  # the last leader is gone only now
         if leader.leader_id is not None:
             self.broker.metrics.raft_leader_changes += 1
         if leader.leader_id != self.node_id and self.controller is not None:
@@ -365,8 +371,8 @@ class KRaftServices:
                         return response
                 except (TimeoutError, ConnectionError) as exc:
                     last = exc
-            if self._stopping and leader < 0:  # stopping: wait for no election
-                break
+            if self._stopping and leader < 0 and loop.time() - self._leader_seen_at > self._election_grace_s:
+                break  # stopping: wait for an election only if it may still end (the quorum may be gone)
             with contextlib.suppress(TimeoutError):  # no controller (yet): until one is known, 50 ms at most
                 await asyncio.wait_for(change.wait(), min(0.05, max(deadline - loop.time(), 0)))
         raise NotControllerError(f"no active controller answered within {timeout}s ({last!r})")
