@@ -30,6 +30,8 @@ log = logging.getLogger("suoi.cluster")
 #: Pause between the heartbeats of a controlled shutdown (the controller moves the leaderships
 #: at the first one; the next ones ask whether it is done).
 SHUTDOWN_HEARTBEAT_S = 0.1
+#: Bound of each of those heartbeats.
+SHUTDOWN_HEARTBEAT_TIMEOUT_S = 2.0
 #: Longest wait, once the controller said shutdown is OK, for this node to apply the image that
 #: fenced it (one reconcile round; the caller's deadline bounds the whole anyway).
 CONTROLLED_SHUTDOWN_APPLY_S = 5.0
@@ -94,10 +96,19 @@ async def controlled_shutdown(kraft: KRaftServices) -> bool:
     applied here, so its partitions are followed, not led, and its coordinators have resigned
     the internal partitions that moved (their clients were answered NOT_COORDINATOR and found
     the new coordinator while this node still served them). True when both happened; the
-    caller bounds the whole (`CONTROLLED_SHUTDOWN_TIMEOUT_S`)."""
+    caller bounds the whole (`CONTROLLED_SHUTDOWN_TIMEOUT_S`). A remote controller that did not
+    answer a heartbeat in time (moving a thousand leaderships under load takes it seconds) is
+    asked again; with no controller known, or this node's own unable to commit, it gives up."""
     while True:
-        response = await kraft.call_controller(heartbeat_request(kraft, want_shutdown=True), timeout=2,
-                                               lane=Lane.LIFECYCLE)
+        try:
+            response = await kraft.call_controller(heartbeat_request(kraft, want_shutdown=True),
+                                                   timeout=SHUTDOWN_HEARTBEAT_TIMEOUT_S, lane=Lane.LIFECYCLE)
+        except NotControllerError as exc:
+            if kraft.controller_id in (-1, kraft.node_id):
+                raise
+            log.info("controlled shutdown: no answer from controller %d yet (%s); asking again", kraft.controller_id,
+                     exc)
+            continue
         if response.error_code != ErrorCode.none:
             log.info("controlled shutdown refused: %s", ErrorCode(response.error_code).name)
             return False
