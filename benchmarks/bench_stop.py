@@ -17,6 +17,11 @@ SIGTERM arrives. Figures:
   skipped     1 if the restart loaded the last segments without re-scanning them (the log
               dir's clean-shutdown marker, after tree)
 
+`--nodes 3`: the same on a 3-node KRaft cluster (combined nodes, as `bench_metadata.py` starts
+them; the topic has 3 replicas): node 2 is stopped while the load runs, and the figures add
+`handed` (1 if its controlled shutdown moved its leaderships away before it stopped: "done" in
+its log); no restart.
+
 `--src LABEL=DIR` (repeatable) runs the node from another source tree (e.g. `git archive` of
 an older commit into DIR, then DIR/src); the trees' runs alternate so the machine's load hits
 them alike. Medians of --runs (3) [min-max].
@@ -30,17 +35,22 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_startup import TOPIC, Node, ask, metadata_answered, serving_partitions, wait_for  # noqa: E402
-from common import log  # noqa: E402
+from bench_metadata import start_cluster  # noqa: E402
+from bench_startup import TOPIC, Node, ask, metadata, metadata_answered, serving_partitions, wait_for  # noqa: E402
+from common import log, read_cpu_s  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest  # noqa: E402
 from kio.schema.types import TopicName  # noqa: E402
 from kio.static.primitive import i16, i32  # noqa: E402
@@ -115,6 +125,79 @@ def run(src: Path, partitions: int, mb: int, timeout: float, verbose: bool) -> d
         node.remove()
 
 
+def stop_under_load(bootstrap: str, partitions: int, pid: int) -> tuple[float, float]:
+    """SIGTERM `pid` while a producer sends to every partition: (s to its exit, its CPU s meanwhile)."""
+    load_stop = threading.Event()
+    load = threading.Thread(target=produce, args=(bootstrap, partitions, 1 << 40, load_stop), daemon=True)
+    load.start()
+    time.sleep(1.0)  # the load is flowing when the signal arrives
+    cpu_before = read_cpu_s(pid) or 0.0
+    signalled = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    _, _, usage = os.wait4(pid, 0)
+    stop_s = time.monotonic() - signalled
+    load_stop.set()
+    load.join(30)
+    return stop_s, usage.ru_utime + usage.ru_stime - cpu_before
+
+
+def flush_s(text: str) -> float:
+    flushed = re.search(r"flushed and closed (\d+) logs in ([\d.]+) s", text)
+    return float(flushed.group(2)) if flushed else float("nan")
+
+
+def _led(port: int, partitions: int) -> bool:
+    """Every partition of the topic has a leader in node `port`'s Metadata."""
+    md = metadata(port, TOPIC)
+    return bool(md.topics) and len(md.topics[0].partitions) == partitions and all(
+        p.leader_id >= 0 for p in md.topics[0].partitions)
+
+
+def _answers(check: Any) -> bool:
+    try:
+        return bool(check())
+    except (OSError, TimeoutError, ConnectionError, EOFError):
+        return False
+
+
+def run_cluster(src: Path, partitions: int, mb: int, timeout: float, verbose: bool) -> dict[str, float]:
+    """Node 2 of a 3-node cluster stopped under load (see the module doc)."""
+    os.environ["PYTHONPATH"] = str(src)  # the nodes' `python -m suoi` runs this tree
+    root = Path(tempfile.mkdtemp(prefix="bench-stop-"))
+    nodes = start_cluster(root)
+    try:
+        bootstrap = ",".join(n.bootstrap for n in nodes.values())
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(TOPIC, partitions, 3)])[TOPIC].result(timeout)
+        port = nodes[1].port
+        deadline = time.monotonic() + timeout
+        while not _answers(lambda: _led(port, partitions)):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the topic's partitions were not served in time")
+            time.sleep(0.05)
+        started = time.monotonic()
+        produce(bootstrap, partitions, mb * 1_000_000)
+        log(f"  {mb} MB produced in {time.monotonic() - started:.1f}s")
+        victim = nodes[2]
+        assert victim.proc is not None
+        stop_s, cpu_s = stop_under_load(bootstrap, partitions, victim.proc.pid)
+        victim.proc.returncode = 0
+        victim.proc = None
+        text = victim.logs()
+        if verbose:
+            log("  " + "\n  ".join(line for line in text[text.find("shutting down") - 30:].splitlines()
+                                    if (" INFO " in line or " WARNING " in line) and "suoi.replication" not in line))
+        return {"stop_s": stop_s, "stop_cpu_s": cpu_s, "flush_s": flush_s(text),
+                "clean": float("stopped cleanly" in text), "handed": float("controlled shutdown of node 2 done" in text)}
+    finally:
+        for node in nodes.values():
+            if node.proc is not None:
+                node.proc.send_signal(signal.SIGTERM)
+        for node in nodes.values():
+            node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -122,6 +205,7 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=300, help="MB of values produced before the stop")
     parser.add_argument("--src", action="append", default=[], metavar="LABEL=DIR")
     parser.add_argument("--verbose", action="store_true", help="print each stop's log lines")
+    parser.add_argument("--nodes", type=int, choices=(1, 3), default=1, help="a single node, or node 2 of 3")
     parser.add_argument("--timeout", type=float, default=120.0, help="bound of each wait (s)")
     args = parser.parse_args()
     repo = Path(__file__).resolve().parent.parent
@@ -129,12 +213,14 @@ def main() -> int:
     results: dict[str, list[dict[str, float]]] = {label: [] for label, _ in trees}
     for i in range(args.runs):
         for label, src in trees:
-            figures = run(src, args.partitions, args.mb, args.timeout, args.verbose)
+            runner = run if args.nodes == 1 else run_cluster
+            figures = runner(src, args.partitions, args.mb, args.timeout, args.verbose)
             results[label].append(figures)
             log(f"{label} run {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
-    print(f"\nstop of a node with {args.partitions} partitions and {args.mb} MB unflushed, under load; "
+    where = "a node" if args.nodes == 1 else "node 2 of a 3-node cluster (3 replicas)"
+    print(f"\nstop of {where} with {args.partitions} partitions and {args.mb} MB unflushed, under load; "
           f"median [min-max] of {args.runs} runs")
-    for key in ("stop_s", "stop_cpu_s", "flush_s", "clean", "restart_s", "restart_cpu_s", "skipped"):
+    for key in results[trees[0][0]][0]:
         print(f"  {key}")
         for label, _ in trees:
             values = [r[key] for r in results[label]]
