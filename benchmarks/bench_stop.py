@@ -19,8 +19,8 @@ SIGTERM arrives. Figures:
 
 `--nodes 3`: the same on a 3-node KRaft cluster (combined nodes, as `bench_metadata.py` starts
 them; the topic has 3 replicas): node 2 is stopped while the load runs, and the figures add
-`handed` (1 if its controlled shutdown moved its leaderships away before it stopped: "done" in
-its log); no restart.
+`handed` (1 if its controlled shutdown moved its leaderships away before it stopped: no
+"incomplete" line in its log); no restart.
 
 `--src LABEL=DIR` (repeatable) runs the node from another source tree (e.g. `git archive` of
 an older commit into DIR, then DIR/src); the trees' runs alternate so the machine's load hits
@@ -188,7 +188,7 @@ def run_cluster(src: Path, partitions: int, mb: int, timeout: float, verbose: bo
             log("  " + "\n  ".join(line for line in text[text.find("shutting down") - 30:].splitlines()
                                     if (" INFO " in line or " WARNING " in line) and "suoi.replication" not in line))
         return {"stop_s": stop_s, "stop_cpu_s": cpu_s, "flush_s": flush_s(text),
-                "clean": float("stopped cleanly" in text), "handed": float("controlled shutdown of node 2 done" in text)}
+                "clean": float("stopped cleanly" in text), "handed": float("controlled shutdown of node 2 incomplete" not in text)}
     finally:
         for node in nodes.values():
             if node.proc is not None:
