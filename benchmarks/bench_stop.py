@@ -188,7 +188,8 @@ def run_cluster(src: Path, partitions: int, mb: int, timeout: float, verbose: bo
             log("  " + "\n  ".join(line for line in text[text.find("shutting down") - 30:].splitlines()
                                     if (" INFO " in line or " WARNING " in line) and "suoi.replication" not in line))
         return {"stop_s": stop_s, "stop_cpu_s": cpu_s, "flush_s": flush_s(text),
-                "clean": float("stopped cleanly" in text), "handed": float("controlled shutdown of node 2 incomplete" not in text)}
+                "clean": float("stopped cleanly" in text),
+                "handed": float("controlled shutdown of node 2 incomplete" not in text)}
     finally:
         for node in nodes.values():
             if node.proc is not None:
