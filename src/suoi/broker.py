@@ -175,6 +175,7 @@ class Broker:
         self._admin_task: asyncio.Task[None] | None = None  # loads it once the node serves
         self.cluster_id = ""
         self._servers: list[asyncio.Server] = []
+        self._server_roles: list[ListenerRole] = []  # each server's, for the order of the stop
         self._tasks: list[asyncio.Task[None]] = []
         self.bound: list[Listener] = []
         self._stopped = asyncio.Event()
@@ -230,6 +231,7 @@ class Broker:
                                           start_serving=not defer, role=role, security=security)
             port = server.sockets[0].getsockname()[1]
             self._servers.append(server)
+            self._server_roles.append(role)
             self.bound.append(Listener(listener.name, listener.host, port))
             if defer:
                 deferred.append(server)
@@ -292,6 +294,21 @@ class Broker:
             log.exception("the admin endpoint failed to start")
 
     async def stop(self) -> None:
+        """Kafka's order (BrokerServer.shutdown), each step bounded:
+
+        1. the HTTP apps (the schema registry leaves its group while the node still answers);
+        2. the controlled shutdown: leadership moves to other brokers while this node still
+           serves and applies metadata, so its coordinators resign the internal partitions as
+           they move and clients are told NOT_LEADER / NOT_COORDINATOR and go to the new leader
+           rather than being answered from a state that is no longer this node's;
+        3. client listeners and connections close: no request reaches what stops next;
+        4. the coordinators (whatever they still hold after an incomplete controlled shutdown
+           answers nobody now), then the KRaft runtime (reconciler, replica manager, Raft driver);
+        5. the controller listeners (a voter answers Raft requests until its driver stopped);
+        6. the node's loops, then the final flush of the logs (`LogManager.shutdown`: fsyncs in
+           parallel, then each log dir marked as cleanly stopped, so the next start skips its
+           recovery). In a thread, bounded: a node whose disk stalls still stops, unmarked, its
+           logs left to the next start's recovery."""
         if self._admin_task is not None:
             self._admin_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -302,28 +319,41 @@ class Broker:
             sock.close()
         if self.schema_registry is not None:  # first: it leaves its group while the node still answers
             await self.schema_registry.close()
-        if hasattr(self, "kraft"):  # absent when start() failed early
-            await self.kraft.stop()  # controlled shutdown first: leadership moves away
+        kraft = getattr(self, "kraft", None)  # absent when start() failed early
+        if kraft is not None:
+            await kraft.controlled_shutdown()
         if self.console is not None:
             await self.console.stop()
-        for server in self._servers:
-            server.close()
-        for conn in list(self.connections):
-            conn.close()
+        self._close_listeners(ListenerRole.CLIENT)
         await self.transactions.stop()
         await self.groups.stop()
+        if kraft is not None:
+            await kraft.stop()
+        self._close_listeners(ListenerRole.CONTROLLER)
         await cancel_and_wait(self._tasks, 5.0, f"node {self.node_id}")
-        # A clean shutdown leaves nothing only in the page cache, bounded: a node whose disk stalls
-        # still stops (its logs left open to the flush; the next start recovers them).
+        started, count = time.monotonic(), len(self.logs.all_logs())
+        outcome: list[bool] = []
         try:
-            flushed = await in_thread_bounded(self.logs.flush, SHUTDOWN_FLUSH_S, "flushing the logs at shutdown")
+            done = await in_thread_bounded(lambda: outcome.append(self.logs.shutdown()), SHUTDOWN_FLUSH_S,
+                                           "flushing the logs at shutdown")
         except OSError:
             log.exception("flush at shutdown failed")
-            flushed = True
-        if flushed:
-            self.logs.close()
+            done = False
+        clean = done and all(outcome)
+        if done:
+            log.info("flushed and closed %d logs in %.2f s%s", count, time.monotonic() - started,
+                     "" if clean else " (some not flushed: their dirs are recovered at the next start)")
         self._stopped.set()
-        log.info("suoi broker node.id=%d stopped %s", self.node_id, "cleanly" if flushed else "(logs not flushed)")
+        log.info("suoi broker node.id=%d stopped %s", self.node_id, "cleanly" if clean else "(logs not flushed)")
+
+    def _close_listeners(self, role: ListenerRole) -> None:
+        """Stop accepting on the listeners of `role` and close their connections."""
+        for server, server_role in zip(self._servers, self._server_roles, strict=True):
+            if server_role is role:
+                server.close()
+        for conn in list(self.connections):
+            if conn.role is role:
+                conn.close()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from suoi.client import Lane
 from suoi.cluster.rpc import heartbeat_request, lost_replicas_request, registration_request
+from suoi.controller.image import MetadataImage
 from suoi.model import ErrorCode
 from suoi.model.errors import NotControllerError
 
@@ -25,6 +26,15 @@ if TYPE_CHECKING:
 __all__ = ["controlled_shutdown", "report_lost_replicas", "run_lifecycle"]
 
 log = logging.getLogger("suoi.cluster")
+
+#: Pause between the heartbeats of a controlled shutdown (the controller moves the leaderships
+#: at the first one; the next ones ask whether it is done).
+SHUTDOWN_HEARTBEAT_S = 0.1
+#: Bound of each of those heartbeats.
+SHUTDOWN_HEARTBEAT_TIMEOUT_S = 2.0
+#: Longest wait, once the controller said shutdown is OK, for this node to apply the image that
+#: fenced it (one reconcile round; the caller's deadline bounds the whole anyway).
+CONTROLLED_SHUTDOWN_APPLY_S = 5.0
 
 
 async def run_lifecycle(kraft: KRaftServices) -> None:
@@ -78,13 +88,37 @@ async def report_lost_replicas(kraft: KRaftServices, partitions: list[tuple[str,
         log.info("reported %d lost replicas to the controller", len(partitions))
 
 
-async def controlled_shutdown(kraft: KRaftServices) -> None:
-    """Ask the controller to move leadership away before this broker stops (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while loop.time() < deadline:
-        response = await kraft.call_controller(heartbeat_request(kraft, want_shutdown=True), timeout=2,
-                                               lane=Lane.LIFECYCLE)
-        if response.error_code != ErrorCode.none or response.should_shut_down:
-            return
-        await asyncio.sleep(0.1)
+async def controlled_shutdown(kraft: KRaftServices) -> bool:
+    """Kafka's controlled shutdown (KIP-631): BrokerHeartbeats with want_shutdown until the
+    controller answers should_shut_down -- it has moved every leadership away from this broker
+    and taken it out of the ISRs, then fenced it -- and then until this node's *applied* image
+    (the reconciler's, which keeps running meanwhile) shows it fenced: by then every move is
+    applied here, so its partitions are followed, not led, and its coordinators have resigned
+    the internal partitions that moved (their clients were answered NOT_COORDINATOR and found
+    the new coordinator while this node still served them). True when both happened; the
+    caller bounds the whole (`CONTROLLED_SHUTDOWN_TIMEOUT_S`). A remote controller that did not
+    answer a heartbeat in time (moving a thousand leaderships under load takes it seconds) is
+    asked again; with no controller known, or this node's own unable to commit, it gives up."""
+    while True:
+        try:
+            response = await kraft.call_controller(heartbeat_request(kraft, want_shutdown=True),
+                                                   timeout=SHUTDOWN_HEARTBEAT_TIMEOUT_S, lane=Lane.LIFECYCLE)
+        except NotControllerError as exc:
+            if kraft.controller_id in (-1, kraft.node_id):
+                raise
+            log.info("controlled shutdown: no answer from controller %d yet (%s); asking again", kraft.controller_id,
+                     exc)
+            continue
+        if response.error_code != ErrorCode.none:
+            log.info("controlled shutdown refused: %s", ErrorCode(response.error_code).name)
+            return False
+        if response.should_shut_down:
+            break
+        await asyncio.sleep(SHUTDOWN_HEARTBEAT_S)
+    me = kraft.node_id
+
+    def fenced(image: MetadataImage) -> bool:
+        reg = image.brokers.get(me)
+        return reg is None or reg.fenced
+
+    return await kraft.wait_image(fenced, CONTROLLED_SHUTDOWN_APPLY_S, applied=True)

@@ -131,6 +131,8 @@ class KRaftServices:
         #: Auto-creations the controller refused: topic -> error code, answered to the next Metadata.
         self.auto_create_rejections: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        #: The broker's registration/heartbeat loop; the controlled shutdown ends it first.
+        self._lifecycle: asyncio.Task[None] | None = None
         self._probes: set[asyncio.Task[None]] = set()  # short connects to brokers that went away
         #: Requests waiting for the image (or the applied image) to show a change.
         self._image_waiters = ImageWaiters(self._waited_image)
@@ -143,6 +145,11 @@ class KRaftServices:
         self._snapshot_every_bytes = broker.config.get_int("metadata.log.max.record.bytes.between.snapshots")
         self._bytes_since_snapshot = 0
         self._request_timeout_s = broker.config.get_int("controller.quorum.request.timeout.ms") / 1000
+        #: A stopping node's request to the controller waits this long for an election that began
+        #: at most that long ago (one under load during its controlled shutdown), no longer: with
+        #: no leader for longer, the quorum is likely gone (the other nodes stopped first).
+        self._election_grace_s = broker.config.get_int("controller.quorum.election.timeout.ms") / 1000
+        self._leader_seen_at = 0.0  # loop time of the last leader change
         #: Partition replication (leaders, followers, ISR, acks=all) of a broker node.
         self.replicas: ReplicaManager | None = ReplicaManager(broker, self) if settings.is_broker else None
         #: Local logs and replica roles follow the image (broker role only).
@@ -151,7 +158,7 @@ class KRaftServices:
 
     @property
     def stopping(self) -> bool:
-        """Set at the start of `stop`: the node's loops end and no new work starts."""
+        """Set at the start of `controlled_shutdown`: the node's loops end and no new work starts."""
         return self._stopping
 
     # -- lifecycle -------------------------------------------------------------------
@@ -164,22 +171,45 @@ class KRaftServices:
             self._tasks.append(asyncio.create_task(controller_ticks(self), name="controller-ticks"))
         if self.settings.is_broker:
             self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconcile-local-logs"))
-            self._tasks.append(asyncio.create_task(broker_lifecycle.run_lifecycle(self), name="broker-lifecycle"))
+            self._lifecycle = asyncio.create_task(broker_lifecycle.run_lifecycle(self), name="broker-lifecycle")
+            self._tasks.append(self._lifecycle)
+
+    async def controlled_shutdown(self) -> None:
+        """The first step of a stop (Kafka's BrokerServer.shutdown): leadership moves away while
+        this node still serves and still applies metadata. The heartbeat loop ends (the
+        controlled shutdown heartbeats itself, with want_shutdown); the reconciler keeps running,
+        so each moved partition is followed rather than led and its coordinator resigns as the
+        image moves it (`broker_lifecycle.controlled_shutdown`). Bounded, whatever the rest of
+        the cluster does: it gives up once no controller answers (the quorum may be gone: the
+        other nodes stopped first) or after CONTROLLED_SHUTDOWN_TIMEOUT_S. Called again (by
+        `stop`), it does nothing."""
+        if self._stopping:
+            return
+        self._stopping = True  # the node's loops end; a request waiting for a controller gives up without one
+        self._controller_changed()  # ... and looks again now
+        if self._lifecycle is not None:
+            await cancel_and_wait([self._lifecycle], STOP_WAIT_S, f"node {self.node_id} heartbeats")
+        if not self.settings.is_broker or self.broker_epoch < 0:
+            return
+        try:
+            async with asyncio.timeout(CONTROLLED_SHUTDOWN_TIMEOUT_S):
+                done = await broker_lifecycle.controlled_shutdown(self)
+        except Exception as exc:  # TimeoutError, NotControllerError, a connection lost: stop anyway
+            done, reason = False, str(exc) or type(exc).__name__
+        else:
+            reason = "the controller refused it" if not done else ""
+        if done:
+            log.info("controlled shutdown of node %d done: it leads no partition", self.node_id)
+        else:
+            log.info("controlled shutdown of node %d incomplete (%s); stopping anyway", self.node_id, reason)
 
     async def stop(self) -> None:
-        """Bounded, whatever the rest of the cluster does: the controlled shutdown gives up once
-        no controller answers (the quorum may be gone: the other nodes stopped first), and every
-        wait after it has a deadline, so a node never hangs in its stop."""
-        self._stopping = True
-        self._controller_changed()  # a request waiting for a controller looks again, and gives up
-        self.reconciler.stop()  # the reconciler sees the flag
-        if self.settings.is_broker and self.broker_epoch >= 0:
-            try:
-                async with asyncio.timeout(CONTROLLED_SHUTDOWN_TIMEOUT_S):
-                    await broker_lifecycle.controlled_shutdown(self)
-            except Exception as exc:  # TimeoutError, NotControllerError, a connection lost: stop anyway
-                log.info("controlled shutdown of node %d incomplete (%s); stopping anyway", self.node_id,
-                         str(exc) or type(exc).__name__)
+        """After `controlled_shutdown` (done here first if the caller did not), and after the node
+        stopped serving clients: the reconciler (no image is applied any more), the controller's
+        loops, the replica manager (fetchers, HW checkpoints), the Raft driver and the
+        connections to the controllers, each bounded, so a node never hangs in its stop."""
+        await self.controlled_shutdown()
+        self.reconciler.stop()
         await cancel_and_wait([*self._tasks, *self._probes], STOP_WAIT_S, f"node {self.node_id} KRaft services")
         if self.replicas is not None:
             await _bounded(self.replicas.stop(), f"node {self.node_id} replica manager")
@@ -239,6 +269,7 @@ class KRaftServices:
         return self.reconciler.reconciled if applied and self.settings.is_broker else self.image
 
     def on_leader_change(self, leader: LeaderAndEpoch) -> None:
+        self._leader_seen_at = asyncio.get_running_loop().time()  # the last leader is gone only now
         if leader.leader_id is not None:
             self.broker.metrics.raft_leader_changes += 1
         if leader.leader_id != self.node_id and self.controller is not None:
@@ -340,8 +371,8 @@ class KRaftServices:
                         return response
                 except (TimeoutError, ConnectionError) as exc:
                     last = exc
-            if self._stopping and leader < 0:  # stopping: wait for no election
-                break
+            if self._stopping and leader < 0 and loop.time() - self._leader_seen_at > self._election_grace_s:
+                break  # stopping: wait for an election only if it may still end (the quorum may be gone)
             with contextlib.suppress(TimeoutError):  # no controller (yet): until one is known, 50 ms at most
                 await asyncio.wait_for(change.wait(), min(0.05, max(deadline - loop.time(), 0)))
         raise NotControllerError(f"no active controller answered within {timeout}s ({last!r})")

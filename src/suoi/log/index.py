@@ -57,6 +57,11 @@ class _FixedIndex:
     def path(self) -> Path:
         return Path(self._path)
 
+    @property
+    def file(self) -> LazyFile:
+        """The index file (for `LogSegment.sync_jobs`)."""
+        return self._file
+
     def __len__(self) -> int:
         return len(self._keys)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from suoi.log.clean_shutdown import remove_markers, take_markers, write_marker
 from suoi.log.config import LogConfig
 from suoi.log.errors import (
     InvalidPartitionsError,
@@ -30,8 +31,10 @@ from suoi.log.errors import (
     TopicExistsError,
     UnknownTopicOrPartitionError,
 )
+from suoi.log.flushing import FLUSH_THREADS, flush_logs, sync_paths
 from suoi.log.log_dirs import PARTITION_DIR, LogDirs, set_aside_name
 from suoi.log.partition_log import PartitionLog, wall_clock_ms
+from suoi.log.recovery import RECOVERY_POINT_FILE
 from suoi.log.replica_move import FUTURE_SUFFIX, ReplicaMove
 from suoi.log.scrubber import CorruptionStats
 
@@ -131,10 +134,12 @@ class LogManager(LogDirs):
             self._register(info)
         futures: list[Path] = []
         existing = self._scan_partition_dirs(futures)
+        clean = take_markers(self.log_dirs)
         for info in self._topics.values():
             for p in range(info.partitions):
                 if info.hosts(p):
-                    self._open_partition(info, p, existing.get((info.name, p)))
+                    path = existing.get((info.name, p))
+                    self._open_partition(info, p, path, clean=path is not None and path.parent in clean)
         for future in futures:
             self._resume_move(future)
         for (topic, p), path in existing.items():
@@ -143,6 +148,10 @@ class LogManager(LogDirs):
                 stray = set_aside_name(path, uuid.uuid4(), "-stray")
                 logger.warning("partition dir %s has no topic metadata, renaming to %s", path, stray.name)
                 path.rename(stray)
+        if clean:  # from now on a crash is recovered again
+            remove_markers(clean)
+            logger.info("%s stopped cleanly: their logs' last segments were not re-scanned",
+                        ", ".join(sorted(map(str, clean))))
 
     def _scan_partition_dirs(self, futures: list[Path]) -> dict[tuple[str, int], Path]:
         """Partition dirs by (topic, partition); ``-future`` copies are added to ``futures``."""
@@ -361,11 +370,25 @@ class LogManager(LogDirs):
         returns how many were written."""
         return sum(1 for log in self._logs.values() if log.checkpoint_recovery_point())
 
-    def close(self) -> None:
+    def shutdown(self, threads: int = FLUSH_THREADS) -> bool:
+        """The end of a clean stop: flush every log (`threads` fsyncs at a time, `flush_logs`),
+        close them, and mark each log dir whose logs all flushed as cleanly stopped (its next
+        start trusts its indexes, `clean_shutdown`). Returns whether every online dir was marked."""
+        logs = list(self._logs.values())
+        unflushed = {log.directory.parent for log in flush_logs(logs, threads)}
+        self.close(durable=False)  # the recovery points are synced below, all at once
+        written = {path: log.directory.parent for log in logs  # -> its log dir
+                   for path in (log.directory / RECOVERY_POINT_FILE, log.directory)}
+        unflushed.update(written[path] for path in sync_paths(list(written), threads))
+        marked = [write_marker(d) for d in self.log_dirs if d not in self.offline_dirs and d not in unflushed]
+        return all(marked) and len(marked) == len(self.log_dirs)
+
+    def close(self, *, durable: bool = True) -> None:
+        """Close every log (``durable``: see `PartitionLog.close`)."""
         for move in list(self._moves.values()):
             self.cancel_move(move)
         for log in self._logs.values():
-            log.close()
+            log.close(durable=durable)
         self._logs.clear()
         self._dir_load = dict.fromkeys(self.log_dirs, 0)
 
@@ -381,7 +404,7 @@ class LogManager(LogDirs):
         self._topics[info.name] = info
         self._by_id[info.topic_id] = info
 
-    def _open_partition(self, info: TopicInfo, partition: int, path: Path | None) -> None:
+    def _open_partition(self, info: TopicInfo, partition: int, path: Path | None, *, clean: bool = False) -> None:
         if path is None:
             preferred = self._preferred_dirs.pop((info.name, partition), None)
             if preferred is None or preferred in self.offline_dirs:
@@ -389,7 +412,7 @@ class LogManager(LogDirs):
             path = preferred / f"{info.name}-{partition}"
         try:
             self._logs[(info.name, partition)] = PartitionLog.open(
-                path, info.name, partition, info.config, now_ms=self._now_ms
+                path, info.name, partition, info.config, now_ms=self._now_ms, clean=clean
             )
         except KafkaStorageError:
             raise

@@ -54,20 +54,25 @@ class PartitionLog(LogAppend, LogReads, LogRetention):
         now_ms: Callable[[], int] = wall_clock_ms,
         *,
         hw_follows_leo: bool = True,
+        clean: bool = False,
     ) -> PartitionLog:
         """Open (creating if needed) and recover the log in ``directory``.
 
         Sealed segments are trusted if their indexes are consistent; the last
-        segment is always fully re-scanned because an unclean shutdown can
-        only have torn its tail.  If recovery truncates a sealed segment, all
-        later segments are dropped: their offsets no longer follow on.
+        segment is fully re-scanned because an unclean shutdown can only have
+        torn its tail - unless ``clean`` (its log dir's last stop flushed
+        everything, `suoi.log.clean_shutdown`).  If recovery truncates a sealed
+        segment, all later segments are dropped: their offsets no longer follow on.
         """
         empty = never_written(directory)
-        segments, log_start = recover_segments(directory, topic, partition, config, empty=empty)
+        segments, log_start = recover_segments(directory, topic, partition, config, empty=empty, clean=clean)
         return cls(directory, topic, partition, config, segments, log_start, now_ms, hw_follows_leo=hw_follows_leo,
                    empty=empty)
 
-    def close(self) -> None:
+    def close(self, *, durable: bool = True) -> None:
+        """Producer snapshot, recovery point, segments closed. ``durable=False`` (the final
+        flush, `LogManager.shutdown`): the recovery point is not fsynced here; the caller syncs
+        every log's at once."""
         try:
             # An empty log has no producers to remember. A stale leader-epoch checkpoint is not
             # written either: it lacks only an epoch that wrote nothing (see assign(durable=False)).
@@ -76,7 +81,7 @@ class PartitionLog(LogAppend, LogReads, LogRetention):
         except (OSError, KafkaStorageError) as e:
             logger.warning("%s-%d: cannot write producer snapshot: %s", self.topic, self.partition, e)
         try:
-            self.checkpoint_recovery_point()
+            self.checkpoint_recovery_point(durable=durable)
         except KafkaStorageError as e:
             logger.warning("%s-%d: cannot write the recovery point: %s", self.topic, self.partition, e)
         for seg in self._segments:

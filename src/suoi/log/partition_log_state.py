@@ -23,6 +23,7 @@ from suoi.log import transactions as txns
 from suoi.log.batch_check import CorruptBatch
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError
+from suoi.log.flushing import SyncJob
 from suoi.log.leader_epoch import CHECKPOINT_FILE as LEADER_EPOCH_CHECKPOINT
 from suoi.log.leader_epoch import LeaderEpochCache, load_or_rebuild
 from suoi.log.producer_state import ProducerStateManager, write_snapshot
@@ -159,33 +160,44 @@ class LogState:
 
     def flush(self) -> None:
         """fsync everything written since the last flush."""
+        end = self._log_end_offset
         try:
             for seg in (*self._unflushed_segments, self._active):
                 if not seg.closed:
                     seg.flush()
         except OSError as e:
             raise KafkaStorageError(e.errno, f"fsync of {self.directory} failed: {e.strerror}") from e
-        self._unflushed_segments.clear()
+        self.flushed(end)
+
+    def sync_jobs(self) -> list[SyncJob]:
+        """What `flush` would fsync, as jobs other threads may run in parallel (the final flush,
+        `suoi.log.flushing.flush_logs`); `flushed` once every job succeeded."""
+        return [job for seg in (*self._unflushed_segments, self._active) if not seg.closed for job in seg.sync_jobs()]
+
+    def flushed(self, end_offset: int) -> None:
+        """Everything below `end_offset` (the log end when the flush began) is on disk."""
+        self._unflushed_segments = [s for s in self._unflushed_segments if s.next_offset > end_offset]
         self._unflushed_messages = 0
         self._last_flush_ms = self._now_ms()
-        self._recovery_point = self._log_end_offset  # persisted by `checkpoint_recovery_point`
+        self._recovery_point = end_offset  # persisted by `checkpoint_recovery_point`
 
-    def checkpoint_recovery_point(self) -> bool:
+    def checkpoint_recovery_point(self, *, durable: bool = True) -> bool:
         """Persist the recovery point if a flush moved it; returns whether it wrote.
 
         Not done per flush (a temp file, an fsync and a rename per partition each time, as
         costly as the flush itself with flush.messages=1): as Kafka's
         log.flush.offset.checkpoint.interval.ms, the log manager calls this periodically and
         ``close`` does. A persisted point that trails only makes recovery re-check more.
+        ``durable=False``: not fsynced (`write_recovery_point`; the final flush syncs them all).
         """
         if self._recovery_point == self._recovery_point_persisted:
             return False
-        self._set_recovery_point(self._recovery_point)
+        self._set_recovery_point(self._recovery_point, durable=durable)
         return True
 
-    def _set_recovery_point(self, offset: int) -> None:
+    def _set_recovery_point(self, offset: int, *, durable: bool = True) -> None:
         """Persist ``offset`` now (at once when it moves down: truncation rewrites below it)."""
-        write_recovery_point(self.directory, offset)
+        write_recovery_point(self.directory, offset, durable=durable)
         self._recovery_point = self._recovery_point_persisted = offset
 
     def maybe_flush(self, now_ms: int) -> bool:

@@ -5,7 +5,9 @@ Segments wholly below the recovery point (the log end offset at the last flush, 
 the ``recovery-point`` file: Kafka's recovery-point-offset-checkpoint, per partition) are
 trusted if their indexes are consistent - reads and the scrubber still check their batches.
 Every segment holding offsets at or above it, and always the last one, is fully re-scanned
-with CRC checks, because an unclean shutdown may have torn or lost any unflushed write. If
+with CRC checks, because an unclean shutdown may have torn or lost any unflushed write -
+unless the log dir's last stop was clean (`clean_shutdown.py`: its marker is written only once
+every log was flushed and closed), which lets the last segment load like the others. If
 recovery truncates a sealed segment, all later segments are dropped: their offsets no longer
 follow on.
 """
@@ -42,9 +44,12 @@ def never_written(directory: Path) -> bool:
 
 
 def recover_segments(directory: Path, topic: str, partition: int, config: LogConfig, *,
-                     empty: bool = False) -> tuple[list[LogSegment], int]:
+                     empty: bool = False, clean: bool = False) -> tuple[list[LogSegment], int]:
     """Create ``directory`` if needed and recover its segments; returns them (at least one)
-    and the log start offset. ``empty``: `never_written` said so, there is nothing to recover."""
+    and the log start offset. ``empty``: `never_written` said so, there is nothing to recover.
+    ``clean``: the log dir's last stop was clean (`suoi.log.clean_shutdown`): everything was
+    flushed, so every segment, the last one too, is loaded from its indexes (`LogSegment.load`,
+    which still falls back to a full scan when they disagree with the log)."""
     interval = config.index_interval_bytes
     try:
         directory.mkdir(parents=True)
@@ -72,8 +77,8 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
         seg = LogSegment(directory, base, index_interval_bytes=interval)
         seg.contiguous = contiguous
         is_last = i == len(bases) - 1
-        unflushed = is_last or bases[i + 1] > recovery_point
-        truncated = seg.recover() if unflushed else seg.load()
+        unflushed = not clean and (is_last or bases[i + 1] > recovery_point)
+        truncated = seg.recover() if unflushed else seg.load(active=is_last)
         if unflushed and not is_last:
             seg.seal()
         elif seg.corrupt and not is_last:
@@ -125,9 +130,11 @@ def read_log_start_offset(directory: Path) -> int | None:
     return _read_offset_file(directory / LOG_START_OFFSET_FILE)
 
 
-def write_recovery_point(directory: Path, offset: int) -> None:
-    """Persist the recovery point (everything below ``offset`` is on disk)."""
-    _write_offset_file(directory / RECOVERY_POINT_FILE, offset, "recovery point")
+def write_recovery_point(directory: Path, offset: int, *, durable: bool = True) -> None:
+    """Persist the recovery point (everything below ``offset`` is on disk). ``durable=False``:
+    no fsync before the rename (the final flush syncs all the files at once after; until then a
+    crash may leave an empty file, which reads as 0: recover everything, slow but safe)."""
+    _write_offset_file(directory / RECOVERY_POINT_FILE, offset, "recovery point", durable=durable)
 
 
 def read_recovery_point(directory: Path) -> int:
@@ -135,14 +142,15 @@ def read_recovery_point(directory: Path) -> int:
     return max(_read_offset_file(directory / RECOVERY_POINT_FILE) or 0, 0)
 
 
-def _write_offset_file(path: Path, offset: int, what: str) -> None:
-    """One offset in a text file, written temp+rename with an fsync."""
+def _write_offset_file(path: Path, offset: int, what: str, *, durable: bool = True) -> None:
+    """One offset in a text file, written temp+rename (with an fsync before, if ``durable``)."""
     tmp = path.with_suffix(".tmp")
     try:
         with open(tmp, "w") as f:
             f.write(f"{offset}\n")
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         raise KafkaStorageError(e.errno, f"cannot persist {what}: {e.strerror}") from e

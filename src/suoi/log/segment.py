@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suoi.log.errors import KafkaStorageError
+from suoi.log.flushing import CallSync, FileSync, SyncJob
 from suoi.log.segment_recovery import SegmentRecovery
 from suoi.log.segment_state import segment_file_name
 
@@ -83,6 +84,17 @@ class LogSegment(SegmentRecovery):
         self.offset_index.flush()
         self.time_index.flush()
         self.txn_index.flush()
+
+    def sync_jobs(self) -> list[SyncJob]:
+        """`flush` as fsyncs another thread may run (`suoi.log.flushing`): the indexes' pending
+        entries are written now, then each file written since its last fsync is one job."""
+        self.offset_index.write_pending()
+        self.time_index.write_pending()
+        jobs: list[SyncJob] = [FileSync(f) for f in (self._file, self.offset_index.file, self.time_index.file)
+                               if f.dirty and not f.closed]
+        if self.txn_index.dirty:
+            jobs.append(CallSync(self.txn_index.flush))
+        return jobs
 
     def close(self) -> None:
         if self.size and not self._file.closed:  # a segment with data leaves its index files behind

@@ -25,20 +25,25 @@ _RECOVERY_CHUNK = 8 * 1024 * 1024
 class SegmentRecovery(SegmentLocate):
     """Recovery and truncation of a segment (`LogSegment` is the class to use)."""
 
-    def load(self) -> int:
+    def load(self, *, active: bool = False) -> int:
         """Open a sealed segment cheaply, falling back to full recovery.
 
         Trusts the indexes if they are well-formed and the batches from the
         last offset-index entry to the end of file chain up exactly; only that
         tail is read.  Returns the number of bytes truncated by recovery.
+        ``active``: the last segment of a log that was closed by a clean shutdown
+        (`suoi.log.clean_shutdown`): flushed like a sealed one, but an inconsistency there
+        is a torn tail, recovered with truncation, and its segment.ms clock starts at its
+        first batch (as `recover` sets it).
         """
+        fallback = self.recover if active else self._recover_sealed
         if self._indexes_missing or not (self.offset_index.load() and self.time_index.load()):
             logger.warning("rebuilding indexes of %s", self.log_path)
-            return self._recover_sealed()
+            return fallback()
         last = self.offset_index.last_entry()
         start_offset, start = last if last is not None else (self.base_offset, 0)
         if start >= self.size and self.size:
-            return self._recover_sealed()
+            return fallback()
         end = start
         self._bytes_since_index = 0
         tail_max_ts, tail_max_offset = -1, self.base_offset
@@ -54,12 +59,16 @@ class SegmentRecovery(SegmentLocate):
             end = pos + h.size
         if end != self.size:
             logger.warning("index of %s is inconsistent with the log, rebuilding", self.log_path)
-            return self._recover_sealed()
+            return fallback()
         entry = self.time_index.last_entry()
         if entry is not None:
             self.max_timestamp, self.offset_of_max_timestamp = entry
         if tail_max_ts > self.max_timestamp:
             self.max_timestamp, self.offset_of_max_timestamp = tail_max_ts, tail_max_offset
+        if active and self.rolling_base_ms is None:
+            first = next(self.headers_at(0), None)
+            if first is not None:
+                self.rolling_base_ms = first[1].max_timestamp
         return 0
 
     def _recover_sealed(self) -> int:

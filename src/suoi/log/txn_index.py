@@ -113,6 +113,11 @@ class TransactionIndex:
                 return out, True
         return out, False
 
+    @property
+    def dirty(self) -> bool:
+        """Written since its last `flush`."""
+        return self._dirty
+
     def flush(self) -> None:
         if not self._dirty:
             return
