@@ -36,7 +36,7 @@ from suoi.protocol.compiled_writer import _FIXED, _HELPERS, _NULLABLE_FIXED, Wri
 from suoi.protocol.compiled_writer import compiled_writer as _entity_writer
 from suoi.protocol.file_records import FileRecords, FileRegion
 
-__all__ = ["dict_writer", "encode_response_data"]
+__all__ = ["EncodedOnce", "dict_writer", "encode_response_data"]
 
 #: Values already converted to the wire's int by the code before the write (see `_take`).
 _INT_FIXED = {**_FIXED, **{k: (fmt, "{v}") for k, (fmt, _) in _FIXED.items()
@@ -191,6 +191,24 @@ class _Pieces(list):  # type: ignore[type-arg]
 _LARGE = GatherBuffer.LARGE
 
 
+class EncodedOnce(dict):  # type: ignore[type-arg]
+    """A response dict answered unchanged to many requests (ApiVersions: the same ~65 entries
+    until the node's finalized features change): `encode_response_data` writes its body once,
+    on first use, and reuses those bytes for every later answer of the same api key and
+    version (only the correlation id differs). Never change one after it was first answered
+    (`api_versions` makes a new one when what it depends on changes); no record sets in it."""
+
+    _body: tuple[int, int, bytes] | None = None
+
+    def body(self, api_key: int, api_version: int, write_body: Writer) -> bytes:
+        kept = self._body
+        if kept is None or kept[0] != api_key or kept[1] != api_version:
+            pieces = _Pieces()
+            write_body(pieces, self)
+            kept = self._body = (api_key, api_version, b"".join(pieces))
+        return kept[2]
+
+
 def encode_response_data(correlation_id: int, api_key: int, api_version: int,
                          data: Mapping[str, Any]) -> list[bytes | bytearray | memoryview | FileRegion]:
     """`codec.encode_response(correlation_id, build_response(api_key, api_version, data))`,
@@ -198,6 +216,9 @@ def encode_response_data(correlation_id: int, api_key: int, api_version: int,
     A Fetch answer's `FileRecords` are taken apart as `codec.GatherBuffer` does: each
     `FileRegion` a part of its own (whatever its size), for `net` to send with `sendfile`."""
     header_rest, write_body = _WRITERS.get((api_key, api_version)) or _writers(api_key, api_version)
+    if data.__class__ is EncodedOnce:
+        body = data.body(api_key, api_version, write_body)  # type: ignore[attr-defined]
+        return [b"".join((_SIZE_AND_ID.pack(len(header_rest) + len(body) + 4, correlation_id), header_rest, body))]
     pieces = _Pieces([b"", header_rest])  # the size prefix and correlation id, set below
     write_body(pieces, data)
     sizes = [*map(len, pieces)]

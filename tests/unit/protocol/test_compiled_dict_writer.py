@@ -20,7 +20,7 @@ from kio.schema.produce.v9.response import ProduceResponse
 
 from suoi.model import ErrorCode
 from suoi.protocol.codec import build, build_response, encode_response
-from suoi.protocol.compiled_dict_writer import dict_writer, encode_response_data
+from suoi.protocol.compiled_dict_writer import EncodedOnce, dict_writer, encode_response_data
 from suoi.protocol.compiled_writer import compiled_writer
 from tests.kio_strategies import fuzz_settings, requests
 from tests.unit.protocol.test_compiled_writer import HOT, RESPONSES
@@ -97,6 +97,20 @@ def test_a_produce_answer_as_handlers_give_it() -> None:
     for version in range(3, 12):
         expected = b"".join(encode_response(9, build_response(0, version, data)))
         assert b"".join(encode_response_data(9, 0, version, data)) == expected
+
+
+def test_an_answer_encoded_once_is_framed_anew_for_each_request() -> None:
+    """`EncodedOnce` (ApiVersions): the kept body under each request's own correlation id, and
+    another version of the same answer encoded for that version."""
+    data = {"error_code": 0, "throttle_time": 0, "api_keys": [{"api_key": k, "min_version": 0, "max_version": k % 9}
+                                                              for k in range(40)],
+            "finalized_features": [{"name": "metadata.version", "min_version_level": 25, "max_version_level": 25}],
+            "finalized_features_epoch": 17}
+    once = EncodedOnce(data)
+    for version in (3, 0, 3, 4):
+        for correlation_id in (1, 70000):
+            expected = b"".join(encode_response(correlation_id, build_response(18, version, data)))
+            assert b"".join(encode_response_data(correlation_id, 18, version, once)) == expected
 
 
 def test_a_missing_required_field_raises_as_build_does() -> None:
