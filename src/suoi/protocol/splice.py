@@ -26,8 +26,8 @@ from typing import Any
 from kio.serial.writers import write_compact_array_length, write_legacy_array_length
 from kio.static.primitive import i32
 
-from suoi.protocol.codec import _INT32, _plan
-from suoi.protocol.compiled_dict_writer import _Pieces, dict_writer, encode_response_data
+from suoi.protocol.codec import _INT32, GatherBuffer, _plan
+from suoi.protocol.compiled_dict_writer import dict_writer, encode_response_data
 from suoi.protocol.file_records import FileRegion
 
 #: Wire widths of the fixed-size field types that may follow a spliced array.
@@ -55,7 +55,7 @@ def element_class(response_cls: type, field: str) -> type:
 
 def encode_element(cls: type, data: Mapping[str, Any]) -> bytes:
     """kio's encoding of one array element (given as a dict, as `codec.build` takes it)."""
-    pieces = _Pieces()
+    pieces = GatherBuffer()
     dict_writer(cls)(pieces, data)
     return b"".join(pieces)
 
