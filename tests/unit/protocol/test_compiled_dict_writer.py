@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import os
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +20,12 @@ from hypothesis import strategies as st
 from kio.index import load_response_schema
 from kio.schema.produce.v9.response import ProduceResponse
 
+from suoi.log.handles import FileHandles, LazyFile
 from suoi.model import ErrorCode
 from suoi.protocol.codec import build, build_response, encode_response
 from suoi.protocol.compiled_dict_writer import EncodedOnce, dict_writer, encode_response_data
 from suoi.protocol.compiled_writer import compiled_writer
+from suoi.protocol.file_records import FileRecords, FileRegion, joined
 from tests.kio_strategies import fuzz_settings, requests
 from tests.unit.protocol.test_compiled_writer import HOT, RESPONSES
 
@@ -150,3 +154,24 @@ def test_record_sets_large_and_small_between_small_fields() -> None:
     whole = b"".join(parts)
     assert whole == b"".join(encode_response(7, build_response(1, 12, data)))
     assert int.from_bytes(whole[:4], "big") == len(whole) - 4
+
+
+def test_file_records_are_taken_apart_alike_by_both_encoders(tmp_path: Path) -> None:
+    """`codec.GatherBuffer.finish` for both encoders: a region of a segment file is a part of
+    its own (sent by sendfile) between the joined small pieces, and the bytes are the same."""
+    data_bytes = bytes(range(256)) * 200
+    segment = LazyFile(tmp_path / "00000000000000000000.log", os.O_RDWR | os.O_CREAT | os.O_APPEND, FileHandles())
+    os.write(segment.fd, data_bytes)
+    region = FileRegion(segment.pin(), 1000, 40_000, segment, segment.cuts)
+    records = FileRecords([b"h" * 100, region, b"t" * 10])
+    data = {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": [{"topic": "t", "partitions": [
+        {"partition_index": 0, "error_code": 0, "high_watermark": 5, "last_stable_offset": 5,
+         "log_start_offset": 0, "aborted_transactions": None, "preferred_read_replica": -1, "records": records}]}]}
+    by_dict = encode_response_data(7, 1, 12, data)
+    by_kio = encode_response(7, build_response(1, 12, data))
+    for parts in (by_dict, by_kio):
+        assert [p is region for p in parts] == [False, True, False]
+    expected = b"".join(data_bytes[1000:41_000] if p is region else bytes(p) for p in by_kio)
+    assert joined(by_dict) == expected  # reads the region, then releases it
+    assert int.from_bytes(expected[:4], "big") == len(expected) - 4
+    segment.close()
