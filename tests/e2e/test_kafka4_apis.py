@@ -109,10 +109,12 @@ def test_features_are_described_in_api_versions(admin: KafkaAdminClient) -> None
 def test_update_features_validates_and_applies(admin: KafkaAdminClient) -> None:
     # validate_only changes nothing
     assert admin.update_features({"transaction.version": 1}, validate_only=True) == {"transaction.version": "OK"}
-    assert "finalized" not in admin.describe_features()["transaction.version"]
+    before = admin.describe_features()
+    assert "finalized" not in before["transaction.version"]
     assert admin.update_features({"transaction.version": 1}) == {"transaction.version": "OK"}
-    described = admin.describe_features()
+    described = admin.describe_features()  # the node's kept ApiVersions answer follows the change
     assert described["transaction.version"]["finalized"] == (1, 1)
+    assert described["metadata.version"]["finalized_epoch"] > before["metadata.version"]["finalized_epoch"]
     refusals = [
         ({"transaction.version": 2}, "only supports versions 0-1"),  # KIP-890 part 2 is not implemented
         ({"group.version": 1}, "does not support this feature"),

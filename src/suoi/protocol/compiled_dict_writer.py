@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -34,9 +34,9 @@ from kio.serial._introspect import get_field_tag
 from suoi.protocol.codec import GatherBuffer, _convert, _FieldPlan, _plan, build, response_class
 from suoi.protocol.compiled_writer import _FIXED, _HELPERS, _NULLABLE_FIXED, Writer, _field, _Source, _tagged_fields
 from suoi.protocol.compiled_writer import compiled_writer as _entity_writer
-from suoi.protocol.file_records import FileRecords, FileRegion
+from suoi.protocol.file_records import FileRegion
 
-__all__ = ["dict_writer", "encode_response_data"]
+__all__ = ["EncodedOnce", "dict_writer", "encode_response_data"]
 
 #: Values already converted to the wire's int by the code before the write (see `_take`).
 _INT_FIXED = {**_FIXED, **{k: (fmt, "{v}") for k, (fmt, _) in _FIXED.items()
@@ -180,51 +180,44 @@ def _take(src: _Source, p: _FieldPlan, field: dataclasses.Field[Any], a: str) ->
 _INT_KINDS = {"error_code": "_err", "timedelta_i32": "_dms", "timedelta_i64": "_dms", "datetime_i64": "_tms"}
 
 
-class _Pieces(list):  # type: ignore[type-arg]
-    """A write target whose `write` is `list.append` itself (no Python call per write): the
-    pieces are joined once at the end, large ones (record sets) kept by reference, as
-    `codec.GatherBuffer` does."""
-
-    write = list.append
-
-
 _LARGE = GatherBuffer.LARGE
+
+
+class EncodedOnce(dict):  # type: ignore[type-arg]
+    """A response dict answered unchanged to many requests (ApiVersions: the same ~65 entries
+    until the node's finalized features change): `encode_response_data` writes its body once,
+    on first use, and reuses those bytes for every later answer of the same api key and
+    version (only the correlation id differs). Never change one after it was first answered
+    (`api_versions` makes a new one when what it depends on changes); no record sets in it."""
+
+    _body: tuple[int, int, bytes] | None = None
+
+    def body(self, api_key: int, api_version: int, write_body: Writer) -> bytes:
+        kept = self._body
+        if kept is None or kept[0] != api_key or kept[1] != api_version:
+            pieces = GatherBuffer()
+            write_body(pieces, self)
+            kept = self._body = (api_key, api_version, b"".join(pieces))
+        return kept[2]
 
 
 def encode_response_data(correlation_id: int, api_key: int, api_version: int,
                          data: Mapping[str, Any]) -> list[bytes | bytearray | memoryview | FileRegion]:
     """`codec.encode_response(correlation_id, build_response(api_key, api_version, data))`,
     without building the kio entities: size-prefixed parts ready for `transport.writelines`.
-    A Fetch answer's `FileRecords` are taken apart as `codec.GatherBuffer` does: each
+    A Fetch answer's `FileRecords` are taken apart by `codec.GatherBuffer.finish`: each
     `FileRegion` a part of its own (whatever its size), for `net` to send with `sendfile`."""
     header_rest, write_body = _WRITERS.get((api_key, api_version)) or _writers(api_key, api_version)
-    pieces = _Pieces([b"", header_rest])  # the size prefix and correlation id, set below
+    if data.__class__ is EncodedOnce:
+        body = data.body(api_key, api_version, write_body)  # type: ignore[attr-defined]
+        return [b"".join((_SIZE_AND_ID.pack(len(header_rest) + len(body) + 4, correlation_id), header_rest, body))]
+    pieces = GatherBuffer([b"", header_rest])  # the size prefix and correlation id, set below
     write_body(pieces, data)
     sizes = [*map(len, pieces)]
     pieces[0] = _SIZE_AND_ID.pack(sum(sizes) + 4, correlation_id)
     if max(sizes) < _LARGE:  # no file regions: they are never below _LARGE (log_reads checks)
         return [b"".join(pieces)]
-    parts: list[bytes | bytearray | memoryview | FileRegion] = []
-    small: list[Any] = []
-    for piece in _flattened(pieces):
-        if piece.__class__ is not FileRegion and len(piece) < _LARGE:
-            small.append(piece)
-            continue
-        if small:
-            parts.append(b"".join(small))
-            small = []
-        parts.append(piece)
-    if small:
-        parts.append(b"".join(small))
-    return parts
-
-
-def _flattened(pieces: list[Any]) -> Iterator[Any]:
-    for piece in pieces:
-        if piece.__class__ is FileRecords:
-            yield from piece.chunks
-        else:
-            yield piece
+    return pieces.finish()
 
 
 _WRITERS: dict[tuple[int, int], tuple[bytes, Writer]] = {}
@@ -236,7 +229,7 @@ def _writers(api_key: int, api_version: int) -> tuple[bytes, Writer]:
     for every answer: the header's first field is the correlation id, `codec.response_correlation_id`;
     a flexible header adds its empty tagged fields), and the body's writer."""
     cls = response_class(api_key, api_version)
-    header = _Pieces()
+    header = GatherBuffer()
     dict_writer(cls.__header_schema__)(header, {"correlation_id": 0})  # type: ignore[attr-defined]
     head = b"".join(header)
     assert head[:4] == bytes(4), "a response header starts with its correlation id"

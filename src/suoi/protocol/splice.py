@@ -3,8 +3,10 @@
 A Metadata answer for a topic of 1,000 partitions costs ~25 ms to build and encode with kio
 (one entity and several small writes per partition), yet the same topic is answered the same
 way until the metadata image changes. The api layer keeps each topic's kio encoding
-(`encode_element`) and answers with a `SplicedResponse`: the top-level fields are encoded by
-kio with the array empty, and the cached elements are put in its place.
+(`encode_element`) and answers with a `SplicedResponse`: the top-level fields are encoded with
+the array empty, and the cached elements are put in its place. Both are written straight from
+the handler's dicts by `compiled_dict_writer` (kio's bytes without building kio's entities
+first: `build` cost ~10 µs an answer).
 
 Only the array length is written here (with kio's writers); everything else is kio's bytes.
 That works for responses whose fields after the array have a fixed width (Metadata: the
@@ -24,8 +26,8 @@ from typing import Any
 from kio.serial.writers import write_compact_array_length, write_legacy_array_length
 from kio.static.primitive import i32
 
-from suoi.protocol.codec import _INT32, _plan, build, encode_response
-from suoi.protocol.compiled_writer import compiled_writer
+from suoi.protocol.codec import _INT32, GatherBuffer, _plan
+from suoi.protocol.compiled_dict_writer import dict_writer, encode_response_data
 from suoi.protocol.file_records import FileRegion
 
 #: Wire widths of the fixed-size field types that may follow a spliced array.
@@ -52,10 +54,10 @@ def element_class(response_cls: type, field: str) -> type:
 
 
 def encode_element(cls: type, data: Mapping[str, Any]) -> bytes:
-    """kio's encoding of one array element (built from a dict as `codec.build` does)."""
-    out = BytesIO()
-    compiled_writer(cls)(out, build(cls, data))
-    return out.getvalue()
+    """kio's encoding of one array element (given as a dict, as `codec.build` takes it)."""
+    pieces = GatherBuffer()
+    dict_writer(cls)(pieces, data)
+    return b"".join(pieces)
 
 
 @cache
@@ -82,8 +84,10 @@ def encode_spliced(correlation_id: int, response_cls: type, spliced: SplicedResp
     items = spliced.data[field]
     cls = element_class(response_cls, field)
     elements = [x if isinstance(x, bytes | bytearray) else encode_element(cls, x) for x in items]
-    empty = build(response_cls, {**spliced.data, field: ()})
-    out = _splice(bytearray().join(encode_response(correlation_id, empty)), response_cls, field, elements)  # type: ignore[arg-type]  # (no records: no file regions)
+    empty = {**spliced.data, field: ()}
+    framed = encode_response_data(correlation_id, response_cls.__api_key__, response_cls.__version__,  # type: ignore[attr-defined]
+                                  empty)
+    out = _splice(bytearray().join(framed), response_cls, field, elements)  # type: ignore[arg-type]  # (no records: no file regions)
     _INT32.pack_into(out, 0, len(out) - 4)
     return [bytes(out)]
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import os
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +20,12 @@ from hypothesis import strategies as st
 from kio.index import load_response_schema
 from kio.schema.produce.v9.response import ProduceResponse
 
+from suoi.log.handles import FileHandles, LazyFile
 from suoi.model import ErrorCode
 from suoi.protocol.codec import build, build_response, encode_response
-from suoi.protocol.compiled_dict_writer import dict_writer, encode_response_data
+from suoi.protocol.compiled_dict_writer import EncodedOnce, dict_writer, encode_response_data
 from suoi.protocol.compiled_writer import compiled_writer
+from suoi.protocol.file_records import FileRecords, FileRegion, joined
 from tests.kio_strategies import fuzz_settings, requests
 from tests.unit.protocol.test_compiled_writer import HOT, RESPONSES
 
@@ -99,6 +103,20 @@ def test_a_produce_answer_as_handlers_give_it() -> None:
         assert b"".join(encode_response_data(9, 0, version, data)) == expected
 
 
+def test_an_answer_encoded_once_is_framed_anew_for_each_request() -> None:
+    """`EncodedOnce` (ApiVersions): the kept body under each request's own correlation id, and
+    another version of the same answer encoded for that version."""
+    data = {"error_code": 0, "throttle_time": 0, "api_keys": [{"api_key": k, "min_version": 0, "max_version": k % 9}
+                                                              for k in range(40)],
+            "finalized_features": [{"name": "metadata.version", "min_version_level": 25, "max_version_level": 25}],
+            "finalized_features_epoch": 17}
+    once = EncodedOnce(data)
+    for version in (3, 0, 3, 4):
+        for correlation_id in (1, 70000):
+            expected = b"".join(encode_response(correlation_id, build_response(18, version, data)))
+            assert b"".join(encode_response_data(correlation_id, 18, version, once)) == expected
+
+
 def test_a_missing_required_field_raises_as_build_does() -> None:
     with pytest.raises(TypeError, match="missing required field 'index'"):
         _dict_bytes(ProduceResponse, {"responses": [{"name": "t", "partition_responses": [{"error_code": 0}]}]})
@@ -136,3 +154,24 @@ def test_record_sets_large_and_small_between_small_fields() -> None:
     whole = b"".join(parts)
     assert whole == b"".join(encode_response(7, build_response(1, 12, data)))
     assert int.from_bytes(whole[:4], "big") == len(whole) - 4
+
+
+def test_file_records_are_taken_apart_alike_by_both_encoders(tmp_path: Path) -> None:
+    """`codec.GatherBuffer.finish` for both encoders: a region of a segment file is a part of
+    its own (sent by sendfile) between the joined small pieces, and the bytes are the same."""
+    data_bytes = bytes(range(256)) * 200
+    segment = LazyFile(tmp_path / "00000000000000000000.log", os.O_RDWR | os.O_CREAT | os.O_APPEND, FileHandles())
+    os.write(segment.fd, data_bytes)
+    region = FileRegion(segment.pin(), 1000, 40_000, segment, segment.cuts)
+    records = FileRecords([b"h" * 100, region, b"t" * 10])
+    data = {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": [{"topic": "t", "partitions": [
+        {"partition_index": 0, "error_code": 0, "high_watermark": 5, "last_stable_offset": 5,
+         "log_start_offset": 0, "aborted_transactions": None, "preferred_read_replica": -1, "records": records}]}]}
+    by_dict = encode_response_data(7, 1, 12, data)
+    by_kio = encode_response(7, build_response(1, 12, data))
+    for parts in (by_dict, by_kio):
+        assert [p is region for p in parts] == [False, True, False]
+    expected = b"".join(data_bytes[1000:41_000] if p is region else bytes(p) for p in by_kio)
+    assert joined(by_dict) == expected  # reads the region, then releases it
+    assert int.from_bytes(expected[:4], "big") == len(expected) - 4
+    segment.close()
