@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Producer
 from kio.schema.describe_client_quotas.v1.request import ComponentData, DescribeClientQuotasRequest
+from kio.schema.metadata.v12.request import MetadataRequest
 
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
@@ -138,6 +139,28 @@ def test_request_percentage_throttles_a_busy_client(node: EmbeddedBroker) -> Non
                     throttled = answer.throttle_time
                     break
         assert throttled is not None, "2,000 requests at 0.01 % of a thread were never throttled"
+    finally:
+        configs(node, "--alter", "--entity-type", "clients", "--entity-name", "raw-test",
+                "--delete-config", "request_percentage")
+
+
+def test_request_percentage_throttles_metadata_requests_too(node: EmbeddedBroker) -> None:
+    """Metadata answers are spliced from cached topic encodings, a path of their own: they count
+    against request_percentage and carry the throttle time like any other answer."""
+    configs(node, "--alter", "--entity-type", "clients", "--entity-name", "raw-test",
+            "--add-config", "request_percentage=0.01")
+    try:
+        request = MetadataRequest(topics=None, allow_auto_topic_creation=False,
+                                  include_topic_authorized_operations=False)
+        throttled = None
+        with RawClient(node.bootstrap) as c:  # client id raw-test
+            for _ in range(2000):
+                answer = c.request(request)
+                assert [b.port for b in answer.brokers] == [node.port]
+                if answer.throttle_time.total_seconds() > 0:
+                    throttled = answer.throttle_time
+                    break
+        assert throttled is not None, "2,000 Metadata requests at 0.01 % of a thread were never throttled"
     finally:
         configs(node, "--alter", "--entity-type", "clients", "--entity-name", "raw-test",
                 "--delete-config", "request_percentage")

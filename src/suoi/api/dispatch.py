@@ -216,8 +216,14 @@ def _encode(request: Request, data: ResponseData, quota: client_quotas.RequestQu
             quota.finish(0)
             quota.mute()
         return None
-    if isinstance(data, SplicedResponse):
-        return encode_spliced(request.correlation_id, response_class(request.api_key, request.api_version), data)
+    if isinstance(data, SplicedResponse):  # Metadata: counted against request quotas like any other answer
+        cls = response_class(request.api_key, request.api_version)
+        spliced = encode_spliced(request.correlation_id, cls, data)
+        if quota is not None and quota.finish(sum(len(p) for p in spliced)) > 0:
+            throttled = SplicedResponse(quota.throttled_response(request.body, data.data), data.field)
+            spliced = encode_spliced(request.correlation_id, cls, throttled)
+            quota.mute()
+        return spliced
     parts = encode_response_data(request.correlation_id, request.api_key, request.api_version, data)
     if quota is not None and quota.finish(sum(len(p) for p in parts)) > 0:
         throttled = quota.throttled_response(request.body, data)
