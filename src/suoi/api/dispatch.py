@@ -220,8 +220,8 @@ def _encode(request: Request, data: ResponseData, quota: client_quotas.RequestQu
         cls = response_class(request.api_key, request.api_version)
         spliced = encode_spliced(request.correlation_id, cls, data)
         if quota is not None and quota.finish(sum(len(p) for p in spliced)) > 0:
-            throttled = SplicedResponse(quota.throttled_response(request.body, data.data), data.field)
-            spliced = encode_spliced(request.correlation_id, cls, throttled)
+            again = SplicedResponse(quota.throttled_response(request.body, data.data), data.field)
+            spliced = encode_spliced(request.correlation_id, cls, again)
             quota.mute()
         return spliced
     parts = encode_response_data(request.correlation_id, request.api_key, request.api_version, data)
