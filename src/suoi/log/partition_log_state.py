@@ -115,7 +115,12 @@ class LogState:
 
     @property
     def last_stable_offset(self) -> int:
-        """First offset of the oldest ongoing transaction, else the high watermark (KIP-98)."""
+        """First offset of the oldest ongoing transaction, else the high watermark (KIP-98).
+        Every Fetch answer carries it for every partition: with no transaction open (almost
+        always) it is the high watermark, without the scan of the producers' transactions."""
+        if not self.producer_state.ongoing_txns:
+            hw = self._high_watermark
+            return hw if hw >= self._log_start_offset else self._log_start_offset
         return txns.last_stable_offset(self.producer_state, self._high_watermark, self._log_start_offset)
 
     @property

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.partition.fetch import FetchPartition, FetchTopic, TopicReads
+    from suoi.partition.fetch import FetchTopic, PartitionFetch, TopicReads
     from suoi.partition.partition import ReadResult
 
 INVALID_SESSION_ID = 0
@@ -66,7 +66,7 @@ class CachedPartition:
 
     __slots__ = ("fetch", "high_watermark", "last_stable_offset", "log_start_offset", "topic", "topic_id")
 
-    def __init__(self, topic: str | None, topic_id: uuid.UUID | None, fetch: FetchPartition) -> None:
+    def __init__(self, topic: str | None, topic_id: uuid.UUID | None, fetch: PartitionFetch) -> None:
         self.topic = topic
         self.topic_id = topic_id
         self.fetch = fetch
@@ -261,7 +261,7 @@ def session_topics(session: FetchSession) -> list[FetchTopic]:
     """The session's partitions as `fetch_messages` reads them: runs of one topic, in session order."""
     topics: list[FetchTopic] = []
     last: Any = object()
-    current: list[FetchPartition] = []
+    current: list[PartitionFetch] = []
     for (key_topic, _), cached in session.partitions.items():
         if key_topic != last:
             last = key_topic

@@ -260,14 +260,18 @@ class Partition:
             if chosen != self.host.node_id:  # no records: the client goes to that replica
                 return self._result(ErrorCode.none, b"", [] if read_committed else None, preferred=chosen)
         plog = self.plog
+        hw, lso, log_start = plog.high_watermark, plog.last_stable_offset, plog.log_start_offset
+        if fetch_offset == (lso if read_committed else hw) and fetch_offset >= log_start:
+            # At the end of what it may read (a long-poll's usual read, and every partition of a
+            # consumer that has caught up): nothing to read, no aborted transaction in [offset, offset).
+            return ReadResult(ErrorCode.none, hw, lso, log_start, b"", [] if read_committed else None)
         data: Records = b""
         following = fetch_offset
         error = ErrorCode.none
         if max_bytes > 0 or min_one_batch:
             try:
-                max_offset = plog.last_stable_offset if read_committed else plog.high_watermark
-                data, following = plog.read_records(fetch_offset, max(max_bytes, 0), max_offset=max_offset,
-                                                    min_one_batch=min_one_batch, next_offset=read_committed)
+                data, following = plog.read_records(fetch_offset, max(max_bytes, 0), max_offset=lso if read_committed
+                                                    else hw, min_one_batch=min_one_batch, next_offset=read_committed)
             except LogError as exc:
                 error = ErrorCode(exc.error_code)
         aborted = None
