@@ -115,13 +115,17 @@ class LogState:
 
     @property
     def last_stable_offset(self) -> int:
-        """First offset of the oldest ongoing transaction, else the high watermark (KIP-98).
-        Every Fetch answer carries it for every partition: with no transaction open (almost
-        always) it is the high watermark, without the scan of the producers' transactions."""
+        """First offset of the oldest ongoing transaction, else the high watermark (KIP-98)."""
+        return self.fetch_offsets()[1]
+
+    def fetch_offsets(self) -> tuple[int, int, int]:
+        """(high watermark, last stable offset, log start): what a Fetch answer carries for a
+        partition, in one call (a read of every partition of every Fetch asks for all three).
+        With no transaction open (almost always) the LSO is the HW, without the producers' scan."""
+        hw, start = self._high_watermark, self._log_start_offset
         if not self.producer_state.ongoing_txns:
-            hw = self._high_watermark
-            return hw if hw >= self._log_start_offset else self._log_start_offset
-        return txns.last_stable_offset(self.producer_state, self._high_watermark, self._log_start_offset)
+            return hw, (hw if hw >= start else start), start
+        return hw, txns.last_stable_offset(self.producer_state, hw, start), start
 
     @property
     def size_in_bytes(self) -> int:

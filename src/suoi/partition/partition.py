@@ -260,7 +260,7 @@ class Partition:
             if chosen != self.host.node_id:  # no records: the client goes to that replica
                 return self._result(ErrorCode.none, b"", [] if read_committed else None, preferred=chosen)
         plog = self.plog
-        hw, lso, log_start = plog.high_watermark, plog.last_stable_offset, plog.log_start_offset
+        hw, lso, log_start = plog.fetch_offsets()  # a read does not move them
         if fetch_offset == (lso if read_committed else hw) and fetch_offset >= log_start:
             # At the end of what it may read (a long-poll's usual read, and every partition of a
             # consumer that has caught up): nothing to read, no aborted transaction in [offset, offset).
@@ -278,7 +278,7 @@ class Partition:
         if read_committed:
             aborted = [{"producer_id": t.producer_id, "first_offset": t.first_offset} for t in
                        plog.aborted_transactions(fetch_offset, following)]
-        return self._result(error, data, aborted)
+        return ReadResult(error, hw, lso, log_start, data, aborted, answer_now=bool(error))
 
     def _read_for_follower(self, replica_id: int, fetch_offset: int, max_bytes: int, last_fetched_epoch: int,
                            replica_log_start: int, min_one_batch: bool) -> ReadResult:
