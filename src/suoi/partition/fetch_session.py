@@ -243,6 +243,11 @@ class FetchContext:
             for index, r in results:
                 key = (key_topic, index)
                 cached = parts.get(key)
+                if cached is not None and not r.records and not r.error and r.preferred_read_replica < 0 and (
+                        r.high_watermark == cached.high_watermark and r.diverging_epoch is None
+                        and r.last_stable_offset == cached.last_stable_offset
+                        and r.log_start_offset == cached.log_start_offset):
+                    continue  # what `must_respond` would say, without a call: most partitions of most polls
                 if cached is None or cached.must_respond(r):
                     kept.append((index, r))
                     if r.records:
