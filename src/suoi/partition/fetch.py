@@ -111,7 +111,8 @@ class ParkedFetch(Pending[TopicReads]):
         if self._scheduled or self.done:
             return
         self._scheduled = True
-        self._directory.notifier.unpark(self, self._tps, replica=self._replica)
+        if len(self._tps) > 1:  # the one that woke it has left the notifier's table already
+            self._directory.notifier.unpark(self, self._tps, replica=self._replica)
         self._loop.call_soon(self._retry)
 
     def _retry(self) -> None:
