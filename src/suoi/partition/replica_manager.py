@@ -138,10 +138,13 @@ class ReplicaManager(PartitionDirectory):
         plog = logs.get_log(topic, partition)
         if plog is None and logs.is_offline(topic, partition):
             return None, ErrorCode.kafka_storage_error  # its log dir failed (KIP-858)
-        reg = self.kraft.image.partition(topic, partition)
+        # Every partition of every Produce and Fetch comes here: the image's lookups inline, and
+        # the key made by tuple.__new__ (a NamedTuple's own __new__ is a Python call).
+        topic_image = self.kraft.image.topics_by_name.get(topic)
+        reg = None if topic_image is None else topic_image.partitions.get(partition)
         if reg is None:
             return None, ErrorCode.unknown_topic_or_partition
-        tp = TopicPartition(topic, partition)
+        tp = tuple.__new__(TopicPartition, (topic, partition))
         if reg.leader == self.node_id and plog is not None:
             found = self.leaders.get(tp)
         elif follower_read and plog is not None:
