@@ -16,6 +16,7 @@ built by a step added to it (`Pending.then`), run when it is woken or times out;
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from suoi.api import raft_apis
@@ -59,7 +60,7 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
         reads = fetch_messages(directory, params, topics)
         if isinstance(reads, list):
             return _response(ctx, reads, params, 0)
-        return reads.then(lambda done: _response(ctx, done, params, 0))
+        return reads.then(partial(_response, ctx, params=params, session_id=0))  # no lambda frame per answer
     session = _session(directory, request, topics, params, session_id, epoch, version >= 13)
     if session.error:
         return {"throttle_time": 0, "error_code": session.error, "session_id": 0, "responses": []}
