@@ -139,12 +139,13 @@ class ReplicaManager(PartitionDirectory):
         if plog is None and logs.is_offline(topic, partition):
             return None, ErrorCode.kafka_storage_error  # its log dir failed (KIP-858)
         # Every partition of every Produce and Fetch comes here: the image's lookups inline, and
-        # the key made by tuple.__new__ (a NamedTuple's own __new__ is a Python call).
+        # the key a plain tuple, equal to the TopicPartition keys and hashed alike (building a
+        # NamedTuple is a Python call: 0.5 µs of a 2 µs lookup).
         topic_image = self.kraft.image.topics_by_name.get(topic)
         reg = None if topic_image is None else topic_image.partitions.get(partition)
         if reg is None:
             return None, ErrorCode.unknown_topic_or_partition
-        tp = tuple.__new__(TopicPartition, (topic, partition))
+        tp: TopicPartition = (topic, partition)  # type: ignore[assignment]
         if reg.leader == self.node_id and plog is not None:
             found = self.leaders.get(tp)
         elif follower_read and plog is not None:
