@@ -6,7 +6,10 @@ and cannot say where the time goes. Here a single-node KRaft broker runs on this
 main thread (on uvloop, with the collector settings of `suoi broker`) and a client process
 drives it over real loopback sockets: a consumer's Fetch (v12, max wait 500 ms) parked at
 the log end of one partition, then a Produce (v9, acks=1) of one 100 B record that wakes it;
-round after round, or paced with ``--rate``. The figure is the CPU time of the broker's
+round after round, or paced with ``--rate``. With ``--partitions 6`` the Fetch names 6
+partitions, as librdkafka's names every assigned one, and the Produces go round robin over them;
+``--session`` makes it a KIP-227 session's incremental Fetch (naming only the partition whose
+fetch offset moved), as the Java client sends. The figure is the CPU time of the broker's
 thread alone (`time.pthread_getcpuclockid`), per round; the client is another process, so
 neither its CPU nor a shared GIL is in the figure. With ``--profile`` the loop thread runs under
 cProfile for one more batch of rounds and the functions with the most own time per round are
@@ -27,12 +30,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import datetime
 import gc
 import io
 import json
 import os
 import pstats
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -44,10 +49,12 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_partition_path import TOPIC, single_node  # noqa: E402
-from bench_produce_wire import Rounds  # noqa: E402
+from bench_produce_wire import Conn, Rounds, produce_frame  # noqa: E402
 
 import suoi  # noqa: E402
 import suoi.cli.broker as cli_broker  # noqa: E402
+from suoi.protocol.codec import encode_request  # noqa: E402
+from suoi.protocol.records import build_batch  # noqa: E402
 
 
 def _loop_cpu(thread_id: int) -> Callable[[], float]:
@@ -98,7 +105,12 @@ class CheapRequests:
 
 def _client(port: int, args: argparse.Namespace) -> None:
     """The client process: rounds, with a marker line (answered "ok" on stdin) around each batch."""
-    rounds: Any = Rounds(port, TOPIC) if args.kind == "round" else CheapRequests(port, args.kind, args.in_flight)
+    if args.kind != "round":
+        rounds: Any = CheapRequests(port, args.kind, args.in_flight)
+    elif args.partitions > 1 or args.session:
+        rounds = ConsumerRounds(port, args.partitions, args.session)
+    else:
+        rounds = Rounds(port, TOPIC)
 
     def mark(what: str) -> None:
         print(what, flush=True)
@@ -126,7 +138,8 @@ def _drive(port: int, args: argparse.Namespace, cpu: Callable[[], float], native
     time (and start/stop the profiler) at its markers."""
     argv = [sys.executable, os.path.abspath(__file__), "--client-port", str(port), "--rounds", str(args.rounds),
             "--repeat", str(args.repeat), "--rate", str(args.rate), "--kind", args.kind,
-            "--in-flight", str(args.in_flight)] + (["--profile"] if args.profile else [])
+            "--in-flight", str(args.in_flight), "--partitions", str(args.partitions)] + (
+                ["--profile"] if args.profile else []) + (["--session"] if args.session else [])
     profiler = None
     try:
         with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as client:
@@ -155,6 +168,59 @@ def _drive(port: int, args: argparse.Namespace, cpu: Callable[[], float], native
                 client.stdin.flush()
     finally:
         loop.call_soon_threadsafe(results["done"].set)
+
+
+class ConsumerRounds(Rounds):
+    """`Rounds` with a consumer's Fetch of `partitions` partitions (offsets at their log ends),
+    sessionless or in a KIP-227 session; each round's Produce goes to the next partition."""
+
+    def __init__(self, port: int, partitions: int, session: bool) -> None:  # Rounds' own __init__ is not called: other frames
+        from kio.schema.produce.v9.response import ProduceResponse
+
+        from suoi.protocol.codec import decode_response
+        self.produce, self.fetch = Conn(port), Conn(port)
+        self.batch = build_batch([(None, b"y" * 100)], timestamp_ms=int(time.time() * 1000))
+        self.partitions, self.cid, self.turn = partitions, 0, 0
+        self.produce.send(produce_frame(TOPIC, list(range(partitions)), self.batch, cid=0))
+        answer = decode_response(self.produce.recv(), ProduceResponse)
+        self.offsets = {int(p.index): int(p.base_offset) + 1 for p in answer.responses[0].partition_responses}
+        self.session_id, self.epoch, self.changed = 0, -1, list(self.offsets)
+        if session:  # a full fetch that opens the session (max wait 0: it answers at once)
+            self.fetch.send(self._fetch_frame(0, 0, wait_ms=0))
+            frame = self.fetch.recv()
+            (self.session_id,) = struct.unpack_from(">i", frame, 11)  # after cid, tags, throttle, error
+            assert self.session_id, "the broker opened no fetch session"
+            self.epoch, self.changed = 1, []
+
+    def _fetch_frame(self, cid: int, epoch: int, wait_ms: int = 500) -> bytes:
+        from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
+        from kio.static.primitive import i32
+
+        named = sorted(self.offsets) if epoch <= 0 else self.changed
+        topics = (FetchTopic(topic=TOPIC, partitions=tuple(FetchPartition(
+            partition=i32(p), current_leader_epoch=i32(-1), fetch_offset=self.offsets[p], last_fetched_epoch=i32(-1),
+            log_start_offset=-1, partition_max_bytes=i32(1 << 20)) for p in named)),) if named else ()
+        return encode_request(cid, "bench", FetchRequest(
+            cluster_id=None, replica_id=i32(-1), max_wait=datetime.timedelta(milliseconds=wait_ms), min_bytes=i32(1),
+            max_bytes=i32(1 << 20), isolation_level=0, session_id=i32(self.session_id), session_epoch=i32(epoch),
+            topics=topics, forgotten_topics_data=(), rack_id=""))
+
+    def one(self) -> float:
+        """One round; its latency (produce written -> fetch answer read) in seconds."""
+        self.cid += 2
+        target = self.turn % self.partitions
+        self.turn += 1
+        self.fetch.send(self._fetch_frame(self.cid, self.epoch))
+        t0 = time.perf_counter()
+        self.produce.send(produce_frame(TOPIC, [target], self.batch, cid=self.cid + 1))
+        self.produce.recv()
+        answer = self.fetch.recv()
+        if answer[9:11] != b"\0\0":
+            raise SystemExit(f"Fetch error {struct.unpack_from('>h', answer, 9)[0]}")
+        self.offsets[target] += 1
+        if self.epoch > 0:
+            self.epoch, self.changed = self.epoch + 1, [target]
+        return time.perf_counter() - t0
 
 
 def _run(rounds: Rounds, n: int, rate: int) -> list[float]:
@@ -319,8 +385,9 @@ async def main(args: argparse.Namespace) -> None:
         raise SystemExit("no rounds were measured (see the log above)")
     lat = sorted(results["latency"])
     print(f"suoi from {suoi.__file__}, loop {type(loop).__module__}; {args.repeat} x {args.rounds} rounds"
-          + (f" paced at {args.rate}/s" if args.rate else " back to back")
-          + ("" if args.kind == "round" else f"; a round is {args.in_flight} {args.kind} request(s) in flight"))
+          + (f", Fetch of {args.partitions} partition(s){' in a session' if args.session else ''}"
+             if args.kind == "round" else f"; a round is {args.in_flight} {args.kind} request(s) in flight")
+          + (f" paced at {args.rate}/s" if args.rate else " back to back"))
     if args.kind != "round":
         per = [us / args.in_flight for us in cpu_us]
         print(f"  broker thread CPU per request: median {statistics.median(per):.2f} µs "
@@ -385,6 +452,8 @@ if __name__ == "__main__":
     ap.add_argument("--kind", choices=("round", "apiversions", "metadata"), default="round",
                     help="round: Fetch parked + Produce that wakes it; or --in-flight cheap requests a round")
     ap.add_argument("--in-flight", type=int, default=1, help="cheap requests written at once per round")
+    ap.add_argument("--partitions", type=int, default=1, help="partitions the consumer's Fetch names (<= 6)")
+    ap.add_argument("--session", action="store_true", help="the Fetch is a KIP-227 session's incremental one")
     ap.add_argument("--client-port", type=int, default=0, help=argparse.SUPPRESS)  # the client process
     parsed = ap.parse_args()
     if parsed.client_port:

@@ -29,12 +29,6 @@ class Waiter(Protocol):
         partition's table; it unparks from the others itself)."""
 
 
-def _wake(waiting: set[Waiter] | None) -> None:
-    if waiting:
-        for waiter in waiting:
-            waiter.wake()
-
-
 class AppendNotifier:
     def __init__(self) -> None:
         #: consumer fetches: woken by appends and by high watermark moves
@@ -63,13 +57,24 @@ class AppendNotifier:
                     del table[tp]
 
     def appended(self, tp: TopicPartition) -> None:
-        _wake(self._waiters.pop(tp, None))
-        _wake(self._replica_waiters.pop(tp, None))
+        # Every append calls this, mostly with nobody parked: the loops are inline (no call per table).
+        waiting = self._waiters.pop(tp, None)
+        if waiting:
+            for waiter in waiting:
+                waiter.wake()
+        if self._replica_waiters:
+            waiting = self._replica_waiters.pop(tp, None)
+            if waiting:
+                for waiter in waiting:
+                    waiter.wake()
 
     def high_watermark_moved(self, tp: TopicPartition) -> None:
         """Records below the new HW became readable for consumers (not for followers,
         which read up to the log end)."""
-        _wake(self._waiters.pop(tp, None))
+        waiting = self._waiters.pop(tp, None)
+        if waiting:
+            for waiter in waiting:
+                waiter.wake()
 
     @property
     def parked(self) -> int:

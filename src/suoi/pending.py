@@ -77,7 +77,13 @@ class Pending(Generic[T]):
             return
         self.done = True
         for step, on_error in self._steps:
-            value, exc = _apply(step, on_error, value, exc)
+            if exc is None:  # the usual case inline (`_apply` would cost a call per layer)
+                try:
+                    value = step(value)
+                except Exception as raised:
+                    value, exc = None, raised
+            else:
+                value, exc = _apply(step, on_error, value, exc)
         self._steps = []
         sink = self._sink
         if sink is None:

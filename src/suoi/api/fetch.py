@@ -16,13 +16,14 @@ built by a step added to it (`Pending.then`), run when it is woken or times out;
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from suoi.api import raft_apis
 from suoi.api.registry import RequestContext, api
 from suoi.api.topics import partitions_of
 from suoi.model import ErrorCode
-from suoi.partition.fetch import FetchParams, FetchPartition, TopicReads
+from suoi.partition.fetch import FetchParams, FetchPartition, FetchTopic, TopicReads, fetch_messages
 from suoi.partition.fetch_session import FetchContext, new_context
 from suoi.protocol.codec import ms
 
@@ -36,43 +37,46 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     # the request to the quorum driver (api/raft_apis.py), which long-polls on its own.
     if raft_apis.is_metadata_fetch(request):
         return raft_apis.handle_metadata_fetch(ctx, request)
+    version = ctx.api_version
     state = getattr(request, "replica_state", None)  # v15+: the follower's id moved here
     params = FetchParams(
         max_bytes=request.max_bytes, min_bytes=request.min_bytes, max_wait_ms=ms(request.max_wait),
         replica_id=int(state.replica_id if state is not None else getattr(request, "replica_id", -1)),
         read_committed=getattr(request, "isolation_level", 0) == READ_COMMITTED,
-        client_rack=str(getattr(request, "rack_id", "") or ""), follower_reads=ctx.api_version >= 11)
-    topics = [(getattr(t, "topic", None), getattr(t, "topic_id", None), [
-        FetchPartition(p.partition, p.fetch_offset, p.partition_max_bytes, getattr(p, "current_leader_epoch", -1),
-                       getattr(p, "last_fetched_epoch", -1), getattr(p, "log_start_offset", -1))
-        for p in t.partitions]) for t in request.topics]
+        client_rack=str(getattr(request, "rack_id", "") or ""), follower_reads=version >= 11)
+    topics: list[FetchTopic]
+    if version >= 12:  # kio's partitions carry every field the read takes, under the same names: no copy
+        topics = [(getattr(t, "topic", None), getattr(t, "topic_id", None), t.partitions) for t in request.topics]
+    else:
+        topics = [(t.topic, None, [
+            FetchPartition(p.partition, p.fetch_offset, p.partition_max_bytes, getattr(p, "current_leader_epoch", -1),
+                           -1, getattr(p, "log_start_offset", -1))
+            for p in t.partitions]) for t in request.topics]
     directory = partitions_of(ctx.services)
-    session = _session(directory, request, topics, params, ctx.api_version >= 13)
-    if session is None:  # sessionless (librdkafka, aiokafka, kafkajs, Fetch < v7): no session work at all
-        reads = directory.fetch_messages(params, topics)
+    session_id = getattr(request, "session_id", 0)
+    epoch = getattr(request, "session_epoch", -1)
+    if (session_id == 0 and epoch == -1) or directory.fetch_sessions is None:
+        # sessionless (librdkafka, aiokafka, kafkajs, Fetch < v7): no session work at all
+        reads = fetch_messages(directory, params, topics)
         if isinstance(reads, list):
             return _response(ctx, reads, params, 0)
-        return reads.then(lambda done: _response(ctx, done, params, 0))
+        return reads.then(partial(_response, ctx, params=params, session_id=0))  # no lambda frame per answer
+    session = _session(directory, request, topics, params, session_id, epoch, version >= 13)
     if session.error:
         return {"throttle_time": 0, "error_code": session.error, "session_id": 0, "responses": []}
-    reads = directory.fetch_messages(params, session.topics)
+    reads = fetch_messages(directory, params, session.topics)
     if isinstance(reads, list):
         return _response(ctx, session.respond(reads), params, session.session_id)
     return reads.then(lambda done: _response(ctx, session.respond(done), params, session.session_id))
 
 
-def _session(directory: Any, request: Any, topics: list[Any], params: FetchParams,
-             uses_ids: bool) -> FetchContext | None:
-    """The request's fetch session context; None for a sessionless fetch (session 0, epoch -1)."""
-    session_id = getattr(request, "session_id", 0)
-    epoch = getattr(request, "session_epoch", -1)
-    cache = directory.fetch_sessions
-    if cache is None or (session_id == 0 and epoch == -1):
-        return None
+def _session(directory: Any, request: Any, topics: list[FetchTopic], params: FetchParams, session_id: int,
+             epoch: int, uses_ids: bool) -> FetchContext:
+    """The request's fetch session context (Kafka's FetchManager.newContext)."""
     forgotten = [(f.topic_id if uses_ids else f.topic, int(p))
                  for f in request.forgotten_topics_data for p in f.partitions]
-    return new_context(cache, session_id, epoch, privileged=params.replica_id >= 0, uses_topic_ids=uses_ids,
-                       requested=topics, forgotten=forgotten, now_ms=directory.now_ms())
+    return new_context(directory.fetch_sessions, session_id, epoch, privileged=params.replica_id >= 0,
+                       uses_topic_ids=uses_ids, requested=topics, forgotten=forgotten, now_ms=directory.now_ms())
 
 
 def _response(ctx: RequestContext, reads: TopicReads, params: FetchParams, session_id: int) -> dict[str, Any]:

@@ -117,7 +117,16 @@ class LogState:
     @property
     def last_stable_offset(self) -> int:
         """First offset of the oldest ongoing transaction, else the high watermark (KIP-98)."""
-        return txns.last_stable_offset(self.producer_state, self._high_watermark, self._log_start_offset)
+        return self.fetch_offsets()[1]
+
+    def fetch_offsets(self) -> tuple[int, int, int]:
+        """(high watermark, last stable offset, log start): what a Fetch answer carries for a
+        partition, in one call (a read of every partition of every Fetch asks for all three).
+        With no transaction open (almost always) the LSO is the HW, without the producers' scan."""
+        hw, start = self._high_watermark, self._log_start_offset
+        if not self.producer_state.ongoing_txns:
+            return hw, (hw if hw >= start else start), start
+        return hw, txns.last_stable_offset(self.producer_state, hw, start), start
 
     @property
     def size_in_bytes(self) -> int:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from suoi.model import ErrorCode, TopicPartition
 from suoi.partition.partition import NO_EPOCH_CHECK, ReadResult
@@ -42,18 +43,38 @@ class FetchParams:
     follower_reads: bool = False  # Fetch v11+: KIP-392 redirection and reads from followers
 
 
+class PartitionFetch(Protocol):
+    """One requested partition, as `_read_all` reads it: a `FetchPartition`, or kio's request
+    entity itself (Fetch v12+ has every field, under these names: no copy per partition)."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def fetch_offset(self) -> int: ...
+    @property
+    def partition_max_bytes(self) -> int: ...
+    @property
+    def current_leader_epoch(self) -> int: ...
+    @property
+    def last_fetched_epoch(self) -> int: ...
+    @property
+    def log_start_offset(self) -> int: ...
+
+
 @dataclass(slots=True)
 class FetchPartition:
+    """A requested partition of a Fetch older than v12 (kio's lacks fields the read takes)."""
+
     partition: int
     fetch_offset: int
-    max_bytes: int
+    partition_max_bytes: int
     current_leader_epoch: int = NO_EPOCH_CHECK
     last_fetched_epoch: int = -1
     log_start_offset: int = -1  # a follower's own log start
 
 
 #: (topic name or None, topic id or None, partitions) as requested
-FetchTopic = tuple[str | None, uuid.UUID | None, list[FetchPartition]]
+FetchTopic = tuple[str | None, uuid.UUID | None, Sequence[PartitionFetch]]
 #: the same topics with one `ReadResult` per partition index
 TopicReads = list[tuple[str | None, uuid.UUID | None, list[tuple[int, ReadResult]]]]
 
@@ -90,7 +111,8 @@ class ParkedFetch(Pending[TopicReads]):
         if self._scheduled or self.done:
             return
         self._scheduled = True
-        self._directory.notifier.unpark(self, self._tps, replica=self._replica)
+        if len(self._tps) > 1:  # the one that woke it has left the notifier's table already
+            self._directory.notifier.unpark(self, self._tps, replica=self._replica)
         self._loop.call_soon(self._retry)
 
     def _retry(self) -> None:
@@ -145,27 +167,31 @@ def _read_all(directory: PartitionDirectory, params: FetchParams,
     replica_id, read_committed, rack, follower_reads = (params.replica_id, params.read_committed, params.client_rack,
                                                         params.follower_reads)
     consumer_follower_read = replica_id < 0 and follower_reads
+    get_partition = directory.get_partition
     for name, topic_id, partitions in topics:
         resolved = name if name is not None else directory.topic_name(topic_id)
         results: list[tuple[int, ReadResult]] = []
         for p in partitions:
+            index = p.partition
             if resolved is None:
                 result = ReadResult(ErrorCode.unknown_topic_id, answer_now=True)
             else:
-                partition, error = directory.get_partition(resolved, p.partition, follower_read=consumer_follower_read)
+                partition, error = get_partition(resolved, index, follower_read=consumer_follower_read)
                 if partition is None:
                     result = ReadResult(error, answer_now=True)
                 else:
                     tps.append(partition.tp)
                     result = partition.read(
-                        p.fetch_offset, min(p.max_bytes, budget), read_committed=read_committed, replica_id=replica_id,
-                        client_rack=rack, current_leader_epoch=p.current_leader_epoch,
+                        p.fetch_offset, min(p.partition_max_bytes, budget), read_committed=read_committed,
+                        replica_id=replica_id, client_rack=rack, current_leader_epoch=p.current_leader_epoch,
                         last_fetched_epoch=p.last_fetched_epoch, replica_log_start=p.log_start_offset,
                         min_one_batch=total == 0, follower_reads=follower_reads)
-            answer_now = answer_now or result.answer_now
+            if result.answer_now:
+                answer_now = True
             size = len(result.records)
-            total += size
-            budget -= size
-            results.append((p.partition, result))
+            if size:
+                total += size
+                budget -= size
+            results.append((index, result))
         out.append((name, topic_id, results))
     return out, total, tps, answer_now

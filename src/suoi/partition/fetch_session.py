@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
-    from suoi.partition.fetch import FetchPartition, FetchTopic, TopicReads
+    from suoi.partition.fetch import FetchTopic, PartitionFetch, TopicReads
     from suoi.partition.partition import ReadResult
 
 INVALID_SESSION_ID = 0
@@ -66,7 +66,7 @@ class CachedPartition:
 
     __slots__ = ("fetch", "high_watermark", "last_stable_offset", "log_start_offset", "topic", "topic_id")
 
-    def __init__(self, topic: str | None, topic_id: uuid.UUID | None, fetch: FetchPartition) -> None:
+    def __init__(self, topic: str | None, topic_id: uuid.UUID | None, fetch: PartitionFetch) -> None:
         self.topic = topic
         self.topic_id = topic_id
         self.fetch = fetch
@@ -243,6 +243,11 @@ class FetchContext:
             for index, r in results:
                 key = (key_topic, index)
                 cached = parts.get(key)
+                if cached is not None and not r.records and not r.error and r.preferred_read_replica < 0 and (
+                        r.high_watermark == cached.high_watermark and r.diverging_epoch is None
+                        and r.last_stable_offset == cached.last_stable_offset
+                        and r.log_start_offset == cached.log_start_offset):
+                    continue  # what `must_respond` would say, without a call: most partitions of most polls
                 if cached is None or cached.must_respond(r):
                     kept.append((index, r))
                     if r.records:
@@ -261,7 +266,7 @@ def session_topics(session: FetchSession) -> list[FetchTopic]:
     """The session's partitions as `fetch_messages` reads them: runs of one topic, in session order."""
     topics: list[FetchTopic] = []
     last: Any = object()
-    current: list[FetchPartition] = []
+    current: list[PartitionFetch] = []
     for (key_topic, _), cached in session.partitions.items():
         if key_topic != last:
             last = key_topic

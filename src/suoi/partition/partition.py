@@ -300,21 +300,25 @@ class Partition:
             if chosen != self.host.node_id:  # no records: the client goes to that replica
                 return self._result(ErrorCode.none, b"", [] if read_committed else None, preferred=chosen)
         plog = self.plog
+        hw, lso, log_start = plog.fetch_offsets()  # a read does not move them
+        if fetch_offset == (lso if read_committed else hw) and fetch_offset >= log_start:
+            # At the end of what it may read (a long-poll's usual read, and every partition of a
+            # consumer that has caught up): nothing to read, no aborted transaction in [offset, offset).
+            return ReadResult(ErrorCode.none, hw, lso, log_start, b"", [] if read_committed else None)
         data: Records = b""
         following = fetch_offset
         error = ErrorCode.none
         if max_bytes > 0 or min_one_batch:
             try:
-                max_offset = plog.last_stable_offset if read_committed else plog.high_watermark
-                data, following = plog.read_records(fetch_offset, max(max_bytes, 0), max_offset=max_offset,
-                                                    min_one_batch=min_one_batch, next_offset=read_committed)
+                data, following = plog.read_records(fetch_offset, max(max_bytes, 0), max_offset=lso if read_committed
+                                                    else hw, min_one_batch=min_one_batch, next_offset=read_committed)
             except LogError as exc:
                 error = ErrorCode(exc.error_code)
         aborted = None
         if read_committed:
             aborted = [{"producer_id": t.producer_id, "first_offset": t.first_offset} for t in
                        plog.aborted_transactions(fetch_offset, following)]
-        return self._result(error, data, aborted)
+        return ReadResult(error, hw, lso, log_start, data, aborted, answer_now=bool(error))
 
     def _read_for_follower(self, replica_id: int, fetch_offset: int, max_bytes: int, last_fetched_epoch: int,
                            replica_log_start: int, min_one_batch: bool) -> ReadResult:

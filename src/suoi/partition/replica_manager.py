@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("suoi.replication")
 
-_new_tp = tuple.__new__  # a TopicPartition without NamedTuple's Python-level __new__ (every Produce/Fetch partition)
 
 #: Above this many leadership changes in one image change, one summary line replaces the per-partition ones.
 DETAILED_CHANGES = 20
@@ -140,10 +139,14 @@ class ReplicaManager(PartitionDirectory):
         plog = logs.get_log(topic, partition)
         if plog is None and logs.is_offline(topic, partition):
             return None, ErrorCode.kafka_storage_error  # its log dir failed (KIP-858)
-        reg = self.kraft.image.partition(topic, partition)
+        # Every partition of every Produce and Fetch comes here: the image's lookups inline, and
+        # the key a plain tuple, equal to the TopicPartition keys and hashed alike (building a
+        # NamedTuple is a Python call: 0.5 µs of a 2 µs lookup).
+        topic_image = self.kraft.image.topics_by_name.get(topic)
+        reg = None if topic_image is None else topic_image.partitions.get(partition)
         if reg is None:
             return None, ErrorCode.unknown_topic_or_partition
-        tp = _new_tp(TopicPartition, (topic, partition))
+        tp: TopicPartition = (topic, partition)  # type: ignore[assignment]
         if reg.leader == self.node_id and plog is not None:
             found = self.leaders.get(tp)
         elif follower_read and plog is not None:

@@ -134,7 +134,7 @@ def _compile(cls: type) -> Writer:
             tagged.append((tag, field))
         else:
             _field(src, field, flexible, local, writer_of=_any_writer, fixed=_INT_FIXED,
-                   nullable_fixed=_INT_NULLABLE_FIXED)
+                   nullable_fixed=_INT_NULLABLE_FIXED, dict_writer_of=dict_writer)
     if flexible:
         _tagged_fields(src, sorted(tagged, key=lambda t: t[0]), flexible, names.__getitem__)
     src.flush()

@@ -254,17 +254,24 @@ def _compile(cls: type) -> Writer:
 def _field(src: _Source, field: dataclasses.Field[Any], flexible: bool, value: str, *,
            writer_of: Callable[[type], Writer] = compiled_writer,
            fixed: dict[str, tuple[str, str]] = _FIXED, nullable_fixed: dict[str, tuple[str, str]] = _NULLABLE_FIXED,
-           ) -> None:
+           dict_writer_of: Callable[[type], Writer] | None = None) -> None:
     """The code writing one field whose value is the expression `value`. `writer_of` gives the
     writer of a nested entity, `fixed`/`nullable_fixed` the struct format and value expression
-    per fixed-width type (`compiled_dict_writer` passes its own: it writes from dicts)."""
+    per fixed-width type (`compiled_dict_writer` passes its own: it writes from dicts), and
+    `dict_writer_of` the writer an array's plain-dict elements go to straight (no call to
+    `writer_of`'s dispatch per element: one per partition of a Fetch answer)."""
     kind = classify_field(field)
     optional = is_optional(field)
     if isinstance(kind, EntityTupleField):
         sub = src.name("E", writer_of(kind.type_))
         src.piece(_INLINE_LENGTH[flexible].format(v=value))  # joined with the pieces before it
         src.line(f"v = {value}")
-        src.lines.append(f"if v:\n        for x in v: {sub}(buf, x)")
+        if dict_writer_of is None:
+            src.lines.append(f"if v:\n        for x in v: {sub}(buf, x)")
+        else:
+            plain, direct = src.name("T", dict), src.name("E", dict_writer_of(kind.type_))
+            src.lines.append(f"if v:\n        for x in v:\n            if type(x) is {plain}: {direct}(buf, x)"
+                             f"\n            else: {sub}(buf, x)")
         return
     if isinstance(kind, EntityField) and not optional:
         src.line(f"{src.name('E', writer_of(kind.type_))}(buf, {value})")

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kio.index import load_request_schema
@@ -237,11 +237,14 @@ def _only_partition(topics: Any, name_attr: str, index_attr: str) -> Any:
 
 def is_metadata_fetch(request: Any) -> bool:
     """True for a Fetch addressed (only) to ``__cluster_metadata``, by name or topic id."""
-    topics: tuple[Any, ...] = tuple(getattr(request, "topics", ()))
+    topics: Sequence[Any] = getattr(request, "topics", ())
     if len(topics) != 1:
         return False
     t = topics[0]
-    return getattr(t, "topic", None) == METADATA_TOPIC or getattr(t, "topic_id", None) == METADATA_TOPIC_ID
+    if getattr(t, "topic", None) == METADATA_TOPIC:
+        return True
+    topic_id = getattr(t, "topic_id", None)  # every consumer Fetch asks: no UUID.__eq__ call (Python) for it
+    return topic_id is not None and topic_id.int == METADATA_TOPIC_ID.int
 
 
 def request_from_kio(entity: Any) -> Message:
