@@ -1,8 +1,10 @@
 """Background scrubbing: re-check the batches of cold (sealed) segments at a bounded rate.
 
 Reads check what they serve, but data nobody reads can rot unnoticed until the one replica
-that still has it good is gone. The scrubber walks every sealed segment of every log, one
-slice (``budget`` bytes) per ``step``, with the same checks as the fetch path
+that still has it good is gone. The scrubber walks every segment of every log - the active one
+too, up to its size when the pass began (after a clean shutdown it is loaded from its indexes,
+not re-scanned, so rot in it would otherwise wait for a read) - one slice (``budget`` bytes)
+per ``step``, with the same checks as the fetch path
 (``batch_check``: framing, offsets, CRC32C) - re-checking bytes already verified too, since
 rot comes after a first check. A bad batch is remembered by its segment (reads then refuse
 it at once) and handed to the log's ``on_corrupt`` hook: in a replicated partition the
@@ -46,6 +48,10 @@ class _Cursor:
     segment: LogSegment
     position: int
     expected_offset: int
+    #: where this pass stops in the segment (its size when planned: appends after it wait for
+    #: the next pass) and the segment's `truncations` then (a cut segment is dropped from the pass)
+    limit: int
+    truncations: int
 
 
 class LogScrubber:
@@ -67,7 +73,7 @@ class LogScrubber:
                 self._todo.pop()
                 continue
             done += self._scan(cur, budget - done)
-            if cur.position >= cur.segment.size:
+            if cur.position >= cur.limit:
                 self._todo.pop()
                 if not self._todo:
                     self.stats.passes += 1
@@ -75,25 +81,27 @@ class LogScrubber:
         return done
 
     def _plan(self) -> list[_Cursor]:
-        """Every sealed segment of every log, first log's first segment last (popped first)."""
-        todo = [_Cursor(plog, seg, 0, seg.base_offset) for plog in self._logs() for seg in plog.segments[:-1]]
+        """Every segment of every log, first log's first segment last (popped first)."""
+        todo = [_Cursor(plog, seg, 0, seg.base_offset, seg.size, seg.truncations)
+                for plog in self._logs() for seg in plog.segments]
         todo.reverse()
         return todo
 
     @staticmethod
     def _still_there(cur: _Cursor) -> bool:
         seg = cur.segment
-        return seg.fd >= 0 and cur.position <= seg.size and any(s is seg for s in cur.plog.segments[:-1])
+        return (seg.fd >= 0 and seg.truncations == cur.truncations and cur.limit <= seg.size
+                and any(s is seg for s in cur.plog.segments))
 
     def _scan(self, cur: _Cursor, budget: int) -> int:
         seg = cur.segment
         start = cur.position
-        for pos, h, problem in scan_batches(seg.fd, start, seg.size, cur.expected_offset, strict=seg.contiguous,
+        for pos, h, problem in scan_batches(seg.fd, start, cur.limit, cur.expected_offset, strict=seg.contiguous,
                                             end_offset=seg.next_offset, chunk=max(budget, 64 * 1024)):
             if problem is not None or h is None:
                 self._found(cur.plog, seg, CorruptBatch(seg.log_path, pos, cur.expected_offset,
                                                         problem or "not a batch"))
-                cur.position = seg.size  # the rest of this segment waits for the repair
+                cur.position = cur.limit  # the rest of this segment waits for the repair
                 return pos - start
             seg.verified.add(pos, pos + h.size)
             self.stats.batches_checked += 1

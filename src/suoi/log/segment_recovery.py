@@ -87,6 +87,7 @@ class SegmentRecovery(SegmentLocate):
         With ``truncate=False`` (a sealed, flushed segment) nothing is cut: the first
         unreadable position is remembered as corrupt. Returns the number of bytes removed.
         """
+        self.truncations += 1
         self.offset_index.reset()
         self.time_index.reset()
         self._forget_recent()
@@ -133,6 +134,7 @@ class SegmentRecovery(SegmentLocate):
             return 0
         pos, cut = found  # ``cut``: where the batch at ``pos`` should start (it may be corrupt)
         self._forget_recent()
+        self.truncations += 1
         removed = self.size - pos
         self._file.truncate(pos)  # counted: a queued send of the bytes cut is not made
         self.size = pos

@@ -79,6 +79,10 @@ class SegmentState:
         self._bytes_since_index = 0
         #: Byte ranges whose batches were checked (appended here, or read and verified).
         self.verified = VerifiedRanges()
+        #: How many times the file was cut or re-scanned (`truncate_to`, `recover`): a scrubber
+        #: walking this segment across steps starts over rather than resume at a position that
+        #: may now fall inside another batch.
+        self.truncations = 0
         #: Bad batches found, by position (each is logged once).
         self.corrupt: dict[int, CorruptBatch] = {}
         #: Batches continue each other exactly (False for logs that were compacted: gaps).

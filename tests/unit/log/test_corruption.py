@@ -14,7 +14,7 @@ from suoi.log.batch_check import VerifiedRanges
 from suoi.log.errors import CorruptRecordError
 from suoi.log.partition_log import PartitionLog
 from suoi.protocol.records import HEADER_SIZE, iter_records
-from tests.unit.log.log_helpers import OpenLog, batch, batch_positions, flip
+from tests.unit.log.log_helpers import Clock, OpenLog, batch, batch_positions, flip
 
 CFG = {"segment_bytes": 1200, "index_interval_bytes": 150}
 N_BATCHES = 40  # of 3 records each
@@ -201,17 +201,17 @@ def test_scrubber_finds_rot_in_cold_segments_at_its_rate(open_log: OpenLog) -> N
     log.on_corrupt = lambda _log, bad: found.append(bad)
     stats = CorruptionStats()
     scrubber = LogScrubber(lambda: [log], stats)
-    sealed = sum(s.size for s in log.segments[:-1])
+    total = sum(s.size for s in log.segments)  # the active segment too
     budget = 300
     steps = 0
     while stats.passes == 0 and steps < 1000:
         checked = scrubber.step(budget)
         assert checked <= budget + max(s.size for s in log.segments)  # whole batches: at most one more
         steps += 1
-    assert stats.passes == 1 and steps > sealed // (2 * budget)
+    assert stats.passes == 1 and steps > total // (2 * budget)
     assert [(b.path, b.position, b.expected_offset) for b in found] == [(path, pos, base)]
     assert stats.corrupt_found == 1 and stats.batches_checked > 0
-    assert stats.bytes_checked == sealed - (log.segments[2].size - pos)  # all but the bad batch on
+    assert stats.bytes_checked == total - (log.segments[2].size - pos)  # all but the bad batch on
     assert log.first_corrupt() == found[0]
     with pytest.raises(CorruptRecordError):
         log.read(base, 1000)
@@ -220,6 +220,59 @@ def test_scrubber_finds_rot_in_cold_segments_at_its_rate(open_log: OpenLog) -> N
     while stats.passes == 1:
         scrubber.step(10_000)
     assert len(found) == 3 and stats.corrupt_found == 1
+
+
+def test_scrubber_checks_the_active_segment_and_drops_one_cut_under_it(open_log: OpenLog, clock: Clock) -> None:
+    """The active segment is scrubbed up to its size when the pass began (after a clean stop it
+    is loaded from its indexes, not re-scanned); a segment cut mid-pass (a follower's
+    truncation) is left for the next pass, never resumed at a position inside another batch."""
+    from suoi.log.batch_check import CorruptBatch
+    from suoi.log.config import LogConfig
+    from suoi.log.scrubber import CorruptionStats, LogScrubber
+
+    directory = _filled(open_log).directory
+    path = sorted(directory.glob("*.log"))[-1]
+    positions = batch_positions(path)
+    assert len(positions) >= 3
+    pos, base = positions[-1]
+    flip(path, pos + 70)
+
+    def reopen() -> PartitionLog:  # as after a clean shutdown (the marker): the last segment not re-scanned
+        return PartitionLog.open(directory, "t", 0, LogConfig(**CFG), now_ms=clock, clean=True)  # type: ignore[arg-type]
+
+    log = reopen()
+    try:
+        assert log.segments[-1].log_path == path and log.first_corrupt() is None  # not found at open
+        found: list[CorruptBatch] = []
+        log.on_corrupt = lambda _log, bad: found.append(bad)
+        stats = CorruptionStats()
+        scrubber = LogScrubber(lambda: [log], stats)
+        while stats.passes == 0:
+            scrubber.step(10_000)
+        assert [(b.path, b.position, b.expected_offset) for b in found] == [(path, pos, base)]
+    finally:
+        log.close()
+
+    # a pass inside the active segment when it is cut and written again: dropped, no false alarm
+    log = reopen()
+    try:
+        found = []
+        log.on_corrupt = lambda _log, bad: found.append(bad)
+        scrubber = LogScrubber(lambda: [log], CorruptionStats())
+        first_end = positions[1][0]
+        for _ in range(1000):
+            if any(c.segment is log.segments[-1] and c.position > 0 for c in scrubber._todo):
+                break
+            scrubber.step(first_end)
+        else:
+            raise AssertionError("the scrubber never got into the active segment")
+        log.truncate_to(positions[0][1] + 1, force=True)  # a follower's truncation: the first batch stays
+        log.append(batch(7, payload=33, tag=99))  # a batch of another size where the scrubber stopped
+        for _ in range(200):
+            scrubber.step(10_000)
+        assert found == []
+    finally:
+        log.close()
 
 
 def test_log_manager_counts_known_bad_batches_and_compaction_relaxes_contiguity(tmp_path: Path) -> None:
