@@ -21,7 +21,7 @@ import importlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from suoi.api.alter_replica_log_dirs import start_move
@@ -29,22 +29,20 @@ from suoi.api.dispatch import dispatch
 from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import CLIENT_LISTENER, CURRENT_REQUEST
 from suoi.authorizer import authorizer_from_config
+from suoi.broker_settings import _LiveValues, coordinator_config_from, log_config_from, txn_config_from
 from suoi.client_telemetry import ClientTelemetry
 from suoi.cluster.bootstrap import discover_voters
 from suoi.cluster.kraft import KRaftServices
 from suoi.cluster.migration import StandaloneMigration
 from suoi.cluster.settings import IMPLICIT_SINGLE_NODE_DEFAULTS, KRaftSettings, storage_layout
-from suoi.config import KNOWN, BrokerConfig, Listener
-from suoi.coordinator.group.types import GroupConfig
-from suoi.coordinator.group_coordinator import CoordinatorConfig, GroupCoordinator
-from suoi.coordinator.txn import TxnConfig
+from suoi.config import BrokerConfig, Listener
+from suoi.coordinator.group_coordinator import GroupCoordinator
 from suoi.coordinator.txn.producer_ids import ControllerProducerIdManager, controller_block_requester
-from suoi.coordinator.txn_coordinator import TransactionCoordinator, TxnCoordinatorConfig
+from suoi.coordinator.txn_coordinator import TransactionCoordinator
 from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.http.admin import AdminSettings, MetricsRecorder
 from suoi.http.sockets import listen_socket
 from suoi.log.cleaner import LogCleaner
-from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
 from suoi.log.handles import configure as configure_file_handles
 from suoi.log.log_dirs import probe_log_dirs
 from suoi.log.manager import LogManager
@@ -82,43 +80,6 @@ ADMIN_LOAD_WAIT_S = 2.0
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def log_config_from(cfg: BrokerConfig) -> LogConfig:
-    """Broker-wide topic-config defaults, through the log layer's one broker->topic mapping
-    (so `log.retention.ms` beats `.minutes` beats `.hours`, as in Kafka)."""
-    names = (*BROKER_TO_TOPIC_CONFIG, "log.retention.minutes", "log.retention.hours", "log.roll.hours")
-    props = {name: str(cfg.get(name)) for name in names if name in KNOWN and cfg.get(name) is not None}
-    base = LogConfig.from_broker_configs(props)
-    return dataclasses.replace(base, producer_id_expiration_ms=cfg.get_int("producer.id.expiration.ms"))
-
-
-def coordinator_config_from(cfg: BrokerConfig) -> CoordinatorConfig:
-    return CoordinatorConfig(
-        offsets_partitions=cfg.get_int("offsets.topic.num.partitions"),
-        offsets_segment_bytes=cfg.get_int("offsets.topic.segment.bytes"),
-        offsets_retention_ms=cfg.get_int("offsets.retention.minutes") * 60_000,
-        offsets_retention_check_ms=cfg.get_int("offsets.retention.check.interval.ms"),
-        offset_metadata_max_bytes=cfg.get_int("offset.metadata.max.bytes"),
-        group=GroupConfig(
-            min_session_timeout_ms=cfg.get_int("group.min.session.timeout.ms"),
-            max_session_timeout_ms=cfg.get_int("group.max.session.timeout.ms"),
-            initial_rebalance_delay_ms=cfg.get_int("group.initial.rebalance.delay.ms"),
-            max_size=cfg.optional_int("group.max.size"),
-        ),
-    )
-
-
-def txn_config_from(cfg: BrokerConfig) -> TxnCoordinatorConfig:
-    return TxnCoordinatorConfig(
-        state_partitions=cfg.get_int("transaction.state.log.num.partitions"),
-        state_segment_bytes=cfg.get_int("transaction.state.log.segment.bytes"),
-        txn=TxnConfig(
-            max_timeout_ms=cfg.get_int("transaction.max.timeout.ms"),
-            id_expiration_ms=cfg.get_int("transactional.id.expiration.ms"),
-        ),
-    )
-
 
 
 class LocalPeer:
@@ -516,19 +477,3 @@ class Broker:
                     self.logs.checkpoint_recovery_points()
             except Exception:
                 log.exception("scheduled flush failed")
-
-
-class _LiveValues(Mapping[str, object]):
-    """The node's current config values (static + dynamic), read at each lookup."""
-
-    def __init__(self, broker: Broker) -> None:
-        self._broker = broker
-
-    def __getitem__(self, key: str) -> object:
-        return self._broker.config.values[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._broker.config.values)
-
-    def __len__(self) -> int:
-        return len(self._broker.config.values)

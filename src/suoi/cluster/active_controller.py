@@ -22,7 +22,7 @@ from suoi.controller.records import Listener
 from suoi.model.errors import NotControllerError
 
 if TYPE_CHECKING:
-    from suoi.cluster.kraft import KRaftServices
+    from suoi.cluster.runtime_protocol import KRaftRuntime
     from suoi.node import Node
 
 __all__ = ["all_endpoints_refuse", "bootstrap_metadata", "controller_config", "controller_ticks"]
@@ -59,7 +59,7 @@ def controller_config(node: Node, settings: KRaftSettings) -> ControllerConfig:
     )
 
 
-async def bootstrap_metadata(kraft: KRaftServices) -> None:
+async def bootstrap_metadata(kraft: KRaftRuntime) -> None:
     """A new metadata log gets its finalized feature levels (metadata.version) first, with the
     SCRAM credentials of `suoi storage format --add-scram` (KIP-900), then a standalone data
     dir's topics (`suoi.cluster.migration`)."""
@@ -72,7 +72,7 @@ async def bootstrap_metadata(kraft: KRaftServices) -> None:
         log.info("bootstrap feature levels not written: %s", exc)
 
 
-async def controller_ticks(kraft: KRaftServices) -> None:
+async def controller_ticks(kraft: KRaftRuntime) -> None:
     """Tick the active controller, whichever it is at the time, until the node stops; a tick
     that raises drops the controller (it is rebuilt from the committed image when leading)."""
     while not kraft.stopping:

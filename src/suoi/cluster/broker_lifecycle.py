@@ -21,7 +21,7 @@ from suoi.model import ErrorCode
 from suoi.model.errors import NotControllerError
 
 if TYPE_CHECKING:
-    from suoi.cluster.kraft import KRaftServices
+    from suoi.cluster.runtime_protocol import KRaftRuntime
 
 __all__ = ["controlled_shutdown", "report_lost_replicas", "run_lifecycle"]
 
@@ -37,7 +37,7 @@ SHUTDOWN_HEARTBEAT_TIMEOUT_S = 2.0
 CONTROLLED_SHUTDOWN_APPLY_S = 5.0
 
 
-async def run_lifecycle(kraft: KRaftServices) -> None:
+async def run_lifecycle(kraft: KRaftRuntime) -> None:
     """Register (again, after the controller forgot this broker's epoch), then heartbeat every
     broker.heartbeat.interval.ms, following the fenced state the controller answers."""
     interval = kraft.settings.heartbeat_interval_ms / 1000
@@ -74,7 +74,7 @@ async def run_lifecycle(kraft: KRaftServices) -> None:
         await asyncio.sleep(interval)
 
 
-async def report_lost_replicas(kraft: KRaftServices, partitions: list[tuple[str, int]]) -> None:
+async def report_lost_replicas(kraft: KRaftRuntime, partitions: list[tuple[str, int]]) -> None:
     """KIP-858: replicas whose log dir failed; the controller moves leadership and ISR
     membership away from this broker (retried until it answers, bounded)."""
     try:
@@ -88,7 +88,7 @@ async def report_lost_replicas(kraft: KRaftServices, partitions: list[tuple[str,
         log.info("reported %d lost replicas to the controller", len(partitions))
 
 
-async def controlled_shutdown(kraft: KRaftServices) -> bool:
+async def controlled_shutdown(kraft: KRaftRuntime) -> bool:
     """Kafka's controlled shutdown (KIP-631): BrokerHeartbeats with want_shutdown until the
     controller answers should_shut_down -- it has moved every leadership away from this broker
     and taken it out of the ISRs, then fenced it -- and then until this node's *applied* image

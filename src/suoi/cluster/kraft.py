@@ -400,7 +400,9 @@ class KRaftServices:
             controller.connection_lost(broker_id, broker_epoch, self.broker.now_ms(), refused=True)
 
     # -- the broker's registration and heartbeats --------------------------------------
-    def _listeners(self) -> list[tuple[str, str, int]]:
+    def registration_listeners(self) -> list[tuple[str, str, int]]:
+        """(name, host, port) of each advertised listener but the controller's: what this broker
+        registers (`rpc.registration_request`)."""
         ctl = self.settings.controller_listener
         return [(a.name, a.host, a.port) for a in self.broker.advertised if a.name != ctl]
 

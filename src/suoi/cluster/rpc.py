@@ -14,22 +14,22 @@ from kio.static.primitive import i16, i64, u16
 from suoi.config_security import SECURITY_PROTOCOL_IDS, listener_protocol
 
 if TYPE_CHECKING:
-    from suoi.cluster.kraft import KRaftServices
+    from suoi.cluster.runtime_protocol import KRaftRuntime
 
 
-def registration_request(kraft: KRaftServices) -> BrokerRegistrationRequest:
+def registration_request(kraft: KRaftRuntime) -> BrokerRegistrationRequest:
     """Each advertised listener with its security protocol (``listener.security.protocol.map``),
     as Kafka's broker registers them."""
     values = kraft.broker.config.values
     return BrokerRegistrationRequest(
         broker_id=BrokerId(kraft.node_id), cluster_id=kraft.broker.cluster_id, incarnation_id=kraft.incarnation_id,
         listeners=tuple(RegistrationListener(name=n, host=h, port=u16(p), security_protocol=i16(
-            SECURITY_PROTOCOL_IDS[listener_protocol(values, n)])) for n, h, p in kraft._listeners()),
+            SECURITY_PROTOCOL_IDS[listener_protocol(values, n)])) for n, h, p in kraft.registration_listeners()),
         features=(), rack=kraft.settings.rack, log_dirs=(), previous_broker_epoch=i64(-1),
     )
 
 
-def heartbeat_request(kraft: KRaftServices, *, want_shutdown: bool) -> BrokerHeartbeatRequest:
+def heartbeat_request(kraft: KRaftRuntime, *, want_shutdown: bool) -> BrokerHeartbeatRequest:
     return BrokerHeartbeatRequest(
         broker_id=BrokerId(kraft.node_id), broker_epoch=i64(kraft.broker_epoch),
         current_metadata_offset=i64(kraft.image.offset), want_fence=False, want_shut_down=want_shutdown,
@@ -37,7 +37,7 @@ def heartbeat_request(kraft: KRaftServices, *, want_shutdown: bool) -> BrokerHea
     )
 
 
-def lost_replicas_request(kraft: KRaftServices, partitions: list[tuple[str, int]]) -> Any:
+def lost_replicas_request(kraft: KRaftRuntime, partitions: list[tuple[str, int]]) -> Any:
     """AssignReplicasToDirs putting ``partitions`` in Kafka's LOST directory: their log dir failed
     (KIP-858), so the controller moves their leadership and ISR membership away from this broker."""
     from kio.schema.assign_replicas_to_dirs.v0.request import (

@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, Any
 from suoi.api.dispatch import Parts, ProtocolViolation, dispatch
 from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import REGISTRY
+from suoi.net.admission import HOL_LOG_INTERVAL_S, ConnectionAdmission
 from suoi.net.file_send import FileSender, materialize
 from suoi.pending import Pending
 from suoi.protocol.file_records import FileRegion
 from suoi.protocol.framing import FrameDecoder, FrameError
 from suoi.security.listeners import ListenerSecurity
-from suoi.security.principal import ANONYMOUS, PrincipalMappingError, certificate_dn
+from suoi.security.principal import ANONYMOUS
 
 if TYPE_CHECKING:
     from suoi.services import Services
@@ -51,10 +52,7 @@ _NO_RESPONSE = object()
 #: A replication-path answer (Fetch, OffsetsForLeaderEpoch) ready but held this long behind an
 #: earlier, unfinished answer on its connection is logged: head-of-line blocking.
 HOL_WARN_S = 1.0
-HOL_LOG_INTERVAL_S = 60.0
 _FETCH_KEYS = frozenset({1, 23})  # Fetch, OffsetsForLeaderEpoch
-#: What a client may send on a SASL listener before it has authenticated.
-_PRE_AUTH_KEYS = frozenset({18, 17, 36})  # ApiVersions, SaslHandshake, SaslAuthenticate
 #: A connection that has handled requests for this long in one go stops reading and lets the loop
 #: serve the others before it goes on (`_handle_frames`). Without it a connection with a backlog
 #: (a producer the node fell behind) held the loop for seconds: libuv reads up to 32 x 256 KB per
@@ -62,7 +60,6 @@ _PRE_AUTH_KEYS = frozenset({18, 17, 36})  # ApiVersions, SaslHandshake, SaslAuth
 #: Fetch, the admin endpoint) waited that long.
 YIELD_AFTER_S = 0.002
 _PLAINTEXT = ListenerSecurity("PLAINTEXT", "PLAINTEXT")
-_REFUSALS_LOGGED: dict[str, float] = {}  # ip -> loop time a refused connection from it was last logged
 
 
 class _Entry:
@@ -80,7 +77,7 @@ class _Entry:
         self.ready_at = ready_at
 
 
-class KafkaConnection(asyncio.Protocol):
+class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
     def __init__(self, broker: Services, max_request_size: int, role: ListenerRole = ListenerRole.CLIENT,
                  security: ListenerSecurity = _PLAINTEXT) -> None:
         self._broker = broker
@@ -135,79 +132,11 @@ class KafkaConnection(asyncio.Protocol):
             return
         self._broker.connections.add(self)
 
-    def _tls_principal(self, transport: asyncio.BaseTransport) -> bool:
-        """Name an mTLS client by its certificate (ssl.principal.mapping.rules); False if refused."""
-        ssl_object = transport.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        if not der:
-            return True
-        mapper = self.security.principal_mapper
-        try:
-            dn = certificate_dn(der)
-            self.principal = mapper.principal(dn) if mapper is not None else f"User:{dn}"
-        except (PrincipalMappingError, ValueError) as exc:
-            log.warning("closing TLS connection from %s: %s", self._peer, exc)
-            self._abort()
-            return False
-        return True
-
-    def _may_send(self, frame: bytes) -> bool:
-        """Before authentication, and once a SASL session expired (connections.max.reauth.ms,
-        KIP-368: the client did not re-authenticate in time), only the SASL requests are served;
-        anything else closes the connection."""
-        api_key = int.from_bytes(frame[:2], "big", signed=True)
-        if api_key in _PRE_AUTH_KEYS:
-            return True
-        if not self.authenticated:
-            log.warning("closing connection from %s on SASL listener %s: api key %s before authentication",
-                        self._peer, self.security.name, api_key)
-        elif time.monotonic() < (self.session_expires_at or 0.0):
-            return True
-        else:
-            log.info("closing connection from %s on SASL listener %s: its session (%s) expired without "
-                     "re-authentication (connections.max.reauth.ms)", self._peer, self.security.name, self.principal)
-        self._abort()
-        return False
-
     def close_after_answer(self) -> None:
         """Close the connection once the answer to the request being handled is written
         (failed SASL authentication, as Kafka does)."""
         self._close_requested = True
 
-
-    def _admitted(self, ip: str) -> bool:
-        """Connection limits (`suoi.quota.connections`): a connection over a count is closed at
-        once, one over its IP's connection_creation_rate after the throttle time, one over a
-        listener's or the broker's creation rate is served after it; refusals logged once a minute."""
-        limits = getattr(self._broker, "connection_limits", None)
-        if limits is None:
-            return True
-        config = self._broker.config
-        listener = self.security.name
-        counted = self.role is not ListenerRole.CONTROLLER
-        admission = limits.admit(ip, listener, self._broker.now_ms(), counted=counted,
-                                 broker_rate=listener != config.inter_broker_listener_name)
-        refused = admission.reason
-        if refused is None:
-            self._limited = (limits, ip, listener, counted)
-            if admission.delay_ms:  # over a creation rate: what the client sends waits until then
-                self._held = []
-                self.throttle(admission.delay_ms)
-                asyncio.get_running_loop().call_later(admission.delay_ms / 1000, self._release_held)
-            return True
-        now = asyncio.get_running_loop().time()
-        if now - _REFUSALS_LOGGED.get(ip, -HOL_LOG_INTERVAL_S) >= HOL_LOG_INTERVAL_S:
-            if len(_REFUSALS_LOGGED) > 10_000:
-                _REFUSALS_LOGGED.clear()
-            _REFUSALS_LOGGED[ip] = now
-            log.warning("closing connection from %s: %s", self._peer, refused)
-        if admission.delay_ms:  # KIP-612: a throttled IP's connection is closed after the throttle time
-            self._held = []  # and nothing it sends is read
-            self.throttle(admission.delay_ms)
-            asyncio.get_running_loop().call_later(admission.delay_ms / 1000, self._abort)
-        else:
-            self._abort()
-        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._decoder.buffered and not self._closed:

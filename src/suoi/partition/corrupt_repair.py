@@ -33,7 +33,7 @@ from suoi.model import ErrorCode, TopicPartition
 if TYPE_CHECKING:
     from suoi.log.partition_log import PartitionLog
     from suoi.partition.partition import Partition
-    from suoi.partition.replica_manager import ReplicaManager
+    from suoi.partition.replica_host import ReplicaHost
 
 log = logging.getLogger("suoi.replication")
 
@@ -42,7 +42,7 @@ STEP_DOWN_ATTEMPTS = 20
 
 
 class CorruptionRepair:
-    def __init__(self, manager: ReplicaManager) -> None:
+    def __init__(self, manager: ReplicaHost) -> None:
         self.manager = manager
         #: partition -> offset to truncate to (the lowest bad batch's) once it can be repaired
         self.pending: dict[TopicPartition, int] = {}

@@ -45,7 +45,7 @@ from suoi.replication.fetch_session_handler import FetchData, FetchSessionHandle
 
 if TYPE_CHECKING:
     from suoi.partition.partition import Partition
-    from suoi.partition.replica_manager import ReplicaManager
+    from suoi.partition.replica_host import ReplicaHost
 
 log = logging.getLogger("suoi.replication")
 
@@ -63,7 +63,7 @@ _Key = tuple[int, int]
 
 
 class ReplicaFetcher:
-    def __init__(self, manager: ReplicaManager, leader_id: int) -> None:
+    def __init__(self, manager: ReplicaHost, leader_id: int) -> None:
         self.manager = manager
         self.leader_id = leader_id
         self.partitions: dict[TopicPartition, Partition] = {}

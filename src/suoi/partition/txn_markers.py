@@ -36,7 +36,7 @@ from suoi.protocol.codec import build
 if TYPE_CHECKING:
     from suoi.coordinator.txn.types import WriteMarkers
     from suoi.partition.controller_channel import HostingNode
-    from suoi.partition.replica_manager import ReplicaManager
+    from suoi.partition.replica_host import ReplicaHost
 
 log = logging.getLogger("suoi.txn")
 
@@ -49,7 +49,7 @@ WAIT_LOG_INTERVAL_S = 10.0
 MARKER_REPLICATION_TIMEOUT_S = 30.0
 
 
-async def append_marker(broker: HostingNode, replicas: ReplicaManager, tp: TopicPartition, producer_id: int,
+async def append_marker(broker: HostingNode, replicas: ReplicaHost, tp: TopicPartition, producer_id: int,
                         producer_epoch: int, commit: bool, coordinator_epoch: int) -> int:
     """Append one marker as the partition's leader and wait for the ISR; an error code."""
     leader = replicas.leader(tp.topic, tp.partition)
@@ -69,7 +69,7 @@ async def append_marker(broker: HostingNode, replicas: ReplicaManager, tp: Topic
 
 
 class TxnMarkerSender:
-    def __init__(self, broker: HostingNode, replicas: ReplicaManager) -> None:
+    def __init__(self, broker: HostingNode, replicas: ReplicaHost) -> None:
         self.broker = broker
         self.replicas = replicas
 
