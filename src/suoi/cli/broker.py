@@ -135,9 +135,13 @@ async def _refreeze_after_topic_changes(broker: Any) -> None:
     while True:
         await asyncio.sleep(REFREEZE_CHECK_S)
         kraft = getattr(broker, "kraft", None)
-        topics = kraft.image.topics if kraft is not None else None
-        if topics is not seen:
-            seen, pending = topics, True  # changed: the next check freezes, once it is applied
+        topics = kraft.image.topics if kraft is not None else {}
+        # topics and their partition counts, not the image's identity: every published image
+        # (an ISR change, a producer id block) has a new mapping, and each freeze keeps whatever
+        # garbage cycles exist at that moment forever
+        shape = frozenset((tid, len(t.partitions)) for tid, t in topics.items())
+        if shape != seen:
+            seen, pending = shape, True  # changed: the next check freezes, once it is applied
         elif pending:
             pending = False
             gc.freeze()
