@@ -27,7 +27,8 @@ from suoi.partition.partition import NO_EPOCH_CHECK, ReadResult
 from suoi.pending import Pending
 
 if TYPE_CHECKING:
-    from suoi.partition.directory import PartitionDirectory
+    from suoi.notify import AppendNotifier
+    from suoi.partition.partition import Partition
 
 
 @dataclass(slots=True)
@@ -41,6 +42,17 @@ class FetchParams:
     read_committed: bool = False
     client_rack: str = ""
     follower_reads: bool = False  # Fetch v11+: KIP-392 redirection and reads from followers
+
+
+class PartitionSource(Protocol):
+    """What a Fetch reads through (`PartitionDirectory` is one): named here, not imported, so the
+    directory, which serves Fetch through this module, and this module do not import each other."""
+
+    @property
+    def notifier(self) -> AppendNotifier: ...
+    def get_partition(self, topic: str, partition: int, *,
+                      follower_read: bool = False) -> tuple[Partition | None, ErrorCode]: ...
+    def topic_name(self, topic_id: uuid.UUID | None) -> str | None: ...
 
 
 class PartitionFetch(Protocol):
@@ -79,7 +91,7 @@ FetchTopic = tuple[str | None, uuid.UUID | None, Sequence[PartitionFetch]]
 TopicReads = list[tuple[str | None, uuid.UUID | None, list[tuple[int, ReadResult]]]]
 
 
-def fetch_messages(directory: PartitionDirectory, params: FetchParams,
+def fetch_messages(directory: PartitionSource, params: FetchParams,
                    topics: list[FetchTopic]) -> TopicReads | ParkedFetch:
     reads, total, tps, answer_now = _read_all(directory, params, topics)
     if total >= params.min_bytes or answer_now or params.max_wait_ms <= 0 or not tps:
@@ -97,7 +109,7 @@ class ParkedFetch(Pending[TopicReads]):
 
     __slots__ = ("_directory", "_loop", "_params", "_replica", "_scheduled", "_timer", "_topics", "_tps")
 
-    def __init__(self, directory: PartitionDirectory, params: FetchParams, topics: list[FetchTopic],
+    def __init__(self, directory: PartitionSource, params: FetchParams, topics: list[FetchTopic],
                  tps: list[TopicPartition]) -> None:
         super().__init__()
         self._directory, self._params, self._topics, self._tps = directory, params, topics, tps
@@ -156,7 +168,7 @@ class ParkedFetch(Pending[TopicReads]):
             self._directory.notifier.unpark(self, self._tps, replica=self._replica)
 
 
-def _read_all(directory: PartitionDirectory, params: FetchParams,
+def _read_all(directory: PartitionSource, params: FetchParams,
               topics: list[FetchTopic]) -> tuple[TopicReads, int, list[TopicPartition], bool]:
     """One pass over every requested partition: (reads, bytes, partitions read, answer now)."""
     budget = params.max_bytes
