@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -118,49 +119,48 @@ def test_produce_quota_throttles_a_producer(node: EmbeddedBroker) -> None:
     assert time.monotonic() - started < 2.0
 
 
-def test_request_percentage_throttles_a_busy_client(node: EmbeddedBroker) -> None:
-    """request_percentage: a client over its share of request-handling time is answered with a
-    throttle time (and its connection muted). A DescribeClientQuotas takes well under a
-    millisecond to handle, less than 0.01 % of a thread over the quota's sample windows, so the
-    client keeps asking until its accumulated time crosses the quota: its requests until then are
-    answered without a throttle time, and one within a bounded number is throttled."""
+def _throttled_within(node: EmbeddedBroker, request: Any, check: Callable[[Any], None], what: str) -> None:
+    """request_percentage=0.01 for client id raw-test: `request` asked again and again (each
+    answer passing `check`) until one carries a throttle time, within 2,000 requests. One
+    request takes well under a millisecond to handle, less than 0.01 % of a thread over the
+    quota's sample windows, so the client keeps asking until its accumulated time crosses it."""
     configs(node, "--alter", "--entity-type", "clients", "--entity-name", "raw-test",
             "--add-config", "request_percentage=0.01")
     try:
-        request = DescribeClientQuotasRequest(
-            components=(ComponentData(entity_type="client-id", match_type=0, match="raw-test"),), strict=False)
         throttled = None
         with RawClient(node.bootstrap) as c:  # client id raw-test
             for _ in range(2000):
                 answer = c.request(request)
-                assert [[(e.entity_type, e.entity_name) for e in x.entity] for x in answer.entries] == [
-                    [("client-id", "raw-test")]]
+                check(answer)
                 if answer.throttle_time.total_seconds() > 0:
                     throttled = answer.throttle_time
                     break
-        assert throttled is not None, "2,000 requests at 0.01 % of a thread were never throttled"
+        assert throttled is not None, f"2,000 {what} at 0.01 % of a thread were never throttled"
     finally:
         configs(node, "--alter", "--entity-type", "clients", "--entity-name", "raw-test",
                 "--delete-config", "request_percentage")
+
+
+def test_request_percentage_throttles_a_busy_client(node: EmbeddedBroker) -> None:
+    """request_percentage: a client over its share of request-handling time is answered with a
+    throttle time (and its connection muted): its requests until then are answered without one,
+    and one within a bounded number is throttled."""
+    request = DescribeClientQuotasRequest(
+        components=(ComponentData(entity_type="client-id", match_type=0, match="raw-test"),), strict=False)
+
+    def check(answer: Any) -> None:
+        assert [[(e.entity_type, e.entity_name) for e in x.entity] for x in answer.entries] == [
+            [("client-id", "raw-test")]]
+
+    _throttled_within(node, request, check, "requests")
 
 
 def test_request_percentage_throttles_metadata_requests_too(node: EmbeddedBroker) -> None:
     """Metadata answers are spliced from cached topic encodings, a path of their own: they count
     against request_percentage and carry the throttle time like any other answer."""
-    configs(node, "--alter", "--entity-type", "clients", "--entity-name", "raw-test",
-            "--add-config", "request_percentage=0.01")
-    try:
-        request = MetadataRequest(topics=None, allow_auto_topic_creation=False,
-                                  include_topic_authorized_operations=False)
-        throttled = None
-        with RawClient(node.bootstrap) as c:  # client id raw-test
-            for _ in range(2000):
-                answer = c.request(request)
-                assert [b.port for b in answer.brokers] == [node.port]
-                if answer.throttle_time.total_seconds() > 0:
-                    throttled = answer.throttle_time
-                    break
-        assert throttled is not None, "2,000 Metadata requests at 0.01 % of a thread were never throttled"
-    finally:
-        configs(node, "--alter", "--entity-type", "clients", "--entity-name", "raw-test",
-                "--delete-config", "request_percentage")
+    request = MetadataRequest(topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+
+    def check(answer: Any) -> None:
+        assert [b.port for b in answer.brokers] == [node.port]
+
+    _throttled_within(node, request, check, "Metadata requests")

@@ -217,17 +217,16 @@ def _encode(request: Request, data: ResponseData, quota: client_quotas.RequestQu
             quota.mute()
         return None
     if isinstance(data, SplicedResponse):  # Metadata: counted against request quotas like any other answer
-        cls = response_class(request.api_key, request.api_version)
-        spliced = encode_spliced(request.correlation_id, cls, data)
-        if quota is not None and quota.finish(sum(len(p) for p in spliced)) > 0:
-            again = SplicedResponse(quota.throttled_response(request.body, data.data), data.field)
-            spliced = encode_spliced(request.correlation_id, cls, again)
-            quota.mute()
-        return spliced
-    parts = encode_response_data(request.correlation_id, request.api_key, request.api_version, data)
+        parts = encode_spliced(request.correlation_id, response_class(request.api_key, request.api_version), data)
+    else:
+        parts = encode_response_data(request.correlation_id, request.api_key, request.api_version, data)
     if quota is not None and quota.finish(sum(len(p) for p in parts)) > 0:
-        throttled = quota.throttled_response(request.body, data)
-        parts = encode_response_data(request.correlation_id, request.api_key, request.api_version, throttled)
+        throttled: ResponseData
+        if isinstance(data, SplicedResponse):
+            throttled = SplicedResponse(quota.throttled_response(request.body, data.data), data.field)
+        else:
+            throttled = quota.throttled_response(request.body, data)
+        parts = _encode(request, throttled)  # type: ignore[assignment]  # (an answer: not None)
         quota.mute()
     return parts
 

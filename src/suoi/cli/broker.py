@@ -130,19 +130,22 @@ async def _refreeze_after_topic_changes(broker: Any) -> None:
     The price: a garbage cycle made since the last collection is frozen with them (never
     freed); the broker makes few (a young collection of 20,000 objects finds some hundreds), and
     topic changes are rare."""
-    seen: object = None
+    seen_topics: object = None
+    seen: frozenset[tuple[object, int]] | None = None  # the first look freezes once too
     pending = False
     while True:
         await asyncio.sleep(REFREEZE_CHECK_S)
         kraft = getattr(broker, "kraft", None)
         topics = kraft.image.topics if kraft is not None else {}
-        # topics and their partition counts, not the image's identity: every published image
-        # (an ISR change, a producer id block) has a new mapping, and each freeze keeps whatever
-        # garbage cycles exist at that moment forever
-        shape = frozenset((tid, len(t.partitions)) for tid, t in topics.items())
-        if shape != seen:
-            seen, pending = shape, True  # changed: the next check freezes, once it is applied
-        elif pending:
+        if topics is not seen_topics:  # a new image: did its topics or their partition counts change?
+            seen_topics = topics
+            # not the mapping's identity alone: every published image (an ISR change, a producer
+            # id block) has a new one, and each freeze keeps the garbage cycles of that moment
+            shape = frozenset((tid, len(t.partitions)) for tid, t in topics.items())
+            if shape != seen:
+                seen, pending = shape, True  # changed: the next check freezes, once it is applied
+                continue
+        if pending:
             pending = False
             gc.freeze()
 
