@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--failover-trials", type=int, default=1, help="kills per cluster (median)")
     ap.add_argument("--queue-kb", type=int, default=PRODUCER_CONF["queue.buffering.max.kbytes"],
                     help="the throughput producer's queue.buffering.max.kbytes")
+    ap.add_argument("--batch-size", type=int, default=PRODUCER_CONF["batch.size"],
+                    help="the throughput producer's batch.size in bytes (librdkafka's own default is 1000000; "
+                         "the idempotent producer sends one batch per partition per round trip)")
     ap.add_argument("--no-idempotence", action="store_true",
                     help="acks=all throughput runs without enable.idempotence (librdkafka's idempotent producer "
                          "costs the client ~2.5x the CPU per MB and at most 5 requests in flight)")

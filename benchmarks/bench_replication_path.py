@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from common import fmt_num  # noqa: E402
+from replication_phases import produce_pipeline  # noqa: E402
+
 MB = 1024 * 1024
 
 
@@ -41,12 +44,17 @@ def thread_cpu_s(thread: threading.Thread) -> float:
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
 
-def request_counts(nodes: list[Any]) -> dict[str, int]:
-    counts = {"Produce": 0, "Fetch": 0}
+def request_counts(nodes: list[Any]) -> dict[str, float]:
+    """Produce and Fetch requests answered, and the sums of the Produce times (ms), as the
+    multi-process bench reads them from /metrics (`replication_phases.produce_pipeline`)."""
+    counts = {"Produce": 0.0, "Fetch": 0.0, "Produce_ms": 0.0, "Produce_remote_ms": 0.0}
     for node in nodes:
         for api, stats in node.broker.metrics.requests.items():
             if api in counts:
                 counts[api] += stats.count
+            if api == "Produce":
+                counts["Produce_ms"] += stats.total_sum
+                counts["Produce_remote_ms"] += stats.remote_sum
     return counts
 
 
@@ -93,7 +101,8 @@ def one_run(cluster: Any, args: argparse.Namespace, profiles: list[cProfile.Prof
     return {"cpu_ms_per_mb": sum(cpu) * 1000 / mb, "mb_s": mb / elapsed,
             "node_ms_per_mb": [round(c * 1000 / mb, 2) for c in cpu],
             "produce_per_mb": (requests1["Produce"] - requests0["Produce"]) / mb,
-            "fetch_per_mb": (requests1["Fetch"] - requests0["Fetch"]) / mb}
+            "fetch_per_mb": (requests1["Fetch"] - requests0["Fetch"]) / mb,
+            **produce_pipeline(requests0, requests1, elapsed, args.partitions)}
 
 
 def paced_run(cluster: Any, args: argparse.Namespace, profiles: list[cProfile.Profile] | None) -> dict[str, Any]:
@@ -147,11 +156,16 @@ def main() -> int:
     ap.add_argument("--paced", type=int, default=0, metavar="N",
                     help="instead: N messages one at a time, CPU per acks=all round trip and latency")
     ap.add_argument("--no-idempotence", action="store_true", help="acks=all without enable.idempotence")
+    ap.add_argument("--switch-interval", type=float, default=None, metavar="S",
+                    help="sys.setswitchinterval for the run (Python's default is 0.005 s: a node thread that "
+                         "becomes ready while the producing thread holds the GIL waits up to that long)")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the N heaviest functions")
     ap.add_argument("--sort", default="tottime", help="with --profile: pstats sort key (tottime, cumulative)")
     ap.add_argument("--callers", nargs="*", default=[], help="with --profile: print the callers of these functions")
     ap.add_argument("--dump", metavar="FILE", help="with --profile: also write the merged pstats to FILE")
     args = ap.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     from suoi.testing import InProcessCluster
 
     profiles = [cProfile.Profile(time.thread_time) for _ in range(3)] if args.profile or args.callers or args.dump \
@@ -170,7 +184,9 @@ def main() -> int:
             res = one_run(cluster, args, profiles)
             print(f"run {r + 1}: {res['cpu_ms_per_mb']:.2f} ms CPU per MB (nodes {res['node_ms_per_mb']}), "
                   f"{res['mb_s']:.1f} MB/s, Produce/Fetch requests per MB {res['produce_per_mb']:.2f}/"
-                  f"{res['fetch_per_mb']:.2f}", flush=True)
+                  f"{res['fetch_per_mb']:.2f}; Produce at the broker {fmt_num(res['produce_ms'])} ms (ISR wait "
+                  f"{fmt_num(res['produce_wait_ms'])} ms), in flight per partition "
+                  f"{fmt_num(res['produce_in_flight'])}, cycle per partition {fmt_num(res['cycle_ms'])} ms", flush=True)
             runs.append(res)
     if args.paced:
         cpus = sorted(r["cpu_us_per_msg"] for r in runs)

@@ -28,6 +28,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 BROKERS = (1, 2, 3)
 BASE_OVERRIDES = {"offsets.topic.num.partitions": "3", "transaction.state.log.num.partitions": "3"}
 REQUESTS_LINE = re.compile(r'^kafka_network_requestmetrics_requests_total\{request="(?P<api>\w+)"\} (?P<n>\S+)$', re.M)
+#: the sums of Produce's request times (ms): arrival to answer ready, and of it the wait for replication
+PRODUCE_TIME_LINE = re.compile(r'^kafka_network_requestmetrics_(?P<kind>totaltimems|remotetimems)_sum'
+                               r'\{request="Produce"\} (?P<ms>\S+)$', re.M)
 ERROR_LINE = re.compile(rb"\bERROR\b|Traceback")
 
 
@@ -113,9 +116,11 @@ class LocalCluster:
             total += v
         return total
 
-    def request_counts(self) -> dict[str, int]:
-        """Produce and Fetch requests answered so far, summed over the brokers (their /metrics)."""
-        counts = {"Produce": 0, "Fetch": 0}
+    def request_counts(self) -> dict[str, float]:
+        """Produce and Fetch requests answered so far, summed over the brokers (their /metrics), and
+        the sums of the Produce requests' times in ms (`Produce_ms`: arrival to answer ready;
+        `Produce_remote_ms`: of it, waiting for the ISR)."""
+        counts = {"Produce": 0.0, "Fetch": 0.0, "Produce_ms": 0.0, "Produce_remote_ms": 0.0}
         for n in self.nodes():
             if n["id"] not in BROKERS or not n.get("admin_port"):
                 continue
@@ -127,6 +132,8 @@ class LocalCluster:
             for m in REQUESTS_LINE.finditer(text):
                 if m["api"] in counts:
                     counts[m["api"]] += int(float(m["n"]))
+            for m in PRODUCE_TIME_LINE.finditer(text):
+                counts["Produce_ms" if m["kind"] == "totaltimems" else "Produce_remote_ms"] += float(m["ms"])
         return counts
 
     def kill(self, node_id: int, sig: int = signal.SIGKILL) -> float:

@@ -41,7 +41,7 @@ def throughput_run(c: LocalCluster, args: argparse.Namespace, rf: int, acks: str
 
     idempotent = acks == "all" and not args.no_idempotence
     p = Producer({"bootstrap.servers": c.bootstrap, "acks": acks, "enable.idempotence": idempotent,
-                  **PRODUCER_CONF, "queue.buffering.max.kbytes": args.queue_kb,
+                  **PRODUCER_CONF, "queue.buffering.max.kbytes": args.queue_kb, "batch.size": args.batch_size,
                   "delivery.report.only.error": True, "on_delivery": on_delivery})
     # Connect, and (idempotent) get a producer id, before the clock starts.
     p.produce(topic, b"warm-up")
@@ -91,13 +91,35 @@ def throughput_run(c: LocalCluster, args: argparse.Namespace, rf: int, acks: str
            "msg_s": delivered / elapsed, "client_cpu_s": round(time.process_time() - ccpu0, 2),
            "cluster_cpu_s": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2)}
     mb = delivered * args.size / MB
-    res.update({f"{api.lower()}_per_mb": (requests1[api] - requests0[api]) / mb if mb else None for api in requests0})
+    res.update({f"{api.lower()}_per_mb": (requests1[api] - requests0[api]) / mb if mb else None
+                for api in ("Produce", "Fetch")})
+    res.update(produce_pipeline(requests0, requests1, elapsed, args.partitions))
     res["cpu_ms_per_mb"] = None if res["cluster_cpu_s"] is None or not delivered else \
         res["cluster_cpu_s"] * 1000 / (delivered * args.size / MB)
     if errors["first"]:
         res["first_error"] = errors["first"]
     delete_topic(c.bootstrap, topic)
     return res
+
+
+def produce_pipeline(before: dict[str, float], after: dict[str, float], elapsed_s: float,
+                     partitions: int) -> dict[str, float | None]:
+    """How the run's Produce requests were pipelined, from the brokers' request metrics: their mean
+    time at the broker (arrival to answer ready) and its wait for the ISR, and by Little's law the
+    mean number in flight per partition (sum of their times / elapsed / partitions). librdkafka's
+    idempotent producer sends one Produce per partition at a time (it counts messages, not
+    requests, against its 5-request window), so for acks=all that figure is ~1 and throughput is
+    a batch per partition per (broker time + client turnaround): `cycle_ms` is the elapsed time
+    per Produce of a partition, `broker_share` the part of that cycle the broker held it."""
+    count = after["Produce"] - before["Produce"]
+    if count <= 0 or elapsed_s <= 0:
+        return {"produce_ms": None, "produce_wait_ms": None, "produce_in_flight": None, "cycle_ms": None,
+                "broker_share": None}
+    total_ms = after["Produce_ms"] - before["Produce_ms"]
+    cycle_ms = elapsed_s * 1000 * partitions / count
+    return {"produce_ms": total_ms / count, "produce_wait_ms": (after["Produce_remote_ms"] - before["Produce_remote_ms"]) / count,
+            "produce_in_flight": total_ms / (elapsed_s * 1000) / partitions, "cycle_ms": cycle_ms,
+            "broker_share": total_ms / count / cycle_ms}
 
 
 def start_profilers(c: LocalCluster, args: argparse.Namespace, what: str) -> list[subprocess.Popen[bytes]]:
@@ -176,7 +198,9 @@ def run_throughput(c: LocalCluster, args: argparse.Namespace) -> dict[str, Any]:
                 f"({res['delivered']} msgs in {res['elapsed_s']}s, replicated after {res['replicated_s']}s, "
                 f"errors {res['errors']}, Produce/Fetch requests per MB {fmt_num(res['produce_per_mb'])}/"
                 f"{fmt_num(res['fetch_per_mb'])}, CPU per MB {fmt_num(res['cpu_ms_per_mb'])} ms, "
-                f"cluster CPU {res['cluster_cpu_s']}s, client CPU {res['client_cpu_s']}s)")
+                f"cluster CPU {res['cluster_cpu_s']}s, client CPU {res['client_cpu_s']}s; Produce at the broker "
+                f"{fmt_num(res['produce_ms'])} ms (ISR wait {fmt_num(res['produce_wait_ms'])} ms), in flight per "
+                f"partition {fmt_num(res['produce_in_flight'])}, cycle per partition {fmt_num(res['cycle_ms'])} ms)")
             runs.append(res)
     out: dict[str, Any] = {"runs": runs}
     for rf, acks in args.runs:
@@ -187,8 +211,9 @@ def run_throughput(c: LocalCluster, args: argparse.Namespace) -> dict[str, Any]:
                                      "msg_s": statistics.median(x["msg_s"] for x in mine),
                                      "replicated_mb_s": statistics.median(reps) if len(reps) == len(mine) else None,
                                      "errors": sum(x["errors"] + x["undelivered"] for x in mine)}
-        cpus = [x["cpu_ms_per_mb"] for x in mine if x["cpu_ms_per_mb"] is not None]
-        out[f"rf{rf}_acks{acks}"]["cpu_ms_per_mb"] = statistics.median(cpus) if cpus else None
+        for key in ("cpu_ms_per_mb", "produce_ms", "produce_in_flight", "cycle_ms"):
+            got = [x[key] for x in mine if x.get(key) is not None]
+            out[f"rf{rf}_acks{acks}"][key] = statistics.median(got) if got else None
     def ratio(a: str, b: str) -> float | None:
         return out[a]["mb_s"] / out[b]["mb_s"] * 100 if a in out and b in out else None
 

@@ -26,6 +26,9 @@ def print_table(out: dict[str, Any], args: argparse.Namespace) -> None:
             rows.append((f"{what} (MB/s)", fmt_num(r["mb_s"]), spread))
             rows.append((f"{what} (msgs/s)", fmt_num(r["msg_s"]), ""))
             rows.append((f"{what}: cluster CPU per MB (ms)", fmt_num(r["cpu_ms_per_mb"]), ""))
+            rows.append((f"{what}: Produce at the broker (ms) / in flight per partition",
+                         f"{fmt_num(r.get('produce_ms'))} / {fmt_num(r.get('produce_in_flight'))}",
+                         f"cycle per partition {fmt_num(r.get('cycle_ms'))} ms"))
             if (rf, acks) == (3, "1"):
                 rows.append((f"{what} until replicated (MB/s)", fmt_num(r["replicated_mb_s"]), ""))
             if r["errors"]:
@@ -74,7 +77,9 @@ def print_table(out: dict[str, Any], args: argparse.Namespace) -> None:
         print("exceptions in node logs: " + ", ".join(f"{k} x{v}" for k, v in sorted(exceptions.items())))
     if "throughput" in out:
         print(f"\nthroughput: median of {args.rounds} run(s) of {args.messages:,} messages per configuration")
-    print(f"producer (throughput): {', '.join(f'{k}={v}' for k, v in PRODUCER_CONF.items())}; "
+    conf = {**PRODUCER_CONF, "batch.size": getattr(args, "batch_size", PRODUCER_CONF["batch.size"]),
+            "queue.buffering.max.kbytes": getattr(args, "queue_kb", PRODUCER_CONF["queue.buffering.max.kbytes"])}
+    print(f"producer (throughput): {', '.join(f'{k}={v}' for k, v in conf.items())}; "
           "acks=1 without idempotence, acks=all with enable.idempotence=true; acks=all topics have "
           "min.insync.replicas=2.")
     print("failover: a broker is fenced (its partitions get new leaders) when it misses "
