@@ -79,6 +79,7 @@ def one_run(cluster: Any, args: argparse.Namespace, profiles: list[cProfile.Prof
             node._loop.call_soon_threadsafe(prof.enable)
     requests0 = request_counts(nodes)
     cpu0 = [thread_cpu_s(t) for t in threads]
+    process0 = time.process_time()
     t0 = time.perf_counter()
     sent = 0
     while sent < n:
@@ -91,6 +92,7 @@ def one_run(cluster: Any, args: argparse.Namespace, profiles: list[cProfile.Prof
         raise RuntimeError("not every message was delivered")
     elapsed = time.perf_counter() - t0
     cpu = [thread_cpu_s(t) - c for t, c in zip(threads, cpu0, strict=True)]
+    client_cpu = time.process_time() - process0 - sum(cpu)  # librdkafka's threads and the produce loop
     requests1 = request_counts(nodes)
     if profiles is not None:
         done = threading.Barrier(len(nodes) + 1)
@@ -99,7 +101,7 @@ def one_run(cluster: Any, args: argparse.Namespace, profiles: list[cProfile.Prof
         done.wait(10)
     mb = n * args.size / MB
     return {"cpu_ms_per_mb": sum(cpu) * 1000 / mb, "mb_s": mb / elapsed,
-            "node_ms_per_mb": [round(c * 1000 / mb, 2) for c in cpu],
+            "node_ms_per_mb": [round(c * 1000 / mb, 2) for c in cpu], "client_ms_per_mb": client_cpu * 1000 / mb,
             "produce_per_mb": (requests1["Produce"] - requests0["Produce"]) / mb,
             "fetch_per_mb": (requests1["Fetch"] - requests0["Fetch"]) / mb,
             **produce_pipeline(requests0, requests1, elapsed, args.partitions)}
@@ -182,7 +184,8 @@ def main() -> int:
             runs.append(res)
         for r in range(0 if args.paced else args.rounds):
             res = one_run(cluster, args, profiles)
-            print(f"run {r + 1}: {res['cpu_ms_per_mb']:.2f} ms CPU per MB (nodes {res['node_ms_per_mb']}), "
+            print(f"run {r + 1}: {res['cpu_ms_per_mb']:.2f} ms CPU per MB (nodes {res['node_ms_per_mb']}; the client "
+                  f"{res['client_ms_per_mb']:.2f}), "
                   f"{res['mb_s']:.1f} MB/s, Produce/Fetch requests per MB {res['produce_per_mb']:.2f}/"
                   f"{res['fetch_per_mb']:.2f}; Produce at the broker {fmt_num(res['produce_ms'])} ms (ISR wait "
                   f"{fmt_num(res['produce_wait_ms'])} ms), in flight per partition "
