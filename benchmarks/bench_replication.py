@@ -16,14 +16,18 @@ Phases (cluster A: default broker timeouts):
               produce() loop (BufferError -> poll(0.1)) stopped at --messages or --seconds,
               time includes the final flush.  Producer: linger.ms=5, batch.size=256 KiB,
               no compression; acks=1 runs without idempotence, acks=all with
-              enable.idempotence=true (so at most 5 requests in flight per broker).  Runs:
+              enable.idempotence=true (librdkafka then sends one Produce per partition at a
+              time: it counts messages, not requests, against its 5-request window).  Runs:
               RF=1 acks=1 (baseline), RF=3 acks=1, RF=3 acks=all (topic
               min.insync.replicas=2), and RF=1 acks=all as a diagnostic (the same idempotent
               producer without replication), --rounds (3) times each, order alternating,
               medians reported; the topic is deleted after each run.  Also timed: until the
               high watermarks cover everything delivered ("until replicated": acks=1 returns
               before the followers have the data).  Ratio RF=3 acks=all / RF=1 acks=1
-              against the target (>= 50 %, issue 19).
+              against the target (>= 50 %, issue 19).  Per run also: the Produce requests' mean
+              time at the brokers and, by Little's law, how many were in flight per partition
+              (librdkafka's idempotent producer keeps one per partition: the rest of the cycle
+              is the client's); --batch-size sets batch.size (librdkafka's default: 1000000).
   latency     RF=3 acks=all (min.insync.replicas=2), idempotent producer, linger.ms=0, one
               message at a time at --latency-rate msg/s for --latency-seconds: produce() ->
               delivery report, p50/p99/max.  The same on an RF=1 acks=1 topic for reference.
@@ -134,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "the idempotent producer sends one batch per partition per round trip)")
     ap.add_argument("--no-idempotence", action="store_true",
                     help="acks=all throughput runs without enable.idempotence (librdkafka's idempotent producer "
-                         "costs the client ~2.5x the CPU per MB and at most 5 requests in flight)")
+                         "busy-polls while its one Produce per partition is out: 3-6x the client CPU per MB)")
     ap.add_argument("--runs", default=",".join(f"{rf}:{acks}" for rf, acks in THROUGHPUT_RUNS),
                     help="throughput configurations RF:acks, comma-separated (default: all four; "
                          "e.g. 1:1,3:all for the ratio alone)")
