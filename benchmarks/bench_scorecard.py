@@ -19,7 +19,9 @@ Sections (`--only produce,consume,...`; all by default):
                (bench_latency.py: producer and consumer in their own processes; loop lag and GC
                pauses from the node's admin endpoint)
   replication  a 3-broker cluster per tree (bench_replication.py): RF=3 acks=all / RF=1 acks=1
-               with 6 partitions, and RF=3 acks=all p99 at 100 msg/s
+               with 6 partitions, librdkafka's default producer (not idempotent) and, reported
+               beside it, the idempotent one (one Produce per partition in flight: client-bound);
+               and RF=3 acks=all p99 at 100 msg/s
   soak         produce + consume at 50 MB/s for --soak-minutes (bench_soak.py): RSS slope
 
 Trees: `--src before=/tmp/old/src --src after=src` (default: this checkout's src, "this");
@@ -293,7 +295,10 @@ def replication_settings(run: Run) -> argparse.Namespace:
 
 def section_replication(run: Run) -> None:
     ns = replication_settings(run)
-    configs = [(1, "1"), (3, "all")]
+    plain = argparse.Namespace(**{**vars(ns), "no_idempotence": True})
+    # (rf, acks, options): RF=3 acks=all with librdkafka's default (not idempotent) producer is the target's
+    # figure; the idempotent one is reported beside it.
+    configs = [(1, "1", ns), (3, "all", plain), (3, "all-idem", ns)]
     for label, src in run.trees:  # one cluster at a time: four idle nodes per tree would load the others
         with stopping() as own:
             c = repl.LocalCluster(f"scorecard-{label}", {}, ns)
@@ -302,10 +307,11 @@ def section_replication(run: Run) -> None:
             c.up()
             for rnd in range(run.s.repl_rounds):
                 got = {}
-                for rf, acks in configs if rnd % 2 == 0 else configs[::-1]:
-                    got[rf, acks] = repl.throughput_run(c, ns, rf, acks)
+                for rf, acks, opts in configs if rnd % 2 == 0 else configs[::-1]:
+                    got[rf, acks] = repl.throughput_run(c, opts, rf, acks.removesuffix("-idem"))
                     log(f"{label}: RF={rf} acks={acks}: {got[rf, acks]['mb_s']:.1f} MB/s")
                 run.put("rf3_ratio_pct", label, got[3, "all"]["mb_s"] / got[1, "1"]["mb_s"] * 100)
+                run.put("rf3_idem_ratio_pct", label, got[3, "all-idem"]["mb_s"] / got[1, "1"]["mb_s"] * 100)
                 run.details.setdefault("replication", {}).setdefault(label, []).extend(got.values())
             lat = repl.latency_run(c, ns, 3, "all")
             log(f"{label}: RF=3 acks=all at 100 msg/s: p50 {lat['p50_ms']:.2f} p99 {lat['p99_ms']:.2f} ms")
@@ -346,7 +352,7 @@ def budget(name: str, run: Run) -> float:
         "produce": 90 + n * (60 + s.rounds * 40),
         "consume": 90 + n * (60 + s.consume_messages / 20_000 + s.rounds * s.consume_seconds),
         "latency": 60 + n * (30 + s.latency_rounds * len(LATENCY_CASES) * (2 * s.latency_seconds + s.latency_drain + 20)),
-        "replication": trees * (240 + s.repl_rounds * 2 * 90 + s.repl_latency_seconds * 3),
+        "replication": trees * (240 + s.repl_rounds * 3 * 90 + s.repl_latency_seconds * 3),
         "soak": trees * (s.soak_minutes * 60 + 150),
     }[name]
 
