@@ -49,7 +49,9 @@ FINAL_EPOCH = -1
 EVICTION_MS = 120_000
 _MAX_EPOCH = 2**31 - 1
 
-#: a session partition: (topic name, or topic id in a v13+ session; partition index)
+#: a session partition: (topic name, or in a v13+ session the topic id's int; partition index).
+#: The int, not the UUID: every partition of every incremental fetch is looked up by this key,
+#: and a UUID hashes and compares in Python (`__hash__`, `__eq__`) where an int does in C.
 PartitionKey = tuple[Any, int]
 
 
@@ -223,7 +225,7 @@ class FetchContext:
         if self.create is not None and self.cache is not None:
             created = self.create
             for name, topic_id, results in reads:
-                key_topic = topic_id if self.uses_topic_ids else name
+                key_topic = topic_id.int if self.uses_topic_ids and topic_id is not None else name
                 for index, r in results:
                     cached = created.get((key_topic, index))
                     if cached is not None:
@@ -238,7 +240,7 @@ class FetchContext:
         out: TopicReads = []
         moved: list[PartitionKey] = []
         for name, topic_id, results in reads:
-            key_topic = topic_id if session.uses_topic_ids else name
+            key_topic = topic_id.int if session.uses_topic_ids and topic_id is not None else name
             kept = []
             for index, r in results:
                 key = (key_topic, index)
@@ -281,7 +283,7 @@ def new_context(cache: FetchSessionCache | None, session_id: int, epoch: int, *,
                 now_ms: int) -> FetchContext:
     """Kafka's FetchManager.newContext for one request (module doc for the metadata cases).
     `requested` names topics by name (v < 13) or by id (v13+, name None); `forgotten` uses the
-    same key. A node without a cache answers every fetch sessionless."""
+    same topic (by id or by name). A node without a cache answers every fetch sessionless."""
     if cache is None:
         return FetchContext(None, topics=requested)
     if epoch in (INITIAL_EPOCH, FINAL_EPOCH):  # a full fetch
@@ -300,7 +302,7 @@ def new_context(cache: FetchSessionCache | None, session_id: int, epoch: int, *,
         return FetchContext(cache, ErrorCode.invalid_fetch_session_epoch)
     if session.uses_topic_ids != uses_topic_ids:
         return FetchContext(cache, ErrorCode.fetch_session_topic_id_error)
-    session.update(_entries(requested, uses_topic_ids), forgotten)
+    session.update(_entries(requested, uses_topic_ids), _forgotten_keys(forgotten, uses_topic_ids))
     if not session.partitions:  # Kafka closes an emptied session and answers sessionless
         cache.remove(session.id)
         return FetchContext(cache)
@@ -311,7 +313,14 @@ def new_context(cache: FetchSessionCache | None, session_id: int, epoch: int, *,
 
 def _entries(requested: list[FetchTopic], uses_topic_ids: bool) -> Iterable[tuple[PartitionKey, CachedPartition]]:
     for name, topic_id, parts in requested:
-        key_topic = topic_id if uses_topic_ids else name
+        key_topic = topic_id.int if uses_topic_ids and topic_id is not None else name
         for p in parts:
             yield (key_topic, p.partition), CachedPartition(name, topic_id, p)
 
+
+
+def _forgotten_keys(forgotten: list[tuple[Any, int]], uses_topic_ids: bool) -> list[PartitionKey]:
+    """A request's forgotten partitions as session keys (a topic id by its int)."""
+    if not uses_topic_ids or not forgotten:
+        return forgotten
+    return [(t.int if isinstance(t, uuid.UUID) else t, index) for t, index in forgotten]

@@ -143,11 +143,15 @@ def test_topic_id_sessions_key_partitions_by_id() -> None:
     context.respond([(None, tid, [(0, ReadResult(ErrorCode.unknown_topic_id, answer_now=True))])])
     sid = context.session_id
     context = new_context(cache, sid, 1, privileged=False, uses_topic_ids=True, requested=[], forgotten=[], now_ms=1)
-    assert context.topics == [(None, tid, [context.session.partitions[(tid, 0)].fetch])]  # type: ignore[union-attr]
+    assert context.topics == [(None, tid, [context.session.partitions[(tid.int, 0)].fetch])]  # type: ignore[union-attr]
     got = context.respond([(None, tid, [(0, ReadResult(ErrorCode.unknown_topic_id, answer_now=True))])])
     assert got and got[0][2][0][1].error == ErrorCode.unknown_topic_id  # an error is always answered
-    context = new_context(cache, sid, 2, privileged=False, uses_topic_ids=True, requested=[],
-                          forgotten=[(tid, 0)], now_ms=2)
+    same = uuid.UUID(bytes=tid.bytes)  # an equal id decoded from the next request: the same session partition
+    context = new_context(cache, sid, 2, privileged=False, uses_topic_ids=True,
+                          requested=[(None, same, [FetchPartition(0, 5, 100)])], forgotten=[], now_ms=2)
+    assert context.topics == [(None, tid, [FetchPartition(0, 5, 100)])] and cache.num_partitions == 1
+    context = new_context(cache, sid, 3, privileged=False, uses_topic_ids=True, requested=[],
+                          forgotten=[(same, 0)], now_ms=2)
     assert context.session_id == INVALID_SESSION_ID and len(cache) == 0
 
 
