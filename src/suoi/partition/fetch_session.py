@@ -107,19 +107,30 @@ class FetchSession:
     partitions: dict[PartitionKey, CachedPartition] = field(default_factory=dict)
     cached_size: int = -1  # partition count at the last touch (what the cache accounts)
 
-    def update(self, fetch: Iterable[tuple[PartitionKey, CachedPartition]], forgotten: Iterable[PartitionKey]) -> None:
-        """Apply an incremental request: new or changed partitions, then forgotten ones."""
+    def update(self, requested: list[FetchTopic], forgotten: Iterable[PartitionKey]) -> bool:
+        """Apply an incremental request: new or changed partitions, then forgotten ones; True if
+        the session's partitions changed (some added or removed), not only their fetch positions.
+        A partition already in the session takes the request's entity in place: no new
+        `CachedPartition` (a follower names its partitions again at every fetch that moved)."""
         parts = self.partitions
-        for key, part in fetch:
-            cached = parts.get(key)
-            if cached is None:
-                parts[key] = part
-            else:
-                cached.fetch = part.fetch
-                if part.topic is not None:
-                    cached.topic = part.topic
+        by_id = self.uses_topic_ids
+        changed = False
+        for name, topic_id, fetches in requested:
+            key_topic = topic_id.int if by_id and topic_id is not None else name
+            for p in fetches:
+                key = (key_topic, p.partition)
+                cached = parts.get(key)
+                if cached is None:
+                    parts[key] = CachedPartition(name, topic_id, p)
+                    changed = True
+                else:
+                    cached.fetch = p
+                    if name is not None:
+                        cached.topic = name
         for key in forgotten:
-            parts.pop(key, None)
+            if parts.pop(key, None) is not None:
+                changed = True
+        return changed
 
     def eviction_key(self) -> tuple[bool, int, int]:
         return (self.privileged, self.cached_size, self.id)
@@ -302,11 +313,14 @@ def new_context(cache: FetchSessionCache | None, session_id: int, epoch: int, *,
         return FetchContext(cache, ErrorCode.invalid_fetch_session_epoch)
     if session.uses_topic_ids != uses_topic_ids:
         return FetchContext(cache, ErrorCode.fetch_session_topic_id_error)
-    session.update(_entries(requested, uses_topic_ids), _forgotten_keys(forgotten, uses_topic_ids))
+    changed = session.update(requested, _forgotten_keys(forgotten, uses_topic_ids))
     if not session.partitions:  # Kafka closes an emptied session and answers sessionless
         cache.remove(session.id)
         return FetchContext(cache)
-    cache.touch(session, now_ms)
+    if changed:
+        cache.touch(session, now_ms)
+    else:  # the same partitions: only the use time moves (what `touch` would do)
+        session.last_used_ms = now_ms
     session.epoch = next_epoch(session.epoch)
     return FetchContext(cache, topics=session_topics(session), session=session, now_ms=now_ms)
 
