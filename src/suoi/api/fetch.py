@@ -6,6 +6,8 @@ the ISR and high watermark, KIP-392 redirection and reads from a follower, read_
 (`Partition.read`, `fetch.fetch_messages`). Bytes go from the segment file to the socket
 without being decoded.
 
+A follower's Fetch (replica id >= 0, v12+) has its own handler, `replica_fetch.py`.
+
 Fetch sessions (KIP-227): `suoi.partition.fetch_session` decides from the request's session
 id and epoch what to read (the request's partitions, or an incremental session's) and which
 partitions the answer carries; a session error is answered at the top level, no partitions.
@@ -19,7 +21,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from suoi.api import raft_apis
+from suoi.api import raft_apis, replica_fetch
 from suoi.api.registry import RequestContext, api
 from suoi.api.topics import partitions_of
 from suoi.model import ErrorCode
@@ -39,9 +41,12 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
         return raft_apis.handle_metadata_fetch(ctx, request)
     version = ctx.api_version
     state = getattr(request, "replica_state", None)  # v15+: the follower's id moved here
+    replica_id = int(state.replica_id if state is not None else getattr(request, "replica_id", -1))
+    if replica_id >= 0 and version >= replica_fetch.FIRST_VERSION:  # a follower: the leader's side of replication
+        return replica_fetch.handle_replica_fetch(ctx, request, replica_id)
     params = FetchParams(
         max_bytes=request.max_bytes, min_bytes=request.min_bytes, max_wait_ms=ms(request.max_wait),
-        replica_id=int(state.replica_id if state is not None else getattr(request, "replica_id", -1)),
+        replica_id=replica_id,
         read_committed=getattr(request, "isolation_level", 0) == READ_COMMITTED,
         client_rack=str(getattr(request, "rack_id", "") or ""), follower_reads=version >= 11)
     topics: list[FetchTopic]

@@ -49,7 +49,9 @@ FINAL_EPOCH = -1
 EVICTION_MS = 120_000
 _MAX_EPOCH = 2**31 - 1
 
-#: a session partition: (topic name, or topic id in a v13+ session; partition index)
+#: a session partition: (topic name, or in a v13+ session the topic id's int; partition index).
+#: The int, not the UUID: every partition of every incremental fetch is looked up by this key,
+#: and a UUID hashes and compares in Python (`__hash__`, `__eq__`) where an int does in C.
 PartitionKey = tuple[Any, int]
 
 
@@ -105,19 +107,30 @@ class FetchSession:
     partitions: dict[PartitionKey, CachedPartition] = field(default_factory=dict)
     cached_size: int = -1  # partition count at the last touch (what the cache accounts)
 
-    def update(self, fetch: Iterable[tuple[PartitionKey, CachedPartition]], forgotten: Iterable[PartitionKey]) -> None:
-        """Apply an incremental request: new or changed partitions, then forgotten ones."""
+    def update(self, requested: list[FetchTopic], forgotten: Iterable[PartitionKey]) -> bool:
+        """Apply an incremental request: new or changed partitions, then forgotten ones; True if
+        the session's partitions changed (some added or removed), not only their fetch positions.
+        A partition already in the session takes the request's entity in place: no new
+        `CachedPartition` (a follower names its partitions again at every fetch that moved)."""
         parts = self.partitions
-        for key, part in fetch:
-            cached = parts.get(key)
-            if cached is None:
-                parts[key] = part
-            else:
-                cached.fetch = part.fetch
-                if part.topic is not None:
-                    cached.topic = part.topic
+        by_id = self.uses_topic_ids
+        changed = False
+        for name, topic_id, fetches in requested:
+            key_topic = topic_id.int if by_id and topic_id is not None else name
+            for p in fetches:
+                key = (key_topic, p.partition)
+                cached = parts.get(key)
+                if cached is None:
+                    parts[key] = CachedPartition(name, topic_id, p)
+                    changed = True
+                else:
+                    cached.fetch = p
+                    if name is not None:
+                        cached.topic = name
         for key in forgotten:
-            parts.pop(key, None)
+            if parts.pop(key, None) is not None:
+                changed = True
+        return changed
 
     def eviction_key(self) -> tuple[bool, int, int]:
         return (self.privileged, self.cached_size, self.id)
@@ -223,7 +236,7 @@ class FetchContext:
         if self.create is not None and self.cache is not None:
             created = self.create
             for name, topic_id, results in reads:
-                key_topic = topic_id if self.uses_topic_ids else name
+                key_topic = topic_id.int if self.uses_topic_ids and topic_id is not None else name
                 for index, r in results:
                     cached = created.get((key_topic, index))
                     if cached is not None:
@@ -238,7 +251,7 @@ class FetchContext:
         out: TopicReads = []
         moved: list[PartitionKey] = []
         for name, topic_id, results in reads:
-            key_topic = topic_id if session.uses_topic_ids else name
+            key_topic = topic_id.int if session.uses_topic_ids and topic_id is not None else name
             kept = []
             for index, r in results:
                 key = (key_topic, index)
@@ -281,7 +294,7 @@ def new_context(cache: FetchSessionCache | None, session_id: int, epoch: int, *,
                 now_ms: int) -> FetchContext:
     """Kafka's FetchManager.newContext for one request (module doc for the metadata cases).
     `requested` names topics by name (v < 13) or by id (v13+, name None); `forgotten` uses the
-    same key. A node without a cache answers every fetch sessionless."""
+    same topic (by id or by name). A node without a cache answers every fetch sessionless."""
     if cache is None:
         return FetchContext(None, topics=requested)
     if epoch in (INITIAL_EPOCH, FINAL_EPOCH):  # a full fetch
@@ -300,18 +313,28 @@ def new_context(cache: FetchSessionCache | None, session_id: int, epoch: int, *,
         return FetchContext(cache, ErrorCode.invalid_fetch_session_epoch)
     if session.uses_topic_ids != uses_topic_ids:
         return FetchContext(cache, ErrorCode.fetch_session_topic_id_error)
-    session.update(_entries(requested, uses_topic_ids), forgotten)
+    changed = session.update(requested, _forgotten_keys(forgotten, uses_topic_ids))
     if not session.partitions:  # Kafka closes an emptied session and answers sessionless
         cache.remove(session.id)
         return FetchContext(cache)
-    cache.touch(session, now_ms)
+    if changed:
+        cache.touch(session, now_ms)
+    else:  # the same partitions: only the use time moves (what `touch` would do)
+        session.last_used_ms = now_ms
     session.epoch = next_epoch(session.epoch)
     return FetchContext(cache, topics=session_topics(session), session=session, now_ms=now_ms)
 
 
 def _entries(requested: list[FetchTopic], uses_topic_ids: bool) -> Iterable[tuple[PartitionKey, CachedPartition]]:
     for name, topic_id, parts in requested:
-        key_topic = topic_id if uses_topic_ids else name
+        key_topic = topic_id.int if uses_topic_ids and topic_id is not None else name
         for p in parts:
             yield (key_topic, p.partition), CachedPartition(name, topic_id, p)
 
+
+
+def _forgotten_keys(forgotten: list[tuple[Any, int]], uses_topic_ids: bool) -> list[PartitionKey]:
+    """A request's forgotten partitions as session keys (a topic id by its int)."""
+    if not uses_topic_ids or not forgotten:
+        return forgotten
+    return [(t.int if isinstance(t, uuid.UUID) else t, index) for t, index in forgotten]

@@ -332,8 +332,14 @@ class Partition:
         leo = plog.log_end_offset
         if last_fetched_epoch >= 0 and (fetch_offset > leo or last_fetched_epoch != plog.leader_epoch_cache.latest_epoch):
             diverging = self._diverging_epoch(fetch_offset, last_fetched_epoch)
-            if diverging is not None:  # answer at once: the follower must truncate
-                result = self._result(ErrorCode.none, b"", None)
+            if diverging is not None:
+                # As Kafka's Partition.readRecords: an epoch whose end this log cannot tell (newer
+                # than any it knows) or an offset below the log start is out of range; written as a
+                # diverging epoch, (-1, -1) is the field's default, which the wire leaves out (the
+                # follower would see no divergence and fetch the same offset again and again).
+                if diverging["epoch"] < 0 or diverging["end_offset"] < 0 or fetch_offset < plog.log_start_offset:
+                    return self._result(ErrorCode.offset_out_of_range, b"", None)
+                result = self._result(ErrorCode.none, b"", None)  # answer at once: the follower must truncate
                 result.diverging_epoch, result.answer_now = diverging, True
                 return result
         data: Records = b""

@@ -32,6 +32,7 @@ def test_create_persist_reopen(tmp_path: Path, clock: Clock) -> None:
     assert info.partitions == 3 and info.config.retention_ms == 1000 and info.config.segment_bytes == 1 << 20
     assert dict(info.configs) == {"retention.ms": "1000"}
     assert m.topic_by_id(info.topic_id) == info
+    assert m.topic_by_id(uuid.UUID(bytes=info.topic_id.bytes)) == info  # an equal id (a decoded one), not the same object
     m.get_log("orders", 1).append(batch(4))  # type: ignore[union-attr]
     assert m.get_log("orders", 3) is None and m.get_log("nope", 0) is None
     placed = {m.get_log("orders", p).directory.parent for p in range(3)}  # type: ignore[union-attr]
@@ -82,6 +83,7 @@ def test_delete_and_recreate_starts_clean(tmp_path: Path, clock: Clock) -> None:
     assert info.value.error_code == 3
     new = m.create_topic("t", 1, topic_id=uuid.UUID(int=7))
     assert new.topic_id == uuid.UUID(int=7)
+    assert m.topic_by_id(uuid.UUID(int=7)) == new and m.topic_by_id(old.topic_id) is None  # the old id stays unknown
     assert m.get_log("t", 0).log_end_offset == 0  # type: ignore[union-attr]
     m.close()
     m = _manager([tmp_path], clock)

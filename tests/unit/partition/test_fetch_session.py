@@ -143,11 +143,15 @@ def test_topic_id_sessions_key_partitions_by_id() -> None:
     context.respond([(None, tid, [(0, ReadResult(ErrorCode.unknown_topic_id, answer_now=True))])])
     sid = context.session_id
     context = new_context(cache, sid, 1, privileged=False, uses_topic_ids=True, requested=[], forgotten=[], now_ms=1)
-    assert context.topics == [(None, tid, [context.session.partitions[(tid, 0)].fetch])]  # type: ignore[union-attr]
+    assert context.topics == [(None, tid, [context.session.partitions[(tid.int, 0)].fetch])]  # type: ignore[union-attr]
     got = context.respond([(None, tid, [(0, ReadResult(ErrorCode.unknown_topic_id, answer_now=True))])])
     assert got and got[0][2][0][1].error == ErrorCode.unknown_topic_id  # an error is always answered
-    context = new_context(cache, sid, 2, privileged=False, uses_topic_ids=True, requested=[],
-                          forgotten=[(tid, 0)], now_ms=2)
+    same = uuid.UUID(bytes=tid.bytes)  # an equal id decoded from the next request: the same session partition
+    context = new_context(cache, sid, 2, privileged=False, uses_topic_ids=True,
+                          requested=[(None, same, [FetchPartition(0, 5, 100)])], forgotten=[], now_ms=2)
+    assert context.topics == [(None, tid, [FetchPartition(0, 5, 100)])] and cache.num_partitions == 1
+    context = new_context(cache, sid, 3, privileged=False, uses_topic_ids=True, requested=[],
+                          forgotten=[(same, 0)], now_ms=2)
     assert context.session_id == INVALID_SESSION_ID and len(cache) == 0
 
 
@@ -235,3 +239,24 @@ def test_random_walk_keeps_the_books(seed: int) -> None:
             cache.remove(rng.choice(sorted(cache.sessions)))
         assert len(cache) <= cache.max_entries
         assert cache.num_partitions == sum(len(s.partitions) for s in cache.sessions.values())
+
+
+def test_incremental_fetch_moves_positions_in_place_and_accounts_membership_changes() -> None:
+    """A partition named again takes the new fetch position in its cached entry (the same object);
+    only added or forgotten partitions change the cache's partition count; the use time moves
+    either way; a session emptied by forgotten partitions is closed (answered sessionless)."""
+    cache = FetchSessionCache(10)
+    sid, epoch = open_session(cache, {"a": [0, 1]})
+    session = cache.get(sid)
+    assert session is not None and cache.num_partitions == 2
+    entry = session.partitions[("a", 0)]
+    context = incremental(cache, sid, epoch, {"a": [0]}, now=50, offset=7)
+    assert session.partitions[("a", 0)] is entry and entry.fetch.fetch_offset == 7
+    assert [(p.partition, p.fetch_offset) for _, _, ps in context.topics for p in ps] == [(0, 7), (1, 0)]
+    assert cache.num_partitions == 2 and session.last_used_ms == 50 and session.epoch == 2
+    incremental(cache, sid, 2, {"b": [0]}, now=60)
+    assert cache.num_partitions == 3 and session.cached_size == 3 and session.last_used_ms == 60
+    incremental(cache, sid, 3, forgotten=[("a", 1), ("zz", 9)], now=70)
+    assert cache.num_partitions == 2 and list(session.partitions) == [("a", 0), ("b", 0)]
+    context = incremental(cache, sid, 4, forgotten=[("a", 0), ("b", 0)], now=80)
+    assert context.session is None and context.topics == [] and cache.get(sid) is None and cache.num_partitions == 0

@@ -268,6 +268,16 @@ def test_a_follower_with_a_diverging_epoch_is_told_where_to_truncate(logs: LogMa
     result = p.read(2, 1 << 20, replica_id=F1, current_leader_epoch=EPOCH, last_fetched_epoch=EPOCH - 1)
     assert result.answer_now and result.records == b""
     assert result.diverging_epoch is not None and result.diverging_epoch["epoch"] < EPOCH
+    # newer than any epoch of this log: where it ends cannot be told -> OFFSET_OUT_OF_RANGE, as Kafka
+    # answers (a diverging epoch of (-1, -1) is the field's default: the wire would drop it)
+    newer = p.read(2, 1 << 20, replica_id=F1, current_leader_epoch=EPOCH, last_fetched_epoch=EPOCH + 3)
+    assert (newer.error, newer.answer_now, newer.diverging_epoch, newer.records) == (
+        ErrorCode.offset_out_of_range, True, None, b"")
+    # below the log start: out of range whether or not the epochs diverge
+    assert p.read(2, 1 << 20, replica_id=F1, current_leader_epoch=EPOCH, last_fetched_epoch=EPOCH).error == 0
+    p.plog.delete_records_before(2)
+    below = p.read(1, 1 << 20, replica_id=F1, current_leader_epoch=EPOCH, last_fetched_epoch=EPOCH - 1)
+    assert (below.error, below.answer_now, below.diverging_epoch) == (ErrorCode.offset_out_of_range, True, None)
 
 
 def test_a_follower_fetching_in_the_latest_epoch_reads_moves_the_hw_and_completes_waits(logs: LogManager) -> None:
