@@ -208,7 +208,8 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
         if len(frames) == 1:  # the usual read: one request, nothing left to yield to (no slice)
             if not self._closed:
                 self._handle(frames[0])
-                self._update_reading()
+                if self._reading_paused or len(self._queue) >= MAX_IN_FLIGHT:  # (see `_reading_may_change`)
+                    self._update_reading()
         elif frames:
             self._handle_frames(frames)
 
@@ -344,7 +345,8 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
                 released_by = entry.api_key
             elif entry.api_key in _FETCH_KEYS:
                 self._note_held(entry, released_by)
-        self._update_reading()
+        if self._reading_paused or len(q) >= MAX_IN_FLIGHT:  # (see `_reading_may_change`)
+            self._update_reading()
 
     def _note_held(self, entry: _Entry, held_by: int) -> None:
         now = asyncio.get_running_loop().time()
@@ -398,6 +400,10 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
         log.warning("closing connection from %s: %s", self._peer, reason)
         self._abort()
 
+    # `_reading_may_change`: whatever sets a pause reason other than the queue's length (write
+    # pause, throttle, unhandled frames, a busy file sender) calls `_update_reading` itself, so
+    # after a request is queued or answered only a paused connection or a full queue can change
+    # it: the usual answer costs no call here.
     def _update_reading(self) -> None:
         if self._transport is None or self._closed:
             return

@@ -91,6 +91,9 @@ def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
     return decode(frame, prefix.correlation_id)
 
 
+_new_tuple = tuple.__new__
+
+
 @cache
 def request_decoder(api_key: int, api_version: int) -> Callable[[bytes, int], Request]:
     """`decode(frame, correlation_id) -> Request` for one api key and version, its readers and
@@ -110,7 +113,9 @@ def request_decoder(api_key: int, api_version: int) -> Callable[[bytes, int], Re
             body, _size = read_body(frame, used)
         except Exception as exc:  # kio raises several types for short/garbled input
             raise DecodeError(f"cannot decode api_key={api_key} v{api_version}: {exc!r}") from exc
-        return Request(api_key, api_version, correlation_id, header.client_id, body, tuple(nulls) if nulls else ())
+        # tuple.__new__: a NamedTuple's own __new__ is a Python-level function (a call per request)
+        return _new_tuple(Request, (api_key, api_version, correlation_id, header.client_id, body,
+                                    tuple(nulls) if nulls else ()))
 
     return decode
 
