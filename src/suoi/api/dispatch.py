@@ -84,6 +84,7 @@ class _Plan:
 #: versions are not kept: they go the long way, to UNSUPPORTED_VERSION)
 _PLANS: dict[int, _Plan] = {}
 _PREFIX = struct.Struct(">hhi")
+_new_context = tuple.__new__  # a RequestContext without NamedTuple's Python-level __new__
 _CLIENT_ROLE = ListenerRole.CLIENT
 
 
@@ -125,8 +126,8 @@ def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any =
             log.warning("client %s sent %s v%d with null in non-nullable field %s; answering INVALID_REQUEST",
                         client_host, plan.name, request.api_version, ", ".join(dict.fromkeys(request.null_fields)))
             return _error(request, ErrorCode.invalid_request, "null in a non-nullable field")
-        ctx = RequestContext(broker, request.api_key, request.api_version, request.correlation_id,
-                             request.client_id, client_host, connection, role)
+        ctx = _new_context(RequestContext, (broker, request.api_key, request.api_version, request.correlation_id,
+                                            request.client_id, client_host, connection, role))
         current = CURRENT_REQUEST.set(ctx)
         try:
             return _handled(broker, plan, request, ctx, len(frame), client_host, started)

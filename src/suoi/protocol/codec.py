@@ -23,7 +23,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 
-from suoi.protocol.bounds import LengthOutOfBounds, check_body, request_checker
+from suoi.protocol.bounds import LengthOutOfBounds, check_body, request_checker, request_skippers
 from suoi.protocol.compiled_writer import compiled_writer
 from suoi.protocol.file_records import FileRecords, FileRegion
 
@@ -99,13 +99,17 @@ def request_decoder(api_key: int, api_version: int) -> Callable[[bytes, int], Re
     """`decode(frame, correlation_id) -> Request` for one api key and version, its readers and
     bounds walk found once (`dispatch` keeps it per api key and version: one call a request).
     Raises (here) when kio has no schema for them; `decode` raises DecodeError for bad bytes."""
-    read_header, read_body, check_lengths = _request_readers(api_key, api_version)
+    read_header, read_body, _ = _request_readers(api_key, api_version)
+    skip_header, skip_body = request_skippers(load_request_schema(api_key, api_version))
 
     def decode(frame: bytes, correlation_id: int) -> Request:
         try:
             # kio would reserve memory for whatever length the peer claims (and abort on 2^34):
-            # every length is checked against the frame first.
-            nulls = check_lengths(frame)
+            # every length is checked against the frame first (`bounds.request_checker`'s walk,
+            # its two steps called here directly; trailing bytes are ignored, as by kio).
+            end = len(frame)
+            nulls: list[str] = []
+            skip_body(frame, skip_header(frame, 0, end, nulls), end, nulls)
         except LengthOutOfBounds as exc:
             raise DecodeError(f"api_key={api_key} v{api_version}: {exc}") from None
         try:
