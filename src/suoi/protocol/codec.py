@@ -23,7 +23,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 
-from suoi.protocol.bounds import LengthOutOfBounds, check_body, request_checker, request_skippers
+from suoi.protocol.bounds import LengthOutOfBounds, check_body, request_skippers
 from suoi.protocol.compiled_writer import compiled_writer
 from suoi.protocol.file_records import FileRecords, FileRegion
 
@@ -76,7 +76,7 @@ def read_prefix(frame: bytes) -> RequestPrefix:
 @cache
 def _request_readers(api_key: int, api_version: int) -> tuple[Any, Any, Any]:
     schema = load_request_schema(api_key, api_version)
-    return entity_reader(schema.__header_schema__), entity_reader(schema), request_checker(schema)
+    return entity_reader(schema.__header_schema__), entity_reader(schema), request_skippers(schema)
 
 
 def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
@@ -99,8 +99,7 @@ def request_decoder(api_key: int, api_version: int) -> Callable[[bytes, int], Re
     """`decode(frame, correlation_id) -> Request` for one api key and version, its readers and
     bounds walk found once (`dispatch` keeps it per api key and version: one call a request).
     Raises (here) when kio has no schema for them; `decode` raises DecodeError for bad bytes."""
-    read_header, read_body, _ = _request_readers(api_key, api_version)
-    skip_header, skip_body = request_skippers(load_request_schema(api_key, api_version))
+    read_header, read_body, (skip_header, skip_body) = _request_readers(api_key, api_version)
 
     def decode(frame: bytes, correlation_id: int) -> Request:
         try:
