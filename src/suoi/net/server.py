@@ -208,7 +208,7 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
         if len(frames) == 1:  # the usual read: one request, nothing left to yield to (no slice)
             if not self._closed:
                 self._handle(frames[0])
-                if self._reading_paused or len(self._queue) >= MAX_IN_FLIGHT:  # (see `_reading_may_change`)
+                if self._reading_paused or len(self._queue) >= MAX_IN_FLIGHT:  # (see `_update_reading`)
                     self._update_reading()
         elif frames:
             self._handle_frames(frames)
@@ -345,7 +345,7 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
                 released_by = entry.api_key
             elif entry.api_key in _FETCH_KEYS:
                 self._note_held(entry, released_by)
-        if self._reading_paused or len(q) >= MAX_IN_FLIGHT:  # (see `_reading_may_change`)
+        if self._reading_paused or len(q) >= MAX_IN_FLIGHT:  # (see `_update_reading`)
             self._update_reading()
 
     def _note_held(self, entry: _Entry, held_by: int) -> None:
@@ -400,11 +400,11 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
         log.warning("closing connection from %s: %s", self._peer, reason)
         self._abort()
 
-    # `_reading_may_change`: whatever sets a pause reason other than the queue's length (write
-    # pause, throttle, unhandled frames, a busy file sender) calls `_update_reading` itself, so
-    # after a request is queued or answered only a paused connection or a full queue can change
-    # it: the usual answer costs no call here.
     def _update_reading(self) -> None:
+        """Pause or resume reading to match the pause reasons. Whatever sets a reason other than
+        the queue's length (write pause, throttle, unhandled frames, a busy file sender) calls
+        this itself, so after a request is queued or answered only a paused connection or a full
+        queue can need it: the usual request and answer skip the call."""
         if self._transport is None or self._closed:
             return
         sender = self._file_sender
