@@ -171,6 +171,33 @@ def test_one_produce_wakes_every_parked_fetch(broker: EmbeddedBroker) -> None:
             c.close()
 
 
+def test_more_parked_fetches_than_in_flight_pause_reading_then_resume(broker: EmbeddedBroker) -> None:
+    """A connection with MAX_IN_FLIGHT answers owed is not read; the answers going out let
+    it be read again. 70 long-polls pipelined at the log end park (reading pauses at 64), a
+    71st sent after them is read only once the produce's wake-ups drained the queue: every
+    answer comes, in request order, each with the record, none at its max wait."""
+    from suoi.net.server import MAX_IN_FLIGHT
+
+    topic = unique("lp-inflight")
+    create_topic(broker.bootstrap, topic)
+    request = fetch_req(topic, 0, 0, max_wait_ms=WAKE_MAX_WAIT_MS)
+    parked = MAX_IN_FLIGHT + 6
+    with RawClient(broker.bootstrap) as c:
+        frames = []
+        for _ in range(parked):
+            c.correlation_id += 1
+            frames.append(c.encode(request, correlation_id=c.correlation_id))
+        c.send_bytes(b"".join(frames))
+        assert no_response_within(c, 0.2), "a fetch at the log end answered without data"
+        last = send_fetch(c, request)  # behind a full queue: read once answers went out
+        started = time.monotonic()
+        produce(broker.bootstrap, topic, 0, build_batch([(None, b"wake all")], timestamp_ms=now_ms()))
+        for cid in range(last - parked, last + 1):
+            body = recv_fetch(c, request, cid)  # (asserts the correlation id: request order)
+            assert [x.value for x in iter_records(body.responses[0].partitions[0].records or b"")] == [b"wake all"]
+        assert time.monotonic() - started < WOKEN_WITHIN_S
+
+
 def test_client_disconnect_while_parked(broker: EmbeddedBroker) -> None:
     topic = unique("lp-gone")
     create_topic(broker.bootstrap, topic)

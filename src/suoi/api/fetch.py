@@ -18,6 +18,7 @@ built by a step added to it (`Pending.then`), run when it is woken or times out;
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -30,6 +31,7 @@ from suoi.partition.fetch_session import FetchContext, new_context
 from suoi.protocol.codec import ms
 
 READ_COMMITTED = 1
+_ONE_MS = timedelta(milliseconds=1)
 
 
 @api(1, "Fetch", 4, 18)
@@ -44,11 +46,12 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     replica_id = int(state.replica_id if state is not None else getattr(request, "replica_id", -1))
     if replica_id >= 0 and version >= replica_fetch.FIRST_VERSION:  # a follower: the leader's side of replication
         return replica_fetch.handle_replica_fetch(ctx, request, replica_id)
+    max_wait = request.max_wait  # kio decodes whole ms into a timedelta: `//` gives them back, no call
+    # (positional: a dataclass's keyword arguments cost more than the fields' order does)
     params = FetchParams(
-        max_bytes=request.max_bytes, min_bytes=request.min_bytes, max_wait_ms=ms(request.max_wait),
-        replica_id=replica_id,
-        read_committed=getattr(request, "isolation_level", 0) == READ_COMMITTED,
-        client_rack=str(getattr(request, "rack_id", "") or ""), follower_reads=version >= 11)
+        request.max_bytes, request.min_bytes, max_wait // _ONE_MS if max_wait.__class__ is timedelta else ms(max_wait),
+        replica_id, getattr(request, "isolation_level", 0) == READ_COMMITTED, str(getattr(request, "rack_id", "") or ""),
+        version >= 11)
     topics: list[FetchTopic]
     if version >= 12:  # kio's partitions carry every field the read takes, under the same names: no copy
         topics = [(getattr(t, "topic", None), getattr(t, "topic_id", None), t.partitions) for t in request.topics]
@@ -57,7 +60,7 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
             FetchPartition(p.partition, p.fetch_offset, p.partition_max_bytes, getattr(p, "current_leader_epoch", -1),
                            -1, getattr(p, "log_start_offset", -1))
             for p in t.partitions]) for t in request.topics]
-    directory = partitions_of(ctx.services)
+    directory = ctx.services.kraft.replicas or partitions_of(ctx.services)  # (a call only on a controller-only node)
     session_id = getattr(request, "session_id", 0)
     epoch = getattr(request, "session_epoch", -1)
     if (session_id == 0 and epoch == -1) or directory.fetch_sessions is None:

@@ -25,7 +25,7 @@ def handle_produce(ctx: RequestContext, request: Any) -> Any:
     node's counters); acks=-1 partitions the ISR does not have yet join one `DelayedProduce`."""
     acks = request.acks
     services = ctx.services
-    partitions = partitions_of(services)
+    partitions = services.kraft.replicas or partitions_of(services)  # (a call only on a controller-only node)
     metrics = services.metrics
     origin = ctx.client_host
     delayed: DelayedProduce | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from suoi.api.listener_roles import ListenerRole
 from suoi.protocol.splice import SplicedResponse
@@ -31,9 +31,10 @@ CURRENT_REQUEST: ContextVar[RequestContext | None] = ContextVar("CURRENT_REQUEST
 Handler: TypeAlias = Callable[["RequestContext", Any], ResponseData | Awaitable[ResponseData]]
 
 
-@dataclass(slots=True)
-class RequestContext:
-    """What a handler may know about the request besides its body."""
+class RequestContext(NamedTuple):
+    """What a handler may know about the request besides its body. A tuple, read only:
+    `dispatch` makes one per request with `tuple.__new__` (a dataclass's or a NamedTuple's
+    own constructor is a Python-level call)."""
 
     services: Services
     api_key: int

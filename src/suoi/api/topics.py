@@ -28,7 +28,7 @@ def resolve_or_create(broker: Services, name: str | None, topic_id: uuid.UUID | 
     controller to auto-create it. The returned info is the local one, which may host none of
     the partitions (then NOT_LEADER_OR_FOLLOWER)."""
     image = broker.kraft.image
-    topic = image.topic(name) if name else image.topics.get(topic_id) if topic_id else None
+    topic = image.topics_by_name.get(name) if name else image.topics.get(topic_id) if topic_id else None
     if topic is None:
         if name and invalid_topic_name(name):
             return None, ErrorCode.invalid_topic_exception
@@ -39,7 +39,7 @@ def resolve_or_create(broker: Services, name: str | None, topic_id: uuid.UUID | 
         if not name and (topic_id is None or topic_id == ZERO_UUID):
             return None, ErrorCode.invalid_request
         return None, ErrorCode.unknown_topic_or_partition if name else ErrorCode.unknown_topic_id
-    local = broker.logs.topics().get(topic.name)
+    local = broker.logs.topic(topic.name)  # (not `topics()`: a copy of every topic, for every Produce)
     return local, ErrorCode.none if local is not None else ErrorCode.not_leader_or_follower
 
 

@@ -208,7 +208,8 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
         if len(frames) == 1:  # the usual read: one request, nothing left to yield to (no slice)
             if not self._closed:
                 self._handle(frames[0])
-                self._update_reading()
+                if self._reading_paused or len(self._queue) >= MAX_IN_FLIGHT:  # (see `_update_reading`)
+                    self._update_reading()
         elif frames:
             self._handle_frames(frames)
 
@@ -344,7 +345,8 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
                 released_by = entry.api_key
             elif entry.api_key in _FETCH_KEYS:
                 self._note_held(entry, released_by)
-        self._update_reading()
+        if self._reading_paused or len(q) >= MAX_IN_FLIGHT:  # (see `_update_reading`)
+            self._update_reading()
 
     def _note_held(self, entry: _Entry, held_by: int) -> None:
         now = asyncio.get_running_loop().time()
@@ -399,6 +401,10 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
         self._abort()
 
     def _update_reading(self) -> None:
+        """Pause or resume reading to match the pause reasons. Whatever sets a reason other than
+        the queue's length (write pause, throttle, unhandled frames, a busy file sender) calls
+        this itself, so after a request is queued or answered only a paused connection or a full
+        queue can need it: the usual request and answer skip the call."""
         if self._transport is None or self._closed:
             return
         sender = self._file_sender

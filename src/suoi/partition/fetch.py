@@ -116,7 +116,7 @@ class ParkedFetch(Pending[TopicReads]):
         self._replica = params.replica_id >= 0
         self._scheduled = False
         loop = self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = loop.call_at(loop.time() + params.max_wait_ms / 1000, self._expire)
+        self._timer: asyncio.TimerHandle | None = loop.call_later(params.max_wait_ms / 1000, self._expire)
         directory.notifier.park(self, tps, replica=self._replica)
 
     def wake(self) -> None:
@@ -138,8 +138,10 @@ class ParkedFetch(Pending[TopicReads]):
             self.fail(exc)
             return
         if total >= self._params.min_bytes or answer_now or not tps:
-            self._stop_timer()
-            self.resolve(reads)
+            timer, self._timer = self._timer, None  # (`_stop_timer` and `resolve` inline: the usual wake-up)
+            if timer is not None:
+                timer.cancel()
+            self._run(reads, None)
             return
         self._tps = tps
         self._directory.notifier.park(self, tps, replica=self._replica)

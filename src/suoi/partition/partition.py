@@ -227,7 +227,8 @@ class Partition:
         wake-up: `appended` wakes the consumers a HW move would, and the followers)."""
         state = self.leader_state
         if state is not None:
-            new_hw = state.on_leader_append(self.plog.log_end_offset, self.host.now_ms())
+            # no clock: the HW rule does not read it (`_maybe_increment_hw`), and every append passes here
+            new_hw = state.on_leader_append(self.plog.log_end_offset, 0)
             if new_hw is not None:
                 self.plog.set_high_watermark(new_hw)
                 if self.waits:

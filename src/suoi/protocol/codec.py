@@ -23,7 +23,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 
-from suoi.protocol.bounds import LengthOutOfBounds, check_body, request_checker
+from suoi.protocol.bounds import LengthOutOfBounds, check_body, request_skippers
 from suoi.protocol.compiled_writer import compiled_writer
 from suoi.protocol.file_records import FileRecords, FileRegion
 
@@ -76,7 +76,7 @@ def read_prefix(frame: bytes) -> RequestPrefix:
 @cache
 def _request_readers(api_key: int, api_version: int) -> tuple[Any, Any, Any]:
     schema = load_request_schema(api_key, api_version)
-    return entity_reader(schema.__header_schema__), entity_reader(schema), request_checker(schema)
+    return entity_reader(schema.__header_schema__), entity_reader(schema), request_skippers(schema)
 
 
 def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
@@ -91,18 +91,24 @@ def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
     return decode(frame, prefix.correlation_id)
 
 
+_new_tuple = tuple.__new__
+
+
 @cache
 def request_decoder(api_key: int, api_version: int) -> Callable[[bytes, int], Request]:
     """`decode(frame, correlation_id) -> Request` for one api key and version, its readers and
     bounds walk found once (`dispatch` keeps it per api key and version: one call a request).
     Raises (here) when kio has no schema for them; `decode` raises DecodeError for bad bytes."""
-    read_header, read_body, check_lengths = _request_readers(api_key, api_version)
+    read_header, read_body, (skip_header, skip_body) = _request_readers(api_key, api_version)
 
     def decode(frame: bytes, correlation_id: int) -> Request:
         try:
             # kio would reserve memory for whatever length the peer claims (and abort on 2^34):
-            # every length is checked against the frame first.
-            nulls = check_lengths(frame)
+            # every length is checked against the frame first (`bounds.request_checker`'s walk,
+            # its two steps called here directly; trailing bytes are ignored, as by kio).
+            end = len(frame)
+            nulls: list[str] = []
+            skip_body(frame, skip_header(frame, 0, end, nulls), end, nulls)
         except LengthOutOfBounds as exc:
             raise DecodeError(f"api_key={api_key} v{api_version}: {exc}") from None
         try:
@@ -110,7 +116,9 @@ def request_decoder(api_key: int, api_version: int) -> Callable[[bytes, int], Re
             body, _size = read_body(frame, used)
         except Exception as exc:  # kio raises several types for short/garbled input
             raise DecodeError(f"cannot decode api_key={api_key} v{api_version}: {exc!r}") from exc
-        return Request(api_key, api_version, correlation_id, header.client_id, body, tuple(nulls) if nulls else ())
+        # tuple.__new__: a NamedTuple's own __new__ is a Python-level function (a call per request)
+        return _new_tuple(Request, (api_key, api_version, correlation_id, header.client_id, body,
+                                    tuple(nulls) if nulls else ()))
 
     return decode
 
