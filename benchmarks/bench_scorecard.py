@@ -229,10 +229,14 @@ def section_consume(run: Run) -> None:
             fill(t, topic, 6, run.s.consume_messages, 100, 10_000)
         for t in targets:
             settle(t.label, t.pid)
-        rates, cpu_us = measure(targets, topic, 6, run.s.consume_messages, run.s.rounds, run.s.consume_seconds)
+        client: dict[str, dict[str, list[float]]] = {}
+        rates, cpu_us = measure(targets, topic, 6, run.s.consume_messages, run.s.rounds, run.s.consume_seconds,
+                                details=client)
     for label, values in rates.items():
         run.put("consume_100b_msgs", label, values)
         run.put("consume_100b_us", label, cpu_us[label])
+        run.put("consume_100b_client_us", label, client[label]["client_us"])
+        run.put("consume_100b_faults", label, client[label]["faults_per_k"])
 
 
 def e2e_latency(target: Target, rate: int, seconds: float, drain_s: float, neighbours: int,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import resource
 import threading
 import time
 import uuid
@@ -100,8 +101,9 @@ def produce_phase(bootstrap: str, topic: str, size: int, acks: str, max_msgs: in
 
 
 def consume_phase(bootstrap: str, topic: str, partitions: int, expect_msgs: int,
-                  seconds: float, pid: int | None) -> dict[str, Any]:
-    """Read the topic from offset 0 with assign() (no group protocol needed)."""
+                  seconds: float, pid: int | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read the topic from offset 0 with assign() (no group protocol needed); ``overrides``
+    replace consumer settings."""
     c = Consumer({
         "bootstrap.servers": bootstrap,
         # The Python client insists on a group.id; with assign() and no commits
@@ -120,6 +122,7 @@ def consume_phase(bootstrap: str, topic: str, partitions: int, expect_msgs: int,
         # that is hit at once and would measure the client, not the broker.
         "queued.min.messages": 10_000_000,
         "fetch.queue.backoff.ms": 10,
+        **(overrides or {}),
     })
     try:
         c.list_topics(topic, timeout=10.0)
@@ -129,6 +132,7 @@ def consume_phase(bootstrap: str, topic: str, partitions: int, expect_msgs: int,
         first_err = None
         cpu0 = read_cpu_s(pid)
         ccpu0 = time.process_time()
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         deadline = t0 + seconds
         c.assign([TopicPartition(topic, i, 0) for i in range(partitions)])
@@ -145,6 +149,7 @@ def consume_phase(bootstrap: str, topic: str, partitions: int, expect_msgs: int,
             if msgs:
                 t_last = time.perf_counter()
         cpu1 = read_cpu_s(pid)
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
         elapsed = max(t_last - t0, 1e-9)
         res = {
             "topic": topic, "expected": expect_msgs, "received": got, "errors": errs,
@@ -152,6 +157,10 @@ def consume_phase(bootstrap: str, topic: str, partitions: int, expect_msgs: int,
             "elapsed_s": round(elapsed, 3),
             "mb_s": nbytes / MB / elapsed, "msg_s": got / elapsed,
             "client_cpu_s": round(time.process_time() - ccpu0, 2),
+            # the client's kernel time and page faults (all its threads): what a broker's answer
+            # sizes and pace cost librdkafka's allocator (benchmarks/README.md, consume, fifth session)
+            "client_sys_s": round(ru1.ru_stime - ru0.ru_stime, 3),
+            "client_minflt": ru1.ru_minflt - ru0.ru_minflt,
         }
         if first_err:
             res["first_error"] = first_err

@@ -43,6 +43,12 @@ GOALS: tuple[Goal, ...] = (
     Goal("consume_100b_msgs", "consume 100 B, msg/s (librdkafka), vs Tansu in the same run", "consume",
          "bench_consume.py", ">=", 1.0, vs_tansu=True, unit="msg/s"),
     Goal("consume_100b_us", "consume 100 B, broker µs/msg", "consume", "bench_consume.py", unit="µs"),
+    # The consume row is librdkafka's: its CPU and page faults per message show what the broker's
+    # answers cost it (a faster broker deepens its prefetch: benchmarks/README.md, fifth session).
+    Goal("consume_100b_client_us", "consume 100 B, client (librdkafka + Python) CPU µs/msg", "consume",
+         "bench_consume.py", unit="µs"),
+    Goal("consume_100b_faults", "consume 100 B, client page faults per 1,000 msg", "consume",
+         "bench_consume.py"),
     Goal("e2e_1000_p99", "e2e latency at 1,000 msg/s, p99 ms", "latency", "bench.py --latency", "<=", 5.0,
          unit="ms"),
     Goal("e2e_1000_p999", "e2e latency at 1,000 msg/s, p99.9 ms", "latency", "bench.py --latency", "<=", 10.0,
