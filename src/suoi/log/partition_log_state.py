@@ -25,7 +25,7 @@ from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError
 from suoi.log.flushing import SyncJob
 from suoi.log.leader_epoch import CHECKPOINT_FILE as LEADER_EPOCH_CHECKPOINT
-from suoi.log.leader_epoch import LeaderEpochCache, load_or_rebuild
+from suoi.log.leader_epoch import CheckpointSync, LeaderEpochCache, load_or_rebuild
 from suoi.log.producer_state import ProducerStateManager, write_snapshot
 from suoi.log.recovery import (
     read_recovery_point,
@@ -86,7 +86,7 @@ class LogState:
         #: Leader epoch -> start offset (KIP-101), the ``leader-epoch-checkpoint`` file.
         self.leader_epoch_cache: LeaderEpochCache = (
             LeaderEpochCache(directory / LEADER_EPOCH_CHECKPOINT) if empty
-            else load_or_rebuild(directory, segments, log_start_offset, self._log_end_offset))
+            else load_or_rebuild(directory, segments, log_start_offset, self._log_end_offset, self._recovery_point))
 
     # ------------------------------------------------------------------ properties
 
@@ -174,6 +174,9 @@ class LogState:
             for seg in (*self._unflushed_segments, self._active):
                 if not seg.closed:
                     seg.flush()
+            if self.leader_epoch_cache.unsynced:
+                self.leader_epoch_cache.unsynced = False
+                self.leader_epoch_cache.sync()
         except OSError as e:
             raise KafkaStorageError(e.errno, f"fsync of {self.directory} failed: {e.strerror}") from e
         self.flushed(end)
@@ -181,7 +184,10 @@ class LogState:
     def sync_jobs(self) -> list[SyncJob]:
         """What `flush` would fsync, as jobs other threads may run in parallel (the final flush,
         `suoi.log.flushing.flush_logs`); `flushed` once every job succeeded."""
-        return [job for seg in (*self._unflushed_segments, self._active) if not seg.closed for job in seg.sync_jobs()]
+        jobs = [job for seg in (*self._unflushed_segments, self._active) if not seg.closed for job in seg.sync_jobs()]
+        if self.leader_epoch_cache.unsynced:  # before the recovery point passes its entries
+            jobs.append(CheckpointSync(self.leader_epoch_cache))
+        return jobs
 
     def flushed(self, end_offset: int) -> None:
         """Everything below `end_offset` (the log end when the flush began) is on disk."""

@@ -55,6 +55,7 @@ from suoi.raft import (
     RaftNode,
     SnapshotId,
 )
+from suoi.raft.state import Follower, Role
 from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
 from suoi.raft_driver.codec import RaftCodecError, request_source, request_to_kio, response_from_kio
 
@@ -320,6 +321,7 @@ class QuorumDriver:
         """Call into the node; route what it returns; a failure of the core is fatal."""
         if self.failure is not None:
             return None
+        role = self._node.role if self._node is not None else None
         try:
             result = fn()
         except NotLeaderError:
@@ -329,10 +331,23 @@ class QuorumDriver:
             self.failure = exc
             self._fail_waiters(QuorumUnavailableError(f"raft node {self.node_id} failed: {exc!r}"))
             return None
+        if self._node is not None and self._node.role is not role:
+            self._log_transition(role)
         if isinstance(result, list):
             self._route(result)
         self._check_commit_waiters()
         return result
+
+    def _log_transition(self, old: Role | None) -> None:
+        """One INFO line per role change (Kafka logs its quorum state transitions too): what a
+        leader lost under load is found by, with how long a follower had gone without an answer."""
+        node = self.node
+        new = node.role
+        why = ""
+        if isinstance(old, Follower) and not isinstance(new, Follower):
+            last = old.last_fetch_ok_ms
+            why = f" (last fetch answer {self._clock() - last} ms ago)" if last is not None else " (no fetch answered)"
+        log.info("raft node %d: %s -> %s%s", self.node_id, old, new, why)
 
     def _feed(self, envelope: Envelope) -> None:
         node = self.node
