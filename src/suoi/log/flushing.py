@@ -1,4 +1,6 @@
-"""The final flush of a clean stop: every log's unflushed files fsynced, many at once.
+"""The final flush of a clean stop, and the scheduled flushes: every log's unflushed files
+fsynced, many at once (`flush_logs` on a thread at the stop, `flush_logs_off_loop` awaited by
+the broker's flush task).
 
 A serial fsync per file waits out a whole device round trip each (and, on ext4, a journal
 commit): a node with 1,000 partitions owes ~2,000-4,000 of them (segment, index files) and took
@@ -14,10 +16,11 @@ calling thread, a slice of logs at a time (`PIN_MAX` descriptors pinned at most)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,8 +28,10 @@ from suoi.log.handles import LazyFile
 
 if TYPE_CHECKING:
     from suoi.log.partition_log import PartitionLog
+    from suoi.log.partition_log_state import FlushPoint
 
-__all__ = ["FLUSH_THREADS", "CallSync", "FileSync", "SyncJob", "flush_logs", "fsync_dir", "sync_paths"]
+__all__ = ["FLUSH_THREADS", "CallSync", "FileSync", "SyncJob", "flush_logs", "flush_logs_off_loop", "fsync_dir",
+           "sync_paths"]
 
 logger = logging.getLogger("suoi.log")
 
@@ -91,24 +96,43 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
-def _slices(logs: Sequence[PartitionLog]) -> Iterator[list[tuple[PartitionLog, int, list[SyncJob]]]]:
-    """(log, its end offset, its jobs) in slices of at most PIN_MAX jobs (a log's jobs stay together)."""
-    batch: list[tuple[PartitionLog, int, list[SyncJob]]] = []
+_Slice = list[tuple["PartitionLog", "FlushPoint", list[SyncJob]]]
+
+
+def _slices(logs: Sequence[PartitionLog]) -> Iterator[_Slice]:
+    """(log, where its flush starts, its jobs) in slices of at most PIN_MAX jobs (a log's jobs
+    stay together)."""
+    batch: _Slice = []
     pinned = 0
     for log in logs:
         if pinned >= PIN_MAX:
             yield batch
             batch, pinned = [], 0
-        end = log.log_end_offset
+        point = log.flush_point()
         try:
             jobs = log.sync_jobs()
         except OSError as e:  # writing an index's pending entries failed
             logger.error("%s-%d: cannot flush: %s", log.topic, log.partition, e)
             continue
-        batch.append((log, end, jobs))
+        batch.append((log, point, jobs))
         pinned += len(jobs)
     if batch:
         yield batch
+
+
+def _finish(log: PartitionLog, point: FlushPoint, jobs: Sequence[SyncJob], errors: Sequence[BaseException | None],
+            failed: list[PartitionLog]) -> None:
+    """After a log's fsyncs: release the jobs, then move its recovery point, or log the failure."""
+    for job, error in zip(jobs, errors, strict=True):
+        job.done(error is None)
+    error = next((e for e in errors if e is not None), None)
+    if error is None:
+        log.flushed(point)
+    elif isinstance(error, CancelledError):  # the node stops: the final flush syncs what did not
+        pass
+    else:
+        logger.error("%s-%d: fsync failed: %s", log.topic, log.partition, error)
+        failed.append(log)
 
 
 def flush_logs(logs: Sequence[PartitionLog], threads: int = FLUSH_THREADS) -> list[PartitionLog]:
@@ -118,19 +142,48 @@ def flush_logs(logs: Sequence[PartitionLog], threads: int = FLUSH_THREADS) -> li
     failed: list[PartitionLog] = []
     with ThreadPoolExecutor(max(threads, 1), thread_name_prefix="log-flush") as pool:
         for batch in _slices(logs):
-            running: list[tuple[PartitionLog, int, list[SyncJob], list[Future[None]]]] = [
-                (log, end, jobs, [pool.submit(job) for job in jobs]) for log, end, jobs in batch]
-            for log, end, jobs, futures in running:
-                errors = [f.exception() for f in futures]
-                for job, error in zip(jobs, errors, strict=True):
-                    job.done(error is None)
-                error = next((e for e in errors if e is not None), None)
-                if error is None:
-                    log.flushed(end)
-                else:
-                    logger.error("%s-%d: fsync failed: %s", log.topic, log.partition, error)
-                    failed.append(log)
+            running: list[tuple[PartitionLog, FlushPoint, list[SyncJob], list[Future[None]]]] = [
+                (log, point, jobs, [pool.submit(job) for job in jobs]) for log, point, jobs in batch]
+            for log, point, jobs, futures in running:
+                _finish(log, point, jobs, [_error(f) for f in futures], failed)
     return failed
+
+
+async def flush_logs_off_loop(logs: Sequence[PartitionLog], threads: int = FLUSH_THREADS) -> list[PartitionLog]:
+    """`flush_logs` for the event loop (the scheduled flushes of log.flush.interval.ms / flush.ms):
+    the jobs are made and finished on the loop, a slice at a time, and only their fsyncs run on
+    the pool, awaited, so the loop serves everyone (Raft included) meanwhile. What the loop does
+    to a log during its fsyncs is kept: appends stay unflushed for the next flush, and a
+    truncation leaves the recovery point where it put it (`PartitionLog.flushed`). Cancelled (the
+    node stops), fsyncs not started never run and those running are waited for, so no file is
+    left pinned, or marked clean unsynced for the final flush to skip."""
+    failed: list[PartitionLog] = []
+    pool = ThreadPoolExecutor(max(threads, 1), thread_name_prefix="log-flush")
+    try:
+        for batch in _slices(logs):
+            running = [(log, point, jobs, [pool.submit(job) for job in jobs]) for log, point, jobs in batch]
+            waits = [asyncio.wrap_future(f) for *_, futures in running for f in futures]
+            try:
+                if waits:
+                    await asyncio.wait(waits)
+            except asyncio.CancelledError:
+                for *_, futures in running:
+                    for f in futures:
+                        f.cancel()
+                if waits:
+                    await asyncio.wait(waits)
+                raise
+            finally:
+                for log, point, jobs, futures in running:
+                    _finish(log, point, jobs, [_error(f) for f in futures], failed)
+    finally:
+        pool.shutdown(wait=False)
+    return failed
+
+
+def _error(future: Future[None]) -> BaseException | None:
+    """What a job's fsync raised (a job cancelled before it ran did not sync: an error too)."""
+    return CancelledError() if future.cancelled() else future.exception()
 
 
 def _sync_path(path: Path) -> tuple[Path, OSError | None]:

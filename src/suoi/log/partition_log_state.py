@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Self
+from typing import NamedTuple, Self
 
 from suoi.log import transactions as txns
 from suoi.log.batch_check import CorruptBatch
@@ -35,7 +35,15 @@ from suoi.log.recovery import (
 )
 from suoi.log.segment import LogSegment
 
-__all__ = ["LogState"]
+__all__ = ["FlushPoint", "LogState"]
+
+
+class FlushPoint(NamedTuple):
+    """Where a flush began: the log end, the messages unflushed then, the truncations so far."""
+
+    end: int
+    messages: int
+    truncations: int
 
 
 class LogState:
@@ -73,6 +81,8 @@ class LogState:
         self._high_watermark = self._log_end_offset
         self.hw_follows_leo = hw_follows_leo
         self._unflushed_messages = 0
+        #: Truncations so far: a flush that ran meanwhile must not move the recovery point up.
+        self._truncations = 0
         self._last_flush_ms = now_ms()
         self._unflushed_segments: list[LogSegment] = []
         #: Everything below it is on disk: recovery re-checks from it. The ``recovery-point`` file
@@ -169,7 +179,7 @@ class LogState:
 
     def flush(self) -> None:
         """fsync everything written since the last flush."""
-        end = self._log_end_offset
+        point = self.flush_point()
         try:
             for seg in (*self._unflushed_segments, self._active):
                 if not seg.closed:
@@ -179,7 +189,7 @@ class LogState:
                 self.leader_epoch_cache.sync()
         except OSError as e:
             raise KafkaStorageError(e.errno, f"fsync of {self.directory} failed: {e.strerror}") from e
-        self.flushed(end)
+        self.flushed(point)
 
     def sync_jobs(self) -> list[SyncJob]:
         """What `flush` would fsync, as jobs other threads may run in parallel (the final flush,
@@ -189,12 +199,22 @@ class LogState:
             jobs.append(CheckpointSync(self.leader_epoch_cache))
         return jobs
 
-    def flushed(self, end_offset: int) -> None:
-        """Everything below `end_offset` (the log end when the flush began) is on disk."""
+    def flush_point(self) -> FlushPoint:
+        """Where a flush starts (taken with its `sync_jobs`); `flushed` once they succeeded."""
+        return FlushPoint(self._log_end_offset, self._unflushed_messages, self._truncations)
+
+    def flushed(self, point: FlushPoint) -> None:
+        """Everything below ``point.end`` (the log end when the flush began) is on disk. A flush
+        whose fsyncs ran while the loop went on (`flushing.flush_logs_off_loop`) keeps what came
+        since: messages appended meanwhile stay counted as unflushed, and after a truncation
+        meanwhile the recovery point stays where the truncation put it (what is below the old
+        end may since have been rewritten)."""
+        end_offset = point.end
         self._unflushed_segments = [s for s in self._unflushed_segments if s.next_offset > end_offset]
-        self._unflushed_messages = 0
+        self._unflushed_messages = max(self._unflushed_messages - point.messages, 0)
         self._last_flush_ms = self._now_ms()
-        self._recovery_point = end_offset  # persisted by `checkpoint_recovery_point`
+        if point.truncations == self._truncations and end_offset > self._recovery_point:
+            self._recovery_point = end_offset  # persisted by `checkpoint_recovery_point`
 
     def checkpoint_recovery_point(self, *, durable: bool = True) -> bool:
         """Persist the recovery point if a flush moved it; returns whether it wrote.
@@ -215,10 +235,14 @@ class LogState:
         write_recovery_point(self.directory, offset, durable=durable)
         self._recovery_point = self._recovery_point_persisted = offset
 
+    def flush_is_due(self, now_ms: int) -> bool:
+        """``flush.ms`` has passed since the last flush, and something is unflushed."""
+        interval = self.config.flush_interval_ms
+        return interval is not None and self._unflushed_messages > 0 and now_ms - self._last_flush_ms >= interval
+
     def maybe_flush(self, now_ms: int) -> bool:
         """Honour ``flush.ms``; returns whether a flush happened."""
-        interval = self.config.flush_interval_ms
-        if interval is None or self._unflushed_messages == 0 or now_ms - self._last_flush_ms < interval:
+        if not self.flush_is_due(now_ms):
             return False
         self.flush()
         return True
