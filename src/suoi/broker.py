@@ -43,12 +43,12 @@ from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.http.admin import AdminSettings, MetricsRecorder
 from suoi.http.sockets import listen_socket
 from suoi.log.cleaner import LogCleaner
-from suoi.log.flushing import flush_logs_off_loop, sync_paths
 from suoi.log.handles import configure as configure_file_handles
 from suoi.log.log_dirs import probe_log_dirs
 from suoi.log.manager import LogManager
 from suoi.log.meta_properties import ensure_formatted
 from suoi.log.scrubber import LogScrubber
+from suoi.log_flush import run_flush_loop
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
 from suoi.partition.coordinator_writer import ReplicatedWriter
@@ -466,23 +466,8 @@ class Broker:
                     conn.close_idle(idle)
 
     async def _flush_loop(self) -> None:
-        """flush.ms / log.flush.interval.ms flushes and log.flush.offset.checkpoint.interval.ms
-        recovery-point checkpoints. The fsyncs run on threads, awaited (`flush_logs_off_loop`,
-        `sync_paths`): one after another on the event loop, a flush of many partitions stalled
-        every client and the node's Raft traffic for as long as the disk took."""
-        interval = self.config.get_int("log.flush.scheduler.interval.ms") / 1000
-        checkpoint_every = max(self.config.get_int("log.flush.offset.checkpoint.interval.ms"), 10) / 1000
-        checkpointed = time.monotonic()
-        while True:
-            await asyncio.sleep(min(interval, checkpoint_every))
-            try:
-                due = self.logs.logs_due_for_flush(self.now_ms())
-                if due:
-                    await flush_logs_off_loop(due)
-                if time.monotonic() - checkpointed >= checkpoint_every:
-                    checkpointed = time.monotonic()
-                    written = self.logs.write_recovery_points()
-                    if written:
-                        await asyncio.to_thread(sync_paths, written)
-            except Exception:
-                log.exception("scheduled flush failed")
+        """flush.ms / log.flush.interval.ms flushes and recovery-point checkpoints, their fsyncs on
+        threads, awaited (`suoi.log_flush`): the loop serves meanwhile."""
+        await run_flush_loop(self.logs, self.config.get_int("log.flush.scheduler.interval.ms") / 1000,
+                             max(self.config.get_int("log.flush.offset.checkpoint.interval.ms"), 10) / 1000,
+                             self.now_ms)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from suoi.log import flushing
+from suoi.log import sync_jobs
 from suoi.log.recovery import RECOVERY_POINT_FILE
 from suoi.protocol.records import build_batch
 from suoi.testing import InProcessNode
@@ -32,7 +32,7 @@ def test_scheduled_flushes_sync_off_the_loop_while_the_node_answers(tmp_path: Pa
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     in_fsync, release = threading.Event(), threading.Event()
     threads: set[str] = set()
-    real_fsync = flushing._fsync
+    real_fsync = sync_jobs._fsync
 
     def held_fsync(fd: int) -> None:  # the disk is slow: every fsync waits until the test lets it go
         threads.add(threading.current_thread().name)
@@ -40,7 +40,7 @@ def test_scheduled_flushes_sync_off_the_loop_while_the_node_answers(tmp_path: Pa
         release.wait(10)
         real_fsync(fd)
 
-    monkeypatch.setattr(flushing, "_fsync", held_fsync)
+    monkeypatch.setattr(sync_jobs, "_fsync", held_fsync)
     overrides = {"log.flush.interval.ms": "20", "log.flush.scheduler.interval.ms": "20",
                  "log.flush.offset.checkpoint.interval.ms": "20"}
     with InProcessNode(tmp_path, overrides=overrides) as node:

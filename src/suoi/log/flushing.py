@@ -1,6 +1,6 @@
 """The final flush of a clean stop, and the scheduled flushes: every log's unflushed files
-fsynced, many at once (`flush_logs` on a thread at the stop, `flush_logs_off_loop` awaited by
-the broker's flush task).
+fsynced, many at once (`flush_logs` on a thread at the stop; the broker's flush task,
+`suoi.log_flush`, awaits the same jobs on the event loop: `flush_slices`, `finish`).
 
 A serial fsync per file waits out a whole device round trip each (and, on ext4, a journal
 commit): a node with 1,000 partitions owes ~2,000-4,000 of them (segment, index files) and took
@@ -16,22 +16,15 @@ calling thread, a slice of logs at a time (`PIN_MAX` descriptors pinned at most)
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
-from suoi.log.handles import LazyFile
+from suoi.log.sync_jobs import FlushableLog, FlushPoint, SyncJob, fsync_dir
 
-if TYPE_CHECKING:
-    from suoi.log.partition_log import PartitionLog
-    from suoi.log.partition_log_state import FlushPoint
-
-__all__ = ["FLUSH_THREADS", "CallSync", "FileSync", "SyncJob", "flush_logs", "flush_logs_off_loop", "fsync_dir",
-           "sync_paths"]
+__all__ = ["FLUSH_THREADS", "L", "finish", "flush_logs", "flush_slices", "job_error", "sync_paths"]
 
 logger = logging.getLogger("suoi.log")
 
@@ -39,70 +32,15 @@ logger = logging.getLogger("suoi.log")
 FLUSH_THREADS = 8
 #: Most descriptors pinned at once (the handle cache's limit must not be pushed far past).
 PIN_MAX = 512
-#: Fault-injection seam: tests replace it (``suoi.log.flushing._fsync``) to fail a segment's fsync.
-_fsync = os.fsync
+#: A log of the caller's type (`PartitionLog`): what failed is handed back as such.
+L = TypeVar("L", bound=FlushableLog)
+_Slice = list[tuple[L, FlushPoint, Sequence[SyncJob]]]
 
 
-class SyncJob:
-    """One fsync that may run on any thread (`__call__`); `done` runs on the caller's."""
-
-    __slots__ = ()
-
-    def __call__(self) -> None:
-        raise NotImplementedError
-
-    def done(self, ok: bool) -> None:
-        """After the fsync (``ok``: it succeeded), on the thread that made the job."""
-
-
-class FileSync(SyncJob):
-    """An fsync of a handle-cached `LazyFile`: its descriptor pinned until `done`, and marked clean
-    now (a write from here on marks it dirty again, for the next flush)."""
-
-    __slots__ = ("fd", "file")
-
-    def __init__(self, file: LazyFile) -> None:
-        self.file = file
-        self.fd = file.pin()
-        file.dirty = False
-
-    def __call__(self) -> None:
-        _fsync(self.fd)
-
-    def done(self, ok: bool) -> None:
-        self.file.unpin()
-        if not ok:
-            self.file.dirty = True
-
-
-class CallSync(SyncJob):
-    """A thread-safe flush of something that opens its own descriptor (the transaction index)."""
-
-    __slots__ = ("call",)
-
-    def __init__(self, call: Callable[[], None]) -> None:
-        self.call = call
-
-    def __call__(self) -> None:
-        self.call()
-
-
-def fsync_dir(path: str | Path) -> None:
-    """fsync `path` (a directory, or a file) through a descriptor of its own."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_Slice = list[tuple["PartitionLog", "FlushPoint", list[SyncJob]]]
-
-
-def _slices(logs: Sequence[PartitionLog]) -> Iterator[_Slice]:
+def flush_slices(logs: Sequence[L]) -> Iterator[_Slice[L]]:
     """(log, where its flush starts, its jobs) in slices of at most PIN_MAX jobs (a log's jobs
     stay together)."""
-    batch: _Slice = []
+    batch: _Slice[L] = []
     pinned = 0
     for log in logs:
         if pinned >= PIN_MAX:
@@ -120,8 +58,8 @@ def _slices(logs: Sequence[PartitionLog]) -> Iterator[_Slice]:
         yield batch
 
 
-def _finish(log: PartitionLog, point: FlushPoint, jobs: Sequence[SyncJob], errors: Sequence[BaseException | None],
-            failed: list[PartitionLog]) -> None:
+def finish(log: L, point: FlushPoint, jobs: Sequence[SyncJob], errors: Sequence[BaseException | None],
+            failed: list[L]) -> None:
     """After a log's fsyncs: release the jobs, then move its recovery point, or log the failure."""
     for job, error in zip(jobs, errors, strict=True):
         job.done(error is None)
@@ -135,53 +73,21 @@ def _finish(log: PartitionLog, point: FlushPoint, jobs: Sequence[SyncJob], error
         failed.append(log)
 
 
-def flush_logs(logs: Sequence[PartitionLog], threads: int = FLUSH_THREADS) -> list[PartitionLog]:
+def flush_logs(logs: Sequence[L], threads: int = FLUSH_THREADS) -> list[L]:
     """fsync what every log in `logs` has not flushed, `threads` fsyncs at a time, and move each
     log's recovery point to the end it had (as `PartitionLog.flush`). Returns the logs whose
     flush failed (logged here, one ERROR line each): their data may not all be on disk."""
-    failed: list[PartitionLog] = []
+    failed: list[L] = []
     with ThreadPoolExecutor(max(threads, 1), thread_name_prefix="log-flush") as pool:
-        for batch in _slices(logs):
-            running: list[tuple[PartitionLog, FlushPoint, list[SyncJob], list[Future[None]]]] = [
+        for batch in flush_slices(logs):
+            running: list[tuple[L, FlushPoint, Sequence[SyncJob], list[Future[None]]]] = [
                 (log, point, jobs, [pool.submit(job) for job in jobs]) for log, point, jobs in batch]
             for log, point, jobs, futures in running:
-                _finish(log, point, jobs, [_error(f) for f in futures], failed)
+                finish(log, point, jobs, [job_error(f) for f in futures], failed)
     return failed
 
 
-async def flush_logs_off_loop(logs: Sequence[PartitionLog], threads: int = FLUSH_THREADS) -> list[PartitionLog]:
-    """`flush_logs` for the event loop (the scheduled flushes of log.flush.interval.ms / flush.ms):
-    the jobs are made and finished on the loop, a slice at a time, and only their fsyncs run on
-    the pool, awaited, so the loop serves everyone (Raft included) meanwhile. What the loop does
-    to a log during its fsyncs is kept: appends stay unflushed for the next flush, and a
-    truncation leaves the recovery point where it put it (`PartitionLog.flushed`). Cancelled (the
-    node stops), fsyncs not started never run and those running are waited for, so no file is
-    left pinned, or marked clean unsynced for the final flush to skip."""
-    failed: list[PartitionLog] = []
-    pool = ThreadPoolExecutor(max(threads, 1), thread_name_prefix="log-flush")
-    try:
-        for batch in _slices(logs):
-            running = [(log, point, jobs, [pool.submit(job) for job in jobs]) for log, point, jobs in batch]
-            waits = [asyncio.wrap_future(f) for *_, futures in running for f in futures]
-            try:
-                if waits:
-                    await asyncio.wait(waits)
-            except asyncio.CancelledError:
-                for *_, futures in running:
-                    for f in futures:
-                        f.cancel()
-                if waits:
-                    await asyncio.wait(waits)
-                raise
-            finally:
-                for log, point, jobs, futures in running:
-                    _finish(log, point, jobs, [_error(f) for f in futures], failed)
-    finally:
-        pool.shutdown(wait=False)
-    return failed
-
-
-def _error(future: Future[None]) -> BaseException | None:
+def job_error(future: Future[None]) -> BaseException | None:
     """What a job's fsync raised (a job cancelled before it ran did not sync: an error too)."""
     return CancelledError() if future.cancelled() else future.exception()
 

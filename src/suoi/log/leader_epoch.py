@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from suoi.log.errors import KafkaStorageError
-from suoi.log.flushing import SyncJob, fsync_dir
 from suoi.log.segment import LogSegment
+from suoi.log.sync_jobs import SyncJob, fsync_dir
 
 __all__ = [
     "CHECKPOINT_FILE",

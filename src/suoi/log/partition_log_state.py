@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple, Self
+from typing import Self
 
 from suoi.log import transactions as txns
 from suoi.log.batch_check import CorruptBatch
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError
-from suoi.log.flushing import SyncJob
 from suoi.log.leader_epoch import CHECKPOINT_FILE as LEADER_EPOCH_CHECKPOINT
 from suoi.log.leader_epoch import CheckpointSync, LeaderEpochCache, load_or_rebuild
 from suoi.log.producer_state import ProducerStateManager, write_snapshot
@@ -34,16 +33,9 @@ from suoi.log.recovery import (
     write_recovery_point,
 )
 from suoi.log.segment import LogSegment
+from suoi.log.sync_jobs import FlushPoint, SyncJob
 
-__all__ = ["FlushPoint", "LogState"]
-
-
-class FlushPoint(NamedTuple):
-    """Where a flush began: the log end, the messages unflushed then, the truncations so far."""
-
-    end: int
-    messages: int
-    truncations: int
+__all__ = ["LogState"]
 
 
 class LogState:

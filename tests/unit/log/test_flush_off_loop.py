@@ -1,4 +1,4 @@
-"""`flushing.flush_logs_off_loop`: the scheduled flush's fsyncs run on threads while the loop goes
+"""`flush_logs_off_loop`: the scheduled flush's fsyncs run on threads while the loop goes
 on; what the loop did to a log meanwhile (appends, a truncation) is not claimed as flushed."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from suoi.log import flushing
+from suoi.log import sync_jobs
 from suoi.log.recovery import read_recovery_point
+from suoi.log_flush import flush_logs_off_loop
 from tests.unit.log.log_helpers import OpenLog, batch
 
 
@@ -17,14 +18,14 @@ from tests.unit.log.log_helpers import OpenLog, batch
 def held_fsyncs(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
     """(an fsync started, let them finish): every flush fsync waits for the test."""
     started, release = threading.Event(), threading.Event()
-    real = flushing._fsync
+    real = sync_jobs._fsync
 
     def fsync(fd: int) -> None:
         started.set()
         release.wait(10)
         real(fd)
 
-    monkeypatch.setattr(flushing, "_fsync", fsync)
+    monkeypatch.setattr(sync_jobs, "_fsync", fsync)
     return started, release
 
 
@@ -35,7 +36,7 @@ def _flush_while(log_action, open_log: OpenLog, held: tuple[threading.Event, thr
     log.append(batch(2))
 
     async def scenario() -> list[object]:
-        task = asyncio.create_task(flushing.flush_logs_off_loop([log]))
+        task = asyncio.create_task(flush_logs_off_loop([log]))
         assert await asyncio.to_thread(started.wait, 10)
         try:
             log_action(log)  # on the loop, while the fsyncs are held on their threads
