@@ -144,8 +144,10 @@ class KRaftServices:
         self._request_timeout_s = broker.config.get_int("controller.quorum.request.timeout.ms") / 1000
         #: A stopping node's request to the controller waits this long for an election that began
         #: at most that long ago (one under load during its controlled shutdown), no longer: with
-        #: no leader for longer, the quorum is likely gone (the other nodes stopped first).
-        self._election_grace_s = broker.config.get_int("controller.quorum.election.timeout.ms") / 1000
+        #: no leader for longer, the quorum is likely gone (the other nodes stopped first). Twice
+        #: the election timeout: a round (or a follower's pre-vote, which names no leader while it
+        #: lasts) runs for up to that long (the timeout is randomised to [t, 2t)).
+        self._election_grace_s = 2 * broker.config.get_int("controller.quorum.election.timeout.ms") / 1000
         self._leader_seen_at = 0.0  # loop time of the last leader change
         #: Partition replication (leaders, followers, ISR, acks=all) of a broker node.
         self.replicas: ReplicaManager | None = ReplicaManager(broker, self) if settings.is_broker else None
@@ -324,6 +326,17 @@ class KRaftServices:
         forwarded requests go (``call_controller`` retries until one answers)."""
         leader = self.driver.leader_and_epoch.leader_id
         return -1 if leader is None else leader
+
+    @property
+    def controller_may_answer(self) -> bool:
+        """Whether a stopping node should ask the controller again: another node is the known
+        controller (it was slow to answer), or none is known but one was less than
+        `_election_grace_s` ago (an election, or a follower's pre-vote under load, may yet end
+        with one). Not when this node is the controller: its own could not answer."""
+        controller = self.controller_id
+        if controller >= 0:
+            return controller != self.node_id
+        return asyncio.get_running_loop().time() - self._leader_seen_at <= self._election_grace_s
 
     @property
     def live_controller_id(self) -> int:
