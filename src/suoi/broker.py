@@ -48,6 +48,7 @@ from suoi.log.log_dirs import probe_log_dirs
 from suoi.log.manager import LogManager
 from suoi.log.meta_properties import ensure_formatted
 from suoi.log.scrubber import LogScrubber
+from suoi.log_flush import run_flush_loop
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
 from suoi.partition.coordinator_writer import ReplicatedWriter
@@ -465,15 +466,8 @@ class Broker:
                     conn.close_idle(idle)
 
     async def _flush_loop(self) -> None:
-        interval = self.config.get_int("log.flush.scheduler.interval.ms") / 1000
-        checkpoint_every = max(self.config.get_int("log.flush.offset.checkpoint.interval.ms"), 10) / 1000
-        checkpointed = time.monotonic()
-        while True:
-            await asyncio.sleep(min(interval, checkpoint_every))
-            try:
-                self.logs.flush_due(self.now_ms())
-                if time.monotonic() - checkpointed >= checkpoint_every:
-                    checkpointed = time.monotonic()
-                    self.logs.checkpoint_recovery_points()
-            except Exception:
-                log.exception("scheduled flush failed")
+        """flush.ms / log.flush.interval.ms flushes and recovery-point checkpoints, their fsyncs on
+        threads, awaited (`suoi.log_flush`): the loop serves meanwhile."""
+        await run_flush_loop(self.logs, self.config.get_int("log.flush.scheduler.interval.ms") / 1000,
+                             max(self.config.get_int("log.flush.offset.checkpoint.interval.ms"), 10) / 1000,
+                             self.now_ms)

@@ -126,6 +126,7 @@ KNOWN: dict[str, tuple[object, object]] = {
     "broker.rack": (_str, None),
     "broker.session.timeout.ms": (_INT, 9000),
     "broker.heartbeat.interval.ms": (_INT, 2000),
+    "controlled.shutdown.enable": (_bool, True),
     # suoi: a broker whose heartbeat connection to the controller closes is fenced if it does
     # not heartbeat again within this long (0: only broker.session.timeout.ms, as Kafka).
     "broker.connection.loss.fence.ms": (_INT, 3000),

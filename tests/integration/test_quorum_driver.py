@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -311,5 +312,56 @@ def test_rpcs_over_the_wire_and_bad_input(tmp_path: Path) -> None:
         # nothing of that moved the quorum
         assert c.leader() == lid and c.driver(lid).leader_and_epoch.epoch == epoch
         await c.driver(lid).append_and_wait([b"still-fine"], timeout=5)
+
+    run(scenario, tmp_path)
+
+
+class LoopHog:
+    """Keeps the event loop busy as data traffic does under load: one callback per loop
+    iteration that holds the loop for `hold_s`, and counts the iterations."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self.iterations = 0
+        self._running = False
+
+    def start(self) -> None:
+        self._running = True
+        asyncio.get_running_loop().call_soon(self._run)
+
+    def stop(self) -> None:
+        self._running = False
+
+    def _run(self) -> None:
+        if self._running:
+            self.iterations += 1
+            time.sleep(self.hold_s)  # the synchronous work of one iteration (a big append, say)
+            asyncio.get_running_loop().call_soon(self._run)
+
+
+def test_a_parked_fetch_is_answered_one_iteration_after_its_wait_on_a_busy_loop(tmp_path: Path) -> None:
+    """Under load every loop hop costs a whole iteration. The driver's Event-woken wait_for timer
+    took 3-4 of them to notice a parked Fetch's expiry, then the answer 2 more: on a loaded
+    3-node cluster the leader answered 0.5 s long polls after 1.9 s, and its followers' 2 s fetch
+    timeout ran out with the leader alive (the quorum lost its leader during a large produce)."""
+    async def scenario(c: Cluster) -> None:
+        lid = await until(c.leader, 10, "a leader known to all three")
+        leader = c.driver(lid)
+        node = leader.node
+        fetch = FetchRequest(cluster_id=FAST.cluster_id, replica_id=-1, current_leader_epoch=node.epoch,
+                             fetch_offset=node.log_end_offset, last_fetched_epoch=node.log.last_epoch,
+                             max_wait_ms=300, high_watermark=node.high_watermark)  # nothing new: parks
+        hog = LoopHog(0.1)
+        hog.start()
+        try:
+            first = hog.iterations
+            answer = await leader.handle_request(fetch, source=-1)
+            took = hog.iterations - first
+        finally:
+            hog.stop()
+        assert answer.error_code == ErrorCode.none and answer.records == ()
+        # 300 ms of wait is 3 iterations of 100 ms; the expiry and the answer one more each (4-5
+        # here); the Event-woken wait_for timer took 7.
+        assert took <= 5, f"a 300 ms long poll took {took} loop iterations of 100 ms"
 
     run(scenario, tmp_path)

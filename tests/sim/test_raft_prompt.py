@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from suoi.raft import ErrorCode, FetchRequest, MemoryStorage, RaftNode
+from suoi.raft import EndQuorumEpochRequest, ErrorCode, FetchRequest, MemoryStorage, RaftNode
 from tests.sim.harness import CONFIG, Net, fetch, request
 
 
@@ -92,3 +92,51 @@ def test_the_only_voter_writes_its_quorum_state_once_per_election() -> None:
     restarted = RaftNode(1, [1], storage, CONFIG, random.Random(2), now_ms=10)
     restarted.poll(10)
     assert restarted.is_leader and written == [(1, 1, 1), (2, 1, 1)]
+
+
+def test_a_follower_in_pre_vote_still_names_its_leader_and_tells_no_listener_of_a_change() -> None:
+    """Under load a follower's fetch timeout runs out with its leader alive: it asks for pre-votes
+    (KIP-996), which the others refuse. Meanwhile it still names that leader (Kafka's
+    ProspectiveState does), so its node's controller is not 'unknown' for a second or two."""
+    net = Net(voters=3)
+    leader = net.elect()
+    net.run_until(net.converged)
+    r = next(i for i in net.ids if i != leader.node_id)
+    follower = net.nodes[r]
+    seen = len(net.recorders[r].leaders)
+    net.isolate(r)
+    net.run_until(lambda: follower.role_name == "prospective", max_ms=CONFIG.fetch_timeout_ms * 2)
+    assert follower.leader_and_epoch == leader.leader_and_epoch
+    assert follower.live_leader_id is None  # not heard from within the fetch timeout
+    assert len(net.recorders[r].leaders) == seen  # the view did not change: no listener call
+    net.heal()
+    net.run_until(lambda: follower.role_name == "follower" and follower.live_leader_id == leader.node_id,
+                  max_ms=CONFIG.election_timeout_ms * 3)
+    assert leader.is_leader and follower.epoch == leader.epoch  # the pre-vote disturbed nobody
+
+
+def test_voters_told_of_a_resignation_never_follow_the_resigned_leader_again() -> None:
+    """A graceful stop (EndQuorumEpoch): the others elect a new leader in an election timeout or
+    so. The resigned node's error answers to the parked fetches must not send a voter that
+    already stood for election back to following it: it then waited a whole fetch timeout (2 s)
+    with no controller, as seen while a cluster was stopping."""
+    net = Net(voters=3)
+    leader = net.elect()
+    net.run_until(net.converged)
+    old = leader.node_id
+    assert leader.resign()
+    out = leader.poll(net.now)  # the parked fetches' error answers, and EndQuorumEpoch
+    # They travel on different connections: here EndQuorumEpoch arrives first and each voter polls
+    # (stands for election, at once for the preferred successor) before the fetch answer comes.
+    for env in (e for e in out if isinstance(e.message, EndQuorumEpochRequest)):
+        net.emit(net.nodes[env.destination].handle(env, net.now))
+        net.emit(net.nodes[env.destination].poll(net.now))
+    standing = [i for i, n in net.nodes.items() if n.role_name == "prospective"]
+    assert standing
+    for env in (e for e in out if not isinstance(e.message, EndQuorumEpochRequest)):
+        net.emit(net.nodes[env.destination].handle(env, net.now))
+    assert [i for i in standing if net.nodes[i].role_name == "follower"] == []  # before: back to the old one
+    started = net.now
+    net.run_until(lambda: any(n.is_leader and i != old for i, n in net.nodes.items()),
+                  max_ms=CONFIG.fetch_timeout_ms)
+    assert net.now - started < CONFIG.fetch_timeout_ms

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from suoi.client import Lane
 from suoi.cluster.rpc import heartbeat_request, lost_replicas_request, registration_request
@@ -23,18 +24,19 @@ from suoi.model.errors import NotControllerError
 if TYPE_CHECKING:
     from suoi.cluster.runtime_protocol import KRaftRuntime
 
-__all__ = ["controlled_shutdown", "report_lost_replicas", "run_lifecycle"]
+__all__ = ["CONTROLLED_SHUTDOWN_MAX_S", "controlled_shutdown", "report_lost_replicas", "run_lifecycle", "until_stalled"]
 
 log = logging.getLogger("suoi.cluster")
+T = TypeVar("T")
 
 #: Pause between the heartbeats of a controlled shutdown (the controller moves the leaderships
 #: at the first one; the next ones ask whether it is done).
 SHUTDOWN_HEARTBEAT_S = 0.1
 #: Bound of each of those heartbeats.
 SHUTDOWN_HEARTBEAT_TIMEOUT_S = 2.0
-#: Longest wait, once the controller said shutdown is OK, for this node to apply the image that
-#: fenced it (one reconcile round; the caller's deadline bounds the whole anyway).
-CONTROLLED_SHUTDOWN_APPLY_S = 5.0
+#: The longest a controlled shutdown may take however it progresses: Kafka's broker gives its
+#: whole shutdown 5 minutes (`KafkaBroker.shutdown()`), the controlled shutdown included.
+CONTROLLED_SHUTDOWN_MAX_S = 300.0
 
 
 async def run_lifecycle(kraft: KRaftRuntime) -> None:
@@ -88,27 +90,56 @@ async def report_lost_replicas(kraft: KRaftRuntime, partitions: list[tuple[str, 
         log.info("reported %d lost replicas to the controller", len(partitions))
 
 
-async def controlled_shutdown(kraft: KRaftRuntime) -> bool:
+async def until_stalled(work: Awaitable[T], last_progress: Callable[[], float], stall_s: float,
+                        cap_s: float = CONTROLLED_SHUTDOWN_MAX_S) -> T:
+    """Await ``work`` as long as it progresses: cancelled, and TimeoutError raised, once
+    ``last_progress()`` (a loop time) is more than ``stall_s`` old, or after ``cap_s`` in all.
+    A controlled shutdown is bounded this way (`KRaftServices.controlled_shutdown`): a fixed 5 s
+    cut short one that a controller busy moving 1,000 leaderships under load was completing."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    cap = loop.time() + cap_s
+    try:
+        while not task.done():
+            now = loop.time()
+            limit = min(cap, last_progress() + stall_s)
+            if now >= limit:
+                why = f"no progress for {stall_s:.1f} s" if limit < cap else f"still going after {cap_s:.0f} s"
+                raise TimeoutError(why)
+            await asyncio.wait({task}, timeout=min(limit - now, 0.5))
+        return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+
+
+async def controlled_shutdown(kraft: KRaftRuntime, on_progress: Callable[[], None] = lambda: None) -> bool:
     """Kafka's controlled shutdown (KIP-631): BrokerHeartbeats with want_shutdown until the
     controller answers should_shut_down -- it has moved every leadership away from this broker
     and taken it out of the ISRs, then fenced it -- and then until this node's *applied* image
     (the reconciler's, which keeps running meanwhile) shows it fenced: by then every move is
     applied here, so its partitions are followed, not led, and its coordinators have resigned
     the internal partitions that moved (their clients were answered NOT_COORDINATOR and found
-    the new coordinator while this node still served them). True when both happened; the
-    caller bounds the whole (`CONTROLLED_SHUTDOWN_TIMEOUT_S`). A remote controller that did not
-    answer a heartbeat in time (moving a thousand leaderships under load takes it seconds) is
-    asked again; with no controller known, or this node's own unable to commit, it gives up."""
+    the new coordinator while this node still served them). True when both happened;
+    ``on_progress`` is called at every answer of the controller. The caller bounds the whole
+    (`until_stalled`). A remote controller that did not answer a heartbeat in time (moving a
+    thousand leaderships under load takes it seconds) is asked again, and so is the quorum
+    during an election younger than two election timeouts (under load a follower's pre-vote
+    names no leader for a second or two, with the leader alive: that gave up the controlled
+    shutdown in 1 of 2 loaded runs); with no controller for longer, or this node's own unable
+    to commit, it gives up."""
     while True:
         try:
             response = await kraft.call_controller(heartbeat_request(kraft, want_shutdown=True),
                                                    timeout=SHUTDOWN_HEARTBEAT_TIMEOUT_S, lane=Lane.LIFECYCLE)
         except NotControllerError as exc:
-            if kraft.controller_id in (-1, kraft.node_id):
+            if not kraft.controller_may_answer:
                 raise
             log.info("controlled shutdown: no answer from controller %d yet (%s); asking again", kraft.controller_id,
                      exc)
             continue
+        on_progress()
         if response.error_code != ErrorCode.none:
             log.info("controlled shutdown refused: %s", ErrorCode(response.error_code).name)
             return False
@@ -121,4 +152,4 @@ async def controlled_shutdown(kraft: KRaftRuntime) -> bool:
         reg = image.brokers.get(me)
         return reg is None or reg.fenced
 
-    return await kraft.wait_image(fenced, CONTROLLED_SHUTDOWN_APPLY_S, applied=True)
+    return await kraft.wait_image(fenced, CONTROLLED_SHUTDOWN_MAX_S, applied=True)

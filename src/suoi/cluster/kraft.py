@@ -56,9 +56,6 @@ from suoi.stopping import cancel_and_wait
 log = logging.getLogger("suoi.cluster")
 
 CONTROLLER_TIMEOUT_S = 10.0
-#: How long a stopping broker asks the controller to move its leaderships away before it stops
-#: regardless (Kafka's broker waits for its controlled shutdown a bounded time too).
-CONTROLLED_SHUTDOWN_TIMEOUT_S = 5.0
 #: How long each later step of a stop may take before it is abandoned with a WARNING.
 STOP_WAIT_S = 5.0
 
@@ -147,8 +144,10 @@ class KRaftServices:
         self._request_timeout_s = broker.config.get_int("controller.quorum.request.timeout.ms") / 1000
         #: A stopping node's request to the controller waits this long for an election that began
         #: at most that long ago (one under load during its controlled shutdown), no longer: with
-        #: no leader for longer, the quorum is likely gone (the other nodes stopped first).
-        self._election_grace_s = broker.config.get_int("controller.quorum.election.timeout.ms") / 1000
+        #: no leader for longer, the quorum is likely gone (the other nodes stopped first). Twice
+        #: the election timeout: a round (or a follower's pre-vote, which names no leader while it
+        #: lasts) runs for up to that long (the timeout is randomised to [t, 2t)).
+        self._election_grace_s = 2 * broker.config.get_int("controller.quorum.election.timeout.ms") / 1000
         self._leader_seen_at = 0.0  # loop time of the last leader change
         #: Partition replication (leaders, followers, ISR, acks=all) of a broker node.
         self.replicas: ReplicaManager | None = ReplicaManager(broker, self) if settings.is_broker else None
@@ -180,9 +179,12 @@ class KRaftServices:
         controlled shutdown heartbeats itself, with want_shutdown); the reconciler keeps running,
         so each moved partition is followed rather than led and its coordinator resigns as the
         image moves it (`broker_lifecycle.controlled_shutdown`). Bounded, whatever the rest of
-        the cluster does: it gives up once no controller answers (the quorum may be gone: the
-        other nodes stopped first) or after CONTROLLED_SHUTDOWN_TIMEOUT_S. Called again (by
-        `stop`), it does nothing."""
+        the cluster does: it gives up once no controller is known for an election timeout (the
+        quorum may be gone: the other nodes stopped first), once it made no progress (no answer
+        of the controller, no image applied here) for broker.session.timeout.ms -- the controller
+        would fence a broker silent that long anyway, and move its leaderships itself -- and
+        after Kafka's 5 minutes in all. Skipped with controlled.shutdown.enable=false (as in
+        Kafka). Called again (by `stop`), it does nothing."""
         if self._stopping:
             return
         self._stopping = True  # the node's loops end; a request waiting for a controller gives up without one
@@ -191,9 +193,25 @@ class KRaftServices:
             await cancel_and_wait([self._lifecycle], STOP_WAIT_S, f"node {self.node_id} heartbeats")
         if not self.settings.is_broker or self.broker_epoch < 0:
             return
+        if not self.broker.config.get_bool("controlled.shutdown.enable"):
+            log.info("controlled shutdown of node %d skipped (controlled.shutdown.enable=false)", self.node_id)
+            return
+        loop = asyncio.get_running_loop()
+        progressed_at, applied = loop.time(), self.reconciler.reconciled
+
+        def answered() -> None:
+            nonlocal progressed_at
+            progressed_at = loop.time()
+
+        def last_progress() -> float:
+            nonlocal progressed_at, applied
+            if self.reconciler.reconciled is not applied:  # an image applied here: leaderships moved
+                progressed_at, applied = loop.time(), self.reconciler.reconciled
+            return progressed_at
+
         try:
-            async with asyncio.timeout(CONTROLLED_SHUTDOWN_TIMEOUT_S):
-                done = await broker_lifecycle.controlled_shutdown(self)
+            done = await broker_lifecycle.until_stalled(broker_lifecycle.controlled_shutdown(self, answered),
+                                                        last_progress, self.settings.session_timeout_ms / 1000)
         except Exception as exc:  # TimeoutError, NotControllerError, a connection lost: stop anyway
             done, reason = False, str(exc) or type(exc).__name__
         else:
@@ -308,6 +326,17 @@ class KRaftServices:
         forwarded requests go (``call_controller`` retries until one answers)."""
         leader = self.driver.leader_and_epoch.leader_id
         return -1 if leader is None else leader
+
+    @property
+    def controller_may_answer(self) -> bool:
+        """Whether a stopping node should ask the controller again: another node is the known
+        controller (it was slow to answer), or none is known but one was less than
+        `_election_grace_s` ago (an election, or a follower's pre-vote under load, may yet end
+        with one). Not when this node is the controller: its own could not answer."""
+        controller = self.controller_id
+        if controller >= 0:
+            return controller != self.node_id
+        return asyncio.get_running_loop().time() - self._leader_seen_at <= self._election_grace_s
 
     @property
     def live_controller_id(self) -> int:

@@ -68,6 +68,9 @@ class KRaftRuntime(Protocol):
     @property
     def controller_id(self) -> int: ...
 
+    @property
+    def controller_may_answer(self) -> bool: ...
+
     def registration_listeners(self) -> list[tuple[str, str, int]]:
         """(name, host, port) of each advertised listener a broker registers."""
         ...

@@ -14,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from suoi.log.flushing import fsync_dir
+from suoi.log.sync_jobs import fsync_dir
 
 __all__ = ["MARKER", "remove_markers", "take_markers", "write_marker"]
 

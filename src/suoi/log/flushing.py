@@ -1,4 +1,6 @@
-"""The final flush of a clean stop: every log's unflushed files fsynced, many at once.
+"""The final flush of a clean stop, and the scheduled flushes: every log's unflushed files
+fsynced, many at once (`flush_logs` on a thread at the stop; the broker's flush task,
+`suoi.log_flush`, awaits the same jobs on the event loop: `flush_slices`, `finish`).
 
 A serial fsync per file waits out a whole device round trip each (and, on ext4, a journal
 commit): a node with 1,000 partitions owes ~2,000-4,000 of them (segment, index files) and took
@@ -15,18 +17,14 @@ calling thread, a slice of logs at a time (`PIN_MAX` descriptors pinned at most)
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
-from suoi.log.handles import LazyFile
+from suoi.log.sync_jobs import FlushableLog, FlushPoint, SyncJob, fsync_dir
 
-if TYPE_CHECKING:
-    from suoi.log.partition_log import PartitionLog
-
-__all__ = ["FLUSH_THREADS", "CallSync", "FileSync", "SyncJob", "flush_logs", "fsync_dir", "sync_paths"]
+__all__ = ["FLUSH_THREADS", "L", "finish", "flush_logs", "flush_slices", "job_error", "sync_paths"]
 
 logger = logging.getLogger("suoi.log")
 
@@ -34,103 +32,64 @@ logger = logging.getLogger("suoi.log")
 FLUSH_THREADS = 8
 #: Most descriptors pinned at once (the handle cache's limit must not be pushed far past).
 PIN_MAX = 512
-#: Fault-injection seam: tests replace it (``suoi.log.flushing._fsync``) to fail a segment's fsync.
-_fsync = os.fsync
+#: A log of the caller's type (`PartitionLog`): what failed is handed back as such.
+L = TypeVar("L", bound=FlushableLog)
+_Slice = list[tuple[L, FlushPoint, Sequence[SyncJob]]]
 
 
-class SyncJob:
-    """One fsync that may run on any thread (`__call__`); `done` runs on the caller's."""
-
-    __slots__ = ()
-
-    def __call__(self) -> None:
-        raise NotImplementedError
-
-    def done(self, ok: bool) -> None:
-        """After the fsync (``ok``: it succeeded), on the thread that made the job."""
-
-
-class FileSync(SyncJob):
-    """An fsync of a handle-cached `LazyFile`: its descriptor pinned until `done`, and marked clean
-    now (a write from here on marks it dirty again, for the next flush)."""
-
-    __slots__ = ("fd", "file")
-
-    def __init__(self, file: LazyFile) -> None:
-        self.file = file
-        self.fd = file.pin()
-        file.dirty = False
-
-    def __call__(self) -> None:
-        _fsync(self.fd)
-
-    def done(self, ok: bool) -> None:
-        self.file.unpin()
-        if not ok:
-            self.file.dirty = True
-
-
-class CallSync(SyncJob):
-    """A thread-safe flush of something that opens its own descriptor (the transaction index)."""
-
-    __slots__ = ("call",)
-
-    def __init__(self, call: Callable[[], None]) -> None:
-        self.call = call
-
-    def __call__(self) -> None:
-        self.call()
-
-
-def fsync_dir(path: str | Path) -> None:
-    """fsync `path` (a directory, or a file) through a descriptor of its own."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _slices(logs: Sequence[PartitionLog]) -> Iterator[list[tuple[PartitionLog, int, list[SyncJob]]]]:
-    """(log, its end offset, its jobs) in slices of at most PIN_MAX jobs (a log's jobs stay together)."""
-    batch: list[tuple[PartitionLog, int, list[SyncJob]]] = []
+def flush_slices(logs: Sequence[L]) -> Iterator[_Slice[L]]:
+    """(log, where its flush starts, its jobs) in slices of at most PIN_MAX jobs (a log's jobs
+    stay together)."""
+    batch: _Slice[L] = []
     pinned = 0
     for log in logs:
         if pinned >= PIN_MAX:
             yield batch
             batch, pinned = [], 0
-        end = log.log_end_offset
+        point = log.flush_point()
         try:
             jobs = log.sync_jobs()
         except OSError as e:  # writing an index's pending entries failed
             logger.error("%s-%d: cannot flush: %s", log.topic, log.partition, e)
             continue
-        batch.append((log, end, jobs))
+        batch.append((log, point, jobs))
         pinned += len(jobs)
     if batch:
         yield batch
 
 
-def flush_logs(logs: Sequence[PartitionLog], threads: int = FLUSH_THREADS) -> list[PartitionLog]:
+def finish(log: L, point: FlushPoint, jobs: Sequence[SyncJob], errors: Sequence[BaseException | None],
+            failed: list[L]) -> None:
+    """After a log's fsyncs: release the jobs, then move its recovery point, or log the failure."""
+    for job, error in zip(jobs, errors, strict=True):
+        job.done(error is None)
+    error = next((e for e in errors if e is not None), None)
+    if error is None:
+        log.flushed(point)
+    elif isinstance(error, CancelledError):  # the node stops: the final flush syncs what did not
+        pass
+    else:
+        logger.error("%s-%d: fsync failed: %s", log.topic, log.partition, error)
+        failed.append(log)
+
+
+def flush_logs(logs: Sequence[L], threads: int = FLUSH_THREADS) -> list[L]:
     """fsync what every log in `logs` has not flushed, `threads` fsyncs at a time, and move each
     log's recovery point to the end it had (as `PartitionLog.flush`). Returns the logs whose
     flush failed (logged here, one ERROR line each): their data may not all be on disk."""
-    failed: list[PartitionLog] = []
+    failed: list[L] = []
     with ThreadPoolExecutor(max(threads, 1), thread_name_prefix="log-flush") as pool:
-        for batch in _slices(logs):
-            running: list[tuple[PartitionLog, int, list[SyncJob], list[Future[None]]]] = [
-                (log, end, jobs, [pool.submit(job) for job in jobs]) for log, end, jobs in batch]
-            for log, end, jobs, futures in running:
-                errors = [f.exception() for f in futures]
-                for job, error in zip(jobs, errors, strict=True):
-                    job.done(error is None)
-                error = next((e for e in errors if e is not None), None)
-                if error is None:
-                    log.flushed(end)
-                else:
-                    logger.error("%s-%d: fsync failed: %s", log.topic, log.partition, error)
-                    failed.append(log)
+        for batch in flush_slices(logs):
+            running: list[tuple[L, FlushPoint, Sequence[SyncJob], list[Future[None]]]] = [
+                (log, point, jobs, [pool.submit(job) for job in jobs]) for log, point, jobs in batch]
+            for log, point, jobs, futures in running:
+                finish(log, point, jobs, [job_error(f) for f in futures], failed)
     return failed
+
+
+def job_error(future: Future[None]) -> BaseException | None:
+    """What a job's fsync raised (a job cancelled before it ran did not sync: an error too)."""
+    return CancelledError() if future.cancelled() else future.exception()
 
 
 def _sync_path(path: Path) -> tuple[Path, OSError | None]:

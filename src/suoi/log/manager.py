@@ -363,6 +363,19 @@ class LogManager(LogDirs):
         now = self._now_ms() if now_ms is None else now_ms
         return sum(1 for log in self._logs.values() if log.maybe_flush(now))
 
+    def logs_due_for_flush(self, now_ms: int) -> list[PartitionLog]:
+        """The logs whose ``flush.ms`` has elapsed (the broker's flush task flushes them with
+        `flushing.flush_logs_off_loop`, fsyncs off the event loop)."""
+        return [log for log in self._logs.values() if log.flush_is_due(now_ms)]
+
+    def write_recovery_points(self) -> list[Path]:
+        """`checkpoint_recovery_points` without the fsyncs: writes each recovery point a flush
+        moved and returns the files and directories to sync (`flushing.sync_paths`, on threads).
+        Until they are synced a crash may lose a new point: the log then recovers from an older
+        one (or everything), slower but safe."""
+        return [path for log in self._logs.values() if log.checkpoint_recovery_point(durable=False)
+                for path in (log.directory / RECOVERY_POINT_FILE, log.directory)]
+
     def flush(self) -> None:
         for log in self._logs.values():
             log.flush()

@@ -123,11 +123,13 @@ class LogAppend(LogState):
         max_ts = -1
         for h in headers:  # one pass (once per fetched partition): epochs, count, max timestamp
             if h.partition_leader_epoch > latest:
-                epochs.assign(h.partition_leader_epoch, h.base_offset)
+                epochs.assign(h.partition_leader_epoch, h.base_offset, durable=False)
                 latest = epochs.latest_epoch
             count += h.records_count
             if h.max_timestamp > max_ts:
                 max_ts = h.max_timestamp
+        if epochs.stale:
+            epochs.write()  # no fsync here: the log's next flush syncs it (`LeaderEpochCache.write`)
         return _new_info(AppendInfo, (placements[0][1], self._log_end_offset - 1, -1, self._log_start_offset, max_ts,
                                       count))
 
@@ -169,8 +171,8 @@ class LogAppend(LogState):
             count += h.records_count
             pos += size
         self._place(records, headers, placements, now, parts)
-        if leader_epoch is not None:
-            self.leader_epoch_cache.assign(leader_epoch, first_offset)
+        if leader_epoch is not None and self.leader_epoch_cache.assign(leader_epoch, first_offset, durable=False):
+            self.leader_epoch_cache.write()
         return _new_info(AppendInfo, (first_offset, next_offset - 1, now if append_time else -1,
                                        self._log_start_offset, max_ts, count))
 
@@ -185,7 +187,7 @@ class LogAppend(LogState):
         next_offset = placements[-1][2] + 1
         epochs = self.leader_epoch_cache
         if epochs.stale:
-            epochs.flush()  # the checkpoint covers every batch stored
+            epochs.write()  # the checkpoint covers every batch stored (synced by the next flush)
         size = len(buf)
         seg = self._segments[-1]
         if seg.should_roll(size, next_offset - 1, now, cfg.segment_bytes, cfg.segment_ms):

@@ -45,6 +45,7 @@ class LogRetention(LogState):
         except OSError as e:
             raise KafkaStorageError(e.errno, f"cannot truncate {self.directory}: {e.strerror}") from e
         self._unflushed_segments = [s for s in self._unflushed_segments if s not in removed and s is not self._active]
+        self._truncations += 1  # a flush in flight must not claim what is rewritten from here
         self._log_end_offset = self._active.next_offset
         self._high_watermark = min(self._high_watermark, self._log_end_offset)
         if self._recovery_point > self._log_end_offset:  # what is rewritten there is not on disk yet
@@ -67,6 +68,7 @@ class LogRetention(LogState):
         self._segments = [new]
         self._bases = [offset]
         self._unflushed_segments = []
+        self._truncations += 1
         self._log_start_offset = self._log_end_offset = self._high_watermark = offset
         self._persist_log_start_offset()
         self._set_recovery_point(offset)

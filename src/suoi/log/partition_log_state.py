@@ -23,9 +23,8 @@ from suoi.log import transactions as txns
 from suoi.log.batch_check import CorruptBatch
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError
-from suoi.log.flushing import SyncJob
 from suoi.log.leader_epoch import CHECKPOINT_FILE as LEADER_EPOCH_CHECKPOINT
-from suoi.log.leader_epoch import LeaderEpochCache, load_or_rebuild
+from suoi.log.leader_epoch import CheckpointSync, LeaderEpochCache, load_or_rebuild
 from suoi.log.producer_state import ProducerStateManager, write_snapshot
 from suoi.log.recovery import (
     read_recovery_point,
@@ -34,6 +33,7 @@ from suoi.log.recovery import (
     write_recovery_point,
 )
 from suoi.log.segment import LogSegment
+from suoi.log.sync_jobs import FlushPoint, SyncJob
 
 __all__ = ["LogState"]
 
@@ -73,6 +73,8 @@ class LogState:
         self._high_watermark = self._log_end_offset
         self.hw_follows_leo = hw_follows_leo
         self._unflushed_messages = 0
+        #: Truncations so far: a flush that ran meanwhile must not move the recovery point up.
+        self._truncations = 0
         self._last_flush_ms = now_ms()
         self._unflushed_segments: list[LogSegment] = []
         #: Everything below it is on disk: recovery re-checks from it. The ``recovery-point`` file
@@ -86,7 +88,7 @@ class LogState:
         #: Leader epoch -> start offset (KIP-101), the ``leader-epoch-checkpoint`` file.
         self.leader_epoch_cache: LeaderEpochCache = (
             LeaderEpochCache(directory / LEADER_EPOCH_CHECKPOINT) if empty
-            else load_or_rebuild(directory, segments, log_start_offset, self._log_end_offset))
+            else load_or_rebuild(directory, segments, log_start_offset, self._log_end_offset, self._recovery_point))
 
     # ------------------------------------------------------------------ properties
 
@@ -169,26 +171,42 @@ class LogState:
 
     def flush(self) -> None:
         """fsync everything written since the last flush."""
-        end = self._log_end_offset
+        point = self.flush_point()
         try:
             for seg in (*self._unflushed_segments, self._active):
                 if not seg.closed:
                     seg.flush()
+            if self.leader_epoch_cache.unsynced:
+                self.leader_epoch_cache.unsynced = False
+                self.leader_epoch_cache.sync()
         except OSError as e:
             raise KafkaStorageError(e.errno, f"fsync of {self.directory} failed: {e.strerror}") from e
-        self.flushed(end)
+        self.flushed(point)
 
     def sync_jobs(self) -> list[SyncJob]:
         """What `flush` would fsync, as jobs other threads may run in parallel (the final flush,
         `suoi.log.flushing.flush_logs`); `flushed` once every job succeeded."""
-        return [job for seg in (*self._unflushed_segments, self._active) if not seg.closed for job in seg.sync_jobs()]
+        jobs = [job for seg in (*self._unflushed_segments, self._active) if not seg.closed for job in seg.sync_jobs()]
+        if self.leader_epoch_cache.unsynced:  # before the recovery point passes its entries
+            jobs.append(CheckpointSync(self.leader_epoch_cache))
+        return jobs
 
-    def flushed(self, end_offset: int) -> None:
-        """Everything below `end_offset` (the log end when the flush began) is on disk."""
+    def flush_point(self) -> FlushPoint:
+        """Where a flush starts (taken with its `sync_jobs`); `flushed` once they succeeded."""
+        return FlushPoint(self._log_end_offset, self._unflushed_messages, self._truncations)
+
+    def flushed(self, point: FlushPoint) -> None:
+        """Everything below ``point.end`` (the log end when the flush began) is on disk. A flush
+        whose fsyncs ran while the loop went on (`flushing.flush_logs_off_loop`) keeps what came
+        since: messages appended meanwhile stay counted as unflushed, and after a truncation
+        meanwhile the recovery point stays where the truncation put it (what is below the old
+        end may since have been rewritten)."""
+        end_offset = point.end
         self._unflushed_segments = [s for s in self._unflushed_segments if s.next_offset > end_offset]
-        self._unflushed_messages = 0
+        self._unflushed_messages = max(self._unflushed_messages - point.messages, 0)
         self._last_flush_ms = self._now_ms()
-        self._recovery_point = end_offset  # persisted by `checkpoint_recovery_point`
+        if point.truncations == self._truncations and end_offset > self._recovery_point:
+            self._recovery_point = end_offset  # persisted by `checkpoint_recovery_point`
 
     def checkpoint_recovery_point(self, *, durable: bool = True) -> bool:
         """Persist the recovery point if a flush moved it; returns whether it wrote.
@@ -209,10 +227,14 @@ class LogState:
         write_recovery_point(self.directory, offset, durable=durable)
         self._recovery_point = self._recovery_point_persisted = offset
 
+    def flush_is_due(self, now_ms: int) -> bool:
+        """``flush.ms`` has passed since the last flush, and something is unflushed."""
+        interval = self.config.flush_interval_ms
+        return interval is not None and self._unflushed_messages > 0 and now_ms - self._last_flush_ms >= interval
+
     def maybe_flush(self, now_ms: int) -> bool:
         """Honour ``flush.ms``; returns whether a flush happened."""
-        interval = self.config.flush_interval_ms
-        if interval is None or self._unflushed_messages == 0 or now_ms - self._last_flush_ms < interval:
+        if not self.flush_is_due(now_ms):
             return False
         self.flush()
         return True

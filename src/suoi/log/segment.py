@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suoi.log.errors import KafkaStorageError
-from suoi.log.flushing import CallSync, FileSync, SyncJob
 from suoi.log.segment_recovery import SegmentRecovery
 from suoi.log.segment_state import segment_file_name
+from suoi.log.sync_jobs import CallSync, FileSync, SyncJob
 
 __all__ = ["BatchPlacement", "LogSegment", "segment_file_name"]
 

@@ -125,7 +125,14 @@ class RaftNodeCore:
 
     @property
     def leader_and_epoch(self) -> LeaderAndEpoch:
-        return LeaderAndEpoch(self.role.leader_id, self.role.epoch)
+        """The epoch's leader as this node knows it. A prospective (pre-vote, KIP-996) still names
+        the leader it followed, as Kafka's ProspectiveState does: the pre-vote only asks whether
+        an election would be granted, and under load a follower runs one for 1-2 s while its
+        leader lives (naming none, the node's controller id went to -1 and a stopping broker's
+        controlled shutdown gave up). `live_leader_id` stays None meanwhile."""
+        role = self.role
+        leader = role.retained_leader if isinstance(role, Prospective) else role.leader_id
+        return LeaderAndEpoch(leader, role.epoch)
 
     @property
     def is_leader(self) -> bool:
@@ -223,7 +230,8 @@ class RaftNodeCore:
 
     def _to_prospective(self, retries: int) -> None:
         old = self.role
-        retained = old.leader_id if isinstance(old, Follower) else None
+        # the leader it followed, to name and go back to if the pre-vote fails; not one that resigned
+        retained = old.leader_id if isinstance(old, Follower) and not old.leader_resigned else None
         role = Prospective(
             old.epoch,
             self.voters,
@@ -349,7 +357,13 @@ class RaftNodeCore:
         return cluster_id is None or self.config.cluster_id is None or cluster_id == self.config.cluster_id
 
     def _leader_id_or_sentinel(self) -> int:
-        return self.role.leader_id if self.role.leader_id is not None else NO_LEADER
+        """The leader an answer names. A resigned leader names none (Kafka's names itself): a
+        voter whose pre-vote it refuses, or whose Fetch it answers with an error, would otherwise
+        follow it again and wait out a whole fetch timeout before the election it had begun."""
+        role = self.role
+        if role.leader_id is None or isinstance(role, Resigned):
+            return NO_LEADER
+        return role.leader_id
 
     def _validate_leader_only(self, request_epoch: int) -> ErrorCode | None:
         if request_epoch < self.role.epoch:

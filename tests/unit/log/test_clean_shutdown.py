@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from suoi.log import flushing
+from suoi.log import sync_jobs
 from suoi.log.clean_shutdown import MARKER
 from suoi.log.config import LogConfig
 from suoi.log.manager import LogManager
@@ -135,7 +135,7 @@ def test_a_failed_fsync_leaves_the_dir_unmarked(tmp_path: Path, clock: Clock, mo
             raise OSError(errno.EIO, "Input/output error")
         os.fsync(fd)
 
-    monkeypatch.setattr(flushing, "_fsync", fsync)
+    monkeypatch.setattr(sync_jobs, "_fsync", fsync)
     assert m.shutdown() is False
     assert not (bad.directory.parent / MARKER).exists()
     assert [(d / MARKER).exists() for d in dirs if d != bad.directory.parent] == [True]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+
+from suoi.log.config import LogConfig
+from suoi.log.flushing import flush_logs
 from suoi.log.leader_epoch import CHECKPOINT_FILE, UNDEFINED_EPOCH, LeaderEpochCache, load_or_rebuild
 from suoi.log.partition_log import PartitionLog
 from suoi.protocol.records import iter_batches, verify_crc
@@ -133,3 +138,38 @@ def test_load_or_rebuild_of_an_empty_log(tmp_path: Path, open_log: OpenLog) -> N
     log = open_log()
     c = load_or_rebuild(log.directory, log.segments, 0, 0)
     assert c.entries == []
+
+
+def test_a_new_epoch_on_the_append_path_costs_no_fsync_and_the_flush_syncs_it(
+        tmp_path: Path, open_log: OpenLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two fsyncs per partition on the event loop, after a leadership change of 1,000 partitions
+    # under load, stalled a node for seconds and its Raft quorum lost its leader.
+    leader, follower = open_log(), PartitionLog.open(tmp_path / "f-0", "f", 0, LogConfig())
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    leader.append(batch(2), leader_epoch=3)
+    follower.append_as_follower(leader.read(0, 1 << 20))
+    assert synced == []  # neither the leader's nor the follower's append synced anything
+    for log in (leader, follower):
+        assert (log.directory / CHECKPOINT_FILE).read_text() == "0\n1\n3 0\n"  # written, unsynced
+        assert log.leader_epoch_cache.unsynced
+    leader.flush()  # the data flush syncs the checkpoint before the recovery point moves
+    assert not leader.leader_epoch_cache.unsynced and synced
+    assert flush_logs([follower]) == []  # so do the parallel fsyncs of the final flush
+    assert not follower.leader_epoch_cache.unsynced
+    follower.close()
+
+
+def test_epochs_above_the_recovery_point_are_recovered_when_the_checkpoint_lost_them(open_log: OpenLog) -> None:
+    log = open_log()
+    log.append(batch(2), leader_epoch=1)
+    log.flush()
+    log.checkpoint_recovery_point()  # recovery point 2, checkpoint [(1, 0)] synced
+    log.append(batch(2), leader_epoch=4)  # checkpoint written without an fsync
+    log.close()
+    # An OS crash lost that write: the file still has epoch 1 only; epoch 4 is above the recovery point.
+    (log.directory / CHECKPOINT_FILE).write_text("0\n1\n1 0\n")
+    reopened = open_log()
+    assert reopened.leader_epoch_cache.entries == [(1, 0), (4, 2)]
+    assert (log.directory / CHECKPOINT_FILE).read_text() == "0\n2\n1 0\n4 2\n"

@@ -1,0 +1,100 @@
+"""What a flush is made of, apart from who flushes: the fsync jobs (`SyncJob`: a file of the
+handle cache, a leader-epoch checkpoint, a transaction index), where a log's flush began
+(`FlushPoint`), and what `flushing` needs of a log (`FlushableLog`).
+
+A module of its own so that the segment and the leader-epoch cache (which make jobs) and
+`flushing` (which runs them) depend on it, and `flushing` on no log class: the log package then
+has no import ring (flushing -> partition_log -> ... -> segment -> flushing was one).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from suoi.log.handles import LazyFile
+
+__all__ = ["CallSync", "FileSync", "FlushPoint", "FlushableLog", "SyncJob", "fsync_dir"]
+
+
+class FlushPoint(NamedTuple):
+    """Where a flush began: the log end, the messages unflushed then, the truncations so far."""
+
+    end: int
+    messages: int
+    truncations: int
+
+
+#: Fault-injection seam: tests replace it (``suoi.log.sync_jobs._fsync``) to fail a segment's fsync.
+_fsync = os.fsync
+
+
+class SyncJob:
+    """One fsync that may run on any thread (`__call__`); `done` runs on the caller's."""
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        raise NotImplementedError
+
+    def done(self, ok: bool) -> None:
+        """After the fsync (``ok``: it succeeded), on the thread that made the job."""
+
+
+class FileSync(SyncJob):
+    """An fsync of a handle-cached `LazyFile`: its descriptor pinned until `done`, and marked clean
+    now (a write from here on marks it dirty again, for the next flush)."""
+
+    __slots__ = ("fd", "file")
+
+    def __init__(self, file: LazyFile) -> None:
+        self.file = file
+        self.fd = file.pin()
+        file.dirty = False
+
+    def __call__(self) -> None:
+        _fsync(self.fd)
+
+    def done(self, ok: bool) -> None:
+        self.file.unpin()
+        if not ok:
+            self.file.dirty = True
+
+
+class CallSync(SyncJob):
+    """A thread-safe flush of something that opens its own descriptor (the transaction index)."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Callable[[], None]) -> None:
+        self.call = call
+
+    def __call__(self) -> None:
+        self.call()
+
+
+def fsync_dir(path: str | Path) -> None:
+    """fsync `path` (a directory, or a file) through a descriptor of its own."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FlushableLog(Protocol):
+    """What `flushing` needs of a log (`PartitionLog` is one)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    def flush_point(self) -> FlushPoint: ...
+
+    def sync_jobs(self) -> Sequence[SyncJob]: ...
+
+    def flushed(self, point: FlushPoint) -> None: ...
