@@ -93,14 +93,16 @@ scorecard: bench-deps
 
 # Opt-in, not used by run/test/CI: the modules of setup.py's HOT_PATH compiled to C extensions by
 # mypyc (benchmarks/README.md, "The small-request path", fifth session), in a venv of their own.
-# mypy (mypyc) and setuptools >= 77 must be in that venv before the build, which pip's isolated
-# build environment would not see: --no-build-isolation. Not editable: a change to src/ rebuilds.
+# mypyc type-checks what it compiles, so suoi's dependencies and mypy (the test extra) go in first,
+# with suoi pure; then suoi again, compiled, with no build isolation (mypy in pip's isolated build
+# environment would see none of them). Not editable: a change to src/ rebuilds.
 COMPILED_VENV ?= .venv-compiled
 CPY := $(COMPILED_VENV)/bin/python
 $(COMPILED_VENV)/.compiled-installed: pyproject.toml setup.py $(shell find src/suoi -name '*.py')
 	$(PYTHON) -m venv $(COMPILED_VENV)
-	$(CPY) -m pip install -q --disable-pip-version-check 'setuptools>=77' 'mypy>=2.4.1,<2.5'  # the test extra's pin
-	SUOI_MYPYC=1 $(CPY) -m pip install -q --disable-pip-version-check --no-build-isolation '.[test]'
+	$(CPY) -m pip install -q --disable-pip-version-check 'setuptools>=77' '.[test]'
+	SUOI_MYPYC=1 $(CPY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
+	  --force-reinstall .
 	touch $@
 
 venv-compiled: $(COMPILED_VENV)/.compiled-installed

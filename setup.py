@@ -34,6 +34,10 @@ HOT_PATH = [
     "src/suoi/partition/append.py",
     "src/suoi/partition/fetch.py",
     "src/suoi/partition/directory.py",
+    "src/suoi/partition/replica_manager.py",  # subclasses directory.PartitionDirectory; get_partition
+    "src/suoi/log/segment_state.py",  # LogSegment's bases: a native class needs native bases
+    "src/suoi/log/segment_locate.py",
+    "src/suoi/log/segment_recovery.py",
     "src/suoi/log/segment.py",
     "src/suoi/log/log_reads.py",
     "src/suoi/log/producer_state.py",
