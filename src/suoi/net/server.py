@@ -23,6 +23,7 @@ SaslAuthenticate is served before authentication: anything else closes the conne
 from __future__ import annotations
 
 import asyncio
+import asyncio.protocols  # noqa: F401  mypyc: the module of KafkaConnection's base, named by the compiled class
 import collections
 import functools
 import logging

@@ -9,6 +9,7 @@ read) are tested with plain bytes.
 from __future__ import annotations
 
 import struct
+from typing import ClassVar
 
 _SIZE = struct.Struct(">i")
 #: `BufferedFrameReader`'s scratch buffer (a module constant: mypyc's compiled default arguments
@@ -124,7 +125,7 @@ class BufferedFrameReader:
     """
 
     __slots__ = ("_end", "_frame", "_have", "_max", "_scratch", "_start", "_view")
-    SCRATCH = _SCRATCH
+    SCRATCH: ClassVar[int] = _SCRATCH
 
     def __init__(self, max_frame_size: int, scratch_size: int = _SCRATCH) -> None:
         self._max = max_frame_size
