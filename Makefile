@@ -108,8 +108,11 @@ $(COMPILED_VENV)/.compiled-installed: pyproject.toml setup.py $(shell find src/s
 venv-compiled: $(COMPILED_VENV)/.compiled-installed
 
 # The tests of the compiled packages, against the compiled build (tests run from this checkout;
-# suoi is imported from the venv's site-packages, the extensions first).
-COMPILED_TESTS ?= tests/unit/net tests/unit/partition tests/unit/log tests/unit/api
+# suoi is imported from the venv's site-packages, the extensions first), and real clients on the
+# request path. Not tests/unit/test_pending.py: it subclasses the compiled `Pending` in Python.
+COMPILED_TESTS ?= tests/unit/net tests/unit/partition tests/unit/log tests/unit/api tests/unit/replication \
+	tests/unit/protocol tests/integration/test_bad_input.py tests/integration/test_hostile_requests.py \
+	tests/integration/test_long_poll.py tests/integration/test_idempotence.py tests/e2e/test_fetch_sessions.py
 test-compiled: venv-compiled tools
 	$(CPY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider $(COMPILED_TESTS) $(PYTEST_ARGS)
 
