@@ -101,6 +101,7 @@ CPY := $(COMPILED_VENV)/bin/python
 $(COMPILED_VENV)/.compiled-installed: pyproject.toml setup.py $(shell find src/suoi -name '*.py')
 	$(PYTHON) -m venv $(COMPILED_VENV)
 	$(CPY) -m pip install -q --disable-pip-version-check 'setuptools>=77' '.[test]'
+	rm -rf build/mypyc
 	SUOI_MYPYC=1 $(CPY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
 	  --force-reinstall .
 	touch $@
@@ -113,7 +114,7 @@ venv-compiled: $(COMPILED_VENV)/.compiled-installed
 COMPILED_TESTS ?= tests/unit/net tests/unit/partition tests/unit/log tests/unit/api tests/unit/replication \
 	tests/unit/protocol tests/integration/test_bad_input.py tests/integration/test_hostile_requests.py \
 	tests/integration/test_long_poll.py tests/integration/test_idempotence.py tests/e2e/test_fetch_sessions.py
-test-compiled: venv-compiled tools
+test-compiled: venv-compiled
 	$(CPY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider $(COMPILED_TESTS) $(PYTEST_ARGS)
 
 clean:
