@@ -6,12 +6,15 @@
 #               run the whole suite
 #   make typecheck  mypy src/suoi alone (the [tool.mypy] config of pyproject.toml)
 #   make scorecard  issue 19's targets measured in one run, one table (benchmarks/bench_scorecard.py)
+#   make venv-compiled  opt-in: .venv-compiled with suoi's hot path compiled by mypyc (setup.py),
+#               and the test extras; `make test-compiled` runs the compiled modules' tests in it
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast typecheck venv venv-run bench bench-deps scorecard tools clean example-ml
+.PHONY: run test test-fast typecheck venv venv-run bench bench-deps scorecard tools clean example-ml \
+	venv-compiled test-compiled
 
 # Stamps: `make run` installs what running needs; `make test` (and `make venv`) adds the test
 # extras on top, `make bench-deps` the bench extra, in the same .venv, so any order works.
@@ -88,5 +91,31 @@ SCORECARD_ARGS ?= --tansu
 scorecard: bench-deps
 	$(PY) benchmarks/bench_scorecard.py $(SCORECARD_ARGS)
 
+# Opt-in, not used by run/test/CI: the modules of setup.py's HOT_PATH compiled to C extensions by
+# mypyc (benchmarks/README.md, "The small-request path", fifth session), in a venv of their own.
+# mypyc type-checks what it compiles, so suoi's dependencies and mypy (the test extra) go in first,
+# with suoi pure; then suoi again, compiled, with no build isolation (mypy in pip's isolated build
+# environment would see none of them). Not editable: a change to src/ rebuilds.
+COMPILED_VENV ?= .venv-compiled
+CPY := $(COMPILED_VENV)/bin/python
+$(COMPILED_VENV)/.compiled-installed: pyproject.toml setup.py $(shell find src/suoi -name '*.py')
+	$(PYTHON) -m venv $(COMPILED_VENV)
+	$(CPY) -m pip install -q --disable-pip-version-check 'setuptools>=77' '.[test]'
+	rm -rf build/mypyc
+	SUOI_MYPYC=1 $(CPY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
+	  --force-reinstall .
+	touch $@
+
+venv-compiled: $(COMPILED_VENV)/.compiled-installed
+
+# The tests of the compiled packages, against the compiled build (tests run from this checkout;
+# suoi is imported from the venv's site-packages, the extensions first), and real clients on the
+# request path. Not tests/unit/test_pending.py: it subclasses the compiled `Pending` in Python.
+COMPILED_TESTS ?= tests/unit/net tests/unit/partition tests/unit/log tests/unit/api tests/unit/replication \
+	tests/unit/protocol tests/integration/test_bad_input.py tests/integration/test_hostile_requests.py \
+	tests/integration/test_long_poll.py tests/integration/test_idempotence.py tests/e2e/test_fetch_sessions.py
+test-compiled: venv-compiled
+	$(CPY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider $(COMPILED_TESTS) $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info
+	rm -rf $(VENV) $(COMPILED_VENV) build dist src/*.egg-info

@@ -14,7 +14,7 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from suoi.api import legacy_produce, mutation_quota
 from suoi.api import quotas as client_quotas
@@ -57,13 +57,13 @@ _INT16 = struct.Struct(">h")
 class ProtocolViolation(Exception):
     """The client sent bytes we cannot interpret; the connection must be closed."""
 
-    reason = "malformed request"
+    reason: ClassVar[str] = "malformed request"  # ClassVar: a class constant (mypyc: not an instance slot)
 
 
 class NotServedOnListener(ProtocolViolation):
     """A client API on a CONTROLLER listener (see `listener_roles`): closed, as Kafka does."""
 
-    reason = "request not served on this listener"
+    reason: ClassVar[str] = "request not served on this listener"
 
 
 class _Plan:
@@ -117,8 +117,8 @@ def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any =
         except _Unsupported as exc:
             key, version, cid = exc.prefix
             return _unsupported_version(broker, frame, key, version, cid, client_host, role)
-        except DecodeError as exc:
-            raise ProtocolViolation(str(exc)) from exc
+        except DecodeError as bad:  # not `exc` again: mypyc gives one name one type per function
+            raise ProtocolViolation(str(bad)) from bad
         if role is ListenerRole.CONTROLLER and request.api_key == FETCH_KEY and not is_metadata_fetch(request.body):
             raise NotServedOnListener(f"Fetch v{request.api_version} is not served on CONTROLLER listener "
                                       "for any topic but __cluster_metadata")

@@ -17,11 +17,15 @@ __all__ = [
     "CorruptRecordError",
     "InvalidConfigError",
     "InvalidPartitionsError",
+    "InvalidProducerEpochError",
     "InvalidTopicError",
+    "InvalidTxnStateError",
     "KafkaStorageError",
     "LogError",
     "OffsetOutOfRangeError",
+    "OutOfOrderSequenceError",
     "TopicExistsError",
+    "TransactionCoordinatorFencedError",
     "TruncationBelowHighWatermarkError",
     "UnexpectedAppendOffsetError",
     "UnknownTopicOrPartitionError",
@@ -87,3 +91,19 @@ class UnexpectedAppendOffsetError(LogError):
 
 class TruncationBelowHighWatermarkError(LogError):
     """``truncate_to`` would remove records below the high watermark (acknowledged data)."""
+
+
+class OutOfOrderSequenceError(LogError):
+    error_code = ErrorCode.out_of_order_sequence_number
+
+
+class InvalidProducerEpochError(LogError):
+    error_code = ErrorCode.invalid_producer_epoch
+
+
+class InvalidTxnStateError(LogError):
+    error_code = ErrorCode.invalid_txn_state
+
+
+class TransactionCoordinatorFencedError(LogError):
+    error_code = ErrorCode.transaction_coordinator_fenced

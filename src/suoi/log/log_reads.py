@@ -281,26 +281,6 @@ def region_from(
     return len(data), at_end, bad
 
 
-class Regions(list[tuple[int, int, int]]):
-    """``(fd, position, length)`` file regions whose descriptors stay open until `release`
-    (or the end of a ``with`` block): send them, then release."""
-
-    def __init__(self, regions: Sequence[tuple[int, int, int]], files: Sequence[LazyFile]) -> None:
-        super().__init__(regions)
-        self._files = list(files)
-
-    def release(self) -> None:
-        for f in self._files:
-            f.unpin()
-        self._files.clear()
-
-    def __enter__(self) -> Regions:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
 def walk(
     segments: Sequence[LogSegment],
     bases: Sequence[int],

@@ -18,6 +18,7 @@ from suoi.log.errors import OffsetOutOfRangeError
 from suoi.log.log_reads import Take
 from suoi.log.partition_log_state import LogState
 from suoi.log.producer_state import ProducerView
+from suoi.log.regions import Regions
 from suoi.log.txn_index import AbortedTxn
 from suoi.protocol.file_records import FileRecords, FileRegion
 
@@ -65,14 +66,14 @@ class LogReads(LogState):
 
     def read_regions(
         self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_batch: bool = True
-    ) -> log_reads.Regions:
+    ) -> Regions:
         """Same selection as ``read`` but as ``(fd, position, length)`` file regions,
         for a zero-copy ``sendfile`` path.  Only batch headers are read once the batches are
         verified (the first read of a range reads and checks its data).  The fds
         belong to the segments and stay open (pinned) until ``release()`` of the result: send
         them first, and before the next retention/deletion."""
         taken = self._walk(offset, max_bytes, max_offset, min_one_batch, log_reads.read_region)
-        return log_reads.Regions([region for region, _ in taken], [file for _, file in taken])
+        return Regions([region for region, _ in taken], [file for _, file in taken])
 
     def _walk(self, offset: int, max_bytes: int, max_offset: int | None, min_one_batch: bool, take: Take[_T]) -> list[_T]:
         """Visit segments from the one holding ``offset`` while budget remains."""

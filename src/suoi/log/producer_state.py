@@ -27,8 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from suoi.log.errors import LogError
-from suoi.model import ErrorCode
+# The producer-state errors live in log.errors (interpreted): as classes of a module the opt-in
+# mypyc build compiles, subclasses of the interpreted LogError lost their error_code.
+from suoi.log.errors import (
+    InvalidProducerEpochError,
+    InvalidTxnStateError,
+    OutOfOrderSequenceError,
+    TransactionCoordinatorFencedError,
+)
 from suoi.protocol.record_batch import CONTROL_BIT, TRANSACTIONAL_BIT
 from suoi.protocol.records import BatchHeader
 
@@ -38,22 +44,6 @@ NO_PRODUCER_ID = -1
 NO_SEQUENCE = -1
 MAX_CACHED_BATCHES = 5  # what a producer may have in flight (max.in.flight.requests <= 5)
 _INT32_MAX = 2**31 - 1
-
-
-class OutOfOrderSequenceError(LogError):
-    error_code = ErrorCode.out_of_order_sequence_number
-
-
-class InvalidProducerEpochError(LogError):
-    error_code = ErrorCode.invalid_producer_epoch
-
-
-class InvalidTxnStateError(LogError):
-    error_code = ErrorCode.invalid_txn_state
-
-
-class TransactionCoordinatorFencedError(LogError):
-    error_code = ErrorCode.transaction_coordinator_fenced
 
 
 @dataclass(frozen=True, slots=True)

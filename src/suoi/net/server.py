@@ -23,6 +23,7 @@ SaslAuthenticate is served before authentication: anything else closes the conne
 from __future__ import annotations
 
 import asyncio
+import asyncio.protocols  # noqa: F401  mypyc: the module of KafkaConnection's base, named by the compiled class
 import collections
 import functools
 import logging
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from suoi.api.dispatch import Parts, ProtocolViolation, dispatch
 from suoi.api.listener_roles import ListenerRole
 from suoi.api.registry import REGISTRY
+from suoi.interpreted import interpreted
 from suoi.net.admission import HOL_LOG_INTERVAL_S, ConnectionAdmission
 from suoi.net.file_send import FileSender, materialize
 from suoi.pending import Pending
@@ -77,6 +79,7 @@ class _Entry:
         self.ready_at = ready_at
 
 
+@interpreted  # mypyc: its bases are interpreted classes with a __dict__; connections take weak references
 class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
     def __init__(self, broker: Services, max_request_size: int, role: ListenerRole = ListenerRole.CLIENT,
                  security: ListenerSecurity = _PLAINTEXT) -> None:

@@ -37,18 +37,16 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from suoi.log.errors import LogError
+from suoi.log.partition_log import PartitionLog  # at run time: the compiled (mypyc) Partition names it
 from suoi.model import ErrorCode, TopicPartition
 from suoi.partition.schema_validation import SchemaIds, check_schema_ids
 from suoi.protocol.file_records import Records
 from suoi.protocol.records import RecordValidationError
 from suoi.replication import AcksAllWaiters, AlterPartitionProposal, FollowerPartitionState, LeaderPartitionState
 from suoi.replication.partition_state import NO_CHANGE
-
-if TYPE_CHECKING:
-    from suoi.log.partition_log import PartitionLog
 
 log = logging.getLogger("suoi.partition")
 

@@ -9,8 +9,12 @@ read) are tested with plain bytes.
 from __future__ import annotations
 
 import struct
+from typing import ClassVar
 
 _SIZE = struct.Struct(">i")
+#: `BufferedFrameReader`'s scratch buffer (a module constant: mypyc's compiled default arguments
+#: cannot name a class attribute)
+_SCRATCH = 64 * 1024
 
 
 class FrameError(Exception):
@@ -121,9 +125,9 @@ class BufferedFrameReader:
     """
 
     __slots__ = ("_end", "_frame", "_have", "_max", "_scratch", "_start", "_view")
-    SCRATCH = 64 * 1024
+    SCRATCH: ClassVar[int] = _SCRATCH
 
-    def __init__(self, max_frame_size: int, scratch_size: int = SCRATCH) -> None:
+    def __init__(self, max_frame_size: int, scratch_size: int = _SCRATCH) -> None:
         self._max = max_frame_size
         self._scratch = bytearray(scratch_size)
         self._view = memoryview(self._scratch)
