@@ -16,8 +16,10 @@ maps are read between two callbacks, never while they change) and appends one JS
   fetch sessions, connections, metrics children, open file handles), and how many
   ``LogSegment`` objects are alive in all against the segments the logs hold (more alive
   means deleted segments are still referenced).
-* ``types``: live objects by type (``gc.get_objects`` after ``gc.collect``: not those the broker
-  froze, which are made at start and at topic changes), the ones whose count changed most since the baseline (the first probe after ``--baseline-after`` s).
+* ``types``: live objects by type (``gc.get_objects`` after ``gc.collect``, whose count of
+  cyclic garbage is ``gc_collected``; not the objects the broker froze, made at start and at
+  topic changes), the ones whose count changed most since the baseline (the first probe
+  after ``--baseline-after`` s).
 * ``traces`` (``--tracemalloc N``: N frames per allocation; the broker runs ~2x slower): the
   allocations that grew most since the baseline, by traceback, and the traced total.
 
@@ -168,13 +170,15 @@ class Probe:
         self.out, self.baseline_after, self.top = out, baseline_after, top
         self.t0 = time.monotonic()
         self.base_types: collections.Counter[str] | None = None
-        self.base_snapshot: tracemalloc.Snapshot | None = None
+        self.base_stats: dict[tracemalloc.Traceback, tuple[int, int]] | None = None
+        self.pending_record: dict[str, Any] | None = None
+        self.pending_snapshot: tuple[tracemalloc.Snapshot, bool] | None = None
 
     def run(self) -> None:
-        """One probe, on the event loop thread."""
+        """One probe, on the event loop thread (`write` then finishes it on the probe's)."""
         t = time.monotonic() - self.t0
-        gc.collect()
-        rec: dict[str, Any] = {"t": round(t, 1)}
+        rec: dict[str, Any] = {"t": round(t, 1), "gc_before": list(gc.get_count())}
+        rec["gc_collected"] = gc.collect()  # cyclic garbage found: a pile of it is growth the GC frees later
         rec["rss"] = {**_status_kb(), **_mallinfo_kb(), "pymalloc_arenas": _pymalloc_arenas(),
                       "pymalloc_blocks": sys.getallocatedblocks()}
         if SEEN["broker"] is not None:
@@ -188,17 +192,39 @@ class Probe:
             diff = types.copy()
             diff.subtract(self.base_types)
             rec["types"] = [(k, v) for k, v in sorted(diff.items(), key=lambda kv: -abs(kv[1]))[: self.top] if v]
-        if tracemalloc.is_tracing():
-            snap = tracemalloc.take_snapshot().filter_traces(
-                [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)])
+        if tracemalloc.is_tracing():  # a copy of the traces now; grouped by `trace_growth`, off the loop
             rec["traced_kb"] = tracemalloc.get_traced_memory()[0] // KB
-            if baseline:
-                self.base_snapshot = snap
-            if self.base_snapshot is not None:
-                rec["traces"] = [
-                    {"kb": round(st.size_diff / KB, 1), "count": st.count_diff,
-                     "at": [f"{f.filename.rsplit('/src/', 1)[-1]}:{f.lineno}" for f in reversed(st.traceback)]}
-                    for st in snap.compare_to(self.base_snapshot, "traceback")[: self.top] if st.size_diff]
+            self.pending_snapshot = (tracemalloc.take_snapshot(), baseline)
+        self.pending_record = rec
+
+    def trace_growth(self, snap: tracemalloc.Snapshot, baseline: bool) -> list[dict[str, Any]]:
+        """The allocations grown most since the baseline snapshot, by traceback (on the probe's
+        thread: grouping a few 100,000 traces takes seconds, which the broker's loop keeps serving)."""
+        snap = snap.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)])
+        stats = {st.traceback: (st.size, st.count) for st in snap.statistics("traceback")}
+        if baseline:
+            self.base_stats = stats
+        base = self.base_stats
+        if base is None:
+            return []
+        grown = []
+        for tb in stats.keys() | base.keys():
+            (size, count), (size0, count0) = stats.get(tb, (0, 0)), base.get(tb, (0, 0))
+            if size != size0:
+                grown.append((size - size0, count - count0, tb))
+        grown.sort(key=lambda g: -abs(g[0]))
+        return [{"kb": round(d / KB, 1), "count": c,
+                 "at": [f"{f.filename.rsplit('/src/', 1)[-1]}:{f.lineno}" for f in reversed(tb)]}
+                for d, c, tb in grown[: self.top]]
+
+    def write(self) -> None:
+        """The record of the last `run`, with its traces grouped (probe thread)."""
+        rec, self.pending_record = self.pending_record, None
+        if rec is None:
+            return
+        if self.pending_snapshot is not None:
+            (snap, baseline), self.pending_snapshot = self.pending_snapshot, None
+            rec["traces"] = self.trace_growth(snap, baseline)
             del snap
         with open(self.out, "a") as f:
             f.write(json.dumps(rec) + "\n")
@@ -223,7 +249,8 @@ def _probe_thread(probe: Probe, every: float) -> None:
             loop.call_soon_threadsafe(run)
         except RuntimeError:  # the loop closed: the broker is stopping
             return
-        done.wait(120)
+        if done.wait(120):
+            probe.write()
 
 
 def main() -> None:
