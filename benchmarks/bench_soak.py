@@ -223,9 +223,9 @@ def report_probe(path: Path) -> None:
     for name, n in last.get("types", []):
         print(f"  {n:+8d} {name}")
     if "traces" in last:
-        print("\nallocations grown since the baseline (tracemalloc, by traceback, newest frame last):")
+        print("\nallocations grown since the baseline (tracemalloc, by traceback, newest frame first):")
         for tr in last["traces"]:
-            print(f"  {tr['kb']:+9.1f} KiB {tr['count']:+7d} blocks  " + " <- ".join(reversed(tr["at"][-4:])))
+            print(f"  {tr['kb']:+9.1f} KiB {tr['count']:+7d} blocks  " + " <- ".join(tr["at"][:4]))
 
 
 def main() -> None:
@@ -243,6 +243,8 @@ def main() -> None:
     ap.add_argument("--probe-every", type=float, default=60.0, help="seconds between probes")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                     help="with --probe: trace the broker's allocations, FRAMES deep")
+    ap.add_argument("--malloc-trim", action="store_true",
+                    help="with --probe: glibc malloc_trim(0) at each probe (free heap given back)")
     args = ap.parse_args()
 
     target = None
@@ -253,10 +255,11 @@ def main() -> None:
         bootstrap, pid = args.bootstrap, args.pid
         wait_ready(bootstrap, 30)
     else:
-        if args.probe or args.tracemalloc:
+        if args.probe or args.tracemalloc or args.malloc_trim:
             probe_out = Path(tempfile.mkdtemp(prefix="bench-soak-probe-")) / "probe.jsonl"
             probe = ["--out", str(probe_out), "--every", str(args.probe_every),
-                     "--baseline-after", str(args.warmup), "--tracemalloc", str(args.tracemalloc)]
+                     "--baseline-after", str(args.warmup), "--tracemalloc", str(args.tracemalloc),
+                     *(["--malloc-trim"] if args.malloc_trim else [])]
         target = start(args.src, 60, probe)
         bootstrap, pid = target.bootstrap, target.pid
     assert pid is not None

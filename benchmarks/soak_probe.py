@@ -20,6 +20,8 @@ maps are read between two callbacks, never while they change) and appends one JS
   cyclic garbage is ``gc_collected``; not the objects the broker froze, made at start and at
   topic changes), the ones whose count changed most since the baseline (the first probe
   after ``--baseline-after`` s).
+* ``trim`` (``--malloc-trim``): glibc's ``malloc_trim(0)`` after the RSS reading, and RssAnon
+  after it: how much of RssAnon was free heap kept by the allocator, not memory in use.
 * ``traces`` (``--tracemalloc N``: N frames per allocation; the broker runs ~2x slower): the
   allocations that grew most since the baseline, by traceback, and the traced total.
 
@@ -70,6 +72,15 @@ def _mallinfo_kb() -> dict[str, int]:
         return {}
     return {"heap_kb": m.arena // KB, "heap_used_kb": m.uordblks // KB, "heap_free_kb": m.fordblks // KB,
             "mmapped_kb": m.hblkhd // KB}
+
+
+def _malloc_trim() -> bool:
+    """glibc's ``malloc_trim(0)``: gives back the free pages of the heap (its middle too, with
+    ``MADV_DONTNEED``), which `suoi.cli.malloc_tuning` otherwise keeps (up to 128 MB)."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 def _pymalloc_arenas() -> int | None:
@@ -160,14 +171,19 @@ def _broker_maps(broker: Any) -> dict[str, Any]:
         from suoi.log.handles import HANDLES
         return HANDLES.open_count
     put("open_file_handles", handles)
+
+    def sealed() -> str:
+        from suoi.log.index import SEALED  # a tree without it reports the ImportError
+        return f"{len(SEALED)} loaded, {SEALED.entries} entries"
+    put("sealed_indexes", sealed)
     put("metadata_log_segments", lambda: sum(len(lg._segments) for lg in broker.logs.all_logs()
                                              if lg.topic.startswith("__")))
     return maps
 
 
 class Probe:
-    def __init__(self, out: str, baseline_after: float, top: int) -> None:
-        self.out, self.baseline_after, self.top = out, baseline_after, top
+    def __init__(self, out: str, baseline_after: float, top: int, trim: bool = False) -> None:
+        self.out, self.baseline_after, self.top, self.trim = out, baseline_after, top, trim
         self.t0 = time.monotonic()
         self.base_types: collections.Counter[str] | None = None
         self.base_stats: dict[tracemalloc.Traceback, tuple[int, int]] | None = None
@@ -181,6 +197,8 @@ class Probe:
         rec["gc_collected"] = gc.collect()  # cyclic garbage found: a pile of it is growth the GC frees later
         rec["rss"] = {**_status_kb(), **_mallinfo_kb(), "pymalloc_arenas": _pymalloc_arenas(),
                       "pymalloc_blocks": sys.getallocatedblocks()}
+        if self.trim:  # what of RssAnon is free heap the allocator keeps (given back by malloc_trim)
+            rec["trim"] = {"trimmed": _malloc_trim(), "RssAnon_after": _status_kb()["RssAnon"]}
         if SEEN["broker"] is not None:
             rec["maps"] = _broker_maps(SEEN["broker"])
         types = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
@@ -260,6 +278,7 @@ def main() -> None:
     ap.add_argument("--baseline-after", type=float, default=60.0, help="seconds before the baseline probe")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES", help="trace allocations (0: off)")
     ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--malloc-trim", action="store_true", help="malloc_trim(0) at each probe (RssAnon before/after)")
     ap.add_argument("suoi_args", nargs=argparse.REMAINDER, help="-- then the suoi CLI's arguments")
     args = ap.parse_args()
     suoi_args = args.suoi_args[1:] if args.suoi_args[:1] == ["--"] else args.suoi_args
@@ -267,7 +286,7 @@ def main() -> None:
         tracemalloc.start(args.tracemalloc)
     sys.modules["hypothesis"] = None  # type: ignore[assignment]  # as console_main does (kio's strategies)
     _hook()
-    probe = Probe(args.out, args.baseline_after, args.top)
+    probe = Probe(args.out, args.baseline_after, args.top, args.malloc_trim)
     threading.Thread(target=_probe_thread, args=(probe, args.every), daemon=True, name="soak-probe").start()
     from suoi.cli.main import console_main
     sys.argv = ["suoi", *suoi_args]

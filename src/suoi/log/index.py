@@ -16,9 +16,10 @@ that does not look right is simply rebuilt from the log, the source of truth.
   it; timestamps strictly increase.
 
 A sealed segment's index (`seal`: rolled, or every segment but the last one at start-up) is
-complete in its file, so its columns need not stay in memory: `SEALED` keeps the entries of
-the most recently used sealed indexes, up to `SealedIndexes.max_entries`, and parks the others
-(`park`: columns dropped), which are read back from the file on their next use. Kafka maps its
+complete in its file, so its columns need not stay in memory: sealing parks it (`park`:
+columns dropped), a use reads them back from the file, and `SEALED` keeps the columns of the
+sealed indexes read most recently, up to `SealedIndexes.max_entries`, parking the least
+recently used beyond that. Kafka maps its
 index files (page cache, not heap); kept all in memory they grew with the retained bytes
 (~20 bytes per indexed batch: up to 5 MiB per GiB retained at ``index.interval.bytes`` = 4 KiB,
 twice that while unflushed segments also kept them pending, issue 19).
@@ -137,9 +138,11 @@ class _FixedIndex:
         return self._parked
 
     def seal(self) -> None:
-        """No entry will be added (the segment was rolled): write the pending entries and let
-        `SEALED` drop the columns when they are the least recently used. A failed write keeps
-        the index in memory, as before (its entries are written again at the next flush or close)."""
+        """No entry will be added (the segment was rolled): write the pending entries and drop
+        the columns. Consumers at the log end never read a sealed index (a lagging one mostly
+        follows its read hints); one that is read comes back into memory under `SEALED`'s
+        bound. A failed write keeps the index in memory, as before (its entries are written
+        again at the next flush or close)."""
         if self._sealed:
             return
         try:
@@ -148,7 +151,7 @@ class _FixedIndex:
             logger.warning("%s: index entries not written at seal, kept in memory: %s", self._path, e)
             return
         self._sealed = True
-        self._lru.note(self, len(self._keys))
+        self.park()  # kept in memory again only if read (`_unpark`), as an mmap'd file is paged in
 
     def _clear_columns(self) -> None:
         self._keys = array(self._key_code)

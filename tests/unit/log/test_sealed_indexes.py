@@ -1,7 +1,8 @@
 """Sealed segments' index entries are bounded in memory (issue 19's soak): a rolled segment's
-entries go to its index files at once, the least recently used sealed indexes drop their
-columns (`SEALED`, an LRU), and a parked index reads them back from its file on use, giving
-the answers it gave before. Nothing of a segment deleted by retention stays referenced."""
+entries go to its index files at once and its columns are dropped (parked); a parked index
+reads them back from its file on use, giving the answers it gave before, and only the sealed
+indexes read most recently stay loaded (`SEALED`, an LRU). Nothing of a segment deleted by
+retention stays referenced."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ SEGMENT_BATCHES = 8
 
 @pytest.fixture
 def small_lru(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """3 sealed segments' entries in memory at most (SEGMENT_BATCHES - 1 offset and as many
-    time entries each: 14, so 4 would be over)."""
-    monkeypatch.setattr(SEALED, "max_entries", 3 * 2 * SEGMENT_BATCHES)
+    """3 sealed offset indexes' entries in memory at most (SEGMENT_BATCHES - 1 each; a read
+    loads a segment's offset index only)."""
+    monkeypatch.setattr(SEALED, "max_entries", 3 * (SEGMENT_BATCHES - 1))
     yield
 
 
@@ -44,25 +45,28 @@ def _offsets(data: bytes | memoryview) -> list[int]:
     return [r.offset for r in iter_records(bytes(data))]  # type: ignore[misc]
 
 
-def test_sealed_indexes_are_parked_beyond_the_bound_and_read_back(
+def test_sealed_indexes_are_parked_and_read_back_within_the_bound(
         open_log: OpenLog, clock: Clock, small_lru: None) -> None:
     start = clock.now
     log = _open(open_log)
     _fill(log, clock, 10)
     sealed = log.segments[:-1]
     assert len(sealed) == 9
-    parked = [s for s in sealed if s.offset_index.parked]
-    assert len(parked) == 6  # all but the 3 most recently sealed: memory no longer grows with the log
-    assert SEALED.entries <= SEALED.max_entries
-    first = sealed[0]
-    assert first.offset_index.parked and first.time_index.parked
-    assert len(first.offset_index._keys) == 0  # the columns are gone
+    assert all(s.offset_index.parked and s.time_index.parked for s in sealed)  # memory no longer grows with the log
+    assert len(sealed[0].offset_index._keys) == 0 and len(SEALED) == 0
+    assert not log.segments[-1].offset_index.parked
     # Reads anywhere in a parked segment find the same batches (the entries come back from the file).
+    first = sealed[0]
     for offset in (3, 7, 9, 15):
         first._read_hints.clear()
         assert _offsets(log.read(offset, 1))[0] == offset - offset % 2
     assert not first.offset_index.parked and first.offset_index in SEALED
     assert first.offset_index.lookup(first.base_offset + 6) == (first.base_offset + 6, len(batch(2)) * 3)
+    # Reads in four more segments: only the three read last stay in memory.
+    for seg in sealed[1:5]:
+        assert _offsets(log.read(seg.base_offset + 5, 1))[0] == seg.base_offset + 4
+    assert [s.offset_index.parked for s in sealed[:5]] == [True, True, False, False, False]
+    assert SEALED.entries <= SEALED.max_entries
     # ListOffsets by timestamp goes through the parked time indexes.
     assert log.offset_for_timestamp(start + 10 * 37)[0] == 74
     assert SEALED.entries <= SEALED.max_entries
@@ -117,7 +121,7 @@ def test_reopened_log_seals_all_but_the_last_segment(open_log: OpenLog, clock: C
     _fill(log, clock, 6)
     log.close()
     log = _open(open_log)
-    assert [s.offset_index.parked for s in log.segments] == [True, True, False, False, False, False]
+    assert [s.offset_index.parked for s in log.segments] == [True] * 5 + [False]
     assert log.segments[-1].offset_index not in SEALED  # the active segment is never parked
     assert _offsets(log.read(5, 1))[0] == 4
 
@@ -128,9 +132,7 @@ def test_an_index_file_changed_under_a_parked_index_falls_back_to_scanning(
     ix = OffsetIndex(tmp_path / "0.index", 100)
     for i in range(5):
         ix.append(100 + 2 * i, 60 * i)
-    other = OffsetIndex(tmp_path / "1.index", 200)
     ix.seal()
-    other.seal()  # the most recent one stays; `ix` is parked
     assert ix.parked
     with open(tmp_path / "0.index", "ab") as f:
         f.write(b"\x00\x00\x00")  # torn: no longer a whole number of entries
@@ -140,4 +142,3 @@ def test_an_index_file_changed_under_a_parked_index_falls_back_to_scanning(
     assert [r.levelname for r in caplog.records] == ["ERROR"]
     assert ix not in SEALED and not ix.parked
     ix.close()
-    other.close()
