@@ -31,6 +31,7 @@ import logging
 import operator
 import os
 import struct
+import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
@@ -40,13 +41,34 @@ from pathlib import Path
 
 from suoi.log.handles import LazyFile
 
-__all__ = ["SEALED", "OffsetIndex", "SealedIndexes", "TimeIndex"]
+__all__ = ["SEALED", "OffsetIndex", "SealedIndexes", "TimeIndex", "columns"]
 
 logger = logging.getLogger("suoi.log")
 
 #: Entries of sealed indexes kept in memory by default (offset and time entries: 8-12 bytes
 #: each in the columns, so ~10 MiB; at 128 MB segments of 32 KB batches, ~250 segments' worth).
 SEALED_MAX_ENTRIES = 1 << 20
+
+
+def columns(data: bytes, key_code: str, value_code: str) -> tuple[array[int], array[int]]:
+    """Split fixed-size big-endian (key, value) entries into two native arrays with C-level
+    strided copies (a parked index is read back on the event loop: a Python loop over
+    `iter_unpack` took ~0.3 us per entry, 80 ms for a 1 GiB segment indexed every 4 KiB)."""
+    keys, values = array(key_code), array(value_code)
+    ks, vs = keys.itemsize, values.itemsize
+    entry = ks + vs
+    n = len(data) // entry
+    kbuf, vbuf = bytearray(n * ks), bytearray(n * vs)
+    for k in range(ks):
+        kbuf[k::ks] = data[k:n * entry:entry]
+    for k in range(vs):
+        vbuf[k::vs] = data[ks + k:n * entry:entry]
+    keys.frombytes(kbuf)
+    values.frombytes(vbuf)
+    if sys.byteorder == "little":
+        keys.byteswap()
+        values.byteswap()
+    return keys, values
 
 
 class SealedIndexes:
@@ -196,9 +218,7 @@ class _FixedIndex:
         self._clear_columns()
         if size % self._entry.size:
             return False
-        for key, value in self._entry.iter_unpack(os.pread(self._file.fd, size, 0)):
-            self._keys.append(key)
-            self._values.append(value)
+        self._keys, self._values = columns(os.pread(self._file.fd, size, 0), self._key_code, self._value_code)
         return self._ordered()
 
     def load(self) -> bool:

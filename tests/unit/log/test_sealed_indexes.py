@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import gc
 import logging
+import struct
 import weakref
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from suoi.log.index import SEALED, OffsetIndex
+from suoi.log.index import SEALED, OffsetIndex, columns
 from suoi.protocol.records import iter_records
 from tests.unit.log.log_helpers import Clock, OpenLog, batch
 
@@ -142,3 +144,14 @@ def test_an_index_file_changed_under_a_parked_index_falls_back_to_scanning(
     assert [r.levelname for r in caplog.records] == ["ERROR"]
     assert ix not in SEALED and not ix.parked
     ix.close()
+
+
+@pytest.mark.parametrize(("fmt", "key_code"), [(">ii", "i"), (">qi", "q")])
+def test_columns_split_big_endian_entries_as_struct_does(fmt: str, key_code: str) -> None:
+    entry = struct.Struct(fmt)
+    key_max = 2 ** (8 * struct.calcsize(fmt[1]) - 1)
+    entries = [(0, 0), (-1, -1), (key_max - 1, 2**31 - 1), (-key_max, -(2**31)), (258, 65_536)]
+    entries += [(i * 1_000_003 - 7, i * 4096) for i in range(100)]
+    keys, values = columns(b"".join(entry.pack(*e) for e in entries), key_code, "i")
+    assert list(zip(keys, values, strict=True)) == entries
+    assert columns(b"", key_code, "i") == (array(key_code), array("i"))
