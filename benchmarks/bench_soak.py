@@ -9,11 +9,20 @@ bounded whatever the length. The broker's VmRSS is sampled every ``--interval`` 
 printed: RSS after warm-up (``--warmup`` seconds) and at the end, the peak, and the
 least-squares slope of RSS over the post-warm-up samples in MB per minute - a leak shows as
 a steady positive slope, page-cache churn does not (RSS counts the process's own memory only).
-Also printed: the rates achieved and the broker's
-CPU. A script, not a test.
+Each sample splits RSS into RssAnon (heap, arenas: what a leak grows) and RssFile (mapped
+files: the interpreter's and extensions' code, shared with the page cache).
+Also printed: the rates achieved and the broker's CPU. A script, not a test.
+
+``--probe`` starts the broker inside ``soak_probe.py`` (the suoi CLI unchanged, plus a thread
+that probes it on its event loop every ``--probe-every`` s): the sizes of the broker's own maps
+(segments, index entries kept in memory, read hints, fetch sessions, producer entries,
+connections, ...), live objects by type, glibc's heap and pymalloc's arenas, and with
+``--tracemalloc N`` the allocations that grew since the end of warm-up, by traceback
+(tracemalloc costs the broker CPU and memory of its own: read the slope from a run without it).
 
     python benchmarks/bench_soak.py                  # 10 minutes at 50 MB/s
     python benchmarks/bench_soak.py --minutes 3 --json
+    python benchmarks/bench_soak.py --minutes 10 --probe --tracemalloc 8   # what grows
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import MB, REPO_ROOT, SUOI_CMD, Target, _spawn, free_port, log, payload, read_cpu_s, read_rss_mb, wait_ready  # noqa: E402
+from common import MB, REPO_ROOT, SUOI_CMD, Target, _spawn, free_port, log, payload, read_cpu_s, wait_ready  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -37,13 +46,19 @@ PARTITIONS = 6
 TOPIC_CONFIG = {"segment.bytes": str(128 << 20), "retention.bytes": str(1 << 30)}
 
 
-def start(src: Path, ready_timeout: float) -> Target:
+PROBE = Path(__file__).with_name("soak_probe.py")
+
+
+def start(src: Path, ready_timeout: float, probe: list[str] | None = None) -> Target:
+    """suoi from ``src``; with ``probe`` (soak_probe.py's options), inside the probe wrapper."""
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="bench-soak-")
     logdir = os.path.join(workdir, "data")
     os.makedirs(logdir)
     cmd = SUOI_CMD + " -o log.retention.check.interval.ms=10000"
     argv = [a.format(python=sys.executable, port=port, logdir=logdir) for a in cmd.split()]
+    if probe is not None:
+        argv[1:3] = [str(PROBE), *probe, "--"]  # "-m suoi" -> the wrapper, then the same arguments
     return _spawn("suoi", argv, port, env=dict(os.environ, PYTHONPATH=str(src)), workdir=workdir,
                   ready_timeout=ready_timeout, is_peer=False)
 
@@ -131,6 +146,20 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
     return 0.0 if var == 0 else sum((t - mt) * (r - mr) for t, r in samples) / var * 60
 
 
+def read_rss_split_mb(pid: int) -> dict[str, float]:
+    """VmRSS, RssAnon and RssFile in MB (10^6 bytes), from /proc/PID/status ({} once gone)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "RssAnon", "RssFile"):
+                    out[key] = int(rest.split()[0]) * 1024 / MB
+    except OSError:
+        pass
+    return out
+
+
 def soak(bootstrap: str, pid: int, minutes: float, warmup: float, interval: float, rate: float,
          size: int) -> dict[str, float | int]:
     """The soak against a serving broker (process ``pid``): load for ``minutes``, RSS sampled every
@@ -143,14 +172,17 @@ def soak(bootstrap: str, pid: int, minutes: float, warmup: float, interval: floa
     load.start()
     try:
         samples: list[tuple[float, float]] = []
+        anon: list[tuple[float, float]] = []
         end = t0 + minutes * 60
         next_at = t0
         while (now := time.monotonic()) < end:
-            rss, _ = read_rss_mb(pid)
-            if rss is None:
+            split = read_rss_split_mb(pid)
+            if "VmRSS" not in split:
                 raise RuntimeError("the broker is gone")
-            samples.append((now - t0, rss))
-            log(f"t={now - t0:6.0f}s rss={rss:7.1f} MB produced={load.produced:,} consumed={load.consumed:,}")
+            samples.append((now - t0, split["VmRSS"]))
+            anon.append((now - t0, split.get("RssAnon", 0.0)))
+            log(f"t={now - t0:6.0f}s rss={split['VmRSS']:7.1f} MB (anon {split.get('RssAnon', 0):6.1f}, file "
+                f"{split.get('RssFile', 0):6.1f}) produced={load.produced:,} consumed={load.consumed:,}")
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))  # sampling period
         elapsed = time.monotonic() - t0
@@ -158,6 +190,7 @@ def soak(bootstrap: str, pid: int, minutes: float, warmup: float, interval: floa
     finally:
         load.stop()
     after = [s for s in samples if s[0] >= warmup] or samples[-2:]
+    anon_after = [s for s in anon if s[0] >= warmup] or anon[-2:]
     return {
         "minutes": round(elapsed / 60, 2),
         "produced_mb_s": round(load.produced * size / MB / elapsed, 1),
@@ -167,7 +200,32 @@ def soak(bootstrap: str, pid: int, minutes: float, warmup: float, interval: floa
         "rss_after_warmup_mb": round(after[0][1], 1), "rss_end_mb": round(samples[-1][1], 1),
         "rss_peak_mb": round(max(r for _, r in samples), 1),
         "rss_slope_mb_per_min": round(slope_mb_per_min(after), 2),
+        "rss_anon_after_warmup_mb": round(anon_after[0][1], 1), "rss_anon_end_mb": round(anon[-1][1], 1),
+        "rss_anon_slope_mb_per_min": round(slope_mb_per_min(anon_after), 2),
     }
+
+
+def report_probe(path: Path) -> None:
+    """Print what the probes saw: the maps and memory figures over time, then the last probe's
+    growth by type and by traceback (since the baseline at the end of warm-up)."""
+    probes = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if not probes:
+        print(f"no probe output in {path}")
+        return
+    print(f"\nprobes ({path}):")
+    for p in probes:
+        figures = {**p["rss"], **p.get("maps", {}), "objects": p["objects"]}
+        if "traced_kb" in p:
+            figures["traced_kb"] = p["traced_kb"]
+        print(f"t={p['t']:6.0f}s " + " ".join(f"{k}={v}" for k, v in figures.items()))
+    last = probes[-1]
+    print("\nlive objects by type, change since the baseline:")
+    for name, n in last.get("types", []):
+        print(f"  {n:+8d} {name}")
+    if "traces" in last:
+        print("\nallocations grown since the baseline (tracemalloc, by traceback, newest frame first):")
+        for tr in last["traces"]:
+            print(f"  {tr['kb']:+9.1f} KiB {tr['count']:+7d} blocks  " + " <- ".join(tr["at"][:4]))
 
 
 def main() -> None:
@@ -181,16 +239,28 @@ def main() -> None:
     ap.add_argument("--bootstrap", help="measure a running broker instead (needs --pid)")
     ap.add_argument("--pid", type=int)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--probe", action="store_true", help="run the broker inside soak_probe.py (see above)")
+    ap.add_argument("--probe-every", type=float, default=60.0, help="seconds between probes")
+    ap.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
+                    help="with --probe: trace the broker's allocations, FRAMES deep")
+    ap.add_argument("--malloc-trim", action="store_true",
+                    help="with --probe: glibc malloc_trim(0) at each probe (free heap given back)")
     args = ap.parse_args()
 
     target = None
+    probe: list[str] | None = None
     if args.bootstrap:
         if args.pid is None:
             raise SystemExit("--bootstrap needs --pid")
         bootstrap, pid = args.bootstrap, args.pid
         wait_ready(bootstrap, 30)
     else:
-        target = start(args.src, 60)
+        if args.probe or args.tracemalloc or args.malloc_trim:
+            probe_out = Path(tempfile.mkdtemp(prefix="bench-soak-probe-")) / "probe.jsonl"
+            probe = ["--out", str(probe_out), "--every", str(args.probe_every),
+                     "--baseline-after", str(args.warmup), "--tracemalloc", str(args.tracemalloc),
+                     *(["--malloc-trim"] if args.malloc_trim else [])]
+        target = start(args.src, 60, probe)
         bootstrap, pid = target.bootstrap, target.pid
     assert pid is not None
     try:
@@ -199,6 +269,8 @@ def main() -> None:
         print("\nsoak: " + ", ".join(f"{k} {v}" for k, v in result.items()))
         if args.json:
             print(json.dumps(result))
+        if probe is not None:
+            report_probe(probe_out)
     finally:
         if target is not None:
             target.stop()

@@ -279,6 +279,7 @@ class LogCleaner:
             files.install_group(log.directory, g.base_offset, g.old)
             new = LogSegment(log.directory, g.base_offset, index_interval_bytes=log.config.index_interval_bytes)
             new.load()
+            new.seal_memory()
             log.replace_segments(g.old, new)
         files.crash_hook("checkpoint")
         files.write_checkpoint(log.directory, CleanerCheckpoint(result.end_offset, result.delete_horizon_ms))

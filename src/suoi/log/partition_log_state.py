@@ -167,6 +167,7 @@ class LogState:
         self._unflushed_segments.append(old)
         self._segments.append(new)
         self._bases.append(new.base_offset)
+        old.seal_memory()
         return new
 
     def flush(self) -> None:

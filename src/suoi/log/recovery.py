@@ -83,6 +83,8 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
             seg.seal()
         elif seg.corrupt and not is_last:
             seg.next_offset = max(seg.next_offset, bases[i + 1])  # the rest is there, unreadable
+        if not is_last and not truncated:
+            seg.seal_memory()
         segments.append(seg)
         if truncated and not is_last:
             logger.warning(

@@ -112,6 +112,17 @@ class SegmentState:
         self.offset_index.materialize()  # a sealed segment has both index files (see `load`)
         self.time_index.materialize()
 
+    def seal_memory(self) -> None:
+        """The segment takes no more batches (rolled; not the last at start-up; a cleaned one
+        installed): what only a segment being appended to needs leaves memory - the last batches
+        appended (`_recent_base`: up to 256 positions, for a consumer at the log end) - and the
+        index entries go to their files, from which they may be read back (``index.SEALED``, a
+        bounded LRU). Event-loop thread only: not part of `seal`, which the cleaner's worker
+        thread also calls on its output segment."""
+        self._forget_recent()
+        self.offset_index.seal()
+        self.time_index.seal()
+
     @property
     def fd(self) -> int:
         """The ``.log`` descriptor, opened if idle (use it at once, see ``handles.py``); -1 once closed."""
