@@ -58,3 +58,20 @@ def test_scheduled_flushes_sync_off_the_loop_while_the_node_answers(tmp_path: Pa
             wait_until(lambda p=p: _recovery_point(logs / f"flushed-{p}" / RECOVERY_POINT_FILE) == p + 1,
                        message=f"the recovery point of flushed-{p}")
     assert threads and all(name.startswith("log-flush") for name in threads), threads
+
+
+def test_a_rolled_segment_is_flushed_and_the_recovery_point_passes_it(tmp_path: Path) -> None:
+    """Default flush settings (no flush.ms, no flush.messages): as in Kafka, a roll schedules a
+    flush of the log, so the recovery point moves past the sealed segments and a crash re-checks
+    only the active one."""
+    with InProcessNode(tmp_path, overrides={"log.flush.offset.checkpoint.interval.ms": "50"}) as node:
+        node.create_topic("rolled", configs={"segment.bytes": "2000"})
+        with RawClient(node.bootstrap, timeout=5) as client:
+            for i in range(16):  # ~500 bytes a batch: a roll every 4 batches
+                answer = client.request(produce_req("rolled", 0, build_batch([(None, b"%d" % i * 100)] * 4), acks=1))
+                assert answer.responses[0].partition_responses[0].error_code == 0
+        directory = tmp_path / "data" / "rolled-0"
+        bases = sorted(int(p.stem) for p in directory.glob("*.log"))
+        assert len(bases) >= 3, bases
+        wait_until(lambda: _recovery_point(directory / RECOVERY_POINT_FILE) >= bases[-1],
+                   message="the recovery point past the sealed segments")

@@ -229,7 +229,13 @@ class LogState:
         self._recovery_point = self._recovery_point_persisted = offset
 
     def flush_is_due(self, now_ms: int) -> bool:
-        """``flush.ms`` has passed since the last flush, and something is unflushed."""
+        """``flush.ms`` has passed since the last flush and something is unflushed, or a segment
+        was rolled since the last flush. Kafka flushes a log up to the new segment at each roll,
+        off the request path: that moves the recovery point past the sealed segments, so a crash
+        re-checks only the active one. Without it (flush.ms unset, the default) the recovery point
+        never moved and a crash re-read every retained segment at the next start."""
+        if self._unflushed_segments:
+            return True
         interval = self.config.flush_interval_ms
         return interval is not None and self._unflushed_messages > 0 and now_ms - self._last_flush_ms >= interval
 
