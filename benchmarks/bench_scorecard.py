@@ -19,9 +19,9 @@ Sections (`--only produce,consume,...`; all by default):
                (bench_latency.py: producer and consumer in their own processes; loop lag and GC
                pauses from the node's admin endpoint)
   replication  a 3-broker cluster per tree (bench_replication.py): RF=3 acks=all / RF=1 acks=1
-               with 6 partitions, librdkafka's default producer (not idempotent) and, reported
-               beside it, the idempotent one (one Produce per partition in flight: client-bound);
-               and RF=3 acks=all p99 at 100 msg/s
+               with 6 partitions and bench_replication's producer (256 KiB batches, linger 5 ms),
+               not idempotent (librdkafka's default) and, reported beside it, idempotent (one
+               Produce per partition in flight: client-bound); and RF=3 acks=all p99 at 100 msg/s
   soak         produce + consume at 50 MB/s for --soak-minutes (bench_soak.py): RSS slope
 
 Trees: `--src before=/tmp/old/src --src after=src` (default: this checkout's src, "this");
@@ -300,8 +300,8 @@ def replication_settings(run: Run) -> argparse.Namespace:
 def section_replication(run: Run) -> None:
     ns = replication_settings(run)
     plain = argparse.Namespace(**{**vars(ns), "no_idempotence": True})
-    # (rf, acks, options): RF=3 acks=all with librdkafka's default (not idempotent) producer is the target's
-    # figure; the idempotent one is reported beside it.
+    # (rf, acks, options): RF=3 acks=all with a producer that is not idempotent (librdkafka's default) is the
+    # target's figure; the idempotent one is reported beside it.
     configs = [(1, "1", ns), (3, "all", plain), (3, "all-idem", ns)]
     for label, src in run.trees:  # one cluster at a time: four idle nodes per tree would load the others
         with stopping() as own:

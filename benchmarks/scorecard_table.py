@@ -63,7 +63,7 @@ GOALS: tuple[Goal, ...] = (
          "bench.py --latency", "<=", 100.0, unit="µs"),
     Goal("e2e_1000n_p99", "e2e latency at 1,000 msg/s, a CPU-bound neighbour running, p99 ms", "latency",
          "bench.py --latency", "<=", 20.0, unit="ms"),
-    Goal("rf3_ratio_pct", "RF=3 acks=all / RF=1 acks=1, 6 partitions, librdkafka's defaults (not idempotent), %",
+    Goal("rf3_ratio_pct", "RF=3 acks=all / RF=1 acks=1, 6 partitions, producer not idempotent (256 KiB batches), %",
          "replication", "bench_replication.py throughput --no-idempotence", ">=", 50.0, unit="%"),
     # librdkafka's idempotent producer keeps one Produce per partition in flight (it counts messages, not
     # requests, against max.in.flight): latency-bound, ~40 % even at RF=1 acks=all. Reported, not the target.
