@@ -18,7 +18,6 @@ built by a step added to it (`Pending.then`), run when it is woken or times out;
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -31,7 +30,6 @@ from suoi.partition.fetch_session import FetchContext, new_context
 from suoi.protocol.codec import ms
 
 READ_COMMITTED = 1
-_ONE_MS = timedelta(milliseconds=1)
 
 
 @api(1, "Fetch", 4, 18)
@@ -46,10 +44,9 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     replica_id = int(state.replica_id if state is not None else getattr(request, "replica_id", -1))
     if replica_id >= 0 and version >= replica_fetch.FIRST_VERSION:  # a follower: the leader's side of replication
         return replica_fetch.handle_replica_fetch(ctx, request, replica_id)
-    max_wait = request.max_wait  # kio decodes whole ms into a timedelta: `//` gives them back, no call
     # (positional: a dataclass's keyword arguments cost more than the fields' order does)
     params = FetchParams(
-        request.max_bytes, request.min_bytes, max_wait // _ONE_MS if max_wait.__class__ is timedelta else ms(max_wait),
+        request.max_bytes, request.min_bytes, ms(request.max_wait),
         replica_id, getattr(request, "isolation_level", 0) == READ_COMMITTED, str(getattr(request, "rack_id", "") or ""),
         version >= 11)
     topics: list[FetchTopic]

@@ -394,5 +394,11 @@ def ms(value: datetime.timedelta | int | None) -> int:
     if value is None:
         return 0
     if isinstance(value, datetime.timedelta):
+        # kio decodes whole milliseconds: `//` gives them back exactly, without a float
+        if not value.microseconds % 1000:
+            return value // _ONE_MS
         return round(value.total_seconds() * 1000)
     return int(value)
+
+
+_ONE_MS = datetime.timedelta(milliseconds=1)
