@@ -70,10 +70,13 @@ from common import (
     start_suoi_kraft,
     start_tansu,
 )
+from latency_breakdown import PARTS, breakdown
 
 #: value layout: kind (0 warm-up, 1 measured), produce() call ns, slot ns, sequence number
 HEADER = 25
 LATE_NS = 1_000_000
+#: the admin endpoint's first sample of a run is taken this long before the measured window
+SAMPLE_LEAD_S = 0.3
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,6 +158,7 @@ def consumer_main(cfg: dict[str, Any], ready: Any, expected: Any, stop: Any, out
     topic = cfg["topic"]
     c.assign([TopicPartition(topic, i, OFFSET_BEGINNING) for i in range(cfg["partitions"])])
     lat, sched = array("q"), array("q")
+    stamps = array("q")  # partition, offset, produce() ns, arrival ns of each measured message (--probe)
     seen = bytearray(int(cfg["rate"] * (cfg["warmup"] + cfg["seconds"])) + 1)
     dup = warm = errors = 0
     first_error = ""
@@ -186,14 +190,17 @@ def consumer_main(cfg: dict[str, Any], ready: Any, expected: Any, stop: Any, out
                 continue
             if cpu0 is None:
                 cpu0 = time.process_time()
-            lat.append(now - int.from_bytes(v[1:9], "big"))
+            produced = int.from_bytes(v[1:9], "big")
+            lat.append(now - produced)
+            stamps.extend((m.partition(), m.offset(), produced, now))
             sched.append(now - int.from_bytes(v[9:17], "big"))
             if 0 <= expected.value <= len(lat):
                 break
     finally:
         cpu = time.process_time() - (cpu0 or time.process_time())
         c.close()
-    out.put({"role": "consumer", "lat": lat.tobytes(), "sched": sched.tobytes(), "warm": warm, "dup": dup,
+    out.put({"role": "consumer", "lat": lat.tobytes(), "sched": sched.tobytes(), "stamps": stamps.tobytes(),
+             "warm": warm, "dup": dup,
              "errors": errors, "first_error": first_error, "cpu_s": cpu})
 
 
@@ -334,6 +341,25 @@ class ApiVersionsProbe:
         return sorted(x / 1e6 for x in self.rtts)
 
 
+class Scraper:
+    """A /metrics scrape every `every_s` during the window (`--scrape-every`), as a Prometheus
+    server would do: what a scrape costs the clients of the node shows in the latency."""
+
+    def __init__(self, admin_port: int | None, every_s: float) -> None:
+        self.admin_port, self.every_s = admin_port, every_s
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.every_s):
+            admin_metrics(self.admin_port)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=15)
+
+
 def start_py_spy(procs: Processes, args: argparse.Namespace, target: Target, rate: int,
                  run_no: int) -> subprocess.Popen | None:
     """py-spy record of the broker over the measured window (--py-spy DIR), non-blocking sampling."""
@@ -376,21 +402,28 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
         t0_ns.value = t0
         pids = {"broker": target.pid, "producer": producer.pid, "consumer": consumer.pid}
         # The measured window: from the end of the warm-up to the last slot (same clock as the slots).
-        time.sleep(max(0.0, (t0 - time.perf_counter_ns()) / 1e9 + args.warmup))
+        # The admin endpoint is scraped outside it (SAMPLE_LEAD_S before, and once every message
+        # arrived): a scrape holds the node's loop for several ms (its encoding thread takes the
+        # GIL), which delayed the first measured messages by ~5-7 ms (bench_latency --probe).
+        window_ns = t0 + int(args.warmup * 1e9)
+        time.sleep(max(0.0, (window_ns - time.perf_counter_ns()) / 1e9 - SAMPLE_LEAD_S))
+        sample0 = broker_sample(target.admin_port)
+        time.sleep(max(0.0, (window_ns - time.perf_counter_ns()) / 1e9))
         cpu0 = {k: read_cpu_s(p) for k, p in pids.items()}
         wait0 = {k: run_queue_wait_s(p) for k, p in pids.items()}
         nb0 = cpu_of(neighbours)
-        sample0 = broker_sample(target.admin_port)
         probe.recording = True
         w0 = time.perf_counter()
         spy = start_py_spy(procs, args, target, rate, run_no)
+        scrapes = Scraper(target.admin_port, args.scrape_every) if args.scrape_every else None
         time.sleep(args.seconds)
+        if scrapes is not None:
+            scrapes.close()
         wall = time.perf_counter() - w0
         cpu1 = {k: read_cpu_s(p) for k, p in pids.items()}
         wait1 = {k: run_queue_wait_s(p) for k, p in pids.items()}
         nb1 = cpu_of(neighbours)
         probe.recording = False
-        sample1 = broker_sample(target.admin_port)
         if spy is not None:
             spy.wait(timeout=30)
         prod = wait_for(results, args.seconds + args.drain + 60, "producer")
@@ -402,6 +435,7 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
         except TimeoutError:  # what arrived by now counts; the rest is lost
             stop.set()
             cons = wait_for(results, 20, "consumer (stopped)")
+        sample1 = broker_sample(target.admin_port)
     finally:
         stop.set()
         procs.kill_children()
@@ -438,7 +472,8 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
             res[f"{label} {key}"] = value
     for api in ("Produce", "Fetch"):
         if api in sample1["requests"]:
-            per_s = (sample1["requests"][api] - sample0["requests"].get(api, 0.0)) / wall
+            # paced traffic from sample0 to the window's end; after it only the last answers
+            per_s = (sample1["requests"][api] - sample0["requests"].get(api, 0.0)) / (wall + SAMPLE_LEAD_S)
             res[f"broker {api} req/s"] = per_s
     reqs = sum(res.get(f"broker {api} req/s", 0.0) for api in ("Produce", "Fetch"))
     if reqs and res.get("broker_cpu_pct_window") is not None:
@@ -452,6 +487,8 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
         res["issue19"] = "met" if res["p99_ms"] <= 5 and res["p99.9_ms"] <= 10 else "missed"
     if res["lost"]:
         res["issue19"] = "missed"
+    if args.probe and target.label in args.probe_dumps:
+        res.update(probe_figures(args, target, array("q", cons["stamps"]), rate, run_no))
     acks = sorted(x / 1e6 for x in array("q", prod["acks"]))
     res["ack_p50_ms"], res["ack_p99_ms"] = percentile(acks, 50), percentile(acks, 99)
     if cons["first_error"]:
@@ -459,13 +496,40 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
     return res
 
 
+def probe_figures(args: argparse.Namespace, target: Target, stamps: array, rate: int, run_no: int) -> dict[str, Any]:
+    """Ask the probed broker for its stamps (SIGUSR1), keep them with the consumer's under --probe
+    DIR, and split the run's latency with them (`latency_breakdown`)."""
+    n = args.probe_dumps[target.label]
+    args.probe_dumps[target.label] = n + 1
+    path = os.path.join(args.probe, f"{target.label}.{n}.json")
+    assert target.pid is not None
+    os.kill(target.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            log(f"{target.label}: no probe dump {path} within 30 s")
+            return {}
+        time.sleep(0.05)
+    with open(path) as f:
+        dump = json.load(f)
+    with open(os.path.join(args.probe, f"{target.label}-{rate}-{run_no}.stamps"), "wb") as f:
+        f.write(stamps.tobytes())
+    return breakdown(stamps, dump)
+
+
 def start_targets(args: argparse.Namespace, procs: Processes) -> list[Target]:
     here = str(REPO_ROOT / "src")
     trees = [s.split("=", 1) for s in args.src]
     if not trees and not args.bootstrap and not args.tansu:
         trees = [["suoi", here]]
+    args.probe_dumps = {}
     for label, path in trees:
-        procs.brokers.append(start_suoi_kraft(label, path, args.ready_timeout))
+        launcher = None
+        if args.probe:  # the node runs inside latency_probe.py: stamps, timed callbacks, GC by generation
+            os.makedirs(args.probe, exist_ok=True)
+            launcher = [str(REPO_ROOT / "benchmarks" / "latency_probe.py"), "--out", os.path.join(args.probe, label)]
+            args.probe_dumps[label] = 0
+        procs.brokers.append(start_suoi_kraft(label, path, args.ready_timeout, launcher=launcher))
     if args.tansu:
         procs.brokers.append(start_tansu(args))
     targets = list(procs.brokers)
@@ -492,7 +556,15 @@ ROWS = (
     ("loop_lag count", "loop-lag probes"), ("loop_lag >= 5 ms", "loop-lag probes >= 5 ms"),
     ("loop_lag >= 10 ms", "loop-lag probes >= 10 ms"), ("loop_lag max < ms", "loop lag max < ms"),
     ("gc count", "GC collections"), ("gc total ms", "GC total ms"), ("gc >= 5 ms", "GC pauses >= 5 ms"),
-    ("gc max < ms", "GC max pause < ms"), ("load_avg_1m", "load average (1 min)"),
+    ("gc max < ms", "GC max pause < ms"),
+    *((f"probe {part} {q}", f"probe {part} {q}") for part in PARTS for q in ("p50 ms", "p99 ms", "tail mean ms")),
+    *((k, k) for k in ("probe broker share of all latency %", "probe broker share of the tail %",
+                       "probe tail msgs near a >= 1 ms CPU callback %", "probe loop busy CPU %",
+                       "probe callbacks >= 1 ms CPU", "probe callbacks >= 5 ms CPU", "probe callbacks >= 5 ms wall",
+                       "probe longest callback CPU ms", "probe slow callbacks (name: count, max CPU ms)",
+                       "probe GC collections by generation", "probe GC max CPU ms",
+                       "probe /metrics scrapes in the window", "probe joined")),
+    ("load_avg_1m", "load average (1 min)"),
     ("issue19", "issue 19 target"))
 
 
@@ -553,6 +625,11 @@ def main() -> None:
     ap.add_argument("--py-spy", metavar="DIR", help="record the broker with py-spy over each measured window")
     ap.add_argument("--py-spy-format", default="speedscope", help="flamegraph, speedscope or raw (default speedscope)")
     ap.add_argument("--py-spy-bin", default=os.path.join(os.path.dirname(sys.executable), "py-spy"))
+    ap.add_argument("--scrape-every", type=float, default=0.0, metavar="S",
+                    help="scrape suoi's /metrics every S seconds during the window (default: never)")
+    ap.add_argument("--probe", metavar="DIR",
+                    help="run suoi inside latency_probe.py: split each message's latency at the broker's "
+                         "read, append and consumer read; time every loop callback and collection (DIR: dumps)")
     ap.add_argument("--json", action="store_true", help="print a JSON line with every run's figures")
     args = ap.parse_args()
     if args.size < HEADER:

@@ -176,9 +176,11 @@ def start_suoi(args) -> Target:
                   ready_timeout=args.ready_timeout, is_peer=False)
 
 
-def start_suoi_kraft(label: str, src: str, ready_timeout: float, extra_props: str = "") -> Target:
+def start_suoi_kraft(label: str, src: str, ready_timeout: float, extra_props: str = "",
+                     launcher: list[str] | None = None) -> Target:
     """A KRaft combined suoi node (broker + controller) from the `src` tree, on free loopback
-    ports, with its admin endpoint (event-loop lag and GC pause histograms at /metrics)."""
+    ports, with its admin endpoint (event-loop lag and GC pause histograms at /metrics).
+    `launcher`: what runs the CLI instead of ``-m suoi`` (e.g. a probe script and its options)."""
     workdir = tempfile.mkdtemp(prefix=f"bench-{label}-")
     port, cport, admin_port = free_port(), free_port(), free_port()
     props = os.path.join(workdir, "server.properties")
@@ -190,7 +192,8 @@ def start_suoi_kraft(label: str, src: str, ready_timeout: float, extra_props: st
                 "offsets.topic.replication.factor=1\n"
                 f"admin.listeners=http://127.0.0.1:{admin_port}\n{extra_props}")
     env = dict(os.environ, PYTHONPATH=os.path.abspath(src))
-    target = _spawn(label, [sys.executable, "-m", "suoi", "broker", "--config", props], port, env=env,
+    argv = [sys.executable, *(launcher or ["-m", "suoi"]), "broker", "--config", props]
+    target = _spawn(label, argv, port, env=env,
                     workdir=workdir, ready_timeout=ready_timeout, is_peer=False)
     target.admin_port = admin_port
     return target
