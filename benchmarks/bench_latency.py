@@ -415,7 +415,8 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
         probe.recording = True
         w0 = time.perf_counter()
         spy = start_py_spy(procs, args, target, rate, run_no)
-        scrapes = Scraper(target.admin_port, args.scrape_every) if args.scrape_every else None
+        every = getattr(args, "scrape_every", 0.0)  # (the scorecard's settings have neither this nor --probe)
+        scrapes = Scraper(target.admin_port, every) if every else None
         time.sleep(args.seconds)
         if scrapes is not None:
             scrapes.close()
@@ -487,7 +488,7 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
         res["issue19"] = "met" if res["p99_ms"] <= 5 and res["p99.9_ms"] <= 10 else "missed"
     if res["lost"]:
         res["issue19"] = "missed"
-    if args.probe and target.label in args.probe_dumps:
+    if getattr(args, "probe", None) and target.label in args.probe_dumps:
         res.update(probe_figures(args, target, array("q", cons["stamps"]), rate, run_no))
     acks = sorted(x / 1e6 for x in array("q", prod["acks"]))
     res["ack_p50_ms"], res["ack_p99_ms"] = percentile(acks, 50), percentile(acks, 99)

@@ -12,7 +12,9 @@ Per message, in CLOCK_MONOTONIC ns (one clock for every process), client parts a
 * ``fetch_wake`` (broker): appended -> the parked consumer Fetch it woke read it (the re-read is
   scheduled, so it waits for the callbacks before it);
 * ``no_fetch`` (client): appended -> the consumer's next Fetch was read, when none was parked
-  (its previous answer was still on its way or being consumed);
+  (its previous answer was still on its way or being consumed), less ``fetch_busy``;
+* ``fetch_busy`` (broker): of that, how long the loop had been busy when it read the Fetch (as
+  ``loop_busy``);
 * ``fetch_read`` (broker): that Fetch read -> it read the record;
 * ``consumer`` (client): the read -> the consumer's poll() returned it (the answer is written in
   the read's callback; loopback, librdkafka's fetch queue, the Python loop).
@@ -26,9 +28,9 @@ from array import array
 from collections import defaultdict
 from typing import Any
 
-PARTS = ("producer", "loop_busy", "broker_in", "fetch_wake", "no_fetch", "fetch_read", "consumer")
-BROKER_PARTS = frozenset({"loop_busy", "broker_in", "fetch_wake", "fetch_read"})
-APPEND_FIELDS, READ_FIELDS = 6, 6
+PARTS = ("producer", "loop_busy", "broker_in", "fetch_wake", "no_fetch", "fetch_busy", "fetch_read", "consumer")
+BROKER_PARTS = frozenset({"loop_busy", "broker_in", "fetch_wake", "fetch_busy", "fetch_read"})
+APPEND_FIELDS, READ_FIELDS = 6, 7
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -51,8 +53,8 @@ def join(stamps: array, dump: dict[str, Any]) -> list[tuple[float, ...]]:
     reads: dict[int, list[tuple[int, ...]]] = defaultdict(list)  # in time order
     r = dump["reads"]
     for i in range(0, len(r), READ_FIELDS):
-        p, _offset, hw, ns, retry, request_ns = r[i:i + READ_FIELDS]
-        reads[p].append((ns, hw, retry, request_ns))
+        p, _offset, hw, ns, retry, request_ns, request_busy_since = r[i:i + READ_FIELDS]
+        reads[p].append((ns, hw, retry, request_ns, request_busy_since))
     tops: dict[int, list[int]] = {}  # running max of the high watermark: the first read past an offset
     for p, rows in reads.items():
         rows.sort()
@@ -74,14 +76,17 @@ def join(stamps: array, dump: dict[str, Any]) -> list[tuple[float, ...]]:
         k = bisect.bisect_right(tops[p], offset)
         if k >= len(tops[p]):
             continue
-        fetched_ns, _, retry, request_ns = reads[p][k]
+        fetched_ns, _, retry, request_ns, request_busy_since = reads[p][k]
         busy = min(read_ns - busy_since, read_ns - produced)
         if retry:
-            wake, no_fetch, fetch_read = fetched_ns - append_ns, 0, 0
+            wake, no_fetch, fetch_busy, fetch_read = fetched_ns - append_ns, 0, 0, 0
         else:
-            wake, no_fetch = 0, max(0, request_ns - append_ns)
+            no_fetch = max(0, request_ns - append_ns)
+            fetch_busy = min(request_ns - request_busy_since, no_fetch)
+            wake, no_fetch = 0, no_fetch - fetch_busy
             fetch_read = fetched_ns - max(request_ns, append_ns)
-        parts = (read_ns - produced - busy, busy, append_ns - read_ns, wake, no_fetch, fetch_read, arrived - fetched_ns)
+        parts = (read_ns - produced - busy, busy, append_ns - read_ns, wake, no_fetch, fetch_busy, fetch_read,
+                 arrived - fetched_ns)
         result.append(((arrived - produced) / 1e6, *(x / 1e6 for x in parts), produced, arrived))
     return result
 

@@ -61,7 +61,8 @@ class Probe:
         self.in_retry = False  # a parked Fetch's re-read is running (else a Fetch request's first read)
         #: partition, base offset, count, read ns, append ns, loop busy since (ns) at that read
         self.appends = array("q")
-        #: partition, fetch offset, high watermark, ns, 1 if a parked Fetch's re-read (else 0), its request's read ns
+        #: partition, fetch offset, high watermark, ns, 1 if a parked Fetch's re-read (else 0), its request's
+        #: read ns and the loop's busy-since then
         self.reads = array("q")
         self.slow: list[tuple[str, int, int, int]] = []  # name, start ns, wall ns, cpu ns
         self.by_name: dict[str, list[int]] = {}  # name -> [callbacks, cpu ns]
@@ -73,14 +74,17 @@ class Probe:
         self.scrapes: list[tuple[int, int]] = []  # /metrics: start, end ns
         self.encodes: list[tuple[int, int, int]] = []  # its thread's encoding: start, wall, cpu ns
         self.started_ns = _now()
+        self.thread_cpu = _thread_cpu()  # "name tid" -> CPU s, at the start (the dump gives the difference)
 
     def dump(self) -> None:
         path = f"{self.out}.{self.dumps}.json"
         self.dumps += 1
+        threads = _thread_cpu()
         data = {"started_ns": self.started_ns, "ended_ns": _now(), "appends": list(self.appends),
                 "reads": list(self.reads), "slow": self.slow, "cpu_buckets_s": CPU_BUCKETS_S,
                 "cpu_hist": self.cpu_hist, "busy_cpu_ns": self.busy_cpu_ns, "callbacks": self.callbacks,
-                "gcs": self.gcs, "by_name": self.by_name, "scrapes": self.scrapes, "encodes": self.encodes}
+                "gcs": self.gcs, "by_name": self.by_name, "scrapes": self.scrapes, "encodes": self.encodes,
+                "thread_cpu_s": {k: v - self.thread_cpu.get(k, 0.0) for k, v in threads.items()}}
         with open(path + ".tmp", "w") as f:
             json.dump(data, f)
         os.replace(path + ".tmp", path)
@@ -119,6 +123,22 @@ class Probe:
         else:
             w0, c0 = self._gc_start
             self.gcs.append((info.get("generation", -1), w0, _now() - w0, _cpu() - c0, info.get("collected", 0)))
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of each of this process's threads, by "name tid"."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[f"{name} {tid}"] = (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def _name(cb: Any) -> str:
@@ -189,7 +209,7 @@ def install(probe: Probe) -> None:
         result = read(self, fetch_offset, max_bytes, **kw)
         if kw.get("replica_id", -1) < 0 and len(result.records) and self.tp.topic.startswith(TOPIC_PREFIX):
             probe.reads.extend((self.tp.partition, fetch_offset, result.high_watermark, _now(), probe.in_retry,
-                                probe.read_ns))
+                                probe.read_ns, probe.read_busy_since))
         return result
 
     Partition.read = read_records  # type: ignore[method-assign]
