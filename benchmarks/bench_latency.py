@@ -564,7 +564,8 @@ ROWS = (
                        "probe callbacks >= 1 ms CPU", "probe callbacks >= 5 ms CPU", "probe callbacks >= 5 ms wall",
                        "probe longest callback CPU ms", "probe slow callbacks (name: count, max CPU ms)",
                        "probe GC collections by generation", "probe GC max CPU ms",
-                       "probe /metrics scrapes in the window", "probe joined")),
+                       "probe /metrics scrapes in the window", "probe callbacks >= 5 ms wall that slept in the kernel",
+                       "probe longest sleep in a callback ms", "probe joined")),
     ("load_avg_1m", "load average (1 min)"),
     ("issue19", "issue 19 target"))
 

@@ -154,4 +154,9 @@ def stalls(dump: dict[str, Any], window: tuple[int, int] | None = None) -> dict[
     out["probe GC collections by generation"] = "/".join(str(sum(1 for g in gcs if g[0] == n)) for n in range(3))
     out["probe GC max CPU ms"] = max((g[3] for g in gcs), default=0) / 1e6
     out["probe /metrics scrapes in the window"] = sum(1 for a, _ in dump.get("scrapes", []) if inside(a))
+    # a callback that slept in the kernel (a write blocked by dirty-page throttling, a lock, the GIL)
+    # vs one that was only preempted (the machine's other work): >= 5 ms wall, CPU well below it
+    slept = [s for s in slow if s[2] >= 5_000_000 and len(s) > 5 and s[4]]
+    out["probe callbacks >= 5 ms wall that slept in the kernel"] = len(slept)
+    out["probe longest sleep in a callback ms"] = max((s[2] - s[3] for s in slept), default=0) / 1e6
     return out

@@ -29,6 +29,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -45,6 +46,8 @@ CPU_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05)
 
 _now = time.perf_counter_ns
 _cpu = time.thread_time_ns
+_rusage = resource.getrusage
+_THREAD = resource.RUSAGE_THREAD
 
 
 class Probe:
@@ -64,8 +67,10 @@ class Probe:
         #: partition, fetch offset, high watermark, ns, 1 if a parked Fetch's re-read (else 0), its request's
         #: read ns and the loop's busy-since then
         self.reads = array("q")
-        self.slow: list[tuple[str, int, int, int]] = []  # name, start ns, wall ns, cpu ns
+        #: name, start ns, wall ns, cpu ns, voluntary and involuntary context switches (, bytes read)
+        self.slow: list[tuple[Any, ...]] = []
         self.by_name: dict[str, list[int]] = {}  # name -> [callbacks, cpu ns]
+        self.blocked = [0, 0]  # callbacks that slept in the kernel (voluntary context switch), their wall - cpu ns
         self.cpu_hist = [0] * (len(CPU_BUCKETS_S) + 1)
         self.busy_cpu_ns = 0
         self.callbacks = 0
@@ -83,7 +88,7 @@ class Probe:
         data = {"started_ns": self.started_ns, "ended_ns": _now(), "appends": list(self.appends),
                 "reads": list(self.reads), "slow": self.slow, "cpu_buckets_s": CPU_BUCKETS_S,
                 "cpu_hist": self.cpu_hist, "busy_cpu_ns": self.busy_cpu_ns, "callbacks": self.callbacks,
-                "gcs": self.gcs, "by_name": self.by_name, "scrapes": self.scrapes, "encodes": self.encodes,
+                "gcs": self.gcs, "by_name": self.by_name, "scrapes": self.scrapes, "encodes": self.encodes, "blocked": self.blocked,
                 "thread_cpu_s": {k: v - self.thread_cpu.get(k, 0.0) for k, v in threads.items()}}
         with open(path + ".tmp", "w") as f:
             json.dump(data, f)
@@ -91,15 +96,20 @@ class Probe:
         self.reset()
 
     def timed(self, name: Any, fn: Any, *args: Any) -> Any:
-        w0, c0 = _now(), _cpu()
+        w0, c0, r0 = _now(), _cpu(), _rusage(_THREAD)
         if w0 - self.last_end > IDLE_GAP_NS:  # the loop waited for events before this one: idle
             self.busy_since = w0
         try:
             return fn(*args)
         finally:
             cpu = _cpu() - c0
+            r1 = _rusage(_THREAD)
             self.last_end = end = _now()
             wall = end - w0
+            blocked = r1.ru_nvcsw - r0.ru_nvcsw  # slept in the kernel: disk, a lock, the GIL
+            if blocked:
+                self.blocked[0] += 1
+                self.blocked[1] += wall - cpu
             self.callbacks += 1
             self.busy_cpu_ns += cpu
             s = cpu / 1e9
@@ -115,7 +125,7 @@ class Probe:
                 total[0] += 1
                 total[1] += cpu
             if cpu >= SLOW_CPU_S * 1e9 or wall >= SLOW_WALL_S * 1e9:
-                self.slow.append((label, w0, wall, cpu))
+                self.slow.append((label, w0, wall, cpu, blocked, r1.ru_nivcsw - r0.ru_nivcsw))
 
     def on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
