@@ -88,7 +88,8 @@ class Probe:
         data = {"started_ns": self.started_ns, "ended_ns": _now(), "appends": list(self.appends),
                 "reads": list(self.reads), "slow": self.slow, "cpu_buckets_s": CPU_BUCKETS_S,
                 "cpu_hist": self.cpu_hist, "busy_cpu_ns": self.busy_cpu_ns, "callbacks": self.callbacks,
-                "gcs": self.gcs, "by_name": self.by_name, "scrapes": self.scrapes, "encodes": self.encodes, "blocked": self.blocked,
+                "gcs": self.gcs, "by_name": self.by_name, "scrapes": self.scrapes, "encodes": self.encodes,
+                "blocked": self.blocked,
                 "thread_cpu_s": {k: v - self.thread_cpu.get(k, 0.0) for k, v in threads.items()}}
         with open(path + ".tmp", "w") as f:
             json.dump(data, f)
