@@ -25,7 +25,11 @@ a fresh topic (no group rebalance in the way) and reads with `poll()` one messag
 
 Beside the latency: the broker's CPU % (/proc/<pid>/stat), each harness process's CPU % (a
 client near 100 % of a core is the limit, not the broker), the achieved send rate, and for suoi
-the event-loop lag and GC pause histograms of its admin endpoint before/after the measured window.
+the event-loop lag and GC pause histograms of its admin endpoint, read outside the measured window
+(0.3 s before it, and once every message arrived: a scrape holds the node's loop for a few ms).
+`--probe DIR` runs suoi inside `latency_probe.py` and splits each message's latency at the broker's
+read, append and consumer read (`latency_breakdown.py`); `--scrape-every S` scrapes /metrics during
+the window, as a Prometheus server would.
 `--neighbour N` runs N CPU-bound busy loops (nice 0, like the broker) from before the warm-up to
 the end of each run. Every wait has a deadline; every process started is killed by PID on exit
 (Ctrl-C and SIGTERM too).
