@@ -422,13 +422,13 @@ def one_run(target: Target, procs: Processes, args: argparse.Namespace, rate: in
         every = getattr(args, "scrape_every", 0.0)  # (the scorecard's settings have neither this nor --probe)
         scrapes = Scraper(target.admin_port, every) if every else None
         time.sleep(args.seconds)
-        if scrapes is not None:
-            scrapes.close()
         wall = time.perf_counter() - w0
         cpu1 = {k: read_cpu_s(p) for k, p in pids.items()}
         wait1 = {k: run_queue_wait_s(p) for k, p in pids.items()}
         nb1 = cpu_of(neighbours)
         probe.recording = False
+        if scrapes is not None:
+            scrapes.close()
         if spy is not None:
             spy.wait(timeout=30)
         prod = wait_for(results, args.seconds + args.drain + 60, "producer")
