@@ -77,7 +77,10 @@ class Probe:
         self.gcs: list[tuple[int, int, int, int, int]] = []  # generation, start ns, wall ns, cpu ns, collected
         self._gc_start = (0, 0)
         self.scrapes: list[tuple[int, int]] = []  # /metrics: start, end ns
-        self.encodes: list[tuple[int, int, int]] = []  # its thread's encoding: start, wall, cpu ns
+        #: its thread's encoding: start, wall, cpu ns, loop callbacks meanwhile, their cpu ns, the longest
+        #: gap between two of them ns
+        self.encodes: list[tuple[int, ...]] = []
+        self.during_encode: list[int] | None = None
         self.started_ns = _now()
         self.thread_cpu = _thread_cpu()  # "name tid" -> CPU s, at the start (the dump gives the difference)
 
@@ -100,10 +103,15 @@ class Probe:
         w0, c0, r0 = _now(), _cpu(), _rusage(_THREAD)
         if w0 - self.last_end > IDLE_GAP_NS:  # the loop waited for events before this one: idle
             self.busy_since = w0
+        if self.during_encode is not None:  # the longest wait between two callbacks meanwhile (GIL, epoll)
+            self.during_encode[2] = max(self.during_encode[2], w0 - max(self.last_end, self.during_encode[3]))
         try:
             return fn(*args)
         finally:
             cpu = _cpu() - c0
+            if self.during_encode is not None:  # a /metrics encoding thread runs meanwhile
+                self.during_encode[0] += 1
+                self.during_encode[1] += cpu
             r1 = _rusage(_THREAD)
             self.last_end = end = _now()
             wall = end - w0
@@ -255,10 +263,13 @@ def install(probe: Probe) -> None:
 
     def encode_timed(self: Any, *args: Any) -> Any:
         w0, c0 = _now(), _cpu()
+        probe.during_encode = [0, 0, 0, w0]  # callbacks, their CPU, longest gap between two, start
         try:
             return encode(self, *args)
         finally:
-            probe.encodes.append((w0, _now() - w0, _cpu() - c0))
+            # start, wall, its CPU; the loop's callbacks meanwhile and their CPU (how much the loop got done)
+            probe.encodes.append((w0, _now() - w0, _cpu() - c0, *(probe.during_encode or (0, 0, 0))[:3]))
+            probe.during_encode = None
 
     AdminServer._encode = encode_timed  # type: ignore[method-assign]
     gc.callbacks.append(probe.on_gc)

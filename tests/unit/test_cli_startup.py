@@ -76,6 +76,20 @@ def test_the_broker_process_freezes_its_imports_out_of_the_cyclic_gc() -> None:
         gc.set_threshold(*before)
 
 
+def test_the_broker_process_takes_the_gil_back_from_its_threads_sooner() -> None:
+    """`suoi broker` shortens the GIL switch interval (Python's default 5 ms): the event loop waits
+    at most that long behind one of the node's threads running Python (a /metrics encoding)."""
+    from suoi.cli.broker import GIL_SWITCH_INTERVAL_S, _tune_gil
+
+    before = sys.getswitchinterval()
+    try:
+        _tune_gil()
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S)
+        assert before >= 5 * GIL_SWITCH_INTERVAL_S
+    finally:
+        sys.setswitchinterval(before)
+
+
 def test_the_broker_process_freezes_what_a_topic_made_at_run_time_made(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """`suoi broker` freezes again once a topic created at run time is applied: its partitions'
