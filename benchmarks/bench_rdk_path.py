@@ -14,7 +14,8 @@ wrapped to count and time (`time.thread_time`) what each costs:
 * the deferred part of a Fetch: the re-read a wake-up schedules (`ParkedFetch._retry`, which
   answers and writes) and the max-wait expiry (`_expire`);
 * `data_received` as a whole (framing, dispatch, writes): how many reads, frames per read, and
-  the reads that carried several frames (librdkafka pipelines Produce: max.in.flight);
+  the reads that carried several frames (librdkafka pipelines Produce: max.in.flight); the
+  answers' writes (`_write`, `_write_batch`: the send syscall) on their own too;
 * how often `YIELD_AFTER_S` handed the rest of a read to a later loop iteration;
 * timers and callbacks scheduled from Python (`call_at`/`call_later`/`call_soon` on a counting
   subclass of the loop).
@@ -80,6 +81,7 @@ class Account:
         self.multi_cpu = 0.0
         self.read_cpu = 0.0
         self.retry = [0, 0.0]
+        self.writes = [0, 0.0]  # answers written (`_write`: the send syscall, on loopback the peer's receive too)
         self.expire = [0, 0.0]
         self.yields = 0
         self.scheduled: collections.Counter[str] = collections.Counter()
@@ -89,7 +91,8 @@ class Account:
             "api": {API_NAMES.get(k, str(k)): v for k, v in self.api.items()}, "parked": self.parked,
             "reads": self.reads, "frames": self.frames, "multi_reads": self.multi_reads,
             "multi_frames": self.multi_frames, "multi_cpu": self.multi_cpu, "read_cpu": self.read_cpu,
-            "retry": self.retry, "expire": self.expire, "yields": self.yields, "scheduled": dict(self.scheduled)}))
+            "retry": self.retry, "writes": self.writes,
+            "expire": self.expire, "yields": self.yields, "scheduled": dict(self.scheduled)}))
 
 
 def _instrument(acct: Account) -> None:
@@ -131,19 +134,23 @@ def _instrument(acct: Account) -> None:
     server.KafkaConnection.data_received = timed_received  # type: ignore[method-assign]
     unhandled = server.KafkaConnection._handle_unhandled
 
-    def counted_unhandled(self: Any) -> None:
+    def counted_unhandled(self: Any) -> None:  # the rest of a read, after the loop was yielded: net's too
         acct.yields += 1
+        t0 = clock()
         unhandled(self)
+        acct.read_cpu += clock() - t0
 
     server.KafkaConnection._handle_unhandled = counted_unhandled  # type: ignore[method-assign]
     for name, row in (("_retry", acct.retry), ("_expire", acct.expire)):
         setattr(ParkedFetch, name, _timed(getattr(ParkedFetch, name), row, clock))
+    for name in ("_write", "_write_batch"):  # (an answer batched while a read's frames are handled: the latter sends)
+        setattr(server.KafkaConnection, name, _timed(getattr(server.KafkaConnection, name), acct.writes, clock))
 
 
 def _timed(fn: Any, row: list[Any], clock: Any) -> Any:
-    def timed(self: Any) -> None:
+    def timed(self: Any, *args: Any) -> None:
         t0 = clock()
-        fn(self)
+        fn(self, *args)
         row[0] += 1
         row[1] += clock() - t0
     return timed
@@ -317,6 +324,9 @@ def _report(args: argparse.Namespace, windows: list[Any]) -> None:
             rows[f"Fetch {name} (re-read, answer, write): /msg"].append(count / sent)
             rows[f"Fetch {name}: µs each"].append(spent / count * 1e6 if count else 0.0)
             rows[f"Fetch {name}: µs/msg"].append(spent * per)
+        count, spent = acct["writes"]
+        rows["answers written (_write, _write_batch) /msg"].append(count / sent)
+        rows["  µs each (the send syscall: on loopback the peer's receive too)"].append(spent / count * 1e6 if count else 0.0)
         dispatched = sum(v[1] for v in acct["api"].values())
         rows["reads (data_received)/msg"].append(acct["reads"] / sent)
         rows["frames per read"].append(acct["frames"] / acct["reads"] if acct["reads"] else 0.0)
