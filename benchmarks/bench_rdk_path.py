@@ -23,7 +23,9 @@ wrapped to count and time (`time.thread_time`) what each costs:
 What the wrapped parts do not cover is the loop itself (epoll, socket reads by uvloop before
 `data_received`), timers, the KRaft quorum and metrics: "the rest" by difference. The wrappers
 cost ~1-2 µs per call (a `clock_gettime` syscall each): compare ``--no-account``'s CPU figure.
-With ``--profile cpu`` one more window runs under cProfile by thread CPU time.
+With ``--profile cpu`` one more window runs under cProfile by thread CPU time. With
+``--idle-after`` librdkafka's own Produce frame is then dispatched in-process back to back and
+after the thread slept 0.05-5 ms before each (as the loop sleeps between paced requests).
 
     python benchmarks/bench_rdk_path.py [--rate 1000] [--seconds 10] [--repeat 3] [--profile cpu]
     PYTHONPATH=/path/to/other/src python benchmarks/bench_rdk_path.py --no-account   # another tree
@@ -176,15 +178,16 @@ def _counting_loop(acct: Account) -> Any:
     return CountingLoop
 
 
-def _switches(native_id: int) -> tuple[int, int]:
-    """Voluntary and involuntary context switches of one thread of this process."""
+def _switches(native_id: int) -> tuple[int, int, int]:
+    """Voluntary and involuntary context switches of one thread of this process, and its
+    migrations from one CPU to another (each leaves its L1/L2 caches behind)."""
     values = {}
-    with open(f"/proc/self/task/{native_id}/status") as f:
+    with open(f"/proc/self/task/{native_id}/sched") as f:
         for line in f:
-            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                key, value = line.split(":")
-                values[key] = int(value)
-    return values["voluntary_ctxt_switches"], values["nonvoluntary_ctxt_switches"]
+            key, _, value = line.partition(":")
+            values[key.strip()] = value.strip()
+    return (int(values["nr_voluntary_switches"]), int(values["nr_involuntary_switches"]),
+            int(values["se.nr_migrations"]))
 
 
 def _collections() -> list[int]:
@@ -300,7 +303,7 @@ def _delta(before: Any, after: Any) -> Any:
 def _report(args: argparse.Namespace, windows: list[Any]) -> None:
     rows: dict[str, list[float]] = collections.defaultdict(list)
     for sent, before, after in windows:
-        cpu, (user, system), (vol, invol), collections_, acct, wall = _delta(before, after)
+        cpu, (user, system), (vol, invol, migrations), collections_, acct, wall = _delta(before, after)
         per = 1e6 / sent
         rows["broker thread CPU µs/msg"].append(cpu * per)
         rows["  user µs/msg (/proc, 10 ms ticks)"].append(user * per)
@@ -308,6 +311,7 @@ def _report(args: argparse.Namespace, windows: list[Any]) -> None:
         rows["CPU % of a core"].append(cpu / wall * 100)
         rows["loop wake-ups (voluntary switches)/msg"].append(vol / sent)
         rows["involuntary switches/msg"].append(invol / sent)
+        rows["migrations to the other CPU/msg"].append(migrations / sent)
         for generation, count in enumerate(collections_):
             rows[f"GC collections of generation {generation} per 1,000 msg"].append(count / sent * 1000)
         if acct is None:
@@ -350,7 +354,45 @@ def _report(args: argparse.Namespace, windows: list[Any]) -> None:
         print(f"  {name:55} {statistics.median(values):9.3g} ({min(values):.3g}-{max(values):.3g})")
 
 
+def _capture(into: list[bytes]) -> None:
+    """Keep the last Produce frame librdkafka sent (`--idle-after`)."""
+    import suoi.net.server as server
+    dispatch = server.dispatch
+
+    def capturing(broker: Any, frame: bytes, *args: Any) -> Any:
+        if frame[:2] == b"\0\0":
+            into[:] = [bytes(frame)]
+        return dispatch(broker, frame, *args)
+
+    server.dispatch = capturing  # type: ignore[assignment]
+
+
+def _idle_after(broker: Any, frame: bytes) -> list[tuple[float, float]]:
+    """CPU µs of dispatching librdkafka's own Produce frame (median), back to back and when the
+    thread slept before each one as the loop does between paced requests (other processes run
+    meanwhile): what the same Python work costs on caches it finds cold."""
+    from suoi.api.dispatch import dispatch
+
+    clock = time.thread_time
+    out = []
+    for _ in range(300):
+        dispatch(broker, frame, "bench")
+    for idle in (0.0, 0.00005, 0.0002, 0.001, 0.005, 0.0):
+        spent = []
+        for _ in range(300 if idle < 0.005 else 150):
+            if idle:
+                time.sleep(idle)
+            t0 = clock()
+            dispatch(broker, frame, "bench")
+            spent.append(clock() - t0)
+        out.append((idle, statistics.median(spent) * 1e6))  # (the last: back to back again)
+    return out
+
+
 async def main(args: argparse.Namespace, acct: Account | None) -> None:
+    captured: list[bytes] = []
+    if args.idle_after:
+        _capture(captured)
     with tempfile.TemporaryDirectory(prefix="suoi-bench-rdk-") as data:
         broker = await single_node(data)
         collector_as_broker()
@@ -362,11 +404,17 @@ async def main(args: argparse.Namespace, acct: Account | None) -> None:
             client.start()
             await asyncio.wait_for(results["done"].wait(), 60 + (args.repeat + 1) * (args.seconds + 2) * 2)
             client.join(10)
+            if args.idle_after and captured:
+                results["idle_after"] = _idle_after(broker, captured[-1])
         finally:
             await broker.stop()
     if not results.get("windows"):
         raise SystemExit("no window was measured (see the log above)")
     _report(args, results["windows"])
+    if results.get("idle_after"):
+        print("  librdkafka's Produce frame dispatched in-process after the windows, CPU µs (median):")
+        for idle, us in results["idle_after"]:
+            print(f"    {us:7.1f}  " + (f"the thread slept {idle * 1e3:g} ms before each" if idle else "back to back"))
     if results.get("profile") is not None:
         print_profile(results["profile"], results["profile_sent"], "message", args.top)
 
@@ -382,6 +430,8 @@ if __name__ == "__main__":
                     help="no wrappers, no counting loop: the CPU figures only")
     ap.add_argument("--profile", choices=("cpu",), help="one more window under cProfile (thread CPU time)")
     ap.add_argument("--top", type=int, default=40, help="profile rows to print")
+    ap.add_argument("--idle-after", action="store_true",
+                    help="then dispatch librdkafka's Produce frame back to back and after sleeps of 0.05-5 ms")
     ap.add_argument("--client-port", type=int, default=0, help=argparse.SUPPRESS)  # the client process
     parsed = ap.parse_args()
     if parsed.client_port:
