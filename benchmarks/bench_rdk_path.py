@@ -59,7 +59,6 @@ from bench_small_path import (  # noqa: E402
     _loop_cpu,
     _on_loop,
     _user_system,
-    collector_as_broker,
     print_profile,
 )
 
@@ -354,6 +353,15 @@ def _report(args: argparse.Namespace, windows: list[Any]) -> None:
         print(f"  {name:55} {statistics.median(values):9.3g} ({min(values):.3g}-{max(values):.3g})")
 
 
+def _collector_as_broker() -> None:
+    """What is alive frozen and the young generation's threshold, as `suoi broker` does once started."""
+    import suoi.cli.broker as cli_broker
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(getattr(cli_broker, "GC_GEN0_THRESHOLD", 700), *gc.get_threshold()[1:])
+
+
 def _capture(into: list[bytes]) -> None:
     """Keep the last Produce frame librdkafka sent (`--idle-after`)."""
     import suoi.net.server as server
@@ -395,7 +403,7 @@ async def main(args: argparse.Namespace, acct: Account | None) -> None:
         _capture(captured)
     with tempfile.TemporaryDirectory(prefix="suoi-bench-rdk-") as data:
         broker = await single_node(data)
-        collector_as_broker()
+        _collector_as_broker()
         try:
             loop = asyncio.get_running_loop()
             results: dict[str, Any] = {"done": asyncio.Event()}

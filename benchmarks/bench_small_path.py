@@ -361,17 +361,12 @@ async def _answered(loop: asyncio.AbstractEventLoop, outcome: Any, wake: Callabl
     return await answer
 
 
-def collector_as_broker() -> None:
-    """The collector as `suoi broker` sets it once started: what is alive frozen, its threshold."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(getattr(cli_broker, "GC_GEN0_THRESHOLD", 700), *gc.get_threshold()[1:])
-
-
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="suoi-bench-small-") as data:
         broker = await single_node(data)
-        collector_as_broker()
+        gc.collect()
+        gc.freeze()  # as `suoi broker` does once started, with its collector settings
+        gc.set_threshold(getattr(cli_broker, "GC_GEN0_THRESHOLD", 700), *gc.get_threshold()[1:])
         try:
             steps = await _breakdown(broker, args.breakdown) if args.breakdown and args.kind == "round" else {}
             loop = asyncio.get_running_loop()
