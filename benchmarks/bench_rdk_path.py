@@ -7,7 +7,8 @@ where it goes. Here a single-node KRaft broker runs on this process's main threa
 collector settings of `suoi broker`, as `bench_small_path.py`) and the two librdkafka clients run
 in a client process over loopback. Over the measured window the broker thread's CPU (its clock,
 and user/kernel from /proc), its voluntary context switches (each one a sleep in epoll: a
-wake-up of the loop) are read, and with ``--account`` (the default) the node's entry points are
+wake-up of the loop), involuntary ones and CPU migrations (/proc/<tid>/sched) and the collector's
+runs are read, and with ``--account`` (the default) the node's entry points are
 wrapped to count and time (`time.thread_time`) what each costs:
 
 * each request's dispatch, by API (decode, handler, encode; for a Fetch that parks, the park);
