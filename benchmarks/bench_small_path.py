@@ -407,18 +407,22 @@ async def main(args: argparse.Namespace) -> None:
               "ordering of answers (by difference)")
     profiler = results.get("profile")
     if profiler is not None:
-        out = io.StringIO()
-        stats = pstats.Stats(profiler, stream=out)
-        total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
-        calls = sum(v[1] for v in stats.stats.values())  # type: ignore[attr-defined]
         unit, n = ("round", args.rounds) if args.kind == "round" else ("request", args.rounds * args.in_flight)
-        print(f"  cProfile: {total / n * 1e6:.1f} µs and {calls / n:.0f} function calls per {unit} "
-              f"under the profiler; own time per {unit}:")
-        rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
-        for (file, line, name), (_cc, calls, tottime, cumtime, _) in rows[:args.top]:
-            where = f"{os.path.basename(file)}:{line}({name})" if line else name
-            print(f"    {tottime / n * 1e6:7.2f} µs  {calls / n:5.1f} calls  "
-                  f"cum {cumtime / n * 1e6:7.1f}  {where}")
+        print_profile(profiler, n, unit, args.top)
+
+
+def print_profile(profiler: cProfile.Profile, n: int, unit: str, top: int) -> None:
+    """The functions with the most own time, per `unit` (`n` of them in the profiled window)."""
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    calls = sum(v[1] for v in stats.stats.values())  # type: ignore[attr-defined]
+    print(f"  cProfile: {total / n * 1e6:.1f} µs and {calls / n:.0f} function calls per {unit} "
+          f"under the profiler; own time per {unit}:")
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
+    for (file, line, name), (_cc, ncalls, tottime, cumtime, _) in rows[:top]:
+        where = f"{os.path.basename(file)}:{line}({name})" if line else name
+        print(f"    {tottime / n * 1e6:7.2f} µs  {ncalls / n:5.1f} calls  "
+              f"cum {cumtime / n * 1e6:7.1f}  {where}")
 
 
 def _client_port(broker: Any) -> int:

@@ -124,7 +124,7 @@ def _compile(cls: type) -> Writer:
     ns["C"] = cls
     src = _Source(ns)
     plans = {p.name: p for p in _plan(cls)}
-    take: list[str] = ["g = d.get"]
+    take: list[str] = []
     tagged, names = [], {}
     for i, field in enumerate(dataclasses.fields(cls)):  # type: ignore[arg-type]
         local = names[field.name] = f"a{i}"
@@ -151,20 +151,26 @@ def _take(src: _Source, p: _FieldPlan, field: dataclasses.Field[Any], a: str) ->
     (converted to the wire's int for the fixed-width types `_INT_FIXED` writes as ints)."""
     kafka_type = str(field.metadata.get("kafka_type"))
     tagged = get_field_tag(field) is not None
-    lines = [f"{a} = g({p.name!r}, _M)"]
-    if p.default is not dataclasses.MISSING:
-        lines.append(f"if {a} is _M: {a} = {src.name('D', p.default)}")
-    elif p.kind == "entities":
-        lines.append(f"if {a} is _M: {a} = ()")
-    else:
-        lines.append(f"if {a} is _M: _missing(C, {p.name!r})")
+    # `k in d` and `d[k]` (two lookups by opcode) rather than `d.get(k, _M)` (a method call): a
+    # field given is taken (None -> its null form, else converted if the writer needs it), a
+    # field left out gets the schema default, an empty array, or TypeError if it is required.
+    key = repr(p.name)
+    given = f"if {key} in d:\n        {a} = d[{key}]"
     if p.null_as is not None:
-        lines.append(f"elif {a} is None: {a} = {src.name('N', p.null_as)}")
+        given += f"\n        if {a} is None: {a} = {src.name('N', p.null_as)}"
+    if p.default is not dataclasses.MISSING:
+        missing = f"{a} = {src.name('D', p.default)}"
+    elif p.kind == "entities":
+        missing = f"{a} = ()"
+    else:
+        missing = f"_missing(C, {key})"
     # What the compiled writer hands to kio's own field writer gets build's conversion.
     to_int = not tagged and kafka_type in _INT_KINDS and (kafka_type == "datetime_i64" or not p.nullable)
     if not to_int and (tagged or (p.kind == "entity" and p.nullable) or p.kind not in ("plain", "entity", "entities")):
-        lines.append(f"elif {a} is not None: {a} = _convert({src.name('P', p)}, {a})")
-        return lines
+        given += (f"\n        {'elif' if p.null_as is not None else 'if'} {a} is not None: "
+                  f"{a} = _convert({src.name('P', p)}, {a})")
+        return [f"{given}\n    else: {missing}"]
+    lines = [f"{given}\n    else: {missing}"]
     if p.kind == "entities":  # build makes a tuple of any iterable
         lines.append(f"if {a} is not None and type({a}) is not _list and type({a}) is not _tuple: {a} = _tuple({a})")
     elif to_int and kafka_type == "error_code":

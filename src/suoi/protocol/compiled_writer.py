@@ -319,7 +319,9 @@ def _tagged_fields(src: _Source, tagged: list[tuple[int, dataclasses.Field[Any]]
     if not tagged:
         src.fixed("x", None)  # zero tagged fields: one 0 byte, packed with the run before it
         return
-    src.line("t = []")
+    # `t` stays the empty tuple while every tagged field is at its default (the usual answer: no
+    # list, no join); the first one that is not makes it a list
+    src.line("t = ()")
     for tag, field in tagged:
         try:
             default = get_tagged_field_default(field)
@@ -328,5 +330,6 @@ def _tagged_fields(src: _Source, tagged: list[tuple[int, dataclasses.Field[Any]]
             raise _Unsupported(str(exc)) from exc
         # `v is D` first: a field left at its default is usually that very object (no __eq__ call)
         d, w = src.name("D", default), src.name("W", writer)
-        src.lines += [f"v = {value_of(field.name)}", f"if v is not {d} and not (v == {d}): t.append(_tagged({int(tag)}, {w}, v))"]
-    src.lines.append("w((_UV[len(t)] if len(t) < 128 else _uv(len(t))) + b''.join(t))")
+        src.lines += [f"v = {value_of(field.name)}",
+                      f"if v is not {d} and not (v == {d}): t = [*t, _tagged({int(tag)}, {w}, v)]"]
+    src.lines.append("w((_UV[len(t)] if len(t) < 128 else _uv(len(t))) + b''.join(t) if t else b'\\x00')")

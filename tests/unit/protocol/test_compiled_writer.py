@@ -93,3 +93,32 @@ def test_a_flexible_string_given_as_bytes_is_written_as_kio_writes_it() -> None:
     assert type(response) is DescribeClusterResponse
     assert _compiled(response) == _kio(response)
     assert b"\x06caf\xc3\xa9" in _compiled(response)
+
+
+
+@pytest.mark.parametrize("tagged", [{}, {"current_leader": {"leader_id": 2, "leader_epoch": 7}},
+                                    {"diverging_epoch": {"epoch": 3, "end_offset": 40},
+                                     "snapshot_id": {"end_offset": 9, "epoch": 1}}])
+def test_tagged_fields_at_their_defaults_are_one_zero_byte_set_ones_are_kios_bytes(tagged: dict[str, Any]) -> None:
+    """The tagged-field section: none set (the usual answer) is the single count byte 0; set
+    ones are written in tag order with their count, as kio writes them (both writers)."""
+    from suoi.protocol.codec import GatherBuffer
+    from suoi.protocol.compiled_dict_writer import dict_writer
+
+    partition = {"partition_index": 0, "error_code": 0, "high_watermark": 5, "last_stable_offset": 5,
+                 "log_start_offset": 0, "aborted_transactions": [], "preferred_read_replica": -1, "records": b"",
+                 **tagged}
+    response = build(FetchResponse, {"throttle_time": 0, "error_code": 0, "session_id": 0,
+                                     "responses": [{"topic": "t", "partitions": [partition]}]})
+    entity = response.responses[0].partitions[0]
+    pieces = GatherBuffer()
+    dict_writer(type(entity))(pieces, partition)
+    written = _kio(entity)
+    assert _compiled(entity) == written == b"".join(pieces)
+    assert _compiled(response) == _kio(response)
+    untagged = _kio(build(type(entity), {k: v for k, v in partition.items() if k not in tagged}))
+    assert untagged.endswith(b"\x00")  # records (empty), then no tagged field: a count of 0
+    if tagged:  # count, then each field: its tag, size and value
+        assert written[:len(untagged) - 1] == untagged[:-1] and written[len(untagged) - 1] == len(tagged)
+    else:
+        assert written == untagged
