@@ -9,12 +9,30 @@ read) are tested with plain bytes.
 from __future__ import annotations
 
 import struct
+from sys import getrefcount
 from typing import ClassVar
 
 _SIZE = struct.Struct(">i")
 #: `BufferedFrameReader`'s scratch buffer (a module constant: mypyc's compiled default arguments
 #: cannot name a class attribute)
 _SCRATCH = 64 * 1024
+
+
+class _Probe:
+    __slots__ = ("large",)
+
+    def __init__(self) -> None:
+        self.large = bytearray(1)
+
+
+def _only_ours() -> int:
+    """What `getrefcount` says of a buffer referenced by a slot and a local alone (the reader's check)."""
+    probe = _Probe()
+    frame = probe.large  # as in `buffer_updated`: the slot and a local
+    return getrefcount(frame)
+
+
+_ONLY_OURS = _only_ours()
 
 
 class FrameError(Exception):
@@ -121,12 +139,12 @@ class BufferedFrameReader:
     `get_buffer()` gives where the next read goes; `buffer_updated(n)` returns the frames
     completed by those n bytes. Frames that fit the scratch buffer come back as `bytes` (copied
     out of it); a larger one as a read-only memoryview of the large-frame buffer (kio reads it
-    as is), valid until the next `get_buffer()`: that buffer is kept and reused for the next
-    large frame (up to `KEEP_LARGE` bytes), so a follower's every Fetch answer is not a fresh
-    multi-megabyte allocation that CPython zero-fills before the socket overwrites it (6 % of
-    a follower's CPU). Callers decode a frame before reading on (kio's decode copies what it
-    keeps: records come out as `bytes`). Sizes are checked as `FrameDecoder` checks them,
-    before anything is allocated for them.
+    as is). That buffer is kept and reused for the next large frame (up to `KEEP_LARGE` bytes),
+    so a follower's every Fetch answer is not a fresh multi-megabyte allocation that CPython
+    zero-fills before the socket overwrites it (6 % of a follower's CPU) - but only once nothing
+    else references it: views of an answer's records (`codec.decode_response_views`) live until
+    the follower has appended them, and the next answer then goes into a buffer of its own.
+    Sizes are checked as `FrameDecoder` checks them, before anything is allocated for them.
     """
 
     __slots__ = ("_end", "_frame", "_have", "_large", "_max", "_scratch", "_size", "_start", "_view")
@@ -178,7 +196,8 @@ class BufferedFrameReader:
             elif size + 4 > len(self._scratch):  # too large for it: the rest goes into its own buffer
                 got = self._end - start - 4
                 frame = self._large
-                if frame is None or len(frame) < size:
+                # reused only when referenced by this reader alone (no view of an earlier frame lives)
+                if frame is None or len(frame) < size or getrefcount(frame) > _ONLY_OURS:
                     frame = bytearray(size)
                     if size <= self.KEEP_LARGE:
                         self._large = frame

@@ -106,13 +106,40 @@ def test_buffered_reader_reuses_its_large_frame_buffer() -> None:
     r = BufferedFrameReader(1 << 20, scratch_size=64)
     sizes = [1000, 300, 5000, 4999, 200]
     payloads = [bytes([i + 1]) * n for i, n in enumerate(sizes)]
-    buffers = []
+    buffers = []  # (ids: holding the buffers would make them referenced, and not reused)
     for p in payloads:
         kinds: list[type] = []
         assert _read_all(r, framed(p), [77], kinds) == [p] and kinds == [memoryview]
-        buffers.append(r._large)
-    assert buffers[0] is buffers[1] and buffers[2] is buffers[3] is buffers[4] and buffers[1] is not buffers[2]
-    assert len(buffers[4]) == 5000
+        buffers.append(id(r._large))
+    assert buffers[0] == buffers[1] and buffers[2] == buffers[3] == buffers[4] and buffers[1] != buffers[2]
+    assert r._large is not None and len(r._large) == 5000
+
+
+def test_buffered_reader_never_overwrites_a_frame_still_referenced() -> None:
+    """A view of a large frame kept past the next read (a follower's records views, until its
+    append) keeps its bytes: the next large frame goes into a new buffer; once the view is gone,
+    the buffer is reused again."""
+    r = BufferedFrameReader(1 << 20, scratch_size=64)
+
+    def receive(payload: bytes) -> memoryview:
+        stream, frames = framed(payload), []
+        pos = 0
+        while pos < len(stream):
+            buf = r.get_buffer()
+            n = min(len(buf), 500, len(stream) - pos)
+            buf[:n] = stream[pos:pos + n]
+            pos += n
+            frames += r.buffer_updated(n)
+        assert len(frames) == 1 and isinstance(frames[0], memoryview)
+        return frames[0]
+
+    first = receive(b"a" * 3000)[100:2000]  # a slice of it, as the records views are
+    kept = id(r._large)
+    assert bytes(receive(b"b" * 3000)) == b"b" * 3000
+    assert bytes(first) == b"a" * 1900 and id(r._large) != kept
+    second = id(r._large)
+    del first
+    assert bytes(receive(b"c" * 2500)) == b"c" * 2500 and id(r._large) == second
 
 
 def test_buffered_reader_does_not_keep_huge_buffers() -> None:
@@ -123,10 +150,10 @@ def test_buffered_reader_does_not_keep_huge_buffers() -> None:
 
     r = Small(1 << 20, scratch_size=64)
     assert _read_all(r, framed(b"x" * 400), [100]) == [b"x" * 400]
-    kept = r._large
+    kept = id(r._large)  # (an id: a reference would make it not reusable)
     assert _read_all(r, framed(b"y" * 900), [100]) == [b"y" * 900]
-    assert r._large is kept and kept is not None and len(kept) == 400
-    assert _read_all(r, framed(b"z" * 300), [100]) == [b"z" * 300] and r._large is kept
+    assert id(r._large) == kept and r._large is not None and len(r._large) == 400
+    assert _read_all(r, framed(b"z" * 300), [100]) == [b"z" * 300] and id(r._large) == kept
 
 
 def test_buffered_reader_checks_sizes_before_allocating() -> None:
