@@ -89,6 +89,19 @@ def _read_all(reader: BufferedFrameReader, stream: bytes, cuts: list[int],
     return out
 
 
+def _frames_of(reader: BufferedFrameReader, stream: bytes, step: int) -> list[bytes | memoryview]:
+    """The frames of `stream`, received `step` bytes at a time, as they come out (views kept)."""
+    frames: list[bytes | memoryview] = []
+    pos = 0
+    while pos < len(stream):
+        buf = reader.get_buffer()
+        n = min(len(buf), step, len(stream) - pos)
+        buf[:n] = stream[pos:pos + n]
+        pos += n
+        frames += reader.buffer_updated(n)
+    return frames
+
+
 def test_buffered_reader_large_frame_goes_into_its_own_buffer() -> None:
     r = BufferedFrameReader(1 << 20, scratch_size=64)
     big = bytes(range(256)) * 4
@@ -122,14 +135,7 @@ def test_buffered_reader_never_overwrites_a_frame_still_referenced() -> None:
     r = BufferedFrameReader(1 << 20, scratch_size=64)
 
     def receive(payload: bytes) -> memoryview:
-        stream, frames = framed(payload), []
-        pos = 0
-        while pos < len(stream):
-            buf = r.get_buffer()
-            n = min(len(buf), 500, len(stream) - pos)
-            buf[:n] = stream[pos:pos + n]
-            pos += n
-            frames += r.buffer_updated(n)
+        frames = _frames_of(r, framed(payload), 500)
         assert len(frames) == 1 and isinstance(frames[0], memoryview)
         return frames[0]
 
@@ -199,13 +205,5 @@ def test_a_decoded_fetch_answer_outlives_the_reused_buffer() -> None:
     r = BufferedFrameReader(1 << 20, scratch_size=64)
     decoded = []
     for fill in (b"a", b"b"):
-        stream = answer(fill)
-        pos = 0
-        while pos < len(stream):
-            buf = r.get_buffer()
-            n = min(len(buf), 1000, len(stream) - pos)
-            buf[:n] = stream[pos:pos + n]
-            pos += n
-            for frame in r.buffer_updated(n):
-                decoded.append(decode_response(frame, FetchResponse))
+        decoded += [decode_response(frame, FetchResponse) for frame in _frames_of(r, answer(fill), 1000)]
     assert [d.responses[0].partitions[0].records for d in decoded] == [b"a" * 3000, b"b" * 3000]
