@@ -28,9 +28,10 @@ if _OUT:
         if _counts["partitions_with_records"] != before:
             _counts["with_records"] += 1
 
-    def _counted_handle(self, replica, p):  # type: ignore[no-untyped-def]
-        _counts["partitions_with_records" if p.records else "partitions_without"] += 1
-        return _handle(self, replica, p)
+    def _counted_handle(self, replica, p, *records):  # type: ignore[no-untyped-def]
+        # (the records are a view passed beside the answer's partition, or, in older trees, its field)
+        _counts["partitions_with_records" if (records[0] if records else p.records) else "partitions_without"] += 1
+        return _handle(self, replica, p, *records)
 
     def _dump(*_: object) -> None:
         path = os.path.join(_OUT, f"probe-{os.getpid()}.json")
