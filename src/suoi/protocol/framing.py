@@ -9,7 +9,6 @@ read) are tested with plain bytes.
 from __future__ import annotations
 
 import struct
-from sys import getrefcount
 from typing import ClassVar
 
 _SIZE = struct.Struct(">i")
@@ -18,21 +17,16 @@ _SIZE = struct.Struct(">i")
 _SCRATCH = 64 * 1024
 
 
-class _Probe:
-    __slots__ = ("large",)
-
-    def __init__(self) -> None:
-        self.large = bytearray(1)
-
-
-def _only_ours() -> int:
-    """What `getrefcount` says of a buffer referenced by a slot and a local alone (the reader's check)."""
-    probe = _Probe()
-    frame = probe.large  # as in `buffer_updated`: the slot and a local
-    return getrefcount(frame)
-
-
-_ONLY_OURS = _only_ours()
+def _unshared(buf: bytearray) -> bool:
+    """No view of `buf` is alive: a bytearray with exports refuses to resize (BufferError), so a
+    one-byte append tells, and is undone (within its spare capacity after the first time: no copy).
+    Not `sys.getrefcount`, whose count of a local differs once mypyc compiles this module."""
+    try:
+        buf.append(0)
+    except BufferError:
+        return False
+    del buf[-1]
+    return True
 
 
 class FrameError(Exception):
@@ -141,8 +135,8 @@ class BufferedFrameReader:
     out of it); a larger one as a read-only memoryview of the large-frame buffer (kio reads it
     as is). That buffer is kept and reused for the next large frame (up to `KEEP_LARGE` bytes),
     so a follower's every Fetch answer is not a fresh multi-megabyte allocation that CPython
-    zero-fills before the socket overwrites it (6 % of a follower's CPU) - but only once nothing
-    else references it: views of an answer's records (`codec.decode_response_views`) live until
+    zero-fills before the socket overwrites it (6 % of a follower's CPU) - but only once no view
+    of it is alive: views of an answer's records (`codec.decode_response_views`) live until
     the follower has appended them, and the next answer then goes into a buffer of its own.
     Sizes are checked as `FrameDecoder` checks them, before anything is allocated for them.
     """
@@ -196,8 +190,8 @@ class BufferedFrameReader:
             elif size + 4 > len(self._scratch):  # too large for it: the rest goes into its own buffer
                 got = self._end - start - 4
                 frame = self._large
-                # reused only when referenced by this reader alone (no view of an earlier frame lives)
-                if frame is None or len(frame) < size or getrefcount(frame) > _ONLY_OURS:
+                # reused only when no view of an earlier frame lives (records being appended)
+                if frame is None or len(frame) < size or not _unshared(frame):
                     frame = bytearray(size)
                     if size <= self.KEEP_LARGE:
                         self._large = frame
