@@ -237,7 +237,7 @@ class ReplicaFetcher:
             return
         if error:
             raise ConnectionError(f"fetch answered {ErrorCode(error).name}")
-        records = iter(views)
+        records = iter(views) if views is not None else (p.records for t in response.responses for p in t.partitions)
         for topic in response.responses:
             topic_key = topic.topic_id.int  # (a UUID's int: hashed in C, not by UUID.__hash__)
             for p in topic.partitions:
