@@ -121,9 +121,18 @@ class LocalCluster:
         the sums of the Produce requests' times in ms (`Produce_ms`: arrival to answer ready;
         `Produce_remote_ms`: of it, waiting for the ISR)."""
         counts = {"Produce": 0.0, "Fetch": 0.0, "Produce_ms": 0.0, "Produce_remote_ms": 0.0}
+        for node in self.request_counts_by_node().values():
+            for k, v in node.items():
+                counts[k] += v
+        return counts
+
+    def request_counts_by_node(self) -> dict[int, dict[str, float]]:
+        """`request_counts`' figures per broker."""
+        result = {}
         for n in self.nodes():
             if n["id"] not in BROKERS or not n.get("admin_port"):
                 continue
+            counts = result[n["id"]] = {"Produce": 0.0, "Fetch": 0.0, "Produce_ms": 0.0, "Produce_remote_ms": 0.0}
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{n['admin_port']}/metrics", timeout=5) as r:
                     text = r.read().decode()
@@ -134,7 +143,7 @@ class LocalCluster:
                     counts[m["api"]] += int(float(m["n"]))
             for m in PRODUCE_TIME_LINE.finditer(text):
                 counts["Produce_ms" if m["kind"] == "totaltimems" else "Produce_remote_ms"] += float(m["ms"])
-        return counts
+        return result
 
     def kill(self, node_id: int, sig: int = signal.SIGKILL) -> float:
         """Signal a node by its recorded PID and wait until it is gone; returns the

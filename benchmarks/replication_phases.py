@@ -43,29 +43,13 @@ def throughput_run(c: LocalCluster, args: argparse.Namespace, rf: int, acks: str
     p = Producer({"bootstrap.servers": c.bootstrap, "acks": acks, "enable.idempotence": idempotent,
                   **PRODUCER_CONF, "queue.buffering.max.kbytes": args.queue_kb, "batch.size": args.batch_size,
                   "delivery.report.only.error": True, "on_delivery": on_delivery})
-    # Connect, and (idempotent) get a producer id, before the clock starts.
-    p.produce(topic, b"warm-up")
-    if p.flush(30):
-        raise RuntimeError(f"{topic}: warm-up message not delivered")
-    watcher = Consumer({"bootstrap.servers": c.bootstrap, "group.id": f"bench-{uuid.uuid4().hex}"})
-    high_watermarks(watcher, topic, args.partitions)
+    watcher = warm_up(c, p, topic, args.partitions)
     value = payload(args.size)
-    produce, poll = p.produce, p.poll
-    sent = 0
     profilers = start_profilers(c, args, f"rf{rf}-acks{acks}") if (rf, acks) == (3, "all") else []
     requests0 = c.request_counts()
     cpu0, ccpu0 = c.cpu_s(), time.process_time()
     t0 = time.perf_counter()
-    deadline = t0 + args.seconds
-    while sent < args.messages and time.perf_counter() < deadline:
-        try:
-            produce(topic, value)
-        except BufferError:
-            poll(0.1)
-            continue
-        sent += 1
-        if not sent & 63:
-            poll(0)
+    sent = produce_loop(p, topic, value, args.messages, t0 + args.seconds)
     remaining = p.flush(args.flush_timeout)
     elapsed = time.perf_counter() - t0
     delivered = sent - errors["n"] - remaining
@@ -102,6 +86,34 @@ def throughput_run(c: LocalCluster, args: argparse.Namespace, rf: int, acks: str
     return res
 
 
+def warm_up(c: LocalCluster, p: Producer, topic: str, partitions: int) -> Consumer:
+    """Connect, and (idempotent) get a producer id, before the clock starts; returns a consumer
+    for the topic's high watermarks (its metadata already fetched)."""
+    p.produce(topic, b"warm-up")
+    if p.flush(30):
+        raise RuntimeError(f"{topic}: warm-up message not delivered")
+    watcher = Consumer({"bootstrap.servers": c.bootstrap, "group.id": f"bench-{uuid.uuid4().hex}"})
+    high_watermarks(watcher, topic, partitions)
+    return watcher
+
+
+def produce_loop(p: Producer, topic: str, value: bytes, messages: int, deadline: float) -> int:
+    """A tight produce() loop (BufferError -> poll(0.1)) until `messages` are queued or the
+    perf_counter() `deadline`; returns how many were."""
+    produce, poll = p.produce, p.poll
+    sent = 0
+    while sent < messages and time.perf_counter() < deadline:
+        try:
+            produce(topic, value)
+        except BufferError:
+            poll(0.1)
+            continue
+        sent += 1
+        if not sent & 63:
+            poll(0)
+    return sent
+
+
 def produce_pipeline(before: dict[str, float], after: dict[str, float], elapsed_s: float,
                      partitions: int) -> dict[str, float | None]:
     """How the run's Produce requests were pipelined, from the brokers' request metrics: their mean
@@ -134,7 +146,8 @@ def start_profilers(c: LocalCluster, args: argparse.Namespace, what: str) -> lis
     for n in c.nodes():
         if n["id"] in BROKERS and n.get("pid"):
             out = args.profile / f"{what}-{uuid.uuid4().hex[:6]}-broker{n['id']}.txt"
-            procs.append(subprocess.Popen([py_spy, "record", "--format", "raw", "--rate", "250", "--nonblocking",
+            rate = str(getattr(args, "profile_rate", 250))
+            procs.append(subprocess.Popen([py_spy, "record", "--format", "raw", "--rate", rate, "--nonblocking",
                                            "--pid", str(n["pid"]), "-o", str(out)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(0.5)  # py-spy attaches

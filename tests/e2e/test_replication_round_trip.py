@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 
 from kio.schema.errors import ErrorCode
+from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 
 from suoi.protocol.records import build_batch
 from suoi.testing import InProcessCluster
-from tests.integration.support import metadata_req, produce_req
+from tests.integration.support import metadata_req, ms, produce_req
 from tests.rawclient import RawClient
 
 MAX_WAIT_MS = 30_000
@@ -41,3 +42,34 @@ def test_acks_all_is_answered_on_the_followers_next_fetch_not_their_max_wait() -
         for node in cluster.nodes.values():  # and every replica has all ten
             plog = node.broker.logs.get_log("round-trip", 0)
             assert plog is not None and plog.log_end_offset == 10
+
+
+def test_acks_all_produce_of_several_partitions_is_answered_and_replicated_byte_for_byte() -> None:
+    """One acks=all Produce naming two partitions of a leader waits for the followers (the handler
+    drops the request's records once they are appended, as Kafka's clearPartitionRecords): both
+    are answered with their offsets, and every replica holds each batch exactly as produced
+    (bytes from the magic on; base offset and leader epoch are the leader's)."""
+    with InProcessCluster(3) as cluster:
+        cluster.create_topic("several", 6, 3, {"min.insync.replicas": "3"})
+        with RawClient(cluster.nodes[1].bootstrap) as c:
+            partitions = c.request(metadata_req("several", allow_create=False)).topics[0].partitions
+        by_leader: dict[int, list[int]] = {}
+        for p in partitions:
+            by_leader.setdefault(int(p.leader_id), []).append(int(p.partition_index))
+        leader, indexes = max(by_leader.items(), key=lambda kv: len(kv[1]))
+        assert len(indexes) >= 2, by_leader
+        batches = {i: build_batch([(b"k%d" % i, b"v" * 40_000 + b"%d" % n) for n in range(3)]) for i in indexes[:2]}
+        request = ProduceRequest(acks=-1, timeout=ms(10_000), topic_data=(TopicProduceData(name="several", partition_data=tuple(
+            PartitionProduceData(index=i, records=batch) for i, batch in batches.items())),))
+        with RawClient(cluster.nodes[leader].bootstrap, timeout=30) as c:
+            for round_ in range(2):
+                answer = c.request(request)
+                got = {int(p.index): (p.error_code, int(p.base_offset)) for p in answer.responses[0].partition_responses}
+                assert got == {i: (ErrorCode.none, 3 * round_) for i in batches}
+        for node in cluster.nodes.values():
+            for i, batch in batches.items():
+                plog = node.broker.logs.get_log("several", i)
+                assert plog is not None and plog.log_end_offset == 6
+                data = bytes(plog.read(0, 1 << 20, max_offset=6))
+                assert len(data) == 2 * len(batch)
+                assert data[16:len(batch)] == batch[16:] and data[len(batch) + 16:] == batch[16:]

@@ -67,7 +67,23 @@ def handle_produce(ctx: RequestContext, request: Any) -> Any:
     response = {"throttle_time": 0, "responses": responses}
     if delayed is None:
         return response
+    _clear_partition_records(request)
     return delayed.start(ms(request.timeout) / 1000).then(partial(_with_failures, response))
+
+
+def _clear_partition_records(request: Any) -> None:
+    """Drop the request's records once they are in the log, before the acks=-1 wait (Kafka's
+    `produceRequest.clearPartitionRecords()` in handleProduceRequest). The request stays
+    referenced until it is answered (dispatch encodes the answer, or an error answer, from it),
+    and under load dozens of acks=-1 Produces per partition wait for the followers at once:
+    their 256 KiB record blobs, kept, made every new request's copy land in cold memory
+    (the leader's CPU per MB at RF=3: benchmarks/README.md, "Replication CPU by role, sixth
+    session"). No answer reads them: Produce's answers mirror topics and partitions, never records. kio's
+    entities are frozen dataclasses; this decoded request is the handler's own."""
+    clear = object.__setattr__
+    for topic in request.topic_data:
+        for p in topic.partition_data:
+            clear(p, "records", None)
 
 
 def _with_failures(response: dict[str, Any], failed: Failures) -> dict[str, Any]:

@@ -28,7 +28,14 @@ import ssl
 import time
 from typing import Any
 
-from suoi.protocol.codec import DecodeError, decode_response, encode_request, response_class, response_correlation_id
+from suoi.protocol.codec import (
+    DecodeError,
+    decode_response,
+    decode_response_views,
+    encode_request,
+    response_class,
+    response_correlation_id,
+)
 from suoi.protocol.framing import BufferedFrameReader, FrameError
 from suoi.security.client import PLAINTEXT, ClientSecurity
 from suoi.security.oauth_login import OAuthLoginError
@@ -51,11 +58,12 @@ def _time_out(future: asyncio.Future[Any]) -> None:
 
 
 class _Pending:
-    __slots__ = ("future", "response_cls")
+    __slots__ = ("future", "response_cls", "views")
 
-    def __init__(self, future: asyncio.Future[Any], response_cls: type) -> None:
+    def __init__(self, future: asyncio.Future[Any], response_cls: type, views: bool = False) -> None:
         self.future = future
         self.response_cls = response_cls
+        self.views = views  # answered as `codec.decode_response_views`' (response, record views)
 
 
 class _Protocol(asyncio.BufferedProtocol):
@@ -200,8 +208,10 @@ class KafkaClientConnection:
         return f"KafkaClientConnection({self.host}:{self.port}{', closed' if self._closed else ''})"
 
     # ------------------------------------------------------------------ requests
-    async def request(self, entity: Any, *, timeout: float | None = 30.0) -> Any:
-        """Send ``entity`` (a kio request of one version) and return the decoded response.
+    async def request(self, entity: Any, *, timeout: float | None = 30.0, views: bool = False) -> Any:
+        """Send ``entity`` (a kio request of one version) and return the decoded response; with
+        ``views``, ``(response, records views)`` (`codec.decode_response_views`: the records are
+        views of the received answer, its fields empty - a follower's Fetch, appended as received).
 
         Raises ``ConnectionError`` if the connection is or becomes closed before the answer,
         ``asyncio.TimeoutError`` after ``timeout`` seconds (the connection stays usable).
@@ -214,7 +224,7 @@ class KafkaClientConnection:
         self._next_correlation = (self._next_correlation + 1) & 0x7FFFFFFF
         frame = encode_request(correlation_id, self.client_id, entity)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = _Pending(future, response_cls)
+        self._pending[correlation_id] = _Pending(future, response_cls, views)
         self._transport.write(frame)
         # A plain timer, not asyncio.wait_for (a second future and callbacks per request): on
         # timeout the future gets TimeoutError, and its late answer is read and dropped.
@@ -251,7 +261,8 @@ class KafkaClientConnection:
             if pending.future.done():
                 continue  # caller gave up (timeout or cancellation)
             try:
-                response = decode_response(frame, pending.response_cls)
+                response = (decode_response_views(frame, pending.response_cls) if pending.views
+                            else decode_response(frame, pending.response_cls))
             except DecodeError as exc:
                 pending.future.set_exception(ConnectionError(f"{self}: {exc}"))
                 self._broken(str(exc))

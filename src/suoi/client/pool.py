@@ -142,8 +142,9 @@ class NodeClient:
 
     # ------------------------------------------------------------------ requests
     async def request(self, node_id: int, entity: Any, *, timeout: float | None = 30.0,
-                      lane: str = Lane.DEFAULT) -> Any:
-        """Send ``entity`` to ``node_id`` and return the decoded response.
+                      lane: str = Lane.DEFAULT, views: bool = False) -> Any:
+        """Send ``entity`` to ``node_id`` and return the decoded response (``views``: see
+        `KafkaClientConnection.request`).
 
         Raises ``UnknownNodeError``, ``NodeNotReadyError`` (in backoff), ``ConnectionError``
         (connect failed or the connection dropped) or ``asyncio.TimeoutError``. ``timeout``
@@ -158,7 +159,7 @@ class NodeClient:
             conn = await self._connection(node_id, lane, timeout)
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
         try:
-            return await conn.request(entity, timeout=remaining)
+            return await conn.request(entity, timeout=remaining, views=views)
         except TimeoutError:
             self._spawn(conn.close())
             raise

@@ -109,14 +109,15 @@ class LogAppend(LogState):
     def append_as_follower(self, records: bytes | bytearray | memoryview) -> AppendInfo:
         """Append batches fetched from the leader keeping their offsets, timestamps and leader
         epochs (a follower's write); checks and errors: ``truncation.validate_replica_batches``
-        (the log is then unchanged). Producer state is updated without sequence checks."""
+        (the log is then unchanged). Producer state is updated without sequence checks.
+        ``records`` may be a view of the fetch answer's buffer: it is checked and written within
+        this call and not kept (the segment write is synchronous), so it is not copied."""
         config = self._config
         headers, placements = truncation.validate_replica_batches(
             records, log_end_offset=self._log_end_offset, max_batch_bytes=config.max_message_bytes,
             allow_gaps=config.compacts)
         now = self._now_ms()
-        # stored as received (offsets, epochs kept): no copy, unless handed a memoryview
-        self._place(records if not isinstance(records, memoryview) else bytes(records), headers, placements, now)
+        self._place(records, headers, placements, now)  # stored as received (offsets, epochs kept): no copy
         epochs = self.leader_epoch_cache
         latest = epochs.latest_epoch
         count = 0

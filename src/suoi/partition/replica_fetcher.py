@@ -12,7 +12,8 @@ diverging epoch (Fetch v12+) and the follower truncates again.
 The fetches run in a KIP-227 session with the leader (`suoi.replication.fetch_session_handler`,
 as Kafka's follower): only partitions whose fetch position changed are named, the leader
 answers only partitions with something new, and a caught-up follower's request is the previous
-one with the next session epoch. The fetched batches are appended as received (no copy).
+one with the next session epoch. The fetched batches are appended as received: views of the answer's buffer
+(`codec.decode_response_views`), checked (CRC32C, framing, offsets) and written, never copied.
 
 Its requests go on their own connection to the leader (`Lane.REPLICA_FETCH`): nothing that
 waits for replication (WriteTxnMarkers, forwarded requests) may queue ahead of the fetch that
@@ -226,8 +227,9 @@ class ReplicaFetcher:
             wanted[key] = (f.log_end_offset, epoch, plog.leader_epoch_cache.latest_epoch, plog.log_start_offset,
                            max_bytes)
         request = self._request(self.session.build(wanted))
-        response = await m.pool.request(self.leader_id, request, lane=Lane.REPLICA_FETCH,
-                                        timeout=m.socket_timeout_s + m.fetch_wait_max_ms / 1000)
+        # the records come as views of the received answer (in wire order), appended as they are
+        response, views = await m.pool.request(self.leader_id, request, lane=Lane.REPLICA_FETCH, views=True,
+                                               timeout=m.socket_timeout_s + m.fetch_wait_max_ms / 1000)
         error = int(response.error_code)
         self.session.on_response(error, int(response.session_id))
         if error in _SESSION_ERRORS:  # the next request is a full one in a new session, at once
@@ -235,15 +237,17 @@ class ReplicaFetcher:
             return
         if error:
             raise ConnectionError(f"fetch answered {ErrorCode(error).name}")
+        records = iter(views) if views is not None else (p.records for t in response.responses for p in t.partitions)
         for topic in response.responses:
             topic_key = topic.topic_id.int  # (a UUID's int: hashed in C, not by UUID.__hash__)
             for p in topic.partitions:
+                data = next(records)  # (every partition has its records field: taken in order)
                 entry = sent.get((topic_key, p.partition_index))
                 if entry is None:
                     continue
                 replica, epoch = entry
                 if self.partitions.get(replica.tp) is replica and replica.follower.leader_epoch == epoch:  # _current
-                    self._handle_partition(replica, p)
+                    self._handle_partition(replica, p, data)
 
     def _request(self, data: FetchData[_Key]) -> Any:
         """The Fetch for `data`; a caught-up follower's request (nothing to send or forget) is the
@@ -286,7 +290,8 @@ class ReplicaFetcher:
             self._idle = request
         return request
 
-    def _handle_partition(self, replica: Partition, p: Any) -> None:
+    def _handle_partition(self, replica: Partition, p: Any, records: memoryview | None) -> None:
+        """One partition of the answer; `records` is a view of its records in the answer (None: null)."""
         error = int(p.error_code)
         plog = replica.plog
         if error == ErrorCode.none:
@@ -295,7 +300,6 @@ class ReplicaFetcher:
                 self._truncate_to_leader(replica, plog.leader_epoch_cache.latest_epoch, int(diverging.epoch),
                                          int(diverging.end_offset))
                 return
-            records = p.records
             old_hw = plog.high_watermark
             try:
                 if records:

@@ -92,14 +92,16 @@ class _Shape(NamedTuple):
     nullable: bool = False
     entity: type | None = None
     element: _Shape | None = None  # array: the element's shape
+    records: bool = False  # blob: a records field (`records_spanner` notes where each one is)
 
 
 class _Gen:
     """Emits the lines of one entity's skip function; `env` collects the names they use."""
 
-    def __init__(self, env: dict[str, Any], flexible: bool) -> None:
+    def __init__(self, env: dict[str, Any], flexible: bool, spans: bool = False) -> None:
         self.env = env
         self.flexible = flexible
+        self.spans = spans  # note (length prefix at, data at, length) of each records field in `spans`
         self.lines: list[str] = []
         self.nm = ""  # the constant naming the field being walked, for error messages
 
@@ -135,9 +137,14 @@ class _Gen:
         if shape.kind == "fixed":
             self.emit(indent, f"pos += {shape.size}")
         elif shape.kind == "blob":
+            noted = self.spans and shape.records
+            if noted:
+                self.emit(indent, f"s{depth} = pos")
             self.length(indent, shape.wide, n)
             self.null_check(indent, shape, n)
             self.emit(indent, f"if {n} > end - pos or {n} < -1: raise _fail({self.nm}, {n}, pos, end)")
+            if noted:
+                self.emit(indent, f"spans.append((s{depth}, pos, {n}))")
             self.emit(indent, f"if {n} > 0: pos += {n}")
         elif shape.kind == "entity":
             assert shape.entity is not None
@@ -222,7 +229,8 @@ def _scalar_shape(kafka_type: str, nullable: bool, flexible: bool) -> _Shape:
         return _Shape("fixed", _FIXED[kafka_type])
     if kafka_type in _BLOBS:
         wide = kafka_type != "string"
-        return _Shape("blob", 1 if flexible else (4 if wide else 2), wide=wide, nullable=nullable)
+        return _Shape("blob", 1 if flexible else (4 if wide else 2), wide=wide, nullable=nullable,
+                      records=kafka_type == "records")
     raise TypeError(f"kafka type {kafka_type!r} has no bounds rule")
 
 
@@ -237,14 +245,15 @@ def _min_size(cls: type) -> int:
     return sum(_shape(f, flexible).size for f in _regular_fields(cls)) + (1 if flexible else 0)
 
 
-def _compile(name: str, flexible: bool, body: Callable[[_Gen], None]) -> Skip:
+def _compile(name: str, flexible: bool, body: Callable[[_Gen], None], spans: bool = False) -> Any:
     env: dict[str, Any] = {"_fail": _fail, "_uvarint": _uvarint, "_skip_tagged": _skip_tagged,
                            "_I16": struct.Struct(">h").unpack_from, "_I32": struct.Struct(">i").unpack_from}
-    gen = _Gen(env, flexible)
+    gen = _Gen(env, flexible, spans)
     body(gen)
-    source = "def skip(buf, pos, end, nulls):\n" + "\n".join(gen.lines) + "\n    return pos\n"
+    params = "buf, pos, end, nulls, spans" if spans else "buf, pos, end, nulls"
+    source = f"def skip({params}):\n" + "\n".join(gen.lines) + "\n    return pos\n"
     exec(compile(source, f"<bounds {name}>", "exec"), env)  # noqa: S102
-    return env["skip"]  # type: ignore[no-any-return]
+    return env["skip"]
 
 
 @cache
@@ -252,6 +261,37 @@ def _entity_skipper(cls: type) -> Skip:
     """Generate and compile the skip function of kio entity `cls` (nested entities inline)."""
     return _compile(f"{cls.__module__}.{cls.__qualname__}", bool(getattr(cls, "__flexible__", False)),
                     lambda gen: gen.entity(1, cls, 0))
+
+
+#: spanner(buf, pos, end, nulls, spans) -> new pos: a `Skip` that also appends (where the length
+#: prefix starts, where the bytes start, their length or -1 for null) of each records field to `spans`
+Spanner: TypeAlias = Callable[[bytes, int, int, list[str], list[tuple[int, int, int]]], int]
+
+
+@cache
+def records_spanner(cls: type) -> Spanner | None:
+    """The walk of kio entity `cls` that also notes where each of its records fields is, in wire
+    order (a Fetch answer's records, for `codec.decode_response_views`); None when `cls` has no
+    records field, or one inside a tagged field (walked by another function: not noted)."""
+    if not _has_records(cls, tagged_only=False) or _has_records(cls, tagged_only=True):
+        return None
+    return _compile(f"{cls.__module__}.{cls.__qualname__} (records)", bool(getattr(cls, "__flexible__", False)),
+                    lambda gen: gen.entity(1, cls, 0), spans=True)  # type: ignore[no-any-return]
+
+
+def _has_records(cls: type, *, tagged_only: bool) -> bool:
+    """`cls` has a records field (`tagged_only`: one in a tagged field), nested entities included."""
+    for f in dataclasses.fields(cls):
+        tagged = "tag" in f.metadata
+        tp = unwrap_optional(f.type)[1]
+        if typing.get_origin(tp) is tuple:
+            tp = typing.get_args(tp)[0]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            if _has_records(tp, tagged_only=False) if (tagged and tagged_only) else _has_records(tp, tagged_only=tagged_only):
+                return True
+        elif f.metadata.get("kafka_type") == "records" and (tagged or not tagged_only):
+            return True
+    return False
 
 
 def _field_skipper(cls: type, field: dataclasses.Field[Any]) -> Skip:

@@ -17,6 +17,18 @@ _SIZE = struct.Struct(">i")
 _SCRATCH = 64 * 1024
 
 
+def _unshared(buf: bytearray) -> bool:
+    """No view of `buf` is alive: a bytearray with exports refuses to resize (BufferError), so a
+    one-byte append tells, and is undone (within its spare capacity after the first time: no copy).
+    Not `sys.getrefcount`, whose count of a local differs once mypyc compiles this module."""
+    try:
+        buf.append(0)
+    except BufferError:
+        return False
+    del buf[-1]
+    return True
+
+
 class FrameError(Exception):
     """The peer broke the framing; the connection cannot be resynchronised and must close."""
 
@@ -120,12 +132,19 @@ class BufferedFrameReader:
 
     `get_buffer()` gives where the next read goes; `buffer_updated(n)` returns the frames
     completed by those n bytes. Frames that fit the scratch buffer come back as `bytes` (copied
-    out of it); a larger one as a read-only memoryview of its own bytearray (kio reads it as is).
+    out of it); a larger one as a read-only memoryview of the large-frame buffer (kio reads it
+    as is). That buffer is kept and reused for the next large frame (up to `KEEP_LARGE` bytes),
+    so a follower's every Fetch answer is not a fresh multi-megabyte allocation that CPython
+    zero-fills before the socket overwrites it (6 % of a follower's CPU) - but only once no view
+    of it is alive: views of an answer's records (`codec.decode_response_views`) live until
+    the follower has appended them, and the next answer then goes into a buffer of its own.
     Sizes are checked as `FrameDecoder` checks them, before anything is allocated for them.
     """
 
-    __slots__ = ("_end", "_frame", "_have", "_max", "_scratch", "_start", "_view")
+    __slots__ = ("_end", "_frame", "_have", "_large", "_max", "_scratch", "_size", "_start", "_view")
     SCRATCH: ClassVar[int] = _SCRATCH
+    #: the largest large-frame buffer kept for reuse (above it, one is allocated per frame)
+    KEEP_LARGE: ClassVar[int] = 16 * 1024 * 1024
 
     def __init__(self, max_frame_size: int, scratch_size: int = _SCRATCH) -> None:
         self._max = max_frame_size
@@ -133,12 +152,14 @@ class BufferedFrameReader:
         self._view = memoryview(self._scratch)
         self._start = 0  # first byte in the scratch buffer not yet returned as (part of) a frame
         self._end = 0  # end of the bytes received into it
-        self._frame: bytearray | None = None  # a large frame being received into its own buffer
+        self._frame: bytearray | None = None  # the buffer a large frame is being received into
+        self._size = 0  # that frame's size (the buffer may be larger: it is reused)
         self._have = 0  # its bytes received so far
+        self._large: bytearray | None = None  # kept for the next large frame
 
     def get_buffer(self) -> memoryview:
         if self._frame is not None:
-            return memoryview(self._frame)[self._have:]
+            return memoryview(self._frame)[self._have:self._size]
         if self._start and len(self._scratch) - self._end < 4096:  # the start of a frame: move it to the front
             tail = bytes(self._view[self._start:self._end])
             self._scratch[:len(tail)] = tail
@@ -148,9 +169,9 @@ class BufferedFrameReader:
     def buffer_updated(self, nbytes: int) -> list[bytes | memoryview]:
         if self._frame is not None:
             self._have += nbytes
-            if self._have < len(self._frame):
+            if self._have < self._size:
                 return []
-            done = memoryview(self._frame).toreadonly()
+            done = memoryview(self._frame)[:self._size].toreadonly()
             self._frame = None
             return [done]
         self._end += nbytes
@@ -168,9 +189,14 @@ class BufferedFrameReader:
                 self._start = start + 4 + size
             elif size + 4 > len(self._scratch):  # too large for it: the rest goes into its own buffer
                 got = self._end - start - 4
-                frame = bytearray(size)
+                frame = self._large
+                # reused only when no view of an earlier frame lives (records being appended)
+                if frame is None or len(frame) < size or not _unshared(frame):
+                    frame = bytearray(size)
+                    if size <= self.KEEP_LARGE:
+                        self._large = frame
                 frame[:got] = view[start + 4:self._end]
-                self._frame, self._have = frame, got
+                self._frame, self._size, self._have = frame, size, got
                 self._start = self._end = 0
                 break
             else:

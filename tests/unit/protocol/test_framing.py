@@ -67,9 +67,12 @@ def test_any_split_of_any_frames_gives_the_frames(payloads: list[bytes], cuts: l
     assert dec.buffered == 0
 
 
-def _read_all(reader: BufferedFrameReader, stream: bytes, cuts: list[int]) -> list[bytes | memoryview]:
-    """Feed `stream` as a socket would: each read fills at most the buffer handed out."""
-    out: list[bytes | memoryview] = []
+def _read_all(reader: BufferedFrameReader, stream: bytes, cuts: list[int],
+              kinds: list[type] | None = None) -> list[bytes]:
+    """Feed `stream` as a socket would: each read fills at most the buffer handed out. Each frame
+    is copied as it comes out (a large frame's view is valid until the next read, as a caller
+    decodes it at once); `kinds` gets the type each came as."""
+    out: list[bytes] = []
     pos, i = 0, 0
     while pos < len(stream):
         buf = reader.get_buffer()
@@ -78,17 +81,85 @@ def _read_all(reader: BufferedFrameReader, stream: bytes, cuts: list[int]) -> li
         buf[:n] = stream[pos:pos + n]
         pos += n
         i += 1
-        out += reader.buffer_updated(n)
+        for f in reader.buffer_updated(n):
+            if kinds is not None:
+                kinds.append(type(f))
+                assert not isinstance(f, memoryview) or f.readonly
+            out.append(bytes(f))
     return out
+
+
+def _frames_of(reader: BufferedFrameReader, stream: bytes, step: int) -> list[bytes | memoryview]:
+    """The frames of `stream`, received `step` bytes at a time, as they come out (views kept)."""
+    frames: list[bytes | memoryview] = []
+    pos = 0
+    while pos < len(stream):
+        buf = reader.get_buffer()
+        n = min(len(buf), step, len(stream) - pos)
+        buf[:n] = stream[pos:pos + n]
+        pos += n
+        frames += reader.buffer_updated(n)
+    return frames
 
 
 def test_buffered_reader_large_frame_goes_into_its_own_buffer() -> None:
     r = BufferedFrameReader(1 << 20, scratch_size=64)
     big = bytes(range(256)) * 4
-    frames = _read_all(r, framed(b"a") + framed(big) + framed(b"bc"), [50])
+    kinds: list[type] = []
+    frames = _read_all(r, framed(b"a") + framed(big) + framed(b"bc"), [50], kinds)
     assert frames == [b"a", big, b"bc"] and r.buffered == 0
     # small frames are copied out of the scratch buffer; the large one is a read-only view of its own
-    assert [type(f) for f in frames] == [bytes, memoryview, bytes] and frames[1].readonly
+    assert kinds == [bytes, memoryview, bytes]
+
+
+def test_buffered_reader_reuses_its_large_frame_buffer() -> None:
+    """Large frames after the first are received into the same buffer (no new zero-filled
+    allocation per follower Fetch answer); a smaller one uses its front, a larger one grows it,
+    and each comes out exactly as sent, never with the tail of an earlier one."""
+    r = BufferedFrameReader(1 << 20, scratch_size=64)
+    sizes = [1000, 300, 5000, 4999, 200]
+    payloads = [bytes([i + 1]) * n for i, n in enumerate(sizes)]
+    buffers = []  # (ids: holding the buffers would make them referenced, and not reused)
+    for p in payloads:
+        kinds: list[type] = []
+        assert _read_all(r, framed(p), [77], kinds) == [p] and kinds == [memoryview]
+        buffers.append(id(r._large))
+    assert buffers[0] == buffers[1] and buffers[2] == buffers[3] == buffers[4] and buffers[1] != buffers[2]
+    assert r._large is not None and len(r._large) == 5000
+
+
+def test_buffered_reader_never_overwrites_a_frame_still_referenced() -> None:
+    """A view of a large frame kept past the next read (a follower's records views, until its
+    append) keeps its bytes: the next large frame goes into a new buffer; once the view is gone,
+    the buffer is reused again."""
+    r = BufferedFrameReader(1 << 20, scratch_size=64)
+
+    def receive(payload: bytes) -> memoryview:
+        frames = _frames_of(r, framed(payload), 500)
+        assert len(frames) == 1 and isinstance(frames[0], memoryview)
+        return frames[0]
+
+    first = receive(b"a" * 3000)[100:2000]  # a slice of it, as the records views are
+    kept = id(r._large)
+    assert bytes(receive(b"b" * 3000)) == b"b" * 3000
+    assert bytes(first) == b"a" * 1900 and id(r._large) != kept
+    second = id(r._large)
+    del first
+    assert bytes(receive(b"c" * 2500)) == b"c" * 2500 and id(r._large) == second
+
+
+def test_buffered_reader_does_not_keep_huge_buffers() -> None:
+    """A frame above KEEP_LARGE gets a buffer of its own, not kept; the kept one stays for the next."""
+
+    class Small(BufferedFrameReader):
+        KEEP_LARGE = 500
+
+    r = Small(1 << 20, scratch_size=64)
+    assert _read_all(r, framed(b"x" * 400), [100]) == [b"x" * 400]
+    kept = id(r._large)  # (an id: a reference would make it not reusable)
+    assert _read_all(r, framed(b"y" * 900), [100]) == [b"y" * 900]
+    assert id(r._large) == kept and r._large is not None and len(r._large) == 400
+    assert _read_all(r, framed(b"z" * 300), [100]) == [b"z" * 300] and id(r._large) == kept
 
 
 def test_buffered_reader_checks_sizes_before_allocating() -> None:
@@ -110,5 +181,29 @@ def test_buffered_reader_any_split_gives_the_frames(payloads: list[bytes], cuts:
     reads are cut, the size prefix split too."""
     stream = b"".join(framed(p) for p in payloads)
     r = BufferedFrameReader(1 << 20, scratch_size=scratch)
-    assert [bytes(f) for f in _read_all(r, stream, cuts)] == payloads
+    assert _read_all(r, stream, cuts) == payloads
     assert r.buffered == 0
+
+
+def test_a_decoded_fetch_answer_outlives_the_reused_buffer() -> None:
+    """What makes the reuse safe for the inter-broker client: kio's decode copies the records out
+    of the frame, so a follower's appended batches are not overwritten by the next answer."""
+    import uuid
+
+    from kio.schema.fetch.v13.response import FetchResponse
+
+    from suoi.protocol.codec import build_response, decode_response, encode_response
+
+    def answer(fill: bytes) -> bytes:
+        body = build_response(1, 13, {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": [
+            {"topic_id": uuid.UUID(int=7), "partitions": [
+                {"partition_index": 0, "error_code": 0, "high_watermark": 5, "last_stable_offset": 5,
+                 "log_start_offset": 0, "aborted_transactions": None, "preferred_read_replica": -1,
+                 "records": fill * 3000}]}]})
+        return b"".join(bytes(p) for p in encode_response(9, body))
+
+    r = BufferedFrameReader(1 << 20, scratch_size=64)
+    decoded = []
+    for fill in (b"a", b"b"):
+        decoded += [decode_response(frame, FetchResponse) for frame in _frames_of(r, answer(fill), 1000)]
+    assert [d.responses[0].partitions[0].records for d in decoded] == [b"a" * 3000, b"b" * 3000]
