@@ -1,8 +1,11 @@
 """Partition replication under faults: a 3-node cluster (tests/faults/cluster.py) with every
-peer link behind a fault-injecting proxy, idempotent acks=all producers writing all the time
-(tests/faults/checker.py), and a nemesis that kills (SIGKILL), pauses (SIGSTOP) and cuts nodes
-off the network. After the faults heal, a consumer reads everything back and the checker must find
-no acknowledged write lost, duplicated or reordered; every replica's log must be byte-identical.
+peer link behind a fault-injecting proxy, idempotent acks=all producers and a transactional one
+writing all the time and a read_committed consumer following the topic (tests/faults/checker.py,
+workloads.py), and a nemesis that kills (SIGKILL), pauses (SIGSTOP) and cuts nodes off the
+network. After the faults heal, transactions must commit again; then a consumer reads everything
+back and the checker must find no acknowledged write lost, duplicated or reordered, no
+transaction read in part, no record served during the run that the final log lacks (read past the
+high watermark); every replica's log must be byte-identical.
 
 Topics have replication factor 3 and min.insync.replicas=2. Failure detection is fast
 (broker.session.timeout.ms=3000, replica.lag.time.max.ms=2000) so each test stays well under a
@@ -23,8 +26,9 @@ import pytest
 from kio.schema.errors import ErrorCode
 
 from suoi.protocol.records import build_batch
-from tests.faults.checker import CheckReport, ProducerWorkload, check, consume_all
+from tests.faults.checker import CheckReport, ProducerWorkload, consume_all
 from tests.faults.cluster import ReplicatedCluster, wait_until
+from tests.faults.workloads import Writers
 from tests.integration.support import ms, produce_req
 from tests.rawclient import RawClient
 
@@ -43,6 +47,7 @@ FAILOVER_S = 25.0
 #: A node back (restarted or healed) and caught up.
 REJOIN_S = 40.0
 PRODUCER = {"message.timeout.ms": 45000, "request.timeout.ms": 4000, "linger.ms": 5}
+TXN_PRODUCER = {**PRODUCER, "transaction.timeout.ms": 60000}
 
 
 @pytest.fixture
@@ -80,23 +85,27 @@ def wait_full_isr(cluster: ReplicatedCluster, topic: str, partitions: int, timeo
     wait_until(full, timeout, f"every replica of {topic} in sync", interval=0.2, on_timeout=views)
 
 
-def workload(cluster: ReplicatedCluster, topic: str, producers: int = 3) -> ProducerWorkload:
-    return ProducerWorkload(cluster.bootstrap, topic, producers=producers, interval_s=0.02, config=PRODUCER).start()
+def workload(cluster: ReplicatedCluster, topic: str, producers: int = 3) -> Writers:
+    return Writers(cluster.bootstrap, topic, producers=producers, interval_s=0.02, config=PRODUCER,
+                   txn_config=TXN_PRODUCER).start()
 
 
-def finish(cluster: ReplicatedCluster, w: ProducerWorkload, topic: str, partitions: int, min_acked: int) -> CheckReport:
-    """Heal every cut, wait until every replica is in sync and writes go on, stop writing, read
-    everything back and check; at least `min_acked` values must have been acknowledged."""
+def finish(cluster: ReplicatedCluster, w: Writers, topic: str, partitions: int, min_acked: int) -> CheckReport:
+    """Heal every cut, wait until every replica is in sync and writes and transactions go on,
+    stop writing, read everything back and check; at least `min_acked` values must have been
+    acknowledged."""
     cluster.heal()
     wait_full_isr(cluster, topic, partitions)
     progress(w, 100, timeout=REJOIN_S)
-    sent = w.stop(flush_timeout=60)
-    assert not w.fatal, f"producers stopped by fatal errors: {w.fatal}"
+    w.wait_committed(w.committed() + 2, timeout=REJOIN_S)
+    w.stop(flush_timeout=60)
+    assert not w.fatal and not w.txn.fatal, f"producers stopped by fatal errors: {w.fatal} {w.txn.fatal}"
     wait_full_isr(cluster, topic, partitions)
-    report = check(sent, consume_all(cluster.bootstrap, topic, timeout=45))
-    assert report.ok, f"{report.summary()}\nproducer errors: {w.errors}\n{cluster.dump()}"
+    report = w.check(consume_all(cluster.bootstrap, topic, timeout=45))
+    assert report.ok, f"{report.summary()}\nproducer errors: {w.errors} {w.txn.errors}\n{cluster.dump()}"
     wait_identical_replicas(cluster, topic, partitions)
-    assert report.acked >= min_acked, report.summary()
+    assert report.acked >= min_acked and report.observed >= report.read, report.summary()
+    print(report.summary())  # shown with pytest -rP: how much the run wrote, observed and committed
     return report
 
 
@@ -136,7 +145,7 @@ def non_controller(cluster: ReplicatedCluster) -> int:
     return next(i for i in cluster.ids if i != controller)
 
 
-def writing(cluster: ReplicatedCluster, victim: int) -> tuple[str, ProducerWorkload, list[int]]:
+def writing(cluster: ReplicatedCluster, victim: int) -> tuple[str, Writers, list[int]]:
     """A topic whose partition 0 is led by `victim` and partitions 1, 2 by the others, and
     producers writing to it (150 values acknowledged): (topic, workload, the other nodes)."""
     others = [i for i in cluster.ids if i != victim]
