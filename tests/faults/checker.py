@@ -77,6 +77,8 @@ class Txn:
     seq: int
     values: list[Sent] = field(default_factory=list)
     status: TxnStatus = "unknown"
+    started: float = 0.0  # time.monotonic() at begin_transaction
+    ended: float = 0.0  # at settle()
 
     @property
     def name(self) -> str:
@@ -84,6 +86,7 @@ class Txn:
 
     def settle(self, status: TxnStatus) -> None:
         self.status = status
+        self.ended = time.monotonic()
         for s in self.values:
             s.status = _VALUE_STATUS[status]
 
@@ -113,6 +116,7 @@ class CheckReport:
     unknown_read: int = 0  # unknown outcome, in the log
     observed: int = 0  # records a TailReader was served during the run
     txns: Counter[str] = field(default_factory=Counter)  # transactions by outcome
+    slowest_txn_s: float = 0.0  # begin to commit/abort returning
 
     @property
     def ok(self) -> bool:
@@ -122,7 +126,8 @@ class CheckReport:
     def summary(self) -> str:
         head = (f"sent {self.sent} (acked {self.acked}, failed {self.failed}, unknown {self.unknown}), "
                 f"read {self.read} (of them failed {self.failed_read}, unknown {self.unknown_read}), "
-                f"observed {self.observed}, transactions {dict(sorted(self.txns.items()))}")
+                f"observed {self.observed}, transactions {dict(sorted(self.txns.items()))} "
+                f"(slowest {self.slowest_txn_s:.2f}s)")
         parts = [head]
         for name, items in (("lost", self.lost), ("duplicated", list(self.duplicated.items())),
                             ("reordered", self.reordered), ("unexpected", self.unexpected), ("moved", self.moved),
@@ -147,7 +152,8 @@ def check(sent: Iterable[Sent], received: Iterable[Received], *, txns: Iterable[
     by_value = {s.value: s for s in sent}
     if len(by_value) != len(sent):
         raise ValueError("sent values must be unique")
-    report = CheckReport(sent=len(sent), read=len(received), txns=Counter(t.status for t in txns))
+    report = CheckReport(sent=len(sent), read=len(received), txns=Counter(t.status for t in txns),
+                         slowest_txn_s=max((t.ended - t.started for t in txns if t.ended), default=0.0))
     report.misordered = _misordered(received)
     report.phantom, report.observed = _phantoms(received, observed)
     status = Counter(s.status for s in sent)

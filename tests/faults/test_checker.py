@@ -192,3 +192,6 @@ def test_transactions_and_a_tail_reader_on_a_healthy_broker(make_broker: Callabl
     assert report.ok, report.summary()
     assert report.read == report.acked == 48 and report.observed == 48
     assert {s.partition for t in txns for s in t.values} == {0, 1, 2}
+    # the aborted values were written (and filtered by read_committed), not purged in the client
+    everything = consume_all(bootstrap, topic, config={"isolation.level": "read_uncommitted"})
+    assert len(everything) == 72 and check([], everything, txns=txns).aborted_read == [t.name for t in txns[2::3]]

@@ -66,7 +66,7 @@ class TransactionalWorkload(ProducerWorkload):
         partitions = self.partitions or [0]
         seq = 0
         while not self._stop.is_set() and not fatal.is_set() and (self.messages is None or len(txns) < self.messages):
-            txn = Txn(name, len(txns))
+            txn = Txn(name, len(txns), started=time.monotonic())
             txns.append(txn)
             commit = not (self.abort_every and txn.seq % self.abort_every == self.abort_every - 1)
             try:
@@ -83,6 +83,8 @@ class TransactionalWorkload(ProducerWorkload):
                     records.append(rec)
                     seq += 1
                     producer.poll(0)
+                if not commit:  # the values reach the logs first: an abort read_committed must filter, not a purge
+                    producer.flush(10)
             except confluent_kafka.KafkaException as exc:  # an abortable (or fatal) error while producing
                 self.errors[name].append(str(exc.args[0]))
                 commit = False
