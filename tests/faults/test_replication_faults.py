@@ -29,7 +29,7 @@ from suoi.protocol.records import build_batch
 from tests.faults.checker import CheckReport, ProducerWorkload, consume_all
 from tests.faults.cluster import ReplicatedCluster, wait_until
 from tests.faults.workloads import Writers
-from tests.integration.support import ms, produce_req
+from tests.integration.support import ms, produce_req, read_all
 from tests.rawclient import RawClient
 
 pytestmark = pytest.mark.slow
@@ -179,6 +179,8 @@ def test_isolated_leader_never_acks_and_is_replaced(cluster: ReplicatedCluster) 
     cluster.isolate(victim)
     # straight to the isolated leader: no acknowledgement (it cannot reach the ISR or the controller)
     assert raw_produce(cluster, victim, topic, 0, b"minority-write") != ErrorCode.none
+    # ... and it never serves what it appended alone (above its high watermark) to a consumer
+    assert b"minority-write" not in [value for _, value in read_all(cluster.client_address(victim), topic, 0)]
     new = cluster.wait_leader(topic, 0, not_in=[victim], timeout=FAILOVER_S)
     assert new in others
     cluster.wait_isr(topic, 0, others, timeout=FAILOVER_S)
@@ -236,8 +238,10 @@ def test_controller_and_leader_cut_off_together(cluster: ReplicatedCluster) -> N
 
 def test_nemesis_random_faults(cluster: ReplicatedCluster) -> None:
     """A seeded random sequence of faults, one node at a time (so a majority always remains):
-    kill + restart, pause + resume, isolate + heal, each held 3-6 s, while three producers write
-    to three partitions. SUOI_NEMESIS_SEED=<n> replays a sequence."""
+    kill + restart, clean stop (controlled shutdown, final flush, clean-shutdown marker) + start,
+    pause + resume, isolate (connections blackholed or reset) + heal, each held 3-6 s, while
+    three producers and a transactional one write to three partitions. SUOI_NEMESIS_SEED=<n>
+    replays a sequence."""
     seed = int(os.environ.get("SUOI_NEMESIS_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     topic = create(cluster, list(cluster.ids))
@@ -248,16 +252,18 @@ def test_nemesis_random_faults(cluster: ReplicatedCluster) -> None:
     try:
         while time.monotonic() < deadline:
             node = rng.choice(cluster.ids)
-            fault = rng.choice(["kill", "pause", "isolate"])
+            fault = rng.choice(["kill", "stop", "pause", "isolate", "isolate-reset"])
             done.append(f"{fault} {node}")
             if fault == "kill":
                 cluster.kill(node)
+            elif fault == "stop":
+                assert cluster.stop_node(node) == 0, f"node {node} did not stop cleanly\n{cluster.log_tail(node)}"
             elif fault == "pause":
                 cluster.pause(node)
             else:
-                cluster.isolate(node)
+                cluster.isolate(node, mode="reset" if fault == "isolate-reset" else "drop")
             time.sleep(rng.uniform(3.0, 6.0))  # how long the fault lasts (not a synchronisation)
-            if fault == "kill":
+            if fault in ("kill", "stop"):
                 cluster.start_node(node, wait=False)
             elif fault == "pause":
                 cluster.resume(node)
