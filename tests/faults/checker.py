@@ -20,6 +20,8 @@ the beginning to the end offsets it saw when it started (read_committed).
 * phantom (with `observed`, what a `TailReader` read *while* the faults ran): a record a consumer
   was served that the final log does not hold at that offset -- it was read past the high
   watermark (or the last stable offset) and later truncated, or served from a diverged log;
+* unobserved (with `observed`): a record of the final read the tail reader was never served
+  (both read_committed: one of them was served a record the other was not, e.g. an aborted one);
 * torn / aborted_read (with `txns`, from a `TransactionalWorkload`): read_committed must see all
   of a transaction's values or none: a committed transaction read in part is torn (its missing
   values are also lost), an aborted one read at all is aborted_read, a transaction of unknown
@@ -109,6 +111,8 @@ class CheckReport:
     misordered: list[tuple[int, int, int]] = field(default_factory=list)
     #: (partition, offset, value observed during the run, value in the final log there or None)
     phantom: list[tuple[int, int, str, str | None]] = field(default_factory=list)
+    #: (partition, offset) of the final read the tail reader was never served
+    unobserved: list[tuple[int, int]] = field(default_factory=list)
     #: (transaction, values read, values in it): read in part
     torn: list[tuple[str, int, int]] = field(default_factory=list)
     aborted_read: list[str] = field(default_factory=list)  # aborted transactions with values read
@@ -121,7 +125,7 @@ class CheckReport:
     @property
     def ok(self) -> bool:
         return not (self.lost or self.duplicated or self.reordered or self.unexpected or self.moved
-                    or self.misordered or self.phantom or self.torn or self.aborted_read)
+                    or self.misordered or self.phantom or self.unobserved or self.torn or self.aborted_read)
 
     def summary(self) -> str:
         head = (f"sent {self.sent} (acked {self.acked}, failed {self.failed}, unknown {self.unknown}), "
@@ -131,7 +135,8 @@ class CheckReport:
         parts = [head]
         for name, items in (("lost", self.lost), ("duplicated", list(self.duplicated.items())),
                             ("reordered", self.reordered), ("unexpected", self.unexpected), ("moved", self.moved),
-                            ("misordered", self.misordered), ("phantom", self.phantom), ("torn", self.torn),
+                            ("misordered", self.misordered), ("phantom", self.phantom),
+                            ("unobserved", self.unobserved), ("torn", self.torn),
                             ("aborted_read", self.aborted_read)):
             if items:
                 more = f" (+{len(items) - EXAMPLES} more)" if len(items) > EXAMPLES else ""
@@ -141,7 +146,7 @@ class CheckReport:
 
 
 def check(sent: Iterable[Sent], received: Iterable[Received], *, txns: Iterable[Txn] = (),
-          observed: Iterable[Received] = ()) -> CheckReport:
+          observed: Iterable[Received] | None = None) -> CheckReport:
     """Compare what producers sent (and were told) with what the log holds (see the module).
     `received` is the final read in the order it was served; `txns` the transactions of
     transactional producers (their values join `sent`); `observed` what readers were served
@@ -155,7 +160,11 @@ def check(sent: Iterable[Sent], received: Iterable[Received], *, txns: Iterable[
     report = CheckReport(sent=len(sent), read=len(received), txns=Counter(t.status for t in txns),
                          slowest_txn_s=max((t.ended - t.started for t in txns if t.ended), default=0.0))
     report.misordered = _misordered(received)
-    report.phantom, report.observed = _phantoms(received, observed)
+    if observed is not None:
+        observed = list(observed)
+        report.phantom, report.observed = _phantoms(received, observed), len(observed)
+        seen = {(r.partition, r.offset) for r in observed}
+        report.unobserved = sorted({(r.partition, r.offset) for r in received} - seen)
     status = Counter(s.status for s in sent)
     report.acked, report.failed, report.unknown = status["acked"], status["failed"], status["unknown"]
 
@@ -208,18 +217,13 @@ def _misordered(received: list[Received]) -> list[tuple[int, int, int]]:
     return out
 
 
-def _phantoms(final: list[Received], observed: Iterable[Received]) -> tuple[list[tuple[int, int, str, str | None]], int]:
+def _phantoms(final: list[Received], observed: list[Received]) -> list[tuple[int, int, str, str | None]]:
     """Every record served during the run must be in the final log, at the same offset, with the
     same value: a record read and later gone was read past the high watermark."""
     at = {(r.partition, r.offset): r.value for r in final}
-    out = []
-    count = 0
-    for r in observed:
-        count += 1
-        there = at.get((r.partition, r.offset))
-        if there != r.value:
-            out.append((r.partition, r.offset, r.value, there))
-    return sorted(set(out)), count
+    out = {(r.partition, r.offset, r.value, at.get((r.partition, r.offset))) for r in observed
+           if at.get((r.partition, r.offset)) != r.value}
+    return sorted(out, key=lambda x: (x[0], x[1], x[2]))
 
 
 # ============================================================================ runner (real clients)

@@ -104,7 +104,7 @@ def finish(cluster: ReplicatedCluster, w: Writers, topic: str, partitions: int, 
     report = w.check(consume_all(cluster.bootstrap, topic, timeout=45))
     assert report.ok, f"{report.summary()}\nproducer errors: {w.errors} {w.txn.errors}\n{cluster.dump()}"
     wait_identical_replicas(cluster, topic, partitions)
-    assert report.acked >= min_acked and report.observed >= report.read, report.summary()
+    assert report.acked >= min_acked, report.summary()
     print(report.summary())  # shown with pytest -rP: how much the run wrote, observed and committed
     return report
 

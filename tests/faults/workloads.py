@@ -242,15 +242,10 @@ class Writers(ProducerWorkload):
 
     def check(self, final: list[Received], catch_up_s: float = 30.0) -> CheckReport:
         """Once the tail reader has been served every record of `final` (the final read, after
-        stop()), stop it and check everything; AssertionError if it never catches up (a consumer
-        left without data)."""
+        stop()) or `catch_up_s` passed, stop it and check everything (what it was never served
+        is `unobserved`)."""
         want = {(r.partition, r.offset) for r in final}
         deadline = time.monotonic() + catch_up_s
-        while not want <= {(r.partition, r.offset) for r in list(self.tail.observed)}:
-            if time.monotonic() >= deadline:
-                seen = {(r.partition, r.offset) for r in list(self.tail.observed)}
-                raise AssertionError(f"the tail reader was not served {len(want - seen)} of the {len(want)} records "
-                                     f"read at the end within {catch_up_s:g}s, e.g. {sorted(want - seen)[:5]}; "
-                                     f"its errors: {self.tail.errors[-5:]}")
+        while not want <= {(r.partition, r.offset) for r in list(self.tail.observed)} and time.monotonic() < deadline:
             time.sleep(0.1)
         return check(self.history(), final, txns=self.txn.transactions(), observed=self.tail.stop())
