@@ -296,8 +296,22 @@ class ProducerWorkload:
         while self.acked() < count:
             if time.monotonic() >= deadline:
                 raise AssertionError(f"only {self.acked()} of {count} values acknowledged within {timeout:g}s; "
-                                     f"client errors: {self.errors}")
+                                     f"{self.progress_report()}")
             time.sleep(0.05)
+
+    def progress_report(self) -> str:
+        """Per producer and partition: values sent, acknowledged, and the last delivery error
+        (which partition a stalled producer waits on, and why)."""
+        rows = []
+        for n in self.names:
+            by_partition: dict[int | None, list[Sent]] = defaultdict(list)
+            for s in list(self.sent[n]):
+                by_partition[s.partition].append(s)
+            for p, values in sorted(by_partition.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
+                acked = sum(1 for s in values if s.status == "acked")
+                last_error = next((s.error for s in reversed(values) if s.error), None)
+                rows.append(f"{n} p{p}: sent {len(values)}, acked {acked}, last error {last_error}")
+        return "; ".join(rows) + f"; client errors: {self.errors}"
 
     def stop(self, flush_timeout: float = 60.0) -> list[Sent]:
         """Stop sending, wait for outstanding delivery reports (bounded), return the history."""

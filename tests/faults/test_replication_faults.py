@@ -273,6 +273,7 @@ def test_nemesis_random_faults(cluster: ReplicatedCluster) -> None:
     except BaseException as exc:
         exc.add_note(f"nemesis seed {seed}: {done}")
         raise
+    print(f"nemesis seed {seed}: {done}")
     try:
         finish(cluster, w, topic, 3, min_acked=300)
     except AssertionError as exc:

@@ -231,7 +231,7 @@ class Writers(ProducerWorkload):
         while self.committed() < count:
             if time.monotonic() >= deadline:
                 raise AssertionError(f"only {self.committed()} of {count} transactions committed within {timeout:g}s; "
-                                     f"transactional producer errors: {self.txn.errors}, fatal: {self.txn.fatal}")
+                                     f"{self.txn.progress_report()}, fatal: {self.txn.fatal}")
             time.sleep(0.05)
 
     def stop(self, flush_timeout: float = 60.0) -> list[Sent]:
