@@ -106,6 +106,9 @@ def finish(cluster: ReplicatedCluster, w: Writers, topic: str, partitions: int, 
     wait_identical_replicas(cluster, topic, partitions)
     assert report.acked >= min_acked, report.summary()
     print(report.summary())  # shown with pytest -rP: how much the run wrote, observed and committed
+    slow = [(t.name, time.strftime("%H:%M:%S", time.localtime(time.time() - (time.monotonic() - t.started))),
+             round(t.ended - t.started, 1)) for t in w.txn.transactions() if t.ended - t.started > 5]
+    print(f"transactions over 5 s (name, began, seconds): {slow}; transactional producer errors: {w.txn.errors}")
     return report
 
 
