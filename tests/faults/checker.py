@@ -15,7 +15,17 @@ the beginning to the end offsets it saw when it started (read_committed).
 * reordered: per producer and partition, acknowledged values read in another order than sent;
 * unexpected: read, never sent;
 * moved: acknowledged at one partition/offset, read (first) at another -- the log under an
-  acknowledged record changed.
+  acknowledged record changed;
+* misordered: the final read served a partition's offsets out of order (not strictly increasing);
+* phantom (with `observed`, what a `TailReader` read *while* the faults ran): a record a consumer
+  was served that the final log does not hold at that offset -- it was read past the high
+  watermark (or the last stable offset) and later truncated, or served from a diverged log;
+* unobserved (with `observed`): a record of the final read the tail reader was never served
+  (both read_committed: one of them was served a record the other was not, e.g. an aborted one);
+* torn / aborted_read (with `txns`, from a `TransactionalWorkload`): read_committed must see all
+  of a transaction's values or none: a committed transaction read in part is torn (its missing
+  values are also lost), an aborted one read at all is aborted_read, a transaction of unknown
+  outcome read in part is torn.
 
 `report.ok` requires none of them. Failed or unknown values may be read or not (both counted).
 """
@@ -31,6 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Status = Literal["acked", "failed", "unknown"]
+TxnStatus = Literal["committed", "aborted", "unknown"]
+#: What a transaction's outcome makes of its values.
+_VALUE_STATUS: dict[TxnStatus, Status] = {"committed": "acked", "aborted": "failed", "unknown": "unknown"}
 #: How many examples of each anomaly `CheckReport.summary()` shows.
 EXAMPLES = 5
 
@@ -56,6 +69,31 @@ class Received:
 
 
 @dataclass
+class Txn:
+    """One transaction of a transactional producer: its values (as `Sent`, seq counting across
+    the producer's transactions; status "acked" once committed, "failed" once aborted) and how it
+    ended: "committed" (commit_transaction returned), "aborted" (abort_transaction returned) or
+    "unknown" (the outcome was never learned)."""
+
+    producer: str
+    seq: int
+    values: list[Sent] = field(default_factory=list)
+    status: TxnStatus = "unknown"
+    started: float = 0.0  # time.monotonic() at begin_transaction
+    ended: float = 0.0  # at settle()
+
+    @property
+    def name(self) -> str:
+        return f"{self.producer}#{self.seq}"
+
+    def settle(self, status: TxnStatus) -> None:
+        self.status = status
+        self.ended = time.monotonic()
+        for s in self.values:
+            s.status = _VALUE_STATUS[status]
+
+
+@dataclass
 class CheckReport:
     sent: int = 0
     acked: int = 0
@@ -69,19 +107,37 @@ class CheckReport:
     unexpected: list[str] = field(default_factory=list)
     #: (value, acked (partition, offset), first read (partition, offset))
     moved: list[tuple[str, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+    #: (partition, offset, the offset read before it) where the final read went backwards or repeated
+    misordered: list[tuple[int, int, int]] = field(default_factory=list)
+    #: (partition, offset, value observed during the run, value in the final log there or None)
+    phantom: list[tuple[int, int, str, str | None]] = field(default_factory=list)
+    #: (partition, offset) of the final read the tail reader was never served
+    unobserved: list[tuple[int, int]] = field(default_factory=list)
+    #: (transaction, values read, values in it): read in part
+    torn: list[tuple[str, int, int]] = field(default_factory=list)
+    aborted_read: list[str] = field(default_factory=list)  # aborted transactions with values read
     failed_read: int = 0  # failed, yet in the log (librdkafka may call a written record failed)
     unknown_read: int = 0  # unknown outcome, in the log
+    observed: int = 0  # records a TailReader was served during the run
+    txns: Counter[str] = field(default_factory=Counter)  # transactions by outcome
+    slowest_txn_s: float = 0.0  # begin to commit/abort returning
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.reordered or self.unexpected or self.moved)
+        return not (self.lost or self.duplicated or self.reordered or self.unexpected or self.moved
+                    or self.misordered or self.phantom or self.unobserved or self.torn or self.aborted_read)
 
     def summary(self) -> str:
         head = (f"sent {self.sent} (acked {self.acked}, failed {self.failed}, unknown {self.unknown}), "
-                f"read {self.read} (of them failed {self.failed_read}, unknown {self.unknown_read})")
+                f"read {self.read} (of them failed {self.failed_read}, unknown {self.unknown_read}), "
+                f"observed {self.observed}, transactions {dict(sorted(self.txns.items()))} "
+                f"(slowest {self.slowest_txn_s:.2f}s)")
         parts = [head]
         for name, items in (("lost", self.lost), ("duplicated", list(self.duplicated.items())),
-                            ("reordered", self.reordered), ("unexpected", self.unexpected), ("moved", self.moved)):
+                            ("reordered", self.reordered), ("unexpected", self.unexpected), ("moved", self.moved),
+                            ("misordered", self.misordered), ("phantom", self.phantom),
+                            ("unobserved", self.unobserved), ("torn", self.torn),
+                            ("aborted_read", self.aborted_read)):
             if items:
                 more = f" (+{len(items) - EXAMPLES} more)" if len(items) > EXAMPLES else ""
                 parts.append(f"{name}: {len(items)} e.g. {items[:EXAMPLES]}{more}")
@@ -89,14 +145,26 @@ class CheckReport:
         return "; ".join(parts)
 
 
-def check(sent: Iterable[Sent], received: Iterable[Received]) -> CheckReport:
-    """Compare what producers sent (and were told) with what the log holds (see the module)."""
-    sent = list(sent)
+def check(sent: Iterable[Sent], received: Iterable[Received], *, txns: Iterable[Txn] = (),
+          observed: Iterable[Received] | None = None) -> CheckReport:
+    """Compare what producers sent (and were told) with what the log holds (see the module).
+    `received` is the final read in the order it was served; `txns` the transactions of
+    transactional producers (their values join `sent`); `observed` what readers were served
+    while the run went on."""
+    txns = list(txns)
+    sent = [*sent, *(s for t in txns for s in t.values)]
     received = list(received)
     by_value = {s.value: s for s in sent}
     if len(by_value) != len(sent):
         raise ValueError("sent values must be unique")
-    report = CheckReport(sent=len(sent), read=len(received))
+    report = CheckReport(sent=len(sent), read=len(received), txns=Counter(t.status for t in txns),
+                         slowest_txn_s=max((t.ended - t.started for t in txns if t.ended), default=0.0))
+    report.misordered = _misordered(received)
+    if observed is not None:
+        observed = list(observed)
+        report.phantom, report.observed = _phantoms(received, observed), len(observed)
+        seen = {(r.partition, r.offset) for r in observed}
+        report.unobserved = sorted({(r.partition, r.offset) for r in received} - seen)
     status = Counter(s.status for s in sent)
     report.acked, report.failed, report.unknown = status["acked"], status["failed"], status["unknown"]
 
@@ -128,7 +196,34 @@ def check(sent: Iterable[Sent], received: Iterable[Received]) -> CheckReport:
                 report.reordered.append((s.value, latest.value))
             elif latest is None or s.seq > latest.seq:
                 latest = s
+    for t in txns:
+        n = sum(1 for s in t.values if s.value in reads)
+        if t.status == "aborted" and n:
+            report.aborted_read.append(t.name)
+        elif 0 < n < len(t.values) or (t.status == "committed" and n < len(t.values)):
+            report.torn.append((t.name, n, len(t.values)))
     return report
+
+
+def _misordered(received: list[Received]) -> list[tuple[int, int, int]]:
+    """Per partition, offsets of the final read (in the order served) must strictly increase."""
+    last: dict[int, int] = {}
+    out = []
+    for r in received:
+        prev = last.get(r.partition)
+        if prev is not None and r.offset <= prev:
+            out.append((r.partition, r.offset, prev))
+        last[r.partition] = r.offset
+    return out
+
+
+def _phantoms(final: list[Received], observed: list[Received]) -> list[tuple[int, int, str, str | None]]:
+    """Every record served during the run must be in the final log, at the same offset, with the
+    same value: a record read and later gone was read past the high watermark."""
+    at = {(r.partition, r.offset): r.value for r in final}
+    out = {(r.partition, r.offset, r.value, at.get((r.partition, r.offset))) for r in observed
+           if at.get((r.partition, r.offset)) != r.value}
+    return sorted(out, key=lambda x: (x[0], x[1], x[2]))
 
 
 # ============================================================================ runner (real clients)
@@ -192,6 +287,7 @@ class ProducerWorkload:
         return self
 
     def acked(self) -> int:
+        """Values acknowledged so far (for transactional producers: values of committed transactions)."""
         return sum(1 for records in self.sent.values() for s in list(records) if s.status == "acked")
 
     def wait_acked(self, count: int, timeout: float) -> None:
@@ -200,8 +296,22 @@ class ProducerWorkload:
         while self.acked() < count:
             if time.monotonic() >= deadline:
                 raise AssertionError(f"only {self.acked()} of {count} values acknowledged within {timeout:g}s; "
-                                     f"client errors: {self.errors}")
+                                     f"{self.progress_report()}")
             time.sleep(0.05)
+
+    def progress_report(self) -> str:
+        """Per producer and partition: values sent, acknowledged, and the last delivery error
+        (which partition a stalled producer waits on, and why)."""
+        rows = []
+        for n in self.names:
+            by_partition: dict[int | None, list[Sent]] = defaultdict(list)
+            for s in list(self.sent[n]):
+                by_partition[s.partition].append(s)
+            for p, values in sorted(by_partition.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
+                acked = sum(1 for s in values if s.status == "acked")
+                last_error = next((s.error for s in reversed(values) if s.error), None)
+                rows.append(f"{n} p{p}: sent {len(values)}, acked {acked}, last error {last_error}")
+        return "; ".join(rows) + f"; client errors: {self.errors}"
 
     def stop(self, flush_timeout: float = 60.0) -> list[Sent]:
         """Stop sending, wait for outstanding delivery reports (bounded), return the history."""
@@ -232,11 +342,12 @@ class ProducerWorkload:
             history = self.stop()
         return history
 
-    def _run(self, name: str) -> None:
+    def _producer(self, name: str, fatal: threading.Event, **extra: Any) -> Any:
+        """Producer `name`'s confluent-kafka Producer: its client errors go to `errors[name]`; a
+        fatal one also to `fatal[name]` and sets `fatal`."""
         import confluent_kafka
 
         errors = self.errors[name]
-        fatal = threading.Event()
 
         def on_error(err: Any) -> None:
             errors.append(str(err))
@@ -244,7 +355,13 @@ class ProducerWorkload:
                 self.fatal[name] = str(err)
                 fatal.set()
 
-        producer = confluent_kafka.Producer({"bootstrap.servers": self.bootstrap, "error_cb": on_error, **self.config})
+        return confluent_kafka.Producer({"bootstrap.servers": self.bootstrap, "error_cb": on_error, **self.config, **extra})
+
+    def _run(self, name: str) -> None:
+        import confluent_kafka
+
+        fatal = threading.Event()
+        producer = self._producer(name, fatal)
         records = self.sent[name]
         partitions = self.partitions or [0]
         seq = 0

@@ -10,15 +10,18 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from suoi.testing import EmbeddedBroker
+from tests.conftest import wait_until
 from tests.faults.checker import (
     CheckReport,
     ProducerWorkload,
     Received,
     Sent,
+    Txn,
     check,
     consume_all,
     run_check,
 )
+from tests.faults.workloads import TailReader, TransactionalWorkload
 
 
 def acked(producer: str, seq: int, partition: int, offset: int) -> Sent:
@@ -87,6 +90,51 @@ def test_unexpected_and_moved() -> None:
     assert report.ok
 
 
+def test_misordered_when_the_final_read_goes_back_or_repeats_an_offset() -> None:
+    sent = [acked("a", 0, 0, 0), acked("a", 1, 0, 1), acked("a", 2, 1, 0)]
+    report = check(sent, read((0, 1, "a-1"), (1, 0, "a-2"), (0, 0, "a-0")))
+    assert report.misordered == [(0, 0, 1)] and not report.ok
+    assert check(sent, read((0, 0, "a-0"), (1, 0, "a-2"), (0, 1, "a-1"))).ok  # partitions interleave freely
+
+
+def test_phantom_a_record_served_during_the_run_that_the_final_log_does_not_hold() -> None:
+    sent = [acked("a", 0, 0, 0), acked("a", 1, 0, 1), Sent("a", 2, "a-2", 0, "unknown")]
+    final = read((0, 0, "a-0"), (0, 1, "a-1"))
+    # a-2 was served at offset 2 (past the high watermark?) and is gone; offset 1 held another value once
+    observed = read((0, 0, "a-0"), (0, 2, "a-2"), (0, 1, "a-2"), (0, 0, "a-0"))
+    report = check(sent, final, observed=observed)
+    assert report.phantom == [(0, 1, "a-2", "a-1"), (0, 2, "a-2", None)]
+    assert report.observed == 4 and not report.ok
+    assert "phantom: 2" in report.summary()
+    assert check(sent, final, observed=read((0, 1, "a-1"), (0, 0, "a-0"), (0, 1, "a-1"))).ok  # re-reads are fine
+    # the tail reader was never served offset 1 (e.g. it filtered it as aborted, the final read did not)
+    report = check(sent, final, observed=read((0, 0, "a-0")))
+    assert report.unobserved == [(0, 1)] and not report.ok and "unobserved: 1" in report.summary()
+
+
+def txn(producer: str, seq: int, status: str, *values: tuple[int, int, int]) -> Txn:
+    """values: (value seq, partition, offset)"""
+    t = Txn(producer, seq, [Sent(producer, v, f"{producer}-{v}", p, offset=o) for v, p, o in values])
+    t.settle(status)  # type: ignore[arg-type]
+    return t
+
+
+def test_transactions_are_read_whole_or_not_at_all() -> None:
+    committed = txn("t", 0, "committed", (0, 0, 0), (1, 1, 0))
+    aborted = txn("t", 1, "aborted", (2, 0, 1), (3, 1, 1))
+    unknown = txn("t", 2, "unknown", (4, 0, 3), (5, 1, 3))
+    whole = read((0, 0, "t-0"), (0, 3, "t-4"), (1, 0, "t-1"), (1, 3, "t-5"))
+    report = check([], whole, txns=[committed, aborted, unknown])
+    assert report.ok, report.summary()
+    assert report.txns == {"committed": 1, "aborted": 1, "unknown": 1} and report.acked == 2
+    assert check([], read((0, 0, "t-0"), (1, 0, "t-1")), txns=[committed, unknown]).ok  # unknown: none read
+
+    report = check([], read((0, 0, "t-0"), (0, 3, "t-4"), (1, 1, "t-3")), txns=[committed, aborted, unknown])
+    assert report.torn == [("t#0", 1, 2), ("t#2", 1, 2)]
+    assert report.aborted_read == ["t#1"] and report.lost == ["t-1"]
+    assert not report.ok and "torn: 2" in report.summary()
+
+
 def test_summary_truncates_examples() -> None:
     report = CheckReport(lost=[f"a-{i}" for i in range(12)])
     assert "lost: 12 e.g. ['a-0', 'a-1', 'a-2', 'a-3', 'a-4'] (+7 more)" in report.summary()
@@ -131,3 +179,22 @@ def test_runner_reports_records_deleted_after_their_acks_as_lost(make_broker: Ca
     assert sorted(report.lost) == deleted
     assert not (report.duplicated or report.reordered or report.unexpected or report.moved)
     assert not report.ok and report.read == 35
+
+
+def test_transactions_and_a_tail_reader_on_a_healthy_broker(make_broker: Callable[..., EmbeddedBroker]) -> None:
+    bootstrap = make_broker().bootstrap
+    topic = create(bootstrap, 3)
+    tail = TailReader(bootstrap, topic).start()
+    w = TransactionalWorkload(bootstrap, topic, producers=2, messages=9, values_per_txn=4, abort_every=3)
+    w.run(timeout=60)
+    txns = w.transactions()
+    assert [t.status for t in txns] == ["committed", "committed", "aborted"] * 6, w.errors
+    final = consume_all(bootstrap, topic)
+    wait_until(lambda: len(tail.observed) >= len(final), 20, message="the tail reader reads every committed value")
+    report = check([], final, txns=txns, observed=tail.stop())
+    assert report.ok, report.summary()
+    assert report.read == report.acked == 48 and report.observed == 48
+    assert {s.partition for t in txns for s in t.values} == {0, 1, 2}
+    # the aborted values were written (and filtered by read_committed), not purged in the client
+    everything = consume_all(bootstrap, topic, config={"isolation.level": "read_uncommitted"})
+    assert len(everything) == 72 and check([], everything, txns=txns).aborted_read == [t.name for t in txns[2::3]]

@@ -1,8 +1,11 @@
 """Partition replication under faults: a 3-node cluster (tests/faults/cluster.py) with every
-peer link behind a fault-injecting proxy, idempotent acks=all producers writing all the time
-(tests/faults/checker.py), and a nemesis that kills (SIGKILL), pauses (SIGSTOP) and cuts nodes
-off the network. After the faults heal, a consumer reads everything back and the checker must find
-no acknowledged write lost, duplicated or reordered; every replica's log must be byte-identical.
+peer link behind a fault-injecting proxy, idempotent acks=all producers and a transactional one
+writing all the time and a read_committed consumer following the topic (tests/faults/checker.py,
+workloads.py), and a nemesis that kills (SIGKILL), pauses (SIGSTOP) and cuts nodes off the
+network. After the faults heal, transactions must commit again; then a consumer reads everything
+back and the checker must find no acknowledged write lost, duplicated or reordered, no
+transaction read in part, no record served during the run that the final log lacks (read past the
+high watermark); every replica's log must be byte-identical.
 
 Topics have replication factor 3 and min.insync.replicas=2. Failure detection is fast
 (broker.session.timeout.ms=3000, replica.lag.time.max.ms=2000) so each test stays well under a
@@ -23,9 +26,10 @@ import pytest
 from kio.schema.errors import ErrorCode
 
 from suoi.protocol.records import build_batch
-from tests.faults.checker import CheckReport, ProducerWorkload, check, consume_all
+from tests.faults.checker import CheckReport, ProducerWorkload, consume_all
 from tests.faults.cluster import ReplicatedCluster, wait_until
-from tests.integration.support import ms, produce_req
+from tests.faults.workloads import Writers
+from tests.integration.support import ms, produce_req, read_all
 from tests.rawclient import RawClient
 
 pytestmark = pytest.mark.slow
@@ -43,6 +47,7 @@ FAILOVER_S = 25.0
 #: A node back (restarted or healed) and caught up.
 REJOIN_S = 40.0
 PRODUCER = {"message.timeout.ms": 45000, "request.timeout.ms": 4000, "linger.ms": 5}
+TXN_PRODUCER = {**PRODUCER, "transaction.timeout.ms": 60000}
 
 
 @pytest.fixture
@@ -80,23 +85,30 @@ def wait_full_isr(cluster: ReplicatedCluster, topic: str, partitions: int, timeo
     wait_until(full, timeout, f"every replica of {topic} in sync", interval=0.2, on_timeout=views)
 
 
-def workload(cluster: ReplicatedCluster, topic: str, producers: int = 3) -> ProducerWorkload:
-    return ProducerWorkload(cluster.bootstrap, topic, producers=producers, interval_s=0.02, config=PRODUCER).start()
+def workload(cluster: ReplicatedCluster, topic: str, producers: int = 3) -> Writers:
+    return Writers(cluster.bootstrap, topic, producers=producers, interval_s=0.02, config=PRODUCER,
+                   txn_config=TXN_PRODUCER).start()
 
 
-def finish(cluster: ReplicatedCluster, w: ProducerWorkload, topic: str, partitions: int, min_acked: int) -> CheckReport:
-    """Heal every cut, wait until every replica is in sync and writes go on, stop writing, read
-    everything back and check; at least `min_acked` values must have been acknowledged."""
+def finish(cluster: ReplicatedCluster, w: Writers, topic: str, partitions: int, min_acked: int) -> CheckReport:
+    """Heal every cut, wait until every replica is in sync and writes and transactions go on,
+    stop writing, read everything back and check; at least `min_acked` values must have been
+    acknowledged."""
     cluster.heal()
     wait_full_isr(cluster, topic, partitions)
     progress(w, 100, timeout=REJOIN_S)
-    sent = w.stop(flush_timeout=60)
-    assert not w.fatal, f"producers stopped by fatal errors: {w.fatal}"
+    w.wait_committed(w.committed() + 2, timeout=REJOIN_S)
+    w.stop(flush_timeout=60)
+    assert not w.fatal and not w.txn.fatal, f"producers stopped by fatal errors: {w.fatal} {w.txn.fatal}"
     wait_full_isr(cluster, topic, partitions)
-    report = check(sent, consume_all(cluster.bootstrap, topic, timeout=45))
-    assert report.ok, f"{report.summary()}\nproducer errors: {w.errors}\n{cluster.dump()}"
+    report = w.check(consume_all(cluster.bootstrap, topic, timeout=45))
+    assert report.ok, f"{report.summary()}\nproducer errors: {w.errors} {w.txn.errors}\n{cluster.dump()}"
     wait_identical_replicas(cluster, topic, partitions)
     assert report.acked >= min_acked, report.summary()
+    print(report.summary())  # shown with pytest -rP: how much the run wrote, observed and committed
+    slow = [(t.name, time.strftime("%H:%M:%S", time.localtime(time.time() - (time.monotonic() - t.started))),
+             round(t.ended - t.started, 1)) for t in w.txn.transactions() if t.ended - t.started > 5]
+    print(f"transactions over 5 s (name, began, seconds): {slow}; transactional producer errors: {w.txn.errors}")
     return report
 
 
@@ -136,7 +148,7 @@ def non_controller(cluster: ReplicatedCluster) -> int:
     return next(i for i in cluster.ids if i != controller)
 
 
-def writing(cluster: ReplicatedCluster, victim: int) -> tuple[str, ProducerWorkload, list[int]]:
+def writing(cluster: ReplicatedCluster, victim: int) -> tuple[str, Writers, list[int]]:
     """A topic whose partition 0 is led by `victim` and partitions 1, 2 by the others, and
     producers writing to it (150 values acknowledged): (topic, workload, the other nodes)."""
     others = [i for i in cluster.ids if i != victim]
@@ -170,6 +182,8 @@ def test_isolated_leader_never_acks_and_is_replaced(cluster: ReplicatedCluster) 
     cluster.isolate(victim)
     # straight to the isolated leader: no acknowledgement (it cannot reach the ISR or the controller)
     assert raw_produce(cluster, victim, topic, 0, b"minority-write") != ErrorCode.none
+    # ... and it never serves what it appended alone (above its high watermark) to a consumer
+    assert b"minority-write" not in [value for _, value in read_all(cluster.client_address(victim), topic, 0)]
     new = cluster.wait_leader(topic, 0, not_in=[victim], timeout=FAILOVER_S)
     assert new in others
     cluster.wait_isr(topic, 0, others, timeout=FAILOVER_S)
@@ -227,8 +241,10 @@ def test_controller_and_leader_cut_off_together(cluster: ReplicatedCluster) -> N
 
 def test_nemesis_random_faults(cluster: ReplicatedCluster) -> None:
     """A seeded random sequence of faults, one node at a time (so a majority always remains):
-    kill + restart, pause + resume, isolate + heal, each held 3-6 s, while three producers write
-    to three partitions. SUOI_NEMESIS_SEED=<n> replays a sequence."""
+    kill + restart, clean stop (controlled shutdown, final flush, clean-shutdown marker) + start,
+    pause + resume, isolate (connections blackholed or reset) + heal, each held 3-6 s, while
+    three producers and a transactional one write to three partitions. SUOI_NEMESIS_SEED=<n>
+    replays a sequence."""
     seed = int(os.environ.get("SUOI_NEMESIS_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     topic = create(cluster, list(cluster.ids))
@@ -239,16 +255,18 @@ def test_nemesis_random_faults(cluster: ReplicatedCluster) -> None:
     try:
         while time.monotonic() < deadline:
             node = rng.choice(cluster.ids)
-            fault = rng.choice(["kill", "pause", "isolate"])
+            fault = rng.choice(["kill", "stop", "pause", "isolate", "isolate-reset"])
             done.append(f"{fault} {node}")
             if fault == "kill":
                 cluster.kill(node)
+            elif fault == "stop":
+                assert cluster.stop_node(node) == 0, f"node {node} did not stop cleanly\n{cluster.log_tail(node)}"
             elif fault == "pause":
                 cluster.pause(node)
             else:
-                cluster.isolate(node)
+                cluster.isolate(node, mode="reset" if fault == "isolate-reset" else "drop")
             time.sleep(rng.uniform(3.0, 6.0))  # how long the fault lasts (not a synchronisation)
-            if fault == "kill":
+            if fault in ("kill", "stop"):
                 cluster.start_node(node, wait=False)
             elif fault == "pause":
                 cluster.resume(node)
@@ -258,6 +276,7 @@ def test_nemesis_random_faults(cluster: ReplicatedCluster) -> None:
     except BaseException as exc:
         exc.add_note(f"nemesis seed {seed}: {done}")
         raise
+    print(f"nemesis seed {seed}: {done}")
     try:
         finish(cluster, w, topic, 3, min_acked=300)
     except AssertionError as exc:

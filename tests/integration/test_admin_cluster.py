@@ -13,7 +13,7 @@ from suoi.testing.embedded import free_port
 from tests.conftest import wait_until
 from tests.e2e.admin_scrape import get, get_json, scrape, value
 from tests.e2e.helpers import ck_produce
-from tests.integration.kraft_cluster import KRaftCluster
+from tests.integration.kraft_cluster import CLUSTER_ID, KRaftCluster
 
 LAG_MS = 1500
 
@@ -29,8 +29,12 @@ def test_readiness_and_under_replicated_partitions(tmp_path: Path) -> None:
     for i, node in cluster.nodes.items():
         node.overrides["admin.listeners"] = admin[i]
     try:
-        cluster.nodes[1].launch()  # alone: one voter of three has no quorum, so it cannot register
-        status, body = wait_until(lambda: _answer(f"{admin[1]}/v1/status/ready"), timeout=20, message="admin up")
+        node = cluster.nodes[1].launch()  # alone: one voter of three has no quorum, so it cannot register
+        # the process starts, then loads the admin app ADMIN_LOAD_WAIT_S later: on a loaded 2-CPU
+        # runner each takes seconds (the ci run's failure: no answer 15 s after the node started)
+        wait_until(lambda: f"node.id=1 cluster.id={CLUSTER_ID} started" in node.logs(), timeout=node.start_timeout,
+                   message="node 1 started")
+        status, body = wait_until(lambda: _answer(f"{admin[1]}/v1/status/ready"), timeout=45, message="admin up")
         assert status == 503 and not body["ready"], body
         assert body["reason"] in ("loading logs; listeners not bound yet",  # discovering the quorum
                                   "not registered with the controller yet"), body

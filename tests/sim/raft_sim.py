@@ -18,7 +18,8 @@ graceful resignations. After *every* event the :class:`Checker` verifies Raft's 
 
 Then the network heals and every node restarts; within a bounded virtual time there must be a
 leader and all live voters (and observers) must hold the same committed log. Last, on a quiet
-network (every message takes 1-``QUIET_DELAY_MS``), an entry the leader appends must be known
+network (every message takes 1-``QUIET_DELAY_MS``; once the quorum has converged again if a
+straggler from before cost a follower its fetch), an entry the leader appends must be known
 committed by every node within a few message delays, far sooner than a parked fetch expires
 (``fetch_max_wait_ms``): the leader answers a fetch at once when the fetching replica does not
 know its high watermark yet (KIP-1166; KAFKA-14145 is the bug this rules out).
@@ -349,7 +350,23 @@ class Cluster:
         while self.queue and self.queue[0][0] <= settle:
             self.step()
         if self.converged() is not leader:
-            self.checker.fail(f"the quorum led by {leader.node_id} did not stay converged on a quiet network")
+            # A straggler sent before the network went quiet can still cost a follower its fetch:
+            # it gives up on the delayed request, and the retry's long poll outlasts its fetch
+            # timeout (request timeout + fetch max wait = fetch timeout), so without pre-vote it
+            # stands for election (seed 2472009601 of 5-voters-lossy-no-prevote). On the quiet
+            # network the quorum must converge again, within the liveness bound, and stay so.
+            deadline = self.now + self.sc.liveness_ms
+            while self.queue and self.queue[0][0] <= deadline and self.converged() is None:
+                self.step()
+            settled = self.converged()
+            if settled is None:
+                self.checker.fail(f"the quorum led by {leader.node_id} did not converge again on a quiet network")
+            leader = settled
+            settle = self.now + 2 * QUIET_DELAY_MS * PROMPT_COMMIT_HOPS
+            while self.queue and self.queue[0][0] <= settle:
+                self.step()
+            if self.converged() is not leader:
+                self.checker.fail(f"the quorum led by {leader.node_id} did not stay converged on a quiet network")
         start = self.now
         offset = leader.append([f"s{self.seed}-prompt".encode()])
         self._after(leader.node_id, leader, [])

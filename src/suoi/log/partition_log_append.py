@@ -194,21 +194,20 @@ class LogAppend(LogState):
         if seg.should_roll(size, next_offset - 1, now, cfg.segment_bytes, cfg.segment_ms):
             seg = self._roll()
         seg.append_parts([buf] if parts is None else parts, size, placements, now)
-        producers = self.producer_state
-        count = 0
-        markers = False
-        for h, (_, base, last, ts, _) in zip(headers, placements, strict=True):
-            count += h.records_count
-            if h.producer_id >= 0:  # else there is no producer state to keep
-                producers.update(h, base, last, ts)
-                markers = markers or bool(h.attributes & CONTROL_BIT)
         self._log_end_offset = next_offset
         if self.hw_follows_leo:
             self._high_watermark = next_offset
-        if markers:  # after every batch's update, as before (append_control; clients may send one too)
-            for h, (rel, base, *_) in zip(headers, placements, strict=True):
+        producers = self.producer_state
+        count = 0
+        for h, (rel, base, last, ts, _) in zip(headers, placements, strict=True):
+            count += h.records_count
+            if h.producer_id >= 0:  # else there is no producer state to keep
                 if h.attributes & CONTROL_BIT:
+                    # in log order: a marker ends its transaction before the batches after it in
+                    # this chunk (a follower's fetch holds many) start the producer's next one
                     txns.apply_control(producers, seg, buf, rel, h, base)
+                else:
+                    producers.update(h, base, last, ts)
         self._unflushed_messages += count
         if cfg.flush_interval_messages is not None and self._unflushed_messages >= cfg.flush_interval_messages:
             self.flush()
