@@ -137,6 +137,11 @@ class ReadResult:
     preferred_read_replica: int = -1
     diverging_epoch: dict[str, int] | None = None
     answer_now: bool = False
+    #: the partition hands this same result to every read at the end of what it may read until
+    #: its offsets move (`Partition.read`): never change one, the API layer may keep its encoding
+    reused: bool = False
+    #: the API layer's encoded answer for a reused result (set by it, read by it: `api.fetch`)
+    answer: Any = None
 
 
 @dataclass(eq=False)
@@ -159,6 +164,10 @@ class Partition:
     blocked_epoch: int | None = None
     #: follower: loop time before which this partition is not fetched (after an error)
     backoff_until: float = 0.0
+    #: the empty results of reads at the HW / at the LSO (read_committed), reused while the
+    #: offsets are the same: every caught-up partition of every full Fetch reads one (`read`)
+    _at_hw: ReadResult | None = field(default=None, repr=False)
+    _at_lso: ReadResult | None = field(default=None, repr=False)
 
     # -- roles -------------------------------------------------------------------------
     @property
@@ -303,7 +312,17 @@ class Partition:
         if fetch_offset == (lso if read_committed else hw) and fetch_offset >= log_start:
             # At the end of what it may read (a long-poll's usual read, and every partition of a
             # consumer that has caught up): nothing to read, no aborted transaction in [offset, offset).
-            return ReadResult(ErrorCode.none, hw, lso, log_start, b"", [] if read_committed else None)
+            # The same result as the last such read while HW, LSO and log start are the same.
+            empty = self._at_lso if read_committed else self._at_hw
+            if (empty is None or empty.high_watermark != hw or empty.last_stable_offset != lso
+                    or empty.log_start_offset != log_start):
+                empty = ReadResult(ErrorCode.none, hw, lso, log_start, b"", [] if read_committed else None,
+                                   reused=True)
+                if read_committed:
+                    self._at_lso = empty
+                else:
+                    self._at_hw = empty
+            return empty
         data: Records = b""
         following = fetch_offset
         error = ErrorCode.none
