@@ -183,11 +183,13 @@ class ParkedFetch(Pending[TopicReads]):
 
 def _read_all(params: FetchParams, topics: list[FetchTopic],
               resolution: FetchResolution) -> tuple[TopicReads, int, list[TopicPartition], bool]:
-    """One pass over every requested partition: (reads, bytes, partitions read, answer now)."""
+    """One pass over every requested partition: (reads, bytes, partitions read, answer now).
+    The partitions read are the resolution's (all of them when it has no error; with an error the
+    fetch answers at once). A caught-up partition's read is its reused empty result: no records,
+    so no size to count (the loop makes no call it does not need: it runs per partition per pass)."""
     budget = params.max_bytes
     total = 0
     answer_now = False
-    tps: list[TopicPartition] = []
     out: TopicReads = []
     replica_id, read_committed, rack, follower_reads = (params.replica_id, params.read_committed, params.client_rack,
                                                         params.follower_reads)
@@ -197,18 +199,16 @@ def _read_all(params: FetchParams, topics: list[FetchTopic],
             if partition is None:
                 result = ReadResult(error, answer_now=True)
             else:
-                tps.append(partition.tp)
+                limit = p.partition_max_bytes
                 result = partition.read(
-                    p.fetch_offset, min(p.partition_max_bytes, budget), read_committed=read_committed,
-                    replica_id=replica_id, client_rack=rack, current_leader_epoch=p.current_leader_epoch,
-                    last_fetched_epoch=p.last_fetched_epoch, replica_log_start=p.log_start_offset,
-                    min_one_batch=total == 0, follower_reads=follower_reads)
+                    p.fetch_offset, limit if limit < budget else budget, read_committed, replica_id, rack,
+                    p.current_leader_epoch, p.last_fetched_epoch, p.log_start_offset, total == 0, follower_reads)
             if result.answer_now:
                 answer_now = True
-            size = len(result.records)
-            if size:
+            if result.records:
+                size = len(result.records)
                 total += size
                 budget -= size
             results.append((p.partition, result))
         out.append((name, topic_id, results))
-    return out, total, tps, answer_now
+    return out, total, resolution.tps, answer_now

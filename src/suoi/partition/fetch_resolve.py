@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from suoi.model import ErrorCode
+from suoi.model import ErrorCode, TopicPartition
 
 if TYPE_CHECKING:
     from suoi.log.partition_log import PartitionLog
@@ -56,10 +56,12 @@ class Resolver(Protocol):
 class FetchResolution:
     """Every requested partition's `Partition` (or error), with what it is valid for (module doc)."""
 
-    __slots__ = ("complete", "generation", "image", "topics")
+    __slots__ = ("complete", "generation", "image", "topics", "tps")
 
     def __init__(self, image: object, generation: int, topics: list[ResolvedTopic], complete: bool) -> None:
         self.image, self.generation, self.topics, self.complete = image, generation, topics, complete
+        #: the partitions found, in request order: what a fetch that must wait parks on
+        self.tps: list[TopicPartition] = [p.tp for _name, entries in topics for p, _error in entries if p is not None]
 
 
 def resolve(directory: Resolver, topics: Sequence[tuple[str | None, uuid.UUID | None, Sequence[Any]]],

@@ -287,13 +287,14 @@ class Partition:
         self._complete(self.waiters.fail_all(error))
 
     # -- fetch -------------------------------------------------------------------------
-    def read(self, fetch_offset: int, max_bytes: int, *, read_committed: bool = False, replica_id: int = -1,
+    def read(self, fetch_offset: int, max_bytes: int, read_committed: bool = False, replica_id: int = -1,
              client_rack: str = "", current_leader_epoch: int = NO_EPOCH_CHECK, last_fetched_epoch: int = -1,
              replica_log_start: int = -1, min_one_batch: bool = True, follower_reads: bool = False) -> ReadResult:
         """One partition of a Fetch (module doc). `replica_id` >= 0 is a follower (its fetch
         offset is its log end, `replica_log_start` its log start, `last_fetched_epoch` the epoch
         of its last batch); `follower_reads` says the client speaks KIP-392 (Fetch v11+), so it
-        may be redirected and may read a follower replica."""
+        may be redirected and may read a follower replica. (Not keyword-only: `fetch.py` passes
+        every argument by position, for every partition of every Fetch.)"""
         if self.leader_state is None and (replica_id >= 0 or not follower_reads):
             return ReadResult(ErrorCode.not_leader_or_follower, answer_now=True)
         if current_leader_epoch != NO_EPOCH_CHECK:
