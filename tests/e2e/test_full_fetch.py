@@ -119,6 +119,8 @@ def test_full_fetches_of_six_partitions_parked_and_woken_answer_every_partition(
             consumer.correlation_id += 1
             consumer.send_bytes(consumer.encode(request, correlation_id=consumer.correlation_id))
             assert _parked(consumer), "a Fetch at every log end answered before any data came"
+            counted = node.broker.metrics.topics[topic]
+            before = (counted.fetch_requests, counted.bytes_out, counted.failed_fetch)
             started = time.monotonic()
             value = b"new-%d" % round_
             _produce(producer, topic, target, [value])
@@ -127,6 +129,10 @@ def test_full_fetches_of_six_partitions_parked_and_woken_answer_every_partition(
             assert time.monotonic() - started < WAKE_MAX_WAIT_MS / 2000, "answered by the timer, not the Produce"
             ends[target] += 1
             assert _answered(answer) == expected({target: [value]}, read_committed), round_
+            # the topic's counters: six partitions answered, the woken one's bytes out, no failure
+            sent = len(answer.responses[0].partitions[target].records)
+            assert (counted.fetch_requests, counted.bytes_out, counted.failed_fetch) == (
+                before[0] + PARTITIONS, before[1] + sent, before[2]), round_
 
 
 def _topic_id(client: RawClient, topic: str) -> uuid.UUID:
