@@ -44,6 +44,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -337,8 +338,8 @@ async def _breakdown_many(broker: Any, loop: asyncio.AbstractEventLoop, batch: b
             targets.append(produces[target])
             rounds.offsets[target] += 1
         t0 = time.thread_time()
-        for frame, produce in zip(frames, targets):
-            await _answered(loop, dispatch(broker, frame, "bench"), lambda: dispatch(broker, produce, "bench"))
+        for frame, produce in zip(frames, targets, strict=True):
+            await _answered(loop, dispatch(broker, frame, "bench"), partial(dispatch, broker, produce, "bench"))
         batches.append((time.thread_time() - t0) / n * 1e6)
         t0 = time.thread_time()
         for produce in targets:
