@@ -14,6 +14,12 @@ partitions the answer carries; a session error is answered at the top level, no 
 
 A fetch that must wait comes back from the partition layer as a `ParkedFetch`: the answer is
 built by a step added to it (`Pending.then`), run when it is woken or times out; no coroutine.
+
+A sessionless Fetch names every assigned partition each time (librdkafka, kafka-python), most of
+them caught up: their partitions are resolved as for the last Fetch naming the same set
+(`partition.fetch_resolve`), and a caught-up partition's read is the partition's reused empty
+`ReadResult`, whose answer entry is kept encoded (`compiled_writer.Encoded`, per version's entry
+writer) from its second answer on: the same bytes the dict would be written as.
 """
 
 from __future__ import annotations
@@ -102,8 +108,8 @@ def _response(ctx: RequestContext, reads: TopicReads, params: FetchParams, sessi
         nbytes = failed = 0
         for index, r in results:
             answer = r.answer
-            if answer is not None and answer[0] is writer:  # a caught-up partition answered as before
-                partitions.append(answer[1])
+            if answer is not None and answer.__class__ is tuple and answer[0] is writer:
+                partitions.append(answer[1])  # a caught-up partition answered as before
                 continue
             part: dict[str, Any] = {"partition_index": index, "error_code": r.error, "high_watermark": r.high_watermark,
                     "last_stable_offset": r.last_stable_offset, "log_start_offset": r.log_start_offset,
@@ -112,12 +118,14 @@ def _response(ctx: RequestContext, reads: TopicReads, params: FetchParams, sessi
             if r.diverging_epoch is not None:
                 part["diverging_epoch"] = r.diverging_epoch
             if r.reused and writer is not None:  # no records, no error: its bytes serve every read until it changes
-                pieces = GatherBuffer()
-                writer(pieces, part)
-                encoded = Encoded(b"".join(pieces))
-                r.answer = (writer, encoded)
-                partitions.append(encoded)
-                continue
+                if answer is writer:  # its second answer: kept from then on (a result answered once costs nothing more)
+                    pieces = GatherBuffer()
+                    writer(pieces, part)
+                    encoded = Encoded(b"".join(pieces))
+                    r.answer = (writer, encoded)
+                    partitions.append(encoded)
+                    continue
+                r.answer = writer
             partitions.append(part)
             if r.records:
                 nbytes += len(r.records)

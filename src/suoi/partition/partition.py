@@ -140,7 +140,7 @@ class ReadResult:
     #: the partition hands this same result to every read at the end of what it may read until
     #: its offsets move (`Partition.read`): never change one, the API layer may keep its encoding
     reused: bool = False
-    #: the API layer's encoded answer for a reused result (set by it, read by it: `api.fetch`)
+    #: the API layer's memo of its answer to a reused result (set and read by it: `api.fetch`)
     answer: Any = None
 
 
