@@ -41,7 +41,7 @@ ResolvedTopic = tuple[str | None, list[tuple["Partition | None", ErrorCode]]]
 
 
 class Resolver(Protocol):
-    """What resolving reads of the directory (`PartitionDirectory` is one)."""
+    """What resolving reads of the directory (`PartitionDirectory` is one; its `logs` a `LogManager`)."""
 
     resolutions: dict[Any, FetchResolution]
 
@@ -71,7 +71,7 @@ def resolve(directory: Resolver, topics: Sequence[tuple[str | None, uuid.UUID | 
     valid, else a new one (remembered if `remember` and error-free)."""
     image, generation = directory.resolution_stamp()
     if held is not None:
-        if _valid(held, image, generation, directory.logs.get_log):
+        if _valid(held, image, generation, directory.logs.log_of):
             return held
         return _resolve(directory, topics, follower_read, image, generation)
     if not remember:
@@ -80,7 +80,7 @@ def resolve(directory: Resolver, topics: Sequence[tuple[str | None, uuid.UUID | 
                             for name, topic_id, partitions in topics])
     memo = directory.resolutions
     found = memo.get(key)
-    if found is not None and _valid(found, image, generation, directory.logs.get_log):
+    if found is not None and _valid(found, image, generation, directory.logs.log_of):
         return found
     resolution = _resolve(directory, topics, follower_read, image, generation)
     if resolution.complete:
@@ -93,12 +93,12 @@ def resolve(directory: Resolver, topics: Sequence[tuple[str | None, uuid.UUID | 
 
 
 def _valid(resolution: FetchResolution, image: object, generation: int,
-           get_log: Callable[[str, int], PartitionLog | None]) -> bool:
+           log_of: Callable[[tuple[str, int]], PartitionLog | None]) -> bool:
     if not resolution.complete or resolution.image is not image or resolution.generation != generation:
         return False
     for _name, entries in resolution.topics:
         for partition, _error in entries:
-            if get_log(*partition.tp) is not partition.plog:  # type: ignore[union-attr]  # (complete: no None)
+            if log_of(partition.tp) is not partition.plog:  # type: ignore[union-attr]  # (complete: no None)
                 return False
     return True
 
