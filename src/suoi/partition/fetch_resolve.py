@@ -84,8 +84,8 @@ def resolve(directory: Resolver, topics: Sequence[tuple[str | None, uuid.UUID | 
         return found
     resolution = _resolve(directory, topics, follower_read, image, generation)
     if resolution.complete:
-        if len(memo) >= MAX_REMEMBERED or (found is None and memo and next(iter(memo.values())).image is not image):
-            memo.clear()  # full, or made under an older image: nothing in it is valid any more
+        if memo and (len(memo) >= MAX_REMEMBERED or next(iter(memo.values())).image is not image):
+            memo.clear()  # full, or the oldest made under an older image: let go of what they hold
         memo[key] = resolution
     elif found is not None:
         del memo[key]
