@@ -329,6 +329,11 @@ async def _breakdown_many(broker: Any, loop: asyncio.AbstractEventLoop, batch: b
     at_end = rounds._fetch_frame(6, -1, wait_ms=0)[4:]
     out[f"Fetch of {partitions} at their log ends, max wait 0 (whole dispatch)"] = _cpu_us(
         lambda: dispatch(broker, at_end, "bench"), n)
+    offsets, rounds.offsets = rounds.offsets, {0: rounds.offsets[0]}
+    one_at_end = rounds._fetch_frame(6, -1, wait_ms=0)[4:]
+    rounds.offsets = offsets
+    out["Fetch of 1 at its log end, max wait 0 (whole dispatch)"] = _cpu_us(
+        lambda: dispatch(broker, one_at_end, "bench"), n)
     batches, woken = [], []
     for _ in range(5):
         frames, targets = [], []
