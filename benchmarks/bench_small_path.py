@@ -44,6 +44,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -257,7 +258,7 @@ def _cpu_us(fn: Callable[[], Any], n: int) -> float:
     return statistics.median(batches)
 
 
-async def _breakdown(broker: Any, n: int) -> dict[str, float]:
+async def _breakdown(broker: Any, n: int, partitions: int = 1) -> dict[str, float]:
     """The round's request work without the sockets and the loop: CPU µs of each step, in-process
     (each step by difference: decode, decode + handle, decode + handle + encode, whole dispatch)."""
     from bench_produce_wire import fetch_frame, produce_frame
@@ -305,7 +306,53 @@ async def _breakdown(broker: Any, n: int) -> dict[str, float]:
     out["Fetch parked + Produce that wakes it (dispatch, task)"] = statistics.median(batches)
     out["Fetch: park, wake, re-read, answer (by difference)"] = (
         out["Fetch parked + Produce that wakes it (dispatch, task)"] - out["Produce: whole dispatch"])
+    if partitions > 1:
+        out.update(await _breakdown_many(broker, loop, batch, n, partitions))
     out.update(await _acks_all_wait(broker, loop, batch, n))
+    return out
+
+
+async def _breakdown_many(broker: Any, loop: asyncio.AbstractEventLoop, batch: bytes, n: int,
+                          partitions: int) -> dict[str, float]:
+    """A sessionless Fetch naming `partitions` partitions at their log ends (librdkafka's full
+    fetch): answered at once (max wait 0: every partition's empty answer), and parked then woken
+    by a Produce to one of them (round robin), less that Produce's dispatch."""
+    from suoi.api.dispatch import dispatch
+
+    leaders = broker.kraft.replicas.leaders
+    logs = {tp.partition: p.plog for tp, p in leaders.items() if tp.topic == TOPIC and tp.partition < partitions}
+    rounds = ConsumerRounds.__new__(ConsumerRounds)
+    rounds.session_id = 0
+    produces = [produce_frame(TOPIC, [p], batch, cid=5)[4:] for p in range(partitions)]
+    out: dict[str, float] = {}
+    rounds.offsets = {p: plog.log_end_offset for p, plog in logs.items()}
+    at_end = rounds._fetch_frame(6, -1, wait_ms=0)[4:]
+    out[f"Fetch of {partitions} at their log ends, max wait 0 (whole dispatch)"] = _cpu_us(
+        lambda: dispatch(broker, at_end, "bench"), n)
+    offsets, rounds.offsets = rounds.offsets, {0: rounds.offsets[0]}
+    one_at_end = rounds._fetch_frame(6, -1, wait_ms=0)[4:]
+    rounds.offsets = offsets
+    out["Fetch of 1 at its log end, max wait 0 (whole dispatch)"] = _cpu_us(
+        lambda: dispatch(broker, one_at_end, "bench"), n)
+    batches, woken = [], []
+    for _ in range(5):
+        frames, targets = [], []
+        for i in range(n):
+            target = i % partitions
+            frames.append(rounds._fetch_frame(6, -1)[4:])
+            targets.append(produces[target])
+            rounds.offsets[target] += 1
+        t0 = time.thread_time()
+        for frame, produce in zip(frames, targets, strict=True):
+            await _answered(loop, dispatch(broker, frame, "bench"), partial(dispatch, broker, produce, "bench"))
+        batches.append((time.thread_time() - t0) / n * 1e6)
+        t0 = time.thread_time()
+        for produce in targets:
+            dispatch(broker, produce, "bench")
+        woken.append((time.thread_time() - t0) / n * 1e6)
+        rounds.offsets = {p: plog.log_end_offset for p, plog in logs.items()}
+    out[f"Fetch of {partitions}: park, wake, re-read, answer (less the Produce)"] = (
+        statistics.median(batches) - statistics.median(woken))
     return out
 
 
@@ -368,7 +415,7 @@ async def main(args: argparse.Namespace) -> None:
         gc.freeze()  # as `suoi broker` does once started, with its collector settings
         gc.set_threshold(getattr(cli_broker, "GC_GEN0_THRESHOLD", 700), *gc.get_threshold()[1:])
         try:
-            steps = await _breakdown(broker, args.breakdown) if args.breakdown and args.kind == "round" else {}
+            steps = await _breakdown(broker, args.breakdown, args.partitions) if args.breakdown and args.kind == "round" else {}
             loop = asyncio.get_running_loop()
             results: dict[str, Any] = {"done": asyncio.Event()}
             port = _client_port(broker)

@@ -109,6 +109,20 @@ class MetricsRecorder:
         counters.produce_requests += 1
         counters.failed_produce += 1
 
+    def fetched_topic(self, topic: Any, partitions: int, nbytes: int, failed: int) -> None:
+        """A consumer Fetch answer's partitions of `topic` (its name, or its id): `partitions`
+        answered, `nbytes` of records in them, `failed` with an unexpected error (`fetch_failed`)."""
+        counters = self.topics.get(topic) or self._topic(topic)
+        counters.fetch_requests += partitions
+        counters.bytes_out += nbytes
+        counters.failed_fetch += failed
+
+    @staticmethod
+    def fetch_failed(error_code: int) -> bool:
+        """An error a consumer Fetch's partition counts as a failed fetch (not an expected one
+        such as a leadership change, as in Kafka's FailedFetchRequestsPerSec)."""
+        return error_code not in _EXPECTED_FETCH_ERRORS
+
     def fetched(self, responses: Iterable[Mapping[str, Any]], replica: bool) -> None:
         """A Fetch answer (the response dicts `api.fetch` builds): bytes out per topic, failures.
         A follower's fetch counts as replication bytes out, as in Kafka."""

@@ -15,6 +15,7 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import TopicPartitionReplica
 from kio.schema.errors import ErrorCode
+from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
 from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta
@@ -117,6 +118,9 @@ def test_a_failed_log_dir_goes_offline_and_the_node_keeps_serving(node: Embedded
     doomed, healthy = node.log_dirs[1], node.log_dirs[0]  # the first dir holds the node's metadata
     lost, kept = sorted(placed[doomed.name]), sorted(placed[healthy.name])
     assert lost and kept
+    with RawClient(node.bootstrap) as c:  # a full Fetch of every partition, twice: the node remembers it
+        for _ in range(2):
+            assert _full_fetch(c, topic, 4) == [(p, ErrorCode.none) for p in range(4)]
     shutil.rmtree(doomed)  # the disk goes away under the running node
 
     def offline() -> dict | None:
@@ -128,6 +132,9 @@ def test_a_failed_log_dir_goes_offline_and_the_node_keeps_serving(node: Embedded
     dirs = wait_until(offline, timeout=15, message="the removed dir reported offline")
     assert dirs[healthy.name]["error_code"] == 0
     with RawClient(node.bootstrap) as c:
+        # the same full Fetch: the lost replicas KAFKA_STORAGE_ERROR, never read from the closed logs
+        assert _full_fetch(c, topic, 4) == [
+            (p, ErrorCode.kafka_storage_error if p in lost else ErrorCode.none) for p in range(4)]
         for p in lost:
             assert _produce(c, topic, p) == ErrorCode.kafka_storage_error
         for p in kept:
@@ -150,3 +157,12 @@ def _produce(c: RawClient, topic: str, partition: int) -> ErrorCode:
         datetime.timedelta(seconds=5)), topic_data=(TopicProduceData(name=TopicName(topic), partition_data=(
             PartitionProduceData(index=i32(partition), records=build_batch([(None, b"v")])),)),))
     return c.request(request).responses[0].partition_responses[0].error_code
+
+
+def _full_fetch(c: RawClient, topic: str, partitions: int) -> list[tuple[int, ErrorCode]]:
+    """A sessionless Fetch v12 of every partition from offset 0, answered at once."""
+    answer = c.request(FetchRequest(max_wait=datetime.timedelta(0), min_bytes=1, max_bytes=1 << 20, topics=(
+        FetchTopic(topic=TopicName(topic), partitions=tuple(
+            FetchPartition(partition=i32(p), fetch_offset=0, partition_max_bytes=i32(1 << 20))
+            for p in range(partitions))),), forgotten_topics_data=()))
+    return [(p.partition_index, p.error_code) for p in answer.responses[0].partitions]

@@ -14,10 +14,17 @@ partitions the answer carries; a session error is answered at the top level, no 
 
 A fetch that must wait comes back from the partition layer as a `ParkedFetch`: the answer is
 built by a step added to it (`Pending.then`), run when it is woken or times out; no coroutine.
+
+A sessionless Fetch names every assigned partition each time (librdkafka, kafka-python), most of
+them caught up: their partitions are resolved as for the last Fetch naming the same set
+(`partition.fetch_resolve`), and a caught-up partition's read is the partition's reused empty
+`ReadResult`, whose answer entry is kept encoded (`compiled_writer.Encoded`, per version's entry
+writer) from its second answer on: the same bytes the dict would be written as.
 """
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import Any
 
@@ -27,9 +34,12 @@ from suoi.api.topics import partitions_of
 from suoi.model import ErrorCode
 from suoi.partition.fetch import FetchParams, FetchPartition, FetchTopic, TopicReads, fetch_messages
 from suoi.partition.fetch_session import FetchContext, new_context
-from suoi.protocol.codec import ms
+from suoi.protocol.codec import GatherBuffer, ms, response_class
+from suoi.protocol.compiled_dict_writer import dict_writer
+from suoi.protocol.compiled_writer import Encoded
 
 READ_COMMITTED = 1
+API_KEY = 1
 
 
 @api(1, "Fetch", 4, 18)
@@ -61,8 +71,9 @@ def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     session_id = getattr(request, "session_id", 0)
     epoch = getattr(request, "session_epoch", -1)
     if (session_id == 0 and epoch == -1) or directory.fetch_sessions is None:
-        # sessionless (librdkafka, aiokafka, kafkajs, Fetch < v7): no session work at all
-        reads = fetch_messages(directory, params, topics)
+        # sessionless (librdkafka, aiokafka, kafkajs, Fetch < v7): no session work at all, and the
+        # partitions it names (every assigned one, each time) resolved as for its last Fetch
+        reads = fetch_messages(directory, params, topics, remember=True)
         if isinstance(reads, list):
             return _response(ctx, reads, params, 0)
         return reads.then(partial(_response, ctx, params=params, session_id=0))  # no lambda frame per answer
@@ -87,18 +98,54 @@ def _session(directory: Any, request: Any, topics: list[FetchTopic], params: Fet
 def _response(ctx: RequestContext, reads: TopicReads, params: FetchParams, session_id: int) -> dict[str, Any]:
     read_committed = params.read_committed
     no_aborted: list[Any] | None = [] if read_committed else None
+    metrics = ctx.services.metrics
+    replica = params.replica_id >= 0  # (a follower's Fetch older than v12: replication bytes out, as before)
+    version = ctx.api_version
+    writer = None if replica else _ENTRY_WRITERS.get(version) or _entry_writer(version)
     responses = []
     for name, topic_id, results in reads:
-        partitions = []
+        partitions: list[Any] = []
+        nbytes = failed = 0
         for index, r in results:
+            answer = r.answer
+            if answer is not None and answer.__class__ is tuple and answer[0] is writer:
+                partitions.append(answer[1])  # a caught-up partition answered as before
+                continue
             part: dict[str, Any] = {"partition_index": index, "error_code": r.error, "high_watermark": r.high_watermark,
                     "last_stable_offset": r.last_stable_offset, "log_start_offset": r.log_start_offset,
                     "aborted_transactions": r.aborted if r.aborted is not None else no_aborted,
                     "preferred_read_replica": r.preferred_read_replica, "records": r.records}
             if r.diverging_epoch is not None:
                 part["diverging_epoch"] = r.diverging_epoch
+            if r.reused and writer is not None:  # no records, no error: its bytes serve every read until it changes
+                if answer is writer:  # its second answer: kept from then on (a result answered once costs nothing more)
+                    pieces = GatherBuffer()
+                    writer(pieces, part)
+                    encoded = Encoded(b"".join(pieces))
+                    r.answer = (writer, encoded)
+                    partitions.append(encoded)
+                    continue
+                r.answer = writer
             partitions.append(part)
+            if r.records:
+                nbytes += len(r.records)
+            if r.error and metrics.fetch_failed(r.error):
+                failed += 1
         responses.append({"topic": name, "topic_id": topic_id, "partitions": partitions})
-    ctx.services.metrics.fetched(responses, params.replica_id >= 0)  # bytes out, failed fetches
+        if not replica:
+            metrics.fetched_topic(name or topic_id, len(partitions), nbytes, failed)
+    if replica:
+        metrics.fetched(responses, True)
     return {"throttle_time": 0, "error_code": ErrorCode.none, "session_id": session_id,
             "responses": responses}
+
+
+#: the dict writer of a partition's answer (kio's `PartitionData`) per Fetch version
+_ENTRY_WRITERS: dict[int, Any] = {}
+
+
+def _entry_writer(version: int) -> Any:
+    """(kio defines a version's nested entities in its response class's module.)"""
+    module = sys.modules[response_class(API_KEY, version).__module__]
+    writer = _ENTRY_WRITERS[version] = dict_writer(module.PartitionData)
+    return writer

@@ -99,6 +99,9 @@ class LogManager(LogDirs):
         #: key costs two Python calls (`__hash__`, `__eq__`) per lookup where an int hashes in C
         self._by_id: dict[int, TopicInfo] = {}
         self._logs: dict[tuple[str, int], PartitionLog] = {}
+        #: `get_log` by its (topic, partition) key (a TopicPartition is one) without a Python call:
+        #: a Fetch checks each partition it resolved before still holds this log (`fetch_resolve`)
+        self.log_of: Callable[[tuple[str, int]], PartitionLog | None] = self._logs.get
         #: Corruption counters (scrubber, repairs) for a metrics endpoint.
         self.corruption = CorruptionStats()
         #: Replicas being moved to another log dir (AlterReplicaLogDirs), see `replica_move`.

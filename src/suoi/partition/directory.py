@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from suoi.log.manager import LogManager
     from suoi.notify import AppendNotifier
     from suoi.partition.fetch import FetchParams, FetchTopic, ParkedFetch, TopicReads
+    from suoi.partition.fetch_resolve import FetchResolution
     from suoi.partition.fetch_session import FetchSessionCache
 
 
@@ -28,6 +29,16 @@ class PartitionDirectory:
     notifier: AppendNotifier
     #: KIP-227 fetch sessions of the clients and followers fetching here (None: every fetch sessionless)
     fetch_sessions: FetchSessionCache | None = None
+    #: bumped by every change to the partition tables `get_partition` reads (leading, following,
+    #: resigning, dropping a replica): with the metadata image, what a `FetchResolution` is valid for
+    generation: int = 0
+    #: the resolutions of recent Fetches, by the partitions they name (`fetch_resolve.resolve`)
+    resolutions: dict[object, FetchResolution]
+
+    def resolution_stamp(self) -> tuple[object, int]:
+        """What `get_partition`'s answers depend on besides the logs: the metadata image and
+        `generation` (a controller-only node has neither: its answers never change)."""
+        return None, self.generation
 
     def get_partition(self, topic: str, partition: int, *,
                       follower_read: bool = False) -> tuple[Partition | None, ErrorCode]:
@@ -69,6 +80,7 @@ class NoPartitions(PartitionDirectory):
     def __init__(self, logs: LogManager, notifier: AppendNotifier) -> None:
         self.logs = logs
         self.notifier = notifier
+        self.resolutions = {}
 
     def get_partition(self, topic: str, partition: int, *,
                       follower_read: bool = False) -> tuple[Partition | None, ErrorCode]:

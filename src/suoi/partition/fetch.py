@@ -22,13 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from suoi.model import ErrorCode, TopicPartition
+from suoi.model import TopicPartition
+from suoi.partition.fetch_resolve import FetchResolution, Resolver, resolve
 from suoi.partition.partition import NO_EPOCH_CHECK, ReadResult
 from suoi.pending import Pending
 
 if TYPE_CHECKING:
     from suoi.notify import AppendNotifier
-    from suoi.partition.partition import Partition
 
 
 @dataclass(slots=True)
@@ -44,15 +44,12 @@ class FetchParams:
     follower_reads: bool = False  # Fetch v11+: KIP-392 redirection and reads from followers
 
 
-class PartitionSource(Protocol):
+class PartitionSource(Resolver, Protocol):
     """What a Fetch reads through (`PartitionDirectory` is one): named here, not imported, so the
     directory, which serves Fetch through this module, and this module do not import each other."""
 
     @property
     def notifier(self) -> AppendNotifier: ...
-    def get_partition(self, topic: str, partition: int, *,
-                      follower_read: bool = False) -> tuple[Partition | None, ErrorCode]: ...
-    def topic_name(self, topic_id: uuid.UUID | None) -> str | None: ...
 
 
 class PartitionFetch(Protocol):
@@ -91,12 +88,16 @@ FetchTopic = tuple[str | None, uuid.UUID | None, Sequence[PartitionFetch]]
 TopicReads = list[tuple[str | None, uuid.UUID | None, list[tuple[int, ReadResult]]]]
 
 
-def fetch_messages(directory: PartitionSource, params: FetchParams,
-                   topics: list[FetchTopic]) -> TopicReads | ParkedFetch:
-    reads, total, tps, answer_now = _read_all(directory, params, topics)
+def fetch_messages(directory: PartitionSource, params: FetchParams, topics: list[FetchTopic],
+                   remember: bool = False) -> TopicReads | ParkedFetch:
+    """Read `topics` now, or park until there is something to answer. `remember`: the
+    partitions' resolution may come from (and go to) the directory's memo of recent Fetches
+    naming the same partitions (`fetch_resolve`; sessionless consumers name the same set each time)."""
+    resolution = resolve(directory, topics, params.replica_id < 0 and params.follower_reads, None, remember)
+    reads, total, tps, answer_now = _read_all(params, topics, resolution)
     if total >= params.min_bytes or answer_now or params.max_wait_ms <= 0 or not tps:
         return reads
-    return ParkedFetch(directory, params, topics, tps)
+    return ParkedFetch(directory, params, topics, tps, resolution)
 
 
 class ParkedFetch(Pending[TopicReads]):
@@ -107,12 +108,14 @@ class ParkedFetch(Pending[TopicReads]):
     parks again on what it read, under the same timer. The timer answers with what there is.
     `cancel` (the connection closed) unparks it and drops the timer: nothing is left behind."""
 
-    __slots__ = ("_directory", "_loop", "_params", "_replica", "_scheduled", "_timer", "_topics", "_tps")
+    __slots__ = ("_directory", "_loop", "_params", "_replica", "_resolution", "_scheduled", "_timer", "_topics",
+                 "_tps")
 
     def __init__(self, directory: PartitionSource, params: FetchParams, topics: list[FetchTopic],
-                 tps: list[TopicPartition]) -> None:
+                 tps: list[TopicPartition], resolution: FetchResolution) -> None:
         super().__init__()
         self._directory, self._params, self._topics, self._tps = directory, params, topics, tps
+        self._resolution = resolution
         self._replica = params.replica_id >= 0
         self._scheduled = False
         loop = self._loop = asyncio.get_running_loop()
@@ -132,7 +135,7 @@ class ParkedFetch(Pending[TopicReads]):
         if self.done:
             return
         try:
-            reads, total, tps, answer_now = _read_all(self._directory, self._params, self._topics)
+            reads, total, tps, answer_now = _read_all(self._params, self._topics, self._resolved())
         except Exception as exc:
             self._stop_timer()
             self.fail(exc)
@@ -153,11 +156,19 @@ class ParkedFetch(Pending[TopicReads]):
         if not self._scheduled:
             self._directory.notifier.unpark(self, self._tps, replica=self._replica)
         try:
-            reads = _read_all(self._directory, self._params, self._topics)[0]
+            reads = _read_all(self._params, self._topics, self._resolved())[0]
         except Exception as exc:
             self.fail(exc)
             return
         self.resolve(reads)
+
+    def _resolved(self) -> FetchResolution:
+        """The partitions as first resolved, unless the image, the partition tables or a log
+        changed since (then resolved again: Kafka's DelayedFetch looks every partition up anew)."""
+        params = self._params
+        resolution = self._resolution = resolve(self._directory, self._topics,
+                                                params.replica_id < 0 and params.follower_reads, self._resolution)
+        return resolution
 
     def _stop_timer(self) -> None:
         timer, self._timer = self._timer, None
@@ -170,42 +181,34 @@ class ParkedFetch(Pending[TopicReads]):
             self._directory.notifier.unpark(self, self._tps, replica=self._replica)
 
 
-def _read_all(directory: PartitionSource, params: FetchParams,
-              topics: list[FetchTopic]) -> tuple[TopicReads, int, list[TopicPartition], bool]:
-    """One pass over every requested partition: (reads, bytes, partitions read, answer now)."""
+def _read_all(params: FetchParams, topics: list[FetchTopic],
+              resolution: FetchResolution) -> tuple[TopicReads, int, list[TopicPartition], bool]:
+    """One pass over every requested partition: (reads, bytes, partitions read, answer now).
+    The partitions read are the resolution's (all of them when it has no error; with an error the
+    fetch answers at once). A caught-up partition's read is its reused empty result: no records,
+    so no size to count (the loop makes no call it does not need: it runs per partition per pass)."""
     budget = params.max_bytes
     total = 0
     answer_now = False
-    tps: list[TopicPartition] = []
     out: TopicReads = []
     replica_id, read_committed, rack, follower_reads = (params.replica_id, params.read_committed, params.client_rack,
                                                         params.follower_reads)
-    consumer_follower_read = replica_id < 0 and follower_reads
-    get_partition = directory.get_partition
-    for name, topic_id, partitions in topics:
-        resolved = name if name is not None else directory.topic_name(topic_id)
+    for (name, topic_id, partitions), (_resolved, found) in zip(topics, resolution.topics, strict=True):
         results: list[tuple[int, ReadResult]] = []
-        for p in partitions:
-            index = p.partition
-            if resolved is None:
-                result = ReadResult(ErrorCode.unknown_topic_id, answer_now=True)
+        for p, (partition, error) in zip(partitions, found, strict=True):
+            if partition is None:
+                result = ReadResult(error, answer_now=True)
             else:
-                partition, error = get_partition(resolved, index, follower_read=consumer_follower_read)
-                if partition is None:
-                    result = ReadResult(error, answer_now=True)
-                else:
-                    tps.append(partition.tp)
-                    result = partition.read(
-                        p.fetch_offset, min(p.partition_max_bytes, budget), read_committed=read_committed,
-                        replica_id=replica_id, client_rack=rack, current_leader_epoch=p.current_leader_epoch,
-                        last_fetched_epoch=p.last_fetched_epoch, replica_log_start=p.log_start_offset,
-                        min_one_batch=total == 0, follower_reads=follower_reads)
+                limit = p.partition_max_bytes
+                result = partition.read(
+                    p.fetch_offset, limit if limit < budget else budget, read_committed, replica_id, rack,
+                    p.current_leader_epoch, p.last_fetched_epoch, p.log_start_offset, total == 0, follower_reads)
             if result.answer_now:
                 answer_now = True
-            size = len(result.records)
-            if size:
+            if result.records:
+                size = len(result.records)
                 total += size
                 budget -= size
-            results.append((index, result))
+            results.append((p.partition, result))
         out.append((name, topic_id, results))
-    return out, total, tps, answer_now
+    return out, total, resolution.tps, answer_now

@@ -137,6 +137,11 @@ class ReadResult:
     preferred_read_replica: int = -1
     diverging_epoch: dict[str, int] | None = None
     answer_now: bool = False
+    #: the partition hands this same result to every read at the end of what it may read until
+    #: its offsets move (`Partition.read`): never change one, the API layer may keep its encoding
+    reused: bool = False
+    #: the API layer's memo of its answer to a reused result (set and read by it: `api.fetch`)
+    answer: Any = None
 
 
 @dataclass(eq=False)
@@ -159,6 +164,10 @@ class Partition:
     blocked_epoch: int | None = None
     #: follower: loop time before which this partition is not fetched (after an error)
     backoff_until: float = 0.0
+    #: the empty results of reads at the HW / at the LSO (read_committed), reused while the
+    #: offsets are the same: every caught-up partition of every full Fetch reads one (`read`)
+    _at_hw: ReadResult | None = field(default=None, repr=False)
+    _at_lso: ReadResult | None = field(default=None, repr=False)
 
     # -- roles -------------------------------------------------------------------------
     @property
@@ -278,13 +287,14 @@ class Partition:
         self._complete(self.waiters.fail_all(error))
 
     # -- fetch -------------------------------------------------------------------------
-    def read(self, fetch_offset: int, max_bytes: int, *, read_committed: bool = False, replica_id: int = -1,
+    def read(self, fetch_offset: int, max_bytes: int, read_committed: bool = False, replica_id: int = -1,
              client_rack: str = "", current_leader_epoch: int = NO_EPOCH_CHECK, last_fetched_epoch: int = -1,
              replica_log_start: int = -1, min_one_batch: bool = True, follower_reads: bool = False) -> ReadResult:
         """One partition of a Fetch (module doc). `replica_id` >= 0 is a follower (its fetch
         offset is its log end, `replica_log_start` its log start, `last_fetched_epoch` the epoch
         of its last batch); `follower_reads` says the client speaks KIP-392 (Fetch v11+), so it
-        may be redirected and may read a follower replica."""
+        may be redirected and may read a follower replica. (Not keyword-only: `fetch.py` passes
+        every argument by position, for every partition of every Fetch.)"""
         if self.leader_state is None and (replica_id >= 0 or not follower_reads):
             return ReadResult(ErrorCode.not_leader_or_follower, answer_now=True)
         if current_leader_epoch != NO_EPOCH_CHECK:
@@ -303,7 +313,17 @@ class Partition:
         if fetch_offset == (lso if read_committed else hw) and fetch_offset >= log_start:
             # At the end of what it may read (a long-poll's usual read, and every partition of a
             # consumer that has caught up): nothing to read, no aborted transaction in [offset, offset).
-            return ReadResult(ErrorCode.none, hw, lso, log_start, b"", [] if read_committed else None)
+            # The same result as the last such read while HW, LSO and log start are the same.
+            empty = self._at_lso if read_committed else self._at_hw
+            if (empty is None or empty.high_watermark != hw or empty.last_stable_offset != lso
+                    or empty.log_start_offset != log_start):
+                empty = ReadResult(ErrorCode.none, hw, lso, log_start, b"", [] if read_committed else None,
+                                   reused=True)
+                if read_committed:
+                    self._at_lso = empty
+                else:
+                    self._at_hw = empty
+            return empty
         data: Records = b""
         following = fetch_offset
         error = ErrorCode.none

@@ -69,6 +69,7 @@ class ReplicaManager(PartitionDirectory):
         self.node_id = kraft.node_id
         self.logs = broker.logs
         self.notifier = broker.notifier
+        self.resolutions = {}
         self.now_ms = broker.now_ms
         cfg = broker.config
         self.lag_time_max_ms = cfg.get_int("replica.lag.time.max.ms")
@@ -133,6 +134,9 @@ class ReplicaManager(PartitionDirectory):
         self.checkpoints.write()
 
     # -- PartitionDirectory ------------------------------------------------------------
+    def resolution_stamp(self) -> tuple[object, int]:
+        return self.kraft.image, self.generation
+
     def get_partition(self, topic: str, partition: int, *,
                       follower_read: bool = False) -> tuple[Partition | None, ErrorCode]:
         logs = self.logs
@@ -251,6 +255,7 @@ class ReplicaManager(PartitionDirectory):
         return plog
 
     def _become_leader(self, lp: LocalPartition) -> None:
+        self.generation += 1  # the partition tables change: fetch resolutions made before are stale
         tp = TopicPartition(lp.topic_name, lp.partition)
         reg = lp.registration
         plog = self._log_to(tp, "lead")
@@ -284,6 +289,7 @@ class ReplicaManager(PartitionDirectory):
             self._coordinators_elected(tp, reg.leader_epoch)
 
     def _become_follower(self, lp: LocalPartition) -> None:
+        self.generation += 1  # the partition tables change: fetch resolutions made before are stale
         tp = TopicPartition(lp.topic_name, lp.partition)
         reg = lp.registration
         plog = self._log_to(tp, "follow")
@@ -316,6 +322,7 @@ class ReplicaManager(PartitionDirectory):
             self._stop_following(tp, keep_state=True)
 
     def _stop_following(self, tp: TopicPartition, keep_state: bool = False) -> None:
+        self.generation += 1  # the partition tables change: fetch resolutions made before are stale
         follower = self.followers.get(tp) if keep_state else self.followers.pop(tp, None)
         if follower is None or follower.fetcher_id is None:
             return
@@ -340,6 +347,7 @@ class ReplicaManager(PartitionDirectory):
     def _resign(self, tp: TopicPartition, leader_epoch: int | None) -> None:
         """Stop leading `tp` (if this node did): parked acks=all waits answer
         NOT_LEADER_OR_FOLLOWER, a pending AlterPartition is dropped, coordinators unload."""
+        self.generation += 1  # the partition tables change: fetch resolutions made before are stale
         leader = self.leaders.pop(tp, None)
         if leader is not None:
             leader.fail_waits(ErrorCode.not_leader_or_follower)

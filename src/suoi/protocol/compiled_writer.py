@@ -152,13 +152,22 @@ def _tagged(tag: int, write: Writer, value: Any) -> bytes:
     return _uvarint(tag) + _uvarint(len(data)) + data
 
 
+class Encoded(bytes):
+    """An array element already written by this array's element writer (`compiled_dict_writer`'s
+    for its class, from a dict): written as is. A handler that answers the same element again
+    and again (a Fetch's caught-up partition: `api.fetch`) keeps its bytes instead of the dict;
+    it must key them by the element class (the API version) they were written for."""
+
+    __slots__ = ()
+
+
 _HELPERS: dict[str, Any] = {
     "_uuid": _uuid, "_nullable_ms": _nullable_ms, "_compact_string": _compact_string,
     "_nullable_compact_string": _nullable_compact_string, "_legacy_string": _legacy_string,
     "_nullable_legacy_string": _nullable_legacy_string, "_tagged": _tagged, "_uv": _uvarint,
     "_i32": _INT32, "_compact_length": _compact_length, "_legacy_length": _legacy_length,
     "_compact_array": _compact_array, "_legacy_array": _legacy_array, "_CL": _COMPACT_LENGTHS,
-    "_UV": _SMALL_UVARINTS,
+    "_UV": _SMALL_UVARINTS, "_ENC": Encoded,
 }
 
 _compiled: dict[type, Writer] = {}
@@ -271,7 +280,7 @@ def _field(src: _Source, field: dataclasses.Field[Any], flexible: bool, value: s
         else:
             plain, direct = src.name("T", dict), src.name("E", dict_writer_of(kind.type_))
             src.lines.append(f"if v:\n        for x in v:\n            if type(x) is {plain}: {direct}(buf, x)"
-                             f"\n            else: {sub}(buf, x)")
+                             f"\n            elif type(x) is _ENC: buf.write(x)\n            else: {sub}(buf, x)")
         return
     if isinstance(kind, EntityField) and not optional:
         src.line(f"{src.name('E', writer_of(kind.type_))}(buf, {value})")

@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import enum
 import os
+import sys
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,9 @@ from kio.schema.produce.v9.response import ProduceResponse
 
 from suoi.log.handles import FileHandles, LazyFile
 from suoi.model import ErrorCode
-from suoi.protocol.codec import build, build_response, encode_response
+from suoi.protocol.codec import GatherBuffer, build, build_response, encode_response
 from suoi.protocol.compiled_dict_writer import EncodedOnce, dict_writer, encode_response_data
-from suoi.protocol.compiled_writer import compiled_writer
+from suoi.protocol.compiled_writer import Encoded, compiled_writer
 from suoi.protocol.file_records import FileRecords, FileRegion, joined
 from tests.kio_strategies import fuzz_settings, requests
 from tests.unit.protocol.test_compiled_writer import HOT, RESPONSES
@@ -115,6 +116,40 @@ def test_an_answer_encoded_once_is_framed_anew_for_each_request() -> None:
         for correlation_id in (1, 70000):
             expected = b"".join(encode_response(correlation_id, build_response(18, version, data)))
             assert b"".join(encode_response_data(correlation_id, 18, version, once)) == expected
+
+
+def test_encoded_array_elements_are_written_as_is() -> None:
+    """A Fetch answer whose partitions mix dicts and `Encoded` entries (each written before by the
+    version's partition dict writer, as `api.fetch` keeps a caught-up partition's) is byte for
+    byte the answer of all dicts, for flexible and non-flexible versions."""
+    def part(index: int, records: bytes) -> dict[str, Any]:
+        return {"partition_index": index, "error_code": 0, "high_watermark": 10 + index, "last_stable_offset": 10 + index,
+                "log_start_offset": index, "aborted_transactions": None if index % 2 else [],
+                "preferred_read_replica": -1, "records": records}
+
+    dicts = [part(i, b"" if i != 2 else b"r" * 300) for i in range(4)]
+    for version in (4, 11, 12, 16):
+        entry = dict_writer(_element(_element(load_response_schema(1, version), "responses"), "partitions"))
+        mixed = []
+        for d in dicts:
+            if d["records"]:
+                mixed.append(d)
+                continue
+            pieces = GatherBuffer()
+            entry(pieces, d)
+            mixed.append(Encoded(b"".join(pieces)))
+        topic = {"topic": "t", "topic_id": None}
+        expected = b"".join(encode_response_data(5, 1, version, {
+            "throttle_time": 0, "error_code": 0, "session_id": 0, "responses": [{**topic, "partitions": dicts}]}))
+        assert b"".join(encode_response_data(5, 1, version, {
+            "throttle_time": 0, "error_code": 0, "session_id": 0, "responses": [{**topic, "partitions": mixed}]})) == expected
+
+
+def _element(cls: Any, name: str) -> Any:
+    """The entity class of array field `name` of kio class `cls` (defined in its module)."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    element = str(field.type).removeprefix("tuple[").split(",")[0].strip().rsplit(".", 1)[-1]
+    return getattr(sys.modules[cls.__module__], element)
 
 
 def test_a_missing_required_field_raises_as_build_does() -> None:
