@@ -30,19 +30,23 @@ class Ticker:
 
     def __init__(self) -> None:
         self.longest = 0.0
+        self.last = time.perf_counter()
 
     def reset(self) -> None:
         self.longest = 0.0
 
+    def until_now(self) -> float:
+        """The longest gap, counting the one still open (a scrape that ended with a long step)."""
+        return max(self.longest, time.perf_counter() - self.last)
+
     async def run(self) -> None:
         import asyncio
 
-        last = time.perf_counter()
         while True:
             await asyncio.sleep(TICK_S)
             now = time.perf_counter()
-            self.longest = max(self.longest, now - last)
-            last = now
+            self.longest = max(self.longest, now - self.last)
+            self.last = now
 
 
 def _process_cpu() -> float:
@@ -71,10 +75,11 @@ def install(out: str) -> None:
         w0, p0, l0 = time.perf_counter(), _process_cpu(), time.thread_time()
         response = await scrape(self, request)
         w1, p1, l1 = time.perf_counter(), _process_cpu(), time.thread_time()
+        longest = ticker.until_now()
         body = bytes(response.body)
         samples = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
         sink.write(json.dumps({"wall_ms": (w1 - w0) * 1e3, "cpu_ms": (p1 - p0) * 1e3, "loop_cpu_ms": (l1 - l0) * 1e3,
-                               "longest_gap_ms": ticker.longest * 1e3, "bytes": len(body), "samples": samples,
+                               "longest_gap_ms": longest * 1e3, "bytes": len(body), "samples": samples,
                                "accept": request.headers.get("Accept", "")}) + "\n")
         return response
 

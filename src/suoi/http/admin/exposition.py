@@ -40,8 +40,8 @@ Encoder = Callable[..., bytes]
 
 #: Rows rendered (or derived through prometheus-client) between two chances to yield the loop.
 ROWS_PER_STEP = 256
-#: Series whose line is asked of prometheus-client in one call (~6-12 µs each).
-DERIVE_PER_STEP = 48
+#: Series whose line is asked of prometheus-client in one call (~6-20 µs each).
+DERIVE_PER_STEP = 24
 #: Formats (content type, escaping, version) whose text is kept: a scraper can name any version.
 MAX_FORMATS = 4
 

@@ -204,7 +204,8 @@ class NodeView:
     def partition_table(self, logs_max: int, per_step: int) -> Generator[None, None, PartitionTable]:
         """`partitions()` as columns for /metrics, sorted by (topic, partition), without an object
         per partition: the replica sets are taken at once, the logs' figures read `per_step`
-        partitions at a time (a None yielded between: the caller lets the loop run), and only
+        partitions at a time, as are the leaders' ISR counts (a None yielded between: the
+        caller lets the loop run), and only
         with at most `logs_max` partitions here (-1: always). A log deleted meanwhile is read as
         it was left (its figures are plain attributes)."""
         b = self._broker
@@ -219,12 +220,14 @@ class NodeView:
             led = list(replicas.leaders.items())
             followed = list(replicas.followers.items())
             table.partitions, table.leaders = len(led) + len(followed), len(led)
-            for _tp, leader in led:
-                state = leader.state
-                isr, min_isr = len(state.isr), leader.plog.config.min_insync_replicas
-                table.under_replicated += isr < len(state.replicas)
-                table.under_min_isr += isr < min_isr
-                table.at_min_isr += isr == min_isr
+            for start in range(0, len(led), per_step):
+                yield
+                for _tp, leader in led[start:start + per_step]:
+                    state = leader.state
+                    isr, min_isr = len(state.isr), leader.plog.config.min_insync_replicas
+                    table.under_replicated += isr < len(state.replicas)
+                    table.under_min_isr += isr < min_isr
+                    table.at_min_isr += isr == min_isr
             logs = [(tp, partition.plog) for tp, partition in led + followed]
         if 0 <= logs_max < len(logs):
             return table
