@@ -44,11 +44,12 @@ def get_metrics(admin_port: int, accept: str) -> str:
 
 
 def wait_hosted(admin_port: int, partitions: int, timeout: float = 120.0) -> None:
-    """Until the node hosts the topic's partitions (it creates the replicas after CreateTopics answers)."""
+    """Until the node hosts the topic's partitions (it creates the replicas after CreateTopics
+    answers); asked of /v1/partitions, so that the first /metrics scrape is the first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for line in get_metrics(admin_port, "").splitlines():
-            if line.startswith("kafka_server_replicamanager_partitioncount ") and float(line.split()[1]) >= partitions:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/v1/partitions", timeout=10) as r:
+            if sum(p["topic"] == "scraped" for p in json.load(r)["partitions"]) >= partitions:
                 return
         time.sleep(0.2)
     raise TimeoutError(f"the node did not host {partitions} partitions within {timeout}s")
