@@ -12,10 +12,12 @@ from collections.abc import Iterator
 import aiohttp
 import confluent_kafka
 import pytest
+from confluent_kafka.admin import AdminClient
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
 from suoi.http.admin.exposition import Table
+from suoi.http.admin.node_view import PartitionTable
 from suoi.testing import InProcessNode
 from suoi.testing.embedded import free_port
 from tests.conftest import wait_until
@@ -149,3 +151,36 @@ class _Registry:
 
     def collect(self) -> list[Metric]:
         return self._metrics
+
+
+def test_a_topic_deleted_while_a_scrape_reads_the_partitions(node: tuple[InProcessNode, str]) -> None:
+    """The partitions are read a step at a time (the loop runs between): a topic deleted after
+    the replica sets were taken is read as its logs were left, and the next scrape drops it."""
+    n, base = node
+    n.create_topic("doomed-mid", partitions=3)
+    ck_produce(n.bootstrap, "doomed-mid", [{"value": b"z", "partition": p} for p in range(3)])
+    wait_until(lambda: n.broker.logs.get_log("doomed-mid", 2) is not None, timeout=10, message="partitions hosted")
+    reading = n.broker.admin.view.partition_table(-1, 1)  # one partition a step
+
+    async def first_step() -> None:
+        next(reading)
+
+    async def the_rest() -> PartitionTable:
+        try:
+            while True:
+                next(reading)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    n.run(first_step())  # the replica sets are taken
+    admin = AdminClient({"bootstrap.servers": n.bootstrap})
+    admin.delete_topics(["doomed-mid"], operation_timeout=10)["doomed-mid"].result(timeout=15)
+    wait_until(lambda: n.broker.logs.get_log("doomed-mid", 0) is None, timeout=10, message="the logs deleted")
+    table = n.run(the_rest())
+    doomed = [i for i, (topic, _) in enumerate(table.labels) if topic == "doomed-mid"]
+    assert [table.labels[i][1] for i in doomed] == ["0", "1", "2"]
+    assert [table.log_end_offset[i] for i in doomed] == [1, 1, 1]
+    assert table.partitions == len(table.labels)
+    s = scrape(base, PROMETHEUS_ACCEPT)[0]
+    assert value(s, "kafka_log_log_logendoffset", topic="doomed-mid", partition="0") is None
+    assert value(s, "kafka_server_replicamanager_partitioncount") == table.partitions - 3

@@ -221,7 +221,7 @@ class NodeView:
             followed = list(replicas.followers.items())
             table.partitions, table.leaders = len(led) + len(followed), len(led)
             for start in range(0, len(led), per_step):
-                yield
+                yield  # a Partition keeps its role (a new role is a new Partition): still led as taken
                 for _tp, leader in led[start:start + per_step]:
                     state = leader.state
                     isr, min_isr = len(state.isr), leader.plog.config.min_insync_replicas
