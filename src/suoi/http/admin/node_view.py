@@ -3,7 +3,8 @@
 Everything else under `suoi.http.admin` sees plain dataclasses built here at scrape time, so
 when the broker becomes a narrow services interface and replica state moves into its own
 package, this file is the only one to follow them. Reads only, on the event loop thread,
-never awaiting: a scrape sees one consistent instant of the node.
+never awaiting: each view is one consistent instant of the node, except `partition_table`,
+read in steps with the loop running between (a scrape of many partitions is no long pause).
 """
 
 from __future__ import annotations
