@@ -259,19 +259,20 @@ def install(probe: Probe) -> None:
             probe.scrapes.append((t0, _now()))
 
     AdminServer._metrics = metrics  # type: ignore[method-assign]
-    encode = AdminServer._encode
+    encode = getattr(AdminServer, "_encode", None)  # the encoding's thread (trees before the sliced scrape)
 
     def encode_timed(self: Any, *args: Any) -> Any:
         w0, c0 = _now(), _cpu()
         probe.during_encode = [0, 0, 0, w0]  # callbacks, their CPU, longest gap between two, start
         try:
-            return encode(self, *args)
+            return encode(self, *args)  # type: ignore[misc]
         finally:
             # start, wall, its CPU; the loop's callbacks meanwhile and their CPU (how much the loop got done)
             probe.encodes.append((w0, _now() - w0, _cpu() - c0, *(probe.during_encode or (0, 0, 0))[:3]))
             probe.during_encode = None
 
-    AdminServer._encode = encode_timed  # type: ignore[method-assign]
+    if encode is not None:
+        AdminServer._encode = encode_timed
     gc.callbacks.append(probe.on_gc)
     signal.signal(signal.SIGUSR1, lambda *_: probe.dump())
 

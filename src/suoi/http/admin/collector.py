@@ -5,25 +5,26 @@ Names are the Prometheus JMX exporter's usual rendering of Kafka's MBeans
 `kafka_server_brokertopicmetrics_messagesin_total{topic="T"}`), so Kafka dashboards work with
 few edits; consumer-group lag follows kafka-exporter (`kafka_consumergroup_lag`). Series that
 Kafka reports without a topic (the all-topics meters) are the same family without the label.
-Nothing here is touched on the request path: `collect()` runs once per scrape, the admin
-endpoint's in two steps (`snapshot` on the event loop, `families` in a thread).
+Nothing here is touched on the request path: the families are made once per scrape, on the
+event loop, by `steps()`, a generator the admin endpoint runs in slices with the encoding
+(`exposition.run_sliced`); `collect()` gives them to prometheus-client at once. The big families
+(per partition, per topic, per group) are `SeriesTable`s built from the node's tables in one pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
     SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector
 
-from suoi.http.admin.node_view import ClusterView, GroupLag, NodeView, PartitionView
+from suoi.http.admin.exposition import ROWS_PER_STEP, DistributionTable, Family, SeriesTable, Table
+from suoi.http.admin.node_view import ClusterView, GroupLag, NodeView, PartitionTable
 from suoi.http.admin.runtime import PAUSE_BUCKETS_S, PauseHistogram, RuntimeMonitor
 from suoi.metrics_recorder import LATENCY_BUCKETS_MS, MetricsRecorder, TopicCounters
 
@@ -40,18 +41,6 @@ _TOPIC_METERS = (
 )
 
 
-@dataclass(frozen=True)
-class NodeSnapshot:
-    """The node's state for one scrape (`NodeCollector.snapshot`)."""
-
-    topics: list[Metric]
-    requests: list[Metric]
-    partitions: list[PartitionView]
-    cluster: ClusterView | None
-    groups: list[GroupLag]
-    runtime: list[Metric]
-
-
 class NodeCollector(Collector):
     """Everything `GET /metrics` shows except prometheus-client's process/platform collectors."""
 
@@ -64,30 +53,31 @@ class NodeCollector(Collector):
         self.log_partitions_max = log_partitions_max
 
     def collect(self) -> Iterator[Metric]:
-        return self.families(self.snapshot())
+        """Every family as prometheus-client's Metric, read at one instant."""
+        for family in self.steps():
+            if family is not None:
+                yield family.to_metric() if isinstance(family, Table) else family
 
-    def snapshot(self) -> NodeSnapshot:
-        """What the families are made of, read now: on the event loop, which changes all of it.
-        The topic, request and runtime families are small and made here (the topic counters of
-        a deleted topic retire as they are read); the per-partition ones, most of a scrape, are
-        made by `families`, which may run in another thread."""
-        return NodeSnapshot(list(self._topic_metrics()), list(self._request_metrics()), self.view.partitions(),
-                            self.view.cluster(), self.view.group_lags(), list(self._runtime_metrics()))
-
-    def families(self, snap: NodeSnapshot) -> Iterator[Metric]:
-        """Every family of `snap`, in /metrics order; reads nothing the loop changes but plain
-        counters (ISR changes, fetch-session counts), so it may run off the event loop."""
-        yield from snap.topics
-        yield from snap.requests
-        yield from self._replica_metrics(snap.partitions)
-        yield from self._log_metrics(snap.partitions)
-        if snap.cluster is not None:
-            yield from self._controller_metrics(snap.cluster)
-        yield from self._group_metrics(snap.groups)
-        yield from snap.runtime
+    def steps(self) -> Iterator[Family | None]:
+        """Every family, in /metrics order, each made when it is reached; None after a step of
+        reading the node (the endpoint may let the event loop run there): the partitions are
+        read `ROWS_PER_STEP` at a time. What one family sums up is read in one step (the
+        all-topics series and the topics', the replica counts)."""
+        yield from self._topic_metrics()
+        yield from self._request_metrics()
+        yield None
+        table = yield from self.view.partition_table(self.log_partitions_max, ROWS_PER_STEP)
+        yield from self._replica_metrics(table)
+        yield from self._log_metrics(table)
+        yield None
+        yield from self._controller_metrics(self.view.cluster())
+        yield None
+        yield from self._group_metrics(self.view.group_lags())
+        yield None
+        yield from self._runtime_metrics()
 
     # -- BrokerTopicMetrics ------------------------------------------------------------
-    def _topic_metrics(self) -> Iterator[Metric]:
+    def _topic_metrics(self) -> Iterator[SeriesTable]:
         """Per-topic series for the topics on this node; a topic that is gone (deleted, or moved
         away) drops its series, as Kafka removes a deleted topic's metrics, and its counts move
         to `recorder.retired` so that the all-topics series never go down."""
@@ -100,35 +90,35 @@ class NodeCollector(Collector):
                 del recorder.topics[key]
             else:
                 _add(per_topic.setdefault(name, TopicCounters()), counters)
+        topics = sorted(per_topic)
+        rows: list[tuple[str, ...]] = [(topic,) for topic in topics]
+        rows.append(())  # the all-topics series
         for suffix, attr, doc in _TOPIC_METERS:
-            family = CounterMetricFamily(f"kafka_server_brokertopicmetrics_{suffix}", doc)
-            total = getattr(recorder.retired, attr)
-            for topic in sorted(per_topic):
-                value = getattr(per_topic[topic], attr)
-                total += value
-                family.add_sample(family.name + "_total", {"topic": topic}, value)
-            family.add_sample(family.name + "_total", {}, total)
-            yield family
+            values: list[float] = [getattr(per_topic[topic], attr) for topic in topics]
+            values.append(getattr(recorder.retired, attr) + sum(values))
+            yield SeriesTable(f"kafka_server_brokertopicmetrics_{suffix}", doc, "counter", ("topic",), rows, values)
 
     # -- RequestMetrics / SocketServer ---------------------------------------------------
-    def _request_metrics(self) -> Iterator[Metric]:
+    def _request_metrics(self) -> Iterator[Family]:
         labels = ["request"]
-        requests = CounterMetricFamily("kafka_network_requestmetrics_requests", "Requests answered, per API.", labels=labels)
-        errors = CounterMetricFamily("kafka_network_requestmetrics_errors",
-                                     "Requests whose handler failed (answered with an error response).", labels=labels)
-        total = HistogramMetricFamily("kafka_network_requestmetrics_totaltimems",
-                                      "Time from a request's arrival to its answer being ready (ms).", labels=labels)
-        local = SummaryMetricFamily("kafka_network_requestmetrics_localtimems",
-                                    "Time the handler itself took (ms).", labels=labels)
-        remote = SummaryMetricFamily("kafka_network_requestmetrics_remotetimems",
-                                     "Time waiting after the handler: replication, long poll, quorum (ms).", labels=labels)
+        requests = SeriesTable("kafka_network_requestmetrics_requests", "Requests answered, per API.", "counter", labels)
+        errors = SeriesTable("kafka_network_requestmetrics_errors",
+                             "Requests whose handler failed (answered with an error response).", "counter", labels)
+        total = DistributionTable("kafka_network_requestmetrics_totaltimems",
+                                  "Time from a request's arrival to its answer being ready (ms).", "histogram", labels,
+                                  _LATENCY_LE)
+        local = DistributionTable("kafka_network_requestmetrics_localtimems", "Time the handler itself took (ms).",
+                                  "summary", labels)
+        remote = DistributionTable("kafka_network_requestmetrics_remotetimems",
+                                   "Time waiting after the handler: replication, long poll, quorum (ms).", "summary",
+                                   labels)
         for api, stats in sorted(self.recorder.requests.items()):
-            name = [api]
-            requests.add_metric(name, stats.count)
-            errors.add_metric(name, stats.errors)
-            total.add_metric(name, _buckets(LATENCY_BUCKETS_MS, stats.total), stats.total_sum)
-            local.add_metric(name, stats.count, stats.total_sum - stats.remote_sum)
-            remote.add_metric(name, stats.count, stats.remote_sum)
+            row = (api,)
+            requests.add(row, stats.count)
+            errors.add(row, stats.errors)
+            total.add(row, _cumulative(stats.total), stats.total_sum)
+            local.add(row, (stats.count,), stats.total_sum - stats.remote_sum)
+            remote.add(row, (stats.count,), stats.remote_sum)
         yield from (requests, errors, total, local, remote)
         connections = GaugeMetricFamily("kafka_network_socketserver_connections",
                                         "Open client connections per listener.", labels=["listener"])
@@ -137,16 +127,16 @@ class NodeCollector(Collector):
         yield connections
 
     # -- ReplicaManager --------------------------------------------------------------
-    def _replica_metrics(self, partitions: Sequence[PartitionView]) -> Iterator[Metric]:
+    def _replica_metrics(self, table: PartitionTable) -> Iterator[Metric]:
         prefix = "kafka_server_replicamanager_"
         for name, value, doc in (
-            ("partitioncount", len(partitions), "Partition replicas hosted on this node."),
-            ("leadercount", sum(p.leader for p in partitions), "Partitions this node leads."),
-            ("underreplicatedpartitions", sum(p.under_replicated for p in partitions),
+            ("partitioncount", table.partitions, "Partition replicas hosted on this node."),
+            ("leadercount", table.leaders, "Partitions this node leads."),
+            ("underreplicatedpartitions", table.under_replicated,
              "Led partitions whose ISR is smaller than their replica set."),
-            ("underminisrpartitioncount", sum(p.under_min_isr for p in partitions),
+            ("underminisrpartitioncount", table.under_min_isr,
              "Led partitions whose ISR is below min.insync.replicas (acks=all produce fails)."),
-            ("atminisrpartitioncount", sum(p.at_min_isr for p in partitions),
+            ("atminisrpartitioncount", table.at_min_isr,
              "Led partitions whose ISR is exactly min.insync.replicas."),
         ):
             yield GaugeMetricFamily(prefix + name, doc, value=value)
@@ -165,27 +155,22 @@ class NodeCollector(Collector):
                                       "Fetch sessions evicted to make room for new ones.", value=sessions.evictions)
 
     # -- Log -------------------------------------------------------------------------
-    def _log_metrics(self, partitions: Sequence[PartitionView]) -> Iterator[Metric]:
-        labels = ["topic", "partition"]
-        families = {
-            "size": GaugeMetricFamily("kafka_log_log_size", "Bytes of the partition's log segments.", labels=labels),
-            "logendoffset": GaugeMetricFamily("kafka_log_log_logendoffset", "The log end offset.", labels=labels),
-            "logstartoffset": GaugeMetricFamily("kafka_log_log_logstartoffset", "The log start offset.", labels=labels),
-            "numlogsegments": GaugeMetricFamily("kafka_log_log_numlogsegments", "Segments of the log.", labels=labels),
-        }
-        capped = 0 <= self.log_partitions_max < len(partitions)
+    def _log_metrics(self, table: PartitionTable) -> Iterator[Family]:
+        capped = 0 <= self.log_partitions_max < table.partitions
         yield GaugeMetricFamily("suoi_log_partition_metrics_omitted",
                                 "1 when kafka_log_log_* are left out: more partitions here than "
                                 "admin.metrics.log.partitions.max.", value=int(capped))
         if capped:
             return
-        for p in sorted(partitions, key=lambda p: (p.topic, p.partition)):
-            label = [p.topic, str(p.partition)]
-            families["size"].add_metric(label, p.size_bytes)
-            families["logendoffset"].add_metric(label, p.log_end_offset)
-            families["logstartoffset"].add_metric(label, p.log_start_offset)
-            families["numlogsegments"].add_metric(label, p.segments)
-        yield from families.values()
+        labels = ("topic", "partition")
+        rows = table.labels
+        for name, doc, values in (
+            ("kafka_log_log_size", "Bytes of the partition's log segments.", table.size_bytes),
+            ("kafka_log_log_logendoffset", "The log end offset.", table.log_end_offset),
+            ("kafka_log_log_logstartoffset", "The log start offset.", table.log_start_offset),
+            ("kafka_log_log_numlogsegments", "Segments of the log.", table.segments),
+        ):
+            yield SeriesTable(name, doc, "gauge", labels, rows, values)
 
     # -- KafkaController and Raft (KRaft mode) ---------------------------------------
     def _controller_metrics(self, c: ClusterView) -> Iterator[Metric]:
@@ -227,33 +212,36 @@ class NodeCollector(Collector):
                                 value=r.raft_commit_max_seconds * 1000)
 
     # -- consumer groups (kafka-exporter's names) -----------------------------------
-    def _group_metrics(self, groups: Sequence[GroupLag]) -> Iterator[Metric]:
-        part_labels = ["consumergroup", "topic", "partition"]
-        lag = GaugeMetricFamily("kafka_consumergroup_lag", "High watermark minus committed offset.", labels=part_labels)
-        current = GaugeMetricFamily("kafka_consumergroup_current_offset", "The group's committed offset.",
-                                    labels=part_labels)
-        lag_sum = GaugeMetricFamily("kafka_consumergroup_lag_sum", "Lag summed over a topic's partitions.",
-                                    labels=["consumergroup", "topic"])
-        lag_max = GaugeMetricFamily("kafka_consumergroup_lag_max", "Largest partition lag of the group.",
-                                    labels=["consumergroup"])
-        members = GaugeMetricFamily("kafka_consumergroup_members", "Members of the group.", labels=["consumergroup"])
-        state = GaugeMetricFamily("kafka_consumergroup_state", "1 for the group's state.",
-                                  labels=["consumergroup", "state"])
+    def _group_metrics(self, groups: Sequence[GroupLag]) -> Iterator[SeriesTable]:
+        part_labels = ("consumergroup", "topic", "partition")
+        lag = SeriesTable("kafka_consumergroup_lag", "High watermark minus committed offset.", "gauge", part_labels)
+        offsets: list[float] = []
+        current = SeriesTable("kafka_consumergroup_current_offset", "The group's committed offset.", "gauge",
+                              part_labels, lag.rows, offsets)
+        lag_sum = SeriesTable("kafka_consumergroup_lag_sum", "Lag summed over a topic's partitions.", "gauge",
+                              ("consumergroup", "topic"))
+        lag_max = SeriesTable("kafka_consumergroup_lag_max", "Largest partition lag of the group.", "gauge",
+                              ("consumergroup",))
+        member_counts: list[float] = []
+        members = SeriesTable("kafka_consumergroup_members", "Members of the group.", "gauge", ("consumergroup",),
+                              lag_max.rows, member_counts)
+        state = SeriesTable("kafka_consumergroup_state", "1 for the group's state.", "gauge", ("consumergroup", "state"))
         for group in groups:
+            name = group.group
             sums: dict[str, int] = {}
             for (topic, partition), (offset, _hw, value) in sorted(group.partitions.items()):
-                lag.add_metric([group.group, topic, str(partition)], value)
-                current.add_metric([group.group, topic, str(partition)], offset)
+                lag.add((name, topic, str(partition)), value)
+                offsets.append(offset)  # current's rows are lag's
                 sums[topic] = sums.get(topic, 0) + value
             for topic, value in sorted(sums.items()):
-                lag_sum.add_metric([group.group, topic], value)
-            lag_max.add_metric([group.group], max((v for _, _, v in group.partitions.values()), default=0))
-            members.add_metric([group.group], group.members)
-            state.add_metric([group.group, group.state], 1)
+                lag_sum.add((name, topic), value)
+            lag_max.add((name,), max((v for _, _, v in group.partitions.values()), default=0))
+            member_counts.append(group.members)  # members' rows are lag_max's
+            state.add((name, group.state), 1)
         yield from (lag, current, lag_sum, lag_max, members, state)
 
     # -- runtime ---------------------------------------------------------------------
-    def _runtime_metrics(self) -> Iterator[Metric]:
+    def _runtime_metrics(self) -> Iterator[Family]:
         ready = self.view.readiness()
         yield GaugeMetricFamily("suoi_node_ready", "1 when /v1/status/ready answers 200.", value=int(ready.ready))
         yield _pauses("suoi_eventloop_lag_seconds", "How late the event loop ran a timer (probe every "
@@ -270,18 +258,26 @@ def _add(into: TopicCounters, counters: TopicCounters) -> None:
         setattr(into, attr, getattr(into, attr) + getattr(counters, attr))
 
 
-def _buckets(bounds: Iterable[float], counts: Sequence[int]) -> list[tuple[str, float]]:
-    """Per-bucket counts -> prometheus-client's cumulative (le, count) pairs ending at +Inf."""
-    out: list[tuple[str, float]] = []
+def _le(bounds: Iterable[float]) -> tuple[str, ...]:
+    """Bucket upper bounds as `le` label values (prometheus-client's: `repr(float)`), +Inf last."""
+    return (*(repr(float(bound)) for bound in bounds), "+Inf")
+
+
+_LATENCY_LE = _le(LATENCY_BUCKETS_MS)
+_PAUSE_LE = _le(PAUSE_BUCKETS_S)
+
+
+def _cumulative(counts: Sequence[int]) -> list[float]:
+    """Per-bucket counts (the last one: above every bound) -> cumulative counts per `le`."""
+    out: list[float] = []
     running = 0
-    for bound, count in zip(bounds, counts, strict=False):
+    for count in counts:
         running += count
-        out.append((repr(float(bound)), running))
-    out.append(("+Inf", running + counts[-1]))
+        out.append(running)
     return out
 
 
-def _pauses(name: str, doc: str, hist: PauseHistogram) -> Metric:
-    family = HistogramMetricFamily(name, doc, buckets=_buckets(PAUSE_BUCKETS_S, hist.buckets), sum_value=hist.sum)
+def _pauses(name: str, doc: str, hist: PauseHistogram) -> DistributionTable:
+    family = DistributionTable(name, doc, "histogram", (), _PAUSE_LE)
+    family.add((), _cumulative(hist.buckets), hist.sum)
     return family
-

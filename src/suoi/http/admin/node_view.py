@@ -3,15 +3,20 @@
 Everything else under `suoi.http.admin` sees plain dataclasses built here at scrape time, so
 when the broker becomes a narrow services interface and replica state moves into its own
 package, this file is the only one to follow them. Reads only, on the event loop thread,
-never awaiting: a scrape sees one consistent instant of the node.
+never awaiting: each view is one consistent instant of the node, except `partition_table`,
+read in steps with the loop running between (a scrape of many partitions is no long pause).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
+
+from suoi.model import TopicPartition
 
 #: The KRaft metadata partition is the quorum's, not a replica this broker serves.
 _METADATA_TOPIC = "__cluster_metadata"
@@ -44,6 +49,24 @@ class PartitionView:
     @property
     def at_min_isr(self) -> bool:
         return self.leader and self.isr == self.min_isr
+
+
+@dataclass(slots=True)
+class PartitionTable:
+    """The partition replicas hosted here as columns (`NodeView.partition_table`): the
+    per-partition /metrics families are made of these lists, not of a `PartitionView` each."""
+
+    partitions: int = 0
+    leaders: int = 0
+    under_replicated: int = 0
+    under_min_isr: int = 0
+    at_min_isr: int = 0
+    #: (topic, partition) label values, then each log's figures, in that order
+    labels: list[tuple[str, ...]] = field(default_factory=list)
+    size_bytes: list[float] = field(default_factory=list)
+    log_end_offset: list[float] = field(default_factory=list)
+    log_start_offset: list[float] = field(default_factory=list)
+    segments: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +117,8 @@ class NodeView:
     def __init__(self, broker: Any) -> None:
         self._broker = broker
         self.started_at = time.time()
+        #: (topic, partition) label values per partition, kept between scrapes (`partition_table`)
+        self._labels: dict[TopicPartition, tuple[str, ...]] = {}
 
     # -- identity and health ---------------------------------------------------------
     @property
@@ -177,6 +202,50 @@ class NodeView:
             out.append(_view(follower.plog, False, 0, 0, 0))
         return out
 
+    def partition_table(self, logs_max: int, per_step: int) -> Generator[None, None, PartitionTable]:
+        """`partitions()` as columns for /metrics, sorted by (topic, partition), without an object
+        per partition: the replica sets are taken at once, the logs' figures read `per_step`
+        partitions at a time, as are the leaders' ISR counts (a None yielded between: the
+        caller lets the loop run), and only
+        with at most `logs_max` partitions here (-1: always). A log deleted meanwhile is read as
+        it was left (its figures are plain attributes)."""
+        b = self._broker
+        replicas = b.kraft.replicas
+        table = PartitionTable()
+        if replicas is None:  # a controller-only node: every local log is led here
+            logs = [(TopicPartition(plog.topic, plog.partition), plog) for plog in b.logs.all_logs()
+                    if plog.topic != _METADATA_TOPIC]
+            table.partitions = table.leaders = len(logs)
+            table.at_min_isr = len(logs)  # ISR 1 of 1, min ISR 1
+        else:
+            led = list(replicas.leaders.items())
+            followed = list(replicas.followers.items())
+            table.partitions, table.leaders = len(led) + len(followed), len(led)
+            for start in range(0, len(led), per_step):
+                yield  # a Partition keeps its role (a new role is a new Partition): still led as taken
+                for _tp, leader in led[start:start + per_step]:
+                    state = leader.state
+                    isr, min_isr = len(state.isr), leader.plog.config.min_insync_replicas
+                    table.under_replicated += isr < len(state.replicas)
+                    table.under_min_isr += isr < min_isr
+                    table.at_min_isr += isr == min_isr
+            logs = [(tp, partition.plog) for tp, partition in led + followed]
+        if 0 <= logs_max < len(logs):
+            return table
+        logs.sort(key=itemgetter(0))
+        labels = self._labels
+        if len(labels) > 2 * len(logs) + 64:  # partitions gone: their label values go
+            self._labels = labels = {}
+        for start in range(0, len(logs), per_step):
+            yield
+            chunk = [plog for _tp, plog in logs[start:start + per_step]]
+            table.labels += [labels.get(tp) or _label(labels, tp) for tp, _plog in logs[start:start + per_step]]
+            table.size_bytes += [plog.size_in_bytes for plog in chunk]
+            table.log_end_offset += [plog.log_end_offset for plog in chunk]
+            table.log_start_offset += [plog.log_start_offset for plog in chunk]
+            table.segments += [len(plog.segments) for plog in chunk]
+        return table
+
     # -- cluster (KRaft) -------------------------------------------------------------
     def cluster(self) -> ClusterView:
         kraft = self._broker.kraft
@@ -240,6 +309,12 @@ class NodeView:
             state = listed.get(group_id, "Empty")
             out.append(GroupLag(group_id, state, members, lags))
         return out
+
+
+def _label(labels: dict[TopicPartition, tuple[str, ...]], tp: TopicPartition) -> tuple[str, ...]:
+    """A partition's (topic, partition) label values, made once while it is hosted here."""
+    value = labels[tp] = (tp.topic, str(tp.partition))
+    return value
 
 
 def _view(plog: Any, leader: bool, replicas: int, isr: int, min_isr: int) -> PartitionView:
