@@ -224,9 +224,11 @@ def install(probe: Probe) -> None:
 
     read = Partition.read
 
-    def read_records(self: Any, fetch_offset: int, max_bytes: int, **kw: Any) -> Any:
-        result = read(self, fetch_offset, max_bytes, **kw)
-        if kw.get("replica_id", -1) < 0 and len(result.records) and self.tp.topic.startswith(TOPIC_PREFIX):
+    def read_records(self: Any, fetch_offset: int, max_bytes: int, *args: Any, **kw: Any) -> Any:
+        # trees since the sixth session pass every argument by position (read_committed, replica_id, ...)
+        result = read(self, fetch_offset, max_bytes, *args, **kw)
+        replica_id = args[1] if len(args) > 1 else kw.get("replica_id", -1)
+        if replica_id < 0 and len(result.records) and self.tp.topic.startswith(TOPIC_PREFIX):
             probe.reads.extend((self.tp.partition, fetch_offset, result.high_watermark, _now(), probe.in_retry,
                                 probe.read_ns, probe.read_busy_since))
         return result
