@@ -5,8 +5,10 @@ polled with deadlines."""
 
 from __future__ import annotations
 
+import logging
+import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,31 +16,84 @@ from kio.schema.errors import ErrorCode
 
 from suoi.cli.cluster_layout import free_ports
 from suoi.testing import EmbeddedBroker
+from suoi.testing.embedded import PICK_ATTEMPTS, PortTakenError
 from tests.conftest import wait_until
 from tests.integration.support import metadata_req
 from tests.rawclient import RawClient
 
 CLUSTER_ID = "c3VvaS1lcG9jaC10ZXN0cw"
 
+log = logging.getLogger(__name__)
+
 
 class KRaftCluster:
-    def __init__(self, directory: Path, size: int, overrides: dict[str, str] | None = None) -> None:
-        # Outside the ephemeral range: a restarted node binds the same ports again.
-        picked = free_ports(2 * size)
-        ports = list(zip(picked[::2], picked[1::2], strict=True))
-        voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports, 1))
+    def __init__(self, directory: Path, size: int, overrides: dict[str, str] | None = None, *,
+                 admin: bool = False) -> None:
+        self._directory, self._size, self._overrides, self._admin = directory, size, overrides or {}, admin
         self.nodes: dict[int, EmbeddedBroker] = {}
         #: node id -> port of its CONTROLLER listener (Raft RPCs, registration, forwarded ops)
-        self.controller_ports = {i: cport for i, (_, cport) in enumerate(ports, 1)}
-        for i, (port, cport) in enumerate(ports, 1):
-            self.nodes[i] = EmbeddedBroker(directory / f"node-{i}", port=port, overrides={
+        self.controller_ports: dict[int, int] = {}
+        #: node id -> base URL of its admin endpoint (admin=True only)
+        self.admin: dict[int, str] = {}
+        self._started = False  # once started, a node keeps its ports (its peers and clients know them)
+        self._given: dict[int, dict[str, str]] = {}  # node id -> the overrides _pick_ports gave it
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        """Every node's ports, picked free now. A KRaft node must know its voters' controller ports
+        before it starts, so nothing can bind port 0 and report back: `first_start` picks again
+        if another process took a port between the pick and the bind."""
+        # Outside the ephemeral range: a restarted node binds the same ports again.
+        per_node = 3 if self._admin else 2
+        picked = free_ports(per_node * self._size)
+        ports = [picked[i:i + per_node] for i in range(0, len(picked), per_node)]
+        voters = ",".join(f"{i}@127.0.0.1:{p[1]}" for i, p in enumerate(ports, 1))
+        self.controller_ports = {i: p[1] for i, p in enumerate(ports, 1)}
+        self.admin = {i: f"http://127.0.0.1:{p[2]}" for i, p in enumerate(ports, 1)} if self._admin else {}
+        for i, (port, cport, *_) in enumerate(ports, 1):
+            given = {
                 "process.roles": "broker,controller", "node.id": str(i),
                 "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
                 "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
                 "controller.listener.names": "CONTROLLER", "controller.quorum.voters": voters,
                 "cluster.id": CLUSTER_ID, "broker.heartbeat.interval.ms": "200",
-                "broker.session.timeout.ms": "3000", **(overrides or {}),
-            })
+                "broker.session.timeout.ms": "3000",
+                **({"admin.listeners": self.admin[i]} if self._admin else {}), **self._overrides,
+            }
+            old = self.nodes.get(i)
+            if old is not None:  # keep what the test changed in the node's overrides since
+                before = self._given[i]
+                given = {k: v for k, v in given.items() if k not in before or k in old.overrides}
+                given.update((k, v) for k, v in old.overrides.items() if before.get(k) != v)
+            self.nodes[i] = EmbeddedBroker(self._directory / f"node-{i}", port=port, overrides=given)
+            self._given[i] = dict(given)
+
+    def first_start(self, launch: Callable[[], None]) -> None:
+        """Run `launch` (which launches the nodes and waits for them) and, should a node exit at
+        this first start because another process bound one of its ports between the pick and the
+        bind (another test worker's node: PortTakenError), stop every node, wipe their data and run
+        it again on fresh ports; at most PICK_ATTEMPTS times, each retry logged. Only before the
+        cluster ever started (after, a node keeps its ports) and on storage it made itself.
+        Changes the test made to a node's overrides are kept; its ports and the voters are new."""
+        # a test that formatted the nodes' storage itself keeps it: no wipe, no retry
+        fresh = not any(d.exists() for node in self.nodes.values() for d in node.log_dirs)
+        for attempt in range(1, PICK_ATTEMPTS + 1):
+            try:
+                launch()
+            except PortTakenError as exc:
+                if self._started or not fresh or attempt == PICK_ATTEMPTS:
+                    raise
+                log.warning("a port of the cluster was taken at its first start (attempt %d of %d), "
+                            "picking new ones: %s", attempt, PICK_ATTEMPTS,
+                            next((ln for ln in str(exc).splitlines() if "in use" in ln.lower()), "?"))
+                self.stop()
+                for node in self.nodes.values():  # formatted with the old voters: start afresh
+                    for log_dir in node.log_dirs:
+                        shutil.rmtree(log_dir, ignore_errors=True)
+                self._pick_ports()
+                continue
+            self._started = True
+            return
 
     @property
     def bootstrap(self) -> str:
@@ -48,10 +103,13 @@ class KRaftCluster:
         return f"127.0.0.1:{self.controller_ports[node_id]}"
 
     def start(self, timeout: float = 60.0) -> None:
-        for node in self.nodes.values():  # together: alone, a node has no quorum and never serves
-            node.launch()
-        for node in self.nodes.values():
-            node.wait_ready()
+        def launch_together() -> None:  # together: alone, a node has no quorum and never serves
+            for node in self.nodes.values():
+                node.launch()
+            for node in self.nodes.values():
+                node.wait_ready()
+
+        self.first_start(launch_together)
         self.wait_registered(timeout)
 
     def stop(self) -> None:

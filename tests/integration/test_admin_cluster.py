@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from suoi.testing.embedded import free_port
 from tests.conftest import wait_until
 from tests.e2e.admin_scrape import get, get_json, scrape, value
 from tests.e2e.helpers import ck_produce
@@ -24,16 +23,15 @@ def _under_replicated(base: str) -> float | None:
 
 @pytest.mark.slow
 def test_readiness_and_under_replicated_partitions(tmp_path: Path) -> None:
-    cluster = KRaftCluster(tmp_path, 3, overrides={"replica.lag.time.max.ms": str(LAG_MS)})
-    admin = {i: f"http://127.0.0.1:{free_port()}" for i in cluster.nodes}
-    for i, node in cluster.nodes.items():
-        node.overrides["admin.listeners"] = admin[i]
-    try:
+    cluster = KRaftCluster(tmp_path, 3, overrides={"replica.lag.time.max.ms": str(LAG_MS)}, admin=True)
+
+    def launch() -> None:
+        admin = cluster.admin
         node = cluster.nodes[1].launch()  # alone: one voter of three has no quorum, so it cannot register
         # the process starts, then loads the admin app ADMIN_LOAD_WAIT_S later: on a loaded 2-CPU
         # runner each takes seconds (the ci run's failure: no answer 15 s after the node started)
-        wait_until(lambda: f"node.id=1 cluster.id={CLUSTER_ID} started" in node.logs(), timeout=node.start_timeout,
-                   message="node 1 started")
+        node.wait_started()  # every port bound (a port taken meanwhile: first_start picks new ones)
+        assert f"node.id=1 cluster.id={CLUSTER_ID} started" in node.logs()
         status, body = wait_until(lambda: _answer(f"{admin[1]}/v1/status/ready"), timeout=45, message="admin up")
         assert status == 503 and not body["ready"], body
         assert body["reason"] in ("loading logs; listeners not bound yet",  # discovering the quorum
@@ -42,6 +40,10 @@ def test_readiness_and_under_replicated_partitions(tmp_path: Path) -> None:
             cluster.nodes[i].launch()
         for node in cluster.nodes.values():
             node.wait_ready()
+
+    try:
+        cluster.first_start(launch)
+        admin = cluster.admin
         cluster.wait_registered()
         for base in admin.values():
             wait_until(lambda base=base: get(f"{base}/v1/status/ready")[0] == 200, timeout=20, message="ready")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -38,6 +39,10 @@ class PortTakenError(RuntimeError):
 #: Starts of a broker whose port `EmbeddedBroker` picked itself, should another process take it
 #: between the pick and the bind (a bounded retry: each start picks a new random port).
 PICK_ATTEMPTS = 3
+
+#: What a broker logs once every port it was given is bound (suoi.broker: "suoi broker node.id=...
+#: cluster.id=... started").
+STARTED = re.compile(r"suoi broker node\.id=\d+ cluster\.id=\S+ started")
 
 
 class EmbeddedBroker:
@@ -124,14 +129,29 @@ class EmbeddedBroker:
         say another test worker's node, listens there), within start_timeout."""
         self._wait_ready()
 
+    def wait_started(self) -> None:
+        """Until this launch's process has bound every port it was given (its log says "started"),
+        without waiting to serve clients: a KRaft node alone, with no quorum to register with,
+        gets this far. Raises PortTakenError if a port was in use, within start_timeout."""
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            self._check_running()
+            if STARTED.search(self._launch_logs()):
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"broker did not start within {self.start_timeout}s:\n{self.logs()}")
+
+    def _check_running(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            error = PortTakenError if "address already in use" in self._launch_logs().lower() else RuntimeError
+            raise error(f"broker exited with {self.proc.returncode}:\n{self.logs()}")
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         bound = f":{self.port} ("  # "listening on PLAINTEXT://127.0.0.1:<port> (PLAINTEXT)", or "bound ..."
         while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                error = PortTakenError if "address already in use" in self._launch_logs().lower() else RuntimeError
-                raise error(f"broker exited with {self.proc.returncode}:\n{self.logs()}")
+            self._check_running()
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     if bound in self._launch_logs():
