@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -45,6 +46,15 @@ def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: floa
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def taken_port(port: int) -> socket.socket:
+    """A socket listening on 127.0.0.1:`port` (close it, or use it as a context manager): another
+    process's node on a port a harness picked, for the harnesses' port-race tests."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    return s
 
 
 @pytest.fixture

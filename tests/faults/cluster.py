@@ -31,8 +31,10 @@ fails. Processes are killed at `close()` and, on Linux, if the test process itse
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,10 +45,12 @@ from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
 from suoi.cli.cluster_layout import free_ports, new_cluster_id
+from suoi.testing.embedded import PICK_ATTEMPTS, port_taken
 from tests.conftest import wait_until as base_wait_until
 from tests.faults.proxy import FaultProxy, Route, kafka_client_id
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 CLIENT = "CLIENT"
 REPLICATION = "REPLICATION"
@@ -86,7 +90,7 @@ def wait_until(condition: Callable[[], T | None], timeout: float, message: str, 
     except AssertionError as exc:
         if on_timeout is None:
             raise
-        raise AssertionError(f"{exc}\n{on_timeout()}") from None
+        raise type(exc)(f"{exc}\n{on_timeout()}") from None  # NodePortTaken stays one (a retry)
 
 
 def node_of_client_id(head: bytes) -> str | None:
@@ -97,6 +101,10 @@ def node_of_client_id(head: bytes) -> str | None:
         return None
     m = re.match(r"suoi-\D*?(\d+)", client_id)
     return m.group(1) if m else ""
+
+
+class NodePortTaken(AssertionError):
+    """A node exited at start because another process had bound one of its ports."""
 
 
 @dataclass(frozen=True)
@@ -162,15 +170,22 @@ class ReplicatedCluster:
         self.cluster_id = cluster_id or new_cluster_id()
         self.overrides = {**FAST_FAILURE_DETECTION, **(overrides or {})}
         self.node_overrides = node_overrides or {}
-        ports = iter(free_ports(3 * nodes))
-        self.nodes: dict[int, Node] = {
-            i: Node(i, self.base_dir / f"node-{i}", next(ports), next(ports), next(ports)) for i in range(1, nodes + 1)}
+        self.nodes: dict[int, Node] = {}
+        self._pick_ports(nodes)
         self.proxy = FaultProxy(name="cluster-proxy")
         self.replication_routes: dict[int, Route] = {}
         self.controller_routes: dict[tuple[int, int], Route] = {}
         #: Cut links: {a, b} -> how.
         self._cuts: dict[frozenset[int], CutMode] = {}
         self._started = False
+
+    def _pick_ports(self, nodes: int) -> None:
+        """Every node's three ports, free now (the voters' controller ports go into every node's
+        config before it starts, so a node cannot bind port 0 and report back: `start` picks again
+        if another process took one between the pick and the bind)."""
+        ports = iter(free_ports(3 * nodes))
+        self.nodes = {
+            i: Node(i, self.base_dir / f"node-{i}", next(ports), next(ports), next(ports)) for i in range(1, nodes + 1)}
 
     # -- layout -----------------------------------------------------------------------
     @property
@@ -221,6 +236,25 @@ class ReplicatedCluster:
         if self._started:
             return self
         self._started = True
+        for attempt in range(1, PICK_ATTEMPTS + 1):
+            try:
+                self._first_start()
+            except NodePortTaken as exc:  # the cluster is closed: pick new ports, start afresh
+                if attempt == PICK_ATTEMPTS:
+                    raise
+                log.warning("a port of the cluster was taken at its first start (attempt %d of %d), "
+                            "picking new ones: %s", attempt, PICK_ATTEMPTS, port_taken(exc.args[0]))
+                for n in self.nodes.values():  # formatted with the old voters
+                    shutil.rmtree(n.data_dir, ignore_errors=True)
+                self._pick_ports(len(self.nodes))
+                self.proxy = FaultProxy(name="cluster-proxy")
+                self.replication_routes.clear()
+                self.controller_routes.clear()
+                continue
+            return self
+        raise AssertionError("unreachable")
+
+    def _first_start(self) -> None:
         self.proxy.start()
         for j, n in self.nodes.items():
             self.replication_routes[j] = self.proxy.add((HOST, n.replication_port), name=f"replication->{j}",
@@ -236,7 +270,6 @@ class ReplicatedCluster:
         except BaseException:
             self.close()
             raise
-        return self
 
     def _spawn(self, node: int) -> None:
         n = self.nodes[node]
@@ -535,7 +568,9 @@ class ReplicatedCluster:
     def _check_alive(self) -> None:
         for i, n in self.nodes.items():
             if n.proc is not None and n.proc.poll() is not None and n._log is not None:
-                raise AssertionError(f"node {i} exited with {n.proc.returncode}:\n{self.log_tail(i, 60)}")
+                tail = self.log_tail(i, 60)
+                error = NodePortTaken if port_taken(tail) else AssertionError
+                raise error(f"node {i} exited with {n.proc.returncode}:\n{tail}")
 
     def wait_fenced(self, node: int, timeout: float = 15.0, *, seen_by: Iterable[int] | None = None) -> None:
         """Until the Metadata of every node in `seen_by` (default: the healthy others) no longer

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import confluent_kafka
 import pytest
 
 from suoi.config import read_properties
+from tests.conftest import taken_port
 from tests.faults.cluster import REPLICATION, ReplicatedCluster, node_of_client_id, wait_until
 from tests.faults.proxy import kafka_client_id
 
@@ -46,6 +48,24 @@ def produce(bootstrap: str, topic: str, partitions: list[int], tag: str, timeout
     assert producer.flush(timeout + 5) == 0, "records left undelivered"
     assert not errors, errors
     return out
+
+
+def test_first_start_picks_new_ports_when_one_was_taken(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Another process binding a picked port before the node does (another test worker's node)
+    costs a retry on fresh ports, not the test."""
+    cluster = ReplicatedCluster(tmp_path, 1)
+    taken = cluster.nodes[1].replication_port
+    with taken_port(taken):
+        try:
+            cluster.start()
+            node = cluster.nodes[1]
+            assert node.replication_port != taken and node.running
+            assert cluster.brokers_seen_by(1) == {1}
+            assert read_properties(node.config_path)["listeners"].count(f":{node.replication_port},") == 1
+            assert "address already in use" in node.log_path.read_text().lower()  # the first launch's refusal
+            assert [r.levelname for r in caplog.records if "was taken" in r.getMessage()] == ["WARNING"]
+        finally:
+            cluster.close()
 
 
 def test_node_of_client_id() -> None:

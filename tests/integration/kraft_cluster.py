@@ -16,7 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from suoi.cli.cluster_layout import free_ports
 from suoi.testing import EmbeddedBroker
-from suoi.testing.embedded import PICK_ATTEMPTS, PortTakenError
+from suoi.testing.embedded import PICK_ATTEMPTS, PortTakenError, port_taken
 from tests.conftest import wait_until
 from tests.integration.support import metadata_req
 from tests.rawclient import RawClient
@@ -85,7 +85,7 @@ class KRaftCluster:
                     raise
                 log.warning("a port of the cluster was taken at its first start (attempt %d of %d), "
                             "picking new ones: %s", attempt, PICK_ATTEMPTS,
-                            next((ln for ln in str(exc).splitlines() if "in use" in ln.lower()), "?"))
+                            port_taken(str(exc)))
                 self.stop()
                 for node in self.nodes.values():  # formatted with the old voters: start afresh
                     for log_dir in node.log_dirs:

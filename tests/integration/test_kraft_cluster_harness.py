@@ -3,27 +3,20 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from suoi.testing.embedded import PortTakenError
+from tests.conftest import taken_port
 from tests.integration.kraft_cluster import KRaftCluster
-
-
-def _occupy(port: int) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", port))
-    s.listen()
-    return s
 
 
 def test_first_start_picks_new_ports_when_one_was_taken(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     cluster = KRaftCluster(tmp_path, 1, {"num.partitions": "2"})
     cluster.nodes[1].overrides["default.replication.factor"] = "1"  # a test's own edit survives the re-pick
     taken = cluster.controller_ports[1]
-    with _occupy(taken):
+    with taken_port(taken):
         try:
             cluster.start()
             node = cluster.nodes[1]
@@ -44,7 +37,7 @@ def test_a_started_cluster_keeps_its_ports(tmp_path: Path) -> None:
         cluster.start()
         cluster.stop()
         port = cluster.nodes[1].port
-        with _occupy(port), pytest.raises(PortTakenError):
+        with taken_port(port), pytest.raises(PortTakenError):
             cluster.start()
         assert cluster.nodes[1].port == port
     finally:

@@ -36,6 +36,11 @@ class PortTakenError(RuntimeError):
     """The broker exited at start because another process had bound its port."""
 
 
+def port_taken(logs: str) -> str | None:
+    """The line of a broker's output saying it could not bind a port already in use, if any."""
+    return next((line for line in logs.splitlines() if "address already in use" in line.lower()), None)
+
+
 #: Starts of a broker whose port `EmbeddedBroker` picked itself, should another process take it
 #: between the pick and the bind (a bounded retry: each start picks a new random port).
 PICK_ATTEMPTS = 3
@@ -144,7 +149,7 @@ class EmbeddedBroker:
     def _check_running(self) -> None:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            error = PortTakenError if "address already in use" in self._launch_logs().lower() else RuntimeError
+            error = PortTakenError if port_taken(self._launch_logs()) else RuntimeError
             raise error(f"broker exited with {self.proc.returncode}:\n{self.logs()}")
 
     def _wait_ready(self) -> None:
