@@ -161,7 +161,30 @@ def preparing_anywhere(cluster: KRaftCluster) -> list[str]:
     return stuck
 
 
+#: What "fast, never stuck" allows on a loaded 2-core runner: a few slow ones (those in flight while
+#: a node's process stalled), none near a request timeout. See `assert_fast`.
+SLOW_S, SLOW_ALLOWED, STUCK_S = 1.0, 3, 5.0
+
+
+def assert_fast(latencies: list[float], median_s: float, what: str) -> None:
+    """Most `latencies` fast (the median under `median_s`), at most SLOW_ALLOWED over SLOW_S, none
+    over STUCK_S. Not "every one under 1 s": on a loaded 2-core runner a node's process can stall
+    for ~2 s (seen at load 10: the Raft followers lost their leader's fetch answers for 2 s and
+    elected another, a symptom of that stall, not its cause, as no transaction request goes through
+    the metadata quorum), and every record here is replicated with acks=all to all three nodes, so
+    what is in flight during such a stall waits it out, as it would in Kafka (a replica leaves the
+    ISR only after replica.lag.time.max.ms, 30 s). The bug this guards against (issue 11: ~30 s
+    for every transaction from the second on) fails all three bounds."""
+    shown = [round(x, 3) for x in latencies]
+    assert statistics.median(latencies) < median_s, (what, shown)
+    assert sum(x >= SLOW_S for x in latencies) <= SLOW_ALLOWED, (what, shown)
+    assert max(latencies) < STUCK_S, (what, shown)
+
+
 def test_two_topic_transactions_with_offsets_stay_fast_while_a_bystander_produces(cluster: KRaftCluster) -> None:
+    """Two-topic transactions with send_offsets_to_transaction take tens of ms and never stick,
+    and an acks=all producer on another topic is not held up by them (`assert_fast` says how
+    "fast" is measured so that a loaded CI runner's stall of one node cannot fail it)."""
     run = uuid.uuid4().hex[:6]
     inp, out_a, out_b, side = (f"{n}-{run}" for n in ("in", "out-a", "out-b", "bystander"))
     create_topics(cluster, inp, out_a, out_b, side)
@@ -194,8 +217,8 @@ def test_two_topic_transactions_with_offsets_stay_fast_while_a_bystander_produce
           f"{statistics.median(bystander.latencies) * 1000:.1f} ms, max {max(bystander.latencies) * 1000:.1f} ms "
           f"({len(bystander.latencies)} records); another init_transactions {other_init * 1000:.0f} ms")
     assert bystander.errors == []
-    assert max(latencies) < 1.0, [round(x, 3) for x in latencies]
-    assert max(bystander.latencies) < 1.0
+    assert_fast(latencies, 0.5, "transactions")  # ~20-120 ms each (idle - load 10)
+    assert_fast(bystander.latencies, 0.1, "bystander")  # ~5 ms each
     assert other_init < 5.0
     committed = ck_read_to_end(bs, out_b, list(range(PARTITIONS)), isolation="read_committed")
     assert sorted(m.value() for m in committed) == sorted(b"b%d" % i for i in range(22))
