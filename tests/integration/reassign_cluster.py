@@ -4,7 +4,6 @@ Raft voter) and raw-protocol helpers for leader election and partition reassignm
 
 from __future__ import annotations
 
-import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,8 +25,8 @@ from kio.schema.list_partition_reassignments.v0.request import (
 from kio.schema.types import BrokerId, TopicName
 from kio.static.primitive import i8, i32
 
-from suoi.testing import EmbeddedBroker, free_port
 from tests.conftest import wait_until
+from tests.integration.kraft_cluster import KRaftCluster
 from tests.integration.support import metadata_req
 from tests.rawclient import RawClient
 
@@ -35,24 +34,12 @@ CLUSTER_ID = "c3VvaS1yZWFzc2lnbm1lbnQ"
 PREFERRED, UNCLEAN = 0, 1
 
 
-class Cluster:
-    """Nodes 1..3, each a broker and a Raft voter."""
+class Cluster(KRaftCluster):
+    """Nodes 1..3, each a broker and a Raft voter (a KRaftCluster: a port taken before the first
+    start costs a retry on fresh ports)."""
 
     def __init__(self, directory: Path, overrides: dict[str, str] | None = None) -> None:
-        ports = {i: (free_port(), free_port()) for i in (1, 2, 3)}
-        voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in ports.items())
-        self.nodes = {i: EmbeddedBroker(directory / f"node-{i}", port=port, overrides={
-            "process.roles": "broker,controller", "node.id": str(i),
-            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names": "CONTROLLER", "controller.quorum.voters": voters,
-            "cluster.id": CLUSTER_ID, "broker.heartbeat.interval.ms": "200", "broker.session.timeout.ms": "3000",
-            **(overrides or {}),
-        }) for i, (port, cport) in ports.items()}
-
-    @property
-    def bootstrap(self) -> str:
-        return ",".join(n.bootstrap for n in self.nodes.values())
+        super().__init__(directory, 3, {"cluster.id": CLUSTER_ID, **(overrides or {})})
 
     def request(self, node: int, request: Any) -> Any:
         with RawClient(self.nodes[node].bootstrap, timeout=30) as c:
@@ -90,18 +77,11 @@ class Cluster:
 def running(directory: Path, overrides: dict[str, str] | None = None) -> Iterator[Cluster]:
     c = Cluster(directory, overrides)
     try:
-        for node in c.nodes.values():  # together: alone, a node has no quorum and never serves
-            node.launch()
-        for node in c.nodes.values():
-            node.wait_ready()
+        c.start()
         c.wait_live([1, 2, 3])
         yield c
     finally:
-        for node in c.nodes.values():  # SIGTERM all first: one by one, the last lose their quorum
-            if node.proc is not None and node.proc.poll() is None:
-                node.proc.send_signal(signal.SIGTERM)
-        for node in c.nodes.values():
-            node.stop()
+        c.stop()
 
 
 @contextmanager
