@@ -17,13 +17,13 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING
 from functools import cache, lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 
-from suoi.protocol.bounds import LengthOutOfBounds, check_body, records_spanner, request_skippers
+from suoi.protocol.bounds import LengthOutOfBounds, Spanner, check_body, records_spanner, request_skippers
 from suoi.protocol.compiled_writer import compiled_writer
 from suoi.protocol.file_records import FileRecords, FileRegion
 
@@ -92,6 +92,8 @@ def decode_request(frame: bytes, prefix: RequestPrefix) -> Request:
 
 
 _new_tuple = tuple.__new__
+#: an empty records field, by flexibility (compact: length + 1 as a varint; classic: an int32)
+_EMPTY_RECORDS = {True: b"\x01", False: b"\x00\x00\x00\x00"}
 
 
 @cache
@@ -100,6 +102,10 @@ def request_decoder(api_key: int, api_version: int) -> Callable[[bytes, int], Re
     bounds walk found once (`dispatch` keeps it per api key and version: one call a request).
     Raises (here) when kio has no schema for them; `decode` raises DecodeError for bad bytes."""
     read_header, read_body, (skip_header, skip_body) = _request_readers(api_key, api_version)
+    schema = load_request_schema(api_key, api_version)
+    spanner = records_spanner(schema)
+    if spanner is not None:
+        return _request_decoder_views(api_key, api_version, schema, spanner)
 
     def decode(frame: bytes, correlation_id: int) -> Request:
         try:
@@ -121,6 +127,94 @@ def request_decoder(api_key: int, api_version: int) -> Callable[[bytes, int], Re
                                     tuple(nulls) if nulls else ()))
 
     return decode
+
+
+def _request_decoder_views(api_key: int, api_version: int, schema: Any, spanner: Spanner) -> Callable[[bytes, int], Request]:
+    """`request_decoder` for a request with records fields (Produce): each records field of the
+    decoded body is a read-only view of the frame, not kio's copy of it. A Produce carries
+    hundreds of KB of batches that kio would copy into new `bytes` only for them to be checked
+    and written (one of the three user-space copies of every produced byte). The bounds walk is
+    the one `request_checker` runs, noting where each records field is (`bounds.records_spanner`);
+    kio decodes the frame with those fields emptied, and the views go back in wire order."""
+    read_header, read_body, (skip_header, _skip_body) = _request_readers(api_key, api_version)
+    put_views = views_setter(schema)
+    empty = _EMPTY_RECORDS[bool(getattr(schema, "__flexible__", False))]
+
+    def decode(frame: bytes, correlation_id: int) -> Request:
+        spans: list[tuple[int, int, int]] = []
+        try:
+            end = len(frame)
+            nulls: list[str] = []
+            spanner(frame, skip_header(frame, 0, end, nulls), end, nulls, spans)
+        except LengthOutOfBounds as exc:
+            raise DecodeError(f"api_key={api_key} v{api_version}: {exc}") from None
+        try:
+            header, used = read_header(frame, 0)
+            body, _size = read_body(_without_records(frame, spans, empty), used)
+        except Exception as exc:  # kio raises several types for short/garbled input
+            raise DecodeError(f"cannot decode api_key={api_key} v{api_version}: {exc!r}") from exc
+        put_views(body, iter(_views(frame, spans)))
+        return _new_tuple(Request, (api_key, api_version, correlation_id, header.client_id, body,
+                                    tuple(nulls) if nulls else ()))
+
+    return decode
+
+
+def _without_records(frame: bytes | memoryview, spans: list[tuple[int, int, int]], empty: bytes) -> bytes:
+    """`frame` with each records field (`spans`: length prefix at, data at, length) made empty:
+    what kio decodes, a few hundred bytes however large the records."""
+    pieces: list[bytes | memoryview] = []
+    at = 0
+    for prefix, start, size in spans:
+        pieces += (frame[at:prefix], empty)
+        at = start + max(size, 0)
+    pieces.append(frame[at:])
+    return b"".join(pieces)
+
+
+def _views(frame: bytes | memoryview, spans: list[tuple[int, int, int]]) -> list[memoryview | None]:
+    """A read-only view of `frame` per records field in `spans` (None for a null one)."""
+    view = memoryview(frame).toreadonly()
+    return [view[start:start + size] if size >= 0 else None for _, start, size in spans]
+
+
+_ViewsSetter: TypeAlias = Callable[[Any, Iterator[Any]], None]
+
+
+@cache
+def views_setter(cls: type) -> _ViewsSetter:
+    """`put(entity, views)`: set each records field of a decoded kio `cls` entity (nested ones
+    included) to the next of `views`, in wire order (the order `bounds.records_spanner` notes
+    them: the regular fields' declaration order; records in tagged fields have no spanner).
+    kio's entities are frozen dataclasses; the decoded request is the decoder's own."""
+    steps: list[tuple[str, str, _ViewsSetter | None]] = []
+    for f in dataclasses.fields(cls):
+        if "tag" in f.metadata:
+            continue
+        tp = typing.get_args(f.type)[0] if typing.get_origin(f.type) is tuple else f.type
+        for arg in typing.get_args(tp) or (tp,):  # X | None: X
+            if isinstance(arg, type) and dataclasses.is_dataclass(arg) and records_spanner(arg) is not None:
+                kind = "entities" if typing.get_origin(f.type) is tuple else "entity"
+                steps.append((f.name, kind, views_setter(arg)))
+                break
+        else:
+            if f.metadata.get("kafka_type") == "records":
+                steps.append((f.name, "records", None))
+    put_attr = object.__setattr__
+
+    def put(entity: Any, views: Iterator[Any]) -> None:
+        for name, kind, nested in steps:
+            if nested is None:
+                put_attr(entity, name, next(views))
+            elif kind == "entity":
+                value = getattr(entity, name)
+                if value is not None:
+                    nested(value, views)
+            else:
+                for item in getattr(entity, name):
+                    nested(item, views)
+
+    return put
 
 
 class GatherBuffer(list[Any]):
@@ -262,10 +356,6 @@ def decode_response(frame: bytes | memoryview, cls: Any) -> Any:
     return body
 
 
-#: an empty records field, by flexibility (compact: length + 1 as a varint; classic: an int32)
-_EMPTY_RECORDS = {True: b"\x01", False: b"\x00\x00\x00\x00"}
-
-
 def decode_response_views(frame: bytes | memoryview, cls: Any) -> tuple[Any, list[memoryview | None] | None]:
     """`decode_response`, with each records field left out of kio's decode and handed back as a
     view of `frame` instead of a copy: (response, views in wire order, None for a null field),
@@ -283,21 +373,13 @@ def decode_response_views(frame: bytes | memoryview, cls: Any) -> tuple[Any, lis
     try:
         _header, used = read_header(frame, 0)
         spanner(frame, used, len(frame), [], spans)  # type: ignore[arg-type]  # a memoryview reads as bytes
-        empty = _EMPTY_RECORDS[bool(getattr(cls, "__flexible__", False))]
-        pieces: list[bytes | memoryview] = []
-        at = 0
-        for prefix, start, size in spans:
-            pieces += (frame[at:prefix], empty)
-            at = start + max(size, 0)
-        pieces.append(frame[at:])
-        stripped = b"".join(pieces)
+        stripped = _without_records(frame, spans, _EMPTY_RECORDS[bool(getattr(cls, "__flexible__", False))])
         body, size = read_body(stripped, used)
     except Exception as exc:  # kio raises several types for short/garbled input
         raise DecodeError(f"cannot decode {cls.__name__} v{cls.__version__}: {exc!r}") from exc
     if used + size != len(stripped):
         raise DecodeError(f"{cls.__name__} v{cls.__version__}: {len(stripped) - used - size} trailing bytes")
-    view = memoryview(frame)
-    return body, [view[start:start + size] if size >= 0 else None for _, start, size in spans]
+    return body, _views(frame, spans)
 
 
 def encode_raw(correlation_id: int, body: bytes) -> bytes:
