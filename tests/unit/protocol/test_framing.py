@@ -223,7 +223,7 @@ def test_a_produce_decoded_as_views_keeps_its_records_across_the_next_frame() ->
     def produce(fill: bytes) -> bytes:
         return encode_request(5, "c", ProduceRequest(
             transactional_id=None, acks=-1, timeout=datetime.timedelta(seconds=1), topic_data=(TopicProduceData(
-                name="t", partition_data=(PartitionProduceData(index=0, records=fill * 20_000),)),)))
+                name="t", partition_data=(PartitionProduceData(index=0, records=fill * 70_000),)),)))
 
     r = BufferedFrameReader(1 << 20, scratch_size=64)
     decode = request_decoder(0, 9)
@@ -238,7 +238,7 @@ def test_a_produce_decoded_as_views_keeps_its_records_across_the_next_frame() ->
     first = receive(b"a")
     kept = id(r._large)
     second = receive(b"b")
-    assert (bytes(first), bytes(second)) == (b"a" * 20_000, b"b" * 20_000) and id(r._large) != kept
+    assert (bytes(first), bytes(second)) == (b"a" * 70_000, b"b" * 70_000) and id(r._large) != kept
     del first, second
     reused = id(r._large)
-    assert bytes(receive(b"c")) == b"c" * 20_000 and id(r._large) == reused
+    assert bytes(receive(b"c")) == b"c" * 70_000 and id(r._large) == reused
