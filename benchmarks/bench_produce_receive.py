@@ -7,7 +7,7 @@ into a new `bytes` and `FrameDecoder`'s frame (a `data_received` protocol), or n
 kio's copy of each records field (none when `codec.request_decoder` hands back views). Which
 reader a tree uses is read from its `suoi.net.server`; run once per tree, alternating:
 
-    git archive main src | tar -x -C /tmp/before
+    git archive 4e7a029 src | tar -x -C /tmp/before
     for i in 1 2 3; do for t in /tmp/before/src src; do
         PYTHONPATH=$t python benchmarks/bench_produce_receive.py; done; done
 
