@@ -72,7 +72,7 @@ class _Plan:
 
     __slots__ = ("decode", "handler", "mutation", "name", "spec")
 
-    def __init__(self, spec: ApiSpec, decode: Callable[[bytes, int], Request]) -> None:
+    def __init__(self, spec: ApiSpec, decode: Callable[[bytes | memoryview, int], Request]) -> None:
         self.spec = spec  # REGISTRY's entry the plan was made from (a replaced entry is planned anew)
         self.name = spec.name
         self.handler = spec.handler
@@ -88,7 +88,7 @@ _new_context = tuple.__new__  # a RequestContext without NamedTuple's Python-lev
 _CLIENT_ROLE = ListenerRole.CLIENT
 
 
-def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any = None,
+def dispatch(broker: Services, frame: bytes | memoryview, client_host: str, connection: Any = None,
              role: ListenerRole = ListenerRole.CLIENT) -> Outcome:
     """Handle one request frame that came in on a listener of `role`.
 
@@ -137,7 +137,7 @@ def dispatch(broker: Services, frame: bytes, client_host: str, connection: Any =
         CLIENT_LISTENER.reset(token)
 
 
-def _plan(frame: bytes, role: ListenerRole) -> _Plan:
+def _plan(frame: bytes | memoryview, role: ListenerRole) -> _Plan:
     """The plan of a request whose api key and version have none yet: ProtocolViolation for
     an unknown api key, NotServedOnListener, `_Unsupported` for a version not served."""
     try:
@@ -287,7 +287,7 @@ def _error(request: Request, code: ErrorCode | int, message: str | None) -> Part
     return encode_response(request.correlation_id, response)
 
 
-def _unsupported_version(broker: Services, frame: bytes, api_key: int, version: int,
+def _unsupported_version(broker: Services, frame: bytes | memoryview, api_key: int, version: int,
                          correlation_id: int, client_host: str, role: ListenerRole) -> Parts | None:
     """Answer a request whose version we do not implement, as Kafka does."""
     log.warning("client %s sent api key %d at unsupported version %d", client_host, api_key, version)

@@ -46,13 +46,13 @@ class _Reader:
             self.pos += n
 
 
-def reject(frame: bytes, version: int, correlation_id: int) -> bytes | None:
+def reject(frame: bytes | memoryview, version: int, correlation_id: int) -> bytes | None:
     """Build the v0-v2 Produce response with UNSUPPORTED_VERSION for every partition.
 
     Returns None for acks=0 (the client reads no response) or an unparseable body.
     """
     try:
-        r = _Reader(frame, 8)
+        r = _Reader(bytes(frame), 8)  # (a rare, refused request: a copy is fine)
         r.string()  # client id (request header v1)
         acks = r.i16()
         r.i32()  # timeout

@@ -46,7 +46,7 @@ class ConnectionAdmission:
     authenticated: bool
     session_expires_at: float | None
     _peer: str
-    _held: list[bytes] | None
+    _held: list[bytes | memoryview] | None
     _limited: tuple[Any, str, str, bool] | None
 
     if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class ConnectionAdmission:
             return False
         return True
 
-    def _may_send(self, frame: bytes) -> bool:
+    def _may_send(self, frame: bytes | memoryview) -> bool:
         """Before authentication, and once a SASL session expired (connections.max.reauth.ms,
         KIP-368: the client did not re-authenticate in time), only the SASL requests are served;
         anything else closes the connection."""

@@ -40,7 +40,7 @@ from suoi.net.admission import HOL_LOG_INTERVAL_S, ConnectionAdmission
 from suoi.net.file_send import FileSender, materialize
 from suoi.pending import Pending
 from suoi.protocol.file_records import FileRegion
-from suoi.protocol.framing import FrameDecoder, FrameError
+from suoi.protocol.framing import BufferedFrameReader, FrameError
 from suoi.security.listeners import ListenerSecurity
 from suoi.security.principal import ANONYMOUS
 
@@ -80,7 +80,7 @@ class _Entry:
 
 
 @interpreted  # mypyc: its bases are interpreted classes with a __dict__; connections take weak references
-class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
+class KafkaConnection(ConnectionAdmission, asyncio.BufferedProtocol):
     def __init__(self, broker: Services, max_request_size: int, role: ListenerRole = ListenerRole.CLIENT,
                  security: ListenerSecurity = _PLAINTEXT) -> None:
         self._broker = broker
@@ -99,9 +99,12 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
         #: The mechanism the connection authenticated with (a re-authentication must use it).
         self.sasl_mechanism: str | None = None
         self._close_requested = False
-        self._decoder = FrameDecoder(max_request_size)
+        #: the socket reads into its buffers (a BufferedProtocol): a Produce larger than its 64 KiB
+        #: scratch buffer is received straight into a buffer of its own, no `bytes` per read and no
+        #: join of the pieces; its records are decoded as views of it (`codec.request_decoder`)
+        self._reader = BufferedFrameReader(max_request_size)
         #: frames read but not handled yet: the connection yielded the loop (YIELD_AFTER_S); not read meanwhile
-        self._unhandled: collections.deque[bytes] | None = None
+        self._unhandled: collections.deque[bytes | memoryview] | None = None
         self._transport: asyncio.Transport | None = None
         #: answers ready while several frames of one read are handled, written at once after them
         #: (one writev for the lot instead of a send per answer); None: written as they come
@@ -115,8 +118,8 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._throttled_until = 0.0  # loop time: muted by a client quota until then (KIP-219)
-        #: bytes received while a connection creation rate holds the connection (None: not held)
-        self._held: list[bytes] | None = None
+        #: frames received while a connection creation rate holds the connection (None: not held)
+        self._held: list[bytes | memoryview] | None = None
         self._limited: tuple[Any, str, str, bool] | None = None  # counted: (limits, ip, listener, counted)
         self._closed = False
         #: time.monotonic() of the last bytes received (connections.max.idle.ms, `idle_for`)
@@ -142,9 +145,9 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
 
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._decoder.buffered and not self._closed:
+        if self._reader.buffered and not self._closed:
             log.warning("connection from %s closed in the middle of a request (%d bytes unread)",
-                        self._peer, self._decoder.buffered)
+                        self._peer, self._reader.buffered)
         self._closed = True
         self._stop_file_sender()
         self._broker.connections.discard(self)
@@ -194,17 +197,25 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
         self._writing_paused = False
         self._update_reading()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         self.last_active = time.monotonic()
-        if self._held is not None:  # accepted over a connection creation rate: not read yet
-            self._held.append(data)
-            return
         try:
-            frames = self._decoder.feed(data)
+            frames = self._reader.buffer_updated(nbytes)
         except FrameError as exc:
             log.warning("closing connection from %s: %s", self._peer, exc)
             self._abort()
             return
+        if not frames:
+            return
+        if self._held is not None:  # accepted over a connection creation rate: not handled yet
+            self._held.extend(frames)
+            return
+        self._received(frames)
+
+    def _received(self, frames: list[bytes | memoryview]) -> None:
         if self._unhandled is not None:  # bytes a TLS transport had decrypted before reading paused
             self._unhandled.extend(frames)
             return
@@ -213,10 +224,10 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
                 self._handle(frames[0])
                 if self._reading_paused or len(self._queue) >= MAX_IN_FLIGHT:  # (see `_update_reading`)
                     self._update_reading()
-        elif frames:
+        else:
             self._handle_frames(frames)
 
-    def _handle_frames(self, frames: Iterable[bytes]) -> None:
+    def _handle_frames(self, frames: Iterable[bytes | memoryview]) -> None:
         """Handle frames in order; after YIELD_AFTER_S, keep the rest, stop reading, and go on
         in a later loop iteration (the connections and timers that are ready run first)."""
         deadline = time.perf_counter() + YIELD_AFTER_S
@@ -249,7 +260,7 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
             self._handle_frames(rest)
 
     # -- request handling ---------------------------------------------------------
-    def _handle(self, frame: bytes) -> None:
+    def _handle(self, frame: bytes | memoryview) -> None:
         if self._close_requested:
             return  # an answer that closes the connection is pending (failed authentication): read no more
         if (not self.authenticated or self.session_expires_at is not None) and not self._may_send(frame):
@@ -433,7 +444,7 @@ class KafkaConnection(ConnectionAdmission, asyncio.Protocol):
         """The connection's creation-rate delay is over: handle what it sent meanwhile."""
         held, self._held = self._held, None
         if held and not self._closed:
-            self.data_received(b"".join(held))
+            self._received(held)
 
     def _unthrottle(self) -> None:
         # timers may fire up to the clock's resolution early: the latest mute's own timer ends it

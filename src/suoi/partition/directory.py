@@ -59,7 +59,7 @@ class PartitionDirectory:
         info = self.logs.topic_by_id(topic_id) if topic_id else None
         return info.name if info is not None else None
 
-    def append_records(self, topic: str, partition: int, records: bytes | None, acks: int,
+    def append_records(self, topic: str, partition: int, records: bytes | memoryview | None, acks: int,
                        origin: str = "") -> AppendResult:
         """Kafka's ReplicaManager.appendRecords for one partition (see `Partition.append_records`)."""
         target, error = self.get_partition(topic, partition)

@@ -192,7 +192,7 @@ class Partition:
         return role.leader_epoch if role is not None else -1
 
     # -- produce -----------------------------------------------------------------------
-    def append_records(self, records: bytes, acks: int, origin: str = "") -> AppendResult:
+    def append_records(self, records: bytes | memoryview, acks: int, origin: str = "") -> AppendResult:
         """Append a Produce's batches for this partition (module doc). acks is -1, 0 or 1."""
         state = self.leader_state
         if state is None:
@@ -223,7 +223,7 @@ class Partition:
                                           info.log_start_offset, None, info.record_count,
                                           self if waits else None, required if waits else -1))
 
-    def _check_schema_ids(self, records: bytes) -> tuple[ErrorCode, str] | None:
+    def _check_schema_ids(self, records: bytes | memoryview) -> tuple[ErrorCode, str] | None:
         config = self.plog.config
         return check_schema_ids(records, self.tp.topic, config.validate_key_schema_ids,
                                 config.validate_value_schema_ids, self.host.schema_ids)

@@ -37,7 +37,7 @@ class SchemaIds(Protocol):
         """Ids of the live versions of `subject`; None while the registry is not ready."""
 
 
-def check_schema_ids(records: bytes, topic: str, keys: bool, values: bool,
+def check_schema_ids(records: bytes | memoryview, topic: str, keys: bool, values: bool,
                      registry: SchemaIds | None) -> tuple[ErrorCode, str] | None:
     """None if every record passes, else (error, message) for the whole batch (module doc)."""
     if registry is None:

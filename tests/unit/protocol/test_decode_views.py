@@ -11,17 +11,30 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from kio.index import load_response_schema
+from kio.index import load_request_schema, load_response_schema
 from kio.schema.index import api_key_map, schema_name_map
 from kio.static.constants import EntityType
 
 from suoi.protocol.bounds import records_spanner
-from suoi.protocol.codec import build_response, decode_response, decode_response_views, encode_response
+from suoi.protocol.codec import (
+    VIEWS_FROM,
+    build_response,
+    decode_response,
+    decode_response_views,
+    encode_request,
+    encode_response,
+    request_decoder,
+)
 from tests.kio_strategies import fuzz_settings, requests
 
 WITH_RECORDS = sorted((key, version) for key, name in api_key_map.items()
                       for version, kinds in schema_name_map[name].items()
                       if EntityType.response in kinds and records_spanner(load_response_schema(key, version)) is not None)
+
+REQUESTS_WITH_RECORDS = sorted((key, version) for key, name in api_key_map.items()
+                               for version, kinds in schema_name_map[name].items()
+                               if EntityType.request in kinds
+                               and records_spanner(load_request_schema(key, version)) is not None)
 
 
 def _with_records(entity: Any, records: Iterator[Any]) -> Any:
@@ -72,3 +85,26 @@ def test_a_response_without_records_is_decoded_as_usual() -> None:
                                       "throttle_time": 0})
     body, views = decode_response_views(_frame(response), ApiVersionsResponse)
     assert views is None and body == decode_response(_frame(response), ApiVersionsResponse) == response
+
+
+def test_every_produce_version_has_a_spanner() -> None:
+    assert {v for k, v in REQUESTS_WITH_RECORDS if k == 0} >= set(range(3, 12))
+
+
+@fuzz_settings(200)
+@given(request=st.sampled_from(REQUESTS_WITH_RECORDS).flatmap(
+    lambda kv: requests(load_request_schema(*kv), records=(b"", b"ab" * 500, b"r" * 70_000))))
+def test_a_produce_decodes_with_its_records_as_views_of_the_frame(request: Any) -> None:
+    """The leader's decode (`request_decoder`) equals kio's; in a frame of `VIEWS_FROM` bytes or
+    more each records field is a read-only view of the frame (or None), not a copy."""
+    frame = encode_request(9, "views", request)[4:]
+    decoded = request_decoder(request.__api_key__, request.__version__)(frame, 9)
+    assert decoded.body == request
+    views: list[Any] = []
+    _with_records(decoded.body, iter(lambda: views.append(0) or b"", None))  # (counts the fields)
+    fields = [p.records for t in decoded.body.topic_data for p in t.partition_data]
+    assert len(fields) == len(views)
+    large = len(frame) >= VIEWS_FROM
+    for value in fields:
+        assert value is None or (isinstance(value, memoryview) and value.readonly and value.obj is frame
+                                 if large else isinstance(value, bytes))

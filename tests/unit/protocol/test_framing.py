@@ -207,3 +207,38 @@ def test_a_decoded_fetch_answer_outlives_the_reused_buffer() -> None:
     for fill in (b"a", b"b"):
         decoded += [decode_response(frame, FetchResponse) for frame in _frames_of(r, answer(fill), 1000)]
     assert [d.responses[0].partitions[0].records for d in decoded] == [b"a" * 3000, b"b" * 3000]
+
+
+def test_a_produce_decoded_as_views_keeps_its_records_across_the_next_frame() -> None:
+    """The leader's side: a Produce's records are views of the large-frame buffer
+    (`codec.request_decoder`); a request still holding them (an acks=all wait, before its records
+    are dropped) keeps its bytes while the next Produce is received, which goes into a new buffer;
+    once no request holds them, the buffer is reused."""
+    import datetime
+
+    from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
+
+    from suoi.protocol.codec import encode_request, request_decoder
+
+    def produce(fill: bytes) -> bytes:
+        return encode_request(5, "c", ProduceRequest(
+            transactional_id=None, acks=-1, timeout=datetime.timedelta(seconds=1), topic_data=(TopicProduceData(
+                name="t", partition_data=(PartitionProduceData(index=0, records=fill * 70_000),)),)))
+
+    r = BufferedFrameReader(1 << 20, scratch_size=64)
+    decode = request_decoder(0, 9)
+
+    def receive(fill: bytes) -> memoryview:
+        (frame,) = _frames_of(r, produce(fill), 5000)
+        assert isinstance(frame, memoryview)
+        records = decode(frame, 5).body.topic_data[0].partition_data[0].records
+        assert isinstance(records, memoryview) and records.obj is frame.obj
+        return records
+
+    first = receive(b"a")
+    kept = id(r._large)
+    second = receive(b"b")
+    assert (bytes(first), bytes(second)) == (b"a" * 70_000, b"b" * 70_000) and id(r._large) != kept
+    del first, second
+    reused = id(r._large)
+    assert bytes(receive(b"c")) == b"c" * 70_000 and id(r._large) == reused
