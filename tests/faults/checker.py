@@ -236,6 +236,16 @@ _DEFINITE_FAILURES = {
 }
 
 
+def wait_for_count(current: Callable[[], int], count: int, timeout: float, what: Callable[[], str]) -> None:
+    """Poll `current()` until it reaches `count`; after `timeout`, AssertionError saying
+    "only N of `count` " + `what()` (what the count is, and the workload's progress)."""
+    deadline = time.monotonic() + timeout
+    while current() < count:
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"only {current()} of {count} {what()}")
+        time.sleep(0.05)
+
+
 def classify_error(err: Any) -> Status:
     """"failed" if a delivery error means the record was not written, else "unknown"."""
     return "failed" if err.name() in _DEFINITE_FAILURES else "unknown"
@@ -292,12 +302,8 @@ class ProducerWorkload:
 
     def wait_acked(self, count: int, timeout: float) -> None:
         """Until at least `count` values are acknowledged (AssertionError after `timeout`)."""
-        deadline = time.monotonic() + timeout
-        while self.acked() < count:
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"only {self.acked()} of {count} values acknowledged within {timeout:g}s; "
-                                     f"{self.progress_report()}")
-            time.sleep(0.05)
+        wait_for_count(self.acked, count, timeout, lambda: f"values acknowledged within {timeout:g}s; "
+                       f"{self.progress_report()}")
 
     def progress_report(self) -> str:
         """Per producer and partition: values sent, acknowledged, and the last delivery error

@@ -29,6 +29,7 @@ from tests.faults.checker import (
     TxnStatus,
     check,
     topic_partitions,
+    wait_for_count,
 )
 
 #: How long a transactional producer keeps retrying init/commit/abort through faults.
@@ -227,12 +228,8 @@ class Writers(ProducerWorkload):
     def wait_committed(self, count: int, timeout: float) -> None:
         """Until at least `count` transactions are committed (AssertionError after `timeout`):
         a transaction stuck after the faults healed fails here."""
-        deadline = time.monotonic() + timeout
-        while self.committed() < count:
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"only {self.committed()} of {count} transactions committed within {timeout:g}s; "
-                                     f"{self.txn.progress_report()}, fatal: {self.txn.fatal}")
-            time.sleep(0.05)
+        wait_for_count(self.committed, count, timeout, lambda: f"transactions committed within {timeout:g}s; "
+                       f"{self.txn.progress_report()}, fatal: {self.txn.fatal}")
 
     def stop(self, flush_timeout: float = 60.0) -> list[Sent]:
         """Stop the producers (the tail reader goes on until `check`)."""
