@@ -145,6 +145,8 @@ class TransactionCoordinator(CoordinatorRuntime):
                 await asyncio.wait_for(event.wait(), CONCURRENT_HOLD_S)
             except TimeoutError:
                 return data
+            if moved := self.check_transactional_id(request.transactional_id):
+                return _failed(data, moved)  # unloaded meanwhile: the id is another node's now
             data = self._run(method, request)
         if data.error_code:
             return data  # an error depends on no write
@@ -277,7 +279,8 @@ class TransactionCoordinator(CoordinatorRuntime):
 
 
 def _failed(result: Any, error: ErrorCode) -> Any:
-    """The answer to send instead of `result` when the writes it depends on did not replicate."""
+    """The answer to send instead of `result` when the writes it depends on did not replicate (or
+    the id moved to another coordinator while its request was held)."""
     if isinstance(result, InitProducerIdResult):
         return InitProducerIdResult(error_code=error)
     if isinstance(result, AddPartitionsResult):
