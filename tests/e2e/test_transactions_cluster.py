@@ -37,6 +37,7 @@ from kio.schema.errors import ErrorCode
 from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
 from kio.schema.list_transactions.v1.request import ListTransactionsRequest
 
+from suoi.coordinator.txn_coordinator import CONCURRENT_HOLD_S
 from tests.conftest import wait_until
 from tests.e2e.txn_helpers import ck_read_to_end
 from tests.integration.kraft_cluster import KRaftCluster, kraft_cluster
@@ -398,7 +399,8 @@ def test_an_abort_after_an_add_refused_while_markers_are_written_succeeds(tmp_pa
     answered, its marker cannot be written yet (the partition's only replica is frozen), the
     producer's next AddPartitionsToTxn is refused (CONCURRENT_TRANSACTIONS) and it aborts, as
     librdkafka does when abort_transaction() follows a refused add (its EndTxn(abort) goes out
-    because an add was sent). That abort succeeds; the commit completes once the node resumes."""
+    because an add was sent; the coordinator held that add CONCURRENT_HOLD_S for the markers
+    first). That abort succeeds; the commit completes once the node resumes."""
     internal_rf1 = {"transaction.state.log.replication.factor": "1", "transaction.state.log.min.isr": "1"}
     with kraft_cluster(tmp_path, 3, {**OVERRIDES, **internal_rf1}) as cl:
         tid = "refused-add"
@@ -418,8 +420,11 @@ def test_an_abort_after_an_add_refused_while_markers_are_written_succeeds(tmp_pa
             frozen_proc.send_signal(signal.SIGSTOP)  # briefly: not long enough to be fenced
             try:
                 assert end_txn(c, tid, pid, epoch, commit=True) == ErrorCode.none
+                held = time.monotonic()
                 refused = add_partitions(c, tid, pid, epoch, {"free": [0]})
+                held = time.monotonic() - held
                 assert refused == {("free", 0): ErrorCode.concurrent_transactions}
+                assert held >= CONCURRENT_HOLD_S - 0.05, held  # held for the markers, then refused
                 assert end_txn(c, tid, pid, epoch, commit=False) == ErrorCode.none  # was INVALID_TXN_STATE
                 assert describe_on(cl, coordinator, tid).transaction_state == "PrepareCommit"
             finally:

@@ -53,6 +53,14 @@ log = logging.getLogger("suoi.coordinator.txn")
 #: (a timeout, while still the leader) they wait again after this long (retry.backoff.ms).
 MARKER_RETRY_BACKOFF_S = 0.1
 
+#: An InitProducerId/AddPartitionsToTxn/AddOffsetsToTxn refused with CONCURRENT_TRANSACTIONS
+#: because the id's previous transaction is still writing its markers is held this long at most
+#: for them (then answered CONCURRENT_TRANSACTIONS, as before). librdkafka starts its next
+#: transaction as soon as EndTxn is answered (once PrepareCommit is replicated, as in Kafka), and
+#: on CONCURRENT_TRANSACTIONS backs off retry.backoff.ms (100 ms): most of a transaction's time.
+#: Markers take a few ms; the bound keeps a stuck marker writer from holding requests for long.
+CONCURRENT_HOLD_S = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class TxnCoordinatorConfig:
@@ -72,6 +80,9 @@ class TransactionCoordinator(CoordinatorRuntime):
         self.machine = TxnStateMachine(config.txn, producer_ids.next_id)
         #: Last record per transactional id of each partition being loaded.
         self._replaying: dict[int, dict[str, dict[str, Any] | None]] = {}
+        #: Requests held while the id's transaction completes (see `CONCURRENT_HOLD_S`), by id:
+        #: set when its markers are written or the id is unloaded.
+        self._completing: dict[str, asyncio.Event] = {}
 
     @property
     def write_markers(self) -> MarkerWriter | None:
@@ -110,6 +121,8 @@ class TransactionCoordinator(CoordinatorRuntime):
         completes those transactions)."""
         self._replaying.pop(partition, None)
         self.machine.unload([tid for tid in self.machine.transactional_ids() if self.partition_for(tid) == partition])
+        for tid in [tid for tid in self._completing if self.partition_for(tid) == partition]:
+            self._completing.pop(tid).set()
 
     def partition_for(self, transactional_id: str) -> int:
         return txn_partition_for(transactional_id, self.config.state_partitions)
@@ -120,16 +133,31 @@ class TransactionCoordinator(CoordinatorRuntime):
         partition has replicated every write made so far (else the mapped error).
 
         Every reply comes back in the same output list (the machine never parks a
-        transaction request), after its persistence effects have been appended here.
+        transaction request), after its persistence effects have been appended here. A request
+        refused with CONCURRENT_TRANSACTIONS while the id's transaction writes its markers
+        (`machine.completing`) is run again once they are written (at most CONCURRENT_HOLD_S
+        later): the answer the client's own retry would get, without its retry backoff.
         """
-        token = object()
-        replies = self._process(method(replace(request, token=token), self._now_ms()))
-        self._kick()
-        data = replies[token]
+        data = self._run(method, request)
+        if data.error_code == ErrorCode.concurrent_transactions and self.machine.completing(request.transactional_id):
+            event = self._completing.setdefault(request.transactional_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), CONCURRENT_HOLD_S)
+            except TimeoutError:
+                return data
+            if moved := self.check_transactional_id(request.transactional_id):
+                return _failed(data, moved)  # unloaded meanwhile: the id is another node's now
+            data = self._run(method, request)
         if data.error_code:
             return data  # an error depends on no write
         error = append_error(await self._replicated(self.mark(self.partition_for(request.transactional_id))))
         return data if error == ErrorCode.none else _failed(data, error)
+
+    def _run(self, method: Callable[[Any, int], list[Any]], request: Any) -> Any:
+        token = object()
+        replies = self._process(method(replace(request, token=token), self._now_ms()))
+        self._kick()
+        return replies[token]
 
     def _process(self, outputs: Iterable[Any]) -> dict[object, Any]:
         """Persist, then collect replies, then write markers (Kafka's order)."""
@@ -221,6 +249,8 @@ class TransactionCoordinator(CoordinatorRuntime):
                  m.producer_epoch, "committed" if m.commit else "aborted", len(m.partitions))
         self._process(self.machine.markers_written(m.transactional_id, self._now_ms(),
                                                    producer_epoch=m.producer_epoch))
+        if (event := self._completing.pop(m.transactional_id, None)) is not None:
+            event.set()  # held requests run again (in the order they came)
 
     def _write_local_markers(self, m: WriteMarkers) -> None:
         """Standalone: append COMMIT/ABORT markers to every (local) partition of the transaction."""
@@ -249,7 +279,8 @@ class TransactionCoordinator(CoordinatorRuntime):
 
 
 def _failed(result: Any, error: ErrorCode) -> Any:
-    """The answer to send instead of `result` when the writes it depends on did not replicate."""
+    """The answer to send instead of `result` when the writes it depends on did not replicate (or
+    the id moved to another coordinator while its request was held)."""
     if isinstance(result, InitProducerIdResult):
         return InitProducerIdResult(error_code=error)
     if isinstance(result, AddPartitionsResult):

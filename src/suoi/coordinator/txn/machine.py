@@ -97,6 +97,13 @@ class TxnStateMachine:
         m = self._txns.get(transactional_id)
         return None if m is None else m.snapshot()
 
+    def completing(self, transactional_id: str) -> bool:
+        """The id's transaction is in PrepareCommit/PrepareAbort: its markers are being written,
+        and what it refuses with CONCURRENT_TRANSACTIONS now may succeed once `markers_written`
+        is called (the runtime may hold such a request until then instead of answering it)."""
+        m = self._txns.get(transactional_id)
+        return m is not None and m.state in PREPARING
+
     def pending_markers(self) -> list[WriteMarkers]:
         """A `WriteMarkers` for every transaction still in PrepareCommit/PrepareAbort (e.g. to
         retry after the marker writer failed). Not counted as a new emission."""

@@ -264,3 +264,27 @@ def test_illegal_transitions_are_refused() -> None:
     with pytest.raises(IllegalTransition):
         md.transition(TxnState.PREPARE_COMMIT)
     assert VALID_PREVIOUS[TxnState.PREPARE_ABORT] == {TxnState.ONGOING, TxnState.PREPARE_EPOCH_FENCE}
+
+
+@pytest.mark.parametrize("commit", [True, False])
+def test_completing_while_markers_are_written_and_the_refused_requests_then_succeed(commit: bool) -> None:
+    """`completing` is what the runtime holds a CONCURRENT_TRANSACTIONS answer on (instead of the
+    client backing off retry.backoff.ms): true exactly from EndTxn to `markers_written`, and each
+    request refused meanwhile (a retried EndTxn, the next transaction's adds, InitProducerId)
+    succeeds when run again after it, as the runtime does."""
+    h = Harness()
+    assert not h.m.completing(TID)
+    pid, e = ongoing(h)
+    assert not h.m.completing(TID)
+    assert h.end(pid, e, commit=commit).error_code == ErrorCode.none
+    assert h.m.completing(TID)
+    refused = (h.end(pid, e, commit=commit), h.add(pid, e, tp("u")), h.offsets(pid, e), h.init(pid=pid, epoch=e))
+    assert [r.error_code for r in refused] == [ErrorCode.concurrent_transactions] * 4
+    assert h.m.completing(TID)  # refusals change nothing
+    h.written()
+    assert not h.m.completing(TID)
+    assert h.end(pid, e, commit=commit).error_code == ErrorCode.none  # the retried EndTxn
+    assert h.add(pid, e, tp("u")).error_code == ErrorCode.none
+    assert h.offsets(pid, e).error_code == ErrorCode.none
+    assert h.state() == "Ongoing"
+    assert not h.m.completing("unknown")
