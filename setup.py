@@ -33,6 +33,7 @@ HOT_PATH = [
     "src/suoi/partition/partition.py",
     "src/suoi/partition/append.py",
     "src/suoi/partition/fetch.py",
+    "src/suoi/partition/fetch_resolve.py",  # fetch.PartitionSource's base (Resolver)
     "src/suoi/partition/directory.py",
     "src/suoi/partition/replica_manager.py",  # subclasses directory.PartitionDirectory; get_partition
     "src/suoi/log/segment_state.py",  # LogSegment's bases: a native class needs native bases

@@ -3,7 +3,7 @@
 Runs `suoi broker ...` in this process with diagnostic hooks that are not in the product:
 
 * per-message stamps (CLOCK_MONOTONIC ns, the clock the harness's messages carry): when the
-  bytes of a Produce were read (`KafkaConnection.data_received`), when its batches were appended
+  bytes of a Produce were read (`KafkaConnection.buffer_updated`, `data_received` in older trees), when its batches were appended
   (`Partition.append_records`: partition, base offset, record count), and when a consumer's read
   first returned them (`Partition.read`, replica id < 0: partition, fetch offset, high watermark;
   the answer is written in the same callback). The harness joins them with the consumer's
@@ -11,7 +11,7 @@ Runs `suoi broker ...` in this process with diagnostic hooks that are not in the
   producer's side, the broker's queueing before the append, the wait for a consumer Fetch, and
   the consumer's side;
 * every event-loop callback timed (a `uvloop.Loop` subclass wraps what `call_soon`, `call_at`
-  and `call_later` schedule - timers, task steps, future callbacks -, and `data_received` is
+  and `call_later` schedule - timers, task steps, future callbacks -, and the read (`buffer_updated`) is
   wrapped on the class): wall and thread CPU time (`time.thread_time`: holds on a loaded
   machine, where wall time includes waiting for a CPU). Callbacks over `SLOW_CPU_S` of CPU or
   `SLOW_WALL_S` of wall time are kept with their name and start;
@@ -199,17 +199,20 @@ def install(probe: Probe) -> None:
 
     uvloop.run = probe_run
 
-    received = KafkaConnection.data_received
+    # since the sixth session the connection is a BufferedProtocol (`buffer_updated(nbytes)`);
+    # trees before it get their bytes in `data_received(data)`: either is what a read hands over
+    hook = "buffer_updated" if hasattr(KafkaConnection, "buffer_updated") else "data_received"
+    received = getattr(KafkaConnection, hook)
 
-    def data_received(self: Any, data: bytes) -> None:
+    def on_read(self: Any, data: Any) -> None:
         probe.read_ns = now = _now()
         probe.read_busy_since = probe.busy_since if now - probe.last_end <= IDLE_GAP_NS else now
         n = len(probe.slow)
-        timed("KafkaConnection.data_received", received, self, data)
+        timed("KafkaConnection." + hook, received, self, data)
         if len(probe.slow) > n:  # a slow one: how much it was given
-            probe.slow[-1] = (*probe.slow[-1], len(data))
+            probe.slow[-1] = (*probe.slow[-1], data if isinstance(data, int) else len(data))
 
-    KafkaConnection.data_received = data_received  # type: ignore[method-assign]
+    setattr(KafkaConnection, hook, on_read)
 
     append = Partition.append_records
 

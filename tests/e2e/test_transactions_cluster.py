@@ -218,7 +218,9 @@ def test_two_topic_transactions_with_offsets_stay_fast_while_a_bystander_produce
           f"{statistics.median(bystander.latencies) * 1000:.1f} ms, max {max(bystander.latencies) * 1000:.1f} ms "
           f"({len(bystander.latencies)} records); another init_transactions {other_init * 1000:.0f} ms")
     assert bystander.errors == []
-    assert_fast(latencies, 0.5, "transactions")  # ~20-120 ms each (idle - load 10)
+    # ~7-25 ms each since a request refused CONCURRENT_TRANSACTIONS waits for the markers (was
+    # ~110 ms: librdkafka's retry backoff); the bound leaves room for a loaded runner
+    assert_fast(latencies, 0.25, "transactions")
     assert_fast(bystander.latencies, 0.1, "bystander")  # ~5 ms each
     assert other_init < 5.0
     committed = ck_read_to_end(bs, out_b, list(range(PARTITIONS)), isolation="read_committed")

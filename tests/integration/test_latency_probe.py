@@ -81,7 +81,7 @@ def test_the_probe_stamps_appends_and_consumer_reads_of_latency_topics_only(brok
     for r in reads:
         assert r[6] <= r[5] <= r[3]
     assert reads[0][3] > appends[2][4]
-    assert dump["by_name"]["KafkaConnection.data_received"][0] >= 7  # every request read was timed
+    assert dump["by_name"]["KafkaConnection.buffer_updated"][0] >= 7  # every request read was timed
     assert dump["callbacks"] >= 7 and dump["busy_cpu_ns"] > 0
     assert sum(dump["thread_cpu_s"].values()) >= 0 and dump["thread_cpu_s"]
     assert dump["started_ns"] < appends[0][3] < dump["ended_ns"]
