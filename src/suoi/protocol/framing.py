@@ -141,13 +141,14 @@ class BufferedFrameReader:
     Sizes are checked as `FrameDecoder` checks them, before anything is allocated for them.
     """
 
-    __slots__ = ("_end", "_frame", "_have", "_large", "_max", "_scratch", "_size", "_start", "_view")
+    __slots__ = ("_end", "_frame", "_have", "_keep", "_large", "_max", "_scratch", "_size", "_start", "_view")
     SCRATCH: ClassVar[int] = _SCRATCH
     #: the largest large-frame buffer kept for reuse (above it, one is allocated per frame)
     KEEP_LARGE: ClassVar[int] = 16 * 1024 * 1024
 
-    def __init__(self, max_frame_size: int, scratch_size: int = _SCRATCH) -> None:
+    def __init__(self, max_frame_size: int, scratch_size: int = _SCRATCH, keep_large: int = KEEP_LARGE) -> None:
         self._max = max_frame_size
+        self._keep = keep_large  # (an argument, not a subclass's ClassVar: mypyc compiles this class)
         self._scratch = bytearray(scratch_size)
         self._view = memoryview(self._scratch)
         self._start = 0  # first byte in the scratch buffer not yet returned as (part of) a frame
@@ -193,7 +194,7 @@ class BufferedFrameReader:
                 # reused only when no view of an earlier frame lives (records being appended)
                 if frame is None or len(frame) < size or not _unshared(frame):
                     frame = bytearray(size)
-                    if size <= self.KEEP_LARGE:
+                    if size <= self._keep:
                         self._large = frame
                 frame[:got] = view[start + 4:self._end]
                 self._frame, self._size, self._have = frame, size, got

@@ -151,10 +151,7 @@ def test_buffered_reader_never_overwrites_a_frame_still_referenced() -> None:
 def test_buffered_reader_does_not_keep_huge_buffers() -> None:
     """A frame above KEEP_LARGE gets a buffer of its own, not kept; the kept one stays for the next."""
 
-    class Small(BufferedFrameReader):
-        KEEP_LARGE = 500
-
-    r = Small(1 << 20, scratch_size=64)
+    r = BufferedFrameReader(1 << 20, scratch_size=64, keep_large=500)
     assert _read_all(r, framed(b"x" * 400), [100]) == [b"x" * 400]
     kept = id(r._large)  # (an id: a reference would make it not reusable)
     assert _read_all(r, framed(b"y" * 900), [100]) == [b"y" * 900]
