@@ -6,13 +6,13 @@ per scrape interval. Per `--src` tree and per `--partitions` count: a KRaft node
 on, `admin.metrics.log.partitions.max=-1` so that every partition has its series) run inside
 `scrape_probe.py`, an ApiVersions round trip every `--probe-ms` on its own connection
 (bench_latency's probe), and a scrape every `--every` seconds for `--seconds`, with Prometheus's
-own `Accept` (it gets OpenMetrics; `--accept text` for the Prometheus text format); trees
-alternate for `--rounds`. Printed, medians over the scrapes of all rounds (and the max): samples
-per scrape, the node's CPU per scrape (every thread, during the handler: the ticker's and the
-probe's callbacks included, ~0.1-0.3 ms, the same in every tree), the loop's longest gap during a
-scrape (a 1 ms ticker on the loop: 1 ms is the floor), the scrape's wall time, and the probe's
-p99/max while scrapes run; then the same for each node's first scrape (not in the rounds: the text
-of every series is made then).
+own `Accept` (it gets OpenMetrics; `--accept text` for the Prometheus text format) and, with
+`--gzip`, its `Accept-Encoding: gzip`; trees alternate for `--rounds`. Printed, medians over the
+scrapes of all rounds (and the max): samples and bytes sent per scrape, the node's CPU per scrape
+(every thread, during the handler: the ticker's and the probe's callbacks included, ~0.1-0.3 ms,
+the same in every tree), the loop's longest gap during a scrape (a 1 ms ticker on the loop: 1 ms
+is the floor), the scrape's wall time, and the probe's p99/max while scrapes run; then the same
+for each node's first scrape (not in the rounds: the text of every series is made then).
 
     git archive HEAD src | tar -x -C /tmp/before
     python benchmarks/bench_scrape_stall.py --src before=/tmp/before/src --src after=src
@@ -21,6 +21,7 @@ of every series is made then).
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import statistics
@@ -37,10 +38,12 @@ PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0;q=0.5,applicati
 PROBE = str(Path(__file__).resolve().parent / "scrape_probe.py")
 
 
-def get_metrics(admin_port: int, accept: str) -> str:
-    request = urllib.request.Request(f"http://127.0.0.1:{admin_port}/metrics", headers={"Accept": accept})
+def get_metrics(admin_port: int, accept: str, encoding: str = "") -> str:
+    headers = {"Accept": accept, **({"Accept-Encoding": encoding} if encoding else {})}
+    request = urllib.request.Request(f"http://127.0.0.1:{admin_port}/metrics", headers=headers)
     with urllib.request.urlopen(request, timeout=10) as r:
-        return r.read().decode()
+        body = r.read()
+        return (gzip.decompress(body) if r.headers.get("Content-Encoding") == "gzip" else body).decode()
 
 
 def wait_hosted(admin_port: int, partitions: int, timeout: float = 120.0) -> None:
@@ -55,7 +58,8 @@ def wait_hosted(admin_port: int, partitions: int, timeout: float = 120.0) -> Non
     raise TimeoutError(f"the node did not host {partitions} partitions within {timeout}s")
 
 
-def one_round(node, out: str, seconds: float, every: float, probe_ms: float, accept: str) -> dict[str, list[float]]:
+def one_round(node, out: str, seconds: float, every: float, probe_ms: float, accept: str,
+              encoding: str) -> dict[str, list[float]]:
     done = os.path.getsize(out) if os.path.exists(out) else 0
     probe = ApiVersionsProbe(node.bootstrap, probe_ms / 1000)
     try:
@@ -64,14 +68,15 @@ def one_round(node, out: str, seconds: float, every: float, probe_ms: float, acc
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             t0 = time.perf_counter()
-            get_metrics(node.admin_port, accept)
+            get_metrics(node.admin_port, accept, encoding)
             time.sleep(max(0.0, every - (time.perf_counter() - t0)))
     finally:
         rtts = probe.close()
     with open(out) as f:
         f.seek(done)
         scrapes = [json.loads(line) for line in f if line.strip()]
-    return {"samples": [s["samples"] for s in scrapes], "cpu ms": [s["cpu_ms"] for s in scrapes],
+    return {"samples": [s["samples"] for s in scrapes], "bytes": [s["bytes"] for s in scrapes],
+            "cpu ms": [s["cpu_ms"] for s in scrapes],
             "longest gap ms": [s["longest_gap_ms"] for s in scrapes], "wall ms": [s["wall_ms"] for s in scrapes],
             "probe p99 ms": [percentile(rtts, 99)], "probe max ms": [rtts[-1] if rtts else float("nan")]}
 
@@ -87,8 +92,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--accept", choices=["prometheus", "text"], default="prometheus",
                     help="Prometheus's Accept (OpenMetrics; default) or none (the Prometheus text format)")
+    ap.add_argument("--gzip", action="store_true", help="Accept-Encoding: gzip, as Prometheus sends it")
     args = ap.parse_args()
     accept = PROMETHEUS_ACCEPT if args.accept == "prometheus" else ""
+    encoding = "gzip" if args.gzip else ""
     trees = [s.split("=", 1) for s in args.src] or [["this", str(REPO_ROOT / "src")]]
     table: list[str] = []
     firsts: list[str] = []
@@ -104,14 +111,14 @@ def main() -> None:
                 nodes.append(node)
                 create_topic(node.bootstrap, "scraped", count, timeout=120)
                 wait_hosted(node.admin_port, count)
-                get_metrics(node.admin_port, accept)  # the first scrape (the text of every series made): apart
+                get_metrics(node.admin_port, accept, encoding)  # the first scrape (the text of every series made): apart
                 with open(out) as f:
                     first = json.loads(f.readlines()[-1])
                 firsts.append(f"{count:>5} partitions {label:>8}: first scrape cpu ms {first['cpu_ms']:.2f}, "
                               f"longest gap ms {first['longest_gap_ms']:.2f}, wall ms {first['wall_ms']:.2f}")
             for rnd in range(args.rounds):
                 for node in (nodes if rnd % 2 == 0 else nodes[::-1]):
-                    r = one_round(node, node.scrapes_out, args.seconds, args.every, args.probe_ms, accept)
+                    r = one_round(node, node.scrapes_out, args.seconds, args.every, args.probe_ms, accept, encoding)
                     log(f"{count} partitions, round {rnd + 1} {node.label}: " +
                         ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in r.items()))
                     for k, v in r.items():
@@ -124,7 +131,7 @@ def main() -> None:
         for label, figures in results.items():
             table.append(f"{count:>5} partitions {label:>8}: " + "; ".join(
                 f"{k} {statistics.median(v):.2f} (max {max(v):.2f})" for k, v in figures.items()))
-    print(f"a scrape every {args.every} s ({args.accept}), ApiVersions every {args.probe_ms} ms, "
+    print(f"a scrape every {args.every} s ({args.accept}{', gzip' if args.gzip else ''}), ApiVersions every {args.probe_ms} ms, "
           f"{args.rounds} rounds of {args.seconds} s; medians over the scrapes (max)")
     print("\n".join(table + firsts))
     sys.stdout.flush()

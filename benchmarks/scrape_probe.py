@@ -8,7 +8,8 @@ Runs `suoi broker ...` in this process with two diagnostic hooks that are not in
 * `AdminServer._metrics` (the handler, in every tree) is wrapped: per scrape, one JSON line appended
   to `--out`: its wall time, the process's CPU (every thread, `getrusage`), the loop thread's CPU
   (`thread_time`: the ticker's and the ApiVersions probe's callbacks included, the same in every
-  tree), the longest ticker gap, the body's bytes and its samples (lines not starting with '#').
+  tree), the longest ticker gap, the body's bytes as sent (gzipped when the scraper asked for it)
+  and its samples (lines not starting with '#').
 
     python benchmarks/scrape_probe.py --out /tmp/scrapes.jsonl broker --config server.properties
 """
@@ -16,6 +17,7 @@ Runs `suoi broker ...` in this process with two diagnostic hooks that are not in
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import resource
 import sys
@@ -76,10 +78,11 @@ def install(out: str) -> None:
         response = await scrape(self, request)
         w1, p1, l1 = time.perf_counter(), _process_cpu(), time.thread_time()
         longest = ticker.until_now()
-        body = bytes(response.body)
+        sent = bytes(response.body)
+        body = gzip.decompress(sent) if response.headers.get("Content-Encoding") == "gzip" else sent
         samples = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
         sink.write(json.dumps({"wall_ms": (w1 - w0) * 1e3, "cpu_ms": (p1 - p0) * 1e3, "loop_cpu_ms": (l1 - l0) * 1e3,
-                               "longest_gap_ms": longest * 1e3, "bytes": len(body), "samples": samples,
+                               "longest_gap_ms": longest * 1e3, "bytes": len(sent), "samples": samples,
                                "accept": request.headers.get("Accept", "")}) + "\n")
         return response
 

@@ -2,12 +2,16 @@
 aiohttp as Prometheus scrapes it, after real clients' traffic (issue 19: the text is kept per series
 between scrapes and made on the event loop in slices). prometheus-client's parsers read it; it
 carries what the traffic did, also after more traffic (lines rewritten, series added); concurrent
-scrapes agree; and it is byte-equal to prometheus-client's own encoding of the node's families."""
+scrapes agree; it is byte-equal to prometheus-client's own encoding of the node's families; and it
+is gzipped when the scraper accepts it (Prometheus does), the same text."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import urllib.request
 from collections.abc import Iterator
+from email.message import Message
 
 import aiohttp
 import confluent_kafka
@@ -184,3 +188,39 @@ def test_a_topic_deleted_while_a_scrape_reads_the_partitions(node: tuple[InProce
     s = scrape(base, PROMETHEUS_ACCEPT)[0]
     assert value(s, "kafka_log_log_logendoffset", topic="doomed-mid", partition="0") is None
     assert value(s, "kafka_server_replicamanager_partitioncount") == table.partitions - 3
+
+
+def _raw_get(base: str, headers: dict[str, str]) -> tuple[Message, bytes]:
+    """The headers and the body's bytes as sent (urllib decodes no content encoding)."""
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/metrics", headers=headers), timeout=10) as r:
+        return r.headers, r.read()
+
+
+def _without_values(text: str) -> list[str]:
+    """Every line, each sample's line without its value (what may change between two scrapes)."""
+    return [line if line.startswith("#") else line.rsplit(" ", 1)[0] for line in text.split("\n")]
+
+
+def test_gzip_when_the_scraper_accepts_it(node: tuple[InProcessNode, str], other_topic: str) -> None:
+    """Prometheus sends `Accept-Encoding: gzip`: it gets the text gzipped (made in the scrape's
+    slices), the same text a plain scrape gets but for the values that moved in between (process
+    CPU, loop lag); a scraper that does not accept gzip gets the text as is."""
+    _, base = node
+    zipped_headers, zipped = _raw_get(base, {"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
+    plain_headers, plain = _raw_get(base, {"Accept": PROMETHEUS_ACCEPT})
+    refused_headers, refused = _raw_get(base, {"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip;q=0, deflate"})
+    assert zipped_headers["Content-Encoding"] == "gzip"
+    assert int(zipped_headers["Content-Length"]) == len(zipped)
+    for headers in (plain_headers, refused_headers):
+        assert headers["Content-Encoding"] is None
+    for headers in (zipped_headers, plain_headers, refused_headers):
+        assert headers["Content-Type"].startswith("application/openmetrics-text"), headers["Content-Type"]
+        assert "Accept-Encoding" in [v.strip() for v in headers["Vary"].split(",")]
+    text = gzip.decompress(zipped).decode()
+    assert len(zipped) * 4 < len(text)
+    assert _without_values(text) == _without_values(plain.decode()) == _without_values(refused.decode())
+    stable = [{(s.name, frozenset(s.labels.items())): s.value for f in parse_openmetrics(body) for s in f.samples
+               if s.name.startswith(("kafka_log_", "kafka_server_brokertopicmetrics_"))}
+              for body in (text, plain.decode())]
+    assert stable[0] == stable[1]
+    assert value(stable[0], "kafka_log_log_logendoffset", topic=other_topic, partition="1") == 1

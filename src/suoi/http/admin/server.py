@@ -4,7 +4,9 @@ Routes (Redpanda's admin-port layout, Kafka's metric names):
 
 - `GET /metrics` — Prometheus text, or OpenMetrics when the scraper asks for it (`Accept:
   application/openmetrics-text`), prometheus-client's encoding, kept per series between scrapes
-  (`exposition.py`) and made on the event loop in slices of `SCRAPE_SLICE_S`.
+  (`exposition.py`) and made on the event loop in slices of `SCRAPE_SLICE_S`; gzipped in those
+  slices when the scraper accepts it (`Accept-Encoding: gzip`, what Prometheus sends:
+  `content_encoding.py`).
 - `GET /v1/status/ready` — 200 once the node serves clients, 503 with the reason before.
 - `GET /v1/status/live` — 200 while the event loop answers (503 once stopping).
 - `GET /v1/node`, `/v1/partitions`, `/v1/cluster`, `/v1/groups` — small JSON views for scripts.
@@ -32,6 +34,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from suoi.http.admin.collector import NodeCollector
+from suoi.http.admin.content_encoding import gzip_accepted, gzip_steps
 from suoi.http.admin.exposition import Exposition, Family, run_sliced
 from suoi.http.admin.node_view import NodeView
 from suoi.http.admin.runtime import RuntimeMonitor
@@ -106,10 +109,15 @@ class AdminServer:
         families and writing their text (prometheus-client's, reused per series: ~1-2 µs a
         sample instead of 6-12). A thread did the writing before, but it held the GIL whenever
         the loop released it (every epoll, every socket write) for up to a switch interval: a
-        scrape cost the loop 3-11 ms in those waits; now the loop waits at most a slice."""
+        scrape cost the loop 3-11 ms in those waits; now the loop waits at most a slice. The
+        gzip of the body, when asked for, is made in the same slices."""
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = await run_sliced(self.exposition.steps(self.families(), encoder), SCRAPE_SLICE_S)
-        return web.Response(body=body, headers={"Content-Type": content_type})
+        steps = self.exposition.steps(self.families(), encoder)
+        headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
+        if gzip_accepted(request.headers.get("Accept-Encoding", "")):
+            steps = gzip_steps(steps)
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=await run_sliced(steps, SCRAPE_SLICE_S), headers=headers)
 
     def families(self) -> Iterator[Family | None]:
         """What /metrics shows, family by family (None: a step of reading the node done)."""
