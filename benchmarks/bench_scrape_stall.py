@@ -30,8 +30,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_latency import ApiVersionsProbe
 from common import REPO_ROOT, create_topic, log, percentile, start_suoi_kraft
+from latency_watch import ApiVersionsProbe
 
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;"
                      "q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
