@@ -30,7 +30,7 @@ from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, 
 from kio.serial import entity_reader
 
 import suoi.api.dispatch
-import suoi.protocol.codec
+import suoi.protocol.codec_requests
 from suoi.api.dispatch import dispatch
 from suoi.broker import Broker
 from suoi.config import load_config
@@ -98,10 +98,10 @@ async def dispatch_phase(rounds: int, per_round: int = 1000) -> None:
                 for _ in range(rounds):
                     for variant in best:
                         _forget_decoders()
-                        suoi.protocol.codec.request_skippers = (request_skippers if variant == "with check"
+                        suoi.protocol.codec_requests.request_skippers = (request_skippers if variant == "with check"
                                                                 else _no_check)
                         best[variant] = min(best[variant], await _dispatch_us(broker, frame, per_round))
-                suoi.protocol.codec.request_skippers = request_skippers
+                suoi.protocol.codec_requests.request_skippers = request_skippers
                 _forget_decoders()
                 on, off = best["with check"], best["without"]
                 print(f"  {name:30} without {off:8.1f} µs   with {on:8.1f} µs   overhead {(on - off) / off:6.1%}")
@@ -116,8 +116,8 @@ def _no_check(cls: type) -> tuple[Callable[..., int], Callable[..., int]]:
 
 def _forget_decoders() -> None:
     """Make the next dispatch build its decoder anew (codec's caches and dispatch's plans)."""
-    suoi.protocol.codec._request_readers.cache_clear()
-    suoi.protocol.codec.request_decoder.cache_clear()
+    suoi.protocol.codec_requests._request_readers.cache_clear()
+    suoi.protocol.codec_requests.request_decoder.cache_clear()
     suoi.api.dispatch._PLANS.clear()
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from kio.serial import entity_writer
 
-from suoi.protocol.codec import _INT32, GatherBuffer, build_response
+from suoi.protocol.codec import GatherBuffer, build_response
+from suoi.protocol.codec_responses import _INT32
 from suoi.protocol.compiled_writer import compiled_writer
 
 RECORDS = b"r" * 1000

@@ -31,7 +31,8 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 from kio.serial._introspect import get_field_tag
 
-from suoi.protocol.codec import GatherBuffer, _convert, _FieldPlan, _plan, build, response_class
+from suoi.protocol.codec_build import _convert, _FieldPlan, _plan, build, response_class
+from suoi.protocol.codec_responses import GatherBuffer
 from suoi.protocol.compiled_writer import _FIXED, _HELPERS, _NULLABLE_FIXED, Writer, _field, _Source, _tagged_fields
 from suoi.protocol.compiled_writer import compiled_writer as _entity_writer
 from suoi.protocol.file_records import FileRegion

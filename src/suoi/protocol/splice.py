@@ -26,7 +26,8 @@ from typing import Any
 from kio.serial.writers import write_compact_array_length, write_legacy_array_length
 from kio.static.primitive import i32
 
-from suoi.protocol.codec import _INT32, GatherBuffer, _plan
+from suoi.protocol.codec_build import _plan
+from suoi.protocol.codec_responses import _INT32, GatherBuffer
 from suoi.protocol.compiled_dict_writer import dict_writer, encode_response_data
 from suoi.protocol.file_records import FileRegion
 
