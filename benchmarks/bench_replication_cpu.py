@@ -82,6 +82,17 @@ def cpu_by_node(c: LocalCluster) -> dict[int, float]:
     return {node: read_cpu_s(pid) or 0.0 for node, pid in pids(c).items()}
 
 
+def switches_by_node(c: LocalCluster) -> dict[int, tuple[int, int]]:
+    """(voluntary, involuntary) context switches of each broker's main thread (its event loop):
+    a voluntary one is the loop going to sleep with nothing to do, i.e. one wake-up per switch."""
+    out = {}
+    for node, pid in pids(c).items():
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if line.endswith(tuple("0123456789")) and "ctxt_switches" in line)
+        out[node] = (int(fields["voluntary_ctxt_switches"]), int(fields["nonvoluntary_ctxt_switches"]))
+    return out
+
+
 def probe_counts(c: LocalCluster, out: Path) -> dict[int, dict[str, int]]:
     """Ask every broker's probe (SIGUSR2) for its counters; {node: counters}."""
     result = {}
@@ -111,6 +122,7 @@ def one_run(c: LocalCluster, args: argparse.Namespace, rf: int, probe_out: Path 
     touch0 = first_touch_ms_per_mb(c.root, args.touch_mb) if args.touch_mb else None
     counts0 = probe_counts(c, probe_out) if probe_out else {}
     req0 = c.request_counts_by_node()
+    sw0 = switches_by_node(c)
     cpu0, ccpu0, t0 = cpu_by_node(c), time.process_time(), time.perf_counter()
     sent = produce_loop(p, topic, value, args.messages, t0 + 600)
     if p.flush(60):
@@ -118,6 +130,7 @@ def one_run(c: LocalCluster, args: argparse.Namespace, rf: int, probe_out: Path 
     elapsed = time.perf_counter() - t0
     wait_for("high watermarks", lambda: high_watermarks(watcher, topic, args.partitions) >= sent + 1, 60, 0.01)
     cpu1, ccpu1 = cpu_by_node(c), time.process_time()
+    sw1 = switches_by_node(c)
     stop_profilers(profilers)
     req1 = c.request_counts_by_node()
     counts1 = probe_counts(c, probe_out) if probe_out else {}
@@ -135,10 +148,14 @@ def one_run(c: LocalCluster, args: argparse.Namespace, rf: int, probe_out: Path 
     res["cluster"] = res["leader"] + (res["followers"] if rf == 3 else 0.0)
     if touch0 is not None and touch is not None:  # the machine's page state before and after the run
         res["first_touch_before"], res["first_touch_after"] = touch0, touch
+    for role, nodes in (("leader", (LEADER,)), ("follower", FOLLOWERS)):
+        res[f"{role}_wakeups_per_mb"] = sum(sw1[n][0] - sw0[n][0] for n in nodes) / len(nodes) / mb
+        res[f"{role}_preempted_per_mb"] = sum(sw1[n][1] - sw0[n][1] for n in nodes) / len(nodes) / mb
     produces = req1[LEADER]["Produce"] - req0[LEADER]["Produce"]
     fetches = req1[LEADER]["Fetch"] - req0[LEADER]["Fetch"]
     res["produces_per_mb"] = produces / mb
     res["fetches_per_produce"] = fetches / produces if produces else 0.0
+    res["follower_wakeups_per_fetch"] = res["follower_wakeups_per_mb"] * len(FOLLOWERS) / (fetches / mb) if fetches else 0.0
     if counts1:
         d = {k: sum(counts1[n][k] - counts0[n][k] for n in counts1) for k in counts1[FOLLOWERS[0]]}
         res["fetches_with_data_per_produce"] = d["with_records"] / produces if produces else 0.0
@@ -200,8 +217,13 @@ ROWS = [("MB/s", "mb_s"), ("leader (broker 1) CPU ms/MB", "leader"),
         ("page-cache first-touch write before the run, CPU ms/MB", "first_touch_before"),
         ("the same after the run (probe), CPU ms/MB", "first_touch_after"), ("client CPU ms/MB", "client"),
         ("controller CPU ms/MB", "controller"),
+        ("leader loop wake-ups (voluntary switches) per MB", "leader_wakeups_per_mb"),
+        ("leader preempted (involuntary switches) per MB", "leader_preempted_per_mb"),
+        ("each follower's loop wake-ups per MB", "follower_wakeups_per_mb"),
+        ("each follower preempted per MB", "follower_preempted_per_mb"),
         ("Produce requests per MB", "produces_per_mb"), ("follower Fetches per Produce", "fetches_per_produce"),
         ("  of which with records", "fetches_with_data_per_produce"),
+        ("follower loop wake-ups per follower Fetch", "follower_wakeups_per_fetch"),
         ("  of which HW only (no records)", "fetches_hw_only_per_produce")]
 
 
