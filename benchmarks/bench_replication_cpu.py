@@ -20,6 +20,15 @@ request counts).  `--count` runs the brokers inside `replication_probe.py`'s cou
 and how many only moved the high watermark.  `--profile DIR` records every broker with py-spy
 during the RF=3 runs (`profile_buckets.py DIR/*.txt`).  Medians and ranges over the rounds.
 
+Before every run (once the brokers are quiet) and after it (before its topic is deleted) a probe
+writes --touch-mb MB of new file in the cluster's directory (256 KiB writes, as the segment
+appends) and times its CPU: what a page-cache write into memory the kernel has free costs right
+then.  On this VM (Firecracker, virtio-balloon free page reporting) memory left free for a few
+seconds goes back to the host, and the first write into it costs ~5-8 ms of CPU per MB (a host
+fault per page) against ~0.25-0.3 when it is warm; every replica's segment write pays it, RF=3
+three times.  A run whose probes read > 1 ms/MB ran on cold memory: its CPU per MB is the
+machine's state, not the code's (compare runs of the same state only).
+
   python benchmarks/bench_replication_cpu.py --rounds 3
   git archive main src | tar -x -C /tmp/before
   python benchmarks/bench_replication_cpu.py --src before=/tmp/before/src --src after=src --rounds 4
@@ -73,6 +82,17 @@ def cpu_by_node(c: LocalCluster) -> dict[int, float]:
     return {node: read_cpu_s(pid) or 0.0 for node, pid in pids(c).items()}
 
 
+def switches_by_node(c: LocalCluster) -> dict[int, tuple[int, int]]:
+    """(voluntary, involuntary) context switches of each broker's main thread (its event loop):
+    a voluntary one is the loop going to sleep with nothing to do, i.e. one wake-up per switch."""
+    out = {}
+    for node, pid in pids(c).items():
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if line.endswith(tuple("0123456789")) and "ctxt_switches" in line)
+        out[node] = (int(fields["voluntary_ctxt_switches"]), int(fields["nonvoluntary_ctxt_switches"]))
+    return out
+
+
 def probe_counts(c: LocalCluster, out: Path) -> dict[int, dict[str, int]]:
     """Ask every broker's probe (SIGUSR2) for its counters; {node: counters}."""
     result = {}
@@ -99,8 +119,10 @@ def one_run(c: LocalCluster, args: argparse.Namespace, rf: int, probe_out: Path 
     wait_for("brokers quiet", lambda: quiet(c), 15, 0.2)
     profilers = start_profilers(c, args, f"rf{rf}")
     profilers += start_perf(c, args, rf)
+    touch0 = first_touch_ms_per_mb(c.root, args.touch_mb) if args.touch_mb else None
     counts0 = probe_counts(c, probe_out) if probe_out else {}
     req0 = c.request_counts_by_node()
+    sw0 = switches_by_node(c)
     cpu0, ccpu0, t0 = cpu_by_node(c), time.process_time(), time.perf_counter()
     sent = produce_loop(p, topic, value, args.messages, t0 + 600)
     if p.flush(60):
@@ -108,10 +130,12 @@ def one_run(c: LocalCluster, args: argparse.Namespace, rf: int, probe_out: Path 
     elapsed = time.perf_counter() - t0
     wait_for("high watermarks", lambda: high_watermarks(watcher, topic, args.partitions) >= sent + 1, 60, 0.01)
     cpu1, ccpu1 = cpu_by_node(c), time.process_time()
+    sw1 = switches_by_node(c)
     stop_profilers(profilers)
     req1 = c.request_counts_by_node()
     counts1 = probe_counts(c, probe_out) if probe_out else {}
     watcher.close()
+    touch = first_touch_ms_per_mb(c.root, args.touch_mb) if args.touch_mb else None
     delete_topic(c.bootstrap, topic)
     mb = sent * args.size / MB
     per_mb = {node: (cpu1[node] - cpu0[node]) * 1000 / mb for node in cpu1}
@@ -122,10 +146,16 @@ def one_run(c: LocalCluster, args: argparse.Namespace, rf: int, probe_out: Path 
     # at RF=1 brokers 2 and 3 host nothing of the topic: their CPU is the background (heartbeats,
     # metadata, scrubber), shown, not counted
     res["cluster"] = res["leader"] + (res["followers"] if rf == 3 else 0.0)
+    if touch0 is not None and touch is not None:  # the machine's page state before and after the run
+        res["first_touch_before"], res["first_touch_after"] = touch0, touch
+    for role, nodes in (("leader", (LEADER,)), ("follower", FOLLOWERS)):
+        res[f"{role}_wakeups_per_mb"] = sum(sw1[n][0] - sw0[n][0] for n in nodes) / len(nodes) / mb
+        res[f"{role}_preempted_per_mb"] = sum(sw1[n][1] - sw0[n][1] for n in nodes) / len(nodes) / mb
     produces = req1[LEADER]["Produce"] - req0[LEADER]["Produce"]
     fetches = req1[LEADER]["Fetch"] - req0[LEADER]["Fetch"]
     res["produces_per_mb"] = produces / mb
     res["fetches_per_produce"] = fetches / produces if produces else 0.0
+    res["follower_wakeups_per_fetch"] = res["follower_wakeups_per_mb"] * len(FOLLOWERS) / (fetches / mb) if fetches else 0.0
     if counts1:
         d = {k: sum(counts1[n][k] - counts0[n][k] for n in counts1) for k in counts1[FOLLOWERS[0]]}
         res["fetches_with_data_per_produce"] = d["with_records"] / produces if produces else 0.0
@@ -147,6 +177,23 @@ def start_perf(c: LocalCluster, args: argparse.Namespace, rf: int) -> list[subpr
     return procs
 
 
+def first_touch_ms_per_mb(directory: Path, mb: int) -> float:
+    """CPU ms per MB (10^6 B) of writing `mb` MB to a new file in 256 KiB writes (module doc)."""
+    path = directory / f"first-touch-{uuid.uuid4().hex[:8]}"
+    chunk = b"\x5a" * 262_144
+    n = max(1, mb * MB // len(chunk))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        t0 = time.thread_time()
+        for _ in range(n):
+            os.write(fd, chunk)
+        spent = time.thread_time() - t0
+    finally:
+        os.close(fd)
+        path.unlink()
+    return spent * 1000 / (n * len(chunk) / MB)
+
+
 def quiet(c: LocalCluster) -> bool:
     a = sum(cpu_by_node(c).values())
     time.sleep(0.3)
@@ -166,9 +213,17 @@ def start(label: str, src: Path, args: argparse.Namespace, probe_out: Path | Non
 
 ROWS = [("MB/s", "mb_s"), ("leader (broker 1) CPU ms/MB", "leader"),
         ("brokers 2+3 (followers; idle at RF=1) CPU ms/MB", "followers"),
-        ("cluster CPU ms/MB", "cluster"), ("client CPU ms/MB", "client"), ("controller CPU ms/MB", "controller"),
+        ("cluster CPU ms/MB", "cluster"),
+        ("page-cache first-touch write before the run, CPU ms/MB", "first_touch_before"),
+        ("the same after the run (probe), CPU ms/MB", "first_touch_after"), ("client CPU ms/MB", "client"),
+        ("controller CPU ms/MB", "controller"),
+        ("leader loop wake-ups (voluntary switches) per MB", "leader_wakeups_per_mb"),
+        ("leader preempted (involuntary switches) per MB", "leader_preempted_per_mb"),
+        ("each follower's loop wake-ups per MB", "follower_wakeups_per_mb"),
+        ("each follower preempted per MB", "follower_preempted_per_mb"),
         ("Produce requests per MB", "produces_per_mb"), ("follower Fetches per Produce", "fetches_per_produce"),
         ("  of which with records", "fetches_with_data_per_produce"),
+        ("follower loop wake-ups per follower Fetch", "follower_wakeups_per_fetch"),
         ("  of which HW only (no records)", "fetches_hw_only_per_produce")]
 
 
@@ -191,6 +246,9 @@ def table(results: dict[str, list[dict[str, Any]]]) -> None:
         ratios = [b["mb_s"] / a["mb_s"] * 100 for a, b in zip(rf1, rf3, strict=False)]
         cpu = [b["cluster"] / a["cluster"] for a, b in zip(rf1, rf3, strict=False)]
         print(f"{label}: RF=3 acks=all / RF=1 acks=1 MB/s {fmt(ratios)} %, cluster CPU per MB RF=3 / RF=1 {fmt(cpu)}x")
+        cold = sum(1 for r in runs if max(r.get("first_touch_before", 0.0), r.get("first_touch_after", 0.0)) > 1.0)
+        if cold:
+            print(f"{label}: {cold} of {len(runs)} runs met cold memory (a first-touch probe > 1 ms/MB): see the module doc")
 
 
 def main() -> None:
@@ -200,6 +258,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=300_000)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--touch-mb", type=int, default=16, help="MB the first-touch probe writes before and after a run (0: none)")
     ap.add_argument("--count", action="store_true", help="count follower Fetches with and without records")
     ap.add_argument("--profile", type=Path, help="py-spy record every broker during the RF=3 runs")
     ap.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second")
