@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Unclean restart benchmark: how long a `python -m suoi broker` node takes to serve again after a
+SIGKILL with many rolled segments, and what flushing at each roll costs the produce path.
+
+Prints figures; it is not a test. Per tree, once: a node as `bench_startup.py` starts it
+(config/server.properties on free ports) with `log.segment.bytes` = --segment-mb (8) MiB and
+`log.flush.offset.checkpoint.interval.ms` = 1000, one topic of --partitions (4), --mb (256) MB of
+1 KB values produced (confluent-kafka, acks=1, --batch-kb (64) KB batches; the default flush
+settings: nothing flushed by size or time), then up to --settle (5) s for every partition's
+`recovery-point` file to reach its active segment (a tree that does not flush at a roll never
+does). Figures:
+
+  produce     MB/s of that produce (wall; the machine is shared) and the node's CPU s per 100 MB,
+              in --produce-rounds (4) rounds, the trees alternating
+  restart     per run: SIGKILL, start on the same data dir -> first Metadata, -> every partition
+              served (Metadata + ListOffsets), and the node's CPU s by then
+  rescanned   from the restart's "log recovery:" line (trees that log it): segments and MB
+              re-scanned with CRC checks, segments loaded from their indexes, and the time the
+              logs took to open (the restart's wall-clock figures include ~10 s of the single KRaft
+              node waiting out its crashed incarnation's broker session, whatever the logs)
+
+The page cache still holds the data (a process crash, not a power loss): a cold cache makes a
+re-scan slower still. `--src LABEL=DIR` (repeatable) as in bench_startup.py; the trees' runs
+alternate. Medians of --runs (5) [min-max].
+
+  git archive 89b9344^ src | tar -x -C /tmp/noroll
+  python benchmarks/bench_unclean_restart.py --src before=/tmp/noroll/src --src after=src
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_startup import REPO_ROOT, TOPIC, Node, ask, metadata_answered, serving_partitions, wait_for  # noqa: E402
+from common import log  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest  # noqa: E402
+from kio.schema.types import TopicName  # noqa: E402
+from kio.static.primitive import i16, i32  # noqa: E402
+
+VALUE = b"v" * 1000
+RECOVERY = re.compile(r"log recovery: (\d+) segments \((\d+) bytes\) re-scanned .*?, (\d+) loaded .*? in ([\d.]+) s")
+
+
+def produce(bootstrap: str, partitions: int, total_bytes: int, batch_kb: int) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5, "batch.size": batch_kb * 1024,
+                  "queue.buffering.max.kbytes": 256_000, "message.timeout.ms": 60_000})
+    sent = i = 0
+    while sent < total_bytes:
+        try:
+            p.produce(TOPIC, VALUE, partition=i % partitions)
+        except BufferError:
+            p.poll(0.05)
+            continue
+        sent += len(VALUE)
+        i += 1
+        if i % 1000 == 0:
+            p.poll(0)
+    if p.flush(120):
+        raise RuntimeError("produce did not complete")
+
+
+def _points_reached(node: Node, partitions: int) -> bool:
+    """Every partition's persisted recovery point is at (or past) its active segment's base."""
+    for p in range(partitions):
+        directory = node.workdir / "data" / f"{TOPIC}-{p}"
+        bases = sorted(int(f.stem) for f in directory.glob("*.log"))
+        try:
+            point = int((directory / "recovery-point").read_text().strip() or 0)
+        except FileNotFoundError:
+            point = 0
+        if not bases or point < bases[-1]:
+            return False
+    return True
+
+
+def prepare(src: Path, args: argparse.Namespace) -> Node:
+    """A running node of tree `src` with the topic created and served."""
+    node = Node(src)
+    config = node.workdir / "server.properties"
+    text = config.read_text().replace("log.segment.bytes=1073741824", f"log.segment.bytes={args.segment_mb << 20}")
+    config.write_text(text + "log.flush.offset.checkpoint.interval.ms=1000\n")
+    t0 = node.start()
+    wait_for(lambda: metadata_answered(node), node, t0 + args.timeout, "first Metadata")
+    answer = ask(node.port, CreateTopicsRequest(topics=(CreatableTopic(
+        name=TopicName(TOPIC), num_partitions=i32(args.partitions), replication_factor=i16(1), assignments=(),
+        configs=()),), validate_only=False), timeout=args.timeout)
+    assert answer.topics[0].error_code == 0, answer.topics[0].error_code
+    wait_for(lambda: serving_partitions(node, args.partitions), node, time.monotonic() + args.timeout, "served")
+    return node
+
+
+def produce_round(node: Node, args: argparse.Namespace) -> dict[str, float]:
+    """Produce --mb / --produce-rounds MB: (MB/s, the node's CPU s per 100 MB)."""
+    mb = args.mb / args.produce_rounds
+    cpu0, started = node.cpu_s(), time.monotonic()
+    produce(f"127.0.0.1:{node.port}", args.partitions, int(mb * 1_000_000), args.batch_kb)
+    wall, cpu = time.monotonic() - started, node.cpu_s() - cpu0
+    return {"produce_mb_s": mb / wall, "produce_cpu_s_per_100mb": cpu * 100 / mb}
+
+
+def settle(node: Node, args: argparse.Namespace) -> dict[str, float]:
+    """Up to --settle s for the recovery points; (segments, whether they all reached)."""
+    settled = time.monotonic() + args.settle
+    while not _points_reached(node, args.partitions) and time.monotonic() < settled:
+        time.sleep(0.05)
+    segments = len(list((node.workdir / "data").glob(f"{TOPIC}-*/*.log")))
+    return {"segments": float(segments), "points_reached": float(_points_reached(node, args.partitions))}
+
+
+def unclean_restart(node: Node, args: argparse.Namespace) -> dict[str, float]:
+    node.stop(kill=True)
+    t0 = node.start()
+    wait_for(lambda: metadata_answered(node), node, t0 + args.timeout, "first Metadata")
+    first = time.monotonic() - t0
+    wait_for(lambda: serving_partitions(node, args.partitions), node, t0 + args.timeout, "serving")
+    figures = {"restart_metadata_s": first, "restart_serving_s": time.monotonic() - t0, "restart_cpu_s": node.cpu_s()}
+    found = RECOVERY.search(node.logfile.read_text(errors="replace")) if node.logfile else None
+    if found:
+        figures.update(rescanned_segments=float(found[1]), rescanned_mb=int(found[2]) / 1e6,
+                       loaded_segments=float(found[3]), logs_opened_s=float(found[4]))
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--mb", type=int, default=256)
+    parser.add_argument("--segment-mb", type=int, default=8)
+    parser.add_argument("--batch-kb", type=int, default=64)
+    parser.add_argument("--produce-rounds", type=int, default=4, help="--mb produced in this many rounds, alternating")
+    parser.add_argument("--settle", type=float, default=5.0, help="longest wait for the recovery points (s)")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--src", action="append", default=[], metavar="LABEL=DIR")
+    args = parser.parse_args()
+    trees = [(s.split("=", 1)[0], Path(s.split("=", 1)[1]).resolve()) for s in args.src] or [("this", REPO_ROOT / "src")]
+
+    nodes: dict[str, Node] = {}
+    produced: dict[str, list[dict[str, float]]] = {label: [] for label, _ in trees}
+    settled: dict[str, dict[str, float]] = {}
+    results: dict[str, list[dict[str, float]]] = {label: [] for label, _ in trees}
+    try:
+        for label, src in trees:
+            nodes[label] = prepare(src, args)
+        for r in range(args.produce_rounds):
+            for label, _ in trees:
+                produced[label].append(produce_round(nodes[label], args))
+                log(f"{label} produce round {r + 1}: {produced[label][-1]}")
+        for label, _ in trees:
+            settled[label] = settle(nodes[label], args)
+            log(f"{label}: {settled[label]}")
+        for run in range(args.runs):
+            for label, _ in trees:
+                results[label].append(unclean_restart(nodes[label], args))
+                log(f"{label} run {run + 1}: {results[label][-1]}")
+    finally:
+        for node in nodes.values():
+            node.remove(kill=True)
+
+    print(f"\nunclean restart, {args.mb} MB in {args.partitions} partitions, {args.segment_mb} MiB segments; "
+          f"median [min-max] of {args.runs} runs")
+    for label, _ in trees:
+        print(f"  {label}: {settled[label]['segments']:.0f} segments, recovery points reached: "
+              f"{bool(settled[label]['points_reached'])}")
+        for key, runs in (("produce_mb_s", produced[label]), ("produce_cpu_s_per_100mb", produced[label]),
+                          *((key, results[label]) for key in ("restart_metadata_s", "restart_serving_s",
+                                                              "restart_cpu_s", "rescanned_segments", "rescanned_mb",
+                                                              "loaded_segments", "logs_opened_s"))):
+            values = [r[key] for r in runs if key in r]
+            if values:
+                print(f"    {key:<24}{statistics.median(values):>9.3f}  [{min(values):.3f}-{max(values):.3f}]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
