@@ -3,28 +3,31 @@
 SIGKILL with many rolled segments, and what flushing at each roll costs the produce path.
 
 Prints figures; it is not a test. Per tree, once: a node as `bench_startup.py` starts it
-(config/server.properties on free ports) with `log.segment.bytes` = --segment-mb (8) MiB and
-`log.flush.offset.checkpoint.interval.ms` = 1000, one topic of --partitions (4), --mb (256) MB of
-1 KB values produced (confluent-kafka, acks=1, --batch-kb (64) KB batches; the default flush
-settings: nothing flushed by size or time), then up to --settle (5) s for every partition's
+(config/server.properties on free ports, or `--bare`: listeners and log dirs only) with
+`log.segment.bytes` = --segment-mb (8) MiB and `log.flush.offset.checkpoint.interval.ms` = 1000,
+one topic of --partitions (4), --mb (256) MB of
+10 KB values produced (`bench_stop.produce`: confluent-kafka, acks=1; the default flush settings:
+nothing flushed by size or time), then up to --settle (5) s for every partition's
 `recovery-point` file to reach its active segment (a tree that does not flush at a roll never
 does). Figures:
 
-  produce     MB/s of that produce (wall; the machine is shared) and the node's CPU s per 100 MB,
-              in --produce-rounds (4) rounds, the trees alternating
+  produce     MB/s of that produce (wall; the machine is shared), the node's CPU s per 100 MB and
+              its event-loop thread's (the request path: the flush threads' fsyncs, and the
+              writeback they start, are charged to the node, not to its loop), in
+              --produce-rounds (4) rounds, the trees alternating
   restart     per run: SIGKILL, start on the same data dir -> first Metadata, -> every partition
               served (Metadata + ListOffsets), and the node's CPU s by then
   rescanned   from the restart's "log recovery:" line (trees that log it): segments and MB
               re-scanned with CRC checks, segments loaded from their indexes, and the time the
-              logs took to open (the restart's wall-clock figures include ~10 s of the single KRaft
-              node waiting out its crashed incarnation's broker session, whatever the logs)
+              logs took to open (with server.properties a restart after a SIGKILL takes ~8-10 s to
+              its first Metadata whatever the logs; `--bare` restarts in ~1 s)
 
 The page cache still holds the data (a process crash, not a power loss): a cold cache makes a
 re-scan slower still. `--src LABEL=DIR` (repeatable) as in bench_startup.py; the trees' runs
 alternate. Medians of --runs (5) [min-max].
 
-  git archive 89b9344^ src | tar -x -C /tmp/noroll
-  python benchmarks/bench_unclean_restart.py --src before=/tmp/noroll/src --src after=src
+  cp -r src /tmp/off/  # then make LogManager._note_roll a no-op there: no flush at a roll, same line
+  python benchmarks/bench_unclean_restart.py --bare --mb 1024 --segment-mb 16 --src off=/tmp/off/src --src after=src
 """
 
 from __future__ import annotations
@@ -38,32 +41,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_startup import REPO_ROOT, TOPIC, Node, ask, metadata_answered, serving_partitions, wait_for  # noqa: E402
-from common import log  # noqa: E402
-from confluent_kafka import Producer  # noqa: E402
+from bench_stop import produce  # noqa: E402  (confluent-kafka, acks=1, 10 KB values round-robin)
+from common import log, read_cpu_s  # noqa: E402
 from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest  # noqa: E402
 from kio.schema.types import TopicName  # noqa: E402
 from kio.static.primitive import i16, i32  # noqa: E402
 
-VALUE = b"v" * 1000
 RECOVERY = re.compile(r"log recovery: (\d+) segments \((\d+) bytes\) re-scanned .*?, (\d+) loaded .*? in ([\d.]+) s")
-
-
-def produce(bootstrap: str, partitions: int, total_bytes: int, batch_kb: int) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5, "batch.size": batch_kb * 1024,
-                  "queue.buffering.max.kbytes": 256_000, "message.timeout.ms": 60_000})
-    sent = i = 0
-    while sent < total_bytes:
-        try:
-            p.produce(TOPIC, VALUE, partition=i % partitions)
-        except BufferError:
-            p.poll(0.05)
-            continue
-        sent += len(VALUE)
-        i += 1
-        if i % 1000 == 0:
-            p.poll(0)
-    if p.flush(120):
-        raise RuntimeError("produce did not complete")
 
 
 def _points_reached(node: Node, partitions: int) -> bool:
@@ -82,10 +66,8 @@ def _points_reached(node: Node, partitions: int) -> bool:
 
 def prepare(src: Path, args: argparse.Namespace) -> Node:
     """A running node of tree `src` with the topic created and served."""
-    node = Node(src)
-    config = node.workdir / "server.properties"
-    text = config.read_text().replace("log.segment.bytes=1073741824", f"log.segment.bytes={args.segment_mb << 20}")
-    config.write_text(text + "log.flush.offset.checkpoint.interval.ms=1000\n")
+    node = Node(src, bare=args.bare, overrides={"log.segment.bytes": str(args.segment_mb << 20),
+                                                "log.flush.offset.checkpoint.interval.ms": "1000"})
     t0 = node.start()
     wait_for(lambda: metadata_answered(node), node, t0 + args.timeout, "first Metadata")
     answer = ask(node.port, CreateTopicsRequest(topics=(CreatableTopic(
@@ -99,10 +81,13 @@ def prepare(src: Path, args: argparse.Namespace) -> Node:
 def produce_round(node: Node, args: argparse.Namespace) -> dict[str, float]:
     """Produce --mb / --produce-rounds MB: (MB/s, the node's CPU s per 100 MB)."""
     mb = args.mb / args.produce_rounds
-    cpu0, started = node.cpu_s(), time.monotonic()
-    produce(f"127.0.0.1:{node.port}", args.partitions, int(mb * 1_000_000), args.batch_kb)
-    wall, cpu = time.monotonic() - started, node.cpu_s() - cpu0
-    return {"produce_mb_s": mb / wall, "produce_cpu_s_per_100mb": cpu * 100 / mb}
+    assert node.proc is not None
+    pid = node.proc.pid
+    cpu0, loop0, started = node.cpu_s(), read_cpu_s(pid, pid) or 0.0, time.monotonic()
+    produce(f"127.0.0.1:{node.port}", args.partitions, int(mb * 1_000_000))
+    wall, cpu, loop = time.monotonic() - started, node.cpu_s() - cpu0, (read_cpu_s(pid, pid) or 0.0) - loop0
+    return {"produce_mb_s": mb / wall, "produce_cpu_s_per_100mb": cpu * 100 / mb,
+            "produce_loop_cpu_s_per_100mb": loop * 100 / mb}
 
 
 def settle(node: Node, args: argparse.Namespace) -> dict[str, float]:
@@ -134,10 +119,11 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--mb", type=int, default=256)
     parser.add_argument("--segment-mb", type=int, default=8)
-    parser.add_argument("--batch-kb", type=int, default=64)
     parser.add_argument("--produce-rounds", type=int, default=4, help="--mb produced in this many rounds, alternating")
     parser.add_argument("--settle", type=float, default=5.0, help="longest wait for the recovery points (s)")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--bare", action="store_true",
+                        help="no config file (as suoi.testing.EmbeddedBroker starts a node) instead of server.properties")
     parser.add_argument("--src", action="append", default=[], metavar="LABEL=DIR")
     args = parser.parse_args()
     trees = [(s.split("=", 1)[0], Path(s.split("=", 1)[1]).resolve()) for s in args.src] or [("this", REPO_ROOT / "src")]
@@ -169,7 +155,8 @@ def main() -> int:
     for label, _ in trees:
         print(f"  {label}: {settled[label]['segments']:.0f} segments, recovery points reached: "
               f"{bool(settled[label]['points_reached'])}")
-        for key, runs in (("produce_mb_s", produced[label]), ("produce_cpu_s_per_100mb", produced[label]),
+        for key, runs in (*((key, produced[label]) for key in ("produce_mb_s", "produce_cpu_s_per_100mb",
+                                                                  "produce_loop_cpu_s_per_100mb")),
                           *((key, results[label]) for key in ("restart_metadata_s", "restart_serving_s",
                                                               "restart_cpu_s", "rescanned_segments", "rescanned_mb",
                                                               "loaded_segments", "logs_opened_s"))):
