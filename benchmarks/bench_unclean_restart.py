@@ -22,8 +22,9 @@ does). Figures:
               logs took to open (with server.properties a restart after a SIGKILL takes ~8-10 s to
               its first Metadata whatever the logs; `--bare` restarts in ~1 s)
 
-The page cache still holds the data (a process crash, not a power loss): a cold cache makes a
-re-scan slower still. `--src LABEL=DIR` (repeatable) as in bench_startup.py; the trees' runs
+The page cache still holds the data (a process crash), unless `--cold`: the topic's files are
+written back and evicted (`posix_fadvise` DONTNEED, this node's files only) before each restart,
+as after a power loss. `--src LABEL=DIR` (repeatable) as in bench_startup.py; the trees' runs
 alternate. Medians of --runs (5) [min-max].
 
   cp -r src /tmp/off/  # then make LogManager._note_roll a no-op there: no flush at a roll, same line
@@ -33,6 +34,7 @@ alternate. Medians of --runs (5) [min-max].
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -99,8 +101,22 @@ def settle(node: Node, args: argparse.Namespace) -> dict[str, float]:
     return {"segments": float(segments), "points_reached": float(_points_reached(node, args.partitions))}
 
 
+def drop_cached(node: Node) -> None:
+    """Evict the partitions' files from the page cache (written back first: DONTNEED keeps dirty
+    pages), as after a power loss or a reboot; only this node's files, not the shared machine's."""
+    for path in (node.workdir / "data").glob(f"{TOPIC}-*/*"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def unclean_restart(node: Node, args: argparse.Namespace) -> dict[str, float]:
     node.stop(kill=True)
+    if args.cold:
+        drop_cached(node)
     t0 = node.start()
     wait_for(lambda: metadata_answered(node), node, t0 + args.timeout, "first Metadata")
     first = time.monotonic() - t0
@@ -122,6 +138,8 @@ def main() -> int:
     parser.add_argument("--produce-rounds", type=int, default=4, help="--mb produced in this many rounds, alternating")
     parser.add_argument("--settle", type=float, default=5.0, help="longest wait for the recovery points (s)")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--cold", action="store_true",
+                        help="evict the topic's files from the page cache before each restart (a power loss)")
     parser.add_argument("--bare", action="store_true",
                         help="no config file (as suoi.testing.EmbeddedBroker starts a node) instead of server.properties")
     parser.add_argument("--src", action="append", default=[], metavar="LABEL=DIR")
