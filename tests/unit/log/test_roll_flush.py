@@ -138,3 +138,23 @@ def test_a_flush_on_the_loop_syncs_a_file_whose_fsync_is_in_flight(open_log: Ope
     file.fsync()
     assert calls == []  # synced, nothing written since
     assert os.path.exists(file.path)
+
+
+def test_the_final_flush_syncs_a_file_whose_fsync_is_in_flight(open_log: OpenLog) -> None:
+    """The stop cancels the flush task (a bounded wait) while a roll flush's fsync may still run:
+    the final flush must not take that file as clean and mark the log dir cleanly stopped unsynced."""
+    log = open_log(segment_bytes=700)
+    _roll_until(log, 2)
+    in_flight = log.sync_jobs(rolled=True)  # as a roll flush made them (their fsyncs not done)
+    sealed = log.segments[0]._file
+    assert not sealed.dirty and sealed.syncing == 1
+    final = log.sync_jobs()
+    assert any(getattr(job, "file", None) is sealed for job in final)
+    for job in (*final, *in_flight):
+        job()
+        job.done(True)
+    assert sealed.syncing == 0
+    again = log.sync_jobs()
+    for job in again:
+        job.done(False)  # not run: the files stay owed
+    assert not any(getattr(job, "file", None) is sealed for job in again)  # synced: clean now
