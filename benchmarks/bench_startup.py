@@ -85,6 +85,8 @@ class Node:
     proc: subprocess.Popen | None = None
     logfile: Path | None = None
     bare: bool = False
+    #: Broker properties given as ``--override k=v`` (a bare node has no config file to edit).
+    overrides: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         cport = free_port()
@@ -108,6 +110,7 @@ class Node:
         if self.bare:
             argv = [sys.executable, "-m", "suoi", "broker", "--listeners", f"PLAINTEXT://127.0.0.1:{self.port}",
                     "--log-dirs", str(self.workdir / "data")]
+        argv += [arg for k, v in self.overrides.items() for arg in ("--override", f"{k}={v}")]
         with open(self.logfile, "wb") as out:
             t0 = time.monotonic()
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -254,12 +254,13 @@ def read_rss_mb(pid: int) -> tuple[float | None, float | None]:
     return rss, hwm
 
 
-def read_cpu_s(pid: int | None) -> float | None:
-    """utime+stime of a process in seconds (None if unknown)."""
+def read_cpu_s(pid: int | None, tid: int | None = None) -> float | None:
+    """utime+stime of a process in seconds (None if unknown); ``tid``: of that thread only (the
+    process's main thread, the event loop's, is ``tid=pid``)."""
     if pid is None:
         return None
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat") as f:
             fields = f.read().rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):

@@ -1,6 +1,7 @@
-"""The broker's scheduled flushes on the event loop: flush.ms / log.flush.interval.ms flushes and
-the recovery-point checkpoints of log.flush.offset.checkpoint.interval.ms, their fsyncs on threads
-(`suoi.log.flushing`'s jobs), awaited.
+"""The broker's scheduled flushes on the event loop: the flush at a roll (Kafka's: a log's rolled
+segments fsynced and its recovery point moved past them, so an unclean restart re-checks only the
+active segments), flush.ms / log.flush.interval.ms flushes and the recovery-point checkpoints of
+log.flush.offset.checkpoint.interval.ms, their fsyncs on threads (`suoi.log.flushing`'s jobs), awaited.
 
 One after another on the event loop, as it was, a flush of many partitions froze every client and
 the node's Raft traffic for as long as the disk took. The log package is sans-IO (no asyncio):
@@ -14,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 
 from suoi.log.flushing import FLUSH_THREADS, L, finish, flush_slices, job_error, sync_paths
 from suoi.log.manager import LogManager
@@ -25,37 +27,61 @@ log = logging.getLogger("suoi.log")
 
 async def run_flush_loop(logs: LogManager, interval_s: float, checkpoint_every_s: float,
                          now_ms: Callable[[], int]) -> None:
-    """Until cancelled: every ``min(interval_s, checkpoint_every_s)``, flush the logs whose flush.ms
-    passed, and every ``checkpoint_every_s`` write the recovery points flushes moved and sync them
+    """Until cancelled: the flush at a roll as soon as logs roll (`LogManager.take_rolled`:
+    their rolled segments fsynced, the recovery point moved to the active segment's base, as
+    Kafka's `UnifiedLog.roll` schedules; the rolls made while one runs make one flush next);
+    every ``min(interval_s, checkpoint_every_s)``, flush the logs whose flush.ms passed; every
+    ``checkpoint_every_s``, write the recovery points flushes moved and sync them
     (`LogManager.write_recovery_points` + `sync_paths` on a thread)."""
-    checkpointed = time.monotonic()
-    while True:
-        await asyncio.sleep(min(interval_s, checkpoint_every_s))
-        try:
-            due = logs.logs_due_for_flush(now_ms())
-            if due:
-                await flush_logs_off_loop(due)
-            if time.monotonic() - checkpointed >= checkpoint_every_s:
-                checkpointed = time.monotonic()
-                written = logs.write_recovery_points()
-                if written:
-                    await asyncio.to_thread(sync_paths, written)
-        except Exception:
-            log.exception("scheduled flush failed")
+    wake = asyncio.Event()
+    logs.on_roll = wake.set
+    pool = ThreadPoolExecutor(FLUSH_THREADS, thread_name_prefix="log-flush")
+    tick_s = min(interval_s, checkpoint_every_s)
+    next_tick = checkpointed = time.monotonic()
+    next_tick += tick_s
+    try:
+        while True:
+            with suppress(TimeoutError):  # a tick
+                await asyncio.wait_for(wake.wait(), max(next_tick - time.monotonic(), 0.0))
+            wake.clear()
+            try:
+                rolled = logs.take_rolled()
+                if rolled:  # a failed one (logged) is tried again with the next
+                    logs.roll_flush_failed(await flush_logs_off_loop(rolled, pool=pool, rolled=True))
+                if time.monotonic() < next_tick:
+                    continue
+                next_tick = time.monotonic() + tick_s
+                due = logs.logs_due_for_flush(now_ms())
+                if due:
+                    await flush_logs_off_loop(due, pool=pool)
+                if time.monotonic() - checkpointed >= checkpoint_every_s:
+                    checkpointed = time.monotonic()
+                    written = logs.write_recovery_points()
+                    if written:
+                        await asyncio.to_thread(sync_paths, written)
+            except Exception:
+                log.exception("scheduled flush failed")
+    finally:
+        logs.on_roll = None
+        pool.shutdown(wait=False)
 
 
-async def flush_logs_off_loop(logs: Sequence[L], threads: int = FLUSH_THREADS) -> list[L]:
+async def flush_logs_off_loop(logs: Sequence[L], threads: int = FLUSH_THREADS, *,
+                              pool: ThreadPoolExecutor | None = None, rolled: bool = False) -> list[L]:
     """`flush_logs` for the event loop (the scheduled flushes of log.flush.interval.ms / flush.ms):
     the jobs are made and finished on the loop, a slice at a time, and only their fsyncs run on
     the pool, awaited, so the loop serves everyone (Raft included) meanwhile. What the loop does
     to a log during its fsyncs is kept: appends stay unflushed for the next flush, and a
     truncation leaves the recovery point where it put it (`PartitionLog.flushed`). Cancelled (the
     node stops), fsyncs not started never run and those running are waited for, so no file is
-    left pinned, or marked clean unsynced for the final flush to skip."""
+    left pinned, or marked clean unsynced for the final flush to skip. ``rolled``: the flush at
+    a roll (`PartitionLog.flush_point`). ``pool``: the caller's threads (else ``threads`` new ones)."""
     failed: list[L] = []
-    pool = ThreadPoolExecutor(max(threads, 1), thread_name_prefix="log-flush")
+    own = pool is None
+    if pool is None:
+        pool = ThreadPoolExecutor(max(threads, 1), thread_name_prefix="log-flush")
     try:
-        for batch in flush_slices(logs):
+        for batch in flush_slices(logs, rolled):
             running = [(log, point, jobs, [pool.submit(job) for job in jobs]) for log, point, jobs in batch]
             waits = [asyncio.wrap_future(f) for *_, futures in running for f in futures]
             try:
@@ -72,5 +98,6 @@ async def flush_logs_off_loop(logs: Sequence[L], threads: int = FLUSH_THREADS) -
                 for log, point, jobs, futures in running:
                     finish(log, point, jobs, [job_error(f) for f in futures], failed)
     finally:
-        pool.shutdown(wait=False)
+        if own:
+            pool.shutdown(wait=False)
     return failed

@@ -37,18 +37,18 @@ L = TypeVar("L", bound=FlushableLog)
 _Slice = list[tuple[L, FlushPoint, Sequence[SyncJob]]]
 
 
-def flush_slices(logs: Sequence[L]) -> Iterator[_Slice[L]]:
+def flush_slices(logs: Sequence[L], rolled: bool = False) -> Iterator[_Slice[L]]:
     """(log, where its flush starts, its jobs) in slices of at most PIN_MAX jobs (a log's jobs
-    stay together)."""
+    stay together). ``rolled``: the flush at a roll, of the rolled segments only."""
     batch: _Slice[L] = []
     pinned = 0
     for log in logs:
         if pinned >= PIN_MAX:
             yield batch
             batch, pinned = [], 0
-        point = log.flush_point()
+        point = log.flush_point(rolled)
         try:
-            jobs = log.sync_jobs()
+            jobs = log.sync_jobs(rolled)
         except OSError as e:  # writing an index's pending entries failed
             logger.error("%s-%d: cannot flush: %s", log.topic, log.partition, e)
             continue

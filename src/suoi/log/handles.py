@@ -100,7 +100,7 @@ class FileHandles:
 class LazyFile:
     """A file of a segment whose descriptor `HANDLES` opens on demand (see the module doc)."""
 
-    __slots__ = ("_fd", "_handles", "_lowest_cut", "closed", "cuts", "dirty", "flags", "path", "pins")
+    __slots__ = ("_fd", "_handles", "_lowest_cut", "closed", "cuts", "dirty", "flags", "path", "pins", "syncing")
 
     def __init__(self, path: str | Path, flags: int, handles: FileHandles | None = None) -> None:
         self.path = path
@@ -108,6 +108,9 @@ class LazyFile:
         self.pins = 0
         #: Written since the last `fsync` (set by the writers), so idle files are not reopened to sync.
         self.dirty = False
+        #: fsyncs of it in flight on a flush thread (`sync_jobs.FileSync`): it is not dirty meanwhile,
+        #: yet not on disk either, so a flush on this thread (flush.messages) must still sync it.
+        self.syncing = 0
         #: `close`d for good (the segment was closed or deleted): `fd` raises instead of reopening.
         self.closed = False
         self._fd = -1
@@ -159,7 +162,7 @@ class LazyFile:
         return cuts != self.cuts and self._lowest_cut < end
 
     def fsync(self) -> None:
-        if self.dirty:
+        if self.dirty or self.syncing:
             os.fsync(self.fd)
             self.dirty = False
 

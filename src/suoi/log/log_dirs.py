@@ -176,6 +176,7 @@ class LogDirs:
         fresh = PartitionLog.open(directory, log.topic, log.partition, log.config, now_ms=self._now_ms,
                                   hw_follows_leo=follows)
         state = vars(fresh)
+        state["on_roll"] = log.on_roll  # the log manager's hook stays
         vars(log).clear()
         vars(log).update(state)
         if not follows:

@@ -16,9 +16,11 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 
@@ -34,7 +36,7 @@ from suoi.log.errors import (
 from suoi.log.flushing import FLUSH_THREADS, flush_logs, sync_paths
 from suoi.log.log_dirs import PARTITION_DIR, LogDirs, set_aside_name
 from suoi.log.partition_log import PartitionLog, wall_clock_ms
-from suoi.log.recovery import RECOVERY_POINT_FILE
+from suoi.log.recovery import RECOVERY_POINT_FILE, RecoveryStats
 from suoi.log.replica_move import FUTURE_SUFFIX, ReplicaMove
 from suoi.log.scrubber import CorruptionStats
 
@@ -117,6 +119,12 @@ class LogManager(LogDirs):
         self.failed: dict[tuple[str, int], str] = {}
         #: Partition logs per log dir, so placing a new one (`_least_loaded_dir`) costs O(dirs).
         self._dir_load: dict[Path, int] = dict.fromkeys(self.log_dirs, 0)
+        #: Logs rolled since their last flush at a roll (`take_rolled`): many rolls, one flush.
+        self._rolled: dict[tuple[str, int], PartitionLog] = {}
+        #: Called (on the event loop) when a log rolls: the broker's flush task wakes for it.
+        self.on_roll: Callable[[], None] | None = None
+        #: What the last `load` recovered (segments re-scanned / loaded from their indexes).
+        self.recovery = RecoveryStats()
         for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self._meta_dir.mkdir(exist_ok=True)
@@ -140,6 +148,7 @@ class LogManager(LogDirs):
         futures: list[Path] = []
         existing = self._scan_partition_dirs(futures)
         clean = take_markers(self.log_dirs)
+        started = time.perf_counter()
         for info in self._topics.values():
             for p in range(info.partitions):
                 if info.hosts(p):
@@ -157,6 +166,9 @@ class LogManager(LogDirs):
             remove_markers(clean)
             logger.info("%s stopped cleanly: their logs' last segments were not re-scanned",
                         ", ".join(sorted(map(str, clean))))
+        if self.recovery.scanned_segments:  # after an unclean stop (only then: a line fewer at each start)
+            logger.info("log recovery: %s; %d logs opened in %.3f s", self.recovery, len(self._logs),
+                        time.perf_counter() - started)
 
     def _scan_partition_dirs(self, futures: list[Path]) -> dict[tuple[str, int], Path]:
         """Partition dirs by (topic, partition); ``-future`` copies are added to ``futures``."""
@@ -371,6 +383,21 @@ class LogManager(LogDirs):
         `flushing.flush_logs_off_loop`, fsyncs off the event loop)."""
         return [log for log in self._logs.values() if log.flush_is_due(now_ms)]
 
+    def take_rolled(self) -> list[PartitionLog]:
+        """The logs rolled since the last call (each once, however often it rolled) that are still
+        open here, for their flush at a roll (`flush_point(rolled=True)`, fsyncs off the loop)."""
+        rolled, self._rolled = self._rolled, {}
+        return [log for key, log in rolled.items() if self._logs.get(key) is log and log.rolled_unflushed]
+
+    def roll_flush_failed(self, logs: list[PartitionLog]) -> None:
+        """Their flush at a roll failed (logged): tried again with the next ones."""
+        self._rolled.update(((log.topic, log.partition), log) for log in logs)
+
+    def _note_roll(self, log: PartitionLog) -> None:
+        self._rolled[(log.topic, log.partition)] = log
+        if self.on_roll is not None:
+            self.on_roll()
+
     def write_recovery_points(self) -> list[Path]:
         """`checkpoint_recovery_points` without the fsyncs: writes each recovery point a flush
         moved and returns the files and directories to sync (`flushing.sync_paths`, on threads).
@@ -429,13 +456,14 @@ class LogManager(LogDirs):
                 preferred = self._least_loaded_dir()
             path = preferred / f"{info.name}-{partition}"
         try:
-            self._logs[(info.name, partition)] = PartitionLog.open(
-                path, info.name, partition, info.config, now_ms=self._now_ms, clean=clean
-            )
+            log = PartitionLog.open(path, info.name, partition, info.config, now_ms=self._now_ms, clean=clean,
+                                    stats=self.recovery)
         except KafkaStorageError:
             raise
         except OSError as e:  # out of file descriptors, disk full, ...: KAFKA_STORAGE_ERROR, not a crash
             raise KafkaStorageError(e.errno, f"cannot open the log of {info.name}-{partition} in {path}: {e.strerror}") from e
+        log.on_roll = partial(self._note_roll, log)
+        self._logs[(info.name, partition)] = log
         self._count_dir(path.parent, 1)
 
     def _meta_path(self, info: TopicInfo) -> Path:

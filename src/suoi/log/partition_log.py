@@ -28,7 +28,7 @@ from suoi.log.partition_log_append import AppendInfo, LogAppend
 from suoi.log.partition_log_reads import LogReads
 from suoi.log.partition_log_retention import LogRetention
 from suoi.log.producer_state import write_snapshot
-from suoi.log.recovery import LOG_START_OFFSET_FILE, never_written, recover_segments
+from suoi.log.recovery import LOG_START_OFFSET_FILE, RecoveryStats, never_written, recover_segments
 
 __all__ = ["LOG_START_OFFSET_FILE", "AppendInfo", "PartitionLog", "wall_clock_ms"]
 
@@ -55,17 +55,19 @@ class PartitionLog(LogAppend, LogReads, LogRetention):
         *,
         hw_follows_leo: bool = True,
         clean: bool = False,
+        stats: RecoveryStats | None = None,
     ) -> PartitionLog:
         """Open (creating if needed) and recover the log in ``directory``.
 
         Sealed segments are trusted if their indexes are consistent; the last
         segment is fully re-scanned because an unclean shutdown can only have
         torn its tail - unless ``clean`` (its log dir's last stop flushed
-        everything, `suoi.log.clean_shutdown`).  If recovery truncates a sealed
+        everything, `suoi.log.clean_shutdown`); ``stats`` counts what it did.  If recovery truncates a sealed
         segment, all later segments are dropped: their offsets no longer follow on.
         """
         empty = never_written(directory)
-        segments, log_start = recover_segments(directory, topic, partition, config, empty=empty, clean=clean)
+        segments, log_start = recover_segments(directory, topic, partition, config, empty=empty, clean=clean,
+                                               stats=stats)
         return cls(directory, topic, partition, config, segments, log_start, now_ms, hw_follows_leo=hw_follows_leo,
                    empty=empty)
 

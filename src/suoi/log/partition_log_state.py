@@ -25,7 +25,7 @@ from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError
 from suoi.log.leader_epoch import CHECKPOINT_FILE as LEADER_EPOCH_CHECKPOINT
 from suoi.log.leader_epoch import CheckpointSync, LeaderEpochCache, load_or_rebuild
-from suoi.log.producer_state import ProducerStateManager, write_snapshot
+from suoi.log.producer_state import SNAPSHOT_SUFFIX, ProducerStateManager, write_snapshot
 from suoi.log.recovery import (
     read_recovery_point,
     rebuild_producer_state,
@@ -33,7 +33,7 @@ from suoi.log.recovery import (
     write_recovery_point,
 )
 from suoi.log.segment import LogSegment
-from suoi.log.sync_jobs import FlushPoint, SyncJob
+from suoi.log.sync_jobs import FlushPoint, PathSync, SyncJob
 
 __all__ = ["LogState"]
 
@@ -66,6 +66,9 @@ class LogState:
         #: Called whenever a read or the scrubber meets a bad batch (and, via ``first_corrupt``,
         #: for what recovery found): replication repairs it (and ignores repeats).
         self.on_corrupt: Callable[[Self, CorruptBatch], None] | None = None
+        #: Called after each roll (the log manager notes the log for its flush at a roll, which
+        #: the broker's flush task runs off the event loop: `suoi.log_flush`).
+        self.on_roll: Callable[[], None] | None = None
         self._log_end_offset = segments[-1].next_offset
         self._log_start_offset = log_start_offset
         #: Last offset (exclusive) visible to consumers: the log end offset after every append
@@ -168,6 +171,8 @@ class LogState:
         self._segments.append(new)
         self._bases.append(new.base_offset)
         old.seal_memory()
+        if self.on_roll is not None:
+            self.on_roll()
         return new
 
     def flush(self) -> None:
@@ -184,29 +189,46 @@ class LogState:
             raise KafkaStorageError(e.errno, f"fsync of {self.directory} failed: {e.strerror}") from e
         self.flushed(point)
 
-    def sync_jobs(self) -> list[SyncJob]:
+    def sync_jobs(self, rolled: bool = False) -> list[SyncJob]:
         """What `flush` would fsync, as jobs other threads may run in parallel (the final flush,
-        `suoi.log.flushing.flush_logs`); `flushed` once every job succeeded."""
-        jobs = [job for seg in (*self._unflushed_segments, self._active) if not seg.closed for job in seg.sync_jobs()]
+        `suoi.log.flushing.flush_logs`); `flushed` once every job succeeded. ``rolled``: only what
+        the flush at a roll syncs (`flush_point(rolled=True)`): the rolled segments' files, the
+        partition directory (their names, the new segment's) and the producer snapshot taken at
+        the roll - not the active segment, which takes writes on."""
+        segments = self._unflushed_segments if rolled else (*self._unflushed_segments, self._active)
+        jobs = [job for seg in segments if not seg.closed for job in seg.sync_jobs()]
+        if rolled:
+            jobs += (PathSync(self.directory / f"{self._active.base_offset:020d}{SNAPSHOT_SUFFIX}"),
+                     PathSync(self.directory))
         if self.leader_epoch_cache.unsynced:  # before the recovery point passes its entries
             jobs.append(CheckpointSync(self.leader_epoch_cache))
         return jobs
 
-    def flush_point(self) -> FlushPoint:
-        """Where a flush starts (taken with its `sync_jobs`); `flushed` once they succeeded."""
+    def flush_point(self, rolled: bool = False) -> FlushPoint:
+        """Where a flush starts (taken with its `sync_jobs`); `flushed` once they succeeded.
+        ``rolled``: Kafka's flush at a roll (`UnifiedLog.roll` schedules
+        ``flushUptoOffsetExclusive(newSegment.baseOffset)``): up to the active segment's base."""
+        if rolled:
+            return FlushPoint(self._active.base_offset, 0, self._truncations, True)
         return FlushPoint(self._log_end_offset, self._unflushed_messages, self._truncations)
 
     def flushed(self, point: FlushPoint) -> None:
-        """Everything below ``point.end`` (the log end when the flush began) is on disk. A flush
-        whose fsyncs ran while the loop went on (`flushing.flush_logs_off_loop`) keeps what came
-        since: messages appended meanwhile stay counted as unflushed, and after a truncation
-        meanwhile the recovery point stays where the truncation put it (what is below the old
-        end may since have been rewritten)."""
+        """Everything below ``point.end`` (the log end when the flush began, or the active
+        segment's base for a flush at a roll) is on disk. A flush whose fsyncs ran while the loop
+        went on (`suoi.log_flush.flush_logs_off_loop`) keeps what came since: messages appended
+        meanwhile stay counted as unflushed, and after a truncation meanwhile the recovery point
+        stays where the truncation put it (what is below the old end may since have been
+        rewritten) and so do the unflushed segments (one rolled since may hold rewritten offsets
+        below ``point.end`` that no fsync of this flush covered). The recovery point never moves
+        back here."""
         end_offset = point.end
+        if point.truncations != self._truncations:
+            return
         self._unflushed_segments = [s for s in self._unflushed_segments if s.next_offset > end_offset]
-        self._unflushed_messages = max(self._unflushed_messages - point.messages, 0)
-        self._last_flush_ms = self._now_ms()
-        if point.truncations == self._truncations and end_offset > self._recovery_point:
+        if not point.rolled:
+            self._unflushed_messages = max(self._unflushed_messages - point.messages, 0)
+            self._last_flush_ms = self._now_ms()
+        if end_offset > self._recovery_point:
             self._recovery_point = end_offset  # persisted by `checkpoint_recovery_point`
 
     def checkpoint_recovery_point(self, *, durable: bool = True) -> bool:
@@ -229,15 +251,16 @@ class LogState:
         self._recovery_point = self._recovery_point_persisted = offset
 
     def flush_is_due(self, now_ms: int) -> bool:
-        """``flush.ms`` has passed since the last flush and something is unflushed, or a segment
-        was rolled since the last flush. Kafka flushes a log up to the new segment at each roll,
-        off the request path: that moves the recovery point past the sealed segments, so a crash
-        re-checks only the active one. Without it (flush.ms unset, the default) the recovery point
-        never moved and a crash re-read every retained segment at the next start."""
-        if self._unflushed_segments:
-            return True
+        """``flush.ms`` has passed since the last flush and something is unflushed. (A roll's
+        flush is not due here: the roll itself asks for it, `on_roll`, and only the rolled
+        segments are flushed then, `flush_point(rolled=True)`.)"""
         interval = self.config.flush_interval_ms
         return interval is not None and self._unflushed_messages > 0 and now_ms - self._last_flush_ms >= interval
+
+    @property
+    def rolled_unflushed(self) -> bool:
+        """Rolled segments wait for their flush (Kafka's flush at a roll)."""
+        return bool(self._unflushed_segments)
 
     def maybe_flush(self, now_ms: int) -> bool:
         """Honour ``flush.ms``; returns whether a flush happened."""

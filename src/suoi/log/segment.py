@@ -91,7 +91,7 @@ class LogSegment(SegmentRecovery):
         self.offset_index.write_pending()
         self.time_index.write_pending()
         jobs: list[SyncJob] = [FileSync(f) for f in (self._file, self.offset_index.file, self.time_index.file)
-                               if f.dirty and not f.closed]
+                               if (f.dirty or f.syncing) and not f.closed]  # syncing: another flush's, in flight
         if self.txn_index.dirty:
             jobs.append(CallSync(self.txn_index.flush))
         return jobs

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from suoi.log.handles import LazyFile
 
-__all__ = ["CallSync", "FileSync", "FlushPoint", "FlushableLog", "SyncJob", "fsync_dir"]
+__all__ = ["CallSync", "FileSync", "FlushPoint", "FlushableLog", "PathSync", "SyncJob", "fsync_dir"]
 
 
 class FlushPoint(NamedTuple):
-    """Where a flush began: the log end, the messages unflushed then, the truncations so far."""
+    """Where a flush began: the log end, the messages unflushed then, the truncations so far.
+    ``rolled``: a flush of the rolled segments only (Kafka's flush at a roll), ``end`` being the
+    active segment's base offset: the active segment, its messages and flush.ms are left alone."""
 
     end: int
     messages: int
     truncations: int
+    rolled: bool = False
 
 
 #: Fault-injection seam: tests replace it (``suoi.log.sync_jobs._fsync``) to fail a segment's fsync.
@@ -53,11 +57,13 @@ class FileSync(SyncJob):
         self.file = file
         self.fd = file.pin()
         file.dirty = False
+        file.syncing += 1
 
     def __call__(self) -> None:
         _fsync(self.fd)
 
     def done(self, ok: bool) -> None:
+        self.file.syncing -= 1
         self.file.unpin()
         if not ok:
             self.file.dirty = True
@@ -73,6 +79,20 @@ class CallSync(SyncJob):
 
     def __call__(self) -> None:
         self.call()
+
+
+class PathSync(SyncJob):
+    """An fsync of a file or directory by path (a partition directory whose entries a roll
+    changed, a producer snapshot written at a roll); one deleted meanwhile needs none."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self) -> None:
+        with suppress(FileNotFoundError):  # removed since (retention, an older snapshot let go)
+            fsync_dir(self.path)
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -93,8 +113,8 @@ class FlushableLog(Protocol):
     @property
     def partition(self) -> int: ...
 
-    def flush_point(self) -> FlushPoint: ...
+    def flush_point(self, rolled: bool = False) -> FlushPoint: ...
 
-    def sync_jobs(self) -> Sequence[SyncJob]: ...
+    def sync_jobs(self, rolled: bool = False) -> Sequence[SyncJob]: ...
 
     def flushed(self, point: FlushPoint) -> None: ...

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from suoi.log import sync_jobs
 from suoi.log.config import LogConfig
 from suoi.log.partition_log import PartitionLog
 from tests.unit.log.log_helpers import Clock, OpenLog
@@ -32,3 +34,18 @@ def open_log(tmp_path: Path, clock: Clock) -> Iterator[OpenLog]:
     yield factory
     for log in opened:
         log.close()
+
+
+@pytest.fixture
+def held_fsyncs(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """(an fsync started, let them finish): every flush fsync of a segment's files waits for the test."""
+    started, release = threading.Event(), threading.Event()
+    real = sync_jobs._fsync
+
+    def fsync(fd: int) -> None:
+        started.set()
+        release.wait(10)
+        real(fd)
+
+    monkeypatch.setattr(sync_jobs, "_fsync", fsync)
+    return started, release

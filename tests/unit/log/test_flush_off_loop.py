@@ -6,27 +6,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
-import pytest
-
-from suoi.log import sync_jobs
 from suoi.log.recovery import read_recovery_point
 from suoi.log_flush import flush_logs_off_loop
 from tests.unit.log.log_helpers import OpenLog, batch
-
-
-@pytest.fixture
-def held_fsyncs(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
-    """(an fsync started, let them finish): every flush fsync waits for the test."""
-    started, release = threading.Event(), threading.Event()
-    real = sync_jobs._fsync
-
-    def fsync(fd: int) -> None:
-        started.set()
-        release.wait(10)
-        real(fd)
-
-    monkeypatch.setattr(sync_jobs, "_fsync", fsync)
-    return started, release
 
 
 def _flush_while(log_action, open_log: OpenLog, held: tuple[threading.Event, threading.Event]):  # type: ignore[no-untyped-def]

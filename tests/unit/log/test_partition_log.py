@@ -238,25 +238,6 @@ def test_flush_interval_messages_and_ms(open_log: OpenLog, clock: Clock) -> None
     assert not log.maybe_flush(clock.advance(100))  # nothing new to flush
 
 
-def test_a_roll_makes_a_flush_due_without_flush_ms(open_log: OpenLog, clock: Clock) -> None:
-    """Kafka flushes a log up to the new segment at each roll: the recovery point then passes the
-    sealed segments, and a crash re-checks only the active one (flush.ms is unset by default)."""
-    log = open_log(segment_bytes=700)
-    log.append(batch(2))
-    assert not log.flush_is_due(clock.now)  # nothing rolled, no flush.ms
-    while len(log.segments) < 3:
-        log.append(batch(2, payload=120))
-    assert log.flush_is_due(clock.now)
-    assert log.maybe_flush(clock.now)
-    assert log._recovery_point == log.log_end_offset > log.segments[-1].base_offset - 1
-    assert not log.flush_is_due(clock.advance(10_000))  # flushed: due again only at the next roll
-    log.append(batch(1))
-    assert not log.flush_is_due(clock.advance(10_000))
-    while len(log.segments) < 4:
-        log.append(batch(2, payload=120))
-    assert log.flush_is_due(clock.now)
-
-
 def test_read_regions_select_the_same_bytes_as_read(open_log: OpenLog) -> None:
     log = open_log(segment_bytes=700, index_interval_bytes=150)
     for i in range(30):

@@ -29,7 +29,9 @@ def test_a_moved_replica_keeps_every_record_and_its_identity(tmp_path: Path, clo
     assert m.get_log("t", 0) is log and log.directory == b / "t-0"  # same object, new dir
     assert (log.log_end_offset, len(log.segments)) == (end, segments) == (27, segments) and segments > 2
     assert not (a / "t-0").exists() and m.moves() == [] and not list(b.glob("*-future"))
+    m.take_rolled()
     log.append(batch(3, tag=9))
+    assert m.take_rolled() == [log]  # the reopened log's rolls still reach the flush at a roll
     m.close()
     again = LogManager([a, b], LogConfig(segment_bytes=300), now_ms=clock)
     again.load()
