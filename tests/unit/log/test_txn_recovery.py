@@ -58,7 +58,7 @@ def test_clean_reopen_restores_transactions_and_indexes(open_log: OpenLog) -> No
     assert before[3] == [AbortedTxn(1, 0, 2, 3), AbortedTxn(3, 6, 8, 3)]
     log.close()
     snap = json.loads((log.directory / f"{13:020d}{SNAPSHOT_SUFFIX}").read_text())
-    assert snap["version"] == 2
+    assert snap["version"] == 3
     assert {p["pid"]: p["txn"] for p in snap["producers"]} == {1: -1, 2: 3, 3: -1, 4: 9}
     again = open_log()
     assert state(again) == before
