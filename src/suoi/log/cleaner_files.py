@@ -6,7 +6,8 @@ Crash-safe replacement of a group of segments ``[s1 .. sn]`` (bases ``B = b1 <
 1. the cleaner writes ``<B>.log.cleaned`` (+ ``.index.cleaned``,
    ``.timeindex.cleaned``) and fsyncs them - a crash now leaves stray
    ``.cleaned`` files, which recovery deletes;
-2. ``install_group`` renames the indexes, then the log, to ``.swap`` and
+2. ``install_group`` writes the old segments' abort index entries to
+   ``<B>.txnindex.swap`` (if any), renames the indexes, then the log, to ``.swap`` and
    fsyncs the directory.  **The log's ``.swap`` rename is the commit point**:
    from then on recovery finishes the replacement;
 3. it deletes the old segments' files, then renames the ``.swap`` files to
@@ -56,8 +57,10 @@ logger = logging.getLogger("suoi.log")
 CHECKPOINT_FILE = "cleaner-offset-checkpoint"
 CLEANED = ".cleaned"
 SWAP = ".swap"
-_SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex)")
+_SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex|txnindex)")
 _KINDS = (".index", ".timeindex", ".log")  # rename order: the log last
+#: What a swap installs: the cleaner's three files and the moved abort index (if any entry).
+_INSTALLED = (".index", ".timeindex", ".txnindex", ".log")
 
 
 def _no_crash(step: str) -> None:
@@ -119,7 +122,10 @@ def remove_cleaned(directory: Path, base: int) -> None:
 
 
 def install_group(directory: Path, base: int, old: Sequence[LogSegment]) -> None:
-    """Replace the segments ``old`` by the cleaned segment ``<base>.*.cleaned``."""
+    """Replace the segments ``old`` by the cleaned segment ``<base>.*.cleaned``; their abort
+    index entries go with it (``<base>.txnindex.swap``, written before the commit point, so a
+    crash after it loses none: the cleaner keeps aborted records and their markers)."""
+    _write_txn_index_swap(directory, base, old)
     for kind in _KINDS:
         os.rename(_name(directory, base, kind, CLEANED), _name(directory, base, kind, SWAP))
         crash_hook(f"swap{kind}")
@@ -128,10 +134,23 @@ def install_group(directory: Path, base: int, old: Sequence[LogSegment]) -> None
         seg.delete()
         crash_hook(f"deleted-{i}")
     fsync_dir(directory)
-    for kind in _KINDS:
-        os.rename(_name(directory, base, kind, SWAP), _name(directory, base, kind))
+    for kind in _INSTALLED:
+        swap = _name(directory, base, kind, SWAP)
+        if kind == ".txnindex" and not swap.exists():
+            continue
+        os.rename(swap, _name(directory, base, kind))
         crash_hook(f"installed{kind}")
     fsync_dir(directory)
+
+
+def _write_txn_index_swap(directory: Path, base: int, old: Sequence[LogSegment]) -> None:
+    entries = [t for seg in old for t in seg.txn_index.entries]
+    if not entries:
+        return
+    with open(_name(directory, base, ".txnindex", SWAP), "wb") as f:
+        f.write(b"".join(t.encode() for t in entries))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def complete_swaps(directory: Path) -> None:
@@ -150,11 +169,14 @@ def complete_swaps(directory: Path) -> None:
         base = int(name[:20])
         end = _swap_end(directory / name, base)
         logger.warning("%s: completing interrupted cleaner swap of offsets [%d, %d)", directory, base, end)
+        moved_txns = _name(directory, base, ".txnindex", SWAP).exists()
         for p in list(directory.iterdir()):
             m = _SEGMENT_FILE.fullmatch(p.name)
             if m and (base <= int(m.group(1)) < end or int(m.group(1)) == base):
+                if m.group(2) == "txnindex" and int(m.group(1)) == base and not moved_txns:
+                    continue  # the moved abort index, installed already (the old one went before it)
                 p.unlink()
-        for kind in _KINDS:
+        for kind in _INSTALLED:
             swap = _name(directory, base, kind, SWAP)
             if swap.exists():
                 os.rename(swap, _name(directory, base, kind))

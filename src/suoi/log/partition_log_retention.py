@@ -85,8 +85,8 @@ class LogRetention(LogState):
         self._segments[i : i + len(old)] = [new]
         new.contiguous = False  # compaction leaves gaps between batches
         self._bases[i : i + len(old)] = [new.base_offset]
-        # Aborted records are kept by the cleaner, so their index entries move along.
-        # (A crash after the old files are deleted and before this loses these entries.)
+        # Aborted records are kept by the cleaner, so their index entries move along (on disk
+        # already: `cleaner_files.install_group` wrote them into the new segment's .txnindex).
         aborted = [t for s in old for t in s.txn_index.entries]
         if aborted and not new.txn_index.entries:
             new.txn_index.extend(aborted)

@@ -15,6 +15,7 @@ retention both call them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self
@@ -34,6 +35,9 @@ from suoi.log.recovery import (
 )
 from suoi.log.segment import LogSegment
 from suoi.log.sync_jobs import FlushPoint, PathSync, SyncJob
+from suoi.log.txn_upgrade import TxnIndexCheck
+
+logger = logging.getLogger("suoi.log")
 
 __all__ = ["LogState"]
 
@@ -86,6 +90,8 @@ class LogState:
         self._recovery_point_persisted = self._recovery_point
         #: Idempotent producers' recent batches (KIP-98), rebuilt from snapshot + log tail.
         self.producer_state = ProducerStateManager(config.producer_id_expiration_ms)
+        #: What the last rebuild of the producer state did about the abort indexes (`txn_upgrade`).
+        self.txn_index_check = TxnIndexCheck.NEW
         if not empty:
             self._rebuild_producer_state()
         #: Leader epoch -> start offset (KIP-101), the ``leader-epoch-checkpoint`` file.
@@ -273,7 +279,17 @@ class LogState:
         write_log_start_offset(self.directory, self._log_start_offset)
 
     def _rebuild_producer_state(self) -> None:
-        """Producer snapshot + log-tail replay (``recovery.rebuild_producer_state``)."""
-        rebuild_producer_state(
+        """Producer snapshot + log-tail replay (``recovery.rebuild_producer_state``). A snapshot
+        older than the follower fix was checked (and the abort indexes rebuilt if need be): a
+        current one is written at once, so the next start trusts it (`txn_upgrade`)."""
+        check = self.txn_index_check = rebuild_producer_state(
             self.directory, self._segments, self.producer_state, self._log_end_offset, self._log_start_offset
         )
+        if check is TxnIndexCheck.REBUILT:
+            logger.info("%s-%d: rebuilt the transaction index from the log's batch headers (written by a version "
+                        "before the follower fix)", self.topic, self.partition)
+        if check in (TxnIndexCheck.CHECKED, TxnIndexCheck.REBUILT) and self._log_end_offset > 0:
+            try:
+                write_snapshot(self.directory, self._log_end_offset, self.producer_state)
+            except OSError as e:  # the next open checks again
+                logger.warning("%s-%d: cannot write producer snapshot: %s", self.topic, self.partition, e)

@@ -250,9 +250,12 @@ class ProducerStateManager:
             for e in self.producers.values()
         ]
 
-    def restore(self, data: list[dict[str, Any]]) -> None:
+    def clear(self) -> None:
         self.producers.clear()
         self.ongoing_txns.clear()
+
+    def restore(self, data: list[dict[str, Any]]) -> None:
+        self.clear()
         for item in data:
             entry = ProducerEntry(int(item["pid"]), int(item["epoch"]), last_timestamp=int(item["ts"]),
                                   current_txn_first_offset=int(item.get("txn", -1)),
@@ -271,6 +274,16 @@ class ProducerStateManager:
 
 SNAPSHOT_SUFFIX = ".snapshot"
 KEEP_SNAPSHOTS = 2
+#: 3: written since the follower fix, its abort indexes below it are whole (`txn_upgrade`);
+#: 2 added "txn"/"ce". Readers of every version ignore the field.
+SNAPSHOT_VERSION = 3
+
+
+class LoadedSnapshot(NamedTuple):
+    """Where replay starts (the snapshot's offset, 0 without one) and the snapshot's version (0: none)."""
+
+    offset: int
+    version: int
 
 
 def snapshot_offsets(directory: Path) -> list[int]:
@@ -280,14 +293,15 @@ def snapshot_offsets(directory: Path) -> list[int]:
 def write_snapshot(directory: Path, offset: int, state: ProducerStateManager) -> None:
     path = directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
     tmp = path.with_suffix(".snapshot.tmp")
-    tmp.write_text(json.dumps({"version": 2, "offset": offset, "producers": state.snapshot()}))
+    tmp.write_text(json.dumps({"version": SNAPSHOT_VERSION, "offset": offset, "producers": state.snapshot()}))
     os.replace(tmp, path)
     for old in snapshot_offsets(directory)[:-KEEP_SNAPSHOTS]:
         (directory / f"{old:020d}{SNAPSHOT_SUFFIX}").unlink(missing_ok=True)
 
 
-def load_snapshot(directory: Path, state: ProducerStateManager, log_end_offset: int) -> int:
-    """Restore the newest snapshot not past the log end; return the offset to replay from.
+def load_snapshot(directory: Path, state: ProducerStateManager, log_end_offset: int) -> LoadedSnapshot:
+    """Restore the newest snapshot not past the log end; return the offset to replay from
+    (and the snapshot's version).
 
     Snapshots beyond the log end (the log was truncated by recovery) or unreadable ones
     are deleted; with none usable, replay starts at 0 (the whole log).
@@ -296,11 +310,11 @@ def load_snapshot(directory: Path, state: ProducerStateManager, log_end_offset: 
         path = directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
         if offset <= log_end_offset:
             try:
-                state.restore(json.loads(path.read_text())["producers"])
-                return offset
+                data = json.loads(path.read_text())
+                state.restore(data["producers"])
+                return LoadedSnapshot(offset, int(data.get("version", 1)))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 logger.warning("%s: ignoring unreadable producer snapshot (%s)", path, exc)
         path.unlink(missing_ok=True)
-    state.producers.clear()
-    state.ongoing_txns.clear()
-    return 0
+    state.clear()
+    return LoadedSnapshot(0, 0)

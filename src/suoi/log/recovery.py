@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from suoi.log import transactions as txns
+from suoi.log import txn_upgrade
 from suoi.log.cleaner_files import CHECKPOINT_FILE as CLEANER_CHECKPOINT_FILE
 from suoi.log.cleaner_files import complete_swaps
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError
 from suoi.log.producer_state import ProducerStateManager, load_snapshot
 from suoi.log.segment import LogSegment
+from suoi.log.txn_upgrade import TxnIndexCheck
 
 logger = logging.getLogger("suoi.log")
 
@@ -130,10 +132,19 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
 
 def rebuild_producer_state(
     directory: Path, segments: Sequence[LogSegment], state: ProducerStateManager, log_end_offset: int, log_start_offset: int
-) -> None:
+) -> TxnIndexCheck:
     """Load the newest producer snapshot, then replay batch headers after it (and the
-    control batches, which also rebuild the transaction indexes from there)."""
-    start = max(load_snapshot(directory, state, log_end_offset), segments[0].base_offset)
+    control batches, which also rebuild the transaction indexes from there). A snapshot
+    older than the follower fix over transactional batches is not trusted: everything is
+    replayed from the log start (`txn_upgrade`)."""
+    snapshot = load_snapshot(directory, state, log_end_offset)
+    first = segments[0].base_offset
+    verdict = txn_upgrade.check(segments, snapshot.offset, snapshot.version)
+    if verdict is TxnIndexCheck.REBUILT:
+        state.clear()
+        start = first
+    else:
+        start = max(snapshot.offset, first)
     for seg in segments:
         if seg.next_offset <= start:
             continue
@@ -145,6 +156,7 @@ def rebuild_producer_state(
                 else:
                     state.update(h, h.base_offset, h.last_offset, h.max_timestamp)
     state.truncate_to(log_start_offset)
+    return verdict
 
 
 def write_log_start_offset(directory: Path, log_start_offset: int) -> None:

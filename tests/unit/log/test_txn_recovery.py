@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from suoi.log import cleaner_files
 from suoi.log.cleaner import LogCleaner
 from suoi.log.partition_log import PartitionLog
 from suoi.log.producer_state import SNAPSHOT_SUFFIX, snapshot_offsets
@@ -58,7 +61,7 @@ def test_clean_reopen_restores_transactions_and_indexes(open_log: OpenLog) -> No
     assert before[3] == [AbortedTxn(1, 0, 2, 3), AbortedTxn(3, 6, 8, 3)]
     log.close()
     snap = json.loads((log.directory / f"{13:020d}{SNAPSHOT_SUFFIX}").read_text())
-    assert snap["version"] == 2
+    assert snap["version"] == 3
     assert {p["pid"]: p["txn"] for p in snap["producers"]} == {1: -1, 2: 3, 3: -1, 4: 9}
     again = open_log()
     assert state(again) == before
@@ -144,8 +147,8 @@ def test_torn_txnindex_entry_is_dropped(tmp_path: Path) -> None:
     assert path.stat().st_size == 34
 
 
-def test_cleaner_moves_aborted_entries_into_the_cleaned_segment(open_log: OpenLog, clock: Clock) -> None:
-    log = open_log(cleanup_policy="compact", min_cleanable_dirty_ratio=0.01, segment_bytes=1 << 20)
+def two_aborts_to_clean(log: PartitionLog) -> list[AbortedTxn]:
+    """Two sealed segments with an aborted transaction each (one cleaning group), an active one."""
     txn(log, 1, 0, key=b"a")  # 0-1 (aborted records are kept by the cleaner)
     log.append_control(1, 0, False, 0)  # 2
     plain(log, b"a")  # 3
@@ -157,6 +160,12 @@ def test_cleaner_moves_aborted_entries_into_the_cleaned_segment(open_log: OpenLo
     plain(log, b"a")  # 8
     before = log.aborted_transactions(0, log.log_end_offset)
     assert len(before) == 2
+    return before
+
+
+def test_cleaner_moves_aborted_entries_into_the_cleaned_segment(open_log: OpenLog, clock: Clock) -> None:
+    log = open_log(cleanup_policy="compact", min_cleanable_dirty_ratio=0.01, segment_bytes=1 << 20)
+    before = two_aborts_to_clean(log)
     result = LogCleaner().clean(log, clock.now, force=True)
     assert result is not None and result.groups
     assert len(log.segments) == 2
@@ -168,3 +177,31 @@ def test_cleaner_moves_aborted_entries_into_the_cleaned_segment(open_log: OpenLo
     # The aborted records themselves are compacted like any other (aborted-record removal,
     # and keeping them out of the offset map, is not implemented); the markers stay.
     assert [r.offset for r in iter_records(again.read(0, 1 << 20)) if r.offset in (2, 7)] == [2, 7]
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("step", ["swap.log", "deleted-0", "deleted-1", "installed.index", "installed.timeindex",
+                                  "installed.txnindex", "installed.log"])
+def test_a_crash_during_the_cleaners_swap_keeps_the_aborted_entries(
+        open_log: OpenLog, clock: Clock, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    """From the swap's commit point on, recovery finishes the swap: the moved abort index is part
+    of it (`<base>.txnindex.swap`), so no entry of the replaced segments is lost."""
+    log = open_log(cleanup_policy="compact", min_cleanable_dirty_ratio=0.01, segment_bytes=1 << 20)
+    before = two_aborts_to_clean(log)
+
+    def hook(name: str) -> None:
+        if name == step:
+            raise Crash(name)
+
+    monkeypatch.setattr(cleaner_files, "crash_hook", hook)
+    with pytest.raises(Crash):
+        LogCleaner().clean(log, clock.now, force=True)
+    monkeypatch.setattr(cleaner_files, "crash_hook", lambda name: None)
+    crash(log)
+    again = open_log(cleanup_policy="compact")
+    assert len(again.segments) == 2  # the cleaned segment replaced the two
+    assert again.aborted_transactions(0, again.log_end_offset) == before
+    assert not [p.name for p in again.directory.iterdir() if p.name.endswith((".swap", ".cleaned"))]
