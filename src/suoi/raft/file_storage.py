@@ -21,8 +21,15 @@ its CRC, or is not the next offset; the file is truncated there and later segmen
 (a torn tail is just an unflushed append). Entries below the latest snapshot's end offset are
 ignored; segments entirely below it are deleted when the snapshot is written.
 
-Appends are buffered; ``flush()`` writes and fsyncs the active segment. ``truncate`` rewrites
-file lengths at once and is made durable by the next ``flush()``.
+Appends are buffered; ``truncate`` rewrites file lengths at once. Both are made durable by the
+next flush: ``begin_flush()`` writes the buffered bytes (on the caller's thread, the event loop:
+a write to the page cache) and returns the job that fsyncs every segment changed since the last
+flush and the directory. The job owns the file descriptors it fsyncs (opened by
+``begin_flush``), so it may run on another thread while appends, truncations, rolls and
+snapshots go on: fsync covers whatever was written to the file before it started, and a file
+unlinked meanwhile is fsynced harmlessly through its open descriptor. A roll no longer fsyncs
+the closed segment on the spot: it stays in the set of segments the next flush fsyncs.
+``flush()`` is ``begin_flush()`` plus its job, on the caller's thread.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from suoi.raft.storage import FlushRun, QuorumStateData
+
 from suoi.raft.messages import Entry, SnapshotId
-from suoi.raft.storage import QuorumStateData
 
 __all__ = ["FileStorage"]
 
@@ -76,6 +84,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_and_close(fds: list[int]) -> None:
+    """The blocking half of a flush: fsync each descriptor (segments first, then the directory,
+    so a new segment's name is durable with its data) and close them all, whatever fails."""
+    try:
+        for fd in fds:
+            os.fsync(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -98,6 +117,7 @@ class FileStorage:
         self.fsync = fsync
         self._segments: list[_Segment] = []
         self._active: BinaryIO | None = None
+        self._unsynced: set[Path] = set()  # segments written or truncated since the last flush began
         for tmp in self.dir.glob("*.tmp"):
             tmp.unlink()
         self._recover()
@@ -242,6 +262,7 @@ class FileStorage:
             if self._active is None:
                 self._active = open(seg.path, "ab")  # noqa: SIM115 - kept open across appends
             rec = _encode(e)
+            self._unsynced.add(seg.path)
             seg.positions.append(seg.size)
             seg.size += len(rec)
             self._active.write(rec)
@@ -258,29 +279,48 @@ class FileStorage:
                 del seg.positions[n:]
                 with open(seg.path, "r+b") as f:
                     f.truncate(seg.size)
+                self._unsynced.add(seg.path)
                 keep.append(seg)
             else:
                 keep.append(seg)
         self._segments = keep
 
     def flush(self) -> None:
+        run = self.begin_flush()
+        if run is not None:
+            run()
+
+    def begin_flush(self) -> FlushRun | None:
         self._flush_active()
-        if self.fsync and self._segments:
-            with open(self._segments[-1].path, "rb") as f:
-                os.fsync(f.fileno())
-            _fsync_dir(self.dir)
+        unsynced, self._unsynced = sorted(self._unsynced), set()
+        if not self.fsync:
+            return None
+        fds: list[int] = []
+        try:
+            for path in unsynced:
+                try:
+                    fds.append(os.open(path, os.O_RDONLY))
+                except FileNotFoundError:
+                    continue  # deleted since (truncated away, or below a snapshot): the dir fsync covers it
+            fds.append(os.open(self.dir, os.O_RDONLY))
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return lambda: _fsync_and_close(fds)
 
     def _flush_active(self) -> None:
         if self._active is not None:
             self._active.flush()
 
     def _close_active(self) -> None:
+        """Close the active segment's writer (a roll, a truncation): its bytes are written, and
+        its path stays in ``_unsynced`` for the next flush to fsync."""
         if self._active is not None:
             self._active.flush()
-            if self.fsync:
-                os.fsync(self._active.fileno())
             self._active.close()
             self._active = None
 
     def close(self) -> None:
+        self.flush()
         self._close_active()
