@@ -43,9 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from suoi.raft.storage import FlushRun, QuorumStateData
-
 from suoi.raft.messages import Entry, SnapshotId
+from suoi.raft.storage import FlushRun, QuorumStateData
 
 __all__ = ["FileStorage"]
 

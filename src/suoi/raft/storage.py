@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-FlushRun = Callable[[], None]
-"""The blocking half of a flush (the fsyncs): safe to run on another thread while the node keeps
-appending and truncating, since it touches only file descriptors it owns."""
-
 from suoi.raft.messages import Entry, SnapshotId
 
 __all__ = ["FlushRun", "MemoryStorage", "QuorumStateData", "RaftStorage"]
+
+FlushRun = Callable[[], None]
+"""The blocking half of a flush (the fsyncs): safe to run on another thread while the node keeps
+appending and truncating, since it touches only file descriptors it owns."""
 
 
 @dataclass(frozen=True, slots=True)
