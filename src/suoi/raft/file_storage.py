@@ -117,6 +117,7 @@ class FileStorage:
         self._segments: list[_Segment] = []
         self._active: BinaryIO | None = None
         self._unsynced: set[Path] = set()  # segments written or truncated since the last flush began
+        self._handed_off: list[Path] = []  # what the last begin_flush's job fsyncs (maybe not yet)
         for tmp in self.dir.glob("*.tmp"):
             tmp.unlink()
         self._recover()
@@ -285,6 +286,8 @@ class FileStorage:
         self._segments = keep
 
     def flush(self) -> None:
+        # Durable when this returns, even if the job of the last begin_flush has not run yet.
+        self._unsynced.update(self._handed_off)
         run = self.begin_flush()
         if run is not None:
             run()
@@ -292,6 +295,7 @@ class FileStorage:
     def begin_flush(self) -> FlushRun | None:
         self._flush_active()
         unsynced, self._unsynced = sorted(self._unsynced), set()
+        self._handed_off = unsynced
         if not self.fsync:
             return None
         fds: list[int] = []

@@ -60,7 +60,8 @@ class RaftStorage(Protocol):
         ...
 
     def flush(self) -> None:
-        """Make every append and truncation so far durable."""
+        """Make every append and truncation so far durable (also those of a begun flush whose
+        job has not run yet)."""
         ...
 
     def begin_flush(self) -> FlushRun | None:
@@ -98,7 +99,6 @@ class MemoryStorage:
         self.entries: list[Entry] = []
         self.durable: list[Entry] = []
         self.snapshots: dict[SnapshotId, bytes] = {}
-        self._dirty = False  # changed since the last flush began
         self._flush_seq = 0  # flushes begun
         self._durable_seq = 0  # the latest flush whose job ran (an older job's image is stale)
         self.flushes = 0
@@ -122,7 +122,6 @@ class MemoryStorage:
             return
         if entries[0].offset != self._end():
             raise ValueError(f"append at {entries[0].offset} but log ends at {self._end()}")
-        self._dirty = True
         self.entries.extend(entries)
 
     def truncate(self, end_offset: int) -> None:
@@ -130,7 +129,6 @@ class MemoryStorage:
             return
         if end_offset < self.start_offset:
             raise ValueError(f"truncate to {end_offset} below log start {self.start_offset}")
-        self._dirty = True
         del self.entries[end_offset - self.start_offset :]
 
     def flush(self) -> None:
@@ -140,17 +138,16 @@ class MemoryStorage:
 
     def begin_flush(self) -> FlushRun | None:
         self._flush_seq += 1
-        seq, start = self._flush_seq, self.start_offset
-        image = list(self.entries) if self._dirty else None
-        self._dirty = False
+        # the whole image, even if nothing changed since the last flush began: that one's job may
+        # not have run yet (or ever, if a later job overtakes it)
+        seq, start, image = self._flush_seq, self.start_offset, list(self.entries)
 
         def run() -> None:
             if seq <= self._durable_seq:
                 return  # a later flush already completed (a synchronous one overtook this job)
             self._durable_seq = seq
             self.flushes += 1
-            if image is not None:
-                self.durable = image[max(0, self.start_offset - start) :]
+            self.durable = image[max(0, self.start_offset - start) :]
 
         return run
 
@@ -182,4 +179,3 @@ class MemoryStorage:
         if rng is not None and len(self.entries) > n and self.entries[:n] == self.durable:
             self.durable = self.entries[: rng.randint(n, len(self.entries))]
         self.entries = list(self.durable)
-        self._dirty = False
