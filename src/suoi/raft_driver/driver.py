@@ -21,7 +21,8 @@ It owns the node (with a ``FileStorage`` in ``<metadata dir>/__cluster_metadata-
   correlation id). The node answers at once, or later for a parked Fetch (long poll up to its
   ``max_wait_ms``), and the timer or a commit releases it.
 
-Threading: everything on one event loop; the node is never called concurrently. Listener
+Threading: everything on one event loop, except the metadata log's fsyncs (below); the node is
+never called concurrently. Listener
 callbacks (``on_commit``, ``on_load_snapshot``, ``on_leader_change``) run inside the driver's
 calls into the node, so they must be quick and must not call back into the driver
 synchronously (schedule work instead).
