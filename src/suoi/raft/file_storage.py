@@ -34,6 +34,7 @@ the closed segment on the spot: it stays in the set of segments the next flush f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -83,15 +84,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_and_close(fds: list[int]) -> None:
-    """The blocking half of a flush: fsync each descriptor (segments first, then the directory,
-    so a new segment's name is durable with its data) and close them all, whatever fails."""
+def _fsync_and_close(fds: list[int], dir_fd: int | None) -> None:
+    """The blocking half of a flush: fsync each segment's descriptor, then the directory's (so a
+    new segment's name is durable with its data; as `_fsync_dir`, a filesystem that cannot fsync
+    a directory is no error), and close them all, whatever fails."""
     try:
         for fd in fds:
             os.fsync(fd)
+        if dir_fd is not None:
+            with contextlib.suppress(OSError):
+                os.fsync(dir_fd)
     finally:
         for fd in fds:
             os.close(fd)
+        if dir_fd is not None:
+            os.close(dir_fd)
 
 
 def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:
@@ -305,12 +312,15 @@ class FileStorage:
                     fds.append(os.open(path, os.O_RDONLY))
                 except FileNotFoundError:
                     continue  # deleted since (truncated away, or below a snapshot): the dir fsync covers it
-            fds.append(os.open(self.dir, os.O_RDONLY))
         except OSError:
             for fd in fds:
                 os.close(fd)
             raise
-        return lambda: _fsync_and_close(fds)
+        try:
+            dir_fd: int | None = os.open(self.dir, os.O_RDONLY)
+        except OSError:
+            dir_fd = None
+        return lambda: _fsync_and_close(fds, dir_fd)
 
     def _flush_active(self) -> None:
         if self._active is not None:
