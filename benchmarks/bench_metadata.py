@@ -70,11 +70,13 @@ def listed(response: Any) -> bool:
     return any(int(t.error_code) == 0 and len(t.partitions) > 0 for t in response.topics)
 
 
-async def probe(conns: dict[int, KafkaClientConnection], via: int, timeout_s: float) -> dict[int, float]:
+async def probe(conns: dict[int, KafkaClientConnection], via: int, timeout_s: float) -> tuple[float, dict[int, float]]:
+    """(CreateTopics round trip, {node: seconds from its answer until the node lists the topic})."""
     topic = f"bench-md-{uuid.uuid4().hex[:8]}"
     create = CreateTopicsRequest(topics=(CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
                                                         assignments=(), configs=()),),
                                  timeout=datetime.timedelta(seconds=10), validate_only=False)
+    sent = time.perf_counter()
     answer = await conns[via].request(create, timeout=timeout_s)
     if int(answer.topics[0].error_code) != 0:
         raise SystemExit(f"CreateTopics {topic}: error {answer.topics[0].error_code}")
@@ -87,17 +89,19 @@ async def probe(conns: dict[int, KafkaClientConnection], via: int, timeout_s: fl
         raise SystemExit(f"node {node} did not list {topic} within {timeout_s}s")
 
     lags = await asyncio.gather(*(until_listed(n) for n in sorted(conns)))
-    return dict(zip(sorted(conns), lags, strict=True))
+    return t0 - sent, dict(zip(sorted(conns), lags, strict=True))
 
 
 async def run(nodes: dict[int, EmbeddedBroker], args: argparse.Namespace) -> dict[str, Any]:
     conns = {i: await KafkaClientConnection.connect(n.host, n.port, client_id="bench-metadata", timeout=10)
              for i, n in nodes.items()}
     try:
-        results = [await probe(conns, args.via, 10.0) for _ in range(args.probes)]
+        probes = [await probe(conns, args.via, 10.0) for _ in range(args.probes)]
     finally:
         for c in conns.values():
             await c.close()
+    creates = [c * 1000 for c, _ in probes]
+    results = [r for _, r in probes]
     per_node = {i: [r[i] * 1000 for r in results] for i in nodes}
     worst = [max(r.values()) * 1000 for r in results]
     return {
@@ -105,6 +109,7 @@ async def run(nodes: dict[int, EmbeddedBroker], args: argparse.Namespace) -> dic
         "per_node_ms": {i: {"median": statistics.median(v), "max": max(v)} for i, v in per_node.items()},
         "worst_node_median_ms": statistics.median(worst), "worst_node_max_ms": max(worst),
         "probes_over_100ms": sum(w > 100 for w in worst),
+        "create_topics_median_ms": statistics.median(creates), "create_topics_max_ms": max(creates),
     }
 
 
@@ -121,6 +126,8 @@ def main() -> None:
         finally:
             for node in nodes.values():
                 node.stop()
+    print(f"CreateTopics via node {out['via']}: answered after median {out['create_topics_median_ms']:.1f} ms, "
+          f"max {out['create_topics_max_ms']:.1f} ms")
     print(f"CreateTopics via node {out['via']} -> topic listed by Metadata, {out['probes']} probes (ms after the answer)")
     for i, s in out["per_node_ms"].items():
         print(f"  node {i}: median {s['median']:7.1f}   max {s['max']:7.1f}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -109,9 +111,10 @@ class Host:
 
 
 class Cluster:
-    def __init__(self, root: Path, n: int = 3, config: RaftConfig = FAST) -> None:
+    def __init__(self, root: Path, n: int = 3, config: RaftConfig = FAST, *, fsync: bool = False) -> None:
         self.root = root
         self.config = config
+        self.fsync = fsync
         self.hosts = {i: Host() for i in range(1, n + 1)}
         self.recorders: dict[int, Recorder] = {}
         self.voters = ""
@@ -127,7 +130,7 @@ class Cluster:
         host = self.hosts[i]
         if host.server is None:
             await host.listen(host.port)
-        driver = QuorumDriver(i, self.voters, self.root / f"node{i}", config=self.config, fsync=False)
+        driver = QuorumDriver(i, self.voters, self.root / f"node{i}", config=self.config, fsync=self.fsync)
         rec = Recorder()
         driver.register_listener(rec)
         self.recorders[i] = rec
@@ -182,9 +185,9 @@ async def until(cond: Callable[[], T], timeout: float, what: str) -> T:
         await asyncio.sleep(0.01)  # polling interval
 
 
-def run(test: Callable[[Cluster], Awaitable[None]], tmp_path: Path) -> None:
+def run(test: Callable[[Cluster], Awaitable[None]], tmp_path: Path, *, fsync: bool = False) -> None:
     async def main() -> None:
-        cluster = Cluster(tmp_path)
+        cluster = Cluster(tmp_path, fsync=fsync)
         try:
             await cluster.start()
             await test(cluster)
@@ -368,3 +371,36 @@ def test_a_parked_fetch_is_answered_one_iteration_after_its_wait_on_a_busy_loop(
         assert took <= 6, f"a 300 ms long poll took {took} loop iterations of 100 ms"
 
     run(scenario, tmp_path)
+
+
+def test_metadata_log_fsyncs_run_on_the_flush_thread_and_commits_survive_a_crash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With fsync on, every fsync of a metadata log segment runs on a driver's flush thread (not
+    the event loop), entries still commit on all three, and a non-graceful stop of all three
+    (what survives is what was flushed) keeps every committed entry."""
+    segment_fsyncs: list[str] = []  # thread name of each fsync of a .log segment
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".log"):
+            segment_fsyncs.append(threading.current_thread().name)
+        real_fsync(fd)
+
+    async def scenario(c: Cluster) -> None:
+        first = await until(c.leader, 10, "a leader known to all three")
+        monkeypatch.setattr(os, "fsync", recording_fsync)
+        payloads = [f"topic-{k}".encode() for k in range(20)]
+        for p in payloads:
+            await c.driver(first).append_and_wait([p], timeout=10)
+        await until(lambda: all(c.recorders[i].payloads == payloads for i in c.hosts), 10, "the entries on all three")
+        monkeypatch.undo()
+        assert len(segment_fsyncs) >= 20  # the leader's own, at least one per commit
+        assert {name.rsplit("_", 1)[0] for name in segment_fsyncs} <= {f"suoi-raft-flush-{i}" for i in c.hosts}
+        for i in list(c.running()):
+            await c.stop_node(i, graceful=False)
+        for i in c.hosts:
+            await c.start_node(i)
+        await until(lambda: all(c.recorders[i].payloads == payloads for i in c.hosts), 15,
+                    "every committed entry back on all three after the restart")
+
+    run(scenario, tmp_path, fsync=True)

@@ -3,7 +3,9 @@
 Everything derives from one seed: a virtual clock, a network that drops, delays (and so
 reorders), duplicates and partitions messages (a request that cannot arrive is reported to its
 sender as a transport failure half of the time, ``request_failed``), crashes that keep only what each node flushed,
-restarts that rebuild a node from its storage, clients appending to whoever leads, snapshots and
+restarts that rebuild a node from its storage, flushes whose fsync completes after a random delay
+(as the driver's flush thread does; a crash before that loses what it would have made durable),
+clients appending to whoever leads, snapshots and
 graceful resignations. After *every* event the :class:`Checker` verifies Raft's safety:
 
 * at most one leader per epoch, ever;
@@ -14,7 +16,9 @@ graceful resignations. After *every* event the :class:`Checker` verifies Raft's 
   record of every committed offset is compared with every log, every append, every snapshot
   and every state machine; a new leader holds all of them;
 * the high watermark never decreases on a node (a restart may reset it lower) and never passes
-  the node's log end.
+  the node's log end;
+* the highest committed offset is durable (in the crash model's surviving image) on a majority
+  of voters: the leader counts only its flushed log, a follower fetches only once it flushed.
 
 Then the network heals and every node restarts; within a bounded virtual time there must be a
 leader and all live voters (and observers) must hold the same committed log. Last, on a quiet
@@ -55,6 +59,9 @@ QUIET_DELAY_MS = 4
 watermark within ``PROMPT_COMMIT_HOPS`` such delays (append -> follower -> leader commits ->
 the replica that fetched just before the commit asks again -> it learns the new HW)."""
 PROMPT_COMMIT_HOPS = 5
+QUIET_FLUSH_MS = 2
+"""Longest fsync in the prompt-commit phase: the leader's and a follower's run in parallel, then a
+follower's flush delays its next Fetch (two flushes on the path, at most)."""
 
 
 @dataclass
@@ -67,6 +74,7 @@ class Scenario:
     drop: float = 0.05  # base loss rate (changes during the run)
     duplicate: float = 0.03
     max_delay_ms: int = 15
+    max_flush_ms: int = 6  # an fsync completes 0..this after it begins (sometimes much later)
     fault_interval_ms: int = 40  # mean time between random faults/client actions
 
 
@@ -120,7 +128,7 @@ class Cluster:
     def _start(self, i: int) -> None:
         self.incarnation[i] += 1
         rng = random.Random(self.seed * 7919 + i * 104729 + self.incarnation[i])
-        node = RaftNode(i, self.voters, self.storages[i], self.config, rng, now_ms=self.now)
+        node = RaftNode(i, self.voters, self.storages[i], self.config, rng, now_ms=self.now, async_flush=True)
         sm = StateMachine(self.checker, i)
         node.register_listener(sm)
         self.nodes[i] = node
@@ -137,12 +145,27 @@ class Cluster:
     def _after(self, i: int, node: RaftNode, out: list[Envelope]) -> None:
         for env in out:
             self._send(env)
+        if node.wants_flush:
+            self._begin_flush(i, node)
         t = node.next_deadline()
         cur = self.next_poll.get(i)
         if cur is None or t < cur or cur < self.now:
             self.next_poll[i] = t
             self._push(t, "poll", (i, self.incarnation[i]))
         self.checker.check_node(node)
+        self.checker.check_durable_majority(self.storages, self.voters)  # type: ignore[arg-type]
+
+    def _begin_flush(self, i: int, node: RaftNode) -> None:
+        """Start the node's flush; its fsync completes after a random delay (the ``flushed`` event)."""
+        job = node.begin_flush()
+        rng = self.rng
+        if self.quiet:
+            delay = rng.randint(0, QUIET_FLUSH_MS)
+        else:
+            delay = rng.randint(0, self.sc.max_flush_ms)
+            if rng.random() < 0.05:
+                delay += rng.randint(0, 100)  # a stalled disk: longer than a fetch timeout, at times
+        self._push(self.now + delay, "flushed", (i, self.incarnation[i], job))
 
     def _send(self, env: Envelope) -> None:
         rng = self.rng
@@ -195,6 +218,13 @@ class Cluster:
             if node.role_name != before:
                 self.checker.trace.append(f"t={self.now} node {i}: {before} -> {node!r}")
             self._after(i, node, out)
+        elif kind == "flushed":
+            i, inc, job = data  # type: ignore[misc]
+            node = self.nodes.get(i)
+            if node is not None and inc == self.incarnation[i]:  # a crash lost the fsync in flight
+                if job.run is not None:
+                    job.run()
+                self._after(i, node, node.flush_done(job, self.now))
         elif kind == "failed":
             env, inc = data  # type: ignore[misc]
             node = self.nodes.get(env.source)
@@ -370,7 +400,7 @@ class Cluster:
         start = self.now
         offset = leader.append([f"s{self.seed}-prompt".encode()])
         self._after(leader.node_id, leader, [])
-        bound = start + PROMPT_COMMIT_HOPS * QUIET_DELAY_MS
+        bound = start + PROMPT_COMMIT_HOPS * QUIET_DELAY_MS + 2 * QUIET_FLUSH_MS
         while self.queue and self.queue[0][0] <= bound:
             self.step()
         late = {i: n.high_watermark for i, n in self.nodes.items() if n is not None and n.high_watermark <= offset}

@@ -64,6 +64,7 @@ class StateMachine:
                 self.checker.fail(f"node {self.node_id} applied {e.offset} after {len(self.applied)} entries")
             # entries below this node's hw: committed (recorded now if this is the first sighting)
             self.checker.committed.setdefault(e.offset, (e.epoch, e.payload))
+            self.checker.committed_end = max(self.checker.committed_end, e.offset + 1)
             self.checker.check_committed(self.node_id, e.offset, e.epoch, e.payload, "applied")
             self.applied.append((e.offset, e.epoch, e.payload))
 
@@ -86,6 +87,7 @@ class Checker:
         self.leaders: dict[int, int] = {}  # epoch -> leader id
         self.entries: dict[tuple[int, int], tuple[bytes, bool, int]] = {}  # (offset, epoch) -> content
         self.committed: dict[int, tuple[int, bytes]] = {}
+        self.committed_end = 0  # 1 + the highest offset any node has seen committed
         self.max_epoch: dict[int, int] = {}
         self.hw: dict[int, int] = {}
         self.checked_hw: dict[int, int] = {}
@@ -142,6 +144,7 @@ class Checker:
             elif c != (e.epoch, e.payload):
                 self.fail(f"node {nid} has {e} below its hw {hw}; committed was {c}")
         self.checked_hw[nid] = max(self.checked_hw.get(nid, 0), hw)
+        self.committed_end = max(self.committed_end, hw)
         if node.is_leader:
             other = self.leaders.setdefault(epoch, nid)
             if other != nid:
@@ -149,6 +152,24 @@ class Checker:
             if (nid, epoch) not in self.leader_checked:
                 self.leader_checked.add((nid, epoch))
                 self.check_leader_completeness(node)
+
+    def check_durable_majority(self, storages: dict[int, MemoryStorage], voters: list[int]) -> None:
+        """Raft's durability rule: an entry is committed only once a majority of voters has it
+        on disk (what a crash leaves: completed flushes, snapshots). Checked for the highest
+        committed offset (the durable images are prefixes, so the rest follows by log matching)."""
+        if self.committed_end == 0:
+            return
+        off = self.committed_end - 1
+        epoch, _ = self.committed[off]
+        holders = []
+        for v in voters:
+            s = storages[v]
+            if off < s.start_offset:
+                holders.append(v)  # inside a snapshot (durable on write)
+            elif off < s.durable_end() and s.durable[off - s.start_offset].epoch == epoch:
+                holders.append(v)
+        if 2 * len(holders) <= len(voters):
+            self.fail(f"offset {off} is committed but durable only on voters {holders} of {voters}")
 
     def check_leader_completeness(self, node: RaftNode) -> None:
         log = node.log

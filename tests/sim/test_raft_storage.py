@@ -152,3 +152,50 @@ def test_raft_core_is_sans_io() -> None:
             ):
                 problems.append(f"{path.name}:{node.lineno} uses random.{node.attr}")
     assert problems == []
+
+
+def test_a_flush_job_fsyncs_what_was_written_when_it_began_while_the_log_moves_on(tmp_path: Path) -> None:
+    """begin_flush writes the buffers; its job (run later, as on the driver's flush thread) owns
+    its descriptors, so rolls, truncations and deleted segments in between do not break it."""
+    s = FileStorage(tmp_path, segment_bytes=100)
+    s.append(entries(0, 10))  # several segments
+    job = s.begin_flush()
+    assert job is not None
+    segments = sorted(tmp_path.glob("*.log"))
+    assert len(segments) >= 2
+    assert sum(p.stat().st_size for p in segments) > 0  # written at begin_flush, before the fsync
+    s.truncate(3)  # deletes the later segments while the job holds them open
+    s.append(entries(3, 5, epoch=2))  # rolls again
+    job()  # fsync + close its own descriptors: no EBADF, no effect on the log
+    s.append(entries(8, 1, epoch=2))
+    second = s.begin_flush()
+    assert second is not None
+    second()
+    s.close()
+    assert FileStorage(tmp_path, segment_bytes=100).read_log() == (None, entries(0, 3) + entries(3, 6, epoch=2))
+    assert FileStorage(tmp_path / "nofsync", fsync=False).begin_flush() is None
+
+
+def test_memory_storage_makes_a_flush_durable_only_when_its_job_runs(tmp_path: Path) -> None:
+    s = MemoryStorage()
+    s.append(entries(0, 4))
+    job = s.begin_flush()
+    assert job is not None
+    s.append(entries(4, 2))
+    s.crash()  # before the fsync completed: nothing survives
+    assert s.entries == []
+    s.append(entries(0, 4))
+    job = s.begin_flush()
+    assert job is not None
+    s.append(entries(4, 2))
+    job()
+    s.crash()
+    assert s.entries == entries(0, 4)  # what the job covered, not what came after
+    s.append(entries(4, 2))
+    stale = s.begin_flush()
+    s.flush()  # a synchronous flush overtakes the job in flight
+    s.truncate(2)
+    assert stale is not None
+    stale()  # completes late: must not bring back an older image
+    s.crash()
+    assert s.entries == entries(0, 6)

@@ -6,7 +6,7 @@ See README.md. The asyncio driver lives elsewhere; nothing here does I/O of its 
 
 from suoi.raft.config import RaftConfig
 from suoi.raft.file_storage import FileStorage
-from suoi.raft.log import RaftLog, RaftSafetyError
+from suoi.raft.log import FlushJob, RaftLog, RaftSafetyError
 from suoi.raft.messages import (
     HW_NOT_SENT,
     NO_LEADER,
@@ -33,7 +33,7 @@ from suoi.raft.messages import (
 )
 from suoi.raft.node import NotLeaderError, RaftListener, RaftNode, decode_leader_change, encode_leader_change
 from suoi.raft.state import Candidate, Follower, Leader, Prospective, Resigned, Unattached
-from suoi.raft.storage import MemoryStorage, QuorumStateData, RaftStorage
+from suoi.raft.storage import FlushRun, MemoryStorage, QuorumStateData, RaftStorage
 
 __all__ = [
     "HW_NOT_SENT",
@@ -54,6 +54,8 @@ __all__ = [
     "FetchSnapshotRequest",
     "FetchSnapshotResponse",
     "FileStorage",
+    "FlushJob",
+    "FlushRun",
     "Follower",
     "Leader",
     "LeaderAndEpoch",

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from suoi.model.errors import KafkaError
 from suoi.raft.config import RaftConfig
-from suoi.raft.log import RaftLog, RaftSafetyError
+from suoi.raft.log import FlushJob, RaftLog, RaftSafetyError
 from suoi.raft.messages import (
     NO_LEADER,
     Entry,
@@ -98,8 +98,13 @@ class RaftNodeCore:
         rng: random.Random | None = None,
         *,
         now_ms: int = 0,
+        async_flush: bool = False,
     ) -> None:
         self.node_id = node_id
+        #: False: the node flushes its log itself, at the start of each step (tests). True: the
+        #: driver does (``wants_flush`` / ``begin_flush`` / ``flush_done``), so the fsync can run
+        #: on another thread while the node keeps answering.
+        self.async_flush = async_flush
         self.voters = frozenset(voters)
         if not self.voters:
             raise ValueError("at least one voter is required")
@@ -172,6 +177,9 @@ class RaftNodeCore:
         raise NotImplementedError
 
     def _wake_parked(self, role: Leader) -> None:  # replication.ReplicationMixin
+        raise NotImplementedError
+
+    def _maybe_advance_hw(self, role: Leader) -> None:  # replication.ReplicationMixin
         raise NotImplementedError
 
     # ======================================================================== roles
@@ -287,6 +295,33 @@ class RaftNodeCore:
             self._to_follower(epoch, leader_id)
             return True
         return False
+
+    # ======================================================================== flushing
+    @property
+    def wants_flush(self) -> bool:
+        """The log has changes that are not durable and no flush is in flight."""
+        log = self.log
+        return log.flush_inflight is None and (log.dirty or log.flushed_end < log.end_offset)
+
+    @property
+    def log_durable(self) -> bool:
+        """Everything in the log (appends and truncations) is durable: a follower fetches only
+        then, so the fetch offset it reports (which the leader counts toward the high watermark)
+        is on its disk."""
+        log = self.log
+        return log.flush_inflight is None and not log.dirty and log.flushed_end >= log.end_offset
+
+    def _flush_if_sync(self) -> None:
+        if not self.async_flush and self.wants_flush:
+            job = self.log.begin_flush()
+            if job.run is not None:
+                job.run()
+            self._on_flushed(job)
+
+    def _on_flushed(self, job: FlushJob) -> None:
+        """A flush completed: the leader may now count more of its own log (high watermark)."""
+        if self.log.flush_done(job) and isinstance(self.role, Leader):
+            self._maybe_advance_hw(self.role)
 
     # ======================================================================== sending
     def _fetched_ok(self, role: Follower) -> None:

@@ -21,12 +21,20 @@ its CRC, or is not the next offset; the file is truncated there and later segmen
 (a torn tail is just an unflushed append). Entries below the latest snapshot's end offset are
 ignored; segments entirely below it are deleted when the snapshot is written.
 
-Appends are buffered; ``flush()`` writes and fsyncs the active segment. ``truncate`` rewrites
-file lengths at once and is made durable by the next ``flush()``.
+Appends are buffered; ``truncate`` rewrites file lengths at once. Both are made durable by the
+next flush: ``begin_flush()`` writes the buffered bytes (on the caller's thread, the event loop:
+a write to the page cache) and returns the job that fsyncs every segment changed since the last
+flush and the directory. The job owns the file descriptors it fsyncs (opened by
+``begin_flush``), so it may run on another thread while appends, truncations, rolls and
+snapshots go on: fsync covers whatever was written to the file before it started, and a file
+unlinked meanwhile is fsynced harmlessly through its open descriptor. A roll no longer fsyncs
+the closed segment on the spot: it stays in the set of segments the next flush fsyncs.
+``flush()`` is ``begin_flush()`` plus its job, on the caller's thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -37,7 +45,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from suoi.raft.messages import Entry, SnapshotId
-from suoi.raft.storage import QuorumStateData
+from suoi.raft.storage import FlushRun, QuorumStateData
 
 __all__ = ["FileStorage"]
 
@@ -76,6 +84,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_and_close(fds: list[int], dir_fd: int | None) -> None:
+    """The blocking half of a flush: fsync each segment's descriptor, then the directory's (so a
+    new segment's name is durable with its data; as `_fsync_dir`, a filesystem that cannot fsync
+    a directory is no error), and close them all, whatever fails."""
+    try:
+        for fd in fds:
+            os.fsync(fd)
+        if dir_fd is not None:
+            with contextlib.suppress(OSError):
+                os.fsync(dir_fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
 def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -98,6 +123,8 @@ class FileStorage:
         self.fsync = fsync
         self._segments: list[_Segment] = []
         self._active: BinaryIO | None = None
+        self._unsynced: set[Path] = set()  # segments written or truncated since the last flush began
+        self._handed_off: list[Path] = []  # what the last begin_flush's job fsyncs (maybe not yet)
         for tmp in self.dir.glob("*.tmp"):
             tmp.unlink()
         self._recover()
@@ -242,6 +269,7 @@ class FileStorage:
             if self._active is None:
                 self._active = open(seg.path, "ab")  # noqa: SIM115 - kept open across appends
             rec = _encode(e)
+            self._unsynced.add(seg.path)
             seg.positions.append(seg.size)
             seg.size += len(rec)
             self._active.write(rec)
@@ -258,29 +286,54 @@ class FileStorage:
                 del seg.positions[n:]
                 with open(seg.path, "r+b") as f:
                     f.truncate(seg.size)
+                self._unsynced.add(seg.path)
                 keep.append(seg)
             else:
                 keep.append(seg)
         self._segments = keep
 
     def flush(self) -> None:
+        # Durable when this returns, even if the job of the last begin_flush has not run yet.
+        self._unsynced.update(self._handed_off)
+        run = self.begin_flush()
+        if run is not None:
+            run()
+
+    def begin_flush(self) -> FlushRun | None:
         self._flush_active()
-        if self.fsync and self._segments:
-            with open(self._segments[-1].path, "rb") as f:
-                os.fsync(f.fileno())
-            _fsync_dir(self.dir)
+        unsynced, self._unsynced = sorted(self._unsynced), set()
+        self._handed_off = unsynced
+        if not self.fsync:
+            return None
+        fds: list[int] = []
+        try:
+            for path in unsynced:
+                try:
+                    fds.append(os.open(path, os.O_RDONLY))
+                except FileNotFoundError:
+                    continue  # deleted since (truncated away, or below a snapshot): the dir fsync covers it
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            raise
+        try:
+            dir_fd: int | None = os.open(self.dir, os.O_RDONLY)
+        except OSError:
+            dir_fd = None
+        return lambda: _fsync_and_close(fds, dir_fd)
 
     def _flush_active(self) -> None:
         if self._active is not None:
             self._active.flush()
 
     def _close_active(self) -> None:
+        """Close the active segment's writer (a roll, a truncation): its bytes are written, and
+        its path stays in ``_unsynced`` for the next flush to fsync."""
         if self._active is not None:
             self._active.flush()
-            if self.fsync:
-                os.fsync(self._active.fileno())
             self._active.close()
             self._active = None
 
     def close(self) -> None:
+        self.flush()
         self._close_active()

@@ -1,6 +1,13 @@
 """The node's view of its replicated log: entries after the latest snapshot, an epoch cache,
 and the offset/epoch arithmetic Kafka's ``ReplicatedLog`` provides (end offset for an epoch,
-fetch validation, truncation to a diverging epoch). Every change goes through the storage."""
+fetch validation, truncation to a diverging epoch). Every change goes through the storage.
+
+Durability: ``flushed_end`` is the end of the prefix known durable. A flush is two steps so the
+fsync can leave the event loop: :meth:`begin_flush` (storage writes its buffers; the job's
+target is the end offset now) and :meth:`flush_done` once the storage's job has run. Only then
+does ``flushed_end`` move, and never past a truncation made while the job ran (the job made the
+entries before that point durable, not the ones appended after it). One flush at a time.
+:meth:`flush` does both steps at once (snapshot installs, tests)."""
 
 from __future__ import annotations
 
@@ -9,14 +16,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from suoi.raft.messages import Entry, EpochEndOffset, SnapshotId
-from suoi.raft.storage import RaftStorage
+from suoi.raft.storage import FlushRun, RaftStorage
 
-__all__ = ["RaftLog", "RaftSafetyError", "ValidOffset"]
+__all__ = ["FlushJob", "RaftLog", "RaftSafetyError", "ValidOffset"]
 
 
 class RaftSafetyError(AssertionError):
     """The node was asked to do something that would break Raft's safety (e.g. truncate
     committed entries). It means a bug or corrupted storage; the node must stop."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FlushJob:
+    """A flush begun by :meth:`RaftLog.begin_flush`: everything below ``end_offset`` (as the log
+    was then) is durable once ``run`` has returned (``run`` None: it already is)."""
+
+    end_offset: int
+    run: FlushRun | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +58,9 @@ class RaftLog:
         self._epoch_starts: list[int] = []  # first offset of each run
         self._rebuild_epochs()
         self.flushed_end = self.end_offset
+        self.dirty = False  # appended or truncated since the last flush began
+        self.flush_inflight: FlushJob | None = None
+        self._inflight_cap = 0  # lowest truncation point since the in-flight flush began
 
     # --- positions ---------------------------------------------------------------------------
     @property
@@ -99,6 +118,7 @@ class RaftLog:
             expected += 1
             last = e.epoch
         self.storage.append(entries)
+        self.dirty = True
         for e in entries:
             self.entries.append(e)
             self._note_epoch(e)
@@ -109,6 +129,8 @@ class RaftLog:
         if offset < self.start_offset:
             raise RaftSafetyError(f"truncate to {offset} below log start {self.start_offset}")
         self.storage.truncate(offset)
+        self.dirty = True
+        self._inflight_cap = min(self._inflight_cap, offset)
         del self.entries[offset - self.start_offset :]
         i = bisect.bisect_left(self._epoch_starts, offset)
         del self._epoch_starts[i:]
@@ -116,8 +138,30 @@ class RaftLog:
         self.flushed_end = min(self.flushed_end, offset)
 
     def flush(self) -> None:
+        """Flush synchronously (both steps on the caller's thread)."""
         self.storage.flush()
+        self.dirty = False
         self.flushed_end = self.end_offset
+
+    def begin_flush(self) -> FlushJob:
+        """Start a flush of the log as it is now; :meth:`flush_done` when its job has run."""
+        if self.flush_inflight is not None:
+            raise RuntimeError("a flush of the metadata log is already in flight")
+        job = FlushJob(self.end_offset, self.storage.begin_flush())
+        self.dirty = False
+        self.flush_inflight = job
+        self._inflight_cap = job.end_offset
+        return job
+
+    def flush_done(self, job: FlushJob) -> bool:
+        """The job of ``job`` has run: advance ``flushed_end``. False for a job that is not the
+        one in flight (ignored)."""
+        if job is not self.flush_inflight:
+            return False
+        self.flush_inflight = None
+        durable = min(job.end_offset, self._inflight_cap, self.end_offset)
+        self.flushed_end = max(self.flushed_end, durable)
+        return True
 
     # --- epochs ------------------------------------------------------------------------------
     def end_offset_for_epoch(self, epoch: int) -> EpochEndOffset | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from suoi.raft.core import NotLeaderError, RaftListener, _Pending, decode_leader_change, encode_leader_change
+from suoi.raft.log import FlushJob
 from suoi.raft.messages import (
     NO_LEADER,
     BeginQuorumEpochRequest,
@@ -104,7 +105,7 @@ class RaftNode(VotingMixin, ReplicationMixin, SnapshotMixin):
 
     def next_deadline(self) -> int:
         """The latest time at which ``poll`` must be called (it may be called earlier)."""
-        if self._out or self._has_undelivered() or (self.is_leader and self.log.flushed_end < self.log.end_offset):
+        if self._out or self._has_undelivered() or (not self.async_flush and self.wants_flush):
             return self._now
         role = self.role
         rt = self.config.request_timeout_ms
@@ -126,7 +127,7 @@ class RaftNode(VotingMixin, ReplicationMixin, SnapshotMixin):
                     ds.append(self._begin_epoch_due(role, v))
         elif isinstance(role, Follower):
             ds.append(role.fetch_deadline)
-            if role.inflight is None:
+            if role.inflight is None and self.log_durable:  # else flush_done sends the Fetch
                 ds.append(role.next_fetch_ms)
         elif isinstance(role, Resigned):
             ds.append(role.election_deadline)
@@ -136,7 +137,8 @@ class RaftNode(VotingMixin, ReplicationMixin, SnapshotMixin):
 
     def append(self, payloads: Sequence[bytes], *, epoch: int | None = None) -> int:
         """Leader only: append entries in the current epoch; returns the offset of the last one.
-        They are flushed at the next ``poll`` and committed once a majority has them."""
+        They are flushed at the next ``poll`` (or by the driver, ``async_flush``) and committed
+        once a majority of voters has them durable."""
         if not isinstance(self.role, Leader) or (epoch is not None and epoch != self.role.epoch):
             raise NotLeaderError(self.leader_and_epoch)
         if not payloads:
@@ -144,7 +146,22 @@ class RaftNode(VotingMixin, ReplicationMixin, SnapshotMixin):
         start = self.log.end_offset
         e = self.role.epoch
         self.log.append([Entry(start + i, e, bytes(p)) for i, p in enumerate(payloads)])
+        # Followers fetch while our own flush runs: the high watermark counts our log only up to
+        # what is durable here, theirs up to what they report (durable there).
+        self._wake_parked(self.role)
         return self.log.end_offset - 1
+
+    def begin_flush(self) -> FlushJob:
+        """``async_flush``: start a flush of the log as it is now (when ``wants_flush``). Run the
+        job's ``run`` (if any) on another thread, then call :meth:`flush_done`."""
+        return self.log.begin_flush()
+
+    def flush_done(self, job: FlushJob, now_ms: int) -> list[Envelope]:
+        """The job of :meth:`begin_flush` has run: the log is durable up to its end offset (the
+        leader's high watermark may advance, a follower's next Fetch may leave)."""
+        self._now = max(self._now, now_ms)
+        self._on_flushed(job)
+        return self._step()
 
     def committed(self, from_offset: int = 0, max_entries: int | None = None) -> list[Entry]:
         """Committed entries from ``from_offset`` (those still in the log: at or after its start)."""
@@ -199,6 +216,7 @@ class RaftNode(VotingMixin, ReplicationMixin, SnapshotMixin):
 
     # ======================================================================== dispatch
     def _step(self) -> list[Envelope]:
+        self._flush_if_sync()  # what `handle` or `append` wrote: before a follower's next Fetch
         now = self._now
         rt = self.config.request_timeout_ms
         expired = [c for c, p in self._inflight.items() if now >= p.sent_ms + rt]
@@ -217,6 +235,7 @@ class RaftNode(VotingMixin, ReplicationMixin, SnapshotMixin):
             self._poll_unattached(role)
         elif isinstance(role, Resigned):
             self._poll_resigned(role)
+        self._flush_if_sync()  # what the role appended (a new leader's LeaderChange)
         self._deliver()
         out, self._out = self._out, []
         return out

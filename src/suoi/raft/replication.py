@@ -40,10 +40,6 @@ class ReplicationMixin(RaftNodeCore):
 
     def _poll_leader(self, role: Leader) -> None:
         now = self._now
-        if self.log.flushed_end < self.log.end_offset:
-            self.log.flush()
-            self._maybe_advance_hw(role)
-            self._wake_parked(role)
         if role.parked:
             for rid, (env, expiry) in list(role.parked.items()):
                 if now >= expiry:
@@ -161,7 +157,9 @@ class ReplicationMixin(RaftNodeCore):
             else:
                 self._set_role(Unattached(role.epoch, role.voted_id, now))
             return self._poll_again()
-        if role.inflight is None and now >= role.next_fetch_ms:
+        # The next Fetch carries the log end as the offset the leader counts toward its high
+        # watermark: it leaves only once the log is durable (Kafka's follower flushes first too).
+        if role.inflight is None and now >= role.next_fetch_ms and self.log_durable:
             if role.snapshot is not None:
                 sid, buf = role.snapshot
                 req: Message = FetchSnapshotRequest(
@@ -197,7 +195,6 @@ class ReplicationMixin(RaftNodeCore):
                     f"node {self.node_id}: leader asks to truncate to {point}, below high watermark {self.high_watermark}"
                 )
             self.log.truncate_to(point)
-            self.log.flush()
         elif msg.snapshot_id is not None:
             if msg.snapshot_id.end_offset <= self.log.start_offset:
                 return
@@ -207,7 +204,6 @@ class ReplicationMixin(RaftNodeCore):
                 if msg.records[0].offset != self.log.end_offset:
                     return
                 self.log.append(msg.records)
-                self.log.flush()
             if msg.high_watermark >= 0:
                 hw = min(msg.high_watermark, self.log.end_offset)
                 if hw > self.high_watermark:

@@ -5,7 +5,8 @@ The node needs three durable things (KIP-595 / KIP-630):
 * the **quorum state** – current epoch, the candidate voted for in it, the leader known in it –
   written atomically and durably before the node acts on it (votes, candidacies);
 * the **log** – entries ``(offset, epoch, payload, control)`` appended in offset order, truncated
-  from the end on divergence; appends and truncations become durable at ``flush()``;
+  from the end on divergence; appends and truncations become durable at ``flush()``, or when the
+  job ``begin_flush()`` returns has run (the driver runs it on a thread: the fsync leaves the loop);
 * **snapshots** – opaque bytes covering every entry below ``SnapshotId.end_offset``, written
   atomically; writing one moves the log start to its end offset (the prefix is deleted).
 
@@ -15,13 +16,17 @@ The node needs three durable things (KIP-595 / KIP-630):
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from suoi.raft.messages import Entry, SnapshotId
 
-__all__ = ["MemoryStorage", "QuorumStateData", "RaftStorage"]
+__all__ = ["FlushRun", "MemoryStorage", "QuorumStateData", "RaftStorage"]
+
+FlushRun = Callable[[], None]
+"""The blocking half of a flush (the fsyncs): safe to run on another thread while the node keeps
+appending and truncating, since it touches only file descriptors it owns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +60,14 @@ class RaftStorage(Protocol):
         ...
 
     def flush(self) -> None:
-        """Make every append and truncation so far durable."""
+        """Make every append and truncation so far durable (also those of a begun flush whose
+        job has not run yet)."""
+        ...
+
+    def begin_flush(self) -> FlushRun | None:
+        """Start a flush of every append and truncation so far: the quick part (buffered bytes
+        written to the files) now, the fsyncs in the returned job (None: nothing to wait for).
+        Once the job has returned, all of it is durable; later changes need another flush."""
         ...
 
     def write_snapshot(self, snapshot_id: SnapshotId, data: bytes) -> None:
@@ -71,9 +83,12 @@ class MemoryStorage:
     """In-memory :class:`RaftStorage` for tests and the simulation.
 
     It keeps two images: what the node sees (``entries``) and what a crash would leave
-    (``durable``). :meth:`crash` throws the volatile image away, as a power cut would; with an
-    ``rng`` a random prefix of unflushed *appends* may survive too (a page written back early),
-    which the protocol must tolerate. Quorum state and snapshots are durable on write.
+    (``durable``). A flush takes a copy of ``entries`` when it begins and makes it the durable
+    image when its job runs (the simulation runs it after a delay, as a disk would complete an
+    fsync; a crash before that loses it). :meth:`crash` throws the volatile image away, as a
+    power cut would; with an ``rng`` a random prefix of unflushed *appends* may survive too (a
+    page written back early), which the protocol must tolerate. Quorum state and snapshots are
+    durable on write.
     """
 
     SNAPSHOTS_KEPT = 2
@@ -84,8 +99,8 @@ class MemoryStorage:
         self.entries: list[Entry] = []
         self.durable: list[Entry] = []
         self.snapshots: dict[SnapshotId, bytes] = {}
-        self._dirty_from: int | None = None  # lowest offset changed since the last flush
-        self._truncated = False  # a truncation happened since the last flush
+        self._flush_seq = 0  # flushes begun
+        self._durable_seq = 0  # the latest flush whose job ran (an older job's image is stale)
         self.flushes = 0
 
     # --- quorum state ------------------------------------------------------------------------
@@ -107,7 +122,6 @@ class MemoryStorage:
             return
         if entries[0].offset != self._end():
             raise ValueError(f"append at {entries[0].offset} but log ends at {self._end()}")
-        self._mark_dirty(entries[0].offset)
         self.entries.extend(entries)
 
     def truncate(self, end_offset: int) -> None:
@@ -115,23 +129,27 @@ class MemoryStorage:
             return
         if end_offset < self.start_offset:
             raise ValueError(f"truncate to {end_offset} below log start {self.start_offset}")
-        self._mark_dirty(end_offset)
-        self._truncated = True
         del self.entries[end_offset - self.start_offset :]
 
-    def _mark_dirty(self, offset: int) -> None:
-        if self._dirty_from is None or offset < self._dirty_from:
-            self._dirty_from = offset
-
     def flush(self) -> None:
-        self.flushes += 1
-        if self._dirty_from is None:
-            return
-        i = max(0, self._dirty_from - self.start_offset)
-        del self.durable[i:]
-        self.durable.extend(self.entries[i:])
-        self._dirty_from = None
-        self._truncated = False
+        run = self.begin_flush()
+        if run is not None:
+            run()
+
+    def begin_flush(self) -> FlushRun | None:
+        self._flush_seq += 1
+        # the whole image, even if nothing changed since the last flush began: that one's job may
+        # not have run yet (or ever, if a later job overtakes it)
+        seq, start, image = self._flush_seq, self.start_offset, list(self.entries)
+
+        def run() -> None:
+            if seq <= self._durable_seq:
+                return  # a later flush already completed (a synchronous one overtook this job)
+            self._durable_seq = seq
+            self.flushes += 1
+            self.durable = image[max(0, self.start_offset - start) :]
+
+        return run
 
     # --- snapshots ---------------------------------------------------------------------------
     def latest_snapshot_id(self) -> SnapshotId | None:
@@ -146,18 +164,18 @@ class MemoryStorage:
             del self.entries[:drop]
             del self.durable[:drop]
             self.start_offset = snapshot_id.end_offset
-            if self._dirty_from is not None and self._dirty_from < self.start_offset:
-                self._dirty_from = self.start_offset
 
     def read_snapshot(self, snapshot_id: SnapshotId) -> bytes | None:
         return self.snapshots.get(snapshot_id)
 
     # --- crash model -------------------------------------------------------------------------
+    def durable_end(self) -> int:
+        """The log end a crash now would leave at least (what every completed flush made durable)."""
+        return self.start_offset + len(self.durable)
+
     def crash(self, rng: random.Random | None = None) -> None:
         """Lose whatever was not flushed (maybe keeping a prefix of unflushed appends)."""
-        if rng is not None and not self._truncated and len(self.entries) > len(self.durable):
-            keep = rng.randint(len(self.durable), len(self.entries))
-            self.durable = self.entries[:keep]
+        n = len(self.durable)
+        if rng is not None and len(self.entries) > n and self.entries[:n] == self.durable:
+            self.durable = self.entries[: rng.randint(n, len(self.entries))]
         self.entries = list(self.durable)
-        self._dirty_from = None
-        self._truncated = False
