@@ -27,8 +27,10 @@ cost ~1-2 µs per call (a `clock_gettime` syscall each): compare ``--no-account`
 With ``--profile cpu`` one more window runs under cProfile by thread CPU time. With
 ``--idle-after`` librdkafka's own Produce frame is then dispatched in-process back to back and
 after the thread slept 0.05-5 ms before each (as the loop sleeps between paced requests).
+``--split`` also times the parts of a Fetch's passes (resolving its partitions, a read with
+records apart from a caught-up partition's, the answer dict, making the `ParkedFetch`).
 
-    python benchmarks/bench_rdk_path.py [--rate 1000] [--seconds 10] [--repeat 3] [--profile cpu]
+    python benchmarks/bench_rdk_path.py [--rate 1000] [--seconds 10] [--repeat 3] [--profile cpu] [--split]
     PYTHONPATH=/path/to/other/src python benchmarks/bench_rdk_path.py --no-account   # another tree
 
 A script, not a test.
@@ -87,6 +89,8 @@ class Account:
         self.expire = [0, 0.0]
         self.yields = 0
         self.scheduled: collections.Counter[str] = collections.Counter()
+        #: `--split`: the parts of a Fetch's passes, name -> [count, cpu]
+        self.pieces: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
 
     def snapshot(self) -> dict[str, Any]:
         return json.loads(json.dumps({
@@ -94,7 +98,8 @@ class Account:
             "reads": self.reads, "frames": self.frames, "multi_reads": self.multi_reads,
             "multi_frames": self.multi_frames, "multi_cpu": self.multi_cpu, "read_cpu": self.read_cpu,
             "retry": self.retry, "writes": self.writes,
-            "expire": self.expire, "yields": self.yields, "scheduled": dict(self.scheduled)}))
+            "expire": self.expire, "yields": self.yields, "scheduled": dict(self.scheduled),
+            "pieces": dict(self.pieces)}))
 
 
 def _instrument(acct: Account) -> None:
@@ -117,9 +122,11 @@ def _instrument(acct: Account) -> None:
         return out
 
     server.dispatch = timed_dispatch  # type: ignore[assignment]
-    received = server.KafkaConnection.data_received
+    # the read's entry point: `buffer_updated` (a BufferedProtocol) or, in older trees, `data_received`
+    entry = "buffer_updated" if hasattr(server.KafkaConnection, "buffer_updated") else "data_received"
+    received = getattr(server.KafkaConnection, entry)
 
-    def timed_received(self: Any, data: bytes) -> None:
+    def timed_received(self: Any, data: Any) -> None:
         frames0 = sum(v[0] for v in acct.api.values())
         t0 = clock()
         received(self, data)
@@ -133,7 +140,7 @@ def _instrument(acct: Account) -> None:
             acct.multi_frames += n
             acct.multi_cpu += spent
 
-    server.KafkaConnection.data_received = timed_received  # type: ignore[method-assign]
+    setattr(server.KafkaConnection, entry, timed_received)
     unhandled = server.KafkaConnection._handle_unhandled
 
     def counted_unhandled(self: Any) -> None:  # the rest of a read, after the loop was yielded: net's too
@@ -147,6 +154,45 @@ def _instrument(acct: Account) -> None:
         setattr(ParkedFetch, name, _timed(getattr(ParkedFetch, name), row, clock))
     for name in ("_write", "_write_batch"):  # (an answer batched while a read's frames are handled: the latter sends)
         setattr(server.KafkaConnection, name, _timed(getattr(server.KafkaConnection, name), acct.writes, clock))
+
+
+def _split(acct: Account) -> None:
+    """`--split`: time the parts of a Fetch's passes (dispatch's and the parked one's re-read):
+    resolving the partitions, reading them (a read that returns records apart from a caught-up
+    partition's), the answer dict, making a `ParkedFetch`. More wrappers (~1 µs each, a dozen a
+    message): compare the totals with a run without it."""
+    import suoi.api.fetch as api_fetch
+    import suoi.partition.fetch as fetch
+    from suoi.partition.partition import Partition
+
+    clock = time.thread_time
+    for module, name in ((fetch, "_read_all"), (fetch, "resolve"), (api_fetch, "_response")):
+        setattr(module, name, _timed_fn(getattr(module, name), acct.pieces[f"{module.__name__}.{name}"], clock))
+    read = Partition.read
+    with_records, empty = acct.pieces["Partition.read (records)"], acct.pieces["Partition.read (nothing to read)"]
+
+    def timed_read(self: Any, *args: Any) -> Any:
+        t0 = clock()
+        out = read(self, *args)
+        row = with_records if out.records else empty
+        row[0] += 1
+        row[1] += clock() - t0
+        return out
+
+    Partition.read = timed_read  # type: ignore[method-assign]
+    fetch.ParkedFetch.__init__ = _timed(fetch.ParkedFetch.__init__,  # type: ignore[method-assign]
+                                        acct.pieces["ParkedFetch made (timer, park)"], clock)
+
+
+def _timed_fn(fn: Any, row: list[Any], clock: Any) -> Any:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = clock()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            row[0] += 1
+            row[1] += clock() - t0
+    return timed
 
 
 def _timed(fn: Any, row: list[Any], clock: Any) -> Any:
@@ -344,6 +390,9 @@ def _report(args: argparse.Namespace, windows: list[Any]) -> None:
         deferred = acct["retry"][1] + acct["expire"][1]
         rows["the rest (loop, epoll, timers, quorum...) µs/msg"].append((cpu - acct["read_cpu"] - deferred) * per)
         rows["YIELD_AFTER_S fired /msg"].append(acct["yields"] / sent)
+        for name, (count, spent) in acct["pieces"].items():
+            rows[f"split: {name}: calls/msg"].append(count / sent)
+            rows[f"split: {name}: µs each"].append(spent / count * 1e6 if count else 0.0)
         for name, count in sorted(acct["scheduled"].items(), key=lambda kv: -kv[1]):
             rows[f"scheduled from Python: {name} /s"].append(count / wall)
     print(f"suoi from {suoi.__file__}; librdkafka at {args.rate} msg/s, acks={args.acks}, linger.ms={args.linger_ms}, "
@@ -441,6 +490,8 @@ if __name__ == "__main__":
     ap.add_argument("--top", type=int, default=40, help="profile rows to print")
     ap.add_argument("--idle-after", action="store_true",
                     help="then dispatch librdkafka's Produce frame back to back and after sleeps of 0.05-5 ms")
+    ap.add_argument("--split", action="store_true",
+                    help="also time the parts of a Fetch's passes (resolve, reads, answer dict, park)")
     ap.add_argument("--client-port", type=int, default=0, help=argparse.SUPPRESS)  # the client process
     parsed = ap.parse_args()
     if parsed.client_port:
@@ -449,6 +500,8 @@ if __name__ == "__main__":
         account = Account() if parsed.account else None
         if account is not None:
             _instrument(account)
+            if parsed.split:
+                _split(account)
         import uvloop
 
         factory = _counting_loop(account) if account is not None else uvloop.new_event_loop

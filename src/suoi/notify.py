@@ -18,7 +18,7 @@ max wait with the data there).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from suoi.model import TopicPartition
 
@@ -35,6 +35,9 @@ class AppendNotifier:
         self._waiters: dict[TopicPartition, set[Waiter]] = {}
         #: follower (replica) fetches: woken by appends only
         self._replica_waiters: dict[TopicPartition, set[Waiter]] = {}
+        #: the parked fetches' max-wait timer (`partition.fetch_deadlines.FetchDeadlines`, made by the
+        #: first one parked: it belongs to the node's loop); kept here, one per node, for the fetch layer
+        self.fetch_deadlines: Any = None
 
     def park(self, waiter: Waiter, partitions: Iterable[TopicPartition], *, replica: bool = False) -> None:
         """Wake `waiter` on the next append to any of `partitions` (or, unless `replica`, a

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from suoi.log import transactions as txns
 from suoi.log import truncation
-from suoi.log.partition_log_state import LogState
+from suoi.log.partition_log_state import LogState, Tail
 from suoi.log.segment import BatchPlacement
 from suoi.protocol.record_batch import (
     CONTROL_BIT,
@@ -50,6 +50,10 @@ class AppendInfo(NamedTuple):
 
 
 _new_info = tuple.__new__  # an AppendInfo without NamedTuple's Python-level __new__
+_new_tail = tuple.__new__
+#: a leader append up to this size is kept in memory as stored (`Tail`): the consumers parked at
+#: the log end read it from there, not from the file (a copy of the append's bytes: small ones only)
+TAIL_MAX_BYTES = 16 * 1024
 
 
 
@@ -172,6 +176,9 @@ class LogAppend(LogState):
             count += h.records_count
             pos += size
         self._place(records, headers, placements, now, parts)
+        if pos <= TAIL_MAX_BYTES:  # kept as stored for the consumers parked at the log end (`read_records`)
+            seg = self._segments[-1]
+            self._tail = _new_tail(Tail, (first_offset, next_offset, b"".join(parts), len(headers), seg, seg.size))
         if leader_epoch is not None and self.leader_epoch_cache.assign(leader_epoch, first_offset, durable=False):
             self.leader_epoch_cache.write()
         return _new_info(AppendInfo, (first_offset, next_offset - 1, now if append_time else -1,
@@ -186,6 +193,7 @@ class LogAppend(LogState):
         back from ``buf`` (control records) is not rewritten by the stamping."""
         cfg = self._config
         next_offset = placements[-1][2] + 1
+        self._tail = None
         epochs = self.leader_epoch_cache
         if epochs.stale:
             epochs.write()  # the checkpoint covers every batch stored (synced by the next flush)

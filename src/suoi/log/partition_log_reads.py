@@ -52,7 +52,19 @@ class LogReads(LogState):
         """What ``read`` selects, for a Fetch answer: ``(records, offset after them)`` (that offset
         only with ``next_offset``, for read_committed; else -1). Records of a segment that were
         verified before and reach ``log_reads.SENDFILE_MIN_BYTES`` are a pinned file region (a
-        `FileRecords`, sent by ``sendfile``), else checked bytes."""
+        `FileRecords`, sent by ``sendfile``), else checked bytes.
+
+        A read of exactly the last leader append, still the log's tail (a consumer parked at the
+        log end, woken by it), is served from that append's bytes as stored (`Tail`: the same
+        bytes the file holds, checked when appended) when all of it may be read: no file read."""
+        tail = self._tail
+        if (tail is not None and offset == tail.base_offset and tail.end_offset == self._log_end_offset
+                and offset >= self._log_start_offset
+                and tail.end_offset <= (self._high_watermark if max_offset is None else max_offset)
+                and (len(tail.data) <= max_bytes or (min_one_batch and tail.batches == 1))):
+            seg = self._segments[-1]
+            if seg is tail.segment and seg.size == tail.size:
+                return tail.data, tail.end_offset if next_offset else -1
         taken = self._walk(offset, max_bytes, max_offset, min_one_batch, log_reads.take_records)
         following = offset if next_offset else -1
         if next_offset:

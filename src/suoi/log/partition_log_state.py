@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Self
+from typing import NamedTuple, Self
 
 from suoi.log import transactions as txns
 from suoi.log.batch_check import CorruptBatch
@@ -40,6 +40,18 @@ from suoi.log.txn_upgrade import TxnIndexCheck
 logger = logging.getLogger("suoi.log")
 
 __all__ = ["LogState"]
+
+
+class Tail(NamedTuple):
+    """A small leader append as stored, kept for the reads that follow it at once (a consumer
+    parked at the log end): valid while the active segment is `segment` at `size` bytes."""
+
+    base_offset: int
+    end_offset: int  # the offset after it (the log end when it was written)
+    data: bytes
+    batches: int
+    segment: object
+    size: int
 
 
 class LogState:
@@ -79,6 +91,8 @@ class LogState:
         #: with ``hw_follows_leo`` (default), else owned by replication (``set_high_watermark``).
         self._high_watermark = self._log_end_offset
         self.hw_follows_leo = hw_follows_leo
+        #: The last leader append while it is the log's tail (`LogAppend._write`, `LogReads.read_records`)
+        self._tail: Tail | None = None
         self._unflushed_messages = 0
         #: Truncations so far: a flush that ran meanwhile must not move the recovery point up.
         self._truncations = 0

@@ -10,8 +10,9 @@ Bytes go from the segment file to the response without being decoded.
 The response budget (max_bytes) is shared in request order; the first partition with data
 returns at least one whole batch even if it is larger than the budget (KIP-74).
 
-A parked fetch is a `ParkedFetch` (a `suoi.pending.Pending`): a notifier registration and a
-timer, answered from a callback; no Task and no coroutine (see `suoi.pending` for why).
+A parked fetch is a `ParkedFetch` (a `suoi.pending.Pending`): a notifier registration and an
+entry in the node's max-wait deadlines (`fetch_deadlines`: one loop timer for all), answered
+from a callback; no Task and no coroutine (see `suoi.pending` for why).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from suoi.model import TopicPartition
+from suoi.partition.fetch_deadlines import FetchDeadlines
 from suoi.partition.fetch_resolve import FetchResolution, Resolver, resolve
 from suoi.partition.partition import NO_EPOCH_CHECK, ReadResult
 from suoi.pending import Pending
@@ -102,14 +104,14 @@ def fetch_messages(directory: PartitionSource, params: FetchParams, topics: list
 
 class ParkedFetch(Pending[TopicReads]):
     """A Fetch waiting for min_bytes (Kafka's DelayedFetch): parked on its partitions in the
-    notifier from the moment it is handled, with one timer for its max wait. A wake-up
-    schedules one re-read (appends to several partitions in one loop iteration: one re-read);
-    the re-read answers (`resolve`, which runs the layers' steps and writes the answer) or
-    parks again on what it read, under the same timer. The timer answers with what there is.
-    `cancel` (the connection closed) unparks it and drops the timer: nothing is left behind."""
+    notifier from the moment it is handled, with a deadline for its max wait (`fetch_deadlines`).
+    A wake-up schedules one re-read (appends to several partitions in one loop iteration: one
+    re-read); the re-read answers (`resolve`, which runs the layers' steps and writes the answer)
+    or parks again on what it read, under the same deadline. The deadline answers with what
+    there is, unless the fetch is done by then. `cancel` (the connection closed) unparks it;
+    its deadline is skipped when it comes (nothing else is left behind)."""
 
-    __slots__ = ("_directory", "_loop", "_params", "_replica", "_resolution", "_scheduled", "_timer", "_topics",
-                 "_tps")
+    __slots__ = ("_directory", "_loop", "_params", "_replica", "_resolution", "_scheduled", "_topics", "_tps")
 
     def __init__(self, directory: PartitionSource, params: FetchParams, topics: list[FetchTopic],
                  tps: list[TopicPartition], resolution: FetchResolution) -> None:
@@ -119,8 +121,12 @@ class ParkedFetch(Pending[TopicReads]):
         self._replica = params.replica_id >= 0
         self._scheduled = False
         loop = self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = loop.call_later(params.max_wait_ms / 1000, self._expire)
-        directory.notifier.park(self, tps, replica=self._replica)
+        notifier = directory.notifier
+        deadlines = notifier.fetch_deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = notifier.fetch_deadlines = FetchDeadlines(loop)
+        deadlines.add(params.max_wait_ms, self)
+        notifier.park(self, tps, replica=self._replica)
 
     def wake(self) -> None:
         if self._scheduled or self.done:
@@ -137,20 +143,15 @@ class ParkedFetch(Pending[TopicReads]):
         try:
             reads, total, tps, answer_now = _read_all(self._params, self._topics, self._resolved())
         except Exception as exc:
-            self._stop_timer()
             self.fail(exc)
             return
         if total >= self._params.min_bytes or answer_now or not tps:
-            timer, self._timer = self._timer, None  # (`_stop_timer` and `resolve` inline: the usual wake-up)
-            if timer is not None:
-                timer.cancel()
-            self._run(reads, None)
+            self._run(reads, None)  # (`resolve` inline: the usual wake-up; its deadline is skipped when due)
             return
         self._tps = tps
         self._directory.notifier.park(self, tps, replica=self._replica)
 
     def _expire(self) -> None:
-        self._timer = None
         if self.done:
             return
         if not self._scheduled:
@@ -170,13 +171,7 @@ class ParkedFetch(Pending[TopicReads]):
                                                 params.replica_id < 0 and params.follower_reads, self._resolution)
         return resolution
 
-    def _stop_timer(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
-
     def _cancelled(self) -> None:
-        self._stop_timer()
         if not self._scheduled:
             self._directory.notifier.unpark(self, self._tps, replica=self._replica)
 

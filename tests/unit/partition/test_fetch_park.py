@@ -38,12 +38,12 @@ def node() -> Iterator[InProcessNode]:
         yield n
 
 
-def _fetch(offset: int, max_wait_ms: int) -> bytes:
+def _fetch(offset: int, max_wait_ms: int, partition_max_bytes: int = 1 << 20) -> bytes:
     req = FetchRequest(cluster_id=None, replica_id=-1, max_wait=datetime.timedelta(milliseconds=max_wait_ms),
                        min_bytes=1, max_bytes=1 << 20, isolation_level=0, session_id=0, session_epoch=-1,
                        topics=(FetchTopic(topic=TOPIC, partitions=(FetchPartition(
                            partition=0, current_leader_epoch=-1, fetch_offset=offset, last_fetched_epoch=-1,
-                           log_start_offset=-1, partition_max_bytes=1 << 20),)),),
+                           log_start_offset=-1, partition_max_bytes=partition_max_bytes),)),),
                        forgotten_topics_data=(), rack_id="")
     return encode_request(1, "t", req)[4:]
 
