@@ -313,6 +313,12 @@ class GroupCoordinator(CoordinatorRuntime):
         tombstones: list[tuple[bytes, bytes | None]] = []
         stored = self.offsets.get(group_id, {})
         for topic, partition in partitions:
+            count = self.partition_count(topic)
+            if count is None or not 0 <= partition < count:
+                # Kafka's handleOffsetDeleteRequest answers a partition missing from the metadata
+                # before it asks the coordinator: nothing is deleted for it
+                errors.append(ErrorCode.unknown_topic_or_partition)
+                continue
             if topic in subscribed:
                 errors.append(ErrorCode.group_subscribed_to_topic)
                 continue
@@ -321,8 +327,8 @@ class GroupCoordinator(CoordinatorRuntime):
             errors.append(ErrorCode.none)
         if tombstones:
             self._append(group_id, tombstones)
-            for topic, partition in partitions:
-                if topic not in subscribed:
+            for (topic, partition), error in zip(partitions, errors, strict=True):
+                if error == ErrorCode.none:
                     stored.pop((topic, partition), None)
             failed = await self._written(group_id)
             if failed != ErrorCode.none:

@@ -1,0 +1,123 @@
+"""Where suoi used to answer differently from Apache Kafka, driven with real clients against one
+real node (module-scoped): each test names the Kafka behaviour it pins.
+
+- KIP-937: a CreateTime record outside [now - message.timestamp.before.max.ms,
+  now + message.timestamp.after.max.ms] is refused with INVALID_TIMESTAMP (Kafka 4's default
+  after.max.ms is one hour); LogAppendTime topics are not checked.
+- OffsetDelete of a partition the metadata does not have answers UNKNOWN_TOPIC_OR_PARTITION
+  (Kafka's handleOffsetDeleteRequest), not NONE.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import confluent_kafka
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
+from kafka import KafkaAdminClient
+from kafka import TopicPartition as KTopicPartition
+from kafka.errors import GroupSubscribedToTopicError, NoError, UnknownTopicOrPartitionError
+
+from tests.client_cleanup import close_client
+from tests.e2e.helpers import create_topic
+
+HOUR_MS = 3_600_000
+
+
+def _produce_one(bootstrap: str, topic: str, timestamp_ms: int) -> tuple[int | None, int, tuple[int, int]]:
+    """Produce one record with ``timestamp_ms``: (error code or None, offset, (timestamp type, timestamp))."""
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "retries": 0})
+    outcome: list[tuple[int | None, int, tuple[int, int]]] = []
+    try:
+        producer.produce(topic, value=b"v", timestamp=timestamp_ms,
+                         on_delivery=lambda err, msg: outcome.append(
+                             (err.code() if err else None, msg.offset(), msg.timestamp())))
+        assert producer.flush(15) == 0
+    finally:
+        close_client(producer)
+    return outcome[0]
+
+
+def _high_watermark(bootstrap: str, topic: str) -> int:
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "audit-watermarks"})
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    finally:
+        close_client(consumer)
+
+
+def test_create_time_outside_topic_bounds_is_invalid_timestamp(bootstrap: str, topic: str) -> None:
+    create_topic(bootstrap, topic, config={"message.timestamp.before.max.ms": "60000",
+                                           "message.timestamp.after.max.ms": "60000"})
+    now = int(time.time() * 1000)
+    assert _produce_one(bootstrap, topic, now - HOUR_MS)[0] == KafkaError.INVALID_TIMESTAMP
+    assert _produce_one(bootstrap, topic, now + HOUR_MS)[0] == KafkaError.INVALID_TIMESTAMP
+    error, offset, (ts_type, ts) = _produce_one(bootstrap, topic, now)
+    assert (error, offset, ts_type, ts) == (None, 0, confluent_kafka.TIMESTAMP_CREATE_TIME, now)
+    assert _high_watermark(bootstrap, topic) == 1  # the refused records were not written
+
+
+def test_default_bounds_refuse_over_an_hour_ahead_only(bootstrap: str, topic: str) -> None:
+    """Kafka 4's defaults: message.timestamp.after.max.ms=3600000, before.max.ms unbounded."""
+    create_topic(bootstrap, topic)
+    now = int(time.time() * 1000)
+    assert _produce_one(bootstrap, topic, now + 2 * HOUR_MS)[0] == KafkaError.INVALID_TIMESTAMP
+    assert _produce_one(bootstrap, topic, now - 365 * 24 * HOUR_MS)[:2] == (None, 0)
+    assert _high_watermark(bootstrap, topic) == 1
+
+
+def test_log_append_time_topic_ignores_the_bounds(bootstrap: str, topic: str) -> None:
+    create_topic(bootstrap, topic, config={"message.timestamp.type": "LogAppendTime",
+                                           "message.timestamp.before.max.ms": "1000"})
+    before = int(time.time() * 1000)
+    error, offset, (ts_type, ts) = _produce_one(bootstrap, topic, before - HOUR_MS)
+    assert (error, offset, ts_type) == (None, 0, confluent_kafka.TIMESTAMP_LOG_APPEND_TIME)
+    assert before <= ts <= int(time.time() * 1000)
+
+
+@pytest.fixture
+def kafka_admin(bootstrap: str):  # noqa: ANN201
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    yield admin
+    admin.close()
+
+
+def test_offset_delete_of_unknown_partition_is_unknown_topic_or_partition(
+        bootstrap: str, topic: str, kafka_admin: KafkaAdminClient) -> None:
+    create_topic(bootstrap, topic, partitions=2)
+    group = f"audit-{uuid.uuid4().hex[:8]}"
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 5), TopicPartition(topic, 1, 7)], asynchronous=False)
+    finally:
+        close_client(consumer)
+    missing_topic = f"no-such-{uuid.uuid4().hex[:8]}"
+    answer = kafka_admin.delete_group_offsets(group, [KTopicPartition(topic, 0), KTopicPartition(topic, 2),
+                                                      KTopicPartition(missing_topic, 0)])
+    assert answer == {KTopicPartition(topic, 0): NoError, KTopicPartition(topic, 2): UnknownTopicOrPartitionError,
+                      KTopicPartition(missing_topic, 0): UnknownTopicOrPartitionError}
+    committed = kafka_admin.list_group_offsets(group)[group]
+    assert {tp.partition: om.offset for tp, om in committed.items()} == {1: 7}
+
+
+def test_offset_delete_on_a_subscribed_topic_is_refused(
+        bootstrap: str, topic: str, kafka_admin: KafkaAdminClient) -> None:
+    create_topic(bootstrap, topic)
+    group = f"audit-{uuid.uuid4().hex[:8]}"
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                                         "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + 15
+        while not consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(0.1)
+        assert consumer.assignment() == [TopicPartition(topic, 0)]
+        consumer.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
+        answer = kafka_admin.delete_group_offsets(group, [KTopicPartition(topic, 0)])
+        assert answer == {KTopicPartition(topic, 0): GroupSubscribedToTopicError}
+        committed = kafka_admin.list_group_offsets(group)[group]
+        assert {tp.partition: om.offset for tp, om in committed.items()} == {0: 3}
+    finally:
+        close_client(consumer)
