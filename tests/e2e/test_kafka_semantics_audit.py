@@ -6,6 +6,7 @@ real node (module-scoped): each test names the Kafka behaviour it pins.
   after.max.ms is one hour); LogAppendTime topics are not checked.
 - OffsetDelete of a partition the metadata does not have answers UNKNOWN_TOPIC_OR_PARTITION
   (Kafka's handleOffsetDeleteRequest), not NONE.
+- A topic named twice in one CreateTopics/DeleteTopics is answered once, INVALID_REQUEST.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import uuid
 
 import confluent_kafka
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KTopicPartition
 from kafka.errors import GroupSubscribedToTopicError, NoError, UnknownTopicOrPartitionError
@@ -121,3 +123,19 @@ def test_offset_delete_on_a_subscribed_topic_is_refused(
         assert {tp.partition: om.offset for tp, om in committed.items()} == {0: 3}
     finally:
         close_client(consumer)
+
+
+def test_duplicate_names_in_create_and_delete_topics_are_invalid_request(bootstrap: str, topic: str) -> None:
+    """Kafka answers a name given twice once, INVALID_REQUEST (its responses are keyed by name:
+    librdkafka refused suoi's two answers as a protocol parse failure), and creates/deletes nothing."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(topic, 1, 1), NewTopic(topic, 1, 1)], operation_timeout=10)
+    with pytest.raises(KafkaException) as refused:
+        futures[topic].result(15)
+    assert refused.value.args[0].code() == KafkaError.INVALID_REQUEST
+    assert topic not in admin.list_topics(timeout=10).topics
+    create_topic(bootstrap, topic)
+    with pytest.raises(KafkaException) as refused:
+        admin.delete_topics([topic, topic], operation_timeout=10)[topic].result(15)
+    assert refused.value.args[0].code() == KafkaError.INVALID_REQUEST
+    assert topic in admin.list_topics(timeout=10).topics

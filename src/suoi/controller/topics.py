@@ -142,9 +142,13 @@ def create_topics(c: OperationContext, topics: Sequence[NewTopic], validate_only
         return c.finish([CreateTopicResult(t.name, ErrorCode.policy_violation, EXCESSIVE_BATCH_MESSAGE) for t in topics])
     load: PlacementLoad | None = None
     unified: set[str] | None = None
+    duplicates: set[str] = set()
     for t in topics:
         try:
             if counts[t.name] > 1:
+                if t.name in duplicates:
+                    continue  # one answer per name, as Kafka: the response is a collection keyed by name
+                duplicates.add(t.name)
                 raise ApiError(ErrorCode.invalid_request, "Found multiple entries for this topic.")
             validate_topic_name(t.name)
             if c.state.topic_id(t.name) is not None:
@@ -210,9 +214,14 @@ def delete_topics(c: OperationContext, names: Sequence[str], topic_ids: Sequence
     targets: list[tuple[str | None, uuid.UUID | None]] = [(n, None) for n in names] + [(None, i) for i in topic_ids]
     name_counts = Counter(names)
     id_counts = Counter(topic_ids)
+    duplicates: set[str | uuid.UUID] = set()
     for name, tid in targets:
         if name is not None and name_counts[name] > 1 or tid is not None and id_counts[tid] > 1:
-            results.append(DeleteTopicResult(name, tid, ErrorCode.invalid_request, "Duplicate topic in request."))
+            key = name if name is not None else tid
+            assert key is not None
+            if key not in duplicates:  # one answer per topic, as Kafka: the response is keyed by name
+                duplicates.add(key)
+                results.append(DeleteTopicResult(name, tid, ErrorCode.invalid_request, "Duplicate topic in request."))
             continue
         if not c.config.delete_topic_enable:
             results.append(DeleteTopicResult(name, tid, ErrorCode.topic_deletion_disabled, "Topic deletion is disabled."))
