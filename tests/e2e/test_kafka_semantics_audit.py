@@ -7,6 +7,7 @@ real node (module-scoped): each test names the Kafka behaviour it pins.
 - OffsetDelete of a partition the metadata does not have answers UNKNOWN_TOPIC_OR_PARTITION
   (Kafka's handleOffsetDeleteRequest), not NONE.
 - A topic named twice in one CreateTopics/DeleteTopics is answered once, INVALID_REQUEST.
+- DeleteRecords on a topic whose cleanup.policy lacks ``delete`` is POLICY_VIOLATION.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import uuid
 import confluent_kafka
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KTopicPartition
-from kafka.errors import GroupSubscribedToTopicError, NoError, UnknownTopicOrPartitionError
+from kafka.errors import GroupSubscribedToTopicError, NoError, PolicyViolationError, UnknownTopicOrPartitionError
 
 from tests.client_cleanup import close_client
+from tests.conftest import wait_until
 from tests.e2e.helpers import create_topic
 
 HOUR_MS = 3_600_000
@@ -139,3 +141,36 @@ def test_duplicate_names_in_create_and_delete_topics_are_invalid_request(bootstr
         admin.delete_topics([topic, topic], operation_timeout=10)[topic].result(15)
     assert refused.value.args[0].code() == KafkaError.INVALID_REQUEST
     assert topic in admin.list_topics(timeout=10).topics
+
+
+def test_delete_records_on_a_compact_only_topic_is_policy_violation(
+        bootstrap: str, topic: str, kafka_admin: KafkaAdminClient) -> None:
+    """Kafka's deleteRecordsOnLeader refuses a log whose cleanup.policy lacks ``delete``; with
+    ``compact,delete`` it deletes."""
+    create_topic(bootstrap, topic, partitions=2, config={"cleanup.policy": "compact"})
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap})
+    try:
+        for i in range(4):
+            producer.produce(topic, key=b"k%d" % i, value=b"v", partition=0)
+        assert producer.flush(15) == 0
+    finally:
+        close_client(producer)
+    with pytest.raises(PolicyViolationError):
+        kafka_admin.delete_records({KTopicPartition(topic, 0): 2})
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "audit-watermarks"})
+    try:
+        assert consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 4)
+    finally:
+        close_client(consumer)
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.APPEND)])
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # held: a freed handle fails its futures
+    next(iter(admin.incremental_alter_configs([resource]).values())).result(15)
+
+    def deleted() -> int | None:
+        try:
+            return kafka_admin.delete_records({KTopicPartition(topic, 0): 2})[KTopicPartition(topic, 0)]["low_watermark"]
+        except PolicyViolationError:
+            return None  # the config change is not applied on the node yet
+
+    assert wait_until(deleted, timeout=10, message="DeleteRecords once cleanup.policy=compact,delete") == 2
