@@ -8,6 +8,8 @@ real node (module-scoped): each test names the Kafka behaviour it pins.
   (Kafka's handleOffsetDeleteRequest), not NONE.
 - A topic named twice in one CreateTopics/DeleteTopics is answered once, INVALID_REQUEST.
 - DeleteRecords on a topic whose cleanup.policy lacks ``delete`` is POLICY_VIOLATION.
+- Authorized operations asked for on a node without an authorizer are all the supported ones.
+- ListGroups' types filter (KIP-848): ``consumer`` alone lists none of suoi's classic groups.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import uuid
 
 import confluent_kafka
 import pytest
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupType, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KTopicPartition
@@ -174,3 +176,40 @@ def test_delete_records_on_a_compact_only_topic_is_policy_violation(
             return None  # the config change is not applied on the node yet
 
     assert wait_until(deleted, timeout=10, message="DeleteRecords once cleanup.policy=compact,delete") == 2
+
+
+def test_authorized_operations_without_an_authorizer_are_all_supported(bootstrap: str, topic: str) -> None:
+    """Kafka's AuthHelper.authorizedOperations with no authorizer: every operation the resource
+    type supports, when the request asks (suoi answered "omitted", which clients show as None)."""
+    create_topic(bootstrap, topic)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(15)
+    assert {op.name for op in cluster.authorized_operations} == {
+        "CREATE", "ALTER", "DESCRIBE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE"}
+    described = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(15)
+    assert {op.name for op in described.authorized_operations} == {
+        "READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"}
+    assert admin.describe_cluster().result(15).authorized_operations is None  # not asked: omitted
+
+
+def test_list_groups_by_type_and_group_operations(bootstrap: str, topic: str) -> None:
+    """Every suoi group is a classic one: a ListGroups types filter of ``consumer`` (KIP-848)
+    alone matches none of them; DescribeGroups names the group operations when asked."""
+    create_topic(bootstrap, topic)
+    group = f"audit-{uuid.uuid4().hex[:8]}"
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)  # an Empty classic group
+
+        def listed(types: set[ConsumerGroupType]) -> list[str]:
+            found = admin.list_consumer_groups(types=types).result(15).valid
+            return [g.group_id for g in found if g.group_id == group]
+
+        assert listed({ConsumerGroupType.CLASSIC}) == [group]
+        assert listed({ConsumerGroupType.CONSUMER}) == []
+        assert listed({ConsumerGroupType.CLASSIC, ConsumerGroupType.CONSUMER}) == [group]
+        description = admin.describe_consumer_groups([group], include_authorized_operations=True)[group].result(15)
+        assert {op.name for op in description.authorized_operations} == {"READ", "DESCRIBE", "DELETE"}
+    finally:
+        close_client(consumer)
