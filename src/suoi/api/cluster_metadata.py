@@ -24,6 +24,7 @@ from suoi.api.authorized_operations import OMITTED_OPERATIONS, unchecked
 from suoi.api.metadata_cache import METADATA_KEY, topic_encodings
 from suoi.api.registry import CLIENT_LISTENER
 from suoi.api.topic_names import invalid_topic_name, log_refusal_once
+from suoi.authorizer import ResourceType
 from suoi.controller.messages import (
     AlterConfigOp,
     AlterConfigsResource,
@@ -33,7 +34,6 @@ from suoi.controller.messages import (
     NewTopic,
     OpType,
 )
-from suoi.authorizer import ResourceType
 from suoi.log.config import LogConfig
 from suoi.model import ErrorCode
 from suoi.model.errors import NotControllerError
