@@ -10,6 +10,7 @@ real node (module-scoped): each test names the Kafka behaviour it pins.
 - DeleteRecords on a topic whose cleanup.policy lacks ``delete`` is POLICY_VIOLATION.
 - Authorized operations asked for on a node without an authorizer are all the supported ones.
 - ListGroups' types filter (KIP-848): ``consumer`` alone lists none of suoi's classic groups.
+- Deleting a topic drops the committed offsets of its partitions.
 """
 
 from __future__ import annotations
@@ -211,5 +212,31 @@ def test_list_groups_by_type_and_group_operations(bootstrap: str, topic: str) ->
         assert listed({ConsumerGroupType.CLASSIC, ConsumerGroupType.CONSUMER}) == [group]
         description = admin.describe_consumer_groups([group], include_authorized_operations=True)[group].result(15)
         assert {op.name for op in description.authorized_operations} == {"READ", "DESCRIBE", "DELETE"}
+    finally:
+        close_client(consumer)
+
+
+def test_deleting_a_topic_drops_its_committed_offsets(bootstrap: str, topic: str) -> None:
+    """Kafka's coordinator drops a deleted topic's offsets (onPartitionsDeleted): a topic
+    recreated under the same name starts without them (suoi kept them, so a new consumer began
+    at an offset of the old log, skipping the new records below it); other topics' stay."""
+    other = f"{topic}-kept"
+    create_topic(bootstrap, topic)
+    create_topic(bootstrap, other)
+    group = f"audit-{uuid.uuid4().hex[:8]}"
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 5), TopicPartition(other, 0, 3)], asynchronous=False)
+        admin.delete_topics([topic], operation_timeout=10)[topic].result(15)
+        create_topic(bootstrap, topic)
+
+        def committed() -> list[tuple[str, int]]:
+            found = consumer.committed([TopicPartition(topic, 0), TopicPartition(other, 0)], timeout=10)
+            return [(tp.topic, tp.offset) for tp in found]
+
+        wait_until(lambda: committed()[0][1] == confluent_kafka.OFFSET_INVALID, timeout=10,
+                   message="the deleted topic's committed offset dropped")
+        assert committed() == [(topic, confluent_kafka.OFFSET_INVALID), (other, 3)]
     finally:
         close_client(consumer)
