@@ -11,6 +11,7 @@ real node (module-scoped): each test names the Kafka behaviour it pins.
 - Authorized operations asked for on a node without an authorizer are all the supported ones.
 - ListGroups' types filter (KIP-848): ``consumer`` alone lists none of suoi's classic groups.
 - Deleting a topic drops the committed offsets of its partitions.
+- ``is_internal`` is Kafka's fixed set of internal topics, not every name starting "__".
 """
 
 from __future__ import annotations
@@ -240,3 +241,20 @@ def test_deleting_a_topic_drops_its_committed_offsets(bootstrap: str, topic: str
         assert committed() == [(topic, confluent_kafka.OFFSET_INVALID), (other, 3)]
     finally:
         close_client(consumer)
+
+
+def test_only_kafkas_internal_topics_are_flagged_internal(bootstrap: str, topic: str) -> None:
+    """Kafka's Topic.isInternal is a fixed set (__consumer_offsets, __transaction_state, ...): a
+    user topic named "__..." is an ordinary one (``--exclude-internal`` must still list it)."""
+    mine = f"__{topic}"[:249]
+    create_topic(bootstrap, mine)
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": f"audit-{topic}"})
+    try:
+        consumer.commit(offsets=[TopicPartition(mine, 0, 1)], asynchronous=False)  # __consumer_offsets exists
+    finally:
+        close_client(consumer)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [mine, "__consumer_offsets"]
+    described = admin.describe_topics(TopicCollection(names))
+    assert {name: described[name].result(15).is_internal for name in names} == {
+        mine: False, "__consumer_offsets": True}

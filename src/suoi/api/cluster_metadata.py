@@ -23,7 +23,7 @@ from suoi.api import envelope
 from suoi.api.authorized_operations import OMITTED_OPERATIONS, unchecked
 from suoi.api.metadata_cache import METADATA_KEY, topic_encodings
 from suoi.api.registry import CLIENT_LISTENER
-from suoi.api.topic_names import invalid_topic_name, log_refusal_once
+from suoi.api.topic_names import INTERNAL_TOPICS, invalid_topic_name, log_refusal_once
 from suoi.authorizer import ResourceType
 from suoi.controller.messages import (
     AlterConfigOp,
@@ -89,7 +89,7 @@ def encode_topic(topic: Any, live: frozenset[int], version: int, operations: int
     kio for the topic's own fields, `protocol.metadata_partitions` for its partitions."""
     rows = [partition_row(live, reg, p) for p, reg in sorted(topic.partitions.items())]
     fields = {"error_code": ErrorCode.none, "name": topic.name, "topic_id": topic.topic_id,
-              "is_internal": topic.name.startswith("__"), "topic_authorized_operations": operations}
+              "is_internal": topic.name in INTERNAL_TOPICS, "topic_authorized_operations": operations}
     cls = element_class(response_class(METADATA_KEY, version), "topics")
     return encode_element_spliced(cls, fields, "partitions", encode_partitions(version, rows), len(rows))
 
@@ -131,7 +131,7 @@ def metadata_response(broker: Services, request: Any, version: int, *, encoded: 
         if not encoded:
             topics.append({
                 "error_code": ErrorCode.none, "name": topic.name, "topic_id": topic.topic_id,
-                "is_internal": topic.name.startswith("__"),
+                "is_internal": topic.name in INTERNAL_TOPICS,
                 "partitions": [partition_data(live, reg, p) for p, reg in sorted(topic.partitions.items())],
                 "topic_authorized_operations": topic_ops,
             })
