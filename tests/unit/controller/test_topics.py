@@ -86,6 +86,8 @@ def test_duplicate_names_in_one_request_are_refused_once_each() -> None:
     assert [(x.name, x.error) for x in r.response] == [("x", ErrorCode.invalid_request), ("y", ErrorCode.none)]
     d = h.ctl.delete_topics(["y", "y"], [])
     assert [(x.name, x.error) for x in d.response] == [("y", ErrorCode.invalid_request)]
+    p = h.ctl.create_partitions([NewPartitions(name="y", count=2), NewPartitions(name="y", count=3)])
+    assert [(x.name, x.error) for x in p.response] == [("y", ErrorCode.invalid_request)]
 
 
 def test_later_topics_in_a_request_see_earlier_ones() -> None:
