@@ -12,10 +12,12 @@ real node (module-scoped): each test names the Kafka behaviour it pins.
 - ListGroups' types filter (KIP-848): ``consumer`` alone lists none of suoi's classic groups.
 - Deleting a topic drops the committed offsets of its partitions.
 - ``is_internal`` is Kafka's fixed set of internal topics, not every name starting "__".
+- CreateTopics v5+ answers every effective config of the new topic (KIP-525).
 """
 
 from __future__ import annotations
 
+import datetime
 import time
 import uuid
 
@@ -26,10 +28,15 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KTopicPartition
 from kafka.errors import GroupSubscribedToTopicError, NoError, PolicyViolationError, UnknownTopicOrPartitionError
+from kio.schema.create_topics.v7.request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
+from kio.schema.types import TopicName
+from kio.static.primitive import i16, i32, i32Timedelta
 
+from suoi.testing import EmbeddedBroker
 from tests.client_cleanup import close_client
 from tests.conftest import wait_until
 from tests.e2e.helpers import create_topic
+from tests.rawclient import RawClient
 
 HOUR_MS = 3_600_000
 
@@ -258,3 +265,23 @@ def test_only_kafkas_internal_topics_are_flagged_internal(bootstrap: str, topic:
     described = admin.describe_topics(TopicCollection(names))
     assert {name: described[name].result(15).is_internal for name in names} == {
         mine: False, "__consumer_offsets": True}
+
+
+@pytest.mark.parametrize("validate_only", [False, True])
+def test_create_topics_answers_the_whole_effective_config(broker: EmbeddedBroker, topic: str,
+                                                          validate_only: bool) -> None:
+    """KIP-525 (CreateTopics v5+): each created (or, validate_only, creatable) topic comes back
+    with every config and its source, as Kafka's computeEffectiveTopicConfigs, not only the
+    overrides the request named."""
+    request = CreateTopicsRequest(topics=(CreatableTopic(
+        name=TopicName(topic), num_partitions=i32(2), replication_factor=i16(1), assignments=(),
+        configs=(CreatableTopicConfig(name="retention.ms", value="60000"),)),),
+        timeout=i32Timedelta.parse(datetime.timedelta(seconds=15)), validate_only=validate_only)
+    with RawClient(broker.bootstrap) as client:
+        answer = client.request(request).topics[0]
+    assert (answer.error_code, answer.num_partitions, answer.replication_factor) == (0, 2, 1)
+    configs = {c.name: (c.value, c.config_source, c.read_only, c.is_sensitive) for c in answer.configs}
+    assert configs["retention.ms"] == ("60000", 1, False, False)  # DYNAMIC_TOPIC_CONFIG: the request's
+    assert configs["cleanup.policy"] == ("delete", 5, False, False)  # DEFAULT_CONFIG
+    assert configs["message.timestamp.after.max.ms"] == ("3600000", 5, False, False)
+    assert len(configs) > 30  # every topic config Kafka defines
