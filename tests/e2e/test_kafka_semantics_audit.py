@@ -13,6 +13,7 @@ real node (module-scoped): each test names the Kafka behaviour it pins.
 - Deleting a topic drops the committed offsets of its partitions.
 - ``is_internal`` is Kafka's fixed set of internal topics, not every name starting "__".
 - CreateTopics v5+ answers every effective config of the new topic (KIP-525).
+- A client's Produce to an internal topic is INVALID_TOPIC_EXCEPTION.
 """
 
 from __future__ import annotations
@@ -285,3 +286,23 @@ def test_create_topics_answers_the_whole_effective_config(broker: EmbeddedBroker
     assert configs["cleanup.policy"] == ("delete", 5, False, False)  # DEFAULT_CONFIG
     assert configs["message.timestamp.after.max.ms"] == ("3600000", 5, False, False)
     assert len(configs) > 30  # every topic config Kafka defines
+
+
+def test_clients_cannot_produce_to_internal_topics(bootstrap: str, topic: str) -> None:
+    """Kafka's appendRecords refuses a client's records for __consumer_offsets (INVALID_TOPIC_EXCEPTION:
+    only the coordinators write there); suoi stored them, next to the group coordinator's own."""
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": f"audit-{topic}"})
+    create_topic(bootstrap, topic)
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)  # __consumer_offsets exists
+    finally:
+        close_client(consumer)
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "retries": 0})
+    outcome: list[int | None] = []
+    try:
+        producer.produce("__consumer_offsets", key=b"not-a-group-record", value=b"x", partition=0,
+                         on_delivery=lambda err, _msg: outcome.append(err.code() if err else None))
+        assert producer.flush(15) == 0
+    finally:
+        close_client(producer)
+    assert outcome == [KafkaError.TOPIC_EXCEPTION]  # librdkafka's name for INVALID_TOPIC_EXCEPTION (17)
