@@ -92,6 +92,8 @@ KNOWN: dict[str, tuple[object, object]] = {
     # read by the active controller from the metadata log (cluster default and per topic)
     "unclean.leader.election.enable": (_bool, False),
     "log.message.timestamp.type": (_str, "CreateTime"),
+    "log.message.timestamp.before.max.ms": (_INT, 9223372036854775807),
+    "log.message.timestamp.after.max.ms": (_INT, 3_600_000),
     "message.max.bytes": (_INT, 1048588),
     "socket.request.max.bytes": (_INT, 104857600),
     "log.flush.interval.messages": (_INT, None),

@@ -1,8 +1,9 @@
 """``*_authorized_operations`` (KIP-430): Metadata, DescribeCluster, DescribeGroups and
 DescribeTopicPartitions name, when asked, which operations the caller may do on each topic, group or
 the cluster: a bit field of Kafka's operation codes, over the operations the resource type supports
-(Kafka's AclEntry.supportedOperations). Filled in after the handler from the authorizer, so the
-handlers keep answering Kafka's "not asked" value (INT32_MIN) without knowing of ACLs.
+(Kafka's AclEntry.supportedOperations). Filled in after the handler from the authorizer. Without an authorizer every supported
+operation is allowed, and the handlers answer that when asked (`unchecked`), as Kafka's
+AuthHelper.authorizedOperations does; not asked, Kafka's "omitted" value (INT32_MIN).
 """
 
 from __future__ import annotations
@@ -24,9 +25,18 @@ SUPPORTED = {
 
 Allowed = Callable[[AclOperation, ResourceType, str], bool]
 
+#: Kafka's value when the request did not ask for authorized operations.
+OMITTED_OPERATIONS = -2147483648
+
 
 def bits(allowed: Allowed, rtype: ResourceType, name: str) -> int:
     return sum(1 << int(op) for op in SUPPORTED[rtype] if allowed(op, rtype, name))
+
+
+def unchecked(asked: bool, rtype: ResourceType) -> int:
+    """The field's value on a node without an authorizer: every operation ``rtype`` supports
+    when ``asked``, else `OMITTED_OPERATIONS` (an authorizer's `fill` replaces it)."""
+    return sum(1 << int(op) for op in SUPPORTED[rtype]) if asked else OMITTED_OPERATIONS
 
 
 def fill(api_key: int, request: Any, data: dict[str, Any] | None, allowed: Allowed) -> dict[str, Any] | None:

@@ -20,9 +20,11 @@ from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta
 
 from suoi.api import envelope
+from suoi.api.authorized_operations import OMITTED_OPERATIONS, unchecked
 from suoi.api.metadata_cache import METADATA_KEY, topic_encodings
 from suoi.api.registry import CLIENT_LISTENER
-from suoi.api.topic_names import invalid_topic_name, log_refusal_once
+from suoi.api.topic_names import INTERNAL_TOPICS, invalid_topic_name, log_refusal_once
+from suoi.authorizer import ResourceType
 from suoi.controller.messages import (
     AlterConfigOp,
     AlterConfigsResource,
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
     from suoi.services import Services
 
 log = logging.getLogger("suoi.api")
-OMITTED_OPERATIONS = -2147483648
 #: How long a Metadata request that starts auto-creating a topic waits for it (seconds).
 AUTO_CREATE_WAIT_S = 1.0
 #: How long a created topic may take to reach this node's image before CreateTopics answers anyway.
@@ -83,12 +84,12 @@ def partition_data(live: frozenset[int] | set[int], reg: Any, index: int) -> dic
     return partition_row(live, reg, index)._asdict()
 
 
-def encode_topic(topic: Any, live: frozenset[int], version: int) -> bytes:
+def encode_topic(topic: Any, live: frozenset[int], version: int, operations: int = OMITTED_OPERATIONS) -> bytes:
     """One existing topic of a Metadata answer at `version`, encoded (`metadata_response` keeps it):
     kio for the topic's own fields, `protocol.metadata_partitions` for its partitions."""
     rows = [partition_row(live, reg, p) for p, reg in sorted(topic.partitions.items())]
     fields = {"error_code": ErrorCode.none, "name": topic.name, "topic_id": topic.topic_id,
-              "is_internal": topic.name.startswith("__"), "topic_authorized_operations": OMITTED_OPERATIONS}
+              "is_internal": topic.name in INTERNAL_TOPICS, "topic_authorized_operations": operations}
     cls = element_class(response_class(METADATA_KEY, version), "topics")
     return encode_element_spliced(cls, fields, "partitions", encode_partitions(version, rows), len(rows))
 
@@ -110,6 +111,7 @@ def metadata_response(broker: Services, request: Any, version: int, *, encoded: 
     live = frozenset(b.broker_id for b in image.unfenced_brokers())
     encodings = topic_encodings(kraft)
     exists = image.topics.__contains__
+    topic_ops = unchecked(getattr(request, "include_topic_authorized_operations", False), ResourceType.TOPIC)
     topics: list[dict[str, Any] | bytes] = []
     for name, topic_id in wanted:
         topic = image.topic(name) if name else image.topics.get(topic_id) if topic_id else None
@@ -124,21 +126,23 @@ def metadata_response(broker: Services, request: Any, version: int, *, encoded: 
                 request_topic_creation(broker, name)
                 error = ErrorCode.leader_not_available  # Kafka's answer while it creates the topic
             topics.append({"error_code": error, "name": name, "topic_id": topic_id, "is_internal": False,
-                           "partitions": [], "topic_authorized_operations": OMITTED_OPERATIONS})
+                           "partitions": [], "topic_authorized_operations": topic_ops})
             continue
         if not encoded:
             topics.append({
                 "error_code": ErrorCode.none, "name": topic.name, "topic_id": topic.topic_id,
-                "is_internal": topic.name.startswith("__"),
+                "is_internal": topic.name in INTERNAL_TOPICS,
                 "partitions": [partition_data(live, reg, p) for p, reg in sorted(topic.partitions.items())],
-                "topic_authorized_operations": OMITTED_OPERATIONS,
+                "topic_authorized_operations": topic_ops,
             })
             continue
-        topics.append(encodings.encoded(topic, version, live, OMITTED_OPERATIONS,
-                                        functools.partial(encode_topic, topic, live, version), exists))
+        topics.append(encodings.encoded(topic, version, live, topic_ops,
+                                        functools.partial(encode_topic, topic, live, version, topic_ops), exists))
     return {"throttle_time": 0, "brokers": live_brokers(broker), "cluster_id": broker.cluster_id,
             "controller_id": client_controller_id(broker), "topics": topics,
-            "cluster_authorized_operations": OMITTED_OPERATIONS, "error_code": ErrorCode.none}
+            "cluster_authorized_operations": unchecked(
+                getattr(request, "include_cluster_authorized_operations", False), ResourceType.CLUSTER),
+            "error_code": ErrorCode.none}
 
 
 def after_auto_creation(broker: Services, request: Any, version: int,

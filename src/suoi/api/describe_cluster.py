@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from suoi.api.authorized_operations import unchecked
 from suoi.api.cluster_metadata import client_controller_id, live_brokers
 from suoi.api.registry import RequestContext, api
+from suoi.authorizer import ResourceType
 
 # endpoint_type 1 = brokers, 2 = controllers (KIP-919); a combined node answers both.
 
@@ -27,5 +29,6 @@ def handle_describe_cluster(ctx: RequestContext, request: Any) -> dict[str, Any]
         "cluster_id": broker.cluster_id,
         "controller_id": controller_id,
         "brokers": brokers,
-        "cluster_authorized_operations": -2147483648,
+        "cluster_authorized_operations": unchecked(
+            getattr(request, "include_cluster_authorized_operations", False), ResourceType.CLUSTER),
     }

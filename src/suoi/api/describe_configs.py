@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from suoi.api.cluster_metadata import topic_config_view
+from suoi.api.cluster_metadata import TopicConfigView, topic_config_view
 from suoi.api.registry import RequestContext, api
 from suoi.api.telemetry import client_metrics_configs
 from suoi.config import KNOWN
@@ -134,6 +134,13 @@ def topic_configs(broker: Services, topic: str, with_synonyms: bool = True,
     info = topic_config_view(broker, topic)
     if info is None:
         return None
+    return topic_config_entries(broker, info, with_synonyms, with_docs)
+
+
+def topic_config_entries(broker: Services, info: TopicConfigView, with_synonyms: bool = True,
+                         with_docs: bool = False) -> list[dict[str, Any]]:
+    """Every config of a topic with overrides ``info.configs`` (existing or about to be created:
+    CreateTopics answers these, KIP-525), with its source."""
     effective = info.config.to_topic_configs()
     out = []
     for name in sorted(effective):

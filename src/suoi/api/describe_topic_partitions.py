@@ -25,6 +25,7 @@ from typing import Any
 
 from suoi.api.cluster_metadata import partition_data
 from suoi.api.registry import RequestContext, api
+from suoi.api.topic_names import INTERNAL_TOPICS
 from suoi.log.errors import InvalidTopicError
 from suoi.log.manager import validate_topic_name
 from suoi.model import ErrorCode
@@ -67,7 +68,7 @@ def _unknown(name: str) -> dict[str, Any]:
         error = ErrorCode.unknown_topic_or_partition
     except InvalidTopicError:
         error = ErrorCode.invalid_topic_exception
-    return {"error_code": error, "name": name, "topic_id": ZERO_UUID, "is_internal": name.startswith("__"),
+    return {"error_code": error, "name": name, "topic_id": ZERO_UUID, "is_internal": name in INTERNAL_TOPICS,
             "partitions": [], "topic_authorized_operations": TOPIC_OPERATIONS}
 
 
@@ -98,7 +99,7 @@ def handle_describe_topic_partitions(ctx: RequestContext, request: Any) -> dict[
         start = cursor.partition_index if cursor is not None and name == cursor_topic else 0
         end = min(count, start + remaining)
         topics.append({"error_code": ErrorCode.none, "name": name, "topic_id": topic_id,
-                       "is_internal": name.startswith("__"),
+                       "is_internal": name in INTERNAL_TOPICS,
                        "partitions": [describe(p) for p in range(start, end)],
                        "topic_authorized_operations": TOPIC_OPERATIONS})
         if end < count:

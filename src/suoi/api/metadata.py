@@ -14,8 +14,6 @@ from suoi.api.cluster_metadata import after_auto_creation, metadata_response
 from suoi.api.registry import RequestContext, api
 from suoi.protocol.splice import SplicedResponse
 
-OMITTED_OPERATIONS = -2147483648
-
 
 @api(3, "Metadata", 0, 13)
 def handle_metadata(ctx: RequestContext, request: Any) -> Any:

@@ -4,7 +4,9 @@ The records are never decoded: `Partition.append_records` checks batch headers a
 appends the bytes as received, stamped with the leader epoch. acks=0 sends no response at all;
 acks=1 answers after the leader's append; acks=-1 answers once every ISR member has the batch,
 or NOT_ENOUGH_REPLICAS / REQUEST_TIMED_OUT (`suoi.partition.append`). A single node is the
-whole ISR. v0-v2 are advertised but rejected (see `legacy_produce`).
+whole ISR. v0-v2 are advertised but rejected (see `legacy_produce`). A client's records for an
+internal topic (__consumer_offsets, __transaction_state) are INVALID_TOPIC_EXCEPTION, as in Kafka:
+the coordinators append there themselves.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from functools import partial
 from typing import Any
 
 from suoi.api.registry import RequestContext, api
+from suoi.api.topic_names import INTERNAL_TOPICS, log_refusal_once
 from suoi.api.topics import partitions_of, resolve_or_create
 from suoi.model import ErrorCode
 from suoi.partition.append import DelayedProduce, Failures
 from suoi.protocol.codec import ms
+
+#: Kafka lets a Produce whose client.id is this append to its internal topics (KafkaApis).
+ADMIN_CLIENT_ID = "__admin_client"
 
 
 @api(0, "Produce", 3, 13, advertised_min=0)
@@ -34,6 +40,10 @@ def handle_produce(ctx: RequestContext, request: Any) -> Any:
         name, topic_id = getattr(topic, "name", None), getattr(topic, "topic_id", None)
         if acks in (-1, 0, 1):
             info, error = resolve_or_create(services, name, topic_id, allow_create=True)
+            if info is not None and info.name in INTERNAL_TOPICS and ctx.client_id != ADMIN_CLIENT_ID:
+                # Kafka's appendRecords: only the coordinators (and "__admin_client") write there
+                log_refusal_once(info.name, "Cannot append to internal topic (a client's Produce)")
+                info, error = None, ErrorCode.invalid_topic_exception
         else:
             info, error = None, ErrorCode.invalid_required_acks
         if info is None:

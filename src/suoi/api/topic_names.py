@@ -27,6 +27,11 @@ def log_refusal_once(name: str, reason: str) -> None:
     log.warning("topic %r refused: %s", name, reason)
 
 
+#: Kafka's Topic.INTERNAL_TOPICS: the topics Metadata and DescribeTopicPartitions flag
+#: ``is_internal``. A user topic whose name merely starts with "__" is not one.
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+
+
 def invalid_topic_name(name: str) -> bool:
     """True (and the reason logged once) when Kafka would refuse to create a topic of this name."""
     try:

@@ -112,6 +112,9 @@ class LocalReconciler:
         for name in [n for n in logs.topics() if new.topic(n) is None]:
             logs.delete_topic(name)
             log.info("deleted local replicas of topic %s", name)
+        deleted = {t.name for tid, t in old.topics.items() if tid not in new.topics}
+        if deleted:
+            self.node.groups.on_topics_deleted(deleted)  # their committed offsets go too, as in Kafka
         if self.replicas is not None:
             await self.replicas.apply(old, new, pacer, local)
         if old.offset < 0 or any(rtype == ConfigResourceType.BROKER and name in ("", str(me))

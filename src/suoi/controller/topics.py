@@ -19,7 +19,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from suoi.controller.errors import ApiError
 from suoi.controller.image import ConfigResourceType
@@ -134,6 +134,15 @@ def _new_partition_count(c: OperationContext, t: NewTopic) -> int:
     return c.config.num_partitions if t.num_partitions == -1 else max(t.num_partitions, 0)
 
 
+def _answered(seen: set[Any], key: Any) -> bool:
+    """Whether a topic named more than once in a request was answered already: Kafka answers it
+    once (INVALID_REQUEST), its responses being keyed by name (librdkafka refuses a name twice)."""
+    if key in seen:
+        return True
+    seen.add(key)
+    return False
+
+
 def create_topics(c: OperationContext, topics: Sequence[NewTopic], validate_only: bool
                   ) -> ControllerResult[list[CreateTopicResult]]:
     counts = Counter(t.name for t in topics)
@@ -142,9 +151,12 @@ def create_topics(c: OperationContext, topics: Sequence[NewTopic], validate_only
         return c.finish([CreateTopicResult(t.name, ErrorCode.policy_violation, EXCESSIVE_BATCH_MESSAGE) for t in topics])
     load: PlacementLoad | None = None
     unified: set[str] | None = None
+    duplicates: set[str] = set()
     for t in topics:
         try:
             if counts[t.name] > 1:
+                if _answered(duplicates, t.name):
+                    continue
                 raise ApiError(ErrorCode.invalid_request, "Found multiple entries for this topic.")
             validate_topic_name(t.name)
             if c.state.topic_id(t.name) is not None:
@@ -210,9 +222,11 @@ def delete_topics(c: OperationContext, names: Sequence[str], topic_ids: Sequence
     targets: list[tuple[str | None, uuid.UUID | None]] = [(n, None) for n in names] + [(None, i) for i in topic_ids]
     name_counts = Counter(names)
     id_counts = Counter(topic_ids)
+    duplicates: set[Any] = set()
     for name, tid in targets:
         if name is not None and name_counts[name] > 1 or tid is not None and id_counts[tid] > 1:
-            results.append(DeleteTopicResult(name, tid, ErrorCode.invalid_request, "Duplicate topic in request."))
+            if not _answered(duplicates, name if name is not None else tid):
+                results.append(DeleteTopicResult(name, tid, ErrorCode.invalid_request, "Duplicate topic in request."))
             continue
         if not c.config.delete_topic_enable:
             results.append(DeleteTopicResult(name, tid, ErrorCode.topic_deletion_disabled, "Topic deletion is disabled."))
@@ -247,9 +261,12 @@ def create_partitions(c: OperationContext, topics: Sequence[NewPartitions], vali
     if sum(_added_partition_count(c, t) for t in topics) > MAX_PARTITIONS_PER_REQUEST:
         return c.finish([CreatePartitionsResult(t.name, ErrorCode.policy_violation, EXCESSIVE_BATCH_MESSAGE)
                          for t in topics])
+    duplicates: set[str] = set()
     for t in topics:
         try:
             if counts[t.name] > 1:
+                if _answered(duplicates, t.name):
+                    continue
                 raise ApiError(ErrorCode.invalid_request, "Duplicate topic in request.")
             tid = c.state.topic_id(t.name)
             if tid is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -313,6 +313,12 @@ class GroupCoordinator(CoordinatorRuntime):
         tombstones: list[tuple[bytes, bytes | None]] = []
         stored = self.offsets.get(group_id, {})
         for topic, partition in partitions:
+            count = self.partition_count(topic)
+            if count is None or not 0 <= partition < count:
+                # Kafka's handleOffsetDeleteRequest answers a partition missing from the metadata
+                # before it asks the coordinator: nothing is deleted for it
+                errors.append(ErrorCode.unknown_topic_or_partition)
+                continue
             if topic in subscribed:
                 errors.append(ErrorCode.group_subscribed_to_topic)
                 continue
@@ -321,8 +327,8 @@ class GroupCoordinator(CoordinatorRuntime):
             errors.append(ErrorCode.none)
         if tombstones:
             self._append(group_id, tombstones)
-            for topic, partition in partitions:
-                if topic not in subscribed:
+            for (topic, partition), error in zip(partitions, errors, strict=True):
+                if error == ErrorCode.none:
                     stored.pop((topic, partition), None)
             failed = await self._written(group_id)
             if failed != ErrorCode.none:
@@ -418,6 +424,38 @@ class GroupCoordinator(CoordinatorRuntime):
             await asyncio.sleep(self.config.offsets_retention_check_ms / 1000)
             self.expire_offsets(self._now_ms())
 
+    def on_topics_deleted(self, topics: Collection[str]) -> int:
+        """Drop the committed offsets of deleted topics (Kafka's onPartitionsDeleted), in the
+        groups this node coordinates, with tombstones: a topic recreated under the same name
+        starts with no committed offsets, as in Kafka, instead of a consumer resuming from
+        (or resetting at) a position of the old topic's log. Returns how many were dropped."""
+        gone = set(topics)
+        dropped = 0
+        for group_id in list(self.offsets):
+            if self.partition_error(self.partition_for(group_id)) != ErrorCode.none:
+                continue  # not coordinated here (or still loading)
+            stale = [tp for tp in self.offsets[group_id] if tp[0] in gone]
+            dropped += self._drop_offsets(group_id, stale, "drop deleted topics'")
+        if dropped:
+            log.info("dropped %d committed offsets of deleted topics %s", dropped, sorted(gone))
+        return dropped
+
+    def _drop_offsets(self, group_id: str, stale: list[tuple[str, int]], action: str) -> int:
+        """Tombstone ``stale`` offsets of ``group_id`` and forget them; how many (0 on a failed write)."""
+        if not stale:
+            return 0
+        try:
+            self._append(group_id, [(offset_key(group_id, t, p), None) for t, p in stale])
+        except (LogError, OSError) as exc:
+            log.error("cannot %s offsets of group %s: %s", action, group_id, exc)
+            return 0
+        stored = self.offsets[group_id]
+        for tp in stale:
+            del stored[tp]
+        if not stored:
+            del self.offsets[group_id]
+        return len(stale)
+
     def expire_offsets(self, now: int) -> int:
         expired = 0
         retention = self.config.offsets_retention_ms
@@ -431,18 +469,7 @@ class GroupCoordinator(CoordinatorRuntime):
             stale = [tp for tp, oam in stored.items()
                      if (oam.expire_timestamp > 0 and oam.expire_timestamp <= now)
                      or now - max(oam.commit_timestamp, empty_since) >= retention]
-            if not stale:
-                continue
-            try:
-                self._append(group_id, [(offset_key(group_id, t, p), None) for t, p in stale])
-            except (LogError, OSError) as exc:
-                log.error("cannot expire offsets of group %s: %s", group_id, exc)
-                continue
-            for tp in stale:
-                del stored[tp]
-            expired += len(stale)
-            if not stored:
-                del self.offsets[group_id]
+            expired += self._drop_offsets(group_id, stale, "expire")
         if expired:
             log.info("expired %d committed offsets", expired)
         return expired

@@ -37,6 +37,10 @@ class LogConfig:
     retention_bytes: int = -1  # -1 = no size limit
     max_message_bytes: int = 1048588
     message_timestamp_type: TimestampType = "CreateTime"
+    #: KIP-937's CreateTime bounds (None: Long.MAX_VALUE, unbounded); checked on a leader's
+    #: append (`suoi.log.timestamp_bounds`). Kafka 4's defaults: unbounded before, one hour after.
+    message_timestamp_before_max_ms: int | None = None
+    message_timestamp_after_max_ms: int | None = 3_600_000
     cleanup_policy: tuple[str, ...] = ("delete",)
     #: The codec batches are stored with: "producer" keeps the producer's, else the leader
     #: recompresses each batch's records section on append (as Kafka's LogValidator).
@@ -240,6 +244,8 @@ _TOPIC_CONFIGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "retention.bytes": ("retention_bytes", _int_at_least(-1)),
     "max.message.bytes": ("max_message_bytes", _int_range(0, _INT32_MAX)),
     "message.timestamp.type": ("message_timestamp_type", _timestamp_type),
+    "message.timestamp.before.max.ms": ("message_timestamp_before_max_ms", _optional_long(0)),
+    "message.timestamp.after.max.ms": ("message_timestamp_after_max_ms", _optional_long(0)),
     "cleanup.policy": ("cleanup_policy", _cleanup_policy),
     "compression.type": ("compression_type", _compression_type),
     "flush.messages": ("flush_interval_messages", _optional_long(1)),
@@ -270,6 +276,8 @@ BROKER_TO_TOPIC_CONFIG: Mapping[str, str] = MappingProxyType({
     "log.retention.bytes": "retention.bytes",
     "message.max.bytes": "max.message.bytes",
     "log.message.timestamp.type": "message.timestamp.type",
+    "log.message.timestamp.before.max.ms": "message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms": "message.timestamp.after.max.ms",
     "log.cleanup.policy": "cleanup.policy",
     "compression.type": "compression.type",
     "log.flush.interval.messages": "flush.messages",

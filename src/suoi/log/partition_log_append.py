@@ -17,6 +17,7 @@ from suoi.log import transactions as txns
 from suoi.log import truncation
 from suoi.log.partition_log_state import LogState, Tail
 from suoi.log.segment import BatchPlacement
+from suoi.log.timestamp_bounds import check_timestamp_bounds
 from suoi.protocol.record_batch import (
     CONTROL_BIT,
     STAMP,
@@ -82,6 +83,9 @@ class LogAppend(LogState):
         if cfg.compacts:
             self._require_keys(records, headers)
         now = self._now_ms()
+        if not cfg.log_append_time:
+            check_timestamp_bounds(headers, now, cfg.message_timestamp_before_max_ms,
+                                   cfg.message_timestamp_after_max_ms)
         if headers[0].producer_id >= 0:
             if len(headers) > 1:
                 raise InvalidRecordError("an idempotent producer must send one batch per partition per request")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from suoi.partition.partition import Partition
 
 __all__ = ["DeleteRecordsPurgatory"]
+
+log = logging.getLogger("suoi.partition")
 
 
 class DeleteRecordsPurgatory:
@@ -38,7 +41,12 @@ class DeleteRecordsPurgatory:
 
     async def delete(self, leader: Partition, offset: int, timeout_s: float) -> tuple[ErrorCode, int]:
         """Move the leader's log start to `offset` (-1: the high watermark), then wait for the
-        low watermark. Returns (error, low watermark)."""
+        low watermark. Returns (error, low watermark). A topic whose cleanup.policy lacks
+        ``delete`` (compact only) refuses it: POLICY_VIOLATION, as Kafka's deleteRecordsOnLeader."""
+        if not leader.plog.config.deletes:
+            log.warning("DeleteRecords on %s-%d refused: cleanup.policy=%s has no 'delete'",
+                        leader.tp.topic, leader.tp.partition, ",".join(leader.plog.config.cleanup_policy))
+            return ErrorCode.policy_violation, -1
         target = leader.plog.high_watermark if offset == -1 else offset
         try:
             leader.plog.delete_records_before(target)
