@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from suoi.client import Lane
+from suoi.cluster.previous_epoch import record_epoch
 from suoi.cluster.rpc import heartbeat_request, lost_replicas_request, registration_request
 from suoi.controller.image import MetadataImage
 from suoi.model import ErrorCode
@@ -50,6 +51,8 @@ async def run_lifecycle(kraft: KRaftRuntime) -> None:
                 if response.error_code == ErrorCode.none:
                     kraft.broker_epoch = int(response.broker_epoch)
                     log.info("node %d registered with broker epoch %d", kraft.node_id, kraft.broker_epoch)
+                    # what this process's successor names after a crash (`previous_epoch`)
+                    await asyncio.to_thread(record_epoch, kraft.settings.metadata_dir, kraft.broker_epoch)
                     prefetch = getattr(kraft.broker.producer_ids, "prefetch", None)
                     if prefetch is not None:  # a producer id block before the first InitProducerId
                         prefetch()
