@@ -17,7 +17,9 @@ after the one before):
 `--nodes 3`: node 2 of a 3-node cluster (combined nodes, `bench_metadata.start_cluster`, Kafka's
 default session of 9 s) with a topic of 3 partitions x 3 replicas; node 2 is stopped or killed
 and restarted at once (as a supervisor would): -> port, -> metadata (node 2 answers: it has
-registered again), -> isr (node 1's Metadata has node 2 in the ISR of every partition).
+registered again), -> isr (another node's Metadata has node 2 in the ISR of every partition).
+`--victim controller`: the node of the active controller instead of node 2 (another node's
+new controller then gives every registration a whole session, the dead one's too).
 
 The modes and the trees (`--src LABEL=DIR`, e.g. `git archive` of an older commit) alternate so
 the machine's load hits them alike. Medians of --runs (5) [min-max].
@@ -122,37 +124,47 @@ def in_isr_everywhere(port: int, node_id: int, partitions: int) -> bool:
     return len(parts) == partitions and all(node_id in p.isr_nodes for p in parts)
 
 
-def cluster_run(src: Path, modes: list[str], runs: int, timeout: float) -> dict[str, list[dict[str, float]]]:
-    """Node 2 of a 3-node cluster stopped/killed and restarted, `runs` times per mode."""
+def cluster_run(src: Path, modes: list[str], runs: int, timeout: float,
+                victim_is_controller: bool = False) -> dict[str, list[dict[str, float]]]:
+    """Node 2 (or the active controller's node) of a 3-node cluster stopped/killed and
+    restarted, `runs` times per mode."""
     os.environ["PYTHONPATH"] = str(src)  # the nodes' `python -m suoi` runs this tree
     root = Path(tempfile.mkdtemp(prefix="bench-restart-"))
     nodes = start_cluster(root)
     results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     try:
         create_topic(nodes[1].port, 3, 3, timeout)
-        wait_for(lambda: in_isr_everywhere(nodes[1].port, 2, 3), _Alive(), time.monotonic() + timeout, "topic")
-        victim = nodes[2]
         for _ in range(runs):
             for mode in modes:
+                wait_for(lambda: all(in_isr_everywhere(nodes[1].port, i, 3) for i in nodes), _Alive(),
+                         time.monotonic() + timeout, "every node in every ISR")
+                vid = metadata(nodes[1].port).controller_id if victim_is_controller else 2
+                victim, other = nodes[vid], nodes[1 if vid != 1 else 3]
                 # at once, as a supervisor restarts a crashed process: the old registration may
                 # still look alive to the controller (node 2 answers Metadata only once it has
                 # registered again, which takes it out of the ISRs until it catches up)
                 victim.kill() if mode == "kill" else victim.stop()
-                t0 = time.monotonic()
-                victim.launch()
-                out: dict[str, float] = {}
-                for phase, check in (("port", lambda: port_open(victim.port)),
-                                     ("metadata", lambda: bool(metadata(victim.port).brokers)),
-                                     ("isr", lambda: in_isr_everywhere(nodes[1].port, 2, 3))):
-                    wait_for(check, _Alive(), t0 + timeout, phase)
-                    out[phase] = time.monotonic() - t0
+                out = _relaunched(victim, vid, other.port, timeout)
                 results[mode].append(out)
-                log(f"  3 nodes, {mode}: " + ", ".join(f"{k} {v:.2f}s" for k, v in out.items()))
+                log(f"  3 nodes, {mode} node {vid}: " + ", ".join(f"{k} {v:.2f}s" for k, v in out.items()))
     finally:
         for node in nodes.values():
             node.stop()
         shutil.rmtree(root, ignore_errors=True)
     return results
+
+
+def _relaunched(victim: Any, vid: int, other_port: int, timeout: float) -> dict[str, float]:
+    """Launch the stopped node `vid` again: s from its start to each phase of PHASES_3."""
+    t0 = time.monotonic()
+    victim.launch()
+    out: dict[str, float] = {}
+    for phase, check in (("port", lambda: port_open(victim.port)),
+                         ("metadata", lambda: bool(metadata(victim.port).brokers)),
+                         ("isr", lambda: in_isr_everywhere(other_port, vid, 3))):
+        wait_for(check, _Alive(), t0 + timeout, phase)
+        out[phase] = time.monotonic() - t0
+    return out
 
 
 class _Alive:
@@ -173,6 +185,8 @@ def main() -> int:
     parser.add_argument("--src", action="append", default=[], metavar="LABEL=DIR",
                         help="a source tree's src/ to run the node from (repeatable; default: this tree)")
     parser.add_argument("--nodes", type=int, choices=(1, 3), default=1)
+    parser.add_argument("--victim", choices=("2", "controller"), default="2",
+                        help="--nodes 3: restart node 2, or the node of the active controller")
     parser.add_argument("--bare", action="store_true", help="the EmbeddedBroker command line, no config file")
     parser.add_argument("--timeout", type=float, default=60.0, help="bound of each wait (s)")
     args = parser.parse_args()
@@ -181,7 +195,7 @@ def main() -> int:
     results: dict[tuple[str, str], list[dict[str, float]]] = {(label, m): [] for label, _ in trees for m in modes}
     if args.nodes == 3:
         for label, src in trees:
-            for mode, outs in cluster_run(src, modes, args.runs, args.timeout).items():
+            for mode, outs in cluster_run(src, modes, args.runs, args.timeout, args.victim == "controller").items():
                 results[label, mode] = outs
         phases = PHASES_3
     else:
@@ -203,7 +217,7 @@ def main() -> int:
             for node in nodes.values():
                 node.remove()
         phases = PHASES_1
-    where = "node 2 of 3" if args.nodes == 3 else ("a bare node" if args.bare else "make run's node")
+    where = f"node {args.victim} of 3" if args.nodes == 3 else ("a bare node" if args.bare else "make run's node")
     print(f"\nrestart of {where}: process start -> each phase, median [min-max] of {args.runs} runs (s)")
     for mode in modes:
         for label, _ in trees:
