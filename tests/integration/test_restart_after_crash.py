@@ -71,8 +71,7 @@ def test_a_combined_node_killed_and_restarted_takes_acks_all_at_once(tmp_path: P
         assert [value for _, value in read_all(broker.bootstrap, TOPIC)] == [b"before", b"after"]
 
         assert "duplicate_broker_registration" not in broker.logs()
-        new_epoch = int(epoch_file.read_text())
-        assert new_epoch > killed_epoch
+        wait_until(lambda: int(epoch_file.read_text()) > killed_epoch, message="the new registration's epoch recorded")
         # Safety: the live registration is still guarded. Another incarnation of node 1 that does
         # not name its epoch (none, or the dead process's) is refused while its session lives.
         assert _register(cport, -1) == ErrorCode.duplicate_broker_registration
