@@ -25,7 +25,8 @@ def handle_broker_registration(ctx: RequestContext, request: Any) -> Any:
     async def run() -> dict[str, Any]:
         try:
             result = await kraft.run_on_controller(lambda c: c.register_broker(
-                request.broker_id, incarnation, listeners, request.rack, ctx.services.now_ms()))
+                request.broker_id, incarnation, listeners, request.rack, ctx.services.now_ms(),
+                previous_broker_epoch=int(getattr(request, "previous_broker_epoch", -1))))
         except NotControllerError:
             return {"throttle_time": 0, "error_code": ErrorCode.not_controller, "broker_epoch": -1}
         except TimeoutError:  # not committed in time (a stalled quorum): the broker retries

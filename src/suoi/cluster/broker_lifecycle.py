@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from suoi.client import Lane
+from suoi.cluster.previous_epoch import record_epoch
 from suoi.cluster.rpc import heartbeat_request, lost_replicas_request, registration_request
 from suoi.controller.image import MetadataImage
 from suoi.model import ErrorCode
@@ -43,6 +44,7 @@ async def run_lifecycle(kraft: KRaftRuntime) -> None:
     """Register (again, after the controller forgot this broker's epoch), then heartbeat every
     broker.heartbeat.interval.ms, following the fenced state the controller answers."""
     interval = kraft.settings.heartbeat_interval_ms / 1000
+    recording: asyncio.Task[bool] | None = None
     while not kraft.stopping:  # the flag too: on Python 3.11 a cancel can be swallowed (suoi.stopping)
         try:
             if kraft.broker_epoch < 0:
@@ -50,6 +52,9 @@ async def run_lifecycle(kraft: KRaftRuntime) -> None:
                 if response.error_code == ErrorCode.none:
                     kraft.broker_epoch = int(response.broker_epoch)
                     log.info("node %d registered with broker epoch %d", kraft.node_id, kraft.broker_epoch)
+                    # what this process's successor names after a crash (`previous_epoch`); its
+                    # fsync does not hold up the unfencing heartbeat
+                    recording = asyncio.create_task(_record_epoch(kraft, kraft.broker_epoch, recording))
                     prefetch = getattr(kraft.broker.producer_ids, "prefetch", None)
                     if prefetch is not None:  # a producer id block before the first InitProducerId
                         prefetch()
@@ -74,6 +79,14 @@ async def run_lifecycle(kraft: KRaftRuntime) -> None:
         except Exception:
             log.exception("broker heartbeat failed")
         await asyncio.sleep(interval)
+
+
+async def _record_epoch(kraft: KRaftRuntime, epoch: int, before: asyncio.Task[bool] | None) -> bool:
+    """Record `epoch` in the metadata dir on a thread, after the write of an earlier
+    registration's epoch (one write at a time, the newest last)."""
+    if before is not None:
+        await asyncio.wait([before])
+    return await asyncio.to_thread(record_epoch, kraft.settings.metadata_dir, epoch)
 
 
 async def report_lost_replicas(kraft: KRaftRuntime, partitions: list[tuple[str, int]]) -> None:

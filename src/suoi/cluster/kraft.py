@@ -35,6 +35,7 @@ from suoi.cluster import broker_lifecycle
 from suoi.cluster.active_controller import all_endpoints_refuse, bootstrap_metadata, controller_config, controller_ticks
 from suoi.cluster.image_waiters import ImageWaiters
 from suoi.cluster.migration import StandaloneMigration
+from suoi.cluster.previous_epoch import read_previous_epoch
 from suoi.cluster.reconciler import LocalReconciler
 from suoi.cluster.settings import KRaftSettings
 from suoi.controller import records as mrec
@@ -122,6 +123,8 @@ class KRaftServices:
         #: BrokerRegistration between nodes of different clusters: one ERROR per peer per minute.
         self.cluster_mismatch = ClusterIdMismatchLog(log, broker.cluster_id or None)
         self.broker_epoch = -1
+        #: Sent with each registration: lets this process replace its crashed predecessor's.
+        self.previous_broker_epoch = read_previous_epoch(settings.metadata_dir) if settings.is_broker else -1
         self.fenced = True
         #: Set the first time the controller unfences this broker: it then serves clients.
         self.first_unfenced = asyncio.Event()

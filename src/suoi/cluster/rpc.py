@@ -19,13 +19,16 @@ if TYPE_CHECKING:
 
 def registration_request(kraft: KRaftRuntime) -> BrokerRegistrationRequest:
     """Each advertised listener with its security protocol (``listener.security.protocol.map``),
-    as Kafka's broker registers them."""
+    as Kafka's broker registers them, and the epoch the last process on this data dir registered
+    with (`suoi.cluster.previous_epoch`): after a crash, the controller lets it replace that
+    registration at once instead of refusing it until the old session expires."""
     values = kraft.broker.config.values
     return BrokerRegistrationRequest(
         broker_id=BrokerId(kraft.node_id), cluster_id=kraft.broker.cluster_id, incarnation_id=kraft.incarnation_id,
         listeners=tuple(RegistrationListener(name=n, host=h, port=u16(p), security_protocol=i16(
             SECURITY_PROTOCOL_IDS[listener_protocol(values, n)])) for n, h, p in kraft.registration_listeners()),
-        features=(), rack=kraft.settings.rack, log_dirs=(), previous_broker_epoch=i64(-1),
+        features=(), rack=kraft.settings.rack, log_dirs=(),
+        previous_broker_epoch=i64(kraft.previous_broker_epoch),
     )
 
 

@@ -35,6 +35,8 @@ class KRaftRuntime(Protocol):
     broker_epoch: int
     fenced: bool
     first_unfenced: asyncio.Event
+    #: the broker epoch the previous process on this data dir registered with (-1: none known)
+    previous_broker_epoch: int
     #: the active controller on this node, or None; a tick that raises drops it
     controller: QuorumController | None
 

@@ -129,13 +129,23 @@ class QuorumController:
         listeners: Sequence[Listener],
         rack: str | None,
         now: int,
+        *,
+        previous_broker_epoch: int = -1,
     ) -> ControllerResult[RegisterBrokerResult]:
+        """Kafka's ClusterControlManager.registerBroker: another incarnation of a registered,
+        unfenced broker id whose session is alive is DUPLICATE_BROKER_REGISTRATION -- unless the
+        request names that registration's epoch as its ``previous_broker_epoch`` (KIP-966's
+        field): only the process that registered it knows it (the broker records each epoch it
+        gets in its own metadata dir, `suoi.cluster.previous_epoch`), so this is that broker
+        restarted after a crash, and its old session belongs to a process that is gone. Without
+        it, a SIGKILLed node waited out broker.session.timeout.ms before it could register (a
+        newly active controller gives every registration a whole session, as Kafka's does)."""
         self._check()
         if broker_id < 0:
             return self.finish(RegisterBrokerResult(ErrorCode.invalid_request, f"Invalid broker id {broker_id}."))
         old = self.state.broker(broker_id)
         if (old is not None and old.incarnation_id != incarnation_id and not old.fenced
-                and self._session_alive(broker_id, now)):
+                and (previous_broker_epoch < 0 or previous_broker_epoch != old.epoch) and self._session_alive(broker_id, now)):
             return self.finish(RegisterBrokerResult(ErrorCode.duplicate_broker_registration,
                                                     "Another broker is registered with that broker id."))
         epoch = max(self.state.broker_epoch_high, self._last_offset) + 1

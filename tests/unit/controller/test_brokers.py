@@ -79,6 +79,27 @@ def test_a_single_nodes_own_earlier_incarnation_does_not_block_its_restart() -> 
     h.check_replay()
 
 
+def test_a_crashed_brokers_successor_naming_its_epoch_replaces_it_at_once() -> None:
+    """A broker restarted after SIGKILL names the epoch its predecessor registered with
+    (previous_broker_epoch, recorded in its data dir): the live-looking old session is of a
+    process that is gone, so the new incarnation registers at once (it waited out the session
+    before, 9 s). A different broker with that id, which cannot know the epoch (-1, or another
+    registration's), is still refused while the session lives."""
+    h = Harness(2)
+    h.create("t", 2, 2)
+    h.restart_controller()  # a new active controller: every registration gets a whole session
+    old_epoch = h.epochs[1]
+    for guess in (-1, old_epoch - 1, old_epoch + 1):
+        refused = h.ctl.register_broker(1, incarnation(1, 7), [], None, h.now, previous_broker_epoch=guess)
+        assert refused.response.error == ErrorCode.duplicate_broker_registration and refused.records == ()
+    assert h.image.brokers[1].incarnation_id == incarnation(1)
+    r = h.ctl.register_broker(1, incarnation(1, 7), [], None, h.now, previous_broker_epoch=old_epoch)
+    assert r.response.error == ErrorCode.none and r.response.broker_epoch > old_epoch
+    assert h.image.brokers[1].incarnation_id == incarnation(1, 7) and h.image.brokers[1].fenced
+    assert all(1 not in reg.isr for _, _, reg in h.ctl.state.iter_partitions())  # out of the ISRs until it is back
+    h.check_replay()
+
+
 def test_same_incarnation_retry_gets_a_new_epoch() -> None:
     h = Harness(1)
     old = h.epochs[0]
