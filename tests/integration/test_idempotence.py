@@ -4,6 +4,7 @@ epochs rejected with Kafka's codes, and the state survives a broker restart."""
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -28,8 +29,15 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 
 def init_producer(client: RawClient) -> tuple[int, int]:
-    resp = client.request(InitProducerIdRequest(
-        transactional_id=None, transaction_timeout=datetime.timedelta(seconds=60), producer_id=-1, producer_epoch=-1))
+    """InitProducerId, retried as clients retry COORDINATOR_LOAD_IN_PROGRESS: a node that has just
+    started may not have its first producer-id block from the controller yet."""
+    deadline = time.monotonic() + 10
+    while True:
+        resp = client.request(InitProducerIdRequest(
+            transactional_id=None, transaction_timeout=datetime.timedelta(seconds=60), producer_id=-1, producer_epoch=-1))
+        if resp.error_code != ErrorCode.coordinator_load_in_progress or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # poll interval of a deadline loop
     assert resp.error_code == ErrorCode.none
     return int(resp.producer_id), int(resp.producer_epoch)
 
