@@ -23,6 +23,12 @@ class _Fetch:
         self._log.append((self.name, self._loop.time()))
 
 
+async def _until_done(fetch: _Fetch) -> None:
+    """Poll until `fetch` is answered (bounded by the caller's wait_for)."""
+    while not fetch.done:
+        await asyncio.sleep(0.01)
+
+
 async def _scenario() -> tuple[list[tuple[str, float]], float, int]:
     loop = asyncio.get_running_loop()
     deadlines = FetchDeadlines(loop)
@@ -62,8 +68,7 @@ async def _many_answered(n: int) -> tuple[int, int, int]:
         f.done = True
     held = len(deadlines._queues[60_000])
     deadlines.add(50, expiring := _Fetch("short", log, loop))
-    while not expiring.done:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(_until_done(expiring), 5)
     return held, len(log), int(live.done)
 
 
@@ -84,8 +89,7 @@ async def _one_fails() -> list[tuple[str, float]]:
 
     deadlines.add(20, Broken("broken", log, loop))
     deadlines.add(20, ok := _Fetch("ok", log, loop))
-    while not ok.done:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(_until_done(ok), 5)
     return log
 
 
