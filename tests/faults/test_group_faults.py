@@ -1,0 +1,115 @@
+"""Consumer groups under faults: a 3-node cluster (tests/faults/cluster.py), idempotent producers
+writing a 3-partition topic, and a group of consumers (tests/faults/groups.py) consuming it and
+committing what they processed, while a nemesis kills (SIGKILL), stops, pauses and cuts off nodes
+-- most often the group's coordinator, so its __consumer_offsets partition moves -- and consumers
+leave and join (rebalances). Afterwards: every acknowledged commit is still what OffsetFetch
+answers until a newer commit replaced it (committed offsets never go backwards), no record was
+skipped by the group (at-least-once), nothing consumed is missing from the final log, and the
+producers' history checks out as in test_replication_faults.
+
+SUOI_NEMESIS_SEED=<n> replays a fault sequence; SUOI_FAULTS_SECONDS=<s> runs the faults longer
+(default 12 s, to keep CI short).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any
+
+import pytest
+
+from tests.faults.checker import ProducerWorkload, check, consume_all
+from tests.faults.cluster import ReplicatedCluster, wait_until
+from tests.faults.groups import GroupWorkload
+from tests.faults.test_replication_faults import FAILOVER_S, PRODUCER, REJOIN_S, cluster, create, progress, wait_full_isr
+
+pytestmark = pytest.mark.slow
+__all__ = ["cluster"]  # the fixture
+
+#: How long the nemesis runs (seconds).
+FAULT_SECONDS = float(os.environ.get("SUOI_FAULTS_SECONDS", "12"))
+
+
+def coordinator_of(cluster: ReplicatedCluster, group: str) -> int | None:
+    """The node the cluster names as `group`'s coordinator (None if it cannot say right now)."""
+    try:
+        futures = cluster.admin().describe_consumer_groups([group], request_timeout=3)
+        return int(futures[group].result(timeout=5).coordinator.id)
+    except Exception:  # a fault in progress: pick another victim this round
+        return None
+
+
+def nemesis(cluster: ReplicatedCluster, group: GroupWorkload, rng: random.Random, seconds: float,
+            done: list[str]) -> None:
+    """Faults one node at a time, each held 2-4 s; the group's coordinator is the victim two
+    times in three. A consumer is replaced after every fault (a rebalance while the cluster heals)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        coordinator = coordinator_of(cluster, group.group)
+        node = coordinator if coordinator is not None and rng.random() < 2 / 3 else rng.choice(cluster.ids)
+        fault = rng.choice(["kill", "stop", "pause", "isolate"])
+        done.append(f"{fault} {node}{' (coordinator)' if node == coordinator else ''}")
+        if fault == "kill":
+            cluster.kill(node)
+        elif fault == "stop":
+            assert cluster.stop_node(node) == 0, f"node {node} did not stop cleanly\n{cluster.log_tail(node)}"
+        elif fault == "pause":
+            cluster.pause(node)
+        else:
+            cluster.isolate(node)
+        time.sleep(rng.uniform(2.0, 4.0))  # how long the fault lasts (not a synchronisation)
+        if fault in ("kill", "stop"):
+            cluster.start_node(node, wait=False)
+        elif fault == "pause":
+            cluster.resume(node)
+        else:
+            cluster.heal()
+        cluster.wait_ready(timeout=REJOIN_S)
+        group.rotate()
+
+
+def end_offsets(cluster: ReplicatedCluster, topic: str, partitions: list[int]) -> dict[int, int]:
+    import confluent_kafka
+
+    c: Any = confluent_kafka.Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "watermarks"})
+    try:
+        return {p: c.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        c.close()
+
+
+def test_group_commits_survive_coordinator_failover(cluster: ReplicatedCluster) -> None:
+    seed = int(os.environ.get("SUOI_NEMESIS_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    topic = create(cluster, list(cluster.ids))
+    producers = ProducerWorkload(cluster.bootstrap, topic, producers=2, interval_s=0.02, config=PRODUCER).start()
+    group = GroupWorkload(cluster.bootstrap, topic, consumers=3).start()
+    done: list[str] = []
+    try:
+        progress(producers, 50)
+        wait_until(lambda: len(group.committed_offsets()) == 3 and group.assignments >= 3, FAILOVER_S,
+                   "the group consuming every partition")
+        nemesis(cluster, group, rng, FAULT_SECONDS, done)
+        cluster.heal()
+        wait_full_isr(cluster, topic, 3)
+        progress(producers, 50, timeout=REJOIN_S)
+        sent = producers.stop(flush_timeout=60)
+        assert not producers.fatal, f"producers stopped by fatal errors: {producers.fatal}"
+        ends = end_offsets(cluster, topic, group.partitions)
+        wait_until(lambda: all(group.committed_offsets().get(p, 0) >= e for p, e in ends.items()), REJOIN_S,
+                   f"the group committing up to the end offsets {ends}",
+                   on_timeout=lambda: f"committed {group.committed_offsets()}; errors {group.errors[-10:]}")
+        committed_end = group.stop()
+        final = consume_all(cluster.bootstrap, topic, timeout=45)
+        produced = check(sent, final)
+        assert produced.ok, produced.summary()
+        report = group.check(sent, final, committed_end)
+        assert report.ok, f"{report.summary()}\nconsumer errors: {group.errors[-20:]}\n{cluster.dump()}"
+        assert committed_end == ends, f"final committed offsets {committed_end}, end offsets {ends}"
+        assert report.consumed >= produced.acked and report.commits_acked > 20, report.summary()
+    except BaseException as exc:
+        exc.add_note(f"nemesis seed {seed}: {done}")
+        raise
+    print(f"nemesis seed {seed}: {done}\n{report.summary()}")
