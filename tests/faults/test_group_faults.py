@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from typing import Any
 
 import pytest
+from kio.schema.errors import ErrorCode
+from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
+from kio.static.primitive import i8
 
 from tests.faults.checker import ProducerWorkload, check, consume_all
 from tests.faults.cluster import ReplicatedCluster, wait_until
 from tests.faults.groups import GroupWorkload
+from tests.faults.nemesis import run_nemesis
+from tests.faults.nemesis import seed as nemesis_seed
 from tests.faults.test_replication_faults import FAILOVER_S, PRODUCER, REJOIN_S, cluster, create, progress, wait_full_isr
+from tests.rawclient import RawClient
 
 pytestmark = pytest.mark.slow
 __all__ = ["cluster"]  # the fixture
@@ -33,41 +38,16 @@ FAULT_SECONDS = float(os.environ.get("SUOI_FAULTS_SECONDS", "12"))
 
 
 def coordinator_of(cluster: ReplicatedCluster, group: str) -> int | None:
-    """The node the cluster names as `group`'s coordinator (None if it cannot say right now)."""
-    try:
-        futures = cluster.admin().describe_consumer_groups([group], request_timeout=3)
-        return int(futures[group].result(timeout=5).coordinator.id)
-    except Exception:  # a fault in progress: pick another victim this round
-        return None
-
-
-def nemesis(cluster: ReplicatedCluster, group: GroupWorkload, rng: random.Random, seconds: float,
-            done: list[str]) -> None:
-    """Faults one node at a time, each held 2-4 s; the group's coordinator is the victim two
-    times in three. A consumer is replaced after every fault (a rebalance while the cluster heals)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        coordinator = coordinator_of(cluster, group.group)
-        node = coordinator if coordinator is not None and rng.random() < 2 / 3 else rng.choice(cluster.ids)
-        fault = rng.choice(["kill", "stop", "pause", "isolate"])
-        done.append(f"{fault} {node}{' (coordinator)' if node == coordinator else ''}")
-        if fault == "kill":
-            cluster.kill(node)
-        elif fault == "stop":
-            assert cluster.stop_node(node) == 0, f"node {node} did not stop cleanly\n{cluster.log_tail(node)}"
-        elif fault == "pause":
-            cluster.pause(node)
-        else:
-            cluster.isolate(node)
-        time.sleep(rng.uniform(2.0, 4.0))  # how long the fault lasts (not a synchronisation)
-        if fault in ("kill", "stop"):
-            cluster.start_node(node, wait=False)
-        elif fault == "pause":
-            cluster.resume(node)
-        else:
-            cluster.heal()
-        cluster.wait_ready(timeout=REJOIN_S)
-        group.rotate()
+    """The node a healthy node names as `group`'s coordinator (None if none can say right now)."""
+    for node in cluster.healthy():
+        try:
+            with RawClient(cluster.client_address(node), timeout=3) as c:
+                (found,) = c.request(FindCoordinatorRequest(key_type=i8(0), coordinator_keys=(group,))).coordinators
+        except (OSError, TimeoutError):
+            continue
+        if found.error_code == ErrorCode.none:
+            return int(found.node_id)
+    return None
 
 
 def end_offsets(cluster: ReplicatedCluster, topic: str, partitions: list[int]) -> dict[int, int]:
@@ -81,7 +61,7 @@ def end_offsets(cluster: ReplicatedCluster, topic: str, partitions: list[int]) -
 
 
 def test_group_commits_survive_coordinator_failover(cluster: ReplicatedCluster) -> None:
-    seed = int(os.environ.get("SUOI_NEMESIS_SEED", random.randrange(1 << 30)))
+    seed = nemesis_seed()
     rng = random.Random(seed)
     topic = create(cluster, list(cluster.ids))
     producers = ProducerWorkload(cluster.bootstrap, topic, producers=2, interval_s=0.02, config=PRODUCER).start()
@@ -91,7 +71,10 @@ def test_group_commits_survive_coordinator_failover(cluster: ReplicatedCluster) 
         progress(producers, 50)
         wait_until(lambda: len(group.committed_offsets()) == 3 and group.assignments >= 3, FAILOVER_S,
                    "the group consuming every partition")
-        nemesis(cluster, group, rng, FAULT_SECONDS, done)
+        # the coordinator is the victim two times in three; a consumer is replaced after every fault
+        run_nemesis(cluster, rng, FAULT_SECONDS, done, faults=("kill", "stop", "pause", "isolate"), hold=(2.0, 4.0),
+                    rejoin_s=REJOIN_S, after=group.rotate,
+                    victim=lambda: coordinator_of(cluster, group.group) if rng.random() < 2 / 3 else None)
         cluster.heal()
         wait_full_isr(cluster, topic, 3)
         progress(producers, 50, timeout=REJOIN_S)
