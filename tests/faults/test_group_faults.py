@@ -24,6 +24,7 @@ from kio.static.primitive import i8
 
 from tests.faults.checker import ProducerWorkload, check, consume_all
 from tests.faults.cluster import ReplicatedCluster, wait_until
+from tests.faults.eos import Copiers, check_copied
 from tests.faults.groups import GroupWorkload
 from tests.faults.nemesis import run_nemesis
 from tests.faults.nemesis import seed as nemesis_seed
@@ -96,3 +97,43 @@ def test_group_commits_survive_coordinator_failover(cluster: ReplicatedCluster) 
         exc.add_note(f"nemesis seed {seed}: {done}")
         raise
     print(f"nemesis seed {seed}: {done}\n{report.summary()}")
+
+
+def test_exactly_once_copy_under_faults(cluster: ReplicatedCluster) -> None:
+    """Consume-transform-produce (tests/faults/eos.py) from one topic to another while the nemesis
+    hits the group's coordinator (its __consumer_offsets partition holds the transactional offset
+    commits) or any node, and copiers leave and join: every input record the group committed as
+    consumed is in the output exactly once, and nothing else is."""
+    seed = nemesis_seed()
+    rng = random.Random(seed)
+    source, sink = create(cluster, list(cluster.ids)), create(cluster, list(cluster.ids))
+    producers = ProducerWorkload(cluster.bootstrap, source, producers=2, interval_s=0.02, config=PRODUCER).start()
+    copiers = Copiers(cluster.bootstrap, source, sink, copiers=2).start()
+    done: list[str] = []
+    try:
+        progress(producers, 50)
+        wait_until(lambda: copiers.committed_txns >= 5, FAILOVER_S, "copiers committing transactions",
+                   on_timeout=lambda: f"errors {copiers.errors[-10:]}, failed {copiers.failed}")
+        run_nemesis(cluster, rng, FAULT_SECONDS, done, faults=("kill", "stop", "pause", "isolate"), hold=(2.0, 4.0),
+                    rejoin_s=REJOIN_S, after=copiers.rotate,
+                    victim=lambda: coordinator_of(cluster, copiers.group) if rng.random() < 1 / 2 else None)
+        cluster.heal()
+        wait_full_isr(cluster, source, 3)
+        progress(producers, 50, timeout=REJOIN_S)
+        sent = producers.stop(flush_timeout=60)
+        ends = end_offsets(cluster, source, [0, 1, 2])
+        wait_until(lambda: copiers.committed([0, 1, 2]) == ends, REJOIN_S * 2, f"the copiers committing up to {ends}",
+                   interval=0.5, on_timeout=lambda: f"committed {copiers.committed([0, 1, 2])}; "
+                   f"errors {copiers.errors[-10:]}, failed {copiers.failed}")
+        copiers.stop()
+        assert not copiers.failed, copiers.failed
+        source_final = consume_all(cluster.bootstrap, source, timeout=45)
+        assert check(sent, source_final).ok
+        report = check_copied(source_final, consume_all(cluster.bootstrap, sink, timeout=45), copiers.committed([0, 1, 2]))
+        assert report.ok, f"{report.summary()}\ncopier errors: {copiers.errors[-30:]}\n{cluster.dump()}"
+        assert report.output == report.input, report.summary()
+    except BaseException as exc:
+        exc.add_note(f"nemesis seed {seed}: {done}")
+        raise
+    print(f"nemesis seed {seed}: {done}\n{report.summary()}; transactions committed {copiers.committed_txns}, "
+          f"aborted {copiers.aborted_txns}")
