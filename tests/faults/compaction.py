@@ -22,13 +22,16 @@ them with the final read checks the followers' cleaned logs too.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.faults.checker import ProducerWorkload, Sent
+from tests.faults.checker import ProducerWorkload, Sent, Txn
+from tests.faults.workloads import TransactionalWorkload
 
 #: The header that carries a record's id.
 ID_HEADER = "id"
@@ -63,6 +66,9 @@ class KeyedWorkload(ProducerWorkload):
     def key_of(self, rec: Sent) -> str:
         return f"{rec.producer}-k{rec.seq % self.keys}"
 
+    def owns(self, key: str) -> bool:
+        return key.rsplit("-k", 1)[0] in self.names
+
     def tombstone(self, rec: Sent) -> bool:
         return rec.seq % self.tombstone_every == self.tombstone_every - 1
 
@@ -73,6 +79,42 @@ class KeyedWorkload(ProducerWorkload):
     def _payload(self, rec: Sent) -> dict[str, Any]:
         value = None if self.tombstone(rec) else f"{rec.value}|{'x' * self.pad}".encode()
         return {"key": self.key_of(rec).encode(), "value": value, "headers": [(ID_HEADER, rec.value.encode())]}
+
+
+class KeyedTxnWorkload(KeyedWorkload, TransactionalWorkload):
+    """The keyed writes in transactions (`TransactionalWorkload`: every `abort_every`-th aborted),
+    so aborted writes of a key sit between its committed ones in the compacted log."""
+
+    def sent_values(self) -> list[Sent]:
+        """Every value of every transaction (acked once committed, failed once aborted)."""
+        return [s for t in self.transactions() for s in t.values]
+
+    def aborted_ids(self) -> set[str]:
+        return {s.value for t in self.transactions() if t.status == "aborted" for s in t.values}
+
+    def abort_every_key(self, timeout: float = 30.0) -> None:
+        """After stop(): one more transaction, from a new transactional id, writing every key of
+        every producer and aborted, so each key's last write in the log is an aborted one (the
+        committed value before it must survive compaction). Recorded as an aborted transaction."""
+        import confluent_kafka
+
+        producer = confluent_kafka.Producer({"bootstrap.servers": self.bootstrap, **self.config,
+                                             "transactional.id": f"jepsen-{self._tid}-final"})
+        producer.init_transactions(timeout)
+        producer.begin_transaction()
+        name = self.names[0]
+        txn = Txn(name, len(self.txns[name]), started=time.monotonic())
+        for producer_name in self.names:
+            for i in range(self.keys):
+                rec = Sent(producer_name, i, f"{producer_name}-final-{i}")
+                rec.partition = self._record(producer_name, i, self.partitions or [0]).partition
+                producer.produce(self.topic, key=self.key_of(rec).encode(), value=b"aborted",
+                                 headers=[(ID_HEADER, rec.value.encode())], partition=rec.partition)
+                txn.values.append(rec)
+        producer.flush(timeout)  # in the log before the abort: read_committed must filter them
+        producer.abort_transaction(timeout)
+        txn.settle("aborted")
+        self.txns[name].append(txn)
 
 
 @dataclass
@@ -87,17 +129,18 @@ class CompactionReport:
     duplicated: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     misordered: list[tuple[int, int, int]] = field(default_factory=list)
+    aborted_read: list[str] = field(default_factory=list)  # ids of aborted transactions' values read
 
     @property
     def ok(self) -> bool:
         return not (self.lost_key or self.stale_key or self.moved or self.duplicated or self.unexpected
-                    or self.misordered)
+                    or self.misordered or self.aborted_read)
 
     def summary(self) -> str:
         parts = [f"acked {self.acked}, read {self.read} (compacted away {self.acked - self.read}+), keys {self.keys}"]
         for name, items in (("lost_key", self.lost_key), ("stale_key", self.stale_key), ("moved", self.moved),
                             ("duplicated", self.duplicated), ("unexpected", self.unexpected),
-                            ("misordered", self.misordered)):
+                            ("misordered", self.misordered), ("aborted_read", self.aborted_read)):
             if items:
                 parts.append(f"{name}: {len(items)} e.g. {items[:5]}")
         parts.append("OK" if self.ok else "ANOMALIES")
@@ -112,9 +155,11 @@ def latest(records: Iterable[KeyedRecord]) -> dict[str, KeyedRecord]:
     return out
 
 
-def check_compacted(workload: KeyedWorkload, sent: Iterable[Sent], final: Iterable[KeyedRecord]) -> CompactionReport:
-    """See the module."""
-    sent, final = list(sent), list(final)
+def check_compacted(workload: KeyedWorkload, sent: Iterable[Sent], final: Iterable[KeyedRecord], *,
+                    aborted: AbstractSet[str] = frozenset()) -> CompactionReport:
+    """See the module. Only the keys `workload` owns are checked; values in `aborted` (of aborted
+    transactions) must never be read (read_committed), nor be a key's latest."""
+    sent, final = list(sent), [r for r in final if workload.owns(r.key)]
     report = CompactionReport(acked=sum(1 for s in sent if s.status == "acked"), read=len(final))
     by_id = {s.value: s for s in sent}
     last_offset: dict[int, int] = {}
@@ -124,6 +169,7 @@ def check_compacted(workload: KeyedWorkload, sent: Iterable[Sent], final: Iterab
         last_offset[r.partition] = r.offset
     counts = Counter(r.id for r in final)
     report.duplicated = sorted(i for i, n in counts.items() if n > 1)
+    report.aborted_read = sorted(i for i in counts if i in aborted)
     report.unexpected = sorted(r.id for r in final if r.id not in by_id or workload.key_of(by_id[r.id]) != r.key)
     for r in final:
         s = by_id.get(r.id)
@@ -137,7 +183,7 @@ def check_compacted(workload: KeyedWorkload, sent: Iterable[Sent], final: Iterab
     for key, ws in sorted(writes.items()):
         acked = [i for i, s in enumerate(ws) if s.status == "acked"]
         newest = acked[-1] if acked else 0  # without an acknowledged write, any write (or none) may be last
-        allowed = ws[newest:]
+        allowed = [s for s in ws[newest:] if s.value not in aborted]
         got = last.get(key)
         if got is None:
             if acked and not any(workload.tombstone(s) for s in allowed):
@@ -147,8 +193,9 @@ def check_compacted(workload: KeyedWorkload, sent: Iterable[Sent], final: Iterab
     return report
 
 
-def replica_latest(data_dir: Path, topic: str, partition: int) -> dict[str, str]:
-    """One replica's latest record id per key, read from its log files (tombstones dropped)."""
+def replica_latest(data_dir: Path, topic: str, partition: int, ignore: AbstractSet[str] = frozenset()) -> dict[str, str]:
+    """One replica's latest record id per key, read from its log files (tombstones, and the ids in
+    `ignore` -- aborted ones -- dropped)."""
     from suoi.protocol.record_batch import iter_batches
     from suoi.protocol.record_codec import decode_batch_records
 
@@ -160,6 +207,8 @@ def replica_latest(data_dir: Path, topic: str, partition: int) -> dict[str, str]
                 continue
             for r in decode_batch_records(buf, pos, header):
                 ids = dict(r.headers)
-                records.append(KeyedRecord(partition, r.offset or 0, (r.key or b"").decode(),
-                                           (ids.get(ID_HEADER) or b"").decode(), r.value is None))
+                record = KeyedRecord(partition, r.offset or 0, (r.key or b"").decode(),
+                                     (ids.get(ID_HEADER) or b"").decode(), r.value is None)
+                if record.id not in ignore:
+                    records.append(record)
     return {k: r.id for k, r in latest(records).items() if not r.tombstone}

@@ -16,12 +16,12 @@ import random
 
 import pytest
 
-from tests.faults.checker import consume_all
+from tests.faults.checker import consume_all, wait_for_count
 from tests.faults.cluster import ReplicatedCluster, wait_until
-from tests.faults.compaction import KeyedWorkload, check_compacted, keyed, latest, replica_latest
+from tests.faults.compaction import KeyedTxnWorkload, KeyedWorkload, check_compacted, keyed, latest, replica_latest
 from tests.faults.nemesis import run_nemesis
 from tests.faults.nemesis import seed as nemesis_seed
-from tests.faults.test_replication_faults import OVERRIDES, PRODUCER, REJOIN_S, create, progress, wait_full_isr
+from tests.faults.test_replication_faults import OVERRIDES, PRODUCER, REJOIN_S, TXN_PRODUCER, create, progress, wait_full_isr
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +41,10 @@ def test_compacted_topic_keeps_the_latest_acknowledged_value_per_key(cluster: Re
     rng = random.Random(seed)
     topic = create(cluster, list(cluster.ids), config=COMPACTED)
     w = KeyedWorkload(cluster.bootstrap, topic, producers=3, keys=8, interval_s=0.01, config=PRODUCER).start()
+    # a transactional writer too, every other transaction aborted: its aborted writes of a key sit between
+    # committed ones (the cleaner must neither count them as the key's latest nor clean past the LSO)
+    t = KeyedTxnWorkload(cluster.bootstrap, topic, producers=1, keys=4, values_per_txn=4, abort_every=2,
+                         interval_s=0.05, config=TXN_PRODUCER, name="t").start()
     done: list[str] = []
     try:
         progress(w, 200)
@@ -48,19 +52,31 @@ def test_compacted_topic_keeps_the_latest_acknowledged_value_per_key(cluster: Re
         cluster.heal()
         wait_full_isr(cluster, topic, 3)
         progress(w, 100, timeout=REJOIN_S)
+        def committed() -> int:
+            return sum(1 for x in t.transactions() if x.status == "committed")
+
+        wait_for_count(committed, committed() + 2, REJOIN_S, lambda: f"transactions committed; {t.progress_report()}")
+        t.stop(flush_timeout=60)
+        t.abort_every_key()
+        progress(w, 400, timeout=REJOIN_S)  # segments roll over the aborted writes and get cleaned
         sent = w.stop(flush_timeout=60)
-        assert not w.fatal, f"producers stopped by fatal errors: {w.fatal}"
+        assert not w.fatal and not t.fatal, f"producers stopped by fatal errors: {w.fatal} {t.fatal}"
         wait_full_isr(cluster, topic, 3)
         final = consume_all(cluster.bootstrap, topic, timeout=45, record=keyed)
         report = check_compacted(w, sent, final)
         assert report.ok, f"{report.summary()}\n{cluster.dump()}"
         assert report.read < report.acked / 2, f"the cleaner compacted too little: {report.summary()}"
+        aborted = t.aborted_ids()
+        txn_report = check_compacted(t, t.sent_values(), final, aborted=aborted)
+        assert txn_report.ok, f"transactional writer: {txn_report.summary()}\n{t.txns['t0'][-3:]}"
+        assert len(aborted) >= 8 and txn_report.acked >= 4, txn_report.summary()
         served = {k: r.id for k, r in latest(final).items() if not r.tombstone}
 
         def differences() -> dict[int, list[tuple[str, str]]]:  # per node: (key, id) it holds or lacks
             out = {}
             for node in cluster.ids:
-                held = {k: v for p in range(3) for k, v in replica_latest(cluster.nodes[node].data_dir, topic, p).items()}
+                held = {k: v for p in range(3)
+                        for k, v in replica_latest(cluster.nodes[node].data_dir, topic, p, aborted).items()}
                 if held != served:
                     out[node] = sorted(set(held.items()) ^ set(served.items()))
             return out
@@ -70,4 +86,4 @@ def test_compacted_topic_keeps_the_latest_acknowledged_value_per_key(cluster: Re
     except BaseException as exc:
         exc.add_note(f"nemesis seed {seed}: {done}")
         raise
-    print(f"nemesis seed {seed}: {done}\n{report.summary()}")
+    print(f"nemesis seed {seed}: {done}\n{report.summary()}\ntransactional: {txn_report.summary()}")
