@@ -6,7 +6,7 @@ keeps its tombstone), compaction kept every surviving record's offset, and every
 compacted log on disk holds the same latest value per key as the leaders serve.
 
 SUOI_NEMESIS_SEED=<n> replays a fault sequence; SUOI_FAULTS_SECONDS=<s> runs the faults longer
-(default 12 s, to keep CI short).
+(default 8 s, to keep CI short).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.faults.test_replication_faults import OVERRIDES, PRODUCER, REJOIN_S, 
 
 pytestmark = pytest.mark.slow
 
-FAULT_SECONDS = float(os.environ.get("SUOI_FAULTS_SECONDS", "12"))
+FAULT_SECONDS = float(os.environ.get("SUOI_FAULTS_SECONDS", "8"))
 #: Small segments that roll often, cleaned as soon as anything is dirty, tombstones dropped soon.
 COMPACTED = {"cleanup.policy": "compact", "segment.bytes": "8192", "segment.ms": "500",
              "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "1000"}

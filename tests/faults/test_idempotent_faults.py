@@ -8,7 +8,7 @@ duplicated, none reordered within a producer and partition, no producer stopped 
 (sequence) error, and every replica's log byte-identical.
 
 SUOI_NEMESIS_SEED=<n> replays a fault sequence; SUOI_FAULTS_SECONDS=<s> runs the faults longer
-(default 10 s, to keep CI short).
+(default 8 s, to keep CI short).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.faults.test_replication_faults import (
 pytestmark = pytest.mark.slow
 __all__ = ["cluster"]  # the fixture
 
-FAULT_SECONDS = float(os.environ.get("SUOI_FAULTS_SECONDS", "10"))
+FAULT_SECONDS = float(os.environ.get("SUOI_FAULTS_SECONDS", "8"))
 #: Many small batches in flight: each producer sends ~500 values/s in batches of a few.
 FAST = {**PRODUCER, "linger.ms": 2, "max.in.flight.requests.per.connection": 5, "retry.backoff.ms": 50}
 
