@@ -85,6 +85,9 @@ class Copiers:
                                 "request.timeout.ms": 4000, **(producer_config or {})}
         self.errors: list[str] = []
         self.failed: dict[str, str] = {}  # copiers that died, and why
+        #: (time.monotonic(), copier, event, details): committed transactions with the input offsets they
+        #: copied ({partition: (first, last)}) and the positions they committed, errors, rewinds
+        self.history: list[tuple[float, str, str, Any]] = []
         self.committed_txns = 0
         self.aborted_txns = 0
         self._initial = copiers
@@ -122,6 +125,20 @@ class Copiers:
         if stuck:
             raise RuntimeError(f"copiers did not stop: {stuck}")
 
+    def explain(self, inputs: Iterable[Received], values: Iterable[str]) -> list[tuple[float, str, str, Any]]:
+        """The history entries that copied any of `values` (input records), with the errors and
+        rewinds of the copiers involved."""
+        where = {r.value: (r.partition, r.offset) for r in inputs}
+        spots = [where[v] for v in values if v in where]
+        names = set()
+        out = []
+        for entry in self.history:
+            if entry[2] == "committed" and any(first <= o <= last for p, o in spots
+                                               for q, (first, last) in entry[3][1].items() if q == p):
+                names.add(entry[1])
+                out.append(entry)
+        return sorted(out + [e for e in self.history if e[2] != "committed" and e[1] in names])
+
     def committed(self, partitions: list[int]) -> dict[int, int]:
         """The group's committed offsets (stable ones: librdkafka asks with require_stable)."""
         import confluent_kafka
@@ -157,14 +174,17 @@ class Copiers:
                     raise
                 self.errors.append(f"{name}: retrying {call.__name__}: {err}")
 
-    def _rewind(self, consumer: Any) -> None:
+    def _rewind(self, name: str, consumer: Any) -> None:
         """Back to the group's committed offsets (after an abort)."""
         import confluent_kafka
 
         assigned = consumer.assignment()
         if not assigned:
             return
-        for tp in consumer.committed(assigned, timeout=CALL_S):
+        committed = consumer.committed(assigned, timeout=CALL_S)
+        self.history.append((time.monotonic(), name, "rewind", {tp.partition: (tp.offset, str(tp.error))
+                                                                 for tp in committed}))
+        for tp in committed:
             if tp.error is None:
                 consumer.seek(confluent_kafka.TopicPartition(
                     self.source, tp.partition, tp.offset if tp.offset >= 0 else confluent_kafka.OFFSET_BEGINNING))
@@ -196,7 +216,7 @@ class Copiers:
                 producer = self._producer(name)
             if rewind:  # ... so the committed offsets are stable now
                 try:
-                    self._rewind(consumer)
+                    self._rewind(name, consumer)
                 except confluent_kafka.KafkaException as exc:
                     self.errors.append(f"{name}: rewind: {exc}")
                     continue  # consume nothing before the rewind
@@ -213,9 +233,16 @@ class Copiers:
                            consumer.consumer_group_metadata())
                 self._call(name, producer.commit_transaction)
                 self.committed_txns += 1
+                copied: dict[int, tuple[int, int]] = {}
+                for m in msgs:
+                    first, _ = copied.get(m.partition(), (m.offset(), 0))
+                    copied[m.partition()] = (first, m.offset())
+                self.history.append((time.monotonic(), name, "committed", (consumer.memberid(), copied,
+                                     {tp.partition: tp.offset for tp in positions})))
             except confluent_kafka.KafkaException as exc:
                 err = _kafka_error(exc)
                 self.errors.append(f"{name}: {err or exc}")
+                self.history.append((time.monotonic(), name, "error", str(err or exc)))
                 rewind = True
                 if err is not None and err.txn_requires_abort():
                     try:

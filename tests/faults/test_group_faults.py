@@ -1,6 +1,7 @@
 """Consumer groups under faults: a 3-node cluster (tests/faults/cluster.py), idempotent producers
 writing a 3-partition topic, a group of consumers (tests/faults/groups.py) consuming it and
-committing what they processed, and a group of exactly-once copiers (tests/faults/eos.py), while a nemesis kills (SIGKILL), stops, pauses and cuts off nodes
+committing what they processed, and a group of exactly-once copiers (tests/faults/eos.py), while
+a nemesis kills (SIGKILL), stops, pauses and cuts off nodes
 -- most often the group's coordinator, so its __consumer_offsets partition moves -- and consumers
 leave and join (rebalances). Afterwards: every acknowledged commit is still what OffsetFetch
 answers until a newer commit replaced it (committed offsets never go backwards), no record was
@@ -113,7 +114,8 @@ def test_group_offsets_and_exactly_once_copy_under_faults(cluster: ReplicatedClu
         assert committed_end == ends, f"final committed offsets {committed_end}, end offsets {ends}"
         assert report.consumed >= produced.acked and report.commits_acked > 10, report.summary()
         copied = check_copied(final, consume_all(cluster.bootstrap, sink, timeout=45), copiers.committed([0, 1, 2]))
-        assert copied.ok, f"{copied.summary()}\ncopier errors: {copiers.errors[-30:]}\n{cluster.dump()}"
+        assert copied.ok, (f"{copied.summary()}\nhow: {copiers.explain(final, copied.duplicated + copied.missing)}\n"
+                           f"copier errors: {copiers.errors[-30:]}\n{cluster.dump()}")
         assert copied.output == copied.input == len(final), copied.summary()
     except BaseException as exc:
         exc.add_note(f"nemesis seed {seed}: {done}")
