@@ -113,15 +113,24 @@ class Copiers:
         stop.set()
         t.join(timeout)
         if t.is_alive():
-            raise RuntimeError(f"{t.name} did not stop within {timeout:g}s")
+            raise RuntimeError(f"{t.name} did not stop within {timeout:g}s: {self._stuck(t)}")
         self.add()
+
+    def _stuck(self, t: threading.Thread) -> str:
+        """Where a copier thread is, and what it did last."""
+        import sys
+        import traceback
+
+        frame = sys._current_frames().get(t.ident or -1)
+        stack = "".join(traceback.format_stack(frame)[-4:]) if frame is not None else "?"
+        return f"{[e for e in self.history if e[1] == t.name][-5:]}; errors {self.errors[-8:]}\n{stack}"
 
     def stop(self, timeout: float = 60.0) -> None:
         for _, stop in self._members:
             stop.set()
         for t, _ in self._members:
             t.join(timeout)
-        stuck = [t.name for t, _ in self._members if t.is_alive()]
+        stuck = [f"{t.name}: {self._stuck(t)}" for t, _ in self._members if t.is_alive()]
         if stuck:
             raise RuntimeError(f"copiers did not stop: {stuck}")
 
