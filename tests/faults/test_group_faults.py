@@ -9,7 +9,7 @@ skipped by the group (at-least-once), nothing consumed is missing from the final
 is copied exactly once, and the producers' history checks out as in test_replication_faults.
 
 SUOI_NEMESIS_SEED=<n> replays a fault sequence; SUOI_FAULTS_SECONDS=<s> runs the faults longer
-(default 8 s, to keep CI short).
+(default 6 s, to keep CI short).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 __all__ = ["cluster"]  # the fixture
 
 #: How long the nemesis runs (seconds).
-FAULT_SECONDS = float(os.environ.get("SUOI_FAULTS_SECONDS", "8"))
+FAULT_SECONDS = float(os.environ.get("SUOI_FAULTS_SECONDS", "6"))
 
 
 def coordinator_of(cluster: ReplicatedCluster, group: str) -> int | None:
