@@ -81,10 +81,12 @@ class Copiers:
         self.sink = sink
         self.batch = batch
         self.group = group or f"copy-{uuid.uuid4().hex[:8]}"
-        self.producer_config = {"transaction.timeout.ms": 60000, "message.timeout.ms": 45000,
+        # an abandoned copier's transaction is aborted within 15 s (see _abandon_or_fail)
+        self.producer_config = {"transaction.timeout.ms": 15000, "message.timeout.ms": 15000,
                                 "request.timeout.ms": 4000, **(producer_config or {})}
         self.errors: list[str] = []
         self.failed: dict[str, str] = {}  # copiers that died, and why
+        self.abandoned: dict[str, str] = {}  # copiers left hanging in librdkafka (see _abandon_or_fail)
         #: (time.monotonic(), copier, event, details): committed transactions with the input offsets they
         #: copied ({partition: (first, last)}) and the positions they committed, errors, rewinds
         self.history: list[tuple[float, str, str, Any]] = []
@@ -111,10 +113,36 @@ class Copiers:
         """Stop the oldest copier (it finishes or aborts its transaction, leaves) and start another."""
         t, stop = self._members.pop(0)
         stop.set()
-        t.join(timeout)
-        if t.is_alive():
-            raise RuntimeError(f"{t.name} did not stop within {timeout:g}s: {self._stuck(t)}")
+        t.join(2 * CALL_S)
+        if t.is_alive() and "send_offsets_to_transaction" not in self._stuck(t):
+            t.join(timeout - 2 * CALL_S)
+        self._abandon_or_fail([t])
         self.add()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        for _, stop in self._members:
+            stop.set()
+        for t, _ in self._members:
+            t.join(timeout)
+        self._abandon_or_fail([t for t, _ in self._members])
+
+    def _abandon_or_fail(self, threads: list[threading.Thread]) -> None:
+        """A copier still running is left behind (`abandoned`) if it hangs in librdkafka's
+        send_offsets_to_transaction, which ignores its timeout when the group coordinator went
+        away (confluentinc/librdkafka#5456, #5511; open in librdkafka 2.16). Its transaction is
+        aborted by transaction.timeout.ms, its partitions move on max.poll.interval.ms. Stuck
+        anywhere else: RuntimeError."""
+        stuck = []
+        for t in threads:
+            if not t.is_alive():
+                continue
+            where = self._stuck(t)
+            if "send_offsets_to_transaction" in where:
+                self.abandoned[t.name] = where
+            else:
+                stuck.append(f"{t.name}: {where}")
+        if stuck:
+            raise RuntimeError(f"copiers did not stop: {stuck}")
 
     def _stuck(self, t: threading.Thread) -> str:
         """Where a copier thread is, and what it did last."""
@@ -124,15 +152,6 @@ class Copiers:
         frame = sys._current_frames().get(t.ident or -1)
         stack = "".join(traceback.format_stack(frame)[-4:]) if frame is not None else "?"
         return f"{[e for e in self.history if e[1] == t.name][-5:]}; errors {self.errors[-8:]}\n{stack}"
-
-    def stop(self, timeout: float = 60.0) -> None:
-        for _, stop in self._members:
-            stop.set()
-        for t, _ in self._members:
-            t.join(timeout)
-        stuck = [f"{t.name}: {self._stuck(t)}" for t, _ in self._members if t.is_alive()]
-        if stuck:
-            raise RuntimeError(f"copiers did not stop: {stuck}")
 
     def explain(self, inputs: Iterable[Received], values: Iterable[str]) -> list[tuple[float, str, str, Any]]:
         """The history entries that copied any of `values` (input records), with the errors and
@@ -172,7 +191,7 @@ class Copiers:
 
     def _call(self, name: str, call: Any, *args: Any) -> None:
         """`call(*args, timeout)`, retried while it fails with a retriable error (bounded)."""
-        deadline = time.monotonic() + 4 * CALL_S
+        deadline = time.monotonic() + 2 * CALL_S
         while True:
             try:
                 call(*args, CALL_S)
@@ -204,7 +223,7 @@ class Copiers:
         consumer = confluent_kafka.Consumer({
             "bootstrap.servers": self.bootstrap, "group.id": self.group, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "isolation.level": "read_committed", "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 1000, "max.poll.interval.ms": 60000, "fetch.wait.max.ms": 100,
+            "heartbeat.interval.ms": 1000, "max.poll.interval.ms": 15000, "fetch.wait.max.ms": 100,
             "error_cb": lambda err: self.errors.append(f"{name} consumer: {err}")})
         try:
             consumer.subscribe([self.source])

@@ -121,4 +121,5 @@ def test_group_offsets_and_exactly_once_copy_under_faults(cluster: ReplicatedClu
         exc.add_note(f"nemesis seed {seed}: {done}")
         raise
     print(f"nemesis seed {seed}: {done}\ngroup: {report.summary()}\ncopy: {copied.summary()}; transactions "
-          f"committed {copiers.committed_txns}, aborted {copiers.aborted_txns}")
+          f"committed {copiers.committed_txns}, aborted {copiers.aborted_txns}; copiers left hanging in "
+          f"librdkafka: {sorted(copiers.abandoned)}")
