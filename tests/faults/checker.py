@@ -363,6 +363,14 @@ class ProducerWorkload:
 
         return confluent_kafka.Producer({"bootstrap.servers": self.bootstrap, "error_cb": on_error, **self.config, **extra})
 
+    def _record(self, name: str, seq: int, partitions: list[int]) -> Sent:
+        """Producer `name`'s `seq`-th value and the partition it goes to (round-robin)."""
+        return Sent(name, seq, f"{name}-{seq}", partitions[seq % len(partitions)])
+
+    def _payload(self, rec: Sent) -> dict[str, Any]:
+        """What `Producer.produce` sends for `rec` besides its topic and partition."""
+        return {"value": rec.value.encode()}
+
     def _run(self, name: str) -> None:
         import confluent_kafka
 
@@ -372,10 +380,9 @@ class ProducerWorkload:
         partitions = self.partitions or [0]
         seq = 0
         while not self._stop.is_set() and not fatal.is_set() and (self.messages is None or seq < self.messages):
-            rec = Sent(name, seq, f"{name}-{seq}", partitions[seq % len(partitions)])
+            rec = self._record(name, seq, partitions)
             try:
-                producer.produce(self.topic, value=rec.value.encode(), partition=partitions[seq % len(partitions)],
-                                 on_delivery=_on_delivery(rec))
+                producer.produce(self.topic, **self._payload(rec), partition=rec.partition, on_delivery=_on_delivery(rec))
             except BufferError:  # local queue full: serve callbacks, send the same value again
                 producer.poll(0.1)
                 continue
@@ -403,9 +410,16 @@ def _on_delivery(rec: Sent) -> Callable[[Any, Any], None]:
     return on_delivery
 
 
-def consume_all(bootstrap: str, topic: str, *, timeout: float = 30.0, config: dict[str, Any] | None = None) -> list[Received]:
+def _received(msg: Any) -> Received:
+    value = msg.value()
+    return Received(msg.partition(), msg.offset(), value.decode(errors="replace") if value is not None else "")
+
+
+def consume_all(bootstrap: str, topic: str, *, timeout: float = 30.0, config: dict[str, Any] | None = None,
+                record: Callable[[Any], Any] = _received) -> list[Any]:
     """Every record of every partition, from the beginning to the end offsets seen when this
-    starts, read_committed. TimeoutError if that takes longer than `timeout`."""
+    starts, read_committed, each made by `record(message)` (default: a `Received`).
+    TimeoutError if that takes longer than `timeout`."""
     import confluent_kafka
 
     consumer = confluent_kafka.Consumer({
@@ -424,7 +438,7 @@ def consume_all(bootstrap: str, topic: str, *, timeout: float = 30.0, config: di
             if high > low:
                 pending.add(p)
         consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in pending])
-        out: list[Received] = []
+        out: list[Any] = []
         while pending:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"read {len(out)} records of {topic} in {timeout:g}s; partitions {sorted(pending)} "
@@ -437,8 +451,7 @@ def consume_all(bootstrap: str, topic: str, *, timeout: float = 30.0, config: di
                 if msg.error().code() == confluent_kafka.KafkaError._PARTITION_EOF and msg.offset() >= ends.get(p, 0):
                     pending.discard(p)
                 continue
-            value = msg.value()
-            out.append(Received(p, msg.offset(), value.decode(errors="replace") if value is not None else ""))
+            out.append(record(msg))
             if msg.offset() + 1 >= ends[p]:
                 pending.discard(p)
         return out

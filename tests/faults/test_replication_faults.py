@@ -15,7 +15,6 @@ minute. Clients reach every node directly (CLIENT listener); only peer traffic i
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import time
 import uuid
@@ -28,6 +27,8 @@ from kio.schema.errors import ErrorCode
 from suoi.protocol.records import build_batch
 from tests.faults.checker import CheckReport, ProducerWorkload, consume_all
 from tests.faults.cluster import ReplicatedCluster, wait_until
+from tests.faults.nemesis import run_nemesis
+from tests.faults.nemesis import seed as nemesis_seed
 from tests.faults.workloads import Writers
 from tests.integration.support import ms, produce_req, read_all
 from tests.rawclient import RawClient
@@ -59,13 +60,13 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def create(cluster: ReplicatedCluster, leaders: list[int]) -> str:
+def create(cluster: ReplicatedCluster, leaders: list[int], config: dict[str, str] | None = None) -> str:
     """A topic with one partition per entry of `leaders`, each led by that node first (preferred
-    leader), replicated on all three, min.insync.replicas=2; waits for full ISRs."""
+    leader), replicated on all three, min.insync.replicas=2 (and `config`); waits for full ISRs."""
     topic = unique("faults")
     ids = cluster.ids
     assignment = [[lead] + [i for i in ids if i != lead] for lead in leaders]
-    states = cluster.create_topic(topic, assignment=assignment, config={"min.insync.replicas": "2"})
+    states = cluster.create_topic(topic, assignment=assignment, config={"min.insync.replicas": "2", **(config or {})})
     assert [s.leader for _, s in sorted(states.items())] == leaders
     wait_full_isr(cluster, topic, len(leaders), timeout=FAILOVER_S)
     return topic
@@ -245,34 +246,14 @@ def test_nemesis_random_faults(cluster: ReplicatedCluster) -> None:
     pause + resume, isolate (connections blackholed or reset) + heal, each held 3-6 s, while
     three producers and a transactional one write to three partitions. SUOI_NEMESIS_SEED=<n>
     replays a sequence."""
-    seed = int(os.environ.get("SUOI_NEMESIS_SEED", random.randrange(1 << 30)))
+    seed = nemesis_seed()
     rng = random.Random(seed)
     topic = create(cluster, list(cluster.ids))
     w = workload(cluster, topic)
     progress(w, 100)
     done: list[str] = []
-    deadline = time.monotonic() + 24.0
     try:
-        while time.monotonic() < deadline:
-            node = rng.choice(cluster.ids)
-            fault = rng.choice(["kill", "stop", "pause", "isolate", "isolate-reset"])
-            done.append(f"{fault} {node}")
-            if fault == "kill":
-                cluster.kill(node)
-            elif fault == "stop":
-                assert cluster.stop_node(node) == 0, f"node {node} did not stop cleanly\n{cluster.log_tail(node)}"
-            elif fault == "pause":
-                cluster.pause(node)
-            else:
-                cluster.isolate(node, mode="reset" if fault == "isolate-reset" else "drop")
-            time.sleep(rng.uniform(3.0, 6.0))  # how long the fault lasts (not a synchronisation)
-            if fault in ("kill", "stop"):
-                cluster.start_node(node, wait=False)
-            elif fault == "pause":
-                cluster.resume(node)
-            else:
-                cluster.heal()
-            cluster.wait_ready(timeout=REJOIN_S)
+        run_nemesis(cluster, rng, 24.0, done, rejoin_s=REJOIN_S)
     except BaseException as exc:
         exc.add_note(f"nemesis seed {seed}: {done}")
         raise

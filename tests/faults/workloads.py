@@ -73,9 +73,9 @@ class TransactionalWorkload(ProducerWorkload):
             try:
                 producer.begin_transaction()
                 while len(txn.values) < self.values_per_txn:
-                    rec = Sent(name, seq, f"{name}-{seq}", partitions[seq % len(partitions)])
+                    rec = self._record(name, seq, partitions)
                     try:
-                        producer.produce(self.topic, value=rec.value.encode(), partition=rec.partition,
+                        producer.produce(self.topic, **self._payload(rec), partition=rec.partition,
                                          on_delivery=_on_txn_delivery(rec))
                     except BufferError:
                         producer.poll(0.1)

@@ -25,20 +25,27 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> dict[str, A
                                         for p in t.partitions]} for t in request.topics]}
 
 
-def _fetch_group(ctx: RequestContext, group_id: str, topics: Any) -> dict[str, Any]:
+def _fetch_group(ctx: RequestContext, group_id: str, topics: Any, require_stable: bool) -> dict[str, Any]:
+    """One group's committed offsets; with `require_stable` (v7+), a partition whose offsets an
+    open transaction holds answers UNSTABLE_OFFSET_COMMIT (the client retries), as Kafka."""
     coordinator = ctx.services.groups
     wanted = None if topics is None else [(t.name, p) for t in topics for p in t.partition_indexes]
     error, found = coordinator.fetch_offsets(group_id, wanted)
     by_topic: dict[str, list[dict[str, Any]]] = {}
     if error == ErrorCode.none:
-        items = found.items() if wanted is None else ((tp, found.get(tp)) for tp in wanted)
+        unstable = coordinator.unstable_offsets(group_id) if require_stable else set()
+        items = list(found.items() if wanted is None else ((tp, found.get(tp)) for tp in wanted))
+        if wanted is None:  # every partition of the group: those only a transaction holds too
+            items += [(tp, None) for tp in sorted(unstable) if tp not in found]
         for (topic, partition), oam in items:
+            if (topic, partition) in unstable:
+                oam = None
             by_topic.setdefault(topic, []).append({
                 "partition_index": partition,
                 "committed_offset": oam.offset if oam else -1,
                 "committed_leader_epoch": oam.leader_epoch if oam else -1,
                 "metadata": (oam.metadata if oam and oam.metadata is not None else ""),
-                "error_code": ErrorCode.none,
+                "error_code": ErrorCode.unstable_offset_commit if (topic, partition) in unstable else ErrorCode.none,
             })
     elif wanted is not None:
         for topic, partition in wanted:
@@ -51,9 +58,11 @@ def _fetch_group(ctx: RequestContext, group_id: str, topics: Any) -> dict[str, A
 
 @api(9, "OffsetFetch", 1, 9)
 def handle_offset_fetch(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    require_stable = bool(getattr(request, "require_stable", False))
     if ctx.api_version >= 8:
-        return {"throttle_time": 0, "groups": [_fetch_group(ctx, grp.group_id, grp.topics) for grp in request.groups]}
-    one = _fetch_group(ctx, request.group_id, request.topics)
+        return {"throttle_time": 0, "groups": [_fetch_group(ctx, grp.group_id, grp.topics, require_stable)
+                                               for grp in request.groups]}
+    one = _fetch_group(ctx, request.group_id, request.topics, require_stable)
     return {"throttle_time": 0, "error_code": one["error_code"], "topics": one["topics"]}
 
 

@@ -410,13 +410,15 @@ class GroupCoordinator(CoordinatorRuntime):
         if not groups:
             del self.pending_txn_offsets[producer_id]
 
-    def has_pending_txn_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None) -> bool:
-        """For OffsetFetch's require_stable (KIP-447): UNSTABLE_OFFSET_COMMIT while pending."""
+    def unstable_offsets(self, group_id: str) -> set[tuple[str, int]]:
+        """The group's partitions with transactional offsets written and their transaction not
+        yet ended here: OffsetFetch with require_stable (KIP-447) answers UNSTABLE_OFFSET_COMMIT
+        for them, as Kafka, so a consumer taking a partition over does not start before offsets
+        a transaction is committing (exactly-once copies would be made twice)."""
+        out: set[tuple[str, int]] = set()
         for groups in self.pending_txn_offsets.values():
-            pending = groups.get(group_id)
-            if pending and (partitions is None or any(tp in pending for tp in partitions)):
-                return True
-        return False
+            out.update(groups.get(group_id, ()))
+        return out
 
     async def _expiry_loop(self) -> None:
         """offsets.retention.minutes: drop offsets of groups that have been empty that long."""

@@ -46,6 +46,7 @@ from pathlib import Path
 
 from suoi.log import cleaner_files as files
 from suoi.log.cleaner_files import CleanerCheckpoint
+from suoi.log.cleaner_txn import NO_TRANSACTIONS, TxnOutcomes, scan_transactions
 from suoi.log.partition_log import PartitionLog
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.protocol.records import HEADER_SIZE, BatchHeader, SimpleRecord, build_batch, decode_batch_records, parse_batch_header
@@ -133,7 +134,8 @@ class LogCleaner:
         first_dirty = cp.first_dirty_offset
         if first_dirty < log.log_start_offset or first_dirty > log.log_end_offset:
             first_dirty = log.log_start_offset
-        limit = min(segs[-1].base_offset, log.high_watermark)
+        # never at or above the last stable offset (<= the high watermark): an open transaction may abort
+        limit = min(segs[-1].base_offset, log.last_stable_offset)
         lag = cfg.min_compaction_lag_ms
         cleanable: list[LogSegment] = []
         for seg in segs[:-1]:
@@ -183,9 +185,10 @@ class LogCleaner:
         """
         groups: list[_Group] = []
         try:
-            offset_map, end = self._build_offset_map(plan)
+            txns = scan_transactions(raw_h for s in plan.segments for raw_h in _iter_batches(s))
+            offset_map, end = self._build_offset_map(plan, txns)
             segs = [s for s in plan.segments if s.next_offset <= end]
-            ctx = _Filter(plan, offset_map)
+            ctx = _Filter(plan, offset_map, txns)
             for run in _group_by_size(segs, plan.segment_bytes):
                 group = _Group(run[0].base_offset, [s.segment for s in run])
                 groups.append(group)
@@ -203,8 +206,9 @@ class LogCleaner:
         finally:
             plan.close()
 
-    def _build_offset_map(self, plan: CleanPlan) -> tuple[dict[bytes, int], int]:
-        """key -> latest offset over the dirty segments; returns (map, end of range)."""
+    def _build_offset_map(self, plan: CleanPlan, txns: TxnOutcomes) -> tuple[dict[bytes, int], int]:
+        """key -> latest offset over the dirty segments (records of aborted or undecided
+        transactions left out); returns (map, end of range)."""
         offset_map: dict[bytes, int] = {}
         end = plan.first_dirty_offset
         for s in plan.segments:
@@ -214,7 +218,7 @@ class LogCleaner:
             if len(offset_map) >= self.max_map_entries and end > plan.first_dirty_offset:
                 break
             for raw, h in _iter_batches(s):
-                if h.is_control or h.records_count == 0:
+                if h.is_control or h.records_count == 0 or (h.is_transactional and txns.skipped(h.base_offset)):
                     continue
                 for r in decode_batch_records(raw, 0, h):
                     if r.key is not None:
@@ -370,8 +374,9 @@ def _ts(r: SimpleRecord) -> int:
 class _Filter:
     """Decides, batch by batch, what survives; counts removals and horizons."""
 
-    def __init__(self, plan: CleanPlan, offset_map: dict[bytes, int]) -> None:
+    def __init__(self, plan: CleanPlan, offset_map: dict[bytes, int], txns: TxnOutcomes = NO_TRANSACTIONS) -> None:
         self.map = offset_map
+        self.txns = txns
         self.now = plan.now_ms
         self.retention = plan.delete_retention_ms
         self.producers = plan.producer_last_offsets
@@ -382,10 +387,20 @@ class _Filter:
         if self.min_horizon < 0 or horizon < self.min_horizon:
             self.min_horizon = horizon
 
+    def _emptied(self, h: BatchHeader) -> bytes | None:
+        """A batch all of whose records go: dropped, or header-only if it is its producer's last."""
+        retain = h.producer_id >= 0 and self.producers.get(h.producer_id) == h.last_offset
+        return _empty_batch(h) if retain else None
+
     def filter(self, raw: bytes, h: BatchHeader) -> bytes | None:
         """The batch to write (``raw`` itself if unchanged), or None to drop it."""
         if h.is_control:
             return raw
+        if h.is_transactional and h.base_offset in self.txns.undecided:
+            return raw
+        if h.is_transactional and h.base_offset in self.txns.aborted:
+            self.removed += h.records_count
+            return self._emptied(h)
         records = decode_batch_records(raw, 0, h)
         has_horizon = h.has_delete_horizon
         expired = has_horizon and self.now >= h.base_timestamp
@@ -407,8 +422,7 @@ class _Filter:
         if len(kept) == len(records) and (has_horizon or not tombstones):
             return raw
         if not kept:
-            retain = h.producer_id >= 0 and self.producers.get(h.producer_id) == h.last_offset
-            return _empty_batch(h) if retain else None
+            return self._emptied(h)
         log_append = h.timestamp_type == 1
         return build_batch(
             kept, base_offset=h.base_offset, producer_id=h.producer_id, producer_epoch=h.producer_epoch,

@@ -228,7 +228,8 @@ def test_control_batches_are_kept(open_log: OpenLog, cleaner: LogCleaner, clock:
     log = open_log(**COMPACT)
     put(log, (b"a", b"1"), producer_id=5, producer_epoch=0, base_sequence=0, is_transactional=True)
     marker = SimpleRecord(b"\x00\x00\x00\x01", b"\x00\x00\x00\x00\x00\x00")  # COMMIT
-    log.append(build_batch([marker], producer_id=6, producer_epoch=0, is_transactional=True, is_control=True))
+    # the marker ends producer 5's transaction (committed: its record is data; an open one is never cleaned)
+    log.append(build_batch([marker], producer_id=5, producer_epoch=0, is_transactional=True, is_control=True))
     log.roll()
     put(log, (b"a", b"2"))
     log.roll()
