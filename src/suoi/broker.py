@@ -43,6 +43,7 @@ from suoi.dynamic_config import DynamicBrokerConfigs
 from suoi.http.admin import AdminSettings, MetricsRecorder
 from suoi.http.sockets import listen_socket
 from suoi.log.cleaner import LogCleaner
+from suoi.log.dir_lock import DirLocks
 from suoi.log.handles import configure as configure_file_handles
 from suoi.log.log_dirs import probe_log_dirs
 from suoi.log.manager import LogManager
@@ -144,11 +145,16 @@ class Broker:
         self.console: Any = None  # suoi.http.console.Console when console.listeners is set
         self._halt: asyncio.Task[None] | None = None  # a stop started by a failed metadata log dir
         self.schema_registry: Any = None  # suoi.http.registry, when schema.registry.listeners is set
+        #: `.lock` on the log dirs and the metadata dir, held from the start of `start()` to the end of `stop()`
+        self.dir_locks = DirLocks()
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
+        layout = storage_layout(self.config)
+        # Before anything reads or writes the dirs: another node on them refuses this start (Kafka's .lock)
+        self.dir_locks.acquire(layout.directories)
         await login_node(self.config)  # OAUTHBEARER tokens from an identity provider: refused -> no start
-        self.cluster_id, formatted = ensure_formatted(storage_layout(self.config))
+        self.cluster_id, formatted = ensure_formatted(layout)
         if formatted:
             log.info("%s", formatted)
         started = time.monotonic()
@@ -270,7 +276,18 @@ class Broker:
         6. the node's loops, then the final flush of the logs (`LogManager.shutdown`: fsyncs in
            parallel, then each log dir marked as cleanly stopped, so the next start skips its
            recovery). In a thread, bounded: a node whose disk stalls still stops, unmarked, its
-           logs left to the next start's recovery."""
+           logs left to the next start's recovery.
+
+        A node that never got its dirs' locks (another node holds them) touches nothing here."""
+        if not self.dir_locks.held:
+            self._stopped.set()
+            return
+        try:
+            await self._stop()
+        finally:
+            self.dir_locks.release()  # a node started again in this process (tests) takes them again
+
+    async def _stop(self) -> None:
         if self._admin_task is not None:
             self._admin_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -396,6 +413,9 @@ class Broker:
             lost = self.logs.check_log_dirs(failures)
             if not self.logs.offline_dirs:
                 continue
+            # as Kafka: a failed dir's lock is let go (an open file would keep its disk from being
+            # unmounted and replaced); the metadata dir's stays while the Raft log may write there
+            self.dir_locks.release(d for d in self.logs.offline_dirs if d != self.kraft_settings.metadata_dir)
             if lost and self.kraft.replicas is not None:
                 self.kraft.replicas.drop_offline(lost)
                 self._tasks.append(asyncio.create_task(self.kraft.report_lost_replicas(lost), name="lost-replicas"))

@@ -5,8 +5,10 @@ confluent-kafka."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, 
 from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta
 
+from suoi.log.dir_lock import LOCK_FILE
 from suoi.protocol.records import build_batch
 from suoi.testing import EmbeddedBroker
 from suoi.testing.embedded import free_port
@@ -131,6 +134,8 @@ def test_a_failed_log_dir_goes_offline_and_the_node_keeps_serving(node: Embedded
 
     dirs = wait_until(offline, timeout=15, message="the removed dir reported offline")
     assert dirs[healthy.name]["error_code"] == 0
+    locks = [link for link in _open_files(node.pid) if Path(link.removesuffix(" (deleted)")).name == LOCK_FILE]
+    assert locks == [os.path.realpath(healthy / LOCK_FILE)]  # the failed dir's lock let go, as Kafka does
     with RawClient(node.bootstrap) as c:
         # the same full Fetch: the lost replicas KAFKA_STORAGE_ERROR, never read from the closed logs
         assert _full_fetch(c, topic, 4) == [
@@ -150,6 +155,14 @@ def test_a_failed_log_dir_goes_offline_and_the_node_keeps_serving(node: Embedded
     assert [v.__name__ for v in moved.values()] == ["KafkaStorageError"]
     assert node.logs().count("taken offline") == 1 and "Traceback" not in node.logs()  # one line for the failure
     assert node.proc is not None and node.proc.poll() is None
+
+
+def _open_files(pid: int) -> list[str]:
+    links = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            links.append(os.readlink(fd))
+    return links
 
 
 def _produce(c: RawClient, topic: str, partition: int) -> ErrorCode:

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         runner = asyncio.run
     from suoi.cli.malloc_tuning import tune_malloc
+    from suoi.log.dir_lock import LogDirLockedError
     from suoi.log.meta_properties import StorageFormatError
 
     tune_malloc()  # produce buffers reuse mapped heap instead of faulting in fresh pages (issue 19)
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     _tune_gil()
     try:
         return int(runner(_serve(config)))
-    except StorageFormatError as exc:  # unformatted, or formatted for another cluster: one ERROR line
+    except (StorageFormatError, LogDirLockedError) as exc:  # unformatted, another cluster's, in use: one ERROR line
         log.error("%s", exc)
         return 1
     except (OSError, RuntimeError) as exc:  # a port in use, a data dir of another node or mode

@@ -124,6 +124,7 @@ class InProcessNode:
         except BaseException:
             with contextlib.suppress(Exception):  # close what the start opened (listeners, logs)
                 self.run(self.broker.stop(), 10)
+            self.broker.dir_locks.release()  # even when that stop timed out: the dirs are free again
             self.broker = None
             self._stop_loop()
             raise
@@ -165,6 +166,8 @@ class InProcessNode:
             log.warning("node %d did not stop within %.0fs; cancelling its tasks", self.node_id, timeout)
             self._dump_tasks()
         finally:
+            if self.broker is not None:  # even when its stop timed out: a restart here takes them again
+                self.broker.dir_locks.release()
             self.broker = None
             self._stop_loop()
 
