@@ -8,8 +8,9 @@ node (`make run`) killed and started again served nothing for ~10 s. The restart
 sends this epoch as BrokerRegistration's ``previous_broker_epoch`` (KIP-966's field); the
 controller lets a registration that names the current registration's epoch replace it at once
 (`QuorumController.register_broker`). Only the process that got that epoch wrote it here, in
-its own data dir, so a genuinely different live broker with the same id does not know it and
-is still refused. Kafka writes the previous epoch only at a clean stop (its clean shutdown
+its own data dir (the dir's `.lock`, `log.dir_lock`, keeps a second process off it while the
+first runs), so a genuinely different live broker with the same id does not know it and is
+still refused. Kafka writes the previous epoch only at a clean stop (its clean shutdown
 file); suoi records it at every registration so that a crash's successor knows it too.
 
 The file holds one decimal number; written atomically (temp file, fsync, rename, fsync of the
