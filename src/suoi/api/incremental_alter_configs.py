@@ -35,12 +35,12 @@ async def _with_loggers(ctx: RequestContext, request: Any) -> dict[str, Any]:
              for i, r in enumerate(request.resources) if r.resource_type == broker_loggers.BROKER_LOGGER}
     rest = [r for i, r in enumerate(request.resources) if i not in local]
     others: list[Any] = []
-    throttle = 0
+    throttle: Any = 0
     if rest:
         answer = keystores_checked(ctx, dataclasses.replace(request, resources=tuple(rest)), True)
         if inspect.isawaitable(answer):
             answer = await answer
-        others, throttle = list(answer["responses"]), int(answer.get("throttle_time", 0))
+        others, throttle = list(answer["responses"]), answer.get("throttle_time", 0)  # a timedelta when forwarded
     remote = iter(others)
     return {"throttle_time": throttle,
             "responses": [local[i] if i in local else next(remote) for i in range(len(request.resources))]}
