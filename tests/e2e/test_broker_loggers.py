@@ -4,11 +4,9 @@ changed at run time with kafka-python's admin client, raw requests (exact error 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kio.schema.alter_configs.v2.request import AlterableConfig as LegacyConfig
 from kio.schema.alter_configs.v2.request import AlterConfigsRequest
@@ -33,16 +31,6 @@ from tests.rawclient import RawClient
 
 LOGGER = 8
 SET, DELETE, APPEND = 0, 1, 2
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker(tmp_path_factory.mktemp("broker-loggers"))
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def _log(broker: EmbeddedBroker) -> str:
