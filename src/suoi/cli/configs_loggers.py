@@ -2,7 +2,8 @@
 
 librdkafka (behind the other entity types) has no BROKER_LOGGER resource type, so these two
 requests, DescribeConfigs and IncrementalAlterConfigs on resource type 8, go straight to the named
-broker with suoi's own client (kio schemas). The levels are that broker process's only and reset
+broker with suoi's own client (kio schemas, `admin_requests.send`: ``--command-config`` security
+applies). The levels are that broker process's only and reset
 when it restarts. Output follows Kafka's tool: "Dynamic configs for broker-logger 1 are:" and one
 ``name=LEVEL sensitive=false synonyms={}`` line per logger.
 """
@@ -12,32 +13,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from suoi.cli.common import TIMEOUT_S, CliError, cluster_metadata, print_json, read_client_props
+from suoi.cli.admin_requests import at, send
+from suoi.cli.common import CliError, cluster_metadata, print_json
 
 BROKER_LOGGER = 8
 SET, DELETE = 0, 1
 _SOURCES = {6: "DYNAMIC_BROKER_LOGGER_CONFIG"}
 
 
-def _broker(admin: Any, args: argparse.Namespace, name: str) -> tuple[str, int]:
-    protocol = str(read_client_props(getattr(args, "command_config", None)).get("security.protocol", "PLAINTEXT"))
-    if protocol.upper() != "PLAINTEXT":
-        raise CliError(f"--entity-type broker-loggers supports PLAINTEXT listeners only (not {protocol})")
+def _broker(admin: Any, args: argparse.Namespace, name: str) -> argparse.Namespace:
+    """``args`` aimed at broker ``name`` (its loggers are its own: no other broker answers for them)."""
     if not name.strip().isdigit():
         raise CliError(f"a broker-loggers entity name is the broker id (a number), got {name!r}")
     broker = cluster_metadata(admin, args.bootstrap_server).brokers.get(int(name))
     if broker is None:
         raise CliError(f"broker {name} is not in the cluster")
-    return str(broker.host), int(broker.port)
-
-
-def _call(host: str, port: int, request: Any) -> Any:
-    from suoi.client import request_sync
-
-    try:
-        return request_sync(host, port, request, client_id="suoi-configs", timeout=TIMEOUT_S)
-    except OSError as exc:  # ConnectionError and TimeoutError included
-        raise CliError(f"cannot reach broker {host}:{port}: {exc.strerror or exc or 'timed out'}") from None
+    return at(args, str(broker.host), int(broker.port))
 
 
 def _check(error_code: Any, message: str | None) -> None:
@@ -55,7 +46,7 @@ def describe(admin: Any, args: argparse.Namespace, names: list[str]) -> int:
         request = DescribeConfigsRequest(resources=(DescribeConfigsResource(
             resource_type=i8(BROKER_LOGGER), resource_name=name, configuration_keys=None),),
             include_synonyms=False, include_documentation=False)
-        (res,) = _call(*_broker(admin, args, name), request).results
+        (res,) = send(_broker(admin, args, name), request, "configs").results
         _check(res.error_code, res.error_message)
         docs.append({"entity_type": "broker-loggers", "entity_name": name, "configs": [
             {"name": c.name, "value": c.value, "source": _SOURCES.get(int(c.config_source), "UNKNOWN_CONFIG"),
@@ -86,7 +77,7 @@ def alter(admin: Any, args: argparse.Namespace, name: str, to_set: dict[str, str
     ops += [AlterableConfig(name=k, config_operation=i8(DELETE), value=None) for k in to_delete]
     request = IncrementalAlterConfigsRequest(resources=(AlterConfigsResource(
         resource_type=i8(BROKER_LOGGER), resource_name=name, configs=tuple(ops)),), validate_only=False)
-    (res,) = _call(*_broker(admin, args, name), request).responses
+    (res,) = send(_broker(admin, args, name), request, "configs").responses
     _check(res.error_code, res.error_message)
     if args.output == "json":
         print_json({"entity_type": "broker-loggers", "entity_name": name, "set": to_set, "deleted": to_delete})
