@@ -1,9 +1,9 @@
 """ListConfigResources (key 74; Kafka 3.7 called v0 ListClientMetricsResources, KIP-1000/1142).
 
 v0 lists the CLIENT_METRICS resources (telemetry subscriptions); v1 takes resource types (none
-= every type this node has): topics (2), client metrics (16), brokers (4) and broker loggers (8:
+= every type this node has), in Kafka's order: topics (2), client metrics (16), broker loggers (8:
 this node's own id only, as Kafka: a broker's loggers are described by that broker,
-`broker_loggers`). Group configs (32) do not exist in suoi: asking for them, or for any
+`broker_loggers`) and brokers (4). Group configs (32) do not exist in suoi: asking for them, or for any
 type it does not know, is UNSUPPORTED_VERSION, as Kafka answers unsupported types.
 """
 
@@ -19,7 +19,7 @@ from suoi.controller.image import ConfigResourceType
 from suoi.model import ErrorCode
 
 TOPIC, BROKER, CLIENT_METRICS = ConfigResourceType.TOPIC, ConfigResourceType.BROKER, ConfigResourceType.CLIENT_METRICS
-SUPPORTED = (TOPIC, CLIENT_METRICS, BROKER, BROKER_LOGGER)  # the order Kafka lists them in
+SUPPORTED = (TOPIC, CLIENT_METRICS, BROKER_LOGGER, BROKER)  # the order Kafka lists them in
 
 
 def _names(ctx: RequestContext, rtype: int) -> list[str]:
