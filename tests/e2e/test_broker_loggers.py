@@ -101,6 +101,10 @@ def test_refusals_as_kafka(bootstrap: str) -> None:
     assert _code(bootstrap, "1", [("suoi.api", SET, None)]) == ErrorCode.invalid_request
     assert _code(bootstrap, "2", [("suoi.api", SET, "DEBUG")]) == ErrorCode.invalid_request  # another broker's
     assert _code(bootstrap, "x", [("suoi.api", SET, "DEBUG")]) == ErrorCode.invalid_request
+    twice = AlterConfigsResource(resource_type=i8(LOGGER), resource_name="1", configs=(
+        AlterableConfig(name="suoi.log", config_operation=i8(SET), value="ERROR"),))
+    assert [code for code, *_rest in _alter(bootstrap, "1", [("suoi.log", SET, "ERROR")], False, twice)] == [
+        ErrorCode.invalid_request, ErrorCode.invalid_request]  # a resource named twice: neither applied
     # validate_only: checked, nothing changed; a refused op leaves the others of its resource undone
     assert _code(bootstrap, "1", [("suoi.log", SET, "TRACE")], validate_only=True) == ErrorCode.none
     assert _code(bootstrap, "1", [("suoi.log", SET, "ERROR"), ("suoi.raft", SET, "BAD")]) == ErrorCode.invalid_config

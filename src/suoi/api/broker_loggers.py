@@ -132,6 +132,16 @@ def alter(resource_name: str, node_id: int, ops: list[tuple[str, int, str | None
             existing[name].setLevel(logging.NOTSET)
 
 
+def twice(resource: Any) -> dict[str, Any]:
+    """The answer to a BROKER_LOGGER resource named twice in one request (none of them applied)."""
+    return _answer(resource, ErrorCode.invalid_request, "Each resource must appear at most once.")
+
+
+def _answer(resource: Any, error: ErrorCode, message: str | None) -> dict[str, Any]:
+    return {"error_code": error, "error_message": message, "resource_type": BROKER_LOGGER,
+            "resource_name": resource.resource_name}
+
+
 def alter_resource(resource: Any, node_id: int, validate_only: bool) -> dict[str, Any]:
     """IncrementalAlterConfigs' answer for one BROKER_LOGGER resource (applied unless validate_only)."""
     error, message = ErrorCode.none, None
@@ -141,5 +151,4 @@ def alter_resource(resource: Any, node_id: int, validate_only: bool) -> dict[str
     except LoggerConfigError as exc:
         error, message = exc.code, str(exc)
         log.info("IncrementalAlterConfigs of broker loggers %r refused: %s", resource.resource_name, message)
-    return {"error_code": error, "error_message": message, "resource_type": BROKER_LOGGER,
-            "resource_name": resource.resource_name}
+    return _answer(resource, error, message)

@@ -31,8 +31,10 @@ def handle_incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
 async def _with_loggers(ctx: RequestContext, request: Any) -> dict[str, Any]:
     """Answer the BROKER_LOGGER resources here and the others as usual, in the request's order."""
     node_id = ctx.services.node_id
-    local = {i: broker_loggers.alter_resource(r, node_id, bool(request.validate_only))
-             for i, r in enumerate(request.resources) if r.resource_type == broker_loggers.BROKER_LOGGER}
+    mine = [(i, r) for i, r in enumerate(request.resources) if r.resource_type == broker_loggers.BROKER_LOGGER]
+    names = [r.resource_name for _i, r in mine]
+    local = {i: broker_loggers.twice(r) if names.count(r.resource_name) > 1
+             else broker_loggers.alter_resource(r, node_id, bool(request.validate_only)) for i, r in mine}
     rest = [r for i, r in enumerate(request.resources) if i not in local]
     others: list[Any] = []
     throttle: Any = 0
