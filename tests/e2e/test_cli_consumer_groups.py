@@ -110,7 +110,7 @@ def test_list_describe_members_state_with_an_active_member_and_after(bootstrap: 
         assert [(r["PARTITION"], r["CURRENT-OFFSET"], r["LOG-END-OFFSET"], r["LAG"]) for r in rows] == [
             ("0", "4", "10", "6"), ("1", "-", "3", "-")]
         assert all(r["GROUP"] == group and r["TOPIC"] == topic and r["CONSUMER-ID"] == member_id
-                   and r["CLIENT-ID"] == "lag-reader" and r["HOST"] != "-" for r in rows)
+                   and r["CLIENT-ID"] == "lag-reader" and r["HOST"] == "/127.0.0.1" for r in rows)
         doc = describe_json(bootstrap, group)
         assert doc["state"] == "Stable"
         assert [(o["partition"], o["current_offset"], o["log_end_offset"], o["lag"], o["consumer_id"])

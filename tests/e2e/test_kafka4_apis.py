@@ -197,8 +197,9 @@ def test_client_metrics_subscriptions_are_validated_and_listed(admin: KafkaAdmin
     (configs,) = [c for by_name in described.values() for c in by_name.values()]
     assert {k: v["value"] for k, v in configs.items()} == {"interval.ms": "60000",
                                                            "metrics": "org.apache.kafka.producer."}
+    assert admin.list_config_resources(["BROKER_LOGGER"]) == {"broker_logger": ["1"]}  # this node's own
     with pytest.raises(Exception, match="UnsupportedVersion"):
-        admin.list_config_resources(["BROKER_LOGGER"])  # suoi has no broker loggers
+        admin.list_config_resources(["GROUP"])  # suoi has no group configs
     # deleting every config removes the subscription
     assert _subscribe(admin, "lcr-sub", {"metrics": ("DELETE", None), "interval.ms": ("DELETE", None)}) == ""
     assert "client_metrics" not in admin.list_config_resources()

@@ -5,10 +5,15 @@ The answer (~65 entries) is the same for every request of one version on one kin
 until the node's finalized features change, and building and encoding it cost ~100-140 µs a
 request: it is kept per (version, listener role) with what it was made from (the registry's
 size; from v3 the metadata image's offset, which is KIP-584's finalized features epoch, and its
-feature levels) and encoded once (`EncodedOnce`)."""
+feature levels) and encoded once (`EncodedOnce`).
+
+Each one is logged at DEBUG on ``suoi.api`` (a client's first request on a connection: who
+connects, with which software), for an operator who turns that logger up at run time
+(`suoi.api.broker_loggers`)."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.listener_roles import ListenerRole, serves
@@ -17,6 +22,8 @@ from suoi.api.telemetry import remember_client_software
 from suoi.controller.features import SUPPORTED
 from suoi.model import ErrorCode
 from suoi.protocol.compiled_dict_writer import EncodedOnce
+
+log = logging.getLogger("suoi.api")
 
 if TYPE_CHECKING:
     from suoi.services import Services
@@ -57,6 +64,9 @@ def feature_fields(broker: Services, version: int) -> dict[str, Any]:
 @api(18, "ApiVersions", 0, 4)
 def handle_api_versions(ctx: RequestContext, request: Any) -> dict[str, Any]:
     remember_client_software(ctx, request)
+    log.debug("ApiVersions v%d from %s (client id %r, software %s %s)", ctx.api_version, ctx.client_host,
+              ctx.client_id, getattr(request, "client_software_name", None) or "-",
+              getattr(request, "client_software_version", None) or "-")
     return api_versions_answer(ctx.services, ctx.api_version, ctx.listener_role)
 
 

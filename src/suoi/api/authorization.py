@@ -297,6 +297,17 @@ def _config_resources(op: AclOperation) -> Rule:
     return rule
 
 
+BROKER_LOGGER = 8
+
+
+def _broker_loggers_altered(a: Access, r: Any) -> Verdict:
+    """IncrementalAlterConfigs on a client listener: only its BROKER_LOGGER resources (ALTER_CONFIGS
+    on the cluster); the controller it is forwarded to checks the others."""
+    if a.cluster(Op.ALTER_CONFIGS):
+        return ALLOWED
+    return Split({i: CLUSTER_DENIED for i, res in enumerate(r.resources) if int(res.resource_type) == BROKER_LOGGER})
+
+
 def _describe_groups(a: Access, r: Any) -> Verdict:
     return a.split(r.groups, _ident, Op.DESCRIBE, Res.GROUP, GROUP_DENIED)
 
@@ -399,14 +410,16 @@ RULES: dict[int, Rule] = {
 def check(ctx: RequestContext, request: Any, authorizer: StandardAuthorizer) -> Verdict:
     """The verdict on one decoded request (see the module docstring). An API missing from
     `RULES` is refused (CLUSTER_AUTHORIZATION_FAILED): a new handler must say what it checks."""
+    rule = RULES.get(ctx.api_key)
     if ctx.listener_role is ListenerRole.CLIENT and ctx.api_key in FORWARDABLE:
-        return ALLOWED  # sent on to the active controller, which authorizes the client (`envelope.forwards`)
+        if ctx.api_key != 44 or not any(int(r.resource_type) == BROKER_LOGGER for r in request.resources):
+            return ALLOWED  # sent on to the active controller, which authorizes the client (`envelope.forwards`)
+        rule = _broker_loggers_altered  # answered by this broker, never forwarded: checked here, as Kafka's broker
     kraft = ctx.services.kraft
     if kraft is not None:
         authorizer.load(kraft.image.acls)
     host = host_of(ctx)
     access = Access(authorizer, principal_of(ctx.connection), host, ctx)
-    rule = RULES.get(ctx.api_key)
     verdict = rule(access, request) if rule is not None else Deny(CLUSTER_DENIED)
     if verdict is not ALLOWED and not isinstance(verdict, Filter) and _on_controller_listener(ctx) and \
             not getattr(ctx.connection, "forwarded", False) and \

@@ -13,13 +13,14 @@ and dropping what comes before the first entry carrying that first name; the ent
 is the first synonym's (DEFAULT_CONFIG if none). So a plain topic's `retention.ms` lists no
 synonym (only `log.retention.hours` has a default) and `compression.type` lists the broker's
 `compression.type=producer`. Broker resources: this node's id lists every config; "" (the
-cluster default) only its dynamic defaults.
+cluster default) only its dynamic defaults. Broker loggers (KIP-412): `suoi.api.broker_loggers`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from suoi.api import broker_loggers
 from suoi.api.cluster_metadata import TopicConfigView, topic_config_view
 from suoi.api.registry import RequestContext, api
 from suoi.api.telemetry import client_metrics_configs
@@ -231,9 +232,16 @@ def handle_describe_configs(ctx: RequestContext, request: Any) -> dict[str, Any]
             configs = broker_configs(broker, cluster_default=which, with_synonyms=with_synonyms, with_docs=with_docs)
         elif rtype == CLIENT_METRICS and name:  # KIP-714 subscriptions
             configs = client_metrics_configs(broker, name)
+        elif rtype == broker_loggers.BROKER_LOGGER:  # KIP-412 log levels, this process's own
+            refused = broker_loggers.describe_error(name, broker.node_id)
+            if refused is not None:
+                results.append(_result(rtype, name, ErrorCode.invalid_request, refused, []))
+                continue
+            configs = broker_loggers.describe(None)
         else:
             results.append(_result(rtype, name, ErrorCode.invalid_request,
-                                   f"Unsupported resource type {rtype} (suoi describes topics (2) and brokers (4))", []))
+                                   f"Unsupported resource type {rtype} (suoi describes topics (2), brokers (4), "
+                                   "broker loggers (8) and client metrics (16))", []))
             continue
         keys = res.configuration_keys
         if keys is not None:

@@ -1,16 +1,35 @@
 """JoinGroup (11), SyncGroup (14), Heartbeat (12), LeaveGroup (13): the classic group
 protocol. Requests become plain inputs of the sans-IO group machine; JoinGroup and
-SyncGroup answers may arrive much later (when the rebalance completes)."""
+SyncGroup answers may arrive much later (when the rebalance completes).
+
+A member's client host is what Kafka records and DescribeGroups answers: Java's
+InetAddress.toString of the client's address, "/127.0.0.1" (`inet_text`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from typing import Any
 
 from suoi.api.registry import RequestContext, api
 from suoi.coordinator.group import types as g
 from suoi.model import ErrorCode
 from suoi.protocol.codec import ms
+
+
+def inet_text(peer: str) -> str:
+    """Java's InetAddress.toString of a connection's "host:port": "/" and the address, an IPv6
+    one written out in full without leading zeros ("/0:0:0:0:0:0:0:1"), as Kafka's clients see it."""
+    host = peer.rsplit(":", 1)[0] if ":" in peer else peer
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return host  # not an address (a test's connection without a peer): as is
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # Java hands these out as Inet4Address
+            return f"/{address.ipv4_mapped}"
+        return "/" + ":".join(f"{int(group, 16):x}" for group in address.exploded.split(":"))
+    return f"/{address}"
 
 
 def _fields(result: Any) -> dict[str, Any]:
@@ -31,7 +50,7 @@ def handle_join_group(ctx: RequestContext, request: Any) -> Any:
         protocols=tuple(g.Protocol(p.name, bytes(p.metadata)) for p in request.protocols),
         session_timeout_ms=ms(request.session_timeout),
         rebalance_timeout_ms=ms(request.rebalance_timeout) if hasattr(request, "rebalance_timeout") else -1,
-        client_id=ctx.client_id or "", client_host=ctx.client_host.rsplit(":", 1)[0],
+        client_id=ctx.client_id or "", client_host=inet_text(ctx.client_host),
         require_known_member_id=ctx.api_version >= 4 and instance_id is None,
         supports_skip_assignment=ctx.api_version >= 9, reason=getattr(request, "reason", None),
     )

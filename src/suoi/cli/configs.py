@@ -1,5 +1,6 @@
 """`suoi configs`: kafka-configs.sh for topics and brokers (describe, add, delete configs),
-and client quotas of users and client ids (`client_quotas`).
+client quotas of users and client ids (`client_quotas`) and a broker's log levels
+(broker-loggers, `configs_loggers`).
 
 Changes go through IncrementalAlterConfigs, as Kafka's tool does. The cluster-wide broker
 default (Kafka's --entity-default) is not offered: librdkafka cannot name the "" broker
@@ -12,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from suoi.cli import client_quotas
+from suoi.cli import client_quotas, configs_loggers
 from suoi.cli.common import (
     TIMEOUT_S,
     CliError,
@@ -42,8 +43,9 @@ def add_parser(sub: Any) -> None:
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--describe", action="store_true", help="list configs (dynamic ones; all with --all)")
     action.add_argument("--alter", action="store_true", help="change configs (--add-config, --delete-config)")
-    p.add_argument("--entity-type", choices=("topics", "brokers", "users", "clients", "ips"),
-                   help="topics, brokers, users (SCRAM credentials, client quotas), clients (client quotas) "
+    p.add_argument("--entity-type", choices=("topics", "brokers", "broker-loggers", "users", "clients", "ips"),
+                   help="topics, brokers, broker-loggers (a broker's log levels, until it restarts), "
+                        "users (SCRAM credentials, client quotas), clients (client quotas) "
                         "or ips (connection_creation_rate)")
     p.add_argument("--entity-name", metavar="NAME",
                    help="topic name, broker id, user name or client id (all of them if left out)")
@@ -144,7 +146,11 @@ def run(args: argparse.Namespace) -> int:
     if args.alter:
         if name is None:
             raise CliError("--alter needs --entity-name (or --topic / --broker)")
+        if etype == "broker-loggers":
+            return configs_loggers.alter(admin, args, name, *_changes(args))
         return _alter(admin, etype, name, args)
+    if etype == "broker-loggers":
+        return configs_loggers.describe(admin, args, [name] if name is not None else [str(b) for b in sorted(md.brokers)])
     if name is not None:
         names = [name]
     elif etype == "topics":
