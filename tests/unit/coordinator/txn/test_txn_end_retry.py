@@ -192,3 +192,32 @@ def test_abort_of_a_next_transaction_whose_add_was_lost_in_the_move() -> None:
     assert c.end(pid, e, commit=True).error_code == E.none  # a retry of N's commit
     assert c.end(pid, e, commit=False).error_code == E.invalid_txn_state
     assert c.state() == "CompleteCommit" and len(c.markers) == 0
+
+
+@pytest.mark.parametrize("complete_at", ["first", "second"])
+def test_abort_after_a_refused_add_survives_two_coordinator_moves(complete_at: str) -> None:
+    """The same run's likelier sequence: N's EndTxn(commit) answered, N's markers slow (their
+    partitions' leaders were being killed), N+1's AddPartitionsToTxn refused CONCURRENT_TRANSACTIONS
+    by coordinator B, B killed, C loads. Before the fix the refusal was remembered only in B's
+    memory and C answered the abort INVALID_TXN_STATE (fatal); the refusal is now in the record
+    B wrote, so C answers as B would: NONE, N still committed, nothing written for the abort."""
+    a = Harness()
+    pid, e = reach(a, "PrepareCommit")
+    b = reload(a)  # first move: B re-emits N's commit markers
+    assert b.add(pid, e, tp("c", 0)).error_code == E.concurrent_transactions
+    assert b.persists() and b.persisted[TID].next_txn_refused  # type: ignore[union-attr]
+    if complete_at == "first":
+        b.written()
+    c = reload(b)  # second move
+    if complete_at == "second":
+        assert [m.commit for m in c.markers] == [True]
+        c.written()
+    assert c.state() == "CompleteCommit"
+    assert c.end(pid, e, commit=False).error_code == E.none
+    assert c.state() == "CompleteCommit" and len(c.last) == 1
+    # the producer's next real transaction clears the evidence (in the record too)
+    assert c.add(pid, e, tp("c", 1)).error_code == E.none
+    assert c.persisted[TID] is not None and not c.persisted[TID].next_txn_refused  # type: ignore[union-attr]
+    assert c.end(pid, e).error_code == E.none
+    c.written()
+    assert reload(c).end(pid, e, commit=False).error_code == E.invalid_txn_state
