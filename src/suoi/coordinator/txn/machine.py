@@ -215,7 +215,12 @@ class TxnStateMachine:
         if m.producer_epoch != epoch:
             return ErrorCode.producer_fenced, out
         if m.state in PREPARING:
-            m.next_txn_refused = True  # the producer got that EndTxn's answer and began its next transaction
+            if not m.next_txn_refused:
+                # the producer got that EndTxn's answer and began its next transaction: written
+                # down (once), so a coordinator that takes the id over answers that empty
+                # transaction's abort as this one does, not INVALID_TXN_STATE
+                m.next_txn_refused = True
+                self._persist(m, out)
             return ErrorCode.concurrent_transactions, out
         new = set(partitions) - m.partitions
         if not new:

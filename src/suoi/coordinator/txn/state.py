@@ -71,11 +71,11 @@ class TxnMetadata:
     partitions: set[TopicPartition] = field(default_factory=set)
     txn_start_ms: int = -1
     last_update_ms: int = -1
-    #: Not persisted. The producer (current id and epoch) asked to add partitions or offsets
-    #: after its last EndTxn and was told CONCURRENT_TRANSACTIONS (that transaction's markers
-    #: were still being written): it has begun its next transaction, which holds nothing here
-    #: yet. An EndTxn(abort) from it aborts that empty transaction, not the one ending. A new
-    #: coordinator cannot rebuild it from the log (see the package README).
+    #: The producer (current id and epoch) asked to add partitions or offsets after its last
+    #: EndTxn(commit) and was told CONCURRENT_TRANSACTIONS (that transaction's markers were
+    #: still being written): it has begun its next transaction, which holds nothing here yet.
+    #: An EndTxn(abort) from it aborts that empty transaction, not the one ending. Persisted
+    #: (suoi's field, not Kafka's) so the coordinator that takes the id over answers the same.
     next_txn_refused: bool = False
 
     def transition(self, new_state: TxnState) -> None:
@@ -101,6 +101,7 @@ class TxnMetadata:
             partitions=self.sorted_partitions(),
             txn_start_ms=self.txn_start_ms,
             last_update_ms=self.last_update_ms,
+            next_txn_refused=self.next_txn_refused,
         )
 
     @classmethod
@@ -119,4 +120,5 @@ class TxnMetadata:
             partitions=set(s.partitions),
             txn_start_ms=s.txn_start_ms,
             last_update_ms=s.last_update_ms,
+            next_txn_refused=s.next_txn_refused,
         )

@@ -151,7 +151,9 @@ class ListTransactionsResult:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TxnSnapshot:
     """What Kafka's TransactionLogValue holds (plus the transactional id): enough to rebuild
-    the transaction after a restart or a coordinator move. `state` is Kafka's state name."""
+    the transaction after a restart or a coordinator move. `state` is Kafka's state name.
+    `next_txn_refused` is suoi's (see `TxnMetadata`): kept so an abort of the producer's empty
+    next transaction gets the same answer from the coordinator that takes the id over."""
 
     transactional_id: str
     producer_id: int
@@ -163,8 +165,10 @@ class TxnSnapshot:
     partitions: tuple[TopicPartition, ...] = ()
     txn_start_ms: int = -1
     last_update_ms: int = -1
+    next_txn_refused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"next_txn_refused": True} if self.next_txn_refused else {}  # absent: False
         return {
             "transactional_id": self.transactional_id,
             "producer_id": self.producer_id,
@@ -176,6 +180,7 @@ class TxnSnapshot:
             "partitions": [[tp.topic, tp.partition] for tp in self.partitions],
             "txn_start_ms": self.txn_start_ms,
             "last_update_ms": self.last_update_ms,
+            **extra,
         }
 
     @classmethod
@@ -191,6 +196,7 @@ class TxnSnapshot:
             partitions=tuple(TopicPartition(str(t), int(p)) for t, p in d.get("partitions", ())),
             txn_start_ms=int(d.get("txn_start_ms", -1)),
             last_update_ms=int(d.get("last_update_ms", -1)),
+            next_txn_refused=d.get("next_txn_refused") is True,
         )
 
 

@@ -263,7 +263,7 @@ class Sim:
         self.coordinator_epoch += 1
         self.m = self._machine()
         self.in_flight.clear()  # the old marker writer is gone; the new machine re-emits
-        self.refused.clear()  # in memory only
+        # `refused` survives: the refusal is in the record (TxnSnapshot.next_txn_refused)
         outs: list[Output] = []
         for _tid, snap in sorted(self.persisted.items()):
             if snap is not None:

@@ -175,12 +175,12 @@ def test_abort_after_a_refused_add_aborts_the_empty_next_transaction(offsets: bo
     assert h.end(pid, e, commit=False).error_code == ErrorCode.invalid_txn_state
 
 
-def test_a_refused_add_leaves_no_trace_in_the_transaction_log() -> None:
-    """Why a new coordinator (after a move) cannot apply the rule above: the refused add writes
-    nothing (Kafka persists nothing for CONCURRENT_TRANSACTIONS either), so the records behind
-    "abort of the empty next transaction" and "abort of the transaction that committed" are
-    identical, and a coordinator restored from them answers both with Kafka's INVALID_TXN_STATE.
-    What it would take is in the package README (KIP-890's epoch bump per EndTxn)."""
+def test_a_refused_add_is_written_to_the_transaction_log() -> None:
+    """Why a new coordinator (after a move) can apply the rule above: the first refused add
+    writes the record again with `next_txn_refused` (suoi's field; Kafka persists nothing for
+    CONCURRENT_TRANSACTIONS), so "abort of the empty next transaction" and "abort of the
+    transaction that committed" leave different records, and a coordinator restored from them
+    answers NONE and Kafka's INVALID_TXN_STATE respectively."""
     runs = []
     for refused_add in (True, False):
         h = Harness()
@@ -188,14 +188,19 @@ def test_a_refused_add_leaves_no_trace_in_the_transaction_log() -> None:
         assert h.end(pid, e).error_code == 0
         if refused_add:
             assert h.add(pid, e, tp("a", 1)).error_code == ErrorCode.concurrent_transactions
+            assert len(h.persists()) == 1 and h.persists()[0].snapshot.next_txn_refused  # type: ignore[union-attr]
+            assert h.add(pid, e, tp("a", 1)).error_code == ErrorCode.concurrent_transactions
+            assert h.persists() == []  # once
         h.written()
         runs.append((h, pid, e))
     (refused, pid, e), (plain, _, _) = runs
-    record = refused.persisted[TID]
-    assert record is not None and record == plain.persisted[TID] and record.state == "CompleteCommit"
-    moved = Harness(now=refused.now)
-    assert moved.record(moved.m.restore(record, moved.now)) == []
-    assert moved.end(pid, e, commit=False).error_code == ErrorCode.invalid_txn_state
+    record, plain_record = refused.persisted[TID], plain.persisted[TID]
+    assert record is not None and plain_record is not None and record.state == plain_record.state == "CompleteCommit"
+    assert record.next_txn_refused and not plain_record.next_txn_refused
+    for rec, code in ((record, ErrorCode.none), (plain_record, ErrorCode.invalid_txn_state)):
+        moved = Harness(now=refused.now)
+        assert moved.record(moved.m.restore(rec, moved.now)) == []
+        assert moved.end(pid, e, commit=False).error_code == code
     assert refused.end(pid, e, commit=False).error_code == ErrorCode.none  # the coordinator that refused it
 
 
