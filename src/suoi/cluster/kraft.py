@@ -50,7 +50,8 @@ from suoi.partition.replica_manager import ReplicaManager
 from suoi.raft.core import NotLeaderError
 from suoi.raft.messages import Entry, LeaderAndEpoch, SnapshotId
 from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
-from suoi.raft_driver.driver import QuorumDriver, raft_config_from_properties
+from suoi.raft_driver.driver import QuorumDriver
+from suoi.raft_driver.properties import raft_config_from_properties
 from suoi.security.listeners import controller_security
 from suoi.stopping import cancel_and_wait
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from suoi.config import BrokerConfig
 from suoi.log.meta_properties import StorageLayout
-from suoi.raft_driver.driver import parse_voters
+from suoi.raft_driver.properties import parse_voters
 
 
 @dataclass(frozen=True, slots=True)

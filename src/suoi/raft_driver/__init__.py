@@ -5,7 +5,8 @@ messages to Kafka's KRaft RPCs (kio entities) and log entries to v2 record batch
 """
 
 from suoi.raft_driver.codec import METADATA_TOPIC, METADATA_TOPIC_ID, RaftCodecError
-from suoi.raft_driver.driver import QuorumDriver, QuorumUnavailableError, parse_voters, raft_config_from_properties
+from suoi.raft_driver.driver import QuorumDriver, QuorumUnavailableError
+from suoi.raft_driver.properties import parse_voters, raft_config_from_properties
 
 __all__ = [
     "METADATA_TOPIC",

@@ -75,8 +75,9 @@ from suoi.raft import (
 from suoi.raft.state import Follower, Role
 from suoi.raft_driver.cluster_mismatch import ClusterIdMismatchLog
 from suoi.raft_driver.codec import RaftCodecError, request_source, request_to_kio, response_from_kio
+from suoi.raft_driver.properties import parse_voters
 
-__all__ = ["QuorumDriver", "QuorumUnavailableError", "parse_voters", "raft_config_from_properties"]
+__all__ = ["QuorumDriver", "QuorumUnavailableError"]
 
 log = logging.getLogger("suoi.raft")
 
@@ -87,47 +88,6 @@ class QuorumUnavailableError(KafkaError):
     """The driver cannot answer (not started, stopping, failed, or the answer timed out)."""
 
     error_code = ErrorCode.request_timed_out
-
-
-def parse_voters(value: str | Mapping[int, tuple[str, int]]) -> dict[int, tuple[str, int]]:
-    """``controller.quorum.voters``: ``"1@host:port,2@host:port"`` (IPv6 as ``[::1]:9093``)."""
-    if isinstance(value, Mapping):
-        return {int(k): (str(h), int(p)) for k, (h, p) in value.items()}
-    voters: dict[int, tuple[str, int]] = {}
-    for item in (x.strip() for x in value.split(",")):
-        if not item:
-            continue
-        try:
-            node, address = item.split("@", 1)
-            host, port = address.rsplit(":", 1)
-            node_id = int(node)
-            voters[node_id] = (host.strip("[]"), int(port))
-        except ValueError:
-            raise ValueError(f"controller.quorum.voters: {item!r} is not id@host:port") from None
-        if node_id < 0:
-            raise ValueError(f"controller.quorum.voters: negative node id in {item!r}")
-    if not voters:
-        raise ValueError("controller.quorum.voters is empty")
-    return voters
-
-
-_RAFT_PROPERTIES = {
-    "controller.quorum.election.timeout.ms": "election_timeout_ms",
-    "controller.quorum.election.backoff.max.ms": "election_backoff_max_ms",
-    "controller.quorum.fetch.timeout.ms": "fetch_timeout_ms",
-    "controller.quorum.request.timeout.ms": "request_timeout_ms",
-    "controller.quorum.retry.backoff.ms": "retry_backoff_ms",
-}
-
-
-def raft_config_from_properties(props: Mapping[str, Any], cluster_id: str | None = None) -> RaftConfig:
-    """A RaftConfig from Kafka property names (missing ones keep RaftConfig's defaults)."""
-    kwargs: dict[str, Any] = {}
-    for name, field_name in _RAFT_PROPERTIES.items():
-        value = props.get(name)
-        if value is not None and value != "":
-            kwargs[field_name] = int(value)
-    return RaftConfig(cluster_id=cluster_id, **kwargs)
 
 
 def _default_clock() -> Callable[[], int]:
