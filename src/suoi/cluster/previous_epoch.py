@@ -21,10 +21,9 @@ Kafka does, waiting out the old session).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
-from suoi.log.sync_jobs import fsync_dir
+from suoi.log.sync_jobs import write_durably
 
 __all__ = ["FILE_NAME", "read_previous_epoch", "record_epoch"]
 
@@ -55,14 +54,8 @@ def record_epoch(metadata_dir: Path, epoch: int) -> bool:
     """Durably record ``epoch`` (blocking: run it on a thread). False (one WARNING) on failure:
     the next start after a crash then waits out the old session, as before."""
     path = metadata_dir / FILE_NAME
-    tmp = path.with_name(FILE_NAME + ".tmp")
     try:
-        with open(tmp, "w") as f:
-            f.write(f"{epoch}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(metadata_dir)
+        write_durably(path, f"{epoch}\n")
     except OSError as exc:
         log.warning("cannot record broker epoch %d in %s: %s", epoch, path, exc)
         return False

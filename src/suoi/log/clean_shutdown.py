@@ -11,10 +11,9 @@ so a crash from then on is recovered as any unclean stop is.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
-from suoi.log.sync_jobs import fsync_dir
+from suoi.log.sync_jobs import fsync_dir, write_durably
 
 __all__ = ["MARKER", "remove_markers", "take_markers", "write_marker"]
 
@@ -26,15 +25,8 @@ MARKER = "clean-shutdown"
 def write_marker(log_dir: Path) -> bool:
     """Mark `log_dir` as cleanly stopped (temp file, fsync, rename, fsync of the dir); False
     (one WARNING) if that failed: the next start then recovers the dir's tails, as after a crash."""
-    path = log_dir / MARKER
-    tmp = path.with_name(MARKER + ".tmp")
     try:
-        with open(tmp, "w") as f:
-            f.write("clean\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(log_dir)
+        write_durably(log_dir / MARKER, "clean\n")
     except OSError as e:
         logger.warning("cannot mark %s as cleanly stopped (its next start recovers it): %s", log_dir, e)
         return False

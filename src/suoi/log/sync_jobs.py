@@ -17,7 +17,7 @@ from typing import NamedTuple, Protocol
 
 from suoi.log.handles import LazyFile
 
-__all__ = ["CallSync", "FileSync", "FlushPoint", "FlushableLog", "PathSync", "SyncJob", "fsync_dir"]
+__all__ = ["CallSync", "FileSync", "FlushPoint", "FlushableLog", "PathSync", "SyncJob", "fsync_dir", "write_durably"]
 
 
 class FlushPoint(NamedTuple):
@@ -102,6 +102,19 @@ def fsync_dir(path: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_durably(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a crash leaves the old file or the new one, on disk:
+    a temporary file beside it, fsynced, renamed over it, then the directory fsynced. Raises
+    OSError (the caller says what failing means)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 class FlushableLog(Protocol):
