@@ -15,16 +15,20 @@ The broker-wide defaults of topic configs suoi uses (`log.*`, `message.max.bytes
 read-only at run time. Any other config Kafka 4 can change at run time (per-broker or
 cluster-wide in `suoi.configdefs`) is accepted with Kafka's validation, kept and described,
 but ignored; security settings (TLS, SASL, ACLs) are refused, since suoi does not implement
-them yet. Written with temp+fsync+rename, so a crash leaves the old or the new file.
+them yet. In KRaft the file is a copy of the metadata log's ConfigRecords (applied at start
+before the log is replayed), so it is written by the reconciler on the event loop through a
+temporary file renamed over it without an fsync: a crash of the process leaves the old or the new
+file; one of the machine may leave an old or unreadable copy, which the metadata log replaces.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 from pathlib import Path
 from types import MappingProxyType
 
+from suoi.atomic_file import discard_tmp, write_atomically
 from suoi.config import KNOWN, LISTENER_LIMIT, BrokerConfig
 from suoi.configdefs import (
     BROKER_CONFIGS,
@@ -36,6 +40,8 @@ from suoi.configdefs import (
     unimplemented_security_feature,
 )
 from suoi.log.config import BROKER_TO_TOPIC_CONFIG, LogConfig
+
+log = logging.getLogger("suoi.config")
 
 FILE_NAME = "dynamic-broker-configs.json"
 
@@ -130,9 +136,16 @@ class DynamicBrokerConfigs:
         self.broker: dict[str, str] = {}
 
     def load(self) -> None:
-        if not self.path.exists():
+        """The copy the last run kept (a leftover temporary file is never read). Unreadable (an OS
+        crash after an unsynced write): ignored, the metadata log's records set the layers again."""
+        discard_tmp(self.path)
+        try:
+            doc = json.loads(self.path.read_text())
+        except FileNotFoundError:
             return
-        doc = json.loads(self.path.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable %s (the metadata log sets the dynamic configs again): %s", self.path, exc)
+            return
         self.cluster_default = {str(k): str(v) for k, v in doc.get("cluster_default", {}).items()}
         self.broker = {str(k): str(v) for k, v in doc.get("broker", {}).items()}
 
@@ -146,13 +159,8 @@ class DynamicBrokerConfigs:
         else:
             self.broker = dict(configs)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump({"version": 1, "cluster_default": self.cluster_default, "broker": self.broker},
-                      f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        doc = {"version": 1, "cluster_default": self.cluster_default, "broker": self.broker}
+        write_atomically(self.path, json.dumps(doc, indent=1, sort_keys=True), fsync=False)
 
     def merged(self, static: BrokerConfig) -> BrokerConfig:
         """`static` with both dynamic layers applied on top."""

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suoi.atomic_file import write_atomically
 from suoi.cli.common import CliError
 
 HOST = "127.0.0.1"
@@ -405,12 +406,12 @@ def load_cluster(directory: Path) -> Cluster:
 
 
 def save_cluster(cluster: Cluster) -> None:
-    """Write cluster.json atomically (temp file + rename)."""
+    """Write cluster.json atomically (temp file + rename; no fsync: the CLI's own record of the
+    nodes it started, not broker state)."""
     path = state_path(cluster.dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(to_state(cluster), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(to_state(cluster), indent=2) + "\n", fsync=False,
+                     tmp=path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp"))
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from suoi.atomic_file import write_atomically
 from suoi.cli.cluster_layout import CONTROLLER_LISTENER, SECURE_LISTENER, Cluster, Node
 from suoi.cli.common import CliError
 
@@ -147,13 +148,9 @@ def _read_secrets(directory: Path) -> Secrets | None:
 
 
 def write_private(path: Path, data: str | bytes) -> None:
-    """Create or replace `path` readable by its owner only (0600 before any byte is written)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    """Create or replace `path` readable by its owner only (0600 before any byte is written).
+    Not fsynced: files for the user, made again by `cluster up` if a machine crash lost them."""
+    write_atomically(path, data, fsync=False, mode=0o600, tmp=path.with_name(f".{path.name}.tmp"))
 
 
 def _properties(header: str, props: dict[str, str]) -> str:

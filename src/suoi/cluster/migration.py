@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from suoi.controller import records as mrec
 from suoi.controller.image import ConfigResourceType, MetadataImage
+from suoi.log.meta_properties import write_meta_file
 
 if TYPE_CHECKING:
     from suoi.cluster.settings import KRaftSettings
@@ -63,9 +63,7 @@ def mark_kraft(log_dir: Path) -> None:
     lines, values = _read_meta(meta)
     if values.get(MODE_KEY) == "kraft":
         return
-    tmp = meta.with_suffix(".tmp")
-    tmp.write_text("\n".join([ln for ln in lines if not ln.startswith(f"{MODE_KEY}=")] + [f"{MODE_KEY}=kraft", ""]))
-    os.replace(tmp, meta)
+    write_meta_file(log_dir, "\n".join([ln for ln in lines if not ln.startswith(f"{MODE_KEY}=")] + [f"{MODE_KEY}=kraft", ""]))
 
 
 @dataclass

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from suoi.log.sync_jobs import write_durably
+from suoi.atomic_file import write_atomically
 
 __all__ = ["FILE_NAME", "read_previous_epoch", "record_epoch"]
 
@@ -55,7 +55,7 @@ def record_epoch(metadata_dir: Path, epoch: int) -> bool:
     the next start after a crash then waits out the old session, as before."""
     path = metadata_dir / FILE_NAME
     try:
-        write_durably(path, f"{epoch}\n")
+        write_atomically(path, f"{epoch}\n")
     except OSError as exc:
         log.warning("cannot record broker epoch %d in %s: %s", epoch, path, exc)
         return False

@@ -11,9 +11,9 @@ bootstrap feature levels. A log that already has feature levels or credentials i
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
+from suoi.atomic_file import write_atomically
 from suoi.controller.records import Record, UserScramCredential, decode_batch, encode_batch
 from suoi.security.scram import MAX_ITERATIONS, MECHANISMS, MIN_ITERATIONS, make_credential
 
@@ -43,14 +43,10 @@ def parse_add_scram(text: str) -> UserScramCredential:
 
 
 def write_bootstrap_records(metadata_dir: Path, records: list[UserScramCredential]) -> Path:
+    """Durably (fsync, rename, fsync of the dir; at `suoi storage format`, once), owner-only: the
+    records hold the credentials' salted keys."""
     path = Path(metadata_dir) / BOOTSTRAP_FILE
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(encode_batch(records))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomically(path, encode_batch(records), mode=0o600)
     return path
 
 

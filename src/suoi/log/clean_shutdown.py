@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from suoi.log.sync_jobs import fsync_dir, write_durably
+from suoi.atomic_file import fsync_dir, write_atomically
 
 __all__ = ["MARKER", "remove_markers", "take_markers", "write_marker"]
 
@@ -26,7 +26,7 @@ def write_marker(log_dir: Path) -> bool:
     """Mark `log_dir` as cleanly stopped (temp file, fsync, rename, fsync of the dir); False
     (one WARNING) if that failed: the next start then recovers the dir's tails, as after a crash."""
     try:
-        write_durably(log_dir / MARKER, "clean\n")
+        write_atomically(log_dir / MARKER, "clean\n")
     except OSError as e:
         logger.warning("cannot mark %s as cleanly stopped (its next start recovers it): %s", log_dir, e)
         return False

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from suoi.atomic_file import fsync_dir, write_atomically
 from suoi.log.errors import KafkaStorageError
 from suoi.log.segment import LogSegment, segment_file_name
 from suoi.protocol.records import HEADER_SIZE, parse_batch_header
@@ -90,29 +91,18 @@ def read_checkpoint(directory: Path) -> CleanerCheckpoint:
 
 
 def write_checkpoint(directory: Path, cp: CleanerCheckpoint) -> None:
+    """fsynced, the directory not (the cleaner's commit, on the event loop, has synced it for the
+    swap already): a lost rename brings back an older first dirty offset, cleaned again."""
     path = directory / CHECKPOINT_FILE
-    tmp = path.with_name(path.name + ".tmp")
     doc = {"version": 1, "first_dirty_offset": cp.first_dirty_offset, "delete_horizon_ms": cp.delete_horizon_ms}
     try:
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(doc), sync_dir=False)
     except OSError as e:
         raise KafkaStorageError(e.errno, f"cannot write {path}: {e.strerror}") from e
 
 
 def _name(directory: Path, base: int, kind: str, suffix: str = "") -> Path:
     return directory / segment_file_name(base, kind + suffix)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_cleaned(directory: Path, base: int) -> None:

@@ -28,15 +28,15 @@ Kafka's rules followed here (LeaderEpochFileCache):
 from __future__ import annotations
 
 import logging
-import os
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from suoi.atomic_file import discard_tmp, fsync_dir, write_atomically
 from suoi.log.errors import KafkaStorageError
 from suoi.log.segment import LogSegment
-from suoi.log.sync_jobs import SyncJob, fsync_dir
+from suoi.log.sync_jobs import SyncJob
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -195,16 +195,8 @@ class LeaderEpochCache:
         self.stale = False
         lines = [str(_VERSION), str(len(self._epochs))]
         lines += [f"{e} {s}" for e, s in zip(self._epochs, self._starts, strict=True)]
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            with open(tmp, "w") as f:
-                f.write("\n".join(lines) + "\n")
-                if durable:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-            if durable:
-                fsync_dir(self.path.parent)
+            write_atomically(self.path, "\n".join(lines) + "\n", fsync=durable)
         except OSError as e:
             raise KafkaStorageError(e.errno, f"cannot write {self.path}: {e.strerror}") from e
         self.unsynced = not durable
@@ -297,7 +289,7 @@ def load_or_rebuild(
     it may lack epochs of batches the flush had not reached (Kafka's segment recovery re-assigns
     the recovered batches' epochs the same way)."""
     path = directory / CHECKPOINT_FILE
-    path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+    discard_tmp(path)  # a write a crash interrupted: never read
     cache = LeaderEpochCache.read(path)
     if cache is None:
         cache = LeaderEpochCache(None)

@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 
+from suoi.atomic_file import write_atomically
 from suoi.log.clean_shutdown import remove_markers, take_markers, write_marker
 from suoi.log.config import LogConfig
 from suoi.log.errors import (
@@ -36,6 +37,7 @@ from suoi.log.errors import (
 from suoi.log.flushing import FLUSH_THREADS, flush_logs, sync_paths
 from suoi.log.log_dirs import PARTITION_DIR, LogDirs, set_aside_name
 from suoi.log.partition_log import PartitionLog, wall_clock_ms
+from suoi.log.producer_state import snapshot_path
 from suoi.log.recovery import RECOVERY_POINT_FILE, RecoveryStats
 from suoi.log.replica_move import FUTURE_SUFFIX, ReplicaMove
 from suoi.log.scrubber import CorruptionStats
@@ -125,6 +127,8 @@ class LogManager(LogDirs):
         self.on_roll: Callable[[], None] | None = None
         #: What the last `load` recovered (segments re-scanned / loaded from their indexes).
         self.recovery = RecoveryStats()
+        #: A topic file was renamed into `_meta_dir` since the directory's last fsync (`_write_meta`).
+        self._meta_unsynced = False
         for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self._meta_dir.mkdir(exist_ok=True)
@@ -402,9 +406,10 @@ class LogManager(LogDirs):
         """`checkpoint_recovery_points` without the fsyncs: writes each recovery point a flush
         moved and returns the files and directories to sync (`flushing.sync_paths`, on threads).
         Until they are synced a crash may lose a new point: the log then recovers from an older
-        one (or everything), slower but safe."""
-        return [path for log in self._logs.values() if log.checkpoint_recovery_point(durable=False)
-                for path in (log.directory / RECOVERY_POINT_FILE, log.directory)]
+        one (or everything), slower but safe. The topic files' directory goes with them."""
+        meta, self._meta_unsynced = [self._meta_dir] if self._meta_unsynced else [], False
+        return meta + [path for log in self._logs.values() if log.checkpoint_recovery_point(durable=False)
+                       for path in (log.directory / RECOVERY_POINT_FILE, log.directory)]
 
     def flush(self) -> None:
         for log in self._logs.values():
@@ -421,9 +426,11 @@ class LogManager(LogDirs):
         start trusts its indexes, `clean_shutdown`). Returns whether every online dir was marked."""
         logs = list(self._logs.values())
         unflushed = {log.directory.parent for log in flush_logs(logs, threads)}
-        self.close(durable=False)  # the recovery points are synced below, all at once
+        self.close(durable=False)  # the recovery points and producer snapshots are synced below, all at once
         written = {path: log.directory.parent for log in logs  # -> its log dir
-                   for path in (log.directory / RECOVERY_POINT_FILE, log.directory)}
+                   for path in (log.directory / RECOVERY_POINT_FILE, snapshot_path(log.directory, log.log_end_offset),
+                                log.directory)}
+        written[self._meta_dir] = self.log_dirs[0]
         unflushed.update(written[path] for path in sync_paths(list(written), threads))
         marked = [write_marker(d) for d in self.log_dirs if d not in self.offline_dirs and d not in unflushed]
         return all(marked) and len(marked) == len(self.log_dirs)
@@ -479,11 +486,8 @@ class LogManager(LogDirs):
             "configs": dict(info.configs),
             "hosted": sorted(info.hosted) if info.hosted is not None else None,
         }
-        path = self._meta_path(info)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        # fsynced, on the event loop as before; the directory is synced off it, by the periodic
+        # checkpoint and at a clean stop (`write_recovery_points`, `shutdown`)
+        write_atomically(self._meta_path(info), json.dumps(doc, indent=1, sort_keys=True), sync_dir=False)
+        self._meta_unsynced = True
 

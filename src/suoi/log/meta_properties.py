@@ -17,11 +17,12 @@ A node of a multi-voter quorum with neither refuses to start, naming `suoi stora
 from __future__ import annotations
 
 import base64
-import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from suoi.atomic_file import write_atomically
 
 META_FILE = "meta.properties"
 FORMAT_HINT = "suoi storage format --cluster-id $(suoi storage random-uuid) --config FILE"
@@ -72,9 +73,14 @@ def write_meta(directory: Path, cluster_id: str, node_id: int) -> None:
     values = {"version": "1", "cluster.id": cluster_id, "node.id": str(node_id),
               "directory.id": old.get("directory.id") or random_uuid()}
     values.update({k: v for k, v in old.items() if k not in values})
-    tmp = directory / (META_FILE + ".tmp")
-    tmp.write_text("#suoi broker metadata\n" + "".join(f"{k}={v}\n" for k, v in values.items()))
-    os.replace(tmp, directory / META_FILE)
+    write_meta_file(directory, "#suoi broker metadata\n" + "".join(f"{k}={v}\n" for k, v in values.items()))
+
+
+def write_meta_file(directory: Path, text: str) -> None:
+    """Replace `directory`/meta.properties durably, as Kafka's `PropertiesUtils.writePropertiesFile`
+    (fsync, rename, fsync of the dir): written when a dir is formatted or migrated, never often,
+    and a node whose meta.properties came back empty after a crash would not start."""
+    write_atomically(directory / META_FILE, text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,13 +22,13 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 # The producer-state errors live in log.errors (interpreted): as classes of a module the opt-in
 # mypyc build compiles, subclasses of the interpreted LogError lost their error_code.
+from suoi.atomic_file import write_atomically
 from suoi.log.errors import (
     InvalidProducerEpochError,
     InvalidTxnStateError,
@@ -290,11 +290,19 @@ def snapshot_offsets(directory: Path) -> list[int]:
     return sorted(int(p.stem) for p in directory.glob(f"*{SNAPSHOT_SUFFIX}") if p.stem.isdigit())
 
 
+def snapshot_path(directory: Path, offset: int) -> Path:
+    """The snapshot valid for the log below `offset`."""
+    return directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
+
+
 def write_snapshot(directory: Path, offset: int, state: ProducerStateManager) -> None:
-    path = directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
-    tmp = path.with_suffix(".snapshot.tmp")
-    tmp.write_text(json.dumps({"version": SNAPSHOT_VERSION, "offset": offset, "producers": state.snapshot()}))
-    os.replace(tmp, path)
+    """Written without an fsync (at a roll, on the event loop): the roll's flush syncs it on a
+    thread (`PartitionLog.sync_jobs`), and a clean stop with the recovery points
+    (`LogManager.shutdown`). Until then an OS crash may leave it empty or torn: `load_snapshot`
+    then skips it for an older one (or replays the whole log), as Kafka's CRC check does."""
+    path = snapshot_path(directory, offset)
+    doc = {"version": SNAPSHOT_VERSION, "offset": offset, "producers": state.snapshot()}
+    write_atomically(path, json.dumps(doc), fsync=False)
     for old in snapshot_offsets(directory)[:-KEEP_SNAPSHOTS]:
         (directory / f"{old:020d}{SNAPSHOT_SUFFIX}").unlink(missing_ok=True)
 

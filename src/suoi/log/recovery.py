@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from suoi.atomic_file import TMP_SUFFIX, write_atomically
 from suoi.log import transactions as txns
 from suoi.log import txn_upgrade
 from suoi.log.cleaner_files import CHECKPOINT_FILE as CLEANER_CHECKPOINT_FILE
@@ -87,8 +88,8 @@ def recover_segments(directory: Path, topic: str, partition: int, config: LogCon
     )
     known = {f"{b:020d}" for b in bases}
     for p in directory.iterdir():
-        if p.suffix in (".index", ".timeindex", ".txnindex") and p.stem not in known:
-            p.unlink()
+        if (p.suffix in (".index", ".timeindex", ".txnindex") and p.stem not in known) or p.suffix == TMP_SUFFIX:
+            p.unlink()  # an orphan index, or a state file's write a crash interrupted (never read)
     # A log that was ever compacted has gaps between batches (the cleaner's checkpoint says so).
     contiguous = not config.compacts and not (directory / CLEANER_CHECKPOINT_FILE).exists()
     recovery_point = read_recovery_point(directory)
@@ -181,15 +182,11 @@ def read_recovery_point(directory: Path) -> int:
 
 
 def _write_offset_file(path: Path, offset: int, what: str, *, durable: bool = True) -> None:
-    """One offset in a text file, written temp+rename (with an fsync before, if ``durable``)."""
-    tmp = path.with_suffix(".tmp")
+    """One offset in a text file, written temp+rename (with an fsync before, if ``durable``). The
+    directory is not synced here (callers run on the event loop): an OS crash may lose the rename
+    and bring the previous value back (README, "State files")."""
     try:
-        with open(tmp, "w") as f:
-            f.write(f"{offset}\n")
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, f"{offset}\n", fsync=durable, sync_dir=False)
     except OSError as e:
         raise KafkaStorageError(e.errno, f"cannot persist {what}: {e.strerror}") from e
 

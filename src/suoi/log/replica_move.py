@@ -24,7 +24,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from suoi.log.cleaner_files import fsync_dir  # fsyncs any path opened read-only, files too
+from suoi.atomic_file import fsync_dir  # fsyncs any path opened read-only, files too
 
 __all__ = ["FUTURE_SUFFIX", "ReplicaMove", "copy_bulk", "copy_tail"]
 

@@ -15,9 +15,10 @@ from contextlib import suppress
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from suoi.atomic_file import fsync_dir
 from suoi.log.handles import LazyFile
 
-__all__ = ["CallSync", "FileSync", "FlushPoint", "FlushableLog", "PathSync", "SyncJob", "fsync_dir", "write_durably"]
+__all__ = ["CallSync", "FileSync", "FlushPoint", "FlushableLog", "PathSync", "SyncJob", "fsync_dir"]
 
 
 class FlushPoint(NamedTuple):
@@ -93,28 +94,6 @@ class PathSync(SyncJob):
     def __call__(self) -> None:
         with suppress(FileNotFoundError):  # removed since (retention, an older snapshot let go)
             fsync_dir(self.path)
-
-
-def fsync_dir(path: str | Path) -> None:
-    """fsync `path` (a directory, or a file) through a descriptor of its own."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that a crash leaves the old file or the new one, on disk:
-    a temporary file beside it, fsynced, renamed over it, then the directory fsynced. Raises
-    OSError (the caller says what failing means)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class FlushableLog(Protocol):

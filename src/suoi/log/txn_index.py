@@ -77,7 +77,7 @@ class TransactionIndex:
         self.entries = entries
         if len(entries) * ENTRY_SIZE != len(data):
             logger.warning("%s: dropping a torn or unreadable tail", self.path)
-            self._rewrite()
+            self._cut(len(entries))
 
     def append(self, txn: AbortedTxn) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -96,11 +96,12 @@ class TransactionIndex:
             self.append(txn)
 
     def truncate_from(self, offset: int) -> None:
-        """Drop entries whose marker is at or after ``offset`` (before a replay from there)."""
-        kept = [t for t in self.entries if t.last_offset < offset]
-        if len(kept) != len(self.entries):
-            self.entries = kept
-            self._rewrite()
+        """Drop entries whose marker is at or after ``offset`` (before a replay from there). The
+        entries are in marker order, so those dropped are the file's tail."""
+        kept = next((i for i, t in enumerate(self.entries) if t.last_offset >= offset), len(self.entries))
+        if kept != len(self.entries):
+            del self.entries[kept:]
+            self._cut(kept)
 
     def collect(self, fetch_offset: int, upper_bound: int) -> tuple[list[AbortedTxn], bool]:
         """Entries overlapping ``[fetch_offset, upper_bound)`` and whether the search is
@@ -141,11 +142,17 @@ class TransactionIndex:
         them into the segment replacing this one after the old files are gone)."""
         self.path.unlink(missing_ok=True)
 
-    def _rewrite(self) -> None:
-        if not self.entries:
+    def _cut(self, count: int) -> None:
+        """Keep the file's first ``count`` entries: truncated in place, as Kafka's
+        `TransactionIndex.truncateTo`, not rewritten through a temporary file - the entries kept
+        stay where an earlier flush made them durable (a rewrite renamed unsynced could come
+        back empty after an OS crash). The cut itself is synced by the next `flush`; one an OS
+        crash loses is made again by the replay of the next open (`truncate_from`)."""
+        if count == 0:
             self.path.unlink(missing_ok=True)
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_bytes(b"".join(t.encode() for t in self.entries))
-        os.replace(tmp, self.path)
+        try:
+            os.truncate(self.path, count * ENTRY_SIZE)
+        except FileNotFoundError:  # deleted (`delete`): the entries live on in memory only
+            return
         self._dirty = True

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from suoi.atomic_file import discard_tmp, write_atomically
 from suoi.model import TopicPartition
 from suoi.stopping import in_thread_bounded
 
@@ -53,14 +53,10 @@ def read_checkpoint(path: Path) -> dict[tuple[str, int], int]:
 
 
 def write_checkpoint(path: Path, entries: dict[tuple[str, int], int]) -> None:
-    """Write atomically: a temporary file, fsync, rename."""
+    """Write durably, as Kafka's `CheckpointFile`: a temporary file, fsync, rename, fsync of the
+    log dir. Blocking: called on a thread (`HighWatermarkCheckpoints.run`, `write_at_shutdown`)."""
     body = f"0\n{len(entries)}\n" + "".join(f"{t} {p} {o}\n" for (t, p), o in sorted(entries.items()))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(body)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomically(path, body)
 
 
 class HighWatermarkCheckpoints:
@@ -75,6 +71,7 @@ class HighWatermarkCheckpoints:
 
     def load(self) -> None:
         for directory in self.log_dirs:
+            discard_tmp(directory / CHECKPOINT_FILE)  # a write a crash interrupted: never read
             self._checkpointed.update(read_checkpoint(directory / CHECKPOINT_FILE))
 
     def initialise(self, tp: TopicPartition, plog: PartitionLog) -> bool:

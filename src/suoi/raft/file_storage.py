@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from suoi.atomic_file import write_atomically
 from suoi.raft.messages import Entry, SnapshotId
 from suoi.raft.storage import FlushRun, QuorumStateData
 
@@ -102,13 +103,9 @@ def _fsync_and_close(fds: list[int], dir_fd: int | None) -> None:
 
 
 def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Kafka's `FileQuorumStateStore` / snapshot freeze: temp file, fsync, rename, fsync of the
+    directory (through `_fsync_dir`: one that cannot be fsynced is no error)."""
+    write_atomically(path, data, fsync=fsync, sync_dir=False)
     if fsync:
         _fsync_dir(path.parent)
 

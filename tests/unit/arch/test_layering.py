@@ -19,6 +19,10 @@ SRC = Path(__file__).resolve().parents[3] / "src" / "suoi"
 
 # package -> suoi packages it must not import
 FORBIDDEN = {
+    # the atomic replacement of state files: a leaf every layer that keeps a file may use
+    "atomic_file": {"configdefs", "model", "protocol", "log", "raft", "raft_driver", "client", "replication",
+                    "controller", "api", "net", "broker", "coordinator", "cluster", "partition", "cli", "testing",
+                    "config", "dynamic_config", "services", "node", "http", "quota", "authorizer", "security"},
     # Kafka's config table: facts every layer reads, so it depends on none of them
     "configdefs": {"model", "protocol", "log", "raft", "raft_driver", "client", "replication", "controller", "api",
                    "net", "broker", "coordinator", "cluster", "cli", "testing", "config", "dynamic_config"},
@@ -62,7 +66,7 @@ FORBIDDEN_MODULES = {"api": {"suoi.cluster.kraft"}, "net": {"suoi.cluster.kraft"
 #: the composition root: imported only by the process entry point and the test harness
 ROOT = "broker"
 ROOT_IMPORTERS = {"cli/broker.py", "testing"}
-NO_ASYNCIO = {"configdefs", "model", "protocol", "log", "raft", "controller", "replication", "authorizer", "quota"}
+NO_ASYNCIO = {"atomic_file", "configdefs", "model", "protocol", "log", "raft", "controller", "replication", "authorizer", "quota"}
 # sans-IO packages that must not even touch kio, sockets, threads or the clock
 PURE = {
     "controller": {"kio", "socket", "threading", "time", "selectors"},
