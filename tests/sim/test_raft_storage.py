@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import errno
 import json
+import os
 import random
 from pathlib import Path
 
@@ -33,6 +35,25 @@ def test_quorum_state_round_trip_and_kafka_like_format(tmp_path: Path) -> None:
     assert FileStorage(tmp_path).read_quorum_state() == QuorumStateData(7, 2, 3)
     assert not list(tmp_path.glob("*.tmp"))
 
+
+
+def test_a_failed_quorum_state_write_keeps_the_vote_and_a_torn_leftover_is_not_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kafka's FileQuorumStateStore: fsync, atomic move, the temporary file removed either way."""
+    s = FileStorage(tmp_path)
+    s.write_quorum_state(QuorumStateData(4, 1, 1))
+
+    def boom(*_args: object) -> None:
+        raise OSError(errno.EIO, "injected I/O error")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="injected"):
+        s.write_quorum_state(QuorumStateData(5, 2, None))
+    monkeypatch.undo()
+    assert not list(tmp_path.glob("*.tmp"))
+    (tmp_path / "quorum-state.tmp").write_text('{"leaderId": 2, "leaderEp')  # a crash mid-write
+    assert FileStorage(tmp_path).read_quorum_state() == QuorumStateData(4, 1, 1)
+    assert not list(tmp_path.glob("*.tmp"))
 
 def test_log_append_flush_reopen_truncate(tmp_path: Path) -> None:
     s = FileStorage(tmp_path, segment_bytes=100)

@@ -4,6 +4,7 @@ hold no password, replay and snapshots."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from suoi.controller.image import MetadataImage
 from suoi.controller.records import RemoveUserScramCredential, UserScramCredential, decode_batch, encode_batch
@@ -73,3 +74,18 @@ def test_bootstrap_credentials_are_written_only_into_a_new_log() -> None:
     h.restart_controller()
     assert h.ctl.bootstrap_features([admin]).records == ()  # not a new log: the deletion stands
     assert h.replayed().scram_credential("admin", 2) is None
+
+
+def test_the_bootstrap_records_are_owner_only_and_replace_a_leftover(tmp_path: Path) -> None:
+    import stat
+
+    from suoi.cluster.scram_bootstrap import BOOTSTRAP_FILE, parse_add_scram, read_bootstrap_records, write_bootstrap_records
+
+    leftover = tmp_path / (BOOTSTRAP_FILE + ".tmp")
+    leftover.write_bytes(b"torn")
+    leftover.chmod(0o644)
+    record = parse_add_scram("SCRAM-SHA-256=[name=alice,password=alice-secret]")
+    path = write_bootstrap_records(tmp_path, [record])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_bootstrap_records(tmp_path) == [record]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BOOTSTRAP_FILE]
