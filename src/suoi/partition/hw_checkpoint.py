@@ -94,9 +94,6 @@ class HighWatermarkCheckpoints:
             except Exception:
                 log.exception("writing %s failed", CHECKPOINT_FILE)
 
-    def write(self) -> None:
-        self._write_files(self._entries())
-
     async def write_at_shutdown(self, timeout_s: float) -> None:
         """The last write, bounded (`in_thread_bounded`): abandoned, it still completes or leaves
         the previous file (renamed atomically), an older HW, which is safe."""

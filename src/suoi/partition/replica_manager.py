@@ -130,9 +130,6 @@ class ReplicaManager(PartitionDirectory):
         await self.checkpoints.write_at_shutdown(5.0)
         await self.pool.close()
 
-    def write_checkpoints(self) -> None:
-        self.checkpoints.write()
-
     # -- PartitionDirectory ------------------------------------------------------------
     def resolution_stamp(self) -> tuple[object, int]:
         return self.kraft.image, self.generation
