@@ -21,7 +21,10 @@ clean head, already compacted, and a dirty tail.  A cleaning pass:
 Tombstones (null values) survive their first cleaning: the rewritten batch
 gets the delete-horizon attribute (KIP-534, baseTimestamp = now +
 ``delete.retention.ms``); a later cleaning after that time drops them.
-Null-key records are dropped (Kafka rejects them on produce).  Control
+Null-key records are dropped (Kafka rejects them on produce).  Records of
+aborted transactions (from the abort indexes, ``cleaner_txn``) are dropped and
+never count as a key's latest value; the range ends below the last stable
+offset, so every other transaction in it committed.  Control
 batches are always kept (simplification: Kafka also drops markers of
 emptied transactions after the horizon).  A batch whose records are all
 dropped disappears, except the last batch of an active idempotent producer
@@ -42,6 +45,7 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 from suoi.log import cleaner_files as files
@@ -83,7 +87,7 @@ class CleanPlan:
     segment_bytes: int
     index_interval_bytes: int
     producer_last_offsets: dict[int, int]  # pid -> last offset of its last batch
-    aborted_txns: list[AbortedTxn]  # the abort index entries overlapping the segments (cleaner_txn)
+    aborted_txns: list[AbortedTxn]  # every abort index entry of the log (cleaner_txn)
     _closed: bool = False
 
     def close(self) -> None:
@@ -171,7 +175,7 @@ class LogCleaner:
         producers = {
             pid: e.batches[-1].last_offset for pid, e in log.producer_state.producers.items() if e.batches
         }
-        aborted = log.aborted_transactions(planned[0].base_offset, planned[-1].next_offset)
+        aborted = list(chain.from_iterable(s.txn_index.entries for s in segs))  # no per-entry work here
         return CleanPlan(
             directory=log.directory, name=f"{log.topic}-{log.partition}", segments=planned,
             first_dirty_offset=first_dirty, now_ms=now_ms, delete_retention_ms=cfg.delete_retention_ms,
@@ -188,7 +192,7 @@ class LogCleaner:
         """
         groups: list[_Group] = []
         try:
-            aborted = AbortedRanges(plan.aborted_txns)
+            aborted = AbortedRanges(plan.aborted_txns, plan.segments[0].base_offset, plan.segments[-1].next_offset)
             offset_map, end = self._build_offset_map(plan, aborted)
             segs = [s for s in plan.segments if s.next_offset <= end]
             ctx = _Filter(plan, offset_map, aborted)

@@ -6,11 +6,11 @@ must never count as a key's latest value (else cleaning removes the key's commit
 key is gone for read_committed readers) -- Kafka's cleaner discards them.
 
 Which transactions aborted comes from the segments' abort indexes (``.txnindex``), as in Kafka,
-not from a pass over the batches: ``plan`` collects, on the event-loop thread, the entries
-overlapping the cleaned range (`PartitionLog.aborted_transactions`, which searches on past the
-range -- into the active segment if need be -- until an entry's LSO proves no later abort can
-overlap). The index is in memory, so this costs no read, where the pass it replaces read every
-planned byte once more on the worker thread.
+not from a pass over the batches: ``plan`` copies, on the event-loop thread, every segment's
+in-memory entry list (a C-level copy, no per-entry work, nothing read), and ``build`` keeps, on the
+worker thread, the entries overlapping the cleaned range, wherever their marker lies -- in the
+active segment too (Kafka's ``collectAbortedTransactions`` searches on past the range for the same
+reason). The pass this replaces read every planned byte once more on the worker thread.
 
 Every other transactional data batch in the range committed: the range ends at or below the last
 stable offset, so every transaction with data in it has been decided, and a decided one without
@@ -38,10 +38,12 @@ class AbortedRanges:
 
     __slots__ = ("_firsts", "_lasts")
 
-    def __init__(self, txns: Iterable[AbortedTxn] = ()) -> None:
+    def __init__(self, txns: Iterable[AbortedTxn] = (), start: int = 0, end: int = 2**63 - 1) -> None:
+        """The transactions of ``txns`` that overlap the offsets ``[start, end)``."""
         ranges: dict[int, list[tuple[int, int]]] = {}
         for t in txns:
-            ranges.setdefault(t.producer_id, []).append((t.first_offset, t.last_offset))
+            if t.last_offset >= start and t.first_offset < end:
+                ranges.setdefault(t.producer_id, []).append((t.first_offset, t.last_offset))
         self._firsts: dict[int, list[int]] = {}
         self._lasts: dict[int, list[int]] = {}
         for pid, rs in ranges.items():
