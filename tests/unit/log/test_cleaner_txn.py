@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from suoi.log.cleaner import LogCleaner
+from suoi.log.cleaner_txn import AbortedRanges
 from suoi.log.config import LogConfig
 from suoi.log.partition_log import PartitionLog
 from suoi.log.producer_state import SNAPSHOT_SUFFIX, snapshot_offsets
@@ -168,3 +169,12 @@ def test_the_cleaner_after_an_old_replicas_abort_index_is_rebuilt(
         assert committed_view(upgraded) == {b"a": b"committed", b"b": b"committed", b"z": b"z"}
     finally:
         upgraded.close()
+
+
+def test_aborted_ranges_answer_by_producer_and_inclusive_bounds() -> None:
+    ranges = AbortedRanges([AbortedTxn(1, 10, 14, 15), AbortedTxn(2, 11, 20, 21), AbortedTxn(1, 30, 31, 32),
+                            AbortedTxn(3, 100, 110, 111)], start=0, end=50)
+    assert [o for o in range(0, 40) if ranges.aborted(1, o)] == [10, 11, 12, 13, 14, 30, 31]
+    assert [o for o in range(0, 40) if ranges.aborted(2, o)] == list(range(11, 21))
+    assert not ranges.aborted(3, 105)  # beyond the cleaned range: left out
+    assert not ranges.aborted(4, 12) and ranges and not AbortedRanges()
