@@ -50,7 +50,7 @@ from pathlib import Path
 
 from suoi.log import cleaner_files as files
 from suoi.log.cleaner_files import CleanerCheckpoint
-from suoi.log.cleaner_txn import NO_ABORTS, AbortedRanges
+from suoi.log.cleaner_txn import AbortedRanges
 from suoi.log.partition_log import PartitionLog
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
@@ -383,7 +383,7 @@ def _ts(r: SimpleRecord) -> int:
 class _Filter:
     """Decides, batch by batch, what survives; counts removals and horizons."""
 
-    def __init__(self, plan: CleanPlan, offset_map: dict[bytes, int], aborted: AbortedRanges = NO_ABORTS) -> None:
+    def __init__(self, plan: CleanPlan, offset_map: dict[bytes, int], aborted: AbortedRanges) -> None:
         self.map = offset_map
         self.aborted = aborted
         self.now = plan.now_ms

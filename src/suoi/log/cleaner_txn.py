@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 from suoi.log.txn_index import AbortedTxn
 
-__all__ = ["NO_ABORTS", "AbortedRanges"]
+__all__ = ["AbortedRanges"]
 
 
 class AbortedRanges:
@@ -62,5 +62,3 @@ class AbortedRanges:
         i = bisect_right(firsts, offset) - 1
         return i >= 0 and offset <= self._lasts[producer_id][i]
 
-
-NO_ABORTS = AbortedRanges()
