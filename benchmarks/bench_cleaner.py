@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -99,12 +100,34 @@ def rchar() -> int:
     return 0
 
 
+def transactions_alone(log) -> tuple[float, str]:  # type: ignore[no-untyped-def]
+    """CPU of what each tree does to learn the range's transactions, on a plan of its own: before,
+    the pass over the planned batches (`scan_transactions`); after, the copy of the abort index
+    entries (`plan`) and the ranges built from them (`build`)."""
+    from suoi.log import cleaner, cleaner_txn
+
+    plan = cleaner.LogCleaner().plan(log, int(time.time() * 1000), force=True)
+    assert plan is not None
+    try:
+        c0 = time.process_time()
+        if hasattr(cleaner_txn, "scan_transactions"):
+            cleaner_txn.scan_transactions(b for s in plan.segments for b in cleaner._iter_batches(s))
+            return time.process_time() - c0, "scan of the batches"
+        c0 = time.process_time()
+        entries = list(itertools.chain.from_iterable(s.txn_index.entries for s in log.segments))
+        cleaner_txn.AbortedRanges(entries, plan.segments[0].base_offset, plan.segments[-1].next_offset)
+        return time.process_time() - c0, f"{len(entries):,} index entries"
+    finally:
+        plan.close()
+
+
 def run_one(directory: Path, segment_mib: int) -> dict[str, object]:
     """In the measuring subprocess (``sys.path`` set to the tree under test)."""
     from suoi.log.cleaner import LogCleaner
     from suoi.log.partition_log import PartitionLog
 
     log = PartitionLog.open(directory, "bench", 0, log_config(segment_mib))
+    txn_cpu, txn_kind = transactions_alone(log)
     r0, c0, t0 = rchar(), time.process_time(), time.perf_counter()
     result = LogCleaner().clean(log, int(time.time() * 1000), force=True)
     wall, cpu, read = time.perf_counter() - t0, time.process_time() - c0, rchar() - r0
@@ -113,7 +136,8 @@ def run_one(directory: Path, segment_mib: int) -> dict[str, object]:
     for seg in log.segments[:-1]:
         digest.update(seg.log_path.read_bytes())
     out = {"wall": wall, "cpu": cpu, "read": read, "bytes_in": result.bytes_in, "bytes_out": result.bytes_out,
-           "removed": result.records_removed, "sha": digest.hexdigest()[:16], "tree": sys.modules["suoi"].__file__}
+           "removed": result.records_removed, "txn_cpu": txn_cpu, "txn_kind": txn_kind,
+           "sha": digest.hexdigest()[:16], "tree": sys.modules["suoi"].__file__}
     log.close()
     return out
 
@@ -168,6 +192,9 @@ def main() -> None:
                       f"({min(cpus):.2f}-{max(cpus):.2f})  read {med['read'] / 2**20:7.1f} MiB  "
                       f"in {int(rs[0]['bytes_in']) / 2**20:6.1f} MiB -> out {int(rs[0]['bytes_out']) / 2**20:6.1f} MiB  "  # type: ignore[call-overload]
                       f"removed {rs[0]['removed']:,}")
+            for name, rs in runs.items():
+                alone = statistics.median(float(r["txn_cpu"]) for r in rs)  # type: ignore[arg-type]
+                print(f"  {case:5s} {name:6s} transactions alone: {alone * 1000:7.1f} ms CPU ({rs[0]['txn_kind']})")
             print(f"  {case:5s} cleaned segments identical in both trees: {len(shas) == 1} ({', '.join(sorted(shas))})")
 
 
