@@ -21,7 +21,10 @@ clean head, already compacted, and a dirty tail.  A cleaning pass:
 Tombstones (null values) survive their first cleaning: the rewritten batch
 gets the delete-horizon attribute (KIP-534, baseTimestamp = now +
 ``delete.retention.ms``); a later cleaning after that time drops them.
-Null-key records are dropped (Kafka rejects them on produce).  Control
+Null-key records are dropped (Kafka rejects them on produce).  Records of
+aborted transactions (from the abort indexes, ``cleaner_txn``) are dropped and
+never count as a key's latest value; the range ends below the last stable
+offset, so every other transaction in it committed.  Control
 batches are always kept (simplification: Kafka also drops markers of
 emptied transactions after the horizon).  A batch whose records are all
 dropped disappears, except the last batch of an active idempotent producer
@@ -42,13 +45,15 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 from suoi.log import cleaner_files as files
 from suoi.log.cleaner_files import CleanerCheckpoint
-from suoi.log.cleaner_txn import NO_TRANSACTIONS, TxnOutcomes, scan_transactions
+from suoi.log.cleaner_txn import AbortedRanges
 from suoi.log.partition_log import PartitionLog
 from suoi.log.segment import BatchPlacement, LogSegment
+from suoi.log.txn_index import AbortedTxn
 from suoi.protocol.records import HEADER_SIZE, BatchHeader, SimpleRecord, build_batch, decode_batch_records, parse_batch_header
 
 __all__ = ["CleanPlan", "CleanResult", "LogCleaner"]
@@ -82,6 +87,7 @@ class CleanPlan:
     segment_bytes: int
     index_interval_bytes: int
     producer_last_offsets: dict[int, int]  # pid -> last offset of its last batch
+    aborted_txns: list[AbortedTxn]  # every abort index entry of the log (cleaner_txn)
     _closed: bool = False
 
     def close(self) -> None:
@@ -169,11 +175,12 @@ class LogCleaner:
         producers = {
             pid: e.batches[-1].last_offset for pid, e in log.producer_state.producers.items() if e.batches
         }
+        aborted = list(chain.from_iterable(s.txn_index.entries for s in segs))  # no per-entry work here
         return CleanPlan(
             directory=log.directory, name=f"{log.topic}-{log.partition}", segments=planned,
             first_dirty_offset=first_dirty, now_ms=now_ms, delete_retention_ms=cfg.delete_retention_ms,
             segment_bytes=cfg.segment_bytes, index_interval_bytes=cfg.index_interval_bytes,
-            producer_last_offsets=producers,
+            producer_last_offsets=producers, aborted_txns=aborted,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ phase 2
@@ -185,10 +192,10 @@ class LogCleaner:
         """
         groups: list[_Group] = []
         try:
-            txns = scan_transactions(raw_h for s in plan.segments for raw_h in _iter_batches(s))
-            offset_map, end = self._build_offset_map(plan, txns)
+            aborted = AbortedRanges(plan.aborted_txns, plan.segments[0].base_offset, plan.segments[-1].next_offset)
+            offset_map, end = self._build_offset_map(plan, aborted)
             segs = [s for s in plan.segments if s.next_offset <= end]
-            ctx = _Filter(plan, offset_map, txns)
+            ctx = _Filter(plan, offset_map, aborted)
             for run in _group_by_size(segs, plan.segment_bytes):
                 group = _Group(run[0].base_offset, [s.segment for s in run])
                 groups.append(group)
@@ -206,9 +213,9 @@ class LogCleaner:
         finally:
             plan.close()
 
-    def _build_offset_map(self, plan: CleanPlan, txns: TxnOutcomes) -> tuple[dict[bytes, int], int]:
-        """key -> latest offset over the dirty segments (records of aborted or undecided
-        transactions left out); returns (map, end of range)."""
+    def _build_offset_map(self, plan: CleanPlan, aborted: AbortedRanges) -> tuple[dict[bytes, int], int]:
+        """key -> latest offset over the dirty segments (records of aborted transactions left
+        out); returns (map, end of range)."""
         offset_map: dict[bytes, int] = {}
         end = plan.first_dirty_offset
         for s in plan.segments:
@@ -218,7 +225,9 @@ class LogCleaner:
             if len(offset_map) >= self.max_map_entries and end > plan.first_dirty_offset:
                 break
             for raw, h in _iter_batches(s):
-                if h.is_control or h.records_count == 0 or (h.is_transactional and txns.skipped(h.base_offset)):
+                if h.is_control or h.records_count == 0 or (
+                    h.is_transactional and aborted.aborted(h.producer_id, h.base_offset)
+                ):
                     continue
                 for r in decode_batch_records(raw, 0, h):
                     if r.key is not None:
@@ -374,9 +383,9 @@ def _ts(r: SimpleRecord) -> int:
 class _Filter:
     """Decides, batch by batch, what survives; counts removals and horizons."""
 
-    def __init__(self, plan: CleanPlan, offset_map: dict[bytes, int], txns: TxnOutcomes = NO_TRANSACTIONS) -> None:
+    def __init__(self, plan: CleanPlan, offset_map: dict[bytes, int], aborted: AbortedRanges) -> None:
         self.map = offset_map
-        self.txns = txns
+        self.aborted = aborted
         self.now = plan.now_ms
         self.retention = plan.delete_retention_ms
         self.producers = plan.producer_last_offsets
@@ -396,9 +405,7 @@ class _Filter:
         """The batch to write (``raw`` itself if unchanged), or None to drop it."""
         if h.is_control:
             return raw
-        if h.is_transactional and h.base_offset in self.txns.undecided:
-            return raw
-        if h.is_transactional and h.base_offset in self.txns.aborted:
+        if h.is_transactional and self.aborted.aborted(h.producer_id, h.base_offset):
             self.removed += h.records_count
             return self._emptied(h)
         records = decode_batch_records(raw, 0, h)
