@@ -123,6 +123,8 @@ class LogManager(LogDirs):
         self._dir_load: dict[Path, int] = dict.fromkeys(self.log_dirs, 0)
         #: Logs rolled since their last flush at a roll (`take_rolled`): many rolls, one flush.
         self._rolled: dict[tuple[str, int], PartitionLog] = {}
+        #: Logs whose state files were written unsynced on the loop (`take_state_unsynced`).
+        self._state_unsynced: dict[tuple[str, int], PartitionLog] = {}
         #: Called (on the event loop) when a log rolls: the broker's flush task wakes for it.
         self.on_roll: Callable[[], None] | None = None
         #: What the last `load` recovered (segments re-scanned / loaded from their indexes).
@@ -402,6 +404,21 @@ class LogManager(LogDirs):
         if self.on_roll is not None:
             self.on_roll()
 
+    def _note_state_write(self, log: PartitionLog) -> None:
+        self._state_unsynced[(log.topic, log.partition)] = log
+        if self.on_roll is not None:  # the flush task's wake-up
+            self.on_roll()
+
+    def take_state_unsynced(self) -> list[PartitionLog]:
+        """The open logs whose state files wait for their fsync (`PartitionLog.state_sync_jobs`,
+        run by the broker's flush task on its threads), each once."""
+        noted, self._state_unsynced = self._state_unsynced, {}
+        return [log for key, log in noted.items() if self._logs.get(key) is log and log.state_unsynced]
+
+    def state_sync_failed(self, logs: list[PartitionLog]) -> None:
+        """Their state files' fsync failed (logged): tried again at the next wake-up."""
+        self._state_unsynced.update(((log.topic, log.partition), log) for log in logs)
+
     def write_recovery_points(self) -> list[Path]:
         """`checkpoint_recovery_points` without the fsyncs: writes each recovery point a flush
         moved and returns the files and directories to sync (`flushing.sync_paths`, on threads).
@@ -470,6 +487,7 @@ class LogManager(LogDirs):
         except OSError as e:  # out of file descriptors, disk full, ...: KAFKA_STORAGE_ERROR, not a crash
             raise KafkaStorageError(e.errno, f"cannot open the log of {info.name}-{partition} in {path}: {e.strerror}") from e
         log.on_roll = partial(self._note_roll, log)
+        log.on_state_write = partial(self._note_state_write, log)
         self._logs[(info.name, partition)] = log
         self._count_dir(path.parent, 1)
 
