@@ -14,8 +14,9 @@ injection, the product is unchanged), through two phases, for each ``--tree`` in
 Per phase and node: the pauses of the event loop (the admin endpoint's ``suoi_eventloop_lag_seconds``:
 how many >= 10 ms / >= 100 ms, their total, the bucket bound of the longest) and, for ``truncate``,
 the longest ApiVersions round trip to X in the ``--window`` seconds from its first answer after
-SIGCONT (the pauses are counted from there too, so X's own SIGSTOP gap is not among them), and how
-many partitions X logged as truncated.
+SIGCONT (the pauses are counted from there too, so X's own SIGSTOP gap is not among them), how
+many partitions X logged as truncated, and how many of the topic's fsyncs ran on a loop thread
+(the launcher prints each with its stack to the node's log).
 
     python benchmarks/bench_loop_fsync.py --tree before=/tmp/before/src --tree after=src --rounds 2
 """
@@ -35,6 +36,8 @@ from pathlib import Path
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--as-node"]:  # the launcher: slow fsyncs, then the CLI
     import runpy
+    import threading
+    import traceback
 
     _delay, _match, _real = float(os.environ["SLOW_FSYNC_MS"]) / 1000, os.environ["SLOW_FSYNC_MATCH"], os.fsync
 
@@ -44,6 +47,8 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--as-node"]:  # the launcher: s
         except OSError:
             path = ""
         if _match in path:
+            if threading.current_thread() is threading.main_thread():  # the event loop's: say where
+                print(f"fsync on the loop: {path}\n{''.join(traceback.format_stack(limit=12))}", file=sys.stderr)
             time.sleep(_delay)
         _real(fd)
 
@@ -96,6 +101,10 @@ class Cluster:
             wait_ready(self.boot[i], 120, self.procs[i])
         self.bootstrap = ",".join(self.boot.values())
 
+    def loop_fsyncs(self, i: int) -> int:
+        """The bench topic's fsyncs node ``i`` ran on its event loop so far (the launcher logs each)."""
+        return (self.dir / f"node-{i}.log").read_text(errors="replace").count("fsync on the loop: ")
+
     def lag(self, i: int) -> dict[str, float]:
         return admin_histogram(self.admin_ports[i], LAG)
 
@@ -134,11 +143,13 @@ def leaders(admin: AdminClient, partitions: int) -> dict[int, int]:
 
 def produce(bootstrap: str, parts: list[int], records: int, acks: str) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5})
+    errors: list[object] = []
     for p in parts:
         for n in range(records):
-            producer.produce(TOPIC, value=b"%08d" % n + b"x" * 200, partition=p)
+            producer.produce(TOPIC, value=b"%08d" % n + b"x" * 200, partition=p,
+                             on_delivery=lambda err, _msg: err is not None and errors.append(err))
             producer.poll(0)
-    assert producer.flush(60) == 0
+    assert producer.flush(60) == 0 and not errors, errors[:3]
 
 
 def offsets(bootstrap: str, p: int) -> tuple[int, int]:
@@ -159,6 +170,7 @@ def one_round(label: str, src: str, args: argparse.Namespace) -> dict[str, objec
         produce(cluster.bootstrap, list(range(args.partitions)), args.records, "all")
         # -- delete: every partition's log start moved to its high watermark
         before = {i: cluster.lag(i) for i in cluster.ids}
+        fsyncs = {i: cluster.loop_fsyncs(i) for i in cluster.ids}
         t0 = time.monotonic()
         futs = admin.delete_records([TopicPartition(TOPIC, p, offsets(cluster.bootstrap, p)[1])
                                      for p in range(args.partitions)], operation_timeout=60, request_timeout=120)
@@ -166,7 +178,8 @@ def one_round(label: str, src: str, args: argparse.Namespace) -> dict[str, objec
             f.result(120)
         took = time.monotonic() - t0
         time.sleep(args.settle)  # the followers' log starts follow with their next fetches
-        out["delete"] = {"s": round(took, 2), **{f"node{i}": pauses(before[i], cluster.lag(i)) for i in cluster.ids}}
+        out["delete"] = {"s": round(took, 2), **{f"node{i}": pauses(before[i], cluster.lag(i)) for i in cluster.ids},
+                         "loop_fsyncs": sum(cluster.loop_fsyncs(i) - fsyncs[i] for i in cluster.ids)}
         # -- truncate: node X's unreplicated tails
         x = max(cluster.ids, key=lambda i: sum(1 for v in lead.values() if v == i))
         mine = [p for p, v in lead.items() if v == x]
@@ -187,7 +200,7 @@ def one_round(label: str, src: str, args: argparse.Namespace) -> dict[str, objec
         longest = 0.0
         with RawClient(cluster.boot[x], timeout=30) as rc:
             rc.request(api_versions_req())  # X runs again: from here on, its truncations
-            before_x = cluster.lag(x)
+            before_x, fsyncs_x = cluster.lag(x), cluster.loop_fsyncs(x)
             t0 = time.monotonic()
             while time.monotonic() - t0 < args.window:
                 s = time.perf_counter()
@@ -197,7 +210,7 @@ def one_round(label: str, src: str, args: argparse.Namespace) -> dict[str, objec
         truncated = sum(1 for line in (cluster.dir / f"node-{x}.log").read_text(errors="replace").splitlines()
                         if "truncated " in line and TOPIC in line)
         out["truncate"] = {"partitions": len(mine), "truncated": truncated, "x": x, "apiversions_max_ms": round(longest * 1e3, 1),
-                           f"node{x}": pauses(before_x, cluster.lag(x))}
+                           f"node{x}": pauses(before_x, cluster.lag(x)), "loop_fsyncs": cluster.loop_fsyncs(x) - fsyncs_x}
         log(f"{label}: {out}")
         return out
     finally:
