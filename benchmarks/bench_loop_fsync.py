@@ -103,7 +103,8 @@ class Cluster:
 
     def loop_fsyncs(self, i: int) -> int:
         """The bench topic's fsyncs node ``i`` ran on its event loop so far (the launcher logs each)."""
-        return (self.dir / f"node-{i}.log").read_text(errors="replace").count("fsync on the loop: ")
+        text = (self.dir / f"node-{i}.log").read_text(errors="replace")
+        return sum(1 for line in text.splitlines() if line.startswith("fsync on the loop: /"))
 
     def lag(self, i: int) -> dict[str, float]:
         return admin_histogram(self.admin_ports[i], LAG)
