@@ -33,6 +33,7 @@ import time
 import uuid
 from base64 import urlsafe_b64encode
 from pathlib import Path
+from typing import Any
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--as-node"]:  # the launcher: slow fsyncs, then the CLI
     import runpy
@@ -234,10 +235,20 @@ def main() -> None:
         for label, src in trees:
             log(f"round {r + 1}: {label}")
             results[label].append(one_round(label, src, args))
-    print(f"load: {os.getloadavg()}")
-    for label, rounds in results.items():
-        for n, res in enumerate(rounds, 1):
-            print(f"{label} round {n}: {res}")
+    print(f"load (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}; fsyncs of the topic's files "
+          f"{args.fsync_ms:g} ms; {args.partitions} partitions x {args.records} records")
+    print("| tree | round | DeleteRecords s | its loop fsyncs | longest pause ms (<) | pauses total ms "
+          "| truncated | their loop fsyncs | longest pause ms (<) | pauses total ms | ApiVersions max ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in range(args.rounds):
+        for label, _ in trees:
+            res: Any = results[label][r]
+            d, t = res["delete"], res["truncate"]
+            nodes = [v for k, v in d.items() if k.startswith("node")]
+            tx = t[f"node{t['x']}"]
+            print(f"| {label} | {r + 1} | {d['s']} | {d['loop_fsyncs']} | {max(n['max_lt_ms'] for n in nodes):g} "
+                  f"| {sum(n['total_ms'] for n in nodes):.0f} | {t['truncated']}/{t['partitions']} | {t['loop_fsyncs']} "
+                  f"| {tx['max_lt_ms']:g} | {tx['total_ms']:.0f} | {t['apiversions_max_ms']} |")
 
 
 if __name__ == "__main__":
