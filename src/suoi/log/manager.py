@@ -125,7 +125,7 @@ class LogManager(LogDirs):
         self._rolled: dict[tuple[str, int], PartitionLog] = {}
         #: Logs whose state files were written unsynced on the loop (`take_state_unsynced`).
         self._state_unsynced: dict[tuple[str, int], PartitionLog] = {}
-        #: Called (on the event loop) when a log rolls: the broker's flush task wakes for it.
+        #: Called (on the event loop) when a log rolls or writes a state file: the flush task wakes.
         self.on_roll: Callable[[], None] | None = None
         #: What the last `load` recovered (segments re-scanned / loaded from their indexes).
         self.recovery = RecoveryStats()
@@ -406,7 +406,7 @@ class LogManager(LogDirs):
 
     def _note_state_write(self, log: PartitionLog) -> None:
         self._state_unsynced[(log.topic, log.partition)] = log
-        if self.on_roll is not None:  # the flush task's wake-up
+        if self.on_roll is not None:
             self.on_roll()
 
     def take_state_unsynced(self) -> list[PartitionLog]:
@@ -419,11 +419,9 @@ class LogManager(LogDirs):
         self._state_unsynced.update(((log.topic, log.partition), log) for log in logs)
 
     def write_recovery_points(self) -> list[Path]:
-        """The periodic checkpoint (log.flush.offset.checkpoint.interval.ms), on the loop without
-        fsyncs: writes each recovery point a flush
-        moved and returns the files and directories to sync (`flushing.sync_paths`, on threads).
-        Until they are synced a crash may lose a new point: the log then recovers from an older
-        one (or everything), slower but safe."""
+        """The periodic checkpoint (log.flush.offset.checkpoint.interval.ms) without fsyncs: writes
+        each recovery point a flush moved, returns the files and dirs to sync (`flushing.sync_paths`,
+        threads). A crash before may lose a new point: recovery from an older one, slower but safe."""
         return [path for log in self._logs.values() if log.checkpoint_recovery_point(durable=False)
                 for path in (log.directory / RECOVERY_POINT_FILE, log.directory)]
 
