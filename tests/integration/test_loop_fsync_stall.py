@@ -1,5 +1,5 @@
 """A slow disk does not stall the event loop (issue 19): on a 3-node in-process cluster whose fsyncs
-of a topic's partition files take 250 ms (fault injection), DeleteRecords, a follower's truncation
+of a topic's partition files take 400 ms (fault injection), DeleteRecords, a follower's truncation
 and a leader change fsync none of them on a node's event-loop thread, every node keeps answering
 ApiVersions quickly meanwhile, and the files end up durable (their fsyncs ran, on other threads)."""
 
@@ -24,10 +24,10 @@ from tests.integration.support import api_versions_req
 from tests.rawclient import RawClient
 
 TOPIC = "slowdisk"
-SLOW_S = 0.25
-#: an fsync of 250 ms on a loop would show here; GIL sharing of three in-process nodes on a loaded
+SLOW_S = 0.4
+#: one fsync of 400 ms on a loop would show here; GIL sharing of three in-process nodes on a loaded
 #: 2-core machine stays well under it
-BOUND_S = 0.12
+BOUND_S = 0.2
 
 
 class SlowFsyncs:
