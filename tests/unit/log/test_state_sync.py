@@ -209,3 +209,20 @@ def test_a_stale_epoch_checkpoint_an_os_crash_left_is_repaired_from_the_batches_
     reopened = open_log(segment_bytes=1400)
     assert reopened.log_end_offset == end
     assert [tuple(e) for e in reopened.leader_epoch_cache.entries] == [(1, 0), (3, cut)]
+
+
+def test_a_clean_stop_syncs_the_state_files_still_owed(tmp_path: Path, clock: Clock, fsync_threads: FsyncRecord) -> None:
+    """No flush task ran (or it was cancelled): the final flush of a clean stop syncs them before the
+    clean-shutdown marker, so the next start may trust the files."""
+    manager, log = _manager(tmp_path, clock)
+    _fill(log)
+    log.delete_records_before(3)
+    log.truncate_to(log.segments[-1].base_offset + 2, force=True)
+    assert log.state_unsynced and log.truncation_unsynced
+    start = fsync_threads.mark()
+    assert manager.shutdown()  # (a thread of the stopping broker)
+    synced = fsync_threads.paths(since=start)
+    for name in (LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, EPOCH_FILE):
+        assert str(log.directory / name) in synced
+    assert not log.state_unsynced and not log.truncation_unsynced
+    assert (tmp_path / "data" / "clean-shutdown").exists()
