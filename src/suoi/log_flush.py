@@ -40,6 +40,7 @@ async def run_flush_loop(logs: LogManager, interval_s: float, checkpoint_every_s
     pool = ThreadPoolExecutor(FLUSH_THREADS, thread_name_prefix="log-flush")
     tick_s = min(interval_s, checkpoint_every_s)
     next_tick = checkpointed = time.monotonic()
+    unsynced: list[PartitionLog] = []
     next_tick += tick_s
     try:
         while True:
@@ -47,9 +48,9 @@ async def run_flush_loop(logs: LogManager, interval_s: float, checkpoint_every_s
                 await asyncio.wait_for(wake.wait(), max(next_tick - time.monotonic(), 0.0))
             wake.clear()
             try:
-                stale = logs.take_state_unsynced()
+                stale = logs.take_state_unsynced() + unsynced  # (those that failed: again, with the next)
                 if stale:  # state files a truncation, DeleteRecords, retention or the cleaner wrote unsynced
-                    logs.state_sync_failed(await sync_state_off_loop(stale, pool=pool))
+                    unsynced = await sync_state_off_loop(stale, pool=pool)
                 rolled = logs.take_rolled()
                 if rolled:  # a failed one (logged) is tried again with the next
                     logs.roll_flush_failed(await flush_logs_off_loop(rolled, pool=pool, rolled=True))

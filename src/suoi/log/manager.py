@@ -129,7 +129,7 @@ class LogManager(LogDirs):
         self.on_roll: Callable[[], None] | None = None
         #: What the last `load` recovered (segments re-scanned / loaded from their indexes).
         self.recovery = RecoveryStats()
-        #: The topic files' writes, durable and in order on a thread of their own (`_write_meta`).
+        #: The topic files' writes; their fsyncs in order on a thread of their own (`_write_meta`).
         self.topic_files = TopicFiles()
         for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,11 @@ class LogManager(LogDirs):
     def load(self) -> None:
         """Reopen (and recover) every partition of every persisted topic."""
         for meta in sorted(self._meta_dir.glob("*.json")):
-            raw = json.loads(meta.read_text())
+            try:  # an OS crash may leave a new one empty (`topic_files`): the metadata log still has it
+                raw = json.loads(meta.read_text())
+            except ValueError as e:
+                logger.error("ignoring the unreadable topic file %s: %s", meta, e)
+                continue
             overrides = {str(k): str(v) for k, v in raw.get("configs", {}).items()}
             info = TopicInfo(
                 name=raw["name"],
@@ -414,10 +418,6 @@ class LogManager(LogDirs):
         noted, self._state_unsynced = self._state_unsynced, {}
         return [log for key, log in noted.items() if self._logs.get(key) is log and log.state_unsynced]
 
-    def state_sync_failed(self, logs: list[PartitionLog]) -> None:
-        """Their state files' fsync failed (logged): tried again at the next wake-up."""
-        self._state_unsynced.update(((log.topic, log.partition), log) for log in logs)
-
     def write_recovery_points(self) -> list[Path]:
         """The periodic checkpoint (log.flush.offset.checkpoint.interval.ms) without fsyncs: writes
         each recovery point a flush moved, returns the files and dirs to sync (`flushing.sync_paths`,
@@ -496,6 +496,6 @@ class LogManager(LogDirs):
             "configs": dict(info.configs),
             "hosted": sorted(info.hosted) if info.hosted is not None else None,
         }
-        # durably (file and directory fsynced) and in order, on the topic files' thread (`topic_files`)
+        # written now, fsynced (file and directory) in order on the topic files' thread (`topic_files`)
         self.topic_files.write(self._meta_path(info), json.dumps(doc, indent=1, sort_keys=True))
 
