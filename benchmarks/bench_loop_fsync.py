@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -217,6 +218,8 @@ def one_round(label: str, src: str, args: argparse.Namespace) -> dict[str, objec
         return out
     finally:
         cluster.stop()
+        if not args.keep:
+            shutil.rmtree(cluster.dir, ignore_errors=True)
 
 
 def main() -> None:
@@ -228,6 +231,7 @@ def main() -> None:
     ap.add_argument("--fsync-ms", type=float, default=100.0)
     ap.add_argument("--settle", type=float, default=2.0)
     ap.add_argument("--window", type=float, default=8.0, help="s of probing after X goes on")
+    ap.add_argument("--keep", action="store_true", help="keep each cluster's dir (node logs: the loop fsyncs' stacks)")
     args = ap.parse_args()
     trees = [t.split("=", 1) for t in args.tree]
     results: dict[str, list[dict[str, object]]] = {label: [] for label, _ in trees}
