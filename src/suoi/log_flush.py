@@ -19,8 +19,10 @@ from contextlib import suppress
 
 from suoi.log.flushing import FLUSH_THREADS, L, finish, flush_slices, job_error, sync_paths
 from suoi.log.manager import LogManager
+from suoi.log.partition_log import PartitionLog
+from suoi.log.sync_jobs import SyncJob
 
-__all__ = ["flush_logs_off_loop", "run_flush_loop"]
+__all__ = ["flush_logs_off_loop", "run_flush_loop", "sync_state_off_loop"]
 
 log = logging.getLogger("suoi.log")
 
@@ -38,6 +40,7 @@ async def run_flush_loop(logs: LogManager, interval_s: float, checkpoint_every_s
     pool = ThreadPoolExecutor(FLUSH_THREADS, thread_name_prefix="log-flush")
     tick_s = min(interval_s, checkpoint_every_s)
     next_tick = checkpointed = time.monotonic()
+    unsynced: list[PartitionLog] = []
     next_tick += tick_s
     try:
         while True:
@@ -45,6 +48,9 @@ async def run_flush_loop(logs: LogManager, interval_s: float, checkpoint_every_s
                 await asyncio.wait_for(wake.wait(), max(next_tick - time.monotonic(), 0.0))
             wake.clear()
             try:
+                stale = logs.take_state_unsynced() + unsynced  # (those that failed: again, with the next)
+                if stale:  # state files a truncation, DeleteRecords, retention or the cleaner wrote unsynced
+                    unsynced = await sync_state_off_loop(stale, pool=pool)
                 rolled = logs.take_rolled()
                 if rolled:  # a failed one (logged) is tried again with the next
                     logs.roll_flush_failed(await flush_logs_off_loop(rolled, pool=pool, rolled=True))
@@ -100,4 +106,36 @@ async def flush_logs_off_loop(logs: Sequence[L], threads: int = FLUSH_THREADS, *
     finally:
         if own:
             pool.shutdown(wait=False)
+    return failed
+
+
+async def sync_state_off_loop(logs: Sequence[PartitionLog], *, pool: ThreadPoolExecutor | None = None,
+                              truncated: bool = False) -> list[PartitionLog]:
+    """fsync the state files `logs` wrote unsynced on the loop (`PartitionLog.state_sync_jobs`:
+    each file, then the directory) on ``pool`` (else the loop's default executor), awaited, so
+    the loop serves meanwhile. Returns the logs whose sync failed (one ERROR line each); those
+    keep their paths for the next sync. ``truncated``: see `PartitionLog.state_sync_jobs`.
+    Cancelled (the node stops): the fsyncs not started never run and their paths stay owed, to
+    the final flush (`LogManager.shutdown`: a log's flush jobs include them)."""
+    loop = asyncio.get_running_loop()
+    running: list[tuple[PartitionLog, SyncJob, asyncio.Future[None]]] = [
+        (plog, job, loop.run_in_executor(pool, job))
+        for plog in logs for job in plog.state_sync_jobs(truncated=truncated)]
+    failed: list[PartitionLog] = []
+    try:
+        if running:
+            await asyncio.wait([f for *_, f in running])
+    except asyncio.CancelledError:
+        for *_, f in running:
+            f.cancel()
+        await asyncio.wait([f for *_, f in running])
+        raise
+    finally:
+        for plog, job, f in running:
+            error = f.exception() if f.done() and not f.cancelled() else None
+            ok = f.done() and not f.cancelled() and error is None
+            job.done(ok)
+            if error is not None:
+                log.error("%s-%d: fsync of its state files failed: %s", plog.topic, plog.partition, error)
+                failed.append(plog)
     return failed

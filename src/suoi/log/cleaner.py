@@ -295,7 +295,8 @@ class LogCleaner:
             new.seal_memory()
             log.replace_segments(g.old, new)
         files.crash_hook("checkpoint")
-        files.write_checkpoint(log.directory, CleanerCheckpoint(result.end_offset, result.delete_horizon_ms))
+        checkpoint = CleanerCheckpoint(result.end_offset, result.delete_horizon_ms)
+        log.state_written(files.write_checkpoint(log.directory, checkpoint, durable=False))  # synced off the loop
         if result.groups:
             logger.info(
                 "%s: cleaned offsets [%d, %d): %d -> %d bytes, %d records removed",

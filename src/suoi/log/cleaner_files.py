@@ -90,15 +90,17 @@ def read_checkpoint(directory: Path) -> CleanerCheckpoint:
         return CleanerCheckpoint()
 
 
-def write_checkpoint(directory: Path, cp: CleanerCheckpoint) -> None:
-    """fsynced, the directory not (the cleaner's commit, on the event loop, has synced it for the
-    swap already): a lost rename brings back an older first dirty offset, cleaned again."""
+def write_checkpoint(directory: Path, cp: CleanerCheckpoint, *, durable: bool = True) -> Path:
+    """fsynced if ``durable``, the directory not; returns the path. The cleaner's commit (on the
+    event loop) writes it unsynced and has the log sync it off the loop (`LogState.state_written`):
+    an OS crash before that brings back an older first dirty offset (or none), cleaned again."""
     path = directory / CHECKPOINT_FILE
     doc = {"version": 1, "first_dirty_offset": cp.first_dirty_offset, "delete_horizon_ms": cp.delete_horizon_ms}
     try:
-        write_atomically(path, json.dumps(doc), sync_dir=False)
+        write_atomically(path, json.dumps(doc), fsync=durable, sync_dir=False)
     except OSError as e:
         raise KafkaStorageError(e.errno, f"cannot write {path}: {e.strerror}") from e
+    return path
 
 
 def _name(directory: Path, base: int, kind: str, suffix: str = "") -> Path:

@@ -23,6 +23,14 @@ Kafka's rules followed here (LeaderEpochFileCache):
 * ``truncate_from_end(o)`` drops entries starting at or after ``o`` (log truncation);
   ``truncate_from_start(o)`` drops entries wholly below ``o`` and moves the start of the
   last of them up to ``o`` (log start offset moved by retention / DeleteRecords).
+
+Where the file is fsynced: a new leader's epoch before its first append and a rebuild at open
+(`flush`: file + directory); a new epoch on the append path and every truncation (`write`: no
+fsync, on the event loop) - the log's next flush syncs it on a thread (`CheckpointSync`) before
+the recovery point passes it, as Kafka's ``truncateFromEndAsyncFlush`` / ``truncateFromStartAsyncFlush``
+(KAFKA-15046) flush it later on a scheduler thread. A file an OS crash left stale is repaired at
+open: the entries from the recovery point on are dropped and read again from the batches there
+(`load_or_rebuild`), and those outside ``[log start, log end)`` trimmed.
 """
 
 from __future__ import annotations
@@ -153,10 +161,14 @@ class LeaderEpochCache:
         """Drop entries starting at or after ``end_offset`` (the log was truncated there)."""
         if end_offset < 0 or not self._starts or self._starts[-1] < end_offset:
             return
+        self._drop_from(end_offset)
+        self.write()  # fsynced by the log's next flush (`CheckpointSync`), off the event loop
+
+    def _drop_from(self, end_offset: int) -> None:
+        """Forget (in memory) the entries starting at or after ``end_offset``."""
         keep = bisect_right(self._starts, end_offset - 1)
         del self._epochs[keep:]
         del self._starts[keep:]
-        self.flush()
 
     def truncate_from_start(self, start_offset: int) -> None:
         """Drop entries wholly below ``start_offset``; the epoch holding it now starts there."""
@@ -166,13 +178,13 @@ class LeaderEpochCache:
         del self._epochs[:i]
         del self._starts[:i]
         self._starts[0] = start_offset
-        self.flush()
+        self.write()  # as truncate_from_end: a stale file only holds entries the open trims
 
     def clear(self) -> None:
         if self._epochs:
             self._epochs.clear()
             self._starts.clear()
-            self.flush()
+            self.write()
 
     # ------------------------------------------------------------------ persistence
 
@@ -296,6 +308,12 @@ def load_or_rebuild(
         _assign_from(cache, segments, 0)
         cache.path = path
     elif recovery_point is not None and recovery_point < log_end_offset:
+        # Entries from the recovery point on come from batches re-scanned there: a checkpoint an
+        # OS crash left stale (written unsynced at a truncation) may still name epochs of batches
+        # truncated since, which would refuse (non-monotonic) the epochs of those rewritten there.
+        if cache.latest_entry is not None and cache.latest_entry.start_offset >= recovery_point:
+            cache._drop_from(recovery_point)
+            cache.stale = True
         _assign_from(cache, segments, recovery_point)
     if cache.stale and cache.entries:  # no file and no epochs (a new partition): nothing to write yet
         cache.flush()

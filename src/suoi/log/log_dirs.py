@@ -176,7 +176,8 @@ class LogDirs:
         fresh = PartitionLog.open(directory, log.topic, log.partition, log.config, now_ms=self._now_ms,
                                   hw_follows_leo=follows)
         state = vars(fresh)
-        state["on_roll"] = log.on_roll  # the log manager's hook stays
+        state["on_roll"] = log.on_roll  # the log manager's hooks stay
+        state["on_state_write"] = log.on_state_write
         vars(log).clear()
         vars(log).update(state)
         if not follows:

@@ -24,7 +24,6 @@ from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 
-from suoi.atomic_file import write_atomically
 from suoi.log.clean_shutdown import remove_markers, take_markers, write_marker
 from suoi.log.config import LogConfig
 from suoi.log.errors import (
@@ -41,6 +40,7 @@ from suoi.log.producer_state import snapshot_path
 from suoi.log.recovery import RECOVERY_POINT_FILE, RecoveryStats
 from suoi.log.replica_move import FUTURE_SUFFIX, ReplicaMove
 from suoi.log.scrubber import CorruptionStats
+from suoi.log.topic_files import TopicFiles
 
 __all__ = ["METADATA_DIR", "LogManager", "TopicInfo", "validate_topic_name"]
 
@@ -123,12 +123,14 @@ class LogManager(LogDirs):
         self._dir_load: dict[Path, int] = dict.fromkeys(self.log_dirs, 0)
         #: Logs rolled since their last flush at a roll (`take_rolled`): many rolls, one flush.
         self._rolled: dict[tuple[str, int], PartitionLog] = {}
-        #: Called (on the event loop) when a log rolls: the broker's flush task wakes for it.
+        #: Logs whose state files were written unsynced on the loop (`take_state_unsynced`).
+        self._state_unsynced: dict[tuple[str, int], PartitionLog] = {}
+        #: Called (on the event loop) when a log rolls or writes a state file: the flush task wakes.
         self.on_roll: Callable[[], None] | None = None
         #: What the last `load` recovered (segments re-scanned / loaded from their indexes).
         self.recovery = RecoveryStats()
-        #: A topic file was renamed into `_meta_dir` since the directory's last fsync (`_write_meta`).
-        self._meta_unsynced = False
+        #: The topic files' writes; their fsyncs in order on a thread of their own (`_write_meta`).
+        self.topic_files = TopicFiles()
         for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self._meta_dir.mkdir(exist_ok=True)
@@ -138,7 +140,11 @@ class LogManager(LogDirs):
     def load(self) -> None:
         """Reopen (and recover) every partition of every persisted topic."""
         for meta in sorted(self._meta_dir.glob("*.json")):
-            raw = json.loads(meta.read_text())
+            try:  # an OS crash may leave a new one empty (`topic_files`): the metadata log still has it
+                raw = json.loads(meta.read_text())
+            except ValueError as e:
+                logger.error("ignoring the unreadable topic file %s: %s", meta, e)
+                continue
             overrides = {str(k): str(v) for k, v in raw.get("configs", {}).items()}
             info = TopicInfo(
                 name=raw["name"],
@@ -333,7 +339,7 @@ class LogManager(LogDirs):
     def delete_topic(self, name: str) -> TopicInfo:
         """Forget the topic, then remove its data Kafka-style via ``-delete`` dirs."""
         info = self._require(name)
-        self._meta_path(info).unlink(missing_ok=True)
+        self.topic_files.remove(self._meta_path(info))
         del self._topics[name]
         for key in [k for k in self.failed if k[0] == name]:
             del self.failed[key]
@@ -402,23 +408,26 @@ class LogManager(LogDirs):
         if self.on_roll is not None:
             self.on_roll()
 
+    def _note_state_write(self, log: PartitionLog) -> None:
+        self._state_unsynced[(log.topic, log.partition)] = log
+        if self.on_roll is not None:
+            self.on_roll()
+
+    def take_state_unsynced(self) -> list[PartitionLog]:
+        """The open logs whose state files wait for their fsync (the flush task's, each once)."""
+        noted, self._state_unsynced = self._state_unsynced, {}
+        return [log for key, log in noted.items() if self._logs.get(key) is log and log.state_unsynced]
+
     def write_recovery_points(self) -> list[Path]:
-        """`checkpoint_recovery_points` without the fsyncs: writes each recovery point a flush
-        moved and returns the files and directories to sync (`flushing.sync_paths`, on threads).
-        Until they are synced a crash may lose a new point: the log then recovers from an older
-        one (or everything), slower but safe. The topic files' directory goes with them."""
-        meta, self._meta_unsynced = [self._meta_dir] if self._meta_unsynced else [], False
-        return meta + [path for log in self._logs.values() if log.checkpoint_recovery_point(durable=False)
-                       for path in (log.directory / RECOVERY_POINT_FILE, log.directory)]
+        """The periodic checkpoint (log.flush.offset.checkpoint.interval.ms) without fsyncs: writes
+        each recovery point a flush moved, returns the files and dirs to sync (`flushing.sync_paths`,
+        threads). A crash before may lose a new point: recovery from an older one, slower but safe."""
+        return [path for log in self._logs.values() if log.checkpoint_recovery_point(durable=False)
+                for path in (log.directory / RECOVERY_POINT_FILE, log.directory)]
 
     def flush(self) -> None:
         for log in self._logs.values():
             log.flush()
-
-    def checkpoint_recovery_points(self) -> int:
-        """Persist the recovery points flushes moved (log.flush.offset.checkpoint.interval.ms);
-        returns how many were written."""
-        return sum(1 for log in self._logs.values() if log.checkpoint_recovery_point())
 
     def shutdown(self, threads: int = FLUSH_THREADS) -> bool:
         """The end of a clean stop: flush every log (`threads` fsyncs at a time, `flush_logs`),
@@ -430,13 +439,13 @@ class LogManager(LogDirs):
         written = {path: log.directory.parent for log in logs  # -> its log dir
                    for path in (log.directory / RECOVERY_POINT_FILE, snapshot_path(log.directory, log.log_end_offset),
                                 log.directory)}
-        written[self._meta_dir] = self.log_dirs[0]
         unflushed.update(written[path] for path in sync_paths(list(written), threads))
         marked = [write_marker(d) for d in self.log_dirs if d not in self.offline_dirs and d not in unflushed]
         return all(marked) and len(marked) == len(self.log_dirs)
 
     def close(self, *, durable: bool = True) -> None:
-        """Close every log (``durable``: see `PartitionLog.close`)."""
+        """Close every log (``durable``: see `PartitionLog.close`); the topic files' writes end."""
+        self.topic_files.drain()
         for move in list(self._moves.values()):
             self.cancel_move(move)
         for log in self._logs.values():
@@ -470,6 +479,7 @@ class LogManager(LogDirs):
         except OSError as e:  # out of file descriptors, disk full, ...: KAFKA_STORAGE_ERROR, not a crash
             raise KafkaStorageError(e.errno, f"cannot open the log of {info.name}-{partition} in {path}: {e.strerror}") from e
         log.on_roll = partial(self._note_roll, log)
+        log.on_state_write = partial(self._note_state_write, log)
         self._logs[(info.name, partition)] = log
         self._count_dir(path.parent, 1)
 
@@ -486,8 +496,6 @@ class LogManager(LogDirs):
             "configs": dict(info.configs),
             "hosted": sorted(info.hosted) if info.hosted is not None else None,
         }
-        # fsynced, on the event loop as before; the directory is synced off it, by the periodic
-        # checkpoint and at a clean stop (`write_recovery_points`, `shutdown`)
-        write_atomically(self._meta_path(info), json.dumps(doc, indent=1, sort_keys=True), sync_dir=False)
-        self._meta_unsynced = True
+        # written now, fsynced (file and directory) in order on the topic files' thread (`topic_files`)
+        self.topic_files.write(self._meta_path(info), json.dumps(doc, indent=1, sort_keys=True))
 

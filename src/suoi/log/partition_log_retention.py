@@ -49,7 +49,9 @@ class LogRetention(LogState):
         self._log_end_offset = self._active.next_offset
         self._high_watermark = min(self._high_watermark, self._log_end_offset)
         if self._recovery_point > self._log_end_offset:  # what is rewritten there is not on disk yet
-            self._set_recovery_point(self._log_end_offset)
+            self._lower_recovery_point(self._log_end_offset)
+        else:  # the unlinks and the cut: the directory synced before the next append all the same
+            self.state_written(None, truncation=True)
         self.leader_epoch_cache.truncate_from_end(self._log_end_offset)
         self._rebuild_producer_state()
         return self._log_end_offset
@@ -71,7 +73,7 @@ class LogRetention(LogState):
         self._truncations += 1
         self._log_start_offset = self._log_end_offset = self._high_watermark = offset
         self._persist_log_start_offset()
-        self._set_recovery_point(offset)
+        self._lower_recovery_point(offset)
         self.leader_epoch_cache.clear()
         for stale in snapshot_offsets(self.directory):
             (self.directory / f"{stale:020d}{SNAPSHOT_SUFFIX}").unlink(missing_ok=True)

@@ -28,13 +28,15 @@ from suoi.log.leader_epoch import CHECKPOINT_FILE as LEADER_EPOCH_CHECKPOINT
 from suoi.log.leader_epoch import CheckpointSync, LeaderEpochCache, load_or_rebuild
 from suoi.log.producer_state import SNAPSHOT_SUFFIX, ProducerStateManager, write_snapshot
 from suoi.log.recovery import (
+    LOG_START_OFFSET_FILE,
+    RECOVERY_POINT_FILE,
     read_recovery_point,
     rebuild_producer_state,
     write_log_start_offset,
     write_recovery_point,
 )
 from suoi.log.segment import LogSegment
-from suoi.log.sync_jobs import FlushPoint, PathSync, SyncJob
+from suoi.log.sync_jobs import FlushPoint, PathSync, StateSync, SyncJob
 from suoi.log.txn_upgrade import TxnIndexCheck
 
 logger = logging.getLogger("suoi.log")
@@ -85,6 +87,13 @@ class LogState:
         #: Called after each roll (the log manager notes the log for its flush at a roll, which
         #: the broker's flush task runs off the event loop: `suoi.log_flush`).
         self.on_roll: Callable[[], None] | None = None
+        #: Called when a state file was written unsynced (`state_written`): the log manager notes
+        #: the log and wakes the broker's flush task, which syncs it off the loop (`state_sync_jobs`).
+        self.on_state_write: Callable[[], None] | None = None
+        #: State files (and the directory) written on the loop without an fsync, not synced yet.
+        self._state_paths: set[Path] = set()
+        #: Unsynced state writes so far, the last one at a truncation, the last one known durable.
+        self._state_gen = self._truncated_gen = self._synced_gen = 0
         self._log_end_offset = segments[-1].next_offset
         self._log_start_offset = log_start_offset
         #: Last offset (exclusive) visible to consumers: the log end offset after every append
@@ -205,6 +214,13 @@ class LogState:
             if self.leader_epoch_cache.unsynced:
                 self.leader_epoch_cache.unsynced = False
                 self.leader_epoch_cache.sync()
+            for job in self.state_sync_jobs():
+                try:
+                    job()
+                except BaseException:
+                    job.done(False)
+                    raise
+                job.done(True)
         except OSError as e:
             raise KafkaStorageError(e.errno, f"fsync of {self.directory} failed: {e.strerror}") from e
         self.flushed(point)
@@ -222,7 +238,57 @@ class LogState:
                      PathSync(self.directory))
         if self.leader_epoch_cache.unsynced:  # before the recovery point passes its entries
             jobs.append(CheckpointSync(self.leader_epoch_cache))
-        return jobs
+        return jobs + self.state_sync_jobs()
+
+    # ------------------------------------------------------------------ state files
+
+    def state_written(self, path: Path | None, *, truncation: bool = False) -> None:
+        """A state file (``path``; None: only the directory's entries changed, a truncation's
+        unlinks) was written on the event loop without an fsync: `state_sync_jobs` sync it and
+        the directory on a thread - the broker's flush task, woken by `on_state_write`; the replica
+        fetcher before it appends after a truncation (`truncation_unsynced`); any flush of this
+        log, whose recovery point then moves only once they are durable."""
+        if path is not None:
+            self._state_paths.add(path)
+        self._state_paths.add(self.directory)
+        self._state_gen += 1
+        if truncation:
+            self._truncated_gen = self._state_gen
+        if self.on_state_write is not None:
+            self.on_state_write()
+
+    @property
+    def state_unsynced(self) -> bool:
+        """State files written without an fsync wait for one (`state_sync_jobs`)."""
+        return bool(self._state_paths)
+
+    @property
+    def truncation_unsynced(self) -> bool:
+        """The last truncation's recovery point and directory are not known durable yet: nothing
+        may be appended to this log as a follower before they are (Kafka's fetcher checkpoints
+        the recovery points after a truncation before its next append). Else an OS crash could
+        bring back the older, higher recovery point together with a rewritten, half-written
+        segment below it, which the restart would then trust without a re-scan."""
+        return self._truncated_gen > self._synced_gen
+
+    def state_sync_jobs(self, *, truncated: bool = False) -> list[SyncJob]:
+        """The fsync of the state files written unsynced so far (a thread runs it; `done` on the
+        loop): the files, then the directory. Empty when nothing waits. ``truncated``: for a
+        caller that must see the last truncation durable (the replica fetcher) while another
+        thread may still be syncing it: the recovery point and the directory are synced again."""
+        if truncated and self.truncation_unsynced:
+            self._state_paths.update((self.directory / RECOVERY_POINT_FILE, self.directory))
+        if not self._state_paths:
+            return []
+        paths = sorted(self._state_paths - {self.directory}) + [self.directory]
+        self._state_paths.clear()
+        return [StateSync(paths, self._state_gen, self._state_synced)]
+
+    def _state_synced(self, gen: int, paths: Sequence[Path]) -> None:
+        if gen >= 0:
+            self._synced_gen = max(self._synced_gen, gen)
+        else:  # failed (logged by the caller) or cancelled: the next sync takes them again
+            self._state_paths.update(paths)
 
     def flush_point(self, rolled: bool = False) -> FlushPoint:
         """Where a flush starts (taken with its `sync_jobs`); `flushed` once they succeeded.
@@ -266,9 +332,19 @@ class LogState:
         return True
 
     def _set_recovery_point(self, offset: int, *, durable: bool = True) -> None:
-        """Persist ``offset`` now (at once when it moves down: truncation rewrites below it)."""
+        """Persist ``offset`` now (the periodic checkpoint, a close)."""
         write_recovery_point(self.directory, offset, durable=durable)
         self._recovery_point = self._recovery_point_persisted = offset
+
+    def _lower_recovery_point(self, offset: int) -> None:
+        """A truncation rewrites below the recovery point: ``offset`` is written at once, on the
+        loop without an fsync, and synced (file and directory) off it before this log takes a
+        follower's append (`truncation_unsynced`) or its recovery point moves up again (`flushed`
+        waits for the flush's `state_sync_jobs`). Kafka writes its recovery-point checkpoint
+        (fsync, dir fsync) on the fetcher thread right after the truncation."""
+        write_recovery_point(self.directory, offset, durable=False)
+        self._recovery_point = self._recovery_point_persisted = offset
+        self.state_written(self.directory / RECOVERY_POINT_FILE, truncation=True)
 
     def flush_is_due(self, now_ms: int) -> bool:
         """``flush.ms`` has passed since the last flush and something is unflushed. (A roll's
@@ -290,7 +366,10 @@ class LogState:
         return True
 
     def _persist_log_start_offset(self) -> None:
-        write_log_start_offset(self.directory, self._log_start_offset)
+        """On the loop without an fsync, synced off it soon (`state_written`): an OS crash
+        before that brings back an older log start (Kafka checkpoints it every 60 s)."""
+        write_log_start_offset(self.directory, self._log_start_offset, durable=False)
+        self.state_written(self.directory / LOG_START_OFFSET_FILE)
 
     def _rebuild_producer_state(self) -> None:
         """Producer snapshot + log-tail replay (``recovery.rebuild_producer_state``). A snapshot

@@ -160,9 +160,10 @@ def rebuild_producer_state(
     return verdict
 
 
-def write_log_start_offset(directory: Path, log_start_offset: int) -> None:
-    """Atomic temp+rename, so a crash leaves either the old or the new value."""
-    _write_offset_file(directory / LOG_START_OFFSET_FILE, log_start_offset, "log start offset")
+def write_log_start_offset(directory: Path, log_start_offset: int, *, durable: bool = True) -> None:
+    """Atomic temp+rename, so a crash leaves either the old or the new value (``durable``: the
+    file fsynced before the rename; else the caller has it synced later)."""
+    _write_offset_file(directory / LOG_START_OFFSET_FILE, log_start_offset, "log start offset", durable=durable)
 
 
 def read_log_start_offset(directory: Path) -> int | None:

@@ -18,7 +18,7 @@ from typing import NamedTuple, Protocol
 from suoi.atomic_file import fsync_dir
 from suoi.log.handles import LazyFile
 
-__all__ = ["CallSync", "FileSync", "FlushPoint", "FlushableLog", "PathSync", "SyncJob", "fsync_dir"]
+__all__ = ["CallSync", "FileSync", "FlushPoint", "FlushableLog", "PathSync", "StateSync", "SyncJob", "fsync_dir"]
 
 
 class FlushPoint(NamedTuple):
@@ -94,6 +94,29 @@ class PathSync(SyncJob):
     def __call__(self) -> None:
         with suppress(FileNotFoundError):  # removed since (retention, an older snapshot let go)
             fsync_dir(self.path)
+
+
+class StateSync(SyncJob):
+    """The fsyncs a partition's state files written on the event loop without one still owe (the
+    recovery point and log start offset at a truncation, DeleteRecords or retention, the cleaner's
+    checkpoint): each file, then the directory (their renames, a truncation's unlinks). `done`
+    reports the write generation it covered (``gen``: every write up to it is durable) or, if it
+    failed or never ran, hands the paths back for the next one."""
+
+    __slots__ = ("paths", "gen", "report")
+
+    def __init__(self, paths: Sequence[Path], gen: int, report: Callable[[int, Sequence[Path]], None]) -> None:
+        self.paths = paths
+        self.gen = gen
+        self.report = report
+
+    def __call__(self) -> None:
+        for path in self.paths:  # the directory last: a file's content is durable before its name
+            with suppress(FileNotFoundError):  # replaced or deleted since: its directory's fsync covers it
+                fsync_dir(path)
+
+    def done(self, ok: bool) -> None:
+        self.report(self.gen if ok else -1, self.paths)
 
 
 class FlushableLog(Protocol):

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from suoi.client import Lane
 from suoi.log.errors import LogError
 from suoi.log.leader_epoch import UNDEFINED_EPOCH_OFFSET
+from suoi.log_flush import sync_state_off_loop
 from suoi.model import ErrorCode, TopicPartition
 from suoi.protocol.codec import build
 from suoi.protocol.records import RecordValidationError
@@ -131,6 +132,8 @@ class ReplicaFetcher:
                     fetching = [r for r in fetching + truncating if self.partitions.get(r.tp) is r
                                 and not r.follower.truncation_needed]
                 if fetching:
+                    fetching = await self._durable_truncations(fetching)
+                if fetching:
                     await self._fetch(fetching)
             except asyncio.CancelledError:
                 raise
@@ -211,6 +214,24 @@ class ReplicaFetcher:
             log.info("truncated %s from %d to %d (leader %d, epoch %d)", replica.tp, before, plog.log_end_offset,
                      self.leader_id, replica.follower.leader_epoch)
         replica.follower.on_truncated(plog.log_end_offset)
+
+    async def _durable_truncations(self, replicas: list[Partition]) -> list[Partition]:
+        """Those of `replicas` that may append: a log truncated (here, or by a corrupt-batch
+        repair) appends nothing before the lowered recovery point and its directory are on disk,
+        synced here off the event loop (as Kafka's fetcher thread checkpoints the recovery points
+        right after it truncates; `PartitionLog.truncation_unsynced`). One whose sync failed
+        (logged) backs off and is tried again."""
+        held = [r.plog for r in replicas if r.plog.truncation_unsynced]
+        if not held:
+            return replicas
+        await sync_state_off_loop(held, truncated=True)
+        ready = []
+        for r in replicas:
+            if r.plog.truncation_unsynced:
+                self._back_off(r)
+            elif self.partitions.get(r.tp) is r:
+                ready.append(r)
+        return ready
 
     # -- fetching --------------------------------------------------------------------------
     async def _fetch(self, replicas: list[Partition]) -> None:

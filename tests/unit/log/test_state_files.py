@@ -5,7 +5,9 @@ keeps the old file; the abort index is cut in place; a clean stop syncs what clo
 from __future__ import annotations
 
 import errno
+import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from suoi.log.recovery import (
 )
 from suoi.log.txn_index import ENTRY_SIZE, AbortedTxn, TransactionIndex
 from suoi.protocol.records import build_batch
+from tests.unit.conftest import FsyncRecord
 from tests.unit.log.log_helpers import Clock, OpenLog, batch
 
 
@@ -150,7 +153,7 @@ def test_a_clean_stop_syncs_the_producer_snapshots_and_the_topic_files(
     assert m.shutdown()
     assert all(s.exists() for s in snapshots)
     assert set(snapshots) <= set(synced)  # written at close without an fsync: synced with the recovery points
-    assert m.log_dirs[0] / METADATA_DIR in synced
+    assert not m.topic_files.pending  # the topic files' writes (each durable on its own) were waited for
     topics = m.log_dirs[0] / METADATA_DIR
     (topics / (next(topics.glob("*.json")).name + ".tmp")).write_text('{"name": "ghost", "topic')
     again = _manager(tmp_path, clock)
@@ -158,10 +161,37 @@ def test_a_clean_stop_syncs_the_producer_snapshots_and_the_topic_files(
     again.close()
 
 
-def test_the_periodic_checkpoint_syncs_the_topic_files_dir_after_a_change(tmp_path: Path, clock: Clock) -> None:
+def test_topic_files_are_written_at_once_and_synced_off_the_calling_thread(
+        tmp_path: Path, clock: Clock, fsync_threads: FsyncRecord) -> None:
+    """The reconciler writes them on the event loop (at once: a process crash keeps them): their fsyncs
+    (file, then directory) run on the topic files' thread; a change or a removal right after a write
+    is never overtaken by it."""
     m = _manager(tmp_path, clock)
+    start = fsync_threads.mark()
     m.create_topic("t", 1)
+    m.alter_topic_configs("t", {"retention.ms": "1000"})
+    m.create_topic("gone", 1)
+    m.delete_topic("gone")
     topics = m.log_dirs[0] / METADATA_DIR
-    assert topics in m.write_recovery_points()
-    assert topics not in m.write_recovery_points()  # synced once per change
+    [path] = [topics / f"{m.topics()['t'].topic_id.hex}.json"]
+    m.topic_files.drain()
+    assert fsync_threads.paths(threading.current_thread(), since=start) == []
+    synced = fsync_threads.paths(since=start)
+    assert synced[:2] == [str(path), str(topics)]  # the file, then its dir
+    assert sorted(p.name for p in topics.iterdir()) == [path.name]  # "gone" removed after its write
+    assert json.loads(path.read_text())["configs"] == {"retention.ms": "1000"}  # the later write won
     m.close()
+
+
+def test_an_empty_topic_file_an_os_crash_left_is_skipped(tmp_path: Path, clock: Clock,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A new topic file's rename may reach the disk before its data (its fsync runs on a thread):
+    the start skips it with an ERROR line instead of refusing to start."""
+    m = _manager(tmp_path, clock)
+    m.create_topic("kept", 1)
+    m.close()
+    (m.log_dirs[0] / METADATA_DIR / "0123456789abcdef0123456789abcdef.json").write_text("")
+    again = _manager(tmp_path, clock)
+    assert sorted(again.topics()) == ["kept"]
+    assert any("unreadable topic file" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+    again.close()
