@@ -10,6 +10,7 @@ beside suoi and Tansu:
   so, without cc): one thread, epoll, non-blocking sockets. It reads the frames, holds the Fetch,
   and on the Produce writes canned answers (the Produce's, then the Fetch's holding the record
   batch) with the right correlation ids: the native floor (syscalls, wake-ups, the scheduler).
+  ``C+write``: the same server appending each Produce request to a file first (one write(2)).
 * ``Python``: benchmarks/floor_server.py, the same on uvloop (an `asyncio.BufferedProtocol` as
   `suoi.net.server`'s; `suoi broker`'s GC threshold, gc.freeze and GIL switch interval): framing,
   loop, syscalls and wake-ups paid in Python, with zero Kafka logic.
@@ -48,7 +49,7 @@ import tempfile
 import time
 
 from bench_produce_wire import Broker, Rounds, TansuBroker, fetch_frame, print_table, produce_frame
-from common import free_port, log, percentile
+from common import create_topic, free_port, log, percentile
 
 from suoi.protocol.compiled_dict_writer import encode_response_data
 from suoi.protocol.records import build_batch
@@ -137,6 +138,11 @@ def c_floor(build_dir: str) -> FloorServer | None:
     return FloorServer("C", [binary])
 
 
+def c_floor_writing(c: FloorServer) -> FloorServer:
+    """The C floor that also appends each Produce request to a file (one write(2), no fsync)."""
+    return FloorServer("C+write", c.argv, ("log",))  # relative: the server runs in its temp dir
+
+
 def python_floor() -> FloorServer:
     from suoi.cli.broker import GC_GEN0_THRESHOLD, GIL_SWITCH_INTERVAL_S
 
@@ -182,7 +188,13 @@ class UnparkedRounds(Rounds):
 def phase(b: Broker, pattern: str, rate: int | None, seconds: float) -> None:
     """`pattern` rounds for `seconds`, back to back (`rate` None) or paced at `rate` per second."""
     name = f"{pattern} {'b2b' if rate is None else f'{rate}/s'}"
-    r = (Rounds if pattern == "parked" else UnparkedRounds)(b.port)
+    topic = "p6"
+    if isinstance(b, TansuBroker) and b.target is not None:
+        # Tansu's in-memory log costs more per round as its partition grows (~1 ms a round on a
+        # new topic, 3 ms after ~6,000 records): each phase starts on a new, empty topic
+        topic = f"floor-{time.monotonic_ns()}"
+        create_topic(b.target.bootstrap, topic, 1, timeout=60)
+    r = (Rounds if pattern == "parked" else UnparkedRounds)(b.port, topic)
     try:
         slow = pattern == "parked" and isinstance(b, TansuBroker)  # ~250 ms a round
         for _ in range(1 if slow else WARM_ROUNDS):
@@ -249,7 +261,8 @@ def main() -> None:
     servers: list[Broker] = []
     try:
         c = c_floor(build_dir)
-        servers = [*([c] if c else []), python_floor(), *(Broker(label, os.path.abspath(path)) for label, path in trees)]
+        servers = [*([c, c_floor_writing(c)] if c else []), python_floor(),
+                   *(Broker(label, os.path.abspath(path)) for label, path in trees)]
         if args.tansu:
             servers.append(TansuBroker(args.tansu_bin))
         if args.only:

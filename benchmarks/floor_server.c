@@ -8,10 +8,12 @@
  * out a max wait). What is left is what any server pays for the pattern on this machine: the
  * syscalls, the wake-ups and the scheduler.
  *
- * usage: floor_server PORT PRODUCE_ANSWER FETCH_ANSWER BASE_POS OFFSET_FROM_END
+ * usage: floor_server PORT PRODUCE_ANSWER FETCH_ANSWER BASE_POS OFFSET_FROM_END [LOG]
  *   PRODUCE_ANSWER, FETCH_ANSWER: files holding a response without its size prefix, the
  *   correlation id first; BASE_POS: where the Produce answer's base offset (int64) is in it;
- *   OFFSET_FROM_END: where a Fetch request's fetch offset (int64) is, counted from its end. */
+ *   OFFSET_FROM_END: where a Fetch request's fetch offset (int64) is, counted from its end;
+ *   LOG: a file each Produce request is appended to (one write(2), no fsync) before its answer:
+ *   the floor with the one syscall a broker's log append cannot avoid. */
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,6 +45,7 @@ static struct conn *conns[MAX_CONNS];
 static unsigned char *produce_answer, *fetch_answer;
 static size_t produce_len, fetch_len, base_pos, offset_from_end;
 static int64_t log_end;
+static int log_fd = -1;
 
 static unsigned char *read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -107,6 +110,7 @@ static int handle(struct conn *c, const unsigned char *frame, size_t size) {
         memcpy(produce_answer + 4, &cid, 4);
         put_be64(produce_answer + 4 + base_pos, (uint64_t)log_end);
         log_end += 1;
+        if (log_fd >= 0 && write(log_fd, frame, size) != (ssize_t)size) { perror("log"); exit(1); }
         if (send_all(c->fd, produce_answer, produce_len) < 0) return -1;
         for (int i = 0; i < MAX_CONNS; i++) {
             struct conn *o = conns[i];
@@ -156,7 +160,11 @@ static int on_readable(struct conn *c) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) { fprintf(stderr, "usage: %s PORT PRODUCE FETCH BASE_POS OFFSET_FROM_END\n", argv[0]); return 2; }
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: %s PORT PRODUCE FETCH BASE_POS OFFSET_FROM_END [LOG]\n", argv[0]);
+        return 2;
+    }
+    if (argc == 7 && (log_fd = open(argv[6], O_WRONLY | O_CREAT | O_APPEND, 0644)) < 0) { perror(argv[6]); return 1; }
     produce_answer = read_file(argv[2], &produce_len);
     fetch_answer = read_file(argv[3], &fetch_len);
     base_pos = (size_t)atol(argv[4]);
