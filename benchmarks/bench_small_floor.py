@@ -122,6 +122,11 @@ class FloorServer(Broker):
         wait_listening(self.port, self.proc)
         log(f"{self.label}: pid {self.proc.pid} on {self.port}")
 
+    def cpu(self) -> float:
+        """CPU seconds in ns resolution (schedstat): a floor's few ms a phase are 0-2 ticks of /proc/<pid>/stat."""
+        assert self.proc is not None
+        return cpu_of(self.proc.pid)[0] / 1e9
+
 
 def c_floor(build_dir: str) -> FloorServer | None:
     """The C floor server compiled with `cc -O2`, or None (said why) without a compiler."""
