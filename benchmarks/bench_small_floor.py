@@ -29,7 +29,8 @@ and 10,000 by default) for ``--seconds``. Per phase: the server's CPU µs per ro
 threads, /proc/<pid>/task/*/schedstat, ns) with the user/system split (/proc/<pid>/stat ticks),
 the times its threads were scheduled in per round, rounds/s done, the round's latency p50/p99, and
 this client's CPU per round. Servers take turns phase by phase (order reversed every other repeat),
-``--repeat`` times; the table gives median (min-max).
+``--repeat`` times; the table gives median (min-max). ``--strace S`` then counts each server's system
+calls per parked round, paced, under ``strace -c -f`` for S seconds (Tansu excepted).
 
     python benchmarks/bench_small_floor.py --tansu --repeat 3 --seconds 5
     git archive <commit> src | tar -x -C /tmp/old
@@ -238,6 +239,44 @@ def phase(b: Broker, pattern: str, rate: int | None, seconds: float) -> None:
     b.note(f"{name} client µs/round", client / n * 1e6)
 
 
+def traced(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        return any(line.startswith("TracerPid:") and line.split()[1] != "0" for line in f)
+
+
+def syscalls(b: Broker, rate: int, seconds: float) -> None:
+    """Parked rounds paced at `rate` under `strace -c -f` (slower: the counts, not the CPU, are the
+    figure): the server's system calls per round, by name."""
+    assert b.proc is not None
+    r = Rounds(b.port)
+    out = os.path.join(tempfile.gettempdir(), f"bench-floor-strace-{os.getpid()}-{b.proc.pid}.txt")
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(b.proc.pid)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(WARM_ROUNDS):
+            r.one()
+        deadline = time.monotonic() + 10
+        while not traced(b.proc.pid) and time.monotonic() < deadline:  # every thread attached
+            time.sleep(0.05)
+        time.sleep(0.2)
+        t0, n = time.perf_counter(), 0
+        while (now := time.perf_counter()) - t0 < seconds:
+            if t0 + n / rate > now:
+                time.sleep(t0 + n / rate - now)
+            r.one()
+            n += 1
+    finally:
+        tracer.terminate()  # strace detaches and writes its summary
+        tracer.wait(timeout=20)
+        r.close()
+    with open(out) as f:
+        for line in f:
+            cols = line.split()  # % time, seconds, usecs/call, calls, [errors,] syscall
+            if len(cols) in (5, 6) and cols[3].isdigit() and int(cols[3]) / n >= 0.01:
+                b.note(f"strace parked {rate}/s: {cols[-1]} /round", int(cols[3]) / n)
+    os.unlink(out)
+
+
 def idle(b: Broker, seconds: float) -> None:
     """The server's CPU with no client request: what a phase's figure includes anyway."""
     assert b.proc is not None
@@ -257,6 +296,8 @@ def main() -> None:
     ap.add_argument("--rate", type=int, action="append", default=[], help="paced rounds/s (default 1000, 10000)")
     ap.add_argument("--patterns", default="parked,unparked")
     ap.add_argument("--idle-seconds", type=float, default=2.0, help="idle CPU measured this long per repeat (0: not)")
+    ap.add_argument("--strace", type=float, default=0.0,
+                    help="then count each server's syscalls per parked round at the first --rate, this many s")
     args = ap.parse_args()
     here = os.path.join(HERE, "..", "src")
     trees = [s.split("=", 1) for s in args.src] or [["suoi", here]]
@@ -287,6 +328,12 @@ def main() -> None:
                             continue  # ~4 rounds/s: paced is back to back (see the docstring)
                         log(f"repeat {rep + 1}: {s.label} {pattern} {rate or 'b2b'}")
                         phase(s, pattern, rate, args.seconds)
+        if args.strace and shutil.which("strace") is None:
+            log("no strace: --strace skipped")
+        elif args.strace:
+            for s in servers:
+                if not isinstance(s, TansuBroker):  # ~4 parked rounds/s
+                    syscalls(s, (args.rate or [1000])[0], args.strace)
     finally:
         for s in servers:
             s.stop()
