@@ -1,8 +1,9 @@
-"""The small path's floor servers (benchmarks/floor_server.c and floor_server.py, also with suoi's codec, started by
-benchmarks/bench_small_floor.py) answer the bench's rounds as a broker would: a Produce gets its
-correlation id and the next base offset, a Fetch at the log end is held until a Produce moves the
-log end and then gets the record batch under its own correlation id, a Fetch below the log end is
-answered at once. A floor that answered wrongly would make the bench measure something else."""
+"""The small path's floor servers (benchmarks/floor_server.c, floor_server.py with and without
+suoi's codec; started by benchmarks/bench_small_floor.py) answer the bench's rounds as a broker
+would: a Produce gets its correlation id and the next base offset, a Fetch at the log end is held
+until a Produce moves the log end and then gets the record batch under its own correlation id, a
+Fetch below the log end is answered at once. A floor that answered wrongly would make the bench
+measure something else."""
 
 from __future__ import annotations
 
