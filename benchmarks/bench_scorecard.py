@@ -11,7 +11,8 @@ as JSON (`--json-out`); `--markdown` also prints the table ready for benchmarks/
 Sections (`--only produce,consume,...`; all by default):
   produce      pre-encoded Produce over one connection (bench_produce_wire.py): broker µs/msg at
                1 KiB and 100 B (suoi and Tansu), 1,000 / 6 partitions cost ratio, the small
-               path (parked Fetch + 1-record Produce) in broker µs per round (suoi)
+               path (parked Fetch + 1-record Produce) in broker µs per round (suoi), and the
+               same rounds against a C server doing no broker work (bench_small_floor.py; needs cc)
   consume      100 B messages read back by librdkafka (bench_consume.py): msg/s and broker µs/msg,
                suoi and Tansu on identical data, in alternating rounds
   latency      end-to-end latency at 1,000 and 10,000 msg/s, p99 / p99.9, and the broker's CPU
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -56,10 +58,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_replication as repl  # noqa: E402
 import scorecard_table as sc  # noqa: E402
 from bench_consume import fill, measure, start_suoi_from  # noqa: E402
-from bench_produce_wire import Broker, produce_phase, small_phase  # noqa: E402
+from bench_produce_wire import Broker, TansuBroker, produce_phase, small_phase  # noqa: E402
+from bench_small_floor import c_floor  # noqa: E402
 from bench_soak import soak  # noqa: E402
 from bench_soak import start as start_soak_broker  # noqa: E402
-from common import REPO_ROOT, Target, clean_json, create_topic, log, start_suoi_kraft, start_tansu  # noqa: E402
+from common import REPO_ROOT, Target, clean_json, log, start_suoi_kraft, start_tansu  # noqa: E402
 from scorecard_procs import (  # noqa: E402
     SectionTimeout,
     disarm,
@@ -140,30 +143,10 @@ class Run:
 # --------------------------------------------------------------------------
 
 
-class TansuWire(Broker):
-    """Tansu (in memory) behind bench_produce_wire's Broker: a port, `cpu()` from /proc, results."""
-
-    def __init__(self, run: Run) -> None:
-        super().__init__(sc.TANSU, "tansu")
-        self.run = run
-        self.target: Target | None = None
-
-    def start(self) -> None:
-        self.target = self.run.tansu_target()
-        self.proc = self.target.proc
-        self.port = int(self.target.bootstrap.rpartition(":")[2])
-        create_topic(self.target.bootstrap, "p6", 6, timeout=60)
-
-    def stop(self) -> None:
-        if self.target is not None:
-            self.target.stop()
-        self.proc = None
-
-
 def discard(b: Broker) -> None:
     """Stop a measured broker at once (SIGKILL by PID): its data is thrown away, and a clean stop
     flushes every partition's log first (1,006 of them here; 10-30 s on a busy machine)."""
-    if b.proc is not None and not isinstance(b, TansuWire) and b.proc.poll() is None:
+    if b.proc is not None and not isinstance(b, TansuBroker) and b.proc.poll() is None:
         b.proc.kill()
         b.proc.wait(timeout=10)
     b.stop()
@@ -172,12 +155,17 @@ def discard(b: Broker) -> None:
 def section_produce(run: Run) -> None:
     brokers: list[Broker] = [Broker(label, src) for label, src in run.trees]
     if run.tansu:
-        brokers.append(TansuWire(run))
+        brokers.append(TansuBroker(run.args.tansu_bin, run.args.ready_timeout, label=sc.TANSU))
+    build_dir = tempfile.mkdtemp(prefix="scorecard-floor-")
     try:
+        floor = c_floor(build_dir)  # the small rounds against a C server doing no broker work (None: no cc)
         with stopping() as own:
             for b in brokers:
                 own(lambda b=b: discard(b))
                 b.start()
+            if floor is not None:
+                own(floor.stop)
+                floor.start()
             for b in brokers:
                 settle(b.label, b.proc.pid)
             for rnd in range(run.s.rounds):
@@ -187,12 +175,18 @@ def section_produce(run: Run) -> None:
                                                                                    run.s.wire_requests))
                     run.guard(f"produce 100b {b.label}", lambda b=b: produce_phase(b, "100b", "p6", 6, 640, 100,
                                                                                      run.s.wire_requests))
-                    if isinstance(b, TansuWire):
+                    if isinstance(b, TansuBroker):
                         continue  # the 1,000-partition topic and the small path: suoi's targets only
                     run.guard(f"produce p1000 {b.label}", lambda b=b: produce_phase(b, "p1000", "p1000", 1000, 64, 1024,
                                                                                       run.s.wire_requests))
                     run.guard(f"small path {b.label}", lambda b=b: small_phase(b, run.s.small_rounds))
+                    if floor is not None:  # measured right after this tree's rounds, shown in its column
+                        done = floor.results.setdefault("small µs/round", [])
+                        n = len(done)
+                        run.guard("small path floor", lambda f=floor: small_phase(f, run.s.small_rounds))
+                        run.put("small_floor_c_us", b.label, done[n:])
     finally:  # what was measured stands, also when the time bound cut the section short
+        shutil.rmtree(build_dir, ignore_errors=True)
         for b in brokers:
             r = b.results
             run.put("produce_1k_us", b.label, r.get("1k µs/msg"))

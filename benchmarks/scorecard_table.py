@@ -40,6 +40,10 @@ GOALS: tuple[Goal, ...] = (
          "bench_produce_wire.py p1000 / 1k", "<=", 1.3, unit="x"),
     Goal("small_path_us", "small path (parked Fetch + 1-record Produce), broker µs/round", "produce",
          "bench_produce_wire.py small", "<=", 100.0, unit="µs"),
+    # The same rounds against a C server (epoll) that does no broker work, right after each tree's:
+    # what the loop, the syscalls and the wake-ups cost any server here (benchmarks/README.md).
+    Goal("small_floor_c_us", "small path floor: the same rounds, a C server doing no broker work, µs/round",
+         "produce", "bench_small_floor.py (C), bench_produce_wire.py small", unit="µs"),
     Goal("consume_100b_msgs", "consume 100 B, msg/s (librdkafka), vs Tansu in the same run", "consume",
          "bench_consume.py", ">=", 1.0, vs_tansu=True, unit="msg/s"),
     Goal("consume_100b_us", "consume 100 B, broker µs/msg", "consume", "bench_consume.py", unit="µs"),
