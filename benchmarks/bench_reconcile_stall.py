@@ -74,13 +74,18 @@ def dirs_left(data: Path, name: str) -> int:
 
 
 def create_window(node: Target, admin: AdminClient, name: str, count: int, timeout: float) -> dict[str, float]:
-    """Create `name` and wait until every partition takes a record; the phases' times (s)."""
+    """Create `name`, wait until the node leads every partition (t1), then until every partition
+    took a record (t2: one Produce of `count` partitions, its own window); the phases' times (s)."""
+    seen = os.path.getsize(node.logfile or "")
     t0 = time.perf_counter_ns()
     admin.create_topics([NewTopic(name, num_partitions=count, replication_factor=1)],
                         operation_timeout=timeout, request_timeout=timeout)[name].result(timeout=timeout)
     answered = time.perf_counter_ns()
     poll_until(f"leaders of {name}", lambda: all_led(admin, name, count), timeout, every=0.1)
     leaders = time.perf_counter_ns()
+    # the node's own word that the replicas lead (its log file: asking it would load its loop)
+    poll_until(f"{name}'s logs and leaders on the node", lambda: applied(node, count, seen), timeout, every=0.01)
+    installed = time.perf_counter_ns()
     failed: list[Any] = []
     p = Producer({"bootstrap.servers": node.bootstrap, "linger.ms": 5, "log_level": 3,
                   "message.timeout.ms": int(timeout * 1000)})
@@ -90,8 +95,15 @@ def create_window(node: Target, admin: AdminClient, name: str, count: int, timeo
     if left or failed:
         raise RuntimeError(f"{name}: {left} records unflushed, {len(failed)} failed (first {failed[:1]})")
     usable = time.perf_counter_ns()
-    return {"t0": t0, "t1": usable, "answer s": (answered - t0) / 1e9, "leaders s": (leaders - t0) / 1e9,
-            "usable s": (usable - t0) / 1e9}
+    return {"t0": t0, "t1": installed, "t2": usable, "answer s": (answered - t0) / 1e9,
+            "leaders s": (leaders - t0) / 1e9, "installed s": (installed - t0) / 1e9, "usable s": (usable - t0) / 1e9}
+
+
+def applied(node: Target, count: int, seen: int) -> bool:
+    """The node logged "leadership changes applied: leader of `count` partitions" (after `seen` bytes)."""
+    with open(node.logfile or "", "rb") as f:
+        f.seek(seen)
+        return f"leadership changes applied: leader of {count} partitions".encode() in f.read()
 
 
 def delete_window(node: Target, admin: AdminClient, name: str, timeout: float) -> dict[str, float]:
@@ -155,6 +167,8 @@ def one_round(label: str, src: str, args: argparse.Namespace) -> dict[str, dict[
                 w = (create_window(node, admin, name, count, args.timeout) if kind == "create"
                      else delete_window(node, admin, name, args.timeout))
                 windows[f"{kind} {count}"] = w
+                if "t2" in w:
+                    windows[f"use {count}"] = {"t0": w["t1"], "t1": w.pop("t2")}
                 lags[f"{kind} {count}"] = pauses_between(before, admin_histogram(node.admin_port, LAG))
                 log(f"{label}: {kind} {count}: " + ", ".join(f"{k} {v:.2f}" for k, v in w.items() if k.endswith(" s")))
                 time.sleep(args.pause)

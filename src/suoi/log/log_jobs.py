@@ -114,7 +114,6 @@ class LogJobs:
         def _note_roll(self, log: PartitionLog) -> None: ...
         def cancel_move(self, move: ReplicaMove) -> None: ...
         def _meta_path(self, info: TopicInfo) -> Path: ...
-        def missing_partitions(self, name: str) -> list[int]: ...
 
     @property
     def now_ms(self) -> Callable[[], int]:
@@ -127,9 +126,9 @@ class LogJobs:
         if info is None:
             return []
         jobs = []
-        missing = set(self.missing_partitions(name))
         for p in partitions:
-            if p not in missing:
+            key = (name, p)
+            if key in self._logs or key in self._offline or not info.hosts(p):
                 continue
             preferred = self._preferred_dirs.pop((name, p), None)
             if preferred is None or preferred in self.offline_dirs:
@@ -166,7 +165,7 @@ class LogJobs:
                 if job.log is None:
                     self._open_partition(current, job.partition, job.path)
                 else:
-                    job.log.config = current.config  # a config change while it was made
+                    job.log.config = current.config  # (a config change meanwhile: the next round sets it too)
                     job.log.on_roll = partial(self._note_roll, job.log)
                     self._logs[key] = job.log
                     self._count_dir(job.path.parent, 1)
