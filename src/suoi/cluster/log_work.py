@@ -26,7 +26,7 @@ from suoi.cluster.pacing import Pacer
 from suoi.log.log_jobs import make_new_logs, remove_trees, set_aside
 from suoi.log.manager import LogManager
 
-__all__ = ["CHUNK", "LogRemovals", "open_missing_logs"]
+__all__ = ["CHUNK", "LogRemovals", "detach_topic", "open_missing_logs"]
 
 log = logging.getLogger("suoi.cluster")
 
@@ -64,6 +64,21 @@ async def open_missing_logs(logs: LogManager, topic: str, pacer: Pacer | None = 
     if first is not None:
         raise first
     return created
+
+
+async def detach_topic(logs: LogManager, name: str, pacer: Pacer) -> list[Path]:
+    """`LogManager.detach_topic` between other clients' requests (a topic of 5,000 partitions took
+    ~80 ms of the loop at once); returns the directories to set aside."""
+    info = logs.forget_topic(name)
+    if info is None:
+        return []
+    paths = []
+    for p in range(info.partitions):
+        path = logs.detach_log(name, p)
+        if path is not None:
+            paths.append(path)
+        await pacer.tick()
+    return paths
 
 
 class LogRemovals:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from suoi.cluster.log_work import LogRemovals, open_missing_logs
+from suoi.cluster.log_work import LogRemovals, detach_topic, open_missing_logs
 from suoi.cluster.pacing import Pacer
 from suoi.controller.delta import LocalChanges, LocalPartition, MetadataDelta
 from suoi.controller.image import ConfigResourceType, MetadataImage
@@ -88,13 +88,10 @@ class LocalReconciler:
         delta = MetadataDelta.between(old, new)
         local = delta.local_changes(me)
         removals = self.removals
-        for gone in local.deleted:
-            if logs.topic(gone.topic_name) is not None and new.topic(gone.topic_name) is None:
-                removals.pending += logs.detach_topic(gone.topic_name)
-                log.info("deleted local replicas of topic %s", gone.topic_name)
-        for name in [n for n in logs.topics() if new.topic(n) is None]:
-            removals.pending += logs.detach_topic(name)
-            log.info("deleted local replicas of topic %s", name)
+        for name in {lp.topic_name for lp in local.deleted} | set(logs.topics()):
+            if logs.topic(name) is not None and new.topic(name) is None:
+                removals.pending += await detach_topic(logs, name, pacer)
+                log.info("deleted local replicas of topic %s", name)
         reconfigured = {name for rtype, name in delta.changed_configs if rtype == ConfigResourceType.TOPIC}
         failed_before = set(logs.failed)
         retry = {name for name, _ in failed_before}  # logs that could not be created: try again

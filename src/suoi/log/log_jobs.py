@@ -191,15 +191,24 @@ class LogJobs:
         log.discard()
         return log.directory
 
-    def detach_topic(self, name: str) -> list[Path]:
-        """Forget a topic (its metadata file first, Kafka's order) and detach its logs; returns
-        their directories, for `set_aside` and `remove_trees`."""
+    def forget_topic(self, name: str) -> TopicInfo | None:
+        """Forget a topic (its metadata file first, Kafka's order), not yet its logs: the caller
+        detaches them next (`detach_log` each, a few at a time between other work: they answer
+        UNKNOWN_TOPIC_OR_PARTITION meanwhile, their topic gone from the image)."""
         info = self._topics.get(name)
         if info is None:
-            return []
+            return None
         self._meta_path(info).unlink(missing_ok=True)
         del self._topics[name]
         for key in [k for k in self.failed if k[0] == name]:
             del self.failed[key]
         self._by_id.pop(info.topic_id.int, None)
+        return info
+
+    def detach_topic(self, name: str) -> list[Path]:
+        """`forget_topic` and `detach_log` of every partition at once; returns the directories,
+        for `set_aside` and `remove_trees`."""
+        info = self.forget_topic(name)
+        if info is None:
+            return []
         return [path for p in range(info.partitions) if (path := self.detach_log(name, p)) is not None]

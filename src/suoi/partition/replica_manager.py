@@ -203,8 +203,9 @@ class ReplicaManager(PartitionDirectory):
         many = len(changes.leaders) + len(changes.followers) > DETAILED_CHANGES
         self._detail = logging.DEBUG if many else logging.INFO
         self._without_log = 0
-        for lp in changes.deleted:
+        for lp in changes.deleted:  # (a deleted topic of thousands of partitions: paced too)
             self._drop(TopicPartition(lp.topic_name, lp.partition))
+            await pacer.tick()
         for lp in changes.leaders:
             try:
                 self._become_leader(lp)
@@ -224,8 +225,10 @@ class ReplicaManager(PartitionDirectory):
         self._detail = logging.INFO
         for tp in [tp for tp in self.leaders if new.partition(tp.topic, tp.partition) is None]:
             self._drop(tp)
+            await pacer.tick()
         for tp in [tp for tp in self.followers if new.partition(tp.topic, tp.partition) is None]:
             self._drop(tp)
+            await pacer.tick()
 
     def _update_addresses(self, image: MetadataImage) -> None:
         for broker_id, reg in image.brokers.items():
