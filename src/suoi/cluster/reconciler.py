@@ -154,6 +154,8 @@ def with_retried(local: LocalChanges, image: MetadataImage, retried: list[tuple[
     """`local` plus the leader/follower roles of partitions whose log was created only now, by a
     retry of an earlier round's failure: their registration did not change, so the delta does not
     name them, yet the role the earlier round could not take (no log) must not be lost."""
+    if not retried:
+        return local
     named = {(lp.topic_name, lp.partition) for lp in (*local.leaders, *local.followers)}
     leaders, followers = list(local.leaders), list(local.followers)
     for name, p in sorted(retried):

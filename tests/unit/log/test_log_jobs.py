@@ -38,10 +38,10 @@ def test_logs_made_on_a_thread_are_installed_and_spread(tmp_path: Path, clock: C
     _host(m, "t", 6)
     jobs = m.plan_new_logs("t", m.missing_partitions("t"))
     assert [j.partition for j in jobs] == list(range(6))
-    assert {j.path.parent for j in jobs} == set(dirs)  # placed as they were planned, not all in one dir
+    assert {j.log_dir for j in jobs} == set(dirs)  # placed as they were planned, not all in one dir
     assert m.get_log("t", 0) is None  # not before the install
     _on_a_thread(jobs, clock)
-    assert all(j.log is not None and j.path.is_dir() for j in jobs)
+    assert all(j.log is not None and j.path is not None and j.path.is_dir() for j in jobs)
     assert m.install_new_logs(jobs) == (6, [], None)
     assert m.missing_partitions("t") == []
     log = m.get_log("t", 5)
@@ -60,7 +60,7 @@ def test_a_topic_deleted_or_recreated_meanwhile_gets_nothing(tmp_path: Path, clo
     _host(m, "reborn", 2)  # a new topic id under the same name
     installed, unwanted, error = m.install_new_logs(gone_jobs + reborn_jobs)
     assert (installed, error) == (0, None)
-    assert sorted(unwanted) == sorted(j.path for j in gone_jobs + reborn_jobs)
+    assert sorted(unwanted) == sorted(j.path for j in gone_jobs + reborn_jobs if j.path is not None)
     assert m.get_log("reborn", 0) is None and m.missing_partitions("reborn") == [0, 1]
     remove_trees(set_aside(unwanted))
     assert not list((tmp_path / "a").glob("gone-*")) and not list((tmp_path / "a").glob("reborn-*"))
@@ -86,13 +86,13 @@ def test_a_failed_dir_or_a_failed_mkdir(tmp_path: Path, clock: Clock) -> None:
     m = _manager([tmp_path / "a", tmp_path / "b"], clock)
     _host(m, "t", 4)
     jobs = m.plan_new_logs("t", [0, 1, 2, 3])
-    blocked = next(j for j in jobs if j.path.parent == tmp_path / "b")
-    blocked.path.parent.joinpath(blocked.path.name).write_text("a file where the directory goes")
-    offline = next(j for j in jobs if j.path.parent == tmp_path / "a")
+    blocked = next(j for j in jobs if j.log_dir == tmp_path / "b")
+    (tmp_path / "b" / f"t-{blocked.partition}").write_text("a file where the directory goes")
+    offline = next(j for j in jobs if j.log_dir == tmp_path / "a")
     _on_a_thread(jobs, clock)
     assert blocked.error is not None
     m.mark_offline(tmp_path / "a", "test")
     installed, unwanted, error = m.install_new_logs(jobs)
     assert error is not None and ("t", blocked.partition) in m.failed  # KAFKA_STORAGE_ERROR until retried
     assert m.is_offline("t", offline.partition) and offline.path in unwanted
-    assert installed == sum(1 for j in jobs if j.path.parent == tmp_path / "b") - 1
+    assert installed == sum(1 for j in jobs if j.log_dir == tmp_path / "b") - 1
