@@ -27,7 +27,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -128,20 +128,26 @@ class LogJobs:
     def now_ms(self) -> Callable[[], int]:
         return self._now_ms
 
-    def plan_new_logs(self, name: str, partitions: Iterable[int]) -> list[NewLog]:
+    def plan_new_logs(self, name: str, partitions: Sequence[int]) -> list[NewLog]:
         """Those of `partitions` (from `missing_partitions`) still missing a log, each placed in
         a log dir (and counted there)."""
         info = self._topics.get(name)
         if info is None:
             return []
-        jobs = []
+        jobs: list[NewLog] = []
         for p in partitions:
             key = (name, p)
             if key in self._logs or key in self._offline or not info.hosts(p):
                 continue
             preferred = self._preferred_dirs.pop((name, p), None)
             if preferred is None or preferred in self.offline_dirs:
-                preferred = self._least_loaded_dir()
+                try:
+                    preferred = self._least_loaded_dir()
+                except KafkaStorageError as e:  # every log dir offline: KAFKA_STORAGE_ERROR, retried
+                    self.failed.update(dict.fromkeys(((name, q) for q in partitions), str(e)))
+                    for job in jobs:  # the placement counts given back: nothing is made
+                        self._count_dir(job.log_dir, -1)
+                    raise
             self._count_dir(preferred, 1)
             jobs.append(NewLog(info, p, preferred))
         return jobs

@@ -8,7 +8,10 @@ import threading
 import uuid
 from pathlib import Path
 
+import pytest
+
 from suoi.log.config import LogConfig
+from suoi.log.errors import KafkaStorageError
 from suoi.log.log_jobs import make_new_logs, remove_trees, set_aside
 from suoi.log.manager import LogManager
 from tests.unit.log.log_helpers import Clock, batch
@@ -96,3 +99,12 @@ def test_a_failed_dir_or_a_failed_mkdir(tmp_path: Path, clock: Clock) -> None:
     assert error is not None and ("t", blocked.partition) in m.failed  # KAFKA_STORAGE_ERROR until retried
     assert m.is_offline("t", offline.partition) and offline.path in unwanted
     assert installed == sum(1 for j in jobs if j.log_dir == tmp_path / "b") - 1
+
+
+def test_every_log_dir_offline_fails_the_plan_and_notes_it(tmp_path: Path, clock: Clock) -> None:
+    m = _manager([tmp_path / "a"], clock)
+    _host(m, "t", 3)
+    m.mark_offline(tmp_path / "a", "test")
+    with pytest.raises(KafkaStorageError):
+        m.plan_new_logs("t", [0, 1, 2])
+    assert sorted(k for k in m.failed if k[0] == "t") == [("t", 0), ("t", 1), ("t", 2)]  # answered and retried
