@@ -15,16 +15,23 @@ over the rounds (max): the longest loop stall, the stalls of >= 5 ms, the probe'
 max for the messages produced in that window, and the times to answer / leaders / usable (create)
 or gone from Metadata / from disk (delete); the admin endpoint's loop-lag histogram (a 250 ms
 probe) gives its own "max <" bound. Trees alternate per round; lost probe messages are counted.
+On a shared machine the stalls are mostly other processes' (see the quiet window); ``--callbacks``
+runs the node in `latency_probe.py` instead (every loop callback timed, thread CPU as well as wall)
+and adds per window the reconciler's loop CPU, its longest callback, the callbacks of >= 5 ms wall
+and the longest callback's CPU (the create window then includes the first use).
 
     git archive main src | tar -x -C /tmp/reconcile-before
     python benchmarks/bench_reconcile_stall.py --src before=/tmp/reconcile-before/src --src after=src
+    python benchmarks/bench_reconcile_stall.py --callbacks --partitions 1000 5000 --src before=... --src after=src
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
+import signal
 import statistics
 import time
 import uuid
@@ -40,6 +47,8 @@ from latency_run import wait_for
 from stall_probe import read_stalls
 
 PROBE = str(Path(__file__).resolve().parent / "stall_probe.py")
+CALLBACKS = str(Path(__file__).resolve().parent / "latency_probe.py")
+RECONCILER = "task LocalReconciler.run"
 LAG = "suoi_eventloop_lag_seconds"
 
 
@@ -136,7 +145,9 @@ def window_figures(w: dict[str, float], stalls: list[tuple[int, int]], stamps: a
 def one_round(label: str, src: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """One node of tree `src`: the probe clients, the quiet window, then each count's create and delete."""
     out_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"stalls-{os.getpid()}-{uuid.uuid4().hex[:6]}.txt")
-    node = start_suoi_kraft(label, src, 60, "auto.create.topics.enable=false\n", launcher=[PROBE, "--out", out_path])
+    launcher = [CALLBACKS, "--out", out_path] if args.callbacks else [PROBE, "--out", out_path]
+    node = start_suoi_kraft(label, src, 60, "auto.create.topics.enable=false\n", launcher=launcher)
+    dumps = Dumps(node, out_path) if args.callbacks else None
     ctx = mp.get_context("spawn")
     results, ready, stop = ctx.Queue(), ctx.Event(), ctx.Event()
     t0_ns, expected = ctx.Value("q", 0), ctx.Value("q", -1)
@@ -146,6 +157,7 @@ def one_round(label: str, src: str, args: argparse.Namespace) -> dict[str, dict[
     consumer = ctx.Process(target=consumer_main, args=(cfg, ready, expected, stop, results), name="consumer")
     producer = ctx.Process(target=producer_main, args=(cfg, t0_ns, results), name="producer")
     windows: dict[str, dict[str, float]] = {}
+    callbacks: dict[str, dict[str, float]] = {}
     lags: dict[str, dict[str, float]] = {}
     admin = AdminClient({"bootstrap.servers": node.bootstrap})
     try:
@@ -164,12 +176,16 @@ def one_round(label: str, src: str, args: argparse.Namespace) -> dict[str, dict[
             name = f"big-{count}-{uuid.uuid4().hex[:6]}"
             for kind in ("create", "delete"):
                 before = admin_histogram(node.admin_port, LAG)
+                if dumps is not None:
+                    dumps.take()  # (what came before the window: not counted)
                 w = (create_window(node, admin, name, count, args.timeout) if kind == "create"
                      else delete_window(node, admin, name, args.timeout))
                 windows[f"{kind} {count}"] = w
                 if "t2" in w:
                     windows[f"use {count}"] = {"t0": w["t1"], "t1": w.pop("t2")}
                 lags[f"{kind} {count}"] = pauses_between(before, admin_histogram(node.admin_port, LAG))
+                if dumps is not None:
+                    callbacks[f"{kind} {count}"] = callback_figures(dumps.take())
                 log(f"{label}: {kind} {count}: " + ", ".join(f"{k} {v:.2f}" for k, v in w.items() if k.endswith(" s")))
                 time.sleep(args.pause)
         if time.perf_counter_ns() > measured + args.seconds * 1e9:
@@ -185,15 +201,46 @@ def one_round(label: str, src: str, args: argparse.Namespace) -> dict[str, dict[
                 proc.kill()
         node.stop()
     stamps = array("q", cons["stamps"])
-    stalls = read_stalls(out_path)
-    os.unlink(out_path)
+    stalls = [] if args.callbacks else read_stalls(out_path)
+    if not args.callbacks:
+        os.unlink(out_path)
     lost = prod["sent"] - len(stamps) // 4
     figures = {}
     for key, w in windows.items():
         figures[key] = window_figures(w, stalls, stamps)
         figures[key]["lag max < ms (admin)"] = lags.get(key, {}).get("max < ms", float("nan"))
         figures[key]["probe lost"] = lost
+        figures[key].update(callbacks.get(key, {}))
     return figures
+
+
+class Dumps:
+    """`latency_probe.py`'s dumps (SIGUSR1: what it gathered since the last one, then it starts over)."""
+
+    def __init__(self, node: Target, prefix: str) -> None:
+        self.node, self.prefix, self.n = node, prefix, 0
+
+    def take(self) -> dict[str, Any]:
+        os.kill(self.node.pid or 0, signal.SIGUSR1)
+        path = f"{self.prefix}.{self.n}.json"
+        self.n += 1
+        poll_until(f"dump {path}", lambda: os.path.exists(path), 30, every=0.01)
+        with open(path) as f:
+            data = json.load(f)
+        os.unlink(path)
+        return data
+
+
+def callback_figures(dump: dict[str, Any]) -> dict[str, float]:
+    """The window's loop callbacks: the reconciler's CPU and its longest callback, every callback
+    of >= 5 ms wall (`latency_probe.SLOW_WALL_S`) and the longest one's CPU."""
+    slow = dump["slow"]  # (name, start ns, wall ns, cpu ns, ...) over SLOW_CPU_S or SLOW_WALL_S
+    mine = [s for s in slow if s[0] == RECONCILER]
+    long = [s for s in slow if s[2] >= 5_000_000]
+    return {"reconciler cpu ms": dump["by_name"].get(RECONCILER, [0, 0])[1] / 1e6,
+            "reconciler longest cpu ms": max((s[3] for s in mine), default=0) / 1e6,
+            "reconciler longest wall ms": max((s[2] for s in mine), default=0) / 1e6,
+            "callbacks >= 5 ms": len(long), "longest callback cpu ms": max((s[3] for s in slow), default=0) / 1e6}
 
 
 def main() -> None:
@@ -207,6 +254,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--pause", type=float, default=2.0, help="quiet seconds before and between windows")
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--callbacks", action="store_true",
+                    help="run the node in latency_probe.py (every loop callback timed) instead of stall_probe.py: "
+                         "per window the reconciler's loop CPU and longest callback (no stall figures)")
     args = ap.parse_args()
     trees = [s.split("=", 1) for s in args.src] or [["this", str(REPO_ROOT / "src")]]
     runs: dict[str, dict[str, dict[str, list[float]]]] = {label: {} for label, _ in trees}
