@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 
 from suoi.cluster.pacing import Pacer
-from suoi.log.log_jobs import make_new_logs, remove_trees, set_aside
+from suoi.log.log_jobs import NewLog, make_new_logs, remove_trees, set_aside
 from suoi.log.manager import LogManager
 
 __all__ = ["CHUNK", "LogRemovals", "detach_topic", "open_missing_logs"]
@@ -38,29 +38,32 @@ CHUNK = 64
 
 async def open_missing_logs(logs: LogManager, topic: str, pacer: Pacer | None = None) -> int:
     """Create the logs of `topic`'s hosted partitions that have none yet, `CHUNK` at a time on a
-    worker thread; returns how many. Raises `KafkaStorageError` (e.g. out of file descriptors)
-    after the last chunk if any could not be created; those stay missing (their clients get
-    KAFKA_STORAGE_ERROR) and are retried by a later round (`LogManager.failed`)."""
+    worker thread (the next chunk made while the loop installs the last); returns how many.
+    Raises `KafkaStorageError` (e.g. out of file descriptors) after the last chunk if any could
+    not be created; those stay missing (their clients get KAFKA_STORAGE_ERROR) and are retried
+    by a later round (`LogManager.failed`)."""
     pacer = pacer or Pacer()
     loop = asyncio.get_running_loop()
     missing = logs.missing_partitions(topic)
     created, first = 0, None
     unwanted: list[Path] = []
-    for i in range(0, len(missing), CHUNK):
-        jobs = logs.plan_new_logs(topic, missing[i:i + CHUNK])
-        if not jobs:
-            if logs.topic(topic) is None:  # deleted meanwhile
-                break
+    # Two chunks in flight: the next is made on a thread while the loop installs the last one.
+    # (cancelled, the node is stopping: a chunk in the making is left to its thread, never installed)
+    making: tuple[list[NewLog], asyncio.Future[None]] | None = None
+    for i in range(0, len(missing) + CHUNK, CHUNK):
+        jobs = logs.plan_new_logs(topic, missing[i:i + CHUNK]) if i < len(missing) else []
+        made = making
+        making = (jobs, loop.run_in_executor(None, make_new_logs, jobs, logs.now_ms)) if jobs else None
+        if made is None:
             continue
-        # (cancelled, the node is stopping: the chunk is left to its thread and never installed)
-        await loop.run_in_executor(None, make_new_logs, jobs, logs.now_ms)
-        done, leftovers, error = logs.install_new_logs(jobs)
+        await made[1]
+        done, leftovers, error = logs.install_new_logs(made[0])
         created += done
         unwanted += leftovers
         first = first or error
         await pacer.tick()
     if unwanted:  # its topic went meanwhile (not by a round: e.g. a log dir taken offline)
-        await loop.run_in_executor(None, remove_trees, set_aside(unwanted))
+        await loop.run_in_executor(None, lambda: remove_trees(set_aside(unwanted)))
     if first is not None:
         raise first
     return created
