@@ -3,7 +3,8 @@ a topic of many partitions becomes usable while other clients keep producing, an
 changes that arrive while the logs are being made on the worker thread (a deletion, more
 partitions, a config change, the name created again) apply after them, in order. Real
 in-process nodes, confluent-kafka and raw Kafka requests; the worker thread's job is held by
-the test where the order matters (`log_work.make_new_logs`)."""
+the test where the order matters (`log_work.make_new_logs`; topics of more than `log_work.INLINE`
+partitions: a few are made on the loop at once)."""
 
 from __future__ import annotations
 
@@ -54,8 +55,11 @@ def _dirs(node: InProcessNode, name: str) -> list[Path]:
 
 
 def _led_here(node: InProcessNode, name: str) -> list[int]:
+    """Partitions of the topic named `name` now (not of a deleted one of that name) led here."""
     replicas = node.broker.kraft.replicas
-    return sorted(tp.partition for tp in list(replicas.leaders) if tp.topic == name)
+    topic = node.broker.kraft.image.topic(name)
+    return sorted(tp.partition for tp, p in list(replicas.leaders.items())
+                  if tp.topic == name and topic is not None and p.topic_id == topic.topic_id)
 
 
 def _produce_one(node: InProcessNode, name: str, partition: int, value: bytes) -> ErrorCode:
@@ -95,6 +99,14 @@ def test_a_wide_topic_becomes_usable_while_another_client_produces(node: InProce
     wide = ck_consume(node.bootstrap, "wide", list(range(300)), 300, timeout=30)
     assert sorted((r.partition, r.offset, r.value) for r in wide) == [(p, 0, f"w{p}".encode()) for p in range(300)]
     assert len(_dirs(node, "wide")) == 300
+
+
+def test_a_small_topic_leads_before_the_next_request(node: InProcessNode) -> None:
+    """A topic of a few partitions (`log_work.INLINE`) has its logs made in the round's first slice:
+    a Produce right after Metadata shows the leaders is not sent away (as before the worker thread)."""
+    for i in range(5):
+        node.create_topic(f"small-{i}", partitions=log_work.INLINE)
+        assert {_produce_one(node, f"small-{i}", p, b"v") for p in range(log_work.INLINE)} == {ErrorCode.none}
 
 
 def test_a_delete_right_after_the_create_leaves_nothing(node: InProcessNode) -> None:
@@ -185,10 +197,12 @@ def test_a_name_deleted_and_created_again_behind_logs_in_the_making_starts_empty
     ck_produce(node.bootstrap, "reborn", [{"value": b"old", "partition": p} for p in range(20)] * 3)
     release.clear()
     entered.clear()
-    _create(node, "blocker", 1)  # its log is held in the making: the next changes wait for one round
+    _create(node, "blocker", 40)  # its logs are held in the making: the next changes wait for one round
     assert entered.wait(10), "the logs were not handed to the worker thread"
     _delete(node, "reborn")
     _create(node, "reborn", 20)
+    # Not applied here yet: the old replicas refuse the new topic's writes (they would go with them).
+    assert _produce_one(node, "reborn", 0, b"too early") == ErrorCode.not_leader_or_follower
     release.set()
     wait_until(lambda: len(_led_here(node, "reborn")) == 20, timeout=30, message="20 partitions led again")
     delivered = ck_produce(node.bootstrap, "reborn", [{"value": b"new", "partition": p} for p in range(20)])
