@@ -233,6 +233,7 @@ class KRaftServices:
         await self.controlled_shutdown()
         self.reconciler.stop()
         await cancel_and_wait([*self._tasks, *self._probes], STOP_WAIT_S, f"node {self.node_id} KRaft services")
+        await _bounded(self.reconciler.removals.drain(), f"node {self.node_id} removal of deleted logs")
         if self.replicas is not None:
             await _bounded(self.replicas.stop(), f"node {self.node_id} replica manager")
         await _bounded(self.driver.stop(), f"node {self.node_id} raft driver")

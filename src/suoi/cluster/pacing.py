@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from suoi.log.manager import LogManager
-
-__all__ = ["Pacer", "open_missing_logs"]
+__all__ = ["Pacer"]
 
 #: Longest stretch of reconciliation work between two chances for other clients to be served.
 DEFAULT_SLICE_S = 0.005
@@ -29,17 +27,3 @@ class Pacer:
             await asyncio.sleep(0)
             self._since = time.perf_counter()
 
-
-async def open_missing_logs(logs: LogManager, topic: str, pacer: Pacer | None = None) -> int:
-    """Create the logs of `topic`'s hosted partitions that have none yet, a slice at a time;
-    returns how many. Raises `KafkaStorageError` (e.g. out of file descriptors) for the first
-    that cannot be created; the rest stay missing (their clients get a retriable error)."""
-    pacer = pacer or Pacer()
-    created = 0
-    for p in logs.missing_partitions(topic):
-        if logs.topic(topic) is None:  # deleted meanwhile
-            break
-        logs.open_partition(topic, p)
-        created += 1
-        await pacer.tick()
-    return created

@@ -16,8 +16,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from suoi.cluster.pacing import Pacer, open_missing_logs
-from suoi.controller.delta import MetadataDelta
+from suoi.cluster.log_work import LogRemovals, detach_topic, open_missing_logs
+from suoi.cluster.pacing import Pacer
+from suoi.controller.delta import LocalChanges, LocalPartition, MetadataDelta
 from suoi.controller.image import ConfigResourceType, MetadataImage
 from suoi.log.errors import KafkaStorageError
 from suoi.partition.replica_manager import ReplicaManager
@@ -47,6 +48,8 @@ class LocalReconciler:
         self.reconciled: MetadataImage = current()
         self._wanted = asyncio.Event()
         self._stopping = False
+        #: Directories of local logs this node no longer hosts, renamed and removed off the loop.
+        self.removals = LogRemovals()
 
     def request(self) -> None:
         """A new image was published: the next round brings the local logs to it."""
@@ -84,39 +87,47 @@ class LocalReconciler:
         pacer = Pacer()
         delta = MetadataDelta.between(old, new)
         local = delta.local_changes(me)
-        for gone in local.deleted:
-            if logs.topic(gone.topic_name) is not None and new.topic(gone.topic_name) is None:
-                logs.delete_topic(gone.topic_name)
-                log.info("deleted local replicas of topic %s", gone.topic_name)
+        removals = self.removals
+        for name in {lp.topic_name for lp in local.deleted} | set(logs.topics()):
+            if logs.topic(name) is not None and new.topic(name) is None:
+                removals.pending += await detach_topic(logs, name, pacer)
+                log.info("deleted local replicas of topic %s", name)
         reconfigured = {name for rtype, name in delta.changed_configs if rtype == ConfigResourceType.TOPIC}
-        retry = {name for name, _ in logs.failed}  # logs that could not be created: try again
+        failed_before = set(logs.failed)
+        retry = {name for name, _ in failed_before}  # logs that could not be created: try again
         changed = [t for tid, t in new.topics.items()
                    if old.topics.get(tid) is not t or t.name in reconfigured or t.name in retry]
-        created = 0
+        hosting = []
         for topic in changed:
             hosted = {p for p, reg in topic.partitions.items() if me in reg.replicas}
             if not hosted and logs.topic(topic.name) is None:
                 continue
             try:
                 logs.host_partitions(topic.name, topic.topic_id, topic.num_partitions, hosted,
-                                     dict(new.topic_configs(topic.name)), open_logs=False)
-                created += await open_missing_logs(logs, topic.name, pacer)
-            except KafkaStorageError as exc:  # its partitions answer KAFKA_STORAGE_ERROR / NOT_LEADER
-                log.error("cannot create the local logs of %s (%d partitions missing): %s", topic.name,
-                          len(logs.missing_partitions(topic.name)), exc)
+                                     dict(new.topic_configs(topic.name)), open_logs=False,
+                                     detached=removals.pending)
+                hosting.append(topic.name)
             except Exception:
                 log.exception("cannot reconcile local replicas of %s", topic.name)
             await pacer.tick()
+        await removals.set_aside()  # before any log is created: a re-created name meets no old files
+        created = 0
+        for name in hosting:
+            try:
+                created += await open_missing_logs(logs, name, pacer)
+            except KafkaStorageError as exc:  # its partitions answer KAFKA_STORAGE_ERROR / NOT_LEADER
+                log.error("cannot create the local logs of %s (%d partitions missing): %s", name,
+                          len(logs.missing_partitions(name)), exc)
+            except Exception:
+                log.exception("cannot create the local logs of %s", name)
         if created:
             log.info("created %d local partition logs (metadata offset %d)", created, new.offset)
-        for name in [n for n in logs.topics() if new.topic(n) is None]:
-            logs.delete_topic(name)
-            log.info("deleted local replicas of topic %s", name)
         deleted = {t.name for tid, t in old.topics.items() if tid not in new.topics}
         if deleted:
             self.node.groups.on_topics_deleted(deleted)  # their committed offsets go too, as in Kafka
         if self.replicas is not None:
-            await self.replicas.apply(old, new, pacer, local)
+            retried = [key for key in failed_before if key not in logs.failed and logs.get_log(*key) is not None]
+            await self.replicas.apply(old, new, pacer, with_retried(local, new, retried, me))
         if old.offset < 0 or any(rtype == ConfigResourceType.BROKER and name in ("", str(me))
                                  for rtype, name in delta.changed_configs):
             self._apply_broker_configs(new)
@@ -137,3 +148,23 @@ class LocalReconciler:
 
         log.info("dynamic broker configs from the metadata log: cluster default %s, broker %d %s",
                  redacted(default), self.node_id, redacted(mine))
+
+
+def with_retried(local: LocalChanges, image: MetadataImage, retried: list[tuple[str, int]], me: int) -> LocalChanges:
+    """`local` plus the leader/follower roles of partitions whose log was created only now, by a
+    retry of an earlier round's failure: their registration did not change, so the delta does not
+    name them, yet the role the earlier round could not take (no log) must not be lost."""
+    if not retried:
+        return local
+    named = {(lp.topic_name, lp.partition) for lp in (*local.leaders, *local.followers)}
+    leaders, followers = list(local.leaders), list(local.followers)
+    for name, p in sorted(retried):
+        topic = image.topic(name)
+        reg = None if topic is None else topic.partitions.get(p)
+        if topic is None or reg is None or (name, p) in named or me not in reg.replicas:
+            continue
+        (leaders if reg.leader == me else followers).append(LocalPartition(name, topic.topic_id, p, reg))
+    if len(leaders) == len(local.leaders) and len(followers) == len(local.followers):
+        return local
+    return LocalChanges(local.deleted, tuple(leaders), tuple(followers))
+

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from suoi.controller.image import MetadataImage, PartitionRegistration, TopicImage
 
 __all__ = ["LocalChanges", "LocalPartition", "MetadataDelta"]
 
 
-@dataclass(frozen=True, slots=True)
-class LocalPartition:
+class LocalPartition(NamedTuple):
+    """One hosted partition whose registration is new or changed (a tuple: a topic's creation
+    makes one per partition, and a frozen dataclass's ``__init__`` cost ~1 µs more each - 5 ms of
+    the reconciler's first, unpaced step for 5,000 partitions)."""
+
     topic_name: str
     topic_id: uuid.UUID
     partition: int

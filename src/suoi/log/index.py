@@ -302,9 +302,13 @@ class _FixedIndex:
                 logger.warning("%s: index entries not written at close: %s", self._path, e)
         self._file.close()
 
-    def delete(self) -> None:
+    def discard(self) -> None:
+        """Close without writing the pending entries (the file is about to be removed)."""
         self._pending.clear()
         self.close()
+
+    def delete(self) -> None:
+        self.discard()
         self.path.unlink(missing_ok=True)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import time
@@ -35,6 +34,7 @@ from suoi.log.errors import (
 )
 from suoi.log.flushing import FLUSH_THREADS, flush_logs, sync_paths
 from suoi.log.log_dirs import PARTITION_DIR, LogDirs, set_aside_name
+from suoi.log.log_jobs import LogJobs, remove_trees, set_aside
 from suoi.log.partition_log import PartitionLog, wall_clock_ms
 from suoi.log.producer_state import snapshot_path
 from suoi.log.recovery import RECOVERY_POINT_FILE, RecoveryStats
@@ -82,7 +82,7 @@ def validate_topic_name(name: str) -> None:
 RAFT_METADATA_PREFIX = "__cluster_metadata-"
 
 
-class LogManager(LogDirs):
+class LogManager(LogDirs, LogJobs):
     """Creates, opens, deletes and maintains partition logs (moving them between log dirs, and
     taking failed dirs offline: `LogDirs`)."""
 
@@ -266,18 +266,25 @@ class LogManager(LogDirs):
         return new
 
     def host_partitions(self, name: str, topic_id: uuid.UUID, partitions: int, hosted: set[int] | frozenset[int],
-                        configs: Mapping[str, str], *, open_logs: bool = True) -> TopicInfo:
+                        configs: Mapping[str, str], *, open_logs: bool = True,
+                        detached: list[Path] | None = None) -> TopicInfo:
         """Make this node hold exactly `hosted` partitions of a topic the cluster metadata
         describes (creating, reconfiguring or removing local logs as needed). With
-        ``open_logs=False`` new partitions get no log yet: the caller creates them a few at a
-        time with `open_partition` (`missing_partitions` lists them), between other work.
+        ``open_logs=False`` new partitions get no log yet: the caller creates them (`log_jobs`,
+        `missing_partitions` lists them), between other work. With `detached`, the logs to
+        remove are only detached, their directories appended there for the caller to remove
+        off the event loop (`log_jobs.set_aside`) before it creates any log.
 
         A topic whose id changed under the same name was deleted and re-created: the old
         data goes first.
         """
         old = self._topics.get(name)
         if old is not None and old.topic_id != topic_id:
-            self.delete_topic(name)
+            gone = self.detach_topic(name)
+            if detached is None:
+                remove_trees(set_aside(gone))
+            else:
+                detached += gone
             old = None
         overrides = {str(k): str(v) for k, v in configs.items()}
         config = LogConfig.from_topic_configs(self.default_config, overrides)
@@ -294,7 +301,10 @@ class LogManager(LogDirs):
                 log.config = config
         for p in range(old.partitions if old is not None else 0):
             if p not in hosted:
-                self._remove_log(name, p)
+                if detached is None:
+                    self._remove_log(name, p)
+                elif (path := self.detach_log(name, p)) is not None:
+                    detached.append(path)
         return info
 
     def missing_partitions(self, name: str) -> list[int]:
@@ -323,29 +333,17 @@ class LogManager(LogDirs):
         return log
 
     def _remove_log(self, name: str, partition: int) -> None:
-        move = self._moves.get((name, partition))
-        if move is not None:
-            self.cancel_move(move)
-        self._offline.discard((name, partition))
-        log = self._logs.pop((name, partition), None)
-        if log is None:
-            return
-        self._count_dir(log.directory.parent, -1)
-        log.close()
-        doomed = set_aside_name(log.directory, uuid.uuid4(), "-delete")
-        os.rename(log.directory, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        """Remove a local log now, Kafka-style via a ``-delete`` dir (the reconciler does it off
+        the event loop instead: `log_jobs`)."""
+        path = self.detach_log(name, partition)
+        if path is not None:
+            remove_trees(set_aside([path]))
 
     def delete_topic(self, name: str) -> TopicInfo:
-        """Forget the topic, then remove its data Kafka-style via ``-delete`` dirs."""
+        """Forget the topic, then remove its data Kafka-style via ``-delete`` dirs (now; the
+        reconciler does it off the event loop instead: `log_jobs`)."""
         info = self._require(name)
-        self.topic_files.remove(self._meta_path(info))
-        del self._topics[name]
-        for key in [k for k in self.failed if k[0] == name]:
-            del self.failed[key]
-        self._by_id.pop(info.topic_id.int, None)
-        for p in range(info.partitions):
-            self._remove_log(name, p)
+        remove_trees(set_aside(self.detach_topic(name)))
         return info
 
     def topics(self) -> dict[str, TopicInfo]:

@@ -89,6 +89,13 @@ class PartitionLog(LogAppend, LogReads, LogRetention):
         for seg in self._segments:
             seg.close()
 
+    def discard(self) -> None:
+        """Close for a removal (a deleted topic, a replica moved away): the directory is renamed
+        and removed next (`log_jobs`), so nothing is written into it - no producer snapshot,
+        recovery point or index file - and a read in flight keeps its pinned descriptors."""
+        for seg in self._segments:
+            seg.discard()
+
     def delete(self) -> None:
         """Close and remove the whole partition directory."""
         self.close()

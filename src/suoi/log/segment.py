@@ -107,6 +107,12 @@ class LogSegment(SegmentRecovery):
         self.offset_index.close()
         self.time_index.close()
 
+    def discard(self) -> None:
+        """`close` without writing: the segment's directory is about to be removed."""
+        self.offset_index.discard()
+        self.time_index.discard()
+        self._file.close()
+
     def delete(self) -> None:
         self.close()
         self.log_path.unlink(missing_ok=True)
