@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 from kio.schema.errors import ErrorCode
 
 from suoi.cluster import log_work
@@ -173,9 +173,9 @@ def test_changes_behind_logs_in_the_making_apply_after_them(node: InProcessNode,
     assert entered.wait(10), "the logs were not handed to the worker thread"
     admin = _admin(node)
     admin.create_partitions([NewPartitions("growing", 130)], request_timeout=30)["growing"].result(30)
-    admin.alter_configs([ConfigResource(ConfigResource.Type.TOPIC, "growing",
-                                        set_config={"retention.ms": "123456"})])[
-        ConfigResource(ConfigResource.Type.TOPIC, "growing")].result(30)
+    retention = ConfigEntry("retention.ms", "123456", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "growing", incremental_configs=[retention])
+    admin.incremental_alter_configs([resource])[resource].result(30)
     assert _led_here(node, "growing") == []
     release.set()
     wait_until(lambda: _led_here(node, "growing") == list(range(130)), timeout=30, message="130 partitions led")

@@ -29,7 +29,6 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,7 +121,7 @@ class LogJobs:
         def _least_loaded_dir(self) -> Path: ...
         def _open_partition(self, info: TopicInfo, partition: int, path: Path | None, *,
                             clean: bool = False) -> None: ...
-        def _note_roll(self, log: PartitionLog) -> None: ...
+        def _install(self, log: PartitionLog, log_dir: Path) -> None: ...
         def cancel_move(self, move: ReplicaMove) -> None: ...
         def _meta_path(self, info: TopicInfo) -> Path: ...
 
@@ -183,9 +182,7 @@ class LogJobs:
                     self._open_partition(current, job.partition, path_of(job))
                 else:
                     job.log.config = current.config  # (a config change meanwhile: the next round sets it too)
-                    job.log.on_roll = partial(self._note_roll, job.log)
-                    self._logs[key] = job.log
-                    self._count_dir(job.log_dir, 1)
+                    self._install(job.log, job.log_dir)
             except KafkaStorageError as e:
                 self.failed[key] = str(e)
                 first = first or e

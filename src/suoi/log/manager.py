@@ -476,10 +476,14 @@ class LogManager(LogDirs, LogJobs):
             raise
         except OSError as e:  # out of file descriptors, disk full, ...: KAFKA_STORAGE_ERROR, not a crash
             raise KafkaStorageError(e.errno, f"cannot open the log of {info.name}-{partition} in {path}: {e.strerror}") from e
+        self._install(log, path.parent)
+
+    def _install(self, log: PartitionLog, log_dir: Path) -> None:
+        """Add an opened log, with the manager's hooks (rolls and state writes wake the flush task)."""
         log.on_roll = partial(self._note_roll, log)
         log.on_state_write = partial(self._note_state_write, log)
-        self._logs[(info.name, partition)] = log
-        self._count_dir(path.parent, 1)
+        self._logs[(log.topic, log.partition)] = log
+        self._count_dir(log_dir, 1)
 
     def _meta_path(self, info: TopicInfo) -> Path:
         """Named by topic id: a 249-char topic name plus a suffix would not fit NAME_MAX."""
