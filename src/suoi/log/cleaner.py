@@ -54,7 +54,8 @@ from suoi.log.cleaner_txn import AbortedRanges
 from suoi.log.partition_log import PartitionLog
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
-from suoi.protocol.records import HEADER_SIZE, BatchHeader, SimpleRecord, build_batch, decode_batch_records, parse_batch_header
+from suoi.protocol.record_keys import decode_kept, record_keys
+from suoi.protocol.records import HEADER_SIZE, BatchHeader, SimpleRecord, build_batch, parse_batch_header
 
 __all__ = ["CleanPlan", "CleanResult", "LogCleaner"]
 
@@ -224,14 +225,14 @@ class LogCleaner:
                 continue
             if len(offset_map) >= self.max_map_entries and end > plan.first_dirty_offset:
                 break
-            for raw, h in _iter_batches(s):
+            for chunk, pos, h in _iter_batches(s):
                 if h.is_control or h.records_count == 0 or (
                     h.is_transactional and aborted.aborted(h.producer_id, h.base_offset)
                 ):
                     continue
-                for r in decode_batch_records(raw, 0, h):
-                    if r.key is not None:
-                        offset_map[r.key] = r.offset  # type: ignore[assignment]
+                rk = record_keys(chunk, pos, h)
+                offset_map.update(zip(rk.keys, rk.offsets, strict=True))  # a null key lands under None: popped below
+            offset_map.pop(None, None)  # type: ignore[call-overload]
             end = s.next_offset
         return offset_map, end
 
@@ -242,24 +243,27 @@ class LogCleaner:
         try:
             buf = bytearray()
             placements: list[BatchPlacement] = []
-            last: tuple[bytes, BatchHeader] | None = None
+            last: BatchHeader | None = None
             last_kept = False
             for s in run:
                 group.bytes_in += s.size
-                for raw, h in _iter_batches(s):
-                    last = (raw, h)
-                    kept = ctx.filter(raw, h)
+                for chunk, pos, h in _iter_batches(s):
+                    last = h
+                    kept = ctx.filter(chunk, pos, h)
                     last_kept = kept is not None
-                    if kept is not None:
+                    if kept is h:  # written as read
+                        placements.append((len(buf), h.base_offset, h.last_offset, h.max_timestamp, h.size))
+                        buf += memoryview(chunk)[pos : pos + h.size]
+                    elif kept is not None:
                         _add(buf, placements, kept)
-                        if len(buf) >= _WRITE_CHUNK:
-                            out.append(buf, placements, plan.now_ms)
-                            buf, placements = bytearray(), []
+                    if len(buf) >= _WRITE_CHUNK:
+                        out.append(buf, placements, plan.now_ms)
+                        buf, placements = bytearray(), []
             if last is None:
                 out.delete()
                 return False
             if not last_kept:  # keep the group's end offset: header-only batch
-                _add(buf, placements, _empty_batch(last[1]))
+                _add(buf, placements, _empty_batch(last))
             if buf:
                 out.append(buf, placements, plan.now_ms)
             out.seal()
@@ -318,8 +322,9 @@ class LogCleaner:
 # ---------------------------------------------------------------------- helpers
 
 
-def _iter_batches(s: _PlannedSegment) -> Iterator[tuple[bytes, BatchHeader]]:
-    """Whole batches of a planned segment, read in chunks through its own fd."""
+def _iter_batches(s: _PlannedSegment) -> Iterator[tuple[bytes, int, BatchHeader]]:
+    """Whole batches of a planned segment, read in chunks through its own fd: (chunk, position
+    of the batch in it, header) - the batch is not copied out of its chunk."""
     pos = 0
     while pos < s.size:
         chunk = os.pread(s.fd, min(_READ_CHUNK, s.size - pos), pos)
@@ -330,11 +335,11 @@ def _iter_batches(s: _PlannedSegment) -> Iterator[tuple[bytes, BatchHeader]]:
                 raise OSError(f"corrupt batch at position {pos + p} of segment {s.base_offset}")
             if p + h.size > len(chunk):
                 break
-            yield chunk[p : p + h.size], h
+            yield chunk, p, h
             p += h.size
         if p == 0:
             if len(chunk) >= HEADER_SIZE and (h := parse_batch_header(chunk)).size <= s.size - pos:
-                yield os.pread(s.fd, h.size, pos), h  # a batch larger than the chunk
+                yield os.pread(s.fd, h.size, pos), 0, h  # a batch larger than the chunk
                 p = h.size
             else:
                 raise OSError(f"unreadable batch at position {pos} of segment {s.base_offset}")
@@ -401,41 +406,47 @@ class _Filter:
         retain = h.producer_id >= 0 and self.producers.get(h.producer_id) == h.last_offset
         return _empty_batch(h) if retain else None
 
-    def filter(self, raw: bytes, h: BatchHeader) -> bytes | None:
-        """The batch to write (``raw`` itself if unchanged), or None to drop it."""
+    def filter(self, chunk: bytes, pos: int, h: BatchHeader) -> BatchHeader | bytes | None:
+        """What to write of the batch at ``pos`` of ``chunk``: ``h`` itself for the batch as read,
+        a re-encoded batch, or None to drop it. Retention is decided from the records' offsets
+        and keys alone (``record_keys``); only the records of a re-encoded batch are decoded."""
         if h.is_control:
-            return raw
+            return h
         if h.is_transactional and self.aborted.aborted(h.producer_id, h.base_offset):
             self.removed += h.records_count
             return self._emptied(h)
-        records = decode_batch_records(raw, 0, h)
+        rk = record_keys(chunk, pos, h)
         has_horizon = h.has_delete_horizon
-        expired = has_horizon and self.now >= h.base_timestamp
-        kept: list[SimpleRecord] = []
-        for r in records:
-            if r.key is None:
+        nulls = rk.null_values
+        drop_tombstones = bool(nulls) and has_horizon and self.now >= h.base_timestamp
+        get = self.map.get
+        kept: list[int] = []
+        for i, (key, offset) in enumerate(zip(rk.keys, rk.offsets, strict=True)):
+            if key is None:
                 continue
-            latest = self.map.get(r.key)
-            if latest is not None and r.offset < latest:  # type: ignore[operator]
+            latest = get(key)
+            if latest is not None and offset < latest:
                 continue
-            if r.value is None and expired:
+            if drop_tombstones and i in nulls:
                 continue
-            kept.append(r)
-        self.removed += len(records) - len(kept)
-        tombstones = any(r.value is None for r in kept)
+            kept.append(i)
+        count = len(rk.keys)
+        self.removed += count - len(kept)
+        tombstones = bool(nulls) and not set(nulls).isdisjoint(kept)
         horizon = h.base_timestamp if has_horizon else (self.now + self.retention if tombstones else None)
         if tombstones and horizon is not None:
             self._note_horizon(horizon)
-        if len(kept) == len(records) and (has_horizon or not tombstones):
-            return raw
+        if len(kept) == count and (has_horizon or not tombstones):
+            return h
         if not kept:
             return self._emptied(h)
+        records = decode_kept(rk, kept, h)
         log_append = h.timestamp_type == 1
         return build_batch(
-            kept, base_offset=h.base_offset, producer_id=h.producer_id, producer_epoch=h.producer_epoch,
+            records, base_offset=h.base_offset, producer_id=h.producer_id, producer_epoch=h.producer_epoch,
             base_sequence=h.base_sequence, partition_leader_epoch=h.partition_leader_epoch,
             is_transactional=h.is_transactional, log_append_time=log_append, compression=h.compression,
             keep_offsets=True, last_offset_delta=h.last_offset_delta,
-            max_timestamp=h.max_timestamp if log_append else max(_ts(r) for r in kept),
+            max_timestamp=h.max_timestamp if log_append else max(_ts(r) for r in records),
             delete_horizon_ms=horizon,
         )  # fmt: skip

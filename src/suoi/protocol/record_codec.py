@@ -185,23 +185,31 @@ def decode_batch_records(
     out: list[SimpleRecord] = []
     try:
         for _ in range(h.records_count):
-            _length, p = _read_varint(view, p)
-            p += 1  # attributes
-            ts_delta, p = _read_varint(view, p)
-            off_delta, p = _read_varint(view, p)
-            key, p = _read_bytes(view, p)
-            value, p = _read_bytes(view, p)
-            n_headers, p = _read_varint(view, p)
-            headers = []
-            for _h in range(n_headers):
-                hkey, p = _read_bytes(view, p)
-                hval, p = _read_bytes(view, p)
-                headers.append(((hkey or b"").decode(), hval))
-            ts = h.max_timestamp if h.timestamp_type == 1 else h.base_timestamp + ts_delta
-            out.append(SimpleRecord(key, value, ts, tuple(headers), h.base_offset + off_delta))
+            record, p = decode_record(view, p, h)
+            out.append(record)
     except (IndexError, UnicodeDecodeError) as e:
         raise CorruptRecordError(f"malformed records in batch at offset {h.base_offset}") from e
     return out
+
+
+def decode_record(view: bytes | memoryview, p: int, h: BatchHeader) -> tuple[SimpleRecord, int]:
+    """The record at ``p`` of an (uncompressed or decompressed) records section of batch ``h``
+    and the position after it; raises ``IndexError``/``UnicodeDecodeError`` if malformed (the
+    log cleaner decodes only the records it keeps, at positions ``record_keys`` found)."""
+    _length, p = _read_varint(view, p)
+    p += 1  # attributes
+    ts_delta, p = _read_varint(view, p)
+    off_delta, p = _read_varint(view, p)
+    key, p = _read_bytes(view, p)
+    value, p = _read_bytes(view, p)
+    n_headers, p = _read_varint(view, p)
+    headers = []
+    for _h in range(n_headers):
+        hkey, p = _read_bytes(view, p)
+        hval, p = _read_bytes(view, p)
+        headers.append(((hkey or b"").decode(), hval))
+    ts = h.max_timestamp if h.timestamp_type == 1 else h.base_timestamp + ts_delta
+    return SimpleRecord(key, value, ts, tuple(headers), h.base_offset + off_delta), p
 
 
 def key_value_prefixes(
