@@ -214,10 +214,10 @@ class LogCleaner:
         finally:
             plan.close()
 
-    def _build_offset_map(self, plan: CleanPlan, aborted: AbortedRanges) -> tuple[dict[bytes, int], int]:
+    def _build_offset_map(self, plan: CleanPlan, aborted: AbortedRanges) -> tuple[dict[bytes | None, int], int]:
         """key -> latest offset over the dirty segments (records of aborted transactions left
         out); returns (map, end of range)."""
-        offset_map: dict[bytes, int] = {}
+        offset_map: dict[bytes | None, int] = {}  # None: never once built
         end = plan.first_dirty_offset
         for s in plan.segments:
             if s.next_offset <= plan.first_dirty_offset:
@@ -232,7 +232,7 @@ class LogCleaner:
                     continue
                 rk = record_keys(chunk, pos, h)
                 offset_map.update(zip(rk.keys, rk.offsets, strict=True))  # a null key lands under None: popped below
-            offset_map.pop(None, None)  # type: ignore[call-overload]
+            offset_map.pop(None, None)
             end = s.next_offset
         return offset_map, end
 
@@ -251,11 +251,11 @@ class LogCleaner:
                     last = h
                     kept = ctx.filter(chunk, pos, h)
                     last_kept = kept is not None
-                    if kept is h:  # written as read
+                    if isinstance(kept, bytes):  # re-encoded
+                        _add(buf, placements, kept)
+                    elif kept is not None:  # written as read
                         placements.append((len(buf), h.base_offset, h.last_offset, h.max_timestamp, h.size))
                         buf += memoryview(chunk)[pos : pos + h.size]
-                    elif kept is not None:
-                        _add(buf, placements, kept)
                     if len(buf) >= _WRITE_CHUNK:
                         out.append(buf, placements, plan.now_ms)
                         buf, placements = bytearray(), []
@@ -388,7 +388,7 @@ def _ts(r: SimpleRecord) -> int:
 class _Filter:
     """Decides, batch by batch, what survives; counts removals and horizons."""
 
-    def __init__(self, plan: CleanPlan, offset_map: dict[bytes, int], aborted: AbortedRanges) -> None:
+    def __init__(self, plan: CleanPlan, offset_map: dict[bytes | None, int], aborted: AbortedRanges) -> None:
         self.map = offset_map
         self.aborted = aborted
         self.now = plan.now_ms

@@ -36,6 +36,8 @@ class RecordKeys(NamedTuple):
 
 def record_keys(buf: bytes, pos: int, h: BatchHeader) -> RecordKeys:
     """The records of the batch at ``pos`` of ``buf``, key-only (compressed ones decompressed)."""
+    if h.records_count <= 0:  # an emptied batch: nothing to decompress (Kafka's may keep its codec bit)
+        return RecordKeys(buf, [], [], [], [])
     if h.compression:
         try:
             data = decompress(h.compression, memoryview(buf)[pos + HEADER_SIZE : pos + h.size])
