@@ -54,7 +54,7 @@ from suoi.log.cleaner_txn import AbortedRanges
 from suoi.log.partition_log import PartitionLog
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
-from suoi.protocol.record_keys import decode_kept, record_keys
+from suoi.protocol.record_keys import decode_kept, rebuild, record_keys
 from suoi.protocol.records import HEADER_SIZE, BatchHeader, SimpleRecord, build_batch, parse_batch_header
 
 __all__ = ["CleanPlan", "CleanResult", "LogCleaner"]
@@ -409,7 +409,8 @@ class _Filter:
     def filter(self, chunk: bytes, pos: int, h: BatchHeader) -> BatchHeader | bytes | None:
         """What to write of the batch at ``pos`` of ``chunk``: ``h`` itself for the batch as read,
         a re-encoded batch, or None to drop it. Retention is decided from the records' offsets
-        and keys alone (``record_keys``); only the records of a re-encoded batch are decoded."""
+        and keys alone (``record_keys``); a re-encoded batch copies its kept records' keys and
+        values as read (``rebuild``), or decodes them if it cannot."""
         if h.is_control:
             return h
         if h.is_transactional and self.aborted.aborted(h.producer_id, h.base_offset):
@@ -440,7 +441,10 @@ class _Filter:
             return h
         if not kept:
             return self._emptied(h)
-        records = decode_kept(rk, kept, h)
+        rebuilt = rebuild(rk, kept, h, horizon)
+        if rebuilt is not None:
+            return rebuilt
+        records = decode_kept(rk, kept, h)  # headers or unusual varints: decode and build
         log_append = h.timestamp_type == 1
         return build_batch(
             records, base_offset=h.base_offset, producer_id=h.producer_id, producer_epoch=h.producer_epoch,

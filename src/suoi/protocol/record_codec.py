@@ -139,15 +139,24 @@ def build_batch(
         | (DELETE_HORIZON_BIT if delete_horizon_ms is not None else 0)
         | (compression & COMPRESSION_MASK)
     )
-    count = len(recs)
     if last_offset_delta is None:
         last_offset_delta = max(deltas[-1] if deltas else 0, 0)
-    if compression and body:
-        body = bytearray(compress(compression, body))
+    header = (base_offset, partition_leader_epoch, attrs, last_offset_delta, base_ts, max_ts, producer_id,
+              producer_epoch, base_sequence, len(recs))  # fmt: skip
+    return seal_batch(body, header)
+
+
+def seal_batch(body: bytearray, header: tuple[int, int, int, int, int, int, int, int, int, int]) -> bytes:
+    """The batch of encoded records ``body``, compressed with the codec of its attributes:
+    ``header`` is (base offset, partition leader epoch, attributes, last offset delta, base
+    timestamp, max timestamp, producer id, producer epoch, base sequence, records count)."""
+    (base_offset, epoch, attrs, last_delta, base_ts, max_ts, pid, p_epoch, base_seq, count) = header
+    if attrs & COMPRESSION_MASK and body:
+        body = bytearray(compress(attrs & COMPRESSION_MASK, body))
     buf = bytearray(HEADER_SIZE) + body
     HEADER_STRUCT.pack_into(
-        buf, 0, base_offset, len(buf) - LOG_OVERHEAD, partition_leader_epoch, 2, 0, attrs,
-        last_offset_delta, base_ts, max_ts, producer_id, producer_epoch, base_sequence, count,
+        buf, 0, base_offset, len(buf) - LOG_OVERHEAD, epoch, 2, 0, attrs,
+        last_delta, base_ts, max_ts, pid, p_epoch, base_seq, count,
     )  # fmt: skip
     write_crc(buf)
     return bytes(buf)

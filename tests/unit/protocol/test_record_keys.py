@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from suoi.protocol.record_keys import decode_kept, record_keys
+from suoi.protocol.record_keys import decode_kept, rebuild, record_keys
 from suoi.protocol.records import (
     CorruptRecordError,
     SimpleRecord,
@@ -61,3 +61,41 @@ def test_a_records_section_past_its_batch_is_corrupt() -> None:
     more = h._replace(records_count=3)
     with pytest.raises(CorruptRecordError):
         record_keys(bytes(raw), 0, more)
+
+
+@pytest.mark.parametrize("codec", [0, 1, 3])
+def test_rebuild_writes_what_build_batch_writes(codec: int) -> None:
+    rng = random.Random(100 + codec)
+    rebuilt = 0
+    for trial in range(60):
+        recs = [SimpleRecord(None if rng.random() < 0.05 else rng.randbytes(rng.choice((1, 12, 70))),
+                             None if rng.random() < 0.2 else rng.randbytes(rng.choice((0, 5, 100, 8000))),
+                             1000 + rng.randrange(-5, 1 << 30), (), 500 + i * rng.choice((1, 3)))
+                for i in range(rng.randrange(1, 12))]
+        if trial % 5 == 0:  # headers, or a value's length in 3 bytes: not plain, decoded instead
+            r = recs[0]
+            recs[0] = (SimpleRecord(r.key, r.value, r.timestamp_ms, (("h", b"x"),), r.offset) if trial % 2
+                       else SimpleRecord(r.key, b"v" * 9000, r.timestamp_ms, (), r.offset))
+        raw = build_batch(recs, base_offset=500, compression=codec, keep_offsets=True, producer_id=3,
+                          producer_epoch=1, base_sequence=7, is_transactional=trial % 2 == 1,
+                          log_append_time=trial % 3 == 2, delete_horizon_ms=5000 if trial % 4 == 3 else None)
+        h = parse_batch_header(raw)
+        rk = record_keys(raw, 0, h)
+        kept = sorted(rng.sample(range(len(recs)), rng.randrange(1, len(recs) + 1)))
+        horizon = rng.choice((None, 123456789))
+        got = rebuild(rk, kept, h, horizon)
+        assert (got is None) == (trial % 5 == 0)
+        if got is None:
+            continue
+        rebuilt += 1
+        records = decode_kept(rk, kept, h)
+        log_append = h.timestamp_type == 1
+        expected = build_batch(
+            records, base_offset=h.base_offset, producer_id=h.producer_id, producer_epoch=h.producer_epoch,
+            base_sequence=h.base_sequence, partition_leader_epoch=h.partition_leader_epoch,
+            is_transactional=h.is_transactional, log_append_time=log_append, compression=h.compression,
+            keep_offsets=True, last_offset_delta=h.last_offset_delta,
+            max_timestamp=h.max_timestamp if log_append else max(r.timestamp_ms or 0 for r in records),
+            delete_horizon_ms=horizon)
+        assert got == expected
+    assert rebuilt >= 40
