@@ -46,6 +46,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
+from itertools import count as count_from
 from pathlib import Path
 
 from suoi.log import cleaner_files as files
@@ -421,16 +422,10 @@ class _Filter:
         nulls = rk.null_values
         drop_tombstones = bool(nulls) and has_horizon and self.now >= h.base_timestamp
         get = self.map.get
-        kept: list[int] = []
-        for i, (key, offset) in enumerate(zip(rk.keys, rk.offsets, strict=True)):
-            if key is None:
-                continue
-            latest = get(key)
-            if latest is not None and offset < latest:
-                continue
-            if drop_tombstones and i in nulls:
-                continue
-            kept.append(i)
+        # a record stays unless its key is null or a later record has the same key (-1: none)
+        kept = [i for i, key, offset in zip(count_from(), rk.keys, rk.offsets) if key is not None and get(key, -1) <= offset]
+        if drop_tombstones:
+            kept = [i for i in kept if i not in nulls]
         count = len(rk.keys)
         self.removed += count - len(kept)
         tombstones = bool(nulls) and not set(nulls).isdisjoint(kept)

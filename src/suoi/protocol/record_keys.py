@@ -66,9 +66,10 @@ def record_keys(buf: bytes, pos: int, h: BatchHeader) -> RecordKeys:
     keys: list[bytes | None] = []
     nulls: list[int] = []
     plain = True
+    add_start, add_offset, add_key = starts.append, offsets.append, keys.append  # bound once: per record
     try:
         for i in range(h.records_count):
-            starts.append(p)
+            add_start(p)
             while data[p] > 127:  # length: read past
                 p += 1
             p += 2  # its last byte, then the attributes
@@ -77,11 +78,11 @@ def record_keys(buf: bytes, pos: int, h: BatchHeader) -> RecordKeys:
             p += 1
             b = data[p]
             if b < 128:
-                offsets.append(base + ((b >> 1) ^ -(b & 1)))
+                add_offset(base + ((b >> 1) ^ -(b & 1)))
                 p += 1
             else:
                 d, p = _read_varint(data, p)
-                offsets.append(base + d)
+                add_offset(base + d)
             b = data[p]
             if b < 128:
                 n = (b >> 1) ^ -(b & 1)
@@ -93,12 +94,12 @@ def record_keys(buf: bytes, pos: int, h: BatchHeader) -> RecordKeys:
             else:
                 n, p = _read_varint(data, p)
                 plain = False
-            if n < 0:
-                plain = plain and b == 1
-                keys.append(None)
-            else:
-                keys.append(data[p : p + n])
+            if n >= 0:
+                add_key(data[p : p + n])
                 p += n
+            else:
+                plain = plain and b == 1
+                add_key(None)
             b = data[p]
             if b < 128:
                 n = (b >> 1) ^ -(b & 1)
@@ -110,11 +111,11 @@ def record_keys(buf: bytes, pos: int, h: BatchHeader) -> RecordKeys:
             else:
                 n, p = _read_varint(data, p)
                 plain = False
-            if n < 0:
+            if n >= 0:
+                p += n
+            else:
                 plain = plain and b == 1
                 nulls.append(i)
-            else:
-                p += n
             if data[p] == 0:  # no headers
                 p += 1
             else:
