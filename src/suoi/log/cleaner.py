@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
@@ -65,6 +67,12 @@ logger = logging.getLogger("suoi.log.cleaner")
 _READ_CHUNK = 8 * 1024 * 1024
 _WRITE_CHUNK = 1024 * 1024
 _INT32_MAX = 2**31 - 1
+#: ``build`` releases the GIL (``time.sleep(0)``) between batches once this many seconds passed
+#: since it last did (None: the switch interval, 0.5 ms under ``suoi broker``; 0: never). The
+#: event loop, woken by a request while the cleaner runs, then waits for the GIL half the
+#: interval on average instead of all of it, for every syscall it makes: on a loop waking every
+#: 1 ms, wake-ups late by 0.74 -> 0.18 ms (p50), 7.0 -> 3.3 ms (p99) (bench_cleaner_gil.py).
+GIL_YIELD_S: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +335,9 @@ def _iter_batches(s: _PlannedSegment) -> Iterator[tuple[bytes, int, BatchHeader]
     """Whole batches of a planned segment, read in chunks through its own fd: (chunk, position
     of the batch in it, header) - the batch is not copied out of its chunk."""
     pos = 0
+    every = sys.getswitchinterval() if GIL_YIELD_S is None else GIL_YIELD_S
+    clock = time.perf_counter
+    next_yield = clock() + every
     while pos < s.size:
         chunk = os.pread(s.fd, min(_READ_CHUNK, s.size - pos), pos)
         p = 0
@@ -338,6 +349,9 @@ def _iter_batches(s: _PlannedSegment) -> Iterator[tuple[bytes, int, BatchHeader]
                 break
             yield chunk, p, h
             p += h.size
+            if every and clock() >= next_yield:
+                time.sleep(0)
+                next_yield = clock() + every
         if p == 0:
             if len(chunk) >= HEADER_SIZE and (h := parse_batch_header(chunk)).size <= s.size - pos:
                 yield os.pread(s.fd, h.size, pos), 0, h  # a batch larger than the chunk
