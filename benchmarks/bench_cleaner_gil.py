@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How long an asyncio loop waits for the GIL while the log cleaner's `build` runs on a thread of
 its process (issue 19), and whether the cleaner releasing it every so often
-(`suoi.log.cleaner.GIL_YIELD_S`, `time.sleep(0)` between batches) shortens the waits.
+(`suoi.log.cleaner_pace.GIL_YIELD_S`, `time.sleep(0)` between batches) shortens the waits.
 
 In process, switch interval 0.5 ms (what `suoi broker` sets): a compacted log is built as
 bench_cleaner.py builds it (--mib MiB, --records records of --value-bytes B a batch), then per
@@ -34,10 +34,10 @@ sys.path.insert(0, str(HERE.parent))
 async def measure(log_dir: Path, segment_mib: int, every_us: int) -> dict[str, float]:
     import bench_cleaner
 
-    from suoi.log import cleaner
+    from suoi.log import cleaner, cleaner_pace
     from suoi.log.partition_log import PartitionLog
 
-    cleaner.GIL_YIELD_S = max(every_us, 0) / 1e6
+    cleaner_pace.GIL_YIELD_S = max(every_us, 0) / 1e6
     log = PartitionLog.open(log_dir, "bench", 0, bench_cleaner.log_config(segment_mib))
     c = cleaner.LogCleaner()
     plan = c.plan(log, int(time.time() * 1000), force=True)

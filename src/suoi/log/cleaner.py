@@ -42,9 +42,8 @@ changed meanwhile.
 from __future__ import annotations
 
 import logging
+import math
 import os
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
@@ -53,6 +52,7 @@ from pathlib import Path
 
 from suoi.log import cleaner_files as files
 from suoi.log.cleaner_files import CleanerCheckpoint
+from suoi.log.cleaner_pace import Pace
 from suoi.log.cleaner_txn import AbortedRanges
 from suoi.log.partition_log import PartitionLog
 from suoi.log.segment import BatchPlacement, LogSegment
@@ -67,12 +67,6 @@ logger = logging.getLogger("suoi.log.cleaner")
 _READ_CHUNK = 8 * 1024 * 1024
 _WRITE_CHUNK = 1024 * 1024
 _INT32_MAX = 2**31 - 1
-#: ``build`` releases the GIL (``time.sleep(0)``) between batches once this many seconds passed
-#: since it last did (None: the switch interval, 0.5 ms under ``suoi broker``; 0: never). The
-#: event loop, woken by a request while the cleaner runs, then waits for the GIL half the
-#: interval on average instead of all of it, for every syscall it makes: on a loop waking every
-#: 1 ms, wake-ups late by 0.74 -> 0.18 ms (p50), 7.0 -> 3.3 ms (p99) (bench_cleaner_gil.py).
-GIL_YIELD_S: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +123,12 @@ class CleanResult:
 class LogCleaner:
     """Compacts ``PartitionLog``s; one instance may serve every log."""
 
-    def __init__(self, *, max_map_entries: int = 2_000_000) -> None:
+    def __init__(self, *, max_map_entries: int = 2_000_000, io_max_bytes_per_s: float = math.inf) -> None:
         #: Bounds the offset map (Kafka's dedupe buffer); a pass that would
         #: exceed it stops at a segment boundary and the rest waits.
         self.max_map_entries = max_map_entries
+        #: ``log.cleaner.io.max.bytes.per.second``: bytes read and written by ``build`` (``cleaner_pace``)
+        self.io_max_bytes_per_s = io_max_bytes_per_s
 
     # ------------------------------------------------------------------ phase 1
 
@@ -203,13 +199,14 @@ class LogCleaner:
         groups: list[_Group] = []
         try:
             aborted = AbortedRanges(plan.aborted_txns, plan.segments[0].base_offset, plan.segments[-1].next_offset)
-            offset_map, end = self._build_offset_map(plan, aborted)
+            pace = Pace(self.io_max_bytes_per_s)
+            offset_map, end = self._build_offset_map(plan, aborted, pace)
             segs = [s for s in plan.segments if s.next_offset <= end]
             ctx = _Filter(plan, offset_map, aborted)
             for run in _group_by_size(segs, plan.segment_bytes):
                 group = _Group(run[0].base_offset, [s.segment for s in run])
                 groups.append(group)
-                if not self._clean_group(plan, run, ctx, group):
+                if not self._clean_group(plan, run, ctx, group, pace):
                     groups.pop()
             files.crash_hook("built")
             return CleanResult(
@@ -223,7 +220,9 @@ class LogCleaner:
         finally:
             plan.close()
 
-    def _build_offset_map(self, plan: CleanPlan, aborted: AbortedRanges) -> tuple[dict[bytes | None, int], int]:
+    def _build_offset_map(
+        self, plan: CleanPlan, aborted: AbortedRanges, pace: Pace
+    ) -> tuple[dict[bytes | None, int], int]:
         """key -> latest offset over the dirty segments (records of aborted transactions left
         out); returns (map, end of range)."""
         offset_map: dict[bytes | None, int] = {}  # None: never once built
@@ -234,7 +233,7 @@ class LogCleaner:
                 continue
             if len(offset_map) >= self.max_map_entries and end > plan.first_dirty_offset:
                 break
-            for chunk, pos, h in _iter_batches(s):
+            for chunk, pos, h in _iter_batches(s, pace):
                 if h.is_control or h.records_count == 0 or (
                     h.is_transactional and aborted.aborted(h.producer_id, h.base_offset)
                 ):
@@ -245,7 +244,9 @@ class LogCleaner:
             end = s.next_offset
         return offset_map, end
 
-    def _clean_group(self, plan: CleanPlan, run: list[_PlannedSegment], ctx: _Filter, group: _Group) -> bool:
+    def _clean_group(
+        self, plan: CleanPlan, run: list[_PlannedSegment], ctx: _Filter, group: _Group, pace: Pace
+    ) -> bool:
         out = LogSegment.create(
             plan.directory, group.base_offset, index_interval_bytes=plan.index_interval_bytes, suffix=files.CLEANED
         )
@@ -256,7 +257,7 @@ class LogCleaner:
             last_kept = False
             for s in run:
                 group.bytes_in += s.size
-                for chunk, pos, h in _iter_batches(s):
+                for chunk, pos, h in _iter_batches(s, pace):
                     last = h
                     kept = ctx.filter(chunk, pos, h)
                     last_kept = kept is not None
@@ -267,6 +268,7 @@ class LogCleaner:
                         buf += memoryview(chunk)[pos : pos + h.size]
                     if len(buf) >= _WRITE_CHUNK:
                         out.append(buf, placements, plan.now_ms)
+                        pace.io(len(buf))
                         buf, placements = bytearray(), []
             if last is None:
                 out.delete()
@@ -275,6 +277,7 @@ class LogCleaner:
                 _add(buf, placements, _empty_batch(last))
             if buf:
                 out.append(buf, placements, plan.now_ms)
+                pace.io(len(buf))
             out.seal()
             out.flush()
             group.bytes_out = out.size
@@ -331,15 +334,13 @@ class LogCleaner:
 # ---------------------------------------------------------------------- helpers
 
 
-def _iter_batches(s: _PlannedSegment) -> Iterator[tuple[bytes, int, BatchHeader]]:
+def _iter_batches(s: _PlannedSegment, pace: Pace) -> Iterator[tuple[bytes, int, BatchHeader]]:
     """Whole batches of a planned segment, read in chunks through its own fd: (chunk, position
     of the batch in it, header) - the batch is not copied out of its chunk."""
     pos = 0
-    every = sys.getswitchinterval() if GIL_YIELD_S is None else GIL_YIELD_S
-    clock = time.perf_counter
-    next_yield = clock() + every
     while pos < s.size:
         chunk = os.pread(s.fd, min(_READ_CHUNK, s.size - pos), pos)
+        pace.io(len(chunk))
         p = 0
         while len(chunk) - p >= HEADER_SIZE:
             h = parse_batch_header(chunk, p)
@@ -349,9 +350,7 @@ def _iter_batches(s: _PlannedSegment) -> Iterator[tuple[bytes, int, BatchHeader]
                 break
             yield chunk, p, h
             p += h.size
-            if every and clock() >= next_yield:
-                time.sleep(0)
-                next_yield = clock() + every
+            pace.batch()  # releases the GIL once per switch interval
         if p == 0:
             if len(chunk) >= HEADER_SIZE and (h := parse_batch_header(chunk)).size <= s.size - pos:
                 yield os.pread(s.fd, h.size, pos), 0, h  # a batch larger than the chunk

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,23 @@ def test_output_does_not_depend_on_the_read_chunk(tmp_path: Path, clock: Clock,
         log.close()
         digests.append(_digest(copy))
     assert len(set(digests)) == 1
+
+
+def test_io_throttle_paces_the_build(open_log: OpenLog, clock: Clock) -> None:
+    """log.cleaner.io.max.bytes.per.second: bytes read and written at most at the rate, same output."""
+    log = open_log(**COMPACT)
+    for i in range(40):
+        log.append(build_batch([(b"k%d" % (i % 7), b"v" * 2000)], timestamp_ms=1000 + i))
+    log.roll()
+    log.append(build_batch([(b"active", b"x")]))
+    plan = LogCleaner().plan(log, clock.now, force=True)
+    assert plan is not None
+    read = sum(s.size for s in plan.segments)
+    plan.close()
+    rate = (read * 2) / 0.4  # the offset map reads the range, the rewrite reads it again: >= 0.4 s
+    t0 = time.monotonic()
+    result = LogCleaner(io_max_bytes_per_s=rate).clean(log, clock.now, force=True)
+    took = time.monotonic() - t0
+    assert result is not None and result.bytes_out < read
+    assert took >= (2 * read + result.bytes_out) / rate * 0.95
+    assert [r.key for r in iter_records(log.read(0, 1 << 30))] == [b"k%d" % k for k in (5, 6, 0, 1, 2, 3, 4)] + [b"active"]
