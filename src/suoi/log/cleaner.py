@@ -36,7 +36,13 @@ Threading: ``plan`` and ``commit`` run on the event-loop thread (they touch
 the ``PartitionLog``); ``build`` may run in a worker thread - it reads the
 planned sealed segments through its own file descriptors and writes only
 ``.cleaned`` files.  ``commit`` discards the result if the log's segments
-changed meanwhile.
+changed meanwhile.  ``build`` paces itself (``cleaner_pace``): Kafka's I/O throttle, and a
+release of the GIL once per switch interval so the event loop need not wait one out.
+
+CPU: both passes read each record's offset and key only (``protocol.record_keys``), never a
+record object; batches are read in place from the segment chunk and a batch kept whole is
+written from it as read; a batch that lost records copies its kept records' bytes
+(``record_keys.rebuild``).  The output is byte for byte what decoding and ``build_batch`` give.
 """
 
 from __future__ import annotations
