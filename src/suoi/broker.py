@@ -441,7 +441,7 @@ class Broker:
         Planning and committing run on the event loop (they touch PartitionLog state);
         the expensive rewrite of sealed segments runs in a worker thread.
         """
-        cleaner = LogCleaner()
+        cleaner = LogCleaner(io_max_bytes_per_s=float(self.config.get("log.cleaner.io.max.bytes.per.second")))  # type: ignore[arg-type]
         interval = self.config.get_int("log.cleaner.backoff.ms") / 1000
         while True:
             await asyncio.sleep(interval)

@@ -116,6 +116,7 @@ KNOWN: dict[str, tuple[object, object]] = {
     "log.cleaner.min.compaction.lag.ms": (_INT, 0),
     "log.cleaner.max.compaction.lag.ms": (_INT, 9223372036854775807),
     "log.cleaner.min.cleanable.ratio": (float, 0.5),
+    "log.cleaner.io.max.bytes.per.second": (float, 1.7976931348623157e308),
     "transaction.state.log.num.partitions": (_INT, 50),
     "transaction.state.log.segment.bytes": (_INT, 100 * 1024 * 1024),
     "transaction.max.timeout.ms": (_INT, 900_000),

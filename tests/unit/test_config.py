@@ -156,3 +156,10 @@ def test_fetch_session_cache_slots_are_kafkas_and_never_negative() -> None:
         "max.incremental.fetch.session.cache.slots") == 0  # no sessions: every fetch sessionless
     with pytest.raises(ValueError, match="max.incremental.fetch.session.cache.slots"):
         load_config({}, {"max.incremental.fetch.session.cache.slots": "-1"})
+
+
+def test_log_cleaner_io_throttle_is_applied_not_ignored() -> None:
+    cfg = load_config({"log.cleaner.io.max.bytes.per.second": "1048576.5"}, {})
+    assert cfg.ignored == {}
+    assert cfg.get("log.cleaner.io.max.bytes.per.second") == 1048576.5
+    assert load_config({}, {}).get("log.cleaner.io.max.bytes.per.second") == 1.7976931348623157e308  # Kafka's

@@ -36,25 +36,35 @@ Threading: ``plan`` and ``commit`` run on the event-loop thread (they touch
 the ``PartitionLog``); ``build`` may run in a worker thread - it reads the
 planned sealed segments through its own file descriptors and writes only
 ``.cleaned`` files.  ``commit`` discards the result if the log's segments
-changed meanwhile.
+changed meanwhile.  ``build`` paces itself (``cleaner_pace``): Kafka's I/O throttle, and a
+release of the GIL once per switch interval so the event loop need not wait one out.
+
+CPU: both passes read each record's offset and key only (``protocol.record_keys``), never a
+record object; batches are read in place from the segment chunk and a batch kept whole is
+written from it as read; a batch that lost records copies its kept records' bytes
+(``record_keys.rebuild``).  The output is byte for byte what decoding and ``build_batch`` give.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
+from itertools import count as count_from
 from pathlib import Path
 
 from suoi.log import cleaner_files as files
 from suoi.log.cleaner_files import CleanerCheckpoint
+from suoi.log.cleaner_pace import Pace
 from suoi.log.cleaner_txn import AbortedRanges
 from suoi.log.partition_log import PartitionLog
 from suoi.log.segment import BatchPlacement, LogSegment
 from suoi.log.txn_index import AbortedTxn
-from suoi.protocol.records import HEADER_SIZE, BatchHeader, SimpleRecord, build_batch, decode_batch_records, parse_batch_header
+from suoi.protocol.record_keys import decode_kept, rebuild, record_keys
+from suoi.protocol.records import HEADER_SIZE, BatchHeader, SimpleRecord, build_batch, parse_batch_header
 
 __all__ = ["CleanPlan", "CleanResult", "LogCleaner"]
 
@@ -119,10 +129,12 @@ class CleanResult:
 class LogCleaner:
     """Compacts ``PartitionLog``s; one instance may serve every log."""
 
-    def __init__(self, *, max_map_entries: int = 2_000_000) -> None:
+    def __init__(self, *, max_map_entries: int = 2_000_000, io_max_bytes_per_s: float = math.inf) -> None:
         #: Bounds the offset map (Kafka's dedupe buffer); a pass that would
         #: exceed it stops at a segment boundary and the rest waits.
         self.max_map_entries = max_map_entries
+        #: ``log.cleaner.io.max.bytes.per.second``: bytes read and written by ``build`` (``cleaner_pace``)
+        self.io_max_bytes_per_s = io_max_bytes_per_s
 
     # ------------------------------------------------------------------ phase 1
 
@@ -193,13 +205,14 @@ class LogCleaner:
         groups: list[_Group] = []
         try:
             aborted = AbortedRanges(plan.aborted_txns, plan.segments[0].base_offset, plan.segments[-1].next_offset)
-            offset_map, end = self._build_offset_map(plan, aborted)
+            pace = Pace(self.io_max_bytes_per_s)
+            offset_map, end = self._build_offset_map(plan, aborted, pace)
             segs = [s for s in plan.segments if s.next_offset <= end]
             ctx = _Filter(plan, offset_map, aborted)
             for run in _group_by_size(segs, plan.segment_bytes):
                 group = _Group(run[0].base_offset, [s.segment for s in run])
                 groups.append(group)
-                if not self._clean_group(plan, run, ctx, group):
+                if not self._clean_group(plan, run, ctx, group, pace):
                     groups.pop()
             files.crash_hook("built")
             return CleanResult(
@@ -213,10 +226,12 @@ class LogCleaner:
         finally:
             plan.close()
 
-    def _build_offset_map(self, plan: CleanPlan, aborted: AbortedRanges) -> tuple[dict[bytes, int], int]:
+    def _build_offset_map(
+        self, plan: CleanPlan, aborted: AbortedRanges, pace: Pace
+    ) -> tuple[dict[bytes | None, int], int]:
         """key -> latest offset over the dirty segments (records of aborted transactions left
         out); returns (map, end of range)."""
-        offset_map: dict[bytes, int] = {}
+        offset_map: dict[bytes | None, int] = {}  # None: never once built
         end = plan.first_dirty_offset
         for s in plan.segments:
             if s.next_offset <= plan.first_dirty_offset:
@@ -224,44 +239,51 @@ class LogCleaner:
                 continue
             if len(offset_map) >= self.max_map_entries and end > plan.first_dirty_offset:
                 break
-            for raw, h in _iter_batches(s):
+            for chunk, pos, h in _iter_batches(s, pace):
                 if h.is_control or h.records_count == 0 or (
                     h.is_transactional and aborted.aborted(h.producer_id, h.base_offset)
                 ):
                     continue
-                for r in decode_batch_records(raw, 0, h):
-                    if r.key is not None:
-                        offset_map[r.key] = r.offset  # type: ignore[assignment]
+                rk = record_keys(chunk, pos, h)
+                offset_map.update(zip(rk.keys, rk.offsets, strict=True))  # a null key lands under None: popped below
+            offset_map.pop(None, None)
             end = s.next_offset
         return offset_map, end
 
-    def _clean_group(self, plan: CleanPlan, run: list[_PlannedSegment], ctx: _Filter, group: _Group) -> bool:
+    def _clean_group(
+        self, plan: CleanPlan, run: list[_PlannedSegment], ctx: _Filter, group: _Group, pace: Pace
+    ) -> bool:
         out = LogSegment.create(
             plan.directory, group.base_offset, index_interval_bytes=plan.index_interval_bytes, suffix=files.CLEANED
         )
         try:
             buf = bytearray()
             placements: list[BatchPlacement] = []
-            last: tuple[bytes, BatchHeader] | None = None
+            last: BatchHeader | None = None
             last_kept = False
             for s in run:
                 group.bytes_in += s.size
-                for raw, h in _iter_batches(s):
-                    last = (raw, h)
-                    kept = ctx.filter(raw, h)
+                for chunk, pos, h in _iter_batches(s, pace):
+                    last = h
+                    kept = ctx.filter(chunk, pos, h)
                     last_kept = kept is not None
-                    if kept is not None:
+                    if isinstance(kept, bytes):  # re-encoded
                         _add(buf, placements, kept)
-                        if len(buf) >= _WRITE_CHUNK:
-                            out.append(buf, placements, plan.now_ms)
-                            buf, placements = bytearray(), []
+                    elif kept is not None:  # written as read
+                        placements.append((len(buf), h.base_offset, h.last_offset, h.max_timestamp, h.size))
+                        buf += memoryview(chunk)[pos : pos + h.size]
+                    if len(buf) >= _WRITE_CHUNK:
+                        out.append(buf, placements, plan.now_ms)
+                        pace.io(len(buf))
+                        buf, placements = bytearray(), []
             if last is None:
                 out.delete()
                 return False
             if not last_kept:  # keep the group's end offset: header-only batch
-                _add(buf, placements, _empty_batch(last[1]))
+                _add(buf, placements, _empty_batch(last))
             if buf:
                 out.append(buf, placements, plan.now_ms)
+                pace.io(len(buf))
             out.seal()
             out.flush()
             group.bytes_out = out.size
@@ -319,11 +341,13 @@ class LogCleaner:
 # ---------------------------------------------------------------------- helpers
 
 
-def _iter_batches(s: _PlannedSegment) -> Iterator[tuple[bytes, BatchHeader]]:
-    """Whole batches of a planned segment, read in chunks through its own fd."""
+def _iter_batches(s: _PlannedSegment, pace: Pace) -> Iterator[tuple[bytes, int, BatchHeader]]:
+    """Whole batches of a planned segment, read in chunks through its own fd: (chunk, position
+    of the batch in it, header) - the batch is not copied out of its chunk."""
     pos = 0
     while pos < s.size:
         chunk = os.pread(s.fd, min(_READ_CHUNK, s.size - pos), pos)
+        pace.io(len(chunk))
         p = 0
         while len(chunk) - p >= HEADER_SIZE:
             h = parse_batch_header(chunk, p)
@@ -331,11 +355,12 @@ def _iter_batches(s: _PlannedSegment) -> Iterator[tuple[bytes, BatchHeader]]:
                 raise OSError(f"corrupt batch at position {pos + p} of segment {s.base_offset}")
             if p + h.size > len(chunk):
                 break
-            yield chunk[p : p + h.size], h
+            yield chunk, p, h
             p += h.size
+            pace.batch()  # releases the GIL once per switch interval
         if p == 0:
             if len(chunk) >= HEADER_SIZE and (h := parse_batch_header(chunk)).size <= s.size - pos:
-                yield os.pread(s.fd, h.size, pos), h  # a batch larger than the chunk
+                yield os.pread(s.fd, h.size, pos), 0, h  # a batch larger than the chunk
                 p = h.size
             else:
                 raise OSError(f"unreadable batch at position {pos} of segment {s.base_offset}")
@@ -384,7 +409,7 @@ def _ts(r: SimpleRecord) -> int:
 class _Filter:
     """Decides, batch by batch, what survives; counts removals and horizons."""
 
-    def __init__(self, plan: CleanPlan, offset_map: dict[bytes, int], aborted: AbortedRanges) -> None:
+    def __init__(self, plan: CleanPlan, offset_map: dict[bytes | None, int], aborted: AbortedRanges) -> None:
         self.map = offset_map
         self.aborted = aborted
         self.now = plan.now_ms
@@ -402,41 +427,45 @@ class _Filter:
         retain = h.producer_id >= 0 and self.producers.get(h.producer_id) == h.last_offset
         return _empty_batch(h) if retain else None
 
-    def filter(self, raw: bytes, h: BatchHeader) -> bytes | None:
-        """The batch to write (``raw`` itself if unchanged), or None to drop it."""
+    def filter(self, chunk: bytes, pos: int, h: BatchHeader) -> BatchHeader | bytes | None:
+        """What to write of the batch at ``pos`` of ``chunk``: ``h`` itself for the batch as read,
+        a re-encoded batch, or None to drop it. Retention is decided from the records' offsets
+        and keys alone (``record_keys``); a re-encoded batch copies its kept records' keys and
+        values as read (``rebuild``), or decodes them if it cannot."""
         if h.is_control:
-            return raw
+            return h
         if h.is_transactional and self.aborted.aborted(h.producer_id, h.base_offset):
             self.removed += h.records_count
             return self._emptied(h)
-        records = decode_batch_records(raw, 0, h)
+        rk = record_keys(chunk, pos, h)
         has_horizon = h.has_delete_horizon
-        expired = has_horizon and self.now >= h.base_timestamp
-        kept: list[SimpleRecord] = []
-        for r in records:
-            if r.key is None:
-                continue
-            latest = self.map.get(r.key)
-            if latest is not None and r.offset < latest:  # type: ignore[operator]
-                continue
-            if r.value is None and expired:
-                continue
-            kept.append(r)
-        self.removed += len(records) - len(kept)
-        tombstones = any(r.value is None for r in kept)
+        nulls = rk.null_values
+        drop_tombstones = bool(nulls) and has_horizon and self.now >= h.base_timestamp
+        get = self.map.get
+        # a record stays unless its key is null or a later record has the same key (-1: none)
+        kept = [i for i, key, offset in zip(count_from(), rk.keys, rk.offsets) if key is not None and get(key, -1) <= offset]
+        if drop_tombstones:
+            kept = [i for i in kept if i not in nulls]
+        count = len(rk.keys)
+        self.removed += count - len(kept)
+        tombstones = bool(nulls) and not set(nulls).isdisjoint(kept)
         horizon = h.base_timestamp if has_horizon else (self.now + self.retention if tombstones else None)
         if tombstones and horizon is not None:
             self._note_horizon(horizon)
-        if len(kept) == len(records) and (has_horizon or not tombstones):
-            return raw
+        if len(kept) == count and (has_horizon or not tombstones):
+            return h
         if not kept:
             return self._emptied(h)
+        rebuilt = rebuild(rk, kept, h, horizon)
+        if rebuilt is not None:
+            return rebuilt
+        records = decode_kept(rk, kept, h)  # headers or unusual varints: decode and build
         log_append = h.timestamp_type == 1
         return build_batch(
-            kept, base_offset=h.base_offset, producer_id=h.producer_id, producer_epoch=h.producer_epoch,
+            records, base_offset=h.base_offset, producer_id=h.producer_id, producer_epoch=h.producer_epoch,
             base_sequence=h.base_sequence, partition_leader_epoch=h.partition_leader_epoch,
             is_transactional=h.is_transactional, log_append_time=log_append, compression=h.compression,
             keep_offsets=True, last_offset_delta=h.last_offset_delta,
-            max_timestamp=h.max_timestamp if log_append else max(_ts(r) for r in kept),
+            max_timestamp=h.max_timestamp if log_append else max(_ts(r) for r in records),
             delete_horizon_ms=horizon,
         )  # fmt: skip

@@ -139,15 +139,24 @@ def build_batch(
         | (DELETE_HORIZON_BIT if delete_horizon_ms is not None else 0)
         | (compression & COMPRESSION_MASK)
     )
-    count = len(recs)
     if last_offset_delta is None:
         last_offset_delta = max(deltas[-1] if deltas else 0, 0)
-    if compression and body:
-        body = bytearray(compress(compression, body))
+    header = (base_offset, partition_leader_epoch, attrs, last_offset_delta, base_ts, max_ts, producer_id,
+              producer_epoch, base_sequence, len(recs))  # fmt: skip
+    return seal_batch(body, header)
+
+
+def seal_batch(body: bytearray, header: tuple[int, int, int, int, int, int, int, int, int, int]) -> bytes:
+    """The batch of encoded records ``body``, compressed with the codec of its attributes:
+    ``header`` is (base offset, partition leader epoch, attributes, last offset delta, base
+    timestamp, max timestamp, producer id, producer epoch, base sequence, records count)."""
+    (base_offset, epoch, attrs, last_delta, base_ts, max_ts, pid, p_epoch, base_seq, count) = header
+    if attrs & COMPRESSION_MASK and body:
+        body = bytearray(compress(attrs & COMPRESSION_MASK, body))
     buf = bytearray(HEADER_SIZE) + body
     HEADER_STRUCT.pack_into(
-        buf, 0, base_offset, len(buf) - LOG_OVERHEAD, partition_leader_epoch, 2, 0, attrs,
-        last_offset_delta, base_ts, max_ts, producer_id, producer_epoch, base_sequence, count,
+        buf, 0, base_offset, len(buf) - LOG_OVERHEAD, epoch, 2, 0, attrs,
+        last_delta, base_ts, max_ts, pid, p_epoch, base_seq, count,
     )  # fmt: skip
     write_crc(buf)
     return bytes(buf)
@@ -185,23 +194,31 @@ def decode_batch_records(
     out: list[SimpleRecord] = []
     try:
         for _ in range(h.records_count):
-            _length, p = _read_varint(view, p)
-            p += 1  # attributes
-            ts_delta, p = _read_varint(view, p)
-            off_delta, p = _read_varint(view, p)
-            key, p = _read_bytes(view, p)
-            value, p = _read_bytes(view, p)
-            n_headers, p = _read_varint(view, p)
-            headers = []
-            for _h in range(n_headers):
-                hkey, p = _read_bytes(view, p)
-                hval, p = _read_bytes(view, p)
-                headers.append(((hkey or b"").decode(), hval))
-            ts = h.max_timestamp if h.timestamp_type == 1 else h.base_timestamp + ts_delta
-            out.append(SimpleRecord(key, value, ts, tuple(headers), h.base_offset + off_delta))
+            record, p = decode_record(view, p, h)
+            out.append(record)
     except (IndexError, UnicodeDecodeError) as e:
         raise CorruptRecordError(f"malformed records in batch at offset {h.base_offset}") from e
     return out
+
+
+def decode_record(view: bytes | memoryview, p: int, h: BatchHeader) -> tuple[SimpleRecord, int]:
+    """The record at ``p`` of an (uncompressed or decompressed) records section of batch ``h``
+    and the position after it; raises ``IndexError``/``UnicodeDecodeError`` if malformed (the
+    log cleaner decodes only the records it keeps, at positions ``record_keys`` found)."""
+    _length, p = _read_varint(view, p)
+    p += 1  # attributes
+    ts_delta, p = _read_varint(view, p)
+    off_delta, p = _read_varint(view, p)
+    key, p = _read_bytes(view, p)
+    value, p = _read_bytes(view, p)
+    n_headers, p = _read_varint(view, p)
+    headers = []
+    for _h in range(n_headers):
+        hkey, p = _read_bytes(view, p)
+        hval, p = _read_bytes(view, p)
+        headers.append(((hkey or b"").decode(), hval))
+    ts = h.max_timestamp if h.timestamp_type == 1 else h.base_timestamp + ts_delta
+    return SimpleRecord(key, value, ts, tuple(headers), h.base_offset + off_delta), p
 
 
 def key_value_prefixes(
