@@ -29,6 +29,11 @@ __all__ = ["PrimaryElection"]
 log = logging.getLogger("suoi.http.registry")
 
 _CLIENT_ID_PREFIX = "suoi-schema-registry "
+#: How often the election thread serves librdkafka's rebalance callbacks (heartbeats run on
+#: librdkafka's own threads). It polled in 200 ms waits, five wake-ups a second of an idle node
+#: (confluent-kafka's poll wakes every 200 ms whatever its timeout, issue 19); a rebalance's
+#: callbacks now wait up to this long, within the rebalance's whole time (max.poll.interval.ms).
+ELECTION_POLL_S = 0.5
 
 
 class PrimaryElection:
@@ -82,9 +87,10 @@ class PrimaryElection:
         assert self._consumer is not None
         while not self._stop.is_set():
             try:
-                self._consumer.poll(0.2)  # paused: only rebalance callbacks and heartbeats
+                self._consumer.poll(0)  # paused: only rebalance callbacks (and errors)
             except (KafkaException, RuntimeError) as exc:
                 log.warning("schema registry election: %s", exc)
+            self._stop.wait(ELECTION_POLL_S)  # `close()` ends the wait at once
 
     async def primary_url(self) -> str | None:
         """The URL of the member owning the partition, per the group coordinator (None: none yet)."""
