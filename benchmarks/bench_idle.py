@@ -79,6 +79,8 @@ def measure(pids: dict[str, int], seconds: float, probe_dir: str | None) -> dict
     if probe_dir:
         for pid in pids.values():
             os.kill(pid, signal.SIGUSR1)  # start the loop's counts over
+        for pid in pids.values():
+            read_probe(probe_dir, pid)  # (what came before: dropped, once the node has written it)
     before = {label: thread_sample(pid) for label, pid in pids.items()}
     t0 = time.monotonic()
     time.sleep(seconds)  # the measured idle window: nothing to poll for
@@ -89,10 +91,12 @@ def measure(pids: dict[str, int], seconds: float, probe_dir: str | None) -> dict
     elapsed = time.monotonic() - t0
     result: dict[str, Any] = {}
     for label, pid in pids.items():
+        loop = read_probe(probe_dir, pid) if probe_dir else {}
+        py_names = loop.get("threads", {})  # Python's names of its threads (the OS sees "python")
         groups: dict[str, list[float]] = {}
         for tid, (name, ticks, vol, invol) in after[label].items():
             b = before[label].get(tid, (name, 0, 0, 0))  # a thread started meanwhile counts from 0
-            g = groups.setdefault(group_name(name, tid, pid), [0, 0, 0, 0])
+            g = groups.setdefault(group_name(py_names.get(str(tid), name), tid, pid), [0, 0, 0, 0])
             g[0] += 1
             g[1] += (ticks - b[1]) / CLK_TCK / elapsed * 100
             g[2] += (vol - b[2]) / elapsed
@@ -100,8 +104,8 @@ def measure(pids: dict[str, int], seconds: float, probe_dir: str | None) -> dict
         node = {"threads": len(after[label]), "cpu_pct": sum(g[1] for g in groups.values()),
                 "wakeups_s": sum(g[2] for g in groups.values()), "preempted_s": sum(g[3] for g in groups.values()),
                 "groups": groups}
-        if probe_dir:
-            node["loop"] = read_probe(probe_dir, pid)
+        if loop:
+            node["loop"] = loop
         result[label] = node
     return result
 
@@ -260,7 +264,7 @@ def print_detail(r: dict[str, Any], top: int) -> None:
         loop = fig.get("loop")
         if loop:
             secs = loop.get("seconds") or 1
-            for kind in ("timer", "soon"):
+            for kind in ("timer", "soon", "parked fetch"):
                 counts = Counter(loop.get(kind, {}))
                 total = sum(counts.values())
                 print(f"    loop {kind} callbacks: {total / secs:.1f}/s")

@@ -24,7 +24,7 @@ from typing import Any
 from latency_probe import _name  # a callback's name: a task's coroutine, a partial's function
 
 #: counts by kind ("timer", "soon") and callback name, since the last dump
-COUNTS: dict[str, Counter[str]] = {"timer": Counter(), "soon": Counter()}
+COUNTS: dict[str, Counter[str]] = {"timer": Counter(), "soon": Counter(), "parked fetch": Counter()}
 _SINCE = [time.monotonic()]
 
 
@@ -52,7 +52,10 @@ def dump() -> None:
     if not out:
         return
     now = time.monotonic()
-    data = {"pid": os.getpid(), "seconds": now - _SINCE[0], **{k: dict(v) for k, v in COUNTS.items()}}
+    import threading
+
+    data = {"pid": os.getpid(), "seconds": now - _SINCE[0], **{k: dict(v) for k, v in COUNTS.items()},
+            "threads": {str(t.native_id): t.name for t in threading.enumerate()}}
     with open(os.path.join(out, f"{os.getpid()}.json"), "w") as f:
         json.dump(data, f)
     for c in COUNTS.values():
@@ -62,6 +65,8 @@ def dump() -> None:
 
 def install() -> None:
     import uvloop
+
+    signal.signal(signal.SIGUSR1, lambda *_: dump())
 
     timers, soon = COUNTS["timer"], COUNTS["soon"]
 
@@ -84,7 +89,17 @@ def install() -> None:
         return run(main, **kwargs)
 
     uvloop.run = counting_run
-    signal.signal(signal.SIGUSR1, lambda *_: dump())
+    try:  # parked Fetches, by max wait: which client keeps the node waking
+        from suoi.partition.fetch_deadlines import FetchDeadlines
+    except ImportError:
+        return
+    add, parked = FetchDeadlines.add, COUNTS["parked fetch"]
+
+    def counting_add(self: Any, max_wait_ms: int, fetch: Any) -> None:
+        parked[f"max wait {max_wait_ms} ms"] += 1
+        add(self, max_wait_ms, fetch)
+
+    FetchDeadlines.add = counting_add  # type: ignore[method-assign]
 
 
 #: the body of the ``sitecustomize.py`` bench_idle.py writes (only a `suoi broker` process counts)
