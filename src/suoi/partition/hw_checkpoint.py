@@ -109,10 +109,7 @@ class HighWatermarkCheckpoints:
                 log.exception("writing %s failed", CHECKPOINT_FILE)
 
     def write(self) -> None:
-        entries = self._entries()
-        self._written = None  # (should it fail part way)
-        self._write_files(entries)
-        self._written = entries
+        self._write_files(self._entries())
 
     async def write_at_shutdown(self, timeout_s: float) -> None:
         """The last write, bounded (`in_thread_bounded`): abandoned, it still completes or leaves
