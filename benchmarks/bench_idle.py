@@ -74,16 +74,24 @@ def group_name(name: str, tid: int, pid: int) -> str:
     return "event loop (main)" if tid == pid else DIGITS.sub("", name) or name
 
 
-def measure(pids: dict[str, int], seconds: float, probe_dir: str | None) -> dict[str, Any]:
-    """Sample every node at the start and the end of `seconds`; per node its figures."""
+def measure(pids: dict[str, int], seconds: float, probe_dir: str | None,
+            strace_dir: str | None = None) -> dict[str, Any]:
+    """Sample every node at the start and the end of `seconds`; per node its figures (and with
+    `strace_dir` its system calls, `strace -f -c`: they cost the node CPU, so separate runs)."""
     if probe_dir:
         for pid in pids.values():
             os.kill(pid, signal.SIGUSR1)  # start the loop's counts over
         for pid in pids.values():
             read_probe(probe_dir, pid)  # (what came before: dropped, once the node has written it)
+    tracers = [subprocess.Popen(["strace", "-f", "-c", "-p", str(pid), "-o", f"{strace_dir}/{label}.txt"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for label, pid in pids.items()] if strace_dir else []
     before = {label: thread_sample(pid) for label, pid in pids.items()}
     t0 = time.monotonic()
     time.sleep(seconds)  # the measured idle window: nothing to poll for
+    for tracer in tracers:  # (strace prints its counts when interrupted)
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
     if probe_dir:
         for pid in pids.values():
             os.kill(pid, signal.SIGUSR1)
@@ -106,6 +114,8 @@ def measure(pids: dict[str, int], seconds: float, probe_dir: str | None) -> dict
                 "groups": groups}
         if loop:
             node["loop"] = loop
+        if strace_dir:
+            node["syscalls"] = read_strace(Path(strace_dir) / f"{label}.txt")
         result[label] = node
     return result
 
@@ -121,6 +131,20 @@ def read_probe(probe_dir: str, pid: int) -> dict[str, Any]:
         return {}
     path.unlink()
     return data
+
+
+def read_strace(path: Path) -> dict[str, int]:
+    """`strace -c`'s table: calls by system call."""
+    calls: dict[str, int] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return calls
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+            calls[parts[-1]] = int(parts[3])
+    return calls
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -218,21 +242,24 @@ def run_config(config: str, src: str, args: argparse.Namespace) -> dict[str, Any
         probe_dir = tempfile.mkdtemp(prefix="bench-idle-probe-")
         Path(probe_dir, "sitecustomize.py").write_text(
             idle_probe.SITECUSTOMIZE.format(bench_dir=str(Path(__file__).resolve().parent)))
+    strace_dir = tempfile.mkdtemp(prefix="bench-idle-strace-") if args.strace else None
     if config == "cluster":
         cluster = Cluster(src, probe_dir, args.ready_timeout)
         try:
             create_replicated_topic(cluster.up())
             time.sleep(args.settle)  # start-up's work (elections, the topic's replicas) settles
             leader = cluster.leader()
-            pids = {f"node {n['id']}{' (leader)' if n['id'] == leader else ''}": int(n["pid"]) for n in cluster.nodes}
-            return measure(pids, args.seconds, probe_dir)
+            followers = iter(range(1, len(cluster.nodes)))
+            pids = {(f"leader (node {n['id']})" if n["id"] == leader else f"follower {next(followers)} (node {n['id']})"):
+                    int(n["pid"]) for n in cluster.nodes}
+            return measure(pids, args.seconds, probe_dir, strace_dir)
         finally:
             cluster.stop()
     target = start_single(config, src, probe_dir, args.ready_timeout)
     try:
         time.sleep(args.settle)  # start-up's work (the registry's election, the console's first snapshot)
         assert target.pid is not None
-        return measure({"node": target.pid}, args.seconds, probe_dir)
+        return measure({"node": target.pid}, args.seconds, probe_dir, strace_dir)
     finally:
         target.stop()
 
@@ -242,8 +269,9 @@ def print_summary(results: list[dict[str, Any]]) -> None:
     """Per configuration and node: each tree's rounds (CPU %, wake-ups/s) side by side."""
     rows: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
     for r in results:
-        for node, fig in r["nodes"].items():
-            rows.setdefault((r["config"], node), {}).setdefault(r["tree"], []).append(fig)
+        for node, fig in sorted(r["nodes"].items()):
+            role = node.split(" (node")[0]  # a cluster's nodes by role: their ids vary run to run
+            rows.setdefault((r["config"], role), {}).setdefault(r["tree"], []).append(fig)
     trees = list(dict.fromkeys(r["tree"] for r in results))
     print("\n| configuration | node | " + " | ".join(f"{t}: CPU % / wake-ups/s / threads" for t in trees) + " |")
     print("|---|---|" + "---|" * len(trees))
@@ -255,12 +283,16 @@ def print_summary(results: list[dict[str, Any]]) -> None:
         print(f"| {config} | {node} | " + " | ".join(cells) + " |")
 
 
-def print_detail(r: dict[str, Any], top: int) -> None:
+def print_detail(r: dict[str, Any], top: int, seconds: float) -> None:
     for node, fig in r["nodes"].items():
         print(f"\n{r['tree']} / {r['config']} / {node}: CPU {fig['cpu_pct']:.2f} %, "
               f"{fig['wakeups_s']:.1f} wake-ups/s (+{fig['preempted_s']:.1f} preempted/s), {fig['threads']} threads")
         for name, (n, cpu, vol, invol) in sorted(fig["groups"].items(), key=lambda kv: -kv[1][2]):
             print(f"    {name:32} x{n:<3} CPU {cpu:5.2f} %  wake-ups/s {vol:7.1f}  preempted/s {invol:5.1f}")
+        calls = fig.get("syscalls")
+        if calls:
+            top_calls = sorted(calls.items(), key=lambda kv: -kv[1])[:top]
+            print("    system calls/s: " + ", ".join(f"{name} {n / seconds:.1f}" for name, n in top_calls))
         loop = fig.get("loop")
         if loop:
             secs = loop.get("seconds") or 1
@@ -280,6 +312,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="the measured idle window")
     ap.add_argument("--settle", type=float, default=10.0, help="quiet seconds after start-up before measuring")
     ap.add_argument("--probe", action="store_true", help="count the event loop's callbacks (idle_probe.py)")
+    ap.add_argument("--strace", action="store_true", help="count the nodes' system calls (strace -f -c)")
     ap.add_argument("--top", type=int, default=15, help="callback names shown per kind")
     ap.add_argument("--ready-timeout", type=float, default=60.0)
     ap.add_argument("--json", help="also write every result to this file")
@@ -298,7 +331,7 @@ def main() -> int:
                 log(f"round {rnd + 1}: {config} from {label} ({src}), load {load:.2f}")
                 r = {"round": rnd + 1, "config": config, "tree": label, "load1": load,
                      "nodes": run_config(config, src, args)}
-                print_detail(r, args.top)
+                print_detail(r, args.top, args.seconds)
                 results.append(r)
     print_summary(results)
     if args.json:
