@@ -17,13 +17,15 @@ For each node, over ``--seconds`` after ``--settle`` seconds of quiet: CPU % of 
 (utime+stime of every thread, /proc/PID/stat), context switches per second summed over its
 threads (/proc/PID/task/*/status: voluntary = a thread blocked and was woken, i.e. a wake-up;
 involuntary = preempted), and per thread group (threads named alike, digits dropped: "rdk:broker").
-``--probe`` also counts the event loop's callbacks by name (`idle_probe.py`, loaded through a
-``sitecustomize.py``); it costs a little CPU itself, so its figures come from separate runs.
+``--probe`` also counts the event loop's callbacks by name and the parked Fetches by max wait
+(`idle_probe.py`, loaded through a ``sitecustomize.py``), ``--strace`` the system calls
+(``strace -f -c``); both cost the node CPU themselves, so their figures come from separate runs.
 
 ``--trees before=/tmp/idle-before/src,after=src`` alternates source trees, round by round.
 
     python benchmarks/bench_idle.py --seconds 30 --rounds 2 --trees before=/tmp/idle-before/src,after=src
     python benchmarks/bench_idle.py --configs console,cluster --probe --seconds 20
+    python benchmarks/bench_idle.py --configs console --strace --seconds 20
 """
 
 from __future__ import annotations
