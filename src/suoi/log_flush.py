@@ -26,6 +26,9 @@ __all__ = ["flush_logs_off_loop", "run_flush_loop", "sync_state_off_loop"]
 
 log = logging.getLogger("suoi.log")
 
+#: A tick whose timer fired this early is on time (uvloop's timers round to whole milliseconds).
+TIMER_SLACK_S = 0.002
+
 
 async def run_flush_loop(logs: LogManager, interval_s: float, checkpoint_every_s: float,
                          now_ms: Callable[[], int]) -> None:
@@ -44,8 +47,9 @@ async def run_flush_loop(logs: LogManager, interval_s: float, checkpoint_every_s
     next_tick += tick_s
     try:
         while True:
-            with suppress(TimeoutError):  # a tick
-                await asyncio.wait_for(wake.wait(), max(next_tick - time.monotonic(), 0.0))
+            with suppress(TimeoutError):  # a tick (asyncio.timeout: no task made per wait, as wait_for's)
+                async with asyncio.timeout(max(next_tick - time.monotonic(), 0.0)):
+                    await wake.wait()
             wake.clear()
             try:
                 stale = logs.take_state_unsynced() + unsynced  # (those that failed: again, with the next)
@@ -54,7 +58,9 @@ async def run_flush_loop(logs: LogManager, interval_s: float, checkpoint_every_s
                 rolled = logs.take_rolled()
                 if rolled:  # a failed one (logged) is tried again with the next
                     logs.roll_flush_failed(await flush_logs_off_loop(rolled, pool=pool, rolled=True))
-                if time.monotonic() < next_tick:
+                # the loop's timers have 1 ms steps and may fire a rounding early: then it is the
+                # tick (it took three timers a tick, the last ones of 0-1 ms, at idle)
+                if time.monotonic() < next_tick - TIMER_SLACK_S:
                     continue
                 next_tick = time.monotonic() + tick_s
                 due = logs.logs_due_for_flush(now_ms())

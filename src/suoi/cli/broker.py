@@ -135,8 +135,10 @@ def _tune_gil() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
-#: How often `_refreeze_after_topic_changes` looks at the metadata image's topics.
+#: The least time between two refreezes of `_refreeze_after_topic_changes`.
 REFREEZE_CHECK_S = 1.0
+#: How long one wait for a changed image lasts before the next (a bound, not a cadence).
+REFREEZE_WAIT_S = 3600.0
 
 
 async def _refreeze_after_topic_changes(broker: Any) -> None:
@@ -144,29 +146,37 @@ async def _refreeze_after_topic_changes(broker: Any) -> None:
     partition states, image records): like start-up's, it lives as long as the topic, and left
     in the collector's generations the next young collection walks all of it - one ~5-10 ms
     pause on the event loop (measured at 1,000 msg/s just after a topic was created: the run's
-    only collection). Done one check after the image's topics changed (the partitions' logs are
-    made once the image is applied), at most once a `REFREEZE_CHECK_S`, only on such changes.
+    only collection). Done once the local partitions were brought to an image whose topics or
+    their partition counts changed (their logs are made then), at most once a
+    `REFREEZE_CHECK_S`, only on such changes. Woken by the image's changes, not a timer: it used
+    to look once a second, a wake-up of an idle node for nothing (issue 19).
     The price: a garbage cycle made since the last collection is frozen with them (never
     freed); the broker makes few (a young collection of 20,000 objects finds some hundreds), and
     topic changes are rare."""
-    seen_topics: object = None
+    kraft = getattr(broker, "kraft", None)
+    if kraft is None:  # no metadata image: no topics created at run time this way
+        return
+    seen_topics: list[Any] = [None]  # the topics mapping looked at last
     seen: frozenset[tuple[object, int]] | None = None  # the first look freezes once too
-    pending = False
+
+    def new_topics(image: Any) -> bool:
+        # a new image's topics mapping (every published image, an ISR change or a producer id
+        # block too, has a new one), once the local partitions follow it
+        if image.topics is seen_topics[0]:
+            return False
+        seen_topics[0] = image.topics
+        return True
+
     while True:
-        await asyncio.sleep(REFREEZE_CHECK_S)
-        kraft = getattr(broker, "kraft", None)
-        topics = kraft.image.topics if kraft is not None else {}
-        if topics is not seen_topics:  # a new image: did its topics or their partition counts change?
-            seen_topics = topics
-            # not the mapping's identity alone: every published image (an ISR change, a producer
-            # id block) has a new one, and each freeze keeps the garbage cycles of that moment
-            shape = frozenset((tid, len(t.partitions)) for tid, t in topics.items())
-            if shape != seen:
-                seen, pending = shape, True  # changed: the next check freezes, once it is applied
-                continue
-        if pending:
-            pending = False
+        if not await kraft.wait_image(new_topics, REFREEZE_WAIT_S, applied=True):
+            continue
+        topics = seen_topics[0]
+        # not the mapping's identity alone: each freeze keeps the garbage cycles of that moment
+        shape = frozenset((tid, len(t.partitions)) for tid, t in topics.items())
+        if shape != seen:
+            seen = shape
             gc.freeze()
+            await asyncio.sleep(REFREEZE_CHECK_S)
 
 
 async def _serve(config: Any) -> int:

@@ -11,6 +11,7 @@ Kept apart so the quorum plumbing and the controller's duties can be read, and c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -29,8 +30,12 @@ __all__ = ["all_endpoints_refuse", "bootstrap_metadata", "controller_config", "c
 
 log = logging.getLogger("suoi.cluster")
 
-#: How often the active controller ticks (session expiry, fencing, auto leader rebalance).
+#: How often the active controller ticks while no unfenced broker gives it a deadline (a quorum
+#: with no broker yet, start-up): one registering and heartbeating is then fenced on time.
 TICK_INTERVAL_S = 0.2
+#: The longest wait for the controller's next deadline (session expiry, a suspect's fencing, the
+#: auto leader rebalance): a bound on what a missed wake-up or a stepped clock could delay.
+MAX_TICK_WAIT_S = 5.0
 
 
 def _validate_broker_configs(name: str, overrides: Mapping[str, str]) -> None:
@@ -74,12 +79,32 @@ async def bootstrap_metadata(kraft: KRaftRuntime) -> None:
 
 async def controller_ticks(kraft: KRaftRuntime) -> None:
     """Tick the active controller, whichever it is at the time, until the node stops; a tick
-    that raises drops the controller (it is rebuilt from the committed image when leading)."""
+    that raises drops the controller (it is rebuilt from the committed image when leading).
+
+    Armed on demand (issue 19, a node at idle): a tick is due at the controller's
+    `next_deadline` (a session running out, a suspect broker's fencing, the auto leader
+    rebalance), not every `TICK_INTERVAL_S` (5 wake-ups a second on every controller node, the
+    followers' too, with nothing to do). What can bring the deadline nearer wakes the loop
+    (`KRaftServices.kick_controller_ticks`): a new or lost active controller, a broker's heartbeat
+    connection closing, a broker found gone. A heartbeat only pushes a session's end later."""
+    wake = kraft.controller_tick_wake
+    ticked = False
     while not kraft.stopping:
-        await asyncio.sleep(TICK_INTERVAL_S)
+        wake.clear()
         controller = kraft.controller
         if controller is None:
+            await wake.wait()  # set when this node becomes the active controller (or stops)
             continue
+        deadline = controller.next_deadline()
+        delay = TICK_INTERVAL_S if deadline is None else (deadline - kraft.broker.now_ms()) / 1000
+        if ticked:  # still due right after a tick: at the old cadence, never a hot loop
+            delay, ticked = max(delay, TICK_INTERVAL_S), False
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(delay, MAX_TICK_WAIT_S)):
+                    await wake.wait()
+            continue  # woken or timed out: look again (the controller or its deadline may have changed)
+        ticked = True
         try:
             controller.tick(kraft.broker.now_ms())
             moved = getattr(controller, "last_rebalance", None)

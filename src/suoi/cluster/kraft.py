@@ -120,6 +120,8 @@ class KRaftServices:
         #: Set (and replaced) whenever the quorum leader or the active controller changes: what a
         #: request to the controller that found none waits for, rather than a fixed pause.
         self._controller_change = asyncio.Event()
+        #: Wakes `controller_ticks` when the controller's next deadline may have come nearer.
+        self.controller_tick_wake = asyncio.Event()
         self.incarnation_id = uuid.uuid4()
         #: BrokerRegistration between nodes of different clusters: one ERROR per peer per minute.
         self.cluster_mismatch = ClusterIdMismatchLog(log, broker.cluster_id or None)
@@ -304,6 +306,12 @@ class KRaftServices:
         """Wake requests waiting for a controller (an Event.set only schedules their wake-up)."""
         change, self._controller_change = self._controller_change, asyncio.Event()
         change.set()
+        self.kick_controller_ticks()
+
+    def kick_controller_ticks(self) -> None:
+        """The active controller's next deadline may be nearer (a new controller, a broker's
+        connection lost): `controller_ticks` looks again."""
+        self.controller_tick_wake.set()
 
     # -- the active controller -------------------------------------------------------
     def _become_active(self, epoch: int) -> None:
@@ -418,6 +426,7 @@ class KRaftServices:
         if controller is None or broker_id == self.node_id or self._stopping:
             return
         controller.connection_lost(broker_id, broker_epoch, self.broker.now_ms())
+        self.kick_controller_ticks()
         reg = self.image.brokers.get(broker_id)
         if reg is not None and reg.listeners:
             task = asyncio.get_running_loop().create_task(self._probe_broker(broker_id, broker_epoch, reg.listeners))
@@ -432,6 +441,7 @@ class KRaftServices:
         if controller is not None:
             log.info("broker %d refuses connections on all its endpoints; fencing it", broker_id)
             controller.connection_lost(broker_id, broker_epoch, self.broker.now_ms(), refused=True)
+            self.kick_controller_ticks()
 
     # -- the broker's registration and heartbeats --------------------------------------
     def registration_listeners(self) -> list[tuple[str, str, int]]:

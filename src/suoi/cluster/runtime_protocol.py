@@ -39,6 +39,8 @@ class KRaftRuntime(Protocol):
     previous_broker_epoch: int
     #: the active controller on this node, or None; a tick that raises drops it
     controller: QuorumController | None
+    #: set when the active controller's next deadline may have come nearer (`controller_ticks`)
+    controller_tick_wake: asyncio.Event
 
     @property
     def node_id(self) -> int: ...

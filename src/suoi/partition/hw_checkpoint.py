@@ -66,6 +66,8 @@ class HighWatermarkCheckpoints:
         self.log_dirs = [Path(d) for d in log_dirs]
         self._get_log = get_log
         self._checkpointed: dict[tuple[str, int], int] = {}
+        #: what the files were last written with (None: not written in this run, or unknown)
+        self._written: dict[Path, dict[tuple[str, int], int]] | None = None
         #: partitions whose HW this run took from the checkpoint (and keeps writing back)
         self.initialised: set[TopicPartition] = set()
 
@@ -87,11 +89,20 @@ class HighWatermarkCheckpoints:
         self.initialised.discard(tp)
 
     async def run(self, interval_s: float) -> None:
+        """Every `interval_s` (replica.high.watermark.checkpoint.interval.ms), write the files if
+        an HW (or the set of partitions) changed since the last write. Kafka rewrites them on its
+        interval regardless; skipped, an idle node's checkpoint costs no thread hand-off,
+        temp file, fsync and rename every 5 s (issue 19), and the files say the same."""
         while True:
             await asyncio.sleep(interval_s)
+            entries = self._entries()
+            if entries == self._written:
+                continue
             try:
-                await asyncio.to_thread(self._write_files, self._entries())
+                await asyncio.to_thread(self._write_files, entries)
+                self._written = entries
             except Exception:
+                self._written = None  # written in part, maybe: the next one writes every file
                 log.exception("writing %s failed", CHECKPOINT_FILE)
 
     async def write_at_shutdown(self, timeout_s: float) -> None:

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from suoi.http.admin.exposition import ROWS_PER_STEP, DistributionTable, Family, SeriesTable, Table
 from suoi.http.admin.node_view import ClusterView, GroupLag, NodeView, PartitionTable
-from suoi.http.admin.runtime import PAUSE_BUCKETS_S, PauseHistogram, RuntimeMonitor
+from suoi.http.admin.runtime import IDLE_INTERVAL_S, PAUSE_BUCKETS_S, PauseHistogram, RuntimeMonitor
 from suoi.metrics_recorder import LATENCY_BUCKETS_MS, MetricsRecorder, TopicCounters
 
 #: BrokerTopicMetrics: (family suffix, TopicCounters attribute, help)
@@ -245,7 +245,8 @@ class NodeCollector(Collector):
         ready = self.view.readiness()
         yield GaugeMetricFamily("suoi_node_ready", "1 when /v1/status/ready answers 200.", value=int(ready.ready))
         yield _pauses("suoi_eventloop_lag_seconds", "How late the event loop ran a timer (probe every "
-                      f"{self.runtime.interval_s}s): the node's 'network processor idle' turned around.",
+                      f"{self.runtime.interval_s}s, every {IDLE_INTERVAL_S:g}s while the loop is idle): the node's "
+                      "'network processor idle' turned around.",
                       self.runtime.loop_lag)
         yield GaugeMetricFamily("suoi_eventloop_lag_last_seconds", "The last event-loop lag probe.",
                                 value=self.runtime.last_loop_lag)

@@ -29,6 +29,11 @@ __all__ = ["PrimaryElection"]
 log = logging.getLogger("suoi.http.registry")
 
 _CLIENT_ID_PREFIX = "suoi-schema-registry "
+#: How often the election thread serves librdkafka's rebalance callbacks (heartbeats run on
+#: librdkafka's own threads). It polled in 200 ms waits, five wake-ups a second of an idle node
+#: (confluent-kafka's poll wakes every 200 ms whatever its timeout, issue 19); a rebalance's
+#: callbacks now wait up to this long, within the rebalance's whole time (max.poll.interval.ms).
+ELECTION_POLL_S = 0.5
 
 
 class PrimaryElection:
@@ -54,7 +59,6 @@ class PrimaryElection:
             "enable.auto.commit": False, "partition.assignment.strategy": "range",
             "session.timeout.ms": self.session_timeout_ms, "heartbeat.interval.ms": 1000,
         })
-        self._admin = AdminClient(client_config(self.bootstrap))
         self._consumer.subscribe([self.topic], on_assign=self._assigned, on_revoke=self._revoked,
                                  on_lost=self._revoked)
         self._thread = threading.Thread(target=self._poll_loop, name="schema-registry-election", daemon=True)
@@ -72,6 +76,10 @@ class PrimaryElection:
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if partitions:
+            # assigned here, then paused: confluent-kafka assigns after the callback returns when
+            # it did not, which dropped the pause, and this consumer fetched the topic (a Fetch
+            # parked on the node every 500 ms at idle, what it read thrown away by `_poll_loop`)
+            consumer.assign(partitions)
             consumer.pause(partitions)
         self._set(bool(partitions))
 
@@ -82,16 +90,20 @@ class PrimaryElection:
         assert self._consumer is not None
         while not self._stop.is_set():
             try:
-                self._consumer.poll(0.2)  # paused: only rebalance callbacks and heartbeats
+                self._consumer.poll(0)  # paused: only rebalance callbacks (and errors)
             except (KafkaException, RuntimeError) as exc:
                 log.warning("schema registry election: %s", exc)
+            self._stop.wait(ELECTION_POLL_S)  # `close()` ends the wait at once
 
     async def primary_url(self) -> str | None:
         """The URL of the member owning the partition, per the group coordinator (None: none yet)."""
         if self.is_primary:
             return self.my_url
-        assert self._admin is not None
         admin = self._admin
+        if admin is None:  # made on first use: only a registry that is not the primary asks (one
+            # librdkafka client fewer, with its threads' wake-ups, on a registry that never does)
+            made = await asyncio.to_thread(AdminClient, client_config(self.bootstrap))
+            admin = self._admin = self._admin or made  # (one made meanwhile by another call: that one)
         try:
             futures = await asyncio.to_thread(admin.describe_consumer_groups, [self.group], request_timeout=5)
             description = await asyncio.to_thread(futures[self.group].result, 10)

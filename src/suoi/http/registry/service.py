@@ -87,6 +87,8 @@ class RegistryService:
     async def _catch_up(self, end_offset: int, timeout: float | None) -> None:
         """Wait until the replay has applied every record below ``end_offset``."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self.position < end_offset:
+            self.topic.wake_reader()  # an idle reader looks only now and then (`SchemaTopic._read_loop`)
         while self.position < end_offset:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:

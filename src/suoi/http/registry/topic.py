@@ -50,6 +50,17 @@ WAIT_SLICE_S = 0.5
 CREATE_TIMEOUT_S = 30.0
 #: What a Metadata slice without a broker's answer raises: wait on (within the budget).
 _NO_ANSWER_YET = (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
+#: The replay's Fetch waits this long on the broker for a record (librdkafka's fetch.wait.max.ms,
+#: 500 by default): an append answers it at once, so it only sets how often an idle reader's
+#: Fetch comes back empty (and is sent again: a request for the node and librdkafka each time).
+READER_FETCH_WAIT_MS = 10_000
+#: The replay polls librdkafka (in its 200 ms slices: confluent-kafka's poll wakes every 200 ms
+#: to check for signals, whatever the timeout) while it read something, or was asked to
+#: (`wake_reader`: a write or a read waiting for the replay), this recently ...
+READER_ACTIVE_S = 5.0
+#: ... and else looks once this often: a record written by another registry reaches this one's
+#: store within it (a read waiting for it wakes the reader at once).
+READER_IDLE_POLL_S = 1.0
 
 
 async def off_loop(fn: Callable[..., T], *args: Any) -> T:
@@ -91,6 +102,7 @@ class SchemaTopic:
         self._on_records = on_records
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by `wake_reader` (and `close`): the reader polls now
         self._reader: threading.Thread | None = None
         self._consumer: Consumer | None = None
         self._probe: Consumer | None = None
@@ -102,7 +114,7 @@ class SchemaTopic:
         await off_loop(self._create_topic)
         self._consumer = Consumer({**client_config(self.bootstrap), "group.id": f"suoi-schema-reader-{uuid.uuid4()}",
                                    "enable.auto.commit": False, "enable.partition.eof": True,
-                                   "fetch.wait.max.ms": 500, "isolation.level": "read_committed"})
+                                   "fetch.wait.max.ms": READER_FETCH_WAIT_MS, "isolation.level": "read_committed"})
         self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         # Watermark queries on a consumer of their own: one the reader thread polls answers them late.
         self._probe = Consumer({**client_config(self.bootstrap), "group.id": f"suoi-schema-probe-{uuid.uuid4()}",
@@ -150,15 +162,35 @@ class SchemaTopic:
         _, high = await off_loop(consumer.get_watermark_offsets, TopicPartition(self.topic, 0), 10.0)
         return int(high)
 
+    def wake_reader(self) -> None:
+        """Someone waits for the replay (a write's read-back, a read to the end): poll at once and
+        keep polling for `READER_ACTIVE_S` (thread-safe)."""
+        self._wake.set()
+
     def _read_loop(self) -> None:
+        """Replay `_schemas` into `on_records`. Idle (nothing read, nobody waiting for
+        `READER_ACTIVE_S`), the thread looks every `READER_IDLE_POLL_S` instead of waking in
+        librdkafka's poll five times a second (issue 19, a node at idle); librdkafka's own
+        threads keep fetching meanwhile, so a wake-up finds what arrived in its queue."""
         assert self._consumer is not None and self._loop is not None
+        active_until = time.monotonic() + READER_ACTIVE_S
         while not self._stop.is_set():
+            timeout = 0.2
+            if self._wake.is_set() or time.monotonic() >= active_until:
+                woken = self._wake.wait(READER_IDLE_POLL_S)
+                self._wake.clear()  # (before the poll: a wake-up after it is seen next round)
+                if woken:
+                    active_until = time.monotonic() + READER_ACTIVE_S
+                else:
+                    timeout = 0  # parked: take what is there
             try:
-                first = self._consumer.poll(0.2)  # returns at the first message (consume() waits out its timeout)
+                first = self._consumer.poll(timeout)  # returns at the first message (consume() waits out its timeout)
                 messages = [] if first is None else [first, *self._consumer.consume(499, 0)]
             except (KafkaException, RuntimeError) as exc:
                 log.warning("_schemas replay: %s", exc)
                 continue
+            if messages:
+                active_until = time.monotonic() + READER_ACTIVE_S
             batch: Batch = []
             position = -1
             for m in messages:
@@ -222,6 +254,7 @@ class SchemaTopic:
 
     async def close(self) -> None:
         self._stop.set()
+        self._wake.set()  # a parked reader ends now
         if self._reader is not None:
             await asyncio.to_thread(self._reader.join, 5)
         if self._consumer is not None:
