@@ -5,9 +5,9 @@ Crash-safe replacement of a group of segments ``[s1 .. sn]`` (bases ``B = b1 <
 (`LocalLog.replaceSegments`). Only renames run on the event loop; every fsync (and unlink) runs
 on a thread, and each step starts only once the one before it is durable (`cleaner_swap`):
 
-1. on the cleaner's worker thread: ``<B>.log.cleaned`` (+ ``.index.cleaned``,
+1. on the cleaner's worker threads: ``<B>.log.cleaned`` (+ ``.index.cleaned``,
    ``.timeindex.cleaned``, and ``.txnindex.cleaned`` holding the old segments' abort index
-   entries, if any) written and fsynced - a crash now leaves stray ``.cleaned`` files, which
+   entries, if any) written and fsynced, then the directory - a crash now leaves stray ``.cleaned`` files, which
    recovery deletes;
 2. loop: `rename_group` renames them to ``.swap``, the log last. **The log's ``.swap`` rename is
    the commit point**: from then on recovery finishes the replacement. A thread fsyncs the
@@ -18,9 +18,12 @@ on a thread, and each step starts only once the one before it is durable (`clean
 4. loop: `rename_group` renames the ``.swap`` files to their final names (log last); a thread
    fsyncs the directory before the log's next cleaning commits.
 
-``complete_swaps`` (run by ``PartitionLog.open`` before segments are loaded)
-deletes ``.cleaned`` and ``.deleted`` files and index ``.swap`` files without a log ``.swap``,
-and for each ``<B>.log.swap`` deletes every segment file whose base offset is
+``complete_swaps`` (run by ``PartitionLog.open`` before segments are loaded) takes a committed
+swap's files still under ``.cleaned`` names (their renames lost by an OS crash: nothing orders
+them before the log's; they were fsynced, and the directory, before it), deletes other
+``.cleaned`` and ``.deleted`` files and the index ``.swap`` files of an uncommitted swap (its
+``.log.cleaned`` is there), installs those of a swap whose log was installed (step 4's other
+renames lost), and for each ``<B>.log.swap`` deletes every segment file whose base offset is
 in ``[B, E)`` - E being the offset after the swap's last batch - and renames
 the swap into place.  The cleaner always keeps (header-only if need be) the
 last batch of each group, so a cleaned segment ends exactly at ``E`` and the
@@ -175,6 +178,15 @@ def complete_swaps(directory: Path) -> None:
         return
     names = sorted(p.name for p in directory.iterdir())
     changed = False
+    for name in names:  # a committed swap whose other renames an OS crash lost: they are whole
+        if name.endswith(".log" + SWAP) and name[:20].isdigit():
+            for kind in _INSTALLED[:-1]:
+                base = int(name[:20])
+                cleaned, swap = _name(directory, base, kind, CLEANED), _name(directory, base, kind, SWAP)
+                if cleaned.exists() and not swap.exists():
+                    os.rename(cleaned, swap)
+    names = sorted(p.name for p in directory.iterdir())
+    uncommitted = {n[:20] for n in names if n.endswith(".log" + CLEANED)}
     for name in names:
         if name.endswith((CLEANED, DELETED)):
             (directory / name).unlink(missing_ok=True)
@@ -198,8 +210,11 @@ def complete_swaps(directory: Path) -> None:
                 os.rename(swap, _name(directory, base, kind))
         changed = True
     for p in list(directory.iterdir()):
-        if p.name.endswith(SWAP):  # index swaps whose log never reached .swap
-            p.unlink()
+        if p.name.endswith(SWAP):
+            if p.name[:20] in uncommitted:  # index swaps whose log never reached .swap
+                p.unlink()
+            else:  # a swap installed but for this rename, lost by an OS crash (the log's was not)
+                os.rename(p, p.with_name(p.name[: -len(SWAP)]))
             changed = True
     if changed:
         fsync_dir(directory)

@@ -11,7 +11,8 @@ which keeps `cleaner_files`' crash protocol (Kafka's `LocalLog.replaceSegments` 
 the cleaner thread while holding the log's lock):
 
 0. thread: the old segments' abort index entries written and fsynced as ``.txnindex.cleaned``
-   (from the plan's copy; the commit checks they are still the segments' own);
+   (from the plan's copy; the commit checks they are still the segments' own), the directory
+   fsynced (the ``.cleaned`` names durable);
 1. loop: the result checked (else discarded); each group's ``.cleaned`` files renamed to
    ``.swap`` (the commit point), the old segments closed and replaced in memory by the cleaned
    one, read from its ``.swap`` names; thread: directory fsync;
@@ -76,6 +77,7 @@ def write_moved_txns(result: CleanResult) -> None:
         lo, hi = g.base_offset, ends[id(g.old[-1])]
         moved[g.base_offset] = entries = [t for t in plan.aborted_txns if lo <= t.last_offset < hi]
         files.write_txn_index(plan.directory, g.base_offset, entries)
+    fsync_dir(plan.directory)  # every .cleaned name durable before a rename of one to .swap
     result.moved_txns = moved
 
 
