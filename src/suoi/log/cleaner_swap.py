@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,8 +106,15 @@ def _old_paths(seg: LogSegment) -> list[Path]:
     return [seg.offset_index.path, seg.time_index.path, seg.txn_index.path, seg.log_path]
 
 
+def _sync(directory: Path) -> None:
+    """A thread step's directory fsync; a directory gone meanwhile (topic deleted, replica moved:
+    the log closed, so the steps left are dropped) needs none."""
+    with suppress(FileNotFoundError):
+        fsync_dir(directory)
+
+
 def _sync_and_unlink(directory: Path, paths: list[Path]) -> None:
-    fsync_dir(directory)
+    _sync(directory)
     files.unlink_all(paths)
 
 
@@ -139,7 +147,7 @@ def commit_steps(log: PartitionLog, result: CleanResult) -> CommitSteps:
             seg.close()
         log.replace_segments(g.old, new)
         swapped.append((new, [_old_paths(seg) for seg in g.old]))
-    yield partial(fsync_dir, directory)  # the commit point durable before anything old goes
+    yield partial(_sync, directory)  # the commit point durable before anything old goes
     if not _alive(log, opened):
         return True
     retired: list[Path] = []
@@ -163,5 +171,5 @@ def commit_steps(log: PartitionLog, result: CleanResult) -> CommitSteps:
             plan.name, plan.segments[0].base_offset, result.end_offset,
             result.bytes_in, result.bytes_out, result.records_removed,
         )  # fmt: skip
-    yield partial(fsync_dir, directory)  # the final names durable before the next commit
+    yield partial(_sync, directory)  # the final names durable before the next commit
     return True
