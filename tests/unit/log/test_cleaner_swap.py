@@ -21,7 +21,7 @@ import pytest
 
 from suoi.log import cleaner_files, cleaner_swap
 from suoi.log.cleaner import LogCleaner
-from suoi.log.cleaner_swap import commit_steps
+from suoi.log.cleaner_swap import CommitSteps, Step, commit_steps
 from suoi.log.config import LogConfig
 from suoi.log.partition_log import PartitionLog
 from tests.unit.log.log_helpers import Clock
@@ -226,3 +226,58 @@ def test_an_os_crash_at_any_step_keeps_the_moved_abort_index(tmp_path: Path, fs:
         assert contents(log) in (before, after)  # one group: all cleaned or nothing
 
     assert _crashes(tmp_path, fs, make, config, check) > 10
+
+
+def _steps_until_retire(log: PartitionLog) -> tuple[CommitSteps, list[Step]]:
+    """A commit driven by hand up to the thread step after step 1 (the swap's renames)."""
+    cleaner = LogCleaner()
+    plan = cleaner.plan(log, 10**12, force=True)
+    assert plan is not None
+    steps = commit_steps(log, cleaner.build(plan))
+    ran = [next(steps)]  # step 0: the moved abort index (none here)
+    ran[0]()
+    ran.append(steps.send(None))  # step 1 done on the loop: its directory fsync is next
+    return steps, ran
+
+
+def _finish(steps: CommitSteps) -> bool:
+    try:
+        while True:
+            steps.send(None)()
+    except StopIteration as done:
+        return bool(done.value)
+
+
+def test_a_log_closed_between_the_steps_is_finished_by_its_next_open(tmp_path: Path) -> None:
+    config = LogConfig(**C(segment_bytes=300))  # type: ignore[arg-type]
+    log = PartitionLog.open(tmp_path / "t-0", "t", 0, config, now_ms=Clock())
+    fill(log, rounds=6, keys=3)
+    put(log, (b"k0", b"active"))
+    before = contents(log)
+    steps, ran = _steps_until_retire(log)
+    assert [p.name for p in (tmp_path / "t-0").iterdir() if p.name.endswith(".log.swap")]
+    assert contents(log) == contents(log, 0) and latest(contents(log)) == latest(before)  # served from .swap
+    log.close()  # a stop, a replica move, a topic deletion...
+    ran[-1]()
+    assert _finish(steps) is True  # the steps left are dropped
+    again = PartitionLog.open(tmp_path / "t-0", "t", 0, config, now_ms=Clock())
+    assert latest(contents(again)) == latest(before) and len(again.segments) == 3
+    assert not [p.name for p in (tmp_path / "t-0").iterdir() if p.name.endswith((".swap", ".deleted", ".cleaned"))]
+    again.close()
+
+
+def test_a_cleaned_segment_deleted_by_retention_between_the_steps_is_not_installed(tmp_path: Path) -> None:
+    config = LogConfig(**C(segment_bytes=300, cleanup_policy=("compact", "delete"), retention_ms=1000))  # type: ignore[arg-type]
+    clock = Clock()
+    log = PartitionLog.open(tmp_path / "t-0", "t", 0, config, now_ms=clock)
+    fill(log, rounds=6, keys=3)
+    put(log, (b"k0", b"active"), ts=clock.now)
+    steps, ran = _steps_until_retire(log)
+    assert log.apply_retention(clock.now) == 2  # both cleaned (.swap) segments expire meanwhile
+    ran[-1]()
+    assert _finish(steps) is True
+    names = sorted(p.name for p in (tmp_path / "t-0").iterdir())
+    assert not [n for n in names if n.endswith((".swap", ".deleted", ".cleaned"))], names
+    assert [n for n in names if n.endswith(".log")] == [f"{log.segments[0].base_offset:020d}.log"]  # the old went too
+    assert contents(log) == [(18, b"k0", b"active")]
+    log.close()
