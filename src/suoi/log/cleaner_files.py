@@ -7,8 +7,8 @@ on a thread, and each step starts only once the one before it is durable (`clean
 
 1. on the cleaner's worker threads: ``<B>.log.cleaned`` (+ ``.index.cleaned``,
    ``.timeindex.cleaned``, and ``.txnindex.cleaned`` holding the old segments' abort index
-   entries, if any) written and fsynced, then the directory - a crash now leaves stray ``.cleaned`` files, which
-   recovery deletes;
+   entries, if any) written and fsynced, then the directory - a crash now leaves stray
+   ``.cleaned`` files, which recovery deletes;
 2. loop: `rename_group` renames them to ``.swap``, the log last. **The log's ``.swap`` rename is
    the commit point**: from then on recovery finishes the replacement. A thread fsyncs the
    directory before anything old goes (an OS crash before it may keep the old names: the old
