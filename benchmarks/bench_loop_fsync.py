@@ -11,6 +11,12 @@ injection, the product is unchanged), through two phases, for each ``--tree`` in
   they elect new leaders; X goes on and, now a follower, truncates every partition's unreplicated
   tail (recovery point, leader-epoch checkpoint, directory).
 
+* ``--case clean`` (helper "swapsync"), instead of those two: the topic is compacted
+  (``min.cleanable.dirty.ratio=0.01``, nodes with ``log.cleaner.backoff.ms=500``), ``--records``
+  keyed records (20 keys) per partition go in with acks=all, and the nodes' own cleaners compact
+  every replica (the cleaned segments, the swap's directory fsyncs, the cleaner checkpoint) until
+  every replica has a cleaner checkpoint; ApiVersions is probed on every node meanwhile.
+
 Per phase and node: the pauses of the event loop (the admin endpoint's ``suoi_eventloop_lag_seconds``:
 how many >= 10 ms / >= 100 ms, their total, the bucket bound of the longest) and, for ``truncate``,
 the longest ApiVersions round trip to X in the ``--window`` seconds from its first answer after
@@ -19,6 +25,8 @@ many partitions X logged as truncated, and how many of the topic's fsyncs ran on
 (the launcher prints each with its stack to the node's log).
 
     python benchmarks/bench_loop_fsync.py --tree before=/tmp/before/src --tree after=src --rounds 2
+    python benchmarks/bench_loop_fsync.py --case clean --partitions 8 --records 400 \
+        --tree before=/tmp/before/src --tree after=src --rounds 2
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from base64 import urlsafe_b64encode
@@ -94,7 +103,7 @@ class Cluster:
                 "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
                 "offsets.topic.replication.factor=3\ngroup.initial.rebalance.delay.ms=0\n"
                 "broker.heartbeat.interval.ms=200\ncontroller.quorum.election.timeout.ms=500\n"
-                "broker.session.timeout.ms=3000\nlog.segment.bytes=16384\n"
+                "broker.session.timeout.ms=3000\nlog.segment.bytes=16384\nlog.cleaner.backoff.ms=500\n"
                 f"admin.listeners=http://127.0.0.1:{a}\n")
             with open(self.dir / f"node-{i}.log", "wb") as out:
                 self.procs[i] = subprocess.Popen([sys.executable, __file__, "--as-node", "broker", "--config", str(props)],
@@ -144,14 +153,16 @@ def leaders(admin: AdminClient, partitions: int) -> dict[int, int]:
     raise TimeoutError("no leaders")
 
 
-def produce(bootstrap: str, parts: list[int], records: int, acks: str) -> None:
+def produce(bootstrap: str, parts: list[int], records: int, acks: str, keys: int = 0) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5})
     errors: list[object] = []
     for p in parts:
         for n in range(records):
-            producer.produce(TOPIC, value=b"%08d" % n + b"x" * 200, partition=p,
+            producer.produce(TOPIC, value=b"%08d" % n + b"x" * 200, partition=p, key=b"k%d" % (n % keys) if keys else None,
                              on_delivery=lambda err, _msg: err is not None and errors.append(err))
             producer.poll(0)
+            if keys and n % keys == keys - 1:  # one batch per round of keys: segments to clean
+                producer.flush(60)
     assert producer.flush(60) == 0 and not errors, errors[:3]
 
 
@@ -163,11 +174,66 @@ def offsets(bootstrap: str, p: int) -> tuple[int, int]:
         c.close()
 
 
+class Probe:
+    """ApiVersions round trips to every node, back to back, on a thread: the longest one."""
+
+    def __init__(self, boots: list[str]) -> None:
+        self.boots, self.longest, self.stop = boots, 0.0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        clients = [RawClient(b, timeout=30) for b in self.boots]
+        try:
+            while not self.stop.is_set():
+                for rc in clients:
+                    s = time.perf_counter()
+                    rc.request(api_versions_req())
+                    self.longest = max(self.longest, time.perf_counter() - s)
+                self.stop.wait(0.002)
+        finally:
+            for rc in clients:
+                rc.close()
+
+    def done(self) -> float:
+        self.stop.set()
+        self.thread.join(30)
+        return self.longest
+
+
+def clean_round(cluster: Cluster, admin: AdminClient, args: argparse.Namespace) -> dict[str, object]:
+    """``--case clean``: keyed records into the compacted topic, every replica cleaned by its node."""
+    config = {"min.insync.replicas": "1", "cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.01",
+              "segment.bytes": "16384"}
+    admin.create_topics([NewTopic(TOPIC, args.partitions, 3, config=config)])[TOPIC].result(60)
+    leaders(admin, args.partitions)
+    before = {i: cluster.lag(i) for i in cluster.ids}
+    fsyncs = {i: cluster.loop_fsyncs(i) for i in cluster.ids}
+    probe = Probe(list(cluster.boot.values()))
+    t0 = time.monotonic()
+    produce(cluster.bootstrap, list(range(args.partitions)), args.records, "all", keys=20)
+    checkpoints = [cluster.dir / f"node-{i}" / f"{TOPIC}-{p}" / "cleaner-offset-checkpoint"
+                   for i in cluster.ids for p in range(args.partitions)]
+    deadline = time.monotonic() + args.clean_timeout
+    while not all(c.exists() for c in checkpoints) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    took = time.monotonic() - t0
+    longest = probe.done()
+    return {"s": round(took, 1), "cleaned": sum(c.exists() for c in checkpoints), "replicas": len(checkpoints),
+            **{f"node{i}": pauses(before[i], cluster.lag(i)) for i in cluster.ids},
+            "loop_fsyncs": sum(cluster.loop_fsyncs(i) - fsyncs[i] for i in cluster.ids),
+            "apiversions_max_ms": round(longest * 1e3, 1)}
+
+
 def one_round(label: str, src: str, args: argparse.Namespace) -> dict[str, object]:
     cluster = Cluster(label, src, args.fsync_ms)
     out: dict[str, object] = {}
     try:
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        if args.case == "clean":
+            out["clean"] = clean_round(cluster, admin, args)
+            log(f"{label}: {out}")
+            return out
         admin.create_topics([NewTopic(TOPIC, args.partitions, 3, config={"min.insync.replicas": "1"})])[TOPIC].result(60)
         lead = leaders(admin, args.partitions)
         produce(cluster.bootstrap, list(range(args.partitions)), args.records, "all")
@@ -232,6 +298,8 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=2.0)
     ap.add_argument("--window", type=float, default=8.0, help="s of probing after X goes on")
     ap.add_argument("--keep", action="store_true", help="keep each cluster's dir (node logs: the loop fsyncs' stacks)")
+    ap.add_argument("--case", choices=("delete-truncate", "clean"), default="delete-truncate")
+    ap.add_argument("--clean-timeout", type=float, default=120.0, help="s to wait for every replica's cleaning")
     args = ap.parse_args()
     trees = [t.split("=", 1) for t in args.tree]
     results: dict[str, list[dict[str, object]]] = {label: [] for label, _ in trees}
@@ -241,6 +309,18 @@ def main() -> None:
             results[label].append(one_round(label, src, args))
     print(f"load (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}; fsyncs of the topic's files "
           f"{args.fsync_ms:g} ms; {args.partitions} partitions x {args.records} records")
+    if args.case == "clean":
+        print("| tree | round | s to clean every replica | cleaned | loop fsyncs | longest pause ms (<) "
+              "| pauses >= 100 ms | pauses total ms | ApiVersions max ms |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in range(args.rounds):
+            for label, _ in trees:
+                c: Any = results[label][r]["clean"]
+                nodes = [v for k, v in c.items() if k.startswith("node")]
+                print(f"| {label} | {r + 1} | {c['s']} | {c['cleaned']}/{c['replicas']} | {c['loop_fsyncs']} "
+                      f"| {max(n['max_lt_ms'] for n in nodes):g} | {sum(n['>=100ms'] for n in nodes):g} "
+                      f"| {sum(n['total_ms'] for n in nodes):.0f} | {c['apiversions_max_ms']} |")
+        return
     print("| tree | round | DeleteRecords s | its loop fsyncs | longest pause ms (<) | pauses total ms "
           "| truncated | their loop fsyncs | longest pause ms (<) | pauses total ms | ApiVersions max ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -49,6 +49,7 @@ from suoi.log.log_dirs import probe_log_dirs
 from suoi.log.manager import LogManager
 from suoi.log.meta_properties import ensure_formatted
 from suoi.log.scrubber import LogScrubber
+from suoi.log_cleaning import clean_off_loop
 from suoi.log_flush import run_flush_loop
 from suoi.net.server import start_listener
 from suoi.notify import AppendNotifier
@@ -440,8 +441,8 @@ class Broker:
     async def _cleaner_loop(self) -> None:
         """Compaction of cleanup.policy=compact logs, one log at a time.
 
-        Planning and committing run on the event loop (they touch PartitionLog state);
-        the expensive rewrite of sealed segments runs in a worker thread.
+        Planning and the commit's renames run on the event loop (they touch PartitionLog state);
+        the rewrite of sealed segments and the commit's fsyncs run on threads (`suoi.log_cleaning`).
         """
         cleaner = LogCleaner(io_max_bytes_per_s=float(self.config.get("log.cleaner.io.max.bytes.per.second")))  # type: ignore[arg-type]
         interval = self.config.get_int("log.cleaner.backoff.ms") / 1000
@@ -449,11 +450,7 @@ class Broker:
             await asyncio.sleep(interval)
             for plog in self.logs.compactable_logs():
                 try:
-                    plan = cleaner.plan(plog, self.now_ms())
-                    if plan is None:
-                        continue
-                    result = await asyncio.to_thread(cleaner.build, plan)
-                    if cleaner.commit(plog, result):
+                    if await clean_off_loop(cleaner, plog, self.now_ms()):
                         log.info("compacted %s", plog)
                 except Exception:
                     log.exception("log cleaner failed on %s", plog)

@@ -4,7 +4,7 @@ Kafka's answers (ReplicaManager.alterReplicaLogDirs): a path that is not one of 
 log dirs is LOG_DIR_NOT_FOUND, a replica not hosted here REPLICA_NOT_AVAILABLE (and it will be
 created in that dir if it comes here later, until a restart); otherwise NONE
 at once, and the move runs in the background: a future replica is copied in the target dir
-(`suoi.log.replica_move`, off the event loop), then swapped in on the loop. DescribeLogDirs shows
+and caught up (`suoi.log.replica_move`, off the event loop), then swapped in on the loop. DescribeLogDirs shows
 the future replica (is_future_key) with its offset lag until then.
 """
 
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.registry import RequestContext, api
 from suoi.log.errors import UnknownTopicOrPartitionError
-from suoi.log.replica_move import ReplicaMove, copy_bulk
+from suoi.log.replica_move import ReplicaMove, catch_up, copy_bulk
 from suoi.model import ErrorCode
 
 if TYPE_CHECKING:
@@ -32,7 +33,9 @@ async def _run_move(logs: LogManager, move: ReplicaMove) -> None:
         end = plog.log_end_offset if plog is not None else 0
         await asyncio.to_thread(copy_bulk, move)
         move.copied_up_to = max(move.copied_up_to, end)
-        logs.finish_move(move)
+        await asyncio.to_thread(catch_up, move)  # what was appended meanwhile: off the loop too
+        if logs.finish_move(move, remove_old=False) and move.doomed is not None:
+            await asyncio.to_thread(shutil.rmtree, move.doomed, True)  # unlinks of a whole dir
     except OSError as exc:
         log.warning("moving replica %s-%d to %s failed: %s", move.topic, move.partition, move.target_dir, exc)
         logs.cancel_move(move)

@@ -36,8 +36,9 @@ Threading: ``plan`` and ``commit`` run on the event-loop thread (they touch
 the ``PartitionLog``); ``build`` may run in a worker thread - it reads the
 planned sealed segments through its own file descriptors and writes only
 ``.cleaned`` files.  ``commit`` discards the result if the log's segments
-changed meanwhile.  ``build`` paces itself (``cleaner_pace``): Kafka's I/O throttle, and a
-release of the GIL once per switch interval so the event loop need not wait one out.
+changed meanwhile; its fsyncs may run on a thread (``cleaner_swap``).  ``build`` paces itself
+(``cleaner_pace``): Kafka's I/O throttle, and a release of the GIL once per switch interval so
+the event loop need not wait one out.
 
 CPU: both passes read each record's offset and key only (``protocol.record_keys``), never a
 record object; batches are read in place from the segment chunk and a batch kept whole is
@@ -57,8 +58,8 @@ from itertools import count as count_from
 from pathlib import Path
 
 from suoi.log import cleaner_files as files
-from suoi.log.cleaner_files import CleanerCheckpoint
 from suoi.log.cleaner_pace import Pace
+from suoi.log.cleaner_swap import commit_steps, run_steps
 from suoi.log.cleaner_txn import AbortedRanges
 from suoi.log.partition_log import PartitionLog
 from suoi.log.segment import BatchPlacement, LogSegment
@@ -124,6 +125,8 @@ class CleanResult:
     records_removed: int = 0
     bytes_in: int = field(default=0)
     bytes_out: int = field(default=0)
+    #: Each group's abort index entries, written as ``.txnindex.cleaned`` (`cleaner_swap`); None: not yet.
+    moved_txns: dict[int, list[AbortedTxn]] | None = None
 
 
 class LogCleaner:
@@ -294,38 +297,11 @@ class LogCleaner:
     # ------------------------------------------------------------------ phase 3
 
     def commit(self, log: PartitionLog, result: CleanResult) -> bool:
-        """Event-loop thread: swap the cleaned segments in; False if discarded.
-
-        The result is discarded (its files deleted) if any segment it
-        replaces is no longer part of the log - retention, DeleteRecords or
-        topic deletion got there first.
-        """
-        plan = result.plan
-        current = {id(s) for s in log.segments}
-        valid = log.directory == plan.directory and log.config.compacts and all(
-            id(seg) in current and not seg.closed for g in result.groups for seg in g.old
-        )
-        if not valid:
-            logger.info("%s: log changed during cleaning, discarding the result", plan.name)
-            for g in result.groups:
-                files.remove_cleaned(plan.directory, g.base_offset)
-            return False
-        for g in result.groups:
-            files.install_group(log.directory, g.base_offset, g.old)
-            new = LogSegment(log.directory, g.base_offset, index_interval_bytes=log.config.index_interval_bytes)
-            new.load()
-            new.seal_memory()
-            log.replace_segments(g.old, new)
-        files.crash_hook("checkpoint")
-        checkpoint = CleanerCheckpoint(result.end_offset, result.delete_horizon_ms)
-        log.state_written(files.write_checkpoint(log.directory, checkpoint, durable=False))  # synced off the loop
-        if result.groups:
-            logger.info(
-                "%s: cleaned offsets [%d, %d): %d -> %d bytes, %d records removed",
-                plan.name, plan.segments[0].base_offset, result.end_offset,
-                result.bytes_in, result.bytes_out, result.records_removed,
-            )  # fmt: skip
-        return True
+        """Swap the cleaned segments in, every step on the caller's thread (tests, tools); False if
+        the result was discarded (its files deleted): a segment it replaces is no longer part of
+        the log - retention, DeleteRecords or topic deletion got there first. The broker runs the
+        same steps with their fsyncs on a thread (`cleaner_swap.commit_steps`, `suoi.log_cleaning`)."""
+        return run_steps(commit_steps(log, result))
 
     # ------------------------------------------------------------------ convenience
 

@@ -1,21 +1,29 @@
 """On-disk side of log compaction: the cleaner checkpoint and the segment swap.
 
 Crash-safe replacement of a group of segments ``[s1 .. sn]`` (bases ``B = b1 <
-... < bn``, covering offsets ``[B, E)``) by one cleaned segment, Kafka-style:
+... < bn``, covering offsets ``[B, E)``) by one cleaned segment, Kafka-style
+(`LocalLog.replaceSegments`). Only renames run on the event loop; every fsync (and unlink) runs
+on a thread, and each step starts only once the one before it is durable (`cleaner_swap`):
 
-1. the cleaner writes ``<B>.log.cleaned`` (+ ``.index.cleaned``,
-   ``.timeindex.cleaned``) and fsyncs them - a crash now leaves stray
+1. on the cleaner's worker threads: ``<B>.log.cleaned`` (+ ``.index.cleaned``,
+   ``.timeindex.cleaned``, and ``.txnindex.cleaned`` holding the old segments' abort index
+   entries, if any) written and fsynced, then the directory - a crash now leaves stray
    ``.cleaned`` files, which recovery deletes;
-2. ``install_group`` writes the old segments' abort index entries to
-   ``<B>.txnindex.swap`` (if any), renames the indexes, then the log, to ``.swap`` and
-   fsyncs the directory.  **The log's ``.swap`` rename is the commit point**:
-   from then on recovery finishes the replacement;
-3. it deletes the old segments' files, then renames the ``.swap`` files to
-   their final names (log last).
+2. loop: `rename_group` renames them to ``.swap``, the log last. **The log's ``.swap`` rename is
+   the commit point**: from then on recovery finishes the replacement. A thread fsyncs the
+   directory before anything old goes (an OS crash before it may keep the old names: the old
+   segments come back, whole);
+3. loop: `retire` renames the old segments' files to ``.deleted`` (recovery deletes those: the
+   swap that replaces them is durable); a thread fsyncs the directory, then unlinks them;
+4. loop: `rename_group` renames the ``.swap`` files to their final names (log last); a thread
+   fsyncs the directory before the log's next cleaning commits.
 
-``complete_swaps`` (run by ``PartitionLog.open`` before segments are loaded)
-deletes ``.cleaned`` files and index ``.swap`` files without a log ``.swap``,
-and for each ``<B>.log.swap`` deletes every segment file whose base offset is
+``complete_swaps`` (run by ``PartitionLog.open`` before segments are loaded) takes a committed
+swap's files still under ``.cleaned`` names (their renames lost by an OS crash: nothing orders
+them before the log's; they were fsynced, and the directory, before it), deletes other
+``.cleaned`` and ``.deleted`` files and the index ``.swap`` files of an uncommitted swap (its
+``.log.cleaned`` is there), installs those of a swap whose log was installed (step 4's other
+renames lost), and for each ``<B>.log.swap`` deletes every segment file whose base offset is
 in ``[B, E)`` - E being the offset after the swap's last batch - and renames
 the swap into place.  The cleaner always keeps (header-only if need be) the
 last batch of each group, so a cleaned segment ends exactly at ``E`` and the
@@ -38,7 +46,8 @@ from pathlib import Path
 
 from suoi.atomic_file import fsync_dir, write_atomically
 from suoi.log.errors import KafkaStorageError
-from suoi.log.segment import LogSegment, segment_file_name
+from suoi.log.segment import segment_file_name
+from suoi.log.txn_index import AbortedTxn
 from suoi.protocol.records import HEADER_SIZE, parse_batch_header
 
 __all__ = [
@@ -46,11 +55,15 @@ __all__ = [
     "CLEANED",
     "SWAP",
     "CleanerCheckpoint",
+    "DELETED",
     "complete_swaps",
-    "install_group",
     "read_checkpoint",
     "remove_cleaned",
+    "rename_group",
+    "retire",
+    "unlink_all",
     "write_checkpoint",
+    "write_txn_index",
 ]
 
 logger = logging.getLogger("suoi.log")
@@ -58,9 +71,11 @@ logger = logging.getLogger("suoi.log")
 CHECKPOINT_FILE = "cleaner-offset-checkpoint"
 CLEANED = ".cleaned"
 SWAP = ".swap"
+#: An old segment's file once its replacement is durable (`retire`): recovery deletes it.
+DELETED = ".deleted"
 _SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex|txnindex)")
-_KINDS = (".index", ".timeindex", ".log")  # rename order: the log last
-#: What a swap installs: the cleaner's three files and the moved abort index (if any entry).
+#: What a swap installs, in rename order (the log last): the cleaner's three files and the moved
+#: abort index (if any entry).
 _INSTALLED = (".index", ".timeindex", ".txnindex", ".log")
 
 
@@ -109,40 +124,52 @@ def _name(directory: Path, base: int, kind: str, suffix: str = "") -> Path:
 
 def remove_cleaned(directory: Path, base: int) -> None:
     """Drop one group's ``.cleaned`` output (a discarded cleaning)."""
-    for kind in _KINDS:
+    for kind in _INSTALLED:
         _name(directory, base, kind, CLEANED).unlink(missing_ok=True)
 
 
-def install_group(directory: Path, base: int, old: Sequence[LogSegment]) -> None:
-    """Replace the segments ``old`` by the cleaned segment ``<base>.*.cleaned``; their abort
-    index entries go with it (``<base>.txnindex.swap``, written before the commit point, so a
-    crash after it loses none: the cleaner keeps aborted records and their markers)."""
-    _write_txn_index_swap(directory, base, old)
-    for kind in _KINDS:
-        os.rename(_name(directory, base, kind, CLEANED), _name(directory, base, kind, SWAP))
-        crash_hook(f"swap{kind}")
-    fsync_dir(directory)
-    for i, seg in enumerate(old):
-        seg.delete()
-        crash_hook(f"deleted-{i}")
-    fsync_dir(directory)
-    for kind in _INSTALLED:
-        swap = _name(directory, base, kind, SWAP)
-        if kind == ".txnindex" and not swap.exists():
-            continue
-        os.rename(swap, _name(directory, base, kind))
-        crash_hook(f"installed{kind}")
-    fsync_dir(directory)
-
-
-def _write_txn_index_swap(directory: Path, base: int, old: Sequence[LogSegment]) -> None:
-    entries = [t for seg in old for t in seg.txn_index.entries]
+def write_txn_index(directory: Path, base: int, entries: Sequence[AbortedTxn]) -> None:
+    """Any thread: the abort index entries of a group's old segments as ``<base>.txnindex.cleaned``,
+    fsynced (none: no file), so that they are durable before the swap's commit point - the
+    cleaner keeps aborted records and their markers, so their entries move with them."""
     if not entries:
         return
-    with open(_name(directory, base, ".txnindex", SWAP), "wb") as f:
+    with open(_name(directory, base, ".txnindex", CLEANED), "wb") as f:
         f.write(b"".join(t.encode() for t in entries))
         f.flush()
         os.fsync(f.fileno())
+
+
+def rename_group(directory: Path, base: int, src: str, dst: str, step: str) -> None:
+    """Event loop: rename a group's files from suffix ``src`` to ``dst`` (no fsync: the caller has
+    a thread sync the directory), the log last - the ``.cleaned`` -> ``.swap`` rename of the log is
+    the commit point. A ``.txnindex`` is there only if the old segments had abort entries."""
+    for kind in _INSTALLED:
+        source = _name(directory, base, kind, src)
+        if kind == ".txnindex" and not source.exists():
+            continue
+        os.rename(source, _name(directory, base, kind, dst))
+        crash_hook(f"{step}{kind}")
+
+
+def retire(paths: Sequence[Path], step: int) -> list[Path]:
+    """Event loop, once the swap replacing them is durable: rename an old segment's files (those
+    that exist) to ``.deleted``; returns the new names (a thread unlinks them)."""
+    retired = []
+    for path in paths:
+        target = path.with_name(path.name + DELETED)
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:  # an index never materialized, no abort index
+            continue
+        retired.append(target)
+    crash_hook(f"deleted-{step}")
+    return retired
+
+
+def unlink_all(paths: Sequence[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def complete_swaps(directory: Path) -> None:
@@ -151,8 +178,17 @@ def complete_swaps(directory: Path) -> None:
         return
     names = sorted(p.name for p in directory.iterdir())
     changed = False
+    for name in names:  # a committed swap whose other renames an OS crash lost: they are whole
+        if name.endswith(".log" + SWAP) and name[:20].isdigit():
+            for kind in _INSTALLED[:-1]:
+                base = int(name[:20])
+                cleaned, swap = _name(directory, base, kind, CLEANED), _name(directory, base, kind, SWAP)
+                if cleaned.exists() and not swap.exists():
+                    os.rename(cleaned, swap)
+    names = sorted(p.name for p in directory.iterdir())
+    uncommitted = {n[:20] for n in names if n.endswith(".log" + CLEANED)}
     for name in names:
-        if name.endswith(CLEANED):
+        if name.endswith((CLEANED, DELETED)):
             (directory / name).unlink(missing_ok=True)
             changed = True
     for name in names:
@@ -174,8 +210,11 @@ def complete_swaps(directory: Path) -> None:
                 os.rename(swap, _name(directory, base, kind))
         changed = True
     for p in list(directory.iterdir()):
-        if p.name.endswith(SWAP):  # index swaps whose log never reached .swap
-            p.unlink()
+        if p.name.endswith(SWAP):
+            if p.name[:20] in uncommitted:  # index swaps whose log never reached .swap
+                p.unlink()
+            else:  # a swap installed but for this rename, lost by an OS crash (the log's was not)
+                os.rename(p, p.with_name(p.name[: -len(SWAP)]))
             changed = True
     if changed:
         fsync_dir(directory)

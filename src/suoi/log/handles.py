@@ -43,6 +43,8 @@ logger = logging.getLogger("suoi.log")
 
 #: Never bound the cache below this (a handful of partitions must always be usable).
 MIN_HANDLES = 16
+#: `FileHandles.shed` looks this far past the oldest descriptors for clean ones (no fsync to close).
+_SHED_WINDOW = 64
 
 
 class FileHandles:
@@ -66,9 +68,9 @@ class FileHandles:
             logger.warning("out of file descriptors opening %s: closed %d idle segment files and retrying",
                            lazy.path, shed)
             fd = os.open(lazy.path, lazy.flags, 0o644)
+        if len(self._open) >= self.limit:  # (before it joins: it is never its own victim)
+            self.shed(len(self._open) + 1 - self.limit)
         self._open[lazy] = None
-        if len(self._open) > self.limit:
-            self.shed(len(self._open) - self.limit)
         return fd
 
     def touch(self, lazy: LazyFile) -> None:
@@ -83,8 +85,19 @@ class FileHandles:
         A file written since its last fsync is synced before its descriptor closes: Linux
         reports a writeback error to the descriptors open when it happens, so closing first
         could let a later `fsync` through a new descriptor miss it. If that sync fails, the
-        descriptor stays open (the error is the next flush's to report)."""
-        victims = list(islice((f for f in self._open if not f.pins), count))  # oldest first, stops early
+        descriptor stays open (the error is the next flush's to report).
+
+        That fsync runs here, on the event loop (issue 19: 5-100+ ms on a busy disk, every client
+        waiting), so clean files go first: among the `_SHED_WINDOW` oldest candidates, a dirty one
+        is closed only if too few clean ones are there. It is not moved to a thread: the shedding
+        happens inside an ``open`` that needs the slot now, the descriptor would stay open (over
+        the bound) until the thread is done, and the file's state (``dirty``, ``syncing``, the
+        descriptor) belongs to the loop, which a thread cannot hand it back to in this sans-IO
+        module; and it is rare - only past the bound, half of ``ulimit -n``."""
+        window = list(islice((f for f in self._open if not f.pins), count + _SHED_WINDOW))  # oldest first
+        victims = [f for f in window if not (f.dirty or f.syncing)][:count]
+        if len(victims) < count:
+            victims += [f for f in window if f.dirty or f.syncing][: count - len(victims)]
         closed = 0
         for f in victims:
             try:

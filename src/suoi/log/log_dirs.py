@@ -142,9 +142,10 @@ class LogDirs:
             del self._moves[(move.topic, move.partition)]
         shutil.rmtree(move.future, ignore_errors=True)
 
-    def finish_move(self, move: ReplicaMove) -> bool:
+    def finish_move(self, move: ReplicaMove, *, remove_old: bool = True) -> bool:
         """Swap the caught-up copy in (call on the thread that appends, so nothing is appended
-        meanwhile). False when the move was cancelled or the replica is gone."""
+        meanwhile). False when the move was cancelled or the replica is gone. ``remove_old=False``:
+        the old dir is set aside as `ReplicaMove.doomed` for the caller to remove (on a thread)."""
         key = (move.topic, move.partition)
         log = self._logs.get(key)
         if move.cancelled or self._moves.get(key) is not move or log is None or log.directory != move.source:
@@ -163,9 +164,10 @@ class LogDirs:
         del self._moves[key]
         self._count_dir(move.source.parent, -1)
         self._count_dir(move.target_dir, 1)
-        doomed = set_aside_name(move.source, uuid.uuid4(), "-delete")
-        os.rename(move.source, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        move.doomed = set_aside_name(move.source, uuid.uuid4(), "-delete")
+        os.rename(move.source, move.doomed)
+        if remove_old:
+            shutil.rmtree(move.doomed, ignore_errors=True)
         self._reopen(log, final, high_watermark, follows)
         logger.info("moved replica %s-%d from %s to %s", move.topic, move.partition, move.source.parent,
                     move.target_dir)

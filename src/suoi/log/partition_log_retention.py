@@ -81,7 +81,7 @@ class LogRetention(LogState):
         self._rebuild_producer_state()
 
     def replace_segments(self, old: Sequence[LogSegment], new: LogSegment) -> None:
-        """Log-cleaner hook: ``old`` (consecutive, sealed, files already gone) become ``new``."""
+        """Log-cleaner hook: ``old`` (consecutive, sealed, closed: `cleaner_swap` retires their files) become ``new``."""
         i = self._segments.index(old[0])
         assert self._segments[i : i + len(old)] == list(old), "cleaned segments must be consecutive"
         self._segments[i : i + len(old)] = [new]

@@ -5,11 +5,20 @@ target dir while the replica keeps serving, then swapped in:
 
 1. `copy_bulk` (a worker thread): every file of the partition as it is now, remembering each
    file's identity (inode) and copied size;
-2. `LogManager.finish_move` (the event loop, so no append runs meanwhile): close the log (indexes
+2. `catch_up` (a worker thread): `copy_tail` of the live partition - what was appended during
+   the bulk copy (a whole tail of a busy partition) copied and fsynced off the event loop;
+3. `LogManager.finish_move` (the event loop, so no append runs meanwhile): close the log (indexes
    trimmed, producer snapshot written), bring the copy up to date (`copy_tail`: appended bytes
    of the same file, whole files that are new, replaced or shrank; files gone are removed),
-   fsync, rename the copy to ``<topic>-<partition>`` in the target dir, remove the old dir and
-   reopen the log in place.
+   fsync, rename the copy to ``<topic>-<partition>`` in the target dir, set the old dir aside
+   and reopen the log in place; the caller removes the old dir (`ReplicaMove.doomed`) on a thread.
+
+What step 3 copies is what the loop appended since step 2 (milliseconds of it) and the files
+the close rewrites (the active segment's indexes, the recovery point, the producer snapshot,
+the leader-epoch checkpoint); their fsyncs stay on the loop (issue 19: a handful, once per
+move): the copy must be durable before the rename that makes it the replica, and the old dir
+may go only after that. Moving them to a thread would need the swap made in two durable
+steps with a marker that start-up reads (which of two copies to keep), in `LogManager`'s scan.
 
 A stop or crash before the rename leaves a ``-future`` dir: the next start resumes the move
 (copying again over it, as Kafka resumes future replicas; the replica serves from its old dir
@@ -26,7 +35,7 @@ from pathlib import Path
 
 from suoi.atomic_file import fsync_dir  # fsyncs any path opened read-only, files too
 
-__all__ = ["FUTURE_SUFFIX", "ReplicaMove", "copy_bulk", "copy_tail"]
+__all__ = ["FUTURE_SUFFIX", "ReplicaMove", "catch_up", "copy_bulk", "copy_tail"]
 
 FUTURE_SUFFIX = "-future"
 
@@ -42,6 +51,9 @@ class ReplicaMove:
     #: The log end offset the copy reaches (for DescribeLogDirs' offset lag): set by the bulk copy.
     copied_up_to: int = 0
     cancelled: bool = False
+    #: The old dir, set aside by `finish_move` for the caller to remove (``-delete``: start-up
+    #: removes one a stop left behind).
+    doomed: Path | None = None
 
     @property
     def target_dir(self) -> Path:
@@ -91,26 +103,43 @@ def copy_bulk(move: ReplicaMove) -> None:
         move.copied[entry.name] = (st.st_ino, size, st.st_mtime_ns)
 
 
-def copy_tail(move: ReplicaMove) -> None:
+def catch_up(move: ReplicaMove) -> None:
+    """`copy_tail` of the partition while it serves (a worker thread): files deleted meanwhile
+    (retention, a roll's cleanup) are skipped, and `finish_move` copies the rest."""
+    if not move.cancelled:
+        copy_tail(move, live=True)
+
+
+def copy_tail(move: ReplicaMove, *, live: bool = False) -> None:
     """Make the copy identical to the (closed) source: log files that only grew get the new
-    bytes, other changed files are copied whole, files gone from the source are removed."""
+    bytes, other changed files are copied whole, files gone from the source are removed.
+    ``live``: the source is still open (`catch_up`): a file may vanish under the copy."""
     present = set()
     for entry in os.scandir(move.source):
         if not entry.is_file():
             continue
         present.add(entry.name)
-        st = entry.stat()
-        src, dst = Path(entry.path), move.future / entry.name
-        known = move.copied.get(entry.name)
-        if known == (st.st_ino, st.st_size, st.st_mtime_ns) and dst.exists():
-            continue  # untouched since it was copied (indexes are rewritten in place: mtime tells)
-        if (known is not None and known[0] == st.st_ino and st.st_size >= known[1] and entry.name.endswith(".log")
-                and dst.exists() and _same_tail(src, dst, known[1])):
-            size = _append_from(src, dst, known[1]) if st.st_size > known[1] else known[1]
-        else:
-            size = _copy_whole(src, dst)
-        move.copied[entry.name] = (st.st_ino, size, st.st_mtime_ns)
+        try:
+            _copy_file(move, entry)
+        except FileNotFoundError:
+            if not live:
+                raise
     for name in [n for n in os.listdir(move.future) if n not in present]:
         os.unlink(move.future / name)
         move.copied.pop(name, None)
     fsync_dir(move.future)
+
+
+def _copy_file(move: ReplicaMove, entry: os.DirEntry[str]) -> None:
+    """Bring one file of the copy up to date (see `copy_tail`)."""
+    st = entry.stat()
+    src, dst = Path(entry.path), move.future / entry.name
+    known = move.copied.get(entry.name)
+    if known == (st.st_ino, st.st_size, st.st_mtime_ns) and dst.exists():
+        return  # untouched since it was copied (indexes are rewritten in place: mtime tells)
+    if (known is not None and known[0] == st.st_ino and st.st_size >= known[1] and entry.name.endswith(".log")
+            and dst.exists() and _same_tail(src, dst, known[1])):
+        size = _append_from(src, dst, known[1]) if st.st_size > known[1] else known[1]
+    else:
+        size = _copy_whole(src, dst)
+    move.copied[entry.name] = (st.st_ino, size, st.st_mtime_ns)

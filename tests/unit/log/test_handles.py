@@ -68,3 +68,22 @@ def test_out_of_descriptors_closes_idle_ones_and_retries(tmp_path: Path) -> None
     assert [os.pread(f.fd, 100, 0) for f in files[:3]] == [b"file 0\n", b"file 1\n", b"file 2\n"]
     for f in files:
         f.close()
+
+
+def test_shedding_closes_clean_files_before_dirty_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing a dirty file costs an fsync on the event loop first: an older clean one goes instead."""
+    handles = FileHandles(MIN_HANDLES)
+    files = _files(tmp_path, handles, MIN_HANDLES)
+    files[0].dirty = True  # the least recently used, written since its last fsync
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    extra = LazyFile(tmp_path / "extra", os.O_RDWR | os.O_CREAT, handles)
+    assert extra.fd >= 0
+    assert extra.is_open and files[0].is_open and not files[1].is_open  # the oldest clean one went
+    assert synced == []
+    for f in [*files[2:], extra]:  # once only dirty ones are open, the oldest is synced and closed
+        f.dirty = True
+    assert LazyFile(tmp_path / "more", os.O_RDWR | os.O_CREAT, handles).fd >= 0
+    assert not files[0].is_open and len(synced) == 1 and not files[0].dirty
+    assert all(f.is_open for f in [*files[2:], extra])
