@@ -52,18 +52,16 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from itertools import chain
 from itertools import count as count_from
-from pathlib import Path
 
 from suoi.log import cleaner_files as files
 from suoi.log.cleaner_pace import Pace
+from suoi.log.cleaner_plan import CleanGroup, CleanPlan, CleanResult, PlannedSegment
 from suoi.log.cleaner_swap import commit_steps, run_steps
 from suoi.log.cleaner_txn import AbortedRanges
 from suoi.log.partition_log import PartitionLog
 from suoi.log.segment import BatchPlacement, LogSegment
-from suoi.log.txn_index import AbortedTxn
 from suoi.protocol.record_keys import decode_kept, rebuild, record_keys
 from suoi.protocol.records import HEADER_SIZE, BatchHeader, SimpleRecord, build_batch, parse_batch_header
 
@@ -74,59 +72,6 @@ logger = logging.getLogger("suoi.log.cleaner")
 _READ_CHUNK = 8 * 1024 * 1024
 _WRITE_CHUNK = 1024 * 1024
 _INT32_MAX = 2**31 - 1
-
-
-@dataclass(frozen=True, slots=True)
-class _PlannedSegment:
-    segment: LogSegment  # identity checked at commit; never touched by build
-    base_offset: int
-    next_offset: int
-    size: int
-    fd: int  # the cleaner's own read-only descriptor
-
-
-@dataclass(slots=True)
-class CleanPlan:
-    """What one pass will clean; holds open descriptors until ``close``."""
-
-    directory: Path
-    name: str
-    segments: list[_PlannedSegment]  # log start .. first uncleanable offset
-    first_dirty_offset: int
-    now_ms: int
-    delete_retention_ms: int
-    segment_bytes: int
-    index_interval_bytes: int
-    producer_last_offsets: dict[int, int]  # pid -> last offset of its last batch
-    aborted_txns: list[AbortedTxn]  # every abort index entry of the log (cleaner_txn)
-    _closed: bool = False
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            for s in self.segments:
-                os.close(s.fd)
-
-
-@dataclass(slots=True)
-class _Group:
-    base_offset: int
-    old: list[LogSegment]
-    bytes_in: int = 0
-    bytes_out: int = 0
-
-
-@dataclass(slots=True)
-class CleanResult:
-    plan: CleanPlan
-    groups: list[_Group]
-    end_offset: int  # the new first dirty offset
-    delete_horizon_ms: int
-    records_removed: int = 0
-    bytes_in: int = field(default=0)
-    bytes_out: int = field(default=0)
-    #: Each group's abort index entries, written as ``.txnindex.cleaned`` (`cleaner_swap`); None: not yet.
-    moved_txns: dict[int, list[AbortedTxn]] | None = None
 
 
 class LogCleaner:
@@ -178,11 +123,11 @@ class LogCleaner:
             due = True
         if not due:
             return None
-        planned: list[_PlannedSegment] = []
+        planned: list[PlannedSegment] = []
         try:
             for seg in cleanable:
                 fd = os.open(seg.log_path, os.O_RDONLY)
-                planned.append(_PlannedSegment(seg, seg.base_offset, seg.next_offset, seg.size, fd))
+                planned.append(PlannedSegment(seg, seg.base_offset, seg.next_offset, seg.size, fd))
         except OSError:
             for p in planned:
                 os.close(p.fd)
@@ -205,7 +150,7 @@ class LogCleaner:
 
         Closes the plan's descriptors.  On failure nothing is left behind.
         """
-        groups: list[_Group] = []
+        groups: list[CleanGroup] = []
         try:
             aborted = AbortedRanges(plan.aborted_txns, plan.segments[0].base_offset, plan.segments[-1].next_offset)
             pace = Pace(self.io_max_bytes_per_s)
@@ -213,7 +158,7 @@ class LogCleaner:
             segs = [s for s in plan.segments if s.next_offset <= end]
             ctx = _Filter(plan, offset_map, aborted)
             for run in _group_by_size(segs, plan.segment_bytes):
-                group = _Group(run[0].base_offset, [s.segment for s in run])
+                group = CleanGroup(run[0].base_offset, [s.segment for s in run])
                 groups.append(group)
                 if not self._clean_group(plan, run, ctx, group, pace):
                     groups.pop()
@@ -254,7 +199,7 @@ class LogCleaner:
         return offset_map, end
 
     def _clean_group(
-        self, plan: CleanPlan, run: list[_PlannedSegment], ctx: _Filter, group: _Group, pace: Pace
+        self, plan: CleanPlan, run: list[PlannedSegment], ctx: _Filter, group: CleanGroup, pace: Pace
     ) -> bool:
         out = LogSegment.create(
             plan.directory, group.base_offset, index_interval_bytes=plan.index_interval_bytes, suffix=files.CLEANED
@@ -317,7 +262,7 @@ class LogCleaner:
 # ---------------------------------------------------------------------- helpers
 
 
-def _iter_batches(s: _PlannedSegment, pace: Pace) -> Iterator[tuple[bytes, int, BatchHeader]]:
+def _iter_batches(s: PlannedSegment, pace: Pace) -> Iterator[tuple[bytes, int, BatchHeader]]:
     """Whole batches of a planned segment, read in chunks through its own fd: (chunk, position
     of the batch in it, header) - the batch is not copied out of its chunk."""
     pos = 0
@@ -360,7 +305,7 @@ def _empty_batch(h: BatchHeader) -> bytes:
     )  # fmt: skip
 
 
-def _group_by_size(segs: list[_PlannedSegment], max_bytes: int) -> Iterator[list[_PlannedSegment]]:
+def _group_by_size(segs: list[PlannedSegment], max_bytes: int) -> Iterator[list[PlannedSegment]]:
     """Consecutive segments whose total size fits ``segment.bytes`` (Kafka's groupSegmentsBySize)."""
     i = 0
     while i < len(segs):

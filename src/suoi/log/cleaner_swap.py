@@ -35,17 +35,14 @@ from collections.abc import Callable, Generator
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from suoi.atomic_file import fsync_dir
 from suoi.log import cleaner_files as files
 from suoi.log.cleaner_files import CLEANED, SWAP, CleanerCheckpoint
+from suoi.log.cleaner_plan import CleanResult
 from suoi.log.partition_log import PartitionLog
 from suoi.log.segment import LogSegment
 from suoi.log.txn_index import AbortedTxn
-
-if TYPE_CHECKING:
-    from suoi.log.cleaner import CleanResult
 
 __all__ = ["CommitSteps", "Step", "commit_steps", "run_steps"]
 
