@@ -4,10 +4,10 @@ the event loop's time in a produce burst to a new topic, or right after a failov
 A partition's first leader append after its log was made (or after a leadership change) wrote
 the leader-epoch checkpoint on the caller's thread (a temp file written, closed, renamed) and
 created the segment's ``.log`` file. Per `--src` tree and round, in a child process with that
-tree on its path: N empty logs made as the reconciler makes them on a thread (`make_new_logs`),
-a leader epoch assigned as a leadership change does (``durable=False``), then one one-record
-append per partition, timed on the calling thread (the loop's share; p50/p99/max per append).
-The deferred work (``state_sync_jobs`` then a flush: what the flush thread runs) is timed apart.
+tree on its path: N empty logs made as the reconciler makes them (`PartitionLog.open` of a fresh
+directory, on a thread), a leader epoch assigned as a leadership change does (``durable=False``),
+then one one-record append per partition, timed on the calling thread (the loop's share). The
+deferred work (``state_sync_jobs`` / ``sync_jobs``, what the flush thread runs) is timed apart.
 Trees alternate per round; medians over the rounds.
 
     git archive main src | tar -x -C /tmp/epochfile-before
@@ -29,16 +29,13 @@ CHILD = r"""
 import json, sys, tempfile, time
 from pathlib import Path
 from suoi.log.config import LogConfig
-from types import SimpleNamespace
-from suoi.log.log_jobs import NewLog, make_new_logs
+from suoi.log.partition_log import PartitionLog
 from suoi.protocol.record_codec import build_batch
 
 n = int(sys.argv[1])
 base = Path(tempfile.mkdtemp(dir=sys.argv[2]))
 cfg = LogConfig()
-jobs = [NewLog(SimpleNamespace(name="t", config=cfg), i, base) for i in range(n)]
-make_new_logs(jobs, lambda: int(time.time() * 1000))  # as the reconciler's thread does, in each tree
-logs = [job.log for job in jobs]
+logs = [PartitionLog.open(base / f"t-{i}", "t", i, cfg) for i in range(n)]
 for log in logs:
     log.leader_epoch_cache.assign(5, log.log_end_offset, durable=False)
 data = build_batch([(b"k", b"v" * 100)], timestamp_ms=1000)

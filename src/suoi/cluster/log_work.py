@@ -58,7 +58,7 @@ async def open_missing_logs(logs: LogManager, topic: str, pacer: Pacer | None = 
     making: tuple[list[NewLog], asyncio.Future[None]] | None = None
     if len(missing) <= INLINE:  # (the loop below then has nothing to do)
         jobs = logs.plan_new_logs(topic, missing)
-        make_new_logs(jobs, logs.now_ms, with_files=False)  # (on the loop: the first appends create them)
+        make_new_logs(jobs, logs.now_ms)
         created, unwanted, first = logs.install_new_logs(jobs)
         missing = []
     for i in range(0, len(missing) + CHUNK, CHUNK):

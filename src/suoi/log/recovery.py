@@ -54,20 +54,13 @@ class RecoveryStats:
 
 
 def never_written(directory: Path) -> bool:
-    """The partition directory is missing or holds no file but an empty first ``.log`` (made
-    with the log off the event loop, `log_jobs.make_new_logs`): a new partition, or one nothing
+    """The partition directory is missing or holds no file: a new partition, or one nothing
     was ever written to (a restart with 10,000 empty partitions then reads nothing back)."""
     try:
         with os.scandir(directory) as entries:
-            first = next(entries, None)
-            if first is None:
-                return True
-            return first.name == _FIRST_LOG and next(entries, None) is None and first.stat().st_size == 0
+            return next(entries, None) is None
     except FileNotFoundError:
         return True
-
-
-_FIRST_LOG = f"{0:020d}.log"
 
 
 def recover_segments(directory: Path, topic: str, partition: int, config: LogConfig, *,

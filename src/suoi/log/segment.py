@@ -79,13 +79,6 @@ class LogSegment(SegmentRecovery):
         ``mkdir`` each). A restart finds no ``.log`` there and starts an empty segment again."""
         return cls(directory, base_offset, index_interval_bytes=index_interval_bytes, fresh=True)
 
-    def create_file(self) -> None:
-        """Create a `fresh_segment`'s (empty) ``.log`` file now, through a descriptor of its own
-        (not the handle cache's, which only the event loop uses: any thread may call this). Its
-        first append then opens it rather than create it; a restart still takes the partition
-        for never written (`recovery.never_written`)."""
-        os.close(os.open(self._log_name, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-
     def flush(self) -> None:
         self._file.fsync()
         self.offset_index.flush()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from suoi.log import partition_log_state
 from suoi.log.config import LogConfig
 from suoi.log.errors import KafkaStorageError
 from suoi.log.log_jobs import make_new_logs, remove_trees, set_aside
@@ -109,29 +108,3 @@ def test_every_log_dir_offline_fails_the_plan_and_notes_it(tmp_path: Path, clock
     with pytest.raises(KafkaStorageError):
         m.plan_new_logs("t", [0, 1, 2])
     assert sorted(k for k in m.failed if k[0] == "t") == [("t", 0), ("t", 1), ("t", 2)]  # answered and retried
-
-
-def test_the_thread_creates_the_first_log_file_and_a_restart_still_reads_nothing_back(
-        tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The first append on the loop then opens the file rather than create it (~0.15 ms each).
-    m = _manager([tmp_path / "a"], clock)
-    _host(m, "t", 2)
-    jobs = m.plan_new_logs("t", [0, 1])
-    _on_a_thread(jobs, clock)
-    for job in jobs:
-        assert job.path is not None
-        assert sorted(p.name for p in job.path.iterdir()) == ["00000000000000000000.log"]
-        assert (job.path / "00000000000000000000.log").stat().st_size == 0
-    assert m.install_new_logs(jobs) == (2, [], None)
-    log = m.get_log("t", 1)
-    assert log is not None and log.append(batch(3)).last_offset == 2
-    m.shutdown()
-    rebuilt: list[Path] = []  # a never-written partition reads no checkpoint, snapshot or recovery point
-    real = partition_log_state.load_or_rebuild
-    monkeypatch.setattr(partition_log_state, "load_or_rebuild", lambda d, *a: (rebuilt.append(d), real(d, *a))[1])
-    again = _manager([tmp_path / "a"], clock)
-    assert [p.name for p in rebuilt] == ["t-1"]  # t-0 holds only its empty .log: taken for new
-    t0, t1 = again.get_log("t", 0), again.get_log("t", 1)
-    assert t0 is not None and t0.log_end_offset == 0 and t0.append(batch(1)).last_offset == 0
-    assert t1 is not None and t1.log_end_offset == 3
-    again.shutdown()
