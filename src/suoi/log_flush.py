@@ -118,30 +118,53 @@ async def flush_logs_off_loop(logs: Sequence[L], threads: int = FLUSH_THREADS, *
 async def sync_state_off_loop(logs: Sequence[PartitionLog], *, pool: ThreadPoolExecutor | None = None,
                               truncated: bool = False) -> list[PartitionLog]:
     """fsync the state files `logs` wrote unsynced on the loop (`PartitionLog.state_sync_jobs`:
-    each file, then the directory) on ``pool`` (else the loop's default executor), awaited, so
-    the loop serves meanwhile. Returns the logs whose sync failed (one ERROR line each); those
-    keep their paths for the next sync. ``truncated``: see `PartitionLog.state_sync_jobs`.
-    Cancelled (the node stops): the fsyncs not started never run and their paths stay owed, to
-    the final flush (`LogManager.shutdown`: a log's flush jobs include them)."""
+    each file, then the directory; the leader-epoch checkpoints left to a thread) on ``pool``
+    (else the loop's default executor), awaited, so the loop serves meanwhile. Returns the logs
+    whose sync failed (one ERROR line each); those keep their paths for the next sync.
+    ``truncated``: see `PartitionLog.state_sync_jobs`. The jobs go in a few runs of many
+    (`_STATE_RUNS`): the first produce burst to 1,000 new partitions makes 1,000 checkpoint
+    writes, and a future each cost the loop a wake-up and a callback each. Cancelled (the node
+    stops): the runs not started never run and their paths stay owed, to the final flush
+    (`LogManager.shutdown`: a log's flush jobs include them)."""
     loop = asyncio.get_running_loop()
-    running: list[tuple[PartitionLog, SyncJob, asyncio.Future[None]]] = [
-        (plog, job, loop.run_in_executor(pool, job))
-        for plog in logs for job in plog.state_sync_jobs(truncated=truncated)]
+    jobs = [(plog, job) for plog in logs for job in plog.state_sync_jobs(truncated=truncated)]
+    size = -(-len(jobs) // _STATE_RUNS) if jobs else 1
+    runs = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    running = [(run, loop.run_in_executor(pool, _run_jobs, [job for _, job in run])) for run in runs]
     failed: list[PartitionLog] = []
     try:
         if running:
-            await asyncio.wait([f for *_, f in running])
+            await asyncio.wait([f for _, f in running])
     except asyncio.CancelledError:
-        for *_, f in running:
+        for _, f in running:
             f.cancel()
-        await asyncio.wait([f for *_, f in running])
+        await asyncio.wait([f for _, f in running])
         raise
     finally:
-        for plog, job, f in running:
-            error = f.exception() if f.done() and not f.cancelled() else None
-            ok = f.done() and not f.cancelled() and error is None
-            job.done(ok)
-            if error is not None:
-                log.error("%s-%d: fsync of its state files failed: %s", plog.topic, plog.partition, error)
-                failed.append(plog)
+        for run, f in running:
+            ran = f.done() and not f.cancelled() and f.exception() is None
+            errors = f.result() if ran else [f.exception() if f.done() and not f.cancelled() else None] * len(run)
+            for (plog, job), error in zip(run, errors, strict=True):
+                job.done(ran and error is None)
+                if error is not None:
+                    log.error("%s-%d: fsync of its state files failed: %s", plog.topic, plog.partition, error)
+                    if plog not in failed:
+                        failed.append(plog)
     return failed
+
+
+#: How many runs `sync_state_off_loop` splits its jobs in (threads of the pool working at once).
+_STATE_RUNS = 4
+
+
+def _run_jobs(jobs: Sequence[SyncJob]) -> list[BaseException | None]:
+    """Run `jobs` one after the other (a thread): what each raised, None if it succeeded."""
+    errors: list[BaseException | None] = []
+    for job in jobs:
+        try:
+            job()
+        except Exception as e:  # noqa: BLE001 - reported per job (its log's ERROR line)
+            errors.append(e)
+        else:
+            errors.append(None)
+    return errors

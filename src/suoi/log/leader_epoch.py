@@ -24,24 +24,28 @@ Kafka's rules followed here (LeaderEpochFileCache):
   ``truncate_from_start(o)`` drops entries wholly below ``o`` and moves the start of the
   last of them up to ``o`` (log start offset moved by retention / DeleteRecords).
 
-Where the file is fsynced: a new leader's epoch before its first append and a rebuild at open
-(`flush`: file + directory); a new epoch on the append path and every truncation (`write`: no
-fsync, on the event loop) - the log's next flush syncs it on a thread (`CheckpointSync`) before
-the recovery point passes it, as Kafka's ``truncateFromEndAsyncFlush`` / ``truncateFromStartAsyncFlush``
-(KAFKA-15046) flush it later on a scheduler thread. A file an OS crash left stale is repaired at
-open: the entries from the recovery point on are dropped and read again from the batches there
-(`load_or_rebuild`), and those outside ``[log start, log end)`` trimmed.
+Where the file is written: a rebuild at open (`flush`: written, fsynced, renamed, directory
+fsynced, on the thread that opens the log); a new epoch on the append path and every truncation
+(`write`) only snapshot nothing on the event loop: the cache is marked ``unsynced`` and the log's
+state-write notification wakes the broker's flush task, whose thread writes and fsyncs the file
+(`CheckpointSync`: the entries snapshotted on the loop when the job is made, written under the
+cache's lock, a snapshot never overwritten by an older one). Any flush of the log runs the same
+job before its recovery point passes the new entries, as Kafka (KAFKA-15046) writes the
+checkpoint and flushes it later on a scheduler thread. A file an OS crash left missing or stale
+is repaired at open: the entries from the recovery point on are dropped and read again from the
+batches there (`load_or_rebuild`), and those outside ``[log start, log end)`` trimmed.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from suoi.atomic_file import discard_tmp, fsync_dir, write_atomically
+from suoi.atomic_file import discard_tmp, write_atomically
 from suoi.log.errors import KafkaStorageError
 from suoi.log.segment import LogSegment
 from suoi.log.sync_jobs import SyncJob
@@ -74,11 +78,22 @@ class LeaderEpochCache:
 
     def __init__(self, path: Path | None, entries: Iterable[tuple[int, int]] = ()) -> None:
         self.path = path
-        #: The file lags the entries (``assign(durable=False)``) until `flush_if_stale`.
+        #: The entries changed (``assign(durable=False)``) and no write was asked for yet (`write`).
         self.stale = False
-        #: The file was written without an fsync (`write`): the next flush of the log syncs it
-        #: (`sync`, one of `PartitionLog.sync_jobs`) before the recovery point passes its entries.
+        #: The file lags the entries (`write`): a `CheckpointSync` (the flush task's, or any flush
+        #: of the log, before its recovery point passes them) writes and fsyncs it off the loop.
         self.unsynced = False
+        #: Called (on the loop) when `write` marks the file unsynced: the log wakes its flush task.
+        self.on_write: Callable[[], None] | None = None
+        #: `CheckpointSync` jobs in flight: the file is not known durable meanwhile, so a flush
+        #: must make a job of its own (which waits for them on the lock) before its recovery
+        #: point passes the entries.
+        self.syncing = 0
+        #: Changes to the entries so far, and how many of them the file on disk holds: a snapshot
+        #: (`snapshot`) is numbered with the changes it holds, and an older one is never written
+        #: over a newer one (two flush threads may hold snapshots of the same file).
+        self._changes = self._stored = 0
+        self._lock = threading.Lock()
         self._epochs: list[int] = []
         self._starts: list[int] = []
         for epoch, start in entries:
@@ -146,6 +161,7 @@ class LeaderEpochCache:
                 self._starts.pop()
         self._epochs.append(epoch)
         self._starts.append(start_offset)
+        self._changes += 1
         if durable:
             self.flush()
         else:
@@ -162,13 +178,14 @@ class LeaderEpochCache:
         if end_offset < 0 or not self._starts or self._starts[-1] < end_offset:
             return
         self._drop_from(end_offset)
-        self.write()  # fsynced by the log's next flush (`CheckpointSync`), off the event loop
+        self.write()  # written and fsynced off the event loop (`CheckpointSync`)
 
     def _drop_from(self, end_offset: int) -> None:
         """Forget (in memory) the entries starting at or after ``end_offset``."""
         keep = bisect_right(self._starts, end_offset - 1)
         del self._epochs[keep:]
         del self._starts[keep:]
+        self._changes += 1
 
     def truncate_from_start(self, start_offset: int) -> None:
         """Drop entries wholly below ``start_offset``; the epoch holding it now starts there."""
@@ -178,53 +195,64 @@ class LeaderEpochCache:
         del self._epochs[:i]
         del self._starts[:i]
         self._starts[0] = start_offset
+        self._changes += 1
         self.write()  # as truncate_from_end: a stale file only holds entries the open trims
 
     def clear(self) -> None:
         if self._epochs:
             self._epochs.clear()
             self._starts.clear()
+            self._changes += 1
             self.write()
 
     # ------------------------------------------------------------------ persistence
 
     def flush(self) -> None:
-        """Write the checkpoint file atomically (temp file, fsync, rename, fsync dir)."""
-        self._write(durable=True)
+        """Write the checkpoint file now, durably (temp file, fsync, rename, fsync dir): at open,
+        on the thread that opens the log, and at a close."""
+        self.stale = self.unsynced = False
+        self.store(*self.snapshot())
 
     def write(self) -> None:
-        """Write the checkpoint file (temp file, rename) without an fsync: what the append path
-        does when a batch brings a new epoch. Two fsyncs per partition there, on the event loop,
-        after a leadership change of 1,000 partitions under load, stalled the node for seconds
-        (the quorum lost its leader). The entry needs to be durable only before the data it
-        covers is: the log's next flush syncs it first (`sync`), and a start after an OS crash
-        re-reads the epochs of the batches above the recovery point (`load_or_rebuild`)."""
-        self._write(durable=False)
-
-    def _write(self, *, durable: bool) -> None:
+        """Have the checkpoint file written off the event loop: what the append path does when a
+        batch brings a new epoch, and a truncation. The file written on the loop (~0.3 ms each:
+        temp file, write, rename) cost the first produce burst after a failover of 1,000
+        partitions hundreds of ms; two fsyncs each stalled the node for seconds. The entry needs
+        to be durable only before the data it covers is: the log's next flush writes it first
+        (`CheckpointSync`), and a start after an OS crash re-reads the epochs of the batches
+        above the recovery point (`load_or_rebuild`)."""
         if self.path is None:
             return
         self.stale = False
+        self.unsynced = True
+        if self.on_write is not None:
+            self.on_write()
+
+    def snapshot(self) -> tuple[int, str]:
+        """The file's content now (on the loop), numbered by the changes it holds: `store` writes
+        it (on any thread)."""
         lines = [str(_VERSION), str(len(self._epochs))]
         lines += [f"{e} {s}" for e, s in zip(self._epochs, self._starts, strict=True)]
-        try:
-            write_atomically(self.path, "\n".join(lines) + "\n", fsync=durable)
-        except OSError as e:
-            raise KafkaStorageError(e.errno, f"cannot write {self.path}: {e.strerror}") from e
-        self.unsynced = not durable
+        return self._changes, "\n".join(lines) + "\n"
 
-    def sync(self) -> None:
-        """fsync a checkpoint `write` left unsynced, and its directory (the rename). Through
-        descriptors of its own: safe on a flush thread (`suoi.log.flushing`)."""
+    def store(self, number: int, text: str, *, missing_ok: bool = False) -> None:
+        """Write snapshot ``number`` durably, unless a newer one is on disk already (it covers this
+        one: a truncation since then leaves the recovery point below it). Thread-safe; the writes
+        of one file are serialized. ``missing_ok``: a directory deleted meanwhile is no error."""
         if self.path is None:
             return
-        try:
-            fsync_dir(self.path)
-            fsync_dir(self.path.parent)
-        except FileNotFoundError:  # the partition was deleted meanwhile
-            pass
-        except OSError as e:
-            raise KafkaStorageError(e.errno, f"cannot sync {self.path}: {e.strerror}") from e
+        with self._lock:
+            if number <= self._stored:
+                return
+            try:
+                write_atomically(self.path, text, fsync=True)
+            except FileNotFoundError:
+                if not missing_ok:
+                    raise KafkaStorageError(2, f"cannot write {self.path}: no such directory") from None
+                return
+            except OSError as e:
+                raise KafkaStorageError(e.errno, f"cannot write {self.path}: {e.strerror}") from e
+            self._stored = number
 
     @classmethod
     def read(cls, path: Path) -> LeaderEpochCache | None:
@@ -263,19 +291,22 @@ def _parse(lines: Sequence[str]) -> list[tuple[int, int]]:
 
 
 class CheckpointSync(SyncJob):
-    """A flush's fsync of a checkpoint `LeaderEpochCache.write` left unsynced (marked synced now;
-    a later write marks it again, for the next flush)."""
+    """The write and fsync of a checkpoint `LeaderEpochCache.write` left to a thread: its entries
+    snapshotted now, on the loop (the cache is marked synced; a later write marks it again)."""
 
-    __slots__ = ("cache",)
+    __slots__ = ("cache", "number", "text")
 
     def __init__(self, cache: LeaderEpochCache) -> None:
         self.cache = cache
+        self.number, self.text = cache.snapshot()
         cache.unsynced = False
+        cache.syncing += 1
 
     def __call__(self) -> None:
-        self.cache.sync()
+        self.cache.store(self.number, self.text, missing_ok=True)  # deleted meanwhile: nothing to keep
 
     def done(self, ok: bool) -> None:
+        self.cache.syncing -= 1
         if not ok:
             self.cache.unsynced = True
 

@@ -82,6 +82,11 @@ class PartitionLog(LogAppend, LogReads, LogRetention):
                 write_snapshot(self.directory, self._log_end_offset, self.producer_state)
         except (OSError, KafkaStorageError) as e:
             logger.warning("%s-%d: cannot write producer snapshot: %s", self.topic, self.partition, e)
+        try:  # a checkpoint write left to the flush task that has not run (the final flush ran it)
+            if self.leader_epoch_cache.unsynced:
+                self.leader_epoch_cache.flush()
+        except KafkaStorageError as e:
+            logger.warning("%s-%d: cannot write the leader-epoch checkpoint: %s", self.topic, self.partition, e)
         try:
             self.checkpoint_recovery_point(durable=durable)
         except KafkaStorageError as e:

@@ -138,7 +138,7 @@ class LogAppend(LogState):
             if h.max_timestamp > max_ts:
                 max_ts = h.max_timestamp
         if epochs.stale:
-            epochs.write()  # no fsync here: the log's next flush syncs it (`LeaderEpochCache.write`)
+            epochs.write()  # not here: written and fsynced off the loop (`LeaderEpochCache.write`)
         return _new_info(AppendInfo, (placements[0][1], self._log_end_offset - 1, -1, self._log_start_offset, max_ts,
                                       count))
 
@@ -200,7 +200,7 @@ class LogAppend(LogState):
         self._tail = None
         epochs = self.leader_epoch_cache
         if epochs.stale:
-            epochs.write()  # the checkpoint covers every batch stored (synced by the next flush)
+            epochs.write()  # the checkpoint covers every batch stored (written off the loop, before a flush passes it)
         size = len(buf)
         seg = self._segments[-1]
         if seg.should_roll(size, next_offset - 1, now, cfg.segment_bytes, cfg.segment_ms):

@@ -121,6 +121,7 @@ class LogState:
         self.leader_epoch_cache: LeaderEpochCache = (
             LeaderEpochCache(directory / LEADER_EPOCH_CHECKPOINT) if empty
             else load_or_rebuild(directory, segments, log_start_offset, self._log_end_offset, self._recovery_point))
+        self.leader_epoch_cache.on_write = self._epoch_written
 
     # ------------------------------------------------------------------ properties
 
@@ -211,10 +212,7 @@ class LogState:
             for seg in (*self._unflushed_segments, self._active):
                 if not seg.closed:
                     seg.flush()
-            if self.leader_epoch_cache.unsynced:
-                self.leader_epoch_cache.unsynced = False
-                self.leader_epoch_cache.sync()
-            for job in self.state_sync_jobs():
+            for job in self.state_sync_jobs():  # the leader-epoch checkpoint's write, the state files
                 try:
                     job()
                 except BaseException:
@@ -236,9 +234,7 @@ class LogState:
         if rolled:
             jobs += (PathSync(self.directory / f"{self._active.base_offset:020d}{SNAPSHOT_SUFFIX}"),
                      PathSync(self.directory))
-        if self.leader_epoch_cache.unsynced:  # before the recovery point passes its entries
-            jobs.append(CheckpointSync(self.leader_epoch_cache))
-        return jobs + self.state_sync_jobs()
+        return jobs + self.state_sync_jobs()  # the leader-epoch checkpoint's: before the recovery point passes it
 
     # ------------------------------------------------------------------ state files
 
@@ -260,7 +256,12 @@ class LogState:
     @property
     def state_unsynced(self) -> bool:
         """State files written without an fsync wait for one (`state_sync_jobs`)."""
-        return bool(self._state_paths)
+        return bool(self._state_paths) or self.leader_epoch_cache.unsynced
+
+    def _epoch_written(self) -> None:
+        """The leader-epoch checkpoint waits for its write (`LeaderEpochCache.write`): as a state file."""
+        if self.on_state_write is not None:
+            self.on_state_write()
 
     @property
     def truncation_unsynced(self) -> bool:
@@ -273,16 +274,20 @@ class LogState:
 
     def state_sync_jobs(self, *, truncated: bool = False) -> list[SyncJob]:
         """The fsync of the state files written unsynced so far (a thread runs it; `done` on the
-        loop): the files, then the directory. Empty when nothing waits. ``truncated``: for a
+        loop): the files, then the directory; before them, the write of a leader-epoch checkpoint
+        left to a thread (`CheckpointSync`, also when one is in flight: the flush that asks must
+        not see it durable before it is). Empty when nothing waits. ``truncated``: for a
         caller that must see the last truncation durable (the replica fetcher) while another
         thread may still be syncing it: the recovery point and the directory are synced again."""
+        epochs = self.leader_epoch_cache
+        jobs: list[SyncJob] = [CheckpointSync(epochs)] if epochs.unsynced or epochs.syncing else []
         if truncated and self.truncation_unsynced:
             self._state_paths.update((self.directory / RECOVERY_POINT_FILE, self.directory))
         if not self._state_paths:
-            return []
+            return jobs
         paths = sorted(self._state_paths - {self.directory}) + [self.directory]
         self._state_paths.clear()
-        return [StateSync(paths, self._state_gen, self._state_synced)]
+        return [*jobs, StateSync(paths, self._state_gen, self._state_synced)]
 
     def _state_synced(self, gen: int, paths: Sequence[Path]) -> None:
         if gen >= 0:

@@ -93,10 +93,10 @@ def test_a_truncation_fsyncs_nothing_on_the_loop_and_its_recovery_point_and_dir_
         rp = str(log.directory / RECOVERY_POINT_FILE)
         assert rp in synced and str(log.directory) in synced
         assert synced.index(rp) < len(synced) - 1 - synced[::-1].index(str(log.directory))  # file, then dir
-        # the epoch checkpoint goes with the log's next flush (as Kafka's async flush), off the loop too
+        # the epoch checkpoint is written and fsynced by the flush task too (as Kafka's async flush)
+        assert f"{log.directory / EPOCH_FILE}.tmp" in synced  # fsynced before its rename
+        assert not log.leader_epoch_cache.unsynced and not log.state_unsynced
         assert await flush_logs_off_loop([log]) == []
-        assert not log.leader_epoch_cache.unsynced
-        assert str(log.directory / EPOCH_FILE) in fsync_threads.paths(off=loop_thread, since=start)
         assert fsync_threads.paths(loop_thread, since=start) == []
 
     try:
@@ -222,7 +222,7 @@ def test_a_clean_stop_syncs_the_state_files_still_owed(tmp_path: Path, clock: Cl
     start = fsync_threads.mark()
     assert manager.shutdown()  # (a thread of the stopping broker)
     synced = fsync_threads.paths(since=start)
-    for name in (LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, EPOCH_FILE):
+    for name in (LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, f"{EPOCH_FILE}.tmp"):  # (the checkpoint: written then)
         assert str(log.directory / name) in synced
     assert not log.state_unsynced and not log.truncation_unsynced
     assert (tmp_path / "data" / "clean-shutdown").exists()
