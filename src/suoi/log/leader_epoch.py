@@ -168,11 +168,6 @@ class LeaderEpochCache:
             self.stale = True
         return True
 
-    def flush_if_stale(self) -> None:
-        """Write the checkpoint if a non-durable `assign` changed it since the last write."""
-        if self.stale:
-            self.flush()
-
     def truncate_from_end(self, end_offset: int) -> None:
         """Drop entries starting at or after ``end_offset`` (the log was truncated there)."""
         if end_offset < 0 or not self._starts or self._starts[-1] < end_offset:
