@@ -12,7 +12,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from suoi.api.topic_names import invalid_topic_name
-from suoi.log.manager import TopicInfo
+from suoi.log.topic_info import TopicInfo
 from suoi.model import ErrorCode
 from suoi.partition.directory import NoPartitions, PartitionDirectory
 

@@ -14,8 +14,9 @@ from suoi.log.errors import (
     TopicExistsError,
     UnknownTopicOrPartitionError,
 )
-from suoi.log.manager import LogManager, TopicInfo
+from suoi.log.manager import LogManager
 from suoi.log.partition_log import AppendInfo, PartitionLog
+from suoi.log.topic_info import TopicInfo
 
 __all__ = [
     "TOPIC_CONFIG_DEFAULTS",

@@ -38,9 +38,9 @@ from suoi.log.partition_log import PartitionLog
 from suoi.log.recovery import never_written
 
 if TYPE_CHECKING:
-    from suoi.log.manager import TopicInfo
     from suoi.log.replica_move import ReplicaMove
     from suoi.log.topic_files import TopicFiles
+    from suoi.log.topic_info import TopicInfo
 
 __all__ = ["LogJobs", "NewLog", "make_new_logs", "remove_trees", "set_aside"]
 

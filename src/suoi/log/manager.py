@@ -18,7 +18,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -41,6 +40,7 @@ from suoi.log.recovery import RECOVERY_POINT_FILE, RecoveryStats
 from suoi.log.replica_move import FUTURE_SUFFIX, ReplicaMove
 from suoi.log.scrubber import CorruptionStats
 from suoi.log.topic_files import TopicFiles
+from suoi.log.topic_info import TopicInfo
 
 __all__ = ["METADATA_DIR", "LogManager", "TopicInfo", "validate_topic_name"]
 
@@ -48,23 +48,6 @@ logger = logging.getLogger("suoi.log")
 
 METADATA_DIR = "__suoi_topics"
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
-
-
-@dataclass(frozen=True, slots=True)
-class TopicInfo:
-    """A topic as the storage layer knows it; ``configs`` are the overrides only."""
-
-    name: str
-    topic_id: uuid.UUID
-    partitions: int
-    configs: Mapping[str, str]
-    config: LogConfig
-    #: Partitions with a replica on this node; None = all (a single node hosts everything).
-    #: In a cluster the metadata image decides, see `host_partitions`.
-    hosted: frozenset[int] | None = None
-
-    def hosts(self, partition: int) -> bool:
-        return 0 <= partition < self.partitions and (self.hosted is None or partition in self.hosted)
 
 
 def validate_topic_name(name: str) -> None:
