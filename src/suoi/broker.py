@@ -112,6 +112,8 @@ class Broker:
         self.dynamic_configs = DynamicBrokerConfigs(config.log_dirs[0])
         self.now_ms = now_ms
         self.log_config = log_config_from(config)
+        #: Compacts the logs (`_cleaner_loop`); its I/O rate is dynamic (`reconfigure`).
+        self.cleaner = LogCleaner(io_max_bytes_per_s=config.get_float("log.cleaner.io.max.bytes.per.second"))
         self.logs = LogManager(config.log_dirs, self.log_config, now_ms=now_ms)
         self.notifier = AppendNotifier()
         # Blocks of producer ids from the active controller (AllocateProducerIds, KIP-730).
@@ -354,6 +356,7 @@ class Broker:
         self.logs.default_config = self.log_config
         for name, info in self.logs.topics().items():
             self.logs.alter_topic_configs(name, info.configs)  # re-derives each live log's config
+        self.cleaner.io_max_bytes_per_s = self.config.get_float("log.cleaner.io.max.bytes.per.second")
         limits = self.connection_limits
         limits.max_connections = self.config.get_int("max.connections")
         limits.max_per_ip = self.config.get_int("max.connections.per.ip")
@@ -444,16 +447,18 @@ class Broker:
         Planning and the commit's renames run on the event loop (they touch PartitionLog state);
         the rewrite of sealed segments and the commit's fsyncs run on threads (`suoi.log_cleaning`).
         """
-        cleaner = LogCleaner(io_max_bytes_per_s=float(self.config.get("log.cleaner.io.max.bytes.per.second")))  # type: ignore[arg-type]
         interval = self.config.get_int("log.cleaner.backoff.ms") / 1000
-        while True:
-            await asyncio.sleep(interval)
-            for plog in self.logs.compactable_logs():
-                try:
-                    if await clean_off_loop(cleaner, plog, self.now_ms()):
-                        log.info("compacted %s", plog)
-                except Exception:
-                    log.exception("log cleaner failed on %s", plog)
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                for plog in self.logs.compactable_logs():
+                    try:
+                        if await clean_off_loop(self.cleaner, plog, self.now_ms()):
+                            log.info("compacted %s", plog)
+                    except Exception:
+                        log.exception("log cleaner failed on %s", plog)
+        finally:  # a build asleep in the throttle (a rate of 0 sleeps until changed) gives up
+            self.cleaner.stop()
 
     async def _scrubber_loop(self) -> None:
         """Re-check sealed segments' CRCs at log.scrubber.bytes.per.second (suoi.log.scrubber),

@@ -300,6 +300,9 @@ class BrokerConfig:
         v = self.get(key)
         return None if v is None else int(v)  # type: ignore[call-overload]
 
+    def get_float(self, key: str) -> float:
+        return float(self.get(key))  # type: ignore[arg-type]
+
     def get_bool(self, key: str) -> bool:
         return bool(self.get(key))
 

@@ -47,13 +47,15 @@ FILE_NAME = "dynamic-broker-configs.json"
 
 #: Broker key -> the topic config it is the default of (None: only a scaled synonym).
 #: The topic-config defaults come from the log layer's one map; the log cleaner's are not
-#: dynamic here (the cleaner reads them when it starts).
+#: dynamic here (the cleaner reads them when it starts), but for its I/O rate (Kafka's
+#: ``LogCleaner.reconfigure``: a build in progress follows it, ``log.cleaner_pace``).
 DYNAMIC_KEYS = MappingProxyType({
     **{k: v for k, v in BROKER_TO_TOPIC_CONFIG.items() if not k.startswith("log.cleaner.")},
     "log.roll.hours": None,
     "unclean.leader.election.enable": "unclean.leader.election.enable",
     "log.retention.minutes": None,
     "log.retention.hours": None,
+    "log.cleaner.io.max.bytes.per.second": None,
     # connection limits (cluster-wide dynamic in Kafka), applied by Broker.reconfigure
     "max.connections": None,
     "max.connections.per.ip": None,

@@ -56,7 +56,7 @@ from itertools import chain
 from itertools import count as count_from
 
 from suoi.log import cleaner_files as files
-from suoi.log.cleaner_pace import Pace
+from suoi.log.cleaner_pace import IoThrottle, Pace
 from suoi.log.cleaner_plan import CleanGroup, CleanPlan, CleanResult, PlannedSegment
 from suoi.log.cleaner_swap import commit_steps, run_steps
 from suoi.log.cleaner_txn import AbortedRanges
@@ -81,8 +81,21 @@ class LogCleaner:
         #: Bounds the offset map (Kafka's dedupe buffer); a pass that would
         #: exceed it stops at a segment boundary and the rest waits.
         self.max_map_entries = max_map_entries
-        #: ``log.cleaner.io.max.bytes.per.second``: bytes read and written by ``build`` (``cleaner_pace``)
-        self.io_max_bytes_per_s = io_max_bytes_per_s
+        #: ``log.cleaner.io.max.bytes.per.second``: bytes read and written by ``build`` (``cleaner_pace``);
+        #: dynamic, read by a build in progress too.
+        self.io_throttle = IoThrottle(io_max_bytes_per_s)
+
+    @property
+    def io_max_bytes_per_s(self) -> float:
+        return self.io_throttle.bytes_per_s
+
+    @io_max_bytes_per_s.setter
+    def io_max_bytes_per_s(self, rate: float) -> None:
+        self.io_throttle.bytes_per_s = rate
+
+    def stop(self) -> None:
+        """The node stops: a build sleeping in the throttle gives up (``CleanerStopped``)."""
+        self.io_throttle.stopped = True
 
     # ------------------------------------------------------------------ phase 1
 
@@ -153,7 +166,7 @@ class LogCleaner:
         groups: list[CleanGroup] = []
         try:
             aborted = AbortedRanges(plan.aborted_txns, plan.segments[0].base_offset, plan.segments[-1].next_offset)
-            pace = Pace(self.io_max_bytes_per_s)
+            pace = Pace(self.io_throttle)
             offset_map, end = self._build_offset_map(plan, aborted, pace)
             segs = [s for s in plan.segments if s.next_offset <= end]
             ctx = _Filter(plan, offset_map, aborted)
