@@ -176,16 +176,19 @@ def test_acks_all_needs_min_insync_replicas(cluster: Cluster) -> None:
     for node in others:
         cluster.kill(node)
     try:
-        # Before the ISR shrinks (>= 2.5 s: session timeout): an acks=all wait the followers never
+        # A killed broker whose endpoints refuse connections is fenced at the controller's next
+        # tick, which its closed heartbeat connection wakes: the ISR may have shrunk to the leader
+        # already (NOT_ENOUGH_REPLICAS at once). Otherwise an acks=all wait the followers never
         # answer ends at the request's timeout (or, had the ISR shrunk meanwhile, with the HW
-        # past it and too small an ISR), without offsets; the next answer on that connection follows.
+        # past it and too small an ISR). Either way without offsets; the next answer follows.
         with RawClient(survivor) as c:
             started = time.monotonic()
             waited = c.request(produce_req(topic, 0, build_batch([(None, b"unreplicated")]), timeout_ms=300))
             answered = time.monotonic() - started
             after = c.request(metadata_req(topic, allow_create=False))
         p = waited.responses[0].partition_responses[0]
-        assert p.error_code in (ErrorCode.request_timed_out, ErrorCode.not_enough_replicas_after_append)
+        assert p.error_code in (ErrorCode.request_timed_out, ErrorCode.not_enough_replicas_after_append,
+                                ErrorCode.not_enough_replicas)
         assert p.base_offset == -1 and answered < 5, answered
         if p.error_code == ErrorCode.request_timed_out:
             assert answered >= 0.25, answered  # not before the request's timeout
